@@ -1,0 +1,1 @@
+"""graphql-todos: live GraphQL todos on PostgreSQL."""

@@ -1,0 +1,97 @@
+"""Assembles the app: the database, the service, the hub and every transport."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TypedDict
+
+import anyio.to_thread
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from .config import Settings
+from .embedded import embedded_postgres
+from .graphql_view import TodoGraphQL
+from .hub import Hub
+from .migrations import migrate
+from .service import TodoService
+
+logger = logging.getLogger(__name__)
+
+
+class State(TypedDict):
+    service: TodoService
+    hub: Hub
+    pool: AsyncConnectionPool
+
+
+async def healthz(request: Request) -> JSONResponse:
+    hub: Hub = request.state.hub
+    service: TodoService = request.state.service
+    if not hub.connected:
+        return JSONResponse({"status": "unavailable", "reason": "listener"}, status_code=503)
+    try:
+        await service.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure is "not healthy"
+        logger.warning("health check: database unreachable: %s", exc)
+        return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[str]:
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    # Blocking start and stop (about a second each) run off the event loop.
+    embedded = embedded_postgres(settings.data_dir)
+    dsn = await anyio.to_thread.run_sync(embedded.__enter__)
+    try:
+        yield dsn
+    finally:
+        await anyio.to_thread.run_sync(embedded.__exit__, None, None, None)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        async with _database(settings) as dsn:
+            await anyio.to_thread.run_sync(migrate, dsn)
+            pool = AsyncConnectionPool(
+                dsn,
+                min_size=1,
+                max_size=settings.pool_size,
+                open=False,
+                kwargs={"application_name": "graphql-todos"},
+            )
+            await pool.open(wait=True)
+            service = TodoService(pool)
+            hub = Hub(
+                dsn,
+                service,
+                queue_size=settings.queue_size,
+                heartbeat_seconds=settings.heartbeat_seconds,
+            )
+            try:
+                await hub.start()
+                logger.info("graphql-todos ready")
+                yield {"service": service, "hub": hub, "pool": pool}
+            finally:
+                await hub.stop()
+                await pool.close()
+
+    graphql = TodoGraphQL(settings.web_dist)
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    if settings.web_dist is not None:
+        routes.append(Mount("/", StaticFiles(directory=settings.web_dist, html=True)))
+    return Starlette(routes=routes, lifespan=lifespan)

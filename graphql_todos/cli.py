@@ -1,0 +1,66 @@
+"""graphql-todos serve | migrate | export-schema"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import Settings
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    # Migrations run in the app's lifespan, next to the embedded server.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _migrate(settings: Settings) -> None:
+    from .embedded import embedded_postgres
+    from .migrations import migrate
+
+    if settings.database_url is not None:
+        applied = migrate(settings.database_url)
+    else:
+        with embedded_postgres(settings.data_dir) as dsn:
+            applied = migrate(dsn)
+    print("applied: " + (", ".join(applied) if applied else "nothing, up to date"))
+
+
+def _export_schema(output: Path | None) -> None:
+    from .schema import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="graphql-todos", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="migrate, then serve on HOST:PORT")
+    commands.add_parser("migrate", help="apply the SQL migrations in sql/")
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export.add_argument("--output", type=Path, help="write here instead of stdout")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Its INFO lines dump whole initdb transcripts.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    if args.command == "serve":
+        _serve(settings)
+    elif args.command == "migrate":
+        _migrate(settings)
+    else:
+        _export_schema(args.output)
+
+
+if __name__ == "__main__":
+    main()

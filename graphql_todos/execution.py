@@ -1,0 +1,67 @@
+"""Subscription events executed once per distinct subscription, not once per
+subscriber.
+
+The hub gives every subscriber the same Change (and the same Todo inside it).
+Subscribers whose operations are the same document (the same object, thanks
+to the parser cache) with the same variables get the same result for the
+same event, so the first one executes it and serializes the data once
+(an orjson Fragment); the rest reuse those bytes. This holds because no
+resolver below a subscription reads per-connection context: a field that
+does (a viewer, permissions) must add that to the key.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+from graphql import ExecutionResult, OperationType
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from .models import Change, Todo
+
+# Big enough for every distinct subscription of one burst of changes.
+CACHE_SIZE = 4096
+_SHARED_ROOTS = (Change, Todo)
+
+
+class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    results: OrderedDict[tuple[int, int, bytes], tuple[Any, Any, Any]] = OrderedDict()
+    executions = 0
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        root = self.root_value
+        if (
+            self.operation.operation is not OperationType.SUBSCRIPTION
+            or not isinstance(root, _SHARED_ROOTS)
+        ):
+            return super().execute_operation(serially)
+        key = (id(root), id(self.operation), _variables_key(self.variable_values.coerced))
+        cached = self.results.get(key)
+        # The entry holds root and operation, so their ids cannot be reused
+        # by other objects while it lives.
+        if cached is not None and cached[0] is root and cached[1] is self.operation:
+            self.results.move_to_end(key)
+            return cached[2]
+        result = super().execute_operation(serially)
+        if inspect.isawaitable(result):
+            return self._store_later(key, result)
+        return self._store(key, result)
+
+    async def _store_later(self, key: tuple[int, int, bytes], pending: Any) -> Any:
+        return self._store(key, await pending)
+
+    def _store(self, key: tuple[int, int, bytes], result: ExecutionResult) -> ExecutionResult:
+        type(self).executions += 1
+        if not result.errors:
+            result = ExecutionResult(data=orjson.Fragment(orjson.dumps(result.data)))  # type: ignore[arg-type]
+        self.results[key] = (self.root_value, self.operation, result)
+        if len(self.results) > CACHE_SIZE:
+            self.results.popitem(last=False)
+        return result
+
+
+def _variables_key(variables: dict[str, Any]) -> bytes:
+    return orjson.dumps(variables, option=orjson.OPT_SORT_KEYS, default=str)

@@ -1,0 +1,53 @@
+"""The GraphQL transport: HTTP, WebSockets (both protocols) and multipart
+subscriptions on /graphql, plus GraphiQL from our own built assets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import (
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
+
+from .schema import Context, build_schema
+
+NO_CLIENT = """<!doctype html><title>GraphiQL not built</title>
+<p>The GraphiQL page is built with the web client: run <code>make run</code>.</p>"""
+
+
+class TodoGraphQL(GraphQL[Context, None]):
+    def __init__(self, web_dist: Path | None) -> None:
+        super().__init__(
+            build_schema(),
+            keep_alive=True,
+            keep_alive_interval=15,
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
+            connection_init_wait_timeout=timedelta(seconds=10),
+        )
+        self.graphiql = web_dist / "graphiql.html" if web_dist else None
+
+    async def get_context(self, request: Request | WebSocket, response: object) -> Context:
+        # Lifespan state, copied into every request's scope by Starlette.
+        return Context(service=request.state.service, hub=request.state.hub)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.
+        if self.graphiql is None or not self.graphiql.exists():
+            return HTMLResponse(NO_CLIENT, status_code=503)
+        return HTMLResponse(self.graphiql.read_text())
+
+    def encode_json(self, data: object) -> str:
+        # orjson also writes the Fragments that SharedEventExecutor made.
+        return orjson.dumps(data).decode()

@@ -1,0 +1,244 @@
+"""One LISTEN connection per process, fanned out to any number of subscribers.
+
+The listener reads each new journal entry once (all entries since the last one
+it delivered, in one query, however many NOTIFYs arrived) and offers the same
+Change object to every interested subscriber's bounded queue. A subscriber
+that falls behind, or that asks to start from an older cursor, reads the gap
+from the journal instead: nothing is dropped and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+
+from .models import Change
+from .service import TodoService
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "todo_changes"
+# Journal rows read per query, both live and when replaying.
+BATCH = 500
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# Queue markers: read the journal up to the hub's position; the hub is closing.
+RESYNC = _Marker("RESYNC")
+CLOSED = _Marker("CLOSED")
+
+
+class Subscriber:
+    """A bounded queue of changes after `last`, fed by the hub."""
+
+    def __init__(self, hub: Hub, after: int, todo_id: uuid.UUID | None) -> None:
+        self.hub = hub
+        self.todo_id = todo_id
+        self.last = after
+        self.queue: asyncio.Queue[Change | _Marker] = asyncio.Queue(hub.queue_size)
+        if after < hub.position:
+            self.queue.put_nowait(RESYNC)
+
+    def skip_through(self, position: int) -> None:
+        """Deliver only changes after `position` (a snapshot already shows the rest)."""
+        self.last = max(self.last, position)
+
+    def offer(self, item: Change | _Marker) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # Too slow to keep up: forget the queued changes and read them
+            # back from the journal when this subscriber is ready.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(CLOSED if item is CLOSED else RESYNC)
+            self.hub.resyncs += 1
+
+    async def batches(self) -> AsyncIterator[list[Change]]:
+        """Changes in commit order, in lists of whatever arrived together."""
+        while True:
+            items = [await self.queue.get()]
+            while not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            batch: list[Change] = []
+            for item in items:
+                if item is CLOSED:
+                    if batch:
+                        yield batch
+                    return
+                if item is RESYNC:
+                    batch.extend(await self._replay())
+                elif isinstance(item, Change) and self._accept(item):
+                    batch.append(item)
+            if batch:
+                yield batch
+
+    async def __aiter__(self) -> AsyncIterator[Change]:
+        async for batch in self.batches():
+            for change in batch:
+                yield change
+
+    def _accept(self, change: Change) -> bool:
+        if change.position <= self.last:
+            return False
+        self.last = change.position
+        return self.todo_id is None or change.todo.id == self.todo_id
+
+    async def _replay(self) -> list[Change]:
+        upto = self.hub.position
+        replayed: list[Change] = []
+        while self.last < upto:
+            chunk = await self.hub.service.changes_between(self.last, upto, BATCH)
+            if not chunk:
+                self.last = upto
+                break
+            replayed.extend(c for c in chunk if self._accept(c))
+        return replayed
+
+
+class Hub:
+    def __init__(
+        self,
+        dsn: str,
+        service: TodoService,
+        *,
+        queue_size: int = 1000,
+        heartbeat_seconds: float = 5.0,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self.dsn = dsn
+        self.service = service
+        self.queue_size = queue_size
+        self.heartbeat_seconds = heartbeat_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        # The newest journal position delivered to subscribers.
+        self.position = 0
+        self.connected = False
+        self.reconnects = 0
+        self.resyncs = 0
+        self.backend_pid: int | None = None
+        self._all: set[Subscriber] = set()
+        self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._all) + sum(len(s) for s in self._by_todo.values())
+
+    async def start(self) -> None:
+        """Start listening; returns once the first LISTEN is in place."""
+        self.position = await self.service.journal_position()
+        self._task = asyncio.create_task(self._run(), name="todo-hub")
+        await self._ready.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.connected = False
+        for sub in [*self._all, *(s for subs in self._by_todo.values() for s in subs)]:
+            sub.offer(CLOSED)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, after: int | None = None, todo_id: uuid.UUID | None = None
+    ) -> AsyncIterator[Subscriber]:
+        """A subscriber for changes after `after` (default: from now), all of
+        them or those of one todo. Leaving the block unsubscribes."""
+        sub = Subscriber(self, self.position if after is None else after, todo_id)
+        group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
+        group.add(sub)
+        try:
+            yield sub
+        finally:
+            group.discard(sub)
+            if todo_id is not None and not group:
+                del self._by_todo[todo_id]
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                if self.connected:
+                    logger.warning("listener connection lost: %s", exc)
+                else:
+                    logger.warning("listener cannot connect (retry in %.1fs): %s", delay, exc)
+                self.connected = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_seconds)
+            else:
+                delay = 0.1
+
+    async def _listen(self) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.dsn, autocommit=True, application_name="graphql-todos listener"
+        ) as conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            self.backend_pid = conn.info.backend_pid
+            # Everything committed while we were away is in the journal.
+            await self._catch_up()
+            if self._ready.is_set():
+                self.reconnects += 1
+                logger.info("listener reconnected at position %s", self.position)
+            self.connected = True
+            self._ready.set()
+            while True:
+                if await self._wait_for_news(conn):
+                    await self._catch_up()
+                else:
+                    # A quiet spell: prove the connection is alive, and read
+                    # the journal in case a notification went missing.
+                    await conn.execute("SELECT 1")
+                    await self._catch_up()
+
+    async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        # notifies() holds the connection lock while it runs: close it
+        # before the connection is used for anything else.
+        async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
+            async for notify in gen:
+                if _position(notify.payload) > self.position:
+                    return True
+        return False
+
+    async def _catch_up(self) -> None:
+        while True:
+            changes = await self.service.changes_between(self.position, 2**63 - 1, BATCH)
+            for change in changes:
+                self.position = change.position
+                self._publish(change)
+            if len(changes) < BATCH:
+                return
+
+    def _publish(self, change: Change) -> None:
+        for sub in self._all:
+            sub.offer(change)
+        for sub in self._by_todo.get(change.todo.id, ()):
+            sub.offer(change)
+
+
+def _position(payload: str) -> int:
+    try:
+        return int(json.loads(payload)["position"])
+    except (ValueError, KeyError, TypeError):
+        # Not ours (someone else NOTIFYing the channel): check the journal.
+        return 2**63 - 1

@@ -1,0 +1,78 @@
+"""Plain data passed between the layers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Todo:
+    id: uuid.UUID
+    title: str
+    completed: bool
+    created_time: datetime
+    updated_time: datetime
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Todo:
+        """Build from the jsonb snapshot the journal trigger stores."""
+        return cls(
+            id=uuid.UUID(row["id"]),
+            title=row["title"],
+            completed=row["completed"],
+            created_time=datetime.fromisoformat(row["created_time"]),
+            updated_time=datetime.fromisoformat(row["updated_time"]),
+        )
+
+    def sort_key(self) -> tuple[datetime, uuid.UUID]:
+        return (self.created_time, self.id)
+
+
+class Op(Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Change:
+    """One journal entry. The hub hands the same object to every subscriber,
+    so per-event work (execution, serialization) can be shared by identity."""
+
+    position: int
+    op: Op
+    todo: Todo
+
+    @property
+    def cursor(self) -> str:
+        return str(self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Rows and the journal position they reflect, read in one transaction."""
+
+    todos: list[Todo]
+    position: int
+
+    @property
+    def cursor(self) -> str:
+        return str(self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class TodoState:
+    """One row as a watcher sees it: first its state when watching began
+    (op None), then after each change; todo is None when absent or deleted."""
+
+    op: Op | None
+    todo: Todo | None
+    position: int
+
+    @property
+    def cursor(self) -> str:
+        return str(self.position)

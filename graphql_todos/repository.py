@@ -1,0 +1,128 @@
+"""SQL for the todos table and its journal: small functions taking a connection.
+
+Nothing here commits or validates; the service owns transactions and rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
+
+from .models import Change, Op, Todo
+
+TODO_COLUMNS = "id, title, completed, created_time, updated_time"
+
+SELECT_TODOS = f"""
+SELECT {TODO_COLUMNS} FROM todos
+WHERE %(completed)s::boolean IS NULL OR completed = %(completed)s::boolean
+ORDER BY created_time, id
+"""
+SELECT_TODO = f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s"
+INSERT_TODO = f"""
+INSERT INTO todos (title, completed) VALUES (%(title)s, %(completed)s)
+RETURNING {TODO_COLUMNS}
+"""
+UPDATE_TODO = f"""
+UPDATE todos SET title = coalesce(%(title)s, title),
+                 completed = coalesce(%(completed)s, completed)
+WHERE id = %(id)s
+RETURNING {TODO_COLUMNS}
+"""
+DELETE_TODO = f"DELETE FROM todos WHERE id = %(id)s RETURNING {TODO_COLUMNS}"
+# ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
+SET_ALL_COMPLETED = f"""
+WITH changed AS (
+    UPDATE todos SET completed = %(completed)s
+    WHERE completed IS DISTINCT FROM %(completed)s
+    RETURNING {TODO_COLUMNS}
+)
+SELECT * FROM changed ORDER BY created_time, id
+"""
+DELETE_COMPLETED = f"""
+WITH deleted AS (DELETE FROM todos WHERE completed RETURNING {TODO_COLUMNS})
+SELECT * FROM deleted ORDER BY created_time, id
+"""
+# Must be the transaction's first statement: every later read then sees the
+# same snapshot, so rows and journal position agree.
+BEGIN_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
+SELECT_CHANGES = """
+SELECT position, op, todo FROM todo_changes
+WHERE position > %(after)s AND position <= %(upto)s
+ORDER BY position
+LIMIT %(limit)s
+"""
+
+
+async def begin_snapshot(conn: AsyncConnection[Any]) -> None:
+    await conn.execute(BEGIN_SNAPSHOT)
+
+
+async def list_todos(conn: AsyncConnection[Any], completed: bool | None) -> list[Todo]:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(SELECT_TODOS, {"completed": completed})
+        return await cur.fetchall()
+
+
+async def get_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(SELECT_TODO, {"id": todo_id})
+        return await cur.fetchone()
+
+
+async def insert_todo(conn: AsyncConnection[Any], title: str, completed: bool) -> Todo:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(INSERT_TODO, {"title": title, "completed": completed})
+        row = await cur.fetchone()
+        assert row is not None
+        return row
+
+
+async def update_todo(
+    conn: AsyncConnection[Any], todo_id: uuid.UUID, title: str | None, completed: bool | None
+) -> Todo | None:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed})
+        return await cur.fetchone()
+
+
+async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(DELETE_TODO, {"id": todo_id})
+        return await cur.fetchone()
+
+
+async def set_all_completed(conn: AsyncConnection[Any], completed: bool) -> list[Todo]:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(SET_ALL_COMPLETED, {"completed": completed})
+        return await cur.fetchall()
+
+
+async def delete_completed(conn: AsyncConnection[Any]) -> list[Todo]:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(DELETE_COMPLETED)
+        return await cur.fetchall()
+
+
+async def journal_position(conn: AsyncConnection[Any]) -> int:
+    """The newest committed position visible to this transaction."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_POSITION)
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row["position"])
+
+
+async def changes_between(
+    conn: AsyncConnection[Any], after: int, upto: int, limit: int
+) -> list[Change]:
+    """Journal entries with after < position <= upto, oldest first."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_CHANGES, {"after": after, "upto": upto, "limit": limit})
+        return [
+            Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]))
+            for r in await cur.fetchall()
+        ]

@@ -1,0 +1,162 @@
+"""The GraphQL schema: thin resolvers over the service and the live streams."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.types import ExecutionContext, Info
+
+from . import streams
+from .errors import DomainError
+from .execution import SharedEventExecutor
+from .hub import Hub
+from .service import TodoService
+from .types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    service: TodoService
+    hub: Hub
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+def _unset_to_none(value: Any) -> Any:
+    return None if value is strawberry.UNSET else value
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Ordered by createdTime, then id.")
+    async def todos(self, info: Info[Context, None], completed: bool | None = None) -> list[Todo]:
+        return cast(list[Todo], await _ctx(info).service.list_todos(completed))
+
+    @strawberry.field(description="Null when absent.")
+    async def todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo | None:
+        return cast(Todo | None, await _ctx(info).service.get_todo(id))
+
+    @strawberry.field(description="The rows and the cursor they reflect, read in one transaction.")
+    async def todo_list(self, info: Info[Context, None], completed: bool | None = None) -> TodoList:
+        snapshot = await _ctx(info).service.snapshot(completed)
+        return TodoList(todos=cast(list[Todo], snapshot.todos), cursor=snapshot.cursor)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
+        todo = await _ctx(info).service.create_todo(input.title, bool(input.completed))
+        return cast(Todo, todo)
+
+    @strawberry.mutation
+    async def update_todo(
+        self, info: Info[Context, None], id: strawberry.ID, input: UpdateTodoInput
+    ) -> Todo:
+        todo = await _ctx(info).service.update_todo(
+            id, _unset_to_none(input.title), _unset_to_none(input.completed)
+        )
+        return cast(Todo, todo)
+
+    @strawberry.mutation(description="Returns the deleted row.")
+    async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
+        return cast(Todo, await _ctx(info).service.delete_todo(id))
+
+    @strawberry.mutation(description="Returns the rows it changed.")
+    async def toggle_all(self, info: Info[Context, None], completed: bool) -> list[Todo]:
+        return cast(list[Todo], await _ctx(info).service.toggle_all(completed))
+
+    @strawberry.mutation(description="Returns the rows it deleted.")
+    async def clear_completed(self, info: Info[Context, None]) -> list[Todo]:
+        return cast(list[Todo], await _ctx(info).service.clear_completed())
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Every change after the cursor (from now when omitted), in commit order."
+    )
+    async def todo_changes(
+        self, info: Info[Context, None], after: str | None = None
+    ) -> AsyncGenerator[TodoChange, None]:
+        ctx = _ctx(info)
+        async for change in streams.changes(ctx.service, ctx.hub, after):
+            yield cast(TodoChange, change)
+
+    @strawberry.subscription(
+        description="The current state first, then each change; null once deleted, then complete."
+    )
+    async def todo(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> AsyncGenerator[Todo | None, None]:
+        ctx = _ctx(info)
+        async for state in streams.todo_states(ctx.service, ctx.hub, id):
+            yield cast(Todo | None, state.todo)
+
+    @strawberry.subscription(
+        description="Live query: the full list now, then again after changes (coalesced)."
+    )
+    async def todos(
+        self, info: Info[Context, None], completed: bool | None = None
+    ) -> AsyncGenerator[list[Todo], None]:
+        ctx = _ctx(info)
+        async for todos in streams.live_list(ctx.service, ctx.hub, completed):
+            yield cast(list[Todo], todos)
+
+
+def _error_code(error: GraphQLError) -> str:
+    if isinstance(error.original_error, DomainError):
+        return error.original_error.code
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.original_error is None:
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "INTERNAL_SERVER_ERROR"
+
+
+class ErrorCodes(MaskErrors):
+    """Every error gets extensions.code; unexpected ones lose their details."""
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = []
+        for error in errors:
+            code = _error_code(error)
+            if code == "INTERNAL_SERVER_ERROR":
+                error = self.anonymise_error(error)
+            error.extensions = {**(error.extensions or {}), "code": code}
+            processed.append(error)
+        return processed
+
+
+class TodoSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Client mistakes are answers, not incidents: log only the rest.
+        unexpected = [e for e in errors if _error_code(e) == "INTERNAL_SERVER_ERROR"]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def build_schema() -> strawberry.Schema:
+    return TodoSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[ParserCache(), ValidationCache(), ErrorCodes()],
+        execution_context_class=SharedEventExecutor,
+    )
+
+

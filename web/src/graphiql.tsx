@@ -1,0 +1,50 @@
+// GraphiQL explorer, bundled by Vite from npm: every script, style, font and Monaco worker
+// comes from our own /assets/, nothing from a CDN.
+import 'graphiql/setup-workers/vite';
+import 'graphiql/style.css';
+import '@graphiql/plugin-explorer/style.css';
+import { explorerPlugin } from '@graphiql/plugin-explorer';
+import { createGraphiQLFetcher } from '@graphiql/toolkit';
+import { GraphiQL } from 'graphiql';
+import { createClient } from 'graphql-ws';
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { endpoints } from './api';
+
+const DEFAULT_QUERY = `# Live changes to the todo list. Run it, then add a todo in another tab.
+subscription {
+  todoChanges {
+    op
+    cursor
+    todo {
+      id
+      title
+      completed
+    }
+  }
+}
+
+# query {
+#   todoList { cursor todos { id title completed } }
+# }
+
+# mutation {
+#   createTodo(input: { title: "Try GraphiQL" }) { id title }
+# }
+`;
+
+const { http, ws } = endpoints();
+const fetcher = createGraphiQLFetcher({
+  url: http,
+  // Our own client instance, so the toolkit never has to resolve graphql-ws lazily.
+  // No @defer/@stream in our schema: plain JSON responses.
+  enableIncrementalDelivery: false,
+  wsClient: createClient({ url: ws, retryAttempts: Infinity, shouldRetry: () => true }),
+});
+const explorer = explorerPlugin();
+
+createRoot(document.getElementById('graphiql')!).render(
+  <StrictMode>
+    <GraphiQL fetcher={fetcher} plugins={[explorer]} defaultQuery={DEFAULT_QUERY} />
+  </StrictMode>,
+);

@@ -1,0 +1,115 @@
+// Pure state logic of the TodoMVC page: no DOM, no network, so it is unit-testable.
+
+export interface Todo {
+  id: string;
+  title: string;
+  completed: boolean;
+}
+
+export type ChangeOp = 'CREATED' | 'UPDATED' | 'DELETED';
+
+export interface TodoChange {
+  op: ChangeOp;
+  todo: Todo;
+  cursor: string;
+}
+
+/** What the page shows: the server's list as of `cursor` (null before the first load). */
+export interface TodoState {
+  todos: readonly Todo[];
+  cursor: string | null;
+}
+
+export type Filter = 'all' | 'active' | 'completed';
+
+export const emptyState: TodoState = { todos: [], cursor: null };
+
+/** The result of a `todoList` query replaces everything: it is a consistent snapshot. */
+export function loadSnapshot(todos: readonly Todo[], cursor: string): TodoState {
+  return { todos: todos.map(pickTodo), cursor };
+}
+
+/**
+ * Cursors are decimal strings of an increasing integer position. They may exceed
+ * Number.MAX_SAFE_INTEGER, hence BigInt. A malformed cursor is never "newer".
+ */
+export function isNewer(cursor: string, than: string | null): boolean {
+  if (!/^\d+$/.test(cursor)) return false;
+  if (than === null || !/^\d+$/.test(than)) return true;
+  return BigInt(cursor) > BigInt(than);
+}
+
+/**
+ * Applies one subscription event. Replays after a reconnect may repeat events, so an
+ * event not newer than the last applied one is ignored, and upserts/deletes are keyed by
+ * id: applying the same event twice leaves the state unchanged (same object).
+ */
+export function applyChange(state: TodoState, change: TodoChange): TodoState {
+  if (!isNewer(change.cursor, state.cursor)) return state;
+  const todo = pickTodo(change.todo);
+  const index = state.todos.findIndex((t) => t.id === todo.id);
+  let todos: readonly Todo[];
+  if (change.op === 'DELETED') {
+    todos = index === -1 ? state.todos : state.todos.filter((t) => t.id !== todo.id);
+  } else if (index === -1) {
+    todos = [...state.todos, todo];
+  } else {
+    todos = state.todos.map((t, i) => (i === index ? todo : t));
+  }
+  return { todos, cursor: change.cursor };
+}
+
+export function applyChanges(state: TodoState, changes: readonly TodoChange[]): TodoState {
+  return changes.reduce(applyChange, state);
+}
+
+/** Maps a location hash (`#/`, `#/active`, `#/completed`) to a filter. */
+export function filterFromHash(hash: string): Filter {
+  switch (hash.replace(/^#\/?/, '').replace(/\/$/, '')) {
+    case 'active':
+      return 'active';
+    case 'completed':
+      return 'completed';
+    default:
+      return 'all';
+  }
+}
+
+export function visibleTodos(todos: readonly Todo[], filter: Filter): readonly Todo[] {
+  switch (filter) {
+    case 'active':
+      return todos.filter((t) => !t.completed);
+    case 'completed':
+      return todos.filter((t) => t.completed);
+    default:
+      return todos;
+  }
+}
+
+export interface Counts {
+  total: number;
+  active: number;
+  completed: number;
+}
+
+export function countTodos(todos: readonly Todo[]): Counts {
+  const completed = todos.filter((t) => t.completed).length;
+  return { total: todos.length, active: todos.length - completed, completed };
+}
+
+/** "item" or "items", as the TodoMVC spec's `.todo-count` wants ("0 items", "1 item"). */
+export function pluralize(count: number, word: string): string {
+  return count === 1 ? word : `${word}s`;
+}
+
+/** Trimmed title, or null when nothing is left (an emptied edit deletes the todo). */
+export function normalizeTitle(raw: string): string | null {
+  const title = raw.trim();
+  return title === '' ? null : title;
+}
+
+// Events carry more fields (timestamps) than the page needs; keep the state minimal so
+// equal todos compare equal field by field.
+function pickTodo({ id, title, completed }: Todo): Todo {
+  return { id, title, completed };
+}
