@@ -1,0 +1,64 @@
+# graphql-todos: `make run` and `make test` work from a fresh clone.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Root installs Debian packages directly; anyone else through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+WEB_SOURCES := $(shell find web/src -type f -not -path 'web/src/gql/*' 2>/dev/null) \
+	web/index.html web/graphiql.html web/vite.config.ts web/codegen.ts web/tsconfig.json \
+	web/package.json schema/schema.graphql
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: $(VENV)/.run web/dist/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
+	$(BIN)/graphql-todos serve
+
+.PHONY: test
+test: $(VENV)/.test web/dist/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
+	cd web && npm test
+	$(BIN)/pytest
+
+.PHONY: schema
+schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
+	$(BIN)/graphql-todos export-schema --output schema/schema.graphql
+
+.PHONY: web
+web: web/dist/index.html ## build the web client if its sources changed
+
+.PHONY: clean
+clean: ## remove what the build made (keeps .data, the embedded databases)
+	rm -rf $(VENV) web/node_modules web/dist web/src/gql
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run: pyproject.toml $(VENV)/bin/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.run
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+/usr/bin/npm:
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm
+
+web/node_modules/.installed: web/package-lock.json | /usr/bin/npm
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run build
+	touch $@
+
+# The end-to-end tests drive Debian's chromium; Playwright's own browser
+# download cannot work here.
+/usr/bin/chromium:
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium
