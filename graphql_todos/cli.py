@@ -16,7 +16,15 @@ def _serve(settings: Settings) -> None:
     from .app import create_app
 
     # Migrations run in the app's lifespan, next to the embedded server.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # Streaming HTTP subscriptions never end by themselves: bound the wait
+    # for them so a SIGTERM always reaches the lifespan shutdown.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
 
 
 def _migrate(settings: Settings) -> None:

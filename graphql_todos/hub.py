@@ -140,11 +140,15 @@ class Hub:
     def subscriber_count(self) -> int:
         return len(self._all) + sum(len(s) for s in self._by_todo.values())
 
-    async def start(self) -> None:
+    async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""
         self.position = await self.service.journal_position()
         self._task = asyncio.create_task(self._run(), name="todo-hub")
-        await self._ready.wait()
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"cannot LISTEN on {CHANNEL} (see the warnings above)") from None
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_until
+from tests.gql import TransportWs
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
@@ -103,6 +104,24 @@ def test_a_killed_run_leaves_postgres_that_the_next_run_takes_over(data_dir: Pat
     ).json()
     assert body == {"data": {"todos": [{"title": "kept"}]}}
     assert serve.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    wait_until(lambda: not alive(pid), timeout=10)
+
+
+def test_sigterm_ends_open_subscriptions_and_still_stops_postgres(data_dir: Path) -> None:
+    serve = Serve(data_dir)
+    pid = postmaster_pid(data_dir)
+    url = f"http://127.0.0.1:{serve.port}/graphql"
+    headers = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+    body = {"query": "subscription { todoChanges { cursor } }"}
+    with TransportWs(f"ws://127.0.0.1:{serve.port}") as ws, httpx.stream(
+        "POST", url, json=body, headers=headers, timeout=30
+    ) as stream:
+        ws.subscribe("subscription { todos { id } }")
+        assert ws.next_data() == {"todos": []}
+        assert stream.status_code == 200
+        started = time.monotonic()
+        assert serve.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        assert time.monotonic() - started < 15
     wait_until(lambda: not alive(pid), timeout=10)
 
 
