@@ -24,6 +24,10 @@ test: $(VENV)/.test web/dist/index.html /usr/bin/chromium ## install everything,
 	cd web && npm test
 	$(BIN)/pytest
 
+.PHONY: bench
+bench: $(VENV)/.test ## measure change latency (raw NOTIFY floor vs the app); writes docs/benchmarks.md
+	$(BIN)/python bench/latency.py --out docs/benchmarks.md
+
 .PHONY: schema
 schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
 	$(BIN)/graphql-todos export-schema --output schema/schema.graphql
