@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from . import rest
 from .config import Settings
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *rest.routes,
     ]
     if settings.web_dist is not None:
         routes.append(Mount("/", StaticFiles(directory=settings.web_dist, html=True)))

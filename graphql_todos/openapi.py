@@ -1,0 +1,177 @@
+"""The OpenAPI 3.1 description of the REST routes, served at /api/openapi.json.
+
+It is also the contract the property-based tests hold every response to, so
+request schemas say exactly what the service accepts: a title it would refuse
+is out of schema, and a refusal of anything in schema is a bug.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .service import MAX_TITLE_LENGTH
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): _json(_ref("Error"), _ERROR_DESCRIPTIONS[status]) for status in statuses}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _todo_input(*required: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"title": _ref("Title"), "completed": {"type": "boolean"}},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, id or query parameter",
+    404: "No todo with this id",
+    415: "The body is not application/json",
+    422: "The body is not a todo this operation accepts",
+}
+
+_ITEM_ERRORS = _errors(400, 404)
+_WRITE_ERRORS = _errors(400, 415, 422)
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "graphql-todos REST",
+        "version": "1.0.0",
+        "description": (
+            "The same todos as /graphql. Each URL is also a WebSocket (RESTSocket):"
+            " /api/todos/?after=<cursor> sends every change after the cursor,"
+            ' {"op", "todo", "cursor"}; /api/todos/{id}/ sends a "snapshot", then'
+            " each change to that row. Both send {\"op\": \"keepalive\"} when idle."
+        ),
+    },
+    "paths": {
+        "/api/todos/": {
+            "get": {
+                "operationId": "listTodos",
+                "summary": "Every todo, ordered by created_time, then id",
+                "parameters": [
+                    {
+                        "name": "completed",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "boolean"},
+                        "description": "Only the completed (true) or the active (false) ones",
+                    }
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Todo")}, "The todos"),
+                    **_errors(400),
+                },
+            },
+            "post": {
+                "operationId": "createTodo",
+                "requestBody": _body("NewTodo"),
+                "responses": {
+                    "201": _json(
+                        _ref("Todo"),
+                        "Created",
+                        headers={
+                            "Location": {
+                                "description": "/api/todos/{id}/",
+                                "required": True,
+                                "schema": {"type": "string"},
+                            }
+                        },
+                        # The id in the body is what every item operation takes.
+                        links={
+                            op: {"operationId": op, "parameters": {"id": "$response.body#/id"}}
+                            for op in ("getTodo", "replaceTodo", "updateTodo", "deleteTodo")
+                        },
+                    ),
+                    **_WRITE_ERRORS,
+                },
+            },
+        },
+        "/api/todos/{id}/": {
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                }
+            ],
+            "get": {
+                "operationId": "getTodo",
+                "responses": {"200": _json(_ref("Todo"), "The todo"), **_ITEM_ERRORS},
+            },
+            "put": {
+                "operationId": "replaceTodo",
+                "summary": "Set both fields",
+                "requestBody": _body("TodoReplacement"),
+                "responses": {"200": _json(_ref("Todo"), "Updated"), **_ITEM_ERRORS, **_WRITE_ERRORS},
+            },
+            "patch": {
+                "operationId": "updateTodo",
+                "summary": "Set the fields given",
+                "requestBody": _body("TodoPatch"),
+                "responses": {"200": _json(_ref("Todo"), "Updated"), **_ITEM_ERRORS, **_WRITE_ERRORS},
+            },
+            "delete": {
+                "operationId": "deleteTodo",
+                "responses": {"204": {"description": "Deleted"}, **_ITEM_ERRORS},
+            },
+        },
+    },
+    "components": {
+        "schemas": {
+            "Todo": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "title": {"type": "string"},
+                    "completed": {"type": "boolean"},
+                    "created_time": {"type": "string", "format": "date-time"},
+                    "updated_time": {"type": "string", "format": "date-time"},
+                },
+                "required": ["id", "title", "completed", "created_time", "updated_time"],
+                "additionalProperties": False,
+            },
+            "Title": {
+                "type": "string",
+                "description": "Stored without surrounding whitespace; must not be blank",
+                "minLength": 1,
+                "maxLength": MAX_TITLE_LENGTH,
+                # Something besides whitespace, and no NUL (PostgreSQL text can't hold it).
+                "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+            },
+            "NewTodo": _todo_input("title"),
+            "TodoReplacement": _todo_input("title", "completed"),
+            "TodoPatch": _todo_input(),
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "code": {"type": "string", "examples": ["BAD_USER_INPUT", "NOT_FOUND"]},
+                            "message": {"type": "string"},
+                        },
+                        "required": ["code", "message"],
+                    }
+                },
+                "required": ["error"],
+            },
+        }
+    },
+}

@@ -1,0 +1,349 @@
+"""REST routes and RESTSockets (/api/todos/), against the real app."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from openapi_spec_validator import validate
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from graphql_todos import rest
+from graphql_todos.openapi import DOCUMENT
+from tests.conftest import Server, wait_until
+from tests.gql import TODO_FIELDS, TransportWs, create, data
+
+TODOS = "/api/todos/"
+MISSING = str(uuid.UUID(int=1))
+JSON = {"content-type": "application/json"}
+CHANGES = f"subscription {{ todoChanges {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
+
+
+
+def post(client: httpx.Client, title: str, completed: bool = False) -> Any:
+    response = client.post(TODOS, json={"title": title, "completed": completed})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def error(response: httpx.Response, status: int, code: str) -> str:
+    """Assert a JSON error response; return its message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    return str(body["error"]["message"])
+
+
+def listen(server: Server, path: str) -> ClientConnection:
+    """A RESTSocket on path, once the server has subscribed it to the hub."""
+    before = server.subscriber_count()
+    ws = connect(server.ws_url + path, open_timeout=5)
+    wait_until(lambda: server.subscriber_count() > before)
+    return ws
+
+
+def receive(ws: ClientConnection) -> Any:
+    while True:
+        message = json.loads(ws.recv(timeout=5))
+        if message["op"] != "keepalive":
+            return message
+
+
+def close_frame(ws: ClientConnection) -> tuple[int, str]:
+    """Wait for the server to close the socket; its code and reason."""
+    with pytest.raises(ConnectionClosed) as closed:
+        receive(ws)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+# --- HTTP -----------------------------------------------------------------
+
+
+def test_list_is_ordered_like_the_graphql_query(client: httpx.Client) -> None:
+    for title in "bca":
+        post(client, title, completed=title == "c")
+    graphql_ids = [t["id"] for t in data(client, "{ todos { id } }")["todos"]]
+    response = client.get(TODOS)
+    assert response.status_code == 200
+    assert [t["id"] for t in response.json()] == graphql_ids
+    assert [t["title"] for t in response.json()] == ["b", "c", "a"]
+
+
+def test_list_filters_on_completed(client: httpx.Client) -> None:
+    post(client, "done", completed=True)
+    post(client, "open")
+    assert [t["title"] for t in client.get(TODOS, params={"completed": "true"}).json()] == ["done"]
+    assert [t["title"] for t in client.get(TODOS, params={"completed": "false"}).json()] == ["open"]
+
+
+def test_list_refuses_a_completed_filter_that_is_not_a_boolean(client: httpx.Client) -> None:
+    assert "maybe" in error(client.get(TODOS, params={"completed": "maybe"}), 400, "BAD_USER_INPUT")
+
+
+def test_create_returns_the_row_and_its_location(client: httpx.Client) -> None:
+    response = client.post(TODOS, json={"title": "  milk  "})
+    assert response.status_code == 201
+    todo = response.json()
+    assert set(todo) == {"id", "title", "completed", "created_time", "updated_time"}
+    assert (todo["title"], todo["completed"]) == ("milk", False)
+    assert todo["created_time"] == todo["updated_time"]
+    assert response.headers["location"] == f"/api/todos/{todo['id']}/"
+    assert client.get(response.headers["location"]).json() == todo
+    assert post(client, "done", completed=True)["completed"] is True
+
+
+def test_get_returns_the_row_as_graphql_sees_it(client: httpx.Client) -> None:
+    todo = post(client, "a")
+    graphql = data(client, f'{{ todo(id: "{todo["id"]}") {{ {TODO_FIELDS} }} }}')["todo"]
+    response = client.get(f"{TODOS}{todo['id']}/")
+    assert response.status_code == 200
+    assert response.json() == todo
+    assert (graphql["id"], graphql["title"]) == (todo["id"], todo["title"])
+
+
+def test_put_sets_both_fields(client: httpx.Client) -> None:
+    todo = post(client, "a")
+    response = client.put(f"{TODOS}{todo['id']}/", json={"title": "b", "completed": True})
+    assert response.status_code == 200
+    assert (response.json()["title"], response.json()["completed"]) == ("b", True)
+    assert response.json()["updated_time"] > todo["updated_time"]
+
+
+@pytest.mark.parametrize("body", [{"title": "b"}, {"completed": True}, {}])
+def test_put_requires_both_fields(client: httpx.Client, body: dict[str, Any]) -> None:
+    todo = post(client, "a")
+    response = client.put(f"{TODOS}{todo['id']}/", json=body)
+    assert "missing field" in error(response, 422, "BAD_USER_INPUT")
+
+
+def test_patch_sets_only_the_fields_given(client: httpx.Client) -> None:
+    todo = post(client, "a")
+    url = f"{TODOS}{todo['id']}/"
+    done = client.patch(url, json={"completed": True}).json()
+    assert (done["title"], done["completed"]) == ("a", True)
+    renamed = client.patch(url, json={"title": "b"}).json()
+    assert (renamed["title"], renamed["completed"]) == ("b", True)
+    assert client.patch(url, json={}).json() == renamed
+
+
+def test_delete_returns_204_then_the_row_is_gone(client: httpx.Client) -> None:
+    todo = post(client, "a")
+    response = client.delete(f"{TODOS}{todo['id']}/")
+    assert (response.status_code, response.content) == (204, b"")
+    error(client.get(f"{TODOS}{todo['id']}/"), 404, "NOT_FOUND")
+    assert client.get(TODOS).json() == []
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("GET", None), ("PUT", {"title": "b", "completed": True}), ("PATCH", {}), ("DELETE", None)],
+)
+def test_unknown_id_is_404_and_malformed_id_is_400(
+    client: httpx.Client, method: str, body: dict[str, Any] | None
+) -> None:
+    assert MISSING in error(client.request(method, f"{TODOS}{MISSING}/", json=body), 404, "NOT_FOUND")
+    message = error(client.request(method, f"{TODOS}nope/", json=body), 400, "BAD_USER_INPUT")
+    assert message == "malformed id: 'nope'"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"title": 1}, "title must be a string"),
+        ({"title": None}, "title must be a string"),
+        ({"title": "a", "completed": "yes"}, "completed must be a boolean"),
+        ({"title": "a", "completed": 1}, "completed must be a boolean"),
+        ({"title": "a", "id": MISSING}, "unknown field: 'id'"),
+        ({"completed": True}, "missing field: title"),
+        (["a"], "the body must be a JSON object"),
+        ("a", "the body must be a JSON object"),
+        (None, "the body must be a JSON object"),
+        ({"title": " \t "}, "title must not be blank"),
+        ({"title": "x" * 513}, "title must be at most 512 characters"),
+        ({"title": "a\x00b"}, "title must not contain NUL characters"),
+    ],
+)
+def test_invalid_bodies_are_422(client: httpx.Client, body: Any, message: str) -> None:
+    response = client.post(TODOS, content=json.dumps(body), headers=JSON)
+    assert error(response, 422, "BAD_USER_INPUT") == message
+    assert client.get(TODOS).json() == []
+
+
+def test_invalid_bodies_are_422_on_update_too(client: httpx.Client) -> None:
+    url = f"{TODOS}{post(client, 'a')['id']}/"
+    response = client.patch(url, json={"completed": None})
+    assert error(response, 422, "BAD_USER_INPUT") == "completed must be a boolean"
+    assert error(client.put(url, json={"title": "", "completed": True}), 422, "BAD_USER_INPUT")
+    assert client.get(url).json()["title"] == "a"
+
+
+@pytest.mark.parametrize("content", [b"{", b"", b"NaN", b'{"title": "\\ud800"}', b"\xff", b"[" * 2000])
+def test_malformed_json_is_400(client: httpx.Client, content: bytes) -> None:
+    response = client.post(TODOS, content=content, headers=JSON)
+    assert error(response, 400, "MALFORMED_JSON").startswith("malformed JSON")
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"}]
+)
+def test_a_body_that_is_not_json_is_415(client: httpx.Client, headers: dict[str, str]) -> None:
+    response = client.post(TODOS, content=b'{"title": "a"}', headers=headers)
+    error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+    url = f"{TODOS}{post(client, 'a')['id']}/"
+    error(client.patch(url, content=b"{}", headers=headers), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_json_with_a_charset_is_json(client: httpx.Client) -> None:
+    headers = {"content-type": "application/json; charset=utf-8"}
+    assert client.post(TODOS, content=b'{"title": "a"}', headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", TODOS, "GET, HEAD, POST"),
+        ("POST", f"{TODOS}{MISSING}/", "GET, HEAD, PUT, PATCH, DELETE"),
+    ],
+)
+def test_other_methods_are_405_with_allow(
+    client: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path)
+    error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["allow"] == allow
+
+
+def test_unknown_api_paths_are_json_404(client: httpx.Client) -> None:
+    error(client.get("/api/nothing"), 404, "NOT_FOUND")
+
+
+def test_openapi_document_is_valid_and_served(client: httpx.Client) -> None:
+    served = client.get("/api/openapi.json").json()
+    assert served == DOCUMENT
+    validate(served)
+
+
+# --- RESTSockets ----------------------------------------------------------
+
+
+def test_changes_socket_sends_each_change_in_commit_order(server: Server, client: httpx.Client) -> None:
+    with listen(server, TODOS) as ws:
+        todo = post(client, "a")
+        url = f"{TODOS}{todo['id']}/"
+        patched = client.patch(url, json={"completed": True}).json()
+        client.delete(url)
+        messages = [receive(ws) for _ in range(3)]
+    assert [(m["op"], m["todo"]) for m in messages] == [
+        ("created", todo),
+        ("updated", patched),
+        ("deleted", patched),
+    ]
+    cursors = [int(m["cursor"]) for m in messages]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 3
+
+
+def test_changes_socket_resumes_after_a_cursor(server: Server, client: httpx.Client) -> None:
+    with listen(server, TODOS) as ws:
+        a = post(client, "a")
+        cursor = receive(ws)["cursor"]
+    wait_until(lambda: server.subscriber_count() == 0)
+    # Made while nobody listens: the journal keeps them for the next socket.
+    b = post(client, "b")
+    client.patch(f"{TODOS}{a['id']}/", json={"title": "a2"})
+    with listen(server, f"{TODOS}?after={cursor}") as ws:
+        missed = [receive(ws) for _ in range(2)]
+        c = post(client, "c")
+        live = receive(ws)
+    assert [(m["op"], m["todo"]["title"]) for m in missed] == [("created", "b"), ("updated", "a2")]
+    assert missed[0]["todo"] == b
+    assert (live["op"], live["todo"]) == ("created", c)
+    with listen(server, f"{TODOS}?after=0") as ws:
+        assert [receive(ws)["todo"]["title"] for _ in range(4)] == ["a", "b", "a2", "c"]
+
+
+@pytest.mark.parametrize("after", ["nope", "", "-1", "99999"])
+def test_changes_socket_refuses_a_bad_cursor(server: Server, after: str) -> None:
+    with connect(f"{server.ws_url}{TODOS}?after={after}", open_timeout=5) as ws:
+        code, reason = close_frame(ws)
+    assert code == 4400
+    assert reason.startswith("unknown cursor")
+    wait_until(lambda: server.subscriber_count() == 0)
+
+
+def test_graphql_changes_reach_the_rest_socket(server: Server, client: httpx.Client) -> None:
+    with listen(server, TODOS) as ws:
+        todo = create(client, "from graphql")
+        message = receive(ws)
+    assert message["op"] == "created"
+    assert (message["todo"]["id"], message["todo"]["title"]) == (todo["id"], "from graphql")
+
+
+def test_rest_changes_reach_graphql_subscriptions(server: Server, client: httpx.Client) -> None:
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 1)
+        todo = post(client, "from rest")
+        change = ws.next_data()["todoChanges"]
+    assert change["op"] == "CREATED"
+    assert (change["todo"]["id"], change["todo"]["title"]) == (todo["id"], "from rest")
+
+
+def test_todo_socket_sends_snapshot_changes_then_closes_after_delete(
+    server: Server, client: httpx.Client
+) -> None:
+    todo = post(client, "a")
+    other = post(client, "other")
+    with listen(server, f"{TODOS}{todo['id']}/") as ws:
+        snapshot = receive(ws)
+        patched = client.patch(f"{TODOS}{todo['id']}/", json={"completed": True}).json()
+        client.patch(f"{TODOS}{other['id']}/", json={"completed": True})
+        updated = receive(ws)
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("UPDATE todos SET title = 'by sql' WHERE id = %s", (todo["id"],))
+        by_sql = receive(ws)
+        data(client, "mutation($id: ID!) { deleteTodo(id: $id) { id } }", {"id": todo["id"]})
+        deleted = receive(ws)
+        assert close_frame(ws) == (1000, "")
+    assert (snapshot["op"], snapshot["todo"]) == ("snapshot", todo)
+    assert (updated["op"], updated["todo"]) == ("updated", patched)
+    assert by_sql["op"] == "updated"
+    assert (by_sql["todo"]["title"], by_sql["todo"]["completed"]) == ("by sql", True)
+    assert (deleted["op"], deleted["todo"]) == ("deleted", by_sql["todo"])
+    cursors = [int(m["cursor"]) for m in (snapshot, updated, by_sql, deleted)]
+    assert cursors == sorted(cursors)
+    wait_until(lambda: server.subscriber_count() == 0)
+
+
+@pytest.mark.parametrize(("todo_id", "code"), [(MISSING, 4404), ("nope", 4400)])
+def test_todo_socket_refuses_an_unknown_or_malformed_id(
+    server: Server, todo_id: str, code: int
+) -> None:
+    with connect(f"{server.ws_url}{TODOS}{todo_id}/", open_timeout=5) as ws:
+        assert close_frame(ws)[0] == code
+    wait_until(lambda: server.subscriber_count() == 0)
+
+
+def test_sockets_send_keepalives(
+    server: Server, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rest, "KEEPALIVE_SECONDS", 0.05)
+    todo = post(client, "a")
+    for path in (TODOS, f"{TODOS}{todo['id']}/"):
+        with listen(server, path) as ws:
+            ops = [json.loads(ws.recv(timeout=5))["op"] for _ in range(3)]
+        assert ops.count("keepalive") >= 2
+
+
+def test_sockets_unsubscribe_when_the_client_leaves(server: Server, client: httpx.Client) -> None:
+    todo = post(client, "a")
+    for path in (TODOS, f"{TODOS}?after=0", f"{TODOS}{todo['id']}/"):
+        ws = listen(server, path)
+        assert server.subscriber_count() == 1
+        ws.close()
+        wait_until(lambda: server.subscriber_count() == 0)
