@@ -1,0 +1,280 @@
+"""End to end: the built web client (web/dist) in Debian's headless Chromium against
+the real server. Needs `npm run build` in web/ and /usr/bin/chromium."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from tests.conftest import WEB_DIST, Server
+
+from playwright import sync_api
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Route,
+    expect,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# The other page must show a change within a second of it being made.
+LIVE_MS = 1000
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # `make test` installs chromium and builds web/dist first; without them
+    # these tests fail rather than skip.
+    assert CHROMIUM.exists(), "needs /usr/bin/chromium (make test installs it)"
+    assert (WEB_DIST / "index.html").exists(), "needs web/dist (make test builds it)"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport={"width": 1000, "height": 640})
+    yield context
+    context.close()
+
+
+def open_app(context: BrowserContext, server: Server) -> Page:
+    page = context.new_page()
+    page.goto(server.url + "/")
+    expect(page.locator(".connection-status")).to_have_attribute("data-state", "live")
+    return page
+
+
+def add_todo(page: Page, title: str) -> None:
+    page.locator(".new-todo").fill(title)
+    page.locator(".new-todo").press("Enter")
+
+
+def titles(page: Page) -> Locator:
+    return page.locator(".todo-list li label")
+
+
+def insert_sql(server: Server, title: str) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES (%s)", (title,))
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Refresh docs/ only on request, so a test run leaves the work tree clean."""
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / name))
+
+
+def test_two_pages_stay_in_step(server: Server, context: BrowserContext) -> None:
+    a, b = open_app(context, server), open_app(context, server)
+
+    add_todo(a, "  buy milk  ")
+    expect(titles(b)).to_have_text(["buy milk"], timeout=LIVE_MS)
+    add_todo(a, "walk the dog")
+    add_todo(a, "write tests")
+    expect(titles(b)).to_have_text(["buy milk", "walk the dog", "write tests"], timeout=LIVE_MS)
+    expect(b.locator(".todo-count")).to_have_text("3 items left", timeout=LIVE_MS)
+    # Page a, too, shows only what the server sent back: wait for it before each step.
+    expect(titles(a)).to_have_count(3, timeout=LIVE_MS)
+
+    # Edit: Enter saves (trimmed), Escape cancels.
+    titles(a).nth(0).dblclick()
+    a.locator(".todo-list li.editing .edit").fill(" buy oat milk ")
+    a.locator(".todo-list li.editing .edit").press("Enter")
+    expect(titles(b).nth(0)).to_have_text("buy oat milk", timeout=LIVE_MS)
+    titles(a).nth(1).dblclick()
+    a.locator(".todo-list li.editing .edit").fill("never saved")
+    a.locator(".todo-list li.editing .edit").press("Escape")
+    expect(a.locator(".todo-list li.editing")).to_have_count(0)
+    expect(titles(a).nth(1)).to_have_text("walk the dog")
+
+    # Toggle one: the checkbox follows the server's event, so click, not check().
+    a.locator(".todo-list li").nth(1).locator(".toggle").click()
+    expect(b.locator(".todo-list li").nth(1)).to_have_class("completed", timeout=LIVE_MS)
+    expect(b.locator(".todo-count")).to_have_text("2 items left", timeout=LIVE_MS)
+    b.goto(server.url + "/#/active")
+    expect(titles(b)).to_have_text(["buy oat milk", "write tests"], timeout=LIVE_MS)
+    expect(b.locator(".filters a.selected")).to_have_text("Active")
+    b.goto(server.url + "/#/")
+    a.locator(".new-todo").focus()
+    screenshot(a, "screenshot-todomvc.png")
+
+    # Toggle all, both ways.
+    a.locator("label[for=toggle-all]").click()
+    expect(b.locator(".todo-list li.completed")).to_have_count(3, timeout=LIVE_MS)
+    expect(b.locator(".todo-count")).to_have_text("0 items left", timeout=LIVE_MS)
+    expect(a.locator(".toggle-all")).to_be_checked(timeout=LIVE_MS)
+    a.locator("label[for=toggle-all]").click()
+    expect(b.locator(".todo-list li.completed")).to_have_count(0, timeout=LIVE_MS)
+    expect(b.locator(".todo-count")).to_have_text("3 items left", timeout=LIVE_MS)
+    expect(a.locator(".toggle-all")).not_to_be_checked(timeout=LIVE_MS)
+
+    # Delete with the button, and by emptying a title.
+    row = a.locator(".todo-list li").nth(2)
+    row.hover()
+    row.locator(".destroy").click()
+    expect(titles(b)).to_have_text(["buy oat milk", "walk the dog"], timeout=LIVE_MS)
+    expect(titles(a)).to_have_count(2, timeout=LIVE_MS)
+    titles(a).nth(0).dblclick()
+    a.locator(".todo-list li.editing .edit").fill("   ")
+    a.locator(".todo-list li.editing .edit").press("Enter")
+    expect(titles(b)).to_have_text(["walk the dog"], timeout=LIVE_MS)
+
+    # Clear completed empties the list; main and footer disappear.
+    add_todo(a, "stays")
+    expect(titles(a)).to_have_count(2, timeout=LIVE_MS)
+    a.locator(".todo-list li").nth(0).locator(".toggle").click()
+    expect(b.locator(".todo-count")).to_have_text("1 item left", timeout=LIVE_MS)
+    a.locator(".clear-completed").click()
+    expect(titles(b)).to_have_text(["stays"], timeout=LIVE_MS)
+    expect(b.locator(".clear-completed")).to_have_count(0, timeout=LIVE_MS)
+    expect(titles(a)).to_have_text(["stays"], timeout=LIVE_MS)
+    a.locator(".todo-list li .toggle").click()
+    a.locator(".clear-completed").click()
+    expect(b.locator(".todo-list li")).to_have_count(0, timeout=LIVE_MS)
+    expect(b.locator(".main")).to_have_count(0)
+    expect(b.locator(".footer")).to_have_count(0)
+
+
+def test_row_inserted_with_sql_appears(server: Server, context: BrowserContext) -> None:
+    page = open_app(context, server)
+    insert_sql(server, "from plain SQL")
+    expect(titles(page)).to_have_text(["from plain SQL"], timeout=LIVE_MS)
+
+
+def test_page_survives_a_server_restart(server: Server, context: BrowserContext) -> None:
+    page = open_app(context, server)
+    add_todo(page, "before")
+    expect(titles(page)).to_have_text(["before"], timeout=LIVE_MS)
+
+    server.stop()
+    expect(page.locator(".connection-status")).to_have_attribute(
+        "data-state", "offline", timeout=5000
+    )
+    insert_sql(server, "while down")
+    server.start()
+
+    # The client's backoff is capped at 5 s; the replay from its cursor brings the
+    # missed row, exactly once.
+    expect(page.locator(".connection-status")).to_have_attribute(
+        "data-state", "live", timeout=15000
+    )
+    expect(titles(page)).to_have_text(["before", "while down"], timeout=5000)
+    add_todo(page, "after")
+    expect(titles(page)).to_have_text(["before", "while down", "after"], timeout=LIVE_MS)
+
+
+def test_unknown_cursor_reloads_the_list(server: Server, context: BrowserContext) -> None:
+    """A reset journal (cursor now unknown) makes the page reload the list."""
+    page = open_app(context, server)
+    for title in ("one", "two", "three"):
+        add_todo(page, title)
+    expect(titles(page)).to_have_count(3, timeout=LIVE_MS)
+
+    server.stop()
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE todos DISABLE TRIGGER USER")
+        conn.execute("DELETE FROM todos")
+        conn.execute("ALTER TABLE todos ENABLE TRIGGER USER")
+        conn.execute("DELETE FROM todo_changes")
+        conn.execute("SELECT setval('todo_changes_position', 1, false)")
+        conn.execute("INSERT INTO todos (title) VALUES ('after the reset')")
+    server.start()
+
+    expect(titles(page)).to_have_text(["after the reset"], timeout=15000)
+    expect(page.locator(".connection-status")).to_have_attribute("data-state", "live")
+    insert_sql(server, "live again")
+    expect(titles(page)).to_have_text(["after the reset", "live again"], timeout=LIVE_MS)
+
+
+def run_in_graphiql(page: Page, document: str, prettify: bool = False) -> None:
+    """Replace the editor's text and press the run button."""
+    editor = page.locator(".graphiql-query-editor")
+    editor.locator(".view-lines").click()
+    page.keyboard.press("ControlOrMeta+A")
+    # One line through insert_text, not type(): Monaco would auto-close brackets.
+    page.keyboard.insert_text(document)
+    if prettify:
+        page.get_by_role("button", name="Prettify query").click()
+        expect(editor.locator(".view-line")).not_to_have_count(1)
+    page.locator(".graphiql-execute-button").click()
+
+
+def test_graphiql_runs_everything_offline(server: Server, context: BrowserContext) -> None:
+    aborted: list[str] = []
+    requested: list[str] = []
+
+    def local_only(route: Route) -> None:
+        url = route.request.url
+        if urlsplit(url).scheme in ("http", "https") and urlsplit(url).hostname not in LOCAL_HOSTS:
+            aborted.append(url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", local_only)
+    context.on("request", lambda request: requested.append(request.url))
+    page = context.new_page()
+    page.set_viewport_size({"width": 1400, "height": 720})
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+
+    page.goto(server.url + "/graphql", wait_until="networkidle")
+    editor = page.locator(".graphiql-query-editor")
+    expect(editor).to_contain_text("subscription")
+    expect(editor).to_contain_text("todoChanges")
+    expect(page.get_by_role("button", name="Show GraphiQL Explorer")).to_be_visible()
+    response = page.locator(".graphiql-response")
+
+    run_in_graphiql(page, 'mutation { createTodo(input: {title: "via GraphiQL"}) { id title } }')
+    expect(response).to_contain_text('"title": "via GraphiQL"', timeout=5000)
+
+    run_in_graphiql(page, "query { todoList { cursor todos { title completed } } }")
+    expect(response).to_contain_text('"cursor"', timeout=5000)
+    expect(response).to_contain_text("via GraphiQL")
+
+    # From the start of the journal, so the SQL row counts even if it commits before the
+    # subscription is registered; the response pane shows the latest event.
+    run_in_graphiql(
+        page,
+        'subscription { todoChanges(after: "0") { op cursor todo { id title completed } } }',
+        prettify=True,
+    )
+    insert_sql(server, "seen by GraphiQL")
+    expect(response).to_contain_text("seen by GraphiQL", timeout=5000)
+    expect(response).to_contain_text('"op": "CREATED"')
+
+    page.get_by_role("button", name="Show GraphiQL Explorer").click()
+    expect(page.locator(".graphiql-plugin")).to_contain_text("todoChanges")
+    screenshot(page, "screenshot-graphiql.png")
+
+    assert aborted == []
+    foreign = [
+        url
+        for url in requested
+        if urlsplit(url).scheme not in ("data", "blob")
+        and urlsplit(url).hostname not in LOCAL_HOSTS
+    ]
+    assert foreign == []
+    assert sockets and all(urlsplit(url).hostname in LOCAL_HOSTS for url in sockets), sockets
