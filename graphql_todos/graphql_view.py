@@ -8,9 +8,11 @@ from pathlib import Path
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from cross_web import HTTPException
 from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
@@ -47,6 +49,18 @@ class TodoGraphQL(GraphQL[Context, None]):
         if self.graphiql is None or not self.graphiql.exists():
             return HTMLResponse(NO_CLIENT, status_code=503)
         return HTMLResponse(self.graphiql.read_text())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as exc:
+            # Strawberry answers a request it cannot run (bad JSON, a
+            # mutation over GET) in plain text; keep the GraphQL error shape.
+            error = {"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}
+            response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
+        await response(scope, receive, send)
 
     def encode_json(self, data: object) -> str:
         # orjson also writes the Fragments that SharedEventExecutor made.

@@ -5,14 +5,14 @@ before it reads its starting state, so no change can fall in between."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .hub import Hub
 from .models import Change, Op, Todo, TodoState
 from .service import TodoService, parse_id
 
 
-async def changes(service: TodoService, hub: Hub, after: str | None) -> AsyncIterator[Change]:
+async def changes(service: TodoService, hub: Hub, after: str | None) -> AsyncGenerator[Change, None]:
     """Every change after the cursor (from now when None), in commit order."""
     start = None if after is None else await service.check_cursor(after)
     async with hub.subscribe(after=start) as sub:
@@ -20,7 +20,7 @@ async def changes(service: TodoService, hub: Hub, after: str | None) -> AsyncIte
             yield change
 
 
-async def todo_states(service: TodoService, hub: Hub, todo_id: str) -> AsyncIterator[TodoState]:
+async def todo_states(service: TodoService, hub: Hub, todo_id: str) -> AsyncGenerator[TodoState, None]:
     """The row now, then after each change; ends after it is deleted (or
     right away when it does not exist)."""
     key = parse_id(todo_id)
@@ -39,7 +39,7 @@ async def todo_states(service: TodoService, hub: Hub, todo_id: str) -> AsyncIter
 
 async def live_list(
     service: TodoService, hub: Hub, completed: bool | None
-) -> AsyncIterator[list[Todo]]:
+) -> AsyncGenerator[list[Todo], None]:
     """The whole (filtered) list now, then again after each burst of changes
     that alters it. Kept up to date in memory: no query per change."""
     async with hub.subscribe() as sub:

@@ -100,6 +100,9 @@ class Server:
         hub: Hub = self._uvicorn.lifespan.state["hub"]
         return hub
 
+    def subscriber_count(self) -> int:
+        return int(self.call(lambda: self.hub.subscriber_count))
+
     def start(self) -> None:
         config = uvicorn.Config(
             create_app(self.settings),
@@ -115,7 +118,10 @@ class Server:
             loop = asyncio.new_event_loop()
             self._loop = loop
             loop.call_soon(started.set)
-            loop.run_until_complete(server.serve())
+            try:
+                loop.run_until_complete(server.serve())
+            finally:
+                loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()

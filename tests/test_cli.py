@@ -74,7 +74,11 @@ class Serve:
 
     def stop(self, sig: signal.Signals) -> int:
         self.process.send_signal(sig)
-        return self.process.wait(30)
+        try:
+            return self.process.wait(30)
+        finally:
+            if self.process.stdout:
+                self.process.stdout.close()
 
 
 def test_serve_stops_its_embedded_postgres_on_sigterm_and_ctrl_c(data_dir: Path) -> None:

@@ -143,6 +143,7 @@ def test_garbage_requests_get_4xx_not_500(client: httpx.Client) -> None:
     ]
     for response in responses:
         assert 400 <= response.status_code < 500, (response.status_code, response.text)
+        assert error_codes(response.json()) == ["BAD_REQUEST"], response.text
 
 
 def test_unexpected_errors_are_masked_without_traceback(client: httpx.Client, server: object) -> None:
@@ -158,3 +159,10 @@ def test_unexpected_errors_are_masked_without_traceback(client: httpx.Client, se
 def test_healthz_is_ok_when_connected(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_subscription_over_plain_http_is_refused(client: httpx.Client) -> None:
+    response = client.post("/graphql", json={"query": "subscription { todoChanges { cursor } }"})
+    assert response.status_code == 400
+    assert error_codes(response.json()) == ["BAD_REQUEST"]
+    assert "subscriptions are not allowed" in response.json()["errors"][0]["message"]

@@ -20,9 +20,6 @@ from tests.gql import TransportWs, create
 CHANGES = "subscription($after: String) { todoChanges(after: $after) { op cursor todo { id title } } }"
 
 
-def subscribers(server: Server) -> int:
-    return int(server.call(lambda: server.hub.subscriber_count))
-
 
 def journal(dsn: str) -> list[tuple[int, str]]:
     with psycopg.connect(dsn) as conn:
@@ -60,7 +57,8 @@ def test_concurrent_writers_and_a_resuming_subscriber_see_each_change_once_in_co
             received.append((int(change["cursor"]), change["todo"]["title"]))
         for t in threads:
             t.join()
-        create(httpx.Client(base_url=server.url), "sentinel")
+        with httpx.Client(base_url=server.url) as client:
+            create(client, "sentinel")
         assert ws.next_data()["todoChanges"]["todo"]["title"] == "sentinel"
     assert received == journal(server.dsn)[:total]
     positions = [p for p, _ in received]
@@ -85,7 +83,7 @@ def test_two_hundred_subscribers_share_one_listener_connection(server: Server) -
                 await ws.send(json.dumps({"type": "connection_init"}))
                 assert json.loads(await ws.recv())["type"] == "connection_ack"
                 await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": CHANGES}}))
-            await asyncio.to_thread(wait_until, lambda: subscribers(server) == count, 20)
+            await asyncio.to_thread(wait_until, lambda: server.subscriber_count() == count, 20)
             with psycopg.connect(server.dsn, autocommit=True) as conn:
                 conn.execute("INSERT INTO todos (title) VALUES ('to everyone')")
                 held = conn.execute(
@@ -100,7 +98,7 @@ def test_two_hundred_subscribers_share_one_listener_connection(server: Server) -
                 await ws.close()
 
     assert asyncio.run(run()) == ["to everyone"] * count
-    wait_until(lambda: subscribers(server) == 0, 10)
+    wait_until(lambda: server.subscriber_count() == 0, 10)
 
 
 def test_listener_reconnects_and_replays_what_it_missed(
@@ -108,7 +106,7 @@ def test_listener_reconnects_and_replays_what_it_missed(
 ) -> None:
     with TransportWs(server.ws_url) as ws:
         ws.subscribe(CHANGES)
-        wait_until(lambda: subscribers(server) == 1)
+        wait_until(lambda: server.subscriber_count() == 1)
         first_pid = server.hub.backend_pid
         with psycopg.connect(server.dsn, autocommit=True) as conn, psycopg.connect(
             admin_dsn, autocommit=True

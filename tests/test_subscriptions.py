@@ -14,14 +14,11 @@ from tests.gql import TODO_FIELDS, LegacyWs, TransportWs, create, data, gql
 CHANGES = f"subscription($after: String) {{ todoChanges(after: $after) {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
 
 
-def subscribers(server: Server) -> int:
-    return int(server.call(lambda: server.hub.subscriber_count))
-
 
 def test_todo_changes_over_graphql_transport_ws(server: Server, client: httpx.Client) -> None:
     with TransportWs(server.ws_url) as ws:
         ws.subscribe(CHANGES)
-        wait_until(lambda: subscribers(server) == 1)
+        wait_until(lambda: server.subscriber_count() == 1)
         a = create(client, "a")
         created = ws.next_data()["todoChanges"]
         assert (created["op"], created["todo"]) == ("CREATED", a)
@@ -38,14 +35,14 @@ def test_todo_changes_over_legacy_graphql_ws(server: Server, client: httpx.Clien
     ws = LegacyWs(server.ws_url)
     try:
         ws.send({"id": "1", "type": "start", "payload": {"query": CHANGES, "variables": {}}})
-        wait_until(lambda: subscribers(server) == 1)
+        wait_until(lambda: server.subscriber_count() == 1)
         a = create(client, "legacy")
         message = ws.recv()
         assert message["type"] == "data"
         assert message["payload"]["data"]["todoChanges"]["todo"]["id"] == a["id"]
         ws.send({"id": "1", "type": "stop"})
         assert ws.recv() == {"type": "complete", "id": "1"}
-        wait_until(lambda: subscribers(server) == 0)
+        wait_until(lambda: server.subscriber_count() == 0)
     finally:
         ws.close()
 
@@ -56,7 +53,7 @@ def test_todo_changes_over_multipart_http(server: Server, client: httpx.Client) 
     with httpx.stream("POST", server.url + "/graphql", json=body, headers=headers, timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("multipart/mixed")
-        wait_until(lambda: subscribers(server) == 1)
+        wait_until(lambda: server.subscriber_count() == 1)
         create(client, "over http")
         buffer = ""
         for chunk in response.iter_text():
@@ -71,7 +68,7 @@ def test_todo_changes_over_multipart_http(server: Server, client: httpx.Client) 
 def test_change_made_with_plain_sql_reaches_subscriber(server: Server) -> None:
     with TransportWs(server.ws_url) as ws:
         ws.subscribe(CHANGES)
-        wait_until(lambda: subscribers(server) == 1)
+        wait_until(lambda: server.subscriber_count() == 1)
         with psycopg.connect(server.dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO todos (title) VALUES ('from psql')")
             conn.execute("UPDATE todos SET completed = true")
@@ -88,7 +85,7 @@ def test_no_op_update_is_not_a_change(server: Server, client: httpx.Client) -> N
     a = create(client, "same")
     with TransportWs(server.ws_url) as ws:
         ws.subscribe(CHANGES)
-        wait_until(lambda: subscribers(server) == 1)
+        wait_until(lambda: server.subscriber_count() == 1)
         q = 'mutation($id: ID!) { updateTodo(id: $id, input: {title: "same"}) { updatedTime } }'
         assert data(client, q, {"id": a["id"]})["updateTodo"]["updatedTime"] == a["updatedTime"]
         create(client, "next")
@@ -131,7 +128,7 @@ def test_bad_cursors_are_bad_user_input(server: Server, client: httpx.Client) ->
             assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"], (bad, message)
             if message["type"] == "next":
                 assert ws.recv() == {"id": op_id, "type": "complete"}
-    assert subscribers(server) == 0
+    assert server.subscriber_count() == 0
 
 
 def test_todo_subscription_first_state_then_changes_then_null(server: Server, client: httpx.Client) -> None:
@@ -146,7 +143,7 @@ def test_todo_subscription_first_state_then_changes_then_null(server: Server, cl
         data(client, "mutation($id: ID!) { deleteTodo(id: $id) { id } }", {"id": a["id"]})
         assert ws.next_data()["todo"] is None
         assert ws.recv() == {"id": op_id, "type": "complete"}
-    wait_until(lambda: subscribers(server) == 0)
+    wait_until(lambda: server.subscriber_count() == 0)
 
 
 def test_todo_subscription_for_absent_row_is_null_then_complete(server: Server) -> None:
@@ -179,30 +176,29 @@ def test_subscriber_cleanup_on_complete_and_on_socket_drop(server: Server) -> No
     ws = TransportWs(server.ws_url)
     first = ws.subscribe(CHANGES)
     ws.subscribe("subscription { todos { id } }")
-    wait_until(lambda: subscribers(server) == 2)
+    wait_until(lambda: server.subscriber_count() == 2)
     ws.complete(first)
-    wait_until(lambda: subscribers(server) == 1)
+    wait_until(lambda: server.subscriber_count() == 1)
     ws.ws.close_socket()  # no close frame: the TCP connection just goes away
-    wait_until(lambda: subscribers(server) == 0)
+    wait_until(lambda: server.subscriber_count() == 0)
 
 
 def test_subscription_execution_is_shared_by_identical_subscriptions(server: Server, client: httpx.Client) -> None:
     from graphql_todos.execution import SharedEventExecutor
 
-    sockets = [TransportWs(server.ws_url) for _ in range(5)]
+    sockets = [TransportWs(server.ws_url) for _ in range(6)]
     try:
-        for ws in sockets:
+        for ws in sockets[:5]:
             ws.subscribe(CHANGES)
-        sockets[0].subscribe("subscription { todoChanges { cursor } }")
-        wait_until(lambda: subscribers(server) == 6)
+        sockets[5].subscribe("subscription { todoChanges { cursor } }")
+        wait_until(lambda: server.subscriber_count() == 6)
         before = SharedEventExecutor.executions
         create(client, "shared")
-        payloads = [ws.ws.recv(timeout=5) for ws in sockets]
-        sockets[0].recv()
+        payloads = [json.loads(ws.ws.recv(timeout=5))["payload"] for ws in sockets]
         # One execution for the five identical subscriptions, one for the other.
         assert SharedEventExecutor.executions - before == 2
-        bodies = {json.dumps(json.loads(p)["payload"], sort_keys=True) for p in payloads}
-        assert len(bodies) == 1
+        assert all(p == payloads[0] for p in payloads[:5])
+        assert payloads[5] == {"data": {"todoChanges": {"cursor": payloads[0]["data"]["todoChanges"]["cursor"]}}}
     finally:
         for ws in sockets:
             ws.close()
