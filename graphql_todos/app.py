@@ -10,8 +10,9 @@ from typing import TypedDict
 import anyio.to_thread
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -95,5 +96,11 @@ def create_app(settings: Settings) -> Starlette:
         *rest.routes,
     ]
     if settings.web_dist is not None:
-        routes.append(Mount("/", StaticFiles(directory=settings.web_dist, html=True)))
-    return Starlette(routes=routes, lifespan=lifespan)
+        index = settings.web_dist / "index.html"
+        routes += [
+            Route("/", lambda request: FileResponse(index), methods=["GET"]),
+            Mount("/assets", StaticFiles(directory=settings.web_dist / "assets")),
+        ]
+    # No such route, or a method it does not take: JSON too, as under /api.
+    handlers = {HTTPException: rest.on_starlette_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
 from .models import Change
 from .service import TodoService
@@ -81,7 +82,11 @@ class Subscriber:
                         yield batch
                     return
                 if item is RESYNC:
-                    batch.extend(await self._replay())
+                    if batch:
+                        yield batch
+                        batch = []
+                    async for chunk in self._replay():
+                        yield chunk
                 elif isinstance(item, Change) and self._accept(item):
                     batch.append(item)
             if batch:
@@ -98,16 +103,18 @@ class Subscriber:
         self.last = change.position
         return self.todo_id is None or change.todo.id == self.todo_id
 
-    async def _replay(self) -> list[Change]:
+    async def _replay(self) -> AsyncIterator[list[Change]]:
+        """The journal from `last` up to the hub's position, a chunk at a
+        time (a cursor of "0" must not load the whole journal at once)."""
         upto = self.hub.position
-        replayed: list[Change] = []
         while self.last < upto:
-            chunk = await self.hub.service.changes_between(self.last, upto, BATCH)
+            chunk = await self.hub.read_journal(self.last, upto)
             if not chunk:
                 self.last = upto
-                break
-            replayed.extend(c for c in chunk if self._accept(c))
-        return replayed
+                return
+            accepted = [c for c in chunk if self._accept(c)]
+            if accepted:
+                yield accepted
 
 
 class Hub:
@@ -133,6 +140,7 @@ class Hub:
         self.backend_pid: int | None = None
         self._all: set[Subscriber] = set()
         self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
+        self.closed = False
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -156,6 +164,7 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.connected = False
+        self.closed = True
         for sub in [*self._all, *(s for subs in self._by_todo.values() for s in subs)]:
             sub.offer(CLOSED)
 
@@ -166,6 +175,8 @@ class Hub:
         """A subscriber for changes after `after` (default: from now), all of
         them or those of one todo. Leaving the block unsubscribes."""
         sub = Subscriber(self, self.position if after is None else after, todo_id)
+        if self.closed:
+            sub.offer(CLOSED)
         group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
         group.add(sub)
         try:
@@ -174,6 +185,19 @@ class Hub:
             group.discard(sub)
             if todo_id is not None and not group:
                 del self._by_todo[todo_id]
+
+    async def read_journal(self, after: int, upto: int) -> list[Change]:
+        """Journal entries after < position <= upto, oldest first, BATCH at
+        most. Retried until it works: a subscriber replaying the gap outlives
+        a busy pool or a database restart."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.service.changes_between(after, upto, BATCH)
+            except (psycopg.Error, PoolTimeout) as exc:
+                logger.warning("journal read failed (retry in %.1fs): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_seconds)
 
     async def _run(self) -> None:
         delay = 0.1
@@ -184,18 +208,22 @@ class Hub:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
                 if self.connected:
-                    logger.warning("listener connection lost: %s", exc)
-                else:
-                    logger.warning("listener cannot connect (retry in %.1fs): %s", delay, exc)
+                    delay = 0.1  # it worked for a while: back off afresh
+                logger.warning("listener failed (reconnecting in %.1fs): %r", delay, exc)
                 self.connected = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
-            else:
-                delay = 0.1
 
     async def _listen(self) -> None:
         async with await psycopg.AsyncConnection.connect(
-            self.dsn, autocommit=True, application_name="graphql-todos listener"
+            self.dsn,
+            autocommit=True,
+            application_name="graphql-todos listener",
+            # Over TCP, notice a peer that vanished without a FIN.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
@@ -210,9 +238,11 @@ class Hub:
                 if await self._wait_for_news(conn):
                     await self._catch_up()
                 else:
-                    # A quiet spell: prove the connection is alive, and read
-                    # the journal in case a notification went missing.
-                    await conn.execute("SELECT 1")
+                    # A quiet spell: prove the connection is alive (a half-open
+                    # one would hang here, hence the timeout), and read the
+                    # journal in case a notification went missing.
+                    async with asyncio.timeout(self.heartbeat_seconds):
+                        await conn.execute("SELECT 1")
                     await self._catch_up()
 
     async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:

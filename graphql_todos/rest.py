@@ -9,6 +9,7 @@ and maps domain errors to statuses (400 when the bad value came from the URL,
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Collection, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -27,9 +28,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from . import streams
 from .errors import BadUserInput, DomainError, NotFound
 from .hub import Hub
-from .models import Change, Todo, TodoState
+from .models import Todo
 from .openapi import DOCUMENT
 from .service import TodoService, parse_id
+
+logger = logging.getLogger(__name__)
 
 # Proxies cut WebSockets that stay silent for a minute or so; tests shorten it.
 KEEPALIVE_SECONDS = 15.0
@@ -84,10 +87,8 @@ class TodoCollection(HTTPEndpoint):
     @staticmethod
     async def websocket(websocket: WebSocket) -> None:
         """Every change after ?after= (from now when absent), in commit order."""
-        changes = streams.changes(
-            _service(websocket), _hub(websocket), websocket.query_params.get("after")
-        )
-        await _relay(websocket, _change_messages(changes))
+        after = websocket.query_params.get("after")
+        await _relay(websocket, _change_messages(_service(websocket), _hub(websocket), after))
 
 
 class TodoItem(HTTPEndpoint):
@@ -121,8 +122,7 @@ class TodoItem(HTTPEndpoint):
         """The row now ("snapshot"), then each change to it; closes after
         "deleted", or with 4404 when there is no such row."""
         todo_id = websocket.path_params["id"]
-        states = streams.todo_states(_service(websocket), _hub(websocket), todo_id)
-        await _relay(websocket, _state_messages(todo_id, states))
+        await _relay(websocket, _state_messages(_service(websocket), _hub(websocket), todo_id))
 
 
 async def openapi_json(request: Request) -> Response:
@@ -184,17 +184,19 @@ async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
 
 
 async def _change_messages(
-    changes: AsyncGenerator[Change, None],
+    service: TodoService, hub: Hub, after: str | None
 ) -> AsyncGenerator[dict[str, Any], None]:
+    changes = await streams.changes(service, hub, after)
     async with contextlib.aclosing(changes):
         async for change in changes:
             yield {"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor}
 
 
 async def _state_messages(
-    todo_id: str, states: AsyncGenerator[TodoState, None]
+    service: TodoService, hub: Hub, todo_id: str
 ) -> AsyncGenerator[dict[str, Any], None]:
     last: Todo | None = None
+    states = await streams.todo_states(service, hub, todo_id)
     async with contextlib.aclosing(states):
         async for state in states:
             # A deleted state has no row: show its last one, as the change feed does.
@@ -222,9 +224,15 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
                         await websocket.send_json(message)
             except DomainError as exc:
                 code, reason = _CLOSE_CODES.get(type(exc), 1011), exc.message
+            except Exception:
+                logger.exception("stream failed on %s", websocket.url.path)
+                code, reason = 1011, "internal error"
             tasks.cancel_scope.cancel()
     except* WebSocketDisconnect:
         pass  # the client left while we were sending
+    if code == 1000 and _hub(websocket).closed:
+        # The server is going away, not the resource: clients should resume.
+        code, reason = 1012, "server restarting"
     if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
         await websocket.close(code, _truncate(reason))
 
@@ -262,7 +270,12 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
     return _error_response(_HTTPError(status, exc.code, exc.message))
 
 
-async def _on_starlette_error(request: Request, exc: Exception) -> Response:
+async def _on_unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error_response(_HTTPError(500, "INTERNAL_SERVER_ERROR", "unexpected error"))
+
+
+async def on_starlette_error(request: Request, exc: Exception) -> Response:
     # Starlette's own 404 (no such route) and 405 (with its Allow header).
     assert isinstance(exc, HTTPException)
     code = HTTPStatus(exc.status_code).name
@@ -286,7 +299,8 @@ routes: list[BaseRoute] = [
                 handlers={
                     _HTTPError: _on_http_error,
                     DomainError: _on_domain_error,
-                    HTTPException: _on_starlette_error,
+                    HTTPException: on_starlette_error,
+                    Exception: _on_unexpected_error,
                 },
             )
         ],

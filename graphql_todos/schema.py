@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from . import streams
 from .errors import DomainError
 from .execution import SharedEventExecutor
 from .hub import Hub
+from .models import TodoState
 from .service import TodoService
 from .types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
 
@@ -91,9 +93,10 @@ class Subscription:
     async def todo_changes(
         self, info: Info[Context, None], after: str | None = None
     ) -> AsyncGenerator[TodoChange, None]:
+        # Returned, not iterated here: a bad cursor then fails the subscribe
+        # itself (an `error` message), before any event.
         ctx = _ctx(info)
-        async for change in streams.changes(ctx.service, ctx.hub, after):
-            yield cast(TodoChange, change)
+        return cast(AsyncGenerator[TodoChange, None], await streams.changes(ctx.service, ctx.hub, after))
 
     @strawberry.subscription(
         description="The current state first, then each change; null once deleted, then complete."
@@ -102,8 +105,7 @@ class Subscription:
         self, info: Info[Context, None], id: strawberry.ID
     ) -> AsyncGenerator[Todo | None, None]:
         ctx = _ctx(info)
-        async for state in streams.todo_states(ctx.service, ctx.hub, id):
-            yield cast(Todo | None, state.todo)
+        return _rows(await streams.todo_states(ctx.service, ctx.hub, id))
 
     @strawberry.subscription(
         description="Live query: the full list now, then again after changes (coalesced)."
@@ -114,6 +116,13 @@ class Subscription:
         ctx = _ctx(info)
         async for todos in streams.live_list(ctx.service, ctx.hub, completed):
             yield cast(list[Todo], todos)
+
+
+async def _rows(states: AsyncGenerator[TodoState, None]) -> AsyncGenerator[Todo | None, None]:
+    # aclosing: leaving early must unsubscribe now, not when collected.
+    async with contextlib.aclosing(states):
+        async for state in states:
+            yield cast(Todo | None, state.todo)
 
 
 def _error_code(error: GraphQLError) -> str:

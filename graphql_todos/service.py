@@ -18,10 +18,15 @@ MAX_TITLE_LENGTH = 512
 
 
 def parse_id(value: str) -> uuid.UUID:
+    """Ids are UUIDs in their usual spelling only (not "{...}" or "urn:uuid:"),
+    so one todo has one URL."""
     try:
-        return uuid.UUID(value)
+        key = uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
-        raise BadUserInput(f"malformed id: {value!r}") from None
+        key = None
+    if key is None or str(key) != value.lower():
+        raise BadUserInput(f"malformed id: {value!r}")
+    return key
 
 
 def parse_cursor(value: str) -> int:

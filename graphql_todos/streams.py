@@ -12,20 +12,34 @@ from .models import Change, Op, Todo, TodoState
 from .service import TodoService, parse_id
 
 
-async def changes(service: TodoService, hub: Hub, after: str | None) -> AsyncGenerator[Change, None]:
-    """Every change after the cursor (from now when None), in commit order."""
+async def changes(
+    service: TodoService, hub: Hub, after: str | None
+) -> AsyncGenerator[Change, None]:
+    """Every change after the cursor (from now when None), in commit order.
+    The cursor is checked here, so a bad one fails before the feed starts."""
     start = None if after is None else await service.check_cursor(after)
+    return _changes(hub, start)
+
+
+async def _changes(hub: Hub, start: int | None) -> AsyncGenerator[Change, None]:
     async with hub.subscribe(after=start) as sub:
         async for change in sub:
             yield change
 
 
-async def todo_states(service: TodoService, hub: Hub, todo_id: str) -> AsyncGenerator[TodoState, None]:
+async def todo_states(
+    service: TodoService, hub: Hub, todo_id: str
+) -> AsyncGenerator[TodoState, None]:
     """The row now, then after each change; ends after it is deleted (or
-    right away when it does not exist)."""
-    key = parse_id(todo_id)
+    right away when it does not exist). A malformed id fails here."""
+    return _todo_states(service, hub, parse_id(todo_id))
+
+
+async def _todo_states(
+    service: TodoService, hub: Hub, key: uuid.UUID
+) -> AsyncGenerator[TodoState, None]:
     async with hub.subscribe(todo_id=key) as sub:
-        todo, position = await service.todo_snapshot(todo_id)
+        todo, position = await service.todo_snapshot(str(key))
         sub.skip_through(position)
         yield TodoState(None, todo, position)
         if todo is None:

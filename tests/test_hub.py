@@ -132,26 +132,34 @@ def test_listener_reconnects_and_replays_what_it_missed(
 
 
 def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: str) -> None:
+    def insert(first: int, count: int) -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            for i in range(first, first + count):
+                conn.execute("INSERT INTO todos (title) VALUES (%s)", (f"t{i}",))
+
     async def run() -> tuple[list[int], int]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
             hub = Hub(db_dsn, TodoService(pool), queue_size=5)
             await hub.start()
             try:
                 async with hub.subscribe() as sub:
-                    with psycopg.connect(db_dsn, autocommit=True) as conn:
-                        for i in range(40):
-                            conn.execute("INSERT INTO todos (title) VALUES (%s)", (f"t{i}",))
+                    await asyncio.to_thread(insert, 0, 40)
                     while hub.position < 40:
                         await asyncio.sleep(0.01)
+                    # Read slowly while more arrive: the replay overlaps live
+                    # publishing, and the queue overflows again meanwhile.
+                    writer = asyncio.create_task(asyncio.to_thread(insert, 40, 60))
                     seen: list[int] = []
                     async for change in sub:
                         seen.append(change.position)
-                        if len(seen) == 40:
+                        await asyncio.sleep(0.002)
+                        if len(seen) == 100:
                             break
+                    await writer
                     return seen, hub.resyncs
             finally:
                 await hub.stop()
 
     seen, resyncs = asyncio.run(run())
-    assert seen == list(range(1, 41))
-    assert resyncs >= 1
+    assert seen == list(range(1, 101))
+    assert resyncs >= 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 
 from graphql_todos.migrations import migrate, migration_files
@@ -23,7 +25,7 @@ def test_fresh_database_gets_every_migration(admin_dsn: str) -> None:
         assert migrate(dsn) == [p.name for p in migration_files()]
         with psycopg.connect(dsn) as conn:
             (count,) = conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'todos'::regclass AND NOT tgisinternal").fetchone()  # type: ignore[misc]
-        assert count == 4
+        assert count == 5
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS gt_fresh WITH (FORCE)")
@@ -51,3 +53,57 @@ def test_rolled_back_changes_leave_no_journal_entry(db_dsn: str) -> None:
         conn.commit()
         rows = conn.execute("SELECT todo->>'title' FROM todo_changes").fetchall()
     assert rows == [("kept",)]
+
+
+def test_rows_no_client_could_read_are_refused(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        for sql in [
+            "INSERT INTO todos (title, created_time) VALUES ('x', '10000-01-01')",
+            "INSERT INTO todos (title, updated_time) VALUES ('x', 'infinity')",
+            "INSERT INTO todos (title) VALUES ('   ')",
+        ]:
+            try:
+                conn.execute(sql)  # type: ignore[arg-type]
+            except psycopg.errors.CheckViolation:
+                continue
+            raise AssertionError(f"accepted: {sql}")
+        (count,) = conn.execute("SELECT count(*) FROM todo_changes").fetchone()  # type: ignore[misc]
+        assert count == 0
+
+
+def test_a_todo_keeps_its_id(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('a')")
+        try:
+            conn.execute("UPDATE todos SET id = gen_random_uuid()")
+        except psycopg.errors.RaiseException as exc:
+            assert "cannot change" in str(exc)
+        else:
+            raise AssertionError("id changed")
+
+
+def test_writers_touching_the_same_row_in_opposite_order_do_not_deadlock(db_dsn: str) -> None:
+    """T1 inserts, then updates R; T2 updates R first. With the commit-order
+    lock taken per row, after the row lock, this deadlocked."""
+    with psycopg.connect(db_dsn, autocommit=True) as setup:
+        (row_id,) = setup.execute("INSERT INTO todos (title) VALUES ('r') RETURNING id").fetchone()  # type: ignore[misc]
+    with psycopg.connect(db_dsn) as t1, psycopg.connect(db_dsn) as t2:
+        t1.execute("INSERT INTO todos (title) VALUES ('t1')")
+        errors: list[Exception] = []
+
+        def second() -> None:
+            try:
+                t2.execute("UPDATE todos SET title = 't2' WHERE id = %s", (row_id,))
+                t2.commit()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)  # t2 now waits for t1's lock, holding no row
+        t1.execute("UPDATE todos SET title = 't1' WHERE id = %s", (row_id,))
+        t1.commit()
+        thread.join(10)
+        assert errors == []
+        (title,) = t1.execute("SELECT title FROM todos WHERE id = %s", (row_id,)).fetchone()  # type: ignore[misc]
+        assert title == "t2"

@@ -347,3 +347,18 @@ def test_sockets_unsubscribe_when_the_client_leaves(server: Server, client: http
         assert server.subscriber_count() == 1
         ws.close()
         wait_until(lambda: server.subscriber_count() == 0)
+
+
+def test_unexpected_failures_are_json_500s_without_details(server: Server, client: httpx.Client) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE todos RENAME TO todos_gone")
+    response = client.get("/api/todos/")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "INTERNAL_SERVER_ERROR", "message": "unexpected error"}}
+
+
+def test_routes_outside_api_answer_json_errors_too(client: httpx.Client) -> None:
+    response = client.put("/graphql", json={})
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert "POST" in response.headers["allow"]
