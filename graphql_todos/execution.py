@@ -21,10 +21,11 @@ from graphql import ExecutionResult, OperationType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from .models import Change, Todo
+from .streams import LiveRows
 
 # Big enough for every distinct subscription of one burst of changes.
 CACHE_SIZE = 4096
-_SHARED_ROOTS = (Change, Todo)
+_SHARED_ROOTS = (Change, Todo, LiveRows)
 
 
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):

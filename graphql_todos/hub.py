@@ -14,8 +14,8 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -24,6 +24,7 @@ from .models import Change
 from .service import TodoService
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHANNEL = "todo_changes"
 # Journal rows read per query, both live and when replaying.
@@ -141,6 +142,9 @@ class Hub:
         self._all: set[Subscriber] = set()
         self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
         self.closed = False
+        # Live views many subscribers share, keyed by their parameters
+        # (graphql_todos.streams builds them).
+        self.views: dict[Hashable, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -187,15 +191,20 @@ class Hub:
                 del self._by_todo[todo_id]
 
     async def read_journal(self, after: int, upto: int) -> list[Change]:
-        """Journal entries after < position <= upto, oldest first, BATCH at
-        most. Retried until it works: a subscriber replaying the gap outlives
-        a busy pool or a database restart."""
+        """Journal entries after < position <= upto, oldest first, BATCH at most."""
+        return await self.retrying(
+            "journal read", lambda: self.service.changes_between(after, upto, BATCH)
+        )
+
+    async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """call(), again and again until it works: a subscriber that needs the
+        database outlives a busy pool or a database restart."""
         delay = 0.1
         while True:
             try:
-                return await self.service.changes_between(after, upto, BATCH)
+                return await call()
             except (psycopg.Error, PoolTimeout) as exc:
-                logger.warning("journal read failed (retry in %.1fs): %s", delay, exc)
+                logger.warning("%s failed (retry in %.1fs): %s", what, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
 

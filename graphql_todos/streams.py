@@ -4,6 +4,7 @@ before it reads its starting state, so no change can fall in between."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator
 
@@ -17,11 +18,16 @@ async def changes(
 ) -> AsyncGenerator[Change, None]:
     """Every change after the cursor (from now when None), in commit order.
     The cursor is checked here, so a bad one fails before the feed starts."""
-    start = None if after is None else await service.check_cursor(after)
+    if after is None:
+        # "Now" is what the database has committed, which the hub may not
+        # have delivered yet: a client must not get the change it just made.
+        start = await service.journal_position()
+    else:
+        start = await service.check_cursor(after)
     return _changes(hub, start)
 
 
-async def _changes(hub: Hub, start: int | None) -> AsyncGenerator[Change, None]:
+async def _changes(hub: Hub, start: int) -> AsyncGenerator[Change, None]:
     async with hub.subscribe(after=start) as sub:
         async for change in sub:
             yield change
@@ -51,25 +57,85 @@ async def _todo_states(
                 return
 
 
+class LiveRows(tuple[Todo, ...]):
+    """One version of a live list. Every subscriber to the same filter gets
+    the same object, so it is executed and serialized once for all of them."""
+
+
+class _Watcher:
+    def __init__(self) -> None:
+        self.latest: LiveRows | None = None
+        self.changed = asyncio.Event()
+
+    def show(self, rows: LiveRows | None) -> None:
+        # Only the newest version matters: a slow watcher skips the others.
+        self.latest = rows
+        self.changed.set()
+
+
+class _LiveList:
+    """The list for one filter, kept current in memory by one task and one
+    hub subscription, however many watch it: no query per change."""
+
+    def __init__(self, service: TodoService, hub: Hub, completed: bool | None) -> None:
+        self.service = service
+        self.hub = hub
+        self.completed = completed
+        self.current: LiveRows | None = None
+        self.watchers: set[_Watcher] = set()
+        self.task = asyncio.create_task(self._run(), name=f"live todos({completed})")
+
+    async def _run(self) -> None:
+        try:
+            async with self.hub.subscribe() as sub:
+                snapshot = await self.hub.retrying(
+                    "live list snapshot", lambda: self.service.snapshot(self.completed)
+                )
+                sub.skip_through(snapshot.position)
+                rows: dict[uuid.UUID, Todo] = {t.id: t for t in snapshot.todos}
+                self._show(LiveRows(snapshot.todos))
+                async for batch in sub.batches():
+                    for change in batch:
+                        todo = change.todo
+                        if change.op is Op.DELETED or self.completed not in (None, todo.completed):
+                            rows.pop(todo.id, None)
+                        else:
+                            rows[todo.id] = todo
+                    fresh = LiveRows(sorted(rows.values(), key=Todo.sort_key))
+                    if fresh != self.current:
+                        self._show(fresh)
+        finally:
+            # The hub closed (or we were cancelled): end every watcher.
+            self._show(None)
+
+    def _show(self, rows: LiveRows | None) -> None:
+        self.current = rows
+        for watcher in self.watchers:
+            watcher.show(rows)
+
+
 async def live_list(
     service: TodoService, hub: Hub, completed: bool | None
-) -> AsyncGenerator[list[Todo], None]:
+) -> AsyncGenerator[LiveRows, None]:
     """The whole (filtered) list now, then again after each burst of changes
-    that alters it. Kept up to date in memory: no query per change."""
-    async with hub.subscribe() as sub:
-        snapshot = await service.snapshot(completed)
-        sub.skip_through(snapshot.position)
-        rows: dict[uuid.UUID, Todo] = {t.id: t for t in snapshot.todos}
-        current = snapshot.todos
-        yield current
-        async for batch in sub.batches():
-            for change in batch:
-                todo = change.todo
-                if change.op is Op.DELETED or (completed is not None and todo.completed != completed):
-                    rows.pop(todo.id, None)
-                else:
-                    rows[todo.id] = todo
-            fresh = sorted(rows.values(), key=Todo.sort_key)
-            if fresh != current:
-                current = fresh
-                yield current
+    that alters it (coalesced: a slow client gets only the newest)."""
+    key = ("todos", completed)
+    live: _LiveList | None = hub.views.get(key)
+    if live is None or live.task.done():
+        live = hub.views[key] = _LiveList(service, hub, completed)
+    watcher = _Watcher()
+    live.watchers.add(watcher)
+    if live.current is not None:
+        watcher.show(live.current)
+    try:
+        while True:
+            await watcher.changed.wait()
+            watcher.changed.clear()
+            if watcher.latest is None:
+                return
+            yield watcher.latest
+    finally:
+        live.watchers.discard(watcher)
+        if not live.watchers and hub.views.get(key) is live:
+            del hub.views[key]
+            live.task.cancel()

@@ -163,3 +163,30 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
     seen, resyncs = asyncio.run(run())
     assert seen == list(range(1, 101))
     assert resyncs >= 2
+
+
+def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> None:
+    from graphql_todos import streams
+
+    async def run() -> list[list[str]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
+            service = TodoService(pool)
+            hub = Hub(db_dsn, service)
+            await hub.start()
+            try:
+                versions = streams.live_list(service, hub, None)
+                seen = [[t.title for t in await anext(versions)]]
+                for i in range(10):
+                    await service.create_todo(f"t{i}")
+                # Wait until the shared list has them all, without reading.
+                while len(hub.views[("todos", None)].current) < 10:
+                    await asyncio.sleep(0.01)
+                seen.append([t.title for t in await anext(versions)])
+                await versions.aclose()
+                return seen
+            finally:
+                await hub.stop()
+
+    first, second = asyncio.run(run())
+    assert first == []
+    assert second == [f"t{i}" for i in range(10)]

@@ -209,3 +209,29 @@ def test_subscription_errors_for_malformed_documents(server: Server) -> None:
         message = ws.recv()
         assert message["type"] == "error"
         assert message["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_live_todos_are_one_list_shared_by_every_watcher(server: Server, client: httpx.Client) -> None:
+    from graphql_todos.execution import SharedEventExecutor
+
+    query = "subscription($c: Boolean) { todos(completed: $c) { title } }"
+    sockets = [TransportWs(server.ws_url) for _ in range(4)]
+    try:
+        for ws in sockets:
+            ws.subscribe(query, {"c": None})
+        assert [ws.next_data() for ws in sockets] == [{"todos": []}] * 4
+        # Four watchers, one hub subscription keeping the list.
+        assert server.subscriber_count() == 1
+        before = SharedEventExecutor.executions
+        create(client, "once")
+        assert [ws.next_data() for ws in sockets] == [{"todos": [{"title": "once"}]}] * 4
+        assert SharedEventExecutor.executions - before == 1
+        for ws in sockets[1:]:
+            ws.close()
+        create(client, "twice")
+        assert sockets[0].next_data() == {"todos": [{"title": "once"}, {"title": "twice"}]}
+    finally:
+        for ws in sockets:
+            ws.close()
+    wait_until(lambda: server.subscriber_count() == 0)
+    assert server.call(lambda: dict(server.hub.views)) == {}
