@@ -6,31 +6,39 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
+import uvicorn
+
+from .app import create_app
 from .config import Settings
+from .embedded import embedded_postgres
+from .migrations import migrate
+from .schema import build_schema
+
+
+def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How uvicorn serves the app, for `serve` and the tests alike."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        # Streaming HTTP subscriptions never end by themselves: bound the
+        # wait for them so a SIGTERM always reaches the lifespan shutdown.
+        "timeout_graceful_shutdown": 5,
+        # Compressing each small frame for each subscriber cost more CPU
+        # than anything else per message (bench/latency.py under py-spy).
+        "ws_per_message_deflate": False,
+    }
+    return uvicorn.Config(create_app(settings), **{**options, **overrides})
 
 
 def _serve(settings: Settings) -> None:
-    import uvicorn
-
-    from .app import create_app
-
     # Migrations run in the app's lifespan, next to the embedded server.
-    # Streaming HTTP subscriptions never end by themselves: bound the wait
-    # for them so a SIGTERM always reaches the lifespan shutdown.
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.Server(server_config(settings)).run()
 
 
 def _migrate(settings: Settings) -> None:
-    from .embedded import embedded_postgres
-    from .migrations import migrate
-
     if settings.database_url is not None:
         applied = migrate(settings.database_url)
     else:
@@ -40,8 +48,6 @@ def _migrate(settings: Settings) -> None:
 
 
 def _export_schema(output: Path | None) -> None:
-    from .schema import build_schema
-
     sdl = build_schema().as_str() + "\n"
     if output is None:
         sys.stdout.write(sdl)

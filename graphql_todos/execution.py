@@ -28,28 +28,46 @@ CACHE_SIZE = 4096
 _SHARED_ROOTS = (Change, Todo, LiveRows)
 
 
+class _Done:
+    """A per-event executor whose result is already known."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return self.result
+
+
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     results: OrderedDict[tuple[int, int, bytes], tuple[Any, Any, Any]] = OrderedDict()
     executions = 0
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        # A hit needs no per-event copy of the executor at all.
+        if (key := self._shared_key(payload)) is not None:
+            cached = self.results.get(key)
+            # The entry holds root and operation, so their ids cannot be
+            # reused by other objects while it lives.
+            if cached is not None and cached[0] is payload and cached[1] is self.operation:
+                self.results.move_to_end(key)
+                return _Done(cached[2])
+        return super().build_per_event_executor(payload)
+
     def execute_operation(self, serially: bool | None = None) -> Any:
-        root = self.root_value
-        if (
-            self.operation.operation is not OperationType.SUBSCRIPTION
-            or not isinstance(root, _SHARED_ROOTS)
-        ):
-            return super().execute_operation(serially)
-        key = (id(root), id(self.operation), _variables_key(self.variable_values.coerced))
-        cached = self.results.get(key)
-        # The entry holds root and operation, so their ids cannot be reused
-        # by other objects while it lives.
-        if cached is not None and cached[0] is root and cached[1] is self.operation:
-            self.results.move_to_end(key)
-            return cached[2]
+        key = self._shared_key(self.root_value)
         result = super().execute_operation(serially)
+        if key is None:
+            return result
         if inspect.isawaitable(result):
             return self._store_later(key, result)
         return self._store(key, result)
+
+    def _shared_key(self, root: Any) -> tuple[int, int, bytes] | None:
+        if self.operation.operation is not OperationType.SUBSCRIPTION or not isinstance(
+            root, _SHARED_ROOTS
+        ):
+            return None
+        return (id(root), id(self.operation), _variables_key(self.variable_values.coerced))
 
     async def _store_later(self, key: tuple[int, int, bytes], pending: Any) -> Any:
         return self._store(key, await pending)

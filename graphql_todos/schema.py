@@ -143,6 +143,12 @@ class MaskUnexpected(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=lambda e: _error_code(e) == "INTERNAL_SERVER_ERROR")
 
+    def _process_result(self, result: object) -> None:
+        # The base class asks a runtime Protocol first, which is slow; this
+        # runs for every result sent to every subscriber.
+        if getattr(result, "errors", None):
+            super()._process_result(result)
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}

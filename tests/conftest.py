@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from psycopg.conninfo import make_conninfo
 
-from graphql_todos.app import create_app
+from graphql_todos.cli import server_config
 from graphql_todos.config import Settings
 from graphql_todos.embedded import embedded_postgres
 from graphql_todos.hub import Hub
@@ -104,12 +104,8 @@ class Server:
         return int(self.call(lambda: self.hub.subscriber_count))
 
     def start(self) -> None:
-        config = uvicorn.Config(
-            create_app(self.settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
+        config = server_config(
+            self.settings, port=self.port, log_level="warning", timeout_graceful_shutdown=2
         )
         self._uvicorn = server = uvicorn.Server(config)
         started = threading.Event()
