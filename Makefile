@@ -20,9 +20,14 @@ run: $(VENV)/.run web/dist/index.html ## install, build the web client, serve on
 	$(BIN)/graphql-todos serve
 
 .PHONY: test
-test: $(VENV)/.test web/dist/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
+test: lint web/dist/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
 	cd web && npm test
 	$(BIN)/pytest
+
+.PHONY: lint
+lint: $(VENV)/.test ## ruff and mypy over the Python code
+	$(BIN)/ruff check graphql_todos tests bench
+	$(BIN)/mypy
 
 .PHONY: bench
 bench: $(VENV)/.test ## measure change latency (raw NOTIFY floor vs the app); writes docs/benchmarks.md

@@ -14,13 +14,12 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -37,7 +36,7 @@ SUBSCRIPTION = "subscription { todoChanges { op cursor todo { id title completed
 
 def percentiles(samples: list[float]) -> str:
     ms = sorted(s * 1000 for s in samples)
-    p = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]  # noqa: E731
+    p = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
     return f"p50 {p(0.50):.2f} ms, p99 {p(0.99):.2f} ms (n={len(ms)})"
 
 
@@ -140,9 +139,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     args = parser.parse_args()
     lines = [
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{'DATABASE_URL' if os.environ.get('DATABASE_URL') else 'embedded PostgreSQL'}.",
+        (
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()}: "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{'DATABASE_URL' if os.environ.get('DATABASE_URL') else 'embedded PostgreSQL'}."
+        ),
         "",
         "| path | latency |",
         "|---|---|",

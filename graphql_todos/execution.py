@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import orjson
 from graphql import ExecutionResult, OperationType
@@ -39,8 +39,9 @@ class _Done:
 
 
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
-    results: OrderedDict[tuple[int, int, bytes], tuple[Any, Any, Any]] = OrderedDict()
-    executions = 0
+    # Shared by every executor of the process: that is the point.
+    results: ClassVar[OrderedDict[tuple[int, int, bytes], tuple[Any, Any, Any]]] = OrderedDict()
+    executions: ClassVar[int] = 0
 
     def build_per_event_executor(self, payload: Any) -> Any:
         # A hit needs no per-event copy of the executor at all.
@@ -60,7 +61,7 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
             return result
         if inspect.isawaitable(result):
             return self._store_later(key, result)
-        return self._store(key, result)
+        return self._store(key, cast(ExecutionResult, result))
 
     def _shared_key(self, root: Any) -> tuple[int, int, bytes] | None:
         if self.operation.operation is not OperationType.SUBSCRIPTION or not isinstance(

@@ -161,9 +161,13 @@ def _completed_filter(request: Request) -> bool | None:
 async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
     """The JSON object in the body, each field of the right JSON type (the
     service judges the values)."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise _HTTPError(415, "UNSUPPORTED_MEDIA_TYPE", "the body must be application/json")
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
+    # JSON is UTF-8 (RFC 8259): a body declared otherwise would be misread.
+    if media_type.strip().lower() != "application/json" or charset != "utf-8":
+        raise _HTTPError(
+            415, "UNSUPPORTED_MEDIA_TYPE", "the body must be application/json in UTF-8"
+        )
     try:
         # orjson, unlike json, refuses NaN, lone surrogates and deep nesting.
         body = orjson.loads(await request.body())

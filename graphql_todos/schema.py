@@ -156,7 +156,7 @@ class MaskUnexpected(MaskErrors):
 
 
 class TodoSchema(strawberry.Schema):
-    async def execute(  # noqa: PLR0917
+    async def execute(
         self,
         query: str | None,
         variable_values: dict[str, Any] | None = None,
@@ -187,7 +187,7 @@ class TodoSchema(strawberry.Schema):
         for error in errors:
             error.extensions = {**(error.extensions or {}), "code": _error_code(error)}
         # Client mistakes are answers, not incidents: log only the rest.
-        unexpected = [e for e in errors if e.extensions["code"] == "INTERNAL_SERVER_ERROR"]
+        unexpected = [e for e in errors if _error_code(e) == "INTERNAL_SERVER_ERROR"]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 

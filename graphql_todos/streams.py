@@ -120,9 +120,11 @@ async def live_list(
     """The whole (filtered) list now, then again after each burst of changes
     that alters it (coalesced: a slow client gets only the newest)."""
     key = ("todos", completed)
-    live: _LiveList | None = hub.views.get(key)
-    if live is None or live.task.done():
+    existing: _LiveList | None = hub.views.get(key)
+    if existing is None or existing.task.done():
         live = hub.views[key] = _LiveList(service, hub, completed)
+    else:
+        live = existing
     watcher = _Watcher()
     live.watchers.add(watcher)
     if live.current is not None:

@@ -10,7 +10,7 @@ import strawberry
 from .models import Op
 
 # The Python enum's member names are the GraphQL values.
-ChangeOp = strawberry.enum(Op, name="ChangeOp")
+strawberry.enum(Op, name="ChangeOp")
 
 
 @strawberry.type
@@ -24,7 +24,7 @@ class Todo:
 
 @strawberry.type
 class TodoChange:
-    op: ChangeOp
+    op: Op
     todo: Todo = strawberry.field(description="The row after the change; its last state for DELETED.")
     cursor: str
 

@@ -88,7 +88,7 @@ def test_serve_stops_its_embedded_postgres_on_sigterm_and_ctrl_c(data_dir: Path)
         assert alive(pid)
         # uvicorn shuts down gracefully, then re-raises the signal.
         assert serve.stop(sig) in (0, -sig)
-        wait_until(lambda: not alive(pid), timeout=10)
+        wait_until(lambda pid=pid: not alive(pid), timeout=10)
 
 
 def test_a_killed_run_leaves_postgres_that_the_next_run_takes_over(data_dir: Path) -> None:

@@ -109,7 +109,7 @@ def test_malformed_ids_are_bad_user_input(client: httpx.Client) -> None:
         "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true}) { id } }",
         "mutation($id: ID!) { deleteTodo(id: $id) { id } }",
     ]:
-        for bad in ["nope", "123", "", "' OR 1=1 --", "{%s}" % uuid.uuid4(), "urn:uuid:%s" % uuid.uuid4(), uuid.uuid4().hex]:
+        for bad in ["nope", "123", "", "' OR 1=1 --", f"{{{uuid.uuid4()}}}", f"urn:uuid:{uuid.uuid4()}", uuid.uuid4().hex]:
             assert error_codes(gql(client, q, {"id": bad})) == ["BAD_USER_INPUT"], (q, bad)
 
 

@@ -200,8 +200,15 @@ def test_a_body_that_is_not_json_is_415(client: httpx.Client, headers: dict[str,
 
 
 def test_json_with_a_charset_is_json(client: httpx.Client) -> None:
-    headers = {"content-type": "application/json; charset=utf-8"}
-    assert client.post(TODOS, content=b'{"title": "a"}', headers=headers).status_code == 201
+    for content_type in ["application/json; charset=utf-8", "application/json;charset=UTF-8"]:
+        headers = {"content-type": content_type}
+        assert client.post(TODOS, content=b'{"title": "a"}', headers=headers).status_code == 201
+
+
+def test_json_in_another_charset_is_415(client: httpx.Client) -> None:
+    headers = {"content-type": "application/json; charset=latin-1"}
+    response = client.post(TODOS, content='{"title": "caf\u00e9"}'.encode("latin-1"), headers=headers)
+    error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
 @pytest.mark.parametrize(

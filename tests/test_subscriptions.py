@@ -9,7 +9,7 @@ import httpx
 import psycopg
 
 from tests.conftest import Server, wait_until
-from tests.gql import TODO_FIELDS, LegacyWs, TransportWs, create, data, gql
+from tests.gql import TODO_FIELDS, LegacyWs, TransportWs, create, data
 
 CHANGES = f"subscription($after: String) {{ todoChanges(after: $after) {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
 

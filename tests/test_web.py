@@ -10,9 +10,6 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-
-from tests.conftest import WEB_DIST, Server
-
 from playwright import sync_api
 from playwright.sync_api import (
     Browser,
@@ -22,6 +19,8 @@ from playwright.sync_api import (
     Route,
     expect,
 )
+
+from tests.conftest import WEB_DIST, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
