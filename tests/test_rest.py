@@ -369,3 +369,12 @@ def test_routes_outside_api_answer_json_errors_too(client: httpx.Client) -> None
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
     assert "POST" in response.headers["allow"]
+
+
+def test_sockets_close_with_1012_when_the_server_stops(server: Server) -> None:
+    ws = listen(server, TODOS)
+    server.stop()
+    code, _ = close_frame(ws)
+    # "Service restart": not the end of the resource; resume with ?after=.
+    assert code == 1012
+    server.start()
