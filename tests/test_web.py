@@ -207,6 +207,151 @@ def test_unknown_cursor_reloads_the_list(server: Server, context: BrowserContext
     expect(titles(page)).to_have_text(["after the reset", "live again"], timeout=LIVE_MS)
 
 
+def block_mutations(route: Route) -> None:
+    """Every mutation is a POST to /graphql; the socket and page loads go through."""
+    if route.request.method == "POST":
+        route.abort()
+    else:
+        route.continue_()
+
+
+def reject_mutations(route: Route) -> None:
+    """Answers every mutation with a GraphQL error, as a server refusing it would."""
+    if route.request.method == "POST":
+        route.fulfill(json={"data": None, "errors": [{"message": "nope, says the server"}]})
+    else:
+        route.continue_()
+
+
+def test_failed_mutation_is_shown_and_keeps_the_input(
+    server: Server, context: BrowserContext
+) -> None:
+    page = open_app(context, server)
+    alert = page.get_by_role("alert")
+    new_todo = page.locator(".new-todo")
+    expect(new_todo).to_have_attribute("maxlength", "512")
+
+    page.route("**/graphql", block_mutations)
+    add_todo(page, "kept on failure")
+    expect(alert).to_contain_text("Could not add the todo", timeout=LIVE_MS)
+    expect(new_todo).to_have_value("kept on failure")
+    expect(titles(page)).to_have_count(0)
+
+    # The next success clears both the alert and the input.
+    page.unroute("**/graphql")
+    new_todo.press("Enter")
+    expect(titles(page)).to_have_text(["kept on failure"], timeout=LIVE_MS)
+    expect(new_todo).to_have_value("")
+    expect(alert).to_have_count(0)
+
+    # A rejected rename shows the server's message and keeps the editor and its draft.
+    page.route("**/graphql", reject_mutations)
+    titles(page).nth(0).dblclick()
+    edit = page.locator(".todo-list li.editing .edit")
+    expect(edit).to_have_attribute("maxlength", "512")
+    edit.fill("renamed")
+    edit.press("Enter")
+    expect(alert).to_contain_text("nope, says the server", timeout=LIVE_MS)
+    expect(edit).to_have_value("renamed")
+    page.get_by_role("button", name="Dismiss").click()
+    expect(alert).to_have_count(0)
+
+    page.unroute("**/graphql")
+    edit.press("Enter")
+    expect(titles(page)).to_have_text(["renamed"], timeout=LIVE_MS)
+    expect(page.locator(".todo-list li.editing")).to_have_count(0)
+
+
+def test_routes_filter_the_list(server: Server, context: BrowserContext) -> None:
+    page = open_app(context, server)
+    add_todo(page, "open")
+    expect(titles(page)).to_have_count(1, timeout=LIVE_MS)
+    add_todo(page, "done")
+    expect(titles(page)).to_have_count(2, timeout=LIVE_MS)
+    page.get_by_role("checkbox", name='Toggle "done"').click()
+    expect(page.locator(".todo-count")).to_have_text("1 item left", timeout=LIVE_MS)
+
+    selected = page.locator(".filters a.selected")
+    expect(selected).to_have_text("All")
+    page.get_by_role("link", name="Active").click()
+    expect(page).to_have_url(server.url + "/#/active")
+    expect(selected).to_have_text("Active")
+    expect(titles(page)).to_have_text(["open"])
+    page.get_by_role("link", name="Completed").click()
+    expect(selected).to_have_text("Completed")
+    expect(titles(page)).to_have_text(["done"])
+    page.goto(server.url + "/#/")
+    expect(selected).to_have_text("All")
+    expect(titles(page)).to_have_text(["open", "done"], timeout=LIVE_MS)
+
+
+def test_editing_from_mouse_and_keyboard(server: Server, context: BrowserContext) -> None:
+    page = open_app(context, server)
+    for title in ("first", "second"):
+        add_todo(page, title)
+        expect(page.locator(".new-todo")).to_have_value("", timeout=LIVE_MS)
+    expect(titles(page)).to_have_count(2, timeout=LIVE_MS)
+    edit = page.locator(".todo-list li.editing .edit")
+
+    # Escape cancels: the title stays, focus returns to the row.
+    titles(page).nth(0).dblclick()
+    expect(edit).to_be_focused()
+    edit.fill("not saved")
+    edit.press("Escape")
+    expect(edit).to_have_count(0)
+    expect(titles(page)).to_have_text(["first", "second"])
+    expect(titles(page).nth(0)).to_be_focused()
+
+    # Enter (or F2) on a focused label edits; the field is labelled for screen readers.
+    page.keyboard.press("F2")
+    expect(page.get_by_role("textbox", name='Edit "first"')).to_be_focused()
+    page.keyboard.press("Escape")
+    titles(page).nth(1).focus()
+    page.keyboard.press("Enter")
+    expect(edit).to_be_focused()
+    edit.fill("second, renamed")
+    edit.press("Enter")
+    expect(titles(page)).to_have_text(["first", "second, renamed"], timeout=LIVE_MS)
+
+    # An emptied title deletes the todo.
+    titles(page).nth(0).dblclick()
+    edit.fill("   ")
+    edit.press("Enter")
+    expect(titles(page)).to_have_text(["second, renamed"], timeout=LIVE_MS)
+    expect(page.get_by_role("button", name='Delete "second, renamed"')).to_have_count(1)
+
+
+def test_edited_row_stays_while_another_page_moves_it(
+    server: Server, context: BrowserContext
+) -> None:
+    a, b = open_app(context, server), open_app(context, server)
+    add_todo(a, "moving")
+    expect(titles(b)).to_have_text(["moving"], timeout=LIVE_MS)
+    a.goto(server.url + "/#/active")
+    titles(a).nth(0).dblclick()
+    edit = a.locator(".todo-list li.editing .edit")
+    edit.fill("draft")
+
+    b.get_by_role("checkbox", name='Toggle "moving"').click()
+    expect(a.locator(".todo-count")).to_have_text("0 items left", timeout=LIVE_MS)
+    # Completed elsewhere, so no longer "active", yet the draft and focus survive.
+    expect(edit).to_have_value("draft")
+    expect(edit).to_be_focused()
+    edit.press("Enter")
+    expect(titles(b)).to_have_text(["draft"], timeout=LIVE_MS)
+    expect(titles(a)).to_have_count(0)
+
+    # Deleted elsewhere mid-edit: editing ends and focus goes to the new-todo field.
+    a.goto(server.url + "/#/")
+    titles(a).nth(0).dblclick()
+    expect(edit).to_be_focused()
+    b.get_by_role("button", name='Delete "draft"').focus()
+    b.keyboard.press("Enter")
+    expect(a.locator(".todo-list li")).to_have_count(0, timeout=LIVE_MS)
+    expect(a.locator(".new-todo")).to_be_focused()
+    expect(a.get_by_role("alert")).to_have_count(0)
+
+
 def run_in_graphiql(page: Page, document: str, prettify: bool = False) -> None:
     """Replace the editor's text and press the run button."""
     editor = page.locator(".graphiql-query-editor")

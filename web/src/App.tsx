@@ -1,10 +1,11 @@
-import { useEffect, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
-import { clearCompleted, createTodo, toggleAll } from './commands';
+import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
+import { clearCompleted, commandErrors, createTodo, toggleAll } from './commands';
 import type { ConnectionState, TodoSync } from './sync';
 import { TodoItem } from './TodoItem';
 import {
   countTodos,
   filterFromHash,
+  MAX_TITLE_LENGTH,
   normalizeTitle,
   pluralize,
   visibleTodos,
@@ -35,16 +36,46 @@ function useHashFilter(): Filter {
 
 export function App({ sync }: { sync: TodoSync }) {
   const { state, connection } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
+  const error = useSyncExternalStore(commandErrors.subscribe, commandErrors.getSnapshot);
   const filter = useHashFilter();
   const [editingId, setEditingId] = useState<string | null>(null);
+  const newTodo = useRef<HTMLInputElement>(null);
+  // A repeated Enter on the same text, or a double click on toggle-all, while the first is
+  // in flight would send the same thing twice. Different texts may be sent back to back.
+  const creating = useRef(new Set<string>());
+  const togglingAll = useRef(false);
   const counts = countTodos(state.todos);
 
-  const onNewTodoKeyDown = (event: KeyboardEvent<HTMLInputElement>) => {
-    if (event.key !== 'Enter') return;
-    const title = normalizeTitle(event.currentTarget.value);
-    if (title === null) return;
-    createTodo(title);
-    event.currentTarget.value = '';
+  // Another tab deleted the todo being edited: its editor is gone, so end editing (a
+  // re-created id must not reopen it) and put focus somewhere useful instead of <body>.
+  const editedGone = editingId !== null && !state.todos.some((t) => t.id === editingId);
+  useEffect(() => {
+    if (!editedGone) return;
+    setEditingId(null);
+    if (document.activeElement === document.body) newTodo.current?.focus();
+  }, [editedGone]);
+
+  const onNewTodoKeyDown = async (event: KeyboardEvent<HTMLInputElement>) => {
+    // Enter also confirms an IME composition; that one is not ours.
+    if (event.key !== 'Enter' || event.nativeEvent.isComposing) return;
+    const input = event.currentTarget;
+    const typed = input.value;
+    const title = normalizeTitle(typed);
+    if (title === null || creating.current.has(typed)) return;
+    creating.current.add(typed);
+    const ok = await createTodo(title);
+    creating.current.delete(typed);
+    // Cleared only once the server has the todo (on failure the text stays for another
+    // try), and only if the user has not typed on meanwhile.
+    if (ok && input.value === typed) input.value = '';
+  };
+
+  const onToggleAll = async () => {
+    if (togglingAll.current) return;
+    togglingAll.current = true;
+    // From the counts the user sees at click time.
+    await toggleAll(counts.active > 0);
+    togglingAll.current = false;
   };
 
   return (
@@ -52,13 +83,34 @@ export function App({ sync }: { sync: TodoSync }) {
       <section className="todoapp">
         <header className="header">
           <h1>todos</h1>
+          <label htmlFor="new-todo" className="visually-hidden">
+            New todo
+          </label>
           <input
+            ref={newTodo}
+            id="new-todo"
             className="new-todo"
             placeholder="What needs to be done?"
             autoFocus
-            onKeyDown={onNewTodoKeyDown}
+            maxLength={MAX_TITLE_LENGTH}
+            onKeyDown={(e) => void onNewTodoKeyDown(e)}
           />
         </header>
+        {error !== null && (
+          <div className="error-banner" role="alert">
+            <span>{error}</span>
+            <button
+              type="button"
+              className="error-dismiss"
+              aria-label="Dismiss"
+              // Keep focus where it is: blurring an open editor would save it again.
+              onMouseDown={(e) => e.preventDefault()}
+              onClick={commandErrors.dismiss}
+            >
+              ×
+            </button>
+          </div>
+        )}
         {counts.total > 0 && (
           <section className="main">
             <input
@@ -66,11 +118,11 @@ export function App({ sync }: { sync: TodoSync }) {
               className="toggle-all"
               type="checkbox"
               checked={counts.active === 0}
-              onChange={(e) => toggleAll(e.target.checked)}
+              onChange={() => void onToggleAll()}
             />
             <label htmlFor="toggle-all">Mark all as complete</label>
             <ul className="todo-list">
-              {visibleTodos(state.todos, filter).map((todo) => (
+              {visibleTodos(state.todos, filter, editingId).map((todo) => (
                 <TodoItem
                   key={todo.id}
                   todo={todo}
@@ -96,7 +148,7 @@ export function App({ sync }: { sync: TodoSync }) {
               ))}
             </ul>
             {counts.completed > 0 && (
-              <button className="clear-completed" onClick={clearCompleted}>
+              <button className="clear-completed" onClick={() => void clearCompleted()}>
                 Clear completed
               </button>
             )}

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import { deleteTodo, renameTodo, setCompleted } from './commands';
-import { normalizeTitle, type Todo } from './todos';
+import { MAX_TITLE_LENGTH, normalizeTitle, type Todo } from './todos';
 
 interface Props {
   todo: Todo;
@@ -8,16 +8,36 @@ interface Props {
   onEdit(id: string | null): void;
 }
 
+// How long a clicked checkbox shows its new value without the server's event confirming
+// it; after that the server's value rules again (e.g. another tab toggled it back).
+const CONFIRM_MS = 3_000;
+
 export function TodoItem({ todo, editing, onEdit }: Props) {
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
+  const label = useRef<HTMLLabelElement>(null);
   // Enter and Escape end editing, and the blur that may follow when the field unmounts
-  // must neither save twice nor save what Escape cancelled.
+  // must neither save twice nor save what Escape cancelled. Reset when a save fails, so
+  // the kept draft can be saved again.
   const finished = useRef(false);
+  // Editing ended from the keyboard: give focus back to the row, not to <body>.
+  const refocus = useRef(false);
+  // The value a checkbox click asked for, shown until the server's event confirms it.
+  // While set, further clicks are ignored: a double click must not send twice.
+  const [pending, setPending] = useState<boolean | null>(null);
+  const confirmTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
 
   useEffect(() => {
     if (editing) input.current?.focus();
+    else if (refocus.current) label.current?.focus();
+    refocus.current = false;
   }, [editing]);
+
+  useEffect(() => {
+    if (pending !== null && todo.completed === pending) setPending(null);
+  }, [todo.completed, pending]);
+
+  useEffect(() => () => clearTimeout(confirmTimer.current), []);
 
   const startEditing = () => {
     finished.current = false;
@@ -25,26 +45,60 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
     onEdit(todo.id);
   };
 
-  const save = () => {
+  // The editor stays open until the server accepted the change, so a failure (shown in
+  // the page's alert) keeps the draft for another try.
+  const save = async () => {
     if (finished.current) return;
     finished.current = true;
     const title = normalizeTitle(draft);
-    if (title === null) deleteTodo(todo.id);
-    else if (title !== todo.title) renameTodo(todo.id, title);
-    onEdit(null);
+    let ok = true;
+    if (title === null) ok = await deleteTodo(todo.id);
+    else if (title !== todo.title) ok = await renameTodo(todo.id, title);
+    if (ok) {
+      onEdit(null);
+    } else {
+      finished.current = false;
+      refocus.current = false;
+    }
   };
 
-  const onKeyDown = (event: KeyboardEvent<HTMLInputElement>) => {
+  const onEditKeyDown = (event: KeyboardEvent<HTMLInputElement>) => {
+    // Enter also confirms an IME composition; that one is not ours.
+    if (event.nativeEvent.isComposing) return;
     if (event.key === 'Enter') {
-      save();
+      refocus.current = true;
+      void save();
     } else if (event.key === 'Escape') {
       finished.current = true;
+      refocus.current = true;
       setDraft(todo.title);
       onEdit(null);
     }
   };
 
-  const classes = [todo.completed && 'completed', editing && 'editing'].filter(Boolean);
+  // Double-click's keyboard equivalents, for the focusable label.
+  const onLabelKeyDown = (event: KeyboardEvent<HTMLLabelElement>) => {
+    if (event.key === 'Enter' || event.key === 'F2') {
+      event.preventDefault();
+      startEditing();
+    }
+  };
+
+  const checked = pending ?? todo.completed;
+  const toggle = async () => {
+    if (pending !== null) return;
+    // From what the user sees at click time, not from the event's (stale) target.
+    const completed = !checked;
+    setPending(completed);
+    clearTimeout(confirmTimer.current);
+    if (await setCompleted(todo.id, completed)) {
+      confirmTimer.current = setTimeout(() => setPending(null), CONFIRM_MS);
+    } else {
+      setPending(null);
+    }
+  };
+
+  const classes = [checked && 'completed', editing && 'editing'].filter(Boolean);
 
   return (
     <li className={classes.join(' ') || undefined} data-id={todo.id}>
@@ -52,20 +106,30 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
         <input
           className="toggle"
           type="checkbox"
-          checked={todo.completed}
-          onChange={(e) => setCompleted(todo.id, e.target.checked)}
+          checked={checked}
+          aria-busy={pending !== null || undefined}
+          aria-label={`Toggle "${todo.title}"`}
+          onChange={() => void toggle()}
         />
-        <label onDoubleClick={startEditing}>{todo.title}</label>
-        <button className="destroy" onClick={() => deleteTodo(todo.id)} />
+        <label ref={label} tabIndex={0} onDoubleClick={startEditing} onKeyDown={onLabelKeyDown}>
+          {todo.title}
+        </label>
+        <button
+          className="destroy"
+          aria-label={`Delete "${todo.title}"`}
+          onClick={() => void deleteTodo(todo.id)}
+        />
       </div>
       {editing && (
         <input
           ref={input}
           className="edit"
+          aria-label={`Edit "${todo.title}"`}
+          maxLength={MAX_TITLE_LENGTH}
           value={draft}
           onChange={(e) => setDraft(e.target.value)}
-          onKeyDown={onKeyDown}
-          onBlur={save}
+          onKeyDown={onEditKeyDown}
+          onBlur={() => void save()}
         />
       )}
     </li>

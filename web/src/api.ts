@@ -100,7 +100,14 @@ export function endpoints(location: Location = window.location): { http: string;
   return { http: http.href, ws: ws.href };
 }
 
-/** POSTs one operation; throws GraphQLRequestError on GraphQL errors, TypeError offline. */
+// A server that accepts the connection but never answers must not hang a caller (the
+// resync loop waits on its fetch) forever.
+export const REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * POSTs one operation; throws GraphQLRequestError on GraphQL errors, TypeError offline,
+ * and a DOMException named TimeoutError after REQUEST_TIMEOUT_MS.
+ */
 export async function request<TResult, TVariables>(
   document: TypedDocumentString<TResult, TVariables>,
   variables?: TVariables,
@@ -109,6 +116,7 @@ export async function request<TResult, TVariables>(
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ query: document.toString(), variables }),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   const body = (await response.json()) as ExecutionResult<TResult, unknown>;
   if (body.errors?.length) throw new GraphQLRequestError(body.errors);

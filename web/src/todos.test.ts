@@ -118,6 +118,13 @@ describe('filtering by route', () => {
     expect(visibleTodos(todos, 'active')).toEqual([a, c]);
     expect(visibleTodos(todos, 'completed')).toEqual([b]);
   });
+
+  it('keeps the row being edited listed, in place, when it stops matching', () => {
+    const todos = [a, b, c];
+    expect(visibleTodos(todos, 'active', b.id)).toEqual([a, b, c]);
+    expect(visibleTodos(todos, 'completed', c.id)).toEqual([b, c]);
+    expect(visibleTodos(todos, 'completed', 'gone')).toEqual([b]);
+  });
 });
 
 describe('counts', () => {

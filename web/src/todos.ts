@@ -20,6 +20,9 @@ export interface TodoState {
   cursor: string | null;
 }
 
+/** The server rejects longer titles (MAX_TITLE_LENGTH in graphql_todos/service.py). */
+export const MAX_TITLE_LENGTH = 512;
+
 export type Filter = 'all' | 'active' | 'completed';
 
 export const emptyState: TodoState = { todos: [], cursor: null };
@@ -75,12 +78,21 @@ export function filterFromHash(hash: string): Filter {
   }
 }
 
-export function visibleTodos(todos: readonly Todo[], filter: Filter): readonly Todo[] {
+/**
+ * The todos a filter shows. `keepId` (the row being edited) stays listed even when it no
+ * longer matches, e.g. another tab completed it under `#/active`: hiding it would drop the
+ * user's draft and focus mid-edit. It leaves the list once editing ends.
+ */
+export function visibleTodos(
+  todos: readonly Todo[],
+  filter: Filter,
+  keepId: string | null = null,
+): readonly Todo[] {
   switch (filter) {
     case 'active':
-      return todos.filter((t) => !t.completed);
+      return todos.filter((t) => !t.completed || t.id === keepId);
     case 'completed':
-      return todos.filter((t) => t.completed);
+      return todos.filter((t) => t.completed || t.id === keepId);
     default:
       return todos;
   }
