@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from tests.conftest import Server, wait_until
+
 TODO_FIELDS = "id title completed createdTime updatedTime"
+CHANGES = f"subscription($after: String) {{ todoChanges(after: $after) {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
 
 
 def gql(client: httpx.Client, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -102,3 +107,16 @@ class LegacyWs:
 
     def close(self) -> None:
         self.ws.close()
+
+
+@contextmanager
+def subscribed(
+    server: Server, query: str = CHANGES, variables: dict[str, Any] | None = None
+) -> Iterator[TransportWs]:
+    """A graphql-transport-ws socket subscribed to query, once the hub has it:
+    a change made after this is sure to reach it."""
+    before = server.subscriber_count()
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(query, variables)
+        wait_until(lambda: server.subscriber_count() > before)
+        yield ws

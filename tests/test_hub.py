@@ -15,10 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.hub import Hub
 from graphql_todos.service import TodoService
 from tests.conftest import Server, wait_until
-from tests.gql import TransportWs, create
-
-CHANGES = "subscription($after: String) { todoChanges(after: $after) { op cursor todo { id title } } }"
-
+from tests.gql import CHANGES, TransportWs, create, subscribed
 
 
 def journal(dsn: str) -> list[tuple[int, str]]:
@@ -104,9 +101,7 @@ def test_two_hundred_subscribers_share_one_listener_connection(server: Server) -
 def test_listener_reconnects_and_replays_what_it_missed(
     server: Server, client: httpx.Client, admin_dsn: str
 ) -> None:
-    with TransportWs(server.ws_url) as ws:
-        ws.subscribe(CHANGES)
-        wait_until(lambda: server.subscriber_count() == 1)
+    with subscribed(server) as ws:
         first_pid = server.hub.backend_pid
         with psycopg.connect(server.dsn, autocommit=True) as conn, psycopg.connect(
             admin_dsn, autocommit=True

@@ -16,13 +16,11 @@ from websockets.sync.client import ClientConnection, connect
 from graphql_todos import rest
 from graphql_todos.openapi import DOCUMENT
 from tests.conftest import Server, wait_until
-from tests.gql import TODO_FIELDS, TransportWs, create, data
+from tests.gql import TODO_FIELDS, create, data, subscribed
 
 TODOS = "/api/todos/"
 MISSING = str(uuid.UUID(int=1))
 JSON = {"content-type": "application/json"}
-CHANGES = f"subscription {{ todoChanges {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
-
 
 
 def post(client: httpx.Client, title: str, completed: bool = False) -> Any:
@@ -292,9 +290,7 @@ def test_graphql_changes_reach_the_rest_socket(server: Server, client: httpx.Cli
 
 
 def test_rest_changes_reach_graphql_subscriptions(server: Server, client: httpx.Client) -> None:
-    with TransportWs(server.ws_url) as ws:
-        ws.subscribe(CHANGES)
-        wait_until(lambda: server.subscriber_count() == 1)
+    with subscribed(server) as ws:
         todo = post(client, "from rest")
         change = ws.next_data()["todoChanges"]
     assert change["op"] == "CREATED"

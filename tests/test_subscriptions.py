@@ -9,16 +9,11 @@ import httpx
 import psycopg
 
 from tests.conftest import Server, wait_until
-from tests.gql import TODO_FIELDS, LegacyWs, TransportWs, create, data
-
-CHANGES = f"subscription($after: String) {{ todoChanges(after: $after) {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
-
+from tests.gql import CHANGES, LegacyWs, TransportWs, create, data, subscribed
 
 
 def test_todo_changes_over_graphql_transport_ws(server: Server, client: httpx.Client) -> None:
-    with TransportWs(server.ws_url) as ws:
-        ws.subscribe(CHANGES)
-        wait_until(lambda: server.subscriber_count() == 1)
+    with subscribed(server) as ws:
         a = create(client, "a")
         created = ws.next_data()["todoChanges"]
         assert (created["op"], created["todo"]) == ("CREATED", a)
@@ -66,9 +61,7 @@ def test_todo_changes_over_multipart_http(server: Server, client: httpx.Client) 
 
 
 def test_change_made_with_plain_sql_reaches_subscriber(server: Server) -> None:
-    with TransportWs(server.ws_url) as ws:
-        ws.subscribe(CHANGES)
-        wait_until(lambda: server.subscriber_count() == 1)
+    with subscribed(server) as ws:
         with psycopg.connect(server.dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO todos (title) VALUES ('from psql')")
             conn.execute("UPDATE todos SET completed = true")
@@ -83,9 +76,7 @@ def test_change_made_with_plain_sql_reaches_subscriber(server: Server) -> None:
 
 def test_no_op_update_is_not_a_change(server: Server, client: httpx.Client) -> None:
     a = create(client, "same")
-    with TransportWs(server.ws_url) as ws:
-        ws.subscribe(CHANGES)
-        wait_until(lambda: server.subscriber_count() == 1)
+    with subscribed(server) as ws:
         q = 'mutation($id: ID!) { updateTodo(id: $id, input: {title: "same"}) { updatedTime } }'
         assert data(client, q, {"id": a["id"]})["updateTodo"]["updatedTime"] == a["updatedTime"]
         create(client, "next")
