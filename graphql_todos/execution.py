@@ -12,6 +12,7 @@ does (a viewer, permissions) must add that to the key.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import OrderedDict
 from typing import Any, ClassVar, cast
@@ -68,7 +69,13 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
             root, _SHARED_ROOTS
         ):
             return None
-        return (id(root), id(self.operation), _variables_key(self.variable_values.coerced))
+        return (id(root), id(self.operation), self._variables_key)
+
+    @functools.cached_property
+    def _variables_key(self) -> bytes:
+        # Computed once per subscription: per-event executors are copies of
+        # this one and inherit the cached value.
+        return orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
 
     async def _store_later(self, key: tuple[int, int, bytes], pending: Any) -> Any:
         return self._store(key, await pending)
@@ -82,6 +89,3 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
             self.results.popitem(last=False)
         return result
 
-
-def _variables_key(variables: dict[str, Any]) -> bytes:
-    return orjson.dumps(variables, option=orjson.OPT_SORT_KEYS, default=str)

@@ -74,9 +74,9 @@ class TodoService:
         async with self.pool.connection() as conn:
             return await repository.get_todo(conn, key)
 
-    async def todo_snapshot(self, todo_id: str) -> tuple[Todo | None, int]:
-        """One row (None when absent) and the journal position it reflects."""
-        key = parse_id(todo_id)
+    async def todo_snapshot(self, key: uuid.UUID) -> tuple[Todo | None, int]:
+        """One row (None when absent) and the journal position it reflects;
+        the caller has parsed the id already (see streams.todo_states)."""
         async with self.pool.connection() as conn:
             await repository.begin_snapshot(conn)
             todo = await repository.get_todo(conn, key)
@@ -118,9 +118,7 @@ class TodoService:
     async def check_cursor(self, cursor: str) -> int:
         """The position a client cursor names, refusing one not yet written."""
         position = parse_cursor(cursor)
-        async with self.pool.connection() as conn:
-            newest = await repository.journal_position(conn)
-        if position > newest:
+        if position > await self.journal_position():
             raise BadUserInput(f"unknown cursor: {cursor!r}")
         return position
 

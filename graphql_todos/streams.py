@@ -45,7 +45,7 @@ async def _todo_states(
     service: TodoService, hub: Hub, key: uuid.UUID
 ) -> AsyncGenerator[TodoState, None]:
     async with hub.subscribe(todo_id=key) as sub:
-        todo, position = await service.todo_snapshot(str(key))
+        todo, position = await service.todo_snapshot(key)
         sub.skip_through(position)
         yield TodoState(None, todo, position)
         if todo is None:
