@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Wait for another apt (a second make, unattended upgrades) instead of failing.
+APT := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
 WEB_SOURCES := $(shell find web/src -type f -not -path 'web/src/gql/*' 2>/dev/null) \
 	web/index.html web/graphiql.html web/vite.config.ts web/codegen.ts web/tsconfig.json \
 	web/package.json schema/schema.graphql
@@ -45,7 +47,7 @@ clean: ## remove what the build made (keeps .data, the embedded databases)
 	rm -rf $(VENV) web/node_modules web/dist web/src/gql
 
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PYTHON) -m venv $(VENV) || { $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.run: pyproject.toml $(VENV)/bin/python
@@ -57,7 +59,7 @@ $(VENV)/.test: pyproject.toml $(VENV)/.run
 	touch $@
 
 /usr/bin/npm:
-	$(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm
+	$(APT) update && $(APT) install -y nodejs npm
 
 web/node_modules/.installed: web/package-lock.json | /usr/bin/npm
 	cd web && npm ci --no-audit --no-fund
@@ -70,4 +72,4 @@ web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
 # The end-to-end tests drive Debian's chromium; Playwright's own browser
 # download cannot work here.
 /usr/bin/chromium:
-	$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium
+	$(APT) update && $(APT) install -y --no-install-recommends chromium
