@@ -19,6 +19,7 @@ from strawberry.subscriptions import (
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
 
+from .errors import ErrorCode
 from .schema import Context, build_schema
 
 NO_CLIENT = """<!doctype html><title>GraphiQL not built</title>
@@ -42,7 +43,8 @@ class TodoGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
-        return Context(service=request.state.service, hub=request.state.hub)
+        state = request.state
+        return Context(state.service, state.journal, state.hub, state.live_lists)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.
@@ -58,10 +60,10 @@ class TodoGraphQL(GraphQL[Context, None]):
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.
-            error = {"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}
+            error = {"message": exc.reason, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
             response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
         await response(scope, receive, send)
 
     def encode_json(self, data: object) -> str:
-        # orjson also writes the Fragments that SharedEventExecutor made.
+        # orjson also writes the Fragments of shared subscription results.
         return orjson.dumps(data).decode()

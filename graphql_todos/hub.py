@@ -14,14 +14,14 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from .journal import Journal
 from .models import Change
-from .service import TodoService
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,14 +122,14 @@ class Hub:
     def __init__(
         self,
         dsn: str,
-        service: TodoService,
+        journal: Journal,
         *,
         queue_size: int = 1000,
         heartbeat_seconds: float = 5.0,
         max_backoff_seconds: float = 5.0,
     ) -> None:
         self.dsn = dsn
-        self.service = service
+        self.journal = journal
         self.queue_size = queue_size
         self.heartbeat_seconds = heartbeat_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -142,9 +142,6 @@ class Hub:
         self._all: set[Subscriber] = set()
         self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
         self.closed = False
-        # Live views many subscribers share, keyed by their parameters
-        # (graphql_todos.streams builds them).
-        self.views: dict[Hashable, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -154,7 +151,7 @@ class Hub:
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""
-        self.position = await self.service.journal_position()
+        self.position = await self.journal.position()
         self._task = asyncio.create_task(self._run(), name="todo-hub")
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
@@ -193,7 +190,7 @@ class Hub:
     async def read_journal(self, after: int, upto: int) -> list[Change]:
         """Journal entries after < position <= upto, oldest first, BATCH at most."""
         return await self.retrying(
-            "journal read", lambda: self.service.changes_between(after, upto, BATCH)
+            "journal read", lambda: self.journal.changes_between(after, upto, BATCH)
         )
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -265,7 +262,7 @@ class Hub:
 
     async def _catch_up(self) -> None:
         while True:
-            changes = await self.service.changes_between(self.position, 2**63 - 1, BATCH)
+            changes = await self.journal.changes_between(self.position, 2**63 - 1, BATCH)
             for change in changes:
                 self.position = change.position
                 self._publish(change)

@@ -26,6 +26,7 @@ from graphql_todos.config import Settings
 from graphql_todos.embedded import embedded_postgres
 from graphql_todos.hub import Hub
 from graphql_todos.migrations import migrate
+from graphql_todos.streams import LiveLists
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIST = ROOT / "web" / "dist"
@@ -99,6 +100,17 @@ class Server:
         assert self._uvicorn is not None
         hub: Hub = self._uvicorn.lifespan.state["hub"]
         return hub
+
+    @property
+    def live_lists(self) -> LiveLists:
+        assert self._uvicorn is not None
+        live_lists: LiveLists = self._uvicorn.lifespan.state["live_lists"]
+        return live_lists
+
+    def executions(self) -> int:
+        """Subscription events executed so far (shared ones count once)."""
+        assert self._uvicorn is not None
+        return int(self.call(lambda: self._uvicorn.config.app.state.schema.shared_results.executions))  # type: ignore[union-attr]
 
     def subscriber_count(self) -> int:
         return int(self.call(lambda: self.hub.subscriber_count))

@@ -13,6 +13,7 @@ import websockets
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.hub import Hub
+from graphql_todos.journal import Journal
 from graphql_todos.service import TodoService
 from tests.conftest import Server, wait_until
 from tests.gql import CHANGES, TransportWs, create, subscribed
@@ -134,7 +135,7 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
 
     async def run() -> tuple[list[int], int]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
-            hub = Hub(db_dsn, TodoService(pool), queue_size=5)
+            hub = Hub(db_dsn, Journal(pool), queue_size=5)
             await hub.start()
             try:
                 async with hub.subscribe() as sub:
@@ -166,18 +167,21 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
     async def run() -> list[list[str]]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
             service = TodoService(pool)
-            hub = Hub(db_dsn, service)
+            hub = Hub(db_dsn, Journal(pool))
             await hub.start()
             try:
-                versions = streams.live_list(service, hub, None)
+                live_lists = streams.LiveLists(service, hub)
+                versions = live_lists.watch(None)
                 seen = [[t.title for t in await anext(versions)]]
+                # A second, eager watcher tells when the shared list has all ten.
+                eager = live_lists.watch(None)
                 for i in range(10):
                     await service.create_todo(f"t{i}")
-                # Wait until the shared list has them all, without reading.
-                while len(hub.views[("todos", None)].current) < 10:
-                    await asyncio.sleep(0.01)
+                while len(await anext(eager)) < 10:
+                    pass
                 seen.append([t.title for t in await anext(versions)])
                 await versions.aclose()
+                await eager.aclose()
                 return seen
             finally:
                 await hub.stop()
