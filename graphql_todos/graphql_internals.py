@@ -14,6 +14,8 @@ instead of misbehaving quietly.
 - Variable coercion errors are tagged BAD_USER_INPUT where graphql-core
   makes them, and say `null` (the client's JSON) where graphql-core says
   `None`.
+- A document that does not parse is left to Strawberry's own parse step,
+  which answers it as an error on every transport.
 - Error masking skips results without errors cheaply.
 - `Schema.execute` (one result) refuses subscriptions.
 """
@@ -23,14 +25,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 import orjson
 import strawberry
-from graphql import ExecutionResult, GraphQLError
+from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from graphql import OperationType as OperationKind
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.graphql import OperationType
@@ -143,6 +145,21 @@ class TodoExecutionContext(StrawberryGraphQLCoreExecutionContext):
             result = ExecutionResult(data=orjson.Fragment(orjson.dumps(result.data)))  # type: ignore[arg-type]
         self._shared.put(key, self.root_value, self.operation, result)
         return result
+
+
+class ParseErrorsAsResults(ParserCache):
+    """Assumes: ParserCache parses with `cached_parse_document` in `on_parse`,
+    before and outside Strawberry's own parse step, whose try turns a
+    GraphQLSyntaxError into an error result. Raised here, it escapes: the
+    legacy graphql-ws handler then answers nothing at all."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        except GraphQLSyntaxError:
+            context.graphql_document = None
+        yield
 
 
 class CheapMaskErrors(MaskErrors):

@@ -10,12 +10,19 @@ from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
 from . import streams
 from .errors import DomainError, ErrorCode, NotFound
-from .graphql_internals import CheapMaskErrors, OneResultSchema, SharedResults, TodoExecutionContext, tag
+from .graphql_internals import (
+    CheapMaskErrors,
+    OneResultSchema,
+    ParseErrorsAsResults,
+    SharedResults,
+    TodoExecutionContext,
+    tag,
+)
 from .hub import Hub
 from .journal import Journal
 from .models import TodoState
@@ -175,7 +182,7 @@ class TodoSchema(OneResultSchema):
             query=Query,
             mutation=Mutation,
             subscription=Subscription,
-            extensions=[ParserCache, ValidationCache, TagValidationErrors, MaskUnexpected],
+            extensions=[ParseErrorsAsResults, ValidationCache, TagValidationErrors, MaskUnexpected],
             execution_context_class=TodoExecutionContext,
         )
 

@@ -55,6 +55,18 @@ class LiveRows(tuple[Todo, ...]):
     the same object, so it is executed and serialized once for all of them."""
 
 
+def apply_changes(rows: LiveRows, changes: list[Change], completed: bool | None) -> LiveRows:
+    """The list filtered by `completed` after the changes, in list order."""
+    by_id = {todo.id: todo for todo in rows}
+    for change in changes:
+        todo = change.todo
+        if change.op is Op.DELETED or completed not in (None, todo.completed):
+            by_id.pop(todo.id, None)
+        else:
+            by_id[todo.id] = todo
+    return LiveRows(sorted(by_id.values(), key=Todo.sort_key))
+
+
 class _Watcher:
     def __init__(self) -> None:
         self.latest: LiveRows | None = None
@@ -85,17 +97,12 @@ class _LiveList:
                     "live list snapshot", lambda: self.service.snapshot(self.completed)
                 )
                 sub.skip_through(snapshot.position)
-                rows: dict[uuid.UUID, Todo] = {t.id: t for t in snapshot.todos}
-                self._show(LiveRows(snapshot.todos))
+                rows = LiveRows(snapshot.todos)
+                self._show(rows)
                 async for batch in sub.batches():
-                    for change in batch:
-                        todo = change.todo
-                        if change.op is Op.DELETED or self.completed not in (None, todo.completed):
-                            rows.pop(todo.id, None)
-                        else:
-                            rows[todo.id] = todo
-                    fresh = LiveRows(sorted(rows.values(), key=Todo.sort_key))
-                    if fresh != self.current:
+                    fresh = apply_changes(rows, batch, self.completed)
+                    if fresh != rows:
+                        rows = fresh
                         self._show(fresh)
         finally:
             # The hub closed (or we were cancelled): end every watcher.

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_until
 from tests.gql import TransportWs
+from tests.helpers import free_port, wait_until
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 

@@ -11,12 +11,13 @@ import httpx
 import psycopg
 import websockets
 from psycopg_pool import AsyncConnectionPool
+from websockets.typing import Subprotocol
 
 from graphql_todos.hub import Hub
 from graphql_todos.journal import Journal
 from graphql_todos.service import TodoService
-from tests.conftest import Server, wait_until
 from tests.gql import CHANGES, TransportWs, create, subscribed
+from tests.helpers import Server, wait_until
 
 
 def journal(dsn: str) -> list[tuple[int, str]]:
@@ -75,7 +76,7 @@ def test_two_hundred_subscribers_share_one_listener_connection(server: Server) -
 
     async def run() -> list[str]:
         url = server.ws_url + "/graphql"
-        sockets = [await websockets.connect(url, subprotocols=["graphql-transport-ws"]) for _ in range(count)]
+        sockets = [await websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) for _ in range(count)]
         try:
             for ws in sockets:
                 await ws.send(json.dumps({"type": "connection_init"}))

@@ -12,11 +12,12 @@ import pytest
 from openapi_spec_validator import validate
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.sync.connection import Connection
 
 from graphql_todos import rest
 from graphql_todos.openapi import DOCUMENT
-from tests.conftest import Server, wait_until
 from tests.gql import TODO_FIELDS, create, data, subscribed
+from tests.helpers import Server, wait_until
 
 TODOS = "/api/todos/"
 MISSING = str(uuid.UUID(int=1))
@@ -45,14 +46,14 @@ def listen(server: Server, path: str) -> ClientConnection:
     return ws
 
 
-def receive(ws: ClientConnection) -> Any:
+def receive(ws: Connection) -> Any:
     while True:
         message = json.loads(ws.recv(timeout=5))
         if message["op"] != "keepalive":
             return message
 
 
-def close_frame(ws: ClientConnection) -> tuple[int, str]:
+def close_frame(ws: Connection) -> tuple[int, str]:
     """Wait for the server to close the socket; its code and reason."""
     with pytest.raises(ConnectionClosed) as closed:
         receive(ws)

@@ -8,8 +8,8 @@ import uuid
 import httpx
 import psycopg
 
-from tests.conftest import Server, wait_until
 from tests.gql import CHANGES, LegacyWs, TransportWs, create, data, subscribed
+from tests.helpers import Server, wait_until
 
 
 def test_todo_changes_over_graphql_transport_ws(server: Server, client: httpx.Client) -> None:

@@ -20,7 +20,7 @@ from playwright.sync_api import (
     expect,
 )
 
-from tests.conftest import WEB_DIST, Server
+from tests.helpers import WEB_DIST, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
