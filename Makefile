@@ -39,6 +39,11 @@ bench: $(VENV)/.test ## measure change latency (raw NOTIFY floor vs the app); wr
 schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
 	$(BIN)/graphql-todos export-schema --output schema/schema.graphql
 
+.PHONY: diagram
+diagram: ## render docs/architecture.svg from docs/architecture.dot (Graphviz)
+	command -v dot >/dev/null || { $(APT) update && $(APT) install -y --no-install-recommends graphviz; }
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
+
 .PHONY: web
 web: web/dist/index.html ## build the web client if its sources changed
 
