@@ -141,8 +141,9 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
             try:
                 async with hub.subscribe() as sub:
                     await asyncio.to_thread(insert, 0, 40)
-                    while hub.position < 40:
-                        await asyncio.sleep(0.01)
+                    async with asyncio.timeout(10):
+                        while hub.position < 40:
+                            await asyncio.sleep(0.01)
                     # Read slowly while more arrive: the replay overlaps live
                     # publishing, and the queue overflows again meanwhile.
                     writer = asyncio.create_task(asyncio.to_thread(insert, 40, 60))
@@ -178,8 +179,9 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
                 eager = live_lists.watch(None)
                 for i in range(10):
                     await service.create_todo(f"t{i}")
-                while len(await anext(eager)) < 10:
-                    pass
+                async with asyncio.timeout(10):
+                    while len(await anext(eager)) < 10:
+                        pass
                 seen.append([t.title for t in await anext(versions)])
                 await versions.aclose()
                 await eager.aclose()
