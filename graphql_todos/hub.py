@@ -1,8 +1,10 @@
 """One LISTEN connection per process, fanned out to any number of subscribers.
 
-The listener reads each new journal entry once (all entries since the last one
-it delivered, in one query, however many NOTIFYs arrived) and offers the same
-Change object to every interested subscriber's bounded queue. A subscriber
+Each NOTIFY carries its change whole (position, op and row) when it fits, and
+the listener offers the same Change object to every interested subscriber's
+bounded queue; a notification without its row, or a gap in the positions,
+sends it to the journal for everything after the last position it delivered
+(in one query, however many NOTIFYs arrived). A subscriber
 that falls behind, or that asks to start from an older cursor, reads the gap
 from the journal instead: nothing is dropped and nothing is sent twice.
 """
@@ -11,17 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
 from .journal import Journal
-from .models import Change
+from .models import Change, Op, Todo
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -252,12 +254,21 @@ class Hub:
                     await self._catch_up()
 
     async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Publish the changes that notifications carry whole and in order;
+        True when the journal must be read for what they did not carry."""
         # notifies() holds the connection lock while it runs: close it
         # before the connection is used for anything else.
         async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
             async for notify in gen:
-                if _position(notify.payload) > self.position:
+                position, change = _notified(notify.payload)
+                if position <= self.position:
+                    continue
+                if change is None or position != self.position + 1:
+                    # A row too big for NOTIFY, a gap (a transaction that
+                    # failed after taking a position), or not ours.
                     return True
+                self.position = position
+                self._publish(change)
         return False
 
     async def _catch_up(self) -> None:
@@ -276,9 +287,13 @@ class Hub:
             sub.offer(change)
 
 
-def _position(payload: str) -> int:
+def _notified(payload: str) -> tuple[int, Change | None]:
+    """The position a notification names, and its change when it carries the row."""
     try:
-        return int(json.loads(payload)["position"])
-    except (ValueError, KeyError, TypeError):
+        body = orjson.loads(payload)
+        position = int(body["position"])
+        row = body.get("todo")
+        return position, None if row is None else Change(position, Op(body["op"]), Todo.from_json(row))
+    except (ValueError, KeyError, TypeError, AttributeError):
         # Not ours (someone else NOTIFYing the channel): check the journal.
-        return 2**63 - 1
+        return 2**63 - 1, None

@@ -9,6 +9,7 @@ import threading
 
 import httpx
 import psycopg
+import pytest
 import websockets
 from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
@@ -192,3 +193,30 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
     first, second = asyncio.run(run())
     assert first == []
     assert second == [f"t{i}" for i in range(10)]
+
+
+def test_gaps_and_foreign_notifications_are_read_from_the_journal(server: Server) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        # A deferred check after the journal's: a transaction that fails it
+        # has taken a position and then rolled back, leaving a gap.
+        conn.execute(
+            """CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
+                RETURN NULL;
+            END $$"""
+        )
+        conn.execute(
+            "CREATE CONSTRAINT TRIGGER zz_refuse_boom AFTER INSERT ON todos DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+        )
+        with subscribed(server) as ws:
+            with pytest.raises(psycopg.errors.RaiseException):
+                conn.execute("INSERT INTO todos (title) VALUES ('boom')")
+            conn.execute("INSERT INTO todos (title) VALUES ('after the gap')")
+            change = ws.next_data()["todoChanges"]
+            assert (change["cursor"], change["todo"]["title"]) == ("2", "after the gap")
+            conn.execute("NOTIFY todo_changes, 'not ours'")
+            conn.execute("INSERT INTO todos (title) VALUES ('after a stranger')")
+            change = ws.next_data()["todoChanges"]
+            assert (change["cursor"], change["todo"]["title"]) == ("3", "after a stranger")
