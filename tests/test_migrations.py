@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from graphql_todos.migrations import migrate, migration_files
+from graphql_todos.migrations import NoMigrations, migrate, migration_files
+from graphql_todos.service import MAX_TITLE_LENGTH
 
 
 def test_migrating_again_applies_nothing(db_dsn: str) -> None:
@@ -97,3 +99,20 @@ def test_writers_touching_the_same_row_in_opposite_order_do_not_deadlock(db_dsn:
         assert errors == []
         (title,) = t1.execute("SELECT title FROM todos WHERE id = %s", (row_id,)).fetchone()  # type: ignore[misc]
         assert title == "t2"
+
+
+def test_no_migration_found_is_an_error_not_up_to_date(db_dsn: str, tmp_path: Path) -> None:
+    with pytest.raises(NoMigrations, match=str(tmp_path)):
+        migrate(db_dsn, tmp_path)
+    with pytest.raises(NoMigrations):
+        migrate(db_dsn, tmp_path / "absent")
+
+
+def test_the_database_limits_titles_as_the_service_does(db_dsn: str) -> None:
+    # The column keeps its own limit as the last line of defence: the same one.
+    with psycopg.connect(db_dsn) as conn:
+        (limit,) = conn.execute(
+            "SELECT character_maximum_length FROM information_schema.columns"
+            " WHERE table_name = 'todos' AND column_name = 'title'"
+        ).fetchone()  # type: ignore[misc]
+    assert limit == MAX_TITLE_LENGTH
