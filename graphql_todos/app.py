@@ -12,12 +12,12 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from . import rest
-from .config import Settings
+from .config import NO_WEB_CLIENT, Settings
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
 from .hub import Hub
@@ -31,6 +31,7 @@ class State(TypedDict):
     service: TodoService
     hub: Hub
     pool: AsyncConnectionPool
+    settings: Settings
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -74,21 +75,16 @@ def create_app(settings: Settings) -> Starlette:
             )
             await pool.open(wait=True)
             service = TodoService(pool)
-            hub = Hub(
-                dsn,
-                service,
-                queue_size=settings.queue_size,
-                heartbeat_seconds=settings.heartbeat_seconds,
-            )
+            hub = Hub(dsn, service, settings)
             try:
                 await hub.start()
                 logger.info("graphql-todos ready")
-                yield {"service": service, "hub": hub, "pool": pool}
+                yield {"service": service, "hub": hub, "pool": pool, "settings": settings}
             finally:
                 await hub.stop()
                 await pool.close()
 
-    graphql = TodoGraphQL(settings.web_dist)
+    graphql = TodoGraphQL(settings)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -101,6 +97,11 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", lambda request: FileResponse(index), methods=["GET"]),
             Mount("/assets", StaticFiles(directory=settings.web_dist / "assets")),
         ]
+    else:
+        # Say how to get the client, rather than a bare 404.
+        routes.append(
+            Route("/", lambda request: HTMLResponse(NO_WEB_CLIENT, status_code=503), methods=["GET"])
+        )
     # No such route, or a method it does not take: JSON too, as under /api.
     handlers = {HTTPException: rest.on_starlette_error}
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

@@ -24,8 +24,6 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from .models import Change, Todo
 from .streams import LiveRows
 
-# Big enough for every distinct subscription of one burst of changes.
-CACHE_SIZE = 4096
 _SHARED_ROOTS = (Change, Todo, LiveRows)
 
 
@@ -40,9 +38,18 @@ class _Done:
 
 
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
-    # Shared by every executor of the process: that is the point.
-    results: ClassVar[OrderedDict[tuple[int, int, bytes], tuple[Any, Any, Any]]] = OrderedDict()
+    # Shared by every executor of one schema (see bounded()): that is the point.
+    results: ClassVar[OrderedDict[tuple[int, int, bytes], tuple[Any, Any, Any]]]
+    # Big enough for every distinct subscription of one burst of changes.
+    cache_size: ClassVar[int]
+    # Executions that went into the cache, in the whole process.
     executions: ClassVar[int] = 0
+
+    @classmethod
+    def bounded(cls, cache_size: int) -> type[SharedEventExecutor]:
+        """An executor class with a cache of its own: Strawberry takes a class,
+        and makes an instance of it per operation."""
+        return type(cls.__name__, (cls,), {"results": OrderedDict(), "cache_size": cache_size})
 
     def build_per_event_executor(self, payload: Any) -> Any:
         # A hit needs no per-event copy of the executor at all.
@@ -81,11 +88,11 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return self._store(key, await pending)
 
     def _store(self, key: tuple[int, int, bytes], result: ExecutionResult) -> ExecutionResult:
-        type(self).executions += 1
+        SharedEventExecutor.executions += 1
         if not result.errors:
             result = ExecutionResult(data=orjson.Fragment(orjson.dumps(result.data)))  # type: ignore[arg-type]
         self.results[key] = (self.root_value, self.operation, result)
-        if len(self.results) > CACHE_SIZE:
+        if len(self.results) > self.cache_size:
             self.results.popitem(last=False)
         return result
 

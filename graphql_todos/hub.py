@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from .config import Settings
 from .models import Change
 from .service import TodoService
 
@@ -27,8 +28,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHANNEL = "todo_changes"
-# Journal rows read per query, both live and when replaying.
-BATCH = 500
 
 
 class _Marker:
@@ -119,20 +118,13 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(
-        self,
-        dsn: str,
-        service: TodoService,
-        *,
-        queue_size: int = 1000,
-        heartbeat_seconds: float = 5.0,
-        max_backoff_seconds: float = 5.0,
-    ) -> None:
+    def __init__(self, dsn: str, service: TodoService, settings: Settings) -> None:
         self.dsn = dsn
         self.service = service
-        self.queue_size = queue_size
-        self.heartbeat_seconds = heartbeat_seconds
-        self.max_backoff_seconds = max_backoff_seconds
+        self.queue_size = settings.queue_size
+        self.heartbeat_seconds = settings.heartbeat_seconds
+        self.max_backoff_seconds = settings.reconnect_max_seconds
+        self.batch = settings.journal_batch
         # The newest journal position delivered to subscribers.
         self.position = 0
         self.connected = False
@@ -191,9 +183,9 @@ class Hub:
                 del self._by_todo[todo_id]
 
     async def read_journal(self, after: int, upto: int) -> list[Change]:
-        """Journal entries after < position <= upto, oldest first, BATCH at most."""
+        """Journal entries after < position <= upto, oldest first, `batch` at most."""
         return await self.retrying(
-            "journal read", lambda: self.service.changes_between(after, upto, BATCH)
+            "journal read", lambda: self.service.changes_between(after, upto, self.batch)
         )
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -265,11 +257,11 @@ class Hub:
 
     async def _catch_up(self) -> None:
         while True:
-            changes = await self.service.changes_between(self.position, 2**63 - 1, BATCH)
+            changes = await self.service.changes_between(self.position, 2**63 - 1, self.batch)
             for change in changes:
                 self.position = change.position
                 self._publish(change)
-            if len(changes) < BATCH:
+            if len(changes) < self.batch:
                 return
 
     def _publish(self, change: Change) -> None:

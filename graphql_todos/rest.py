@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from . import streams
+from .config import Settings
 from .errors import BadUserInput, DomainError, NotFound
 from .hub import Hub
 from .models import Todo
@@ -33,9 +34,6 @@ from .openapi import DOCUMENT
 from .service import TodoService, parse_id
 
 logger = logging.getLogger(__name__)
-
-# Proxies cut WebSockets that stay silent for a minute or so; tests shorten it.
-KEEPALIVE_SECONDS = 15.0
 
 _STATUS: dict[type[DomainError], int] = {BadUserInput: 422, NotFound: 404}
 # A socket's input is all in its URL, so its codes are 4000 + the 400 and 404
@@ -213,7 +211,7 @@ async def _state_messages(
 
 
 async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
-    """Send each message, and a keepalive every KEEPALIVE_SECONDS, until the
+    """Send each message, and a keepalive every settings.keepalive_seconds, until the
     stream ends (close 1000), fails (close 4400 or 4404) or the client leaves.
     Closing the stream, whichever way, unsubscribes from the hub."""
     await websocket.accept()
@@ -242,8 +240,9 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
 
 
 async def _keep_alive(websocket: WebSocket) -> None:
+    settings: Settings = websocket.state.settings
     while True:
-        await anyio.sleep(KEEPALIVE_SECONDS)
+        await anyio.sleep(settings.keepalive_seconds)
         await websocket.send_json({"op": "keepalive"})
 
 

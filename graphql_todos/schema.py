@@ -192,13 +192,13 @@ class TodoSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(execution_cache_size: int) -> strawberry.Schema:
     return TodoSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[ParserCache, ValidationCache, MaskUnexpected],
-        execution_context_class=SharedEventExecutor,
+        execution_context_class=SharedEventExecutor.bounded(execution_cache_size),
     )
 
 
