@@ -18,11 +18,11 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: $(VENV)/.run web/dist/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
+run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
 	$(BIN)/graphql-todos serve
 
 .PHONY: test
-test: lint web/dist/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
+test: lint graphql_todos/web/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
 	cd web && npm test
 	$(BIN)/pytest
 
@@ -45,11 +45,16 @@ diagram: ## render docs/architecture.svg from docs/architecture.dot (Graphviz)
 	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
 
 .PHONY: web
-web: web/dist/index.html ## build the web client if its sources changed
+web: graphql_todos/web/index.html ## build the web client if its sources changed (into the package too)
+
+.PHONY: wheel
+wheel: $(VENV)/.run graphql_todos/web/index.html ## build dist/graphql_todos-*.whl, with the migrations and the web client
+	rm -rf build  # setuptools would ship files left there by an older build
+	$(BIN)/pip wheel -q --no-deps -w dist .
 
 .PHONY: clean
 clean: ## remove what the build made (keeps .data, the embedded databases)
-	rm -rf $(VENV) web/node_modules web/dist web/src/gql
+	rm -rf $(VENV) web/node_modules web/dist web/src/gql graphql_todos/web build dist
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV) || { $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -73,6 +78,11 @@ web/node_modules/.installed: web/package-lock.json | /usr/bin/npm
 web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
 	cd web && npm run build
 	touch $@
+
+# The app serves the copy inside the package, so an installed wheel has it too.
+graphql_todos/web/index.html: web/dist/index.html
+	rm -rf graphql_todos/web
+	cp -r web/dist graphql_todos/web
 
 # The end-to-end tests drive Debian's chromium; Playwright's own browser
 # download cannot work here.

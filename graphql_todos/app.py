@@ -11,12 +11,12 @@ import anyio.to_thread
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from . import error_handlers, rest
-from .config import Settings
+from .config import NO_WEB_CLIENT, Settings
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
 from .hub import Hub
@@ -34,6 +34,7 @@ class State(TypedDict):
     hub: Hub
     live_lists: LiveLists
     pool: AsyncConnectionPool
+    settings: Settings
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -80,22 +81,24 @@ def create_app(settings: Settings) -> Starlette:
             await pool.open(wait=True)
             service = TodoService(pool)
             journal = Journal(pool)
-            hub = Hub(
-                dsn,
-                journal,
-                queue_size=settings.queue_size,
-                heartbeat_seconds=settings.heartbeat_seconds,
-            )
+            hub = Hub(dsn, journal, settings)
             try:
                 await hub.start()
                 logger.info("graphql-todos ready")
                 live_lists = LiveLists(service, hub)
-                yield {"service": service, "journal": journal, "hub": hub, "live_lists": live_lists, "pool": pool}
+                yield {
+                    "service": service,
+                    "journal": journal,
+                    "hub": hub,
+                    "live_lists": live_lists,
+                    "pool": pool,
+                    "settings": settings,
+                }
             finally:
                 await hub.stop()
                 await pool.close()
 
-    graphql = TodoGraphQL(settings.web_dist)
+    graphql = TodoGraphQL(settings)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -108,6 +111,11 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", lambda request: FileResponse(index), methods=["GET"]),
             Mount("/assets", StaticFiles(directory=settings.web_dist / "assets")),
         ]
+    else:
+        # Say how to get the client, rather than a bare 404.
+        routes.append(
+            Route("/", lambda request: HTMLResponse(NO_WEB_CLIENT, status_code=503), methods=["GET"])
+        )
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -22,6 +22,7 @@ import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from .config import Settings
 from .journal import Journal
 from .models import Change, Op, Todo
 
@@ -29,8 +30,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHANNEL = "todo_changes"
-# Journal rows read per query, both live and when replaying.
-BATCH = 500
 
 
 class _Marker:
@@ -121,20 +120,13 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(
-        self,
-        dsn: str,
-        journal: Journal,
-        *,
-        queue_size: int = 1000,
-        heartbeat_seconds: float = 5.0,
-        max_backoff_seconds: float = 5.0,
-    ) -> None:
+    def __init__(self, dsn: str, journal: Journal, settings: Settings) -> None:
         self.dsn = dsn
         self.journal = journal
-        self.queue_size = queue_size
-        self.heartbeat_seconds = heartbeat_seconds
-        self.max_backoff_seconds = max_backoff_seconds
+        self.queue_size = settings.queue_size
+        self.heartbeat_seconds = settings.heartbeat_seconds
+        self.max_backoff_seconds = settings.reconnect_max_seconds
+        self.batch = settings.journal_batch
         # The newest journal position delivered to subscribers.
         self.position = 0
         self.connected = False
@@ -190,9 +182,9 @@ class Hub:
                 del self._by_todo[todo_id]
 
     async def read_journal(self, after: int, upto: int) -> list[Change]:
-        """Journal entries after < position <= upto, oldest first, BATCH at most."""
+        """Journal entries after < position <= upto, oldest first, `batch` at most."""
         return await self.retrying(
-            "journal read", lambda: self.journal.changes_between(after, upto, BATCH)
+            "journal read", lambda: self.journal.changes_between(after, upto, self.batch)
         )
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -273,11 +265,11 @@ class Hub:
 
     async def _catch_up(self) -> None:
         while True:
-            changes = await self.journal.changes_between(self.position, 2**63 - 1, BATCH)
+            changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
             for change in changes:
                 self.position = change.position
                 self._publish(change)
-            if len(changes) < BATCH:
+            if len(changes) < self.batch:
                 return
 
     def _publish(self, change: Change) -> None:

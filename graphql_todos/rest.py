@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from . import streams
+from .config import Settings
 from .error_handlers import close_reason
 from .errors import BadUserInput, DomainError, ErrorCode, NotFound, RequestError
 from .hub import Hub
@@ -31,9 +32,6 @@ from .openapi import DOCUMENT
 from .service import TodoService, parse_id
 
 logger = logging.getLogger(__name__)
-
-# Proxies cut WebSockets that stay silent for a minute or so; tests shorten it.
-KEEPALIVE_SECONDS = 15.0
 
 _FIELDS: dict[str, tuple[type, str]] = {
     "title": (str, "a string"),
@@ -197,7 +195,7 @@ async def _state_messages(
 
 
 async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
-    """Send each message, and a keepalive every KEEPALIVE_SECONDS, until the
+    """Send each message, and a keepalive every settings.keepalive_seconds, until the
     stream ends (close 1000), fails (close 4400 or 4404) or the client leaves.
     Closing the stream, whichever way, unsubscribes from the hub."""
     await websocket.accept()
@@ -226,8 +224,9 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
 
 
 async def _keep_alive(websocket: WebSocket) -> None:
+    settings: Settings = websocket.state.settings
     while True:
-        await anyio.sleep(KEEPALIVE_SECONDS)
+        await anyio.sleep(settings.keepalive_seconds)
         await websocket.send_json({"op": "keepalive"})
 
 

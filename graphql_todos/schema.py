@@ -175,9 +175,9 @@ class MaskUnexpected(CheapMaskErrors):
 
 
 class TodoSchema(OneResultSchema):
-    def __init__(self, shared_results_size: int) -> None:
+    def __init__(self, execution_cache_size: int) -> None:
         # Read by TodoExecutionContext for every subscription event.
-        self.shared_results = SharedResults(shared_results_size)
+        self.shared_results = SharedResults(execution_cache_size)
         super().__init__(
             query=Query,
             mutation=Mutation,
@@ -199,9 +199,5 @@ class TodoSchema(OneResultSchema):
             super().process_errors(unexpected, execution_context)
 
 
-# Enough for every distinct subscription of one burst of changes.
-SHARED_RESULTS_SIZE = 4096
-
-
-def build_schema(shared_results_size: int = SHARED_RESULTS_SIZE) -> TodoSchema:
-    return TodoSchema(shared_results_size)
+def build_schema(execution_cache_size: int) -> TodoSchema:
+    return TodoSchema(execution_cache_size)

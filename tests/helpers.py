@@ -119,15 +119,12 @@ class Server:
 
 
 def make_server(dsn: str, **overrides: Any) -> Server:
-    settings = Settings(
-        database_url=dsn,
-        heartbeat_seconds=1.0,
-        web_dist=WEB_DIST if (WEB_DIST / "index.html").exists() else None,
-        **overrides,
-    )
-    return Server(settings)
-
-
+    """The app on dsn; overrides are Settings fields."""
+    defaults: dict[str, Any] = {
+        "heartbeat_seconds": 1.0,
+        "web_dist": WEB_DIST if (WEB_DIST / "index.html").exists() else None,
+    }
+    return Server(Settings(database_url=dsn, **{**defaults, **overrides}))
 
 
 def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:

@@ -19,14 +19,14 @@ NULL_ID = ("query($id: ID!) { todo(id: $id) { id } }", {"id": None})
 
 
 def test_strawberry_keeps_itself_on_the_graphql_core_schema() -> None:
-    schema = build_schema()
+    schema = build_schema(execution_cache_size=16)
     assert schema._schema._strawberry_schema is schema  # type: ignore[attr-defined]
 
 
 def test_graphql_core_returns_coercion_errors_from_build_and_says_none() -> None:
     # If graphql-core learns to say null, drop the rewording in build().
     query, variables = NULL_ID
-    built = GraphQLCoreExecutor.build(build_schema()._schema, parse(query), raw_variable_values=variables)
+    built = GraphQLCoreExecutor.build(build_schema(execution_cache_size=16)._schema, parse(query), raw_variable_values=variables)
     assert isinstance(built, list)
     assert built[0].message.endswith(" not to be None.")
 
@@ -34,7 +34,7 @@ def test_graphql_core_returns_coercion_errors_from_build_and_says_none() -> None
 def test_build_tags_coercion_errors_and_says_null() -> None:
     query, variables = NULL_ID
     result = execute(
-        build_schema()._schema, parse(query), variable_values=variables, executor_class=TodoExecutionContext
+        build_schema(execution_cache_size=16)._schema, parse(query), variable_values=variables, executor_class=TodoExecutionContext
     )
     assert isinstance(result, ExecutionResult)
     [error] = result.errors or []
@@ -56,7 +56,7 @@ def test_parser_cache_parses_in_on_parse_with_cached_parse_document() -> None:
 
 
 def test_a_syntax_error_becomes_a_result_not_an_exception() -> None:
-    schema = build_schema()
+    schema = build_schema(execution_cache_size=16)
 
     async def first_result() -> object:
         stream = await schema.subscribe("subscription {")

@@ -14,6 +14,7 @@ import websockets
 from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
 
+from graphql_todos.config import Settings
 from graphql_todos.hub import Hub
 from graphql_todos.journal import Journal
 from graphql_todos.service import TodoService
@@ -137,7 +138,7 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
 
     async def run() -> tuple[list[int], int]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
-            hub = Hub(db_dsn, Journal(pool), queue_size=5)
+            hub = Hub(db_dsn, Journal(pool), Settings(queue_size=5))
             await hub.start()
             try:
                 async with hub.subscribe() as sub:
@@ -170,7 +171,7 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
     async def run() -> list[list[str]]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
             service = TodoService(pool)
-            hub = Hub(db_dsn, Journal(pool))
+            hub = Hub(db_dsn, Journal(pool), Settings())
             await hub.start()
             try:
                 live_lists = streams.LiveLists(service, hub)

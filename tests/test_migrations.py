@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from graphql_todos.migrations import migrate, migration_files
+from graphql_todos.migrations import NoMigrations, migrate, migration_files
 
 
 def test_migrating_again_applies_nothing(db_dsn: str) -> None:
@@ -119,3 +120,8 @@ def test_notifications_carry_the_change(db_dsn: str) -> None:
     payload = json.loads(notify.payload)
     assert (payload["position"], payload["op"], payload["id"]) == (1, "created", str(row_id))
     assert payload["todo"]["title"] == "a"
+
+
+def test_no_migration_found_is_an_error_not_up_to_date(db_dsn: str, tmp_path: Path) -> None:
+    with pytest.raises(NoMigrations, match=str(tmp_path)):
+        migrate(db_dsn, tmp_path)

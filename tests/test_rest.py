@@ -14,10 +14,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 
-from graphql_todos import rest
 from graphql_todos.openapi import DOCUMENT
 from tests.gql import TODO_FIELDS, create, data, subscribed
-from tests.helpers import Server, wait_until
+from tests.helpers import Server, make_server, wait_until
 
 TODOS = "/api/todos/"
 MISSING = str(uuid.UUID(int=1))
@@ -333,15 +332,18 @@ def test_todo_socket_refuses_an_unknown_or_malformed_id(
     wait_until(lambda: server.subscriber_count() == 0)
 
 
-def test_sockets_send_keepalives(
-    server: Server, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(rest, "KEEPALIVE_SECONDS", 0.05)
-    todo = post(client, "a")
-    for path in (TODOS, f"{TODOS}{todo['id']}/"):
-        with listen(server, path) as ws:
-            ops = [json.loads(ws.recv(timeout=5))["op"] for _ in range(3)]
-        assert ops.count("keepalive") >= 2
+def test_sockets_send_keepalives(db_dsn: str) -> None:
+    server = make_server(db_dsn, keepalive_seconds=0.05)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            todo = post(client, "a")
+        for path in (TODOS, f"{TODOS}{todo['id']}/"):
+            with listen(server, path) as ws:
+                ops = [json.loads(ws.recv(timeout=5))["op"] for _ in range(3)]
+            assert ops.count("keepalive") >= 2
+    finally:
+        server.stop()
 
 
 def test_sockets_unsubscribe_when_the_client_leaves(server: Server, client: httpx.Client) -> None:

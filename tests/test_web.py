@@ -20,6 +20,7 @@ from playwright.sync_api import (
     expect,
 )
 
+from graphql_todos.service import MAX_TITLE_LENGTH
 from tests.helpers import WEB_DIST, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -229,7 +230,8 @@ def test_failed_mutation_is_shown_and_keeps_the_input(
     page = open_app(context, server)
     alert = page.get_by_role("alert")
     new_todo = page.locator(".new-todo")
-    expect(new_todo).to_have_attribute("maxlength", "512")
+    # The limit the server enforces reaches the page through the schema.
+    expect(new_todo).to_have_attribute("maxlength", str(MAX_TITLE_LENGTH))
 
     page.route("**/graphql", block_mutations)
     add_todo(page, "kept on failure")
@@ -248,7 +250,7 @@ def test_failed_mutation_is_shown_and_keeps_the_input(
     page.route("**/graphql", reject_mutations)
     titles(page).nth(0).dblclick()
     edit = page.locator(".todo-list li.editing .edit")
-    expect(edit).to_have_attribute("maxlength", "512")
+    expect(edit).to_have_attribute("maxlength", str(MAX_TITLE_LENGTH))
     edit.fill("renamed")
     edit.press("Enter")
     expect(alert).to_contain_text("nope, says the server", timeout=LIVE_MS)

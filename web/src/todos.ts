@@ -20,8 +20,8 @@ export interface TodoState {
   cursor: string | null;
 }
 
-/** The server rejects longer titles (MAX_TITLE_LENGTH in graphql_todos/service.py). */
-export const MAX_TITLE_LENGTH = 512;
+/** The server rejects longer titles; the build reads the limit from the schema (vite.config.ts). */
+export const MAX_TITLE_LENGTH: number = __MAX_TITLE_LENGTH__;
 
 export type Filter = 'all' | 'active' | 'completed';
 
