@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
-import { clearCompleted, commandErrors, createTodo, toggleAll } from './commands';
-import type { ConnectionState, TodoSync } from './sync';
+import type { Commands } from './commands';
+import type { Phase } from './machine';
+import type { TodoSync } from './sync';
 import { TodoItem } from './TodoItem';
 import {
   countTodos,
@@ -18,9 +19,12 @@ const FILTERS: readonly { filter: Filter; href: string; label: string }[] = [
   { filter: 'completed', href: '#/completed', label: 'Completed' },
 ];
 
-const STATUS_TEXT: Record<ConnectionState, string> = {
+const STATUS_TEXT: Record<Phase, string> = {
   connecting: 'Connecting…',
+  loading: 'Loading…',
   live: 'Live',
+  // The list on screen is still right as of its cursor; a reload is routine, not an alarm.
+  resyncing: 'Syncing…',
   offline: 'Reconnecting…',
 };
 
@@ -34,9 +38,9 @@ function useHashFilter(): Filter {
   return filter;
 }
 
-export function App({ sync }: { sync: TodoSync }) {
-  const { state, connection } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
-  const error = useSyncExternalStore(commandErrors.subscribe, commandErrors.getSnapshot);
+export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) {
+  const { list, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
+  const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
   const filter = useHashFilter();
   const [editingId, setEditingId] = useState<string | null>(null);
   const newTodo = useRef<HTMLInputElement>(null);
@@ -44,11 +48,11 @@ export function App({ sync }: { sync: TodoSync }) {
   // in flight would send the same thing twice. Different texts may be sent back to back.
   const creating = useRef(new Set<string>());
   const togglingAll = useRef(false);
-  const counts = countTodos(state.todos);
+  const counts = countTodos(list.todos);
 
   // Another tab deleted the todo being edited: its editor is gone, so end editing (a
   // re-created id must not reopen it) and put focus somewhere useful instead of <body>.
-  const editedGone = editingId !== null && !state.todos.some((t) => t.id === editingId);
+  const editedGone = editingId !== null && !list.todos.some((t) => t.id === editingId);
   useEffect(() => {
     if (!editedGone) return;
     setEditingId(null);
@@ -63,7 +67,7 @@ export function App({ sync }: { sync: TodoSync }) {
     const title = normalizeTitle(typed);
     if (title === null || creating.current.has(typed)) return;
     creating.current.add(typed);
-    const ok = await createTodo(title);
+    const ok = await commands.createTodo(title);
     creating.current.delete(typed);
     // Cleared only once the server has the todo (on failure the text stays for another
     // try), and only if the user has not typed on meanwhile.
@@ -74,7 +78,7 @@ export function App({ sync }: { sync: TodoSync }) {
     if (togglingAll.current) return;
     togglingAll.current = true;
     // From the counts the user sees at click time.
-    await toggleAll(counts.active > 0);
+    await commands.toggleAll(counts.active > 0);
     togglingAll.current = false;
   };
 
@@ -105,7 +109,7 @@ export function App({ sync }: { sync: TodoSync }) {
               aria-label="Dismiss"
               // Keep focus where it is: blurring an open editor would save it again.
               onMouseDown={(e) => e.preventDefault()}
-              onClick={commandErrors.dismiss}
+              onClick={commands.errors.dismiss}
             >
               ×
             </button>
@@ -122,12 +126,13 @@ export function App({ sync }: { sync: TodoSync }) {
             />
             <label htmlFor="toggle-all">Mark all as complete</label>
             <ul className="todo-list">
-              {visibleTodos(state.todos, filter, editingId).map((todo) => (
+              {visibleTodos(list.todos, filter, editingId).map((todo) => (
                 <TodoItem
                   key={todo.id}
                   todo={todo}
                   editing={todo.id === editingId}
                   onEdit={setEditingId}
+                  commands={commands}
                 />
               ))}
             </ul>
@@ -148,7 +153,7 @@ export function App({ sync }: { sync: TodoSync }) {
               ))}
             </ul>
             {counts.completed > 0 && (
-              <button className="clear-completed" onClick={() => void clearCompleted()}>
+              <button className="clear-completed" onClick={() => void commands.clearCompleted()}>
                 Clear completed
               </button>
             )}
@@ -156,8 +161,8 @@ export function App({ sync }: { sync: TodoSync }) {
         )}
       </section>
       <footer className="info">
-        <div className="connection-status" data-state={connection} role="status">
-          {STATUS_TEXT[connection]}
+        <div className="connection-status" data-state={phase} role="status">
+          {STATUS_TEXT[phase]}
         </div>
         <p>Double-click to edit a todo</p>
         <p>

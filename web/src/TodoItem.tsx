@@ -1,18 +1,19 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
-import { deleteTodo, renameTodo, setCompleted } from './commands';
+import type { Commands } from './commands';
 import { MAX_TITLE_LENGTH, normalizeTitle, type Todo } from './todos';
 
 interface Props {
   todo: Todo;
   editing: boolean;
   onEdit(id: string | null): void;
+  commands: Commands;
 }
 
 // How long a clicked checkbox shows its new value without the server's event confirming
 // it; after that the server's value rules again (e.g. another tab toggled it back).
 const CONFIRM_MS = 3_000;
 
-export function TodoItem({ todo, editing, onEdit }: Props) {
+export function TodoItem({ todo, editing, onEdit, commands }: Props) {
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
   const label = useRef<HTMLLabelElement>(null);
@@ -52,8 +53,8 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
     finished.current = true;
     const title = normalizeTitle(draft);
     let ok = true;
-    if (title === null) ok = await deleteTodo(todo.id);
-    else if (title !== todo.title) ok = await renameTodo(todo.id, title);
+    if (title === null) ok = await commands.deleteTodo(todo.id);
+    else if (title !== todo.title) ok = await commands.renameTodo(todo.id, title);
     if (ok) {
       onEdit(null);
     } else {
@@ -91,7 +92,7 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
     const completed = !checked;
     setPending(completed);
     clearTimeout(confirmTimer.current);
-    if (await setCompleted(todo.id, completed)) {
+    if (await commands.setCompleted(todo.id, completed)) {
       confirmTimer.current = setTimeout(() => setPending(null), CONFIRM_MS);
     } else {
       setPending(null);
@@ -117,7 +118,7 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
         <button
           className="destroy"
           aria-label={`Delete "${todo.title}"`}
-          onClick={() => void deleteTodo(todo.id)}
+          onClick={() => void commands.deleteTodo(todo.id)}
         />
       </div>
       {editing && (
