@@ -115,50 +115,50 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
             </button>
           </div>
         )}
-        {counts.total > 0 && (
-          <section className="main">
-            <input
-              id="toggle-all"
-              className="toggle-all"
-              type="checkbox"
-              checked={counts.active === 0}
-              onChange={() => void onToggleAll()}
-            />
-            <label htmlFor="toggle-all">Mark all as complete</label>
-            <ul className="todo-list">
-              {visibleTodos(list.todos, filter, editingId).map((todo) => (
-                <TodoItem
-                  key={todo.id}
-                  todo={todo}
-                  editing={todo.id === editingId}
-                  onEdit={setEditingId}
-                  commands={commands}
-                />
-              ))}
-            </ul>
-          </section>
-        )}
-        {counts.total > 0 && (
-          <footer className="footer">
-            <span className="todo-count">
-              <strong>{counts.active}</strong> {pluralize(counts.active, 'item')} left
-            </span>
-            <ul className="filters">
-              {FILTERS.map((f) => (
-                <li key={f.filter}>
-                  <a href={f.href} className={f.filter === filter ? 'selected' : undefined}>
-                    {f.label}
-                  </a>
-                </li>
-              ))}
-            </ul>
-            {counts.completed > 0 && (
-              <button className="clear-completed" onClick={() => void commands.clearCompleted()}>
-                Clear completed
-              </button>
-            )}
-          </footer>
-        )}
+        {/* The TodoMVC template hides, rather than removes, what an empty list doesn't use. */}
+        <section className="main" hidden={counts.total === 0}>
+          <input
+            id="toggle-all"
+            className="toggle-all"
+            type="checkbox"
+            // Spec: unchecked again once "Clear completed" emptied the list.
+            checked={counts.total > 0 && counts.active === 0}
+            onChange={() => void onToggleAll()}
+          />
+          <label htmlFor="toggle-all">Mark all as complete</label>
+          <ul className="todo-list">
+            {visibleTodos(list.todos, filter, editingId).map((todo) => (
+              <TodoItem
+                key={todo.id}
+                todo={todo}
+                editing={todo.id === editingId}
+                onEdit={setEditingId}
+                commands={commands}
+              />
+            ))}
+          </ul>
+        </section>
+        <footer className="footer" hidden={counts.total === 0}>
+          <span className="todo-count">
+            <strong>{counts.active}</strong> {pluralize(counts.active, 'item')} left
+          </span>
+          <ul className="filters">
+            {FILTERS.map((f) => (
+              <li key={f.filter}>
+                <a href={f.href} className={f.filter === filter ? 'selected' : undefined}>
+                  {f.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+          <button
+            className="clear-completed"
+            hidden={counts.completed === 0}
+            onClick={() => void commands.clearCompleted()}
+          >
+            Clear completed
+          </button>
+        </footer>
       </section>
       <footer className="info">
         <div className="connection-status" data-state={phase} role="status">
