@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,8 +174,14 @@ def client(server: Server) -> Iterator[httpx.Client]:
         yield c
 
 
-def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll until predicate() is truthy; fail the test on timeout."""
+def wait_until(
+    predicate: Any,
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Poll until predicate() is truthy; fail the test on timeout. A sync Playwright test
+    passes a `sleep` that lets Playwright run its handlers meanwhile."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -183,4 +189,4 @@ def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> 
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+        sleep(interval)

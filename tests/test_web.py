@@ -20,7 +20,7 @@ from playwright.sync_api import (
     expect,
 )
 
-from tests.conftest import WEB_DIST, Server
+from tests.conftest import WEB_DIST, Server, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -182,6 +182,54 @@ def test_empty_parts_are_hidden_as_the_template_does(
         expect(part).to_have_attribute("hidden", "")
     # Spec: the toggle-all checkbox is cleared once "Clear completed" emptied the list.
     expect(page.locator(".toggle-all")).not_to_be_checked()
+
+
+def test_toggle_all_shows_each_click_at_once_and_sends_every_one(
+    server: Server, context: BrowserContext
+) -> None:
+    a, b = open_app(context, server), open_app(context, server)
+    for title in ("one", "two"):
+        add_todo(a, title)
+        expect(a.locator(".new-todo")).to_have_value("", timeout=LIVE_MS)
+    expect(titles(b)).to_have_count(2, timeout=LIVE_MS)
+
+    # Hold every toggleAll POST until the test lets it through, so both clicks land
+    # before the server has answered the first.
+    held: list[Route] = []
+    sent: list[object] = []
+
+    def hold_toggle_all(route: Route) -> None:
+        body = route.request.post_data_json if route.request.method == "POST" else None
+        if body and "ToggleAll" in body["query"]:
+            sent.append(body["variables"]["completed"])
+            held.append(route)
+        else:
+            route.continue_()
+
+    a.route("**/graphql", hold_toggle_all)
+    toggle_all = a.locator(".toggle-all")
+    a.locator("label[for=toggle-all]").click()
+    expect(toggle_all).to_be_checked()
+    a.locator("label[for=toggle-all]").click()
+    expect(toggle_all).not_to_be_checked()
+
+    # The second click waits for the first (so the server applies them in order).
+    def pump(seconds: float) -> None:
+        a.wait_for_timeout(seconds * 1000)
+
+    wait_until(lambda: held, timeout=LIVE_MS / 1000, sleep=pump)
+    assert sent == [True]
+    held.pop().continue_()
+    expect(b.locator(".todo-list li.completed")).to_have_count(2, timeout=LIVE_MS)
+    expect(toggle_all).not_to_be_checked()
+    wait_until(lambda: held, timeout=LIVE_MS / 1000, sleep=pump)
+    assert sent == [True, False]
+    held.pop().continue_()
+
+    expect(b.locator(".todo-list li.completed")).to_have_count(0, timeout=LIVE_MS)
+    expect(b.locator(".toggle-all")).not_to_be_checked()
+    expect(toggle_all).not_to_be_checked()
+    expect(a.locator(".todo-list li.completed")).to_have_count(0, timeout=LIVE_MS)
 
 
 def test_row_inserted_with_sql_appears(server: Server, context: BrowserContext) -> None:

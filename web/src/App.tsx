@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
 import type { Phase } from './machine';
+import { useOptimisticToggle } from './optimistic';
 import type { TodoSync } from './sync';
 import { TodoItem } from './TodoItem';
 import {
@@ -44,11 +45,15 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
   const filter = useHashFilter();
   const [editingId, setEditingId] = useState<string | null>(null);
   const newTodo = useRef<HTMLInputElement>(null);
-  // A repeated Enter on the same text, or a double click on toggle-all, while the first is
-  // in flight would send the same thing twice. Different texts may be sent back to back.
+  // A repeated Enter on the same text while the first is in flight would send the same
+  // thing twice. Different texts may be sent back to back.
   const creating = useRef(new Set<string>());
-  const togglingAll = useRef(false);
   const counts = countTodos(list.todos);
+  // Checked when every todo is completed; so unchecked once "Clear completed" empties the list.
+  const allCompleted = useOptimisticToggle(
+    counts.total > 0 && counts.active === 0,
+    commands.toggleAll,
+  );
 
   // Another tab deleted the todo being edited: its editor is gone, so end editing (a
   // re-created id must not reopen it) and put focus somewhere useful instead of <body>.
@@ -72,14 +77,6 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
     // Cleared only once the server has the todo (on failure the text stays for another
     // try), and only if the user has not typed on meanwhile.
     if (ok && input.value === typed) input.value = '';
-  };
-
-  const onToggleAll = async () => {
-    if (togglingAll.current) return;
-    togglingAll.current = true;
-    // From the counts the user sees at click time.
-    await commands.toggleAll(counts.active > 0);
-    togglingAll.current = false;
   };
 
   return (
@@ -121,9 +118,9 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
             id="toggle-all"
             className="toggle-all"
             type="checkbox"
-            // Spec: unchecked again once "Clear completed" emptied the list.
-            checked={counts.total > 0 && counts.active === 0}
-            onChange={() => void onToggleAll()}
+            checked={allCompleted.checked}
+            aria-busy={allCompleted.pending || undefined}
+            onChange={() => void allCompleted.toggle()}
           />
           <label htmlFor="toggle-all">Mark all as complete</label>
           <ul className="todo-list">
