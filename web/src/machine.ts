@@ -1,6 +1,6 @@
 // The sync engine's decisions as a pure reducer: (state, event) -> state + effects. It
 // never touches a socket, a timer or the network; sync.ts performs the effects and turns
-// what happens into events. See web/README.md for the state diagram.
+// what happens into events. web/README.md has the transitions as a table.
 import { hasErrorCode, type GraphQLErrorLike } from './api';
 import type { TodoListQuery } from './gql/graphql';
 import { applyChange, emptyState, loadSnapshot, type TodoChange, type TodoState } from './todos';
