@@ -28,23 +28,18 @@ const refused = (code: string) => [{ message: 'unknown cursor', extensions: { co
 
 // Every phase with every event it reacts to: where it goes and what it asks the shell to
 // do. Events carrying an op use the state's current op (7) here; stale ones are below.
-const transitions: [Phase, SyncEvent, Phase, Effect['type'][]][] = [
+type Transition = [Phase, SyncEvent, Phase, Effect['type'][]];
+// Loading the first list and reloading one behave alike, bar the phase they stay in.
+const loadingTransitions = (phase: 'loading' | 'resyncing'): Transition[] => [
+  [phase, { type: 'listLoaded', op: 7, list: { cursor: '9', todos: [b] } }, 'live', ['subscribe']],
+  [phase, { type: 'listFailed', op: 7, error: new TypeError('x') }, phase, ['log', 'retryLater']],
+  [phase, { type: 'retryDue', op: 7 }, phase, ['loadList']],
+  [phase, { type: 'closed' }, 'offline', ['disarmPongTimer']],
+];
+const transitions: Transition[] = [
   ['connecting', { type: 'connected' }, 'loading', ['loadList']],
   ['connecting', { type: 'closed' }, 'offline', ['disarmPongTimer']],
-  [
-    'loading',
-    { type: 'listLoaded', op: 7, list: { cursor: '5', todos: [a] } },
-    'live',
-    ['subscribe'],
-  ],
-  [
-    'loading',
-    { type: 'listFailed', op: 7, error: new TypeError('offline') },
-    'loading',
-    ['log', 'retryLater'],
-  ],
-  ['loading', { type: 'retryDue', op: 7 }, 'loading', ['loadList']],
-  ['loading', { type: 'closed' }, 'offline', ['disarmPongTimer']],
+  ...loadingTransitions('loading'),
   ['live', { type: 'changed', op: 7, change: created(b, '6') }, 'live', []],
   [
     'live',
@@ -53,20 +48,7 @@ const transitions: [Phase, SyncEvent, Phase, Effect['type'][]][] = [
     ['unsubscribe', 'log', 'retryLater'],
   ],
   ['live', { type: 'closed' }, 'offline', ['unsubscribe', 'disarmPongTimer']],
-  [
-    'resyncing',
-    { type: 'listLoaded', op: 7, list: { cursor: '9', todos: [b] } },
-    'live',
-    ['subscribe'],
-  ],
-  [
-    'resyncing',
-    { type: 'listFailed', op: 7, error: new TypeError('offline') },
-    'resyncing',
-    ['log', 'retryLater'],
-  ],
-  ['resyncing', { type: 'retryDue', op: 7 }, 'resyncing', ['loadList']],
-  ['resyncing', { type: 'closed' }, 'offline', ['disarmPongTimer']],
+  ...loadingTransitions('resyncing'),
   ['offline', { type: 'connected' }, 'live', ['subscribe']],
 ];
 
