@@ -92,8 +92,12 @@ export function startSync(deps: SyncDeps): TodoSync {
           dispatch({ type: 'closed' });
         },
         // Our own pings only: graphql-ws answers the server's.
-        ping: (received) => received || dispatch({ type: 'pingSent' }),
-        pong: (received) => received && dispatch({ type: 'pongReceived' }),
+        ping: (received) => {
+          if (!received) dispatch({ type: 'pingSent' });
+        },
+        pong: (received) => {
+          if (received) dispatch({ type: 'pongReceived' });
+        },
       },
     });
 
