@@ -7,6 +7,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,14 @@ def make_server(dsn: str, **overrides: Any) -> Server:
     return Server(Settings(database_url=dsn, **{**defaults, **overrides}))
 
 
-def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll until predicate() is truthy; fail the test on timeout."""
+def wait_until(
+    predicate: Any,
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Poll until predicate() is truthy; fail the test on timeout. A sync Playwright test
+    passes a `sleep` that lets Playwright run its handlers meanwhile."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -136,4 +143,4 @@ def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> 
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+        sleep(interval)
