@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,11 +18,13 @@ from starlette.staticfiles import StaticFiles
 
 from . import error_handlers, rest
 from .config import NO_WEB_CLIENT, Settings
+from .database import connect_timeout
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
 from .hub import Hub
 from .journal import Journal
 from .migrations import migrate
+from .retention import Retention
 from .service import TodoService
 from .streams import LiveLists
 
@@ -34,6 +37,7 @@ class State(TypedDict):
     hub: Hub
     live_lists: LiveLists
     pool: AsyncConnectionPool
+    retention: Retention
     settings: Settings
 
 
@@ -74,16 +78,26 @@ def create_app(settings: Settings) -> Starlette:
                 min_size=1,
                 max_size=settings.pool_size,
                 open=False,
+                # A request waits this long for a connection, then fails with
+                # DATABASE_UNAVAILABLE rather than hang through an outage.
+                timeout=settings.database_timeout_seconds,
                 # Each operation is one statement: autocommit spares it the
                 # BEGIN and COMMIT round trips.
-                kwargs={"application_name": "graphql-todos", "autocommit": True},
+                kwargs={
+                    "application_name": "graphql-todos",
+                    "autocommit": True,
+                    "connect_timeout": connect_timeout(settings.database_timeout_seconds),
+                },
             )
             await pool.open(wait=True)
             service = TodoService(pool)
             journal = Journal(pool)
             hub = Hub(dsn, journal, settings)
+            retention = Retention(journal, hub, settings)
+            pruning: asyncio.Task[None] | None = None
             try:
                 await hub.start()
+                pruning = asyncio.create_task(retention.run(), name="journal retention")
                 logger.info("graphql-todos ready")
                 live_lists = LiveLists(service, hub)
                 yield {
@@ -92,9 +106,14 @@ def create_app(settings: Settings) -> Starlette:
                     "hub": hub,
                     "live_lists": live_lists,
                     "pool": pool,
+                    "retention": retention,
                     "settings": settings,
                 }
             finally:
+                if pruning is not None:
+                    pruning.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pruning
                 await hub.stop()
                 await pool.close()
 

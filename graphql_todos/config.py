@@ -120,7 +120,23 @@ class Settings:
         "longest wait between attempts to reach a lost database",
     )
     journal_batch: int = _setting(
-        500, "JOURNAL_BATCH", _int(1), "journal entries read per query, live and when replaying"
+        500, "JOURNAL_BATCH", _int(1),
+        "journal entries read per query (live and when replaying), and pruned per statement",
+    )
+    journal_keep_seconds: float = _setting(
+        604800.0, "JOURNAL_KEEP_SECONDS", _seconds,
+        "journal entries older than this are pruned (cursors before them expire)",
+    )
+    journal_keep_rows: int = _setting(
+        1_000_000, "JOURNAL_KEEP_ROWS", _int(1),
+        "at most this many newest journal positions are kept",
+    )
+    journal_prune_seconds: float = _setting(
+        60.0, "JOURNAL_PRUNE_SECONDS", _seconds, "how often each process prunes the journal"
+    )
+    database_timeout_seconds: float = _setting(
+        5.0, "DATABASE_TIMEOUT_SECONDS", _seconds,
+        "longest wait for a database connection; then DATABASE_UNAVAILABLE (HTTP 503)",
     )
     keepalive_seconds: float = _setting(
         15.0, "KEEPALIVE_SECONDS", _seconds,
@@ -139,6 +155,10 @@ class Settings:
         "on SIGTERM, how long open requests and subscriptions get before they are cut",
     )
     log_level: str = _setting("info", "LOG_LEVEL", _log_level, "uvicorn's log level")
+    workers: int = _setting(
+        1, "WORKERS", _int(1),
+        "processes serving the one port, each with its own listener (see Several processes)",
+    )
     web_dist: Path | None = _setting(  # noqa: RUF009 - a Path is immutable
         None, "WEB_DIST", _web_dist,
         "the built web client to serve; unset: the one in the package, if built; empty: none",

@@ -23,6 +23,8 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from .config import Settings
+from .database import connect_timeout
+from .errors import CursorExpired, DatabaseUnavailable
 from .journal import Journal
 from .models import Change, Op, Todo
 
@@ -127,6 +129,7 @@ class Hub:
         self.heartbeat_seconds = settings.heartbeat_seconds
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
+        self.database_timeout_seconds = settings.database_timeout_seconds
         # The newest journal position delivered to subscribers.
         self.position = 0
         self.connected = False
@@ -142,6 +145,14 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return len(self._all) + sum(len(s) for s in self._by_todo.values())
+
+    def _subscribers(self) -> list[Subscriber]:
+        return [*self._all, *(s for subs in self._by_todo.values() for s in subs)]
+
+    def needed_after(self) -> int:
+        """The oldest position this process still has to read past: journal
+        entries after it must not be pruned while its subscribers need them."""
+        return min([self.position, *(sub.last for sub in self._subscribers())])
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""
@@ -160,7 +171,7 @@ class Hub:
                 await self._task
         self.connected = False
         self.closed = True
-        for sub in [*self._all, *(s for subs in self._by_todo.values() for s in subs)]:
+        for sub in self._subscribers():
             sub.offer(CLOSED)
 
     @contextlib.asynccontextmanager
@@ -194,7 +205,7 @@ class Hub:
         while True:
             try:
                 return await call()
-            except (psycopg.Error, PoolTimeout) as exc:
+            except (psycopg.Error, PoolTimeout, DatabaseUnavailable) as exc:
                 logger.warning("%s failed (retry in %.1fs): %s", what, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
@@ -224,6 +235,7 @@ class Hub:
             keepalives_idle=10,
             keepalives_interval=5,
             keepalives_count=3,
+            connect_timeout=connect_timeout(self.database_timeout_seconds),
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
@@ -232,6 +244,9 @@ class Hub:
             if self._ready.is_set():
                 self.reconnects += 1
                 logger.info("listener reconnected at position %s", self.position)
+                # Pooled connections from before the outage are dead: drop
+                # them now rather than fail the next requests with them.
+                await self.journal.pool.check()
             self.connected = True
             self._ready.set()
             while True:
@@ -265,7 +280,17 @@ class Hub:
 
     async def _catch_up(self) -> None:
         while True:
-            changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
+            try:
+                changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
+            except CursorExpired as exc:
+                # Away so long that another process pruned past us: go on from
+                # the oldest kept entry; subscribers behind it learn, as they
+                # read the journal, that their cursor expired.
+                logger.warning("listener was behind the pruned journal: %s", exc)
+                self.position = exc.oldest
+                for sub in self._subscribers():
+                    sub.offer(RESYNC)
+                continue
             for change in changes:
                 self.position = change.position
                 self._publish(change)

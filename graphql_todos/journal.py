@@ -6,7 +6,8 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from . import repository
-from .errors import BadUserInput
+from .database import connection
+from .errors import BadUserInput, CursorExpired
 from .models import Change
 
 
@@ -23,21 +24,35 @@ class Journal:
 
     async def position(self) -> int:
         """The newest committed position."""
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return await repository.journal_position(conn)
 
     async def check_cursor(self, cursor: str) -> int:
-        """The position a client cursor names, refusing one not yet written."""
+        """The position a client cursor names, refusing one not yet written
+        and one the journal was pruned past."""
         position = parse_cursor(cursor)
-        if position > await self.position():
+        async with connection(self.pool) as conn:
+            through, newest = await repository.journal_bounds(conn)
+        if position > newest:
             raise BadUserInput("after", f"is not a known cursor: {cursor!r}")
+        if position < through:
+            raise CursorExpired(position, through)
         return position
 
     async def changes_between(self, after: int, upto: int, limit: int) -> list[Change]:
-        """Entries with after < position <= upto, oldest first, at most limit."""
-        async with self.pool.connection() as conn:
-            return await repository.changes_between(conn, after, upto, limit)
+        """Entries with after < position <= upto, oldest first, at most limit;
+        CursorExpired when some of them were pruned."""
+        async with connection(self.pool) as conn:
+            changes, through = await repository.changes_between(conn, after, upto, limit)
+        if after < through:
+            raise CursorExpired(after, through)
+        return changes
+
+    async def prune(self, below: int, keep_seconds: float, keep_rows: int, limit: int) -> int:
+        """One batch of retention (see repository.PRUNE_JOURNAL); how many went."""
+        async with connection(self.pool) as conn:
+            return await repository.prune_journal(conn, below, keep_seconds, keep_rows, limit)
 
     async def ping(self, timeout: float) -> None:
-        async with self.pool.connection(timeout=timeout) as conn:
+        async with connection(self.pool, timeout) as conn:
             await repository.ping(conn)

@@ -7,10 +7,10 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -19,6 +19,7 @@ from graphql_todos.config import Settings
 from graphql_todos.hub import Hub
 from graphql_todos.streams import LiveLists
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIST = ROOT / "web" / "dist"
 
@@ -117,6 +118,16 @@ class Server:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(5)
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run a coroutine on the server's event loop and return its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def state(self, name: str) -> Any:
+        """One of the app's lifespan objects (service, journal, retention...)."""
+        assert self._uvicorn is not None
+        return self._uvicorn.lifespan.state[name]
 
 
 def make_server(dsn: str, **overrides: Any) -> Server:

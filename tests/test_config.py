@@ -26,11 +26,16 @@ def test_every_variable_is_read() -> None:
         "HEARTBEAT_SECONDS": "0.5",
         "RECONNECT_MAX_SECONDS": "2",
         "JOURNAL_BATCH": "50",
+        "JOURNAL_KEEP_SECONDS": "3600",
+        "JOURNAL_KEEP_ROWS": "1000",
+        "JOURNAL_PRUNE_SECONDS": "30",
+        "DATABASE_TIMEOUT_SECONDS": "2.5",
         "KEEPALIVE_SECONDS": "30",
         "CONNECTION_INIT_SECONDS": "4",
         "EXECUTION_CACHE_SIZE": "16",
         "SHUTDOWN_SECONDS": "1.5",
         "LOG_LEVEL": "WARNING",
+        "WORKERS": "2",
         "WEB_DIST": "",
     }
     assert set(env) == {variable for variable, *_ in documented()}
@@ -44,11 +49,16 @@ def test_every_variable_is_read() -> None:
         heartbeat_seconds=0.5,
         reconnect_max_seconds=2.0,
         journal_batch=50,
+        journal_keep_seconds=3600.0,
+        journal_keep_rows=1000,
+        journal_prune_seconds=30.0,
+        database_timeout_seconds=2.5,
         keepalive_seconds=30.0,
         connection_init_seconds=4.0,
         execution_cache_size=16,
         shutdown_seconds=1.5,
         log_level="warning",
+        workers=2,
         web_dist=None,
     )
 
