@@ -68,6 +68,12 @@ async def _database(settings: Settings) -> AsyncIterator[str]:
         await anyio.to_thread.run_sync(embedded.__exit__, None, None, None)
 
 
+def app_from_env() -> Starlette:
+    """The app as a factory import string builds it (`graphql_todos.app:app_from_env`):
+    how each of `serve --workers N` gets its settings, from the environment."""
+    return create_app(Settings.from_env())
+
+
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:

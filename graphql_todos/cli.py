@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from .app import create_app
-from .config import SettingError, Settings, documented
+from .config import SettingError, Settings, documented, to_env
 from .embedded import embedded_postgres
 from .migrations import NoMigrations, migrate
 from .schema import build_schema
@@ -19,7 +22,11 @@ from .schema import build_schema
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
     """How uvicorn serves the app, for `serve` and the tests alike."""
-    options: dict[str, Any] = {
+    return uvicorn.Config(create_app(settings), **{**server_options(settings), **overrides})
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    return {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
@@ -30,12 +37,27 @@ def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
     }
-    return uvicorn.Config(create_app(settings), **{**options, **overrides})
 
 
 def _serve(settings: Settings) -> None:
-    # Migrations run in the app's lifespan, next to the embedded server.
-    uvicorn.Server(server_config(settings)).run()
+    if settings.workers == 1:
+        # Migrations run in the app's lifespan, next to the embedded server.
+        uvicorn.Server(server_config(settings)).run()
+        return
+    # Several processes: this one starts the embedded server (once) and
+    # migrates, then uvicorn forks the workers and replaces any that dies.
+    with contextlib.ExitStack() as stack:
+        dsn = settings.database_url or stack.enter_context(embedded_postgres(settings.data_dir))
+        migrate(dsn)
+        os.environ.update(to_env(dataclasses.replace(settings, database_url=dsn)))
+        # Workers are spawned processes: they build the app from the import
+        # string, with the settings from the environment set just above.
+        uvicorn.run(
+            "graphql_todos.app:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **server_options(settings),
+        )
 
 
 def _migrate(settings: Settings) -> None:

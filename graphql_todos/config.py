@@ -184,6 +184,14 @@ class Settings:
         return cls(**values)
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes Settings.from_env() give `settings` back
+    (how `serve --workers` hands its settings to each worker)."""
+    values = {s.metadata["env"]: getattr(settings, s.name) for s in dataclasses.fields(Settings)}
+    # Unset is empty: no DATABASE_URL (embedded), no WEB_DIST (no web client).
+    return {env: "" if value is None else str(value) for env, value in values.items()}
+
+
 def documented() -> list[tuple[str, str, str, str]]:
     """(variable, flag, default, meaning) of each setting, for --help and the README."""
     return [

@@ -4,14 +4,18 @@ deadline. Fixtures live in conftest.py."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 
 from graphql_todos.cli import server_config
@@ -155,3 +159,40 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         sleep(interval)
+
+
+class Serve:
+    """`serve` (this checkout's unless told which) as a subprocess on a free
+    port, once it answers /healthz."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        program: Sequence[str | Path] = (sys.executable, "-m", "graphql_todos.cli"),
+        cwd: Path | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [*program, "serve", *args], env={**env, "PORT": str(self.port)}, cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        wait_until(self.healthy, timeout=90, interval=0.2)
+
+    def healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError("serve exited: " + (self.process.stdout.read() if self.process.stdout else ""))
+        try:
+            return httpx.get(f"{self.url}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(30)
+        finally:
+            if self.process.stdout:
+                self.process.stdout.close()

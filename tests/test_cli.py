@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.gql import TransportWs
-from tests.helpers import free_port, wait_until
+from tests.helpers import Serve, wait_until
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
@@ -57,41 +57,6 @@ def embedded(data_dir: Path) -> dict[str, str]:
     """The environment of a run on the embedded PostgreSQL in data_dir."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     return {**env, "DATA_DIR": str(data_dir), "WEB_DIST": ""}
-
-
-class Serve:
-    """`serve` (this checkout's unless told which) as a subprocess on a free
-    port, once it answers /healthz."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        program: Sequence[str | Path] = (sys.executable, "-m", "graphql_todos.cli"),
-        cwd: Path | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [*program, "serve"], env={**env, "PORT": str(self.port)}, cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        wait_until(self.healthy, timeout=90, interval=0.2)
-
-    def healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError("serve exited: " + (self.process.stdout.read() if self.process.stdout else ""))
-        try:
-            return httpx.get(f"{self.url}/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(30)
-        finally:
-            if self.process.stdout:
-                self.process.stdout.close()
 
 
 def test_serve_stops_its_embedded_postgres_on_sigterm_and_ctrl_c(data_dir: Path) -> None:
