@@ -35,6 +35,10 @@ lint: $(VENV)/.test ## ruff and mypy over the Python code
 bench: $(VENV)/.test ## measure change latency (raw NOTIFY floor vs the app); writes docs/benchmarks.md
 	$(BIN)/python bench/latency.py --out docs/benchmarks.md
 
+.PHONY: soak
+soak: $(VENV)/.test ## 1,000 WebSocket subscribers, 4 writers, 5,000 changes, 3 rounds: lost, duplicated, peak RSS
+	$(BIN)/python bench/soak.py
+
 .PHONY: schema
 schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
 	$(BIN)/graphql-todos export-schema --output schema/schema.graphql

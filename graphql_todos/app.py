@@ -11,12 +11,13 @@ from typing import TypedDict
 import anyio.to_thread
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import error_handlers, rest
+from . import error_handlers, metrics, rest
 from .config import NO_WEB_CLIENT, Settings
 from .database import connect_timeout
 from .embedded import embedded_postgres
@@ -126,6 +127,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql = TodoGraphQL(settings)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        Route("/metrics", metrics.metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *rest.routes,
@@ -145,7 +147,8 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=error_handlers.MIDDLEWARE,
+        # Outermost, so that it times what the error handlers answer too.
+        middleware=[Middleware(metrics.MetricsMiddleware), *error_handlers.MIDDLEWARE],
     )
     # For operators and tests: the schema keeps the shared-execution counters.
     app.state.schema = graphql.schema

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import logging
+import logging.config
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import uvicorn
 from .app import create_app
 from .config import SettingError, Settings, documented, to_env
 from .embedded import embedded_postgres
+from .logs import log_config
+from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
 from .schema import build_schema
 
@@ -36,6 +39,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # Compressing each small frame for each subscriber cost more CPU
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
+        "log_config": log_config(settings),
     }
 
 
@@ -50,6 +54,8 @@ def _serve(settings: Settings) -> None:
         dsn = settings.database_url or stack.enter_context(embedded_postgres(settings.data_dir))
         migrate(dsn)
         os.environ.update(to_env(dataclasses.replace(settings, database_url=dsn)))
+        # Each worker writes its metrics here; /metrics adds up the live ones.
+        os.environ[MULTIPROC_DIR] = stack.enter_context(tempfile.TemporaryDirectory(prefix="graphql-todos-metrics-"))
         # Workers are spawned processes: they build the app from the import
         # string, with the settings from the environment set just above.
         uvicorn.run(
@@ -94,16 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Its INFO lines dump whole initdb transcripts.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
-        if args.command == "serve":
-            _serve(Settings.from_env(**{k: v for k, v in vars(args).items() if k != "command"}))
-        elif args.command == "migrate":
-            _migrate(Settings.from_env())
-        else:
+        if args.command == "export-schema":
             _export_schema(args.output)
+            return
+        overrides = {k: v for k, v in vars(args).items() if k != "command"}
+        settings = Settings.from_env(**overrides)
+        logging.config.dictConfig(log_config(settings))
+        if args.command == "serve":
+            _serve(settings)
+        else:
+            _migrate(settings)
     except SettingError as exc:
         # A usage error: one line, no traceback, argparse's exit status.
         parser.exit(2, f"{parser.prog}: error: {exc}\n")

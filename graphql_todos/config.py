@@ -87,6 +87,12 @@ def _log_level(text: str) -> str:
     return text.lower()
 
 
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return text
+
+
 def _setting(default: Any, env: str, parse: Callable[[str], Any], doc: str) -> Any:
     # A field like any other; its metadata drives from_env, the flags and the docs.
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
@@ -142,6 +148,10 @@ class Settings:
         15.0, "KEEPALIVE_SECONDS", _seconds,
         "keepalive interval on idle WebSockets (GraphQL and RESTSocket): proxies cut silent ones",
     )
+    send_timeout_seconds: float = _setting(
+        30.0, "SEND_TIMEOUT_SECONDS", _seconds,
+        "a RESTSocket client that takes no message for this long is closed with 4408",
+    )
     connection_init_seconds: float = _setting(
         10.0, "CONNECTION_INIT_SECONDS", _seconds,
         "how long a graphql-transport-ws client may take to send connection_init",
@@ -155,6 +165,9 @@ class Settings:
         "on SIGTERM, how long open requests and subscriptions get before they are cut",
     )
     log_level: str = _setting("info", "LOG_LEVEL", _log_level, "uvicorn's log level")
+    log_format: str = _setting(
+        "text", "LOG_FORMAT", _log_format, "text, or json: one JSON object per line"
+    )
     workers: int = _setting(
         1, "WORKERS", _int(1),
         "processes serving the one port, each with its own listener (see Several processes)",

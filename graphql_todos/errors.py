@@ -32,6 +32,8 @@ class ErrorCode(Enum):
     CURSOR_EXPIRED = (410, 4410)
     # PostgreSQL cannot be reached within DATABASE_TIMEOUT_SECONDS: try again.
     DATABASE_UNAVAILABLE = (503, 4503)
+    # A WebSocket client that took nothing for SEND_TIMEOUT_SECONDS: resume by cursor.
+    CLIENT_STALLED = (408, 4408)
     INTERNAL_SERVER_ERROR = (500, 1011)
 
     http_status: int
@@ -128,3 +130,13 @@ class DatabaseUnavailable(DomainError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the database is unavailable: {reason}")
         self.reason = reason
+
+
+class ClientStalled(DomainError):
+    """The client stopped reading: its socket took no message for `seconds`."""
+
+    code = ErrorCode.CLIENT_STALLED
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"took no message for {seconds:g} s; reconnect with your last cursor")
+        self.seconds = seconds

@@ -16,12 +16,14 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from . import metrics
 from .config import Settings
 from .database import connect_timeout
 from .errors import CursorExpired, DatabaseUnavailable
@@ -72,9 +74,17 @@ class Subscriber:
                 self.queue.get_nowait()
             self.queue.put_nowait(CLOSED if item is CLOSED else RESYNC)
             self.hub.resyncs += 1
+            metrics.FALLBACKS.inc()
 
     async def batches(self) -> AsyncIterator[list[Change]]:
         """Changes in commit order, in lists of whatever arrived together."""
+        async for batch in self._batches():
+            metrics.DELIVERED.inc(len(batch))
+            # The oldest of the batch waited longest: one sample per hand-off.
+            metrics.observe_lag(batch[0].changed_at)
+            yield batch
+
+    async def _batches(self) -> AsyncIterator[list[Change]]:
         while True:
             items = [await self.queue.get()]
             while not self.queue.empty():
@@ -185,9 +195,11 @@ class Hub:
             sub.offer(CLOSED)
         group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
         group.add(sub)
+        metrics.SUBSCRIBERS.inc()
         try:
             yield sub
         finally:
+            metrics.SUBSCRIBERS.dec()
             group.discard(sub)
             if todo_id is not None and not group:
                 del self._by_todo[todo_id]
@@ -243,6 +255,7 @@ class Hub:
             await self._catch_up()
             if self._ready.is_set():
                 self.reconnects += 1
+                metrics.RECONNECTS.inc()
                 logger.info("listener reconnected at position %s", self.position)
                 # Pooled connections from before the outage are dead: drop
                 # them now rather than fail the next requests with them.
@@ -310,7 +323,10 @@ def _notified(payload: str) -> tuple[int, Change | None]:
         body = orjson.loads(payload)
         position = int(body["position"])
         row = body.get("todo")
-        return position, None if row is None else Change(position, Op(body["op"]), Todo.from_json(row))
+        if row is None:
+            return position, None
+        changed_at = datetime.fromisoformat(body["changed_at"]) if "changed_at" in body else None
+        return position, Change(position, Op(body["op"]), Todo.from_json(row), changed_at)
     except (ValueError, KeyError, TypeError, AttributeError):
         # Not ours (someone else NOTIFYing the channel): check the journal.
         return 2**63 - 1, None

@@ -27,12 +27,16 @@ class Journal:
         async with connection(self.pool) as conn:
             return await repository.journal_position(conn)
 
+    async def bounds(self) -> tuple[int, int]:
+        """(pruned through, newest): the cursors from the first to the second can resume."""
+        async with connection(self.pool) as conn:
+            return await repository.journal_bounds(conn)
+
     async def check_cursor(self, cursor: str) -> int:
         """The position a client cursor names, refusing one not yet written
         and one the journal was pruned past."""
         position = parse_cursor(cursor)
-        async with connection(self.pool) as conn:
-            through, newest = await repository.journal_bounds(conn)
+        through, newest = await self.bounds()
         if position > newest:
             raise BadUserInput("after", f"is not a known cursor: {cursor!r}")
         if position < through:

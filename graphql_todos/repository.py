@@ -67,8 +67,8 @@ SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_chang
 # no row, when nothing follows `after`): one snapshot, so a prune between
 # the two cannot pass unnoticed.
 SELECT_CHANGES = """
-SELECT p.through, c.position, c.op, c.todo FROM todo_changes_pruned p LEFT JOIN LATERAL (
-    SELECT position, op, todo FROM todo_changes
+SELECT p.through, c.position, c.op, c.todo, c.changed_at FROM todo_changes_pruned p LEFT JOIN LATERAL (
+    SELECT position, op, todo, changed_at FROM todo_changes
     WHERE position > %(after)s AND position <= %(upto)s
     ORDER BY position
     LIMIT %(limit)s
@@ -199,7 +199,7 @@ async def changes_between(
         await cur.execute(SELECT_CHANGES, {"after": after, "upto": upto, "limit": limit})
         rows = await cur.fetchall()
     changes = [
-        Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]))
+        Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]), r["changed_at"])
         for r in rows
         if r["position"] is not None
     ]

@@ -175,6 +175,7 @@ class Serve:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.output = ""
         self.process = subprocess.Popen(
             [*program, "serve", *args], env={**env, "PORT": str(self.port)}, cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -190,9 +191,7 @@ class Serve:
             return False
 
     def stop(self, sig: signal.Signals) -> int:
+        """Send sig; the exit status, once it exited (its output in self.output)."""
         self.process.send_signal(sig)
-        try:
-            return self.process.wait(30)
-        finally:
-            if self.process.stdout:
-                self.process.stdout.close()
+        self.output = self.process.communicate(timeout=30)[0] or ""
+        return self.process.returncode

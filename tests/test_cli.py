@@ -3,6 +3,7 @@ stopped with the app, whatever ends it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -114,3 +115,16 @@ def test_export_schema_prints_the_committed_sdl() -> None:
 def test_migrate_reports_what_it_applied(db_dsn: str) -> None:
     env = {**os.environ, "DATABASE_URL": db_dsn}
     assert cli("migrate", env=env).stdout.strip() == "applied: nothing, up to date"
+
+
+def test_json_logs_one_object_per_line_without_query_strings(db_dsn: str) -> None:
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "LOG_FORMAT": "json"}
+    serve = Serve(env)
+    secret = "variables-stay-out-of-logs"
+    httpx.get(f"{serve.url}/graphql", params={"query": "{ todos { id } }", "variables": f'{{"x": "{secret}"}}'})
+    serve.stop(signal.SIGTERM)
+    lines = serve.output.splitlines()
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert {"uvicorn.error", "uvicorn.access", "graphql_todos.app"} <= {e["logger"] for e in entries}
+    assert any(e["message"].endswith('"GET /graphql HTTP/1.1" 200') for e in entries)
+    assert secret not in "\n".join(lines)
