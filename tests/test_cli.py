@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.gql import TransportWs
 from tests.helpers import Serve, wait_until
@@ -128,3 +130,25 @@ def test_json_logs_one_object_per_line_without_query_strings(db_dsn: str) -> Non
     assert {"uvicorn.error", "uvicorn.access", "graphql_todos.app"} <= {e["logger"] for e in entries}
     assert any(e["message"].endswith('"GET /graphql HTTP/1.1" 200') for e in entries)
     assert secret not in "\n".join(lines)
+
+
+def test_sigterm_closes_websockets_with_1012_and_drains_within_shutdown_seconds(data_dir: Path) -> None:
+    serve = Serve({**embedded(data_dir), "SHUTDOWN_SECONDS": "2"})
+    pid = postmaster_pid(data_dir)
+    ws_url = f"ws://127.0.0.1:{serve.port}"
+    with TransportWs(ws_url) as graphql, connect(ws_url + "/api/todos/") as rest:
+        graphql.subscribe("subscription { todoChanges { cursor } }")
+        wait_until(lambda: "graphql_todos_hub_subscribers 2.0" in httpx.get(serve.url + "/metrics").text)
+        serve.process.send_signal(signal.SIGTERM)
+        # Bounded: serve must be gone well within SHUTDOWN_SECONDS and the database's stop.
+        assert serve.process.wait(20) in (0, -signal.SIGTERM)
+        codes = []
+        for recv in (lambda: graphql.ws.recv(timeout=5), lambda: rest.recv(timeout=5)):
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    recv()
+            assert closed.value.rcvd is not None
+            codes.append(closed.value.rcvd.code)
+    # 1012 (service restart): clients reconnect and resume with their cursor.
+    assert codes == [1012, 1012]
+    assert not alive(pid)
