@@ -56,9 +56,20 @@ class Subscriber:
         self.hub = hub
         self.todo_id = todo_id
         self.last = after
+        # True while it waits for the queue with nothing in hand.
+        self.waiting = False
         self.queue: asyncio.Queue[Change | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
+
+    def needed_after(self, position: int) -> int:
+        """The position after which it may still read the journal. Waiting on
+        an empty queue, it holds every change up to the hub's `position`
+        that concerns it: it moves there, so that the watcher of a quiet row
+        does not keep the journal from being pruned."""
+        if self.waiting and self.queue.empty():
+            self.last = max(self.last, position)
+        return self.last
 
     def skip_through(self, position: int) -> None:
         """Deliver only changes after `position` (a snapshot already shows the rest)."""
@@ -86,7 +97,11 @@ class Subscriber:
 
     async def _batches(self) -> AsyncIterator[list[Change]]:
         while True:
-            items = [await self.queue.get()]
+            self.waiting = True
+            try:
+                items = [await self.queue.get()]
+            finally:
+                self.waiting = False
             while not self.queue.empty():
                 items.append(self.queue.get_nowait())
             batch: list[Change] = []
@@ -162,7 +177,7 @@ class Hub:
     def needed_after(self) -> int:
         """The oldest position this process still has to read past: journal
         entries after it must not be pruned while its subscribers need them."""
-        return min([self.position, *(sub.last for sub in self._subscribers())])
+        return min([self.position, *(sub.needed_after(self.position) for sub in self._subscribers())])
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""

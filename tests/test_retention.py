@@ -4,11 +4,13 @@ still to read, one process at a time."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from websockets.sync.client import connect
 
 from graphql_todos.hub import Hub
 from graphql_todos.retention import Retention
@@ -117,3 +119,16 @@ def test_prunes_on_its_own(db_dsn: str) -> None:
         wait_until(lambda: positions(server) == [3])
     finally:
         server.stop()
+
+
+def test_the_watcher_of_a_quiet_row_does_not_pin_the_journal(keep_two: Server) -> None:
+    insert(keep_two, 1)
+    [(todo_id,)] = sql(keep_two, "SELECT id FROM todos")
+    with connect(f"{keep_two.ws_url}/api/todos/{todo_id}/") as watcher:
+        assert json.loads(watcher.recv(timeout=5))["op"] == "snapshot"
+        insert(keep_two, 5)
+        assert prune(keep_two) == 4
+        assert positions(keep_two) == [5, 6]
+        sql(keep_two, "UPDATE todos SET completed = true WHERE id = %s", (todo_id,))
+        message = json.loads(watcher.recv(timeout=5))
+        assert (message["op"], message["cursor"]) == ("updated", "7")
