@@ -5,7 +5,7 @@ still to read, one process at a time."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -20,12 +20,25 @@ RETENTION_KEY = 7305202418
 
 
 @pytest.fixture
-def keep_two(db_dsn: str) -> Iterator[Server]:
-    # Pruned only when a test says so: no turn of the timer can interfere.
-    srv = make_server(db_dsn, journal_keep_rows=2, journal_prune_seconds=3600)
-    srv.start()
-    yield srv
-    srv.stop()
+def serve(db_dsn: str) -> Iterator[Callable[..., Server]]:
+    """Starts the app with these Settings overrides; stops it after the test.
+    Unless told, it prunes only when the test says so."""
+    started: list[Server] = []
+
+    def start(**overrides: Any) -> Server:
+        server = make_server(db_dsn, **{"journal_prune_seconds": 3600, **overrides})
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def keep_two(serve: Callable[..., Server]) -> Server:
+    return serve(journal_keep_rows=2)
 
 
 def sql(server: Server, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -59,31 +72,23 @@ def test_keeps_the_newest_rows(keep_two: Server) -> None:
     assert prune(keep_two) == 0
 
 
-def test_prunes_by_age_oldest_first_and_never_the_newest(db_dsn: str) -> None:
-    server = make_server(db_dsn, journal_keep_seconds=3600, journal_prune_seconds=3600)
-    server.start()
-    try:
-        insert(server, 4)
-        sql(server, "UPDATE todo_changes SET changed_at = now() - interval '2 hours' WHERE position <> 3")
-        # 3 is young: the journal keeps it and everything after it, no holes.
-        assert prune(server) == 2
-        assert positions(server) == [3, 4]
-        sql(server, "UPDATE todo_changes SET changed_at = now() - interval '2 hours'")
-        assert prune(server) == 1
-        assert positions(server) == [4]
-    finally:
-        server.stop()
+def test_prunes_by_age_oldest_first_and_never_the_newest(serve: Callable[..., Server]) -> None:
+    server = serve(journal_keep_seconds=3600)
+    insert(server, 4)
+    sql(server, "UPDATE todo_changes SET changed_at = now() - interval '2 hours' WHERE position <> 3")
+    # 3 is young: the journal keeps it and everything after it, no holes.
+    assert prune(server) == 2
+    assert positions(server) == [3, 4]
+    sql(server, "UPDATE todo_changes SET changed_at = now() - interval '2 hours'")
+    assert prune(server) == 1
+    assert positions(server) == [4]
 
 
-def test_prunes_in_batches(db_dsn: str) -> None:
-    server = make_server(db_dsn, journal_keep_rows=1, journal_batch=3, journal_prune_seconds=3600)
-    server.start()
-    try:
-        insert(server, 10)
-        assert prune(server) == 9
-        assert positions(server) == [10]
-    finally:
-        server.stop()
+def test_prunes_in_batches(serve: Callable[..., Server]) -> None:
+    server = serve(journal_keep_rows=1, journal_batch=3)
+    insert(server, 10)
+    assert prune(server) == 9
+    assert positions(server) == [10]
 
 
 def test_keeps_what_a_subscriber_of_this_process_has_still_to_read(keep_two: Server) -> None:
@@ -111,14 +116,10 @@ def test_one_process_prunes_at_a_time(keep_two: Server) -> None:
     assert prune(keep_two) == 3
 
 
-def test_prunes_on_its_own(db_dsn: str) -> None:
-    server = make_server(db_dsn, journal_keep_rows=1, journal_prune_seconds=0.1)
-    server.start()
-    try:
-        insert(server, 3)
-        wait_until(lambda: positions(server) == [3])
-    finally:
-        server.stop()
+def test_prunes_on_its_own(serve: Callable[..., Server]) -> None:
+    server = serve(journal_keep_rows=1, journal_prune_seconds=0.1)
+    insert(server, 3)
+    wait_until(lambda: positions(server) == [3])
 
 
 def test_the_watcher_of_a_quiet_row_does_not_pin_the_journal(keep_two: Server) -> None:
