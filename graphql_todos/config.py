@@ -150,7 +150,7 @@ class Settings:
     )
     send_timeout_seconds: float = _setting(
         30.0, "SEND_TIMEOUT_SECONDS", _seconds,
-        "a RESTSocket client that takes no message for this long is closed with 4408",
+        "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408",
     )
     connection_init_seconds: float = _setting(
         10.0, "CONNECTION_INIT_SECONDS", _seconds,

@@ -18,26 +18,32 @@ instead of misbehaving quietly.
   which answers it as an error on every transport.
 - Error masking skips results without errors cheaply.
 - `Schema.execute` (one result) refuses subscriptions.
+- WebSocket sends are bounded in time: a client that stopped reading is
+  closed with CLIENT_STALLED (4408) rather than held forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, cast
 
+import anyio
 import orjson
 import strawberry
 from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from graphql import OperationType as OperationKind
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.graphql import OperationType
 
-from .errors import ErrorCode
+from .errors import ClientStalled, ErrorCode
 from .models import Change, Todo
 from .streams import LiveRows
 
@@ -199,3 +205,27 @@ class OneResultSchema(strawberry.Schema):
             allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
+
+
+class BoundedSendAdapter(ASGIWebSocketAdapter):
+    """Assumes: Strawberry's ASGI view sends every WebSocket message of both
+    protocols through `websocket_adapter_class(...).send_json`, the view
+    being `self.view` (ours has `send_timeout_seconds`); an exception there
+    ends the operation, whose stream is then closed (unsubscribing it)."""
+
+    _closing: asyncio.Task[None] | None = None
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        seconds: float = self.view.send_timeout_seconds  # type: ignore[attr-defined]
+        try:
+            with anyio.fail_after(seconds):
+                await super().send_json(message)
+        except TimeoutError:
+            stalled = ClientStalled(seconds)
+            # The close frame waits behind the full buffer too: send it from
+            # a task of its own, so the operation ends (and unsubscribes)
+            # now. It goes out if the client reads again, or dies with the
+            # connection when uvicorn's ping gets no answer.
+            if self._closing is None:
+                self._closing = asyncio.create_task(self.close(stalled.code.close_code, stalled.message))
+            raise WebSocketDisconnected from None

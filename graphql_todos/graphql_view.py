@@ -20,10 +20,13 @@ from strawberry.subscriptions import (
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
+from .graphql_internals import BoundedSendAdapter
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             build_schema(settings.execution_cache_size),
@@ -36,6 +39,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             ),
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
         )
+        self.send_timeout_seconds = settings.send_timeout_seconds
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:

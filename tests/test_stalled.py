@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from graphql_todos.errors import ErrorCode
 from tests.helpers import Server, make_server, wait_until
@@ -29,23 +31,52 @@ def server(db_dsn: str) -> Iterator[Server]:
     srv.stop()
 
 
-def test_a_stalled_client_is_closed_with_4408_and_resumes_by_cursor(server: Server) -> None:
-    # max_queue=1: the client takes one message and then stops reading from
-    # its socket, as a stalled client does; the kernel buffers fill up.
+def _stalling(server: Server, path: str, **options: Any) -> ClientConnection:
+    """A client that takes one message and then stops reading from its socket
+    (max_queue=1), with a small receive buffer: the kernel's buffers fill up."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     sock.connect(("127.0.0.1", server.port))
-    with connect(server.ws_url + "/api/todos/?after=0", sock=sock, max_queue=1) as stalled, connect(
+    return connect(server.ws_url + path, sock=sock, max_queue=1, **options)
+
+
+def _flood_and_read_all(server: Server, healthy: Any) -> list[str]:
+    """CHANGES big changes; the cursors the healthy RESTSocket gets, all of
+    them, while the other client is stalled."""
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO todos (title) SELECT repeat('x', 507) || n FROM generate_series(1, %s) n", (CHANGES,)
+        )
+    cursors = [json.loads(healthy.recv(timeout=30))["cursor"] for _ in range(CHANGES)]
+    assert cursors == [str(n) for n in range(1, CHANGES + 1)]
+    return cursors
+
+
+def test_a_stalled_graphql_client_is_closed_with_4408(server: Server) -> None:
+    protocol = [Subprotocol("graphql-transport-ws")]
+    with _stalling(server, "/graphql", subprotocols=protocol) as stalled, connect(
+        server.ws_url + "/api/todos/?after=0"
+    ) as healthy:
+        stalled.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(stalled.recv(timeout=5))["type"] == "connection_ack"
+        query = 'subscription { todoChanges(after: "0") { cursor todo { title } } }'
+        stalled.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        wait_until(lambda: server.subscriber_count() == 2)
+        _flood_and_read_all(server, healthy)
+        wait_until(lambda: server.subscriber_count() == 1, timeout=30)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                stalled.recv(timeout=30)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == ErrorCode.CLIENT_STALLED.close_code
+
+
+def test_a_stalled_client_is_closed_with_4408_and_resumes_by_cursor(server: Server) -> None:
+    with _stalling(server, "/api/todos/?after=0") as stalled, connect(
         server.ws_url + "/api/todos/?after=0"
     ) as healthy:
         wait_until(lambda: server.subscriber_count() == 2)
-        with psycopg.connect(server.dsn, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO todos (title) SELECT repeat('x', 507) || n FROM generate_series(1, %s) n", (CHANGES,)
-            )
-        # The one that reads gets everything, while the other is stalled.
-        cursors = [json.loads(healthy.recv(timeout=30))["cursor"] for _ in range(CHANGES)]
-        assert cursors == [str(n) for n in range(1, CHANGES + 1)]
+        cursors = _flood_and_read_all(server, healthy)
         # The stalled one is let go of, and its subscription with it.
         wait_until(lambda: server.subscriber_count() == 1, timeout=30)
         got: list[str] = []
