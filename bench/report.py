@@ -21,7 +21,9 @@ SERVERS = (OURS, POSTGRAPHILE, FLOOR)
 
 
 def ms(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f} ms"
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds * 1000:.2f} ms" if abs(seconds) < 0.01 else f"{seconds * 1000:,.0f} ms"
 
 
 def us(seconds: float) -> str:
@@ -245,6 +247,17 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         f"{args['write_seconds']:g} s, {args['rounds']} alternating runs."),
         "",
         *_database_table(results["database"]),
+        "",
+        "## Reading these figures",
+        "",
+        ("- PostGraphile's simple subscription delivers the row's node id only (the `__node__` payload of "
+        "`bench/peer.sql`); asking it for `relatedNode { ... }` would read the row once per subscriber. "
+        "Ours delivers the whole changed row, read once from the journal for all subscribers."),
+        ("- Ours runs as `graphql-todos serve` runs for anyone, uvicorn access log included (to a file); "
+        "PostGraphile runs with `--disable-query-log`."),
+        ("- Subscribers that never got a change are counted, not hidden: a size with losses says "
+        "\"not delivered\" in its cell and leaves those changes out of the percentiles."),
+        "- The ratios are the result; absolute figures drift by about 30% between runs on this shared machine.",
     ]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
