@@ -79,6 +79,7 @@ def databases() -> Iterator[Databases]:
         peer = _create(admin, "gt_peer")
         try:
             migrate(ours)
+            migrate(peer)
             with psycopg.connect(peer, autocommit=True) as conn:
                 conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
             reset_rows(ours)

@@ -1,25 +1,31 @@
--- PostGraphile's side of the bench: the same todos table and index as
--- sql/001_todos.sql, without the journal, and the NOTIFY trigger its simple
--- subscriptions read (`listen(topic: "todos")`: channel postgraphile:todos,
--- `__node__` gives relatedNodeId without a read per subscriber).
-CREATE TABLE todos (
-    id           uuid         PRIMARY KEY DEFAULT gen_random_uuid(),
-    created_time timestamptz  NOT NULL DEFAULT now()
-        CHECK (created_time BETWEEN '0001-01-02' AND '9999-12-30'),
-    updated_time timestamptz  NOT NULL DEFAULT now()
-        CHECK (updated_time BETWEEN '0001-01-02' AND '9999-12-30'),
-    title        varchar(512) NOT NULL CHECK (btrim(title) <> ''),
-    completed    boolean      NOT NULL DEFAULT false
-);
-
-CREATE INDEX todos_order ON todos (created_time, id);
-
-CREATE FUNCTION todos_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+-- PostGraphile's side of the bench, applied after our own migrations
+-- (bench/databases.py), so its todos table is ours, column for column, as
+-- the app changes. Everything else that is ours goes: every function (and,
+-- by CASCADE, every trigger using one: the journal, the commit-order lock)
+-- and every other table (the journal, schema_migrations), which PostGraphile
+-- would otherwise expose.
+DO $$
 DECLARE
-    row_state todos := COALESCE(NEW, OLD);
+    f regprocedure;
+    t regclass;
+BEGIN
+    FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = 'public'::regnamespace LOOP
+        EXECUTE format('DROP FUNCTION %s CASCADE', f);
+    END LOOP;
+    FOR t IN SELECT oid::regclass FROM pg_class
+             WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> 'todos' LOOP
+        EXECUTE format('DROP TABLE %s CASCADE', t);
+    END LOOP;
+END
+$$;
+
+-- The NOTIFY its simple subscriptions read (`listen(topic: "todos")`:
+-- channel postgraphile:todos; `__node__` gives relatedNodeId without a read
+-- per subscriber).
+CREATE FUNCTION todos_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('postgraphile:todos',
-        json_build_object('__node__', json_build_array('todos', row_state.id))::text);
+        json_build_object('__node__', json_build_array('todos', COALESCE(NEW.id, OLD.id)))::text);
     RETURN NULL;
 END
 $$;

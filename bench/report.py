@@ -23,7 +23,8 @@ SERVERS = (OURS, POSTGRAPHILE, FLOOR)
 def ms(seconds: float) -> str:
     if math.isnan(seconds):
         return "-"
-    return f"{seconds * 1000:.2f} ms" if abs(seconds) < 0.01 else f"{seconds * 1000:,.0f} ms"
+    digits = 2 if abs(seconds) < 0.01 else 1 if abs(seconds) < 0.1 else 0
+    return f"{seconds * 1000:,.{digits}f} ms"
 
 
 def us(seconds: float) -> str:
@@ -54,27 +55,28 @@ def _commit() -> str:
     return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
 
 
+def _compared(label: str, cells: dict[str, tuple[str, float]]) -> str:
+    """A table row: each server's cell, then ours / PostGraphile and ours / floor of the cells' values."""
+    value = {server: v for server, (_, v) in cells.items()}
+    shown = " | ".join(cells[s][0] if s in cells else "-" for s in SERVERS)
+    ours, nan = value.get(OURS, math.nan), math.nan
+    return f"| {label} | {shown} | {ratio(ours, value.get(POSTGRAPHILE, nan))} | {ratio(ours, value.get(FLOOR, nan))} |"
+
+
 def _http_table(http: list[dict[str, Any]]) -> list[str]:
-    by = {(h["test"], h["server"]): h for h in http}
     lines = [
         "| test | ours | PostGraphile | floor | ours / PostGraphile | ours / floor |",
         "|---|---|---|---|---|---|",
     ]
     for test in dict.fromkeys(h["test"] for h in http):
-        cells, medians = [], {}
-        for server in SERVERS:
-            h = by.get((test, server))
-            if h is None:
-                cells.append("-")
-                continue
-            medians[server] = statistics.median(h["rps"])
-            runs = ", ".join(f"{r:.0f}" for r in h["rps"])
-            cells.append(f"{medians[server]:.0f} req/s ({runs})" + (f", {h['errors']} errors" if h["errors"] else ""))
-        nan = float("nan")
-        lines.append(
-            f"| {test} | {' | '.join(cells)} | {ratio(medians.get(OURS, nan), medians.get(POSTGRAPHILE, nan))} "
-            f"| {ratio(medians.get(OURS, nan), medians.get(FLOOR, nan))} |"
-        )
+        cells = {}
+        for h in http:
+            if h["test"] == test:
+                rps = statistics.median(h["rps"])
+                runs = ", ".join(f"{r:.0f}" for r in h["rps"])
+                errors = f", {h['errors']} errors" if h["errors"] else ""
+                cells[h["server"]] = (f"{rps:.0f} req/s ({runs}){errors}", rps)
+        lines.append(_compared(test, cells))
     return lines
 
 
@@ -96,42 +98,31 @@ def _single_table(single: list[dict[str, Any]]) -> list[str]:
 
 
 def _fanout_tables(fanout: list[dict[str, Any]]) -> list[str]:
-    by = {(r["server"], r["subscribers"]): r for r in fanout}
     sizes = sorted({r["subscribers"] for r in fanout})
     lines = [
         "| subscribers | ours | PostGraphile | floor | ours / PostGraphile (p50) | ours / floor (p50) |",
         "|---|---|---|---|---|---|",
     ]
     for n in sizes:
-        cells, p50 = [], {}
-        for server in SERVERS:
-            r = by.get((server, n))
-            if r is None:
-                cells.append("-")
-                continue
-            p50[server] = median(r["last_arrival"])
-            lost = r["expected"] - r["delivered"]
-            cells.append(_latency(r["last_arrival"]) + (f", **{lost} not delivered**" if lost else ""))
-        nan = float("nan")
-        lines.append(
-            f"| {n:,} | {' | '.join(cells)} | {ratio(p50.get(OURS, nan), p50.get(POSTGRAPHILE, nan))} "
-            f"| {ratio(p50.get(OURS, nan), p50.get(FLOOR, nan))} |"
-        )
+        cells = {}
+        for r in fanout:
+            if r["subscribers"] == n:
+                lost = r["expected"] - r["delivered"]
+                shown = _latency(r["last_arrival"]) + (f", **{lost} not delivered**" if lost else "")
+                cells[r["server"]] = (shown, median(r["last_arrival"]))
+        lines.append(_compared(f"{n:,}", cells))
     lines += [
         "",
         "| subscribers | server | CPU per delivered event | RSS per open subscription | time to open all | CPU per open |",
         "|---|---|---|---|---|---|",
     ]
-    for n in sizes:
-        for server in SERVERS:
-            r = by.get((server, n))
-            if r is None:
-                continue
-            failed = f" ({r['failed_connections']} failed)" if r["failed_connections"] else ""
-            lines.append(
-                f"| {n:,} | {server} | {us(r['cpu_per_delivery'])} | {r['rss_per_subscription'] / 1024:.1f} kB "
-                f"| {r['open_seconds']:.2f} s{failed} | {us(r['open_cpu_per_subscription'])} |"
-            )
+    for r in sorted(fanout, key=lambda r: (r["subscribers"], SERVERS.index(r["server"]))):
+        failed = f" ({r['failed_connections']} failed)" if r["failed_connections"] else ""
+        lines.append(
+            f"| {r['subscribers']:,} | {r['server']} | {us(r['cpu_per_delivery'])} "
+            f"| {r['rss_per_subscription'] / 1024:.1f} kB | {r['open_seconds']:.2f} s{failed} "
+            f"| {ms(r['open_cpu_per_subscription'])} |"
+        )
     return lines
 
 
