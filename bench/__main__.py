@@ -105,8 +105,9 @@ def subscription_tests(dbs: Databases, args: argparse.Namespace) -> tuple[list[F
         single.append(asyncio.run(_fanout_one(dbs, name, 1, args.single_events, args, http=True)))
         print(f"  1 subscriber {name}: done", flush=True)
     fanout = []
-    for n in args.subscribers:
-        for name in (OURS, POSTGRAPHILE, FLOOR):
+    for i, n in enumerate(args.subscribers):
+        # The order flips at each size: no server always runs on the coolest machine.
+        for name in (OURS, POSTGRAPHILE, FLOOR)[:: 1 if i % 2 == 0 else -1]:
             r = asyncio.run(_fanout_one(dbs, name, n, _events(n, args), args, http=False))
             fanout.append(r)
             print(f"  {n} subscribers {name}: last arrival p50 {report.ms(report.median(r.last_arrival))}", flush=True)
@@ -125,7 +126,7 @@ def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
         ),
     }
     rates: dict[str, list[float]] = {OURS: [], POSTGRAPHILE: []}
-    for _ in range(args.rounds):
+    for _ in range(args.write_rounds):
         for name, dsn in ((OURS, dbs.ours), (POSTGRAPHILE, dbs.peer)):
             rates[name].append(asyncio.run(insert_rate(dsn, args.writers, args.write_seconds)))
     return {"notify": notify, "inserts": rates, "writers": args.writers}
@@ -149,11 +150,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--notify-n", type=int, default=300)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--write-seconds", type=float, default=5)
+    parser.add_argument("--write-rounds", type=int, default=3, help="alternating runs of the INSERT rates")
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.rounds, args.subscribers = 2, 1, [10, 50]
         args.min_events, args.max_events, args.single_events = 3, 5, 5
-        args.notify_n, args.write_seconds = 20, 1
+        args.notify_n, args.write_seconds, args.write_rounds = 20, 1, 1
     return args
 
 
@@ -162,6 +164,7 @@ def main() -> None:
     # 10,000 sockets need as many descriptors in the servers and clients, which inherit this.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    started, commit = report.started(), report.commit()
     with databases() as dbs:
         with psycopg.connect(dbs.ours) as conn:
             postgres = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
@@ -173,6 +176,8 @@ def main() -> None:
         db = database_tests(dbs, args)
     results = {
         "args": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
+        "started": started,
+        "commit": commit,
         "embedded": dbs.embedded,
         "postgres": postgres,
         "http": http,

@@ -48,7 +48,7 @@ def _machine() -> str:
     )
 
 
-def _commit() -> str:
+def commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], check=False, capture_output=True, text=True).stdout.strip()
 
@@ -169,12 +169,16 @@ def _plots(results: dict[str, Any], out_dir: Path) -> list[str]:
         xs = [t + (i - 1) * width for t in range(len(tests))]
         ax.bar(xs, [by.get(t, 0) for t in tests], width, color=colors[server], label=server)
     ax.set_xticks(range(len(tests)), [t.replace(" (", "\n(") for t in tests], fontsize=8)
-    ax.set(ylabel="requests/s (median of runs)", title="HTTP throughput, wrk -t1 -c20")
+    ax.set(ylabel="requests/s (median of runs)", title=f"HTTP throughput, wrk -t1 -c{results['args']['connections']}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out_dir / "bench-http.png", dpi=100)
     plt.close(fig)
     return ["![last arrival vs subscribers](bench-fanout.png)", "", "![HTTP req/s](bench-http.png)"]
+
+
+def started() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def render(results: dict[str, Any], out: Path | None) -> str:
@@ -185,7 +189,7 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "# Benchmarks",
         "",
         (f"The latest `{command}` run (`{shlex.join([sys.executable.split('/')[-1], '-m', 'bench', *sys.argv[1:]])}`), "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}."),
+        f"started {results['started']}, commit {results['commit']}."),
         "",
         (f"Machine: {_machine()}; PostgreSQL: {results['postgres']}"
         f" ({'embedded' if results['embedded'] else 'DATABASE_URL'}). "
@@ -235,7 +239,7 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "",
         ("Latency from sending a statement to a plain psycopg listener having its NOTIFY (no server), and "
         f"single-row autocommit INSERTs from {results['database']['writers']} psycopg connections at once for "
-        f"{args['write_seconds']:g} s, {args['rounds']} alternating runs."),
+        f"{args['write_seconds']:g} s, {args['write_rounds']} alternating runs."),
         "",
         *_database_table(results["database"]),
         "",
