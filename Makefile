@@ -32,11 +32,11 @@ lint: $(VENV)/.test ## ruff and mypy over the Python code
 BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed /usr/bin/wrk
 
 .PHONY: bench
-bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 12 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
+bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 11 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
 	$(BIN)/python -m bench --out docs/benchmarks.md $(BENCH_ARGS)
 
 .PHONY: bench-smoke
-bench-smoke: $(BENCH_DEPS) ## a tiny bench run (well under a minute): checks that it still works
+bench-smoke: $(BENCH_DEPS) ## a tiny bench run (about a minute; not part of make test): checks that it still works
 	$(BIN)/python -m bench --smoke --out .data/bench-smoke/benchmarks.md
 
 .PHONY: schema

@@ -52,7 +52,7 @@ def commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], check=False, capture_output=True, text=True).stdout.strip()
 
-    return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+    return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def _compared(label: str, cells: dict[str, tuple[str, float]]) -> str:
