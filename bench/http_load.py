@@ -51,4 +51,5 @@ def wrk(base_url: str, load: Load, seconds: float, connections: int) -> WrkResul
     failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, failed.groups())) if failed else 0)
     shown = (f"BENCH_BODY={shlex.quote(load.body)} " if load.body else "") + shlex.join(args)
+    shown = shown.replace(str(SCRIPT), "bench/post.lua")
     return WrkResult(float(rate.group(1)), errors, shown)
