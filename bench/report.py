@@ -247,9 +247,9 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "",
         ("- PostGraphile's simple subscription delivers the row's node id only (the `__node__` payload of "
         "`bench/peer.sql`); asking it for `relatedNode { ... }` would read the row once per subscriber. "
-        "Ours delivers the whole changed row, read once from the journal for all subscribers."),
-        ("- Ours runs as `graphql-todos serve` runs for anyone, uvicorn access log included (to a file); "
-        "PostGraphile runs with `--disable-query-log`."),
+        "Ours delivers the whole changed row, which the NOTIFY carries, to every subscriber."),
+        ("- Ours runs as `graphql-todos serve` with `LOG_LEVEL=warning` (no access log), as PostGraphile "
+        "runs with `--disable-query-log`."),
         ("- Subscribers that never got a change are counted, not hidden: a size with losses says "
         "\"not delivered\" in its cell and leaves those changes out of the percentiles."),
         "- The ratios are the result; absolute figures drift by about 30% between runs on this shared machine.",
