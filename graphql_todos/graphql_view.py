@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import orjson
 from cross_web import HTTPException
@@ -19,7 +20,8 @@ from strawberry.subscriptions import (
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
 
-from .schema import Context, build_schema
+from .fastpath import FastPath
+from .schema import Context, TodoSchema, build_schema
 
 NO_CLIENT = """<!doctype html><title>GraphiQL not built</title>
 <p>The GraphiQL page is built with the web client: run <code>make run</code>.</p>"""
@@ -39,6 +41,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=10),
         )
         self.graphiql = web_dist / "graphiql.html" if web_dist else None
+        self.fast = FastPath(cast(TodoSchema, self.schema))
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
@@ -53,8 +56,11 @@ class TodoGraphQL(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            # The request keeps the body it read, so the fallback reads it too.
+            response = await self.fast.respond(request, await self.get_context(request, None))
+            response = response or await self.run(request)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.

@@ -1,0 +1,488 @@
+"""Compiled execution: the graphql-jit model for our schema.
+
+A validated operation is turned once into a plan (which fields, under which
+keys, completed how) and run without graphql-core's per-field machinery: the
+root fields call the very resolvers Strawberry built (so the same service
+methods get the same arguments), the fields below them read attributes as
+Strawberry's default resolver does, and every leaf is completed by
+graphql-core's own `complete_leaf_value`. Null propagation and error paths
+follow graphql-core's executor step by step (see `_run_root`).
+
+Whatever a plan does not cover (introspection, subscriptions, fields with
+their own resolvers below the root, directives other than @skip/@include,
+a variable that fails coercion or a directive condition that is not a
+plain boolean) makes `prepare` return None: the caller then runs the
+regular Strawberry path, which gives the canonical answer.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DirectiveNode,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+    located_error,
+    visit,
+)
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.executor import Executor
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.language import Visitor
+from graphql.pyutils import Path, gather_with_cancel, is_iterable
+from graphql.type.introspection import TypeNameMetaFieldDef
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
+
+# Distinct (document, operation name) pairs kept; each holds its plans.
+CACHE_SIZE = 512
+# Plans per operation, one per combination of @skip/@include variables.
+PLANS_PER_OPERATION = 16
+
+Completer = Callable[[Any, Path, list[GraphQLError]], Any]
+_complete_leaf = Executor.complete_leaf_value
+
+
+class _Uncompilable(Exception):
+    """Raised while planning: this operation takes the regular path."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RootField:
+    key: str
+    field_def: GraphQLField
+    nodes: list[FieldNode]
+    nullable: bool
+    complete: Completer
+    typename: str | None  # set for __typename, which resolves to it
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One operation with its selections collected for one set of
+    @skip/@include values."""
+
+    operation: OperationDefinitionNode
+    root_type: GraphQLObjectType
+    fields: tuple[_RootField, ...]
+
+    @property
+    def serial(self) -> bool:
+        return self.operation.operation is OperationType.MUTATION
+
+
+@dataclass(slots=True)
+class CompiledOperation:
+    """A validated operation and its plans; built once per document."""
+
+    schema: GraphQLSchema
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDetails]
+    fragment_definitions: dict[str, FragmentDefinitionNode]
+    condition_variables: tuple[str, ...]
+    plans: OrderedDict[tuple[Any, ...], Plan] = field(default_factory=OrderedDict)
+
+    def plan(self, variables: VariableValues) -> Plan | None:
+        key = tuple(variables.coerced.get(name) for name in self.condition_variables)
+        if any(not isinstance(value, bool) for value in key):
+            # graphql-core turns a null condition into a request error.
+            return None
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self._build(variables)
+            self.plans[key] = plan
+            if len(self.plans) > PLANS_PER_OPERATION:
+                self.plans.popitem(last=False)
+        return plan
+
+    def _build(self, variables: VariableValues) -> Plan:
+        root_type = self.schema.get_root_type(self.operation.operation)
+        assert root_type is not None
+        collected = collect_fields(self.schema, self.fragments, variables, root_type, self.operation)
+        roots = []
+        for key, details in collected.grouped_field_set.items():
+            nodes = [d.node for d in details]
+            name = nodes[0].name.value
+            if name == "__typename":
+                roots.append(_RootField(key, TypeNameMetaFieldDef, nodes, False, _leaf(), root_type.name))
+                continue
+            field_def = root_type.fields[name]
+            roots.append(
+                _RootField(
+                    key,
+                    field_def,
+                    nodes,
+                    not is_non_null_type(field_def.type),
+                    self._completer(field_def.type, root_type, name, details, variables),
+                    None,
+                )
+            )
+        return Plan(self.operation, root_type, tuple(roots))
+
+    def _completer(
+        self,
+        type_: GraphQLOutputType,
+        parent: GraphQLObjectType,
+        name: str,
+        details: list[FieldDetails],
+        variables: VariableValues,
+    ) -> Completer:
+        if is_non_null_type(type_):
+            return _non_null(self._completer(type_.of_type, parent, name, details, variables), parent, name)
+        if is_list_type(type_):
+            item_type = type_.of_type
+            item = self._completer(item_type, parent, name, details, variables)
+            return _list(item, item_type, parent, name, [d.node for d in details])
+        if is_leaf_type(type_):
+            return _leaf_of(type_)
+        if is_object_type(type_):
+            return self._object(type_, details, variables)
+        raise _Uncompilable(f"{parent.name}.{name}: abstract types are not compiled")
+
+    def _object(
+        self, type_: GraphQLObjectType, details: list[FieldDetails], variables: VariableValues
+    ) -> Completer:
+        collected = collect_subfields(self.schema, self.fragments, variables, self.operation, type_, details)
+        entries: list[tuple[str, Callable[[Any], Any], Completer, bool, list[FieldNode]]] = []
+        for key, sub in collected.grouped_field_set.items():
+            nodes = [d.node for d in sub]
+            name = nodes[0].name.value
+            if name == "__typename":
+                entries.append((key, _constant(type_.name), _leaf(), False, nodes))
+                continue
+            field_def = type_.fields[name]
+            entries.append(
+                (
+                    key,
+                    _attribute_getter(field_def, type_, name),
+                    self._completer(field_def.type, type_, name, sub, variables),
+                    not is_non_null_type(field_def.type),
+                    nodes,
+                )
+            )
+        return _object_completer(tuple(entries))
+
+
+def compile_operation(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+) -> CompiledOperation | None:
+    """The compiled form of a validated document's operation, or None when
+    the regular path must run it."""
+    operation = _select_operation(document, operation_name)
+    if operation is None or operation.operation is OperationType.SUBSCRIPTION:
+        return None
+    fragment_definitions = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    if any(d.variable_definitions for d in fragment_definitions.values()):
+        return None
+    conditions = _Conditions()
+    visit(document, conditions)
+    if conditions.unsupported:
+        return None
+    compiled = CompiledOperation(
+        schema,
+        operation,
+        {name: FragmentDetails(d) for name, d in fragment_definitions.items()},
+        fragment_definitions,
+        tuple(sorted(conditions.variables)),
+    )
+    # Plan once with every condition false and once true, so an unsupported
+    # selection anywhere in the document is found now, not per request.
+    try:
+        for value in (False, True):
+            values = {name: value for name in compiled.condition_variables}
+            compiled.plans[tuple(values.values())] = compiled._build(VariableValues({}, values))
+    except (_Uncompilable, GraphQLError):
+        return None
+    return compiled
+
+
+def coerce_variables(compiled: CompiledOperation, inputs: dict[str, Any] | None) -> VariableValues | None:
+    """Coerced variables, or None when they fail (the regular path then
+    reports exactly graphql-core's errors)."""
+    values = get_variable_values(compiled.schema, compiled.operation.variable_definitions or (), inputs or {})
+    return None if isinstance(values, list) else values
+
+
+async def execute(
+    plan: Plan,
+    compiled: CompiledOperation,
+    variables: VariableValues,
+    context: Any,
+    root_value: Any = None,
+) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+    """Run a plan: the response data (None when a non-null root failed) and
+    the errors in the order graphql-core collects them."""
+    run = _Run(plan, compiled, variables, context, root_value)
+    try:
+        data = await (run.serially() if plan.serial else run.concurrently())
+    except GraphQLError as error:
+        run.errors.append(error)
+        return None, run.errors
+    return data, run.errors
+
+
+@dataclass(slots=True)
+class _Run:
+    """One execution of a plan; mirrors graphql-core's Executor for the root
+    fields (execute_fields, execute_fields_serially, execute_field)."""
+
+    plan: Plan
+    compiled: CompiledOperation
+    variables: VariableValues
+    context: Any
+    root_value: Any
+    errors: list[GraphQLError] = field(default_factory=list)
+
+    async def serially(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for root in self.plan.fields:
+            try:
+                started = self._start(root)
+            except Exception as raw:
+                data[root.key] = _field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
+                continue
+            if optimized_is_awaitable(started):
+                data[root.key] = await self._finish(root, started)
+            else:
+                data[root.key] = self._complete(root, started)
+        return data
+
+    async def concurrently(self) -> dict[str, Any]:
+        # Every resolver is called first, in document order, and then they
+        # are awaited together; a failing non-null field cancels the rest.
+        data: dict[str, Any] = {}
+        pending: list[_RootField] = []
+        for root in self.plan.fields:
+            try:
+                started = self._start(root)
+            except Exception as raw:
+                try:
+                    data[root.key] = _field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
+                except GraphQLError:
+                    for other in pending:
+                        data[other.key].close()
+                    raise
+                continue
+            if optimized_is_awaitable(started):
+                data[root.key] = started
+                pending.append(root)
+            else:
+                data[root.key] = self._complete(root, started)
+        if len(pending) == 1:
+            root = pending[0]
+            data[root.key] = await self._finish(root, data[root.key])
+        elif pending:
+            values = await gather_with_cancel(*(self._finish(root, data[root.key]) for root in pending))
+            data.update((root.key, value) for root, value in zip(pending, values, strict=True))
+        return data
+
+    def _start(self, root: _RootField) -> Any:
+        if root.typename is not None:
+            return root.typename
+        node = root.nodes[0]
+        info = _resolve_info(self.compiled, self.plan, root, self.variables, self.context, self.root_value)
+        args = (
+            get_argument_values(root.field_def, node, self.variables)
+            if root.field_def.args or node.arguments
+            else {}
+        )
+        return root.field_def.resolve(self.root_value, info, **args)  # type: ignore[misc]
+
+    async def _finish(self, root: _RootField, started: Awaitable[Any]) -> Any:
+        try:
+            value = await started
+        except Exception as raw:
+            return _field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
+        return self._complete(root, value)
+
+    def _complete(self, root: _RootField, value: Any) -> Any:
+        try:
+            return root.complete(value, Path(None, root.key, self.plan.root_type.name), self.errors)
+        except Exception as raw:
+            return _field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
+
+
+def _field_error(
+    raw: Exception, nodes: list[FieldNode], path: list[str | int], nullable: bool, errors: list[GraphQLError]
+) -> Any:
+    """graphql-core's handle_field_error: locate the error, then null this
+    field if it may be null, or pass the error up to the parent if not."""
+    error = located_error(raw, nodes, path)
+    if not nullable:
+        raise error
+    errors.append(error)
+    return None
+
+
+def _resolve_info(
+    compiled: CompiledOperation,
+    plan: Plan,
+    root: _RootField,
+    variables: VariableValues,
+    context: Any,
+    root_value: Any,
+) -> Any:
+    # The info Strawberry's executor gives resolvers (see its
+    # build_resolve_info); tests check the fields still line up.
+    return _OperationContextAwareGraphQLResolveInfo(
+        root.nodes[0].name.value,
+        root.nodes,
+        root.field_def.type,
+        plan.root_type,
+        Path(None, root.key, plan.root_type.name),
+        compiled.schema,
+        compiled.fragment_definitions,
+        root_value,
+        compiled.operation,
+        variables.coerced,
+        context,
+        optimized_is_awaitable,
+        None,
+        None,
+        {},
+    )
+
+
+def _select_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    named = [op for op in operations if op.name and op.name.value == name]
+    return named[0] if len(named) == 1 else None
+
+
+class _Conditions(Visitor):
+    """Finds the variables @skip/@include read, and anything unsupported:
+    other directives or introspection fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.variables: set[str] = set()
+        self.unsupported = False
+
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> Any:
+        if node.name.value not in ("skip", "include"):
+            self.unsupported = True
+            return self.BREAK
+        for argument in node.arguments or ():
+            if isinstance(argument.value, VariableNode):
+                self.variables.add(argument.value.name.value)
+        return None
+
+    def enter_field(self, node: FieldNode, *_: Any) -> Any:
+        if node.name.value in ("__schema", "__type"):
+            self.unsupported = True
+            return self.BREAK
+        return None
+
+
+def _attribute_getter(field_def: GraphQLField, parent: GraphQLObjectType, name: str) -> Callable[[Any], Any]:
+    # Below the root only Strawberry's plain attribute fields are compiled:
+    # their resolver is getattr(source, python_name) (see from_resolver).
+    resolver = field_def.resolve
+    if resolver is None or not getattr(resolver, "_is_default", False):
+        raise _Uncompilable(f"{parent.name}.{name} has its own resolver")
+    python_name = field_def.extensions.get("strawberry-definition")
+    if python_name is None:
+        raise _Uncompilable(f"{parent.name}.{name} is not a Strawberry field")
+    return operator.attrgetter(python_name.python_name)
+
+
+def _constant(value: str) -> Callable[[Any], str]:
+    return lambda _source: value
+
+
+def _leaf() -> Completer:
+    return lambda value, _path, _errors: value
+
+
+def _leaf_of(type_: GraphQLLeafType) -> Completer:
+    def complete(value: Any, _path: Path, _errors: list[GraphQLError]) -> Any:
+        return None if value is None else _complete_leaf(type_, value)
+
+    return complete
+
+
+def _non_null(inner: Completer, parent: GraphQLObjectType, name: str) -> Completer:
+    message = f"Cannot return null for non-nullable field {parent.name}.{name}."
+
+    def complete(value: Any, path: Path, errors: list[GraphQLError]) -> Any:
+        completed = inner(value, path, errors)
+        if completed is None:
+            raise TypeError(message)
+        return completed
+
+    return complete
+
+
+def _list(
+    item: Completer,
+    item_type: GraphQLOutputType,
+    parent: GraphQLObjectType,
+    name: str,
+    nodes: list[FieldNode],
+) -> Completer:
+    nullable_items = not is_non_null_type(item_type)
+
+    def complete(value: Any, path: Path, errors: list[GraphQLError]) -> Any:
+        if value is None:
+            return None
+        if not is_iterable(value):
+            raise GraphQLError(
+                f"Expected Iterable, but did not find one for field '{parent.name}.{name}'."
+            )
+        result: list[Any] = []
+        append = result.append
+        for index, entry in enumerate(value):
+            item_path = Path(path, index, None)
+            try:
+                append(item(entry, item_path, errors))
+            except Exception as raw:
+                append(_field_error(raw, nodes, item_path.as_list(), nullable_items, errors))
+        return result
+
+    return complete
+
+
+def _object_completer(
+    entries: tuple[tuple[str, Callable[[Any], Any], Completer, bool, list[FieldNode]], ...],
+) -> Completer:
+    def complete(value: Any, path: Path, errors: list[GraphQLError]) -> Any:
+        if value is None:
+            return None
+        out = {}
+        for key, get, complete_field, nullable, nodes in entries:
+            field_path = Path(path, key, None)
+            try:
+                out[key] = complete_field(get(value), field_path, errors)
+            except Exception as raw:
+                out[key] = _field_error(raw, nodes, field_path.as_list(), nullable, errors)
+        return out
+
+    return complete

@@ -1,0 +1,106 @@
+"""The compiled fast path for GraphQL over HTTP.
+
+`POST /graphql` with a JSON body naming a document we have compiled runs the
+plan and answers with bytes written in one pass; every other request (and
+every document that fails to parse, validate or compile) is left to
+Strawberry's view, whose answers the plan reproduces.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, parse, specified_rules
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.schema.schema import validate_document
+
+from .compiled import CACHE_SIZE, CompiledOperation, coerce_variables, compile_operation, execute
+from .schema import MaskUnexpected, TodoSchema
+
+# A document we may compile is a dict with these keys at most (Strawberry
+# reads no others); "extensions" is left to Strawberry.
+_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
+
+
+class FastPath:
+    def __init__(self, schema: TodoSchema) -> None:
+        self.schema = schema
+        # None: parsed and valid, but the plan does not cover it.
+        self.operations: OrderedDict[tuple[str, str | None], CompiledOperation | None] = OrderedDict()
+        self.mask = MaskUnexpected()
+        # Requests answered by a plan; read by tests and benchmarks.
+        self.executions = 0
+
+    async def respond(self, request: Request, context: Any) -> Response | None:
+        """The response to a request the fast path takes, or None."""
+        if request.method != "POST" or not _is_plain_json(request):
+            return None
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+        if type(payload) is not dict or not payload.keys() <= _REQUEST_KEYS:
+            return None
+        query, variables, name = payload.get("query"), payload.get("variables"), payload.get("operationName")
+        if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
+            return None
+        body = await self.execute(query, variables, name, context)
+        return None if body is None else Response(body, media_type="application/json")
+
+    async def execute(
+        self, query: str, variables: dict[str, Any] | None, operation_name: str | None, context: Any
+    ) -> bytes | None:
+        """The JSON response body Strawberry's view would send, or None when
+        the plan does not cover this request."""
+        compiled = self.compiled(query, operation_name)
+        if compiled is None:
+            return None
+        coerced = coerce_variables(compiled, variables)
+        plan = None if coerced is None else compiled.plan(coerced)
+        if coerced is None or plan is None:
+            return None
+        data, errors = await execute(plan, compiled, coerced, context)
+        self.executions += 1
+        body: dict[str, Any] = {"data": data}
+        if errors:
+            body["errors"] = [error.formatted for error in self.finish_errors(errors)]
+        return orjson.dumps(body)
+
+    def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | None:
+        key = (query, operation_name)
+        if key in self.operations:
+            self.operations.move_to_end(key)
+            return self.operations[key]
+        graphql_schema = self.schema._schema
+        try:
+            document = parse(query)
+        except GraphQLError:
+            return None
+        # Strawberry's own validation (its rules added to graphql-core's); a
+        # document with errors goes to Strawberry, which reports them.
+        if validate_document(graphql_schema, document, tuple(specified_rules)):
+            return None
+        compiled = compile_operation(graphql_schema, document, operation_name)
+        self.operations[key] = compiled
+        if len(self.operations) > CACHE_SIZE:
+            self.operations.popitem(last=False)
+        return compiled
+
+    def finish_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        """What the schema does to every error before it is sent: codes,
+        logging, then masking of the unexpected ones."""
+        self.schema.process_errors(errors)
+        mask = self.mask
+        return [mask.anonymise_error(e) if mask.should_mask_error(e) else e for e in errors]
+
+
+def _is_plain_json(request: Request) -> bool:
+    headers = request.headers
+    mime = headers.get("content-type", "").split(";", 1)[0].strip()
+    # Strawberry streams a response when the client accepts multipart (or
+    # event streams): those stay with it.
+    accept = headers.get("accept", "").lower()
+    return mime == "application/json" and "multipart" not in accept and "event-stream" not in accept
