@@ -18,6 +18,7 @@ regular Strawberry path, which gives the canonical answer.
 from __future__ import annotations
 
 import operator
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,10 +38,12 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     VariableNode,
+    get_named_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
     is_object_type,
+    is_specified_scalar_type,
     located_error,
     visit,
 )
@@ -64,6 +67,9 @@ CACHE_SIZE = 512
 PLANS_PER_OPERATION = 16
 
 Completer = Callable[[Any, Path, list[GraphQLError]], Any]
+# An object's field: response key, value getter, completer, nullable,
+# composite (an object or list of them), field nodes.
+_Entry = tuple[str, Callable[[Any], Any], Completer, bool, bool, list[FieldNode]]
 _complete_leaf = Executor.complete_leaf_value
 
 
@@ -128,7 +134,8 @@ class CompiledOperation:
             nodes = [d.node for d in details]
             name = nodes[0].name.value
             if name == "__typename":
-                roots.append(_RootField(key, TypeNameMetaFieldDef, nodes, False, _leaf(), root_type.name))
+                complete = self._completer(TypeNameMetaFieldDef.type, root_type, name, details, variables)
+                roots.append(_RootField(key, TypeNameMetaFieldDef, nodes, False, complete, root_type.name))
                 continue
             field_def = root_type.fields[name]
             roots.append(
@@ -151,6 +158,8 @@ class CompiledOperation:
         details: list[FieldDetails],
         variables: VariableValues,
     ) -> Completer:
+        if is_non_null_type(type_) and is_leaf_type(type_.of_type):
+            return _leaf(type_.of_type, f"{parent.name}.{name}")
         if is_non_null_type(type_):
             return _non_null(self._completer(type_.of_type, parent, name, details, variables), parent, name)
         if is_list_type(type_):
@@ -158,7 +167,7 @@ class CompiledOperation:
             item = self._completer(item_type, parent, name, details, variables)
             return _list(item, item_type, parent, name, [d.node for d in details])
         if is_leaf_type(type_):
-            return _leaf_of(type_)
+            return _leaf(type_, None)
         if is_object_type(type_):
             return self._object(type_, details, variables)
         raise _Uncompilable(f"{parent.name}.{name}: abstract types are not compiled")
@@ -167,12 +176,13 @@ class CompiledOperation:
         self, type_: GraphQLObjectType, details: list[FieldDetails], variables: VariableValues
     ) -> Completer:
         collected = collect_subfields(self.schema, self.fragments, variables, self.operation, type_, details)
-        entries: list[tuple[str, Callable[[Any], Any], Completer, bool, list[FieldNode]]] = []
+        entries: list[_Entry] = []
         for key, sub in collected.grouped_field_set.items():
             nodes = [d.node for d in sub]
             name = nodes[0].name.value
             if name == "__typename":
-                entries.append((key, _constant(type_.name), _leaf(), False, nodes))
+                complete = self._completer(TypeNameMetaFieldDef.type, type_, name, sub, variables)
+                entries.append((key, _constant(type_.name), complete, False, False, nodes))
                 continue
             field_def = type_.fields[name]
             entries.append(
@@ -181,6 +191,7 @@ class CompiledOperation:
                     _attribute_getter(field_def, type_, name),
                     self._completer(field_def.type, type_, name, sub, variables),
                     not is_non_null_type(field_def.type),
+                    not is_leaf_type(get_named_type(field_def.type)),
                     nodes,
                 )
             )
@@ -418,13 +429,36 @@ def _constant(value: str) -> Callable[[Any], str]:
     return lambda _source: value
 
 
-def _leaf() -> Completer:
-    return lambda value, _path, _errors: value
+# Python types whose values graphql-core's serializer for a built-in scalar
+# returns unchanged, or converts as given: the common cases, without the
+# serializer's chain of isinstance checks. Tests compare each with
+# complete_leaf_value.
+_UNCHANGED: dict[str, frozenset[type]] = {
+    "String": frozenset({str}),
+    "Boolean": frozenset({bool}),
+    "ID": frozenset({str}),
+}
+_CONVERTED: dict[str, dict[type, Callable[[Any], Any]]] = {"ID": {uuid.UUID: str}}
 
 
-def _leaf_of(type_: GraphQLLeafType) -> Completer:
+def _leaf(type_: GraphQLLeafType, non_null_field: str | None) -> Completer:
+    """Completes a scalar or enum value; non_null_field names the field
+    when it is non-null (graphql-core's message names it)."""
+    builtin = is_specified_scalar_type(type_)
+    unchanged = _UNCHANGED.get(type_.name, frozenset()) if builtin else frozenset()
+    converted = _CONVERTED.get(type_.name, {}) if builtin else {}
+    message = f"Cannot return null for non-nullable field {non_null_field}."
+
     def complete(value: Any, _path: Path, _errors: list[GraphQLError]) -> Any:
-        return None if value is None else _complete_leaf(type_, value)
+        kind = type(value)
+        if kind in unchanged:
+            return value
+        if value is None:
+            if non_null_field is not None:
+                raise TypeError(message)
+            return None
+        convert = converted.get(kind)
+        return convert(value) if convert is not None else _complete_leaf(type_, value)
 
     return complete
 
@@ -470,19 +504,17 @@ def _list(
     return complete
 
 
-def _object_completer(
-    entries: tuple[tuple[str, Callable[[Any], Any], Completer, bool, list[FieldNode]], ...],
-) -> Completer:
+def _object_completer(entries: tuple[_Entry, ...]) -> Completer:
     def complete(value: Any, path: Path, errors: list[GraphQLError]) -> Any:
         if value is None:
             return None
         out = {}
-        for key, get, complete_field, nullable, nodes in entries:
-            field_path = Path(path, key, None)
+        for key, get, complete_field, nullable, composite, nodes in entries:
             try:
-                out[key] = complete_field(get(value), field_path, errors)
+                # Leaves need no path of their own unless they fail.
+                out[key] = complete_field(get(value), Path(path, key, None) if composite else path, errors)
             except Exception as raw:
-                out[key] = _field_error(raw, nodes, field_path.as_list(), nullable, errors)
+                out[key] = _field_error(raw, nodes, Path(path, key, None).as_list(), nullable, errors)
         return out
 
     return complete

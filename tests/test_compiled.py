@@ -11,19 +11,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+from graphql import GraphQLBoolean, GraphQLID, GraphQLString, get_introspection_query
+from graphql.execution.executor import Executor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 from strawberry.http import process_result
+from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
 from strawberry.types.graphql import OperationType
 
-from graphql_todos.compiled import coerce_variables
+from graphql_todos.compiled import _leaf, coerce_variables
 from graphql_todos.fastpath import FastPath
+from graphql_todos.graphql_view import TodoGraphQL
 from graphql_todos.hub import Hub
+from graphql_todos.models import Todo
 from graphql_todos.schema import Context, TodoSchema, build_schema
 from graphql_todos.service import TodoService
+from tests.conftest import Server
+from tests.gql import TODO_FIELDS, create, data
 
 IDS = [str(uuid.UUID(int=n)) for n in range(1, 5)]
 MISSING = str(uuid.UUID(int=99))
@@ -273,3 +281,68 @@ def test_compiled_plans_answer_as_strawberry_does(
         return
     assert _normalized(fast) == _normalized(slow)
     assert runner.run(runner.state()) == slow_state
+
+
+def _fast_path(server: Server) -> FastPath:
+    assert server._uvicorn is not None
+    route = next(r for r in server._uvicorn.config.app.routes if getattr(r, "path", None) == "/graphql")
+    view = route.endpoint
+    assert isinstance(view, TodoGraphQL)
+    return view.fast
+
+
+def test_queries_and_mutations_over_http_take_the_fast_path(client: httpx.Client, server: Server) -> None:
+    fast = _fast_path(server)
+    before = fast.executions
+    todo = create(client, "a")
+    assert data(client, f"{{ todos {{ {TODO_FIELDS} }} }}") == {"todos": [todo]}
+    assert fast.executions == before + 2
+
+
+def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server: Server) -> None:
+    fast = _fast_path(server)
+    before = fast.executions
+    introspection = data(client, get_introspection_query())
+    assert introspection["__schema"]["queryType"]["name"] == "Query"
+    over_get = client.get("/graphql", params={"query": "{ todos { id } }"})
+    assert over_get.json() == {"data": {"todos": []}}
+    extended = client.post("/graphql", json={"query": "{ todos { id } }", "extensions": {"x": 1}})
+    assert extended.json() == {"data": {"todos": []}}
+    # Strawberry's own answers to what fails before execution.
+    invalid = client.post("/graphql", json={"query": "{ todos { nope } }"}).json()
+    assert invalid["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    refused = client.post("/graphql", json={"query": "subscription { todoChanges { cursor } }"})
+    assert refused.status_code == 400
+    assert fast.executions == before
+
+
+@settings(max_examples=200)
+@given(
+    value=st.one_of(
+        st.tuples(st.just(GraphQLString), st.text()),
+        st.tuples(st.just(GraphQLBoolean), st.booleans()),
+        st.tuples(st.sampled_from([GraphQLID, GraphQLString]), st.one_of(st.text(), st.uuids())),
+    )
+)
+def test_leaf_shortcuts_serialize_as_graphql_core_does(value: tuple[Any, Any]) -> None:
+    type_, raw = value
+    assert _leaf(type_, "T.f")(raw, None, []) == Executor.complete_leaf_value(type_, raw)
+
+
+def test_strawberry_resolve_info_has_the_fields_plans_fill() -> None:
+    # compiled._resolve_info fills these, in this order.
+    assert _OperationContextAwareGraphQLResolveInfo._fields == (
+        "field_name", "field_nodes", "return_type", "parent_type", "path", "schema", "fragments",
+        "root_value", "operation", "variable_values", "context", "is_awaitable", "abort_signal",
+        "async_helpers", "operation_extensions",
+    )  # fmt: skip
+
+
+def test_strawberry_plain_fields_read_the_python_attribute() -> None:
+    # compiled._attribute_getter reads the attribute itself.
+    todo = Todo(uuid.uuid4(), "t", True, BASE, BASE + timedelta(days=1))
+    todo_type = build_schema()._schema.get_type("Todo")
+    for name, field_def in todo_type.fields.items():  # type: ignore[union-attr]
+        assert field_def.resolve._is_default  # type: ignore[union-attr]
+        python_name = field_def.extensions["strawberry-definition"].python_name
+        assert field_def.resolve(todo, None) == getattr(todo, python_name), name  # type: ignore[misc]
