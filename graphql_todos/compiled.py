@@ -247,8 +247,9 @@ async def execute(
     context: Any,
     root_value: Any = None,
 ) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
-    """Run a plan: the response data (None when a non-null root failed) and
-    the errors in the order graphql-core collects them."""
+    """Run a plan: the response data (None when a non-null root failed),
+    for orjson to write, and the errors in the order graphql-core collects
+    them."""
     run = _Run(plan, compiled, variables, context, root_value)
     try:
         data = await (run.serially() if plan.serial else run.concurrently())
@@ -429,36 +430,31 @@ def _constant(value: str) -> Callable[[Any], str]:
     return lambda _source: value
 
 
-# Python types whose values graphql-core's serializer for a built-in scalar
-# returns unchanged, or converts as given: the common cases, without the
-# serializer's chain of isinstance checks. Tests compare each with
-# complete_leaf_value.
-_UNCHANGED: dict[str, frozenset[type]] = {
+# Python types whose values orjson writes exactly as graphql-core's
+# serializer for a built-in scalar would (a UUID as str(uuid)): left as they
+# are, they skip the serializer's chain of isinstance checks. A test compares
+# the bytes for each with complete_leaf_value's.
+_WRITTEN_AS_SERIALIZED: dict[str, frozenset[type]] = {
     "String": frozenset({str}),
     "Boolean": frozenset({bool}),
-    "ID": frozenset({str}),
+    "ID": frozenset({str, uuid.UUID}),
 }
-_CONVERTED: dict[str, dict[type, Callable[[Any], Any]]] = {"ID": {uuid.UUID: str}}
 
 
 def _leaf(type_: GraphQLLeafType, non_null_field: str | None) -> Completer:
     """Completes a scalar or enum value; non_null_field names the field
     when it is non-null (graphql-core's message names it)."""
-    builtin = is_specified_scalar_type(type_)
-    unchanged = _UNCHANGED.get(type_.name, frozenset()) if builtin else frozenset()
-    converted = _CONVERTED.get(type_.name, {}) if builtin else {}
+    as_is = _WRITTEN_AS_SERIALIZED.get(type_.name, frozenset()) if is_specified_scalar_type(type_) else frozenset()
     message = f"Cannot return null for non-nullable field {non_null_field}."
 
     def complete(value: Any, _path: Path, _errors: list[GraphQLError]) -> Any:
-        kind = type(value)
-        if kind in unchanged:
+        if type(value) in as_is:
             return value
         if value is None:
             if non_null_field is not None:
                 raise TypeError(message)
             return None
-        convert = converted.get(kind)
-        return convert(value) if convert is not None else _complete_leaf(type_, value)
+        return _complete_leaf(type_, value)
 
     return complete
 
