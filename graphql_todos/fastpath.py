@@ -1,9 +1,10 @@
 """The compiled fast path for GraphQL over HTTP.
 
-`POST /graphql` with a JSON body naming a document we have compiled runs the
-plan and answers with bytes written in one pass; every other request (and
-every document that fails to parse, validate or compile) is left to
-Strawberry's view, whose answers the plan reproduces.
+`POST /graphql` with a JSON body, or `GET /graphql` with the query in its
+parameters, naming a document we have compiled runs the plan and answers
+with bytes written in one pass; every other request (and every document
+that fails to parse, validate or compile) is left to Strawberry's view,
+whose answers the plan reproduces.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, parse, specified_rules
+from graphql import GraphQLError, OperationType, parse, specified_rules
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.schema.schema import validate_document
@@ -20,9 +21,13 @@ from strawberry.schema.schema import validate_document
 from .compiled import CACHE_SIZE, CompiledOperation, coerce_variables, compile_operation, execute
 from .schema import MaskUnexpected, TodoSchema
 
-# A document we may compile is a dict with these keys at most (Strawberry
-# reads no others); "extensions" is left to Strawberry.
+# A request we may take has these fields at most (Strawberry reads no
+# others); one with "extensions" is left to Strawberry.
 _REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
+# Strawberry's view runs no mutation over GET, and no subscription over
+# plain HTTP (TodoSchema.execute).
+_OVER_GET = frozenset({OperationType.QUERY})
+_OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 class FastPath:
@@ -36,27 +41,34 @@ class FastPath:
 
     async def respond(self, request: Request, context: Any) -> Response | None:
         """The response to a request the fast path takes, or None."""
-        if request.method != "POST" or not _is_plain_json(request):
+        if request.method == "GET":
+            fields = _query_params(request)
+            operations = _OVER_GET
+        elif request.method == "POST" and _is_plain_json(request):
+            fields = _json_body(await request.body())
+            operations = _OVER_POST
+        else:
             return None
-        try:
-            payload = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
+        if fields is None:
             return None
-        if type(payload) is not dict or not payload.keys() <= _REQUEST_KEYS:
-            return None
-        query, variables, name = payload.get("query"), payload.get("variables"), payload.get("operationName")
+        query, variables, name = fields.get("query"), fields.get("variables"), fields.get("operationName")
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
-        body = await self.execute(query, variables, name, context)
+        body = await self.execute(query, variables, name, context, operations)
         return None if body is None else Response(body, media_type="application/json")
 
     async def execute(
-        self, query: str, variables: dict[str, Any] | None, operation_name: str | None, context: Any
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+        operations: frozenset[OperationType] = _OVER_POST,
     ) -> bytes | None:
         """The JSON response body Strawberry's view would send, or None when
         the plan does not cover this request."""
         compiled = self.compiled(query, operation_name)
-        if compiled is None:
+        if compiled is None or compiled.operation.operation not in operations:
             return None
         coerced = coerce_variables(compiled, variables)
         plan = None if coerced is None else compiled.plan(coerced)
@@ -104,3 +116,29 @@ def _is_plain_json(request: Request) -> bool:
     # event streams): those stay with it.
     accept = headers.get("accept", "").lower()
     return mime == "application/json" and "multipart" not in accept and "event-stream" not in accept
+
+
+def _json_body(body: bytes) -> dict[str, Any] | None:
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    # A list is a batch: Strawberry refuses it.
+    if type(fields) is not dict or not fields.keys() <= _REQUEST_KEYS:
+        return None
+    return fields
+
+
+def _query_params(request: Request) -> dict[str, Any] | None:
+    params = request.query_params
+    # A repeated parameter, or variables that are not a JSON object, get
+    # Strawberry's own answer.
+    if not params.keys() <= _REQUEST_KEYS or len(params.multi_items()) != len(params):
+        return None
+    fields: dict[str, Any] = dict(params)
+    if "variables" in fields:
+        try:
+            fields["variables"] = orjson.loads(fields["variables"])
+        except orjson.JSONDecodeError:
+            return None
+    return fields

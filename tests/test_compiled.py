@@ -296,7 +296,10 @@ def test_queries_and_mutations_over_http_take_the_fast_path(client: httpx.Client
     before = fast.executions
     todo = create(client, "a")
     assert data(client, f"{{ todos {{ {TODO_FIELDS} }} }}") == {"todos": [todo]}
-    assert fast.executions == before + 2
+    query = "query($id: ID!) { todo(id: $id) { title } }"
+    over_get = client.get("/graphql", params={"query": query, "variables": orjson.dumps({"id": todo["id"]}).decode()})
+    assert over_get.json() == {"data": {"todo": {"title": "a"}}}
+    assert fast.executions == before + 3
 
 
 def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server: Server) -> None:
@@ -304,8 +307,10 @@ def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server
     before = fast.executions
     introspection = data(client, get_introspection_query())
     assert introspection["__schema"]["queryType"]["name"] == "Query"
-    over_get = client.get("/graphql", params={"query": "{ todos { id } }"})
-    assert over_get.json() == {"data": {"todos": []}}
+    mutation_over_get = client.get("/graphql", params={"query": "mutation { clearCompleted { id } }"})
+    assert mutation_over_get.status_code == 400
+    bad_variables = client.get("/graphql", params={"query": "{ todos { id } }", "variables": ""})
+    assert bad_variables.status_code == 400
     extended = client.post("/graphql", json={"query": "{ todos { id } }", "extensions": {"x": 1}})
     assert extended.json() == {"data": {"todos": []}}
     # Strawberry's own answers to what fails before execution.
