@@ -4,19 +4,22 @@ A validated operation is turned once into a plan (which fields, under which
 keys, completed how) and run without graphql-core's per-field machinery: the
 root fields call the very resolvers Strawberry built (so the same service
 methods get the same arguments), the fields below them read attributes as
-Strawberry's default resolver does, and every leaf is completed by
-graphql-core's own `complete_leaf_value`. Null propagation and error paths
-follow graphql-core's executor step by step (see `_run_root`).
+Strawberry's default resolver does, and leaves are completed by
+graphql-core's own `complete_leaf_value` (or left for orjson when it writes
+them identically). Null propagation and error paths follow graphql-core's
+executor step by step (see `_Run`).
 
 Whatever a plan does not cover (introspection, subscriptions, fields with
 their own resolvers below the root, directives other than @skip/@include,
-a variable that fails coercion or a directive condition that is not a
-plain boolean) makes `prepare` return None: the caller then runs the
-regular Strawberry path, which gives the canonical answer.
+variables that fail coercion, a directive condition that is not a plain
+boolean) gives None from `compile_operation`, `coerce_variables` or
+`CompiledOperation.plan`, all before anything runs: the caller then takes
+the regular Strawberry path, which gives the canonical answer.
 """
 
 from __future__ import annotations
 
+import inspect
 import operator
 import uuid
 from collections import OrderedDict
@@ -61,8 +64,6 @@ from graphql.type.introspection import TypeNameMetaFieldDef
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
 
-# Distinct (document, operation name) pairs kept; each holds its plans.
-CACHE_SIZE = 512
 # Plans per operation, one per combination of @skip/@include variables.
 PLANS_PER_OPERATION = 16
 
@@ -110,19 +111,24 @@ class CompiledOperation:
     fragments: dict[str, FragmentDetails]
     fragment_definitions: dict[str, FragmentDefinitionNode]
     condition_variables: tuple[str, ...]
-    plans: OrderedDict[tuple[Any, ...], Plan] = field(default_factory=OrderedDict)
+    # None: these conditions select something a plan does not cover.
+    plans: OrderedDict[tuple[Any, ...], Plan | None] = field(default_factory=OrderedDict)
 
     def plan(self, variables: VariableValues) -> Plan | None:
         key = tuple(variables.coerced.get(name) for name in self.condition_variables)
         if any(not isinstance(value, bool) for value in key):
-            # graphql-core turns a null condition into a request error.
+            # graphql-core reports a null condition when it meets it.
             return None
-        plan = self.plans.get(key)
-        if plan is None:
-            plan = self._build(variables)
-            self.plans[key] = plan
-            if len(self.plans) > PLANS_PER_OPERATION:
-                self.plans.popitem(last=False)
+        if key in self.plans:
+            self.plans.move_to_end(key)
+            return self.plans[key]
+        try:
+            plan: Plan | None = self._build(variables)
+        except _Uncompilable:
+            plan = None
+        self.plans[key] = plan
+        if len(self.plans) > PLANS_PER_OPERATION:
+            self.plans.popitem(last=False)
         return plan
 
     def _build(self, variables: VariableValues) -> Plan:
@@ -138,6 +144,8 @@ class CompiledOperation:
                 roots.append(_RootField(key, TypeNameMetaFieldDef, nodes, False, complete, root_type.name))
                 continue
             field_def = root_type.fields[name]
+            if field_def.resolve is None:
+                raise _Uncompilable(f"{root_type.name}.{name} has no resolver")
             roots.append(
                 _RootField(
                     key,
@@ -215,22 +223,13 @@ def compile_operation(
     visit(document, conditions)
     if conditions.unsupported:
         return None
-    compiled = CompiledOperation(
+    return CompiledOperation(
         schema,
         operation,
         {name: FragmentDetails(d) for name, d in fragment_definitions.items()},
         fragment_definitions,
         tuple(sorted(conditions.variables)),
     )
-    # Plan once with every condition false and once true, so an unsupported
-    # selection anywhere in the document is found now, not per request.
-    try:
-        for value in (False, True):
-            values = {name: value for name in compiled.condition_variables}
-            compiled.plans[tuple(values.values())] = compiled._build(VariableValues({}, values))
-    except (_Uncompilable, GraphQLError):
-        return None
-    return compiled
 
 
 def coerce_variables(compiled: CompiledOperation, inputs: dict[str, Any] | None) -> VariableValues | None:
@@ -297,8 +296,10 @@ class _Run:
                 try:
                     data[root.key] = _field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
                 except GraphQLError:
+                    # graphql-core lets them run unobserved; none has started.
                     for other in pending:
-                        data[other.key].close()
+                        if inspect.iscoroutine(data[other.key]):
+                            data[other.key].close()
                     raise
                 continue
             if optimized_is_awaitable(started):

@@ -18,9 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.schema.schema import validate_document
 
-from .compiled import CACHE_SIZE, CompiledOperation, coerce_variables, compile_operation, execute
+from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .schema import MaskUnexpected, TodoSchema
 
+# Distinct (document, operation name) pairs kept, compiled or not.
+CACHE_SIZE = 512
 # A request we may take has these fields at most (Strawberry reads no
 # others); one with "extensions" is left to Strawberry.
 _REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
