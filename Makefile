@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Wait for another apt (a second make, unattended upgrades) instead of failing.
+APT := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
 WEB_SOURCES := $(shell find web/src -type f -not -path 'web/src/gql/*' 2>/dev/null) \
 	web/index.html web/graphiql.html web/vite.config.ts web/codegen.ts web/tsconfig.json \
 	web/package.json schema/schema.graphql
@@ -16,11 +18,11 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: $(VENV)/.run web/dist/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
+run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
 	$(BIN)/graphql-todos serve
 
 .PHONY: test
-test: lint web/dist/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
+test: lint graphql_todos/web/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
 	cd web && npm test
 	$(BIN)/pytest
 
@@ -37,15 +39,25 @@ bench: $(VENV)/.test ## measure change latency (raw NOTIFY floor vs the app); wr
 schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
 	$(BIN)/graphql-todos export-schema --output schema/schema.graphql
 
+.PHONY: diagram
+diagram: ## render docs/architecture.svg from docs/architecture.dot (Graphviz)
+	command -v dot >/dev/null || { $(APT) update && $(APT) install -y --no-install-recommends graphviz; }
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
+
 .PHONY: web
-web: web/dist/index.html ## build the web client if its sources changed
+web: graphql_todos/web/index.html ## build the web client if its sources changed (into the package too)
+
+.PHONY: wheel
+wheel: $(VENV)/.run graphql_todos/web/index.html ## build dist/graphql_todos-*.whl, with the migrations and the web client
+	rm -rf build  # setuptools would ship files left there by an older build
+	$(BIN)/pip wheel -q --no-deps -w dist .
 
 .PHONY: clean
 clean: ## remove what the build made (keeps .data, the embedded databases)
-	rm -rf $(VENV) web/node_modules web/dist web/src/gql
+	rm -rf $(VENV) web/node_modules web/dist web/src/gql graphql_todos/web build dist
 
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PYTHON) -m venv $(VENV) || { $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.run: pyproject.toml $(VENV)/bin/python
@@ -57,7 +69,7 @@ $(VENV)/.test: pyproject.toml $(VENV)/.run
 	touch $@
 
 /usr/bin/npm:
-	$(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm
+	$(APT) update && $(APT) install -y nodejs npm
 
 web/node_modules/.installed: web/package-lock.json | /usr/bin/npm
 	cd web && npm ci --no-audit --no-fund
@@ -67,7 +79,12 @@ web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
 	cd web && npm run build
 	touch $@
 
+# The app serves the copy inside the package, so an installed wheel has it too.
+graphql_todos/web/index.html: web/dist/index.html
+	rm -rf graphql_todos/web
+	cp -r web/dist graphql_todos/web
+
 # The end-to-end tests drive Debian's chromium; Playwright's own browser
 # download cannot work here.
 /usr/bin/chromium:
-	$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium
+	$(APT) update && $(APT) install -y --no-install-recommends chromium

@@ -78,7 +78,7 @@ async def raw_floor(dsn: str, n: int, sql: str) -> list[float]:
 @contextmanager
 def app(dsn: str) -> Iterator[str]:
     port = 18765
-    env = {**os.environ, "DATABASE_URL": dsn, "PORT": str(port), "WEB_DIST": "/nonexistent"}
+    env = {**os.environ, "DATABASE_URL": dsn, "PORT": str(port), "WEB_DIST": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "graphql_todos.cli", "serve"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -10,36 +10,40 @@ from typing import TypedDict
 import anyio.to_thread
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import rest
-from .config import Settings
+from . import error_handlers, rest
+from .config import NO_WEB_CLIENT, Settings
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
 from .hub import Hub
+from .journal import Journal
 from .migrations import migrate
 from .service import TodoService
+from .streams import LiveLists
 
 logger = logging.getLogger(__name__)
 
 
 class State(TypedDict):
     service: TodoService
+    journal: Journal
     hub: Hub
+    live_lists: LiveLists
     pool: AsyncConnectionPool
+    settings: Settings
 
 
 async def healthz(request: Request) -> JSONResponse:
     hub: Hub = request.state.hub
-    service: TodoService = request.state.service
+    journal: Journal = request.state.journal
     if not hub.connected:
         return JSONResponse({"status": "unavailable", "reason": "listener"}, status_code=503)
     try:
-        await service.ping()
+        await journal.ping(timeout=2.0)
     except Exception as exc:  # noqa: BLE001 - any failure is "not healthy"
         logger.warning("health check: database unreachable: %s", exc)
         return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
@@ -70,25 +74,31 @@ def create_app(settings: Settings) -> Starlette:
                 min_size=1,
                 max_size=settings.pool_size,
                 open=False,
-                kwargs={"application_name": "graphql-todos"},
+                # Each operation is one statement: autocommit spares it the
+                # BEGIN and COMMIT round trips.
+                kwargs={"application_name": "graphql-todos", "autocommit": True},
             )
             await pool.open(wait=True)
             service = TodoService(pool)
-            hub = Hub(
-                dsn,
-                service,
-                queue_size=settings.queue_size,
-                heartbeat_seconds=settings.heartbeat_seconds,
-            )
+            journal = Journal(pool)
+            hub = Hub(dsn, journal, settings)
             try:
                 await hub.start()
                 logger.info("graphql-todos ready")
-                yield {"service": service, "hub": hub, "pool": pool}
+                live_lists = LiveLists(service, hub)
+                yield {
+                    "service": service,
+                    "journal": journal,
+                    "hub": hub,
+                    "live_lists": live_lists,
+                    "pool": pool,
+                    "settings": settings,
+                }
             finally:
                 await hub.stop()
                 await pool.close()
 
-    graphql = TodoGraphQL(settings.web_dist)
+    graphql = TodoGraphQL(settings)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -101,6 +111,17 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", lambda request: FileResponse(index), methods=["GET"]),
             Mount("/assets", StaticFiles(directory=settings.web_dist / "assets")),
         ]
-    # No such route, or a method it does not take: JSON too, as under /api.
-    handlers = {HTTPException: rest.on_starlette_error}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    else:
+        # Say how to get the client, rather than a bare 404.
+        routes.append(
+            Route("/", lambda request: HTMLResponse(NO_WEB_CLIENT, status_code=503), methods=["GET"])
+        )
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=error_handlers.MIDDLEWARE,
+    )
+    # For operators and tests: the schema keeps the shared-execution counters.
+    app.state.schema = graphql.schema
+    return app

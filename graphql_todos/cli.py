@@ -11,9 +11,9 @@ from typing import Any
 import uvicorn
 
 from .app import create_app
-from .config import Settings
+from .config import SettingError, Settings, documented
 from .embedded import embedded_postgres
-from .migrations import migrate
+from .migrations import NoMigrations, migrate
 from .schema import build_schema
 
 
@@ -22,10 +22,10 @@ def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "log_level": "info",
+        "log_level": settings.log_level,
         # Streaming HTTP subscriptions never end by themselves: bound the
         # wait for them so a SIGTERM always reaches the lifespan shutdown.
-        "timeout_graceful_shutdown": 5,
+        "timeout_graceful_shutdown": settings.shutdown_seconds,
         # Compressing each small frame for each subscriber cost more CPU
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
@@ -48,7 +48,8 @@ def _migrate(settings: Settings) -> None:
 
 
 def _export_schema(output: Path | None) -> None:
-    sdl = build_schema().as_str() + "\n"
+    # The SDL does not depend on any setting.
+    sdl = build_schema(Settings().execution_cache_size).as_str() + "\n"
     if output is None:
         sys.stdout.write(sdl)
     else:
@@ -58,8 +59,15 @@ def _export_schema(output: Path | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="graphql-todos", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="migrate, then serve on HOST:PORT")
-    commands.add_parser("migrate", help="apply the SQL migrations in sql/")
+    serve = commands.add_parser(
+        "serve",
+        help="migrate, then serve on HOST:PORT",
+        description="Each flag overrides the environment variable named in its help.",
+    )
+    for variable, flag, default, doc in documented():
+        # Checked by Settings, like the variable, so both fail the same way.
+        serve.add_argument(flag, metavar=variable, help=f"{doc} (${variable}, default {default})")
+    commands.add_parser("migrate", help="apply the SQL migrations shipped in the package")
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
@@ -67,13 +75,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Its INFO lines dump whole initdb transcripts.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    settings = Settings.from_env()
-    if args.command == "serve":
-        _serve(settings)
-    elif args.command == "migrate":
-        _migrate(settings)
-    else:
-        _export_schema(args.output)
+    try:
+        if args.command == "serve":
+            _serve(Settings.from_env(**{k: v for k, v in vars(args).items() if k != "command"}))
+        elif args.command == "migrate":
+            _migrate(Settings.from_env())
+        else:
+            _export_schema(args.output)
+    except SettingError as exc:
+        # A usage error: one line, no traceback, argparse's exit status.
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except NoMigrations as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ from graphql.language import Visitor
 from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from graphql.type.introspection import TypeNameMetaFieldDef
 from strawberry.execution.is_awaitable import optimized_is_awaitable
-from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
+
+from .graphql_internals import plain_attribute, resolve_info
 
 # Plans per operation, one per combination of @skip/@include variables.
 PLANS_PER_OPERATION = 16
@@ -319,7 +320,19 @@ class _Run:
         if root.typename is not None:
             return root.typename
         node = root.nodes[0]
-        info = _resolve_info(self.compiled, self.plan, root, self.variables, self.context, self.root_value)
+        compiled, root_type = self.compiled, self.plan.root_type
+        info = resolve_info(
+            compiled.schema,
+            root.field_def,
+            root.nodes,
+            root_type,
+            Path(None, root.key, root_type.name),
+            compiled.operation,
+            compiled.fragment_definitions,
+            self.variables.coerced,
+            self.context,
+            self.root_value,
+        )
         args = (
             get_argument_values(root.field_def, node, self.variables)
             if root.field_def.args or node.arguments
@@ -351,35 +364,6 @@ def _field_error(
         raise error
     errors.append(error)
     return None
-
-
-def _resolve_info(
-    compiled: CompiledOperation,
-    plan: Plan,
-    root: _RootField,
-    variables: VariableValues,
-    context: Any,
-    root_value: Any,
-) -> Any:
-    # The info Strawberry's executor gives resolvers (see its
-    # build_resolve_info); tests check the fields still line up.
-    return _OperationContextAwareGraphQLResolveInfo(
-        root.nodes[0].name.value,
-        root.nodes,
-        root.field_def.type,
-        plan.root_type,
-        Path(None, root.key, plan.root_type.name),
-        compiled.schema,
-        compiled.fragment_definitions,
-        root_value,
-        compiled.operation,
-        variables.coerced,
-        context,
-        optimized_is_awaitable,
-        None,
-        None,
-        {},
-    )
 
 
 def _select_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -416,15 +400,11 @@ class _Conditions(Visitor):
 
 
 def _attribute_getter(field_def: GraphQLField, parent: GraphQLObjectType, name: str) -> Callable[[Any], Any]:
-    # Below the root only Strawberry's plain attribute fields are compiled:
-    # their resolver is getattr(source, python_name) (see from_resolver).
-    resolver = field_def.resolve
-    if resolver is None or not getattr(resolver, "_is_default", False):
+    # Below the root only fields Strawberry reads with getattr are compiled.
+    attribute = plain_attribute(field_def)
+    if attribute is None:
         raise _Uncompilable(f"{parent.name}.{name} has its own resolver")
-    python_name = field_def.extensions.get("strawberry-definition")
-    if python_name is None:
-        raise _Uncompilable(f"{parent.name}.{name} is not a Strawberry field")
-    return operator.attrgetter(python_name.python_name)
+    return operator.attrgetter(attribute)
 
 
 def _constant(value: str) -> Callable[[Any], str]:

@@ -1,22 +1,96 @@
-"""Domain errors: what the service refuses, with a code every transport maps."""
+"""Every error a client can see, and the domain errors that carry data.
+
+`ErrorCode` is the one table: each code's name is the GraphQL
+`extensions.code` and the REST `error.code`, with the HTTP status and the
+WebSocket close code every transport uses for it. The domain errors below
+know their code and their facts (which todo, which field), never a status.
+"""
+
+# Members share values on purpose; __new__ numbers them (see below).
+# ruff: noqa: PIE796
 
 from __future__ import annotations
 
+import uuid
+from enum import Enum
+from typing import ClassVar, Self
+
+
+class ErrorCode(Enum):
+    """name -> (HTTP status, WebSocket close code)."""
+
+    BAD_USER_INPUT = (422, 4400)
+    NOT_FOUND = (404, 4404)
+    GRAPHQL_PARSE_FAILED = (400, 4400)
+    GRAPHQL_VALIDATION_FAILED = (400, 4400)
+    # A request that is not GraphQL at all, or not one this route takes.
+    BAD_REQUEST = (400, 4400)
+    MALFORMED_JSON = (400, 4400)
+    METHOD_NOT_ALLOWED = (405, 4405)
+    UNSUPPORTED_MEDIA_TYPE = (415, 4415)
+    INTERNAL_SERVER_ERROR = (500, 1011)
+
+    http_status: int
+    close_code: int
+
+    def __new__(cls, http_status: int, close_code: int) -> Self:
+        # Codes may share a status and a close code: number the members so
+        # that none becomes an alias of another.
+        member = object.__new__(cls)
+        member._value_ = len(cls.__members__)
+        member.http_status = http_status
+        member.close_code = close_code
+        return member
+
+    @classmethod
+    def for_status(cls, status: int) -> ErrorCode:
+        """The code for a status another layer chose (Starlette's 404 and 405)."""
+        return next((code for code in cls if code.http_status == status), cls.BAD_REQUEST)
+
 
 class DomainError(Exception):
-    """An error the client caused; `extensions` is picked up by graphql-core."""
+    """What the rules of todos refuse. Subclasses keep their facts as attributes."""
 
-    code = "INTERNAL_SERVER_ERROR"
+    code: ClassVar[ErrorCode]
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extensions = {"code": self.code}
+    @property
+    def message(self) -> str:
+        return str(self)
 
 
 class BadUserInput(DomainError):
-    code = "BAD_USER_INPUT"
+    code = ErrorCode.BAD_USER_INPUT
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field} {reason}")
+        self.field = field
+        self.reason = reason
 
 
 class NotFound(DomainError):
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
+
+    def __init__(self, todo_id: uuid.UUID) -> None:
+        super().__init__(f"no todo with id {todo_id}")
+        self.todo_id = todo_id
+
+
+class RequestError(Exception):
+    """A request a transport cannot take before the domain sees it (malformed
+    JSON, a wrong media type, a bad value in the URL). `status` overrides the
+    code's own where HTTP distinguishes them: a bad value in the URL is 400,
+    the same value in a body 422."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = code.http_status if status is None else status
+        self.headers = headers

@@ -13,12 +13,12 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationType, parse, specified_rules
+from graphql import GraphQLError, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.schema.schema import validate_document
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
+from .graphql_internals import validation_errors
 from .schema import MaskUnexpected, TodoSchema
 
 # Distinct (document, operation name) pairs kept, compiled or not.
@@ -88,16 +88,14 @@ class FastPath:
         if key in self.operations:
             self.operations.move_to_end(key)
             return self.operations[key]
-        graphql_schema = self.schema._schema
         try:
             document = parse(query)
         except GraphQLError:
             return None
-        # Strawberry's own validation (its rules added to graphql-core's); a
-        # document with errors goes to Strawberry, which reports them.
-        if validate_document(graphql_schema, document, tuple(specified_rules)):
+        # A document with errors goes to Strawberry, which reports them.
+        if validation_errors(self.schema, document):
             return None
-        compiled = compile_operation(graphql_schema, document, operation_name)
+        compiled = compile_operation(self.schema._schema, document, operation_name)
         self.operations[key] = compiled
         if len(self.operations) > CACHE_SIZE:
             self.operations.popitem(last=False)

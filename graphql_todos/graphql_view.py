@@ -4,8 +4,6 @@ subscriptions on /graphql, plus GraphiQL from our own built assets."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
-from typing import cast
 
 import orjson
 from cross_web import HTTPException
@@ -20,37 +18,38 @@ from strawberry.subscriptions import (
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
 
+from .config import NO_WEB_CLIENT, Settings
+from .errors import ErrorCode
 from .fastpath import FastPath
-from .schema import Context, TodoSchema, build_schema
-
-NO_CLIENT = """<!doctype html><title>GraphiQL not built</title>
-<p>The GraphiQL page is built with the web client: run <code>make run</code>.</p>"""
+from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
-    def __init__(self, web_dist: Path | None) -> None:
+    def __init__(self, settings: Settings) -> None:
+        schema = build_schema(settings.execution_cache_size)
         super().__init__(
-            build_schema(),
+            schema,
             keep_alive=True,
-            keep_alive_interval=15,
+            keep_alive_interval=settings.keepalive_seconds,
             subscription_protocols=(
                 GRAPHQL_TRANSPORT_WS_PROTOCOL,
                 GRAPHQL_WS_PROTOCOL,
                 MULTIPART_SUBSCRIPTION_PROTOCOL,
             ),
-            connection_init_wait_timeout=timedelta(seconds=10),
+            connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
         )
-        self.graphiql = web_dist / "graphiql.html" if web_dist else None
-        self.fast = FastPath(cast(TodoSchema, self.schema))
+        self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
+        self.fast = FastPath(schema)
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
-        return Context(service=request.state.service, hub=request.state.hub)
+        state = request.state
+        return Context(state.service, state.journal, state.hub, state.live_lists)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.
         if self.graphiql is None or not self.graphiql.exists():
-            return HTMLResponse(NO_CLIENT, status_code=503)
+            return HTMLResponse(NO_WEB_CLIENT, status_code=503)
         return HTMLResponse(self.graphiql.read_text())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,10 +63,10 @@ class TodoGraphQL(GraphQL[Context, None]):
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.
-            error = {"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}
+            error = {"message": exc.reason, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
             response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
         await response(scope, receive, send)
 
     def encode_json(self, data: object) -> str:
-        # orjson also writes the Fragments that SharedEventExecutor made.
+        # orjson also writes the Fragments of shared subscription results.
         return orjson.dumps(data).decode()

@@ -1,8 +1,10 @@
 """One LISTEN connection per process, fanned out to any number of subscribers.
 
-The listener reads each new journal entry once (all entries since the last one
-it delivered, in one query, however many NOTIFYs arrived) and offers the same
-Change object to every interested subscriber's bounded queue. A subscriber
+Each NOTIFY carries its change whole (position, op and row) when it fits, and
+the listener offers the same Change object to every interested subscriber's
+bounded queue; a notification without its row, or a gap in the positions,
+sends it to the journal for everything after the last position it delivered
+(in one query, however many NOTIFYs arrived). A subscriber
 that falls behind, or that asks to start from an older cursor, reads the gap
 from the journal instead: nothing is dropped and nothing is sent twice.
 """
@@ -11,24 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from .models import Change
-from .service import TodoService
+from .config import Settings
+from .journal import Journal
+from .models import Change, Op, Todo
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHANNEL = "todo_changes"
-# Journal rows read per query, both live and when replaying.
-BATCH = 500
 
 
 class _Marker:
@@ -119,20 +120,13 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(
-        self,
-        dsn: str,
-        service: TodoService,
-        *,
-        queue_size: int = 1000,
-        heartbeat_seconds: float = 5.0,
-        max_backoff_seconds: float = 5.0,
-    ) -> None:
+    def __init__(self, dsn: str, journal: Journal, settings: Settings) -> None:
         self.dsn = dsn
-        self.service = service
-        self.queue_size = queue_size
-        self.heartbeat_seconds = heartbeat_seconds
-        self.max_backoff_seconds = max_backoff_seconds
+        self.journal = journal
+        self.queue_size = settings.queue_size
+        self.heartbeat_seconds = settings.heartbeat_seconds
+        self.max_backoff_seconds = settings.reconnect_max_seconds
+        self.batch = settings.journal_batch
         # The newest journal position delivered to subscribers.
         self.position = 0
         self.connected = False
@@ -142,9 +136,6 @@ class Hub:
         self._all: set[Subscriber] = set()
         self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
         self.closed = False
-        # Live views many subscribers share, keyed by their parameters
-        # (graphql_todos.streams builds them).
-        self.views: dict[Hashable, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -154,7 +145,7 @@ class Hub:
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""
-        self.position = await self.service.journal_position()
+        self.position = await self.journal.position()
         self._task = asyncio.create_task(self._run(), name="todo-hub")
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
@@ -191,9 +182,9 @@ class Hub:
                 del self._by_todo[todo_id]
 
     async def read_journal(self, after: int, upto: int) -> list[Change]:
-        """Journal entries after < position <= upto, oldest first, BATCH at most."""
+        """Journal entries after < position <= upto, oldest first, `batch` at most."""
         return await self.retrying(
-            "journal read", lambda: self.service.changes_between(after, upto, BATCH)
+            "journal read", lambda: self.journal.changes_between(after, upto, self.batch)
         )
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -255,21 +246,30 @@ class Hub:
                     await self._catch_up()
 
     async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Publish the changes that notifications carry whole and in order;
+        True when the journal must be read for what they did not carry."""
         # notifies() holds the connection lock while it runs: close it
         # before the connection is used for anything else.
         async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
             async for notify in gen:
-                if _position(notify.payload) > self.position:
+                position, change = _notified(notify.payload)
+                if position <= self.position:
+                    continue
+                if change is None or position != self.position + 1:
+                    # A row too big for NOTIFY, a gap (a transaction that
+                    # failed after taking a position), or not ours.
                     return True
+                self.position = position
+                self._publish(change)
         return False
 
     async def _catch_up(self) -> None:
         while True:
-            changes = await self.service.changes_between(self.position, 2**63 - 1, BATCH)
+            changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
             for change in changes:
                 self.position = change.position
                 self._publish(change)
-            if len(changes) < BATCH:
+            if len(changes) < self.batch:
                 return
 
     def _publish(self, change: Change) -> None:
@@ -279,9 +279,13 @@ class Hub:
             sub.offer(change)
 
 
-def _position(payload: str) -> int:
+def _notified(payload: str) -> tuple[int, Change | None]:
+    """The position a notification names, and its change when it carries the row."""
     try:
-        return int(json.loads(payload)["position"])
-    except (ValueError, KeyError, TypeError):
+        body = orjson.loads(payload)
+        position = int(body["position"])
+        row = body.get("todo")
+        return position, None if row is None else Change(position, Op(body["op"]), Todo.from_json(row))
+    except (ValueError, KeyError, TypeError, AttributeError):
         # Not ours (someone else NOTIFYing the channel): check the journal.
-        return 2**63 - 1
+        return 2**63 - 1, None

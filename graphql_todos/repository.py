@@ -45,9 +45,23 @@ DELETE_COMPLETED = f"""
 WITH deleted AS (DELETE FROM todos WHERE completed RETURNING {TODO_COLUMNS})
 SELECT * FROM deleted ORDER BY created_time, id
 """
-# Must be the transaction's first statement: every later read then sees the
-# same snapshot, so rows and journal position agree.
-BEGIN_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# One statement sees one snapshot: the rows and the journal position they
+# reflect come back together, with no transaction around them. An empty list
+# still yields one row (all NULL but the position).
+SELECT_SNAPSHOT = f"""
+WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
+    SELECT {TODO_COLUMNS} FROM todos
+    WHERE %(completed)s::boolean IS NULL OR completed = %(completed)s::boolean
+) t ON true
+ORDER BY t.created_time, t.id
+"""
+SELECT_TODO_SNAPSHOT = f"""
+WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
+    SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s
+) t ON true
+"""
 SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
 SELECT_CHANGES = """
 SELECT position, op, todo FROM todo_changes
@@ -55,10 +69,6 @@ WHERE position > %(after)s AND position <= %(upto)s
 ORDER BY position
 LIMIT %(limit)s
 """
-
-
-async def begin_snapshot(conn: AsyncConnection[Any]) -> None:
-    await conn.execute(BEGIN_SNAPSHOT)
 
 
 async def list_todos(conn: AsyncConnection[Any], completed: bool | None) -> list[Todo]:
@@ -105,6 +115,31 @@ async def delete_completed(conn: AsyncConnection[Any]) -> list[Todo]:
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
         await cur.execute(DELETE_COMPLETED)
         return await cur.fetchall()
+
+
+async def snapshot(conn: AsyncConnection[Any], completed: bool | None) -> tuple[list[Todo], int]:
+    """The (filtered) list and the journal position it reflects."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_SNAPSHOT, {"completed": completed})
+        rows = await cur.fetchall()
+    return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"])
+
+
+async def todo_snapshot(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> tuple[Todo | None, int]:
+    """One row (None when absent) and the journal position it reflects."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_TODO_SNAPSHOT, {"id": todo_id})
+        row = await cur.fetchone()
+    assert row is not None
+    return (_todo(row) if row["id"] is not None else None), int(row["position"])
+
+
+def _todo(row: dict[str, Any]) -> Todo:
+    return Todo(row["id"], row["title"], row["completed"], row["created_time"], row["updated_time"])
+
+
+async def ping(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT 1")
 
 
 async def journal_position(conn: AsyncConnection[Any]) -> int:

@@ -1,65 +1,42 @@
 """The REST transport, and RESTSockets: each resource URL answers the HTTP
 verbs and, as a WebSocket, streams that resource's changes.
 
-A thin layer over the service and the live streams: it decodes JSON and URLs,
-and maps domain errors to statuses (400 when the bad value came from the URL,
-422 when it came from the body, 404) and to close codes (4400, 4404).
+A thin layer over the service and the live streams: it decodes JSON and URLs;
+error_handlers turns what is refused into statuses and close codes (a bad
+value in the URL is 400, the same in a body 422).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Collection, Mapping
-from http import HTTPStatus
+from collections.abc import AsyncGenerator, Collection
 from typing import Any
 
 import anyio
 import orjson
 from starlette.endpoints import HTTPEndpoint
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from . import streams
-from .errors import BadUserInput, DomainError, NotFound
+from .config import Settings
+from .error_handlers import close_reason
+from .errors import BadUserInput, DomainError, ErrorCode, NotFound, RequestError
 from .hub import Hub
+from .journal import Journal
 from .models import Todo
 from .openapi import DOCUMENT
 from .service import TodoService, parse_id
 
 logger = logging.getLogger(__name__)
 
-# Proxies cut WebSockets that stay silent for a minute or so; tests shorten it.
-KEEPALIVE_SECONDS = 15.0
-
-_STATUS: dict[type[DomainError], int] = {BadUserInput: 422, NotFound: 404}
-# A socket's input is all in its URL, so its codes are 4000 + the 400 and 404
-# the same values would get in an HTTP URL.
-_CLOSE_CODES: dict[type[DomainError], int] = {BadUserInput: 4400, NotFound: 4404}
 _FIELDS: dict[str, tuple[type, str]] = {
     "title": (str, "a string"),
     "completed": (bool, "a boolean"),
 }
-# The longest close reason a WebSocket frame can carry, in UTF-8 bytes.
-_MAX_REASON = 123
-
-
-class _HTTPError(Exception):
-    """An error response: its status, and the code and message of its body."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
 
 
 def todo_json(todo: Todo) -> dict[str, Any]:
@@ -88,16 +65,12 @@ class TodoCollection(HTTPEndpoint):
     async def websocket(websocket: WebSocket) -> None:
         """Every change after ?after= (from now when absent), in commit order."""
         after = websocket.query_params.get("after")
-        await _relay(websocket, _change_messages(_service(websocket), _hub(websocket), after))
+        await _relay(websocket, _change_messages(_journal(websocket), _hub(websocket), after))
 
 
 class TodoItem(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
-        todo_id = _path_id(request)
-        todo = await _service(request).get_todo(todo_id)
-        if todo is None:
-            raise NotFound(f"no todo with id {todo_id}")
-        return JSONResponse(todo_json(todo))
+        return JSONResponse(todo_json(await _service(request).get_todo(_path_id(request))))
 
     async def put(self, request: Request) -> Response:
         return await self._update(request, required=("title", "completed"))
@@ -121,8 +94,8 @@ class TodoItem(HTTPEndpoint):
     async def websocket(websocket: WebSocket) -> None:
         """The row now ("snapshot"), then each change to it; closes after
         "deleted", or with 4404 when there is no such row."""
-        todo_id = websocket.path_params["id"]
-        await _relay(websocket, _state_messages(_service(websocket), _hub(websocket), todo_id))
+        messages = _state_messages(_service(websocket), _hub(websocket), websocket.path_params["id"])
+        await _relay(websocket, messages)
 
 
 async def openapi_json(request: Request) -> Response:
@@ -135,6 +108,11 @@ def _service(conn: HTTPConnection) -> TodoService:
     return service
 
 
+def _journal(conn: HTTPConnection) -> Journal:
+    journal: Journal = conn.state.journal
+    return journal
+
+
 def _hub(conn: HTTPConnection) -> Hub:
     hub: Hub = conn.state.hub
     return hub
@@ -145,7 +123,7 @@ def _path_id(request: Request) -> str:
     try:
         parse_id(todo_id)
     except BadUserInput as exc:
-        raise _HTTPError(400, exc.code, exc.message) from None
+        raise _in_url(exc) from None
     return todo_id
 
 
@@ -154,7 +132,7 @@ def _completed_filter(request: Request) -> bool | None:
     if value is None:
         return None
     if value not in ("true", "false"):
-        raise _HTTPError(400, BadUserInput.code, f"completed must be true or false, not {value!r}")
+        raise _in_url(BadUserInput("completed", f"must be true or false, not {value!r}"))
     return value == "true"
 
 
@@ -165,32 +143,35 @@ async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
     # JSON is UTF-8 (RFC 8259): a body declared otherwise would be misread.
     if media_type.strip().lower() != "application/json" or charset != "utf-8":
-        raise _HTTPError(
-            415, "UNSUPPORTED_MEDIA_TYPE", "the body must be application/json in UTF-8"
-        )
+        raise RequestError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json in UTF-8")
     try:
         # orjson, unlike json, refuses NaN, lone surrogates and deep nesting.
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
-        raise _HTTPError(400, "MALFORMED_JSON", f"malformed JSON: {exc}") from None
+        raise RequestError(ErrorCode.MALFORMED_JSON, f"malformed JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise BadUserInput("the body must be a JSON object")
+        raise BadUserInput("body", "must be a JSON object")
     for name, value in body.items():
         if name not in _FIELDS:
-            raise BadUserInput(f"unknown field: {name!r}")
+            raise BadUserInput(repr(name), "is not a known field")
         kind, kind_name = _FIELDS[name]
         if not isinstance(value, kind):
-            raise BadUserInput(f"{name} must be {kind_name}")
+            raise BadUserInput(name, f"must be {kind_name}")
     for name in required:
         if name not in body:
-            raise BadUserInput(f"missing field: {name}")
+            raise BadUserInput(name, "is missing")
     return body
 
 
+def _in_url(exc: BadUserInput) -> RequestError:
+    # The request line itself is wrong: 400, where a body would get 422.
+    return RequestError(exc.code, exc.message, status=400)
+
+
 async def _change_messages(
-    service: TodoService, hub: Hub, after: str | None
+    journal: Journal, hub: Hub, after: str | None
 ) -> AsyncGenerator[dict[str, Any], None]:
-    changes = await streams.changes(service, hub, after)
+    changes = await streams.changes(journal, hub, after)
     async with contextlib.aclosing(changes):
         async for change in changes:
             yield {"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor}
@@ -200,20 +181,21 @@ async def _state_messages(
     service: TodoService, hub: Hub, todo_id: str
 ) -> AsyncGenerator[dict[str, Any], None]:
     last: Todo | None = None
-    states = await streams.todo_states(service, hub, todo_id)
+    key = parse_id(todo_id)
+    states = streams.todo_states(service, hub, key)
     async with contextlib.aclosing(states):
         async for state in states:
             # A deleted state has no row: show its last one, as the change feed does.
             todo = state.todo or last
             if todo is None:
-                raise NotFound(f"no todo with id {todo_id}")
+                raise NotFound(key)
             last = todo
             op = "snapshot" if state.op is None else state.op.value
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
 
 
 async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
-    """Send each message, and a keepalive every KEEPALIVE_SECONDS, until the
+    """Send each message, and a keepalive every settings.keepalive_seconds, until the
     stream ends (close 1000), fails (close 4400 or 4404) or the client leaves.
     Closing the stream, whichever way, unsubscribes from the hub."""
     await websocket.accept()
@@ -227,10 +209,10 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
                     async for message in messages:
                         await websocket.send_json(message)
             except DomainError as exc:
-                code, reason = _CLOSE_CODES.get(type(exc), 1011), exc.message
+                code, reason = exc.code.close_code, exc.message
             except Exception:
                 logger.exception("stream failed on %s", websocket.url.path)
-                code, reason = 1011, "internal error"
+                code, reason = ErrorCode.INTERNAL_SERVER_ERROR.close_code, "internal error"
             tasks.cancel_scope.cancel()
     except* WebSocketDisconnect:
         pass  # the client left while we were sending
@@ -238,12 +220,13 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
         # The server is going away, not the resource: clients should resume.
         code, reason = 1012, "server restarting"
     if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
-        await websocket.close(code, _truncate(reason))
+        await websocket.close(code, close_reason(reason))
 
 
 async def _keep_alive(websocket: WebSocket) -> None:
+    settings: Settings = websocket.state.settings
     while True:
-        await anyio.sleep(KEEPALIVE_SECONDS)
+        await anyio.sleep(settings.keepalive_seconds)
         await websocket.send_json({"op": "keepalive"})
 
 
@@ -252,38 +235,6 @@ async def _cancel_on_disconnect(websocket: WebSocket, scope: anyio.CancelScope) 
     while (await websocket.receive())["type"] != "websocket.disconnect":
         pass
     scope.cancel()
-
-
-def _truncate(reason: str) -> str:
-    return reason.encode()[:_MAX_REASON].decode(errors="ignore")
-
-
-def _error_response(error: _HTTPError) -> Response:
-    body = {"error": {"code": error.code, "message": error.message}}
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
-
-
-async def _on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, _HTTPError)
-    return _error_response(exc)
-
-
-async def _on_domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DomainError)
-    status = _STATUS.get(type(exc), 500)
-    return _error_response(_HTTPError(status, exc.code, exc.message))
-
-
-async def _on_unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return _error_response(_HTTPError(500, "INTERNAL_SERVER_ERROR", "unexpected error"))
-
-
-async def on_starlette_error(request: Request, exc: Exception) -> Response:
-    # Starlette's own 404 (no such route) and 405 (with its Allow header).
-    assert isinstance(exc, HTTPException)
-    code = HTTPStatus(exc.status_code).name
-    return _error_response(_HTTPError(exc.status_code, code, exc.detail, exc.headers))
 
 
 routes: list[BaseRoute] = [
@@ -295,18 +246,6 @@ routes: list[BaseRoute] = [
             WebSocketRoute("/todos/", TodoCollection.websocket),
             Route("/todos/{id}/", TodoItem, name="todo"),
             WebSocketRoute("/todos/{id}/", TodoItem.websocket),
-        ],
-        # Every error under /api, ours or Starlette's, is a JSON body.
-        middleware=[
-            Middleware(
-                ExceptionMiddleware,
-                handlers={
-                    _HTTPError: _on_http_error,
-                    DomainError: _on_domain_error,
-                    HTTPException: on_starlette_error,
-                    Exception: _on_unexpected_error,
-                },
-            )
         ],
     ),
 ]

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
-from strawberry.types import ExecutionContext, ExecutionResult, Info
-from strawberry.types.graphql import OperationType
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.types import ExecutionContext, Info
 
 from . import streams
-from .errors import DomainError
-from .execution import SharedEventExecutor
+from .errors import DomainError, ErrorCode, NotFound
+from .graphql_internals import (
+    CheapMaskErrors,
+    OneResultSchema,
+    ParseErrorsAsResults,
+    SharedResults,
+    TodoExecutionContext,
+    tag,
+)
 from .hub import Hub
+from .journal import Journal
 from .models import TodoState
-from .service import TodoService
+from .service import TodoService, parse_id
 from .types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
 
 logger = logging.getLogger(__name__)
@@ -29,7 +35,9 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Context:
     service: TodoService
+    journal: Journal
     hub: Hub
+    live_lists: streams.LiveLists
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -48,7 +56,10 @@ class Query:
 
     @strawberry.field(description="Null when absent.")
     async def todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo | None:
-        return cast(Todo | None, await _ctx(info).service.get_todo(id))
+        try:
+            return cast(Todo, await _ctx(info).service.get_todo(id))
+        except NotFound:
+            return None
 
     @strawberry.field(description="The rows and the cursor they reflect, read in one transaction.")
     async def todo_list(self, info: Info[Context, None], completed: bool | None = None) -> TodoList:
@@ -96,7 +107,7 @@ class Subscription:
         # Returned, not iterated here: a bad cursor then fails the subscribe
         # itself (an `error` message), before any event.
         ctx = _ctx(info)
-        return cast(AsyncGenerator[TodoChange, None], await streams.changes(ctx.service, ctx.hub, after))
+        return cast(AsyncGenerator[TodoChange, None], await streams.changes(ctx.journal, ctx.hub, after))
 
     @strawberry.subscription(
         description="The current state first, then each change; null once deleted, then complete."
@@ -105,7 +116,8 @@ class Subscription:
         self, info: Info[Context, None], id: strawberry.ID
     ) -> AsyncGenerator[Todo | None, None]:
         ctx = _ctx(info)
-        return _rows(await streams.todo_states(ctx.service, ctx.hub, id))
+        # parse_id here: a malformed id fails the subscribe itself.
+        return _rows(streams.todo_states(ctx.service, ctx.hub, parse_id(id)))
 
     @strawberry.subscription(
         description="Live query: the full list now, then again after changes (coalesced)."
@@ -113,8 +125,7 @@ class Subscription:
     async def todos(
         self, info: Info[Context, None], completed: bool | None = None
     ) -> AsyncGenerator[list[Todo], None]:
-        ctx = _ctx(info)
-        async for todos in streams.live_list(ctx.service, ctx.hub, completed):
+        async for todos in _ctx(info).live_lists.watch(completed):
             yield cast(list[Todo], todos)
 
 
@@ -125,58 +136,54 @@ async def _rows(states: AsyncGenerator[TodoState, None]) -> AsyncGenerator[Todo 
             yield cast(Todo | None, state.todo)
 
 
-def _error_code(error: GraphQLError) -> str:
+def error_code(error: GraphQLError) -> ErrorCode:
+    """What an error is, from its type or the tag its maker gave it, never
+    from its message."""
     if isinstance(error.original_error, DomainError):
         return error.original_error.code
-    if error.message.startswith("Variable '$"):
-        return "BAD_USER_INPUT"
-    if error.message.startswith("Syntax Error"):
-        return "GRAPHQL_PARSE_FAILED"
-    if error.original_error is None:
-        return "GRAPHQL_VALIDATION_FAILED"
-    return "INTERNAL_SERVER_ERROR"
+    if isinstance(error, GraphQLSyntaxError):
+        return ErrorCode.GRAPHQL_PARSE_FAILED
+    tagged = (error.extensions or {}).get("code")
+    if isinstance(tagged, str) and tagged in ErrorCode.__members__:
+        return ErrorCode[tagged]
+    return ErrorCode.INTERNAL_SERVER_ERROR
 
 
-class MaskUnexpected(MaskErrors):
+def _unexpected(error: GraphQLError) -> bool:
+    return error_code(error) is ErrorCode.INTERNAL_SERVER_ERROR
+
+
+class TagValidationErrors(SchemaExtension):
+    """Whatever validation reports is a validation failure."""
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            tag(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
+
+
+class MaskUnexpected(CheapMaskErrors):
     """Errors the client did not cause lose their message and details."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=lambda e: _error_code(e) == "INTERNAL_SERVER_ERROR")
-
-    def _process_result(self, result: object) -> None:
-        # The base class asks a runtime Protocol first, which is slow; this
-        # runs for every result sent to every subscriber.
-        if getattr(result, "errors", None):
-            super()._process_result(result)
+        super().__init__(should_mask_error=_unexpected)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        tag(masked, ErrorCode.INTERNAL_SERVER_ERROR)
         return masked
 
 
-class TodoSchema(strawberry.Schema):
-    async def execute(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        allowed_operation_types: Iterable[OperationType] | None = None,
-        operation_extensions: dict[str, Any] | None = None,
-    ) -> ExecutionResult:
-        # execute() gives one result: a subscription needs a stream (a
-        # WebSocket or multipart HTTP), so refuse it instead of resolving null.
-        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
-        return await super().execute(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed - {OperationType.SUBSCRIPTION},
-            operation_extensions,
+class TodoSchema(OneResultSchema):
+    def __init__(self, execution_cache_size: int) -> None:
+        # Read by TodoExecutionContext for every subscription event.
+        self.shared_results = SharedResults(execution_cache_size)
+        super().__init__(
+            query=Query,
+            mutation=Mutation,
+            subscription=Subscription,
+            extensions=[ParseErrorsAsResults, ValidationCache, TagValidationErrors, MaskUnexpected],
+            execution_context_class=TodoExecutionContext,
         )
 
     def process_errors(
@@ -185,20 +192,12 @@ class TodoSchema(strawberry.Schema):
         # Strawberry hands every error through here (parse errors included)
         # before it is formatted: the one place to give each its code.
         for error in errors:
-            error.extensions = {**(error.extensions or {}), "code": _error_code(error)}
+            tag(error, error_code(error))
         # Client mistakes are answers, not incidents: log only the rest.
-        unexpected = [e for e in errors if _error_code(e) == "INTERNAL_SERVER_ERROR"]
+        unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema() -> strawberry.Schema:
-    return TodoSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        extensions=[ParserCache, ValidationCache, MaskUnexpected],
-        execution_context_class=SharedEventExecutor,
-    )
-
-
+def build_schema(execution_cache_size: int) -> TodoSchema:
+    return TodoSchema(execution_cache_size)

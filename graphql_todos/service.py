@@ -1,7 +1,8 @@
 """The rules of todos, shared by every transport.
 
-Each public coroutine validates its input, runs one transaction on a pooled
-connection and raises a DomainError for anything the client got wrong.
+Each public coroutine validates its input, runs one statement on a pooled
+autocommit connection (a statement is its own transaction, and costs one
+round trip) and raises a DomainError for anything the client got wrong.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import repository
 from .errors import BadUserInput, NotFound
-from .models import Change, Snapshot, Todo
+from .models import Snapshot, Todo, TodoState
 
 MAX_TITLE_LENGTH = 512
 
@@ -25,35 +26,31 @@ def parse_id(value: str) -> uuid.UUID:
     except (ValueError, TypeError, AttributeError):
         key = None
     if key is None or str(key) != value.lower():
-        raise BadUserInput(f"malformed id: {value!r}")
+        raise BadUserInput("id", f"is malformed: {value!r}")
     return key
-
-
-def parse_cursor(value: str) -> int:
-    """Cursors are decimal journal positions; "0" is the very beginning."""
-    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19):
-        raise BadUserInput(f"unknown cursor: {value!r}")
-    return int(value)
 
 
 def clean_title(value: str) -> str:
     title = value.strip()
     if not title:
-        raise BadUserInput("title must not be blank")
+        raise BadUserInput("title", "must not be blank")
     if len(title) > MAX_TITLE_LENGTH:
-        raise BadUserInput(f"title must be at most {MAX_TITLE_LENGTH} characters")
+        raise BadUserInput("title", f"must be at most {MAX_TITLE_LENGTH} characters")
     # PostgreSQL text holds neither NUL nor lone surrogates: refuse them here
     # rather than failing in the driver.
     if "\x00" in title:
-        raise BadUserInput("title must not contain NUL characters")
+        raise BadUserInput("title", "must not contain NUL characters")
     try:
         title.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadUserInput("title must be valid Unicode text") from None
+        raise BadUserInput("title", "must be valid Unicode text") from None
     return title
 
 
 class TodoService:
+    """Every method that names a todo takes its id as the client spelled it
+    and raises NotFound when there is no such row."""
+
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
@@ -62,26 +59,22 @@ class TodoService:
             return await repository.list_todos(conn, completed)
 
     async def snapshot(self, completed: bool | None = None) -> Snapshot:
-        """The list and the journal position it reflects, from one snapshot."""
+        """The list and the journal position it reflects."""
         async with self.pool.connection() as conn:
-            await repository.begin_snapshot(conn)
-            todos = await repository.list_todos(conn, completed)
-            position = await repository.journal_position(conn)
+            todos, position = await repository.snapshot(conn, completed)
         return Snapshot(todos, position)
 
-    async def get_todo(self, todo_id: str) -> Todo | None:
+    async def get_todo(self, todo_id: str) -> Todo:
         key = parse_id(todo_id)
         async with self.pool.connection() as conn:
-            return await repository.get_todo(conn, key)
+            return _found(key, await repository.get_todo(conn, key))
 
-    async def todo_snapshot(self, key: uuid.UUID) -> tuple[Todo | None, int]:
-        """One row (None when absent) and the journal position it reflects;
-        the caller has parsed the id already (see streams.todo_states)."""
+    async def todo_snapshot(self, key: uuid.UUID) -> TodoState:
+        """One row as a watcher starts from (todo None when absent) and the
+        journal position it reflects; the caller has parsed the id already."""
         async with self.pool.connection() as conn:
-            await repository.begin_snapshot(conn)
-            todo = await repository.get_todo(conn, key)
-            position = await repository.journal_position(conn)
-        return todo, position
+            todo, position = await repository.todo_snapshot(conn, key)
+        return TodoState(None, todo, position)
 
     async def create_todo(self, title: str, completed: bool = False) -> Todo:
         clean = clean_title(title)
@@ -94,18 +87,12 @@ class TodoService:
         key = parse_id(todo_id)
         clean = None if title is None else clean_title(title)
         async with self.pool.connection() as conn:
-            todo = await repository.update_todo(conn, key, clean, completed)
-        if todo is None:
-            raise NotFound(f"no todo with id {todo_id}")
-        return todo
+            return _found(key, await repository.update_todo(conn, key, clean, completed))
 
     async def delete_todo(self, todo_id: str) -> Todo:
         key = parse_id(todo_id)
         async with self.pool.connection() as conn:
-            todo = await repository.delete_todo(conn, key)
-        if todo is None:
-            raise NotFound(f"no todo with id {todo_id}")
-        return todo
+            return _found(key, await repository.delete_todo(conn, key))
 
     async def toggle_all(self, completed: bool) -> list[Todo]:
         async with self.pool.connection() as conn:
@@ -115,21 +102,8 @@ class TodoService:
         async with self.pool.connection() as conn:
             return await repository.delete_completed(conn)
 
-    async def check_cursor(self, cursor: str) -> int:
-        """The position a client cursor names, refusing one not yet written."""
-        position = parse_cursor(cursor)
-        if position > await self.journal_position():
-            raise BadUserInput(f"unknown cursor: {cursor!r}")
-        return position
 
-    async def journal_position(self) -> int:
-        async with self.pool.connection() as conn:
-            return await repository.journal_position(conn)
-
-    async def changes_between(self, after: int, upto: int, limit: int = 500) -> list[Change]:
-        async with self.pool.connection() as conn:
-            return await repository.changes_between(conn, after, upto, limit)
-
-    async def ping(self) -> None:
-        async with self.pool.connection(timeout=2.0) as conn:
-            await conn.execute("SELECT 1")
+def _found(key: uuid.UUID, todo: Todo | None) -> Todo:
+    if todo is None:
+        raise NotFound(key)
+    return todo

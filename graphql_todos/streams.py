@@ -9,21 +9,20 @@ import uuid
 from collections.abc import AsyncGenerator
 
 from .hub import Hub
+from .journal import Journal
 from .models import Change, Op, Todo, TodoState
-from .service import TodoService, parse_id
+from .service import TodoService
 
 
-async def changes(
-    service: TodoService, hub: Hub, after: str | None
-) -> AsyncGenerator[Change, None]:
+async def changes(journal: Journal, hub: Hub, after: str | None) -> AsyncGenerator[Change, None]:
     """Every change after the cursor (from now when None), in commit order.
     The cursor is checked here, so a bad one fails before the feed starts."""
     if after is None:
         # "Now" is what the database has committed, which the hub may not
         # have delivered yet: a client must not get the change it just made.
-        start = await service.journal_position()
+        start = await journal.position()
     else:
-        start = await service.check_cursor(after)
+        start = await journal.check_cursor(after)
     return _changes(hub, start)
 
 
@@ -34,21 +33,15 @@ async def _changes(hub: Hub, start: int) -> AsyncGenerator[Change, None]:
 
 
 async def todo_states(
-    service: TodoService, hub: Hub, todo_id: str
-) -> AsyncGenerator[TodoState, None]:
-    """The row now, then after each change; ends after it is deleted (or
-    right away when it does not exist). A malformed id fails here."""
-    return _todo_states(service, hub, parse_id(todo_id))
-
-
-async def _todo_states(
     service: TodoService, hub: Hub, key: uuid.UUID
 ) -> AsyncGenerator[TodoState, None]:
+    """The row now, then after each change; ends after it is deleted (or
+    right away when it does not exist)."""
     async with hub.subscribe(todo_id=key) as sub:
-        todo, position = await service.todo_snapshot(key)
-        sub.skip_through(position)
-        yield TodoState(None, todo, position)
-        if todo is None:
+        start = await service.todo_snapshot(key)
+        sub.skip_through(start.position)
+        yield start
+        if start.todo is None:
             return
         async for change in sub:
             deleted = change.op is Op.DELETED
@@ -60,6 +53,18 @@ async def _todo_states(
 class LiveRows(tuple[Todo, ...]):
     """One version of a live list. Every subscriber to the same filter gets
     the same object, so it is executed and serialized once for all of them."""
+
+
+def apply_changes(rows: LiveRows, changes: list[Change], completed: bool | None) -> LiveRows:
+    """The list filtered by `completed` after the changes, in list order."""
+    by_id = {todo.id: todo for todo in rows}
+    for change in changes:
+        todo = change.todo
+        if change.op is Op.DELETED or completed not in (None, todo.completed):
+            by_id.pop(todo.id, None)
+        else:
+            by_id[todo.id] = todo
+    return LiveRows(sorted(by_id.values(), key=Todo.sort_key))
 
 
 class _Watcher:
@@ -92,17 +97,12 @@ class _LiveList:
                     "live list snapshot", lambda: self.service.snapshot(self.completed)
                 )
                 sub.skip_through(snapshot.position)
-                rows: dict[uuid.UUID, Todo] = {t.id: t for t in snapshot.todos}
-                self._show(LiveRows(snapshot.todos))
+                rows = LiveRows(snapshot.todos)
+                self._show(rows)
                 async for batch in sub.batches():
-                    for change in batch:
-                        todo = change.todo
-                        if change.op is Op.DELETED or self.completed not in (None, todo.completed):
-                            rows.pop(todo.id, None)
-                        else:
-                            rows[todo.id] = todo
-                    fresh = LiveRows(sorted(rows.values(), key=Todo.sort_key))
-                    if fresh != self.current:
+                    fresh = apply_changes(rows, batch, self.completed)
+                    if fresh != rows:
+                        rows = fresh
                         self._show(fresh)
         finally:
             # The hub closed (or we were cancelled): end every watcher.
@@ -114,30 +114,36 @@ class _LiveList:
             watcher.show(rows)
 
 
-async def live_list(
-    service: TodoService, hub: Hub, completed: bool | None
-) -> AsyncGenerator[LiveRows, None]:
-    """The whole (filtered) list now, then again after each burst of changes
-    that alters it (coalesced: a slow client gets only the newest)."""
-    key = ("todos", completed)
-    existing: _LiveList | None = hub.views.get(key)
-    if existing is None or existing.task.done():
-        live = hub.views[key] = _LiveList(service, hub, completed)
-    else:
-        live = existing
-    watcher = _Watcher()
-    live.watchers.add(watcher)
-    if live.current is not None:
-        watcher.show(live.current)
-    try:
-        while True:
-            await watcher.changed.wait()
-            watcher.changed.clear()
-            if watcher.latest is None:
-                return
-            yield watcher.latest
-    finally:
-        live.watchers.discard(watcher)
-        if not live.watchers and hub.views.get(key) is live:
-            del hub.views[key]
-            live.task.cancel()
+class LiveLists:
+    """The live lists of this process, one per filter while anyone watches it."""
+
+    def __init__(self, service: TodoService, hub: Hub) -> None:
+        self.service = service
+        self.hub = hub
+        self._lists: dict[bool | None, _LiveList] = {}
+
+    def __len__(self) -> int:
+        return len(self._lists)
+
+    async def watch(self, completed: bool | None) -> AsyncGenerator[LiveRows, None]:
+        """The whole (filtered) list now, then again after each burst of
+        changes that alters it (coalesced: a slow client gets only the newest)."""
+        live = self._lists.get(completed)
+        if live is None or live.task.done():
+            live = self._lists[completed] = _LiveList(self.service, self.hub, completed)
+        watcher = _Watcher()
+        live.watchers.add(watcher)
+        if live.current is not None:
+            watcher.show(live.current)
+        try:
+            while True:
+                await watcher.changed.wait()
+                watcher.changed.clear()
+                if watcher.latest is None:
+                    return
+                yield watcher.latest
+        finally:
+            live.watchers.discard(watcher)
+            if not live.watchers and self._lists.get(completed) is live:
+                del self._lists[completed]
+                live.task.cancel()

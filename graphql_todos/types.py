@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.schema_directive import Location
 
 from .models import Op
+from .service import MAX_TITLE_LENGTH
 
 # The Python enum's member names are the GraphQL values.
 strawberry.enum(Op, name="ChangeOp")
@@ -35,13 +37,28 @@ class TodoList:
     cursor: str = strawberry.field(description="The journal position the list reflects.")
 
 
+@strawberry.schema_directive(
+    locations=[Location.INPUT_FIELD_DEFINITION],
+    description="The longest string the field takes, in characters.",
+)
+class MaxLength:
+    value: int
+
+
+# The limit travels in the SDL, where the web client's build reads it.
+_TITLE_LIMIT = [MaxLength(value=MAX_TITLE_LENGTH)]
+_TITLE_RULE = f"Not blank; at most {MAX_TITLE_LENGTH} characters once trimmed."
+
+
 @strawberry.input
 class CreateTodoInput:
-    title: str
+    title: str = strawberry.field(description=_TITLE_RULE, directives=_TITLE_LIMIT)
     completed: bool | None = False
 
 
 @strawberry.input
 class UpdateTodoInput:
-    title: str | None = strawberry.UNSET
+    title: str | None = strawberry.field(
+        default=strawberry.UNSET, description=_TITLE_RULE, directives=_TITLE_LIMIT
+    )
     completed: bool | None = strawberry.UNSET

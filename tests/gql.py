@@ -10,8 +10,9 @@ from typing import Any, Self
 
 import httpx
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
-from tests.conftest import Server, wait_until
+from tests.helpers import Server, wait_until
 
 TODO_FIELDS = "id title completed createdTime updatedTime"
 CHANGES = f"subscription($after: String) {{ todoChanges(after: $after) {{ op cursor todo {{ {TODO_FIELDS} }} }} }}"
@@ -47,7 +48,7 @@ class TransportWs:
 
     def __init__(self, ws_url: str, timeout: float = 5.0) -> None:
         self.ws: ClientConnection = connect(
-            ws_url + "/graphql", subprotocols=["graphql-transport-ws"], open_timeout=timeout
+            ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=timeout
         )
         self.timeout = timeout
         self._ids = itertools.count(1)
@@ -91,7 +92,7 @@ class LegacyWs:
     """A subscriptions-transport-ws ("graphql-ws") client."""
 
     def __init__(self, ws_url: str, timeout: float = 5.0) -> None:
-        self.ws = connect(ws_url + "/graphql", subprotocols=["graphql-ws"], open_timeout=timeout)
+        self.ws = connect(ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")], open_timeout=timeout)
         self.timeout = timeout
         self.send({"type": "connection_init"})
         assert self.recv()["type"] == "connection_ack"

@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_until
 from tests.gql import TransportWs
+from tests.helpers import free_port, wait_until
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
@@ -53,14 +53,27 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         os.kill(pid, signal.SIGQUIT)
 
 
+def embedded(data_dir: Path) -> dict[str, str]:
+    """The environment of a run on the embedded PostgreSQL in data_dir."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return {**env, "DATA_DIR": str(data_dir), "WEB_DIST": ""}
+
+
 class Serve:
-    def __init__(self, data_dir: Path) -> None:
+    """`serve` (this checkout's unless told which) as a subprocess on a free
+    port, once it answers /healthz."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        program: Sequence[str | Path] = (sys.executable, "-m", "graphql_todos.cli"),
+        cwd: Path | None = None,
+    ) -> None:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update(DATA_DIR=str(data_dir), PORT=str(self.port), WEB_DIST="/nonexistent")
+        self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "graphql_todos.cli", "serve"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [*program, "serve"], env={**env, "PORT": str(self.port)}, cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         wait_until(self.healthy, timeout=90, interval=0.2)
 
@@ -68,7 +81,7 @@ class Serve:
         if self.process.poll() is not None:
             raise AssertionError("serve exited: " + (self.process.stdout.read() if self.process.stdout else ""))
         try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200
+            return httpx.get(f"{self.url}/healthz").status_code == 200
         except httpx.TransportError:
             return False
 
@@ -83,7 +96,7 @@ class Serve:
 
 def test_serve_stops_its_embedded_postgres_on_sigterm_and_ctrl_c(data_dir: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
-        serve = Serve(data_dir)
+        serve = Serve(embedded(data_dir))
         pid = postmaster_pid(data_dir)
         assert alive(pid)
         # uvicorn shuts down gracefully, then re-raises the signal.
@@ -92,7 +105,7 @@ def test_serve_stops_its_embedded_postgres_on_sigterm_and_ctrl_c(data_dir: Path)
 
 
 def test_a_killed_run_leaves_postgres_that_the_next_run_takes_over(data_dir: Path) -> None:
-    serve = Serve(data_dir)
+    serve = Serve(embedded(data_dir))
     created = httpx.post(
         f"http://127.0.0.1:{serve.port}/graphql",
         json={"query": 'mutation { createTodo(input: {title: "kept"}) { id } }'},
@@ -102,7 +115,7 @@ def test_a_killed_run_leaves_postgres_that_the_next_run_takes_over(data_dir: Pat
     serve.stop(signal.SIGKILL)
     time.sleep(0.5)
     assert alive(pid), "nothing stops postgres after SIGKILL"
-    serve = Serve(data_dir)
+    serve = Serve(embedded(data_dir))
     body = httpx.post(
         f"http://127.0.0.1:{serve.port}/graphql", json={"query": "{ todos { title } }"}
     ).json()
@@ -112,7 +125,7 @@ def test_a_killed_run_leaves_postgres_that_the_next_run_takes_over(data_dir: Pat
 
 
 def test_sigterm_ends_open_subscriptions_and_still_stops_postgres(data_dir: Path) -> None:
-    serve = Serve(data_dir)
+    serve = Serve(embedded(data_dir))
     pid = postmaster_pid(data_dir)
     url = f"http://127.0.0.1:{serve.port}/graphql"
     headers = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}

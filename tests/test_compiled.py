@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -17,22 +17,26 @@ import pytest
 import strawberry
 from graphql import GraphQLBoolean, GraphQLID, GraphQLString, get_introspection_query, parse
 from graphql.execution.executor import Executor
+from graphql.pyutils import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.routing import Route
 from strawberry.http import process_result
-from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
 from strawberry.types.graphql import OperationType
 
 from graphql_todos.compiled import _leaf, coerce_variables, compile_operation
+from graphql_todos.config import Settings
 from graphql_todos.fastpath import FastPath
 from graphql_todos.graphql_view import TodoGraphQL
 from graphql_todos.hub import Hub
-from graphql_todos.models import Todo
+from graphql_todos.journal import Journal
 from graphql_todos.schema import Context, TodoSchema, build_schema
 from graphql_todos.service import TodoService
-from tests.conftest import Server
+from graphql_todos.streams import LiveLists
 from tests.gql import TODO_FIELDS, create, data
+from tests.helpers import Server
 
 IDS = [str(uuid.UUID(int=n)) for n in range(1, 5)]
 MISSING = str(uuid.UUID(int=99))
@@ -91,12 +95,13 @@ class Runner:
 @pytest.fixture
 def runner(db_dsn: str) -> Iterator[Runner]:
     loop = asyncio.new_event_loop()
-    pool = AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False)
+    # As the app's pool: each operation is one statement.
+    pool = AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
     loop.run_until_complete(pool.open(wait=True))
-    service = TodoService(pool)
-    schema = build_schema()
-    assert isinstance(schema, TodoSchema)
-    context = Context(service=service, hub=Hub(db_dsn, service))
+    service, journal = TodoService(pool), Journal(pool)
+    hub = Hub(db_dsn, journal, Settings(database_url=db_dsn))
+    context = Context(service, journal, hub, LiveLists(service, hub))
+    schema = build_schema(execution_cache_size=16)
     yield Runner(loop, pool, schema, FastPath(schema), context)
     loop.run_until_complete(pool.close())
     loop.close()
@@ -298,7 +303,8 @@ def test_compiled_plans_answer_as_strawberry_does(
 
 def _fast_path(server: Server) -> FastPath:
     assert server._uvicorn is not None
-    route = next(r for r in server._uvicorn.config.app.routes if getattr(r, "path", None) == "/graphql")
+    app = cast(Starlette, server._uvicorn.config.app)
+    route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
     view = route.endpoint
     assert isinstance(view, TodoGraphQL)
     return view.fast
@@ -344,27 +350,8 @@ def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server
 )
 def test_leaves_are_written_as_graphql_core_serializes_them(value: tuple[Any, Any]) -> None:
     type_, raw = value
-    written = orjson.dumps(_leaf(type_, "T.f")(raw, None, []))
+    written = orjson.dumps(_leaf(type_, "T.f")(raw, Path(None, "f", "T"), []))
     assert written == orjson.dumps(Executor.complete_leaf_value(type_, raw))
-
-
-def test_strawberry_resolve_info_has_the_fields_plans_fill() -> None:
-    # compiled._resolve_info fills these, in this order.
-    assert _OperationContextAwareGraphQLResolveInfo._fields == (
-        "field_name", "field_nodes", "return_type", "parent_type", "path", "schema", "fragments",
-        "root_value", "operation", "variable_values", "context", "is_awaitable", "abort_signal",
-        "async_helpers", "operation_extensions",
-    )  # fmt: skip
-
-
-def test_strawberry_plain_fields_read_the_python_attribute() -> None:
-    # compiled._attribute_getter reads the attribute itself.
-    todo = Todo(uuid.uuid4(), "t", True, BASE, BASE + timedelta(days=1))
-    todo_type = build_schema()._schema.get_type("Todo")
-    for name, field_def in todo_type.fields.items():  # type: ignore[union-attr]
-        assert field_def.resolve._is_default  # type: ignore[union-attr]
-        python_name = field_def.extensions["strawberry-definition"].python_name
-        assert field_def.resolve(todo, None) == getattr(todo, python_name), name  # type: ignore[misc]
 
 
 @strawberry.type

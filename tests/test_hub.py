@@ -9,13 +9,17 @@ import threading
 
 import httpx
 import psycopg
+import pytest
 import websockets
 from psycopg_pool import AsyncConnectionPool
+from websockets.typing import Subprotocol
 
+from graphql_todos.config import Settings
 from graphql_todos.hub import Hub
+from graphql_todos.journal import Journal
 from graphql_todos.service import TodoService
-from tests.conftest import Server, wait_until
 from tests.gql import CHANGES, TransportWs, create, subscribed
+from tests.helpers import Server, wait_until
 
 
 def journal(dsn: str) -> list[tuple[int, str]]:
@@ -74,7 +78,7 @@ def test_two_hundred_subscribers_share_one_listener_connection(server: Server) -
 
     async def run() -> list[str]:
         url = server.ws_url + "/graphql"
-        sockets = [await websockets.connect(url, subprotocols=["graphql-transport-ws"]) for _ in range(count)]
+        sockets = [await websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) for _ in range(count)]
         try:
             for ws in sockets:
                 await ws.send(json.dumps({"type": "connection_init"}))
@@ -134,13 +138,14 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
 
     async def run() -> tuple[list[int], int]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
-            hub = Hub(db_dsn, TodoService(pool), queue_size=5)
+            hub = Hub(db_dsn, Journal(pool), Settings(queue_size=5))
             await hub.start()
             try:
                 async with hub.subscribe() as sub:
                     await asyncio.to_thread(insert, 0, 40)
-                    while hub.position < 40:
-                        await asyncio.sleep(0.01)
+                    async with asyncio.timeout(10):
+                        while hub.position < 40:
+                            await asyncio.sleep(0.01)
                     # Read slowly while more arrive: the replay overlaps live
                     # publishing, and the queue overflows again meanwhile.
                     writer = asyncio.create_task(asyncio.to_thread(insert, 40, 60))
@@ -166,18 +171,22 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
     async def run() -> list[list[str]]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
             service = TodoService(pool)
-            hub = Hub(db_dsn, service)
+            hub = Hub(db_dsn, Journal(pool), Settings())
             await hub.start()
             try:
-                versions = streams.live_list(service, hub, None)
+                live_lists = streams.LiveLists(service, hub)
+                versions = live_lists.watch(None)
                 seen = [[t.title for t in await anext(versions)]]
+                # A second, eager watcher tells when the shared list has all ten.
+                eager = live_lists.watch(None)
                 for i in range(10):
                     await service.create_todo(f"t{i}")
-                # Wait until the shared list has them all, without reading.
-                while len(hub.views[("todos", None)].current) < 10:
-                    await asyncio.sleep(0.01)
+                async with asyncio.timeout(10):
+                    while len(await anext(eager)) < 10:
+                        pass
                 seen.append([t.title for t in await anext(versions)])
                 await versions.aclose()
+                await eager.aclose()
                 return seen
             finally:
                 await hub.stop()
@@ -185,3 +194,30 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
     first, second = asyncio.run(run())
     assert first == []
     assert second == [f"t{i}" for i in range(10)]
+
+
+def test_gaps_and_foreign_notifications_are_read_from_the_journal(server: Server) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        # A deferred check after the journal's: a transaction that fails it
+        # has taken a position and then rolled back, leaving a gap.
+        conn.execute(
+            """CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
+                RETURN NULL;
+            END $$"""
+        )
+        conn.execute(
+            "CREATE CONSTRAINT TRIGGER zz_refuse_boom AFTER INSERT ON todos DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+        )
+        with subscribed(server) as ws:
+            with pytest.raises(psycopg.errors.RaiseException):
+                conn.execute("INSERT INTO todos (title) VALUES ('boom')")
+            conn.execute("INSERT INTO todos (title) VALUES ('after the gap')")
+            change = ws.next_data()["todoChanges"]
+            assert (change["cursor"], change["todo"]["title"]) == ("2", "after the gap")
+            conn.execute("NOTIFY todo_changes, 'not ours'")
+            conn.execute("INSERT INTO todos (title) VALUES ('after a stranger')")
+            change = ws.next_data()["todoChanges"]
+            assert (change["cursor"], change["todo"]["title"]) == ("3", "after a stranger")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from graphql_todos.migrations import migrate, migration_files
+from graphql_todos.migrations import NoMigrations, migrate, migration_files
 
 
 def test_migrating_again_applies_nothing(db_dsn: str) -> None:
@@ -26,7 +28,7 @@ def test_fresh_database_gets_every_migration(admin_dsn: str) -> None:
         assert migrate(dsn) == [p.name for p in migration_files()]
         with psycopg.connect(dsn) as conn:
             (count,) = conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'todos'::regclass AND NOT tgisinternal").fetchone()  # type: ignore[misc]
-        assert count == 5
+        assert count == 4
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS gt_fresh WITH (FORCE)")
@@ -74,7 +76,8 @@ def test_a_todo_keeps_its_id(db_dsn: str) -> None:
 
 def test_writers_touching_the_same_row_in_opposite_order_do_not_deadlock(db_dsn: str) -> None:
     """T1 inserts, then updates R; T2 updates R first. With the commit-order
-    lock taken per row, after the row lock, this deadlocked."""
+    lock taken per row, after the row lock, this deadlocked. Taken at commit,
+    it lets T2 commit first and T1 then update R after it."""
     with psycopg.connect(db_dsn, autocommit=True) as setup:
         (row_id,) = setup.execute("INSERT INTO todos (title) VALUES ('r') RETURNING id").fetchone()  # type: ignore[misc]
     with psycopg.connect(db_dsn) as t1, psycopg.connect(db_dsn) as t2:
@@ -95,5 +98,30 @@ def test_writers_touching_the_same_row_in_opposite_order_do_not_deadlock(db_dsn:
         t1.commit()
         thread.join(10)
         assert errors == []
-        (title,) = t1.execute("SELECT title FROM todos WHERE id = %s", (row_id,)).fetchone()  # type: ignore[misc]
-        assert title == "t2"
+        titles = [r[0] for r in t1.execute("SELECT todo->>'title' FROM todo_changes ORDER BY position")]
+        assert titles == ["r", "t2", "t1", "t1"]
+
+
+def test_positions_follow_commit_order_not_start_order(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn) as first, psycopg.connect(db_dsn) as second:
+        first.execute("INSERT INTO todos (title) VALUES ('started first')")
+        second.execute("INSERT INTO todos (title) VALUES ('committed first')")
+        second.commit()
+        first.commit()
+        titles = [r[0] for r in first.execute("SELECT todo->>'title' FROM todo_changes ORDER BY position")]
+    assert titles == ["committed first", "started first"]
+
+
+def test_notifications_carry_the_change(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
+        listener.execute("LISTEN todo_changes")
+        (row_id,) = writer.execute("INSERT INTO todos (title) VALUES ('a') RETURNING id").fetchone()  # type: ignore[misc]
+        [notify] = list(listener.notifies(timeout=5, stop_after=1))
+    payload = json.loads(notify.payload)
+    assert (payload["position"], payload["op"], payload["id"]) == (1, "created", str(row_id))
+    assert payload["todo"]["title"] == "a"
+
+
+def test_no_migration_found_is_an_error_not_up_to_date(db_dsn: str, tmp_path: Path) -> None:
+    with pytest.raises(NoMigrations, match=str(tmp_path)):
+        migrate(db_dsn, tmp_path)

@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from graphql_todos.openapi import DOCUMENT
-from tests.conftest import Server
+from tests.helpers import Server
 
 # Loaded from the document itself rather than from the server, because
 # schemathesis.pytest.from_fixture does not run under pytest 9.2.

@@ -9,6 +9,7 @@ import httpx
 from graphql import build_client_schema, build_schema, get_introspection_query, print_schema
 from graphql.utilities import lexicographic_sort_schema
 
+from graphql_todos.config import Settings
 from graphql_todos.schema import build_schema as build_live_schema
 from tests.gql import data
 
@@ -16,7 +17,7 @@ SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
 
 def test_committed_sdl_matches_the_live_schema() -> None:
-    assert SDL.read_text() == build_live_schema().as_str() + "\n", "run `make schema` and commit"
+    assert SDL.read_text() == build_live_schema(Settings().execution_cache_size).as_str() + "\n", "run `make schema` and commit"
 
 
 def test_client_schema_from_introspection_over_http_equals_the_sdl(client: httpx.Client) -> None:

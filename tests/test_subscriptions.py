@@ -8,8 +8,8 @@ import uuid
 import httpx
 import psycopg
 
-from tests.conftest import Server, wait_until
 from tests.gql import CHANGES, LegacyWs, TransportWs, create, data, subscribed
+from tests.helpers import Server, wait_until
 
 
 def test_todo_changes_over_graphql_transport_ws(server: Server, client: httpx.Client) -> None:
@@ -172,8 +172,6 @@ def test_subscriber_cleanup_on_complete_and_on_socket_drop(server: Server) -> No
 
 
 def test_subscription_execution_is_shared_by_identical_subscriptions(server: Server, client: httpx.Client) -> None:
-    from graphql_todos.execution import SharedEventExecutor
-
     query = "subscription($full: Boolean!) { todoChanges { cursor todo @include(if: $full) { title } } }"
     sockets = [TransportWs(server.ws_url) for _ in range(6)]
     try:
@@ -182,11 +180,11 @@ def test_subscription_execution_is_shared_by_identical_subscriptions(server: Ser
         # Same document and event, other variables: must not get those bytes.
         sockets[5].subscribe(query, {"full": False})
         wait_until(lambda: server.subscriber_count() == 6)
-        before = SharedEventExecutor.executions
+        before = server.executions()
         create(client, "shared")
         payloads = [json.loads(ws.ws.recv(timeout=5))["payload"] for ws in sockets]
         # One execution for the five identical subscriptions, one for the other.
-        assert SharedEventExecutor.executions - before == 2
+        assert server.executions() - before == 2
         assert payloads[:5] == [{"data": {"todoChanges": {"cursor": "1", "todo": {"title": "shared"}}}}] * 5
         assert payloads[5] == {"data": {"todoChanges": {"cursor": "1"}}}
     finally:
@@ -203,8 +201,6 @@ def test_subscription_errors_for_malformed_documents(server: Server) -> None:
 
 
 def test_live_todos_are_one_list_shared_by_every_watcher(server: Server, client: httpx.Client) -> None:
-    from graphql_todos.execution import SharedEventExecutor
-
     query = "subscription($c: Boolean) { todos(completed: $c) { title } }"
     sockets = [TransportWs(server.ws_url) for _ in range(4)]
     try:
@@ -213,10 +209,10 @@ def test_live_todos_are_one_list_shared_by_every_watcher(server: Server, client:
         assert [ws.next_data() for ws in sockets] == [{"todos": []}] * 4
         # Four watchers, one hub subscription keeping the list.
         assert server.subscriber_count() == 1
-        before = SharedEventExecutor.executions
+        before = server.executions()
         create(client, "once")
         assert [ws.next_data() for ws in sockets] == [{"todos": [{"title": "once"}]}] * 4
-        assert SharedEventExecutor.executions - before == 1
+        assert server.executions() - before == 1
         for ws in sockets[1:]:
             ws.close()
         create(client, "twice")
@@ -225,4 +221,4 @@ def test_live_todos_are_one_list_shared_by_every_watcher(server: Server, client:
         for ws in sockets:
             ws.close()
     wait_until(lambda: server.subscriber_count() == 0)
-    assert server.call(lambda: dict(server.hub.views)) == {}
+    assert server.call(lambda: len(server.live_lists)) == 0

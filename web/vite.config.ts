@@ -1,6 +1,8 @@
 /// <reference types="vitest/config" />
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import react from '@vitejs/plugin-react';
+import { Kind, parse } from 'graphql';
 import { defineConfig } from 'vite';
 
 // The backend serves dist/ itself (graphiql.html also answers browser GETs of /graphql),
@@ -8,9 +10,24 @@ import { defineConfig } from 'vite';
 // to a backend given by GRAPHQL_TODOS_BACKEND (default: the uvicorn default port).
 const backend = process.env.GRAPHQL_TODOS_BACKEND ?? 'http://127.0.0.1:8000';
 
+// The server's title limit, read from the @maxLength directive of the committed SDL (which
+// `make schema` writes from graphql_todos/service.py), so the client keeps no copy of it.
+function maxTitleLength(): number {
+  const sdl = parse(readFileSync(resolve(import.meta.dirname, '../schema/schema.graphql'), 'utf8'));
+  for (const definition of sdl.definitions) {
+    if (definition.kind !== Kind.INPUT_OBJECT_TYPE_DEFINITION) continue;
+    if (definition.name.value !== 'CreateTodoInput') continue;
+    const title = definition.fields?.find((field) => field.name.value === 'title');
+    const limit = title?.directives?.find((d) => d.name.value === 'maxLength')?.arguments?.[0]?.value;
+    if (limit?.kind === Kind.INT) return Number(limit.value);
+  }
+  throw new Error('schema/schema.graphql: no @maxLength(value: Int) on CreateTodoInput.title');
+}
+
 export default defineConfig({
   base: '/',
   plugins: [react()],
+  define: { __MAX_TITLE_LENGTH__: JSON.stringify(maxTitleLength()) },
   build: {
     outDir: 'dist',
     assetsDir: 'assets',

@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
-import { clearCompleted, commandErrors, createTodo, toggleAll } from './commands';
-import type { ConnectionState, TodoSync } from './sync';
+import type { Commands } from './commands';
+import type { Phase } from './machine';
+import { useOptimisticToggle } from './optimistic';
+import type { TodoSync } from './sync';
 import { TodoItem } from './TodoItem';
 import {
   countTodos,
@@ -18,9 +20,12 @@ const FILTERS: readonly { filter: Filter; href: string; label: string }[] = [
   { filter: 'completed', href: '#/completed', label: 'Completed' },
 ];
 
-const STATUS_TEXT: Record<ConnectionState, string> = {
+const STATUS_TEXT: Record<Phase, string> = {
   connecting: 'Connecting…',
+  loading: 'Loading…',
   live: 'Live',
+  // The list on screen is still right as of its cursor; a reload is routine, not an alarm.
+  resyncing: 'Syncing…',
   offline: 'Reconnecting…',
 };
 
@@ -34,21 +39,25 @@ function useHashFilter(): Filter {
   return filter;
 }
 
-export function App({ sync }: { sync: TodoSync }) {
-  const { state, connection } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
-  const error = useSyncExternalStore(commandErrors.subscribe, commandErrors.getSnapshot);
+export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) {
+  const { list, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
+  const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
   const filter = useHashFilter();
   const [editingId, setEditingId] = useState<string | null>(null);
   const newTodo = useRef<HTMLInputElement>(null);
-  // A repeated Enter on the same text, or a double click on toggle-all, while the first is
-  // in flight would send the same thing twice. Different texts may be sent back to back.
+  // A repeated Enter on the same text while the first is in flight would send the same
+  // thing twice. Different texts may be sent back to back.
   const creating = useRef(new Set<string>());
-  const togglingAll = useRef(false);
-  const counts = countTodos(state.todos);
+  const counts = countTodos(list.todos);
+  // Checked when every todo is completed; so unchecked once "Clear completed" empties the list.
+  const allCompleted = useOptimisticToggle(
+    counts.total > 0 && counts.active === 0,
+    commands.toggleAll,
+  );
 
   // Another tab deleted the todo being edited: its editor is gone, so end editing (a
   // re-created id must not reopen it) and put focus somewhere useful instead of <body>.
-  const editedGone = editingId !== null && !state.todos.some((t) => t.id === editingId);
+  const editedGone = editingId !== null && !list.todos.some((t) => t.id === editingId);
   useEffect(() => {
     if (!editedGone) return;
     setEditingId(null);
@@ -63,19 +72,11 @@ export function App({ sync }: { sync: TodoSync }) {
     const title = normalizeTitle(typed);
     if (title === null || creating.current.has(typed)) return;
     creating.current.add(typed);
-    const ok = await createTodo(title);
+    const ok = await commands.createTodo(title);
     creating.current.delete(typed);
     // Cleared only once the server has the todo (on failure the text stays for another
     // try), and only if the user has not typed on meanwhile.
     if (ok && input.value === typed) input.value = '';
-  };
-
-  const onToggleAll = async () => {
-    if (togglingAll.current) return;
-    togglingAll.current = true;
-    // From the counts the user sees at click time.
-    await toggleAll(counts.active > 0);
-    togglingAll.current = false;
   };
 
   return (
@@ -105,59 +106,60 @@ export function App({ sync }: { sync: TodoSync }) {
               aria-label="Dismiss"
               // Keep focus where it is: blurring an open editor would save it again.
               onMouseDown={(e) => e.preventDefault()}
-              onClick={commandErrors.dismiss}
+              onClick={commands.errors.dismiss}
             >
               ×
             </button>
           </div>
         )}
-        {counts.total > 0 && (
-          <section className="main">
-            <input
-              id="toggle-all"
-              className="toggle-all"
-              type="checkbox"
-              checked={counts.active === 0}
-              onChange={() => void onToggleAll()}
-            />
-            <label htmlFor="toggle-all">Mark all as complete</label>
-            <ul className="todo-list">
-              {visibleTodos(state.todos, filter, editingId).map((todo) => (
-                <TodoItem
-                  key={todo.id}
-                  todo={todo}
-                  editing={todo.id === editingId}
-                  onEdit={setEditingId}
-                />
-              ))}
-            </ul>
-          </section>
-        )}
-        {counts.total > 0 && (
-          <footer className="footer">
-            <span className="todo-count">
-              <strong>{counts.active}</strong> {pluralize(counts.active, 'item')} left
-            </span>
-            <ul className="filters">
-              {FILTERS.map((f) => (
-                <li key={f.filter}>
-                  <a href={f.href} className={f.filter === filter ? 'selected' : undefined}>
-                    {f.label}
-                  </a>
-                </li>
-              ))}
-            </ul>
-            {counts.completed > 0 && (
-              <button className="clear-completed" onClick={() => void clearCompleted()}>
-                Clear completed
-              </button>
-            )}
-          </footer>
-        )}
+        {/* The TodoMVC template hides, rather than removes, what an empty list doesn't use. */}
+        <section className="main" hidden={counts.total === 0}>
+          <input
+            id="toggle-all"
+            className="toggle-all"
+            type="checkbox"
+            checked={allCompleted.checked}
+            aria-busy={allCompleted.pending || undefined}
+            onChange={() => void allCompleted.toggle()}
+          />
+          <label htmlFor="toggle-all">Mark all as complete</label>
+          <ul className="todo-list">
+            {visibleTodos(list.todos, filter, editingId).map((todo) => (
+              <TodoItem
+                key={todo.id}
+                todo={todo}
+                editing={todo.id === editingId}
+                onEdit={setEditingId}
+                commands={commands}
+              />
+            ))}
+          </ul>
+        </section>
+        <footer className="footer" hidden={counts.total === 0}>
+          <span className="todo-count">
+            <strong>{counts.active}</strong> {pluralize(counts.active, 'item')} left
+          </span>
+          <ul className="filters">
+            {FILTERS.map((f) => (
+              <li key={f.filter}>
+                <a href={f.href} className={f.filter === filter ? 'selected' : undefined}>
+                  {f.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+          <button
+            className="clear-completed"
+            hidden={counts.completed === 0}
+            onClick={() => void commands.clearCompleted()}
+          >
+            Clear completed
+          </button>
+        </footer>
       </section>
       <footer className="info">
-        <div className="connection-status" data-state={connection} role="status">
-          {STATUS_TEXT[connection]}
+        <div className="connection-status" data-state={phase} role="status">
+          {STATUS_TEXT[phase]}
         </div>
         <p>Double-click to edit a todo</p>
         <p>

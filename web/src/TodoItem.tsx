@@ -1,18 +1,16 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
-import { deleteTodo, renameTodo, setCompleted } from './commands';
+import type { Commands } from './commands';
+import { useOptimisticToggle } from './optimistic';
 import { MAX_TITLE_LENGTH, normalizeTitle, type Todo } from './todos';
 
 interface Props {
   todo: Todo;
   editing: boolean;
   onEdit(id: string | null): void;
+  commands: Commands;
 }
 
-// How long a clicked checkbox shows its new value without the server's event confirming
-// it; after that the server's value rules again (e.g. another tab toggled it back).
-const CONFIRM_MS = 3_000;
-
-export function TodoItem({ todo, editing, onEdit }: Props) {
+export function TodoItem({ todo, editing, onEdit, commands }: Props) {
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
   const label = useRef<HTMLLabelElement>(null);
@@ -22,22 +20,15 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
   const finished = useRef(false);
   // Editing ended from the keyboard: give focus back to the row, not to <body>.
   const refocus = useRef(false);
-  // The value a checkbox click asked for, shown until the server's event confirms it.
-  // While set, further clicks are ignored: a double click must not send twice.
-  const [pending, setPending] = useState<boolean | null>(null);
-  const confirmTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  const completed = useOptimisticToggle(todo.completed, (value) =>
+    commands.setCompleted(todo.id, value),
+  );
 
   useEffect(() => {
     if (editing) input.current?.focus();
     else if (refocus.current) label.current?.focus();
     refocus.current = false;
   }, [editing]);
-
-  useEffect(() => {
-    if (pending !== null && todo.completed === pending) setPending(null);
-  }, [todo.completed, pending]);
-
-  useEffect(() => () => clearTimeout(confirmTimer.current), []);
 
   const startEditing = () => {
     finished.current = false;
@@ -52,8 +43,8 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
     finished.current = true;
     const title = normalizeTitle(draft);
     let ok = true;
-    if (title === null) ok = await deleteTodo(todo.id);
-    else if (title !== todo.title) ok = await renameTodo(todo.id, title);
+    if (title === null) ok = await commands.deleteTodo(todo.id);
+    else if (title !== todo.title) ok = await commands.renameTodo(todo.id, title);
     if (ok) {
       onEdit(null);
     } else {
@@ -84,21 +75,7 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
     }
   };
 
-  const checked = pending ?? todo.completed;
-  const toggle = async () => {
-    if (pending !== null) return;
-    // From what the user sees at click time, not from the event's (stale) target.
-    const completed = !checked;
-    setPending(completed);
-    clearTimeout(confirmTimer.current);
-    if (await setCompleted(todo.id, completed)) {
-      confirmTimer.current = setTimeout(() => setPending(null), CONFIRM_MS);
-    } else {
-      setPending(null);
-    }
-  };
-
-  const classes = [checked && 'completed', editing && 'editing'].filter(Boolean);
+  const classes = [completed.checked && 'completed', editing && 'editing'].filter(Boolean);
 
   return (
     <li className={classes.join(' ') || undefined} data-id={todo.id}>
@@ -106,10 +83,10 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
         <input
           className="toggle"
           type="checkbox"
-          checked={checked}
-          aria-busy={pending !== null || undefined}
+          checked={completed.checked}
+          aria-busy={completed.pending || undefined}
           aria-label={`Toggle "${todo.title}"`}
-          onChange={() => void toggle()}
+          onChange={() => void completed.toggle()}
         />
         <label ref={label} tabIndex={0} onDoubleClick={startEditing} onKeyDown={onLabelKeyDown}>
           {todo.title}
@@ -117,7 +94,7 @@ export function TodoItem({ todo, editing, onEdit }: Props) {
         <button
           className="destroy"
           aria-label={`Delete "${todo.title}"`}
-          onClick={() => void deleteTodo(todo.id)}
+          onClick={() => void commands.deleteTodo(todo.id)}
         />
       </div>
       {editing && (

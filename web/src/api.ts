@@ -5,14 +5,21 @@ import type { ExecutionResult } from 'graphql-ws';
 import { graphql } from './gql';
 import type { TypedDocumentString } from './gql/graphql';
 
+// The fields the page keeps of a todo; `Todo` in todos.ts is this fragment's generated type.
+export const TodoFields = graphql(`
+  fragment TodoFields on Todo {
+    id
+    title
+    completed
+  }
+`);
+
 export const TodoListQuery = graphql(`
   query TodoList {
     todoList {
       cursor
       todos {
-        id
-        title
-        completed
+        ...TodoFields
       }
     }
   }
@@ -24,9 +31,7 @@ export const TodoChangesSubscription = graphql(`
       op
       cursor
       todo {
-        id
-        title
-        completed
+        ...TodoFields
       }
     }
   }

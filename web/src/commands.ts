@@ -5,31 +5,40 @@ import {
   CreateTodoMutation,
   DeleteTodoMutation,
   GraphQLRequestError,
-  request,
   ToggleAllMutation,
   UpdateTodoMutation,
 } from './api';
+import type { TypedDocumentString } from './gql/graphql';
 
-// The last failed command, for the page's alert. A failure must be visible: the
-// connection status says nothing about a rejected title or a POST that never arrived.
-// The next command that succeeds clears it, as does the user dismissing it.
-let lastError: string | null = null;
-const errorListeners = new Set<() => void>();
+/** Carries one operation to the server: `request` from api.ts, or a fake in tests. */
+export type Send = <TResult, TVariables>(
+  document: TypedDocumentString<TResult, TVariables>,
+  variables?: TVariables,
+) => Promise<TResult>;
 
-function setLastError(message: string | null): void {
-  if (message === lastError) return;
-  lastError = message;
-  errorListeners.forEach((listener) => listener());
+/**
+ * The user's intents. Each resolves true when the server accepted it and false when it
+ * failed; a failure is already reported (`errors` and the console), so callers only
+ * decide what to keep.
+ */
+export interface Commands {
+  createTodo(title: string): Promise<boolean>;
+  renameTodo(id: string, title: string): Promise<boolean>;
+  setCompleted(id: string, completed: boolean): Promise<boolean>;
+  deleteTodo(id: string): Promise<boolean>;
+  toggleAll(completed: boolean): Promise<boolean>;
+  clearCompleted(): Promise<boolean>;
+  /**
+   * The last failed command, for the page's alert. A failure must be visible: the
+   * connection status says nothing about a rejected title or a POST that never arrived.
+   * The next command that succeeds clears it, as does the user dismissing it.
+   */
+  errors: {
+    getSnapshot(): string | null;
+    subscribe(listener: () => void): () => void;
+    dismiss(): void;
+  };
 }
-
-export const commandErrors = {
-  getSnapshot: (): string | null => lastError,
-  subscribe(listener: () => void): () => void {
-    errorListeners.add(listener);
-    return () => errorListeners.delete(listener);
-  },
-  dismiss: (): void => setLastError(null),
-};
 
 /** The server's own words when it answered, else what went wrong on the way. */
 export function describeError(error: unknown): string {
@@ -41,42 +50,44 @@ export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/**
- * Runs one mutation. Resolves true when the server accepted it and false when it failed;
- * a failure is already reported (alert and console), so callers only decide what to keep.
- */
-async function run(what: string, mutation: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await mutation();
-    setLastError(null);
-    return true;
-  } catch (error) {
-    console.error(`${what} failed`, error);
-    setLastError(`Could not ${what}: ${describeError(error)}`);
-    return false;
-  }
-}
+export function createCommands(send: Send): Commands {
+  let lastError: string | null = null;
+  const listeners = new Set<() => void>();
 
-export function createTodo(title: string): Promise<boolean> {
-  return run('add the todo', () => request(CreateTodoMutation, { title }));
-}
+  const setLastError = (message: string | null) => {
+    if (message === lastError) return;
+    lastError = message;
+    listeners.forEach((listener) => listener());
+  };
 
-export function renameTodo(id: string, title: string): Promise<boolean> {
-  return run('rename the todo', () => request(UpdateTodoMutation, { id, input: { title } }));
-}
+  const run = async (what: string, mutation: () => Promise<unknown>): Promise<boolean> => {
+    try {
+      await mutation();
+      setLastError(null);
+      return true;
+    } catch (error) {
+      console.error(`${what} failed`, error);
+      setLastError(`Could not ${what}: ${describeError(error)}`);
+      return false;
+    }
+  };
 
-export function setCompleted(id: string, completed: boolean): Promise<boolean> {
-  return run('update the todo', () => request(UpdateTodoMutation, { id, input: { completed } }));
-}
-
-export function deleteTodo(id: string): Promise<boolean> {
-  return run('delete the todo', () => request(DeleteTodoMutation, { id }));
-}
-
-export function toggleAll(completed: boolean): Promise<boolean> {
-  return run('update the todos', () => request(ToggleAllMutation, { completed }));
-}
-
-export function clearCompleted(): Promise<boolean> {
-  return run('clear completed todos', () => request(ClearCompletedMutation));
+  return {
+    createTodo: (title) => run('add the todo', () => send(CreateTodoMutation, { title })),
+    renameTodo: (id, title) =>
+      run('rename the todo', () => send(UpdateTodoMutation, { id, input: { title } })),
+    setCompleted: (id, completed) =>
+      run('update the todo', () => send(UpdateTodoMutation, { id, input: { completed } })),
+    deleteTodo: (id) => run('delete the todo', () => send(DeleteTodoMutation, { id })),
+    toggleAll: (completed) => run('update the todos', () => send(ToggleAllMutation, { completed })),
+    clearCompleted: () => run('clear completed todos', () => send(ClearCompletedMutation)),
+    errors: {
+      getSnapshot: () => lastError,
+      subscribe(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      dismiss: () => setLastError(null),
+    },
+  };
 }

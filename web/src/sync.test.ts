@@ -4,8 +4,7 @@ import { endpoints } from './api';
 import type { TodoChangesSubscription, TodoListQuery } from './gql/graphql';
 import { backoffMs, PONG_TIMEOUT_MS, startSync, type SyncDeps, type TodoSync } from './sync';
 
-// Upper bounds of backoffMs, so fake time can always be advanced past a retry.
-const backoffCap = (attempt: number) => Math.min(5_000, 250 * 2 ** attempt);
+// The upper bound of backoffMs, so fake time can always be advanced past a retry.
 const MAX_BACKOFF_MS = 5_000;
 
 describe('endpoints', () => {
@@ -45,9 +44,11 @@ interface FakeSubscription {
 function fakeClient() {
   const subscriptions: FakeSubscription[] = [];
   let options: ClientOptions | undefined;
+  let created = 0;
   const socket = { readyState: 1, close: vi.fn() };
   const createClient: SyncDeps['createClient'] = (opts) => {
     options = opts;
+    created++;
     return {
       subscribe: ((payload: SubscribePayload, sink: FakeSubscription['sink']) => {
         const subscription = { payload, sink, disposed: false };
@@ -64,9 +65,11 @@ function fakeClient() {
     createClient,
     subscriptions,
     socket,
+    created: () => created,
     last: () => subscriptions[subscriptions.length - 1],
     connect: () => on().connected(socket, undefined, false),
     close: () => on().closed({ code: 1006 }),
+    giveUp: () => options!.onNonLazyError!({ code: 4500 }),
     ping: () => on().ping(false, undefined),
     pong: () => on().pong(true, undefined),
   };
@@ -110,117 +113,125 @@ describe('startSync', () => {
     syncs.push(sync);
     return sync;
   };
+  const titles = (sync: TodoSync) => sync.getSnapshot().list.todos.map((t) => t.title);
 
-  it('resumes from the last applied cursor when graphql-ws resubscribes', async () => {
-    const client = fakeClient();
-    const sync = start(client, async () => list('5', ['a']));
-    await vi.advanceTimersByTimeAsync(0);
-    expect(client.subscriptions).toHaveLength(1);
-    const { payload, sink } = client.last();
-    expect(payload.variables).toEqual({ after: '5' });
-    sink.next(event('6', '2', 'b'));
-    expect(sync.getSnapshot().state.todos.map((t) => t.title)).toEqual(['a', 'b']);
-    // The same payload object is what graphql-ws re-sends after a reconnect.
-    expect(payload.variables).toEqual({ after: '6' });
-  });
-
-  it('ignores callbacks of a replaced subscription', async () => {
+  it('connects, loads the list, then subscribes from its cursor', async () => {
     const client = fakeClient();
     const loadList = vi.fn(async () => list('5', ['a']));
     const sync = start(client, loadList);
+    expect(sync.getSnapshot().phase).toBe('connecting');
+    expect(loadList).not.toHaveBeenCalled();
+    client.connect();
+    expect(sync.getSnapshot().phase).toBe('loading');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sync.getSnapshot().phase).toBe('live');
+    expect(client.subscriptions).toHaveLength(1);
+    expect(client.last().payload.variables).toEqual({ after: '5' });
+    client.last().sink.next(event('6', '2', 'b'));
+    expect(titles(sync)).toEqual(['a', 'b']);
+  });
+
+  it('notifies listeners of every change of state', async () => {
+    const client = fakeClient();
+    const sync = start(client, async () => list('5'));
+    const seen: string[] = [];
+    sync.subscribe(() => seen.push(sync.getSnapshot().phase));
+    client.connect();
+    await vi.advanceTimersByTimeAsync(0);
+    client.close();
+    expect(seen).toEqual(['loading', 'live', 'offline']);
+  });
+
+  it('drops the subscription when the socket closes and resumes after the last cursor', async () => {
+    const client = fakeClient();
+    const loadList = vi.fn(async () => list('5', ['a']));
+    const sync = start(client, loadList);
+    client.connect();
     await vi.advanceTimersByTimeAsync(0);
     const first = client.last();
-    first.sink.error(new Error('socket gone'));
+    first.sink.next(event('6', '2', 'b'));
+    client.close();
     expect(first.disposed).toBe(true);
-    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
-    expect(loadList).toHaveBeenCalledTimes(2);
-    expect(client.subscriptions).toHaveLength(2);
-
-    // graphql-ws still calls the old sink; none of it may touch the state or resync.
+    expect(sync.getSnapshot().phase).toBe('offline');
+    // graphql-ws still calls the old sink; none of it may touch the state.
     first.sink.next(event('9', '9', 'stale'));
     first.sink.complete();
-    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
-    expect(loadList).toHaveBeenCalledTimes(2);
-    expect(sync.getSnapshot().state.todos.map((t) => t.title)).toEqual(['a']);
+
+    client.connect();
+    expect(sync.getSnapshot().phase).toBe('live');
+    expect(client.subscriptions).toHaveLength(2);
+    expect(client.last().payload.variables).toEqual({ after: '6' });
+    expect(loadList).toHaveBeenCalledTimes(1);
+    expect(titles(sync)).toEqual(['a', 'b']);
   });
 
-  it('reloads the list when the cursor is rejected (BAD_USER_INPUT)', async () => {
-    const client = fakeClient();
-    const loadList = vi
-      .fn()
-      .mockResolvedValueOnce(list('5', ['a']))
-      .mockResolvedValue(list('1', ['new']));
-    const sync = start(client, loadList);
-    await vi.advanceTimersByTimeAsync(0);
-    // graphql-ws types errors as GraphQLError; over the wire they are plain objects.
-    const errors = [{ message: 'unknown cursor', extensions: { code: 'BAD_USER_INPUT' } }];
-    client.last().sink.next({ errors } as unknown as ExecutionResult<TodoChangesSubscription>);
-    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
-    expect(loadList).toHaveBeenCalledTimes(2);
-    expect(sync.getSnapshot().state).toEqual({
-      cursor: '1',
-      todos: [{ id: '1', title: 'new', completed: false }],
-    });
-    expect(client.last().payload.variables).toEqual({ after: '1' });
-  });
+  it.each(['BAD_USER_INPUT', 'CURSOR_EXPIRED'])(
+    'reloads the list when the server refuses the cursor with %s',
+    async (code) => {
+      const client = fakeClient();
+      const loadList = vi
+        .fn()
+        .mockResolvedValueOnce(list('5', ['a']))
+        .mockResolvedValue(list('1', ['new']));
+      const sync = start(client, loadList);
+      client.connect();
+      await vi.advanceTimersByTimeAsync(0);
+      const errors = [{ message: 'unknown cursor', extensions: { code } }];
+      client.last().sink.next({ errors } as unknown as ExecutionResult<TodoChangesSubscription>);
+      expect(sync.getSnapshot().phase).toBe('resyncing');
+      await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+      expect(loadList).toHaveBeenCalledTimes(2);
+      expect(sync.getSnapshot()).toMatchObject({
+        phase: 'live',
+        list: { cursor: '1', todos: [{ id: '1', title: 'new', completed: false }] },
+      });
+      expect(client.last().payload.variables).toEqual({ after: '1' });
+      expect(console.warn).not.toHaveBeenCalled();
+    },
+  );
 
-  it('reloads the list when the server completes the subscription', async () => {
+  it('reloads the list at once when a subscription that worked is completed', async () => {
     const client = fakeClient();
     const loadList = vi.fn(async () => list('5'));
     start(client, loadList);
+    client.connect();
     await vi.advanceTimersByTimeAsync(0);
     client.last().sink.next(event('6', '1', 'a'));
     client.last().sink.complete();
-    // After a subscription that worked, the reload is immediate.
     await vi.advanceTimersByTimeAsync(0);
     expect(loadList).toHaveBeenCalledTimes(2);
     expect(client.subscriptions).toHaveLength(2);
   });
 
-  it('retries a failing list load with backoff, then resets the backoff', async () => {
+  it('retries a failing list load with backoff', async () => {
     const client = fakeClient();
     const loadList = vi
       .fn()
       .mockRejectedValueOnce(new TypeError('offline'))
       .mockRejectedValueOnce(new DOMException('timed out', 'TimeoutError'))
       .mockResolvedValue(list('5'));
-    start(client, loadList);
+    const sync = start(client, loadList);
+    client.connect();
     await vi.advanceTimersByTimeAsync(0);
     expect(loadList).toHaveBeenCalledTimes(1);
+    expect(sync.getSnapshot().phase).toBe('loading');
     await vi.advanceTimersByTimeAsync(2 * MAX_BACKOFF_MS);
     expect(loadList).toHaveBeenCalledTimes(3);
-    expect(client.subscriptions).toHaveLength(1);
-    // A fresh failure after the successful load starts again from the shortest wait.
-    client.last().sink.error(new Error('boom'));
-    await vi.advanceTimersByTimeAsync(backoffCap(0));
-    expect(loadList).toHaveBeenCalledTimes(4);
+    expect(sync.getSnapshot().phase).toBe('live');
   });
 
-  it('is live only with the socket up, the list loaded and the subscription running', async () => {
+  it('opens a new client when graphql-ws gives up on its socket', async () => {
     const client = fakeClient();
-    let resolveList: (data: TodoListQuery) => void = () => undefined;
-    const loadList = vi.fn(() => new Promise<TodoListQuery>((resolve) => (resolveList = resolve)));
-    const sync = start(client, loadList);
-    const connection = () => sync.getSnapshot().connection;
-    expect(connection()).toBe('connecting');
+    const sync = start(client, async () => list('5'));
     client.connect();
-    expect(connection()).toBe('connecting'); // socket up, list not loaded yet
-    resolveList(list('5'));
     await vi.advanceTimersByTimeAsync(0);
-    expect(connection()).toBe('live');
-
-    client.last().sink.error(new Error('broken'));
-    expect(connection()).toBe('connecting'); // reloading
-    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
-    expect(loadList).toHaveBeenCalledTimes(2);
-    resolveList(list('5'));
-    await vi.advanceTimersByTimeAsync(0);
-    expect(connection()).toBe('live');
-
     client.close();
-    expect(connection()).toBe('offline');
+    client.giveUp();
+    expect(client.created()).toBe(1);
+    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+    expect(client.created()).toBe(2);
     client.connect();
-    expect(connection()).toBe('live'); // graphql-ws resubscribed on its own
+    expect(sync.getSnapshot().phase).toBe('live');
   });
 
   it('closes a socket whose pong does not come back in time', async () => {
@@ -236,5 +247,18 @@ describe('startSync', () => {
     client.ping();
     await vi.advanceTimersByTimeAsync(PONG_TIMEOUT_MS);
     expect(client.socket.close).toHaveBeenCalledWith(4408, 'Request Timeout');
+  });
+
+  it('does nothing more once stopped', async () => {
+    const client = fakeClient();
+    const loadList = vi.fn(async () => list('5'));
+    const sync = start(client, loadList);
+    client.connect();
+    await vi.advanceTimersByTimeAsync(0);
+    const subscription = client.last();
+    sync.stop();
+    expect(subscription.disposed).toBe(true);
+    client.close();
+    expect(sync.getSnapshot().phase).toBe('live');
   });
 });

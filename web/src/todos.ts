@@ -1,18 +1,11 @@
 // Pure state logic of the TodoMVC page: no DOM, no network, so it is unit-testable.
+import type { TodoChangesSubscription, TodoFieldsFragment } from './gql/graphql';
 
-export interface Todo {
-  id: string;
-  title: string;
-  completed: boolean;
-}
+/** A todo as the page keeps it: the `TodoFields` fragment of api.ts. */
+export type Todo = TodoFieldsFragment;
 
-export type ChangeOp = 'CREATED' | 'UPDATED' | 'DELETED';
-
-export interface TodoChange {
-  op: ChangeOp;
-  todo: Todo;
-  cursor: string;
-}
+/** One `todoChanges` event. */
+export type TodoChange = TodoChangesSubscription['todoChanges'];
 
 /** What the page shows: the server's list as of `cursor` (null before the first load). */
 export interface TodoState {
@@ -20,8 +13,8 @@ export interface TodoState {
   cursor: string | null;
 }
 
-/** The server rejects longer titles (MAX_TITLE_LENGTH in graphql_todos/service.py). */
-export const MAX_TITLE_LENGTH = 512;
+/** The server rejects longer titles; the build reads the limit from the schema (vite.config.ts). */
+export const MAX_TITLE_LENGTH: number = __MAX_TITLE_LENGTH__;
 
 export type Filter = 'all' | 'active' | 'completed';
 

@@ -1,0 +1,279 @@
+"""Every place the app relies on Strawberry's or graphql-core's internals.
+
+Each override says what it assumes of the library; tests/test_graphql_internals.py
+pins each assumption, so an upgrade that breaks one fails a test by name
+instead of misbehaving quietly.
+
+- Shared per-event execution: subscribers whose operations are the same
+  document (the same object, thanks to the parser cache) with the same
+  variables get the same result for the same event, so the first executes it
+  and serializes its data once (an orjson Fragment) and the rest reuse those
+  bytes. This holds because no resolver below a subscription reads
+  per-connection context: a field that does (a viewer, permissions) must add
+  that to the key.
+- Variable coercion errors are tagged BAD_USER_INPUT where graphql-core
+  makes them, and say `null` (the client's JSON) where graphql-core says
+  `None`.
+- A document that does not parse is left to Strawberry's own parse step,
+  which answers it as an error on every transport.
+- Error masking skips results without errors cheaply.
+- `Schema.execute` (one result) refuses subscriptions.
+- Compiled plans (compiled.py, fastpath.py) give root resolvers the info
+  Strawberry's executor would, read plain fields as Strawberry's default
+  resolver does, and validate with Strawberry's rules. (They also call
+  graphql-core's own field collection and leaf completion; the
+  property-based tests in tests/test_compiled.py compare whole responses.)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
+
+import orjson
+import strawberry
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    specified_rules,
+)
+from graphql import OperationType as OperationKind
+from graphql.pyutils import Path
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.schema.schema import (
+    DEFAULT_ALLOWED_OPERATION_TYPES,
+    StrawberryGraphQLCoreExecutionContext,
+    _OperationContextAwareGraphQLResolveInfo,
+    validate_document,
+)
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.graphql import OperationType
+
+from .errors import ErrorCode
+from .models import Change, Todo
+from .streams import LiveRows
+
+_SHARED_ROOTS = (Change, Todo, LiveRows)
+# graphql-core spells the JSON null a client sent the Python way.
+_PYTHON_NULL = " not to be None."
+
+
+def tag(error: GraphQLError, code: ErrorCode) -> None:
+    """Give an error its code where it is made (see schema.error_code)."""
+    error.extensions = {**(error.extensions or {}), "code": code.name}
+
+
+class SharedResults:
+    """Results of subscription events, keyed by (root, operation, variables);
+    one per schema. Entries hold root and operation, so their ids cannot be
+    reused by other objects while an entry lives."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.executions = 0
+        self._results: OrderedDict[tuple[int, int, bytes], tuple[Any, Any, ExecutionResult]] = OrderedDict()
+
+    def get(self, key: tuple[int, int, bytes], root: Any, operation: Any) -> ExecutionResult | None:
+        cached = self._results.get(key)
+        if cached is None or cached[0] is not root or cached[1] is not operation:
+            return None
+        self._results.move_to_end(key)
+        return cached[2]
+
+    def put(self, key: tuple[int, int, bytes], root: Any, operation: Any, result: ExecutionResult) -> None:
+        self.executions += 1
+        self._results[key] = (root, operation, result)
+        if len(self._results) > self.size:
+            self._results.popitem(last=False)
+
+
+class _Done:
+    """A per-event executor whose result is already known."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return self.result
+
+
+class TodoExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Assumes: graphql-core builds the executor with `build()` (which returns
+    a list of errors when the variables cannot be coerced), calls
+    `build_per_event_executor(payload)` for each subscription event and then
+    `execute_operation()` on what it returns; Strawberry keeps itself on the
+    graphql-core schema as `_strawberry_schema`."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        built = super().build(*args, **kwargs)
+        if isinstance(built, list):
+            # No operation to run: the request's own values (variables, the
+            # operation name) are at fault, never the server.
+            for error in built:
+                tag(error, ErrorCode.BAD_USER_INPUT)
+                if error.message.endswith(_PYTHON_NULL):
+                    error.message = error.message.removesuffix(_PYTHON_NULL) + " not to be null."
+        return built
+
+    @property
+    def _shared(self) -> SharedResults:
+        results: SharedResults = self.schema._strawberry_schema.shared_results  # type: ignore[attr-defined]
+        return results
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        # A hit needs no per-event copy of the executor at all.
+        if (key := self._shared_key(payload)) is not None:
+            result = self._shared.get(key, payload, self.operation)
+            if result is not None:
+                return _Done(result)
+        return super().build_per_event_executor(payload)
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        key = self._shared_key(self.root_value)
+        result = super().execute_operation(serially)
+        if key is None:
+            return result
+        if inspect.isawaitable(result):
+            return self._store_later(key, result)
+        return self._store(key, cast(ExecutionResult, result))
+
+    def _shared_key(self, root: Any) -> tuple[int, int, bytes] | None:
+        if self.operation.operation is not OperationKind.SUBSCRIPTION or not isinstance(root, _SHARED_ROOTS):
+            return None
+        return (id(root), id(self.operation), self._variables_key)
+
+    @functools.cached_property
+    def _variables_key(self) -> bytes:
+        # Computed once per subscription: per-event executors are copies of
+        # this one and inherit the cached value.
+        return orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
+
+    async def _store_later(self, key: tuple[int, int, bytes], pending: Any) -> Any:
+        return self._store(key, await pending)
+
+    def _store(self, key: tuple[int, int, bytes], result: ExecutionResult) -> ExecutionResult:
+        if not result.errors:
+            result = ExecutionResult(data=orjson.Fragment(orjson.dumps(result.data)))  # type: ignore[arg-type]
+        self._shared.put(key, self.root_value, self.operation, result)
+        return result
+
+
+class ParseErrorsAsResults(ParserCache):
+    """Assumes: ParserCache parses with `cached_parse_document` in `on_parse`,
+    before and outside Strawberry's own parse step, whose try turns a
+    GraphQLSyntaxError into an error result. Raised here, it escapes: the
+    legacy graphql-ws handler then answers nothing at all."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        except GraphQLSyntaxError:
+            context.graphql_document = None
+        yield
+
+
+class CheapMaskErrors(MaskErrors):
+    """Assumes: MaskErrors hands every result, stream results included, to
+    `_process_result`, which asks a runtime-checkable Protocol first (slow:
+    it runs for every result sent to every subscriber)."""
+
+    def _process_result(self, result: object) -> None:
+        if getattr(result, "errors", None):
+            super()._process_result(result)
+
+
+class OneResultSchema(strawberry.Schema):
+    """Assumes: Strawberry's HTTP views call `execute()` with the operation
+    types the request method allows, and stream subscriptions through
+    `subscribe()`/`stream()` instead."""
+
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> StrawberryExecutionResult:
+        # One result cannot carry a subscription: refuse it instead of
+        # resolving null.
+        allowed: set[OperationType] = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
+
+
+
+def resolve_info(
+    schema: GraphQLSchema,
+    field_def: GraphQLField,
+    field_nodes: list[FieldNode],
+    parent_type: GraphQLObjectType,
+    path: Path,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    context: Any,
+    root_value: Any,
+) -> Any:
+    """The info Strawberry's executor gives a resolver. Assumes: its
+    build_resolve_info fills _OperationContextAwareGraphQLResolveInfo in this
+    order, with the coerced variables as a plain dict; the abort signal,
+    async helpers and operation extensions are unset over HTTP."""
+    return _OperationContextAwareGraphQLResolveInfo(
+        field_nodes[0].name.value,
+        field_nodes,
+        field_def.type,
+        parent_type,
+        path,
+        schema,
+        fragments,
+        root_value,
+        operation,
+        variables,
+        context,
+        optimized_is_awaitable,
+        None,
+        None,
+        {},
+    )
+
+
+def plain_attribute(field_def: GraphQLField) -> str | None:
+    """The Python attribute Strawberry reads for a field without a resolver
+    of its own, or None for any other field. Assumes: from_resolver marks
+    the resolver of such a field `_is_default`, it returns
+    getattr(source, python_name), and the field keeps its StrawberryField
+    in extensions["strawberry-definition"]."""
+    if not getattr(field_def.resolve, "_is_default", False):
+        return None
+    definition = field_def.extensions.get("strawberry-definition")
+    return None if definition is None else str(definition.python_name)
+
+
+def validation_errors(schema: strawberry.Schema, document: DocumentNode) -> list[GraphQLError]:
+    """What Strawberry's validation step reports. Assumes: it runs
+    validate_document with graphql-core's specified rules (it adds its own)."""
+    return validate_document(schema._schema, document, tuple(specified_rules))

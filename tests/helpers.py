@@ -1,0 +1,146 @@
+"""Test helpers: the real app under uvicorn in a thread, and polling with a
+deadline. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from graphql_todos.cli import server_config
+from graphql_todos.config import Settings
+from graphql_todos.hub import Hub
+from graphql_todos.streams import LiveLists
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB_DIST = ROOT / "web" / "dist"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """The real app under uvicorn, in a thread of its own with its own loop."""
+
+    settings: Settings
+    port: int = field(default_factory=free_port)
+    _uvicorn: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def dsn(self) -> str:
+        assert self.settings.database_url is not None
+        return self.settings.database_url
+
+    @property
+    def hub(self) -> Hub:
+        assert self._uvicorn is not None
+        hub: Hub = self._uvicorn.lifespan.state["hub"]
+        return hub
+
+    @property
+    def live_lists(self) -> LiveLists:
+        assert self._uvicorn is not None
+        live_lists: LiveLists = self._uvicorn.lifespan.state["live_lists"]
+        return live_lists
+
+    def executions(self) -> int:
+        """Subscription events executed so far (shared ones count once)."""
+        assert self._uvicorn is not None
+        return int(self.call(lambda: self._uvicorn.config.app.state.schema.shared_results.executions))  # type: ignore[union-attr]
+
+    def subscriber_count(self) -> int:
+        return int(self.call(lambda: self.hub.subscriber_count))
+
+    def start(self) -> None:
+        config = server_config(
+            self.settings, port=self.port, log_level="warning", timeout_graceful_shutdown=2
+        )
+        self._uvicorn = server = uvicorn.Server(config)
+        started = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.call_soon(started.set)
+            try:
+                loop.run_until_complete(server.serve())
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        started.wait(10)
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._uvicorn is not None and self._thread is not None:
+            self._uvicorn.should_exit = True
+            self._thread.join(15)
+            assert not self._thread.is_alive(), "uvicorn did not stop"
+        self._uvicorn = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port, as a new process would."""
+        self.stop()
+        self.start()
+
+    def call(self, fn: Any) -> Any:
+        """Run fn() on the server's event loop (to look at the hub safely)."""
+        assert self._loop is not None
+
+        async def wrapped() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(5)
+
+
+def make_server(dsn: str, **overrides: Any) -> Server:
+    """The app on dsn; overrides are Settings fields."""
+    defaults: dict[str, Any] = {
+        "heartbeat_seconds": 1.0,
+        "web_dist": WEB_DIST if (WEB_DIST / "index.html").exists() else None,
+    }
+    return Server(Settings(database_url=dsn, **{**defaults, **overrides}))
+
+
+def wait_until(
+    predicate: Any,
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Poll until predicate() is truthy; fail the test on timeout. A sync Playwright test
+    passes a `sleep` that lets Playwright run its handlers meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        sleep(interval)

@@ -1,0 +1,100 @@
+"""Settings come from the environment or `serve` flags, and a bad one stops
+start-up with one line naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graphql_todos.config import SettingError, Settings, documented
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://db/app",
+        "DATA_DIR": "/var/lib/todos",
+        "HOST": "0.0.0.0",
+        "PORT": "9000",
+        "POOL_SIZE": "3",
+        "QUEUE_SIZE": "7",
+        "HEARTBEAT_SECONDS": "0.5",
+        "RECONNECT_MAX_SECONDS": "2",
+        "JOURNAL_BATCH": "50",
+        "KEEPALIVE_SECONDS": "30",
+        "CONNECTION_INIT_SECONDS": "4",
+        "EXECUTION_CACHE_SIZE": "16",
+        "SHUTDOWN_SECONDS": "1.5",
+        "LOG_LEVEL": "WARNING",
+        "WEB_DIST": "",
+    }
+    assert set(env) == {variable for variable, *_ in documented()}
+    assert Settings.from_env(env) == Settings(
+        database_url="postgresql://db/app",
+        data_dir=Path("/var/lib/todos"),
+        host="0.0.0.0",
+        port=9000,
+        pool_size=3,
+        queue_size=7,
+        heartbeat_seconds=0.5,
+        reconnect_max_seconds=2.0,
+        journal_batch=50,
+        keepalive_seconds=30.0,
+        connection_init_seconds=4.0,
+        execution_cache_size=16,
+        shutdown_seconds=1.5,
+        log_level="warning",
+        web_dist=None,
+    )
+
+
+def test_a_flag_overrides_its_variable_and_is_named_when_bad() -> None:
+    assert Settings.from_env({"PORT": "9000"}, port="9001").port == 9001
+    with pytest.raises(SettingError) as error:
+        Settings.from_env({"PORT": "9000"}, port="0")
+    assert (error.value.source, error.value.value) == ("--port", "0")
+
+
+def test_web_dist_must_hold_a_built_client(tmp_path: Path) -> None:
+    with pytest.raises(SettingError, match="WEB_DIST"):
+        Settings.from_env({"WEB_DIST": str(tmp_path)})
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    assert Settings.from_env({"WEB_DIST": str(tmp_path)}).web_dist == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        ([], {"PORT": "abc"}, "graphql-todos: error: PORT='abc': must be an integer"),
+        ([], {"POOL_SIZE": "0"}, "graphql-todos: error: POOL_SIZE='0': must be at least 1"),
+        (
+            [],
+            {"HEARTBEAT_SECONDS": "-1"},
+            "graphql-todos: error: HEARTBEAT_SECONDS='-1': must be a positive number of seconds",
+        ),
+        (
+            ["--port", "70000"],
+            {},
+            "graphql-todos: error: --port='70000': must be from 1 to 65535",
+        ),
+    ],
+)
+def test_serve_refuses_a_bad_setting_in_one_line(
+    args: list[str], env: dict[str, str], line: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "graphql_todos.cli", "serve", *args],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert (result.returncode, result.stderr, result.stdout) == (2, line + "\n", "")
+
+
+def test_the_readme_table_lists_every_setting_with_its_default() -> None:
+    readme = README.read_text()
+    for variable, flag, default, meaning in documented():
+        assert f"| `{variable}` | `{flag}` | `{default}` | {meaning} |" in readme, variable

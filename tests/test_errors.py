@@ -1,0 +1,188 @@
+"""Every error code through every transport that can produce it: GraphQL over
+HTTP, over graphql-transport-ws and the legacy graphql-ws, REST, and the
+RESTSockets' close codes. The code, status and close code each transport
+shows must be the ones errors.ErrorCode gives."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from graphql_todos.errors import ErrorCode
+from tests.gql import LegacyWs, TransportWs, gql
+from tests.helpers import ROOT, Server
+
+MISSING = str(uuid.UUID(int=1))
+JSON = {"content-type": "application/json"}
+BAD_CURSOR = 'subscription { todoChanges(after: "nope") { cursor } }'
+UPDATE_MISSING = f'mutation {{ updateTodo(id: "{MISSING}", input: {{title: "x"}}) {{ id }} }}'
+
+
+def _break_database(server: Server) -> None:
+    # A failure no layer anticipates: the table is gone.
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE todos RENAME TO todos_gone")
+
+
+# GraphQL: (document, variables) that yields the code; over HTTP each gives a
+# 200 with errors (the code is in extensions), over WebSockets an `error`
+# message or a result with errors.
+GRAPHQL: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
+    ErrorCode.BAD_USER_INPUT: (BAD_CURSOR, {}),
+    ErrorCode.NOT_FOUND: (UPDATE_MISSING, {}),
+    ErrorCode.GRAPHQL_PARSE_FAILED: ("subscription { todoChanges {", {}),
+    ErrorCode.GRAPHQL_VALIDATION_FAILED: ("subscription { nope }", {}),
+    ErrorCode.INTERNAL_SERVER_ERROR: ("{ todos { id } }", {}),
+}
+# Over HTTP, a subscription is refused before it runs: use a query instead.
+HTTP_DOCUMENT: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
+    ErrorCode.BAD_USER_INPUT: ('{ todo(id: "nope") { id } }', {}),
+    ErrorCode.GRAPHQL_VALIDATION_FAILED: ("{ todos { nope } }", {}),
+}
+# The legacy protocol runs subscriptions only (issue: `start` with a query).
+LEGACY = [code for code in GRAPHQL if code not in (ErrorCode.NOT_FOUND, ErrorCode.INTERNAL_SERVER_ERROR)]
+
+# REST: a request that yields the code, answered with the code's status.
+REST: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
+    ErrorCode.BAD_USER_INPUT: lambda c: c.post("/api/todos/", json={"title": " "}),
+    ErrorCode.NOT_FOUND: lambda c: c.get(f"/api/todos/{MISSING}/"),
+    ErrorCode.MALFORMED_JSON: lambda c: c.post("/api/todos/", content=b"{", headers=JSON),
+    ErrorCode.METHOD_NOT_ALLOWED: lambda c: c.put("/api/todos/", json={}),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: lambda c: c.post("/api/todos/", content=b"x"),
+    ErrorCode.INTERNAL_SERVER_ERROR: lambda c: c.get("/api/todos/"),
+}
+# RESTSockets: a URL that the server closes with the code's close code.
+SOCKETS: dict[ErrorCode, str] = {
+    ErrorCode.BAD_USER_INPUT: "/api/todos/?after=nope",
+    ErrorCode.NOT_FOUND: f"/api/todos/{MISSING}/",
+    ErrorCode.INTERNAL_SERVER_ERROR: f"/api/todos/{MISSING}/",
+}
+# Errors of requests that are not GraphQL at all.
+NOT_GRAPHQL: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
+    ErrorCode.BAD_REQUEST: lambda c: c.post("/graphql", content=b"{", headers=JSON),
+}
+
+
+def test_every_code_is_produced_by_some_transport() -> None:
+    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL}
+    assert produced == set(ErrorCode)
+
+
+def test_every_code_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert [code.name for code in ErrorCode if f"`{code.name}`" not in readme] == []
+
+
+@pytest.mark.parametrize("code", list(GRAPHQL), ids=lambda c: c.name)
+def test_graphql_over_http(code: ErrorCode, server: Server, client: httpx.Client) -> None:
+    if code is ErrorCode.INTERNAL_SERVER_ERROR:
+        _break_database(server)
+    query, variables = HTTP_DOCUMENT.get(code, GRAPHQL[code])
+    body = gql(client, query, variables)
+    assert [e["extensions"]["code"] for e in body["errors"]] == [code.name]
+
+
+@pytest.mark.parametrize("code", list(GRAPHQL), ids=lambda c: c.name)
+def test_graphql_transport_ws(code: ErrorCode, server: Server) -> None:
+    if code is ErrorCode.INTERNAL_SERVER_ERROR:
+        _break_database(server)
+    with TransportWs(server.ws_url) as ws:
+        op_id = ws.subscribe(*GRAPHQL[code])
+        try:
+            message = ws.recv()
+        except ConnectionClosed as closed:
+            # Strawberry closes the socket on a document that does not parse.
+            assert closed.rcvd is not None
+            assert (code, closed.rcvd.code) == (ErrorCode.GRAPHQL_PARSE_FAILED, code.close_code)
+            return
+    assert message["id"] == op_id
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert [e["extensions"]["code"] for e in errors] == [code.name]
+
+
+@pytest.mark.parametrize("code", LEGACY, ids=lambda c: c.name)
+def test_legacy_graphql_ws(code: ErrorCode, server: Server) -> None:
+    ws = LegacyWs(server.ws_url)
+    try:
+        query, variables = GRAPHQL[code]
+        ws.send({"id": "1", "type": "start", "payload": {"query": query, "variables": variables}})
+        message = ws.recv()
+    finally:
+        ws.close()
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    errors = errors if isinstance(errors, list) else [errors]
+    assert [e["extensions"]["code"] for e in errors] == [code.name]
+
+
+@pytest.mark.parametrize("code", list(REST), ids=lambda c: c.name)
+def test_rest(code: ErrorCode, server: Server, client: httpx.Client) -> None:
+    if code is ErrorCode.INTERNAL_SERVER_ERROR:
+        _break_database(server)
+    response = REST[code](client)
+    assert response.status_code == code.http_status, response.text
+    assert response.json()["error"]["code"] == code.name
+
+
+@pytest.mark.parametrize("code", list(SOCKETS), ids=lambda c: c.name)
+def test_restsocket_close_codes(code: ErrorCode, server: Server) -> None:
+    if code is ErrorCode.INTERNAL_SERVER_ERROR:
+        _break_database(server)
+    with connect(server.ws_url + SOCKETS[code], open_timeout=5) as ws, pytest.raises(ConnectionClosed) as closed:
+        while json.loads(ws.recv(timeout=5))["op"] == "keepalive":
+                pass
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == code.close_code
+
+
+@pytest.mark.parametrize("code", list(NOT_GRAPHQL), ids=lambda c: c.name)
+def test_requests_that_are_not_graphql(code: ErrorCode, client: httpx.Client) -> None:
+    response = NOT_GRAPHQL[code](client)
+    assert response.status_code == code.http_status
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == [code.name]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "query Q($id: ID!) { __typename }",
+        "query { todo(id: $x) { id } }",
+        "query($c: String) { todos(completed: $c) { id } }",
+    ],
+)
+def test_variable_misuse_is_a_validation_failure(query: str, client: httpx.Client) -> None:
+    body = gql(client, query, {"id": MISSING, "c": "x"})
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("query($id: ID!) { todo(id: $id) { id } }", {"id": None}),
+        ("mutation($in: CreateTodoInput!) { createTodo(input: $in) { id } }", {"in": {"title": None}}),
+    ],
+)
+def test_a_null_for_a_non_null_variable_says_null(
+    query: str, variables: dict[str, Any], client: httpx.Client
+) -> None:
+    body = gql(client, query, variables)
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].endswith("not to be null.")
+    assert "None" not in error["message"]
+
+
+def test_the_table_gives_each_code_a_status_and_a_close_code() -> None:
+    for code in ErrorCode:
+        assert 400 <= code.http_status < 600, code
+        assert 4000 <= code.close_code < 5000 or code.close_code == 1011, code
+    assert ErrorCode.for_status(404) is ErrorCode.NOT_FOUND
+    assert ErrorCode.for_status(405) is ErrorCode.METHOD_NOT_ALLOWED
+    assert len({code.name for code in ErrorCode}) == len(ErrorCode)
