@@ -20,13 +20,15 @@ from strawberry.subscriptions import (
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
+from .fastpath import FastPath
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
     def __init__(self, settings: Settings) -> None:
+        schema = build_schema(settings.execution_cache_size)
         super().__init__(
-            build_schema(settings.execution_cache_size),
+            schema,
             keep_alive=True,
             keep_alive_interval=settings.keepalive_seconds,
             subscription_protocols=(
@@ -37,6 +39,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
         )
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
+        self.fast = FastPath(schema)
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
@@ -52,8 +55,11 @@ class TodoGraphQL(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            # The request keeps the body it read, so the fallback reads it too.
+            response = await self.fast.respond(request, await self.get_context(request, None))
+            response = response or await self.run(request)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.
