@@ -20,6 +20,7 @@ from strawberry.subscriptions import (
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
+from .fastpath import FastPath
 from .graphql_internals import BoundedSendAdapter
 from .schema import Context, build_schema
 
@@ -28,8 +29,9 @@ class TodoGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
 
     def __init__(self, settings: Settings) -> None:
+        schema = build_schema(settings.execution_cache_size)
         super().__init__(
-            build_schema(settings.execution_cache_size),
+            schema,
             keep_alive=True,
             keep_alive_interval=settings.keepalive_seconds,
             subscription_protocols=(
@@ -41,6 +43,7 @@ class TodoGraphQL(GraphQL[Context, None]):
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
+        self.fast = FastPath(schema, settings.response_cache_size)
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
@@ -56,8 +59,11 @@ class TodoGraphQL(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            # The request keeps the body it read, so the fallback reads it too.
+            response = await self.fast.respond(request, await self.get_context(request, None))
+            response = response or await self.run(request)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.

@@ -3,12 +3,18 @@ stands, what happened after a cursor, and whether the database answers."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
 from psycopg_pool import AsyncConnectionPool
 
 from . import repository
 from .database import connection
 from .errors import BadUserInput, CursorExpired
 from .models import Change
+
+T = TypeVar("T")
 
 
 def parse_cursor(value: str) -> int:
@@ -18,17 +24,55 @@ def parse_cursor(value: str) -> int:
     return int(value)
 
 
+class Coalesced(Generic[T]):
+    """One read for many callers, never an older one: a caller joins the
+    next read to start, so whatever it returns was read after the caller
+    asked (a read already under way may have missed a commit that came
+    before the caller). Callers that ask while a read runs share the next."""
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self._read = read
+        self._next: asyncio.Future[T] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> T:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        waiting = self._next
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._run())
+        # shield: one caller giving up must not cancel the others' read.
+        return await asyncio.shield(waiting)
+
+    async def _run(self) -> None:
+        try:
+            while (batch := self._next) is not None:
+                self._next = None
+                try:
+                    batch.set_result(await self._read())
+                except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
+                    batch.set_exception(exc)
+                    # Nobody may be left to retrieve it: don't log it as lost.
+                    batch.exception()
+        finally:
+            self._reader = None
+
+
 class Journal:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        # Subscribes and cached reads all ask where the journal stands: under
+        # load, one query answers every request that arrived before it.
+        self.position = Coalesced(self._read_position)
+        # (pruned through, newest): the cursors from the first to the second
+        # can resume. Coalesced too: every subscribe with a cursor asks.
+        self.bounds = Coalesced(self._read_bounds)
 
-    async def position(self) -> int:
-        """The newest committed position."""
+    async def _read_position(self) -> int:
         async with connection(self.pool) as conn:
             return await repository.journal_position(conn)
 
-    async def bounds(self) -> tuple[int, int]:
-        """(pruned through, newest): the cursors from the first to the second can resume."""
+    async def _read_bounds(self) -> tuple[int, int]:
         async with connection(self.pool) as conn:
             return await repository.journal_bounds(conn)
 
