@@ -25,6 +25,7 @@ from .graphql_view import TodoGraphQL
 from .hub import Hub
 from .journal import Journal
 from .migrations import migrate
+from .response_cache import ResponseCache
 from .retention import Retention
 from .service import TodoService
 from .streams import LiveLists
@@ -40,6 +41,7 @@ class State(TypedDict):
     pool: AsyncConnectionPool
     retention: Retention
     settings: Settings
+    response_cache: ResponseCache
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -76,6 +78,9 @@ def app_from_env() -> Starlette:
 
 
 def create_app(settings: Settings) -> Starlette:
+    # One per process: GraphQL queries and REST reads.
+    cache = ResponseCache(settings.response_cache_size)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with _database(settings) as dsn:
@@ -115,6 +120,7 @@ def create_app(settings: Settings) -> Starlette:
                     "pool": pool,
                     "retention": retention,
                     "settings": settings,
+                    "response_cache": cache,
                 }
             finally:
                 if pruning is not None:
@@ -124,7 +130,7 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.stop()
                 await pool.close()
 
-    graphql = TodoGraphQL(settings)
+    graphql = TodoGraphQL(settings, cache)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),

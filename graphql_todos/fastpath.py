@@ -34,10 +34,9 @@ _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 class FastPath:
-    def __init__(self, schema: TodoSchema, response_cache_size: int) -> None:
+    def __init__(self, schema: TodoSchema, cache: ResponseCache) -> None:
         self.schema = schema
-        # None: every query reads the database.
-        self.cache = ResponseCache(response_cache_size) if response_cache_size else None
+        self.cache = cache
         # None: parsed and valid, but the plan does not cover it.
         self.operations: OrderedDict[tuple[str, str | None], CompiledOperation | None] = OrderedDict()
         self.mask = MaskUnexpected()
@@ -88,10 +87,10 @@ class FastPath:
                 body["errors"] = [error.formatted for error in self.finish_errors(errors)]
             return orjson.dumps(body), not errors
 
-        if self.cache is None or compiled.operation.operation is not OperationType.QUERY:
+        if compiled.operation.operation is not OperationType.QUERY:
             return (await run())[0]
         key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
-        return await self.cache.get_or_read(key, await context.journal.position(), run)
+        return await self.cache.get_or_read(key, context.journal.position, run)
 
     def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | None:
         key = (query, operation_name)

@@ -22,13 +22,14 @@ from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
 from .graphql_internals import BoundedSendAdapter
+from .response_cache import ResponseCache
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache: ResponseCache) -> None:
         schema = build_schema(settings.execution_cache_size)
         super().__init__(
             schema,
@@ -43,7 +44,7 @@ class TodoGraphQL(GraphQL[Context, None]):
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
-        self.fast = FastPath(schema, settings.response_cache_size)
+        self.fast = FastPath(schema, cache)
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.

@@ -17,16 +17,25 @@ from collections.abc import Awaitable, Callable, Hashable
 
 
 class ResponseCache:
+    """One per process, for GraphQL queries and REST reads alike (their keys
+    differ); size 0 keeps nothing and asks for no position."""
+
     def __init__(self, size: int) -> None:
         self.size = size
         self.hits = 0
         self._entries: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
 
     async def get_or_read(
-        self, key: Hashable, position: int, read: Callable[[], Awaitable[tuple[bytes, bool]]]
+        self,
+        key: Hashable,
+        committed: Callable[[], Awaitable[int]],
+        read: Callable[[], Awaitable[tuple[bytes, bool]]],
     ) -> bytes:
-        """The response for key as of position: cached, or read(), which
-        returns the body and whether it may be kept (no errors)."""
+        """The response for key as of the committed position: cached, or
+        read(), which returns the body and whether it may be kept (no errors)."""
+        if not self.size:
+            return (await read())[0]
+        position = await committed()
         entry = self._entries.get(key)
         if entry is not None and entry[0] == position:
             self._entries.move_to_end(key)

@@ -29,6 +29,7 @@ from .hub import Hub
 from .journal import Journal
 from .models import Todo
 from .openapi import DOCUMENT
+from .response_cache import ResponseCache
 from .service import TodoService, parse_id
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,14 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
 
 class TodoCollection(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
-        return _json(await _service(request).list_todos(_completed_filter(request)))
+        completed = _completed_filter(request)
+
+        async def read() -> tuple[bytes, bool]:
+            return orjson.dumps(await _service(request).list_todos(completed)), True
+
+        cache: ResponseCache = request.state.response_cache
+        body = await cache.get_or_read(("rest todos", completed), _journal(request).position, read)
+        return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:
         body = await _body(request, required=("title",))

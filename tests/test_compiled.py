@@ -29,6 +29,7 @@ from graphql_todos.config import Settings
 from graphql_todos.fastpath import FastPath
 from graphql_todos.hub import Hub
 from graphql_todos.journal import Journal
+from graphql_todos.response_cache import ResponseCache
 from graphql_todos.schema import Context, TodoSchema, build_schema
 from graphql_todos.service import TodoService
 from graphql_todos.streams import LiveLists
@@ -100,7 +101,7 @@ def runner(db_dsn: str) -> Iterator[Runner]:
     context = Context(service, journal, hub, LiveLists(service, hub))
     schema = build_schema(execution_cache_size=16)
     # A small response cache: equal answers also prove its hits exact.
-    yield Runner(loop, pool, schema, FastPath(schema, response_cache_size=16), context)
+    yield Runner(loop, pool, schema, FastPath(schema, ResponseCache(16)), context)
     loop.run_until_complete(pool.close())
     loop.close()
 

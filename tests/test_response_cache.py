@@ -18,7 +18,6 @@ LIST = "{ todos { id title completed } }"
 def test_a_repeated_query_is_served_from_the_cache(client: httpx.Client, server: Server) -> None:
     create(client, "a")
     cache = server.fast_path().cache
-    assert cache is not None
     first = data(client, LIST)
     hits = cache.hits
     assert data(client, LIST) == first
@@ -34,6 +33,19 @@ def test_every_committed_change_invalidates_it(client: httpx.Client, server: Ser
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         conn.execute("UPDATE todos SET title = 'c' WHERE title = 'b'")
     assert [t["title"] for t in data(client, LIST)["todos"]] == ["a", "c"]
+
+
+def test_rest_reads_share_the_guarantee(client: httpx.Client, server: Server) -> None:
+    create(client, "a")
+    cache = server.fast_path().cache
+    first = client.get("/api/todos/").json()
+    hits = cache.hits
+    assert client.get("/api/todos/").json() == first
+    assert cache.hits == hits + 1
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE todos SET completed = true")
+    assert [t["completed"] for t in client.get("/api/todos/").json()] == [True]
+    assert client.get("/api/todos/?completed=false").json() == []
 
 
 def test_different_variables_are_different_entries(client: httpx.Client) -> None:
