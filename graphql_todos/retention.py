@@ -54,3 +54,5 @@ class Retention:
                 await self.prune()
             except (DatabaseUnavailable, psycopg.Error) as exc:
                 logger.warning("journal pruning failed (next try in %.0fs): %s", self.interval, exc)
+            except Exception:  # never die silently: log, and try again next turn
+                logger.exception("journal pruning failed (next try in %.0fs)", self.interval)
