@@ -16,12 +16,14 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from . import error_handlers, rest
+from .broadcast import Groups
 from .config import NO_WEB_CLIENT, Settings
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
 from .hub import Hub
 from .journal import Journal
 from .migrations import migrate
+from .positions import Positions
 from .service import TodoService
 from .streams import LiveLists
 
@@ -33,6 +35,8 @@ class State(TypedDict):
     journal: Journal
     hub: Hub
     live_lists: LiveLists
+    positions: Positions
+    broadcast_groups: Groups
     pool: AsyncConnectionPool
     settings: Settings
 
@@ -91,6 +95,8 @@ def create_app(settings: Settings) -> Starlette:
                     "journal": journal,
                     "hub": hub,
                     "live_lists": live_lists,
+                    "positions": Positions(journal),
+                    "broadcast_groups": Groups(hub),
                     "pool": pool,
                     "settings": settings,
                 }

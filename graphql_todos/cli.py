@@ -29,6 +29,9 @@ def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
         # Compressing each small frame for each subscriber cost more CPU
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
+        # Broadcast frames go straight to this protocol's transport
+        # (graphql_internals.direct_write); other protocols get ASGI sends.
+        "ws": "websockets-sansio",
     }
     return uvicorn.Config(create_app(settings), **{**options, **overrides})
 

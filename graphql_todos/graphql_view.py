@@ -20,13 +20,20 @@ from strawberry.subscriptions import (
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
+from .graphql_fanout import GraphQLFanout
+from .graphql_internals import FanoutTransportWSHandler, FanoutWSHandler
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
+    # todoChanges over WebSockets: one execution and encoding per group.
+    graphql_transport_ws_handler_class = FanoutTransportWSHandler
+    graphql_ws_handler_class = FanoutWSHandler
+
     def __init__(self, settings: Settings) -> None:
+        schema = build_schema(settings.execution_cache_size)
         super().__init__(
-            build_schema(settings.execution_cache_size),
+            schema,
             keep_alive=True,
             keep_alive_interval=settings.keepalive_seconds,
             subscription_protocols=(
@@ -36,6 +43,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             ),
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
         )
+        self.fanout = GraphQLFanout(schema)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from typing import Any, TypeVar
 
 import orjson
@@ -52,6 +52,9 @@ class Subscriber:
         self.hub = hub
         self.todo_id = todo_id
         self.last = after
+        # The subscriptions this one serves (a broadcast group's members);
+        # None: itself alone.
+        self.serves: Sized | None = None
         self.queue: asyncio.Queue[Change | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
@@ -141,7 +144,9 @@ class Hub:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._all) + sum(len(s) for s in self._by_todo.values())
+        """Subscriptions served, a broadcast group's members each counted."""
+        subs = [*self._all, *(s for subs in self._by_todo.values() for s in subs)]
+        return sum(1 if s.serves is None else len(s.serves) for s in subs)
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""
