@@ -2,7 +2,7 @@
 subscribe rate, memory per subscription, last-arrival latency of one INSERT
 and server CPU per delivered event, read from /proc.
 
-    python bench/fanout.py --checkout . --database-url postgresql://... --sizes 1000 5000
+    python bench/broadcast.py --checkout . --database-url postgresql://... --sizes 1000 5000
 
 Starts `<checkout>/.venv/bin/graphql-todos serve` on a fresh database, and
 the subscribers in --clients separate processes (this script, `client` mode).
