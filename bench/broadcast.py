@@ -2,10 +2,12 @@
 subscribe rate, memory per subscription, last-arrival latency of one INSERT
 and server CPU per delivered event, read from /proc.
 
-    python bench/broadcast.py --checkout . --database-url postgresql://... --sizes 1000 5000
+    python -m bench.broadcast --checkout . --database-url postgresql://... --sizes 1000 5000
 
 Starts `<checkout>/.venv/bin/graphql-todos serve` on a fresh database, and
-the subscribers in --clients separate processes (this script, `client` mode).
+the subscribers in --clients separate processes (this module, `client` mode).
+Quicker than `make bench` and one checkout against another (before/after a
+change), where `make bench` compares with PostGraphile.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -25,21 +26,12 @@ import psycopg
 import websockets
 from psycopg.conninfo import make_conninfo
 
+from .procstat import cpu_seconds, rss_bytes
+
 QUERY = (
     "subscription($after: String) { todoChanges(after: $after) "
     "{ op cursor todo { id title completed createdTime updatedTime } } }"
 )
-TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_bytes(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
 
 
 async def client(url: str, count: int) -> None:
@@ -100,8 +92,8 @@ async def run_size(args: argparse.Namespace, n: int) -> dict[str, float]:
         share = [n // args.clients + (i < n % args.clients) for i in range(args.clients)]
         clients = [
             await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "client", f"ws://127.0.0.1:{port}/graphql", str(k),
-                stdout=asyncio.subprocess.PIPE,
+                sys.executable, "-m", "bench.broadcast", "client", f"ws://127.0.0.1:{port}/graphql", str(k),
+                stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent,
             )
             for k in share
         ]

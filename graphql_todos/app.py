@@ -23,7 +23,6 @@ from .graphql_view import TodoGraphQL
 from .hub import Hub
 from .journal import Journal
 from .migrations import migrate
-from .positions import Positions
 from .service import TodoService
 from .streams import LiveLists
 
@@ -35,7 +34,6 @@ class State(TypedDict):
     journal: Journal
     hub: Hub
     live_lists: LiveLists
-    positions: Positions
     broadcast_groups: Groups
     pool: AsyncConnectionPool
     settings: Settings
@@ -95,7 +93,6 @@ def create_app(settings: Settings) -> Starlette:
                     "journal": journal,
                     "hub": hub,
                     "live_lists": live_lists,
-                    "positions": Positions(journal),
                     "broadcast_groups": Groups(hub),
                     "pool": pool,
                     "settings": settings,

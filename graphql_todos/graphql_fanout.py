@@ -39,9 +39,10 @@ from starlette.websockets import WebSocket
 from .broadcast import Groups, Member
 from .errors import BadUserInput
 from .graphql_internals import RunMember, TodoExecutionContext, frame_writers
+from .journal import Journal
 from .models import Change
-from .positions import Positions
 from .schema import MaskUnexpected, TodoSchema
+from .streams import start_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +112,9 @@ class GraphQLFanout:
             return None
         values = coerced.coerced
         cursor = plan.after if plan.after_variable is None else values.get(plan.after_variable)
-        positions: Positions = websocket.state.positions
+        journal: Journal = websocket.state.journal
         try:
-            start = await positions.start(cursor)
+            start = await start_after(journal, cursor)
         except BadUserInput:
             return None
         shared = {k: v for k, v in values.items() if k != plan.after_variable}

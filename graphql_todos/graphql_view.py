@@ -20,6 +20,7 @@ from strawberry.subscriptions import (
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
+from .fastpath import FastPath
 from .graphql_fanout import GraphQLFanout
 from .graphql_internals import FanoutTransportWSHandler, FanoutWSHandler
 from .schema import Context, build_schema
@@ -45,6 +46,7 @@ class TodoGraphQL(GraphQL[Context, None]):
         )
         self.fanout = GraphQLFanout(schema)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
+        self.fast = FastPath(schema, settings.response_cache_size)
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
@@ -60,8 +62,11 @@ class TodoGraphQL(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            # The request keeps the body it read, so the fallback reads it too.
+            response = await self.fast.respond(request, await self.get_context(request, None))
+            response = response or await self.run(request)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.

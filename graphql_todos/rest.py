@@ -29,9 +29,9 @@ from .error_handlers import close_reason
 from .errors import BadUserInput, DomainError, ErrorCode, NotFound, RequestError
 from .graphql_internals import frame_writers
 from .hub import Hub
+from .journal import Journal
 from .models import Change, Todo
 from .openapi import DOCUMENT
-from .positions import Positions
 from .service import TodoService, parse_id
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,11 @@ def _service(conn: HTTPConnection) -> TodoService:
     return service
 
 
+def _journal(conn: HTTPConnection) -> Journal:
+    journal: Journal = conn.state.journal
+    return journal
+
+
 def _hub(conn: HTTPConnection) -> Hub:
     hub: Hub = conn.state.hub
     return hub
@@ -169,9 +174,8 @@ def _in_url(exc: BadUserInput) -> RequestError:
 async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
     """Every change after the cursor, as one member of the process's one
     change-feed group: the same bytes go to every collection socket."""
-    positions: Positions = websocket.state.positions
     groups: Groups = websocket.state.broadcast_groups
-    start = await positions.start(after)
+    start = await streams.start_after(_journal(websocket), after)
     write, send = frame_writers(websocket)
     await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send))
 
