@@ -100,10 +100,11 @@ async def run_size(args: argparse.Namespace, n: int) -> dict[str, float]:
         lines = [asyncio.Queue[dict[str, object]]() for _ in clients]
         readers = [asyncio.create_task(_lines(c, q)) for c, q in zip(clients, lines, strict=True)]
         with psycopg.connect(dsn, autocommit=True) as db:
-            # Subscribed once a change reaches every subscriber: insert until one does.
+            # Subscribed once a change reaches every subscriber: insert until
+            # one does, slowly enough not to bury a slow server in changes.
             for k in range(10**6):
                 db.execute("INSERT INTO todos (title) VALUES (%s)", (f"warm {k}",))
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(2)
                 if all(not q.empty() for q in lines):
                     break
             subscribe_seconds = time.monotonic() - t0
