@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from . import error_handlers, metrics, rest
+from .broadcast import Groups
 from .config import NO_WEB_CLIENT, Settings
 from .database import connect_timeout
 from .embedded import embedded_postgres
@@ -38,6 +39,7 @@ class State(TypedDict):
     journal: Journal
     hub: Hub
     live_lists: LiveLists
+    broadcast_groups: Groups
     pool: AsyncConnectionPool
     retention: Retention
     settings: Settings
@@ -117,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
                     "journal": journal,
                     "hub": hub,
                     "live_lists": live_lists,
+                    "broadcast_groups": Groups(hub),
                     "pool": pool,
                     "retention": retention,
                     "settings": settings,

@@ -40,6 +40,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
         "log_config": log_config(settings),
+        # Broadcast frames go straight to this protocol's transport
+        # (graphql_internals.direct_write); other protocols get ASGI sends.
+        "ws": "websockets-sansio",
     }
 
 

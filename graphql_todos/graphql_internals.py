@@ -18,6 +18,10 @@ instead of misbehaving quietly.
   which answers it as an error on every transport.
 - Error masking skips results without errors cheaply.
 - `Schema.execute` (one result) refuses subscriptions.
+- Broadcast subscriptions (graphql_fanout.py, broadcast.py): the WebSocket
+  handlers offer each operation to the view's fan-out before running it the
+  Strawberry way, and a frame goes straight to uvicorn's connection when it
+  is the `websockets-sansio` protocol.
 - Compiled plans (compiled.py, fastpath.py) give root resolvers the info
   Strawberry's executor would, read plain fields as Strawberry's default
   resolver does, and validate with Strawberry's rules. (They also call
@@ -32,9 +36,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
+import struct
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol, cast
 
 import anyio
 import orjson
@@ -54,6 +60,7 @@ from graphql import (
 )
 from graphql import OperationType as OperationKind
 from graphql.pyutils import Path
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, ParserCache
@@ -64,13 +71,21 @@ from strawberry.schema.schema import (
     _OperationContextAwareGraphQLResolveInfo,
     validate_document,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.graphql import OperationType
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from .errors import ClientStalled, ErrorCode
 from .models import Change, Todo
 from .streams import LiveRows
 
+logger = logging.getLogger(__name__)
 _SHARED_ROOTS = (Change, Todo, LiveRows)
 # graphql-core spells the JSON null a client sent the Python way.
 _PYTHON_NULL = " not to be None."
@@ -231,6 +246,168 @@ class OneResultSchema(strawberry.Schema):
         )
 
 
+# A subscription the fan-out took: runs it with the member's frame prefix and
+# suffix until the hub closes (cancel to end it).
+RunMember = Callable[[bytes, bytes], Awaitable[None]]
+
+
+class Refused(Exception):
+    """A subscription the fan-out took but the start refused (a bad or
+    expired cursor, no database): its errors, formatted as Strawberry's path
+    would, so the client hears them once and the database is asked once."""
+
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+
+class Fanout(Protocol):
+    async def take(
+        self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
+    ) -> RunMember | None:
+        """The subscription as a broadcast member, or None: Strawberry runs it
+        (other documents, and every error, answered the usual way)."""
+
+
+def _websocket(adapter: object) -> WebSocket:
+    # Assumes: Strawberry's ASGI view hands its handlers an
+    # ASGIWebSocketAdapter keeping Starlette's WebSocket as `.ws`.
+    assert isinstance(adapter, ASGIWebSocketAdapter)
+    return cast(WebSocket, adapter.ws)
+
+
+def _stalled_adapter(adapter: object) -> BoundedSendAdapter:
+    # Assumes: the view's websocket_adapter_class is ours (graphql_view).
+    assert isinstance(adapter, BoundedSendAdapter)
+    return adapter
+
+
+def _json_string(value: str) -> bytes:
+    return orjson.dumps(value)
+
+
+class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
+    """Assumes: handle_subscribe (after its checks: acknowledged, duplicate
+    id, limit) registers the Operation and runs `run_operation(operation)` in
+    the operation's own task; `complete` from the client and a disconnect
+    cancel that task; the message sent when the stream ends is
+    `complete` through `operation.send_operation_message`. The view has a
+    `fanout` (graphql_view.TodoGraphQL)."""
+
+    async def run_operation(self, operation: Operation[Any, None]) -> None:
+        websocket = _websocket(self.websocket)
+        fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
+        try:
+            run = await fanout.take(self.context, websocket, operation.query, operation.variables, operation.operation_name)
+        except Refused as refused:
+            # An `error` message ends the operation: no `complete` follows.
+            return await operation.send_initial_errors(refused.errors)
+        try:
+            if run is not None:
+                await run(b'{"id":' + _json_string(operation.id) + b',"type":"next","payload":', b"}")
+        except WebSocketDisconnect:
+            return  # the handler's receive loop cleans up
+        except ClientStalled as stalled:
+            # A broadcast member's catch-up send timed out: as any send would.
+            return _stalled_adapter(self.websocket).close_stalled(stalled)
+        except Exception as error:  # noqa: BLE001 - logged, and the client told
+            await self.handle_task_exception(error)
+        else:
+            if run is None:
+                return await super().run_operation(operation)
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+
+class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
+    """Legacy graphql-ws. Assumes: handle_start (after its checks) runs
+    `handle_async_results(id, query, operation_name, variables)` as the
+    operation's task, kept in `self.tasks`; `stop` and a disconnect cancel
+    it, and it answers `complete` when cancelled or when the stream ends,
+    then forgets the id (as below)."""
+
+    async def handle_async_results(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
+        websocket = _websocket(self.websocket)
+        fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
+        try:
+            run = await fanout.take(self.context, websocket, query, variables, operation_name)
+        except Refused as refused:
+            # As Strawberry answers a subscription refused at the start.
+            self.tasks.pop(operation_id, None)
+            return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
+        try:
+            if run is None:
+                return await super().handle_async_results(operation_id, query, operation_name, variables)
+            await run(b'{"type":"data","id":' + _json_string(operation_id) + b',"payload":', b"}")
+        except asyncio.CancelledError:
+            pass  # stopped: answer complete, as Strawberry does
+        except WebSocketDisconnect:
+            return
+        except ClientStalled as stalled:
+            return _stalled_adapter(self.websocket).close_stalled(stalled)
+        except Exception:
+            logger.exception("broadcast subscription %s failed", operation_id)
+        finally:
+            self.tasks.pop(operation_id, None)
+        await self.send_message({"type": "complete", "id": operation_id})
+
+
+def _text_frame_header(length: int) -> bytes:
+    # RFC 6455 5.2: FIN and opcode 1 (text); a server does not mask.
+    if length < 126:
+        return struct.pack("!BB", 0x81, length)
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+def frame_writers(websocket: WebSocket) -> tuple[Callable[[bytes], bool] | None, Callable[[bytes], Awaitable[None]]]:
+    """How broadcast frames reach a WebSocket (RESTSockets too): the direct
+    write when the server allows it, and the plain ASGI send."""
+
+    async def send(message: bytes) -> None:
+        # Bounded like every other send: a client that stopped reading ends
+        # its subscription (CLIENT_STALLED) instead of holding it forever.
+        seconds: float = websocket.state.settings.send_timeout_seconds
+        try:
+            with anyio.fail_after(seconds):
+                await websocket.send_text(message.decode())
+        except TimeoutError:
+            raise ClientStalled(seconds) from None
+
+    return direct_write(websocket), send
+
+
+def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
+    """A function writing one text message (UTF-8 JSON) as one whole frame
+    straight to the connection's transport, without awaiting: True when
+    written (or the connection is gone: nothing more to deliver), False when
+    its write buffer is full. None: use the ASGI send.
+
+    Assumes, of uvicorn's `websockets-sansio` protocol: Starlette's receive is
+    its bound `receive` method; it keeps the websockets ServerProtocol as
+    `conn` (no extension negotiated: per-message deflate is off, see
+    cli.server_config), the transport as `transport`, an Event `writable`
+    cleared while the transport is paused, and `disconnected`/`close_sent`;
+    its own send writes each frame with one synchronous `transport.write`
+    after awaiting `writable`, so our frames cannot interleave with its
+    frames."""
+    protocol = getattr(websocket._receive, "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
+        return None
+    conn, transport, writable = protocol.conn, protocol.transport, protocol.writable
+
+    def write(message: bytes) -> bool:
+        if protocol.disconnected or protocol.close_sent or conn.state is not State.OPEN:
+            return True
+        if not writable.is_set():
+            return False
+        transport.write(_text_frame_header(len(message)) + message)
+        return True
+
+    return write
+
 def resolve_info(
     schema: GraphQLSchema,
     field_def: GraphQLField,
@@ -298,11 +475,13 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
             with anyio.fail_after(seconds):
                 await super().send_json(message)
         except TimeoutError:
-            stalled = ClientStalled(seconds)
-            # The close frame waits behind the full buffer too: send it from
-            # a task of its own, so the operation ends (and unsubscribes)
-            # now. It goes out if the client reads again, or dies with the
-            # connection when uvicorn's ping gets no answer.
-            if self._closing is None:
-                self._closing = asyncio.create_task(self.close(stalled.code.close_code, stalled.message))
+            self.close_stalled(ClientStalled(seconds))
             raise WebSocketDisconnected from None
+
+    def close_stalled(self, stalled: ClientStalled) -> None:
+        # The close frame waits behind the full buffer too: send it from a
+        # task of its own, so the operation ends (and unsubscribes) now. It
+        # goes out if the client reads again, or dies with the connection
+        # when uvicorn's ping gets no answer.
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.close(stalled.code.close_code, stalled.message))

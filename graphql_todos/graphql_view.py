@@ -21,13 +21,17 @@ from strawberry.subscriptions import (
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
-from .graphql_internals import BoundedSendAdapter
+from .graphql_fanout import GraphQLFanout
+from .graphql_internals import BoundedSendAdapter, FanoutTransportWSHandler, FanoutWSHandler
 from .response_cache import ResponseCache
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
+    # todoChanges over WebSockets: one execution and encoding per group.
+    graphql_transport_ws_handler_class = FanoutTransportWSHandler
+    graphql_ws_handler_class = FanoutWSHandler
 
     def __init__(self, settings: Settings, cache: ResponseCache) -> None:
         schema = build_schema(settings.execution_cache_size)
@@ -43,6 +47,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
+        self.fanout = GraphQLFanout(schema)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
         self.fast = FastPath(schema, cache)
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -58,6 +58,9 @@ class Subscriber:
         self.last = after
         # True while it waits for the queue with nothing in hand.
         self.waiting = False
+        # The subscriptions this one serves (a broadcast group's members);
+        # None: itself alone.
+        self.serves: Sized | None = None
         self.queue: asyncio.Queue[Change | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
@@ -169,7 +172,8 @@ class Hub:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._all) + sum(len(s) for s in self._by_todo.values())
+        """Subscriptions served, a broadcast group's members each counted."""
+        return sum(1 if s.serves is None else len(s.serves) for s in self._subscribers())
 
     def _subscribers(self) -> list[Subscriber]:
         return [*self._all, *(s for subs in self._by_todo.values() for s in subs)]

@@ -9,8 +9,9 @@ value in the URL is 400, the same in a body 422).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import Any
 
 import anyio
@@ -22,12 +23,14 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from . import streams
+from .broadcast import Groups, Member
 from .config import Settings
 from .error_handlers import close_reason
 from .errors import BadUserInput, ClientStalled, DomainError, ErrorCode, NotFound, RequestError
+from .graphql_internals import frame_writers
 from .hub import Hub
 from .journal import Journal
-from .models import Todo
+from .models import Change, Todo
 from .openapi import DOCUMENT
 from .response_cache import ResponseCache
 from .service import TodoService, parse_id
@@ -78,7 +81,7 @@ class TodoCollection(HTTPEndpoint):
     async def websocket(websocket: WebSocket) -> None:
         """Every change after ?after= (from now when absent), in commit order."""
         after = websocket.query_params.get("after")
-        await _relay(websocket, _change_messages(_journal(websocket), _hub(websocket), after))
+        await _relay(websocket, functools.partial(_broadcast_changes, websocket, after))
 
 
 class TodoItem(HTTPEndpoint):
@@ -108,7 +111,7 @@ class TodoItem(HTTPEndpoint):
         """The row now ("snapshot"), then each change to it; closes after
         "deleted", or with 4404 when there is no such row."""
         messages = _state_messages(_service(websocket), _hub(websocket), websocket.path_params["id"])
-        await _relay(websocket, messages)
+        await _relay(websocket, functools.partial(_send_each, websocket, messages))
 
 
 async def openapi_json(request: Request) -> Response:
@@ -181,13 +184,17 @@ def _in_url(exc: BadUserInput) -> RequestError:
     return RequestError(exc.code, exc.message, status=400)
 
 
-async def _change_messages(
-    journal: Journal, hub: Hub, after: str | None
-) -> AsyncGenerator[dict[str, Any], None]:
-    changes = await streams.changes(journal, hub, after)
-    async with contextlib.aclosing(changes):
-        async for change in changes:
-            yield {"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor}
+async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
+    """Every change after the cursor, as one member of the process's one
+    change-feed group: the same bytes go to every collection socket."""
+    groups: Groups = websocket.state.broadcast_groups
+    start = await streams.start_after(_journal(websocket), after)
+    write, send = frame_writers(websocket)
+    await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send))
+
+
+async def _change_bytes(change: Change) -> bytes:
+    return orjson.dumps({"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor})
 
 
 async def _state_messages(
@@ -207,10 +214,17 @@ async def _state_messages(
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
 
 
-async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
-    """Send each message, and a keepalive every settings.keepalive_seconds, until the
-    stream ends (close 1000), fails (close 4400 or 4404) or the client leaves.
-    Closing the stream, whichever way, unsubscribes from the hub."""
+async def _send_each(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            await _send(websocket, message)
+
+
+async def _relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> None:
+    """Run the stream (it sends its messages), and send a keepalive every
+    settings.keepalive_seconds, until the stream ends (close 1000), fails
+    (close 4400 or 4404) or the client leaves. Ending the stream, whichever
+    way, unsubscribes from the hub."""
     await websocket.accept()
     code, reason = 1000, ""
     try:
@@ -218,9 +232,7 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
             tasks.start_soon(_keep_alive, websocket)
             tasks.start_soon(_cancel_on_disconnect, websocket, tasks.cancel_scope)
             try:
-                async with contextlib.aclosing(messages):
-                    async for message in messages:
-                        await _send(websocket, message)
+                await stream()
             except DomainError as exc:
                 code, reason = exc.code.close_code, exc.message
             except Exception:

@@ -14,16 +14,20 @@ from .models import Change, Op, Todo, TodoState
 from .service import TodoService
 
 
-async def changes(journal: Journal, hub: Hub, after: str | None) -> AsyncGenerator[Change, None]:
-    """Every change after the cursor (from now when None), in commit order.
-    The cursor is checked here, so a bad one fails before the feed starts."""
+async def start_after(journal: Journal, after: str | None) -> int:
+    """Where a change feed from the cursor (from now when None) starts;
+    raises BadUserInput for a cursor not yet written."""
     if after is None:
         # "Now" is what the database has committed, which the hub may not
         # have delivered yet: a client must not get the change it just made.
-        start = await journal.position()
-    else:
-        start = await journal.check_cursor(after)
-    return _changes(hub, start)
+        return await journal.position()
+    return await journal.check_cursor(after)
+
+
+async def changes(journal: Journal, hub: Hub, after: str | None) -> AsyncGenerator[Change, None]:
+    """Every change after the cursor (from now when None), in commit order.
+    The cursor is checked here, so a bad one fails before the feed starts."""
+    return _changes(hub, await start_after(journal, after))
 
 
 async def _changes(hub: Hub, start: int) -> AsyncGenerator[Change, None]:

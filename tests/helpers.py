@@ -44,6 +44,8 @@ class Server:
 
     settings: Settings
     port: int = field(default_factory=free_port)
+    # uvicorn settings beyond the app's own (another WebSocket protocol, say).
+    uvicorn_overrides: dict[str, Any] = field(default_factory=dict)
     _uvicorn: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -92,7 +94,7 @@ class Server:
 
     def start(self) -> None:
         config = server_config(
-            self.settings, port=self.port, log_level="warning", timeout_graceful_shutdown=2
+            self.settings, port=self.port, log_level="warning", timeout_graceful_shutdown=2, **self.uvicorn_overrides
         )
         self._uvicorn = server = uvicorn.Server(config)
         started = threading.Event()

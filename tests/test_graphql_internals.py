@@ -11,21 +11,32 @@ from datetime import UTC, datetime, timedelta
 import strawberry
 from graphql import ExecutionResult, GraphQLObjectType, execute, parse, specified_rules
 from graphql import Executor as GraphQLCoreExecutor
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.schema.schema import (
     StrawberryGraphQLCoreExecutionContext,
     _OperationContextAwareGraphQLResolveInfo,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionContext as StrawberryExecutionContext
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
 
 from graphql_todos.graphql_internals import (
+    FanoutWSHandler,
     OneResultSchema,
     ParseErrorsAsResults,
     TodoExecutionContext,
+    _text_frame_header,
     plain_attribute,
 )
 from graphql_todos.models import Todo
 from graphql_todos.schema import build_schema
+from tests.helpers import Server
 
 NULL_ID = ("query($id: ID!) { todo(id: $id) { id } }", {"id": None})
 
@@ -89,6 +100,51 @@ def test_schema_execute_takes_the_parameters_we_pass_on() -> None:
     assert ours == theirs
 
 
+def test_strawberry_asgi_adapter_keeps_the_starlette_websocket_as_ws() -> None:
+    assert "self.ws = response" in inspect.getsource(ASGIWebSocketAdapter.__init__)
+
+
+def test_transport_ws_runs_each_operation_in_its_task_and_cancels_it_to_end() -> None:
+    subscribe = inspect.getsource(BaseGraphQLTransportWSHandler.handle_subscribe)
+    assert "asyncio.create_task(self.run_operation(operation))" in subscribe
+    assert subscribe.index("already exists") < subscribe.index("create_task")  # checks come first
+    assert "operation.task.cancel()" in inspect.getsource(BaseGraphQLTransportWSHandler.cleanup_operation)
+    assert list(inspect.signature(BaseGraphQLTransportWSHandler.run_operation).parameters) == ["self", "operation"]
+    assert "self.handler.forget_id(self.id)" in inspect.getsource(Operation.send_operation_message)
+
+
+def test_legacy_ws_runs_each_operation_as_handle_async_results_in_tasks() -> None:
+    start = inspect.getsource(BaseGraphQLWSHandler.handle_start)
+    assert "self.handle_async_results(\n            operation_id, query, operation_name, variables\n        )" in start
+    assert "self.tasks[operation_id] = asyncio.create_task(result_handler)" in start
+    assert "task.cancel()" in inspect.getsource(BaseGraphQLWSHandler.cleanup_operation)
+    ours = list(inspect.signature(FanoutWSHandler.handle_async_results).parameters)
+    assert ours == list(inspect.signature(BaseGraphQLWSHandler.handle_async_results).parameters)
+
+
+def test_uvicorn_sansio_protocol_has_what_direct_write_uses() -> None:
+    init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    for attribute in ("self.conn =", "self.writable =", "self.disconnected =", "self.close_sent ="):
+        assert attribute in init
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    # Its own frames: one synchronous transport.write each, after awaiting writable.
+    assert send.index("await self.writable.wait()") < send.index("self.conn.send_text(text_data.encode())")
+    assert "self.transport.write(b\"\".join(output))" in send
+    assert "self.app(self.scope, self.receive, self.send)" in inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
+
+
+def test_our_frame_header_is_the_one_websockets_writes() -> None:
+    for length in (0, 125, 126, 65535, 65536):
+        data = b"x" * length
+        theirs = Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+        assert _text_frame_header(length) + data == theirs
+
+
+def test_direct_write_is_used_under_the_server_config(server: Server) -> None:
+    # The app's own server config picks the protocol direct_write knows.
+    assert server._uvicorn is not None
+    assert server._uvicorn.config.ws == "websockets-sansio"
+    assert server._uvicorn.config.ws_protocol_class is WebSocketsSansIOProtocol
 def test_strawberry_resolve_info_has_the_fields_resolve_info_fills() -> None:
     assert _OperationContextAwareGraphQLResolveInfo._fields == (
         "field_name", "field_nodes", "return_type", "parent_type", "path", "schema", "fragments",

@@ -1,0 +1,190 @@
+"""Broadcast groups over real sockets: every member gets every change once,
+in commit order, whatever the others do; a stalled member reads what it
+missed from the journal; leaving cleans up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from websockets.sync.client import connect
+
+from graphql_todos.broadcast import Groups
+from tests.gql import CHANGES, LegacyWs, TransportWs
+from tests.helpers import Server, make_server, wait_until
+
+SMALL = "subscription { todoChanges { cursor } }"
+
+
+def groups(server: Server) -> Groups:
+    assert server._uvicorn is not None
+    found: Groups = server._uvicorn.lifespan.state["broadcast_groups"]
+    return found
+
+
+def insert(server: Server, titles: list[str]) -> None:
+    """One statement, one change per row, in order."""
+    with psycopg.connect(server.dsn, autocommit=True) as db:
+        db.execute("INSERT INTO todos (title) SELECT unnest(%s::text[]) ORDER BY 1", (titles,))
+
+
+def cursors(ws: TransportWs, count: int, op_id: str = "1") -> list[int]:
+    got = []
+    for _ in range(count):
+        message = ws.recv()
+        assert message["type"] == "next" and message["id"] == op_id, message
+        got.append(int(message["payload"]["data"]["todoChanges"]["cursor"]))
+    return got
+
+
+def test_one_group_delivers_every_change_once_in_order_while_writers_write(server: Server) -> None:
+    members = [TransportWs(server.ws_url) for _ in range(20)]
+    try:
+        for ws in members:
+            ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 20)
+        assert server.call(lambda: len(groups(server))) == 1
+        writers = [
+            threading.Thread(target=insert, args=(server, [f"w{w} {i:03}" for i in range(10)]))
+            for w in range(3)
+            for _ in range(2)
+        ]
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+        got = [cursors(ws, 60) for ws in members]
+        assert got[0] == sorted(set(got[0]))  # in commit order, none twice
+        assert all(g == got[0] for g in got)
+        # A latecomer from cursor "0" reads the gap, then goes on live with the group.
+        late = TransportWs(server.ws_url)
+        late.subscribe(CHANGES, {"after": "0"})
+        insert(server, ["after the late one"])
+        assert cursors(late, 61) == [*got[0], got[0][-1] + 1]
+        assert all(cursors(ws, 1) == [got[0][-1] + 1] for ws in members)
+        late.close()
+    finally:
+        for ws in members:
+            ws.close()
+    wait_until(lambda: server.subscriber_count() == 0)
+    assert server.call(lambda: len(groups(server))) == 0
+
+
+def test_frames_differ_by_id_and_document_only(server: Server) -> None:
+    with TransportWs(server.ws_url) as a, TransportWs(server.ws_url) as b:
+        legacy = LegacyWs(server.ws_url)
+        rest = connect(server.ws_url + "/api/todos/")
+        try:
+            a.subscribe(CHANGES)
+            b.send({"id": "x", "type": "subscribe", "payload": {"query": CHANGES, "variables": {"after": None}}})
+            b.send({"id": "y", "type": "subscribe", "payload": {"query": SMALL}})
+            legacy.send({"id": "L", "type": "start", "payload": {"query": CHANGES}})
+            wait_until(lambda: server.subscriber_count() == 5)
+            # CHANGES with and without a cursor share a group; SMALL and REST have their own.
+            assert server.call(lambda: len(groups(server))) == 3
+            insert(server, ["shared"])
+            first = a.recv()
+            by_id = {m["id"]: m for m in (b.recv(), b.recv())}
+            assert first["payload"] == by_id["x"]["payload"]
+            assert first["payload"]["data"]["todoChanges"]["todo"]["title"] == "shared"
+            assert by_id["y"]["payload"] == {"data": {"todoChanges": {"cursor": first["payload"]["data"]["todoChanges"]["cursor"]}}}
+            assert legacy.recv() == {"type": "data", "id": "L", "payload": first["payload"]}
+            assert json.loads(rest.recv(timeout=5))["todo"]["title"] == "shared"
+            b.complete("x")
+            wait_until(lambda: server.subscriber_count() == 4)
+        finally:
+            legacy.close()
+            rest.close()
+    wait_until(lambda: server.subscriber_count() == 0)
+    assert server.call(lambda: len(groups(server))) == 0
+
+
+class StalledClient:
+    """A graphql-transport-ws client on a raw socket with a tiny receive
+    buffer, so that not reading soon fills the server's write buffer."""
+
+    def __init__(self, server: Server) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", server.port))
+        self.sock.settimeout(10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        assert self.buffer.startswith(b"HTTP/1.1 101")
+        self.buffer = self.buffer.split(b"\r\n\r\n", 1)[1]
+
+    def send(self, message: dict[str, Any]) -> None:
+        data, mask = json.dumps(message).encode(), os.urandom(4)
+        assert len(data) < 1 << 16
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(struct.pack("!BBH", 0x81, 0x80 | 126, len(data)) + mask + masked)
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self.buffer += self.sock.recv(65536)
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def recv(self) -> Any:
+        first, length = self._read(2)
+        assert first == 0x81, first  # one whole text frame
+        if length == 126:
+            (length,) = struct.unpack("!H", self._read(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", self._read(8))
+        return json.loads(self._read(length))
+
+
+@pytest.fixture(params=["websockets-sansio", "websockets"])
+def any_ws_server(request: pytest.FixtureRequest, db_dsn: str) -> Iterator[Server]:
+    """The app under both uvicorn WebSocket protocols: frames written
+    straight to the transport, and (the other) through ASGI sends."""
+    srv = Server(make_server(db_dsn).settings, uvicorn_overrides={"ws": request.param})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_a_stalled_member_does_not_hold_up_the_group_and_misses_nothing(any_ws_server: Server) -> None:
+    server = any_ws_server
+    stalled = StalledClient(server)
+    stalled.send({"type": "connection_init"})
+    assert stalled.recv()["type"] == "connection_ack"
+    stalled.send({"id": "s", "type": "subscribe", "payload": {"query": CHANGES}})
+    with TransportWs(server.ws_url) as live:
+        live.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 2)
+        sent: list[int] = []
+        # Until the group drops the stalled member: the live one keeps up all along.
+        while server.call(lambda: groups(server).drops) == 0:
+            insert(server, [f"{len(sent) + i:05} " + "x" * 500 for i in range(50)])
+            sent += cursors(live, 50)
+        insert(server, ["after the drop"])
+        sent += cursors(live, 1)
+        got: list[int] = []
+        while len(got) < len(sent):
+            message = stalled.recv()
+            assert message["type"] == "next" and message["id"] == "s", message
+            got.append(int(message["payload"]["data"]["todoChanges"]["cursor"]))
+        assert got == sent
+        # Caught up, it is back in the group for what comes next.
+        insert(server, ["rejoined"])
+        assert cursors(live, 1) == [sent[-1] + 1]
+        assert stalled.recv()["payload"]["data"]["todoChanges"]["cursor"] == str(sent[-1] + 1)
+    stalled.sock.close()
+    wait_until(lambda: server.subscriber_count() == 0)
