@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import error_handlers, rest
+from . import error_handlers, rest, security
 from .config import NO_WEB_CLIENT, Settings
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
@@ -74,9 +74,14 @@ def create_app(settings: Settings) -> Starlette:
                 min_size=1,
                 max_size=settings.pool_size,
                 open=False,
+                timeout=settings.pool_timeout_seconds,
                 # Each operation is one statement: autocommit spares it the
                 # BEGIN and COMMIT round trips.
-                kwargs={"application_name": "graphql-todos", "autocommit": True},
+                kwargs={
+                    "application_name": "graphql-todos",
+                    "autocommit": True,
+                    "options": f"-c statement_timeout={round(settings.statement_timeout_seconds * 1000)}",
+                },
             )
             await pool.open(wait=True)
             service = TodoService(pool)
@@ -98,7 +103,8 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.stop()
                 await pool.close()
 
-    graphql = TodoGraphQL(settings)
+    access = security.Access(settings.bearer_token)
+    graphql = TodoGraphQL(settings, access)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -120,7 +126,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=error_handlers.MIDDLEWARE,
+        middleware=[*security.middleware(settings, access), *error_handlers.MIDDLEWARE],
     )
     # For operators and tests: the schema keeps the shared-execution counters.
     app.state.schema = graphql.schema

@@ -15,6 +15,7 @@ from .config import SettingError, Settings, documented
 from .embedded import embedded_postgres
 from .migrations import NoMigrations, migrate
 from .schema import build_schema
+from .security import http_protocol
 
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -29,6 +30,9 @@ def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
         # Compressing each small frame for each subscriber cost more CPU
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
+        "ws_max_size": settings.ws_max_bytes,
+        # uvicorn times out idle keep-alive connections only.
+        "http": http_protocol(settings),
     }
     return uvicorn.Config(create_app(settings), **{**options, **overrides})
 

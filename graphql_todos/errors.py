@@ -28,6 +28,16 @@ class ErrorCode(Enum):
     MALFORMED_JSON = (400, 4400)
     METHOD_NOT_ALLOWED = (405, 4405)
     UNSUPPORTED_MEDIA_TYPE = (415, 4415)
+    # No valid bearer token, when the server requires one (security.py).
+    UNAUTHENTICATED = (401, 4401)
+    # A WebSocket from an origin the server does not allow; the legacy
+    # graphql-ws protocol's refused connection_error.
+    FORBIDDEN = (403, 4403)
+    PAYLOAD_TOO_LARGE = (413, 4413)
+    # A request body that did not arrive within REQUEST_SECONDS.
+    REQUEST_TIMEOUT = (408, 4408)
+    # More WebSockets from one client address than MAX_SOCKETS_PER_CLIENT.
+    TOO_MANY_REQUESTS = (429, 4429)
     INTERNAL_SERVER_ERROR = (500, 1011)
 
     http_status: int

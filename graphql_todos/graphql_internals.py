@@ -18,6 +18,9 @@ instead of misbehaving quietly.
   which answers it as an error on every transport.
 - Error masking skips results without errors cheaply.
 - `Schema.execute` (one result) refuses subscriptions.
+- Both WebSocket protocols check the bearer token when connection_init
+  arrives, and refuse it with our close codes (Strawberry's own rejection
+  closes graphql-transport-ws with 4403 and the legacy protocol with 1011).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import functools
 import inspect
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import orjson
 import strawberry
@@ -34,6 +37,8 @@ from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from graphql import OperationType as OperationKind
 from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StrawberryGraphQLCoreExecutionContext
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -199,3 +204,39 @@ class OneResultSchema(strawberry.Schema):
             allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
+
+
+class ConnectionGate(Protocol):
+    """The view's side of a WebSocket's connection_init: whether it may go on."""
+
+    def connection_allowed(self, context: Any, params: object) -> bool: ...
+
+
+UNAUTHENTICATED_REASON = "this server requires a bearer token"
+
+
+class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, Any]):
+    """Assumes: `handle_connection_init(message)` receives connection_init,
+    cancels the connection_init timeout and acknowledges it; a subscribe that
+    comes before the acknowledgement closes the socket (4401)."""
+
+    async def handle_connection_init(self, message: Any) -> None:
+        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+            return await super().handle_connection_init(message)
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()
+        await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
+
+
+class GatedLegacyWs(BaseGraphQLWSHandler[Any, Any]):
+    """Assumes: `handle_connection_init(message)` receives connection_init and
+    acknowledges it; a start before the acknowledgement closes the socket."""
+
+    async def handle_connection_init(self, message: Any) -> None:
+        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+            return await super().handle_connection_init(message)
+        code = ErrorCode.UNAUTHENTICATED
+        error = {"message": UNAUTHENTICATED_REASON, "extensions": {"code": code.name}}
+        await self.websocket.send_json({"type": "connection_error", "payload": error})
+        # The legacy protocol's refusal: connection_error, then 4403.
+        await self.websocket.close(ErrorCode.FORBIDDEN.close_code, UNAUTHENTICATED_REASON)

@@ -20,13 +20,19 @@ from strawberry.subscriptions import (
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
+from .graphql_internals import GatedLegacyWs, GatedTransportWs
 from .schema import Context, build_schema
+from .security import Access, graphql_limits
 
 
 class TodoGraphQL(GraphQL[Context, None]):
-    def __init__(self, settings: Settings) -> None:
+    graphql_transport_ws_handler_class = GatedTransportWs
+    graphql_ws_handler_class = GatedLegacyWs
+
+    def __init__(self, settings: Settings, access: Access) -> None:
+        self.access = access
         super().__init__(
-            build_schema(settings.execution_cache_size),
+            build_schema(settings.execution_cache_size, graphql_limits(settings)),
             keep_alive=True,
             keep_alive_interval=settings.keepalive_seconds,
             subscription_protocols=(
@@ -35,13 +41,23 @@ class TodoGraphQL(GraphQL[Context, None]):
                 MULTIPART_SUBSCRIPTION_PROTOCOL,
             ),
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions,
+            # security.Guard refuses foreign origins first; the same list here
+            # keeps Strawberry's own check from refusing what it allowed.
+            allowed_origins=settings.allowed_origins,
         )
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
         state = request.state
-        return Context(state.service, state.journal, state.hub, state.live_lists)
+        credential = request.headers.get("authorization")
+        return Context(state.service, state.journal, state.hub, state.live_lists, credential)
+
+    def connection_allowed(self, context: Context, params: object) -> bool:
+        # The token comes in the upgrade's header or connection_init's payload.
+        offered = params.get("Authorization") if isinstance(params, dict) else None
+        return self.access.allows(context.credential) or self.access.allows(offered)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.

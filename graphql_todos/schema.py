@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,6 +38,9 @@ class Context:
     journal: Journal
     hub: Hub
     live_lists: streams.LiveLists
+    # The request's Authorization header; a GraphQL WebSocket checks it
+    # (or connection_init's) when connection_init arrives.
+    credential: str | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -175,14 +178,16 @@ class MaskUnexpected(CheapMaskErrors):
 
 
 class TodoSchema(OneResultSchema):
-    def __init__(self, execution_cache_size: int) -> None:
+    def __init__(self, execution_cache_size: int, limits: Sequence[Callable[[], SchemaExtension]] = ()) -> None:
         # Read by TodoExecutionContext for every subscription event.
         self.shared_results = SharedResults(execution_cache_size)
         super().__init__(
             query=Query,
             mutation=Mutation,
             subscription=Subscription,
-            extensions=[ParseErrorsAsResults, ValidationCache, TagValidationErrors, MaskUnexpected],
+            extensions=[
+                ParseErrorsAsResults, ValidationCache, *limits, TagValidationErrors, MaskUnexpected
+            ],
             execution_context_class=TodoExecutionContext,
         )
 
@@ -199,5 +204,6 @@ class TodoSchema(OneResultSchema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema(execution_cache_size: int) -> TodoSchema:
-    return TodoSchema(execution_cache_size)
+def build_schema(execution_cache_size: int, limits: Sequence[Callable[[], SchemaExtension]] = ()) -> TodoSchema:
+    """limits: extensions that refuse documents (security.graphql_limits)."""
+    return TodoSchema(execution_cache_size, limits)

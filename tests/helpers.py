@@ -7,7 +7,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,35 @@ class Server:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(5)
+
+
+# The token of the `guarded` fixture's server, and its Authorization header.
+TOKEN = "test-token-0123456789abcdef"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def raw_exchange(server: Server, head: bytes, body_chunks: Sequence[bytes] = (), pause: float = 0.0) -> bytes:
+    """Send a request as bytes, body chunks `pause` seconds apart (stopping when the
+    server hangs up), and return everything the server sent until it closed."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            time.sleep(pause)
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break  # closed on us: what it said is in the buffer
+        received = b""
+        while data := _recv(sock):
+            received += data
+        return received
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return b""
 
 
 def make_server(dsn: str, **overrides: Any) -> Server:

@@ -30,6 +30,20 @@ def test_every_variable_is_read() -> None:
         "CONNECTION_INIT_SECONDS": "4",
         "EXECUTION_CACHE_SIZE": "16",
         "SHUTDOWN_SECONDS": "1.5",
+        "TODOS_TOKEN": "a-token-of-16-chars",
+        "TODOS_TOKEN_FILE": "",
+        "ALLOWED_ORIGINS": "https://A.example, http://b.example:8080/",
+        "MAX_BODY_BYTES": "1024",
+        "WS_MAX_BYTES": "2048",
+        "REQUEST_SECONDS": "3",
+        "MAX_TOKENS": "100",
+        "MAX_DEPTH": "4",
+        "MAX_ALIASES": "0",
+        "INTROSPECTION": "False",
+        "MAX_SUBSCRIPTIONS": "2",
+        "MAX_SOCKETS_PER_CLIENT": "5",
+        "STATEMENT_TIMEOUT_SECONDS": "0.5",
+        "POOL_TIMEOUT_SECONDS": "2",
         "LOG_LEVEL": "WARNING",
         "WEB_DIST": "",
     }
@@ -48,6 +62,20 @@ def test_every_variable_is_read() -> None:
         connection_init_seconds=4.0,
         execution_cache_size=16,
         shutdown_seconds=1.5,
+        token="a-token-of-16-chars",
+        token_file=None,
+        allowed_origins=("https://a.example", "http://b.example:8080"),
+        max_body_bytes=1024,
+        ws_max_bytes=2048,
+        request_seconds=3.0,
+        max_tokens=100,
+        max_depth=4,
+        max_aliases=0,
+        introspection=False,
+        max_subscriptions=2,
+        max_sockets_per_client=5,
+        statement_timeout_seconds=0.5,
+        pool_timeout_seconds=2.0,
         log_level="warning",
         web_dist=None,
     )
@@ -58,6 +86,31 @@ def test_a_flag_overrides_its_variable_and_is_named_when_bad() -> None:
     with pytest.raises(SettingError) as error:
         Settings.from_env({"PORT": "9000"}, port="0")
     assert (error.value.source, error.value.value) == ("--port", "0")
+
+
+def test_the_token_comes_from_the_variable_or_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("from-the-file-0123456789\n")
+    assert Settings.from_env({"TODOS_TOKEN_FILE": str(secret)}).bearer_token == "from-the-file-0123456789"
+    both = {"TODOS_TOKEN_FILE": str(secret), "TODOS_TOKEN": "from-the-variable-0123"}
+    assert Settings.from_env(both).bearer_token == "from-the-variable-0123"
+    assert Settings.from_env({}).bearer_token is None
+    with pytest.raises(SettingError, match="TODOS_TOKEN_FILE"):
+        Settings.from_env({"TODOS_TOKEN_FILE": str(tmp_path / "missing")})
+
+
+def test_a_secret_is_never_shown() -> None:
+    with pytest.raises(SettingError) as error:
+        Settings.from_env({"TODOS_TOKEN": "short-secret"})
+    assert "short-secret" not in str(error.value)
+    assert "must be at least 16 characters" in str(error.value)
+    assert "a-token-of-16-chars" not in repr(Settings(token="a-token-of-16-chars"))
+
+
+@pytest.mark.parametrize("origins", ["example.org", "ftp://example.org", "https://example.org/path"])
+def test_allowed_origins_must_be_origins(origins: str) -> None:
+    with pytest.raises(SettingError, match="ALLOWED_ORIGINS"):
+        Settings.from_env({"ALLOWED_ORIGINS": origins})
 
 
 def test_web_dist_must_hold_a_built_client(tmp_path: Path) -> None:

@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from graphql_todos.errors import ErrorCode
 from tests.gql import LegacyWs, TransportWs, gql
-from tests.helpers import ROOT, Server
+from tests.helpers import BEARER, ROOT, Server, raw_exchange
 
 MISSING = str(uuid.UUID(int=1))
 JSON = {"content-type": "application/json"}
@@ -70,9 +71,43 @@ NOT_GRAPHQL: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
     ErrorCode.BAD_REQUEST: lambda c: c.post("/graphql", content=b"{", headers=JSON),
 }
 
+# Against the `guarded` server (a token, small limits): an HTTP request that
+# yields the code, as (status, JSON body).
+
+
+def _slow_body(server: Server) -> httpx.Response:
+    head = b"POST /api/todos/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += f"Authorization: {BEARER['Authorization']}\r\nContent-Length: 50\r\n\r\n".encode()
+    answer = raw_exchange(server, head, [b"{"] * 50, pause=0.1)
+    status_line, _, rest = answer.partition(b"\r\n")
+    return httpx.Response(int(status_line.split()[1]), content=rest.partition(b"\r\n\r\n")[2])
+
+
+GUARDED_HTTP: dict[ErrorCode, Callable[[Server], httpx.Response]] = {
+    ErrorCode.UNAUTHENTICATED: lambda s: httpx.get(s.url + "/api/todos/"),
+    ErrorCode.PAYLOAD_TOO_LARGE: lambda s: httpx.post(
+        s.url + "/api/todos/", json={"title": "x" * 2000}, headers=BEARER
+    ),
+    ErrorCode.REQUEST_TIMEOUT: _slow_body,
+}
+
+
+def _third_socket(server: Server) -> None:
+    # The `guarded` server takes two WebSockets from one address.
+    url = server.ws_url + "/api/todos/"
+    with connect(url, additional_headers=BEARER), connect(url, additional_headers=BEARER):
+        connect(url, additional_headers=BEARER)
+
+
+# WebSocket handshakes refused before the upgrade, with the code's HTTP status.
+HANDSHAKE: dict[ErrorCode, Callable[[Server], object]] = {
+    ErrorCode.FORBIDDEN: lambda s: connect(s.ws_url + "/api/todos/", origin="http://evil.example"),  # type: ignore[arg-type]
+    ErrorCode.TOO_MANY_REQUESTS: _third_socket,
+}
+
 
 def test_every_code_is_produced_by_some_transport() -> None:
-    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL}
+    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *GUARDED_HTTP, *HANDSHAKE}
     assert produced == set(ErrorCode)
 
 
@@ -147,6 +182,44 @@ def test_requests_that_are_not_graphql(code: ErrorCode, client: httpx.Client) ->
     response = NOT_GRAPHQL[code](client)
     assert response.status_code == code.http_status
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == [code.name]
+
+
+@pytest.mark.parametrize("code", list(GUARDED_HTTP), ids=lambda c: c.name)
+def test_limits_and_access_over_http(code: ErrorCode, guarded: Server) -> None:
+    response = GUARDED_HTTP[code](guarded)
+    assert response.status_code == code.http_status, response.text
+    assert response.json()["error"]["code"] == code.name
+
+
+@pytest.mark.parametrize("code", list(HANDSHAKE), ids=lambda c: c.name)
+def test_refused_handshakes(code: ErrorCode, guarded: Server) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        HANDSHAKE[code](guarded)
+    assert refused.value.response.status_code == code.http_status
+    assert json.loads(refused.value.response.body or b"")["error"]["code"] == code.name
+
+
+def _closed_with(ws: Any) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+def test_unauthenticated_sockets_close_with_the_table_codes(guarded: Server) -> None:
+    code = ErrorCode.UNAUTHENTICATED
+    with connect(guarded.ws_url + "/api/todos/") as ws:
+        assert _closed_with(ws) == code.close_code
+    protocol = [Subprotocol("graphql-transport-ws")]
+    with connect(guarded.ws_url + "/graphql", subprotocols=protocol) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}))
+        assert _closed_with(ws) == code.close_code
+    with connect(guarded.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        message = json.loads(ws.recv(timeout=5))
+        assert message["type"] == "connection_error"
+        assert message["payload"]["extensions"]["code"] == code.name
+        assert _closed_with(ws) == ErrorCode.FORBIDDEN.close_code
 
 
 @pytest.mark.parametrize(

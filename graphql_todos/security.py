@@ -1,0 +1,289 @@
+"""What keeps strangers out and bad input harmless, in front of every route:
+the bearer token, the WebSocket origin check, the security headers, and the
+limits on request bodies, request time, sockets per client and GraphQL
+documents. docs/security.md gives the threat model each answers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+from starlette.datastructures import Headers, QueryParams
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.extensions.query_depth_limiter import IgnoreContext
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .config import Settings
+from .error_handlers import close_reason, error_body
+from .errors import ErrorCode, RequestError
+
+# What a browser may load without a token: the health check, and the web
+# client's pages and bundles (GraphiQL answers GET /graphql without `query`).
+_PUBLIC_PATHS = ("/", "/healthz")
+_PUBLIC_PREFIX = "/assets/"
+# The GraphQL WebSocket takes its token in connection_init too, so it checks
+# the token itself (graphql_view.py); every other socket is checked here.
+_GRAPHQL = "/graphql"
+
+# The pages load only their own bundles. Monaco (GraphiQL's editor) and React
+# set inline styles, and Monaco starts its workers from our own /assets/.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+_HTML_HEADERS = [(b"content-security-policy", CONTENT_SECURITY_POLICY.encode())]
+# The answer to a request that broke a limit: nothing more will be read of it.
+_CLOSE = {"Connection": "close"}
+
+
+class Access:
+    """The bearer token, when the server requires one."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token is not None else None
+
+    @property
+    def required(self) -> bool:
+        return self._token is not None
+
+    def allows(self, credential: object) -> bool:
+        """Whether `credential` (an Authorization value, `Bearer <token>`, or
+        None) grants access. Compared in constant time."""
+        if self._token is None:
+            return True
+        if not isinstance(credential, str):
+            return False
+        scheme, _, token = credential.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
+
+    def allows_token(self, token: str | None) -> bool:
+        return token is not None and self.allows("Bearer " + token)
+
+
+def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
+    """A WebSocket handshake's Origin is the server's own (the Host it was
+    asked for) or listed. Without Origin it is no browser, so it carries no
+    ambient credentials a foreign page could abuse."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin.lower())
+    return parts.netloc == headers.get("host", "").lower() or origin.lower().rstrip("/") in allowed
+
+
+def _public(scope: Scope) -> bool:
+    path: str = scope["path"]
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    if path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX):
+        return True
+    return path == _GRAPHQL and "query" not in QueryParams(scope["query_string"])
+
+
+class Guard:
+    """ASGI middleware: security headers on every answer; the token on every
+    route but the public ones; bodies over MAX_BODY_BYTES or slower than
+    REQUEST_SECONDS refused; WebSockets from foreign origins, without the
+    token or over MAX_SOCKETS_PER_CLIENT refused before any data."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, access: Access) -> None:
+        self.app = app
+        self.settings = settings
+        self.access = access
+        self._sockets: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        send = _with_headers(send)
+        headers = Headers(scope=scope)
+        if not _public(scope) and not self.access.allows(headers.get("authorization")):
+            response = JSONResponse(
+                error_body(ErrorCode.UNAUTHENTICATED, "this server requires a bearer token"),
+                status_code=ErrorCode.UNAUTHENTICATED.http_status,
+                headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
+            )
+            return await response(scope, receive, send)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.settings.max_body_bytes:
+            response = JSONResponse(
+                error_body(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large),
+                status_code=ErrorCode.PAYLOAD_TOO_LARGE.http_status,
+                headers=_CLOSE,
+            )
+            return await response(scope, receive, send)
+        await self.app(scope, self._bounded(receive), send)
+
+    @property
+    def _too_large(self) -> str:
+        return f"the body is over {self.settings.max_body_bytes} bytes"
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """receive(), refusing a body over the size limit (chunked bodies have no
+        Content-Length) or one that takes too long: a RequestError, which
+        error_handlers answers like any other."""
+        deadline = anyio.current_time() + self.settings.request_seconds
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            with anyio.move_on_after(deadline - anyio.current_time()) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                raise RequestError(
+                    ErrorCode.REQUEST_TIMEOUT,
+                    f"the body did not arrive within {self.settings.request_seconds} s",
+                    headers=_CLOSE,
+                )
+            received += len(message.get("body", b""))
+            if received > self.settings.max_body_bytes:
+                raise RequestError(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large, headers=_CLOSE)
+            return message
+
+        return bounded
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        if not origin_allowed(websocket.headers, self.settings.allowed_origins):
+            return await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
+        client = websocket.client.host if websocket.client else ""
+        if self._sockets[client] >= self.settings.max_sockets_per_client:
+            return await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
+        if scope["path"] != _GRAPHQL and not (
+            self.access.allows(websocket.headers.get("authorization"))
+            or self.access.allows_token(websocket.query_params.get("token"))
+        ):
+            # Accepted only to say why: a refused handshake carries no close code.
+            await websocket.accept()
+            code = ErrorCode.UNAUTHENTICATED
+            return await websocket.close(code.close_code, close_reason("this server requires a bearer token"))
+        self._sockets[client] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._sockets[client] -= 1
+            if not self._sockets[client]:
+                del self._sockets[client]
+
+
+async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:
+    """Refuse the handshake with code's HTTP status, before the upgrade."""
+    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    await websocket.send_denial_response(response)
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            headers += _HEADERS
+            if Headers(raw=headers).get("content-type", "").startswith("text/html"):
+                headers += _HTML_HEADERS
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
+def middleware(settings: Settings, access: Access) -> list[Middleware]:
+    """Outermost first: CORS answers preflights (which carry no token) itself."""
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        ),
+        Middleware(Guard, settings=settings, access=access),
+    ]
+
+
+def _introspection_field(context: IgnoreContext) -> bool:
+    # GraphiQL's own introspection query nests ofType a dozen levels deep.
+    return context.field_name.startswith("__")
+
+
+def graphql_limits(settings: Settings) -> list[Callable[[], SchemaExtension]]:
+    """Refuse documents over the limits before anything runs: the token limit
+    stops the parser itself, the others are validation rules."""
+    limits: list[Callable[[], SchemaExtension]] = [
+        functools.partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        functools.partial(QueryDepthLimiter, max_depth=settings.max_depth, should_ignore=_introspection_field),
+        functools.partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+    ]
+    if not settings.introspection:
+        limits.append(DisableIntrospection)
+    return limits
+
+
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, closing a connection whose request head has
+    not arrived within REQUEST_SECONDS. Assumes (tests/test_security.py pins
+    it): uvicorn times out only idle keep-alive connections, so a client that
+    connects and sends nothing, or its headers a byte at a time, would hold a
+    connection forever; and it calls `on_headers_complete` once a head is
+    read and `on_response_complete` once an answer is sent."""
+
+    request_seconds: float = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        # A pipelined request waiting its turn has its head already.
+        if not self.pipeline:
+            self._arm()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(self.request_seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _expire(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def http_protocol(settings: Settings) -> Callable[..., Any]:
+    """The HTTP protocol class for uvicorn's `http=`, with this server's head timeout."""
+    return type("HttpProtocol", (TimedHttpToolsProtocol,), {"request_seconds": settings.request_seconds})
