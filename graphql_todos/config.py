@@ -200,7 +200,8 @@ class Settings:
         1000, "MAX_TOKENS", _int(1), "most lexical tokens in a GraphQL document"
     )
     max_depth: int = _setting(
-        10, "MAX_DEPTH", _int(1), "deepest GraphQL selection (introspection fields not counted)"
+        10, "MAX_DEPTH", _int(1),
+        "most levels of GraphQL selections below a root field (introspection not counted)",
     )
     max_aliases: int = _setting(30, "MAX_ALIASES", _int(0), "most aliases in a GraphQL document")
     introspection: bool = _setting(
