@@ -14,8 +14,9 @@ instead of misbehaving quietly.
 - Variable coercion errors are tagged BAD_USER_INPUT where graphql-core
   makes them, and say `null` (the client's JSON) where graphql-core says
   `None`.
-- A document that does not parse is left to Strawberry's own parse step,
-  which answers it as an error on every transport.
+- Parsed documents are cached; a miss (and so a document that does not
+  parse) is left to Strawberry's own parse step, which answers errors on
+  every transport.
 - Error masking skips results without errors cheaply.
 - `Schema.execute` (one result) refuses subscriptions.
 - Both WebSocket protocols check the bearer token when connection_init
@@ -29,13 +30,13 @@ import functools
 import inspect
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 import orjson
 import strawberry
-from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
+from graphql import DocumentNode, ExecutionResult, GraphQLError
 from graphql import OperationType as OperationKind
-from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -152,19 +153,30 @@ class TodoExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return result
 
 
-class ParseErrorsAsResults(ParserCache):
-    """Assumes: ParserCache parses with `cached_parse_document` in `on_parse`,
-    before and outside Strawberry's own parse step, whose try turns a
-    GraphQLSyntaxError into an error result. Raised here, it escapes: the
-    legacy graphql-ws handler then answers nothing at all."""
+class ParseCache(SchemaExtension):
+    """A bounded cache of parsed documents (the same object for the same text,
+    which shared execution relies on) that leaves a miss to Strawberry's own
+    parse step. Assumes: Strawberry runs `on_parse` around that step, skips it
+    when `graphql_document` is already set, and turns a GraphQLSyntaxError
+    there into an error result on every transport. So a document that does not
+    parse (or has more than MAX_TOKENS tokens) is parsed once, not twice as
+    with ParserCache, whose own parse in `on_parse` cannot answer errors."""
+
+    size: ClassVar[int] = 1024
+    _documents: ClassVar[OrderedDict[tuple[str, tuple[Any, ...]], DocumentNode]] = OrderedDict()
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        try:
-            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
-        except GraphQLSyntaxError:
-            context.graphql_document = None
+        key = (context.query or "", tuple(sorted(context.parse_options.items())))
+        document = self._documents.get(key)
+        if document is not None:
+            self._documents.move_to_end(key)
+            context.graphql_document = document
         yield
+        if document is None and context.query and context.graphql_document is not None:
+            self._documents[key] = context.graphql_document
+            if len(self._documents) > self.size:
+                self._documents.popitem(last=False)
 
 
 class CheapMaskErrors(MaskErrors):

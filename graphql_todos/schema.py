@@ -18,7 +18,7 @@ from .errors import DomainError, ErrorCode, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
     OneResultSchema,
-    ParseErrorsAsResults,
+    ParseCache,
     SharedResults,
     TodoExecutionContext,
     tag,
@@ -186,7 +186,7 @@ class TodoSchema(OneResultSchema):
             mutation=Mutation,
             subscription=Subscription,
             extensions=[
-                ParseErrorsAsResults, ValidationCache, *limits, TagValidationErrors, MaskUnexpected
+                ParseCache, ValidationCache, *limits, TagValidationErrors, MaskUnexpected
             ],
             execution_context_class=TodoExecutionContext,
         )
