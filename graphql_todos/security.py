@@ -241,16 +241,40 @@ def graphql_limits(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     return limits
 
 
+# Far more than any browser sends; httptools itself takes heads of any size.
+MAX_HEAD_BYTES = 65536
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
 class TimedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's HTTP protocol, closing a connection whose request head has
-    not arrived within REQUEST_SECONDS. Assumes (tests/test_security.py pins
-    it): uvicorn times out only idle keep-alive connections, so a client that
-    connects and sends nothing, or its headers a byte at a time, would hold a
-    connection forever; and it calls `on_headers_complete` once a head is
-    read and `on_response_complete` once an answer is sent."""
+    not arrived within REQUEST_SECONDS or is over MAX_HEAD_BYTES (431).
+    Assumes (tests/test_security.py pins it): uvicorn times out only idle
+    keep-alive connections, so a client that connects and sends nothing, or
+    its headers a byte at a time, would hold a connection forever; and it
+    calls `on_headers_complete` once a head is read and
+    `on_response_complete` once an answer is sent."""
 
     request_seconds: float = 10.0
     _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _head_tail = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            # Still reading a head: count it up to its blank line (which may
+            # straddle two reads), not the body that may follow.
+            end = (self._head_tail + data).find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_tail = data[-3:]
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.close()
+                return
+        super().data_received(data)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -272,6 +296,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
+        self._head_bytes, self._head_tail = 0, b""
         self._head_timer = self.loop.call_later(self.request_seconds, self._expire)
 
     def _disarm(self) -> None:

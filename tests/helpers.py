@@ -69,6 +69,12 @@ class Server:
         assert self._uvicorn is not None
         return int(self.call(lambda: self._uvicorn.config.app.state.schema.shared_results.executions))  # type: ignore[union-attr]
 
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's counters (pool_size, pool_available, ...)."""
+        assert self._uvicorn is not None
+        stats: dict[str, int] = self.call(self._uvicorn.lifespan.state["pool"].get_stats)
+        return stats
+
     def subscriber_count(self) -> int:
         return int(self.call(lambda: self.hub.subscriber_count))
 

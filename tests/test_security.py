@@ -4,6 +4,7 @@ outside against the real server; docs/security.md says what each is for."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import socket
 import time
@@ -11,13 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from graphql_todos.security import CONTENT_SECURITY_POLICY
+from graphql_todos.security import CONTENT_SECURITY_POLICY, MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, error_codes, gql
-from tests.helpers import BEARER, TOKEN, Server, make_server, wait_until
+from tests.helpers import BEARER, TOKEN, Server, make_server, raw_exchange, wait_until
 
 TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
 TODOS = "{ todos { id title } }"
@@ -277,3 +279,17 @@ def test_a_keep_alive_connection_that_sends_nothing_more_is_closed(guarded: Serv
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         # Then a new request's head, trickled: uvicorn's own keep-alive timer stops at the first byte.
         assert _closed_within(sock, b"GET /healthz HTTP/1.1\r\n" + b"X: " + b"y" * 1000, 10)
+
+
+def test_a_request_head_over_the_limit_is_refused(server: Server) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+    assert raw_exchange(server, head).startswith(b"HTTP/1.1 431 ")
+    fits = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"x" * 60000 + b"\r\n\r\n"
+    assert raw_exchange(server, fits).startswith(b"HTTP/1.1 200 ")
+
+
+def test_uvicorn_calls_the_hooks_the_head_timeout_relies_on() -> None:
+    # If uvicorn renames these, TimedHttpToolsProtocol would silently time nothing out.
+    for hook in ("connection_made", "data_received", "on_headers_complete", "on_response_complete", "connection_lost"):
+        assert hook in vars(HttpToolsProtocol), hook
+    assert "self.pipeline" in inspect.getsource(HttpToolsProtocol.on_response_complete)
