@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from graphql_todos.security import CONTENT_SECURITY_POLICY, MAX_HEAD_BYTES
+from graphql_todos.security import CONTENT_SECURITY_POLICY, GRAPHIQL_CONTENT_SECURITY_POLICY, MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, error_codes, gql
 from tests.helpers import BEARER, TOKEN, Server, make_server, raw_exchange, wait_until
 
@@ -137,10 +137,8 @@ def test_security_headers(server: Server, client: httpx.Client) -> None:
         response = client.get(path, headers={"Accept": "text/html"})
         assert response.headers["x-content-type-options"] == "nosniff", path
         assert response.headers["referrer-policy"] == "no-referrer", path
-    for page in ("/", "/graphql"):
-        assert client.get(page, headers={"Accept": "text/html"}).headers["content-security-policy"] == (
-            CONTENT_SECURITY_POLICY
-        )
+    for page, policy in (("/", CONTENT_SECURITY_POLICY), ("/graphql", GRAPHIQL_CONTENT_SECURITY_POLICY)):
+        assert client.get(page, headers={"Accept": "text/html"}).headers["content-security-policy"] == policy
 
 
 def test_a_query_of_2000_aliases_is_refused_before_execution(server: Server, client: httpx.Client) -> None:
