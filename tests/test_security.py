@@ -291,3 +291,16 @@ def test_uvicorn_calls_the_hooks_the_head_timeout_relies_on() -> None:
     for hook in ("connection_made", "data_received", "on_headers_complete", "on_response_complete", "connection_lost"):
         assert hook in vars(HttpToolsProtocol), hook
     assert "self.pipeline" in inspect.getsource(HttpToolsProtocol.on_response_complete)
+
+
+def test_a_graphql_socket_that_never_sends_connection_init_is_closed(db_dsn: str) -> None:
+    server = make_server(db_dsn, connection_init_seconds=0.5)
+    server.start()
+    try:
+        ws = connect(server.ws_url + "/graphql", subprotocols=TRANSPORT_WS)
+        with ws, pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4408
+    finally:
+        server.stop()
