@@ -7,7 +7,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,17 @@ def make_server(dsn: str, **overrides: Any) -> Server:
         "web_dist": WEB_DIST if (WEB_DIST / "index.html").exists() else None,
     }
     return Server(Settings(database_url=dsn, **{**defaults, **overrides}))
+
+
+@contextmanager
+def serving(dsn: str, **overrides: Any) -> Iterator[Server]:
+    """make_server(dsn, **overrides), running for the block."""
+    server = make_server(dsn, **overrides)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def wait_until(

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -19,7 +20,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos.security import CONTENT_SECURITY_POLICY, GRAPHIQL_CONTENT_SECURITY_POLICY, MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, error_codes, gql
-from tests.helpers import BEARER, TOKEN, Server, make_server, raw_exchange, wait_until
+from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
 
 TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
 TODOS = "{ todos { id title } }"
@@ -91,9 +92,7 @@ def test_a_graphql_socket_without_the_token_gets_no_data(guarded: Server, authed
 
 
 def test_websockets_from_foreign_origins_are_refused(db_dsn: str) -> None:
-    server = make_server(db_dsn, allowed_origins=("https://app.example",))
-    server.start()
-    try:
+    with serving(db_dsn, allowed_origins=("https://app.example",)) as server:
         own = f"http://127.0.0.1:{server.port}"
         for path in ("/graphql", "/api/todos/"):
             for origin in (own, "https://app.example"):
@@ -103,17 +102,13 @@ def test_websockets_from_foreign_origins_are_refused(db_dsn: str) -> None:
                 with pytest.raises(InvalidStatus) as refused:
                     connect(server.ws_url + path, origin=origin, subprotocols=TRANSPORT_WS)  # type: ignore[arg-type]
                 assert refused.value.response.status_code == 403
-    finally:
-        server.stop()
 
 
 def test_cross_origin_reads_only_for_allowed_origins(server: Server, db_dsn: str) -> None:
     foreign = {"Origin": "https://app.example"}
     response = httpx.get(server.url + "/api/todos/", headers=foreign)
     assert "access-control-allow-origin" not in response.headers
-    allowing = make_server(db_dsn, allowed_origins=("https://app.example",), token=TOKEN)
-    allowing.start()
-    try:
+    with serving(db_dsn, allowed_origins=("https://app.example",), token=TOKEN) as allowing:
         preflight = httpx.options(
             allowing.url + "/graphql",
             headers={
@@ -128,8 +123,6 @@ def test_cross_origin_reads_only_for_allowed_origins(server: Server, db_dsn: str
         assert response.headers["access-control-allow-origin"] == "https://app.example"
         other = httpx.get(allowing.url + "/api/todos/", headers={"Origin": "https://evil.example", **BEARER})
         assert "access-control-allow-origin" not in other.headers
-    finally:
-        allowing.stop()
 
 
 def test_security_headers(server: Server, client: httpx.Client) -> None:
@@ -155,22 +148,18 @@ def test_a_query_of_2000_aliases_is_refused_before_execution(server: Server, cli
 
 
 def test_depth_and_introspection_limits(db_dsn: str) -> None:
-    server = make_server(db_dsn, max_depth=1, introspection=False)
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            assert error_codes(gql(client, "{ todoList { todos { id } } }")) == ["GRAPHQL_VALIDATION_FAILED"]
-            assert "errors" not in gql(client, "{ todos { id } }")
-            introspection = gql(client, "{ __schema { queryType { name } } }")
-            assert set(error_codes(introspection)) == {"GRAPHQL_VALIDATION_FAILED"}, introspection
-    finally:
-        server.stop()
+    with (
+        serving(db_dsn, max_depth=1, introspection=False) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        assert error_codes(gql(client, "{ todoList { todos { id } } }")) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert "errors" not in gql(client, "{ todos { id } }")
+        introspection = gql(client, "{ __schema { queryType { name } } }")
+        assert set(error_codes(introspection)) == {"GRAPHQL_VALIDATION_FAILED"}, introspection
 
 
 def test_introspection_is_on_by_default(client: httpx.Client) -> None:
     # GraphiQL's own introspection query is deep: introspection fields are not counted.
-    from graphql import get_introspection_query
-
     body = gql(client, get_introspection_query(descriptions=True))
     assert "errors" not in body
     assert body["data"]["__schema"]["queryType"]["name"] == "Query"
@@ -199,9 +188,7 @@ def test_a_websocket_message_over_the_limit_closes_the_socket(server: Server) ->
 
 
 def test_subscriptions_per_socket_are_limited(db_dsn: str) -> None:
-    server = make_server(db_dsn, max_subscriptions=2)
-    server.start()
-    try:
+    with serving(db_dsn, max_subscriptions=2) as server:
         with TransportWs(server.ws_url) as ws:
             for _ in range(2):
                 ws.subscribe("subscription { todoChanges { cursor } }")
@@ -218,14 +205,10 @@ def test_subscriptions_per_socket_are_limited(db_dsn: str) -> None:
             assert (message["type"], message["id"]) == ("error", "3")
         finally:
             legacy.close()
-    finally:
-        server.stop()
 
 
 def test_database_statements_and_pool_waits_are_bounded(db_dsn: str) -> None:
-    server = make_server(db_dsn, statement_timeout_seconds=0.25, pool_timeout_seconds=1.5)
-    server.start()
-    try:
+    with serving(db_dsn, statement_timeout_seconds=0.25, pool_timeout_seconds=1.5) as server:
         assert server._uvicorn is not None and server._loop is not None
         pool = server._uvicorn.lifespan.state["pool"]
 
@@ -235,8 +218,6 @@ def test_database_statements_and_pool_waits_are_bounded(db_dsn: str) -> None:
             return row[0], pool.timeout
 
         assert asyncio.run_coroutine_threadsafe(settings(), server._loop).result(5) == ("250ms", 1.5)
-    finally:
-        server.stop()
 
 
 def _closed_within(sock: socket.socket, send: bytes, seconds: float) -> bool:
@@ -294,13 +275,9 @@ def test_uvicorn_calls_the_hooks_the_head_timeout_relies_on() -> None:
 
 
 def test_a_graphql_socket_that_never_sends_connection_init_is_closed(db_dsn: str) -> None:
-    server = make_server(db_dsn, connection_init_seconds=0.5)
-    server.start()
-    try:
+    with serving(db_dsn, connection_init_seconds=0.5) as server:
         ws = connect(server.ws_url + "/graphql", subprotocols=TRANSPORT_WS)
         with ws, pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4408
-    finally:
-        server.stop()
