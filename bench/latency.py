@@ -78,7 +78,8 @@ async def raw_floor(dsn: str, n: int, sql: str) -> list[float]:
 @contextmanager
 def app(dsn: str) -> Iterator[str]:
     port = 18765
-    env = {**os.environ, "DATABASE_URL": dsn, "PORT": str(port), "WEB_DIST": ""}
+    # Every subscriber connects from this one address.
+    env = {**os.environ, "DATABASE_URL": dsn, "PORT": str(port), "WEB_DIST": "", "MAX_SOCKETS_PER_CLIENT": "2000"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "graphql_todos.cli", "serve"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

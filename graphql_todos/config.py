@@ -211,7 +211,7 @@ class Settings:
         20, "MAX_SUBSCRIPTIONS", _int(1), "most subscriptions open on one GraphQL WebSocket"
     )
     max_sockets_per_client: int = _setting(
-        100, "MAX_SOCKETS_PER_CLIENT", _int(1),
+        256, "MAX_SOCKETS_PER_CLIENT", _int(1),
         "most WebSockets open from one client address (behind a proxy: all its clients)",
     )
     statement_timeout_seconds: float = _setting(

@@ -151,12 +151,16 @@ class Guard:
     def _bounded(self, receive: Receive) -> Receive:
         """receive(), refusing a body over the size limit (chunked bodies have no
         Content-Length) or one that takes too long: a RequestError, which
-        error_handlers answers like any other."""
+        error_handlers answers like any other. Once the body is whole, receive()
+        is left alone: a streamed answer waits on it for the client to leave."""
         deadline = anyio.current_time() + self.settings.request_seconds
         received = 0
+        whole = False
 
         async def bounded() -> Message:
-            nonlocal received
+            nonlocal received, whole
+            if whole:
+                return await receive()
             with anyio.move_on_after(deadline - anyio.current_time()) as waited:
                 message = await receive()
             if waited.cancelled_caught:
@@ -168,6 +172,7 @@ class Guard:
             received += len(message.get("body", b""))
             if received > self.settings.max_body_bytes:
                 raise RequestError(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large, headers=_CLOSE)
+            whole = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         return bounded

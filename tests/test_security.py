@@ -281,3 +281,20 @@ def test_a_graphql_socket_that_never_sends_connection_init_is_closed(db_dsn: str
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4408
+
+
+def test_a_streamed_subscription_outlives_the_request_deadline(guarded: Server, authed: httpx.Client) -> None:
+    headers = {**BEARER, "accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+    body = {"query": "subscription { todoChanges { todo { title } } }"}
+    with httpx.stream("POST", guarded.url + "/graphql", json=body, headers=headers, timeout=10) as response:
+        assert response.status_code == 200
+        wait_until(lambda: guarded.subscriber_count() == 1)
+        # The deadline bounds receiving the body, not the answer that follows.
+        time.sleep(guarded.settings.request_seconds * 2)
+        create(authed, "after the deadline")
+        buffer = ""
+        for chunk in response.iter_text():
+            buffer += chunk
+            if "after the deadline" in buffer:
+                break
+    assert "after the deadline" in buffer
