@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
-from .errors import DomainError, ErrorCode, RequestError
+from .errors import BUSY, DomainError, ErrorCode, RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ async def _on_starlette_error(conn: HTTPConnection, exc: Exception) -> Response 
     return await _answer(conn, code, exc.detail, exc.status_code, exc.headers)
 
 
+async def _on_busy(conn: HTTPConnection, exc: Exception) -> Response | None:
+    logger.warning("%s: database busy: %s", conn.url.path, exc)
+    return await _answer(conn, ErrorCode.UNAVAILABLE, "the database is busy, try again later")
+
+
 async def _on_unexpected_error(conn: HTTPConnection, exc: Exception) -> Response | None:
     logger.error("%s failed", conn.url.path, exc_info=exc)
     return await _answer(conn, ErrorCode.INTERNAL_SERVER_ERROR, "unexpected error")
@@ -73,6 +78,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Handler] = {
     DomainError: _on_domain_error,
     RequestError: _on_request_error,
     HTTPException: _on_starlette_error,
+    **dict.fromkeys(BUSY, _on_busy),
 }
 # Starlette hands an app-level Exception handler to ServerErrorMiddleware,
 # which answers and then raises again (a second traceback in the log); an

@@ -15,6 +15,9 @@ import uuid
 from enum import Enum
 from typing import ClassVar, Self
 
+from psycopg.errors import QueryCanceled
+from psycopg_pool import PoolTimeout
+
 
 class ErrorCode(Enum):
     """name -> (HTTP status, WebSocket close code)."""
@@ -38,6 +41,9 @@ class ErrorCode(Enum):
     REQUEST_TIMEOUT = (408, 4408)
     # More WebSockets from one client address than MAX_SOCKETS_PER_CLIENT.
     TOO_MANY_REQUESTS = (429, 4429)
+    # The database is too busy: no pooled connection within POOL_TIMEOUT_SECONDS,
+    # or a statement over STATEMENT_TIMEOUT_SECONDS. Worth retrying later.
+    UNAVAILABLE = (503, 1013)
     INTERNAL_SERVER_ERROR = (500, 1011)
 
     http_status: int
@@ -56,6 +62,10 @@ class ErrorCode(Enum):
     def for_status(cls, status: int) -> ErrorCode:
         """The code for a status another layer chose (Starlette's 404 and 405)."""
         return next((code for code in cls if code.http_status == status), cls.BAD_REQUEST)
+
+
+# What the database raises when a limit of ours stopped a request: UNAVAILABLE.
+BUSY: tuple[type[Exception], ...] = (PoolTimeout, QueryCanceled)
 
 
 class DomainError(Exception):

@@ -14,7 +14,7 @@ from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
 from . import streams
-from .errors import DomainError, ErrorCode, NotFound
+from .errors import BUSY, DomainError, ErrorCode, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
     OneResultSchema,
@@ -144,6 +144,8 @@ def error_code(error: GraphQLError) -> ErrorCode:
     from its message."""
     if isinstance(error.original_error, DomainError):
         return error.original_error.code
+    if isinstance(error.original_error, BUSY):
+        return ErrorCode.UNAVAILABLE
     if isinstance(error, GraphQLSyntaxError):
         return ErrorCode.GRAPHQL_PARSE_FAILED
     tagged = (error.extensions or {}).get("code")

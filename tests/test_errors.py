@@ -5,6 +5,7 @@ shows must be the ones errors.ErrorCode gives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos.errors import ErrorCode
 from tests.gql import LegacyWs, TransportWs, gql
-from tests.helpers import BEARER, ROOT, Server, raw_exchange
+from tests.helpers import BEARER, ROOT, Server, raw_exchange, serving
 
 MISSING = str(uuid.UUID(int=1))
 JSON = {"content-type": "application/json"}
@@ -107,7 +108,7 @@ HANDSHAKE: dict[ErrorCode, Callable[[Server], object]] = {
 
 
 def test_every_code_is_produced_by_some_transport() -> None:
-    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *GUARDED_HTTP, *HANDSHAKE}
+    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *GUARDED_HTTP, *HANDSHAKE, ErrorCode.UNAVAILABLE}
     assert produced == set(ErrorCode)
 
 
@@ -222,6 +223,33 @@ def test_unauthenticated_sockets_close_with_the_table_codes(guarded: Server) -> 
         assert _closed_with(ws) == ErrorCode.FORBIDDEN.close_code
 
 
+def _unavailable(client: httpx.Client) -> None:
+    code = ErrorCode.UNAVAILABLE
+    response = client.get("/api/todos/")
+    assert (response.status_code, response.json()["error"]["code"]) == (code.http_status, code.name)
+    assert [e["extensions"]["code"] for e in gql(client, "{ todos { id } }")["errors"]] == [code.name]
+
+
+def test_a_busy_database_is_unavailable(db_dsn: str) -> None:
+    with (
+        serving(db_dsn, pool_size=1, pool_timeout_seconds=0.5, statement_timeout_seconds=0.3) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        # A statement over the timeout: the table is locked by someone else.
+        with psycopg.connect(server.dsn) as locker:
+            locker.execute("LOCK TABLE todos IN ACCESS EXCLUSIVE MODE")
+            _unavailable(client)
+        # No pooled connection in time: the only one is taken.
+        assert server._uvicorn is not None and server._loop is not None
+        pool = server._uvicorn.lifespan.state["pool"]
+        held = asyncio.run_coroutine_threadsafe(pool.getconn(), server._loop).result(5)
+        try:
+            _unavailable(client)
+        finally:
+            asyncio.run_coroutine_threadsafe(pool.putconn(held), server._loop).result(5)
+        assert client.get("/api/todos/").status_code == 200
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -255,7 +283,7 @@ def test_a_null_for_a_non_null_variable_says_null(
 def test_the_table_gives_each_code_a_status_and_a_close_code() -> None:
     for code in ErrorCode:
         assert 400 <= code.http_status < 600, code
-        assert 4000 <= code.close_code < 5000 or code.close_code == 1011, code
+        assert 4000 <= code.close_code < 5000 or code.close_code in (1011, 1013), code
     assert ErrorCode.for_status(404) is ErrorCode.NOT_FOUND
     assert ErrorCode.for_status(405) is ErrorCode.METHOD_NOT_ALLOWED
     assert len({code.name for code in ErrorCode}) == len(ErrorCode)
