@@ -15,7 +15,7 @@ WEB_SOURCES := $(shell find web/src -type f -not -path 'web/src/gql/*' 2>/dev/nu
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 .PHONY: run
 run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
@@ -31,9 +31,15 @@ lint: $(VENV)/.test ## ruff and mypy over the Python code
 	$(BIN)/ruff check graphql_todos tests bench
 	$(BIN)/mypy
 
+BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed /usr/bin/wrk
+
 .PHONY: bench
-bench: $(VENV)/.test ## measure change latency (raw NOTIFY floor vs the app); writes docs/benchmarks.md
-	$(BIN)/python bench/latency.py --out docs/benchmarks.md
+bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 11 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
+	$(BIN)/python -m bench --out docs/benchmarks.md $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: $(BENCH_DEPS) ## a tiny bench run (about a minute; not part of make test): checks that it still works
+	$(BIN)/python -m bench --smoke --out .data/bench-smoke/benchmarks.md
 
 .PHONY: schema
 schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
@@ -67,6 +73,22 @@ $(VENV)/.run: pyproject.toml $(VENV)/bin/python
 $(VENV)/.test: pyproject.toml $(VENV)/.run
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+$(VENV)/.bench: pyproject.toml $(VENV)/.test
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+# PostGraphile for the bench, pinned by the committed manifest and lock; the
+# folder itself is ignored.
+bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-lock.json | /usr/bin/npm
+	mkdir -p bench/peer
+	cp bench/peer-package.json bench/peer/package.json
+	cp bench/peer-package-lock.json bench/peer/package-lock.json
+	cd bench/peer && npm ci --no-audit --no-fund
+	touch $@
+
+/usr/bin/wrk:
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y wrk
 
 /usr/bin/npm:
 	$(APT) update && $(APT) install -y nodejs npm

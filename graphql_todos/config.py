@@ -168,6 +168,10 @@ class Settings:
         4096, "EXECUTION_CACHE_SIZE", _int(1),
         "subscription results kept for sharing between subscribers of the same operation",
     )
+    response_cache_size: int = _setting(
+        256, "RESPONSE_CACHE_SIZE", _int(0),
+        "query responses kept, each served only while the journal has not moved since it was read; 0: none",
+    )
     shutdown_seconds: float = _setting(
         5.0, "SHUTDOWN_SECONDS", _seconds,
         "on SIGTERM, how long open requests and subscriptions get before they are cut",

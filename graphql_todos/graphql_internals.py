@@ -22,6 +22,11 @@ instead of misbehaving quietly.
 - Both WebSocket protocols check the bearer token when connection_init
   arrives, and refuse it with our close codes (Strawberry's own rejection
   closes graphql-transport-ws with 4403 and the legacy protocol with 1011).
+- Compiled plans (compiled.py, fastpath.py) give root resolvers the info
+  Strawberry's executor would, read plain fields as Strawberry's default
+  resolver does, and validate with Strawberry's rules. (They also call
+  graphql-core's own field collection and leaf completion; the
+  property-based tests in tests/test_compiled.py compare whole responses.)
 """
 
 from __future__ import annotations
@@ -29,15 +34,34 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol, cast
 
 import orjson
 import strawberry
-from graphql import DocumentNode, ExecutionResult, GraphQLError
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    specified_rules,
+)
 from graphql import OperationType as OperationKind
+from graphql.pyutils import Path
+from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, SchemaExtension
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema import (
+    DEFAULT_ALLOWED_OPERATION_TYPES,
+    StrawberryGraphQLCoreExecutionContext,
+    _OperationContextAwareGraphQLResolveInfo,
+    validate_document,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
@@ -252,3 +276,59 @@ class GatedLegacyWs(BaseGraphQLWSHandler[Any, Any]):
         await self.websocket.send_json({"type": "connection_error", "payload": error})
         # The legacy protocol's refusal: connection_error, then 4403.
         await self.websocket.close(ErrorCode.FORBIDDEN.close_code, UNAUTHENTICATED_REASON)
+
+
+def resolve_info(
+    schema: GraphQLSchema,
+    field_def: GraphQLField,
+    field_nodes: list[FieldNode],
+    parent_type: GraphQLObjectType,
+    path: Path,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    context: Any,
+    root_value: Any,
+) -> Any:
+    """The info Strawberry's executor gives a resolver. Assumes: its
+    build_resolve_info fills _OperationContextAwareGraphQLResolveInfo in this
+    order, with the coerced variables as a plain dict; the abort signal,
+    async helpers and operation extensions are unset over HTTP."""
+    return _OperationContextAwareGraphQLResolveInfo(
+        field_nodes[0].name.value,
+        field_nodes,
+        field_def.type,
+        parent_type,
+        path,
+        schema,
+        fragments,
+        root_value,
+        operation,
+        variables,
+        context,
+        optimized_is_awaitable,
+        None,
+        None,
+        {},
+    )
+
+
+def plain_attribute(field_def: GraphQLField) -> str | None:
+    """The Python attribute Strawberry reads for a field without a resolver
+    of its own, or None for any other field. Assumes: from_resolver marks
+    the resolver of such a field `_is_default`, it returns
+    getattr(source, python_name), and the field keeps its StrawberryField
+    in extensions["strawberry-definition"]."""
+    if not getattr(field_def.resolve, "_is_default", False):
+        return None
+    definition = field_def.extensions.get("strawberry-definition")
+    return None if definition is None else str(definition.python_name)
+
+
+def validation_errors(
+    schema: strawberry.Schema, document: DocumentNode, limits: Sequence[type[ASTValidationRule]] = ()
+) -> list[GraphQLError]:
+    """What Strawberry's validation step reports, with the rules `limits` that
+    extensions add to it. Assumes: it runs validate_document with
+    graphql-core's specified rules (it adds its own)."""
+    return validate_document(schema._schema, document, (*specified_rules, *limits))

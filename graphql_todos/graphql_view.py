@@ -20,7 +20,9 @@ from strawberry.subscriptions import (
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
+from .fastpath import FastPath
 from .graphql_internals import GatedLegacyWs, GatedTransportWs
+from .response_cache import ResponseCache
 from .schema import Context, build_schema
 from .security import Access, graphql_limits
 
@@ -29,10 +31,11 @@ class TodoGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = GatedTransportWs
     graphql_ws_handler_class = GatedLegacyWs
 
-    def __init__(self, settings: Settings, access: Access) -> None:
+    def __init__(self, settings: Settings, cache: ResponseCache, access: Access) -> None:
         self.access = access
+        schema = build_schema(settings.execution_cache_size, graphql_limits(settings))
         super().__init__(
-            build_schema(settings.execution_cache_size, graphql_limits(settings)),
+            schema,
             keep_alive=True,
             keep_alive_interval=settings.keepalive_seconds,
             subscription_protocols=(
@@ -47,6 +50,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
+        self.fast = FastPath(schema, cache)
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
@@ -68,8 +72,11 @@ class TodoGraphQL(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            # The request keeps the body it read, so the fallback reads it too.
+            response = await self.fast.respond(request, await self.get_context(request, None))
+            response = response or await self.run(request)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import SchemaExtension, ValidationCache
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
 from . import streams
@@ -179,16 +180,33 @@ class MaskUnexpected(CheapMaskErrors):
         return masked
 
 
+@dataclass(frozen=True)
+class QueryLimits:
+    """What a document may be (security.graphql_limits): at most `max_tokens`
+    tokens (the parser stops there), and valid under `rules` besides the
+    schema's. The compiled fast path parses and validates with the same."""
+
+    max_tokens: int | None = None
+    rules: tuple[type[ASTValidationRule], ...] = ()
+
+    def extensions(self) -> list[Callable[[], SchemaExtension]]:
+        limits: list[Callable[[], SchemaExtension]] = [functools.partial(AddValidationRules, list(self.rules))]
+        if self.max_tokens is not None:
+            limits.append(functools.partial(MaxTokensLimiter, max_token_count=self.max_tokens))
+        return limits
+
+
 class TodoSchema(OneResultSchema):
-    def __init__(self, execution_cache_size: int, limits: Sequence[Callable[[], SchemaExtension]] = ()) -> None:
+    def __init__(self, execution_cache_size: int, limits: QueryLimits = QueryLimits()) -> None:
         # Read by TodoExecutionContext for every subscription event.
         self.shared_results = SharedResults(execution_cache_size)
+        self.limits = limits
         super().__init__(
             query=Query,
             mutation=Mutation,
             subscription=Subscription,
             extensions=[
-                ParseCache, ValidationCache, *limits, TagValidationErrors, MaskUnexpected
+                ParseCache, ValidationCache, *limits.extensions(), TagValidationErrors, MaskUnexpected
             ],
             execution_context_class=TodoExecutionContext,
         )
@@ -206,6 +224,5 @@ class TodoSchema(OneResultSchema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema(execution_cache_size: int, limits: Sequence[Callable[[], SchemaExtension]] = ()) -> TodoSchema:
-    """limits: extensions that refuse documents (security.graphql_limits)."""
+def build_schema(execution_cache_size: int, limits: QueryLimits = QueryLimits()) -> TodoSchema:
     return TodoSchema(execution_cache_size, limits)

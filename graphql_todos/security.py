@@ -6,7 +6,6 @@ documents. docs/security.md gives the threat model each answers."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 from collections import Counter
 from collections.abc import Callable
@@ -14,25 +13,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from starlette.datastructures import Headers, QueryParams
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
 from .error_handlers import close_reason, error_body
 from .errors import ErrorCode, RequestError
+from .schema import QueryLimits
 
 # What a browser may load without a token: the health check, and the web
 # client's pages and bundles (GraphiQL answers GET /graphql without `query`).
@@ -238,17 +234,16 @@ def _introspection_field(context: IgnoreContext) -> bool:
     return context.field_name.startswith("__")
 
 
-def graphql_limits(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Refuse documents over the limits before anything runs: the token limit
-    stops the parser itself, the others are validation rules."""
-    limits: list[Callable[[], SchemaExtension]] = [
-        functools.partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        functools.partial(QueryDepthLimiter, max_depth=settings.max_depth, should_ignore=_introspection_field),
-        functools.partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+def graphql_limits(settings: Settings) -> QueryLimits:
+    """Documents over the limits are refused before anything runs: the token
+    limit stops the parser itself, the others are validation rules."""
+    rules: list[type[ASTValidationRule]] = [
+        depth_rule(settings.max_depth, _introspection_field),
+        aliases_rule(settings.max_aliases),
     ]
     if not settings.introspection:
-        limits.append(DisableIntrospection)
-    return limits
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return QueryLimits(settings.max_tokens, tuple(rules))
 
 
 # Far more than any browser sends; httptools itself takes heads of any size.

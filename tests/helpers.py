@@ -11,12 +11,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from graphql_todos.cli import server_config
 from graphql_todos.config import Settings
+from graphql_todos.fastpath import FastPath
+from graphql_todos.graphql_view import TodoGraphQL
 from graphql_todos.hub import Hub
 from graphql_todos.streams import LiveLists
 
@@ -75,6 +79,15 @@ class Server:
         assert self._uvicorn is not None
         stats: dict[str, int] = self.call(self._uvicorn.lifespan.state["pool"].get_stats)
         return stats
+
+    def fast_path(self) -> FastPath:
+        """The compiled fast path of the app's /graphql view (its counters)."""
+        assert self._uvicorn is not None
+        app = cast(Starlette, self._uvicorn.config.app)
+        route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+        view = route.endpoint
+        assert isinstance(view, TodoGraphQL)
+        return view.fast
 
     def subscriber_count(self) -> int:
         return int(self.call(lambda: self.hub.subscriber_count))

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import strawberry
-from graphql import ExecutionResult, execute, parse
+from graphql import ExecutionResult, GraphQLObjectType, execute, parse, specified_rules
 from graphql import Executor as GraphQLCoreExecutor
 from strawberry.extensions import MaskErrors, SchemaExtension
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, _parse_operation_document
+from strawberry.schema.schema import (
+    StrawberryGraphQLCoreExecutionContext,
+    _OperationContextAwareGraphQLResolveInfo,
+    _parse_operation_document,
+)
+from strawberry.types import ExecutionContext as StrawberryExecutionContext
 
-from graphql_todos.graphql_internals import OneResultSchema, TodoExecutionContext
+from graphql_todos.graphql_internals import (
+    OneResultSchema,
+    TodoExecutionContext,
+    plain_attribute,
+)
+from graphql_todos.models import Todo
 from graphql_todos.schema import build_schema
 
 NULL_ID = ("query($id: ID!) { todo(id: $id) { id } }", {"id": None})
@@ -90,3 +102,32 @@ def test_schema_execute_takes_the_parameters_we_pass_on() -> None:
     ours = list(inspect.signature(OneResultSchema.execute).parameters)
     theirs = list(inspect.signature(strawberry.Schema.execute).parameters)
     assert ours == theirs
+
+
+def test_strawberry_resolve_info_has_the_fields_resolve_info_fills() -> None:
+    assert _OperationContextAwareGraphQLResolveInfo._fields == (
+        "field_name", "field_nodes", "return_type", "parent_type", "path", "schema", "fragments",
+        "root_value", "operation", "variable_values", "context", "is_awaitable", "abort_signal",
+        "async_helpers", "operation_extensions",
+    )  # fmt: skip
+
+
+def test_strawberry_reads_plain_fields_with_getattr_and_marks_them() -> None:
+    graphql_schema = build_schema(execution_cache_size=16)._schema
+    now = datetime.now(UTC)
+    todo = Todo(uuid.uuid4(), "t", True, now, now + timedelta(days=1))
+    todo_type = graphql_schema.get_type("Todo")
+    assert isinstance(todo_type, GraphQLObjectType)
+    for name, field_def in todo_type.fields.items():
+        attribute = plain_attribute(field_def)
+        assert attribute is not None, name
+        assert field_def.resolve is not None
+        assert field_def.resolve(todo, None) == getattr(todo, attribute), name
+    assert graphql_schema.query_type is not None
+    assert plain_attribute(graphql_schema.query_type.fields["todos"]) is None
+
+
+def test_strawberry_validates_with_graphql_cores_specified_rules() -> None:
+    schema = build_schema(execution_cache_size=16)
+    context = StrawberryExecutionContext(query=None, schema=schema, allowed_operations=())
+    assert context.validation_rules == tuple(specified_rules)

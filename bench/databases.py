@@ -1,0 +1,90 @@
+"""The two bench databases: ours (the app's migrations) and the peer's (bench/peer.sql)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from graphql_todos.embedded import embedded_postgres
+from graphql_todos.migrations import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = 50
+
+
+@dataclass(frozen=True)
+class Databases:
+    ours: str
+    peer: str
+    embedded: bool
+
+    @property
+    def peer_url(self) -> str:
+        """The peer's DSN as a postgres:// URL, the only form node-postgres reads."""
+        params = conninfo_to_dict(self.peer)
+        user = quote(str(params.pop("user", ""))) + (
+            ":" + quote(str(params.pop("password"))) if params.get("password") else ""
+        )
+        params.pop("password", None)
+        host = str(params.pop("host", ""))
+        port = params.pop("port", None)
+        netloc = (user + "@" if user else "") + ("" if host.startswith("/") else host) + (f":{port}" if port else "")
+        query = {"host": host} if host.startswith("/") else {}
+        return f"postgres://{netloc}/{quote(str(params.pop('dbname')))}" + (f"?{urlencode(query)}" if query else "")
+
+
+@contextmanager
+def _server() -> Iterator[str]:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+    else:
+        with embedded_postgres(ROOT / ".data" / "bench") as dsn:
+            yield dsn
+
+
+def _create(admin: str, name: str) -> str:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return make_conninfo(admin, dbname=name)
+
+
+def _drop(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def reset_rows(dsn: str) -> None:
+    """Exactly ROWS todos, whatever earlier tests wrote (DELETE: ours journals it, TRUNCATE it refuses)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM todos")
+        conn.execute(
+            "INSERT INTO todos (title, completed) SELECT 'todo ' || i, i %% 3 = 0 FROM generate_series(1, %s) i",
+            (ROWS,),
+        )
+
+
+@contextmanager
+def databases() -> Iterator[Databases]:
+    """gt_bench (ours) and gt_peer (PostGraphile's), each with ROWS todos; dropped afterwards."""
+    with _server() as admin:
+        ours = _create(admin, "gt_bench")
+        peer = _create(admin, "gt_peer")
+        try:
+            migrate(ours)
+            migrate(peer)
+            with psycopg.connect(peer, autocommit=True) as conn:
+                conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
+            reset_rows(ours)
+            reset_rows(peer)
+            yield Databases(ours=ours, peer=peer, embedded=not os.environ.get("DATABASE_URL"))
+        finally:
+            _drop(admin, "gt_bench")
+            _drop(admin, "gt_peer")

@@ -1,0 +1,186 @@
+"""Subscribers in separate Node processes, and what one change costs to reach all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .procstat import cpu_seconds, rss_bytes
+from .servers import FLOOR, Server
+
+BENCH = Path(__file__).resolve().parent
+CLIENT = BENCH / "fanout_client.js"
+NODE_PATH = BENCH / "peer" / "node_modules"
+GAP_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change the bench made: the row's uuid, when it was sent, when its HTTP answer came (if any)."""
+
+    token: str
+    sent: float
+    answered: float | None = None
+
+
+@dataclass(frozen=True)
+class Arrival:
+    received: int
+    first: float
+    last: float
+
+
+@dataclass
+class FanoutResult:
+    server: str
+    subscribers: int
+    open_seconds: float = 0.0
+    open_cpu_per_subscription: float = 0.0
+    rss_per_subscription: float = 0.0
+    failed_connections: int = 0
+    last_arrival: list[float] = field(default_factory=list)
+    first_arrival: list[float] = field(default_factory=list)
+    after_response: list[float] = field(default_factory=list)
+    delivered: int = 0
+    expected: int = 0
+    cpu_per_delivery: float = 0.0
+
+
+class Clients:
+    """Several Node processes, each holding a share of the sockets."""
+
+    def __init__(self, procs: list[asyncio.subprocess.Process]) -> None:
+        self._procs = procs
+        self._arrivals: dict[str, list[Arrival]] = {}
+        self._complete: dict[str, asyncio.Event] = {}
+        self._ready: list[tuple[int, int]] = []
+        self._ready_event = asyncio.Event()
+        self._readers = [asyncio.create_task(self._read(p)) for p in procs]
+
+    @classmethod
+    async def start(cls, url: str, protocol: str, count: int, processes: int, query: str) -> Clients:
+        shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+        env = {**os.environ, "NODE_PATH": str(NODE_PATH)}
+        procs = [
+            await asyncio.create_subprocess_exec(
+                "node", str(CLIENT), url, protocol, str(share), query, env=env,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            )
+            for share in shares
+            if share
+        ]
+        return cls(procs)
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            kind, *rest = raw.decode().split()
+            if kind == "ready":
+                self._ready.append((int(rest[0]), int(rest[1])))
+                if len(self._ready) == len(self._procs):
+                    self._ready_event.set()
+            elif kind == "event":
+                token, n, first, last = rest[0], int(rest[1]), float(rest[2]) / 1000, float(rest[3]) / 1000
+                arrivals = self._arrivals.setdefault(token, [])
+                arrivals.append(Arrival(n, first, last))
+                if len(arrivals) == len(self._procs):
+                    self._complete.setdefault(token, asyncio.Event()).set()
+
+    async def ready(self, timeout: float) -> tuple[int, int]:
+        """Opened and failed sockets, once every process has settled them all."""
+        await asyncio.wait_for(self._ready_event.wait(), timeout)
+        return sum(r[0] for r in self._ready), sum(r[1] for r in self._ready)
+
+    async def arrival(self, token: str, timeout: float) -> Arrival:
+        """When the last socket got the change; on timeout, what arrived so far."""
+        done = self._complete.setdefault(token, asyncio.Event())
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            await self._send("flush")
+            await asyncio.sleep(0.5)
+        arrivals = self._arrivals.pop(token, [])
+        self._complete.pop(token, None)
+        if not arrivals:
+            return Arrival(0, float("nan"), float("nan"))
+        return Arrival(sum(a.received for a in arrivals), min(a.first for a in arrivals), max(a.last for a in arrivals))
+
+    async def _send(self, line: str) -> None:
+        for proc in self._procs:
+            if proc.stdin is not None and proc.returncode is None:
+                proc.stdin.write(line.encode() + b"\n")
+                await proc.stdin.drain()
+
+    async def close(self) -> None:
+        await self._send("close")
+        for proc in self._procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        for reader in self._readers:
+            reader.cancel()
+
+
+def client_processes(subscribers: int, most: int) -> int:
+    """About 1,000 sockets per process, but no more processes than `most`."""
+    return max(1, min(most, -(-subscribers // 1000)))
+
+
+async def fan_out(
+    server: Server,
+    query: str,
+    subscribers: int,
+    events: int,
+    change: Callable[[int], Awaitable[Change]],
+    processes: int,
+    event_timeout: float = 30.0,
+) -> FanoutResult:
+    """Open `subscribers` subscriptions, then time `events` changes one after another."""
+    result = FanoutResult(server.name, subscribers)
+    protocol = "raw" if server.name == FLOOR else "graphql-transport-ws"
+    rss0, cpu0, t0 = rss_bytes(server.pid), cpu_seconds(server.pid), time.monotonic()
+    clients = await Clients.start(server.ws_url, protocol, subscribers, processes, query)
+    try:
+        opened, result.failed_connections = await clients.ready(60 + subscribers / 50)
+        result.open_seconds = time.monotonic() - t0
+        # A subscription is live once a change reaches it: warm up until one reaches all.
+        for attempt in range(3):
+            warm = await change(-1 - attempt)
+            if (await clients.arrival(warm.token, event_timeout)).received == opened:
+                break
+        result.open_cpu_per_subscription = (cpu_seconds(server.pid) - cpu0) / subscribers
+        result.rss_per_subscription = (rss_bytes(server.pid) - rss0) / subscribers
+        cpu1 = cpu_seconds(server.pid)
+        for i in range(events):
+            made = await change(i)
+            got = await clients.arrival(made.token, event_timeout)
+            result.expected += opened
+            result.delivered += got.received
+            if got.received == opened:
+                result.last_arrival.append(got.last - made.sent)
+                result.first_arrival.append(got.first - made.sent)
+                if made.answered is not None:
+                    result.after_response.append(got.last - made.answered)
+            await asyncio.sleep(GAP_SECONDS)
+        result.cpu_per_delivery = (cpu_seconds(server.pid) - cpu1) / max(1, result.delivered)
+    finally:
+        await clients.close()
+    return result
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples) if samples else float("nan")

@@ -1,0 +1,99 @@
+"""The three servers under test, each started as its own process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .databases import Databases
+
+BENCH = Path(__file__).resolve().parent
+PEER = BENCH / "peer"
+# Servers log here, never to a pipe nobody reads (a full pipe would stall them).
+LOGS = BENCH.parent / ".data" / "bench-logs"
+OURS, POSTGRAPHILE, FLOOR = "ours", "PostGraphile", "floor"
+# Ours again, with its response cache on: `ours` itself runs without it, so
+# that every read it answers goes to PostgreSQL, as PostGraphile's do.
+OURS_CACHED = "ours, response cache"
+PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768}
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    url: str
+    pid: int
+
+    @property
+    def ws_url(self) -> str:
+        path = "/ws" if self.name == FLOOR else "/graphql"
+        return self.url.replace("http", "ws", 1) + path
+
+
+def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1"}
+    if name in (OURS, OURS_CACHED):
+        serve = str(Path(sys.executable).parent / "graphql-todos")
+        # No web client, and no per-request access log (PostGraphile runs
+        # with --disable-query-log).
+        settings = {"DATABASE_URL": dbs.ours, "POOL_SIZE": "10", "WEB_DIST": "", "LOG_LEVEL": "warning"}
+        # Every subscriber connects from this one address.
+        settings["MAX_SOCKETS_PER_CLIENT"] = "100000"
+        cache = {} if name == OURS_CACHED else {"RESPONSE_CACHE_SIZE": "0"}
+        return [serve, "serve"], {**env, **settings, **cache}
+    if name == POSTGRAPHILE:
+        cli = str(PEER / "node_modules" / "postgraphile" / "cli.js")
+        args = [
+            "node", cli, "--plugins", "@graphile/pg-pubsub", "--subscriptions", "--simple-subscriptions",
+            "-c", dbs.peer_url, "--host", "127.0.0.1", "--port", str(port), "--max-pool-size", "10",
+            "--disable-graphiql", "--disable-query-log",
+        ]
+        return args, {**env, "NODE_ENV": "production"}
+    return [sys.executable, "-m", "bench.floor"], {**env, "DATABASE_URL": dbs.ours, "LISTEN_URL": dbs.peer}
+
+
+def _ready(name: str, url: str) -> bool:
+    try:
+        if name == POSTGRAPHILE:
+            r = httpx.post(url + "/graphql", json={"query": "{ __typename }"}, timeout=2)
+        else:
+            r = httpx.get(url + "/healthz", timeout=2)
+    except httpx.TransportError:
+        return False
+    return r.status_code == 200
+
+
+@contextmanager
+def running(name: str, dbs: Databases) -> Iterator[Server]:
+    """Start one server, wait (at most 60 s) until it answers, stop it afterwards."""
+    port = PORTS[name]
+    args, env = _command(name, dbs, port)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, env=env, cwd=PEER if name == POSTGRAPHILE else BENCH.parent, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(name, url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {log}")
+            time.sleep(0.1)
+        yield Server(name, url, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
