@@ -45,6 +45,8 @@ def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str,
         # No web client, and no per-request access log (PostGraphile runs
         # with --disable-query-log).
         settings = {"DATABASE_URL": dbs.ours, "POOL_SIZE": "10", "WEB_DIST": "", "LOG_LEVEL": "warning"}
+        # Every subscriber connects from this one address.
+        settings["MAX_SOCKETS_PER_CLIENT"] = "100000"
         cache = {} if name == OURS_CACHED else {"RESPONSE_CACHE_SIZE": "0"}
         return [serve, "serve"], {**env, **settings, **cache}
     if name == POSTGRAPHILE:

@@ -128,7 +128,10 @@ async def run_round(http_url: str, ws_url: str, pid: int, subscribers: int, writ
 
 
 def _serve(port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "PORT": str(port), "WEB_DIST": "", "LOG_LEVEL": "warning"}
+    # Every subscriber comes from 127.0.0.1: lift the per-address socket cap.
+    env = {
+        **os.environ, "PORT": str(port), "WEB_DIST": "", "LOG_LEVEL": "warning", "MAX_SOCKETS_PER_CLIENT": "100000",
+    }
     env.setdefault("DATA_DIR", str(ROOT / ".data" / "soak"))
     return subprocess.Popen([sys.executable, "-m", "graphql_todos.cli", "serve"], env=env, text=True)
 

@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import error_handlers, metrics, rest
+from . import error_handlers, metrics, rest, security
 from .broadcast import Groups
 from .config import NO_WEB_CLIENT, Settings
 from .database import connect_timeout
@@ -101,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
                     "application_name": "graphql-todos",
                     "autocommit": True,
                     "connect_timeout": connect_timeout(settings.database_timeout_seconds),
+                    "options": f"-c statement_timeout={round(settings.statement_timeout_seconds * 1000)}",
                 },
             )
             await pool.open(wait=True)
@@ -133,7 +134,8 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.stop()
                 await pool.close()
 
-    graphql = TodoGraphQL(settings, cache)
+    access = security.Access(settings.bearer_token)
+    graphql = TodoGraphQL(settings, cache, access)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
@@ -156,8 +158,12 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # Outermost, so that it times what the error handlers answer too.
-        middleware=[Middleware(metrics.MetricsMiddleware), *error_handlers.MIDDLEWARE],
+        # Metrics outermost, so that it times what the others answer too.
+        middleware=[
+            Middleware(metrics.MetricsMiddleware),
+            *security.middleware(settings, access),
+            *error_handlers.MIDDLEWARE,
+        ],
     )
     # For operators and tests: the schema keeps the shared-execution counters.
     app.state.schema = graphql.schema

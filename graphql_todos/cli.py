@@ -21,6 +21,7 @@ from .logs import log_config
 from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
 from .schema import build_schema
+from .security import http_protocol
 
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -43,6 +44,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # Broadcast frames go straight to this protocol's transport
         # (graphql_internals.direct_write); other protocols get ASGI sends.
         "ws": "websockets-sansio",
+        "ws_max_size": settings.ws_max_bytes,
+        # uvicorn times out idle keep-alive connections only.
+        "http": http_protocol(settings),
     }
 
 

@@ -64,6 +64,37 @@ def _path(text: str) -> Path:
     return Path(_text(text))
 
 
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return text.lower() == "true"
+
+
+def _token(text: str) -> str | None:
+    # Empty as unset, like DATABASE_URL; a short token is guessable.
+    if text and len(text) < 16:
+        raise ValueError("must be at least 16 characters")
+    return text or None
+
+
+def _token_file(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        return _token(Path(text).read_text().strip())
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().lower().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or not host or "/" in host:
+            raise ValueError(f"{origin!r} is not an origin like https://example.org[:port]")
+    return origins
+
+
 def _optional_url(text: str) -> str | None:
     # Empty as unset: `DATABASE_URL= graphql-todos serve` means embedded.
     return text or None
@@ -93,9 +124,12 @@ def _log_format(text: str) -> str:
     return text
 
 
-def _setting(default: Any, env: str, parse: Callable[[str], Any], doc: str) -> Any:
+def _setting(
+    default: Any, env: str, parse: Callable[[str], Any], doc: str, *, secret: bool = False
+) -> Any:
     # A field like any other; its metadata drives from_env, the flags and the docs.
-    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+    # A secret stays out of repr(), and so out of logs and tracebacks.
+    return field(default=default, repr=not secret, metadata={"env": env, "parse": parse, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -168,6 +202,51 @@ class Settings:
         5.0, "SHUTDOWN_SECONDS", _seconds,
         "on SIGTERM, how long open requests and subscriptions get before they are cut",
     )
+    token: str | None = _setting(
+        None, "TODOS_TOKEN", _token,
+        "bearer token every route but /healthz and the web client requires; unset: none",
+        secret=True,
+    )
+    token_file: str | None = _setting(
+        None, "TODOS_TOKEN_FILE", _token_file,
+        "a file holding TODOS_TOKEN (read at start-up; TODOS_TOKEN wins)",
+        secret=True,
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        (), "ALLOWED_ORIGINS", _origins,
+        "comma-separated origins besides the server's own that may open WebSockets and read by CORS",
+    )
+    max_body_bytes: int = _setting(
+        65536, "MAX_BODY_BYTES", _int(1), "largest HTTP request body; larger ones get 413 unread"
+    )
+    ws_max_bytes: int = _setting(
+        65536, "WS_MAX_BYTES", _int(1), "largest WebSocket message; larger ones close the socket (1009)"
+    )
+    request_seconds: float = _setting(
+        10.0, "REQUEST_SECONDS", _seconds,
+        "how long a client may take to send a request's headers, and then its body",
+    )
+    max_tokens: int = _setting(
+        1000, "MAX_TOKENS", _int(1), "most lexical tokens in a GraphQL document"
+    )
+    max_depth: int = _setting(
+        10, "MAX_DEPTH", _int(1),
+        "most levels of GraphQL selections below a root field (introspection not counted)",
+    )
+    max_aliases: int = _setting(30, "MAX_ALIASES", _int(0), "most aliases in a GraphQL document")
+    introspection: bool = _setting(
+        True, "INTROSPECTION", _bool, "whether GraphQL introspection (__schema, __type) is allowed"
+    )
+    max_subscriptions: int = _setting(
+        20, "MAX_SUBSCRIPTIONS", _int(1), "most subscriptions open on one GraphQL WebSocket"
+    )
+    max_sockets_per_client: int = _setting(
+        256, "MAX_SOCKETS_PER_CLIENT", _int(1),
+        "most WebSockets open from one client address (behind a proxy: all its clients)",
+    )
+    statement_timeout_seconds: float = _setting(
+        5.0, "STATEMENT_TIMEOUT_SECONDS", _seconds, "longest a PostgreSQL statement of a request may run"
+    )
     log_level: str = _setting("info", "LOG_LEVEL", _log_level, "uvicorn's log level")
     log_format: str = _setting(
         "text", "LOG_FORMAT", _log_format, "text, or json: one JSON object per line"
@@ -195,18 +274,32 @@ class Settings:
             try:
                 values[spec.name] = spec.metadata["parse"](text)
             except ValueError as exc:
-                raise SettingError(source, text, str(exc)) from None
+                raise SettingError(source, text if spec.repr else "(secret)", str(exc)) from None
         if "web_dist" not in values and (PACKAGED_WEB / "index.html").is_file():
             values["web_dist"] = PACKAGED_WEB
         return cls(**values)
+
+    @property
+    def bearer_token(self) -> str | None:
+        return self.token or self.token_file
 
 
 def to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes Settings.from_env() give `settings` back
     (how `serve --workers` hands its settings to each worker)."""
     values = {s.metadata["env"]: getattr(settings, s.name) for s in dataclasses.fields(Settings)}
-    # Unset is empty: no DATABASE_URL (embedded), no WEB_DIST (no web client).
-    return {env: "" if value is None else str(value) for env, value in values.items()}
+    return {env: _env_text(value) for env, value in values.items()}
+
+
+def _env_text(value: Any) -> str:
+    """A value as its variable spells it, the inverse of the parsers above."""
+    if value is None:
+        return ""  # unset: no DATABASE_URL (embedded), no WEB_DIST (no web client)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
 
 
 def documented() -> list[tuple[str, str, str, str]]:
@@ -215,7 +308,7 @@ def documented() -> list[tuple[str, str, str, str]]:
         (
             s.metadata["env"],
             "--" + s.name.replace("_", "-"),
-            "unset" if s.default is None else str(s.default),
+            "unset" if s.default in (None, ()) else str(s.default).lower(),
             s.metadata["doc"],
         )
         for s in dataclasses.fields(Settings)

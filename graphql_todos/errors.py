@@ -34,6 +34,16 @@ class ErrorCode(Enum):
     DATABASE_UNAVAILABLE = (503, 4503)
     # A WebSocket client that took nothing for SEND_TIMEOUT_SECONDS: resume by cursor.
     CLIENT_STALLED = (408, 4408)
+    # No valid bearer token, when the server requires one (security.py).
+    UNAUTHENTICATED = (401, 4401)
+    # A WebSocket from an origin the server does not allow; the legacy
+    # graphql-ws protocol's refused connection_error.
+    FORBIDDEN = (403, 4403)
+    PAYLOAD_TOO_LARGE = (413, 4413)
+    # A request body that did not arrive within REQUEST_SECONDS.
+    REQUEST_TIMEOUT = (408, 4408)
+    # More WebSockets from one client address than MAX_SOCKETS_PER_CLIENT.
+    TOO_MANY_REQUESTS = (429, 4429)
     INTERNAL_SERVER_ERROR = (500, 1011)
 
     http_status: int
@@ -52,6 +62,8 @@ class ErrorCode(Enum):
     def for_status(cls, status: int) -> ErrorCode:
         """The code for a status another layer chose (Starlette's 404 and 405)."""
         return next((code for code in cls if code.http_status == status), cls.BAD_REQUEST)
+
+
 
 
 class DomainError(Exception):

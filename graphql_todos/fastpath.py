@@ -98,11 +98,11 @@ class FastPath:
             self.operations.move_to_end(key)
             return self.operations[key]
         try:
-            document = parse(query)
+            document = parse(query, max_tokens=self.schema.limits.max_tokens)
         except GraphQLError:
             return None
-        # A document with errors goes to Strawberry, which reports them.
-        if validation_errors(self.schema, document):
+        # A document with errors (over the limits too) goes to Strawberry, which reports them.
+        if validation_errors(self.schema, document, self.schema.limits.rules):
             return None
         compiled = compile_operation(self.schema._schema, document, operation_name)
         self.operations[key] = compiled

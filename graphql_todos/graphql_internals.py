@@ -14,14 +14,18 @@ instead of misbehaving quietly.
 - Variable coercion errors are tagged BAD_USER_INPUT where graphql-core
   makes them, and say `null` (the client's JSON) where graphql-core says
   `None`.
-- A document that does not parse is left to Strawberry's own parse step,
-  which answers it as an error on every transport.
+- Parsed documents are cached; a miss (and so a document that does not
+  parse) is left to Strawberry's own parse step, which answers errors on
+  every transport.
 - Error masking skips results without errors cheaply.
 - `Schema.execute` (one result) refuses subscriptions.
 - Broadcast subscriptions (graphql_fanout.py, broadcast.py): the WebSocket
   handlers offer each operation to the view's fan-out before running it the
   Strawberry way, and a frame goes straight to uvicorn's connection when it
   is the `websockets-sansio` protocol.
+- Both WebSocket protocols check the bearer token when connection_init
+  arrives, and refuse it with our close codes (Strawberry's own rejection
+  closes graphql-transport-ws with 4403 and the legacy protocol with 1011).
 - Compiled plans (compiled.py, fastpath.py) give root resolvers the info
   Strawberry's executor would, read plain fields as Strawberry's default
   resolver does, and validate with Strawberry's rules. (They also call
@@ -39,13 +43,14 @@ import inspect
 import logging
 import struct
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol, cast
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, cast
 
 import anyio
 import orjson
 import strawberry
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     ExecutionResult,
     FieldNode,
@@ -54,7 +59,6 @@ from graphql import (
     GraphQLField,
     GraphQLObjectType,
     GraphQLSchema,
-    GraphQLSyntaxError,
     OperationDefinitionNode,
     specified_rules,
 )
@@ -63,7 +67,7 @@ from graphql.pyutils import Path
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.execution.is_awaitable import optimized_is_awaitable
-from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
@@ -192,19 +196,30 @@ class TodoExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return result
 
 
-class ParseErrorsAsResults(ParserCache):
-    """Assumes: ParserCache parses with `cached_parse_document` in `on_parse`,
-    before and outside Strawberry's own parse step, whose try turns a
-    GraphQLSyntaxError into an error result. Raised here, it escapes: the
-    legacy graphql-ws handler then answers nothing at all."""
+class ParseCache(SchemaExtension):
+    """A bounded cache of parsed documents (the same object for the same text,
+    which shared execution relies on) that leaves a miss to Strawberry's own
+    parse step. Assumes: Strawberry runs `on_parse` around that step, skips it
+    when `graphql_document` is already set, and turns a GraphQLSyntaxError
+    there into an error result on every transport. So a document that does not
+    parse (or has more than MAX_TOKENS tokens) is parsed once, not twice as
+    with ParserCache, whose own parse in `on_parse` cannot answer errors."""
+
+    size: ClassVar[int] = 1024
+    _documents: ClassVar[OrderedDict[tuple[str, tuple[Any, ...]], DocumentNode]] = OrderedDict()
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        try:
-            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
-        except GraphQLSyntaxError:
-            context.graphql_document = None
+        key = (context.query or "", tuple(sorted(context.parse_options.items())))
+        document = self._documents.get(key)
+        if document is not None:
+            self._documents.move_to_end(key)
+            context.graphql_document = document
         yield
+        if document is None and context.query and context.graphql_document is not None:
+            self._documents[key] = context.graphql_document
+            if len(self._documents) > self.size:
+                self._documents.popitem(last=False)
 
 
 class CheapMaskErrors(MaskErrors):
@@ -408,6 +423,43 @@ def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
 
     return write
 
+
+class ConnectionGate(Protocol):
+    """The view's side of a WebSocket's connection_init: whether it may go on."""
+
+    def connection_allowed(self, context: Any, params: object) -> bool: ...
+
+
+UNAUTHENTICATED_REASON = "this server requires a bearer token"
+
+
+class GatedTransportWs(FanoutTransportWSHandler):
+    """Assumes: `handle_connection_init(message)` receives connection_init,
+    cancels the connection_init timeout and acknowledges it; a subscribe that
+    comes before the acknowledgement closes the socket (4401)."""
+
+    async def handle_connection_init(self, message: Any) -> None:
+        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+            return await super().handle_connection_init(message)
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()
+        await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
+
+
+class GatedLegacyWs(FanoutWSHandler):
+    """Assumes: `handle_connection_init(message)` receives connection_init and
+    acknowledges it; a start before the acknowledgement closes the socket."""
+
+    async def handle_connection_init(self, message: Any) -> None:
+        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+            return await super().handle_connection_init(message)
+        code = ErrorCode.UNAUTHENTICATED
+        error = {"message": UNAUTHENTICATED_REASON, "extensions": {"code": code.name}}
+        await self.websocket.send_json({"type": "connection_error", "payload": error})
+        # The legacy protocol's refusal: connection_error, then 4403.
+        await self.websocket.close(ErrorCode.FORBIDDEN.close_code, UNAUTHENTICATED_REASON)
+
+
 def resolve_info(
     schema: GraphQLSchema,
     field_def: GraphQLField,
@@ -455,10 +507,13 @@ def plain_attribute(field_def: GraphQLField) -> str | None:
     return None if definition is None else str(definition.python_name)
 
 
-def validation_errors(schema: strawberry.Schema, document: DocumentNode) -> list[GraphQLError]:
-    """What Strawberry's validation step reports. Assumes: it runs
-    validate_document with graphql-core's specified rules (it adds its own)."""
-    return validate_document(schema._schema, document, tuple(specified_rules))
+def validation_errors(
+    schema: strawberry.Schema, document: DocumentNode, limits: Sequence[type[ASTValidationRule]] = ()
+) -> list[GraphQLError]:
+    """What Strawberry's validation step reports, with the rules `limits` that
+    extensions add to it. Assumes: it runs validate_document with
+    graphql-core's specified rules (it adds its own)."""
+    return validate_document(schema._schema, document, (*specified_rules, *limits))
 
 
 class BoundedSendAdapter(ASGIWebSocketAdapter):

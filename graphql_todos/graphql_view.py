@@ -22,19 +22,22 @@ from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
 from .graphql_fanout import GraphQLFanout
-from .graphql_internals import BoundedSendAdapter, FanoutTransportWSHandler, FanoutWSHandler
+from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs
 from .response_cache import ResponseCache
 from .schema import Context, build_schema
+from .security import Access, graphql_limits
 
 
 class TodoGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
-    # todoChanges over WebSockets: one execution and encoding per group.
-    graphql_transport_ws_handler_class = FanoutTransportWSHandler
-    graphql_ws_handler_class = FanoutWSHandler
+    # Both check the bearer token at connection_init, then offer todoChanges
+    # to the fan-out: one execution and encoding per group.
+    graphql_transport_ws_handler_class = GatedTransportWs
+    graphql_ws_handler_class = GatedLegacyWs
 
-    def __init__(self, settings: Settings, cache: ResponseCache) -> None:
-        schema = build_schema(settings.execution_cache_size)
+    def __init__(self, settings: Settings, cache: ResponseCache, access: Access) -> None:
+        self.access = access
+        schema = build_schema(settings.execution_cache_size, graphql_limits(settings))
         super().__init__(
             schema,
             keep_alive=True,
@@ -45,6 +48,10 @@ class TodoGraphQL(GraphQL[Context, None]):
                 MULTIPART_SUBSCRIPTION_PROTOCOL,
             ),
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions,
+            # security.Guard refuses foreign origins first; the same list here
+            # keeps Strawberry's own check from refusing what it allowed.
+            allowed_origins=settings.allowed_origins,
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
         self.fanout = GraphQLFanout(schema)
@@ -54,7 +61,13 @@ class TodoGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
         state = request.state
-        return Context(state.service, state.journal, state.hub, state.live_lists)
+        credential = request.headers.get("authorization")
+        return Context(state.service, state.journal, state.hub, state.live_lists, credential)
+
+    def connection_allowed(self, context: Context, params: object) -> bool:
+        # The token comes in the upgrade's header or connection_init's payload.
+        offered = params.get("Authorization") if isinstance(params, dict) else None
+        return self.access.allows(context.credential) or self.access.allows(offered)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import SchemaExtension, ValidationCache
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
 from . import streams
@@ -18,7 +19,7 @@ from .errors import DomainError, ErrorCode, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
     OneResultSchema,
-    ParseErrorsAsResults,
+    ParseCache,
     SharedResults,
     TodoExecutionContext,
     tag,
@@ -38,6 +39,9 @@ class Context:
     journal: Journal
     hub: Hub
     live_lists: streams.LiveLists
+    # The request's Authorization header; a GraphQL WebSocket checks it
+    # (or connection_init's) when connection_init arrives.
+    credential: str | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -174,15 +178,34 @@ class MaskUnexpected(CheapMaskErrors):
         return masked
 
 
+@dataclass(frozen=True)
+class QueryLimits:
+    """What a document may be (security.graphql_limits): at most `max_tokens`
+    tokens (the parser stops there), and valid under `rules` besides the
+    schema's. The compiled fast path parses and validates with the same."""
+
+    max_tokens: int | None = None
+    rules: tuple[type[ASTValidationRule], ...] = ()
+
+    def extensions(self) -> list[Callable[[], SchemaExtension]]:
+        limits: list[Callable[[], SchemaExtension]] = [functools.partial(AddValidationRules, list(self.rules))]
+        if self.max_tokens is not None:
+            limits.append(functools.partial(MaxTokensLimiter, max_token_count=self.max_tokens))
+        return limits
+
+
 class TodoSchema(OneResultSchema):
-    def __init__(self, execution_cache_size: int) -> None:
+    def __init__(self, execution_cache_size: int, limits: QueryLimits = QueryLimits()) -> None:
         # Read by TodoExecutionContext for every subscription event.
         self.shared_results = SharedResults(execution_cache_size)
+        self.limits = limits
         super().__init__(
             query=Query,
             mutation=Mutation,
             subscription=Subscription,
-            extensions=[ParseErrorsAsResults, ValidationCache, TagValidationErrors, MaskUnexpected],
+            extensions=[
+                ParseCache, ValidationCache, *limits.extensions(), TagValidationErrors, MaskUnexpected
+            ],
             execution_context_class=TodoExecutionContext,
         )
 
@@ -202,5 +225,5 @@ class TodoSchema(OneResultSchema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema(execution_cache_size: int) -> TodoSchema:
-    return TodoSchema(execution_cache_size)
+def build_schema(execution_cache_size: int, limits: QueryLimits = QueryLimits()) -> TodoSchema:
+    return TodoSchema(execution_cache_size, limits)

@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 
 from graphql_todos.embedded import embedded_postgres
 from graphql_todos.migrations import migrate
-from tests.helpers import ROOT, Server, make_server
+from tests.helpers import ROOT, TOKEN, Server, make_server
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +64,14 @@ def server(db_dsn: str) -> Iterator[Server]:
 def client(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=10) as c:
         yield c
+
+
+@pytest.fixture
+def guarded(db_dsn: str) -> Iterator[Server]:
+    """A server that requires TOKEN, with small limits to break."""
+    srv = make_server(
+        db_dsn, token=TOKEN, max_body_bytes=1000, request_seconds=1.0, max_sockets_per_client=2
+    )
+    srv.start()
+    yield srv
+    srv.stop()

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -79,6 +80,12 @@ class Server:
         """Subscription events executed so far (shared ones count once)."""
         assert self._uvicorn is not None
         return int(self.call(lambda: self._uvicorn.config.app.state.schema.shared_results.executions))  # type: ignore[union-attr]
+
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's counters (pool_size, pool_available, ...)."""
+        assert self._uvicorn is not None
+        stats: dict[str, int] = self.call(self._uvicorn.lifespan.state["pool"].get_stats)
+        return stats
 
     def fast_path(self) -> FastPath:
         """The compiled fast path of the app's /graphql view (its counters)."""
@@ -149,6 +156,35 @@ class Server:
         return self._uvicorn.lifespan.state[name]
 
 
+# The token of the `guarded` fixture's server, and its Authorization header.
+TOKEN = "test-token-0123456789abcdef"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def raw_exchange(server: Server, head: bytes, body_chunks: Sequence[bytes] = (), pause: float = 0.0) -> bytes:
+    """Send a request as bytes, body chunks `pause` seconds apart (stopping when the
+    server hangs up), and return everything the server sent until it closed."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            time.sleep(pause)
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break  # closed on us: what it said is in the buffer
+        received = b""
+        while data := _recv(sock):
+            received += data
+        return received
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return b""
+
+
 def make_server(dsn: str, **overrides: Any) -> Server:
     """The app on dsn; overrides are Settings fields."""
     defaults: dict[str, Any] = {
@@ -156,6 +192,17 @@ def make_server(dsn: str, **overrides: Any) -> Server:
         "web_dist": WEB_DIST if (WEB_DIST / "index.html").exists() else None,
     }
     return Server(Settings(database_url=dsn, **{**defaults, **overrides}))
+
+
+@contextmanager
+def serving(dsn: str, **overrides: Any) -> Iterator[Server]:
+    """make_server(dsn, **overrides), running for the block."""
+    server = make_server(dsn, **overrides)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def wait_until(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from graphql_todos.config import SettingError, Settings, documented
+from graphql_todos.config import SettingError, Settings, documented, to_env
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -36,6 +36,19 @@ def test_every_variable_is_read() -> None:
         "EXECUTION_CACHE_SIZE": "16",
         "RESPONSE_CACHE_SIZE": "0",
         "SHUTDOWN_SECONDS": "1.5",
+        "TODOS_TOKEN": "a-token-of-16-chars",
+        "TODOS_TOKEN_FILE": "",
+        "ALLOWED_ORIGINS": "https://A.example, http://b.example:8080/",
+        "MAX_BODY_BYTES": "1024",
+        "WS_MAX_BYTES": "2048",
+        "REQUEST_SECONDS": "3",
+        "MAX_TOKENS": "100",
+        "MAX_DEPTH": "4",
+        "MAX_ALIASES": "0",
+        "INTROSPECTION": "False",
+        "MAX_SUBSCRIPTIONS": "2",
+        "MAX_SOCKETS_PER_CLIENT": "5",
+        "STATEMENT_TIMEOUT_SECONDS": "0.5",
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
         "WORKERS": "2",
@@ -62,6 +75,19 @@ def test_every_variable_is_read() -> None:
         execution_cache_size=16,
         response_cache_size=0,
         shutdown_seconds=1.5,
+        token="a-token-of-16-chars",
+        token_file=None,
+        allowed_origins=("https://a.example", "http://b.example:8080"),
+        max_body_bytes=1024,
+        ws_max_bytes=2048,
+        request_seconds=3.0,
+        max_tokens=100,
+        max_depth=4,
+        max_aliases=0,
+        introspection=False,
+        max_subscriptions=2,
+        max_sockets_per_client=5,
+        statement_timeout_seconds=0.5,
         log_level="warning",
         log_format="json",
         workers=2,
@@ -74,6 +100,31 @@ def test_a_flag_overrides_its_variable_and_is_named_when_bad() -> None:
     with pytest.raises(SettingError) as error:
         Settings.from_env({"PORT": "9000"}, port="0")
     assert (error.value.source, error.value.value) == ("--port", "0")
+
+
+def test_the_token_comes_from_the_variable_or_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("from-the-file-0123456789\n")
+    assert Settings.from_env({"TODOS_TOKEN_FILE": str(secret)}).bearer_token == "from-the-file-0123456789"
+    both = {"TODOS_TOKEN_FILE": str(secret), "TODOS_TOKEN": "from-the-variable-0123"}
+    assert Settings.from_env(both).bearer_token == "from-the-variable-0123"
+    assert Settings.from_env({}).bearer_token is None
+    with pytest.raises(SettingError, match="TODOS_TOKEN_FILE"):
+        Settings.from_env({"TODOS_TOKEN_FILE": str(tmp_path / "missing")})
+
+
+def test_a_secret_is_never_shown() -> None:
+    with pytest.raises(SettingError) as error:
+        Settings.from_env({"TODOS_TOKEN": "short-secret"})
+    assert "short-secret" not in str(error.value)
+    assert "must be at least 16 characters" in str(error.value)
+    assert "a-token-of-16-chars" not in repr(Settings(token="a-token-of-16-chars"))
+
+
+@pytest.mark.parametrize("origins", ["example.org", "ftp://example.org", "https://example.org/path"])
+def test_allowed_origins_must_be_origins(origins: str) -> None:
+    with pytest.raises(SettingError, match="ALLOWED_ORIGINS"):
+        Settings.from_env({"ALLOWED_ORIGINS": origins})
 
 
 def test_web_dist_must_hold_a_built_client(tmp_path: Path) -> None:
@@ -114,3 +165,16 @@ def test_the_readme_table_lists_every_setting_with_its_default() -> None:
     readme = README.read_text()
     for variable, flag, default, meaning in documented():
         assert f"| `{variable}` | `{flag}` | `{default}` | {meaning} |" in readme, variable
+
+
+def test_to_env_gives_the_same_settings_back() -> None:
+    # How `serve --workers` hands its settings to each worker.
+    settings = Settings(
+        port=9001,
+        allowed_origins=("https://a.example", "http://b.example:8080"),
+        introspection=False,
+        web_dist=None,
+        database_url="postgresql://db/app",
+    )
+    assert Settings.from_env(to_env(settings)) == settings
+    assert Settings.from_env(to_env(Settings())) == Settings()

@@ -5,6 +5,7 @@ shows must be the ones errors.ErrorCode gives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -14,13 +15,14 @@ import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from graphql_todos import repository
 from graphql_todos.errors import ErrorCode
 from tests.gql import LegacyWs, TransportWs, gql
-from tests.helpers import ROOT, Server
+from tests.helpers import BEARER, ROOT, Server, raw_exchange, serving, wait_until
 
 MISSING = str(uuid.UUID(int=1))
 JSON = {"content-type": "application/json"}
@@ -117,6 +119,40 @@ NOT_GRAPHQL: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
     ErrorCode.BAD_REQUEST: lambda c: c.post("/graphql", content=b"{", headers=JSON),
 }
 
+# Against the `guarded` server (a token, small limits): an HTTP request that
+# yields the code, as (status, JSON body).
+
+
+def _slow_body(server: Server) -> httpx.Response:
+    head = b"POST /api/todos/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += f"Authorization: {BEARER['Authorization']}\r\nContent-Length: 50\r\n\r\n".encode()
+    answer = raw_exchange(server, head, [b"{"] * 50, pause=0.1)
+    status_line, _, rest = answer.partition(b"\r\n")
+    return httpx.Response(int(status_line.split()[1]), content=rest.partition(b"\r\n\r\n")[2])
+
+
+GUARDED_HTTP: dict[ErrorCode, Callable[[Server], httpx.Response]] = {
+    ErrorCode.UNAUTHENTICATED: lambda s: httpx.get(s.url + "/api/todos/"),
+    ErrorCode.PAYLOAD_TOO_LARGE: lambda s: httpx.post(
+        s.url + "/api/todos/", json={"title": "x" * 2000}, headers=BEARER
+    ),
+    ErrorCode.REQUEST_TIMEOUT: _slow_body,
+}
+
+
+def _third_socket(server: Server) -> None:
+    # The `guarded` server takes two WebSockets from one address.
+    url = server.ws_url + "/api/todos/"
+    with connect(url, additional_headers=BEARER), connect(url, additional_headers=BEARER):
+        connect(url, additional_headers=BEARER)
+
+
+# WebSocket handshakes refused before the upgrade, with the code's HTTP status.
+HANDSHAKE: dict[ErrorCode, Callable[[Server], object]] = {
+    ErrorCode.FORBIDDEN: lambda s: connect(s.ws_url + "/api/todos/", origin="http://evil.example"),  # type: ignore[arg-type]
+    ErrorCode.TOO_MANY_REQUESTS: _third_socket,
+}
+
 
 # Codes that need a client behaving in a way of its own, each in its own test.
 ELSEWHERE: dict[ErrorCode, str] = {
@@ -125,7 +161,7 @@ ELSEWHERE: dict[ErrorCode, str] = {
 
 
 def test_every_code_is_produced_by_some_transport() -> None:
-    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *ELSEWHERE}
+    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *ELSEWHERE, *GUARDED_HTTP, *HANDSHAKE}
     assert produced == set(ErrorCode)
 
 
@@ -205,6 +241,79 @@ def test_requests_that_are_not_graphql(code: ErrorCode, client: httpx.Client) ->
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == [code.name]
 
 
+@pytest.mark.parametrize("code", list(GUARDED_HTTP), ids=lambda c: c.name)
+def test_limits_and_access_over_http(code: ErrorCode, guarded: Server) -> None:
+    response = GUARDED_HTTP[code](guarded)
+    assert response.status_code == code.http_status, response.text
+    assert response.json()["error"]["code"] == code.name
+
+
+@pytest.mark.parametrize("code", list(HANDSHAKE), ids=lambda c: c.name)
+def test_refused_handshakes(code: ErrorCode, guarded: Server) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        HANDSHAKE[code](guarded)
+    assert refused.value.response.status_code == code.http_status
+    assert json.loads(refused.value.response.body or b"")["error"]["code"] == code.name
+
+
+def _closed_with(ws: Any) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+def test_unauthenticated_sockets_close_with_the_table_codes(guarded: Server) -> None:
+    code = ErrorCode.UNAUTHENTICATED
+    with connect(guarded.ws_url + "/api/todos/") as ws:
+        assert _closed_with(ws) == code.close_code
+    protocol = [Subprotocol("graphql-transport-ws")]
+    with connect(guarded.ws_url + "/graphql", subprotocols=protocol) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}}))
+        assert _closed_with(ws) == code.close_code
+    with connect(guarded.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        message = json.loads(ws.recv(timeout=5))
+        assert message["type"] == "connection_error"
+        assert message["payload"]["extensions"]["code"] == code.name
+        assert _closed_with(ws) == ErrorCode.FORBIDDEN.close_code
+
+
+def _unavailable(client: httpx.Client) -> None:
+    code = ErrorCode.DATABASE_UNAVAILABLE
+    response = client.get("/api/todos/")
+    assert (response.status_code, response.json()["error"]["code"]) == (code.http_status, code.name)
+    # GraphQL answers with errors, or 503 when the wait came before the
+    # operation ran (the response cache reads the journal position first).
+    graphql = client.post("/graphql", json={"query": "{ todos { id } }"})
+    body = graphql.json()
+    if graphql.status_code == code.http_status:
+        assert body["error"]["code"] == code.name
+    else:
+        assert [e["extensions"]["code"] for e in body["errors"]] == [code.name]
+
+
+def test_a_busy_database_is_unavailable(db_dsn: str) -> None:
+    with (
+        serving(db_dsn, pool_size=1, database_timeout_seconds=0.5, statement_timeout_seconds=0.3) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        # A statement over the timeout: the table is locked by someone else.
+        with psycopg.connect(server.dsn) as locker:
+            locker.execute("LOCK TABLE todos IN ACCESS EXCLUSIVE MODE")
+            _unavailable(client)
+        # No pooled connection in time: the only one is taken.
+        assert server._uvicorn is not None and server._loop is not None
+        pool = server._uvicorn.lifespan.state["pool"]
+        held = asyncio.run_coroutine_threadsafe(pool.getconn(), server._loop).result(5)
+        try:
+            _unavailable(client)
+        finally:
+            asyncio.run_coroutine_threadsafe(pool.putconn(held), server._loop).result(5)
+        # Recovered once the connection is back (the hub may have to reconnect first).
+        wait_until(lambda: client.get("/api/todos/").status_code == 200, timeout=15)
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -238,7 +347,7 @@ def test_a_null_for_a_non_null_variable_says_null(
 def test_the_table_gives_each_code_a_status_and_a_close_code() -> None:
     for code in ErrorCode:
         assert 400 <= code.http_status < 600, code
-        assert 4000 <= code.close_code < 5000 or code.close_code == 1011, code
+        assert 4000 <= code.close_code < 5000 or code.close_code in (1011, 1013), code
     assert ErrorCode.for_status(404) is ErrorCode.NOT_FOUND
     assert ErrorCode.for_status(405) is ErrorCode.METHOD_NOT_ALLOWED
     assert len({code.name for code in ErrorCode}) == len(ErrorCode)

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import strawberry
 from graphql import ExecutionResult, GraphQLObjectType, execute, parse, specified_rules
 from graphql import Executor as GraphQLCoreExecutor
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.schema import (
     StrawberryGraphQLCoreExecutionContext,
     _OperationContextAwareGraphQLResolveInfo,
+    _parse_operation_document,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -29,7 +31,6 @@ from websockets.frames import Frame, Opcode
 from graphql_todos.graphql_internals import (
     FanoutWSHandler,
     OneResultSchema,
-    ParseErrorsAsResults,
     TodoExecutionContext,
     _text_frame_header,
     plain_attribute,
@@ -72,10 +73,24 @@ def test_per_event_executors_are_built_and_run_as_assumed() -> None:
     assert "serially" in inspect.signature(StrawberryGraphQLCoreExecutionContext.execute_operation).parameters
 
 
-def test_parser_cache_parses_in_on_parse_with_cached_parse_document() -> None:
-    assert "cached_parse_document" in inspect.getsource(ParserCache.on_parse)
-    document = ParseErrorsAsResults().cached_parse_document("{ todos { id } }")
-    assert document.definitions
+def test_strawberry_parses_only_when_no_document_is_set() -> None:
+    assert "graphql_document is not None" in inspect.getsource(_parse_operation_document)
+
+
+def test_the_same_text_gives_the_same_document_parsed_once() -> None:
+    schema = build_schema(execution_cache_size=16)
+    query = "{ todos { id } } # a text of this test's own"
+    parsed: list[object] = []
+
+    class Spy(SchemaExtension):
+        def on_execute(self) -> Iterator[None]:
+            parsed.append(self.execution_context.graphql_document)
+            yield
+
+    schema.extensions = (*schema.extensions, Spy)
+    for _ in range(2):
+        asyncio.run(schema.execute(query, context_value=None))
+    assert parsed[0] is parsed[1]
 
 
 def test_a_syntax_error_becomes_a_result_not_an_exception() -> None:

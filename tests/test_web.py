@@ -14,6 +14,7 @@ from playwright import sync_api
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    Dialog,
     Locator,
     Page,
     Route,
@@ -22,7 +23,7 @@ from playwright.sync_api import (
 
 from graphql_todos import repository
 from graphql_todos.service import MAX_TITLE_LENGTH
-from tests.helpers import WEB_DIST, Server, wait_until
+from tests.helpers import TOKEN, WEB_DIST, Server, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,11 +53,25 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+# Every page records what its Content-Security-Policy refused, for csp_violations().
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1000, "height": 640})
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
     yield context
     context.close()
+
+
+def csp_violations(page: Page) -> list[str]:
+    violations: list[str] = page.evaluate("window.__cspViolations")
+    return violations
 
 
 def open_app(context: BrowserContext, server: Server) -> Page:
@@ -522,6 +537,7 @@ def test_graphiql_runs_everything_offline(server: Server, context: BrowserContex
     expect(page.locator(".graphiql-plugin")).to_contain_text("todoChanges")
     screenshot(page, "screenshot-graphiql.png")
 
+    assert csp_violations(page) == []
     assert aborted == []
     foreign = [
         url
@@ -531,3 +547,55 @@ def test_graphiql_runs_everything_offline(server: Server, context: BrowserContex
     ]
     assert foreign == []
     assert sockets and all(urlsplit(url).hostname in LOCAL_HOSTS for url in sockets), sockets
+
+
+def test_the_pages_ask_for_the_token_once_and_send_it_everywhere(
+    guarded: Server, context: BrowserContext
+) -> None:
+    page = context.new_page()
+    asked: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept(TOKEN)
+
+    page.on("dialog", answer)
+    page.goto(guarded.url + "/")
+    # Refused, the socket reopens with backoff once the token is given.
+    expect(page.locator(".connection-status")).to_have_attribute("data-state", "live", timeout=15000)
+    add_todo(page, "behind a token")
+    expect(titles(page)).to_have_text(["behind a token"], timeout=LIVE_MS)
+    insert_sql(guarded, "live behind a token")
+    expect(titles(page)).to_have_text(["behind a token", "live behind a token"], timeout=LIVE_MS)
+
+    # The tab keeps it: reloading and GraphiQL ask no more.
+    page.reload()
+    expect(page.locator(".connection-status")).to_have_attribute("data-state", "live", timeout=LIVE_MS)
+    page.goto(guarded.url + "/graphql", wait_until="networkidle")
+    response = page.locator(".graphiql-response")
+    run_in_graphiql(page, "query { todos { title } }")
+    expect(response).to_contain_text("live behind a token", timeout=5000)
+    run_in_graphiql(page, 'subscription { todoChanges(after: "0") { todo { title } } }')
+    expect(response).to_contain_text("behind a token", timeout=5000)
+    assert len(asked) == 1, asked
+    assert csp_violations(page) == []
+
+
+HOSTILE = [
+    '<img src=x onerror="window.__injected = 1">',
+    "<script>window.__injected = 1</script>",
+    "'); DROP TABLE todos; --",
+    "שלום עולם 🎉 e\u0301",
+    "é" * MAX_TITLE_LENGTH,
+]
+
+
+def test_titles_are_shown_as_text(server: Server, context: BrowserContext) -> None:
+    page = open_app(context, server)
+    for title in HOSTILE:
+        add_todo(page, title)
+        expect(page.locator(".new-todo")).to_have_value("", timeout=LIVE_MS)
+    expect(titles(page)).to_have_text(HOSTILE, timeout=LIVE_MS)
+    assert page.locator(".todo-list img, .todo-list script").count() == 0
+    assert page.evaluate("window.__injected") is None
+    assert csp_violations(page) == []

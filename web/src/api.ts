@@ -4,6 +4,7 @@
 import type { ExecutionResult } from 'graphql-ws';
 import { graphql } from './gql';
 import type { TypedDocumentString } from './gql/graphql';
+import { authorizedFetch } from './token';
 
 // The fields the page keeps of a todo; `Todo` in todos.ts is this fragment's generated type.
 export const TodoFields = graphql(`
@@ -117,7 +118,7 @@ export async function request<TResult, TVariables>(
   document: TypedDocumentString<TResult, TVariables>,
   variables?: TVariables,
 ): Promise<TResult> {
-  const response = await fetch(endpoints().http, {
+  const response = await authorizedFetch(endpoints().http, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ query: document.toString(), variables }),

@@ -11,6 +11,7 @@ import { createClient } from 'graphql-ws';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { endpoints } from './api';
+import { authorizedFetch, withToken } from './token';
 
 const DEFAULT_QUERY = `# Live changes to the todo list. Run it, then add a todo in another tab.
 subscription {
@@ -37,10 +38,11 @@ subscription {
 const { http, ws } = endpoints();
 const toolkitFetcher = createGraphiQLFetcher({
   url: http,
+  fetch: authorizedFetch,
   // Our own client instance, so the toolkit never has to resolve graphql-ws lazily.
   // No @defer/@stream in our schema: plain JSON responses.
   enableIncrementalDelivery: false,
-  wsClient: createClient({ url: ws, retryAttempts: Infinity, shouldRetry: () => true }),
+  wsClient: createClient(withToken({ url: ws, retryAttempts: Infinity, shouldRetry: () => true })),
 });
 
 function parseOrNull(query: string): DocumentNode | null {

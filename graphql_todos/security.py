@@ -1,0 +1,324 @@
+"""What keeps strangers out and bad input harmless, in front of every route:
+the bearer token, the WebSocket origin check, the security headers, and the
+limits on request bodies, request time, sockets per client and GraphQL
+documents. docs/security.md gives the threat model each answers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from starlette.datastructures import Headers, QueryParams
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
+from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .config import Settings
+from .error_handlers import close_reason, error_body
+from .errors import ErrorCode, RequestError
+from .schema import QueryLimits
+
+# What a browser may load without a token: the health check, and the web
+# client's pages and bundles (GraphiQL answers GET /graphql without `query`).
+_PUBLIC_PATHS = ("/", "/healthz")
+_PUBLIC_PREFIX = "/assets/"
+# The GraphQL WebSocket takes its token in connection_init too, so it checks
+# the token itself (graphql_view.py); every other socket is checked here.
+_GRAPHQL = "/graphql"
+
+# The pages load only their own bundles and talk only to their own origin.
+# The tightest each works with (tests/test_web.py records violations): the
+# TodoMVC page needs data: images (its checkboxes); GraphiQL also needs inline
+# styles and data: fonts (Monaco makes both), and its Monaco workers come from /assets/.
+_POLICY = (
+    "default-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONTENT_SECURITY_POLICY = _POLICY + "; style-src 'self'; worker-src 'none'"
+GRAPHIQL_CONTENT_SECURITY_POLICY = (
+    _POLICY + "; style-src 'self' 'unsafe-inline'; font-src 'self' data:; worker-src 'self'"
+)
+_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+# The answer to a request that broke a limit: nothing more will be read of it.
+_CLOSE = {"Connection": "close"}
+
+
+class Access:
+    """The bearer token, when the server requires one."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token is not None else None
+
+    @property
+    def required(self) -> bool:
+        return self._token is not None
+
+    def allows(self, credential: object) -> bool:
+        """Whether `credential` (an Authorization value, `Bearer <token>`, or
+        None) grants access. Compared in constant time."""
+        if self._token is None:
+            return True
+        if not isinstance(credential, str):
+            return False
+        scheme, _, token = credential.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
+
+    def allows_token(self, token: str | None) -> bool:
+        return token is not None and self.allows("Bearer " + token)
+
+
+def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
+    """A WebSocket handshake's Origin is the server's own (the Host it was
+    asked for) or listed. Without Origin it is no browser, so it carries no
+    ambient credentials a foreign page could abuse."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin.lower())
+    return parts.netloc == headers.get("host", "").lower() or origin.lower().rstrip("/") in allowed
+
+
+def _public(scope: Scope) -> bool:
+    path: str = scope["path"]
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    if path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX):
+        return True
+    return path == _GRAPHQL and "query" not in QueryParams(scope["query_string"])
+
+
+class Guard:
+    """ASGI middleware: security headers on every answer; the token on every
+    route but the public ones; bodies over MAX_BODY_BYTES or slower than
+    REQUEST_SECONDS refused; WebSockets from foreign origins, without the
+    token or over MAX_SOCKETS_PER_CLIENT refused before any data."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, access: Access) -> None:
+        self.app = app
+        self.settings = settings
+        self.access = access
+        self._sockets: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == _GRAPHQL else CONTENT_SECURITY_POLICY
+        send = _with_headers(send, policy)
+        headers = Headers(scope=scope)
+        if not _public(scope) and not self.access.allows(headers.get("authorization")):
+            response = JSONResponse(
+                error_body(ErrorCode.UNAUTHENTICATED, "this server requires a bearer token"),
+                status_code=ErrorCode.UNAUTHENTICATED.http_status,
+                headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
+            )
+            return await response(scope, receive, send)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.settings.max_body_bytes:
+            response = JSONResponse(
+                error_body(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large),
+                status_code=ErrorCode.PAYLOAD_TOO_LARGE.http_status,
+                headers=_CLOSE,
+            )
+            return await response(scope, receive, send)
+        await self.app(scope, self._bounded(receive), send)
+
+    @property
+    def _too_large(self) -> str:
+        return f"the body is over {self.settings.max_body_bytes} bytes"
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """receive(), refusing a body over the size limit (chunked bodies have no
+        Content-Length) or one that takes too long: a RequestError, which
+        error_handlers answers like any other. Once the body is whole, receive()
+        is left alone: a streamed answer waits on it for the client to leave."""
+        deadline = anyio.current_time() + self.settings.request_seconds
+        received = 0
+        whole = False
+
+        async def bounded() -> Message:
+            nonlocal received, whole
+            if whole:
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                raise RequestError(
+                    ErrorCode.REQUEST_TIMEOUT,
+                    f"the body did not arrive within {self.settings.request_seconds} s",
+                    headers=_CLOSE,
+                )
+            received += len(message.get("body", b""))
+            if received > self.settings.max_body_bytes:
+                raise RequestError(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large, headers=_CLOSE)
+            whole = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return bounded
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        if not origin_allowed(websocket.headers, self.settings.allowed_origins):
+            return await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
+        client = websocket.client.host if websocket.client else ""
+        if self._sockets[client] >= self.settings.max_sockets_per_client:
+            return await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
+        if scope["path"] != _GRAPHQL and not (
+            self.access.allows(websocket.headers.get("authorization"))
+            or self.access.allows_token(websocket.query_params.get("token"))
+        ):
+            # Accepted only to say why: a refused handshake carries no close code.
+            await websocket.accept()
+            code = ErrorCode.UNAUTHENTICATED
+            return await websocket.close(code.close_code, close_reason("this server requires a bearer token"))
+        self._sockets[client] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._sockets[client] -= 1
+            if not self._sockets[client]:
+                del self._sockets[client]
+
+
+async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:
+    """Refuse the handshake with code's HTTP status, before the upgrade."""
+    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    await websocket.send_denial_response(response)
+
+
+def _with_headers(send: Send, policy: str) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            headers += _HEADERS
+            if Headers(raw=headers).get("content-type", "").startswith("text/html"):
+                headers.append((b"content-security-policy", policy.encode()))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
+def middleware(settings: Settings, access: Access) -> list[Middleware]:
+    """Outermost first: CORS answers preflights (which carry no token) itself."""
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        ),
+        Middleware(Guard, settings=settings, access=access),
+    ]
+
+
+def _introspection_field(context: IgnoreContext) -> bool:
+    # GraphiQL's own introspection query nests ofType a dozen levels deep.
+    return context.field_name.startswith("__")
+
+
+def graphql_limits(settings: Settings) -> QueryLimits:
+    """Documents over the limits are refused before anything runs: the token
+    limit stops the parser itself, the others are validation rules."""
+    rules: list[type[ASTValidationRule]] = [
+        depth_rule(settings.max_depth, _introspection_field),
+        aliases_rule(settings.max_aliases),
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return QueryLimits(settings.max_tokens, tuple(rules))
+
+
+# Far more than any browser sends; httptools itself takes heads of any size.
+MAX_HEAD_BYTES = 65536
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, closing a connection whose request head has
+    not arrived within REQUEST_SECONDS or is over MAX_HEAD_BYTES (431).
+    Assumes (tests/test_security.py pins it): uvicorn times out only idle
+    keep-alive connections, so a client that connects and sends nothing, or
+    its headers a byte at a time, would hold a connection forever; and it
+    calls `on_headers_complete` once a head is read and
+    `on_response_complete` once an answer is sent."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _head_tail = b""
+
+    def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_seconds = request_seconds
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            # Still reading a head: count it up to its blank line (which may
+            # straddle two reads), not the body that may follow.
+            end = (self._head_tail + data).find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_tail = data[-3:]
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.close()
+                return
+        super().data_received(data)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        # A pipelined request waiting its turn has its head already.
+        if not self.pipeline:
+            self._arm()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_bytes, self._head_tail = 0, b""
+        self._head_timer = self.loop.call_later(self.request_seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _expire(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def http_protocol(settings: Settings) -> Callable[..., Any]:
+    """The HTTP protocol for uvicorn's `http=`, with this server's head timeout
+    (a partial of a module-level class: --workers pickles it to each worker)."""
+    return functools.partial(TimedHttpToolsProtocol, request_seconds=settings.request_seconds)

@@ -1,0 +1,300 @@
+"""Access, origins, headers and limits (graphql_todos/security.py), tried from
+outside against the real server; docs/security.md says what each is for."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import socket
+import time
+from typing import Any
+
+import httpx
+import pytest
+from graphql import get_introspection_query
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
+
+from graphql_todos.security import CONTENT_SECURITY_POLICY, GRAPHIQL_CONTENT_SECURITY_POLICY, MAX_HEAD_BYTES
+from tests.gql import LegacyWs, TransportWs, create, error_codes, gql
+from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
+
+TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
+TODOS = "{ todos { id title } }"
+
+
+def aliases(count: int) -> str:
+    return "{ " + " ".join(f"a{i}: todos {{ id title }}" for i in range(count)) + " }"
+
+
+@pytest.fixture
+def authed(guarded: Server) -> Any:
+    with httpx.Client(base_url=guarded.url, headers=BEARER, timeout=10) as client:
+        yield client
+
+
+def test_the_token_opens_every_route(guarded: Server, authed: httpx.Client) -> None:
+    assert authed.get("/api/todos/").status_code == 200
+    assert authed.get("/api/openapi.json").status_code == 200
+    assert "errors" not in gql(authed, TODOS)
+    assert authed.get("/graphql", params={"query": TODOS}).json()["data"] == {"todos": []}
+    for wrong in ("Bearer nope", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"):
+        response = httpx.post(guarded.url + "/graphql", json={"query": TODOS}, headers={"Authorization": wrong})
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer realm="graphql-todos"'
+
+
+def test_health_and_the_web_client_need_no_token(guarded: Server) -> None:
+    assert httpx.get(guarded.url + "/healthz").status_code == 200
+    page = httpx.get(guarded.url + "/")
+    assert page.status_code == 200
+    bundle = page.text.split('src="', 1)[1].split('"', 1)[0]
+    assert httpx.get(guarded.url + bundle).status_code == 200
+    graphiql = httpx.get(guarded.url + "/graphql", headers={"Accept": "text/html"})
+    assert graphiql.status_code == 200
+    assert "GraphiQL" in graphiql.text
+
+
+def test_sockets_take_the_token_where_their_clients_can_send_it(guarded: Server, authed: httpx.Client) -> None:
+    todo = authed.post("/api/todos/", json={"title": "seen"}).json()
+    # RESTSockets: the header, or ?token= (a browser cannot set headers on a WebSocket).
+    for url, headers in (
+        (f"/api/todos/{todo['id']}/", BEARER),
+        (f"/api/todos/{todo['id']}/?token={TOKEN}", {}),
+    ):
+        with connect(guarded.ws_url + url, additional_headers=headers) as ws:
+            assert json.loads(ws.recv(timeout=5))["op"] == "snapshot"
+    # GraphQL: connection_init's payload, or the upgrade's header.
+    with connect(guarded.ws_url + "/graphql", subprotocols=TRANSPORT_WS) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": BEARER}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+    with connect(guarded.ws_url + "/graphql", subprotocols=TRANSPORT_WS, additional_headers=BEARER) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+    with connect(guarded.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": BEARER}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+
+
+def test_a_graphql_socket_without_the_token_gets_no_data(guarded: Server, authed: httpx.Client) -> None:
+    create(authed, "secret")
+    with connect(guarded.ws_url + "/graphql", subprotocols=TRANSPORT_WS) as ws:
+        # Subscribing first is refused as before connection_init.
+        query = 'subscription { todoChanges(after: "0") { todo { title } } }'
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
+def test_websockets_from_foreign_origins_are_refused(db_dsn: str) -> None:
+    with serving(db_dsn, allowed_origins=("https://app.example",)) as server:
+        own = f"http://127.0.0.1:{server.port}"
+        for path in ("/graphql", "/api/todos/"):
+            for origin in (own, "https://app.example"):
+                with connect(server.ws_url + path, origin=origin, subprotocols=TRANSPORT_WS):  # type: ignore[arg-type]
+                    pass
+            for origin in ("https://evil.example", "http://127.0.0.1:1", "null"):
+                with pytest.raises(InvalidStatus) as refused:
+                    connect(server.ws_url + path, origin=origin, subprotocols=TRANSPORT_WS)  # type: ignore[arg-type]
+                assert refused.value.response.status_code == 403
+
+
+def test_cross_origin_reads_only_for_allowed_origins(server: Server, db_dsn: str) -> None:
+    foreign = {"Origin": "https://app.example"}
+    response = httpx.get(server.url + "/api/todos/", headers=foreign)
+    assert "access-control-allow-origin" not in response.headers
+    with serving(db_dsn, allowed_origins=("https://app.example",), token=TOKEN) as allowing:
+        preflight = httpx.options(
+            allowing.url + "/graphql",
+            headers={
+                **foreign,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        response = httpx.get(allowing.url + "/api/todos/", headers={**foreign, **BEARER})
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.get(allowing.url + "/api/todos/", headers={"Origin": "https://evil.example", **BEARER})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_security_headers(server: Server, client: httpx.Client) -> None:
+    for path in ("/", "/graphql", "/api/todos/", "/healthz", "/nope"):
+        response = client.get(path, headers={"Accept": "text/html"})
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+    for page, policy in (("/", CONTENT_SECURITY_POLICY), ("/graphql", GRAPHIQL_CONTENT_SECURITY_POLICY)):
+        assert client.get(page, headers={"Accept": "text/html"}).headers["content-security-policy"] == policy
+
+
+def test_a_query_of_2000_aliases_is_refused_before_execution(server: Server, client: httpx.Client) -> None:
+    create(client, "one")
+    response = client.post("/graphql", json={"query": aliases(2000)})
+    assert response.status_code == 200
+    assert "data" not in response.json() or response.json()["data"] is None
+    assert error_codes(response.json()) == ["GRAPHQL_PARSE_FAILED"]
+    assert "tokens" in response.json()["errors"][0]["message"]
+    # Within the token limit, the alias limit refuses it.
+    body = gql(client, aliases(31))
+    assert error_codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert len(gql(client, aliases(30))["data"]) == 30
+
+
+def test_depth_and_introspection_limits(db_dsn: str) -> None:
+    with (
+        serving(db_dsn, max_depth=1, introspection=False) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        assert error_codes(gql(client, "{ todoList { todos { id } } }")) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert "errors" not in gql(client, "{ todos { id } }")
+        introspection = gql(client, "{ __schema { queryType { name } } }")
+        assert set(error_codes(introspection)) == {"GRAPHQL_VALIDATION_FAILED"}, introspection
+
+
+def test_introspection_is_on_by_default(client: httpx.Client) -> None:
+    # GraphiQL's own introspection query is deep: introspection fields are not counted.
+    body = gql(client, get_introspection_query(descriptions=True))
+    assert "errors" not in body
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_a_large_chunked_body_is_refused(guarded: Server) -> None:
+    def chunks() -> Any:
+        for _ in range(100):
+            yield b" " * 100
+
+    response = httpx.post(
+        guarded.url + "/graphql", content=chunks(), headers={**BEARER, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_websocket_message_over_the_limit_closes_the_socket(server: Server) -> None:
+    limit = server.settings.ws_max_bytes
+    with TransportWs(server.ws_url) as ws:
+        ws.send({"type": "ping", "payload": {"pad": "x" * limit}})
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+
+
+def test_subscriptions_per_socket_are_limited(db_dsn: str) -> None:
+    with serving(db_dsn, max_subscriptions=2) as server:
+        with TransportWs(server.ws_url) as ws:
+            for _ in range(2):
+                ws.subscribe("subscription { todoChanges { cursor } }")
+            wait_until(lambda: server.subscriber_count() == 2)
+            op_id = ws.subscribe("subscription { todoChanges { cursor } }")
+            message = ws.recv()
+            assert (message["type"], message["id"]) == ("error", op_id)
+            assert message["payload"][0]["message"] == "Subscription limit reached"
+        legacy = LegacyWs(server.ws_url)
+        try:
+            for op_id in ("1", "2", "3"):
+                legacy.send({"id": op_id, "type": "start", "payload": {"query": "subscription { todoChanges { cursor } }"}})
+            message = legacy.recv()
+            assert (message["type"], message["id"]) == ("error", "3")
+        finally:
+            legacy.close()
+
+
+def test_database_statements_and_pool_waits_are_bounded(db_dsn: str) -> None:
+    with serving(db_dsn, statement_timeout_seconds=0.25, database_timeout_seconds=1.5) as server:
+        assert server._uvicorn is not None and server._loop is not None
+        pool = server._uvicorn.lifespan.state["pool"]
+
+        async def settings() -> tuple[str, float]:
+            async with pool.connection() as conn:
+                row = await (await conn.execute("SHOW statement_timeout")).fetchone()
+            return row[0], pool.timeout
+
+        assert asyncio.run_coroutine_threadsafe(settings(), server._loop).result(5) == ("250ms", 1.5)
+
+
+def _closed_within(sock: socket.socket, send: bytes, seconds: float) -> bool:
+    """Send `send` a byte at a time; whether the server hangs up within `seconds`
+    (it must not wait for the rest)."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.1)
+    for byte in send:
+        if time.monotonic() > deadline:
+            return False
+        try:
+            sock.sendall(bytes([byte]))
+            if sock.recv(1) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_a_connection_that_sends_nothing_is_closed(guarded: Server) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
+        # request_seconds is 1 on `guarded`; 10 s is the test's patience, not a bound.
+        sock.settimeout(10)
+        assert sock.recv(1) == b""
+
+
+def test_a_request_head_sent_a_byte_at_a_time_is_cut_off(guarded: Server) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
+        assert _closed_within(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 1000, 10)
+
+
+def test_a_keep_alive_connection_that_sends_nothing_more_is_closed(guarded: Server) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        # Then a new request's head, trickled: uvicorn's own keep-alive timer stops at the first byte.
+        assert _closed_within(sock, b"GET /healthz HTTP/1.1\r\n" + b"X: " + b"y" * 1000, 10)
+
+
+def test_a_request_head_over_the_limit_is_refused(server: Server) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+    assert raw_exchange(server, head).startswith(b"HTTP/1.1 431 ")
+    fits = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"x" * 60000 + b"\r\n\r\n"
+    assert raw_exchange(server, fits).startswith(b"HTTP/1.1 200 ")
+
+
+def test_uvicorn_calls_the_hooks_the_head_timeout_relies_on() -> None:
+    # If uvicorn renames these, TimedHttpToolsProtocol would silently time nothing out.
+    for hook in ("connection_made", "data_received", "on_headers_complete", "on_response_complete", "connection_lost"):
+        assert hook in vars(HttpToolsProtocol), hook
+    assert "self.pipeline" in inspect.getsource(HttpToolsProtocol.on_response_complete)
+
+
+def test_a_graphql_socket_that_never_sends_connection_init_is_closed(db_dsn: str) -> None:
+    with serving(db_dsn, connection_init_seconds=0.5) as server:
+        ws = connect(server.ws_url + "/graphql", subprotocols=TRANSPORT_WS)
+        with ws, pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4408
+
+
+def test_a_streamed_subscription_outlives_the_request_deadline(guarded: Server, authed: httpx.Client) -> None:
+    headers = {**BEARER, "accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+    body = {"query": "subscription { todoChanges { todo { title } } }"}
+    with httpx.stream("POST", guarded.url + "/graphql", json=body, headers=headers, timeout=10) as response:
+        assert response.status_code == 200
+        wait_until(lambda: guarded.subscriber_count() == 1)
+        # The deadline bounds receiving the body, not the answer that follows.
+        time.sleep(guarded.settings.request_seconds * 2)
+        create(authed, "after the deadline")
+        buffer = ""
+        for chunk in response.iter_text():
+            buffer += chunk
+            if "after the deadline" in buffer:
+                break
+    assert "after the deadline" in buffer

@@ -1,0 +1,64 @@
+// The bearer token of a server started with TODOS_TOKEN: asked for when the server refuses
+// a request (HTTP 401) or a socket (close 4401), kept for this tab in sessionStorage, and
+// sent on every request and socket.
+import type { ClientOptions } from 'graphql-ws';
+
+const KEY = 'graphql-todos.token';
+// The server's close code for a socket without the token (ErrorCode.UNAUTHENTICATED).
+const UNAUTHENTICATED_CLOSE = 4401;
+
+function storage(): Storage | null {
+  // Absent outside browsers (the unit tests), and may be disabled by the user.
+  try {
+    return globalThis.sessionStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The Authorization header (or connection_init payload) to send: empty without a token. */
+export function authorization(): Record<string, string> {
+  const token = storage()?.getItem(KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+let asking: Promise<boolean> | null = null;
+
+/** Ask for the token, once however many requests were refused together; true if given. */
+export function askForToken(): Promise<boolean> {
+  asking ??= Promise.resolve().then(() => {
+    const token = window.prompt('This server needs an access token:')?.trim();
+    asking = null;
+    if (!token) return false;
+    storage()?.setItem(KEY, token);
+    return true;
+  });
+  return asking;
+}
+
+/** fetch() with the token; when the server answers 401, ask for it and try once more. */
+export async function authorizedFetch(input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> {
+  const send = () => {
+    const headers = new Headers(init.headers);
+    Object.entries(authorization()).forEach(([name, value]) => headers.set(name, value));
+    return fetch(input, { ...init, headers });
+  };
+  const response = await send();
+  if (response.status !== 401 || !(await askForToken())) return response;
+  return send();
+}
+
+/** graphql-ws options that present the token in connection_init, and ask for it when refused. */
+export function withToken(options: ClientOptions): ClientOptions {
+  return {
+    ...options,
+    connectionParams: authorization,
+    on: {
+      ...options.on,
+      closed: (event) => {
+        if ((event as CloseEvent | undefined)?.code === UNAUTHENTICATED_CLOSE) void askForToken();
+        options.on?.closed?.(event);
+      },
+    },
+  };
+}
