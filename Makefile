@@ -22,7 +22,7 @@ run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client,
 	$(BIN)/graphql-todos serve
 
 .PHONY: test
-test: lint graphql_todos/web/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
+test: lint graphql_todos/web/index.html /usr/bin/chromium tests/js/node_modules/.installed ## install everything, run every test (Python and web)
 	cd web && npm test
 	$(BIN)/pytest
 
@@ -60,7 +60,7 @@ wheel: $(VENV)/.run graphql_todos/web/index.html ## build dist/graphql_todos-*.w
 
 .PHONY: clean
 clean: ## remove what the build made (keeps .data, the embedded databases)
-	rm -rf $(VENV) web/node_modules web/dist web/src/gql graphql_todos/web build dist
+	rm -rf $(VENV) web/node_modules tests/js/node_modules web/dist web/src/gql graphql_todos/web build dist
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV) || { $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -95,6 +95,12 @@ bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-l
 
 web/node_modules/.installed: web/package-lock.json | /usr/bin/npm
 	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+# The npm clients the Python tests drive against the live server
+# (graphql-http's audit, graphql-sse, Apollo Client).
+tests/js/node_modules/.installed: tests/js/package-lock.json | /usr/bin/npm
+	cd tests/js && npm ci --no-audit --no-fund
 	touch $@
 
 web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)

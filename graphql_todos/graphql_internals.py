@@ -17,7 +17,10 @@ instead of misbehaving quietly.
 - A document that does not parse is left to Strawberry's own parse step,
   which answers it as an error on every transport.
 - Error masking skips results without errors cheaply.
-- `Schema.execute` (one result) refuses subscriptions.
+- `Schema.execute` (one result) refuses subscriptions; `Schema.subscribe`
+  (only the legacy graphql-ws handler calls it) runs queries and mutations
+  too, as one result then `complete`.
+- Multipart subscription responses get a valid Content-Type.
 - Compiled plans (compiled.py, fastpath.py) give root resolvers the info
   Strawberry's executor would, read plain fields as Strawberry's default
   resolver does, and validate with Strawberry's rules. (They also call
@@ -51,6 +54,7 @@ from graphql import (
 from graphql import OperationType as OperationKind
 from graphql.pyutils import Path
 from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
@@ -223,6 +227,33 @@ class OneResultSchema(strawberry.Schema):
             allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
+
+    async def subscribe(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> Any:
+        """Assumes: only the legacy graphql-ws handler calls this, and it
+        sends each result it yields as `data`, then `complete`. Older Apollo
+        links send queries and mutations with `start`: run any operation,
+        as `stream()` does for the newer protocol."""
+        return await self.stream(
+            query, variable_values, context_value, root_value, operation_name, operation_extensions
+        )
+
+
+class MultipartSubscriptions(MultipartSubscriptionTransport):
+    """Assumes: the view sends `headers` as the response's headers. Strawberry's
+    Content-Type appends `,application/json` to the multipart type, which no
+    parser reads as one media type; this one is valid (RFC 2046 parameters)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": f'multipart/mixed; boundary="{self.separator}"; subscriptionSpec="1.0"'}
 
 
 

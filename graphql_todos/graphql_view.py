@@ -12,6 +12,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
@@ -21,10 +23,17 @@ from strawberry.subscriptions import (
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
+from .graphql_http import is_request_error, negotiate
+from .graphql_internals import MultipartSubscriptions
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
+    stream_transport_classes_by_protocol = {
+        **GraphQL.stream_transport_classes_by_protocol,
+        MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
+    }
+
     def __init__(self, settings: Settings) -> None:
         schema = build_schema(settings.execution_cache_size)
         super().__init__(
@@ -65,7 +74,18 @@ class TodoGraphQL(GraphQL[Context, None]):
             # mutation over GET) in plain text; keep the GraphQL error shape.
             error = {"message": exc.reason, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
             response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
-        await response(scope, receive, send)
+        request_error = getattr(request.state, "graphql_request_error", False)
+        await negotiate(response, request.headers.get("accept", ""), request_error)(scope, receive, send)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if is_request_error(result.data, result.errors):
+            # GraphQL over HTTP: a request that could not execute has no
+            # data entry at all (and is a 400 when the client speaks
+            # application/graphql-response+json, see negotiate).
+            del response["data"]
+            request.state.graphql_request_error = True
+        return response
 
     def encode_json(self, data: object) -> str:
         # orjson also writes the Fragments of shared subscription results.
