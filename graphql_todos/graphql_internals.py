@@ -54,8 +54,8 @@ from graphql import (
 from graphql import OperationType as OperationKind
 from graphql.pyutils import Path
 from strawberry.execution.is_awaitable import optimized_is_awaitable
-from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
     StrawberryGraphQLCoreExecutionContext,

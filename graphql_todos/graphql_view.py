@@ -3,6 +3,7 @@ subscriptions on /graphql, plus GraphiQL from our own built assets."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import orjson
@@ -13,12 +14,13 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
+from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
+from strawberry.types import ExecutionResult
 
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
@@ -29,7 +31,7 @@ from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
-    stream_transport_classes_by_protocol = {
+    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {  # noqa: RUF012 - read-only
         **GraphQL.stream_transport_classes_by_protocol,
         MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
     }
