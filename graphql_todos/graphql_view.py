@@ -31,7 +31,7 @@ from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
-    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {  # noqa: RUF012 - read-only
+    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {
         **GraphQL.stream_transport_classes_by_protocol,
         MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
     }
