@@ -10,7 +10,7 @@ import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
@@ -22,6 +22,7 @@ from strawberry.subscriptions import (
 )
 from strawberry.types import ExecutionResult
 
+from . import graphql_sse, sse
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
@@ -51,6 +52,7 @@ class TodoGraphQL(GraphQL[Context, None]):
         )
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
         self.fast = FastPath(schema)
+        self.keepalive_seconds = settings.keepalive_seconds
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
@@ -67,17 +69,30 @@ class TodoGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive)
+        response: ASGIApp
         try:
-            # The request keeps the body it read, so the fallback reads it too.
-            response = await self.fast.respond(request, await self.get_context(request, None))
-            response = response or await self.run(request)
+            context = await self.get_context(request, None)
+            if sse.accepts_event_stream(request):
+                # graphql-sse: from here on, errors travel as events.
+                response = await self.event_stream(request, context)
+            else:
+                # The request keeps the body it read, so the fallback reads it too.
+                answer = await self.fast.respond(request, context) or await self.run(request)
+                request_error = getattr(request.state, "graphql_request_error", False)
+                response = negotiate(answer, request.headers.get("accept", ""), request_error)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.
             error = {"message": exc.reason, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
-            response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
-        request_error = getattr(request.state, "graphql_request_error", False)
-        await negotiate(response, request.headers.get("accept", ""), request_error)(scope, receive, send)
+            failed = JSONResponse({"errors": [error]}, status_code=exc.status_code)
+            response = negotiate(failed, request.headers.get("accept", ""), request_error=True)
+        await response(scope, receive, send)
+
+    async def event_stream(self, request: Request, context: Context) -> ASGIApp:
+        async def encode(result: ExecutionResult) -> bytes:
+            return orjson.dumps(await self.process_result(request, result))
+
+        return await graphql_sse.respond(self, request, context, encode, self.keepalive_seconds)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

@@ -21,13 +21,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from . import streams
+from . import sse, streams
 from .config import Settings
 from .error_handlers import close_reason
 from .errors import BadUserInput, DomainError, ErrorCode, NotFound, RequestError
 from .hub import Hub
 from .journal import Journal
-from .models import Todo
+from .models import Change, Todo
 from .openapi import DOCUMENT
 from .service import TodoService, parse_id
 
@@ -51,7 +51,9 @@ def todo_json(todo: Todo) -> dict[str, Any]:
 
 
 class TodoCollection(HTTPEndpoint):
-    async def get(self, request: Request) -> Response:
+    async def get(self, request: Request) -> Response | sse.EventStreamResponse:
+        if sse.accepts_event_stream(request):
+            return await self._event_stream(request)
         todos = await _service(request).list_todos(_completed_filter(request))
         return JSONResponse([todo_json(t) for t in todos])
 
@@ -67,10 +69,25 @@ class TodoCollection(HTTPEndpoint):
         after = websocket.query_params.get("after")
         await _relay(websocket, _change_messages(_journal(websocket), _hub(websocket), after))
 
+    @staticmethod
+    async def _event_stream(request: Request) -> sse.EventStreamResponse:
+        """The socket's messages as events: from Last-Event-ID, else ?after=."""
+        after = sse.last_event_id(request) or request.query_params.get("after")
+        try:
+            changes = await streams.changes(_journal(request), _hub(request), after)
+        except BadUserInput as exc:
+            raise _in_url(exc) from None
+        return _event_stream(request, _change_json(changes))
+
 
 class TodoItem(HTTPEndpoint):
-    async def get(self, request: Request) -> Response:
-        return JSONResponse(todo_json(await _service(request).get_todo(_path_id(request))))
+    async def get(self, request: Request) -> Response | sse.EventStreamResponse:
+        todo = await _service(request).get_todo(_path_id(request))
+        if sse.accepts_event_stream(request):
+            # The row now, then each change: a reconnect needs no cursor.
+            messages = _state_messages(_service(request), _hub(request), str(todo.id))
+            return _event_stream(request, messages)
+        return JSONResponse(todo_json(todo))
 
     async def put(self, request: Request) -> Response:
         return await self._update(request, required=("title", "completed"))
@@ -171,7 +188,14 @@ def _in_url(exc: BadUserInput) -> RequestError:
 async def _change_messages(
     journal: Journal, hub: Hub, after: str | None
 ) -> AsyncGenerator[dict[str, Any], None]:
-    changes = await streams.changes(journal, hub, after)
+    # The cursor is checked here, once the socket is open: a bad one closes it.
+    messages = _change_json(await streams.changes(journal, hub, after))
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            yield message
+
+
+async def _change_json(changes: AsyncGenerator[Change, None]) -> AsyncGenerator[dict[str, Any], None]:
     async with contextlib.aclosing(changes):
         async for change in changes:
             yield {"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor}
@@ -192,6 +216,20 @@ async def _state_messages(
             last = todo
             op = "snapshot" if state.op is None else state.op.value
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
+
+
+def _event_stream(
+    request: Request, messages: AsyncGenerator[dict[str, Any], None]
+) -> sse.EventStreamResponse:
+    settings: Settings = request.state.settings
+    return sse.EventStreamResponse(_events(messages), settings.keepalive_seconds)
+
+
+async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
+    """Each RESTSocket message as an event named for its op, its cursor as the id."""
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            yield sse.event(message["op"], orjson.dumps(message), message["cursor"])
 
 
 async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:

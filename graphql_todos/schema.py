@@ -25,11 +25,21 @@ from .graphql_internals import (
 )
 from .hub import Hub
 from .journal import Journal
-from .models import TodoState
+from .models import Change, TodoState
 from .service import TodoService, parse_id
 from .types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EventIds:
+    """For a transport that numbers its events with cursors (SSE): where a
+    reconnecting client resumes (it overrides the document's `after`), and
+    the cursor of the latest change the feed produced."""
+
+    resume_after: str | None
+    latest: str | None = None
 
 
 @dataclass
@@ -38,6 +48,7 @@ class Context:
     journal: Journal
     hub: Hub
     live_lists: streams.LiveLists
+    event_ids: EventIds | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -107,7 +118,11 @@ class Subscription:
         # Returned, not iterated here: a bad cursor then fails the subscribe
         # itself (an `error` message), before any event.
         ctx = _ctx(info)
-        return cast(AsyncGenerator[TodoChange, None], await streams.changes(ctx.journal, ctx.hub, after))
+        ids = ctx.event_ids
+        if ids is not None and ids.resume_after is not None:
+            after = ids.resume_after
+        changes = await streams.changes(ctx.journal, ctx.hub, after)
+        return cast(AsyncGenerator[TodoChange, None], changes if ids is None else _numbered(changes, ids))
 
     @strawberry.subscription(
         description="The current state first, then each change; null once deleted, then complete."
@@ -127,6 +142,13 @@ class Subscription:
     ) -> AsyncGenerator[list[Todo], None]:
         async for todos in _ctx(info).live_lists.watch(completed):
             yield cast(list[Todo], todos)
+
+
+async def _numbered(changes: AsyncGenerator[Change, None], ids: EventIds) -> AsyncGenerator[Change, None]:
+    async with contextlib.aclosing(changes):
+        async for change in changes:
+            ids.latest = change.cursor
+            yield change
 
 
 async def _rows(states: AsyncGenerator[TodoState, None]) -> AsyncGenerator[Todo | None, None]:
