@@ -124,7 +124,7 @@ class Settings:
     )
     keepalive_seconds: float = _setting(
         15.0, "KEEPALIVE_SECONDS", _seconds,
-        "keepalive interval on idle WebSockets (GraphQL and RESTSocket): proxies cut silent ones",
+        "keepalive interval on idle WebSockets and event streams (GraphQL, RESTSocket, SSE): proxies cut silent ones",
     )
     connection_init_seconds: float = _setting(
         10.0, "CONNECTION_INIT_SECONDS", _seconds,
