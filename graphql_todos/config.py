@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,20 @@ def _web_dist(text: str) -> Path | None:
     return path
 
 
+def _trusted_documents(text: str) -> dict[str, str] | None:
+    if not text:
+        return None
+    try:
+        manifest = json.loads(Path(text).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"must be a readable JSON file ({exc})") from None
+    if not isinstance(manifest, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in manifest.items()
+    ):
+        raise ValueError('must hold a JSON object {"<sha256>": "<document>"}')
+    return manifest
+
+
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -133,6 +148,15 @@ class Settings:
     execution_cache_size: int = _setting(
         4096, "EXECUTION_CACHE_SIZE", _int(1),
         "subscription results kept for sharing between subscribers of the same operation",
+    )
+    persisted_queries_size: int = _setting(
+        1000, "PERSISTED_QUERIES_SIZE", _int(1),
+        "automatic persisted queries kept in memory (least recently used out first)",
+    )
+    trusted_documents: dict[str, str] | None = _setting(  # noqa: RUF009 - never mutated
+        None, "TRUSTED_DOCUMENTS", _trusted_documents,
+        "a manifest {sha256: document} (web/src/gql/persisted-documents.json);"
+        " set: /graphql runs only those documents",
     )
     shutdown_seconds: float = _setting(
         5.0, "SHUTDOWN_SECONDS", _seconds,

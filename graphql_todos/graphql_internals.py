@@ -21,6 +21,11 @@ instead of misbehaving quietly.
   (only the legacy graphql-ws handler calls it) runs queries and mutations
   too, as one result then `complete`.
 - Multipart subscription responses get a valid Content-Type.
+- Persisted queries: every transport runs operations through
+  `Schema.execute()` or `Schema.stream()`, where the document is looked up
+  from `extensions.persistedQuery`; a graphql-transport-ws `subscribe`
+  (whose extensions Strawberry drops) gets its document before Strawberry
+  reads the payload.
 - Compiled plans (compiled.py, fastpath.py) give root resolvers the info
   Strawberry's executor would, read plain fields as Strawberry's default
   resolver does, and validate with Strawberry's rules. (They also call
@@ -33,8 +38,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
+from typing import Any, Protocol, cast
 
 import orjson
 import strawberry
@@ -62,10 +67,13 @@ from strawberry.schema.schema import (
     _OperationContextAwareGraphQLResolveInfo,
     validate_document,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from .errors import ErrorCode
+from .errors import ErrorCode, RequestError
 from .models import Change, Todo
 from .streams import LiveRows
 
@@ -244,6 +252,91 @@ class OneResultSchema(strawberry.Schema):
         return await self.stream(
             query, variable_values, context_value, root_value, operation_name, operation_extensions
         )
+
+
+class Documents(Protocol):
+    def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """The document to run (RequestError: none may run)."""
+        ...
+
+    def allows(self, query: str) -> bool:
+        """Whether a request sending this document in full may run it."""
+        ...
+
+
+def _request_error(exc: RequestError) -> GraphQLError:
+    return GraphQLError(exc.message, extensions={"code": exc.code.name})
+
+
+class PersistedQueriesSchema(OneResultSchema):
+    """Assumes: every transport runs operations through `execute()` or
+    `stream()` (`subscribe()` calls `stream()`), passing the request's
+    extensions, before Strawberry requires a query."""
+
+    persisted: Documents | None = None
+
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> StrawberryExecutionResult:
+        try:
+            query = self._document(query, operation_extensions)
+        except RequestError as exc:
+            return StrawberryExecutionResult(data=None, errors=[_request_error(exc)])
+        return await super().execute(
+            query, variable_values, context_value, root_value, operation_name,
+            allowed_operation_types, operation_extensions,
+        )
+
+    async def stream(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        try:
+            query = self._document(query, operation_extensions)
+        except RequestError as exc:
+            return _refused(exc)
+        return await super().stream(
+            query, variable_values, context_value, root_value, operation_name,
+            operation_extensions, allowed_operation_types,
+        )
+
+    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        return query if self.persisted is None else self.persisted.document(query, extensions)
+
+
+async def _refused(exc: RequestError) -> AsyncGenerator[PreExecutionError, None]:
+    # As the stream of a document that does not validate: one error, no data.
+    yield PreExecutionError(data=None, errors=[_request_error(exc)])
+
+
+class PersistedSubscribe(BaseGraphQLTransportWSHandler[Any, Any]):
+    """Assumes: `handle_subscribe(message)` reads `payload["query"]` (a
+    payload without it fails as unparsable) and passes no extensions on.
+    A payload with `extensions` gets its document here first."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message["payload"]
+        persisted = getattr(self.schema, "persisted", None)
+        if persisted is not None and payload.get("extensions"):
+            try:
+                payload["query"] = persisted.document(payload.get("query"), payload.get("extensions"))
+            except RequestError as exc:
+                await self.send_message({"id": message["id"], "type": "error", "payload": [_request_error(exc).formatted]})
+                return
+        await super().handle_subscribe(message)
 
 
 class MultipartSubscriptions(MultipartSubscriptionTransport):

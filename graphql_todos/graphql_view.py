@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -27,18 +28,21 @@ from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
 from .graphql_http import is_request_error, negotiate
-from .graphql_internals import MultipartSubscriptions
+from .graphql_internals import MultipartSubscriptions, PersistedSubscribe
+from .persisted import PersistedQueries
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = PersistedSubscribe
     stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {
         **GraphQL.stream_transport_classes_by_protocol,
         MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
     }
 
     def __init__(self, settings: Settings) -> None:
-        schema = build_schema(settings.execution_cache_size)
+        persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents)
+        schema = build_schema(settings.execution_cache_size, persisted)
         super().__init__(
             schema,
             keep_alive=True,
@@ -58,6 +62,10 @@ class TodoGraphQL(GraphQL[Context, None]):
         # Lifespan state, copied into every request's scope by Starlette.
         state = request.state
         return Context(state.service, state.journal, state.hub, state.live_lists)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET with only a persisted-query hash is an operation, not a browser.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.

@@ -17,8 +17,8 @@ from . import streams
 from .errors import DomainError, ErrorCode, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
-    OneResultSchema,
     ParseErrorsAsResults,
+    PersistedQueriesSchema,
     SharedResults,
     TodoExecutionContext,
     tag,
@@ -26,6 +26,7 @@ from .graphql_internals import (
 from .hub import Hub
 from .journal import Journal
 from .models import Change, TodoState
+from .persisted import PersistedQueries
 from .service import TodoService, parse_id
 from .types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
 
@@ -196,10 +197,11 @@ class MaskUnexpected(CheapMaskErrors):
         return masked
 
 
-class TodoSchema(OneResultSchema):
-    def __init__(self, execution_cache_size: int) -> None:
+class TodoSchema(PersistedQueriesSchema):
+    def __init__(self, execution_cache_size: int, persisted: PersistedQueries | None = None) -> None:
         # Read by TodoExecutionContext for every subscription event.
         self.shared_results = SharedResults(execution_cache_size)
+        self.persisted = persisted
         super().__init__(
             query=Query,
             mutation=Mutation,
@@ -221,5 +223,5 @@ class TodoSchema(OneResultSchema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema(execution_cache_size: int) -> TodoSchema:
-    return TodoSchema(execution_cache_size)
+def build_schema(execution_cache_size: int, persisted: PersistedQueries | None = None) -> TodoSchema:
+    return TodoSchema(execution_cache_size, persisted)

@@ -32,6 +32,8 @@ def test_every_variable_is_read() -> None:
         "SHUTDOWN_SECONDS": "1.5",
         "LOG_LEVEL": "WARNING",
         "WEB_DIST": "",
+        "PERSISTED_QUERIES_SIZE": "5",
+        "TRUSTED_DOCUMENTS": "",
     }
     assert set(env) == {variable for variable, *_ in documented()}
     assert Settings.from_env(env) == Settings(
@@ -50,6 +52,8 @@ def test_every_variable_is_read() -> None:
         shutdown_seconds=1.5,
         log_level="warning",
         web_dist=None,
+        persisted_queries_size=5,
+        trusted_documents=None,
     )
 
 
@@ -58,6 +62,16 @@ def test_a_flag_overrides_its_variable_and_is_named_when_bad() -> None:
     with pytest.raises(SettingError) as error:
         Settings.from_env({"PORT": "9000"}, port="0")
     assert (error.value.source, error.value.value) == ("--port", "0")
+
+
+def test_trusted_documents_must_be_a_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "persisted-documents.json"
+    for text in ("{", '["{ todos { id } }"]', '{"abc": 1}'):
+        manifest.write_text(text)
+        with pytest.raises(SettingError, match="TRUSTED_DOCUMENTS"):
+            Settings.from_env({"TRUSTED_DOCUMENTS": str(manifest)})
+    manifest.write_text('{"abc": "{ todos { id } }"}')
+    assert Settings.from_env({"TRUSTED_DOCUMENTS": str(manifest)}).trusted_documents == {"abc": "{ todos { id } }"}
 
 
 def test_web_dist_must_hold_a_built_client(tmp_path: Path) -> None:
