@@ -42,8 +42,9 @@ bench-smoke: $(BENCH_DEPS) ## a tiny bench run (about a minute; not part of make
 	$(BIN)/python -m bench --smoke --out .data/bench-smoke/benchmarks.md
 
 .PHONY: schema
-schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
+schema: $(VENV)/.run ## write the GraphQL SDL and the REST OpenAPI document to schema/
 	$(BIN)/graphql-todos export-schema --output schema/schema.graphql
+	$(BIN)/graphql-todos export-schema --openapi --output schema/openapi.json
 
 .PHONY: diagram
 diagram: ## render docs/architecture.svg from docs/architecture.dot (Graphviz)

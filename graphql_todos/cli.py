@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from .app import create_app
 from .config import SettingError, Settings, documented
 from .embedded import embedded_postgres
 from .migrations import NoMigrations, migrate
+from .openapi import DOCUMENT
 from .schema import build_schema
 
 
@@ -47,13 +49,16 @@ def _migrate(settings: Settings) -> None:
     print("applied: " + (", ".join(applied) if applied else "nothing, up to date"))
 
 
-def _export_schema(output: Path | None) -> None:
-    # The SDL does not depend on any setting.
-    sdl = build_schema(Settings().execution_cache_size).as_str() + "\n"
-    if output is None:
-        sys.stdout.write(sdl)
+def _export_schema(output: Path | None, openapi: bool) -> None:
+    # Neither document depends on any setting.
+    if openapi:
+        text = json.dumps(DOCUMENT, indent=2) + "\n"
     else:
-        output.write_text(sdl)
+        text = build_schema(Settings().execution_cache_size).as_str() + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         # Checked by Settings, like the variable, so both fail the same way.
         serve.add_argument(flag, metavar=variable, help=f"{doc} (${variable}, default {default})")
     commands.add_parser("migrate", help="apply the SQL migrations shipped in the package")
-    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL (or the REST OpenAPI document)")
     export.add_argument("--output", type=Path, help="write here instead of stdout")
+    export.add_argument("--openapi", action="store_true", help="the OpenAPI document of /api/ instead")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "migrate":
             _migrate(Settings.from_env())
         else:
-            _export_schema(args.output)
+            _export_schema(args.output, args.openapi)
     except SettingError as exc:
         # A usage error: one line, no traceback, argparse's exit status.
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
