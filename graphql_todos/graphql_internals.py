@@ -208,52 +208,6 @@ class CheapMaskErrors(MaskErrors):
             super()._process_result(result)
 
 
-class OneResultSchema(strawberry.Schema):
-    """Assumes: Strawberry's HTTP views call `execute()` with the operation
-    types the request method allows, and stream subscriptions through
-    `subscribe()`/`stream()` instead."""
-
-    async def execute(  # type: ignore[override]
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        allowed_operation_types: Iterable[OperationType] | None = None,
-        operation_extensions: dict[str, Any] | None = None,
-    ) -> StrawberryExecutionResult:
-        # One result cannot carry a subscription: refuse it instead of
-        # resolving null.
-        allowed: set[OperationType] = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
-        return await super().execute(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            allowed - {OperationType.SUBSCRIPTION},
-            operation_extensions,
-        )
-
-    async def subscribe(  # type: ignore[override]
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        operation_extensions: dict[str, Any] | None = None,
-    ) -> Any:
-        """Assumes: only the legacy graphql-ws handler calls this, and it
-        sends each result it yields as `data`, then `complete`. Older Apollo
-        links send queries and mutations with `start`: run any operation,
-        as `stream()` does for the newer protocol."""
-        return await self.stream(
-            query, variable_values, context_value, root_value, operation_name, operation_extensions
-        )
-
-
 class Documents(Protocol):
     def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
         """The document to run (RequestError: none may run)."""
@@ -268,12 +222,18 @@ def _request_error(exc: RequestError) -> GraphQLError:
     return GraphQLError(exc.message, extensions={"code": exc.code.name})
 
 
-class PersistedQueriesSchema(OneResultSchema):
-    """Assumes: every transport runs operations through `execute()` or
-    `stream()` (`subscribe()` calls `stream()`), passing the request's
-    extensions, before Strawberry requires a query."""
+class OneResultSchema(strawberry.Schema):
+    """Assumes: Strawberry's HTTP views call `execute()` with the operation
+    types the request method allows, and stream subscriptions through
+    `subscribe()`/`stream()` instead; every transport runs operations
+    through `execute()` or `stream()` (`subscribe()` calls `stream()`),
+    passing the request's extensions, before Strawberry requires a query:
+    both look up a persisted query's document there."""
 
     persisted: Documents | None = None
+
+    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        return query if self.persisted is None else self.persisted.document(query, extensions)
 
     async def execute(  # type: ignore[override]
         self,
@@ -289,9 +249,17 @@ class PersistedQueriesSchema(OneResultSchema):
             query = self._document(query, operation_extensions)
         except RequestError as exc:
             return StrawberryExecutionResult(data=None, errors=[_request_error(exc)])
+        # One result cannot carry a subscription: refuse it instead of
+        # resolving null.
+        allowed: set[OperationType] = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
         return await super().execute(
-            query, variable_values, context_value, root_value, operation_name,
-            allowed_operation_types, operation_extensions,
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
         )
 
     async def stream(  # type: ignore[override]
@@ -313,8 +281,11 @@ class PersistedQueriesSchema(OneResultSchema):
             operation_extensions, allowed_operation_types,
         )
 
-    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
-        return query if self.persisted is None else self.persisted.document(query, extensions)
+    # Assumes: only the legacy graphql-ws handler calls subscribe() (by
+    # keyword), and sends each result as `data`, then `complete`. Older
+    # Apollo links send queries and mutations with `start`: run any
+    # operation, as stream() does for the newer protocol.
+    subscribe = stream  # type: ignore[assignment]
 
 
 async def _refused(exc: RequestError) -> AsyncGenerator[PreExecutionError, None]:

@@ -17,8 +17,8 @@ from . import streams
 from .errors import DomainError, ErrorCode, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
+    OneResultSchema,
     ParseErrorsAsResults,
-    PersistedQueriesSchema,
     SharedResults,
     TodoExecutionContext,
     tag,
@@ -197,7 +197,7 @@ class MaskUnexpected(CheapMaskErrors):
         return masked
 
 
-class TodoSchema(PersistedQueriesSchema):
+class TodoSchema(OneResultSchema):
     def __init__(self, execution_cache_size: int, persisted: PersistedQueries | None = None) -> None:
         # Read by TodoExecutionContext for every subscription event.
         self.shared_results = SharedResults(execution_cache_size)
