@@ -76,3 +76,9 @@ def test_multipart_subscriptions_have_a_valid_content_type(server: Server) -> No
         content_type = response.headers["content-type"]
     # One media type, its parameters in RFC 2046 form (no trailing list).
     assert content_type == 'multipart/mixed; boundary="graphql"; subscriptionSpec="1.0"'
+
+
+def test_apollo_client_reads_multipart_subscriptions(server: Server) -> None:
+    # Apollo's HttpLink finds the boundary in the Content-Type to split parts.
+    [event] = node("multipart.mjs", server.url + "/graphql")
+    assert event["todoChanges"]["todo"]["title"] == "over multipart"
