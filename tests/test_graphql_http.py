@@ -69,6 +69,11 @@ def test_legacy_graphql_ws_runs_queries_and_mutations_sent_with_start(server: Se
     create(client, "still serving")
 
 
+def test_subscriptions_transport_ws_from_npm_runs_a_mutation_and_a_query(server: Server) -> None:
+    results = node("legacy_ws.mjs", server.ws_url + "/graphql")
+    assert results == [{"data": {"createTodo": {"title": "legacy"}}}, {"data": {"todos": [{"title": "legacy"}]}}]
+
+
 def test_multipart_subscriptions_have_a_valid_content_type(server: Server) -> None:
     headers = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
     body = {"query": "subscription { todoChanges { op } }"}
