@@ -20,7 +20,10 @@ PEER = BENCH / "peer"
 # Servers log here, never to a pipe nobody reads (a full pipe would stall them).
 LOGS = BENCH.parent / ".data" / "bench-logs"
 OURS, POSTGRAPHILE, FLOOR = "ours", "PostGraphile", "floor"
-PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767}
+# Ours again, with its response cache on: `ours` itself runs without it, so
+# that every read it answers goes to PostgreSQL, as PostGraphile's do.
+OURS_CACHED = "ours, response cache"
+PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768}
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,13 @@ class Server:
 
 def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1"}
-    if name == OURS:
+    if name in (OURS, OURS_CACHED):
         serve = str(Path(sys.executable).parent / "graphql-todos")
         # No web client, and no per-request access log (PostGraphile runs
         # with --disable-query-log).
         settings = {"DATABASE_URL": dbs.ours, "POOL_SIZE": "10", "WEB_DIST": "", "LOG_LEVEL": "warning"}
-        return [serve, "serve"], {**env, **settings}
+        cache = {} if name == OURS_CACHED else {"RESPONSE_CACHE_SIZE": "0"}
+        return [serve, "serve"], {**env, **settings, **cache}
     if name == POSTGRAPHILE:
         cli = str(PEER / "node_modules" / "postgraphile" / "cli.js")
         args = [

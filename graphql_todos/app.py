@@ -22,6 +22,7 @@ from .graphql_view import TodoGraphQL
 from .hub import Hub
 from .journal import Journal
 from .migrations import migrate
+from .response_cache import ResponseCache
 from .service import TodoService
 from .streams import LiveLists
 
@@ -35,6 +36,7 @@ class State(TypedDict):
     live_lists: LiveLists
     pool: AsyncConnectionPool
     settings: Settings
+    response_cache: ResponseCache
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -65,6 +67,9 @@ async def _database(settings: Settings) -> AsyncIterator[str]:
 
 
 def create_app(settings: Settings) -> Starlette:
+    # One per process: GraphQL queries and REST reads.
+    cache = ResponseCache(settings.response_cache_size)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with _database(settings) as dsn:
@@ -93,12 +98,13 @@ def create_app(settings: Settings) -> Starlette:
                     "live_lists": live_lists,
                     "pool": pool,
                     "settings": settings,
+                    "response_cache": cache,
                 }
             finally:
                 await hub.stop()
                 await pool.close()
 
-    graphql = TodoGraphQL(settings)
+    graphql = TodoGraphQL(settings, cache)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/graphql", graphql, methods=["GET", "POST"]),

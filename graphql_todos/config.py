@@ -158,6 +158,10 @@ class Settings:
         "a manifest {sha256: document} (web/src/gql/persisted-documents.json);"
         " set: /graphql runs only those documents",
     )
+    response_cache_size: int = _setting(
+        256, "RESPONSE_CACHE_SIZE", _int(0),
+        "query responses kept, each served only while the journal has not moved since it was read; 0: none",
+    )
     shutdown_seconds: float = _setting(
         5.0, "SHUTDOWN_SECONDS", _seconds,
         "on SIGTERM, how long open requests and subscriptions get before they are cut",

@@ -19,7 +19,8 @@ from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import validation_errors
-from .schema import MaskUnexpected, TodoSchema
+from .response_cache import ResponseCache
+from .schema import Context, MaskUnexpected, TodoSchema
 
 # Distinct (document, operation name) pairs kept, compiled or not.
 CACHE_SIZE = 512
@@ -33,15 +34,16 @@ _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 class FastPath:
-    def __init__(self, schema: TodoSchema) -> None:
+    def __init__(self, schema: TodoSchema, cache: ResponseCache) -> None:
         self.schema = schema
+        self.cache = cache
         # None: parsed and valid, but the plan does not cover it.
         self.operations: OrderedDict[tuple[str, str | None], CompiledOperation | None] = OrderedDict()
         self.mask = MaskUnexpected()
         # Requests answered by a plan; read by tests and benchmarks.
         self.executions = 0
 
-    async def respond(self, request: Request, context: Any) -> Response | None:
+    async def respond(self, request: Request, context: Context) -> Response | None:
         """The response to a request the fast path takes, or None."""
         if request.method == "GET":
             fields = _query_params(request)
@@ -64,7 +66,7 @@ class FastPath:
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
-        context: Any,
+        context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
     ) -> bytes | None:
         """The JSON response body Strawberry's view would send, or None when
@@ -76,12 +78,19 @@ class FastPath:
         plan = None if coerced is None else compiled.plan(coerced)
         if coerced is None or plan is None:
             return None
-        data, errors = await execute(plan, compiled, coerced, context)
-        self.executions += 1
-        body: dict[str, Any] = {"data": data}
-        if errors:
-            body["errors"] = [error.formatted for error in self.finish_errors(errors)]
-        return orjson.dumps(body)
+
+        async def run() -> tuple[bytes, bool]:
+            data, errors = await execute(plan, compiled, coerced, context)
+            self.executions += 1
+            body: dict[str, Any] = {"data": data}
+            if errors:
+                body["errors"] = [error.formatted for error in self.finish_errors(errors)]
+            return orjson.dumps(body), not errors
+
+        if compiled.operation.operation is not OperationType.QUERY:
+            return (await run())[0]
+        key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
+        return await self.cache.get_or_read(key, context.journal.position, run)
 
     def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | None:
         key = (query, operation_name)

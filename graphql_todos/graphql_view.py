@@ -30,6 +30,7 @@ from .fastpath import FastPath
 from .graphql_http import is_request_error, negotiate
 from .graphql_internals import MultipartSubscriptions, PersistedSubscribe
 from .persisted import PersistedQueries
+from .response_cache import ResponseCache
 from .schema import Context, build_schema
 
 
@@ -40,7 +41,7 @@ class TodoGraphQL(GraphQL[Context, None]):
         MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
     }
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache: ResponseCache) -> None:
         persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents)
         schema = build_schema(settings.execution_cache_size, persisted)
         super().__init__(
@@ -55,7 +56,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
         )
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
-        self.fast = FastPath(schema)
+        self.fast = FastPath(schema, cache)
         self.keepalive_seconds = settings.keepalive_seconds
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:

@@ -3,6 +3,9 @@ stands, what happened after a cursor, and whether the database answers."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 from psycopg_pool import AsyncConnectionPool
 
 from . import repository
@@ -17,12 +20,48 @@ def parse_cursor(value: str) -> int:
     return int(value)
 
 
+class Coalesced:
+    """One read for many callers, never an older one: a caller joins the
+    next read to start, so whatever it returns was read after the caller
+    asked (a read already under way may have missed a commit that came
+    before the caller). Callers that ask while a read runs share the next."""
+
+    def __init__(self, read: Callable[[], Awaitable[int]]) -> None:
+        self._read = read
+        self._next: asyncio.Future[int] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> int:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        waiting = self._next
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._run())
+        # shield: one caller giving up must not cancel the others' read.
+        return await asyncio.shield(waiting)
+
+    async def _run(self) -> None:
+        try:
+            while (batch := self._next) is not None:
+                self._next = None
+                try:
+                    batch.set_result(await self._read())
+                except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
+                    batch.set_exception(exc)
+                    # Nobody may be left to retrieve it: don't log it as lost.
+                    batch.exception()
+        finally:
+            self._reader = None
+
+
 class Journal:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        # Subscribes and cached reads all ask where the journal stands: under
+        # load, one query answers every request that arrived before it.
+        self.position = Coalesced(self._read_position)
 
-    async def position(self) -> int:
-        """The newest committed position."""
+    async def _read_position(self) -> int:
         async with self.pool.connection() as conn:
             return await repository.journal_position(conn)
 

@@ -10,12 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from graphql_todos.cli import server_config
 from graphql_todos.config import Settings
+from graphql_todos.fastpath import FastPath
+from graphql_todos.graphql_view import TodoGraphQL
 from graphql_todos.hub import Hub
 from graphql_todos.streams import LiveLists
 
@@ -68,6 +72,15 @@ class Server:
         """Subscription events executed so far (shared ones count once)."""
         assert self._uvicorn is not None
         return int(self.call(lambda: self._uvicorn.config.app.state.schema.shared_results.executions))  # type: ignore[union-attr]
+
+    def fast_path(self) -> FastPath:
+        """The compiled fast path of the app's /graphql view (its counters)."""
+        assert self._uvicorn is not None
+        app = cast(Starlette, self._uvicorn.config.app)
+        route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+        view = route.endpoint
+        assert isinstance(view, TodoGraphQL)
+        return view.fast
 
     def subscriber_count(self) -> int:
         return int(self.call(lambda: self.hub.subscriber_count))

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import orjson
@@ -21,17 +21,15 @@ from graphql.pyutils import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
-from starlette.applications import Starlette
-from starlette.routing import Route
 from strawberry.http import process_result
 from strawberry.types.graphql import OperationType
 
 from graphql_todos.compiled import _leaf, coerce_variables, compile_operation
 from graphql_todos.config import Settings
 from graphql_todos.fastpath import FastPath
-from graphql_todos.graphql_view import TodoGraphQL
 from graphql_todos.hub import Hub
 from graphql_todos.journal import Journal
+from graphql_todos.response_cache import ResponseCache
 from graphql_todos.schema import Context, TodoSchema, build_schema
 from graphql_todos.service import TodoService
 from graphql_todos.streams import LiveLists
@@ -102,7 +100,8 @@ def runner(db_dsn: str) -> Iterator[Runner]:
     hub = Hub(db_dsn, journal, Settings(database_url=db_dsn))
     context = Context(service, journal, hub, LiveLists(service, hub))
     schema = build_schema(execution_cache_size=16)
-    yield Runner(loop, pool, schema, FastPath(schema), context)
+    # A small response cache: equal answers also prove its hits exact.
+    yield Runner(loop, pool, schema, FastPath(schema, ResponseCache(16)), context)
     loop.run_until_complete(pool.close())
     loop.close()
 
@@ -301,17 +300,8 @@ def test_compiled_plans_answer_as_strawberry_does(
     assert runner.run(runner.state()) == slow_state
 
 
-def _fast_path(server: Server) -> FastPath:
-    assert server._uvicorn is not None
-    app = cast(Starlette, server._uvicorn.config.app)
-    route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
-    view = route.endpoint
-    assert isinstance(view, TodoGraphQL)
-    return view.fast
-
-
 def test_queries_and_mutations_over_http_take_the_fast_path(client: httpx.Client, server: Server) -> None:
-    fast = _fast_path(server)
+    fast = server.fast_path()
     before = fast.executions
     todo = create(client, "a")
     assert data(client, f"{{ todos {{ {TODO_FIELDS} }} }}") == {"todos": [todo]}
@@ -322,7 +312,7 @@ def test_queries_and_mutations_over_http_take_the_fast_path(client: httpx.Client
 
 
 def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server: Server) -> None:
-    fast = _fast_path(server)
+    fast = server.fast_path()
     before = fast.executions
     introspection = data(client, get_introspection_query())
     assert introspection["__schema"]["queryType"]["name"] == "Query"

@@ -1,13 +1,15 @@
-"""The live list's update rule, on plain values."""
+"""The live list's update rule, and how a Todo is written, on plain values."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from graphql_todos.models import Change, Op, Todo
+from graphql_todos.rest import todo_json
 from graphql_todos.streams import LiveRows, apply_changes
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -40,3 +42,10 @@ def test_a_row_leaves_and_joins_a_filtered_list(completed: bool) -> None:
 def test_a_change_that_alters_nothing_yields_an_equal_list() -> None:
     rows = LiveRows([todo(1, True)])
     assert apply_changes(rows, [Change(1, Op.DELETED, todo(9))], True) == rows
+
+
+def test_orjson_writes_a_todo_as_rest_clients_see_it() -> None:
+    # rest._json hands Todo objects to orjson directly.
+    odd = Todo(uuid.UUID(int=7), 'a "b" é', True, T0.replace(microsecond=456), T0.astimezone(timezone(timedelta(hours=-3))))
+    for row in (todo(1), odd):
+        assert orjson.loads(orjson.dumps(row)) == todo_json(row)
