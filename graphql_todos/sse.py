@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncGenerator
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
@@ -48,9 +48,9 @@ def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:
 
 
 class EventStreamResponse:
-    """Sends each encoded event as it comes, a heartbeat after `keepalive`
-    seconds without one, and ends with the events (or when the client leaves:
-    the events are closed at once, not at the next write)."""
+    """Sends each encoded event as it comes and a heartbeat every `keepalive`
+    seconds, and ends with the events (or when the client leaves: the events
+    are closed at once, not at the next write)."""
 
     def __init__(self, events: AsyncGenerator[bytes, None], keepalive: float) -> None:
         self.events = events
@@ -58,20 +58,24 @@ class EventStreamResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        # The events are read in a task of their own: a heartbeat timeout
-        # must interrupt waiting for the next one, never the generator.
+        # Events and heartbeats meet in one channel, read by one writer: no
+        # timeout ever cancels a read, which could drop an event in transit.
         chunks, received = anyio.create_memory_object_stream[bytes]()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
             tasks.start_soon(self._produce, chunks)
             try:
-                await self._send(send, received)
+                async with received:
+                    async for chunk in received:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:
                 pass  # the client left while we were writing
             tasks.cancel_scope.cancel()
 
     async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
-        async with chunks, contextlib.aclosing(self.events):
+        async with chunks, contextlib.aclosing(self.events), anyio.create_task_group() as beats:
+            beats.start_soon(self._heartbeats, chunks)
             try:
                 async for chunk in self.events:
                     await chunks.send(chunk)
@@ -79,17 +83,12 @@ class EventStreamResponse:
                 # Only a race can fail a stream once started (its row
                 # deleted as it opened): end it as the row's end would.
                 logger.info("event stream ended: %s", exc.message)
+            beats.cancel_scope.cancel()
 
-    async def _send(self, send: Send, chunks: MemoryObjectReceiveStream[bytes]) -> None:
+    async def _heartbeats(self, chunks: MemoryObjectSendStream[bytes]) -> None:
         while True:
-            chunk = HEARTBEAT
-            with anyio.move_on_after(self.keepalive):
-                try:
-                    chunk = await chunks.receive()
-                except anyio.EndOfStream:
-                    break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await anyio.sleep(self.keepalive)
+            await chunks.send(HEARTBEAT)
 
     @staticmethod
     async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
