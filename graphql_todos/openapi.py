@@ -30,7 +30,7 @@ def _json_or_events(schema: dict[str, Any], description: str, events: str) -> di
 _EVENTS = (
     " Each event is named for its op (created, updated, deleted; snapshot first on an item),"
     " its id is the change's cursor and its data the RESTSocket message {\"op\", \"todo\", \"cursor\"};"
-    " a comment line is sent every KEEPALIVE_SECONDS when idle."
+    " a comment line is sent every KEEPALIVE_SECONDS."
 )
 
 
