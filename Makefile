@@ -41,6 +41,10 @@ bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 11 min); wr
 bench-smoke: $(BENCH_DEPS) ## a tiny bench run (about a minute; not part of make test): checks that it still works
 	$(BIN)/python -m bench --smoke --out .data/bench-smoke/benchmarks.md
 
+.PHONY: soak
+soak: $(VENV)/.test ## 1,000 WebSocket subscribers, 4 writers, 5,000 changes, 3 rounds: lost, duplicated, peak RSS
+	$(BIN)/python -m bench.soak
+
 .PHONY: schema
 schema: $(VENV)/.run ## write the GraphQL SDL and the REST OpenAPI document to schema/
 	$(BIN)/graphql-todos export-schema --output schema/schema.graphql

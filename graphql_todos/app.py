@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -10,19 +11,22 @@ from typing import TypedDict
 import anyio.to_thread
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import error_handlers, rest
+from . import error_handlers, metrics, rest
 from .config import NO_WEB_CLIENT, Settings
+from .database import connect_timeout
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
 from .hub import Hub
 from .journal import Journal
 from .migrations import migrate
 from .response_cache import ResponseCache
+from .retention import Retention
 from .service import TodoService
 from .streams import LiveLists
 
@@ -35,6 +39,7 @@ class State(TypedDict):
     hub: Hub
     live_lists: LiveLists
     pool: AsyncConnectionPool
+    retention: Retention
     settings: Settings
     response_cache: ResponseCache
 
@@ -66,6 +71,12 @@ async def _database(settings: Settings) -> AsyncIterator[str]:
         await anyio.to_thread.run_sync(embedded.__exit__, None, None, None)
 
 
+def app_from_env() -> Starlette:
+    """The app as a factory import string builds it (`graphql_todos.app:app_from_env`):
+    how each of `serve --workers N` gets its settings, from the environment."""
+    return create_app(Settings.from_env())
+
+
 def create_app(settings: Settings) -> Starlette:
     # One per process: GraphQL queries and REST reads.
     cache = ResponseCache(settings.response_cache_size)
@@ -79,16 +90,26 @@ def create_app(settings: Settings) -> Starlette:
                 min_size=1,
                 max_size=settings.pool_size,
                 open=False,
+                # A request waits this long for a connection, then fails with
+                # DATABASE_UNAVAILABLE rather than hang through an outage.
+                timeout=settings.database_timeout_seconds,
                 # Each operation is one statement: autocommit spares it the
                 # BEGIN and COMMIT round trips.
-                kwargs={"application_name": "graphql-todos", "autocommit": True},
+                kwargs={
+                    "application_name": "graphql-todos",
+                    "autocommit": True,
+                    "connect_timeout": connect_timeout(settings.database_timeout_seconds),
+                },
             )
             await pool.open(wait=True)
             service = TodoService(pool)
             journal = Journal(pool)
             hub = Hub(dsn, journal, settings)
+            retention = Retention(journal, hub, settings)
+            pruning: asyncio.Task[None] | None = None
             try:
                 await hub.start()
+                pruning = asyncio.create_task(retention.run(), name="journal retention")
                 logger.info("graphql-todos ready")
                 live_lists = LiveLists(service, hub)
                 yield {
@@ -97,16 +118,22 @@ def create_app(settings: Settings) -> Starlette:
                     "hub": hub,
                     "live_lists": live_lists,
                     "pool": pool,
+                    "retention": retention,
                     "settings": settings,
                     "response_cache": cache,
                 }
             finally:
+                if pruning is not None:
+                    pruning.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pruning
                 await hub.stop()
                 await pool.close()
 
     graphql = TodoGraphQL(settings, cache)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        Route("/metrics", metrics.metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *rest.routes,
@@ -126,7 +153,8 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=error_handlers.MIDDLEWARE,
+        # Outermost, so that it times what the error handlers answer too.
+        middleware=[Middleware(metrics.MetricsMiddleware), *error_handlers.MIDDLEWARE],
     )
     # For operators and tests: the schema keeps the shared-execution counters.
     app.state.schema = graphql.schema

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
-import logging
+import logging.config
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from .app import create_app
-from .config import SettingError, Settings, documented
+from .config import SettingError, Settings, documented, to_env
 from .embedded import embedded_postgres
+from .logs import log_config
+from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
 from .openapi import DOCUMENT
 from .schema import build_schema
@@ -21,7 +27,11 @@ from .schema import build_schema
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
     """How uvicorn serves the app, for `serve` and the tests alike."""
-    options: dict[str, Any] = {
+    return uvicorn.Config(create_app(settings), **{**server_options(settings), **overrides})
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    return {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
@@ -31,13 +41,31 @@ def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
         # Compressing each small frame for each subscriber cost more CPU
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
+        "log_config": log_config(settings),
     }
-    return uvicorn.Config(create_app(settings), **{**options, **overrides})
 
 
 def _serve(settings: Settings) -> None:
-    # Migrations run in the app's lifespan, next to the embedded server.
-    uvicorn.Server(server_config(settings)).run()
+    if settings.workers == 1:
+        # Migrations run in the app's lifespan, next to the embedded server.
+        uvicorn.Server(server_config(settings)).run()
+        return
+    # Several processes: this one starts the embedded server (once) and
+    # migrates, then uvicorn forks the workers and replaces any that dies.
+    with contextlib.ExitStack() as stack:
+        dsn = settings.database_url or stack.enter_context(embedded_postgres(settings.data_dir))
+        migrate(dsn)
+        os.environ.update(to_env(dataclasses.replace(settings, database_url=dsn)))
+        # Each worker writes its metrics here; /metrics adds up the live ones.
+        os.environ[MULTIPROC_DIR] = stack.enter_context(tempfile.TemporaryDirectory(prefix="graphql-todos-metrics-"))
+        # Workers are spawned processes: they build the app from the import
+        # string, with the settings from the environment set just above.
+        uvicorn.run(
+            "graphql_todos.app:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **server_options(settings),
+        )
 
 
 def _migrate(settings: Settings) -> None:
@@ -78,16 +106,17 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--openapi", action="store_true", help="the OpenAPI document of /api/ instead")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Its INFO lines dump whole initdb transcripts.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
-        if args.command == "serve":
-            _serve(Settings.from_env(**{k: v for k, v in vars(args).items() if k != "command"}))
-        elif args.command == "migrate":
-            _migrate(Settings.from_env())
-        else:
+        if args.command == "export-schema":
             _export_schema(args.output, args.openapi)
+            return
+        overrides = {k: v for k, v in vars(args).items() if k != "command"}
+        settings = Settings.from_env(**overrides)
+        logging.config.dictConfig(log_config(settings))
+        if args.command == "serve":
+            _serve(settings)
+        else:
+            _migrate(settings)
     except SettingError as exc:
         # A usage error: one line, no traceback, argparse's exit status.
         parser.exit(2, f"{parser.prog}: error: {exc}\n")

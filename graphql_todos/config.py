@@ -102,6 +102,12 @@ def _log_level(text: str) -> str:
     return text.lower()
 
 
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return text
+
+
 def _setting(default: Any, env: str, parse: Callable[[str], Any], doc: str) -> Any:
     # A field like any other; its metadata drives from_env, the flags and the docs.
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
@@ -135,11 +141,31 @@ class Settings:
         "longest wait between attempts to reach a lost database",
     )
     journal_batch: int = _setting(
-        500, "JOURNAL_BATCH", _int(1), "journal entries read per query, live and when replaying"
+        500, "JOURNAL_BATCH", _int(1),
+        "journal entries read per query (live and when replaying), and pruned per statement",
+    )
+    journal_keep_seconds: float = _setting(
+        604800.0, "JOURNAL_KEEP_SECONDS", _seconds,
+        "journal entries older than this are pruned (cursors before them expire)",
+    )
+    journal_keep_rows: int = _setting(
+        1_000_000, "JOURNAL_KEEP_ROWS", _int(1),
+        "at most this many newest journal positions are kept",
+    )
+    journal_prune_seconds: float = _setting(
+        60.0, "JOURNAL_PRUNE_SECONDS", _seconds, "how often each process prunes the journal"
+    )
+    database_timeout_seconds: float = _setting(
+        5.0, "DATABASE_TIMEOUT_SECONDS", _seconds,
+        "longest wait for a database connection; then DATABASE_UNAVAILABLE (HTTP 503)",
     )
     keepalive_seconds: float = _setting(
         15.0, "KEEPALIVE_SECONDS", _seconds,
         "keepalive interval on idle WebSockets and event streams (GraphQL, RESTSocket, SSE): proxies cut silent ones",
+    )
+    send_timeout_seconds: float = _setting(
+        30.0, "SEND_TIMEOUT_SECONDS", _seconds,
+        "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408",
     )
     connection_init_seconds: float = _setting(
         10.0, "CONNECTION_INIT_SECONDS", _seconds,
@@ -167,6 +193,13 @@ class Settings:
         "on SIGTERM, how long open requests and subscriptions get before they are cut",
     )
     log_level: str = _setting("info", "LOG_LEVEL", _log_level, "uvicorn's log level")
+    log_format: str = _setting(
+        "text", "LOG_FORMAT", _log_format, "text, or json: one JSON object per line"
+    )
+    workers: int = _setting(
+        1, "WORKERS", _int(1),
+        "processes serving the one port, each with its own listener (see Several processes)",
+    )
     web_dist: Path | None = _setting(  # noqa: RUF009 - a Path is immutable
         None, "WEB_DIST", _web_dist,
         "the built web client to serve; unset: the one in the package, if built; empty: none",
@@ -190,6 +223,14 @@ class Settings:
         if "web_dist" not in values and (PACKAGED_WEB / "index.html").is_file():
             values["web_dist"] = PACKAGED_WEB
         return cls(**values)
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes Settings.from_env() give `settings` back
+    (how `serve --workers` hands its settings to each worker)."""
+    values = {s.metadata["env"]: getattr(settings, s.name) for s in dataclasses.fields(Settings)}
+    # Unset is empty: no DATABASE_URL (embedded), no WEB_DIST (no web client).
+    return {env: "" if value is None else str(value) for env, value in values.items()}
 
 
 def documented() -> list[tuple[str, str, str, str]]:

@@ -26,8 +26,10 @@ def close_reason(reason: str) -> str:
     return reason.encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
 
 
-def error_body(code: ErrorCode, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code.name, "message": message}}
+def error_body(
+    code: ErrorCode, message: str, details: Mapping[str, str] | None = None
+) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code.name, "message": message, **(details or {})}}
 
 
 async def _answer(
@@ -36,16 +38,18 @@ async def _answer(
     message: str,
     status: int | None = None,
     headers: Mapping[str, str] | None = None,
+    details: Mapping[str, str] | None = None,
 ) -> Response | None:
     if isinstance(conn, WebSocket):
         await conn.close(code.close_code, close_reason(message))
         return None
-    return JSONResponse(error_body(code, message), status_code=status or code.http_status, headers=headers)
+    body = error_body(code, message, details)
+    return JSONResponse(body, status_code=status or code.http_status, headers=headers)
 
 
 async def _on_domain_error(conn: HTTPConnection, exc: Exception) -> Response | None:
     assert isinstance(exc, DomainError)
-    return await _answer(conn, exc.code, exc.message)
+    return await _answer(conn, exc.code, exc.message, details=exc.details())
 
 
 async def _on_request_error(conn: HTTPConnection, exc: Exception) -> Response | None:

@@ -33,6 +33,12 @@ class ErrorCode(Enum):
     MALFORMED_JSON = (400, 4400)
     METHOD_NOT_ALLOWED = (405, 4405)
     UNSUPPORTED_MEDIA_TYPE = (415, 4415)
+    # The journal no longer holds what came after the cursor: reload, go on live.
+    CURSOR_EXPIRED = (410, 4410)
+    # PostgreSQL cannot be reached within DATABASE_TIMEOUT_SECONDS: try again.
+    DATABASE_UNAVAILABLE = (503, 4503)
+    # A WebSocket client that took nothing for SEND_TIMEOUT_SECONDS: resume by cursor.
+    CLIENT_STALLED = (408, 4408)
     INTERNAL_SERVER_ERROR = (500, 1011)
 
     http_status: int
@@ -61,6 +67,10 @@ class DomainError(Exception):
     @property
     def message(self) -> str:
         return str(self)
+
+    def details(self) -> dict[str, str]:
+        """Facts a client acts on, beside the code (GraphQL `extensions`, REST `error`)."""
+        return {}
 
 
 class BadUserInput(DomainError):
@@ -99,3 +109,39 @@ class RequestError(Exception):
         self.message = message
         self.status = code.http_status if status is None else status
         self.headers = headers
+
+
+class CursorExpired(DomainError):
+    """The journal was pruned past the cursor; `oldest` is the oldest cursor
+    that can still resume (everything after it is kept)."""
+
+    code = ErrorCode.CURSOR_EXPIRED
+
+    def __init__(self, cursor: int, oldest: int) -> None:
+        super().__init__(f"cursor {cursor} has expired; the oldest cursor available is {oldest}")
+        self.cursor = cursor
+        self.oldest = oldest
+
+    def details(self) -> dict[str, str]:
+        return {"oldest": str(self.oldest)}
+
+
+class DatabaseUnavailable(DomainError):
+    """PostgreSQL could not be reached in time (down, restarting, or every
+    pooled connection busy)."""
+
+    code = ErrorCode.DATABASE_UNAVAILABLE
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database is unavailable: {reason}")
+        self.reason = reason
+
+
+class ClientStalled(DomainError):
+    """The client stopped reading: its socket took no message for `seconds`."""
+
+    code = ErrorCode.CLIENT_STALLED
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"took no message for {seconds:g} s; reconnect with your last cursor")
+        self.seconds = seconds

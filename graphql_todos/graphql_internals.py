@@ -31,16 +31,20 @@ instead of misbehaving quietly.
   resolver does, and validate with Strawberry's rules. (They also call
   graphql-core's own field collection and leaf completion; the
   property-based tests in tests/test_compiled.py compare whole responses.)
+- WebSocket sends are bounded in time: a client that stopped reading is
+  closed with CLIENT_STALLED (4408) rather than held forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from typing import Any, Protocol, cast
 
+import anyio
 import orjson
 import strawberry
 from graphql import (
@@ -58,8 +62,10 @@ from graphql import (
 )
 from graphql import OperationType as OperationKind
 from graphql.pyutils import Path
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, ParserCache
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
@@ -73,7 +79,7 @@ from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from .errors import ErrorCode, RequestError
+from .errors import ClientStalled, ErrorCode, RequestError
 from .models import Change, Todo
 from .streams import LiveRows
 
@@ -320,7 +326,6 @@ class MultipartSubscriptions(MultipartSubscriptionTransport):
         return {"Content-Type": f'multipart/mixed; boundary="{self.separator}"; subscriptionSpec="1.0"'}
 
 
-
 def resolve_info(
     schema: GraphQLSchema,
     field_def: GraphQLField,
@@ -372,3 +377,27 @@ def validation_errors(schema: strawberry.Schema, document: DocumentNode) -> list
     """What Strawberry's validation step reports. Assumes: it runs
     validate_document with graphql-core's specified rules (it adds its own)."""
     return validate_document(schema._schema, document, tuple(specified_rules))
+
+
+class BoundedSendAdapter(ASGIWebSocketAdapter):
+    """Assumes: Strawberry's ASGI view sends every WebSocket message of both
+    protocols through `websocket_adapter_class(...).send_json`, the view
+    being `self.view` (ours has `send_timeout_seconds`); an exception there
+    ends the operation, whose stream is then closed (unsubscribing it)."""
+
+    _closing: asyncio.Task[None] | None = None
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        seconds: float = self.view.send_timeout_seconds  # type: ignore[attr-defined]
+        try:
+            with anyio.fail_after(seconds):
+                await super().send_json(message)
+        except TimeoutError:
+            stalled = ClientStalled(seconds)
+            # The close frame waits behind the full buffer too: send it from
+            # a task of its own, so the operation ends (and unsubscribes)
+            # now. It goes out if the client reads again, or dies with the
+            # connection when uvicorn's ping gets no answer.
+            if self._closing is None:
+                self._closing = asyncio.create_task(self.close(stalled.code.close_code, stalled.message))
+            raise WebSocketDisconnected from None

@@ -28,13 +28,14 @@ from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
 from .graphql_http import is_request_error, negotiate
-from .graphql_internals import MultipartSubscriptions, PersistedSubscribe
+from .graphql_internals import BoundedSendAdapter, MultipartSubscriptions, PersistedSubscribe
 from .persisted import PersistedQueries
 from .response_cache import ResponseCache
 from .schema import Context, build_schema
 
 
 class TodoGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
     graphql_transport_ws_handler_class = PersistedSubscribe
     stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {
         **GraphQL.stream_transport_classes_by_protocol,
@@ -55,6 +56,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             ),
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
         )
+        self.send_timeout_seconds = settings.send_timeout_seconds
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
         self.fast = FastPath(schema, cache)
         self.keepalive_seconds = settings.keepalive_seconds

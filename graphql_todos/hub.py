@@ -16,13 +16,17 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from . import metrics
 from .config import Settings
+from .database import connect_timeout
+from .errors import CursorExpired, DatabaseUnavailable
 from .journal import Journal
 from .models import Change, Op, Todo
 
@@ -52,9 +56,20 @@ class Subscriber:
         self.hub = hub
         self.todo_id = todo_id
         self.last = after
+        # True while it waits for the queue with nothing in hand.
+        self.waiting = False
         self.queue: asyncio.Queue[Change | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
+
+    def needed_after(self, position: int) -> int:
+        """The position after which it may still read the journal. Waiting on
+        an empty queue, it holds every change up to the hub's `position`
+        that concerns it: it moves there, so that the watcher of a quiet row
+        does not keep the journal from being pruned."""
+        if self.waiting and self.queue.empty():
+            self.last = max(self.last, position)
+        return self.last
 
     def skip_through(self, position: int) -> None:
         """Deliver only changes after `position` (a snapshot already shows the rest)."""
@@ -70,11 +85,23 @@ class Subscriber:
                 self.queue.get_nowait()
             self.queue.put_nowait(CLOSED if item is CLOSED else RESYNC)
             self.hub.resyncs += 1
+            metrics.FALLBACKS.inc()
 
     async def batches(self) -> AsyncIterator[list[Change]]:
         """Changes in commit order, in lists of whatever arrived together."""
+        async for batch in self._batches():
+            metrics.DELIVERED.inc(len(batch))
+            # The oldest of the batch waited longest: one sample per hand-off.
+            metrics.observe_lag(batch[0].changed_at)
+            yield batch
+
+    async def _batches(self) -> AsyncIterator[list[Change]]:
         while True:
-            items = [await self.queue.get()]
+            self.waiting = True
+            try:
+                items = [await self.queue.get()]
+            finally:
+                self.waiting = False
             while not self.queue.empty():
                 items.append(self.queue.get_nowait())
             batch: list[Change] = []
@@ -127,6 +154,7 @@ class Hub:
         self.heartbeat_seconds = settings.heartbeat_seconds
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
+        self.database_timeout_seconds = settings.database_timeout_seconds
         # The newest journal position delivered to subscribers.
         self.position = 0
         self.connected = False
@@ -142,6 +170,14 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return len(self._all) + sum(len(s) for s in self._by_todo.values())
+
+    def _subscribers(self) -> list[Subscriber]:
+        return [*self._all, *(s for subs in self._by_todo.values() for s in subs)]
+
+    def needed_after(self) -> int:
+        """The oldest position this process still has to read past: journal
+        entries after it must not be pruned while its subscribers need them."""
+        return min([self.position, *(sub.needed_after(self.position) for sub in self._subscribers())])
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""
@@ -160,7 +196,7 @@ class Hub:
                 await self._task
         self.connected = False
         self.closed = True
-        for sub in [*self._all, *(s for subs in self._by_todo.values() for s in subs)]:
+        for sub in self._subscribers():
             sub.offer(CLOSED)
 
     @contextlib.asynccontextmanager
@@ -174,9 +210,11 @@ class Hub:
             sub.offer(CLOSED)
         group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
         group.add(sub)
+        metrics.SUBSCRIBERS.inc()
         try:
             yield sub
         finally:
+            metrics.SUBSCRIBERS.dec()
             group.discard(sub)
             if todo_id is not None and not group:
                 del self._by_todo[todo_id]
@@ -194,7 +232,7 @@ class Hub:
         while True:
             try:
                 return await call()
-            except (psycopg.Error, PoolTimeout) as exc:
+            except (psycopg.Error, PoolTimeout, DatabaseUnavailable) as exc:
                 logger.warning("%s failed (retry in %.1fs): %s", what, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
@@ -224,6 +262,7 @@ class Hub:
             keepalives_idle=10,
             keepalives_interval=5,
             keepalives_count=3,
+            connect_timeout=connect_timeout(self.database_timeout_seconds),
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
@@ -231,7 +270,11 @@ class Hub:
             await self._catch_up()
             if self._ready.is_set():
                 self.reconnects += 1
+                metrics.RECONNECTS.inc()
                 logger.info("listener reconnected at position %s", self.position)
+                # Pooled connections from before the outage are dead: drop
+                # them now rather than fail the next requests with them.
+                await self.journal.pool.check()
             self.connected = True
             self._ready.set()
             while True:
@@ -265,7 +308,17 @@ class Hub:
 
     async def _catch_up(self) -> None:
         while True:
-            changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
+            try:
+                changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
+            except CursorExpired as exc:
+                # Away so long that another process pruned past us: go on from
+                # the oldest kept entry; subscribers behind it learn, as they
+                # read the journal, that their cursor expired.
+                logger.warning("listener was behind the pruned journal: %s", exc)
+                self.position = exc.oldest
+                for sub in self._subscribers():
+                    sub.offer(RESYNC)
+                continue
             for change in changes:
                 self.position = change.position
                 self._publish(change)
@@ -285,7 +338,10 @@ def _notified(payload: str) -> tuple[int, Change | None]:
         body = orjson.loads(payload)
         position = int(body["position"])
         row = body.get("todo")
-        return position, None if row is None else Change(position, Op(body["op"]), Todo.from_json(row))
+        if row is None:
+            return position, None
+        changed_at = datetime.fromisoformat(body["changed_at"]) if "changed_at" in body else None
+        return position, Change(position, Op(body["op"]), Todo.from_json(row), changed_at)
     except (ValueError, KeyError, TypeError, AttributeError):
         # Not ours (someone else NOTIFYing the channel): check the journal.
         return 2**63 - 1, None

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
 from . import repository
-from .errors import BadUserInput
+from .database import connection
+from .errors import BadUserInput, CursorExpired
 from .models import Change
+
+T = TypeVar("T")
 
 
 def parse_cursor(value: str) -> int:
@@ -20,18 +24,18 @@ def parse_cursor(value: str) -> int:
     return int(value)
 
 
-class Coalesced:
+class Coalesced(Generic[T]):
     """One read for many callers, never an older one: a caller joins the
     next read to start, so whatever it returns was read after the caller
     asked (a read already under way may have missed a commit that came
     before the caller). Callers that ask while a read runs share the next."""
 
-    def __init__(self, read: Callable[[], Awaitable[int]]) -> None:
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
         self._read = read
-        self._next: asyncio.Future[int] | None = None
+        self._next: asyncio.Future[T] | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def __call__(self) -> int:
+    async def __call__(self) -> T:
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         waiting = self._next
@@ -60,23 +64,43 @@ class Journal:
         # Subscribes and cached reads all ask where the journal stands: under
         # load, one query answers every request that arrived before it.
         self.position = Coalesced(self._read_position)
+        # (pruned through, newest): the cursors from the first to the second
+        # can resume. Coalesced too: every subscribe with a cursor asks.
+        self.bounds = Coalesced(self._read_bounds)
 
     async def _read_position(self) -> int:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return await repository.journal_position(conn)
 
+    async def _read_bounds(self) -> tuple[int, int]:
+        async with connection(self.pool) as conn:
+            return await repository.journal_bounds(conn)
+
     async def check_cursor(self, cursor: str) -> int:
-        """The position a client cursor names, refusing one not yet written."""
+        """The position a client cursor names, refusing one not yet written
+        and one the journal was pruned past."""
         position = parse_cursor(cursor)
-        if position > await self.position():
+        through, newest = await self.bounds()
+        if position > newest:
             raise BadUserInput("after", f"is not a known cursor: {cursor!r}")
+        if position < through:
+            raise CursorExpired(position, through)
         return position
 
     async def changes_between(self, after: int, upto: int, limit: int) -> list[Change]:
-        """Entries with after < position <= upto, oldest first, at most limit."""
-        async with self.pool.connection() as conn:
-            return await repository.changes_between(conn, after, upto, limit)
+        """Entries with after < position <= upto, oldest first, at most limit;
+        CursorExpired when some of them were pruned."""
+        async with connection(self.pool) as conn:
+            changes, through = await repository.changes_between(conn, after, upto, limit)
+        if after < through:
+            raise CursorExpired(after, through)
+        return changes
+
+    async def prune(self, below: int, keep_seconds: float, keep_rows: int, limit: int) -> int:
+        """One batch of retention (see repository.PRUNE_JOURNAL); how many went."""
+        async with connection(self.pool) as conn:
+            return await repository.prune_journal(conn, below, keep_seconds, keep_rows, limit)
 
     async def ping(self, timeout: float) -> None:
-        async with self.pool.connection(timeout=timeout) as conn:
+        async with connection(self.pool, timeout) as conn:
             await repository.ping(conn)

@@ -46,6 +46,9 @@ class Change:
     position: int
     op: Op
     todo: Todo
+    # When it committed, for the commit-to-delivery lag (None from an older
+    # trigger's notification).
+    changed_at: datetime | None = None
 
     @property
     def cursor(self) -> str:

@@ -63,11 +63,50 @@ SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
 ) t ON true
 """
 SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
+# How far the journal was pruned comes back with every row (and alone, with
+# no row, when nothing follows `after`): one snapshot, so a prune between
+# the two cannot pass unnoticed.
 SELECT_CHANGES = """
-SELECT position, op, todo FROM todo_changes
-WHERE position > %(after)s AND position <= %(upto)s
-ORDER BY position
-LIMIT %(limit)s
+SELECT p.through, c.position, c.op, c.todo, c.changed_at FROM todo_changes_pruned p LEFT JOIN LATERAL (
+    SELECT position, op, todo, changed_at FROM todo_changes
+    WHERE position > %(after)s AND position <= %(upto)s
+    ORDER BY position
+    LIMIT %(limit)s
+) c ON true
+ORDER BY c.position
+"""
+SELECT_BOUNDS = """
+SELECT (SELECT through FROM todo_changes_pruned) AS through,
+       (SELECT coalesce(max(position), 0) FROM todo_changes) AS newest
+"""
+# One batch of retention, in one statement (its own transaction): the oldest
+# `limit` entries below `below`, as far as each is too old or beyond the
+# newest `keep_rows`. Only a prefix goes (bool_and runs in position order),
+# so the journal never has holes, and the newest entry always stays: it is
+# what "now" is. The advisory lock, held until this statement commits, lets
+# one process prune at a time; the others skip their turn.
+PRUNE_JOURNAL = """
+WITH newest AS (
+    SELECT coalesce(max(position), 0) AS position FROM todo_changes
+), batch AS (
+    SELECT c.position, c.changed_at FROM todo_changes c, newest
+    WHERE c.position < least(%(below)s, newest.position)
+      AND (SELECT pg_try_advisory_xact_lock(7305202418))
+    ORDER BY c.position
+    LIMIT %(limit)s
+), oldest AS (
+    SELECT b.position,
+           bool_and(b.position <= newest.position - %(keep_rows)s
+                    OR b.changed_at < now() - %(keep_seconds)s * interval '1 second')
+               OVER (ORDER BY b.position) AS expired
+    FROM batch b, newest
+), pruned AS (
+    DELETE FROM todo_changes WHERE position IN (SELECT position FROM oldest WHERE expired)
+    RETURNING position
+)
+UPDATE todo_changes_pruned SET through = greatest(through, (SELECT max(position) FROM pruned))
+WHERE EXISTS (SELECT FROM pruned)
+RETURNING (SELECT count(*) FROM pruned) AS count
 """
 
 
@@ -153,11 +192,36 @@ async def journal_position(conn: AsyncConnection[Any]) -> int:
 
 async def changes_between(
     conn: AsyncConnection[Any], after: int, upto: int, limit: int
-) -> list[Change]:
-    """Journal entries with after < position <= upto, oldest first."""
+) -> tuple[list[Change], int]:
+    """Journal entries with after < position <= upto, oldest first, and the
+    position the journal is pruned through (entries up to it are gone)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(SELECT_CHANGES, {"after": after, "upto": upto, "limit": limit})
-        return [
-            Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]))
-            for r in await cur.fetchall()
-        ]
+        rows = await cur.fetchall()
+    changes = [
+        Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]), r["changed_at"])
+        for r in rows
+        if r["position"] is not None
+    ]
+    return changes, int(rows[0]["through"])
+
+
+async def journal_bounds(conn: AsyncConnection[Any]) -> tuple[int, int]:
+    """(pruned through, newest): the cursors from the first to the second can resume."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_BOUNDS)
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["through"]), int(row["newest"])
+
+
+async def prune_journal(
+    conn: AsyncConnection[Any], below: int, keep_seconds: float, keep_rows: int, limit: int
+) -> int:
+    """Delete one batch of expired entries before position `below`; how many
+    went (0 also when another process holds the pruning lock)."""
+    params = {"below": below, "keep_seconds": keep_seconds, "keep_rows": keep_rows, "limit": limit}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(PRUNE_JOURNAL, params)
+        row = await cur.fetchone()
+    return 0 if row is None else int(row["count"])

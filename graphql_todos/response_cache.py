@@ -24,6 +24,9 @@ class ResponseCache:
         self.size = size
         self.hits = 0
         self._entries: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+        # The newest committed position seen. Positions only grow, unless
+        # the database was restored from a backup: then nothing kept holds.
+        self._newest = 0
 
     async def get_or_read(
         self,
@@ -36,6 +39,9 @@ class ResponseCache:
         if not self.size:
             return (await read())[0]
         position = await committed()
+        if position < self._newest:
+            self._entries.clear()
+        self._newest = position
         entry = self._entries.get(key)
         if entry is not None and entry[0] == position:
             self._entries.move_to_end(key)

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from . import sse, streams
 from .config import Settings
 from .error_handlers import close_reason
-from .errors import BadUserInput, DomainError, ErrorCode, NotFound, RequestError
+from .errors import BadUserInput, ClientStalled, DomainError, ErrorCode, NotFound, RequestError
 from .hub import Hub
 from .journal import Journal
 from .models import Change, Todo
@@ -258,7 +258,7 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
             try:
                 async with contextlib.aclosing(messages):
                     async for message in messages:
-                        await websocket.send_json(message)
+                        await _send(websocket, message)
             except DomainError as exc:
                 code, reason = exc.code.close_code, exc.message
             except Exception:
@@ -272,6 +272,18 @@ async def _relay(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], 
         code, reason = 1012, "server restarting"
     if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
         await websocket.close(code, close_reason(reason))
+
+
+async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
+    """Send, bounded in time: a client that stopped reading fills its socket's
+    buffers, and would otherwise hold this stream (and its place in the
+    journal) forever. It resumes by cursor."""
+    settings: Settings = websocket.state.settings
+    try:
+        with anyio.fail_after(settings.send_timeout_seconds):
+            await websocket.send_json(message)
+    except TimeoutError:
+        raise ClientStalled(settings.send_timeout_seconds) from None
 
 
 async def _keep_alive(websocket: WebSocket) -> None:

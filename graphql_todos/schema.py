@@ -217,6 +217,9 @@ class TodoSchema(OneResultSchema):
         # before it is formatted: the one place to give each its code.
         for error in errors:
             tag(error, error_code(error))
+            if isinstance(error.original_error, DomainError):
+                # What the client acts on, e.g. the oldest cursor still available.
+                error.extensions = {**(error.extensions or {}), **error.original_error.details()}
         # Client mistakes are answers, not incidents: log only the rest.
         unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:

@@ -12,6 +12,7 @@ import uuid
 from psycopg_pool import AsyncConnectionPool
 
 from . import repository
+from .database import connection
 from .errors import BadUserInput, NotFound
 from .models import Snapshot, Todo, TodoState
 
@@ -55,30 +56,30 @@ class TodoService:
         self.pool = pool
 
     async def list_todos(self, completed: bool | None = None) -> list[Todo]:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return await repository.list_todos(conn, completed)
 
     async def snapshot(self, completed: bool | None = None) -> Snapshot:
         """The list and the journal position it reflects."""
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             todos, position = await repository.snapshot(conn, completed)
         return Snapshot(todos, position)
 
     async def get_todo(self, todo_id: str) -> Todo:
         key = parse_id(todo_id)
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return _found(key, await repository.get_todo(conn, key))
 
     async def todo_snapshot(self, key: uuid.UUID) -> TodoState:
         """One row as a watcher starts from (todo None when absent) and the
         journal position it reflects; the caller has parsed the id already."""
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             todo, position = await repository.todo_snapshot(conn, key)
         return TodoState(None, todo, position)
 
     async def create_todo(self, title: str, completed: bool = False) -> Todo:
         clean = clean_title(title)
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return await repository.insert_todo(conn, clean, completed)
 
     async def update_todo(
@@ -86,20 +87,20 @@ class TodoService:
     ) -> Todo:
         key = parse_id(todo_id)
         clean = None if title is None else clean_title(title)
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return _found(key, await repository.update_todo(conn, key, clean, completed))
 
     async def delete_todo(self, todo_id: str) -> Todo:
         key = parse_id(todo_id)
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return _found(key, await repository.delete_todo(conn, key))
 
     async def toggle_all(self, completed: bool) -> list[Todo]:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return await repository.set_all_completed(conn, completed)
 
     async def clear_completed(self) -> list[Todo]:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return await repository.delete_completed(conn)
 
 

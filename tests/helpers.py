@@ -4,14 +4,18 @@ deadline. Fixtures live in conftest.py."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -23,6 +27,7 @@ from graphql_todos.graphql_view import TodoGraphQL
 from graphql_todos.hub import Hub
 from graphql_todos.streams import LiveLists
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIST = ROOT / "web" / "dist"
 
@@ -131,6 +136,16 @@ class Server:
 
         return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(5)
 
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run a coroutine on the server's event loop and return its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def state(self, name: str) -> Any:
+        """One of the app's lifespan objects (service, journal, retention...)."""
+        assert self._uvicorn is not None
+        return self._uvicorn.lifespan.state[name]
+
 
 def make_server(dsn: str, **overrides: Any) -> Server:
     """The app on dsn; overrides are Settings fields."""
@@ -157,3 +172,39 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         sleep(interval)
+
+
+class Serve:
+    """`serve` (this checkout's unless told which) as a subprocess on a free
+    port, once it answers /healthz."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        program: Sequence[str | Path] = (sys.executable, "-m", "graphql_todos.cli"),
+        cwd: Path | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.output = ""
+        self.process = subprocess.Popen(
+            [*program, "serve", *args], env={**env, "PORT": str(self.port)}, cwd=cwd,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        wait_until(self.healthy, timeout=90, interval=0.2)
+
+    def healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError("serve exited: " + (self.process.stdout.read() if self.process.stdout else ""))
+        try:
+            return httpx.get(f"{self.url}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, sig: signal.Signals) -> int:
+        """Send sig; the exit status, once it exited (its output in self.output)."""
+        self.process.send_signal(sig)
+        self.output = self.process.communicate(timeout=30)[0] or ""
+        return self.process.returncode

@@ -3,19 +3,22 @@ stopped with the app, whatever ends it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.gql import TransportWs
-from tests.helpers import free_port, wait_until
+from tests.helpers import Serve, wait_until
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
@@ -57,41 +60,6 @@ def embedded(data_dir: Path) -> dict[str, str]:
     """The environment of a run on the embedded PostgreSQL in data_dir."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     return {**env, "DATA_DIR": str(data_dir), "WEB_DIST": ""}
-
-
-class Serve:
-    """`serve` (this checkout's unless told which) as a subprocess on a free
-    port, once it answers /healthz."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        program: Sequence[str | Path] = (sys.executable, "-m", "graphql_todos.cli"),
-        cwd: Path | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [*program, "serve"], env={**env, "PORT": str(self.port)}, cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        wait_until(self.healthy, timeout=90, interval=0.2)
-
-    def healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError("serve exited: " + (self.process.stdout.read() if self.process.stdout else ""))
-        try:
-            return httpx.get(f"{self.url}/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(30)
-        finally:
-            if self.process.stdout:
-                self.process.stdout.close()
 
 
 def test_serve_stops_its_embedded_postgres_on_sigterm_and_ctrl_c(data_dir: Path) -> None:
@@ -149,3 +117,38 @@ def test_export_schema_prints_the_committed_sdl() -> None:
 def test_migrate_reports_what_it_applied(db_dsn: str) -> None:
     env = {**os.environ, "DATABASE_URL": db_dsn}
     assert cli("migrate", env=env).stdout.strip() == "applied: nothing, up to date"
+
+
+def test_json_logs_one_object_per_line_without_query_strings(db_dsn: str) -> None:
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "LOG_FORMAT": "json"}
+    serve = Serve(env)
+    secret = "variables-stay-out-of-logs"
+    httpx.get(f"{serve.url}/graphql", params={"query": "{ todos { id } }", "variables": f'{{"x": "{secret}"}}'})
+    serve.stop(signal.SIGTERM)
+    lines = serve.output.splitlines()
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert {"uvicorn.error", "uvicorn.access", "graphql_todos.app"} <= {e["logger"] for e in entries}
+    assert any(e["message"].endswith('"GET /graphql HTTP/1.1" 200') for e in entries)
+    assert secret not in "\n".join(lines)
+
+
+def test_sigterm_closes_websockets_with_1012_and_drains_within_shutdown_seconds(data_dir: Path) -> None:
+    serve = Serve({**embedded(data_dir), "SHUTDOWN_SECONDS": "2"})
+    pid = postmaster_pid(data_dir)
+    ws_url = f"ws://127.0.0.1:{serve.port}"
+    with TransportWs(ws_url) as graphql, connect(ws_url + "/api/todos/") as rest:
+        graphql.subscribe("subscription { todoChanges { cursor } }")
+        wait_until(lambda: "graphql_todos_hub_subscribers 2.0" in httpx.get(serve.url + "/metrics").text)
+        serve.process.send_signal(signal.SIGTERM)
+        # Bounded: serve must be gone well within SHUTDOWN_SECONDS and the database's stop.
+        assert serve.process.wait(20) in (0, -signal.SIGTERM)
+        codes = []
+        for recv in (lambda: graphql.ws.recv(timeout=5), lambda: rest.recv(timeout=5)):
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    recv()
+            assert closed.value.rcvd is not None
+            codes.append(closed.value.rcvd.code)
+    # 1012 (service restart): clients reconnect and resume with their cursor.
+    assert codes == [1012, 1012]
+    assert not alive(pid)

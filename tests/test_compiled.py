@@ -61,6 +61,9 @@ class Runner:
         return self.loop.run_until_complete(coro)
 
     async def seed(self, rows: list[tuple[str, bool]]) -> None:
+        # RESET rewrites the journal from position 1 with other rows, which
+        # no live journal does: no cached answer may outlive it.
+        self.fast.cache = ResponseCache(self.fast.cache.size)
         async with self.pool.connection() as conn:
             for sql in RESET:
                 await conn.execute(sql)  # type: ignore[arg-type]

@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from graphql_todos import repository
 from graphql_todos.errors import ErrorCode
 from tests.gql import LegacyWs, TransportWs, gql
 from tests.helpers import ROOT, Server, make_server
@@ -24,12 +26,47 @@ MISSING = str(uuid.UUID(int=1))
 JSON = {"content-type": "application/json"}
 BAD_CURSOR = 'subscription { todoChanges(after: "nope") { cursor } }'
 UPDATE_MISSING = f'mutation {{ updateTodo(id: "{MISSING}", input: {{title: "x"}}) {{ id }} }}'
+EXPIRED_CURSOR = 'subscription { todoChanges(after: "1") { cursor } }'
 
 
 def _break_database(server: Server) -> None:
     # A failure no layer anticipates: the table is gone.
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         conn.execute("ALTER TABLE todos RENAME TO todos_gone")
+
+
+def _expire_cursor_1(server: Server) -> None:
+    """Three changes, then the app's own pruning keeps only the newest: the
+    journal is pruned through position 2, so cursor 1 has expired."""
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b'), ('c')")
+        params = {"below": 2**62, "keep_seconds": 3600, "keep_rows": 1, "limit": 100}
+        assert conn.execute(repository.PRUNE_JOURNAL, params).fetchone() == (2,)
+
+
+def _take_database_away(server: Server) -> None:
+    # As when PostgreSQL restarts: every connection is cut and no new one is let in.
+    name = conninfo_to_dict(server.dsn)["dbname"]
+    with psycopg.connect(make_conninfo(server.dsn, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")  # type: ignore[arg-type]
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
+# What puts the server in the state that yields the code.
+SETUP: dict[ErrorCode, Callable[[Server], None]] = {
+    ErrorCode.INTERNAL_SERVER_ERROR: _break_database,
+    ErrorCode.CURSOR_EXPIRED: _expire_cursor_1,
+    ErrorCode.DATABASE_UNAVAILABLE: _take_database_away,
+}
+
+
+def _set_up(code: ErrorCode, server: Server) -> None:
+    if code in SETUP:
+        SETUP[code](server)
 
 
 # GraphQL: (document, variables) that yields the code; over HTTP each gives a
@@ -41,14 +78,21 @@ GRAPHQL: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
     ErrorCode.GRAPHQL_PARSE_FAILED: ("subscription { todoChanges {", {}),
     ErrorCode.GRAPHQL_VALIDATION_FAILED: ("subscription { nope }", {}),
     ErrorCode.INTERNAL_SERVER_ERROR: ("{ todos { id } }", {}),
+    ErrorCode.CURSOR_EXPIRED: (EXPIRED_CURSOR, {}),
+    ErrorCode.DATABASE_UNAVAILABLE: ('subscription { todoChanges(after: "0") { cursor } }', {}),
 }
 # Over HTTP, a subscription is refused before it runs: use a query instead.
 HTTP_DOCUMENT: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
     ErrorCode.BAD_USER_INPUT: ('{ todo(id: "nope") { id } }', {}),
     ErrorCode.GRAPHQL_VALIDATION_FAILED: ("{ todos { nope } }", {}),
+    ErrorCode.DATABASE_UNAVAILABLE: ('mutation { createTodo(input: {title: "x"}) { id } }', {}),
 }
+# No query or mutation takes a cursor: only subscriptions can expire one.
+HTTP = [code for code in GRAPHQL if code is not ErrorCode.CURSOR_EXPIRED]
 # The legacy protocol runs subscriptions only (issue: `start` with a query).
 LEGACY = [code for code in GRAPHQL if code not in (ErrorCode.NOT_FOUND, ErrorCode.INTERNAL_SERVER_ERROR)]
+# Facts beside the code that a client acts on.
+DETAILS: dict[ErrorCode, dict[str, str]] = {ErrorCode.CURSOR_EXPIRED: {"oldest": "2"}}
 
 # REST: a request that yields the code, answered with the code's status.
 REST: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
@@ -58,12 +102,15 @@ REST: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
     ErrorCode.METHOD_NOT_ALLOWED: lambda c: c.put("/api/todos/", json={}),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: lambda c: c.post("/api/todos/", content=b"x"),
     ErrorCode.INTERNAL_SERVER_ERROR: lambda c: c.get("/api/todos/"),
+    ErrorCode.DATABASE_UNAVAILABLE: lambda c: c.post("/api/todos/", json={"title": "x"}),
 }
 # RESTSockets: a URL that the server closes with the code's close code.
 SOCKETS: dict[ErrorCode, str] = {
     ErrorCode.BAD_USER_INPUT: "/api/todos/?after=nope",
     ErrorCode.NOT_FOUND: f"/api/todos/{MISSING}/",
     ErrorCode.INTERNAL_SERVER_ERROR: f"/api/todos/{MISSING}/",
+    ErrorCode.CURSOR_EXPIRED: "/api/todos/?after=1",
+    ErrorCode.DATABASE_UNAVAILABLE: "/api/todos/?after=0",
 }
 # Errors of requests that are not GraphQL at all.
 NOT_GRAPHQL: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
@@ -78,10 +125,14 @@ PERSISTED: dict[ErrorCode, tuple[dict[str, Any], dict[str, Any]]] = {
     ErrorCode.PERSISTED_QUERY_NOT_FOUND: ({}, {"extensions": UNKNOWN_HASH}),
     ErrorCode.DOCUMENT_NOT_TRUSTED: ({"trusted_documents": {}}, {"query": "{ todos { id } }"}),
 }
+# Codes that need a client behaving in a way of its own, each in its own test.
+ELSEWHERE: dict[ErrorCode, str] = {
+    ErrorCode.CLIENT_STALLED: "tests/test_stalled.py: a RESTSocket client that stops reading",
+}
 
 
 def test_every_code_is_produced_by_some_transport() -> None:
-    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *PERSISTED}
+    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *PERSISTED, *ELSEWHERE}
     assert produced == set(ErrorCode)
 
 
@@ -90,19 +141,21 @@ def test_every_code_is_in_the_readme() -> None:
     assert [code.name for code in ErrorCode if f"`{code.name}`" not in readme] == []
 
 
-@pytest.mark.parametrize("code", list(GRAPHQL), ids=lambda c: c.name)
+def _extensions(errors: list[dict[str, Any]], code: ErrorCode) -> list[dict[str, Any]]:
+    return [{"code": code.name, **DETAILS.get(code, {})}] * len(errors)
+
+
+@pytest.mark.parametrize("code", HTTP, ids=lambda c: c.name)
 def test_graphql_over_http(code: ErrorCode, server: Server, client: httpx.Client) -> None:
-    if code is ErrorCode.INTERNAL_SERVER_ERROR:
-        _break_database(server)
+    _set_up(code, server)
     query, variables = HTTP_DOCUMENT.get(code, GRAPHQL[code])
     body = gql(client, query, variables)
-    assert [e["extensions"]["code"] for e in body["errors"]] == [code.name]
+    assert [e["extensions"] for e in body["errors"]] == [{"code": code.name}]
 
 
 @pytest.mark.parametrize("code", list(GRAPHQL), ids=lambda c: c.name)
 def test_graphql_transport_ws(code: ErrorCode, server: Server) -> None:
-    if code is ErrorCode.INTERNAL_SERVER_ERROR:
-        _break_database(server)
+    _set_up(code, server)
     with TransportWs(server.ws_url) as ws:
         op_id = ws.subscribe(*GRAPHQL[code])
         try:
@@ -114,11 +167,12 @@ def test_graphql_transport_ws(code: ErrorCode, server: Server) -> None:
             return
     assert message["id"] == op_id
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
-    assert [e["extensions"]["code"] for e in errors] == [code.name]
+    assert [e["extensions"] for e in errors] == _extensions(errors, code) != []
 
 
 @pytest.mark.parametrize("code", LEGACY, ids=lambda c: c.name)
 def test_legacy_graphql_ws(code: ErrorCode, server: Server) -> None:
+    _set_up(code, server)
     ws = LegacyWs(server.ws_url)
     try:
         query, variables = GRAPHQL[code]
@@ -128,13 +182,12 @@ def test_legacy_graphql_ws(code: ErrorCode, server: Server) -> None:
         ws.close()
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     errors = errors if isinstance(errors, list) else [errors]
-    assert [e["extensions"]["code"] for e in errors] == [code.name]
+    assert [e["extensions"] for e in errors] == _extensions(errors, code) != []
 
 
 @pytest.mark.parametrize("code", list(REST), ids=lambda c: c.name)
 def test_rest(code: ErrorCode, server: Server, client: httpx.Client) -> None:
-    if code is ErrorCode.INTERNAL_SERVER_ERROR:
-        _break_database(server)
+    _set_up(code, server)
     response = REST[code](client)
     assert response.status_code == code.http_status, response.text
     assert response.json()["error"]["code"] == code.name
@@ -142,13 +195,14 @@ def test_rest(code: ErrorCode, server: Server, client: httpx.Client) -> None:
 
 @pytest.mark.parametrize("code", list(SOCKETS), ids=lambda c: c.name)
 def test_restsocket_close_codes(code: ErrorCode, server: Server) -> None:
-    if code is ErrorCode.INTERNAL_SERVER_ERROR:
-        _break_database(server)
+    _set_up(code, server)
     with connect(server.ws_url + SOCKETS[code], open_timeout=5) as ws, pytest.raises(ConnectionClosed) as closed:
         while json.loads(ws.recv(timeout=5))["op"] == "keepalive":
                 pass
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == code.close_code
+    for name, value in DETAILS.get(code, {}).items():
+        assert f"{name} cursor available is {value}" in closed.value.rcvd.reason
 
 
 @pytest.mark.parametrize("code", list(NOT_GRAPHQL), ids=lambda c: c.name)

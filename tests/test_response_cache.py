@@ -9,6 +9,7 @@ import httpx
 import psycopg
 
 from graphql_todos.journal import Coalesced
+from graphql_todos.response_cache import ResponseCache
 from tests.gql import create, data
 from tests.helpers import Server
 
@@ -80,3 +81,23 @@ def test_coalesced_reads_serve_waiting_callers_and_never_an_earlier_read() -> No
     started, results = asyncio.run(run())
     assert started == [1, 2]
     assert results == [1, 2, 2, 2, 2, 2]
+
+
+def test_a_journal_that_went_back_empties_the_cache() -> None:
+    # A database restored from a backup: positions repeat with other rows.
+    async def run() -> list[bytes]:
+        cache = ResponseCache(8)
+        answers = iter([b"before", b"restored", b"again"])
+
+        async def read() -> tuple[bytes, bool]:
+            return next(answers), True
+
+        async def at(position: int) -> int:
+            return position
+
+        got = [await cache.get_or_read("k", lambda: at(5), read)]
+        got.append(await cache.get_or_read("k", lambda: at(2), read))
+        got.append(await cache.get_or_read("k", lambda: at(2), read))
+        return got
+
+    assert asyncio.run(run()) == [b"before", b"restored", b"restored"]

@@ -20,6 +20,7 @@ from playwright.sync_api import (
     expect,
 )
 
+from graphql_todos import repository
 from graphql_todos.service import MAX_TITLE_LENGTH
 from tests.helpers import WEB_DIST, Server, wait_until
 
@@ -282,6 +283,36 @@ def test_unknown_cursor_reloads_the_list(server: Server, context: BrowserContext
     expect(page.locator(".connection-status")).to_have_attribute("data-state", "live")
     insert_sql(server, "live again")
     expect(titles(page)).to_have_text(["after the reset", "live again"], timeout=LIVE_MS)
+
+
+def test_expired_cursor_reloads_the_list_and_goes_on_live(
+    server: Server, context: BrowserContext
+) -> None:
+    """The journal pruned past the page's cursor while it was away: the server
+    refuses the cursor with CURSOR_EXPIRED, and the page reloads the list."""
+    page = context.new_page()
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame))))
+    page.goto(server.url + "/")
+    expect(page.locator(".connection-status")).to_have_attribute("data-state", "live")
+    for title in ("one", "two"):
+        add_todo(page, title)
+    expect(titles(page)).to_have_count(2, timeout=LIVE_MS)
+
+    server.stop()
+    for title in ("three", "four"):
+        insert_sql(server, title)
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        # The app's own pruning statement, keeping only the newest entry.
+        params = {"below": 2**62, "keep_seconds": 3600, "keep_rows": 1, "limit": 100}
+        conn.execute(repository.PRUNE_JOURNAL, params)
+    server.start()
+
+    expect(titles(page)).to_have_text(["one", "two", "three", "four"], timeout=15000)
+    expect(page.locator(".connection-status")).to_have_attribute("data-state", "live")
+    assert any("CURSOR_EXPIRED" in frame for frame in frames)
+    insert_sql(server, "live again")
+    expect(titles(page)).to_have_text(["one", "two", "three", "four", "live again"], timeout=LIVE_MS)
 
 
 def block_mutations(route: Route) -> None:

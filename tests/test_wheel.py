@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 
 from graphql_todos.config import documented
 from graphql_todos.migrations import migration_files
-from tests.test_cli import Serve
+from tests.helpers import Serve
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGED_WEB = ROOT / "graphql_todos" / "web"

@@ -1,0 +1,128 @@
+"""Prometheus metrics: what each process counts, and /metrics to read them.
+
+With several workers (`serve --workers N`), the parent sets
+PROMETHEUS_MULTIPROC_DIR before the workers start: each writes its samples
+there and /metrics, whichever worker answers, adds up every live worker's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+OPEN_CONNECTIONS = Gauge(
+    "graphql_todos_open_connections",
+    "Open streams by transport: graphql-ws, restsocket, multipart.",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+SUBSCRIBERS = Gauge(
+    "graphql_todos_hub_subscribers", "Subscribers of the hubs (live lists count once).", multiprocess_mode="livesum"
+)
+DELIVERED = Counter("graphql_todos_events_delivered", "Changes handed to subscribers' transports.")
+FALLBACKS = Counter("graphql_todos_journal_fallbacks", "Subscribers that fell behind and read the journal instead.")
+RECONNECTS = Counter("graphql_todos_listener_reconnects", "Times the LISTEN connection was lost and made again.")
+LAG = Histogram(
+    "graphql_todos_commit_to_delivery_seconds",
+    "From a change's commit (the journal's changed_at) to its hand-off to a subscriber's transport.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+)
+REQUESTS = Histogram(
+    "graphql_todos_http_request_seconds",
+    "HTTP request latency by route and method (streams excepted: they last as long as the client).",
+    ["route", "method"],
+)
+POOL_IN_USE = Gauge("graphql_todos_pool_in_use", "Pooled connections in use.", multiprocess_mode="livesum")
+POOL_WAITING = Gauge("graphql_todos_pool_waiting", "Requests waiting for a pooled connection.", multiprocess_mode="livesum")
+JOURNAL_ENTRIES = Gauge(
+    "graphql_todos_journal_entries", "Journal positions kept (newest - pruned through).", multiprocess_mode="livemostrecent"
+)
+JOURNAL_OLDEST = Gauge(
+    "graphql_todos_journal_oldest_cursor",
+    "The oldest cursor that can still resume (older ones get CURSOR_EXPIRED).",
+    multiprocess_mode="livemostrecent",
+)
+
+_UUID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/")
+_ROUTES = {"/graphql", "/healthz", "/metrics", "/", "/api/todos/", "/api/todos/{id}/", "/api/openapi.json"}
+
+
+def route_of(path: str) -> str:
+    """A bounded label for a path: ids become {id}, unknown paths "other"."""
+    route = _UUID.sub("/{id}/", path)
+    return route if route in _ROUTES else ("/assets" if path.startswith("/assets/") else "other")
+
+
+def observe_lag(changed_at: datetime | None) -> None:
+    if changed_at is not None:
+        LAG.observe(max(0.0, (datetime.now(UTC) - changed_at).total_seconds()))
+
+
+def render() -> Response:
+    """The metrics of this process, or of every live worker in multiprocess mode."""
+    if MULTIPROC_DIR in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _transport(scope: Scope) -> str | None:
+    """The stream transport a connection opens, None for a plain request."""
+    if scope["type"] == "websocket":
+        return "graphql-ws" if scope["path"] == "/graphql" else "restsocket"
+    accept = dict(scope["headers"]).get(b"accept", b"")
+    return "multipart" if b"multipart/mixed" in accept else None
+
+
+class MetricsMiddleware:
+    """Counts open streams by transport and times HTTP requests by route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        transport = _transport(scope)
+        started = time.perf_counter()
+        if transport is not None:
+            OPEN_CONNECTIONS.labels(transport).inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if transport is not None:
+                OPEN_CONNECTIONS.labels(transport).dec()
+            else:
+                REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
+            pool = scope.get("state", {}).get("pool")
+            if pool is not None:
+                stats = pool.get_stats()
+                POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
+                POOL_WAITING.set(stats.get("requests_waiting", 0))
+
+
+async def metrics(request: Request) -> Response:
+    state = request.state
+    through, newest = await state.journal.bounds()
+    JOURNAL_ENTRIES.set(newest - through)
+    JOURNAL_OLDEST.set(through)
+    return render()
+

@@ -1,0 +1,92 @@
+"""A RESTSocket client that stops reading: the server stops waiting for it
+after SEND_TIMEOUT_SECONDS, closes it with 4408, and it resumes by cursor;
+meanwhile the others get every change."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from graphql_todos.errors import ErrorCode
+from tests.helpers import Server, make_server, wait_until
+
+# Enough 512-character changes to fill the kernel's buffers (the server's
+# send buffer grows to 4 MiB here; the client's receive buffer is kept small).
+CHANGES = 10_000
+
+
+@pytest.fixture
+def server(db_dsn: str) -> Iterator[Server]:
+    srv = make_server(db_dsn, send_timeout_seconds=1.0)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _stalling(server: Server, path: str, **options: Any) -> ClientConnection:
+    """A client that takes one message and then stops reading from its socket
+    (max_queue=1), with a small receive buffer: the kernel's buffers fill up."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.connect(("127.0.0.1", server.port))
+    return connect(server.ws_url + path, sock=sock, max_queue=1, **options)
+
+
+def _flood_and_read_all(server: Server, healthy: Any) -> list[str]:
+    """CHANGES big changes; the cursors the healthy RESTSocket gets, all of
+    them, while the other client is stalled."""
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO todos (title) SELECT repeat('x', 507) || n FROM generate_series(1, %s) n", (CHANGES,)
+        )
+    cursors = [json.loads(healthy.recv(timeout=30))["cursor"] for _ in range(CHANGES)]
+    assert cursors == [str(n) for n in range(1, CHANGES + 1)]
+    return cursors
+
+
+def test_a_stalled_graphql_client_is_closed_with_4408(server: Server) -> None:
+    protocol = [Subprotocol("graphql-transport-ws")]
+    with _stalling(server, "/graphql", subprotocols=protocol) as stalled, connect(
+        server.ws_url + "/api/todos/?after=0"
+    ) as healthy:
+        stalled.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(stalled.recv(timeout=5))["type"] == "connection_ack"
+        query = 'subscription { todoChanges(after: "0") { cursor todo { title } } }'
+        stalled.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        wait_until(lambda: server.subscriber_count() == 2)
+        _flood_and_read_all(server, healthy)
+        wait_until(lambda: server.subscriber_count() == 1, timeout=30)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                stalled.recv(timeout=30)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == ErrorCode.CLIENT_STALLED.close_code
+
+
+def test_a_stalled_client_is_closed_with_4408_and_resumes_by_cursor(server: Server) -> None:
+    with _stalling(server, "/api/todos/?after=0") as stalled, connect(
+        server.ws_url + "/api/todos/?after=0"
+    ) as healthy:
+        wait_until(lambda: server.subscriber_count() == 2)
+        cursors = _flood_and_read_all(server, healthy)
+        # The stalled one is let go of, and its subscription with it.
+        wait_until(lambda: server.subscriber_count() == 1, timeout=30)
+        got: list[str] = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                got.append(json.loads(stalled.recv(timeout=30))["cursor"])
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == ErrorCode.CLIENT_STALLED.close_code
+        assert 0 < len(got) < CHANGES
+    # It resumes from its last cursor and misses nothing.
+    with connect(server.ws_url + f"/api/todos/?after={got[-1]}") as resumed:
+        rest = [json.loads(resumed.recv(timeout=30))["cursor"] for _ in range(CHANGES - len(got))]
+    assert got + rest == cursors
