@@ -23,7 +23,12 @@ Encode = Callable[[Any], Awaitable[bytes]]
 
 
 async def respond(
-    view: GraphQL[Context, None], request: Request, context: Context, encode: Encode, keepalive: float
+    view: GraphQL[Context, None],
+    request: Request,
+    context: Context,
+    encode: Encode,
+    keepalive: float,
+    send_timeout: float,
 ) -> sse.EventStreamResponse:
     fields = await view.parse_http_body(view.request_adapter_class(request))
     if isinstance(fields, list):
@@ -38,7 +43,7 @@ async def respond(
         fields.extensions,
         OperationType.from_http("GET" if request.method == "GET" else "POST"),
     )
-    return sse.EventStreamResponse(_events(results, ids, encode), keepalive)
+    return sse.EventStreamResponse(_events(results, ids, encode), keepalive, send_timeout)
 
 
 async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator[bytes, None]:

@@ -103,7 +103,9 @@ class TodoGraphQL(GraphQL[Context, None]):
         async def encode(result: ExecutionResult) -> bytes:
             return orjson.dumps(await self.process_result(request, result))
 
-        return await graphql_sse.respond(self, request, context, encode, self.keepalive_seconds)
+        return await graphql_sse.respond(
+            self, request, context, encode, self.keepalive_seconds, self.send_timeout_seconds
+        )
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

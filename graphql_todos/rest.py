@@ -235,7 +235,7 @@ def _event_stream(
     request: Request, messages: AsyncGenerator[dict[str, Any], None]
 ) -> sse.EventStreamResponse:
     settings: Settings = request.state.settings
-    return sse.EventStreamResponse(_events(messages), settings.keepalive_seconds)
+    return sse.EventStreamResponse(_events(messages), settings.keepalive_seconds, settings.send_timeout_seconds)
 
 
 async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:

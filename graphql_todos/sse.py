@@ -50,11 +50,13 @@ def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:
 class EventStreamResponse:
     """Sends each encoded event as it comes and a heartbeat every `keepalive`
     seconds, and ends with the events (or when the client leaves: the events
-    are closed at once, not at the next write)."""
+    are closed at once, not at the next write; or when it takes nothing for
+    `send_timeout` seconds)."""
 
-    def __init__(self, events: AsyncGenerator[bytes, None], keepalive: float) -> None:
+    def __init__(self, events: AsyncGenerator[bytes, None], keepalive: float, send_timeout: float) -> None:
         self.events = events
         self.keepalive = keepalive
+        self.send_timeout = send_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
@@ -67,10 +69,15 @@ class EventStreamResponse:
             try:
                 async with received:
                     async for chunk in received:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        # As on the WebSockets (SEND_TIMEOUT_SECONDS): a client
+                        # that stopped reading is let go; it resumes by id.
+                        with anyio.fail_after(self.send_timeout):
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:
                 pass  # the client left while we were writing
+            except TimeoutError:
+                logger.info("event stream client stalled for %s s: ended", self.send_timeout)
             tasks.cancel_scope.cancel()
 
     async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
