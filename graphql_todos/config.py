@@ -165,7 +165,7 @@ class Settings:
     )
     send_timeout_seconds: float = _setting(
         30.0, "SEND_TIMEOUT_SECONDS", _seconds,
-        "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408",
+        "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408; an event stream, ended",
     )
     connection_init_seconds: float = _setting(
         10.0, "CONNECTION_INIT_SECONDS", _seconds,
