@@ -22,7 +22,7 @@ run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client,
 	$(BIN)/graphql-todos serve
 
 .PHONY: test
-test: lint graphql_todos/web/index.html /usr/bin/chromium ## install everything, run every test (Python and web)
+test: lint graphql_todos/web/index.html /usr/bin/chromium tests/js/node_modules/.installed ## install everything, run every test (Python and web)
 	cd web && npm test
 	$(BIN)/pytest
 
@@ -46,8 +46,9 @@ soak: $(VENV)/.test ## 1,000 WebSocket subscribers, 4 writers, 5,000 changes, 3 
 	$(BIN)/python -m bench.soak
 
 .PHONY: schema
-schema: $(VENV)/.run ## write the GraphQL SDL to schema/schema.graphql
+schema: $(VENV)/.run ## write the GraphQL SDL and the REST OpenAPI document to schema/
 	$(BIN)/graphql-todos export-schema --output schema/schema.graphql
+	$(BIN)/graphql-todos export-schema --openapi --output schema/openapi.json
 
 .PHONY: diagram
 diagram: ## render docs/architecture.svg from docs/architecture.dot (Graphviz)
@@ -64,7 +65,7 @@ wheel: $(VENV)/.run graphql_todos/web/index.html ## build dist/graphql_todos-*.w
 
 .PHONY: clean
 clean: ## remove what the build made (keeps .data, the embedded databases)
-	rm -rf $(VENV) web/node_modules web/dist web/src/gql graphql_todos/web build dist
+	rm -rf $(VENV) web/node_modules tests/js/node_modules web/dist web/src/gql graphql_todos/web build dist
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV) || { $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -99,6 +100,12 @@ bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-l
 
 web/node_modules/.installed: web/package-lock.json | /usr/bin/npm
 	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+# The npm clients the Python tests drive against the live server
+# (graphql-http's audit, graphql-sse, Apollo Client).
+tests/js/node_modules/.installed: tests/js/package-lock.json | /usr/bin/npm
+	cd tests/js && npm ci --no-audit --no-fund
 	touch $@
 
 web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)

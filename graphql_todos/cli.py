@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import logging.config
 import os
 import sys
@@ -20,6 +21,7 @@ from .embedded import embedded_postgres
 from .logs import log_config
 from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
+from .openapi import DOCUMENT
 from .schema import build_schema
 from .security import http_protocol
 
@@ -82,13 +84,16 @@ def _migrate(settings: Settings) -> None:
     print("applied: " + (", ".join(applied) if applied else "nothing, up to date"))
 
 
-def _export_schema(output: Path | None) -> None:
-    # The SDL does not depend on any setting.
-    sdl = build_schema(Settings().execution_cache_size).as_str() + "\n"
-    if output is None:
-        sys.stdout.write(sdl)
+def _export_schema(output: Path | None, openapi: bool) -> None:
+    # Neither document depends on any setting.
+    if openapi:
+        text = json.dumps(DOCUMENT, indent=2) + "\n"
     else:
-        output.write_text(sdl)
+        text = build_schema(Settings().execution_cache_size).as_str() + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,13 +108,14 @@ def main(argv: list[str] | None = None) -> None:
         # Checked by Settings, like the variable, so both fail the same way.
         serve.add_argument(flag, metavar=variable, help=f"{doc} (${variable}, default {default})")
     commands.add_parser("migrate", help="apply the SQL migrations shipped in the package")
-    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL (or the REST OpenAPI document)")
     export.add_argument("--output", type=Path, help="write here instead of stdout")
+    export.add_argument("--openapi", action="store_true", help="the OpenAPI document of /api/ instead")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "export-schema":
-            _export_schema(args.output)
+            _export_schema(args.output, args.openapi)
             return
         overrides = {k: v for k, v in vars(args).items() if k != "command"}
         settings = Settings.from_env(**overrides)

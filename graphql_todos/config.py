@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,20 @@ def _web_dist(text: str) -> Path | None:
     return path
 
 
+def _trusted_documents(text: str) -> dict[str, str] | None:
+    if not text:
+        return None
+    try:
+        manifest = json.loads(Path(text).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"must be a readable JSON file ({exc})") from None
+    if not isinstance(manifest, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in manifest.items()
+    ):
+        raise ValueError('must hold a JSON object {"<sha256>": "<document>"}')
+    return manifest
+
+
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -180,11 +195,11 @@ class Settings:
     )
     keepalive_seconds: float = _setting(
         15.0, "KEEPALIVE_SECONDS", _seconds,
-        "keepalive interval on idle WebSockets (GraphQL and RESTSocket): proxies cut silent ones",
+        "keepalive interval on idle WebSockets and event streams (GraphQL, RESTSocket, SSE): proxies cut silent ones",
     )
     send_timeout_seconds: float = _setting(
         30.0, "SEND_TIMEOUT_SECONDS", _seconds,
-        "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408",
+        "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408; an event stream, ended",
     )
     connection_init_seconds: float = _setting(
         10.0, "CONNECTION_INIT_SECONDS", _seconds,
@@ -193,6 +208,15 @@ class Settings:
     execution_cache_size: int = _setting(
         4096, "EXECUTION_CACHE_SIZE", _int(1),
         "subscription results kept for sharing between subscribers of the same operation",
+    )
+    persisted_queries_size: int = _setting(
+        1000, "PERSISTED_QUERIES_SIZE", _int(1),
+        "automatic persisted queries kept in memory (least recently used out first)",
+    )
+    trusted_documents: dict[str, str] | None = _setting(  # noqa: RUF009 - never mutated
+        None, "TRUSTED_DOCUMENTS", _trusted_documents,
+        "a manifest {sha256: document} (web/src/gql/persisted-documents.json);"
+        " set: /graphql runs only those documents",
     )
     response_cache_size: int = _setting(
         256, "RESPONSE_CACHE_SIZE", _int(0),

@@ -25,6 +25,11 @@ class ErrorCode(Enum):
     GRAPHQL_VALIDATION_FAILED = (400, 4400)
     # A request that is not GraphQL at all, or not one this route takes.
     BAD_REQUEST = (400, 4400)
+    # A persisted-query hash this process has not been sent the document
+    # of (yet): Apollo clients then send it.
+    PERSISTED_QUERY_NOT_FOUND = (400, 4400)
+    # With TRUSTED_DOCUMENTS: a document not in the manifest.
+    DOCUMENT_NOT_TRUSTED = (400, 4400)
     MALFORMED_JSON = (400, 4400)
     METHOD_NOT_ALLOWED = (405, 4405)
     UNSUPPORTED_MEDIA_TYPE = (415, 4415)

@@ -97,6 +97,9 @@ class FastPath:
         if key in self.operations:
             self.operations.move_to_end(key)
             return self.operations[key]
+        persisted = self.schema.persisted
+        if persisted is not None and not persisted.allows(query):
+            return None  # Strawberry's execute refuses it with its code
         try:
             document = parse(query, max_tokens=self.schema.limits.max_tokens)
         except GraphQLError:

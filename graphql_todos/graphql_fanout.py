@@ -106,6 +106,11 @@ class GraphQLFanout:
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
     ) -> RunMember | None:
+        if not isinstance(query, str):
+            return None  # a persisted-query hash alone: Strawberry's path looks it up
+        persisted = self.schema.persisted
+        if persisted is not None and not persisted.allows(query):
+            return None  # Strawberry's path refuses it (DOCUMENT_NOT_TRUSTED)
         plan = self._plan(query, operation_name)
         if plan is None:
             return None

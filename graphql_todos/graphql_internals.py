@@ -26,6 +26,15 @@ instead of misbehaving quietly.
 - Both WebSocket protocols check the bearer token when connection_init
   arrives, and refuse it with our close codes (Strawberry's own rejection
   closes graphql-transport-ws with 4403 and the legacy protocol with 1011).
+- `Schema.execute` (one result) refuses subscriptions; `Schema.subscribe`
+  (only the legacy graphql-ws handler calls it) runs queries and mutations
+  too, as one result then `complete`.
+- Multipart subscription responses get a valid Content-Type.
+- Persisted queries: every transport runs operations through
+  `Schema.execute()` or `Schema.stream()`, where the document is looked up
+  from `extensions.persistedQuery`; a graphql-transport-ws `subscribe`
+  (whose extensions Strawberry drops) gets its document before Strawberry
+  reads the payload.
 - Compiled plans (compiled.py, fastpath.py) give root resolvers the info
   Strawberry's executor would, read plain fields as Strawberry's default
   resolver does, and validate with Strawberry's rules. (They also call
@@ -43,7 +52,7 @@ import inspect
 import logging
 import struct
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, cast
 
 import anyio
@@ -69,6 +78,7 @@ from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.schema.schema import (
     DEFAULT_ALLOWED_OPERATION_TYPES,
     StrawberryGraphQLCoreExecutionContext,
@@ -79,13 +89,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from .errors import ClientStalled, ErrorCode
+from .errors import ClientStalled, ErrorCode, RequestError
 from .models import Change, Todo
 from .streams import LiveRows
 
@@ -232,10 +244,32 @@ class CheapMaskErrors(MaskErrors):
             super()._process_result(result)
 
 
+class Documents(Protocol):
+    def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """The document to run (RequestError: none may run)."""
+        ...
+
+    def allows(self, query: str) -> bool:
+        """Whether a request sending this document in full may run it."""
+        ...
+
+
+def _request_error(exc: RequestError) -> GraphQLError:
+    return GraphQLError(exc.message, extensions={"code": exc.code.name})
+
+
 class OneResultSchema(strawberry.Schema):
     """Assumes: Strawberry's HTTP views call `execute()` with the operation
     types the request method allows, and stream subscriptions through
-    `subscribe()`/`stream()` instead."""
+    `subscribe()`/`stream()` instead; every transport runs operations
+    through `execute()` or `stream()` (`subscribe()` calls `stream()`),
+    passing the request's extensions, before Strawberry requires a query:
+    both look up a persisted query's document there."""
+
+    persisted: Documents | None = None
+
+    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        return query if self.persisted is None else self.persisted.document(query, extensions)
 
     async def execute(  # type: ignore[override]
         self,
@@ -247,6 +281,10 @@ class OneResultSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
+        try:
+            query = self._document(query, operation_extensions)
+        except RequestError as exc:
+            return StrawberryExecutionResult(data=None, errors=[_request_error(exc)])
         # One result cannot carry a subscription: refuse it instead of
         # resolving null.
         allowed: set[OperationType] = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
@@ -259,6 +297,46 @@ class OneResultSchema(strawberry.Schema):
             allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
+
+    async def stream(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        try:
+            query = self._document(query, operation_extensions)
+        except RequestError as exc:
+            return _refused(exc)
+        return await super().stream(
+            query, variable_values, context_value, root_value, operation_name,
+            operation_extensions, allowed_operation_types,
+        )
+
+    # Assumes: only the legacy graphql-ws handler calls subscribe() (by
+    # keyword), and sends each result as `data`, then `complete`. Older
+    # Apollo links send queries and mutations with `start`: run any
+    # operation, as stream() does for the newer protocol.
+    subscribe = stream  # type: ignore[assignment]
+
+
+async def _refused(exc: RequestError) -> AsyncGenerator[PreExecutionError, None]:
+    # As the stream of a document that does not validate: one error, no data.
+    yield PreExecutionError(data=None, errors=[_request_error(exc)])
+
+
+class MultipartSubscriptions(MultipartSubscriptionTransport):
+    """Assumes: the view sends `headers` as the response's headers. Strawberry's
+    Content-Type appends `,application/json` to the multipart type, which no
+    parser reads as one media type; this one is valid (RFC 2046 parameters)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": f'multipart/mixed; boundary="{self.separator}"; subscriptionSpec="1.0"'}
 
 
 # A subscription the fan-out took: runs it with the member's frame prefix and
@@ -433,7 +511,24 @@ class ConnectionGate(Protocol):
 UNAUTHENTICATED_REASON = "this server requires a bearer token"
 
 
-class GatedTransportWs(FanoutTransportWSHandler):
+class PersistedSubscribe(FanoutTransportWSHandler):
+    """Assumes: `handle_subscribe(message)` reads `payload["query"]` (a
+    payload without it fails as unparsable) and passes no extensions on.
+    A payload with `extensions` gets its document here first."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message["payload"]
+        persisted = getattr(self.schema, "persisted", None)
+        if persisted is not None and payload.get("extensions"):
+            try:
+                payload["query"] = persisted.document(payload.get("query"), payload.get("extensions"))
+            except RequestError as exc:
+                await self.send_message({"id": message["id"], "type": "error", "payload": [_request_error(exc).formatted]})
+                return
+        await super().handle_subscribe(message)
+
+
+class GatedTransportWs(PersistedSubscribe):
     """Assumes: `handle_connection_init(message)` receives connection_init,
     cancels the connection_init timeout and acknowledges it; a subscribe that
     comes before the acknowledgement closes the socket (4401)."""

@@ -3,26 +3,34 @@ subscriptions on /graphql, plus GraphiQL from our own built assets."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
+from strawberry.types import ExecutionResult
 
+from . import graphql_sse, sse
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
 from .graphql_fanout import GraphQLFanout
-from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs
+from .graphql_http import is_request_error, negotiate
+from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, MultipartSubscriptions
+from .persisted import PersistedQueries
 from .response_cache import ResponseCache
 from .schema import Context, build_schema
 from .security import Access, graphql_limits
@@ -31,13 +39,19 @@ from .security import Access, graphql_limits
 class TodoGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
     # Both check the bearer token at connection_init, then offer todoChanges
-    # to the fan-out: one execution and encoding per group.
+    # to the fan-out: one execution and encoding per group; graphql-transport-ws
+    # also looks up persisted documents first.
     graphql_transport_ws_handler_class = GatedTransportWs
     graphql_ws_handler_class = GatedLegacyWs
+    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {
+        **GraphQL.stream_transport_classes_by_protocol,
+        MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
+    }
 
     def __init__(self, settings: Settings, cache: ResponseCache, access: Access) -> None:
         self.access = access
-        schema = build_schema(settings.execution_cache_size, graphql_limits(settings))
+        persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents)
+        schema = build_schema(settings.execution_cache_size, graphql_limits(settings), persisted)
         super().__init__(
             schema,
             keep_alive=True,
@@ -57,6 +71,7 @@ class TodoGraphQL(GraphQL[Context, None]):
         self.fanout = GraphQLFanout(schema)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
         self.fast = FastPath(schema, cache)
+        self.keepalive_seconds = settings.keepalive_seconds
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
@@ -69,6 +84,10 @@ class TodoGraphQL(GraphQL[Context, None]):
         offered = params.get("Authorization") if isinstance(params, dict) else None
         return self.access.allows(context.credential) or self.access.allows(offered)
 
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET with only a persisted-query hash is an operation, not a browser.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.
         if self.graphiql is None or not self.graphiql.exists():
@@ -79,16 +98,42 @@ class TodoGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive)
+        response: ASGIApp
         try:
-            # The request keeps the body it read, so the fallback reads it too.
-            response = await self.fast.respond(request, await self.get_context(request, None))
-            response = response or await self.run(request)
+            context = await self.get_context(request, None)
+            if sse.accepts_event_stream(request):
+                # graphql-sse: from here on, errors travel as events.
+                response = await self.event_stream(request, context)
+            else:
+                # The request keeps the body it read, so the fallback reads it too.
+                answer = await self.fast.respond(request, context) or await self.run(request)
+                request_error = getattr(request.state, "graphql_request_error", False)
+                response = negotiate(answer, request.headers.get("accept", ""), request_error)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.
             error = {"message": exc.reason, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
-            response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
+            failed = JSONResponse({"errors": [error]}, status_code=exc.status_code)
+            response = negotiate(failed, request.headers.get("accept", ""), request_error=True)
         await response(scope, receive, send)
+
+    async def event_stream(self, request: Request, context: Context) -> ASGIApp:
+        async def encode(result: ExecutionResult) -> bytes:
+            return orjson.dumps(await self.process_result(request, result))
+
+        return await graphql_sse.respond(
+            self, request, context, encode, self.keepalive_seconds, self.send_timeout_seconds
+        )
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if is_request_error(result.data, result.errors):
+            # GraphQL over HTTP: a request that could not execute has no
+            # data entry at all (and is a 400 when the client speaks
+            # application/graphql-response+json, see negotiate).
+            del response["data"]
+            request.state.graphql_request_error = True
+        return response
 
     def encode_json(self, data: object) -> str:
         # orjson also writes the Fragments of shared subscription results.

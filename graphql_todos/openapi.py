@@ -20,6 +20,20 @@ def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, A
     return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
 
 
+def _json_or_events(schema: dict[str, Any], description: str, events: str) -> dict[str, Any]:
+    """A GET that, asked for `Accept: text/event-stream`, streams instead."""
+    response = _json(schema, description)
+    response["content"]["text/event-stream"] = {"schema": {"type": "string", "description": events}}
+    return response
+
+
+_EVENTS = (
+    " Each event is named for its op (created, updated, deleted; snapshot first on an item),"
+    " its id is the change's cursor and its data the RESTSocket message {\"op\", \"todo\", \"cursor\"};"
+    " a comment line is sent every KEEPALIVE_SECONDS."
+)
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _json(_ref("Error"), _ERROR_DESCRIPTIONS[status]) for status in statuses}
 
@@ -57,6 +71,8 @@ DOCUMENT: dict[str, Any] = {
             " /api/todos/?after=<cursor> sends every change after the cursor,"
             ' {"op", "todo", "cursor"}; /api/todos/{id}/ sends a "snapshot", then'
             " each change to that row. Both send {\"op\": \"keepalive\"} when idle."
+            " With Accept: text/event-stream, a GET of either URL streams the same"
+            " messages as Server-Sent Events."
         ),
     },
     "paths": {
@@ -71,10 +87,29 @@ DOCUMENT: dict[str, Any] = {
                         "required": False,
                         "schema": {"type": "boolean"},
                         "description": "Only the completed (true) or the active (false) ones",
-                    }
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Event stream only: send the changes after this cursor (0: all)",
+                    },
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Event stream only: resume after this event (wins over after)",
+                    },
                 ],
                 "responses": {
-                    "200": _json({"type": "array", "items": _ref("Todo")}, "The todos"),
+                    "200": _json_or_events(
+                        {"type": "array", "items": _ref("Todo")},
+                        "The todos; with Accept: text/event-stream, every change from now"
+                        " (or after the cursor) in commit order",
+                        "Server-Sent Events." + _EVENTS,
+                    ),
                     **_errors(400),
                 },
             },
@@ -113,7 +148,15 @@ DOCUMENT: dict[str, Any] = {
             ],
             "get": {
                 "operationId": "getTodo",
-                "responses": {"200": _json(_ref("Todo"), "The todo"), **_ITEM_ERRORS},
+                "responses": {
+                    "200": _json_or_events(
+                        _ref("Todo"),
+                        "The todo; with Accept: text/event-stream, the row now and each change"
+                        " to it, ending after it is deleted",
+                        "Server-Sent Events." + _EVENTS,
+                    ),
+                    **_ITEM_ERRORS,
+                },
             },
             "put": {
                 "operationId": "replaceTodo",

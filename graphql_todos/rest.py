@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from . import streams
+from . import sse, streams
 from .broadcast import Groups, Member
 from .config import Settings
 from .error_handlers import close_reason
@@ -62,7 +62,9 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
 
 
 class TodoCollection(HTTPEndpoint):
-    async def get(self, request: Request) -> Response:
+    async def get(self, request: Request) -> Response | sse.EventStreamResponse:
+        if sse.accepts_event_stream(request):
+            return await self._event_stream(request)
         completed = _completed_filter(request)
 
         async def read() -> tuple[bytes, bool]:
@@ -84,10 +86,25 @@ class TodoCollection(HTTPEndpoint):
         after = websocket.query_params.get("after")
         await _relay(websocket, functools.partial(_broadcast_changes, websocket, after))
 
+    @staticmethod
+    async def _event_stream(request: Request) -> sse.EventStreamResponse:
+        """The socket's messages as events: from Last-Event-ID, else ?after=."""
+        after = sse.last_event_id(request) or request.query_params.get("after")
+        try:
+            changes = await streams.changes(_journal(request), _hub(request), after)
+        except BadUserInput as exc:
+            raise _in_url(exc) from None
+        return _event_stream(request, _change_json(changes))
+
 
 class TodoItem(HTTPEndpoint):
-    async def get(self, request: Request) -> Response:
-        return _json(await _service(request).get_todo(_path_id(request)))
+    async def get(self, request: Request) -> Response | sse.EventStreamResponse:
+        todo = await _service(request).get_todo(_path_id(request))
+        if sse.accepts_event_stream(request):
+            # The row now, then each change: a reconnect needs no cursor.
+            messages = _state_messages(_service(request), _hub(request), str(todo.id))
+            return _event_stream(request, messages)
+        return _json(todo)
 
     async def put(self, request: Request) -> Response:
         return await self._update(request, required=("title", "completed"))
@@ -211,8 +228,19 @@ async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
     await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send))
 
 
+def _change_message(change: Change) -> dict[str, Any]:
+    """What the collection's socket and event stream send for a change."""
+    return {"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor}
+
+
 async def _change_bytes(change: Change) -> bytes:
-    return orjson.dumps({"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor})
+    return orjson.dumps(_change_message(change))
+
+
+async def _change_json(changes: AsyncGenerator[Change, None]) -> AsyncGenerator[dict[str, Any], None]:
+    async with contextlib.aclosing(changes):
+        async for change in changes:
+            yield _change_message(change)
 
 
 async def _state_messages(
@@ -230,6 +258,20 @@ async def _state_messages(
             last = todo
             op = "snapshot" if state.op is None else state.op.value
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
+
+
+def _event_stream(
+    request: Request, messages: AsyncGenerator[dict[str, Any], None]
+) -> sse.EventStreamResponse:
+    settings: Settings = request.state.settings
+    return sse.EventStreamResponse(_events(messages), settings.keepalive_seconds, settings.send_timeout_seconds)
+
+
+async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
+    """Each RESTSocket message as an event named for its op, its cursor as the id."""
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            yield sse.event(message["op"], orjson.dumps(message), message["cursor"])
 
 
 async def _send_each(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:

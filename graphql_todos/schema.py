@@ -26,11 +26,22 @@ from .graphql_internals import (
 )
 from .hub import Hub
 from .journal import Journal
-from .models import TodoState
+from .models import Change, TodoState
+from .persisted import PersistedQueries
 from .service import TodoService, parse_id
 from .types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EventIds:
+    """For a transport that numbers its events with cursors (SSE): where a
+    reconnecting client resumes (it overrides the document's `after`), and
+    the cursor of the latest change the feed produced."""
+
+    resume_after: str | None
+    latest: str | None = None
 
 
 @dataclass
@@ -42,6 +53,7 @@ class Context:
     # The request's Authorization header; a GraphQL WebSocket checks it
     # (or connection_init's) when connection_init arrives.
     credential: str | None = None
+    event_ids: EventIds | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -111,7 +123,11 @@ class Subscription:
         # Returned, not iterated here: a bad cursor then fails the subscribe
         # itself (an `error` message), before any event.
         ctx = _ctx(info)
-        return cast(AsyncGenerator[TodoChange, None], await streams.changes(ctx.journal, ctx.hub, after))
+        ids = ctx.event_ids
+        if ids is not None and ids.resume_after is not None:
+            after = ids.resume_after
+        changes = await streams.changes(ctx.journal, ctx.hub, after)
+        return cast(AsyncGenerator[TodoChange, None], changes if ids is None else _numbered(changes, ids))
 
     @strawberry.subscription(
         description="The current state first, then each change; null once deleted, then complete."
@@ -131,6 +147,13 @@ class Subscription:
     ) -> AsyncGenerator[list[Todo], None]:
         async for todos in _ctx(info).live_lists.watch(completed):
             yield cast(list[Todo], todos)
+
+
+async def _numbered(changes: AsyncGenerator[Change, None], ids: EventIds) -> AsyncGenerator[Change, None]:
+    async with contextlib.aclosing(changes):
+        async for change in changes:
+            ids.latest = change.cursor
+            yield change
 
 
 async def _rows(states: AsyncGenerator[TodoState, None]) -> AsyncGenerator[Todo | None, None]:
@@ -195,10 +218,16 @@ class QueryLimits:
 
 
 class TodoSchema(OneResultSchema):
-    def __init__(self, execution_cache_size: int, limits: QueryLimits = QueryLimits()) -> None:
+    def __init__(
+        self,
+        execution_cache_size: int,
+        limits: QueryLimits = QueryLimits(),
+        persisted: PersistedQueries | None = None,
+    ) -> None:
         # Read by TodoExecutionContext for every subscription event.
         self.shared_results = SharedResults(execution_cache_size)
         self.limits = limits
+        self.persisted = persisted
         super().__init__(
             query=Query,
             mutation=Mutation,
@@ -225,5 +254,7 @@ class TodoSchema(OneResultSchema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema(execution_cache_size: int, limits: QueryLimits = QueryLimits()) -> TodoSchema:
-    return TodoSchema(execution_cache_size, limits)
+def build_schema(
+    execution_cache_size: int, limits: QueryLimits = QueryLimits(), persisted: PersistedQueries | None = None
+) -> TodoSchema:
+    return TodoSchema(execution_cache_size, limits, persisted)

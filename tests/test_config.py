@@ -53,6 +53,8 @@ def test_every_variable_is_read() -> None:
         "LOG_FORMAT": "json",
         "WORKERS": "2",
         "WEB_DIST": "",
+        "PERSISTED_QUERIES_SIZE": "5",
+        "TRUSTED_DOCUMENTS": "",
     }
     assert set(env) == {variable for variable, *_ in documented()}
     assert Settings.from_env(env) == Settings(
@@ -92,6 +94,8 @@ def test_every_variable_is_read() -> None:
         log_format="json",
         workers=2,
         web_dist=None,
+        persisted_queries_size=5,
+        trusted_documents=None,
     )
 
 
@@ -125,6 +129,16 @@ def test_a_secret_is_never_shown() -> None:
 def test_allowed_origins_must_be_origins(origins: str) -> None:
     with pytest.raises(SettingError, match="ALLOWED_ORIGINS"):
         Settings.from_env({"ALLOWED_ORIGINS": origins})
+
+
+def test_trusted_documents_must_be_a_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "persisted-documents.json"
+    for text in ("{", '["{ todos { id } }"]', '{"abc": 1}'):
+        manifest.write_text(text)
+        with pytest.raises(SettingError, match="TRUSTED_DOCUMENTS"):
+            Settings.from_env({"TRUSTED_DOCUMENTS": str(manifest)})
+    manifest.write_text('{"abc": "{ todos { id } }"}')
+    assert Settings.from_env({"TRUSTED_DOCUMENTS": str(manifest)}).trusted_documents == {"abc": "{ todos { id } }"}
 
 
 def test_web_dist_must_hold_a_built_client(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from websockets.typing import Subprotocol
 from graphql_todos import repository
 from graphql_todos.errors import ErrorCode
 from tests.gql import LegacyWs, TransportWs, gql
-from tests.helpers import BEARER, ROOT, Server, raw_exchange, serving, wait_until
+from tests.helpers import BEARER, ROOT, Server, make_server, raw_exchange, serving, wait_until
 
 MISSING = str(uuid.UUID(int=1))
 JSON = {"content-type": "application/json"}
@@ -154,6 +154,13 @@ HANDSHAKE: dict[ErrorCode, Callable[[Server], object]] = {
 }
 
 
+# Persisted queries: (settings, request body); tests/test_persisted.py takes
+# them through every transport.
+UNKNOWN_HASH = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+PERSISTED: dict[ErrorCode, tuple[dict[str, Any], dict[str, Any]]] = {
+    ErrorCode.PERSISTED_QUERY_NOT_FOUND: ({}, {"extensions": UNKNOWN_HASH}),
+    ErrorCode.DOCUMENT_NOT_TRUSTED: ({"trusted_documents": {}}, {"query": "{ todos { id } }"}),
+}
 # Codes that need a client behaving in a way of its own, each in its own test.
 ELSEWHERE: dict[ErrorCode, str] = {
     ErrorCode.CLIENT_STALLED: "tests/test_stalled.py: a RESTSocket client that stops reading",
@@ -161,7 +168,7 @@ ELSEWHERE: dict[ErrorCode, str] = {
 
 
 def test_every_code_is_produced_by_some_transport() -> None:
-    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *ELSEWHERE, *GUARDED_HTTP, *HANDSHAKE}
+    produced = {*GRAPHQL, *REST, *SOCKETS, *NOT_GRAPHQL, *ELSEWHERE, *GUARDED_HTTP, *HANDSHAKE, *PERSISTED}
     assert produced == set(ErrorCode)
 
 
@@ -351,3 +358,17 @@ def test_the_table_gives_each_code_a_status_and_a_close_code() -> None:
     assert ErrorCode.for_status(404) is ErrorCode.NOT_FOUND
     assert ErrorCode.for_status(405) is ErrorCode.METHOD_NOT_ALLOWED
     assert len({code.name for code in ErrorCode}) == len(ErrorCode)
+
+
+@pytest.mark.parametrize("code", list(PERSISTED), ids=lambda c: c.name)
+def test_persisted_queries(code: ErrorCode, db_dsn: str) -> None:
+    settings, body = PERSISTED[code]
+    server = make_server(db_dsn, **settings)
+    server.start()
+    try:
+        for accept, status in (("application/json", 200), ("application/graphql-response+json", code.http_status)):
+            response = httpx.post(server.url + "/graphql", json=body, headers={"accept": accept})
+            assert response.status_code == status
+            assert [e["extensions"]["code"] for e in response.json()["errors"]] == [code.name]
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ from graphql import ExecutionResult, GraphQLObjectType, execute, parse, specifie
 from graphql import Executor as GraphQLCoreExecutor
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.schema.schema import (
     StrawberryGraphQLCoreExecutionContext,
     _OperationContextAwareGraphQLResolveInfo,
@@ -187,3 +188,28 @@ def test_strawberry_validates_with_graphql_cores_specified_rules() -> None:
     schema = build_schema(execution_cache_size=16)
     context = StrawberryExecutionContext(query=None, schema=schema, allowed_operations=())
     assert context.validation_rules == tuple(specified_rules)
+
+
+def test_only_the_legacy_graphql_ws_handler_calls_subscribe_and_streams_what_it_returns() -> None:
+    source = inspect.getsource(BaseGraphQLWSHandler.handle_async_results)
+    assert "self.schema.subscribe(" in source
+    assert "async for result in result_source" in source
+    assert "self.schema.subscribe(" not in inspect.getsource(BaseGraphQLTransportWSHandler)
+
+
+def test_the_view_sends_a_stream_transports_headers() -> None:
+    assert "headers=transport.headers" in inspect.getsource(AsyncBaseHTTPView._create_streaming_response)
+
+
+def test_schema_stream_takes_the_parameters_we_pass_on() -> None:
+    parameters = list(inspect.signature(strawberry.Schema.stream).parameters)
+    assert parameters == [
+        "self", "query", "variable_values", "context_value", "root_value",
+        "operation_name", "operation_extensions", "allowed_operation_types",
+    ]
+
+
+def test_graphql_transport_ws_subscribe_reads_the_query_and_drops_extensions() -> None:
+    source = inspect.getsource(BaseGraphQLTransportWSHandler.handle_subscribe)
+    assert 'message["payload"]["query"]' in source
+    assert "extensions" not in source

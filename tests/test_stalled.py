@@ -8,6 +8,7 @@ import json
 import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
@@ -92,3 +93,22 @@ def test_a_stalled_client_is_closed_with_4408_and_resumes_by_cursor(server: Serv
     with connect(server.ws_url + f"/api/todos/?after={got[-1]}") as resumed:
         rest = [json.loads(resumed.recv(timeout=30))["cursor"] for _ in range(CHANGES - len(got))]
     assert got + rest == cursors
+
+
+GRAPHQL_EVENTS = "/graphql?" + urlencode({"query": 'subscription { todoChanges(after: "0") { cursor todo { title } } }'})
+
+
+@pytest.mark.parametrize("path", ["/api/todos/?after=0", GRAPHQL_EVENTS])
+def test_a_stalled_event_stream_is_let_go(server: Server, path: str) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.connect(("127.0.0.1", server.port))
+    # An event stream request, then nothing read.
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    try:
+        with connect(server.ws_url + "/api/todos/?after=0") as healthy:
+            wait_until(lambda: server.subscriber_count() == 2)
+            _flood_and_read_all(server, healthy)
+            wait_until(lambda: server.subscriber_count() == 1, timeout=30)
+    finally:
+        sock.close()

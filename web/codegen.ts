@@ -9,7 +9,8 @@ const config: CodegenConfig = {
   generates: {
     'src/gql/': {
       preset: 'client',
-      presetConfig: { fragmentMasking: false },
+      // persisted-documents.json: the trusted documents (TRUSTED_DOCUMENTS) the server may run.
+      presetConfig: { fragmentMasking: false, persistedDocuments: { hashAlgorithm: 'sha256' } },
       config: {
         // Plain strings keep the `graphql` runtime out of the TodoMVC bundle.
         documentMode: 'string',

@@ -1,0 +1,104 @@
+"""Server-Sent Events framing, shared by the GraphQL and REST streams: the
+event encoding, the `Last-Event-ID` a reconnecting client sends, and a
+response that sends a comment heartbeat when quiet and stops the stream
+the moment the client leaves (which unsubscribes it from the hub)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
+
+from .errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+MEDIA_TYPE = "text/event-stream"
+HEADERS = [
+    (b"content-type", MEDIA_TYPE.encode()),
+    # A stream must not be cached, compressed or buffered on its way.
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+HEARTBEAT = b": keepalive\n\n"
+
+
+def accepts_event_stream(conn: HTTPConnection) -> bool:
+    accept = conn.headers.get("accept", "")
+    return any(part.split(";", 1)[0].strip().lower() == MEDIA_TYPE for part in accept.split(","))
+
+
+def last_event_id(conn: HTTPConnection) -> str | None:
+    """The id of the last event a reconnecting client received (an
+    EventSource sends it by itself); None on a first connection."""
+    return conn.headers.get("last-event-id") or None
+
+
+def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:
+    """One event. `data` is one line of JSON (JSON escapes its newlines)."""
+    if isinstance(data, str):
+        data = data.encode()
+    head = f"event: {name}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head.encode() + b"data: " + data + b"\n\n"
+
+
+class EventStreamResponse:
+    """Sends each encoded event as it comes and a heartbeat every `keepalive`
+    seconds, and ends with the events (or when the client leaves: the events
+    are closed at once, not at the next write; or when it takes nothing for
+    `send_timeout` seconds)."""
+
+    def __init__(self, events: AsyncGenerator[bytes, None], keepalive: float, send_timeout: float) -> None:
+        self.events = events
+        self.keepalive = keepalive
+        self.send_timeout = send_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        # Events and heartbeats meet in one channel, read by one writer: no
+        # timeout ever cancels a read, which could drop an event in transit.
+        chunks, received = anyio.create_memory_object_stream[bytes]()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
+            tasks.start_soon(self._produce, chunks)
+            try:
+                async with received:
+                    async for chunk in received:
+                        # As on the WebSockets (SEND_TIMEOUT_SECONDS): a client
+                        # that stopped reading is let go; it resumes by id.
+                        with anyio.fail_after(self.send_timeout):
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:
+                pass  # the client left while we were writing
+            except TimeoutError:
+                logger.info("event stream client stalled for %s s: ended", self.send_timeout)
+            tasks.cancel_scope.cancel()
+
+    async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
+        async with chunks, contextlib.aclosing(self.events), anyio.create_task_group() as beats:
+            beats.start_soon(self._heartbeats, chunks)
+            try:
+                async for chunk in self.events:
+                    await chunks.send(chunk)
+            except DomainError as exc:
+                # Only a race can fail a stream once started (its row
+                # deleted as it opened): end it as the row's end would.
+                logger.info("event stream ended: %s", exc.message)
+            beats.cancel_scope.cancel()
+
+    async def _heartbeats(self, chunks: MemoryObjectSendStream[bytes]) -> None:
+        while True:
+            await anyio.sleep(self.keepalive)
+            await chunks.send(HEARTBEAT)
+
+    @staticmethod
+    async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
