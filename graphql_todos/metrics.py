@@ -29,7 +29,7 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 OPEN_CONNECTIONS = Gauge(
     "graphql_todos_open_connections",
-    "Open streams by transport: graphql-ws, restsocket, multipart.",
+    "Open streams by transport: graphql-ws, restsocket, multipart, sse.",
     ["transport"],
     multiprocess_mode="livesum",
 )
@@ -89,6 +89,8 @@ def _transport(scope: Scope) -> str | None:
     if scope["type"] == "websocket":
         return "graphql-ws" if scope["path"] == "/graphql" else "restsocket"
     accept = dict(scope["headers"]).get(b"accept", b"")
+    if b"text/event-stream" in accept:
+        return "sse"
     return "multipart" if b"multipart/mixed" in accept else None
 
 

@@ -4,6 +4,8 @@ deadline. Fixtures live in conftest.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -238,11 +240,20 @@ class Serve:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.output = ""
+        # A session of its own: a serve that never gets healthy (workers that
+        # crash and are started again, forever) is killed with its workers,
+        # not left running after the test.
         self.process = subprocess.Popen(
             [*program, "serve", *args], env={**env, "PORT": str(self.port)}, cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
-        wait_until(self.healthy, timeout=90, interval=0.2)
+        try:
+            wait_until(self.healthy, timeout=90, interval=0.2)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+            raise
 
     def healthy(self) -> bool:
         if self.process.poll() is not None:

@@ -35,11 +35,18 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 def test_metrics_count_streams_deliveries_lag_and_requests(server: Server, client: httpx.Client) -> None:
     # The counters are per process, and the tests run many apps in one: compare.
     before = scrape(server.url)
-    with subscribed(server, CHANGES) as ws, connect(server.ws_url + "/api/todos/") as rest:
-        wait_until(lambda: server.subscriber_count() >= 2)
+    events = {"accept": "text/event-stream"}
+    with (
+        subscribed(server, CHANGES) as ws,
+        connect(server.ws_url + "/api/todos/") as rest,
+        httpx.stream("GET", server.url + "/api/todos/", headers=events, timeout=10) as stream,
+    ):
+        assert stream.status_code == 200
+        wait_until(lambda: server.subscriber_count() >= 3)
         during = scrape(server.url)
         assert value(during, "graphql_todos_open_connections", transport="graphql-ws") >= 1
         assert value(during, "graphql_todos_open_connections", transport="restsocket") >= 1
+        assert value(during, "graphql_todos_open_connections", transport="sse") >= 1
         create(client, "counted")
         ws.next_data()
         assert json.loads(rest.recv(timeout=5))["op"] == "created"
