@@ -20,7 +20,7 @@ from starlette.responses import Response
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import validation_errors
 from .response_cache import ResponseCache
-from .schema import Context, MaskUnexpected, TodoSchema
+from .schema import Context, TodoSchema
 
 # Distinct (document, operation name) pairs kept, compiled or not.
 CACHE_SIZE = 512
@@ -39,7 +39,6 @@ class FastPath:
         self.cache = cache
         # None: parsed and valid, but the plan does not cover it.
         self.operations: OrderedDict[tuple[str, str | None], CompiledOperation | None] = OrderedDict()
-        self.mask = MaskUnexpected()
         # Requests answered by a plan; read by tests and benchmarks.
         self.executions = 0
 
@@ -84,7 +83,7 @@ class FastPath:
             self.executions += 1
             body: dict[str, Any] = {"data": data}
             if errors:
-                body["errors"] = [error.formatted for error in self.finish_errors(errors)]
+                body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
             return orjson.dumps(body), not errors
 
         if compiled.operation.operation is not OperationType.QUERY:
@@ -113,12 +112,6 @@ class FastPath:
             self.operations.popitem(last=False)
         return compiled
 
-    def finish_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        """What the schema does to every error before it is sent: codes,
-        logging, then masking of the unexpected ones."""
-        self.schema.process_errors(errors)
-        mask = self.mask
-        return [mask.anonymise_error(e) if mask.should_mask_error(e) else e for e in errors]
 
 
 def _is_plain_json(request: Request) -> bool:

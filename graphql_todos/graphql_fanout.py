@@ -43,7 +43,7 @@ from .errors import DomainError
 from .graphql_internals import Refused, RunMember, TodoExecutionContext, frame_writers
 from .journal import Journal
 from .models import Change
-from .schema import MaskUnexpected, TodoSchema
+from .schema import TodoSchema
 from .streams import start_after
 
 
@@ -79,7 +79,6 @@ def _after(field: FieldNode) -> tuple[str | None, str | None] | None:
 class GraphQLFanout:
     def __init__(self, schema: TodoSchema) -> None:
         self.schema = schema
-        self.mask = MaskUnexpected()
         # Documents are few and reused: plan each once.
         self._plan = functools.lru_cache(maxsize=256)(self._make_plan)
 
@@ -140,9 +139,7 @@ class GraphQLFanout:
         [field] = plan.operation.selection_set.selections
         assert isinstance(field, FieldNode)
         key = (field.alias or field.name).value
-        error = located_error(exc, [field], [key])
-        self.schema.process_errors([error])
-        return [self.mask.anonymise_error(error) if self.mask.should_mask_error(error) else error]
+        return self.schema.finish_errors([located_error(exc, [field], [key])])
 
     def _render(
         self, plan: _Plan, context: Any, variables: dict[str, Any] | None, operation_name: str | None
@@ -161,11 +158,7 @@ class GraphQLFanout:
                 result = await result
             payload: dict[str, Any] = {"data": result.data}
             if result.errors:
-                self.schema.process_errors(result.errors)
-                payload["errors"] = [
-                    (self.mask.anonymise_error(e) if self.mask.should_mask_error(e) else e).formatted
-                    for e in result.errors
-                ]
+                payload["errors"] = [e.formatted for e in self.schema.finish_errors(result.errors)]
             return orjson.dumps(payload)
 
         return render

@@ -217,6 +217,10 @@ class QueryLimits:
         return limits
 
 
+# One for the paths that answer without Strawberry's extensions.
+_MASK = MaskUnexpected()
+
+
 class TodoSchema(OneResultSchema):
     def __init__(
         self,
@@ -252,6 +256,13 @@ class TodoSchema(OneResultSchema):
         unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+
+    def finish_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        """What Strawberry's pipeline does to errors before they are sent
+        (codes, logging, then MaskUnexpected), for the paths that answer
+        without it: the compiled fast path and the broadcast fan-out."""
+        self.process_errors(errors)
+        return [_MASK.anonymise_error(e) if _unexpected(e) else e for e in errors]
 
 
 def build_schema(
