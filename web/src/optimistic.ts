@@ -54,6 +54,11 @@ export function useOptimisticToggle(
   const [wanted, setWanted] = useState<boolean | null>(null);
   const sender = useRef(latestSender<boolean>()).current;
   const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  // The server's value as of now, and the last value clicked, for a send that
+  // resolves after its event came.
+  const latest = useRef(confirmed);
+  latest.current = confirmed;
+  const clicked = useRef(confirmed);
 
   // While sends are in flight an event matching the click may be the echo of an older
   // click; only once they are done does the server's value confirm the last one.
@@ -67,9 +72,13 @@ export function useOptimisticToggle(
   const toggle = async () => {
     clearTimeout(timer.current);
     setWanted(!checked);
+    clicked.current = !checked;
     const ok = await sender.send(!checked, transport);
     if (ok === null) return;
-    if (ok) timer.current = setTimeout(() => setWanted(null), CONFIRM_MS);
+    // The event usually comes before the HTTP response, while the send was still busy
+    // and could not confirm it: confirm now, or a stale click would outlive the next
+    // change made elsewhere (toggle-all, another tab) and send the wrong value.
+    if (ok && latest.current !== clicked.current) timer.current = setTimeout(() => setWanted(null), CONFIRM_MS);
     else setWanted(null);
   };
   return { checked, pending: wanted !== null, toggle };
