@@ -26,7 +26,7 @@ from .changes import CREATE, http_mutations, sql_inserts
 from .databases import Databases, databases, reset_rows
 from .fanout import FanoutResult, client_processes, fan_out
 from .http_load import Load, wrk
-from .servers import FLOOR, OURS, OURS_CACHED, POSTGRAPHILE, running
+from .servers import FLOOR, OURS, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE, running
 from .writes import insert_rate, notify_latency
 
 LIST = {
@@ -37,6 +37,7 @@ SUBSCRIBE = {
     OURS: "subscription { todoChanges { op todo { id title completed } } }",
     POSTGRAPHILE: 'subscription { listen(topic: "todos") { relatedNodeId } }',
     FLOOR: "",
+    OURS_WORKERS: "subscription { todoChanges { op todo { id title completed } } }",
 }
 
 
@@ -94,7 +95,7 @@ def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]
 async def _fanout_one(
     dbs: Databases, server_name: str, subscribers: int, events: int, args: argparse.Namespace, http: bool
 ) -> FanoutResult:
-    dsn = dbs.ours if server_name == OURS else dbs.peer
+    dsn = dbs.ours if server_name in (OURS, OURS_WORKERS) else dbs.peer
     procs = client_processes(subscribers, args.client_processes)
     with running(server_name, dbs) as server:
         async with (
@@ -110,8 +111,11 @@ def _events(subscribers: int, args: argparse.Namespace) -> int:
     return max(args.min_events, min(args.max_events, args.deliveries // subscribers))
 
 
-def subscription_tests(dbs: Databases, args: argparse.Namespace) -> tuple[list[FanoutResult], list[FanoutResult]]:
-    """Measure 3 (HTTP mutation to 1 subscriber), measures 4 and 5 (one INSERT to N subscribers)."""
+def subscription_tests(
+    dbs: Databases, args: argparse.Namespace
+) -> tuple[list[FanoutResult], list[FanoutResult], list[FanoutResult]]:
+    """Measure 3 (HTTP mutation to 1 subscriber), measures 4 and 5 (one INSERT to N subscribers),
+    and ours with `--workers 2` beside one process at the largest size."""
     single = []
     for name in (OURS, POSTGRAPHILE):
         single.append(asyncio.run(_fanout_one(dbs, name, 1, args.single_events, args, http=True)))
@@ -123,7 +127,13 @@ def subscription_tests(dbs: Databases, args: argparse.Namespace) -> tuple[list[F
             r = asyncio.run(_fanout_one(dbs, name, n, _events(n, args), args, http=False))
             fanout.append(r)
             print(f"  {n} subscribers {name}: last arrival p50 {report.ms(report.median(r.last_arrival))}", flush=True)
-    return single, fanout
+    # One process, then two, back to back at the largest size (the one-process
+    # figure above ran minutes earlier, on a machine that may have drifted).
+    n = max(args.subscribers)
+    workers = [asyncio.run(_fanout_one(dbs, name, n, _events(n, args), args, http=False)) for name in (OURS, OURS_WORKERS)]
+    for r in workers:
+        print(f"  {n} subscribers {r.server}: last arrival p50 {report.ms(report.median(r.last_arrival))}", flush=True)
+    return single, fanout, workers
 
 
 def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
@@ -183,7 +193,7 @@ def main() -> None:
         print("HTTP (wrk)", flush=True)
         http = http_tests(dbs, args)
         print("subscriptions", flush=True)
-        single, fanout = subscription_tests(dbs, args)
+        single, fanout, workers = subscription_tests(dbs, args)
         print("database", flush=True)
         db = database_tests(dbs, args)
     results = {
@@ -195,6 +205,7 @@ def main() -> None:
         "http": http,
         "single": [dataclasses.asdict(r) for r in single],
         "fanout": [dataclasses.asdict(r) for r in fanout],
+        "workers": [dataclasses.asdict(r) for r in workers],
         "database": db,
     }
     text = report.render(results, args.out)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .fanout import median, percentile
-from .servers import FLOOR, OURS, POSTGRAPHILE
+from .servers import FLOOR, OURS, OURS_WORKERS, POSTGRAPHILE
 
 SERVERS = (OURS, POSTGRAPHILE, FLOOR)
 
@@ -123,6 +123,21 @@ def _fanout_tables(fanout: list[dict[str, Any]]) -> list[str]:
             f"| {r['rss_per_subscription'] / 1024:.1f} kB | {r['open_seconds']:.2f} s{failed} "
             f"| {ms(r['open_cpu_per_subscription'])} |"
         )
+    return lines
+
+
+def _workers_table(workers: list[dict[str, Any]]) -> list[str]:
+    """One process beside `--workers 2`, run back to back at one size."""
+    lines = [
+        "| subscribers | server | last arrival | CPU per delivered event (all processes) | 2 workers / 1 process (p50) |",
+        "|---|---|---|---|---|",
+    ]
+    p50 = {r["server"]: median(r["last_arrival"]) for r in workers}
+    for r in workers:
+        lost = r["expected"] - r["delivered"]
+        shown = _latency(r["last_arrival"]) + (f", **{lost} not delivered**" if lost else "")
+        compared = ratio(p50[OURS_WORKERS], p50[OURS]) if r["server"] == OURS_WORKERS else ""
+        lines.append(f"| {r['subscribers']:,} | {r['server']} | {shown} | {us(r['cpu_per_delivery'])} | {compared} |")
     return lines
 
 
@@ -234,6 +249,14 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "is acknowledged and subscribed."),
         "",
         *_fanout_tables(results["fanout"]),
+        "",
+        "## Several processes",
+        "",
+        ("Ours as one process, then as `graphql-todos serve --workers 2` (WORKERS=2: two processes on one "
+        "port, each with its own LISTEN connection; the kernel spreads the sockets over them), back to back "
+        "at the largest size, measured as above. CPU is summed over the supervisor and its workers."),
+        "",
+        *_workers_table(results["workers"]),
         "",
         "## The database floor and writes",
         "",

@@ -23,7 +23,9 @@ OURS, POSTGRAPHILE, FLOOR = "ours", "PostGraphile", "floor"
 # Ours again, with its response cache on: `ours` itself runs without it, so
 # that every read it answers goes to PostgreSQL, as PostGraphile's do.
 OURS_CACHED = "ours, response cache"
-PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768}
+# Ours as `serve --workers 2`: one process per core, on one port.
+OURS_WORKERS = "ours, 2 workers"
+PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768, OURS_WORKERS: 18769}
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Server:
 
 def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1"}
-    if name in (OURS, OURS_CACHED):
+    if name in (OURS, OURS_CACHED, OURS_WORKERS):
         serve = str(Path(sys.executable).parent / "graphql-todos")
         # No web client, and no per-request access log (PostGraphile runs
         # with --disable-query-log).
@@ -48,7 +50,8 @@ def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str,
         # Every subscriber connects from this one address.
         settings["MAX_SOCKETS_PER_CLIENT"] = "100000"
         cache = {} if name == OURS_CACHED else {"RESPONSE_CACHE_SIZE": "0"}
-        return [serve, "serve"], {**env, **settings, **cache}
+        workers = {"WORKERS": "2"} if name == OURS_WORKERS else {}
+        return [serve, "serve"], {**env, **settings, **cache, **workers}
     if name == POSTGRAPHILE:
         cli = str(PEER / "node_modules" / "postgraphile" / "cli.js")
         args = [
