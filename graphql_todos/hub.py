@@ -199,6 +199,13 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.connected = False
+        self.close_subscriptions()
+
+    def close_subscriptions(self) -> None:
+        """End every subscription, and any made from now on: the server is
+        stopping (uvicorn_internals calls this first thing on shutdown)."""
+        if self.closed:
+            return
         self.closed = True
         for sub in self._subscribers():
             sub.offer(CLOSED)
