@@ -55,7 +55,7 @@ FALLBACKS = Counter("graphql_todos_journal_fallbacks", "Subscribers that fell be
 RECONNECTS = Counter("graphql_todos_listener_reconnects", "Times the LISTEN connection was lost and made again.")
 LAG = Histogram(
     "graphql_todos_commit_to_delivery_seconds",
-    "From a change's commit (the journal's changed_at) to its hand-off to a subscriber's transport.",
+    "From a change's commit (the journal's changed_at) to its frame written to a subscriber's connection.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
 )
 REQUESTS = Histogram(
