@@ -47,6 +47,11 @@ def alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text()
 
 
+def kill_if_running(serve: Serve) -> None:
+    if serve.process.poll() is None:
+        os.killpg(serve.process.pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     # Deeper than a unix socket path may be (107 bytes), as a CI checkout
@@ -145,6 +150,8 @@ def test_sigterm_closes_every_socket_with_1012_and_a_reason_and_ends_every_strea
     feed = {"query": "subscription { todoChanges { cursor } }"}
     multipart = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
     with contextlib.ExitStack() as stack:
+        # A failing test does not leave serve (and its postgres) running.
+        stack.callback(kill_if_running, serve)
         transport_ws = stack.enter_context(TransportWs(ws_url))
         transport_ws.subscribe(feed["query"])
         transport_ws.subscribe("subscription { todos { id } }")  # Strawberry's own path
