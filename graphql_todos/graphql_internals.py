@@ -47,6 +47,7 @@ instead of misbehaving quietly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
@@ -455,7 +456,10 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             logger.exception("broadcast subscription %s failed", operation_id)
         finally:
             self.tasks.pop(operation_id, None)
-        await self.send_message({"type": "complete", "id": operation_id})
+        # The socket may be closed already (a shutdown ends the stream and
+        # closes the socket at once): then there is no one to tell.
+        with contextlib.suppress(WebSocketDisconnected):
+            await self.send_message({"type": "complete", "id": operation_id})
 
 
 def _text_frame_header(length: int) -> bytes:

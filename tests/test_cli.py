@@ -183,6 +183,10 @@ def test_sigterm_closes_every_socket_with_1012_and_a_reason_and_ends_every_strea
             list(stream)
         body = b"".join(parts.iter_bytes())
         assert body.endswith(b"--graphql--\r\n"), body[-100:]
+    # A clean shutdown: nothing failed on the way.
+    assert serve.process.stdout is not None
+    output = serve.process.stdout.read()
+    assert "Traceback" not in output and "ERROR" not in output, output
     # 1012 (service restart), and what to do: clients reconnect and resume with their cursor.
     assert closes == [(1012, "server restarting: resume from your cursor")] * 4
     wait_until(lambda: not alive(pid), timeout=10)
