@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
+from . import metrics
 from .hub import Hub
 from .models import Change
 
@@ -45,22 +46,22 @@ class Member:
         self.suffix = suffix
         self.write = write
         self.send = send
-        self._pending: list[tuple[int, bytes]] | None = None
+        self._pending: list[tuple[Change, bytes]] | None = None
         self._wake: asyncio.Future[None] | None = None
 
-    def offer(self, position: int, payload: bytes) -> bool:
+    def offer(self, change: Change, payload: bytes) -> bool:
         """Take the change now, or say False (the group then drops us)."""
         frame = self.prefix + payload + self.suffix
         if self.write is not None:
             if not self.write(frame):
                 return False
-            self.last = position
+            self.last = change.position
             return True
         if self._pending is None:
             self._pending = []
         elif len(self._pending) >= PENDING_LIMIT:
             return False
-        self._pending.append((position, frame))
+        self._pending.append((change, frame))
         self.signal()
         return True
 
@@ -71,9 +72,10 @@ class Member:
     async def _drain(self) -> None:
         """Send the queued frames (members without a direct write)."""
         while self._pending:
-            position, frame = self._pending.pop(0)
+            change, frame = self._pending.pop(0)
             await self.send(frame)
-            self.last = position
+            metrics.observe_lag(change.changed_at)
+            self.last = change.position
 
     async def _wait(self) -> None:
         self._wake = asyncio.get_running_loop().create_future()
@@ -126,8 +128,12 @@ class Group:
         dropped = [
             member
             for member in self.members
-            if change.position > member.last and not member.offer(change.position, payload)
+            if change.position > member.last and not member.offer(change, payload)
         ]
+        # The direct writes are done (written to the sockets, not awaited):
+        # one sample for the group; queued members sample as they send.
+        if any(member.write is not None for member in self.members):
+            metrics.observe_lag(change.changed_at)
         for member in dropped:
             self.members.discard(member)
             member.signal()

@@ -23,7 +23,7 @@ from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
 from .openapi import DOCUMENT
 from .schema import build_schema
-from .security import http_protocol
+from .uvicorn_internals import WebSocketProtocol, http_protocol
 
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -43,12 +43,14 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
         "log_config": log_config(settings),
-        # Broadcast frames go straight to this protocol's transport
+        # uvicorn's websockets-sansio, closing with a reason on shutdown
+        # (uvicorn_internals). Broadcast frames go straight to its transport
         # (graphql_internals.direct_write); other protocols get ASGI sends.
-        "ws": "websockets-sansio",
+        "ws": WebSocketProtocol,
         "ws_max_size": settings.ws_max_bytes,
-        # uvicorn times out idle keep-alive connections only.
-        "http": http_protocol(settings),
+        # uvicorn times out idle keep-alive connections only (security.py);
+        # streams end on shutdown (uvicorn_internals).
+        "http": http_protocol(settings.request_seconds),
     }
 
 

@@ -224,7 +224,7 @@ class Settings:
     )
     shutdown_seconds: float = _setting(
         5.0, "SHUTDOWN_SECONDS", _seconds,
-        "on SIGTERM, how long open requests and subscriptions get before they are cut",
+        "on SIGTERM, how long open requests get to finish before they are cut (subscriptions end at once)",
     )
     token: str | None = _setting(
         None, "TODOS_TOKEN", _token,

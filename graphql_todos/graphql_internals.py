@@ -47,6 +47,7 @@ instead of misbehaving quietly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
@@ -85,6 +86,7 @@ from strawberry.schema.schema import (
     _OperationContextAwareGraphQLResolveInfo,
     validate_document,
 )
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -97,6 +99,7 @@ from strawberry.types.graphql import OperationType
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from . import metrics
 from .errors import ClientStalled, ErrorCode, RequestError
 from .models import Change, Todo
 from .streams import LiveRows
@@ -388,6 +391,10 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     `fanout` (graphql_view.TodoGraphQL)."""
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
+        with metrics.graphql_operation(GRAPHQL_TRANSPORT_WS_PROTOCOL):
+            await self._run_operation(operation)
+
+    async def _run_operation(self, operation: Operation[Any, None]) -> None:
         websocket = _websocket(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
         try:
@@ -421,6 +428,12 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
     ) -> None:
+        with metrics.graphql_operation(GRAPHQL_WS_PROTOCOL):
+            await self._handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _handle_async_results(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
         websocket = _websocket(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
         try:
@@ -443,7 +456,10 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             logger.exception("broadcast subscription %s failed", operation_id)
         finally:
             self.tasks.pop(operation_id, None)
-        await self.send_message({"type": "complete", "id": operation_id})
+        # The socket may be closed already (a shutdown ends the stream and
+        # closes the socket at once): then there is no one to tell.
+        with contextlib.suppress(WebSocketDisconnected):
+            await self.send_message({"type": "complete", "id": operation_id})
 
 
 def _text_frame_header(length: int) -> bytes:

@@ -94,9 +94,12 @@ class Subscriber:
         """Changes in commit order, in lists of whatever arrived together."""
         async for batch in self._batches():
             metrics.DELIVERED.inc(len(batch))
-            # The oldest of the batch waited longest: one sample per hand-off.
-            metrics.observe_lag(batch[0].changed_at)
             yield batch
+            # The consumer asks for more once its loop has sent the batch:
+            # the oldest change waited longest, one sample per batch. A
+            # broadcast group (serves) samples its own writes.
+            if self.serves is None:
+                metrics.observe_lag(batch[0].changed_at)
 
     async def _batches(self) -> AsyncIterator[list[Change]]:
         while True:
@@ -199,6 +202,13 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.connected = False
+        self.close_subscriptions()
+
+    def close_subscriptions(self) -> None:
+        """End every subscription, and any made from now on: the server is
+        stopping (uvicorn_internals calls this first thing on shutdown)."""
+        if self.closed:
+            return
         self.closed = True
         for sub in self._subscribers():
             sub.offer(CLOSED)

@@ -7,6 +7,7 @@ there and /metrics, whichever worker answers, adds up every live worker's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -27,12 +28,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
+# The transports of live streams, as the two gauges below label them.
+TRANSPORTS = ("graphql-transport-ws", "graphql-ws", "multipart", "sse", "rest-sse", "restsocket")
+_GRAPHQL_SOCKETS = ("graphql-transport-ws", "graphql-ws")
 OPEN_CONNECTIONS = Gauge(
     "graphql_todos_open_connections",
-    "Open streams by transport: graphql-ws, restsocket, multipart, sse.",
+    "Open stream connections by transport: " + ", ".join(TRANSPORTS) + ".",
     ["transport"],
     multiprocess_mode="livesum",
 )
+SUBSCRIPTIONS = Gauge(
+    "graphql_todos_subscriptions",
+    "Open subscriptions by transport (a GraphQL socket carries any number; an operation counts while it runs).",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+for _transport_name in TRANSPORTS:
+    # Shown at 0 before the first stream of each kind opens.
+    OPEN_CONNECTIONS.labels(_transport_name)
+    SUBSCRIPTIONS.labels(_transport_name)
 SUBSCRIBERS = Gauge(
     "graphql_todos_hub_subscribers", "Subscribers of the hubs (live lists count once).", multiprocess_mode="livesum"
 )
@@ -41,7 +55,7 @@ FALLBACKS = Counter("graphql_todos_journal_fallbacks", "Subscribers that fell be
 RECONNECTS = Counter("graphql_todos_listener_reconnects", "Times the LISTEN connection was lost and made again.")
 LAG = Histogram(
     "graphql_todos_commit_to_delivery_seconds",
-    "From a change's commit (the journal's changed_at) to its hand-off to a subscriber's transport.",
+    "From a change's commit (the journal's changed_at) to its frame written to a subscriber's connection.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
 )
 REQUESTS = Histogram(
@@ -86,12 +100,21 @@ def render() -> Response:
 
 def _transport(scope: Scope) -> str | None:
     """The stream transport a connection opens, None for a plain request."""
+    graphql = scope["path"] == "/graphql"
     if scope["type"] == "websocket":
-        return "graphql-ws" if scope["path"] == "/graphql" else "restsocket"
+        if not graphql:
+            return "restsocket"
+        # The one Strawberry picks: the first the client offers that it speaks.
+        return next((p for p in scope.get("subprotocols", ()) if p in _GRAPHQL_SOCKETS), "graphql-ws")
     accept = dict(scope["headers"]).get(b"accept", b"")
     if b"text/event-stream" in accept:
-        return "sse"
+        return "sse" if graphql else "rest-sse"
     return "multipart" if b"multipart/mixed" in accept else None
+
+
+def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]:
+    """Counts an operation of a GraphQL socket as an open subscription while it runs."""
+    return SUBSCRIPTIONS.labels(transport).track_inprogress()
 
 
 class MetricsMiddleware:
@@ -105,14 +128,19 @@ class MetricsMiddleware:
             return await self.app(scope, receive, send)
         transport = _transport(scope)
         started = time.perf_counter()
-        if transport is not None:
-            OPEN_CONNECTIONS.labels(transport).inc()
+        # Every stream but a GraphQL socket is one subscription (the
+        # sockets count theirs: graphql_operation).
+        gauges = [] if transport is None else [OPEN_CONNECTIONS.labels(transport)]
+        if transport is not None and transport not in _GRAPHQL_SOCKETS:
+            gauges.append(SUBSCRIPTIONS.labels(transport))
+        for gauge in gauges:
+            gauge.inc()
         try:
             await self.app(scope, receive, send)
         finally:
-            if transport is not None:
-                OPEN_CONNECTIONS.labels(transport).dec()
-            else:
+            for gauge in gauges:
+                gauge.dec()
+            if transport is None:
                 REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
             pool = scope.get("state", {}).get("pool")
             if pool is not None:

@@ -35,6 +35,7 @@ from .models import Change, Todo
 from .openapi import DOCUMENT
 from .response_cache import ResponseCache
 from .service import TodoService, parse_id
+from .uvicorn_internals import RESTART_CODE, RESTART_REASON
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ async def _relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) ->
         pass  # the client left while we were sending
     if code == 1000 and _hub(websocket).closed:
         # The server is going away, not the resource: clients should resume.
-        code, reason = 1012, "server restarting"
+        code, reason = RESTART_CODE, RESTART_REASON
     if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
         await websocket.close(code, close_reason(reason))
 

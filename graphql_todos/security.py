@@ -6,10 +6,8 @@ documents. docs/security.md gives the threat model each answers."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -317,8 +315,3 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
-
-def http_protocol(settings: Settings) -> Callable[..., Any]:
-    """The HTTP protocol for uvicorn's `http=`, with this server's head timeout
-    (a partial of a module-level class: --workers pickles it to each worker)."""
-    return functools.partial(TimedHttpToolsProtocol, request_seconds=settings.request_seconds)

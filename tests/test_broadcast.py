@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from websockets.sync.client import connect
 
 from graphql_todos.broadcast import Groups
@@ -188,3 +189,25 @@ def test_a_stalled_member_does_not_hold_up_the_group_and_misses_nothing(any_ws_s
         assert stalled.recv()["payload"]["data"]["todoChanges"]["cursor"] == str(sent[-1] + 1)
     stalled.sock.close()
     wait_until(lambda: server.subscriber_count() == 0)
+
+
+
+def lag_samples() -> float:
+    return REGISTRY.get_sample_value("graphql_todos_commit_to_delivery_seconds_count") or 0.0
+
+
+def test_lag_is_sampled_once_the_frames_are_written(any_ws_server: Server) -> None:
+    server = any_ws_server
+    with TransportWs(server.ws_url) as a, TransportWs(server.ws_url) as b, TransportWs(server.ws_url) as c:
+        for ws in (a, b, c):
+            ws.subscribe(SMALL)
+        wait_until(lambda: server.subscriber_count() == 3)
+        before = lag_samples()
+        insert(server, [f"{n}" for n in range(5)])
+        for ws in (a, b, c):
+            assert len(cursors(ws, 5)) == 5
+        # Direct writes: one sample per change for the group, after all its
+        # members' frames are written; ASGI sends: one per frame, once sent.
+        expected = 5 if server.uvicorn_overrides["ws"] == "websockets-sansio" else 15
+        wait_until(lambda: lag_samples() - before >= expected)
+        assert lag_samples() - before == expected

@@ -3,6 +3,7 @@ stopped with the app, whatever ends it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,8 +18,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.gql import TransportWs
+from tests.gql import LegacyWs, TransportWs
 from tests.helpers import Serve, wait_until
+from tests.sse_client import events
+from tests.test_metrics import by_transport
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 
@@ -42,6 +45,11 @@ def alive(pid: int) -> bool:
     # A zombie is gone for our purposes.
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "zombie" not in status.read_text()
+
+
+def kill_if_running(serve: Serve) -> None:
+    if serve.process.poll() is None:
+        os.killpg(serve.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -132,23 +140,53 @@ def test_json_logs_one_object_per_line_without_query_strings(db_dsn: str) -> Non
     assert secret not in "\n".join(lines)
 
 
-def test_sigterm_closes_websockets_with_1012_and_drains_within_shutdown_seconds(data_dir: Path) -> None:
-    serve = Serve({**embedded(data_dir), "SHUTDOWN_SECONDS": "2"})
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_closes_every_socket_with_1012_and_a_reason_and_ends_every_stream(data_dir: Path, workers: str) -> None:
+    serve = Serve({**embedded(data_dir), "SHUTDOWN_SECONDS": "2", "WORKERS": workers})
     pid = postmaster_pid(data_dir)
-    ws_url = f"ws://127.0.0.1:{serve.port}"
-    with TransportWs(ws_url) as graphql, connect(ws_url + "/api/todos/") as rest:
-        graphql.subscribe("subscription { todoChanges { cursor } }")
-        wait_until(lambda: "graphql_todos_hub_subscribers 2.0" in httpx.get(serve.url + "/metrics").text)
+    ws_url, url = serve.ws_url, serve.url + "/graphql"
+    todo = httpx.post(url, json={"query": 'mutation { createTodo(input: {title: "watched"}) { id } }'}).json()
+    todo_id = todo["data"]["createTodo"]["id"]
+    feed = {"query": "subscription { todoChanges { cursor } }"}
+    multipart = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+    with contextlib.ExitStack() as stack:
+        # A failing test does not leave serve (and its postgres) running.
+        stack.callback(kill_if_running, serve)
+        transport_ws = stack.enter_context(TransportWs(ws_url))
+        transport_ws.subscribe(feed["query"])
+        transport_ws.subscribe("subscription { todos { id } }")  # Strawberry's own path
+        legacy = LegacyWs(ws_url)
+        stack.callback(legacy.close)
+        legacy.send({"id": "1", "type": "start", "payload": feed})
+        sockets = [transport_ws.ws, legacy.ws, *(
+            stack.enter_context(connect(ws_url + path)) for path in ("/api/todos/", f"/api/todos/{todo_id}/")
+        )]
+        streams = [
+            stack.enter_context(events(serve.url + "/api/todos/")),
+            stack.enter_context(events(url, json=feed)),
+        ]
+        parts = stack.enter_context(httpx.stream("POST", url, json=feed, headers=multipart, timeout=30))
+        assert parts.status_code == 200
+        wait_until(lambda: sum(by_transport(serve.url, "graphql_todos_subscriptions").values()) == 8, timeout=10)
         serve.process.send_signal(signal.SIGTERM)
         # Bounded: serve must be gone well within SHUTDOWN_SECONDS and the database's stop.
         assert serve.process.wait(20) in (0, -signal.SIGTERM)
-        codes = []
-        for recv in (lambda: graphql.ws.recv(timeout=5), lambda: rest.recv(timeout=5)):
+        closes = []
+        for ws in sockets:
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
-                    recv()
+                    ws.recv(timeout=5)
             assert closed.value.rcvd is not None
-            codes.append(closed.value.rcvd.code)
-    # 1012 (service restart): clients reconnect and resume with their cursor.
-    assert codes == [1012, 1012]
-    assert not alive(pid)
+            closes.append((closed.value.rcvd.code, closed.value.rcvd.reason))
+        # The streams end with their proper end, not cut (httpx would raise).
+        for stream in streams:
+            list(stream)
+        body = b"".join(parts.iter_bytes())
+        assert body.endswith(b"--graphql--\r\n"), body[-100:]
+    # A clean shutdown: nothing failed on the way.
+    assert serve.process.stdout is not None
+    output = serve.process.stdout.read()
+    assert "Traceback" not in output and "ERROR" not in output, output
+    # 1012 (service restart), and what to do: clients reconnect and resume with their cursor.
+    assert closes == [(1012, "server restarting: resume from your cursor")] * 4
+    wait_until(lambda: not alive(pid), timeout=10)

@@ -3,6 +3,7 @@ workers of `serve --workers 2`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,8 +13,13 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
-from tests.gql import CHANGES, create, subscribed
+from graphql_todos import metrics
+from tests.gql import CHANGES, LegacyWs, TransportWs, create, subscribed
 from tests.helpers import Serve, Server, wait_until
+from tests.sse_client import events
+
+CONNECTIONS = "graphql_todos_open_connections"
+SUBSCRIPTIONS = "graphql_todos_subscriptions"
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,9 +50,9 @@ def test_metrics_count_streams_deliveries_lag_and_requests(server: Server, clien
         assert stream.status_code == 200
         wait_until(lambda: server.subscriber_count() >= 3)
         during = scrape(server.url)
-        assert value(during, "graphql_todos_open_connections", transport="graphql-ws") >= 1
-        assert value(during, "graphql_todos_open_connections", transport="restsocket") >= 1
-        assert value(during, "graphql_todos_open_connections", transport="sse") >= 1
+        assert value(during, CONNECTIONS, transport="graphql-transport-ws") >= 1
+        assert value(during, CONNECTIONS, transport="restsocket") >= 1
+        assert value(during, CONNECTIONS, transport="rest-sse") >= 1
         create(client, "counted")
         ws.next_data()
         assert json.loads(rest.recv(timeout=5))["op"] == "created"
@@ -58,6 +64,37 @@ def test_metrics_count_streams_deliveries_lag_and_requests(server: Server, clien
     assert value(after, "graphql_todos_journal_entries") == 1
     assert value(after, "graphql_todos_journal_oldest_cursor") == 0
     assert ("graphql_todos_pool_in_use", ()) in after
+
+
+def by_transport(url: str, name: str) -> dict[str, float]:
+    samples = scrape(url)
+    return {transport: value(samples, name, transport=transport) for transport in metrics.TRANSPORTS}
+
+
+def test_connections_and_subscriptions_by_transport_go_back_to_zero(server: Server) -> None:
+    # Per process, and the tests run many apps in one: compare with before.
+    before = {name: by_transport(server.url, name) for name in (CONNECTIONS, SUBSCRIPTIONS)}
+    feed = {"query": "subscription { todoChanges { cursor } }"}
+    multipart = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+    with contextlib.ExitStack() as stack:
+        transport_ws = stack.enter_context(TransportWs(server.ws_url))
+        transport_ws.subscribe(feed["query"])  # the broadcast path
+        transport_ws.subscribe("subscription { todos { id } }")  # Strawberry's
+        legacy = LegacyWs(server.ws_url)
+        stack.callback(legacy.close)
+        legacy.send({"id": "1", "type": "start", "payload": feed})
+        stack.enter_context(connect(server.ws_url + "/api/todos/"))
+        stack.enter_context(events(server.url + "/api/todos/"))
+        stack.enter_context(events(server.url + "/graphql", json=feed))
+        stack.enter_context(httpx.stream("POST", server.url + "/graphql", json=feed, headers=multipart, timeout=10))
+        wait_until(lambda: server.subscriber_count() == 7)
+        during = {name: by_transport(server.url, name) for name in (CONNECTIONS, SUBSCRIPTIONS)}
+    one_each = dict.fromkeys(metrics.TRANSPORTS, 1.0)
+    assert {t: during[CONNECTIONS][t] - before[CONNECTIONS][t] for t in metrics.TRANSPORTS} == one_each
+    assert {t: during[SUBSCRIPTIONS][t] - before[SUBSCRIPTIONS][t] for t in metrics.TRANSPORTS} == {
+        **one_each, "graphql-transport-ws": 2.0,
+    }
+    wait_until(lambda: all(by_transport(server.url, name) == before[name] for name in before))
 
 
 def test_listener_reconnects_are_counted(server: Server) -> None:
@@ -80,5 +117,14 @@ def test_workers_metrics_add_up(db_dsn: str) -> None:
         samples = scrape(serve.url)
         assert value(samples, "graphql_todos_http_request_seconds_count", route="/graphql", method="POST") == 10
         assert value(samples, "graphql_todos_journal_entries") == 10
+        # Sockets land on either worker; the gauges add up the live ones.
+        with contextlib.ExitStack() as stack:
+            for _ in range(3):
+                stack.enter_context(connect(serve.ws_url + "/api/todos/"))
+                stack.enter_context(TransportWs(serve.ws_url)).subscribe("subscription { todoChanges { cursor } }")
+            wait_until(lambda: by_transport(serve.url, SUBSCRIPTIONS)["restsocket"] == 3, timeout=10)
+            wait_until(lambda: by_transport(serve.url, SUBSCRIPTIONS)["graphql-transport-ws"] == 3, timeout=10)
+            assert by_transport(serve.url, CONNECTIONS)["restsocket"] == 3
+        wait_until(lambda: set(by_transport(serve.url, SUBSCRIPTIONS).values()) == {0.0}, timeout=10)
     finally:
         serve.stop(signal.SIGTERM)
