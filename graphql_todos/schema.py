@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
@@ -15,7 +15,7 @@ from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaEx
 from strawberry.types import ExecutionContext, Info
 
 from . import streams
-from .errors import DomainError, ErrorCode, NotFound
+from .errors import DomainError, ErrorCode, ListTooLarge, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
     OneResultSchema,
@@ -64,11 +64,25 @@ def _unset_to_none(value: Any) -> Any:
     return None if value is strawberry.UNSET else value
 
 
+# The page arguments of the list fields.
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description="At most this many rows (up to MAX_LIST_ROWS); null: every row, refused"
+        " with LIST_TOO_LARGE when there are more than MAX_LIST_ROWS."
+    ),
+]
+Offset = Annotated[int | None, strawberry.argument(description="Skip this many rows first.")]
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Ordered by createdTime, then id.")
-    async def todos(self, info: Info[Context, None], completed: bool | None = None) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.list_todos(completed))
+    async def todos(
+        self, info: Info[Context, None], completed: bool | None = None, first: First = None, offset: Offset = 0
+    ) -> list[Todo]:
+        service = _ctx(info).service
+        return cast(list[Todo], await service.list_todos(completed, service.page(first, offset)))
 
     @strawberry.field(description="Null when absent.")
     async def todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo | None:
@@ -78,8 +92,11 @@ class Query:
             return None
 
     @strawberry.field(description="The rows and the cursor they reflect, read in one transaction.")
-    async def todo_list(self, info: Info[Context, None], completed: bool | None = None) -> TodoList:
-        snapshot = await _ctx(info).service.snapshot(completed)
+    async def todo_list(
+        self, info: Info[Context, None], completed: bool | None = None, first: First = None, offset: Offset = 0
+    ) -> TodoList:
+        service = _ctx(info).service
+        snapshot = await service.snapshot(completed, service.page(first, offset))
         return TodoList(todos=cast(list[Todo], snapshot.todos), cursor=snapshot.cursor)
 
 
@@ -103,11 +120,11 @@ class Mutation:
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
         return cast(Todo, await _ctx(info).service.delete_todo(id))
 
-    @strawberry.mutation(description="Returns the rows it changed.")
+    @strawberry.mutation(description="Returns the rows it changed (the first MAX_LIST_ROWS, in list order).")
     async def toggle_all(self, info: Info[Context, None], completed: bool) -> list[Todo]:
         return cast(list[Todo], await _ctx(info).service.toggle_all(completed))
 
-    @strawberry.mutation(description="Returns the rows it deleted.")
+    @strawberry.mutation(description="Returns the rows it deleted (the first MAX_LIST_ROWS, in list order).")
     async def clear_completed(self, info: Info[Context, None]) -> list[Todo]:
         return cast(list[Todo], await _ctx(info).service.clear_completed())
 
@@ -140,12 +157,17 @@ class Subscription:
         return _rows(streams.todo_states(ctx.service, ctx.hub, parse_id(id)))
 
     @strawberry.subscription(
-        description="Live query: the full list now, then again after changes (coalesced)."
+        description="Live query: the full list now, then again after changes (coalesced);"
+        " ends with LIST_TOO_LARGE once it has more than MAX_LIST_ROWS rows."
     )
     async def todos(
         self, info: Info[Context, None], completed: bool | None = None
     ) -> AsyncGenerator[list[Todo], None]:
-        async for todos in _ctx(info).live_lists.watch(completed):
+        ctx = _ctx(info)
+        limit = ctx.service.max_list_rows
+        async for todos in ctx.live_lists.watch(completed):
+            if len(todos) > limit:
+                raise ListTooLarge(limit)
             yield cast(list[Todo], todos)
 
 

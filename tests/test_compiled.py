@@ -37,6 +37,8 @@ from tests.gql import TODO_FIELDS, create, data
 from tests.helpers import Server
 
 IDS = [str(uuid.UUID(int=n)) for n in range(1, 5)]
+# Below len(IDS): whole lists over it, pages and the mutations' results at it, are all drawn.
+MAX_LIST_ROWS = 3
 MISSING = str(uuid.UUID(int=99))
 BASE = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
@@ -99,7 +101,7 @@ def runner(db_dsn: str) -> Iterator[Runner]:
     # As the app's pool: each operation is one statement.
     pool = AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
     loop.run_until_complete(pool.open(wait=True))
-    service, journal = TodoService(pool), Journal(pool)
+    service, journal = TodoService(pool, MAX_LIST_ROWS), Journal(pool)
     hub = Hub(db_dsn, journal, Settings(database_url=db_dsn))
     context = Context(service, journal, hub, LiveLists(service, hub))
     schema = build_schema(execution_cache_size=16)
@@ -188,6 +190,26 @@ def _completed(draw: st.DrawFn, doc: Document, required: bool) -> str:
     return doc.variable("Boolean!" if required else "Boolean", _mostly(draw, values, ["yes"]))
 
 
+def _int(draw: st.DrawFn, doc: Document, values: list[Any]) -> str:
+    value = draw(st.sampled_from(values))
+    if draw(st.booleans()):
+        return orjson.dumps(value).decode()
+    return doc.variable("Int", _mostly(draw, [value, ABSENT], ["1"]))
+
+
+def _list_args(draw: st.DrawFn, doc: Document) -> str:
+    """completed, and a page: sizes within, at and over the runner's
+    MAX_LIST_ROWS (or none), offsets inside and past the rows, negative ones."""
+    args = []
+    if draw(st.booleans()):
+        args.append(f"completed: {_completed(draw, doc, False)}")
+    if draw(st.booleans()):
+        args.append(f"first: {_int(draw, doc, [None, 0, 1, MAX_LIST_ROWS, MAX_LIST_ROWS + 1, -1])}")
+    if draw(st.booleans()):
+        args.append(f"offset: {_int(draw, doc, [None, 0, 1, 3, len(IDS) + 1, -1])}")
+    return f"({', '.join(args)})" if args else ""
+
+
 def _input(draw: st.DrawFn, doc: Document, create: bool) -> str:
     title = draw(st.sampled_from(["walk", "  buy milk ", "   ", ABSENT] if not create else ["walk", " a ", "  "]))
     completed = draw(st.sampled_from([True, False, None, ABSENT]))
@@ -210,8 +232,8 @@ def _root_field(draw: st.DrawFn, doc: Document, mutation: bool) -> str:
     else:
         name = draw(st.sampled_from(["todos", "todo", "todoList", "__typename"]))
     args = {
-        "todos": lambda: f"(completed: {_completed(draw, doc, False)})" if draw(st.booleans()) else "",
-        "todoList": lambda: f"(completed: {_completed(draw, doc, False)})" if draw(st.booleans()) else "",
+        "todos": lambda: _list_args(draw, doc),
+        "todoList": lambda: _list_args(draw, doc),
         "todo": lambda: f"(id: {_id(draw, doc)})",
         "createTodo": lambda: f"(input: {_input(draw, doc, True)})",
         "updateTodo": lambda: f"(id: {_id(draw, doc)}, input: {_input(draw, doc, False)})",
