@@ -21,12 +21,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.extensions.max_aliases import create_validator as aliases_rule
-from strawberry.extensions.query_depth_limiter import IgnoreContext
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
+from .document_limits import limits_rule
 from .error_handlers import close_reason, error_body
 from .errors import ErrorCode, RequestError
 from .schema import QueryLimits
@@ -230,17 +228,11 @@ def middleware(settings: Settings, access: Access) -> list[Middleware]:
     ]
 
 
-def _introspection_field(context: IgnoreContext) -> bool:
-    # GraphiQL's own introspection query nests ofType a dozen levels deep.
-    return context.field_name.startswith("__")
-
-
 def graphql_limits(settings: Settings) -> QueryLimits:
     """Documents over the limits are refused before anything runs: the token
     limit stops the parser itself, the others are validation rules."""
     rules: list[type[ASTValidationRule]] = [
-        depth_rule(settings.max_depth, _introspection_field),
-        aliases_rule(settings.max_aliases),
+        limits_rule(settings.max_depth, settings.max_aliases, settings.max_fields),
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)

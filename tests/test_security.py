@@ -148,6 +148,45 @@ def test_a_query_of_2000_aliases_is_refused_before_execution(server: Server, cli
     assert len(gql(client, aliases(30))["data"]) == 30
 
 
+def doubled(levels: int) -> str:
+    """Fragments F0 (five fields) to F<levels>, each spreading the one
+    before twice: F<n> selects 5 * 2**n fields once expanded."""
+    fragments = ["fragment F0 on Todo { id title completed createdTime updatedTime }"]
+    fragments += [f"fragment F{n} on Todo {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels + 1)]
+    return " ".join(fragments)
+
+
+def test_fields_are_counted_with_fragments_expanded(server: Server, client: httpx.Client) -> None:
+    assert server.settings.max_fields == 2000
+    create(client, "one")
+    # 1 + 5 * 2**8 = 1281 fields: answered.
+    assert len(data(client, "{ todos { ...F8 } } " + doubled(8))["todos"]) == 1
+    # 1 + 5 * 2**9 = 2561: refused before anything runs, over HTTP and WebSockets.
+    body = gql(client, "{ todos { ...F9 } } " + doubled(9))
+    assert ("data" in body, error_codes(body)) == (False, ["GRAPHQL_VALIDATION_FAILED"])
+    assert body["errors"][0]["message"] == (
+        "the document selects 2561 fields, its fragments expanded; at most 2000 (MAX_FIELDS)"
+    )
+    with TransportWs(server.ws_url) as ws:
+        op_id = ws.subscribe("subscription { todos { ...F9 } } " + doubled(9))
+        message = ws.recv()
+    assert (message["type"], message["id"]) == ("error", op_id)
+    assert [e["extensions"]["code"] for e in message["payload"]] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+def test_measuring_a_document_takes_no_longer_than_reading_it(client: httpx.Client) -> None:
+    # 5 * 2**40 fields and 40 levels of spreads in 1,400 bytes: each fragment
+    # is measured once (Strawberry's own limiters walked every spread again,
+    # for hours). Refused with every limit it breaks, an unknown fragment
+    # with graphql-core's own error rather than a crash.
+    body = gql(client, "{ todos { ...F40 } } " + doubled(40))
+    assert error_codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "MAX_FIELDS" in body["errors"][0]["message"]
+    unknown = gql(client, "{ todos { ...Nope } }")
+    assert error_codes(unknown) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert unknown["errors"][0]["message"] == "Unknown fragment 'Nope'."
+
+
 def test_depth_and_introspection_limits(db_dsn: str) -> None:
     with (
         serving(db_dsn, max_depth=1, introspection=False) as server,
