@@ -37,7 +37,9 @@ instead of misbehaving quietly.
   reads the payload.
 - Compiled plans (compiled.py, fastpath.py) give root resolvers the info
   Strawberry's executor would, read plain fields as Strawberry's default
-  resolver does, and validate with Strawberry's rules. (They also call
+  resolver does, and validate with Strawberry's rules; the fast path
+  answers a document that fails to parse or validate as Strawberry's path
+  does (parse, then the operation's type against the method, then validate). (They also call
   graphql-core's own field collection and leaf completion; the
   property-based tests in tests/test_compiled.py compare whole responses.)
 - WebSocket sends are bounded in time: a client that stopped reading is
@@ -600,6 +602,20 @@ def plain_attribute(field_def: GraphQLField) -> str | None:
         return None
     definition = field_def.extensions.get("strawberry-definition")
     return None if definition is None else str(definition.python_name)
+
+
+def checked_operation(document: DocumentNode, operation_name: str | None) -> OperationKind | None:
+    """The type of the operation Strawberry's path checks against the
+    request's method, between parsing and validating; None when it finds
+    none (it then refuses the request before validating). Assumes: it takes
+    the first operation named operation_name, or the document's first
+    (strawberry.utils.operation.get_operation_type)."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None or (definition.name is not None and definition.name.value == operation_name)
+        ):
+            return definition.operation
+    return None
 
 
 def validation_errors(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -202,13 +202,16 @@ def _unexpected(error: GraphQLError) -> bool:
     return error_code(error) is ErrorCode.INTERNAL_SERVER_ERROR
 
 
-class TagValidationErrors(SchemaExtension):
+def validation_failed(errors: Iterable[GraphQLError]) -> None:
     """Whatever validation reports is a validation failure."""
+    for error in errors:
+        tag(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
 
+
+class TagValidationErrors(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         yield
-        for error in self.execution_context.pre_execution_errors or ():
-            tag(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
+        validation_failed(self.execution_context.pre_execution_errors or ())
 
 
 class MaskUnexpected(CheapMaskErrors):

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from strawberry.http import process_result
 from strawberry.types.graphql import OperationType
 
-from graphql_todos.compiled import _leaf, coerce_variables, compile_operation
+from graphql_todos.compiled import CompiledOperation, _leaf, coerce_variables, compile_operation
 from graphql_todos.config import Settings
 from graphql_todos.fastpath import FastPath
 from graphql_todos.hub import Hub
@@ -317,11 +317,11 @@ def test_compiled_plans_answer_as_strawberry_does(
         # Every drawn document compiles; only variables that fail coercion
         # or a null @skip/@include condition send a request back.
         compiled = runner.fast.compiled(query, name)
-        assert compiled is not None
+        assert isinstance(compiled, CompiledOperation)
         coerced = coerce_variables(compiled, variables)
         assert coerced is None or compiled.plan(coerced) is None
         return
-    assert _normalized(fast) == _normalized(slow)
+    assert _normalized(fast.body) == _normalized(slow)
     assert runner.run(runner.state()) == slow_state
 
 
@@ -353,6 +353,55 @@ def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server
     refused = client.post("/graphql", json={"query": "subscription { todoChanges { cursor } }"})
     assert refused.status_code == 400
     assert fast.executions == before
+
+
+REFUSED = [
+    ("{ " + " ".join(f"a{i}: todos {{ id title }}" for i in range(2000)) + " }", None),  # MAX_TOKENS
+    ("{ todos { id ", None),
+    ("{ todos { nope } }", None),
+    ("{ " + " ".join(f"a{i}: todos {{ id }}" for i in range(31)) + " }", None),  # MAX_ALIASES
+    (
+        "{ todos { ...F9 } } fragment F0 on Todo { id title completed createdTime updatedTime } "
+        + " ".join(f"fragment F{n} on Todo {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, 10)),
+        None,
+    ),  # MAX_FIELDS
+    ("{ todos { id { a { b { c { d { e { f { g { h { i { j } } } } } } } } } } }", None),  # MAX_DEPTH
+    ("query A { todos { id } } query B { nope }", "B"),
+    ("query A { nope } query B { todos { id } }", None),
+    ("{ todos { id } } query Q { nope }", "Nope"),
+    ("mutation { nope }", None),
+    ("subscription { nope }", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/graphql-response+json"])
+def test_refused_documents_are_answered_by_the_fast_path_as_by_strawberry(
+    client: httpx.Client, server: Server, accept: str
+) -> None:
+    fast = server.fast_path()
+    for query, name in REFUSED:
+        for method in ("GET", "POST"):
+            fields = {"query": query, **({"operationName": name} if name else {})}
+            # A request with `extensions` always takes Strawberry's path.
+            if method == "GET":
+                ours = client.get("/graphql", params=fields, headers={"accept": accept})
+                theirs = client.get("/graphql", params={**fields, "extensions": "{}"}, headers={"accept": accept})
+            else:
+                ours = client.post("/graphql", json=fields, headers={"accept": accept})
+                theirs = client.post("/graphql", json={**fields, "extensions": {}}, headers={"accept": accept})
+            seen = (query[:40], name, method)
+            assert ours.status_code == theirs.status_code, seen
+            assert ours.headers["content-type"] == theirs.headers["content-type"], seen
+            assert ours.content == theirs.content, seen
+    # One parse each: the fast path answered the document over the token
+    # limit, and each other one that parses and names an operation the
+    # method may run (8 documents both ways, the mutation over POST).
+    before = fast.refusals
+    body = client.post("/graphql", json={"query": REFUSED[0][0]}).json()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    assert fast.refusals == before + 1
+    assert fast.refusals == 2 * 8 + 1 + 1
 
 
 @settings(max_examples=200)

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import strawberry
 from graphql import ExecutionResult, GraphQLObjectType, execute, parse, specified_rules
 from graphql import Executor as GraphQLCoreExecutor
@@ -26,6 +27,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionContext as StrawberryExecutionContext
+from strawberry.utils.operation import get_operation_type
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 
@@ -34,6 +36,7 @@ from graphql_todos.graphql_internals import (
     OneResultSchema,
     TodoExecutionContext,
     _text_frame_header,
+    checked_operation,
     plain_attribute,
 )
 from graphql_todos.models import Todo
@@ -213,3 +216,23 @@ def test_graphql_transport_ws_subscribe_reads_the_query_and_drops_extensions() -
     source = inspect.getsource(BaseGraphQLTransportWSHandler.handle_subscribe)
     assert 'message["payload"]["query"]' in source
     assert "extensions" not in source
+
+
+def test_the_operation_checked_before_validation_is_strawberrys() -> None:
+    # Strawberry's path checks it against the method between parsing and
+    # validating; the fast path answers a document that fails validation only
+    # where Strawberry's path would get that far.
+    for text, name in [
+        ("{ a } mutation M { b }", None),
+        ("{ a } mutation M { b }", "M"),
+        ("mutation { a } query { b }", None),
+        ("query Q { a } subscription Q { b }", "Q"),
+        ("fragment F on T { a } subscription { b }", None),
+    ]:
+        document = parse(text)
+        checked = checked_operation(document, name)
+        assert checked is not None and checked.value == get_operation_type(document, name).value, text
+    for text, name in [("{ a }", "Nope"), ("fragment F on T { a }", None)]:
+        assert checked_operation(parse(text), name) is None
+        with pytest.raises(RuntimeError):
+            get_operation_type(parse(text), name)
