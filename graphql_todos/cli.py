@@ -23,7 +23,7 @@ from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
 from .openapi import DOCUMENT
 from .schema import build_schema
-from .security import http_protocol
+from .security import CountedWebSocketsProtocol, http_protocol
 
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -45,7 +45,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "log_config": log_config(settings),
         # Broadcast frames go straight to this protocol's transport
         # (graphql_internals.direct_write); other protocols get ASGI sends.
-        "ws": "websockets-sansio",
+        "ws": CountedWebSocketsProtocol,
         "ws_max_size": settings.ws_max_bytes,
         # uvicorn times out idle keep-alive connections only.
         "http": http_protocol(settings),

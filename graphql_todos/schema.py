@@ -14,14 +14,16 @@ from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
-from . import streams
-from .errors import DomainError, ErrorCode, ListTooLarge, NotFound
+from . import metrics, streams
+from .document_limits import LimitExceeded
+from .errors import DomainError, ErrorCode, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
     OneResultSchema,
     ParseCache,
     SharedResults,
     TodoExecutionContext,
+    over_token_limit,
     tag,
 )
 from .hub import Hub
@@ -164,10 +166,8 @@ class Subscription:
         self, info: Info[Context, None], completed: bool | None = None
     ) -> AsyncGenerator[list[Todo], None]:
         ctx = _ctx(info)
-        limit = ctx.service.max_list_rows
         async for todos in ctx.live_lists.watch(completed):
-            if len(todos) > limit:
-                raise ListTooLarge(limit)
+            ctx.service.check_whole(todos)
             yield cast(list[Todo], todos)
 
 
@@ -196,6 +196,13 @@ def error_code(error: GraphQLError) -> ErrorCode:
     if isinstance(tagged, str) and tagged in ErrorCode.__members__:
         return ErrorCode[tagged]
     return ErrorCode.INTERNAL_SERVER_ERROR
+
+
+def refused_limit(error: GraphQLError) -> str | None:
+    """The document limit (metrics.LIMITS) an error refuses a document for, if any."""
+    if isinstance(error, LimitExceeded):
+        return error.limit
+    return "tokens" if over_token_limit(error) else None
 
 
 def _unexpected(error: GraphQLError) -> bool:
@@ -274,6 +281,9 @@ class TodoSchema(OneResultSchema):
         # before it is formatted: the one place to give each its code.
         for error in errors:
             tag(error, error_code(error))
+            limit = refused_limit(error)
+            if limit is not None:
+                metrics.refused(limit)
             if isinstance(error.original_error, DomainError):
                 # What the client acts on, e.g. the oldest cursor still available.
                 error.extensions = {**(error.extensions or {}), **error.original_error.details()}

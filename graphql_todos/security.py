@@ -22,7 +22,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import CloseCode
 
+from . import metrics
 from .config import Settings
 from .document_limits import limits_rule
 from .error_handlers import close_reason, error_body
@@ -131,6 +134,7 @@ class Guard:
             return await response(scope, receive, send)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_body_bytes:
+            metrics.refused("body_size")
             response = JSONResponse(
                 error_body(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large),
                 status_code=ErrorCode.PAYLOAD_TOO_LARGE.http_status,
@@ -159,6 +163,7 @@ class Guard:
             with anyio.move_on_after(deadline - anyio.current_time()) as waited:
                 message = await receive()
             if waited.cancelled_caught:
+                metrics.refused("body_timeout")
                 raise RequestError(
                     ErrorCode.REQUEST_TIMEOUT,
                     f"the body did not arrive within {self.settings.request_seconds} s",
@@ -166,6 +171,7 @@ class Guard:
                 )
             received += len(message.get("body", b""))
             if received > self.settings.max_body_bytes:
+                metrics.refused("body_size")
                 raise RequestError(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large, headers=_CLOSE)
             whole = message["type"] != "http.request" or not message.get("more_body", False)
             return message
@@ -178,6 +184,7 @@ class Guard:
             return await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
         client = websocket.client.host if websocket.client else ""
         if self._sockets[client] >= self.settings.max_sockets_per_client:
+            metrics.refused("sockets_per_client")
             return await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
         if scope["path"] != _GRAPHQL and not (
             self.access.allows(websocket.headers.get("authorization"))
@@ -259,6 +266,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
     _head_tail = b""
+    _answered = False
 
     def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -272,6 +280,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
             if self._head_bytes > MAX_HEAD_BYTES:
+                metrics.refused("head_size")
                 self.transport.write(_HEAD_TOO_LARGE)
                 self.transport.close()
                 return
@@ -286,6 +295,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        self._answered = True
         # A pipelined request waiting its turn has its head already.
         if not self.pipeline:
             self._arm()
@@ -307,7 +317,22 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def _expire(self) -> None:
         if not self.transport.is_closing():
+            # A keep-alive connection that merely stays idle is not refused anything.
+            if self._head_bytes or not self._answered:
+                metrics.refused("head_timeout")
             self.transport.close()
+
+
+class CountedWebSocketsProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol, counting messages refused for
+    their size. Assumes (tests/test_metrics.py pins it): a message over
+    `ws_max_size` makes websockets close the connection with 1009, which
+    uvicorn carries out in `handle_parser_exception`."""
+
+    def handle_parser_exception(self) -> None:
+        if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:
+            metrics.refused("frame_size")
+        super().handle_parser_exception()
 
 
 def http_protocol(settings: Settings) -> Callable[..., Any]:

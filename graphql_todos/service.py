@@ -8,10 +8,11 @@ round trip) and raises a DomainError for anything the client got wrong.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sized
 
 from psycopg_pool import AsyncConnectionPool
 
-from . import repository
+from . import metrics, repository
 from .config import Settings
 from .database import connection
 from .errors import BadUserInput, ListTooLarge, NotFound
@@ -65,6 +66,8 @@ class TodoService:
         """A page of a list, as a client asked for it; `names` are what the
         transport calls the size and the offset, for the error."""
         if size is not None and not 0 <= size <= self.max_list_rows:
+            if size > self.max_list_rows:
+                metrics.refused("list_rows")
             raise BadUserInput(names[0], f"must be from 0 to {self.max_list_rows} (MAX_LIST_ROWS)")
         if offset is not None and not 0 <= offset <= MAX_OFFSET:
             raise BadUserInput(names[1], f"must be from 0 to {MAX_OFFSET}")
@@ -95,9 +98,15 @@ class TodoService:
         return self.max_list_rows + 1 if page.size is None else page.size
 
     def _whole(self, todos: list[Todo], page: Page) -> list[Todo]:
-        if page.size is None and len(todos) > self.max_list_rows:
-            raise ListTooLarge(self.max_list_rows)
+        if page.size is None:
+            self.check_whole(todos)
         return todos
+
+    def check_whole(self, todos: Sized) -> None:
+        """Raise ListTooLarge for a list to be sent whole that is over MAX_LIST_ROWS."""
+        if len(todos) > self.max_list_rows:
+            metrics.refused("list_rows")
+            raise ListTooLarge(self.max_list_rows)
 
     async def get_todo(self, todo_id: str) -> Todo:
         key = parse_id(todo_id)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import strawberry
-from graphql import ExecutionResult, GraphQLObjectType, execute, parse, specified_rules
+from graphql import ExecutionResult, GraphQLObjectType, GraphQLSyntaxError, execute, parse, specified_rules
 from graphql import Executor as GraphQLCoreExecutor
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.extensions import MaskErrors, SchemaExtension
@@ -37,10 +37,12 @@ from graphql_todos.graphql_internals import (
     TodoExecutionContext,
     _text_frame_header,
     checked_operation,
+    over_token_limit,
     plain_attribute,
 )
 from graphql_todos.models import Todo
 from graphql_todos.schema import build_schema
+from graphql_todos.security import CountedWebSocketsProtocol
 from tests.helpers import Server
 
 NULL_ID = ("query($id: ID!) { todo(id: $id) { id } }", {"id": None})
@@ -162,8 +164,9 @@ def test_our_frame_header_is_the_one_websockets_writes() -> None:
 def test_direct_write_is_used_under_the_server_config(server: Server) -> None:
     # The app's own server config picks the protocol direct_write knows.
     assert server._uvicorn is not None
-    assert server._uvicorn.config.ws == "websockets-sansio"
-    assert server._uvicorn.config.ws_protocol_class is WebSocketsSansIOProtocol
+    assert server._uvicorn.config.ws is CountedWebSocketsProtocol
+    protocol = server._uvicorn.config.ws_protocol_class
+    assert protocol is not None and issubclass(protocol, WebSocketsSansIOProtocol)
 def test_strawberry_resolve_info_has_the_fields_resolve_info_fills() -> None:
     assert _OperationContextAwareGraphQLResolveInfo._fields == (
         "field_name", "field_nodes", "return_type", "parent_type", "path", "schema", "fragments",
@@ -236,3 +239,11 @@ def test_the_operation_checked_before_validation_is_strawberrys() -> None:
         assert checked_operation(parse(text), name) is None
         with pytest.raises(RuntimeError):
             get_operation_type(parse(text), name)
+
+
+def test_graphql_core_says_a_parse_error_is_the_token_limit_in_its_message_alone() -> None:
+    with pytest.raises(GraphQLSyntaxError) as over:
+        parse("{ a b c }", max_tokens=3)
+    with pytest.raises(GraphQLSyntaxError) as malformed:
+        parse("{ a tokens. Parsing aborted.")
+    assert (over_token_limit(over.value), over_token_limit(malformed.value)) == (True, False)
