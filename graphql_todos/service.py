@@ -82,15 +82,17 @@ class TodoService:
 
     async def snapshot(self, completed: bool | None = None, page: Page = WHOLE) -> Snapshot:
         """The page of the list and the journal position it reflects."""
-        async with connection(self.pool) as conn:
-            todos, position = await repository.snapshot(conn, completed, self._limit(page), page.offset)
-        return Snapshot(self._whole(todos, page), position)
+        snapshot = await self._snapshot(completed, self._limit(page), page.offset)
+        return Snapshot(self._whole(snapshot.todos, page), snapshot.position)
 
     async def live_snapshot(self, completed: bool | None) -> Snapshot:
         """The whole list for a live view, or MAX_LIST_ROWS + 1 of its rows
         when it is longer (enough to know it is over the cap)."""
+        return await self._snapshot(completed, self._limit(WHOLE), 0)
+
+    async def _snapshot(self, completed: bool | None, limit: int, offset: int) -> Snapshot:
         async with connection(self.pool) as conn:
-            todos, position = await repository.snapshot(conn, completed, self.max_list_rows + 1, 0)
+            todos, position = await repository.snapshot(conn, completed, limit, offset)
         return Snapshot(todos, position)
 
     def _limit(self, page: Page) -> int:

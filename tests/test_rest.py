@@ -254,7 +254,8 @@ def test_the_collection_comes_in_pages_of_at_most_max_list_rows(db_dsn: str) -> 
             assert page("?completed=false") == ["t1", "t3", "t5"]
             assert "?limit=" in error(client.get(TODOS), 400, "LIST_TOO_LARGE")
             for query, name in (("limit=4", "limit"), ("limit=-1", "limit"), ("limit=x", "limit"),
-                                ("offset=-1", "offset"), ("offset=1.5", "offset"), ("offset=2147483648", "offset")):
+                                ("offset=-1", "offset"), ("offset=1.5", "offset"), ("offset=2147483648", "offset"),
+                                ("offset=--1", "offset"), ("offset=" + "9" * 5000, "offset")):
                 assert error(client.get(f"{TODOS}?{query}"), 400, "BAD_USER_INPUT").startswith(name), query
             # The description served says this server's cap.
             described = client.get("/api/openapi.json").json()["paths"][TODOS]["get"]["parameters"]
