@@ -148,6 +148,38 @@ def test_a_query_of_2000_aliases_is_refused_before_execution(server: Server, cli
     assert len(gql(client, aliases(30))["data"]) == 30
 
 
+def test_broadcast_subscriptions_are_held_to_the_document_limits(server: Server) -> None:
+    # todoChanges over WebSockets takes the broadcast fan-out, which plans
+    # documents of its own: over the limits, they must not get a plan.
+    within = "subscription { todoChanges { todo { " + " ".join(f"a{i}: id" for i in range(30)) + " } } }"
+    over_aliases = within.replace("a0: id", "a0: id x: id")
+    over_tokens = within.replace("a0: id", " ".join(f"b{i}: id" for i in range(500)))
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(within)
+        wait_until(lambda: server.subscriber_count() == 1)
+        refused = ws.subscribe(over_aliases)
+        message = ws.recv()
+        assert (message["type"], message["id"]) == ("error", refused)
+        assert [e["extensions"]["code"] for e in message["payload"]] == ["GRAPHQL_VALIDATION_FAILED"]
+        assert "MAX_ALIASES" in message["payload"][0]["message"]
+        # Strawberry closes the socket on a document that does not parse.
+        ws.subscribe(over_tokens)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400
+    legacy = LegacyWs(server.ws_url)
+    try:
+        legacy.send({"id": "1", "type": "start", "payload": {"query": over_aliases}})
+        message = legacy.recv()
+    finally:
+        legacy.close()
+    assert message["type"] in ("error", "data"), message
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    errors = errors if isinstance(errors, list) else [errors]
+    assert [e["extensions"]["code"] for e in errors] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
 def doubled(levels: int) -> str:
     """Fragments F0 (five fields) to F<levels>, each spreading the one
     before twice: F<n> selects 5 * 2**n fields once expanded."""
