@@ -105,7 +105,7 @@ def create_app(settings: Settings) -> Starlette:
                 },
             )
             await pool.open(wait=True)
-            service = TodoService(pool)
+            service = TodoService(pool, settings.max_list_rows)
             journal = Journal(pool)
             hub = Hub(dsn, journal, settings)
             retention = Retention(journal, hub, settings)

@@ -258,6 +258,13 @@ class Settings:
         "most levels of GraphQL selections below a root field (introspection not counted)",
     )
     max_aliases: int = _setting(30, "MAX_ALIASES", _int(0), "most aliases in a GraphQL document")
+    max_fields: int = _setting(
+        2000, "MAX_FIELDS", _int(1), "most fields a GraphQL document selects, its fragments expanded"
+    )
+    max_list_rows: int = _setting(
+        10_000, "MAX_LIST_ROWS", _int(1),
+        "most rows in one list answer; a larger page is refused, a whole list over it is LIST_TOO_LARGE",
+    )
     introspection: bool = _setting(
         True, "INTROSPECTION", _bool, "whether GraphQL introspection (__schema, __type) is allowed"
     )

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from . import metrics
 from .errors import DatabaseUnavailable
 
 
@@ -29,7 +30,11 @@ async def connection(
         async with pool.connection(timeout=timeout) as conn:
             yield conn
     except PoolTimeout:
+        metrics.refused("pool_timeout")
         raise DatabaseUnavailable("no connection within the timeout") from None
     except psycopg.OperationalError as exc:
-        # A lost connection, a server shutting down or refusing connections.
+        # A lost connection, a server shutting down or refusing connections;
+        # or a statement PostgreSQL cancelled at STATEMENT_TIMEOUT_SECONDS.
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            metrics.refused("statement_timeout")
         raise DatabaseUnavailable(type(exc).__name__) from exc

@@ -30,6 +30,8 @@ class ErrorCode(Enum):
     PERSISTED_QUERY_NOT_FOUND = (400, 4400)
     # With TRUSTED_DOCUMENTS: a document not in the manifest.
     DOCUMENT_NOT_TRUSTED = (400, 4400)
+    # A list asked for whole that has more than MAX_LIST_ROWS rows: ask for pages.
+    LIST_TOO_LARGE = (400, 4400)
     MALFORMED_JSON = (400, 4400)
     METHOD_NOT_ALLOWED = (405, 4405)
     UNSUPPORTED_MEDIA_TYPE = (415, 4415)
@@ -121,6 +123,20 @@ class RequestError(Exception):
         self.message = message
         self.status = code.http_status if status is None else status
         self.headers = headers
+
+
+class ListTooLarge(DomainError):
+    """A list asked for without a page size has more rows than `limit`
+    (MAX_LIST_ROWS): it is refused, not cut short."""
+
+    code = ErrorCode.LIST_TOO_LARGE
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the list has more than {limit} rows (MAX_LIST_ROWS): ask for pages of at most {limit}"
+            " (GraphQL first and offset, REST ?limit= and ?offset=)"
+        )
+        self.limit = limit
 
 
 class CursorExpired(DomainError):

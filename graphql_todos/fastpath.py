@@ -2,15 +2,18 @@
 
 `POST /graphql` with a JSON body, or `GET /graphql` with the query in its
 parameters, naming a document we have compiled runs the plan and answers
-with bytes written in one pass; every other request (and every document
-that fails to parse, validate or compile) is left to Strawberry's view,
+with bytes written in one pass; a document that does not parse (over
+MAX_TOKENS too) or validate (over the other limits too) is answered here as
+Strawberry's view would, so that it costs one parse. Every other request
+(and every document that does not compile) is left to Strawberry's view,
 whose answers the plan reproduces.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import orjson
 from graphql import GraphQLError, OperationType, parse
@@ -18,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
-from .graphql_internals import validation_errors
+from .graphql_internals import checked_operation, validation_errors
 from .response_cache import ResponseCache
-from .schema import Context, TodoSchema
+from .schema import Context, TodoSchema, validation_failed
 
 # Distinct (document, operation name) pairs kept, compiled or not.
 CACHE_SIZE = 512
@@ -33,14 +36,32 @@ _OVER_GET = frozenset({OperationType.QUERY})
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
+class Answer(NamedTuple):
+    body: bytes
+    # Nothing ran (the document was refused): GraphQL over HTTP's request error.
+    request_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A document Strawberry's path refuses before execution, with its
+    errors; `operation` is the type of the operation it checks against the
+    method before validating (None: it did not parse, the method is not asked)."""
+
+    errors: list[GraphQLError]
+    operation: OperationType | None = None
+
+
 class FastPath:
     def __init__(self, schema: TodoSchema, cache: ResponseCache) -> None:
         self.schema = schema
         self.cache = cache
         # None: parsed and valid, but the plan does not cover it.
         self.operations: OrderedDict[tuple[str, str | None], CompiledOperation | None] = OrderedDict()
-        # Requests answered by a plan; read by tests and benchmarks.
+        # Requests answered by a plan, and documents refused here; read by
+        # tests and benchmarks.
         self.executions = 0
+        self.refusals = 0
 
     async def respond(self, request: Request, context: Context) -> Response | None:
         """The response to a request the fast path takes, or None."""
@@ -57,8 +78,13 @@ class FastPath:
         query, variables, name = fields.get("query"), fields.get("variables"), fields.get("operationName")
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
-        body = await self.execute(query, variables, name, context, operations)
-        return None if body is None else Response(body, media_type="application/json")
+        answer = await self.execute(query, variables, name, context, operations)
+        if answer is None:
+            return None
+        if answer.request_error:
+            # Read by the view, as when Strawberry's path answers (graphql_view.process_result).
+            request.state.graphql_request_error = True
+        return Response(answer.body, media_type="application/json")
 
     async def execute(
         self,
@@ -67,10 +93,16 @@ class FastPath:
         operation_name: str | None,
         context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
-    ) -> bytes | None:
-        """The JSON response body Strawberry's view would send, or None when
-        the plan does not cover this request."""
+    ) -> Answer | None:
+        """The response Strawberry's view would send, or None when the fast
+        path does not cover this request."""
         compiled = self.compiled(query, operation_name)
+        if isinstance(compiled, _Refused):
+            if compiled.operation is not None and compiled.operation not in operations:
+                return None  # Strawberry's view refuses the method first
+            self.refusals += 1
+            errors = [error.formatted for error in self.schema.finish_errors(compiled.errors)]
+            return Answer(orjson.dumps({"errors": errors}), request_error=True)
         if compiled is None or compiled.operation.operation not in operations:
             return None
         coerced = coerce_variables(compiled, variables)
@@ -87,25 +119,30 @@ class FastPath:
             return orjson.dumps(body), not errors
 
         if compiled.operation.operation is not OperationType.QUERY:
-            return (await run())[0]
+            return Answer((await run())[0])
         key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
-        return await self.cache.get_or_read(key, context.journal.position, run)
+        return Answer(await self.cache.get_or_read(key, context.journal.position, run))
 
-    def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | None:
+    def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | _Refused | None:
         key = (query, operation_name)
         if key in self.operations:
             self.operations.move_to_end(key)
             return self.operations[key]
         persisted = self.schema.persisted
-        if persisted is not None and not persisted.allows(query):
+        if not query or (persisted is not None and not persisted.allows(query)):
             return None  # Strawberry's execute refuses it with its code
         try:
             document = parse(query, max_tokens=self.schema.limits.max_tokens)
-        except GraphQLError:
-            return None
-        # A document with errors (over the limits too) goes to Strawberry, which reports them.
-        if validation_errors(self.schema, document, self.schema.limits.rules):
-            return None
+        except GraphQLError as error:
+            # Refusals are not kept: a client sending one again pays the parse again.
+            return _Refused([error])
+        errors = validation_errors(self.schema, document, self.schema.limits.rules)
+        if errors:
+            operation = checked_operation(document, operation_name)
+            if operation is None:
+                return None  # Strawberry's path refuses it before validating
+            validation_failed(errors)
+            return _Refused(errors, operation)
         compiled = compile_operation(self.schema._schema, document, operation_name)
         self.operations[key] = compiled
         if len(self.operations) > CACHE_SIZE:

@@ -32,7 +32,6 @@ from graphql import (
     get_operation_ast,
     located_error,
     parse,
-    validate,
 )
 from graphql.execution.values import get_variable_values
 from graphql.language import Visitor, visit
@@ -40,7 +39,7 @@ from starlette.websockets import WebSocket
 
 from .broadcast import Groups, Member
 from .errors import DomainError
-from .graphql_internals import Refused, RunMember, TodoExecutionContext, frame_writers
+from .graphql_internals import Refused, RunMember, TodoExecutionContext, frame_writers, validation_errors
 from .journal import Journal
 from .models import Change
 from .schema import TodoSchema
@@ -83,8 +82,10 @@ class GraphQLFanout:
         self._plan = functools.lru_cache(maxsize=256)(self._make_plan)
 
     def _make_plan(self, query: str, operation_name: str | None) -> _Plan | None:
+        # The limits first (MAX_TOKENS stops the parser): a document over
+        # them is Strawberry's path's to refuse, never a plan.
         try:
-            document = parse(query)
+            document = parse(query, max_tokens=self.schema.limits.max_tokens)
         except GraphQLError:
             return None
         operation = get_operation_ast(document, operation_name)
@@ -93,7 +94,7 @@ class GraphQLFanout:
         [*selections] = operation.selection_set.selections
         if len(selections) != 1 or not isinstance(field := selections[0], FieldNode):
             return None
-        if field.name.value != "todoChanges" or validate(self.schema._schema, document):
+        if field.name.value != "todoChanges" or validation_errors(self.schema, document, self.schema.limits.rules):
             return None
         visitor = _HasDirective()
         visit(document, visitor)

@@ -37,7 +37,9 @@ instead of misbehaving quietly.
   reads the payload.
 - Compiled plans (compiled.py, fastpath.py) give root resolvers the info
   Strawberry's executor would, read plain fields as Strawberry's default
-  resolver does, and validate with Strawberry's rules. (They also call
+  resolver does, and validate with Strawberry's rules; the fast path
+  answers a document that fails to parse or validate as Strawberry's path
+  does (parse, then the operation's type against the method, then validate). (They also call
   graphql-core's own field collection and leaf completion; the
   property-based tests in tests/test_compiled.py compare whole responses.)
 - WebSocket sends are bounded in time: a client that stopped reading is
@@ -69,6 +71,7 @@ from graphql import (
     GraphQLField,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLSyntaxError,
     OperationDefinitionNode,
     specified_rules,
 )
@@ -423,7 +426,14 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
     `handle_async_results(id, query, operation_name, variables)` as the
     operation's task, kept in `self.tasks`; `stop` and a disconnect cancel
     it, and it answers `complete` when cancelled or when the stream ends,
-    then forgets the id (as below)."""
+    then forgets the id (as below). It refuses a start over
+    `max_subscriptions_per_connection` once the connection is acknowledged,
+    counting `tasks` without the one of the same id it ends first."""
+
+    async def handle_start(self, message: Any) -> None:
+        running = len(self.tasks.keys() - {message["id"]})
+        _count_over_limit(self.connection_acknowledged, running, self.max_subscriptions_per_connection)
+        await super().handle_start(message)
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -460,6 +470,12 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         # closes the socket at once): then there is no one to tell.
         with contextlib.suppress(WebSocketDisconnected):
             await self.send_message({"type": "complete", "id": operation_id})
+
+
+def _count_over_limit(acknowledged: bool, running: int, limit: int | None) -> None:
+    # Strawberry's own refusal (an `error` message) follows, checking the same.
+    if acknowledged and limit is not None and running >= limit:
+        metrics.refused("subscriptions_per_socket")
 
 
 def _text_frame_header(length: int) -> bytes:
@@ -530,7 +546,9 @@ UNAUTHENTICATED_REASON = "this server requires a bearer token"
 class PersistedSubscribe(FanoutTransportWSHandler):
     """Assumes: `handle_subscribe(message)` reads `payload["query"]` (a
     payload without it fails as unparsable) and passes no extensions on.
-    A payload with `extensions` gets its document here first."""
+    A payload with `extensions` gets its document here first. It refuses a
+    subscribe over `max_subscriptions_per_connection` once the connection
+    is acknowledged and the id is new, counting `operations`."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         payload = message["payload"]
@@ -541,13 +559,23 @@ class PersistedSubscribe(FanoutTransportWSHandler):
             except RequestError as exc:
                 await self.send_message({"id": message["id"], "type": "error", "payload": [_request_error(exc).formatted]})
                 return
+        # A duplicate id closes the socket before the limit is looked at.
+        if message["id"] not in self.operations:
+            _count_over_limit(self.connection_acknowledged, len(self.operations), self.max_subscriptions_per_connection)
         await super().handle_subscribe(message)
 
 
 class GatedTransportWs(PersistedSubscribe):
     """Assumes: `handle_connection_init(message)` receives connection_init,
     cancels the connection_init timeout and acknowledges it; a subscribe that
-    comes before the acknowledgement closes the socket (4401)."""
+    comes before the acknowledgement closes the socket (4401).
+    `handle_connection_init_timeout` sets `connection_timed_out` when it
+    closes a socket that sent no connection_init in time."""
+
+    async def handle_connection_init_timeout(self) -> None:
+        await super().handle_connection_init_timeout()
+        if self.connection_timed_out:
+            metrics.refused("connection_init_timeout")
 
     async def handle_connection_init(self, message: Any) -> None:
         if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
@@ -616,6 +644,27 @@ def plain_attribute(field_def: GraphQLField) -> str | None:
         return None
     definition = field_def.extensions.get("strawberry-definition")
     return None if definition is None else str(definition.python_name)
+
+
+def over_token_limit(error: GraphQLError) -> bool:
+    """Whether a parse error is MAX_TOKENS'. Assumes: graphql-core's parser
+    reports it as a GraphQLSyntaxError whose message alone says so ("...
+    more than N tokens. Parsing aborted.")."""
+    return isinstance(error, GraphQLSyntaxError) and error.message.endswith(" tokens. Parsing aborted.")
+
+
+def checked_operation(document: DocumentNode, operation_name: str | None) -> OperationKind | None:
+    """The type of the operation Strawberry's path checks against the
+    request's method, between parsing and validating; None when it finds
+    none (it then refuses the request before validating). Assumes: it takes
+    the first operation named operation_name, or the document's first
+    (strawberry.utils.operation.get_operation_type)."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None or (definition.name is not None and definition.name.value == operation_name)
+        ):
+            return definition.operation
+    return None
 
 
 def validation_errors(

@@ -74,6 +74,27 @@ JOURNAL_OLDEST = Gauge(
     multiprocess_mode="livemostrecent",
 )
 
+# Every limit whose refusals are counted, where docs/security.md lists it.
+LIMITS = (
+    "body_size", "body_timeout", "head_size", "head_timeout", "frame_size",
+    "tokens", "depth", "aliases", "fields", "list_rows",
+    "subscriptions_per_socket", "sockets_per_client", "connection_init_timeout",
+    "statement_timeout", "pool_timeout",
+)
+LIMIT_REFUSALS = Counter(
+    "graphql_todos_limit_refusals",
+    "Requests, documents, sockets and statements refused for going over a limit, by limit.",
+    ["limit"],
+)
+for _limit in LIMITS:
+    LIMIT_REFUSALS.labels(_limit)  # present at 0 before the first refusal
+
+
+def refused(limit: str) -> None:
+    assert limit in LIMITS, limit
+    LIMIT_REFUSALS.labels(limit).inc()
+
+
 _UUID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/")
 _ROUTES = {"/graphql", "/healthz", "/metrics", "/", "/api/todos/", "/api/todos/{id}/", "/api/openapi.json"}
 

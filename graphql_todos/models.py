@@ -56,6 +56,19 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class Page:
+    """Which rows of a list to read, in list order: `size` of them from
+    `offset` on (None: every row, as long as there are at most MAX_LIST_ROWS).
+    Made by TodoService.page, which checks the bounds."""
+
+    size: int | None = None
+    offset: int = 0
+
+
+WHOLE = Page()
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Rows and the journal position they reflect, read in one transaction."""
 

@@ -7,9 +7,11 @@ is out of schema, and a refusal of anything in schema is a bug.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from .service import MAX_TITLE_LENGTH
+from .config import Settings
+from .service import MAX_OFFSET, MAX_TITLE_LENGTH
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -79,7 +81,7 @@ DOCUMENT: dict[str, Any] = {
         "/api/todos/": {
             "get": {
                 "operationId": "listTodos",
-                "summary": "Every todo, ordered by created_time, then id",
+                "summary": "The todos (a page of them with limit and offset), ordered by created_time, then id",
                 "parameters": [
                     {
                         "name": "completed",
@@ -87,6 +89,22 @@ DOCUMENT: dict[str, Any] = {
                         "required": False,
                         "schema": {"type": "boolean"},
                         "description": "Only the completed (true) or the active (false) ones",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        # document() puts the server's own MAX_LIST_ROWS here.
+                        "schema": {"type": "integer", "minimum": 0, "maximum": Settings.max_list_rows},
+                        "description": "At most this many todos (up to MAX_LIST_ROWS); without it, a list"
+                        " of more than MAX_LIST_ROWS is refused (400 LIST_TOO_LARGE), never cut short",
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                        "description": "Skip this many todos first",
                     },
                     {
                         "name": "after",
@@ -110,7 +128,11 @@ DOCUMENT: dict[str, Any] = {
                         " (or after the cursor) in commit order",
                         "Server-Sent Events." + _EVENTS,
                     ),
-                    **_errors(400),
+                    "400": _json(
+                        _ref("Error"),
+                        "A malformed query parameter (BAD_USER_INPUT), or more than MAX_LIST_ROWS"
+                        " todos asked for without limit (LIST_TOO_LARGE)",
+                    ),
                 },
             },
             "post": {
@@ -218,3 +240,12 @@ DOCUMENT: dict[str, Any] = {
         }
     },
 }
+
+
+def document(max_list_rows: int) -> dict[str, Any]:
+    """DOCUMENT as a server whose lists hold at most max_list_rows rows describes itself."""
+    described = copy.deepcopy(DOCUMENT)
+    for parameter in described["paths"]["/api/todos/"]["get"]["parameters"]:
+        if parameter["name"] == "limit":
+            parameter["schema"]["maximum"] = max_list_rows
+    return described

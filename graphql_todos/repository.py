@@ -19,6 +19,7 @@ SELECT_TODOS = f"""
 SELECT {TODO_COLUMNS} FROM todos
 WHERE %(completed)s::boolean IS NULL OR completed = %(completed)s::boolean
 ORDER BY created_time, id
+LIMIT %(limit)s OFFSET %(offset)s
 """
 SELECT_TODO = f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s"
 INSERT_TODO = f"""
@@ -33,17 +34,19 @@ RETURNING {TODO_COLUMNS}
 """
 DELETE_TODO = f"DELETE FROM todos WHERE id = %(id)s RETURNING {TODO_COLUMNS}"
 # ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
+# A data-modifying CTE runs to completion whatever the LIMIT reads of it:
+# every row changes, the first `limit` come back.
 SET_ALL_COMPLETED = f"""
 WITH changed AS (
     UPDATE todos SET completed = %(completed)s
     WHERE completed IS DISTINCT FROM %(completed)s
     RETURNING {TODO_COLUMNS}
 )
-SELECT * FROM changed ORDER BY created_time, id
+SELECT * FROM changed ORDER BY created_time, id LIMIT %(limit)s
 """
 DELETE_COMPLETED = f"""
 WITH deleted AS (DELETE FROM todos WHERE completed RETURNING {TODO_COLUMNS})
-SELECT * FROM deleted ORDER BY created_time, id
+SELECT * FROM deleted ORDER BY created_time, id LIMIT %(limit)s
 """
 # One statement sees one snapshot: the rows and the journal position they
 # reflect come back together, with no transaction around them. An empty list
@@ -53,6 +56,8 @@ WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
 SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
     SELECT {TODO_COLUMNS} FROM todos
     WHERE %(completed)s::boolean IS NULL OR completed = %(completed)s::boolean
+    ORDER BY created_time, id
+    LIMIT %(limit)s OFFSET %(offset)s
 ) t ON true
 ORDER BY t.created_time, t.id
 """
@@ -110,9 +115,12 @@ RETURNING (SELECT count(*) FROM pruned) AS count
 """
 
 
-async def list_todos(conn: AsyncConnection[Any], completed: bool | None) -> list[Todo]:
+async def list_todos(
+    conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
+) -> list[Todo]:
+    """`limit` rows of the (filtered) list from `offset` on, in list order."""
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SELECT_TODOS, {"completed": completed})
+        await cur.execute(SELECT_TODOS, {"completed": completed, "limit": limit, "offset": offset})
         return await cur.fetchall()
 
 
@@ -144,22 +152,27 @@ async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | 
         return await cur.fetchone()
 
 
-async def set_all_completed(conn: AsyncConnection[Any], completed: bool) -> list[Todo]:
+async def set_all_completed(conn: AsyncConnection[Any], completed: bool, limit: int) -> list[Todo]:
+    """Set every row's completed; the first `limit` rows it changed."""
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SET_ALL_COMPLETED, {"completed": completed})
+        await cur.execute(SET_ALL_COMPLETED, {"completed": completed, "limit": limit})
         return await cur.fetchall()
 
 
-async def delete_completed(conn: AsyncConnection[Any]) -> list[Todo]:
+async def delete_completed(conn: AsyncConnection[Any], limit: int) -> list[Todo]:
+    """Delete every completed row; the first `limit` of them."""
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_COMPLETED)
+        await cur.execute(DELETE_COMPLETED, {"limit": limit})
         return await cur.fetchall()
 
 
-async def snapshot(conn: AsyncConnection[Any], completed: bool | None) -> tuple[list[Todo], int]:
-    """The (filtered) list and the journal position it reflects."""
+async def snapshot(
+    conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
+) -> tuple[list[Todo], int]:
+    """`limit` rows of the (filtered) list from `offset` on, and the journal
+    position they reflect."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_SNAPSHOT, {"completed": completed})
+        await cur.execute(SELECT_SNAPSHOT, {"completed": completed, "limit": limit, "offset": offset})
         rows = await cur.fetchall()
     return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"])
 

@@ -32,7 +32,7 @@ from .graphql_internals import frame_writers
 from .hub import Hub
 from .journal import Journal
 from .models import Change, Todo
-from .openapi import DOCUMENT
+from .openapi import document
 from .response_cache import ResponseCache
 from .service import TodoService, parse_id
 from .uvicorn_internals import RESTART_CODE, RESTART_REASON
@@ -67,12 +67,16 @@ class TodoCollection(HTTPEndpoint):
         if sse.accepts_event_stream(request):
             return await self._event_stream(request)
         completed = _completed_filter(request)
+        try:
+            page = _service(request).page(_int_param(request, "limit"), _int_param(request, "offset"), ("limit", "offset"))
+        except BadUserInput as exc:
+            raise _in_url(exc) from None
 
         async def read() -> tuple[bytes, bool]:
-            return orjson.dumps(await _service(request).list_todos(completed)), True
+            return orjson.dumps(await _service(request).list_todos(completed, page)), True
 
         cache: ResponseCache = request.state.response_cache
-        body = await cache.get_or_read(("rest todos", completed), _journal(request).position, read)
+        body = await cache.get_or_read(("rest todos", completed, page), _journal(request).position, read)
         return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:
@@ -134,7 +138,8 @@ class TodoItem(HTTPEndpoint):
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(DOCUMENT)
+    settings: Settings = request.state.settings
+    return JSONResponse(document(settings.max_list_rows))
 
 
 def _service(conn: HTTPConnection) -> TodoService:
@@ -169,6 +174,16 @@ def _completed_filter(request: Request) -> bool | None:
     if value not in ("true", "false"):
         raise _in_url(BadUserInput("completed", f"must be true or false, not {value!r}"))
     return value == "true"
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    # int() would also take "+1", " 1" and "1_000"; and refuses over 4,300 digits.
+    if not value.isascii() or not value.removeprefix("-").isdigit() or len(value) > 20:
+        raise BadUserInput(name, f"must be an integer, not {value!r}")
+    return int(value)
 
 
 async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
-from . import streams
+from . import metrics, streams
+from .document_limits import LimitExceeded
 from .errors import DomainError, ErrorCode, NotFound
 from .graphql_internals import (
     CheapMaskErrors,
@@ -22,6 +23,7 @@ from .graphql_internals import (
     ParseCache,
     SharedResults,
     TodoExecutionContext,
+    over_token_limit,
     tag,
 )
 from .hub import Hub
@@ -64,11 +66,25 @@ def _unset_to_none(value: Any) -> Any:
     return None if value is strawberry.UNSET else value
 
 
+# The page arguments of the list fields.
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description="At most this many rows (up to MAX_LIST_ROWS); null: every row, refused"
+        " with LIST_TOO_LARGE when there are more than MAX_LIST_ROWS."
+    ),
+]
+Offset = Annotated[int | None, strawberry.argument(description="Skip this many rows first.")]
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Ordered by createdTime, then id.")
-    async def todos(self, info: Info[Context, None], completed: bool | None = None) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.list_todos(completed))
+    async def todos(
+        self, info: Info[Context, None], completed: bool | None = None, first: First = None, offset: Offset = 0
+    ) -> list[Todo]:
+        service = _ctx(info).service
+        return cast(list[Todo], await service.list_todos(completed, service.page(first, offset)))
 
     @strawberry.field(description="Null when absent.")
     async def todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo | None:
@@ -78,8 +94,11 @@ class Query:
             return None
 
     @strawberry.field(description="The rows and the cursor they reflect, read in one transaction.")
-    async def todo_list(self, info: Info[Context, None], completed: bool | None = None) -> TodoList:
-        snapshot = await _ctx(info).service.snapshot(completed)
+    async def todo_list(
+        self, info: Info[Context, None], completed: bool | None = None, first: First = None, offset: Offset = 0
+    ) -> TodoList:
+        service = _ctx(info).service
+        snapshot = await service.snapshot(completed, service.page(first, offset))
         return TodoList(todos=cast(list[Todo], snapshot.todos), cursor=snapshot.cursor)
 
 
@@ -103,11 +122,11 @@ class Mutation:
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
         return cast(Todo, await _ctx(info).service.delete_todo(id))
 
-    @strawberry.mutation(description="Returns the rows it changed.")
+    @strawberry.mutation(description="Returns the rows it changed (the first MAX_LIST_ROWS, in list order).")
     async def toggle_all(self, info: Info[Context, None], completed: bool) -> list[Todo]:
         return cast(list[Todo], await _ctx(info).service.toggle_all(completed))
 
-    @strawberry.mutation(description="Returns the rows it deleted.")
+    @strawberry.mutation(description="Returns the rows it deleted (the first MAX_LIST_ROWS, in list order).")
     async def clear_completed(self, info: Info[Context, None]) -> list[Todo]:
         return cast(list[Todo], await _ctx(info).service.clear_completed())
 
@@ -140,12 +159,15 @@ class Subscription:
         return _rows(streams.todo_states(ctx.service, ctx.hub, parse_id(id)))
 
     @strawberry.subscription(
-        description="Live query: the full list now, then again after changes (coalesced)."
+        description="Live query: the full list now, then again after changes (coalesced);"
+        " ends with LIST_TOO_LARGE once it has more than MAX_LIST_ROWS rows."
     )
     async def todos(
         self, info: Info[Context, None], completed: bool | None = None
     ) -> AsyncGenerator[list[Todo], None]:
-        async for todos in _ctx(info).live_lists.watch(completed):
+        ctx = _ctx(info)
+        async for todos in ctx.live_lists.watch(completed):
+            ctx.service.check_whole(todos)
             yield cast(list[Todo], todos)
 
 
@@ -176,17 +198,27 @@ def error_code(error: GraphQLError) -> ErrorCode:
     return ErrorCode.INTERNAL_SERVER_ERROR
 
 
+def refused_limit(error: GraphQLError) -> str | None:
+    """The document limit (metrics.LIMITS) an error refuses a document for, if any."""
+    if isinstance(error, LimitExceeded):
+        return error.limit
+    return "tokens" if over_token_limit(error) else None
+
+
 def _unexpected(error: GraphQLError) -> bool:
     return error_code(error) is ErrorCode.INTERNAL_SERVER_ERROR
 
 
-class TagValidationErrors(SchemaExtension):
+def validation_failed(errors: Iterable[GraphQLError]) -> None:
     """Whatever validation reports is a validation failure."""
+    for error in errors:
+        tag(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
 
+
+class TagValidationErrors(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         yield
-        for error in self.execution_context.pre_execution_errors or ():
-            tag(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
+        validation_failed(self.execution_context.pre_execution_errors or ())
 
 
 class MaskUnexpected(CheapMaskErrors):
@@ -249,6 +281,9 @@ class TodoSchema(OneResultSchema):
         # before it is formatted: the one place to give each its code.
         for error in errors:
             tag(error, error_code(error))
+            limit = refused_limit(error)
+            if limit is not None:
+                metrics.refused(limit)
             if isinstance(error.original_error, DomainError):
                 # What the client acts on, e.g. the oldest cursor still available.
                 error.extensions = {**(error.extensions or {}), **error.original_error.details()}

@@ -19,12 +19,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.extensions.max_aliases import create_validator as aliases_rule
-from strawberry.extensions.query_depth_limiter import IgnoreContext
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from . import metrics
 from .config import Settings
+from .document_limits import limits_rule
 from .error_handlers import close_reason, error_body
 from .errors import ErrorCode, RequestError
 from .schema import QueryLimits
@@ -131,6 +130,7 @@ class Guard:
             return await response(scope, receive, send)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_body_bytes:
+            metrics.refused("body_size")
             response = JSONResponse(
                 error_body(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large),
                 status_code=ErrorCode.PAYLOAD_TOO_LARGE.http_status,
@@ -159,6 +159,7 @@ class Guard:
             with anyio.move_on_after(deadline - anyio.current_time()) as waited:
                 message = await receive()
             if waited.cancelled_caught:
+                metrics.refused("body_timeout")
                 raise RequestError(
                     ErrorCode.REQUEST_TIMEOUT,
                     f"the body did not arrive within {self.settings.request_seconds} s",
@@ -166,6 +167,7 @@ class Guard:
                 )
             received += len(message.get("body", b""))
             if received > self.settings.max_body_bytes:
+                metrics.refused("body_size")
                 raise RequestError(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large, headers=_CLOSE)
             whole = message["type"] != "http.request" or not message.get("more_body", False)
             return message
@@ -178,6 +180,7 @@ class Guard:
             return await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
         client = websocket.client.host if websocket.client else ""
         if self._sockets[client] >= self.settings.max_sockets_per_client:
+            metrics.refused("sockets_per_client")
             return await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
         if scope["path"] != _GRAPHQL and not (
             self.access.allows(websocket.headers.get("authorization"))
@@ -228,17 +231,11 @@ def middleware(settings: Settings, access: Access) -> list[Middleware]:
     ]
 
 
-def _introspection_field(context: IgnoreContext) -> bool:
-    # GraphiQL's own introspection query nests ofType a dozen levels deep.
-    return context.field_name.startswith("__")
-
-
 def graphql_limits(settings: Settings) -> QueryLimits:
     """Documents over the limits are refused before anything runs: the token
     limit stops the parser itself, the others are validation rules."""
     rules: list[type[ASTValidationRule]] = [
-        depth_rule(settings.max_depth, _introspection_field),
-        aliases_rule(settings.max_aliases),
+        limits_rule(settings.max_depth, settings.max_aliases, settings.max_fields),
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -265,6 +262,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
     _head_tail = b""
+    _answered = False
 
     def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -278,6 +276,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
             if self._head_bytes > MAX_HEAD_BYTES:
+                metrics.refused("head_size")
                 self.transport.write(_HEAD_TOO_LARGE)
                 self.transport.close()
                 return
@@ -292,6 +291,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        self._answered = True
         # A pipelined request waiting its turn has its head already.
         if not self.pipeline:
             self._arm()
@@ -313,5 +313,8 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def _expire(self) -> None:
         if not self.transport.is_closing():
+            # A keep-alive connection that merely stays idle is not refused anything.
+            if self._head_bytes or not self._answered:
+                metrics.refused("head_timeout")
             self.transport.close()
 

@@ -8,15 +8,19 @@ round trip) and raises a DomainError for anything the client got wrong.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sized
 
 from psycopg_pool import AsyncConnectionPool
 
-from . import repository
+from . import metrics, repository
+from .config import Settings
 from .database import connection
-from .errors import BadUserInput, NotFound
-from .models import Snapshot, Todo, TodoState
+from .errors import BadUserInput, ListTooLarge, NotFound
+from .models import WHOLE, Page, Snapshot, Todo, TodoState
 
 MAX_TITLE_LENGTH = 512
+# GraphQL's Int: the largest offset any transport takes.
+MAX_OFFSET = 2**31 - 1
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -52,18 +56,59 @@ class TodoService:
     """Every method that names a todo takes its id as the client spelled it
     and raises NotFound when there is no such row."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, max_list_rows: int = Settings.max_list_rows) -> None:
         self.pool = pool
+        self.max_list_rows = max_list_rows
 
-    async def list_todos(self, completed: bool | None = None) -> list[Todo]:
-        async with connection(self.pool) as conn:
-            return await repository.list_todos(conn, completed)
+    def page(
+        self, size: int | None, offset: int | None, names: tuple[str, str] = ("first", "offset")
+    ) -> Page:
+        """A page of a list, as a client asked for it; `names` are what the
+        transport calls the size and the offset, for the error."""
+        if size is not None and not 0 <= size <= self.max_list_rows:
+            if size > self.max_list_rows:
+                metrics.refused("list_rows")
+            raise BadUserInput(names[0], f"must be from 0 to {self.max_list_rows} (MAX_LIST_ROWS)")
+        if offset is not None and not 0 <= offset <= MAX_OFFSET:
+            raise BadUserInput(names[1], f"must be from 0 to {MAX_OFFSET}")
+        return Page(size, offset or 0)
 
-    async def snapshot(self, completed: bool | None = None) -> Snapshot:
-        """The list and the journal position it reflects."""
+    async def list_todos(self, completed: bool | None = None, page: Page = WHOLE) -> list[Todo]:
+        """The page of the (filtered) list; ListTooLarge for a whole list
+        over MAX_LIST_ROWS."""
         async with connection(self.pool) as conn:
-            todos, position = await repository.snapshot(conn, completed)
+            todos = await repository.list_todos(conn, completed, self._limit(page), page.offset)
+        return self._whole(todos, page)
+
+    async def snapshot(self, completed: bool | None = None, page: Page = WHOLE) -> Snapshot:
+        """The page of the list and the journal position it reflects."""
+        snapshot = await self._snapshot(completed, self._limit(page), page.offset)
+        return Snapshot(self._whole(snapshot.todos, page), snapshot.position)
+
+    async def live_snapshot(self, completed: bool | None) -> Snapshot:
+        """The whole list for a live view, or MAX_LIST_ROWS + 1 of its rows
+        when it is longer (enough to know it is over the cap)."""
+        return await self._snapshot(completed, self._limit(WHOLE), 0)
+
+    async def _snapshot(self, completed: bool | None, limit: int, offset: int) -> Snapshot:
+        async with connection(self.pool) as conn:
+            todos, position = await repository.snapshot(conn, completed, limit, offset)
         return Snapshot(todos, position)
+
+    def _limit(self, page: Page) -> int:
+        # One row past the cap tells a whole list that is over it.
+        return self.max_list_rows + 1 if page.size is None else page.size
+
+    def _whole(self, todos: list[Todo], page: Page) -> list[Todo]:
+        if page.size is None:
+            self.check_whole(todos)
+        return todos
+
+    def check_whole(self, todos: Sized) -> None:
+        """Raise ListTooLarge for a list to be sent whole that is over MAX_LIST_ROWS."""
+        if len(todos) > self.max_list_rows:
+            metrics.refused("list_rows")
+            raise ListTooLarge(self.max_list_rows)
 
     async def get_todo(self, todo_id: str) -> Todo:
         key = parse_id(todo_id)
@@ -96,12 +141,14 @@ class TodoService:
             return _found(key, await repository.delete_todo(conn, key))
 
     async def toggle_all(self, completed: bool) -> list[Todo]:
+        """Changes every row; returns the first MAX_LIST_ROWS it changed, in list order."""
         async with connection(self.pool) as conn:
-            return await repository.set_all_completed(conn, completed)
+            return await repository.set_all_completed(conn, completed, self.max_list_rows)
 
     async def clear_completed(self) -> list[Todo]:
+        """Deletes every completed row; returns the first MAX_LIST_ROWS, in list order."""
         async with connection(self.pool) as conn:
-            return await repository.delete_completed(conn)
+            return await repository.delete_completed(conn, self.max_list_rows)
 
 
 def _found(key: uuid.UUID, todo: Todo | None) -> Todo:

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator
 
-from .hub import Hub
+from .hub import Hub, Subscriber
 from .journal import Journal
 from .models import Change, Op, Todo, TodoState
 from .service import TodoService
@@ -97,20 +97,26 @@ class _LiveList:
     async def _run(self) -> None:
         try:
             async with self.hub.subscribe() as sub:
-                snapshot = await self.hub.retrying(
-                    "live list snapshot", lambda: self.service.snapshot(self.completed)
-                )
-                sub.skip_through(snapshot.position)
-                rows = LiveRows(snapshot.todos)
+                rows = await self._read(sub)
                 self._show(rows)
                 async for batch in sub.batches():
-                    fresh = apply_changes(rows, batch, self.completed)
+                    if len(rows) > self.service.max_list_rows:
+                        # Only the first rows of a list over the cap are
+                        # held: changes cannot be applied to it, read it again.
+                        fresh = await self._read(sub)
+                    else:
+                        fresh = apply_changes(rows, batch, self.completed)
                     if fresh != rows:
                         rows = fresh
                         self._show(fresh)
         finally:
             # The hub closed (or we were cancelled): end every watcher.
             self._show(None)
+
+    async def _read(self, sub: Subscriber) -> LiveRows:
+        snapshot = await self.hub.retrying("live list snapshot", lambda: self.service.live_snapshot(self.completed))
+        sub.skip_through(snapshot.position)
+        return LiveRows(snapshot.todos)
 
     def _show(self, rows: LiveRows | None) -> None:
         self.current = rows
@@ -131,7 +137,8 @@ class LiveLists:
 
     async def watch(self, completed: bool | None) -> AsyncGenerator[LiveRows, None]:
         """The whole (filtered) list now, then again after each burst of
-        changes that alters it (coalesced: a slow client gets only the newest)."""
+        changes that alters it (coalesced: a slow client gets only the newest).
+        A list over MAX_LIST_ROWS comes as its first MAX_LIST_ROWS + 1 rows."""
         live = self._lists.get(completed)
         if live is None or live.task.done():
             live = self._lists[completed] = _LiveList(self.service, self.hub, completed)

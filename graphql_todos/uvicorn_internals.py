@@ -24,8 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import CloseCode
 from websockets.protocol import State
 
+from . import metrics
 from .hub import Hub
 from .security import TimedHttpToolsProtocol
 
@@ -43,12 +45,23 @@ def _end_streams(app_state: dict[str, Any]) -> None:
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's `websockets-sansio` protocol, closing with a reason on shutdown.
-    Assumes: its own `shutdown()` (for an open, handshaken connection) queues
+    """uvicorn's `websockets-sansio` protocol, closing with a reason on
+    shutdown and counting messages refused for their size.
+
+    Assumes (tests/test_metrics.py pins it): a message over `ws_max_size`
+    makes websockets close the connection with 1009, which uvicorn carries
+    out in `handle_parser_exception`.
+
+    On shutdown it assumes: its own `shutdown()` (for an open, handshaken connection) queues
     `websocket.disconnect` for the app, writes the close frame that
     `conn.send_close` makes, and closes the transport, leaving `close_sent`
     unset (so later sends of the app fail as on a lost connection); with
     `close_sent` set, or before the handshake, it has nothing to say."""
+
+    def handle_parser_exception(self) -> None:
+        if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:
+            metrics.refused("frame_size")
+        super().handle_parser_exception()
 
     def shutdown(self) -> None:
         _end_streams(self.app_state)

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from strawberry.http import process_result
 from strawberry.types.graphql import OperationType
 
-from graphql_todos.compiled import _leaf, coerce_variables, compile_operation
+from graphql_todos.compiled import CompiledOperation, _leaf, coerce_variables, compile_operation
 from graphql_todos.config import Settings
 from graphql_todos.fastpath import FastPath
 from graphql_todos.hub import Hub
@@ -37,6 +37,8 @@ from tests.gql import TODO_FIELDS, create, data
 from tests.helpers import Server
 
 IDS = [str(uuid.UUID(int=n)) for n in range(1, 5)]
+# Below len(IDS): whole lists over it, pages and the mutations' results at it, are all drawn.
+MAX_LIST_ROWS = 3
 MISSING = str(uuid.UUID(int=99))
 BASE = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
@@ -99,7 +101,7 @@ def runner(db_dsn: str) -> Iterator[Runner]:
     # As the app's pool: each operation is one statement.
     pool = AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
     loop.run_until_complete(pool.open(wait=True))
-    service, journal = TodoService(pool), Journal(pool)
+    service, journal = TodoService(pool, MAX_LIST_ROWS), Journal(pool)
     hub = Hub(db_dsn, journal, Settings(database_url=db_dsn))
     context = Context(service, journal, hub, LiveLists(service, hub))
     schema = build_schema(execution_cache_size=16)
@@ -188,6 +190,26 @@ def _completed(draw: st.DrawFn, doc: Document, required: bool) -> str:
     return doc.variable("Boolean!" if required else "Boolean", _mostly(draw, values, ["yes"]))
 
 
+def _int(draw: st.DrawFn, doc: Document, values: list[Any]) -> str:
+    value = draw(st.sampled_from(values))
+    if draw(st.booleans()):
+        return orjson.dumps(value).decode()
+    return doc.variable("Int", _mostly(draw, [value, ABSENT], ["1"]))
+
+
+def _list_args(draw: st.DrawFn, doc: Document) -> str:
+    """completed, and a page: sizes within, at and over the runner's
+    MAX_LIST_ROWS (or none), offsets inside and past the rows, negative ones."""
+    args = []
+    if draw(st.booleans()):
+        args.append(f"completed: {_completed(draw, doc, False)}")
+    if draw(st.booleans()):
+        args.append(f"first: {_int(draw, doc, [None, 0, 1, MAX_LIST_ROWS, MAX_LIST_ROWS + 1, -1])}")
+    if draw(st.booleans()):
+        args.append(f"offset: {_int(draw, doc, [None, 0, 1, 3, len(IDS) + 1, -1])}")
+    return f"({', '.join(args)})" if args else ""
+
+
 def _input(draw: st.DrawFn, doc: Document, create: bool) -> str:
     title = draw(st.sampled_from(["walk", "  buy milk ", "   ", ABSENT] if not create else ["walk", " a ", "  "]))
     completed = draw(st.sampled_from([True, False, None, ABSENT]))
@@ -210,8 +232,8 @@ def _root_field(draw: st.DrawFn, doc: Document, mutation: bool) -> str:
     else:
         name = draw(st.sampled_from(["todos", "todo", "todoList", "__typename"]))
     args = {
-        "todos": lambda: f"(completed: {_completed(draw, doc, False)})" if draw(st.booleans()) else "",
-        "todoList": lambda: f"(completed: {_completed(draw, doc, False)})" if draw(st.booleans()) else "",
+        "todos": lambda: _list_args(draw, doc),
+        "todoList": lambda: _list_args(draw, doc),
         "todo": lambda: f"(id: {_id(draw, doc)})",
         "createTodo": lambda: f"(input: {_input(draw, doc, True)})",
         "updateTodo": lambda: f"(id: {_id(draw, doc)}, input: {_input(draw, doc, False)})",
@@ -295,11 +317,11 @@ def test_compiled_plans_answer_as_strawberry_does(
         # Every drawn document compiles; only variables that fail coercion
         # or a null @skip/@include condition send a request back.
         compiled = runner.fast.compiled(query, name)
-        assert compiled is not None
+        assert isinstance(compiled, CompiledOperation)
         coerced = coerce_variables(compiled, variables)
         assert coerced is None or compiled.plan(coerced) is None
         return
-    assert _normalized(fast) == _normalized(slow)
+    assert _normalized(fast.body) == _normalized(slow)
     assert runner.run(runner.state()) == slow_state
 
 
@@ -331,6 +353,55 @@ def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server
     refused = client.post("/graphql", json={"query": "subscription { todoChanges { cursor } }"})
     assert refused.status_code == 400
     assert fast.executions == before
+
+
+REFUSED = [
+    ("{ " + " ".join(f"a{i}: todos {{ id title }}" for i in range(2000)) + " }", None),  # MAX_TOKENS
+    ("{ todos { id ", None),
+    ("{ todos { nope } }", None),
+    ("{ " + " ".join(f"a{i}: todos {{ id }}" for i in range(31)) + " }", None),  # MAX_ALIASES
+    (
+        "{ todos { ...F9 } } fragment F0 on Todo { id title completed createdTime updatedTime } "
+        + " ".join(f"fragment F{n} on Todo {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, 10)),
+        None,
+    ),  # MAX_FIELDS
+    ("{ todos { id { a { b { c { d { e { f { g { h { i { j } } } } } } } } } } }", None),  # MAX_DEPTH
+    ("query A { todos { id } } query B { nope }", "B"),
+    ("query A { nope } query B { todos { id } }", None),
+    ("{ todos { id } } query Q { nope }", "Nope"),
+    ("mutation { nope }", None),
+    ("subscription { nope }", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/graphql-response+json"])
+def test_refused_documents_are_answered_by_the_fast_path_as_by_strawberry(
+    client: httpx.Client, server: Server, accept: str
+) -> None:
+    fast = server.fast_path()
+    for query, name in REFUSED:
+        for method in ("GET", "POST"):
+            fields = {"query": query, **({"operationName": name} if name else {})}
+            # A request with `extensions` always takes Strawberry's path.
+            if method == "GET":
+                ours = client.get("/graphql", params=fields, headers={"accept": accept})
+                theirs = client.get("/graphql", params={**fields, "extensions": "{}"}, headers={"accept": accept})
+            else:
+                ours = client.post("/graphql", json=fields, headers={"accept": accept})
+                theirs = client.post("/graphql", json={**fields, "extensions": {}}, headers={"accept": accept})
+            seen = (query[:40], name, method)
+            assert ours.status_code == theirs.status_code, seen
+            assert ours.headers["content-type"] == theirs.headers["content-type"], seen
+            assert ours.content == theirs.content, seen
+    # One parse each: the fast path answered the document over the token
+    # limit, and each other one that parses and names an operation the
+    # method may run (8 documents both ways, the mutation over POST).
+    before = fast.refusals
+    body = client.post("/graphql", json={"query": REFUSED[0][0]}).json()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    assert fast.refusals == before + 1
+    assert fast.refusals == 2 * 8 + 1 + 1
 
 
 @settings(max_examples=200)

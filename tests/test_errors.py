@@ -58,11 +58,20 @@ def _take_database_away(server: Server) -> None:
         )
 
 
+def _fill_past_the_cap(server: Server) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO todos (title) SELECT 't' || n FROM generate_series(1, %s) n",
+            (server.settings.max_list_rows + 1,),
+        )
+
+
 # What puts the server in the state that yields the code.
 SETUP: dict[ErrorCode, Callable[[Server], None]] = {
     ErrorCode.INTERNAL_SERVER_ERROR: _break_database,
     ErrorCode.CURSOR_EXPIRED: _expire_cursor_1,
     ErrorCode.DATABASE_UNAVAILABLE: _take_database_away,
+    ErrorCode.LIST_TOO_LARGE: _fill_past_the_cap,
 }
 
 
@@ -82,12 +91,14 @@ GRAPHQL: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
     ErrorCode.INTERNAL_SERVER_ERROR: ("{ todos { id } }", {}),
     ErrorCode.CURSOR_EXPIRED: (EXPIRED_CURSOR, {}),
     ErrorCode.DATABASE_UNAVAILABLE: ('subscription { todoChanges(after: "0") { cursor } }', {}),
+    ErrorCode.LIST_TOO_LARGE: ("subscription { todos { id } }", {}),
 }
 # Over HTTP, a subscription is refused before it runs: use a query instead.
 HTTP_DOCUMENT: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
     ErrorCode.BAD_USER_INPUT: ('{ todo(id: "nope") { id } }', {}),
     ErrorCode.GRAPHQL_VALIDATION_FAILED: ("{ todos { nope } }", {}),
     ErrorCode.DATABASE_UNAVAILABLE: ('mutation { createTodo(input: {title: "x"}) { id } }', {}),
+    ErrorCode.LIST_TOO_LARGE: ("{ todoList { cursor } }", {}),
 }
 # No query or mutation takes a cursor: only subscriptions can expire one.
 HTTP = [code for code in GRAPHQL if code is not ErrorCode.CURSOR_EXPIRED]
@@ -105,6 +116,7 @@ REST: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: lambda c: c.post("/api/todos/", content=b"x"),
     ErrorCode.INTERNAL_SERVER_ERROR: lambda c: c.get("/api/todos/"),
     ErrorCode.DATABASE_UNAVAILABLE: lambda c: c.post("/api/todos/", json={"title": "x"}),
+    ErrorCode.LIST_TOO_LARGE: lambda c: c.get("/api/todos/"),
 }
 # RESTSockets: a URL that the server closes with the code's close code.
 SOCKETS: dict[ErrorCode, str] = {

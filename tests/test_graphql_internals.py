@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import strawberry
-from graphql import ExecutionResult, GraphQLObjectType, execute, parse, specified_rules
+from graphql import ExecutionResult, GraphQLObjectType, GraphQLSyntaxError, execute, parse, specified_rules
 from graphql import Executor as GraphQLCoreExecutor
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.extensions import MaskErrors, SchemaExtension
@@ -26,6 +27,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionContext as StrawberryExecutionContext
+from strawberry.utils.operation import get_operation_type
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 
@@ -34,10 +36,13 @@ from graphql_todos.graphql_internals import (
     OneResultSchema,
     TodoExecutionContext,
     _text_frame_header,
+    checked_operation,
+    over_token_limit,
     plain_attribute,
 )
 from graphql_todos.models import Todo
 from graphql_todos.schema import build_schema
+from graphql_todos.uvicorn_internals import WebSocketProtocol
 from tests.helpers import Server
 
 NULL_ID = ("query($id: ID!) { todo(id: $id) { id } }", {"id": None})
@@ -159,8 +164,9 @@ def test_our_frame_header_is_the_one_websockets_writes() -> None:
 def test_direct_write_is_used_under_the_server_config(server: Server) -> None:
     # The app's own server config picks the protocol direct_write knows.
     assert server._uvicorn is not None
+    assert server._uvicorn.config.ws is WebSocketProtocol
     protocol = server._uvicorn.config.ws_protocol_class
-    assert isinstance(protocol, type) and issubclass(protocol, WebSocketsSansIOProtocol)
+    assert protocol is not None and issubclass(protocol, WebSocketsSansIOProtocol)
 def test_strawberry_resolve_info_has_the_fields_resolve_info_fills() -> None:
     assert _OperationContextAwareGraphQLResolveInfo._fields == (
         "field_name", "field_nodes", "return_type", "parent_type", "path", "schema", "fragments",
@@ -213,3 +219,31 @@ def test_graphql_transport_ws_subscribe_reads_the_query_and_drops_extensions() -
     source = inspect.getsource(BaseGraphQLTransportWSHandler.handle_subscribe)
     assert 'message["payload"]["query"]' in source
     assert "extensions" not in source
+
+
+def test_the_operation_checked_before_validation_is_strawberrys() -> None:
+    # Strawberry's path checks it against the method between parsing and
+    # validating; the fast path answers a document that fails validation only
+    # where Strawberry's path would get that far.
+    for text, name in [
+        ("{ a } mutation M { b }", None),
+        ("{ a } mutation M { b }", "M"),
+        ("mutation { a } query { b }", None),
+        ("query Q { a } subscription Q { b }", "Q"),
+        ("fragment F on T { a } subscription { b }", None),
+    ]:
+        document = parse(text)
+        checked = checked_operation(document, name)
+        assert checked is not None and checked.value == get_operation_type(document, name).value, text
+    for text, name in [("{ a }", "Nope"), ("fragment F on T { a }", None)]:
+        assert checked_operation(parse(text), name) is None
+        with pytest.raises(RuntimeError):
+            get_operation_type(parse(text), name)
+
+
+def test_graphql_core_says_a_parse_error_is_the_token_limit_in_its_message_alone() -> None:
+    with pytest.raises(GraphQLSyntaxError) as over:
+        parse("{ a b c }", max_tokens=3)
+    with pytest.raises(GraphQLSyntaxError) as malformed:
+        parse("{ a tokens. Parsing aborted.")
+    assert (over_token_limit(over.value), over_token_limit(malformed.value)) == (True, False)

@@ -7,15 +7,22 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import threading
 
 import httpx
 import psycopg
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from graphql_todos import metrics
-from tests.gql import CHANGES, LegacyWs, TransportWs, create, subscribed
-from tests.helpers import Serve, Server, wait_until
+from graphql_todos.metrics import LIMITS
+from graphql_todos.security import MAX_HEAD_BYTES
+from tests.gql import CHANGES, LegacyWs, TransportWs, create, error_codes, gql, subscribed
+from tests.helpers import Serve, Server, raw_exchange, serving, wait_until
 from tests.sse_client import events
 
 CONNECTIONS = "graphql_todos_open_connections"
@@ -128,3 +135,69 @@ def test_workers_metrics_add_up(db_dsn: str) -> None:
         wait_until(lambda: set(by_transport(serve.url, SUBSCRIPTIONS).values()) == {0.0}, timeout=10)
     finally:
         serve.stop(signal.SIGTERM)
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.settimeout(10)  # the test's patience, not a bound
+    return sock.recv(1) == b""
+
+
+def _refusals(server: Server) -> dict[str, float]:
+    samples = scrape(server.url)
+    return {limit: value(samples, "graphql_todos_limit_refusals_total", limit=limit) for limit in LIMITS}
+
+
+def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
+    small = {
+        "max_body_bytes": 2000, "request_seconds": 0.5, "ws_max_bytes": 1000, "max_tokens": 40,
+        "max_depth": 1, "max_aliases": 1, "max_fields": 6, "max_list_rows": 1, "max_subscriptions": 1,
+        "max_sockets_per_client": 2, "connection_init_seconds": 0.5, "statement_timeout_seconds": 2.0,
+        "database_timeout_seconds": 0.5, "pool_size": 1,
+    }
+    with serving(db_dsn, **small) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        before = _refusals(server)
+        assert client.post("/api/todos/", content=b"{" * 3000, headers={"content-type": "application/json"}).status_code == 413
+        slow = b"POST /api/todos/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+        assert raw_exchange(server, slow, [b"{"] * 20, pause=0.1).startswith(b"HTTP/1.1 408 ")
+        big_head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+        assert raw_exchange(server, big_head).startswith(b"HTTP/1.1 431 ")
+        with socket.create_connection(("127.0.0.1", server.port)) as silent:
+            assert _closed(silent)
+        for document, code in (
+            ("{ " + " ".join(f"a{i}: todos {{ id }}" for i in range(10)) + " }", "GRAPHQL_PARSE_FAILED"),
+            ("{ todoList { todos { id } } }", "GRAPHQL_VALIDATION_FAILED"),
+            ("{ a: todos { id } b: todos { id } }", "GRAPHQL_VALIDATION_FAILED"),
+            ("{ todos { id title completed createdTime updatedTime updatedTime } }", "GRAPHQL_VALIDATION_FAILED"),
+        ):
+            assert error_codes(gql(client, document)) == [code]
+        create(client, "a")
+        create(client, "b")
+        assert error_codes(gql(client, "{ todos { id } }")) == ["LIST_TOO_LARGE"]
+        with TransportWs(server.ws_url) as ws:
+            ws.subscribe("subscription { todoChanges { cursor } }")
+            refused = ws.subscribe("subscription { todoChanges { cursor } }")
+            message = ws.recv()
+            assert (message["type"], message["id"]) == ("error", refused)
+            with connect(server.ws_url + "/api/todos/"), pytest.raises(InvalidStatus):
+                connect(server.ws_url + "/api/todos/")
+            ws.send({"type": "ping", "payload": {"pad": "x" * 1000}})
+            with pytest.raises(ConnectionClosed):
+                ws.recv()
+        transport_ws = [Subprotocol("graphql-transport-ws")]
+        with connect(server.ws_url + "/graphql", subprotocols=transport_ws) as quiet, pytest.raises(ConnectionClosed):
+            quiet.recv(timeout=10)  # closed at connection_init_seconds
+        with psycopg.connect(server.dsn) as locker:
+            todo_id = locker.execute("SELECT id FROM todos LIMIT 1 FOR UPDATE").fetchone()[0]  # type: ignore[index]
+            # The one pooled connection waits on the lock until the statement times out...
+            url = f"{server.url}/api/todos/{todo_id}/"
+            waiting = threading.Thread(target=lambda: httpx.patch(url, json={"completed": True}, timeout=10))
+            waiting.start()
+            wait_until(lambda: server.pool_stats()["pool_available"] == 0)
+            # ... while another request waits for it in vain.
+            assert httpx.get(server.url + "/api/todos/?limit=1", timeout=10).status_code == 503
+            waiting.join(10)
+        after = _refusals(server)
+    counted = {limit: after[limit] - before[limit] for limit in LIMITS}
+    # The listener's own journal reads wait for the pool meanwhile, and may time out too.
+    assert counted.pop("pool_timeout") >= 1
+    assert counted == dict.fromkeys(counted, 1.0)

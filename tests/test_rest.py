@@ -235,6 +235,36 @@ def test_openapi_document_is_valid_and_served(client: httpx.Client) -> None:
     validate(served)
 
 
+def test_the_collection_comes_in_pages_of_at_most_max_list_rows(db_dsn: str) -> None:
+    server = make_server(db_dsn, max_list_rows=3)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            titles = [post(client, f"t{n}", completed=n % 2 == 0)["title"] for n in range(1, 6)]
+
+            def page(query: str) -> list[str]:
+                response = client.get(TODOS + query)
+                assert response.status_code == 200, response.text
+                return [todo["title"] for todo in response.json()]
+
+            assert page("?limit=2&offset=1") == titles[1:3]
+            assert page("?offset=3") == titles[3:]
+            assert page("?limit=3&offset=3") == page("?offset=3")
+            assert page("?completed=true&limit=1&offset=1") == ["t4"]
+            assert page("?completed=false") == ["t1", "t3", "t5"]
+            assert "?limit=" in error(client.get(TODOS), 400, "LIST_TOO_LARGE")
+            for query, name in (("limit=4", "limit"), ("limit=-1", "limit"), ("limit=x", "limit"),
+                                ("offset=-1", "offset"), ("offset=1.5", "offset"), ("offset=2147483648", "offset"),
+                                ("offset=--1", "offset"), ("offset=" + "9" * 5000, "offset")):
+                assert error(client.get(f"{TODOS}?{query}"), 400, "BAD_USER_INPUT").startswith(name), query
+            # The description served says this server's cap.
+            described = client.get("/api/openapi.json").json()["paths"][TODOS]["get"]["parameters"]
+            limit = next(p for p in described if p["name"] == "limit")
+            assert limit["schema"]["maximum"] == 3
+    finally:
+        server.stop()
+
+
 # --- RESTSockets ----------------------------------------------------------
 
 

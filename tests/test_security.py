@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from graphql import get_introspection_query
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -19,7 +20,7 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from graphql_todos.security import CONTENT_SECURITY_POLICY, GRAPHIQL_CONTENT_SECURITY_POLICY, MAX_HEAD_BYTES
-from tests.gql import LegacyWs, TransportWs, create, error_codes, gql
+from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
 
 TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
@@ -145,6 +146,77 @@ def test_a_query_of_2000_aliases_is_refused_before_execution(server: Server, cli
     body = gql(client, aliases(31))
     assert error_codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
     assert len(gql(client, aliases(30))["data"]) == 30
+
+
+def test_broadcast_subscriptions_are_held_to_the_document_limits(server: Server) -> None:
+    # todoChanges over WebSockets takes the broadcast fan-out, which plans
+    # documents of its own: over the limits, they must not get a plan.
+    within = "subscription { todoChanges { todo { " + " ".join(f"a{i}: id" for i in range(30)) + " } } }"
+    over_aliases = within.replace("a0: id", "a0: id x: id")
+    over_tokens = within.replace("a0: id", " ".join(f"b{i}: id" for i in range(500)))
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(within)
+        wait_until(lambda: server.subscriber_count() == 1)
+        refused = ws.subscribe(over_aliases)
+        message = ws.recv()
+        assert (message["type"], message["id"]) == ("error", refused)
+        assert [e["extensions"]["code"] for e in message["payload"]] == ["GRAPHQL_VALIDATION_FAILED"]
+        assert "MAX_ALIASES" in message["payload"][0]["message"]
+        # Strawberry closes the socket on a document that does not parse.
+        ws.subscribe(over_tokens)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400
+    legacy = LegacyWs(server.ws_url)
+    try:
+        legacy.send({"id": "1", "type": "start", "payload": {"query": over_aliases}})
+        message = legacy.recv()
+    finally:
+        legacy.close()
+    assert message["type"] in ("error", "data"), message
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    errors = errors if isinstance(errors, list) else [errors]
+    assert [e["extensions"]["code"] for e in errors] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+def doubled(levels: int) -> str:
+    """Fragments F0 (five fields) to F<levels>, each spreading the one
+    before twice: F<n> selects 5 * 2**n fields once expanded."""
+    fragments = ["fragment F0 on Todo { id title completed createdTime updatedTime }"]
+    fragments += [f"fragment F{n} on Todo {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels + 1)]
+    return " ".join(fragments)
+
+
+def test_fields_are_counted_with_fragments_expanded(server: Server, client: httpx.Client) -> None:
+    assert server.settings.max_fields == 2000
+    create(client, "one")
+    # 1 + 5 * 2**8 = 1281 fields: answered.
+    assert len(data(client, "{ todos { ...F8 } } " + doubled(8))["todos"]) == 1
+    # 1 + 5 * 2**9 = 2561: refused before anything runs, over HTTP and WebSockets.
+    body = gql(client, "{ todos { ...F9 } } " + doubled(9))
+    assert ("data" in body, error_codes(body)) == (False, ["GRAPHQL_VALIDATION_FAILED"])
+    assert body["errors"][0]["message"] == (
+        "the document selects 2561 fields, its fragments expanded; at most 2000 (MAX_FIELDS)"
+    )
+    with TransportWs(server.ws_url) as ws:
+        op_id = ws.subscribe("subscription { todos { ...F9 } } " + doubled(9))
+        message = ws.recv()
+    assert (message["type"], message["id"]) == ("error", op_id)
+    assert [e["extensions"]["code"] for e in message["payload"]] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+def test_measuring_a_document_takes_no_longer_than_reading_it(client: httpx.Client) -> None:
+    # 5 * 2**40 fields and 40 levels of spreads in 1,400 bytes: each fragment
+    # is measured once (Strawberry's own limiters walked every spread again,
+    # for hours). Refused with every limit it breaks, an unknown fragment
+    # with graphql-core's own error rather than a crash.
+    body = gql(client, "{ todos { ...F40 } } " + doubled(40))
+    assert error_codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "MAX_FIELDS" in body["errors"][0]["message"]
+    unknown = gql(client, "{ todos { ...Nope } }")
+    assert error_codes(unknown) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert unknown["errors"][0]["message"] == "Unknown fragment 'Nope'."
 
 
 def test_depth_and_introspection_limits(db_dsn: str) -> None:
@@ -298,3 +370,100 @@ def test_a_streamed_subscription_outlives_the_request_deadline(guarded: Server, 
             if "after the deadline" in buffer:
                 break
     assert "after the deadline" in buffer
+
+
+def _insert(server: Server, count: int, completed: bool = False) -> None:
+    """`count` rows t1, t2, ... in that list order, in one statement."""
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO todos (title, completed, created_time)"
+            " SELECT 't' || n, %s, now() + n * interval '1 ms' FROM generate_series(1, %s) n",
+            (completed, count),
+        )
+
+
+def _titles(todos: list[dict[str, Any]]) -> list[str]:
+    return [todo["title"] for todo in todos]
+
+
+def test_lists_come_in_pages_of_at_most_max_list_rows(db_dsn: str) -> None:
+    with serving(db_dsn, max_list_rows=3) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        _insert(server, 5)
+        assert _titles(data(client, "{ todos(first: 2, offset: 1) { title } }")["todos"]) == ["t2", "t3"]
+        page = data(client, "{ todoList(first: 3, offset: 3) { cursor todos { title } } }")["todoList"]
+        assert (page["cursor"], _titles(page["todos"])) == ("5", ["t4", "t5"])
+        assert data(client, "{ todos(first: 0) { title } todoList(offset: 9, first: 3) { todos { id } } }") == {
+            "todos": [],
+            "todoList": {"todos": []},
+        }
+        # Pages by variables are kept apart by the response cache.
+        paged = "query($f: Int, $o: Int) { todos(first: $f, offset: $o) { title } }"
+        assert [_titles(data(client, paged, {"f": 2, "o": o})["todos"]) for o in (0, 2, 4, 0)] == [
+            ["t1", "t2"], ["t3", "t4"], ["t5"], ["t1", "t2"]
+        ]
+        # Asked for whole, a list over the cap is refused, never cut short.
+        for whole in ("{ todos { id } }", "{ todoList { cursor } }", "{ todos(first: null, offset: 1) { id } }"):
+            body = gql(client, whole)
+            assert (body["data"], error_codes(body)) == (None, ["LIST_TOO_LARGE"]), whole
+            assert "first and offset" in body["errors"][0]["message"]
+        # The rest of the list from an offset is whole when it fits.
+        assert _titles(data(client, paged, {"f": None, "o": 2})["todos"]) == ["t3", "t4", "t5"]
+        for bad in ("first: 4", "first: -1", "first: 2, offset: -1"):
+            body = gql(client, f"{{ todos({bad}) {{ id }} }}")
+            assert error_codes(body) == ["BAD_USER_INPUT"], bad
+        # Within the cap, whole lists answer as before.
+        _insert(server, 2, completed=True)
+        assert _titles(data(client, "{ todos(completed: true) { title } }")["todos"]) == ["t1", "t2"]
+
+
+def test_toggle_all_and_clear_completed_change_every_row_and_return_at_most_the_cap(db_dsn: str) -> None:
+    with serving(db_dsn, max_list_rows=3) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        _insert(server, 5)
+        toggled = data(client, "mutation { toggleAll(completed: true) { title completed } }")["toggleAll"]
+        assert toggled == [{"title": f"t{n}", "completed": True} for n in (1, 2, 3)]
+        assert _titles(data(client, "{ todos(completed: false) { title } }")["todos"]) == []
+        cleared = data(client, "mutation { clearCompleted { title } }")["clearCompleted"]
+        assert _titles(cleared) == ["t1", "t2", "t3"]
+        assert data(client, "{ todos { id } }") == {"todos": []}
+
+
+def test_the_live_list_ends_with_list_too_large_once_over_the_cap(db_dsn: str) -> None:
+    live = "subscription { todos { title } }"
+    with serving(db_dsn, max_list_rows=3) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        _insert(server, 3)
+        with TransportWs(server.ws_url) as ws:
+            op_id = ws.subscribe(live)
+            assert _titles(ws.next_data()["todos"]) == ["t1", "t2", "t3"]
+            create(client, "t4")
+            message = ws.recv()
+            assert (message["type"], message["id"]) == ("next", op_id)
+            assert error_codes(message["payload"]) == ["LIST_TOO_LARGE"]
+            assert ws.recv() == {"type": "complete", "id": op_id}
+            # Over the cap from the start: the same at once.
+            ws.subscribe(live)
+            assert error_codes(ws.recv()["payload"]) == ["LIST_TOO_LARGE"]
+
+
+def test_a_live_list_over_the_cap_is_read_again_rather_than_patched(db_dsn: str) -> None:
+    # The resolver ends every watcher of such a list, but one may still be
+    # between versions: it must never see the held rows as the whole list.
+    with serving(db_dsn, max_list_rows=3) as server:
+        _insert(server, 5)
+
+        async def versions() -> list[list[str]]:
+            seen = []
+            watch = server.live_lists.watch(None)
+            try:
+                seen.append(_titles_of(await anext(watch)))
+                with psycopg.connect(server.dsn, autocommit=True) as conn:
+                    conn.execute("DELETE FROM todos WHERE title IN ('t1', 't2')")
+                seen.append(_titles_of(await anext(watch)))
+            finally:
+                await watch.aclose()
+            return seen
+
+        assert server.run(versions()) == [["t1", "t2", "t3", "t4"], ["t3", "t4", "t5"]]
+
+
+def _titles_of(rows: Any) -> list[str]:
+    return [row.title for row in rows]
