@@ -5,6 +5,7 @@ missed from the journal; leaving cleans up."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import socket
@@ -19,7 +20,8 @@ from websockets.sync.client import connect
 
 from graphql_todos.broadcast import Groups
 from tests.gql import CHANGES, LegacyWs, TransportWs
-from tests.helpers import Server, make_server, wait_until
+from tests.helpers import Server, make_server, serving, wait_until
+from tests.sse_client import events
 
 SMALL = "subscription { todoChanges { cursor } }"
 
@@ -188,3 +190,64 @@ def test_a_stalled_member_does_not_hold_up_the_group_and_misses_nothing(any_ws_s
         assert stalled.recv()["payload"]["data"]["todoChanges"]["cursor"] == str(sent[-1] + 1)
     stalled.sock.close()
     wait_until(lambda: server.subscriber_count() == 0)
+
+
+class StalledEvents:
+    """An event stream read through a socket with a tiny receive buffer, so
+    that not reading soon fills the server's write buffer."""
+
+    def __init__(self, server: Server, path: str) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        self.conn.sock = sock
+        self.conn.request("GET", path, headers={"accept": "text/event-stream"})
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+
+    def next(self) -> dict[str, str]:
+        """The next event (heartbeats skipped), as sse_client reads them."""
+        fields: dict[str, str] = {}
+        while True:
+            line = self.response.readline().decode().rstrip("\n")
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+            elif fields and "" not in fields:
+                return fields
+            else:
+                fields = {}
+
+
+EVENT_STREAMS = {
+    "rest": ("/api/todos/", lambda e: int(e["id"])),
+}
+
+
+@pytest.mark.parametrize("route", EVENT_STREAMS)
+def test_a_stalled_event_stream_is_dropped_to_the_journal_and_misses_nothing(db_dsn: str, route: str) -> None:
+    path, cursor_of = EVENT_STREAMS[route]
+    # Long enough for the flood below: the stream is dropped from the group,
+    # not ended (SEND_TIMEOUT_SECONDS, tested in test_stalled.py).
+    with serving(db_dsn, send_timeout_seconds=300) as server:
+        stalled = StalledEvents(server, path)
+        try:
+            with events(server.url + path) as live:
+                wait_until(lambda: server.subscriber_count() == 2)
+                assert server.call(lambda: len(groups(server))) == 1
+                sent: list[int] = []
+                # Until the group drops the stalled stream: the live one keeps up all along.
+                while server.call(lambda: groups(server).drops) == 0:
+                    insert(server, [f"{len(sent) + i:05} " + "x" * 500 for i in range(200)])
+                    sent += [cursor_of(live.next()) for _ in range(200)]
+                insert(server, ["after the drop"])
+                sent.append(cursor_of(live.next()))
+                got = [cursor_of(stalled.next()) for _ in sent]
+                assert got == sent
+                # Caught up, it is back in the group for what comes next.
+                insert(server, ["rejoined"])
+                assert cursor_of(live.next()) == cursor_of(stalled.next()) == sent[-1] + 1
+        finally:
+            stalled.conn.close()
+        wait_until(lambda: server.subscriber_count() == 0)

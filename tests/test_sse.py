@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from graphql_todos.broadcast import Groups
 from tests.gql import create
 from tests.helpers import Server, make_server, wait_until
 from tests.js_clients import node
@@ -184,6 +185,25 @@ def test_a_client_that_leaves_is_unsubscribed_at_once(server: Server) -> None:
         with open_feed(server, {}):
             wait_until(lambda: server.subscriber_count() == 1)
         wait_until(lambda: server.subscriber_count() == 0)
+
+
+@pytest.mark.parametrize("route", ["rest"])
+def test_many_streams_share_one_group_and_one_rendering_per_change(
+    server: Server, client: httpx.Client, route: str
+) -> None:
+    open_feed, change_of = FEEDS[route]
+    groups: Groups = server.state("broadcast_groups")
+    with ExitStack() as stack:
+        # Every stream asks for the whole journal: where it starts is its own.
+        feeds = [stack.enter_context(open_feed(server, {})) for _ in range(12)]
+        wait_until(lambda: server.subscriber_count() == 12)
+        assert server.call(lambda: len(groups)) == 1
+        renders = server.call(lambda: groups.renders)
+        titles = [create(client, f"shared {i}")["title"] for i in range(5)]
+        got = [[change_of(feed.next()) for _ in titles] for feed in feeds]
+        assert all(g == got[0] for g in got)
+        assert [title for _, title in got[0]] == titles
+        assert server.call(lambda: groups.renders) - renders == len(titles)
 
 
 def test_openapi_describes_the_event_streams(client: httpx.Client) -> None:
