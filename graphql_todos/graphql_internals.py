@@ -268,7 +268,9 @@ class OneResultSchema(strawberry.Schema):
 
     persisted: Documents | None = None
 
-    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+    def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """The document a request runs: its own, or the persisted one its
+        hash names (RequestError: none may run)."""
         return query if self.persisted is None else self.persisted.document(query, extensions)
 
     async def execute(  # type: ignore[override]
@@ -282,7 +284,7 @@ class OneResultSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
         try:
-            query = self._document(query, operation_extensions)
+            query = self.document(query, operation_extensions)
         except RequestError as exc:
             return StrawberryExecutionResult(data=None, errors=[_request_error(exc)])
         # One result cannot carry a subscription: refuse it instead of
@@ -309,7 +311,7 @@ class OneResultSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
         try:
-            query = self._document(query, operation_extensions)
+            query = self.document(query, operation_extensions)
         except RequestError as exc:
             return _refused(exc)
         return await super().stream(

@@ -3,7 +3,11 @@ connections mode has it: `POST` or `GET /graphql` with
 `Accept: text/event-stream` answers one `next` event per result (request
 errors too, as results with `errors`), then `complete`. Each todoChanges
 event carries `id: <cursor>`; a client reconnecting with `Last-Event-ID`
-resumes right after it, whatever `after` its document says."""
+resumes right after it, whatever `after` its document says.
+
+A todoChanges subscription the fan-out takes is a broadcast member: its
+whole `next` event is the same bytes for every stream of its group. Every
+other operation runs through Strawberry's `schema.stream`."""
 
 from __future__ import annotations
 
@@ -14,12 +18,17 @@ from typing import Any
 from cross_web import HTTPException
 from starlette.requests import Request
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from . import sse
+from .graphql_fanout import GraphQLFanout
+from .graphql_internals import Refused
+from .models import Change
 from .schema import Context, EventIds
 
 Encode = Callable[[Any], Awaitable[bytes]]
+COMPLETE = sse.event("complete", b"")
 
 
 async def respond(
@@ -27,13 +36,31 @@ async def respond(
     request: Request,
     context: Context,
     encode: Encode,
+    fanout: GraphQLFanout,
     keepalive: float,
     send_timeout: float,
 ) -> sse.EventStreamResponse:
     fields = await view.parse_http_body(view.request_adapter_class(request))
     if isinstance(fields, list):
         raise HTTPException(400, "Batching is not supported for SSE")
-    ids = context.event_ids = EventIds(resume_after=sse.last_event_id(request))
+    resume_after = sse.last_event_id(request)
+    try:
+        joined = await fanout.join(
+            context, request, fields.query, fields.variables, fields.operation_name, _next_event,
+            fields.extensions, resume_after,
+        )
+    except Refused as refused:
+        # As Strawberry's path answers a subscribe resolver that raises.
+        refusal = ExecutionResult(data=None, errors=refused.errors)
+        return sse.EventStreamResponse(_events(_once(refusal), EventIds(None), encode), keepalive, send_timeout)
+    if joined is not None:
+
+        async def produce(send: sse.SendChunk) -> None:
+            await joined.run(b"", b"", None, send)
+            await send(COMPLETE)
+
+        return sse.EventStreamResponse(produce, keepalive, send_timeout)
+    ids = context.event_ids = EventIds(resume_after=resume_after)
     results = await view.schema.stream(
         fields.query,
         fields.variables,
@@ -46,6 +73,15 @@ async def respond(
     return sse.EventStreamResponse(_events(results, ids, encode), keepalive, send_timeout)
 
 
+def _next_event(change: Change, body: bytes) -> bytes:
+    """A change's result as the event the Strawberry path sends for it."""
+    return sse.event("next", body, change.cursor)
+
+
+async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
+    yield result
+
+
 async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator[bytes, None]:
     sent: str | None = None
     async with contextlib.aclosing(results):
@@ -55,4 +91,4 @@ async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator
             fresh = ids.latest if ids.latest != sent else None
             sent = ids.latest
             yield sse.event("next", body, fresh)
-    yield sse.event("complete", b"")
+    yield COMPLETE

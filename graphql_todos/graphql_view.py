@@ -122,7 +122,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             return orjson.dumps(await self.process_result(request, result))
 
         return await graphql_sse.respond(
-            self, request, context, encode, self.keepalive_seconds, self.send_timeout_seconds
+            self, request, context, encode, self.fanout, self.keepalive_seconds, self.send_timeout_seconds
         )
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:

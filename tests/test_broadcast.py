@@ -13,6 +13,7 @@ import struct
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
@@ -222,6 +223,10 @@ class StalledEvents:
 
 EVENT_STREAMS = {
     "rest": ("/api/todos/", lambda e: int(e["id"])),
+    "graphql": (
+        "/graphql?" + urlencode({"query": SMALL}),
+        lambda e: int(json.loads(e["data"])["data"]["todoChanges"]["cursor"]),
+    ),
 }
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from graphql_todos.broadcast import Groups
 from graphql_todos.persisted import PersistedQueries
 from tests.gql import TransportWs
-from tests.helpers import ROOT, Server, make_server
+from tests.helpers import ROOT, Server, make_server, wait_until
 from tests.js_clients import node
 from tests.sse_client import events
 
@@ -128,3 +129,34 @@ def test_trusted_documents_run_and_nothing_else(trusted: tuple[Server, dict[str,
         ws.subscribe("subscription { todoChanges { op } }")
         refused = ws.recv()
         assert _codes({"errors": refused["payload"]}) == ["DOCUMENT_NOT_TRUSTED"]
+
+
+def test_a_subscription_sent_by_hash_alone_joins_the_group_of_its_document(server: Server) -> None:
+    changes = "subscription { todoChanges { op todo { title } } }"
+    groups: Groups = server.state("broadcast_groups")
+    url = server.url + "/graphql"
+    # The first stream registers the document; the second sends only its hash.
+    with events(url, json={"query": changes, "extensions": _hashed(changes)}) as full, events(
+        url, json={"extensions": _hashed(changes)}
+    ) as by_hash, TransportWs(server.ws_url) as ws:
+        ws.send({"id": "1", "type": "subscribe", "payload": {"extensions": _hashed(changes)}})
+        wait_until(lambda: server.subscriber_count() == 3)
+        # One group for both event streams, one for the WebSocket's frames.
+        assert server.call(lambda: len(groups)) == 2
+        renders = server.call(lambda: groups.renders)
+        httpx.post(server.url + "/api/todos/", json={"title": "by hash"})
+        expected = {"data": {"todoChanges": {"op": "CREATED", "todo": {"title": "by hash"}}}}
+        assert json.loads(full.next()["data"]) == json.loads(by_hash.next()["data"]) == expected
+        assert ws.next_data() == expected["data"]
+        assert server.call(lambda: groups.renders) - renders == 2
+
+
+def test_a_trusted_subscription_sent_by_hash_joins_a_group(trusted: tuple[Server, dict[str, str]]) -> None:
+    server, manifest = trusted
+    digest = next(k for k, v in manifest.items() if "subscription TodoChanges" in v).removeprefix("sha256:")
+    by_hash = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    with events(server.url + "/graphql", json={"extensions": by_hash, "variables": {"after": "0"}}) as feed:
+        wait_until(lambda: server.call(lambda: len(server.state("broadcast_groups"))) == 1)
+        httpx.post(server.url + "/api/todos/", json={"title": "trusted"})
+        change = json.loads(feed.next()["data"])["data"]["todoChanges"]
+        assert (change["op"], change["todo"]["title"]) == ("CREATED", "trusted")

@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from graphql_todos import repository
 from graphql_todos.broadcast import Groups
 from tests.gql import create
 from tests.helpers import Server, make_server, wait_until
@@ -181,13 +182,19 @@ def test_many_streams_share_one_listening_connection(db_dsn: str) -> None:
 
 def test_a_client_that_leaves_is_unsubscribed_at_once(server: Server) -> None:
     # The default keepalive (15 s) is far off: nothing is written meanwhile.
+    groups: Groups = server.state("broadcast_groups")
     for open_feed, _ in FEEDS.values():
         with open_feed(server, {}):
+            with open_feed(server, {}):
+                wait_until(lambda: server.subscriber_count() == 2)
+            # The group loses that member at once, and goes with its last.
             wait_until(lambda: server.subscriber_count() == 1)
+            assert server.call(lambda: len(groups)) == 1
         wait_until(lambda: server.subscriber_count() == 0)
+        assert server.call(lambda: len(groups)) == 0
 
 
-@pytest.mark.parametrize("route", ["rest"])
+@pytest.mark.parametrize("route", FEEDS)
 def test_many_streams_share_one_group_and_one_rendering_per_change(
     server: Server, client: httpx.Client, route: str
 ) -> None:
@@ -212,3 +219,33 @@ def test_openapi_describes_the_event_streams(client: httpx.Client) -> None:
         assert "text/event-stream" in paths[path]["get"]["responses"]["200"]["content"]
     parameters = {p["name"] for p in paths["/api/todos/"]["get"]["parameters"]}
     assert {"after", "Last-Event-ID"} <= parameters
+
+
+# The same field at the same place; the directive sends the second one
+# Strawberry's way (the fan-out takes no document with a directive).
+REFUSED = 'subscription { todoChanges(after: "%s") { cursor } }'
+REFUSED_BY_STRAWBERRY = 'subscription { todoChanges(after: "%s") { cursor @include(if: true) } }'
+STREAMING = {"sse": "text/event-stream"}
+
+
+def _whole_body(server: Server, accept: str, query: str) -> bytes:
+    response = httpx.post(server.url + "/graphql", json={"query": query}, headers={"accept": accept}, timeout=10)
+    assert response.status_code == 200
+    return response.content
+
+
+@pytest.mark.parametrize("accept", STREAMING.values(), ids=STREAMING.keys())
+@pytest.mark.parametrize(("cursor", "code"), [("nope", "BAD_USER_INPUT"), ("999", "BAD_USER_INPUT"), ("1", "CURSOR_EXPIRED")])
+def test_a_refused_subscription_is_answered_as_strawberrys_path_answers_it(
+    server: Server, accept: str, cursor: str, code: str
+) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b'), ('c')")
+        params = {"below": 2**62, "keep_seconds": 3600, "keep_rows": 1, "limit": 100}
+        conn.execute(repository.PRUNE_JOURNAL, params)  # cursor 1 expires
+    broadcast = _whole_body(server, accept, REFUSED % cursor)
+    assert broadcast == _whole_body(server, accept, REFUSED_BY_STRAWBERRY % cursor)
+    assert f'"code":"{code}"'.encode() in broadcast
+    # With a good cursor, the first document is a broadcast member indeed.
+    with events(server.url + "/graphql", json={"query": REFUSED % "3"}):
+        wait_until(lambda: server.call(lambda: len(server.state("broadcast_groups"))) == 1)
