@@ -38,8 +38,9 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 from graphql.language import Visitor, visit
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
+from strawberry.http import GraphQLRequestData
 
 from .broadcast import Groups, Member, Render, Send, Write
 from .errors import DomainError, RequestError
@@ -157,6 +158,42 @@ class GraphQLFanout:
             conn.state.broadcast_groups, key, start,
             lambda: self._render(plan, context, variables, operation_name, frame),
         )
+
+    async def produce(
+        self,
+        context: Any,
+        request: Request,
+        fields: GraphQLRequestData,
+        frame: Frame,
+        complete: bytes,
+        refusal: Callable[[list[GraphQLError]], Awaitable[bytes]],
+        resume_after: str | None = None,
+    ) -> Callable[[Send], Awaitable[None]] | None:
+        """An HTTP stream's producer (SSE, multipart): the member's frames,
+        then `complete` once the hub closes; or, for a subscription refused
+        at the start, the frame `refusal` makes of its errors, then
+        `complete`. None: Strawberry's path runs it."""
+        try:
+            joined = await self.join(
+                context, request, fields.query, fields.variables, fields.operation_name, frame,
+                fields.extensions, resume_after,
+            )
+        except Refused as refused:
+            first = await refusal(refused.errors)
+
+            async def refuse(send: Send) -> None:
+                await send(first)
+                await send(complete)
+
+            return refuse
+        if joined is None:
+            return None
+
+        async def run(send: Send) -> None:
+            await joined.run(b"", b"", None, send)
+            await send(complete)
+
+        return run
 
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None

@@ -334,11 +334,31 @@ async def _refused(exc: RequestError) -> AsyncGenerator[PreExecutionError, None]
 class MultipartSubscriptions(MultipartSubscriptionTransport):
     """Assumes: the view sends `headers` as the response's headers. Strawberry's
     Content-Type appends `,application/json` to the multipart type, which no
-    parser reads as one media type; this one is valid (RFC 2046 parameters)."""
+    parser reads as one media type; this one is valid (RFC 2046 parameters).
+
+    The broadcast path (graphql_multipart.py) frames its parts with the same
+    methods. Assumes: `encode_next(response, encode_json)` is
+    `encode_multipart_data({"payload": response}, encode_json)`, which frames
+    what `encode_json` returns; heartbeats and the end are
+    `heartbeat_message(encode_json)` and `encode_complete()`, the first
+    heartbeat sent at once when `send_initial_heartbeat`."""
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Content-Type": f'multipart/mixed; boundary="{self.separator}"; subscriptionSpec="1.0"'}
+
+    def next_part(self, response: bytes) -> bytes:
+        """encode_next's part for a response already encoded as JSON."""
+        # str() hands the encoded text back as it is.
+        return self.encode_multipart_data((b'{"payload":' + response + b"}").decode(), str).encode()
+
+    def heartbeat_part(self) -> bytes:
+        return self.heartbeat_message(_encode_json).encode()
+
+
+def _encode_json(data: object) -> str:
+    # As the view encodes (graphql_view.TodoGraphQL.encode_json).
+    return orjson.dumps(data).decode()
 
 
 # A subscription the fan-out took: runs it with the member's frame prefix and

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
@@ -23,7 +24,6 @@ from strawberry.types.graphql import OperationType
 
 from . import sse
 from .graphql_fanout import GraphQLFanout
-from .graphql_internals import Refused
 from .models import Change
 from .schema import Context, EventIds
 
@@ -44,21 +44,13 @@ async def respond(
     if isinstance(fields, list):
         raise HTTPException(400, "Batching is not supported for SSE")
     resume_after = sse.last_event_id(request)
-    try:
-        joined = await fanout.join(
-            context, request, fields.query, fields.variables, fields.operation_name, _next_event,
-            fields.extensions, resume_after,
-        )
-    except Refused as refused:
+
+    async def refusal(errors: list[GraphQLError]) -> bytes:
         # As Strawberry's path answers a subscribe resolver that raises.
-        refusal = ExecutionResult(data=None, errors=refused.errors)
-        return sse.EventStreamResponse(_events(_once(refusal), EventIds(None), encode), keepalive, send_timeout)
-    if joined is not None:
+        return sse.event("next", await encode(ExecutionResult(data=None, errors=errors)))
 
-        async def produce(send: sse.SendChunk) -> None:
-            await joined.run(b"", b"", None, send)
-            await send(COMPLETE)
-
+    produce = await fanout.produce(context, request, fields, _next_event, COMPLETE, refusal, resume_after)
+    if produce is not None:
         return sse.EventStreamResponse(produce, keepalive, send_timeout)
     ids = context.event_ids = EventIds(resume_after=resume_after)
     results = await view.schema.stream(
@@ -76,10 +68,6 @@ async def respond(
 def _next_event(change: Change, body: bytes) -> bytes:
     """A change's result as the event the Strawberry path sends for it."""
     return sse.event("next", body, change.cursor)
-
-
-async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
-    yield result
 
 
 async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator[bytes, None]:

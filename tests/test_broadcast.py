@@ -12,9 +12,11 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import psycopg
 import pytest
 from websockets.sync.client import connect
@@ -256,3 +258,39 @@ def test_a_stalled_event_stream_is_dropped_to_the_journal_and_misses_nothing(db_
         finally:
             stalled.conn.close()
         wait_until(lambda: server.subscriber_count() == 0)
+
+
+MULTIPART = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+
+
+def test_multipart_subscribers_share_a_group(server: Server) -> None:
+    groups_ = groups(server)
+    body = {"query": CHANGES, "variables": {"after": None}}
+    with ExitStack() as stack, ExitStack() as leaving:
+        responses = [
+            (leaving if i == 0 else stack).enter_context(
+                httpx.stream("POST", server.url + "/graphql", json=body, headers=MULTIPART, timeout=10)
+            )
+            for i in range(8)
+        ]
+        ws = stack.enter_context(TransportWs(server.ws_url))
+        ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 9)
+        # One group for the multipart parts, one for the WebSocket frames.
+        assert server.call(lambda: len(groups_)) == 2
+        renders = server.call(lambda: groups_.renders)
+        insert(server, ["over multipart"])
+        payload = ws.recv()["payload"]
+        # Each part: its headers, {"payload": the result}, the boundary.
+        part = f'{{"payload":{json.dumps(payload, separators=(",", ":"))}}}\r\n--graphql'.encode()
+        # Kept iterators: one dropped or left by a loop closes its response.
+        readers = [response.iter_raw() for response in responses]
+        for reader in readers:
+            received = b""
+            while not received.endswith(part):
+                received += next(reader)
+        assert server.call(lambda: groups_.renders) - renders == 2
+        leaving.close()
+        wait_until(lambda: server.subscriber_count() == 8)
+    wait_until(lambda: server.subscriber_count() == 0)
+    assert server.call(lambda: len(groups_)) == 0

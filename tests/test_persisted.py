@@ -18,6 +18,7 @@ from tests.helpers import ROOT, Server, make_server, wait_until
 from tests.js_clients import node
 from tests.sse_client import events
 
+MULTIPART = "multipart/mixed;subscriptionSpec=1.0,application/json"
 MANIFEST = ROOT / "web" / "src" / "gql" / "persisted-documents.json"
 LIST = "{ todos { id } }"
 
@@ -138,17 +139,23 @@ def test_a_subscription_sent_by_hash_alone_joins_the_group_of_its_document(serve
     # The first stream registers the document; the second sends only its hash.
     with events(url, json={"query": changes, "extensions": _hashed(changes)}) as full, events(
         url, json={"extensions": _hashed(changes)}
-    ) as by_hash, TransportWs(server.ws_url) as ws:
+    ) as by_hash, TransportWs(server.ws_url) as ws, httpx.stream(
+        "POST", url, json={"extensions": _hashed(changes)}, headers={"accept": MULTIPART}, timeout=10
+    ) as multipart:
         ws.send({"id": "1", "type": "subscribe", "payload": {"extensions": _hashed(changes)}})
-        wait_until(lambda: server.subscriber_count() == 3)
-        # One group for both event streams, one for the WebSocket's frames.
-        assert server.call(lambda: len(groups)) == 2
+        wait_until(lambda: server.subscriber_count() == 4)
+        # One group for both event streams, one for the WebSocket's frames,
+        # one for multipart parts.
+        assert server.call(lambda: len(groups)) == 3
         renders = server.call(lambda: groups.renders)
         httpx.post(server.url + "/api/todos/", json={"title": "by hash"})
         expected = {"data": {"todoChanges": {"op": "CREATED", "todo": {"title": "by hash"}}}}
         assert json.loads(full.next()["data"]) == json.loads(by_hash.next()["data"]) == expected
         assert ws.next_data() == expected["data"]
-        assert server.call(lambda: groups.renders) - renders == 2
+        received, chunks = b"", multipart.iter_raw()
+        while b"by hash" not in received:
+            received += next(chunks)
+        assert server.call(lambda: groups.renders) - renders == 3
 
 
 def test_a_trusted_subscription_sent_by_hash_joins_a_group(trusted: tuple[Server, dict[str, str]]) -> None:

@@ -225,7 +225,7 @@ def test_openapi_describes_the_event_streams(client: httpx.Client) -> None:
 # Strawberry's way (the fan-out takes no document with a directive).
 REFUSED = 'subscription { todoChanges(after: "%s") { cursor } }'
 REFUSED_BY_STRAWBERRY = 'subscription { todoChanges(after: "%s") { cursor @include(if: true) } }'
-STREAMING = {"sse": "text/event-stream"}
+STREAMING = {"sse": "text/event-stream", "multipart": "multipart/mixed;subscriptionSpec=1.0,application/json"}
 
 
 def _whole_body(server: Server, accept: str, query: str) -> bytes:
@@ -247,5 +247,5 @@ def test_a_refused_subscription_is_answered_as_strawberrys_path_answers_it(
     assert broadcast == _whole_body(server, accept, REFUSED_BY_STRAWBERRY % cursor)
     assert f'"code":"{code}"'.encode() in broadcast
     # With a good cursor, the first document is a broadcast member indeed.
-    with events(server.url + "/graphql", json={"query": REFUSED % "3"}):
+    with httpx.stream("POST", server.url + "/graphql", json={"query": REFUSED % "3"}, headers={"accept": accept}):
         wait_until(lambda: server.call(lambda: len(server.state("broadcast_groups"))) == 1)
