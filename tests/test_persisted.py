@@ -80,6 +80,26 @@ def test_hashes_over_get_post_and_websocket_subscribe(server: Server, client: ht
         assert ws.next_data() == {"todoChanges": {"op": "CREATED"}}
 
 
+def test_requests_by_hash_take_the_compiled_fast_path(server: Server, client: httpx.Client) -> None:
+    fast = server.fast_path()
+    mutation = 'mutation { createTodo(input: {title: "fast"}) { title } }'
+    created = {"data": {"createTodo": {"title": "fast"}}}
+    assert client.post("/graphql", json={"query": mutation, "extensions": _hashed(mutation)}).json() == created
+    before = server.call(lambda: fast.executions)
+    assert client.post("/graphql", json={"extensions": _hashed(mutation)}).json() == created
+    assert client.post("/graphql", json={"query": LIST, "extensions": _hashed(LIST)}).json()["data"]["todos"]
+    client.post("/api/todos/", json={"title": "the journal moves: no cached answer"})
+    by_get = client.get("/graphql", params={"extensions": json.dumps(_hashed(LIST))})
+    assert len(by_get.json()["data"]["todos"]) == 3
+    assert server.call(lambda: fast.executions) - before == 3
+    # What the plan does not take gets Strawberry's answer, as before.
+    unknown = client.post("/graphql", json={"extensions": _hashed("{ todos { title } }")})
+    assert _codes(unknown.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+    other = client.post("/graphql", json={"query": LIST, "extensions": {**_hashed(LIST), "other": 1}})
+    assert len(other.json()["data"]["todos"]) == 3
+    assert server.call(lambda: fast.executions) - before == 3
+
+
 def test_the_store_keeps_only_the_most_recently_used() -> None:
     store = PersistedQueries(size=2)
     queries = ["{ a }", "{ b }", "{ c }"]
@@ -109,6 +129,9 @@ def test_trusted_documents_run_and_nothing_else(trusted: tuple[Server, dict[str,
     as_written = "query TodoList {\n  todoList {\n    cursor\n    todos { ...TodoFields }\n  }\n}\nfragment TodoFields on Todo { id title completed }"
     with httpx.Client(base_url=server.url, timeout=10) as client:
         by_hash = {"persistedQuery": {"version": 1, "sha256Hash": digest.removeprefix("sha256:")}}
+        # A trusted document by hash alone runs on the compiled fast path.
+        client.get("/graphql", params={"extensions": json.dumps(by_hash)})
+        assert server.call(lambda: server.fast_path().executions) == 1
         for response in (
             client.get("/graphql", params={"extensions": json.dumps(by_hash)}),
             client.post("/graphql", json={"extensions": by_hash}),
