@@ -29,7 +29,9 @@ instead of misbehaving quietly.
 - `Schema.execute` (one result) refuses subscriptions; `Schema.subscribe`
   (only the legacy graphql-ws handler calls it) runs queries and mutations
   too, as one result then `complete`.
-- Multipart subscription responses get a valid Content-Type.
+- Multipart subscription responses get a valid Content-Type; broadcast
+  members' parts (graphql_multipart.py) are framed by the transport's own
+  methods, as Strawberry frames its parts.
 - Persisted queries: every transport runs operations through
   `Schema.execute()` or `Schema.stream()`, where the document is looked up
   from `extensions.persistedQuery`; a graphql-transport-ws `subscribe`
