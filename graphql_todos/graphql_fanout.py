@@ -236,7 +236,7 @@ class GraphQLFanout:
             self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
             operation_name=operation_name,
         )
-        assert not isinstance(executor, list)  # take() coerced these variables already
+        assert not isinstance(executor, list)  # join() coerced these variables already
 
         async def render(change: Change) -> bytes:
             result = executor.build_per_event_executor(change).execute_operation(False)

@@ -6,6 +6,7 @@ multipart subscription response is the same stream with other framing."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -91,7 +92,9 @@ class EventStreamResponse:
                     async for chunk in received:
                         # As on the WebSockets (SEND_TIMEOUT_SECONDS): a client
                         # that stopped reading is let go; it resumes by id.
-                        with anyio.fail_after(self.send_timeout):
+                        # asyncio's timeout: anyio's cancel scope cost about
+                        # 15 us per event here.
+                        async with asyncio.timeout(self.send_timeout):
                             await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:
