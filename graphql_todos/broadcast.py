@@ -5,16 +5,18 @@ it). A member's frame is its own prefix, the shared payload and its suffix;
 only the operation id differs between members.
 
 A member that cannot take a frame at once (its connection's write buffer is
-full, or its queue of frames for a plain ASGI send is) is dropped by the group
-and reads what it missed from the journal, from the last position it was
-sent, then rejoins: each member gets each change once, in commit order, and
-never holds up the others.
+full, or its queue for a plain ASGI send holds QUEUE_SIZE changes, the hub's
+bound for any subscriber: a burst such as one statement changing many rows
+drops no one) is dropped by the group and reads what it missed from the
+journal, from the last position it was sent, then rejoins: each member gets
+each change once, in commit order, and never holds up the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 
 from . import metrics
@@ -30,10 +32,6 @@ Write = Callable[[bytes], bool]
 # Sends a frame, waiting while the connection is busy (the plain ASGI send).
 Send = Callable[[bytes], Awaitable[None]]
 
-# Frames a member without a direct write may have queued before it is
-# dropped to the journal.
-PENDING_LIMIT = 64
-
 
 class Member:
     """One subscription in a group. `last` is the newest position it was sent."""
@@ -46,22 +44,24 @@ class Member:
         self.suffix = suffix
         self.write = write
         self.send = send
-        self._pending: list[tuple[Change, bytes]] | None = None
+        # Changes queued for `send` (members without a direct write): the
+        # shared payloads, framed as they are sent.
+        self._pending: deque[tuple[Change, bytes]] | None = None
         self._wake: asyncio.Future[None] | None = None
 
-    def offer(self, change: Change, payload: bytes) -> bool:
-        """Take the change now, or say False (the group then drops us)."""
-        frame = self.prefix + payload + self.suffix
+    def offer(self, change: Change, payload: bytes, limit: int) -> bool:
+        """Take the change now (queue it, `limit` at most), or say False (the
+        group then drops us)."""
         if self.write is not None:
-            if not self.write(frame):
+            if not self.write(self.prefix + payload + self.suffix):
                 return False
             self.last = change.position
             return True
         if self._pending is None:
-            self._pending = []
-        elif len(self._pending) >= PENDING_LIMIT:
+            self._pending = deque()
+        elif len(self._pending) >= limit:
             return False
-        self._pending.append((change, frame))
+        self._pending.append((change, payload))
         self.signal()
         return True
 
@@ -72,8 +72,8 @@ class Member:
     async def _drain(self) -> None:
         """Send the queued frames (members without a direct write)."""
         while self._pending:
-            change, frame = self._pending.pop(0)
-            await self.send(frame)
+            change, payload = self._pending.popleft()
+            await self.send(self.prefix + payload + self.suffix)
             metrics.observe_lag(change.changed_at)
             self.last = change.position
 
@@ -108,6 +108,7 @@ class Group:
                 async for batch in sub.batches():
                     for change in batch:
                         if self.members:
+                            self.groups.renders += 1
                             self._fan_out(change, await self.render(change))
                         self.position = change.position
         except Exception:
@@ -125,10 +126,11 @@ class Group:
         return len(self.members) + len(self.catching_up)
 
     def _fan_out(self, change: Change, payload: bytes) -> None:
+        limit = self.groups.hub.queue_size
         dropped = [
             member
             for member in self.members
-            if change.position > member.last and not member.offer(change, payload)
+            if change.position > member.last and not member.offer(change, payload, limit)
         ]
         # The direct writes are done (written to the sockets, not awaited):
         # one sample for the group; queued members sample as they send.
@@ -155,6 +157,9 @@ class Groups:
         self._groups: dict[Hashable, Group] = {}
         # Members dropped to the journal for being slow, since start.
         self.drops = 0
+        # Payloads rendered for a group's fan-out (one per change per group),
+        # since start: members catching up from the journal render their own.
+        self.renders = 0
 
     def __len__(self) -> int:
         return len(self._groups)

@@ -1,12 +1,13 @@
 """The compiled fast path for GraphQL over HTTP.
 
 `POST /graphql` with a JSON body, or `GET /graphql` with the query in its
-parameters, naming a document we have compiled runs the plan and answers
-with bytes written in one pass; a document that does not parse (over
-MAX_TOKENS too) or validate (over the other limits too) is answered here as
-Strawberry's view would, so that it costs one parse. Every other request
-(and every document that does not compile) is left to Strawberry's view,
-whose answers the plan reproduces.
+parameters, naming a document we have compiled (sent in full, or by its
+persisted-query hash alone) runs the plan and answers with bytes written in
+one pass; a document that does not parse (over MAX_TOKENS too) or validate
+(over the other limits too) is answered here as Strawberry's view would, so
+that it costs one parse. Every other request (and every document that does
+not compile, every hash the store does not know or trust) is left to
+Strawberry's view, whose answers the plan reproduces.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
+from .errors import RequestError
 from .graphql_internals import checked_operation, validation_errors
 from .response_cache import ResponseCache
 from .schema import Context, TodoSchema, validation_failed
@@ -28,8 +30,9 @@ from .schema import Context, TodoSchema, validation_failed
 # Distinct (document, operation name) pairs kept, compiled or not.
 CACHE_SIZE = 512
 # A request we may take has these fields at most (Strawberry reads no
-# others); one with "extensions" is left to Strawberry.
-_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
+# others); its extensions, if any, are a persisted query's and nothing else.
+_REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
+_EXTENSION_KEYS = {"persistedQuery"}
 # Strawberry's view runs no mutation over GET, and no subscription over
 # plain HTTP (TodoSchema.execute).
 _OVER_GET = frozenset({OperationType.QUERY})
@@ -76,6 +79,8 @@ class FastPath:
         if fields is None:
             return None
         query, variables, name = fields.get("query"), fields.get("variables"), fields.get("operationName")
+        if "extensions" in fields:
+            query = self._persisted(query, fields["extensions"])
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
         answer = await self.execute(query, variables, name, context, operations)
@@ -122,6 +127,17 @@ class FastPath:
             return Answer((await run())[0])
         key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
         return Answer(await self.cache.get_or_read(key, context.journal.position, run))
+
+    def _persisted(self, query: Any, extensions: Any) -> str | None:
+        """The document a persisted query names (with the trusted-documents
+        rules); None: Strawberry's path answers (an unknown or untrusted
+        hash, a hash that does not match the document, other extensions)."""
+        if type(extensions) is not dict or extensions.keys() != _EXTENSION_KEYS or type(query) not in (str, type(None)):
+            return None
+        try:
+            return self.schema.document(query, extensions)
+        except RequestError:
+            return None
 
     def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | _Refused | None:
         key = (query, operation_name)
@@ -178,9 +194,10 @@ def _query_params(request: Request) -> dict[str, Any] | None:
     if not params.keys() <= _REQUEST_KEYS or len(params.multi_items()) != len(params):
         return None
     fields: dict[str, Any] = dict(params)
-    if "variables" in fields:
-        try:
-            fields["variables"] = orjson.loads(fields["variables"])
-        except orjson.JSONDecodeError:
-            return None
+    for name in ("variables", "extensions"):
+        if name in fields:
+            try:
+                fields[name] = orjson.loads(fields[name])
+            except orjson.JSONDecodeError:
+                return None
     return fields

@@ -1,8 +1,10 @@
-"""GraphQL subscriptions as broadcast members (see broadcast.py).
+"""GraphQL subscriptions as broadcast members (see broadcast.py), over both
+WebSocket protocols, SSE and multipart HTTP.
 
-A `todoChanges` subscription qualifies when its document validates and its
-operation selects that one field with no directive anywhere (so no @defer,
-nothing that varies per member). Its group is the document, operation name
+A `todoChanges` subscription qualifies when its document (sent in full, or
+by a persisted-query hash) validates and its operation selects that one
+field with no directive anywhere (so no @defer, nothing that varies per
+member). Its group is the transport's framing, the document, operation name
 and variables, less the variable giving `after`: the cursor decides where a
 member starts, not what a change looks like. Anything else, and every
 subscription with bad variables, goes the Strawberry way, which answers it
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,15 +37,21 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 from graphql.language import Visitor, visit
+from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
+from strawberry.http import GraphQLRequestData
 
-from .broadcast import Groups, Member
-from .errors import DomainError
+from .broadcast import Groups, Member, Render, Send, Write
+from .errors import DomainError, RequestError
 from .graphql_internals import Refused, RunMember, TodoExecutionContext, frame_writers, validation_errors
 from .journal import Journal
 from .models import Change
 from .schema import TodoSchema
 from .streams import start_after
+
+# A transport's whole payload for a change, around the result's JSON (the
+# SSE event, the multipart part); None: the JSON itself.
+Frame = Callable[[Change, bytes], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,20 @@ def _after(field: FieldNode) -> tuple[str | None, str | None] | None:
     return None, None
 
 
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A subscription the fan-out took: its group and where it starts."""
+
+    groups: Groups
+    key: Hashable
+    start: int
+    make_render: Callable[[], Render]
+
+    async def run(self, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
+        """Deliver every change to the member until the hub closes; cancel to leave."""
+        await self.groups.run(self.key, self.make_render, Member(self.start, prefix, suffix, write, send))
+
+
 class GraphQLFanout:
     def __init__(self, schema: TodoSchema) -> None:
         self.schema = schema
@@ -103,15 +125,22 @@ class GraphQLFanout:
             return None
         return _Plan(document, operation, *after)
 
-    async def take(
-        self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
-    ) -> RunMember | None:
-        if not isinstance(query, str):
-            return None  # a persisted-query hash alone: Strawberry's path looks it up
-        persisted = self.schema.persisted
-        if persisted is not None and not persisted.allows(query):
-            return None  # Strawberry's path refuses it (DOCUMENT_NOT_TRUSTED)
-        plan = self._plan(query, operation_name)
+    async def join(
+        self,
+        context: Any,
+        conn: HTTPConnection,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        frame: Frame | None = None,
+        extensions: Mapping[str, Any] | None = None,
+        resume_after: str | None = None,
+    ) -> Joined | None:
+        """The subscription as a member-to-be of its group, starting after
+        `resume_after` when given (SSE's Last-Event-ID), else after the
+        document's cursor; None: Strawberry's path runs it. Raises Refused."""
+        document = self._document(query, extensions)
+        plan = None if document is None else self._plan(document, operation_name)
         if plan is None:
             return None
         coerced = get_variable_values(self.schema._schema, plan.operation.variable_definitions or (), variables or {})
@@ -119,21 +148,76 @@ class GraphQLFanout:
             return None
         values = coerced.coerced
         cursor = plan.after if plan.after_variable is None else values.get(plan.after_variable)
-        journal: Journal = websocket.state.journal
+        journal: Journal = conn.state.journal
         try:
-            start = await start_after(journal, cursor)
+            start = await start_after(journal, cursor if resume_after is None else resume_after)
         except DomainError as exc:
             raise Refused(self._refusal(plan, exc)) from None
         shared = {k: v for k, v in values.items() if k != plan.after_variable}
-        key = ("graphql", query, operation_name, orjson.dumps(shared, option=orjson.OPT_SORT_KEYS, default=str))
-        groups: Groups = websocket.state.broadcast_groups
+        key = (frame, document, operation_name, orjson.dumps(shared, option=orjson.OPT_SORT_KEYS, default=str))
+        return Joined(
+            conn.state.broadcast_groups, key, start,
+            lambda: self._render(plan, context, variables, operation_name, frame),
+        )
+
+    async def produce(
+        self,
+        context: Any,
+        request: Request,
+        fields: GraphQLRequestData,
+        frame: Frame,
+        complete: bytes,
+        refusal: Callable[[list[GraphQLError]], Awaitable[bytes]],
+        resume_after: str | None = None,
+    ) -> Callable[[Send], Awaitable[None]] | None:
+        """An HTTP stream's producer (SSE, multipart): the member's frames,
+        then `complete` once the hub closes; or, for a subscription refused
+        at the start, the frame `refusal` makes of its errors, then
+        `complete`. None: Strawberry's path runs it."""
+        try:
+            joined = await self.join(
+                context, request, fields.query, fields.variables, fields.operation_name, frame,
+                fields.extensions, resume_after,
+            )
+        except Refused as refused:
+            first = await refusal(refused.errors)
+
+            async def refuse(send: Send) -> None:
+                await send(first)
+                await send(complete)
+
+            return refuse
+        if joined is None:
+            return None
+
+        async def run(send: Send) -> None:
+            await joined.run(b"", b"", None, send)
+            await send(complete)
+
+        return run
+
+    async def take(
+        self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
+    ) -> RunMember | None:
+        joined = await self.join(context, websocket, query, variables, operation_name)
+        if joined is None:
+            return None
         write, send = frame_writers(websocket)
 
         async def run(prefix: bytes, suffix: bytes) -> None:
-            member = Member(start, prefix, suffix, write, send)
-            await groups.run(key, lambda: self._render(plan, context, variables, operation_name), member)
+            await joined.run(prefix, suffix, write, send)
 
         return run
+
+    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """The document to run, looked up by its persisted-query hash when
+        that is all the request sent; None when Strawberry's path must answer
+        (an unknown hash, a document not trusted)."""
+        try:
+            document = self.schema.document(query, extensions)
+        except RequestError:
+            return None
+        return document if isinstance(document, str) else None
 
     def _refusal(self, plan: _Plan, exc: DomainError) -> list[GraphQLError]:
         """The error graphql-core gives a subscribe resolver that raises exc."""
@@ -143,15 +227,17 @@ class GraphQLFanout:
         return self.schema.finish_errors([located_error(exc, [field], [key])])
 
     def _render(
-        self, plan: _Plan, context: Any, variables: dict[str, Any] | None, operation_name: str | None
+        self, plan: _Plan, context: Any, variables: dict[str, Any] | None, operation_name: str | None,
+        frame: Frame | None,
     ) -> Callable[[Change], Awaitable[bytes]]:
         """The payload for each change, executed as graphql-core executes a
-        subscription event (the group's first member's values stand for all)."""
+        subscription event (the group's first member's values stand for all),
+        in the transport's frame."""
         executor = TodoExecutionContext.build(
             self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
             operation_name=operation_name,
         )
-        assert not isinstance(executor, list)  # take() coerced these variables already
+        assert not isinstance(executor, list)  # join() coerced these variables already
 
         async def render(change: Change) -> bytes:
             result = executor.build_per_event_executor(change).execute_operation(False)
@@ -160,6 +246,7 @@ class GraphQLFanout:
             payload: dict[str, Any] = {"data": result.data}
             if result.errors:
                 payload["errors"] = [e.formatted for e in self.schema.finish_errors(result.errors)]
-            return orjson.dumps(payload)
+            body = orjson.dumps(payload)
+            return body if frame is None else frame(change, body)
 
         return render

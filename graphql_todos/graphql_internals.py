@@ -29,7 +29,9 @@ instead of misbehaving quietly.
 - `Schema.execute` (one result) refuses subscriptions; `Schema.subscribe`
   (only the legacy graphql-ws handler calls it) runs queries and mutations
   too, as one result then `complete`.
-- Multipart subscription responses get a valid Content-Type.
+- Multipart subscription responses get a valid Content-Type; broadcast
+  members' parts (graphql_multipart.py) are framed by the transport's own
+  methods, as Strawberry frames its parts.
 - Persisted queries: every transport runs operations through
   `Schema.execute()` or `Schema.stream()`, where the document is looked up
   from `extensions.persistedQuery`; a graphql-transport-ws `subscribe`
@@ -274,7 +276,9 @@ class OneResultSchema(strawberry.Schema):
 
     persisted: Documents | None = None
 
-    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+    def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """The document a request runs: its own, or the persisted one its
+        hash names (RequestError: none may run)."""
         return query if self.persisted is None else self.persisted.document(query, extensions)
 
     async def execute(  # type: ignore[override]
@@ -288,7 +292,7 @@ class OneResultSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
         try:
-            query = self._document(query, operation_extensions)
+            query = self.document(query, operation_extensions)
         except RequestError as exc:
             return StrawberryExecutionResult(data=None, errors=[_request_error(exc)])
         # One result cannot carry a subscription: refuse it instead of
@@ -315,7 +319,7 @@ class OneResultSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
         try:
-            query = self._document(query, operation_extensions)
+            query = self.document(query, operation_extensions)
         except RequestError as exc:
             return _refused(exc)
         return await super().stream(
@@ -338,11 +342,31 @@ async def _refused(exc: RequestError) -> AsyncGenerator[PreExecutionError, None]
 class MultipartSubscriptions(MultipartSubscriptionTransport):
     """Assumes: the view sends `headers` as the response's headers. Strawberry's
     Content-Type appends `,application/json` to the multipart type, which no
-    parser reads as one media type; this one is valid (RFC 2046 parameters)."""
+    parser reads as one media type; this one is valid (RFC 2046 parameters).
+
+    The broadcast path (graphql_multipart.py) frames its parts with the same
+    methods. Assumes: `encode_next(response, encode_json)` is
+    `encode_multipart_data({"payload": response}, encode_json)`, which frames
+    what `encode_json` returns; heartbeats and the end are
+    `heartbeat_message(encode_json)` and `encode_complete()`, the first
+    heartbeat sent at once when `send_initial_heartbeat`."""
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Content-Type": f'multipart/mixed; boundary="{self.separator}"; subscriptionSpec="1.0"'}
+
+    def next_part(self, response: bytes) -> bytes:
+        """encode_next's part for a response already encoded as JSON."""
+        # str() hands the encoded text back as it is.
+        return self.encode_multipart_data((b'{"payload":' + response + b"}").decode(), str).encode()
+
+    def heartbeat_part(self) -> bytes:
+        return self.heartbeat_message(_encode_json).encode()
+
+
+def _encode_json(data: object) -> str:
+    # As the view encodes (graphql_view.TodoGraphQL.encode_json).
+    return orjson.dumps(data).decode()
 
 
 # A subscription the fan-out took: runs it with the member's frame prefix and

@@ -3,7 +3,11 @@ connections mode has it: `POST` or `GET /graphql` with
 `Accept: text/event-stream` answers one `next` event per result (request
 errors too, as results with `errors`), then `complete`. Each todoChanges
 event carries `id: <cursor>`; a client reconnecting with `Last-Event-ID`
-resumes right after it, whatever `after` its document says."""
+resumes right after it, whatever `after` its document says.
+
+A todoChanges subscription the fan-out takes is a broadcast member: its
+whole `next` event is the same bytes for every stream of its group. Every
+other operation runs through Strawberry's `schema.stream`."""
 
 from __future__ import annotations
 
@@ -12,14 +16,19 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from . import sse
+from .graphql_fanout import GraphQLFanout
+from .models import Change
 from .schema import Context, EventIds
 
 Encode = Callable[[Any], Awaitable[bytes]]
+COMPLETE = sse.event("complete", b"")
 
 
 async def respond(
@@ -27,13 +36,23 @@ async def respond(
     request: Request,
     context: Context,
     encode: Encode,
+    fanout: GraphQLFanout,
     keepalive: float,
     send_timeout: float,
 ) -> sse.EventStreamResponse:
     fields = await view.parse_http_body(view.request_adapter_class(request))
     if isinstance(fields, list):
         raise HTTPException(400, "Batching is not supported for SSE")
-    ids = context.event_ids = EventIds(resume_after=sse.last_event_id(request))
+    resume_after = sse.last_event_id(request)
+
+    async def refusal(errors: list[GraphQLError]) -> bytes:
+        # As Strawberry's path answers a subscribe resolver that raises.
+        return sse.event("next", await encode(ExecutionResult(data=None, errors=errors)))
+
+    produce = await fanout.produce(context, request, fields, _next_event, COMPLETE, refusal, resume_after)
+    if produce is not None:
+        return sse.EventStreamResponse(produce, keepalive, send_timeout)
+    ids = context.event_ids = EventIds(resume_after=resume_after)
     results = await view.schema.stream(
         fields.query,
         fields.variables,
@@ -46,6 +65,11 @@ async def respond(
     return sse.EventStreamResponse(_events(results, ids, encode), keepalive, send_timeout)
 
 
+def _next_event(change: Change, body: bytes) -> bytes:
+    """A change's result as the event the Strawberry path sends for it."""
+    return sse.event("next", body, change.cursor)
+
+
 async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator[bytes, None]:
     sent: str | None = None
     async with contextlib.aclosing(results):
@@ -55,4 +79,4 @@ async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator
             fresh = ids.latest if ids.latest != sent else None
             sent = ids.latest
             yield sse.event("next", body, fresh)
-    yield sse.event("complete", b"")
+    yield COMPLETE

@@ -1,4 +1,4 @@
-"""The GraphQL transport: HTTP, WebSockets (both protocols) and multipart
+"""The GraphQL transport: HTTP, WebSockets (both protocols), SSE and multipart
 subscriptions on /graphql, plus GraphiQL from our own built assets."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from strawberry.subscriptions import (
 )
 from strawberry.types import ExecutionResult
 
-from . import graphql_sse, sse
+from . import graphql_multipart, graphql_sse, sse
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
@@ -104,6 +104,8 @@ class TodoGraphQL(GraphQL[Context, None]):
             if sse.accepts_event_stream(request):
                 # graphql-sse: from here on, errors travel as events.
                 response = await self.event_stream(request, context)
+            elif (member := await self.multipart(request, context)) is not None:
+                response = member
             else:
                 # The request keeps the body it read, so the fallback reads it too.
                 answer = await self.fast.respond(request, context) or await self.run(request)
@@ -118,12 +120,25 @@ class TodoGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def event_stream(self, request: Request, context: Context) -> ASGIApp:
+        return await graphql_sse.respond(
+            self, request, context, self._encoder(request), self.fanout, self.keepalive_seconds,
+            self.send_timeout_seconds,
+        )
+
+    async def multipart(self, request: Request, context: Context) -> ASGIApp | None:
+        """A multipart subscription on the broadcast path, or None (then the
+        request, which keeps the body it read, goes on as any other)."""
+        return await graphql_multipart.respond(
+            self, request, context, self._encoder(request), self.fanout, self.send_timeout_seconds
+        )
+
+    def _encoder(self, request: Request) -> graphql_sse.Encode:
+        """A result as the stream transports encode it."""
+
         async def encode(result: ExecutionResult) -> bytes:
             return orjson.dumps(await self.process_result(request, result))
 
-        return await graphql_sse.respond(
-            self, request, context, encode, self.keepalive_seconds, self.send_timeout_seconds
-        )
+        return encode
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

@@ -93,13 +93,20 @@ class TodoCollection(HTTPEndpoint):
 
     @staticmethod
     async def _event_stream(request: Request) -> sse.EventStreamResponse:
-        """The socket's messages as events: from Last-Event-ID, else ?after=."""
+        """The socket's messages as events, from Last-Event-ID, else ?after=:
+        every stream is a member of one group, whose events are the same
+        bytes for all (one encoding per change)."""
         after = sse.last_event_id(request) or request.query_params.get("after")
         try:
-            changes = await streams.changes(_journal(request), _hub(request), after)
+            start = await streams.start_after(_journal(request), after)
         except BadUserInput as exc:
             raise _in_url(exc) from None
-        return _event_stream(request, _change_json(changes))
+        groups: Groups = request.state.broadcast_groups
+
+        async def produce(send: sse.SendChunk) -> None:
+            await groups.run("rest sse", lambda: _change_event, Member(start, b"", b"", None, send))
+
+        return _event_stream(request, produce)
 
 
 class TodoItem(HTTPEndpoint):
@@ -108,7 +115,7 @@ class TodoItem(HTTPEndpoint):
         if sse.accepts_event_stream(request):
             # The row now, then each change: a reconnect needs no cursor.
             messages = _state_messages(_service(request), _hub(request), str(todo.id))
-            return _event_stream(request, messages)
+            return _event_stream(request, _events(messages))
         return _json(todo)
 
     async def put(self, request: Request) -> Response:
@@ -253,10 +260,9 @@ async def _change_bytes(change: Change) -> bytes:
     return orjson.dumps(_change_message(change))
 
 
-async def _change_json(changes: AsyncGenerator[Change, None]) -> AsyncGenerator[dict[str, Any], None]:
-    async with contextlib.aclosing(changes):
-        async for change in changes:
-            yield _change_message(change)
+async def _change_event(change: Change) -> bytes:
+    """The event the collection's stream sends (as _events would)."""
+    return sse.event(change.op.value, await _change_bytes(change), change.cursor)
 
 
 async def _state_messages(
@@ -277,10 +283,10 @@ async def _state_messages(
 
 
 def _event_stream(
-    request: Request, messages: AsyncGenerator[dict[str, Any], None]
+    request: Request, events: AsyncGenerator[bytes, None] | sse.Produce
 ) -> sse.EventStreamResponse:
     settings: Settings = request.state.settings
-    return sse.EventStreamResponse(_events(messages), settings.keepalive_seconds, settings.send_timeout_seconds)
+    return sse.EventStreamResponse(events, settings.keepalive_seconds, settings.send_timeout_seconds)
 
 
 async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:

@@ -5,14 +5,18 @@ missed from the journal; leaving cleans up."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import socket
 import struct
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
@@ -20,7 +24,8 @@ from websockets.sync.client import connect
 
 from graphql_todos.broadcast import Groups
 from tests.gql import CHANGES, LegacyWs, TransportWs
-from tests.helpers import Server, make_server, wait_until
+from tests.helpers import Server, make_server, serving, wait_until
+from tests.sse_client import events
 
 SMALL = "subscription { todoChanges { cursor } }"
 
@@ -211,3 +216,104 @@ def test_lag_is_sampled_once_the_frames_are_written(any_ws_server: Server) -> No
         expected = 5 if server.uvicorn_overrides["ws"] == "websockets-sansio" else 15
         wait_until(lambda: lag_samples() - before >= expected)
         assert lag_samples() - before == expected
+
+
+class StalledEvents:
+    """An event stream read through a socket with a tiny receive buffer, so
+    that not reading soon fills the server's write buffer."""
+
+    def __init__(self, server: Server, path: str) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        self.conn.sock = sock
+        self.conn.request("GET", path, headers={"accept": "text/event-stream"})
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+
+    def next(self) -> dict[str, str]:
+        """The next event (heartbeats skipped), as sse_client reads them."""
+        fields: dict[str, str] = {}
+        while True:
+            line = self.response.readline().decode().rstrip("\n")
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+            elif fields and "" not in fields:
+                return fields
+            else:
+                fields = {}
+
+
+EVENT_STREAMS = {
+    "rest": ("/api/todos/", lambda e: int(e["id"])),
+    "graphql": (
+        "/graphql?" + urlencode({"query": SMALL}),
+        lambda e: int(json.loads(e["data"])["data"]["todoChanges"]["cursor"]),
+    ),
+}
+
+
+@pytest.mark.parametrize("route", EVENT_STREAMS)
+def test_a_stalled_event_stream_is_dropped_to_the_journal_and_misses_nothing(db_dsn: str, route: str) -> None:
+    path, cursor_of = EVENT_STREAMS[route]
+    # Long enough for the flood below: the stream is dropped from the group,
+    # not ended (SEND_TIMEOUT_SECONDS, tested in test_stalled.py).
+    with serving(db_dsn, send_timeout_seconds=300) as server:
+        stalled = StalledEvents(server, path)
+        try:
+            with events(server.url + path) as live:
+                wait_until(lambda: server.subscriber_count() == 2)
+                assert server.call(lambda: len(groups(server))) == 1
+                sent: list[int] = []
+                # Until the group drops the stalled stream: the live one keeps up all along.
+                while server.call(lambda: groups(server).drops) == 0:
+                    insert(server, [f"{len(sent) + i:05} " + "x" * 500 for i in range(200)])
+                    sent += [cursor_of(live.next()) for _ in range(200)]
+                insert(server, ["after the drop"])
+                sent.append(cursor_of(live.next()))
+                got = [cursor_of(stalled.next()) for _ in sent]
+                assert got == sent
+                # Caught up, it is back in the group for what comes next.
+                insert(server, ["rejoined"])
+                assert cursor_of(live.next()) == cursor_of(stalled.next()) == sent[-1] + 1
+        finally:
+            stalled.conn.close()
+        wait_until(lambda: server.subscriber_count() == 0)
+
+
+MULTIPART = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+
+
+def test_multipart_subscribers_share_a_group(server: Server) -> None:
+    groups_ = groups(server)
+    body = {"query": CHANGES, "variables": {"after": None}}
+    with ExitStack() as stack, ExitStack() as leaving:
+        responses = [
+            (leaving if i == 0 else stack).enter_context(
+                httpx.stream("POST", server.url + "/graphql", json=body, headers=MULTIPART, timeout=10)
+            )
+            for i in range(8)
+        ]
+        ws = stack.enter_context(TransportWs(server.ws_url))
+        ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 9)
+        # One group for the multipart parts, one for the WebSocket frames.
+        assert server.call(lambda: len(groups_)) == 2
+        renders = server.call(lambda: groups_.renders)
+        insert(server, ["over multipart"])
+        payload = ws.recv()["payload"]
+        # Each part: its headers, {"payload": the result}, the boundary.
+        part = f'{{"payload":{json.dumps(payload, separators=(",", ":"))}}}\r\n--graphql'.encode()
+        # Kept iterators: one dropped or left by a loop closes its response.
+        readers = [response.iter_raw() for response in responses]
+        for reader in readers:
+            received = b""
+            while not received.endswith(part):
+                received += next(reader)
+        assert server.call(lambda: groups_.renders) - renders == 2
+        leaving.close()
+        wait_until(lambda: server.subscriber_count() == 8)
+    wait_until(lambda: server.subscriber_count() == 0)
+    assert server.call(lambda: len(groups_)) == 0

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 import strawberry
 from graphql import ExecutionResult, GraphQLObjectType, GraphQLSyntaxError, execute, parse, specified_rules
@@ -33,6 +34,7 @@ from websockets.frames import Frame, Opcode
 
 from graphql_todos.graphql_internals import (
     FanoutWSHandler,
+    MultipartSubscriptions,
     OneResultSchema,
     TodoExecutionContext,
     _text_frame_header,
@@ -205,6 +207,21 @@ def test_only_the_legacy_graphql_ws_handler_calls_subscribe_and_streams_what_it_
 
 def test_the_view_sends_a_stream_transports_headers() -> None:
     assert "headers=transport.headers" in inspect.getsource(AsyncBaseHTTPView._create_streaming_response)
+
+
+def test_broadcast_multipart_parts_are_the_ones_strawberry_frames() -> None:
+    transport = MultipartSubscriptions()
+    response = {"data": {"todoChanges": {"op": "CREATED", "title": "\u00e9t\u00e9"}}}
+    # As TodoGraphQL.encode_json encodes.
+    def encode(data: object) -> str:
+        return orjson.dumps(data).decode()
+
+    assert transport.next_part(orjson.dumps(response)) == transport.encode_next(response, encode).encode()  # type: ignore[arg-type]
+    assert transport.heartbeat_part() == transport.heartbeat_message(encode).encode()
+    source = inspect.getsource(AsyncBaseHTTPView._stream_result)
+    assert "transport.encode_complete()" in source
+    assert "send_initial_heartbeat=transport.send_initial_heartbeat" in source
+    assert "interval=transport.heartbeat_interval" in source
 
 
 def test_schema_stream_takes_the_parameters_we_pass_on() -> None:

@@ -11,12 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
+from graphql_todos.broadcast import Groups
 from graphql_todos.persisted import PersistedQueries
 from tests.gql import TransportWs
-from tests.helpers import ROOT, Server, make_server
+from tests.helpers import ROOT, Server, make_server, wait_until
 from tests.js_clients import node
 from tests.sse_client import events
 
+MULTIPART = "multipart/mixed;subscriptionSpec=1.0,application/json"
 MANIFEST = ROOT / "web" / "src" / "gql" / "persisted-documents.json"
 LIST = "{ todos { id } }"
 
@@ -78,6 +80,26 @@ def test_hashes_over_get_post_and_websocket_subscribe(server: Server, client: ht
         assert ws.next_data() == {"todoChanges": {"op": "CREATED"}}
 
 
+def test_requests_by_hash_take_the_compiled_fast_path(server: Server, client: httpx.Client) -> None:
+    fast = server.fast_path()
+    mutation = 'mutation { createTodo(input: {title: "fast"}) { title } }'
+    created = {"data": {"createTodo": {"title": "fast"}}}
+    assert client.post("/graphql", json={"query": mutation, "extensions": _hashed(mutation)}).json() == created
+    before = server.call(lambda: fast.executions)
+    assert client.post("/graphql", json={"extensions": _hashed(mutation)}).json() == created
+    assert client.post("/graphql", json={"query": LIST, "extensions": _hashed(LIST)}).json()["data"]["todos"]
+    client.post("/api/todos/", json={"title": "the journal moves: no cached answer"})
+    by_get = client.get("/graphql", params={"extensions": json.dumps(_hashed(LIST))})
+    assert len(by_get.json()["data"]["todos"]) == 3
+    assert server.call(lambda: fast.executions) - before == 3
+    # What the plan does not take gets Strawberry's answer, as before.
+    unknown = client.post("/graphql", json={"extensions": _hashed("{ todos { title } }")})
+    assert _codes(unknown.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+    other = client.post("/graphql", json={"query": LIST, "extensions": {**_hashed(LIST), "other": 1}})
+    assert len(other.json()["data"]["todos"]) == 3
+    assert server.call(lambda: fast.executions) - before == 3
+
+
 def test_the_store_keeps_only_the_most_recently_used() -> None:
     store = PersistedQueries(size=2)
     queries = ["{ a }", "{ b }", "{ c }"]
@@ -107,6 +129,9 @@ def test_trusted_documents_run_and_nothing_else(trusted: tuple[Server, dict[str,
     as_written = "query TodoList {\n  todoList {\n    cursor\n    todos { ...TodoFields }\n  }\n}\nfragment TodoFields on Todo { id title completed }"
     with httpx.Client(base_url=server.url, timeout=10) as client:
         by_hash = {"persistedQuery": {"version": 1, "sha256Hash": digest.removeprefix("sha256:")}}
+        # A trusted document by hash alone runs on the compiled fast path.
+        client.get("/graphql", params={"extensions": json.dumps(by_hash)})
+        assert server.call(lambda: server.fast_path().executions) == 1
         for response in (
             client.get("/graphql", params={"extensions": json.dumps(by_hash)}),
             client.post("/graphql", json={"extensions": by_hash}),
@@ -128,3 +153,40 @@ def test_trusted_documents_run_and_nothing_else(trusted: tuple[Server, dict[str,
         ws.subscribe("subscription { todoChanges { op } }")
         refused = ws.recv()
         assert _codes({"errors": refused["payload"]}) == ["DOCUMENT_NOT_TRUSTED"]
+
+
+def test_a_subscription_sent_by_hash_alone_joins_the_group_of_its_document(server: Server) -> None:
+    changes = "subscription { todoChanges { op todo { title } } }"
+    groups: Groups = server.state("broadcast_groups")
+    url = server.url + "/graphql"
+    # The first stream registers the document; the second sends only its hash.
+    with events(url, json={"query": changes, "extensions": _hashed(changes)}) as full, events(
+        url, json={"extensions": _hashed(changes)}
+    ) as by_hash, TransportWs(server.ws_url) as ws, httpx.stream(
+        "POST", url, json={"extensions": _hashed(changes)}, headers={"accept": MULTIPART}, timeout=10
+    ) as multipart:
+        ws.send({"id": "1", "type": "subscribe", "payload": {"extensions": _hashed(changes)}})
+        wait_until(lambda: server.subscriber_count() == 4)
+        # One group for both event streams, one for the WebSocket's frames,
+        # one for multipart parts.
+        assert server.call(lambda: len(groups)) == 3
+        renders = server.call(lambda: groups.renders)
+        httpx.post(server.url + "/api/todos/", json={"title": "by hash"})
+        expected = {"data": {"todoChanges": {"op": "CREATED", "todo": {"title": "by hash"}}}}
+        assert json.loads(full.next()["data"]) == json.loads(by_hash.next()["data"]) == expected
+        assert ws.next_data() == expected["data"]
+        received, chunks = b"", multipart.iter_raw()
+        while b"by hash" not in received:
+            received += next(chunks)
+        assert server.call(lambda: groups.renders) - renders == 3
+
+
+def test_a_trusted_subscription_sent_by_hash_joins_a_group(trusted: tuple[Server, dict[str, str]]) -> None:
+    server, manifest = trusted
+    digest = next(k for k, v in manifest.items() if "subscription TodoChanges" in v).removeprefix("sha256:")
+    by_hash = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    with events(server.url + "/graphql", json={"extensions": by_hash, "variables": {"after": "0"}}) as feed:
+        wait_until(lambda: server.call(lambda: len(server.state("broadcast_groups"))) == 1)
+        httpx.post(server.url + "/api/todos/", json={"title": "trusted"})
+        change = json.loads(feed.next()["data"])["data"]["todoChanges"]
+        assert (change["op"], change["todo"]["title"]) == ("CREATED", "trusted")

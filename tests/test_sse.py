@@ -13,6 +13,8 @@ import httpx
 import psycopg
 import pytest
 
+from graphql_todos import repository
+from graphql_todos.broadcast import Groups
 from tests.gql import create
 from tests.helpers import Server, make_server, wait_until
 from tests.js_clients import node
@@ -180,10 +182,35 @@ def test_many_streams_share_one_listening_connection(db_dsn: str) -> None:
 
 def test_a_client_that_leaves_is_unsubscribed_at_once(server: Server) -> None:
     # The default keepalive (15 s) is far off: nothing is written meanwhile.
+    groups: Groups = server.state("broadcast_groups")
     for open_feed, _ in FEEDS.values():
         with open_feed(server, {}):
+            with open_feed(server, {}):
+                wait_until(lambda: server.subscriber_count() == 2)
+            # The group loses that member at once, and goes with its last.
             wait_until(lambda: server.subscriber_count() == 1)
+            assert server.call(lambda: len(groups)) == 1
         wait_until(lambda: server.subscriber_count() == 0)
+        assert server.call(lambda: len(groups)) == 0
+
+
+@pytest.mark.parametrize("route", FEEDS)
+def test_many_streams_share_one_group_and_one_rendering_per_change(
+    server: Server, client: httpx.Client, route: str
+) -> None:
+    open_feed, change_of = FEEDS[route]
+    groups: Groups = server.state("broadcast_groups")
+    with ExitStack() as stack:
+        # Every stream asks for the whole journal: where it starts is its own.
+        feeds = [stack.enter_context(open_feed(server, {})) for _ in range(12)]
+        wait_until(lambda: server.subscriber_count() == 12)
+        assert server.call(lambda: len(groups)) == 1
+        renders = server.call(lambda: groups.renders)
+        titles = [create(client, f"shared {i}")["title"] for i in range(5)]
+        got = [[change_of(feed.next()) for _ in titles] for feed in feeds]
+        assert all(g == got[0] for g in got)
+        assert [title for _, title in got[0]] == titles
+        assert server.call(lambda: groups.renders) - renders == len(titles)
 
 
 def test_openapi_describes_the_event_streams(client: httpx.Client) -> None:
@@ -192,3 +219,33 @@ def test_openapi_describes_the_event_streams(client: httpx.Client) -> None:
         assert "text/event-stream" in paths[path]["get"]["responses"]["200"]["content"]
     parameters = {p["name"] for p in paths["/api/todos/"]["get"]["parameters"]}
     assert {"after", "Last-Event-ID"} <= parameters
+
+
+# The same field at the same place; the directive sends the second one
+# Strawberry's way (the fan-out takes no document with a directive).
+REFUSED = 'subscription { todoChanges(after: "%s") { cursor } }'
+REFUSED_BY_STRAWBERRY = 'subscription { todoChanges(after: "%s") { cursor @include(if: true) } }'
+STREAMING = {"sse": "text/event-stream", "multipart": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+
+
+def _whole_body(server: Server, accept: str, query: str) -> bytes:
+    response = httpx.post(server.url + "/graphql", json={"query": query}, headers={"accept": accept}, timeout=10)
+    assert response.status_code == 200
+    return response.content
+
+
+@pytest.mark.parametrize("accept", STREAMING.values(), ids=STREAMING.keys())
+@pytest.mark.parametrize(("cursor", "code"), [("nope", "BAD_USER_INPUT"), ("999", "BAD_USER_INPUT"), ("1", "CURSOR_EXPIRED")])
+def test_a_refused_subscription_is_answered_as_strawberrys_path_answers_it(
+    server: Server, accept: str, cursor: str, code: str
+) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b'), ('c')")
+        params = {"below": 2**62, "keep_seconds": 3600, "keep_rows": 1, "limit": 100}
+        conn.execute(repository.PRUNE_JOURNAL, params)  # cursor 1 expires
+    broadcast = _whole_body(server, accept, REFUSED % cursor)
+    assert broadcast == _whole_body(server, accept, REFUSED_BY_STRAWBERRY % cursor)
+    assert f'"code":"{code}"'.encode() in broadcast
+    # With a good cursor, the first document is a broadcast member indeed.
+    with httpx.stream("POST", server.url + "/graphql", json={"query": REFUSED % "3"}, headers={"accept": accept}):
+        wait_until(lambda: server.call(lambda: len(server.state("broadcast_groups"))) == 1)
