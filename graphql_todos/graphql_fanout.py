@@ -166,14 +166,14 @@ class GraphQLFanout:
         request: Request,
         fields: GraphQLRequestData,
         frame: Frame,
-        complete: bytes,
+        complete: Callable[[], bytes | None],
         refusal: Callable[[list[GraphQLError]], Awaitable[bytes]],
         resume_after: str | None = None,
     ) -> Callable[[Send], Awaitable[None]] | None:
         """An HTTP stream's producer (SSE, multipart): the member's frames,
-        then `complete` once the hub closes; or, for a subscription refused
-        at the start, the frame `refusal` makes of its errors, then
-        `complete`. None: Strawberry's path runs it."""
+        then the frame `complete` gives (if any) once the hub closes; or, for
+        a subscription refused at the start, the frame `refusal` makes of its
+        errors, then `complete`'s. None: Strawberry's path runs it."""
         try:
             joined = await self.join(
                 context, request, fields.query, fields.variables, fields.operation_name, frame,
@@ -184,7 +184,7 @@ class GraphQLFanout:
 
             async def refuse(send: Send) -> None:
                 await send(first)
-                await send(complete)
+                await _finish(send, complete)
 
             return refuse
         if joined is None:
@@ -192,7 +192,7 @@ class GraphQLFanout:
 
         async def run(send: Send) -> None:
             await joined.run(b"", b"", None, send)
-            await send(complete)
+            await _finish(send, complete)
 
         return run
 
@@ -250,3 +250,8 @@ class GraphQLFanout:
             return body if frame is None else frame(change, body)
 
         return render
+
+
+async def _finish(send: Send, complete: Callable[[], bytes | None]) -> None:
+    if (last := complete()) is not None:
+        await send(last)

@@ -48,7 +48,7 @@ async def respond(
         # As Strawberry's path answers a subscribe resolver that raises.
         return _TRANSPORT.next_part(await encode(ExecutionResult(data=None, errors=errors)))
 
-    produce = await fanout.produce(context, request, fields, _next_part, _COMPLETE, refusal)
+    produce = await fanout.produce(context, request, fields, _next_part, lambda: _COMPLETE, refusal)
     if produce is None:
         return None
     return EventStreamResponse(

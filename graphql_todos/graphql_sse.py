@@ -1,7 +1,8 @@
 """GraphQL over Server-Sent Events, as the graphql-sse protocol's distinct
 connections mode has it: `POST` or `GET /graphql` with
 `Accept: text/event-stream` answers one `next` event per result (request
-errors too, as results with `errors`), then `complete`. Each todoChanges
+errors too, as results with `errors`), then `complete` (except when the
+server stops: the stream is cut, and the client retries). Each todoChanges
 event carries `id: <cursor>`; a client reconnecting with `Last-Event-ID`
 resumes right after it, whatever `after` its document says.
 
@@ -49,7 +50,13 @@ async def respond(
         # As Strawberry's path answers a subscribe resolver that raises.
         return sse.event("next", await encode(ExecutionResult(data=None, errors=errors)))
 
-    produce = await fanout.produce(context, request, fields, _next_event, COMPLETE, refusal, resume_after)
+    def complete() -> bytes | None:
+        # A server that is stopping ends the stream without `complete`: a
+        # graphql-sse client then sees a dropped connection and retries, where
+        # `complete` would tell it the subscription is over.
+        return None if context.hub.closed else COMPLETE
+
+    produce = await fanout.produce(context, request, fields, _next_event, complete, refusal, resume_after)
     if produce is not None:
         return sse.EventStreamResponse(produce, keepalive, send_timeout)
     ids = context.event_ids = EventIds(resume_after=resume_after)
@@ -62,7 +69,7 @@ async def respond(
         fields.extensions,
         OperationType.from_http("GET" if request.method == "GET" else "POST"),
     )
-    return sse.EventStreamResponse(_events(results, ids, encode), keepalive, send_timeout)
+    return sse.EventStreamResponse(_events(results, ids, encode, complete), keepalive, send_timeout)
 
 
 def _next_event(change: Change, body: bytes) -> bytes:
@@ -70,7 +77,9 @@ def _next_event(change: Change, body: bytes) -> bytes:
     return sse.event("next", body, change.cursor)
 
 
-async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator[bytes, None]:
+async def _events(
+    results: Any, ids: EventIds, encode: Encode, complete: Callable[[], bytes | None]
+) -> AsyncGenerator[bytes, None]:
     sent: str | None = None
     async with contextlib.aclosing(results):
         async for result in results:
@@ -79,4 +88,5 @@ async def _events(results: Any, ids: EventIds, encode: Encode) -> AsyncGenerator
             fresh = ids.latest if ids.latest != sent else None
             sent = ids.latest
             yield sse.event("next", body, fresh)
-    yield COMPLETE
+    if (last := complete()) is not None:
+        yield last
