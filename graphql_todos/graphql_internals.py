@@ -60,7 +60,6 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, cast
 
-import anyio
 import orjson
 import strawberry
 from graphql import (
@@ -520,7 +519,7 @@ def frame_writers(websocket: WebSocket) -> tuple[Callable[[bytes], bool] | None,
         # its subscription (CLIENT_STALLED) instead of holding it forever.
         seconds: float = websocket.state.settings.send_timeout_seconds
         try:
-            with anyio.fail_after(seconds):
+            async with asyncio.timeout(seconds):
                 await websocket.send_text(message.decode())
         except TimeoutError:
             raise ClientStalled(seconds) from None
@@ -711,7 +710,7 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
     async def send_json(self, message: Mapping[str, object]) -> None:
         seconds: float = self.view.send_timeout_seconds  # type: ignore[attr-defined]
         try:
-            with anyio.fail_after(seconds):
+            async with asyncio.timeout(seconds):
                 await super().send_json(message)
         except TimeoutError:
             self.close_stalled(ClientStalled(seconds))

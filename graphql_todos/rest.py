@@ -8,6 +8,7 @@ value in the URL is 400, the same in a body 422).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -336,7 +337,7 @@ async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
     journal) forever. It resumes by cursor."""
     settings: Settings = websocket.state.settings
     try:
-        with anyio.fail_after(settings.send_timeout_seconds):
+        async with asyncio.timeout(settings.send_timeout_seconds):
             await websocket.send_json(message)
     except TimeoutError:
         raise ClientStalled(settings.send_timeout_seconds) from None
