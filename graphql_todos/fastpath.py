@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import validation_errors
+from .json_roots import DIRECT
 from .response_cache import ResponseCache
 from .schema import Context, TodoSchema
 
@@ -106,7 +107,7 @@ class FastPath:
         # A document with errors (over the limits too) goes to Strawberry, which reports them.
         if validation_errors(self.schema, document, self.schema.limits.rules):
             return None
-        compiled = compile_operation(self.schema._schema, document, operation_name)
+        compiled = compile_operation(self.schema._schema, document, operation_name, DIRECT)
         self.operations[key] = compiled
         if len(self.operations) > CACHE_SIZE:
             self.operations.popitem(last=False)

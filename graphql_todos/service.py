@@ -15,6 +15,7 @@ from . import repository
 from .database import connection
 from .errors import BadUserInput, NotFound
 from .models import Snapshot, Todo, TodoState
+from .todo_json import Lists, ListsQuery
 
 MAX_TITLE_LENGTH = 512
 
@@ -64,6 +65,12 @@ class TodoService:
         async with connection(self.pool) as conn:
             todos, position = await repository.snapshot(conn, completed)
         return Snapshot(todos, position)
+
+    async def lists_json(self, query: ListsQuery, completed: bool | None = None) -> Lists:
+        """The list as JSON text, in each of the query's shapes, and the
+        journal position it reflects."""
+        async with connection(self.pool) as conn:
+            return await query.run(conn, completed)
 
     async def get_todo(self, todo_id: str) -> Todo:
         key = parse_id(todo_id)
