@@ -72,17 +72,21 @@ class ListsQuery:
 
     def __init__(self, items: tuple[Item, ...], position: bool) -> None:
         self.items = items
-        # Both renderings of times: which one a connection needs is known
-        # only once it runs (see run).
-        self._statements = {
-            utc: _statement(items, position, _UTC_TIME if utc else _SESSION_TIME) for utc in (False, True)
-        }
+        self.position = position
+        # Times rendered in the session's zone, and (built when first
+        # needed) in UTC: which one a connection needs is known only once it
+        # runs (see run).
+        self._statements = {False: _statement(items, position, _SESSION_TIME)}
 
     async def run(self, conn: AsyncConnection[Any], completed: bool | None) -> Lists:
         # psycopg converts times to the session's zone when it can load it,
         # else to UTC: the JSON must carry the offsets Strawberry would write.
         utc = not isinstance(conn.info.timezone, ZoneInfo)
-        cursor = await conn.execute(self._statements[utc], {"completed": completed}, prepare=True)
+        if utc not in self._statements:
+            self._statements[utc] = _statement(self.items, self.position, _UTC_TIME)
+        # Prepared once it has run a few times on a connection (psycopg's
+        # automatic preparation), so one-off selections are not.
+        cursor = await conn.execute(self._statements[utc], {"completed": completed})
         row = await cursor.fetchone()
         assert row is not None
         texts = list(row[: len(self.items)])
