@@ -5,8 +5,8 @@ with no row built in Python.
 
 A list's shape (which columns under which keys, and constants such as
 __typename) comes from a compiled GraphQL plan. Its statement is built once per
-shape from the closed set of columns below and keys that are GraphQL names,
-and runs prepared.
+shape from the closed set of columns below and keys and constants that are
+GraphQL names, and psycopg prepares it once it recurs.
 """
 
 from __future__ import annotations
@@ -97,8 +97,9 @@ def _statement(items: tuple[Item, ...], position: bool, time: str) -> bytes:
     if not items:
         # Nothing to aggregate: still one read, as the resolvers make.
         return SELECT_POSITION.encode()
-    # One scan: every list aggregates the same rows (an empty list is "[]"),
-    # in the order SELECT_TODOS gives them, paging included.
+    # One scan: every list aggregates the rows SELECT_TODOS reads (whatever
+    # it filters or limits, with the parameters run passes), in its order;
+    # an empty list is "[]".
     columns = [
         sql.SQL("'[' || coalesce(string_agg({}, ',' ORDER BY t.created_time, t.id), '') || ']'").format(
             _object(item, time)
@@ -118,8 +119,11 @@ def _object(item: Item, time: str) -> sql.Composable:
     parts: list[sql.Composable] = []
     text = "{"
     for n, (key, value) in enumerate(item):
-        if not _NAME.fullmatch(key):
-            raise ValueError(f"not a GraphQL name: {key!r}")
+        # Names need no JSON escaping, and hold no quote for the SQL literal
+        # nor % for psycopg's placeholders.
+        for name in (key, value.value) if isinstance(value, Constant) else (key,):
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"not a GraphQL name: {name!r}")
         text += ("," if n else "") + orjson.dumps(key).decode() + ":"
         if isinstance(value, Constant):
             text += orjson.dumps(value.value).decode()

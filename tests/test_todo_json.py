@@ -114,10 +114,12 @@ def test_an_empty_list_is_an_empty_array(conn: psycopg.AsyncConnection[Any]) -> 
     assert run(conn, ListsQuery((), position=True).run(conn, None)).position == 0
 
 
-@pytest.mark.parametrize("key", ["a b", 'a"', "a'", "1a", "", "é", "a\\"])
-def test_keys_are_graphql_names_only(key: str) -> None:
+@pytest.mark.parametrize("name", ["a b", 'a"', "a'", "1a", "", "é", "a\\", "a%s"])
+def test_keys_and_constants_are_graphql_names_only(name: str) -> None:
     with pytest.raises(ValueError, match="not a GraphQL name"):
-        ListsQuery((((key, "id"),),), position=False)
+        ListsQuery((((name, "id"),),), position=False)
+    with pytest.raises(ValueError, match="not a GraphQL name"):
+        ListsQuery(((("__typename", Constant(name)),),), position=False)
 
 
 def test_ids_are_the_usual_spelling(conn: psycopg.AsyncConnection[Any]) -> None:
