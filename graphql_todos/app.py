@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from . import error_handlers, metrics, rest, security
 from .broadcast import Groups
 from .config import NO_WEB_CLIENT, Settings
-from .database import connect_timeout
+from .database import GatedPool, connect_timeout
 from .embedded import embedded_postgres
 from .graphql_view import TodoGraphQL
 from .hub import Hub
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with _database(settings) as dsn:
             await anyio.to_thread.run_sync(migrate, dsn)
-            pool = AsyncConnectionPool(
+            pool = GatedPool(
                 dsn,
                 min_size=1,
                 max_size=settings.pool_size,

@@ -15,6 +15,11 @@ variables that fail coercion, a directive condition that is not a plain
 boolean) gives None from `compile_operation`, `coerce_variables` or
 `CompiledOperation.plan`, all before anything runs: the caller then takes
 the regular Strawberry path, which gives the canonical answer.
+
+A root field may also be answered whole, without its resolver or completion:
+the caller names such fields (`direct`), each with a function that is given
+the field's selection once per plan and returns how to answer it (or None
+when it does not cover that selection).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import inspect
 import operator
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +80,25 @@ _Entry = tuple[str, Callable[[Any], Any], Completer, bool, bool, list[FieldNode]
 _complete_leaf = Executor.complete_leaf_value
 
 
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """A field of a selection given to a direct answer: its response key,
+    the attribute Strawberry reads for it (None for __typename, whose value
+    is `typename`), and the fields selected below it (None for a leaf)."""
+
+    key: str
+    attribute: str | None
+    typename: str | None
+    fields: tuple[Selected, ...] | None
+
+
+# Answers a root field from the context and its arguments, with its
+# completed value (what the field's completion would have made).
+Answer = Callable[[Any, dict[str, Any]], Awaitable[Any]]
+# Given a root field's selection, how to answer it directly, or None.
+Direct = Callable[[tuple[Selected, ...]], Answer | None]
+
+
 class _Uncompilable(Exception):
     """Raised while planning: this operation takes the regular path."""
 
@@ -87,6 +111,7 @@ class _RootField:
     nullable: bool
     complete: Completer
     typename: str | None  # set for __typename, which resolves to it
+    direct: Answer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +137,8 @@ class CompiledOperation:
     fragments: dict[str, FragmentDetails]
     fragment_definitions: dict[str, FragmentDefinitionNode]
     condition_variables: tuple[str, ...]
+    # Root fields answered directly, by coordinate ("Query.todos").
+    direct: Mapping[str, Direct]
     # None: these conditions select something a plan does not cover.
     plans: OrderedDict[tuple[Any, ...], Plan | None] = field(default_factory=OrderedDict)
 
@@ -145,6 +172,13 @@ class CompiledOperation:
                 roots.append(_RootField(key, TypeNameMetaFieldDef, nodes, False, complete, root_type.name))
                 continue
             field_def = root_type.fields[name]
+            direct = self.direct.get(f"{root_type.name}.{name}")
+            selection = None if direct is None else self._selection(field_def.type, details, variables)
+            answer = None if direct is None or selection is None else direct(selection)
+            if answer is not None:
+                nullable = not is_non_null_type(field_def.type)
+                roots.append(_RootField(key, field_def, nodes, nullable, _as_is, None, answer))
+                continue
             if field_def.resolve is None:
                 raise _Uncompilable(f"{root_type.name}.{name} has no resolver")
             roots.append(
@@ -158,6 +192,33 @@ class CompiledOperation:
                 )
             )
         return Plan(self.operation, root_type, tuple(roots))
+
+    def _selection(
+        self, type_: GraphQLOutputType, details: list[FieldDetails], variables: VariableValues
+    ) -> tuple[Selected, ...] | None:
+        """The fields selected below a field of this type, or None when one
+        of them has a resolver of its own."""
+        named = get_named_type(type_)
+        if not is_object_type(named):
+            return None
+        collected = collect_subfields(self.schema, self.fragments, variables, self.operation, named, details)
+        selection = []
+        for key, sub in collected.grouped_field_set.items():
+            name = sub[0].node.name.value
+            if name == "__typename":
+                selection.append(Selected(key, None, named.name, None))
+                continue
+            field_def = named.fields[name]
+            attribute = plain_attribute(field_def)
+            if attribute is None:
+                return None
+            below = None
+            if not is_leaf_type(get_named_type(field_def.type)):
+                below = self._selection(field_def.type, sub, variables)
+                if below is None:
+                    return None
+            selection.append(Selected(key, attribute, None, below))
+        return tuple(selection)
 
     def _completer(
         self,
@@ -208,10 +269,14 @@ class CompiledOperation:
 
 
 def compile_operation(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    direct: Mapping[str, Direct] | None = None,
 ) -> CompiledOperation | None:
     """The compiled form of a validated document's operation, or None when
-    the regular path must run it."""
+    the regular path must run it; `direct` names the root fields that may be
+    answered directly."""
     operation = _select_operation(document, operation_name)
     if operation is None or operation.operation is OperationType.SUBSCRIPTION:
         return None
@@ -230,6 +295,7 @@ def compile_operation(
         {name: FragmentDetails(d) for name, d in fragment_definitions.items()},
         fragment_definitions,
         tuple(sorted(conditions.variables)),
+        direct or {},
     )
 
 
@@ -320,6 +386,13 @@ class _Run:
         if root.typename is not None:
             return root.typename
         node = root.nodes[0]
+        args = (
+            get_argument_values(root.field_def, node, self.variables)
+            if root.field_def.args or node.arguments
+            else {}
+        )
+        if root.direct is not None:
+            return root.direct(self.context, args)
         compiled, root_type = self.compiled, self.plan.root_type
         info = resolve_info(
             compiled.schema,
@@ -332,11 +405,6 @@ class _Run:
             self.variables.coerced,
             self.context,
             self.root_value,
-        )
-        args = (
-            get_argument_values(root.field_def, node, self.variables)
-            if root.field_def.args or node.arguments
-            else {}
         )
         return root.field_def.resolve(self.root_value, info, **args)  # type: ignore[misc]
 
@@ -405,6 +473,10 @@ def _attribute_getter(field_def: GraphQLField, parent: GraphQLObjectType, name: 
     if attribute is None:
         raise _Uncompilable(f"{parent.name}.{name} has its own resolver")
     return operator.attrgetter(attribute)
+
+
+def _as_is(value: Any, _path: Path, _errors: list[GraphQLError]) -> Any:
+    return value
 
 
 def _constant(value: str) -> Callable[[Any], str]:

@@ -4,9 +4,11 @@ timeout, for the service and the journal alike, never a hang."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator
+from time import monotonic
 from typing import Any
 
 import psycopg
@@ -14,6 +16,47 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import metrics
 from .errors import DatabaseUnavailable
+
+
+class GatedPool(AsyncConnectionPool):
+    """psycopg's pool, with the callers beyond its size waiting on a
+    semaphore of that size rather than in the pool's own queue (a condition
+    and a wait_for task per waiting caller, which under load cost more CPU
+    than the query they wait for: bench, 20 concurrent list requests on 10
+    connections). Timeouts and get_stats() keep the pool's meaning."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = asyncio.Semaphore(self.max_size)
+        self._gate_waiting = 0
+
+    async def getconn(self, timeout: float | None = None) -> Any:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = monotonic() + timeout
+        self._gate_waiting += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await self._gate.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+        finally:
+            self._gate_waiting -= 1
+        try:
+            return await super().getconn(deadline - monotonic())
+        except BaseException:
+            self._gate.release()
+            raise
+
+    async def putconn(self, conn: Any) -> None:
+        try:
+            await super().putconn(conn)
+        finally:
+            self._gate.release()
+
+    def get_stats(self) -> dict[str, int]:
+        stats = super().get_stats()
+        stats["requests_waiting"] = stats.get("requests_waiting", 0) + self._gate_waiting
+        return stats
 
 
 def connect_timeout(seconds: float) -> int:

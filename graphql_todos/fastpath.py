@@ -24,6 +24,7 @@ from starlette.responses import Response
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .errors import RequestError
 from .graphql_internals import checked_operation, validation_errors
+from .json_roots import DIRECT
 from .response_cache import ResponseCache
 from .schema import Context, TodoSchema, validation_failed
 
@@ -159,7 +160,7 @@ class FastPath:
                 return None  # Strawberry's path refuses it before validating
             validation_failed(errors)
             return _Refused(errors, operation)
-        compiled = compile_operation(self.schema._schema, document, operation_name)
+        compiled = compile_operation(self.schema._schema, document, operation_name, DIRECT)
         self.operations[key] = compiled
         if len(self.operations) > CACHE_SIZE:
             self.operations.popitem(last=False)

@@ -17,6 +17,7 @@ from .config import Settings
 from .database import connection
 from .errors import BadUserInput, ListTooLarge, NotFound
 from .models import WHOLE, Page, Snapshot, Todo, TodoState
+from .todo_json import Lists, ListsQuery
 
 MAX_TITLE_LENGTH = 512
 # GraphQL's Int: the largest offset any transport takes.
@@ -94,6 +95,15 @@ class TodoService:
         async with connection(self.pool) as conn:
             todos, position = await repository.snapshot(conn, completed, limit, offset)
         return Snapshot(todos, position)
+
+    async def lists_json(self, query: ListsQuery, completed: bool | None = None, page: Page = WHOLE) -> Lists:
+        """The page of the list as JSON text, in each of the query's shapes,
+        and the journal position it reflects; ListTooLarge as list_todos."""
+        async with connection(self.pool) as conn:
+            lists = await query.run(conn, completed, self._limit(page), page.offset)
+        if page.size is None:
+            self.check_whole(range(lists.rows))
+        return lists
 
     def _limit(self, page: Page) -> int:
         # One row past the cap tells a whole list that is over it.
