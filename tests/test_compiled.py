@@ -263,6 +263,21 @@ def requests(draw: st.DrawFn) -> tuple[str, dict[str, Any], str | None]:
     return query, variables, name if draw(st.booleans()) else None
 
 
+def _errors_sorted(body: bytes) -> bytes:
+    """The body, its errors sorted: root fields of a query run concurrently,
+    and their errors come in the order they fail, which GraphQL leaves open.
+    When a non-null root fails (data null), graphql-core reports only the
+    first failure in time, whichever root that was: then only what failed
+    is compared, not where. The rest stays bytes, compared as written."""
+    data, sep, errors = body.rpartition(b',"errors":')
+    if not sep:
+        return body
+    parsed = orjson.loads(errors[:-1])
+    if data == b'{"data":null':
+        parsed = [{k: v for k, v in e.items() if k not in ("locations", "path")} for e in parsed]
+    return data + sep + orjson.dumps(sorted(parsed, key=orjson.dumps)) + b"}"
+
+
 def _normalized(body: bytes) -> Any:
     """The response with the ids and times the database made (new rows,
     updated times) replaced by their order of appearance."""
@@ -337,7 +352,7 @@ def test_compiled_plans_answer_as_strawberry_does(
         # Mutations make ids and times: compare them by order of appearance.
         assert _normalized(fast.body) == _normalized(slow)
     else:
-        assert fast.body == slow
+        assert _errors_sorted(fast.body) == _errors_sorted(slow)
     assert runner.run(runner.state()) == slow_state
 
 
