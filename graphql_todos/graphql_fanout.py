@@ -63,6 +63,14 @@ class _Plan:
     after_variable: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Values:
+    # The document's cursor, from `after`'s literal or variable.
+    cursor: Any
+    # The variables but `after`'s, as the group key holds them.
+    shared: bytes
+
+
 class _HasDirective(Visitor):
     found = False
 
@@ -100,8 +108,10 @@ class Joined:
 class GraphQLFanout:
     def __init__(self, schema: TodoSchema) -> None:
         self.schema = schema
-        # Documents are few and reused: plan each once.
+        # Documents are few and reused: plan each once. So are their
+        # variables, mostly: coerce each set once too.
         self._plan = functools.lru_cache(maxsize=256)(self._make_plan)
+        self._values = functools.lru_cache(maxsize=1024)(self._make_values)
 
     def _make_plan(self, query: str, operation_name: str | None) -> _Plan | None:
         # The limits first (MAX_TOKENS stops the parser): a document over
@@ -125,6 +135,21 @@ class GraphQLFanout:
             return None
         return _Plan(document, operation, *after)
 
+    def _make_values(self, document: str, operation_name: str | None, variables: bytes) -> _Values | None:
+        """The cursor and group key part of a planned document's variables
+        (as JSON); None when they do not coerce (Strawberry's path answers)."""
+        plan = self._plan(document, operation_name)
+        assert plan is not None
+        coerced = get_variable_values(
+            self.schema._schema, plan.operation.variable_definitions or (), orjson.loads(variables)
+        )
+        if isinstance(coerced, list):
+            return None
+        values = coerced.coerced
+        cursor = plan.after if plan.after_variable is None else values.get(plan.after_variable)
+        shared = {k: v for k, v in values.items() if k != plan.after_variable}
+        return _Values(cursor, orjson.dumps(shared, option=orjson.OPT_SORT_KEYS, default=str))
+
     async def join(
         self,
         context: Any,
@@ -143,18 +168,19 @@ class GraphQLFanout:
         plan = None if document is None else self._plan(document, operation_name)
         if plan is None:
             return None
-        coerced = get_variable_values(self.schema._schema, plan.operation.variable_definitions or (), variables or {})
-        if isinstance(coerced, list):
+        try:
+            raw = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            return None  # not what a client's JSON gives: Strawberry's path answers
+        values = self._values(document, operation_name, raw)
+        if values is None:
             return None
-        values = coerced.coerced
-        cursor = plan.after if plan.after_variable is None else values.get(plan.after_variable)
         journal: Journal = conn.state.journal
         try:
-            start = await start_after(journal, cursor if resume_after is None else resume_after)
+            start = await start_after(journal, values.cursor if resume_after is None else resume_after)
         except DomainError as exc:
             raise Refused(self._refusal(plan, exc)) from None
-        shared = {k: v for k, v in values.items() if k != plan.after_variable}
-        key = (frame, document, operation_name, orjson.dumps(shared, option=orjson.OPT_SORT_KEYS, default=str))
+        key = (frame, document, operation_name, values.shared)
         return Joined(
             conn.state.broadcast_groups, key, start,
             lambda: self._render(plan, context, variables, operation_name, frame),

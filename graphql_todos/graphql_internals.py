@@ -564,6 +564,8 @@ class ConnectionGate(Protocol):
 
 
 UNAUTHENTICATED_REASON = "this server requires a bearer token"
+# graphql-transport-ws's close code for a connection_init that never came.
+_INIT_TIMEOUT_CODE = 4408
 
 
 class PersistedSubscribe(FanoutTransportWSHandler):
@@ -589,22 +591,45 @@ class PersistedSubscribe(FanoutTransportWSHandler):
 
 
 class GatedTransportWs(PersistedSubscribe):
-    """Assumes: `handle_connection_init(message)` receives connection_init,
-    cancels the connection_init timeout and acknowledges it; a subscribe that
-    comes before the acknowledgement closes the socket (4401).
-    `handle_connection_init_timeout` sets `connection_timed_out` when it
-    closes a socket that sent no connection_init in time."""
+    """Assumes: `handle()` calls `on_request_accepted()` once, which starts
+    the connection_init timeout as `connection_init_timeout_task`, and ends
+    with `shutdown()`, which cancels and awaits that task if set;
+    `handle_connection_init(message)` receives connection_init, does nothing
+    once `connection_timed_out` is set, cancels that task (if set) and
+    acknowledges it; a subscribe that comes before the acknowledgement closes
+    the socket (4401)."""
 
-    async def handle_connection_init_timeout(self) -> None:
-        await super().handle_connection_init_timeout()
-        if self.connection_timed_out:
-            metrics.refused("connection_init_timeout")
+    _init_timer: asyncio.TimerHandle | None = None
+
+    def on_request_accepted(self) -> None:
+        # A timer rather than Strawberry's sleeping task: every socket pays
+        # for the timeout, but only a late one needs a task (to close).
+        seconds = self.connection_init_wait_timeout.total_seconds()
+        self._init_timer = asyncio.get_running_loop().call_later(seconds, self._connection_init_expired)
+
+    def _connection_init_expired(self) -> None:
+        if self.connection_init_received:
+            return
+        self.connection_timed_out = True
+        metrics.refused("connection_init_timeout")
+        # shutdown() awaits this task, as it would Strawberry's own.
+        self.connection_init_timeout_task = asyncio.create_task(
+            self.websocket.close(code=_INIT_TIMEOUT_CODE, reason="Connection initialisation timeout")
+        )
+
+    async def shutdown(self) -> None:
+        self._stop_init_timer()
+        await super().shutdown()
+
+    def _stop_init_timer(self) -> None:
+        if self._init_timer is not None:
+            self._init_timer.cancel()
 
     async def handle_connection_init(self, message: Any) -> None:
+        if not self.connection_timed_out:
+            self._stop_init_timer()
         if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
             return await super().handle_connection_init(message)
-        if self.connection_init_timeout_task:
-            self.connection_init_timeout_task.cancel()
         await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
 
 

@@ -264,3 +264,14 @@ def test_graphql_core_says_a_parse_error_is_the_token_limit_in_its_message_alone
     with pytest.raises(GraphQLSyntaxError) as malformed:
         parse("{ a tokens. Parsing aborted.")
     assert (over_token_limit(over.value), over_token_limit(malformed.value)) == (True, False)
+
+
+def test_transport_ws_starts_the_init_timeout_on_accept_and_cancels_its_task_at_shutdown() -> None:
+    handle = inspect.getsource(BaseGraphQLTransportWSHandler.handle)
+    assert handle.index("self.on_request_accepted()") < handle.index("iter_json") < handle.index("self.shutdown()")
+    shutdown = inspect.getsource(BaseGraphQLTransportWSHandler.shutdown)
+    assert "self.connection_init_timeout_task.cancel()" in shutdown
+    assert "await self.connection_init_timeout_task" in shutdown
+    init = inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init)
+    assert init.index("if self.connection_timed_out:") < init.index("self.connection_init_received = True")
+    assert "code=4408" in inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init_timeout)
