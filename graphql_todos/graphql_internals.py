@@ -453,8 +453,21 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
     `max_subscriptions_per_connection` once the connection is acknowledged,
     counting `tasks` without the one of the same id it ends first."""
 
+    async def handle_message(self, message: Any) -> None:
+        # Strawberry reads a message's fields without checking them: one
+        # that is not an object, or a start or stop without a string id (a
+        # start without a query), would end the connection with 1011.
+        problem = _malformed_legacy(message, self.connection_acknowledged)
+        if problem is None:
+            return await super().handle_message(message)
+        operation_id = message.get("id") if isinstance(message, dict) else None
+        error = {"message": problem, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
+        answer_id = operation_id if isinstance(operation_id, str) else None
+        await self.websocket.send_json({"type": "error", "id": answer_id, "payload": error})
+
     async def handle_start(self, message: Any) -> None:
-        running = len(self.tasks.keys() - {message["id"]})
+        # Unacknowledged, the id may be anything: Strawberry closes with 4401.
+        running = len(self.tasks.keys() - {message.get("id")})
         _count_over_limit(self.connection_acknowledged, running, self.max_subscriptions_per_connection)
         await super().handle_start(message)
 
@@ -493,6 +506,22 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         # closes the socket at once): then there is no one to tell.
         with contextlib.suppress(WebSocketDisconnected):
             await self.send_message({"type": "complete", "id": operation_id})
+
+
+def _malformed_legacy(message: object, acknowledged: bool) -> str | None:
+    """What is wrong with a legacy graphql-ws message, as far as Strawberry's
+    handler would fail on it; None when it can take it (a start before the
+    acknowledgement, whatever it holds: Strawberry closes with 4401)."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message is an object with a string type"
+    if message["type"] not in ("start", "stop") or (message["type"] == "start" and not acknowledged):
+        return None
+    if not isinstance(message.get("id"), str):
+        return f"{message['type']} needs a string id"
+    payload = message.get("payload")
+    if message["type"] == "start" and not (isinstance(payload, dict) and isinstance(payload.get("query"), str)):
+        return "start needs a payload with a string query"
+    return None
 
 
 def _count_over_limit(acknowledged: bool, running: int, limit: int | None) -> None:

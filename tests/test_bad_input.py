@@ -24,7 +24,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos.errors import ErrorCode
 from graphql_todos.service import MAX_TITLE_LENGTH
-from tests.gql import TODO_FIELDS, data, error_codes
+from tests.gql import TODO_FIELDS, LegacyWs, data, error_codes
 from tests.helpers import Server, wait_until
 
 BOUNDED = settings(max_examples=40, derandomize=True, database=None, deadline=None)
@@ -206,6 +206,32 @@ def test_random_websocket_frames(watched: Server, protocol: str, path: str, type
             _converse(ws, frames, protocol)
 
     answers()
+
+
+MALFORMED_LEGACY = [
+    1,
+    ["start"],
+    {"type": 7},
+    {"type": "start", "payload": {"query": "{ todos { id } }"}},
+    {"type": "start", "id": 1, "payload": {"query": "{ todos { id } }"}},
+    {"type": "start", "id": "1"},
+    {"type": "start", "id": "1", "payload": {"query": None}},
+    {"type": "stop"},
+]
+
+
+@pytest.mark.parametrize("message", MALFORMED_LEGACY, ids=range(len(MALFORMED_LEGACY)))
+def test_a_malformed_legacy_message_is_answered_and_the_socket_stays(watched: Server, message: Any) -> None:
+    ws = LegacyWs(watched.ws_url)
+    try:
+        ws.ws.send(json.dumps(message))
+        answer = ws.recv()
+        assert answer["type"] == "error" and answer["payload"]["extensions"]["code"] == "BAD_REQUEST", answer
+        assert answer["id"] == (message.get("id") if isinstance(message, dict) and message.get("id") == "1" else None)
+        ws.send({"type": "start", "id": "2", "payload": {"query": "{ todos { id } }"}})
+        assert (ws.recv()["type"], ws.recv()["type"]) == ("data", "complete")
+    finally:
+        ws.close()
 
 
 def test_a_flood_of_pings_is_answered_and_the_socket_stays(watched: Server) -> None:
