@@ -36,6 +36,7 @@ from .models import Change, Todo
 from .openapi import document
 from .response_cache import ResponseCache
 from .service import TodoService, parse_id
+from .todo_json import ListsQuery
 from .uvicorn_internals import RESTART_CODE, RESTART_REASON
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,13 @@ def todo_json(todo: Todo) -> dict[str, Any]:
     }
 
 
+# The collection as todo_json writes each row, written by PostgreSQL (a test
+# compares the bytes): no row is built in Python.
+_LIST = ListsQuery(
+    (tuple((key, key) for key in ("id", "title", "completed", "created_time", "updated_time")),), position=False
+)
+
+
 def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     # orjson writes a Todo (a dataclass) as todo_json does: its fields are
     # the column names, the id and the times strings (a test compares).
@@ -74,7 +82,8 @@ class TodoCollection(HTTPEndpoint):
             raise _in_url(exc) from None
 
         async def read() -> tuple[bytes, bool]:
-            return orjson.dumps(await _service(request).list_todos(completed, page)), True
+            lists = await _service(request).lists_json(_LIST, completed, page)
+            return lists.texts[0].encode(), True
 
         cache: ResponseCache = request.state.response_cache
         body = await cache.get_or_read(("rest todos", completed, page), _journal(request).position, read)

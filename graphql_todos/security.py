@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from starlette.datastructures import Headers, QueryParams
 from starlette.middleware import Middleware
@@ -148,7 +147,7 @@ class Guard:
         Content-Length) or one that takes too long: a RequestError, which
         error_handlers answers like any other. Once the body is whole, receive()
         is left alone: a streamed answer waits on it for the client to leave."""
-        deadline = anyio.current_time() + self.settings.request_seconds
+        deadline = asyncio.get_running_loop().time() + self.settings.request_seconds
         received = 0
         whole = False
 
@@ -156,9 +155,12 @@ class Guard:
             nonlocal received, whole
             if whole:
                 return await receive()
-            with anyio.move_on_after(deadline - anyio.current_time()) as waited:
-                message = await receive()
-            if waited.cancelled_caught:
+            # asyncio's timeout, not anyio's cancel scope: the same bound for
+            # less CPU on every request (profiled under wrk).
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
                 metrics.refused("body_timeout")
                 raise RequestError(
                     ErrorCode.REQUEST_TIMEOUT,
@@ -209,8 +211,10 @@ def _with_headers(send: Send, policy: str) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
+            # A scan of the raw pairs: cheaper than a Headers per response.
+            media_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
             headers += _HEADERS
-            if Headers(raw=headers).get("content-type", "").startswith("text/html"):
+            if media_type.startswith(b"text/html"):
                 headers.append((b"content-security-policy", policy.encode()))
             message = {**message, "headers": headers}
         await send(message)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
 from openapi_spec_validator import validate
@@ -14,7 +16,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 
+from graphql_todos.models import Todo
 from graphql_todos.openapi import DOCUMENT
+from graphql_todos.rest import todo_json
 from tests.gql import TODO_FIELDS, create, data, subscribed
 from tests.helpers import Server, make_server, wait_until
 
@@ -78,6 +82,37 @@ def test_list_filters_on_completed(client: httpx.Client) -> None:
     post(client, "open")
     assert [t["title"] for t in client.get(TODOS, params={"completed": "true"}).json()] == ["done"]
     assert [t["title"] for t in client.get(TODOS, params={"completed": "false"}).json()] == ["open"]
+
+
+@pytest.mark.parametrize("zone", ["Etc/UTC", "Asia/Kolkata"])
+def test_list_is_each_row_as_todo_json_byte_for_byte(db_dsn: str, zone: str) -> None:
+    # PostgreSQL writes the list: its bytes are those orjson writes for
+    # todo_json's dicts, whatever the titles, times and session time zone.
+    base = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    titles = ['q"uote\\', "\u2028 é \U0001f600", "\x01\x1f\t\n", "</script>", "plain"]
+    rows = [(t, n % 2 == 0, base + timedelta(seconds=n, microseconds=n * 123457), base) for n, t in enumerate(titles)]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET TimeZone TO '{zone}'")  # type: ignore[arg-type]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO todos (title, completed, created_time, updated_time) VALUES (%s, %s, %s, %s)", rows
+            )
+    server = make_server(db_dsn)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client, psycopg.connect(db_dsn) as conn:
+            for query, completed in (("", None), ("?completed=true", True), ("?limit=2&offset=1", None)):
+                read = conn.execute(
+                    "SELECT id, title, completed, created_time, updated_time FROM todos"
+                    " WHERE %(c)s::boolean IS NULL OR completed = %(c)s ORDER BY created_time, id",
+                    {"c": completed},
+                ).fetchall()
+                if "limit" in query:
+                    read = read[1:3]
+                expected = orjson.dumps([todo_json(Todo(*row)) for row in read])
+                assert client.get(TODOS + query).content == expected, query
+    finally:
+        server.stop()
 
 
 def test_list_refuses_a_completed_filter_that_is_not_a_boolean(client: httpx.Client) -> None:
