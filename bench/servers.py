@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,11 @@ def _ready(name: str, url: str) -> bool:
 def running(name: str, dbs: Databases) -> Iterator[Server]:
     """Start one server, wait (at most 60 s) until it answers, stop it afterwards."""
     port = PORTS[name]
+    # Another bench (or a server left behind) on the port would answer in
+    # this one's place and be measured instead.
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is taken: is another bench running?")
     args, env = _command(name, dbs, port)
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"{name}.log"
