@@ -30,7 +30,11 @@ ZONES = [
     "America/St_Johns",  # -03:30, with daylight saving time
     "Pacific/Chatham",  # +12:45
     "Africa/Monrovia",  # -00:44:30 until 1972: an offset with seconds
-    "Europe/Amsterdam",  # local mean time in old dates
+    "Asia/Kathmandu",  # local mean time +05:41:16 until 1920
+    # Not Europe/Amsterdam: tzdata 2022b merged its history before 1970
+    # into Brussels', so its old offsets depend on the tz database release,
+    # and PostgreSQL (the embedded one brings its own) and Python may hold
+    # different ones.
     "<+05:30>-05:30",  # a zone psycopg cannot read: it gives UTC times
 ]
 TIMES = st.datetimes(min_value=datetime(1, 1, 3), max_value=datetime(9999, 12, 29), timezones=st.just(UTC))
