@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
-from .errors import RequestError
 from .graphql_internals import checked_operation, validation_errors
 from .json_roots import DIRECT
 from .response_cache import ResponseCache
@@ -135,10 +134,7 @@ class FastPath:
         hash, a hash that does not match the document, other extensions)."""
         if type(extensions) is not dict or extensions.keys() != _EXTENSION_KEYS or type(query) not in (str, type(None)):
             return None
-        try:
-            return self.schema.document(query, extensions)
-        except RequestError:
-            return None
+        return self.schema.runnable(query, extensions)
 
     def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | _Refused | None:
         key = (query, operation_name)

@@ -42,7 +42,7 @@ from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
 
 from .broadcast import Groups, Member, Render, Send, Write
-from .errors import DomainError, RequestError
+from .errors import DomainError
 from .graphql_internals import Refused, RunMember, TodoExecutionContext, frame_writers, validation_errors
 from .journal import Journal
 from .models import Change
@@ -164,7 +164,7 @@ class GraphQLFanout:
         """The subscription as a member-to-be of its group, starting after
         `resume_after` when given (SSE's Last-Event-ID), else after the
         document's cursor; None: Strawberry's path runs it. Raises Refused."""
-        document = self._document(query, extensions)
+        document = self.schema.runnable(query, extensions)
         plan = None if document is None else self._plan(document, operation_name)
         if plan is None:
             return None
@@ -234,16 +234,6 @@ class GraphQLFanout:
             await joined.run(prefix, suffix, write, send)
 
         return run
-
-    def _document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
-        """The document to run, looked up by its persisted-query hash when
-        that is all the request sent; None when Strawberry's path must answer
-        (an unknown hash, a document not trusted)."""
-        try:
-            document = self.schema.document(query, extensions)
-        except RequestError:
-            return None
-        return document if isinstance(document, str) else None
 
     def _refusal(self, plan: _Plan, exc: DomainError) -> list[GraphQLError]:
         """The error graphql-core gives a subscribe resolver that raises exc."""

@@ -280,6 +280,15 @@ class OneResultSchema(strawberry.Schema):
         hash names (RequestError: none may run)."""
         return query if self.persisted is None else self.persisted.document(query, extensions)
 
+    def runnable(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """`document`, or None where it raises: the paths that take only some
+        requests (the fast path, the fan-out) leave those to Strawberry's,
+        which answers them with their code."""
+        try:
+            return self.document(query, extensions)
+        except RequestError:
+            return None
+
     async def execute(  # type: ignore[override]
         self,
         query: str | None,

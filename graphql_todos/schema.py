@@ -167,7 +167,7 @@ class Subscription:
     ) -> AsyncGenerator[list[Todo], None]:
         ctx = _ctx(info)
         async for todos in ctx.live_lists.watch(completed):
-            ctx.service.check_whole(todos)
+            ctx.service.check_whole(len(todos))
             yield cast(list[Todo], todos)
 
 

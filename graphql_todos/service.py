@@ -8,7 +8,6 @@ round trip) and raises a DomainError for anything the client got wrong.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sized
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -79,12 +78,14 @@ class TodoService:
         over MAX_LIST_ROWS."""
         async with connection(self.pool) as conn:
             todos = await repository.list_todos(conn, completed, self._limit(page), page.offset)
-        return self._whole(todos, page)
+        self._check_page(len(todos), page)
+        return todos
 
     async def snapshot(self, completed: bool | None = None, page: Page = WHOLE) -> Snapshot:
         """The page of the list and the journal position it reflects."""
         snapshot = await self._snapshot(completed, self._limit(page), page.offset)
-        return Snapshot(self._whole(snapshot.todos, page), snapshot.position)
+        self._check_page(len(snapshot.todos), page)
+        return snapshot
 
     async def live_snapshot(self, completed: bool | None) -> Snapshot:
         """The whole list for a live view, or MAX_LIST_ROWS + 1 of its rows
@@ -101,22 +102,22 @@ class TodoService:
         and the journal position it reflects; ListTooLarge as list_todos."""
         async with connection(self.pool) as conn:
             lists = await query.run(conn, completed, self._limit(page), page.offset)
-        if page.size is None:
-            self.check_whole(range(lists.rows))
+        self._check_page(lists.rows, page)
         return lists
 
     def _limit(self, page: Page) -> int:
         # One row past the cap tells a whole list that is over it.
         return self.max_list_rows + 1 if page.size is None else page.size
 
-    def _whole(self, todos: list[Todo], page: Page) -> list[Todo]:
+    def _check_page(self, rows: int, page: Page) -> None:
+        # A page has its size checked already (page); a whole list is
+        # checked by the rows read, one past the cap at most (_limit).
         if page.size is None:
-            self.check_whole(todos)
-        return todos
+            self.check_whole(rows)
 
-    def check_whole(self, todos: Sized) -> None:
-        """Raise ListTooLarge for a list to be sent whole that is over MAX_LIST_ROWS."""
-        if len(todos) > self.max_list_rows:
+    def check_whole(self, rows: int) -> None:
+        """Raise ListTooLarge for a list of `rows` to be sent whole, over MAX_LIST_ROWS."""
+        if rows > self.max_list_rows:
             metrics.refused("list_rows")
             raise ListTooLarge(self.max_list_rows)
 
