@@ -239,8 +239,8 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "## One change fanned out to N subscribers",
         "",
         ("A psycopg INSERT into the server's `todos`, timed from just before it is sent until the last "
-        "subscriber has it. Subscribers: Node `ws` clients (`bench/fanout_client.js`), up to "
-        f"{args['client_processes']} processes of about 1,000 sockets each; a fresh server per size. Ours "
+        "subscriber has it. Subscribers: Node `ws` clients (`bench/fanout_client.js`), one "
+        f"process per 250 sockets, at most {args['client_processes']}; a fresh server per size. Ours "
         "subscribes to `todoChanges { op todo { id title completed } }` (graphql-transport-ws); PostGraphile "
         "to `listen(topic: \"todos\") { relatedNodeId }` (graphql-transport-ws; the row's node id, no read per "
         "subscriber); the floor to raw NOTIFY payloads. CPU and RSS are the server process's, from /proc: "
