@@ -31,7 +31,7 @@ lint: $(VENV)/.test ## ruff and mypy over the Python code
 	$(BIN)/ruff check graphql_todos tests bench
 	$(BIN)/mypy
 
-BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed /usr/bin/wrk
+BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed /usr/bin/wrk bench/fanout_client
 
 .PHONY: bench
 bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 11 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
@@ -82,6 +82,10 @@ $(VENV)/.test: pyproject.toml $(VENV)/.run
 $(VENV)/.bench: pyproject.toml $(VENV)/.test
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
+
+# The bench's WebSocket clients (why in C: the file says).
+bench/fanout_client: bench/fanout_client.c
+	cc -O2 -Wall -Wextra -o $@ $<
 
 # PostGraphile for the bench, pinned by the committed manifest and lock; the
 # folder itself is ignored.

@@ -4,7 +4,7 @@
 
 Starts the embedded PostgreSQL in .data/bench (or uses DATABASE_URL), two
 fresh databases, and each server as its own process on 127.0.0.1; the HTTP
-load is wrk, the subscribers are Node processes. Every loop is bounded in
+load is wrk, the subscribers are processes of bench/fanout_client.c. Every loop is bounded in
 count and time.
 """
 
@@ -168,7 +168,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--min-events", type=int, default=10)
     parser.add_argument("--max-events", type=int, default=50)
     parser.add_argument("--single-events", type=int, default=100, help="mutations timed with 1 subscriber")
-    parser.add_argument("--client-processes", type=int, default=4, help="most Node client processes")
+    parser.add_argument("--client-processes", type=int, default=4, help="most WebSocket client processes")
     parser.add_argument("--notify-n", type=int, default=300)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--write-seconds", type=float, default=5)

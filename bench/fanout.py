@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -14,8 +13,8 @@ from .procstat import cpu_seconds, rss_bytes
 from .servers import FLOOR, Server
 
 BENCH = Path(__file__).resolve().parent
-CLIENT = BENCH / "fanout_client.js"
-NODE_PATH = BENCH / "peer" / "node_modules"
+# Built by the Makefile from fanout_client.c.
+CLIENT = BENCH / "fanout_client"
 GAP_SECONDS = 0.05
 
 
@@ -49,6 +48,8 @@ class FanoutResult:
     delivered: int = 0
     expected: int = 0
     cpu_per_delivery: float = 0.0
+    # The subscriber processes', summed: what the clients took of the shared cores.
+    client_cpu_per_delivery: float = 0.0
 
 
 class Clients:
@@ -65,16 +66,18 @@ class Clients:
     @classmethod
     async def start(cls, url: str, protocol: str, count: int, processes: int, query: str) -> Clients:
         shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
-        env = {**os.environ, "NODE_PATH": str(NODE_PATH)}
         procs = [
             await asyncio.create_subprocess_exec(
-                "node", str(CLIENT), url, protocol, str(share), query, env=env,
+                str(CLIENT), url, protocol, str(share), query,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             )
             for share in shares
             if share
         ]
         return cls(procs)
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(proc.pid) for proc in self._procs)
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -162,7 +165,7 @@ async def fan_out(
                 break
         result.open_cpu_per_subscription = (cpu_seconds(server.pid) - cpu0) / subscribers
         result.rss_per_subscription = (rss_bytes(server.pid) - rss0) / subscribers
-        cpu1 = cpu_seconds(server.pid)
+        cpu1, client_cpu1 = cpu_seconds(server.pid), clients.cpu_seconds()
         for i in range(events):
             made = await change(i)
             got = await clients.arrival(made.token, event_timeout)
@@ -175,6 +178,7 @@ async def fan_out(
                     result.after_response.append(got.last - made.answered)
             await asyncio.sleep(GAP_SECONDS)
         result.cpu_per_delivery = (cpu_seconds(server.pid) - cpu1) / max(1, result.delivered)
+        result.client_cpu_per_delivery = (clients.cpu_seconds() - client_cpu1) / max(1, result.delivered)
     finally:
         await clients.close()
     return result

@@ -113,15 +113,15 @@ def _fanout_tables(fanout: list[dict[str, Any]]) -> list[str]:
         lines.append(_compared(f"{n:,}", cells))
     lines += [
         "",
-        "| subscribers | server | CPU per delivered event | RSS per open subscription | time to open all | CPU per open |",
-        "|---|---|---|---|---|---|",
+        "| subscribers | server | CPU per delivered event | RSS per open subscription | time to open all | CPU per open | clients' CPU per frame |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in sorted(fanout, key=lambda r: (r["subscribers"], SERVERS.index(r["server"]))):
         failed = f" ({r['failed_connections']} failed)" if r["failed_connections"] else ""
         lines.append(
             f"| {r['subscribers']:,} | {r['server']} | {us(r['cpu_per_delivery'])} "
             f"| {r['rss_per_subscription'] / 1024:.1f} kB | {r['open_seconds']:.2f} s{failed} "
-            f"| {ms(r['open_cpu_per_subscription'])} |"
+            f"| {ms(r['open_cpu_per_subscription'])} | {us(r['client_cpu_per_delivery'])} |"
         )
     return lines
 
@@ -208,7 +208,7 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "",
         (f"Machine: {_machine()}; PostgreSQL: {results['postgres']}"
         f" ({'embedded' if results['embedded'] else 'DATABASE_URL'}). "
-        "Everything (PostgreSQL, the server under test, wrk and the Node WebSocket clients) shares these cores, "
+        "Everything (PostgreSQL, the server under test, wrk and the WebSocket clients) shares these cores, "
         "and the machine is shared with other work: compare the ratios, measured minutes apart, not the "
         "absolute figures."),
         "",
@@ -231,7 +231,7 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "",
         "## One subscriber: HTTP mutation to event",
         "",
-        ("`createTodo` over HTTP (httpx), one graphql-transport-ws subscriber in a Node process "
+        ("`createTodo` over HTTP (httpx), one graphql-transport-ws subscriber (`bench/fanout_client.c`) "
         "(ours `todoChanges`, PostGraphile `listen(topic: \"todos\") { relatedNodeId }`)."),
         "",
         *_single_table(results["single"]),
@@ -239,7 +239,7 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "## One change fanned out to N subscribers",
         "",
         ("A psycopg INSERT into the server's `todos`, timed from just before it is sent until the last "
-        "subscriber has it. Subscribers: Node `ws` clients (`bench/fanout_client.js`), one "
+        "subscriber has it. Subscribers: WebSocket clients in C (`bench/fanout_client.c`, epoll: its CPU per frame is in the table below; Node's `ws` took 13-18 us), one "
         f"process per 250 sockets, at most {args['client_processes']}; a fresh server per size. Ours "
         "subscribes to `todoChanges { op todo { id title completed } }` (graphql-transport-ws); PostGraphile "
         "to `listen(topic: \"todos\") { relatedNodeId }` (graphql-transport-ws; the row's node id, no read per "
