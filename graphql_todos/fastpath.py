@@ -13,18 +13,20 @@ Strawberry's view, whose answers the plan reproduces.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 from graphql import GraphQLError, OperationType, parse
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import checked_operation, validation_errors
 from .json_roots import DIRECT
-from .response_cache import ResponseCache
+from .response_cache import COMMITTED, KEEPABLE, ResponseCache
 from .schema import Context, TodoSchema, validation_failed
 
 # Distinct (document, operation name) pairs kept, compiled or not.
@@ -43,6 +45,9 @@ class Answer(NamedTuple):
     body: bytes
     # Nothing ran (the document was refused): GraphQL over HTTP's request error.
     request_error: bool = False
+    # The cache's entry for the position the request was given: the
+    # response as a whole may be kept too (response_front.py).
+    keepable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,7 @@ class _Refused:
 
 
 class FastPath:
-    def __init__(self, schema: TodoSchema, cache: ResponseCache) -> None:
+    def __init__(self, schema: TodoSchema, cache: ResponseCache[bytes]) -> None:
         self.schema = schema
         self.cache = cache
         # None: parsed and valid, but the plan does not cover it.
@@ -71,7 +76,7 @@ class FastPath:
         if request.method == "GET":
             fields = _query_params(request)
             operations = _OVER_GET
-        elif request.method == "POST" and _is_plain_json(request):
+        elif request.method == "POST" and is_plain_json(request.headers):
             fields = _json_body(await request.body())
             operations = _OVER_POST
         else:
@@ -83,12 +88,16 @@ class FastPath:
             query = self._persisted(query, fields["extensions"])
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
-        answer = await self.execute(query, variables, name, context, operations)
+        # The position the front door asked for this request, when it did.
+        committed = request.scope.get(COMMITTED, context.journal.position)
+        answer = await self.execute(query, variables, name, context, operations, committed)
         if answer is None:
             return None
         if answer.request_error:
             # Read by the view, as when Strawberry's path answers (graphql_view.process_result).
             request.state.graphql_request_error = True
+        if answer.keepable:
+            request.scope[KEEPABLE] = True
         return Response(answer.body, media_type="application/json")
 
     async def execute(
@@ -98,6 +107,7 @@ class FastPath:
         operation_name: str | None,
         context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
+        committed: Callable[[], Awaitable[int]] | None = None,
     ) -> Answer | None:
         """The response Strawberry's view would send, or None when the fast
         path does not cover this request."""
@@ -115,18 +125,23 @@ class FastPath:
         if coerced is None or plan is None:
             return None
 
+        keepable = bool(self.cache.size)
+
         async def run() -> tuple[bytes, bool]:
+            nonlocal keepable
             data, errors = await execute(plan, compiled, coerced, context)
             self.executions += 1
             body: dict[str, Any] = {"data": data}
             if errors:
                 body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
+                keepable = False
             return orjson.dumps(body), not errors
 
         if compiled.operation.operation is not OperationType.QUERY:
             return Answer((await run())[0])
         key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
-        return Answer(await self.cache.get_or_read(key, context.journal.position, run))
+        body = await self.cache.get_or_read(key, committed or context.journal.position, run)
+        return Answer(body, keepable=keepable)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:
         """The document a persisted query names (with the trusted-documents
@@ -164,8 +179,8 @@ class FastPath:
 
 
 
-def _is_plain_json(request: Request) -> bool:
-    headers = request.headers
+def is_plain_json(headers: Headers) -> bool:
+    """A POST the fast path reads: a JSON body, for a JSON answer."""
     mime = headers.get("content-type", "").split(";", 1)[0].strip()
     # Strawberry streams a response when the client accepts multipart (or
     # event streams): those stay with it.
