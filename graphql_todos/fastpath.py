@@ -182,10 +182,14 @@ class FastPath:
 def is_plain_json(headers: Headers) -> bool:
     """A POST the fast path reads: a JSON body, for a JSON answer."""
     mime = headers.get("content-type", "").split(";", 1)[0].strip()
-    # Strawberry streams a response when the client accepts multipart (or
-    # event streams): those stay with it.
+    return mime == "application/json" and answers_whole(headers)
+
+
+def answers_whole(headers: Headers) -> bool:
+    """The client does not accept a streamed answer: Strawberry streams one
+    when the client accepts multipart (or event streams), and those stay with it."""
     accept = headers.get("accept", "").lower()
-    return mime == "application/json" and "multipart" not in accept and "event-stream" not in accept
+    return "multipart" not in accept and "event-stream" not in accept
 
 
 def _json_body(body: bytes) -> dict[str, Any] | None:

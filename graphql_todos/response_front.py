@@ -1,7 +1,8 @@
-"""The response cache's front door: `POST /graphql` answered whole, in front
-of the middleware stack, when the same request (every header, every byte of
-the body) was answered from the cache at the position the journal stands at
-now.
+"""The response cache's front door: a repeated GraphQL request over HTTP
+(`POST /graphql`, `GET /graphql?query=...`) answered whole, in front of the
+middleware stack, when the same request (every header, every byte of the
+query string and body) was answered from the cache at the position the
+journal stands at now.
 
 What it sends is what the whole app sent for that request: its status,
 headers (CORS, the security headers, the media type) and body, kept only
@@ -13,12 +14,13 @@ body's parse and the building of the cache's key.
 
 It takes only requests the stack handles the same way once it has read the
 body: a plain JSON POST (fastpath.is_plain_json) whose Content-Length is
-within the limit, with the token where one is needed (security.Guard's own
-checks). It reads the body through the guard's bounds, asks where the journal
-stands (the position the fast path then uses too, passed in the scope: one
-query per request, as before), and on a miss hands the request to the stack
-with the messages it read replayed: the stack sees what it would have seen,
-a slow body's refusal included.
+within the limit, or a GET with a query string, with the token where one is
+needed (security.Guard's own checks). It reads a POST's body through the
+guard's bounds, asks where the journal stands (the position the fast path
+then uses too, passed in the scope: one query per request, as before), times
+what it answers itself (metrics.answered), and on a miss hands the request to
+the stack with the messages it read replayed: the stack sees what it would
+have seen, a slow body's refusal included.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import metrics
 from .config import Settings
 from .errors import RequestError
-from .fastpath import is_plain_json
+from .fastpath import answers_whole, is_plain_json
 from .journal import Journal
 from .response_cache import COMMITTED, KEEPABLE, ResponseCache
 from .security import Access, Guard
 
 _PATH = "/graphql"
+_METHODS = ("GET", "POST")
 
 
 class Reply(NamedTuple):
@@ -62,32 +65,33 @@ class ResponseFront:
         self.replies = replies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != _PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != _PATH or scope["method"] not in _METHODS:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         if not (
-            is_plain_json(headers)
-            # A chunked body has no declared size: the stack bounds it.
-            and headers.get("content-length", "").isdigit()
+            _takes(scope, headers)
             and self.guard.authorized(scope, headers)
             and not self.guard.declared_too_big(headers)
         ):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         scope[metrics.STARTED] = started
-        messages, failure = await _read(self.guard.bounded(receive))
-        replayed = _replay(messages, failure, receive)
-        if failure is not None or messages[-1]["type"] != "http.request":
-            # Too slow, or the client left: the stack answers as it would have.
-            return await self.app(scope, replayed, send)
+        body = b""  # the stack reads no body of a GET: neither does this
+        if scope["method"] == "POST":
+            messages, failure = await _read(self.guard.bounded(receive))
+            receive = _replay(messages, failure, receive)
+            if failure is not None or messages[-1]["type"] != "http.request":
+                # Too slow, or the client left: the stack answers as it would have.
+                return await self.app(scope, receive, send)
+            body = b"".join(message.get("body", b"") for message in messages)
         journal: Journal = scope["state"]["journal"]
         try:
             position = await journal.position()
         except Exception as exc:  # noqa: BLE001 - the fast path raises it where it would have asked
             scope[COMMITTED] = _raising(exc)
-            return await self.app(scope, replayed, send)
+            return await self.app(scope, receive, send)
         scope[COMMITTED] = _at(position)
-        key = (scope["query_string"], tuple(scope["headers"]), b"".join(m.get("body", b"") for m in messages))
+        key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
         reply = self.replies.lookup(key, position)
         if reply is not None:
             try:
@@ -102,10 +106,24 @@ class ResponseFront:
             sent.append(message)
             await send(message)
 
-        await self.app(scope, replayed, sending)
-        if scope.get(KEEPABLE) and len(sent) == 2 and not sent[1].get("more_body", False):
-            start, body = sent
-            self.replies.keep(key, position, Reply(start["status"], tuple(start["headers"]), body["body"]))
+        await self.app(scope, receive, sending)
+        if scope.get(KEEPABLE) and _whole(sent):
+            start, whole = sent
+            self.replies.keep(key, position, Reply(start["status"], tuple(start["headers"]), whole["body"]))
+
+
+def _takes(scope: Scope, headers: Headers) -> bool:
+    """A request the fast path may answer, and the stack answers alike once
+    the body is read: a plain JSON POST, a GET with a query string."""
+    if scope["method"] == "POST":
+        # A chunked body has no declared size: the stack bounds it.
+        return is_plain_json(headers) and headers.get("content-length", "").isdigit()
+    return bool(scope["query_string"]) and answers_whole(headers)
+
+
+def _whole(sent: list[Message]) -> bool:
+    """One start and one body: a response a Reply holds."""
+    return len(sent) == 2 and sent[1]["type"] == "http.response.body" and not sent[1].get("more_body", False)
 
 
 async def _read(receive: Receive) -> tuple[list[Message], RequestError | None]:

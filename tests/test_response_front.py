@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -23,6 +24,7 @@ SETTINGS: dict[str, Any] = {
     "token": TOKEN, "max_body_bytes": 1000, "request_seconds": 1.0, "allowed_origins": (ORIGIN,),
 }
 LIST = json.dumps({"query": "{ todos { id title completed } }"}).encode()
+GET_LIST = "GET /graphql?" + urlencode({"query": "{ todos { id title completed } }"})
 JSON = {"Content-Type": "application/json"}
 
 
@@ -36,12 +38,12 @@ def pair(db_dsn: str) -> Iterator[tuple[Server, Server]]:
 
 
 def _exchange(server: Server, body: bytes, headers: dict[str, str], chunks: list[bytes] | None = None,
-              pause: float = 0.0) -> bytes:
+              pause: float = 0.0, target: str = "POST /graphql") -> bytes:
     lines = [f"{name}: {value}" for name, value in {"Host": "test", **headers, "Connection": "close"}.items()]
     if chunks is None:
         lines.append(f"Content-Length: {len(body)}")
         chunks = [body]
-    head = ("POST /graphql HTTP/1.1\r\n" + "".join(line + "\r\n" for line in lines) + "\r\n").encode()
+    head = (f"{target} HTTP/1.1\r\n" + "".join(line + "\r\n" for line in lines) + "\r\n").encode()
     answer = raw_exchange(server, head, chunks, pause)
     # The one header that differs from one answer to the next.
     return re.sub(rb"\r\ndate: [^\r]*", b"", answer)
@@ -98,6 +100,18 @@ def test_refusals_are_the_stacks_own(pair: tuple[Server, Server], body: bytes, h
     hits = _hits(pair[0])
     assert _same_answers(pair, body, headers).startswith(f"HTTP/1.1 {status} ".encode())
     assert _hits(pair[0]) == hits
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "hit"),
+    [({**BEARER}, 200, True), ({**BEARER, "Origin": ORIGIN}, 200, True), ({}, 401, False)],
+    ids=["token", "allowed origin", "no token"],
+)
+def test_a_query_over_get_too(pair: tuple[Server, Server], headers: dict[str, str], status: int, hit: bool) -> None:
+    hits = _hits(pair[0])
+    answer = _same_answers(pair, b"", headers, target=GET_LIST)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    assert _hits(pair[0]) == hits + hit
 
 
 def test_a_slow_body_is_refused_as_the_stack_refuses_it(pair: tuple[Server, Server]) -> None:
