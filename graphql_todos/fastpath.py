@@ -26,7 +26,7 @@ from starlette.responses import Response
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import checked_operation, validation_errors
 from .json_roots import DIRECT
-from .response_cache import COMMITTED, KEEPABLE, ResponseCache
+from .response_cache import COMMITTED, KEPT_AT, ResponseCache
 from .schema import Context, TodoSchema, validation_failed
 
 # Distinct (document, operation name) pairs kept, compiled or not.
@@ -45,9 +45,9 @@ class Answer(NamedTuple):
     body: bytes
     # Nothing ran (the document was refused): GraphQL over HTTP's request error.
     request_error: bool = False
-    # The cache's entry for the position the request was given: the
-    # response as a whole may be kept too (response_front.py).
-    keepable: bool = False
+    # The position whose cache entry the body is: the response as a whole
+    # may be kept under it too (response_front.py).
+    kept_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +96,10 @@ class FastPath:
         if answer.request_error:
             # Read by the view, as when Strawberry's path answers (graphql_view.process_result).
             request.state.graphql_request_error = True
-        if answer.keepable:
-            request.scope[KEEPABLE] = True
+        # Not a document named by its hash: whether the store still knows
+        # the hash is for each request to find out.
+        if answer.kept_at is not None and "extensions" not in fields:
+            request.scope[KEPT_AT] = answer.kept_at
         return Response(answer.body, media_type="application/json")
 
     async def execute(
@@ -125,23 +127,28 @@ class FastPath:
         if coerced is None or plan is None:
             return None
 
-        keepable = bool(self.cache.size)
+        kept_at: int | None = None
+
+        async def position() -> int:
+            nonlocal kept_at
+            kept_at = await (committed or context.journal.position)()
+            return kept_at
 
         async def run() -> tuple[bytes, bool]:
-            nonlocal keepable
+            nonlocal kept_at
             data, errors = await execute(plan, compiled, coerced, context)
             self.executions += 1
             body: dict[str, Any] = {"data": data}
             if errors:
                 body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
-                keepable = False
+                kept_at = None
             return orjson.dumps(body), not errors
 
         if compiled.operation.operation is not OperationType.QUERY:
             return Answer((await run())[0])
         key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
-        body = await self.cache.get_or_read(key, committed or context.journal.position, run)
-        return Answer(body, keepable=keepable)
+        body = await self.cache.get_or_read(key, position, run)
+        return Answer(body, kept_at=kept_at)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:
         """The document a persisted query names (with the trusted-documents

@@ -19,10 +19,11 @@ from typing import Generic, TypeVar
 V = TypeVar("V")
 
 # HTTP scope keys by which the front door (response_front.py) and the fast
-# path share one request's position: it is asked once, by whichever sees
-# the request first, and the fast path says when its answer may be kept.
+# path share one request's position: the front door's, when it asked (the
+# fast path asks no other), and the one the fast path's answer is the
+# cache's entry for (the answer as a whole may be kept under it).
 COMMITTED = "graphql_todos.committed"
-KEEPABLE = "graphql_todos.keepable"
+KEPT_AT = "graphql_todos.kept_at"
 
 
 class ResponseCache(Generic[V]):
@@ -36,6 +37,10 @@ class ResponseCache(Generic[V]):
         # The newest committed position seen. Positions only grow, unless
         # the database was restored from a backup: then nothing kept holds.
         self._newest = 0
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether anything is kept for key, at whatever position."""
+        return key in self._entries
 
     def lookup(self, key: Hashable, position: int) -> V | None:
         """The value kept for key at the committed position, if any."""

@@ -16,9 +16,10 @@ It takes only requests the stack handles the same way once it has read the
 body: a plain JSON POST (fastpath.is_plain_json) whose Content-Length is
 within the limit, or a GET with a query string, with the token where one is
 needed (security.Guard's own checks). It reads a POST's body through the
-guard's bounds, asks where the journal stands (the position the fast path
-then uses too, passed in the scope: one query per request, as before), times
-what it answers itself (metrics.answered), and on a miss hands the request to
+guard's bounds and, when it holds a reply for the request, asks where the
+journal stands (the position the fast path then uses too, passed in the
+scope: one query per request, as before; a mutation asks none). It times
+what it answers itself (metrics.answered); on a miss it hands the request to
 the stack with the messages it read replayed: the stack sees what it would
 have seen, a slow body's refusal included.
 """
@@ -38,7 +39,7 @@ from .config import Settings
 from .errors import RequestError
 from .fastpath import answers_whole, is_plain_json
 from .journal import Journal
-from .response_cache import COMMITTED, KEEPABLE, ResponseCache
+from .response_cache import COMMITTED, KEPT_AT, ResponseCache
 from .security import Access, Guard
 
 _PATH = "/graphql"
@@ -84,22 +85,25 @@ class ResponseFront:
                 # Too slow, or the client left: the stack answers as it would have.
                 return await self.app(scope, receive, send)
             body = b"".join(message.get("body", b"") for message in messages)
-        journal: Journal = scope["state"]["journal"]
-        try:
-            position = await journal.position()
-        except Exception as exc:  # noqa: BLE001 - the fast path raises it where it would have asked
-            scope[COMMITTED] = _raising(exc)
-            return await self.app(scope, receive, send)
-        scope[COMMITTED] = _at(position)
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
-        reply = self.replies.lookup(key, position)
-        if reply is not None:
+        # A request never kept (a mutation, a first read) asks no position
+        # here: the fast path asks it, where it always has.
+        if self.replies.holds(key):
+            journal: Journal = scope["state"]["journal"]
             try:
-                await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
-                await send({"type": "http.response.body", "body": reply.body})
-            finally:
-                metrics.answered(scope, started)
-            return
+                position = await journal.position()
+            except Exception as exc:  # noqa: BLE001 - the fast path raises it where it would have asked
+                scope[COMMITTED] = _raising(exc)
+                return await self.app(scope, receive, send)
+            scope[COMMITTED] = _at(position)
+            reply = self.replies.lookup(key, position)
+            if reply is not None:
+                try:
+                    await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+                    await send({"type": "http.response.body", "body": reply.body})
+                finally:
+                    metrics.answered(scope, started)
+                return
         sent: list[Message] = []
 
         async def sending(message: Message) -> None:
@@ -107,9 +111,10 @@ class ResponseFront:
             await send(message)
 
         await self.app(scope, receive, sending)
-        if scope.get(KEEPABLE) and _whole(sent):
+        kept_at = scope.get(KEPT_AT)
+        if kept_at is not None and _whole(sent):
             start, whole = sent
-            self.replies.keep(key, position, Reply(start["status"], tuple(start["headers"]), whole["body"]))
+            self.replies.keep(key, kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
 
 
 def _takes(scope: Scope, headers: Headers) -> bool:

@@ -6,6 +6,7 @@ the Date header. Refusals are the stack's own."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -112,6 +113,18 @@ def test_a_query_over_get_too(pair: tuple[Server, Server], headers: dict[str, st
     answer = _same_answers(pair, b"", headers, target=GET_LIST)
     assert answer.startswith(f"HTTP/1.1 {status} ".encode())
     assert _hits(pair[0]) == hits + hit
+
+
+def test_a_document_named_by_its_hash_is_looked_up_every_time(pair: tuple[Server, Server]) -> None:
+    query = "{ todos { id title completed } }"
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": hashlib.sha256(query.encode()).hexdigest()}}
+    _exchange(pair[0], json.dumps({"query": query, "extensions": extensions}).encode(), {**JSON, **BEARER})
+    _exchange(pair[1], json.dumps({"query": query, "extensions": extensions}).encode(), {**JSON, **BEARER})
+    hits = _hits(pair[0])
+    answer = _same_answers(pair, json.dumps({"extensions": extensions}).encode(), {**JSON, **BEARER})
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b'"title":"a"' in answer
+    assert _hits(pair[0]) == hits
 
 
 def test_a_slow_body_is_refused_as_the_stack_refuses_it(pair: tuple[Server, Server]) -> None:
