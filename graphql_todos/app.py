@@ -27,6 +27,7 @@ from .hub import Hub
 from .journal import Journal
 from .migrations import migrate
 from .response_cache import ResponseCache
+from .response_front import Reply, ResponseFront
 from .retention import Retention
 from .service import TodoService
 from .streams import LiveLists
@@ -43,7 +44,8 @@ class State(TypedDict):
     pool: AsyncConnectionPool
     retention: Retention
     settings: Settings
-    response_cache: ResponseCache
+    response_cache: ResponseCache[bytes]
+    response_replies: ResponseCache[Reply]
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -81,7 +83,9 @@ def app_from_env() -> Starlette:
 
 def create_app(settings: Settings) -> Starlette:
     # One per process: GraphQL queries and REST reads.
-    cache = ResponseCache(settings.response_cache_size)
+    cache = ResponseCache[bytes](settings.response_cache_size)
+    # Whole responses to repeated requests, answered in front of the stack.
+    replies = ResponseCache[Reply](settings.response_cache_size)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -125,6 +129,7 @@ def create_app(settings: Settings) -> Starlette:
                     "retention": retention,
                     "settings": settings,
                     "response_cache": cache,
+                    "response_replies": replies,
                 }
             finally:
                 if pruning is not None:
@@ -158,8 +163,10 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # Metrics outermost, so that it times what the others answer too.
+        # Metrics outermost but for the cache's front door (which times its
+        # own answers), so that it times what the others answer too.
         middleware=[
+            *([Middleware(ResponseFront, settings, access, replies)] if replies.size else []),
             Middleware(metrics.MetricsMiddleware),
             *security.middleware(settings, access),
             *error_handlers.MIDDLEWARE,

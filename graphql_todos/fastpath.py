@@ -13,18 +13,20 @@ Strawberry's view, whose answers the plan reproduces.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 from graphql import GraphQLError, OperationType, parse
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import checked_operation, validation_errors
 from .json_roots import DIRECT
-from .response_cache import ResponseCache
+from .response_cache import COMMITTED, KEPT_AT, ResponseCache
 from .schema import Context, TodoSchema, validation_failed
 
 # Distinct (document, operation name) pairs kept, compiled or not.
@@ -43,6 +45,9 @@ class Answer(NamedTuple):
     body: bytes
     # Nothing ran (the document was refused): GraphQL over HTTP's request error.
     request_error: bool = False
+    # The position whose cache entry the body is: the response as a whole
+    # may be kept under it too (response_front.py).
+    kept_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,7 @@ class _Refused:
 
 
 class FastPath:
-    def __init__(self, schema: TodoSchema, cache: ResponseCache) -> None:
+    def __init__(self, schema: TodoSchema, cache: ResponseCache[bytes]) -> None:
         self.schema = schema
         self.cache = cache
         # None: parsed and valid, but the plan does not cover it.
@@ -71,7 +76,7 @@ class FastPath:
         if request.method == "GET":
             fields = _query_params(request)
             operations = _OVER_GET
-        elif request.method == "POST" and _is_plain_json(request):
+        elif request.method == "POST" and is_plain_json(request.headers):
             fields = _json_body(await request.body())
             operations = _OVER_POST
         else:
@@ -83,12 +88,18 @@ class FastPath:
             query = self._persisted(query, fields["extensions"])
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
-        answer = await self.execute(query, variables, name, context, operations)
+        # The position the front door asked for this request, when it did.
+        committed = request.scope.get(COMMITTED, context.journal.position)
+        answer = await self.execute(query, variables, name, context, operations, committed)
         if answer is None:
             return None
         if answer.request_error:
             # Read by the view, as when Strawberry's path answers (graphql_view.process_result).
             request.state.graphql_request_error = True
+        # Not a document named by its hash: whether the store still knows
+        # the hash is for each request to find out.
+        if answer.kept_at is not None and "extensions" not in fields:
+            request.scope[KEPT_AT] = answer.kept_at
         return Response(answer.body, media_type="application/json")
 
     async def execute(
@@ -98,6 +109,7 @@ class FastPath:
         operation_name: str | None,
         context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
+        committed: Callable[[], Awaitable[int]] | None = None,
     ) -> Answer | None:
         """The response Strawberry's view would send, or None when the fast
         path does not cover this request."""
@@ -115,18 +127,28 @@ class FastPath:
         if coerced is None or plan is None:
             return None
 
+        kept_at: int | None = None
+
+        async def position() -> int:
+            nonlocal kept_at
+            kept_at = await (committed or context.journal.position)()
+            return kept_at
+
         async def run() -> tuple[bytes, bool]:
+            nonlocal kept_at
             data, errors = await execute(plan, compiled, coerced, context)
             self.executions += 1
             body: dict[str, Any] = {"data": data}
             if errors:
                 body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
+                kept_at = None
             return orjson.dumps(body), not errors
 
         if compiled.operation.operation is not OperationType.QUERY:
             return Answer((await run())[0])
         key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
-        return Answer(await self.cache.get_or_read(key, context.journal.position, run))
+        body = await self.cache.get_or_read(key, position, run)
+        return Answer(body, kept_at=kept_at)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:
         """The document a persisted query names (with the trusted-documents
@@ -164,13 +186,17 @@ class FastPath:
 
 
 
-def _is_plain_json(request: Request) -> bool:
-    headers = request.headers
+def is_plain_json(headers: Headers) -> bool:
+    """A POST the fast path reads: a JSON body, for a JSON answer."""
     mime = headers.get("content-type", "").split(";", 1)[0].strip()
-    # Strawberry streams a response when the client accepts multipart (or
-    # event streams): those stay with it.
+    return mime == "application/json" and answers_whole(headers)
+
+
+def answers_whole(headers: Headers) -> bool:
+    """The client does not accept a streamed answer: Strawberry streams one
+    when the client accepts multipart (or event streams), and those stay with it."""
     accept = headers.get("accept", "").lower()
-    return mime == "application/json" and "multipart" not in accept and "event-stream" not in accept
+    return "multipart" not in accept and "event-stream" not in accept
 
 
 def _json_body(body: bytes) -> dict[str, Any] | None:

@@ -48,7 +48,7 @@ class TodoGraphQL(GraphQL[Context, None]):
         MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
     }
 
-    def __init__(self, settings: Settings, cache: ResponseCache, access: Access) -> None:
+    def __init__(self, settings: Settings, cache: ResponseCache[bytes], access: Access) -> None:
         self.access = access
         persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents)
         schema = build_schema(settings.execution_cache_size, graphql_limits(settings), persisted)

@@ -138,6 +138,11 @@ def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]
     return SUBSCRIPTIONS.labels(transport).track_inprogress()
 
 
+# The scope key of a request's arrival (time.perf_counter()), set by a layer
+# in front of MetricsMiddleware that holds the request before it.
+STARTED = "graphql_todos.started"
+
+
 class MetricsMiddleware:
     """Counts open streams by transport and times HTTP requests by route."""
 
@@ -148,7 +153,9 @@ class MetricsMiddleware:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         transport = _transport(scope)
-        started = time.perf_counter()
+        # A layer in front that saw the request first (response_front.py)
+        # says when it arrived: the time is the client's, from there.
+        started = scope.get(STARTED) or time.perf_counter()
         # Every stream but a GraphQL socket is one subscription (the
         # sockets count theirs: graphql_operation).
         gauges = [] if transport is None else [OPEN_CONNECTIONS.labels(transport)]
@@ -162,12 +169,23 @@ class MetricsMiddleware:
             for gauge in gauges:
                 gauge.dec()
             if transport is None:
-                REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
-            pool = scope.get("state", {}).get("pool")
-            if pool is not None:
-                stats = pool.get_stats()
-                POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
-                POOL_WAITING.set(stats.get("requests_waiting", 0))
+                answered(scope, started)
+            else:
+                _pool_gauges(scope)
+
+
+def answered(scope: Scope, started: float) -> None:
+    """A plain request answered: its time by route, and the pool's gauges."""
+    REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
+    _pool_gauges(scope)
+
+
+def _pool_gauges(scope: Scope) -> None:
+    pool = scope.get("state", {}).get("pool")
+    if pool is not None:
+        stats = pool.get_stats()
+        POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
+        POOL_WAITING.set(stats.get("requests_waiting", 0))
 
 
 async def metrics(request: Request) -> Response:

@@ -85,7 +85,7 @@ class TodoCollection(HTTPEndpoint):
             lists = await _service(request).lists_json(_LIST, completed, page)
             return lists.texts[0].encode(), True
 
-        cache: ResponseCache = request.state.response_cache
+        cache: ResponseCache[bytes] = request.state.response_cache
         body = await cache.get_or_read(("rest todos", completed, page), _journal(request).position, read)
         return Response(body, media_type="application/json")
 

@@ -120,15 +120,14 @@ class Guard:
         policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == _GRAPHQL else CONTENT_SECURITY_POLICY
         send = _with_headers(send, policy)
         headers = Headers(scope=scope)
-        if not _public(scope) and not self.access.allows(headers.get("authorization")):
+        if not self.authorized(scope, headers):
             response = JSONResponse(
                 error_body(ErrorCode.UNAUTHENTICATED, "this server requires a bearer token"),
                 status_code=ErrorCode.UNAUTHENTICATED.http_status,
                 headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
             )
             return await response(scope, receive, send)
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.settings.max_body_bytes:
+        if self.declared_too_big(headers):
             metrics.refused("body_size")
             response = JSONResponse(
                 error_body(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large),
@@ -136,13 +135,22 @@ class Guard:
                 headers=_CLOSE,
             )
             return await response(scope, receive, send)
-        await self.app(scope, self._bounded(receive), send)
+        await self.app(scope, self.bounded(receive), send)
+
+    def authorized(self, scope: Scope, headers: Headers) -> bool:
+        """The token, where the route needs one."""
+        return _public(scope) or self.access.allows(headers.get("authorization"))
+
+    def declared_too_big(self, headers: Headers) -> bool:
+        """A Content-Length over the limit: refused before any of it is read."""
+        length = headers.get("content-length", "")
+        return length.isdigit() and int(length) > self.settings.max_body_bytes
 
     @property
     def _too_large(self) -> str:
         return f"the body is over {self.settings.max_body_bytes} bytes"
 
-    def _bounded(self, receive: Receive) -> Receive:
+    def bounded(self, receive: Receive) -> Receive:
         """receive(), refusing a body over the size limit (chunked bodies have no
         Content-Length) or one that takes too long: a RequestError, which
         error_handlers answers like any other. Once the body is whole, receive()

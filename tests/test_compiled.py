@@ -65,7 +65,7 @@ class Runner:
     async def seed(self, rows: list[tuple[str, bool, int]]) -> None:
         # RESET rewrites the journal from position 1 with other rows, which
         # no live journal does: no cached answer may outlive it.
-        self.fast.cache = ResponseCache(self.fast.cache.size)
+        self.fast.cache = ResponseCache[bytes](self.fast.cache.size)
         async with self.pool.connection() as conn:
             for sql in RESET:
                 await conn.execute(sql)  # type: ignore[arg-type]
@@ -106,7 +106,7 @@ def runner(db_dsn: str) -> Iterator[Runner]:
     context = Context(service, journal, hub, LiveLists(service, hub))
     schema = build_schema(execution_cache_size=16)
     # A small response cache: equal answers also prove its hits exact.
-    yield Runner(loop, pool, schema, FastPath(schema, ResponseCache(16)), context)
+    yield Runner(loop, pool, schema, FastPath(schema, ResponseCache[bytes](16)), context)
     loop.run_until_complete(pool.close())
     loop.close()
 

@@ -25,6 +25,7 @@ from tests.pgserver import RestartablePostgres, restartable_postgres
 # Short, so that the test sees requests fail within it (the default is 5 s).
 DATABASE_TIMEOUT = 1.0
 CREATE = 'mutation($t: String!) { createTodo(input: {title: $t}) { id } }'
+LIST = "{ todos { title } }"
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +68,20 @@ def test_requests_fail_fast_and_subscriptions_outlive_a_restart(
         assert "errors" not in gql(client, CREATE, {"t": "before"})
         assert ws.next_data()["todoChanges"]["todo"]["title"] == "before"
         assert json.loads(rest.recv(timeout=5))["todo"]["title"] == "before"
+        # Kept by the response cache's front door (the second one a hit).
+        hits = server.state("response_replies").hits
+        for _ in range(2):
+            assert gql(client, LIST)["data"]["todos"][0]["title"] == "before"
+        assert server.state("response_replies").hits == hits + 1
 
         postgres.stop()
         try:
             wait_until(lambda: health(server) == 503, timeout=10)
             body = gql(client, CREATE, {"t": "during"})
             assert [e["extensions"]["code"] for e in body["errors"]] == ["DATABASE_UNAVAILABLE"]
+            # Where the journal stands cannot be asked: nothing kept is served.
+            listed = client.post("/graphql", json={"query": LIST, "variables": {}})
+            assert "DATABASE_UNAVAILABLE" in listed.text and '"before"' not in listed.text
             response = client.post("/api/todos/", json={"title": "during"})
             assert (response.status_code, response.json()["error"]["code"]) == (503, "DATABASE_UNAVAILABLE")
             assert client.get("/api/todos/").status_code == 503

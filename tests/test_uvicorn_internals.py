@@ -4,13 +4,16 @@ tests/test_cli.py and tests/test_subscriptions.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import re
+import socket
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import Server as UvicornServer
 
-from graphql_todos.uvicorn_internals import HttpProtocol, WebSocketProtocol
+from graphql_todos.uvicorn_internals import CONTINUE, HeadWithBody, HttpProtocol, WebSocketProtocol
 from tests.helpers import Server
 
 
@@ -43,3 +46,65 @@ def test_the_server_config_uses_our_protocols(server: Server) -> None:
     config = server._uvicorn.config
     assert config.ws_protocol_class is WebSocketProtocol
     assert config.http_protocol_class.func is HttpProtocol  # type: ignore[attr-defined]
+
+
+def test_each_request_cycle_writes_as_head_with_body_expects() -> None:
+    made = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "self.cycle = RequestResponseCycle(" in made
+    assert "transport=self.transport," in made
+    cycle = inspect.getsource(RequestResponseCycle)
+    assert set(re.findall(r"self\.transport\.(\w+)", cycle)) == {"write", "close", "is_closing"}
+    assert CONTINUE == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert 'self.transport.write(b"HTTP/1.1 100 Continue\\r\\n\\r\\n")' in cycle
+    # The head is one write, then every response but one to HEAD writes its body.
+    assert 'self.transport.write(b"".join(content))' in cycle
+    assert 'if self.scope["method"] == "HEAD":' in cycle
+
+
+def test_a_head_leaves_with_its_body_or_at_the_end_of_the_loop_turn() -> None:
+    async def run() -> tuple[bytes, bytes, bytes, bytes]:
+        """What the peer has after each write: nothing while the head is held."""
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        wrapped = HeadWithBody(transport, loop)  # type: ignore[arg-type]
+
+        def received() -> bytes:
+            try:
+                return theirs.recv(65536)
+            except BlockingIOError:
+                return b""
+
+        got = []
+        for data in (CONTINUE, b"head", b"body", b"more"):
+            wrapped.write(data)
+            got.append(received())
+        transport.close()
+        theirs.close()
+        return got[0], got[1], got[2], got[3]
+
+    # 100 Continue comes before the response: it goes straight through.
+    assert asyncio.run(run()) == (CONTINUE, b"", b"headbody", b"more")
+
+
+def test_a_head_without_a_body_yet_leaves_at_the_end_of_the_loop_turn() -> None:
+    async def run() -> tuple[bytes, bytes]:
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        wrapped = HeadWithBody(transport, loop)  # type: ignore[arg-type]
+        wrapped.write(b"head")
+        try:
+            before = theirs.recv(65536)
+        except BlockingIOError:
+            before = b""
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        after = await loop.sock_recv(theirs, 65536)
+        transport.close()
+        theirs.close()
+        return before, after
+
+    assert asyncio.run(run()) == (b"", b"head")
