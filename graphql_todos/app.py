@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import error_handlers, metrics, rest, security
@@ -22,6 +22,7 @@ from .broadcast import Groups
 from .config import NO_WEB_CLIENT, Settings
 from .database import GatedPool, connect_timeout
 from .embedded import embedded_postgres
+from .graphql_socket import GraphQLSockets
 from .graphql_view import TodoGraphQL
 from .hub import Hub
 from .journal import Journal
@@ -135,12 +136,12 @@ def create_app(settings: Settings) -> Starlette:
                 await pool.close()
 
     access = security.Access(settings.bearer_token)
+    sockets = security.SocketGate(settings)
     graphql = TodoGraphQL(settings, cache, access)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
         *rest.routes,
     ]
     if settings.web_dist is not None:
@@ -158,10 +159,12 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # Metrics outermost, so that it times what the others answer too.
+        # The GraphQL socket skips the rest (graphql_socket.py); then metrics,
+        # so that it times what the others answer too.
         middleware=[
+            Middleware(GraphQLSockets, graphql=graphql, sockets=sockets),
             Middleware(metrics.MetricsMiddleware),
-            *security.middleware(settings, access),
+            *security.middleware(settings, access, sockets),
             *error_handlers.MIDDLEWARE,
         ],
     )

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import (
@@ -119,7 +120,7 @@ def render() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _transport(scope: Scope) -> str | None:
+def transport_of(scope: Scope) -> str | None:
     """The stream transport a connection opens, None for a plain request."""
     graphql = scope["path"] == "/graphql"
     if scope["type"] == "websocket":
@@ -138,6 +139,32 @@ def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]
     return SUBSCRIPTIONS.labels(transport).track_inprogress()
 
 
+@contextlib.contextmanager
+def open_stream(transport: str | None) -> Iterator[None]:
+    """Counts a stream connection while it is open; every stream but a
+    GraphQL socket is one subscription too (the sockets count theirs:
+    graphql_operation). None: a plain request, not counted."""
+    gauges = [] if transport is None else [OPEN_CONNECTIONS.labels(transport)]
+    if transport is not None and transport not in _GRAPHQL_SOCKETS:
+        gauges.append(SUBSCRIPTIONS.labels(transport))
+    for gauge in gauges:
+        gauge.inc()
+    try:
+        yield
+    finally:
+        for gauge in gauges:
+            gauge.dec()
+
+
+def observe_pool(scope: Scope) -> None:
+    """The pool's gauges, as a request or stream ends."""
+    pool = scope.get("state", {}).get("pool")
+    if pool is not None:
+        stats = pool.get_stats()
+        POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
+        POOL_WAITING.set(stats.get("requests_waiting", 0))
+
+
 class MetricsMiddleware:
     """Counts open streams by transport and times HTTP requests by route."""
 
@@ -147,27 +174,15 @@ class MetricsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        transport = _transport(scope)
+        transport = transport_of(scope)
         started = time.perf_counter()
-        # Every stream but a GraphQL socket is one subscription (the
-        # sockets count theirs: graphql_operation).
-        gauges = [] if transport is None else [OPEN_CONNECTIONS.labels(transport)]
-        if transport is not None and transport not in _GRAPHQL_SOCKETS:
-            gauges.append(SUBSCRIPTIONS.labels(transport))
-        for gauge in gauges:
-            gauge.inc()
         try:
-            await self.app(scope, receive, send)
+            with open_stream(transport):
+                await self.app(scope, receive, send)
         finally:
-            for gauge in gauges:
-                gauge.dec()
             if transport is None:
                 REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
-            pool = scope.get("state", {}).get("pool")
-            if pool is not None:
-                stats = pool.get_stats()
-                POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
-                POOL_WAITING.set(stats.get("requests_waiting", 0))
+            observe_pool(scope)
 
 
 async def metrics(request: Request) -> Response:
