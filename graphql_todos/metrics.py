@@ -136,7 +136,13 @@ def transport_of(scope: Scope) -> str | None:
 
 def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]:
     """Counts an operation of a GraphQL socket as an open subscription while it runs."""
-    return SUBSCRIPTIONS.labels(transport).track_inprogress()
+    return graphql_subscriptions(transport).track_inprogress()
+
+
+def graphql_subscriptions(transport: str) -> Gauge:
+    """The open subscriptions of a GraphQL socket transport, for an operation
+    that outlives the call counting it (a broadcast member with no task)."""
+    return SUBSCRIPTIONS.labels(transport)
 
 
 @contextlib.contextmanager
