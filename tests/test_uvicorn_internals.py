@@ -92,7 +92,7 @@ def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_getters() -> No
         cancelled.cancel()
         for item in (1, 2, 3):
             queue.put_nowait(item)
-        got = [await first, await second]
+        got: list[object] = [await first, await second]
         assert queue.qsize() == 1 and not queue.empty()
         got.append(await queue.get())
         assert queue.empty()
