@@ -44,10 +44,10 @@ SUBSCRIPTIONS = Gauge(
     ["transport"],
     multiprocess_mode="livesum",
 )
-for _transport_name in TRANSPORTS:
-    # Shown at 0 before the first stream of each kind opens.
-    OPEN_CONNECTIONS.labels(_transport_name)
-    SUBSCRIPTIONS.labels(_transport_name)
+# Shown at 0 before the first stream of each kind opens; looked up here, not
+# with labels() (a lock and a tuple) at every socket's every operation.
+_OPEN_CONNECTIONS = {transport: OPEN_CONNECTIONS.labels(transport) for transport in TRANSPORTS}
+_SUBSCRIPTIONS = {transport: SUBSCRIPTIONS.labels(transport) for transport in TRANSPORTS}
 SUBSCRIBERS = Gauge(
     "graphql_todos_hub_subscribers", "Subscribers of the hubs (live lists count once).", multiprocess_mode="livesum"
 )
@@ -142,7 +142,7 @@ def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]
 def graphql_subscriptions(transport: str) -> Gauge:
     """The open subscriptions of a GraphQL socket transport, for an operation
     that outlives the call counting it (a broadcast member with no task)."""
-    return SUBSCRIPTIONS.labels(transport)
+    return _SUBSCRIPTIONS[transport]
 
 
 @contextlib.contextmanager
@@ -150,9 +150,9 @@ def open_stream(transport: str | None) -> Iterator[None]:
     """Counts a stream connection while it is open; every stream but a
     GraphQL socket is one subscription too (the sockets count theirs:
     graphql_operation). None: a plain request, not counted."""
-    gauges = [] if transport is None else [OPEN_CONNECTIONS.labels(transport)]
+    gauges = [] if transport is None else [_OPEN_CONNECTIONS[transport]]
     if transport is not None and transport not in _GRAPHQL_SOCKETS:
-        gauges.append(SUBSCRIPTIONS.labels(transport))
+        gauges.append(_SUBSCRIPTIONS[transport])
     for gauge in gauges:
         gauge.inc()
     try:
