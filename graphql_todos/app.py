@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import TypedDict
@@ -33,6 +34,13 @@ from .service import TodoService
 from .streams import LiveLists
 
 logger = logging.getLogger(__name__)
+
+# The collector's generation thresholds while serving (Python's: 700, 10,
+# 10). Every open WebSocket keeps some hundred objects, and each full
+# collection walks them all: opening 3,000 subscriptions spent a third of
+# its CPU collecting (0.9 s in five full collections), 0.4 s in all with
+# these. Garbage cycles wait for 20,000 allocations instead of 700.
+GC_THRESHOLDS = (20_000, 20, 20)
 
 
 class State(TypedDict):
@@ -114,6 +122,7 @@ def create_app(settings: Settings) -> Starlette:
             try:
                 await hub.start()
                 pruning = asyncio.create_task(retention.run(), name="journal retention")
+                gc.set_threshold(*GC_THRESHOLDS)
                 logger.info("graphql-todos ready")
                 live_lists = LiveLists(service, hub)
                 yield {
