@@ -442,7 +442,9 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     `cleanup_operation(id)`, which forgets the operation and cancels
     `operation.task` (shutdown then awaits it); the message sent when the
     stream ends is `complete` through `operation.send_operation_message`,
-    which forgets the id. The view has a `fanout` (graphql_view.TodoGraphQL).
+    which forgets the id; `_task_done` is the done callback that retrieves
+    an operation task's exception. The view has a `fanout`
+    (graphql_view.TodoGraphQL).
 
     A broadcast member on a socket that takes direct writes joins its group
     and its task ends: the operation stays registered (the limit, duplicate
