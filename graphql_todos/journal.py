@@ -28,16 +28,10 @@ class Coalesced(Generic[T]):
     """One read for many callers, never an older one: a caller joins the
     next read to start, so whatever it returns was read after the caller
     asked (a read already under way may have missed a commit that came
-    before the caller). Callers that ask while a read runs share the next.
+    before the caller). Callers that ask while a read runs share the next."""
 
-    With `spacing`, reads back to back (callers kept coming) start that many
-    seconds apart at least, so that each gathers more callers: fewer reads
-    under load, for callers that can wait that long. A read with none
-    before it starts at once."""
-
-    def __init__(self, read: Callable[[], Awaitable[T]], spacing: float = 0.0) -> None:
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
         self._read = read
-        self._spacing = spacing
         self._next: asyncio.Future[T] | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -51,14 +45,9 @@ class Coalesced(Generic[T]):
         return await asyncio.shield(waiting)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        started: float | None = None
         try:
-            while self._next is not None:
-                if started is not None and self._spacing:
-                    await asyncio.sleep(started + self._spacing - loop.time())
-                started = loop.time()
-                batch, self._next = self._next, None
+            while (batch := self._next) is not None:
+                self._next = None
                 try:
                     batch.set_result(await self._read())
                 except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
@@ -69,22 +58,12 @@ class Coalesced(Generic[T]):
             self._reader = None
 
 
-# See Journal.start_position.
-START_SPACING_SECONDS = 0.005
-
-
 class Journal:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
         # Subscribes and cached reads all ask where the journal stands: under
         # load, one query answers every request that arrived before it.
         self.position = Coalesced(self._read_position)
-        # Where a new subscription starts: the same read, spaced under load
-        # (opening 10,000 subscriptions, one query for every one or two of
-        # them cost the server and PostgreSQL more CPU than the rest of a
-        # subscribe). Nothing tells a client the moment its subscription
-        # started, so this much later is as good.
-        self.start_position = Coalesced(self._read_position, spacing=START_SPACING_SECONDS)
         # (pruned through, newest): the cursors from the first to the second
         # can resume. Coalesced too: every subscribe with a cursor asks.
         self.bounds = Coalesced(self._read_bounds)

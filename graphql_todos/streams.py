@@ -20,7 +20,7 @@ async def start_after(journal: Journal, after: str | None) -> int:
     if after is None:
         # "Now" is what the database has committed, which the hub may not
         # have delivered yet: a client must not get the change it just made.
-        return await journal.start_position()
+        return await journal.position()
     return await journal.check_cursor(after)
 
 

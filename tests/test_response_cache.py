@@ -83,31 +83,6 @@ def test_coalesced_reads_serve_waiting_callers_and_never_an_earlier_read() -> No
     assert results == [1, 2, 2, 2, 2, 2]
 
 
-def test_spaced_reads_back_to_back_gather_the_callers_of_the_wait() -> None:
-    async def run(spacing: float) -> list[int]:
-        started: list[int] = []
-        position: Coalesced[int]
-
-        async def read() -> int:
-            started.append(len(started) + 1)
-            if len(started) == 1:
-                second = asyncio.create_task(position())  # asks while the first read runs
-                await asyncio.sleep(0)
-                reads.append(second)
-            return len(started)
-
-        reads: list[asyncio.Task[int]] = []
-        position = Coalesced(read, spacing)
-        first = await position()
-        # The second read has not started yet (spaced): these join it.
-        later = [asyncio.create_task(position()) for _ in range(4)]
-        return [first, *[await t for t in reads + later]]
-
-    # Unspaced, the second read starts as the first ends: the later callers need a third.
-    assert asyncio.run(run(0.0)) == [1, 2, 3, 3, 3, 3]
-    assert asyncio.run(run(1.0)) == [1, 2, 2, 2, 2, 2]
-
-
 def test_a_journal_that_went_back_empties_the_cache() -> None:
     # A database restored from a backup: positions repeat with other rows.
     async def run() -> list[bytes]:
