@@ -31,8 +31,8 @@ from .schema import QueryLimits
 # client's pages and bundles (GraphiQL answers GET /graphql without `query`).
 _PUBLIC_PATHS = ("/", "/healthz")
 _PUBLIC_PREFIX = "/assets/"
-# The GraphQL WebSocket takes its token in connection_init too, so it checks
-# the token itself (graphql_view.py); every other socket is checked here.
+# GraphiQL's page and public GET. (Its WebSocket takes the token in
+# connection_init too, and checks it itself: graphql_view.py.)
 _GRAPHQL = "/graphql"
 
 # The pages load only their own bundles and talk only to their own origin.
@@ -181,7 +181,9 @@ class Guard:
         if not await self.sockets.admit(websocket):
             return
         try:
-            if scope["path"] != _GRAPHQL and not (
+            # (The GraphQL socket never comes here: graphql_socket.py admits
+            # it, and it checks the token at connection_init.)
+            if not (
                 self.access.allows(websocket.headers.get("authorization"))
                 or self.access.allows_token(websocket.query_params.get("token"))
             ):
