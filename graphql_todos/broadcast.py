@@ -36,7 +36,7 @@ Send = Callable[[bytes], Awaitable[None]]
 class Member:
     """One subscription in a group. `last` is the newest position it was sent."""
 
-    __slots__ = ("_pending", "_wake", "last", "prefix", "send", "suffix", "write")
+    __slots__ = ("_pending", "_wake", "last", "on_signal", "prefix", "send", "suffix", "write")
 
     def __init__(self, after: int, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
         self.last = after
@@ -48,6 +48,9 @@ class Member:
         # shared payloads, framed as they are sent.
         self._pending: deque[tuple[Change, bytes]] | None = None
         self._wake: asyncio.Future[None] | None = None
+        # A member that joined without a task (Groups.attach): what starts
+        # one when the group drops it or closes.
+        self.on_signal: Callable[[], None] | None = None
 
     def offer(self, change: Change, payload: bytes, limit: int) -> bool:
         """Take the change now (queue it, `limit` at most), or say False (the
@@ -68,6 +71,9 @@ class Member:
     def signal(self) -> None:
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
+        elif self.on_signal is not None:
+            wake, self.on_signal = self.on_signal, None
+            wake()
 
     async def _drain(self) -> None:
         """Send the queued frames (members without a direct write)."""
@@ -168,25 +174,46 @@ class Groups:
         if self._groups.get(group.key) is group:
             del self._groups[group.key]
 
-    async def run(self, key: Hashable, make_render: Callable[[], Render], member: Member) -> None:
+    def attach(self, key: Hashable, make_render: Callable[[], Render], member: Member) -> Group | None:
+        """Join the member to its group now, with no task of its own: the
+        group, or None when the member is behind it (`run` it instead, which
+        catches up first). Only a member with a direct write can: it is fed
+        without awaiting. Until its `on_signal` (then `run(..., group)`),
+        `group.leave(member)` is how it leaves."""
+        assert member.write is not None
+        group = self._group(key, make_render)
+        if member.last < group.position:
+            return None
+        group.members.add(member)
+        return group
+
+    def _group(self, key: Hashable, make_render: Callable[[], Render]) -> Group:
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = Group(self, key, make_render())
+        return group
+
+    async def run(
+        self, key: Hashable, make_render: Callable[[], Render], member: Member, group: Group | None = None
+    ) -> None:
         """Deliver every change after member.last to the member until the hub
-        closes; cancel to leave. `make_render` serves a group this call creates."""
-        group: Group | None = None
+        closes; cancel to leave. `make_render` serves a group this call
+        creates; `group` is the one the member was attached to, if any."""
         try:
             while True:
-                group = self._groups.get(key)
-                if group is None:
-                    group = self._groups[key] = Group(self, key, make_render())
-                if member.last < group.position:
-                    # Behind the group (an older cursor, or dropped): read
-                    # the gap from the journal first, then try again.
-                    group.catching_up.add(member)
-                    try:
-                        await self._catch_up(member, group)
-                    finally:
-                        group.catching_up.discard(member)
-                    continue
-                group.members.add(member)
+                if group is None or not (member in group.members or group.closed):
+                    group = self._group(key, make_render)
+                    if member.last < group.position:
+                        # Behind the group (an older cursor, or dropped): read
+                        # the gap from the journal first, then try again.
+                        group.catching_up.add(member)
+                        try:
+                            await self._catch_up(member, group)
+                        finally:
+                            group.catching_up.discard(member)
+                        group = None
+                        continue
+                    group.members.add(member)
                 while member in group.members and not group.closed:
                     await member._drain()
                     if member in group.members and not group.closed:
@@ -194,6 +221,7 @@ class Groups:
                 await member._drain()
                 if group.closed and member.last >= group.position:
                     return
+                group = None
         finally:
             if group is not None:
                 group.leave(member)

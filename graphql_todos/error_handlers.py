@@ -78,6 +78,15 @@ EXCEPTION_HANDLERS: dict[type[Exception], Handler] = {
     RequestError: _on_request_error,
     HTTPException: _on_starlette_error,
 }
+
+
+async def answer_socket(websocket: WebSocket, exc: Exception) -> None:
+    """Answer an exception a WebSocket's app raised as the handlers above do,
+    for the sockets no ExceptionMiddleware is in front of (graphql_socket.py)."""
+    handler = next((h for kind, h in EXCEPTION_HANDLERS.items() if isinstance(exc, kind)), _on_unexpected_error)
+    await handler(websocket, exc)
+
+
 # Starlette hands an app-level Exception handler to ServerErrorMiddleware,
 # which answers and then raises again (a second traceback in the log); an
 # ExceptionMiddleware of our own answers and stops there.

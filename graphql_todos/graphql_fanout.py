@@ -41,9 +41,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
 
-from .broadcast import Groups, Member, Render, Send, Write
+from .broadcast import Group, Groups, Member, Render, Send, Write
 from .errors import DomainError
-from .graphql_internals import Refused, RunMember, TodoExecutionContext, frame_writers, validation_errors
+from .graphql_internals import Refused, TodoExecutionContext, frame_writers, validation_errors
 from .journal import Journal
 from .models import Change
 from .schema import TodoSchema
@@ -103,6 +103,47 @@ class Joined:
     async def run(self, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
         """Deliver every change to the member until the hub closes; cancel to leave."""
         await self.groups.run(self.key, self.make_render, Member(self.start, prefix, suffix, write, send))
+
+
+@dataclass(frozen=True, slots=True)
+class SocketMember:
+    """A WebSocket's subscription the fan-out took, to run in a task of its
+    own or, where the socket takes direct writes, to attach with none."""
+
+    joined: Joined
+    write: Write | None
+    send: Send
+
+    async def run(self, prefix: bytes, suffix: bytes) -> None:
+        """Deliver every change to the member until the hub closes; cancel to leave."""
+        await self.joined.run(prefix, suffix, self.write, self.send)
+
+    def attach(self, prefix: bytes, suffix: bytes) -> Attached | None:
+        """The member joined to its group now, without a task; None: `run` it."""
+        if self.write is None:
+            return None
+        joined = self.joined
+        member = Member(joined.start, prefix, suffix, self.write, self.send)
+        group = joined.groups.attach(joined.key, joined.make_render, member)
+        return None if group is None else Attached(joined, member, group)
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """A member in its group with no task of its own (see Groups.attach)."""
+
+    joined: Joined
+    member: Member
+    group: Group
+
+    def leave(self) -> None:
+        """Leave the group; for a member not following in a task."""
+        self.group.leave(self.member)
+
+    async def follow(self) -> None:
+        """Deliver as `SocketMember.run` does, from where the member is (once
+        its `on_signal` came: dropped, or the group closed); cancel to leave."""
+        await self.joined.groups.run(self.joined.key, self.joined.make_render, self.member, self.group)
 
 
 class GraphQLFanout:
@@ -224,16 +265,11 @@ class GraphQLFanout:
 
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
-    ) -> RunMember | None:
+    ) -> SocketMember | None:
         joined = await self.join(context, websocket, query, variables, operation_name)
         if joined is None:
             return None
-        write, send = frame_writers(websocket)
-
-        async def run(prefix: bytes, suffix: bytes) -> None:
-            await joined.run(prefix, suffix, write, send)
-
-        return run
+        return SocketMember(joined, *frame_writers(websocket))
 
     def _refusal(self, plan: _Plan, exc: DomainError) -> list[GraphQLError]:
         """The error graphql-core gives a subscribe resolver that raises exc."""

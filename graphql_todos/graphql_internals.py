@@ -104,6 +104,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from . import metrics
+from .broadcast import Member
 from .errors import ClientStalled, ErrorCode, RequestError
 from .models import Change, Todo
 from .streams import LiveRows
@@ -377,9 +378,26 @@ def _encode_json(data: object) -> str:
     return orjson.dumps(data).decode()
 
 
-# A subscription the fan-out took: runs it with the member's frame prefix and
-# suffix until the hub closes (cancel to end it).
-RunMember = Callable[[bytes, bytes], Awaitable[None]]
+class Following(Protocol):
+    """A broadcast member in its group with no task (graphql_fanout.Attached)."""
+
+    @property
+    def member(self) -> Member: ...
+
+    def leave(self) -> None: ...
+
+    async def follow(self) -> None: ...
+
+
+class TakenMember(Protocol):
+    """A WebSocket's subscription the fan-out took (graphql_fanout.SocketMember)."""
+
+    async def run(self, prefix: bytes, suffix: bytes) -> None:
+        """Deliver its changes, framed in prefix and suffix, until the hub
+        closes (cancel to end it)."""
+
+    def attach(self, prefix: bytes, suffix: bytes) -> Following | None:
+        """Join its group now with no task; None: `run` it instead."""
 
 
 class Refused(Exception):
@@ -395,7 +413,7 @@ class Refused(Exception):
 class Fanout(Protocol):
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
-    ) -> RunMember | None:
+    ) -> TakenMember | None:
         """The subscription as a broadcast member, or None: Strawberry runs it
         (other documents, and every error, answered the usual way)."""
 
@@ -420,10 +438,22 @@ def _json_string(value: str) -> bytes:
 class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     """Assumes: handle_subscribe (after its checks: acknowledged, duplicate
     id, limit) registers the Operation and runs `run_operation(operation)` in
-    the operation's own task; `complete` from the client and a disconnect
-    cancel that task; the message sent when the stream ends is
-    `complete` through `operation.send_operation_message`. The view has a
-    `fanout` (graphql_view.TodoGraphQL)."""
+    `operation.task`; `complete` from the client and a disconnect go through
+    `cleanup_operation(id)`, which forgets the operation and cancels
+    `operation.task` (shutdown then awaits it); the message sent when the
+    stream ends is `complete` through `operation.send_operation_message`,
+    which forgets the id; `_task_done` is the done callback that retrieves
+    an operation task's exception. The view has a `fanout`
+    (graphql_view.TodoGraphQL).
+
+    A broadcast member on a socket that takes direct writes joins its group
+    and its task ends: the operation stays registered (the limit, duplicate
+    ids and `complete` see it as any other), fed with no task until its
+    group drops it or closes (_Broadcast)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.broadcasts: dict[str, _Broadcast] = {}
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
         with metrics.graphql_operation(GRAPHQL_TRANSPORT_WS_PROTOCOL):
@@ -433,13 +463,23 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         websocket = _websocket(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
         try:
-            run = await fanout.take(self.context, websocket, operation.query, operation.variables, operation.operation_name)
+            taken = await fanout.take(self.context, websocket, operation.query, operation.variables, operation.operation_name)
         except Refused as refused:
             # An `error` message ends the operation: no `complete` follows.
             return await operation.send_initial_errors(refused.errors)
+        if taken is None:
+            return await super().run_operation(operation)
+        prefix = b'{"id":' + _json_string(operation.id) + b',"type":"next","payload":'
+        following = taken.attach(prefix, b"}")
+        if following is None:
+            return await self.deliver(operation, taken.run(prefix, b"}"))
+        self.broadcasts[operation.id] = _Broadcast(self, operation, following)
+
+    async def deliver(self, operation: Operation[Any, None], delivery: Awaitable[None]) -> None:
+        """Await a broadcast member's delivery, then answer `complete`, as
+        Strawberry's path does when a stream ends."""
         try:
-            if run is not None:
-                await run(b'{"id":' + _json_string(operation.id) + b',"type":"next","payload":', b"}")
+            await delivery
         except WebSocketDisconnect:
             return  # the handler's receive loop cleans up
         except ClientStalled as stalled:
@@ -447,10 +487,50 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             return _stalled_adapter(self.websocket).close_stalled(stalled)
         except Exception as error:  # noqa: BLE001 - logged, and the client told
             await self.handle_task_exception(error)
-        else:
-            if run is None:
-                return await super().run_operation(operation)
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        broadcast = self.broadcasts.pop(operation_id, None)
+        if broadcast is not None:
+            broadcast.stop()
+        await super().cleanup_operation(operation_id)
+
+
+class _Broadcast:
+    """A graphql-transport-ws operation whose member joined its group with no
+    task. One starts (as the operation's task, which `cleanup_operation`
+    cancels) only when the group drops the member, to catch up from the
+    journal and rejoin, or closes, to answer `complete`. Counted as an open
+    subscription until it ends."""
+
+    __slots__ = ("following", "handler", "operation", "task")
+
+    def __init__(self, handler: FanoutTransportWSHandler, operation: Operation[Any, None], following: Following) -> None:
+        self.handler = handler
+        self.operation = operation
+        self.following = following
+        self.task: asyncio.Task[None] | None = None
+        following.member.on_signal = self._wake
+        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).inc()
+
+    def _wake(self) -> None:
+        self.task = self.operation.task = asyncio.create_task(self._follow())
+        self.task.add_done_callback(self.handler._task_done)
+
+    async def _follow(self) -> None:
+        try:
+            await self.handler.deliver(self.operation, self.following.follow())
+        finally:
+            self.handler.broadcasts.pop(self.operation.id, None)
+            metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+
+    def stop(self) -> None:
+        """The client completed it, or the socket ended; a task following
+        is cancelled with the operation's."""
+        if self.task is None:
+            self.following.member.on_signal = None
+            self.following.leave()
+            metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
 
 
 class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
@@ -492,15 +572,15 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         websocket = _websocket(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
         try:
-            run = await fanout.take(self.context, websocket, query, variables, operation_name)
+            taken = await fanout.take(self.context, websocket, query, variables, operation_name)
         except Refused as refused:
             # As Strawberry answers a subscription refused at the start.
             self.tasks.pop(operation_id, None)
             return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
         try:
-            if run is None:
+            if taken is None:
                 return await super().handle_async_results(operation_id, query, operation_name, variables)
-            await run(b'{"type":"data","id":' + _json_string(operation_id) + b',"payload":', b"}")
+            await taken.run(b'{"type":"data","id":' + _json_string(operation_id) + b',"payload":', b"}")
         except asyncio.CancelledError:
             pass  # stopped: answer complete, as Strawberry does
         except WebSocketDisconnect:

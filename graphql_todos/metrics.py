@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import (
@@ -43,10 +44,10 @@ SUBSCRIPTIONS = Gauge(
     ["transport"],
     multiprocess_mode="livesum",
 )
-for _transport_name in TRANSPORTS:
-    # Shown at 0 before the first stream of each kind opens.
-    OPEN_CONNECTIONS.labels(_transport_name)
-    SUBSCRIPTIONS.labels(_transport_name)
+# Shown at 0 before the first stream of each kind opens; looked up here, not
+# with labels() (a lock and a tuple) at every socket's every operation.
+_OPEN_CONNECTIONS = {transport: OPEN_CONNECTIONS.labels(transport) for transport in TRANSPORTS}
+_SUBSCRIPTIONS = {transport: SUBSCRIPTIONS.labels(transport) for transport in TRANSPORTS}
 SUBSCRIBERS = Gauge(
     "graphql_todos_hub_subscribers", "Subscribers of the hubs (live lists count once).", multiprocess_mode="livesum"
 )
@@ -119,7 +120,7 @@ def render() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _transport(scope: Scope) -> str | None:
+def transport_of(scope: Scope) -> str | None:
     """The stream transport a connection opens, None for a plain request."""
     graphql = scope["path"] == "/graphql"
     if scope["type"] == "websocket":
@@ -135,7 +136,39 @@ def _transport(scope: Scope) -> str | None:
 
 def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]:
     """Counts an operation of a GraphQL socket as an open subscription while it runs."""
-    return SUBSCRIPTIONS.labels(transport).track_inprogress()
+    return graphql_subscriptions(transport).track_inprogress()
+
+
+def graphql_subscriptions(transport: str) -> Gauge:
+    """The open subscriptions of a GraphQL socket transport, for an operation
+    that outlives the call counting it (a broadcast member with no task)."""
+    return _SUBSCRIPTIONS[transport]
+
+
+@contextlib.contextmanager
+def open_stream(transport: str | None) -> Iterator[None]:
+    """Counts a stream connection while it is open; every stream but a
+    GraphQL socket is one subscription too (the sockets count theirs:
+    graphql_operation). None: a plain request, not counted."""
+    gauges = [] if transport is None else [_OPEN_CONNECTIONS[transport]]
+    if transport is not None and transport not in _GRAPHQL_SOCKETS:
+        gauges.append(_SUBSCRIPTIONS[transport])
+    for gauge in gauges:
+        gauge.inc()
+    try:
+        yield
+    finally:
+        for gauge in gauges:
+            gauge.dec()
+
+
+def observe_pool(scope: Scope) -> None:
+    """The pool's gauges, as a request or stream ends."""
+    pool = scope.get("state", {}).get("pool")
+    if pool is not None:
+        stats = pool.get_stats()
+        POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
+        POOL_WAITING.set(stats.get("requests_waiting", 0))
 
 
 # The scope key of a request's arrival (time.perf_counter()), set by a layer
@@ -152,40 +185,24 @@ class MetricsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        transport = _transport(scope)
+        transport = transport_of(scope)
         # A layer in front that saw the request first (response_front.py)
         # says when it arrived: the time is the client's, from there.
         started = scope.get(STARTED) or time.perf_counter()
-        # Every stream but a GraphQL socket is one subscription (the
-        # sockets count theirs: graphql_operation).
-        gauges = [] if transport is None else [OPEN_CONNECTIONS.labels(transport)]
-        if transport is not None and transport not in _GRAPHQL_SOCKETS:
-            gauges.append(SUBSCRIPTIONS.labels(transport))
-        for gauge in gauges:
-            gauge.inc()
         try:
-            await self.app(scope, receive, send)
+            with open_stream(transport):
+                await self.app(scope, receive, send)
         finally:
-            for gauge in gauges:
-                gauge.dec()
             if transport is None:
                 answered(scope, started)
             else:
-                _pool_gauges(scope)
+                observe_pool(scope)
 
 
 def answered(scope: Scope, started: float) -> None:
     """A plain request answered: its time by route, and the pool's gauges."""
     REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
-    _pool_gauges(scope)
-
-
-def _pool_gauges(scope: Scope) -> None:
-    pool = scope.get("state", {}).get("pool")
-    if pool is not None:
-        stats = pool.get_stats()
-        POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
-        POOL_WAITING.set(stats.get("requests_waiting", 0))
+    observe_pool(scope)
 
 
 async def metrics(request: Request) -> Response:

@@ -40,7 +40,7 @@ from .errors import RequestError
 from .fastpath import answers_whole, is_plain_json
 from .journal import Journal
 from .response_cache import COMMITTED, KEPT_AT, ResponseCache
-from .security import Access, Guard
+from .security import Access, Guard, SocketGate
 
 _PATH = "/graphql"
 _METHODS = ("GET", "POST")
@@ -58,11 +58,13 @@ class ResponseFront:
     """ASGI middleware, outermost: answers a repeated query from the replies
     kept, and hands everything else to the app unchanged."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, access: Access, replies: ResponseCache[Reply]) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, replies: ResponseCache[Reply]
+    ) -> None:
         self.app = app
         # Only its checks of a request's head and body: the stack's own
         # Guard still answers every request this one does not.
-        self.guard = Guard(app, settings, access)
+        self.guard = Guard(app, settings, access, sockets)
         self.replies = replies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -31,8 +31,8 @@ from .schema import QueryLimits
 # client's pages and bundles (GraphiQL answers GET /graphql without `query`).
 _PUBLIC_PATHS = ("/", "/healthz")
 _PUBLIC_PREFIX = "/assets/"
-# The GraphQL WebSocket takes its token in connection_init too, so it checks
-# the token itself (graphql_view.py); every other socket is checked here.
+# GraphiQL's page and public GET. (Its WebSocket takes the token in
+# connection_init too, and checks it itself: graphql_view.py.)
 _GRAPHQL = "/graphql"
 
 # The pages load only their own bundles and talk only to their own origin.
@@ -102,11 +102,11 @@ class Guard:
     REQUEST_SECONDS refused; WebSockets from foreign origins, without the
     token or over MAX_SOCKETS_PER_CLIENT refused before any data."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, access: Access) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate) -> None:
         self.app = app
         self.settings = settings
         self.access = access
-        self._sockets: Counter[str] = Counter()
+        self.sockets = sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -186,27 +186,53 @@ class Guard:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
+        if not await self.sockets.admit(websocket):
+            return
+        try:
+            # (The GraphQL socket never comes here: graphql_socket.py admits
+            # it, and it checks the token at connection_init.)
+            if not (
+                self.access.allows(websocket.headers.get("authorization"))
+                or self.access.allows_token(websocket.query_params.get("token"))
+            ):
+                # Accepted only to say why: a refused handshake carries no close code.
+                await websocket.accept()
+                code = ErrorCode.UNAUTHENTICATED
+                return await websocket.close(code.close_code, close_reason("this server requires a bearer token"))
+            await self.app(scope, receive, send)
+        finally:
+            self.sockets.leave(websocket)
+
+
+class SocketGate:
+    """Every WebSocket's handshake checks: its Origin, and the sockets its
+    client address holds (MAX_SOCKETS_PER_CLIENT). One per app, shared by
+    Guard and the GraphQL socket front (graphql_socket.py), so both count
+    the same sockets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sockets: Counter[str] = Counter()
+
+    async def admit(self, websocket: WebSocket) -> bool:
+        """Count the socket in (then `leave` it when it ends), or refuse its
+        handshake with the reason and say False."""
         if not origin_allowed(websocket.headers, self.settings.allowed_origins):
-            return await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
+            await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
+            return False
         client = websocket.client.host if websocket.client else ""
         if self._sockets[client] >= self.settings.max_sockets_per_client:
             metrics.refused("sockets_per_client")
-            return await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
-        if scope["path"] != _GRAPHQL and not (
-            self.access.allows(websocket.headers.get("authorization"))
-            or self.access.allows_token(websocket.query_params.get("token"))
-        ):
-            # Accepted only to say why: a refused handshake carries no close code.
-            await websocket.accept()
-            code = ErrorCode.UNAUTHENTICATED
-            return await websocket.close(code.close_code, close_reason("this server requires a bearer token"))
+            await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
+            return False
         self._sockets[client] += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self._sockets[client] -= 1
-            if not self._sockets[client]:
-                del self._sockets[client]
+        return True
+
+    def leave(self, websocket: WebSocket) -> None:
+        client = websocket.client.host if websocket.client else ""
+        self._sockets[client] -= 1
+        if not self._sockets[client]:
+            del self._sockets[client]
 
 
 async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:
@@ -230,7 +256,7 @@ def _with_headers(send: Send, policy: str) -> Send:
     return sending
 
 
-def middleware(settings: Settings, access: Access) -> list[Middleware]:
+def middleware(settings: Settings, access: Access, sockets: SocketGate) -> list[Middleware]:
     """Outermost first: CORS answers preflights (which carry no token) itself."""
     return [
         Middleware(
@@ -239,7 +265,7 @@ def middleware(settings: Settings, access: Access) -> list[Middleware]:
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         ),
-        Middleware(Guard, settings=settings, access=access),
+        Middleware(Guard, settings=settings, access=access, sockets=sockets),
     ]
 
 

@@ -1,5 +1,6 @@
 """Every place the app relies on uvicorn's internals: to shut down well,
-and to send a response's head and body in one write (HttpProtocol).
+and to send a response's head and body in one write (HttpProtocol), and to
+keep an open WebSocket small.
 
 On SIGTERM (or Ctrl-C) uvicorn stops accepting, then calls `shutdown()` on
 each open connection, all in one go, before it waits for them and long
@@ -13,6 +14,13 @@ until SHUTDOWN_SECONDS cut it. Our protocols do the same, with two changes:
   every stream ends now: an event stream or multipart response finishes
   with its proper end instead of being cut, and clients resume by cursor.
 
+An open WebSocket keeps, for as long as it lives, what uvicorn made for
+it: ours drops the handshake's request and response once the handshake is
+sent (their headers, parsed twice over: some 3 kB), and its receive queue
+and `writable` event are lighter ones (asyncio's Queue makes four deques
+and Event one, 760 bytes each, before anyone waits). At 10,000 subscribers
+that is some 65 MB.
+
 These are the protocols `serve` gives uvicorn (cli.server_options), so each
 worker of `serve --workers N` gets them too (uvicorn pickles its config).
 tests/test_graphql_internals.py pins what each override assumes.
@@ -23,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeVar
 
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import CloseCode
 from websockets.protocol import State
@@ -48,9 +57,80 @@ def _end_streams(app_state: dict[str, Any]) -> None:
         hub.close_subscriptions()
 
 
+T = TypeVar("T")
+
+
+class LeanEvent(asyncio.Event):
+    """asyncio.Event, its list of waiters made only when one waits."""
+
+    def __init__(self) -> None:  # not asyncio's: no deque
+        self._value = False
+        self._waiting: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if not self._value:
+            self._value = True
+            for waiter in self._waiting or ():
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> Literal[True]:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiting is None:
+            self._waiting = []
+        self._waiting.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiting.remove(waiter)
+            if not self._waiting:
+                self._waiting = None
+
+
+class LeanQueue(asyncio.Queue[T]):
+    """The part of asyncio.Queue uvicorn's protocol uses (unbounded
+    `put_nowait`, `get`, `empty`, `qsize`), on a list and a LeanEvent."""
+
+    def __init__(self) -> None:  # not asyncio's: no deques
+        self._items: list[T] = []
+        self._arrived = LeanEvent()
+
+    def put_nowait(self, item: T) -> None:
+        self._items.append(item)
+        self._arrived.set()
+
+    async def get(self) -> T:
+        while not self._items:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol, closing with a reason on
-    shutdown and counting messages refused for their size.
+    shutdown, counting messages refused for their size, and lighter (see
+    above).
+
+    Assumes, to be lighter: of `queue` uvicorn uses only the methods
+    LeanQueue has, of `writable` only `set`, `clear`, `wait` (and
+    graphql_internals.direct_write `is_set`); it reads `request` and
+    `response` only in `handle_connect` and, until the handshake is
+    complete, in `send`.
 
     Assumes (tests/test_metrics.py pins it): a message over `ws_max_size`
     makes websockets close the connection with 1009, which uvicorn carries
@@ -61,6 +141,18 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     `conn.send_close` makes, and closes the transport, leaving `close_sent`
     unset (so later sends of the app fail as on a lost connection); with
     `close_sent` set, or before the handshake, it has nothing to say."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = LeanQueue()
+        self.writable = LeanEvent()
+        self.writable.set()
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # Sent: nothing reads them again.
+            del self.request, self.response
 
     def handle_parser_exception(self) -> None:
         if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:

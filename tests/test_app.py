@@ -1,10 +1,13 @@
-"""What the app answers without its web client."""
+"""What the app answers without its web client, and how it runs."""
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 
-from tests.helpers import make_server
+from graphql_todos.app import GC_THRESHOLDS
+from tests.helpers import Server, make_server
 
 
 def test_without_the_web_client_the_pages_say_how_to_get_it(db_dsn: str) -> None:
@@ -20,3 +23,8 @@ def test_without_the_web_client_the_pages_say_how_to_get_it(db_dsn: str) -> None
                 assert "<code>make wheel</code>" in page.text
     finally:
         server.stop()
+
+
+def test_the_server_collects_garbage_with_its_own_thresholds(server: Server) -> None:
+    # Set once the lifespan has started (the test server runs in this process).
+    assert gc.get_threshold() == GC_THRESHOLDS

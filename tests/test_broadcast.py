@@ -4,6 +4,7 @@ missed from the journal; leaving cleans up."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
@@ -82,6 +83,27 @@ def test_one_group_delivers_every_change_once_in_order_while_writers_write(serve
             ws.close()
     wait_until(lambda: server.subscriber_count() == 0)
     assert server.call(lambda: len(groups(server))) == 0
+
+
+def test_transport_ws_members_hold_no_task_of_their_own(server: Server) -> None:
+    ws = TransportWs(server.ws_url)
+    try:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 1)
+        tasks = server.call(lambda: len(asyncio.all_tasks()))
+        for _ in range(5):
+            ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 6)
+        # Each joined its group; the task that joined it ended.
+        wait_until(lambda: server.call(lambda: len(asyncio.all_tasks())) == tasks)
+        ws.complete("3")
+        wait_until(lambda: server.subscriber_count() == 5)
+        insert(server, ["to the five"])
+        ids = sorted(ws.recv()["id"] for _ in range(5))
+        assert ids == ["1", "2", "4", "5", "6"]
+    finally:
+        ws.close()
+    wait_until(lambda: server.subscriber_count() == 0)
 
 
 def test_frames_differ_by_id_and_document_only(server: Server) -> None:

@@ -136,6 +136,16 @@ def test_transport_ws_runs_each_operation_in_its_task_and_cancels_it_to_end() ->
     assert "self.handler.forget_id(self.id)" in inspect.getsource(Operation.send_operation_message)
 
 
+def test_transport_ws_cancels_and_awaits_whatever_task_an_operation_holds_when_it_ends() -> None:
+    # A task-less broadcast member's operation gets its task only later.
+    shutdown = inspect.getsource(BaseGraphQLTransportWSHandler.shutdown)
+    assert "tasks = [op.task for op in self.operations.values() if op.task]" in shutdown
+    assert shutdown.index("self.cleanup_operation(operation_id)") < shutdown.index("await task")
+    assert "self.handle_complete(message)" in inspect.getsource(BaseGraphQLTransportWSHandler.handle_message)
+    assert "self.cleanup_operation(" in inspect.getsource(BaseGraphQLTransportWSHandler.handle_complete)
+    assert "task.exception()" in inspect.getsource(BaseGraphQLTransportWSHandler._task_done)
+
+
 def test_legacy_ws_runs_each_operation_as_handle_async_results_in_tasks() -> None:
     start = inspect.getsource(BaseGraphQLWSHandler.handle_start)
     assert "self.handle_async_results(\n            operation_id, query, operation_name, variables\n        )" in start

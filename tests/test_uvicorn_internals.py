@@ -13,7 +13,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import Server as UvicornServer
 
-from graphql_todos.uvicorn_internals import CONTINUE, HeadWithBody, HttpProtocol, WebSocketProtocol
+from graphql_todos.uvicorn_internals import (
+    CONTINUE,
+    HeadWithBody,
+    HttpProtocol,
+    LeanEvent,
+    LeanQueue,
+    WebSocketProtocol,
+)
 from tests.helpers import Server
 
 
@@ -108,3 +115,71 @@ def test_a_head_without_a_body_yet_leaves_at_the_end_of_the_loop_turn() -> None:
         return before, after
 
     assert asyncio.run(run()) == (b"", b"head")
+def _methods_using(attribute: str) -> dict[str, set[str]]:
+    """Per method of uvicorn's protocol, what it calls on `self.<attribute>`."""
+    used: dict[str, set[str]] = {}
+    for name, method in inspect.getmembers(WebSocketsSansIOProtocol, inspect.isfunction):
+        calls = set(re.findall(rf"self\.{attribute}\.(\w+)", inspect.getsource(method)))
+        if calls:
+            used[name] = calls
+    return used
+
+
+def test_uvicorn_uses_only_what_our_lighter_queue_and_event_have() -> None:
+    queue_calls = set().union(*_methods_using("queue").values())
+    assert {"put_nowait", "get"} <= queue_calls <= {"put_nowait", "get", "empty", "qsize"}, queue_calls
+    writable_calls = set().union(*_methods_using("writable").values())
+    assert writable_calls <= {"set", "clear", "wait", "is_set"}, writable_calls
+    init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    assert "asyncio.Queue()" in init and "asyncio.Event()" in init  # unbounded: put_nowait never waits
+
+
+def test_uvicorn_reads_the_handshake_only_while_it_is_under_way() -> None:
+    for attribute in ("request", "response"):
+        users = {
+            name
+            for name, method in inspect.getmembers(WebSocketsSansIOProtocol, inspect.isfunction)
+            if f"self.{attribute}" in inspect.getsource(method)
+        }
+        assert users <= {"handle_connect", "send"}, users
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    # In send: only in the accept branch, taken before the handshake is complete.
+    assert send.index("if not self.handshake_complete and self.initial_response is None:") < send.index(
+        "self.response"
+    )
+    assert send.rindex("self.response") < send.index("self.start_keepalive()")
+
+
+def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_getters() -> None:
+    async def scenario() -> list[object]:
+        queue: LeanQueue[int] = LeanQueue()
+        first = asyncio.create_task(queue.get())
+        second = asyncio.create_task(queue.get())
+        cancelled = asyncio.create_task(queue.get())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        for item in (1, 2, 3):
+            queue.put_nowait(item)
+        got: list[object] = [await first, await second]
+        assert queue.qsize() == 1 and not queue.empty()
+        got.append(await queue.get())
+        assert queue.empty()
+        return got
+
+    assert asyncio.run(scenario()) == [1, 2, 3]
+
+
+def test_the_lean_event_wakes_every_waiter_and_can_be_cleared() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        event = LeanEvent()
+        waiters = [asyncio.create_task(event.wait()) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(w.done() for w in waiters)
+        event.set()
+        assert all(await asyncio.gather(*waiters))
+        event.clear()
+        was_set = event.is_set()
+        event.set()
+        return was_set, await event.wait()
+
+    assert asyncio.run(scenario()) == (False, True)
