@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -112,14 +114,79 @@ def test_positions_follow_commit_order_not_start_order(db_dsn: str) -> None:
     assert titles == ["committed first", "started first"]
 
 
+def test_a_taken_position_holds_back_every_later_commit(db_dsn: str) -> None:
+    """Two writers committing at once: the one that took the lower position
+    commits first. Were the other to commit first with the next position, a
+    reader between the two commits would go past the lower one for good."""
+    with (
+        psycopg.connect(db_dsn) as first,
+        psycopg.connect(db_dsn, autocommit=True) as second,
+        psycopg.connect(db_dsn, autocommit=True) as reader,
+    ):
+        first.execute("INSERT INTO todos (title) VALUES ('first')")
+        # Runs the deferred journal trigger now, as a commit would: position 1
+        # is taken, and the transaction stays open.
+        first.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        second_pid = second.info.backend_pid
+        committed = threading.Event()
+
+        def write() -> None:
+            second.execute("INSERT INTO todos (title) VALUES ('second')")
+            committed.set()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        waiting = "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = %s AND locktype = 'advisory' AND NOT granted)"
+        for _ in range(1000):
+            if reader.execute(waiting, (second_pid,)).fetchone() == (True,) or committed.is_set():
+                break
+            time.sleep(0.01)
+        assert not committed.is_set(), "the second writer committed while the first held position 1"
+        assert reader.execute("SELECT count(*) FROM todo_changes").fetchone() == (0,)
+        first.commit()
+        thread.join(10)
+        entries = reader.execute("SELECT position, todo->>'title' FROM todo_changes ORDER BY position").fetchall()
+    assert entries == [(1, "first"), (2, "second")]
+
+
 def test_notifications_carry_the_change(db_dsn: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
         listener.execute("LISTEN todo_changes")
         (row_id,) = writer.execute("INSERT INTO todos (title) VALUES ('a') RETURNING id").fetchone()  # type: ignore[misc]
         [notify] = list(listener.notifies(timeout=5, stop_after=1))
+        (changed_at,) = writer.execute("SELECT changed_at FROM todo_changes").fetchone()  # type: ignore[misc]
     payload = json.loads(notify.payload)
     assert (payload["position"], payload["op"], payload["id"]) == (1, "created", str(row_id))
     assert payload["todo"]["title"] == "a"
+    assert datetime.fromisoformat(payload["changed_at"]) == changed_at
+
+
+def test_upgrading_keeps_the_journal_going(admin_dsn: str, tmp_path: Path) -> None:
+    """A database journaled by the previous migrations goes on, after this
+    one, from the position it had reached, with the same notifications."""
+    *earlier, newest = migration_files()
+    for f in earlier:
+        (tmp_path / f.name).write_text(f.read_text())
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS gt_upgrade WITH (FORCE)")
+        conn.execute("CREATE DATABASE gt_upgrade")
+    try:
+        dsn = psycopg.conninfo.make_conninfo(admin_dsn, dbname="gt_upgrade")
+        migrate(dsn, tmp_path)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO todos (title) VALUES ('before')")
+        assert migrate(dsn) == [newest.name]
+        with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn, autocommit=True) as writer:
+            listener.execute("LISTEN todo_changes")
+            writer.execute("UPDATE todos SET title = 'after'")
+            [notify] = list(listener.notifies(timeout=5, stop_after=1))
+            entries = writer.execute("SELECT position, op, todo->>'title' FROM todo_changes ORDER BY position").fetchall()
+        payload = json.loads(notify.payload)
+        assert (payload["position"], payload["op"], payload["todo"]["title"]) == (2, "updated", "after")
+        assert entries == [(1, "created", "before"), (2, "updated", "after")]
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS gt_upgrade WITH (FORCE)")
 
 
 def test_no_migration_found_is_an_error_not_up_to_date(db_dsn: str, tmp_path: Path) -> None:
