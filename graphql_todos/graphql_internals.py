@@ -607,9 +607,47 @@ def _malformed_legacy(message: object, acknowledged: bool) -> str | None:
         return None
     if not isinstance(message.get("id"), str):
         return f"{message['type']} needs a string id"
-    payload = message.get("payload")
-    if message["type"] == "start" and not (isinstance(payload, dict) and isinstance(payload.get("query"), str)):
-        return "start needs a payload with a string query"
+    if message["type"] == "start":
+        # The legacy protocol carries no persisted-query hash: a query always.
+        problem = _malformed_operation(message.get("payload"), query_required=True)
+        return None if problem is None else "start " + problem
+    return None
+
+
+def _malformed_transport(message: object) -> str | None:
+    """What is wrong with a graphql-transport-ws message, by the formats of
+    graphql-ws's PROTOCOL.md, as far as Strawberry does not check it itself
+    (connection_init's payload, unknown types, a missing field); None when
+    it may go on."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message is an object with a string type"
+    kind = message["type"]
+    if kind in ("ping", "pong") and message.get("payload") is not None and not isinstance(message["payload"], dict):
+        return f"{kind} payload must be an object or null"
+    if kind not in ("subscribe", "complete"):
+        return None
+    if "id" in message and not (isinstance(message["id"], str) and message["id"]):
+        return f"{kind} needs a non-empty string id"
+    if kind == "subscribe" and "payload" in message:
+        # Persisted queries: a hash in extensions may stand for the query.
+        problem = _malformed_operation(message["payload"], query_required=False)
+        return None if problem is None else "subscribe " + problem
+    return None
+
+
+def _malformed_operation(payload: object, query_required: bool) -> str | None:
+    """What is wrong with an operation's payload (a GraphQL request's fields)."""
+    if not isinstance(payload, dict):
+        return "payload must be an object"
+    query, extensions = payload.get("query"), payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        return "payload.extensions must be an object or null"
+    if not isinstance(query, str) and (query_required or query is not None or extensions is None):
+        return "payload.query must be a string"
+    if payload.get("variables") is not None and not isinstance(payload["variables"], dict):
+        return "payload.variables must be an object or null"
+    if payload.get("operationName") is not None and not isinstance(payload["operationName"], str):
+        return "payload.operationName must be a string or null"
     return None
 
 
@@ -692,6 +730,17 @@ class PersistedSubscribe(FanoutTransportWSHandler):
     A payload with `extensions` gets its document here first. It refuses a
     subscribe over `max_subscriptions_per_connection` once the connection
     is acknowledged and the id is new, counting `operations`."""
+
+    async def handle_message(self, message: Any) -> None:
+        # Strawberry reads a message's fields without checking their types:
+        # one that is not an object, an id that is not a string, or a
+        # subscribe payload of the wrong shape would end the connection with
+        # 1011 or leave the operation unanswered. graphql-ws's PROTOCOL.md:
+        # a message of an unspecified format closes the socket with 4400.
+        problem = _malformed_transport(message)
+        if problem is not None:
+            return await self.handle_invalid_message(problem)
+        await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         payload = message["payload"]

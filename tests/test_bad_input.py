@@ -216,6 +216,8 @@ MALFORMED_LEGACY = [
     {"type": "start", "id": 1, "payload": {"query": "{ todos { id } }"}},
     {"type": "start", "id": "1"},
     {"type": "start", "id": "1", "payload": {"query": None}},
+    {"type": "start", "id": "1", "payload": {"query": "{ todos { id } }", "variables": "x"}},
+    {"type": "start", "id": "1", "payload": {"query": "{ todos { id } }", "operationName": 5}},
     {"type": "stop"},
 ]
 
@@ -232,6 +234,49 @@ def test_a_malformed_legacy_message_is_answered_and_the_socket_stays(watched: Se
         assert (ws.recv()["type"], ws.recv()["type"]) == ("data", "complete")
     finally:
         ws.close()
+
+
+_QUERY = "{ todos { id } }"
+# Each broke Strawberry's handler (1011, or an operation never answered).
+MALFORMED_TRANSPORT: list[tuple[Any, str]] = [
+    ([1], "a message is an object with a string type"),
+    ("subscribe", "a message is an object with a string type"),
+    ({"type": 5}, "a message is an object with a string type"),
+    ({"type": "ping", "payload": 5}, "ping payload must be an object or null"),
+    ({"type": "complete", "id": {}}, "complete needs a non-empty string id"),
+    ({"type": "subscribe", "id": {}, "payload": {"query": _QUERY}}, "subscribe needs a non-empty string id"),
+    ({"type": "subscribe", "id": 5, "payload": {"query": _QUERY}}, "subscribe needs a non-empty string id"),
+    ({"type": "subscribe", "id": "", "payload": {"query": _QUERY}}, "subscribe needs a non-empty string id"),
+    ({"type": "subscribe", "id": "1", "payload": [_QUERY]}, "subscribe payload must be an object"),
+    ({"type": "subscribe", "id": "1", "payload": None}, "subscribe payload must be an object"),
+    ({"type": "subscribe", "id": "1", "payload": {"query": 5}}, "subscribe payload.query must be a string"),
+    ({"type": "subscribe", "id": "1", "payload": {}}, "subscribe payload.query must be a string"),
+    (
+        {"type": "subscribe", "id": "1", "payload": {"query": _QUERY, "variables": "x"}},
+        "subscribe payload.variables must be an object or null",
+    ),
+    (
+        {"type": "subscribe", "id": "1", "payload": {"query": _QUERY, "operationName": 5}},
+        "subscribe payload.operationName must be a string or null",
+    ),
+    (
+        {"type": "subscribe", "id": "1", "payload": {"query": _QUERY, "extensions": "x"}},
+        "subscribe payload.extensions must be an object or null",
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "reason"), MALFORMED_TRANSPORT, ids=range(len(MALFORMED_TRANSPORT)))
+def test_a_malformed_transport_message_closes_with_4400(watched: Server, message: Any, reason: str) -> None:
+    """graphql-ws's PROTOCOL.md: a message of an unspecified format closes the socket with 4400."""
+    with connect(watched.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+        ws.send(json.dumps(message))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4400, reason)
 
 
 def test_a_flood_of_pings_is_answered_and_the_socket_stays(watched: Server) -> None:
