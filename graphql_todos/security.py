@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections import Counter
-from typing import Any
 from urllib.parse import urlsplit
 
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
@@ -18,7 +17,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import metrics
 from .config import Settings
@@ -278,81 +276,3 @@ def graphql_limits(settings: Settings) -> QueryLimits:
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return QueryLimits(settings.max_tokens, tuple(rules))
-
-
-# Far more than any browser sends; httptools itself takes heads of any size.
-MAX_HEAD_BYTES = 65536
-_HEAD_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-length: 0\r\nconnection: close\r\n\r\n"
-)
-
-
-class TimedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, closing a connection whose request head has
-    not arrived within REQUEST_SECONDS or is over MAX_HEAD_BYTES (431).
-    Assumes (tests/test_security.py pins it): uvicorn times out only idle
-    keep-alive connections, so a client that connects and sends nothing, or
-    its headers a byte at a time, would hold a connection forever; and it
-    calls `on_headers_complete` once a head is read and
-    `on_response_complete` once an answer is sent."""
-
-    _head_timer: asyncio.TimerHandle | None = None
-    _head_bytes = 0
-    _head_tail = b""
-    _answered = False
-
-    def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.request_seconds = request_seconds
-
-    def data_received(self, data: bytes) -> None:
-        if self._head_timer is not None:
-            # Still reading a head: count it up to its blank line (which may
-            # straddle two reads), not the body that may follow.
-            end = (self._head_tail + data).find(b"\r\n\r\n")
-            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
-            self._head_tail = data[-3:]
-            if self._head_bytes > MAX_HEAD_BYTES:
-                metrics.refused("head_size")
-                self.transport.write(_HEAD_TOO_LARGE)
-                self.transport.close()
-                return
-        super().data_received(data)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def on_headers_complete(self) -> None:
-        self._disarm()
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        self._answered = True
-        # A pipelined request waiting its turn has its head already.
-        if not self.pipeline:
-            self._arm()
-        super().on_response_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._head_bytes, self._head_tail = 0, b""
-        self._head_timer = self.loop.call_later(self.request_seconds, self._expire)
-
-    def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _expire(self) -> None:
-        if not self.transport.is_closing():
-            # A keep-alive connection that merely stays idle is not refused anything.
-            if self._head_bytes or not self._answered:
-                metrics.refused("head_timeout")
-            self.transport.close()
-

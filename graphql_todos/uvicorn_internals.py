@@ -1,6 +1,7 @@
-"""Every place the app relies on uvicorn's internals: to shut down well,
-and to send a response's head and body in one write (HttpProtocol), and to
-keep an open WebSocket small.
+"""Every place the app relies on uvicorn's internals: to bound a request
+head's size and time (TimedHttpToolsProtocol), to shut down well, to send a
+response's head and body in one write (HttpProtocol), and to keep an open
+WebSocket small.
 
 On SIGTERM (or Ctrl-C) uvicorn stops accepting, then calls `shutdown()` on
 each open connection, all in one go, before it waits for them and long
@@ -34,13 +35,13 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from . import metrics
 from .hub import Hub
-from .security import TimedHttpToolsProtocol
 
 # What uvicorn writes, before a response, to a client that asked for it.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -170,8 +171,86 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.close()
 
 
+# Far more than any browser sends; httptools itself takes heads of any size.
+MAX_HEAD_BYTES = 65536
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, closing a connection whose request head has
+    not arrived within REQUEST_SECONDS or is over MAX_HEAD_BYTES (431).
+    Assumes (tests/test_security.py pins it): uvicorn times out only idle
+    keep-alive connections, so a client that connects and sends nothing, or
+    its headers a byte at a time, would hold a connection forever; and it
+    calls `on_headers_complete` once a head is read and
+    `on_response_complete` once an answer is sent."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _head_tail = b""
+    _answered = False
+
+    def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_seconds = request_seconds
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            # Still reading a head: count it up to its blank line (which may
+            # straddle two reads), not the body that may follow.
+            end = (self._head_tail + data).find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_tail = data[-3:]
+            if self._head_bytes > MAX_HEAD_BYTES:
+                metrics.refused("head_size")
+                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.close()
+                return
+        super().data_received(data)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self._answered = True
+        # A pipelined request waiting its turn has its head already.
+        if not self.pipeline:
+            self._arm()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_bytes, self._head_tail = 0, b""
+        self._head_timer = self.loop.call_later(self.request_seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _expire(self) -> None:
+        if not self.transport.is_closing():
+            # A keep-alive connection that merely stays idle is not refused anything.
+            if self._head_bytes or not self._answered:
+                metrics.refused("head_timeout")
+            self.transport.close()
+
+
+
 class HttpProtocol(TimedHttpToolsProtocol):
-    """Our HTTP protocol (security.py's head timeout), ending streams on
+    """Our HTTP protocol (TimedHttpToolsProtocol's head limits), ending streams on
     shutdown, each response's head and first body write leaving together.
     Assumes: uvicorn's `shutdown()` lets a response in progress run on (it
     only turns keep-alive off); `on_headers_complete` makes the request's

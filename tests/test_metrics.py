@@ -20,7 +20,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos import metrics
 from graphql_todos.metrics import LIMITS
-from graphql_todos.security import MAX_HEAD_BYTES
+from graphql_todos.uvicorn_internals import MAX_HEAD_BYTES
 from tests.gql import CHANGES, LegacyWs, TransportWs, create, error_codes, gql, subscribed
 from tests.helpers import Serve, Server, raw_exchange, serving, wait_until
 from tests.sse_client import events

@@ -19,7 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from graphql_todos.security import CONTENT_SECURITY_POLICY, GRAPHIQL_CONTENT_SECURITY_POLICY, MAX_HEAD_BYTES
+from graphql_todos.security import CONTENT_SECURITY_POLICY, GRAPHIQL_CONTENT_SECURITY_POLICY
+from graphql_todos.uvicorn_internals import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
 
