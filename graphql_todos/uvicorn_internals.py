@@ -133,6 +133,11 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     `response` only in `handle_connect` and, until the handshake is
     complete, in `send`.
 
+    Assumes, for a handshake refused in HTTP: `send` sets `close_sent` once
+    the refusal's last body is written, and with `handshake_complete` set
+    `run_asgi` logs nothing and `send_500_response` sends nothing (as after
+    `connection_lost`, which sets it too).
+
     Assumes (tests/test_metrics.py pins it): a message over `ws_max_size`
     makes websockets close the connection with 1009, which uvicorn carries
     out in `handle_parser_exception`.
@@ -154,6 +159,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # Sent: nothing reads them again.
             del self.request, self.response
+        elif message["type"] == "websocket.http.response.body" and self.close_sent:
+            # A handshake refused in HTTP (403, 429) is answered and over, but
+            # uvicorn leaves handshake_complete unset, so its run_asgi would
+            # log "ASGI callable returned without completing handshake" as an
+            # error for every refusal.
+            self.handshake_complete = True
 
     def handle_parser_exception(self) -> None:
         if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -268,11 +269,16 @@ def test_limits_and_access_over_http(code: ErrorCode, guarded: Server) -> None:
 
 
 @pytest.mark.parametrize("code", list(HANDSHAKE), ids=lambda c: c.name)
-def test_refused_handshakes(code: ErrorCode, guarded: Server) -> None:
+def test_refused_handshakes(code: ErrorCode, guarded: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
     with pytest.raises(InvalidStatus) as refused:
         HANDSHAKE[code](guarded)
     assert refused.value.response.status_code == code.http_status
     assert json.loads(refused.value.response.body or b"")["error"]["code"] == code.name
+    # A refusal is an answer, not a failure: nothing is logged as an error
+    # (once the loop has gone past the refused socket's end).
+    guarded.call(lambda: None)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def _closed_with(ws: Any) -> int:

@@ -183,3 +183,17 @@ def test_the_lean_event_wakes_every_waiter_and_can_be_cleared() -> None:
         return was_set, await event.wait()
 
     assert asyncio.run(scenario()) == (False, True)
+
+
+def test_a_refused_handshake_is_over_once_its_body_is_sent() -> None:
+    # What WebSocketProtocol.send relies on to mark an HTTP refusal complete
+    # (tests/test_errors.py test_refused_handshakes sees no error logged).
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    refusal = send[send.index('if message["type"] == "websocket.http.response.body":') :]
+    assert "self.close_sent = True" in refusal
+    run = inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
+    assert "if not self.handshake_complete:" in run
+    assert "returned without completing handshake" in run
+    assert "if self.initial_response or self.handshake_complete:" in inspect.getsource(
+        WebSocketsSansIOProtocol.send_500_response
+    )
