@@ -1,7 +1,6 @@
 """Every place the app relies on uvicorn's internals: to bound a request
-head's size and time (TimedHttpToolsProtocol), to shut down well, to send a
-response's head and body in one write (HttpProtocol), and to keep an open
-WebSocket small.
+head's size and time, to shut down well, to send a response's head and body
+in one write (all three HttpProtocol), and to keep an open WebSocket small.
 
 On SIGTERM (or Ctrl-C) uvicorn stops accepting, then calls `shutdown()` on
 each open connection, all in one go, before it waits for them and long
@@ -190,14 +189,24 @@ _HEAD_TOO_LARGE = (
 )
 
 
-class TimedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, closing a connection whose request head has
-    not arrived within REQUEST_SECONDS or is over MAX_HEAD_BYTES (431).
-    Assumes (tests/test_security.py pins it): uvicorn times out only idle
-    keep-alive connections, so a client that connects and sends nothing, or
-    its headers a byte at a time, would hold a connection forever; and it
-    calls `on_headers_complete` once a head is read and
-    `on_response_complete` once an answer is sent."""
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, with three changes.
+
+    - A connection whose request head has not arrived within REQUEST_SECONDS
+      is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
+      (tests/test_security.py pins it): uvicorn times out only idle keep-alive
+      connections, so a client that connects and sends nothing, or its
+      headers a byte at a time, would hold a connection forever; and it calls
+      `on_headers_complete` once a head is read and `on_response_complete`
+      once an answer is sent.
+    - Streams end on shutdown. Assumes: uvicorn's `shutdown()` lets a
+      response in progress run on (it only turns keep-alive off).
+    - Each response's head leaves with its first body write (HeadWithBody).
+      Assumes: `on_headers_complete` makes the request's RequestResponseCycle,
+      which writes to its `transport` with `write`, `close` and `is_closing`
+      only: `100 Continue` as one write before the response starts, then the
+      head as one write, then the body (every response but one to HEAD writes
+      it, if only b"")."""
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
@@ -229,6 +238,10 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        cycle = self.cycle
+        # An upgrade makes no cycle (the one there is an earlier request's).
+        if cycle is not None and cycle.transport is self.transport and self.scope["method"] != "HEAD":
+            cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         self._answered = True
@@ -240,6 +253,10 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        _end_streams(self.app_state)
+        super().shutdown()
 
     def _arm(self) -> None:
         self._disarm()
@@ -257,29 +274,6 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_bytes or not self._answered:
                 metrics.refused("head_timeout")
             self.transport.close()
-
-
-
-class HttpProtocol(TimedHttpToolsProtocol):
-    """Our HTTP protocol (TimedHttpToolsProtocol's head limits), ending streams on
-    shutdown, each response's head and first body write leaving together.
-    Assumes: uvicorn's `shutdown()` lets a response in progress run on (it
-    only turns keep-alive off); `on_headers_complete` makes the request's
-    RequestResponseCycle, which writes to its `transport` with `write`,
-    `close` and `is_closing` only: `100 Continue` as one write before the
-    response starts, then the head as one write, then the body (every
-    response but one to HEAD writes it, if only b"")."""
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        cycle = self.cycle
-        # An upgrade makes no cycle (the one there is an earlier request's).
-        if cycle is not None and cycle.transport is self.transport and self.scope["method"] != "HEAD":
-            cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
-
-    def shutdown(self) -> None:
-        _end_streams(self.app_state)
-        super().shutdown()
 
 
 class HeadWithBody:

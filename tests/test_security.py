@@ -341,7 +341,7 @@ def test_a_request_head_over_the_limit_is_refused(server: Server) -> None:
 
 
 def test_uvicorn_calls_the_hooks_the_head_timeout_relies_on() -> None:
-    # If uvicorn renames these, TimedHttpToolsProtocol would silently time nothing out.
+    # If uvicorn renames these, HttpProtocol would silently time nothing out.
     for hook in ("connection_made", "data_received", "on_headers_complete", "on_response_complete", "connection_lost"):
         assert hook in vars(HttpToolsProtocol), hook
     assert "self.pipeline" in inspect.getsource(HttpToolsProtocol.on_response_complete)
