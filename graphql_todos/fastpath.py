@@ -89,8 +89,7 @@ class FastPath:
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
         # The position the front door asked for this request, when it did.
-        committed = request.scope.get(COMMITTED, context.journal.position)
-        answer = await self.execute(query, variables, name, context, operations, committed)
+        answer = await self.execute(query, variables, name, context, operations, request.scope.get(COMMITTED))
         if answer is None:
             return None
         if answer.request_error:
