@@ -7,7 +7,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import mimeparse
@@ -181,9 +181,9 @@ def _media_type(client: httpx.Client, method: str, url: str, headers: dict[str, 
             return response.headers["content-type"].split(";")[0]
         assert response.headers["content-type"] == JSON
         answer = response.read()
-    body = httpx.Response(406, content=answer).json()
-    error = body["error"] if "error" in body else body["errors"][0]["extensions"]
-    assert error["code"] == "NOT_ACCEPTABLE", body
+    refusal: dict[str, Any] = httpx.Response(406, content=answer).json()
+    error = refusal["error"] if "error" in refusal else refusal["errors"][0]["extensions"]
+    assert error["code"] == "NOT_ACCEPTABLE", refusal
     return None
 
 
