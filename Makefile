@@ -12,6 +12,9 @@ APT := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
 # The Node.js (with npm) from PyPI that make links into the venv: every npm and
 # node command, and the tests and benches that run node, find it first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# A clean install prints no warning: an engine range this Node misses, or a
+# peer range left unmet (web/package.json overrides the stale ones), fails it.
+NPM_CI := npm ci --no-audit --no-fund --engine-strict --strict-peer-deps
 WEB_SOURCES := $(shell find web/src -type f -not -path 'web/src/gql/*' 2>/dev/null) \
 	web/index.html web/graphiql.html web/vite.config.ts web/codegen.ts web/tsconfig.json \
 	web/package.json schema/schema.graphql
@@ -22,7 +25,7 @@ help: ## list the targets
 
 .PHONY: run
 run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
-	$(BIN)/graphql-todos serve
+	exec $(BIN)/graphql-todos serve
 
 .PHONY: test
 test: lint graphql_todos/web/index.html /usr/bin/chromium tests/js/node_modules/.installed ## install everything, run every test (Python and web)
@@ -37,7 +40,7 @@ lint: $(VENV)/.test ## ruff and mypy over the Python code
 BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed /usr/bin/wrk bench/fanout_client
 
 .PHONY: bench
-bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 11 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
+bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 8 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
 	$(BIN)/python -m bench --out docs/benchmarks.md $(BENCH_ARGS)
 
 .PHONY: bench-smoke
@@ -114,13 +117,13 @@ bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-l
 	$(SUDO) apt-get update && $(SUDO) apt-get install -y wrk
 
 web/node_modules/.installed: web/package-lock.json | $(VENV)/.node
-	cd web && npm ci --no-audit --no-fund
+	cd web && $(NPM_CI)
 	touch $@
 
 # The npm clients the Python tests drive against the live server
-# (graphql-http's audit, graphql-sse, Apollo Client).
+# (graphql-http's audit, graphql-sse, Apollo Client, urql, graphql-request).
 tests/js/node_modules/.installed: tests/js/package-lock.json | $(VENV)/.node
-	cd tests/js && npm ci --no-audit --no-fund
+	cd tests/js && $(NPM_CI)
 	touch $@
 
 web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
