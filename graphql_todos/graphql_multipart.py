@@ -21,7 +21,7 @@ from strawberry.types.graphql import OperationType
 
 from .graphql_fanout import GraphQLFanout
 from .graphql_internals import MultipartSubscriptions
-from .graphql_sse import Encode
+from .graphql_sse import Encode, stream
 from .models import Change
 from .schema import Context
 from .sse import EventStreamResponse, Produce
@@ -49,15 +49,7 @@ async def respond(
     events: AsyncGenerator[bytes, None] | Produce | None
     events = await fanout.produce(context, request, fields, _next_part, lambda: _COMPLETE, refusal)
     if events is None:
-        results = await view.schema.stream(
-            fields.query,
-            fields.variables,
-            context,
-            None,
-            fields.operation_name,
-            fields.extensions,
-            {OperationType.SUBSCRIPTION},
-        )
+        results = await stream(view, context, fields, {OperationType.SUBSCRIPTION})
         events = _parts(results, encode)
     return EventStreamResponse(
         events,
