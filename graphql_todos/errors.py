@@ -34,6 +34,8 @@ class ErrorCode(Enum):
     LIST_TOO_LARGE = (400, 4400)
     MALFORMED_JSON = (400, 4400)
     METHOD_NOT_ALLOWED = (405, 4405)
+    # An Accept header that takes none of the media types the route answers in.
+    NOT_ACCEPTABLE = (406, 4406)
     UNSUPPORTED_MEDIA_TYPE = (415, 4415)
     # The journal no longer holds what came after the cursor: reload, go on live.
     CURSOR_EXPIRED = (410, 4410)

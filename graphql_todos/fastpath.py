@@ -24,8 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
+from .graphql_http import JSON_TYPES, media_types
 from .graphql_internals import checked_operation, validation_errors
 from .json_roots import DIRECT
+from .negotiation import accept_header
 from .response_cache import COMMITTED, KEPT_AT, ResponseCache
 from .schema import Context, TodoSchema, validation_failed
 
@@ -192,10 +194,9 @@ def is_plain_json(headers: Headers) -> bool:
 
 
 def answers_whole(headers: Headers) -> bool:
-    """The client does not accept a streamed answer: Strawberry streams one
-    when the client accepts multipart (or event streams), and those stay with it."""
-    accept = headers.get("accept", "").lower()
-    return "multipart" not in accept and "event-stream" not in accept
+    """A query or mutation is answered in JSON, not streamed (the media type
+    negotiated: graphql_http.media_types)."""
+    return media_types(accept_header(headers)).operation in JSON_TYPES
 
 
 def _json_body(body: bytes) -> dict[str, Any] | None:

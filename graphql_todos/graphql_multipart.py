@@ -1,25 +1,30 @@
-"""Multipart subscriptions (`Accept: multipart/mixed;subscriptionSpec=1.0`)
-on the broadcast path: a todoChanges subscription the fan-out takes is a
-member whose whole part (headers, `{"payload": ...}` and the boundary after
-it) is the same bytes for every subscriber of its group. The parts, the
-heartbeat parts and the end are framed as Strawberry frames them
-(graphql_internals.MultipartSubscriptions); every other request is left to
-Strawberry's view."""
+"""Multipart subscriptions (`Accept: multipart/mixed;subscriptionSpec=1.0`),
+for the subscriptions the view negotiated them for: a todoChanges
+subscription the fan-out takes is a broadcast member whose whole part
+(headers, `{"payload": ...}` and the boundary after it) is the same bytes for
+every subscriber of its group; every other one runs through Strawberry's
+`schema.stream`. The parts, the heartbeat parts and the end are framed as
+Strawberry's multipart transport frames them
+(graphql_internals.MultipartSubscriptions)."""
 
 from __future__ import annotations
 
-from cross_web import HTTPException
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
+
 from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.asgi import GraphQL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from .graphql_fanout import GraphQLFanout
 from .graphql_internals import MultipartSubscriptions
-from .graphql_sse import Encode
+from .graphql_sse import Encode, stream
 from .models import Change
 from .schema import Context
-from .sse import EventStreamResponse
+from .sse import EventStreamResponse, Produce
 
 _TRANSPORT = MultipartSubscriptions()
 _HEADERS = [(name.lower().encode(), value.encode()) for name, value in _TRANSPORT.headers.items()]
@@ -33,29 +38,21 @@ async def respond(
     encode: Encode,
     fanout: GraphQLFanout,
     send_timeout: float,
-) -> EventStreamResponse | None:
-    """The broadcast member's response, or None: Strawberry's view answers."""
-    accept = request.headers.get("accept", "")
-    # Strawberry's check parses the header (with the email package): most
-    # requests are told apart by a substring first.
-    if "multipart" not in accept.lower() or not _TRANSPORT.accepts(accept):
-        return None
-    try:
-        fields = await view.parse_http_body(view.request_adapter_class(request))
-    except (ValueError, KeyError, HTTPException):  # json.JSONDecodeError is a ValueError
-        return None  # the view reads it again, and answers as it always has
-    if isinstance(fields, list):
-        return None
+) -> EventStreamResponse:
+    fields = await view.parse_http_body(view.request_adapter_class(request))
+    assert not isinstance(fields, list), "the view sends here only a request it parsed as a subscription"
 
     async def refusal(errors: list[GraphQLError]) -> bytes:
         # As Strawberry's path answers a subscribe resolver that raises.
         return _TRANSPORT.next_part(await encode(ExecutionResult(data=None, errors=errors)))
 
-    produce = await fanout.produce(context, request, fields, _next_part, lambda: _COMPLETE, refusal)
-    if produce is None:
-        return None
+    events: AsyncGenerator[bytes, None] | Produce | None
+    events = await fanout.produce(context, request, fields, _next_part, lambda: _COMPLETE, refusal)
+    if events is None:
+        results = await stream(view, context, fields, {OperationType.SUBSCRIPTION})
+        events = _parts(results, encode)
     return EventStreamResponse(
-        produce,
+        events,
         _TRANSPORT.heartbeat_interval,
         send_timeout,
         headers=_HEADERS,
@@ -67,3 +64,9 @@ async def respond(
 def _next_part(change: Change, body: bytes) -> bytes:
     return _TRANSPORT.next_part(body)
 
+
+async def _parts(results: Any, encode: Encode) -> AsyncGenerator[bytes, None]:
+    async with contextlib.aclosing(results):
+        async for result in results:
+            yield _TRANSPORT.next_part(await encode(result))
+    yield _COMPLETE

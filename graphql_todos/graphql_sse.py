@@ -20,6 +20,7 @@ from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -60,16 +61,18 @@ async def respond(
     if produce is not None:
         return sse.EventStreamResponse(produce, keepalive, send_timeout)
     ids = context.event_ids = EventIds(resume_after=resume_after)
-    results = await view.schema.stream(
-        fields.query,
-        fields.variables,
-        context,
-        None,
-        fields.operation_name,
-        fields.extensions,
-        OperationType.from_http("GET" if request.method == "GET" else "POST"),
-    )
+    results = await stream(view, context, fields, OperationType.from_http("GET" if request.method == "GET" else "POST"))
     return sse.EventStreamResponse(_events(results, ids, encode, complete), keepalive, send_timeout)
+
+
+async def stream(
+    view: GraphQL[Context, None], context: Context, fields: GraphQLRequestData, operations: set[OperationType]
+) -> Any:
+    """Strawberry's results of an operation no broadcast group takes (the
+    multipart subscriptions' too)."""
+    return await view.schema.stream(
+        fields.query, fields.variables, context, None, fields.operation_name, fields.extensions, operations
+    )
 
 
 def _next_event(change: Change, body: bytes) -> bytes:

@@ -3,11 +3,12 @@ subscriptions on /graphql, plus GraphiQL from our own built assets."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
+from typing import cast
 
 import orjson
 from cross_web import HTTPException
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,21 +16,29 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.base import BaseRequestProtocol
-from strawberry.http.streaming import HTTPStreamTransport
-from strawberry.subscriptions import (
-    GRAPHQL_TRANSPORT_WS_PROTOCOL,
-    GRAPHQL_WS_PROTOCOL,
-    MULTIPART_SUBSCRIPTION_PROTOCOL,
-)
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
-from . import graphql_multipart, graphql_sse, sse
+from . import graphql_multipart, graphql_sse
 from .config import NO_WEB_CLIENT, Settings
 from .errors import ErrorCode
 from .fastpath import FastPath
 from .graphql_fanout import GraphQLFanout
-from .graphql_http import is_request_error, negotiate
-from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, MultipartSubscriptions
+from .graphql_http import (
+    EVENT_STREAM,
+    JSON_TYPES,
+    MULTIPART,
+    MediaTypes,
+    is_request_error,
+    media_types,
+    negotiate,
+    not_acceptable,
+    operation_type,
+    prefers_html,
+)
+from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs
+from .negotiation import accept_header
 from .persisted import PersistedQueries
 from .response_cache import ResponseCache
 from .schema import Context, build_schema
@@ -43,10 +52,6 @@ class TodoGraphQL(GraphQL[Context, None]):
     # also looks up persisted documents first.
     graphql_transport_ws_handler_class = GatedTransportWs
     graphql_ws_handler_class = GatedLegacyWs
-    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {
-        **GraphQL.stream_transport_classes_by_protocol,
-        MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
-    }
 
     def __init__(self, settings: Settings, cache: ResponseCache[bytes], access: Access) -> None:
         self.access = access
@@ -56,11 +61,9 @@ class TodoGraphQL(GraphQL[Context, None]):
             schema,
             keep_alive=True,
             keep_alive_interval=settings.keepalive_seconds,
-            subscription_protocols=(
-                GRAPHQL_TRANSPORT_WS_PROTOCOL,
-                GRAPHQL_WS_PROTOCOL,
-                MULTIPART_SUBSCRIPTION_PROTOCOL,
-            ),
+            # Over HTTP, Strawberry answers only in JSON: the view negotiates
+            # the media type and streams SSE and multipart itself.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_seconds),
             max_subscriptions_per_connection=settings.max_subscriptions,
             # security.Guard refuses foreign origins first; the same list here
@@ -86,7 +89,11 @@ class TodoGraphQL(GraphQL[Context, None]):
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET with only a persisted-query hash is an operation, not a browser.
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+        return (
+            request.method == "GET"
+            and request.query_params.keys().isdisjoint(("query", "extensions"))
+            and prefers_html(accept_header(cast(Headers, request.headers)))  # Starlette's, behind the adapter
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.
@@ -98,26 +105,61 @@ class TodoGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive)
+        media = media_types(accept_header(request.headers))
         response: ASGIApp
         try:
             context = await self.get_context(request, None)
-            if sse.accepts_event_stream(request):
-                # graphql-sse: from here on, errors travel as events.
-                response = await self.event_stream(request, context)
-            elif (member := await self.multipart(request, context)) is not None:
-                response = member
-            else:
-                # The request keeps the body it read, so the fallback reads it too.
-                answer = await self.fast.respond(request, context) or await self.run(request)
-                request_error = getattr(request.state, "graphql_request_error", False)
-                response = negotiate(answer, request.headers.get("accept", ""), request_error)
+            response = await self.respond(request, context, media)
         except HTTPException as exc:
             # Strawberry answers a request it cannot run (bad JSON, a
             # mutation over GET) in plain text; keep the GraphQL error shape.
             error = {"message": exc.reason, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
             failed = JSONResponse({"errors": [error]}, status_code=exc.status_code)
-            response = negotiate(failed, request.headers.get("accept", ""), request_error=True)
+            response = negotiate(failed, media.operation, request_error=True)
         await response(scope, receive, send)
+
+    async def respond(self, request: Request, context: Context, media: MediaTypes) -> ASGIApp:
+        """The response in the media type negotiated for the operation the
+        request runs (graphql_http.media_types; the README lists them)."""
+        if self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return await self.run(request)
+        if media.operation in JSON_TYPES and (answer := await self.fast.respond(request, context)) is not None:
+            return negotiate(answer, media.operation, self._request_error(request))
+        # The kind of operation decides only when the client takes a stream
+        # for a subscription but something else for a query (the fast path
+        # has answered most of those).
+        chosen = media.operation
+        if media.subscription not in (None, chosen) and await self.subscribes(request):
+            chosen = media.subscription
+        if chosen == EVENT_STREAM:
+            # graphql-sse: from here on, errors travel as events.
+            return await self.event_stream(request, context)
+        if chosen == MULTIPART:
+            return await self.multipart(request, context)
+        if chosen is None:
+            return not_acceptable(accept_header(request.headers))
+        # The request keeps the body it read, so Strawberry reads it too.
+        return negotiate(await self.run(request), chosen, self._request_error(request))
+
+    async def subscribes(self, request: Request) -> bool:
+        """Whether the request runs a subscription; a request that cannot
+        tell is answered as any other (with its error)."""
+        try:
+            fields = await self.parse_http_body(self.request_adapter_class(request))
+        except (ValueError, KeyError, HTTPException):  # json.JSONDecodeError is a ValueError
+            return False
+        if isinstance(fields, list) or not isinstance(fields.operation_name, (str, type(None))):
+            return False
+        schema = self.fast.schema
+        document = schema.runnable(fields.query, fields.extensions)
+        max_tokens = schema.limits.max_tokens
+        return document is not None and (
+            operation_type(document, fields.operation_name, max_tokens) is OperationType.SUBSCRIPTION
+        )
+
+    @staticmethod
+    def _request_error(request: Request) -> bool:
+        return getattr(request.state, "graphql_request_error", False)
 
     async def event_stream(self, request: Request, context: Context) -> ASGIApp:
         return await graphql_sse.respond(
@@ -125,9 +167,7 @@ class TodoGraphQL(GraphQL[Context, None]):
             self.send_timeout_seconds,
         )
 
-    async def multipart(self, request: Request, context: Context) -> ASGIApp | None:
-        """A multipart subscription on the broadcast path, or None (then the
-        request, which keeps the body it read, goes on as any other)."""
+    async def multipart(self, request: Request, context: Context) -> ASGIApp:
         return await graphql_multipart.respond(
             self, request, context, self._encoder(request), self.fanout, self.send_timeout_seconds
         )

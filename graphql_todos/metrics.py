@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -120,18 +120,21 @@ def render() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def transport_of(scope: Scope) -> str | None:
-    """The stream transport a connection opens, None for a plain request."""
-    graphql = scope["path"] == "/graphql"
-    if scope["type"] == "websocket":
-        if not graphql:
-            return "restsocket"
-        # The one Strawberry picks: the first the client offers that it speaks.
-        return next((p for p in scope.get("subprotocols", ()) if p in _GRAPHQL_SOCKETS), "graphql-ws")
-    accept = dict(scope["headers"]).get(b"accept", b"")
-    if b"text/event-stream" in accept:
-        return "sse" if graphql else "rest-sse"
-    return "multipart" if b"multipart/mixed" in accept else None
+def transport_of(scope: Scope) -> str:
+    """The transport a WebSocket opens."""
+    if scope["path"] != "/graphql":
+        return "restsocket"
+    # The one Strawberry picks: the first the client offers that it speaks.
+    return next((p for p in scope.get("subprotocols", ()) if p in _GRAPHQL_SOCKETS), "graphql-ws")
+
+
+def _stream_of(scope: Scope, start: Message) -> str | None:
+    """The stream an HTTP response opens, by its media type (what was
+    negotiated for the request); None for a plain response."""
+    media_type = next((value for name, value in start["headers"] if name == b"content-type"), b"")
+    if media_type.startswith(b"text/event-stream"):
+        return "sse" if scope["path"] == "/graphql" else "rest-sse"
+    return "multipart" if media_type.startswith(b"multipart/mixed") else None
 
 
 def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]:
@@ -185,18 +188,32 @@ class MetricsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        transport = transport_of(scope)
+        if scope["type"] == "websocket":
+            try:
+                with open_stream(transport_of(scope)):
+                    await self.app(scope, receive, send)
+            finally:
+                observe_pool(scope)
+            return
         # A layer in front that saw the request first (response_front.py)
         # says when it arrived: the time is the client's, from there.
         started = scope.get(STARTED) or time.perf_counter()
-        try:
-            with open_stream(transport):
-                await self.app(scope, receive, send)
-        finally:
-            if transport is None:
-                answered(scope, started)
-            else:
-                observe_pool(scope)
+        streams: list[str] = []
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and (stream := _stream_of(scope, message)) is not None:
+                streams.append(stream)
+                opened.enter_context(open_stream(stream))
+            await send(message)
+
+        with contextlib.ExitStack() as opened:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                if streams:
+                    observe_pool(scope)
+                else:
+                    answered(scope, started)
 
 
 def answered(scope: Scope, started: float) -> None:

@@ -109,7 +109,10 @@ class ResponseFront:
         sent: list[Message] = []
 
         async def sending(message: Message) -> None:
-            sent.append(message)
+            # A Reply holds a start and one body: a third message is a stream
+            # (a subscription answered to a client that takes JSON for queries).
+            if len(sent) < 3:
+                sent.append(message)
             await send(message)
 
         await self.app(scope, receive, sending)

@@ -73,7 +73,7 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
 
 class TodoCollection(HTTPEndpoint):
     async def get(self, request: Request) -> Response | sse.EventStreamResponse:
-        if sse.accepts_event_stream(request):
+        if sse.prefers_event_stream(request):
             return await self._event_stream(request)
         completed = _completed_filter(request)
         try:
@@ -121,8 +121,9 @@ class TodoCollection(HTTPEndpoint):
 
 class TodoItem(HTTPEndpoint):
     async def get(self, request: Request) -> Response | sse.EventStreamResponse:
+        stream = sse.prefers_event_stream(request)
         todo = await _service(request).get_todo(_path_id(request))
-        if sse.accepts_event_stream(request):
+        if stream:
             # The row now, then each change: a reconnect needs no cursor.
             messages = _state_messages(_service(request), _hub(request), str(todo.id))
             return _event_stream(request, _events(messages))

@@ -16,7 +16,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
-from .errors import DomainError
+from .errors import DomainError, ErrorCode, RequestError
+from .negotiation import accept_header, choose
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 HEARTBEAT = b": keepalive\n\n"
+# What a GET of a URL with an event stream answers in, in the server's order.
+_REPRESENTATIONS = ("application/json", MEDIA_TYPE)
 
 # Sends one chunk, waiting while the client is slow to take it.
 SendChunk = Callable[[bytes], Awaitable[None]]
@@ -35,9 +38,16 @@ SendChunk = Callable[[bytes], Awaitable[None]]
 Produce = Callable[[SendChunk], Awaitable[None]]
 
 
-def accepts_event_stream(conn: HTTPConnection) -> bool:
-    accept = conn.headers.get("accept", "")
-    return any(part.split(";", 1)[0].strip().lower() == MEDIA_TYPE for part in accept.split(","))
+def prefers_event_stream(conn: HTTPConnection) -> bool:
+    """Whether a GET that answers JSON or streams is to stream: RFC 9110
+    negotiation (negotiation.py), JSON first when the client takes both
+    alike; RequestError NOT_ACCEPTABLE when it takes neither."""
+    accept = accept_header(conn.headers)
+    chosen = choose(accept, _REPRESENTATIONS)
+    if chosen is None:
+        offered = ", ".join(_REPRESENTATIONS)
+        raise RequestError(ErrorCode.NOT_ACCEPTABLE, f"Accept: {accept} takes neither of {offered}")
+    return chosen == MEDIA_TYPE
 
 
 def last_event_id(conn: HTTPConnection) -> str | None:

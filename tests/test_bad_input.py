@@ -113,7 +113,8 @@ def test_random_graphql_over_http(watched: Server) -> None:
                 params = {"query": document, "variables": json.dumps(variables)}
                 response = client.get("/graphql", params=params, headers={"Accept": "application/json"})
             else:
-                response = client.post("/graphql", json={"query": document, "variables": variables})
+                body = {"query": document, "variables": variables}
+                response = client.post("/graphql", json=body, headers={"Accept": "application/json"})
             _no_traceback(response.text)
             assert response.status_code in (200, 400, 405, 413, 414), response.text
             body = response.json()

@@ -381,7 +381,8 @@ def test_what_plans_do_not_cover_goes_to_strawberry(client: httpx.Client, server
     # Strawberry's own answers to what fails before execution.
     invalid = client.post("/graphql", json={"query": "{ todos { nope } }"}).json()
     assert invalid["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
-    refused = client.post("/graphql", json={"query": "subscription { todoChanges { cursor } }"})
+    subscription = {"query": "subscription { todoChanges { cursor } }"}
+    refused = client.post("/graphql", json=subscription, headers={"accept": "application/json"})
     assert refused.status_code == 400
     assert fast.executions == before
 

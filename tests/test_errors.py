@@ -115,6 +115,7 @@ REST: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
     ErrorCode.MALFORMED_JSON: lambda c: c.post("/api/todos/", content=b"{", headers=JSON),
     ErrorCode.METHOD_NOT_ALLOWED: lambda c: c.put("/api/todos/", json={}),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: lambda c: c.post("/api/todos/", content=b"x"),
+    ErrorCode.NOT_ACCEPTABLE: lambda c: c.get("/api/todos/", headers={"accept": "text/html"}),
     ErrorCode.INTERNAL_SERVER_ERROR: lambda c: c.get("/api/todos/"),
     ErrorCode.DATABASE_UNAVAILABLE: lambda c: c.post("/api/todos/", json={"title": "x"}),
     ErrorCode.LIST_TOO_LARGE: lambda c: c.get("/api/todos/"),
@@ -130,6 +131,7 @@ SOCKETS: dict[ErrorCode, str] = {
 # Errors of requests that are not GraphQL at all.
 NOT_GRAPHQL: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
     ErrorCode.BAD_REQUEST: lambda c: c.post("/graphql", content=b"{", headers=JSON),
+    ErrorCode.NOT_ACCEPTABLE: lambda c: c.post("/graphql", json={"query": "{ todos { id } }"}, headers={"accept": "text/html"}),
 }
 
 # Against the `guarded` server (a token, small limits): an HTTP request that

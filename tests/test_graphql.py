@@ -162,7 +162,9 @@ def test_healthz_is_ok_when_connected(client: httpx.Client) -> None:
 
 
 def test_subscription_over_plain_http_is_refused(client: httpx.Client) -> None:
-    response = client.post("/graphql", json={"query": "subscription { todoChanges { cursor } }"})
+    # To a client that takes no stream (with one, it is streamed: test_negotiation.py).
+    subscription = {"query": "subscription { todoChanges { cursor } }"}
+    response = client.post("/graphql", json=subscription, headers={"accept": "application/json"})
     assert response.status_code == 400
     assert error_codes(response.json()) == ["BAD_REQUEST"]
     assert "subscriptions are not allowed" in response.json()["errors"][0]["message"]

@@ -1,0 +1,34 @@
+"""What a fresh machine needs is Python: the Node.js the builds and tests run
+comes from PyPI into the venv (the Makefile links it), so the web client
+builds with no node of the machine's in sight, old or new."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.helpers import ROOT
+from tests.js_clients import NODE
+
+
+def test_the_web_client_builds_with_the_systems_node_hidden(tmp_path: Path) -> None:
+    # A PATH with the venv's bin and a shell (npm runs scripts with `sh`),
+    # and no directory of the machine's that holds a node or an npm.
+    shell = tmp_path / "bin"
+    shell.mkdir()
+    (shell / "sh").symlink_to("/bin/sh")
+    env = {**os.environ, "PATH": f"{NODE.parent}{os.pathsep}{shell}"}
+    ours = subprocess.run([NODE, "--version"], capture_output=True, text=True, check=True).stdout
+    found = subprocess.run(
+        ["npm", "exec", "--", "node", "--version"], cwd=ROOT / "web", env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout == ours
+    # Vite's bundling, the step that needs a recent Node (^20.19 || >=22.12).
+    built = subprocess.run(
+        ["npm", "exec", "--", "vite", "build", "--outDir", str(tmp_path / "dist"), "--logLevel", "error"],
+        cwd=ROOT / "web", env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "dist" / "index.html").exists()
+    assert (tmp_path / "dist" / "graphiql.html").exists()
