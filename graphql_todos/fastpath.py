@@ -23,8 +23,10 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import json_intake
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import checked_operation, validation_errors
+from .json_intake import RefusedJson
 from .json_roots import DIRECT
 from .response_cache import COMMITTED, KEPT_AT, ResponseCache
 from .schema import Context, TodoSchema, validation_failed
@@ -200,9 +202,9 @@ def answers_whole(headers: Headers) -> bool:
 
 def _json_body(body: bytes) -> dict[str, Any] | None:
     try:
-        fields = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+        fields = json_intake.loads(body)
+    except RefusedJson:
+        return None  # Strawberry's path refuses it through the same intake
     # A list is a batch: Strawberry refuses it.
     if type(fields) is not dict or not fields.keys() <= _REQUEST_KEYS:
         return None
@@ -219,7 +221,7 @@ def _query_params(request: Request) -> dict[str, Any] | None:
     for name in ("variables", "extensions"):
         if name in fields:
             try:
-                fields[name] = orjson.loads(fields[name])
-            except orjson.JSONDecodeError:
+                fields[name] = json_intake.loads(fields[name])
+            except RefusedJson:
                 return None
     return fields
