@@ -42,8 +42,10 @@ async def respond(
         return None
     try:
         fields = await view.parse_http_body(view.request_adapter_class(request))
-    except (ValueError, KeyError, HTTPException):  # json.JSONDecodeError is a ValueError
-        return None  # the view reads it again, and answers as it always has
+    except (ValueError, KeyError, HTTPException):
+        # The view reads it again, and answers as it always has (JSON it
+        # refuses, json_intake.RefusedJson, goes on to the view's answer).
+        return None
     if isinstance(fields, list):
         return None
 
