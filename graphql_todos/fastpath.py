@@ -26,6 +26,7 @@ from starlette.responses import Response
 from . import json_intake
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_internals import checked_operation, validation_errors
+from .journal import Mark
 from .json_intake import RefusedJson
 from .json_roots import DIRECT
 from .response_cache import COMMITTED, KEPT_AT, ResponseCache
@@ -47,9 +48,9 @@ class Answer(NamedTuple):
     body: bytes
     # Nothing ran (the document was refused): GraphQL over HTTP's request error.
     request_error: bool = False
-    # The position whose cache entry the body is: the response as a whole
-    # may be kept under it too (response_front.py).
-    kept_at: int | None = None
+    # The mark whose cache entry the body is: the response as a whole may
+    # be kept under it too (response_front.py).
+    kept_at: Mark | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class FastPath:
         operation_name: str | None,
         context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
-        committed: Callable[[], Awaitable[int]] | None = None,
+        committed: Callable[[], Awaitable[Mark]] | None = None,
     ) -> Answer | None:
         """The response Strawberry's view would send, or None when the fast
         path does not cover this request."""
@@ -128,11 +129,11 @@ class FastPath:
         if coerced is None or plan is None:
             return None
 
-        kept_at: int | None = None
+        kept_at: Mark | None = None
 
-        async def position() -> int:
+        async def position() -> Mark:
             nonlocal kept_at
-            kept_at = await (committed or context.journal.position)()
+            kept_at = await (committed or context.journal.mark)()
             return kept_at
 
         async def run() -> tuple[bytes, bool]:

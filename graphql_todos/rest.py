@@ -85,7 +85,7 @@ class TodoCollection(HTTPEndpoint):
             return lists.texts[0].encode(), True
 
         cache: ResponseCache[bytes] = request.state.response_cache
-        body = await cache.get_or_read(("rest todos", completed, page), _journal(request).position, read)
+        body = await cache.get_or_read(("rest todos", completed, page), _journal(request).mark, read)
         return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:

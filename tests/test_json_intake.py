@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from graphql_todos.errors import ErrorCode
 from graphql_todos.json_intake import RefusedJson, loads
@@ -52,7 +53,7 @@ LIMITS = {"max_body_bytes": 8 * DEEPEST, "ws_max_bytes": 8 * DEEPEST}
 GRAPHQL_CODE = {MALFORMED: ErrorCode.BAD_REQUEST, VALUE: VALUE}
 
 
-def _refusal(text: bytes) -> RefusedJson:
+def _refusal(text: bytes | str) -> RefusedJson:
     with pytest.raises(RefusedJson) as refused:
         loads(text)
     return refused.value
@@ -179,7 +180,7 @@ def _refused(text: str) -> bool:
     return False
 
 
-def _closed(ws: ClientConnection, text: bytes) -> tuple[int, str]:
+def _closed(ws: Connection, text: bytes) -> tuple[int, str]:
     """The close that answers text, sent as a text message."""
     ws.send(text, text=True)
     with pytest.raises(ConnectionClosed) as closed:
@@ -255,6 +256,6 @@ def test_restsockets_read_no_json(server: Server, text: bytes) -> None:
         assert (message["op"], message["todo"]["id"]) == ("created", created["id"])
 
 
-def _change(ws: ClientConnection) -> dict[str, Any] | None:
+def _change(ws: Connection) -> dict[str, Any] | None:
     message: dict[str, Any] = json.loads(ws.recv(timeout=5))
     return None if message["op"] == "keepalive" else message
