@@ -259,3 +259,28 @@ def test_restsockets_read_no_json(server: Server, text: bytes) -> None:
 def _change(ws: Connection) -> dict[str, Any] | None:
     message: dict[str, Any] = json.loads(ws.recv(timeout=5))
     return None if message["op"] == "keepalive" else message
+
+
+def test_a_key_given_twice_keeps_its_last_value_on_every_transport(server: Server) -> None:
+    # One parser for every reader: no transport (nor the fast path beside
+    # Strawberry's) can read another value than the rest.
+    twice = b'{"query": "{ nope }", "query": "{ todos { title } }"}'
+    with httpx.Client(base_url=server.url, headers={"Content-Type": "application/json"}) as client:
+        for accept in ("application/json", "text/event-stream"):
+            answer = client.post("/graphql", content=twice, headers={"Accept": accept})
+            assert b'"data":{"todos":[' in answer.content, answer.text
+        variables = quote('{"c": false, "c": true}')
+        document = quote("query($c: Boolean) { todos(completed: $c) { title } }")
+        assert client.get(f"/graphql?query={document}&variables={variables}").json() == {"data": {"todos": []}}
+        created = client.post("/api/todos/", content=b'{"title": "first", "title": "last"}')
+        assert created.json()["title"] == "last"
+    message = b'{"id": "1", "type": "subscribe", "payload": {"query": "{ nope }", "query": "{ todos { title } }"}}'
+    with TransportWs(server.ws_url) as ws:
+        ws.ws.send(message.decode())
+        assert "todos" in ws.next_data()
+    legacy = LegacyWs(server.ws_url)
+    try:
+        legacy.ws.send(message.replace(b'"subscribe"', b'"start"').decode())
+        assert "todos" in legacy.recv()["payload"]["data"]
+    finally:
+        legacy.close()
