@@ -23,9 +23,12 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import json_intake
 from .compiled import CompiledOperation, coerce_variables, compile_operation, execute
 from .graphql_http import JSON_TYPES, media_types
 from .graphql_internals import checked_operation, validation_errors
+from .journal import Mark
+from .json_intake import RefusedJson
 from .json_roots import DIRECT
 from .negotiation import accept_header
 from .response_cache import COMMITTED, KEPT_AT, ResponseCache
@@ -47,9 +50,9 @@ class Answer(NamedTuple):
     body: bytes
     # Nothing ran (the document was refused): GraphQL over HTTP's request error.
     request_error: bool = False
-    # The position whose cache entry the body is: the response as a whole
-    # may be kept under it too (response_front.py).
-    kept_at: int | None = None
+    # The mark whose cache entry the body is: the response as a whole may
+    # be kept under it too (response_front.py).
+    kept_at: Mark | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ class FastPath:
         operation_name: str | None,
         context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
-        committed: Callable[[], Awaitable[int]] | None = None,
+        committed: Callable[[], Awaitable[Mark]] | None = None,
     ) -> Answer | None:
         """The response Strawberry's view would send, or None when the fast
         path does not cover this request."""
@@ -128,11 +131,11 @@ class FastPath:
         if coerced is None or plan is None:
             return None
 
-        kept_at: int | None = None
+        kept_at: Mark | None = None
 
-        async def position() -> int:
+        async def position() -> Mark:
             nonlocal kept_at
-            kept_at = await (committed or context.journal.position)()
+            kept_at = await (committed or context.journal.mark)()
             return kept_at
 
         async def run() -> tuple[bytes, bool]:
@@ -201,9 +204,9 @@ def answers_whole(headers: Headers) -> bool:
 
 def _json_body(body: bytes) -> dict[str, Any] | None:
     try:
-        fields = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+        fields = json_intake.loads(body)
+    except RefusedJson:
+        return None  # Strawberry's path refuses it through the same intake
     # A list is a batch: Strawberry refuses it.
     if type(fields) is not dict or not fields.keys() <= _REQUEST_KEYS:
         return None
@@ -220,7 +223,7 @@ def _query_params(request: Request) -> dict[str, Any] | None:
     for name in ("variables", "extensions"):
         if name in fields:
             try:
-                fields[name] = orjson.loads(fields[name])
-            except orjson.JSONDecodeError:
+                fields[name] = json_intake.loads(fields[name])
+            except RefusedJson:
                 return None
     return fields

@@ -46,6 +46,11 @@ instead of misbehaving quietly.
   property-based tests in tests/test_compiled.py compare whole responses.)
 - WebSocket sends are bounded in time: a client that stopped reading is
   closed with CLIENT_STALLED (4408) rather than held forever.
+- Every JSON text a client sends (HTTP bodies, GET variables and
+  extensions, WebSocket messages of both protocols) is decoded by
+  json_intake, whose RefusedJson reaches the view (HTTP) or the socket's
+  front door (a close with 4400 and the reason), instead of json.loads,
+  whose RecursionError or UnicodeDecodeError was a 500 or a close 1011.
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ from strawberry.types.graphql import OperationType
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from . import metrics
+from . import json_intake, metrics
 from .broadcast import Member
 from .errors import ClientStalled, ErrorCode, RequestError
 from .models import Change, Todo
@@ -889,6 +894,20 @@ def validation_errors(
     extensions add to it. Assumes: it runs validate_document with
     graphql-core's specified rules (it adds its own)."""
     return validate_document(schema._schema, document, (*specified_rules, *limits))
+
+
+class JsonIntake:
+    """For the view. Assumes: Strawberry's views decode every JSON text a
+    client sends with `decode_json` (`parse_json` for HTTP bodies and GET
+    variables and extensions, the WebSocket adapter's `iter_json` for each
+    message of both protocols), and catch only json.JSONDecodeError from it
+    (parse_json turns it into a 400; iter_json into a 4400 close, or, for
+    the legacy protocol, ignores it): json_intake.RefusedJson goes past both
+    to the view's caller (graphql_view answers it over HTTP; over a
+    WebSocket, graphql_socket closes with its close code and reason)."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        return json_intake.loads(data)
 
 
 class BoundedSendAdapter(ASGIWebSocketAdapter):

@@ -37,7 +37,8 @@ from .graphql_http import (
     operation_type,
     prefers_html,
 )
-from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs
+from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, JsonIntake
+from .json_intake import RefusedJson
 from .negotiation import accept_header
 from .persisted import PersistedQueries
 from .response_cache import ResponseCache
@@ -45,7 +46,7 @@ from .schema import Context, build_schema
 from .security import Access, graphql_limits
 
 
-class TodoGraphQL(GraphQL[Context, None]):
+class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
     # Both check the bearer token at connection_init, then offer todoChanges
     # to the fan-out: one execution and encoding per group; graphql-transport-ws
@@ -111,11 +112,15 @@ class TodoGraphQL(GraphQL[Context, None]):
             context = await self.get_context(request, None)
             response = await self.respond(request, context, media)
         except HTTPException as exc:
-            # Strawberry answers a request it cannot run (bad JSON, a
-            # mutation over GET) in plain text; keep the GraphQL error shape.
-            error = {"message": exc.reason, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
-            failed = JSONResponse({"errors": [error]}, status_code=exc.status_code)
-            response = negotiate(failed, media.operation, request_error=True)
+            # Strawberry answers a request it cannot run (a mutation over
+            # GET, a batch) in plain text; keep the GraphQL error shape.
+            response = _refusal(media, exc.status_code, exc.reason, ErrorCode.BAD_REQUEST)
+        except RefusedJson as exc:
+            # A body, or GET variables or extensions, that is not JSON is a
+            # request that is not GraphQL; one escaping a lone surrogate, a
+            # value the rules refuse (json_intake).
+            code = ErrorCode.BAD_REQUEST if exc.code is ErrorCode.MALFORMED_JSON else exc.code
+            response = _refusal(media, 400, exc.message, code)
         await response(scope, receive, send)
 
     async def respond(self, request: Request, context: Context, media: MediaTypes) -> ASGIApp:
@@ -193,3 +198,10 @@ class TodoGraphQL(GraphQL[Context, None]):
     def encode_json(self, data: object) -> str:
         # orjson also writes the Fragments of shared subscription results.
         return orjson.dumps(data).decode()
+
+
+def _refusal(media: MediaTypes, status: int, message: str, code: ErrorCode) -> Response:
+    """A request that could not execute, in the GraphQL error shape."""
+    error = {"message": message, "extensions": {"code": code.name}}
+    failed = JSONResponse({"errors": [error]}, status_code=status)
+    return negotiate(failed, media.operation, request_error=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,6 +16,18 @@ from .errors import BadUserInput, CursorExpired
 from .models import Change
 
 T = TypeVar("T")
+
+
+class Mark(NamedTuple):
+    """Where the journal stands: its newest position, and when the entry
+    there committed. Positions alone can repeat with other rows: a database
+    restored from a backup (or its sequence set back) and then written as
+    many times reaches a position it had before, and an answer kept at that
+    position must not be served again. The new entry's commit time differs
+    from the old one's (see docs/reliability.md, section 8)."""
+
+    position: int
+    changed_at: datetime | None  # None: the journal is empty
 
 
 def parse_cursor(value: str) -> int:
@@ -63,14 +76,18 @@ class Journal:
         self.pool = pool
         # Subscribes and cached reads all ask where the journal stands: under
         # load, one query answers every request that arrived before it.
-        self.position = Coalesced(self._read_position)
+        self.mark = Coalesced(self._read_mark)
         # (pruned through, newest): the cursors from the first to the second
         # can resume. Coalesced too: every subscribe with a cursor asks.
         self.bounds = Coalesced(self._read_bounds)
 
-    async def _read_position(self) -> int:
+    async def position(self) -> int:
+        """The newest committed position (the mark's, one read for both)."""
+        return (await self.mark()).position
+
+    async def _read_mark(self) -> Mark:
         async with connection(self.pool) as conn:
-            return await repository.journal_position(conn)
+            return Mark(*await repository.journal_newest(conn))
 
     async def _read_bounds(self) -> tuple[int, int]:
         async with connection(self.pool) as conn:

@@ -6,6 +6,7 @@ Nothing here commits or validates; the service owns transactions and rules.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -68,6 +69,9 @@ SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
 ) t ON true
 """
 SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
+# The newest entry, never pruned: where the journal stands, and when that
+# entry committed (journal.Mark). No row: the journal is empty.
+SELECT_NEWEST = "SELECT position, changed_at FROM todo_changes ORDER BY position DESC LIMIT 1"
 # How far the journal was pruned comes back with every row (and alone, with
 # no row, when nothing follows `after`): one snapshot, so a prune between
 # the two cannot pass unnoticed.
@@ -194,13 +198,13 @@ async def ping(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SELECT 1")
 
 
-async def journal_position(conn: AsyncConnection[Any]) -> int:
-    """The newest committed position visible to this transaction."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_POSITION)
+async def journal_newest(conn: AsyncConnection[Any]) -> tuple[int, datetime | None]:
+    """The newest committed position visible to this transaction, and when
+    its entry committed (0 and None: no entry)."""
+    async with conn.cursor() as cur:
+        await cur.execute(SELECT_NEWEST)
         row = await cur.fetchone()
-        assert row is not None
-        return int(row["position"])
+    return (0, None) if row is None else (int(row[0]), row[1])
 
 
 async def changes_between(

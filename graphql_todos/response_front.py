@@ -1,13 +1,14 @@
 """The response cache's front door: a repeated GraphQL request over HTTP
 (`POST /graphql`, `GET /graphql?query=...`) answered whole, in front of the
 middleware stack, when the same request (every header, every byte of the
-query string and body) was answered from the cache at the position the
-journal stands at now.
+query string and body) was answered from the cache at the point the
+journal stands at now (its position and that entry's commit time:
+journal.Mark).
 
 What it sends is what the whole app sent for that request: its status,
 headers (CORS, the security headers, the media type) and body, kept only
 when the fast path answered with the response cache's entry for this
-position (a query, no errors). So a hit is the app's own answer, exactly as
+mark (a query, no errors). So a hit is the app's own answer, exactly as
 fresh as the fast path's (response_cache.py); what it saves is the stack's
 layers (metrics, CORS, the guard, error handling, routing, the view), the
 body's parse and the building of the cache's key.
@@ -17,7 +18,7 @@ body: a plain JSON POST (fastpath.is_plain_json) whose Content-Length is
 within the limit, or a GET with a query string, with the token where one is
 needed (security.Guard's own checks). It reads a POST's body through the
 guard's bounds and, when it holds a reply for the request, asks where the
-journal stands (the position the fast path then uses too, passed in the
+journal stands (the mark the fast path then uses too, passed in the
 scope: one query per request, as before; a mutation asks none). It times
 what it answers itself (metrics.answered); on a miss it hands the request to
 the stack with the messages it read replayed: the stack sees what it would
@@ -38,7 +39,7 @@ from . import metrics
 from .config import Settings
 from .errors import RequestError
 from .fastpath import answers_whole, is_plain_json
-from .journal import Journal
+from .journal import Journal, Mark
 from .response_cache import COMMITTED, KEPT_AT, ResponseCache
 from .security import Access, Guard, SocketGate
 
@@ -88,17 +89,17 @@ class ResponseFront:
                 return await self.app(scope, receive, send)
             body = b"".join(message.get("body", b"") for message in messages)
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
-        # A request never kept (a mutation, a first read) asks no position
+        # A request never kept (a mutation, a first read) asks no mark
         # here: the fast path asks it, where it always has.
         if self.replies.holds(key):
             journal: Journal = scope["state"]["journal"]
             try:
-                position = await journal.position()
+                mark = await journal.mark()
             except Exception as exc:  # noqa: BLE001 - the fast path raises it where it would have asked
                 scope[COMMITTED] = _raising(exc)
                 return await self.app(scope, receive, send)
-            scope[COMMITTED] = _at(position)
-            reply = self.replies.lookup(key, position)
+            scope[COMMITTED] = _at(mark)
+            reply = self.replies.lookup(key, mark)
             if reply is not None:
                 try:
                     await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
@@ -168,15 +169,15 @@ def _replay(messages: list[Message], failure: RequestError | None, receive: Rece
     return replayed
 
 
-def _at(position: int) -> Callable[[], Awaitable[int]]:
-    async def committed() -> int:
-        return position
+def _at(mark: Mark) -> Callable[[], Awaitable[Mark]]:
+    async def committed() -> Mark:
+        return mark
 
     return committed
 
 
-def _raising(failure: Exception) -> Callable[[], Awaitable[int]]:
-    async def committed() -> int:
+def _raising(failure: Exception) -> Callable[[], Awaitable[Mark]]:
+    async def committed() -> Mark:
         raise failure
 
     return committed

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import Any
@@ -24,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from . import sse, streams
+from . import json_intake, sse, streams
 from .broadcast import Groups, Member
 from .config import Settings
 from .error_handlers import close_reason
@@ -86,7 +85,7 @@ class TodoCollection(HTTPEndpoint):
             return lists.texts[0].encode(), True
 
         cache: ResponseCache[bytes] = request.state.response_cache
-        body = await cache.get_or_read(("rest todos", completed, page), _journal(request).position, read)
+        body = await cache.get_or_read(("rest todos", completed, page), _journal(request).mark, read)
         return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:
@@ -212,14 +211,7 @@ async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
     # JSON is UTF-8 (RFC 8259): a body declared otherwise would be misread.
     if media_type.strip().lower() != "application/json" or charset != "utf-8":
         raise RequestError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json in UTF-8")
-    raw = await request.body()
-    try:
-        # orjson, unlike json, refuses NaN, lone surrogates and deep nesting.
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if _unicode_escapes_only(raw):
-            raise BadUserInput("body", "must be valid Unicode text (it escapes a lone surrogate)") from None
-        raise RequestError(ErrorCode.MALFORMED_JSON, f"malformed JSON: {exc}") from None
+    body = json_intake.loads(await request.body())
     if not isinstance(body, dict):
         raise BadUserInput("body", "must be a JSON object")
     for name, value in body.items():
@@ -232,20 +224,6 @@ async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
         if name not in body:
             raise BadUserInput(name, "is missing")
     return body
-
-
-def _unicode_escapes_only(raw: bytes) -> bool:
-    """Whether orjson refused JSON that the grammar allows: a `\\ud800` escape
-    is well-formed JSON whose text is no Unicode, a value the rules refuse."""
-    try:
-        json.loads(raw, parse_constant=_no_constants)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _in_url(exc: BadUserInput) -> RequestError:

@@ -141,6 +141,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     makes websockets close the connection with 1009, which uvicorn carries
     out in `handle_parser_exception`.
 
+    Assumes, for a text message that is not UTF-8 (closed with 1007, quietly):
+    uvicorn hands each whole message to `send_receive_event_to_app`, its
+    frames in `frames` and its kind in `curr_msg_data_type`, and decodes it
+    there; `handle_parser_exception` ends the connection once `conn` has a
+    close to send.
+
     On shutdown it assumes: its own `shutdown()` (for an open, handshaken connection) queues
     `websocket.disconnect` for the app, writes the close frame that
     `conn.send_close` makes, and closes the transport, leaving `close_sent`
@@ -165,6 +171,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # error for every refusal.
             self.handshake_complete = True
 
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn decodes a text message itself; one that is not UTF-8 it
+        # logs as an error with a traceback before closing with 1007, and a
+        # close from the client already in hand makes that close raise too
+        # ("Fatal error on transport"). RFC 6455's answer, without either.
+        if self.curr_msg_data_type == "text" and not self.close_sent and not _utf8(self.frames):
+            self.frames = []
+            if self.conn.state is State.OPEN:
+                self.conn.send_close(CloseCode.INVALID_DATA, "a text message must be UTF-8")
+            self.handle_parser_exception()
+            return
+        super().send_receive_event_to_app()
+
     def handle_parser_exception(self) -> None:
         if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:
             metrics.refused("frame_size")
@@ -179,6 +198,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.send_close(RESTART_CODE, RESTART_REASON)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
+
+
+def _utf8(frames: list[bytes]) -> bool:
+    try:
+        b"".join(frames).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # Far more than any browser sends; httptools itself takes heads of any size.

@@ -164,7 +164,7 @@ PROTOCOLS: dict[str, tuple[set[str], set[int]]] = {
     ),
     "graphql-ws": (
         {"connection_ack", "connection_error", "data", "error", "complete", "ka"},
-        {1000, 1002, 1009, 4401},
+        {1000, 1002, 1009, 4400, 4401},
     ),
     "restsocket": ({"keepalive", "created", "updated", "deleted"}, {1000, 1009}),
 }

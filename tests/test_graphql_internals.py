@@ -14,7 +14,7 @@ import pytest
 import strawberry
 from graphql import ExecutionResult, GraphQLObjectType, GraphQLSyntaxError, execute, parse, specified_rules
 from graphql import Executor as GraphQLCoreExecutor
-from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.schema.schema import (
@@ -34,6 +34,7 @@ from websockets.frames import Frame, Opcode
 
 from graphql_todos.graphql_internals import (
     FanoutWSHandler,
+    JsonIntake,
     MultipartSubscriptions,
     OneResultSchema,
     TodoExecutionContext,
@@ -42,6 +43,8 @@ from graphql_todos.graphql_internals import (
     over_token_limit,
     plain_attribute,
 )
+from graphql_todos.graphql_view import TodoGraphQL
+from graphql_todos.json_intake import RefusedJson
 from graphql_todos.models import Todo
 from graphql_todos.schema import build_schema
 from graphql_todos.uvicorn_internals import WebSocketProtocol
@@ -285,3 +288,34 @@ def test_transport_ws_starts_the_init_timeout_on_accept_and_cancels_its_task_at_
     init = inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init)
     assert init.index("if self.connection_timed_out:") < init.index("self.connection_init_received = True")
     assert "code=4408" in inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init_timeout)
+
+
+class _IntakeView(JsonIntake, GraphQL[None, None]):
+    pass
+
+
+DEEP = "[" * 1025 + "]" * 1025
+
+
+def test_strawberry_decodes_bodies_and_get_parameters_through_decode_json_and_lets_refusals_by() -> None:
+    assert TodoGraphQL.decode_json is JsonIntake.decode_json
+    view = _IntakeView(build_schema(execution_cache_size=16))
+    with pytest.raises(RefusedJson):
+        view.parse_json(DEEP.encode())  # a body: parse_http_body, parse_multipart_subscriptions
+    for name in ("variables", "extensions"):
+        with pytest.raises(RefusedJson):
+            view.parse_query_params({"query": "{ todos { id } }", name: DEEP})  # type: ignore[arg-type]
+    for parses_body in (AsyncBaseHTTPView.parse_http_body, AsyncBaseHTTPView.parse_multipart_subscriptions):
+        assert "self.parse_json(await request.get_body())" in inspect.getsource(parses_body)
+
+
+def test_strawberry_decodes_each_websocket_message_with_the_views_decode_json() -> None:
+    # Both protocols' handlers read messages only through iter_json, which
+    # catches json's own error alone: a RefusedJson ends the handler.
+    source = inspect.getsource(ASGIWebSocketAdapter.iter_json)
+    assert "yield self.view.decode_json(text)" in source
+    assert "except JSONDecodeError as e:" in source
+    assert "except Exception" not in source
+    for handler in (BaseGraphQLTransportWSHandler, BaseGraphQLWSHandler):
+        handle = inspect.getsource(handler.handle)
+        assert "self.websocket.iter_json(" in handle and "except Exception" not in handle

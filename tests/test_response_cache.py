@@ -4,14 +4,18 @@ before the request arrived, from any writer."""
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
 
-from graphql_todos.journal import Coalesced
+from graphql_todos.journal import Coalesced, Mark
 from graphql_todos.response_cache import ResponseCache
 from tests.gql import create, data
-from tests.helpers import Server
+from tests.helpers import Server, serving, wait_until
+from tests.pgserver import database_backup
 
 LIST = "{ todos { id title completed } }"
 
@@ -87,21 +91,86 @@ def test_coalesced_reads_serve_waiting_callers_and_never_an_earlier_read() -> No
     assert results == [1, 2, 2, 2, 2, 2]
 
 
-def test_a_journal_that_went_back_empties_the_cache() -> None:
-    # A database restored from a backup: positions repeat with other rows.
+def test_an_entry_is_served_only_at_the_mark_it_was_read_at() -> None:
+    # A database restored from a backup (or its sequence set back): the
+    # journal goes back to 2, then as many writes bring it to 5 again, with
+    # other rows; the newest entry's commit time tells the two apart.
+    then, later = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    marks = [Mark(5, then), Mark(2, then), Mark(2, then), Mark(5, later), Mark(5, later)]
+
     async def run() -> list[bytes]:
         cache = ResponseCache[bytes](8)
-        answers = iter([b"before", b"restored", b"again"])
+        answers = iter([b"before", b"restored", b"rewritten"])
 
         async def read() -> tuple[bytes, bool]:
             return next(answers), True
 
-        async def at(position: int) -> int:
-            return position
+        async def at(mark: Mark) -> Mark:
+            return mark
 
-        got = [await cache.get_or_read("k", lambda: at(5), read)]
-        got.append(await cache.get_or_read("k", lambda: at(2), read))
-        got.append(await cache.get_or_read("k", lambda: at(2), read))
-        return got
+        return [await cache.get_or_read("k", functools.partial(at, mark), read) for mark in marks]
 
-    assert asyncio.run(run()) == [b"before", b"restored", b"restored"]
+    assert asyncio.run(run()) == [b"before", b"restored", b"restored", b"rewritten", b"rewritten"]
+
+
+def _journal_position(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT max(position) FROM todo_changes").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _titles(client: httpx.Client) -> tuple[list[str], list[str]] | None:
+    """The list's titles over GraphQL and REST; None while the database is
+    away (the app's connections cut by a restore)."""
+    graphql, rest = client.post("/graphql", json={"query": LIST}), client.get("/api/todos/")
+    if 503 in (graphql.status_code, rest.status_code):
+        return None
+    return [t["title"] for t in graphql.json()["data"]["todos"]], [t["title"] for t in rest.json()]
+
+
+def _rewound(client: httpx.Client, server: Server, rewind: Callable[[], None]) -> tuple[list[str], list[str]]:
+    """With "a" written before and "b" after the state rewind() goes back to:
+    both read (and kept), the rewind, then "c" written from psql, as many
+    writes as it undid; the titles as the app answers them then."""
+    kept_at = _journal_position(server.dsn)
+    hits = _hits(server)
+    for _ in range(2):  # read, then served from the cache (GraphQL's by the front door)
+        assert _titles(client) == (["a", "b"], ["a", "b"])
+    assert _hits(server) == hits + 2
+    rewind()
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('c')")
+    assert _journal_position(server.dsn) == kept_at  # where the answers were kept
+    titles: tuple[list[str], list[str]] = wait_until(lambda: _titles(client), timeout=30)
+    return titles
+
+
+def test_a_restored_database_written_as_many_times_is_not_served_stale(admin_dsn: str, db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('a')")
+    with (
+        database_backup(admin_dsn, db_dsn) as restore,
+        serving(db_dsn) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        create(client, "b")
+        assert _rewound(client, server, restore) == (["a", "c"], ["a", "c"])
+
+
+def test_a_sequence_set_back_and_written_as_many_times_is_not_served_stale(
+    client: httpx.Client, server: Server
+) -> None:
+    create(client, "a")
+    create(client, "b")
+
+    def set_back() -> None:
+        # By hand: the later row and its entry gone (no triggers), the
+        # sequence set back to the entry before.
+        with psycopg.connect(server.dsn) as conn:
+            conn.execute("SET LOCAL session_replication_role = replica")
+            conn.execute("DELETE FROM todos WHERE title = 'b'")
+            conn.execute("DELETE FROM todo_changes WHERE position > 1")
+            conn.execute("SELECT setval('todo_changes_position', 1)")
+
+    assert _rewound(client, server, set_back) == (["a", "c"], ["a", "c"])

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import re
 import socket
 
+import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import Server as UvicornServer
@@ -197,3 +199,47 @@ def test_a_refused_handshake_is_over_once_its_body_is_sent() -> None:
     assert "if self.initial_response or self.handshake_complete:" in inspect.getsource(
         WebSocketsSansIOProtocol.send_500_response
     )
+
+
+def test_uvicorn_decodes_each_whole_text_message_where_ours_checks_it() -> None:
+    # WebSocketProtocol.send_receive_event_to_app checks a text message first.
+    source = inspect.getsource(WebSocketsSansIOProtocol.send_receive_event_to_app)
+    assert 'data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)' in source
+    assert 'if self.curr_msg_data_type == "text":' in source
+    assert '"text": data.decode()' in source
+    for handler in (WebSocketsSansIOProtocol.handle_text, WebSocketsSansIOProtocol.handle_cont):
+        assert "self.send_receive_event_to_app()" in inspect.getsource(handler)
+    assert "assert self.conn.close_sent is not None" in inspect.getsource(WebSocketsSansIOProtocol.handle_parser_exception)
+
+
+def _client_frame(opcode: int, payload: bytes) -> bytes:
+    # RFC 6455 5.2: FIN, the opcode, masked (a zero mask leaves the payload as it is).
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def test_a_text_message_that_is_not_utf8_closes_with_1007_and_logs_nothing(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    answers = []
+    # Alone, and with the client's own close in the same read (uvicorn's
+    # close then raised on a closing connection: "Fatal error on transport").
+    for then in (b"", _client_frame(0x8, b"\x03\xe8")):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET /api/todos/ HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101 ")
+            sock.sendall(_client_frame(0x1, b'{"op": "\xff"}') + then)
+            received = head.partition(b"\r\n\r\n")[2]
+            while chunk := sock.recv(4096):
+                received += chunk
+        answers.append(received)
+    reason = b"a text message must be UTF-8"
+    assert answers[0] == bytes([0x88, 2 + len(reason)]) + (1007).to_bytes(2) + reason
+    assert answers[1].startswith(b"\x88")  # the close answering the client's
+    assert [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR] == []
