@@ -66,12 +66,11 @@ web: graphql_todos/web/index.html ## build the web client if its sources changed
 
 .PHONY: wheel
 wheel: $(VENV)/.run graphql_todos/web/index.html ## build dist/graphql_todos-*.whl, with the migrations and the web client
-	rm -rf build  # setuptools would ship files left there by an older build
 	$(BIN)/pip wheel -q --no-deps -w dist .
 
 .PHONY: clean
 clean: ## remove what the build made (keeps .data, the embedded databases)
-	rm -rf $(VENV) web/node_modules tests/js/node_modules web/dist web/src/gql graphql_todos/web build dist
+	rm -rf $(VENV) web/node_modules tests/js/node_modules web/dist web/src/gql graphql_todos/web dist
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV) || { $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }

@@ -5,7 +5,6 @@ database and serves the API and the web client."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,21 +38,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin directory of a fresh venv with the wheel installed."""
     assert (PACKAGED_WEB / "index.html").exists(), "needs the web client (make web builds it)"
     work = tmp_path_factory.mktemp("wheel")
-    # Only what the build reads: a checkout's build/ can hold files that no
-    # longer exist, and setuptools would ship them.
-    source = work / "source"
-    shutil.copytree(
-        ROOT / "graphql_todos", source / "graphql_todos", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", work / "dist", source)
+    # Built from the checkout itself, which it leaves as it was: no build/
+    # folder a later build could ship stale files from.
+    before = _untracked()
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", work / "dist", ROOT)
+    assert _untracked() == before
     (wheel,) = (work / "dist").glob("graphql_todos-*.whl")
     venv = work / "venv"
     run(sys.executable, "-m", "venv", venv)
     # With its dependencies (pip's cache makes that quick), as a user would.
     run(venv / "bin" / "python", "-m", "pip", "install", "-q", wheel)
     return venv / "bin"
+
+
+def _untracked() -> set[str]:
+    """What stands in the checkout's top folder (where a build would stage)."""
+    return set(os.listdir(ROOT))
 
 
 @pytest.fixture
