@@ -17,6 +17,9 @@ from graphql_todos.embedded import embedded_postgres
 from graphql_todos.migrations import migrate
 from tests.helpers import ROOT, TOKEN, Server, make_server
 
+# test_bad_input proves its checks fail by running them in a pytest of their own.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def admin_dsn() -> Iterator[str]:

@@ -8,7 +8,6 @@ Examples are bounded and derandomized, so every run tries the same ones."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +24,7 @@ from websockets.typing import Subprotocol
 from graphql_todos.errors import ErrorCode
 from graphql_todos.service import MAX_TITLE_LENGTH
 from tests.gql import TODO_FIELDS, LegacyWs, data, error_codes
-from tests.helpers import Server, wait_until
+from tests.helpers import Server, errors_logged, wait_until
 
 BOUNDED = settings(max_examples=40, derandomize=True, database=None, deadline=None)
 CODES = {code.name for code in ErrorCode} - {ErrorCode.INTERNAL_SERVER_ERROR.name}
@@ -36,20 +35,58 @@ CREATE = f"mutation($t: String!) {{ createTodo(input: {{title: $t}}) {{ {TODO_FI
 
 
 @pytest.fixture
-def watched(server: Server, caplog: pytest.LogCaptureFixture) -> Iterator[Server]:
-    """The server, checked afterwards: healthy, no error logged, and every
-    pooled connection back (no more than the pool plus the listener open)."""
-    caplog.set_level(logging.ERROR)
-    yield server
-    assert httpx.get(server.url + "/healthz").status_code == 200
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+def watched(server: Server) -> Iterator[Server]:
+    """The server, checked afterwards: healthy, no error logged (in the test
+    or by these checks), and every pooled connection back (no more than the
+    pool plus the listener open)."""
+    with errors_logged() as errors:
+        yield server
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        _settled(server)
+    assert errors == []
 
+
+def _settled(server: Server) -> None:
     def settled() -> bool:
         stats = server.pool_stats()
         return stats["pool_available"] == stats["pool_size"] and _backends(server) == stats["pool_size"] + 1
 
     wait_until(settled)
     assert _backends(server) <= server.settings.pool_size + 1
+
+
+def test_the_watched_server_fails_a_test_that_logged_an_error(
+    pytester: pytest.Pytester, admin_dsn: str, template_db: str
+) -> None:
+    """The real fixture, in a pytest of its own (on this session's database):
+    an error logged in the test body, by the app or by uvicorn (whose
+    loggers do not propagate), fails it at teardown."""
+    pytester.makepyfile(f"""
+        import logging
+        import pytest
+        from tests.conftest import db_dsn, server
+        from tests.test_bad_input import watched
+
+        @pytest.fixture(scope="session")
+        def admin_dsn():
+            return {admin_dsn!r}
+
+        @pytest.fixture(scope="session")
+        def template_db():
+            return {template_db!r}
+
+        def test_quiet(watched):
+            pass
+
+        def test_app_error(watched):
+            logging.getLogger("graphql_todos.app").error("boom")
+
+        def test_uvicorn_error(watched):
+            logging.getLogger("uvicorn.error").error("boom")
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_app_error*", "*ERROR at teardown of test_uvicorn_error*"])
 
 
 def _backends(server: Server) -> int:
