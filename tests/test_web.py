@@ -23,7 +23,7 @@ from playwright.sync_api import (
 
 from graphql_todos import repository
 from graphql_todos.service import MAX_TITLE_LENGTH
-from tests.helpers import TOKEN, WEB_DIST, Server, wait_until
+from tests.helpers import TOKEN, WEB_DIST, Server, free_port, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -599,3 +599,21 @@ def test_titles_are_shown_as_text(server: Server, context: BrowserContext) -> No
     assert page.locator(".todo-list img, .todo-list script").count() == 0
     assert page.evaluate("window.__injected") is None
     assert csp_violations(page) == []
+
+
+def test_the_policy_blocks_inline_scripts_and_other_origins(server: Server, context: BrowserContext) -> None:
+    """What an injection would try, tried in the page itself: an inline script
+    does not run, and a request to another origin is not made; the browser
+    reports each as a violation of the directive that blocked it."""
+    page = open_app(context, server)
+    other = f"http://127.0.0.1:{free_port()}/steal"
+    page.evaluate("""() => {
+        const script = document.createElement('script');
+        script.textContent = 'window.__injected = 1';
+        document.body.appendChild(script);
+    }""")
+    fetched = page.evaluate(f"fetch({other!r}).then(() => 'fetched', (e) => e.name)")
+    assert fetched == "TypeError"
+    wait_until(lambda: len(csp_violations(page)) >= 2, sleep=lambda seconds: page.wait_for_timeout(seconds * 1000))
+    assert page.evaluate("window.__injected") is None
+    assert sorted(csp_violations(page)) == sorted(["script-src-elem inline", f"connect-src {other}"])
