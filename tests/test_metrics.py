@@ -151,7 +151,9 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
     small = {
         "max_body_bytes": 2000, "request_seconds": 0.5, "ws_max_bytes": 1000, "max_tokens": 40,
         "max_depth": 1, "max_aliases": 1, "max_fields": 6, "max_list_rows": 1, "max_subscriptions": 1,
-        "max_sockets_per_client": 2, "connection_init_seconds": 0.5, "statement_timeout_seconds": 2.0,
+        # A statement timeout far beyond the database timeout: the second
+        # request below must give up while the first still waits.
+        "max_sockets_per_client": 2, "connection_init_seconds": 0.5, "statement_timeout_seconds": 5.0,
         "database_timeout_seconds": 0.5, "pool_size": 1,
     }
     with serving(db_dsn, **small) as server, httpx.Client(base_url=server.url, timeout=10) as client:
@@ -190,12 +192,18 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
             todo_id = locker.execute("SELECT id FROM todos LIMIT 1 FOR UPDATE").fetchone()[0]  # type: ignore[index]
             # The one pooled connection waits on the lock until the statement times out...
             url = f"{server.url}/api/todos/{todo_id}/"
-            waiting = threading.Thread(target=lambda: httpx.patch(url, json={"completed": True}, timeout=10))
+            patched: list[int] = []
+            waiting = threading.Thread(
+                target=lambda: patched.append(httpx.patch(url, json={"completed": True}, timeout=10).status_code)
+            )
             waiting.start()
-            wait_until(lambda: server.pool_stats()["pool_available"] == 0)
+            with psycopg.connect(server.dsn, autocommit=True) as observer:
+                lock_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'graphql-todos'"
+                wait_until(lambda: observer.execute(lock_waits).fetchone() == (1,))  # type: ignore[arg-type]
             # ... while another request waits for it in vain.
             assert httpx.get(server.url + "/api/todos/?limit=1", timeout=10).status_code == 503
             waiting.join(10)
+            assert patched == [503]
         after = _refusals(server)
     counted = {limit: after[limit] - before[limit] for limit in LIMITS}
     # The listener's own journal reads wait for the pool meanwhile, and may time out too.
