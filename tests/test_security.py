@@ -80,12 +80,15 @@ def test_sockets_take_the_token_where_their_clients_can_send_it(guarded: Server,
         assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
 
 
-def test_a_graphql_socket_without_the_token_gets_no_data(guarded: Server, authed: httpx.Client) -> None:
+@pytest.mark.parametrize(("protocol", "start"), [("graphql-transport-ws", "subscribe"), ("graphql-ws", "start")])
+def test_a_graphql_socket_without_the_token_gets_no_data(
+    guarded: Server, authed: httpx.Client, protocol: str, start: str
+) -> None:
     create(authed, "secret")
-    with connect(guarded.ws_url + "/graphql", subprotocols=TRANSPORT_WS) as ws:
-        # Subscribing first is refused as before connection_init.
+    with connect(guarded.ws_url + "/graphql", subprotocols=[Subprotocol(protocol)]) as ws:
+        # Subscribing before connection_init, which would carry the token, is refused.
         query = 'subscription { todoChanges(after: "0") { todo { title } } }'
-        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        ws.send(json.dumps({"id": "1", "type": start, "payload": {"query": query}}))
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
     assert closed.value.rcvd is not None
