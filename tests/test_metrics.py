@@ -9,10 +9,12 @@ import os
 import signal
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -209,3 +211,53 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
     # The listener's own journal reads wait for the pool meanwhile, and may time out too.
     assert counted.pop("pool_timeout") >= 1
     assert counted == dict.fromkeys(counted, 1.0)
+
+
+def test_hub_subscribers_count_each_hub_subscription_once(server: Server, client: httpx.Client) -> None:
+    """Three members of one broadcast group, two watchers of one live list and
+    a RESTSocket on one row: three hub subscriptions."""
+    todo = create(client, "watched")
+    before = value(scrape(server.url), "graphql_todos_hub_subscribers")
+    with contextlib.ExitStack() as stack:
+        for query in [CHANGES] * 3 + ["subscription { todos { id } }"] * 2:
+            socket_ = stack.enter_context(TransportWs(server.ws_url))
+            socket_.subscribe(query)
+            if "todos" in query:
+                socket_.recv()  # the live list, once it is watched
+        stack.enter_context(connect(f"{server.ws_url}/api/todos/{todo['id']}/")).recv(timeout=5)
+        # (The hub's own count serves the group's members each, the live list once.)
+        wait_until(lambda: server.subscriber_count() == 5)
+        assert value(scrape(server.url), "graphql_todos_hub_subscribers") == before + 3
+    wait_until(lambda: value(scrape(server.url), "graphql_todos_hub_subscribers") == before)
+
+
+def test_the_pool_gauges_say_how_many_connections_are_in_use_and_waited_for(db_dsn: str) -> None:
+    """Set as each request ends: here by one that needs no connection, while
+    the only one waits on a row lock held from psql and a second request
+    waits for it."""
+    with (
+        serving(db_dsn, pool_size=1, database_timeout_seconds=30, statement_timeout_seconds=30) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        todo = create(client, "locked")
+        with psycopg.connect(server.dsn) as locker:
+            locker.execute("SELECT 1 FROM todos FOR UPDATE")
+            patched = pool.submit(client.patch, f"/api/todos/{todo['id']}/", json={"completed": True})
+            wait_until(lambda: server.pool_stats()["pool_available"] == 0)
+            listed = pool.submit(client.get, "/api/todos/")
+            wait_until(lambda: server.pool_stats()["requests_waiting"] == 1)
+            assert client.get("/api/openapi.json").status_code == 200
+            assert _pool_gauges() == (1, 1)
+        assert (patched.result().status_code, listed.result().status_code) == (200, 200)
+        wait_until(lambda: server.pool_stats()["pool_available"] == 1)
+        assert client.get("/api/openapi.json").status_code == 200
+        assert _pool_gauges() == (0, 0)
+
+
+def _pool_gauges() -> tuple[float | None, float | None]:
+    """In use and waiting, as this process's registry holds them (a scrape would wait for the pool)."""
+    return (
+        REGISTRY.get_sample_value("graphql_todos_pool_in_use"),
+        REGISTRY.get_sample_value("graphql_todos_pool_waiting"),
+    )
