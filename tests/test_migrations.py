@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 
 from graphql_todos.migrations import NoMigrations, migrate, migration_files
-from tests.helpers import wait_until
+from tests.helpers import ROOT, wait_until
 
 
 def test_migrating_again_applies_nothing(db_dsn: str) -> None:
@@ -200,6 +201,17 @@ def test_upgrading_keeps_the_journal_going(admin_dsn: str, tmp_path: Path) -> No
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS gt_upgrade WITH (FORCE)")
+
+
+def test_the_server_is_a_version_the_readme_claims(db_dsn: str) -> None:
+    """make test runs this on the newest claimed (embedded) and the oldest (TEST_POSTGRES_BIN)."""
+    match = re.search(r"PostgreSQL (\d+) to (\d+)", (ROOT / "README.md").read_text())
+    assert match is not None
+    oldest, newest = map(int, match.groups())
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute("SHOW server_version_num").fetchone()
+    assert row is not None
+    assert oldest <= int(row[0]) // 10000 <= newest
 
 
 def test_no_migration_found_is_an_error_not_up_to_date(db_dsn: str, tmp_path: Path) -> None:
