@@ -306,6 +306,8 @@ async def _relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) ->
                 await stream()
             except DomainError as exc:
                 code, reason = exc.code.close_code, exc.message
+            except WebSocketDisconnect:
+                raise  # closed under a send (the server's 1009, say): nothing failed
             except Exception:
                 logger.exception("stream failed on %s", websocket.url.path)
                 code, reason = ErrorCode.INTERNAL_SERVER_ERROR.close_code, "internal error"

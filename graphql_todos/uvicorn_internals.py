@@ -139,7 +139,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     Assumes (tests/test_metrics.py pins it): a message over `ws_max_size`
     makes websockets close the connection with 1009, which uvicorn carries
-    out in `handle_parser_exception`.
+    out in `handle_parser_exception`; and that `send` raises
+    ClientDisconnected first thing when `disconnected` is set.
 
     Assumes, for a text message that is not UTF-8 (closed with 1007, quietly):
     uvicorn hands each whole message to `send_receive_event_to_app`, its
@@ -188,6 +189,11 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:
             metrics.refused("frame_size")
         super().handle_parser_exception()
+        # Closed by the server, not the app: a send of the app's under way
+        # (a change being broadcast) must fail as on a lost connection, not
+        # with uvicorn's RuntimeError for a send after the app's own close
+        # (which a stream logs as its failure).
+        self.disconnected = True
 
     def shutdown(self) -> None:
         _end_streams(self.app_state)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -16,13 +17,24 @@ from psycopg.conninfo import make_conninfo
 from graphql_todos.embedded import embedded_postgres
 from graphql_todos.migrations import migrate
 from tests.helpers import ROOT, TOKEN, Server, make_server
+from tests.pgserver import installed_postgres
+
+# test_bad_input proves its checks fail by running them in a pytest of their own.
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")
 def admin_dsn() -> Iterator[str]:
-    """A superuser connection string to the session's PostgreSQL server."""
+    """A superuser connection string to the session's PostgreSQL server:
+    DATABASE_URL's; a cluster of the PostgreSQL installed in TEST_POSTGRES_BIN
+    (make test runs the database-facing tests again on the oldest version
+    claimed); or the embedded one."""
     if url := os.environ.get("DATABASE_URL"):
         yield url
+        return
+    if bin_dir := os.environ.get("TEST_POSTGRES_BIN"):
+        with installed_postgres(Path(bin_dir)) as dsn:
+            yield dsn
         return
     with embedded_postgres(ROOT / ".data" / "test") as dsn:
         yield dsn

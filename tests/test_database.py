@@ -4,8 +4,11 @@ in turn, and give up within the timeout without losing a place."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from graphql_todos.database import GatedPool, connection
@@ -16,22 +19,45 @@ def _pool(dsn: str, timeout: float = 5.0) -> GatedPool:
     return GatedPool(dsn, min_size=2, max_size=2, open=False, timeout=timeout, kwargs={"autocommit": True})
 
 
-async def _query(pool: GatedPool, seconds: float) -> Any:
+async def _query(pool: GatedPool) -> Any:
+    """A statement that runs until the test's lock (see held()) is released: its backend's pid."""
     async with connection(pool) as conn:
-        cursor = await conn.execute("SELECT pg_sleep(%s), pg_backend_pid()", (seconds,))
+        cursor = await conn.execute("SELECT pg_advisory_xact_lock_shared(1), pg_backend_pid()")
         row = await cursor.fetchone()
         assert row is not None
         return row[1]
+
+
+@contextlib.asynccontextmanager
+async def held(dsn: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """The lock _query waits for, held until the block ends."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(1)")
+        yield conn
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def _both_serve(pool: GatedPool, dsn: str) -> bool:
+    """Whether both connections take a statement at once."""
+    async with held(dsn):
+        both = [asyncio.create_task(_query(pool)) for _ in range(2)]
+        await _until(lambda: pool.get_stats()["pool_available"] == 0)
+    return len(set(await asyncio.gather(*both))) == 2
 
 
 def test_callers_beyond_the_size_wait_their_turn(db_dsn: str) -> None:
     async def main() -> None:
         async with _pool(db_dsn) as pool:
             await pool.wait()
-            tasks = [asyncio.create_task(_query(pool, 0.2)) for _ in range(6)]
-            await asyncio.sleep(0.1)
-            stats = pool.get_stats()
-            assert (stats["pool_available"], stats["requests_waiting"]) == (0, 4)
+            async with held(db_dsn):
+                tasks = [asyncio.create_task(_query(pool)) for _ in range(6)]
+                await _until(lambda: pool.get_stats()["requests_waiting"] == 4)
+                assert pool.get_stats()["pool_available"] == 0
             backends = await asyncio.gather(*tasks)
             assert len(set(backends)) == 2
             assert pool.get_stats()["requests_waiting"] == 0
@@ -43,13 +69,15 @@ def test_a_caller_that_waits_too_long_gives_up_and_keeps_no_place(db_dsn: str) -
     async def main() -> None:
         async with _pool(db_dsn, timeout=0.3) as pool:
             await pool.wait()
-            busy = [asyncio.create_task(_query(pool, 1.0)) for _ in range(2)]
-            await asyncio.sleep(0.1)
-            with pytest.raises(DatabaseUnavailable):
-                await _query(pool, 0)
+            async with held(db_dsn):
+                busy = [asyncio.create_task(_query(pool)) for _ in range(2)]
+                await _until(lambda: pool.get_stats()["pool_available"] == 0)
+                for _ in range(3):
+                    with pytest.raises(DatabaseUnavailable):
+                        await _query(pool)
             await asyncio.gather(*busy)
             # The ones that gave up hold nothing: both connections serve again.
-            assert len(set(await asyncio.gather(_query(pool, 0.1), _query(pool, 0.1)))) == 2
+            assert await _both_serve(pool, db_dsn)
 
     asyncio.run(main())
 
@@ -62,6 +90,6 @@ def test_a_failed_statement_gives_its_place_back(db_dsn: str) -> None:
                 with pytest.raises(Exception, match="division by zero"):
                     async with connection(pool) as conn:
                         await conn.execute("SELECT 1 / 0")
-            assert len(set(await asyncio.gather(_query(pool, 0.1), _query(pool, 0.1)))) == 2
+            assert await _both_serve(pool, db_dsn)
 
     asyncio.run(main())

@@ -11,6 +11,7 @@ import httpx
 import psycopg
 import pytest
 import websockets
+from prometheus_client import REGISTRY
 from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
 
@@ -136,33 +137,43 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
             for i in range(first, first + count):
                 conn.execute("INSERT INTO todos (title) VALUES (%s)", (f"t{i}",))
 
-    async def run() -> tuple[list[int], int]:
+    async def published(hub: Hub, position: int) -> None:
+        async with asyncio.timeout(10):
+            while hub.position < position:
+                await asyncio.sleep(0.01)
+
+    async def run() -> tuple[list[int], list[int]]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
             hub = Hub(db_dsn, Journal(pool), Settings(queue_size=5))
             await hub.start()
             try:
                 async with hub.subscribe() as sub:
+                    # 40 changes into a queue of 5, unread: it overflows, and
+                    # the subscriber will read them from the journal.
                     await asyncio.to_thread(insert, 0, 40)
-                    async with asyncio.timeout(10):
-                        while hub.position < 40:
-                            await asyncio.sleep(0.01)
-                    # Read slowly while more arrive: the replay overlaps live
-                    # publishing, and the queue overflows again meanwhile.
-                    writer = asyncio.create_task(asyncio.to_thread(insert, 40, 60))
+                    await published(hub, 40)
+                    resyncs = [hub.resyncs]
                     seen: list[int] = []
-                    async for change in sub:
-                        seen.append(change.position)
-                        await asyncio.sleep(0.002)
-                        if len(seen) == 100:
-                            break
-                    await writer
-                    return seen, hub.resyncs
+                    changes = aiter(sub)
+                    # Part way through that replay, 60 more are published
+                    # while it reads none: the queue overflows again.
+                    seen += [(await anext(changes)).position for _ in range(10)]
+                    await asyncio.to_thread(insert, 40, 60)
+                    await published(hub, 100)
+                    resyncs.append(hub.resyncs)
+                    seen += [(await anext(changes)).position for _ in range(90)]
+                    return seen, resyncs
             finally:
                 await hub.stop()
 
+    fallbacks = REGISTRY.get_sample_value("graphql_todos_journal_fallbacks_total") or 0.0
     seen, resyncs = asyncio.run(run())
     assert seen == list(range(1, 101))
-    assert resyncs >= 2
+    # Each overflow empties the queue but for a RESYNC marker, which takes 1
+    # of its 5 places: 40 changes overflow it at 6, 11, ... 36 (7 times); 60
+    # more into the queue emptied by the reader, at 46, 51, ... 96 (11 more).
+    assert resyncs == [7, 18]
+    assert REGISTRY.get_sample_value("graphql_todos_journal_fallbacks_total") == fallbacks + 18
 
 
 def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> None:

@@ -9,10 +9,12 @@ import os
 import signal
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -151,7 +153,9 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
     small = {
         "max_body_bytes": 2000, "request_seconds": 0.5, "ws_max_bytes": 1000, "max_tokens": 40,
         "max_depth": 1, "max_aliases": 1, "max_fields": 6, "max_list_rows": 1, "max_subscriptions": 1,
-        "max_sockets_per_client": 2, "connection_init_seconds": 0.5, "statement_timeout_seconds": 2.0,
+        # A statement timeout far beyond the database timeout: the second
+        # request below must give up while the first still waits.
+        "max_sockets_per_client": 2, "connection_init_seconds": 0.5, "statement_timeout_seconds": 5.0,
         "database_timeout_seconds": 0.5, "pool_size": 1,
     }
     with serving(db_dsn, **small) as server, httpx.Client(base_url=server.url, timeout=10) as client:
@@ -190,14 +194,73 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
             todo_id = locker.execute("SELECT id FROM todos LIMIT 1 FOR UPDATE").fetchone()[0]  # type: ignore[index]
             # The one pooled connection waits on the lock until the statement times out...
             url = f"{server.url}/api/todos/{todo_id}/"
-            waiting = threading.Thread(target=lambda: httpx.patch(url, json={"completed": True}, timeout=10))
+            patched: list[int] = []
+            waiting = threading.Thread(
+                target=lambda: patched.append(httpx.patch(url, json={"completed": True}, timeout=10).status_code)
+            )
             waiting.start()
-            wait_until(lambda: server.pool_stats()["pool_available"] == 0)
+            with psycopg.connect(server.dsn, autocommit=True) as observer:
+                lock_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'graphql-todos'"
+                wait_until(lambda: observer.execute(lock_waits).fetchone() == (1,))  # type: ignore[arg-type]
             # ... while another request waits for it in vain.
             assert httpx.get(server.url + "/api/todos/?limit=1", timeout=10).status_code == 503
             waiting.join(10)
+            assert patched == [503]
         after = _refusals(server)
     counted = {limit: after[limit] - before[limit] for limit in LIMITS}
     # The listener's own journal reads wait for the pool meanwhile, and may time out too.
     assert counted.pop("pool_timeout") >= 1
     assert counted == dict.fromkeys(counted, 1.0)
+
+
+def test_hub_subscribers_count_each_hub_subscription_once(server: Server, client: httpx.Client) -> None:
+    """Three members of one broadcast group, two watchers of one live list and
+    a RESTSocket on one row: three hub subscriptions."""
+    todo = create(client, "watched")
+    before = value(scrape(server.url), "graphql_todos_hub_subscribers")
+    with contextlib.ExitStack() as stack:
+        for query in [CHANGES] * 3 + ["subscription { todos { id } }"] * 2:
+            socket_ = stack.enter_context(TransportWs(server.ws_url))
+            socket_.subscribe(query)
+            if "todos" in query:
+                socket_.recv()  # the live list, once it is watched
+        stack.enter_context(connect(f"{server.ws_url}/api/todos/{todo['id']}/")).recv(timeout=5)
+        # (The hub's own count serves the group's members each, the live list once.)
+        wait_until(lambda: server.subscriber_count() == 5)
+        assert value(scrape(server.url), "graphql_todos_hub_subscribers") == before + 3
+    wait_until(lambda: value(scrape(server.url), "graphql_todos_hub_subscribers") == before)
+
+
+def test_the_pool_gauges_say_how_many_connections_are_in_use_and_waited_for(db_dsn: str) -> None:
+    """Set as each request ends: here by one that needs no connection, while
+    the only one waits on a row lock held from psql and a second request
+    waits for it."""
+    # Only these requests use the pool: no heartbeat or pruning reads meanwhile.
+    quiet = {"heartbeat_seconds": 3600, "journal_prune_seconds": 3600}
+    with (
+        serving(db_dsn, pool_size=1, database_timeout_seconds=30, statement_timeout_seconds=30, **quiet) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        ThreadPoolExecutor(2) as pool,
+        psycopg.connect(db_dsn, autocommit=True) as observer,
+    ):
+        todo = create(client, "locked")
+        with psycopg.connect(server.dsn) as locker:
+            locker.execute("SELECT 1 FROM todos FOR UPDATE")
+            patched = pool.submit(client.patch, f"/api/todos/{todo['id']}/", json={"completed": True})
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'graphql-todos'"
+            wait_until(lambda: observer.execute(waiting).fetchone() == (1,))  # type: ignore[arg-type]
+            listed = pool.submit(client.get, "/api/todos/")
+            wait_until(lambda: server.pool_stats()["requests_waiting"] == 1)
+            # (Polled: about one run in ten, a request's end showed 0 in use once.)
+            wait_until(lambda: client.get("/api/openapi.json").is_success and _pool_gauges() == (1, 1))
+        assert (patched.result().status_code, listed.result().status_code) == (200, 200)
+        wait_until(lambda: server.pool_stats()["pool_available"] == 1)
+        wait_until(lambda: client.get("/api/openapi.json").is_success and _pool_gauges() == (0, 0))
+
+
+def _pool_gauges() -> tuple[float | None, float | None]:
+    """In use and waiting, as this process's registry holds them (a scrape would wait for the pool)."""
+    return (
+        REGISTRY.get_sample_value("graphql_todos_pool_in_use"),
+        REGISTRY.get_sample_value("graphql_todos_pool_waiting"),
+    )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from graphql_todos.migrations import NoMigrations, migrate, migration_files
+from tests.helpers import ROOT, wait_until
 
 
 def test_migrating_again_applies_nothing(db_dsn: str) -> None:
@@ -82,9 +84,14 @@ def test_writers_touching_the_same_row_in_opposite_order_do_not_deadlock(db_dsn:
     it lets T2 commit first and T1 then update R after it."""
     with psycopg.connect(db_dsn, autocommit=True) as setup:
         (row_id,) = setup.execute("INSERT INTO todos (title) VALUES ('r') RETURNING id").fetchone()  # type: ignore[misc]
-    with psycopg.connect(db_dsn) as t1, psycopg.connect(db_dsn) as t2:
+    with (
+        psycopg.connect(db_dsn) as t1,
+        psycopg.connect(db_dsn) as t2,
+        psycopg.connect(db_dsn, autocommit=True) as observer,
+    ):
         t1.execute("INSERT INTO todos (title) VALUES ('t1')")
         errors: list[Exception] = []
+        t2_pid = t2.info.backend_pid
 
         def second() -> None:
             try:
@@ -95,7 +102,9 @@ def test_writers_touching_the_same_row_in_opposite_order_do_not_deadlock(db_dsn:
 
         thread = threading.Thread(target=second)
         thread.start()
-        thread.join(0.5)  # t2 now waits for t1's lock, holding no row
+        # T2 has gone as far as it can: committed, or (with a lock taken per
+        # row) waiting for T1's, holding R's row lock.
+        wait_until(lambda: not thread.is_alive() or _waiting_for_a_lock(observer, t2_pid), timeout=10)
         t1.execute("UPDATE todos SET title = 't1' WHERE id = %s", (row_id,))
         t1.commit()
         thread.join(10)
@@ -136,17 +145,22 @@ def test_a_taken_position_holds_back_every_later_commit(db_dsn: str) -> None:
 
         thread = threading.Thread(target=write)
         thread.start()
-        waiting = "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = %s AND locktype = 'advisory' AND NOT granted)"
-        for _ in range(1000):
-            if reader.execute(waiting, (second_pid,)).fetchone() == (True,) or committed.is_set():
-                break
-            time.sleep(0.01)
+        wait_until(lambda: committed.is_set() or _waiting_for_a_lock(reader, second_pid, "advisory"), timeout=10)
         assert not committed.is_set(), "the second writer committed while the first held position 1"
         assert reader.execute("SELECT count(*) FROM todo_changes").fetchone() == (0,)
         first.commit()
         thread.join(10)
         entries = reader.execute("SELECT position, todo->>'title' FROM todo_changes ORDER BY position").fetchall()
     assert entries == [(1, "first"), (2, "second")]
+
+
+def _waiting_for_a_lock(observer: psycopg.Connection[Any], pid: int, locktype: str | None = None) -> bool:
+    """Whether backend `pid` waits for a lock (of that type)."""
+    row = observer.execute(
+        "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = %s AND NOT granted AND locktype = coalesce(%s, locktype))",
+        (pid, locktype),
+    ).fetchone()
+    return row == (True,)
 
 
 def test_notifications_carry_the_change(db_dsn: str) -> None:
@@ -187,6 +201,17 @@ def test_upgrading_keeps_the_journal_going(admin_dsn: str, tmp_path: Path) -> No
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute("DROP DATABASE IF EXISTS gt_upgrade WITH (FORCE)")
+
+
+def test_the_server_is_a_version_the_readme_claims(db_dsn: str) -> None:
+    """make test runs this on the newest claimed (embedded) and the oldest (TEST_POSTGRES_BIN)."""
+    match = re.search(r"PostgreSQL (\d+) to (\d+)", (ROOT / "README.md").read_text())
+    assert match is not None
+    oldest, newest = map(int, match.groups())
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute("SHOW server_version_num").fetchone()
+    assert row is not None
+    assert oldest <= int(row[0]) // 10000 <= newest
 
 
 def test_no_migration_found_is_an_error_not_up_to_date(db_dsn: str, tmp_path: Path) -> None:

@@ -7,15 +7,18 @@ import asyncio
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import psycopg
 
+from graphql_todos import repository
 from graphql_todos.journal import Coalesced, Mark
 from graphql_todos.response_cache import ResponseCache
 from tests.gql import create, data
 from tests.helpers import Server, serving, wait_until
 from tests.pgserver import database_backup
+from tests.pgwire import recording
 
 LIST = "{ todos { id title completed } }"
 
@@ -174,3 +177,40 @@ def test_a_sequence_set_back_and_written_as_many_times_is_not_served_stale(
             conn.execute("SELECT setval('todo_changes_position', 1)")
 
     assert _rewound(client, server, set_back) == (["a", "c"], ["a", "c"])
+
+
+def test_one_position_query_per_request_and_none_added_to_a_mutation(db_dsn: str) -> None:
+    """Counted off the wire: every statement the app's pool runs."""
+    with recording(db_dsn) as (dsn, statements), serving(
+        dsn, heartbeat_seconds=3600, journal_prune_seconds=3600
+    ) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+
+        def run(request: Any) -> list[str]:
+            """What the pool ran for the request (the hub done with what it wrought)."""
+            mark = len(statements.run)
+            request()
+            wait_until(lambda: server.hub.position == _journal_position(db_dsn))
+            return statements.since(mark, "graphql-todos")
+
+        todo = create(client, "a")
+        graphql_list = lambda: data(client, LIST)
+        rest_list = lambda: client.get("/api/todos/").raise_for_status()
+        for read in (graphql_list, rest_list):
+            # A miss reads the list after the position; a hit, only the position.
+            assert [_name(sql) for sql in run(read)] == ["position", "list"]
+            assert [_name(sql) for sql in run(read)] == ["position"]
+        mutation = f'mutation {{ updateTodo(id: "{todo["id"]}", input: {{completed: true}}) {{ id }} }}'
+        assert [_name(sql) for sql in run(lambda: data(client, mutation))] == ["update"]
+        assert [_name(sql) for sql in run(lambda: create(client, "b"))] == ["insert"]
+        rest_create = lambda: client.post("/api/todos/", json={"title": "c"}).raise_for_status()
+        assert [_name(sql) for sql in run(rest_create)] == ["insert"]
+
+
+def _name(sql: str) -> str:
+    """Which of the app's statements this is (psycopg sends %(name)s as $n)."""
+    if sql in (repository.SELECT_NEWEST, repository.SELECT_POSITION):
+        return "position"
+    for name, start in (("insert", "INSERT INTO todos"), ("update", "UPDATE todos SET title")):
+        if sql.strip().startswith(start):
+            return name
+    return "list" if "FROM todos" in sql and "json" in sql else sql

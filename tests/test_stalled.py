@@ -18,6 +18,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos.errors import ErrorCode
 from tests.helpers import Server, make_server, wait_until
+from tests.test_metrics import SUBSCRIPTIONS, by_transport
 
 # Enough 512-character changes to fill the kernel's buffers (the server's
 # send buffer grows to 4 MiB here; the client's receive buffer is kept small).
@@ -98,8 +99,12 @@ def test_a_stalled_client_is_closed_with_4408_and_resumes_by_cursor(server: Serv
 GRAPHQL_EVENTS = "/graphql?" + urlencode({"query": 'subscription { todoChanges(after: "0") { cursor todo { title } } }'})
 
 
-@pytest.mark.parametrize("path", ["/api/todos/?after=0", GRAPHQL_EVENTS])
-def test_a_stalled_event_stream_is_let_go(server: Server, path: str) -> None:
+@pytest.mark.parametrize(("path", "transport"), [("/api/todos/?after=0", "rest-sse"), (GRAPHQL_EVENTS, "sse")])
+def test_a_stalled_event_stream_is_ended(server: Server, path: str, transport: str) -> None:
+    """Not only dropped from its group (to read the journal when it reads
+    again): after SEND_TIMEOUT_SECONDS without a write, the stream ends. Read
+    again, the response ends there, without the changes after."""
+    before = by_transport(server.url, SUBSCRIPTIONS)[transport]
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     sock.connect(("127.0.0.1", server.port))
@@ -110,5 +115,27 @@ def test_a_stalled_event_stream_is_let_go(server: Server, path: str) -> None:
             wait_until(lambda: server.subscriber_count() == 2)
             _flood_and_read_all(server, healthy)
             wait_until(lambda: server.subscriber_count() == 1, timeout=30)
+        # The stream's end, as the app counts it.
+        wait_until(lambda: by_transport(server.url, SUBSCRIPTIONS)[transport] == before, timeout=30)
+        received, reset = _read_until_closed(sock)
     finally:
         sock.close()
+    assert received.startswith(b"HTTP/1.1 200 ")
+    # Ended: what it had sent before it gave up, short of the last change,
+    # whole events (unless the server cut the connection too: its unsent
+    # bytes are then lost, wherever they stopped).
+    assert f"id: {CHANGES}\n".encode() not in received
+    assert reset or received.endswith((b"\n\n\r\n", b"\r\n0\r\n\r\n")), received[-200:]
+
+
+def _read_until_closed(sock: socket.socket) -> tuple[bytes, bool]:
+    """Everything the server sent up to its end of the connection, and
+    whether that end was a reset (the test's patience: 30 s)."""
+    sock.settimeout(30)
+    received = b""
+    try:
+        while data := sock.recv(65536):
+            received += data
+    except ConnectionResetError:
+        return received, True
+    return received, False

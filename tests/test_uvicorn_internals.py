@@ -44,6 +44,13 @@ def test_uvicorns_websocket_shutdown_is_the_one_ours_repeats_with_a_reason() -> 
         assert attribute in inspect.getsource(WebSocketsSansIOProtocol.__init__)
 
 
+def test_after_uvicorns_own_close_a_send_of_the_app_fails_as_on_a_lost_connection() -> None:
+    closed_by_parser = inspect.getsource(WebSocketsSansIOProtocol.handle_parser_exception)
+    assert "self.close_sent = True" in closed_by_parser and "self.transport.close()" in closed_by_parser
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    assert send.index("if self.disconnected:\n            raise ClientDisconnected()") < send.index("close_sent")
+
+
 def test_uvicorns_http_shutdown_lets_a_response_in_progress_run_on() -> None:
     source = inspect.getsource(HttpToolsProtocol.shutdown)
     assert "self.cycle.keep_alive = False" in source

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import psycopg
 import pytest
 from playwright import sync_api
@@ -23,7 +24,8 @@ from playwright.sync_api import (
 
 from graphql_todos import repository
 from graphql_todos.service import MAX_TITLE_LENGTH
-from tests.helpers import TOKEN, WEB_DIST, Server, wait_until
+from tests.gql import data, gql
+from tests.helpers import TOKEN, WEB_DIST, Server, free_port, serving, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -283,6 +285,7 @@ def test_unknown_cursor_reloads_the_list(server: Server, context: BrowserContext
     for title in ("one", "two", "three"):
         add_todo(page, title)
     expect(titles(page)).to_have_count(3, timeout=LIVE_MS)
+    shown = titles(page).all_inner_texts()
 
     server.stop()
     with psycopg.connect(server.dsn, autocommit=True) as conn:
@@ -292,8 +295,25 @@ def test_unknown_cursor_reloads_the_list(server: Server, context: BrowserContext
         conn.execute("DELETE FROM todo_changes")
         conn.execute("SELECT setval('todo_changes_position', 1, false)")
         conn.execute("INSERT INTO todos (title) VALUES ('after the reset')")
+    # Hold the reload, to see the page while it resyncs.
+    held: list[Route] = []
+
+    def hold_list(route: Route) -> None:
+        if "TodoList" in (route.request.post_data or ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/graphql", hold_list)
     server.start()
 
+    wait_until(lambda: held, timeout=15, sleep=lambda seconds: page.wait_for_timeout(seconds * 1000))
+    status = page.locator(".connection-status")
+    expect(status).to_have_attribute("data-state", "resyncing")
+    expect(status).to_have_text("Syncing…")
+    expect(titles(page)).to_have_text(shown)  # the old list, until the new one comes
+    held.pop().continue_()
+    page.unroute("**/graphql")
     expect(titles(page)).to_have_text(["after the reset"], timeout=15000)
     expect(page.locator(".connection-status")).to_have_attribute("data-state", "live")
     insert_sql(server, "live again")
@@ -338,14 +358,6 @@ def block_mutations(route: Route) -> None:
         route.continue_()
 
 
-def reject_mutations(route: Route) -> None:
-    """Answers every mutation with a GraphQL error, as a server refusing it would."""
-    if route.request.method == "POST":
-        route.fulfill(json={"data": None, "errors": [{"message": "nope, says the server"}]})
-    else:
-        route.continue_()
-
-
 def test_failed_mutation_is_shown_and_keeps_the_input(
     server: Server, context: BrowserContext
 ) -> None:
@@ -368,22 +380,53 @@ def test_failed_mutation_is_shown_and_keeps_the_input(
     expect(new_todo).to_have_value("")
     expect(alert).to_have_count(0)
 
-    # A rejected rename shows the server's message and keeps the editor and its draft.
-    page.route("**/graphql", reject_mutations)
-    titles(page).nth(0).dblclick()
-    edit = page.locator(".todo-list li.editing .edit")
-    expect(edit).to_have_attribute("maxlength", str(MAX_TITLE_LENGTH))
-    edit.fill("renamed")
-    edit.press("Enter")
-    expect(alert).to_contain_text("nope, says the server", timeout=LIVE_MS)
-    expect(edit).to_have_value("renamed")
-    page.get_by_role("button", name="Dismiss").click()
-    expect(alert).to_have_count(0)
 
-    page.unroute("**/graphql")
-    edit.press("Enter")
-    expect(titles(page)).to_have_text(["renamed"], timeout=LIVE_MS)
-    expect(page.locator(".todo-list li.editing")).to_have_count(0)
+def test_what_the_server_refuses_is_shown_and_a_refused_toggle_reverts(
+    db_dsn: str, context: BrowserContext
+) -> None:
+    """The real server refusing: a title over its limit (the page's maxlength
+    taken off, as an older page would have it) and a toggle whose row is
+    locked from psql past the statement timeout."""
+    with serving(db_dsn, statement_timeout_seconds=0.5) as server, httpx.Client(base_url=server.url) as client:
+        page = open_app(context, server)
+        alert = page.get_by_role("alert")
+        new_todo = page.locator(".new-todo")
+        too_long = "x" * (MAX_TITLE_LENGTH + 1)
+        refusal = gql(client, "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", {"t": too_long})
+        [message] = [e["message"] for e in refusal["errors"]]
+
+        page.evaluate("document.querySelector('.new-todo').removeAttribute('maxlength')")
+        add_todo(page, too_long)
+        expect(alert).to_contain_text(f"Could not add the todo: {message}", timeout=LIVE_MS)
+        expect(new_todo).to_have_value(too_long)
+        new_todo.fill("kept short")
+        new_todo.press("Enter")
+        expect(titles(page)).to_have_text(["kept short"], timeout=LIVE_MS)
+        expect(alert).to_have_count(0)
+
+        titles(page).nth(0).dblclick()
+        edit = page.locator(".todo-list li.editing .edit")
+        edit.evaluate("input => input.removeAttribute('maxlength')")
+        edit.fill(too_long)
+        edit.press("Enter")
+        expect(alert).to_contain_text(f"Could not rename the todo: {message}", timeout=LIVE_MS)
+        expect(edit).to_have_value(too_long)  # the editor stays, with its draft
+        page.get_by_role("button", name="Dismiss").click()
+        expect(alert).to_have_count(0)
+        edit.fill("renamed")
+        edit.press("Enter")
+        expect(titles(page)).to_have_text(["renamed"], timeout=LIVE_MS)
+        expect(page.locator(".todo-list li.editing")).to_have_count(0)
+
+        toggle = page.locator(".todo-list li").nth(0).locator(".toggle")
+        with psycopg.connect(server.dsn) as locker:
+            locker.execute("SELECT 1 FROM todos FOR UPDATE")
+            toggle.click()
+            expect(toggle).to_be_checked()  # at once, before the server answers
+            expect(alert).to_contain_text("Could not update the todo:", timeout=LIVE_MS)
+            expect(toggle).not_to_be_checked()
+        expect(page.locator(".todo-list li.completed")).to_have_count(0)
+        assert data(client, "{ todos { completed } }")["todos"] == [{"completed": False}]
 
 
 def test_routes_filter_the_list(server: Server, context: BrowserContext) -> None:
@@ -599,3 +642,21 @@ def test_titles_are_shown_as_text(server: Server, context: BrowserContext) -> No
     assert page.locator(".todo-list img, .todo-list script").count() == 0
     assert page.evaluate("window.__injected") is None
     assert csp_violations(page) == []
+
+
+def test_the_policy_blocks_inline_scripts_and_other_origins(server: Server, context: BrowserContext) -> None:
+    """What an injection would try, tried in the page itself: an inline script
+    does not run, and a request to another origin is not made; the browser
+    reports each as a violation of the directive that blocked it."""
+    page = open_app(context, server)
+    other = f"http://127.0.0.1:{free_port()}/steal"
+    page.evaluate("""() => {
+        const script = document.createElement('script');
+        script.textContent = 'window.__injected = 1';
+        document.body.appendChild(script);
+    }""")
+    fetched = page.evaluate(f"fetch({other!r}).then(() => 'fetched', (e) => e.name)")
+    assert fetched == "TypeError"
+    wait_until(lambda: len(csp_violations(page)) >= 2, sleep=lambda seconds: page.wait_for_timeout(seconds * 1000))
+    assert page.evaluate("window.__injected") is None
+    assert sorted(csp_violations(page)) == sorted(["script-src-elem inline", f"connect-src {other}"])
