@@ -84,6 +84,7 @@ from graphql import (
 from graphql import OperationType as OperationKind
 from graphql.pyutils import Path
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, SchemaExtension
@@ -588,8 +589,8 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             await taken.run(b'{"type":"data","id":' + _json_string(operation_id) + b',"payload":', b"}")
         except asyncio.CancelledError:
             pass  # stopped: answer complete, as Strawberry does
-        except WebSocketDisconnect:
-            return
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            return  # the client is gone (Strawberry's path sends through the adapter)
         except ClientStalled as stalled:
             return _stalled_adapter(self.websocket).close_stalled(stalled)
         except Exception:
@@ -725,8 +726,11 @@ class ConnectionGate(Protocol):
 
 
 UNAUTHENTICATED_REASON = "this server requires a bearer token"
-# graphql-transport-ws's close code for a connection_init that never came.
+# graphql-transport-ws's close code for a connection_init that never came,
+# and its close for a second connection_init (the legacy protocol has none).
 _INIT_TIMEOUT_CODE = 4408
+TOO_MANY_INITS_CODE = 4429
+TOO_MANY_INITS_REASON = "Too many initialisation requests"
 
 
 class PersistedSubscribe(FanoutTransportWSHandler):
@@ -806,10 +810,19 @@ class GatedTransportWs(PersistedSubscribe):
 
 
 class GatedLegacyWs(FanoutWSHandler):
-    """Assumes: `handle_connection_init(message)` receives connection_init and
-    acknowledges it; a start before the acknowledgement closes the socket."""
+    """Assumes: `handle_connection_init(message)` receives connection_init,
+    acknowledges it and starts a keep-alive task as `keep_alive_task`, every
+    time, cancelling none it started before (only the last is cancelled when
+    the socket ends); a start before the acknowledgement closes the socket."""
+
+    _init_received = False
 
     async def handle_connection_init(self, message: Any) -> None:
+        if self._init_received:
+            # Each would start one more keep-alive task, never to end: refuse
+            # it as graphql-transport-ws does.
+            return await self.websocket.close(TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON)
+        self._init_received = True
         if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
             return await super().handle_connection_init(message)
         code = ErrorCode.UNAUTHENTICATED
@@ -914,7 +927,10 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
     """Assumes: Strawberry's ASGI view sends every WebSocket message of both
     protocols through `websocket_adapter_class(...).send_json`, the view
     being `self.view` (ours has `send_timeout_seconds`); an exception there
-    ends the operation, whose stream is then closed (unsubscribing it)."""
+    ends the operation, whose stream is then closed (unsubscribing it); it
+    turns Starlette's WebSocketDisconnect into WebSocketDisconnected, which
+    the handlers take as the client gone, but not Starlette's refusal to
+    send after the socket's close."""
 
     _closing: asyncio.Task[None] | None = None
 
@@ -925,6 +941,10 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
                 await super().send_json(message)
         except TimeoutError:
             self.close_stalled(ClientStalled(seconds))
+            raise WebSocketDisconnected from None
+        except SendAfterClose:
+            # The socket was closed (a stalled client, a refused init, a
+            # shutdown) while an operation ran on: it ends as on a disconnect.
             raise WebSocketDisconnected from None
 
     def close_stalled(self, stalled: ClientStalled) -> None:
