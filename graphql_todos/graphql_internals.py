@@ -392,7 +392,8 @@ class Following(Protocol):
 
     def leave(self) -> None: ...
 
-    async def follow(self) -> None: ...
+    async def follow(self) -> None:
+        """Deliver from where the member is; raises StreamFailed."""
 
 
 class TakenMember(Protocol):
@@ -400,20 +401,28 @@ class TakenMember(Protocol):
 
     async def run(self, prefix: bytes, suffix: bytes) -> None:
         """Deliver its changes, framed in prefix and suffix, until the hub
-        closes (cancel to end it)."""
+        closes (cancel to end it); raises StreamFailed."""
 
     def attach(self, prefix: bytes, suffix: bytes) -> Following | None:
         """Join its group now with no task; None: `run` it instead."""
 
 
-class Refused(Exception):
+class _Failed(Exception):
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+
+class Refused(_Failed):
     """A subscription the fan-out took but the start refused (a bad or
     expired cursor, no database): its errors, formatted as Strawberry's path
     would, so the client hears them once and the database is asked once."""
 
-    def __init__(self, errors: list[GraphQLError]) -> None:
-        super().__init__(errors[0].message)
-        self.errors = errors
+
+class StreamFailed(_Failed):
+    """A broadcast member's stream that failed once started (its cursor was
+    pruned past as it caught up): its errors, formatted as Strawberry's path
+    gives a stream that fails, which sends them as a result, then ends."""
 
 
 class Fanout(Protocol):
@@ -491,6 +500,10 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         except ClientStalled as stalled:
             # A broadcast member's catch-up send timed out: as any send would.
             return _stalled_adapter(self.websocket).close_stalled(stalled)
+        except StreamFailed as failed:
+            # As Strawberry's path ends a stream that fails: `next` with the
+            # errors (Strawberry's own sender), then `complete`.
+            await operation.send_next(StrawberryExecutionResult(data=None, errors=failed.errors))
         except Exception as error:  # noqa: BLE001 - logged, and the client told
             await self.handle_task_exception(error)
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -583,6 +596,7 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             # As Strawberry answers a subscription refused at the start.
             self.tasks.pop(operation_id, None)
             return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
+        failed: StreamFailed | None = None
         try:
             if taken is None:
                 return await super().handle_async_results(operation_id, query, operation_name, variables)
@@ -593,6 +607,8 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             return  # the client is gone (Strawberry's path sends through the adapter)
         except ClientStalled as stalled:
             return _stalled_adapter(self.websocket).close_stalled(stalled)
+        except StreamFailed as exc:
+            failed = exc
         except Exception:
             logger.exception("broadcast subscription %s failed", operation_id)
         finally:
@@ -600,6 +616,10 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         # The socket may be closed already (a shutdown ends the stream and
         # closes the socket at once): then there is no one to tell.
         with contextlib.suppress(WebSocketDisconnected):
+            if failed is not None:
+                # As Strawberry's path ends a stream that fails: `data` with
+                # the errors (Strawberry's own sender), then `complete`.
+                await self.send_data_message(StrawberryExecutionResult(data=None, errors=failed.errors), operation_id)
             await self.send_message({"type": "complete", "id": operation_id})
 
 

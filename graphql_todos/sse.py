@@ -12,10 +12,12 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 import anyio
+import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
+from .error_handlers import error_body
 from .errors import DomainError, ErrorCode, RequestError
 from .negotiation import accept_header, choose
 
@@ -64,12 +66,18 @@ def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:
     return head.encode() + b"data: " + data + b"\n\n"
 
 
+def error_event(exc: DomainError) -> bytes:
+    """A stream's failure: an `error` event whose data is the REST error body."""
+    return event("error", orjson.dumps(error_body(exc.code, exc.message, exc.details())))
+
+
 class EventStreamResponse:
     """Sends each encoded event as it comes and a heartbeat every `keepalive`
     seconds, and ends with the events (or when the client leaves: the events
     are closed at once, not at the next write; or when it takes nothing for
-    `send_timeout` seconds). The events are a generator, or a producer given
-    the send (a broadcast member sends its frames itself)."""
+    `send_timeout` seconds; or, for a REST stream that fails, with an `error`
+    event). The events are a generator, or a producer given the send (a
+    broadcast member sends its frames itself)."""
 
     def __init__(
         self,
@@ -127,10 +135,10 @@ class EventStreamResponse:
                     async for chunk in events:
                         await chunks.send(chunk)
             except DomainError as exc:
-                # Only a race can fail a stream once started (its row
-                # deleted as it opened, its cursor pruned as it caught up):
-                # end it as the row's end would.
-                logger.info("event stream ended: %s", exc.message)
+                # A REST stream that fails once started (its row deleted as it
+                # opened, its cursor pruned as it caught up) says so before
+                # it ends; GraphQL streams send theirs as a GraphQL result.
+                await chunks.send(error_event(exc))
             beats.cancel_scope.cancel()
 
     async def _heartbeats(self, chunks: MemoryObjectSendStream[bytes]) -> None:
