@@ -102,11 +102,13 @@ class EventStreamResponse:
         # Events and heartbeats meet in one channel, read by one writer: no
         # timeout ever cancels a read, which could drop an event in transit.
         chunks, received = anyio.create_memory_object_stream[bytes]()
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
-            tasks.start_soon(self._produce, chunks)
-            try:
-                async with received:
+        # Closed once the producer is gone: a send of its into a closed
+        # channel would fail it (a traceback) before its cancellation came.
+        with received:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
+                tasks.start_soon(self._produce, chunks)
+                try:
                     async for chunk in received:
                         # As on the WebSockets (SEND_TIMEOUT_SECONDS): a client
                         # that stopped reading is let go; it resumes by id.
@@ -114,12 +116,12 @@ class EventStreamResponse:
                         # 15 us per event here.
                         async with asyncio.timeout(self.send_timeout):
                             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except OSError:
-                pass  # the client left while we were writing
-            except TimeoutError:
-                logger.info("event stream client stalled for %s s: ended", self.send_timeout)
-            tasks.cancel_scope.cancel()
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except OSError:
+                    pass  # the client left while we were writing
+                except TimeoutError:
+                    logger.info("event stream client stalled for %s s: ended", self.send_timeout)
+                tasks.cancel_scope.cancel()
 
     async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
         events = self.events
