@@ -1,7 +1,8 @@
 """Every place the app relies on uvicorn's internals: to bound a request
 head's size and time, to shut down well, to send a response's head and body
-in one write (all three HttpProtocol), to keep an open WebSocket small, and
-to let no connection outlive its close by more than a bound.
+in one write (all three HttpProtocol), to keep an open WebSocket small, to
+let no connection outlive its close by more than a bound, and to tell
+/metrics of the workers that died (Supervisor).
 
 On SIGTERM (or Ctrl-C) uvicorn stops accepting, then calls `shutdown()` on
 each open connection, all in one go, before it waits for them and long
@@ -47,12 +48,13 @@ import functools
 import socket
 import struct
 import termios
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar, cast
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.supervisors import Multiprocess
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
@@ -469,3 +471,34 @@ def http_protocol(request_seconds: float) -> Callable[..., Any]:
     """uvicorn's `http=`: a partial of a module-level class, which --workers
     can pickle to each worker."""
     return functools.partial(HttpProtocol, request_seconds=request_seconds)
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of `serve --workers N` (started as uvicorn.run
+    starts it), marking each worker it replaces or retires dead for
+    /metrics: prometheus_client sums a `livesum` gauge's files until their
+    pid is marked dead, so a SIGKILLed worker's open connections would be
+    counted forever.
+
+    Assumes: the workers are `processes` (each with its `pid`), replaced
+    only by `keep_subprocess_alive` (a dead or hung worker killed, joined and
+    started anew) and by the handlers `handle_signals` calls (SIGHUP restarts
+    them, SIGTTOU retires one), which `run` calls in turn."""
+
+    def keep_subprocess_alive(self) -> None:
+        with self._marking_gone():
+            super().keep_subprocess_alive()
+
+    def handle_signals(self) -> None:
+        with self._marking_gone():
+            super().handle_signals()
+
+    @contextlib.contextmanager
+    def _marking_gone(self) -> Iterator[None]:
+        before = {process.pid for process in self.processes}
+        try:
+            yield
+        finally:
+            for pid in before - {process.pid for process in self.processes}:
+                if pid is not None:
+                    metrics.worker_gone(pid)

@@ -12,9 +12,11 @@ import re
 import socket
 
 import pytest
+from uvicorn.main import run as uvicorn_run
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import Server as UvicornServer
+from uvicorn.supervisors import Multiprocess
 
 from graphql_todos.uvicorn_internals import (
     CLOSE_SECONDS,
@@ -24,6 +26,7 @@ from graphql_todos.uvicorn_internals import (
     HttpProtocol,
     LeanEvent,
     LeanQueue,
+    Supervisor,
     WebSocketProtocol,
 )
 from tests.helpers import Server
@@ -336,3 +339,15 @@ def test_uvicorn_keeps_the_transport_it_is_given_and_hands_it_on() -> None:
     upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
     assert "protocol.connection_made(self.transport)" in upgrade
     assert "self.transport.set_protocol(protocol)" in upgrade
+
+
+def test_uvicorn_runs_workers_as_serve_does_and_replaces_them_where_the_supervisor_looks() -> None:
+    run = inspect.getsource(uvicorn_run)
+    assert "sock = config.bind_socket()\n            Multiprocess(config, sockets=[sock]).run()" in run
+    loop = inspect.getsource(Multiprocess.run)
+    assert "self.handle_signals()\n            self.keep_subprocess_alive()" in loop
+    for method in (Multiprocess.keep_subprocess_alive, Multiprocess.restart_all):
+        assert "self.processes[idx] = " in inspect.getsource(method)
+    assert "self.processes.pop()" in inspect.getsource(Multiprocess.handle_ttou)
+    assert "restart_all" in inspect.getsource(Multiprocess.handle_hup)
+    assert issubclass(Supervisor, Multiprocess)
