@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 
 from . import metrics
+from .errors import CursorExpired
 from .hub import Hub
 from .models import Change
 
@@ -105,6 +106,8 @@ class Group:
         # subscriptions (counted as such), fed by no fan-out meanwhile.
         self.catching_up: set[Member] = set()
         self.closed = False
+        # Why it closed, when the journal was pruned past its position.
+        self.expired: CursorExpired | None = None
         self.task = asyncio.create_task(self._run(), name=f"broadcast {key!r:.60}")
 
     async def _run(self) -> None:
@@ -117,6 +120,10 @@ class Group:
                             self.groups.renders += 1
                             self._fan_out(change, await self.render(change))
                         self.position = change.position
+        except CursorExpired as exc:
+            # The listener was away so long that another process pruned past
+            # this group's position: past its members' too.
+            self.expired = exc
         except Exception:
             logger.exception("broadcast group %r failed", self.key)
         finally:
@@ -198,7 +205,8 @@ class Groups:
     ) -> None:
         """Deliver every change after member.last to the member until the hub
         closes; cancel to leave. `make_render` serves a group this call
-        creates; `group` is the one the member was attached to, if any."""
+        creates; `group` is the one the member was attached to, if any.
+        Raises CursorExpired when the journal was pruned past the member."""
         try:
             while True:
                 if group is None or not (member in group.members or group.closed):
@@ -219,6 +227,8 @@ class Groups:
                     if member in group.members and not group.closed:
                         await member._wait()
                 await member._drain()
+                if group.expired is not None:
+                    raise CursorExpired(member.last, group.expired.oldest)
                 if group.closed and member.last >= group.position:
                     return
                 group = None

@@ -23,7 +23,7 @@ from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
 from .openapi import DOCUMENT
 from .schema import build_schema
-from .uvicorn_internals import WebSocketProtocol, http_protocol
+from .uvicorn_internals import Supervisor, WebSocketProtocol, http_protocol
 
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -69,12 +69,12 @@ def _serve(settings: Settings) -> None:
         os.environ[MULTIPROC_DIR] = stack.enter_context(tempfile.TemporaryDirectory(prefix="graphql-todos-metrics-"))
         # Workers are spawned processes: they build the app from the import
         # string, with the settings from the environment set just above.
-        uvicorn.run(
-            "graphql_todos.app:app_from_env",
-            factory=True,
-            workers=settings.workers,
-            **server_options(settings),
+        config = uvicorn.Config(
+            "graphql_todos.app:app_from_env", factory=True, workers=settings.workers, **server_options(settings)
         )
+        # As uvicorn.run runs workers, with a supervisor that tells /metrics
+        # of the ones that died.
+        Supervisor(config, sockets=[config.bind_socket()]).run()
 
 
 def _migrate(settings: Settings) -> None:

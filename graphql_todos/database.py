@@ -41,11 +41,21 @@ class GatedPool(AsyncConnectionPool):
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
         finally:
             self._gate_waiting -= 1
+        task = asyncio.current_task()
+        cancels = 0 if task is None else task.cancelling()
         try:
-            return await super().getconn(deadline - monotonic())
+            conn = await super().getconn(deadline - monotonic())
         except BaseException:
             self._gate.release()
             raise
+        if task is not None and task.cancelling() > cancels:
+            # Python 3.11's asyncio.wait_for (the pool waits with it while it
+            # grows) returns the result when a cancellation comes with it and
+            # drops the cancellation (fixed in 3.12): a cancelled stream would
+            # run on forever. Give the connection back and be cancelled.
+            await self.putconn(conn)
+            raise asyncio.CancelledError
+        return conn
 
     async def putconn(self, conn: Any) -> None:
         try:

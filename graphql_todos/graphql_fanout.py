@@ -9,7 +9,8 @@ and variables, less the variable giving `after`: the cursor decides where a
 member starts, not what a change looks like. Anything else, and every
 subscription with bad variables, goes the Strawberry way, which answers it
 as it always has; one refused at the start (a bad or expired cursor, no
-database) is answered with the error Strawberry's path would give.
+database), or whose cursor is pruned past once started (by another process,
+as it catches up), is answered with the errors Strawberry's path would give.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
 
 from .broadcast import Group, Groups, Member, Render, Send, Write
-from .errors import DomainError
-from .graphql_internals import Refused, TodoExecutionContext, frame_writers, validation_errors
+from .errors import CursorExpired, DomainError
+from .graphql_internals import Refused, StreamFailed, TodoExecutionContext, frame_writers, validation_errors
 from .journal import Journal
 from .models import Change
 from .schema import TodoSchema
@@ -99,10 +100,21 @@ class Joined:
     key: Hashable
     start: int
     make_render: Callable[[], Render]
+    # The errors Strawberry's path would give for a stream that fails so.
+    failure: Callable[[DomainError], list[GraphQLError]]
 
     async def run(self, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
-        """Deliver every change to the member until the hub closes; cancel to leave."""
-        await self.groups.run(self.key, self.make_render, Member(self.start, prefix, suffix, write, send))
+        """Deliver every change to the member until the hub closes; cancel to
+        leave. Raises StreamFailed."""
+        await self.deliver(Member(self.start, prefix, suffix, write, send))
+
+    async def deliver(self, member: Member, group: Group | None = None) -> None:
+        """Groups.run, its cursor found pruned past (as it caught up, or its
+        group did) raised as the GraphQL errors a stream fails with."""
+        try:
+            await self.groups.run(self.key, self.make_render, member, group)
+        except CursorExpired as exc:
+            raise StreamFailed(self.failure(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +155,7 @@ class Attached:
     async def follow(self) -> None:
         """Deliver as `SocketMember.run` does, from where the member is (once
         its `on_signal` came: dropped, or the group closed); cancel to leave."""
-        await self.joined.groups.run(self.joined.key, self.joined.make_render, self.member, self.group)
+        await self.joined.deliver(self.member, self.group)
 
 
 class GraphQLFanout:
@@ -225,6 +237,7 @@ class GraphQLFanout:
         return Joined(
             conn.state.broadcast_groups, key, start,
             lambda: self._render(plan, context, variables, operation_name, frame),
+            self._failure,
         )
 
     async def produce(
@@ -239,8 +252,9 @@ class GraphQLFanout:
     ) -> Callable[[Send], Awaitable[None]] | None:
         """An HTTP stream's producer (SSE, multipart): the member's frames,
         then the frame `complete` gives (if any) once the hub closes; or, for
-        a subscription refused at the start, the frame `refusal` makes of its
-        errors, then `complete`'s. None: Strawberry's path runs it."""
+        a subscription refused at the start or failing on the way, the frame
+        `refusal` makes of its errors, then `complete`'s. None: Strawberry's
+        path runs it."""
         try:
             joined = await self.join(
                 context, request, fields.query, fields.variables, fields.operation_name, frame,
@@ -258,7 +272,10 @@ class GraphQLFanout:
             return None
 
         async def run(send: Send) -> None:
-            await joined.run(b"", b"", None, send)
+            try:
+                await joined.run(b"", b"", None, send)
+            except StreamFailed as failed:
+                await send(await refusal(failed.errors))
             await _finish(send, complete)
 
         return run
@@ -270,6 +287,11 @@ class GraphQLFanout:
         if joined is None:
             return None
         return SocketMember(joined, *frame_writers(websocket))
+
+    def _failure(self, exc: DomainError) -> list[GraphQLError]:
+        """The error Strawberry's path gives a subscription whose stream
+        raises exc once started: not located, as it comes from no field."""
+        return self.schema.finish_errors([GraphQLError(exc.message, original_error=exc)])
 
     def _refusal(self, plan: _Plan, exc: DomainError) -> list[GraphQLError]:
         """The error graphql-core gives a subscribe resolver that raises exc."""

@@ -84,6 +84,7 @@ from graphql import (
 from graphql import OperationType as OperationKind
 from graphql.pyutils import Path
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, SchemaExtension
@@ -391,7 +392,8 @@ class Following(Protocol):
 
     def leave(self) -> None: ...
 
-    async def follow(self) -> None: ...
+    async def follow(self) -> None:
+        """Deliver from where the member is; raises StreamFailed."""
 
 
 class TakenMember(Protocol):
@@ -399,20 +401,28 @@ class TakenMember(Protocol):
 
     async def run(self, prefix: bytes, suffix: bytes) -> None:
         """Deliver its changes, framed in prefix and suffix, until the hub
-        closes (cancel to end it)."""
+        closes (cancel to end it); raises StreamFailed."""
 
     def attach(self, prefix: bytes, suffix: bytes) -> Following | None:
         """Join its group now with no task; None: `run` it instead."""
 
 
-class Refused(Exception):
+class _Failed(Exception):
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+
+class Refused(_Failed):
     """A subscription the fan-out took but the start refused (a bad or
     expired cursor, no database): its errors, formatted as Strawberry's path
     would, so the client hears them once and the database is asked once."""
 
-    def __init__(self, errors: list[GraphQLError]) -> None:
-        super().__init__(errors[0].message)
-        self.errors = errors
+
+class StreamFailed(_Failed):
+    """A broadcast member's stream that failed once started (its cursor was
+    pruned past as it caught up): its errors, formatted as Strawberry's path
+    gives a stream that fails, which sends them as a result, then ends."""
 
 
 class Fanout(Protocol):
@@ -490,6 +500,10 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         except ClientStalled as stalled:
             # A broadcast member's catch-up send timed out: as any send would.
             return _stalled_adapter(self.websocket).close_stalled(stalled)
+        except StreamFailed as failed:
+            # As Strawberry's path ends a stream that fails: `next` with the
+            # errors (Strawberry's own sender), then `complete`.
+            await operation.send_next(StrawberryExecutionResult(data=None, errors=failed.errors))
         except Exception as error:  # noqa: BLE001 - logged, and the client told
             await self.handle_task_exception(error)
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -582,16 +596,19 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             # As Strawberry answers a subscription refused at the start.
             self.tasks.pop(operation_id, None)
             return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
+        failed: StreamFailed | None = None
         try:
             if taken is None:
                 return await super().handle_async_results(operation_id, query, operation_name, variables)
             await taken.run(b'{"type":"data","id":' + _json_string(operation_id) + b',"payload":', b"}")
         except asyncio.CancelledError:
             pass  # stopped: answer complete, as Strawberry does
-        except WebSocketDisconnect:
-            return
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            return  # the client is gone (Strawberry's path sends through the adapter)
         except ClientStalled as stalled:
             return _stalled_adapter(self.websocket).close_stalled(stalled)
+        except StreamFailed as exc:
+            failed = exc
         except Exception:
             logger.exception("broadcast subscription %s failed", operation_id)
         finally:
@@ -599,6 +616,10 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         # The socket may be closed already (a shutdown ends the stream and
         # closes the socket at once): then there is no one to tell.
         with contextlib.suppress(WebSocketDisconnected):
+            if failed is not None:
+                # As Strawberry's path ends a stream that fails: `data` with
+                # the errors (Strawberry's own sender), then `complete`.
+                await self.send_data_message(StrawberryExecutionResult(data=None, errors=failed.errors), operation_id)
             await self.send_message({"type": "complete", "id": operation_id})
 
 
@@ -725,8 +746,11 @@ class ConnectionGate(Protocol):
 
 
 UNAUTHENTICATED_REASON = "this server requires a bearer token"
-# graphql-transport-ws's close code for a connection_init that never came.
+# graphql-transport-ws's close code for a connection_init that never came,
+# and its close for a second connection_init (the legacy protocol has none).
 _INIT_TIMEOUT_CODE = 4408
+TOO_MANY_INITS_CODE = 4429
+TOO_MANY_INITS_REASON = "Too many initialisation requests"
 
 
 class PersistedSubscribe(FanoutTransportWSHandler):
@@ -806,10 +830,19 @@ class GatedTransportWs(PersistedSubscribe):
 
 
 class GatedLegacyWs(FanoutWSHandler):
-    """Assumes: `handle_connection_init(message)` receives connection_init and
-    acknowledges it; a start before the acknowledgement closes the socket."""
+    """Assumes: `handle_connection_init(message)` receives connection_init,
+    acknowledges it and starts a keep-alive task as `keep_alive_task`, every
+    time, cancelling none it started before (only the last is cancelled when
+    the socket ends); a start before the acknowledgement closes the socket."""
+
+    _init_received = False
 
     async def handle_connection_init(self, message: Any) -> None:
+        if self._init_received:
+            # Each would start one more keep-alive task, never to end: refuse
+            # it as graphql-transport-ws does.
+            return await self.websocket.close(TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON)
+        self._init_received = True
         if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
             return await super().handle_connection_init(message)
         code = ErrorCode.UNAUTHENTICATED
@@ -914,7 +947,10 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
     """Assumes: Strawberry's ASGI view sends every WebSocket message of both
     protocols through `websocket_adapter_class(...).send_json`, the view
     being `self.view` (ours has `send_timeout_seconds`); an exception there
-    ends the operation, whose stream is then closed (unsubscribing it)."""
+    ends the operation, whose stream is then closed (unsubscribing it); it
+    turns Starlette's WebSocketDisconnect into WebSocketDisconnected, which
+    the handlers take as the client gone, but not Starlette's refusal to
+    send after the socket's close."""
 
     _closing: asyncio.Task[None] | None = None
 
@@ -925,6 +961,10 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
                 await super().send_json(message)
         except TimeoutError:
             self.close_stalled(ClientStalled(seconds))
+            raise WebSocketDisconnected from None
+        except SendAfterClose:
+            # The socket was closed (a stalled client, a refused init, a
+            # shutdown) while an operation ran on: it ends as on a disconnect.
             raise WebSocketDisconnected from None
 
     def close_stalled(self, stalled: ClientStalled) -> None:

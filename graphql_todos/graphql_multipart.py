@@ -43,7 +43,8 @@ async def respond(
     assert not isinstance(fields, list), "the view sends here only a request it parsed as a subscription"
 
     async def refusal(errors: list[GraphQLError]) -> bytes:
-        # As Strawberry's path answers a subscribe resolver that raises.
+        # As Strawberry's path answers a subscribe resolver that raises (or a
+        # stream that fails once started: its cursor pruned past).
         return _TRANSPORT.next_part(await encode(ExecutionResult(data=None, errors=errors)))
 
     events: AsyncGenerator[bytes, None] | Produce | None

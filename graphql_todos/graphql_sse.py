@@ -48,7 +48,8 @@ async def respond(
     resume_after = sse.last_event_id(request)
 
     async def refusal(errors: list[GraphQLError]) -> bytes:
-        # As Strawberry's path answers a subscribe resolver that raises.
+        # As Strawberry's path answers a subscribe resolver that raises (or a
+        # stream that fails once started: its cursor pruned past).
         return sse.event("next", await encode(ExecutionResult(data=None, errors=errors)))
 
     def complete() -> bytes | None:

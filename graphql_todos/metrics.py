@@ -2,7 +2,8 @@
 
 With several workers (`serve --workers N`), the parent sets
 PROMETHEUS_MULTIPROC_DIR before the workers start: each writes its samples
-there and /metrics, whichever worker answers, adds up every live worker's.
+there and /metrics, whichever worker answers, adds up every live worker's
+(the parent marks each worker it replaces dead: uvicorn_internals.Supervisor).
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ def route_of(path: str) -> str:
 def observe_lag(changed_at: datetime | None) -> None:
     if changed_at is not None:
         LAG.observe(max(0.0, (datetime.now(UTC) - changed_at).total_seconds()))
+
+
+def worker_gone(pid: int) -> None:
+    """Stop counting a dead worker's live gauges (its counters stay summed)."""
+    if MULTIPROC_DIR in os.environ:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def render() -> Response:

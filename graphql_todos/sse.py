@@ -12,10 +12,12 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 import anyio
+import orjson
 from anyio.streams.memory import MemoryObjectSendStream
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
+from .error_handlers import error_body
 from .errors import DomainError, ErrorCode, RequestError
 from .negotiation import accept_header, choose
 
@@ -64,12 +66,18 @@ def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:
     return head.encode() + b"data: " + data + b"\n\n"
 
 
+def error_event(exc: DomainError) -> bytes:
+    """A stream's failure: an `error` event whose data is the REST error body."""
+    return event("error", orjson.dumps(error_body(exc.code, exc.message, exc.details())))
+
+
 class EventStreamResponse:
     """Sends each encoded event as it comes and a heartbeat every `keepalive`
     seconds, and ends with the events (or when the client leaves: the events
     are closed at once, not at the next write; or when it takes nothing for
-    `send_timeout` seconds). The events are a generator, or a producer given
-    the send (a broadcast member sends its frames itself)."""
+    `send_timeout` seconds; or, for a REST stream that fails, with an `error`
+    event). The events are a generator, or a producer given the send (a
+    broadcast member sends its frames itself)."""
 
     def __init__(
         self,
@@ -94,11 +102,13 @@ class EventStreamResponse:
         # Events and heartbeats meet in one channel, read by one writer: no
         # timeout ever cancels a read, which could drop an event in transit.
         chunks, received = anyio.create_memory_object_stream[bytes]()
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
-            tasks.start_soon(self._produce, chunks)
-            try:
-                async with received:
+        # Closed once the producer is gone: a send of its into a closed
+        # channel would fail it (a traceback) before its cancellation came.
+        with received:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
+                tasks.start_soon(self._produce, chunks)
+                try:
                     async for chunk in received:
                         # As on the WebSockets (SEND_TIMEOUT_SECONDS): a client
                         # that stopped reading is let go; it resumes by id.
@@ -106,12 +116,12 @@ class EventStreamResponse:
                         # 15 us per event here.
                         async with asyncio.timeout(self.send_timeout):
                             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except OSError:
-                pass  # the client left while we were writing
-            except TimeoutError:
-                logger.info("event stream client stalled for %s s: ended", self.send_timeout)
-            tasks.cancel_scope.cancel()
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except OSError:
+                    pass  # the client left while we were writing
+                except TimeoutError:
+                    logger.info("event stream client stalled for %s s: ended", self.send_timeout)
+                tasks.cancel_scope.cancel()
 
     async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
         events = self.events
@@ -127,10 +137,10 @@ class EventStreamResponse:
                     async for chunk in events:
                         await chunks.send(chunk)
             except DomainError as exc:
-                # Only a race can fail a stream once started (its row
-                # deleted as it opened, its cursor pruned as it caught up):
-                # end it as the row's end would.
-                logger.info("event stream ended: %s", exc.message)
+                # A REST stream that fails once started (its row deleted as it
+                # opened, its cursor pruned as it caught up) says so before
+                # it ends; GraphQL streams send theirs as a GraphQL result.
+                await chunks.send(error_event(exc))
             beats.cancel_scope.cancel()
 
     async def _heartbeats(self, chunks: MemoryObjectSendStream[bytes]) -> None:

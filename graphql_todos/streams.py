@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator
 
+from .errors import CursorExpired
 from .hub import Hub, Subscriber
 from .journal import Journal
 from .models import Change, Op, Todo, TodoState
@@ -97,21 +98,32 @@ class _LiveList:
     async def _run(self) -> None:
         try:
             async with self.hub.subscribe() as sub:
-                rows = await self._read(sub)
-                self._show(rows)
-                async for batch in sub.batches():
-                    if len(rows) > self.service.max_list_rows:
-                        # Only the first rows of a list over the cap are
-                        # held: changes cannot be applied to it, read it again.
-                        fresh = await self._read(sub)
-                    else:
-                        fresh = apply_changes(rows, batch, self.completed)
-                    if fresh != rows:
-                        rows = fresh
-                        self._show(fresh)
+                while True:
+                    try:
+                        return await self._follow(sub)
+                    except CursorExpired:
+                        # Behind, and another process pruned what it missed:
+                        # the list read again has every change since.
+                        continue
         finally:
             # The hub closed (or we were cancelled): end every watcher.
             self._show(None)
+
+    async def _follow(self, sub: Subscriber) -> None:
+        """The list now, then after each batch of changes, until the hub closes."""
+        rows = await self._read(sub)
+        if rows != self.current:
+            self._show(rows)
+        async for batch in sub.batches():
+            if len(rows) > self.service.max_list_rows:
+                # Only the first rows of a list over the cap are held:
+                # changes cannot be applied to it, read it again.
+                fresh = await self._read(sub)
+            else:
+                fresh = apply_changes(rows, batch, self.completed)
+            if fresh != rows:
+                rows = fresh
+                self._show(fresh)
 
     async def _read(self, sub: Subscriber) -> LiveRows:
         snapshot = await self.hub.retrying("live list snapshot", lambda: self.service.live_snapshot(self.completed))

@@ -1,6 +1,8 @@
 """Every place the app relies on uvicorn's internals: to bound a request
 head's size and time, to shut down well, to send a response's head and body
-in one write (all three HttpProtocol), and to keep an open WebSocket small.
+in one write (all three HttpProtocol), to keep an open WebSocket small, to
+let no connection outlive its close by more than a bound, and to tell
+/metrics of the workers that died (Supervisor).
 
 On SIGTERM (or Ctrl-C) uvicorn stops accepting, then calls `shutdown()` on
 each open connection, all in one go, before it waits for them and long
@@ -21,21 +23,38 @@ and `writable` event are lighter ones (asyncio's Queue makes four deques
 and Event one, 760 bytes each, before anyone waits). At 10,000 subscribers
 that is some 65 MB.
 
+A connection being closed waits, in asyncio (and uvloop), until its unsent
+data has drained: for a client that stopped reading (its TCP window full),
+forever, holding the socket and megabytes of kernel buffer. So every
+connection's transport is a BoundedClose: closed, it is reset (RST, the
+unsent data dropped) once that data has not moved for CLOSE_SECONDS
+(uvicorn's own close-handshake timeout, or SEND_TIMEOUT_SECONDS when
+shorter). A WebSocket's close frame goes out behind the unsent data at once
+(uvicorn's send would first wait for the buffer to drain, forever), and the
+connection is reset when the close handshake times out.
+
 These are the protocols `serve` gives uvicorn (cli.server_options), so each
 worker of `serve --workers N` gets them too (uvicorn pickles its config).
-tests/test_graphql_internals.py pins what each override assumes.
+tests/test_graphql_internals.py and tests/test_uvicorn_internals.py pin what
+each override assumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import functools
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+import socket
+import struct
+import termios
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, TypeVar, cast
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.supervisors import Multiprocess
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
@@ -47,6 +66,78 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Service restart (RFC 6455 7.4.1, as IANA registers 1012).
 RESTART_CODE = 1012
 RESTART_REASON = "server restarting: resume from your cursor"
+# uvicorn's WebSocket close-handshake timeout (its protocol's close_timeout).
+CLOSE_SECONDS = 10.0
+
+
+def close_seconds(app_state: dict[str, Any]) -> float:
+    """How long a closing connection may wait on its peer: uvicorn's close
+    timeout, or SEND_TIMEOUT_SECONDS when shorter (a peer that takes nothing
+    for that long is stalled already)."""
+    settings = app_state.get("settings")
+    return CLOSE_SECONDS if settings is None else min(CLOSE_SECONDS, settings.send_timeout_seconds)
+
+
+def reset(transport: asyncio.WriteTransport) -> None:
+    """End the connection now, unsent data dropped: an RST, not a FIN (after
+    a plain close the kernel would go on offering the data to a peer that
+    reads nothing, keeping the connection for minutes)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def unsent(transport: asyncio.WriteTransport) -> int:
+    """Bytes the peer has not taken yet: the transport's buffer, and the
+    kernel's send queue where it tells (Linux's SIOCOUTQ; the transport's
+    buffer alone moves only once the kernel's has half drained)."""
+    count = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None and hasattr(termios, "TIOCOUTQ"):
+        with contextlib.suppress(OSError, ValueError):
+            count += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    return count
+
+
+class BoundedClose:
+    """A connection's transport whose close cannot wait forever: the unsent
+    data gets `seconds` at a time to move; when none moved, the connection
+    is reset. Everything else is the transport's own."""
+
+    __slots__ = ("_closing", "_loop", "_seconds", "_transport", "write")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._seconds = seconds
+        self._closing = False
+        # The hot path, bound once (broadcast frames are written with it).
+        self.write = transport.write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        if not self._closing and self._transport.get_write_buffer_size():
+            self._watch(unsent(self._transport))
+        self._closing = True
+        self._transport.close()
+
+    def _watch(self, before: int) -> None:
+        self._loop.call_later(self._seconds, self._check, before)
+
+    def _check(self, before: int) -> None:
+        # An empty buffer: asyncio has closed the socket (the kernel sends
+        # the rest); otherwise the connection is still ours to end.
+        if not self._transport.get_write_buffer_size():
+            return
+        now = unsent(self._transport)
+        if now >= before:
+            reset(self._transport)
+        else:
+            self._watch(now)
 
 
 def _end_streams(app_state: dict[str, Any]) -> None:
@@ -152,15 +243,24 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     `websocket.disconnect` for the app, writes the close frame that
     `conn.send_close` makes, and closes the transport, leaving `close_sent`
     unset (so later sends of the app fail as on a lost connection); with
-    `close_sent` set, or before the handshake, it has nothing to say."""
+    `close_sent` set, or before the handshake, it has nothing to say.
+
+    Assumes, to close a connection whose peer stopped reading (see above):
+    `send` awaits `writable` before anything, then answers the app's
+    `websocket.close` on an open connection as `_close` does, with a timer of
+    `close_timeout` seconds in `close_timer` that closes the transport;
+    `handle_close` cancels that timer when the peer answers."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = LeanQueue()
         self.writable = LeanEvent()
         self.writable.set()
+        self.close_timeout = close_seconds(self.app_state)
 
     async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close" and self._open():
+            return self._close(message.get("code", 1000), message.get("reason") or "")
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # Sent: nothing reads them again.
@@ -184,6 +284,29 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.handle_parser_exception()
             return
         super().send_receive_event_to_app()
+
+
+    def _open(self) -> bool:
+        return (
+            self.handshake_complete
+            and self.initial_response is None
+            and not (self.close_sent or self.disconnected or self.transport.is_closing())
+            and self.conn.state is State.OPEN
+        )
+
+    def _close(self, code: int, reason: str) -> None:
+        """uvicorn's close, but without waiting for the unsent data to drain
+        first (for a peer that stopped reading: forever): the close frame goes
+        behind it, and a close handshake that does not end in time resets
+        the connection, whatever is still unsent."""
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, reset, self.transport)
 
     def handle_parser_exception(self) -> None:
         if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:
@@ -223,7 +346,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with three changes.
+    """uvicorn's HTTP protocol, with four changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -239,7 +362,11 @@ class HttpProtocol(HttpToolsProtocol):
       which writes to its `transport` with `write`, `close` and `is_closing`
       only: `100 Continue` as one write before the response starts, then the
       head as one write, then the body (every response but one to HEAD writes
-      it, if only b"")."""
+      it, if only b"").
+    - Its transport is a BoundedClose. Assumes: uvicorn keeps the transport
+      `connection_made` gets as `transport`, hands that one to the request
+      cycles and to a WebSocket it upgrades to, and reaches the socket only
+      through it."""
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
@@ -265,7 +392,9 @@ class HttpProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # A WebSocket upgraded from here gets this transport too.
+        bounded = BoundedClose(transport, self.loop, close_seconds(self.app_state))
+        super().connection_made(cast(asyncio.Transport, bounded))
         self._arm()
 
     def on_headers_complete(self) -> None:
@@ -348,3 +477,34 @@ def http_protocol(request_seconds: float) -> Callable[..., Any]:
     """uvicorn's `http=`: a partial of a module-level class, which --workers
     can pickle to each worker."""
     return functools.partial(HttpProtocol, request_seconds=request_seconds)
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of `serve --workers N` (started as uvicorn.run
+    starts it), marking each worker it replaces or retires dead for
+    /metrics: prometheus_client sums a `livesum` gauge's files until their
+    pid is marked dead, so a SIGKILLed worker's open connections would be
+    counted forever.
+
+    Assumes: the workers are `processes` (each with its `pid`), replaced
+    only by `keep_subprocess_alive` (a dead or hung worker killed, joined and
+    started anew) and by the handlers `handle_signals` calls (SIGHUP restarts
+    them, SIGTTOU retires one), which `run` calls in turn."""
+
+    def keep_subprocess_alive(self) -> None:
+        with self._marking_gone():
+            super().keep_subprocess_alive()
+
+    def handle_signals(self) -> None:
+        with self._marking_gone():
+            super().handle_signals()
+
+    @contextlib.contextmanager
+    def _marking_gone(self) -> Iterator[None]:
+        before = {process.pid for process in self.processes}
+        try:
+            yield
+        finally:
+            for pid in before - {process.pid for process in self.processes}:
+                if pid is not None:
+                    metrics.worker_gone(pid)

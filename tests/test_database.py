@@ -93,3 +93,54 @@ def test_a_failed_statement_gives_its_place_back(db_dsn: str) -> None:
             assert await _both_serve(pool, db_dsn)
 
     asyncio.run(main())
+
+
+
+def test_a_caller_cancelled_as_a_connection_reaches_it_is_cancelled(db_dsn: str) -> None:
+    """Python 3.11's asyncio.wait_for, which psycopg_pool waits with while
+    the pool grows, returns the result when a cancellation comes as the
+    result does, dropping the cancellation: a subscription stopped then
+    would run on forever (and the graphql-ws handler, waiting for it, with
+    it). Each turn of the event loop after the pool hands the connection
+    over is tried: the same steps every run, no timing."""
+
+    async def answer_to_cancel(turns: int) -> str:
+        grown = asyncio.Event()
+
+        async def configure(conn: Any) -> None:
+            # The pool's second connection waits for the test.
+            if opened:
+                await grown.wait()
+            opened.append(conn)
+
+        opened: list[Any] = []
+        pool = GatedPool(
+            db_dsn, min_size=1, max_size=2, open=False, timeout=30, configure=configure, kwargs={"autocommit": True}
+        )
+        async with pool:
+            await pool.wait()
+            held = await pool.getconn()
+            waiting = asyncio.create_task(pool.getconn())
+            while not pool._waiting:
+                await asyncio.sleep(0)  # it waits in the pool's own queue, the pool growing
+            client = pool._waiting[0]
+            grown.set()
+            while client.conn is None:
+                await asyncio.sleep(0)  # the pool's I/O goes on meanwhile
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            answer = "got it before the cancel" if waiting.done() else "got it though cancelled"
+            waiting.cancel()
+            try:
+                await pool.putconn(await waiting)
+            except asyncio.CancelledError:
+                answer = "cancelled"
+            await pool.putconn(held)
+            return answer
+
+    async def main() -> list[str]:
+        return [await answer_to_cancel(turns) for turns in range(6)]
+
+    answers = asyncio.run(main())
+    assert "got it though cancelled" not in answers, answers
+    assert "cancelled" in answers and answers[-1] == "got it before the cancel", answers

@@ -33,6 +33,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 
 from graphql_todos.graphql_internals import (
+    TOO_MANY_INITS_CODE,
+    TOO_MANY_INITS_REASON,
     FanoutWSHandler,
     JsonIntake,
     MultipartSubscriptions,
@@ -319,3 +321,24 @@ def test_strawberry_decodes_each_websocket_message_with_the_views_decode_json() 
     for handler in (BaseGraphQLTransportWSHandler, BaseGraphQLWSHandler):
         handle = inspect.getsource(handler.handle)
         assert "self.websocket.iter_json(" in handle and "except Exception" not in handle
+
+
+def test_legacy_ws_starts_a_keep_alive_task_at_each_init_and_cancels_only_the_last() -> None:
+    init = inspect.getsource(BaseGraphQLWSHandler.handle_connection_init)
+    assert "self.keep_alive_task = asyncio.create_task(keep_alive_handler)" in init
+    assert "cancel" not in init and "connection_acknowledged:" not in init  # nothing refuses a second init
+    handle = inspect.getsource(BaseGraphQLWSHandler.handle)
+    assert "self.keep_alive_task.cancel()" in handle
+
+
+def test_transport_ws_refuses_a_second_init_as_the_legacy_handler_does_now() -> None:
+    init = inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init)
+    assert f'reason = "{TOO_MANY_INITS_REASON}"' in init
+    assert f"code={TOO_MANY_INITS_CODE}" in init
+
+
+def test_strawberrys_adapter_turns_only_websocket_disconnect_into_disconnected() -> None:
+    send = inspect.getsource(ASGIWebSocketAdapter.send_json)
+    assert "except WebSocketDisconnect as exc:" in send
+    assert "raise WebSocketDisconnected from exc" in send
+    assert send.count("except") == 1  # Starlette's send after close passes through

@@ -4,6 +4,7 @@ workers of `serve --workers 2`."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
@@ -137,6 +139,44 @@ def test_workers_metrics_add_up(db_dsn: str) -> None:
         wait_until(lambda: set(by_transport(serve.url, SUBSCRIPTIONS).values()) == {0.0}, timeout=10)
     finally:
         serve.stop(signal.SIGTERM)
+
+
+def _worker_of(serve: Serve, client_port: int) -> int | None:
+    """The pid of the worker holding the connection from client_port."""
+    for worker in psutil.Process(serve.process.pid).children():
+        for conn in worker.net_connections(kind="tcp"):
+            if conn.laddr.port == serve.port and conn.raddr and conn.raddr.port == client_port:
+                return int(worker.pid)
+    return None
+
+
+def test_a_killed_workers_connections_are_no_longer_counted(db_dsn: str) -> None:
+    """A worker SIGKILLed leaves its gauges behind (prometheus_client sums a
+    livesum gauge's files until its pid is marked dead): the supervisor that
+    replaces it marks it dead, and open_connections is the true count again."""
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": ""}
+    serve = Serve(env, args=["--workers", "2"])
+    with contextlib.ExitStack() as stack:
+        stack.callback(serve.stop, signal.SIGTERM)
+        held: dict[int, list[object]] = {}
+        # The kernel hands connections to whichever worker accepts first.
+        while len(held) < 2 or min(map(len, held.values())) < 2:
+            assert sum(map(len, held.values())) < 100, "connections all went to one worker"
+            ws = stack.enter_context(connect(serve.ws_url + "/api/todos/"))
+            worker = wait_until(functools.partial(_worker_of, serve, ws.socket.getsockname()[1]))
+            held.setdefault(worker, []).append(ws)
+        total = sum(map(len, held.values()))
+        wait_until(lambda: by_transport(serve.url, CONNECTIONS)["restsocket"] == total, timeout=10)
+        victim, survivor = held
+        children = len(_children(serve))
+        os.kill(victim, signal.SIGKILL)
+        # uvicorn starts another worker in its place.
+        wait_until(lambda: victim not in _children(serve) and len(_children(serve)) == children, timeout=30)
+        wait_until(lambda: by_transport(serve.url, CONNECTIONS)["restsocket"] == len(held[survivor]), timeout=30)
+
+
+def _children(serve: Serve) -> list[int]:
+    return [child.pid for child in psutil.Process(serve.process.pid).children()]
 
 
 def _closed(sock: socket.socket) -> bool:

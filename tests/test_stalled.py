@@ -12,17 +12,22 @@ from urllib.parse import urlencode
 
 import psycopg
 import pytest
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
+from graphql_todos import metrics
 from graphql_todos.errors import ErrorCode
 from tests.helpers import Server, make_server, wait_until
-from tests.test_metrics import SUBSCRIPTIONS, by_transport
+from tests.test_metrics import SUBSCRIPTIONS, by_transport, scrape, value
 
 # Enough 512-character changes to fill the kernel's buffers (the server's
 # send buffer grows to 4 MiB here; the client's receive buffer is kept small).
 CHANGES = 10_000
+TCP_ESTABLISHED = 1  # tcp_info's tcpi_state (Linux)
 
 
 @pytest.fixture
@@ -139,3 +144,68 @@ def _read_until_closed(sock: socket.socket) -> tuple[bytes, bool]:
     except ConnectionResetError:
         return received, True
     return received, False
+
+
+
+def _socket_that_never_reads(server: Server) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.connect(("127.0.0.1", server.port))
+    return sock
+
+
+def _websocket_that_never_reads(server: Server, path: str, *messages: Any, subprotocol: str | None = None) -> socket.socket:
+    """A WebSocket handshaken and sent `messages`, whose socket is never read
+    again (websockets' sans-I/O client writes the bytes)."""
+    sock = _socket_that_never_reads(server)
+    client = ClientProtocol(parse_uri(server.ws_url + path), subprotocols=None if subprotocol is None else [Subprotocol(subprotocol)])
+    client.send_request(client.connect())
+    sock.sendall(b"".join(client.data_to_send()))
+    while client.state is State.CONNECTING:
+        client.receive_data(sock.recv(1))  # byte by byte: nothing after the handshake's end is read
+    for message in messages:
+        client.send_text(json.dumps(message).encode())
+    sock.sendall(b"".join(client.data_to_send()))
+    return sock
+
+
+def _request_never_read(server: Server, path: str) -> socket.socket:
+    sock = _socket_that_never_reads(server)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    return sock
+
+
+def _gone(sock: socket.socket) -> bool:
+    """The peer reset or closed the connection (seen without reading)."""
+    state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    return state != TCP_ESTABLISHED
+
+
+def _open_connections(server: Server) -> dict[str, float]:
+    samples = scrape(server.url)
+    return {t: value(samples, "graphql_todos_open_connections", transport=t) for t in metrics.TRANSPORTS}
+
+
+def test_a_stalled_readers_connection_is_gone_within_the_timeouts(server: Server) -> None:
+    """Readers that stop reading (a full TCP window) on the four transports:
+    their streams end at SEND_TIMEOUT_SECONDS, and then their connections
+    too, within the close's own timeout (the server resets them: closing
+    would wait forever for the unsent data to drain)."""
+    before = _open_connections(server)
+    subscribe = {"id": "1", "type": "subscribe", "payload": {"query": 'subscription { todoChanges(after: "0") { cursor todo { title } } }'}}
+    stalled = [
+        _websocket_that_never_reads(server, "/api/todos/?after=0"),
+        _websocket_that_never_reads(server, "/graphql", {"type": "connection_init"}, subscribe, subprotocol="graphql-transport-ws"),
+        _request_never_read(server, "/api/todos/?after=0"),
+        _request_never_read(server, GRAPHQL_EVENTS),
+    ]
+    try:
+        with connect(server.ws_url + "/api/todos/?after=0") as healthy:
+            wait_until(lambda: server.subscriber_count() == 5)
+            _flood_and_read_all(server, healthy)
+        # The send timeout, then the close's (a second each here), and a margin.
+        wait_until(lambda: all(_gone(sock) for sock in stalled), timeout=10)
+        wait_until(lambda: _open_connections(server) == before)
+    finally:
+        for sock in stalled:
+            sock.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 import httpx
 import psycopg
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.gql import CHANGES, LegacyWs, TransportWs, create, data, subscribed
 from tests.helpers import Server, wait_until
@@ -222,3 +225,54 @@ def test_live_todos_are_one_list_shared_by_every_watcher(server: Server, client:
             ws.close()
     wait_until(lambda: server.subscriber_count() == 0)
     assert server.call(lambda: len(server.live_lists)) == 0
+
+
+def test_a_second_connection_init_is_refused_on_both_protocols(server: Server) -> None:
+    # Strawberry's legacy handler would acknowledge it and start one more
+    # keep-alive task, never to end; graphql-transport-ws refuses it.
+    for ws in (LegacyWs(server.ws_url), TransportWs(server.ws_url)):
+        ws.send({"type": "connection_init"})
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4429, "Too many initialisation requests")
+
+
+def _tasks(server: Server) -> int:
+    return int(server.call(lambda: len(asyncio.all_tasks())))
+
+
+@pytest.mark.parametrize("protocol", ["graphql-ws", "graphql-transport-ws"])
+def test_every_task_a_socket_starts_ends_with_it(server: Server, client: httpx.Client, protocol: str) -> None:
+    """Operations of every kind started, stopped, replaced and left running,
+    inits and pings: once the socket is gone, so is every task it made."""
+    before = _tasks(server)
+    todo = create(client, "watched")
+    operations = [
+        CHANGES,
+        "subscription { todoChanges { cursor @include(if: true) } }",  # Strawberry's path
+        "subscription { todos { id } }",
+        f'subscription {{ todo(id: "{todo["id"]}") {{ title }} }}',
+        "subscription { todos { id } }",
+    ]
+    if protocol == "graphql-ws":
+        legacy = LegacyWs(server.ws_url)
+        for round_ in range(3):
+            for n, query in enumerate(operations):
+                legacy.send({"id": str(n), "type": "start", "payload": {"query": query}})
+            for n in range(0, len(operations), 2):
+                legacy.send({"id": str(n), "type": "stop"})
+        legacy.send({"type": "connection_init"})  # refused: the socket ends
+        with pytest.raises(ConnectionClosed):
+            while True:
+                legacy.recv()
+    else:
+        with TransportWs(server.ws_url) as ws:
+            for _ in range(3):
+                ids = [ws.subscribe(query) for query in operations]
+                ws.send({"type": "ping"})
+                for op_id in ids[::2]:
+                    ws.complete(op_id)
+            wait_until(lambda: server.subscriber_count() > 0)
+    wait_until(lambda: server.subscriber_count() == 0)
+    wait_until(lambda: _tasks(server) == before)

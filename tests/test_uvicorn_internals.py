@@ -5,22 +5,28 @@ tests/test_cli.py and tests/test_subscriptions.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
 import socket
 
 import pytest
+from uvicorn.main import run as uvicorn_run
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import Server as UvicornServer
+from uvicorn.supervisors import Multiprocess
 
 from graphql_todos.uvicorn_internals import (
+    CLOSE_SECONDS,
     CONTINUE,
+    BoundedClose,
     HeadWithBody,
     HttpProtocol,
     LeanEvent,
     LeanQueue,
+    Supervisor,
     WebSocketProtocol,
 )
 from tests.helpers import Server
@@ -250,3 +256,105 @@ def test_a_text_message_that_is_not_utf8_closes_with_1007_and_logs_nothing(
     assert answers[0] == bytes([0x88, 2 + len(reason)]) + (1007).to_bytes(2) + reason
     assert answers[1].startswith(b"\x88")  # the close answering the client's
     assert [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR] == []
+
+
+async def _connected(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Transport, socket.socket]:
+    """A TCP connection: our transport, and the peer's socket (which reads
+    only when the test says, through a 16 KiB receive buffer)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        peer = socket.socket()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        peer.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            peer.connect(listener.getsockname())
+        ours, _ = listener.accept()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+    return transport, peer
+
+
+def _peer_state(peer: socket.socket) -> int:
+    return peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
+def test_a_closed_connection_whose_peer_reads_nothing_is_reset() -> None:
+    async def scenario() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        transport, peer = await _connected(loop)
+        bounded = BoundedClose(transport, loop, 0.2)
+        bounded.write(b"x" * 8_000_000)  # far more than the kernel buffers take
+        bounded.close()
+        # asyncio's own close waits for the buffer to drain: forever here.
+        await asyncio.sleep(0.1)
+        before = _peer_state(peer)
+        while not transport.is_closing() or transport.get_write_buffer_size():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)
+        after = _peer_state(peer)
+        peer.close()
+        return before, after
+
+    established, closed = 1, 7  # tcp_info's tcpi_state
+    assert asyncio.run(scenario()) == (established, closed)  # an RST: no FIN waits for the data
+
+
+def test_a_closed_connection_whose_peer_reads_slowly_is_left_to_drain() -> None:
+    async def scenario() -> bytes:
+        loop = asyncio.get_running_loop()
+        transport, peer = await _connected(loop)
+        bounded = BoundedClose(transport, loop, 0.2)
+        bounded.write(SLOWLY_READ)
+        bounded.close()
+        received = b""
+        while chunk := await loop.sock_recv(peer, 65536):
+            received += chunk
+            # Slowly: the transport's own buffer moves only each time the
+            # kernel's has half drained, which takes longer than the bound.
+            await asyncio.sleep(0.004)
+        peer.close()
+        return received
+
+    assert asyncio.run(scenario()) == SLOWLY_READ
+
+
+SLOWLY_READ = bytes(range(256)) * 16_000  # 4 MB
+
+
+def test_uvicorn_closes_a_websocket_as_our_close_does_but_waits_for_the_buffer_first() -> None:
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    assert send.index("await self.writable.wait()") < send.index('elif message["type"] == "websocket.close":')
+    close = send[send.index('elif message["type"] == "websocket.close":\n                    if not self.transport.is_closing():') :]
+    for line in (
+        'self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})',
+        "self.conn.send_close(code, reason)",
+        "self.close_sent = True",
+        "self.transport.resume_reading()",
+        "self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)",
+    ):
+        assert line in close, line
+    assert "self.close_timeout = 10.0" in inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    assert CLOSE_SECONDS == 10.0
+    handle_close = inspect.getsource(WebSocketsSansIOProtocol.handle_close)
+    assert handle_close.index("if self.close_sent:") < handle_close.index("self.close_timer.cancel()")
+    assert "if self.close_timer is None:" in inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
+
+
+def test_uvicorn_keeps_the_transport_it_is_given_and_hands_it_on() -> None:
+    made = inspect.getsource(HttpToolsProtocol.connection_made)
+    assert "self.transport = transport" in made
+    upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
+    assert "protocol.connection_made(self.transport)" in upgrade
+    assert "self.transport.set_protocol(protocol)" in upgrade
+
+
+def test_uvicorn_runs_workers_as_serve_does_and_replaces_them_where_the_supervisor_looks() -> None:
+    run = inspect.getsource(uvicorn_run)
+    assert "sock = config.bind_socket()\n            Multiprocess(config, sockets=[sock]).run()" in run
+    loop = inspect.getsource(Multiprocess.run)
+    assert "self.handle_signals()\n            self.keep_subprocess_alive()" in loop
+    for method in (Multiprocess.keep_subprocess_alive, Multiprocess.restart_all):
+        assert "self.processes[idx] = " in inspect.getsource(method)
+    assert "self.processes.pop()" in inspect.getsource(Multiprocess.handle_ttou)
+    assert "restart_all" in inspect.getsource(Multiprocess.handle_hup)
+    assert issubclass(Supervisor, Multiprocess)
