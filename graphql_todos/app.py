@@ -178,6 +178,7 @@ def create_app(settings: Settings) -> Starlette:
         # GraphQL socket's (graphql_socket.py); then metrics, so that it
         # times what the others answer too.
         middleware=[
+            Middleware(error_handlers.ShutdownCut),
             *([Middleware(ResponseFront, settings, access, sockets, replies)] if replies.size else []),
             Middleware(GraphQLSockets, graphql=graphql, sockets=sockets),
             Middleware(metrics.MetricsMiddleware),

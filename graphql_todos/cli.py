@@ -23,7 +23,7 @@ from .metrics import MULTIPROC_DIR
 from .migrations import NoMigrations, migrate
 from .openapi import DOCUMENT
 from .schema import build_schema
-from .uvicorn_internals import Supervisor, WebSocketProtocol, http_protocol
+from .uvicorn_internals import Server, Supervisor, WebSocketProtocol, http_protocol
 
 
 def server_config(settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -57,7 +57,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
 def _serve(settings: Settings) -> None:
     if settings.workers == 1:
         # Migrations run in the app's lifespan, next to the embedded server.
-        uvicorn.Server(server_config(settings)).run()
+        Server(server_config(settings)).run()
         return
     # Several processes: this one starts the embedded server (once) and
     # migrates, then uvicorn forks the workers and replaces any that dies.

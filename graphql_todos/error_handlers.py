@@ -4,6 +4,7 @@ the code has in errors.ErrorCode; on a WebSocket, a close with its code."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -12,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .errors import DomainError, ErrorCode, RequestError
@@ -91,3 +93,29 @@ async def answer_socket(websocket: WebSocket, exc: Exception) -> None:
 # which answers and then raises again (a second traceback in the log); an
 # ExceptionMiddleware of our own answers and stops there.
 MIDDLEWARE = [Middleware(ExceptionMiddleware, handlers={Exception: _on_unexpected_error})]  # type: ignore[dict-item]
+
+
+class ShutdownCut:
+    """ASGI middleware, outermost: a request still running when shutdown's
+    SHUTDOWN_SECONDS run out is cancelled by uvicorn, which would log the
+    cancellation with a traceback and answer a bare 500. It gets 503
+    SHUTTING_DOWN instead (or, with its answer begun, the connection's end)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            hub = scope.get("state", {}).get("hub")
+            if scope["type"] != "http" or hub is None or not hub.closed:
+                raise
+            body = error_body(ErrorCode.SHUTTING_DOWN, "the server is shutting down: try again")
+            response = JSONResponse(body, ErrorCode.SHUTTING_DOWN.http_status, {"Connection": "close"})
+            try:
+                await response(scope, receive, send)
+            except RuntimeError:
+                # uvicorn refuses a second start: the answer had begun. It
+                # closes the connection as the request returns.
+                pass

@@ -41,6 +41,9 @@ class ErrorCode(Enum):
     CURSOR_EXPIRED = (410, 4410)
     # PostgreSQL cannot be reached within DATABASE_TIMEOUT_SECONDS: try again.
     DATABASE_UNAVAILABLE = (503, 4503)
+    # A request still running when the shutdown's SHUTDOWN_SECONDS ran out:
+    # try again (another instance, or this one once it is back).
+    SHUTTING_DOWN = (503, 1012)
     # A WebSocket client that took nothing for SEND_TIMEOUT_SECONDS: resume by cursor.
     CLIENT_STALLED = (408, 4408)
     # No valid bearer token, when the server requires one (security.py).

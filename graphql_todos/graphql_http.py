@@ -70,8 +70,13 @@ def operation_type(document: str, operation_name: str | None, max_tokens: int) -
 def not_acceptable(accept: str | None) -> Response:
     """406, in the GraphQL error shape and the legacy media type (the spec
     keeps application/graphql-response+json for GraphQL responses)."""
-    offered = ", ".join((*JSON_TYPES, EVENT_STREAM, MULTIPART))
-    message = f"Accept: {accept} takes none of the media types /graphql answers in: {offered}"
+    # Named per kind of operation: multipart alone is acceptable for a
+    # subscription only, and the message should say so.
+    operations = ", ".join((*JSON_TYPES, EVENT_STREAM))
+    message = (
+        f"Accept: {accept} takes none of the media types /graphql answers this request in: a query or"
+        f" mutation in {operations}; a subscription in {EVENT_STREAM} or {MULTIPART}"
+    )
     error = {"message": message, "extensions": {"code": ErrorCode.NOT_ACCEPTABLE.name}}
     return JSONResponse({"errors": [error]}, status_code=ErrorCode.NOT_ACCEPTABLE.http_status)
 

@@ -45,12 +45,14 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import signal
 import socket
 import struct
 import termios
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Literal, TypeVar, cast
 
+import uvicorn
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -477,6 +479,24 @@ def http_protocol(request_seconds: float) -> Callable[..., Any]:
     """uvicorn's `http=`: a partial of a module-level class, which --workers
     can pickle to each worker."""
     return functools.partial(HttpProtocol, request_seconds=request_seconds)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server of a single process, whose clean shutdown on SIGTERM
+    exits with status 0: uvicorn raises the signal again once shut down, so
+    the process died of it and `make run` reported "Terminated". Ctrl-C
+    (SIGINT) is still raised again, as a shell expects.
+
+    Assumes: `capture_signals` records each signal in `_captured_signals`
+    and raises them again after its `yield` returns."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals = [sig for sig in self._captured_signals if sig != signal.SIGTERM]
 
 
 class Supervisor(Multiprocess):

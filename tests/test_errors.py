@@ -179,6 +179,7 @@ PERSISTED: dict[ErrorCode, tuple[dict[str, Any], dict[str, Any]]] = {
 # Codes that need a client behaving in a way of its own, each in its own test.
 ELSEWHERE: dict[ErrorCode, str] = {
     ErrorCode.CLIENT_STALLED: "tests/test_stalled.py: a RESTSocket client that stops reading",
+    ErrorCode.SHUTTING_DOWN: "tests/test_cli.py: a request still running when SHUTDOWN_SECONDS run out",
 }
 
 
@@ -374,7 +375,7 @@ def test_a_null_for_a_non_null_variable_says_null(
 def test_the_table_gives_each_code_a_status_and_a_close_code() -> None:
     for code in ErrorCode:
         assert 400 <= code.http_status < 600, code
-        assert 4000 <= code.close_code < 5000 or code.close_code in (1011, 1013), code
+        assert 4000 <= code.close_code < 5000 or code.close_code in (1011, 1012, 1013), code
     assert ErrorCode.for_status(404) is ErrorCode.NOT_FOUND
     assert ErrorCode.for_status(405) is ErrorCode.METHOD_NOT_ALLOWED
     assert len({code.name for code in ErrorCode}) == len(ErrorCode)

@@ -358,3 +358,13 @@ def test_uvicorn_runs_workers_as_serve_does_and_replaces_them_where_the_supervis
     assert "self.processes.pop()" in inspect.getsource(Multiprocess.handle_ttou)
     assert "restart_all" in inspect.getsource(Multiprocess.handle_hup)
     assert issubclass(Supervisor, Multiprocess)
+
+
+def test_uvicorn_raises_each_captured_signal_again_after_serving() -> None:
+    """What uvicorn_internals.Server assumes: dropping SIGTERM from the
+    captured signals before capture_signals' yield returns spares the
+    process from dying of it."""
+    source = inspect.getsource(UvicornServer.capture_signals)
+    assert source.index("yield") < source.index("for captured_signal in reversed(self._captured_signals)")
+    assert "signal.raise_signal(captured_signal)" in source
+    assert "self._captured_signals.append(sig)" in inspect.getsource(UvicornServer.handle_exit)
