@@ -6,7 +6,8 @@ with no row built in Python.
 A list's shape (which columns under which keys, and constants such as
 __typename) comes from a compiled GraphQL plan. Its statement is built once per
 shape from the closed set of columns below and keys and constants that are
-GraphQL names, and psycopg prepares it once it recurs.
+GraphQL names, and psycopg prepares it once it recurs (a filtered list's,
+never: see repository.SELECT_TODOS).
 """
 
 from __future__ import annotations
