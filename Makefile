@@ -88,22 +88,14 @@ $(VENV)/.bench: pyproject.toml $(VENV)/.test
 bench/fanout_client: bench/fanout_client.c
 	cc -O2 -Wall -Wextra -o $@ $<
 
-# PostGraphile for the bench, pinned by the committed manifest and lock; the
-# folder itself is ignored.
-bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-lock.json | /usr/bin/npm
-	mkdir -p bench/peer
-	cp bench/peer-package.json bench/peer/package.json
-	cp bench/peer-package-lock.json bench/peer/package-lock.json
-	cd bench/peer && npm ci --no-audit --no-fund
-	touch $@
-
-# PostGraphile 5 for the bench, with the Node 22 it needs (npm's `node`
-# package, for it alone), pinned the same way; the folder is ignored too.
-bench/peer5/node_modules/.installed: bench/peer5-package.json bench/peer5-package-lock.json | /usr/bin/npm
-	mkdir -p bench/peer5
-	cp bench/peer5-package.json bench/peer5/package.json
-	cp bench/peer5-package-lock.json bench/peer5/package-lock.json
-	cd bench/peer5 && npm ci --no-audit --no-fund
+# The PostGraphiles for the bench, each pinned by its committed manifest and
+# lock: bench/peer is 4.14, bench/peer5 is 5.1 with the Node 22 it needs
+# (npm's `node` package, for it alone). The folders themselves are ignored.
+bench/%/node_modules/.installed: bench/%-package.json bench/%-package-lock.json | /usr/bin/npm
+	mkdir -p bench/$*
+	cp bench/$*-package.json bench/$*/package.json
+	cp bench/$*-package-lock.json bench/$*/package-lock.json
+	cd bench/$* && npm ci --no-audit --no-fund
 	touch $@
 
 /usr/bin/wrk:
