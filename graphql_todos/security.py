@@ -11,7 +11,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
@@ -23,15 +23,17 @@ from .config import Settings
 from .document_limits import limits_rule
 from .error_handlers import close_reason, error_body
 from .errors import ErrorCode, RequestError
+from .graphql_http import prefers_html
+from .negotiation import accept_header
 from .schema import QueryLimits
 
 # What a browser may load without a token: the health check, and the web
-# client's pages and bundles (GraphiQL answers GET /graphql without `query`).
+# client's pages and bundles (and GraphiQL's page: graphiql_page).
 _PUBLIC_PATHS = ("/", "/healthz")
 _PUBLIC_PREFIX = "/assets/"
-# GraphiQL's page and public GET. (Its WebSocket takes the token in
-# connection_init too, and checks it itself: graphql_view.py.)
-_GRAPHQL = "/graphql"
+# GraphiQL's page, and every GraphQL transport. (Its WebSocket takes the
+# token in connection_init, and checks it itself: graphql_view.py.)
+GRAPHQL_PATH = "/graphql"
 
 # The pages load only their own bundles and talk only to their own origin.
 # The tightest each works with (tests/test_web.py records violations): the
@@ -85,13 +87,23 @@ def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
     return parts.netloc == headers.get("host", "").lower() or origin.lower().rstrip("/") in allowed
 
 
-def _public(scope: Scope) -> bool:
-    path: str = scope["path"]
-    if scope["method"] not in ("GET", "HEAD"):
+def graphiql_page(scope: Scope, headers: Headers) -> bool:
+    """The one request to /graphql that needs no token: a browser's GET of
+    GraphiQL's page. It carries nothing a GraphQL transport could run (no
+    query string at all: no document, hash, variables or operation name) and
+    prefers HTML. The view answers exactly this request with the page,
+    before any transport sees it (graphql_view.py): what is public is decided
+    by what the request will do, not by what it lacks."""
+    if scope["method"] != "GET" or scope["path"] != GRAPHQL_PATH or scope["query_string"]:
         return False
-    if path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX):
+    return prefers_html(accept_header(headers))
+
+
+def _public(scope: Scope, headers: Headers) -> bool:
+    path: str = scope["path"]
+    if scope["method"] in ("GET", "HEAD") and (path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX)):
         return True
-    return path == _GRAPHQL and "query" not in QueryParams(scope["query_string"])
+    return graphiql_page(scope, headers)
 
 
 class Guard:
@@ -115,7 +127,7 @@ class Guard:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == _GRAPHQL else CONTENT_SECURITY_POLICY
+        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == GRAPHQL_PATH else CONTENT_SECURITY_POLICY
         send = _with_headers(send, policy)
         headers = Headers(scope=scope)
         if not self.authorized(scope, headers):
@@ -137,7 +149,7 @@ class Guard:
 
     def authorized(self, scope: Scope, headers: Headers) -> bool:
         """The token, where the route needs one."""
-        return _public(scope) or self.access.allows(headers.get("authorization"))
+        return _public(scope, headers) or self.access.allows(headers.get("authorization"))
 
     def declared_too_big(self, headers: Headers) -> bool:
         """A Content-Length over the limit: refused before any of it is read."""

@@ -90,11 +90,15 @@ class Server:
         stats: dict[str, int] = self.call(self._uvicorn.lifespan.state["pool"].get_stats)
         return stats
 
+    @property
+    def app(self) -> Starlette:
+        """The app as create_app built it (its routes and middleware)."""
+        assert self._uvicorn is not None
+        return cast(Starlette, self._uvicorn.config.app)
+
     def fast_path(self) -> FastPath:
         """The compiled fast path of the app's /graphql view (its counters)."""
-        assert self._uvicorn is not None
-        app = cast(Starlette, self._uvicorn.config.app)
-        route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+        route = next(r for r in self.app.routes if isinstance(r, Route) and r.path == "/graphql")
         view = route.endpoint
         assert isinstance(view, TodoGraphQL)
         return view.fast

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import socket
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from graphql_todos.persisted import sha256
 from graphql_todos.uvicorn_internals import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
@@ -57,6 +59,27 @@ def test_health_and_the_web_client_need_no_token(guarded: Server) -> None:
     graphiql = httpx.get(guarded.url + "/graphql", headers={"Accept": "text/html"})
     assert graphiql.status_code == 200
     assert "GraphiQL" in graphiql.text
+
+
+def test_a_mutation_over_get_is_refused_before_it_runs(
+    server: Server, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A GET is safe (GraphQL over HTTP: 405), whatever it takes in return:
+    # as an event stream it used to run into a 500 and a traceback.
+    caplog.set_level(logging.ERROR)
+    document = 'mutation { createTodo(input: {title: "over GET"}) { id } }'
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": sha256(document)}}
+    assert "errors" not in client.post("/graphql", json={"query": document, "extensions": persisted}).json()
+    for params in ({"query": document}, {"extensions": json.dumps(persisted)}):
+        for accept in (
+            "application/json", "application/graphql-response+json", "text/event-stream",
+            "multipart/mixed;subscriptionSpec=1.0,application/json",
+        ):
+            response = client.get("/graphql", params=params, headers={"Accept": accept})
+            assert (response.status_code, response.headers["allow"]) == (405, "POST"), accept
+            assert error_codes(response.json()) == ["METHOD_NOT_ALLOWED"]
+    assert len(client.get("/api/todos/").json()) == 1  # the POST's, and no other
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_sockets_take_the_token_where_their_clients_can_send_it(guarded: Server, authed: httpx.Client) -> None:
