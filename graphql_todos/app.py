@@ -173,11 +173,13 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # Two front doors skip the rest: the cache's for repeated GraphQL
-        # requests (response_front.py, which times its own answers) and the
-        # GraphQL socket's (graphql_socket.py); then metrics, so that it
-        # times what the others answer too.
+        # The Host check before anything; two front doors skip the rest:
+        # the cache's for repeated GraphQL requests (response_front.py,
+        # which times its own answers) and the GraphQL socket's
+        # (graphql_socket.py); then metrics, so that it times what the
+        # others answer too.
         middleware=[
+            Middleware(security.HostCheck, settings=settings),
             Middleware(error_handlers.ShutdownCut),
             *([Middleware(ResponseFront, settings, access, sockets, replies)] if replies.size else []),
             Middleware(GraphQLSockets, graphql=graphql, sockets=sockets),

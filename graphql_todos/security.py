@@ -1,13 +1,15 @@
 """What keeps strangers out and bad input harmless, in front of every route:
-the bearer token, the WebSocket origin check, the security headers, and the
-limits on request bodies, request time, sockets per client and GraphQL
-documents. docs/security.md gives the threat model each answers."""
+the Host check, the bearer token, the WebSocket origin check, the security
+headers, and the limits on request bodies, request time, sockets per client
+and GraphQL documents. docs/security.md gives the threat model each answers."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 from collections import Counter
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
@@ -19,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import metrics
-from .config import Settings
+from .config import Settings, is_ip_literal
 from .document_limits import limits_rule
 from .error_handlers import close_reason, error_body
 from .errors import ErrorCode, RequestError
@@ -74,6 +76,94 @@ class Access:
 
     def allows_token(self, token: str | None) -> bool:
         return token is not None and self.allows("Bearer " + token)
+
+
+# Names of this machine that no DNS answer can lend another site: allowed
+# whatever HOST is (Django's defaults for a local server).
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# HOST values that bind every address: no name to add.
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::"})
+
+
+class Hosts:
+    """The host names this server answers to (docs/security.md, DNS
+    rebinding): a page that points its own name at this address sends that
+    name as Host, so a Host that is none of ours is a request meant for
+    another site. Loopback names always; any IP address when HOST is not
+    loopback (a name is needed to rebind, so a Host that is an address was
+    not rebound), and the name HOST binds to; ALLOWED_HOSTS besides."""
+
+    def __init__(self, settings: Settings) -> None:
+        listed = set(settings.allowed_hosts)
+        bound = settings.host.lower()
+        self.any = "*" in listed
+        self.addresses = not _loopback(bound)
+        self.names = _LOOPBACK_NAMES | {h for h in listed if not h.startswith(".")}
+        if self.addresses and bound not in _ANY_ADDRESS:
+            self.names |= {f"[{bound}]" if ":" in bound else bound}
+        self.domains = tuple(h for h in listed if h.startswith("."))
+
+    def allows(self, host: str | None) -> bool:
+        """Whether a Host header (None: the request had none) is one of ours.
+        A request without Host is no browser's, so no rebinding page's."""
+        if host is None or self.any:
+            return True
+        name = _hostname(host)
+        return (
+            name in self.names
+            or (self.addresses and is_ip_literal(name))
+            or any(name == domain[1:] or name.endswith(domain) for domain in self.domains)
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(host: str) -> str:
+    """A Host header's name, without its port: lower case, no trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host.partition("]")[0] + "]"
+    else:
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            name = host
+    return name.rstrip(".")
+
+
+class HostCheck:
+    """ASGI middleware, outermost: a request or WebSocket handshake for a
+    Host that is not one of ours (Hosts) gets 421 before anything else runs,
+    the two front doors (response_front.py, graphql_socket.py) included."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.hosts = Hosts(settings)
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: what it lets through is the next layer's own
+        # coroutine, so this layer adds no frame to an open socket's stack.
+        if scope["type"] in ("http", "websocket"):
+            host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+            if not self.hosts.allows(host):
+                return _misdirected(scope, receive, send, _hostname(host or ""))
+        return self.app(scope, receive, send)
+
+
+async def _misdirected(scope: Scope, receive: Receive, send: Send, host: str) -> None:
+    code = ErrorCode.MISDIRECTED_REQUEST
+    message = f"this server does not answer to the host {host[:100]!r}: add it to ALLOWED_HOSTS"
+    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    if scope["type"] == "websocket":
+        await WebSocket(scope, receive, send).send_denial_response(response)
+    else:
+        await response(scope, receive, send)
 
 
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:

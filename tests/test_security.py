@@ -20,7 +20,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from graphql_todos.config import Settings
 from graphql_todos.persisted import sha256
+from graphql_todos.security import Hosts
 from graphql_todos.uvicorn_internals import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
@@ -129,6 +131,74 @@ def test_websockets_from_foreign_origins_are_refused(db_dsn: str) -> None:
                 with pytest.raises(InvalidStatus) as refused:
                     connect(server.ws_url + path, origin=origin, subprotocols=TRANSPORT_WS)  # type: ignore[arg-type]
                 assert refused.value.response.status_code == 403
+
+
+def test_a_dns_rebinding_page_is_refused(server: Server, client: httpx.Client) -> None:
+    # A page on evil.example points its name at 127.0.0.1: the browser sends
+    # that name as Host and as Origin, so Origin and Host agree.
+    evil = f"evil.example:{server.port}"
+    rebound = {"Host": evil, "Origin": f"http://{evil}"}
+    query = {"query": TODOS}
+    for _ in range(2):  # the second time, the front door holds the reply
+        assert client.get("/graphql", params=query).status_code == 200
+        assert client.post("/graphql", json=query).status_code == 200
+    for method, path, kwargs in (
+        ("GET", "/graphql", {"params": query}),
+        ("POST", "/graphql", {"json": query}),
+        ("GET", "/api/todos/", {}),
+        ("GET", "/api/todos/", {"headers": {"Accept": "text/event-stream"}}),
+        ("GET", "/", {}),
+        ("GET", "/healthz", {}),
+        ("OPTIONS", "/graphql", {"headers": {"Access-Control-Request-Method": "POST"}}),
+    ):
+        headers = {**rebound, **kwargs.pop("headers", {})}
+        response = client.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == 421, (method, path)
+        assert response.json()["error"] == {
+            "code": "MISDIRECTED_REQUEST",
+            "message": "this server does not answer to the host 'evil.example': add it to ALLOWED_HOSTS",
+        }
+    for path in ("/graphql", "/api/todos/"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(
+                f"ws://{evil}{path}", sock=socket.create_connection(("127.0.0.1", server.port)),
+                origin=f"http://{evil}", subprotocols=TRANSPORT_WS,  # type: ignore[arg-type]
+            )
+        assert refused.value.response.status_code == 421
+        assert json.loads(refused.value.response.body or b"")["error"]["code"] == "MISDIRECTED_REQUEST"
+    # This machine's own names, with any port, and the server's own origin.
+    for host in ("127.0.0.1", "localhost", "LocalHost.", "[::1]"):
+        own = {"Host": f"{host}:1234", "Origin": f"http://{host}:1234"}
+        assert client.get("/graphql", params=query, headers=own).json() == {"data": {"todos": []}}
+        with connect(
+            f"ws://{host}:1234/api/todos/", sock=socket.create_connection(("127.0.0.1", server.port)),
+            origin=f"http://{host}:1234",  # type: ignore[arg-type]
+        ):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("bound", "listed", "answered", "refused"),
+    [
+        ("127.0.0.1", (), ["localhost", "127.0.0.1:8000", "[::1]:80", "localhost."], ["10.0.0.5", "todos.lan"]),
+        ("::1", (), ["[::1]:8000", "localhost"], ["[2001:db8::1]", "evil.example"]),
+        # Bound beyond loopback: any address (no name, no rebinding), names listed.
+        ("0.0.0.0", (), ["10.0.0.5:8000", "[2001:db8::1]:8000", "localhost"], ["todos.lan", "10.0.0.5.nip.io"]),
+        ("todos.lan", (), ["todos.lan:8000", "10.0.0.5"], ["evil.example"]),
+        (
+            "0.0.0.0", ("todos.example", ".lan"), ["TODOS.example:443", "lan", "a.b.lan"],
+            ["todos.example.evil", "evillan", "example"],
+        ),
+        ("127.0.0.1", ("*",), ["anything.example"], []),
+    ],
+)
+def test_the_hosts_a_server_answers_to(
+    bound: str, listed: tuple[str, ...], answered: list[str], refused: list[str]
+) -> None:
+    hosts = Hosts(Settings(host=bound, allowed_hosts=listed))
+    assert [host for host in answered if not hosts.allows(host)] == []
+    assert [host for host in refused if hosts.allows(host)] == []
+    assert hosts.allows(None)  # no Host: no browser
 
 
 def test_cross_origin_reads_only_for_allowed_origins(server: Server, db_dsn: str) -> None:
@@ -363,12 +433,12 @@ def test_a_connection_that_sends_nothing_is_closed(guarded: Server) -> None:
 
 def test_a_request_head_sent_a_byte_at_a_time_is_cut_off(guarded: Server) -> None:
     with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
-        assert _closed_within(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 1000, 10)
+        assert _closed_within(sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"y" * 1000, 10)
 
 
 def test_a_keep_alive_connection_that_sends_nothing_more_is_closed(guarded: Server) -> None:
     with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         sock.settimeout(10)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         # Then a new request's head, trickled: uvicorn's own keep-alive timer stops at the first byte.
@@ -376,9 +446,9 @@ def test_a_keep_alive_connection_that_sends_nothing_more_is_closed(guarded: Serv
 
 
 def test_a_request_head_over_the_limit_is_refused(server: Server) -> None:
-    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
     assert raw_exchange(server, head).startswith(b"HTTP/1.1 431 ")
-    fits = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"x" * 60000 + b"\r\n\r\n"
+    fits = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Big: " + b"x" * 60000 + b"\r\n\r\n"
     assert raw_exchange(server, fits).startswith(b"HTTP/1.1 200 ")
 
 
