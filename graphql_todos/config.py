@@ -311,7 +311,7 @@ class Settings:
     )
     max_sockets_per_client: int = _setting(
         256, "MAX_SOCKETS_PER_CLIENT", _int(1),
-        "most WebSockets open from one client address (behind a proxy: all its clients)",
+        "most WebSockets open from one client address, all workers together (behind a proxy: all its clients)",
     )
     statement_timeout_seconds: float = _setting(
         5.0, "STATEMENT_TIMEOUT_SECONDS", _seconds, "longest a PostgreSQL statement of a request may run"

@@ -28,6 +28,7 @@ from .errors import ErrorCode, RequestError
 from .graphql_http import prefers_html
 from .negotiation import accept_header
 from .schema import QueryLimits
+from .shared_counts import SharedCounts
 
 # What a browser may load without a token: the health check, and the web
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
@@ -308,10 +309,12 @@ class SocketGate:
     """Every WebSocket's handshake checks: its Origin, and the sockets its
     client address holds (MAX_SOCKETS_PER_CLIENT). One per app, shared by
     Guard and the GraphQL socket front (graphql_socket.py), so both count
-    the same sockets."""
+    the same sockets; with `shared` (serve --workers N), the other workers'
+    count too."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shared: SharedCounts | None = None) -> None:
         self.settings = settings
+        self.shared = shared
         self._sockets: Counter[str] = Counter()
 
     async def admit(self, websocket: WebSocket) -> bool:
@@ -321,9 +324,24 @@ class SocketGate:
             await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
             return False
         client = websocket.client.host if websocket.client else ""
-        if self._sockets[client] >= self.settings.max_sockets_per_client:
+        if not self._count_in(client):
             metrics.refused("sockets_per_client")
             await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
+            return False
+        return True
+
+    def _count_in(self, client: str) -> bool:
+        if self.shared is None:
+            return self._take(client, self._sockets[client])
+        bucket = self.shared.bucket(client)
+        with self.shared.exclusive():
+            if not self._take(client, self._sockets[client] + self.shared.others(bucket)):
+                return False
+            self.shared.add(bucket, 1)
+            return True
+
+    def _take(self, client: str, held: int) -> bool:
+        if held >= self.settings.max_sockets_per_client:
             return False
         self._sockets[client] += 1
         return True
@@ -333,6 +351,8 @@ class SocketGate:
         self._sockets[client] -= 1
         if not self._sockets[client]:
             del self._sockets[client]
+        if self.shared is not None:
+            self.shared.add(self.shared.bucket(client), -1)
 
 
 async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:

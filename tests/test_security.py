@@ -7,17 +7,21 @@ import asyncio
 import inspect
 import json
 import logging
+import os
+import signal
 import socket
 import time
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 import pytest
 from graphql import get_introspection_query
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
 from graphql_todos.config import Settings
@@ -25,7 +29,7 @@ from graphql_todos.persisted import sha256
 from graphql_todos.security import Hosts
 from graphql_todos.uvicorn_internals import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
-from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
+from tests.helpers import BEARER, TOKEN, Serve, Server, raw_exchange, serving, wait_until
 
 TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
 TODOS = "{ todos { id title } }"
@@ -142,7 +146,7 @@ def test_a_dns_rebinding_page_is_refused(server: Server, client: httpx.Client) -
     for _ in range(2):  # the second time, the front door holds the reply
         assert client.get("/graphql", params=query).status_code == 200
         assert client.post("/graphql", json=query).status_code == 200
-    for method, path, kwargs in (
+    probes: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "/graphql", {"params": query}),
         ("POST", "/graphql", {"json": query}),
         ("GET", "/api/todos/", {}),
@@ -150,7 +154,8 @@ def test_a_dns_rebinding_page_is_refused(server: Server, client: httpx.Client) -
         ("GET", "/", {}),
         ("GET", "/healthz", {}),
         ("OPTIONS", "/graphql", {"headers": {"Access-Control-Request-Method": "POST"}}),
-    ):
+    ]
+    for method, path, kwargs in probes:
         headers = {**rebound, **kwargs.pop("headers", {})}
         response = client.request(method, path, headers=headers, **kwargs)
         assert response.status_code == 421, (method, path)
@@ -586,3 +591,68 @@ def test_a_live_list_over_the_cap_is_read_again_rather_than_patched(db_dsn: str)
 
 def _titles_of(rows: Any) -> list[str]:
     return [row.title for row in rows]
+
+
+def _listening_workers(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'graphql-todos listener' AND datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _open_until_refused(serve: Serve, attempts: int) -> list[Connection]:
+    """Open WebSockets (both kinds, both front doors) from one address,
+    `attempts` times, keeping each one accepted."""
+    held: list[Connection] = []
+    for attempt in range(attempts):
+        path = "/graphql" if attempt % 2 else "/api/todos/"
+        try:
+            ws = connect(serve.ws_url + path, subprotocols=TRANSPORT_WS if attempt % 2 else None)
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 429
+            continue
+        if attempt % 2:
+            ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+        held.append(ws)
+    return held
+
+
+def _worker_of(serve: Serve, sockets: list[Connection]) -> dict[int, list[Connection]]:
+    """Worker pid -> the sockets it accepted."""
+    by_port = {ws.socket.getsockname()[1]: ws for ws in sockets}
+    workers: dict[int, list[Connection]] = {}
+    for worker in psutil.Process(serve.process.pid).children():
+        for conn in worker.net_connections(kind="tcp"):
+            if conn.laddr.port == serve.port and conn.raddr and conn.raddr.port in by_port:
+                workers.setdefault(worker.pid, []).append(by_port[conn.raddr.port])
+    return workers
+
+
+def test_the_sockets_per_address_limit_holds_across_workers(db_dsn: str) -> None:
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "MAX_SOCKETS_PER_CLIENT": "3"}
+    serve = Serve(env, args=["--workers", "2"])
+    held: list[Connection] = []
+    try:
+        wait_until(lambda: _listening_workers(db_dsn) == 2, timeout=30)
+        # The kernel hands each connection to either worker: 40 tries reach
+        # both (each alone would take 3).
+        held = _open_until_refused(serve, 40)
+        assert len(held) == 3
+        # A worker killed outright takes its sockets with it, and its count.
+        victim, lost = next(iter(_worker_of(serve, held).items()))
+        os.kill(victim, signal.SIGKILL)
+        for ws in lost:
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            held.remove(ws)
+        wait_until(lambda: _listening_workers(db_dsn) == 2, timeout=30)  # its replacement
+        held += _open_until_refused(serve, 40)
+        assert len(held) == 3
+    finally:
+        for ws in held:
+            ws.close()
+        serve.stop(signal.SIGTERM)
