@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import httpx
-import psutil
 import psycopg
 import pytest
 from graphql import get_introspection_query
@@ -29,7 +28,7 @@ from graphql_todos.persisted import sha256
 from graphql_todos.security import Hosts
 from graphql_todos.uvicorn_internals import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
-from tests.helpers import BEARER, TOKEN, Serve, Server, raw_exchange, serving, wait_until
+from tests.helpers import BEARER, TOKEN, Serve, Server, listening_workers, raw_exchange, serving, wait_until
 
 TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
 TODOS = "{ todos { id title } }"
@@ -593,16 +592,6 @@ def _titles_of(rows: Any) -> list[str]:
     return [row.title for row in rows]
 
 
-def _listening_workers(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = 'graphql-todos listener' AND datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def _open_until_refused(serve: Serve, attempts: int) -> list[Connection]:
     """Open WebSockets (both kinds, both front doors) from one address,
     `attempts` times, keeping each one accepted."""
@@ -621,35 +610,25 @@ def _open_until_refused(serve: Serve, attempts: int) -> list[Connection]:
     return held
 
 
-def _worker_of(serve: Serve, sockets: list[Connection]) -> dict[int, list[Connection]]:
-    """Worker pid -> the sockets it accepted."""
-    by_port = {ws.socket.getsockname()[1]: ws for ws in sockets}
-    workers: dict[int, list[Connection]] = {}
-    for worker in psutil.Process(serve.process.pid).children():
-        for conn in worker.net_connections(kind="tcp"):
-            if conn.laddr.port == serve.port and conn.raddr and conn.raddr.port in by_port:
-                workers.setdefault(worker.pid, []).append(by_port[conn.raddr.port])
-    return workers
-
-
 def test_the_sockets_per_address_limit_holds_across_workers(db_dsn: str) -> None:
     env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "MAX_SOCKETS_PER_CLIENT": "3"}
     serve = Serve(env, args=["--workers", "2"])
     held: list[Connection] = []
     try:
-        wait_until(lambda: _listening_workers(db_dsn) == 2, timeout=30)
+        wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)
         # The kernel hands each connection to either worker: 40 tries reach
         # both (each alone would take 3).
         held = _open_until_refused(serve, 40)
         assert len(held) == 3
         # A worker killed outright takes its sockets with it, and its count.
-        victim, lost = next(iter(_worker_of(serve, held).items()))
+        by_port = {ws.socket.getsockname()[1]: ws for ws in held}
+        victim, lost = next(iter(serve.workers_of(by_port).items()))
         os.kill(victim, signal.SIGKILL)
-        for ws in lost:
+        for port in lost:
             with pytest.raises(ConnectionClosed):
-                ws.recv(timeout=10)
-            held.remove(ws)
-        wait_until(lambda: _listening_workers(db_dsn) == 2, timeout=30)  # its replacement
+                by_port[port].recv(timeout=10)
+            held.remove(by_port[port])
+        wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)  # its replacement
         held += _open_until_refused(serve, 40)
         assert len(held) == 3
     finally:
