@@ -59,7 +59,10 @@ FRONT_DOORS: dict[type, str] = {
     ResponseFront: "repeated GET and POST /graphql (WAYS, each asked with the token first)",
 }
 # Middleware that hands every request on, or refuses it.
-PASSING = {metrics.MetricsMiddleware, CORSMiddleware, security.Guard, *(m.cls for m in error_handlers.MIDDLEWARE)}
+PASSING = {
+    security.HostCheck, metrics.MetricsMiddleware, CORSMiddleware, security.Guard,
+    *(m.cls for m in error_handlers.MIDDLEWARE),
+}
 
 QUERY = "{ todos { id } }"
 SUBSCRIPTION = 'subscription { todoChanges(after: "0") { cursor } }'
