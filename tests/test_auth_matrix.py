@@ -282,9 +282,10 @@ HTTP_WAYS: dict[str, tuple[str, str, dict[str, Any], Outcome]] = {
     "POST form body": ("POST", "/graphql", {"data": {"query": QUERY}}, (400, "BAD_REQUEST")),
     "GET query": ("GET", "/graphql", {"params": {"query": QUERY}}, (200, "data")),
     "GET persisted hash": ("GET", "/graphql", {"params": {"extensions": json.dumps(_hash(QUERY))}}, (200, "data")),
+    # A browser's navigation with a hash: not the page, and no JSON taken.
     "GET persisted hash taking HTML": (
         "GET", "/graphql", {"params": {"extensions": json.dumps(_hash(QUERY))}, "headers": {"Accept": "text/html"}},
-        (200, "data"),
+        (406, "NOT_ACCEPTABLE"),
     ),
     "GET unknown hash": (
         "GET", "/graphql", {"params": {"extensions": json.dumps(UNKNOWN_HASH)}}, (200, "PERSISTED_QUERY_NOT_FOUND")
