@@ -129,14 +129,15 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
     async def respond(self, request: Request, context: Context, media: MediaTypes) -> ASGIApp:
         """The response in the media type negotiated for the operation the
         request runs (graphql_http.media_types; the README lists them)."""
+        if media.operation in JSON_TYPES and (answer := await self.fast.respond(request, context)) is not None:
+            return negotiate(answer, media.operation, self._request_error(request))
+        # (The fast path runs no mutation over GET: a GET it answered asks nothing here.)
         if request.method == "GET" and await self.operation(request) is OperationType.MUTATION:
             # GraphQL over HTTP: a GET is safe, so a mutation over GET is
             # 405 whatever the client takes, before anything runs.
             return _refusal(
                 media, 405, "Cannot perform mutations over GET", ErrorCode.METHOD_NOT_ALLOWED, {"Allow": "POST"}
             )
-        if media.operation in JSON_TYPES and (answer := await self.fast.respond(request, context)) is not None:
-            return negotiate(answer, media.operation, self._request_error(request))
         # The kind of operation decides only when the client takes a stream
         # for a subscription but something else for a query (the fast path
         # has answered most of those).
