@@ -482,7 +482,7 @@ def test_a_streamed_subscription_outlives_the_request_deadline(guarded: Server, 
         # a request begun after this one, whose body never comes, is refused
         # at its deadline, and this one is still answering after it.
         slow = (
-            b"POST /api/todos/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+            b"POST /api/todos/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
             + b"\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"
         )
         assert raw_exchange(guarded, slow).startswith(b"HTTP/1.1 408 ")

@@ -171,7 +171,7 @@ def _websocket_that_never_reads(server: Server, path: str, *messages: Any, subpr
 
 def _request_never_read(server: Server, path: str) -> socket.socket:
     sock = _socket_that_never_reads(server)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
     return sock
 
 
