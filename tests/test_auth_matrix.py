@@ -60,7 +60,7 @@ FRONT_DOORS: dict[type, str] = {
 }
 # Middleware that hands every request on, or refuses it.
 PASSING = {
-    security.HostCheck, metrics.MetricsMiddleware, CORSMiddleware, security.Guard,
+    security.HostCheck, error_handlers.ShutdownCut, metrics.MetricsMiddleware, CORSMiddleware, security.Guard,
     *(m.cls for m in error_handlers.MIDDLEWARE),
 }
 
