@@ -32,10 +32,10 @@ from websockets.sync.client import ClientConnection as Connection
 from websockets.sync.client import connect as connect_sync
 from websockets.typing import Subprotocol
 
-from deploy.cluster import Cluster, cluster, free_port, site_config
+from deploy.cluster import Cluster, cluster, site_config
 from graphql_todos import metrics
 from graphql_todos.config import Settings
-from tests.helpers import ROOT, wait_until
+from tests.helpers import ROOT, free_port, wait_until
 from tests.test_cli import alive, embedded, postmaster_pid
 from tests.test_metrics import CONNECTIONS, by_transport
 
@@ -62,7 +62,7 @@ def running(module_db_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @contextlib.contextmanager
 def logs_on_failure(running: Cluster) -> Iterator[None]:
-    """A failure carries nginx's error log and the instances' logs, ends first."""
+    """A failure carries the ends of nginx's error log and of the instances' logs."""
     try:
         yield
     except BaseException as exc:
@@ -346,6 +346,9 @@ async def _reached(followers: list[Follower], position: int, timeout: float = 60
     """Wait until every follower has had every change up to position."""
     deadline = time.monotonic() + timeout
     while laggards := [f for f in followers if f.position < position]:
+        for follower in laggards:
+            if follower.task.done():
+                follower.task.result()  # what stopped it
         assert time.monotonic() < deadline, [(f.transport, f.address, f.position, position) for f in laggards]
         await asyncio.sleep(0.02)
 
