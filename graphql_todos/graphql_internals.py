@@ -534,14 +534,20 @@ class _Broadcast:
 
     def _wake(self) -> None:
         self.task = self.operation.task = asyncio.create_task(self._follow())
-        self.task.add_done_callback(self.handler._task_done)
+        # A done callback, not a `finally`: a task cancelled before its first
+        # step (a `complete` read in the same turn) runs none of its code.
+        self.task.add_done_callback(self._ended)
 
     async def _follow(self) -> None:
-        try:
-            await self.handler.deliver(self.operation, self.following.follow())
-        finally:
-            self.handler.broadcasts.pop(self.operation.id, None)
-            metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+        await self.handler.deliver(self.operation, self.following.follow())
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # Leaving again is harmless; a member that never followed has not left.
+        self.following.leave()
+        if self.handler.broadcasts.get(self.operation.id) is self:
+            del self.handler.broadcasts[self.operation.id]
+        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+        self.handler._task_done(task)
 
     def stop(self) -> None:
         """The client completed it, or the socket ended; a task following
