@@ -46,10 +46,11 @@ lint: $(VENV)/.test ## ruff and mypy over the Python code
 	$(BIN)/ruff check graphql_todos tests bench
 	$(BIN)/mypy
 
-BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed /usr/bin/wrk bench/fanout_client
+BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed bench/peer5/node_modules/.installed \
+	/usr/bin/wrk bench/fanout_client
 
 .PHONY: bench
-bench: $(BENCH_DEPS) ## ours vs PostGraphile vs the raw floor (about 8 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
+bench: $(BENCH_DEPS) ## ours vs PostGraphile 5 and 4 vs the raw floor (about 15 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
 	$(BIN)/python -m bench --out docs/benchmarks.md $(BENCH_ARGS)
 
 .PHONY: bench-smoke
@@ -112,13 +113,14 @@ $(VENV)/.node: pyproject.toml $(VENV)/bin/python
 bench/fanout_client: bench/fanout_client.c
 	cc -O2 -Wall -Wextra -o $@ $<
 
-# PostGraphile for the bench, pinned by the committed manifest and lock; the
-# folder itself is ignored.
-bench/peer/node_modules/.installed: bench/peer-package.json bench/peer-package-lock.json | $(VENV)/.node
-	mkdir -p bench/peer
-	cp bench/peer-package.json bench/peer/package.json
-	cp bench/peer-package-lock.json bench/peer/package-lock.json
-	cd bench/peer && npm ci --no-audit --no-fund
+# The PostGraphiles for the bench, each pinned by its committed manifest and
+# lock: bench/peer is 4.14, bench/peer5 is 5.1 with the Node 22 it needs
+# (npm's `node` package, for it alone). The folders themselves are ignored.
+bench/%/node_modules/.installed: bench/%-package.json bench/%-package-lock.json | $(VENV)/.node
+	mkdir -p bench/$*
+	cp bench/$*-package.json bench/$*/package.json
+	cp bench/$*-package-lock.json bench/$*/package-lock.json
+	cd bench/$* && npm ci --no-audit --no-fund
 	touch $@
 
 /usr/bin/wrk:

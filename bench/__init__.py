@@ -1,1 +1,1 @@
-"""make bench: graphql-todos beside PostGraphile 4 and a raw psycopg floor, in one sitting."""
+"""make bench: graphql-todos beside PostGraphile 5 and 4 and a raw psycopg floor, in one sitting."""

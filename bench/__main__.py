@@ -1,11 +1,13 @@
-"""make bench: every measure of issue 11 in one sitting, ours beside PostGraphile and the floor.
+"""make bench: the measures of issues 11, 16 (item 9) and 21 in one sitting,
+ours beside PostGraphile 5 and 4 and the floor.
 
-    .venv/bin/python -m bench [--smoke] [--out docs/benchmarks.md] [--subscribers 100,1000,...]
+    .venv/bin/python -m bench [--smoke] [--out docs/benchmarks.md] [--cases rows,live] [--subscribers 100,1000,...]
 
-Starts the embedded PostgreSQL in .data/bench (or uses DATABASE_URL), two
-fresh databases, and each server as its own process on 127.0.0.1; the HTTP
-load is wrk, the subscribers are processes of bench/fanout_client.c. Every loop is bounded in
-count and time.
+Starts the embedded PostgreSQL in .data/bench (or uses DATABASE_URL), fresh
+databases, and each server as its own process on 127.0.0.1; the HTTP load is
+wrk, the subscribers are processes of bench/fanout_client.c. Every loop is
+bounded in count and time, and a case PostgreSQL restarted under runs again
+(bench/restarts.py).
 """
 
 from __future__ import annotations
@@ -13,97 +15,140 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import json
 import resource
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
 
 from . import report
-from .changes import CREATE, http_mutations, sql_inserts
+from .changes import http_mutations, sql_inserts, sql_retitle_all, sql_retitle_one
 from .databases import Databases, databases, reset_rows
+from .documents import CHANGES, CREATE, LIST, LIVE_LIST, ROW, UPDATE, row_variables
 from .fanout import FanoutResult, client_processes, fan_out
+from .growing import growing_table
 from .http_load import Load, wrk
-from .servers import FLOOR, OURS, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE, running
+from .restarts import rerun_on_restart
+from .servers import FLOOR, OURS, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE, POSTGRAPHILE5, running
 from .writes import insert_rate, notify_latency
 
-LIST = {
-    OURS: "{ todos { id title completed } }",
-    POSTGRAPHILE: "{ allTodos(orderBy: [CREATED_TIME_ASC, ID_ASC]) { nodes { id title completed } } }",
-}
-SUBSCRIBE = {
-    OURS: "subscription { todoChanges { op todo { id title completed } } }",
-    POSTGRAPHILE: 'subscription { listen(topic: "todos") { relatedNodeId } }',
-    FLOOR: "",
-    OURS_WORKERS: "subscription { todoChanges { op todo { id title completed } } }",
-}
+T = TypeVar("T")
+
+CASES = ("http", "growing", "single", "fanout", "rows", "live", "workers", "database")
+# The per-row and live-list measures, at one size: rows of their own, and watchers.
+ROW_SUBSCRIBERS = 1000
+# wrk's run of each HTTP test before its measured ones.
+WARM_SECONDS = 1
 
 
 def _graphql(query: str, variables: dict[str, Any] | None = None) -> str:
     return json.dumps({"query": query, "variables": variables or {}})
 
 
+def _ids(dsn: str, count: int) -> tuple[str, ...]:
+    """The first `count` todos' ids, in list order."""
+    with psycopg.connect(dsn) as conn:
+        cursor = conn.execute("SELECT id::text FROM todos ORDER BY created_time, id LIMIT %s", (count,))
+        rows = cursor.fetchall()
+    return tuple(row[0] for row in rows)
+
+
 def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Measures 1 and 2: wrk against each server in turn, `rounds` times, servers all running."""
+    """Measures 1 and 2 and the writes: wrk against each server in turn,
+    `rounds` times, servers all running."""
     cached = "50-row list (GraphQL), ours with its response cache"
-    tests = [
-        ("50-row list (GraphQL)", OURS, Load("/graphql", _graphql(LIST[OURS]))),
-        ("50-row list (GraphQL)", POSTGRAPHILE, Load("/graphql", _graphql(LIST[POSTGRAPHILE]))),
+    ours_ids, peer_ids = _ids(dbs.ours, 50), _ids(dbs.peer, 50)
+    reads = [
+        *(("50-row list (GraphQL)", name, Load("/graphql", _graphql(LIST[name]))) for name in LIST),
         ("50-row list (GraphQL)", FLOOR, Load("/graphql", _graphql(LIST[OURS]))),
         # The same loads again, ours answered by the instance with the cache.
         (cached, OURS_CACHED, Load("/graphql", _graphql(LIST[OURS]))),
-        (cached, POSTGRAPHILE, Load("/graphql", _graphql(LIST[POSTGRAPHILE]))),
+        *((cached, name, Load("/graphql", _graphql(LIST[name]))) for name in (POSTGRAPHILE5, POSTGRAPHILE)),
         (cached, FLOOR, Load("/graphql", _graphql(LIST[OURS]))),
         ("50-row list (REST GET /api/todos/)", OURS, Load("/api/todos/")),
-        ("createTodo", OURS, Load("/graphql", _graphql(CREATE[OURS], {"t": "wrk create"}))),
-        ("createTodo", POSTGRAPHILE, Load("/graphql", _graphql(CREATE[POSTGRAPHILE], {"t": "wrk create"}))),
+    ]
+    # Updates go round the 50 rows, so concurrent ones rarely wait for one row's lock.
+    writes = [
+        *(("createTodo", name, Load("/graphql", _graphql(CREATE[name], {"t": "wrk create"}))) for name in CREATE),
+        *(
+            ("updateTodo", name, Load("/graphql", _graphql(UPDATE[name], {"id": "{id}", "t": "wrk update"}), ids=ids))
+            for name, ids in ((OURS, ours_ids), (POSTGRAPHILE5, peer_ids), (POSTGRAPHILE, peer_ids))
+        ),
+        ("createTodo (REST POST /api/todos/)", OURS, Load("/api/todos/", json.dumps({"title": "wrk create"}))),
+        (
+            "updateTodo (REST PATCH /api/todos/{id}/)",
+            OURS,
+            Load("/api/todos/{id}/", json.dumps({"title": "wrk update"}), method="PATCH", ids=ours_ids),
+        ),
     ]
     results: dict[tuple[str, str], dict[str, Any]] = {}
     with (
         running(OURS, dbs) as ours,
         running(OURS_CACHED, dbs) as ours_cached,
+        running(POSTGRAPHILE5, dbs) as peer5,
         running(POSTGRAPHILE, dbs) as peer,
         running(FLOOR, dbs) as floor,
     ):
-        urls = {OURS: ours.url, OURS_CACHED: ours_cached.url, POSTGRAPHILE: peer.url, FLOOR: floor.url}
-        for test, server, load in tests:
-            load.check(urls[server])
-        reset_rows(dbs.ours)  # the createTodo checks added a row
-        reset_rows(dbs.peer)
-        # Creates last: they grow the tables the list tests read. Servers
-        # alternate within each round, so drift on a shared machine hits all alike.
-        reads = [t for t in tests if t[0] != "createTodo"]
-        creates = [t for t in tests if t[0] == "createTodo"]
-        for group in (reads, creates):
+        urls = {s.name: s.url for s in (ours, ours_cached, peer5, peer, floor)}
+        # Writes last, each group checked and warmed (Node's JIT) just before
+        # it runs: they grow the tables the list tests read. Servers alternate
+        # within each round, so drift on a shared machine hits all alike.
+        for group in (reads, writes):
+            for _, server, load in group:
+                load.check(urls[server])
+                wrk(urls[server], load, WARM_SECONDS, args.connections)
             for _ in range(args.rounds):
                 for test, server, load in group:
-                    r = wrk(urls[server], load, args.seconds, args.connections)
+                    label = f"{test} {server}"
+                    run = functools.partial(wrk, urls[server], load, args.seconds, args.connections)
+                    r = rerun_on_restart(dbs.admin, label, run)
                     # Reported in ours' column: the test's name says which ours.
                     shown = OURS if server == OURS_CACHED else server
-                    entry = results.setdefault((test, shown), {"test": test, "server": shown, "rps": [], "errors": 0})
+                    new = {"test": test, "server": shown, "rps": [], "errors": 0}
+                    entry = results.setdefault((test, shown), new)
                     entry["rps"].append(r.requests_per_second)
                     entry["errors"] += r.errors
                     entry["command"] = r.command
-                    print(f"  {test} {server}: {r.requests_per_second:.0f} req/s", flush=True)
+                    print(f"  {label}: {r.requests_per_second:.0f} req/s", flush=True)
     reset_rows(dbs.ours)
     reset_rows(dbs.peer)
     return list(results.values())
 
 
+def _dsn(dbs: Databases, server_name: str) -> str:
+    return dbs.ours if server_name in (OURS, OURS_WORKERS) else dbs.peer
+
+
 async def _fanout_one(
     dbs: Databases, server_name: str, subscribers: int, events: int, args: argparse.Namespace, http: bool
 ) -> FanoutResult:
-    dsn = dbs.ours if server_name in (OURS, OURS_WORKERS) else dbs.peer
     procs = client_processes(subscribers, args.client_processes)
     with running(server_name, dbs) as server:
         async with (
-            await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+            await psycopg.AsyncConnection.connect(_dsn(dbs, server_name), autocommit=True) as conn,
             httpx.AsyncClient() as client,
         ):
             change = http_mutations(client, server.url + "/graphql", server_name) if http else sql_inserts(conn)
-            return await fan_out(server, SUBSCRIBE[server_name], subscribers, events, change, procs)
+            return await fan_out(server, CHANGES[server_name], subscribers, events, change, procs)
+
+
+def _in_loop(fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> Callable[[], T]:
+    """A case that runs fn(*args) in an event loop of its own each time it is called."""
+    return lambda: asyncio.run(fn(*args))
+
+
+def _fanout(
+    dbs: Databases, label: str, fn: Callable[..., Coroutine[Any, Any, FanoutResult]], *args: Any
+) -> FanoutResult:
+    """One fan-out case (a fresh server and clients), run again if PostgreSQL restarted under it."""
+    result = rerun_on_restart(dbs.admin, label, _in_loop(fn, *args))
+    shown = f"last arrival p50 {report.ms(report.median(result.last_arrival))}"
+    print(f"  {label}: {shown}, CPU per delivery {report.us(result.cpu_per_delivery)}", flush=True)
+    return result
 
 
 def _events(subscribers: int, args: argparse.Namespace) -> int:
@@ -111,46 +156,98 @@ def _events(subscribers: int, args: argparse.Namespace) -> int:
     return max(args.min_events, min(args.max_events, args.deliveries // subscribers))
 
 
-def subscription_tests(
-    dbs: Databases, args: argparse.Namespace
-) -> tuple[list[FanoutResult], list[FanoutResult], list[FanoutResult]]:
-    """Measure 3 (HTTP mutation to 1 subscriber), measures 4 and 5 (one INSERT to N subscribers),
-    and ours with `--workers 2` beside one process at the largest size."""
-    single = []
-    for name in (OURS, POSTGRAPHILE):
-        single.append(asyncio.run(_fanout_one(dbs, name, 1, args.single_events, args, http=True)))
-        print(f"  1 subscriber {name}: done", flush=True)
+def single_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
+    """Measure 3: an HTTP mutation to one subscriber."""
+    return [
+        _fanout(dbs, f"1 subscriber {name}", _fanout_one, dbs, name, 1, args.single_events, args, True)
+        for name in (OURS, POSTGRAPHILE5, POSTGRAPHILE)
+    ]
+
+
+def fanout_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
+    """Measures 4 and 5: one INSERT to N subscribers of one shared document."""
     fanout = []
     for i, n in enumerate(args.subscribers):
         # The order flips at each size: no server always runs on the coolest machine.
-        for name in (OURS, POSTGRAPHILE, FLOOR)[:: 1 if i % 2 == 0 else -1]:
-            r = asyncio.run(_fanout_one(dbs, name, n, _events(n, args), args, http=False))
-            fanout.append(r)
-            print(f"  {n} subscribers {name}: last arrival p50 {report.ms(report.median(r.last_arrival))}", flush=True)
-    # One process, then two, back to back at the largest size (the one-process
-    # figure above ran minutes earlier, on a machine that may have drifted).
+        for name in (OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)[:: 1 if i % 2 == 0 else -1]:
+            run = (_fanout_one, dbs, name, n, _events(n, args), args, False)
+            fanout.append(_fanout(dbs, f"{n} subscribers {name}", *run))
+    return fanout
+
+
+def workers_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
+    """Ours as one process, then two, back to back at the largest size (the
+    one-process figure of fanout_tests ran minutes earlier, on a machine that
+    may have drifted)."""
     n = max(args.subscribers)
-    workers = [asyncio.run(_fanout_one(dbs, name, n, _events(n, args), args, http=False)) for name in (OURS, OURS_WORKERS)]
-    for r in workers:
-        print(f"  {n} subscribers {r.server}: last arrival p50 {report.ms(report.median(r.last_arrival))}", flush=True)
-    return single, fanout, workers
+    return [
+        _fanout(dbs, f"{n} subscribers {name}", _fanout_one, dbs, name, n, _events(n, args), args, False)
+        for name in (OURS, OURS_WORKERS)
+    ]
+
+
+async def _rows_one(dbs: Databases, server_name: str, n: int, args: argparse.Namespace) -> FanoutResult:
+    """n subscribers each on its own row, and one UPDATE of every row per change."""
+    dsn = _dsn(dbs, server_name)
+    ids = _ids(dsn, n)
+    variables = [json.dumps(row_variables(server_name, todo_id)) for todo_id in ids]
+    procs = client_processes(n, args.client_processes)
+    with running(server_name, dbs) as server:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            change = sql_retitle_all(conn)
+            query = ROW[server_name]
+            return await fan_out(server, query, n, args.row_events, change, procs, variables=variables, rounds=True)
+
+
+def rows_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
+    """ROW_SUBSCRIBERS subscribers each on its own row (`todo(id)`), one UPDATE of every row."""
+    n = min(ROW_SUBSCRIBERS, max(args.subscribers))
+    reset_rows(dbs.ours, n)
+    reset_rows(dbs.peer, n)
+    try:
+        return [
+            _fanout(dbs, f"{n} subscribers each on its own row {name}", _rows_one, dbs, name, n, args)
+            for name in (OURS, POSTGRAPHILE5, POSTGRAPHILE)
+        ]
+    finally:
+        reset_rows(dbs.ours)
+        reset_rows(dbs.peer)
+
+
+async def _live_one(dbs: Databases, n: int, args: argparse.Namespace) -> FanoutResult:
+    """n watchers of the live `todos` list; each change retitles one row."""
+    (first,) = _ids(dbs.ours, 1)
+    procs = client_processes(n, args.client_processes)
+    with running(OURS, dbs) as server:
+        async with await psycopg.AsyncConnection.connect(dbs.ours, autocommit=True) as conn:
+            return await fan_out(server, LIVE_LIST, n, args.row_events, sql_retitle_one(conn, first), procs)
+
+
+def live_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
+    """Ours only: ROW_SUBSCRIBERS watchers of one live list (the peers have no live queries)."""
+    n = min(ROW_SUBSCRIBERS, max(args.subscribers))
+    return [_fanout(dbs, f"{n} watchers of the live todos list {OURS}", _live_one, dbs, n, args)]
+
+
+INSERT_RAW = "INSERT INTO todos (title) VALUES ('raw {i}')"
 
 
 def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
     """The NOTIFY floor and measure 6, insert rates with concurrent writers (no server running)."""
+    latencies = {
+        "NOTIFY -> psycopg listener": (dbs.peer, "NOTIFY bench_raw, '{i}'"),
+        "INSERT -> the peers' NOTIFY triggers -> listener": (dbs.peer, INSERT_RAW),
+        "INSERT -> our journal trigger -> listener": (dbs.ours, INSERT_RAW),
+    }
     notify = {
-        "NOTIFY -> psycopg listener": asyncio.run(notify_latency(dbs.peer, args.notify_n, "NOTIFY bench_raw, '{i}'")),
-        "INSERT -> plain NOTIFY trigger -> listener": asyncio.run(
-            notify_latency(dbs.peer, args.notify_n, "INSERT INTO todos (title) VALUES ('raw {i}')")
-        ),
-        "INSERT -> our journal trigger -> listener": asyncio.run(
-            notify_latency(dbs.ours, args.notify_n, "INSERT INTO todos (title) VALUES ('raw {i}')")
-        ),
+        label: rerun_on_restart(dbs.admin, label, _in_loop(notify_latency, dsn, args.notify_n, sql))
+        for label, (dsn, sql) in latencies.items()
     }
     rates: dict[str, list[float]] = {OURS: [], POSTGRAPHILE: []}
     for _ in range(args.write_rounds):
         for name, dsn in ((OURS, dbs.ours), (POSTGRAPHILE, dbs.peer)):
-            rates[name].append(asyncio.run(insert_rate(dsn, args.writers, args.write_seconds)))
+            case = _in_loop(insert_rate, dsn, args.writers, args.write_seconds)
+            rates[name].append(rerun_on_restart(dbs.admin, f"INSERT rate {name}", case))
     return {"notify": notify, "inserts": rates, "writers": args.writers}
 
 
@@ -158,9 +255,13 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--out", type=Path, help="write the report here (plots beside it)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs, in seconds")
-    parser.add_argument("--seconds", type=float, default=10, help="wrk duration per run")
+    parser.add_argument(
+        "--cases", type=lambda s: s.split(","), default=list(CASES), help=f"which, of {','.join(CASES)} (all)"
+    )
+    parser.add_argument("--seconds", type=float, default=8, help="wrk duration per run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each HTTP and write test")
     parser.add_argument("--connections", type=int, default=20, help="wrk -c")
+    parser.add_argument("--grown-rows", type=int, default=50_000, help="the grown table's rows (growing)")
     parser.add_argument(
         "--subscribers", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000, 5000, 10000]
     )
@@ -168,15 +269,18 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--min-events", type=int, default=10)
     parser.add_argument("--max-events", type=int, default=50)
     parser.add_argument("--single-events", type=int, default=100, help="mutations timed with 1 subscriber")
+    parser.add_argument("--row-events", type=int, default=10, help="changes timed per row and live-list case")
     parser.add_argument("--client-processes", type=int, default=4, help="most WebSocket client processes")
     parser.add_argument("--notify-n", type=int, default=300)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--write-seconds", type=float, default=5)
     parser.add_argument("--write-rounds", type=int, default=3, help="alternating runs of the INSERT rates")
     args = parser.parse_args()
+    if unknown := set(args.cases) - set(CASES):
+        parser.error(f"no such case: {', '.join(sorted(unknown))}")
     if args.smoke:
-        args.seconds, args.rounds, args.subscribers = 2, 1, [10, 50]
-        args.min_events, args.max_events, args.single_events = 3, 5, 5
+        args.seconds, args.rounds, args.subscribers, args.grown_rows = 2, 1, [10, 50], 5_000
+        args.min_events, args.max_events, args.single_events, args.row_events = 3, 5, 5, 3
         args.notify_n, args.write_seconds, args.write_rounds = 20, 1, 1
     return args
 
@@ -187,26 +291,33 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started, commit = report.started(), report.commit()
+    cases: dict[str, Callable[[Databases, argparse.Namespace], Any]] = {
+        "http": http_tests,
+        "growing": lambda dbs, args: growing_table(dbs.admin, args),
+        "single": single_tests,
+        "fanout": fanout_tests,
+        "rows": rows_tests,
+        "live": live_tests,
+        "workers": workers_tests,
+        "database": database_tests,
+    }
+    measured: dict[str, Any] = {}
     with databases() as dbs:
         with psycopg.connect(dbs.ours) as conn:
             postgres = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-        print("HTTP (wrk)", flush=True)
-        http = http_tests(dbs, args)
-        print("subscriptions", flush=True)
-        single, fanout, workers = subscription_tests(dbs, args)
-        print("database", flush=True)
-        db = database_tests(dbs, args)
+        for name in CASES:
+            if name in args.cases:
+                print(name, flush=True)
+                result = cases[name](dbs, args)
+                fanouts = name not in ("http", "growing", "database")
+                measured[name] = [dataclasses.asdict(r) for r in result] if fanouts else result
     results = {
         "args": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
         "started": started,
         "commit": commit,
         "embedded": dbs.embedded,
         "postgres": postgres,
-        "http": http,
-        "single": [dataclasses.asdict(r) for r in single],
-        "fanout": [dataclasses.asdict(r) for r in fanout],
-        "workers": [dataclasses.asdict(r) for r in workers],
-        "database": db,
+        **measured,
     }
     text = report.render(results, args.out)
     print(text)

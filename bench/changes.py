@@ -1,22 +1,18 @@
-"""How the bench changes a todo: an INSERT over psycopg, or a createTodo mutation over HTTP."""
+"""How the bench changes todos: over psycopg (an INSERT, the title of one row
+or of every row), or a createTodo mutation over HTTP."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import httpx
 import orjson
 import psycopg
 
+from .documents import CREATE
 from .fanout import Change
-from .servers import POSTGRAPHILE
-
-# The same mutation in each server's naming, selecting the same fields.
-CREATE = {
-    "ours": "mutation($t: String!) { createTodo(input: {title: $t}) { id title completed } }",
-    POSTGRAPHILE: "mutation($t: String!) { createTodo(input: {todo: {title: $t}}) { todo { id title completed } } }",
-}
 
 
 def sql_inserts(conn: psycopg.AsyncConnection) -> Callable[[int], Awaitable[Change]]:
@@ -30,6 +26,31 @@ def sql_inserts(conn: psycopg.AsyncConnection) -> Callable[[int], Awaitable[Chan
         return Change(str(row[0]), sent)
 
     return insert
+
+
+def sql_retitle_one(conn: psycopg.AsyncConnection, todo_id: str) -> Callable[[int], Awaitable[Change]]:
+    """One row's title set to a fresh uuid per change, the change's token
+    (what a list that selects titles carries, and nothing else like it)."""
+
+    async def retitle(i: int) -> Change:
+        token = str(uuid.uuid4())
+        sent = time.time()
+        await conn.execute("UPDATE todos SET title = %s WHERE id = %s", (token, todo_id))
+        return Change(token, sent)
+
+    return retitle
+
+
+def sql_retitle_all(conn: psycopg.AsyncConnection) -> Callable[[int], Awaitable[Change]]:
+    """One UPDATE of every row per change (its token is the round's: each
+    subscriber watches a row of its own)."""
+
+    async def retitle(i: int) -> Change:
+        sent = time.time()
+        await conn.execute("UPDATE todos SET title = %s", (f"round {i}",))
+        return Change("", sent)
+
+    return retitle
 
 
 def http_mutations(client: httpx.AsyncClient, url: str, server: str) -> Callable[[int], Awaitable[Change]]:

@@ -1,4 +1,5 @@
-"""The two bench databases: ours (the app's migrations) and the peer's (bench/peer.sql)."""
+"""The bench databases, in pairs: ours (the app's migrations) and the peers'
+(bench/peer.sql; PostGraphile 4 and 5 take turns on it)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class Databases:
     ours: str
     peer: str
     embedded: bool
+    # The server's own database, to create and drop others.
+    admin: str
 
     @property
     def peer_url(self) -> str:
@@ -61,30 +64,43 @@ def _drop(admin: str, name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def reset_rows(dsn: str) -> None:
-    """Exactly ROWS todos, whatever earlier tests wrote (DELETE: ours journals it, TRUNCATE it refuses)."""
+def reset_rows(dsn: str, rows: int = ROWS) -> None:
+    """Exactly `rows` todos, whatever earlier tests wrote (DELETE: ours journals it, TRUNCATE it refuses)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM todos")
-        conn.execute(
-            "INSERT INTO todos (title, completed) SELECT 'todo ' || i, i %% 3 = 0 FROM generate_series(1, %s) i",
-            (ROWS,),
-        )
+        add_rows(conn, rows)
+
+
+def add_rows(conn: psycopg.Connection, rows: int) -> None:
+    """`rows` todos in one statement, each created a millisecond after the last."""
+    conn.execute(
+        "INSERT INTO todos (title, completed, created_time) "
+        "SELECT 'todo ' || i, i %% 3 = 0, now() + i * interval '1 ms' FROM generate_series(1, %s) i",
+        (rows,),
+    )
+
+
+@contextmanager
+def pair(admin: str, suffix: str = "", rows: int = ROWS) -> Iterator[Databases]:
+    """gt_bench (ours) and gt_peer (the peers'), names ending in `suffix`,
+    each with `rows` todos; dropped afterwards."""
+    names = (f"gt_bench{suffix}", f"gt_peer{suffix}")
+    ours, peer = (_create(admin, name) for name in names)
+    try:
+        migrate(ours)
+        migrate(peer)
+        with psycopg.connect(peer, autocommit=True) as conn:
+            conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
+        reset_rows(ours, rows)
+        reset_rows(peer, rows)
+        yield Databases(ours=ours, peer=peer, embedded=not os.environ.get("DATABASE_URL"), admin=admin)
+    finally:
+        for name in names:
+            _drop(admin, name)
 
 
 @contextmanager
 def databases() -> Iterator[Databases]:
-    """gt_bench (ours) and gt_peer (PostGraphile's), each with ROWS todos; dropped afterwards."""
-    with _server() as admin:
-        ours = _create(admin, "gt_bench")
-        peer = _create(admin, "gt_peer")
-        try:
-            migrate(ours)
-            migrate(peer)
-            with psycopg.connect(peer, autocommit=True) as conn:
-                conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
-            reset_rows(ours)
-            reset_rows(peer)
-            yield Databases(ours=ours, peer=peer, embedded=not os.environ.get("DATABASE_URL"))
-        finally:
-            _drop(admin, "gt_bench")
-            _drop(admin, "gt_peer")
+    """The bench's server (embedded, or DATABASE_URL) and its main pair, with ROWS todos each."""
+    with _server() as admin, pair(admin) as dbs:
+        yield dbs

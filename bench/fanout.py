@@ -1,11 +1,13 @@
-"""Subscribers in separate Node processes, and what one change costs to reach all of them."""
+"""Subscribers in separate client processes, and what one change costs to reach all of them."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,10 +55,11 @@ class FanoutResult:
 
 
 class Clients:
-    """Several Node processes, each holding a share of the sockets."""
+    """Several client processes, each holding a share of the sockets."""
 
-    def __init__(self, procs: list[asyncio.subprocess.Process]) -> None:
+    def __init__(self, procs: list[asyncio.subprocess.Process], files: list[Path]) -> None:
         self._procs = procs
+        self._files = files
         self._arrivals: dict[str, list[Arrival]] = {}
         self._complete: dict[str, asyncio.Event] = {}
         self._ready: list[tuple[int, int]] = []
@@ -64,17 +67,26 @@ class Clients:
         self._readers = [asyncio.create_task(self._read(p)) for p in procs]
 
     @classmethod
-    async def start(cls, url: str, protocol: str, count: int, processes: int, query: str) -> Clients:
+    async def start(
+        cls, url: str, protocol: str, count: int, processes: int, query: str, variables: Sequence[str] = ()
+    ) -> Clients:
+        """`variables`: each socket's, as JSON, in turn (none: every socket the same document)."""
         shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
-        procs = [
-            await asyncio.create_subprocess_exec(
-                str(CLIENT), url, protocol, str(share), query,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        procs, files, first = [], [], 0
+        for share in filter(None, shares):
+            args = [str(CLIENT), url, protocol, str(share), query]
+            if variables:
+                with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+                    f.write("".join(v + "\n" for v in variables[first : first + share]))
+                files.append(Path(f.name))
+                args.append(f.name)
+            first += share
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                )
             )
-            for share in shares
-            if share
-        ]
-        return cls(procs)
+        return cls(procs, files)
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(proc.pid) for proc in self._procs)
@@ -113,6 +125,10 @@ class Clients:
             return Arrival(0, float("nan"), float("nan"))
         return Arrival(sum(a.received for a in arrivals), min(a.first for a in arrivals), max(a.last for a in arrivals))
 
+    async def round(self, token: str) -> None:
+        """From now on, each socket's next frame counts as `token`'s (bench/fanout_client.c)."""
+        await self._send(f"round {token}")
+
     async def _send(self, line: str) -> None:
         for proc in self._procs:
             if proc.stdin is not None and proc.returncode is None:
@@ -129,6 +145,8 @@ class Clients:
                 await proc.wait()
         for reader in self._readers:
             reader.cancel()
+        for file in self._files:
+            file.unlink(missing_ok=True)
 
 
 def client_processes(subscribers: int, most: int) -> int:
@@ -149,33 +167,48 @@ async def fan_out(
     change: Callable[[int], Awaitable[Change]],
     processes: int,
     event_timeout: float = 30.0,
+    variables: Sequence[str] = (),
+    rounds: bool = False,
 ) -> FanoutResult:
-    """Open `subscribers` subscriptions, then time `events` changes one after another."""
+    """Open `subscribers` subscriptions (with `variables`, each its own; see
+    Clients.start), then time `events` changes one after another. With
+    `rounds`, each change reaches each subscriber once, in a frame of its
+    own (a statement changing every row, each subscriber watching one)."""
     result = FanoutResult(server.name, subscribers)
     protocol = "raw" if server.name == FLOOR else "graphql-transport-ws"
     rss0, cpu0, t0 = rss_bytes(server.pid), cpu_seconds(server.pid), time.monotonic()
-    clients = await Clients.start(server.ws_url, protocol, subscribers, processes, query)
+    clients = await Clients.start(server.ws_url, protocol, subscribers, processes, query, variables)
+
+    async def made(i: int) -> tuple[str, Change]:
+        """A change, and the token its frames are counted under."""
+        if not rounds:
+            done = await change(i)
+            return done.token, done
+        token = str(uuid.uuid4())
+        await clients.round(token)
+        return token, await change(i)
+
     try:
         opened, result.failed_connections = await clients.ready(60 + subscribers / 50)
         result.open_seconds = time.monotonic() - t0
         # A subscription is live once a change reaches it: warm up until one reaches all.
         for attempt in range(3):
-            warm = await change(-1 - attempt)
-            if (await clients.arrival(warm.token, event_timeout)).received == opened:
+            token, _ = await made(-1 - attempt)
+            if (await clients.arrival(token, event_timeout)).received == opened:
                 break
         result.open_cpu_per_subscription = (cpu_seconds(server.pid) - cpu0) / subscribers
         result.rss_per_subscription = (rss_bytes(server.pid) - rss0) / subscribers
         cpu1, client_cpu1 = cpu_seconds(server.pid), clients.cpu_seconds()
         for i in range(events):
-            made = await change(i)
-            got = await clients.arrival(made.token, event_timeout)
+            token, done = await made(i)
+            got = await clients.arrival(token, event_timeout)
             result.expected += opened
             result.delivered += got.received
             if got.received == opened:
-                result.last_arrival.append(got.last - made.sent)
-                result.first_arrival.append(got.first - made.sent)
-                if made.answered is not None:
-                    result.after_response.append(got.last - made.answered)
+                result.last_arrival.append(got.last - done.sent)
+                result.first_arrival.append(got.first - done.sent)
+                if done.answered is not None:
+                    result.after_response.append(got.last - done.answered)
             await asyncio.sleep(GAP_SECONDS)
         result.cpu_per_delivery = (cpu_seconds(server.pid) - cpu1) / max(1, result.delivered)
         result.client_cpu_per_delivery = (clients.cpu_seconds() - client_cpu1) / max(1, result.delivered)

@@ -2,13 +2,17 @@
  * change, when the last of them received it. Driven by bench/fanout.py; built
  * by the Makefile (`make bench` depends on it).
  *
- *   fanout_client URL PROTOCOL COUNT QUERY   (PROTOCOL: graphql-transport-ws | raw)
+ *   fanout_client URL PROTOCOL COUNT QUERY [VARIABLES]
+ *   (PROTOCOL: graphql-transport-ws | raw; VARIABLES: a file with one JSON
+ *   object per line, the variables of each socket's subscription in turn)
  *
  * stdout lines: "ready OK FAILED", then "event TOKEN RECEIVED FIRST_MS LAST_MS"
  * (epoch milliseconds) once every open socket has a change; stdin lines:
  * "flush" reports changes not yet everywhere, "close" ends the process.
  * The token is the changed row's uuid, found in the frame (PostGraphile's
- * relatedNodeId is base64 of ["todos", uuid]).
+ * relatedNodeId is base64 of ["todos", uuid]); after "round TOKEN" on stdin,
+ * it is TOKEN instead, for the first frame each socket gets from then on
+ * (changes to many rows, each socket watching its own).
  *
  * Why C: the clients share the two cores with the servers they measure, and
  * a Node client (`ws`, or WebSocket framing over `net` by hand) spent 13-18 us
@@ -42,6 +46,8 @@ typedef struct {
     int fd;
     int phase;
     int counted;
+    const char *variables;
+    long round; /* the last round this socket's frame counted in */
     char *buf;
     size_t len, cap;
 } Conn;
@@ -55,6 +61,8 @@ typedef struct {
 static const char *host, *port, *path, *protocol, *query;
 static int raw;
 static long count, started, open_count, failed;
+static char round_token[TOKEN_LEN + 1];
+static long round_number; /* 0: tokens come from the frames */
 static Conn *conns;
 static Pending pending[MAX_PENDING];
 static int npending;
@@ -136,10 +144,16 @@ static void report(int i) {
     fflush(stdout);
 }
 
-static void received(const char *text, size_t len) {
+static void received(Conn *c, const char *text, size_t len) {
     double at = now_ms();
     char token[TOKEN_LEN + 1];
-    if (!token_of(text, len, token)) return;
+    if (round_number > 0) {
+        if (c->round == round_number) return;
+        c->round = round_number;
+        memcpy(token, round_token, sizeof token);
+    } else if (!token_of(text, len, token)) {
+        return;
+    }
     int i = 0;
     while (i < npending && strcmp(pending[i].token, token) != 0) i++;
     if (i == npending) {
@@ -235,17 +249,18 @@ static void connect_next(void) {
 
 static void on_text(Conn *c, const char *text, size_t len) {
     if (raw) {
-        received(text, len);
+        received(c, text, len);
     } else if (c->phase == INITIALIZING) {
         if (memmem(text, len, "\"connection_ack\"", 16) == NULL) return;
         char subscribe[8192];
         int n = snprintf(subscribe, sizeof subscribe,
-                         "{\"id\":\"1\",\"type\":\"subscribe\",\"payload\":{\"query\":\"%s\"}}", query);
+                         "{\"id\":\"1\",\"type\":\"subscribe\",\"payload\":{\"query\":\"%s\",\"variables\":%s}}",
+                         query, c->variables ? c->variables : "{}");
         send_frame(c->fd, TEXT, subscribe, (size_t)n);
         c->phase = LIVE;
         counted(c, 1);
     } else if (memmem(text, len, "\"type\":\"next\"", 13) != NULL) {
-        received(text, len);
+        received(c, text, len);
     } else if (memmem(text, len, "\"type\":\"ping\"", 13) != NULL) {
         send_frame(c->fd, TEXT, "{\"type\":\"pong\"}", 15);
     }
@@ -373,11 +388,29 @@ static void on_command(void) {
             fflush(stdout);
         } else if (strcmp(line, "close") == 0) {
             exit(0);
+        } else if (strncmp(line, "round ", 6) == 0 && strlen(line + 6) == TOKEN_LEN) {
+            memcpy(round_token, line + 6, sizeof round_token);
+            round_number++;
         }
         size_t used = (size_t)(nl + 1 - line);
         memmove(line, nl + 1, len - used);
         len -= used;
     }
+}
+
+/* One line of the file per socket, in order: the JSON of its variables. */
+static void read_variables(const char *file) {
+    FILE *in = fopen(file, "r");
+    if (in == NULL) die(file);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    for (long i = 0; i < count && (n = getline(&line, &cap, in)) > 0; i++) {
+        if (line[n - 1] == '\n') line[n - 1] = 0;
+        conns[i].variables = strdup(line);
+    }
+    free(line);
+    fclose(in);
 }
 
 /* ws://HOST:PORT/PATH, split in place. */
@@ -402,8 +435,8 @@ static void parse_url(char *url) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s URL PROTOCOL COUNT QUERY\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s URL PROTOCOL COUNT QUERY [VARIABLES]\n", argv[0]);
         return 2;
     }
     parse_url(argv[1]);
@@ -425,6 +458,7 @@ int main(int argc, char **argv) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     if (getaddrinfo(host, port, &hints, &address) != 0) die("getaddrinfo");
     conns = calloc((size_t)(count ? count : 1), sizeof *conns);
+    if (argc == 6) read_variables(argv[5]);
     epfd = epoll_create1(0);
     if (epfd < 0) die("epoll_create1");
     struct epoll_event in = {.events = EPOLLIN, .data.ptr = NULL};

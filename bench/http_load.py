@@ -16,16 +16,25 @@ SCRIPT = Path(__file__).resolve().parent / "post.lua"
 
 @dataclass(frozen=True)
 class Load:
-    """One HTTP test: a body to POST (None: GET) at a path."""
+    """One HTTP test: a body to send (None: GET) at a path, by POST or
+    `method`; with `ids`, each request puts the next of them in place of
+    {id} in the path and the body (bench/post.lua)."""
 
     path: str
     body: str | None = None
+    method: str = "POST"
+    ids: tuple[str, ...] = ()
 
     def check(self, base_url: str) -> None:
         """One request first: a test that answers errors fast must not count as fast."""
-        url = base_url + self.path
-        r = httpx.post(url, content=self.body, headers={"Content-Type": "application/json"}) if self.body else httpx.get(url)
-        if r.status_code != 200 or b'"errors"' in r.content:
+        first = self.ids[0] if self.ids else ""
+        url = base_url + self.path.replace("{id}", first)
+        if self.body is None:
+            r = httpx.get(url)
+        else:
+            body = self.body.replace("{id}", first)
+            r = httpx.request(self.method, url, content=body, headers={"Content-Type": "application/json"})
+        if not r.is_success or b'"errors"' in r.content:
             raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:500]}")
 
 
@@ -39,10 +48,18 @@ class WrkResult:
 def wrk(base_url: str, load: Load, seconds: float, connections: int) -> WrkResult:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
     env = dict(os.environ)
+    shown = ""
     if load.body is not None:
         args += ["-s", str(SCRIPT)]
-        env["BENCH_BODY"] = load.body
-    args.append(base_url + load.path)
+        settings = {"BENCH_BODY": load.body}
+        if load.method != "POST":
+            settings["BENCH_METHOD"] = load.method
+        if load.ids:
+            settings |= {"BENCH_PATH": load.path, "BENCH_IDS": ",".join(load.ids)}
+        env |= settings
+        # The ids are many and change each run: shown by name only.
+        shown = " ".join(f"{k}={shlex.quote(v if k != 'BENCH_IDS' else '<ids>')}" for k, v in settings.items()) + " "
+    args.append(base_url + (load.path.split("{id}")[0] if load.ids else load.path))
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if rate is None:
@@ -50,6 +67,6 @@ def wrk(base_url: str, load: Load, seconds: float, connections: int) -> WrkResul
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, failed.groups())) if failed else 0)
-    shown = (f"BENCH_BODY={shlex.quote(load.body)} " if load.body else "") + shlex.join(args)
+    shown += shlex.join(args)
     shown = shown.replace(str(SCRIPT), "bench/post.lua")
     return WrkResult(float(rate.group(1)), errors, shown)

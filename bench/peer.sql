@@ -19,16 +19,25 @@ BEGIN
 END
 $$;
 
--- The NOTIFY its simple subscriptions read (`listen(topic: "todos")`:
--- channel postgraphile:todos; `__node__` gives relatedNodeId without a read
--- per subscriber).
+-- Two row-level NOTIFY triggers, each with the change and the row (what ours
+-- delivers from its own NOTIFY), so no subscriber needs a read:
+-- - postgraphile:todos, every change: PostGraphile 4's simple subscription
+--   `listen(topic: "todos")` (`__node__` gives its relatedNodeId), and
+--   PostGraphile 5's `todoChanges` (bench/peer5.config.mjs);
+-- - postgraphile:todo:<id>, the changes of one row: PostGraphile 4's
+--   `listen(topic: "todo:<id>")` and PostGraphile 5's `todo(id)`.
 CREATE FUNCTION todos_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+-- TG_ARGV[0] is the channel; a second argument appends the row's id to it.
+DECLARE
+    row todos := COALESCE(NEW, OLD);
 BEGIN
-    PERFORM pg_notify('postgraphile:todos',
-        json_build_object('__node__', json_build_array('todos', COALESCE(NEW.id, OLD.id)))::text);
+    PERFORM pg_notify(TG_ARGV[0] || CASE WHEN TG_NARGS > 1 THEN row.id::text ELSE '' END,
+        json_build_object('__node__', json_build_array('todos', row.id), 'op', TG_OP, 'todo', row)::text);
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER todos_notify AFTER INSERT OR UPDATE OR DELETE ON todos
-    FOR EACH ROW EXECUTE FUNCTION todos_notify();
+    FOR EACH ROW EXECUTE FUNCTION todos_notify('postgraphile:todos');
+CREATE TRIGGER todo_notify AFTER INSERT OR UPDATE OR DELETE ON todos
+    FOR EACH ROW EXECUTE FUNCTION todos_notify('postgraphile:todo:', 'per row');

@@ -1,4 +1,21 @@
--- wrk: POST the JSON body in BENCH_BODY to the URL given on the command line.
-wrk.method = "POST"
+-- wrk: send the JSON body in BENCH_BODY (by POST, or BENCH_METHOD) to the URL
+-- given on the command line. With BENCH_IDS (ids, comma-separated), each
+-- request takes the next id, round the list, in place of {id} in the body and
+-- in BENCH_PATH (the path to send to instead of the URL's).
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("BENCH_BODY")
+
+local ids = {}
+for id in string.gmatch(os.getenv("BENCH_IDS") or "", "[^,]+") do
+  ids[#ids + 1] = id
+end
+if #ids > 0 then
+  local path = os.getenv("BENCH_PATH") or wrk.path
+  local n = 0
+  request = function()
+    n = n % #ids + 1
+    local body = string.gsub(wrk.body, "{id}", ids[n])
+    return wrk.format(nil, (string.gsub(path, "{id}", ids[n])), nil, body)
+  end
+end

@@ -1,4 +1,9 @@
-"""docs/benchmarks.md from one run's results: machine, commands, tables with ratios, plots."""
+"""docs/benchmarks.md from one run's results: machine, commands, tables with ratios, plots.
+
+Every ratio of ours is taken against the best peer for that measure (the
+faster of PostGraphile 5 and 4), and names it. A section whose case did not
+run (`--cases`) is left out.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,17 @@ import shlex
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .fanout import median, percentile
-from .servers import FLOOR, OURS, OURS_WORKERS, POSTGRAPHILE
+from .servers import FLOOR, OURS, OURS_WORKERS, PEER5, PEERS, POSTGRAPHILE, POSTGRAPHILE5
 
-SERVERS = (OURS, POSTGRAPHILE, FLOOR)
+SERVERS = (OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
+# A statistic of a fan-out result, and whether more of it is better.
+Stat = tuple[Callable[[dict[str, Any]], float], bool]
 
 
 def ms(seconds: float) -> str:
@@ -35,16 +43,30 @@ def ratio(a: float, b: float) -> str:
     return "-" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}"
 
 
+def versus_best(values: dict[str, float], more_is_better: bool) -> str:
+    """Ours / the best peer's value, naming that peer: "1.40 (PostGraphile 5)"."""
+    peers = {p: v for p, v in values.items() if p in PEERS and not math.isnan(v)}
+    if OURS not in values or not peers:
+        return "-"
+    best = (max if more_is_better else min)(peers, key=peers.__getitem__)
+    shown = ratio(values[OURS], peers[best])
+    return shown if shown == "-" else f"{shown} ({best})"
+
+
 def _machine() -> str:
     model = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
         platform.machine(),
     )
     mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
-    node = subprocess.run(["node", "--version"], check=False, capture_output=True, text=True).stdout.strip()
+
+    def version(node: str) -> str:
+        return subprocess.run([node, "--version"], check=False, capture_output=True, text=True).stdout.strip()
+
     return (
         f"{os.cpu_count()} cores ({model}), {mem_kb / 2**20:.0f} GiB memory, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, Node {node}"
+        f"Python {platform.python_version()}, Node {version('node')} (PostGraphile 4), "
+        f"{version(str(PEER5 / 'node_modules' / '.bin' / 'node'))} (PostGraphile 5)"
     )
 
 
@@ -55,19 +77,19 @@ def commit() -> str:
     return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def _compared(label: str, cells: dict[str, tuple[str, float]]) -> str:
-    """A table row: each server's cell, then ours / PostGraphile and ours / floor of the cells' values."""
+def _compared(label: str, cells: dict[str, tuple[str, float]], more_is_better: bool) -> str:
+    """A table row: each server's cell, then ours / the best peer and ours / floor of the cells' values."""
     value = {server: v for server, (_, v) in cells.items()}
     shown = " | ".join(cells[s][0] if s in cells else "-" for s in SERVERS)
-    ours, nan = value.get(OURS, math.nan), math.nan
-    return f"| {label} | {shown} | {ratio(ours, value.get(POSTGRAPHILE, nan))} | {ratio(ours, value.get(FLOOR, nan))} |"
+    floor = ratio(value.get(OURS, math.nan), value.get(FLOOR, math.nan))
+    return f"| {label} | {shown} | {versus_best(value, more_is_better)} | {floor} |"
+
+
+HEAD = "| ours | PostGraphile 5 | PostGraphile 4 | floor |"
 
 
 def _http_table(http: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| test | ours | PostGraphile | floor | ours / PostGraphile | ours / floor |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = [f"| test {HEAD} ours / best peer | ours / floor |", "|---|---|---|---|---|---|---|"]
     for test in dict.fromkeys(h["test"] for h in http):
         cells = {}
         for h in http:
@@ -76,12 +98,17 @@ def _http_table(http: list[dict[str, Any]]) -> list[str]:
                 runs = ", ".join(f"{r:.0f}" for r in h["rps"])
                 errors = f", {h['errors']} errors" if h["errors"] else ""
                 cells[h["server"]] = (f"{rps:.0f} req/s ({runs}){errors}", rps)
-        lines.append(_compared(test, cells))
+        lines.append(_compared(test, cells, more_is_better=True))
     return lines
 
 
 def _latency(samples: list[float]) -> str:
     return f"p50 {ms(median(samples))}, p99 {ms(percentile(samples, 0.99))}"
+
+
+def _arrival(r: dict[str, Any]) -> str:
+    lost = r["expected"] - r["delivered"]
+    return _latency(r["last_arrival"]) + (f", **{lost} not delivered**" if lost else "")
 
 
 def _single_table(single: list[dict[str, Any]]) -> list[str]:
@@ -97,31 +124,75 @@ def _single_table(single: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _fanout_tables(fanout: list[dict[str, Any]]) -> list[str]:
-    sizes = sorted({r["subscribers"] for r in fanout})
+def _costs_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Per run: CPU per delivery, memory, time and CPU to open, the clients' CPU."""
     lines = [
-        "| subscribers | ours | PostGraphile | floor | ours / PostGraphile (p50) | ours / floor (p50) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for n in sizes:
-        cells = {}
-        for r in fanout:
-            if r["subscribers"] == n:
-                lost = r["expected"] - r["delivered"]
-                shown = _latency(r["last_arrival"]) + (f", **{lost} not delivered**" if lost else "")
-                cells[r["server"]] = (shown, median(r["last_arrival"]))
-        lines.append(_compared(f"{n:,}", cells))
-    lines += [
-        "",
         "| subscribers | server | CPU per delivered event | RSS per open subscription | time to open all | CPU per open | clients' CPU per frame |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(fanout, key=lambda r: (r["subscribers"], SERVERS.index(r["server"]))):
+    for r in sorted(runs, key=lambda r: (r["subscribers"], SERVERS.index(r["server"]))):
         failed = f" ({r['failed_connections']} failed)" if r["failed_connections"] else ""
         lines.append(
             f"| {r['subscribers']:,} | {r['server']} | {us(r['cpu_per_delivery'])} "
             f"| {r['rss_per_subscription'] / 1024:.1f} kB | {r['open_seconds']:.2f} s{failed} "
             f"| {ms(r['open_cpu_per_subscription'])} | {us(r['client_cpu_per_delivery'])} |"
+        )
+    return lines
+
+
+def _fanout_tables(fanout: list[dict[str, Any]]) -> list[str]:
+    lines = [f"| subscribers {HEAD} ours / best peer (p50) | ours / floor (p50) |", "|---|---|---|---|---|---|---|"]
+    for n in sorted({r["subscribers"] for r in fanout}):
+        cells = {r["server"]: (_arrival(r), median(r["last_arrival"])) for r in fanout if r["subscribers"] == n}
+        lines.append(_compared(f"{n:,}", cells, more_is_better=False))
+    return [*lines, "", *_costs_table(fanout)]
+
+
+def _per_server_table(runs: list[dict[str, Any]], stats: dict[str, Stat]) -> list[str]:
+    """One column per server that ran, one row per statistic, and ours / the best peer."""
+    servers = [s for s in SERVERS if any(r["server"] == s for r in runs)]
+    lines = [f"| | {' | '.join(servers)} | ours / best peer |", "|---|" + "---|" * (len(servers) + 1)]
+    by_server = {r["server"]: r for r in runs}
+    for label, (stat, more_is_better) in stats.items():
+        values = {s: stat(by_server[s]) for s in servers}
+        shown = " | ".join(_shown(label, v) for v in values.values())
+        lines.append(f"| {label} | {shown} | {versus_best(values, more_is_better)} |")
+    return lines
+
+
+def _shown(label: str, value: float) -> str:
+    if "CPU per" in label:
+        return us(value) if "open" not in label else ms(value)
+    if "time to open" in label:
+        return f"{value:.2f} s"
+    return ms(value)
+
+
+ROW_STATS: dict[str, Stat] = {
+    "last arrival, p50": (lambda r: median(r["last_arrival"]), False),
+    "last arrival, p99": (lambda r: percentile(r["last_arrival"], 0.99), False),
+    "server CPU per delivered event": (lambda r: r["cpu_per_delivery"], False),
+    "time to open all": (lambda r: r["open_seconds"], False),
+    "server CPU per open": (lambda r: r["open_cpu_per_subscription"], False),
+}
+
+
+def _delivered(runs: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['server']} {r['delivered']:,} of {r['expected']:,}" for r in runs)
+
+
+def _live_table(live: list[dict[str, Any]], fanout: list[dict[str, Any]]) -> list[str]:
+    """Ours' live list beside ours' change feed at the same size."""
+    lines = [
+        "| watchers | last arrival | CPU per delivered list | change feed's CPU per delivered event (same size) | list / change feed |",
+        "|---|---|---|---|---|",
+    ]
+    for r in live:
+        feed = next((f for f in fanout if f["server"] == OURS and f["subscribers"] == r["subscribers"]), None)
+        feed_cpu = feed["cpu_per_delivery"] if feed else math.nan
+        lines.append(
+            f"| {r['subscribers']:,} | {_arrival(r)} | {us(r['cpu_per_delivery'])} | {us(feed_cpu)} "
+            f"| {ratio(r['cpu_per_delivery'], feed_cpu)} |"
         )
     return lines
 
@@ -134,10 +205,8 @@ def _workers_table(workers: list[dict[str, Any]]) -> list[str]:
     ]
     p50 = {r["server"]: median(r["last_arrival"]) for r in workers}
     for r in workers:
-        lost = r["expected"] - r["delivered"]
-        shown = _latency(r["last_arrival"]) + (f", **{lost} not delivered**" if lost else "")
         compared = ratio(p50[OURS_WORKERS], p50[OURS]) if r["server"] == OURS_WORKERS else ""
-        lines.append(f"| {r['subscribers']:,} | {r['server']} | {shown} | {us(r['cpu_per_delivery'])} | {compared} |")
+        lines.append(f"| {r['subscribers']:,} | {r['server']} | {_arrival(r)} | {us(r['cpu_per_delivery'])} | {compared} |")
     return lines
 
 
@@ -148,11 +217,78 @@ def _database_table(db: dict[str, Any]) -> list[str]:
     runs = {k: ", ".join(f"{r:.0f}" for r in v) for k, v in db["inserts"].items()}
     lines += [
         "",
-        f"| single-row INSERTs/s, {db['writers']} writers | ours (journal triggers) | plain NOTIFY trigger (PostGraphile's table) | ours / plain |",
+        f"| single-row INSERTs/s, {db['writers']} writers | ours (journal triggers) | the peers' table (two NOTIFY triggers) | ours / peers' |",
         "|---|---|---|---|",
         f"| median (runs) | {ours:.0f} ({runs[OURS]}) | {plain:.0f} ({runs[POSTGRAPHILE]}) | {ratio(ours, plain)} |",
     ]
     return lines
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    """Issue 21's measures in one table, from whichever cases ran."""
+    rows: list[str] = []
+
+    def add(label: str, values: dict[str, float], shown: Callable[[float], str], more_is_better: bool) -> None:
+        if not math.isnan(values.get(OURS, math.nan)):
+            cells = " | ".join(shown(values[s]) if s in values else "-" for s in (OURS, POSTGRAPHILE5, POSTGRAPHILE))
+            rows.append(f"| {label} | {cells} | {versus_best(values, more_is_better)} |")
+
+    rps: dict[str, dict[str, float]] = {}
+    for h in results.get("http", []) + results.get("growing", []):
+        rps.setdefault(h["test"], {})[h["server"]] = statistics.median(h["rps"])
+
+    def per_second(v: float) -> str:
+        return f"{v:,.0f} req/s"
+
+    # Reads, the grown table's page, then writes.
+    grown = {g["test"] for g in results.get("growing", [])}
+    order = sorted(rps, key=lambda t: (t.startswith(("createTodo", "updateTodo")), t in grown))
+    for test in order:
+        by_server = rps[test]
+        if "cache" in test or "REST GET" in test:
+            continue
+        values = dict(by_server)
+        if test.startswith(("createTodo (REST", "updateTodo (REST")):
+            # Compared with the peers' GraphQL mutation: they have no REST.
+            mutation = test.split(" ")[0]
+            values |= {p: v for p, v in rps.get(mutation, {}).items() if p in PEERS}
+            test += f" (peers: GraphQL {mutation})"
+        add(test, values, per_second, more_is_better=True)
+    for key, label in (("fanout", "one shared document"), ("rows", "each on its own row, one UPDATE of every row")):
+        if not (sizes := {r["subscribers"] for r in results.get(key, [])}):
+            continue
+        # 1,000, issue 21's size (or the nearest that ran).
+        n = min(sizes, key=lambda size: abs(size - 1000))
+        runs = {r["server"]: r for r in results[key] if r["subscribers"] == n}
+        add(f"{n:,} subscribers, {label}: last arrival p50", {s: median(r["last_arrival"]) for s, r in runs.items()}, ms, False)
+        add("same, server CPU per delivered event", {s: r["cpu_per_delivery"] for s, r in runs.items()}, us, False)
+        add(f"same, time to open the {n:,}", {s: r["open_seconds"] for s, r in runs.items()}, lambda v: f"{v:.2f} s", False)
+        add("same, server CPU per open", {s: r["open_cpu_per_subscription"] for s, r in runs.items()}, ms, False)
+    feed = next(
+        (f for r in results.get("live", []) for f in results.get("fanout", [])
+         if f["server"] == OURS and f["subscribers"] == r["subscribers"]),
+        None,
+    )
+    for r in results.get("live", []):
+        times = ratio(r["cpu_per_delivery"], feed["cpu_per_delivery"]) if feed else "-"
+        times = "" if times == "-" else f" ({times}x ours' change feed)"
+        rows.append(
+            f"| {r['subscribers']:,} watchers of one live `todos` list: CPU per delivered list "
+            f"| {us(r['cpu_per_delivery'])}{times} | no live queries | needs wal2json | |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Summary",
+        "",
+        ("Ours / best peer: for req/s, above 1 is ours ahead; for times and CPU, below 1 is ours ahead. "
+         "The sections below have every run and the commands."),
+        "",
+        "| measure | ours | PostGraphile 5 | PostGraphile 4 | ours / best peer |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _plots(results: dict[str, Any], out_dir: Path) -> list[str]:
@@ -161,39 +297,154 @@ def _plots(results: dict[str, Any], out_dir: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {OURS: "tab:blue", POSTGRAPHILE: "tab:orange", FLOOR: "tab:gray"}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for server in SERVERS:
-        runs = sorted((r for r in results["fanout"] if r["server"] == server), key=lambda r: r["subscribers"])
-        xs = [r["subscribers"] for r in runs]
-        ax.plot(xs, [median(r["last_arrival"]) * 1000 for r in runs], "o-", color=colors[server], label=f"{server} p50")
-        ax.plot(xs, [percentile(r["last_arrival"], 0.99) * 1000 for r in runs], "x--", color=colors[server], label=f"{server} p99")
-    ax.set(xscale="log", yscale="log", xlabel="subscribers", ylabel="INSERT -> last arrival (ms)")
-    ax.set_title("One change fanned out to N WebSocket subscribers")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "bench-fanout.png", dpi=100)
-    plt.close(fig)
-
-    tests = list(dict.fromkeys(h["test"] for h in results["http"]))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    width = 0.27
-    for i, server in enumerate(SERVERS):
-        by = {h["test"]: statistics.median(h["rps"]) for h in results["http"] if h["server"] == server}
-        xs = [t + (i - 1) * width for t in range(len(tests))]
-        ax.bar(xs, [by.get(t, 0) for t in tests], width, color=colors[server], label=server)
-    ax.set_xticks(range(len(tests)), [t.replace(" (", "\n(") for t in tests], fontsize=8)
-    ax.set(ylabel="requests/s (median of runs)", title=f"HTTP throughput, wrk -t1 -c{results['args']['connections']}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "bench-http.png", dpi=100)
-    plt.close(fig)
-    return ["![last arrival vs subscribers](bench-fanout.png)", "", "![HTTP req/s](bench-http.png)"]
+    shown = []
+    colors = {OURS: "tab:blue", POSTGRAPHILE5: "tab:green", POSTGRAPHILE: "tab:orange", FLOOR: "tab:gray"}
+    if results.get("fanout"):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for server in SERVERS:
+            runs = sorted((r for r in results["fanout"] if r["server"] == server), key=lambda r: r["subscribers"])
+            xs = [r["subscribers"] for r in runs]
+            ax.plot(xs, [median(r["last_arrival"]) * 1000 for r in runs], "o-", color=colors[server], label=f"{server} p50")
+            ax.plot(xs, [percentile(r["last_arrival"], 0.99) * 1000 for r in runs], "x--", color=colors[server], label=f"{server} p99")
+        ax.set(xscale="log", yscale="log", xlabel="subscribers", ylabel="INSERT -> last arrival (ms)")
+        ax.set_title("One change fanned out to N WebSocket subscribers")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / "bench-fanout.png", dpi=100)
+        plt.close(fig)
+        shown += ["![last arrival vs subscribers](bench-fanout.png)", ""]
+    http = results.get("http", []) + results.get("growing", [])
+    if http:
+        tests = list(dict.fromkeys(h["test"] for h in http))
+        fig, ax = plt.subplots(figsize=(11, 5))
+        width = 0.2
+        for i, server in enumerate(SERVERS):
+            by = {h["test"]: statistics.median(h["rps"]) for h in http if h["server"] == server}
+            xs = [t + (i - 1.5) * width for t in range(len(tests))]
+            ax.bar(xs, [by.get(t, 0) for t in tests], width, color=colors[server], label=server)
+        ax.set_xticks(range(len(tests)), [t.replace(" (", "\n(").replace(", ", ",\n") for t in tests], fontsize=7)
+        ax.set(ylabel="requests/s (median of runs)", title=f"HTTP throughput, wrk -t1 -c{results['args']['connections']}")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / "bench-http.png", dpi=100)
+        plt.close(fig)
+        shown += ["![HTTP req/s](bench-http.png)"]
+    return shown
 
 
 def started() -> str:
     return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _sections(results: dict[str, Any]) -> list[str]:
+    """Each measured case's section."""
+    args = results["args"]
+    lines: list[str] = []
+    http = results.get("http", []) + results.get("growing", [])
+    if http:
+        lines += [
+            "## HTTP throughput",
+            "",
+            (f"`wrk -t1 -c{args['connections']} -d{args['seconds']:g}s`, {args['rounds']} alternating runs each, "
+             "50 rows of `id title completed` (PostGraphile 5: `id: rowId`, the uuid). Updates go round the "
+             "50 rows, one row per request. Commands (the body is in BENCH_BODY, sent by `bench/post.lua`):"),
+            "",
+            *[f"    {h['command']}" for h in http],
+            "",
+            *_http_table(http),
+            "",
+        ]
+    if results.get("growing"):
+        writes = ", ".join(f"{h['server']} {statistics.median(h['writes']):.0f}" for h in results["growing"])
+        lines += [
+            ("The page of a grown table (issue 16, item 9; `bench/growing.py`): each server's table had 1,000 "
+             "rows, never analyzed (autovacuum off on it), while the server's connections prepared their "
+             f"statements; then it grew to {args['grown_rows']:,} rows, and the page was read while 4 writers "
+             f"inserted rows (rows/s written, median: {writes}). A plan made for the small table (a scan "
+             "of every row and a sort) would show as a rate far below the 50-row list's."),
+            "",
+        ]
+    if results.get("single"):
+        lines += [
+            "## One subscriber: HTTP mutation to event",
+            "",
+            ("`createTodo` over HTTP (httpx), one graphql-transport-ws subscriber (`bench/fanout_client.c`) "
+             "(ours and PostGraphile 5 `todoChanges`, PostGraphile 4 `listen(topic: \"todos\") { relatedNodeId }`)."),
+            "",
+            *_single_table(results["single"]),
+            "",
+        ]
+    if results.get("fanout"):
+        lines += [
+            "## One change fanned out to N subscribers",
+            "",
+            ("A psycopg INSERT into the server's `todos`, timed from just before it is sent until the last "
+             "subscriber has it. Subscribers: WebSocket clients in C (`bench/fanout_client.c`, epoll: its CPU per "
+             "frame is in the table below; Node's `ws` took 13-18 us), one "
+             f"process per 250 sockets, at most {args['client_processes']}; a fresh server per size. Ours and "
+             "PostGraphile 5 subscribe to `todoChanges { op todo { id title completed } }` (graphql-transport-ws; "
+             "the row from the NOTIFY, no read per subscriber); PostGraphile 4 "
+             "to `listen(topic: \"todos\") { relatedNodeId }` (graphql-transport-ws; the row's node id, no read per "
+             "subscriber); the floor to raw NOTIFY payloads. CPU and RSS are the server process's, from /proc: "
+             "CPU per delivered event = CPU over the timed changes / deliveries; RSS and CPU per open = "
+             "(after the first change reached all) - (before opening), / N; time to open = until every socket "
+             "is acknowledged and subscribed."),
+            "",
+            *_fanout_tables(results["fanout"]),
+            "",
+        ]
+    if results.get("rows"):
+        n = results["rows"][0]["subscribers"]
+        lines += [
+            "## Each subscriber on its own row",
+            "",
+            (f"{n:,} subscribers, each on its own row of a {n:,}-row table: ours `todo(id: $id) {{ title completed }}`, "
+             "PostGraphile 5 the same (`id: UUID!`; the row from the NOTIFY payload of the row's own channel), "
+             "PostGraphile 4 `listen(topic: \"todo:<id>\") { relatedNodeId }`. Each change is one UPDATE of every "
+             f"row, {args['row_events']} of them; last arrival = until every subscriber has its row's event. "
+             f"Delivered: {_delivered(results['rows'])}."),
+            "",
+            *_per_server_table(results["rows"], ROW_STATS),
+            "",
+            *_costs_table(results["rows"]),
+            "",
+        ]
+    if results.get("live"):
+        lines += [
+            "## A live list",
+            "",
+            ("Ours only (PostGraphile has no live queries; PostGraphile 4's need wal2json): watchers of "
+             "`subscription { todos { title } }` on the 50-row table, each change one row's new title; each "
+             "watcher gets the whole list again. Beside it, ours' change feed at the same size, from the fan-out "
+             "above."),
+            "",
+            *_live_table(results["live"], results.get("fanout", [])),
+            "",
+        ]
+    if results.get("workers"):
+        lines += [
+            "## Several processes",
+            "",
+            ("Ours as one process, then as `graphql-todos serve --workers 2` (WORKERS=2: two processes on one "
+             "port, each with its own LISTEN connection; the kernel spreads the sockets over them), back to back "
+             "at the largest size, measured as above. CPU is summed over the supervisor and its workers."),
+            "",
+            *_workers_table(results["workers"]),
+            "",
+        ]
+    if results.get("database"):
+        lines += [
+            "## The database floor and writes",
+            "",
+            ("Latency from sending a statement to a plain psycopg listener having its NOTIFY (no server), and "
+             f"single-row autocommit INSERTs from {results['database']['writers']} psycopg connections at once for "
+             f"{args['write_seconds']:g} s, {args['write_rounds']} alternating runs."),
+            "",
+            *_database_table(results["database"]),
+            "",
+        ]
+    return lines
 
 
 def render(results: dict[str, Any], out: Path | None) -> str:
@@ -210,76 +461,41 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         f" ({'embedded' if results['embedded'] else 'DATABASE_URL'}). "
         "Everything (PostgreSQL, the server under test, wrk and the WebSocket clients) shares these cores, "
         "and the machine is shared with other work: compare the ratios, measured minutes apart, not the "
-        "absolute figures."),
+        "absolute figures. A case during which PostgreSQL restarted is run again (`bench/restarts.py`)."),
         "",
         "Servers, each its own process, started by `bench/servers.py`:",
         "- ours: `graphql-todos serve` (POOL_SIZE=10, logs to .data/bench-logs)",
+        ("- PostGraphile 5.1 (`bench/peer5-package.json`, on its own Node 22): `postgraphile -C bench/peer5.config.mjs`, "
+         "the amber preset, a pool of 10, NODE_ENV=production, no GraphiQL; `todoChanges` and `todo(id)` subscriptions "
+         "from a small plugin that takes the row from the NOTIFY payload"),
         ("- PostGraphile 4.14 (`bench/peer-package.json`): `postgraphile --plugins @graphile/pg-pubsub --subscriptions "
-        "--simple-subscriptions --max-pool-size 10 --disable-graphiql --disable-query-log`, NODE_ENV=production, "
-        "on its own database with the same `todos` table and a plain NOTIFY trigger (`bench/peer.sql`)"),
+        "--simple-subscriptions --max-pool-size 10 --disable-graphiql --disable-query-log`, NODE_ENV=production"),
+        ("- the PostGraphiles take turns on one database with the same `todos` table as ours and two NOTIFY "
+         "triggers with the row (every change; each row's own; `bench/peer.sql`)"),
         ("- floor: `python -m bench.floor`, bare Starlette + psycopg: one prepared autocommit query encoded with "
         "orjson; one psycopg LISTEN forwarding each NOTIFY payload as a text frame to every WebSocket"),
         "",
-        "## HTTP throughput",
-        "",
-        (f"`wrk -t1 -c{args['connections']} -d{args['seconds']:g}s`, {args['rounds']} alternating runs each, "
-        "50 rows of `id title completed`. Commands (the body is in BENCH_BODY, POSTed by `bench/post.lua`):"),
-        "",
-        *[f"    {h['command']}" for h in results["http"]],
-        "",
-        *_http_table(results["http"]),
-        "",
-        "## One subscriber: HTTP mutation to event",
-        "",
-        ("`createTodo` over HTTP (httpx), one graphql-transport-ws subscriber (`bench/fanout_client.c`) "
-        "(ours `todoChanges`, PostGraphile `listen(topic: \"todos\") { relatedNodeId }`)."),
-        "",
-        *_single_table(results["single"]),
-        "",
-        "## One change fanned out to N subscribers",
-        "",
-        ("A psycopg INSERT into the server's `todos`, timed from just before it is sent until the last "
-        "subscriber has it. Subscribers: WebSocket clients in C (`bench/fanout_client.c`, epoll: its CPU per frame is in the table below; Node's `ws` took 13-18 us), one "
-        f"process per 250 sockets, at most {args['client_processes']}; a fresh server per size. Ours "
-        "subscribes to `todoChanges { op todo { id title completed } }` (graphql-transport-ws); PostGraphile "
-        "to `listen(topic: \"todos\") { relatedNodeId }` (graphql-transport-ws; the row's node id, no read per "
-        "subscriber); the floor to raw NOTIFY payloads. CPU and RSS are the server process's, from /proc: "
-        "CPU per delivered event = CPU over the timed changes / deliveries; RSS and CPU per open = "
-        "(after the first change reached all) - (before opening), / N; time to open = until every socket "
-        "is acknowledged and subscribed."),
-        "",
-        *_fanout_tables(results["fanout"]),
-        "",
-        "## Several processes",
-        "",
-        ("Ours as one process, then as `graphql-todos serve --workers 2` (WORKERS=2: two processes on one "
-        "port, each with its own LISTEN connection; the kernel spreads the sockets over them), back to back "
-        "at the largest size, measured as above. CPU is summed over the supervisor and its workers."),
-        "",
-        *_workers_table(results["workers"]),
-        "",
-        "## The database floor and writes",
-        "",
-        ("Latency from sending a statement to a plain psycopg listener having its NOTIFY (no server), and "
-        f"single-row autocommit INSERTs from {results['database']['writers']} psycopg connections at once for "
-        f"{args['write_seconds']:g} s, {args['write_rounds']} alternating runs."),
-        "",
-        *_database_table(results["database"]),
-        "",
+        *_summary(results),
+        *_sections(results),
         "## Reading these figures",
         "",
-        ("- PostGraphile's simple subscription delivers the row's node id only (the `__node__` payload of "
-        "`bench/peer.sql`); asking it for `relatedNode { ... }` would read the row once per subscriber. "
-        "Ours delivers the whole changed row, which the NOTIFY carries, to every subscriber."),
+        ("- Every ratio is ours / the best peer for that measure, named beside it. For req/s above 1 is ours "
+         "ahead, for times and CPU below 1."),
+        ("- PostGraphile 4's simple subscription delivers the row's node id only (the `__node__` of "
+        "`bench/peer.sql`'s payload); asking it for `relatedNode { ... }` would read the row once per subscriber. "
+        "Ours and PostGraphile 5 deliver the whole changed row, which the NOTIFY carries, to every subscriber."),
         ("- Ours runs as `graphql-todos serve` with `LOG_LEVEL=warning` (no access log), as PostGraphile "
         "runs with `--disable-query-log`."),
+        ("- REST has no peer: its writes are set beside the peers' GraphQL mutations."),
         ("- Subscribers that never got a change are counted, not hidden: a size with losses says "
         "\"not delivered\" in its cell and leaves those changes out of the percentiles."),
         "- The ratios are the result; absolute figures drift by about 30% between runs on this shared machine.",
     ]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        lines += ["", "## Plots", "", *_plots(results, out.parent)]
+        plots = _plots(results, out.parent)
+        if plots:
+            lines += ["", "## Plots", "", *plots]
         (out.parent / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
     text = "\n".join(lines) + "\n"
     if out is not None:

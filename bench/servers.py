@@ -1,4 +1,4 @@
-"""The three servers under test, each started as its own process on 127.0.0.1."""
+"""The servers under test, each started as its own process on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -18,15 +18,19 @@ from .databases import Databases
 
 BENCH = Path(__file__).resolve().parent
 PEER = BENCH / "peer"
+# PostGraphile 5 and the Node 22 it needs, from bench/peer5-package.json.
+PEER5 = BENCH / "peer5"
 # Servers log here, never to a pipe nobody reads (a full pipe would stall them).
 LOGS = BENCH.parent / ".data" / "bench-logs"
-OURS, POSTGRAPHILE, FLOOR = "ours", "PostGraphile", "floor"
+OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR = "ours", "PostGraphile 5", "PostGraphile 4", "floor"
+# The peers a ratio of ours is taken against: the best of them.
+PEERS = (POSTGRAPHILE5, POSTGRAPHILE)
 # Ours again, with its response cache on: `ours` itself runs without it, so
 # that every read it answers goes to PostgreSQL, as PostGraphile's do.
 OURS_CACHED = "ours, response cache"
 # Ours as `serve --workers 2`: one process per core, on one port.
 OURS_WORKERS = "ours, 2 workers"
-PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768, OURS_WORKERS: 18769}
+PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768, OURS_WORKERS: 18769, POSTGRAPHILE5: 18770}
 
 
 @dataclass(frozen=True)
@@ -61,18 +65,27 @@ def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str,
             "--disable-graphiql", "--disable-query-log",
         ]
         return args, {**env, "NODE_ENV": "production"}
+    if name == POSTGRAPHILE5:
+        node = str(PEER5 / "node_modules" / ".bin" / "node")
+        cli = str(PEER5 / "node_modules" / "postgraphile" / "dist" / "cli-run.js")
+        config = str(BENCH / "peer5.config.mjs")
+        args = [node, cli, "-C", config, "--host", "127.0.0.1", "--port", str(port)]
+        return args, {**env, "NODE_ENV": "production", "DATABASE_URL": dbs.peer_url}
     return [sys.executable, "-m", "bench.floor"], {**env, "DATABASE_URL": dbs.ours, "LISTEN_URL": dbs.peer}
 
 
 def _ready(name: str, url: str) -> bool:
     try:
-        if name == POSTGRAPHILE:
+        if name in PEERS:
             r = httpx.post(url + "/graphql", json={"query": "{ __typename }"}, timeout=2)
         else:
             r = httpx.get(url + "/healthz", timeout=2)
     except httpx.TransportError:
         return False
     return r.status_code == 200
+
+
+_CWD = {POSTGRAPHILE: PEER, POSTGRAPHILE5: PEER5}
 
 
 @contextmanager
@@ -89,7 +102,7 @@ def running(name: str, dbs: Databases) -> Iterator[Server]:
     log = LOGS / f"{name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            args, env=env, cwd=PEER if name == POSTGRAPHILE else BENCH.parent, stdout=out, stderr=out
+            args, env=env, cwd=_CWD.get(name, BENCH.parent), stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
     try:

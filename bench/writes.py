@@ -1,9 +1,12 @@
-"""The database floor: raw NOTIFY latency, and INSERT rates with concurrent writers."""
+"""The database floor: raw NOTIFY latency, INSERT rates with concurrent
+writers, and writers at a set rate (the load beside a read benchmark)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from typing import Self
 
 import psycopg
 
@@ -41,3 +44,39 @@ async def insert_rate(dsn: str, writers: int, seconds: float) -> float:
     start = time.monotonic()
     counts = await asyncio.gather(*(write() for _ in range(writers)))
     return sum(counts) / (time.monotonic() - start)
+
+
+class PacedWriters:
+    """`writers` threads, each INSERTing `rate / writers` rows a second in
+    autocommit, until stopped: the load beside a read benchmark."""
+
+    def __init__(self, dsn: str, writers: int, rate: float) -> None:
+        self._dsn, self._writers, self._interval = dsn, writers, writers / rate
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.inserted = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        self._threads = [threading.Thread(target=self._write, daemon=True) for _ in range(self._writers)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _write(self) -> None:
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            due = time.monotonic()
+            while not self._stop.is_set():
+                conn.execute("INSERT INTO todos (title) VALUES ('paced')")
+                with self._lock:
+                    self.inserted += 1
+                due += self._interval
+                # Behind schedule (a slow commit): go on at once, but never
+                # make up more than one interval's worth in a burst.
+                due = max(due, time.monotonic() - self._interval)
+                self._stop.wait(max(0.0, due - time.monotonic()))

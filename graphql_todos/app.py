@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TypedDict
 
 import anyio.to_thread
@@ -32,6 +34,7 @@ from .response_cache import ResponseCache
 from .response_front import Reply, ResponseFront
 from .retention import Retention
 from .service import TodoService
+from .shared_counts import SharedCounts
 from .streams import LiveLists
 
 logger = logging.getLogger(__name__)
@@ -150,7 +153,9 @@ def create_app(settings: Settings) -> Starlette:
                 await pool.close()
 
     access = security.Access(settings.bearer_token)
-    sockets = security.SocketGate(settings)
+    # Under `serve --workers N`, the sockets per address count across workers.
+    shared = os.environ.get(metrics.MULTIPROC_DIR)
+    sockets = security.SocketGate(settings, SharedCounts(Path(shared)) if shared else None)
     graphql = TodoGraphQL(settings, cache, access)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
@@ -173,11 +178,13 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # Two front doors skip the rest: the cache's for repeated GraphQL
-        # requests (response_front.py, which times its own answers) and the
-        # GraphQL socket's (graphql_socket.py); then metrics, so that it
-        # times what the others answer too.
+        # The Host check before anything; two front doors skip the rest:
+        # the cache's for repeated GraphQL requests (response_front.py,
+        # which times its own answers) and the GraphQL socket's
+        # (graphql_socket.py); then metrics, so that it times what the
+        # others answer too.
         middleware=[
+            Middleware(security.HostCheck, settings=settings),
             Middleware(error_handlers.ShutdownCut),
             *([Middleware(ResponseFront, settings, access, sockets, replies)] if replies.size else []),
             Middleware(GraphQLSockets, graphql=graphql, sockets=sockets),

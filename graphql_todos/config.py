@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +96,36 @@ def _origins(text: str) -> tuple[str, ...]:
         if scheme not in ("http", "https") or not host or "/" in host:
             raise ValueError(f"{origin!r} is not an origin like https://example.org[:port]")
     return origins
+
+
+def _hosts(text: str) -> tuple[str, ...]:
+    hosts: list[str] = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        # A trailing dot names the same host (example.org. is example.org).
+        host = entry.lower().rstrip(".")
+        name = host.removeprefix(".")
+        if host != "*" and not (_HOST_NAME.fullmatch(name) or is_ip_literal(name)):
+            raise ValueError(
+                f"{entry!r} is not a host name like example.org, .example.org (it and its subdomains),"
+                " an IP address ([...] for IPv6), or *"
+            )
+        hosts.append(host)
+    return tuple(hosts)
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def is_ip_literal(name: str) -> bool:
+    """An IP address as a Host header spells it: IPv6 in brackets."""
+    try:
+        if name.startswith("[") and name.endswith("]"):
+            ipaddress.IPv6Address(name[1:-1])
+        else:
+            ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _optional_url(text: str) -> str | None:
@@ -240,6 +272,12 @@ class Settings:
         (), "ALLOWED_ORIGINS", _origins,
         "comma-separated origins besides the server's own that may open WebSockets and read by CORS",
     )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (), "ALLOWED_HOSTS", _hosts,
+        "comma-separated host names this server answers to besides localhost, 127.0.0.1 and [::1]"
+        " (and any IP address when HOST is not loopback): example.org, .example.org for it and its"
+        " subdomains, * for any; other Host headers get 421",
+    )
     max_body_bytes: int = _setting(
         65536, "MAX_BODY_BYTES", _int(1), "largest HTTP request body; larger ones get 413 unread"
     )
@@ -273,7 +311,7 @@ class Settings:
     )
     max_sockets_per_client: int = _setting(
         256, "MAX_SOCKETS_PER_CLIENT", _int(1),
-        "most WebSockets open from one client address (behind a proxy: all its clients)",
+        "most WebSockets open from one client address, all workers together (behind a proxy: all its clients)",
     )
     statement_timeout_seconds: float = _setting(
         5.0, "STATEMENT_TIMEOUT_SECONDS", _seconds, "longest a PostgreSQL statement of a request may run"

@@ -51,6 +51,8 @@ class ErrorCode(Enum):
     # A WebSocket from an origin the server does not allow; the legacy
     # graphql-ws protocol's refused connection_error.
     FORBIDDEN = (403, 4403)
+    # A Host this server does not answer to (ALLOWED_HOSTS): DNS rebinding.
+    MISDIRECTED_REQUEST = (421, 4421)
     PAYLOAD_TOO_LARGE = (413, 4413)
     # A request body that did not arrive within REQUEST_SECONDS.
     REQUEST_TIMEOUT = (408, 4408)

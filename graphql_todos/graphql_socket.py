@@ -6,9 +6,10 @@ Every layer there stays on an open socket's stack for as long as it lives
 ExceptionMiddlewares): memory that 10,000 subscribers pay 10,000 times, and
 CPU at every handshake. This front does what those layers do for this one
 socket, with the same code: security.SocketGate's Origin and
-sockets-per-client checks (the token is checked at connection_init, see
-graphql_view.py), metrics.open_stream's gauges, error_handlers' answers.
-HTTP, and every other socket, go through the stack as before.
+sockets-per-client checks (security.HostCheck, outside it, has checked the
+Host; the token is checked at connection_init, see graphql_view.py),
+metrics.open_stream's gauges, error_handlers' answers. HTTP, and every other
+socket, go through the stack as before.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ PATH = "/graphql"
 
 
 class GraphQLSockets:
-    """ASGI middleware, outermost: the /graphql WebSocket to `graphql`."""
+    """ASGI middleware, outermost but the Host check: the /graphql WebSocket to `graphql`."""
 
     def __init__(self, app: ASGIApp, graphql: ASGIApp, sockets: SocketGate) -> None:
         self.app = app

@@ -4,11 +4,9 @@ subscriptions on /graphql, plus GraphiQL from our own built assets."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import cast
 
 import orjson
 from cross_web import HTTPException
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,7 +33,6 @@ from .graphql_http import (
     negotiate,
     not_acceptable,
     operation_type,
-    prefers_html,
 )
 from .graphql_internals import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, JsonIntake
 from .json_intake import RefusedJson
@@ -43,7 +40,7 @@ from .negotiation import accept_header
 from .persisted import PersistedQueries
 from .response_cache import ResponseCache
 from .schema import Context, build_schema
-from .security import Access, graphql_limits
+from .security import Access, graphiql_page, graphql_limits
 
 
 class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
@@ -89,12 +86,9 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         return self.access.allows(context.credential) or self.access.allows(offered)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
-        # A GET with only a persisted-query hash is an operation, not a browser.
-        return (
-            request.method == "GET"
-            and request.query_params.keys().isdisjoint(("query", "extensions"))
-            and prefers_html(accept_header(cast(Headers, request.headers)))  # Starlette's, behind the adapter
-        )
+        # __call__ renders it, for exactly the request the guard lets in
+        # without a token; a request Strawberry sees is always an operation.
+        return False
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's default page loads GraphiQL from a CDN; ours is bundled.
@@ -106,15 +100,24 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive)
+        if graphiql_page(scope, request.headers):
+            # The one public request (security.graphiql_page): nothing runs.
+            return await (await self.render_graphql_ide(request))(scope, receive, send)
         media = media_types(accept_header(request.headers))
         response: ASGIApp
         try:
             context = await self.get_context(request, None)
             response = await self.respond(request, context, media)
         except HTTPException as exc:
-            # Strawberry answers a request it cannot run (a mutation over
-            # GET, a batch) in plain text; keep the GraphQL error shape.
-            response = _refusal(media, exc.status_code, exc.reason, ErrorCode.BAD_REQUEST)
+            # Strawberry answers a request it cannot run (no document, a
+            # batch, a method other than GET and POST) in plain text; keep
+            # the GraphQL error shape.
+            if exc.status_code == ErrorCode.METHOD_NOT_ALLOWED.http_status:
+                response = _refusal(
+                    media, exc.status_code, exc.reason, ErrorCode.METHOD_NOT_ALLOWED, {"Allow": "GET, POST"}
+                )
+            else:
+                response = _refusal(media, exc.status_code, exc.reason, ErrorCode.BAD_REQUEST)
         except RefusedJson as exc:
             # A body, or GET variables or extensions, that is not JSON is a
             # request that is not GraphQL; one escaping a lone surrogate, a
@@ -126,15 +129,20 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
     async def respond(self, request: Request, context: Context, media: MediaTypes) -> ASGIApp:
         """The response in the media type negotiated for the operation the
         request runs (graphql_http.media_types; the README lists them)."""
-        if self.should_render_graphql_ide(self.request_adapter_class(request)):
-            return await self.run(request)
         if media.operation in JSON_TYPES and (answer := await self.fast.respond(request, context)) is not None:
             return negotiate(answer, media.operation, self._request_error(request))
+        # (The fast path runs no mutation over GET: a GET it answered asks nothing here.)
+        if request.method == "GET" and await self.operation(request) is OperationType.MUTATION:
+            # GraphQL over HTTP: a GET is safe, so a mutation over GET is
+            # 405 whatever the client takes, before anything runs.
+            return _refusal(
+                media, 405, "Cannot perform mutations over GET", ErrorCode.METHOD_NOT_ALLOWED, {"Allow": "POST"}
+            )
         # The kind of operation decides only when the client takes a stream
         # for a subscription but something else for a query (the fast path
         # has answered most of those).
         chosen = media.operation
-        if media.subscription not in (None, chosen) and await self.subscribes(request):
+        if media.subscription not in (None, chosen) and await self.operation(request) is OperationType.SUBSCRIPTION:
             chosen = media.subscription
         if chosen == EVENT_STREAM:
             # graphql-sse: from here on, errors travel as events.
@@ -146,21 +154,20 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         # The request keeps the body it read, so Strawberry reads it too.
         return negotiate(await self.run(request), chosen, self._request_error(request))
 
-    async def subscribes(self, request: Request) -> bool:
-        """Whether the request runs a subscription; a request that cannot
-        tell is answered as any other (with its error)."""
+    async def operation(self, request: Request) -> OperationType | None:
+        """The kind of operation the request runs (sent in full, or by a
+        persisted hash this server knows); None for a request that cannot
+        tell, which is answered as any other (with its error)."""
         try:
             fields = await self.parse_http_body(self.request_adapter_class(request))
         except (ValueError, KeyError, HTTPException):  # json.JSONDecodeError is a ValueError
-            return False
+            return None
         if isinstance(fields, list) or not isinstance(fields.operation_name, (str, type(None))):
-            return False
+            return None
         schema = self.fast.schema
         document = schema.runnable(fields.query, fields.extensions)
         max_tokens = schema.limits.max_tokens
-        return document is not None and (
-            operation_type(document, fields.operation_name, max_tokens) is OperationType.SUBSCRIPTION
-        )
+        return None if document is None else operation_type(document, fields.operation_name, max_tokens)
 
     @staticmethod
     def _request_error(request: Request) -> bool:
@@ -200,8 +207,10 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         return orjson.dumps(data).decode()
 
 
-def _refusal(media: MediaTypes, status: int, message: str, code: ErrorCode) -> Response:
+def _refusal(
+    media: MediaTypes, status: int, message: str, code: ErrorCode, headers: dict[str, str] | None = None
+) -> Response:
     """A request that could not execute, in the GraphQL error shape."""
     error = {"message": message, "extensions": {"code": code.name}}
-    failed = JSONResponse({"errors": [error]}, status_code=status)
+    failed = JSONResponse({"errors": [error]}, status_code=status, headers=headers)
     return negotiate(failed, media.operation, request_error=True)

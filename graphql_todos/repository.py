@@ -16,12 +16,27 @@ from .models import Change, Op, Todo
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time"
 
-SELECT_TODOS = f"""
-SELECT {TODO_COLUMNS} FROM todos
-WHERE %(completed)s::boolean IS NULL OR completed = %(completed)s::boolean
-ORDER BY created_time, id
-LIMIT %(limit)s OFFSET %(offset)s
-"""
+# A list's rows: one statement for the whole list and one for a filter, not
+# one with `%(completed)s IS NULL OR completed = ...`. psycopg prepares a
+# statement that recurs, and PostgreSQL then keeps one generic plan for it
+# whatever the table's size. Not knowing which rows the filter keeps, the
+# generic plan made while the table is small (and never analyzed) is a scan
+# of every row and a sort, and it stays as the table grows: a page cost more
+# and more (issue 16, item 9). The whole list's generic plan walks the index
+# at any size; a filtered list is planned with its values each time (see
+# prepared), as a generic plan cannot know how many rows the filter keeps.
+_PAGE = "ORDER BY created_time, id LIMIT %(limit)s OFFSET %(offset)s"
+SELECT_TODOS = {
+    False: f"SELECT {TODO_COLUMNS} FROM todos {_PAGE}",
+    True: f"SELECT {TODO_COLUMNS} FROM todos WHERE completed = %(completed)s {_PAGE}",
+}
+
+
+def prepared(completed: bool | None) -> bool | None:
+    """psycopg's `prepare` for a list read: as it decides (None), or never
+    for a filtered one (False)."""
+    return None if completed is None else False
+
 SELECT_TODO = f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s"
 INSERT_TODO = f"""
 INSERT INTO todos (title, completed) VALUES (%(title)s, %(completed)s)
@@ -52,16 +67,14 @@ SELECT * FROM deleted ORDER BY created_time, id LIMIT %(limit)s
 # One statement sees one snapshot: the rows and the journal position they
 # reflect come back together, with no transaction around them. An empty list
 # still yields one row (all NULL but the position).
-SELECT_SNAPSHOT = f"""
+SELECT_SNAPSHOT = {
+    filtered: f"""
 WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
-SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
-    SELECT {TODO_COLUMNS} FROM todos
-    WHERE %(completed)s::boolean IS NULL OR completed = %(completed)s::boolean
-    ORDER BY created_time, id
-    LIMIT %(limit)s OFFSET %(offset)s
-) t ON true
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
 ORDER BY t.created_time, t.id
 """
+    for filtered, rows in SELECT_TODOS.items()
+}
 SELECT_TODO_SNAPSHOT = f"""
 WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
 SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
@@ -123,8 +136,9 @@ async def list_todos(
     conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
 ) -> list[Todo]:
     """`limit` rows of the (filtered) list from `offset` on, in list order."""
+    params = {"completed": completed, "limit": limit, "offset": offset}
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SELECT_TODOS, {"completed": completed, "limit": limit, "offset": offset})
+        await cur.execute(SELECT_TODOS[completed is not None], params, prepare=prepared(completed))
         return await cur.fetchall()
 
 
@@ -175,8 +189,9 @@ async def snapshot(
 ) -> tuple[list[Todo], int]:
     """`limit` rows of the (filtered) list from `offset` on, and the journal
     position they reflect."""
+    params = {"completed": completed, "limit": limit, "offset": offset}
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_SNAPSHOT, {"completed": completed, "limit": limit, "offset": offset})
+        await cur.execute(SELECT_SNAPSHOT[completed is not None], params, prepare=prepared(completed))
         rows = await cur.fetchall()
     return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"])
 

@@ -16,7 +16,9 @@ body's parse and the building of the cache's key.
 It takes only requests the stack handles the same way once it has read the
 body: a plain JSON POST (fastpath.is_plain_json) whose Content-Length is
 within the limit, or a GET with a query string, with the token where one is
-needed (security.Guard's own checks). It reads a POST's body through the
+needed (security.Guard's own checks; none is public, since GraphiQL's page
+has no query string), and with a Host security.HostCheck, outside it, let
+through. It reads a POST's body through the
 guard's bounds and, when it holds a reply for the request, asks where the
 journal stands (the mark the fast path then uses too, passed in the
 scope: one query per request, as before; a mutation asks none). It times
@@ -56,8 +58,9 @@ class Reply(NamedTuple):
 
 
 class ResponseFront:
-    """ASGI middleware, outermost: answers a repeated query from the replies
-    kept, and hands everything else to the app unchanged."""
+    """ASGI middleware, outermost but the Host check: answers a repeated
+    query from the replies kept, and hands everything else to the app
+    unchanged."""
 
     def __init__(
         self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, replies: ResponseCache[Reply]

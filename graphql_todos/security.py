@@ -1,17 +1,19 @@
 """What keeps strangers out and bad input harmless, in front of every route:
-the bearer token, the WebSocket origin check, the security headers, and the
-limits on request bodies, request time, sockets per client and GraphQL
-documents. docs/security.md gives the threat model each answers."""
+the Host check, the bearer token, the WebSocket origin check, the security
+headers, and the limits on request bodies, request time, sockets per client
+and GraphQL documents. docs/security.md gives the threat model each answers."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 from collections import Counter
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
@@ -19,19 +21,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import metrics
-from .config import Settings
+from .config import Settings, is_ip_literal
 from .document_limits import limits_rule
 from .error_handlers import close_reason, error_body
 from .errors import ErrorCode, RequestError
+from .graphql_http import prefers_html
+from .negotiation import accept_header
 from .schema import QueryLimits
+from .shared_counts import SharedCounts
 
 # What a browser may load without a token: the health check, and the web
-# client's pages and bundles (GraphiQL answers GET /graphql without `query`).
+# client's pages and bundles (and GraphiQL's page: graphiql_page).
 _PUBLIC_PATHS = ("/", "/healthz")
 _PUBLIC_PREFIX = "/assets/"
-# GraphiQL's page and public GET. (Its WebSocket takes the token in
-# connection_init too, and checks it itself: graphql_view.py.)
-_GRAPHQL = "/graphql"
+# GraphiQL's page, and every GraphQL transport. (Its WebSocket takes the
+# token in connection_init, and checks it itself: graphql_view.py.)
+GRAPHQL_PATH = "/graphql"
 
 # The pages load only their own bundles and talk only to their own origin.
 # The tightest each works with (tests/test_web.py records violations): the
@@ -74,6 +79,94 @@ class Access:
         return token is not None and self.allows("Bearer " + token)
 
 
+# Names of this machine that no DNS answer can lend another site: allowed
+# whatever HOST is (Django's defaults for a local server).
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# HOST values that bind every address: no name to add.
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::"})
+
+
+class Hosts:
+    """The host names this server answers to (docs/security.md, DNS
+    rebinding): a page that points its own name at this address sends that
+    name as Host, so a Host that is none of ours is a request meant for
+    another site. Loopback names always; any IP address when HOST is not
+    loopback (a name is needed to rebind, so a Host that is an address was
+    not rebound), and the name HOST binds to; ALLOWED_HOSTS besides."""
+
+    def __init__(self, settings: Settings) -> None:
+        listed = set(settings.allowed_hosts)
+        bound = settings.host.lower()
+        self.any = "*" in listed
+        self.addresses = not _loopback(bound)
+        self.names = _LOOPBACK_NAMES | {h for h in listed if not h.startswith(".")}
+        if self.addresses and bound not in _ANY_ADDRESS:
+            self.names |= {f"[{bound}]" if ":" in bound else bound}
+        self.domains = tuple(h for h in listed if h.startswith("."))
+
+    def allows(self, host: str | None) -> bool:
+        """Whether a Host header (None: the request had none) is one of ours.
+        A request without Host is no browser's, so no rebinding page's."""
+        if host is None or self.any:
+            return True
+        name = _hostname(host)
+        return (
+            name in self.names
+            or (self.addresses and is_ip_literal(name))
+            or any(name == domain[1:] or name.endswith(domain) for domain in self.domains)
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(host: str) -> str:
+    """A Host header's name, without its port: lower case, no trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host.partition("]")[0] + "]"
+    else:
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            name = host
+    return name.rstrip(".")
+
+
+class HostCheck:
+    """ASGI middleware, outermost: a request or WebSocket handshake for a
+    Host that is not one of ours (Hosts) gets 421 before anything else runs,
+    the two front doors (response_front.py, graphql_socket.py) included."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.hosts = Hosts(settings)
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: what it lets through is the next layer's own
+        # coroutine, so this layer adds no frame to an open socket's stack.
+        if scope["type"] in ("http", "websocket"):
+            host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+            if not self.hosts.allows(host):
+                return _misdirected(scope, receive, send, _hostname(host or ""))
+        return self.app(scope, receive, send)
+
+
+async def _misdirected(scope: Scope, receive: Receive, send: Send, host: str) -> None:
+    code = ErrorCode.MISDIRECTED_REQUEST
+    message = f"this server does not answer to the host {host[:100]!r}: add it to ALLOWED_HOSTS"
+    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    if scope["type"] == "websocket":
+        await WebSocket(scope, receive, send).send_denial_response(response)
+    else:
+        await response(scope, receive, send)
+
+
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
     """A WebSocket handshake's Origin is the server's own (the Host it was
     asked for) or listed. Without Origin it is no browser, so it carries no
@@ -85,13 +178,23 @@ def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
     return parts.netloc == headers.get("host", "").lower() or origin.lower().rstrip("/") in allowed
 
 
-def _public(scope: Scope) -> bool:
-    path: str = scope["path"]
-    if scope["method"] not in ("GET", "HEAD"):
+def graphiql_page(scope: Scope, headers: Headers) -> bool:
+    """The one request to /graphql that needs no token: a browser's GET of
+    GraphiQL's page. It carries nothing a GraphQL transport could run (no
+    query string at all: no document, hash, variables or operation name) and
+    prefers HTML. The view answers exactly this request with the page,
+    before any transport sees it (graphql_view.py): what is public is decided
+    by what the request will do, not by what it lacks."""
+    if scope["method"] != "GET" or scope["path"] != GRAPHQL_PATH or scope["query_string"]:
         return False
-    if path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX):
+    return prefers_html(accept_header(headers))
+
+
+def _public(scope: Scope, headers: Headers) -> bool:
+    path: str = scope["path"]
+    if scope["method"] in ("GET", "HEAD") and (path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX)):
         return True
-    return path == _GRAPHQL and "query" not in QueryParams(scope["query_string"])
+    return graphiql_page(scope, headers)
 
 
 class Guard:
@@ -115,7 +218,7 @@ class Guard:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == _GRAPHQL else CONTENT_SECURITY_POLICY
+        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == GRAPHQL_PATH else CONTENT_SECURITY_POLICY
         send = _with_headers(send, policy)
         headers = Headers(scope=scope)
         if not self.authorized(scope, headers):
@@ -137,7 +240,7 @@ class Guard:
 
     def authorized(self, scope: Scope, headers: Headers) -> bool:
         """The token, where the route needs one."""
-        return _public(scope) or self.access.allows(headers.get("authorization"))
+        return _public(scope, headers) or self.access.allows(headers.get("authorization"))
 
     def declared_too_big(self, headers: Headers) -> bool:
         """A Content-Length over the limit: refused before any of it is read."""
@@ -206,10 +309,12 @@ class SocketGate:
     """Every WebSocket's handshake checks: its Origin, and the sockets its
     client address holds (MAX_SOCKETS_PER_CLIENT). One per app, shared by
     Guard and the GraphQL socket front (graphql_socket.py), so both count
-    the same sockets."""
+    the same sockets; with `shared` (serve --workers N), the other workers'
+    count too."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shared: SharedCounts | None = None) -> None:
         self.settings = settings
+        self.shared = shared
         self._sockets: Counter[str] = Counter()
 
     async def admit(self, websocket: WebSocket) -> bool:
@@ -219,9 +324,24 @@ class SocketGate:
             await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
             return False
         client = websocket.client.host if websocket.client else ""
-        if self._sockets[client] >= self.settings.max_sockets_per_client:
+        if not self._count_in(client):
             metrics.refused("sockets_per_client")
             await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
+            return False
+        return True
+
+    def _count_in(self, client: str) -> bool:
+        if self.shared is None:
+            return self._take(client, self._sockets[client])
+        bucket = self.shared.bucket(client)
+        with self.shared.exclusive():
+            if not self._take(client, self._sockets[client] + self.shared.others(bucket)):
+                return False
+            self.shared.add(bucket, 1)
+            return True
+
+    def _take(self, client: str, held: int) -> bool:
+        if held >= self.settings.max_sockets_per_client:
             return False
         self._sockets[client] += 1
         return True
@@ -231,6 +351,8 @@ class SocketGate:
         self._sockets[client] -= 1
         if not self._sockets[client]:
             del self._sockets[client]
+        if self.shared is not None:
+            self.shared.add(self.shared.bucket(client), -1)
 
 
 async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:

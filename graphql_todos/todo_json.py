@@ -6,7 +6,8 @@ with no row built in Python.
 A list's shape (which columns under which keys, and constants such as
 __typename) comes from a compiled GraphQL plan. Its statement is built once per
 shape from the closed set of columns below and keys and constants that are
-GraphQL names, and psycopg prepares it once it recurs.
+GraphQL names, and psycopg prepares it once it recurs (a filtered list's,
+never: see repository.SELECT_TODOS).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from psycopg import AsyncConnection, sql
 
-from .repository import SELECT_POSITION, SELECT_TODOS
+from .repository import SELECT_POSITION, SELECT_TODOS, prepared
 
 # What datetime.isoformat() writes, from a timestamptz `c` rendered in the
 # session's time zone: microseconds only when there are some, and an offset
@@ -74,30 +75,32 @@ class ListsQuery:
     def __init__(self, items: tuple[Item, ...], position: bool) -> None:
         self.items = items
         self.position = position
-        # Times rendered in the session's zone, and (built when first
-        # needed) in UTC: which one a connection needs is known only once it
-        # runs (see run).
-        self._statements = {False: _statement(items, position, _SESSION_TIME)}
+        # Keyed by (in UTC, filtered): times rendered in the session's zone,
+        # or (built when first needed, as the filtered ones) in UTC: which one
+        # a connection needs is known only once it runs (see run).
+        self._statements = {(False, False): _statement(items, position, _SESSION_TIME, SELECT_TODOS[False])}
 
     async def run(self, conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int) -> Lists:
         """At most `limit` rows from `offset` on, in list order."""
         # psycopg converts times to the session's zone when it can load it,
         # else to UTC: the JSON must carry the offsets Strawberry would write.
-        utc = not isinstance(conn.info.timezone, ZoneInfo)
-        if utc not in self._statements:
-            self._statements[utc] = _statement(self.items, self.position, _UTC_TIME)
+        key = (not isinstance(conn.info.timezone, ZoneInfo), completed is not None)
+        if key not in self._statements:
+            time = _UTC_TIME if key[0] else _SESSION_TIME
+            self._statements[key] = _statement(self.items, self.position, time, SELECT_TODOS[key[1]])
         # Prepared once it has run a few times on a connection (psycopg's
-        # automatic preparation), so one-off selections are not.
+        # automatic preparation), so one-off selections are not; a filtered
+        # list never (repository.prepared).
         params = {"completed": completed, "limit": limit, "offset": offset}
-        cursor = await conn.execute(self._statements[utc], params)
+        cursor = await conn.execute(self._statements[key], params, prepare=prepared(completed))
         row = await cursor.fetchone()
         assert row is not None
         texts = list(row[: len(self.items)])
         return Lists(texts, int(row[-1]) if self.position else None, int(row[len(texts)]))
 
 
-def _statement(items: tuple[Item, ...], position: bool, time: str) -> bytes:
-    # One scan: every list aggregates the rows SELECT_TODOS reads (filtered
+def _statement(items: tuple[Item, ...], position: bool, time: str, rows: str) -> bytes:
+    # One scan: every list aggregates the rows `rows` reads (filtered
     # and limited by the parameters run passes), in its order; an empty list
     # is "[]". Then the rows' count (a list asked for whole is refused over
     # MAX_LIST_ROWS, even when only its cursor is selected, as the resolvers
@@ -112,7 +115,7 @@ def _statement(items: tuple[Item, ...], position: bool, time: str) -> bytes:
     if position:
         columns.append(sql.SQL("({})").format(sql.SQL(SELECT_POSITION)))
     return sql.SQL("SELECT {columns} FROM ({rows}) t").format(
-        columns=sql.SQL(", ").join(columns), rows=sql.SQL(SELECT_TODOS)
+        columns=sql.SQL(", ").join(columns), rows=sql.SQL(rows)
     ).as_bytes(None)
 
 

@@ -55,13 +55,23 @@ def template_db(admin_dsn: str) -> Iterator[str]:
     _admin(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture
-def db_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
-    """A migrated database of this test's own."""
+def _clone(admin_dsn: str, template_db: str) -> Iterator[str]:
     name = f"gt_{uuid.uuid4().hex[:12]}"
     _admin(admin_dsn, f"CREATE DATABASE {name} TEMPLATE {template_db}")
     yield make_conninfo(admin_dsn, dbname=name)
     _admin(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
+    """A migrated database of this test's own."""
+    yield from _clone(admin_dsn, template_db)
+
+
+@pytest.fixture(scope="module")
+def module_db_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
+    """A migrated database shared by one module's tests (one server for them all)."""
+    yield from _clone(admin_dsn, template_db)
 
 
 @pytest.fixture

@@ -13,13 +13,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
+import psutil
+import psycopg
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -90,11 +92,15 @@ class Server:
         stats: dict[str, int] = self.call(self._uvicorn.lifespan.state["pool"].get_stats)
         return stats
 
+    @property
+    def app(self) -> Starlette:
+        """The app as create_app built it (its routes and middleware)."""
+        assert self._uvicorn is not None
+        return cast(Starlette, self._uvicorn.config.app)
+
     def fast_path(self) -> FastPath:
         """The compiled fast path of the app's /graphql view (its counters)."""
-        assert self._uvicorn is not None
-        app = cast(Starlette, self._uvicorn.config.app)
-        route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+        route = next(r for r in self.app.routes if isinstance(r, Route) and r.path == "/graphql")
         view = route.endpoint
         assert isinstance(view, TodoGraphQL)
         return view.fast
@@ -296,8 +302,29 @@ class Serve:
         except httpx.TransportError:
             return False
 
+    def workers_of(self, client_ports: Iterable[int]) -> dict[int, list[int]]:
+        """Worker pid -> which of these client ports' connections it accepted."""
+        ports = set(client_ports)
+        workers: dict[int, list[int]] = {}
+        for worker in psutil.Process(self.process.pid).children():
+            for conn in worker.net_connections(kind="tcp"):
+                if conn.laddr.port == self.port and conn.raddr and conn.raddr.port in ports:
+                    workers.setdefault(worker.pid, []).append(conn.raddr.port)
+        return workers
+
     def stop(self, sig: signal.Signals) -> int:
         """Send sig; the exit status, once it exited (its output in self.output)."""
         self.process.send_signal(sig)
         self.output = self.process.communicate(timeout=30)[0] or ""
         return self.process.returncode
+
+
+def listening_workers(dsn: str) -> int:
+    """The app processes listening on dsn's database (a worker is up once it is)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'graphql-todos listener' AND datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

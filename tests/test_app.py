@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import httpx
+import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.app import GC_THRESHOLDS
-from tests.helpers import Server, make_server
+from tests.helpers import Server, make_server, serving
 
 
 def test_without_the_web_client_the_pages_say_how_to_get_it(db_dsn: str) -> None:
@@ -28,3 +31,53 @@ def test_without_the_web_client_the_pages_say_how_to_get_it(db_dsn: str) -> None
 def test_the_server_collects_garbage_with_its_own_thresholds(server: Server) -> None:
     # Set once the lifespan has started (the test server runs in this process).
     assert gc.get_threshold() == GC_THRESHOLDS
+
+
+def _add_rows(db: psycopg.Connection[Any], count: int) -> None:
+    """`count` rows in one statement, each created a millisecond after the last."""
+    db.execute(
+        "INSERT INTO todos (title, created_time) SELECT 'todo ' || i, now() + i * interval '1 ms' "
+        "FROM generate_series(1, %s) i",
+        (count,),
+    )
+
+
+async def _prepared_list_plans(pool: AsyncConnectionPool) -> list[str]:
+    """The plans PostgreSQL takes now for the list statements the app's connection prepared."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT name, parameter_types::text[] FROM pg_prepared_statements WHERE statement LIKE '%string_agg%'"
+        )
+        plans = []
+        for name, types in await cursor.fetchall():
+            # A filtered list's ($1 completed), then the limit and the offset.
+            args = ["false"] * (len(types) - 2) + ["50", "0"]
+            explained = await conn.execute(f"EXPLAIN (COSTS OFF) EXECUTE {name}({', '.join(args)})")  # type: ignore[arg-type]
+            plans.append("\n".join(line for (line,) in await explained.fetchall()))
+        return plans
+
+
+def test_a_list_read_is_planned_for_the_table_as_it_is_now(db_dsn: str) -> None:
+    # Issue 16, item 9: a list statement prepared while the table was small,
+    # and never analyzed, kept PostgreSQL's generic plan (a sequential scan
+    # and a sort) as writers grew the table: each read then cost a scan of
+    # every row. Autovacuum is off so no ANALYZE refreshes the plans meanwhile.
+    with psycopg.connect(db_dsn, autocommit=True) as db:
+        db.execute("ALTER TABLE todos SET (autovacuum_enabled = false)")
+        _add_rows(db, 1_000)
+        with (
+            serving(db_dsn, pool_size=1, response_cache_size=0) as server,
+            httpx.Client(base_url=server.url, timeout=10) as client,
+        ):
+            # Past psycopg's preparing and PostgreSQL's first five custom plans.
+            for where in ("", ", completed: false"):
+                query = f"{{ todos(first: 50{where}) {{ id title completed }} }}"
+                for _ in range(20):
+                    response = client.post("/graphql", json={"query": query})
+                    assert len(response.json()["data"]["todos"]) == 50
+            _add_rows(db, 49_000)
+            plans = server.run(_prepared_list_plans(server.state("pool")))
+    assert plans, "the whole list's statement is prepared"
+    for plan in plans:
+        assert "Scan using todos_order on todos" in plan, plan
+        assert "Seq Scan" not in plan, plan

@@ -39,6 +39,7 @@ def test_every_variable_is_read() -> None:
         "TODOS_TOKEN": "a-token-of-16-chars",
         "TODOS_TOKEN_FILE": "",
         "ALLOWED_ORIGINS": "https://A.example, http://b.example:8080/",
+        "ALLOWED_HOSTS": "Todos.example., .lan, [::2]",
         "MAX_BODY_BYTES": "1024",
         "WS_MAX_BYTES": "2048",
         "REQUEST_SECONDS": "3",
@@ -82,6 +83,7 @@ def test_every_variable_is_read() -> None:
         token="a-token-of-16-chars",
         token_file=None,
         allowed_origins=("https://a.example", "http://b.example:8080"),
+        allowed_hosts=("todos.example", ".lan", "[::2]"),
         max_body_bytes=1024,
         ws_max_bytes=2048,
         request_seconds=3.0,
@@ -133,6 +135,12 @@ def test_a_secret_is_never_shown() -> None:
 def test_allowed_origins_must_be_origins(origins: str) -> None:
     with pytest.raises(SettingError, match="ALLOWED_ORIGINS"):
         Settings.from_env({"ALLOWED_ORIGINS": origins})
+
+
+@pytest.mark.parametrize("hosts", ["http://example.org", "example.org:8000", "example.org/", "[::1", "*.example.org"])
+def test_allowed_hosts_must_be_host_names(hosts: str) -> None:
+    with pytest.raises(SettingError, match="ALLOWED_HOSTS"):
+        Settings.from_env({"ALLOWED_HOSTS": hosts})
 
 
 def test_trusted_documents_must_be_a_manifest(tmp_path: Path) -> None:
@@ -190,6 +198,7 @@ def test_to_env_gives_the_same_settings_back() -> None:
     settings = Settings(
         port=9001,
         allowed_origins=("https://a.example", "http://b.example:8080"),
+        allowed_hosts=(".example.org", "*"),
         introspection=False,
         web_dist=None,
         database_url="postgresql://db/app",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -139,7 +140,7 @@ NOT_GRAPHQL: dict[ErrorCode, Callable[[httpx.Client], httpx.Response]] = {
 
 
 def _slow_body(server: Server) -> httpx.Response:
-    head = b"POST /api/todos/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = b"POST /api/todos/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     head += f"Authorization: {BEARER['Authorization']}\r\nContent-Length: 50\r\n\r\n".encode()
     answer = raw_exchange(server, head, [b"{"] * 50, pause=0.1)
     status_line, _, rest = answer.partition(b"\r\n")
@@ -148,6 +149,7 @@ def _slow_body(server: Server) -> httpx.Response:
 
 GUARDED_HTTP: dict[ErrorCode, Callable[[Server], httpx.Response]] = {
     ErrorCode.UNAUTHENTICATED: lambda s: httpx.get(s.url + "/api/todos/"),
+    ErrorCode.MISDIRECTED_REQUEST: lambda s: httpx.get(s.url + "/api/todos/", headers={"Host": "evil.example"}),
     ErrorCode.PAYLOAD_TOO_LARGE: lambda s: httpx.post(
         s.url + "/api/todos/", json={"title": "x" * 2000}, headers=BEARER
     ),
@@ -166,6 +168,9 @@ def _third_socket(server: Server) -> None:
 HANDSHAKE: dict[ErrorCode, Callable[[Server], object]] = {
     ErrorCode.FORBIDDEN: lambda s: connect(s.ws_url + "/api/todos/", origin="http://evil.example"),  # type: ignore[arg-type]
     ErrorCode.TOO_MANY_REQUESTS: _third_socket,
+    ErrorCode.MISDIRECTED_REQUEST: lambda s: connect(
+        "ws://evil.example/api/todos/", sock=socket.create_connection(("127.0.0.1", s.port))
+    ),
 }
 
 

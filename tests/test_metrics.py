@@ -201,9 +201,9 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
     with serving(db_dsn, **small) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         before = _refusals(server)
         assert client.post("/api/todos/", content=b"{" * 3000, headers={"content-type": "application/json"}).status_code == 413
-        slow = b"POST /api/todos/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+        slow = b"POST /api/todos/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
         assert raw_exchange(server, slow, [b"{"] * 20, pause=0.1).startswith(b"HTTP/1.1 408 ")
-        big_head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+        big_head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
         assert raw_exchange(server, big_head).startswith(b"HTTP/1.1 431 ")
         with socket.create_connection(("127.0.0.1", server.port)) as silent:
             assert _closed(silent)

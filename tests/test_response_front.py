@@ -41,7 +41,7 @@ def pair(db_dsn: str) -> Iterator[tuple[Server, Server]]:
 
 def _exchange(server: Server, body: bytes, headers: dict[str, str], chunks: list[bytes] | None = None,
               pause: float = 0.0, target: str = "POST /graphql") -> bytes:
-    lines = [f"{name}: {value}" for name, value in {"Host": "test", **headers, "Connection": "close"}.items()]
+    lines = [f"{name}: {value}" for name, value in {"Host": "127.0.0.1", **headers, "Connection": "close"}.items()]
     if chunks is None:
         lines.append(f"Content-Length: {len(body)}")
         chunks = [body]

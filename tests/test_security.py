@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
+import os
+import signal
 import socket
 import time
 from typing import Any
@@ -17,11 +20,15 @@ from graphql import get_introspection_query
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
+from graphql_todos.config import Settings
+from graphql_todos.persisted import sha256
+from graphql_todos.security import Hosts
 from graphql_todos.uvicorn_internals import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
-from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving, wait_until
+from tests.helpers import BEARER, TOKEN, Serve, Server, listening_workers, raw_exchange, serving, wait_until
 
 TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
 TODOS = "{ todos { id title } }"
@@ -57,6 +64,27 @@ def test_health_and_the_web_client_need_no_token(guarded: Server) -> None:
     graphiql = httpx.get(guarded.url + "/graphql", headers={"Accept": "text/html"})
     assert graphiql.status_code == 200
     assert "GraphiQL" in graphiql.text
+
+
+def test_a_mutation_over_get_is_refused_before_it_runs(
+    server: Server, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A GET is safe (GraphQL over HTTP: 405), whatever it takes in return:
+    # as an event stream it used to run into a 500 and a traceback.
+    caplog.set_level(logging.ERROR)
+    document = 'mutation { createTodo(input: {title: "over GET"}) { id } }'
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": sha256(document)}}
+    assert "errors" not in client.post("/graphql", json={"query": document, "extensions": persisted}).json()
+    for params in ({"query": document}, {"extensions": json.dumps(persisted)}):
+        for accept in (
+            "application/json", "application/graphql-response+json", "text/event-stream",
+            "multipart/mixed;subscriptionSpec=1.0,application/json",
+        ):
+            response = client.get("/graphql", params=params, headers={"Accept": accept})
+            assert (response.status_code, response.headers["allow"]) == (405, "POST"), accept
+            assert error_codes(response.json()) == ["METHOD_NOT_ALLOWED"]
+    assert len(client.get("/api/todos/").json()) == 1  # the POST's, and no other
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_sockets_take_the_token_where_their_clients_can_send_it(guarded: Server, authed: httpx.Client) -> None:
@@ -106,6 +134,75 @@ def test_websockets_from_foreign_origins_are_refused(db_dsn: str) -> None:
                 with pytest.raises(InvalidStatus) as refused:
                     connect(server.ws_url + path, origin=origin, subprotocols=TRANSPORT_WS)  # type: ignore[arg-type]
                 assert refused.value.response.status_code == 403
+
+
+def test_a_dns_rebinding_page_is_refused(server: Server, client: httpx.Client) -> None:
+    # A page on evil.example points its name at 127.0.0.1: the browser sends
+    # that name as Host and as Origin, so Origin and Host agree.
+    evil = f"evil.example:{server.port}"
+    rebound = {"Host": evil, "Origin": f"http://{evil}"}
+    query = {"query": TODOS}
+    for _ in range(2):  # the second time, the front door holds the reply
+        assert client.get("/graphql", params=query).status_code == 200
+        assert client.post("/graphql", json=query).status_code == 200
+    probes: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/graphql", {"params": query}),
+        ("POST", "/graphql", {"json": query}),
+        ("GET", "/api/todos/", {}),
+        ("GET", "/api/todos/", {"headers": {"Accept": "text/event-stream"}}),
+        ("GET", "/", {}),
+        ("GET", "/healthz", {}),
+        ("OPTIONS", "/graphql", {"headers": {"Access-Control-Request-Method": "POST"}}),
+    ]
+    for method, path, kwargs in probes:
+        headers = {**rebound, **kwargs.pop("headers", {})}
+        response = client.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == 421, (method, path)
+        assert response.json()["error"] == {
+            "code": "MISDIRECTED_REQUEST",
+            "message": "this server does not answer to the host 'evil.example': add it to ALLOWED_HOSTS",
+        }
+    for path in ("/graphql", "/api/todos/"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(
+                f"ws://{evil}{path}", sock=socket.create_connection(("127.0.0.1", server.port)),
+                origin=f"http://{evil}", subprotocols=TRANSPORT_WS,  # type: ignore[arg-type]
+            )
+        assert refused.value.response.status_code == 421
+        assert json.loads(refused.value.response.body or b"")["error"]["code"] == "MISDIRECTED_REQUEST"
+    # This machine's own names, with any port, and the server's own origin.
+    for host in ("127.0.0.1", "localhost", "LocalHost.", "[::1]"):
+        own = {"Host": f"{host}:1234", "Origin": f"http://{host}:1234"}
+        assert client.get("/graphql", params=query, headers=own).json() == {"data": {"todos": []}}
+        with connect(
+            f"ws://{host}:1234/api/todos/", sock=socket.create_connection(("127.0.0.1", server.port)),
+            origin=f"http://{host}:1234",  # type: ignore[arg-type]
+        ):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("bound", "listed", "answered", "refused"),
+    [
+        ("127.0.0.1", (), ["localhost", "127.0.0.1:8000", "[::1]:80", "localhost."], ["10.0.0.5", "todos.lan"]),
+        ("::1", (), ["[::1]:8000", "localhost"], ["[2001:db8::1]", "evil.example"]),
+        # Bound beyond loopback: any address (no name, no rebinding), names listed.
+        ("0.0.0.0", (), ["10.0.0.5:8000", "[2001:db8::1]:8000", "localhost"], ["todos.lan", "10.0.0.5.nip.io"]),
+        ("todos.lan", (), ["todos.lan:8000", "10.0.0.5"], ["evil.example"]),
+        (
+            "0.0.0.0", ("todos.example", ".lan"), ["TODOS.example:443", "lan", "a.b.lan"],
+            ["todos.example.evil", "evillan", "example"],
+        ),
+        ("127.0.0.1", ("*",), ["anything.example"], []),
+    ],
+)
+def test_the_hosts_a_server_answers_to(
+    bound: str, listed: tuple[str, ...], answered: list[str], refused: list[str]
+) -> None:
+    hosts = Hosts(Settings(host=bound, allowed_hosts=listed))
+    assert [host for host in answered if not hosts.allows(host)] == []
+    assert [host for host in refused if hosts.allows(host)] == []
+    assert hosts.allows(None)  # no Host: no browser
 
 
 def test_cross_origin_reads_only_for_allowed_origins(server: Server, db_dsn: str) -> None:
@@ -340,12 +437,12 @@ def test_a_connection_that_sends_nothing_is_closed(guarded: Server) -> None:
 
 def test_a_request_head_sent_a_byte_at_a_time_is_cut_off(guarded: Server) -> None:
     with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
-        assert _closed_within(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 1000, 10)
+        assert _closed_within(sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"y" * 1000, 10)
 
 
 def test_a_keep_alive_connection_that_sends_nothing_more_is_closed(guarded: Server) -> None:
     with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         sock.settimeout(10)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         # Then a new request's head, trickled: uvicorn's own keep-alive timer stops at the first byte.
@@ -353,9 +450,9 @@ def test_a_keep_alive_connection_that_sends_nothing_more_is_closed(guarded: Serv
 
 
 def test_a_request_head_over_the_limit_is_refused(server: Server) -> None:
-    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n"
     assert raw_exchange(server, head).startswith(b"HTTP/1.1 431 ")
-    fits = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"x" * 60000 + b"\r\n\r\n"
+    fits = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Big: " + b"x" * 60000 + b"\r\n\r\n"
     assert raw_exchange(server, fits).startswith(b"HTTP/1.1 200 ")
 
 
@@ -396,7 +493,7 @@ def test_a_streamed_subscription_outlives_the_request_deadline(guarded: Server, 
         # a request begun after this one, whose body never comes, is refused
         # at its deadline, and this one is still answering after it.
         slow = (
-            b"POST /api/todos/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+            b"POST /api/todos/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
             + b"\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"
         )
         assert raw_exchange(guarded, slow).startswith(b"HTTP/1.1 408 ")
@@ -504,3 +601,48 @@ def test_a_live_list_over_the_cap_is_read_again_rather_than_patched(db_dsn: str)
 
 def _titles_of(rows: Any) -> list[str]:
     return [row.title for row in rows]
+
+
+def _open_until_refused(serve: Serve, attempts: int) -> list[Connection]:
+    """Open WebSockets (both kinds, both front doors) from one address,
+    `attempts` times, keeping each one accepted."""
+    held: list[Connection] = []
+    for attempt in range(attempts):
+        path = "/graphql" if attempt % 2 else "/api/todos/"
+        try:
+            ws = connect(serve.ws_url + path, subprotocols=TRANSPORT_WS if attempt % 2 else None)
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 429
+            continue
+        if attempt % 2:
+            ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+        held.append(ws)
+    return held
+
+
+def test_the_sockets_per_address_limit_holds_across_workers(db_dsn: str) -> None:
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "MAX_SOCKETS_PER_CLIENT": "3"}
+    serve = Serve(env, args=["--workers", "2"])
+    held: list[Connection] = []
+    try:
+        wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)
+        # The kernel hands each connection to either worker: 40 tries reach
+        # both (each alone would take 3).
+        held = _open_until_refused(serve, 40)
+        assert len(held) == 3
+        # A worker killed outright takes its sockets with it, and its count.
+        by_port = {ws.socket.getsockname()[1]: ws for ws in held}
+        victim, lost = next(iter(serve.workers_of(by_port).items()))
+        os.kill(victim, signal.SIGKILL)
+        for port in lost:
+            with pytest.raises(ConnectionClosed):
+                by_port[port].recv(timeout=10)
+            held.remove(by_port[port])
+        wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)  # its replacement
+        held += _open_until_refused(serve, 40)
+        assert len(held) == 3
+    finally:
+        for ws in held:
+            ws.close()
+        serve.stop(signal.SIGTERM)

@@ -115,7 +115,7 @@ def test_a_stalled_event_stream_is_ended(server: Server, path: str, transport: s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     sock.connect(("127.0.0.1", server.port))
     # An event stream request, then nothing read.
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
     try:
         with errors_logged() as errors, connect(server.ws_url + "/api/todos/?after=0") as healthy:
             wait_until(lambda: server.subscriber_count() == 2)
@@ -173,7 +173,7 @@ def _websocket_that_never_reads(server: Server, path: str, *messages: Any, subpr
 
 def _request_never_read(server: Server, path: str) -> socket.socket:
     sock = _socket_that_never_reads(server)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
     return sock
 
 

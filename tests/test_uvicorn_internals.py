@@ -255,7 +255,7 @@ def test_a_text_message_that_is_not_utf8_closes_with_1007_and_logs_nothing(
     for then in (b"", _client_frame(0x8, b"\x03\xe8")):
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
             sock.sendall(
-                b"GET /api/todos/ HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"GET /api/todos/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             )
             head = b""

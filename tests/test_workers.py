@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import Serve, wait_until
+from tests.helpers import Serve, listening_workers, wait_until
 from tests.test_cli import alive, embedded, postmaster_pid
 
 CREATE = 'mutation($t: String!) { createTodo(input: {title: $t}) { id } }'
@@ -88,25 +88,10 @@ async def _all_caught_up(followers: list[Follower], dsn: str) -> list[str]:
     return expected
 
 
-def _listeners(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = 'graphql-todos listener' AND datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def _holders(serve: Serve, followers: list[Follower]) -> dict[int, list[Follower]]:
     """Worker pid -> the followers whose connection that worker accepted."""
     by_port = {f.local_port: f for f in followers if f.connected.is_set()}
-    holders: dict[int, list[Follower]] = {}
-    for worker in psutil.Process(serve.process.pid).children():
-        for conn in worker.net_connections(kind="tcp"):
-            if conn.laddr.port == serve.port and conn.raddr and conn.raddr.port in by_port:
-                holders.setdefault(worker.pid, []).append(by_port[conn.raddr.port])
-    return holders
+    return {pid: [by_port[port] for port in ports] for pid, ports in serve.workers_of(by_port).items()}
 
 
 @pytest.fixture
@@ -118,7 +103,7 @@ def test_two_workers_on_one_port(env: dict[str, str], db_dsn: str) -> None:
     serve = Serve(env, args=["--workers", "2"])
     try:
         # One listening connection per worker (the second may still be starting).
-        wait_until(lambda: _listeners(db_dsn) == 2, timeout=30)
+        wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)
         asyncio.run(_two_workers(serve, db_dsn))
     finally:
         serve.stop(signal.SIGTERM)

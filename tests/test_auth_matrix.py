@@ -1,0 +1,435 @@
+"""Who may do what without the token (docs/security.md, Access), tried on one
+server that requires it: every route in the app's route table and the front
+doors before it, every method, and every way of sending a GraphQL document,
+each with no token, a wrong token and the right one. PUBLIC (and GraphiQL's
+page) are the only answers given without the token, and they run nothing.
+A route, a method or a front door this file does not list fails
+test_the_matrix_covers_the_whole_app: a new one cannot be forgotten."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from starlette.endpoints import HTTPEndpoint
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
+from websockets.typing import Subprotocol
+
+from graphql_todos import error_handlers, graphql_socket, metrics, security
+from graphql_todos.graphql_socket import GraphQLSockets
+from graphql_todos.persisted import sha256
+from graphql_todos.response_front import ResponseFront
+from tests.helpers import BEARER, TOKEN, WEB_DIST, Server, serving, wait_until
+
+AUTHS: dict[str, dict[str, str]] = {
+    "none": {},
+    "wrong": {"Authorization": "Bearer " + "x" * len(TOKEN)},
+    "right": BEARER,
+}
+REFUSED = (401, "UNAUTHENTICATED")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+# Every HTTP route, the methods it takes, and the status each answers with
+# the token (HEAD /graphql: GraphQL runs over GET and POST only).
+HTTP_ROUTES: dict[str, dict[str, int]] = {
+    "/healthz": {"GET": 200, "HEAD": 200},
+    "/metrics": {"GET": 200, "HEAD": 200},
+    "/graphql": {"GET": 200, "HEAD": 405, "POST": 200},
+    "/api/openapi.json": {"GET": 200, "HEAD": 200},
+    "/api/todos/": {"GET": 200, "HEAD": 200, "POST": 201},
+    "/api/todos/{id}/": {"GET": 200, "HEAD": 200, "PUT": 200, "PATCH": 200, "DELETE": 204},
+    "/": {"GET": 200, "HEAD": 200},
+    "/assets/{path}": {"GET": 200, "HEAD": 200},
+}
+SOCKET_ROUTES = {"/api/todos/", "/api/todos/{id}/"}
+# The only routes and methods that answer without the token. (GraphiQL's
+# page is one request to /graphql, not a route: see its own test.)
+PUBLIC = {(path, method) for path in ("/healthz", "/", "/assets/{path}") for method in ("GET", "HEAD")}
+# Middleware that answers requests past the route table, and what it serves.
+FRONT_DOORS: dict[type, str] = {
+    GraphQLSockets: "the /graphql WebSocket (WAYS: graphql-transport-ws, legacy graphql-ws)",
+    ResponseFront: "repeated GET and POST /graphql (WAYS, each asked with the token first)",
+}
+# Middleware that hands every request on, or refuses it.
+PASSING = {
+    security.HostCheck, error_handlers.ShutdownCut, metrics.MetricsMiddleware, CORSMiddleware, security.Guard,
+    *(m.cls for m in error_handlers.MIDDLEWARE),
+}
+
+QUERY = "{ todos { id } }"
+SUBSCRIPTION = 'subscription { todoChanges(after: "0") { cursor } }'
+MUTATION = "mutation { toggleAll(completed: false) { id } }"
+
+
+def _hash(document: str) -> dict[str, Any]:
+    return {"persistedQuery": {"version": 1, "sha256Hash": sha256(document)}}
+
+
+UNKNOWN_HASH = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+
+
+@pytest.fixture(scope="module")
+def server(module_db_dsn: str) -> Iterator[Server]:
+    assert (WEB_DIST / "index.html").exists(), "the route table includes the web client: make web"
+    with serving(module_db_dsn, token=TOKEN) as srv:
+        with httpx.Client(base_url=srv.url, headers=BEARER) as client:
+            client.post("/api/todos/", json={"title": "seen"}).raise_for_status()
+            # The server learns these documents' hashes (automatic persisted queries).
+            for document in (QUERY, MUTATION):
+                sent = client.post("/graphql", json={"query": document, "extensions": _hash(document)})
+                assert "errors" not in sent.json(), sent.text
+        learn = {"query": SUBSCRIPTION, "extensions": _hash(SUBSCRIPTION)}
+        assert _ask(srv, "POST", "/graphql", "right", json=learn, headers=SSE) == (200, "data")
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def todo_id(server: Server) -> str:
+    todos = httpx.get(server.url + "/api/todos/", headers=BEARER).json()
+    return str(todos[0]["id"])
+
+
+def _table(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str, frozenset[str]]]:
+    """(kind, path, methods) of every route, into every Mount."""
+    for route in routes:
+        if isinstance(route, Mount) and route.routes:
+            yield from _table(route.routes, prefix + route.path)
+        elif isinstance(route, Mount):  # an app mounted whole: the web client's static files
+            yield "http", prefix + route.path + "/{path}", frozenset({"GET", "HEAD"})
+        elif isinstance(route, WebSocketRoute):
+            yield "websocket", prefix + route.path, frozenset()
+        elif isinstance(route, Route):
+            yield "http", prefix + route.path, frozenset(route.methods or _handled(route.endpoint))
+        else:
+            raise AssertionError(f"a kind of route this test does not know: {route!r}")
+
+
+def _handled(endpoint: Any) -> set[str]:
+    """The methods an HTTPEndpoint has handlers for (HEAD is answered by get)."""
+    assert isinstance(endpoint, type) and issubclass(endpoint, HTTPEndpoint), endpoint
+    methods = {method for method in METHODS if hasattr(endpoint, method.lower())}
+    return methods | {"HEAD"} if "GET" in methods else methods
+
+
+def test_the_matrix_covers_the_whole_app(server: Server) -> None:
+    table = list(_table(server.app.routes))
+    assert {path: set(methods) for kind, path, methods in table if kind == "http"} == {
+        path: set(statuses) for path, statuses in HTTP_ROUTES.items()
+    }
+    assert {path for kind, path, _ in table if kind == "websocket"} == SOCKET_ROUTES
+    for middleware in server.app.user_middleware:
+        assert middleware.cls in FRONT_DOORS or middleware.cls in PASSING, middleware.cls
+    assert graphql_socket.PATH == "/graphql"
+
+
+# What a response says: its status and the code it carries, "data" for a
+# GraphQL result, "event" for a REST event, or its media type.
+Outcome = tuple[int, str]
+
+
+def _outcome(response: httpx.Response) -> Outcome:
+    media = response.headers.get("content-type", "").split(";")[0]
+    if response.status_code == 401:
+        assert response.headers["www-authenticate"] == 'Bearer realm="graphql-todos"'
+        if response.request.method == "HEAD":
+            return REFUSED  # no body: WWW-Authenticate says it
+    if media == "text/event-stream":
+        return response.status_code, _first_event(response)
+    if media == "multipart/mixed":
+        return response.status_code, _first_part(response)
+    if media not in ("application/json", "application/graphql-response+json") or response.request.method == "HEAD":
+        return response.status_code, media
+    return response.status_code, _said(json.loads(response.read()))
+
+
+def _said(body: Any) -> str:
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"]["code"])
+    if isinstance(body, dict) and body.get("errors"):
+        return str(body["errors"][0]["extensions"]["code"])
+    return "data" if isinstance(body, dict) and body.get("data") else "json"
+
+
+def _first_event(response: httpx.Response) -> str:
+    fields: dict[str, str] = {}
+    for line in response.iter_lines():
+        if line == "" and fields:
+            break
+        name, _, value = line.partition(":")
+        if name:
+            fields[name] = value.strip()
+    if fields.get("event") == "next":
+        return _said(json.loads(fields["data"]))
+    return "event" if fields.get("event") in ("created", "snapshot") else repr(fields)
+
+
+def _first_part(response: httpx.Response) -> str:
+    buffer = ""
+    for chunk in response.iter_text():
+        buffer += chunk
+        parts = [part for part in buffer.split("--graphql") if '"payload"' in part]
+        if parts and parts[0].rstrip().endswith("}"):
+            return _said(json.loads(parts[0][parts[0].index("{") :])["payload"])
+    return repr(buffer)
+
+
+def _ask(server: Server, method: str, path: str, auth: str, **kwargs: Any) -> Outcome:
+    headers = {**kwargs.pop("headers", {}), **AUTHS[auth]}
+    with httpx.stream(method, server.url + path, headers=headers, timeout=10, **kwargs) as response:
+        return _outcome(response)
+
+
+def _work(server: Server) -> tuple[int, ...]:
+    """What has run so far: GraphQL over HTTP, subscription events, and
+    every change in the journal (once the streams asked for before are gone)."""
+    wait_until(lambda: server.subscriber_count() == 0)
+    fast = server.fast_path()
+    with psycopg.connect(server.dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM todo_changes").fetchone()
+    assert row is not None
+    return fast.executions, fast.refusals, server.executions(), row[0]
+
+
+def _url(server: Server, path: str, method: str, todo_id: str) -> str:
+    if "{path}" in path:
+        index = httpx.get(server.url + "/").text
+        return index.split('src="', 1)[1].split('"', 1)[0]  # the page's bundle
+    if "{id}" in path and method == "DELETE":
+        created = httpx.post(server.url + "/api/todos/", json={"title": "to delete"}, headers=BEARER)
+        return path.replace("{id}", created.json()["id"])
+    return path.replace("{id}", todo_id)
+
+
+# A request each route and method runs with the token.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/graphql", "POST"): {"json": {"query": QUERY}},
+    ("/graphql", "GET"): {"params": {"query": QUERY}},
+    ("/graphql", "HEAD"): {"params": {"query": QUERY}},
+    ("/api/todos/", "POST"): {"json": {"title": "posted"}},
+    ("/api/todos/{id}/", "PUT"): {"json": {"title": "put", "completed": False}},
+    ("/api/todos/{id}/", "PATCH"): {"json": {"completed": True}},
+}
+
+
+@pytest.mark.parametrize("auth", list(AUTHS))
+@pytest.mark.parametrize("path", list(HTTP_ROUTES))
+def test_every_route_and_method(server: Server, todo_id: str, path: str, auth: str) -> None:
+    for method in METHODS:
+        before = _work(server)
+        url = _url(server, path, method, todo_id)
+        status, said = _ask(server, method, url, auth, **BODIES.get((path, method), {}))
+        if (path, method) in PUBLIC:
+            assert status == HTTP_ROUTES[path][method], (method, said)
+            assert said != "data" and _work(server) == before, "a public answer ran something"
+        elif auth != "right":
+            assert (status, said) == REFUSED, method
+        else:
+            assert status == HTTP_ROUTES[path].get(method, 405), (method, said)
+
+
+@pytest.mark.parametrize("auth", list(AUTHS))
+def test_the_graphiql_page_is_public_and_runs_nothing(server: Server, auth: str) -> None:
+    for accept in ("text/html,application/xhtml+xml,*/*;q=0.8", "*/*"):
+        before = _work(server)
+        response = httpx.get(server.url + "/graphql", headers={"Accept": accept, **AUTHS[auth]})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "GraphiQL" in response.text
+        assert _work(server) == before
+
+
+LOOKALIKES: dict[str, dict[str, Any]] = {
+    "with a document": {"params": {"query": QUERY}},
+    "with a known hash": {"params": {"extensions": json.dumps(_hash(QUERY))}},
+    "with an unknown hash": {"params": {"extensions": json.dumps(UNKNOWN_HASH)}},
+    "with variables": {"params": {"variables": "{}"}},
+    "with an operation name": {"params": {"operationName": "A"}},
+    "with any query string": {"params": {"page": "1"}},
+    "taking JSON": {"headers": {"Accept": "application/json"}},
+    "taking an event stream": {"headers": {"Accept": "text/event-stream"}},
+    "taking multipart": {"headers": {"Accept": "multipart/mixed;subscriptionSpec=1.0"}},
+    "as HEAD": {"method": "HEAD"},
+}
+
+
+@pytest.mark.parametrize("lookalike", list(LOOKALIKES))
+def test_what_is_not_the_graphiql_page_needs_the_token(server: Server, lookalike: str) -> None:
+    kwargs = dict(LOOKALIKES[lookalike])
+    method = kwargs.pop("method", "GET")
+    headers = {"Accept": "text/html", **kwargs.pop("headers", {})}
+    for auth in ("none", "wrong"):
+        before = _work(server)
+        assert _ask(server, method, "/graphql", auth, headers=headers, **kwargs) == REFUSED
+        assert _work(server) == before
+
+
+# Every way of sending a GraphQL document (and the REST streams) over HTTP,
+# and what it answers with the token. Without it (none or wrong): REFUSED.
+SSE = {"Accept": "text/event-stream"}
+MULTIPART = {"Accept": "multipart/mixed;subscriptionSpec=1.0,application/json"}
+HTTP_WAYS: dict[str, tuple[str, str, dict[str, Any], Outcome]] = {
+    "POST body": ("POST", "/graphql", {"json": {"query": QUERY}}, (200, "data")),
+    "POST persisted hash": ("POST", "/graphql", {"json": {"extensions": _hash(QUERY)}}, (200, "data")),
+    "POST unknown hash": ("POST", "/graphql", {"json": {"extensions": UNKNOWN_HASH}}, (200, "PERSISTED_QUERY_NOT_FOUND")),
+    "POST form body": ("POST", "/graphql", {"data": {"query": QUERY}}, (400, "BAD_REQUEST")),
+    "GET query": ("GET", "/graphql", {"params": {"query": QUERY}}, (200, "data")),
+    "GET persisted hash": ("GET", "/graphql", {"params": {"extensions": json.dumps(_hash(QUERY))}}, (200, "data")),
+    # A browser's navigation with a hash: not the page, and no JSON taken.
+    "GET persisted hash taking HTML": (
+        "GET", "/graphql", {"params": {"extensions": json.dumps(_hash(QUERY))}, "headers": {"Accept": "text/html"}},
+        (406, "NOT_ACCEPTABLE"),
+    ),
+    "GET unknown hash": (
+        "GET", "/graphql", {"params": {"extensions": json.dumps(UNKNOWN_HASH)}}, (200, "PERSISTED_QUERY_NOT_FOUND")
+    ),
+    "GraphQL SSE, POST": ("POST", "/graphql", {"json": {"query": SUBSCRIPTION}, "headers": SSE}, (200, "data")),
+    "GraphQL SSE, GET query": ("GET", "/graphql", {"params": {"query": SUBSCRIPTION}, "headers": SSE}, (200, "data")),
+    "GraphQL SSE, GET persisted hash": (
+        "GET", "/graphql", {"params": {"extensions": json.dumps(_hash(SUBSCRIPTION))}, "headers": SSE}, (200, "data")
+    ),
+    "GraphQL SSE, GET mutation hash": (
+        "GET", "/graphql", {"params": {"extensions": json.dumps(_hash(MUTATION))}, "headers": SSE},
+        (405, "METHOD_NOT_ALLOWED"),
+    ),
+    "multipart, POST": ("POST", "/graphql", {"json": {"query": SUBSCRIPTION}, "headers": MULTIPART}, (200, "data")),
+    "multipart, GET persisted hash": (
+        "GET", "/graphql", {"params": {"extensions": json.dumps(_hash(SUBSCRIPTION))}, "headers": MULTIPART},
+        (200, "data"),
+    ),
+    "REST SSE, collection": ("GET", "/api/todos/?after=0", {"headers": SSE}, (200, "event")),
+    "REST SSE, item": ("GET", "/api/todos/{id}/", {"headers": SSE}, (200, "event")),
+}
+
+
+@pytest.mark.parametrize("way", list(HTTP_WAYS))
+def test_every_way_over_http(server: Server, todo_id: str, way: str) -> None:
+    method, path, kwargs, ran = HTTP_WAYS[way]
+    path = path.replace("{id}", todo_id)
+    # With the token first: a reply the front door keeps is not given to the others.
+    for auth in ("right", "right", "none", "wrong"):
+        before = _work(server)
+        outcome = _ask(server, method, path, auth, **kwargs)
+        if auth == "right":
+            assert outcome == ran
+        else:
+            assert outcome == REFUSED
+            assert _work(server) == before
+
+
+def _closed(ws: Connection) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+def _messages(ws: Connection) -> Iterator[dict[str, Any]]:
+    while True:
+        message = json.loads(ws.recv(timeout=5))
+        if message.get("type") not in ("ping", "pong", "ka") and message.get("op") != "keepalive":
+            yield message
+
+
+def _transport_ws(server: Server, auth: str, by_header: bool) -> str:
+    headers, payload = (AUTHS[auth], {}) if by_header else ({}, AUTHS[auth])
+    with connect(
+        server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
+    ) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        try:
+            assert next(_messages(ws))["type"] == "connection_ack"
+        except ConnectionClosed as closed:
+            return f"closed {closed.rcvd.code if closed.rcvd else None}"
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
+        return _said(next(_messages(ws))["payload"])
+
+
+def _transport_ws_subscribing_first(server: Server, auth: str) -> str:
+    with connect(
+        server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=AUTHS[auth]
+    ) as ws:
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
+        return f"closed {_closed(ws)}"
+
+
+def _legacy_ws(server: Server, auth: str) -> str:
+    with connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": AUTHS[auth]}))
+        answer = next(_messages(ws))
+        if answer["type"] == "connection_error":
+            return f"{answer['payload']['extensions']['code']}, closed {_closed(ws)}"
+        ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": SUBSCRIPTION}}))
+        return _said(next(_messages(ws))["payload"])
+
+
+def _legacy_ws_starting_first(server: Server, auth: str) -> str:
+    with connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": SUBSCRIPTION}}))
+        return f"closed {_closed(ws)}"
+
+
+def _restsocket(server: Server, path: str, auth: str, by_query: bool) -> str:
+    url, headers = server.ws_url + path, AUTHS[auth]
+    if by_query:
+        headers = {}
+        if auth != "none":
+            url += ("&" if "?" in path else "?") + "token=" + AUTHS[auth]["Authorization"].removeprefix("Bearer ")
+    with connect(url, additional_headers=headers) as ws:
+        try:
+            return str(next(_messages(ws))["op"])
+        except ConnectionClosed as closed:
+            return f"closed {closed.rcvd.code if closed.rcvd else None}"
+
+
+# Every way over a WebSocket: (how, what it says with the token, without it).
+SOCKET_WAYS: dict[str, tuple[Callable[[Server, str, str], str], str, str]] = {
+    "graphql-transport-ws, token in connection_init": (
+        lambda s, _, auth: _transport_ws(s, auth, by_header=False), "data", "closed 4401"
+    ),
+    "graphql-transport-ws, token in the upgrade": (
+        lambda s, _, auth: _transport_ws(s, auth, by_header=True), "data", "closed 4401"
+    ),
+    "graphql-transport-ws, subscribe before connection_init": (
+        lambda s, _, auth: _transport_ws_subscribing_first(s, auth), "closed 4401", "closed 4401"
+    ),
+    "legacy graphql-ws, token in connection_init": (
+        lambda s, _, auth: _legacy_ws(s, auth), "data", "UNAUTHENTICATED, closed 4403"
+    ),
+    "legacy graphql-ws, start before connection_init": (
+        lambda s, _, auth: _legacy_ws_starting_first(s, auth), "closed 4401", "closed 4401"
+    ),
+    "RESTSocket, collection, header": (
+        lambda s, _, auth: _restsocket(s, "/api/todos/?after=0", auth, by_query=False), "created", "closed 4401"
+    ),
+    "RESTSocket, collection, ?token=": (
+        lambda s, _, auth: _restsocket(s, "/api/todos/?after=0", auth, by_query=True), "created", "closed 4401"
+    ),
+    "RESTSocket, item, header": (
+        lambda s, todo, auth: _restsocket(s, f"/api/todos/{todo}/", auth, by_query=False), "snapshot", "closed 4401"
+    ),
+    "RESTSocket, item, ?token=": (
+        lambda s, todo, auth: _restsocket(s, f"/api/todos/{todo}/", auth, by_query=True), "snapshot", "closed 4401"
+    ),
+}
+
+
+@pytest.mark.parametrize("way", list(SOCKET_WAYS))
+def test_every_way_over_a_websocket(server: Server, todo_id: str, way: str) -> None:
+    run, ran, refused = SOCKET_WAYS[way]
+    for auth in AUTHS:
+        before = _work(server)
+        said = run(server, todo_id, auth)
+        if auth == "right":
+            assert said == ran
+        else:
+            assert said == refused, auth
+            assert _work(server) == before
