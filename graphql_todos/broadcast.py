@@ -9,7 +9,11 @@ full, or its queue for a plain ASGI send holds QUEUE_SIZE changes, the hub's
 bound for any subscriber: a burst such as one statement changing many rows
 drops no one) is dropped by the group and reads what it missed from the
 journal, from the last position it was sent, then rejoins: each member gets
-each change once, in commit order, and never holds up the others.
+each change once, in commit order, and never holds up the others. Every
+member is one of the hub's readers from the moment it has a position until
+it leaves, whatever it is doing: the process's retention keeps the journal
+after its position for it (a group's own hub subscription moves on without
+the members it dropped).
 """
 
 from __future__ import annotations
@@ -155,6 +159,7 @@ class Group:
         self.groups.drops += len(dropped)
 
     def leave(self, member: Member) -> None:
+        self.groups.hub.readers.discard(member)
         self.members.discard(member)
         if not self.members and not self.closed:
             self.closed = True
@@ -192,6 +197,7 @@ class Groups:
         if member.last < group.position:
             return None
         group.members.add(member)
+        self.hub.readers.add(member)
         return group
 
     def _group(self, key: Hashable, make_render: Callable[[], Render]) -> Group:
@@ -207,6 +213,7 @@ class Groups:
         closes; cancel to leave. `make_render` serves a group this call
         creates; `group` is the one the member was attached to, if any.
         Raises CursorExpired when the journal was pruned past the member."""
+        self.hub.readers.add(member)
         try:
             while True:
                 if group is None or not (member in group.members or group.closed):
@@ -233,6 +240,7 @@ class Groups:
                     return
                 group = None
         finally:
+            self.hub.readers.discard(member)
             if group is not None:
                 group.leave(member)
 

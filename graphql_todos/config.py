@@ -248,7 +248,7 @@ class Settings:
     )
     connection_init_seconds: float = _setting(
         10.0, "CONNECTION_INIT_SECONDS", _seconds,
-        "how long a graphql-transport-ws client may take to send connection_init",
+        "how long a GraphQL WebSocket client (either protocol) may take to send connection_init; then closed with 4408",
     )
     execution_cache_size: int = _setting(
         4096, "EXECUTION_CACHE_SIZE", _int(1),

@@ -25,7 +25,9 @@ instead of misbehaving quietly.
   is the `websockets-sansio` protocol.
 - Both WebSocket protocols check the bearer token when connection_init
   arrives, and refuse it with our close codes (Strawberry's own rejection
-  closes graphql-transport-ws with 4403 and the legacy protocol with 1011).
+  closes graphql-transport-ws with 4403 and the legacy protocol with 1011);
+  both close a socket whose connection_init does not come in time (4408:
+  Strawberry's legacy handler waits forever), and one that sends a second.
 - `Schema.execute` (one result) refuses subscriptions; `Schema.subscribe`
   (only the legacy graphql-ws handler calls it) runs queries and mutations
   too, as one result then `complete`.
@@ -88,6 +90,7 @@ from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.schema.schema import (
@@ -534,14 +537,20 @@ class _Broadcast:
 
     def _wake(self) -> None:
         self.task = self.operation.task = asyncio.create_task(self._follow())
-        self.task.add_done_callback(self.handler._task_done)
+        # A done callback, not a `finally`: a task cancelled before its first
+        # step (a `complete` read in the same turn) runs none of its code.
+        self.task.add_done_callback(self._ended)
 
     async def _follow(self) -> None:
-        try:
-            await self.handler.deliver(self.operation, self.following.follow())
-        finally:
-            self.handler.broadcasts.pop(self.operation.id, None)
-            metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+        await self.handler.deliver(self.operation, self.following.follow())
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # Leaving again is harmless; a member that never followed has not left.
+        self.following.leave()
+        if self.handler.broadcasts.get(self.operation.id) is self:
+            del self.handler.broadcasts[self.operation.id]
+        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+        self.handler._task_done(task)
 
     def stop(self) -> None:
         """The client completed it, or the socket ended; a task following
@@ -746,11 +755,24 @@ class ConnectionGate(Protocol):
 
 
 UNAUTHENTICATED_REASON = "this server requires a bearer token"
-# graphql-transport-ws's close code for a connection_init that never came,
-# and its close for a second connection_init (the legacy protocol has none).
-_INIT_TIMEOUT_CODE = 4408
+# graphql-transport-ws's close for a connection_init that never came, and for
+# a second connection_init: the legacy protocol has neither, and does the same.
+INIT_TIMEOUT_CODE = 4408
+INIT_TIMEOUT_REASON = "Connection initialisation timeout"
 TOO_MANY_INITS_CODE = 4429
 TOO_MANY_INITS_REASON = "Too many initialisation requests"
+
+
+def _init_timer(seconds: float, expired: Callable[[], None]) -> asyncio.TimerHandle:
+    # A timer rather than Strawberry's sleeping task: every socket pays for
+    # the timeout, but only a late one needs a task (to close).
+    return asyncio.get_running_loop().call_later(seconds, expired)
+
+
+def _close_late(websocket: AsyncWebSocketAdapter) -> asyncio.Task[None]:
+    """Close a socket whose connection_init did not come in time."""
+    metrics.refused("connection_init_timeout")
+    return asyncio.create_task(websocket.close(INIT_TIMEOUT_CODE, INIT_TIMEOUT_REASON))
 
 
 class PersistedSubscribe(FanoutTransportWSHandler):
@@ -798,20 +820,14 @@ class GatedTransportWs(PersistedSubscribe):
     _init_timer: asyncio.TimerHandle | None = None
 
     def on_request_accepted(self) -> None:
-        # A timer rather than Strawberry's sleeping task: every socket pays
-        # for the timeout, but only a late one needs a task (to close).
-        seconds = self.connection_init_wait_timeout.total_seconds()
-        self._init_timer = asyncio.get_running_loop().call_later(seconds, self._connection_init_expired)
+        self._init_timer = _init_timer(self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired)
 
     def _connection_init_expired(self) -> None:
         if self.connection_init_received:
             return
         self.connection_timed_out = True
-        metrics.refused("connection_init_timeout")
         # shutdown() awaits this task, as it would Strawberry's own.
-        self.connection_init_timeout_task = asyncio.create_task(
-            self.websocket.close(code=_INIT_TIMEOUT_CODE, reason="Connection initialisation timeout")
-        )
+        self.connection_init_timeout_task = _close_late(self.websocket)
 
     async def shutdown(self) -> None:
         self._stop_init_timer()
@@ -830,14 +846,39 @@ class GatedTransportWs(PersistedSubscribe):
 
 
 class GatedLegacyWs(FanoutWSHandler):
-    """Assumes: `handle_connection_init(message)` receives connection_init,
-    acknowledges it and starts a keep-alive task as `keep_alive_task`, every
-    time, cancelling none it started before (only the last is cancelled when
-    the socket ends); a start before the acknowledgement closes the socket."""
+    """Assumes: `handle()` runs from the socket's acceptance to its end and
+    sets no connection_init deadline of its own; the view has
+    `connection_init_wait_timeout` (graphql-transport-ws's);
+    `handle_connection_init(message)` receives connection_init, acknowledges
+    it and starts a keep-alive task as `keep_alive_task`, every time,
+    cancelling none it started before (only the last is cancelled when the
+    socket ends); a start before the acknowledgement closes the socket."""
 
     _init_received = False
+    _init_timed_out: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        # subscriptions-transport-ws's PROTOCOL.md sets no deadline for
+        # connection_init (its client sends it on open): without one, a
+        # socket that never sends it held a place of MAX_SOCKETS_PER_CLIENT
+        # forever. graphql-transport-ws's deadline, and its close.
+        seconds = self.view.connection_init_wait_timeout.total_seconds()
+        timer = _init_timer(seconds, self._connection_init_expired)
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+            if self._init_timed_out is not None:
+                with contextlib.suppress(Exception):
+                    await self._init_timed_out
+
+    def _connection_init_expired(self) -> None:
+        if not self._init_received:
+            self._init_timed_out = _close_late(self.websocket)
 
     async def handle_connection_init(self, message: Any) -> None:
+        if self._init_timed_out is not None:
+            return  # too late: the socket is closing
         if self._init_received:
             # Each would start one more keep-alive task, never to end: refuse
             # it as graphql-transport-ws does.

@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -47,6 +47,13 @@ class _Marker:
 # Queue markers: read the journal up to the hub's position; the hub is closing.
 RESYNC = _Marker("RESYNC")
 CLOSED = _Marker("CLOSED")
+
+
+class Reader(Protocol):
+    """A journal reader of this process that is no hub subscriber (a
+    broadcast member): the journal after its `last` is kept while it reads."""
+
+    last: int
 
 
 class Subscriber:
@@ -169,6 +176,9 @@ class Hub:
         self.backend_pid: int | None = None
         self._all: set[Subscriber] = set()
         self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
+        # Journal readers besides the subscribers (see Reader), counted in
+        # needed_after for as long as they are in it.
+        self.readers: set[Reader] = set()
         self.closed = False
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -183,8 +193,13 @@ class Hub:
 
     def needed_after(self) -> int:
         """The oldest position this process still has to read past: journal
-        entries after it must not be pruned while its subscribers need them."""
-        return min([self.position, *(sub.needed_after(self.position) for sub in self._subscribers())])
+        entries after it must not be pruned while its subscribers and
+        readers need them."""
+        return min([
+            self.position,
+            *(sub.needed_after(self.position) for sub in self._subscribers()),
+            *(reader.last for reader in self.readers),
+        ])
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start listening; returns once the first LISTEN is in place."""

@@ -1,6 +1,7 @@
 """Journal retention: every JOURNAL_PRUNE_SECONDS, delete entries older than
 JOURNAL_KEEP_SECONDS or beyond the newest JOURNAL_KEEP_ROWS, a batch at a
-time, never one a subscriber of this process has still to read."""
+time, never one a subscriber (or broadcast member) of this process has
+still to read (Hub.needed_after)."""
 
 from __future__ import annotations
 

@@ -120,7 +120,9 @@ class EventStreamResponse:
                 except OSError:
                     pass  # the client left while we were writing
                 except TimeoutError:
-                    logger.info("event stream client stalled for %s s: ended", self.send_timeout)
+                    # The client's doing, not an error: uvicorn_internals.LettingGo
+                    # ends the connection quietly.
+                    logger.info("event stream %s: the client took nothing for %s s; ended", scope["path"], self.send_timeout)
                 tasks.cancel_scope.cancel()
 
     async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:

@@ -31,7 +31,10 @@ unsent data dropped) once that data has not moved for CLOSE_SECONDS
 (uvicorn's own close-handshake timeout, or SEND_TIMEOUT_SECONDS when
 shorter). A WebSocket's close frame goes out behind the unsent data at once
 (uvicorn's send would first wait for the buffer to drain, forever), and the
-connection is reset when the close handshake times out.
+connection is reset when the close handshake times out. An HTTP response
+whose send the app gives up on (an event stream whose client stopped
+reading) is over as if the client had left, and its connection is closed
+the same way: uvicorn would log the app's return as an error.
 
 These are the protocols `serve` gives uvicorn (cli.server_options), so each
 worker of `serve --workers N` gets them too (uvicorn pickles its config).
@@ -54,7 +57,8 @@ from typing import Any, Literal, TypeVar, cast
 
 import uvicorn
 from uvicorn._types import ASGISendEvent
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.supervisors import Multiprocess
 from websockets.frames import CloseCode
@@ -348,7 +352,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with four changes.
+    """uvicorn's HTTP protocol, with five changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -368,7 +372,14 @@ class HttpProtocol(HttpToolsProtocol):
     - Its transport is a BoundedClose. Assumes: uvicorn keeps the transport
       `connection_made` gets as `transport`, hands that one to the request
       cycles and to a WebSocket it upgrades to, and reaches the socket only
-      through it."""
+      through it.
+    - A send the app gives up on lets the connection go (LettingGo).
+      Assumes: `on_headers_complete` gives the request cycle it makes the
+      connection's `flow`, of which the cycle uses `write_paused`, `drain`
+      and `resume_reading`, and `drain` is all its `send` awaits (while
+      writing is paused); `run_asgi` logs nothing when the app returns from
+      a cycle `disconnected` (as `connection_lost` leaves it), whose `send`
+      then writes nothing."""
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
@@ -401,11 +412,14 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        earlier = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
         # An upgrade makes no cycle (the one there is an earlier request's).
-        if cycle is not None and cycle.transport is self.transport and self.scope["method"] != "HEAD":
-            cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+        if cycle is not None and cycle is not earlier:
+            cycle.flow = LettingGo(cycle, self.flow, self.transport)  # type: ignore[assignment]
+            if self.scope["method"] != "HEAD":
+                cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         self._answered = True
@@ -438,6 +452,39 @@ class HttpProtocol(HttpToolsProtocol):
             if self._head_bytes or not self._answered:
                 metrics.refused("head_timeout")
             self.transport.close()
+
+
+class LettingGo:
+    """A request's view of its connection's flow control, where a send the
+    app cancels while it waits for the peer to take the data before (an
+    event stream's SEND_TIMEOUT_SECONDS: the client stopped reading) lets
+    the connection go. Nothing the send had was written, so the response
+    cannot end well, and the peer is the one that failed it: the request is
+    over as after connection_lost (uvicorn would log the app's return as an
+    error), and the connection is closed (BoundedClose resets it when its
+    data does not move)."""
+
+    __slots__ = ("_cycle", "_flow", "_transport")
+
+    def __init__(self, cycle: RequestResponseCycle, flow: FlowControl, transport: asyncio.Transport) -> None:
+        self._cycle = cycle
+        self._flow = flow
+        self._transport = transport
+
+    @property
+    def write_paused(self) -> bool:
+        return self._flow.write_paused
+
+    def resume_reading(self) -> None:
+        self._flow.resume_reading()
+
+    async def drain(self) -> None:
+        try:
+            await self._flow.drain()
+        except asyncio.CancelledError:
+            self._cycle.disconnected = True
+            self._transport.close()
+            raise
 
 
 class HeadWithBody:

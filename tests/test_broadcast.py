@@ -23,7 +23,8 @@ import pytest
 from prometheus_client import REGISTRY
 from websockets.sync.client import connect
 
-from graphql_todos.broadcast import Groups
+from graphql_todos.broadcast import Groups, Member
+from graphql_todos.retention import Retention
 from tests.gql import CHANGES, LegacyWs, TransportWs
 from tests.helpers import Server, make_server, serving, wait_until
 from tests.sse_client import events
@@ -41,6 +42,12 @@ def insert(server: Server, titles: list[str]) -> None:
     """One statement, one change per row, in order."""
     with psycopg.connect(server.dsn, autocommit=True) as db:
         db.execute("INSERT INTO todos (title) SELECT unnest(%s::text[]) ORDER BY 1", (titles,))
+
+
+def prune(server: Server) -> int:
+    """This process's retention, now: how many journal entries went."""
+    retention: Retention = server.state("retention")
+    return server.run(retention.prune())
 
 
 def cursors(ws: TransportWs, count: int, op_id: str = "1") -> list[int]:
@@ -135,6 +142,35 @@ def test_frames_differ_by_id_and_document_only(server: Server) -> None:
     assert server.call(lambda: len(groups(server))) == 0
 
 
+def test_a_transport_ws_member_woken_and_cancelled_in_one_turn_leaves_all_it_held(server: Server) -> None:
+    """Its group drops a task-less member (which starts its task) and a
+    `complete` read in the same turn cancels that task before its first
+    step, when none of its code runs: the member still leaves the hub's
+    journal readers (else it pins the journal forever) and the gauge."""
+
+    def gauge() -> float:
+        return REGISTRY.get_sample_value("graphql_todos_subscriptions", {"transport": "graphql-transport-ws"}) or 0.0
+
+    before = gauge()
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 1)
+        assert gauge() == before + 1
+
+        def drop_and_cancel() -> None:
+            [member] = server.hub.readers
+            assert isinstance(member, Member)
+            broadcast = member.on_signal.__self__  # type: ignore[union-attr]
+            # As Group._fan_out drops it, then cleanup_operation cancels it.
+            broadcast.following.group.members.discard(member)
+            member.signal()
+            broadcast.operation.task.cancel()
+
+        server.call(drop_and_cancel)
+        wait_until(lambda: server.call(lambda: len(server.hub.readers)) == 0)
+        wait_until(lambda: gauge() == before)
+
+
 class StalledClient:
     """A graphql-transport-ws client on a raw socket with a tiny receive
     buffer, so that not reading soon fills the server's write buffer."""
@@ -181,8 +217,10 @@ class StalledClient:
 @pytest.fixture(params=["websockets-sansio", "websockets"])
 def any_ws_server(request: pytest.FixtureRequest, db_dsn: str) -> Iterator[Server]:
     """The app under both uvicorn WebSocket protocols: frames written
-    straight to the transport, and (the other) through ASGI sends."""
-    srv = Server(make_server(db_dsn).settings, uvicorn_overrides={"ws": request.param})
+    straight to the transport, and (the other) through ASGI sends. Its
+    journal is pruned (all but the newest) only when a test says so."""
+    settings = make_server(db_dsn, journal_keep_rows=1, journal_prune_seconds=3600).settings
+    srv = Server(settings, uvicorn_overrides={"ws": request.param})
     srv.start()
     yield srv
     srv.stop()
@@ -204,6 +242,9 @@ def test_a_stalled_member_does_not_hold_up_the_group_and_misses_nothing(any_ws_s
             sent += cursors(live, 50)
         insert(server, ["after the drop"])
         sent += cursors(live, 1)
+        # Dropped, it is no member of the group: the process still keeps
+        # what it has to read.
+        assert prune(server) > 0
         got: list[int] = []
         while len(got) < len(sent):
             message = stalled.recv()
@@ -282,7 +323,7 @@ def test_a_stalled_event_stream_is_dropped_to_the_journal_and_misses_nothing(db_
     path, cursor_of = EVENT_STREAMS[route]
     # Long enough for the flood below: the stream is dropped from the group,
     # not ended (SEND_TIMEOUT_SECONDS, tested in test_stalled.py).
-    with serving(db_dsn, send_timeout_seconds=300) as server:
+    with serving(db_dsn, send_timeout_seconds=300, journal_keep_rows=1, journal_prune_seconds=3600) as server:
         stalled = StalledEvents(server, path)
         try:
             with events(server.url + path) as live:
@@ -295,6 +336,7 @@ def test_a_stalled_event_stream_is_dropped_to_the_journal_and_misses_nothing(db_
                     sent += [cursor_of(live.next()) for _ in range(200)]
                 insert(server, ["after the drop"])
                 sent.append(cursor_of(live.next()))
+                assert prune(server) > 0
                 got = [cursor_of(stalled.next()) for _ in sent]
                 assert got == sent
                 # Caught up, it is back in the group for what comes next.

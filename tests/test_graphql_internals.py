@@ -331,6 +331,16 @@ def test_legacy_ws_starts_a_keep_alive_task_at_each_init_and_cancels_only_the_la
     assert "self.keep_alive_task.cancel()" in handle
 
 
+def test_legacy_ws_sets_no_init_deadline_and_the_view_keeps_transport_ws_one() -> None:
+    # A deadline of Strawberry's own would make ours a second one.
+    assert "connection_init_wait_timeout" not in inspect.signature(BaseGraphQLWSHandler.__init__).parameters
+    handle = inspect.getsource(BaseGraphQLWSHandler.handle)
+    assert "timeout" not in handle
+    assert handle.index("self.websocket.iter_json(") < handle.index("await self.cleanup()")
+    assert isinstance(AsyncBaseHTTPView.connection_init_wait_timeout, timedelta)
+    assert "self.connection_init_wait_timeout = connection_init_wait_timeout" in inspect.getsource(GraphQL.__init__)
+
+
 def test_transport_ws_refuses_a_second_init_as_the_legacy_handler_does_now() -> None:
     init = inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init)
     assert f'reason = "{TOO_MANY_INITS_REASON}"' in init

@@ -174,10 +174,10 @@ class Turnstile:
         self.server.run(self.pool.putconn(self.held))
 
 
-def prune_all_but_the_newest(server: Server) -> str:
-    """As another process's retention would (JOURNAL_KEEP_ROWS=1): the oldest
-    cursor left."""
-    sql(server, repository.PRUNE_JOURNAL, {"below": 2**62, "keep_seconds": 3600, "keep_rows": 1, "limit": 1000})
+def prune_all_but_the_newest(server: Server, below: int = 2**62) -> str:
+    """As another process's retention would (JOURNAL_KEEP_ROWS=1), or this
+    one's (keeping what it still needs: `below`): the oldest cursor left."""
+    sql(server, repository.PRUNE_JOURNAL, {"below": below, "keep_seconds": 3600, "keep_rows": 1, "limit": 1000})
     [(through,)] = sql(server, "SELECT through FROM todo_changes_pruned")
     return str(through)
 
@@ -408,19 +408,40 @@ def test_pruned_past_at_the_start(turnstiled: Server, transport: str) -> None:
     FEEDS[transport](turnstiled, "1").refused(oldest)
 
 
-@pytest.mark.parametrize("transport", WITH_STRAWBERRYS)
-def test_pruned_past_while_catching_up(turnstiled: Server, transport: str) -> None:
-    insert(turnstiled, 3)
-    gate = Turnstile(turnstiled)
-    feed = WITH_STRAWBERRYS[transport](turnstiled, "0")
+def catching_up(server: Server, transport: str, changes: int) -> tuple[Turnstile, Feed]:
+    """A subscriber from cursor 0 of `changes` changes, given the first and
+    waiting for the pool to read the next."""
+    insert(server, changes)
+    gate = Turnstile(server)
+    feed = WITH_STRAWBERRYS[transport](server, "0")
     gate.admit()  # the cursor check
     gate.admit()  # the first journal read: change 1 goes out
     assert feed.changes(1) == ["1"]
-    # The next read waits for the pool: meanwhile, another process prunes.
     wait_until(lambda: gate.waiting() == 1)
+    return gate, feed
+
+
+@pytest.mark.parametrize("transport", WITH_STRAWBERRYS)
+def test_pruned_past_while_catching_up(turnstiled: Server, transport: str) -> None:
+    gate, feed = catching_up(turnstiled, transport, 3)
+    # Meanwhile, another process prunes.
     oldest = prune_all_but_the_newest(turnstiled)
     gate.release()
     feed.expired("1", oldest)
+
+
+@pytest.mark.parametrize("transport", WITH_STRAWBERRYS)
+def test_this_process_keeps_what_a_subscriber_catching_up_still_needs(turnstiled: Server, transport: str) -> None:
+    """A broadcast member reading the journal to catch up to its group is
+    no hub subscriber of its own: the hub counts it all the same."""
+    gate, feed = catching_up(turnstiled, transport, 5)
+    # Meanwhile, this process prunes with its retention's bound (on a
+    # connection of its own: the pool's one is the test's).
+    hub: Hub = turnstiled.hub
+    pruned_through = prune_all_but_the_newest(turnstiled, below=turnstiled.call(hub.needed_after) + 1)
+    gate.release()
+    assert feed.changes(4) == ["2", "3", "4", "5"]
+    assert pruned_through == "1"
 
 
 @pytest.mark.parametrize("transport", FEEDS)

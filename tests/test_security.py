@@ -463,13 +463,24 @@ def test_uvicorn_calls_the_hooks_the_head_timeout_relies_on() -> None:
     assert "self.pipeline" in inspect.getsource(HttpToolsProtocol.on_response_complete)
 
 
-def test_a_graphql_socket_that_never_sends_connection_init_is_closed(db_dsn: str) -> None:
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+def test_a_graphql_socket_that_never_sends_connection_init_is_closed(db_dsn: str, protocol: str) -> None:
+    """On both protocols, though the legacy one sets no deadline: a silent
+    socket would hold a place of MAX_SOCKETS_PER_CLIENT forever."""
     with serving(db_dsn, connection_init_seconds=0.5) as server:
-        ws = connect(server.ws_url + "/graphql", subprotocols=TRANSPORT_WS)
+        ws = connect(server.ws_url + "/graphql", subprotocols=[Subprotocol(protocol)])
         with ws, pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 4408
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4408, "Connection initialisation timeout")
+
+
+def test_a_legacy_socket_initialised_in_time_outlives_the_deadline(db_dsn: str) -> None:
+    with serving(db_dsn, connection_init_seconds=0.5, keepalive_seconds=1) as server:
+        legacy = LegacyWs(server.ws_url)
+        # Keep-alives at the acknowledgement and a second later: past the deadline.
+        assert [json.loads(legacy.ws.recv(timeout=5)) for _ in range(2)] == [{"type": "ka"}] * 2
+        legacy.close()
 
 
 def test_a_streamed_subscription_outlives_the_request_deadline(guarded: Server, authed: httpx.Client) -> None:

@@ -21,7 +21,7 @@ from websockets.uri import parse_uri
 
 from graphql_todos import metrics
 from graphql_todos.errors import ErrorCode
-from tests.helpers import Server, make_server, wait_until
+from tests.helpers import Server, errors_logged, make_server, wait_until
 from tests.test_metrics import SUBSCRIPTIONS, by_transport, scrape, value
 
 # Enough 512-character changes to fill the kernel's buffers (the server's
@@ -108,7 +108,8 @@ GRAPHQL_EVENTS = "/graphql?" + urlencode({"query": 'subscription { todoChanges(a
 def test_a_stalled_event_stream_is_ended(server: Server, path: str, transport: str) -> None:
     """Not only dropped from its group (to read the journal when it reads
     again): after SEND_TIMEOUT_SECONDS without a write, the stream ends. Read
-    again, the response ends there, without the changes after."""
+    again, the response ends there, without the changes after. The client's
+    stall is no error of the server's: nothing is logged as one."""
     before = by_transport(server.url, SUBSCRIPTIONS)[transport]
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
@@ -116,15 +117,16 @@ def test_a_stalled_event_stream_is_ended(server: Server, path: str, transport: s
     # An event stream request, then nothing read.
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
     try:
-        with connect(server.ws_url + "/api/todos/?after=0") as healthy:
+        with errors_logged() as errors, connect(server.ws_url + "/api/todos/?after=0") as healthy:
             wait_until(lambda: server.subscriber_count() == 2)
             _flood_and_read_all(server, healthy)
             wait_until(lambda: server.subscriber_count() == 1, timeout=30)
-        # The stream's end, as the app counts it.
-        wait_until(lambda: by_transport(server.url, SUBSCRIPTIONS)[transport] == before, timeout=30)
-        received, reset = _read_until_closed(sock)
+            # The stream's end, as the app counts it.
+            wait_until(lambda: by_transport(server.url, SUBSCRIPTIONS)[transport] == before, timeout=30)
+            received, reset = _read_until_closed(sock)
     finally:
         sock.close()
+    assert errors == []
     assert received.startswith(b"HTTP/1.1 200 ")
     # Ended: what it had sent before it gave up, short of the last change,
     # whole events (unless the server cut the connection too: its unsent
@@ -190,7 +192,8 @@ def test_a_stalled_readers_connection_is_gone_within_the_timeouts(server: Server
     """Readers that stop reading (a full TCP window) on the four transports:
     their streams end at SEND_TIMEOUT_SECONDS, and then their connections
     too, within the close's own timeout (the server resets them: closing
-    would wait forever for the unsent data to drain)."""
+    would wait forever for the unsent data to drain), and nothing is logged
+    as an error."""
     before = _open_connections(server)
     subscribe = {"id": "1", "type": "subscribe", "payload": {"query": 'subscription { todoChanges(after: "0") { cursor todo { title } } }'}}
     stalled = [
@@ -200,12 +203,14 @@ def test_a_stalled_readers_connection_is_gone_within_the_timeouts(server: Server
         _request_never_read(server, GRAPHQL_EVENTS),
     ]
     try:
-        with connect(server.ws_url + "/api/todos/?after=0") as healthy:
-            wait_until(lambda: server.subscriber_count() == 5)
-            _flood_and_read_all(server, healthy)
-        # The send timeout, then the close's (a second each here), and a margin.
-        wait_until(lambda: all(_gone(sock) for sock in stalled), timeout=10)
-        wait_until(lambda: _open_connections(server) == before)
+        with errors_logged() as errors:
+            with connect(server.ws_url + "/api/todos/?after=0") as healthy:
+                wait_until(lambda: server.subscriber_count() == 5)
+                _flood_and_read_all(server, healthy)
+            # The send timeout, then the close's (a second each here), and a margin.
+            wait_until(lambda: all(_gone(sock) for sock in stalled), timeout=10)
+            wait_until(lambda: _open_connections(server) == before)
     finally:
         for sock in stalled:
             sock.close()
+    assert errors == []

@@ -83,6 +83,21 @@ def test_each_request_cycle_writes_as_head_with_body_expects() -> None:
     assert 'if self.scope["method"] == "HEAD":' in cycle
 
 
+def test_a_request_waits_only_on_its_flow_and_once_disconnected_ends_quietly() -> None:
+    made = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "flow=self.flow," in made
+    cycle = inspect.getsource(RequestResponseCycle)
+    assert set(re.findall(r"self\.flow\.(\w+)", cycle)) == {"write_paused", "drain", "resume_reading"}
+    send = inspect.getsource(RequestResponseCycle.send)
+    assert "if self.flow.write_paused and not self.disconnected:\n            await self.flow.drain()" in send
+    assert send.count("await ") == 1
+    assert send.index("await self.flow.drain()") < send.index("if self.disconnected:\n            return")
+    run = inspect.getsource(RequestResponseCycle.run_asgi)
+    assert "elif not self.response_complete and not self.disconnected:" in run
+    assert "elif not self.response_started and not self.disconnected:" in run
+    assert "self.cycle.disconnected = True" in inspect.getsource(HttpToolsProtocol.connection_lost)
+
+
 def test_a_head_leaves_with_its_body_or_at_the_end_of_the_loop_turn() -> None:
     async def run() -> tuple[bytes, bytes, bytes, bytes]:
         """What the peer has after each write: nothing while the head is held."""
