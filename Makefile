@@ -36,15 +36,19 @@ DATABASE_TESTS := tests/test_migrations.py tests/test_journal.py tests/test_serv
 	tests/test_response_cache.py
 
 .PHONY: test
-test: lint graphql_todos/web/index.html /usr/bin/chromium tests/js/node_modules/.installed $(OLDEST_POSTGRES)/postgres ## install everything, run every test (Python and web)
+test: lint graphql_todos/web/index.html /usr/bin/chromium /usr/sbin/nginx tests/js/node_modules/.installed $(OLDEST_POSTGRES)/postgres ## install everything, run every test (Python and web)
 	cd web && npm test
 	$(BIN)/pytest
 	TEST_POSTGRES_BIN=$(OLDEST_POSTGRES) $(BIN)/pytest $(DATABASE_TESTS)
 
 .PHONY: lint
 lint: $(VENV)/.test ## ruff and mypy over the Python code
-	$(BIN)/ruff check graphql_todos tests bench
+	$(BIN)/ruff check graphql_todos tests bench deploy
 	$(BIN)/mypy
+
+.PHONY: cluster
+cluster: $(VENV)/.run graphql_todos/web/index.html /usr/sbin/nginx ## three instances on one database behind nginx on HOST:PORT (README: Running several instances)
+	exec $(BIN)/python -m deploy.cluster
 
 BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed bench/peer5/node_modules/.installed \
 	/usr/bin/wrk bench/fanout_client
@@ -147,6 +151,12 @@ graphql_todos/web/index.html: web/dist/index.html
 
 $(OLDEST_POSTGRES)/postgres:
 	$(APT) update && DEBIAN_FRONTEND=noninteractive $(APT) install -y --no-install-recommends postgresql-15
+
+# make cluster's load balancer (and tests/test_cluster.py's): Debian's nginx,
+# run from a directory of its own (on a machine with systemd, the package
+# also starts the system's nginx service, which neither uses).
+/usr/sbin/nginx:
+	$(APT) update && DEBIAN_FRONTEND=noninteractive $(APT) install -y --no-install-recommends nginx
 
 # The end-to-end tests drive Debian's chromium; Playwright's own browser
 # download cannot work here.

@@ -51,6 +51,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # uvicorn times out idle keep-alive connections only (security.py);
         # streams end on shutdown (uvicorn_internals).
         "http": http_protocol(settings.request_seconds),
+        # The client's address is the connection's peer unless that is a
+        # proxy we were told to trust (uvicorn's own default trusts
+        # 127.0.0.1: anyone on the machine could name any address).
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": list(settings.forwarded_allow_ips),
     }
 
 

@@ -128,6 +128,19 @@ def is_ip_literal(name: str) -> bool:
     return True
 
 
+def _proxies(text: str) -> tuple[str, ...]:
+    proxies = tuple(p.strip() for p in text.split(",") if p.strip())
+    for proxy in filter(lambda p: p != "*", proxies):
+        # Checked as uvicorn reads them, which takes anything else for a name
+        # no address ever matches: a typo would trust no one, silently.
+        parse = ipaddress.ip_network if "/" in proxy else ipaddress.ip_address
+        try:
+            parse(proxy)
+        except ValueError:
+            raise ValueError(f"{proxy!r} is not an IP address, a network like 10.0.0.0/8, or *") from None
+    return proxies
+
+
 def _optional_url(text: str) -> str | None:
     # Empty as unset: `DATABASE_URL= graphql-todos serve` means embedded.
     return text or None
@@ -311,7 +324,14 @@ class Settings:
     )
     max_sockets_per_client: int = _setting(
         256, "MAX_SOCKETS_PER_CLIENT", _int(1),
-        "most WebSockets open from one client address, all workers together (behind a proxy: all its clients)",
+        "most WebSockets open from one client address, all workers together"
+        " (behind a proxy not in FORWARDED_ALLOW_IPS: all its clients)",
+    )
+    forwarded_allow_ips: tuple[str, ...] = _setting(
+        (), "FORWARDED_ALLOW_IPS", _proxies,
+        "comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose X-Forwarded-For names the"
+        " client (for MAX_SOCKETS_PER_CLIENT and the logs) and X-Forwarded-Proto the scheme, * for any;"
+        " unset: none, the client is the connection's peer",
     )
     statement_timeout_seconds: float = _setting(
         5.0, "STATEMENT_TIMEOUT_SECONDS", _seconds, "longest a PostgreSQL statement of a request may run"

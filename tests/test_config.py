@@ -51,6 +51,7 @@ def test_every_variable_is_read() -> None:
         "INTROSPECTION": "False",
         "MAX_SUBSCRIPTIONS": "2",
         "MAX_SOCKETS_PER_CLIENT": "5",
+        "FORWARDED_ALLOW_IPS": "127.0.0.1, 10.0.0.0/8,::1",
         "STATEMENT_TIMEOUT_SECONDS": "0.5",
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
@@ -95,6 +96,7 @@ def test_every_variable_is_read() -> None:
         introspection=False,
         max_subscriptions=2,
         max_sockets_per_client=5,
+        forwarded_allow_ips=("127.0.0.1", "10.0.0.0/8", "::1"),
         statement_timeout_seconds=0.5,
         log_level="warning",
         log_format="json",
@@ -141,6 +143,13 @@ def test_allowed_origins_must_be_origins(origins: str) -> None:
 def test_allowed_hosts_must_be_host_names(hosts: str) -> None:
     with pytest.raises(SettingError, match="ALLOWED_HOSTS"):
         Settings.from_env({"ALLOWED_HOSTS": hosts})
+
+
+@pytest.mark.parametrize("proxies", ["localhost", "10.0.0.1/8", "1.2.3", "127.0.0.1:8000"])
+def test_forwarded_allow_ips_must_be_addresses_or_networks(proxies: str) -> None:
+    # uvicorn would take each for a name that no address matches.
+    with pytest.raises(SettingError, match="FORWARDED_ALLOW_IPS"):
+        Settings.from_env({"FORWARDED_ALLOW_IPS": proxies})
 
 
 def test_trusted_documents_must_be_a_manifest(tmp_path: Path) -> None:
@@ -199,6 +208,7 @@ def test_to_env_gives_the_same_settings_back() -> None:
         port=9001,
         allowed_origins=("https://a.example", "http://b.example:8080"),
         allowed_hosts=(".example.org", "*"),
+        forwarded_allow_ips=("127.0.0.1", "10.0.0.0/8"),
         introspection=False,
         web_dist=None,
         database_url="postgresql://db/app",

@@ -646,3 +646,28 @@ def test_the_sockets_per_address_limit_holds_across_workers(db_dsn: str) -> None
         for ws in held:
             ws.close()
         serve.stop(signal.SIGTERM)
+
+
+def test_x_forwarded_for_names_the_client_only_from_a_trusted_proxy(db_dsn: str) -> None:
+    def open_socket(server: Server, client: str) -> Connection:
+        return connect(server.ws_url + "/api/todos/", additional_headers={"X-Forwarded-For": client})
+
+    # A client of this machine that names itself another address each time is
+    # still counted as what it is (uvicorn by itself trusts 127.0.0.1).
+    with serving(db_dsn, max_sockets_per_client=2) as server:
+        held = [open_socket(server, f"10.0.0.{n}") for n in range(2)]
+        with pytest.raises(InvalidStatus) as refused:
+            open_socket(server, "10.0.0.9")
+        assert refused.value.response.status_code == 429
+        for ws in held:
+            ws.close()
+    # Behind a proxy it trusts, each client counts as itself (the proxy
+    # appends the address it saw: the last one not trusted is the client).
+    with serving(db_dsn, max_sockets_per_client=2, forwarded_allow_ips=("127.0.0.1",)) as server:
+        held = [open_socket(server, "10.0.0.1") for _ in range(2)]
+        with pytest.raises(InvalidStatus) as refused:
+            open_socket(server, "192.0.2.7, 10.0.0.1")
+        assert refused.value.response.status_code == 429
+        held.append(open_socket(server, "10.0.0.2"))
+        for ws in held:
+            ws.close()
