@@ -110,7 +110,12 @@ local query = '"query":"mutation($t: String!) { createTodo(input: {title: $t}) {
 request = function()
   counter = counter + 1
   local body
-  if NUMBERED then
+  if NUMBERED and SPREAD then
+    -- many clients, as in life: a client id per request (its first mutation)
+    local id = string.format("%08x-%04x-4%03x-8%03x-%012x", math.random(0, 0x7fffffff), math.random(0, 0xffff),
+      math.random(0, 0xfff), math.random(0, 0xfff), counter)
+    body = '{' .. query .. ',"extensions":{"mutation":{"client":"' .. id .. '","seq":1}}}'
+  elseif NUMBERED then
     body = '{' .. query .. ',"extensions":{"mutation":{"client":"' .. client .. '","seq":' .. counter .. '}}}'
   else
     body = '{' .. query .. '}'
@@ -147,6 +152,7 @@ def main() -> None:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--spread", action="store_true", help="a client id per request instead of one per run")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import experiments as x
@@ -173,7 +179,8 @@ def main() -> None:
                 for name in rates:
                     # A new client id per run: every request a new key.
                     path = Path(f"/tmp/design_create_{os.getpid()}_{name}.lua")
-                    path.write_text(f'NUMBERED = {str(name == "numbered").lower()}\nclient = "{uuid.uuid4()}"\n' + LUA)
+                    path.write_text(f'NUMBERED = {str(name == "numbered").lower()}\nSPREAD = {str(args.spread).lower()}\n'
+                                    f'math.randomseed({uuid.uuid4().int % 2**31})\nclient = "{uuid.uuid4()}"\n' + LUA)
                     pids = [server.pid, *database_pids(conn)]
                     before = cpu_seconds(pids)
                     before_server = cpu_seconds([server.pid])

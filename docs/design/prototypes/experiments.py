@@ -915,6 +915,99 @@ $$"""
                   f" ({statistics.median(runs) - base:+.0f} us)")
 
 
+# The todos journal trigger written flat: no plpgsql function calls, the
+# NOTIFY payload by json_build_object, lists marked only when the
+# transaction touched list_members (a statement trigger says so).
+LEAN_TRIGGER = """
+CREATE FUNCTION list_members_touched() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('app.members_touched', 'on', true);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER list_members_touched AFTER INSERT OR UPDATE OR DELETE ON list_members
+    FOR EACH STATEMENT EXECUTE FUNCTION list_members_touched();
+CREATE OR REPLACE FUNCTION todos_journal() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    change_op text;
+    row_state todos;
+    l_before uuid;
+    l_after uuid;
+    actor uuid := nullif(current_setting('app.person_id', true), '')::uuid;
+    snapshot jsonb;
+    before_row jsonb;
+    pos bigint;
+    committed timestamptz;
+    payload text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7305202417);
+    IF TG_OP = 'INSERT' THEN
+        change_op := 'created'; row_state := NEW; l_after := NEW.list_id;
+    ELSIF TG_OP = 'UPDATE' THEN
+        change_op := 'updated'; row_state := NEW; l_before := OLD.list_id; l_after := NEW.list_id;
+        IF l_before <> l_after THEN
+            before_row := to_jsonb(OLD);
+        END IF;
+    ELSE
+        change_op := 'deleted'; row_state := OLD; l_before := OLD.list_id;
+    END IF;
+    IF actor IS NOT NULL AND (
+        (l_before IS NOT NULL AND l_before IS DISTINCT FROM l_after
+         AND current_setting('app.list_deleting', true) IS DISTINCT FROM l_before::text
+         AND NOT EXISTS (SELECT FROM list_members WHERE list_id = l_before AND person_id = actor AND role <> 'viewer'))
+        OR (l_after IS NOT NULL
+            AND NOT EXISTS (SELECT FROM list_members WHERE list_id = l_after AND person_id = actor AND role <> 'viewer'))
+    ) THEN
+        RAISE EXCEPTION 'may no longer edit this list' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF current_setting('app.members_touched', true) = 'on' THEN
+        PERFORM journal_mark_list('todos', l_before);
+        PERFORM journal_mark_list('todos', l_after);
+    END IF;
+    pos := nextval('todo_changes_position');
+    snapshot := to_jsonb(row_state);
+    INSERT INTO todo_changes (position, op, todo_id, todo, list_before, list_after, before, mutation)
+    VALUES (pos, change_op, row_state.id, snapshot, l_before, l_after, before_row,
+            nullif(current_setting('app.mutation', true), ''))
+    RETURNING changed_at INTO committed;
+    payload := json_build_object('position', pos, 'op', change_op, 'id', row_state.id, 'changed_at', committed,
+        'list_before', l_before, 'list_after', l_after, 'todo', snapshot, 'before', before_row)::text;
+    IF octet_length(payload) >= 7900 THEN
+        payload := json_build_object('position', pos, 'op', change_op, 'id', row_state.id,
+            'list_before', l_before, 'list_after', l_after)::text;
+    END IF;
+    PERFORM pg_notify('todo_changes', payload);
+    PERFORM set_config('app.last_position', pos::text, true);
+    IF current_setting('app.cursor_notice', true) = 'on' OR nullif(current_setting('app.mutation', true), '') IS NOT NULL THEN
+        RAISE NOTICE USING MESSAGE = 'graphql-todos cursor ' || pos, ERRCODE = '01GT0';
+    END IF;
+    RETURN NULL;
+END
+$$;
+"""
+
+
+def exp_lean_trigger(dsn: str) -> None:
+    """The todos journal trigger written flat (LEAN_TRIGGER) against the
+    prototype's and today's: backend CPU per one-row INSERT, alternating."""
+    n = 2000
+    with scratch(dsn, "lean0", prototypes=()) as url0, psycopg.connect(url0, autocommit=True) as c0, \
+            scratch(dsn, "lean1") as url1, psycopg.connect(url1, autocommit=True) as c1, \
+            scratch(dsn, "lean2") as url2, psycopg.connect(url2, autocommit=True) as c2:
+        c2.execute(LEAN_TRIGGER)
+        cases = []
+        for conn in (c1, c2):
+            who = person(conn, "olivia")
+            cases.append((conn, {"p": who, "t": "wrk create", "l": new_list(conn, who, "mine")}))
+        results: dict[str, list[float]] = {"today's schema and INSERT": [], "the prototype's trigger": [],
+                                           "the flat trigger": []}
+        for _ in range(3):
+            results["today's schema and INSERT"].append(measure_cpu(c0, CREATE_PLAIN, {"t": "wrk create"}, n))
+            results["the prototype's trigger"].append(measure_cpu(cases[0][0], CREATE_ACTING, cases[0][1], n))
+            results["the flat trigger"].append(measure_cpu(cases[1][0], CREATE_ACTING, cases[1][1], n))
+        for name, runs in results.items():
+            print(f"  {name}: {statistics.median(runs):.0f} us {[round(r) for r in runs]}")
+
+
 def exp_argon2(_: str) -> None:
     from argon2 import PasswordHasher
 
@@ -938,6 +1031,7 @@ EXPERIMENTS = {
     "verdicts": exp_verdicts,
     "verdict_cpu": exp_verdict_cpu,
     "write_cpu": exp_write_cpu,
+    "lean_trigger": exp_lean_trigger,
     "argon2": exp_argon2,
     "routing": exp_routing,
 }
