@@ -12,6 +12,9 @@ APT := $(SUDO) apt-get -o DPkg::Lock::Timeout=300
 # The Node.js (with npm) from PyPI that make links into the venv: every npm and
 # node command, and the tests and benches that run node, find it first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# npm reads the user's ~/.npmrc less the keys meant for other tools: Debian's
+# sets node-gyp's `nodedir`, which npm 11 warns on every run it does not know.
+export NPM_CONFIG_USERCONFIG := $(CURDIR)/$(VENV)/npmrc
 # A clean install prints no warning: an engine range this Node misses, or a
 # peer range left unmet (web/package.json overrides the stale ones), fails it.
 NPM_CI := npm ci --no-audit --no-fund --engine-strict --strict-peer-deps
@@ -111,6 +114,7 @@ $(VENV)/.node: pyproject.toml $(VENV)/bin/python
 	ln -sf $$home/bin/node $(BIN)/node && \
 	ln -sf $$home/lib/node_modules/npm/bin/npm-cli.js $(BIN)/npm && \
 	ln -sf $$home/lib/node_modules/npm/bin/npx-cli.js $(BIN)/npx
+	grep -v '^nodedir *=' $(HOME)/.npmrc > $(VENV)/npmrc 2>/dev/null || true
 	touch $@
 
 # The bench's WebSocket clients (why in C: the file says).
