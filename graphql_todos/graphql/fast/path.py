@@ -1,0 +1,229 @@
+"""The compiled fast path for GraphQL over HTTP.
+
+`POST /graphql` with a JSON body, or `GET /graphql` with the query in its
+parameters, naming a document we have compiled (sent in full, or by its
+persisted-query hash alone) runs the plan and answers with bytes written in
+one pass; a document that does not parse (over MAX_TOKENS too) or validate
+(over the other limits too) is answered here as Strawberry's view would, so
+that it costs one parse. Every other request (and every document that does
+not compile, every hash the store does not know or trust) is left to
+Strawberry's view, whose answers the plan reproduces.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+from graphql import GraphQLError, OperationType, parse
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphql_todos.core.journal import Mark
+from graphql_todos.edge import json_intake
+from graphql_todos.edge.json_intake import RefusedJson
+from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.edge.response_cache import COMMITTED, KEPT_AT, ResponseCache
+from graphql_todos.graphql.fast.plans import CompiledOperation, coerce_variables, compile_operation, execute
+from graphql_todos.graphql.fast.roots import DIRECT
+from graphql_todos.graphql.http import JSON_TYPES, media_types
+from graphql_todos.graphql.schema import Context, TodoSchema, validation_failed
+from graphql_todos.internals.strawberry import checked_operation, validation_errors
+
+# Distinct (document, operation name) pairs kept, compiled or not.
+CACHE_SIZE = 512
+# A request we may take has these fields at most (Strawberry reads no
+# others); its extensions, if any, are a persisted query's and nothing else.
+_REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
+_EXTENSION_KEYS = {"persistedQuery"}
+# Strawberry's view runs no mutation over GET, and no subscription over
+# plain HTTP (TodoSchema.execute).
+_OVER_GET = frozenset({OperationType.QUERY})
+_OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+class Answer(NamedTuple):
+    body: bytes
+    # Nothing ran (the document was refused): GraphQL over HTTP's request error.
+    request_error: bool = False
+    # The mark whose cache entry the body is: the response as a whole may
+    # be kept under it too (response_front.py).
+    kept_at: Mark | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A document Strawberry's path refuses before execution, with its
+    errors; `operation` is the type of the operation it checks against the
+    method before validating (None: it did not parse, the method is not asked)."""
+
+    errors: list[GraphQLError]
+    operation: OperationType | None = None
+
+
+class FastPath:
+    def __init__(self, schema: TodoSchema, cache: ResponseCache[bytes]) -> None:
+        self.schema = schema
+        self.cache = cache
+        # None: parsed and valid, but the plan does not cover it.
+        self.operations: OrderedDict[tuple[str, str | None], CompiledOperation | None] = OrderedDict()
+        # Requests answered by a plan, and documents refused here; read by
+        # tests and benchmarks.
+        self.executions = 0
+        self.refusals = 0
+
+    async def respond(self, request: Request, context: Context) -> Response | None:
+        """The response to a request the fast path takes, or None."""
+        if request.method == "GET":
+            fields = _query_params(request)
+            operations = _OVER_GET
+        elif request.method == "POST" and is_plain_json(request.headers):
+            fields = _json_body(await request.body())
+            operations = _OVER_POST
+        else:
+            return None
+        if fields is None:
+            return None
+        query, variables, name = fields.get("query"), fields.get("variables"), fields.get("operationName")
+        if "extensions" in fields:
+            query = self._persisted(query, fields["extensions"])
+        if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
+            return None
+        # The position the front door asked for this request, when it did.
+        answer = await self.execute(query, variables, name, context, operations, request.scope.get(COMMITTED))
+        if answer is None:
+            return None
+        if answer.request_error:
+            # Read by the view, as when Strawberry's path answers (graphql_view.process_result).
+            request.state.graphql_request_error = True
+        # Not a document named by its hash: whether the store still knows
+        # the hash is for each request to find out.
+        if answer.kept_at is not None and "extensions" not in fields:
+            request.scope[KEPT_AT] = answer.kept_at
+        return Response(answer.body, media_type="application/json")
+
+    async def execute(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Context,
+        operations: frozenset[OperationType] = _OVER_POST,
+        committed: Callable[[], Awaitable[Mark]] | None = None,
+    ) -> Answer | None:
+        """The response Strawberry's view would send, or None when the fast
+        path does not cover this request."""
+        compiled = self.compiled(query, operation_name)
+        if isinstance(compiled, _Refused):
+            if compiled.operation is not None and compiled.operation not in operations:
+                return None  # Strawberry's view refuses the method first
+            self.refusals += 1
+            errors = [error.formatted for error in self.schema.finish_errors(compiled.errors)]
+            return Answer(orjson.dumps({"errors": errors}), request_error=True)
+        if compiled is None or compiled.operation.operation not in operations:
+            return None
+        coerced = coerce_variables(compiled, variables)
+        plan = None if coerced is None else compiled.plan(coerced)
+        if coerced is None or plan is None:
+            return None
+
+        kept_at: Mark | None = None
+
+        async def position() -> Mark:
+            nonlocal kept_at
+            kept_at = await (committed or context.journal.mark)()
+            return kept_at
+
+        async def run() -> tuple[bytes, bool]:
+            nonlocal kept_at
+            data, errors = await execute(plan, compiled, coerced, context)
+            self.executions += 1
+            body: dict[str, Any] = {"data": data}
+            if errors:
+                body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
+                kept_at = None
+            return orjson.dumps(body), not errors
+
+        if compiled.operation.operation is not OperationType.QUERY:
+            return Answer((await run())[0])
+        key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
+        body = await self.cache.get_or_read(key, position, run)
+        return Answer(body, kept_at=kept_at)
+
+    def _persisted(self, query: Any, extensions: Any) -> str | None:
+        """The document a persisted query names (with the trusted-documents
+        rules); None: Strawberry's path answers (an unknown or untrusted
+        hash, a hash that does not match the document, other extensions)."""
+        if type(extensions) is not dict or extensions.keys() != _EXTENSION_KEYS or type(query) not in (str, type(None)):
+            return None
+        return self.schema.runnable(query, extensions)
+
+    def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | _Refused | None:
+        key = (query, operation_name)
+        if key in self.operations:
+            self.operations.move_to_end(key)
+            return self.operations[key]
+        persisted = self.schema.persisted
+        if not query or (persisted is not None and not persisted.allows(query)):
+            return None  # Strawberry's execute refuses it with its code
+        try:
+            document = parse(query, max_tokens=self.schema.limits.max_tokens)
+        except GraphQLError as error:
+            # Refusals are not kept: a client sending one again pays the parse again.
+            return _Refused([error])
+        errors = validation_errors(self.schema, document, self.schema.limits.rules)
+        if errors:
+            operation = checked_operation(document, operation_name)
+            if operation is None:
+                return None  # Strawberry's path refuses it before validating
+            validation_failed(errors)
+            return _Refused(errors, operation)
+        compiled = compile_operation(self.schema._schema, document, operation_name, DIRECT)
+        self.operations[key] = compiled
+        if len(self.operations) > CACHE_SIZE:
+            self.operations.popitem(last=False)
+        return compiled
+
+
+
+def is_plain_json(headers: Headers) -> bool:
+    """A POST the fast path reads: a JSON body, for a JSON answer."""
+    mime = headers.get("content-type", "").split(";", 1)[0].strip()
+    return mime == "application/json" and answers_whole(headers)
+
+
+def answers_whole(headers: Headers) -> bool:
+    """A query or mutation is answered in JSON, not streamed (the media type
+    negotiated: graphql_http.media_types)."""
+    return media_types(accept_header(headers)).operation in JSON_TYPES
+
+
+def _json_body(body: bytes) -> dict[str, Any] | None:
+    try:
+        fields = json_intake.loads(body)
+    except RefusedJson:
+        return None  # Strawberry's path refuses it through the same intake
+    # A list is a batch: Strawberry refuses it.
+    if type(fields) is not dict or not fields.keys() <= _REQUEST_KEYS:
+        return None
+    return fields
+
+
+def _query_params(request: Request) -> dict[str, Any] | None:
+    params = request.query_params
+    # A repeated parameter, or variables that are not a JSON object, get
+    # Strawberry's own answer.
+    if not params.keys() <= _REQUEST_KEYS or len(params.multi_items()) != len(params):
+        return None
+    fields: dict[str, Any] = dict(params)
+    for name in ("variables", "extensions"):
+        if name in fields:
+            try:
+                fields[name] = json_intake.loads(fields[name])
+            except RefusedJson:
+                return None
+    return fields
