@@ -57,7 +57,7 @@ class Member:
         # one when the group drops it or closes.
         self.on_signal: Callable[[], None] | None = None
 
-    def offer(self, change: Change, payload: bytes, limit: int) -> bool:
+    def take(self, change: Change, payload: bytes, limit: int) -> bool:
         """Take the change now (queue it, `limit` at most), or say False (the
         group then drops us)."""
         if self.write is not None:
@@ -147,7 +147,7 @@ class Group:
         dropped = [
             member
             for member in self.members
-            if change.position > member.last and not member.offer(change, payload, limit)
+            if change.position > member.last and not member.take(change, payload, limit)
         ]
         # The direct writes are done (written to the sockets, not awaited):
         # one sample for the group; queued members sample as they send.

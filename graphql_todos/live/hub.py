@@ -85,7 +85,8 @@ class Subscriber:
         """Deliver only changes after `position` (a snapshot already shows the rest)."""
         self.last = max(self.last, position)
 
-    def offer(self, item: Change | _Marker) -> None:
+    def enqueue(self, item: Change | _Marker) -> None:
+        """Queue item; a subscriber too slow to keep up reads the journal instead."""
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -226,7 +227,7 @@ class Hub:
             return
         self.closed = True
         for sub in self._subscribers():
-            sub.offer(CLOSED)
+            sub.enqueue(CLOSED)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -236,7 +237,7 @@ class Hub:
         them or those of one todo. Leaving the block unsubscribes."""
         sub = Subscriber(self, self.position if after is None else after, todo_id)
         if self.closed:
-            sub.offer(CLOSED)
+            sub.enqueue(CLOSED)
         group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
         group.add(sub)
         metrics.SUBSCRIBERS.inc()
@@ -346,7 +347,7 @@ class Hub:
                 logger.warning("listener was behind the pruned journal: %s", exc)
                 self.position = exc.oldest
                 for sub in self._subscribers():
-                    sub.offer(RESYNC)
+                    sub.enqueue(RESYNC)
                 continue
             for change in changes:
                 self.position = change.position
@@ -356,9 +357,9 @@ class Hub:
 
     def _publish(self, change: Change) -> None:
         for sub in self._all:
-            sub.offer(change)
+            sub.enqueue(change)
         for sub in self._by_todo.get(change.todo.id, ()):
-            sub.offer(change)
+            sub.enqueue(change)
 
 
 def _notified(payload: str) -> tuple[int, Change | None]:
