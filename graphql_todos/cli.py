@@ -17,10 +17,10 @@ import uvicorn
 
 from graphql_todos.app import create_app
 from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.migrations import NoMigrations, migrate
 from graphql_todos.core.settings import SettingError, Settings, documented, to_env
 from graphql_todos.edge.logs import log_config
-from graphql_todos.edge.metrics import MULTIPROC_DIR
 from graphql_todos.graphql.schema import build_schema
 from graphql_todos.internals.uvicorn import Server, Supervisor, WebSocketProtocol, http_protocol
 from graphql_todos.rest.openapi import DOCUMENT

@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import ErrorCode, RequestError
 from graphql_todos.core.settings import Settings, is_ip_literal
-from graphql_todos.edge import metrics
 from graphql_todos.edge.error_handlers import close_reason, error_body
 from graphql_todos.edge.negotiation import accept_header
 from graphql_todos.edge.shared_counts import SharedCounts

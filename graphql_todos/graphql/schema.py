@@ -14,11 +14,11 @@ from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, TodoState
 from graphql_todos.core.service import TodoService, parse_id
-from graphql_todos.edge import metrics
 from graphql_todos.graphql.limits import LimitExceeded
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.graphql.types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput

@@ -112,9 +112,10 @@ from strawberry.types.graphql import OperationType
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode, RequestError
 from graphql_todos.core.models import Change, Todo
-from graphql_todos.edge import json_intake, metrics
+from graphql_todos.edge import json_intake
 from graphql_todos.live.broadcast import Member
 from graphql_todos.live.streams import LiveRows
 

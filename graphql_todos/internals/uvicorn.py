@@ -64,7 +64,7 @@ from uvicorn.supervisors import Multiprocess
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from graphql_todos.edge import metrics
+from graphql_todos.core import metrics
 from graphql_todos.live.hub import Hub
 
 # What uvicorn writes, before a response, to a client that asked for it.

@@ -23,12 +23,12 @@ import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from graphql_todos.core import metrics
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Op, Todo
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
