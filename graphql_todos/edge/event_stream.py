@@ -120,7 +120,7 @@ class EventStreamResponse:
                 except OSError:
                     pass  # the client left while we were writing
                 except TimeoutError:
-                    # The client's doing, not an error: uvicorn_internals.LettingGo
+                    # The client's doing, not an error: internals.uvicorn_http.LettingGo
                     # ends the connection quietly.
                     logger.info("event stream %s: the client took nothing for %s s; ended", scope["path"], self.send_timeout)
                 tasks.cancel_scope.cancel()

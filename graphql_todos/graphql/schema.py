@@ -14,7 +14,7 @@ from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
-from graphql_todos.core import metrics
+from graphql_todos.core import metrics, models
 from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, TodoState
@@ -35,6 +35,10 @@ from graphql_todos.live import streams
 from graphql_todos.live.hub import Hub
 
 logger = logging.getLogger(__name__)
+# Subscription roots whose resolvers read no per-connection context (a viewer,
+# permissions): subscribers of the same operation and variables share one
+# execution per event. A field that reads such context must add it to the key.
+SHARED_ROOTS = (Change, models.Todo, streams.LiveRows)
 
 
 @dataclass
@@ -262,7 +266,7 @@ class TodoSchema(OneResultSchema):
         persisted: PersistedQueries | None = None,
     ) -> None:
         # Read by TodoExecutionContext for every subscription event.
-        self.shared_results = SharedResults(execution_cache_size)
+        self.shared_results = SharedResults(execution_cache_size, SHARED_ROOTS)
         self.limits = limits
         self.persisted = persisted
         super().__init__(

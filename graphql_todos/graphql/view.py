@@ -20,6 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
+from graphql_todos.edge import json_intake
 from graphql_todos.edge.guard import Access, graphiql_page, graphql_limits
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import accept_header
@@ -40,10 +41,13 @@ from graphql_todos.graphql.http import (
 )
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.graphql.schema import Context, build_schema
-from graphql_todos.internals.strawberry import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, JsonIntake
+from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
+from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
+from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake
 
 
 class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
+    loads = staticmethod(json_intake.loads)
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
     # Both check the bearer token at connection_init, then offer todoChanges
     # to the fan-out: one execution and encoding per group; graphql-transport-ws

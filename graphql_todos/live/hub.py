@@ -221,7 +221,7 @@ class Hub:
 
     def close_subscriptions(self) -> None:
         """End every subscription, and any made from now on: the server is
-        stopping (uvicorn_internals calls this first thing on shutdown)."""
+        stopping (internals.uvicorn_close.end_streams, first thing on shutdown)."""
         if self.closed:
             return
         self.closed = True

@@ -39,8 +39,7 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.error_handlers import close_reason
 from graphql_todos.edge.response_cache import ResponseCache
-from graphql_todos.internals.strawberry import frame_writers
-from graphql_todos.internals.uvicorn import RESTART_CODE, RESTART_REASON
+from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REASON, frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Groups, Member
 from graphql_todos.live.hub import Hub

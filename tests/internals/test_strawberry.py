@@ -1,4 +1,4 @@
-"""One test per assumption graphql_internals.py makes of Strawberry and
+"""One test per assumption internals/strawberry*.py make of Strawberry and
 graphql-core: after an upgrade, a failure here names what changed."""
 
 from __future__ import annotations
@@ -33,23 +33,21 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 
 from graphql_todos.core.models import Todo
+from graphql_todos.edge import json_intake
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.graphql.schema import build_schema
 from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.internals.strawberry import (
-    TOO_MANY_INITS_CODE,
-    TOO_MANY_INITS_REASON,
-    FanoutWSHandler,
-    JsonIntake,
-    MultipartSubscriptions,
     OneResultSchema,
     TodoExecutionContext,
-    _text_frame_header,
     checked_operation,
     over_token_limit,
     plain_attribute,
 )
-from graphql_todos.internals.uvicorn import WebSocketProtocol
+from graphql_todos.internals.strawberry_legacy_ws import FanoutWSHandler
+from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON
+from graphql_todos.internals.strawberry_view import JsonIntake, MultipartSubscriptions
+from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, _text_frame_header
 from tests.helpers import Server
 
 NULL_ID = ("query($id: ID!) { todo(id: $id) { id } }", {"id": None})
@@ -293,7 +291,7 @@ def test_transport_ws_starts_the_init_timeout_on_accept_and_cancels_its_task_at_
 
 
 class _IntakeView(JsonIntake, GraphQL[None, None]):
-    pass
+    loads = staticmethod(json_intake.loads)
 
 
 DEEP = "[" * 1025 + "]" * 1025

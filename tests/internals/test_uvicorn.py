@@ -1,4 +1,4 @@
-"""Pins what graphql_todos/uvicorn_internals.py assumes of uvicorn (the
+"""Pins what graphql_todos/internals/uvicorn_*.py assume of uvicorn (the
 behaviour itself, real clients of every transport on SIGTERM, is in
 tests/test_cli.py and tests/test_subscriptions.py)."""
 
@@ -18,17 +18,10 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import Server as UvicornServer
 from uvicorn.supervisors import Multiprocess
 
-from graphql_todos.internals.uvicorn import (
-    CLOSE_SECONDS,
-    CONTINUE,
-    BoundedClose,
-    HeadWithBody,
-    HttpProtocol,
-    LeanEvent,
-    LeanQueue,
-    Supervisor,
-    WebSocketProtocol,
-)
+from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS, BoundedClose
+from graphql_todos.internals.uvicorn_http import CONTINUE, HeadWithBody, HttpProtocol
+from graphql_todos.internals.uvicorn_server import Supervisor
+from graphql_todos.internals.uvicorn_websocket import LeanEvent, LeanQueue, WebSocketProtocol
 from tests.helpers import Server
 
 
@@ -376,7 +369,7 @@ def test_uvicorn_runs_workers_as_serve_does_and_replaces_them_where_the_supervis
 
 
 def test_uvicorn_raises_each_captured_signal_again_after_serving() -> None:
-    """What uvicorn_internals.Server assumes: dropping SIGTERM from the
+    """What uvicorn_server.Server assumes: dropping SIGTERM from the
     captured signals before capture_signals' yield returns spares the
     process from dying of it."""
     source = inspect.getsource(UvicornServer.capture_signals)
