@@ -1,6 +1,6 @@
 """What both of Strawberry's GraphQL WebSocket handlers share: the fan-out they offer each
 subscription to, the gate for connection_init and its deadline, and the checks of an operation's
-payload. What they need from the app comes in as the Protocols below, which the view implements."""
+payload. What they need from the app comes in as the Protocols below (the view and its fan-out)."""
 
 from __future__ import annotations
 

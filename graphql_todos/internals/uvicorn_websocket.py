@@ -89,8 +89,9 @@ class LeanQueue(asyncio.Queue[T]):
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol, closing with a reason on
-    shutdown, counting messages refused for their size, and lighter (see
-    above).
+    shutdown, counting messages refused for their size, and lighter: it
+    drops the handshake's request and response once sent (some 3 kB), and
+    its queue and `writable` event make no deques (760 bytes each).
 
     Assumes, to be lighter: of `queue` uvicorn uses only the methods
     LeanQueue has, of `writable` only `set`, `clear`, `wait` (and
