@@ -180,6 +180,8 @@ class CheapMaskErrors(MaskErrors):
 
 
 class Documents(Protocol):
+    """The persisted documents a schema looks requests up in (graphql/persisted.py)."""
+
     def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
         """The document to run (RequestError: none may run)."""
         ...
