@@ -20,13 +20,14 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from graphql_todos.core import metrics
 from graphql_todos.core.database import GatedPool, connect_timeout
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.migrations import migrate
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
-from graphql_todos.edge import error_handlers, guard, metrics
+from graphql_todos.edge import error_handlers, guard
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.edge.response_front import Reply, ResponseFront
 from graphql_todos.edge.shared_counts import SharedCounts

@@ -23,7 +23,8 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
-from graphql_todos.edge import error_handlers, guard, metrics
+from graphql_todos.core import metrics
+from graphql_todos.edge import error_handlers, guard
 from graphql_todos.edge.response_front import ResponseFront
 from graphql_todos.graphql import socket
 from graphql_todos.graphql.persisted import sha256

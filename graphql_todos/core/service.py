@@ -11,13 +11,12 @@ import uuid
 
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import repository
+from graphql_todos.core import metrics, repository
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, ListTooLarge, NotFound
 from graphql_todos.core.list_statements import Lists, ListsQuery
 from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
 
 MAX_TITLE_LENGTH = 512
 # GraphQL's Int: the largest offset any transport takes.

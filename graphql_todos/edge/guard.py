@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
-from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,15 +19,13 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import ErrorCode, RequestError
 from graphql_todos.core.settings import Settings, is_ip_literal
-from graphql_todos.edge import metrics
 from graphql_todos.edge.error_handlers import close_reason, error_body
 from graphql_todos.edge.negotiation import accept_header
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.graphql.http import prefers_html
-from graphql_todos.graphql.limits import limits_rule
-from graphql_todos.graphql.schema import QueryLimits
 
 # What a browser may load without a token: the health check, and the web
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
@@ -183,7 +180,7 @@ def graphiql_page(scope: Scope, headers: Headers) -> bool:
     GraphiQL's page. It carries nothing a GraphQL transport could run (no
     query string at all: no document, hash, variables or operation name) and
     prefers HTML. The view answers exactly this request with the page,
-    before any transport sees it (graphql_view.py): what is public is decided
+    before any transport sees it (graphql/view.py): what is public is decided
     by what the request will do, not by what it lacks."""
     if scope["method"] != "GET" or scope["path"] != GRAPHQL_PATH or scope["query_string"]:
         return False
@@ -388,13 +385,3 @@ def middleware(settings: Settings, access: Access, sockets: SocketGate) -> list[
         Middleware(Guard, settings=settings, access=access, sockets=sockets),
     ]
 
-
-def graphql_limits(settings: Settings) -> QueryLimits:
-    """Documents over the limits are refused before anything runs: the token
-    limit stops the parser itself, the others are validation rules."""
-    rules: list[type[ASTValidationRule]] = [
-        limits_rule(settings.max_depth, settings.max_aliases, settings.max_fields),
-    ]
-    if not settings.introspection:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    return QueryLimits(settings.max_tokens, tuple(rules))

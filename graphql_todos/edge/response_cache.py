@@ -15,10 +15,10 @@ for the one an entry was read at.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from graphql_todos.core.bounded import LRU
 from graphql_todos.core.journal import Mark
 
 V = TypeVar("V")
@@ -38,7 +38,7 @@ class ResponseCache(Generic[V]):
     def __init__(self, size: int) -> None:
         self.size = size
         self.hits = 0
-        self._entries: OrderedDict[Hashable, tuple[Mark, V]] = OrderedDict()
+        self._entries: LRU[Hashable, tuple[Mark, V]] = LRU(size)
         # The position of the mark last looked up.
         self._newest = 0
 
@@ -52,7 +52,6 @@ class ResponseCache(Generic[V]):
         entry = self._entries.get(key)
         if entry is None or entry[0] != mark:
             return None
-        self._entries.move_to_end(key)
         self.hits += 1
         return entry[1]
 
@@ -61,10 +60,7 @@ class ResponseCache(Generic[V]):
         new, so it never serves anything older."""
         if mark.position < self._newest:
             return  # the journal moved on while it was read: never served
-        self._entries[key] = (mark, value)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        self._entries.put(key, (mark, value))
 
     async def get_or_read(
         self,

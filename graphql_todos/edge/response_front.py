@@ -37,10 +37,10 @@ from typing import NamedTuple
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import RequestError
 from graphql_todos.core.journal import Journal, Mark
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
 from graphql_todos.edge.guard import Access, Guard, SocketGate
 from graphql_todos.edge.response_cache import COMMITTED, KEPT_AT, ResponseCache
 from graphql_todos.graphql.fast.path import answers_whole, is_plain_json

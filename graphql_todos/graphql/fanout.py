@@ -46,13 +46,9 @@ from graphql_todos.core.errors import CursorExpired, DomainError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change
 from graphql_todos.graphql.schema import TodoSchema
-from graphql_todos.internals.strawberry import (
-    Refused,
-    StreamFailed,
-    TodoExecutionContext,
-    frame_writers,
-    validation_errors,
-)
+from graphql_todos.internals.strawberry import TodoExecutionContext, validation_errors
+from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
+from graphql_todos.internals.uvicorn_websocket import frame_writers
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
 from graphql_todos.live.streams import start_after
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from graphql_todos.edge import error_handlers, metrics
+from graphql_todos.core import metrics
+from graphql_todos.edge import error_handlers
 from graphql_todos.edge.guard import SocketGate
 
 PATH = "/graphql"

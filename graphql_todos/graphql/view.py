@@ -20,7 +20,8 @@ from strawberry.types.graphql import OperationType
 
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
-from graphql_todos.edge.guard import Access, graphiql_page, graphql_limits
+from graphql_todos.edge import json_intake
+from graphql_todos.edge.guard import Access, graphiql_page
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import accept_header
 from graphql_todos.edge.response_cache import ResponseCache
@@ -39,11 +40,14 @@ from graphql_todos.graphql.http import (
     operation_type,
 )
 from graphql_todos.graphql.persisted import PersistedQueries
-from graphql_todos.graphql.schema import Context, build_schema
-from graphql_todos.internals.strawberry import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, JsonIntake
+from graphql_todos.graphql.schema import Context, QueryLimits, build_schema
+from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
+from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
+from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake
 
 
 class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
+    loads = staticmethod(json_intake.loads)
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
     # Both check the bearer token at connection_init, then offer todoChanges
     # to the fan-out: one execution and encoding per group; graphql-transport-ws
@@ -54,7 +58,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
     def __init__(self, settings: Settings, cache: ResponseCache[bytes], access: Access) -> None:
         self.access = access
         persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents)
-        schema = build_schema(settings.execution_cache_size, graphql_limits(settings), persisted)
+        schema = build_schema(settings.execution_cache_size, QueryLimits.of(settings), persisted)
         super().__init__(
             schema,
             keep_alive=True,
@@ -101,7 +105,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive)
         if graphiql_page(scope, request.headers):
-            # The one public request (security.graphiql_page): nothing runs.
+            # The one public request (edge.guard.graphiql_page): nothing runs.
             return await (await self.render_graphql_ide(request))(scope, receive, send)
         media = media_types(accept_header(request.headers))
         response: ASGIApp

@@ -23,9 +23,9 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.models import Change
-from graphql_todos.edge import metrics
 from graphql_todos.live.hub import Hub
 
 logger = logging.getLogger(__name__)

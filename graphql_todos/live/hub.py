@@ -23,12 +23,12 @@ import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from graphql_todos.core import metrics
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Op, Todo
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -222,7 +222,7 @@ class Hub:
 
     def close_subscriptions(self) -> None:
         """End every subscription, and any made from now on: the server is
-        stopping (uvicorn_internals calls this first thing on shutdown)."""
+        stopping (internals.uvicorn_close.end_streams, first thing on shutdown)."""
         if self.closed:
             return
         self.closed = True

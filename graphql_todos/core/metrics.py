@@ -3,7 +3,7 @@
 With several workers (`serve --workers N`), the parent sets
 PROMETHEUS_MULTIPROC_DIR before the workers start: each writes its samples
 there and /metrics, whichever worker answers, adds up every live worker's
-(the parent marks each worker it replaces dead: uvicorn_internals.Supervisor).
+(the parent marks each worker it replaces dead: internals.uvicorn_server.Supervisor).
 """
 
 from __future__ import annotations
