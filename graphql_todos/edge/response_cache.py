@@ -23,14 +23,6 @@ from graphql_todos.core.journal import Mark
 
 V = TypeVar("V")
 
-# HTTP scope keys by which the front door (response_front.py) and the fast
-# path share one request's mark: the front door's, when it asked (the fast
-# path asks no other), and the one the fast path's answer is the cache's
-# entry for (the answer as a whole may be kept under it).
-COMMITTED = "graphql_todos.committed"
-KEPT_AT = "graphql_todos.kept_at"
-
-
 class ResponseCache(Generic[V]):
     """One per process and kind of value (GraphQL and REST bodies share one:
     their keys differ); size 0 keeps nothing and asks for no position."""

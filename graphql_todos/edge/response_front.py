@@ -31,19 +31,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphql_todos.core.errors import RequestError
-from graphql_todos.core.journal import Journal, Mark
+from graphql_todos.core.journal import Journal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import metrics
 from graphql_todos.edge.guard import Access, Guard, SocketGate
-from graphql_todos.edge.response_cache import COMMITTED, KEPT_AT, ResponseCache
-from graphql_todos.graphql.fast.path import answers_whole, is_plain_json
+from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.graphql.fast.path import READING, Reading, answers_whole, is_plain_json
 
 _PATH = "/graphql"
 _METHODS = ("GET", "POST")
@@ -92,6 +91,7 @@ class ResponseFront:
                 return await self.app(scope, receive, send)
             body = b"".join(message.get("body", b"") for message in messages)
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
+        reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark
         # here: the fast path asks it, where it always has.
         if self.replies.holds(key):
@@ -99,9 +99,9 @@ class ResponseFront:
             try:
                 mark = await journal.mark()
             except Exception as exc:  # noqa: BLE001 - the fast path raises it where it would have asked
-                scope[COMMITTED] = _raising(exc)
+                reading.asked = exc
                 return await self.app(scope, receive, send)
-            scope[COMMITTED] = _at(mark)
+            reading.asked = mark
             reply = self.replies.lookup(key, mark)
             if reply is not None:
                 try:
@@ -120,10 +120,9 @@ class ResponseFront:
             await send(message)
 
         await self.app(scope, receive, sending)
-        kept_at = scope.get(KEPT_AT)
-        if kept_at is not None and _whole(sent):
+        if reading.kept_at is not None and _whole(sent):
             start, whole = sent
-            self.replies.keep(key, kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
+            self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
 
 
 def _takes(scope: Scope, headers: Headers) -> bool:
@@ -170,17 +169,3 @@ def _replay(messages: list[Message], failure: RequestError | None, receive: Rece
         return await receive()
 
     return replayed
-
-
-def _at(mark: Mark) -> Callable[[], Awaitable[Mark]]:
-    async def committed() -> Mark:
-        return mark
-
-    return committed
-
-
-def _raising(failure: Exception) -> Callable[[], Awaitable[Mark]]:
-    async def committed() -> Mark:
-        raise failure
-
-    return committed

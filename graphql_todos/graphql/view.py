@@ -36,8 +36,8 @@ from graphql_todos.graphql.http import (
     media_types,
     negotiate,
     not_acceptable,
-    operation_type,
 )
+from graphql_todos.graphql.intake import Intake
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.graphql.schema import Context, build_schema
 from graphql_todos.internals.strawberry import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, JsonIntake
@@ -69,9 +69,11 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
-        self.fanout = GraphQLFanout(schema)
+        # One intake of documents for every path but Strawberry's own.
+        self.intake = Intake(schema)
+        self.fanout = GraphQLFanout(self.intake)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
-        self.fast = FastPath(schema, cache)
+        self.fast = FastPath(self.intake, cache)
         self.keepalive_seconds = settings.keepalive_seconds
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
@@ -164,10 +166,9 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             return None
         if isinstance(fields, list) or not isinstance(fields.operation_name, (str, type(None))):
             return None
-        schema = self.fast.schema
-        document = schema.runnable(fields.query, fields.extensions)
-        max_tokens = schema.limits.max_tokens
-        return None if document is None else operation_type(document, fields.operation_name, max_tokens)
+        document = self.intake.schema.runnable(fields.query, fields.extensions)
+        kind = None if document is None else self.intake.operation_type(document, fields.operation_name)
+        return None if kind is None else OperationType(kind.value)
 
     @staticmethod
     def _request_error(request: Request) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from graphql_todos.core.list_statements import COLUMNS, Constant, Item, Lists, ListsQuery
-from graphql_todos.graphql.fast.plans import Answer, Direct, Selected
+from graphql_todos.graphql.fast.plans import Direct, RootAnswer, Selected
 from graphql_todos.graphql.schema import Context
 
 
@@ -36,7 +36,7 @@ async def _read(context: Context, query: ListsQuery, args: dict[str, Any]) -> Li
     return await service.lists_json(query, args.get("completed"), page)
 
 
-def _todos(selection: tuple[Selected, ...]) -> Answer | None:
+def _todos(selection: tuple[Selected, ...]) -> RootAnswer | None:
     item = _item(selection)
     if item is None:
         return None
@@ -49,7 +49,7 @@ def _todos(selection: tuple[Selected, ...]) -> Answer | None:
     return answer
 
 
-def _todo_list(selection: tuple[Selected, ...]) -> Answer | None:
+def _todo_list(selection: tuple[Selected, ...]) -> RootAnswer | None:
     # TodoList's fields: each `todos` selection is one list of the
     # statement, `cursor` its position, and __typename a constant.
     items: list[Item] = []

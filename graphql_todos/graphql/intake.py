@@ -1,0 +1,165 @@
+"""The one intake of GraphQL documents for the paths that answer without
+Strawberry's (the compiled fast path, the broadcast fan-out, the view's
+choice of media type).
+
+A document is parsed within the limits, validated with Strawberry's rules and
+its operation picked once per (document, operation name), and a request's
+variables are coerced once per operation and set of values. The operation is
+the one Strawberry's path runs (`pick`), so every path takes the same one; a
+document that names none (an unknown operationName, a missing query) is left
+to Strawberry's path, which answers it on every transport. Refusals (a
+document that does not parse or validate) are not kept: their text is
+bounded only by the request's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import orjson
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
+from graphql.execution.values import VariableValues, get_variable_values
+
+from graphql_todos.core.bounded import LRU
+from graphql_todos.graphql.schema import TodoSchema, validation_failed
+from graphql_todos.internals.strawberry import validation_errors
+
+T = TypeVar("T")
+
+# Distinct (document, operation name) pairs kept, and sets of variables.
+OPERATIONS = 512
+VARIABLES = 1024
+_UNSEEN: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A document Strawberry's path refuses before execution, with its errors."""
+
+    document: DocumentNode | None  # None: it did not parse
+    errors: list[GraphQLError]
+
+
+@dataclass(eq=False, slots=True)
+class Operation:
+    """A valid document's operation, as every path takes it."""
+
+    schema: GraphQLSchema
+    document: DocumentNode
+    definition: OperationDefinitionNode
+    _made: dict[Callable[[Operation], Any], Any] = field(default_factory=dict)
+
+    def made(self, make: Callable[[Operation], T]) -> T:
+        """make(self), made once: what a path makes of the operation lives as long as it."""
+        made = self._made
+        if make not in made:
+            made[make] = make(self)
+        return cast(T, made[make])
+
+
+@dataclass(frozen=True, slots=True)
+class Variables:
+    """A request's variables coerced for its operation, and their key (equal values, equal key)."""
+
+    values: VariableValues
+    key: bytes
+
+    def key_without(self, name: str | None) -> bytes:
+        """The key of the values but `name`'s."""
+        if name is None:
+            return self.key
+        return variables_key({k: v for k, v in self.values.coerced.items() if k != name})
+
+
+class Intake:
+    def __init__(self, schema: TodoSchema) -> None:
+        self.schema = schema
+        self._operations: LRU[tuple[str, str | None], Operation | None] = LRU(OPERATIONS)
+        self._variables: LRU[tuple[Operation, bytes], Variables | None] = LRU(VARIABLES)
+        # Documents parsed (and so validated); read by tests.
+        self.parses = 0
+
+    def operation(self, query: str, operation_name: str | None) -> Operation | Refusal | None:
+        """The operation a request runs, or the errors refusing its document;
+        None when it names none (Strawberry's path answers)."""
+        key = (query, operation_name)
+        kept = self._operations.get(key, _UNSEEN)
+        if kept is not _UNSEEN:
+            return kept
+        persisted = self.schema.persisted
+        if not query or (persisted is not None and not persisted.allows(query)):
+            return None  # Strawberry's execute refuses it with its code
+        taken = self.document(query)
+        if isinstance(taken, Refusal):
+            return taken
+        definition = pick(taken, operation_name)
+        operation = None if definition is None else Operation(self.schema._schema, taken, definition)
+        self._operations.put(key, operation)
+        return operation
+
+    def document(self, query: str) -> DocumentNode | Refusal:
+        """The document parsed within MAX_TOKENS and valid under the limits, or its refusal."""
+        self.parses += 1
+        try:
+            document = parse(query, max_tokens=self.schema.limits.max_tokens)
+        except GraphQLError as error:
+            return Refusal(None, [error])
+        errors = validation_errors(self.schema, document, self.schema.limits.rules)
+        if errors:
+            validation_failed(errors)
+            return Refusal(document, errors)
+        return document
+
+    def operation_type(self, query: str, operation_name: str | None) -> OperationType | None:
+        """The kind of operation a request runs, valid or not; None when it names none."""
+        taken = self.operation(query, operation_name)
+        if isinstance(taken, Operation):
+            return taken.definition.operation
+        definition = None if taken is None or taken.document is None else pick(taken.document, operation_name)
+        return None if definition is None else definition.operation
+
+    def variables(self, operation: Operation, inputs: dict[str, Any] | None) -> Variables | None:
+        """The request's variables coerced, or None when they fail (Strawberry's path reports exactly graphql-core's errors)."""
+        try:
+            raw = variables_key(inputs) if inputs else b"{}"
+        except orjson.JSONEncodeError:
+            return None  # an integer beyond 64 bits, which no client's JSON gives (json_intake)
+        key = (operation, raw)
+        kept = self._variables.get(key, _UNSEEN)
+        if kept is not _UNSEEN:
+            return kept
+        variables = coerce(operation.schema, operation.definition, inputs)
+        taken = None if variables is None else Variables(variables, variables_key(variables.coerced))
+        self._variables.put(key, taken)
+        return taken
+
+
+def pick(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation Strawberry's path runs: the first named operation_name,
+    or the document's first (strawberry.utils.operation.get_operation_type)."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None or (definition.name is not None and definition.name.value == operation_name)
+        ):
+            return definition
+    return None
+
+
+def coerce(schema: GraphQLSchema, definition: OperationDefinitionNode, inputs: dict[str, Any] | None) -> VariableValues | None:
+    """graphql-core's coercion of a request's variables; None when they fail."""
+    values = get_variable_values(schema, definition.variable_definitions or (), inputs or {})
+    return None if isinstance(values, list) else values
+
+
+def variables_key(values: dict[str, Any]) -> bytes:
+    """Variables as sorted JSON: equal values, equal key."""
+    return orjson.dumps(values, option=orjson.OPT_SORT_KEYS, default=str)
