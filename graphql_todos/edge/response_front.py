@@ -1,30 +1,21 @@
 """The response cache's front door: a repeated GraphQL request over HTTP
 (`POST /graphql`, `GET /graphql?query=...`) answered whole, in front of the
-middleware stack, when the same request (every header, every byte of the
-query string and body) was answered from the cache at the point the
-journal stands at now (its position and that entry's commit time:
-journal.Mark).
+middleware stack, with what the app sent for the same request (every header,
+every byte of the query string and body) at the mark the journal stands at
+now (core/journal.py states the rule).
 
-What it sends is what the whole app sent for that request: its status,
-headers (CORS, the security headers, the media type) and body, kept only
-when the fast path answered with the response cache's entry for this
-mark (a query, no errors). So a hit is the app's own answer, exactly as
-fresh as the fast path's (response_cache.py); what it saves is the stack's
-layers (metrics, CORS, the guard, error handling, routing, the view), the
-body's parse and the building of the cache's key.
-
-It takes only requests the stack handles the same way once it has read the
-body: a plain JSON POST (fastpath.is_plain_json) whose Content-Length is
-within the limit, or a GET with a query string, with the token where one is
-needed (security.Guard's own checks; none is public, since GraphiQL's page
-has no query string), and with a Host security.HostCheck, outside it, let
-through. It reads a POST's body through the
-guard's bounds and, when it holds a reply for the request, asks where the
-journal stands (the mark the fast path then uses too, passed in the
-scope: one query per request, as before; a mutation asks none). It times
-what it answers itself (metrics.answered); on a miss it hands the request to
-the stack with the messages it read replayed: the stack sees what it would
-have seen, a slow body's refusal included.
+A reply is kept only when the fast path answered with the response cache's
+entry for that mark (a query, no errors), so a hit is exactly as fresh as the
+fast path's; what it saves is the stack's layers, the body's parse and the
+building of the cache's key. It takes only requests the stack handles the
+same way once the body is read (a plain JSON POST within the size limit, a
+GET with a query string, with the token where one is needed and a Host
+guard.HostCheck let through), reads a POST's body through the guard's bounds,
+and asks the journal's mark only when it holds a reply for the request: the
+request's `Reading` (graphql/fast/path.py) hands that mark to the fast path
+and brings back the mark its answer was kept at, one query per request as
+before. On a miss the stack gets the messages read replayed: it sees what it
+would have seen, a slow body's refusal included.
 """
 
 from __future__ import annotations

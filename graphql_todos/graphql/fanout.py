@@ -2,8 +2,8 @@
 WebSocket protocols, SSE and multipart HTTP.
 
 A `todoChanges` subscription qualifies when its document (sent in full, or
-by a persisted-query hash) validates and its operation selects that one
-field with no directive anywhere (so no @defer, nothing that varies per
+by a persisted-query hash) is taken in (intake.py) and its operation selects
+that one field with no directive anywhere (so no @defer, nothing that varies per
 member). Its group is the transport's framing, the document, operation name
 and variables, less the variable giving `after`: the cursor decides where a
 member starts, not what a change looks like. Anything else, and every

@@ -130,7 +130,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
 
     async def respond(self, request: Request, context: Context, media: MediaTypes) -> ASGIApp:
         """The response in the media type negotiated for the operation the
-        request runs (graphql_http.media_types; the README lists them)."""
+        request runs (http.media_types; the README lists them)."""
         if media.operation in JSON_TYPES and (answer := await self.fast.respond(request, context)) is not None:
             return negotiate(answer, media.operation, self._request_error(request))
         # (The fast path runs no mutation over GET: a GET it answered asks nothing here.)

@@ -3,11 +3,9 @@
 `POST /graphql` with a JSON body, or `GET /graphql` with the query in its
 parameters, naming a document we have compiled (sent in full, or by its
 persisted-query hash alone) runs the plan and answers with bytes written in
-one pass; a document that does not parse (over MAX_TOKENS too) or validate
-(over the other limits too) is answered here as Strawberry's view would, so
-that it costs one parse. Every other request (and every document that does
-not compile, every hash the store does not know or trust) is left to
-Strawberry's view, whose answers the plan reproduces.
+one pass; a document the intake refuses (intake.py) is answered here as
+Strawberry's view would, so that it costs one parse. Every other request is
+left to Strawberry's view, whose answers the plan reproduces.
 """
 
 from __future__ import annotations
@@ -127,7 +125,7 @@ class FastPath:
         if answer is None:
             return None
         if answer.request_error:
-            # Read by the view, as when Strawberry's path answers (graphql_view.process_result).
+            # Read by the view, as when Strawberry's path answers (view.TodoGraphQL.process_result).
             request.state.graphql_request_error = True
         # Not a document named by its hash: whether the store still knows
         # the hash is for each request to find out.
@@ -224,7 +222,7 @@ def is_plain_json(headers: Headers) -> bool:
 
 def answers_whole(headers: Headers) -> bool:
     """A query or mutation is answered in JSON, not streamed (the media type
-    negotiated: graphql_http.media_types)."""
+    negotiated: http.media_types)."""
     return media_types(accept_header(headers)).operation in JSON_TYPES
 
 
