@@ -13,7 +13,7 @@ from strawberry.utils.operation import get_operation_type
 
 from graphql_todos.graphql.intake import Intake, Operation, Refusal, pick
 from graphql_todos.graphql.schema import build_schema
-from tests.gql import TransportWs
+from tests.gql import TransportWs, subscribed
 from tests.helpers import Server
 from tests.sse_client import events
 
@@ -110,3 +110,19 @@ def test_refusals_keep_the_document_that_parsed_and_are_not_kept() -> None:
     assert [(e.extensions or {}).get("code") for e in invalid.errors] == ["GRAPHQL_VALIDATION_FAILED"]
     assert intake.operation("mutation { nope }", None) is not invalid
     assert intake.parses == 3
+
+
+def test_a_request_again_takes_no_parse_on_any_path(client: httpx.Client, server: Server) -> None:
+    intake = server.fast_path().intake
+    query = "query($first: Int) { todos(first: $first) { id } }"
+    subscription = "subscription { todoChanges { cursor } }"
+    for variables in ({"first": 1}, {"first": 2}):
+        assert client.post("/graphql", json={"query": query, "variables": variables}).status_code == 200
+    with subscribed(server, subscription):
+        parses = server.call(lambda: intake.parses)
+    for _ in range(3):
+        assert client.post("/graphql", json={"query": query, "variables": {"first": 1}}).status_code == 200
+        assert client.get("/graphql", params={"query": query}).status_code == 200
+        with subscribed(server, subscription):
+            pass
+    assert server.call(lambda: intake.parses) == parses

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
-from graphql import GraphQLError, OperationType
+from graphql import OperationType
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,17 +76,12 @@ class FastAnswer(NamedTuple):
     kept_at: Mark | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """A document Strawberry's path refuses before execution, with its
-    errors; `operation` is the type of the operation it checks against the
-    method before validating (None: it did not parse, the method is not asked)."""
-
-    errors: list[GraphQLError]
-    operation: OperationType | None = None
+def compiled(operation: Operation) -> CompiledOperation | None:
+    """The operation's plan (made once per operation), or None: Strawberry's path runs it."""
+    return operation.made(_compile)
 
 
-def _compiled(operation: Operation) -> CompiledOperation | None:
+def _compile(operation: Operation) -> CompiledOperation | None:
     return compile_operation(operation.schema, operation.document, operation.definition, DIRECT)
 
 
@@ -145,18 +140,13 @@ class FastPath:
         """The response Strawberry's view would send, or None when the fast
         path does not cover this request."""
         taken = self.intake.operation(query, operation_name)
-        compiled = _compiled_or_refused(taken, operation_name)
-        if isinstance(compiled, _Refused):
-            if compiled.operation is not None and compiled.operation not in operations:
-                return None  # Strawberry's view refuses the method first
-            self.refusals += 1
-            errors = [error.formatted for error in self.schema.finish_errors(compiled.errors)]
-            return FastAnswer(orjson.dumps({"errors": errors}), request_error=True)
-        if compiled is None or compiled.operation.operation not in operations:
+        if isinstance(taken, Refusal):
+            return self._refused(taken, operation_name, operations)
+        compiled_operation = None if taken is None else compiled(taken)
+        if taken is None or compiled_operation is None or compiled_operation.operation.operation not in operations:
             return None
-        assert isinstance(taken, Operation)
         coerced = self.intake.variables(taken, variables)
-        plan = None if coerced is None else compiled.plan(coerced.values)
+        plan = None if coerced is None else compiled_operation.plan(coerced.values)
         if coerced is None or plan is None:
             return None
 
@@ -169,7 +159,7 @@ class FastPath:
 
         async def run() -> tuple[bytes, bool]:
             nonlocal kept_at
-            data, errors = await execute(plan, compiled, coerced.values, context)
+            data, errors = await execute(plan, compiled_operation, coerced.values, context)
             self.executions += 1
             body: dict[str, Any] = {"data": data}
             if errors:
@@ -177,7 +167,7 @@ class FastPath:
                 kept_at = None
             return orjson.dumps(body), not errors
 
-        if compiled.operation.operation is not OperationType.QUERY:
+        if compiled_operation.operation.operation is not OperationType.QUERY:
             return FastAnswer((await run())[0])
         body = await self.cache.get_or_read((query, operation_name, coerced.key), position, run)
         return FastAnswer(body, kept_at=kept_at)
@@ -190,24 +180,19 @@ class FastPath:
             return None
         return self.schema.runnable(query, extensions)
 
-    def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | _Refused | None:
-        """The operation's plan, its document's refusal, or None: Strawberry's path answers."""
-        return _compiled_or_refused(self.intake.operation(query, operation_name), operation_name)
-
-
-def _compiled_or_refused(
-    taken: Operation | Refusal | None, operation_name: str | None
-) -> CompiledOperation | _Refused | None:
-    if isinstance(taken, Operation):
-        return taken.made(_compiled)
-    if taken is None:
-        return None
-    if taken.document is None:
-        return _Refused(taken.errors)  # it did not parse
-    operation = pick(taken.document, operation_name)
-    if operation is None:
-        return None  # Strawberry's path refuses it before validating
-    return _Refused(taken.errors, operation.operation)
+    def _refused(
+        self, refusal: Refusal, operation_name: str | None, operations: frozenset[OperationType]
+    ) -> FastAnswer | None:
+        """Strawberry's answer to a document it refuses; None where its view
+        refuses the request first: between parsing and validating, it checks
+        the operation's type against the method (none to check: it refuses it)."""
+        if refusal.document is not None:
+            operation = pick(refusal.document, operation_name)
+            if operation is None or operation.operation not in operations:
+                return None
+        self.refusals += 1
+        errors = [error.formatted for error in self.schema.finish_errors(refusal.errors)]
+        return FastAnswer(orjson.dumps({"errors": errors}), request_error=True)
 
 
 # A request the front door did not take: the fast path asks the journal itself.

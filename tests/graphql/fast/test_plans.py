@@ -35,10 +35,11 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.graphql.fast import path as fast_path
 from graphql_todos.graphql.fast.completion import leaf
 from graphql_todos.graphql.fast.path import FastPath
 from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
-from graphql_todos.graphql.intake import Intake, coerce
+from graphql_todos.graphql.intake import Intake, Operation, coerce
 from graphql_todos.graphql.schema import Context, TodoSchema, build_schema
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.streams import LiveLists
@@ -380,7 +381,8 @@ def test_compiled_plans_answer_as_strawberry_does(runner: Runner) -> None:
         fast = runner.run(runner.fast.execute(query, variables, name, runner.context))
         # Every drawn document compiles; only variables that fail coercion or a
         # null @skip/@include condition send a request back.
-        compiled = runner.fast.compiled(query, name)
+        operation = runner.fast.intake.operation(query, name)
+        compiled = fast_path.compiled(operation) if isinstance(operation, Operation) else operation
         assert isinstance(compiled, CompiledOperation)
         coerced = coerce(compiled.schema, compiled.operation, variables)
         plan = None if coerced is None else compiled.plan(coerced)
