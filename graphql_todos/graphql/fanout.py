@@ -38,10 +38,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
 
-from graphql_todos.core.errors import CursorExpired, DomainError
+from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change
-from graphql_todos.graphql.intake import Intake, Operation
+from graphql_todos.graphql.intake import Intake, Operation, no_operation
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import (
     Refused,
@@ -191,8 +191,14 @@ class GraphQLFanout:
         """The subscription as a member-to-be of its group, starting after
         `resume_after` when given (SSE's Last-Event-ID), else after the
         document's cursor; None: Strawberry's path runs it. Raises Refused."""
-        document = self.schema.runnable(query, extensions)
-        operation = None if document is None else self.intake.operation(document, operation_name)
+        try:
+            document = self.schema.document(query, extensions)
+        except RequestError:
+            return None  # Strawberry's path answers it with its code
+        operation = None if not document else self.intake.operation(document, operation_name)
+        if operation is None:
+            # A document Strawberry's stream would fail on with a masked error.
+            raise Refused(self.schema.finish_errors([no_operation(document, operation_name)]))
         if not isinstance(operation, Operation) or (plan := operation.made(_plan)) is None:
             return None
         coerced = self.intake.variables(operation, variables)

@@ -6,8 +6,8 @@ A document is parsed within the limits, validated with Strawberry's rules and
 its operation picked once per (document, operation name), and a request's
 variables are coerced once per operation and set of values. The operation is
 the one Strawberry's path runs (`pick`), so every path takes the same one; a
-document that names none (an unknown operationName, a missing query) is left
-to Strawberry's path, which answers it on every transport. Refusals (a
+request that names none (an unknown operationName, a missing query) gets the
+same request error on every transport (`no_operation`). Refusals (a
 document that does not parse or validate) are not kept: their text is
 bounded only by the request's size.
 """
@@ -30,6 +30,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_variable_values
 
 from graphql_todos.core.bounded import LRU
+from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.schema import TodoSchema, validation_failed
 from graphql_todos.internals.strawberry import validation_errors
 
@@ -152,6 +153,17 @@ def pick(document: DocumentNode, operation_name: str | None) -> OperationDefinit
         ):
             return definition
     return None
+
+
+def no_operation(query: str | None, operation_name: str | None) -> GraphQLError:
+    """The request error Strawberry's HTTP view answers a request naming no
+    operation with (a missing query, an unknown operationName), for the
+    streams, where its path raises instead (a masked error, a traceback)."""
+    if query and operation_name is not None:
+        message = f'Unknown operation named "{operation_name}".'
+    else:
+        message = "No GraphQL query found in the request"
+    return GraphQLError(message, extensions={"code": ErrorCode.BAD_REQUEST.name})
 
 
 def coerce(schema: GraphQLSchema, definition: OperationDefinitionNode, inputs: dict[str, Any] | None) -> VariableValues | None:

@@ -13,11 +13,12 @@ from strawberry.utils.operation import get_operation_type
 
 from graphql_todos.graphql.intake import Intake, Operation, Refusal, pick
 from graphql_todos.graphql.schema import build_schema
-from tests.gql import TransportWs, subscribed
-from tests.helpers import Server
+from tests.gql import LegacyWs, TransportWs, subscribed
+from tests.helpers import Server, errors_logged
 from tests.sse_client import events
 
 QUERIES = "query A { todos { id } } query B { todos { title } }"
+SUBSCRIPTIONS = "subscription A { todoChanges { cursor } } subscription B { todoChanges { op } }"
 
 
 def _fields(query: str | None, name: str | None) -> dict[str, Any]:
@@ -126,3 +127,31 @@ def test_a_request_again_takes_no_parse_on_any_path(client: httpx.Client, server
         with subscribed(server, subscription):
             pass
     assert server.call(lambda: intake.parses) == parses
+
+
+@pytest.mark.parametrize(("query", "name", "message"), [
+    (SUBSCRIPTIONS, "Nope", 'Unknown operation named "Nope".'),
+    (QUERIES, "Nope", 'Unknown operation named "Nope".'),
+    ("", None, "No GraphQL query found in the request"),
+])
+def test_no_operation_to_run_is_a_bad_request_on_every_stream(
+    server: Server, query: str, name: str | None, message: str
+) -> None:
+    fields = _fields(query, name)
+    error = {"message": message, "extensions": {"code": "BAD_REQUEST"}}
+    with errors_logged() as logged:
+        with events(server.url + "/graphql", json=fields) as stream:
+            event = stream.next()
+        with TransportWs(server.ws_url) as ws:
+            ws.send({"id": "1", "type": "subscribe", "payload": {**fields, "variables": {}}})
+            transport = ws.recv()
+        legacy = LegacyWs(server.ws_url)
+        try:
+            legacy.send({"id": "1", "type": "start", "payload": {**fields, "variables": {}}})
+            answer = legacy.recv()
+        finally:
+            legacy.close()
+    assert (event["event"], json.loads(event["data"])) == ("next", {"errors": [error]})
+    assert transport == {"id": "1", "type": "error", "payload": [error]}
+    assert answer == {"id": "1", "type": "error", "payload": error}
+    assert logged == []
