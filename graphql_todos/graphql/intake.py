@@ -3,13 +3,14 @@ Strawberry's (the compiled fast path, the broadcast fan-out, the view's
 choice of media type).
 
 A document is parsed within the limits, validated with Strawberry's rules and
-its operation picked once per (document, operation name), and a request's
-variables are coerced once per operation and set of values. The operation is
-the one Strawberry's path runs (`pick`), so every path takes the same one; a
-request that names none (an unknown operationName, a missing query) gets the
-same request error on every transport (`no_operation`). Refusals (a
-document that does not parse or validate) are not kept: their text is
-bounded only by the request's size.
+its operation picked once per (document, operation name), and a query's or
+subscription's variables coerced and keyed once per set of values. The
+operation is the one Strawberry's path runs (`pick`), so every path takes the
+same one; a request that names none (an unknown operationName, a missing
+query) gets the same request error on every transport (over HTTP from
+Strawberry's view, on the streams from the fan-out: `no_operation`).
+Refusals (a document that does not parse or validate) are not kept: their
+text is bounded only by the request's size.
 """
 
 from __future__ import annotations
@@ -67,18 +68,31 @@ class Operation:
         return cast(T, made[make])
 
 
-@dataclass(frozen=True, slots=True)
 class Variables:
     """A request's variables coerced for its operation, and their key (equal values, equal key)."""
 
-    values: VariableValues
-    key: bytes
+    __slots__ = ("_key", "_without", "values")
+
+    def __init__(self, values: VariableValues) -> None:
+        self.values = values
+        self._key: bytes | None = None
+        self._without: tuple[str, bytes] | None = None
+
+    @property
+    def key(self) -> bytes:
+        # Made when first asked: a mutation's never is.
+        if self._key is None:
+            self._key = variables_key(self.values.coerced)
+        return self._key
 
     def key_without(self, name: str | None) -> bytes:
         """The key of the values but `name`'s."""
         if name is None:
             return self.key
-        return variables_key({k: v for k, v in self.values.coerced.items() if k != name})
+        # Made once: the fan-out asks it of every subscription joining.
+        if self._without is None or self._without[0] != name:
+            self._without = (name, variables_key({k: v for k, v in self.values.coerced.items() if k != name}))
+        return self._without[1]
 
 
 class Intake:
@@ -129,7 +143,11 @@ class Intake:
         return None if definition is None else definition.operation
 
     def variables(self, operation: Operation, inputs: dict[str, Any] | None) -> Variables | None:
-        """The request's variables coerced, or None when they fail (Strawberry's path reports exactly graphql-core's errors)."""
+        """The request's variables coerced, or None when they fail (Strawberry's
+        path reports exactly graphql-core's errors)."""
+        if operation.definition.operation is OperationType.MUTATION:
+            # A mutation's values are its own: kept, they would push out the rest.
+            return _coerced(operation, inputs)
         try:
             raw = variables_key(inputs) if inputs else b"{}"
         except orjson.JSONEncodeError:
@@ -138,10 +156,9 @@ class Intake:
         kept = self._variables.get(key, _UNSEEN)
         if kept is not _UNSEEN:
             return kept
-        variables = coerce(operation.schema, operation.definition, inputs)
-        taken = None if variables is None else Variables(variables, variables_key(variables.coerced))
-        self._variables.put(key, taken)
-        return taken
+        variables = _coerced(operation, inputs)
+        self._variables.put(key, variables)
+        return variables
 
 
 def pick(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
@@ -153,6 +170,11 @@ def pick(document: DocumentNode, operation_name: str | None) -> OperationDefinit
         ):
             return definition
     return None
+
+
+def _coerced(operation: Operation, inputs: dict[str, Any] | None) -> Variables | None:
+    values = coerce(operation.schema, operation.definition, inputs)
+    return None if values is None else Variables(values)
 
 
 def no_operation(query: str | None, operation_name: str | None) -> GraphQLError:
