@@ -154,7 +154,7 @@ class FastPath:
 
         async def position() -> Mark:
             nonlocal kept_at
-            kept_at = await (reading or _NOT_ASKED).mark(context.journal)
+            kept_at = await (context.journal.mark() if reading is None else reading.mark(context.journal))
             return kept_at
 
         async def run() -> tuple[bytes, bool]:
@@ -193,10 +193,6 @@ class FastPath:
         self.refusals += 1
         errors = [error.formatted for error in self.schema.finish_errors(refusal.errors)]
         return FastAnswer(orjson.dumps({"errors": errors}), request_error=True)
-
-
-# A request the front door did not take: the fast path asks the journal itself.
-_NOT_ASKED = Reading()
 
 
 def is_plain_json(headers: Headers) -> bool:
