@@ -11,6 +11,10 @@ query) gets the same request error on every transport (over HTTP from
 Strawberry's view, on the streams from the fan-out: `no_operation`).
 Refusals (a document that does not parse or validate) are not kept: their
 text is bounded only by the request's size.
+
+Strawberry's own path still parses through its door's cache
+(internals/strawberry.py, ParseCache): a document both paths see is parsed
+once by each. Sharing this cache needs that door to ask the intake (issue 18).
 """
 
 from __future__ import annotations
