@@ -155,3 +155,10 @@ def test_no_operation_to_run_is_a_bad_request_on_every_stream(
     assert transport == {"id": "1", "type": "error", "payload": [error]}
     assert answer == {"id": "1", "type": "error", "payload": error}
     assert logged == []
+
+
+def test_a_mutation_picked_first_over_get_is_refused_as_one_alone(client: httpx.Client) -> None:
+    # The view checks the operation the intake picks: the first, as Strawberry runs it.
+    alone = client.get("/graphql", params={"query": "mutation A { clearCompleted { id } }"})
+    first = client.get("/graphql", params={"query": "mutation B { clearCompleted { id } } query A { todos { id } }"})
+    assert (first.status_code, first.headers["allow"], first.content) == (405, "POST", alone.content)
