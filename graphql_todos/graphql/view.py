@@ -37,8 +37,8 @@ from graphql_todos.graphql.http import (
     media_types,
     negotiate,
     not_acceptable,
-    operation_type,
 )
+from graphql_todos.graphql.intake import Intake
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.graphql.schema import Context, QueryLimits, build_schema
 from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
@@ -73,9 +73,11 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
-        self.fanout = GraphQLFanout(schema)
+        # One intake of documents for every path but Strawberry's own.
+        self.intake = Intake(schema)
+        self.fanout = GraphQLFanout(self.intake)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
-        self.fast = FastPath(schema, cache)
+        self.fast = FastPath(self.intake, cache)
         self.keepalive_seconds = settings.keepalive_seconds
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
@@ -132,7 +134,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
 
     async def respond(self, request: Request, context: Context, media: MediaTypes) -> ASGIApp:
         """The response in the media type negotiated for the operation the
-        request runs (graphql_http.media_types; the README lists them)."""
+        request runs (http.media_types; the README lists them)."""
         if media.operation in JSON_TYPES and (answer := await self.fast.respond(request, context)) is not None:
             return negotiate(answer, media.operation, self._request_error(request))
         # (The fast path runs no mutation over GET: a GET it answered asks nothing here.)
@@ -168,10 +170,9 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             return None
         if isinstance(fields, list) or not isinstance(fields.operation_name, (str, type(None))):
             return None
-        schema = self.fast.schema
-        document = schema.runnable(fields.query, fields.extensions)
-        max_tokens = schema.limits.max_tokens
-        return None if document is None else operation_type(document, fields.operation_name, max_tokens)
+        document = self.intake.schema.runnable(fields.query, fields.extensions)
+        kind = None if document is None else self.intake.operation_type(document, fields.operation_name)
+        return None if kind is None else OperationType(kind.value)
 
     @staticmethod
     def _request_error(request: Request) -> bool:

@@ -39,7 +39,7 @@ Send = Callable[[bytes], Awaitable[None]]
 
 
 class Member:
-    """One subscription in a group. `last` is the newest position it was sent."""
+    """One subscription in a group. `last` is the newest position it was sent (core/journal.py's rule)."""
 
     __slots__ = ("_pending", "_wake", "last", "on_signal", "prefix", "send", "suffix", "write")
 
@@ -103,7 +103,8 @@ class Group:
         self.groups = groups
         self.key = key
         self.render = render
-        # The newest position fanned out (or skipped as before this group).
+        # The newest position fanned out (or skipped as before this group):
+        # core/journal.py's rule.
         self.position = groups.hub.position
         self.members: set[Member] = set()
         # Members reading the journal to get back to the group: still its

@@ -169,7 +169,7 @@ class Hub:
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
         self.database_timeout_seconds = settings.database_timeout_seconds
-        # The newest journal position delivered to subscribers.
+        # The newest journal position delivered to subscribers (core/journal.py's rule).
         self.position = 0
         self.connected = False
         self.reconnects = 0

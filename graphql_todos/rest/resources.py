@@ -31,7 +31,7 @@ from graphql_todos.core.errors import (
     RequestError,
 )
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.list_statements import ListsQuery
+from graphql_todos.core.list_statements import ListStatement
 from graphql_todos.core.models import Change, Todo
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
@@ -65,7 +65,7 @@ def todo_json(todo: Todo) -> dict[str, Any]:
 
 # The collection as todo_json writes each row, written by PostgreSQL (a test
 # compares the bytes): no row is built in Python.
-_LIST = ListsQuery(
+_LIST = ListStatement(
     (tuple((key, key) for key in ("id", "title", "completed", "created_time", "updated_time")),), position=False
 )
 
