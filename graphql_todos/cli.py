@@ -50,7 +50,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # (uvicorn_websocket.direct_write); other protocols get ASGI sends.
         "ws": WebSocketProtocol,
         "ws_max_size": settings.ws_max_bytes,
-        # uvicorn times out idle keep-alive connections only (security.py);
+        # uvicorn times out idle keep-alive connections only (edge/guard.py);
         # streams end on shutdown (internals.uvicorn_http).
         "http": http_protocol(settings.request_seconds),
         # The client's address is the connection's peer unless that is a

@@ -46,7 +46,7 @@ class ErrorCode(Enum):
     SHUTTING_DOWN = (503, 1012)
     # A WebSocket client that took nothing for SEND_TIMEOUT_SECONDS: resume by cursor.
     CLIENT_STALLED = (408, 4408)
-    # No valid bearer token, when the server requires one (security.py).
+    # No valid bearer token, when the server requires one (edge/guard.py).
     UNAUTHENTICATED = (401, 4401)
     # A WebSocket from an origin the server does not allow; the legacy
     # graphql-ws protocol's refused connection_error.

@@ -19,21 +19,19 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from graphql_todos.core import metrics
+from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import ErrorCode, RequestError
 from graphql_todos.core.settings import Settings, is_ip_literal
 from graphql_todos.edge.error_handlers import close_reason, error_body
-from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
-from graphql_todos.graphql.http import prefers_html
 
 # What a browser may load without a token: the health check, and the web
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
 _PUBLIC_PATHS = ("/", "/healthz")
 _PUBLIC_PREFIX = "/assets/"
 # GraphiQL's page, and every GraphQL transport. (Its WebSocket takes the
-# token in connection_init, and checks it itself: graphql_view.py.)
-GRAPHQL_PATH = "/graphql"
+# token in connection_init, and checks it itself: graphql/view.py.)
 
 # The pages load only their own bundles and talk only to their own origin.
 # The tightest each works with (tests/test_web.py records violations): the
@@ -138,7 +136,7 @@ def _hostname(host: str) -> str:
 class HostCheck:
     """ASGI middleware, outermost: a request or WebSocket handshake for a
     Host that is not one of ours (Hosts) gets 421 before anything else runs,
-    the two front doors (response_front.py, graphql_socket.py) included."""
+    the two front doors (graphql/fast/front.py, graphql/socket.py) included."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -182,7 +180,7 @@ def graphiql_page(scope: Scope, headers: Headers) -> bool:
     prefers HTML. The view answers exactly this request with the page,
     before any transport sees it (graphql/view.py): what is public is decided
     by what the request will do, not by what it lacks."""
-    if scope["method"] != "GET" or scope["path"] != GRAPHQL_PATH or scope["query_string"]:
+    if scope["method"] != "GET" or scope["path"] != paths.GRAPHQL or scope["query_string"]:
         return False
     return prefers_html(accept_header(headers))
 
@@ -215,7 +213,7 @@ class Guard:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == GRAPHQL_PATH else CONTENT_SECURITY_POLICY
+        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
         send = _with_headers(send, policy)
         headers = Headers(scope=scope)
         if not self.authorized(scope, headers):
@@ -287,7 +285,7 @@ class Guard:
         if not await self.sockets.admit(websocket):
             return
         try:
-            # (The GraphQL socket never comes here: graphql_socket.py admits
+            # (The GraphQL socket never comes here: graphql/socket.py admits
             # it, and it checks the token at connection_init.)
             if not (
                 self.access.allows(websocket.headers.get("authorization"))
@@ -305,7 +303,7 @@ class Guard:
 class SocketGate:
     """Every WebSocket's handshake checks: its Origin, and the sockets its
     client address holds (MAX_SOCKETS_PER_CLIENT). One per app, shared by
-    Guard and the GraphQL socket front (graphql_socket.py), so both count
+    Guard and the GraphQL socket front (graphql/socket.py), so both count
     the same sockets; with `shared` (serve --workers N), the other workers'
     count too."""
 

@@ -13,14 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.edge import negotiation
-
-HTML = "text/html"
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-JSON = "application/json"
-JSON_TYPES = (GRAPHQL_RESPONSE_JSON, JSON)
-EVENT_STREAM = "text/event-stream"
-# The multipart subscription protocol's own type (graphql_multipart.py).
-MULTIPART = 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0"'
+from graphql_todos.edge.negotiation import EVENT_STREAM, GRAPHQL_RESPONSE_JSON, JSON, JSON_TYPES, MULTIPART
 
 
 class MediaTypes(NamedTuple):
@@ -48,11 +41,6 @@ def media_types(accept: str | None) -> MediaTypes:
     return MediaTypes(
         negotiation.choose(accept, (*json, EVENT_STREAM)), negotiation.choose(accept, (EVENT_STREAM, MULTIPART))
     )
-
-
-def prefers_html(accept: str | None) -> bool:
-    """A browser asking for a page (GraphiQL), not for a GraphQL response."""
-    return negotiation.choose(accept, (HTML, *JSON_TYPES, EVENT_STREAM)) == HTML
 
 
 def not_acceptable(accept: str | None) -> Response:

@@ -37,7 +37,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.schema import TodoSchema, validation_failed
-from graphql_todos.internals.strawberry import validation_errors
+from graphql_todos.internals.strawberry import strawberry_operation, validation_errors, variables_key
 
 T = TypeVar("T")
 
@@ -120,7 +120,7 @@ class Intake:
         taken = self.document(query)
         if isinstance(taken, Refusal):
             return taken
-        definition = pick(taken, operation_name)
+        definition = strawberry_operation(taken, operation_name)
         operation = None if definition is None else Operation(self.schema._schema, taken, definition)
         self._operations.put(key, operation)
         return operation
@@ -143,7 +143,7 @@ class Intake:
         taken = self.operation(query, operation_name)
         if isinstance(taken, Operation):
             return taken.definition.operation
-        definition = None if taken is None or taken.document is None else pick(taken.document, operation_name)
+        definition = None if taken is None or taken.document is None else strawberry_operation(taken.document, operation_name)
         return None if definition is None else definition.operation
 
     def variables(self, operation: Operation, inputs: dict[str, Any] | None) -> Variables | None:
@@ -163,17 +163,6 @@ class Intake:
         variables = _coerced(operation, inputs)
         self._variables.put(key, variables)
         return variables
-
-
-def pick(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
-    """The operation Strawberry's path runs: the first named operation_name,
-    or the document's first (strawberry.utils.operation.get_operation_type)."""
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode) and (
-            operation_name is None or (definition.name is not None and definition.name.value == operation_name)
-        ):
-            return definition
-    return None
 
 
 def _coerced(operation: Operation, inputs: dict[str, Any] | None) -> Variables | None:
@@ -196,8 +185,3 @@ def coerce(schema: GraphQLSchema, definition: OperationDefinitionNode, inputs: d
     """graphql-core's coercion of a request's variables; None when they fail."""
     values = get_variable_values(schema, definition.variable_definitions or (), inputs or {})
     return None if isinstance(values, list) else values
-
-
-def variables_key(values: dict[str, Any]) -> bytes:
-    """Variables as sorted JSON: equal values, equal key."""
-    return orjson.dumps(values, option=orjson.OPT_SORT_KEYS, default=str)

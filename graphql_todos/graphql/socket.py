@@ -7,7 +7,7 @@ ExceptionMiddlewares): memory that 10,000 subscribers pay 10,000 times, and
 CPU at every handshake. This front does what those layers do for this one
 socket, with the same code: security.SocketGate's Origin and
 sockets-per-client checks (security.HostCheck, outside it, has checked the
-Host; the token is checked at connection_init, see graphql_view.py),
+Host; the token is checked at connection_init, see graphql/view.py),
 metrics.open_stream's gauges, error_handlers' answers. HTTP, and every other
 socket, go through the stack as before.
 """
@@ -17,11 +17,9 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from graphql_todos.core import metrics
+from graphql_todos.core import metrics, paths
 from graphql_todos.edge import error_handlers
 from graphql_todos.edge.guard import SocketGate
-
-PATH = "/graphql"
 
 
 class GraphQLSockets:
@@ -33,7 +31,7 @@ class GraphQLSockets:
         self.sockets = sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or scope["path"] != PATH:
+        if scope["type"] != "websocket" or scope["path"] != paths.GRAPHQL:
             return await self.app(scope, receive, send)
         websocket = WebSocket(scope, receive, send)
         if not await self.sockets.admit(websocket):

@@ -23,15 +23,12 @@ from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
 from graphql_todos.edge import json_intake
 from graphql_todos.edge.guard import Access, graphiql_page
 from graphql_todos.edge.json_intake import RefusedJson
-from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.edge.negotiation import EVENT_STREAM, JSON_TYPES, MULTIPART, accept_header
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.graphql import multipart, sse
 from graphql_todos.graphql.fanout import GraphQLFanout
 from graphql_todos.graphql.fast.path import FastPath
 from graphql_todos.graphql.http import (
-    EVENT_STREAM,
-    JSON_TYPES,
-    MULTIPART,
     MediaTypes,
     is_request_error,
     media_types,

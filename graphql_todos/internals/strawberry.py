@@ -135,7 +135,7 @@ class TodoExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def _variables_key(self) -> bytes:
         # Computed once per subscription: per-event executors are copies of
         # this one and inherit the cached value.
-        return orjson.dumps(self.variable_values.coerced, option=orjson.OPT_SORT_KEYS, default=str)
+        return variables_key(self.variable_values.coerced)
 
     async def _store_later(self, key: tuple[int, int, bytes], pending: Any) -> Any:
         return self._store(key, await pending)
@@ -333,18 +333,22 @@ def over_token_limit(error: GraphQLError) -> bool:
     return isinstance(error, GraphQLSyntaxError) and error.message.endswith(" tokens. Parsing aborted.")
 
 
-def checked_operation(document: DocumentNode, operation_name: str | None) -> OperationKind | None:
-    """The type of the operation Strawberry's path checks against the
-    request's method, between parsing and validating; None when it finds
-    none (it then refuses the request before validating). Assumes: it takes
-    the first operation named operation_name, or the document's first
-    (strawberry.utils.operation.get_operation_type)."""
+def strawberry_operation(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation Strawberry's path runs (and checks against the request's
+    method, between parsing and validating); None when it finds none.
+    Assumes: it takes the first operation named operation_name, or the
+    document's first (strawberry.utils.operation.get_operation_type)."""
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode) and (
             operation_name is None or (definition.name is not None and definition.name.value == operation_name)
         ):
-            return definition.operation
+            return definition
     return None
+
+
+def variables_key(values: dict[str, Any]) -> bytes:
+    """Variables as sorted JSON: equal values, equal key."""
+    return orjson.dumps(values, option=orjson.OPT_SORT_KEYS, default=str)
 
 
 def validation_errors(

@@ -1,4 +1,4 @@
-"""Access, origins, headers and limits (graphql_todos/security.py), tried from
+"""Access, origins, headers and limits (graphql_todos/edge/guard.py), tried from
 outside against the real server; docs/security.md says what each is for."""
 
 from __future__ import annotations

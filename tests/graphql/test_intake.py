@@ -8,10 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import parse
-from strawberry.utils.operation import get_operation_type
 
-from graphql_todos.graphql.intake import Intake, Operation, Refusal, pick
+from graphql_todos.graphql.intake import Intake, Operation, Refusal
 from graphql_todos.graphql.schema import build_schema
 from tests.gql import LegacyWs, TransportWs, subscribed
 from tests.helpers import Server, errors_logged
@@ -65,23 +63,6 @@ def test_no_operation_to_run_is_the_same_error_over_http(
         answers.append(client.get("/graphql", params=fields))
     error = {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
     assert [(a.status_code, a.json()) for a in answers] == [(400, error)] * len(answers)
-
-
-def test_the_operation_picked_is_the_one_strawberrys_path_runs() -> None:
-    for text, name in [
-        ("{ a } mutation M { b }", None),
-        ("{ a } mutation M { b }", "M"),
-        ("query A { a } query B { b }", None),
-        ("query Q { a } subscription Q { b }", "Q"),
-        ("fragment F on T { a } subscription { b }", None),
-    ]:
-        document = parse(text)
-        picked = pick(document, name)
-        assert picked is not None and picked.operation.value == get_operation_type(document, name).value, text
-    for text, name in [("{ a }", "Nope"), ("fragment F on T { a }", None)]:
-        assert pick(parse(text), name) is None
-        with pytest.raises(RuntimeError):
-            get_operation_type(parse(text), name)
 
 
 def test_a_document_is_parsed_and_validated_once_per_operation_name() -> None:

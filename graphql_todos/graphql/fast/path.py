@@ -22,14 +22,15 @@ from starlette.responses import Response
 from graphql_todos.core.journal import Journal, Mark
 from graphql_todos.edge import json_intake
 from graphql_todos.edge.json_intake import RefusedJson
-from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.edge.negotiation import JSON_TYPES, accept_header
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.graphql.fast.execution import execute
 from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
 from graphql_todos.graphql.fast.roots import DIRECT
-from graphql_todos.graphql.http import JSON_TYPES, media_types
-from graphql_todos.graphql.intake import Intake, Operation, Refusal, pick
+from graphql_todos.graphql.http import media_types
+from graphql_todos.graphql.intake import Intake, Operation, Refusal
 from graphql_todos.graphql.schema import Context, TodoSchema
+from graphql_todos.internals.strawberry import strawberry_operation
 
 # A request we may take has these fields at most (Strawberry reads no
 # others); its extensions, if any, are a persisted query's and nothing else.
@@ -40,7 +41,7 @@ _EXTENSION_KEYS = {"persistedQuery"}
 _OVER_GET = frozenset({OperationType.QUERY})
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 # The scope entry holding a request's Reading, the one thing the front door
-# (response_front.py) and the fast path share across the middleware between them.
+# (graphql/fast/front.py) and the fast path share across the middleware between them.
 READING = "graphql_todos.reading"
 
 
@@ -187,7 +188,7 @@ class FastPath:
         refuses the request first: between parsing and validating, it checks
         the operation's type against the method (none to check: it refuses it)."""
         if refusal.document is not None:
-            operation = pick(refusal.document, operation_name)
+            operation = strawberry_operation(refusal.document, operation_name)
             if operation is None or operation.operation not in operations:
                 return None
         self.refusals += 1

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphql_todos.core import metrics
+from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.settings import Settings
@@ -35,7 +35,6 @@ from graphql_todos.edge.guard import Access, Guard, SocketGate
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.graphql.fast.path import READING, Reading, answers_whole, is_plain_json
 
-_PATH = "/graphql"
 _METHODS = ("GET", "POST")
 
 
@@ -62,7 +61,7 @@ class ResponseFront:
         self.replies = replies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != _PATH or scope["method"] not in _METHODS:
+        if scope["type"] != "http" or scope["path"] != paths.GRAPHQL or scope["method"] not in _METHODS:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         if not (
