@@ -34,9 +34,9 @@ run: $(VENV)/.run graphql_todos/web/index.html ## install, build the web client,
 # (the embedded one), and the database-facing tests again on the oldest,
 # Debian's (about a minute).
 OLDEST_POSTGRES := /usr/lib/postgresql/15/bin
-DATABASE_TESTS := tests/test_migrations.py tests/test_journal.py tests/test_service.py tests/test_hub.py \
-	tests/test_retention.py tests/test_database.py tests/test_todo_json.py tests/test_compiled.py \
-	tests/test_response_cache.py
+DATABASE_TESTS := tests/core/test_migrations.py tests/core/test_journal.py tests/core/test_service.py tests/live/test_hub.py \
+	tests/live/test_retention.py tests/core/test_database.py tests/core/test_list_statements.py tests/graphql/fast/test_plans.py \
+	tests/edge/test_response_cache.py
 
 .PHONY: test
 test: lint graphql_todos/web/index.html /usr/bin/chromium /usr/sbin/nginx tests/js/node_modules/.installed $(OLDEST_POSTGRES)/postgres ## install everything, run every test (Python and web)
@@ -45,9 +45,10 @@ test: lint graphql_todos/web/index.html /usr/bin/chromium /usr/sbin/nginx tests/
 	TEST_POSTGRES_BIN=$(OLDEST_POSTGRES) $(BIN)/pytest $(DATABASE_TESTS)
 
 .PHONY: lint
-lint: $(VENV)/.test ## ruff and mypy over the Python code
+lint: $(VENV)/.test ## ruff, mypy and the import contracts (pyproject.toml) over the Python code
 	$(BIN)/ruff check graphql_todos tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 .PHONY: cluster
 cluster: $(VENV)/.run graphql_todos/web/index.html /usr/sbin/nginx ## three instances on one database behind nginx on HOST:PORT (README: Running several instances)

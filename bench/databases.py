@@ -13,8 +13,8 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from graphql_todos.embedded import embedded_postgres
-from graphql_todos.migrations import migrate
+from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.migrations import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 50

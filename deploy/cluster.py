@@ -30,9 +30,9 @@ from pathlib import Path
 
 import httpx
 
-from graphql_todos.config import SettingError, Settings
-from graphql_todos.embedded import embedded_postgres
-from graphql_todos.migrations import migrate
+from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.migrations import migrate
+from graphql_todos.core.settings import SettingError, Settings
 
 HERE = Path(__file__).resolve().parent
 # Debian puts nginx in /usr/sbin, which a user's PATH may lack.

@@ -20,22 +20,24 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import error_handlers, metrics, rest, security
-from .broadcast import Groups
-from .config import NO_WEB_CLIENT, Settings
-from .database import GatedPool, connect_timeout
-from .embedded import embedded_postgres
-from .graphql_socket import GraphQLSockets
-from .graphql_view import TodoGraphQL
-from .hub import Hub
-from .journal import Journal
-from .migrations import migrate
-from .response_cache import ResponseCache
-from .response_front import Reply, ResponseFront
-from .retention import Retention
-from .service import TodoService
-from .shared_counts import SharedCounts
-from .streams import LiveLists
+from graphql_todos.core import metrics, paths
+from graphql_todos.core.database import GatedPool, connect_timeout
+from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.migrations import migrate
+from graphql_todos.core.service import TodoService
+from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
+from graphql_todos.edge import error_handlers, guard
+from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.edge.shared_counts import SharedCounts
+from graphql_todos.graphql.fast.front import Reply, ResponseFront
+from graphql_todos.graphql.socket import GraphQLSockets
+from graphql_todos.graphql.view import TodoGraphQL
+from graphql_todos.live.broadcast import Groups
+from graphql_todos.live.hub import Hub
+from graphql_todos.live.retention import Retention
+from graphql_todos.live.streams import LiveLists
+from graphql_todos.rest import resources
 
 logger = logging.getLogger(__name__)
 
@@ -152,16 +154,16 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.stop()
                 await pool.close()
 
-    access = security.Access(settings.bearer_token)
+    access = guard.Access(settings.bearer_token)
     # Under `serve --workers N`, the sockets per address count across workers.
     shared = os.environ.get(metrics.MULTIPROC_DIR)
-    sockets = security.SocketGate(settings, SharedCounts(Path(shared)) if shared else None)
+    sockets = guard.SocketGate(settings, SharedCounts(Path(shared)) if shared else None)
     graphql = TodoGraphQL(settings, cache, access)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        *rest.routes,
+        Route(paths.GRAPHQL, graphql, methods=["GET", "POST"]),
+        *resources.routes,
     ]
     if settings.web_dist is not None:
         index = settings.web_dist / "index.html"
@@ -179,17 +181,17 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         # The Host check before anything; two front doors skip the rest:
-        # the cache's for repeated GraphQL requests (response_front.py,
+        # the cache's for repeated GraphQL requests (graphql/fast/front.py,
         # which times its own answers) and the GraphQL socket's
-        # (graphql_socket.py); then metrics, so that it times what the
+        # (graphql/socket.py); then metrics, so that it times what the
         # others answer too.
         middleware=[
-            Middleware(security.HostCheck, settings=settings),
+            Middleware(guard.HostCheck, settings=settings),
             Middleware(error_handlers.ShutdownCut),
             *([Middleware(ResponseFront, settings, access, sockets, replies)] if replies.size else []),
             Middleware(GraphQLSockets, graphql=graphql, sockets=sockets),
             Middleware(metrics.MetricsMiddleware),
-            *security.middleware(settings, access, sockets),
+            *guard.middleware(settings, access, sockets),
             *error_handlers.MIDDLEWARE,
         ],
     )

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from graphql_todos.embedded import embedded_postgres
-from graphql_todos.migrations import migrate
+from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.migrations import migrate
 from tests.helpers import ROOT, TOKEN, Server, make_server
 from tests.pgserver import installed_postgres
 

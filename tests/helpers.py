@@ -27,11 +27,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from graphql_todos.cli import server_config
-from graphql_todos.config import Settings
-from graphql_todos.fastpath import FastPath
-from graphql_todos.graphql_view import TodoGraphQL
-from graphql_todos.hub import Hub
-from graphql_todos.streams import LiveLists
+from graphql_todos.core.settings import Settings
+from graphql_todos.graphql.fast.path import FastPath
+from graphql_todos.graphql.view import TodoGraphQL
+from graphql_todos.live.hub import Hub
+from graphql_todos.live.streams import LiveLists
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

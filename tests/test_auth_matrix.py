@@ -23,10 +23,11 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
-from graphql_todos import error_handlers, graphql_socket, metrics, security
-from graphql_todos.graphql_socket import GraphQLSockets
-from graphql_todos.persisted import sha256
-from graphql_todos.response_front import ResponseFront
+from graphql_todos.core import metrics, paths
+from graphql_todos.edge import error_handlers, guard
+from graphql_todos.graphql.fast.front import ResponseFront
+from graphql_todos.graphql.persisted import sha256
+from graphql_todos.graphql.socket import GraphQLSockets
 from tests.helpers import BEARER, TOKEN, WEB_DIST, Server, serving, wait_until
 
 AUTHS: dict[str, dict[str, str]] = {
@@ -60,7 +61,7 @@ FRONT_DOORS: dict[type, str] = {
 }
 # Middleware that hands every request on, or refuses it.
 PASSING = {
-    security.HostCheck, error_handlers.ShutdownCut, metrics.MetricsMiddleware, CORSMiddleware, security.Guard,
+    guard.HostCheck, error_handlers.ShutdownCut, metrics.MetricsMiddleware, CORSMiddleware, guard.Guard,
     *(m.cls for m in error_handlers.MIDDLEWARE),
 }
 
@@ -127,7 +128,7 @@ def test_the_matrix_covers_the_whole_app(server: Server) -> None:
     assert {path for kind, path, _ in table if kind == "websocket"} == SOCKET_ROUTES
     for middleware in server.app.user_middleware:
         assert middleware.cls in FRONT_DOORS or middleware.cls in PASSING, middleware.cls
-    assert graphql_socket.PATH == "/graphql"
+    assert paths.GRAPHQL == "/graphql"
 
 
 # What a response says: its status and the code it carries, "data" for a

@@ -23,8 +23,8 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
-from graphql_todos.errors import ErrorCode
-from graphql_todos.service import MAX_TITLE_LENGTH
+from graphql_todos.core.errors import ErrorCode
+from graphql_todos.core.service import MAX_TITLE_LENGTH
 from tests.gql import TODO_FIELDS, LegacyWs, data, error_codes
 from tests.helpers import Server, errors_logged, wait_until
 

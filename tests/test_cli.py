@@ -21,10 +21,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.core.test_metrics import by_transport
 from tests.gql import LegacyWs, TransportWs
 from tests.helpers import Serve, wait_until
 from tests.sse_client import events
-from tests.test_metrics import by_transport
 
 SDL = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
 SHUTDOWN_SECONDS = 2.0

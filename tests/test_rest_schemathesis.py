@@ -13,7 +13,7 @@ import psycopg
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from graphql_todos.openapi import DOCUMENT
+from graphql_todos.rest.openapi import DOCUMENT
 from tests.helpers import Server
 
 # Loaded from the document itself rather than from the server, because

@@ -19,10 +19,10 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from graphql_todos import metrics
-from graphql_todos.errors import ErrorCode
+from graphql_todos.core import metrics
+from graphql_todos.core.errors import ErrorCode
+from tests.core.test_metrics import SUBSCRIPTIONS, by_transport, scrape, value
 from tests.helpers import Server, errors_logged, make_server, wait_until
-from tests.test_metrics import SUBSCRIPTIONS, by_transport, scrape, value
 
 # Enough 512-character changes to fill the kernel's buffers (the server's
 # send buffer grows to 4 MiB here; the client's receive buffer is kept small).

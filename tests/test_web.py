@@ -22,8 +22,8 @@ from playwright.sync_api import (
     expect,
 )
 
-from graphql_todos import repository
-from graphql_todos.service import MAX_TITLE_LENGTH
+from graphql_todos.core import repository
+from graphql_todos.core.service import MAX_TITLE_LENGTH
 from tests.gql import data, gql
 from tests.helpers import TOKEN, WEB_DIST, Server, free_port, serving, wait_until
 

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from graphql_todos.config import documented
-from graphql_todos.migrations import migration_files
+from graphql_todos.core.migrations import migration_files
+from graphql_todos.core.settings import documented
 from tests.helpers import Serve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,182 @@
+"""Every error a client can see, and the domain errors that carry data.
+
+`ErrorCode` is the one table: each code's name is the GraphQL
+`extensions.code` and the REST `error.code`, with the HTTP status and the
+WebSocket close code every transport uses for it. The domain errors below
+know their code and their facts (which todo, which field), never a status.
+"""
+
+# Members share values on purpose; __new__ numbers them (see below).
+# ruff: noqa: PIE796
+
+from __future__ import annotations
+
+import uuid
+from enum import Enum
+from typing import ClassVar, Self
+
+
+class ErrorCode(Enum):
+    """name -> (HTTP status, WebSocket close code)."""
+
+    BAD_USER_INPUT = (422, 4400)
+    NOT_FOUND = (404, 4404)
+    GRAPHQL_PARSE_FAILED = (400, 4400)
+    GRAPHQL_VALIDATION_FAILED = (400, 4400)
+    # A request that is not GraphQL at all, or not one this route takes.
+    BAD_REQUEST = (400, 4400)
+    # A persisted-query hash this process has not been sent the document
+    # of (yet): Apollo clients then send it.
+    PERSISTED_QUERY_NOT_FOUND = (400, 4400)
+    # With TRUSTED_DOCUMENTS: a document not in the manifest.
+    DOCUMENT_NOT_TRUSTED = (400, 4400)
+    # A list asked for whole that has more than MAX_LIST_ROWS rows: ask for pages.
+    LIST_TOO_LARGE = (400, 4400)
+    MALFORMED_JSON = (400, 4400)
+    METHOD_NOT_ALLOWED = (405, 4405)
+    # An Accept header that takes none of the media types the route answers in.
+    NOT_ACCEPTABLE = (406, 4406)
+    UNSUPPORTED_MEDIA_TYPE = (415, 4415)
+    # The journal no longer holds what came after the cursor: reload, go on live.
+    CURSOR_EXPIRED = (410, 4410)
+    # PostgreSQL cannot be reached within DATABASE_TIMEOUT_SECONDS: try again.
+    DATABASE_UNAVAILABLE = (503, 4503)
+    # A request still running when the shutdown's SHUTDOWN_SECONDS ran out:
+    # try again (another instance, or this one once it is back).
+    SHUTTING_DOWN = (503, 1012)
+    # A WebSocket client that took nothing for SEND_TIMEOUT_SECONDS: resume by cursor.
+    CLIENT_STALLED = (408, 4408)
+    # No valid bearer token, when the server requires one (edge/guard.py).
+    UNAUTHENTICATED = (401, 4401)
+    # A WebSocket from an origin the server does not allow; the legacy
+    # graphql-ws protocol's refused connection_error.
+    FORBIDDEN = (403, 4403)
+    # A Host this server does not answer to (ALLOWED_HOSTS): DNS rebinding.
+    MISDIRECTED_REQUEST = (421, 4421)
+    PAYLOAD_TOO_LARGE = (413, 4413)
+    # A request body that did not arrive within REQUEST_SECONDS.
+    REQUEST_TIMEOUT = (408, 4408)
+    # More WebSockets from one client address than MAX_SOCKETS_PER_CLIENT.
+    TOO_MANY_REQUESTS = (429, 4429)
+    INTERNAL_SERVER_ERROR = (500, 1011)
+
+    http_status: int
+    close_code: int
+
+    def __new__(cls, http_status: int, close_code: int) -> Self:
+        # Codes may share a status and a close code: number the members so
+        # that none becomes an alias of another.
+        member = object.__new__(cls)
+        member._value_ = len(cls.__members__)
+        member.http_status = http_status
+        member.close_code = close_code
+        return member
+
+    @classmethod
+    def for_status(cls, status: int) -> ErrorCode:
+        """The code for a status another layer chose (Starlette's 404 and 405)."""
+        return next((code for code in cls if code.http_status == status), cls.BAD_REQUEST)
+
+
+
+
+class DomainError(Exception):
+    """What the rules of todos refuse. Subclasses keep their facts as attributes."""
+
+    code: ClassVar[ErrorCode]
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def details(self) -> dict[str, str]:
+        """Facts a client acts on, beside the code (GraphQL `extensions`, REST `error`)."""
+        return {}
+
+
+class BadUserInput(DomainError):
+    code = ErrorCode.BAD_USER_INPUT
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field} {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class NotFound(DomainError):
+    code = ErrorCode.NOT_FOUND
+
+    def __init__(self, todo_id: uuid.UUID) -> None:
+        super().__init__(f"no todo with id {todo_id}")
+        self.todo_id = todo_id
+
+
+class RequestError(Exception):
+    """A request a transport cannot take before the domain sees it (malformed
+    JSON, a wrong media type, a bad value in the URL). `status` overrides the
+    code's own where HTTP distinguishes them: a bad value in the URL is 400,
+    the same value in a body 422."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = code.http_status if status is None else status
+        self.headers = headers
+
+
+class ListTooLarge(DomainError):
+    """A list asked for without a page size has more rows than `limit`
+    (MAX_LIST_ROWS): it is refused, not cut short."""
+
+    code = ErrorCode.LIST_TOO_LARGE
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the list has more than {limit} rows (MAX_LIST_ROWS): ask for pages of at most {limit}"
+            " (GraphQL first and offset, REST ?limit= and ?offset=)"
+        )
+        self.limit = limit
+
+
+class CursorExpired(DomainError):
+    """The journal was pruned past the cursor; `oldest` is the oldest cursor
+    that can still resume (everything after it is kept)."""
+
+    code = ErrorCode.CURSOR_EXPIRED
+
+    def __init__(self, cursor: int, oldest: int) -> None:
+        super().__init__(f"cursor {cursor} has expired; the oldest cursor available is {oldest}")
+        self.cursor = cursor
+        self.oldest = oldest
+
+    def details(self) -> dict[str, str]:
+        return {"oldest": str(self.oldest)}
+
+
+class DatabaseUnavailable(DomainError):
+    """PostgreSQL could not be reached in time (down, restarting, or every
+    pooled connection busy)."""
+
+    code = ErrorCode.DATABASE_UNAVAILABLE
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database is unavailable: {reason}")
+        self.reason = reason
+
+
+class ClientStalled(DomainError):
+    """The client stopped reading: its socket took no message for `seconds`."""
+
+    code = ErrorCode.CLIENT_STALLED
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"took no message for {seconds:g} s; reconnect with your last cursor")
+        self.seconds = seconds

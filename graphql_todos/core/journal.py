@@ -1,0 +1,143 @@
+"""The change journal as the hub and the live streams read it: where it
+stands, what happened after a cursor, and whether the database answers.
+
+The consistency rule, stated once here for every reader:
+
+- A position is an entry's place in commit order: writers take positions
+  under one lock as they commit (sql/002_journal_at_commit.sql), so once
+  position p is visible, every change at or below p is too, and no later
+  commit gets one below it. A cursor is a position written in decimal.
+- A `Mark` (position, changed_at) is where the journal stands: every change
+  committed before it was read is at or below its position. The commit time
+  tells a position apart from the same number reached again in another
+  history (a restore, then as many writes).
+- `Journal.mark` is `Coalesced`: the mark a caller gets was read after it
+  asked, never an older one, so it covers whatever the caller has seen
+  committed (its own writes included).
+- What was read after the journal stood at mark m stays right exactly while
+  it stands at m, since every change advances it. So the response cache
+  (edge/response_cache.py) serves an entry only at the mark it was kept
+  under and keeps nothing read at a mark older than one already asked; the
+  front door's whole replies follow the same marks (graphql/fast/path.py's
+  `Reading` carries a request's one mark through the stack).
+- Delivery is by position: `Hub.position` is the newest delivered to this
+  process's subscribers, `Group.position` the newest a broadcast group fanned
+  out, `Member.last` and a subscriber's `last` the newest each was sent. Each
+  gets every change after its own position once, in commit order, and reads
+  from the journal whatever lies between it and the position it joins at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar
+
+from psycopg_pool import AsyncConnectionPool
+
+from graphql_todos.core import repository
+from graphql_todos.core.database import connection
+from graphql_todos.core.errors import BadUserInput, CursorExpired
+from graphql_todos.core.models import Change
+
+T = TypeVar("T")
+
+
+class Mark(NamedTuple):
+    """Where the journal stands (the module's rule); its commit time tells
+    histories apart (docs/reliability.md, section 8)."""
+
+    position: int
+    changed_at: datetime | None  # None: the journal is empty
+
+
+def parse_cursor(value: str) -> int:
+    """Cursors are decimal journal positions; "0" is the very beginning."""
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19):
+        raise BadUserInput("after", f"is not a known cursor: {value!r}")
+    return int(value)
+
+
+class Coalesced(Generic[T]):
+    """One read for many callers, never an older one: a caller joins the next
+    read to start (one under way may have missed a commit made before it asked)."""
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self._read = read
+        self._next: asyncio.Future[T] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> T:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        waiting = self._next
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._run())
+        # shield: one caller giving up must not cancel the others' read.
+        return await asyncio.shield(waiting)
+
+    async def _run(self) -> None:
+        try:
+            while (batch := self._next) is not None:
+                self._next = None
+                try:
+                    batch.set_result(await self._read())
+                except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
+                    batch.set_exception(exc)
+                    # Nobody may be left to retrieve it: don't log it as lost.
+                    batch.exception()
+        finally:
+            self._reader = None
+
+
+class Journal:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+        # Subscribes and cached reads all ask where the journal stands: under
+        # load, one query answers every request that arrived before it.
+        self.mark = Coalesced(self._read_mark)
+        # (pruned through, newest): the cursors from the first to the second
+        # can resume. Coalesced too: every subscribe with a cursor asks.
+        self.bounds = Coalesced(self._read_bounds)
+
+    async def position(self) -> int:
+        """The newest committed position (the mark's, one read for both)."""
+        return (await self.mark()).position
+
+    async def _read_mark(self) -> Mark:
+        async with connection(self.pool) as conn:
+            return Mark(*await repository.journal_newest(conn))
+
+    async def _read_bounds(self) -> tuple[int, int]:
+        async with connection(self.pool) as conn:
+            return await repository.journal_bounds(conn)
+
+    async def check_cursor(self, cursor: str) -> int:
+        """The position a client cursor names, refusing one not yet written
+        and one the journal was pruned past."""
+        position = parse_cursor(cursor)
+        through, newest = await self.bounds()
+        if position > newest:
+            raise BadUserInput("after", f"is not a known cursor: {cursor!r}")
+        if position < through:
+            raise CursorExpired(position, through)
+        return position
+
+    async def changes_between(self, after: int, upto: int, limit: int) -> list[Change]:
+        """Entries with after < position <= upto, oldest first, at most limit;
+        CursorExpired when some of them were pruned."""
+        async with connection(self.pool) as conn:
+            changes, through = await repository.changes_between(conn, after, upto, limit)
+        if after < through:
+            raise CursorExpired(after, through)
+        return changes
+
+    async def prune(self, below: int, keep_seconds: float, keep_rows: int, limit: int) -> int:
+        """One batch of retention (see repository.PRUNE_JOURNAL); how many went."""
+        async with connection(self.pool) as conn:
+            return await repository.prune_journal(conn, below, keep_seconds, keep_rows, limit)
+
+    async def ping(self, timeout: float) -> None:
+        async with connection(self.pool, timeout) as conn:
+            await repository.ping(conn)

@@ -1,0 +1,240 @@
+"""Prometheus metrics: what each process counts, and /metrics to read them.
+
+With several workers (`serve --workers N`), the parent sets
+PROMETHEUS_MULTIPROC_DIR before the workers start: each writes its samples
+there and /metrics, whichever worker answers, adds up every live worker's
+(the parent marks each worker it replaces dead: internals.uvicorn_server.Supervisor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graphql_todos.core import paths
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+# The transports of live streams, as the two gauges below label them.
+TRANSPORTS = ("graphql-transport-ws", "graphql-ws", "multipart", "sse", "rest-sse", "restsocket")
+_GRAPHQL_SOCKETS = ("graphql-transport-ws", "graphql-ws")
+OPEN_CONNECTIONS = Gauge(
+    "graphql_todos_open_connections",
+    "Open stream connections by transport: " + ", ".join(TRANSPORTS) + ".",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+SUBSCRIPTIONS = Gauge(
+    "graphql_todos_subscriptions",
+    "Open subscriptions by transport (a GraphQL socket carries any number; an operation counts while it runs).",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+# Shown at 0 before the first stream of each kind opens; looked up here, not
+# with labels() (a lock and a tuple) at every socket's every operation.
+_OPEN_CONNECTIONS = {transport: OPEN_CONNECTIONS.labels(transport) for transport in TRANSPORTS}
+_SUBSCRIPTIONS = {transport: SUBSCRIPTIONS.labels(transport) for transport in TRANSPORTS}
+SUBSCRIBERS = Gauge(
+    "graphql_todos_hub_subscribers", "Subscribers of the hubs (live lists count once).", multiprocess_mode="livesum"
+)
+DELIVERED = Counter("graphql_todos_events_delivered", "Changes handed to subscribers' transports.")
+FALLBACKS = Counter("graphql_todos_journal_fallbacks", "Subscribers that fell behind and read the journal instead.")
+RECONNECTS = Counter("graphql_todos_listener_reconnects", "Times the LISTEN connection was lost and made again.")
+LAG = Histogram(
+    "graphql_todos_commit_to_delivery_seconds",
+    "From a change's commit (the journal's changed_at) to its frame written to a subscriber's connection.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+)
+REQUESTS = Histogram(
+    "graphql_todos_http_request_seconds",
+    "HTTP request latency by route and method (streams excepted: they last as long as the client).",
+    ["route", "method"],
+)
+POOL_IN_USE = Gauge("graphql_todos_pool_in_use", "Pooled connections in use.", multiprocess_mode="livesum")
+POOL_WAITING = Gauge("graphql_todos_pool_waiting", "Requests waiting for a pooled connection.", multiprocess_mode="livesum")
+JOURNAL_ENTRIES = Gauge(
+    "graphql_todos_journal_entries", "Journal positions kept (newest - pruned through).", multiprocess_mode="livemostrecent"
+)
+JOURNAL_OLDEST = Gauge(
+    "graphql_todos_journal_oldest_cursor",
+    "The oldest cursor that can still resume (older ones get CURSOR_EXPIRED).",
+    multiprocess_mode="livemostrecent",
+)
+
+# Every limit whose refusals are counted, where docs/security.md lists it.
+LIMITS = (
+    "body_size", "body_timeout", "head_size", "head_timeout", "frame_size",
+    "tokens", "depth", "aliases", "fields", "list_rows",
+    "subscriptions_per_socket", "sockets_per_client", "connection_init_timeout",
+    "statement_timeout", "pool_timeout",
+)
+LIMIT_REFUSALS = Counter(
+    "graphql_todos_limit_refusals",
+    "Requests, documents, sockets and statements refused for going over a limit, by limit.",
+    ["limit"],
+)
+for _limit in LIMITS:
+    LIMIT_REFUSALS.labels(_limit)  # present at 0 before the first refusal
+
+
+def refused(limit: str) -> None:
+    assert limit in LIMITS, limit
+    LIMIT_REFUSALS.labels(limit).inc()
+
+
+_UUID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/")
+_ROUTES = {paths.GRAPHQL, "/healthz", "/metrics", "/", "/api/todos/", "/api/todos/{id}/", "/api/openapi.json"}
+
+
+def route_of(path: str) -> str:
+    """A bounded label for a path: ids become {id}, unknown paths "other"."""
+    route = _UUID.sub("/{id}/", path)
+    return route if route in _ROUTES else ("/assets" if path.startswith("/assets/") else "other")
+
+
+def observe_lag(changed_at: datetime | None) -> None:
+    if changed_at is not None:
+        LAG.observe(max(0.0, (datetime.now(UTC) - changed_at).total_seconds()))
+
+
+def worker_gone(pid: int) -> None:
+    """Stop counting a dead worker's live gauges (its counters stay summed)."""
+    if MULTIPROC_DIR in os.environ:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def render() -> Response:
+    """The metrics of this process, or of every live worker in multiprocess mode."""
+    if MULTIPROC_DIR in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def transport_of(scope: Scope) -> str:
+    """The transport a WebSocket opens."""
+    if scope["path"] != paths.GRAPHQL:
+        return "restsocket"
+    # The one Strawberry picks: the first the client offers that it speaks.
+    return next((p for p in scope.get("subprotocols", ()) if p in _GRAPHQL_SOCKETS), "graphql-ws")
+
+
+def _stream_of(scope: Scope, start: Message) -> str | None:
+    """The stream an HTTP response opens, by its media type (what was
+    negotiated for the request); None for a plain response."""
+    media_type = next((value for name, value in start["headers"] if name == b"content-type"), b"")
+    if media_type.startswith(b"text/event-stream"):
+        return "sse" if scope["path"] == paths.GRAPHQL else "rest-sse"
+    return "multipart" if media_type.startswith(b"multipart/mixed") else None
+
+
+def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]:
+    """Counts an operation of a GraphQL socket as an open subscription while it runs."""
+    return graphql_subscriptions(transport).track_inprogress()
+
+
+def graphql_subscriptions(transport: str) -> Gauge:
+    """The open subscriptions of a GraphQL socket transport, for an operation
+    that outlives the call counting it (a broadcast member with no task)."""
+    return _SUBSCRIPTIONS[transport]
+
+
+@contextlib.contextmanager
+def open_stream(transport: str | None) -> Iterator[None]:
+    """Counts a stream connection while it is open; every stream but a
+    GraphQL socket is one subscription too (the sockets count theirs:
+    graphql_operation). None: a plain request, not counted."""
+    gauges = [] if transport is None else [_OPEN_CONNECTIONS[transport]]
+    if transport is not None and transport not in _GRAPHQL_SOCKETS:
+        gauges.append(_SUBSCRIPTIONS[transport])
+    for gauge in gauges:
+        gauge.inc()
+    try:
+        yield
+    finally:
+        for gauge in gauges:
+            gauge.dec()
+
+
+def observe_pool(scope: Scope) -> None:
+    """The pool's gauges, as a request or stream ends."""
+    pool = scope.get("state", {}).get("pool")
+    if pool is not None:
+        stats = pool.get_stats()
+        POOL_IN_USE.set(stats["pool_size"] - stats["pool_available"])
+        POOL_WAITING.set(stats.get("requests_waiting", 0))
+
+
+# The scope key of a request's arrival (time.perf_counter()), set by a layer
+# in front of MetricsMiddleware that holds the request before it.
+STARTED = "graphql_todos.started"
+
+
+class MetricsMiddleware:
+    """Counts open streams by transport and times HTTP requests by route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            try:
+                with open_stream(transport_of(scope)):
+                    await self.app(scope, receive, send)
+            finally:
+                observe_pool(scope)
+            return
+        # A layer in front that saw the request first (graphql/fast/front.py)
+        # says when it arrived: the time is the client's, from there.
+        started = scope.get(STARTED) or time.perf_counter()
+        streams: list[str] = []
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and (stream := _stream_of(scope, message)) is not None:
+                streams.append(stream)
+                opened.enter_context(open_stream(stream))
+            await send(message)
+
+        with contextlib.ExitStack() as opened:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                if streams:
+                    observe_pool(scope)
+                else:
+                    answered(scope, started)
+
+
+def answered(scope: Scope, started: float) -> None:
+    """A plain request answered: its time by route, and the pool's gauges."""
+    REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
+    observe_pool(scope)
+
+
+async def metrics(request: Request) -> Response:
+    state = request.state
+    through, newest = await state.journal.bounds()
+    JOURNAL_ENTRIES.set(newest - through)
+    JOURNAL_OLDEST.set(through)
+    return render()
+

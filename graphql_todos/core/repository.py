@@ -1,0 +1,259 @@
+"""SQL for the todos table and its journal: small functions taking a connection.
+
+Nothing here commits or validates; the service owns transactions and rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
+
+from graphql_todos.core.models import Change, Op, Todo
+
+TODO_COLUMNS = "id, title, completed, created_time, updated_time"
+
+# A list's rows: one statement for the whole list and one for a filter, not
+# one with `%(completed)s IS NULL OR completed = ...`. psycopg prepares a
+# statement that recurs, and PostgreSQL then keeps one generic plan for it
+# whatever the table's size. Not knowing which rows the filter keeps, the
+# generic plan made while the table is small (and never analyzed) is a scan
+# of every row and a sort, and it stays as the table grows: a page cost more
+# and more (issue 16, item 9). The whole list's generic plan walks the index
+# at any size; a filtered list is planned with its values each time (see
+# prepared), as a generic plan cannot know how many rows the filter keeps.
+_PAGE = "ORDER BY created_time, id LIMIT %(limit)s OFFSET %(offset)s"
+SELECT_TODOS = {
+    False: f"SELECT {TODO_COLUMNS} FROM todos {_PAGE}",
+    True: f"SELECT {TODO_COLUMNS} FROM todos WHERE completed = %(completed)s {_PAGE}",
+}
+
+
+def prepared(completed: bool | None) -> bool | None:
+    """psycopg's `prepare` for a list read: as it decides (None), or never
+    for a filtered one (False)."""
+    return None if completed is None else False
+
+SELECT_TODO = f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s"
+INSERT_TODO = f"""
+INSERT INTO todos (title, completed) VALUES (%(title)s, %(completed)s)
+RETURNING {TODO_COLUMNS}
+"""
+UPDATE_TODO = f"""
+UPDATE todos SET title = coalesce(%(title)s, title),
+                 completed = coalesce(%(completed)s, completed)
+WHERE id = %(id)s
+RETURNING {TODO_COLUMNS}
+"""
+DELETE_TODO = f"DELETE FROM todos WHERE id = %(id)s RETURNING {TODO_COLUMNS}"
+# ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
+# A data-modifying CTE runs to completion whatever the LIMIT reads of it:
+# every row changes, the first `limit` come back.
+SET_ALL_COMPLETED = f"""
+WITH changed AS (
+    UPDATE todos SET completed = %(completed)s
+    WHERE completed IS DISTINCT FROM %(completed)s
+    RETURNING {TODO_COLUMNS}
+)
+SELECT * FROM changed ORDER BY created_time, id LIMIT %(limit)s
+"""
+DELETE_COMPLETED = f"""
+WITH deleted AS (DELETE FROM todos WHERE completed RETURNING {TODO_COLUMNS})
+SELECT * FROM deleted ORDER BY created_time, id LIMIT %(limit)s
+"""
+# One statement sees one snapshot: the rows and the journal position they
+# reflect come back together, with no transaction around them. An empty list
+# still yields one row (all NULL but the position).
+SELECT_SNAPSHOT = {
+    filtered: f"""
+WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
+ORDER BY t.created_time, t.id
+"""
+    for filtered, rows in SELECT_TODOS.items()
+}
+SELECT_TODO_SNAPSHOT = f"""
+WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
+    SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s
+) t ON true
+"""
+SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
+# The newest entry, never pruned: where the journal stands, and when that
+# entry committed (journal.Mark). No row: the journal is empty.
+SELECT_NEWEST = "SELECT position, changed_at FROM todo_changes ORDER BY position DESC LIMIT 1"
+# How far the journal was pruned comes back with every row (and alone, with
+# no row, when nothing follows `after`): one snapshot, so a prune between
+# the two cannot pass unnoticed.
+SELECT_CHANGES = """
+SELECT p.through, c.position, c.op, c.todo, c.changed_at FROM todo_changes_pruned p LEFT JOIN LATERAL (
+    SELECT position, op, todo, changed_at FROM todo_changes
+    WHERE position > %(after)s AND position <= %(upto)s
+    ORDER BY position
+    LIMIT %(limit)s
+) c ON true
+ORDER BY c.position
+"""
+SELECT_BOUNDS = """
+SELECT (SELECT through FROM todo_changes_pruned) AS through,
+       (SELECT coalesce(max(position), 0) FROM todo_changes) AS newest
+"""
+# One batch of retention, in one statement (its own transaction): the oldest
+# `limit` entries below `below`, as far as each is too old or beyond the
+# newest `keep_rows`. Only a prefix goes (bool_and runs in position order),
+# so the journal never has holes, and the newest entry always stays: it is
+# what "now" is. The advisory lock, held until this statement commits, lets
+# one process prune at a time; the others skip their turn.
+PRUNE_JOURNAL = """
+WITH newest AS (
+    SELECT coalesce(max(position), 0) AS position FROM todo_changes
+), batch AS (
+    SELECT c.position, c.changed_at FROM todo_changes c, newest
+    WHERE c.position < least(%(below)s, newest.position)
+      AND (SELECT pg_try_advisory_xact_lock(7305202418))
+    ORDER BY c.position
+    LIMIT %(limit)s
+), oldest AS (
+    SELECT b.position,
+           bool_and(b.position <= newest.position - %(keep_rows)s
+                    OR b.changed_at < now() - %(keep_seconds)s * interval '1 second')
+               OVER (ORDER BY b.position) AS expired
+    FROM batch b, newest
+), pruned AS (
+    DELETE FROM todo_changes WHERE position IN (SELECT position FROM oldest WHERE expired)
+    RETURNING position
+)
+UPDATE todo_changes_pruned SET through = greatest(through, (SELECT max(position) FROM pruned))
+WHERE EXISTS (SELECT FROM pruned)
+RETURNING (SELECT count(*) FROM pruned) AS count
+"""
+
+
+async def list_todos(
+    conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
+) -> list[Todo]:
+    """`limit` rows of the (filtered) list from `offset` on, in list order."""
+    params = {"completed": completed, "limit": limit, "offset": offset}
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(SELECT_TODOS[completed is not None], params, prepare=prepared(completed))
+        return await cur.fetchall()
+
+
+async def get_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(SELECT_TODO, {"id": todo_id})
+        return await cur.fetchone()
+
+
+async def insert_todo(conn: AsyncConnection[Any], title: str, completed: bool) -> Todo:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(INSERT_TODO, {"title": title, "completed": completed})
+        row = await cur.fetchone()
+        assert row is not None
+        return row
+
+
+async def update_todo(
+    conn: AsyncConnection[Any], todo_id: uuid.UUID, title: str | None, completed: bool | None
+) -> Todo | None:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed})
+        return await cur.fetchone()
+
+
+async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(DELETE_TODO, {"id": todo_id})
+        return await cur.fetchone()
+
+
+async def set_all_completed(conn: AsyncConnection[Any], completed: bool, limit: int) -> list[Todo]:
+    """Set every row's completed; the first `limit` rows it changed."""
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(SET_ALL_COMPLETED, {"completed": completed, "limit": limit})
+        return await cur.fetchall()
+
+
+async def delete_completed(conn: AsyncConnection[Any], limit: int) -> list[Todo]:
+    """Delete every completed row; the first `limit` of them."""
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(DELETE_COMPLETED, {"limit": limit})
+        return await cur.fetchall()
+
+
+async def snapshot(
+    conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
+) -> tuple[list[Todo], int]:
+    """`limit` rows of the (filtered) list from `offset` on, and the journal
+    position they reflect."""
+    params = {"completed": completed, "limit": limit, "offset": offset}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_SNAPSHOT[completed is not None], params, prepare=prepared(completed))
+        rows = await cur.fetchall()
+    return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"])
+
+
+async def todo_snapshot(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> tuple[Todo | None, int]:
+    """One row (None when absent) and the journal position it reflects."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_TODO_SNAPSHOT, {"id": todo_id})
+        row = await cur.fetchone()
+    assert row is not None
+    return (_todo(row) if row["id"] is not None else None), int(row["position"])
+
+
+def _todo(row: dict[str, Any]) -> Todo:
+    return Todo(row["id"], row["title"], row["completed"], row["created_time"], row["updated_time"])
+
+
+async def ping(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT 1")
+
+
+async def journal_newest(conn: AsyncConnection[Any]) -> tuple[int, datetime | None]:
+    """The newest committed position visible to this transaction, and when
+    its entry committed (0 and None: no entry)."""
+    async with conn.cursor() as cur:
+        await cur.execute(SELECT_NEWEST)
+        row = await cur.fetchone()
+    return (0, None) if row is None else (int(row[0]), row[1])
+
+
+async def changes_between(
+    conn: AsyncConnection[Any], after: int, upto: int, limit: int
+) -> tuple[list[Change], int]:
+    """Journal entries with after < position <= upto, oldest first, and the
+    position the journal is pruned through (entries up to it are gone)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_CHANGES, {"after": after, "upto": upto, "limit": limit})
+        rows = await cur.fetchall()
+    changes = [
+        Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]), r["changed_at"])
+        for r in rows
+        if r["position"] is not None
+    ]
+    return changes, int(rows[0]["through"])
+
+
+async def journal_bounds(conn: AsyncConnection[Any]) -> tuple[int, int]:
+    """(pruned through, newest): the cursors from the first to the second can resume."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_BOUNDS)
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["through"]), int(row["newest"])
+
+
+async def prune_journal(
+    conn: AsyncConnection[Any], below: int, keep_seconds: float, keep_rows: int, limit: int
+) -> int:
+    """Delete one batch of expired entries before position `below`; how many
+    went (0 also when another process holds the pruning lock)."""
+    params = {"below": below, "keep_seconds": keep_seconds, "keep_rows": keep_rows, "limit": limit}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(PRUNE_JOURNAL, params)
+        row = await cur.fetchone()
+    return 0 if row is None else int(row["count"])

@@ -1,0 +1,168 @@
+"""The rules of todos, shared by every transport.
+
+Each public coroutine validates its input, runs one statement on a pooled
+autocommit connection (a statement is its own transaction, and costs one
+round trip) and raises a DomainError for anything the client got wrong.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from psycopg_pool import AsyncConnectionPool
+
+from graphql_todos.core import metrics, repository
+from graphql_todos.core.database import connection
+from graphql_todos.core.errors import BadUserInput, ListTooLarge, NotFound
+from graphql_todos.core.list_statements import JsonLists, ListStatement
+from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState
+from graphql_todos.core.settings import Settings
+
+MAX_TITLE_LENGTH = 512
+# GraphQL's Int: the largest offset any transport takes.
+MAX_OFFSET = 2**31 - 1
+
+
+def parse_id(value: str) -> uuid.UUID:
+    """Ids are UUIDs in their usual spelling only (not "{...}" or "urn:uuid:"),
+    so one todo has one URL."""
+    try:
+        key = uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        key = None
+    if key is None or str(key) != value.lower():
+        raise BadUserInput("id", f"is malformed: {value!r}")
+    return key
+
+
+def clean_title(value: str) -> str:
+    title = value.strip()
+    if not title:
+        raise BadUserInput("title", "must not be blank")
+    if len(title) > MAX_TITLE_LENGTH:
+        raise BadUserInput("title", f"must be at most {MAX_TITLE_LENGTH} characters")
+    # PostgreSQL text holds neither NUL nor lone surrogates: refuse them here
+    # rather than failing in the driver.
+    if "\x00" in title:
+        raise BadUserInput("title", "must not contain NUL characters")
+    try:
+        title.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadUserInput("title", "must be valid Unicode text") from None
+    return title
+
+
+class TodoService:
+    """Every method that names a todo takes its id as the client spelled it
+    and raises NotFound when there is no such row."""
+
+    def __init__(self, pool: AsyncConnectionPool, max_list_rows: int = Settings.max_list_rows) -> None:
+        self.pool = pool
+        self.max_list_rows = max_list_rows
+
+    def page(
+        self, size: int | None, offset: int | None, names: tuple[str, str] = ("first", "offset")
+    ) -> Page:
+        """A page of a list, as a client asked for it; `names` are what the
+        transport calls the size and the offset, for the error."""
+        if size is not None and not 0 <= size <= self.max_list_rows:
+            if size > self.max_list_rows:
+                metrics.refused("list_rows")
+            raise BadUserInput(names[0], f"must be from 0 to {self.max_list_rows} (MAX_LIST_ROWS)")
+        if offset is not None and not 0 <= offset <= MAX_OFFSET:
+            raise BadUserInput(names[1], f"must be from 0 to {MAX_OFFSET}")
+        return Page(size, offset or 0)
+
+    async def list_todos(self, completed: bool | None = None, page: Page = WHOLE) -> list[Todo]:
+        """The page of the (filtered) list; ListTooLarge for a whole list
+        over MAX_LIST_ROWS."""
+        async with connection(self.pool) as conn:
+            todos = await repository.list_todos(conn, completed, self._limit(page), page.offset)
+        self._check_page(len(todos), page)
+        return todos
+
+    async def snapshot(self, completed: bool | None = None, page: Page = WHOLE) -> Snapshot:
+        """The page of the list and the journal position it reflects."""
+        snapshot = await self._snapshot(completed, self._limit(page), page.offset)
+        self._check_page(len(snapshot.todos), page)
+        return snapshot
+
+    async def live_snapshot(self, completed: bool | None) -> Snapshot:
+        """The whole list for a live view, or MAX_LIST_ROWS + 1 of its rows
+        when it is longer (enough to know it is over the cap)."""
+        return await self._snapshot(completed, self._limit(WHOLE), 0)
+
+    async def _snapshot(self, completed: bool | None, limit: int, offset: int) -> Snapshot:
+        async with connection(self.pool) as conn:
+            todos, position = await repository.snapshot(conn, completed, limit, offset)
+        return Snapshot(todos, position)
+
+    async def lists_json(self, query: ListStatement, completed: bool | None = None, page: Page = WHOLE) -> JsonLists:
+        """The page of the list as JSON text, in each of the query's shapes,
+        and the journal position it reflects; ListTooLarge as list_todos."""
+        async with connection(self.pool) as conn:
+            lists = await query.run(conn, completed, self._limit(page), page.offset)
+        self._check_page(lists.rows, page)
+        return lists
+
+    def _limit(self, page: Page) -> int:
+        # One row past the cap tells a whole list that is over it.
+        return self.max_list_rows + 1 if page.size is None else page.size
+
+    def _check_page(self, rows: int, page: Page) -> None:
+        # A page has its size checked already (page); a whole list is
+        # checked by the rows read, one past the cap at most (_limit).
+        if page.size is None:
+            self.check_whole(rows)
+
+    def check_whole(self, rows: int) -> None:
+        """Raise ListTooLarge for a list of `rows` to be sent whole, over MAX_LIST_ROWS."""
+        if rows > self.max_list_rows:
+            metrics.refused("list_rows")
+            raise ListTooLarge(self.max_list_rows)
+
+    async def get_todo(self, todo_id: str) -> Todo:
+        key = parse_id(todo_id)
+        async with connection(self.pool) as conn:
+            return _found(key, await repository.get_todo(conn, key))
+
+    async def todo_snapshot(self, key: uuid.UUID) -> TodoState:
+        """One row as a watcher starts from (todo None when absent) and the
+        journal position it reflects; the caller has parsed the id already."""
+        async with connection(self.pool) as conn:
+            todo, position = await repository.todo_snapshot(conn, key)
+        return TodoState(None, todo, position)
+
+    async def create_todo(self, title: str, completed: bool = False) -> Todo:
+        clean = clean_title(title)
+        async with connection(self.pool) as conn:
+            return await repository.insert_todo(conn, clean, completed)
+
+    async def update_todo(
+        self, todo_id: str, title: str | None = None, completed: bool | None = None
+    ) -> Todo:
+        key = parse_id(todo_id)
+        clean = None if title is None else clean_title(title)
+        async with connection(self.pool) as conn:
+            return _found(key, await repository.update_todo(conn, key, clean, completed))
+
+    async def delete_todo(self, todo_id: str) -> Todo:
+        key = parse_id(todo_id)
+        async with connection(self.pool) as conn:
+            return _found(key, await repository.delete_todo(conn, key))
+
+    async def toggle_all(self, completed: bool) -> list[Todo]:
+        """Changes every row; returns the first MAX_LIST_ROWS it changed, in list order."""
+        async with connection(self.pool) as conn:
+            return await repository.set_all_completed(conn, completed, self.max_list_rows)
+
+    async def clear_completed(self) -> list[Todo]:
+        """Deletes every completed row; returns the first MAX_LIST_ROWS, in list order."""
+        async with connection(self.pool) as conn:
+            return await repository.delete_completed(conn, self.max_list_rows)
+
+
+def _found(key: uuid.UUID, todo: Todo | None) -> Todo:
+    if todo is None:
+        raise NotFound(key)
+    return todo

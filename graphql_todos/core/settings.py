@@ -1,0 +1,404 @@
+"""Every setting in one place: its default, its environment variable (also a
+`graphql-todos serve --flag`), its check and its meaning."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Where `make web` (and so the wheel) puts the built client.
+PACKAGED_WEB = Path(__file__).resolve().parent.parent / "web"
+# What / and GraphiQL's GET /graphql answer without it.
+NO_WEB_CLIENT = """<!doctype html><title>graphql-todos: no web client</title>
+<p>This install has no built web client (the TodoMVC page and GraphiQL). The API works:
+POST /graphql, /api/todos/.</p>
+<p>To get the client: in a checkout, run <code>make web</code> (or <code>make run</code>);
+or install a wheel built by <code>make wheel</code>; or point <code>WEB_DIST</code> at a
+built <code>web/dist</code>.</p>"""
+
+
+class SettingError(ValueError):
+    """A setting's value is unusable; `source` names it (PORT, or --port)."""
+
+    def __init__(self, source: str, value: str, reason: str) -> None:
+        super().__init__(f"{source}={value!r}: {reason}")
+        self.source = source
+        self.value = value
+        self.reason = reason
+
+
+def _int(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("must be an integer") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be from {low} to {high}" if high else f"must be at least {low}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def _path(text: str) -> Path:
+    return Path(_text(text))
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return text.lower() == "true"
+
+
+def _token(text: str) -> str | None:
+    # Empty as unset, like DATABASE_URL; a short token is guessable.
+    if text and len(text) < 16:
+        raise ValueError("must be at least 16 characters")
+    return text or None
+
+
+def _token_file(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        return _token(Path(text).read_text().strip())
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().lower().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or not host or "/" in host:
+            raise ValueError(f"{origin!r} is not an origin like https://example.org[:port]")
+    return origins
+
+
+def _hosts(text: str) -> tuple[str, ...]:
+    hosts: list[str] = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        # A trailing dot names the same host (example.org. is example.org).
+        host = entry.lower().rstrip(".")
+        name = host.removeprefix(".")
+        if host != "*" and not (_HOST_NAME.fullmatch(name) or is_ip_literal(name)):
+            raise ValueError(
+                f"{entry!r} is not a host name like example.org, .example.org (it and its subdomains),"
+                " an IP address ([...] for IPv6), or *"
+            )
+        hosts.append(host)
+    return tuple(hosts)
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def is_ip_literal(name: str) -> bool:
+    """An IP address as a Host header spells it: IPv6 in brackets."""
+    try:
+        if name.startswith("[") and name.endswith("]"):
+            ipaddress.IPv6Address(name[1:-1])
+        else:
+            ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _proxies(text: str) -> tuple[str, ...]:
+    proxies = tuple(p.strip() for p in text.split(",") if p.strip())
+    for proxy in filter(lambda p: p != "*", proxies):
+        # Checked as uvicorn reads them, which takes anything else for a name
+        # no address ever matches: a typo would trust no one, silently.
+        parse = ipaddress.ip_network if "/" in proxy else ipaddress.ip_address
+        try:
+            parse(proxy)
+        except ValueError:
+            raise ValueError(f"{proxy!r} is not an IP address, a network like 10.0.0.0/8, or *") from None
+    return proxies
+
+
+def _optional_url(text: str) -> str | None:
+    # Empty as unset: `DATABASE_URL= graphql-todos serve` means embedded.
+    return text or None
+
+
+def _web_dist(text: str) -> Path | None:
+    if not text:
+        return None  # empty: serve no web client
+    path = Path(text)
+    if not (path / "index.html").is_file():
+        raise ValueError("must be a directory holding a built web client (index.html)")
+    return path
+
+
+def _trusted_documents(text: str) -> dict[str, str] | None:
+    if not text:
+        return None
+    try:
+        manifest = json.loads(Path(text).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"must be a readable JSON file ({exc})") from None
+    if not isinstance(manifest, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in manifest.items()
+    ):
+        raise ValueError('must hold a JSON object {"<sha256>": "<document>"}')
+    return manifest
+
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in _LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(_LOG_LEVELS))
+    return text.lower()
+
+
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return text
+
+
+def _setting(
+    default: Any, env: str, parse: Callable[[str], Any], doc: str, *, secret: bool = False
+) -> Any:
+    # A field like any other; its metadata drives from_env, the flags and the docs.
+    # A secret stays out of repr(), and so out of logs and tracebacks.
+    return field(default=default, repr=not secret, metadata={"env": env, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = _setting(
+        None, "DATABASE_URL", _optional_url,
+        "PostgreSQL to use; unset: start the embedded PostgreSQL in DATA_DIR",
+    )
+    data_dir: Path = _setting(  # noqa: RUF009 - a Path is immutable
+        Path(".data"), "DATA_DIR", _path, "where the embedded PostgreSQL keeps its data"
+    )
+    host: str = _setting("127.0.0.1", "HOST", _text, "address to listen on")
+    port: int = _setting(8000, "PORT", _int(1, 65535), "port to listen on")
+    pool_size: int = _setting(
+        10, "POOL_SIZE", _int(1),
+        "most pooled PostgreSQL connections (the listener takes one more)",
+    )
+    queue_size: int = _setting(
+        1000, "QUEUE_SIZE", _int(1),
+        "changes queued per subscriber; one that falls further behind reads the journal instead",
+    )
+    heartbeat_seconds: float = _setting(
+        5.0, "HEARTBEAT_SECONDS", _seconds,
+        "quiet time after which the listener checks its connection and the journal anyway",
+    )
+    reconnect_max_seconds: float = _setting(
+        5.0, "RECONNECT_MAX_SECONDS", _seconds,
+        "longest wait between attempts to reach a lost database",
+    )
+    journal_batch: int = _setting(
+        500, "JOURNAL_BATCH", _int(1),
+        "journal entries read per query (live and when replaying), and pruned per statement",
+    )
+    journal_keep_seconds: float = _setting(
+        604800.0, "JOURNAL_KEEP_SECONDS", _seconds,
+        "journal entries older than this are pruned (cursors before them expire)",
+    )
+    journal_keep_rows: int = _setting(
+        1_000_000, "JOURNAL_KEEP_ROWS", _int(1),
+        "at most this many newest journal positions are kept",
+    )
+    journal_prune_seconds: float = _setting(
+        60.0, "JOURNAL_PRUNE_SECONDS", _seconds, "how often each process prunes the journal"
+    )
+    database_timeout_seconds: float = _setting(
+        5.0, "DATABASE_TIMEOUT_SECONDS", _seconds,
+        "longest wait for a database connection; then DATABASE_UNAVAILABLE (HTTP 503)",
+    )
+    keepalive_seconds: float = _setting(
+        15.0, "KEEPALIVE_SECONDS", _seconds,
+        "keepalive interval on idle WebSockets and event streams (GraphQL, RESTSocket, SSE): proxies cut silent ones",
+    )
+    send_timeout_seconds: float = _setting(
+        30.0, "SEND_TIMEOUT_SECONDS", _seconds,
+        "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408; an event stream, ended",
+    )
+    connection_init_seconds: float = _setting(
+        10.0, "CONNECTION_INIT_SECONDS", _seconds,
+        "how long a GraphQL WebSocket client (either protocol) may take to send connection_init; then closed with 4408",
+    )
+    execution_cache_size: int = _setting(
+        4096, "EXECUTION_CACHE_SIZE", _int(1),
+        "subscription results kept for sharing between subscribers of the same operation",
+    )
+    persisted_queries_size: int = _setting(
+        1000, "PERSISTED_QUERIES_SIZE", _int(1),
+        "automatic persisted queries kept in memory (least recently used out first)",
+    )
+    trusted_documents: dict[str, str] | None = _setting(  # noqa: RUF009 - never mutated
+        None, "TRUSTED_DOCUMENTS", _trusted_documents,
+        "a manifest {sha256: document} (web/src/gql/persisted-documents.json);"
+        " set: /graphql runs only those documents",
+    )
+    response_cache_size: int = _setting(
+        256, "RESPONSE_CACHE_SIZE", _int(0),
+        "query responses kept, each served only while the journal has not moved since it was read; 0: none",
+    )
+    shutdown_seconds: float = _setting(
+        5.0, "SHUTDOWN_SECONDS", _seconds,
+        "on SIGTERM, how long open requests get to finish before they are cut (subscriptions end at once)",
+    )
+    token: str | None = _setting(
+        None, "TODOS_TOKEN", _token,
+        "bearer token every route but /healthz and the web client requires; unset: none",
+        secret=True,
+    )
+    token_file: str | None = _setting(
+        None, "TODOS_TOKEN_FILE", _token_file,
+        "a file holding TODOS_TOKEN (read at start-up; TODOS_TOKEN wins)",
+        secret=True,
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        (), "ALLOWED_ORIGINS", _origins,
+        "comma-separated origins besides the server's own that may open WebSockets and read by CORS",
+    )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (), "ALLOWED_HOSTS", _hosts,
+        "comma-separated host names this server answers to besides localhost, 127.0.0.1 and [::1]"
+        " (and any IP address when HOST is not loopback): example.org, .example.org for it and its"
+        " subdomains, * for any; other Host headers get 421",
+    )
+    max_body_bytes: int = _setting(
+        65536, "MAX_BODY_BYTES", _int(1), "largest HTTP request body; larger ones get 413 unread"
+    )
+    ws_max_bytes: int = _setting(
+        65536, "WS_MAX_BYTES", _int(1), "largest WebSocket message; larger ones close the socket (1009)"
+    )
+    request_seconds: float = _setting(
+        10.0, "REQUEST_SECONDS", _seconds,
+        "how long a client may take to send a request's headers, and then its body",
+    )
+    max_tokens: int = _setting(
+        1000, "MAX_TOKENS", _int(1), "most lexical tokens in a GraphQL document"
+    )
+    max_depth: int = _setting(
+        10, "MAX_DEPTH", _int(1),
+        "most levels of GraphQL selections below a root field (introspection not counted)",
+    )
+    max_aliases: int = _setting(30, "MAX_ALIASES", _int(0), "most aliases in a GraphQL document")
+    max_fields: int = _setting(
+        2000, "MAX_FIELDS", _int(1), "most fields a GraphQL document selects, its fragments expanded"
+    )
+    max_list_rows: int = _setting(
+        10_000, "MAX_LIST_ROWS", _int(1),
+        "most rows in one list answer; a larger page is refused, a whole list over it is LIST_TOO_LARGE",
+    )
+    introspection: bool = _setting(
+        True, "INTROSPECTION", _bool, "whether GraphQL introspection (__schema, __type) is allowed"
+    )
+    max_subscriptions: int = _setting(
+        20, "MAX_SUBSCRIPTIONS", _int(1), "most subscriptions open on one GraphQL WebSocket"
+    )
+    max_sockets_per_client: int = _setting(
+        256, "MAX_SOCKETS_PER_CLIENT", _int(1),
+        "most WebSockets open from one client address, all workers together"
+        " (behind a proxy not in FORWARDED_ALLOW_IPS: all its clients)",
+    )
+    forwarded_allow_ips: tuple[str, ...] = _setting(
+        (), "FORWARDED_ALLOW_IPS", _proxies,
+        "comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose X-Forwarded-For names the"
+        " client (for MAX_SOCKETS_PER_CLIENT and the logs) and X-Forwarded-Proto the scheme, * for any;"
+        " unset: none, the client is the connection's peer",
+    )
+    statement_timeout_seconds: float = _setting(
+        5.0, "STATEMENT_TIMEOUT_SECONDS", _seconds, "longest a PostgreSQL statement of a request may run"
+    )
+    log_level: str = _setting("info", "LOG_LEVEL", _log_level, "uvicorn's log level")
+    log_format: str = _setting(
+        "text", "LOG_FORMAT", _log_format, "text, or json: one JSON object per line"
+    )
+    workers: int = _setting(
+        1, "WORKERS", _int(1),
+        "processes serving the one port, each with its own listener (see Several processes)",
+    )
+    web_dist: Path | None = _setting(  # noqa: RUF009 - a Path is immutable
+        None, "WEB_DIST", _web_dist,
+        "the built web client to serve; unset: the one in the package, if built; empty: none",
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ, **overrides: str | None) -> Settings:
+        """Settings from env, then overrides by field name (from the command line);
+        a SettingError names the variable or flag whose value is unusable."""
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            source, text = spec.metadata["env"], env.get(spec.metadata["env"])
+            if overrides.get(spec.name) is not None:
+                source, text = "--" + spec.name.replace("_", "-"), overrides[spec.name]
+            if text is None:
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](text)
+            except ValueError as exc:
+                raise SettingError(source, text if spec.repr else "(secret)", str(exc)) from None
+        if "web_dist" not in values and (PACKAGED_WEB / "index.html").is_file():
+            values["web_dist"] = PACKAGED_WEB
+        return cls(**values)
+
+    @property
+    def bearer_token(self) -> str | None:
+        return self.token or self.token_file
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes Settings.from_env() give `settings` back
+    (how `serve --workers` hands its settings to each worker)."""
+    values = {s.metadata["env"]: getattr(settings, s.name) for s in dataclasses.fields(Settings)}
+    return {env: _env_text(value) for env, value in values.items()}
+
+
+def _env_text(value: Any) -> str:
+    """A value as its variable spells it, the inverse of the parsers above."""
+    if value is None:
+        return ""  # unset: no DATABASE_URL (embedded), no WEB_DIST (no web client)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def documented() -> list[tuple[str, str, str, str]]:
+    """(variable, flag, default, meaning) of each setting, for --help and the README."""
+    return [
+        (
+            s.metadata["env"],
+            "--" + s.name.replace("_", "-"),
+            "unset" if s.default in (None, ()) else str(s.default).lower(),
+            s.metadata["doc"],
+        )
+        for s in dataclasses.fields(Settings)
+    ]

@@ -1,0 +1,157 @@
+"""Server-Sent Events framing, shared by the GraphQL and REST streams: the
+event encoding, the `Last-Event-ID` a reconnecting client sends, and a
+response that sends a comment heartbeat when quiet and stops the stream
+the moment the client leaves (which unsubscribes it from the hub). The
+multipart subscription response is the same stream with other framing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+
+import anyio
+import orjson
+from anyio.streams.memory import MemoryObjectSendStream
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
+
+from graphql_todos.core.bounded import bounded_send
+from graphql_todos.core.errors import ClientStalled, DomainError, ErrorCode, RequestError
+from graphql_todos.edge.error_handlers import error_body
+from graphql_todos.edge.negotiation import accept_header, choose
+
+logger = logging.getLogger(__name__)
+
+MEDIA_TYPE = "text/event-stream"
+HEADERS = [
+    (b"content-type", MEDIA_TYPE.encode()),
+    # A stream must not be cached, compressed or buffered on its way.
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+HEARTBEAT = b": keepalive\n\n"
+# What a GET of a URL with an event stream answers in, in the server's order.
+_REPRESENTATIONS = ("application/json", MEDIA_TYPE)
+
+# Sends one chunk, waiting while the client is slow to take it.
+SendChunk = Callable[[bytes], Awaitable[None]]
+# Sends a stream's chunks itself (a broadcast member): returns when it ends.
+Produce = Callable[[SendChunk], Awaitable[None]]
+
+
+def prefers_event_stream(conn: HTTPConnection) -> bool:
+    """Whether a GET that answers JSON or streams is to stream: RFC 9110
+    negotiation (negotiation.py), JSON first when the client takes both
+    alike; RequestError NOT_ACCEPTABLE when it takes neither."""
+    accept = accept_header(conn.headers)
+    chosen = choose(accept, _REPRESENTATIONS)
+    if chosen is None:
+        offered = ", ".join(_REPRESENTATIONS)
+        raise RequestError(ErrorCode.NOT_ACCEPTABLE, f"Accept: {accept} takes neither of {offered}")
+    return chosen == MEDIA_TYPE
+
+
+def last_event_id(conn: HTTPConnection) -> str | None:
+    """The id of the last event a reconnecting client received (an
+    EventSource sends it by itself); None on a first connection."""
+    return conn.headers.get("last-event-id") or None
+
+
+def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:
+    """One event. `data` is one line of JSON (JSON escapes its newlines)."""
+    if isinstance(data, str):
+        data = data.encode()
+    head = f"event: {name}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head.encode() + b"data: " + data + b"\n\n"
+
+
+def error_event(exc: DomainError) -> bytes:
+    """A stream's failure: an `error` event whose data is the REST error body."""
+    return event("error", orjson.dumps(error_body(exc.code, exc.message, exc.details())))
+
+
+class EventStreamResponse:
+    """Sends each encoded event as it comes and a heartbeat every `keepalive`
+    seconds, and ends with the events (or when the client leaves: the events
+    are closed at once, not at the next write; or when it takes nothing for
+    `send_timeout` seconds; or, for a REST stream that fails, with an `error`
+    event). The events are a generator, or a producer given the send (a
+    broadcast member sends its frames itself)."""
+
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes, None] | Produce,
+        keepalive: float,
+        send_timeout: float,
+        *,
+        headers: Sequence[tuple[bytes, bytes]] = HEADERS,
+        heartbeat: bytes = HEARTBEAT,
+        first_heartbeat: bool = False,
+    ) -> None:
+        self.events = events
+        self.keepalive = keepalive
+        self.send_timeout = send_timeout
+        self.headers = list(headers)
+        self.heartbeat = heartbeat
+        # Multipart subscriptions open with one (as Strawberry's do).
+        self.first_heartbeat = first_heartbeat
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        # Events and heartbeats meet in one channel, read by one writer: no
+        # timeout ever cancels a read, which could drop an event in transit.
+        chunks, received = anyio.create_memory_object_stream[bytes]()
+        # Closed once the producer is gone: a send of its into a closed
+        # channel would fail it (a traceback) before its cancellation came.
+        with received:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
+                tasks.start_soon(self._produce, chunks)
+                try:
+                    async for chunk in received:
+                        # As on the WebSockets (SEND_TIMEOUT_SECONDS): a client
+                        # that stopped reading is let go; it resumes by id.
+                        # (bounded_send times out with asyncio: anyio's cancel
+                        # scope cost about 15 us per event here.)
+                        body = {"type": "http.response.body", "body": chunk, "more_body": True}
+                        await bounded_send(send(body), self.send_timeout)
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except OSError:
+                    pass  # the client left while we were writing
+                except ClientStalled:
+                    # The client's doing, not an error: internals.uvicorn_http.LettingGo
+                    # ends the connection quietly.
+                    logger.info("event stream %s: the client took nothing for %s s; ended", scope["path"], self.send_timeout)
+                tasks.cancel_scope.cancel()
+
+    async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
+        events = self.events
+        closing = contextlib.nullcontext() if callable(events) else contextlib.aclosing(events)
+        async with chunks, closing, anyio.create_task_group() as beats:
+            if self.first_heartbeat:
+                await chunks.send(self.heartbeat)
+            beats.start_soon(self._heartbeats, chunks)
+            try:
+                if callable(events):
+                    await events(chunks.send)
+                else:
+                    async for chunk in events:
+                        await chunks.send(chunk)
+            except DomainError as exc:
+                # A REST stream that fails once started (its row deleted as it
+                # opened, its cursor pruned as it caught up) says so before
+                # it ends; GraphQL streams send theirs as a GraphQL result.
+                await chunks.send(error_event(exc))
+            beats.cancel_scope.cancel()
+
+    async def _heartbeats(self, chunks: MemoryObjectSendStream[bytes]) -> None:
+        while True:
+            await anyio.sleep(self.keepalive)
+            await chunks.send(self.heartbeat)
+
+    @staticmethod
+    async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()

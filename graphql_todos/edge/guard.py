@@ -1,0 +1,385 @@
+"""What keeps strangers out and bad input harmless, in front of every route:
+the Host check, the bearer token, the WebSocket origin check, the security
+headers, and the limits on request bodies, request time, sockets per client
+and GraphQL documents. docs/security.md gives the threat model each answers."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+from collections import Counter
+from collections.abc import Awaitable
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from graphql_todos.core import metrics, paths
+from graphql_todos.core.errors import ErrorCode, RequestError
+from graphql_todos.core.settings import Settings, is_ip_literal
+from graphql_todos.edge.error_handlers import close_reason, error_body
+from graphql_todos.edge.negotiation import accept_header, prefers_html
+from graphql_todos.edge.shared_counts import SharedCounts
+
+# What a browser may load without a token: the health check, and the web
+# client's pages and bundles (and GraphiQL's page: graphiql_page).
+_PUBLIC_PATHS = ("/", "/healthz")
+_PUBLIC_PREFIX = "/assets/"
+# GraphiQL's page, and every GraphQL transport. (Its WebSocket takes the
+# token in connection_init, and checks it itself: graphql/view.py.)
+
+# The pages load only their own bundles and talk only to their own origin.
+# The tightest each works with (tests/test_web.py records violations): the
+# TodoMVC page needs data: images (its checkboxes); GraphiQL also needs inline
+# styles and data: fonts (Monaco makes both), and its Monaco workers come from /assets/.
+_POLICY = (
+    "default-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONTENT_SECURITY_POLICY = _POLICY + "; style-src 'self'; worker-src 'none'"
+GRAPHIQL_CONTENT_SECURITY_POLICY = (
+    _POLICY + "; style-src 'self' 'unsafe-inline'; font-src 'self' data:; worker-src 'self'"
+)
+_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+# The answer to a request that broke a limit: nothing more will be read of it.
+_CLOSE = {"Connection": "close"}
+
+
+class Access:
+    """The bearer token, when the server requires one."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token is not None else None
+
+    @property
+    def required(self) -> bool:
+        return self._token is not None
+
+    def allows(self, credential: object) -> bool:
+        """Whether `credential` (an Authorization value, `Bearer <token>`, or
+        None) grants access. Compared in constant time."""
+        if self._token is None:
+            return True
+        if not isinstance(credential, str):
+            return False
+        scheme, _, token = credential.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
+
+    def allows_token(self, token: str | None) -> bool:
+        return token is not None and self.allows("Bearer " + token)
+
+
+# Names of this machine that no DNS answer can lend another site: allowed
+# whatever HOST is (Django's defaults for a local server).
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# HOST values that bind every address: no name to add.
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::"})
+
+
+class Hosts:
+    """The host names this server answers to (docs/security.md, DNS
+    rebinding): a page that points its own name at this address sends that
+    name as Host, so a Host that is none of ours is a request meant for
+    another site. Loopback names always; any IP address when HOST is not
+    loopback (a name is needed to rebind, so a Host that is an address was
+    not rebound), and the name HOST binds to; ALLOWED_HOSTS besides."""
+
+    def __init__(self, settings: Settings) -> None:
+        listed = set(settings.allowed_hosts)
+        bound = settings.host.lower()
+        self.any = "*" in listed
+        self.addresses = not _loopback(bound)
+        self.names = _LOOPBACK_NAMES | {h for h in listed if not h.startswith(".")}
+        if self.addresses and bound not in _ANY_ADDRESS:
+            self.names |= {f"[{bound}]" if ":" in bound else bound}
+        self.domains = tuple(h for h in listed if h.startswith("."))
+
+    def allows(self, host: str | None) -> bool:
+        """Whether a Host header (None: the request had none) is one of ours.
+        A request without Host is no browser's, so no rebinding page's."""
+        if host is None or self.any:
+            return True
+        name = _hostname(host)
+        return (
+            name in self.names
+            or (self.addresses and is_ip_literal(name))
+            or any(name == domain[1:] or name.endswith(domain) for domain in self.domains)
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(host: str) -> str:
+    """A Host header's name, without its port: lower case, no trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host.partition("]")[0] + "]"
+    else:
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            name = host
+    return name.rstrip(".")
+
+
+class HostCheck:
+    """ASGI middleware, outermost: a request or WebSocket handshake for a
+    Host that is not one of ours (Hosts) gets 421 before anything else runs,
+    the two front doors (graphql/fast/front.py, graphql/socket.py) included."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.hosts = Hosts(settings)
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: what it lets through is the next layer's own
+        # coroutine, so this layer adds no frame to an open socket's stack.
+        if scope["type"] in ("http", "websocket"):
+            host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+            if not self.hosts.allows(host):
+                return _misdirected(scope, receive, send, _hostname(host or ""))
+        return self.app(scope, receive, send)
+
+
+async def _misdirected(scope: Scope, receive: Receive, send: Send, host: str) -> None:
+    code = ErrorCode.MISDIRECTED_REQUEST
+    message = f"this server does not answer to the host {host[:100]!r}: add it to ALLOWED_HOSTS"
+    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    if scope["type"] == "websocket":
+        await WebSocket(scope, receive, send).send_denial_response(response)
+    else:
+        await response(scope, receive, send)
+
+
+def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
+    """A WebSocket handshake's Origin is the server's own (the Host it was
+    asked for) or listed. Without Origin it is no browser, so it carries no
+    ambient credentials a foreign page could abuse."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin.lower())
+    return parts.netloc == headers.get("host", "").lower() or origin.lower().rstrip("/") in allowed
+
+
+def graphiql_page(scope: Scope, headers: Headers) -> bool:
+    """The one request to /graphql that needs no token: a browser's GET of
+    GraphiQL's page. It carries nothing a GraphQL transport could run (no
+    query string at all: no document, hash, variables or operation name) and
+    prefers HTML. The view answers exactly this request with the page,
+    before any transport sees it (graphql/view.py): what is public is decided
+    by what the request will do, not by what it lacks."""
+    if scope["method"] != "GET" or scope["path"] != paths.GRAPHQL or scope["query_string"]:
+        return False
+    return prefers_html(accept_header(headers))
+
+
+def _public(scope: Scope, headers: Headers) -> bool:
+    path: str = scope["path"]
+    if scope["method"] in ("GET", "HEAD") and (path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX)):
+        return True
+    return graphiql_page(scope, headers)
+
+
+class Guard:
+    """ASGI middleware: security headers on every answer; the token on every
+    route but the public ones; bodies over MAX_BODY_BYTES or slower than
+    REQUEST_SECONDS refused; WebSockets from foreign origins, without the
+    token or over MAX_SOCKETS_PER_CLIENT refused before any data."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate) -> None:
+        self.app = app
+        self.settings = settings
+        self.access = access
+        self.sockets = sockets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
+        send = _with_headers(send, policy)
+        headers = Headers(scope=scope)
+        if not self.authorized(scope, headers):
+            response = JSONResponse(
+                error_body(ErrorCode.UNAUTHENTICATED, "this server requires a bearer token"),
+                status_code=ErrorCode.UNAUTHENTICATED.http_status,
+                headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
+            )
+            return await response(scope, receive, send)
+        if self.declared_too_big(headers):
+            metrics.refused("body_size")
+            response = JSONResponse(
+                error_body(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large),
+                status_code=ErrorCode.PAYLOAD_TOO_LARGE.http_status,
+                headers=_CLOSE,
+            )
+            return await response(scope, receive, send)
+        await self.app(scope, self.bounded(receive), send)
+
+    def authorized(self, scope: Scope, headers: Headers) -> bool:
+        """The token, where the route needs one."""
+        return _public(scope, headers) or self.access.allows(headers.get("authorization"))
+
+    def declared_too_big(self, headers: Headers) -> bool:
+        """A Content-Length over the limit: refused before any of it is read."""
+        length = headers.get("content-length", "")
+        return length.isdigit() and int(length) > self.settings.max_body_bytes
+
+    @property
+    def _too_large(self) -> str:
+        return f"the body is over {self.settings.max_body_bytes} bytes"
+
+    def bounded(self, receive: Receive) -> Receive:
+        """receive(), refusing a body over the size limit (chunked bodies have no
+        Content-Length) or one that takes too long: a RequestError, which
+        error_handlers answers like any other. Once the body is whole, receive()
+        is left alone: a streamed answer waits on it for the client to leave."""
+        deadline = asyncio.get_running_loop().time() + self.settings.request_seconds
+        received = 0
+        whole = False
+
+        async def bounded() -> Message:
+            nonlocal received, whole
+            if whole:
+                return await receive()
+            # asyncio's timeout, not anyio's cancel scope: the same bound for
+            # less CPU on every request (profiled under wrk).
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                metrics.refused("body_timeout")
+                raise RequestError(
+                    ErrorCode.REQUEST_TIMEOUT,
+                    f"the body did not arrive within {self.settings.request_seconds} s",
+                    headers=_CLOSE,
+                )
+            received += len(message.get("body", b""))
+            if received > self.settings.max_body_bytes:
+                metrics.refused("body_size")
+                raise RequestError(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large, headers=_CLOSE)
+            whole = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return bounded
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        if not await self.sockets.admit(websocket):
+            return
+        try:
+            # (The GraphQL socket never comes here: graphql/socket.py admits
+            # it, and it checks the token at connection_init.)
+            if not (
+                self.access.allows(websocket.headers.get("authorization"))
+                or self.access.allows_token(websocket.query_params.get("token"))
+            ):
+                # Accepted only to say why: a refused handshake carries no close code.
+                await websocket.accept()
+                code = ErrorCode.UNAUTHENTICATED
+                return await websocket.close(code.close_code, close_reason("this server requires a bearer token"))
+            await self.app(scope, receive, send)
+        finally:
+            self.sockets.leave(websocket)
+
+
+class SocketGate:
+    """Every WebSocket's handshake checks: its Origin, and the sockets its
+    client address holds (MAX_SOCKETS_PER_CLIENT). One per app, shared by
+    Guard and the GraphQL socket front (graphql/socket.py), so both count
+    the same sockets; with `shared` (serve --workers N), the other workers'
+    count too."""
+
+    def __init__(self, settings: Settings, shared: SharedCounts | None = None) -> None:
+        self.settings = settings
+        self.shared = shared
+        self._sockets: Counter[str] = Counter()
+
+    async def admit(self, websocket: WebSocket) -> bool:
+        """Count the socket in (then `leave` it when it ends), or refuse its
+        handshake with the reason and say False."""
+        if not origin_allowed(websocket.headers, self.settings.allowed_origins):
+            await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
+            return False
+        client = websocket.client.host if websocket.client else ""
+        if not self._count_in(client):
+            metrics.refused("sockets_per_client")
+            await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
+            return False
+        return True
+
+    def _count_in(self, client: str) -> bool:
+        if self.shared is None:
+            return self._take(client, self._sockets[client])
+        bucket = self.shared.bucket(client)
+        with self.shared.exclusive():
+            if not self._take(client, self._sockets[client] + self.shared.others(bucket)):
+                return False
+            self.shared.add(bucket, 1)
+            return True
+
+    def _take(self, client: str, held: int) -> bool:
+        if held >= self.settings.max_sockets_per_client:
+            return False
+        self._sockets[client] += 1
+        return True
+
+    def leave(self, websocket: WebSocket) -> None:
+        client = websocket.client.host if websocket.client else ""
+        self._sockets[client] -= 1
+        if not self._sockets[client]:
+            del self._sockets[client]
+        if self.shared is not None:
+            self.shared.add(self.shared.bucket(client), -1)
+
+
+async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:
+    """Refuse the handshake with code's HTTP status, before the upgrade."""
+    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    await websocket.send_denial_response(response)
+
+
+def _with_headers(send: Send, policy: str) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            # A scan of the raw pairs: cheaper than a Headers per response.
+            media_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+            headers += _HEADERS
+            if media_type.startswith(b"text/html"):
+                headers.append((b"content-security-policy", policy.encode()))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
+def middleware(settings: Settings, access: Access, sockets: SocketGate) -> list[Middleware]:
+    """Outermost first: CORS answers preflights (which carry no token) itself."""
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        ),
+        Middleware(Guard, settings=settings, access=access, sockets=sockets),
+    ]
+

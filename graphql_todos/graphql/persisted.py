@@ -1,0 +1,109 @@
+"""Persisted queries, for every GraphQL transport (HTTP GET and POST, SSE,
+WebSockets: internals.strawberry.OneResultSchema and strawberry_transport_ws.PersistedSubscribe
+ask this store for the document to run).
+
+- Automatic persisted queries, as Apollo clients send them: a request may
+  carry `extensions.persistedQuery.sha256Hash` instead of its document; an
+  unknown hash gets PERSISTED_QUERY_NOT_FOUND ("PersistedQueryNotFound"), and
+  the client sends the document with its hash, which is checked and kept in a
+  bounded in-memory store (least recently used out first).
+- Trusted documents: given a manifest of the documents the web client may
+  send (`{"<sha256>": "<document>"}`, as the codegen client preset writes
+  it), only those run, by hash or in full; anything else is refused with
+  DOCUMENT_NOT_TRUSTED, and nothing is learnt from requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLSyntaxError,
+    SelectionSetNode,
+    Visitor,
+    parse,
+    print_ast,
+    visit,
+)
+
+from graphql_todos.core.bounded import LRU
+from graphql_todos.core.errors import ErrorCode, RequestError
+
+
+def sha256(document: str) -> str:
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+class _Sorted(Visitor):
+    def leave_selection_set(self, node: SelectionSetNode, *_: Any) -> SelectionSetNode:
+        return SelectionSetNode(selections=tuple(sorted(node.selections, key=print_ast)))
+
+    def leave_document(self, node: DocumentNode, *_: Any) -> DocumentNode:
+        return DocumentNode(definitions=tuple(sorted(node.definitions, key=print_ast)))
+
+
+def _normalized(document: str) -> str | None:
+    """The document with its spacing, definitions and selections in one
+    canonical order: the client's copy of a document and the manifest's
+    (which codegen prints sorted) compare equal."""
+    try:
+        return print_ast(visit(parse(document, no_location=True), _Sorted()))
+    except GraphQLSyntaxError:
+        return None
+
+
+class PersistedQueries:
+    def __init__(self, size: int, trusted: Mapping[str, str] | None = None) -> None:
+        # The client preset writes its keys as "sha256:<hex>"; clients send the hex.
+        self.trusted = None if trusted is None else {k.removeprefix("sha256:"): v for k, v in trusted.items()}
+        self._trusted_texts = {_normalized(doc) for doc in (trusted or {}).values()} - {None}
+        self._learnt: LRU[str, str] = LRU(size)
+
+    def __len__(self) -> int:
+        return len(self._learnt)
+
+    def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
+        """The document to run; RequestError when there is none we may run."""
+        persisted = (extensions or {}).get("persistedQuery")
+        if persisted is None:
+            if query is not None and self.trusted is not None:
+                self._check_trusted(query)
+            return query
+        digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        if not isinstance(persisted, dict) or persisted.get("version") != 1 or not isinstance(digest, str):
+            raise RequestError(
+                ErrorCode.BAD_REQUEST, "extensions.persistedQuery must be {version: 1, sha256Hash}"
+            )
+        if query is None:
+            return self._known(digest)
+        if sha256(query) != digest:
+            raise RequestError(ErrorCode.BAD_REQUEST, "provided sha does not match query")
+        if self.trusted is not None:
+            self._check_trusted(query)
+        else:
+            self._learnt.put(digest, query)
+        return query
+
+    def _known(self, digest: str) -> str:
+        if self.trusted is not None:
+            if digest not in self.trusted:
+                raise RequestError(ErrorCode.DOCUMENT_NOT_TRUSTED, "no trusted document has this hash")
+            return self.trusted[digest]
+        learnt = self._learnt.get(digest)
+        if learnt is None:
+            # Apollo's links match this message (or the code) to send the document.
+            raise RequestError(ErrorCode.PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound")
+        return learnt
+
+    def allows(self, query: str) -> bool:
+        """Whether a request sending this document in full may run it."""
+        if self.trusted is None:
+            return True
+        return sha256(query) in self.trusted or _normalized(query) in self._trusted_texts
+
+    def _check_trusted(self, query: str) -> None:
+        if not self.allows(query):
+            raise RequestError(ErrorCode.DOCUMENT_NOT_TRUSTED, "this server runs only its trusted documents")

@@ -1,0 +1,46 @@
+"""The GraphQL WebSocket's front door: a socket on /graphql goes straight to
+the GraphQL view, past Starlette's middleware stack and router.
+
+Every layer there stays on an open socket's stack for as long as it lives
+(a coroutine frame each, and a WebSocket object of their own for the two
+ExceptionMiddlewares): memory that 10,000 subscribers pay 10,000 times, and
+CPU at every handshake. This front does what those layers do for this one
+socket, with the same code: security.SocketGate's Origin and
+sockets-per-client checks (security.HostCheck, outside it, has checked the
+Host; the token is checked at connection_init, see graphql/view.py),
+metrics.open_stream's gauges, error_handlers' answers. HTTP, and every other
+socket, go through the stack as before.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from graphql_todos.core import metrics, paths
+from graphql_todos.edge import error_handlers
+from graphql_todos.edge.guard import SocketGate
+
+
+class GraphQLSockets:
+    """ASGI middleware, outermost but the Host check: the /graphql WebSocket to `graphql`."""
+
+    def __init__(self, app: ASGIApp, graphql: ASGIApp, sockets: SocketGate) -> None:
+        self.app = app
+        self.graphql = graphql
+        self.sockets = sockets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope["path"] != paths.GRAPHQL:
+            return await self.app(scope, receive, send)
+        websocket = WebSocket(scope, receive, send)
+        if not await self.sockets.admit(websocket):
+            return
+        try:
+            with metrics.open_stream(metrics.transport_of(scope)):
+                await self.graphql(scope, receive, send)
+        except Exception as exc:  # noqa: BLE001 - answered as ExceptionMiddleware would
+            await error_handlers.answer_socket(websocket, exc)
+        finally:
+            self.sockets.leave(websocket)
+            metrics.observe_pool(scope)

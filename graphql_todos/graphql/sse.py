@@ -1,0 +1,96 @@
+"""GraphQL over Server-Sent Events, as the graphql-sse protocol's distinct
+connections mode has it: `POST` or `GET /graphql` with
+`Accept: text/event-stream` answers one `next` event per result (request
+errors too, as results with `errors`), then `complete` (except when the
+server stops: the stream is cut, and the client retries). Each todoChanges
+event carries `id: <cursor>`; a client reconnecting with `Last-Event-ID`
+resumes right after it, whatever `after` its document says.
+
+A todoChanges subscription the fan-out takes is a broadcast member: its
+whole `next` event is the same bytes for every stream of its group. Every
+other operation runs through Strawberry's `schema.stream`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from graphql_todos.core.models import Change
+from graphql_todos.edge import event_stream
+from graphql_todos.graphql.fanout import GraphQLFanout
+from graphql_todos.graphql.schema import Context, EventIds
+
+Encode = Callable[[Any], Awaitable[bytes]]
+COMPLETE = event_stream.event("complete", b"")
+
+
+async def respond(
+    view: GraphQL[Context, None],
+    request: Request,
+    context: Context,
+    encode: Encode,
+    fanout: GraphQLFanout,
+    keepalive: float,
+    send_timeout: float,
+) -> event_stream.EventStreamResponse:
+    fields = await view.parse_http_body(view.request_adapter_class(request))
+    if isinstance(fields, list):
+        raise HTTPException(400, "Batching is not supported for SSE")
+    resume_after = event_stream.last_event_id(request)
+
+    async def refusal(errors: list[GraphQLError]) -> bytes:
+        # As Strawberry's path answers a subscribe resolver that raises (or a
+        # stream that fails once started: its cursor pruned past).
+        return event_stream.event("next", await encode(ExecutionResult(data=None, errors=errors)))
+
+    def complete() -> bytes | None:
+        # A server that is stopping ends the stream without `complete`: a
+        # graphql-sse client then sees a dropped connection and retries, where
+        # `complete` would tell it the subscription is over.
+        return None if context.hub.closed else COMPLETE
+
+    produce = await fanout.produce(context, request, fields, _next_event, complete, refusal, resume_after)
+    if produce is not None:
+        return event_stream.EventStreamResponse(produce, keepalive, send_timeout)
+    ids = context.event_ids = EventIds(resume_after=resume_after)
+    results = await stream(view, context, fields, OperationType.from_http("GET" if request.method == "GET" else "POST"))
+    return event_stream.EventStreamResponse(_events(results, ids, encode, complete), keepalive, send_timeout)
+
+
+async def stream(
+    view: GraphQL[Context, None], context: Context, fields: GraphQLRequestData, operations: set[OperationType]
+) -> Any:
+    """Strawberry's results of an operation no broadcast group takes (the
+    multipart subscriptions' too)."""
+    return await view.schema.stream(
+        fields.query, fields.variables, context, None, fields.operation_name, fields.extensions, operations
+    )
+
+
+def _next_event(change: Change, body: bytes) -> bytes:
+    """A change's result as the event the Strawberry path sends for it."""
+    return event_stream.event("next", body, change.cursor)
+
+
+async def _events(
+    results: Any, ids: EventIds, encode: Encode, complete: Callable[[], bytes | None]
+) -> AsyncGenerator[bytes, None]:
+    sent: str | None = None
+    async with contextlib.aclosing(results):
+        async for result in results:
+            body = await encode(result)
+            # A result of the change feed carries its change's cursor.
+            fresh = ids.latest if ids.latest != sent else None
+            sent = ids.latest
+            yield event_stream.event("next", body, fresh)
+    if (last := complete()) is not None:
+        yield last

@@ -1,0 +1,64 @@
+"""GraphQL types. Resolvers hand back the plain models; Strawberry reads
+their attributes (created_time becomes createdTime)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.schema_directive import Location
+
+from graphql_todos.core.models import Op
+from graphql_todos.core.service import MAX_TITLE_LENGTH
+
+# The Python enum's member names are the GraphQL values.
+strawberry.enum(Op, name="ChangeOp")
+
+
+@strawberry.type
+class Todo:
+    id: strawberry.ID
+    title: str
+    completed: bool
+    created_time: datetime
+    updated_time: datetime
+
+
+@strawberry.type
+class TodoChange:
+    op: Op
+    todo: Todo = strawberry.field(description="The row after the change; its last state for DELETED.")
+    cursor: str
+
+
+@strawberry.type
+class TodoList:
+    todos: list[Todo]
+    cursor: str = strawberry.field(description="The journal position the list reflects.")
+
+
+@strawberry.schema_directive(
+    locations=[Location.INPUT_FIELD_DEFINITION],
+    description="The longest string the field takes, in characters.",
+)
+class MaxLength:
+    value: int
+
+
+# The limit travels in the SDL, where the web client's build reads it.
+_TITLE_LIMIT = [MaxLength(value=MAX_TITLE_LENGTH)]
+_TITLE_RULE = f"Not blank; at most {MAX_TITLE_LENGTH} characters once trimmed."
+
+
+@strawberry.input
+class CreateTodoInput:
+    title: str = strawberry.field(description=_TITLE_RULE, directives=_TITLE_LIMIT)
+    completed: bool | None = False
+
+
+@strawberry.input
+class UpdateTodoInput:
+    title: str | None = strawberry.field(
+        default=strawberry.UNSET, description=_TITLE_RULE, directives=_TITLE_LIMIT
+    )
+    completed: bool | None = strawberry.UNSET

@@ -1,0 +1,257 @@
+"""Broadcast fan-out: subscribers that are sent the same bytes for every
+change form one group, with one hub subscription and one rendering per change,
+then one write per member (websockets' broadcast(), with the journal behind
+it). A member's frame is its own prefix, the shared payload and its suffix;
+only the operation id differs between members.
+
+A member that cannot take a frame at once (its connection's write buffer is
+full, or its queue for a plain ASGI send holds QUEUE_SIZE changes, the hub's
+bound for any subscriber: a burst such as one statement changing many rows
+drops no one) is dropped by the group and reads what it missed from the
+journal, from the last position it was sent, then rejoins: each member gets
+each change once, in commit order, and never holds up the others. Every
+member is one of the hub's readers from the moment it has a position until
+it leaves, whatever it is doing: the process's retention keeps the journal
+after its position for it (a group's own hub subscription moves on without
+the members it dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+
+from graphql_todos.core import metrics
+from graphql_todos.core.errors import CursorExpired
+from graphql_todos.core.models import Change
+from graphql_todos.live.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+# The bytes every member of a group gets for a change (one encode for all).
+Render = Callable[[Change], Awaitable[bytes]]
+# Writes a whole frame now; False when the connection cannot take it yet.
+Write = Callable[[bytes], bool]
+# Sends a frame, waiting while the connection is busy (the plain ASGI send).
+Send = Callable[[bytes], Awaitable[None]]
+
+
+class Member:
+    """One subscription in a group. `last` is the newest position it was sent (core/journal.py's rule)."""
+
+    __slots__ = ("_pending", "_wake", "last", "on_signal", "prefix", "send", "suffix", "write")
+
+    def __init__(self, after: int, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
+        self.last = after
+        self.prefix = prefix
+        self.suffix = suffix
+        self.write = write
+        self.send = send
+        # Changes queued for `send` (members without a direct write): the
+        # shared payloads, framed as they are sent.
+        self._pending: deque[tuple[Change, bytes]] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        # A member that joined without a task (Groups.attach): what starts
+        # one when the group drops it or closes.
+        self.on_signal: Callable[[], None] | None = None
+
+    def take(self, change: Change, payload: bytes, limit: int) -> bool:
+        """Take the change now (queue it, `limit` at most), or say False (the
+        group then drops us)."""
+        if self.write is not None:
+            if not self.write(self.prefix + payload + self.suffix):
+                return False
+            self.last = change.position
+            return True
+        if self._pending is None:
+            self._pending = deque()
+        elif len(self._pending) >= limit:
+            return False
+        self._pending.append((change, payload))
+        self.signal()
+        return True
+
+    def signal(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        elif self.on_signal is not None:
+            wake, self.on_signal = self.on_signal, None
+            wake()
+
+    async def _drain(self) -> None:
+        """Send the queued frames (members without a direct write)."""
+        while self._pending:
+            change, payload = self._pending.popleft()
+            await self.send(self.prefix + payload + self.suffix)
+            metrics.observe_lag(change.changed_at)
+            self.last = change.position
+
+    async def _wait(self) -> None:
+        self._wake = asyncio.get_running_loop().create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+
+
+class Group:
+    """Members of one key, fed by one hub subscription."""
+
+    def __init__(self, groups: Groups, key: Hashable, render: Render) -> None:
+        self.groups = groups
+        self.key = key
+        self.render = render
+        # The newest position fanned out (or skipped as before this group):
+        # core/journal.py's rule.
+        self.position = groups.hub.position
+        self.members: set[Member] = set()
+        # Members reading the journal to get back to the group: still its
+        # subscriptions (counted as such), fed by no fan-out meanwhile.
+        self.catching_up: set[Member] = set()
+        self.closed = False
+        # Why it closed, when the journal was pruned past its position.
+        self.expired: CursorExpired | None = None
+        self.task = asyncio.create_task(self._run(), name=f"broadcast {key!r:.60}")
+
+    async def _run(self) -> None:
+        try:
+            async with self.groups.hub.subscribe(after=self.position) as sub:
+                sub.serves = self
+                async for batch in sub.batches():
+                    for change in batch:
+                        if self.members:
+                            self.groups.renders += 1
+                            self._fan_out(change, await self.render(change))
+                        self.position = change.position
+        except CursorExpired as exc:
+            # The listener was away so long that another process pruned past
+            # this group's position: past its members' too.
+            self.expired = exc
+        except Exception:
+            logger.exception("broadcast group %r failed", self.key)
+        finally:
+            # The hub closed (or the group failed, or was cancelled): members
+            # end their streams.
+            self.closed = True
+            self.groups.forget(self)
+            for member in self.members:
+                member.signal()
+
+    def __len__(self) -> int:
+        """The subscriptions this group serves (see hub.subscriber_count)."""
+        return len(self.members) + len(self.catching_up)
+
+    def _fan_out(self, change: Change, payload: bytes) -> None:
+        limit = self.groups.hub.queue_size
+        dropped = [
+            member
+            for member in self.members
+            if change.position > member.last and not member.take(change, payload, limit)
+        ]
+        # The direct writes are done (written to the sockets, not awaited):
+        # one sample for the group; queued members sample as they send.
+        if any(member.write is not None for member in self.members):
+            metrics.observe_lag(change.changed_at)
+        for member in dropped:
+            self.members.discard(member)
+            member.signal()
+        self.groups.drops += len(dropped)
+
+    def leave(self, member: Member) -> None:
+        self.groups.hub.readers.discard(member)
+        self.members.discard(member)
+        if not self.members and not self.closed:
+            self.closed = True
+            self.groups.forget(self)
+            self.task.cancel()
+
+
+class Groups:
+    """The broadcast groups of this process, one per key while it has members."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._groups: dict[Hashable, Group] = {}
+        # Members dropped to the journal for being slow, since start.
+        self.drops = 0
+        # Payloads rendered for a group's fan-out (one per change per group),
+        # since start: members catching up from the journal render their own.
+        self.renders = 0
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def forget(self, group: Group) -> None:
+        if self._groups.get(group.key) is group:
+            del self._groups[group.key]
+
+    def attach(self, key: Hashable, make_render: Callable[[], Render], member: Member) -> Group | None:
+        """Join the member to its group now, with no task of its own: the
+        group, or None when the member is behind it (`run` it instead, which
+        catches up first). Only a member with a direct write can: it is fed
+        without awaiting. Until its `on_signal` (then `run(..., group)`),
+        `group.leave(member)` is how it leaves."""
+        assert member.write is not None
+        group = self._group(key, make_render)
+        if member.last < group.position:
+            return None
+        group.members.add(member)
+        self.hub.readers.add(member)
+        return group
+
+    def _group(self, key: Hashable, make_render: Callable[[], Render]) -> Group:
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = Group(self, key, make_render())
+        return group
+
+    async def run(
+        self, key: Hashable, make_render: Callable[[], Render], member: Member, group: Group | None = None
+    ) -> None:
+        """Deliver every change after member.last to the member until the hub
+        closes; cancel to leave. `make_render` serves a group this call
+        creates; `group` is the one the member was attached to, if any.
+        Raises CursorExpired when the journal was pruned past the member."""
+        self.hub.readers.add(member)
+        try:
+            while True:
+                if group is None or not (member in group.members or group.closed):
+                    group = self._group(key, make_render)
+                    if member.last < group.position:
+                        # Behind the group (an older cursor, or dropped): read
+                        # the gap from the journal first, then try again.
+                        group.catching_up.add(member)
+                        try:
+                            await self._catch_up(member, group)
+                        finally:
+                            group.catching_up.discard(member)
+                        group = None
+                        continue
+                    group.members.add(member)
+                while member in group.members and not group.closed:
+                    await member._drain()
+                    if member in group.members and not group.closed:
+                        await member._wait()
+                await member._drain()
+                if group.expired is not None:
+                    raise CursorExpired(member.last, group.expired.oldest)
+                if group.closed and member.last >= group.position:
+                    return
+                group = None
+        finally:
+            self.hub.readers.discard(member)
+            if group is not None:
+                group.leave(member)
+
+    async def _catch_up(self, member: Member, group: Group) -> None:
+        upto = group.position
+        while member.last < upto:
+            chunk = await self.hub.read_journal(member.last, upto)
+            if not chunk:
+                member.last = upto  # positions that no transaction kept
+                return
+            for change in chunk:
+                await member.send(member.prefix + await group.render(change) + member.suffix)
+                member.last = change.position

@@ -1,0 +1,377 @@
+"""One LISTEN connection per process, fanned out to any number of subscribers.
+
+Each NOTIFY carries its change whole (position, op and row) when it fits, and
+the listener offers the same Change object to every interested subscriber's
+bounded queue; a notification without its row, or a gap in the positions,
+sends it to the journal for everything after the last position it delivered
+(in one query, however many NOTIFYs arrived). A subscriber
+that falls behind, or that asks to start from an older cursor, reads the gap
+from the journal instead: nothing is dropped and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sized
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import orjson
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from graphql_todos.core import metrics
+from graphql_todos.core.database import connect_timeout
+from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.models import Change, Op, Todo
+from graphql_todos.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CHANNEL = "todo_changes"
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# Queue markers: read the journal up to the hub's position; the hub is closing.
+RESYNC = _Marker("RESYNC")
+CLOSED = _Marker("CLOSED")
+
+
+class Reader(Protocol):
+    """A journal reader of this process that is no hub subscriber (a
+    broadcast member): the journal after its `last` is kept while it reads."""
+
+    last: int
+
+
+class Subscriber:
+    """A bounded queue of changes after `last`, fed by the hub."""
+
+    def __init__(self, hub: Hub, after: int, todo_id: uuid.UUID | None) -> None:
+        self.hub = hub
+        self.todo_id = todo_id
+        self.last = after
+        # True while it waits for the queue with nothing in hand.
+        self.waiting = False
+        # The subscriptions this one serves (a broadcast group's members);
+        # None: itself alone.
+        self.serves: Sized | None = None
+        self.queue: asyncio.Queue[Change | _Marker] = asyncio.Queue(hub.queue_size)
+        if after < hub.position:
+            self.queue.put_nowait(RESYNC)
+
+    def needed_after(self, position: int) -> int:
+        """The position after which it may still read the journal. Waiting on
+        an empty queue, it holds every change up to the hub's `position`
+        that concerns it: it moves there, so that the watcher of a quiet row
+        does not keep the journal from being pruned."""
+        if self.waiting and self.queue.empty():
+            self.last = max(self.last, position)
+        return self.last
+
+    def skip_through(self, position: int) -> None:
+        """Deliver only changes after `position` (a snapshot already shows the rest)."""
+        self.last = max(self.last, position)
+
+    def enqueue(self, item: Change | _Marker) -> None:
+        """Queue item; a subscriber too slow to keep up reads the journal instead."""
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # Too slow to keep up: forget the queued changes and read them
+            # back from the journal when this subscriber is ready.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(CLOSED if item is CLOSED else RESYNC)
+            self.hub.resyncs += 1
+            metrics.FALLBACKS.inc()
+
+    async def batches(self) -> AsyncIterator[list[Change]]:
+        """Changes in commit order, in lists of whatever arrived together."""
+        async for batch in self._batches():
+            metrics.DELIVERED.inc(len(batch))
+            yield batch
+            # The consumer asks for more once its loop has sent the batch:
+            # the oldest change waited longest, one sample per batch. A
+            # broadcast group (serves) samples its own writes.
+            if self.serves is None:
+                metrics.observe_lag(batch[0].changed_at)
+
+    async def _batches(self) -> AsyncIterator[list[Change]]:
+        while True:
+            self.waiting = True
+            try:
+                items = [await self.queue.get()]
+            finally:
+                self.waiting = False
+            while not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            batch: list[Change] = []
+            for item in items:
+                if item is CLOSED:
+                    if batch:
+                        yield batch
+                    return
+                if item is RESYNC:
+                    if batch:
+                        yield batch
+                        batch = []
+                    async for chunk in self._replay():
+                        yield chunk
+                elif isinstance(item, Change) and self._accept(item):
+                    batch.append(item)
+            if batch:
+                yield batch
+
+    async def __aiter__(self) -> AsyncIterator[Change]:
+        async for batch in self.batches():
+            for change in batch:
+                yield change
+
+    def _accept(self, change: Change) -> bool:
+        if change.position <= self.last:
+            return False
+        self.last = change.position
+        return self.todo_id is None or change.todo.id == self.todo_id
+
+    async def _replay(self) -> AsyncIterator[list[Change]]:
+        """The journal from `last` up to the hub's position, a chunk at a
+        time (a cursor of "0" must not load the whole journal at once)."""
+        upto = self.hub.position
+        while self.last < upto:
+            chunk = await self.hub.read_journal(self.last, upto)
+            if not chunk:
+                self.last = upto
+                return
+            accepted = [c for c in chunk if self._accept(c)]
+            if accepted:
+                yield accepted
+
+
+class Hub:
+    def __init__(self, dsn: str, journal: Journal, settings: Settings) -> None:
+        self.dsn = dsn
+        self.journal = journal
+        self.queue_size = settings.queue_size
+        self.heartbeat_seconds = settings.heartbeat_seconds
+        self.max_backoff_seconds = settings.reconnect_max_seconds
+        self.batch = settings.journal_batch
+        self.database_timeout_seconds = settings.database_timeout_seconds
+        # The newest journal position delivered to subscribers (core/journal.py's rule).
+        self.position = 0
+        self.connected = False
+        self.reconnects = 0
+        self.resyncs = 0
+        self.backend_pid: int | None = None
+        self._all: set[Subscriber] = set()
+        self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
+        # Journal readers besides the subscribers (see Reader), counted in
+        # needed_after for as long as they are in it.
+        self.readers: set[Reader] = set()
+        self.closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def subscriber_count(self) -> int:
+        """Subscriptions served, a broadcast group's members each counted."""
+        return sum(1 if s.serves is None else len(s.serves) for s in self._subscribers())
+
+    def _subscribers(self) -> list[Subscriber]:
+        return [*self._all, *(s for subs in self._by_todo.values() for s in subs)]
+
+    def needed_after(self) -> int:
+        """The oldest position this process still has to read past: journal
+        entries after it must not be pruned while its subscribers and
+        readers need them."""
+        return min([
+            self.position,
+            *(sub.needed_after(self.position) for sub in self._subscribers()),
+            *(reader.last for reader in self.readers),
+        ])
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start listening; returns once the first LISTEN is in place."""
+        self.position = await self.journal.position()
+        self._task = asyncio.create_task(self._run(), name="todo-hub")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"cannot LISTEN on {CHANNEL} (see the warnings above)") from None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.connected = False
+        self.close_subscriptions()
+
+    def close_subscriptions(self) -> None:
+        """End every subscription, and any made from now on: the server is
+        stopping (internals.uvicorn_close.end_streams, first thing on shutdown)."""
+        if self.closed:
+            return
+        self.closed = True
+        for sub in self._subscribers():
+            sub.enqueue(CLOSED)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, after: int | None = None, todo_id: uuid.UUID | None = None
+    ) -> AsyncIterator[Subscriber]:
+        """A subscriber for changes after `after` (default: from now), all of
+        them or those of one todo. Leaving the block unsubscribes."""
+        sub = Subscriber(self, self.position if after is None else after, todo_id)
+        if self.closed:
+            sub.enqueue(CLOSED)
+        group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
+        group.add(sub)
+        metrics.SUBSCRIBERS.inc()
+        try:
+            yield sub
+        finally:
+            metrics.SUBSCRIBERS.dec()
+            group.discard(sub)
+            if todo_id is not None and not group:
+                del self._by_todo[todo_id]
+
+    async def read_journal(self, after: int, upto: int) -> list[Change]:
+        """Journal entries after < position <= upto, oldest first, `batch` at most."""
+        return await self.retrying(
+            "journal read", lambda: self.journal.changes_between(after, upto, self.batch)
+        )
+
+    async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """call(), again and again until it works: a subscriber that needs the
+        database outlives a busy pool or a database restart."""
+        delay = 0.1
+        while True:
+            try:
+                return await call()
+            except (psycopg.Error, PoolTimeout, DatabaseUnavailable) as exc:
+                logger.warning("%s failed (retry in %.1fs): %s", what, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_seconds)
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                if self.connected:
+                    delay = 0.1  # it worked for a while: back off afresh
+                logger.warning("listener failed (reconnecting in %.1fs): %r", delay, exc)
+                self.connected = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_seconds)
+
+    async def _listen(self) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.dsn,
+            autocommit=True,
+            application_name="graphql-todos listener",
+            # Over TCP, notice a peer that vanished without a FIN.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            connect_timeout=connect_timeout(self.database_timeout_seconds),
+        ) as conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            self.backend_pid = conn.info.backend_pid
+            # Everything committed while we were away is in the journal.
+            await self._catch_up()
+            if self._ready.is_set():
+                self.reconnects += 1
+                metrics.RECONNECTS.inc()
+                logger.info("listener reconnected at position %s", self.position)
+                # Pooled connections from before the outage are dead: drop
+                # them now rather than fail the next requests with them.
+                await self.journal.pool.check()
+            self.connected = True
+            self._ready.set()
+            while True:
+                if await self._wait_for_news(conn):
+                    await self._catch_up()
+                else:
+                    # A quiet spell: prove the connection is alive (a half-open
+                    # one would hang here, hence the timeout), and read the
+                    # journal in case a notification went missing.
+                    async with asyncio.timeout(self.heartbeat_seconds):
+                        await conn.execute("SELECT 1")
+                    await self._catch_up()
+
+    async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Publish the changes that notifications carry whole and in order;
+        True when the journal must be read for what they did not carry."""
+        # notifies() holds the connection lock while it runs: close it
+        # before the connection is used for anything else.
+        async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
+            async for notify in gen:
+                position, change = _notified(notify.payload)
+                if position <= self.position:
+                    continue
+                if change is None or position != self.position + 1:
+                    # A row too big for NOTIFY, a gap (a transaction that
+                    # failed after taking a position), or not ours.
+                    return True
+                self.position = position
+                self._publish(change)
+        return False
+
+    async def _catch_up(self) -> None:
+        while True:
+            try:
+                changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
+            except CursorExpired as exc:
+                # Away so long that another process pruned past us: go on from
+                # the oldest kept entry; subscribers behind it learn, as they
+                # read the journal, that their cursor expired.
+                logger.warning("listener was behind the pruned journal: %s", exc)
+                self.position = exc.oldest
+                for sub in self._subscribers():
+                    sub.enqueue(RESYNC)
+                continue
+            for change in changes:
+                self.position = change.position
+                self._publish(change)
+            if len(changes) < self.batch:
+                return
+
+    def _publish(self, change: Change) -> None:
+        for sub in self._all:
+            sub.enqueue(change)
+        for sub in self._by_todo.get(change.todo.id, ()):
+            sub.enqueue(change)
+
+
+def _notified(payload: str) -> tuple[int, Change | None]:
+    """The position a notification names, and its change when it carries the row."""
+    try:
+        body = orjson.loads(payload)
+        position = int(body["position"])
+        row = body.get("todo")
+        if row is None:
+            return position, None
+        changed_at = datetime.fromisoformat(body["changed_at"]) if "changed_at" in body else None
+        return position, Change(position, Op(body["op"]), Todo.from_json(row), changed_at)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # Not ours (someone else NOTIFYing the channel): check the journal.
+        return 2**63 - 1, None

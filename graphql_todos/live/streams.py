@@ -1,0 +1,172 @@
+"""Live views of the todos, for every transport: a change feed that resumes
+from a cursor, one watched row, and a live list. Each registers with the hub
+before it reads its starting state, so no change can fall in between."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator
+
+from graphql_todos.core.errors import CursorExpired
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.models import Change, Op, Todo, TodoState
+from graphql_todos.core.service import TodoService
+from graphql_todos.live.hub import Hub, Subscriber
+
+
+async def start_after(journal: Journal, after: str | None) -> int:
+    """Where a change feed from the cursor (from now when None) starts;
+    raises BadUserInput for a cursor not yet written."""
+    if after is None:
+        # "Now" is what the database has committed, which the hub may not
+        # have delivered yet: a client must not get the change it just made.
+        return await journal.position()
+    return await journal.check_cursor(after)
+
+
+async def changes(journal: Journal, hub: Hub, after: str | None) -> AsyncGenerator[Change, None]:
+    """Every change after the cursor (from now when None), in commit order.
+    The cursor is checked here, so a bad one fails before the feed starts."""
+    return _changes(hub, await start_after(journal, after))
+
+
+async def _changes(hub: Hub, start: int) -> AsyncGenerator[Change, None]:
+    async with hub.subscribe(after=start) as sub:
+        async for change in sub:
+            yield change
+
+
+async def todo_states(
+    service: TodoService, hub: Hub, key: uuid.UUID
+) -> AsyncGenerator[TodoState, None]:
+    """The row now, then after each change; ends after it is deleted (or
+    right away when it does not exist)."""
+    async with hub.subscribe(todo_id=key) as sub:
+        start = await service.todo_snapshot(key)
+        sub.skip_through(start.position)
+        yield start
+        if start.todo is None:
+            return
+        async for change in sub:
+            deleted = change.op is Op.DELETED
+            yield TodoState(change.op, None if deleted else change.todo, change.position)
+            if deleted:
+                return
+
+
+class LiveRows(tuple[Todo, ...]):
+    """One version of a live list. Every subscriber to the same filter gets
+    the same object, so it is executed and serialized once for all of them."""
+
+
+def apply_changes(rows: LiveRows, changes: list[Change], completed: bool | None) -> LiveRows:
+    """The list filtered by `completed` after the changes, in list order."""
+    by_id = {todo.id: todo for todo in rows}
+    for change in changes:
+        todo = change.todo
+        if change.op is Op.DELETED or completed not in (None, todo.completed):
+            by_id.pop(todo.id, None)
+        else:
+            by_id[todo.id] = todo
+    return LiveRows(sorted(by_id.values(), key=Todo.sort_key))
+
+
+class _Watcher:
+    def __init__(self) -> None:
+        self.latest: LiveRows | None = None
+        self.changed = asyncio.Event()
+
+    def show(self, rows: LiveRows | None) -> None:
+        # Only the newest version matters: a slow watcher skips the others.
+        self.latest = rows
+        self.changed.set()
+
+
+class _LiveList:
+    """The list for one filter, kept current in memory by one task and one
+    hub subscription, however many watch it: no query per change."""
+
+    def __init__(self, service: TodoService, hub: Hub, completed: bool | None) -> None:
+        self.service = service
+        self.hub = hub
+        self.completed = completed
+        self.current: LiveRows | None = None
+        self.watchers: set[_Watcher] = set()
+        self.task = asyncio.create_task(self._run(), name=f"live todos({completed})")
+
+    async def _run(self) -> None:
+        try:
+            async with self.hub.subscribe() as sub:
+                while True:
+                    try:
+                        return await self._follow(sub)
+                    except CursorExpired:
+                        # Behind, and another process pruned what it missed:
+                        # the list read again has every change since.
+                        continue
+        finally:
+            # The hub closed (or we were cancelled): end every watcher.
+            self._show(None)
+
+    async def _follow(self, sub: Subscriber) -> None:
+        """The list now, then after each batch of changes, until the hub closes."""
+        rows = await self._read(sub)
+        if rows != self.current:
+            self._show(rows)
+        async for batch in sub.batches():
+            if len(rows) > self.service.max_list_rows:
+                # Only the first rows of a list over the cap are held:
+                # changes cannot be applied to it, read it again.
+                fresh = await self._read(sub)
+            else:
+                fresh = apply_changes(rows, batch, self.completed)
+            if fresh != rows:
+                rows = fresh
+                self._show(fresh)
+
+    async def _read(self, sub: Subscriber) -> LiveRows:
+        snapshot = await self.hub.retrying("live list snapshot", lambda: self.service.live_snapshot(self.completed))
+        sub.skip_through(snapshot.position)
+        return LiveRows(snapshot.todos)
+
+    def _show(self, rows: LiveRows | None) -> None:
+        self.current = rows
+        for watcher in self.watchers:
+            watcher.show(rows)
+
+
+class LiveLists:
+    """The live lists of this process, one per filter while anyone watches it."""
+
+    def __init__(self, service: TodoService, hub: Hub) -> None:
+        self.service = service
+        self.hub = hub
+        self._lists: dict[bool | None, _LiveList] = {}
+
+    def __len__(self) -> int:
+        return len(self._lists)
+
+    async def watch(self, completed: bool | None) -> AsyncGenerator[LiveRows, None]:
+        """The whole (filtered) list now, then again after each burst of
+        changes that alters it (coalesced: a slow client gets only the newest).
+        A list over MAX_LIST_ROWS comes as its first MAX_LIST_ROWS + 1 rows."""
+        live = self._lists.get(completed)
+        if live is None or live.task.done():
+            live = self._lists[completed] = _LiveList(self.service, self.hub, completed)
+        watcher = _Watcher()
+        live.watchers.add(watcher)
+        if live.current is not None:
+            watcher.show(live.current)
+        try:
+            while True:
+                await watcher.changed.wait()
+                watcher.changed.clear()
+                if watcher.latest is None:
+                    return
+                yield watcher.latest
+        finally:
+            live.watchers.discard(watcher)
+            if not live.watchers and self._lists.get(completed) is live:
+                del self._lists[completed]
+                live.task.cancel()

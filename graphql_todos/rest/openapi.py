@@ -1,0 +1,251 @@
+"""The OpenAPI 3.1 description of the REST routes, served at /api/openapi.json.
+
+It is also the contract the property-based tests hold every response to, so
+request schemas say exactly what the service accepts: a title it would refuse
+is out of schema, and a refusal of anything in schema is a bug.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from graphql_todos.core.service import MAX_OFFSET, MAX_TITLE_LENGTH
+from graphql_todos.core.settings import Settings
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
+def _json_or_events(schema: dict[str, Any], description: str, events: str) -> dict[str, Any]:
+    """A GET that, asked for `Accept: text/event-stream`, streams instead."""
+    response = _json(schema, description)
+    response["content"]["text/event-stream"] = {"schema": {"type": "string", "description": events}}
+    return response
+
+
+_EVENTS = (
+    " Each event is named for its op (created, updated, deleted; snapshot first on an item),"
+    " its id is the change's cursor and its data the RESTSocket message {\"op\", \"todo\", \"cursor\"};"
+    " a comment line is sent every KEEPALIVE_SECONDS."
+)
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): _json(_ref("Error"), _ERROR_DESCRIPTIONS[status]) for status in statuses}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _todo_input(*required: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"title": _ref("Title"), "completed": {"type": "boolean"}},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, id or query parameter",
+    404: "No todo with this id",
+    415: "The body is not application/json",
+    422: "The body is not a todo this operation accepts",
+}
+
+_ITEM_ERRORS = _errors(400, 404)
+_WRITE_ERRORS = _errors(400, 415, 422)
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "graphql-todos REST",
+        "version": "1.0.0",
+        "description": (
+            "The same todos as /graphql. Each URL is also a WebSocket (RESTSocket):"
+            " /api/todos/?after=<cursor> sends every change after the cursor,"
+            ' {"op", "todo", "cursor"}; /api/todos/{id}/ sends a "snapshot", then'
+            " each change to that row. Both send {\"op\": \"keepalive\"} when idle."
+            " With Accept: text/event-stream, a GET of either URL streams the same"
+            " messages as Server-Sent Events."
+        ),
+    },
+    "paths": {
+        "/api/todos/": {
+            "get": {
+                "operationId": "listTodos",
+                "summary": "The todos (a page of them with limit and offset), ordered by created_time, then id",
+                "parameters": [
+                    {
+                        "name": "completed",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "boolean"},
+                        "description": "Only the completed (true) or the active (false) ones",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        # document() puts the server's own MAX_LIST_ROWS here.
+                        "schema": {"type": "integer", "minimum": 0, "maximum": Settings.max_list_rows},
+                        "description": "At most this many todos (up to MAX_LIST_ROWS); without it, a list"
+                        " of more than MAX_LIST_ROWS is refused (400 LIST_TOO_LARGE), never cut short",
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                        "description": "Skip this many todos first",
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Event stream only: send the changes after this cursor (0: all)",
+                    },
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Event stream only: resume after this event (wins over after)",
+                    },
+                ],
+                "responses": {
+                    "200": _json_or_events(
+                        {"type": "array", "items": _ref("Todo")},
+                        "The todos; with Accept: text/event-stream, every change from now"
+                        " (or after the cursor) in commit order",
+                        "Server-Sent Events." + _EVENTS,
+                    ),
+                    "400": _json(
+                        _ref("Error"),
+                        "A malformed query parameter (BAD_USER_INPUT), or more than MAX_LIST_ROWS"
+                        " todos asked for without limit (LIST_TOO_LARGE)",
+                    ),
+                },
+            },
+            "post": {
+                "operationId": "createTodo",
+                "requestBody": _body("NewTodo"),
+                "responses": {
+                    "201": _json(
+                        _ref("Todo"),
+                        "Created",
+                        headers={
+                            "Location": {
+                                "description": "/api/todos/{id}/",
+                                "required": True,
+                                "schema": {"type": "string"},
+                            }
+                        },
+                        # The id in the body is what every item operation takes.
+                        links={
+                            op: {"operationId": op, "parameters": {"id": "$response.body#/id"}}
+                            for op in ("getTodo", "replaceTodo", "updateTodo", "deleteTodo")
+                        },
+                    ),
+                    **_WRITE_ERRORS,
+                },
+            },
+        },
+        "/api/todos/{id}/": {
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                }
+            ],
+            "get": {
+                "operationId": "getTodo",
+                "responses": {
+                    "200": _json_or_events(
+                        _ref("Todo"),
+                        "The todo; with Accept: text/event-stream, the row now and each change"
+                        " to it, ending after it is deleted",
+                        "Server-Sent Events." + _EVENTS,
+                    ),
+                    **_ITEM_ERRORS,
+                },
+            },
+            "put": {
+                "operationId": "replaceTodo",
+                "summary": "Set both fields",
+                "requestBody": _body("TodoReplacement"),
+                "responses": {"200": _json(_ref("Todo"), "Updated"), **_ITEM_ERRORS, **_WRITE_ERRORS},
+            },
+            "patch": {
+                "operationId": "updateTodo",
+                "summary": "Set the fields given",
+                "requestBody": _body("TodoPatch"),
+                "responses": {"200": _json(_ref("Todo"), "Updated"), **_ITEM_ERRORS, **_WRITE_ERRORS},
+            },
+            "delete": {
+                "operationId": "deleteTodo",
+                "responses": {"204": {"description": "Deleted"}, **_ITEM_ERRORS},
+            },
+        },
+    },
+    "components": {
+        "schemas": {
+            "Todo": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "title": {"type": "string"},
+                    "completed": {"type": "boolean"},
+                    "created_time": {"type": "string", "format": "date-time"},
+                    "updated_time": {"type": "string", "format": "date-time"},
+                },
+                "required": ["id", "title", "completed", "created_time", "updated_time"],
+                "additionalProperties": False,
+            },
+            "Title": {
+                "type": "string",
+                "description": "Stored without surrounding whitespace; must not be blank",
+                "minLength": 1,
+                "maxLength": MAX_TITLE_LENGTH,
+                # Something besides whitespace, and no NUL (PostgreSQL text can't hold it).
+                "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+            },
+            "NewTodo": _todo_input("title"),
+            "TodoReplacement": _todo_input("title", "completed"),
+            "TodoPatch": _todo_input(),
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "code": {"type": "string", "examples": ["BAD_USER_INPUT", "NOT_FOUND"]},
+                            "message": {"type": "string"},
+                        },
+                        "required": ["code", "message"],
+                    }
+                },
+                "required": ["error"],
+            },
+        }
+    },
+}
+
+
+def document(max_list_rows: int) -> dict[str, Any]:
+    """DOCUMENT as a server whose lists hold at most max_list_rows rows describes itself."""
+    described = copy.deepcopy(DOCUMENT)
+    for parameter in described["paths"]["/api/todos/"]["get"]["parameters"]:
+        if parameter["name"] == "limit":
+            parameter["schema"]["maximum"] = max_list_rows
+    return described

@@ -1,0 +1,363 @@
+"""The REST transport, and RESTSockets: each resource URL answers the HTTP
+verbs and, as a WebSocket, streams that resource's changes.
+
+A thin layer over the service and the live streams: it decodes JSON and URLs;
+error_handlers turns what is refused into statuses and close codes (a bad
+value in the URL is 400, the same in a body 422).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
+from typing import Any
+
+import anyio
+import orjson
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from graphql_todos.core.bounded import bounded_send
+from graphql_todos.core.errors import (
+    BadUserInput,
+    DomainError,
+    ErrorCode,
+    NotFound,
+    RequestError,
+)
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.list_statements import ListStatement
+from graphql_todos.core.models import Change, Todo
+from graphql_todos.core.service import TodoService, parse_id
+from graphql_todos.core.settings import Settings
+from graphql_todos.edge import event_stream, json_intake
+from graphql_todos.edge.error_handlers import close_reason
+from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REASON, frame_writers
+from graphql_todos.live import streams
+from graphql_todos.live.broadcast import Groups, Member
+from graphql_todos.live.hub import Hub
+from graphql_todos.rest.openapi import document
+
+logger = logging.getLogger(__name__)
+
+_FIELDS: dict[str, tuple[type, str]] = {
+    "title": (str, "a string"),
+    "completed": (bool, "a boolean"),
+}
+
+
+def todo_json(todo: Todo) -> dict[str, Any]:
+    """A row as REST clients see it: the column names, id and times as strings."""
+    return {
+        "id": str(todo.id),
+        "title": todo.title,
+        "completed": todo.completed,
+        "created_time": todo.created_time.isoformat(),
+        "updated_time": todo.updated_time.isoformat(),
+    }
+
+
+# The collection as todo_json writes each row, written by PostgreSQL (a test
+# compares the bytes): no row is built in Python.
+_LIST = ListStatement(
+    (tuple((key, key) for key in ("id", "title", "completed", "created_time", "updated_time")),), position=False
+)
+
+
+def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # orjson writes a Todo (a dataclass) as todo_json does: its fields are
+    # the column names, the id and the times strings (a test compares).
+    return Response(orjson.dumps(content), status_code, headers, media_type="application/json")
+
+
+class TodoCollection(HTTPEndpoint):
+    async def get(self, request: Request) -> Response | event_stream.EventStreamResponse:
+        if event_stream.prefers_event_stream(request):
+            return await self._event_stream(request)
+        completed = _completed_filter(request)
+        try:
+            page = _service(request).page(_int_param(request, "limit"), _int_param(request, "offset"), ("limit", "offset"))
+        except BadUserInput as exc:
+            raise _in_url(exc) from None
+
+        async def read() -> tuple[bytes, bool]:
+            lists = await _service(request).lists_json(_LIST, completed, page)
+            return lists.texts[0].encode(), True
+
+        cache: ResponseCache[bytes] = request.state.response_cache
+        body = await cache.get_or_read(("rest todos", completed, page), _journal(request).mark, read)
+        return Response(body, media_type="application/json")
+
+    async def post(self, request: Request) -> Response:
+        body = await _body(request, required=("title",))
+        todo = await _service(request).create_todo(body["title"], body.get("completed", False))
+        location = request.app.url_path_for("todo", id=str(todo.id))
+        return _json(todo, status_code=201, headers={"Location": location})
+
+    @staticmethod
+    async def websocket(websocket: WebSocket) -> None:
+        """Every change after ?after= (from now when absent), in commit order."""
+        after = websocket.query_params.get("after")
+        await _relay(websocket, functools.partial(_broadcast_changes, websocket, after))
+
+    @staticmethod
+    async def _event_stream(request: Request) -> event_stream.EventStreamResponse:
+        """The socket's messages as events, from Last-Event-ID, else ?after=:
+        every stream is a member of one group, whose events are the same
+        bytes for all (one encoding per change)."""
+        after = event_stream.last_event_id(request) or request.query_params.get("after")
+        try:
+            start = await streams.start_after(_journal(request), after)
+        except BadUserInput as exc:
+            raise _in_url(exc) from None
+        groups: Groups = request.state.broadcast_groups
+
+        async def produce(send: event_stream.SendChunk) -> None:
+            await groups.run("rest sse", lambda: _change_event, Member(start, b"", b"", None, send))
+
+        return _event_stream(request, produce)
+
+
+class TodoItem(HTTPEndpoint):
+    async def get(self, request: Request) -> Response | event_stream.EventStreamResponse:
+        stream = event_stream.prefers_event_stream(request)
+        todo = await _service(request).get_todo(_path_id(request))
+        if stream:
+            # The row now, then each change: a reconnect needs no cursor.
+            messages = _state_messages(_service(request), _hub(request), str(todo.id))
+            return _event_stream(request, _events(messages))
+        return _json(todo)
+
+    async def put(self, request: Request) -> Response:
+        return await self._update(request, required=("title", "completed"))
+
+    async def patch(self, request: Request) -> Response:
+        return await self._update(request, required=())
+
+    async def delete(self, request: Request) -> Response:
+        await _service(request).delete_todo(_path_id(request))
+        return Response(status_code=204)
+
+    async def _update(self, request: Request, required: Collection[str]) -> Response:
+        todo_id = _path_id(request)
+        body = await _body(request, required)
+        todo = await _service(request).update_todo(
+            todo_id, body.get("title"), body.get("completed")
+        )
+        return _json(todo)
+
+    @staticmethod
+    async def websocket(websocket: WebSocket) -> None:
+        """The row now ("snapshot"), then each change to it; closes after
+        "deleted", or with 4404 when there is no such row."""
+        messages = _state_messages(_service(websocket), _hub(websocket), websocket.path_params["id"])
+        await _relay(websocket, functools.partial(_send_each, websocket, messages))
+
+
+async def openapi_json(request: Request) -> Response:
+    settings: Settings = request.state.settings
+    return JSONResponse(document(settings.max_list_rows))
+
+
+def _service(conn: HTTPConnection) -> TodoService:
+    # Lifespan state, copied into every request's scope by Starlette.
+    service: TodoService = conn.state.service
+    return service
+
+
+def _journal(conn: HTTPConnection) -> Journal:
+    journal: Journal = conn.state.journal
+    return journal
+
+
+def _hub(conn: HTTPConnection) -> Hub:
+    hub: Hub = conn.state.hub
+    return hub
+
+
+def _path_id(request: Request) -> str:
+    todo_id: str = request.path_params["id"]
+    try:
+        parse_id(todo_id)
+    except BadUserInput as exc:
+        raise _in_url(exc) from None
+    return todo_id
+
+
+def _completed_filter(request: Request) -> bool | None:
+    value = request.query_params.get("completed")
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise _in_url(BadUserInput("completed", f"must be true or false, not {value!r}"))
+    return value == "true"
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    # int() would also take "+1", " 1" and "1_000"; and refuses over 4,300 digits.
+    if not value.isascii() or not value.removeprefix("-").isdigit() or len(value) > 20:
+        raise BadUserInput(name, f"must be an integer, not {value!r}")
+    return int(value)
+
+
+async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
+    """The JSON object in the body, each field of the right JSON type (the
+    service judges the values)."""
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
+    # JSON is UTF-8 (RFC 8259): a body declared otherwise would be misread.
+    if media_type.strip().lower() != "application/json" or charset != "utf-8":
+        raise RequestError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json in UTF-8")
+    body = json_intake.loads(await request.body())
+    if not isinstance(body, dict):
+        raise BadUserInput("body", "must be a JSON object")
+    for name, value in body.items():
+        if name not in _FIELDS:
+            raise BadUserInput(repr(name), "is not a known field")
+        kind, kind_name = _FIELDS[name]
+        if not isinstance(value, kind):
+            raise BadUserInput(name, f"must be {kind_name}")
+    for name in required:
+        if name not in body:
+            raise BadUserInput(name, "is missing")
+    return body
+
+
+def _in_url(exc: BadUserInput) -> RequestError:
+    # The request line itself is wrong: 400, where a body would get 422.
+    return RequestError(exc.code, exc.message, status=400)
+
+
+async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
+    """Every change after the cursor, as one member of the process's one
+    change-feed group: the same bytes go to every collection socket."""
+    groups: Groups = websocket.state.broadcast_groups
+    start = await streams.start_after(_journal(websocket), after)
+    write, send = frame_writers(websocket)
+    await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send))
+
+
+def _change_message(change: Change) -> dict[str, Any]:
+    """What the collection's socket and event stream send for a change."""
+    return {"op": change.op.value, "todo": todo_json(change.todo), "cursor": change.cursor}
+
+
+async def _change_bytes(change: Change) -> bytes:
+    return orjson.dumps(_change_message(change))
+
+
+async def _change_event(change: Change) -> bytes:
+    """The event the collection's stream sends (as _events would)."""
+    return event_stream.event(change.op.value, await _change_bytes(change), change.cursor)
+
+
+async def _state_messages(
+    service: TodoService, hub: Hub, todo_id: str
+) -> AsyncGenerator[dict[str, Any], None]:
+    last: Todo | None = None
+    key = parse_id(todo_id)
+    states = streams.todo_states(service, hub, key)
+    async with contextlib.aclosing(states):
+        async for state in states:
+            # A deleted state has no row: show its last one, as the change feed does.
+            todo = state.todo or last
+            if todo is None:
+                raise NotFound(key)
+            last = todo
+            op = "snapshot" if state.op is None else state.op.value
+            yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
+
+
+def _event_stream(
+    request: Request, events: AsyncGenerator[bytes, None] | event_stream.Produce
+) -> event_stream.EventStreamResponse:
+    settings: Settings = request.state.settings
+    return event_stream.EventStreamResponse(events, settings.keepalive_seconds, settings.send_timeout_seconds)
+
+
+async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
+    """Each RESTSocket message as an event named for its op, its cursor as the id."""
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            yield event_stream.event(message["op"], orjson.dumps(message), message["cursor"])
+
+
+async def _send_each(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            await _send(websocket, message)
+
+
+async def _relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> None:
+    """Run the stream (it sends its messages), and send a keepalive every
+    settings.keepalive_seconds, until the stream ends (close 1000), fails
+    (close 4400 or 4404) or the client leaves. Ending the stream, whichever
+    way, unsubscribes from the hub."""
+    await websocket.accept()
+    code, reason = 1000, ""
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_keep_alive, websocket)
+            tasks.start_soon(_cancel_on_disconnect, websocket, tasks.cancel_scope)
+            try:
+                await stream()
+            except DomainError as exc:
+                code, reason = exc.code.close_code, exc.message
+            except WebSocketDisconnect:
+                raise  # closed under a send (the server's 1009, say): nothing failed
+            except Exception:
+                logger.exception("stream failed on %s", websocket.url.path)
+                code, reason = ErrorCode.INTERNAL_SERVER_ERROR.close_code, "internal error"
+            tasks.cancel_scope.cancel()
+    except* WebSocketDisconnect:
+        pass  # the client left while we were sending
+    if code == 1000 and _hub(websocket).closed:
+        # The server is going away, not the resource: clients should resume.
+        code, reason = RESTART_CODE, RESTART_REASON
+    if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
+        await websocket.close(code, close_reason(reason))
+
+
+async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
+    """Send, bounded in time: a client that stopped reading fills its socket's
+    buffers, and would otherwise hold this stream (and its place in the
+    journal) forever. It resumes by cursor."""
+    settings: Settings = websocket.state.settings
+    await bounded_send(websocket.send_json(message), settings.send_timeout_seconds)
+
+
+async def _keep_alive(websocket: WebSocket) -> None:
+    settings: Settings = websocket.state.settings
+    while True:
+        await anyio.sleep(settings.keepalive_seconds)
+        await websocket.send_json({"op": "keepalive"})
+
+
+async def _cancel_on_disconnect(websocket: WebSocket, scope: anyio.CancelScope) -> None:
+    # Clients have nothing to say on these sockets: read only to notice leaving.
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+    scope.cancel()
+
+
+routes: list[BaseRoute] = [
+    Mount(
+        "/api",
+        routes=[
+            Route("/openapi.json", openapi_json),
+            Route("/todos/", TodoCollection),
+            WebSocketRoute("/todos/", TodoCollection.websocket),
+            Route("/todos/{id}/", TodoItem, name="todo"),
+            WebSocketRoute("/todos/{id}/", TodoItem.websocket),
+        ],
+    ),
+]

@@ -1,0 +1,146 @@
+"""The gated pool: callers beyond its size queue in front of it, are served
+in turn, and give up within the timeout without losing a place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from graphql_todos.core.database import GatedPool, connection
+from graphql_todos.core.errors import DatabaseUnavailable
+
+
+def _pool(dsn: str, timeout: float = 5.0) -> GatedPool:
+    return GatedPool(dsn, min_size=2, max_size=2, open=False, timeout=timeout, kwargs={"autocommit": True})
+
+
+async def _query(pool: GatedPool) -> Any:
+    """A statement that runs until the test's lock (see held()) is released: its backend's pid."""
+    async with connection(pool) as conn:
+        cursor = await conn.execute("SELECT pg_advisory_xact_lock_shared(1), pg_backend_pid()")
+        row = await cursor.fetchone()
+        assert row is not None
+        return row[1]
+
+
+@contextlib.asynccontextmanager
+async def held(dsn: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """The lock _query waits for, held until the block ends."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(1)")
+        yield conn
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def _both_serve(pool: GatedPool, dsn: str) -> bool:
+    """Whether both connections take a statement at once."""
+    async with held(dsn):
+        both = [asyncio.create_task(_query(pool)) for _ in range(2)]
+        await _until(lambda: pool.get_stats()["pool_available"] == 0)
+    return len(set(await asyncio.gather(*both))) == 2
+
+
+def test_callers_beyond_the_size_wait_their_turn(db_dsn: str) -> None:
+    async def main() -> None:
+        async with _pool(db_dsn) as pool:
+            await pool.wait()
+            async with held(db_dsn):
+                tasks = [asyncio.create_task(_query(pool)) for _ in range(6)]
+                await _until(lambda: pool.get_stats()["requests_waiting"] == 4)
+                assert pool.get_stats()["pool_available"] == 0
+            backends = await asyncio.gather(*tasks)
+            assert len(set(backends)) == 2
+            assert pool.get_stats()["requests_waiting"] == 0
+
+    asyncio.run(main())
+
+
+def test_a_caller_that_waits_too_long_gives_up_and_keeps_no_place(db_dsn: str) -> None:
+    async def main() -> None:
+        async with _pool(db_dsn, timeout=0.3) as pool:
+            await pool.wait()
+            async with held(db_dsn):
+                busy = [asyncio.create_task(_query(pool)) for _ in range(2)]
+                await _until(lambda: pool.get_stats()["pool_available"] == 0)
+                for _ in range(3):
+                    with pytest.raises(DatabaseUnavailable):
+                        await _query(pool)
+            await asyncio.gather(*busy)
+            # The ones that gave up hold nothing: both connections serve again.
+            assert await _both_serve(pool, db_dsn)
+
+    asyncio.run(main())
+
+
+def test_a_failed_statement_gives_its_place_back(db_dsn: str) -> None:
+    async def main() -> None:
+        async with _pool(db_dsn) as pool:
+            await pool.wait()
+            for _ in range(3):
+                with pytest.raises(Exception, match="division by zero"):
+                    async with connection(pool) as conn:
+                        await conn.execute("SELECT 1 / 0")
+            assert await _both_serve(pool, db_dsn)
+
+    asyncio.run(main())
+
+
+
+def test_a_caller_cancelled_as_a_connection_reaches_it_is_cancelled(db_dsn: str) -> None:
+    """Python 3.11's asyncio.wait_for, which psycopg_pool waits with while
+    the pool grows, returns the result when a cancellation comes as the
+    result does, dropping the cancellation: a subscription stopped then
+    would run on forever (and the graphql-ws handler, waiting for it, with
+    it). Each turn of the event loop after the pool hands the connection
+    over is tried: the same steps every run, no timing."""
+
+    async def answer_to_cancel(turns: int) -> str:
+        grown = asyncio.Event()
+
+        async def configure(conn: Any) -> None:
+            # The pool's second connection waits for the test.
+            if opened:
+                await grown.wait()
+            opened.append(conn)
+
+        opened: list[Any] = []
+        pool = GatedPool(
+            db_dsn, min_size=1, max_size=2, open=False, timeout=30, configure=configure, kwargs={"autocommit": True}
+        )
+        async with pool:
+            await pool.wait()
+            held = await pool.getconn()
+            waiting = asyncio.create_task(pool.getconn())
+            while not pool._waiting:
+                await asyncio.sleep(0)  # it waits in the pool's own queue, the pool growing
+            client = pool._waiting[0]
+            grown.set()
+            while client.conn is None:
+                await asyncio.sleep(0)  # the pool's I/O goes on meanwhile
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            answer = "got it before the cancel" if waiting.done() else "got it though cancelled"
+            waiting.cancel()
+            try:
+                await pool.putconn(await waiting)
+            except asyncio.CancelledError:
+                answer = "cancelled"
+            await pool.putconn(held)
+            return answer
+
+    async def main() -> list[str]:
+        return [await answer_to_cancel(turns) for turns in range(6)]
+
+    answers = asyncio.run(main())
+    assert "got it though cancelled" not in answers, answers
+    assert "cancelled" in answers and answers[-1] == "got it before the cancel", answers

@@ -1,0 +1,57 @@
+"""The committed SDL is the live schema, and tools can rebuild it from
+introspection over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+from graphql import build_client_schema, build_schema, get_introspection_query, print_schema
+from graphql.utilities import lexicographic_sort_schema
+
+from graphql_todos.core.settings import Settings
+from graphql_todos.graphql.schema import build_schema as build_live_schema
+from tests.gql import data
+from tests.helpers import ROOT
+
+SDL = ROOT / "schema" / "schema.graphql"
+OPENAPI = SDL.with_name("openapi.json")
+
+
+def test_committed_sdl_matches_the_live_schema() -> None:
+    assert SDL.read_text() == build_live_schema(Settings().execution_cache_size).as_str() + "\n", "run `make schema` and commit"
+
+
+def test_committed_openapi_matches_the_code() -> None:
+    # `make schema` writes it; a REST change shows in review as a diff here.
+    # A process of its own: schemathesis adds keys to the document it loads.
+    exported = subprocess.run(
+        [sys.executable, "-m", "graphql_todos.cli", "export-schema", "--openapi"],
+        capture_output=True, text=True, check=True,
+    )
+    assert exported.stdout == OPENAPI.read_text()
+
+
+def test_client_schema_from_introspection_over_http_equals_the_sdl(client: httpx.Client) -> None:
+    introspection = data(client, get_introspection_query(descriptions=True))
+    from_http = lexicographic_sort_schema(build_client_schema(introspection))
+    from_file = lexicographic_sort_schema(build_schema(SDL.read_text()))
+    assert print_schema(from_http) == print_schema(from_file)
+
+
+def test_contract_names_are_present() -> None:
+    schema = build_schema(SDL.read_text())
+    fields = {
+        name: set(schema.get_type(name).fields)  # type: ignore[union-attr]
+        for name in ("Todo", "TodoChange", "TodoList", "Query", "Mutation", "Subscription")
+    }
+    assert fields == {
+        "Todo": {"id", "title", "completed", "createdTime", "updatedTime"},
+        "TodoChange": {"op", "todo", "cursor"},
+        "TodoList": {"todos", "cursor"},
+        "Query": {"todos", "todo", "todoList"},
+        "Mutation": {"createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted"},
+        "Subscription": {"todoChanges", "todo", "todos"},
+    }
+    assert set(schema.get_type("ChangeOp").values) == {"CREATED", "UPDATED", "DELETED"}  # type: ignore[union-attr]

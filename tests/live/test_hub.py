@@ -1,0 +1,234 @@
+"""The shared listener: ordering under concurrent writers, many subscribers on
+few connections, slow subscribers, and a lost connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import httpx
+import psycopg
+import pytest
+import websockets
+from prometheus_client import REGISTRY
+from psycopg_pool import AsyncConnectionPool
+from websockets.typing import Subprotocol
+
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.service import TodoService
+from graphql_todos.core.settings import Settings
+from graphql_todos.live.hub import Hub
+from tests.gql import CHANGES, TransportWs, create, subscribed
+from tests.helpers import Server, wait_until
+
+
+def journal(dsn: str) -> list[tuple[int, str]]:
+    with psycopg.connect(dsn) as conn:
+        return [(p, t) for p, t in conn.execute("SELECT position, todo->>'title' FROM todo_changes ORDER BY position")]
+
+
+def test_concurrent_writers_and_a_resuming_subscriber_see_each_change_once_in_commit_order(
+    server: Server,
+) -> None:
+    writers, per_writer = 4, 60
+    received: list[tuple[int, str]] = []
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES, {"after": "0"})
+
+        def write(n: int) -> None:
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                for i in range(per_writer):
+                    # Two rows per transaction: both or neither, adjacent.
+                    with conn.transaction():
+                        conn.execute("INSERT INTO todos (title) VALUES (%s), (%s)", (f"w{n}-{i}a", f"w{n}-{i}b"))
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for t in threads:
+            t.start()
+        # Leave mid-run...
+        for _ in range(50):
+            change = ws.next_data()["todoChanges"]
+            received.append((int(change["cursor"]), change["todo"]["title"]))
+    # ...and come back from the last cursor while the writers go on.
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES, {"after": str(received[-1][0])})
+        total = writers * per_writer * 2
+        while len(received) < total:
+            change = ws.next_data()["todoChanges"]
+            received.append((int(change["cursor"]), change["todo"]["title"]))
+        for t in threads:
+            t.join()
+        with httpx.Client(base_url=server.url) as client:
+            create(client, "sentinel")
+        assert ws.next_data()["todoChanges"]["todo"]["title"] == "sentinel"
+    assert received == journal(server.dsn)[:total]
+    positions = [p for p, _ in received]
+    assert positions == sorted(set(positions))
+    # Commit order: each transaction's two rows are adjacent, and each
+    # writer's transactions arrive in the order it committed them.
+    for n in range(writers):
+        mine = [title for _, title in received if title.startswith(f"w{n}-")]
+        assert mine == [f"w{n}-{i}{s}" for i in range(per_writer) for s in "ab"]
+    for (_, first), (_, second) in zip(received[::2], received[1::2]):
+        assert first[:-1] == second[:-1] and (first[-1], second[-1]) == ("a", "b")
+
+
+def test_two_hundred_subscribers_share_one_listener_connection(server: Server) -> None:
+    count = 200
+
+    async def run() -> list[str]:
+        url = server.ws_url + "/graphql"
+        sockets = [await websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) for _ in range(count)]
+        try:
+            for ws in sockets:
+                await ws.send(json.dumps({"type": "connection_init"}))
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": CHANGES}}))
+            await asyncio.to_thread(wait_until, lambda: server.subscriber_count() == count, 20)
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO todos (title) VALUES ('to everyone')")
+                held = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name LIKE 'graphql-todos%%'"
+                ).fetchone()
+            messages = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for ws in sockets]
+            assert held is not None and held[0] <= server.settings.pool_size + 1, held
+            return [m["payload"]["data"]["todoChanges"]["todo"]["title"] for m in messages]
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    assert asyncio.run(run()) == ["to everyone"] * count
+    wait_until(lambda: server.subscriber_count() == 0, 10)
+
+
+def test_listener_reconnects_and_replays_what_it_missed(
+    server: Server, client: httpx.Client, admin_dsn: str
+) -> None:
+    with subscribed(server) as ws:
+        first_pid = server.hub.backend_pid
+        with psycopg.connect(server.dsn, autocommit=True) as conn, psycopg.connect(
+            admin_dsn, autocommit=True
+        ) as admin:
+            dbname = conn.info.dbname
+            # Keep the listener out while we write, so the change can only
+            # arrive through the replay after the reconnect.
+            admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
+            try:
+                admin.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+                wait_until(lambda: client.get("/healthz").status_code == 503)
+                assert client.get("/healthz").json()["status"] == "unavailable"
+                conn.execute("INSERT INTO todos (title) VALUES ('while away')")
+            finally:
+                admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS true")
+        assert ws.next_data(timeout=10)["todoChanges"]["todo"]["title"] == "while away"
+        wait_until(lambda: client.get("/healthz").status_code == 200)
+        assert server.hub.backend_pid != first_pid
+        assert server.hub.reconnects == 1
+        # The same subscription goes on with live changes.
+        create(client, "after")
+        assert ws.next_data()["todoChanges"]["todo"]["title"] == "after"
+
+
+def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: str) -> None:
+    def insert(first: int, count: int) -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            for i in range(first, first + count):
+                conn.execute("INSERT INTO todos (title) VALUES (%s)", (f"t{i}",))
+
+    async def published(hub: Hub, position: int) -> None:
+        async with asyncio.timeout(10):
+            while hub.position < position:
+                await asyncio.sleep(0.01)
+
+    async def run() -> tuple[list[int], list[int]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings(queue_size=5))
+            await hub.start()
+            try:
+                async with hub.subscribe() as sub:
+                    # 40 changes into a queue of 5, unread: it overflows, and
+                    # the subscriber will read them from the journal.
+                    await asyncio.to_thread(insert, 0, 40)
+                    await published(hub, 40)
+                    resyncs = [hub.resyncs]
+                    seen: list[int] = []
+                    changes = aiter(sub)
+                    # Part way through that replay, 60 more are published
+                    # while it reads none: the queue overflows again.
+                    seen += [(await anext(changes)).position for _ in range(10)]
+                    await asyncio.to_thread(insert, 40, 60)
+                    await published(hub, 100)
+                    resyncs.append(hub.resyncs)
+                    seen += [(await anext(changes)).position for _ in range(90)]
+                    return seen, resyncs
+            finally:
+                await hub.stop()
+
+    fallbacks = REGISTRY.get_sample_value("graphql_todos_journal_fallbacks_total") or 0.0
+    seen, resyncs = asyncio.run(run())
+    assert seen == list(range(1, 101))
+    # Each overflow empties the queue but for a RESYNC marker, which takes 1
+    # of its 5 places: 40 changes overflow it at 6, 11, ... 36 (7 times); 60
+    # more into the queue emptied by the reader, at 46, 51, ... 96 (11 more).
+    assert resyncs == [7, 18]
+    assert REGISTRY.get_sample_value("graphql_todos_journal_fallbacks_total") == fallbacks + 18
+
+
+def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> None:
+    from graphql_todos.live import streams
+
+    async def run() -> list[list[str]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
+            service = TodoService(pool)
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            try:
+                live_lists = streams.LiveLists(service, hub)
+                versions = live_lists.watch(None)
+                seen = [[t.title for t in await anext(versions)]]
+                # A second, eager watcher tells when the shared list has all ten.
+                eager = live_lists.watch(None)
+                for i in range(10):
+                    await service.create_todo(f"t{i}")
+                async with asyncio.timeout(10):
+                    while len(await anext(eager)) < 10:
+                        pass
+                seen.append([t.title for t in await anext(versions)])
+                await versions.aclose()
+                await eager.aclose()
+                return seen
+            finally:
+                await hub.stop()
+
+    first, second = asyncio.run(run())
+    assert first == []
+    assert second == [f"t{i}" for i in range(10)]
+
+
+def test_gaps_and_foreign_notifications_are_read_from_the_journal(server: Server) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        # A deferred check after the journal's: a transaction that fails it
+        # has taken a position and then rolled back, leaving a gap.
+        conn.execute(
+            """CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
+                RETURN NULL;
+            END $$"""
+        )
+        conn.execute(
+            "CREATE CONSTRAINT TRIGGER zz_refuse_boom AFTER INSERT ON todos DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_boom()"
+        )
+        with subscribed(server) as ws:
+            with pytest.raises(psycopg.errors.RaiseException):
+                conn.execute("INSERT INTO todos (title) VALUES ('boom')")
+            conn.execute("INSERT INTO todos (title) VALUES ('after the gap')")
+            change = ws.next_data()["todoChanges"]
+            assert (change["cursor"], change["todo"]["title"]) == ("2", "after the gap")
+            conn.execute("NOTIFY todo_changes, 'not ours'")
+            conn.execute("INSERT INTO todos (title) VALUES ('after a stranger')")
+            change = ws.next_data()["todoChanges"]
+            assert (change["cursor"], change["todo"]["title"]) == ("3", "after a stranger")

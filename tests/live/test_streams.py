@@ -1,0 +1,51 @@
+"""The live list's update rule, and how a Todo is written, on plain values."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from graphql_todos.core.models import Change, Op, Todo
+from graphql_todos.live.streams import LiveRows, apply_changes
+from graphql_todos.rest.resources import todo_json
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def todo(n: int, completed: bool = False, title: str | None = None) -> Todo:
+    at = T0 + timedelta(seconds=n)
+    return Todo(uuid.UUID(int=n), title or f"t{n}", completed, at, at)
+
+
+def test_changes_insert_update_and_delete_in_list_order() -> None:
+    rows = LiveRows([todo(1), todo(3)])
+    changes = [
+        Change(1, Op.CREATED, todo(2)),
+        Change(2, Op.UPDATED, todo(3, title="renamed")),
+        Change(3, Op.DELETED, todo(1)),
+    ]
+    assert apply_changes(rows, changes, None) == (todo(2), todo(3, title="renamed"))
+
+
+@pytest.mark.parametrize("completed", [True, False])
+def test_a_row_leaves_and_joins_a_filtered_list(completed: bool) -> None:
+    rows = LiveRows([todo(1, completed), todo(2, completed)])
+    moved_out = apply_changes(rows, [Change(1, Op.UPDATED, todo(1, not completed))], completed)
+    assert list(moved_out) == [todo(2, completed)]
+    back = apply_changes(moved_out, [Change(2, Op.UPDATED, todo(1, completed))], completed)
+    assert back == rows
+
+
+def test_a_change_that_alters_nothing_yields_an_equal_list() -> None:
+    rows = LiveRows([todo(1, True)])
+    assert apply_changes(rows, [Change(1, Op.DELETED, todo(9))], True) == rows
+
+
+def test_orjson_writes_a_todo_as_rest_clients_see_it() -> None:
+    # rest._json hands Todo objects to orjson directly.
+    odd = Todo(uuid.UUID(int=7), 'a "b" é', True, T0.replace(microsecond=456), T0.astimezone(timezone(timedelta(hours=-3))))
+    for row in (todo(1), odd):
+        assert orjson.loads(orjson.dumps(row)) == todo_json(row)
