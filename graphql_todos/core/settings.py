@@ -89,6 +89,15 @@ def _token_file(text: str) -> str | None:
         raise ValueError(f"cannot be read: {exc.strerror}") from None
 
 
+_AUTH_MODES = ("open", "accounts")
+
+
+def _auth(text: str) -> str:
+    if text not in _AUTH_MODES:
+        raise ValueError("must be open or accounts")
+    return text
+
+
 def _origins(text: str) -> tuple[str, ...]:
     origins = tuple(o.strip().lower().rstrip("/") for o in text.split(",") if o.strip())
     for origin in origins:
@@ -280,6 +289,32 @@ class Settings:
         None, "TODOS_TOKEN_FILE", _token_file,
         "a file holding TODOS_TOKEN (read at start-up; TODOS_TOKEN wins)",
         secret=True,
+    )
+    auth: str = _setting(
+        "open", "AUTH", _auth,
+        "open: every request acts as the one person, local (as before accounts); accounts: a request needs"
+        " a session cookie, a personal access token or TODOS_TOKEN (see People and sign-in)",
+    )
+    session_idle_seconds: float = _setting(
+        1209600.0, "SESSION_IDLE_SECONDS", _seconds, "a session unused for this long ends (AUTH=accounts)"
+    )
+    session_max_seconds: float = _setting(
+        2592000.0, "SESSION_MAX_SECONDS", _seconds, "a session ends this long after sign-in, used or not"
+    )
+    cookie_secure: bool = _setting(
+        False, "COOKIE_SECURE", _bool,
+        "true: the session cookie is always Secure (__Host-todos_session); false: only when the request came over HTTPS",
+    )
+    sign_in_failures_per_account: int = _setting(
+        5, "SIGN_IN_FAILURES_PER_ACCOUNT", _int(1),
+        "failed sign-ins to one account per SIGN_IN_WINDOW_SECONDS; more get 429 TOO_MANY_REQUESTS",
+    )
+    sign_in_failures_per_address: int = _setting(
+        50, "SIGN_IN_FAILURES_PER_ADDRESS", _int(1),
+        "failed sign-ins and sign-ups from one client address per SIGN_IN_WINDOW_SECONDS; more get 429",
+    )
+    sign_in_window_seconds: float = _setting(
+        900.0, "SIGN_IN_WINDOW_SECONDS", _seconds, "the window the sign-in failure limits count in"
     )
     allowed_origins: tuple[str, ...] = _setting(
         (), "ALLOWED_ORIGINS", _origins,

@@ -751,7 +751,7 @@ def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
 class ConnectionGate(Protocol):
     """The view's side of a WebSocket's connection_init: whether it may go on."""
 
-    def connection_allowed(self, context: Any, params: object) -> bool: ...
+    async def connection_allowed(self, context: Any, params: object) -> bool: ...
 
 
 UNAUTHENTICATED_REASON = "this server requires a bearer token"
@@ -840,7 +840,7 @@ class GatedTransportWs(PersistedSubscribe):
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_timed_out:
             self._stop_init_timer()
-        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
             return await super().handle_connection_init(message)
         await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
 
@@ -884,7 +884,7 @@ class GatedLegacyWs(FanoutWSHandler):
             # it as graphql-transport-ws does.
             return await self.websocket.close(TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON)
         self._init_received = True
-        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
             return await super().handle_connection_init(message)
         code = ErrorCode.UNAUTHENTICATED
         error = {"message": UNAUTHENTICATED_REASON, "extensions": {"code": code.name}}
