@@ -282,7 +282,8 @@ class Settings:
     )
     token: str | None = _setting(
         None, "TODOS_TOKEN", _token,
-        "bearer token every route but /healthz and the web client requires; unset: none",
+        "bearer token every route but /healthz and the web client requires (AUTH=accounts: the service"
+        " token, which acts for no person and sees everything, beside people's credentials); unset: none",
         secret=True,
     )
     token_file: str | None = _setting(
