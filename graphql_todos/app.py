@@ -169,9 +169,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        # Before resources' Mount of /api, which would take every /api path.
-        *auth.routes,
-        *resources.routes,
+        Mount("/api", routes=[*resources.routes, *auth.routes]),
     ]
     if settings.web_dist is not None:
         index = settings.web_dist / "index.html"

@@ -165,16 +165,15 @@ class TokenItem(HTTPEndpoint):
         return Response(status_code=204)
 
 
-# Plain routes, ahead of resources.routes (app.py): a second Mount of /api
-# would never be reached.
+# Under /api (app.py mounts them, with resources.routes).
 routes: list[BaseRoute] = [
-    Route("/api/auth/sign-up", sign_up, methods=["POST"]),
-    Route("/api/auth/sign-in", sign_in, methods=["POST"]),
-    Route("/api/auth/sign-out", sign_out, methods=["POST"]),
-    Route("/api/auth/password", change_password, methods=["POST"]),
-    Route("/api/auth/me", me, methods=["GET"]),
-    Route("/api/sessions/", SessionCollection),
-    Route("/api/sessions/{id}/", SessionItem),
-    Route("/api/tokens/", TokenCollection),
-    Route("/api/tokens/{id}/", TokenItem),
+    Route("/auth/sign-up", sign_up, methods=["POST"]),
+    Route("/auth/sign-in", sign_in, methods=["POST"]),
+    Route("/auth/sign-out", sign_out, methods=["POST"]),
+    Route("/auth/password", change_password, methods=["POST"]),
+    Route("/auth/me", me, methods=["GET"]),
+    Route("/sessions/", SessionCollection),
+    Route("/sessions/{id}/", SessionItem),
+    Route("/tokens/", TokenCollection),
+    Route("/tokens/{id}/", TokenItem),
 ]

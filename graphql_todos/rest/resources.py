@@ -20,7 +20,7 @@ import orjson
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from graphql_todos.core.errors import (
@@ -357,15 +357,11 @@ async def _cancel_on_disconnect(websocket: WebSocket, scope: anyio.CancelScope) 
     scope.cancel()
 
 
+# Under /api (app.py mounts them, with rest/auth.py's).
 routes: list[BaseRoute] = [
-    Mount(
-        "/api",
-        routes=[
-            Route("/openapi.json", openapi_json),
-            Route("/todos/", TodoCollection),
-            WebSocketRoute("/todos/", TodoCollection.websocket),
-            Route("/todos/{id}/", TodoItem, name="todo"),
-            WebSocketRoute("/todos/{id}/", TodoItem.websocket),
-        ],
-    ),
+    Route("/openapi.json", openapi_json),
+    Route("/todos/", TodoCollection),
+    WebSocketRoute("/todos/", TodoCollection.websocket),
+    Route("/todos/{id}/", TodoItem, name="todo"),
+    WebSocketRoute("/todos/{id}/", TodoItem.websocket),
 ]
