@@ -342,3 +342,12 @@ def test_passwd_lets_local_sign_in(db_dsn: str) -> None:
     )
     assert short.returncode == 2
     assert "password must be from 8 to 256 characters" in short.stderr
+
+
+def test_a_proxy_naming_no_ip_address_still_signs_in(db_dsn: str) -> None:
+    with serving(db_dsn, auth="accounts", forwarded_allow_ips=("127.0.0.1",)) as server:
+        client = _client(server, **{"X-Forwarded-For": "unknown"})
+        body = {"username": "sybil", "password": PASSWORD}
+        assert client.post("/api/auth/sign-up", json=body).status_code == 201
+        with psycopg.connect(server.dsn) as conn:
+            assert conn.execute("SELECT address FROM sessions").fetchall() == [(None,)]

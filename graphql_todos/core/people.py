@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import math
 import re
 import secrets
@@ -393,7 +394,7 @@ class Accounts:
             "person": person.id,
             "max": self.settings.session_max_seconds,
             "user_agent": client.user_agent[:MAX_USER_AGENT] if client.user_agent else None,
-            "address": client.address or None,
+            "address": _inet(client.address),
         }
         await conn.execute(INSERT_SESSION, values)
         return secret
@@ -424,6 +425,14 @@ class Accounts:
         async with connection(self.pool) as conn:
             await conn.execute(RECORD_FAILURE, values)
             await conn.execute(PRUNE_FAILURES, values)
+
+
+def _inet(address: str) -> str | None:
+    """The client's address as the sessions table keeps it: an IP address, or none."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
 
 
 def _person(principal: Principal) -> Person:
