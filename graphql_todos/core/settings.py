@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 # Where `make web` (and so the wheel) puts the built client.
-PACKAGED_WEB = Path(__file__).resolve().parent / "web"
+PACKAGED_WEB = Path(__file__).resolve().parent.parent / "web"
 # What / and GraphiQL's GET /graphql answer without it.
 NO_WEB_CLIENT = """<!doctype html><title>graphql-todos: no web client</title>
 <p>This install has no built web client (the TodoMVC page and GraphiQL). The API works:
