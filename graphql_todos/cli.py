@@ -24,6 +24,7 @@ from graphql_todos.core.migrations import NoMigrations, migrate
 from graphql_todos.core.passwords import HASHER, check
 from graphql_todos.core.people import SET_PASSWORD, clean_username
 from graphql_todos.core.settings import SettingError, Settings, documented, to_env
+from graphql_todos.edge.guard import exposure
 from graphql_todos.edge.logs import log_config
 from graphql_todos.edge.metrics import MULTIPROC_DIR
 from graphql_todos.graphql.schema import build_schema
@@ -65,6 +66,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def _serve(settings: Settings) -> None:
+    warning = exposure(settings)
+    if warning is not None:
+        logging.getLogger("graphql_todos.cli").warning(warning)
     if settings.workers == 1:
         # Migrations run in the app's lifespan, next to the embedded server.
         Server(server_config(settings)).run()

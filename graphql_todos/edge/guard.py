@@ -99,6 +99,17 @@ class Hosts:
         )
 
 
+def exposure(settings: Settings) -> str | None:
+    """What to warn of at start: anyone who reaches this address may use it
+    (AUTH=open without TODOS_TOKEN, bound beyond loopback)."""
+    if settings.auth != "open" or settings.bearer_token is not None or _loopback(settings.host.lower()):
+        return None
+    return (
+        f"HOST={settings.host} with AUTH=open and no TODOS_TOKEN: anyone who reaches this address"
+        " may read and change every todo (set TODOS_TOKEN, or AUTH=accounts)"
+    )
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
