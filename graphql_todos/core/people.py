@@ -161,6 +161,13 @@ INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
 ON CONFLICT (username) DO NOTHING RETURNING id, username
 """
 # `graphql-todos passwd`: sets it, making the person if new; signs it out everywhere.
+# A person named by a JWT: found, or made (with no password).
+NAMED_PERSON = """
+WITH made AS (
+    INSERT INTO people (username) VALUES (%(username)s) ON CONFLICT (username) DO NOTHING RETURNING id, username
+)
+SELECT id, username FROM made UNION ALL SELECT id, username FROM people WHERE username = %(username)s
+"""
 SET_PASSWORD = """
 WITH person AS (
     INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
@@ -249,6 +256,8 @@ class Accounts:
         self.passwords = passwords or Passwords()
         # sha256 of a secret -> (its principal, monotonic time to forget it)
         self._known: LRU[bytes, tuple[Principal, float]] = LRU(CACHE_SIZE)
+        # username -> (the person, monotonic time to forget it), for JWTs
+        self._named: LRU[str, tuple[Person, float]] = LRU(CACHE_SIZE)
 
     @property
     def _limits(self) -> dict[str, Any]:
@@ -338,6 +347,19 @@ class Accounts:
         left = CACHE_SECONDS if row[3] is None else min(CACHE_SECONDS, row[3])
         self._known.put(key, (principal, now + left))
         return principal
+
+    async def named(self, username: str) -> Person:
+        """The person of this username (a JWT's), made if new."""
+        known = self._named.get(username)
+        now = time.monotonic()
+        if known is not None and known[1] > now:
+            return known[0]
+        async with connection(self.pool) as conn:
+            row = await (await conn.execute(NAMED_PERSON, {"username": clean_username(username)})).fetchone()
+        assert row is not None
+        person = Person(row[0], row[1])
+        self._named.put(username, (person, now + CACHE_SECONDS))
+        return person
 
     async def sessions(self, principal: Principal) -> list[Session]:
         person = _person(principal)

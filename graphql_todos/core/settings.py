@@ -98,6 +98,28 @@ def _auth(text: str) -> str:
     return text
 
 
+def read_jwks(path: str) -> dict[str, Any]:
+    """A JSON Web Key Set file's keys, or ValueError saying what is wrong with it."""
+    try:
+        jwks = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"must be a readable JSON file ({exc})") from None
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ValueError('must hold a JSON Web Key Set {"keys": [...]}')
+    return jwks
+
+
+def _jwks_file(text: str) -> str | None:
+    # Checked now; kept as the path, which each worker reads again.
+    if text:
+        read_jwks(text)
+    return text or None
+
+
+def _optional_text(text: str) -> str | None:
+    return text or None
+
+
 def _origins(text: str) -> tuple[str, ...]:
     origins = tuple(o.strip().lower().rstrip("/") for o in text.split(",") if o.strip())
     for origin in origins:
@@ -317,6 +339,29 @@ class Settings:
     sign_in_window_seconds: float = _setting(
         900.0, "SIGN_IN_WINDOW_SECONDS", _seconds, "the window the sign-in failure limits count in"
     )
+    jwt_secret: str | None = _setting(
+        None, "JWT_SECRET", _token,
+        "AUTH=accounts: take JSON Web Tokens (Authorization: Bearer) signed with this HS256 secret; unset: none",
+        secret=True,
+    )
+    jwt_secret_file: str | None = _setting(
+        None, "JWT_SECRET_FILE", _token_file, "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
+        secret=True,
+    )
+    jwt_jwks_file: str | None = _setting(
+        None, "JWT_JWKS_FILE", _jwks_file,
+        "AUTH=accounts: take JSON Web Tokens signed (RS256 or ES256) by a key of this JSON Web Key Set file",
+    )
+    jwt_user_claim: str = _setting(
+        "sub", "JWT_USER_CLAIM", _text,
+        "the JWT claim that names the person (their username; an unknown one is made, with no password)",
+    )
+    jwt_audience: str | None = _setting(
+        None, "JWT_AUDIENCE", _optional_text, "a JWT must name this audience (aud); unset: not checked"
+    )
+    jwt_issuer: str | None = _setting(
+        None, "JWT_ISSUER", _optional_text, "a JWT must come from this issuer (iss); unset: not checked"
+    )
     allowed_origins: tuple[str, ...] = _setting(
         (), "ALLOWED_ORIGINS", _origins,
         "comma-separated origins besides the server's own that may open WebSockets and read by CORS",
@@ -407,6 +452,10 @@ class Settings:
     @property
     def bearer_token(self) -> str | None:
         return self.token or self.token_file
+
+    @property
+    def jwt_key(self) -> str | None:
+        return self.jwt_secret or self.jwt_secret_file
 
 
 def to_env(settings: Settings) -> dict[str, str]:

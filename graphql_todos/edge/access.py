@@ -13,6 +13,7 @@ from starlette.types import Scope
 
 from graphql_todos.core.people import OPEN, SERVICE, Accounts, Principal, is_token
 from graphql_todos.core.settings import Settings
+from graphql_todos.edge.jwts import Jwts
 
 # Where the guard leaves the principal it found, for the routes (scope[PRINCIPAL]).
 PRINCIPAL = "graphql_todos.principal"
@@ -31,6 +32,7 @@ class Access:
         self.accounts = settings.auth == "accounts"
         self.cookie_secure = settings.cookie_secure
         self.cookie_seconds = round(settings.session_max_seconds)
+        self.jwts = Jwts.configured(settings)
 
     @property
     def refusal(self) -> str:
@@ -69,16 +71,21 @@ class Access:
     async def bearer(self, accounts: Accounts, credential: object) -> Principal | None:
         """The principal of an Authorization value (`Bearer <token>`):
         open mode's local or the service principal for TODOS_TOKEN (when
-        set), a person for their personal access token."""
+        set), a person for their personal access token or a valid JWT."""
         if self.allows(credential):
             return SERVICE if self.accounts else OPEN
         if not (self.accounts and isinstance(credential, str)):
             return None
         scheme, _, token = credential.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not is_token(token):
+        if scheme.lower() != "bearer":
             return None
-        return await accounts.authenticate(token)
+        if is_token(token):
+            return await accounts.authenticate(token)
+        if self.jwts is not None and token.count(".") == 2:
+            username = self.jwts.username(token)
+            return None if username is None else Principal(await accounts.named(username))
+        return None
 
     def secure(self, scope: Scope) -> bool:
         """Whether the session cookie is Secure: over HTTPS (the scheme a
