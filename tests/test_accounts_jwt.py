@@ -46,7 +46,7 @@ def test_an_hs256_token_names_a_person_made_on_first_sight(db_dsn: str) -> None:
         refused = {
             "expired": _hs256({**valid, "exp": int(time.time()) - 10}),
             "without exp": jwt.encode(valid, SECRET, algorithm="HS256"),
-            "another secret": _hs256(valid, "another-secret-0123456789-abcdefgh"),
+            "another secret": _hs256(valid, "another-secret-0123456789-abcdefghij"),
             "another audience": _hs256({**valid, "aud": "other"}),
             "another issuer": _hs256({**valid, "iss": "https://evil"}),
             "no username": _hs256({**valid, "sub": "Not A Username"}),

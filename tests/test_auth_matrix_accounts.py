@@ -1,19 +1,24 @@
 """tests/test_auth_matrix.py again with AUTH=accounts: every route of the
 app's table and every method, every way of sending GraphQL over HTTP and
-every WebSocket way, with no credential, wrong ones (a token, a cookie), a
-session cookie, a personal access token and the service token (TODOS_TOKEN).
+every WebSocket way, with no credential, wrong ones (a token, a cookie, a
+JWT), a session cookie, a personal access token, a JWT and the service token
+(TODOS_TOKEN).
 Without a valid credential: 401 (close 4401) and nothing runs; a cookie
 write without our Origin: 403 and nothing runs; with a valid one, what the
 route answers (the service token is no person: 403 for a person's own)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+import jwt
+import psycopg
 import pytest
 
+from graphql_todos.core.passwords import HASHER
 from tests.helpers import BEARER, TOKEN, WEB_DIST, Server, serving
 from tests.test_auth_matrix import (
     BODIES,
@@ -36,8 +41,9 @@ from tests.test_auth_matrix import (
 
 PASSWORD = "matrix password"
 # Every credential, by how it is sent; VALID are the ones that let a request in.
-REFUSED_CREDENTIALS = ("none", "wrong token", "wrong cookie")
-VALID = ("session", "token", "service")
+REFUSED_CREDENTIALS = ("none", "wrong token", "wrong cookie", "wrong jwt")
+VALID = ("session", "token", "jwt", "service")
+JWT_SECRET = "the-matrix-jwt-secret-0123456789abcdef"
 # What each route answers a person (session or token); public ones, anyone.
 ROUTES: dict[str, dict[str, int]] = {
     **HTTP_ROUTES,
@@ -110,14 +116,21 @@ def _person(server: Server, username: str) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def matrix(module_db_dsn: str) -> Iterator[Matrix]:
     assert (WEB_DIST / "index.html").exists(), "the route table includes the web client: make web"
-    with serving(module_db_dsn, auth="accounts", token=TOKEN) as server:
+    with serving(module_db_dsn, auth="accounts", token=TOKEN, jwt_secret=JWT_SECRET) as server:
+        claims = {"sub": "carol", "exp": int(time.time()) + 3600}
         credentials = {
             "none": {},
             "wrong token": {"Authorization": "Bearer gt_" + "A" * 43},
             "wrong cookie": {"Cookie": "todos_session=" + "A" * 43, "Origin": server.url},
+            "wrong jwt": {"Authorization": "Bearer " + jwt.encode(claims, "not-the-secret-0123456789abcdefghij", "HS256")},
             **_person(server, "alice"),
+            "jwt": {"Authorization": "Bearer " + jwt.encode(claims, JWT_SECRET, "HS256")},
             "service": BEARER,
         }
+        # The JWT's person, made on first sight, with a password to change.
+        assert httpx.get(server.url + "/api/auth/me", headers=credentials["jwt"]).status_code == 200
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("UPDATE people SET password_hash = %s WHERE username = 'carol'", (HASHER.hash(PASSWORD),))
         with httpx.Client(base_url=server.url, headers=BEARER) as client:
             todo = client.post("/api/todos/", json={"title": "seen"}).json()
             for document in (QUERY, MUTATION):

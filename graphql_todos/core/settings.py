@@ -98,6 +98,22 @@ def _auth(text: str) -> str:
     return text
 
 
+def _jwt_secret(text: str) -> str | None:
+    # RFC 7518: an HS256 key of at least the hash's 256 bits.
+    if text and len(text.encode()) < 32:
+        raise ValueError("must be at least 32 bytes")
+    return text or None
+
+
+def _jwt_secret_file(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        return _jwt_secret(Path(text).read_text().strip())
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+
+
 def read_jwks(path: str) -> dict[str, Any]:
     """A JSON Web Key Set file's keys, or ValueError saying what is wrong with it."""
     try:
@@ -340,12 +356,13 @@ class Settings:
         900.0, "SIGN_IN_WINDOW_SECONDS", _seconds, "the window the sign-in failure limits count in"
     )
     jwt_secret: str | None = _setting(
-        None, "JWT_SECRET", _token,
-        "AUTH=accounts: take JSON Web Tokens (Authorization: Bearer) signed with this HS256 secret; unset: none",
+        None, "JWT_SECRET", _jwt_secret,
+        "AUTH=accounts: take JSON Web Tokens (Authorization: Bearer) signed with this HS256 secret"
+        " (32 bytes at least); unset: none",
         secret=True,
     )
     jwt_secret_file: str | None = _setting(
-        None, "JWT_SECRET_FILE", _token_file, "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
+        None, "JWT_SECRET_FILE", _jwt_secret_file, "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
         secret=True,
     )
     jwt_jwks_file: str | None = _setting(

@@ -46,7 +46,7 @@ def test_every_variable_is_read() -> None:
         "SIGN_IN_FAILURES_PER_ACCOUNT": "3",
         "SIGN_IN_FAILURES_PER_ADDRESS": "9",
         "SIGN_IN_WINDOW_SECONDS": "30",
-        "JWT_SECRET": "a-jwt-secret-of-16-chars",
+        "JWT_SECRET": "a-jwt-secret-of-at-least-32-bytes",
         "JWT_SECRET_FILE": "",
         "JWT_JWKS_FILE": "",
         "JWT_USER_CLAIM": "preferred_username",
@@ -104,7 +104,7 @@ def test_every_variable_is_read() -> None:
         sign_in_failures_per_account=3,
         sign_in_failures_per_address=9,
         sign_in_window_seconds=30.0,
-        jwt_secret="a-jwt-secret-of-16-chars",
+        jwt_secret="a-jwt-secret-of-at-least-32-bytes",
         jwt_secret_file=None,
         jwt_jwks_file=None,
         jwt_user_claim="preferred_username",
@@ -146,6 +146,12 @@ def test_auth_is_open_unless_accounts_are_asked_for() -> None:
     assert Settings.from_env({}, auth="accounts").auth == "accounts"
     with pytest.raises(SettingError, match="must be open or accounts"):
         Settings.from_env({"AUTH": "Accounts"})
+
+
+def test_a_jwt_secret_has_at_least_32_bytes() -> None:
+    with pytest.raises(SettingError, match="JWT_SECRET='\\(secret\\)': must be at least 32 bytes"):
+        Settings.from_env({"JWT_SECRET": "x" * 31})
+    assert Settings.from_env({"JWT_SECRET": "x" * 32}).jwt_key == "x" * 32
 
 
 def test_the_token_comes_from_the_variable_or_a_file(tmp_path: Path) -> None:
