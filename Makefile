@@ -42,9 +42,10 @@ test: lint graphql_todos/web/index.html /usr/bin/chromium /usr/sbin/nginx tests/
 	TEST_POSTGRES_BIN=$(OLDEST_POSTGRES) $(BIN)/pytest $(DATABASE_TESTS)
 
 .PHONY: lint
-lint: $(VENV)/.test ## ruff and mypy over the Python code
+lint: $(VENV)/.test ## ruff, mypy and the import contracts (pyproject.toml) over the Python code
 	$(BIN)/ruff check graphql_todos tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 .PHONY: cluster
 cluster: $(VENV)/.run graphql_todos/web/index.html /usr/sbin/nginx ## three instances on one database behind nginx on HOST:PORT (README: Running several instances)

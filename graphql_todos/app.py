@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from graphql_todos.core import metrics, paths
 from graphql_todos.core.database import GatedPool, connect_timeout
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.journal import Journal
@@ -27,11 +28,11 @@ from graphql_todos.core.migrations import migrate
 from graphql_todos.core.people import Accounts
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
-from graphql_todos.edge import error_handlers, guard, metrics
+from graphql_todos.edge import error_handlers, guard
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.response_cache import ResponseCache
-from graphql_todos.edge.response_front import Reply, ResponseFront
 from graphql_todos.edge.shared_counts import SharedCounts
+from graphql_todos.graphql.fast.front import Reply, ResponseFront
 from graphql_todos.graphql.socket import GraphQLSockets
 from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.live.broadcast import Groups
@@ -168,7 +169,7 @@ def create_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route(paths.GRAPHQL, graphql, methods=["GET", "POST"]),
         Mount("/api", routes=[*resources.routes, *auth.routes]),
     ]
     if settings.web_dist is not None:
@@ -187,9 +188,9 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         # The Host check before anything; two front doors skip the rest:
-        # the cache's for repeated GraphQL requests (response_front.py,
+        # the cache's for repeated GraphQL requests (graphql/fast/front.py,
         # which times its own answers) and the GraphQL socket's
-        # (graphql_socket.py); then metrics, so that it times what the
+        # (graphql/socket.py); then metrics, so that it times what the
         # others answer too.
         middleware=[
             Middleware(guard.HostCheck, settings=settings),

@@ -20,15 +20,17 @@ import uvicorn
 from graphql_todos.app import create_app
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.errors import BadUserInput
+from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.migrations import NoMigrations, migrate
 from graphql_todos.core.passwords import HASHER, check
 from graphql_todos.core.people import SET_PASSWORD, clean_username
 from graphql_todos.core.settings import SettingError, Settings, documented, to_env
 from graphql_todos.edge.guard import exposure
 from graphql_todos.edge.logs import log_config
-from graphql_todos.edge.metrics import MULTIPROC_DIR
 from graphql_todos.graphql.schema import build_schema
-from graphql_todos.internals.uvicorn import Server, Supervisor, WebSocketProtocol, http_protocol
+from graphql_todos.internals.uvicorn_http import http_protocol
+from graphql_todos.internals.uvicorn_server import Server, Supervisor
+from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol
 from graphql_todos.rest.openapi import DOCUMENT
 
 
@@ -50,12 +52,12 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "ws_per_message_deflate": False,
         "log_config": log_config(settings),
         # uvicorn's websockets-sansio, closing with a reason on shutdown
-        # (uvicorn_internals). Broadcast frames go straight to its transport
-        # (graphql_internals.direct_write); other protocols get ASGI sends.
+        # (internals.uvicorn_websocket). Broadcast frames go straight to its transport
+        # (uvicorn_websocket.direct_write); other protocols get ASGI sends.
         "ws": WebSocketProtocol,
         "ws_max_size": settings.ws_max_bytes,
-        # uvicorn times out idle keep-alive connections only (security.py);
-        # streams end on shutdown (uvicorn_internals).
+        # uvicorn times out idle keep-alive connections only (edge/guard.py);
+        # streams end on shutdown (internals.uvicorn_http).
         "http": http_protocol(settings.request_seconds),
         # The client's address is the connection's peer unless that is a
         # proxy we were told to trust (uvicorn's own default trusts

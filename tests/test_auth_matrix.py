@@ -23,9 +23,9 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
-from graphql_todos.edge import error_handlers, guard, metrics
-from graphql_todos.edge.response_front import ResponseFront
-from graphql_todos.graphql import socket
+from graphql_todos.core import metrics, paths
+from graphql_todos.edge import error_handlers, guard
+from graphql_todos.graphql.fast.front import ResponseFront
 from graphql_todos.graphql.persisted import sha256
 from graphql_todos.graphql.socket import GraphQLSockets
 from tests.helpers import BEARER, TOKEN, WEB_DIST, Server, serving, wait_until
@@ -142,7 +142,7 @@ def test_the_matrix_covers_the_whole_app(server: Server) -> None:
     assert {path for kind, path, _ in table if kind == "websocket"} == SOCKET_ROUTES
     for middleware in server.app.user_middleware:
         assert middleware.cls in FRONT_DOORS or middleware.cls in PASSING, middleware.cls
-    assert socket.PATH == "/graphql"
+    assert paths.GRAPHQL == "/graphql"
 
 
 # What a response says: its status and the code it carries, "data" for a

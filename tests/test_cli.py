@@ -21,7 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.edge.test_metrics import by_transport
+from tests.core.test_metrics import by_transport
 from tests.gql import LegacyWs, TransportWs
 from tests.helpers import Serve, wait_until
 from tests.sse_client import events

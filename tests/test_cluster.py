@@ -33,9 +33,9 @@ from websockets.sync.client import connect as connect_sync
 from websockets.typing import Subprotocol
 
 from deploy.cluster import Cluster, cluster, site_config
+from graphql_todos.core import metrics
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
-from tests.edge.test_metrics import CONNECTIONS, by_transport
+from tests.core.test_metrics import CONNECTIONS, by_transport
 from tests.helpers import ROOT, free_port, wait_until
 from tests.test_cli import alive, embedded, postmaster_pid
 

@@ -19,9 +19,9 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import ErrorCode
-from graphql_todos.edge import metrics
-from tests.edge.test_metrics import SUBSCRIPTIONS, by_transport, scrape, value
+from tests.core.test_metrics import SUBSCRIPTIONS, by_transport, scrape, value
 from tests.helpers import Server, errors_logged, make_server, wait_until
 
 # Enough 512-character changes to fill the kernel's buffers (the server's

@@ -1,10 +1,14 @@
-"""Bounded by construction: the one least-recently-used cache every layer keeps."""
+"""Bounded by construction: the one least-recently-used cache every layer keeps, and the one
+time-bounded send every stream makes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar, overload
+
+from graphql_todos.core.errors import ClientStalled
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -57,3 +61,13 @@ class LRU(Generic[K, V]):
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+async def bounded_send(send: Awaitable[None], seconds: float) -> None:
+    """Await a send for at most `seconds`: a client that took nothing for that long stopped
+    reading, and would otherwise hold its stream (and its place in the journal) forever."""
+    try:
+        async with asyncio.timeout(seconds):
+            await send
+    except TimeoutError:
+        raise ClientStalled(seconds) from None

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
-from graphql_todos.edge import metrics
 
 
 class GatedPool(AsyncConnectionPool):

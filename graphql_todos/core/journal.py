@@ -1,5 +1,31 @@
 """The change journal as the hub and the live streams read it: where it
-stands, what happened after a cursor, and whether the database answers."""
+stands, what happened after a cursor, and whether the database answers.
+
+The consistency rule, stated once here for every reader:
+
+- A position is an entry's place in commit order: writers take positions
+  under one lock as they commit (sql/002_journal_at_commit.sql), so once
+  position p is visible, every change at or below p is too, and no later
+  commit gets one below it. A cursor is a position written in decimal.
+- A `Mark` (position, changed_at) is where the journal stands: every change
+  committed before it was read is at or below its position. The commit time
+  tells a position apart from the same number reached again in another
+  history (a restore, then as many writes).
+- `Journal.mark` is `Coalesced`: the mark a caller gets was read after it
+  asked, never an older one, so it covers whatever the caller has seen
+  committed (its own writes included).
+- What was read after the journal stood at mark m stays right exactly while
+  it stands at m, since every change advances it. So the response cache
+  (edge/response_cache.py) serves an entry only at the mark it was kept
+  under and keeps nothing read at a mark older than one already asked; the
+  front door's whole replies follow the same marks (graphql/fast/path.py's
+  `Reading` carries a request's one mark through the stack).
+- Delivery is by position: `Hub.position` is the newest delivered to this
+  process's subscribers, `Group.position` the newest a broadcast group fanned
+  out, `Member.last` and a subscriber's `last` the newest each was sent. Each
+  gets every change after its own position once, in commit order, and reads
+  from the journal whatever lies between it and the position it joins at.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +45,8 @@ T = TypeVar("T")
 
 
 class Mark(NamedTuple):
-    """Where the journal stands: its newest position, and when the entry
-    there committed. Positions alone can repeat with other rows: a database
-    restored from a backup (or its sequence set back) and then written as
-    many times reaches a position it had before, and an answer kept at that
-    position must not be served again. The new entry's commit time differs
-    from the old one's (see docs/reliability.md, section 8)."""
+    """Where the journal stands (the module's rule); its commit time tells
+    histories apart (docs/reliability.md, section 8)."""
 
     position: int
     changed_at: datetime | None  # None: the journal is empty
@@ -38,10 +60,8 @@ def parse_cursor(value: str) -> int:
 
 
 class Coalesced(Generic[T]):
-    """One read for many callers, never an older one: a caller joins the
-    next read to start, so whatever it returns was read after the caller
-    asked (a read already under way may have missed a commit that came
-    before the caller). Callers that ask while a read runs share the next."""
+    """One read for many callers, never an older one: a caller joins the next
+    read to start (one under way may have missed a commit made before it asked)."""
 
     def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
         self._read = read

@@ -34,7 +34,7 @@ _UTC_TIME = """replace(to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.
 # Each column's value as JSON text, as orjson writes the Python value
 # Strawberry completes the field with, and whether it goes between quotes (ids
 # and times are strings that need no escaping). PostgreSQL escapes text as
-# orjson does (tests/test_todo_json.py checks every character).
+# orjson does (tests/core/test_list_statements.py checks every character).
 _VALUES = {
     "id": ("t.id::text", True),
     "title": ("to_json(t.title)::text", False),
@@ -54,25 +54,25 @@ class Constant:
 
 
 # One list's items: (key, column or constant) pairs, in order.
-Item = tuple[tuple[str, str | Constant], ...]
+ItemShape = tuple[tuple[str, str | Constant], ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Lists:
-    """Lists read in one statement, the journal position they reflect
-    (None when not asked for), and how many rows each holds."""
+class JsonLists:
+    """Lists read in one statement as JSON texts, the journal position they
+    reflect (None when not asked for), and how many rows each holds."""
 
     texts: list[str]
     position: int | None
     rows: int
 
 
-class ListsQuery:
+class ListStatement:
     """The statement reading one snapshot of the todos (filtered by
     `completed`) as several JSON lists, one per item shape, and the journal
     position if asked for; built once, then run on any connection."""
 
-    def __init__(self, items: tuple[Item, ...], position: bool) -> None:
+    def __init__(self, items: tuple[ItemShape, ...], position: bool) -> None:
         self.items = items
         self.position = position
         # Keyed by (in UTC, filtered): times rendered in the session's zone,
@@ -80,7 +80,7 @@ class ListsQuery:
         # a connection needs is known only once it runs (see run).
         self._statements = {(False, False): _statement(items, position, _SESSION_TIME, SELECT_TODOS[False])}
 
-    async def run(self, conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int) -> Lists:
+    async def run(self, conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int) -> JsonLists:
         """At most `limit` rows from `offset` on, in list order."""
         # psycopg converts times to the session's zone when it can load it,
         # else to UTC: the JSON must carry the offsets Strawberry would write.
@@ -96,10 +96,10 @@ class ListsQuery:
         row = await cursor.fetchone()
         assert row is not None
         texts = list(row[: len(self.items)])
-        return Lists(texts, int(row[-1]) if self.position else None, int(row[len(texts)]))
+        return JsonLists(texts, int(row[-1]) if self.position else None, int(row[len(texts)]))
 
 
-def _statement(items: tuple[Item, ...], position: bool, time: str, rows: str) -> bytes:
+def _statement(items: tuple[ItemShape, ...], position: bool, time: str, rows: str) -> bytes:
     # One scan: every list aggregates the rows `rows` reads (filtered
     # and limited by the parameters run passes), in its order; an empty list
     # is "[]". Then the rows' count (a list asked for whole is refused over
@@ -119,7 +119,7 @@ def _statement(items: tuple[Item, ...], position: bool, time: str, rows: str) ->
     ).as_bytes(None)
 
 
-def _object(item: Item, time: str) -> sql.Composable:
+def _object(item: ItemShape, time: str) -> sql.Composable:
     """One todo as a JSON object: literal text (keys, constants) between
     column values."""
     parts: list[sql.Composable] = []

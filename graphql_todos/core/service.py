@@ -11,13 +11,12 @@ import uuid
 
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import repository
+from graphql_todos.core import metrics, repository
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, ListTooLarge, NotFound
-from graphql_todos.core.list_statements import Lists, ListsQuery
+from graphql_todos.core.list_statements import JsonLists, ListStatement
 from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
 
 MAX_TITLE_LENGTH = 512
 # GraphQL's Int: the largest offset any transport takes.
@@ -98,7 +97,7 @@ class TodoService:
             todos, position = await repository.snapshot(conn, completed, limit, offset)
         return Snapshot(todos, position)
 
-    async def lists_json(self, query: ListsQuery, completed: bool | None = None, page: Page = WHOLE) -> Lists:
+    async def lists_json(self, query: ListStatement, completed: bool | None = None, page: Page = WHOLE) -> JsonLists:
         """The page of the list as JSON text, in each of the query's shapes,
         and the journal position it reflects; ListTooLarge as list_todos."""
         async with connection(self.pool) as conn:

@@ -84,7 +84,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Handler] = {
 
 async def answer_socket(websocket: WebSocket, exc: Exception) -> None:
     """Answer an exception a WebSocket's app raised as the handlers above do,
-    for the sockets no ExceptionMiddleware is in front of (graphql_socket.py)."""
+    for the sockets no ExceptionMiddleware is in front of (graphql/socket.py)."""
     handler = next((h for kind, h in EXCEPTION_HANDLERS.items() if isinstance(exc, kind)), _on_unexpected_error)
     await handler(websocket, exc)
 

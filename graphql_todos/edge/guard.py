@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
-from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,17 +19,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import DomainError, ErrorCode, RequestError
 from graphql_todos.core.people import OPEN
 from graphql_todos.core.settings import Settings, is_ip_literal
-from graphql_todos.edge import metrics
 from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.error_handlers import close_reason, error_body
-from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
-from graphql_todos.graphql.http import prefers_html
-from graphql_todos.graphql.limits import limits_rule
-from graphql_todos.graphql.schema import QueryLimits
 
 # What a browser may load without a token: the health check, and the web
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
@@ -41,8 +37,7 @@ _SIGN_IN_PATHS = ("/api/auth/sign-up", "/api/auth/sign-in")
 # Methods a cookie-authenticated request may use from any origin: they change nothing.
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # GraphiQL's page, and every GraphQL transport. (Its WebSocket takes the
-# token in connection_init, and checks it itself: graphql_view.py.)
-GRAPHQL_PATH = "/graphql"
+# token in connection_init, and checks it itself: graphql/view.py.)
 
 # The pages load only their own bundles and talk only to their own origin.
 # The tightest each works with (tests/test_web.py records violations): the
@@ -134,7 +129,7 @@ def _hostname(host: str) -> str:
 class HostCheck:
     """ASGI middleware, outermost: a request or WebSocket handshake for a
     Host that is not one of ours (Hosts) gets 421 before anything else runs,
-    the two front doors (response_front.py, graphql_socket.py) included."""
+    the two front doors (graphql/fast/front.py, graphql/socket.py) included."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -176,9 +171,9 @@ def graphiql_page(scope: Scope, headers: Headers) -> bool:
     GraphiQL's page. It carries nothing a GraphQL transport could run (no
     query string at all: no document, hash, variables or operation name) and
     prefers HTML. The view answers exactly this request with the page,
-    before any transport sees it (graphql_view.py): what is public is decided
+    before any transport sees it (graphql/view.py): what is public is decided
     by what the request will do, not by what it lacks."""
-    if scope["method"] != "GET" or scope["path"] != GRAPHQL_PATH or scope["query_string"]:
+    if scope["method"] != "GET" or scope["path"] != paths.GRAPHQL or scope["query_string"]:
         return False
     return prefers_html(accept_header(headers))
 
@@ -213,7 +208,7 @@ class Guard:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == GRAPHQL_PATH else CONTENT_SECURITY_POLICY
+        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
         send = _with_headers(send, policy)
         headers = Headers(scope=scope)
         if not _public(scope, headers):
@@ -311,7 +306,7 @@ class Guard:
         if not await self.sockets.admit(websocket):
             return
         try:
-            # (The GraphQL socket never comes here: graphql_socket.py admits
+            # (The GraphQL socket never comes here: graphql/socket.py admits
             # it, and it checks the token at connection_init.)
             token = websocket.query_params.get("token")
             offered = None if token is None else "Bearer " + token
@@ -333,7 +328,7 @@ class Guard:
 class SocketGate:
     """Every WebSocket's handshake checks: its Origin, and the sockets its
     client address holds (MAX_SOCKETS_PER_CLIENT). One per app, shared by
-    Guard and the GraphQL socket front (graphql_socket.py), so both count
+    Guard and the GraphQL socket front (graphql/socket.py), so both count
     the same sockets; with `shared` (serve --workers N), the other workers'
     count too."""
 
@@ -413,13 +408,3 @@ def middleware(settings: Settings, access: Access, sockets: SocketGate) -> list[
         Middleware(Guard, settings=settings, access=access, sockets=sockets),
     ]
 
-
-def graphql_limits(settings: Settings) -> QueryLimits:
-    """Documents over the limits are refused before anything runs: the token
-    limit stops the parser itself, the others are validation rules."""
-    rules: list[type[ASTValidationRule]] = [
-        limits_rule(settings.max_depth, settings.max_aliases, settings.max_fields),
-    ]
-    if not settings.introspection:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    return QueryLimits(settings.max_tokens, tuple(rules))

@@ -3,7 +3,7 @@
 Every transport decodes what a client sends through `loads`: REST bodies,
 GraphQL bodies (whatever they accept: JSON, SSE, multipart), GraphQL's GET
 `variables` and `extensions`, and the messages of both GraphQL WebSocket
-protocols (graphql_internals.JsonIntake). It returns the value, or raises
+protocols (internals.strawberry_view.JsonIntake). It returns the value, or raises
 RefusedJson, which each transport answers in its own way (REST: the code's
 status; GraphQL over HTTP: a 400 with the code in `extensions`; a WebSocket:
 a close with the code's close code and the message as the reason). Nothing a

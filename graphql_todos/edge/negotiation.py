@@ -31,6 +31,15 @@ from typing import NamedTuple
 import mimeparse
 from starlette.datastructures import Headers
 
+# The media types the app answers in.
+HTML = "text/html"
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+JSON_TYPES = (GRAPHQL_RESPONSE_JSON, JSON)
+EVENT_STREAM = "text/event-stream"
+# The multipart subscription protocol's own type (graphql/multipart.py).
+MULTIPART = 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0"'
+
 # One element of the list: anything up to a comma outside a quoted string.
 _ELEMENT = re.compile(r'(?:[^,"]|"(?:\\.|[^"\\])*")+')
 
@@ -115,3 +124,8 @@ def names(accept: str | None, offer: str) -> bool:
     wildcard such as `*/*`), and accepts it."""
     matched = _best_range(_ranges(accept), offer)
     return matched is not None and matched.quality > 0 and matched.specificity[1] == 1
+
+
+def prefers_html(accept: str | None) -> bool:
+    """A browser asking for a page (GraphiQL), not for a GraphQL response."""
+    return choose(accept, (HTML, *JSON_TYPES, EVENT_STREAM)) == HTML

@@ -1,35 +1,16 @@
 """Query responses kept as the bytes sent, valid exactly while the journal
-stands where it stood when they were read.
-
-Every change to todos advances the journal, so a response read when the
-journal stood at position p is still right while the committed position is
-p. A request asks where the journal stands now (one tiny query, shared by
-every request that arrived before it started: journal.Coalesced) and is
-served from the cache only when that is where its entry was read. So a hit
-reflects every change committed before the request arrived, the client's
-own writes and those made from psql included. "Where" is a journal.Mark:
-the position with its entry's commit time, so that a position reached
-again in another history (a restore, then as many writes) is not taken
-for the one an entry was read at.
-"""
+stands at the mark they were read at (core/journal.py states the rule): a
+hit reflects every change committed before the request arrived."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from graphql_todos.core.bounded import LRU
 from graphql_todos.core.journal import Mark
 
 V = TypeVar("V")
-
-# HTTP scope keys by which the front door (response_front.py) and the fast
-# path share one request's mark: the front door's, when it asked (the fast
-# path asks no other), and the one the fast path's answer is the cache's
-# entry for (the answer as a whole may be kept under it).
-COMMITTED = "graphql_todos.committed"
-KEPT_AT = "graphql_todos.kept_at"
-
 
 class ResponseCache(Generic[V]):
     """One per process and kind of value (GraphQL and REST bodies share one:
@@ -38,7 +19,7 @@ class ResponseCache(Generic[V]):
     def __init__(self, size: int) -> None:
         self.size = size
         self.hits = 0
-        self._entries: OrderedDict[Hashable, tuple[Mark, V]] = OrderedDict()
+        self._entries: LRU[Hashable, tuple[Mark, V]] = LRU(size)
         # The position of the mark last looked up.
         self._newest = 0
 
@@ -52,7 +33,6 @@ class ResponseCache(Generic[V]):
         entry = self._entries.get(key)
         if entry is None or entry[0] != mark:
             return None
-        self._entries.move_to_end(key)
         self.hits += 1
         return entry[1]
 
@@ -61,10 +41,7 @@ class ResponseCache(Generic[V]):
         new, so it never serves anything older."""
         if mark.position < self._newest:
             return  # the journal moved on while it was read: never served
-        self._entries[key] = (mark, value)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        self._entries.put(key, (mark, value))
 
     async def get_or_read(
         self,

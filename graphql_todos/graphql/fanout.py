@@ -2,8 +2,8 @@
 WebSocket protocols, SSE and multipart HTTP.
 
 A `todoChanges` subscription qualifies when its document (sent in full, or
-by a persisted-query hash) validates and its operation selects that one
-field with no directive anywhere (so no @defer, nothing that varies per
+by a persisted-query hash) is taken in (intake.py) and its operation selects
+that one field with no directive anywhere (so no @defer, nothing that varies per
 member). Its group is the transport's framing, the document, operation name
 and variables, less the variable giving `after`: the cursor decides where a
 member starts, not what a change looks like. Anything else, and every
@@ -15,7 +15,6 @@ as it catches up), is answered with the errors Strawberry's path would give.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -32,27 +31,21 @@ from graphql import (
     OperationType,
     StringValueNode,
     VariableNode,
-    get_operation_ast,
     located_error,
-    parse,
 )
-from graphql.execution.values import get_variable_values
 from graphql.language import Visitor, visit
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
 
-from graphql_todos.core.errors import CursorExpired, DomainError
+from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change
+from graphql_todos.graphql.intake import Intake, Operation, no_operation
 from graphql_todos.graphql.schema import TodoSchema
-from graphql_todos.internals.strawberry import (
-    Refused,
-    StreamFailed,
-    TodoExecutionContext,
-    frame_writers,
-    validation_errors,
-)
+from graphql_todos.internals.strawberry import TodoExecutionContext
+from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
+from graphql_todos.internals.uvicorn_websocket import frame_writers
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
 from graphql_todos.live.streams import start_after
 
@@ -68,14 +61,6 @@ class _Plan:
     # `after` is a literal (or absent: None), or the name of a variable.
     after: str | None
     after_variable: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Values:
-    # The document's cursor, from `after`'s literal or variable.
-    cursor: Any
-    # The variables but `after`'s, as the group key holds them.
-    shared: bytes
 
 
 class _HasDirective(Visitor):
@@ -96,6 +81,23 @@ def _after(field: FieldNode) -> tuple[str | None, str | None] | None:
         if not isinstance(value, NullValueNode):
             return None
     return None, None
+
+
+def _plan(operation: Operation) -> _Plan | None:
+    """The broadcast plan of a `todoChanges` subscription selecting that field
+    alone, with no directive; None for any other operation."""
+    definition = operation.definition
+    if definition.operation is not OperationType.SUBSCRIPTION:
+        return None
+    [*selections] = definition.selection_set.selections
+    if len(selections) != 1 or not isinstance(field := selections[0], FieldNode) or field.name.value != "todoChanges":
+        return None
+    visitor = _HasDirective()
+    visit(operation.document, visitor)
+    after = _after(field)
+    if visitor.found or after is None:
+        return None
+    return _Plan(operation.document, definition, *after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,49 +167,12 @@ class Attached:
 
 
 class GraphQLFanout:
-    def __init__(self, schema: TodoSchema) -> None:
-        self.schema = schema
-        # Documents are few and reused: plan each once. So are their
-        # variables, mostly: coerce each set once too.
-        self._plan = functools.lru_cache(maxsize=256)(self._make_plan)
-        self._values = functools.lru_cache(maxsize=1024)(self._make_values)
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
 
-    def _make_plan(self, query: str, operation_name: str | None) -> _Plan | None:
-        # The limits first (MAX_TOKENS stops the parser): a document over
-        # them is Strawberry's path's to refuse, never a plan.
-        try:
-            document = parse(query, max_tokens=self.schema.limits.max_tokens)
-        except GraphQLError:
-            return None
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
-            return None
-        [*selections] = operation.selection_set.selections
-        if len(selections) != 1 or not isinstance(field := selections[0], FieldNode):
-            return None
-        if field.name.value != "todoChanges" or validation_errors(self.schema, document, self.schema.limits.rules):
-            return None
-        visitor = _HasDirective()
-        visit(document, visitor)
-        after = _after(field)
-        if visitor.found or after is None:
-            return None
-        return _Plan(document, operation, *after)
-
-    def _make_values(self, document: str, operation_name: str | None, variables: bytes) -> _Values | None:
-        """The cursor and group key part of a planned document's variables
-        (as JSON); None when they do not coerce (Strawberry's path answers)."""
-        plan = self._plan(document, operation_name)
-        assert plan is not None
-        coerced = get_variable_values(
-            self.schema._schema, plan.operation.variable_definitions or (), orjson.loads(variables)
-        )
-        if isinstance(coerced, list):
-            return None
-        values = coerced.coerced
-        cursor = plan.after if plan.after_variable is None else values.get(plan.after_variable)
-        shared = {k: v for k, v in values.items() if k != plan.after_variable}
-        return _Values(cursor, orjson.dumps(shared, option=orjson.OPT_SORT_KEYS, default=str))
+    @property
+    def schema(self) -> TodoSchema:
+        return self.intake.schema
 
     async def join(
         self,
@@ -223,23 +188,27 @@ class GraphQLFanout:
         """The subscription as a member-to-be of its group, starting after
         `resume_after` when given (SSE's Last-Event-ID), else after the
         document's cursor; None: Strawberry's path runs it. Raises Refused."""
-        document = self.schema.runnable(query, extensions)
-        plan = None if document is None else self._plan(document, operation_name)
-        if plan is None:
-            return None
         try:
-            raw = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError:
-            return None  # not what a client's JSON gives: Strawberry's path answers
-        values = self._values(document, operation_name, raw)
-        if values is None:
+            document = self.schema.document(query, extensions)
+        except RequestError:
+            return None  # Strawberry's path answers it with its code
+        operation = None if not document else self.intake.operation(document, operation_name)
+        if operation is None:
+            # A document Strawberry's stream would fail on with a masked error.
+            raise Refused(self.schema.finish_errors([no_operation(document, operation_name)]))
+        if not isinstance(operation, Operation) or (plan := operation.made(_plan)) is None:
             return None
+        coerced = self.intake.variables(operation, variables)
+        if coerced is None:
+            return None
+        cursor = plan.after if plan.after_variable is None else coerced.values.coerced.get(plan.after_variable)
         journal: Journal = conn.state.journal
         try:
-            start = await start_after(journal, values.cursor if resume_after is None else resume_after)
+            start = await start_after(journal, cursor if resume_after is None else resume_after)
         except DomainError as exc:
             raise Refused(self._refusal(plan, exc)) from None
-        key = (frame, document, operation_name, values.shared)
+        # The cursor decides where a member starts, not what a change looks like.
+        key = (frame, document, operation_name, coerced.key_without(plan.after_variable))
         return Joined(
             conn.state.broadcast_groups, key, start,
             lambda: self._render(plan, context, variables, operation_name, frame),

@@ -8,20 +8,12 @@ import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from graphql import GraphQLError, get_operation_ast, parse
+from graphql import GraphQLError
 from starlette.responses import JSONResponse, Response
-from strawberry.types.graphql import OperationType
 
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.edge import negotiation
-
-HTML = "text/html"
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-JSON = "application/json"
-JSON_TYPES = (GRAPHQL_RESPONSE_JSON, JSON)
-EVENT_STREAM = "text/event-stream"
-# The multipart subscription protocol's own type (graphql_multipart.py).
-MULTIPART = 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0"'
+from graphql_todos.edge.negotiation import EVENT_STREAM, GRAPHQL_RESPONSE_JSON, JSON, JSON_TYPES, MULTIPART
 
 
 class MediaTypes(NamedTuple):
@@ -49,22 +41,6 @@ def media_types(accept: str | None) -> MediaTypes:
     return MediaTypes(
         negotiation.choose(accept, (*json, EVENT_STREAM)), negotiation.choose(accept, (EVENT_STREAM, MULTIPART))
     )
-
-
-def prefers_html(accept: str | None) -> bool:
-    """A browser asking for a page (GraphiQL), not for a GraphQL response."""
-    return negotiation.choose(accept, (HTML, *JSON_TYPES, EVENT_STREAM)) == HTML
-
-
-@functools.lru_cache(maxsize=1024)
-def operation_type(document: str, operation_name: str | None, max_tokens: int) -> OperationType | None:
-    """The kind of operation a request runs; None when it names none that
-    parses (its own path then answers the error)."""
-    try:
-        operation = get_operation_ast(parse(document, max_tokens=max_tokens), operation_name)
-    except GraphQLError:
-        return None
-    return None if operation is None else OperationType(operation.operation.value)
 
 
 def not_acceptable(accept: str | None) -> Response:

@@ -5,7 +5,7 @@ subscription the fan-out takes is a broadcast member whose whole part
 every subscriber of its group; every other one runs through Strawberry's
 `schema.stream`. The parts, the heartbeat parts and the end are framed as
 Strawberry's multipart transport frames them
-(graphql_internals.MultipartSubscriptions)."""
+(internals.strawberry_view.MultipartSubscriptions)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from graphql_todos.edge.event_stream import EventStreamResponse, Produce
 from graphql_todos.graphql.fanout import GraphQLFanout
 from graphql_todos.graphql.schema import Context
 from graphql_todos.graphql.sse import Encode, stream
-from graphql_todos.internals.strawberry import MultipartSubscriptions
+from graphql_todos.internals.strawberry_view import MultipartSubscriptions
 
 _TRANSPORT = MultipartSubscriptions()
 _HEADERS = [(name.lower().encode(), value.encode()) for name, value in _TRANSPORT.headers.items()]

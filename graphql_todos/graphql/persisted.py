@@ -1,5 +1,5 @@
 """Persisted queries, for every GraphQL transport (HTTP GET and POST, SSE,
-WebSockets: graphql_internals.OneResultSchema and PersistedSubscribe
+WebSockets: internals.strawberry.OneResultSchema and strawberry_transport_ws.PersistedSubscribe
 ask this store for the document to run).
 
 - Automatic persisted queries, as Apollo clients send them: a request may
@@ -16,7 +16,6 @@ ask this store for the document to run).
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +29,7 @@ from graphql import (
     visit,
 )
 
+from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import ErrorCode, RequestError
 
 
@@ -57,11 +57,10 @@ def _normalized(document: str) -> str | None:
 
 class PersistedQueries:
     def __init__(self, size: int, trusted: Mapping[str, str] | None = None) -> None:
-        self.size = size
         # The client preset writes its keys as "sha256:<hex>"; clients send the hex.
         self.trusted = None if trusted is None else {k.removeprefix("sha256:"): v for k, v in trusted.items()}
         self._trusted_texts = {_normalized(doc) for doc in (trusted or {}).values()} - {None}
-        self._learnt: OrderedDict[str, str] = OrderedDict()
+        self._learnt: LRU[str, str] = LRU(size)
 
     def __len__(self) -> int:
         return len(self._learnt)
@@ -85,7 +84,7 @@ class PersistedQueries:
         if self.trusted is not None:
             self._check_trusted(query)
         else:
-            self._learn(digest, query)
+            self._learnt.put(digest, query)
         return query
 
     def _known(self, digest: str) -> str:
@@ -93,17 +92,11 @@ class PersistedQueries:
             if digest not in self.trusted:
                 raise RequestError(ErrorCode.DOCUMENT_NOT_TRUSTED, "no trusted document has this hash")
             return self.trusted[digest]
-        if digest not in self._learnt:
+        learnt = self._learnt.get(digest)
+        if learnt is None:
             # Apollo's links match this message (or the code) to send the document.
             raise RequestError(ErrorCode.PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound")
-        self._learnt.move_to_end(digest)
-        return self._learnt[digest]
-
-    def _learn(self, digest: str, query: str) -> None:
-        self._learnt[digest] = query
-        self._learnt.move_to_end(digest)
-        if len(self._learnt) > self.size:
-            self._learnt.popitem(last=False)
+        return learnt
 
     def allows(self, query: str) -> bool:
         """Whether a request sending this document in full may run it."""

@@ -10,17 +10,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
+from graphql_todos.core import metrics, models
 from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, TodoState
 from graphql_todos.core.people import Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
-from graphql_todos.edge import metrics
-from graphql_todos.graphql.limits import LimitExceeded
+from graphql_todos.core.settings import Settings
+from graphql_todos.graphql.limits import LimitExceeded, limits_rule
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.graphql.types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
 from graphql_todos.internals.strawberry import (
@@ -36,6 +37,10 @@ from graphql_todos.live import streams
 from graphql_todos.live.hub import Hub
 
 logger = logging.getLogger(__name__)
+# Subscription roots whose resolvers read no per-connection context (a viewer,
+# permissions): subscribers of the same operation and variables share one
+# execution per event. A field that reads such context must add it to the key.
+SHARED_ROOTS = (Change, models.Todo, streams.LiveRows)
 
 
 @dataclass
@@ -238,12 +243,23 @@ class MaskUnexpected(CheapMaskErrors):
 
 @dataclass(frozen=True)
 class QueryLimits:
-    """What a document may be (security.graphql_limits): at most `max_tokens`
-    tokens (the parser stops there), and valid under `rules` besides the
-    schema's. The compiled fast path parses and validates with the same."""
+    """What a document may be: at most `max_tokens` tokens (the parser stops
+    there), and valid under `rules` besides the schema's. The compiled fast
+    path parses and validates with the same."""
 
     max_tokens: int | None = None
     rules: tuple[type[ASTValidationRule], ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings) -> QueryLimits:
+        """Documents over the limits are refused before anything runs: the token
+        limit stops the parser itself, the others are validation rules."""
+        rules: list[type[ASTValidationRule]] = [
+            limits_rule(settings.max_depth, settings.max_aliases, settings.max_fields),
+        ]
+        if not settings.introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        return cls(settings.max_tokens, tuple(rules))
 
     def extensions(self) -> list[Callable[[], SchemaExtension]]:
         limits: list[Callable[[], SchemaExtension]] = [functools.partial(AddValidationRules, list(self.rules))]
@@ -264,7 +280,7 @@ class TodoSchema(OneResultSchema):
         persisted: PersistedQueries | None = None,
     ) -> None:
         # Read by TodoExecutionContext for every subscription event.
-        self.shared_results = SharedResults(execution_cache_size)
+        self.shared_results = SharedResults(execution_cache_size, SHARED_ROOTS)
         self.limits = limits
         self.persisted = persisted
         super().__init__(

@@ -18,11 +18,10 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from graphql_todos.edge import error_handlers, metrics
+from graphql_todos.core import metrics, paths
+from graphql_todos.edge import error_handlers
 from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.guard import SocketGate
-
-PATH = "/graphql"
 
 
 class GraphQLSockets:
@@ -35,7 +34,7 @@ class GraphQLSockets:
         self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or scope["path"] != PATH:
+        if scope["type"] != "websocket" or scope["path"] != paths.GRAPHQL:
             return await self.app(scope, receive, send)
         websocket = WebSocket(scope, receive, send)
         if not await self.sockets.admit(websocket):

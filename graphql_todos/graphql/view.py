@@ -20,31 +20,32 @@ from strawberry.types.graphql import OperationType
 
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
+from graphql_todos.edge import json_intake
 from graphql_todos.edge.access import PRINCIPAL, Access
-from graphql_todos.edge.guard import graphiql_page, graphql_limits
+from graphql_todos.edge.guard import graphiql_page
 from graphql_todos.edge.json_intake import RefusedJson
-from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.edge.negotiation import EVENT_STREAM, JSON_TYPES, MULTIPART, accept_header
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.graphql import multipart, sse
 from graphql_todos.graphql.fanout import GraphQLFanout
 from graphql_todos.graphql.fast.path import FastPath
 from graphql_todos.graphql.http import (
-    EVENT_STREAM,
-    JSON_TYPES,
-    MULTIPART,
     MediaTypes,
     is_request_error,
     media_types,
     negotiate,
     not_acceptable,
-    operation_type,
 )
+from graphql_todos.graphql.intake import Intake
 from graphql_todos.graphql.persisted import PersistedQueries
-from graphql_todos.graphql.schema import Context, build_schema
-from graphql_todos.internals.strawberry import BoundedSendAdapter, GatedLegacyWs, GatedTransportWs, JsonIntake
+from graphql_todos.graphql.schema import Context, QueryLimits, build_schema
+from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
+from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
+from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake
 
 
 class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
+    loads = staticmethod(json_intake.loads)
     websocket_adapter_class = BoundedSendAdapter  # type: ignore[assignment]
     # Both check the bearer token at connection_init, then offer todoChanges
     # to the fan-out: one execution and encoding per group; graphql-transport-ws
@@ -55,7 +56,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
     def __init__(self, settings: Settings, cache: ResponseCache[bytes], access: Access) -> None:
         self.access = access
         persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents)
-        schema = build_schema(settings.execution_cache_size, graphql_limits(settings), persisted)
+        schema = build_schema(settings.execution_cache_size, QueryLimits.of(settings), persisted)
         super().__init__(
             schema,
             keep_alive=True,
@@ -70,9 +71,11 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
-        self.fanout = GraphQLFanout(schema)
+        # One intake of documents for every path but Strawberry's own.
+        self.intake = Intake(schema)
+        self.fanout = GraphQLFanout(self.intake)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
-        self.fast = FastPath(schema, cache)
+        self.fast = FastPath(self.intake, cache)
         self.keepalive_seconds = settings.keepalive_seconds
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
@@ -105,7 +108,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive)
         if graphiql_page(scope, request.headers):
-            # The one public request (security.graphiql_page): nothing runs.
+            # The one public request (edge.guard.graphiql_page): nothing runs.
             return await (await self.render_graphql_ide(request))(scope, receive, send)
         media = media_types(accept_header(request.headers))
         response: ASGIApp
@@ -132,7 +135,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
 
     async def respond(self, request: Request, context: Context, media: MediaTypes) -> ASGIApp:
         """The response in the media type negotiated for the operation the
-        request runs (graphql_http.media_types; the README lists them)."""
+        request runs (http.media_types; the README lists them)."""
         if media.operation in JSON_TYPES and (answer := await self.fast.respond(request, context)) is not None:
             return negotiate(answer, media.operation, self._request_error(request))
         # (The fast path runs no mutation over GET: a GET it answered asks nothing here.)
@@ -168,10 +171,9 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             return None
         if isinstance(fields, list) or not isinstance(fields.operation_name, (str, type(None))):
             return None
-        schema = self.fast.schema
-        document = schema.runnable(fields.query, fields.extensions)
-        max_tokens = schema.limits.max_tokens
-        return None if document is None else operation_type(document, fields.operation_name, max_tokens)
+        document = self.intake.schema.runnable(fields.query, fields.extensions)
+        kind = None if document is None else self.intake.operation_type(document, fields.operation_name)
+        return None if kind is None else OperationType(kind.value)
 
     @staticmethod
     def _request_error(request: Request) -> bool:

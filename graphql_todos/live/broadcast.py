@@ -23,9 +23,9 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.models import Change
-from graphql_todos.edge import metrics
 from graphql_todos.live.hub import Hub
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ Send = Callable[[bytes], Awaitable[None]]
 
 
 class Member:
-    """One subscription in a group. `last` is the newest position it was sent."""
+    """One subscription in a group. `last` is the newest position it was sent (core/journal.py's rule)."""
 
     __slots__ = ("_pending", "_wake", "last", "on_signal", "prefix", "send", "suffix", "write")
 
@@ -57,7 +57,7 @@ class Member:
         # one when the group drops it or closes.
         self.on_signal: Callable[[], None] | None = None
 
-    def offer(self, change: Change, payload: bytes, limit: int) -> bool:
+    def take(self, change: Change, payload: bytes, limit: int) -> bool:
         """Take the change now (queue it, `limit` at most), or say False (the
         group then drops us)."""
         if self.write is not None:
@@ -103,7 +103,8 @@ class Group:
         self.groups = groups
         self.key = key
         self.render = render
-        # The newest position fanned out (or skipped as before this group).
+        # The newest position fanned out (or skipped as before this group):
+        # core/journal.py's rule.
         self.position = groups.hub.position
         self.members: set[Member] = set()
         # Members reading the journal to get back to the group: still its
@@ -147,7 +148,7 @@ class Group:
         dropped = [
             member
             for member in self.members
-            if change.position > member.last and not member.offer(change, payload, limit)
+            if change.position > member.last and not member.take(change, payload, limit)
         ]
         # The direct writes are done (written to the sockets, not awaited):
         # one sample for the group; queued members sample as they send.

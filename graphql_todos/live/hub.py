@@ -23,12 +23,12 @@ import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from graphql_todos.core import metrics
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Op, Todo
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,7 +85,8 @@ class Subscriber:
         """Deliver only changes after `position` (a snapshot already shows the rest)."""
         self.last = max(self.last, position)
 
-    def offer(self, item: Change | _Marker) -> None:
+    def enqueue(self, item: Change | _Marker) -> None:
+        """Queue item; a subscriber too slow to keep up reads the journal instead."""
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -168,7 +169,7 @@ class Hub:
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
         self.database_timeout_seconds = settings.database_timeout_seconds
-        # The newest journal position delivered to subscribers.
+        # The newest journal position delivered to subscribers (core/journal.py's rule).
         self.position = 0
         self.connected = False
         self.reconnects = 0
@@ -221,12 +222,12 @@ class Hub:
 
     def close_subscriptions(self) -> None:
         """End every subscription, and any made from now on: the server is
-        stopping (uvicorn_internals calls this first thing on shutdown)."""
+        stopping (internals.uvicorn_close.end_streams, first thing on shutdown)."""
         if self.closed:
             return
         self.closed = True
         for sub in self._subscribers():
-            sub.offer(CLOSED)
+            sub.enqueue(CLOSED)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -236,7 +237,7 @@ class Hub:
         them or those of one todo. Leaving the block unsubscribes."""
         sub = Subscriber(self, self.position if after is None else after, todo_id)
         if self.closed:
-            sub.offer(CLOSED)
+            sub.enqueue(CLOSED)
         group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
         group.add(sub)
         metrics.SUBSCRIBERS.inc()
@@ -346,7 +347,7 @@ class Hub:
                 logger.warning("listener was behind the pruned journal: %s", exc)
                 self.position = exc.oldest
                 for sub in self._subscribers():
-                    sub.offer(RESYNC)
+                    sub.enqueue(RESYNC)
                 continue
             for change in changes:
                 self.position = change.position
@@ -356,9 +357,9 @@ class Hub:
 
     def _publish(self, change: Change) -> None:
         for sub in self._all:
-            sub.offer(change)
+            sub.enqueue(change)
         for sub in self._by_todo.get(change.todo.id, ()):
-            sub.offer(change)
+            sub.enqueue(change)
 
 
 def _notified(payload: str) -> tuple[int, Change | None]:

@@ -8,7 +8,6 @@ value in the URL is 400, the same in a body 422).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -23,24 +22,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import (
     BadUserInput,
-    ClientStalled,
     DomainError,
     ErrorCode,
     NotFound,
     RequestError,
 )
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.list_statements import ListsQuery
+from graphql_todos.core.list_statements import ListStatement
 from graphql_todos.core.models import Change, Todo
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.error_handlers import close_reason
 from graphql_todos.edge.response_cache import ResponseCache
-from graphql_todos.internals.strawberry import frame_writers
-from graphql_todos.internals.uvicorn import RESTART_CODE, RESTART_REASON
+from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REASON, frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Groups, Member
 from graphql_todos.live.hub import Hub
@@ -67,7 +65,7 @@ def todo_json(todo: Todo) -> dict[str, Any]:
 
 # The collection as todo_json writes each row, written by PostgreSQL (a test
 # compares the bytes): no row is built in Python.
-_LIST = ListsQuery(
+_LIST = ListStatement(
     (tuple((key, key) for key in ("id", "title", "completed", "created_time", "updated_time")),), position=False
 )
 
@@ -336,11 +334,7 @@ async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
     buffers, and would otherwise hold this stream (and its place in the
     journal) forever. It resumes by cursor."""
     settings: Settings = websocket.state.settings
-    try:
-        async with asyncio.timeout(settings.send_timeout_seconds):
-            await websocket.send_json(message)
-    except TimeoutError:
-        raise ClientStalled(settings.send_timeout_seconds) from None
+    await bounded_send(websocket.send_json(message), settings.send_timeout_seconds)
 
 
 async def _keep_alive(websocket: WebSocket) -> None:

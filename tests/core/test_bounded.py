@@ -1,6 +1,14 @@
 from __future__ import annotations
 
-from graphql_todos.core.bounded import LRU
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from graphql_todos.core.bounded import LRU, bounded_send
+from graphql_todos.core.errors import ClientStalled
 
 
 def test_the_least_recently_used_goes_first() -> None:
@@ -41,3 +49,54 @@ def test_pop_and_clear_forget() -> None:
     assert cache.pop(1) is None
     cache.clear()
     assert len(cache) == 0
+
+
+@asynccontextmanager
+async def _peer(reads: bool) -> AsyncIterator[Callable[[bytes], Awaitable[None]]]:
+    """A real TCP peer that reads everything, or nothing; yields a send to it (write, then drain)."""
+    done = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while reads and await reader.read(65536):
+            pass
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    writer.transport.set_write_buffer_limits(high=4096)
+
+    async def send(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    try:
+        yield send
+    finally:
+        done.set()
+        writer.transport.abort()
+        server.close()
+        await server.wait_closed()
+
+
+def test_a_send_the_peer_takes_goes_through() -> None:
+    async def main() -> None:
+        async with _peer(reads=True) as send:
+            for _ in range(64):
+                await bounded_send(send(b"x" * 65536), 5.0)
+
+    asyncio.run(main())
+
+
+def test_a_peer_that_stopped_reading_is_stalled() -> None:
+    async def main() -> ClientStalled:
+        async with _peer(reads=False) as send:
+            with pytest.raises(ClientStalled) as stalled:
+                # The kernel's buffers fill first; then drain waits, and the bound ends it.
+                for _ in range(10_000):
+                    await bounded_send(send(b"x" * 65536), 0.2)
+        return stalled.value
+
+    assert asyncio.run(main()).seconds == 0.2

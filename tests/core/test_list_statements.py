@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphql_todos.core.list_statements import Constant, ListsQuery
+from graphql_todos.core.list_statements import Constant, ListStatement
 
 # Every character PostgreSQL text can hold: no NUL, no surrogates.
 CHARACTERS = "".join(chr(c) for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF)
@@ -77,7 +77,7 @@ def test_titles_are_escaped_as_orjson_escapes_them(conn: psycopg.AsyncConnection
     titles = [CHARACTERS[n : n + TITLE_LENGTH] for n in range(0, len(CHARACTERS), TITLE_LENGTH)]
     times = [BASE + timedelta(seconds=n) for n in range(len(titles))]
     run(conn, insert(conn, [(title, False, t, t) for title, t in zip(titles, times, strict=True)]))
-    lists = run(conn, ListsQuery(((("title", "title"),),), position=False).run(conn, None, *ALL))
+    lists = run(conn, ListStatement(((("title", "title"),),), position=False).run(conn, None, *ALL))
     assert lists.texts == [orjson.dumps([{"title": title} for title in titles]).decode()]
 
 
@@ -90,7 +90,7 @@ def test_times_are_written_as_isoformat_in_the_session_time_zone(
     run(conn, conn.execute(f"SET TimeZone TO '{zone}'"))  # type: ignore[arg-type]
     run(conn, insert(conn, [("t", False, created, updated) for created, updated in times]))
     item = (("c", "created_time"), ("u", "updated_time"))
-    lists = run(conn, ListsQuery((item,), position=False).run(conn, None, *ALL))
+    lists = run(conn, ListStatement((item,), position=False).run(conn, None, *ALL))
     # DateTime is serialized with datetime.isoformat.
     expected = [{"c": row[3].isoformat(), "u": row[4].isoformat()} for row in run(conn, in_order(conn))]
     assert lists.texts == [orjson.dumps(expected).decode()]
@@ -104,7 +104,7 @@ def test_one_statement_reads_every_list_and_the_position(
     run(conn, insert(conn, rows))
     ids = (("key", "id"), ("__typename", Constant("Todo")))
     flags = (("done", "completed"), ("title", "title"))
-    lists = run(conn, ListsQuery((ids, flags), position=True).run(conn, completed, *ALL))
+    lists = run(conn, ListStatement((ids, flags), position=True).run(conn, completed, *ALL))
     read = run(conn, in_order(conn, completed))
     assert [orjson.loads(text) for text in lists.texts] == [
         [{"key": str(row[0]), "__typename": "Todo"} for row in read],
@@ -116,30 +116,30 @@ def test_one_statement_reads_every_list_and_the_position(
 
 def test_a_page_is_its_rows_in_list_order_with_their_count(conn: psycopg.AsyncConnection[Any]) -> None:
     run(conn, insert(conn, [(f"t{n}", False, BASE + timedelta(seconds=n), BASE) for n in range(5)]))
-    query = ListsQuery(((("title", "title"),),), position=False)
+    query = ListStatement(((("title", "title"),),), position=False)
     page = run(conn, query.run(conn, None, 2, 1))
     assert (orjson.loads(page.texts[0]), page.rows) == ([{"title": "t1"}, {"title": "t2"}], 2)
     assert run(conn, query.run(conn, None, *ALL)).rows == 5
     # No list selected (a todoList's cursor alone): the rows are still counted.
-    assert run(conn, ListsQuery((), position=True).run(conn, None, 3, 0)).rows == 3
+    assert run(conn, ListStatement((), position=True).run(conn, None, 3, 0)).rows == 3
 
 
 def test_an_empty_list_is_an_empty_array(conn: psycopg.AsyncConnection[Any]) -> None:
-    lists = run(conn, ListsQuery(((("id", "id"),),), position=True).run(conn, None, *ALL))
+    lists = run(conn, ListStatement(((("id", "id"),),), position=True).run(conn, None, *ALL))
     assert (lists.texts, lists.position) == (["[]"], 0)
-    assert run(conn, ListsQuery((), position=True).run(conn, None, *ALL)).position == 0
+    assert run(conn, ListStatement((), position=True).run(conn, None, *ALL)).position == 0
 
 
 @pytest.mark.parametrize("name", ["a b", 'a"', "a'", "1a", "", "é", "a\\", "a%s"])
 def test_keys_and_constants_are_graphql_names_only(name: str) -> None:
     with pytest.raises(ValueError, match="not a GraphQL name"):
-        ListsQuery((((name, "id"),),), position=False)
+        ListStatement((((name, "id"),),), position=False)
     with pytest.raises(ValueError, match="not a GraphQL name"):
-        ListsQuery(((("__typename", Constant(name)),),), position=False)
+        ListStatement(((("__typename", Constant(name)),),), position=False)
 
 
 def test_ids_are_the_usual_spelling(conn: psycopg.AsyncConnection[Any]) -> None:
     run(conn, insert(conn, [("t", False, BASE, BASE)]))
-    lists = run(conn, ListsQuery(((("id", "id"),),), position=False).run(conn, None, *ALL))
+    lists = run(conn, ListStatement(((("id", "id"),),), position=False).run(conn, None, *ALL))
     (todo,) = orjson.loads(lists.texts[0])
     assert str(uuid.UUID(todo["id"])) == todo["id"]

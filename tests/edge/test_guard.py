@@ -1,4 +1,4 @@
-"""Access, origins, headers and limits (graphql_todos/security.py), tried from
+"""Access, origins, headers and limits (graphql_todos/edge/guard.py), tried from
 outside against the real server; docs/security.md says what each is for."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from websockets.typing import Subprotocol
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.guard import Hosts
 from graphql_todos.graphql.persisted import sha256
-from graphql_todos.internals.uvicorn import MAX_HEAD_BYTES
+from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
 from tests.helpers import BEARER, TOKEN, Serve, Server, listening_workers, raw_exchange, serving, wait_until
 

@@ -15,8 +15,7 @@ import pytest
 from playwright.sync_api import BrowserContext
 from starlette.datastructures import Headers
 
-from graphql_todos.edge.negotiation import accept_header, choose, names
-from graphql_todos.graphql.http import MULTIPART
+from graphql_todos.edge.negotiation import MULTIPART, accept_header, choose, names
 from tests.helpers import Server, wait_until
 from tests.js_clients import node
 from tests.test_web import browser, context  # noqa: F401 - fixtures

@@ -24,7 +24,7 @@ LIST = "{ todos { id title completed } }"
 
 
 def _hits(server: Server) -> int:
-    """Hits of the fast path's cache and of the front door's (response_front.py)."""
+    """Hits of the fast path's cache and of the front door's (graphql/fast/front.py)."""
     return int(server.fast_path().cache.hits + server.state("response_replies").hits)
 
 

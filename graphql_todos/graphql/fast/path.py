@@ -3,39 +3,35 @@
 `POST /graphql` with a JSON body, or `GET /graphql` with the query in its
 parameters, naming a document we have compiled (sent in full, or by its
 persisted-query hash alone) runs the plan and answers with bytes written in
-one pass; a document that does not parse (over MAX_TOKENS too) or validate
-(over the other limits too) is answered here as Strawberry's view would, so
-that it costs one parse. Every other request (and every document that does
-not compile, every hash the store does not know or trust) is left to
-Strawberry's view, whose answers the plan reproduces.
+one pass; a document the intake refuses (intake.py) is answered here as
+Strawberry's view would, so that it costs one parse. Every other request is
+left to Strawberry's view, whose answers the plan reproduces.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
-from graphql import GraphQLError, OperationType, parse
+from graphql import OperationType
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphql_todos.core.journal import Mark
+from graphql_todos.core.journal import Journal, Mark
 from graphql_todos.edge import json_intake
 from graphql_todos.edge.json_intake import RefusedJson
-from graphql_todos.edge.negotiation import accept_header
-from graphql_todos.edge.response_cache import COMMITTED, KEPT_AT, ResponseCache
-from graphql_todos.graphql.fast.plans import CompiledOperation, coerce_variables, compile_operation, execute
+from graphql_todos.edge.negotiation import JSON_TYPES, accept_header
+from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.graphql.fast.execution import execute
+from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
 from graphql_todos.graphql.fast.roots import DIRECT
-from graphql_todos.graphql.http import JSON_TYPES, media_types
-from graphql_todos.graphql.schema import Context, TodoSchema, validation_failed
-from graphql_todos.internals.strawberry import checked_operation, validation_errors
+from graphql_todos.graphql.http import media_types
+from graphql_todos.graphql.intake import Intake, Operation, Refusal
+from graphql_todos.graphql.schema import Context, TodoSchema
+from graphql_todos.internals.strawberry import strawberry_operation
 
-# Distinct (document, operation name) pairs kept, compiled or not.
-CACHE_SIZE = 512
 # A request we may take has these fields at most (Strawberry reads no
 # others); its extensions, if any, are a persisted query's and nothing else.
 _REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
@@ -44,37 +40,64 @@ _EXTENSION_KEYS = {"persistedQuery"}
 # plain HTTP (TodoSchema.execute).
 _OVER_GET = frozenset({OperationType.QUERY})
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+# The scope entry holding a request's Reading, the one thing the front door
+# (graphql/fast/front.py) and the fast path share across the middleware between them.
+READING = "graphql_todos.reading"
 
 
-class Answer(NamedTuple):
+@dataclass(slots=True)
+class Reading:
+    """One request's read of where the journal stands (core/journal.py says
+    what a mark promises): asked once per request, by the front door when it
+    holds a reply for it, else by the fast path."""
+
+    # The front door's mark, or what asking for it raised.
+    asked: Mark | Exception | None = None
+    # The mark of the cache entry the fast path answered with: the whole
+    # response may be kept under it too.
+    kept_at: Mark | None = None
+
+    async def mark(self, journal: Journal) -> Mark:
+        """The mark the front door asked, else the journal's now."""
+        asked = self.asked
+        if asked is None:
+            return await journal.mark()
+        if isinstance(asked, Exception):
+            raise asked
+        return asked
+
+
+class FastAnswer(NamedTuple):
+    """The response body Strawberry's view would send."""
+
     body: bytes
     # Nothing ran (the document was refused): GraphQL over HTTP's request error.
     request_error: bool = False
-    # The mark whose cache entry the body is: the response as a whole may
-    # be kept under it too (response_front.py).
+    # The mark whose response cache entry the body is.
     kept_at: Mark | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """A document Strawberry's path refuses before execution, with its
-    errors; `operation` is the type of the operation it checks against the
-    method before validating (None: it did not parse, the method is not asked)."""
+def compiled(operation: Operation) -> CompiledOperation | None:
+    """The operation's plan (made once per operation), or None: Strawberry's path runs it."""
+    return operation.made(_compile)
 
-    errors: list[GraphQLError]
-    operation: OperationType | None = None
+
+def _compile(operation: Operation) -> CompiledOperation | None:
+    return compile_operation(operation.schema, operation.document, operation.definition, DIRECT)
 
 
 class FastPath:
-    def __init__(self, schema: TodoSchema, cache: ResponseCache[bytes]) -> None:
-        self.schema = schema
+    def __init__(self, intake: Intake, cache: ResponseCache[bytes]) -> None:
+        self.intake = intake
         self.cache = cache
-        # None: parsed and valid, but the plan does not cover it.
-        self.operations: OrderedDict[tuple[str, str | None], CompiledOperation | None] = OrderedDict()
         # Requests answered by a plan, and documents refused here; read by
         # tests and benchmarks.
         self.executions = 0
         self.refusals = 0
+
+    @property
+    def schema(self) -> TodoSchema:
+        return self.intake.schema
 
     async def respond(self, request: Request, context: Context) -> Response | None:
         """The response to a request the fast path takes, or None."""
@@ -93,17 +116,17 @@ class FastPath:
             query = self._persisted(query, fields["extensions"])
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
-        # The position the front door asked for this request, when it did.
-        answer = await self.execute(query, variables, name, context, operations, request.scope.get(COMMITTED))
+        reading: Reading | None = request.scope.get(READING)
+        answer = await self.execute(query, variables, name, context, operations, reading)
         if answer is None:
             return None
         if answer.request_error:
-            # Read by the view, as when Strawberry's path answers (graphql_view.process_result).
+            # Read by the view, as when Strawberry's path answers (view.TodoGraphQL.process_result).
             request.state.graphql_request_error = True
         # Not a document named by its hash: whether the store still knows
         # the hash is for each request to find out.
-        if answer.kept_at is not None and "extensions" not in fields:
-            request.scope[KEPT_AT] = answer.kept_at
+        if reading is not None and "extensions" not in fields:
+            reading.kept_at = answer.kept_at
         return Response(answer.body, media_type="application/json")
 
     async def execute(
@@ -113,21 +136,18 @@ class FastPath:
         operation_name: str | None,
         context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
-        committed: Callable[[], Awaitable[Mark]] | None = None,
-    ) -> Answer | None:
+        reading: Reading | None = None,
+    ) -> FastAnswer | None:
         """The response Strawberry's view would send, or None when the fast
         path does not cover this request."""
-        compiled = self.compiled(query, operation_name)
-        if isinstance(compiled, _Refused):
-            if compiled.operation is not None and compiled.operation not in operations:
-                return None  # Strawberry's view refuses the method first
-            self.refusals += 1
-            errors = [error.formatted for error in self.schema.finish_errors(compiled.errors)]
-            return Answer(orjson.dumps({"errors": errors}), request_error=True)
-        if compiled is None or compiled.operation.operation not in operations:
+        taken = self.intake.operation(query, operation_name)
+        if isinstance(taken, Refusal):
+            return self._refused(taken, operation_name, operations)
+        compiled_operation = None if taken is None else compiled(taken)
+        if taken is None or compiled_operation is None or compiled_operation.operation.operation not in operations:
             return None
-        coerced = coerce_variables(compiled, variables)
-        plan = None if coerced is None else compiled.plan(coerced)
+        coerced = self.intake.variables(taken, variables)
+        plan = None if coerced is None else compiled_operation.plan(coerced.values)
         if coerced is None or plan is None:
             return None
 
@@ -135,12 +155,12 @@ class FastPath:
 
         async def position() -> Mark:
             nonlocal kept_at
-            kept_at = await (committed or context.journal.mark)()
+            kept_at = await (context.journal.mark() if reading is None else reading.mark(context.journal))
             return kept_at
 
         async def run() -> tuple[bytes, bool]:
             nonlocal kept_at
-            data, errors = await execute(plan, compiled, coerced, context)
+            data, errors = await execute(plan, compiled_operation, coerced.values, context)
             self.executions += 1
             body: dict[str, Any] = {"data": data}
             if errors:
@@ -148,11 +168,10 @@ class FastPath:
                 kept_at = None
             return orjson.dumps(body), not errors
 
-        if compiled.operation.operation is not OperationType.QUERY:
-            return Answer((await run())[0])
-        key = (query, operation_name, orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS, default=str))
-        body = await self.cache.get_or_read(key, position, run)
-        return Answer(body, kept_at=kept_at)
+        if compiled_operation.operation.operation is not OperationType.QUERY:
+            return FastAnswer((await run())[0])
+        body = await self.cache.get_or_read((query, operation_name, coerced.key), position, run)
+        return FastAnswer(body, kept_at=kept_at)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:
         """The document a persisted query names (with the trusted-documents
@@ -162,32 +181,19 @@ class FastPath:
             return None
         return self.schema.runnable(query, extensions)
 
-    def compiled(self, query: str, operation_name: str | None) -> CompiledOperation | _Refused | None:
-        key = (query, operation_name)
-        if key in self.operations:
-            self.operations.move_to_end(key)
-            return self.operations[key]
-        persisted = self.schema.persisted
-        if not query or (persisted is not None and not persisted.allows(query)):
-            return None  # Strawberry's execute refuses it with its code
-        try:
-            document = parse(query, max_tokens=self.schema.limits.max_tokens)
-        except GraphQLError as error:
-            # Refusals are not kept: a client sending one again pays the parse again.
-            return _Refused([error])
-        errors = validation_errors(self.schema, document, self.schema.limits.rules)
-        if errors:
-            operation = checked_operation(document, operation_name)
-            if operation is None:
-                return None  # Strawberry's path refuses it before validating
-            validation_failed(errors)
-            return _Refused(errors, operation)
-        compiled = compile_operation(self.schema._schema, document, operation_name, DIRECT)
-        self.operations[key] = compiled
-        if len(self.operations) > CACHE_SIZE:
-            self.operations.popitem(last=False)
-        return compiled
-
+    def _refused(
+        self, refusal: Refusal, operation_name: str | None, operations: frozenset[OperationType]
+    ) -> FastAnswer | None:
+        """Strawberry's answer to a document it refuses; None where its view
+        refuses the request first: between parsing and validating, it checks
+        the operation's type against the method (none to check: it refuses it)."""
+        if refusal.document is not None:
+            operation = strawberry_operation(refusal.document, operation_name)
+            if operation is None or operation.operation not in operations:
+                return None
+        self.refusals += 1
+        errors = [error.formatted for error in self.schema.finish_errors(refusal.errors)]
+        return FastAnswer(orjson.dumps({"errors": errors}), request_error=True)
 
 
 def is_plain_json(headers: Headers) -> bool:
@@ -198,7 +204,7 @@ def is_plain_json(headers: Headers) -> bool:
 
 def answers_whole(headers: Headers) -> bool:
     """A query or mutation is answered in JSON, not streamed (the media type
-    negotiated: graphql_http.media_types)."""
+    negotiated: http.media_types)."""
     return media_types(accept_header(headers)).operation in JSON_TYPES
 
 

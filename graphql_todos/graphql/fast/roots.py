@@ -1,7 +1,7 @@
 """The list root fields (`todos`, `todoList`) answered for compiled plans by
-PostgreSQL writing the JSON of the lists (todo_json): the same service data
-as their resolvers, with the rows never built in Python. A selection this
-does not cover keeps the resolver."""
+PostgreSQL writing the JSON of the lists (core/list_statements.py): the same
+service data as their resolvers, with the rows never built in Python. A
+selection this does not cover keeps the resolver."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import orjson
 
-from graphql_todos.core.list_statements import COLUMNS, Constant, Item, Lists, ListsQuery
-from graphql_todos.graphql.fast.plans import Answer, Direct, Selected
+from graphql_todos.core.list_statements import COLUMNS, Constant, ItemShape, JsonLists, ListStatement
+from graphql_todos.graphql.fast.plans import Direct, RootAnswer, Selected
 from graphql_todos.graphql.schema import Context
 
 
-def _item(fields: tuple[Selected, ...] | None) -> Item | None:
+def _item(fields: tuple[Selected, ...] | None) -> ItemShape | None:
     """A Todo selection as a JSON item: plain columns and __typename."""
     if fields is None:
         return None
@@ -29,18 +29,18 @@ def _item(fields: tuple[Selected, ...] | None) -> Item | None:
     return tuple(item)
 
 
-async def _read(context: Context, query: ListsQuery, args: dict[str, Any]) -> Lists:
+async def _read(context: Context, query: ListStatement, args: dict[str, Any]) -> JsonLists:
     """The lists of the page the arguments ask for, as the resolvers read it."""
     service = context.service
     page = service.page(args.get("first"), args.get("offset"))
     return await service.lists_json(query, args.get("completed"), page)
 
 
-def _todos(selection: tuple[Selected, ...]) -> Answer | None:
+def _todos(selection: tuple[Selected, ...]) -> RootAnswer | None:
     item = _item(selection)
     if item is None:
         return None
-    query = ListsQuery((item,), position=False)
+    query = ListStatement((item,), position=False)
 
     async def answer(context: Context, args: dict[str, Any]) -> orjson.Fragment:
         lists = await _read(context, query, args)
@@ -49,10 +49,10 @@ def _todos(selection: tuple[Selected, ...]) -> Answer | None:
     return answer
 
 
-def _todo_list(selection: tuple[Selected, ...]) -> Answer | None:
+def _todo_list(selection: tuple[Selected, ...]) -> RootAnswer | None:
     # TodoList's fields: each `todos` selection is one list of the
     # statement, `cursor` its position, and __typename a constant.
-    items: list[Item] = []
+    items: list[ItemShape] = []
     for f in selection:
         if f.attribute == "todos":
             item = _item(f.fields)
@@ -61,7 +61,7 @@ def _todo_list(selection: tuple[Selected, ...]) -> Answer | None:
             items.append(item)
         elif f.attribute != "cursor" and f.typename is None:
             return None
-    query = ListsQuery(tuple(items), position=any(f.attribute == "cursor" for f in selection))
+    query = ListStatement(tuple(items), position=any(f.attribute == "cursor" for f in selection))
 
     async def answer(context: Context, args: dict[str, Any]) -> dict[str, Any]:
         lists = await _read(context, query, args)

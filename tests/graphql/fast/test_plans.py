@@ -9,13 +9,20 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 import pytest
 import strawberry
-from graphql import GraphQLBoolean, GraphQLID, GraphQLString, get_introspection_query, parse
+from graphql import (
+    GraphQLBoolean,
+    GraphQLID,
+    GraphQLString,
+    OperationDefinitionNode,
+    get_introspection_query,
+    parse,
+)
 from graphql.execution.executor import Executor
 from graphql.pyutils import Path
 from hypothesis import event, example, given, settings
@@ -28,8 +35,11 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.graphql.fast import path as fast_path
+from graphql_todos.graphql.fast.completion import leaf
 from graphql_todos.graphql.fast.path import FastPath
-from graphql_todos.graphql.fast.plans import CompiledOperation, _leaf, coerce_variables, compile_operation
+from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
+from graphql_todos.graphql.intake import Intake, Operation, coerce
 from graphql_todos.graphql.schema import Context, TodoSchema, build_schema
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.streams import LiveLists
@@ -110,7 +120,7 @@ def runner(db_dsn: str) -> Iterator[Runner]:
     context = Context(service, journal, hub, LiveLists(service, hub))
     schema = build_schema(execution_cache_size=16)
     # A small response cache: equal answers also prove its hits exact.
-    yield Runner(loop, pool, schema, FastPath(schema, ResponseCache[bytes](16)), context)
+    yield Runner(loop, pool, schema, FastPath(Intake(schema), ResponseCache[bytes](16)), context)
     loop.run_until_complete(pool.close())
     loop.close()
 
@@ -371,9 +381,10 @@ def test_compiled_plans_answer_as_strawberry_does(runner: Runner) -> None:
         fast = runner.run(runner.fast.execute(query, variables, name, runner.context))
         # Every drawn document compiles; only variables that fail coercion or a
         # null @skip/@include condition send a request back.
-        compiled = runner.fast.compiled(query, name)
+        operation = runner.fast.intake.operation(query, name)
+        compiled = fast_path.compiled(operation) if isinstance(operation, Operation) else operation
         assert isinstance(compiled, CompiledOperation)
-        coerced = coerce_variables(compiled, variables)
+        coerced = coerce(compiled.schema, compiled.operation, variables)
         plan = None if coerced is None else compiled.plan(coerced)
         event("fast path" if fast is not None else "back to Strawberry")
         taken.append(fast is not None)
@@ -484,7 +495,7 @@ def test_refused_documents_are_answered_by_the_fast_path_as_by_strawberry(
 )
 def test_leaves_are_written_as_graphql_core_serializes_them(value: tuple[Any, Any]) -> None:
     type_, raw = value
-    written = orjson.dumps(_leaf(type_, "T.f")(raw, Path(None, "f", "T"), []))
+    written = orjson.dumps(leaf(type_, "T.f")(raw, Path(None, "f", "T"), []))
     assert written == orjson.dumps(Executor.complete_leaf_value(type_, raw))
 
 
@@ -504,8 +515,9 @@ class ComputedQuery:
 
 def test_fields_with_their_own_resolvers_below_the_root_are_left_to_strawberry() -> None:
     schema = strawberry.Schema(query=ComputedQuery)._schema
-    compiled = compile_operation(schema, parse("{ computed { value } }"), None)
+    document = parse("{ computed { value } }")
+    compiled = compile_operation(schema, document, cast(OperationDefinitionNode, document.definitions[0]))
     assert compiled is not None
-    variables = coerce_variables(compiled, None)
+    variables = coerce(schema, compiled.operation, None)
     assert variables is not None
     assert compiled.plan(variables) is None

@@ -1,4 +1,4 @@
-"""The response cache's front door (response_front.py) answers as the whole
+"""The response cache's front door (graphql/fast/front.py) answers as the whole
 app does: each request below is sent, as raw bytes, twice to a server with
 the cache (the second time answered by the front door when it may) and once
 to one without it, and the three answers must be equal, byte for byte but for

@@ -1,51 +1,41 @@
 """The response cache's front door: a repeated GraphQL request over HTTP
 (`POST /graphql`, `GET /graphql?query=...`) answered whole, in front of the
-middleware stack, when the same request (every header, every byte of the
-query string and body) was answered from the cache at the point the
-journal stands at now (its position and that entry's commit time:
-journal.Mark).
+middleware stack, with what the app sent for the same request (every header,
+every byte of the query string and body) at the mark the journal stands at
+now (core/journal.py states the rule).
 
-What it sends is what the whole app sent for that request: its status,
-headers (CORS, the security headers, the media type) and body, kept only
-when the fast path answered with the response cache's entry for this
-mark (a query, no errors). So a hit is the app's own answer, exactly as
-fresh as the fast path's (response_cache.py); what it saves is the stack's
-layers (metrics, CORS, the guard, error handling, routing, the view), the
-body's parse and the building of the cache's key.
-
-It takes only requests the stack handles the same way once it has read the
-body: a plain JSON POST (fastpath.is_plain_json) whose Content-Length is
-within the limit, or a GET with a query string, with the token where one is
-needed (security.Guard's own checks; none is public, since GraphiQL's page
-has no query string), and with a Host security.HostCheck, outside it, let
-through. It reads a POST's body through the
-guard's bounds and, when it holds a reply for the request, asks where the
-journal stands (the mark the fast path then uses too, passed in the
-scope: one query per request, as before; a mutation asks none). It times
-what it answers itself (metrics.answered); on a miss it hands the request to
-the stack with the messages it read replayed: the stack sees what it would
-have seen, a slow body's refusal included.
+A reply is kept only when the fast path answered with the response cache's
+entry for that mark (a query, no errors), so a hit is exactly as fresh as the
+fast path's; what it saves is the stack's layers, the body's parse and the
+building of the cache's key. It takes only requests the stack handles the
+same way once the body is read (a plain JSON POST within the size limit, a
+GET with a query string, with the token where one is needed and a Host
+guard.HostCheck let through), reads a POST's body through the guard's bounds,
+and asks the journal's mark only when it holds a reply for the request: the
+request's `Reading` (graphql/fast/path.py) hands that mark to the fast path
+and brings back the mark its answer was kept at, one query per request as
+before. On a miss the stack gets the messages read replayed: it sees what it
+would have seen, a slow body's refusal included.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import RequestError
-from graphql_todos.core.journal import Journal, Mark
+from graphql_todos.core.journal import Journal
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge import metrics
-from graphql_todos.edge.guard import Access, Guard, SocketGate
-from graphql_todos.edge.response_cache import COMMITTED, KEPT_AT, ResponseCache
-from graphql_todos.graphql.fast.path import answers_whole, is_plain_json
+from graphql_todos.edge.access import Access
+from graphql_todos.edge.guard import Guard, SocketGate
+from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.graphql.fast.path import READING, Reading, answers_whole, is_plain_json
 
-_PATH = "/graphql"
 _METHODS = ("GET", "POST")
 
 
@@ -72,7 +62,7 @@ class ResponseFront:
         self.replies = replies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != _PATH or scope["method"] not in _METHODS:
+        if scope["type"] != "http" or scope["path"] != paths.GRAPHQL or scope["method"] not in _METHODS:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         if not (
@@ -92,6 +82,7 @@ class ResponseFront:
                 return await self.app(scope, receive, send)
             body = b"".join(message.get("body", b"") for message in messages)
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
+        reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark
         # here: the fast path asks it, where it always has.
         if self.replies.holds(key):
@@ -99,9 +90,9 @@ class ResponseFront:
             try:
                 mark = await journal.mark()
             except Exception as exc:  # noqa: BLE001 - the fast path raises it where it would have asked
-                scope[COMMITTED] = _raising(exc)
+                reading.asked = exc
                 return await self.app(scope, receive, send)
-            scope[COMMITTED] = _at(mark)
+            reading.asked = mark
             reply = self.replies.lookup(key, mark)
             if reply is not None:
                 try:
@@ -120,10 +111,9 @@ class ResponseFront:
             await send(message)
 
         await self.app(scope, receive, sending)
-        kept_at = scope.get(KEPT_AT)
-        if kept_at is not None and _whole(sent):
+        if reading.kept_at is not None and _whole(sent):
             start, whole = sent
-            self.replies.keep(key, kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
+            self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
 
 
 def _takes(scope: Scope, headers: Headers) -> bool:
@@ -170,17 +160,3 @@ def _replay(messages: list[Message], failure: RequestError | None, receive: Rece
         return await receive()
 
     return replayed
-
-
-def _at(mark: Mark) -> Callable[[], Awaitable[Mark]]:
-    async def committed() -> Mark:
-        return mark
-
-    return committed
-
-
-def _raising(failure: Exception) -> Callable[[], Awaitable[Mark]]:
-    async def committed() -> Mark:
-        raise failure
-
-    return committed

@@ -22,9 +22,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from graphql_todos.edge import metrics
-from graphql_todos.edge.metrics import LIMITS
-from graphql_todos.internals.uvicorn import MAX_HEAD_BYTES
+from graphql_todos.core import metrics
+from graphql_todos.core.metrics import LIMITS
+from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 from tests.gql import CHANGES, LegacyWs, TransportWs, create, error_codes, gql, subscribed
 from tests.helpers import Serve, Server, raw_exchange, serving, wait_until
 from tests.sse_client import events

@@ -3,7 +3,7 @@
 With several workers (`serve --workers N`), the parent sets
 PROMETHEUS_MULTIPROC_DIR before the workers start: each writes its samples
 there and /metrics, whichever worker answers, adds up every live worker's
-(the parent marks each worker it replaces dead: uvicorn_internals.Supervisor).
+(the parent marks each worker it replaces dead: internals.uvicorn_server.Supervisor).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graphql_todos.core import paths
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -98,7 +100,7 @@ def refused(limit: str) -> None:
 
 
 _UUID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/")
-_ROUTES = {"/graphql", "/healthz", "/metrics", "/", "/api/todos/", "/api/todos/{id}/", "/api/openapi.json"}
+_ROUTES = {paths.GRAPHQL, "/healthz", "/metrics", "/", "/api/todos/", "/api/todos/{id}/", "/api/openapi.json"}
 
 
 def route_of(path: str) -> str:
@@ -129,7 +131,7 @@ def render() -> Response:
 
 def transport_of(scope: Scope) -> str:
     """The transport a WebSocket opens."""
-    if scope["path"] != "/graphql":
+    if scope["path"] != paths.GRAPHQL:
         return "restsocket"
     # The one Strawberry picks: the first the client offers that it speaks.
     return next((p for p in scope.get("subprotocols", ()) if p in _GRAPHQL_SOCKETS), "graphql-ws")
@@ -140,7 +142,7 @@ def _stream_of(scope: Scope, start: Message) -> str | None:
     negotiated for the request); None for a plain response."""
     media_type = next((value for name, value in start["headers"] if name == b"content-type"), b"")
     if media_type.startswith(b"text/event-stream"):
-        return "sse" if scope["path"] == "/graphql" else "rest-sse"
+        return "sse" if scope["path"] == paths.GRAPHQL else "rest-sse"
     return "multipart" if media_type.startswith(b"multipart/mixed") else None
 
 
@@ -202,7 +204,7 @@ class MetricsMiddleware:
             finally:
                 observe_pool(scope)
             return
-        # A layer in front that saw the request first (response_front.py)
+        # A layer in front that saw the request first (graphql/fast/front.py)
         # says when it arrived: the time is the client's, from there.
         started = scope.get(STARTED) or time.perf_counter()
         streams: list[str] = []

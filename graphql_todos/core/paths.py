@@ -1,0 +1,5 @@
+"""The URL paths more than one room must match, spelled once."""
+
+from __future__ import annotations
+
+GRAPHQL = "/graphql"

@@ -1,0 +1,173 @@
+"""Strawberry's legacy graphql-ws handler (subscriptions-transport-ws), offering each operation
+to the fan-out first, checking messages, and gating connection_init with the newer protocol's
+deadline and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, cast
+
+from starlette.websockets import WebSocketDisconnect
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
+
+from graphql_todos.core import metrics
+from graphql_todos.core.errors import ClientStalled, ErrorCode
+from graphql_todos.internals.strawberry_sockets import (
+    TOO_MANY_INITS_CODE,
+    TOO_MANY_INITS_REASON,
+    UNAUTHENTICATED_REASON,
+    ConnectionGate,
+    Fanout,
+    Refused,
+    StreamFailed,
+    close_late,
+    count_over_limit,
+    init_timer,
+    json_string,
+    malformed_operation,
+    stalled_adapter,
+    websocket_of,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
+    """Legacy graphql-ws. Assumes: handle_start (after its checks) runs
+    `handle_async_results(id, query, operation_name, variables)` as the
+    operation's task, kept in `self.tasks`; `stop` and a disconnect cancel
+    it, and it answers `complete` when cancelled or when the stream ends,
+    then forgets the id (as below). It refuses a start over
+    `max_subscriptions_per_connection` once the connection is acknowledged,
+    counting `tasks` without the one of the same id it ends first."""
+
+    async def handle_message(self, message: Any) -> None:
+        # Strawberry reads a message's fields without checking them: one
+        # that is not an object, or a start or stop without a string id (a
+        # start without a query), would end the connection with 1011.
+        problem = _malformed_legacy(message, self.connection_acknowledged)
+        if problem is None:
+            return await super().handle_message(message)
+        operation_id = message.get("id") if isinstance(message, dict) else None
+        error = {"message": problem, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
+        answer_id = operation_id if isinstance(operation_id, str) else None
+        await self.websocket.send_json({"type": "error", "id": answer_id, "payload": error})
+
+    async def handle_start(self, message: Any) -> None:
+        # Unacknowledged, the id may be anything: Strawberry closes with 4401.
+        running = len(self.tasks.keys() - {message.get("id")})
+        count_over_limit(self.connection_acknowledged, running, self.max_subscriptions_per_connection)
+        await super().handle_start(message)
+
+    async def handle_async_results(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
+        with metrics.graphql_operation(GRAPHQL_WS_PROTOCOL):
+            await self._handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _handle_async_results(
+        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
+    ) -> None:
+        websocket = websocket_of(self.websocket)
+        fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
+        try:
+            taken = await fanout.take(self.context, websocket, query, variables, operation_name)
+        except Refused as refused:
+            # As Strawberry answers a subscription refused at the start.
+            self.tasks.pop(operation_id, None)
+            return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
+        failed: StreamFailed | None = None
+        try:
+            if taken is None:
+                return await super().handle_async_results(operation_id, query, operation_name, variables)
+            await taken.run(b'{"type":"data","id":' + json_string(operation_id) + b',"payload":', b"}")
+        except asyncio.CancelledError:
+            pass  # stopped: answer complete, as Strawberry does
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            return  # the client is gone (Strawberry's path sends through the adapter)
+        except ClientStalled as stalled:
+            return stalled_adapter(self.websocket).close_stalled(stalled)
+        except StreamFailed as exc:
+            failed = exc
+        except Exception:
+            logger.exception("broadcast subscription %s failed", operation_id)
+        finally:
+            self.tasks.pop(operation_id, None)
+        # The socket may be closed already (a shutdown ends the stream and
+        # closes the socket at once): then there is no one to tell.
+        with contextlib.suppress(WebSocketDisconnected):
+            if failed is not None:
+                # As Strawberry's path ends a stream that fails: `data` with
+                # the errors (Strawberry's own sender), then `complete`.
+                await self.send_data_message(StrawberryExecutionResult(data=None, errors=failed.errors), operation_id)
+            await self.send_message({"type": "complete", "id": operation_id})
+
+
+class GatedLegacyWs(FanoutWSHandler):
+    """Assumes: `handle()` runs from the socket's acceptance to its end and
+    sets no connection_init deadline of its own; the view has
+    `connection_init_wait_timeout` (graphql-transport-ws's);
+    `handle_connection_init(message)` receives connection_init, acknowledges
+    it and starts a keep-alive task as `keep_alive_task`, every time,
+    cancelling none it started before (only the last is cancelled when the
+    socket ends); a start before the acknowledgement closes the socket."""
+
+    _init_received = False
+    _init_timed_out: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        # subscriptions-transport-ws's PROTOCOL.md sets no deadline for
+        # connection_init (its client sends it on open): without one, a
+        # socket that never sends it held a place of MAX_SOCKETS_PER_CLIENT
+        # forever. graphql-transport-ws's deadline, and its close.
+        seconds = self.view.connection_init_wait_timeout.total_seconds()
+        timer = init_timer(seconds, self._connection_init_expired)
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+            if self._init_timed_out is not None:
+                with contextlib.suppress(Exception):
+                    await self._init_timed_out
+
+    def _connection_init_expired(self) -> None:
+        if not self._init_received:
+            self._init_timed_out = close_late(self.websocket)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        if self._init_timed_out is not None:
+            return  # too late: the socket is closing
+        if self._init_received:
+            # Each would start one more keep-alive task, never to end: refuse
+            # it as graphql-transport-ws does.
+            return await self.websocket.close(TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON)
+        self._init_received = True
+        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+            return await super().handle_connection_init(message)
+        code = ErrorCode.UNAUTHENTICATED
+        error = {"message": UNAUTHENTICATED_REASON, "extensions": {"code": code.name}}
+        await self.websocket.send_json({"type": "connection_error", "payload": error})
+        # The legacy protocol's refusal: connection_error, then 4403.
+        await self.websocket.close(ErrorCode.FORBIDDEN.close_code, UNAUTHENTICATED_REASON)
+
+
+def _malformed_legacy(message: object, acknowledged: bool) -> str | None:
+    """What is wrong with a legacy graphql-ws message, as far as Strawberry's
+    handler would fail on it; None when it can take it (a start before the
+    acknowledgement, whatever it holds: Strawberry closes with 4401)."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message is an object with a string type"
+    if message["type"] not in ("start", "stop") or (message["type"] == "start" and not acknowledged):
+        return None
+    if not isinstance(message.get("id"), str):
+        return f"{message['type']} needs a string id"
+    if message["type"] == "start":
+        # The legacy protocol carries no persisted-query hash: a query always.
+        problem = malformed_operation(message.get("payload"), query_required=True)
+        return None if problem is None else "start " + problem
+    return None

@@ -1,0 +1,139 @@
+"""What both of Strawberry's GraphQL WebSocket handlers share: the fan-out they offer each
+subscription to, the gate for connection_init and its deadline, and the checks of an operation's
+payload. What they need from the app comes in as the Protocols below (the view and its fan-out)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
+import orjson
+from graphql import GraphQLError
+from starlette.websockets import WebSocket
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
+
+from graphql_todos.core import metrics
+from graphql_todos.internals.strawberry_view import BoundedSendAdapter
+
+
+class Signalled(Protocol):
+    """A broadcast member (live/broadcast.py's Member): told once its group drops it or closes."""
+
+    on_signal: Callable[[], None] | None
+
+
+class Following(Protocol):
+    """A broadcast member in its group with no task (graphql/fanout.py's Attached)."""
+
+    @property
+    def member(self) -> Signalled: ...
+
+    def leave(self) -> None: ...
+
+    async def follow(self) -> None:
+        """Deliver from where the member is; raises StreamFailed."""
+
+
+class TakenMember(Protocol):
+    """A WebSocket's subscription the fan-out took (graphql/fanout.py's SocketMember)."""
+
+    async def run(self, prefix: bytes, suffix: bytes) -> None:
+        """Deliver its changes, framed in prefix and suffix, until the hub
+        closes (cancel to end it); raises StreamFailed."""
+
+    def attach(self, prefix: bytes, suffix: bytes) -> Following | None:
+        """Join its group now with no task; None: `run` it instead."""
+
+
+class _Failed(Exception):
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+
+class Refused(_Failed):
+    """A subscription the fan-out took but the start refused (a bad or
+    expired cursor, no database): its errors, formatted as Strawberry's path
+    would, so the client hears them once and the database is asked once."""
+
+
+class StreamFailed(_Failed):
+    """A broadcast member's stream that failed once started (its cursor was
+    pruned past as it caught up): its errors, formatted as Strawberry's path
+    gives a stream that fails, which sends them as a result, then ends."""
+
+
+class Fanout(Protocol):
+    async def take(
+        self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
+    ) -> TakenMember | None:
+        """The subscription as a broadcast member, or None: Strawberry runs it
+        (other documents, and every error, answered the usual way)."""
+
+
+def websocket_of(adapter: object) -> WebSocket:
+    # Assumes: Strawberry's ASGI view hands its handlers an
+    # ASGIWebSocketAdapter keeping Starlette's WebSocket as `.ws`.
+    assert isinstance(adapter, ASGIWebSocketAdapter)
+    return cast(WebSocket, adapter.ws)
+
+
+def stalled_adapter(adapter: object) -> BoundedSendAdapter:
+    # Assumes: the view's websocket_adapter_class is ours (graphql/view.py).
+    assert isinstance(adapter, BoundedSendAdapter)
+    return adapter
+
+
+def json_string(value: str) -> bytes:
+    return orjson.dumps(value)
+
+
+class ConnectionGate(Protocol):
+    """The view's side of a WebSocket's connection_init: whether it may go on."""
+
+    async def connection_allowed(self, context: Any, params: object) -> bool: ...
+
+
+UNAUTHENTICATED_REASON = "this server requires a bearer token"
+# graphql-transport-ws's close for a connection_init that never came, and for
+# a second connection_init: the legacy protocol has neither, and does the same.
+INIT_TIMEOUT_CODE = 4408
+INIT_TIMEOUT_REASON = "Connection initialisation timeout"
+TOO_MANY_INITS_CODE = 4429
+TOO_MANY_INITS_REASON = "Too many initialisation requests"
+
+
+def init_timer(seconds: float, expired: Callable[[], None]) -> asyncio.TimerHandle:
+    # A timer rather than Strawberry's sleeping task: every socket pays for
+    # the timeout, but only a late one needs a task (to close).
+    return asyncio.get_running_loop().call_later(seconds, expired)
+
+
+def close_late(websocket: AsyncWebSocketAdapter) -> asyncio.Task[None]:
+    """Close a socket whose connection_init did not come in time."""
+    metrics.refused("connection_init_timeout")
+    return asyncio.create_task(websocket.close(INIT_TIMEOUT_CODE, INIT_TIMEOUT_REASON))
+
+
+def malformed_operation(payload: object, query_required: bool) -> str | None:
+    """What is wrong with an operation's payload (a GraphQL request's fields)."""
+    if not isinstance(payload, dict):
+        return "payload must be an object"
+    query, extensions = payload.get("query"), payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        return "payload.extensions must be an object or null"
+    if not isinstance(query, str) and (query_required or query is not None or extensions is None):
+        return "payload.query must be a string"
+    if payload.get("variables") is not None and not isinstance(payload["variables"], dict):
+        return "payload.variables must be an object or null"
+    if payload.get("operationName") is not None and not isinstance(payload["operationName"], str):
+        return "payload.operationName must be a string or null"
+    return None
+
+
+def count_over_limit(acknowledged: bool, running: int, limit: int | None) -> None:
+    # Strawberry's own refusal (an `error` message) follows, checking the same.
+    if acknowledged and limit is not None and running >= limit:
+        metrics.refused("subscriptions_per_socket")

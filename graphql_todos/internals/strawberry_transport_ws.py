@@ -1,0 +1,236 @@
+"""Strawberry's graphql-transport-ws handler, offering each subscription to the fan-out first
+(a broadcast member on a socket that takes direct writes is fed with no task of its own), looking
+up persisted documents, checking messages, and gating connection_init."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, cast
+
+from starlette.websockets import WebSocketDisconnect
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
+
+from graphql_todos.core import metrics
+from graphql_todos.core.errors import ClientStalled, ErrorCode, RequestError
+from graphql_todos.internals.strawberry import request_error
+from graphql_todos.internals.strawberry_sockets import (
+    UNAUTHENTICATED_REASON,
+    ConnectionGate,
+    Fanout,
+    Following,
+    Refused,
+    StreamFailed,
+    close_late,
+    count_over_limit,
+    init_timer,
+    json_string,
+    malformed_operation,
+    stalled_adapter,
+    websocket_of,
+)
+
+
+class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
+    """Assumes: handle_subscribe (after its checks: acknowledged, duplicate
+    id, limit) registers the Operation and runs `run_operation(operation)` in
+    `operation.task`; `complete` from the client and a disconnect go through
+    `cleanup_operation(id)`, which forgets the operation and cancels
+    `operation.task` (shutdown then awaits it); the message sent when the
+    stream ends is `complete` through `operation.send_operation_message`,
+    which forgets the id; `_task_done` is the done callback that retrieves
+    an operation task's exception. The view has a `fanout`
+    (graphql/view.py's TodoGraphQL).
+
+    A broadcast member on a socket that takes direct writes joins its group
+    and its task ends: the operation stays registered (the limit, duplicate
+    ids and `complete` see it as any other), fed with no task until its
+    group drops it or closes (_Broadcast)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.broadcasts: dict[str, _Broadcast] = {}
+
+    async def run_operation(self, operation: Operation[Any, None]) -> None:
+        with metrics.graphql_operation(GRAPHQL_TRANSPORT_WS_PROTOCOL):
+            await self._run_operation(operation)
+
+    async def _run_operation(self, operation: Operation[Any, None]) -> None:
+        websocket = websocket_of(self.websocket)
+        fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
+        try:
+            taken = await fanout.take(self.context, websocket, operation.query, operation.variables, operation.operation_name)
+        except Refused as refused:
+            # An `error` message ends the operation: no `complete` follows.
+            return await operation.send_initial_errors(refused.errors)
+        if taken is None:
+            return await super().run_operation(operation)
+        prefix = b'{"id":' + json_string(operation.id) + b',"type":"next","payload":'
+        following = taken.attach(prefix, b"}")
+        if following is None:
+            return await self.deliver(operation, taken.run(prefix, b"}"))
+        self.broadcasts[operation.id] = _Broadcast(self, operation, following)
+
+    async def deliver(self, operation: Operation[Any, None], delivery: Awaitable[None]) -> None:
+        """Await a broadcast member's delivery, then answer `complete`, as
+        Strawberry's path does when a stream ends."""
+        try:
+            await delivery
+        except WebSocketDisconnect:
+            return  # the handler's receive loop cleans up
+        except ClientStalled as stalled:
+            # A broadcast member's catch-up send timed out: as any send would.
+            return stalled_adapter(self.websocket).close_stalled(stalled)
+        except StreamFailed as failed:
+            # As Strawberry's path ends a stream that fails: `next` with the
+            # errors (Strawberry's own sender), then `complete`.
+            await operation.send_next(StrawberryExecutionResult(data=None, errors=failed.errors))
+        except Exception as error:  # noqa: BLE001 - logged, and the client told
+            await self.handle_task_exception(error)
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        broadcast = self.broadcasts.pop(operation_id, None)
+        if broadcast is not None:
+            broadcast.stop()
+        await super().cleanup_operation(operation_id)
+
+
+class _Broadcast:
+    """A graphql-transport-ws operation whose member joined its group with no
+    task. One starts (as the operation's task, which `cleanup_operation`
+    cancels) only when the group drops the member, to catch up from the
+    journal and rejoin, or closes, to answer `complete`. Counted as an open
+    subscription until it ends."""
+
+    __slots__ = ("following", "handler", "operation", "task")
+
+    def __init__(self, handler: FanoutTransportWSHandler, operation: Operation[Any, None], following: Following) -> None:
+        self.handler = handler
+        self.operation = operation
+        self.following = following
+        self.task: asyncio.Task[None] | None = None
+        following.member.on_signal = self._wake
+        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).inc()
+
+    def _wake(self) -> None:
+        self.task = self.operation.task = asyncio.create_task(self._follow())
+        # A done callback, not a `finally`: a task cancelled before its first
+        # step (a `complete` read in the same turn) runs none of its code.
+        self.task.add_done_callback(self._ended)
+
+    async def _follow(self) -> None:
+        await self.handler.deliver(self.operation, self.following.follow())
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # Leaving again is harmless; a member that never followed has not left.
+        self.following.leave()
+        if self.handler.broadcasts.get(self.operation.id) is self:
+            del self.handler.broadcasts[self.operation.id]
+        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+        self.handler._task_done(task)
+
+    def stop(self) -> None:
+        """The client completed it, or the socket ended; a task following
+        is cancelled with the operation's."""
+        if self.task is None:
+            self.following.member.on_signal = None
+            self.following.leave()
+            metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+
+
+class PersistedSubscribe(FanoutTransportWSHandler):
+    """Assumes: `handle_subscribe(message)` reads `payload["query"]` (a
+    payload without it fails as unparsable) and passes no extensions on.
+    A payload with `extensions` gets its document here first. It refuses a
+    subscribe over `max_subscriptions_per_connection` once the connection
+    is acknowledged and the id is new, counting `operations`."""
+
+    async def handle_message(self, message: Any) -> None:
+        # Strawberry reads a message's fields without checking their types:
+        # one that is not an object, an id that is not a string, or a
+        # subscribe payload of the wrong shape would end the connection with
+        # 1011 or leave the operation unanswered. graphql-ws's PROTOCOL.md:
+        # a message of an unspecified format closes the socket with 4400.
+        problem = _malformed_transport(message)
+        if problem is not None:
+            return await self.handle_invalid_message(problem)
+        await super().handle_message(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message["payload"]
+        persisted = getattr(self.schema, "persisted", None)
+        if persisted is not None and payload.get("extensions"):
+            try:
+                payload["query"] = persisted.document(payload.get("query"), payload.get("extensions"))
+            except RequestError as exc:
+                await self.send_message({"id": message["id"], "type": "error", "payload": [request_error(exc).formatted]})
+                return
+        # A duplicate id closes the socket before the limit is looked at.
+        if message["id"] not in self.operations:
+            count_over_limit(self.connection_acknowledged, len(self.operations), self.max_subscriptions_per_connection)
+        await super().handle_subscribe(message)
+
+
+class GatedTransportWs(PersistedSubscribe):
+    """Assumes: `handle()` calls `on_request_accepted()` once, which starts
+    the connection_init timeout as `connection_init_timeout_task`, and ends
+    with `shutdown()`, which cancels and awaits that task if set;
+    `handle_connection_init(message)` receives connection_init, does nothing
+    once `connection_timed_out` is set, cancels that task (if set) and
+    acknowledges it; a subscribe that comes before the acknowledgement closes
+    the socket (4401)."""
+
+    _init_timer: asyncio.TimerHandle | None = None
+
+    def on_request_accepted(self) -> None:
+        self._init_timer = init_timer(self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired)
+
+    def _connection_init_expired(self) -> None:
+        if self.connection_init_received:
+            return
+        self.connection_timed_out = True
+        # shutdown() awaits this task, as it would Strawberry's own.
+        self.connection_init_timeout_task = close_late(self.websocket)
+
+    async def shutdown(self) -> None:
+        self._stopinit_timer()
+        await super().shutdown()
+
+    def _stopinit_timer(self) -> None:
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+
+    async def handle_connection_init(self, message: Any) -> None:
+        if not self.connection_timed_out:
+            self._stopinit_timer()
+        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+            return await super().handle_connection_init(message)
+        await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
+
+
+def _malformed_transport(message: object) -> str | None:
+    """What is wrong with a graphql-transport-ws message, by the formats of
+    graphql-ws's PROTOCOL.md, as far as Strawberry does not check it itself
+    (connection_init's payload, unknown types, a missing field); None when
+    it may go on."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message is an object with a string type"
+    kind = message["type"]
+    if kind in ("ping", "pong") and message.get("payload") is not None and not isinstance(message["payload"], dict):
+        return f"{kind} payload must be an object or null"
+    if kind not in ("subscribe", "complete"):
+        return None
+    if "id" in message and not (isinstance(message["id"], str) and message["id"]):
+        return f"{kind} needs a non-empty string id"
+    if kind == "subscribe" and "payload" in message:
+        # Persisted queries: a hash in extensions may stand for the query.
+        problem = malformed_operation(message["payload"], query_required=False)
+        return None if problem is None else "subscribe " + problem
+    return None

@@ -1,0 +1,94 @@
+"""What Strawberry's ASGI view is given in place of its own: a JSON decoder with limits, a
+WebSocket send bounded in time, and a multipart transport with a valid Content-Type."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+import orjson
+from starlette.websockets import WebSocketDisconnected as SendAfterClose
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import MultipartSubscriptionTransport
+
+from graphql_todos.core.bounded import bounded_send
+from graphql_todos.core.errors import ClientStalled
+
+
+class JsonIntake:
+    """For the view, which names its decoder `loads` (a staticmethod). Assumes: Strawberry's views
+    decode every JSON text a client sends with `decode_json` (`parse_json` for HTTP bodies and GET
+    variables and extensions, the WebSocket adapter's `iter_json` for each message of both
+    protocols), and catch only json.JSONDecodeError from it (parse_json turns it into a 400;
+    iter_json into a 4400 close, or, for the legacy protocol, ignores it): any other refusal goes
+    past both to the view's caller."""
+
+    loads: Callable[[str | bytes], object]
+
+    def decode_json(self, data: str | bytes) -> object:
+        return self.loads(data)
+
+
+class BoundedSendAdapter(ASGIWebSocketAdapter):
+    """Assumes: Strawberry's ASGI view sends every WebSocket message of both
+    protocols through `websocket_adapter_class(...).send_json`, the view
+    being `self.view` (ours has `send_timeout_seconds`); an exception there
+    ends the operation, whose stream is then closed (unsubscribing it); it
+    turns Starlette's WebSocketDisconnect into WebSocketDisconnected, which
+    the handlers take as the client gone, but not Starlette's refusal to
+    send after the socket's close."""
+
+    _closing: asyncio.Task[None] | None = None
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        seconds: float = self.view.send_timeout_seconds  # type: ignore[attr-defined]
+        try:
+            await bounded_send(super().send_json(message), seconds)
+        except ClientStalled as stalled:
+            self.close_stalled(stalled)
+            raise WebSocketDisconnected from None
+        except SendAfterClose:
+            # The socket was closed (a stalled client, a refused init, a
+            # shutdown) while an operation ran on: it ends as on a disconnect.
+            raise WebSocketDisconnected from None
+
+    def close_stalled(self, stalled: ClientStalled) -> None:
+        # The close frame waits behind the full buffer too: send it from a
+        # task of its own, so the operation ends (and unsubscribes) now. It
+        # goes out if the client reads again, or dies with the connection
+        # when uvicorn's ping gets no answer.
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.close(stalled.code.close_code, stalled.message))
+
+
+class MultipartSubscriptions(MultipartSubscriptionTransport):
+    """Assumes: the view sends `headers` as the response's headers. Strawberry's
+    Content-Type appends `,application/json` to the multipart type, which no
+    parser reads as one media type; this one is valid (RFC 2046 parameters).
+
+    The broadcast path (graphql/multipart.py) frames its parts with the same
+    methods. Assumes: `encode_next(response, encode_json)` is
+    `encode_multipart_data({"payload": response}, encode_json)`, which frames
+    what `encode_json` returns; heartbeats and the end are
+    `heartbeat_message(encode_json)` and `encode_complete()`, the first
+    heartbeat sent at once when `send_initial_heartbeat`."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": f'multipart/mixed; boundary="{self.separator}"; subscriptionSpec="1.0"'}
+
+    def next_part(self, response: bytes) -> bytes:
+        """encode_next's part for a response already encoded as JSON."""
+        # str() hands the encoded text back as it is.
+        return self.encode_multipart_data((b'{"payload":' + response + b"}").decode(), str).encode()
+
+    def heartbeat_part(self) -> bytes:
+        return self.heartbeat_message(_encode_json).encode()
+
+
+def _encode_json(data: object) -> str:
+    # As the view encodes (graphql.view.TodoGraphQL.encode_json).
+    return orjson.dumps(data).decode()
+
+

@@ -1,0 +1,107 @@
+"""How a connection ends: never waiting forever on a peer that stopped reading, and ending
+every live stream when the server shuts down.
+
+A closed asyncio (or uvloop) transport waits until its unsent data has drained: for a client that
+stopped reading, forever, holding the socket and megabytes of kernel buffer. So every connection's
+transport is a BoundedClose, reset once its data has not moved for a while. On SIGTERM uvicorn
+calls `shutdown()` on each open connection long before the app's lifespan ends; the first one
+closes the hub's subscriptions, so each stream finishes with its proper end and clients resume by
+cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import socket
+import struct
+import termios
+from typing import Any, Protocol
+
+# uvicorn's WebSocket close-handshake timeout (its protocol's close_timeout).
+CLOSE_SECONDS = 10.0
+
+
+def close_seconds(app_state: dict[str, Any]) -> float:
+    """How long a closing connection may wait on its peer: uvicorn's close
+    timeout, or SEND_TIMEOUT_SECONDS when shorter (a peer that takes nothing
+    for that long is stalled already)."""
+    settings = app_state.get("settings")
+    return CLOSE_SECONDS if settings is None else min(CLOSE_SECONDS, settings.send_timeout_seconds)
+
+
+def reset(transport: asyncio.WriteTransport) -> None:
+    """End the connection now, unsent data dropped: an RST, not a FIN (after
+    a plain close the kernel would go on offering the data to a peer that
+    reads nothing, keeping the connection for minutes)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def unsent(transport: asyncio.WriteTransport) -> int:
+    """Bytes the peer has not taken yet: the transport's buffer, and the
+    kernel's send queue where it tells (Linux's SIOCOUTQ; the transport's
+    buffer alone moves only once the kernel's has half drained)."""
+    count = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None and hasattr(termios, "TIOCOUTQ"):
+        with contextlib.suppress(OSError, ValueError):
+            count += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    return count
+
+
+class BoundedClose:
+    """A connection's transport whose close cannot wait forever: the unsent
+    data gets `seconds` at a time to move; when none moved, the connection
+    is reset. Everything else is the transport's own."""
+
+    __slots__ = ("_closing", "_loop", "_seconds", "_transport", "write")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._seconds = seconds
+        self._closing = False
+        # The hot path, bound once (broadcast frames are written with it).
+        self.write = transport.write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        if not self._closing and self._transport.get_write_buffer_size():
+            self._watch(unsent(self._transport))
+        self._closing = True
+        self._transport.close()
+
+    def _watch(self, before: int) -> None:
+        self._loop.call_later(self._seconds, self._check, before)
+
+    def _check(self, before: int) -> None:
+        # An empty buffer: asyncio has closed the socket (the kernel sends
+        # the rest); otherwise the connection is still ours to end.
+        if not self._transport.get_write_buffer_size():
+            return
+        now = unsent(self._transport)
+        if now >= before:
+            reset(self._transport)
+        else:
+            self._watch(now)
+
+
+class Streams(Protocol):
+    """What the app keeps in its state as "hub" (live/hub.py's Hub)."""
+
+    def close_subscriptions(self) -> None: ...
+
+
+def end_streams(app_state: dict[str, Any]) -> None:
+    """End every live stream now (the app's state tells how)."""
+    # Assumes: uvicorn hands each protocol the lifespan state as `app_state`
+    # (the dict app.lifespan yields, with the hub in it once started).
+    hub: Streams | None = app_state.get("hub")
+    if hub is not None:
+        hub.close_subscriptions()

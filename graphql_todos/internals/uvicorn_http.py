@@ -1,0 +1,202 @@
+"""uvicorn's HTTP protocol, made to bound a request head's size and time, end streams on
+shutdown, send a response's head with its body, and let a connection go when the app gives up
+on a send."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any, cast
+
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from graphql_todos.core import metrics
+from graphql_todos.internals.uvicorn_close import BoundedClose, close_seconds, end_streams
+
+# What uvicorn writes, before a response, to a client that asked for it.
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Far more than any browser sends; httptools itself takes heads of any size.
+MAX_HEAD_BYTES = 65536
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, with five changes.
+
+    - A connection whose request head has not arrived within REQUEST_SECONDS
+      is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
+      (tests/edge/test_guard.py pins it): uvicorn times out only idle keep-alive
+      connections, so a client that connects and sends nothing, or its
+      headers a byte at a time, would hold a connection forever; and it calls
+      `on_headers_complete` once a head is read and `on_response_complete`
+      once an answer is sent.
+    - Streams end on shutdown. Assumes: uvicorn's `shutdown()` lets a
+      response in progress run on (it only turns keep-alive off).
+    - Each response's head leaves with its first body write (HeadWithBody).
+      Assumes: `on_headers_complete` makes the request's RequestResponseCycle,
+      which writes to its `transport` with `write`, `close` and `is_closing`
+      only: `100 Continue` as one write before the response starts, then the
+      head as one write, then the body (every response but one to HEAD writes
+      it, if only b"").
+    - Its transport is a BoundedClose. Assumes: uvicorn keeps the transport
+      `connection_made` gets as `transport`, hands that one to the request
+      cycles and to a WebSocket it upgrades to, and reaches the socket only
+      through it.
+    - A send the app gives up on lets the connection go (LettingGo).
+      Assumes: `on_headers_complete` gives the request cycle it makes the
+      connection's `flow`, of which the cycle uses `write_paused`, `drain`
+      and `resume_reading`, and `drain` is all its `send` awaits (while
+      writing is paused); `run_asgi` logs nothing when the app returns from
+      a cycle `disconnected` (as `connection_lost` leaves it), whose `send`
+      then writes nothing."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _head_tail = b""
+    _answered = False
+
+    def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_seconds = request_seconds
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            # Still reading a head: count it up to its blank line (which may
+            # straddle two reads), not the body that may follow.
+            end = (self._head_tail + data).find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_tail = data[-3:]
+            if self._head_bytes > MAX_HEAD_BYTES:
+                metrics.refused("head_size")
+                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.close()
+                return
+        super().data_received(data)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # A WebSocket upgraded from here gets this transport too.
+        bounded = BoundedClose(transport, self.loop, close_seconds(self.app_state))
+        super().connection_made(cast(asyncio.Transport, bounded))
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        earlier = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        # An upgrade makes no cycle (the one there is an earlier request's).
+        if cycle is not None and cycle is not earlier:
+            cycle.flow = LettingGo(cycle, self.flow, self.transport)  # type: ignore[assignment]
+            if self.scope["method"] != "HEAD":
+                cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+
+    def on_response_complete(self) -> None:
+        self._answered = True
+        # A pipelined request waiting its turn has its head already.
+        if not self.pipeline:
+            self._arm()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        end_streams(self.app_state)
+        super().shutdown()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_bytes, self._head_tail = 0, b""
+        self._head_timer = self.loop.call_later(self.request_seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _expire(self) -> None:
+        if not self.transport.is_closing():
+            # A keep-alive connection that merely stays idle is not refused anything.
+            if self._head_bytes or not self._answered:
+                metrics.refused("head_timeout")
+            self.transport.close()
+
+
+class LettingGo:
+    """A request's view of its connection's flow control, where a send the
+    app cancels while it waits for the peer to take the data before (an
+    event stream's SEND_TIMEOUT_SECONDS: the client stopped reading) lets
+    the connection go. Nothing the send had was written, so the response
+    cannot end well, and the peer is the one that failed it: the request is
+    over as after connection_lost (uvicorn would log the app's return as an
+    error), and the connection is closed (BoundedClose resets it when its
+    data does not move)."""
+
+    __slots__ = ("_cycle", "_flow", "_transport")
+
+    def __init__(self, cycle: RequestResponseCycle, flow: FlowControl, transport: asyncio.Transport) -> None:
+        self._cycle = cycle
+        self._flow = flow
+        self._transport = transport
+
+    @property
+    def write_paused(self) -> bool:
+        return self._flow.write_paused
+
+    def resume_reading(self) -> None:
+        self._flow.resume_reading()
+
+    async def drain(self) -> None:
+        try:
+            await self._flow.drain()
+        except asyncio.CancelledError:
+            self._cycle.disconnected = True
+            self._transport.close()
+            raise
+
+
+class HeadWithBody:
+    """A request's transport, holding the response head until the body's
+    first write: two writes in a row become one send(), one syscall and
+    one segment (a quarter of a cached reply's CPU went to the two). A head
+    whose body does not follow at once (a stream) leaves at the end of this
+    turn of the event loop; everything else goes straight through."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started and data != CONTINUE:
+            self._started = True
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        head, self._head = self._head, None
+        self._transport.write(data if head is None else head + data)
+
+    def _flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+
+def http_protocol(request_seconds: float) -> Callable[..., Any]:
+    """uvicorn's `http=`: a partial of a module-level class, which --workers
+    can pickle to each worker."""
+    return functools.partial(HttpProtocol, request_seconds=request_seconds)

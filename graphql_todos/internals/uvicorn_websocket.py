@@ -1,0 +1,265 @@
+"""uvicorn's `websockets-sansio` protocol, made to close with a reason on shutdown, refuse what
+it must quietly, let no close wait on a peer that stopped reading, and keep an open WebSocket small;
+and the direct frame writer broadcasts use on it."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+from starlette.websockets import WebSocket
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import CloseCode
+from websockets.protocol import State
+
+from graphql_todos.core import metrics
+from graphql_todos.core.bounded import bounded_send
+from graphql_todos.internals.uvicorn_close import close_seconds, end_streams, reset
+
+# Service restart (RFC 6455 7.4.1, as IANA registers 1012).
+RESTART_CODE = 1012
+RESTART_REASON = "server restarting: resume from your cursor"
+
+T = TypeVar("T")
+
+
+class LeanEvent(asyncio.Event):
+    """asyncio.Event, its list of waiters made only when one waits."""
+
+    def __init__(self) -> None:  # not asyncio's: no deque
+        self._value = False
+        self._waiting: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if not self._value:
+            self._value = True
+            for waiter in self._waiting or ():
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> Literal[True]:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiting is None:
+            self._waiting = []
+        self._waiting.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiting.remove(waiter)
+            if not self._waiting:
+                self._waiting = None
+
+
+class LeanQueue(asyncio.Queue[T]):
+    """The part of asyncio.Queue uvicorn's protocol uses (unbounded
+    `put_nowait`, `get`, `empty`, `qsize`), on a list and a LeanEvent."""
+
+    def __init__(self) -> None:  # not asyncio's: no deques
+        self._items: list[T] = []
+        self._arrived = LeanEvent()
+
+    def put_nowait(self, item: T) -> None:
+        self._items.append(item)
+        self._arrived.set()
+
+    async def get(self) -> T:
+        while not self._items:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's `websockets-sansio` protocol, closing with a reason on
+    shutdown, counting messages refused for their size, and lighter: it
+    drops the handshake's request and response once sent (some 3 kB), and
+    its queue and `writable` event make no deques (760 bytes each).
+
+    Assumes, to be lighter: of `queue` uvicorn uses only the methods
+    LeanQueue has, of `writable` only `set`, `clear`, `wait` (and
+    direct_write below `is_set`); it reads `request` and
+    `response` only in `handle_connect` and, until the handshake is
+    complete, in `send`.
+
+    Assumes, for a handshake refused in HTTP: `send` sets `close_sent` once
+    the refusal's last body is written, and with `handshake_complete` set
+    `run_asgi` logs nothing and `send_500_response` sends nothing (as after
+    `connection_lost`, which sets it too).
+
+    Assumes (tests/core/test_metrics.py pins it): a message over `ws_max_size`
+    makes websockets close the connection with 1009, which uvicorn carries
+    out in `handle_parser_exception`; and that `send` raises
+    ClientDisconnected first thing when `disconnected` is set.
+
+    Assumes, for a text message that is not UTF-8 (closed with 1007, quietly):
+    uvicorn hands each whole message to `send_receive_event_to_app`, its
+    frames in `frames` and its kind in `curr_msg_data_type`, and decodes it
+    there; `handle_parser_exception` ends the connection once `conn` has a
+    close to send.
+
+    On shutdown it assumes: its own `shutdown()` (for an open, handshaken connection) queues
+    `websocket.disconnect` for the app, writes the close frame that
+    `conn.send_close` makes, and closes the transport, leaving `close_sent`
+    unset (so later sends of the app fail as on a lost connection); with
+    `close_sent` set, or before the handshake, it has nothing to say.
+
+    Assumes, to close a connection whose peer stopped reading (uvicorn_close):
+    `send` awaits `writable` before anything, then answers the app's
+    `websocket.close` on an open connection as `_close` does, with a timer of
+    `close_timeout` seconds in `close_timer` that closes the transport;
+    `handle_close` cancels that timer when the peer answers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = LeanQueue()
+        self.writable = LeanEvent()
+        self.writable.set()
+        self.close_timeout = close_seconds(self.app_state)
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close" and self._open():
+            return self._close(message.get("code", 1000), message.get("reason") or "")
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # Sent: nothing reads them again.
+            del self.request, self.response
+        elif message["type"] == "websocket.http.response.body" and self.close_sent:
+            # A handshake refused in HTTP (403, 429) is answered and over, but
+            # uvicorn leaves handshake_complete unset, so its run_asgi would
+            # log "ASGI callable returned without completing handshake" as an
+            # error for every refusal.
+            self.handshake_complete = True
+
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn decodes a text message itself; one that is not UTF-8 it
+        # logs as an error with a traceback before closing with 1007, and a
+        # close from the client already in hand makes that close raise too
+        # ("Fatal error on transport"). RFC 6455's answer, without either.
+        if self.curr_msg_data_type == "text" and not self.close_sent and not _utf8(self.frames):
+            self.frames = []
+            if self.conn.state is State.OPEN:
+                self.conn.send_close(CloseCode.INVALID_DATA, "a text message must be UTF-8")
+            self.handle_parser_exception()
+            return
+        super().send_receive_event_to_app()
+
+
+    def _open(self) -> bool:
+        return (
+            self.handshake_complete
+            and self.initial_response is None
+            and not (self.close_sent or self.disconnected or self.transport.is_closing())
+            and self.conn.state is State.OPEN
+        )
+
+    def _close(self, code: int, reason: str) -> None:
+        """uvicorn's close, but without waiting for the unsent data to drain
+        first (for a peer that stopped reading: forever): the close frame goes
+        behind it, and a close handshake that does not end in time resets
+        the connection, whatever is still unsent."""
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, reset, self.transport)
+
+    def handle_parser_exception(self) -> None:
+        if self.conn.close_sent is not None and self.conn.close_sent.code == CloseCode.MESSAGE_TOO_BIG:
+            metrics.refused("frame_size")
+        super().handle_parser_exception()
+        # Closed by the server, not the app: a send of the app's under way
+        # (a change being broadcast) must fail as on a lost connection, not
+        # with uvicorn's RuntimeError for a send after the app's own close
+        # (which a stream logs as its failure).
+        self.disconnected = True
+
+    def shutdown(self) -> None:
+        end_streams(self.app_state)
+        if self.close_sent or self.disconnected or not self.handshake_complete or self.conn.state is not State.OPEN:
+            return super().shutdown()
+        self.stop_keepalive()
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": RESTART_CODE, "reason": RESTART_REASON})
+        self.conn.send_close(RESTART_CODE, RESTART_REASON)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
+
+
+def _utf8(frames: list[bytes]) -> bool:
+    try:
+        b"".join(frames).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+
+def _text_frame_header(length: int) -> bytes:
+    # RFC 6455 5.2: FIN and opcode 1 (text); a server does not mask.
+    if length < 126:
+        return struct.pack("!BB", 0x81, length)
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+def frame_writers(websocket: WebSocket) -> tuple[Callable[[bytes], bool] | None, Callable[[bytes], Awaitable[None]]]:
+    """How broadcast frames reach a WebSocket (RESTSockets too): the direct
+    write when the server allows it, and the plain ASGI send."""
+
+    async def send(message: bytes) -> None:
+        # Bounded like every other send: a client that stopped reading ends
+        # its subscription (CLIENT_STALLED) instead of holding it forever.
+        await bounded_send(websocket.send_text(message.decode()), websocket.state.settings.send_timeout_seconds)
+
+    return direct_write(websocket), send
+
+
+def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
+    """A function writing one text message (UTF-8 JSON) as one whole frame
+    straight to the connection's transport, without awaiting: True when
+    written (or the connection is gone: nothing more to deliver), False when
+    its write buffer is full. None: use the ASGI send.
+
+    Assumes, of uvicorn's `websockets-sansio` protocol: Starlette's receive is
+    its bound `receive` method; it keeps the websockets ServerProtocol as
+    `conn` (no extension negotiated: per-message deflate is off, see
+    cli.server_config), the transport as `transport`, an Event `writable`
+    cleared while the transport is paused, and `disconnected`/`close_sent`;
+    its own send writes each frame with one synchronous `transport.write`
+    after awaiting `writable`, so our frames cannot interleave with its
+    frames."""
+    protocol = getattr(websocket._receive, "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
+        return None
+    conn, transport, writable = protocol.conn, protocol.transport, protocol.writable
+
+    def write(message: bytes) -> bool:
+        if protocol.disconnected or protocol.close_sent or conn.state is not State.OPEN:
+            return True
+        if not writable.is_set():
+            return False
+        transport.write(_text_frame_header(len(message)) + message)
+        return True
+
+    return write

@@ -1,0 +1,103 @@
+"""What internals/uvicorn_http.py assumes of uvicorn's HTTP protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import socket
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from graphql_todos.internals.uvicorn_http import CONTINUE, HeadWithBody
+
+
+def test_uvicorns_http_shutdown_lets_a_response_in_progress_run_on() -> None:
+    source = inspect.getsource(HttpToolsProtocol.shutdown)
+    assert "self.cycle.keep_alive = False" in source
+    assert "self.app_state =" in inspect.getsource(HttpToolsProtocol.__init__)
+
+
+def test_each_request_cycle_writes_as_head_with_body_expects() -> None:
+    made = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "self.cycle = RequestResponseCycle(" in made
+    assert "transport=self.transport," in made
+    cycle = inspect.getsource(RequestResponseCycle)
+    assert set(re.findall(r"self\.transport\.(\w+)", cycle)) == {"write", "close", "is_closing"}
+    assert CONTINUE == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert 'self.transport.write(b"HTTP/1.1 100 Continue\\r\\n\\r\\n")' in cycle
+    # The head is one write, then every response but one to HEAD writes its body.
+    assert 'self.transport.write(b"".join(content))' in cycle
+    assert 'if self.scope["method"] == "HEAD":' in cycle
+
+
+def test_a_request_waits_only_on_its_flow_and_once_disconnected_ends_quietly() -> None:
+    made = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "flow=self.flow," in made
+    cycle = inspect.getsource(RequestResponseCycle)
+    assert set(re.findall(r"self\.flow\.(\w+)", cycle)) == {"write_paused", "drain", "resume_reading"}
+    send = inspect.getsource(RequestResponseCycle.send)
+    assert "if self.flow.write_paused and not self.disconnected:\n            await self.flow.drain()" in send
+    assert send.count("await ") == 1
+    assert send.index("await self.flow.drain()") < send.index("if self.disconnected:\n            return")
+    run = inspect.getsource(RequestResponseCycle.run_asgi)
+    assert "elif not self.response_complete and not self.disconnected:" in run
+    assert "elif not self.response_started and not self.disconnected:" in run
+    assert "self.cycle.disconnected = True" in inspect.getsource(HttpToolsProtocol.connection_lost)
+
+
+def test_a_head_leaves_with_its_body_or_at_the_end_of_the_loop_turn() -> None:
+    async def run() -> tuple[bytes, bytes, bytes, bytes]:
+        """What the peer has after each write: nothing while the head is held."""
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        wrapped = HeadWithBody(transport, loop)  # type: ignore[arg-type]
+
+        def received() -> bytes:
+            try:
+                return theirs.recv(65536)
+            except BlockingIOError:
+                return b""
+
+        got = []
+        for data in (CONTINUE, b"head", b"body", b"more"):
+            wrapped.write(data)
+            got.append(received())
+        transport.close()
+        theirs.close()
+        return got[0], got[1], got[2], got[3]
+
+    # 100 Continue comes before the response: it goes straight through.
+    assert asyncio.run(run()) == (CONTINUE, b"", b"headbody", b"more")
+
+
+def test_a_head_without_a_body_yet_leaves_at_the_end_of_the_loop_turn() -> None:
+    async def run() -> tuple[bytes, bytes]:
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        wrapped = HeadWithBody(transport, loop)  # type: ignore[arg-type]
+        wrapped.write(b"head")
+        try:
+            before = theirs.recv(65536)
+        except BlockingIOError:
+            before = b""
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        after = await loop.sock_recv(theirs, 65536)
+        transport.close()
+        theirs.close()
+        return before, after
+
+    assert asyncio.run(run()) == (b"", b"head")
+
+
+def test_uvicorn_keeps_the_transport_it_is_given_and_hands_it_on() -> None:
+    made = inspect.getsource(HttpToolsProtocol.connection_made)
+    assert "self.transport = transport" in made
+    upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
+    assert "protocol.connection_made(self.transport)" in upgrade
+    assert "self.transport.set_protocol(protocol)" in upgrade

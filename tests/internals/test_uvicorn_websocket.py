@@ -1,0 +1,212 @@
+"""What internals/uvicorn_websocket.py assumes of uvicorn's websockets-sansio protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import socket
+
+import pytest
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+
+from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS
+from graphql_todos.internals.uvicorn_websocket import (
+    LeanEvent,
+    LeanQueue,
+    WebSocketProtocol,
+    _text_frame_header,
+)
+from tests.helpers import Server
+
+
+def test_uvicorn_sansio_protocol_has_what_direct_write_uses() -> None:
+    init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    for attribute in ("self.conn =", "self.writable =", "self.disconnected =", "self.close_sent ="):
+        assert attribute in init
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    # Its own frames: one synchronous transport.write each, after awaiting writable.
+    assert send.index("await self.writable.wait()") < send.index("self.conn.send_text(text_data.encode())")
+    assert "self.transport.write(b\"\".join(output))" in send
+    assert "self.app(self.scope, self.receive, self.send)" in inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
+
+
+def test_our_frame_header_is_the_one_websockets_writes() -> None:
+    for length in (0, 125, 126, 65535, 65536):
+        data = b"x" * length
+        theirs = Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+        assert _text_frame_header(length) + data == theirs
+
+
+def test_direct_write_is_used_under_the_server_config(server: Server) -> None:
+    # The app's own server config picks the protocol direct_write knows.
+    assert server._uvicorn is not None
+    assert server._uvicorn.config.ws is WebSocketProtocol
+    protocol = server._uvicorn.config.ws_protocol_class
+    assert protocol is not None and issubclass(protocol, WebSocketsSansIOProtocol)
+
+
+def test_uvicorns_websocket_shutdown_is_the_one_ours_repeats_with_a_reason() -> None:
+    source = inspect.getsource(WebSocketsSansIOProtocol.shutdown)
+    assert "if self.close_sent:" in source
+    assert 'self.queue.put_nowait({"type": "websocket.disconnect", "code": 1012})' in source
+    assert "self.conn.send_close(1012)" in source
+    assert "self.close_sent = True" not in source
+    for attribute in ("self.app_state =", "self.handshake_complete =", "self.queue:"):
+        assert attribute in inspect.getsource(WebSocketsSansIOProtocol.__init__)
+
+
+def test_after_uvicorns_own_close_a_send_of_the_app_fails_as_on_a_lost_connection() -> None:
+    closed_by_parser = inspect.getsource(WebSocketsSansIOProtocol.handle_parser_exception)
+    assert "self.close_sent = True" in closed_by_parser and "self.transport.close()" in closed_by_parser
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    assert send.index("if self.disconnected:\n            raise ClientDisconnected()") < send.index("close_sent")
+
+
+def _methods_using(attribute: str) -> dict[str, set[str]]:
+    """Per method of uvicorn's protocol, what it calls on `self.<attribute>`."""
+    used: dict[str, set[str]] = {}
+    for name, method in inspect.getmembers(WebSocketsSansIOProtocol, inspect.isfunction):
+        calls = set(re.findall(rf"self\.{attribute}\.(\w+)", inspect.getsource(method)))
+        if calls:
+            used[name] = calls
+    return used
+
+
+def test_uvicorn_uses_only_what_our_lighter_queue_and_event_have() -> None:
+    queue_calls = set().union(*_methods_using("queue").values())
+    assert {"put_nowait", "get"} <= queue_calls <= {"put_nowait", "get", "empty", "qsize"}, queue_calls
+    writable_calls = set().union(*_methods_using("writable").values())
+    assert writable_calls <= {"set", "clear", "wait", "is_set"}, writable_calls
+    init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    assert "asyncio.Queue()" in init and "asyncio.Event()" in init  # unbounded: put_nowait never waits
+
+
+def test_uvicorn_reads_the_handshake_only_while_it_is_under_way() -> None:
+    for attribute in ("request", "response"):
+        users = {
+            name
+            for name, method in inspect.getmembers(WebSocketsSansIOProtocol, inspect.isfunction)
+            if f"self.{attribute}" in inspect.getsource(method)
+        }
+        assert users <= {"handle_connect", "send"}, users
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    # In send: only in the accept branch, taken before the handshake is complete.
+    assert send.index("if not self.handshake_complete and self.initial_response is None:") < send.index(
+        "self.response"
+    )
+    assert send.rindex("self.response") < send.index("self.start_keepalive()")
+
+
+def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_getters() -> None:
+    async def scenario() -> list[object]:
+        queue: LeanQueue[int] = LeanQueue()
+        first = asyncio.create_task(queue.get())
+        second = asyncio.create_task(queue.get())
+        cancelled = asyncio.create_task(queue.get())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        for item in (1, 2, 3):
+            queue.put_nowait(item)
+        got: list[object] = [await first, await second]
+        assert queue.qsize() == 1 and not queue.empty()
+        got.append(await queue.get())
+        assert queue.empty()
+        return got
+
+    assert asyncio.run(scenario()) == [1, 2, 3]
+
+
+def test_the_lean_event_wakes_every_waiter_and_can_be_cleared() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        event = LeanEvent()
+        waiters = [asyncio.create_task(event.wait()) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(w.done() for w in waiters)
+        event.set()
+        assert all(await asyncio.gather(*waiters))
+        event.clear()
+        was_set = event.is_set()
+        event.set()
+        return was_set, await event.wait()
+
+    assert asyncio.run(scenario()) == (False, True)
+
+
+def test_a_refused_handshake_is_over_once_its_body_is_sent() -> None:
+    # What WebSocketProtocol.send relies on to mark an HTTP refusal complete
+    # (tests/test_errors.py test_refused_handshakes sees no error logged).
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    refusal = send[send.index('if message["type"] == "websocket.http.response.body":') :]
+    assert "self.close_sent = True" in refusal
+    run = inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
+    assert "if not self.handshake_complete:" in run
+    assert "returned without completing handshake" in run
+    assert "if self.initial_response or self.handshake_complete:" in inspect.getsource(
+        WebSocketsSansIOProtocol.send_500_response
+    )
+
+
+def test_uvicorn_decodes_each_whole_text_message_where_ours_checks_it() -> None:
+    # WebSocketProtocol.send_receive_event_to_app checks a text message first.
+    source = inspect.getsource(WebSocketsSansIOProtocol.send_receive_event_to_app)
+    assert 'data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)' in source
+    assert 'if self.curr_msg_data_type == "text":' in source
+    assert '"text": data.decode()' in source
+    for handler in (WebSocketsSansIOProtocol.handle_text, WebSocketsSansIOProtocol.handle_cont):
+        assert "self.send_receive_event_to_app()" in inspect.getsource(handler)
+    assert "assert self.conn.close_sent is not None" in inspect.getsource(WebSocketsSansIOProtocol.handle_parser_exception)
+
+
+def _client_frame(opcode: int, payload: bytes) -> bytes:
+    # RFC 6455 5.2: FIN, the opcode, masked (a zero mask leaves the payload as it is).
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def test_a_text_message_that_is_not_utf8_closes_with_1007_and_logs_nothing(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    answers = []
+    # Alone, and with the client's own close in the same read (uvicorn's
+    # close then raised on a closing connection: "Fatal error on transport").
+    for then in (b"", _client_frame(0x8, b"\x03\xe8")):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET /api/todos/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101 ")
+            sock.sendall(_client_frame(0x1, b'{"op": "\xff"}') + then)
+            received = head.partition(b"\r\n\r\n")[2]
+            while chunk := sock.recv(4096):
+                received += chunk
+        answers.append(received)
+    reason = b"a text message must be UTF-8"
+    assert answers[0] == bytes([0x88, 2 + len(reason)]) + (1007).to_bytes(2) + reason
+    assert answers[1].startswith(b"\x88")  # the close answering the client's
+    assert [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR] == []
+
+
+def test_uvicorn_closes_a_websocket_as_our_close_does_but_waits_for_the_buffer_first() -> None:
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    assert send.index("await self.writable.wait()") < send.index('elif message["type"] == "websocket.close":')
+    close = send[send.index('elif message["type"] == "websocket.close":\n                    if not self.transport.is_closing():') :]
+    for line in (
+        'self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})',
+        "self.conn.send_close(code, reason)",
+        "self.close_sent = True",
+        "self.transport.resume_reading()",
+        "self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)",
+    ):
+        assert line in close, line
+    assert "self.close_timeout = 10.0" in inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    assert CLOSE_SECONDS == 10.0
+    handle_close = inspect.getsource(WebSocketsSansIOProtocol.handle_close)
+    assert handle_close.index("if self.close_sent:") < handle_close.index("self.close_timer.cancel()")
+    assert "if self.close_timer is None:" in inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
