@@ -25,9 +25,11 @@ from graphql_todos.core.database import GatedPool, connect_timeout
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.migrations import migrate
+from graphql_todos.core.people import Accounts
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
 from graphql_todos.edge import error_handlers, guard
+from graphql_todos.edge.access import Access
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.graphql.fast.front import Reply, ResponseFront
@@ -37,7 +39,7 @@ from graphql_todos.live.broadcast import Groups
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.retention import Retention
 from graphql_todos.live.streams import LiveLists
-from graphql_todos.rest import resources
+from graphql_todos.rest import auth, resources
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ GC_THRESHOLDS = (20_000, 20, 20)
 
 class State(TypedDict):
     service: TodoService
+    accounts: Accounts
+    access: Access
     journal: Journal
     hub: Hub
     live_lists: LiveLists
@@ -124,6 +128,7 @@ def create_app(settings: Settings) -> Starlette:
             )
             await pool.open(wait=True)
             service = TodoService(pool, settings.max_list_rows)
+            accounts = Accounts(pool, settings)
             journal = Journal(pool)
             hub = Hub(dsn, journal, settings)
             retention = Retention(journal, hub, settings)
@@ -136,6 +141,8 @@ def create_app(settings: Settings) -> Starlette:
                 live_lists = LiveLists(service, hub)
                 yield {
                     "service": service,
+                    "accounts": accounts,
+                    "access": access,
                     "journal": journal,
                     "hub": hub,
                     "live_lists": live_lists,
@@ -154,7 +161,7 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.stop()
                 await pool.close()
 
-    access = guard.Access(settings.bearer_token)
+    access = Access(settings)
     # Under `serve --workers N`, the sockets per address count across workers.
     shared = os.environ.get(metrics.MULTIPROC_DIR)
     sockets = guard.SocketGate(settings, SharedCounts(Path(shared)) if shared else None)
@@ -163,7 +170,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
         Route(paths.GRAPHQL, graphql, methods=["GET", "POST"]),
-        *resources.routes,
+        Mount("/api", routes=[*resources.routes, *auth.routes]),
     ]
     if settings.web_dist is not None:
         index = settings.web_dist / "index.html"
@@ -189,7 +196,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(guard.HostCheck, settings=settings),
             Middleware(error_handlers.ShutdownCut),
             *([Middleware(ResponseFront, settings, access, sockets, replies)] if replies.size else []),
-            Middleware(GraphQLSockets, graphql=graphql, sockets=sockets),
+            Middleware(GraphQLSockets, graphql=graphql, sockets=sockets, access=access),
             Middleware(metrics.MetricsMiddleware),
             *guard.middleware(settings, access, sockets),
             *error_handlers.MIDDLEWARE,

@@ -1,10 +1,11 @@
-"""graphql-todos serve | migrate | export-schema"""
+"""graphql-todos serve | migrate | passwd | export-schema"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import dataclasses
+import getpass
 import json
 import logging.config
 import os
@@ -13,13 +14,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import uvicorn
 
 from graphql_todos.app import create_app
 from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.migrations import NoMigrations, migrate
+from graphql_todos.core.passwords import HASHER, check
+from graphql_todos.core.people import SET_PASSWORD, clean_username
 from graphql_todos.core.settings import SettingError, Settings, documented, to_env
+from graphql_todos.edge.guard import exposure
 from graphql_todos.edge.logs import log_config
 from graphql_todos.graphql.schema import build_schema
 from graphql_todos.internals.uvicorn_http import http_protocol
@@ -62,6 +68,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def _serve(settings: Settings) -> None:
+    warning = exposure(settings)
+    if warning is not None:
+        logging.getLogger("graphql_todos.cli").warning(warning)
     if settings.workers == 1:
         # Migrations run in the app's lifespan, next to the embedded server.
         Server(server_config(settings)).run()
@@ -93,6 +102,25 @@ def _migrate(settings: Settings) -> None:
     print("applied: " + (", ".join(applied) if applied else "nothing, up to date"))
 
 
+def _passwd(settings: Settings, username: str) -> None:
+    """Set a person's password (making the person if new), ending their
+    sessions: how `local` signs in once AUTH=accounts."""
+    name = clean_username(username)
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"new password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            raise BadUserInput("password", "was not the same twice")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    hashed = HASHER.hash(check(password))
+    with contextlib.ExitStack() as stack:
+        dsn = settings.database_url or stack.enter_context(embedded_postgres(settings.data_dir))
+        migrate(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(SET_PASSWORD, {"username": name, "hash": hashed}).fetchone()
+    print(f"password set for {name}" + (" (a new person)" if row and row[0] else "; their sessions ended"))
+
+
 def _export_schema(output: Path | None, openapi: bool) -> None:
     # Neither document depends on any setting.
     if openapi:
@@ -117,6 +145,12 @@ def main(argv: list[str] | None = None) -> None:
         # Checked by Settings, like the variable, so both fail the same way.
         serve.add_argument(flag, metavar=variable, help=f"{doc} (${variable}, default {default})")
     commands.add_parser("migrate", help="apply the SQL migrations shipped in the package")
+    passwd = commands.add_parser(
+        "passwd",
+        help="set a person's password (AUTH=accounts), read from the terminal or one line of stdin",
+        description="Makes the person if new; ends their sessions. Uses DATABASE_URL or DATA_DIR.",
+    )
+    passwd.add_argument("username")
     export = commands.add_parser("export-schema", help="print the GraphQL SDL (or the REST OpenAPI document)")
     export.add_argument("--output", type=Path, help="write here instead of stdout")
     export.add_argument("--openapi", action="store_true", help="the OpenAPI document of /api/ instead")
@@ -126,16 +160,20 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "export-schema":
             _export_schema(args.output, args.openapi)
             return
-        overrides = {k: v for k, v in vars(args).items() if k != "command"}
+        overrides = {k: v for k, v in vars(args).items() if k not in ("command", "username")}
         settings = Settings.from_env(**overrides)
         logging.config.dictConfig(log_config(settings))
         if args.command == "serve":
             _serve(settings)
+        elif args.command == "passwd":
+            _passwd(settings, args.username)
         else:
             _migrate(settings)
     except SettingError as exc:
         # A usage error: one line, no traceback, argparse's exit status.
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except BadUserInput as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc.message}\n")
     except NoMigrations as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")
 

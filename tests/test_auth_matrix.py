@@ -47,13 +47,27 @@ HTTP_ROUTES: dict[str, dict[str, int]] = {
     "/api/openapi.json": {"GET": 200, "HEAD": 200},
     "/api/todos/": {"GET": 200, "HEAD": 200, "POST": 201},
     "/api/todos/{id}/": {"GET": 200, "HEAD": 200, "PUT": 200, "PATCH": 200, "DELETE": 204},
+    # People and sign-in: with AUTH=open (this server) only `me` answers.
+    "/api/auth/sign-up": {"POST": 404},
+    "/api/auth/sign-in": {"POST": 404},
+    "/api/auth/sign-out": {"POST": 404},
+    "/api/auth/password": {"POST": 404},
+    "/api/auth/me": {"GET": 200, "HEAD": 200},
+    "/api/sessions/": {"GET": 404, "HEAD": 404},
+    "/api/sessions/{id}/": {"DELETE": 404},
+    "/api/tokens/": {"GET": 404, "HEAD": 404, "POST": 404},
+    "/api/tokens/{id}/": {"DELETE": 404},
     "/": {"GET": 200, "HEAD": 200},
     "/assets/{path}": {"GET": 200, "HEAD": 200},
 }
 SOCKET_ROUTES = {"/api/todos/", "/api/todos/{id}/"}
 # The only routes and methods that answer without the token. (GraphiQL's
 # page is one request to /graphql, not a route: see its own test.)
-PUBLIC = {(path, method) for path in ("/healthz", "/", "/assets/{path}") for method in ("GET", "HEAD")}
+PUBLIC = {(path, method) for path in ("/healthz", "/", "/assets/{path}") for method in ("GET", "HEAD")} | {
+    # What one posts to become somebody (AUTH=open: 404, running nothing).
+    ("/api/auth/sign-up", "POST"),
+    ("/api/auth/sign-in", "POST"),
+}
 # Middleware that answers requests past the route table, and what it serves.
 FRONT_DOORS: dict[type, str] = {
     GraphQLSockets: "the /graphql WebSocket (WAYS: graphql-transport-ws, legacy graphql-ws)",
@@ -182,8 +196,9 @@ def _first_part(response: httpx.Response) -> str:
     return repr(buffer)
 
 
-def _ask(server: Server, method: str, path: str, auth: str, **kwargs: Any) -> Outcome:
-    headers = {**kwargs.pop("headers", {}), **AUTHS[auth]}
+def _ask(server: Server, method: str, path: str, auth: str | dict[str, str], **kwargs: Any) -> Outcome:
+    """The outcome of a request with one of AUTHS (or these credential headers)."""
+    headers = {**kwargs.pop("headers", {}), **(AUTHS[auth] if isinstance(auth, str) else auth)}
     with httpx.stream(method, server.url + path, headers=headers, timeout=10, **kwargs) as response:
         return _outcome(response)
 
@@ -340,8 +355,18 @@ def _messages(ws: Connection) -> Iterator[dict[str, Any]]:
             yield message
 
 
-def _transport_ws(server: Server, auth: str, by_header: bool) -> str:
-    headers, payload = (AUTHS[auth], {}) if by_header else ({}, AUTHS[auth])
+def _payload(credential: dict[str, str]) -> dict[str, str]:
+    """What of a credential connection_init's payload can carry (no cookie)."""
+    return {name: value for name, value in credential.items() if name == "Authorization"}
+
+
+def _query_token(credential: dict[str, str]) -> str | None:
+    """What of a credential a RESTSocket's ?token= can carry."""
+    authorization = credential.get("Authorization")
+    return None if authorization is None else authorization.removeprefix("Bearer ")
+
+
+def _transport_ws(server: Server, headers: dict[str, str], payload: dict[str, str]) -> str:
     with connect(
         server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
     ) as ws:
@@ -354,17 +379,17 @@ def _transport_ws(server: Server, auth: str, by_header: bool) -> str:
         return _said(next(_messages(ws))["payload"])
 
 
-def _transport_ws_subscribing_first(server: Server, auth: str) -> str:
+def _transport_ws_subscribing_first(server: Server, headers: dict[str, str]) -> str:
     with connect(
-        server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=AUTHS[auth]
+        server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
     ) as ws:
         ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
         return f"closed {_closed(ws)}"
 
 
-def _legacy_ws(server: Server, auth: str) -> str:
-    with connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
-        ws.send(json.dumps({"type": "connection_init", "payload": AUTHS[auth]}))
+def _legacy_ws(server: Server, headers: dict[str, str], payload: dict[str, str]) -> str:
+    with connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")], additional_headers=headers) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         answer = next(_messages(ws))
         if answer["type"] == "connection_error":
             return f"{answer['payload']['extensions']['code']}, closed {_closed(ws)}"
@@ -372,18 +397,16 @@ def _legacy_ws(server: Server, auth: str) -> str:
         return _said(next(_messages(ws))["payload"])
 
 
-def _legacy_ws_starting_first(server: Server, auth: str) -> str:
+def _legacy_ws_starting_first(server: Server) -> str:
     with connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
         ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": SUBSCRIPTION}}))
         return f"closed {_closed(ws)}"
 
 
-def _restsocket(server: Server, path: str, auth: str, by_query: bool) -> str:
-    url, headers = server.ws_url + path, AUTHS[auth]
-    if by_query:
-        headers = {}
-        if auth != "none":
-            url += ("&" if "?" in path else "?") + "token=" + AUTHS[auth]["Authorization"].removeprefix("Bearer ")
+def _restsocket(server: Server, path: str, headers: dict[str, str], token: str | None) -> str:
+    url = server.ws_url + path
+    if token is not None:
+        url += ("&" if "?" in path else "?") + "token=" + token
     with connect(url, additional_headers=headers) as ws:
         try:
             return str(next(_messages(ws))["op"])
@@ -391,34 +414,37 @@ def _restsocket(server: Server, path: str, auth: str, by_query: bool) -> str:
             return f"closed {closed.rcvd.code if closed.rcvd else None}"
 
 
-# Every way over a WebSocket: (how, what it says with the token, without it).
-SOCKET_WAYS: dict[str, tuple[Callable[[Server, str, str], str], str, str]] = {
+Way = Callable[[Server, str, dict[str, str]], str]
+# Every way over a WebSocket, given a todo's id and credential headers:
+# (how, what it says with the token, without it).
+SOCKET_WAYS: dict[str, tuple[Way, str, str]] = {
     "graphql-transport-ws, token in connection_init": (
-        lambda s, _, auth: _transport_ws(s, auth, by_header=False), "data", "closed 4401"
+        lambda s, _, c: _transport_ws(s, {}, _payload(c)), "data", "closed 4401"
     ),
-    "graphql-transport-ws, token in the upgrade": (
-        lambda s, _, auth: _transport_ws(s, auth, by_header=True), "data", "closed 4401"
-    ),
+    "graphql-transport-ws, token in the upgrade": (lambda s, _, c: _transport_ws(s, c, {}), "data", "closed 4401"),
     "graphql-transport-ws, subscribe before connection_init": (
-        lambda s, _, auth: _transport_ws_subscribing_first(s, auth), "closed 4401", "closed 4401"
+        lambda s, _, c: _transport_ws_subscribing_first(s, c), "closed 4401", "closed 4401"
     ),
     "legacy graphql-ws, token in connection_init": (
-        lambda s, _, auth: _legacy_ws(s, auth), "data", "UNAUTHENTICATED, closed 4403"
+        lambda s, _, c: _legacy_ws(s, {}, _payload(c)), "data", "UNAUTHENTICATED, closed 4403"
+    ),
+    "legacy graphql-ws, token in the upgrade": (
+        lambda s, _, c: _legacy_ws(s, c, {}), "data", "UNAUTHENTICATED, closed 4403"
     ),
     "legacy graphql-ws, start before connection_init": (
-        lambda s, _, auth: _legacy_ws_starting_first(s, auth), "closed 4401", "closed 4401"
+        lambda s, _, c: _legacy_ws_starting_first(s), "closed 4401", "closed 4401"
     ),
     "RESTSocket, collection, header": (
-        lambda s, _, auth: _restsocket(s, "/api/todos/?after=0", auth, by_query=False), "created", "closed 4401"
+        lambda s, _, c: _restsocket(s, "/api/todos/?after=0", c, None), "created", "closed 4401"
     ),
     "RESTSocket, collection, ?token=": (
-        lambda s, _, auth: _restsocket(s, "/api/todos/?after=0", auth, by_query=True), "created", "closed 4401"
+        lambda s, _, c: _restsocket(s, "/api/todos/?after=0", {}, _query_token(c)), "created", "closed 4401"
     ),
     "RESTSocket, item, header": (
-        lambda s, todo, auth: _restsocket(s, f"/api/todos/{todo}/", auth, by_query=False), "snapshot", "closed 4401"
+        lambda s, todo, c: _restsocket(s, f"/api/todos/{todo}/", c, None), "snapshot", "closed 4401"
     ),
     "RESTSocket, item, ?token=": (
-        lambda s, todo, auth: _restsocket(s, f"/api/todos/{todo}/", auth, by_query=True), "snapshot", "closed 4401"
+        lambda s, todo, c: _restsocket(s, f"/api/todos/{todo}/", {}, _query_token(c)), "snapshot", "closed 4401"
     ),
 }
 
@@ -426,9 +452,9 @@ SOCKET_WAYS: dict[str, tuple[Callable[[Server, str, str], str], str, str]] = {
 @pytest.mark.parametrize("way", list(SOCKET_WAYS))
 def test_every_way_over_a_websocket(server: Server, todo_id: str, way: str) -> None:
     run, ran, refused = SOCKET_WAYS[way]
-    for auth in AUTHS:
+    for auth, credential in AUTHS.items():
         before = _work(server)
-        said = run(server, todo_id, auth)
+        said = run(server, todo_id, credential)
         if auth == "right":
             assert said == ran
         else:

@@ -135,6 +135,20 @@ def test_migrate_reports_what_it_applied(db_dsn: str) -> None:
     assert cli("migrate", env=env).stdout.strip() == "applied: nothing, up to date"
 
 
+def test_open_to_any_address_without_a_token_is_warned_of(db_dsn: str) -> None:
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "LOG_FORMAT": "json"}
+    for extra, warned in (
+        ({"HOST": "0.0.0.0"}, True),
+        ({"HOST": "0.0.0.0", "TODOS_TOKEN": "a-token-of-16-chars"}, False),
+        ({"HOST": "0.0.0.0", "AUTH": "accounts"}, False),
+        ({}, False),
+    ):
+        serve = Serve({**env, **extra})
+        serve.stop(signal.SIGTERM)
+        warnings = [e["message"] for e in map(json.loads, serve.output.splitlines()) if e["level"] == "warning"]
+        assert any("AUTH=open and no TODOS_TOKEN" in w for w in warnings) == warned, extra
+
+
 def test_json_logs_one_object_per_line_without_query_strings(db_dsn: str) -> None:
     env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "LOG_FORMAT": "json"}
     serve = Serve(env)

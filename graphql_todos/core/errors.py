@@ -46,17 +46,23 @@ class ErrorCode(Enum):
     SHUTTING_DOWN = (503, 1012)
     # A WebSocket client that took nothing for SEND_TIMEOUT_SECONDS: resume by cursor.
     CLIENT_STALLED = (408, 4408)
-    # No valid bearer token, when the server requires one (edge/guard.py).
+    # No valid credential where one is needed (edge/guard.py): the bearer
+    # token; with AUTH=accounts also a session or personal access token; a
+    # wrong username or password.
     UNAUTHENTICATED = (401, 4401)
     # A WebSocket from an origin the server does not allow; the legacy
-    # graphql-ws protocol's refused connection_error.
+    # graphql-ws protocol's refused connection_error; a cookie-authenticated
+    # write from a foreign origin; the service token asking for a person's own.
     FORBIDDEN = (403, 4403)
+    # A username taken (sign-up).
+    CONFLICT = (409, 4409)
     # A Host this server does not answer to (ALLOWED_HOSTS): DNS rebinding.
     MISDIRECTED_REQUEST = (421, 4421)
     PAYLOAD_TOO_LARGE = (413, 4413)
     # A request body that did not arrive within REQUEST_SECONDS.
     REQUEST_TIMEOUT = (408, 4408)
-    # More WebSockets from one client address than MAX_SOCKETS_PER_CLIENT.
+    # More WebSockets from one client address than MAX_SOCKETS_PER_CLIENT;
+    # too many failed sign-ins (with Retry-After).
     TOO_MANY_REQUESTS = (429, 4429)
     INTERNAL_SERVER_ERROR = (500, 1011)
 

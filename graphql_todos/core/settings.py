@@ -89,6 +89,53 @@ def _token_file(text: str) -> str | None:
         raise ValueError(f"cannot be read: {exc.strerror}") from None
 
 
+_AUTH_MODES = ("open", "accounts")
+
+
+def _auth(text: str) -> str:
+    if text not in _AUTH_MODES:
+        raise ValueError("must be open or accounts")
+    return text
+
+
+def _jwt_secret(text: str) -> str | None:
+    # RFC 7518: an HS256 key of at least the hash's 256 bits.
+    if text and len(text.encode()) < 32:
+        raise ValueError("must be at least 32 bytes")
+    return text or None
+
+
+def _jwt_secret_file(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        return _jwt_secret(Path(text).read_text().strip())
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+
+
+def read_jwks(path: str) -> dict[str, Any]:
+    """A JSON Web Key Set file's keys, or ValueError saying what is wrong with it."""
+    try:
+        jwks = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"must be a readable JSON file ({exc})") from None
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ValueError('must hold a JSON Web Key Set {"keys": [...]}')
+    return jwks
+
+
+def _jwks_file(text: str) -> str | None:
+    # Checked now; kept as the path, which each worker reads again.
+    if text:
+        read_jwks(text)
+    return text or None
+
+
+def _optional_text(text: str) -> str | None:
+    return text or None
+
+
 def _origins(text: str) -> tuple[str, ...]:
     origins = tuple(o.strip().lower().rstrip("/") for o in text.split(",") if o.strip())
     for origin in origins:
@@ -273,13 +320,64 @@ class Settings:
     )
     token: str | None = _setting(
         None, "TODOS_TOKEN", _token,
-        "bearer token every route but /healthz and the web client requires; unset: none",
+        "bearer token every route but /healthz and the web client requires (AUTH=accounts: the service"
+        " token, which acts for no person and sees everything, beside people's credentials); unset: none",
         secret=True,
     )
     token_file: str | None = _setting(
         None, "TODOS_TOKEN_FILE", _token_file,
         "a file holding TODOS_TOKEN (read at start-up; TODOS_TOKEN wins)",
         secret=True,
+    )
+    auth: str = _setting(
+        "open", "AUTH", _auth,
+        "open: every request acts as the one person, local (as before accounts); accounts: a request needs"
+        " a session cookie, a personal access token or TODOS_TOKEN (see People and sign-in)",
+    )
+    session_idle_seconds: float = _setting(
+        1209600.0, "SESSION_IDLE_SECONDS", _seconds, "a session unused for this long ends (AUTH=accounts)"
+    )
+    session_max_seconds: float = _setting(
+        2592000.0, "SESSION_MAX_SECONDS", _seconds, "a session ends this long after sign-in, used or not"
+    )
+    cookie_secure: bool = _setting(
+        False, "COOKIE_SECURE", _bool,
+        "true: the session cookie is always Secure (__Host-todos_session); false: only when the request came over HTTPS",
+    )
+    sign_in_failures_per_account: int = _setting(
+        5, "SIGN_IN_FAILURES_PER_ACCOUNT", _int(1),
+        "failed sign-ins to one account per SIGN_IN_WINDOW_SECONDS; more get 429 TOO_MANY_REQUESTS",
+    )
+    sign_in_failures_per_address: int = _setting(
+        50, "SIGN_IN_FAILURES_PER_ADDRESS", _int(1),
+        "failed sign-ins and sign-ups from one client address per SIGN_IN_WINDOW_SECONDS; more get 429",
+    )
+    sign_in_window_seconds: float = _setting(
+        900.0, "SIGN_IN_WINDOW_SECONDS", _seconds, "the window the sign-in failure limits count in"
+    )
+    jwt_secret: str | None = _setting(
+        None, "JWT_SECRET", _jwt_secret,
+        "AUTH=accounts: take JSON Web Tokens (Authorization: Bearer) signed with this HS256 secret"
+        " (32 bytes at least); unset: none",
+        secret=True,
+    )
+    jwt_secret_file: str | None = _setting(
+        None, "JWT_SECRET_FILE", _jwt_secret_file, "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
+        secret=True,
+    )
+    jwt_jwks_file: str | None = _setting(
+        None, "JWT_JWKS_FILE", _jwks_file,
+        "AUTH=accounts: take JSON Web Tokens signed (RS256 or ES256) by a key of this JSON Web Key Set file",
+    )
+    jwt_user_claim: str = _setting(
+        "sub", "JWT_USER_CLAIM", _text,
+        "the JWT claim that names the person (their username; an unknown one is made, with no password)",
+    )
+    jwt_audience: str | None = _setting(
+        None, "JWT_AUDIENCE", _optional_text, "a JWT must name this audience (aud); unset: not checked"
+    )
+    jwt_issuer: str | None = _setting(
+        None, "JWT_ISSUER", _optional_text, "a JWT must come from this issuer (iss); unset: not checked"
     )
     allowed_origins: tuple[str, ...] = _setting(
         (), "ALLOWED_ORIGINS", _origins,
@@ -371,6 +469,10 @@ class Settings:
     @property
     def bearer_token(self) -> str | None:
         return self.token or self.token_file
+
+    @property
+    def jwt_key(self) -> str | None:
+        return self.jwt_secret or self.jwt_secret_file
 
 
 def to_env(settings: Settings) -> dict[str, str]:

@@ -1,12 +1,12 @@
 """What keeps strangers out and bad input harmless, in front of every route:
-the Host check, the bearer token, the WebSocket origin check, the security
+the Host check, the credentials (edge/access.py) and the cookie's Origin
+check, the WebSocket origin check, the security
 headers, and the limits on request bodies, request time, sockets per client
 and GraphQL documents. docs/security.md gives the threat model each answers."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 from collections import Counter
 from collections.abc import Awaitable
@@ -15,13 +15,15 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from graphql_todos.core import metrics, paths
-from graphql_todos.core.errors import ErrorCode, RequestError
+from graphql_todos.core.errors import DomainError, ErrorCode, RequestError
+from graphql_todos.core.people import OPEN
 from graphql_todos.core.settings import Settings, is_ip_literal
+from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.error_handlers import close_reason, error_body
 from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
@@ -30,6 +32,10 @@ from graphql_todos.edge.shared_counts import SharedCounts
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
 _PUBLIC_PATHS = ("/", "/healthz")
 _PUBLIC_PREFIX = "/assets/"
+# What one posts to become somebody (AUTH=open answers them 404).
+_SIGN_IN_PATHS = ("/api/auth/sign-up", "/api/auth/sign-in")
+# Methods a cookie-authenticated request may use from any origin: they change nothing.
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # GraphiQL's page, and every GraphQL transport. (Its WebSocket takes the
 # token in connection_init, and checks it itself: graphql/view.py.)
 
@@ -48,30 +54,6 @@ GRAPHIQL_CONTENT_SECURITY_POLICY = (
 _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 # The answer to a request that broke a limit: nothing more will be read of it.
 _CLOSE = {"Connection": "close"}
-
-
-class Access:
-    """The bearer token, when the server requires one."""
-
-    def __init__(self, token: str | None) -> None:
-        self._token = token.encode() if token is not None else None
-
-    @property
-    def required(self) -> bool:
-        return self._token is not None
-
-    def allows(self, credential: object) -> bool:
-        """Whether `credential` (an Authorization value, `Bearer <token>`, or
-        None) grants access. Compared in constant time."""
-        if self._token is None:
-            return True
-        if not isinstance(credential, str):
-            return False
-        scheme, _, token = credential.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
-
-    def allows_token(self, token: str | None) -> bool:
-        return token is not None and self.allows("Bearer " + token)
 
 
 # Names of this machine that no DNS answer can lend another site: allowed
@@ -110,6 +92,17 @@ class Hosts:
             or (self.addresses and is_ip_literal(name))
             or any(name == domain[1:] or name.endswith(domain) for domain in self.domains)
         )
+
+
+def exposure(settings: Settings) -> str | None:
+    """What to warn of at start: anyone who reaches this address may use it
+    (AUTH=open without TODOS_TOKEN, bound beyond loopback)."""
+    if settings.auth != "open" or settings.bearer_token is not None or _loopback(settings.host.lower()):
+        return None
+    return (
+        f"HOST={settings.host} with AUTH=open and no TODOS_TOKEN: anyone who reaches this address"
+        " may read and change every todo (set TODOS_TOKEN, or AUTH=accounts)"
+    )
 
 
 def _loopback(host: str) -> bool:
@@ -189,6 +182,8 @@ def _public(scope: Scope, headers: Headers) -> bool:
     path: str = scope["path"]
     if scope["method"] in ("GET", "HEAD") and (path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX)):
         return True
+    if scope["method"] == "POST" and path in _SIGN_IN_PATHS:
+        return True
     return graphiql_page(scope, headers)
 
 
@@ -216,13 +211,10 @@ class Guard:
         policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
         send = _with_headers(send, policy)
         headers = Headers(scope=scope)
-        if not self.authorized(scope, headers):
-            response = JSONResponse(
-                error_body(ErrorCode.UNAUTHENTICATED, "this server requires a bearer token"),
-                status_code=ErrorCode.UNAUTHENTICATED.http_status,
-                headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
-            )
-            return await response(scope, receive, send)
+        if not _public(scope, headers):
+            refusal = await self.admit(scope, headers)
+            if refusal is not None:
+                return await refusal(scope, receive, send)
         if self.declared_too_big(headers):
             metrics.refused("body_size")
             response = JSONResponse(
@@ -234,8 +226,37 @@ class Guard:
         await self.app(scope, self.bounded(receive), send)
 
     def authorized(self, scope: Scope, headers: Headers) -> bool:
-        """The token, where the route needs one."""
+        """Public, or let in without a lookup: the token where the route needs
+        one (AUTH=accounts: the service token; a person needs admit())."""
         return _public(scope, headers) or self.access.allows(headers.get("authorization"))
+
+    async def admit(self, scope: Scope, headers: Headers) -> Response | None:
+        """Leave the request's principal in scope[PRINCIPAL], or answer why not:
+        401 without a valid credential, 403 for a write signed in by cookie
+        that does not come from our own origin (CSRF)."""
+        if self.access.accounts:
+            try:
+                principal = await self.access.authenticate(scope, headers)
+            except DomainError as exc:  # DATABASE_UNAVAILABLE: the lookup failed
+                return JSONResponse(error_body(exc.code, exc.message), status_code=exc.code.http_status)
+        else:  # as before accounts: no lookup
+            principal = OPEN if self.access.allows(headers.get("authorization")) else None
+        if principal is None:
+            return JSONResponse(
+                error_body(ErrorCode.UNAUTHENTICATED, self.access.refusal),
+                status_code=ErrorCode.UNAUTHENTICATED.http_status,
+                headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
+            )
+        if (
+            principal.session_id is not None
+            and scope["method"] not in _SAFE_METHODS
+            and not ("origin" in headers and origin_allowed(headers, self.settings.allowed_origins))
+        ):
+            code = ErrorCode.FORBIDDEN
+            message = "a change signed in by cookie must come from this app's own origin (its Origin header)"
+            return JSONResponse(error_body(code, message), status_code=code.http_status)
+        scope[PRINCIPAL] = principal
+        return None
 
     def declared_too_big(self, headers: Headers) -> bool:
         """A Content-Length over the limit: refused before any of it is read."""
@@ -287,14 +308,18 @@ class Guard:
         try:
             # (The GraphQL socket never comes here: graphql/socket.py admits
             # it, and it checks the token at connection_init.)
-            if not (
-                self.access.allows(websocket.headers.get("authorization"))
-                or self.access.allows_token(websocket.query_params.get("token"))
-            ):
+            token = websocket.query_params.get("token")
+            offered = None if token is None else "Bearer " + token
+            code, reason = ErrorCode.UNAUTHENTICATED, self.access.refusal
+            try:
+                principal = await self.access.authenticate(scope, websocket.headers, offered)
+            except DomainError as exc:  # DATABASE_UNAVAILABLE: the lookup failed
+                principal, code, reason = None, exc.code, exc.message
+            if principal is None:
                 # Accepted only to say why: a refused handshake carries no close code.
                 await websocket.accept()
-                code = ErrorCode.UNAUTHENTICATED
-                return await websocket.close(code.close_code, close_reason("this server requires a bearer token"))
+                return await websocket.close(code.close_code, close_reason(reason))
+            scope[PRINCIPAL] = principal
             await self.app(scope, receive, send)
         finally:
             self.sockets.leave(websocket)

@@ -18,6 +18,7 @@ from graphql_todos.core import metrics, models
 from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, TodoState
+from graphql_todos.core.people import Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.graphql.limits import LimitExceeded, limits_rule
@@ -58,9 +59,10 @@ class Context:
     journal: Journal
     hub: Hub
     live_lists: streams.LiveLists
-    # The request's Authorization header; a GraphQL WebSocket checks it
-    # (or connection_init's) when connection_init arrives.
-    credential: str | None = None
+    # Who it acts for (edge/access.py): found by the guard over HTTP; on a
+    # GraphQL WebSocket, at the upgrade, or else from connection_init's payload.
+    principal: Principal | None = None
+    accounts: Accounts | None = None
     event_ids: EventIds | None = None
 
 

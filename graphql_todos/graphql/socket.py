@@ -7,7 +7,8 @@ ExceptionMiddlewares): memory that 10,000 subscribers pay 10,000 times, and
 CPU at every handshake. This front does what those layers do for this one
 socket, with the same code: security.SocketGate's Origin and
 sockets-per-client checks (security.HostCheck, outside it, has checked the
-Host; the token is checked at connection_init, see graphql/view.py),
+Host; the credential is found here from the upgrade, or else checked at
+connection_init, see graphql/view.py),
 metrics.open_stream's gauges, error_handlers' answers. HTTP, and every other
 socket, go through the stack as before.
 """
@@ -19,16 +20,18 @@ from starlette.websockets import WebSocket
 
 from graphql_todos.core import metrics, paths
 from graphql_todos.edge import error_handlers
+from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.guard import SocketGate
 
 
 class GraphQLSockets:
     """ASGI middleware, outermost but the Host check: the /graphql WebSocket to `graphql`."""
 
-    def __init__(self, app: ASGIApp, graphql: ASGIApp, sockets: SocketGate) -> None:
+    def __init__(self, app: ASGIApp, graphql: ASGIApp, sockets: SocketGate, access: Access) -> None:
         self.app = app
         self.graphql = graphql
         self.sockets = sockets
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket" or scope["path"] != paths.GRAPHQL:
@@ -37,6 +40,9 @@ class GraphQLSockets:
         if not await self.sockets.admit(websocket):
             return
         try:
+            # The upgrade's credential (header or cookie); without one,
+            # connection_init's payload must bring it (graphql/view.py).
+            scope[PRINCIPAL] = await self.access.authenticate(scope, websocket.headers)
             with metrics.open_stream(metrics.transport_of(scope)):
                 await self.graphql(scope, receive, send)
         except Exception as exc:  # noqa: BLE001 - answered as ExceptionMiddleware would

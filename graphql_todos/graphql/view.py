@@ -21,7 +21,8 @@ from strawberry.types.graphql import OperationType
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
 from graphql_todos.edge import json_intake
-from graphql_todos.edge.guard import Access, graphiql_page
+from graphql_todos.edge.access import PRINCIPAL, Access
+from graphql_todos.edge.guard import graphiql_page
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import EVENT_STREAM, JSON_TYPES, MULTIPART, accept_header
 from graphql_todos.edge.response_cache import ResponseCache
@@ -80,13 +81,16 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
         # Lifespan state, copied into every request's scope by Starlette.
         state = request.state
-        credential = request.headers.get("authorization")
-        return Context(state.service, state.journal, state.hub, state.live_lists, credential)
+        principal = request.scope.get(PRINCIPAL)
+        return Context(state.service, state.journal, state.hub, state.live_lists, principal, state.accounts)
 
-    def connection_allowed(self, context: Context, params: object) -> bool:
-        # The token comes in the upgrade's header or connection_init's payload.
-        offered = params.get("Authorization") if isinstance(params, dict) else None
-        return self.access.allows(context.credential) or self.access.allows(offered)
+    async def connection_allowed(self, context: Context, params: object) -> bool:
+        # The credential came with the upgrade (graphql/socket.py found its
+        # principal) or comes in connection_init's payload.
+        if context.principal is None and context.accounts is not None:
+            offered = params.get("Authorization") if isinstance(params, dict) else None
+            context.principal = await self.access.bearer(context.accounts, offered)
+        return context.principal is not None
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # __call__ renders it, for exactly the request the guard lets in

@@ -147,7 +147,7 @@ class GatedLegacyWs(FanoutWSHandler):
             # it as graphql-transport-ws does.
             return await self.websocket.close(TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON)
         self._init_received = True
-        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
             return await super().handle_connection_init(message)
         code = ErrorCode.UNAUTHENTICATED
         error = {"message": UNAUTHENTICATED_REASON, "extensions": {"code": code.name}}

@@ -93,7 +93,7 @@ def json_string(value: str) -> bytes:
 class ConnectionGate(Protocol):
     """The view's side of a WebSocket's connection_init: whether it may go on."""
 
-    def connection_allowed(self, context: Any, params: object) -> bool: ...
+    async def connection_allowed(self, context: Any, params: object) -> bool: ...
 
 
 UNAUTHENTICATED_REASON = "this server requires a bearer token"

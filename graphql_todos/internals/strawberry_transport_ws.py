@@ -210,7 +210,7 @@ class GatedTransportWs(PersistedSubscribe):
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_timed_out:
             self._stopinit_timer()
-        if cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
             return await super().handle_connection_init(message)
         await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
 

@@ -19,7 +19,7 @@ import orjson
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from graphql_todos.core.bounded import bounded_send
@@ -84,7 +84,7 @@ class TodoCollection(HTTPEndpoint):
         try:
             page = _service(request).page(_int_param(request, "limit"), _int_param(request, "offset"), ("limit", "offset"))
         except BadUserInput as exc:
-            raise _in_url(exc) from None
+            raise in_url(exc) from None
 
         async def read() -> tuple[bytes, bool]:
             lists = await _service(request).lists_json(_LIST, completed, page)
@@ -95,7 +95,7 @@ class TodoCollection(HTTPEndpoint):
         return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:
-        body = await _body(request, required=("title",))
+        body = await json_body(request, required=("title",))
         todo = await _service(request).create_todo(body["title"], body.get("completed", False))
         location = request.app.url_path_for("todo", id=str(todo.id))
         return _json(todo, status_code=201, headers={"Location": location})
@@ -115,7 +115,7 @@ class TodoCollection(HTTPEndpoint):
         try:
             start = await streams.start_after(_journal(request), after)
         except BadUserInput as exc:
-            raise _in_url(exc) from None
+            raise in_url(exc) from None
         groups: Groups = request.state.broadcast_groups
 
         async def produce(send: event_stream.SendChunk) -> None:
@@ -146,7 +146,7 @@ class TodoItem(HTTPEndpoint):
 
     async def _update(self, request: Request, required: Collection[str]) -> Response:
         todo_id = _path_id(request)
-        body = await _body(request, required)
+        body = await json_body(request, required)
         todo = await _service(request).update_todo(
             todo_id, body.get("title"), body.get("completed")
         )
@@ -186,7 +186,7 @@ def _path_id(request: Request) -> str:
     try:
         parse_id(todo_id)
     except BadUserInput as exc:
-        raise _in_url(exc) from None
+        raise in_url(exc) from None
     return todo_id
 
 
@@ -195,7 +195,7 @@ def _completed_filter(request: Request) -> bool | None:
     if value is None:
         return None
     if value not in ("true", "false"):
-        raise _in_url(BadUserInput("completed", f"must be true or false, not {value!r}"))
+        raise in_url(BadUserInput("completed", f"must be true or false, not {value!r}"))
     return value == "true"
 
 
@@ -209,9 +209,11 @@ def _int_param(request: Request, name: str) -> int | None:
     return int(value)
 
 
-async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
-    """The JSON object in the body, each field of the right JSON type (the
-    service judges the values)."""
+async def json_body(
+    request: Request, required: Collection[str], fields: dict[str, tuple[type, str]] = _FIELDS
+) -> dict[str, Any]:
+    """The JSON object in the body, each of its fields one of `fields`, of
+    the right JSON type (the service judges the values)."""
     media_type, _, params = request.headers.get("content-type", "").partition(";")
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
     # JSON is UTF-8 (RFC 8259): a body declared otherwise would be misread.
@@ -221,9 +223,9 @@ async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadUserInput("body", "must be a JSON object")
     for name, value in body.items():
-        if name not in _FIELDS:
+        if name not in fields:
             raise BadUserInput(repr(name), "is not a known field")
-        kind, kind_name = _FIELDS[name]
+        kind, kind_name = fields[name]
         if not isinstance(value, kind):
             raise BadUserInput(name, f"must be {kind_name}")
     for name in required:
@@ -232,7 +234,7 @@ async def _body(request: Request, required: Collection[str]) -> dict[str, Any]:
     return body
 
 
-def _in_url(exc: BadUserInput) -> RequestError:
+def in_url(exc: BadUserInput) -> RequestError:
     # The request line itself is wrong: 400, where a body would get 422.
     return RequestError(exc.code, exc.message, status=400)
 
@@ -349,15 +351,11 @@ async def _cancel_on_disconnect(websocket: WebSocket, scope: anyio.CancelScope) 
     scope.cancel()
 
 
+# Under /api (app.py mounts them, with rest/auth.py's).
 routes: list[BaseRoute] = [
-    Mount(
-        "/api",
-        routes=[
-            Route("/openapi.json", openapi_json),
-            Route("/todos/", TodoCollection),
-            WebSocketRoute("/todos/", TodoCollection.websocket),
-            Route("/todos/{id}/", TodoItem, name="todo"),
-            WebSocketRoute("/todos/{id}/", TodoItem.websocket),
-        ],
-    ),
+    Route("/openapi.json", openapi_json),
+    Route("/todos/", TodoCollection),
+    WebSocketRoute("/todos/", TodoCollection.websocket),
+    Route("/todos/{id}/", TodoItem, name="todo"),
+    WebSocketRoute("/todos/{id}/", TodoItem.websocket),
 ]

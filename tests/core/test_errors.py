@@ -185,6 +185,7 @@ PERSISTED: dict[ErrorCode, tuple[dict[str, Any], dict[str, Any]]] = {
 ELSEWHERE: dict[ErrorCode, str] = {
     ErrorCode.CLIENT_STALLED: "tests/test_stalled.py: a RESTSocket client that stops reading",
     ErrorCode.SHUTTING_DOWN: "tests/test_cli.py: a request still running when SHUTDOWN_SECONDS run out",
+    ErrorCode.CONFLICT: "tests/test_accounts.py: a sign-up whose username is taken (AUTH=accounts)",
 }
 
 

@@ -39,6 +39,19 @@ def test_every_variable_is_read() -> None:
         "SHUTDOWN_SECONDS": "1.5",
         "TODOS_TOKEN": "a-token-of-16-chars",
         "TODOS_TOKEN_FILE": "",
+        "AUTH": "accounts",
+        "SESSION_IDLE_SECONDS": "60",
+        "SESSION_MAX_SECONDS": "120",
+        "COOKIE_SECURE": "true",
+        "SIGN_IN_FAILURES_PER_ACCOUNT": "3",
+        "SIGN_IN_FAILURES_PER_ADDRESS": "9",
+        "SIGN_IN_WINDOW_SECONDS": "30",
+        "JWT_SECRET": "a-jwt-secret-of-at-least-32-bytes",
+        "JWT_SECRET_FILE": "",
+        "JWT_JWKS_FILE": "",
+        "JWT_USER_CLAIM": "preferred_username",
+        "JWT_AUDIENCE": "todos",
+        "JWT_ISSUER": "",
         "ALLOWED_ORIGINS": "https://A.example, http://b.example:8080/",
         "ALLOWED_HOSTS": "Todos.example., .lan, [::2]",
         "MAX_BODY_BYTES": "1024",
@@ -84,6 +97,19 @@ def test_every_variable_is_read() -> None:
         shutdown_seconds=1.5,
         token="a-token-of-16-chars",
         token_file=None,
+        auth="accounts",
+        session_idle_seconds=60.0,
+        session_max_seconds=120.0,
+        cookie_secure=True,
+        sign_in_failures_per_account=3,
+        sign_in_failures_per_address=9,
+        sign_in_window_seconds=30.0,
+        jwt_secret="a-jwt-secret-of-at-least-32-bytes",
+        jwt_secret_file=None,
+        jwt_jwks_file=None,
+        jwt_user_claim="preferred_username",
+        jwt_audience="todos",
+        jwt_issuer=None,
         allowed_origins=("https://a.example", "http://b.example:8080"),
         allowed_hosts=("todos.example", ".lan", "[::2]"),
         max_body_bytes=1024,
@@ -113,6 +139,19 @@ def test_a_flag_overrides_its_variable_and_is_named_when_bad() -> None:
     with pytest.raises(SettingError) as error:
         Settings.from_env({"PORT": "9000"}, port="0")
     assert (error.value.source, error.value.value) == ("--port", "0")
+
+
+def test_auth_is_open_unless_accounts_are_asked_for() -> None:
+    assert Settings.from_env({}).auth == "open"
+    assert Settings.from_env({}, auth="accounts").auth == "accounts"
+    with pytest.raises(SettingError, match="must be open or accounts"):
+        Settings.from_env({"AUTH": "Accounts"})
+
+
+def test_a_jwt_secret_has_at_least_32_bytes() -> None:
+    with pytest.raises(SettingError, match="JWT_SECRET='\\(secret\\)': must be at least 32 bytes"):
+        Settings.from_env({"JWT_SECRET": "x" * 31})
+    assert Settings.from_env({"JWT_SECRET": "x" * 32}).jwt_key == "x" * 32
 
 
 def test_the_token_comes_from_the_variable_or_a_file(tmp_path: Path) -> None:

@@ -31,7 +31,8 @@ from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge.guard import Access, Guard, SocketGate
+from graphql_todos.edge.access import Access
+from graphql_todos.edge.guard import Guard, SocketGate
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.graphql.fast.path import READING, Reading, answers_whole, is_plain_json
 

@@ -1,0 +1,116 @@
+"""Who a request acts for (docs/design/people.md, section 8). AUTH=open: the
+one person, local, once TODOS_TOKEN (if set) is shown, as before accounts.
+AUTH=accounts: the person of a session cookie or a personal access token,
+or the service principal for TODOS_TOKEN; nobody otherwise."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+from starlette.types import Scope
+
+from graphql_todos.core.people import OPEN, SERVICE, Accounts, Principal, is_token
+from graphql_todos.core.settings import Settings
+from graphql_todos.edge.jwts import Jwts
+
+# Where the guard leaves the principal it found, for the routes (scope[PRINCIPAL]).
+PRINCIPAL = "graphql_todos.principal"
+SESSION_COOKIE = "todos_session"
+# Over HTTPS: a __Host- cookie is Secure, has no Domain and Path=/, so no
+# other site (a sibling subdomain) can set one for us.
+SECURE_SESSION_COOKIE = "__Host-todos_session"
+
+
+class Access:
+    """The credentials a server takes, and the principal each stands for."""
+
+    def __init__(self, settings: Settings) -> None:
+        token = settings.bearer_token
+        self._token = token.encode() if token is not None else None
+        self.accounts = settings.auth == "accounts"
+        self.cookie_secure = settings.cookie_secure
+        self.cookie_seconds = round(settings.session_max_seconds)
+        self.jwts = Jwts.configured(settings)
+
+    @property
+    def refusal(self) -> str:
+        """What a request without a valid credential is told."""
+        if self.accounts:
+            return "sign in, or send a personal access token or the service token as Authorization: Bearer"
+        return "this server requires a bearer token"
+
+    def allows(self, credential: object) -> bool:
+        """Whether `credential` (an Authorization value, `Bearer <token>`, or
+        None) grants access with no lookup: the service token (compared in
+        constant time); in open mode without one, anything."""
+        if self._token is None:
+            return not self.accounts
+        if not isinstance(credential, str):
+            return False
+        scheme, _, token = credential.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
+
+    async def authenticate(self, scope: Scope, headers: Headers, offered: object = None) -> Principal | None:
+        """The principal of what a request or socket brings: its Authorization
+        header, one `offered` otherwise (connection_init's payload, a
+        RESTSocket's ?token= as `Bearer <token>`), or (accounts) its session
+        cookie. None: it may not come in."""
+        authorization = headers.get("authorization")
+        if not self.accounts:
+            return OPEN if self.allows(authorization) or self.allows(offered) else None
+        accounts = _accounts(scope)
+        for credential in (authorization, offered):
+            principal = await self.bearer(accounts, credential)
+            if principal is not None:
+                return principal
+        secret = self.session_secret(scope, headers)
+        return None if secret is None else await accounts.authenticate(secret)
+
+    async def bearer(self, accounts: Accounts, credential: object) -> Principal | None:
+        """The principal of an Authorization value (`Bearer <token>`):
+        open mode's local or the service principal for TODOS_TOKEN (when
+        set), a person for their personal access token or a valid JWT."""
+        if self.allows(credential):
+            return SERVICE if self.accounts else OPEN
+        if not (self.accounts and isinstance(credential, str)):
+            return None
+        scheme, _, token = credential.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer":
+            return None
+        if is_token(token):
+            return await accounts.authenticate(token)
+        if self.jwts is not None and token.count(".") == 2:
+            username = self.jwts.username(token)
+            return None if username is None else Principal(await accounts.named(username))
+        return None
+
+    def secure(self, scope: Scope) -> bool:
+        """Whether the session cookie is Secure: over HTTPS (the scheme a
+        trusted proxy names: FORWARDED_ALLOW_IPS), or COOKIE_SECURE."""
+        return self.cookie_secure or scope.get("scheme") in ("https", "wss")
+
+    def session_secret(self, scope: Scope, headers: Headers) -> str | None:
+        cookies = cookie_parser(headers.get("cookie", ""))
+        return cookies.get(SECURE_SESSION_COOKIE if self.secure(scope) else SESSION_COOKIE) or None
+
+    def session_cookie(self, scope: Scope, secret: str | None) -> str:
+        """The Set-Cookie value for a new session's secret (None: one that ends it)."""
+        secure = self.secure(scope)
+        name = SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
+        value, age = (secret, self.cookie_seconds) if secret is not None else ("", 0)
+        return f"{name}={value}; Max-Age={age}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+
+
+def _accounts(scope: Scope) -> Accounts:
+    # Lifespan state, copied into every request's scope by Starlette.
+    accounts: Accounts = scope["state"]["accounts"]
+    return accounts
+
+
+def principal_of(scope: Scope) -> Principal:
+    """The principal the guard let in (every route it does not leave public)."""
+    principal: Principal = scope[PRINCIPAL]
+    return principal
