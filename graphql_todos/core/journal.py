@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.core import repository
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, CursorExpired
-from graphql_todos.core.models import Change
+from graphql_todos.core.models import Chunk
 
 T = TypeVar("T")
 
@@ -124,14 +124,14 @@ class Journal:
             raise CursorExpired(position, through)
         return position
 
-    async def changes_between(self, after: int, upto: int, limit: int) -> list[Change]:
+    async def changes_between(self, after: int, upto: int, limit: int) -> Chunk:
         """Entries with after < position <= upto, oldest first, at most limit;
         CursorExpired when some of them were pruned."""
         async with connection(self.pool) as conn:
-            changes, through = await repository.changes_between(conn, after, upto, limit)
+            chunk, through = await repository.changes_between(conn, after, upto, limit)
         if after < through:
             raise CursorExpired(after, through)
-        return changes
+        return chunk
 
     async def prune(self, below: int, keep_seconds: float, keep_rows: int, limit: int) -> int:
         """One batch of retention (see repository.PRUNE_JOURNAL); how many went."""

@@ -55,6 +55,22 @@ class Change:
         return str(self.position)
 
 
+# The entries of a todo row; the journal's others (lists, members, one
+# reader's arrivals and removals, revoked access) are not Changes.
+TODO_OPS = frozenset(op.value for op in Op)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What one journal read found: its todo changes, the last position it
+    read (entries of other kinds included; `after` when none), and whether
+    it stopped at its limit (more may follow)."""
+
+    changes: list[Change]
+    last: int
+    full: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """Which rows of a list to read, in list order: `size` of them from

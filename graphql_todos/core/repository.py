@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
-from graphql_todos.core.models import Change, Op, Todo
+from graphql_todos.core.models import TODO_OPS, Change, Chunk, Op, Todo
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time"
 
@@ -224,18 +224,20 @@ async def journal_newest(conn: AsyncConnection[Any]) -> tuple[int, datetime | No
 
 async def changes_between(
     conn: AsyncConnection[Any], after: int, upto: int, limit: int
-) -> tuple[list[Change], int]:
+) -> tuple[Chunk, int]:
     """Journal entries with after < position <= upto, oldest first, and the
     position the journal is pruned through (entries up to it are gone)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(SELECT_CHANGES, {"after": after, "upto": upto, "limit": limit})
         rows = await cur.fetchall()
+    read = [r for r in rows if r["position"] is not None]
     changes = [
         Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]), r["changed_at"])
-        for r in rows
-        if r["position"] is not None
+        for r in read
+        if r["op"] in TODO_OPS
     ]
-    return changes, int(rows[0]["through"])
+    last = int(read[-1]["position"]) if read else after
+    return Chunk(changes, last, len(read) == limit), int(rows[0]["through"])
 
 
 async def journal_bounds(conn: AsyncConnection[Any]) -> tuple[int, int]:

@@ -249,9 +249,10 @@ class Groups:
         upto = group.position
         while member.last < upto:
             chunk = await self.hub.read_journal(member.last, upto)
-            if not chunk:
+            if chunk.last <= member.last:
                 member.last = upto  # positions that no transaction kept
                 return
-            for change in chunk:
+            for change in chunk.changes:
                 await member.send(member.prefix + await group.render(change) + member.suffix)
                 member.last = change.position
+            member.last = chunk.last  # entries of other kinds are read past

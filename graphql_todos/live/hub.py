@@ -27,7 +27,7 @@ from graphql_todos.core import metrics
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Op, Todo
+from graphql_todos.core.models import Change, Chunk, Op, Todo
 from graphql_todos.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -152,10 +152,12 @@ class Subscriber:
         upto = self.hub.position
         while self.last < upto:
             chunk = await self.hub.read_journal(self.last, upto)
-            if not chunk:
+            if chunk.last <= self.last:
                 self.last = upto
                 return
-            accepted = [c for c in chunk if self._accept(c)]
+            accepted = [c for c in chunk.changes if self._accept(c)]
+            # Entries of other kinds are read past, not delivered.
+            self.last = max(self.last, chunk.last)
             if accepted:
                 yield accepted
 
@@ -249,7 +251,7 @@ class Hub:
             if todo_id is not None and not group:
                 del self._by_todo[todo_id]
 
-    async def read_journal(self, after: int, upto: int) -> list[Change]:
+    async def read_journal(self, after: int, upto: int) -> Chunk:
         """Journal entries after < position <= upto, oldest first, `batch` at most."""
         return await self.retrying(
             "journal read", lambda: self.journal.changes_between(after, upto, self.batch)
@@ -339,7 +341,7 @@ class Hub:
     async def _catch_up(self) -> None:
         while True:
             try:
-                changes = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
+                chunk = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
             except CursorExpired as exc:
                 # Away so long that another process pruned past us: go on from
                 # the oldest kept entry; subscribers behind it learn, as they
@@ -349,10 +351,11 @@ class Hub:
                 for sub in self._subscribers():
                     sub.enqueue(RESYNC)
                 continue
-            for change in changes:
+            for change in chunk.changes:
                 self.position = change.position
                 self._publish(change)
-            if len(changes) < self.batch:
+            self.position = max(self.position, chunk.last)
+            if not chunk.full:
                 return
 
     def _publish(self, change: Change) -> None:

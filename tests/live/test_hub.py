@@ -232,3 +232,22 @@ def test_gaps_and_foreign_notifications_are_read_from_the_journal(server: Server
             conn.execute("INSERT INTO todos (title) VALUES ('after a stranger')")
             change = ws.next_data()["todoChanges"]
             assert (change["cursor"], change["todo"]["title"]) == ("3", "after a stranger")
+
+
+def test_entries_of_lists_and_members_are_read_past_not_delivered(server: Server) -> None:
+    """Until the feed shows them (people.md section 9), todoChanges carries
+    todo entries only; the others, live or read back from the journal, only
+    move the position on."""
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        with subscribed(server) as ws:
+            conn.execute("INSERT INTO people (username) VALUES ('ann')")  # list_created, member_added
+            conn.execute("INSERT INTO todos (title) VALUES ('first')")
+            conn.execute("INSERT INTO people (username) VALUES ('bob')")
+            conn.execute("INSERT INTO todos (title) VALUES ('second')")
+            live = [ws.next_data()["todoChanges"] for _ in range(2)]
+        with subscribed(server, variables={"after": "0"}) as ws:
+            replayed = [ws.next_data()["todoChanges"] for _ in range(2)]
+            conn.execute("INSERT INTO todos (title) VALUES ('third')")
+            replayed.append(ws.next_data()["todoChanges"])
+    assert [(c["cursor"], c["todo"]["title"]) for c in live] == [("3", "first"), ("6", "second")]
+    assert [(c["cursor"], c["todo"]["title"]) for c in replayed] == [("3", "first"), ("6", "second"), ("7", "third")]
