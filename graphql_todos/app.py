@@ -24,6 +24,7 @@ from graphql_todos.core import metrics, paths
 from graphql_todos.core.database import GatedPool, connect_timeout
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.journal import Journal
+from graphql_todos.core.lists import Lists
 from graphql_todos.core.migrations import migrate
 from graphql_todos.core.people import Accounts
 from graphql_todos.core.service import TodoService
@@ -39,7 +40,7 @@ from graphql_todos.live.broadcast import Groups
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.retention import Retention
 from graphql_todos.live.streams import LiveLists
-from graphql_todos.rest import auth, resources
+from graphql_todos.rest import auth, lists, resources
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ GC_THRESHOLDS = (20_000, 20, 20)
 class State(TypedDict):
     service: TodoService
     accounts: Accounts
+    lists: Lists
     access: Access
     journal: Journal
     hub: Hub
@@ -142,6 +144,7 @@ def create_app(settings: Settings) -> Starlette:
                 yield {
                     "service": service,
                     "accounts": accounts,
+                    "lists": Lists(pool),
                     "access": access,
                     "journal": journal,
                     "hub": hub,
@@ -170,7 +173,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
         Route(paths.GRAPHQL, graphql, methods=["GET", "POST"]),
-        Mount("/api", routes=[*resources.routes, *auth.routes]),
+        Mount("/api", routes=[*resources.routes, *auth.routes, *lists.routes]),
     ]
     if settings.web_dist is not None:
         index = settings.web_dist / "index.html"

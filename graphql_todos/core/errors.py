@@ -112,9 +112,16 @@ class BadUserInput(DomainError):
 class NotFound(DomainError):
     code = ErrorCode.NOT_FOUND
 
-    def __init__(self, todo_id: uuid.UUID) -> None:
-        super().__init__(f"no todo with id {todo_id}")
+    def __init__(self, todo_id: uuid.UUID | None, kind: str = "todo") -> None:
+        super().__init__(f"no {kind} with id {todo_id}")
         self.todo_id = todo_id
+        self.kind = kind
+
+
+class Forbidden(DomainError):
+    """What the caller may see but may not do (a viewer's write, a member's share)."""
+
+    code = ErrorCode.FORBIDDEN
 
 
 class RequestError(Exception):

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.core.bounded import LRU
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode
+from graphql_todos.core.models import LOCAL_ID
 from graphql_todos.core.passwords import Passwords, TooManyAttempts, check
 from graphql_todos.core.service import parse_id
 from graphql_todos.core.settings import Settings
@@ -39,7 +40,7 @@ class Person:
 
 
 # The person who owned everything before accounts: open mode acts as it.
-LOCAL = Person(uuid.UUID("00000000-0000-4000-8000-000000000001"), "local")
+LOCAL = Person(LOCAL_ID, "local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class Principal:
     person: Person | None
     session_id: uuid.UUID | None = None
     token_id: uuid.UUID | None = None
+
+    @property
+    def actor(self) -> uuid.UUID | None:
+        """Whom the service's writes act for (None: the service, unchecked)."""
+        return None if self.person is None else self.person.id
 
 
 SERVICE = Principal(None)

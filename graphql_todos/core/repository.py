@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
-from graphql_todos.core.models import TODO_OPS, Change, Chunk, Op, Todo
+from graphql_todos.core.models import LOCAL_ID, TODO_OPS, Change, Chunk, Op, Todo
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time"
 
@@ -38,31 +38,61 @@ def prepared(completed: bool | None) -> bool | None:
     return None if completed is None else False
 
 SELECT_TODO = f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s"
+# Writes act for a person (people.md section 5): the statement sets
+# app.person_id for the journal trigger, which judges the right again at the
+# commit position, and keeps only rows of lists the person may edit. With no
+# actor (the service token, psql's way) nothing is checked.
+_ACTING = "WITH acting AS (SELECT set_config('app.person_id', coalesce(%(actor)s::text, ''), true))"
+_EDITABLE = """(%(actor)s::uuid IS NULL OR EXISTS (
+    SELECT FROM list_members m WHERE m.list_id = t.list_id AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))"""
+# No list named: the actor's default list, or local's for the service.
 INSERT_TODO = f"""
-INSERT INTO todos (title, completed) VALUES (%(title)s, %(completed)s)
+{_ACTING}
+INSERT INTO todos (title, completed, list_id)
+SELECT %(title)s, %(completed)s,
+       coalesce(%(list)s::uuid, (SELECT id FROM lists WHERE owner_id = %(owner)s::uuid AND is_default))
+FROM acting
 RETURNING {TODO_COLUMNS}
 """
 UPDATE_TODO = f"""
-UPDATE todos SET title = coalesce(%(title)s, title),
-                 completed = coalesce(%(completed)s, completed)
-WHERE id = %(id)s
+{_ACTING}
+UPDATE todos t SET title = coalesce(%(title)s, title),
+                   completed = coalesce(%(completed)s, completed)
+FROM acting
+WHERE t.id = %(id)s AND {_EDITABLE}
 RETURNING {TODO_COLUMNS}
 """
-DELETE_TODO = f"DELETE FROM todos WHERE id = %(id)s RETURNING {TODO_COLUMNS}"
+DELETE_TODO = f"""
+{_ACTING}
+DELETE FROM todos t USING acting WHERE t.id = %(id)s AND {_EDITABLE}
+RETURNING {TODO_COLUMNS}
+"""
 # ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
 # A data-modifying CTE runs to completion whatever the LIMIT reads of it:
-# every row changes, the first `limit` come back.
+# every row changes, the first `limit` come back. Rows of the lists the
+# actor may edit (or of `list` alone).
+_IN_LISTS = f"{_EDITABLE} AND (%(list)s::uuid IS NULL OR t.list_id = %(list)s::uuid)"
 SET_ALL_COMPLETED = f"""
-WITH changed AS (
-    UPDATE todos SET completed = %(completed)s
-    WHERE completed IS DISTINCT FROM %(completed)s
+{_ACTING}, changed AS (
+    UPDATE todos t SET completed = %(completed)s FROM acting
+    WHERE t.completed IS DISTINCT FROM %(completed)s AND {_IN_LISTS}
     RETURNING {TODO_COLUMNS}
 )
 SELECT * FROM changed ORDER BY created_time, id LIMIT %(limit)s
 """
 DELETE_COMPLETED = f"""
-WITH deleted AS (DELETE FROM todos WHERE completed RETURNING {TODO_COLUMNS})
+{_ACTING}, deleted AS (
+    DELETE FROM todos t USING acting WHERE t.completed AND {_IN_LISTS}
+    RETURNING {TODO_COLUMNS}
+)
 SELECT * FROM deleted ORDER BY created_time, id LIMIT %(limit)s
+"""
+# Why a write found no row: the row's list and the actor's role in it
+# (NULL: no such row, or not a member: NOT_FOUND; a viewer: FORBIDDEN).
+SELECT_ROLE = "SELECT role FROM list_members WHERE list_id = %(list)s AND person_id = %(person)s"
+SELECT_ROLE_OF_TODO = """
+SELECT m.role FROM todos t JOIN list_members m ON m.list_id = t.list_id AND m.person_id = %(actor)s
+WHERE t.id = %(id)s
 """
 # One statement sees one snapshot: the rows and the journal position they
 # reflect come back together, with no transaction around them. An empty list
@@ -148,39 +178,63 @@ async def get_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | Non
         return await cur.fetchone()
 
 
-async def insert_todo(conn: AsyncConnection[Any], title: str, completed: bool) -> Todo:
+async def insert_todo(
+    conn: AsyncConnection[Any], title: str, completed: bool, actor: uuid.UUID | None, list_id: uuid.UUID | None
+) -> Todo:
+    params = {"title": title, "completed": completed, "actor": actor, "list": list_id, "owner": actor or LOCAL_ID}
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(INSERT_TODO, {"title": title, "completed": completed})
+        await cur.execute(INSERT_TODO, params)
         row = await cur.fetchone()
         assert row is not None
         return row
 
 
 async def update_todo(
-    conn: AsyncConnection[Any], todo_id: uuid.UUID, title: str | None, completed: bool | None
+    conn: AsyncConnection[Any], todo_id: uuid.UUID, title: str | None, completed: bool | None, actor: uuid.UUID | None
 ) -> Todo | None:
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed})
+        await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed, "actor": actor})
         return await cur.fetchone()
 
 
-async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
+async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID, actor: uuid.UUID | None) -> Todo | None:
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_TODO, {"id": todo_id})
+        await cur.execute(DELETE_TODO, {"id": todo_id, "actor": actor})
         return await cur.fetchone()
 
 
-async def set_all_completed(conn: AsyncConnection[Any], completed: bool, limit: int) -> list[Todo]:
-    """Set every row's completed; the first `limit` rows it changed."""
+async def role_in_list(conn: AsyncConnection[Any], list_id: uuid.UUID, person: uuid.UUID) -> str | None:
+    """The person's role in the list (None: not a member, or no such list)."""
+    async with conn.cursor() as cur:
+        await cur.execute(SELECT_ROLE, {"list": list_id, "person": person})
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def role_of_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID, actor: uuid.UUID) -> str | None:
+    """The actor's role in the list of the row (None: it sees no such row)."""
+    async with conn.cursor() as cur:
+        await cur.execute(SELECT_ROLE_OF_TODO, {"id": todo_id, "actor": actor})
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def set_all_completed(
+    conn: AsyncConnection[Any], completed: bool, limit: int, actor: uuid.UUID | None, list_id: uuid.UUID | None
+) -> list[Todo]:
+    """Set completed on every row the actor may edit (of one list); the first `limit` rows it changed."""
+    params = {"completed": completed, "limit": limit, "actor": actor, "list": list_id}
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SET_ALL_COMPLETED, {"completed": completed, "limit": limit})
+        await cur.execute(SET_ALL_COMPLETED, params)
         return await cur.fetchall()
 
 
-async def delete_completed(conn: AsyncConnection[Any], limit: int) -> list[Todo]:
-    """Delete every completed row; the first `limit` of them."""
+async def delete_completed(
+    conn: AsyncConnection[Any], limit: int, actor: uuid.UUID | None, list_id: uuid.UUID | None
+) -> list[Todo]:
+    """Delete every completed row the actor may edit (of one list); the first `limit` of them."""
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_COMPLETED, {"limit": limit})
+        await cur.execute(DELETE_COMPLETED, {"limit": limit, "actor": actor, "list": list_id})
         return await cur.fetchall()
 
 

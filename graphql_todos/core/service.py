@@ -7,13 +7,18 @@ round trip) and raises a DomainError for anything the client got wrong.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
+import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import metrics, repository
 from graphql_todos.core.database import connection
-from graphql_todos.core.errors import BadUserInput, ListTooLarge, NotFound
+from graphql_todos.core.errors import BadUserInput, Forbidden, ListTooLarge, NotFound
 from graphql_todos.core.list_statements import JsonLists, ListStatement
 from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState
 from graphql_todos.core.settings import Settings
@@ -23,7 +28,7 @@ MAX_TITLE_LENGTH = 512
 MAX_OFFSET = 2**31 - 1
 
 
-def parse_id(value: str) -> uuid.UUID:
+def parse_id(value: str, field: str = "id") -> uuid.UUID:
     """Ids are UUIDs in their usual spelling only (not "{...}" or "urn:uuid:"),
     so one todo has one URL."""
     try:
@@ -31,7 +36,7 @@ def parse_id(value: str) -> uuid.UUID:
     except (ValueError, TypeError, AttributeError):
         key = None
     if key is None or str(key) != value.lower():
-        raise BadUserInput("id", f"is malformed: {value!r}")
+        raise BadUserInput(field, f"is malformed: {value!r}")
     return key
 
 
@@ -133,33 +138,80 @@ class TodoService:
             todo, position = await repository.todo_snapshot(conn, key)
         return TodoState(None, todo, position)
 
-    async def create_todo(self, title: str, completed: bool = False) -> Todo:
+    async def create_todo(
+        self, title: str, completed: bool = False, *, actor: uuid.UUID | None = None, list_id: str | None = None
+    ) -> Todo:
+        """A new row in `list_id`, else the actor's default list (people.md
+        section 5); `actor` None is the service principal (no role check)."""
         clean = clean_title(title)
-        async with connection(self.pool) as conn:
-            return await repository.insert_todo(conn, clean, completed)
+        key = None if list_id is None else parse_id(list_id, "listId")
+        async with connection(self.pool) as conn, _refused(key, "list"):
+            if key is not None and actor is not None:
+                role = await repository.role_in_list(conn, key, actor)
+                _check_role(role, key, "list")
+            return await repository.insert_todo(conn, clean, completed, actor, key)
 
     async def update_todo(
-        self, todo_id: str, title: str | None = None, completed: bool | None = None
+        self, todo_id: str, title: str | None = None, completed: bool | None = None, *, actor: uuid.UUID | None = None
     ) -> Todo:
         key = parse_id(todo_id)
         clean = None if title is None else clean_title(title)
-        async with connection(self.pool) as conn:
-            return _found(key, await repository.update_todo(conn, key, clean, completed))
+        async with connection(self.pool) as conn, _refused(key):
+            return await self._found(conn, key, actor, await repository.update_todo(conn, key, clean, completed, actor))
 
-    async def delete_todo(self, todo_id: str) -> Todo:
+    async def delete_todo(self, todo_id: str, *, actor: uuid.UUID | None = None) -> Todo:
         key = parse_id(todo_id)
-        async with connection(self.pool) as conn:
-            return _found(key, await repository.delete_todo(conn, key))
+        async with connection(self.pool) as conn, _refused(key):
+            return await self._found(conn, key, actor, await repository.delete_todo(conn, key, actor))
 
-    async def toggle_all(self, completed: bool) -> list[Todo]:
-        """Changes every row; returns the first MAX_LIST_ROWS it changed, in list order."""
-        async with connection(self.pool) as conn:
-            return await repository.set_all_completed(conn, completed, self.max_list_rows)
+    async def toggle_all(
+        self, completed: bool, *, actor: uuid.UUID | None = None, list_id: str | None = None
+    ) -> list[Todo]:
+        """Changes every row the actor may edit (of `list_id`); returns the
+        first MAX_LIST_ROWS it changed, in list order."""
+        key = None if list_id is None else parse_id(list_id, "listId")
+        async with connection(self.pool) as conn, _refused(key, "list"):
+            return await repository.set_all_completed(conn, completed, self.max_list_rows, actor, key)
 
-    async def clear_completed(self) -> list[Todo]:
-        """Deletes every completed row; returns the first MAX_LIST_ROWS, in list order."""
-        async with connection(self.pool) as conn:
-            return await repository.delete_completed(conn, self.max_list_rows)
+    async def clear_completed(self, *, actor: uuid.UUID | None = None, list_id: str | None = None) -> list[Todo]:
+        """Deletes every completed row the actor may edit (of `list_id`);
+        returns the first MAX_LIST_ROWS, in list order."""
+        key = None if list_id is None else parse_id(list_id, "listId")
+        async with connection(self.pool) as conn, _refused(key, "list"):
+            return await repository.delete_completed(conn, self.max_list_rows, actor, key)
+
+    @staticmethod
+    async def _found(
+        conn: AsyncConnection[Any], key: uuid.UUID, actor: uuid.UUID | None, todo: Todo | None
+    ) -> Todo:
+        """The row a write returned; or why there was none: a viewer of its
+        list is FORBIDDEN, anyone else finds no such row."""
+        if todo is not None:
+            return todo
+        if actor is not None:
+            _check_role(await repository.role_of_todo(conn, key, actor), key, "todo")
+        raise NotFound(key)
+
+
+def _check_role(role: str | None, key: uuid.UUID, kind: str) -> None:
+    """Refuse a write where the actor's `role` is none (NOT_FOUND) or viewer (FORBIDDEN)."""
+    if role is None:
+        raise NotFound(key, kind)
+    if role == "viewer":
+        raise Forbidden(f"a viewer may not change this {kind}")
+
+
+@contextlib.asynccontextmanager
+async def _refused(key: uuid.UUID | None, kind: str = "todo") -> AsyncIterator[None]:
+    """A write the journal trigger refused at its commit (the actor lost the
+    right in a transaction that committed first: people.md section 2)."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege:
+        raise Forbidden(f"may no longer change this {kind}") from None
+    except psycopg.errors.ForeignKeyViolation:
+        # A list named by a service-principal write that does not exist.
+        raise NotFound(key, kind) from None
 
 
 def _found(key: uuid.UUID, todo: Todo | None) -> Todo:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -17,13 +19,23 @@ from strawberry.types import ExecutionContext, Info
 from graphql_todos.core import metrics, models
 from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
 from graphql_todos.core.journal import Journal
+from graphql_todos.core.lists import Lists
 from graphql_todos.core.models import Change, TodoState
-from graphql_todos.core.people import Accounts, Principal
+from graphql_todos.core.people import SERVICE, Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.graphql.limits import LimitExceeded, limits_rule
 from graphql_todos.graphql.persisted import PersistedQueries
-from graphql_todos.graphql.types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
+from graphql_todos.graphql.types import (
+    CreateListInput,
+    CreateTodoInput,
+    Member,
+    Role,
+    Todo,
+    TodoChange,
+    TodoList,
+    UpdateTodoInput,
+)
 from graphql_todos.internals.strawberry import (
     CheapMaskErrors,
     OneResultSchema,
@@ -64,10 +76,29 @@ class Context:
     principal: Principal | None = None
     accounts: Accounts | None = None
     event_ids: EventIds | None = None
+    lists: Lists | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
+
+
+def _principal(info: Info[Context, None]) -> Principal:
+    """Who the operation acts for; the service principal where none was
+    found (a context built without the guard: only tests)."""
+    return _ctx(info).principal or SERVICE
+
+
+def _lists(info: Info[Context, None]) -> Lists:
+    lists = _ctx(info).lists
+    assert lists is not None, "the view gives every context the lists"
+    return lists
+
+
+def _actor(info: Info[Context, None]) -> uuid.UUID | None:
+    """Whom the operation's writes act for (None: the service principal)."""
+    principal = _ctx(info).principal
+    return None if principal is None else principal.actor
 
 
 def _unset_to_none(value: Any) -> Any:
@@ -83,6 +114,22 @@ First = Annotated[
     ),
 ]
 Offset = Annotated[int | None, strawberry.argument(description="Skip this many rows first.")]
+
+
+@strawberry.type(name="List")
+class TodoListInfo:
+    """A list as the caller sees it."""
+
+    id: strawberry.ID
+    name: str
+    is_default: bool
+    role: Role = strawberry.field(description="The caller's role.")
+    created_time: datetime
+    updated_time: datetime
+
+    @strawberry.field
+    async def members(self, info: Info[Context, None]) -> list[Member]:
+        return cast(list[Member], await _lists(info).members(_principal(info), str(self.id)))
 
 
 @strawberry.type
@@ -110,11 +157,26 @@ class Query:
         return TodoList(todos=cast(list[Todo], snapshot.todos), cursor=snapshot.cursor)
 
 
+    @strawberry.field(description="The lists the caller is a member of, oldest first.")
+    async def lists(self, info: Info[Context, None]) -> list[TodoListInfo]:
+        return cast(list[TodoListInfo], await _lists(info).lists(_principal(info)))
+
+    @strawberry.field(name="list", description="Null when absent or not the caller's.")
+    async def one_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo | None:
+        try:
+            return cast(TodoListInfo, await _lists(info).get(_principal(info), id))
+        except NotFound:
+            return None
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation
     async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
-        todo = await _ctx(info).service.create_todo(input.title, bool(input.completed))
+        list_id = _unset_to_none(input.list_id)
+        todo = await _ctx(info).service.create_todo(
+            input.title, bool(input.completed), actor=_actor(info), list_id=list_id
+        )
         return cast(Todo, todo)
 
     @strawberry.mutation
@@ -122,21 +184,58 @@ class Mutation:
         self, info: Info[Context, None], id: strawberry.ID, input: UpdateTodoInput
     ) -> Todo:
         todo = await _ctx(info).service.update_todo(
-            id, _unset_to_none(input.title), _unset_to_none(input.completed)
+            id, _unset_to_none(input.title), _unset_to_none(input.completed), actor=_actor(info)
         )
         return cast(Todo, todo)
 
     @strawberry.mutation(description="Returns the deleted row.")
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
-        return cast(Todo, await _ctx(info).service.delete_todo(id))
+        return cast(Todo, await _ctx(info).service.delete_todo(id, actor=_actor(info)))
 
     @strawberry.mutation(description="Returns the rows it changed (the first MAX_LIST_ROWS, in list order).")
-    async def toggle_all(self, info: Info[Context, None], completed: bool) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.toggle_all(completed))
+    async def toggle_all(
+        self, info: Info[Context, None], completed: bool, list_id: strawberry.ID | None = None
+    ) -> list[Todo]:
+        return cast(list[Todo], await _ctx(info).service.toggle_all(completed, actor=_actor(info), list_id=list_id))
 
     @strawberry.mutation(description="Returns the rows it deleted (the first MAX_LIST_ROWS, in list order).")
-    async def clear_completed(self, info: Info[Context, None]) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.clear_completed())
+    async def clear_completed(self, info: Info[Context, None], list_id: strawberry.ID | None = None) -> list[Todo]:
+        return cast(list[Todo], await _ctx(info).service.clear_completed(actor=_actor(info), list_id=list_id))
+
+
+    @strawberry.mutation(description="A new list the caller owns.")
+    async def create_list(self, info: Info[Context, None], input: CreateListInput) -> TodoListInfo:
+        return cast(TodoListInfo, await _lists(info).create(_principal(info), input.name))
+
+    @strawberry.mutation(description="Owner or editor.")
+    async def rename_list(self, info: Info[Context, None], id: strawberry.ID, name: str) -> TodoListInfo:
+        return cast(TodoListInfo, await _lists(info).rename(_principal(info), id, name))
+
+    @strawberry.mutation(description="Owner only; not the default list. Its todos go with it. Returns the list.")
+    async def delete_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo:
+        return cast(TodoListInfo, await _lists(info).delete(_principal(info), id))
+
+    @strawberry.mutation(description="Owner only: give a person (by username) a role in the list.")
+    async def share_list(
+        self, info: Info[Context, None], id: strawberry.ID, username: str, role: Role
+    ) -> Member:
+        return cast(Member, await _lists(info).share(_principal(info), id, username, role.value))
+
+    @strawberry.mutation(description="Owner only; the owner's own role cannot change.")
+    async def set_member_role(
+        self, info: Info[Context, None], list_id: strawberry.ID, person_id: strawberry.ID, role: Role
+    ) -> Member:
+        return cast(Member, await _lists(info).set_role(_principal(info), list_id, person_id, role.value))
+
+    @strawberry.mutation(description="Owner only (or oneself: leaving); returns the member removed.")
+    async def remove_member(
+        self, info: Info[Context, None], list_id: strawberry.ID, person_id: strawberry.ID
+    ) -> Member:
+        return cast(Member, await _lists(info).remove(_principal(info), list_id, person_id))
+
+    @strawberry.mutation(description="Any member but the owner; returns the list left.")
+    async def leave_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo:
+        return cast(TodoListInfo, await _lists(info).leave(_principal(info), id))
 
 
 @strawberry.type

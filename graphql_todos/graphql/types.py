@@ -4,10 +4,12 @@ their attributes (created_time becomes createdTime)."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 import strawberry
 from strawberry.schema_directive import Location
 
+from graphql_todos.core.lists import MAX_LIST_NAME
 from graphql_todos.core.models import Op
 from graphql_todos.core.service import MAX_TITLE_LENGTH
 
@@ -54,6 +56,9 @@ _TITLE_RULE = f"Not blank; at most {MAX_TITLE_LENGTH} characters once trimmed."
 class CreateTodoInput:
     title: str = strawberry.field(description=_TITLE_RULE, directives=_TITLE_LIMIT)
     completed: bool | None = False
+    list_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The list it joins (editor or owner); null: the caller's default list."
+    )
 
 
 @strawberry.input
@@ -62,3 +67,28 @@ class UpdateTodoInput:
         default=strawberry.UNSET, description=_TITLE_RULE, directives=_TITLE_LIMIT
     )
     completed: bool | None = strawberry.UNSET
+
+
+@strawberry.enum(description="A member's part in a list: the owner shares it, an editor writes, a viewer reads.")
+class Role(StrEnum):
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+@strawberry.type
+class Person:
+    id: strawberry.ID
+    username: str
+
+
+@strawberry.type
+class Member:
+    person: Person
+    role: Role
+
+
+@strawberry.input
+class CreateListInput:
+    name: str = strawberry.field(description=f"Not blank; at most {MAX_LIST_NAME} characters once trimmed.")
+

@@ -82,7 +82,9 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         # Lifespan state, copied into every request's scope by Starlette.
         state = request.state
         principal = request.scope.get(PRINCIPAL)
-        return Context(state.service, state.journal, state.hub, state.live_lists, principal, state.accounts)
+        return Context(
+            state.service, state.journal, state.hub, state.live_lists, principal, state.accounts, lists=state.lists
+        )
 
     async def connection_allowed(self, context: Context, params: object) -> bool:
         # The credential came with the upgrade (graphql/socket.py found its

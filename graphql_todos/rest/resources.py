@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import Any
 
@@ -36,6 +37,7 @@ from graphql_todos.core.models import Change, Todo
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
+from graphql_todos.edge.access import principal_of
 from graphql_todos.edge.error_handlers import close_reason
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REASON, frame_writers
@@ -96,7 +98,9 @@ class TodoCollection(HTTPEndpoint):
 
     async def post(self, request: Request) -> Response:
         body = await json_body(request, required=("title",))
-        todo = await _service(request).create_todo(body["title"], body.get("completed", False))
+        todo = await _service(request).create_todo(
+            body["title"], body.get("completed", False), actor=_actor(request)
+        )
         location = request.app.url_path_for("todo", id=str(todo.id))
         return _json(todo, status_code=201, headers={"Location": location})
 
@@ -141,14 +145,14 @@ class TodoItem(HTTPEndpoint):
         return await self._update(request, required=())
 
     async def delete(self, request: Request) -> Response:
-        await _service(request).delete_todo(_path_id(request))
+        await _service(request).delete_todo(_path_id(request), actor=_actor(request))
         return Response(status_code=204)
 
     async def _update(self, request: Request, required: Collection[str]) -> Response:
         todo_id = _path_id(request)
         body = await json_body(request, required)
         todo = await _service(request).update_todo(
-            todo_id, body.get("title"), body.get("completed")
+            todo_id, body.get("title"), body.get("completed"), actor=_actor(request)
         )
         return _json(todo)
 
@@ -169,6 +173,11 @@ def _service(conn: HTTPConnection) -> TodoService:
     # Lifespan state, copied into every request's scope by Starlette.
     service: TodoService = conn.state.service
     return service
+
+
+def _actor(conn: HTTPConnection) -> uuid.UUID | None:
+    """Whom the request's writes act for (the guard's principal)."""
+    return principal_of(conn.scope).actor
 
 
 def _journal(conn: HTTPConnection) -> Journal:

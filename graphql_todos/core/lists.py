@@ -1,0 +1,267 @@
+"""Lists and their members (docs/design/people.md sections 1 and 5): who may
+see a list is who is a member of it, the owner among them. Each write is one
+statement on an autocommit connection; the journal triggers (007_lists.sql)
+record it in commit order, with each new or former member's arrivals or
+removals."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
+
+from graphql_todos.core.database import connection
+from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode, Forbidden, NotFound
+from graphql_todos.core.people import NotAPerson, Person, Principal, clean_username
+from graphql_todos.core.service import parse_id
+
+MAX_LIST_NAME = 200
+ROLES = ("owner", "editor", "viewer")
+
+
+@dataclass(frozen=True, slots=True)
+class TodoList:
+    """A list as one member sees it: `role` is that member's."""
+
+    id: uuid.UUID
+    name: str
+    is_default: bool
+    role: str
+    created_time: datetime
+    updated_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    list_id: uuid.UUID
+    person: Person
+    role: str
+
+
+class AlreadyMember(DomainError):
+    code = ErrorCode.CONFLICT
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"{username!r} is already a member of this list")
+        self.username = username
+
+
+class NoSuchPerson(DomainError):
+    code = ErrorCode.NOT_FOUND
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no person {what}")
+
+
+_LIST_COLUMNS = "l.id, l.name, l.is_default, m.role, l.created_time, l.updated_time"
+SELECT_LISTS = f"""
+SELECT {_LIST_COLUMNS} FROM list_members m JOIN lists l ON l.id = m.list_id
+WHERE m.person_id = %(person)s ORDER BY l.created_time, l.id
+"""
+SELECT_LIST = f"""
+SELECT {_LIST_COLUMNS} FROM list_members m JOIN lists l ON l.id = m.list_id
+WHERE m.person_id = %(person)s AND l.id = %(list)s
+"""
+INSERT_LIST = """
+WITH made AS (
+    INSERT INTO lists (owner_id, name) VALUES (%(person)s, %(name)s) RETURNING *
+), owner AS (
+    INSERT INTO list_members (list_id, person_id, role) SELECT id, %(person)s, 'owner' FROM made
+)
+SELECT id, name, is_default, 'owner' AS role, created_time, updated_time FROM made
+"""
+RENAME_LIST = f"""
+WITH renamed AS (
+    UPDATE lists SET name = %(name)s, updated_time = now() WHERE id = %(list)s
+      AND EXISTS (SELECT FROM list_members WHERE list_id = %(list)s AND person_id = %(person)s AND role <> 'viewer')
+    RETURNING *
+)
+SELECT {_LIST_COLUMNS} FROM renamed l JOIN list_members m ON m.list_id = l.id AND m.person_id = %(person)s
+"""
+DELETE_LIST = "DELETE FROM lists WHERE id = %(list)s AND owner_id = %(person)s AND NOT is_default"
+SELECT_MEMBERS = """
+SELECT m.person_id, p.username, m.role FROM list_members m JOIN people p ON p.id = m.person_id
+WHERE m.list_id = %(list)s ORDER BY (m.role = 'owner') DESC, p.username
+"""
+INSERT_MEMBER = """
+INSERT INTO list_members (list_id, person_id, role)
+SELECT %(list)s, id, %(role)s FROM people WHERE username = %(username)s
+ON CONFLICT DO NOTHING
+RETURNING person_id
+"""
+UPDATE_MEMBER = """
+UPDATE list_members SET role = %(role)s
+WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'
+RETURNING person_id
+"""
+DELETE_MEMBER = """
+DELETE FROM list_members WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'
+RETURNING person_id, role
+"""
+SELECT_PERSON = "SELECT id, username FROM people WHERE username = %(username)s"
+
+
+def clean_list_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadUserInput("name", "must be a string, not blank")
+    name = value.strip()
+    if len(name) > MAX_LIST_NAME or "\x00" in name:
+        raise BadUserInput("name", f"must be at most {MAX_LIST_NAME} characters, with no NUL")
+    return name
+
+
+def clean_role(value: object, owner: bool = False) -> str:
+    """A role one may give a member (not owner: one owner per list)."""
+    allowed = ROLES if owner else ROLES[1:]
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise BadUserInput("role", f"must be one of {', '.join(allowed)}")
+    return value.lower()
+
+
+class Lists:
+    """The caller's lists and their members; every method takes the
+    principal (the service token is no person: FORBIDDEN)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def lists(self, principal: Principal) -> list[TodoList]:
+        person = _person(principal)
+        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(TodoList)) as cur:
+            await cur.execute(SELECT_LISTS, {"person": person.id})
+            return await cur.fetchall()
+
+    async def get(self, principal: Principal, list_id: str) -> TodoList:
+        """The list, if the caller is a member (else NOT_FOUND)."""
+        person, key = _person(principal), parse_id(list_id)
+        async with connection(self.pool) as conn:
+            return await _visible(conn, person, key)
+
+    async def create(self, principal: Principal, name: object) -> TodoList:
+        person, clean = _person(principal), clean_list_name(name)
+        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(TodoList)) as cur:
+            await cur.execute(INSERT_LIST, {"person": person.id, "name": clean})
+            made = await cur.fetchone()
+        assert made is not None
+        return made
+
+    async def rename(self, principal: Principal, list_id: str, name: object) -> TodoList:
+        """Owner or editor."""
+        person, key, clean = _person(principal), parse_id(list_id), clean_list_name(name)
+        async with connection(self.pool) as conn:
+            async with conn.cursor(row_factory=class_row(TodoList)) as cur:
+                await cur.execute(RENAME_LIST, {"person": person.id, "list": key, "name": clean})
+                renamed = await cur.fetchone()
+            if renamed is None:
+                seen = await _visible(conn, person, key)
+                raise Forbidden(f"a {seen.role} may not rename this list")
+            return renamed
+
+    async def delete(self, principal: Principal, list_id: str) -> TodoList:
+        """Owner only; a default list stays. Its todos and members go with it."""
+        person, key = _person(principal), parse_id(list_id)
+        async with connection(self.pool) as conn:
+            seen = await _visible(conn, person, key)
+            cur = await conn.execute(DELETE_LIST, {"person": person.id, "list": key})
+            if cur.rowcount == 0:
+                raise Forbidden("the default list cannot be deleted" if seen.is_default else "only the owner may delete a list")
+            return seen
+
+    async def members(self, principal: Principal, list_id: str) -> list[Member]:
+        person, key = _person(principal), parse_id(list_id)
+        async with connection(self.pool) as conn:
+            await _visible(conn, person, key)
+            return await _members(conn, key)
+
+    async def share(self, principal: Principal, list_id: str, username: object, role: object) -> Member:
+        """Owner only: add a member by username (unknown: NOT_FOUND; a member already: CONFLICT)."""
+        person, key = _person(principal), parse_id(list_id)
+        name, clean = clean_username(username), clean_role(role)
+        async with connection(self.pool) as conn:
+            await _owned(conn, person, key)
+            cur = await conn.execute(INSERT_MEMBER, {"list": key, "username": name, "role": clean})
+            row = await cur.fetchone()
+            if row is None:
+                await _person_named(conn, name)
+                raise AlreadyMember(name)
+            return await _member(conn, key, row[0])
+
+    async def set_role(self, principal: Principal, list_id: str, person_id: str, role: object) -> Member:
+        """Owner only; the owner's own row cannot change."""
+        person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
+        clean = clean_role(role)
+        async with connection(self.pool) as conn:
+            await _owned(conn, person, key)
+            cur = await conn.execute(UPDATE_MEMBER, {"list": key, "member": member, "role": clean})
+            if await cur.fetchone() is None:
+                found = await _member(conn, key, member)
+                raise Forbidden(f"the owner's role cannot change (asked: {found.person.username})")
+            return await _member(conn, key, member)
+
+    async def remove(self, principal: Principal, list_id: str, person_id: str) -> Member:
+        """Owner only, or oneself (leave); the owner's row stays."""
+        person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
+        async with connection(self.pool) as conn:
+            if member != person.id:
+                await _owned(conn, person, key)
+            else:
+                await _visible(conn, person, key)
+            found = await _member(conn, key, member)
+            cur = await conn.execute(DELETE_MEMBER, {"list": key, "member": member})
+            if await cur.fetchone() is None:
+                raise Forbidden("the owner cannot leave or be removed: delete the list instead")
+            return found
+
+    async def leave(self, principal: Principal, list_id: str) -> TodoList:
+        """Any member but the owner."""
+        person = _person(principal)
+        seen = await self.get(principal, list_id)
+        await self.remove(principal, list_id, str(person.id))
+        return seen
+
+
+def _person(principal: Principal) -> Person:
+    if principal.person is None:
+        raise NotAPerson
+    return principal.person
+
+
+async def _visible(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.UUID) -> TodoList:
+    async with conn.cursor(row_factory=class_row(TodoList)) as cur:
+        await cur.execute(SELECT_LIST, {"person": person.id, "list": key})
+        seen = await cur.fetchone()
+    if seen is None:
+        raise NotFound(key, "list")
+    return seen
+
+
+async def _owned(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.UUID) -> TodoList:
+    seen = await _visible(conn, person, key)
+    if seen.role != "owner":
+        raise Forbidden("only the owner may change the members")
+    return seen
+
+
+async def _members(conn: psycopg.AsyncConnection[Any], key: uuid.UUID) -> list[Member]:
+    cur = await conn.execute(SELECT_MEMBERS, {"list": key})
+    return [Member(key, Person(pid, name), role) for pid, name, role in await cur.fetchall()]
+
+
+async def _member(conn: psycopg.AsyncConnection[Any], key: uuid.UUID, member: uuid.UUID) -> Member:
+    for found in await _members(conn, key):
+        if found.person.id == member:
+            return found
+    raise NoSuchPerson(f"with id {member} in this list")
+
+
+async def _person_named(conn: psycopg.AsyncConnection[Any], username: str) -> Person:
+    cur = await conn.execute(SELECT_PERSON, {"username": username})
+    row = await cur.fetchone()
+    if row is None:
+        raise NoSuchPerson(f"named {username!r}")
+    return Person(row[0], row[1])

@@ -1,0 +1,117 @@
+"""REST for lists and their members (docs/design/people.md section 9): the
+same rules as GraphQL's list mutations, through core.lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from graphql_todos.core.errors import BadUserInput
+from graphql_todos.core.lists import Lists, Member, TodoList
+from graphql_todos.core.service import parse_id
+from graphql_todos.edge.access import principal_of
+from graphql_todos.rest.resources import in_url, json_body
+
+_NAME: dict[str, tuple[type, str]] = {"name": (str, "a string")}
+_SHARE: dict[str, tuple[type, str]] = {"username": (str, "a string"), "role": (str, "a string")}
+_ROLE: dict[str, tuple[type, str]] = {"role": (str, "a string")}
+
+
+def list_json(found: TodoList) -> dict[str, Any]:
+    return {
+        "id": str(found.id),
+        "name": found.name,
+        "is_default": found.is_default,
+        "role": found.role,
+        "created_time": found.created_time.isoformat(),
+        "updated_time": found.updated_time.isoformat(),
+    }
+
+
+def member_json(member: Member) -> dict[str, Any]:
+    return {"person": {"id": str(member.person.id), "username": member.person.username}, "role": member.role}
+
+
+def _json(content: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code, media_type="application/json")
+
+
+def _lists(request: Request) -> Lists:
+    # Lifespan state, copied into every request's scope by Starlette.
+    lists: Lists = request.state.lists
+    return lists
+
+
+def _path(request: Request, name: str = "id") -> str:
+    """An id from the URL, checked first: a malformed one is 400, as for todos."""
+    value: str = request.path_params[name]
+    try:
+        parse_id(value, name)
+    except BadUserInput as exc:
+        raise in_url(exc) from None
+    return value
+
+
+class ListCollection(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        return _json([list_json(found) for found in await _lists(request).lists(principal_of(request.scope))])
+
+    async def post(self, request: Request) -> Response:
+        body = await json_body(request, ("name",), _NAME)
+        return _json(list_json(await _lists(request).create(principal_of(request.scope), body["name"])), 201)
+
+
+class ListItem(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        found = await _lists(request).get(principal_of(request.scope), _path(request))
+        return _json(list_json(found))
+
+    async def patch(self, request: Request) -> Response:
+        body = await json_body(request, ("name",), _NAME)
+        renamed = await _lists(request).rename(principal_of(request.scope), _path(request), body["name"])
+        return _json(list_json(renamed))
+
+    async def delete(self, request: Request) -> Response:
+        await _lists(request).delete(principal_of(request.scope), _path(request))
+        return Response(status_code=204)
+
+
+class MemberCollection(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        members = await _lists(request).members(principal_of(request.scope), _path(request))
+        return _json([member_json(member) for member in members])
+
+    async def post(self, request: Request) -> Response:
+        body = await json_body(request, ("username", "role"), _SHARE)
+        member = await _lists(request).share(
+            principal_of(request.scope), _path(request), body["username"], body["role"]
+        )
+        return _json(member_json(member), 201)
+
+
+class MemberItem(HTTPEndpoint):
+    async def patch(self, request: Request) -> Response:
+        body = await json_body(request, ("role",), _ROLE)
+        member = await _lists(request).set_role(
+            principal_of(request.scope), _path(request), _path(request, "person_id"), body["role"]
+        )
+        return _json(member_json(member))
+
+    async def delete(self, request: Request) -> Response:
+        """Yourself: leave the list."""
+        await _lists(request).remove(principal_of(request.scope), _path(request), _path(request, "person_id"))
+        return Response(status_code=204)
+
+
+# Under /api (app.py mounts them, with resources.routes).
+routes: list[BaseRoute] = [
+    Route("/lists/", ListCollection),
+    Route("/lists/{id}/", ListItem),
+    Route("/lists/{id}/members/", MemberCollection),
+    Route("/lists/{id}/members/{person_id}/", MemberItem),
+]

@@ -1,0 +1,156 @@
+"""Lists and sharing over GraphQL (docs/design/people.md sections 5 and 9):
+who may write where, and what each caller is told when they may not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.helpers import BEARER, TOKEN, Server, serving
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def accounts(db_dsn: str) -> Iterator[Server]:
+    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
+        yield srv
+
+
+class Caller:
+    """A signed-up person's browser: cookies, our Origin, GraphQL over POST."""
+
+    def __init__(self, server: Server, username: str) -> None:
+        self.http = httpx.Client(base_url=server.url, headers={"Origin": server.url}, timeout=10)
+        response = self.http.post("/api/auth/sign-up", json={"username": username, "password": PASSWORD})
+        assert response.status_code == 201, response.text
+        self.id: str = response.json()["person"]["id"]
+
+    def gql(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = self.http.post("/graphql", json={"query": query, "variables": variables})
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, query: str, **variables: Any) -> Any:
+        body = self.gql(query, **variables)
+        assert "errors" not in body, body
+        return body["data"]
+
+    def code(self, query: str, **variables: Any) -> str:
+        body = self.gql(query, **variables)
+        code: str = body["errors"][0]["extensions"]["code"]
+        return code
+
+
+CREATE_LIST = "mutation($name: String!) { createList(input: {name: $name}) { id name role isDefault } }"
+SHARE = "mutation($id: ID!, $u: String!, $r: Role!) { shareList(id: $id, username: $u, role: $r) { person { username } role } }"
+CREATE = "mutation($t: String!, $l: ID) { createTodo(input: {title: $t, listId: $l}) { id title } }"
+UPDATE = "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"changed\"}) { id title } }"
+DELETE = "mutation($id: ID!) { deleteTodo(id: $id) { id } }"
+LISTS = "{ lists { id name role isDefault members { person { username } role } } }"
+
+
+def test_an_owner_shares_a_viewer_reads_an_editor_writes_and_strangers_see_nothing(accounts: Server) -> None:
+    ann, bob, eve = Caller(accounts, "ann"), Caller(accounts, "bob"), Caller(accounts, "eve")
+    shared = ann.data(CREATE_LIST, name="groceries")["createList"]
+    assert (shared["name"], shared["role"], shared["isDefault"]) == ("groceries", "OWNER", False)
+    row = ann.data(CREATE, t="milk", l=shared["id"])["createTodo"]
+    assert ann.data(SHARE, id=shared["id"], u="bob", r="VIEWER")["shareList"] == {
+        "person": {"username": "bob"}, "role": "VIEWER"
+    }
+    bobs = {entry["name"]: entry for entry in bob.data(LISTS)["lists"]}
+    assert bobs["groceries"]["role"] == "VIEWER"
+    assert bobs["groceries"]["members"] == [
+        {"person": {"username": "ann"}, "role": "OWNER"}, {"person": {"username": "bob"}, "role": "VIEWER"}
+    ]
+    assert bob.code(UPDATE, id=row["id"]) == "FORBIDDEN"
+    assert bob.code(DELETE, id=row["id"]) == "FORBIDDEN"
+    assert bob.code(CREATE, t="x", l=shared["id"]) == "FORBIDDEN"
+    assert eve.code(UPDATE, id=row["id"]) == "NOT_FOUND"
+    assert eve.code(CREATE, t="x", l=shared["id"]) == "NOT_FOUND"
+    assert [entry["name"] for entry in eve.data(LISTS)["lists"]] == ["Todos"]
+    ann.data(
+        "mutation($l: ID!, $p: ID!) { setMemberRole(listId: $l, personId: $p, role: EDITOR) { role } }",
+        l=shared["id"], p=bob.id,
+    )
+    assert bob.data(UPDATE, id=row["id"])["updateTodo"]["title"] == "changed"
+    # Toggling every row the caller may edit leaves others' lists alone.
+    eve.data(CREATE, t="eve's own")
+    assert {t["title"] for t in bob.data("mutation { toggleAll(completed: true) { title } }")["toggleAll"]} == {"changed"}
+    ann.data("mutation($l: ID!, $p: ID!) { removeMember(listId: $l, personId: $p) { role } }", l=shared["id"], p=bob.id)
+    assert bob.code(UPDATE, id=row["id"]) == "NOT_FOUND"
+
+
+def test_create_todo_without_a_list_joins_the_callers_default_list(accounts: Server) -> None:
+    ann = Caller(accounts, "ann")
+    row = ann.data(CREATE, t="mine")["createTodo"]
+    with psycopg.connect(accounts.dsn) as conn:
+        owner = conn.execute(
+            "SELECT l.owner_id::text, l.is_default FROM todos t JOIN lists l ON l.id = t.list_id WHERE t.id = %s",
+            (row["id"],),
+        ).fetchone()
+    assert owner == (ann.id, True)
+
+
+def test_what_only_an_owner_may_do_and_what_nobody_may(accounts: Server) -> None:
+    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
+    shared = ann.data(CREATE_LIST, name="shared")["createList"]["id"]
+    default = next(entry["id"] for entry in ann.data(LISTS)["lists"] if entry["isDefault"])
+    assert ann.code(SHARE, id=shared, u="nobody", r="EDITOR") == "NOT_FOUND"
+    ann.data(SHARE, id=shared, u="bob", r="EDITOR")
+    assert ann.code(SHARE, id=shared, u="bob", r="VIEWER") == "CONFLICT"
+    assert bob.code(SHARE, id=shared, u="ann", r="VIEWER") == "FORBIDDEN"
+    assert bob.code("mutation($id: ID!) { deleteList(id: $id) { id } }", id=shared) == "FORBIDDEN"
+    assert ann.code("mutation($id: ID!) { deleteList(id: $id) { id } }", id=default) == "FORBIDDEN"
+    assert ann.code("mutation($id: ID!) { leaveList(id: $id) { id } }", id=shared) == "FORBIDDEN"
+    renamed = bob.data("mutation($id: ID!) { renameList(id: $id, name: \" new \") { name role } }", id=shared)
+    assert renamed["renameList"] == {"name": "new", "role": "EDITOR"}
+    assert bob.data("mutation($id: ID!) { leaveList(id: $id) { name } }", id=shared)["leaveList"]["name"] == "new"
+    assert bob.data("query($id: ID!) { list(id: $id) { id } }", id=shared)["list"] is None
+    ann.data(CREATE, t="goes with it", l=shared)
+    assert ann.data("mutation($id: ID!) { deleteList(id: $id) { name } }", id=shared)["deleteList"]["name"] == "new"
+    with psycopg.connect(accounts.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM todos").fetchone() == (0,)
+
+
+def test_the_service_token_is_no_member(accounts: Server) -> None:
+    with httpx.Client(base_url=accounts.url, headers=BEARER) as client:
+        body = client.post("/graphql", json={"query": LISTS}).json()
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        created = client.post("/graphql", json={"query": CREATE, "variables": {"t": "by the service"}}).json()
+        assert created["data"]["createTodo"]["title"] == "by the service"
+
+
+def test_open_mode_is_local_with_its_default_list(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        body = client.post("/graphql", json={"query": LISTS}).json()
+    assert body["data"]["lists"] == [
+        {"id": body["data"]["lists"][0]["id"], "name": "Todos", "role": "OWNER", "isDefault": True,
+         "members": [{"person": {"username": "local"}, "role": "OWNER"}]}
+    ]
+
+
+def test_rest_lists_and_members(accounts: Server) -> None:
+    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
+    made = ann.http.post("/api/lists/", json={"name": "trip"})
+    assert made.status_code == 201
+    trip = made.json()
+    assert (trip["name"], trip["role"], trip["is_default"]) == ("trip", "owner", False)
+    shared = ann.http.post(f"/api/lists/{trip['id']}/members/", json={"username": "bob", "role": "viewer"})
+    assert shared.status_code == 201
+    assert shared.json() == {"person": {"id": bob.id, "username": "bob"}, "role": "viewer"}
+    assert [m["role"] for m in bob.http.get(f"/api/lists/{trip['id']}/members/").json()] == ["owner", "viewer"]
+    assert bob.http.patch(f"/api/lists/{trip['id']}/", json={"name": "mine"}).status_code == 403
+    promoted = ann.http.patch(f"/api/lists/{trip['id']}/members/{bob.id}/", json={"role": "editor"})
+    assert promoted.json()["role"] == "editor"
+    assert bob.http.patch(f"/api/lists/{trip['id']}/", json={"name": "ours"}).json()["name"] == "ours"
+    assert bob.http.delete(f"/api/lists/{trip['id']}/members/{bob.id}/").status_code == 204
+    assert bob.http.get(f"/api/lists/{trip['id']}/").status_code == 404
+    assert ann.http.get("/api/lists/nope/").status_code == 400
+    assert ann.http.post("/api/lists/", json={"name": "  "}).status_code == 422
+    assert ann.http.delete(f"/api/lists/{trip['id']}/").status_code == 204
+    assert [entry["name"] for entry in ann.http.get("/api/lists/").json()] == ["Todos"]
