@@ -154,3 +154,25 @@ def test_rest_lists_and_members(accounts: Server) -> None:
     assert ann.http.post("/api/lists/", json={"name": "  "}).status_code == 422
     assert ann.http.delete(f"/api/lists/{trip['id']}/").status_code == 204
     assert [entry["name"] for entry in ann.http.get("/api/lists/").json()] == ["Todos"]
+
+
+def test_each_person_reads_only_the_lists_they_are_a_member_of(accounts: Server) -> None:
+    ann, bob, eve = Caller(accounts, "ann"), Caller(accounts, "bob"), Caller(accounts, "eve")
+    shared = ann.data(CREATE_LIST, name="shared")["createList"]["id"]
+    ann.data(SHARE, id=shared, u="bob", r="VIEWER")
+    in_shared = ann.data(CREATE, t="in shared", l=shared)["createTodo"]
+    private = ann.data(CREATE, t="ann only")["createTodo"]
+    eve.data(CREATE, t="eve only")
+    query = "{ todos { title } todoList { todos { title } } }"
+    for _ in range(2):  # the second answer may come from the response cache
+        assert {t["title"] for t in ann.data(query)["todos"]} == {"in shared", "ann only"}
+        assert [t["title"] for t in bob.data(query)["todoList"]["todos"]] == ["in shared"]
+        assert [t["title"] for t in eve.data(query)["todos"]] == ["eve only"]
+        assert [t["title"] for t in bob.http.get("/api/todos/").json()] == ["in shared"]
+    one = "query($id: ID!) { todo(id: $id) { title } }"
+    assert bob.data(one, id=in_shared["id"])["todo"] == {"title": "in shared"}
+    assert bob.data(one, id=private["id"])["todo"] is None
+    assert bob.http.get(f"/api/todos/{private['id']}/").status_code == 404
+    assert eve.http.get(f"/api/todos/{in_shared['id']}/").status_code == 404
+    with httpx.Client(base_url=accounts.url, headers=BEARER) as service:
+        assert len(service.get("/api/todos/").json()) == 3

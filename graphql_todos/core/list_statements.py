@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from psycopg import AsyncConnection, sql
 
+from graphql_todos.core.models import ALL, Viewer
 from graphql_todos.core.repository import SELECT_POSITION, SELECT_TODOS, prepared
 
 # What datetime.isoformat() writes, from a timestamptz `c` rendered in the
@@ -75,23 +76,27 @@ class ListStatement:
     def __init__(self, items: tuple[ItemShape, ...], position: bool) -> None:
         self.items = items
         self.position = position
-        # Keyed by (in UTC, filtered): times rendered in the session's zone,
-        # or (built when first needed, as the filtered ones) in UTC: which one
-        # a connection needs is known only once it runs (see run).
-        self._statements = {(False, False): _statement(items, position, _SESSION_TIME, SELECT_TODOS[False])}
+        # Keyed by (in UTC, filtered, every list), built when first needed:
+        # times rendered in the session's zone or in UTC (which one a
+        # connection needs is known only once it runs: see run), and the
+        # viewer's membership condition or the service principal's none.
+        self._statements: dict[tuple[bool, bool, bool], bytes] = {}
 
-    async def run(self, conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int) -> JsonLists:
-        """At most `limit` rows from `offset` on, in list order."""
+    async def run(
+        self, conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int, viewer: Viewer = ALL
+    ) -> JsonLists:
+        """At most `limit` rows the viewer sees from `offset` on, in list order
+        (the service passes its caller's viewer; ALL reads every list)."""
         # psycopg converts times to the session's zone when it can load it,
         # else to UTC: the JSON must carry the offsets Strawberry would write.
-        key = (not isinstance(conn.info.timezone, ZoneInfo), completed is not None)
+        key = (not isinstance(conn.info.timezone, ZoneInfo), completed is not None, viewer.everything)
         if key not in self._statements:
             time = _UTC_TIME if key[0] else _SESSION_TIME
-            self._statements[key] = _statement(self.items, self.position, time, SELECT_TODOS[key[1]])
+            self._statements[key] = _statement(self.items, self.position, time, SELECT_TODOS[key[1:]])
         # Prepared once it has run a few times on a connection (psycopg's
         # automatic preparation), so one-off selections are not; a filtered
         # list never (repository.prepared).
-        params = {"completed": completed, "limit": limit, "offset": offset}
+        params = {"completed": completed, "limit": limit, "offset": offset, "viewer": viewer.person}
         cursor = await conn.execute(self._statements[key], params, prepare=prepared(completed))
         row = await cursor.fetchone()
         assert row is not None

@@ -14,6 +14,21 @@ LOCAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
 @dataclass(frozen=True, slots=True)
+class Viewer:
+    """Whose todos a read returns: the lists `person` is a member of, or
+    every list (person None: the service principal, ALL)."""
+
+    person: uuid.UUID | None
+
+    @property
+    def everything(self) -> bool:
+        return self.person is None
+
+
+ALL = Viewer(None)
+
+
+@dataclass(frozen=True, slots=True)
 class Todo:
     id: uuid.UUID
     title: str

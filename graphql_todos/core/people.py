@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.core.bounded import LRU
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode
-from graphql_todos.core.models import LOCAL_ID
+from graphql_todos.core.models import ALL, LOCAL_ID, Viewer
 from graphql_todos.core.passwords import Passwords, TooManyAttempts, check
 from graphql_todos.core.service import parse_id
 from graphql_todos.core.settings import Settings
@@ -51,15 +51,24 @@ class Principal:
     person: Person | None
     session_id: uuid.UUID | None = None
     token_id: uuid.UUID | None = None
+    # Open mode's local reads every list, as before lists existed: open mode
+    # behaves as it did (the same statements and plans); writes still act as
+    # local.
+    every_list: bool = False
 
     @property
     def actor(self) -> uuid.UUID | None:
         """Whom the service's writes act for (None: the service, unchecked)."""
         return None if self.person is None else self.person.id
 
+    @property
+    def viewer(self) -> Viewer:
+        """Whose todos its reads return: the person's lists, or every list."""
+        return ALL if self.every_list else Viewer(self.actor)
+
 
 SERVICE = Principal(None)
-OPEN = Principal(LOCAL)
+OPEN = Principal(LOCAL, every_list=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
-from graphql_todos.core.models import LOCAL_ID, TODO_OPS, Change, Chunk, Op, Todo
+from graphql_todos.core.models import LOCAL_ID, TODO_OPS, Change, Chunk, Op, Todo, Viewer
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time"
 
@@ -26,9 +26,21 @@ TODO_COLUMNS = "id, title, completed, created_time, updated_time"
 # at any size; a filtered list is planned with its values each time (see
 # prepared), as a generic plan cannot know how many rows the filter keeps.
 _PAGE = "ORDER BY created_time, id LIMIT %(limit)s OFFSET %(offset)s"
+# Reads enforce visibility in SQL (people.md section 4): a person's
+# statements carry the membership condition; the service principal's (ALL)
+# are the unconditioned ones. Keyed by (filtered, every list).
+_MINE = "list_id IN (SELECT list_id FROM list_members WHERE person_id = %(viewer)s)"
+
+
+def _todos_where(filtered: bool, everything: bool) -> str:
+    conditions = ([] if everything else [_MINE]) + (["completed = %(completed)s"] if filtered else [])
+    return f"WHERE {' AND '.join(conditions)} " if conditions else ""
+
+
 SELECT_TODOS = {
-    False: f"SELECT {TODO_COLUMNS} FROM todos {_PAGE}",
-    True: f"SELECT {TODO_COLUMNS} FROM todos WHERE completed = %(completed)s {_PAGE}",
+    (filtered, everything): f"SELECT {TODO_COLUMNS} FROM todos {_todos_where(filtered, everything)}{_PAGE}"
+    for filtered in (False, True)
+    for everything in (False, True)
 }
 
 
@@ -37,7 +49,10 @@ def prepared(completed: bool | None) -> bool | None:
     for a filtered one (False)."""
     return None if completed is None else False
 
-SELECT_TODO = f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s"
+SELECT_TODO = {
+    everything: f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s" + ("" if everything else f" AND {_MINE}")
+    for everything in (False, True)
+}
 # Writes act for a person (people.md section 5): the statement sets
 # app.person_id for the journal trigger, which judges the right again at the
 # commit position, and keeps only rows of lists the person may edit. With no
@@ -98,19 +113,20 @@ WHERE t.id = %(id)s
 # reflect come back together, with no transaction around them. An empty list
 # still yields one row (all NULL but the position).
 SELECT_SNAPSHOT = {
-    filtered: f"""
+    key: f"""
 WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
 SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
 ORDER BY t.created_time, t.id
 """
-    for filtered, rows in SELECT_TODOS.items()
+    for key, rows in SELECT_TODOS.items()
 }
-SELECT_TODO_SNAPSHOT = f"""
+SELECT_TODO_SNAPSHOT = {
+    everything: f"""
 WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
-SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
-    SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s
-) t ON true
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({row}) t ON true
 """
+    for everything, row in SELECT_TODO.items()
+}
 SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
 # The newest entry, never pruned: where the journal stands, and when that
 # entry committed (journal.Mark). No row: the journal is empty.
@@ -163,18 +179,18 @@ RETURNING (SELECT count(*) FROM pruned) AS count
 
 
 async def list_todos(
-    conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
+    conn: AsyncConnection[Any], viewer: Viewer, completed: bool | None, limit: int, offset: int
 ) -> list[Todo]:
-    """`limit` rows of the (filtered) list from `offset` on, in list order."""
-    params = {"completed": completed, "limit": limit, "offset": offset}
+    """`limit` rows of the (filtered) list the viewer sees from `offset` on, in list order."""
+    params = {"completed": completed, "limit": limit, "offset": offset, "viewer": viewer.person}
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SELECT_TODOS[completed is not None], params, prepare=prepared(completed))
+        await cur.execute(SELECT_TODOS[completed is not None, viewer.everything], params, prepare=prepared(completed))
         return await cur.fetchall()
 
 
-async def get_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
+async def get_todo(conn: AsyncConnection[Any], viewer: Viewer, todo_id: uuid.UUID) -> Todo | None:
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SELECT_TODO, {"id": todo_id})
+        await cur.execute(SELECT_TODO[viewer.everything], {"id": todo_id, "viewer": viewer.person})
         return await cur.fetchone()
 
 
@@ -239,21 +255,25 @@ async def delete_completed(
 
 
 async def snapshot(
-    conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
+    conn: AsyncConnection[Any], viewer: Viewer, completed: bool | None, limit: int, offset: int
 ) -> tuple[list[Todo], int]:
-    """`limit` rows of the (filtered) list from `offset` on, and the journal
-    position they reflect."""
-    params = {"completed": completed, "limit": limit, "offset": offset}
+    """`limit` rows of the (filtered) list the viewer sees from `offset` on,
+    and the journal position they reflect."""
+    params = {"completed": completed, "limit": limit, "offset": offset, "viewer": viewer.person}
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_SNAPSHOT[completed is not None], params, prepare=prepared(completed))
+        await cur.execute(
+            SELECT_SNAPSHOT[completed is not None, viewer.everything], params, prepare=prepared(completed)
+        )
         rows = await cur.fetchall()
     return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"])
 
 
-async def todo_snapshot(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> tuple[Todo | None, int]:
-    """One row (None when absent) and the journal position it reflects."""
+async def todo_snapshot(
+    conn: AsyncConnection[Any], viewer: Viewer, todo_id: uuid.UUID
+) -> tuple[Todo | None, int]:
+    """One row (None when absent or not the viewer's) and the journal position it reflects."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_TODO_SNAPSHOT, {"id": todo_id})
+        await cur.execute(SELECT_TODO_SNAPSHOT[viewer.everything], {"id": todo_id, "viewer": viewer.person})
         row = await cur.fetchone()
     assert row is not None
     return (_todo(row) if row["id"] is not None else None), int(row["position"])

@@ -20,7 +20,7 @@ from graphql_todos.core import metrics, repository
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, Forbidden, ListTooLarge, NotFound
 from graphql_todos.core.list_statements import JsonLists, ListStatement
-from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState
+from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState, Viewer
 from graphql_todos.core.settings import Settings
 
 MAX_TITLE_LENGTH = 512
@@ -78,35 +78,37 @@ class TodoService:
             raise BadUserInput(names[1], f"must be from 0 to {MAX_OFFSET}")
         return Page(size, offset or 0)
 
-    async def list_todos(self, completed: bool | None = None, page: Page = WHOLE) -> list[Todo]:
+    async def list_todos(self, viewer: Viewer, completed: bool | None = None, page: Page = WHOLE) -> list[Todo]:
         """The page of the (filtered) list; ListTooLarge for a whole list
         over MAX_LIST_ROWS."""
         async with connection(self.pool) as conn:
-            todos = await repository.list_todos(conn, completed, self._limit(page), page.offset)
+            todos = await repository.list_todos(conn, viewer, completed, self._limit(page), page.offset)
         self._check_page(len(todos), page)
         return todos
 
-    async def snapshot(self, completed: bool | None = None, page: Page = WHOLE) -> Snapshot:
+    async def snapshot(self, viewer: Viewer, completed: bool | None = None, page: Page = WHOLE) -> Snapshot:
         """The page of the list and the journal position it reflects."""
-        snapshot = await self._snapshot(completed, self._limit(page), page.offset)
+        snapshot = await self._snapshot(viewer, completed, self._limit(page), page.offset)
         self._check_page(len(snapshot.todos), page)
         return snapshot
 
-    async def live_snapshot(self, completed: bool | None) -> Snapshot:
+    async def live_snapshot(self, viewer: Viewer, completed: bool | None) -> Snapshot:
         """The whole list for a live view, or MAX_LIST_ROWS + 1 of its rows
         when it is longer (enough to know it is over the cap)."""
-        return await self._snapshot(completed, self._limit(WHOLE), 0)
+        return await self._snapshot(viewer, completed, self._limit(WHOLE), 0)
 
-    async def _snapshot(self, completed: bool | None, limit: int, offset: int) -> Snapshot:
+    async def _snapshot(self, viewer: Viewer, completed: bool | None, limit: int, offset: int) -> Snapshot:
         async with connection(self.pool) as conn:
-            todos, position = await repository.snapshot(conn, completed, limit, offset)
+            todos, position = await repository.snapshot(conn, viewer, completed, limit, offset)
         return Snapshot(todos, position)
 
-    async def lists_json(self, query: ListStatement, completed: bool | None = None, page: Page = WHOLE) -> JsonLists:
+    async def lists_json(
+        self, query: ListStatement, viewer: Viewer, completed: bool | None = None, page: Page = WHOLE
+    ) -> JsonLists:
         """The page of the list as JSON text, in each of the query's shapes,
         and the journal position it reflects; ListTooLarge as list_todos."""
         async with connection(self.pool) as conn:
-            lists = await query.run(conn, completed, self._limit(page), page.offset)
+            lists = await query.run(conn, completed, self._limit(page), page.offset, viewer)
         self._check_page(lists.rows, page)
         return lists
 
@@ -126,16 +128,16 @@ class TodoService:
             metrics.refused("list_rows")
             raise ListTooLarge(self.max_list_rows)
 
-    async def get_todo(self, todo_id: str) -> Todo:
+    async def get_todo(self, viewer: Viewer, todo_id: str) -> Todo:
         key = parse_id(todo_id)
         async with connection(self.pool) as conn:
-            return _found(key, await repository.get_todo(conn, key))
+            return _found(key, await repository.get_todo(conn, viewer, key))
 
-    async def todo_snapshot(self, key: uuid.UUID) -> TodoState:
+    async def todo_snapshot(self, viewer: Viewer, key: uuid.UUID) -> TodoState:
         """One row as a watcher starts from (todo None when absent) and the
         journal position it reflects; the caller has parsed the id already."""
         async with connection(self.pool) as conn:
-            todo, position = await repository.todo_snapshot(conn, key)
+            todo, position = await repository.todo_snapshot(conn, viewer, key)
         return TodoState(None, todo, position)
 
     async def create_todo(

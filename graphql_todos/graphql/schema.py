@@ -20,7 +20,7 @@ from graphql_todos.core import metrics, models
 from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.lists import Lists
-from graphql_todos.core.models import Change, TodoState
+from graphql_todos.core.models import Change, TodoState, Viewer
 from graphql_todos.core.people import SERVICE, Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
@@ -95,6 +95,11 @@ def _lists(info: Info[Context, None]) -> Lists:
     return lists
 
 
+def _viewer(info: Info[Context, None]) -> Viewer:
+    """Whose todos the operation reads."""
+    return _principal(info).viewer
+
+
 def _actor(info: Info[Context, None]) -> uuid.UUID | None:
     """Whom the operation's writes act for (None: the service principal)."""
     principal = _ctx(info).principal
@@ -139,12 +144,12 @@ class Query:
         self, info: Info[Context, None], completed: bool | None = None, first: First = None, offset: Offset = 0
     ) -> list[Todo]:
         service = _ctx(info).service
-        return cast(list[Todo], await service.list_todos(completed, service.page(first, offset)))
+        return cast(list[Todo], await service.list_todos(_viewer(info), completed, service.page(first, offset)))
 
     @strawberry.field(description="Null when absent.")
     async def todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo | None:
         try:
-            return cast(Todo, await _ctx(info).service.get_todo(id))
+            return cast(Todo, await _ctx(info).service.get_todo(_viewer(info), id))
         except NotFound:
             return None
 
@@ -153,7 +158,7 @@ class Query:
         self, info: Info[Context, None], completed: bool | None = None, first: First = None, offset: Offset = 0
     ) -> TodoList:
         service = _ctx(info).service
-        snapshot = await service.snapshot(completed, service.page(first, offset))
+        snapshot = await service.snapshot(_viewer(info), completed, service.page(first, offset))
         return TodoList(todos=cast(list[Todo], snapshot.todos), cursor=snapshot.cursor)
 
 
@@ -263,7 +268,7 @@ class Subscription:
     ) -> AsyncGenerator[Todo | None, None]:
         ctx = _ctx(info)
         # parse_id here: a malformed id fails the subscribe itself.
-        return _rows(streams.todo_states(ctx.service, ctx.hub, parse_id(id)))
+        return _rows(streams.todo_states(ctx.service, ctx.hub, _viewer(info), parse_id(id)))
 
     @strawberry.subscription(
         description="Live query: the full list now, then again after changes (coalesced);"
@@ -273,7 +278,7 @@ class Subscription:
         self, info: Info[Context, None], completed: bool | None = None
     ) -> AsyncGenerator[list[Todo], None]:
         ctx = _ctx(info)
-        async for todos in ctx.live_lists.watch(completed):
+        async for todos in ctx.live_lists.watch(completed, _viewer(info)):
             ctx.service.check_whole(len(todos))
             yield cast(list[Todo], todos)
 

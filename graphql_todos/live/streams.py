@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 
 from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Op, Todo, TodoState
+from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
 from graphql_todos.core.service import TodoService
 from graphql_todos.live.hub import Hub, Subscriber
 
@@ -38,12 +38,12 @@ async def _changes(hub: Hub, start: int) -> AsyncGenerator[Change, None]:
 
 
 async def todo_states(
-    service: TodoService, hub: Hub, key: uuid.UUID
+    service: TodoService, hub: Hub, viewer: Viewer, key: uuid.UUID
 ) -> AsyncGenerator[TodoState, None]:
     """The row now, then after each change; ends after it is deleted (or
     right away when it does not exist)."""
     async with hub.subscribe(todo_id=key) as sub:
-        start = await service.todo_snapshot(key)
+        start = await service.todo_snapshot(viewer, key)
         sub.skip_through(start.position)
         yield start
         if start.todo is None:
@@ -87,9 +87,10 @@ class _LiveList:
     """The list for one filter, kept current in memory by one task and one
     hub subscription, however many watch it: no query per change."""
 
-    def __init__(self, service: TodoService, hub: Hub, completed: bool | None) -> None:
+    def __init__(self, service: TodoService, hub: Hub, viewer: Viewer, completed: bool | None) -> None:
         self.service = service
         self.hub = hub
+        self.viewer = viewer
         self.completed = completed
         self.current: LiveRows | None = None
         self.watchers: set[_Watcher] = set()
@@ -126,7 +127,7 @@ class _LiveList:
                 self._show(fresh)
 
     async def _read(self, sub: Subscriber) -> LiveRows:
-        snapshot = await self.hub.retrying("live list snapshot", lambda: self.service.live_snapshot(self.completed))
+        snapshot = await self.hub.retrying("live list snapshot", lambda: self.service.live_snapshot(self.viewer, self.completed))
         sub.skip_through(snapshot.position)
         return LiveRows(snapshot.todos)
 
@@ -142,18 +143,20 @@ class LiveLists:
     def __init__(self, service: TodoService, hub: Hub) -> None:
         self.service = service
         self.hub = hub
-        self._lists: dict[bool | None, _LiveList] = {}
+        # One per viewer and filter: a person's live list holds what they see.
+        self._lists: dict[tuple[Viewer, bool | None], _LiveList] = {}
 
     def __len__(self) -> int:
         return len(self._lists)
 
-    async def watch(self, completed: bool | None) -> AsyncGenerator[LiveRows, None]:
+    async def watch(self, completed: bool | None, viewer: Viewer = ALL) -> AsyncGenerator[LiveRows, None]:
         """The whole (filtered) list now, then again after each burst of
         changes that alters it (coalesced: a slow client gets only the newest).
         A list over MAX_LIST_ROWS comes as its first MAX_LIST_ROWS + 1 rows."""
-        live = self._lists.get(completed)
+        key = (viewer, completed)
+        live = self._lists.get(key)
         if live is None or live.task.done():
-            live = self._lists[completed] = _LiveList(self.service, self.hub, completed)
+            live = self._lists[key] = _LiveList(self.service, self.hub, viewer, completed)
         watcher = _Watcher()
         live.watchers.add(watcher)
         if live.current is not None:
@@ -167,6 +170,6 @@ class LiveLists:
                 yield watcher.latest
         finally:
             live.watchers.discard(watcher)
-            if not live.watchers and self._lists.get(completed) is live:
-                del self._lists[completed]
+            if not live.watchers and self._lists.get(key) is live:
+                del self._lists[key]
                 live.task.cancel()

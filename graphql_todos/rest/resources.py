@@ -33,7 +33,7 @@ from graphql_todos.core.errors import (
 )
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.list_statements import ListStatement
-from graphql_todos.core.models import Change, Todo
+from graphql_todos.core.models import Change, Todo, Viewer
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
@@ -83,17 +83,18 @@ class TodoCollection(HTTPEndpoint):
         if event_stream.prefers_event_stream(request):
             return await self._event_stream(request)
         completed = _completed_filter(request)
+        viewer = principal_of(request.scope).viewer
         try:
             page = _service(request).page(_int_param(request, "limit"), _int_param(request, "offset"), ("limit", "offset"))
         except BadUserInput as exc:
             raise in_url(exc) from None
 
         async def read() -> tuple[bytes, bool]:
-            lists = await _service(request).lists_json(_LIST, completed, page)
+            lists = await _service(request).lists_json(_LIST, viewer, completed, page)
             return lists.texts[0].encode(), True
 
         cache: ResponseCache[bytes] = request.state.response_cache
-        body = await cache.get_or_read(("rest todos", completed, page), _journal(request).mark, read)
+        body = await cache.get_or_read(("rest todos", viewer, completed, page), _journal(request).mark, read)
         return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:
@@ -131,10 +132,11 @@ class TodoCollection(HTTPEndpoint):
 class TodoItem(HTTPEndpoint):
     async def get(self, request: Request) -> Response | event_stream.EventStreamResponse:
         stream = event_stream.prefers_event_stream(request)
-        todo = await _service(request).get_todo(_path_id(request))
+        viewer = principal_of(request.scope).viewer
+        todo = await _service(request).get_todo(viewer, _path_id(request))
         if stream:
             # The row now, then each change: a reconnect needs no cursor.
-            messages = _state_messages(_service(request), _hub(request), str(todo.id))
+            messages = _state_messages(_service(request), _hub(request), viewer, str(todo.id))
             return _event_stream(request, _events(messages))
         return _json(todo)
 
@@ -160,7 +162,8 @@ class TodoItem(HTTPEndpoint):
     async def websocket(websocket: WebSocket) -> None:
         """The row now ("snapshot"), then each change to it; closes after
         "deleted", or with 4404 when there is no such row."""
-        messages = _state_messages(_service(websocket), _hub(websocket), websocket.path_params["id"])
+        viewer = principal_of(websocket.scope).viewer
+        messages = _state_messages(_service(websocket), _hub(websocket), viewer, websocket.path_params["id"])
         await _relay(websocket, functools.partial(_send_each, websocket, messages))
 
 
@@ -272,11 +275,11 @@ async def _change_event(change: Change) -> bytes:
 
 
 async def _state_messages(
-    service: TodoService, hub: Hub, todo_id: str
+    service: TodoService, hub: Hub, viewer: Viewer, todo_id: str
 ) -> AsyncGenerator[dict[str, Any], None]:
     last: Todo | None = None
     key = parse_id(todo_id)
-    states = streams.todo_states(service, hub, key)
+    states = streams.todo_states(service, hub, viewer, key)
     async with contextlib.aclosing(states):
         async for state in states:
             # A deleted state has no row: show its last one, as the change feed does.

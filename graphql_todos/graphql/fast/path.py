@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from graphql_todos.core.journal import Journal, Mark
+from graphql_todos.core.people import SERVICE
 from graphql_todos.edge import json_intake
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import JSON_TYPES, accept_header
@@ -170,7 +171,9 @@ class FastPath:
 
         if compiled_operation.operation.operation is not OperationType.QUERY:
             return FastAnswer((await run())[0])
-        body = await self.cache.get_or_read((query, operation_name, coerced.key), position, run)
+        # Keyed by whose answer it is too: each person's reads differ (people.md section 7).
+        viewer = (context.principal or SERVICE).viewer
+        body = await self.cache.get_or_read((query, operation_name, coerced.key, viewer), position, run)
         return FastAnswer(body, kept_at=kept_at)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from graphql_todos.core.list_statements import COLUMNS, Constant, ItemShape, JsonLists, ListStatement
+from graphql_todos.core.people import SERVICE
 from graphql_todos.graphql.fast.plans import Direct, RootAnswer, Selected
 from graphql_todos.graphql.schema import Context
 
@@ -33,7 +34,8 @@ async def _read(context: Context, query: ListStatement, args: dict[str, Any]) ->
     """The lists of the page the arguments ask for, as the resolvers read it."""
     service = context.service
     page = service.page(args.get("first"), args.get("offset"))
-    return await service.lists_json(query, args.get("completed"), page)
+    principal = context.principal or SERVICE
+    return await service.lists_json(query, principal.viewer, args.get("completed"), page)
 
 
 def _todos(selection: tuple[Selected, ...]) -> RootAnswer | None:
