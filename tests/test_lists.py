@@ -176,3 +176,19 @@ def test_each_person_reads_only_the_lists_they_are_a_member_of(accounts: Server)
     assert eve.http.get(f"/api/todos/{in_shared['id']}/").status_code == 404
     with httpx.Client(base_url=accounts.url, headers=BEARER) as service:
         assert len(service.get("/api/todos/").json()) == 3
+
+
+def test_a_move_needs_the_right_to_edit_both_lists(accounts: Server) -> None:
+    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
+    shared = ann.data(CREATE_LIST, name="shared")["createList"]["id"]
+    ann.data(SHARE, id=shared, u="bob", r="VIEWER")
+    mine = bob.data(CREATE, t="bob's")["createTodo"]
+    move = "mutation($id: ID!, $l: ID!) { moveTodo(id: $id, listId: $l) { title } }"
+    assert bob.code(move, id=mine["id"], l=shared) == "FORBIDDEN"
+    ann.data(
+        "mutation($l: ID!, $p: ID!) { setMemberRole(listId: $l, personId: $p, role: EDITOR) { role } }",
+        l=shared, p=bob.id,
+    )
+    assert bob.data(move, id=mine["id"], l=shared)["moveTodo"] == {"title": "bob's"}
+    assert [t["title"] for t in ann.data("{ todos { title } }")["todos"]] == ["bob's"]
+    assert ann.code(move, id=mine["id"], l="00000000-0000-4000-8000-0000000000ff") == "NOT_FOUND"

@@ -77,6 +77,14 @@ FROM acting
 WHERE t.id = %(id)s AND {_EDITABLE}
 RETURNING {TODO_COLUMNS}
 """
+# A move needs the right to edit both lists.
+MOVE_TODO = f"""
+{_ACTING}
+UPDATE todos t SET list_id = %(list)s FROM acting
+WHERE t.id = %(id)s AND {_EDITABLE} AND (%(actor)s::uuid IS NULL OR EXISTS (
+    SELECT FROM list_members m WHERE m.list_id = %(list)s AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))
+RETURNING {TODO_COLUMNS}
+"""
 DELETE_TODO = f"""
 {_ACTING}
 DELETE FROM todos t USING acting WHERE t.id = %(id)s AND {_EDITABLE}
@@ -210,6 +218,14 @@ async def update_todo(
 ) -> Todo | None:
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
         await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed, "actor": actor})
+        return await cur.fetchone()
+
+
+async def move_todo(
+    conn: AsyncConnection[Any], todo_id: uuid.UUID, list_id: uuid.UUID, actor: uuid.UUID | None
+) -> Todo | None:
+    async with conn.cursor(row_factory=class_row(Todo)) as cur:
+        await cur.execute(MOVE_TODO, {"id": todo_id, "list": list_id, "actor": actor})
         return await cur.fetchone()
 
 

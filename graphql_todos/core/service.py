@@ -161,6 +161,17 @@ class TodoService:
         async with connection(self.pool) as conn, _refused(key):
             return await self._found(conn, key, actor, await repository.update_todo(conn, key, clean, completed, actor))
 
+    async def move_todo(self, todo_id: str, list_id: str, *, actor: uuid.UUID | None = None) -> Todo:
+        """Into another list: editor or owner of both."""
+        key, target = parse_id(todo_id), parse_id(list_id, "listId")
+        async with connection(self.pool) as conn, _refused(target, "list"):
+            moved = await repository.move_todo(conn, key, target, actor)
+            if moved is None and actor is not None:
+                # Its own list first: a row the caller cannot see is not found.
+                _check_role(await repository.role_of_todo(conn, key, actor), key, "todo")
+                _check_role(await repository.role_in_list(conn, target, actor), target, "list")
+            return _found(key, moved)
+
     async def delete_todo(self, todo_id: str, *, actor: uuid.UUID | None = None) -> Todo:
         key = parse_id(todo_id)
         async with connection(self.pool) as conn, _refused(key):

@@ -193,6 +193,10 @@ class Mutation:
         )
         return cast(Todo, todo)
 
+    @strawberry.mutation(description="Into another list (editor or owner of both).")
+    async def move_todo(self, info: Info[Context, None], id: strawberry.ID, list_id: strawberry.ID) -> Todo:
+        return cast(Todo, await _ctx(info).service.move_todo(id, list_id, actor=_actor(info)))
+
     @strawberry.mutation(description="Returns the deleted row.")
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
         return cast(Todo, await _ctx(info).service.delete_todo(id, actor=_actor(info)))
