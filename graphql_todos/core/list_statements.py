@@ -80,7 +80,10 @@ class ListStatement:
         # times rendered in the session's zone or in UTC (which one a
         # connection needs is known only once it runs: see run), and the
         # viewer's membership condition or the service principal's none.
-        self._statements: dict[tuple[bool, bool, bool], bytes] = {}
+        # The first one now: a shape that is no statement fails here.
+        self._statements = {
+            (False, False, False): _statement(items, position, _SESSION_TIME, SELECT_TODOS[False, False])
+        }
 
     async def run(
         self, conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int, viewer: Viewer = ALL
