@@ -56,56 +56,53 @@ SELECT_TODO = {
 # Writes act for a person (people.md section 5): the statement sets
 # app.person_id for the journal trigger, which judges the right again at the
 # commit position, and keeps only rows of lists the person may edit. With no
-# actor (the service token, psql's way) nothing is checked.
-_ACTING = "WITH acting AS (SELECT set_config('app.person_id', coalesce(%(actor)s::text, ''), true))"
+# actor (the service token, psql's way) nothing is checked. The setting is a
+# subquery the statement joins (volatile: run once, before any row changes).
+_ACTING = "(SELECT set_config('app.person_id', coalesce(%(actor)s::text, ''), true)) AS acting"
 _EDITABLE = """(%(actor)s::uuid IS NULL OR EXISTS (
-    SELECT FROM list_members m WHERE m.list_id = t.list_id AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))"""
+    SELECT FROM list_members m WHERE m.list_id = todos.list_id AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))"""
 # No list named: the actor's default list, or local's for the service.
 INSERT_TODO = f"""
-{_ACTING}
 INSERT INTO todos (title, completed, list_id)
 SELECT %(title)s, %(completed)s,
        coalesce(%(list)s::uuid, (SELECT id FROM lists WHERE owner_id = %(owner)s::uuid AND is_default))
-FROM acting
+FROM {_ACTING}
 RETURNING {TODO_COLUMNS}
 """
 UPDATE_TODO = f"""
-{_ACTING}
-UPDATE todos t SET title = coalesce(%(title)s, title),
-                   completed = coalesce(%(completed)s, completed)
-FROM acting
-WHERE t.id = %(id)s AND {_EDITABLE}
+UPDATE todos SET title = coalesce(%(title)s, title),
+                 completed = coalesce(%(completed)s, completed)
+FROM {_ACTING}
+WHERE id = %(id)s AND {_EDITABLE}
 RETURNING {TODO_COLUMNS}
 """
 # A move needs the right to edit both lists.
 MOVE_TODO = f"""
-{_ACTING}
-UPDATE todos t SET list_id = %(list)s FROM acting
-WHERE t.id = %(id)s AND {_EDITABLE} AND (%(actor)s::uuid IS NULL OR EXISTS (
+UPDATE todos SET list_id = %(list)s FROM {_ACTING}
+WHERE id = %(id)s AND {_EDITABLE} AND (%(actor)s::uuid IS NULL OR EXISTS (
     SELECT FROM list_members m WHERE m.list_id = %(list)s AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))
 RETURNING {TODO_COLUMNS}
 """
 DELETE_TODO = f"""
-{_ACTING}
-DELETE FROM todos t USING acting WHERE t.id = %(id)s AND {_EDITABLE}
+DELETE FROM todos USING {_ACTING} WHERE id = %(id)s AND {_EDITABLE}
 RETURNING {TODO_COLUMNS}
 """
 # ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
 # A data-modifying CTE runs to completion whatever the LIMIT reads of it:
 # every row changes, the first `limit` come back. Rows of the lists the
 # actor may edit (or of `list` alone).
-_IN_LISTS = f"{_EDITABLE} AND (%(list)s::uuid IS NULL OR t.list_id = %(list)s::uuid)"
+_IN_LISTS = f"{_EDITABLE} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)"
 SET_ALL_COMPLETED = f"""
-{_ACTING}, changed AS (
-    UPDATE todos t SET completed = %(completed)s FROM acting
-    WHERE t.completed IS DISTINCT FROM %(completed)s AND {_IN_LISTS}
+WITH changed AS (
+    UPDATE todos SET completed = %(completed)s FROM {_ACTING}
+    WHERE completed IS DISTINCT FROM %(completed)s AND {_IN_LISTS}
     RETURNING {TODO_COLUMNS}
 )
 SELECT * FROM changed ORDER BY created_time, id LIMIT %(limit)s
 """
 DELETE_COMPLETED = f"""
-{_ACTING}, deleted AS (
-    DELETE FROM todos t USING acting WHERE t.completed AND {_IN_LISTS}
+WITH deleted AS (
+    DELETE FROM todos USING {_ACTING} WHERE completed AND {_IN_LISTS}
     RETURNING {TODO_COLUMNS}
 )
 SELECT * FROM deleted ORDER BY created_time, id LIMIT %(limit)s

@@ -10,7 +10,7 @@ from graphql_todos.core import list_statements, repository
 
 def _reads_todos(statement: str) -> bool:
     return re.search(r"\bFROM todos\b", statement) is not None and not re.match(
-        r"\s*(WITH acting|INSERT|UPDATE|DELETE)", statement
+        r"\s*(WITH (changed|deleted)|INSERT|UPDATE|DELETE)", statement
     )
 
 
