@@ -57,6 +57,11 @@ HTTP_ROUTES: dict[str, dict[str, int]] = {
     "/api/sessions/{id}/": {"DELETE": 404},
     "/api/tokens/": {"GET": 404, "HEAD": 404, "POST": 404},
     "/api/tokens/{id}/": {"DELETE": 404},
+    # Lists (a todo's id names no list: 404).
+    "/api/lists/": {"GET": 200, "HEAD": 200, "POST": 201},
+    "/api/lists/{id}/": {"GET": 404, "HEAD": 404, "PATCH": 404, "DELETE": 404},
+    "/api/lists/{id}/members/": {"GET": 404, "HEAD": 404, "POST": 404},
+    "/api/lists/{id}/members/{person_id}/": {"PATCH": 404, "DELETE": 404},
     "/": {"GET": 200, "HEAD": 200},
     "/assets/{path}": {"GET": 200, "HEAD": 200},
 }
@@ -220,8 +225,8 @@ def _url(server: Server, path: str, method: str, todo_id: str) -> str:
         return index.split('src="', 1)[1].split('"', 1)[0]  # the page's bundle
     if "{id}" in path and method == "DELETE":
         created = httpx.post(server.url + "/api/todos/", json={"title": "to delete"}, headers=BEARER)
-        return path.replace("{id}", created.json()["id"])
-    return path.replace("{id}", todo_id)
+        todo_id = created.json()["id"]
+    return path.replace("{id}", todo_id).replace("{person_id}", todo_id)
 
 
 # A request each route and method runs with the token.
@@ -232,6 +237,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/todos/", "POST"): {"json": {"title": "posted"}},
     ("/api/todos/{id}/", "PUT"): {"json": {"title": "put", "completed": False}},
     ("/api/todos/{id}/", "PATCH"): {"json": {"completed": True}},
+    ("/api/lists/", "POST"): {"json": {"name": "matrix"}},
+    ("/api/lists/{id}/", "PATCH"): {"json": {"name": "matrix"}},
+    ("/api/lists/{id}/members/", "POST"): {"json": {"username": "local", "role": "viewer"}},
+    ("/api/lists/{id}/members/{person_id}/", "PATCH"): {"json": {"role": "viewer"}},
 }
 
 

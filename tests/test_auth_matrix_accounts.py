@@ -18,6 +18,7 @@ import jwt
 import psycopg
 import pytest
 
+from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.passwords import HASHER
 from tests.helpers import BEARER, TOKEN, WEB_DIST, Server, serving
 from tests.test_auth_matrix import (
@@ -66,6 +67,13 @@ PERSONS_OWN = {
     ("/api/tokens/", "HEAD"),
     ("/api/tokens/", "POST"),
     ("/api/tokens/{id}/", "DELETE"),
+    # Lists: the service token is no member of any.
+    *(
+        (path, method)
+        for path, methods in HTTP_ROUTES.items()
+        if path.startswith("/api/lists/")
+        for method in methods
+    ),
 }
 # Requests that end the credential they come with (or a person's other
 # sessions): each is sent with a fresh session or token of another person.
@@ -131,6 +139,12 @@ def matrix(module_db_dsn: str) -> Iterator[Matrix]:
         assert httpx.get(server.url + "/api/auth/me", headers=credentials["jwt"]).status_code == 200
         with psycopg.connect(server.dsn, autocommit=True) as conn:
             conn.execute("UPDATE people SET password_hash = %s WHERE username = 'carol'", (HASHER.hash(PASSWORD),))
+            # The service's todos are in local's default list: alice and
+            # carol edit it, so each way reads and writes them.
+            conn.execute(
+                "INSERT INTO list_members SELECT %s, id, 'editor' FROM people WHERE username IN ('alice', 'carol')",
+                (LOCAL_LIST_ID,),
+            )
         with httpx.Client(base_url=server.url, headers=BEARER) as client:
             todo = client.post("/api/todos/", json={"title": "seen"}).json()
             for document in (QUERY, MUTATION):

@@ -11,6 +11,8 @@ from typing import Any
 # The person who owned everything before accounts (005_people.sql): open
 # mode acts as it, and the service principal's new todos join its default list.
 LOCAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+# local's default list (007_lists.sql): every todo from before lists is in it.
+LOCAL_LIST_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.people import LOCAL
 from tests.helpers import wait_until
 
-DEFAULT_LIST = uuid.UUID("00000000-0000-4000-8000-000000000002")
+DEFAULT_LIST = LOCAL_LIST_ID
 
 
 def _person(conn: psycopg.Connection[Any], name: str) -> tuple[uuid.UUID, uuid.UUID]:

@@ -50,8 +50,11 @@ def test_contract_names_are_present() -> None:
         "Todo": {"id", "title", "completed", "createdTime", "updatedTime"},
         "TodoChange": {"op", "todo", "cursor"},
         "TodoList": {"todos", "cursor"},
-        "Query": {"todos", "todo", "todoList"},
-        "Mutation": {"createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted"},
+        "Query": {"todos", "todo", "todoList", "lists", "list"},
+        "Mutation": {
+            "createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted", "moveTodo",
+            "createList", "renameList", "deleteList", "shareList", "setMemberRole", "removeMember", "leaveList",
+        },
         "Subscription": {"todoChanges", "todo", "todos"},
     }
     assert set(schema.get_type("ChangeOp").values) == {"CREATED", "UPDATED", "DELETED"}  # type: ignore[union-attr]
