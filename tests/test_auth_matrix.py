@@ -62,6 +62,7 @@ HTTP_ROUTES: dict[str, dict[str, int]] = {
     "/api/lists/{id}/": {"GET": 404, "HEAD": 404, "PATCH": 404, "DELETE": 404},
     "/api/lists/{id}/members/": {"GET": 404, "HEAD": 404, "POST": 404},
     "/api/lists/{id}/members/{person_id}/": {"PATCH": 404, "DELETE": 404},
+    "/api/lists/{id}/todos/": {"GET": 404, "HEAD": 404, "POST": 404},
     "/": {"GET": 200, "HEAD": 200},
     "/assets/{path}": {"GET": 200, "HEAD": 200},
 }
@@ -241,6 +242,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/lists/{id}/", "PATCH"): {"json": {"name": "matrix"}},
     ("/api/lists/{id}/members/", "POST"): {"json": {"username": "local", "role": "viewer"}},
     ("/api/lists/{id}/members/{person_id}/", "PATCH"): {"json": {"role": "viewer"}},
+    ("/api/lists/{id}/todos/", "POST"): {"json": {"title": "matrix"}},
 }
 
 

@@ -42,6 +42,7 @@ _VALUES = {
     "completed": ("t.completed::text", False),
     "created_time": ("{time}", True),
     "updated_time": ("{time}", True),
+    "list_id": ("t.list_id::text", True),
 }
 COLUMNS = frozenset(_VALUES)
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")

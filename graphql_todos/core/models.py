@@ -37,16 +37,20 @@ class Todo:
     completed: bool
     created_time: datetime
     updated_time: datetime
+    # Every row had local's default list as its list before lists came.
+    list_id: uuid.UUID = LOCAL_LIST_ID
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Todo:
-        """Build from the jsonb snapshot the journal trigger stores."""
+        """Build from the jsonb snapshot the journal trigger stores (one
+        written before lists has no list_id: local's default list's)."""
         return cls(
             id=uuid.UUID(row["id"]),
             title=row["title"],
             completed=row["completed"],
             created_time=datetime.fromisoformat(row["created_time"]),
             updated_time=datetime.fromisoformat(row["updated_time"]),
+            list_id=uuid.UUID(row["list_id"]) if "list_id" in row else LOCAL_LIST_ID,
         )
 
     def sort_key(self) -> tuple[datetime, uuid.UUID]:

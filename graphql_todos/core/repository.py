@@ -14,7 +14,7 @@ from psycopg.rows import class_row, dict_row
 
 from graphql_todos.core.models import LOCAL_ID, TODO_OPS, Change, Chunk, Op, Todo, Viewer
 
-TODO_COLUMNS = "id, title, completed, created_time, updated_time"
+TODO_COLUMNS = "id, title, completed, created_time, updated_time, list_id"
 
 # A list's rows: one statement for the whole list and one for a filter, not
 # one with `%(completed)s IS NULL OR completed = ...`. psycopg prepares a
@@ -41,6 +41,18 @@ SELECT_TODOS = {
     (filtered, everything): f"SELECT {TODO_COLUMNS} FROM todos {_todos_where(filtered, everything)}{_PAGE}"
     for filtered in (False, True)
     for everything in (False, True)
+}
+
+
+# One list's rows (GET /api/lists/<id>/todos/), if the viewer is a member
+# (the service principal, viewer NULL, reads any list); keyed by filtered.
+SELECT_LIST_TODOS = {
+    filtered: f"""SELECT {TODO_COLUMNS} FROM todos WHERE list_id = %(list)s AND (%(viewer)s::uuid IS NULL OR EXISTS (
+    SELECT FROM list_members m WHERE m.list_id = %(list)s AND m.person_id = %(viewer)s::uuid))
+"""
+    + ("AND completed = %(completed)s " if filtered else "")
+    + _PAGE
+    for filtered in (False, True)
 }
 
 
@@ -184,12 +196,23 @@ RETURNING (SELECT count(*) FROM pruned) AS count
 
 
 async def list_todos(
-    conn: AsyncConnection[Any], viewer: Viewer, completed: bool | None, limit: int, offset: int
+    conn: AsyncConnection[Any],
+    viewer: Viewer,
+    completed: bool | None,
+    limit: int,
+    offset: int,
+    list_id: uuid.UUID | None = None,
 ) -> list[Todo]:
-    """`limit` rows of the (filtered) list the viewer sees from `offset` on, in list order."""
-    params = {"completed": completed, "limit": limit, "offset": offset, "viewer": viewer.person}
+    """`limit` rows of the (filtered) list the viewer sees from `offset` on,
+    in list order; of one list (`list_id`) or of every list the viewer sees."""
+    params = {"completed": completed, "limit": limit, "offset": offset, "viewer": viewer.person, "list": list_id}
+    statement = (
+        SELECT_TODOS[completed is not None, viewer.everything]
+        if list_id is None
+        else SELECT_LIST_TODOS[completed is not None]
+    )
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SELECT_TODOS[completed is not None, viewer.everything], params, prepare=prepared(completed))
+        await cur.execute(statement, params, prepare=prepared(completed))
         return await cur.fetchall()
 
 
@@ -293,7 +316,7 @@ async def todo_snapshot(
 
 
 def _todo(row: dict[str, Any]) -> Todo:
-    return Todo(row["id"], row["title"], row["completed"], row["created_time"], row["updated_time"])
+    return Todo(row["id"], row["title"], row["completed"], row["created_time"], row["updated_time"], row["list_id"])
 
 
 async def ping(conn: AsyncConnection[Any]) -> None:

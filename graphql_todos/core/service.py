@@ -78,11 +78,13 @@ class TodoService:
             raise BadUserInput(names[1], f"must be from 0 to {MAX_OFFSET}")
         return Page(size, offset or 0)
 
-    async def list_todos(self, viewer: Viewer, completed: bool | None = None, page: Page = WHOLE) -> list[Todo]:
-        """The page of the (filtered) list; ListTooLarge for a whole list
-        over MAX_LIST_ROWS."""
+    async def list_todos(
+        self, viewer: Viewer, completed: bool | None = None, page: Page = WHOLE, list_id: uuid.UUID | None = None
+    ) -> list[Todo]:
+        """The page of the (filtered) list, of one list or of every list the
+        viewer sees; ListTooLarge for a whole list over MAX_LIST_ROWS."""
         async with connection(self.pool) as conn:
-            todos = await repository.list_todos(conn, viewer, completed, self._limit(page), page.offset)
+            todos = await repository.list_todos(conn, viewer, completed, self._limit(page), page.offset, list_id)
         self._check_page(len(todos), page)
         return todos
 

@@ -41,6 +41,12 @@ class Access:
             return "sign in, or send a personal access token or the service token as Authorization: Bearer"
         return "this server requires a bearer token"
 
+    @property
+    def refusal_details(self) -> dict[str, str]:
+        """Beside the refusal: with AUTH=accounts, that one signs in (the
+        web client then shows its sign-in page rather than asking for a token)."""
+        return {"mode": "accounts"} if self.accounts else {}
+
     def allows(self, credential: object) -> bool:
         """Whether `credential` (an Authorization value, `Bearer <token>`, or
         None) grants access with no lookup: the service token (compared in

@@ -243,7 +243,7 @@ class Guard:
             principal = OPEN if self.access.allows(headers.get("authorization")) else None
         if principal is None:
             return JSONResponse(
-                error_body(ErrorCode.UNAUTHENTICATED, self.access.refusal),
+                error_body(ErrorCode.UNAUTHENTICATED, self.access.refusal, self.access.refusal_details),
                 status_code=ErrorCode.UNAUTHENTICATED.http_status,
                 headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
             )

@@ -25,6 +25,7 @@ from graphql_todos.core.people import SERVICE, Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.graphql.limits import LimitExceeded, limits_rule
+from graphql_todos.graphql.people import PeopleMutation, PeopleQuery
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.graphql.types import (
     CreateListInput,
@@ -138,7 +139,7 @@ class TodoListInfo:
 
 
 @strawberry.type
-class Query:
+class Query(PeopleQuery):
     @strawberry.field(description="Ordered by createdTime, then id.")
     async def todos(
         self, info: Info[Context, None], completed: bool | None = None, first: First = None, offset: Offset = 0
@@ -175,7 +176,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(PeopleMutation):
     @strawberry.mutation
     async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
         list_id = _unset_to_none(input.list_id)

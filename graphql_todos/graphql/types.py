@@ -24,6 +24,7 @@ class Todo:
     completed: bool
     created_time: datetime
     updated_time: datetime
+    list_id: strawberry.ID = strawberry.field(description="The list it is in.")
 
 
 @strawberry.type

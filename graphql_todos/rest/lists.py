@@ -13,9 +13,9 @@ from starlette.routing import BaseRoute, Route
 
 from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.lists import Lists, Member, TodoList
-from graphql_todos.core.service import parse_id
+from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.edge.access import principal_of
-from graphql_todos.rest.resources import in_url, json_body
+from graphql_todos.rest.resources import in_url, json_body, list_params
 
 _NAME: dict[str, tuple[type, str]] = {"name": (str, "a string")}
 _SHARE: dict[str, tuple[type, str]] = {"username": (str, "a string"), "role": (str, "a string")}
@@ -108,10 +108,39 @@ class MemberItem(HTTPEndpoint):
         return Response(status_code=204)
 
 
+class ListTodos(HTTPEndpoint):
+    """One list's todos, as /api/todos/ writes them (a list the caller is no
+    member of: 404)."""
+
+    async def get(self, request: Request) -> Response:
+        principal = principal_of(request.scope)
+        found = await _lists(request).get(principal, _path(request))
+        completed, page = list_params(request)
+        todos = await _service(request).list_todos(principal.viewer, completed, page, found.id)
+        return _json(todos)
+
+    async def post(self, request: Request) -> Response:
+        """A new todo in the list (editor or owner)."""
+        principal = principal_of(request.scope)
+        found = await _lists(request).get(principal, _path(request))
+        body = await json_body(request, ("title",))
+        todo = await _service(request).create_todo(
+            body["title"], body.get("completed", False), actor=principal.actor, list_id=str(found.id)
+        )
+        location = request.app.url_path_for("todo", id=str(todo.id))
+        return Response(orjson.dumps(todo), 201, {"Location": location}, media_type="application/json")
+
+
+def _service(request: Request) -> TodoService:
+    service: TodoService = request.state.service
+    return service
+
+
 # Under /api (app.py mounts them, with resources.routes).
 routes: list[BaseRoute] = [
     Route("/lists/", ListCollection),
     Route("/lists/{id}/", ListItem),
     Route("/lists/{id}/members/", MemberCollection),
     Route("/lists/{id}/members/{person_id}/", MemberItem),
+    Route("/lists/{id}/todos/", ListTodos),
 ]

@@ -44,10 +44,13 @@ def _body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _todo_input(*required: str) -> dict[str, Any]:
+def _todo_input(*required: str, moves: bool = False) -> dict[str, Any]:
+    """A todo's fields in a body; `moves`: an update, which may also name
+    another list (moveTodo's rights: editor or owner of both)."""
+    moved = {"list_id": {"type": "string", "format": "uuid"}} if moves else {}
     return {
         "type": "object",
-        "properties": {"title": _ref("Title"), "completed": {"type": "boolean"}},
+        "properties": {"title": _ref("Title"), "completed": {"type": "boolean"}, **moved},
         "required": list(required),
         "additionalProperties": False,
     }
@@ -271,6 +274,34 @@ _LIST_PATHS: dict[str, Any] = {
                     s401=_SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS + "; or no person with this username",
                     s409="The person is a member already (CONFLICT)",
                 ),
+            },
+        },
+    },
+    "/api/lists/{id}/todos/": {
+        "parameters": _LIST_ID,
+        "get": {
+            "operationId": "listTodosOfList",
+            "summary": "One list's todos, as /api/todos/ pages them (completed, limit, offset)",
+            "parameters": [
+                {"name": "completed", "in": "query", "required": False, "schema": {"type": "boolean"}},
+                {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "responses": {
+                "200": _json({"type": "array", "items": _ref("Todo")}, "The list's todos"),
+                **_refusals(
+                    s400="A malformed id or query parameter; LIST_TOO_LARGE",
+                    s401=_SIGNED_IN, s403=_PERSONS_OWN, s404=_NOT_ITS,
+                ),
+            },
+        },
+        "post": {
+            "operationId": "createTodoInList",
+            "requestBody": _body("NewTodo"),
+            "responses": {
+                "201": _json(_ref("Todo"), "Created in the list (editor or owner)"),
+                **_BODY_ERRORS,
+                **_refusals(s401=_SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS),
             },
         },
     },
@@ -557,8 +588,9 @@ DOCUMENT: dict[str, Any] = {
                     "completed": {"type": "boolean"},
                     "created_time": {"type": "string", "format": "date-time"},
                     "updated_time": {"type": "string", "format": "date-time"},
+                    "list_id": {"type": "string", "format": "uuid"},
                 },
-                "required": ["id", "title", "completed", "created_time", "updated_time"],
+                "required": ["id", "title", "completed", "created_time", "updated_time", "list_id"],
                 "additionalProperties": False,
             },
             "Title": {
@@ -570,8 +602,8 @@ DOCUMENT: dict[str, Any] = {
                 "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
             },
             "NewTodo": _todo_input("title"),
-            "TodoReplacement": _todo_input("title", "completed"),
-            "TodoPatch": _todo_input(),
+            "TodoReplacement": _todo_input("title", "completed", moves=True),
+            "TodoPatch": _todo_input(moves=True),
             "Error": {
                 "type": "object",
                 "properties": {

@@ -33,8 +33,8 @@ from graphql_todos.core.errors import (
 )
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.list_statements import ListStatement
-from graphql_todos.core.models import Change, Todo, Viewer
-from graphql_todos.core.service import TodoService, parse_id
+from graphql_todos.core.models import Change, Page, Todo, Viewer
+from graphql_todos.core.service import TodoService, clean_title, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import principal_of
@@ -52,6 +52,8 @@ _FIELDS: dict[str, tuple[type, str]] = {
     "title": (str, "a string"),
     "completed": (bool, "a boolean"),
 }
+# An update may also move the row (PATCH and PUT): moveTodo's rights.
+_UPDATE_FIELDS: dict[str, tuple[type, str]] = {**_FIELDS, "list_id": (str, "a string")}
 
 
 def todo_json(todo: Todo) -> dict[str, Any]:
@@ -62,13 +64,14 @@ def todo_json(todo: Todo) -> dict[str, Any]:
         "completed": todo.completed,
         "created_time": todo.created_time.isoformat(),
         "updated_time": todo.updated_time.isoformat(),
+        "list_id": str(todo.list_id),
     }
 
 
 # The collection as todo_json writes each row, written by PostgreSQL (a test
 # compares the bytes): no row is built in Python.
 _LIST = ListStatement(
-    (tuple((key, key) for key in ("id", "title", "completed", "created_time", "updated_time")),), position=False
+    (tuple((key, key) for key in ("id", "title", "completed", "created_time", "updated_time", "list_id")),), position=False
 )
 
 
@@ -82,12 +85,8 @@ class TodoCollection(HTTPEndpoint):
     async def get(self, request: Request) -> Response | event_stream.EventStreamResponse:
         if event_stream.prefers_event_stream(request):
             return await self._event_stream(request)
-        completed = _completed_filter(request)
+        completed, page = list_params(request)
         viewer = principal_of(request.scope).viewer
-        try:
-            page = _service(request).page(_int_param(request, "limit"), _int_param(request, "offset"), ("limit", "offset"))
-        except BadUserInput as exc:
-            raise in_url(exc) from None
 
         async def read() -> tuple[bytes, bool]:
             lists = await _service(request).lists_json(_LIST, viewer, completed, page)
@@ -152,10 +151,15 @@ class TodoItem(HTTPEndpoint):
 
     async def _update(self, request: Request, required: Collection[str]) -> Response:
         todo_id = _path_id(request)
-        body = await json_body(request, required)
-        todo = await _service(request).update_todo(
-            todo_id, body.get("title"), body.get("completed"), actor=_actor(request)
-        )
+        body = await json_body(request, required, _UPDATE_FIELDS)
+        service, actor = _service(request), _actor(request)
+        if "list_id" not in body:
+            return _json(await service.update_todo(todo_id, body.get("title"), body.get("completed"), actor=actor))
+        if "title" in body:
+            clean_title(body["title"])  # refused before the move, not after it
+        todo = await service.move_todo(todo_id, body["list_id"], actor=actor)
+        if "title" in body or "completed" in body:
+            todo = await service.update_todo(todo_id, body.get("title"), body.get("completed"), actor=actor)
         return _json(todo)
 
     @staticmethod
@@ -200,6 +204,16 @@ def _path_id(request: Request) -> str:
     except BadUserInput as exc:
         raise in_url(exc) from None
     return todo_id
+
+
+def list_params(request: Request) -> tuple[bool | None, Page]:
+    """A list read's ?completed=, ?limit= and ?offset= (400 when malformed)."""
+    completed = _completed_filter(request)
+    try:
+        page = _service(request).page(_int_param(request, "limit"), _int_param(request, "offset"), ("limit", "offset"))
+    except BadUserInput as exc:
+        raise in_url(exc) from None
+    return completed, page
 
 
 def _completed_filter(request: Request) -> bool | None:

@@ -47,13 +47,14 @@ def test_contract_names_are_present() -> None:
         for name in ("Todo", "TodoChange", "TodoList", "Query", "Mutation", "Subscription")
     }
     assert fields == {
-        "Todo": {"id", "title", "completed", "createdTime", "updatedTime"},
+        "Todo": {"id", "title", "completed", "createdTime", "updatedTime", "listId"},
         "TodoChange": {"op", "todo", "cursor"},
         "TodoList": {"todos", "cursor"},
-        "Query": {"todos", "todo", "todoList", "lists", "list"},
+        "Query": {"todos", "todo", "todoList", "lists", "list", "me", "sessions", "accessTokens"},
         "Mutation": {
             "createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted", "moveTodo",
             "createList", "renameList", "deleteList", "shareList", "setMemberRole", "removeMember", "leaveList",
+            "createAccessToken", "revokeAccessToken", "revokeSession",
         },
         "Subscription": {"todoChanges", "todo", "todos"},
     }

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 
-from graphql_todos.core.models import Todo
+from graphql_todos.core.models import LOCAL_LIST_ID, Todo
 from graphql_todos.rest.openapi import DOCUMENT
 from graphql_todos.rest.resources import todo_json
 from tests.gql import TODO_FIELDS, create, data, subscribed
@@ -103,7 +103,7 @@ def test_list_is_each_row_as_todo_json_byte_for_byte(db_dsn: str, zone: str) -> 
         with httpx.Client(base_url=server.url, timeout=10) as client, psycopg.connect(db_dsn) as conn:
             for query, completed in (("", None), ("?completed=true", True), ("?limit=2&offset=1", None)):
                 read = conn.execute(
-                    "SELECT id, title, completed, created_time, updated_time FROM todos"
+                    "SELECT id, title, completed, created_time, updated_time, list_id FROM todos"
                     " WHERE %(c)s::boolean IS NULL OR completed = %(c)s ORDER BY created_time, id",
                     {"c": completed},
                 ).fetchall()
@@ -123,8 +123,9 @@ def test_create_returns_the_row_and_its_location(client: httpx.Client) -> None:
     response = client.post(TODOS, json={"title": "  milk  "})
     assert response.status_code == 201
     todo = response.json()
-    assert set(todo) == {"id", "title", "completed", "created_time", "updated_time"}
+    assert set(todo) == {"id", "title", "completed", "created_time", "updated_time", "list_id"}
     assert (todo["title"], todo["completed"]) == ("milk", False)
+    assert todo["list_id"] == str(LOCAL_LIST_ID)  # open mode: local's default list
     assert todo["created_time"] == todo["updated_time"]
     assert response.headers["location"] == f"/api/todos/{todo['id']}/"
     assert client.get(response.headers["location"]).json() == todo
