@@ -2,6 +2,7 @@ import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent }
 import type { Commands } from './commands';
 import type { Phase } from './machine';
 import { useOptimisticToggle } from './optimistic';
+import { todosOf } from './lists';
 import type { TodoSync } from './sync';
 import { TodoItem } from './TodoItem';
 import {
@@ -39,8 +40,18 @@ function useHashFilter(): Filter {
   return filter;
 }
 
-export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) {
-  const { list, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
+interface Props {
+  sync: TodoSync;
+  commands: Commands;
+  /** AUTH=accounts: the one list shown (People.tsx); open mode shows every todo. */
+  listId?: string;
+  /** A viewer's list: no inputs, checkboxes disabled. */
+  readOnly?: boolean;
+}
+
+export function App({ sync, commands, listId, readOnly = false }: Props) {
+  const { list: synced, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
+  const list = listId === undefined ? synced : { ...synced, todos: todosOf(synced.todos, listId) };
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
   const filter = useHashFilter();
   const [editingId, setEditingId] = useState<string | null>(null);
@@ -81,21 +92,25 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
 
   return (
     <>
-      <section className="todoapp">
+      <section className="todoapp" data-readonly={readOnly || undefined}>
         <header className="header">
           <h1>todos</h1>
-          <label htmlFor="new-todo" className="visually-hidden">
-            New todo
-          </label>
-          <input
-            ref={newTodo}
-            id="new-todo"
-            className="new-todo"
-            placeholder="What needs to be done?"
-            autoFocus
-            maxLength={MAX_TITLE_LENGTH}
-            onKeyDown={(e) => void onNewTodoKeyDown(e)}
-          />
+          {!readOnly && (
+            <>
+              <label htmlFor="new-todo" className="visually-hidden">
+                New todo
+              </label>
+              <input
+                ref={newTodo}
+                id="new-todo"
+                className="new-todo"
+                placeholder="What needs to be done?"
+                autoFocus
+                maxLength={MAX_TITLE_LENGTH}
+                onKeyDown={(e) => void onNewTodoKeyDown(e)}
+              />
+            </>
+          )}
         </header>
         {error !== null && (
           <div className="error-banner" role="alert">
@@ -119,6 +134,7 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
             className="toggle-all"
             type="checkbox"
             checked={allCompleted.checked}
+            disabled={readOnly}
             aria-busy={allCompleted.pending || undefined}
             onChange={() => void allCompleted.toggle()}
           />
@@ -131,6 +147,7 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
                 editing={todo.id === editingId}
                 onEdit={setEditingId}
                 commands={commands}
+                readOnly={readOnly}
               />
             ))}
           </ul>
@@ -150,7 +167,7 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
           </ul>
           <button
             className="clear-completed"
-            hidden={counts.completed === 0}
+            hidden={counts.completed === 0 || readOnly}
             onClick={() => void commands.clearCompleted()}
           >
             Clear completed

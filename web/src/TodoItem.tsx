@@ -8,9 +8,11 @@ interface Props {
   editing: boolean;
   onEdit(id: string | null): void;
   commands: Commands;
+  /** A viewer's row: its checkbox disabled, no editing, no delete button. */
+  readOnly?: boolean;
 }
 
-export function TodoItem({ todo, editing, onEdit, commands }: Props) {
+export function TodoItem({ todo, editing, onEdit, commands, readOnly = false }: Props) {
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
   const label = useRef<HTMLLabelElement>(null);
@@ -31,6 +33,7 @@ export function TodoItem({ todo, editing, onEdit, commands }: Props) {
   }, [editing]);
 
   const startEditing = () => {
+    if (readOnly) return;
     finished.current = false;
     setDraft(todo.title);
     onEdit(todo.id);
@@ -84,6 +87,7 @@ export function TodoItem({ todo, editing, onEdit, commands }: Props) {
           className="toggle"
           type="checkbox"
           checked={completed.checked}
+          disabled={readOnly}
           aria-busy={completed.pending || undefined}
           aria-label={`Toggle "${todo.title}"`}
           onChange={() => void completed.toggle()}
@@ -91,11 +95,13 @@ export function TodoItem({ todo, editing, onEdit, commands }: Props) {
         <label ref={label} tabIndex={0} onDoubleClick={startEditing} onKeyDown={onLabelKeyDown}>
           {todo.title}
         </label>
-        <button
-          className="destroy"
-          aria-label={`Delete "${todo.title}"`}
-          onClick={() => void commands.deleteTodo(todo.id)}
-        />
+        {!readOnly && (
+          <button
+            className="destroy"
+            aria-label={`Delete "${todo.title}"`}
+            onClick={() => void commands.deleteTodo(todo.id)}
+          />
+        )}
       </div>
       {editing && (
         <input

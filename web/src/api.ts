@@ -12,6 +12,7 @@ export const TodoFields = graphql(`
     id
     title
     completed
+    listId
   }
 `);
 

@@ -9,8 +9,8 @@ import {
 } from './machine';
 import { emptyState, loadSnapshot, type Todo, type TodoChange } from './todos';
 
-const a: Todo = { id: '1', title: 'a', completed: false };
-const b: Todo = { id: '2', title: 'b', completed: true };
+const a: Todo = { id: '1', title: 'a', completed: false, listId: 'l' };
+const b: Todo = { id: '2', title: 'b', completed: true, listId: 'l' };
 const shown = loadSnapshot([a], '5');
 
 const at = (phase: Phase, more: Partial<SyncState> = {}): SyncState => ({

@@ -78,13 +78,13 @@ function fakeClient() {
 const list = (cursor: string, titles: string[] = []): TodoListQuery => ({
   todoList: {
     cursor,
-    todos: titles.map((title, i) => ({ id: String(i + 1), title, completed: false })),
+    todos: titles.map((title, i) => ({ id: String(i + 1), title, completed: false, listId: 'l' })),
   },
 });
 
 const event = (cursor: string, id: string, title: string) => ({
   data: {
-    todoChanges: { op: 'CREATED' as const, cursor, todo: { id, title, completed: false } },
+    todoChanges: { op: 'CREATED' as const, cursor, todo: { id, title, completed: false, listId: 'l' } },
   },
 });
 

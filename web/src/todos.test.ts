@@ -14,9 +14,9 @@ import {
   type TodoChange,
 } from './todos';
 
-const a: Todo = { id: '1', title: 'a', completed: false };
-const b: Todo = { id: '2', title: 'b', completed: true };
-const c: Todo = { id: '3', title: 'c', completed: false };
+const a: Todo = { id: '1', title: 'a', completed: false, listId: 'l' };
+const b: Todo = { id: '2', title: 'b', completed: true, listId: 'l' };
+const c: Todo = { id: '3', title: 'c', completed: false, listId: 'l' };
 
 const change = (op: TodoChange['op'], todo: Todo, cursor: string): TodoChange => ({
   op,

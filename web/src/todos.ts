@@ -1,7 +1,10 @@
 // Pure state logic of the TodoMVC page: no DOM, no network, so it is unit-testable.
 import type { TodoChangesSubscription, TodoFieldsFragment } from './gql/graphql';
 
-/** A todo as the page keeps it: the `TodoFields` fragment of api.ts. */
+/**
+ * A todo as the page keeps it: the `TodoFields` fragment of api.ts. Its `listId` matters
+ * with AUTH=accounts only, where the page shows one list at a time (People.tsx).
+ */
 export type Todo = TodoFieldsFragment;
 
 /** One `todoChanges` event. */
@@ -115,6 +118,6 @@ export function normalizeTitle(raw: string): string | null {
 
 // Events carry more fields (timestamps) than the page needs; keep the state minimal so
 // equal todos compare equal field by field.
-function pickTodo({ id, title, completed }: Todo): Todo {
-  return { id, title, completed };
+function pickTodo({ id, title, completed, listId }: Todo): Todo {
+  return { id, title, completed, listId };
 }

@@ -23,9 +23,21 @@ export function authorization(): Record<string, string> {
 }
 
 let asking: Promise<boolean> | null = null;
+// AUTH=accounts: a refusal means the session ended, and the page signs in again
+// (account.ts) instead of asking for a token.
+let signedOut: (() => void) | null = null;
+
+/** Instead of asking for a token, call `handler` when the server refuses (401, 4401). */
+export function onSignedOut(handler: () => void): void {
+  signedOut = handler;
+}
 
 /** Ask for the token, once however many requests were refused together; true if given. */
 export function askForToken(): Promise<boolean> {
+  if (signedOut) {
+    signedOut();
+    return Promise.resolve(false);
+  }
   asking ??= Promise.resolve().then(() => {
     const token = window.prompt('This server needs an access token:')?.trim();
     asking = null;

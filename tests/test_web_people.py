@@ -1,0 +1,172 @@
+"""The web client with AUTH=accounts (docs/design/people.md section 10), end to
+end: two people in two browser contexts (two cookie jars) of Debian's
+headless Chromium against the real server. They sign up, share a list, edit
+it live both ways; a viewer's list is read-only; an unshared list leaves the
+other's page at once with a message; a session that ends sends the page to
+sign-in. Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright import sync_api
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.helpers import TOKEN, WEB_DIST, Server, serving
+from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, titles
+
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "needs /usr/bin/chromium (make test installs it)"
+    assert (WEB_DIST / "index.html").exists(), "needs web/dist (make test builds it)"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def accounts(db_dsn: str) -> Iterator[Server]:
+    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
+        yield srv
+
+
+@pytest.fixture
+def two(browser: Browser) -> Iterator[tuple[BrowserContext, BrowserContext]]:
+    first, second = (browser.new_context(viewport={"width": 1000, "height": 800}) for _ in range(2))
+    yield first, second
+    first.close()
+    second.close()
+
+
+def sign_up(context: BrowserContext, server: Server, username: str) -> Page:
+    page = context.new_page()
+    page.goto(server.url + "/")
+    expect(page.locator(".sign-in-form h2")).to_have_text("Sign in")
+    page.get_by_role("button", name="New here? Create an account").click()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator(".account-name")).to_have_text(username, timeout=LIVE_MS)
+    expect(page.locator(".connection-status")).to_have_attribute("data-state", "live", timeout=LIVE_MS)
+    return page
+
+
+def shown_list(page: Page) -> str:
+    selected: str = page.locator(".list-select").evaluate("s => s.options[s.selectedIndex].text")
+    return selected
+
+
+def pick(page: Page, name: str) -> None:
+    """Show the list whose option starts with `name` (it may take a poll to appear)."""
+    option = page.locator(".list-select option", has_text=f"{name} (")
+    expect(option).to_have_count(1, timeout=LIVE_MS)
+    page.locator(".list-select").select_option(option.get_attribute("value"))
+
+
+def share(page: Page, username: str, role: str) -> None:
+    if page.locator(".share-dialog").count() == 0:
+        page.locator(".share-toggle").click()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Role").select_option(role)
+    page.locator(".share-form button[type=submit]").click()
+    expect(page.locator(f".members li[data-username='{username}']")).to_be_visible(timeout=LIVE_MS)
+
+
+def test_two_people_share_a_list_and_see_each_other_live(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    ann = sign_up(two[0], accounts, "ann")
+    bob = sign_up(two[1], accounts, "bob")
+    # Each starts in their own default list, empty: neither sees the other's.
+    add_todo(ann, "ann's own")
+    expect(titles(ann)).to_have_text(["ann's own"], timeout=LIVE_MS)
+    expect(titles(bob)).to_have_count(0)
+
+    ann.locator(".new-list").fill("groceries")
+    ann.locator(".new-list").press("Enter")
+    expect(ann.locator(".list-select")).to_contain_text("groceries (yours)", timeout=LIVE_MS)
+    assert shown_list(ann).startswith("groceries")
+    expect(titles(ann)).to_have_count(0)
+    add_todo(ann, "milk")
+    expect(titles(ann)).to_have_text(["milk"], timeout=LIVE_MS)
+
+    share(ann, "bob", "EDITOR")
+    pick(bob, "groceries")
+    expect(titles(bob)).to_have_text(["milk"], timeout=LIVE_MS)
+    # Live both ways.
+    add_todo(bob, "eggs")
+    expect(titles(ann)).to_have_text(["milk", "eggs"], timeout=LIVE_MS)
+    ann.locator(".todo-list li", has_text="milk").locator(".toggle").check()
+    expect(bob.locator(".todo-list li", has_text="milk")).to_have_class("completed", timeout=LIVE_MS)
+    # A rename reaches the other's switcher.
+    ann.locator(".rename-list-button").click()
+    ann.locator(".rename-list").fill("food")
+    ann.locator(".rename-list").press("Enter")
+    expect(bob.locator(".list-select")).to_contain_text("food (shared: you edit)", timeout=LIVE_MS)
+
+    # A viewer's list is read-only: no inputs, disabled checkboxes, no delete.
+    ann.locator(".new-list").fill("notes")
+    ann.locator(".new-list").press("Enter")
+    expect(ann.locator(".list-select")).to_contain_text("notes (yours)", timeout=LIVE_MS)
+    add_todo(ann, "read me")
+    expect(titles(ann)).to_have_text(["read me"], timeout=LIVE_MS)
+    share(ann, "bob", "VIEWER")
+    pick(bob, "notes")
+    expect(titles(bob)).to_have_text(["read me"], timeout=LIVE_MS)
+    app = bob.locator(".todoapp")
+    expect(app).to_have_attribute("data-readonly", "true")
+    expect(bob.locator(".new-todo")).to_have_count(0)
+    expect(bob.locator(".todo-list .toggle")).to_be_disabled()
+    expect(bob.locator(".toggle-all")).to_be_disabled()
+    expect(bob.locator(".todo-list .destroy")).to_have_count(0)
+    bob.locator(".todo-list label").dblclick()
+    expect(bob.locator(".todo-list .edit")).to_have_count(0)
+    expect(bob.locator(".remove-member")).to_have_count(0)  # only the owner removes
+    ann.locator(".todo-list li", has_text="read me").locator(".toggle").check()
+    expect(bob.locator(".todo-list li", has_text="read me")).to_have_class("completed", timeout=LIVE_MS)
+
+    # Unshared while bob looks at it: the list leaves his page, with a message.
+    ann.get_by_role("button", name="Remove bob").click()
+    expect(bob.locator(".list-notice")).to_have_text("«notes» is no longer shared with you×", timeout=LIVE_MS)
+    expect(bob.locator(".list-select")).not_to_contain_text("notes")
+    expect(bob.locator(".todoapp")).not_to_have_attribute("data-readonly", "true")
+    expect(titles(bob)).to_have_count(0)  # his default list, empty
+    pick(bob, "food")
+    expect(titles(bob)).to_have_text(["milk", "eggs"])
+
+
+def test_a_list_deleted_by_its_owner_leaves_and_a_session_that_ends_signs_in_again(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    ann = sign_up(two[0], accounts, "ann")
+    bob = sign_up(two[1], accounts, "bob")
+    ann.locator(".new-list").fill("trip")
+    ann.locator(".new-list").press("Enter")
+    expect(ann.locator(".list-select")).to_contain_text("trip (yours)", timeout=LIVE_MS)
+    share(ann, "bob", "EDITOR")
+    pick(bob, "trip")
+    ann.once("dialog", lambda dialog: dialog.accept())
+    ann.locator(".delete-list").click()
+    expect(ann.locator(".list-select")).not_to_contain_text("trip", timeout=LIVE_MS)
+    expect(ann.locator(".list-notice")).to_have_count(0)  # her own delete needs no telling
+    expect(bob.locator(".list-notice")).to_contain_text("«trip» is no longer shared with you", timeout=LIVE_MS)
+
+    # Signing out ends the session; the page shows the sign-in form.
+    bob.locator(".sign-out").click()
+    expect(bob.locator(".sign-in-form")).to_be_visible(timeout=LIVE_MS)
+    # A session ended elsewhere (here: its cookie's session deleted behind the page's back).
+    ann.evaluate("fetch('/api/auth/sign-out', {method: 'POST'})")
+    expect(ann.locator(".sign-in-notice")).to_have_text("Your session has ended: sign in again.", timeout=LIVE_MS)
+    # Wrong password is told; the right one signs in again.
+    ann.get_by_label("Username").fill("ann")
+    ann.get_by_label("Password").fill("not the password")
+    ann.get_by_role("button", name="Sign in", exact=True).click()
+    expect(ann.locator(".sign-in-error")).to_have_text("Wrong username or password.")
+    ann.get_by_label("Password").fill(PASSWORD)
+    ann.get_by_role("button", name="Sign in", exact=True).click()
+    expect(ann.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)

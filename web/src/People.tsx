@@ -1,0 +1,147 @@
+// The page with AUTH=accounts: who is signed in, the list switcher and the sharing of the
+// list on screen, around the TodoMVC app showing that one list (read-only for a viewer).
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import type { Person } from './account';
+import { App } from './App';
+import { createCommands, describeError, type Send } from './commands';
+import { ListSwitcher } from './ListSwitcher';
+import {
+  CreateListMutation,
+  DeleteListMutation,
+  goneMessages,
+  ListsQueryDocument,
+  mayEdit,
+  RemoveMemberMutation,
+  RenameListMutation,
+  sameLists,
+  scopedSend,
+  ShareListMutation,
+  shownList,
+  type Member,
+  type Role,
+  type TodoList,
+} from './lists';
+import { ShareDialog } from './ShareDialog';
+import type { TodoSync } from './sync';
+
+// Lists change rarely and by others (a share, an unshare, a rename): read them this often,
+// and at once after each change made here.
+export const LISTS_POLL_MS = 1_500;
+
+interface Props {
+  person: Person;
+  sync: TodoSync;
+  send: Send;
+  onSignOut(): void;
+}
+
+export function People({ person, sync, send, onSignOut }: Props) {
+  const [lists, setLists] = useState<readonly TodoList[] | null>(null);
+  const [wanted, setWanted] = useState<string | null>(null);
+  const [notices, setNotices] = useState<readonly string[]>([]);
+  const ownDeletes = useRef(new Set<string>());
+  const shown = lists === null ? null : shownList(lists, wanted);
+  const shownId = useRef<string | null>(null);
+  shownId.current = shown?.id ?? null;
+  const commands = useMemo(() => createCommands(scopedSend(send, () => shownId.current)), [send]);
+
+  // The last lists read, to tell what went away since.
+  const known = useRef<readonly TodoList[] | null>(null);
+
+  const reload = useCallback(async () => {
+    try {
+      const { lists: read } = await send(ListsQueryDocument);
+      const before = known.current;
+      if (before !== null && sameLists(before, read)) return;
+      known.current = read;
+      setLists(read);
+      const gone = before === null ? [] : goneMessages(before, read, ownDeletes.current);
+      if (gone.length) setNotices((n) => [...n, ...gone]);
+    } catch (error) {
+      // The sync's status shows a lost connection; the next poll tries again.
+      console.warn('could not read the lists', error);
+    }
+  }, [send]);
+
+  useEffect(() => {
+    void reload();
+    const timer = setInterval(() => void reload(), LISTS_POLL_MS);
+    return () => clearInterval(timer);
+  }, [reload]);
+
+  const act = async (what: string, change: () => Promise<unknown>): Promise<boolean> => {
+    try {
+      await change();
+      return true;
+    } catch (error) {
+      setNotices((n) => [...n, `Could not ${what}: ${describeError(error)}`]);
+      return false;
+    } finally {
+      await reload();
+    }
+  };
+
+  if (lists === null || shown === null) {
+    return <p className="lists-loading">Loading your lists…</p>;
+  }
+  const readOnly = !mayEdit(shown.role);
+
+  return (
+    <>
+      <header className="account-bar">
+        <span>
+          Signed in as <strong className="account-name">{person.username}</strong>
+        </span>
+        <button type="button" className="sign-out" onClick={onSignOut}>
+          Sign out
+        </button>
+      </header>
+      <ListSwitcher
+        lists={lists}
+        shown={shown}
+        onPick={setWanted}
+        onCreate={(name) =>
+          act('create the list', async () => {
+            const made = await send(CreateListMutation, { name });
+            setWanted(made.createList.id);
+          })
+        }
+        onRename={(id, name) => act('rename the list', () => send(RenameListMutation, { id, name }))}
+        onDelete={(list) =>
+          window.confirm(`Delete «${list.name}» and its todos, for everyone it is shared with?`)
+            ? act('delete the list', () => {
+                ownDeletes.current.add(list.id);
+                return send(DeleteListMutation, { id: list.id });
+              })
+            : Promise.resolve(false)
+        }
+      />
+      <ShareDialog
+        key={shown.id}
+        list={shown}
+        onShare={(username: string, role: Role) =>
+          act('share the list', () => send(ShareListMutation, { id: shown.id, username, role }))
+        }
+        onRemove={(member: Member) =>
+          act('remove the member', () =>
+            send(RemoveMemberMutation, { listId: shown.id, personId: member.person.id }),
+          )
+        }
+      />
+      {notices.map((notice, i) => (
+        <div key={i} className="list-notice" role="alert">
+          <span>{notice}</span>
+          <button
+            type="button"
+            className="error-dismiss"
+            aria-label="Dismiss"
+            onClick={() => setNotices((n) => n.filter((_, j) => j !== i))}
+          >
+            ×
+          </button>
+        </div>
+      ))}
+      <App sync={sync} commands={commands} listId={shown.id} readOnly={readOnly} />
+    </>
+  );
+}

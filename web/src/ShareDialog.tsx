@@ -1,0 +1,68 @@
+// Who a list is shared with: its members, and for its owner a form to share it (username,
+// role) and a button to remove each member.
+import { useState, type FormEvent } from 'react';
+import type { Member, Role, TodoList } from './lists';
+
+interface Props {
+  list: TodoList;
+  onShare(username: string, role: Role): Promise<boolean>;
+  onRemove(member: Member): Promise<boolean>;
+}
+
+export function ShareDialog({ list, onShare, onRemove }: Props) {
+  const [open, setOpen] = useState(false);
+  const owner = list.role === 'OWNER';
+
+  const share = async (event: FormEvent<HTMLFormElement>) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const data = new FormData(form);
+    const username = String(data.get('username')).trim();
+    if (username && (await onShare(username, data.get('role') as Role))) form.reset();
+  };
+
+  return (
+    <section className="share" aria-label="Sharing">
+      <button
+        type="button"
+        className="share-toggle"
+        aria-expanded={open}
+        onClick={() => setOpen(!open)}
+      >
+        {owner ? 'Share' : 'Members'} ({list.members.length})
+      </button>
+      {open && (
+        <div className="share-dialog" role="dialog" aria-label={`Sharing «${list.name}»`}>
+          <ul className="members">
+            {list.members.map((m) => (
+              <li key={m.person.id} data-username={m.person.username}>
+                <span className="member-name">{m.person.username}</span>
+                <span className="member-role">{m.role.toLowerCase()}</span>
+                {owner && m.role !== 'OWNER' && (
+                  <button
+                    type="button"
+                    className="remove-member"
+                    aria-label={`Remove ${m.person.username}`}
+                    onClick={() => void onRemove(m)}
+                  >
+                    Remove
+                  </button>
+                )}
+              </li>
+            ))}
+          </ul>
+          {owner && (
+            <form className="share-form" onSubmit={(e) => void share(e)}>
+              <input name="username" aria-label="Username" placeholder="username" required />
+              <select name="role" aria-label="Role" defaultValue="EDITOR">
+                <option value="EDITOR">can edit</option>
+                <option value="VIEWER">can view</option>
+              </select>
+              <button type="submit">Share</button>
+            </form>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { enter, refusal, whoAmI } from './account';
+import { askForToken, onSignedOut } from './token';
+
+const answer = (status: number, body: unknown) =>
+  (async () => new Response(JSON.stringify(body), { status })) as unknown as typeof fetch;
+
+describe('whoAmI', () => {
+  it('tells open mode, a signed-in person and accounts mode without a session apart', async () => {
+    expect(await whoAmI(answer(200, { mode: 'open', person: { id: '1', username: 'local' } }))).toEqual({
+      mode: 'open',
+    });
+    const ann = { id: '2', username: 'ann' };
+    expect(await whoAmI(answer(200, { mode: 'accounts', person: ann }))).toEqual({
+      mode: 'accounts',
+      person: ann,
+    });
+    const refused = { error: { code: 'UNAUTHENTICATED', message: 'sign in', mode: 'accounts' } };
+    expect(await whoAmI(answer(401, refused))).toEqual({ mode: 'accounts', person: null });
+  });
+
+  it('takes a 401 without accounts for a server behind a token (asked for as always)', async () => {
+    const refused = { error: { code: 'UNAUTHENTICATED', message: 'this server requires a bearer token' } };
+    expect(await whoAmI(answer(401, refused))).toEqual({ mode: 'open' });
+  });
+});
+
+describe('enter', () => {
+  it('posts the credentials and says why one was refused', async () => {
+    const calls: [string, RequestInit | undefined][] = [];
+    const ok = (async (url: string, init?: RequestInit) => {
+      calls.push([url, init]);
+      return new Response('{}', { status: 201 });
+    }) as unknown as typeof fetch;
+    expect(await enter('sign-up', 'ann', 'long enough', ok)).toBeNull();
+    expect(calls[0][0]).toBe('/api/auth/sign-up');
+    expect(JSON.parse(String(calls[0][1]?.body))).toEqual({ username: 'ann', password: 'long enough' });
+    const wrong = answer(401, { error: { code: 'UNAUTHENTICATED', message: 'wrong username or password' } });
+    expect(await enter('sign-in', 'ann', 'nope nope', wrong)).toBe('Wrong username or password.');
+    const offline = (async () => {
+      throw new TypeError('Failed to fetch');
+    }) as unknown as typeof fetch;
+    expect(await enter('sign-in', 'ann', 'x', offline)).toBe('The server could not be reached.');
+  });
+
+  it('words each refusal for a person', () => {
+    expect(refusal('sign-up', 409, 'taken')).toBe('That username is taken.');
+    expect(refusal('sign-in', 429, undefined)).toMatch(/Too many attempts/);
+    expect(refusal('sign-up', 422, 'password: must be 8 to 256 characters')).toBe(
+      'Refused: password: must be 8 to 256 characters',
+    );
+  });
+});
+
+describe('a session that ended', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('signs in again instead of asking for a token', async () => {
+    const prompt = vi.fn();
+    vi.stubGlobal('window', { prompt });
+    const ended = vi.fn();
+    onSignedOut(ended);
+    expect(await askForToken()).toBe(false);
+    expect(ended).toHaveBeenCalledTimes(1);
+    expect(prompt).not.toHaveBeenCalled();
+    vi.unstubAllGlobals();
+  });
+});

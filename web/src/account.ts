@@ -1,0 +1,68 @@
+// Who the page acts for (AUTH=accounts): `GET /api/auth/me`, and signing up, in and out
+// over REST (GraphQL cannot set the session cookie over a WebSocket).
+import { authorization } from './token';
+
+export interface Person {
+  id: string;
+  username: string;
+}
+
+/** open: as before accounts (one person, no sign-in); accounts: signed in or not (null). */
+export type Account = { mode: 'open' } | { mode: 'accounts'; person: Person | null };
+
+type Fetch = typeof fetch;
+
+/**
+ * Asks the server. A 401 that says `mode: "accounts"` means no session: the sign-in page.
+ * Any other 401 is a server behind TODOS_TOKEN, which the page asks for as it always has.
+ */
+export async function whoAmI(fetcher: Fetch = fetch): Promise<Account> {
+  const response = await fetcher('/api/auth/me', { headers: authorization() });
+  const body = (await response.json().catch(() => null)) as {
+    mode?: string;
+    person?: Person | null;
+    error?: { mode?: string };
+  } | null;
+  if (response.status === 401) {
+    return body?.error?.mode === 'accounts' ? { mode: 'accounts', person: null } : { mode: 'open' };
+  }
+  if (body?.mode === 'accounts') return { mode: 'accounts', person: body.person ?? null };
+  return { mode: 'open' };
+}
+
+export type Entry = 'sign-in' | 'sign-up';
+
+/** Signs up or in; null on success (the cookie is set), else what to tell the person. */
+export async function enter(
+  entry: Entry,
+  username: string,
+  password: string,
+  fetcher: Fetch = fetch,
+): Promise<string | null> {
+  let response: Response;
+  try {
+    response = await fetcher(`/api/auth/${entry}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+    });
+  } catch {
+    return 'The server could not be reached.';
+  }
+  if (response.ok) return null;
+  const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
+  return refusal(entry, response.status, body?.error?.message);
+}
+
+/** A refused sign-in or sign-up in words a person acts on. */
+export function refusal(entry: Entry, status: number, message: string | undefined): string {
+  if (status === 429) return 'Too many attempts: wait a while, then try again.';
+  if (status === 409) return 'That username is taken.';
+  if (status === 401 && entry === 'sign-in') return 'Wrong username or password.';
+  return message ? `Refused: ${message}` : `Refused (HTTP ${status}).`;
+}
+
+/** Ends this browser's session. */
+export async function signOut(fetcher: Fetch = fetch): Promise<void> {
+  await fetcher('/api/auth/sign-out', { method: 'POST' });
+}

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { createCommands, type Send } from './commands';
+import {
+  ClearCompletedInListMutation,
+  CreateTodoInListMutation,
+  goneMessages,
+  mayEdit,
+  sameLists,
+  scopedSend,
+  shownList,
+  todosOf,
+  ToggleAllInListMutation,
+  type TodoList,
+} from './lists';
+import { UpdateTodoMutation } from './api';
+
+const list = (id: string, name: string, role: TodoList['role'] = 'OWNER', isDefault = false): TodoList => ({
+  id,
+  name,
+  role,
+  isDefault,
+  members: [],
+});
+
+const home = list('h', 'Todos', 'OWNER', true);
+const shared = list('s', 'groceries', 'VIEWER');
+const work = list('w', 'work', 'EDITOR');
+
+describe('which list is shown', () => {
+  it('is the one asked for while it is there, else the default list', () => {
+    expect(shownList([home, shared], 's')).toBe(shared);
+    expect(shownList([home, work], 's')).toBe(home);
+    expect(shownList([home, shared], null)).toBe(home);
+    expect(shownList([work], 'gone')).toBe(work);
+    expect(shownList([], null)).toBeNull();
+  });
+
+  it('holds only its own todos', () => {
+    const todos = [
+      { id: '1', title: 'a', completed: false, listId: 'h' },
+      { id: '2', title: 'b', completed: true, listId: 's' },
+      { id: '3', title: 'c', completed: false, listId: 'h' },
+    ];
+    expect(todosOf(todos, 'h').map((t) => t.id)).toEqual(['1', '3']);
+    expect(todosOf(todos, 'x')).toEqual([]);
+  });
+});
+
+describe('roles', () => {
+  it('let owners and editors change todos, viewers only read', () => {
+    expect([mayEdit('OWNER'), mayEdit('EDITOR'), mayEdit('VIEWER')]).toEqual([true, true, false]);
+  });
+});
+
+describe('lists that went away', () => {
+  it('are told by name, except the ones this page deleted', () => {
+    expect(goneMessages([home, shared, work], [home], new Set(['w']))).toEqual([
+      '«groceries» is no longer shared with you',
+    ]);
+    expect(goneMessages([home], [home, shared], new Set())).toEqual([]);
+  });
+
+  it('a read that changed nothing is the same lists', () => {
+    expect(sameLists([home, shared], [{ ...home }, { ...shared }])).toBe(true);
+    expect(sameLists([home, shared], [home, { ...shared, name: 'food' }])).toBe(false);
+  });
+});
+
+describe('scopedSend', () => {
+  function recording() {
+    const sent: { query: string; variables: unknown }[] = [];
+    const send = (async (document: { toString(): string }, variables?: unknown) => {
+      sent.push({ query: document.toString(), variables });
+      return {};
+    }) as Send;
+    return { send, sent };
+  }
+
+  it('puts the list-wide intents in the list on screen and leaves the rest alone', async () => {
+    const { send, sent } = recording();
+    let current: string | null = 'L1';
+    const commands = createCommands(scopedSend(send, () => current));
+    await commands.createTodo('milk');
+    await commands.toggleAll(true);
+    await commands.clearCompleted();
+    await commands.renameTodo('7', 'eggs');
+    current = 'L2';
+    await commands.createTodo('bread');
+    expect(sent).toEqual([
+      { query: CreateTodoInListMutation.toString(), variables: { title: 'milk', listId: 'L1' } },
+      { query: ToggleAllInListMutation.toString(), variables: { completed: true, listId: 'L1' } },
+      { query: ClearCompletedInListMutation.toString(), variables: { listId: 'L1' } },
+      { query: UpdateTodoMutation.toString(), variables: { id: '7', input: { title: 'eggs' } } },
+      { query: CreateTodoInListMutation.toString(), variables: { title: 'bread', listId: 'L2' } },
+    ]);
+  });
+
+  it('sends as it is when no list is shown', async () => {
+    const { send, sent } = recording();
+    await createCommands(scopedSend(send, () => null)).createTodo('milk');
+    expect(sent[0].query).toMatch(/mutation CreateTodo\(/);
+    expect(sent[0].variables).toEqual({ title: 'milk' });
+  });
+});

@@ -1,0 +1,149 @@
+// Lists and sharing (AUTH=accounts): the operations the list switcher and the share dialog
+// send, and the pure rules of which list is shown and what may be done in it.
+import type { Send } from './commands';
+import { graphql } from './gql';
+import type { ListsQuery } from './gql/graphql';
+import type { Todo } from './todos';
+
+export type TodoList = ListsQuery['lists'][number];
+export type Member = TodoList['members'][number];
+export type Role = TodoList['role'];
+
+export const ListsQueryDocument = graphql(`
+  query Lists {
+    lists {
+      id
+      name
+      isDefault
+      role
+      members {
+        role
+        person {
+          id
+          username
+        }
+      }
+    }
+  }
+`);
+
+export const CreateListMutation = graphql(`
+  mutation CreateList($name: String!) {
+    createList(input: { name: $name }) {
+      id
+    }
+  }
+`);
+
+export const RenameListMutation = graphql(`
+  mutation RenameList($id: ID!, $name: String!) {
+    renameList(id: $id, name: $name) {
+      id
+    }
+  }
+`);
+
+export const DeleteListMutation = graphql(`
+  mutation DeleteList($id: ID!) {
+    deleteList(id: $id) {
+      id
+    }
+  }
+`);
+
+export const ShareListMutation = graphql(`
+  mutation ShareList($id: ID!, $username: String!, $role: Role!) {
+    shareList(id: $id, username: $username, role: $role) {
+      role
+    }
+  }
+`);
+
+export const RemoveMemberMutation = graphql(`
+  mutation RemoveMember($listId: ID!, $personId: ID!) {
+    removeMember(listId: $listId, personId: $personId) {
+      role
+    }
+  }
+`);
+
+// The page's own mutations, scoped to the list on screen (scopedSend).
+export const CreateTodoInListMutation = graphql(`
+  mutation CreateTodoInList($title: String!, $listId: ID) {
+    createTodo(input: { title: $title, listId: $listId }) {
+      id
+    }
+  }
+`);
+
+export const ToggleAllInListMutation = graphql(`
+  mutation ToggleAllInList($completed: Boolean!, $listId: ID) {
+    toggleAll(completed: $completed, listId: $listId) {
+      id
+    }
+  }
+`);
+
+export const ClearCompletedInListMutation = graphql(`
+  mutation ClearCompletedInList($listId: ID) {
+    clearCompleted(listId: $listId) {
+      id
+    }
+  }
+`);
+
+/** Whether a member in this role may change the list's todos (a viewer reads only). */
+export function mayEdit(role: Role): boolean {
+  return role !== 'VIEWER';
+}
+
+/** The list to show: the one asked for while it is still among the lists, else the default. */
+export function shownList(lists: readonly TodoList[], wanted: string | null): TodoList | null {
+  return lists.find((l) => l.id === wanted) ?? lists.find((l) => l.isDefault) ?? lists[0] ?? null;
+}
+
+/** The todos of one list, in the sync's order. */
+export function todosOf(todos: readonly Todo[], listId: string): readonly Todo[] {
+  return todos.filter((t) => t.listId === listId);
+}
+
+/**
+ * What to tell the person about lists that went away between two reads of `lists`: each
+ * one they did not delete themselves ("«name» is no longer shared with you"). `ownDeletes`
+ * are the ids this page deleted.
+ */
+export function goneMessages(
+  before: readonly TodoList[],
+  after: readonly TodoList[],
+  ownDeletes: ReadonlySet<string>,
+): string[] {
+  const still = new Set(after.map((l) => l.id));
+  return before
+    .filter((l) => !still.has(l.id) && !ownDeletes.has(l.id))
+    .map((l) => `«${l.name}» is no longer shared with you`);
+}
+
+/** Whether two reads of `lists` say the same (a poll that changed nothing re-renders nothing). */
+export function sameLists(a: readonly TodoList[], b: readonly TodoList[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The page's Send with its list-wide intents scoped to one list: a new todo joins it,
+ * "toggle all" and "clear completed" touch only its rows. `listId()` is read at each send,
+ * so the commands follow the switcher without being made again.
+ */
+export function scopedSend(send: Send, listId: () => string | null): Send {
+  const scoped: Record<string, { document: unknown }> = {
+    CreateTodo: { document: CreateTodoInListMutation },
+    ToggleAll: { document: ToggleAllInListMutation },
+    ClearCompleted: { document: ClearCompletedInListMutation },
+  };
+  return ((document: { toString(): string }, variables?: Record<string, unknown>) => {
+    const name = /^\s*mutation\s+(\w+)/.exec(document.toString())?.[1] ?? '';
+    const target = scoped[name];
+    const id = listId();
+    if (!target || id === null) return send(document as never, variables as never);
+    return send(target.document as never, { ...variables, listId: id } as never);
+  }) as Send;
+}
