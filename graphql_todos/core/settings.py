@@ -80,11 +80,22 @@ def _token(text: str) -> str | None:
     return text or None
 
 
-def _token_file(text: str) -> str | None:
-    if not text:
-        return None
+def _secret_file(parse: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """A file holding a secret: checked now, kept as its path (so that
+    `serve --workers` hands each worker the path, not the secret), read
+    again by whoever needs the secret."""
+
+    def checked(text: str) -> str | None:
+        if text:
+            _read_secret(text, parse)
+        return text or None
+
+    return checked
+
+
+def _read_secret(path: str, parse: Callable[[str], str | None]) -> str | None:
     try:
-        return _token(Path(text).read_text().strip())
+        return parse(Path(path).read_text().strip())
     except OSError as exc:
         raise ValueError(f"cannot be read: {exc.strerror}") from None
 
@@ -103,15 +114,6 @@ def _jwt_secret(text: str) -> str | None:
     if text and len(text.encode()) < 32:
         raise ValueError("must be at least 32 bytes")
     return text or None
-
-
-def _jwt_secret_file(text: str) -> str | None:
-    if not text:
-        return None
-    try:
-        return _jwt_secret(Path(text).read_text().strip())
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror}") from None
 
 
 def read_jwks(path: str) -> dict[str, Any]:
@@ -325,7 +327,7 @@ class Settings:
         secret=True,
     )
     token_file: str | None = _setting(
-        None, "TODOS_TOKEN_FILE", _token_file,
+        None, "TODOS_TOKEN_FILE", _secret_file(_token),
         "a file holding TODOS_TOKEN (read at start-up; TODOS_TOKEN wins)",
         secret=True,
     )
@@ -362,7 +364,7 @@ class Settings:
         secret=True,
     )
     jwt_secret_file: str | None = _setting(
-        None, "JWT_SECRET_FILE", _jwt_secret_file, "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
+        None, "JWT_SECRET_FILE", _secret_file(_jwt_secret), "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
         secret=True,
     )
     jwt_jwks_file: str | None = _setting(
@@ -468,11 +470,13 @@ class Settings:
 
     @property
     def bearer_token(self) -> str | None:
-        return self.token or self.token_file
+        """TODOS_TOKEN, else the one in TODOS_TOKEN_FILE."""
+        return self.token or (_read_secret(self.token_file, _token) if self.token_file else None)
 
     @property
     def jwt_key(self) -> str | None:
-        return self.jwt_secret or self.jwt_secret_file
+        """JWT_SECRET, else the one in JWT_SECRET_FILE."""
+        return self.jwt_secret or (_read_secret(self.jwt_secret_file, _jwt_secret) if self.jwt_secret_file else None)
 
 
 def to_env(settings: Settings) -> dict[str, str]:

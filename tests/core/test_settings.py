@@ -255,3 +255,14 @@ def test_to_env_gives_the_same_settings_back() -> None:
     )
     assert Settings.from_env(to_env(settings)) == settings
     assert Settings.from_env(to_env(Settings())) == Settings()
+
+
+def test_a_secret_from_a_file_reaches_every_worker(tmp_path: Path) -> None:
+    # `serve --workers` hands each worker the file's path, not the secret in it.
+    token, secret = tmp_path / "token", tmp_path / "jwt"
+    token.write_text("a-token-from-a-file\n")
+    secret.write_text("s" * 32 + "\n")
+    settings = Settings.from_env({"TODOS_TOKEN_FILE": str(token), "JWT_SECRET_FILE": str(secret)})
+    worker = Settings.from_env(to_env(settings))
+    assert worker == settings
+    assert (worker.bearer_token, worker.jwt_key) == ("a-token-from-a-file", "s" * 32)
