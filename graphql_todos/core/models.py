@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from graphql_todos.core.mutations import Verdict
+
 
 @dataclass(frozen=True, slots=True)
 class Todo:
@@ -101,7 +103,7 @@ class VerdictRow:
     left (a rejection's: the row as the server had it)."""
 
     seq: int
-    verdict: str  # "applied" or "rejected"
+    verdict: Verdict
     position: int
     code: str | None
     message: str | None
@@ -125,7 +127,7 @@ class VerdictRow:
         position = row["position"] if row["position"] is not None else 0
         return cls(
             int(row["seq"]),
-            row["verdict"],
+            Verdict(row["verdict"]),
             int(position),
             result["code"] if rejected else None,
             result["message"] if rejected else None,

@@ -189,15 +189,22 @@ WHERE m.principal = %(principal)s AND m.client_id = %(client)s AND m.seq > %(aft
 ORDER BY m.seq
 LIMIT %(limit)s
 """
-# One batch of verdict retention: older than keep_seconds, or older than the
-# oldest journal entry kept (an applied verdict's rows and cursor are its
-# entries: a key is remembered while both are).
+# One batch of verdict retention: older than keep_seconds, or applied with
+# its rows and cursor in journal entries that were all pruned (older than
+# the oldest entry kept, and none left with its key): a key is remembered
+# while both are. A rejection or a no-op keeps its own rows.
 PRUNE_MUTATIONS = """
-WITH batch AS (
-    SELECT principal, client_id, seq FROM mutations
-    WHERE created_time < greatest(now() - %(keep_seconds)s * interval '1 second',
-                                  (SELECT changed_at FROM todo_changes ORDER BY position LIMIT 1))
-    ORDER BY created_time
+WITH oldest AS (
+    SELECT (SELECT changed_at FROM todo_changes ORDER BY position LIMIT 1) AS kept,
+           now() - %(keep_seconds)s * interval '1 second' AS expired
+), batch AS (
+    SELECT m.principal, m.client_id, m.seq FROM mutations m, oldest
+    WHERE m.created_time < greatest(oldest.expired, oldest.kept)
+      AND (m.created_time < oldest.expired
+           OR (m.position IS NULL AND NOT EXISTS (
+               SELECT FROM todo_changes
+               WHERE mutation = m.principal::text || ':' || m.client_id::text || ':' || m.seq::text)))
+    ORDER BY m.created_time
     LIMIT %(limit)s
 )
 DELETE FROM mutations m USING batch b

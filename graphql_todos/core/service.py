@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -187,7 +187,7 @@ class TodoService:
         except BadUserInput as refused:
             if receipt.key is None:
                 raise
-            return await self._reject(receipt, receipt.key, refused, key)
+            return await self._reject(receipt, receipt.key, refused, statement, key)
         async with connection(self.pool) as conn:
             if receipt.key is None:
                 todos, position = await repository.write(conn, statement, values)
@@ -202,7 +202,7 @@ class TodoService:
             return await self._settled(receipt, receipt.key, statement, key)
         rows, position = written
         if statement.single and not rows:
-            return await self._reject(receipt, receipt.key, NotFound(key), key)  # type: ignore[arg-type]
+            return await self._reject(receipt, receipt.key, NotFound(key), statement, key)  # type: ignore[arg-type]
         if position is None:
             # It changed nothing, so journaled nothing: its rows and cursor are kept with its verdict.
             async with connection(self.pool) as conn:
@@ -212,13 +212,17 @@ class TodoService:
         receipt.settle(Verdict.APPLIED, position)
         return [Todo.from_json(row) for row in rows]
 
-    async def _reject(self, receipt: Receipt, numbered: Key, refused: DomainError, todo_id: uuid.UUID | None) -> NoReturn:
-        """Record a numbered mutation's rejection and raise it as recorded."""
+    async def _reject(
+        self, receipt: Receipt, numbered: Key, refused: DomainError, statement: repository.Write | None, todo_id: uuid.UUID | None
+    ) -> list[Todo]:
+        """Record a numbered mutation's rejection and raise it as recorded; a
+        key recorded before (a retry whose change now finds nothing to
+        change, say) is answered from its record instead."""
         async with connection(self.pool) as conn:
             position = await repository.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
         if position is None:
-            await self._settled(receipt, numbered, None, todo_id)
-        receipt.settle(Verdict.REJECTED, position)  # type: ignore[arg-type] # _settled raised or returned
+            return await self._settled(receipt, numbered, statement, todo_id)
+        receipt.settle(Verdict.REJECTED, position)
         raise Rejected(refused.code, refused.message) from refused
 
     async def _settled(

@@ -21,6 +21,7 @@ from strawberry.types.graphql import OperationType
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
 from graphql_todos.edge import json_intake
+from graphql_todos.edge.acting import principal
 from graphql_todos.edge.guard import Access, graphiql_page
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import EVENT_STREAM, JSON_TYPES, MULTIPART, accept_header
@@ -81,7 +82,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         # Lifespan state, copied into every request's scope by Starlette.
         state = request.state
         credential = request.headers.get("authorization")
-        return Context(state.service, state.journal, state.hub, state.live_lists, credential)
+        return Context(state.service, state.journal, state.hub, state.live_lists, credential, principal=principal(request))
 
     def connection_allowed(self, context: Context, params: object) -> bool:
         # The token comes in the upgrade's header or connection_init's payload.
