@@ -402,3 +402,19 @@ def test_killed_after_commit_five_retries_make_one_change(db_dsn: str) -> None:
         assert dict(seen)[rest_replies[0].headers["journal-cursor"]] == created[1]
     finally:
         serve.stop(signal.SIGTERM)
+
+
+def test_both_paths_answer_a_numbered_mutation_the_same(server: Server, client: httpx.Client) -> None:
+    """The compiled fast path takes a numbered mutation; an extension it does
+    not know sends the same request to Strawberry's path (the fingerprint
+    leaves extensions out), whose answer is the same bytes."""
+    fast = server.fast_path()
+    for seq, order in enumerate(((), ("other",)), start=1):
+        me = str(uuid.uuid4())
+        body = numbered(CREATE, {"t": f"both paths {seq}"}, me, 1)
+        strawberry = {**body, "extensions": {**body["extensions"], "other": 1}}
+        before = server.call(lambda: fast.executions)
+        first, second = (post(client, b) for b in ((body, strawberry) if not order else (strawberry, body)))
+        assert first.content == second.content
+        assert server.call(lambda: fast.executions) - before == 1
+        assert titled(server, f"both paths {seq}") == 1
