@@ -23,8 +23,9 @@ from graphql_todos.core.errors import BadUserInput
 # Who acts when no one signs in (issue 19's `local` person): the only
 # principal until people are added, and the scope of every key today.
 LOCAL_PRINCIPAL = uuid.UUID("00000000-0000-4000-8000-000000000001")
-# PostgreSQL's bigint, the column's type.
-MAX_SEQ = 2**63 - 1
+# Within PostgreSQL's bigint (the column's type), and 18 digits without a
+# leading zero: a pattern the REST header's OpenAPI schema can state exactly.
+MAX_SEQ = 10**18 - 1
 
 
 class Verdict(Enum):
@@ -80,7 +81,7 @@ def parse_client(value: object, field: str = "client") -> uuid.UUID:
 
 
 def parse_seq(value: object, field: str = "seq") -> int:
-    """A sequence number: 1 to 2**63 - 1."""
+    """A sequence number: 1 to MAX_SEQ."""
     if type(value) is int and 1 <= value <= MAX_SEQ:
         return value
     raise BadUserInput(field, f"must be an integer from 1 to {MAX_SEQ}, not {value!r}")
@@ -99,7 +100,7 @@ def from_header(value: str, principal: uuid.UUID, request: dict[str, Any]) -> Ke
     """REST's `Idempotency-Key: "<client>:<seq>"` (an sf-string, quotes included)."""
     inner = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else None
     client, _, seq = (inner or "").partition(":")
-    if inner is None or not seq.isascii() or not seq.isdigit() or len(seq) > 19:
+    if inner is None or not seq.isascii() or not seq.isdigit() or len(seq) > 18 or seq.startswith("0"):
         raise BadUserInput("Idempotency-Key", f'must be "<client uuid>:<seq>" (quotes included), not {value!r}')
     return Key(principal, parse_client(client, "Idempotency-Key"), parse_seq(int(seq), "Idempotency-Key"),
                fingerprint(request))

@@ -137,10 +137,10 @@ class Query:
         " (at most MAX_LIST_ROWS; kept for MUTATIONS_KEEP_SECONDS)."
     )
     async def mutation_verdicts(
-        self, info: Info[Context, None], client: strawberry.ID, after: str = "0"
+        self, info: Info[Context, None], client: strawberry.ID, after: str | None = "0"
     ) -> list[MutationVerdict]:
         ctx = _ctx(info)
-        return cast(list[MutationVerdict], await ctx.service.verdicts(ctx.principal, client, after))
+        return cast(list[MutationVerdict], await ctx.service.verdicts(ctx.principal, client, after or "0"))
 
 
 # Every mutation's reply carries `extensions.cursor`, the journal cursor at

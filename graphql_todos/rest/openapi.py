@@ -63,14 +63,18 @@ _ERROR_DESCRIPTIONS = {
 _ITEM_ERRORS = _errors(400, 404)
 _WRITE_ERRORS = _errors(400, 415, 422)
 # docs/design/offline.md: a numbered mutation is applied once; a retry gets
-# the first answer (status, body, headers) again.
+# the first answer (status, body, headers) again. The key's form, as
+# core/mutations.from_header takes it.
+_HEX = "[0-9a-fA-F]"
+IDEMPOTENCY_KEY_PATTERN = f'^"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}:[1-9][0-9]{{0,17}}"$'
+
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "examples": ['"9b2e8c1e-4f5a-4d4b-9f0e-3c1a2b3c4d5e:17"']},
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
     "description": 'Number this mutation: "<client uuid>:<sequence number>" (an sf-string, quotes'
-    " included; sequence 1 to 2^63-1). Applied once: a retry answers as the first time; the same key"
+    " included; sequence 1 to 10^18-1). Applied once: a retry answers as the first time; the same key"
     " with another request is 422 IDEMPOTENCY_KEY_REUSED; a malformed key is 400 BAD_USER_INPUT."
     " Remembered for MUTATIONS_KEEP_SECONDS",
 }
