@@ -319,7 +319,8 @@ async def _refused(errors: list[GraphQLError]) -> AsyncGenerator[PreExecutionErr
 # which Strawberry's handlers do not pass to stream(). Assumes: each handler
 # creates the operation's task inside handle_subscribe / handle_start, so a
 # value set around that call is the task's own (asyncio copies the context
-# into a task as it is created).
+# into a task as it is created). tests/test_mutations_once.py pins it: a
+# numbered mutation over either protocol answers as over HTTP.
 OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar("operation_extensions", default=None)
 
 
