@@ -296,42 +296,6 @@ async def get_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | Non
         return await cur.fetchone()
 
 
-async def insert_todo(conn: AsyncConnection[Any], title: str, completed: bool) -> Todo:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(INSERT_TODO, {"title": title, "completed": completed})
-        row = await cur.fetchone()
-        assert row is not None
-        return row
-
-
-async def update_todo(
-    conn: AsyncConnection[Any], todo_id: uuid.UUID, title: str | None, completed: bool | None
-) -> Todo | None:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed})
-        return await cur.fetchone()
-
-
-async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_TODO, {"id": todo_id})
-        return await cur.fetchone()
-
-
-async def set_all_completed(conn: AsyncConnection[Any], completed: bool, limit: int) -> list[Todo]:
-    """Set every row's completed; the first `limit` rows it changed."""
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SET_ALL_COMPLETED, {"completed": completed, "limit": limit})
-        return await cur.fetchall()
-
-
-async def delete_completed(conn: AsyncConnection[Any], limit: int) -> list[Todo]:
-    """Delete every completed row; the first `limit` of them."""
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_COMPLETED, {"limit": limit})
-        return await cur.fetchall()
-
-
 async def snapshot(
     conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
 ) -> tuple[list[Todo], int]:
