@@ -286,8 +286,15 @@ def test_rest_numbered_mutations(server: Server, client: httpx.Client) -> None:
     headers = {"Idempotency-Key": f'"{me}:5"'}
     gone = [client.patch(f"/api/todos/{todo_id}/", json={"title": "late"}, headers=headers) for _ in range(2)]
     assert [g.status_code for g in gone] == [404, 404] and gone[0].content == gone[1].content
-    assert "journal-cursor" in gone[0].headers
-    assert count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 5
+    assert "journal-cursor" in gone[0].headers and "row" not in gone[0].json()["error"]
+    # A refused edit of a row that exists: the row as the server has it, in the error.
+    kept = client.post("/api/todos/", json={"title": "rest kept"}).json()
+    headers = {"Idempotency-Key": f'"{me}:6"'}
+    blank = [client.patch(f"/api/todos/{kept['id']}/", json={"title": " "}, headers=headers) for _ in range(2)]
+    assert [b.status_code for b in blank] == [422, 422] and blank[0].content == blank[1].content
+    assert blank[0].json()["error"]["code"] == "BAD_USER_INPUT"
+    assert blank[0].json()["error"]["row"] == kept
+    assert count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 6
     # Unnumbered replies carry the cursor too; malformed keys are 400.
     plain = client.post("/api/todos/", json={"title": "rest plain"})
     assert int(plain.headers["journal-cursor"]) > 0 and "idempotency-key" not in plain.headers

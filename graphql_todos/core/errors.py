@@ -12,8 +12,9 @@ know their code and their facts (which todo, which field), never a status.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from enum import Enum
-from typing import Self
+from typing import Any, Self
 
 
 class ErrorCode(Enum):
@@ -128,12 +129,15 @@ class RequestError(Exception):
         *,
         status: int | None = None,
         headers: dict[str, str] | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = code.http_status if status is None else status
         self.headers = headers
+        # Facts beside the code, in the REST error object (a rejection's row).
+        self.details = details
 
 
 class ListTooLarge(DomainError):
@@ -200,8 +204,10 @@ class IdempotencyKeyReused(DomainError):
 
 class Rejected(DomainError):
     """A numbered mutation's rejection, as recorded: the first reply and
-    every retry raise this, so they say the same."""
+    every retry raise this, so they say the same. `row`: the row it named
+    as the server had it (the journal's JSON of it), when there was one."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, row: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.row = row

@@ -162,7 +162,7 @@ VALUES (%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'rejected',
             'row', (SELECT to_jsonb(t) FROM todos t WHERE t.id = %(id)s))),
         (SELECT coalesce(max(position), 0) FROM todo_changes))
 ON CONFLICT DO NOTHING
-RETURNING position
+RETURNING position, result->'row' AS row
 """
 # What a key settled as: its verdict and fingerprint, the rows (stored, or
 # its journal entries') and the cursor (stored, or its newest entry's).
@@ -447,14 +447,15 @@ async def settle_unchanged(
 
 async def record_rejection(
     conn: AsyncConnection[Any], key: Key, code: str, message: str, todo_id: uuid.UUID | None
-) -> int | None:
-    """Record a numbered mutation's rejection; its cursor, or None when the
-    key was recorded meanwhile."""
+) -> tuple[int, dict[str, Any] | None] | None:
+    """Record a numbered mutation's rejection; its cursor and the row as the
+    server has it (None: no such row), or None when the key was recorded
+    meanwhile."""
     params = {**_key_params(key), "fingerprint": key.fingerprint, "code": code, "message": message, "id": todo_id}
     async with conn.cursor() as cur:
         await cur.execute(RECORD_REJECTION, params)
         row = await cur.fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), row[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,11 +219,12 @@ class TodoService:
         key recorded before (a retry whose change now finds nothing to
         change, say) is answered from its record instead."""
         async with connection(self.pool) as conn:
-            position = await repository.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
-        if position is None:
+            recorded = await repository.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
+        if recorded is None:
             return await self._settled(receipt, numbered, statement, todo_id)
+        position, row = recorded
         receipt.settle(Verdict.REJECTED, position)
-        raise Rejected(refused.code, refused.message) from refused
+        raise Rejected(refused.code, refused.message, row) from refused
 
     async def _settled(
         self, receipt: Receipt, numbered: Key, statement: repository.Write | None, todo_id: uuid.UUID | None
@@ -244,7 +245,8 @@ class TodoService:
             raise IdempotencyKeyReused(numbered.client, numbered.seq)
         if record.rejection is not None:
             receipt.settle(Verdict.REJECTED, record.position)
-            raise Rejected(ErrorCode[record.rejection["code"]], record.rejection["message"])
+            rejection = record.rejection
+            raise Rejected(ErrorCode[rejection["code"]], rejection["message"], rejection.get("row"))
         receipt.settle(Verdict.APPLIED, record.position)
         todos = sorted((Todo.from_json(row) for row in record.rows), key=Todo.sort_key)
         if statement is not None and statement.single and not todos:

@@ -29,6 +29,7 @@ from graphql_todos.core.errors import (
     DomainError,
     ErrorCode,
     NotFound,
+    Rejected,
     RequestError,
 )
 from graphql_todos.core.journal import Journal
@@ -205,14 +206,16 @@ def _receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
 
 async def _settled(receipt: Receipt, mutation: Awaitable[T]) -> T:
     """The mutation's result; a refusal it settled as (a verdict, a cursor)
-    is answered with its receipt's headers too."""
+    is answered with its receipt's headers too, and a rejection with the row
+    it named as the server had it."""
     try:
         return await mutation
     except DomainError as exc:
         if receipt.cursor is None:
             raise
-        headers = _receipt_headers(receipt)
-        raise RequestError(exc.code, exc.message, headers=headers) from exc
+        row = exc.row if isinstance(exc, Rejected) else None
+        details = None if row is None else {"row": todo_json(Todo.from_json(row))}
+        raise RequestError(exc.code, exc.message, headers=_receipt_headers(receipt), details=details) from exc
 
 
 def _receipt_headers(receipt: Receipt) -> dict[str, str]:
