@@ -138,6 +138,11 @@ class Journal:
         async with connection(self.pool) as conn:
             return await repository.prune_journal(conn, below, keep_seconds, keep_rows, limit)
 
+    async def prune_mutations(self, keep_seconds: float, limit: int) -> int:
+        """One batch of verdict retention (see repository.PRUNE_MUTATIONS); how many went."""
+        async with connection(self.pool) as conn:
+            return await repository.prune_mutations(conn, keep_seconds, limit)
+
     async def ping(self, timeout: float) -> None:
         async with connection(self.pool, timeout) as conn:
             await repository.ping(conn)

@@ -5,16 +5,28 @@ Nothing here commits or validates; the service owns transactions and rules.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
+from psycopg.errors import Diagnostic
 from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
 
 from graphql_todos.core.models import Change, Op, Todo
+from graphql_todos.core.mutations import Key
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time"
+
+
+def _qualified(table: str) -> str:
+    """TODO_COLUMNS of `table`, where a statement reads another table too."""
+    return ", ".join(f"{table}.{column}" for column in TODO_COLUMNS.split(", "))
 
 # A list's rows: one statement for the whole list and one for a filter, not
 # one with `%(completed)s IS NULL OR completed = ...`. psycopg prepares a
@@ -64,6 +76,142 @@ DELETE_COMPLETED = f"""
 WITH deleted AS (DELETE FROM todos WHERE completed RETURNING {TODO_COLUMNS})
 SELECT * FROM deleted ORDER BY created_time, id LIMIT %(limit)s
 """
+# A numbered mutation: the change (reading `acting`, so the key is set
+# before its rows are written) and its verdict in one statement, so they
+# commit or roll back together; the key set transaction-locally marks the
+# journal entries the change makes at commit. A key used before meets the
+# primary key (a concurrent duplicate waits for the first to commit) and
+# the whole statement rolls back. The rows come back as the journal holds
+# them (to_jsonb), so a retry answers from the same text. `single`: the
+# verdict is written only when the change found its row, else the service
+# records a rejection.
+def _numbered(change: str, single: bool) -> str:
+    recorded = (
+        "SELECT %(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'applied' FROM changed HAVING count(*) > 0"
+        if single
+        else "VALUES (%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'applied')"
+    )
+    return f"""
+WITH acting AS (SELECT set_config('app.mutation', %(key)s, true)),
+changed AS ({change}),
+recorded AS (INSERT INTO mutations (principal, client_id, seq, fingerprint, verdict) {recorded})
+SELECT to_jsonb(changed) AS todo FROM changed ORDER BY created_time, id LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A mutation's statement, unnumbered (rows as columns) and numbered
+    (_numbered); `single`: it names one row by id."""
+
+    plain: str
+    numbered: str
+    single: bool
+
+
+INSERT_WRITE = Write(
+    INSERT_TODO,
+    _numbered(f"INSERT INTO todos (title, completed) SELECT %(title)s, %(completed)s FROM acting RETURNING {TODO_COLUMNS}", True),
+    True,
+)
+UPDATE_WRITE = Write(
+    UPDATE_TODO,
+    _numbered(
+        "UPDATE todos SET title = coalesce(%(title)s, title), completed = coalesce(%(completed)s, completed)"
+        f" FROM acting WHERE id = %(id)s RETURNING {_qualified('todos')}",
+        True,
+    ),
+    True,
+)
+DELETE_WRITE = Write(
+    DELETE_TODO, _numbered(f"DELETE FROM todos USING acting WHERE id = %(id)s RETURNING {_qualified('todos')}", True), True
+)
+SET_ALL_COMPLETED_WRITE = Write(
+    SET_ALL_COMPLETED,
+    _numbered(
+        "UPDATE todos SET completed = %(completed)s FROM acting WHERE completed IS DISTINCT FROM %(completed)s"
+        f" RETURNING {_qualified('todos')}",
+        False,
+    ),
+    False,
+)
+DELETE_COMPLETED_WRITE = Write(
+    DELETE_COMPLETED,
+    _numbered(f"DELETE FROM todos USING acting WHERE completed RETURNING {_qualified('todos')}", False),
+    False,
+)
+# A numbered mutation that journaled nothing (it changed nothing): its rows
+# (NULL: as the row `id` is now, for a retry that finds it unsettled, its
+# first reply lost with its process), and where the journal stands, which
+# covers the state it saw (a later commit has a higher position). Settled
+# once: whoever comes first, and everyone answers from the record.
+SETTLE_UNCHANGED = """
+UPDATE mutations SET result = coalesce(%(rows)s, (SELECT jsonb_agg(to_jsonb(t)) FROM todos t WHERE t.id = %(id)s), '[]'),
+                     position = (SELECT coalesce(max(position), 0) FROM todo_changes)
+WHERE (principal, client_id, seq) = (%(principal)s, %(client)s, %(seq)s) AND position IS NULL
+RETURNING position
+"""
+# A rejection, in its own statement: its code and message, the row as the
+# server has it (when it names one that exists), and where the journal
+# stands. No row back: the key was recorded meanwhile (a duplicate).
+RECORD_REJECTION = """
+INSERT INTO mutations (principal, client_id, seq, fingerprint, verdict, result, position)
+VALUES (%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'rejected',
+        jsonb_strip_nulls(jsonb_build_object(
+            'code', %(code)s::text, 'message', %(message)s::text,
+            'row', (SELECT to_jsonb(t) FROM todos t WHERE t.id = %(id)s))),
+        (SELECT coalesce(max(position), 0) FROM todo_changes))
+ON CONFLICT DO NOTHING
+RETURNING position, result->'row' AS row
+"""
+# What a key settled as: its verdict and fingerprint, the rows (stored, or
+# its journal entries') and the cursor (stored, or its newest entry's).
+SELECT_SETTLED = """
+SELECT m.verdict, m.fingerprint, m.result,
+       coalesce(m.position, (SELECT max(position) FROM todo_changes WHERE mutation = %(key)s)) AS position,
+       CASE WHEN m.result IS NULL THEN
+           (SELECT jsonb_agg(todo ORDER BY position) FROM todo_changes WHERE mutation = %(key)s)
+       END AS entries
+FROM mutations m
+WHERE (m.principal, m.client_id, m.seq) = (%(principal)s, %(client)s, %(seq)s)
+"""
+# A client's verdicts after a sequence number, in order: each with its
+# cursor and the row it left (its newest entry's, or the stored one).
+SELECT_VERDICTS = """
+SELECT m.seq, m.verdict, m.result, coalesce(m.position, v.position) AS position, v.todo
+FROM mutations m
+CROSS JOIN LATERAL (SELECT m.principal::text || ':' || m.client_id::text || ':' || m.seq::text AS key) k
+LEFT JOIN LATERAL (
+    SELECT position, todo FROM todo_changes WHERE mutation = k.key AND m.position IS NULL
+    ORDER BY position DESC LIMIT 1
+) v ON true
+WHERE m.principal = %(principal)s AND m.client_id = %(client)s AND m.seq > %(after)s
+ORDER BY m.seq
+LIMIT %(limit)s
+"""
+# One batch of verdict retention: older than keep_seconds, or applied with
+# its rows and cursor in journal entries that were all pruned (older than
+# the oldest entry kept, and none left with its key): a key is remembered
+# while both are. A rejection or a no-op keeps its own rows.
+PRUNE_MUTATIONS = """
+WITH oldest AS (
+    SELECT (SELECT changed_at FROM todo_changes ORDER BY position LIMIT 1) AS kept,
+           now() - %(keep_seconds)s * interval '1 second' AS expired
+), batch AS (
+    SELECT m.principal, m.client_id, m.seq FROM mutations m, oldest
+    WHERE m.created_time < greatest(oldest.expired, oldest.kept)
+      AND (m.created_time < oldest.expired
+           OR (m.position IS NULL AND NOT EXISTS (
+               SELECT FROM todo_changes
+               WHERE mutation = m.principal::text || ':' || m.client_id::text || ':' || m.seq::text)))
+    ORDER BY m.created_time
+    LIMIT %(limit)s
+)
+DELETE FROM mutations m USING batch b
+WHERE (m.principal, m.client_id, m.seq) = (b.principal, b.client_id, b.seq)
+"""
+
+
 # One statement sees one snapshot: the rows and the journal position they
 # reflect come back together, with no transaction around them. An empty list
 # still yields one row (all NULL but the position).
@@ -148,42 +296,6 @@ async def get_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | Non
         return await cur.fetchone()
 
 
-async def insert_todo(conn: AsyncConnection[Any], title: str, completed: bool) -> Todo:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(INSERT_TODO, {"title": title, "completed": completed})
-        row = await cur.fetchone()
-        assert row is not None
-        return row
-
-
-async def update_todo(
-    conn: AsyncConnection[Any], todo_id: uuid.UUID, title: str | None, completed: bool | None
-) -> Todo | None:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed})
-        return await cur.fetchone()
-
-
-async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID) -> Todo | None:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_TODO, {"id": todo_id})
-        return await cur.fetchone()
-
-
-async def set_all_completed(conn: AsyncConnection[Any], completed: bool, limit: int) -> list[Todo]:
-    """Set every row's completed; the first `limit` rows it changed."""
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SET_ALL_COMPLETED, {"completed": completed, "limit": limit})
-        return await cur.fetchall()
-
-
-async def delete_completed(conn: AsyncConnection[Any], limit: int) -> list[Todo]:
-    """Delete every completed row; the first `limit` of them."""
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_COMPLETED, {"limit": limit})
-        return await cur.fetchall()
-
-
 async def snapshot(
     conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int
 ) -> tuple[list[Todo], int]:
@@ -257,3 +369,138 @@ async def prune_journal(
         await cur.execute(PRUNE_JOURNAL, params)
         row = await cur.fetchone()
     return 0 if row is None else int(row["count"])
+
+
+# The journal trigger's NOTICE at commit (sql/006_mutations.sql).
+CURSOR_SQLSTATE = "01GT0"
+_CURSOR_PREFIX = "graphql-todos cursor "
+
+
+class CursorNotices:
+    """The highest position the journal trigger named, by NOTICE, while one
+    statement ran on a connection (None: it journaled nothing)."""
+
+    __slots__ = ("position",)
+
+    def __init__(self) -> None:
+        self.position: int | None = None
+
+    def __call__(self, diagnostic: Diagnostic) -> None:
+        message = diagnostic.message_primary or ""
+        if diagnostic.sqlstate == CURSOR_SQLSTATE and message.startswith(_CURSOR_PREFIX):
+            position = int(message.removeprefix(_CURSOR_PREFIX))
+            if self.position is None or position > self.position:
+                self.position = position
+
+
+@contextlib.contextmanager
+def cursor_notices(conn: AsyncConnection[Any]) -> Iterator[CursorNotices]:
+    """What the statements run inside tell of their journal positions. psycopg
+    calls the handler as each NOTICE arrives, before execute() returns."""
+    notices = CursorNotices()
+    conn.add_notice_handler(notices)
+    try:
+        yield notices
+    finally:
+        conn.remove_notice_handler(notices)
+
+
+async def write(conn: AsyncConnection[Any], statement: Write, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
+    """An unnumbered mutation: its rows, and the position of its newest
+    journal entry (None: it journaled nothing)."""
+    with cursor_notices(conn) as notices:
+        async with conn.cursor(row_factory=class_row(Todo)) as cur:
+            await cur.execute(statement.plain, params)
+            rows = await cur.fetchall()
+    return rows, notices.position
+
+
+async def write_numbered(
+    conn: AsyncConnection[Any], statement: Write, params: dict[str, Any], key: Key
+) -> tuple[list[dict[str, Any]], int | None] | None:
+    """A numbered mutation and its verdict: its rows (as the journal holds
+    them) and its newest entry's position (None: it journaled nothing); None
+    when the key was used before (nothing changed)."""
+    with cursor_notices(conn) as notices:
+        async with conn.cursor() as cur:
+            try:
+                await cur.execute(statement.numbered, {**params, **_key_params(key), "key": key.text})
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "mutations_pkey":
+                    raise
+                return None
+            rows = await cur.fetchall()
+    return [row[0] for row in rows], notices.position
+
+
+async def settle_unchanged(
+    conn: AsyncConnection[Any], key: Key, rows: list[dict[str, Any]] | None, todo_id: uuid.UUID | None = None
+) -> int | None:
+    """Store the rows (None: row `todo_id` as it is now) and cursor of a
+    numbered mutation that journaled nothing; None when it was settled already."""
+    params = {**_key_params(key), "rows": None if rows is None else Jsonb(rows), "id": todo_id}
+    async with conn.cursor() as cur:
+        await cur.execute(SETTLE_UNCHANGED, params)
+        row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def record_rejection(
+    conn: AsyncConnection[Any], key: Key, code: str, message: str, todo_id: uuid.UUID | None
+) -> tuple[int, dict[str, Any] | None] | None:
+    """Record a numbered mutation's rejection; its cursor and the row as the
+    server has it (None: no such row), or None when the key was recorded
+    meanwhile."""
+    params = {**_key_params(key), "fingerprint": key.fingerprint, "code": code, "message": message, "id": todo_id}
+    async with conn.cursor() as cur:
+        await cur.execute(RECORD_REJECTION, params)
+        row = await cur.fetchone()
+    return None if row is None else (int(row[0]), row[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A key's record: verdict, fingerprint, rows (as the journal holds
+    them), a rejection's code and message, and the cursor (None: being
+    settled right now)."""
+
+    verdict: str
+    fingerprint: bytes
+    rows: list[dict[str, Any]]
+    rejection: dict[str, Any] | None
+    position: int | None
+
+
+async def settled(conn: AsyncConnection[Any], key: Key) -> Settled | None:
+    """What the key settled as; None: it is not recorded (anymore)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_SETTLED, {**_key_params(key), "key": key.text})
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    result = row["result"]
+    rejected = row["verdict"] == "rejected"
+    rows = result if result is not None and not rejected else (row["entries"] or [])
+    position = None if row["position"] is None else int(row["position"])
+    return Settled(row["verdict"], bytes(row["fingerprint"]), rows, result if rejected else None, position)
+
+
+async def verdicts(
+    conn: AsyncConnection[Any], principal: uuid.UUID, client: uuid.UUID, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """A client's verdicts after sequence number `after`, oldest first."""
+    params = {"principal": principal, "client": client, "after": after, "limit": limit}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SELECT_VERDICTS, params)
+        return await cur.fetchall()
+
+
+async def prune_mutations(conn: AsyncConnection[Any], keep_seconds: float, limit: int) -> int:
+    """Delete one batch of verdicts past retention; how many went."""
+    async with conn.cursor() as cur:
+        await cur.execute(PRUNE_MUTATIONS, {"keep_seconds": keep_seconds, "limit": limit})
+        return cur.rowcount
+
+
+def _key_params(key: Key) -> dict[str, Any]:
+    return {"principal": key.principal, "client": key.client, "seq": key.seq, "fingerprint": key.fingerprint}

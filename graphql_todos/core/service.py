@@ -8,14 +8,26 @@ round trip) and raises a DomainError for anything the client got wrong.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import metrics, repository
 from graphql_todos.core.database import connection
-from graphql_todos.core.errors import BadUserInput, ListTooLarge, NotFound
+from graphql_todos.core.errors import (
+    BadUserInput,
+    DatabaseUnavailable,
+    DomainError,
+    ErrorCode,
+    IdempotencyKeyReused,
+    ListTooLarge,
+    NotFound,
+    Rejected,
+)
 from graphql_todos.core.list_statements import JsonLists, ListStatement
-from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState
+from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState, VerdictRow
+from graphql_todos.core.mutations import Key, Receipt, Verdict, parse_client
 from graphql_todos.core.settings import Settings
 
 MAX_TITLE_LENGTH = 512
@@ -133,33 +145,122 @@ class TodoService:
             todo, position = await repository.todo_snapshot(conn, key)
         return TodoState(None, todo, position)
 
-    async def create_todo(self, title: str, completed: bool = False) -> Todo:
-        clean = clean_title(title)
-        async with connection(self.pool) as conn:
-            return await repository.insert_todo(conn, clean, completed)
+    async def create_todo(self, title: str, completed: bool = False, receipt: Receipt | None = None) -> Todo:
+        return (await self._write(receipt, repository.INSERT_WRITE, None, lambda: {
+            "title": clean_title(title), "completed": completed,
+        }))[0]
 
     async def update_todo(
-        self, todo_id: str, title: str | None = None, completed: bool | None = None
+        self, todo_id: str, title: str | None = None, completed: bool | None = None, receipt: Receipt | None = None
     ) -> Todo:
-        key = parse_id(todo_id)
-        clean = None if title is None else clean_title(title)
-        async with connection(self.pool) as conn:
-            return _found(key, await repository.update_todo(conn, key, clean, completed))
+        return (await self._write(receipt, repository.UPDATE_WRITE, todo_id, lambda: {
+            "title": None if title is None else clean_title(title), "completed": completed,
+        }))[0]
 
-    async def delete_todo(self, todo_id: str) -> Todo:
-        key = parse_id(todo_id)
-        async with connection(self.pool) as conn:
-            return _found(key, await repository.delete_todo(conn, key))
+    async def delete_todo(self, todo_id: str, receipt: Receipt | None = None) -> Todo:
+        return (await self._write(receipt, repository.DELETE_WRITE, todo_id, dict))[0]
 
-    async def toggle_all(self, completed: bool) -> list[Todo]:
+    async def toggle_all(self, completed: bool, receipt: Receipt | None = None) -> list[Todo]:
         """Changes every row; returns the first MAX_LIST_ROWS it changed, in list order."""
-        async with connection(self.pool) as conn:
-            return await repository.set_all_completed(conn, completed, self.max_list_rows)
+        return await self._write(receipt, repository.SET_ALL_COMPLETED_WRITE, None, lambda: {"completed": completed})
 
-    async def clear_completed(self) -> list[Todo]:
+    async def clear_completed(self, receipt: Receipt | None = None) -> list[Todo]:
         """Deletes every completed row; returns the first MAX_LIST_ROWS, in list order."""
+        return await self._write(receipt, repository.DELETE_COMPLETED_WRITE, None, dict)
+
+    async def _write(
+        self,
+        receipt: Receipt | None,
+        statement: repository.Write,
+        todo_id: str | None,
+        params: Callable[[], dict[str, Any]],
+    ) -> list[Todo]:
+        """Run a mutation (one statement, its own transaction); the receipt
+        gets its verdict and cursor. A numbered one (the receipt's key) is
+        applied once: a retry is answered from its record, and a refusal is
+        recorded as its rejection (docs/design/offline.md, section 1)."""
+        receipt = Receipt() if receipt is None else receipt
+        key = None
+        try:
+            key = None if todo_id is None else parse_id(todo_id)
+            values = {**params(), "id": key, "limit": self.max_list_rows}
+        except BadUserInput as refused:
+            if receipt.key is None:
+                raise
+            return await self._reject(receipt, receipt.key, refused, statement, key)
         async with connection(self.pool) as conn:
-            return await repository.delete_completed(conn, self.max_list_rows)
+            if receipt.key is None:
+                todos, position = await repository.write(conn, statement, values)
+                if position is None:
+                    position = (await repository.journal_newest(conn))[0]
+                receipt.settle(Verdict.APPLIED, position)
+                if statement.single and not todos:
+                    raise NotFound(key)  # type: ignore[arg-type] # a single write names a row
+                return todos
+            written = await repository.write_numbered(conn, statement, values, receipt.key)
+        if written is None:
+            return await self._settled(receipt, receipt.key, statement, key)
+        rows, position = written
+        if statement.single and not rows:
+            return await self._reject(receipt, receipt.key, NotFound(key), statement, key)  # type: ignore[arg-type]
+        if position is None:
+            # It changed nothing, so journaled nothing: its rows and cursor are kept with its verdict.
+            async with connection(self.pool) as conn:
+                position = await repository.settle_unchanged(conn, receipt.key, rows)
+            if position is None:
+                return await self._settled(receipt, receipt.key, statement, key)
+        receipt.settle(Verdict.APPLIED, position)
+        return [Todo.from_json(row) for row in rows]
+
+    async def _reject(
+        self, receipt: Receipt, numbered: Key, refused: DomainError, statement: repository.Write | None, todo_id: uuid.UUID | None
+    ) -> list[Todo]:
+        """Record a numbered mutation's rejection and raise it as recorded; a
+        key recorded before (a retry whose change now finds nothing to
+        change, say) is answered from its record instead."""
+        async with connection(self.pool) as conn:
+            recorded = await repository.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
+        if recorded is None:
+            return await self._settled(receipt, numbered, statement, todo_id)
+        position, row = recorded
+        receipt.settle(Verdict.REJECTED, position)
+        raise Rejected(refused.code, refused.message, row) from refused
+
+    async def _settled(
+        self, receipt: Receipt, numbered: Key, statement: repository.Write | None, todo_id: uuid.UUID | None
+    ) -> list[Todo]:
+        """A retry's answer, from the key's record (IdempotencyKeyReused for
+        another request under it); a rejection is raised again."""
+        async with connection(self.pool) as conn:
+            record = await repository.settled(conn, numbered)
+            if record is not None and record.position is None:
+                # Applied, changed nothing, and not settled yet: its first
+                # reply is still on its way, or was lost with its process.
+                await repository.settle_unchanged(conn, numbered, None, todo_id)
+                record = await repository.settled(conn, numbered)
+        if record is None or record.position is None:
+            # Pruned meanwhile: a key is remembered for MUTATIONS_KEEP_SECONDS.
+            raise DatabaseUnavailable("the mutation's record changed while it was read; send it again")
+        if record.fingerprint != numbered.fingerprint:
+            raise IdempotencyKeyReused(numbered.client, numbered.seq)
+        if record.rejection is not None:
+            receipt.settle(Verdict.REJECTED, record.position)
+            rejection = record.rejection
+            raise Rejected(ErrorCode[rejection["code"]], rejection["message"], rejection.get("row"))
+        receipt.settle(Verdict.APPLIED, record.position)
+        todos = sorted((Todo.from_json(row) for row in record.rows), key=Todo.sort_key)
+        if statement is not None and statement.single and not todos:
+            raise NotFound(todo_id)  # type: ignore[arg-type] # the row is gone since
+        return todos[: self.max_list_rows]
+
+    async def verdicts(self, principal: uuid.UUID, client: str, after: str, field: str = "client") -> list[VerdictRow]:
+        """A client's verdicts after sequence number `after` (at most MAX_LIST_ROWS)."""
+        client_id = parse_client(client, field)
+        if not (after.isascii() and after.isdigit() and len(after) <= 19):
+            raise BadUserInput("after", f"must be a sequence number, not {after!r}")
+        async with connection(self.pool) as conn:
+            rows = await repository.verdicts(conn, principal, client_id, int(after), self.max_list_rows)
+        return [VerdictRow.of(row) for row in rows]
 
 
 def _found(key: uuid.UUID, todo: Todo | None) -> Todo:

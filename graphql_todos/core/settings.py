@@ -280,6 +280,10 @@ class Settings:
         1_000_000, "JOURNAL_KEEP_ROWS", _int(1),
         "at most this many newest journal positions are kept",
     )
+    mutations_keep_seconds: float = _setting(
+        604800.0, "MUTATIONS_KEEP_SECONDS", _seconds,
+        "numbered mutations' verdicts older than this are pruned (a retry after that applies again)",
+    )
     journal_prune_seconds: float = _setting(
         60.0, "JOURNAL_PRUNE_SECONDS", _seconds, "how often each process prunes the journal"
     )

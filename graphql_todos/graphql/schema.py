@@ -5,25 +5,43 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, cast
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, NoSchemaIntrospectionCustomRule
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    GraphQLSyntaxError,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    parse,
+)
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
 
 from graphql_todos.core import metrics, models
 from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, TodoState
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.people import Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
+from graphql_todos.edge.acting import key_scope
+from graphql_todos.graphql import numbering
 from graphql_todos.graphql.limits import LimitExceeded, limits_rule
 from graphql_todos.graphql.persisted import PersistedQueries
-from graphql_todos.graphql.types import CreateTodoInput, Todo, TodoChange, TodoList, UpdateTodoInput
+from graphql_todos.graphql.types import (
+    CreateTodoInput,
+    MutationVerdict,
+    Todo,
+    TodoChange,
+    TodoList,
+    UpdateTodoInput,
+)
 from graphql_todos.internals.strawberry import (
     CheapMaskErrors,
     OneResultSchema,
@@ -31,6 +49,7 @@ from graphql_todos.internals.strawberry import (
     SharedResults,
     TodoExecutionContext,
     over_token_limit,
+    strawberry_operation,
     tag,
 )
 from graphql_todos.live import streams
@@ -64,6 +83,9 @@ class Context:
     principal: Principal | None = None
     accounts: Accounts | None = None
     event_ids: EventIds | None = None
+    # One operation's (TodoSchema.operation_context, the fast path): the
+    # mutation's key, and its verdict and cursor once it ran.
+    receipt: Receipt | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -110,11 +132,25 @@ class Query:
         return TodoList(todos=cast(list[Todo], snapshot.todos), cursor=snapshot.cursor)
 
 
+    @strawberry.field(
+        description="The verdicts of a client's numbered mutations after sequence number `after`, in order"
+        " (at most MAX_LIST_ROWS; kept for MUTATIONS_KEEP_SECONDS)."
+    )
+    async def mutation_verdicts(
+        self, info: Info[Context, None], client: strawberry.ID, after: str | None = "0"
+    ) -> list[MutationVerdict]:
+        ctx = _ctx(info)
+        return cast(list[MutationVerdict], await ctx.service.verdicts(key_scope(ctx.principal), client, after or "0"))
+
+
+# Every mutation's reply carries `extensions.cursor`, the journal cursor at
+# which its effect (or its no-op) is visible; one numbered by the request's
+# `extensions.mutation` also `extensions.mutation` (client, seq, verdict).
 @strawberry.type
 class Mutation:
     @strawberry.mutation
     async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
-        todo = await _ctx(info).service.create_todo(input.title, bool(input.completed))
+        todo = await _ctx(info).service.create_todo(input.title, bool(input.completed), _ctx(info).receipt)
         return cast(Todo, todo)
 
     @strawberry.mutation
@@ -122,21 +158,21 @@ class Mutation:
         self, info: Info[Context, None], id: strawberry.ID, input: UpdateTodoInput
     ) -> Todo:
         todo = await _ctx(info).service.update_todo(
-            id, _unset_to_none(input.title), _unset_to_none(input.completed)
+            id, _unset_to_none(input.title), _unset_to_none(input.completed), _ctx(info).receipt
         )
         return cast(Todo, todo)
 
     @strawberry.mutation(description="Returns the deleted row.")
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
-        return cast(Todo, await _ctx(info).service.delete_todo(id))
+        return cast(Todo, await _ctx(info).service.delete_todo(id, _ctx(info).receipt))
 
     @strawberry.mutation(description="Returns the rows it changed (the first MAX_LIST_ROWS, in list order).")
     async def toggle_all(self, info: Info[Context, None], completed: bool) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.toggle_all(completed))
+        return cast(list[Todo], await _ctx(info).service.toggle_all(completed, _ctx(info).receipt))
 
     @strawberry.mutation(description="Returns the rows it deleted (the first MAX_LIST_ROWS, in list order).")
     async def clear_completed(self, info: Info[Context, None]) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.clear_completed())
+        return cast(list[Todo], await _ctx(info).service.clear_completed(_ctx(info).receipt))
 
 
 @strawberry.type
@@ -310,6 +346,42 @@ class TodoSchema(OneResultSchema):
         unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+
+    def operation_context(
+        self,
+        context: Any,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        extensions: Mapping[str, Any] | None,
+    ) -> Any:
+        """Each operation gets a receipt of its own (a mutation's verdict and
+        cursor), with the key its request numbers it by."""
+        if not isinstance(context, Context):
+            return context
+        try:
+            key = None
+            if extensions and extensions.get("mutation") is not None and query:
+                definition = self._definition(query, operation_name)
+                key = numbering.key(dict(extensions), definition, key_scope(context.principal), query, variables, operation_name)
+        except DomainError as exc:
+            return self.finish_errors([GraphQLError(exc.message, original_error=exc)])
+        return replace(context, receipt=Receipt(key))
+
+    def _definition(self, query: str, operation_name: str | None) -> OperationDefinitionNode | None:
+        """The operation a numbered request runs (None: the document does not
+        parse, which Strawberry's path then answers)."""
+        try:
+            document = parse(query, max_tokens=self.limits.max_tokens)
+        except GraphQLError:
+            return None
+        return strawberry_operation(document, operation_name)
+
+    def finish(self, context: Any, result: StrawberryExecutionResult) -> None:
+        if isinstance(context, Context) and context.receipt is not None:
+            extensions = numbering.reply_extensions(context.receipt)
+            if extensions is not None:
+                result.extensions = {**(result.extensions or {}), **extensions}
 
     def finish_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         """What Strawberry's pipeline does to errors before they are sent

@@ -62,6 +62,30 @@ _ERROR_DESCRIPTIONS = {
 
 _ITEM_ERRORS = _errors(400, 404)
 _WRITE_ERRORS = _errors(400, 415, 422)
+# docs/design/offline.md: a numbered mutation is applied once; a retry gets
+# the first answer (status, body, headers) again. The key's form, as
+# core/mutations.from_header takes it.
+_HEX = "[0-9a-fA-F]"
+IDEMPOTENCY_KEY_PATTERN = f'^"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}:[1-9][0-9]{{0,17}}"$'
+
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+    "description": 'Number this mutation: "<client uuid>:<sequence number>" (an sf-string, quotes'
+    " included; sequence 1 to 10^18-1). Applied once: a retry answers as the first time; the same key"
+    " with another request is 422 IDEMPOTENCY_KEY_REUSED; a malformed key is 400 BAD_USER_INPUT."
+    " Remembered for MUTATIONS_KEEP_SECONDS",
+}
+# Every mutation's answer says where its effect (or its no-op) is in the journal.
+_CURSOR_HEADERS = {
+    "Journal-Cursor": {
+        "description": "The journal cursor at which this mutation's effect (or its no-op) is visible in a change stream",
+        "schema": {"type": "string"},
+    },
+    "Idempotency-Key": {"description": "A numbered mutation's key, echoed", "schema": {"type": "string"}},
+}
 
 
 def _refusals(**descriptions: str) -> dict[str, Any]:
@@ -358,6 +382,7 @@ DOCUMENT: dict[str, Any] = {
             },
             "post": {
                 "operationId": "createTodo",
+                "parameters": [_IDEMPOTENCY_KEY],
                 "requestBody": _body("NewTodo"),
                 "responses": {
                     "201": _json(
@@ -368,7 +393,8 @@ DOCUMENT: dict[str, Any] = {
                                 "description": "/api/todos/{id}/",
                                 "required": True,
                                 "schema": {"type": "string"},
-                            }
+                            },
+                            **_CURSOR_HEADERS,
                         },
                         # The id in the body is what every item operation takes.
                         links={
@@ -404,18 +430,50 @@ DOCUMENT: dict[str, Any] = {
             "put": {
                 "operationId": "replaceTodo",
                 "summary": "Set both fields",
+                "parameters": [_IDEMPOTENCY_KEY],
                 "requestBody": _body("TodoReplacement"),
-                "responses": {"200": _json(_ref("Todo"), "Updated"), **_ITEM_ERRORS, **_WRITE_ERRORS},
+                "responses": {
+                    "200": _json(_ref("Todo"), "Updated", headers=_CURSOR_HEADERS), **_ITEM_ERRORS, **_WRITE_ERRORS
+                },
             },
             "patch": {
                 "operationId": "updateTodo",
                 "summary": "Set the fields given",
+                "parameters": [_IDEMPOTENCY_KEY],
                 "requestBody": _body("TodoPatch"),
-                "responses": {"200": _json(_ref("Todo"), "Updated"), **_ITEM_ERRORS, **_WRITE_ERRORS},
+                "responses": {
+                    "200": _json(_ref("Todo"), "Updated", headers=_CURSOR_HEADERS), **_ITEM_ERRORS, **_WRITE_ERRORS
+                },
             },
             "delete": {
                 "operationId": "deleteTodo",
-                "responses": {"204": {"description": "Deleted"}, **_ITEM_ERRORS},
+                "parameters": [_IDEMPOTENCY_KEY],
+                "responses": {
+                    "204": {"description": "Deleted", "headers": _CURSOR_HEADERS},
+                    **_ITEM_ERRORS,
+                    "422": _json(_ref("Error"), "The Idempotency-Key was used for another request (IDEMPOTENCY_KEY_REUSED)"),
+                },
+            },
+        },
+        "/api/mutations/{client}/": {
+            "get": {
+                "operationId": "mutationVerdicts",
+                "summary": "A client's numbered mutations' verdicts after a sequence number, in order"
+                " (at most MAX_LIST_ROWS; kept for MUTATIONS_KEEP_SECONDS)",
+                "parameters": [
+                    {"name": "client", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                        "description": "Only the verdicts of sequence numbers after this one (default 0)",
+                    },
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("MutationVerdict")}, "The verdicts"),
+                    "400": _json(_ref("Error"), "A malformed client id or sequence number (BAD_USER_INPUT)"),
+                },
             },
         },
         **_AUTH_PATHS,
@@ -441,6 +499,22 @@ DOCUMENT: dict[str, Any] = {
                 "maxLength": MAX_TITLE_LENGTH,
                 # Something besides whitespace, and no NUL (PostgreSQL text can't hold it).
                 "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+            },
+            "MutationVerdict": {
+                "type": "object",
+                "properties": {
+                    "seq": {"type": "string"},
+                    "verdict": {"enum": ["APPLIED", "REJECTED"]},
+                    "cursor": {"type": "string", "description": "Where its effect (or its no-op) is in the journal"},
+                    "code": {"type": ["string", "null"], "description": "A rejection's error code"},
+                    "message": {"type": ["string", "null"], "description": "A rejection's reason"},
+                    "todo": {
+                        "anyOf": [_ref("Todo"), {"type": "null"}],
+                        "description": "The row it left; a rejection's: the row as the server had it",
+                    },
+                },
+                "required": ["seq", "verdict", "cursor", "code", "message", "todo"],
+                "additionalProperties": False,
             },
             "NewTodo": _todo_input("title"),
             "TodoReplacement": _todo_input("title", "completed"),
