@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from graphql_todos.core import repository
+from graphql_todos.core import verdicts
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.numbering import NUMBERED
 from tests.gql import CHANGES, TODO_FIELDS, LegacyWs, TransportWs, create, data, subscribed
@@ -308,7 +308,7 @@ def test_retention_prunes_verdicts(server: Server, client: httpx.Client) -> None
     post(client, numbered(CREATE, {"t": "kept a while"}, me, 1))
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         conn.execute("UPDATE mutations SET created_time = now() - interval '2 days' WHERE client_id = %s", (me,))
-        assert conn.execute(repository.PRUNE_MUTATIONS, {"keep_seconds": 3 * 86400, "limit": 10}).rowcount == 0
+        assert conn.execute(verdicts.PRUNE_MUTATIONS, {"keep_seconds": 3 * 86400, "limit": 10}).rowcount == 0
     server.run(server.state("retention").prune())
     assert count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 1
     with psycopg.connect(server.dsn, autocommit=True) as conn:

@@ -115,7 +115,7 @@ class VerdictRow:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> VerdictRow:
-        """From repository.SELECT_VERDICTS' row."""
+        """From verdicts.SELECT_VERDICTS' row."""
         result = row["result"]
         rejected = row["verdict"] == "rejected"
         if rejected:

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import metrics, repository
+from graphql_todos.core import metrics, repository, verdicts
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import (
     BadUserInput,
@@ -206,7 +206,7 @@ class TodoService:
         if position is None:
             # It changed nothing, so journaled nothing: its rows and cursor are kept with its verdict.
             async with connection(self.pool) as conn:
-                position = await repository.settle_unchanged(conn, receipt.key, rows)
+                position = await verdicts.settle_unchanged(conn, receipt.key, rows)
             if position is None:
                 return await self._settled(receipt, receipt.key, statement, key)
         receipt.settle(Verdict.APPLIED, position)
@@ -219,7 +219,7 @@ class TodoService:
         key recorded before (a retry whose change now finds nothing to
         change, say) is answered from its record instead."""
         async with connection(self.pool) as conn:
-            recorded = await repository.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
+            recorded = await verdicts.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
         if recorded is None:
             return await self._settled(receipt, numbered, statement, todo_id)
         position, row = recorded
@@ -232,12 +232,12 @@ class TodoService:
         """A retry's answer, from the key's record (IdempotencyKeyReused for
         another request under it); a rejection is raised again."""
         async with connection(self.pool) as conn:
-            record = await repository.settled(conn, numbered)
+            record = await verdicts.settled(conn, numbered)
             if record is not None and record.position is None:
                 # Applied, changed nothing, and not settled yet: its first
                 # reply is still on its way, or was lost with its process.
-                await repository.settle_unchanged(conn, numbered, None, todo_id)
-                record = await repository.settled(conn, numbered)
+                await verdicts.settle_unchanged(conn, numbered, None, todo_id)
+                record = await verdicts.settled(conn, numbered)
         if record is None or record.position is None:
             # Pruned meanwhile: a key is remembered for MUTATIONS_KEEP_SECONDS.
             raise DatabaseUnavailable("the mutation's record changed while it was read; send it again")
@@ -259,7 +259,7 @@ class TodoService:
         if not (after.isascii() and after.isdigit() and len(after) <= 19):
             raise BadUserInput("after", f"must be a sequence number, not {after!r}")
         async with connection(self.pool) as conn:
-            rows = await repository.verdicts(conn, principal, client_id, int(after), self.max_list_rows)
+            rows = await verdicts.verdicts(conn, principal, client_id, int(after), self.max_list_rows)
         return [VerdictRow.of(row) for row in rows]
 
 
