@@ -20,9 +20,6 @@ import orjson
 
 from graphql_todos.core.errors import BadUserInput
 
-# Who acts when no one signs in (issue 19's `local` person): the only
-# principal until people are added, and the scope of every key today.
-LOCAL_PRINCIPAL = uuid.UUID("00000000-0000-4000-8000-000000000001")
 # Within PostgreSQL's bigint (the column's type), and 18 digits without a
 # leading zero: a pattern the REST header's OpenAPI schema can state exactly.
 MAX_SEQ = 10**18 - 1
