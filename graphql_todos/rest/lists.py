@@ -15,7 +15,8 @@ from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.lists import Lists, Member, TodoList
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.edge.access import principal_of
-from graphql_todos.rest.resources import in_url, json_body, list_params
+from graphql_todos.rest.params import in_url, list_params
+from graphql_todos.rest.resources import json_body
 
 _NAME: dict[str, tuple[type, str]] = {"name": (str, "a string")}
 _SHARE: dict[str, tuple[type, str]] = {"username": (str, "a string"), "role": (str, "a string")}

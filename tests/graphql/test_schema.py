@@ -44,18 +44,20 @@ def test_contract_names_are_present() -> None:
     schema = build_schema(SDL.read_text())
     fields = {
         name: set(schema.get_type(name).fields)  # type: ignore[union-attr]
-        for name in ("Todo", "TodoChange", "TodoList", "Query", "Mutation", "Subscription")
+        for name in ("Todo", "TodoChange", "TodoList", "Query", "Mutation", "Subscription", "MutationVerdict")
     }
     assert fields == {
         "Todo": {"id", "title", "completed", "createdTime", "updatedTime", "listId"},
         "TodoChange": {"op", "todo", "cursor"},
         "TodoList": {"todos", "cursor"},
-        "Query": {"todos", "todo", "todoList", "lists", "list", "me", "sessions", "accessTokens"},
+        "Query": {"todos", "todo", "todoList", "lists", "list", "mutationVerdicts", "me", "sessions", "accessTokens"},
         "Mutation": {
             "createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted", "moveTodo",
             "createList", "renameList", "deleteList", "shareList", "setMemberRole", "removeMember", "leaveList",
             "createAccessToken", "revokeAccessToken", "revokeSession",
         },
         "Subscription": {"todoChanges", "todo", "todos"},
+        "MutationVerdict": {"seq", "verdict", "cursor", "code", "message", "todo"},
     }
     assert set(schema.get_type("ChangeOp").values) == {"CREATED", "UPDATED", "DELETED"}  # type: ignore[union-attr]
+    assert set(schema.get_type("Verdict").values) == {"APPLIED", "REJECTED"}  # type: ignore[union-attr]
