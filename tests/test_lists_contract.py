@@ -143,3 +143,13 @@ def test_a_refusal_says_whether_one_signs_in(accounts: Server, db_dsn: str) -> N
         refused = httpx.get(guarded.url + "/api/auth/me")
     assert refused.status_code == 401
     assert "mode" not in refused.json()["error"]
+
+
+def test_a_numbered_move_is_refused_and_moves_nothing(accounts: Server) -> None:
+    ann = Caller(accounts, "ann")
+    work = ann.data(CREATE_LIST, name="work")["createList"]["id"]
+    row = ann.data(CREATE, t="report")["createTodo"]["id"]
+    key = {"Idempotency-Key": '"0b9a7f4e-8a1c-4d7e-9a55-1f0e2d3c4b5a:1"'}
+    refused = ann.http.patch(f"/api/todos/{row}/", json={"list_id": work}, headers=key)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "BAD_USER_INPUT")
+    assert ann.http.get(f"/api/todos/{row}/").json()["list_id"] != work
