@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { enter, refusal, whoAmI } from './account';
-import { askForToken, onSignedOut } from './token';
+import { askForToken, onSignedOut, withToken } from './token';
 
 const answer = (status: number, body: unknown) =>
   (async () => new Response(JSON.stringify(body), { status })) as unknown as typeof fetch;
@@ -64,5 +64,19 @@ describe('a session that ended', () => {
     expect(ended).toHaveBeenCalledTimes(1);
     expect(prompt).not.toHaveBeenCalled();
     vi.unstubAllGlobals();
+  });
+});
+
+describe('a socket closed 4401', () => {
+  it('signs in again; other closes are passed on and sign no one out', () => {
+    const ended = vi.fn();
+    onSignedOut(ended);
+    const closed = vi.fn();
+    const options = withToken({ url: 'ws://x/graphql', on: { closed } });
+    options.on?.closed?.({ code: 1006 } as CloseEvent);
+    expect(ended).not.toHaveBeenCalled();
+    options.on?.closed?.({ code: 4401 } as CloseEvent);
+    expect(ended).toHaveBeenCalledTimes(1);
+    expect(closed).toHaveBeenCalledTimes(2);
   });
 });
