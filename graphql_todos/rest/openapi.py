@@ -289,7 +289,8 @@ DOCUMENT: dict[str, Any] = {
 def document(max_list_rows: int) -> dict[str, Any]:
     """DOCUMENT as a server whose lists hold at most max_list_rows rows describes itself."""
     described = copy.deepcopy(DOCUMENT)
-    for parameter in described["paths"]["/api/todos/"]["get"]["parameters"]:
-        if parameter["name"] == "limit":
-            parameter["schema"]["maximum"] = max_list_rows
+    for path in ("/api/todos/", "/api/lists/{id}/todos/"):
+        for parameter in described["paths"][path]["get"]["parameters"]:
+            if parameter["name"] == "limit":
+                parameter["schema"]["maximum"] = max_list_rows
     return described

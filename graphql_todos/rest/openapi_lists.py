@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphql_todos.core.service import MAX_OFFSET
+from graphql_todos.core.settings import Settings
 from graphql_todos.rest.openapi_auth import BODY_ERRORS, PERSONS_OWN, SIGNED_IN, refusals
 from graphql_todos.rest.openapi_parts import body, json_content, ref
 
@@ -89,8 +91,15 @@ LIST_PATHS: dict[str, Any] = {
             "summary": "One list's todos, as /api/todos/ pages them (completed, limit, offset)",
             "parameters": [
                 {"name": "completed", "in": "query", "required": False, "schema": {"type": "boolean"}},
-                {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
-                {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                # openapi.document() puts the server's own MAX_LIST_ROWS here.
+                {
+                    "name": "limit", "in": "query", "required": False,
+                    "schema": {"type": "integer", "minimum": 0, "maximum": Settings.max_list_rows},
+                },
+                {
+                    "name": "offset", "in": "query", "required": False,
+                    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                },
             ],
             "responses": {
                 "200": json_content({"type": "array", "items": ref("Todo")}, "The list's todos"),

@@ -127,7 +127,7 @@ def test_trusted_documents_run_and_nothing_else(trusted: tuple[Server, dict[str,
     server, manifest = trusted
     digest, document = next((k, v) for k, v in manifest.items() if v.startswith("fragment") and "query TodoList" in v)
     # The web client sends its document as written; codegen's manifest has it sorted.
-    as_written = "query TodoList {\n  todoList {\n    cursor\n    todos { ...TodoFields }\n  }\n}\nfragment TodoFields on Todo { id title completed }"
+    as_written = "query TodoList {\n  todoList {\n    cursor\n    todos { ...TodoFields }\n  }\n}\nfragment TodoFields on Todo { id title completed listId }"
     with httpx.Client(base_url=server.url, timeout=10) as client:
         by_hash = {"persistedQuery": {"version": 1, "sha256Hash": digest.removeprefix("sha256:")}}
         # A trusted document by hash alone runs on the compiled fast path.
