@@ -154,7 +154,7 @@ def test_a_list_deleted_by_its_owner_leaves_and_a_session_that_ends_signs_in_aga
     ann.locator(".delete-list").click()
     expect(ann.locator(".list-select")).not_to_contain_text("trip", timeout=LIVE_MS)
     expect(ann.locator(".list-notice")).to_have_count(0)  # her own delete needs no telling
-    expect(bob.locator(".list-notice")).to_contain_text("«trip» is no longer shared with you", timeout=LIVE_MS)
+    expect(bob.locator(".list-notice")).to_contain_text("«trip» was deleted", timeout=LIVE_MS)
 
     # Signing out ends the session; the page shows the sign-in form.
     bob.locator(".sign-out").click()

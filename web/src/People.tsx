@@ -4,6 +4,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Person } from './account';
 import { App } from './App';
 import { createCommands, describeError, type Send } from './commands';
+import { deletedList, type ListFeedEvent } from './listFeed';
 import { ListSwitcher } from './ListSwitcher';
 import {
   CreateListMutation,
@@ -24,22 +25,26 @@ import {
 import { ShareDialog } from './ShareDialog';
 import type { TodoSync } from './sync';
 
-// Lists change rarely and by others (a share, an unshare, a rename): read them this often,
-// and at once after each change made here.
-export const LISTS_POLL_MS = 1_500;
+// Lists change rarely and by others (a share, an unshare, a rename): the feed's list events
+// say so at once (`follow`); reading them this often as well covers a feed that is away.
+export const LISTS_POLL_MS = 5_000;
 
 interface Props {
   person: Person;
   sync: TodoSync;
   send: Send;
+  /** Subscribes to the feed's list events (listFeed.ts); returns the unsubscribe. */
+  follow(onEvent: (event: ListFeedEvent | null) => void): () => void;
   onSignOut(): void;
 }
 
-export function People({ person, sync, send, onSignOut }: Props) {
+export function People({ person, sync, send, follow, onSignOut }: Props) {
   const [lists, setLists] = useState<readonly TodoList[] | null>(null);
   const [wanted, setWanted] = useState<string | null>(null);
   const [notices, setNotices] = useState<readonly string[]>([]);
   const ownDeletes = useRef(new Set<string>());
+  // Lists the feed said were deleted by their owner (told as deleted, not as unshared).
+  const deleted = useRef(new Set<string>());
   const shown = lists === null ? null : shownList(lists, wanted);
   const shownId = useRef<string | null>(null);
   shownId.current = shown?.id ?? null;
@@ -55,7 +60,7 @@ export function People({ person, sync, send, onSignOut }: Props) {
       if (before !== null && sameLists(before, read)) return;
       known.current = read;
       setLists(read);
-      const gone = before === null ? [] : goneMessages(before, read, ownDeletes.current);
+      const gone = before === null ? [] : goneMessages(before, read, ownDeletes.current, deleted.current);
       if (gone.length) setNotices((n) => [...n, ...gone]);
     } catch (error) {
       // The sync's status shows a lost connection; the next poll tries again.
@@ -66,8 +71,16 @@ export function People({ person, sync, send, onSignOut }: Props) {
   useEffect(() => {
     void reload();
     const timer = setInterval(() => void reload(), LISTS_POLL_MS);
-    return () => clearInterval(timer);
-  }, [reload]);
+    const unfollow = follow((event) => {
+      const gone = event && deletedList(event);
+      if (gone) deleted.current.add(gone);
+      void reload();
+    });
+    return () => {
+      clearInterval(timer);
+      unfollow();
+    };
+  }, [reload, follow]);
 
   const act = async (what: string, change: () => Promise<unknown>): Promise<boolean> => {
     try {

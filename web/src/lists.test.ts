@@ -58,6 +58,10 @@ describe('lists that went away', () => {
       '«groceries» is no longer shared with you',
     ]);
     expect(goneMessages([home], [home, shared], new Set())).toEqual([]);
+    expect(goneMessages([home, shared, work], [home], new Set(), new Set(['w']))).toEqual([
+      '«groceries» is no longer shared with you',
+      '«work» was deleted',
+    ]);
   });
 
   it('a read that changed nothing is the same lists', () => {

@@ -109,18 +109,21 @@ export function todosOf(todos: readonly Todo[], listId: string): readonly Todo[]
 
 /**
  * What to tell the person about lists that went away between two reads of `lists`: each
- * one they did not delete themselves ("«name» is no longer shared with you"). `ownDeletes`
- * are the ids this page deleted.
+ * one they did not delete themselves, "«name» was deleted" when the feed said so, else
+ * "«name» is no longer shared with you". `ownDeletes` are the ids this page deleted.
  */
 export function goneMessages(
   before: readonly TodoList[],
   after: readonly TodoList[],
   ownDeletes: ReadonlySet<string>,
+  deleted: ReadonlySet<string> = new Set(),
 ): string[] {
   const still = new Set(after.map((l) => l.id));
   return before
     .filter((l) => !still.has(l.id) && !ownDeletes.has(l.id))
-    .map((l) => `«${l.name}» is no longer shared with you`);
+    .map((l) =>
+      deleted.has(l.id) ? `«${l.name}» was deleted` : `«${l.name}» is no longer shared with you`,
+    );
 }
 
 /** Whether two reads of `lists` say the same (a poll that changed nothing re-renders nothing). */

@@ -6,6 +6,7 @@ import { createClient } from 'graphql-ws';
 import { signOut, whoAmI, type Account } from './account';
 import { endpoints, request, TodoListQuery } from './api';
 import { App } from './App';
+import { followLists, type ListFeedEvent } from './listFeed';
 import { createCommands } from './commands';
 import { People } from './People';
 import { SignIn } from './SignIn';
@@ -46,13 +47,31 @@ function render(root: Root, account: Account): void {
     sync.stop();
     root.render(<SignIn notice="Your session has ended: sign in again." onEntered={startOver} />);
   });
+  // The list switcher's own socket, for the feed's list events: it reconnects forever,
+  // and each time it does (null) the page reads its lists again.
+  const follow = (onEvent: (event: ListFeedEvent | null) => void) => {
+    const feed = createClient(
+      withToken({
+        url: endpoints().ws,
+        lazy: false,
+        retryAttempts: Infinity,
+        shouldRetry: () => true,
+        on: { connected: () => onEvent(null) },
+      }),
+    );
+    const unfollow = followLists(feed, onEvent);
+    return () => {
+      unfollow();
+      void feed.dispose();
+    };
+  };
   const leave = () => {
     sync.stop();
     void signOut().finally(startOver);
   };
   root.render(
     <StrictMode>
-      <People person={account.person} sync={sync} send={request} onSignOut={leave} />
+      <People person={account.person} sync={sync} send={request} follow={follow} onSignOut={leave} />
     </StrictMode>,
   );
 }
