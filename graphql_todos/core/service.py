@@ -158,14 +158,16 @@ class TodoService:
         title: str,
         completed: bool = False,
         receipt: Receipt | None = None,
+        todo_id: str | None = None,
         *,
         actor: uuid.UUID | None = None,
         list_id: str | None = None,
     ) -> Todo:
         """A new row in `list_id`, else the actor's default list (people.md
-        section 5); `actor` None is the service principal (no role check)."""
+        section 5); `actor` None is the service principal (no role check);
+        `todo_id` names it (TodoExists when taken), else the database does."""
         return (await self._write(receipt, writes.INSERT_WRITE, None, lambda: {
-            "title": clean_title(title), "completed": completed,
+            "title": clean_title(title), "completed": completed, "id": None if todo_id is None else parse_id(todo_id),
         }, actor, list_id))[0]
 
     async def update_todo(
@@ -232,7 +234,7 @@ class TodoService:
             key = None if todo_id is None else parse_id(todo_id)
             target = None if list_id is None else parse_id(list_id, "listId")
             values = {
-                **params(), "id": key, "limit": self.max_list_rows,
+                "id": key, **params(), "limit": self.max_list_rows,
                 "actor": actor, "list": target, "owner": actor or LOCAL_ID,
             }
         except BadUserInput as refused:

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
 from psycopg.rows import class_row
 
+from graphql_todos.core.errors import TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.repository import TODO_COLUMNS
@@ -40,8 +41,8 @@ _IN_LISTS = f"{_EDITABLE} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)
 # Each change, reading the acting person from `acting` (the subquery or the CTE).
 # No list named: the actor's default list, or local's for the service.
 def _insert(acting: str) -> str:
-    return f"""INSERT INTO todos (title, completed, list_id)
-SELECT %(title)s, %(completed)s,
+    return f"""INSERT INTO todos (id, title, completed, list_id)
+SELECT coalesce(%(id)s, gen_random_uuid()), %(title)s, %(completed)s,
        coalesce(%(list)s::uuid, (SELECT id FROM lists WHERE owner_id = %(owner)s::uuid AND is_default))
 FROM {acting}
 {_RETURNING}"""
@@ -182,10 +183,21 @@ def cursor_notices(conn: AsyncConnection[Any]) -> Iterator[CursorNotices]:
         conn.remove_notice_handler(notices)
 
 
+@contextlib.contextmanager
+def _taken_id(params: dict[str, Any]) -> Iterator[None]:
+    """A create naming an id a todo has: TodoExists, not a database error."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "todos_pkey":
+            raise
+        raise TodoExists(params["id"]) from None
+
+
 async def write(conn: AsyncConnection[Any], statement: str, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
     """An unnumbered mutation (a Write's plain statement, or MOVE_TODO): its
     rows, and the position of its newest journal entry (None: it journaled nothing)."""
-    with cursor_notices(conn) as notices:
+    with cursor_notices(conn) as notices, _taken_id(params):
         async with conn.cursor(row_factory=class_row(Todo)) as cur:
             await cur.execute(statement, params)
             rows = await cur.fetchall()
@@ -198,7 +210,7 @@ async def write_numbered(
     """A numbered mutation and its verdict: its rows (as the journal holds
     them) and its newest entry's position (None: it journaled nothing); None
     when the key was used before (nothing changed)."""
-    with cursor_notices(conn) as notices:
+    with cursor_notices(conn) as notices, _taken_id(params):
         async with conn.cursor() as cur:
             try:
                 await cur.execute(statement.numbered, {**params, **key_params(key), "key": key.text})

@@ -187,7 +187,12 @@ class Mutation(PeopleMutation):
     async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
         list_id = _unset_to_none(input.list_id)
         todo = await _ctx(info).service.create_todo(
-            input.title, bool(input.completed), _ctx(info).receipt, actor=_actor(info), list_id=list_id
+            input.title,
+            bool(input.completed),
+            _ctx(info).receipt,
+            None if input.id is None else str(input.id),
+            actor=_actor(info),
+            list_id=list_id,
         )
         return cast(Todo, todo)
 
@@ -366,7 +371,8 @@ class TodoSchema(OneResultSchema):
                 metrics.refused(limit)
             if isinstance(error.original_error, DomainError):
                 # What the client acts on, e.g. the oldest cursor still available.
-                error.extensions = {**(error.extensions or {}), **error.original_error.details()}
+                original = error.original_error
+                error.extensions = {**(error.extensions or {}), **original.details(), **numbering.rejected_row(original)}
         # Client mistakes are answers, not incidents: log only the rest.
         unexpected = [e for e in errors if is_unexpected(e)]
         if unexpected:

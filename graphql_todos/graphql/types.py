@@ -72,6 +72,10 @@ class CreateTodoInput:
     list_id: strawberry.ID | None = strawberry.field(
         default=None, description="The list it joins (editor or owner); null: the caller's default list."
     )
+    id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The new row's id (a UUID), for a client that names it before the server has it; taken: CONFLICT. Null: the server makes one.",
+    )
 
 
 @strawberry.input

@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
 import type { Phase } from './machine';
+import type { Outbox } from './outbox';
+import { OutboxStatus } from './OutboxStatus';
 import { useOptimisticToggle } from './optimistic';
 import { todosOf } from './lists';
 import type { TodoSync } from './sync';
@@ -43,13 +45,14 @@ function useHashFilter(): Filter {
 interface Props {
   sync: TodoSync;
   commands: Commands;
+  outbox: Outbox;
   /** AUTH=accounts: the one list shown (People.tsx); open mode shows every todo. */
   listId?: string;
   /** A viewer's list: no inputs, checkboxes disabled. */
   readOnly?: boolean;
 }
 
-export function App({ sync, commands, listId, readOnly = false }: Props) {
+export function App({ sync, commands, outbox, listId, readOnly = false }: Props) {
   const { list: synced, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
   const list = listId === undefined ? synced : { ...synced, todos: todosOf(synced.todos, listId) };
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
@@ -85,8 +88,8 @@ export function App({ sync, commands, listId, readOnly = false }: Props) {
     creating.current.add(typed);
     const ok = await commands.createTodo(title);
     creating.current.delete(typed);
-    // Cleared only once the server has the todo (on failure the text stays for another
-    // try), and only if the user has not typed on meanwhile.
+    // Cleared only once the outbox has stored the todo (if the browser cannot store it,
+    // the text stays for another try), and only if the user has not typed on meanwhile.
     if (ok && input.value === typed) input.value = '';
   };
 
@@ -112,6 +115,7 @@ export function App({ sync, commands, listId, readOnly = false }: Props) {
             </>
           )}
         </header>
+        <OutboxStatus outbox={outbox} />
         {error !== null && (
           <div className="error-banner" role="alert">
             <span>{error}</span>

@@ -3,7 +3,8 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Person } from './account';
 import { App } from './App';
-import { createCommands, describeError, type Send } from './commands';
+import { describeError, type Send } from './api';
+import { createCommands } from './commands';
 import { deletedList, type ListFeedEvent } from './listFeed';
 import { ListSwitcher } from './ListSwitcher';
 import {
@@ -15,13 +16,13 @@ import {
   RemoveMemberMutation,
   RenameListMutation,
   sameLists,
-  scopedSend,
   ShareListMutation,
   shownList,
   type Member,
   type Role,
   type TodoList,
 } from './lists';
+import type { Outbox } from './outbox';
 import { ShareDialog } from './ShareDialog';
 import type { TodoSync } from './sync';
 
@@ -31,14 +32,17 @@ export const LISTS_POLL_MS = 5_000;
 
 interface Props {
   person: Person;
+  /** The page's list with the outbox's edits on top (shown.ts). */
   sync: TodoSync;
+  /** This person's outbox: the todo edits go there, the list and sharing ones `send`. */
+  outbox: Outbox;
   send: Send;
   /** Subscribes to the feed's list events (listFeed.ts); returns the unsubscribe. */
   follow(onEvent: (event: ListFeedEvent | null) => void): () => void;
   onSignOut(): void;
 }
 
-export function People({ person, sync, send, follow, onSignOut }: Props) {
+export function People({ person, sync, outbox, send, follow, onSignOut }: Props) {
   const [lists, setLists] = useState<readonly TodoList[] | null>(null);
   const [wanted, setWanted] = useState<string | null>(null);
   const [notices, setNotices] = useState<readonly string[]>([]);
@@ -48,7 +52,15 @@ export function People({ person, sync, send, follow, onSignOut }: Props) {
   const shown = lists === null ? null : shownList(lists, wanted);
   const shownId = useRef<string | null>(null);
   shownId.current = shown?.id ?? null;
-  const commands = useMemo(() => createCommands(scopedSend(send, () => shownId.current)), [send]);
+  // The todo edits of the list on screen, queued in the outbox: read at each intent, so
+  // the commands follow the switcher without being made again.
+  const commands = useMemo(
+    () =>
+      createCommands(outbox, () => sync.getSnapshot().list.todos, {
+        listId: () => shownId.current ?? undefined,
+      }),
+    [outbox, sync],
+  );
 
   // The last lists read, to tell what went away since.
   const known = useRef<readonly TodoList[] | null>(null);
@@ -154,7 +166,7 @@ export function People({ person, sync, send, follow, onSignOut }: Props) {
           </button>
         </div>
       ))}
-      <App sync={sync} commands={commands} listId={shown.id} readOnly={readOnly} />
+      <App sync={sync} commands={commands} outbox={outbox} listId={shown.id} readOnly={readOnly} />
     </>
   );
 }

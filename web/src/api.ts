@@ -40,8 +40,8 @@ export const TodoChangesSubscription = graphql(`
 `);
 
 export const CreateTodoMutation = graphql(`
-  mutation CreateTodo($title: String!) {
-    createTodo(input: { title: $title }) {
+  mutation CreateTodo($id: ID!, $title: String!, $listId: ID) {
+    createTodo(input: { id: $id, title: $title, listId: $listId }) {
       id
     }
   }
@@ -64,16 +64,16 @@ export const DeleteTodoMutation = graphql(`
 `);
 
 export const ToggleAllMutation = graphql(`
-  mutation ToggleAll($completed: Boolean!) {
-    toggleAll(completed: $completed) {
+  mutation ToggleAll($completed: Boolean!, $listId: ID) {
+    toggleAll(completed: $completed, listId: $listId) {
       id
     }
   }
 `);
 
 export const ClearCompletedMutation = graphql(`
-  mutation ClearCompleted {
-    clearCompleted {
+  mutation ClearCompleted($listId: ID) {
+    clearCompleted(listId: $listId) {
       id
     }
   }
@@ -99,6 +99,16 @@ export function hasErrorCode(errors: readonly GraphQLErrorLike[], code: string):
   return errors.some((e) => e.extensions?.code === code);
 }
 
+/** The server's own words when it answered, else what went wrong on the way. */
+export function describeError(error: unknown): string {
+  if (error instanceof GraphQLRequestError) return error.message;
+  if (error instanceof DOMException && error.name === 'TimeoutError') {
+    return 'the server did not answer in time';
+  }
+  if (error instanceof TypeError) return 'the server could not be reached';
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Endpoint URLs from the page's own origin, so the same build works behind any host. */
 export function endpoints(location: Location = window.location): { http: string; ws: string } {
   const http = new URL('/graphql', location.href);
@@ -110,6 +120,12 @@ export function endpoints(location: Location = window.location): { http: string;
 // A server that accepts the connection but never answers must not hang a caller (the
 // resync loop waits on its fetch) forever.
 export const REQUEST_TIMEOUT_MS = 10_000;
+
+/** Carries one operation to the server: `request` below, or a fake in tests. */
+export type Send = <TResult, TVariables>(
+  document: TypedDocumentString<TResult, TVariables>,
+  variables?: TVariables,
+) => Promise<TResult>;
 
 /**
  * POSTs one operation; throws GraphQLRequestError on GraphQL errors, TypeError offline,

@@ -1,18 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createCommands, type Send } from './commands';
-import {
-  ClearCompletedInListMutation,
-  CreateTodoInListMutation,
-  goneMessages,
-  mayEdit,
-  sameLists,
-  scopedSend,
-  shownList,
-  todosOf,
-  ToggleAllInListMutation,
-  type TodoList,
-} from './lists';
-import { UpdateTodoMutation } from './api';
+import { goneMessages, mayEdit, sameLists, shownList, todosOf, type TodoList } from './lists';
 
 const list = (id: string, name: string, role: TodoList['role'] = 'OWNER', isDefault = false): TodoList => ({
   id,
@@ -67,42 +54,5 @@ describe('lists that went away', () => {
   it('a read that changed nothing is the same lists', () => {
     expect(sameLists([home, shared], [{ ...home }, { ...shared }])).toBe(true);
     expect(sameLists([home, shared], [home, { ...shared, name: 'food' }])).toBe(false);
-  });
-});
-
-describe('scopedSend', () => {
-  function recording() {
-    const sent: { query: string; variables: unknown }[] = [];
-    const send = (async (document: { toString(): string }, variables?: unknown) => {
-      sent.push({ query: document.toString(), variables });
-      return {};
-    }) as Send;
-    return { send, sent };
-  }
-
-  it('puts the list-wide intents in the list on screen and leaves the rest alone', async () => {
-    const { send, sent } = recording();
-    let current: string | null = 'L1';
-    const commands = createCommands(scopedSend(send, () => current));
-    await commands.createTodo('milk');
-    await commands.toggleAll(true);
-    await commands.clearCompleted();
-    await commands.renameTodo('7', 'eggs');
-    current = 'L2';
-    await commands.createTodo('bread');
-    expect(sent).toEqual([
-      { query: CreateTodoInListMutation.toString(), variables: { title: 'milk', listId: 'L1' } },
-      { query: ToggleAllInListMutation.toString(), variables: { completed: true, listId: 'L1' } },
-      { query: ClearCompletedInListMutation.toString(), variables: { listId: 'L1' } },
-      { query: UpdateTodoMutation.toString(), variables: { id: '7', input: { title: 'eggs' } } },
-      { query: CreateTodoInListMutation.toString(), variables: { title: 'bread', listId: 'L2' } },
-    ]);
-  });
-
-  it('sends as it is when no list is shown', async () => {
-    const { send, sent } = recording();
-    await createCommands(scopedSend(send, () => null)).createTodo('milk');
-    expect(sent[0].query).toMatch(/mutation CreateTodo\(/);
-    expect(sent[0].variables).toEqual({ title: 'milk' });
   });
 });

@@ -1,6 +1,5 @@
 // Lists and sharing (AUTH=accounts): the operations the list switcher and the share dialog
 // send, and the pure rules of which list is shown and what may be done in it.
-import type { Send } from './commands';
 import { graphql } from './gql';
 import type { ListsQuery } from './gql/graphql';
 import type { Todo } from './todos';
@@ -67,31 +66,6 @@ export const RemoveMemberMutation = graphql(`
   }
 `);
 
-// The page's own mutations, scoped to the list on screen (scopedSend).
-export const CreateTodoInListMutation = graphql(`
-  mutation CreateTodoInList($title: String!, $listId: ID) {
-    createTodo(input: { title: $title, listId: $listId }) {
-      id
-    }
-  }
-`);
-
-export const ToggleAllInListMutation = graphql(`
-  mutation ToggleAllInList($completed: Boolean!, $listId: ID) {
-    toggleAll(completed: $completed, listId: $listId) {
-      id
-    }
-  }
-`);
-
-export const ClearCompletedInListMutation = graphql(`
-  mutation ClearCompletedInList($listId: ID) {
-    clearCompleted(listId: $listId) {
-      id
-    }
-  }
-`);
-
 /** Whether a member in this role may change the list's todos (a viewer reads only). */
 export function mayEdit(role: Role): boolean {
   return role !== 'VIEWER';
@@ -129,24 +103,4 @@ export function goneMessages(
 /** Whether two reads of `lists` say the same (a poll that changed nothing re-renders nothing). */
 export function sameLists(a: readonly TodoList[], b: readonly TodoList[]): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/**
- * The page's Send with its list-wide intents scoped to one list: a new todo joins it,
- * "toggle all" and "clear completed" touch only its rows. `listId()` is read at each send,
- * so the commands follow the switcher without being made again.
- */
-export function scopedSend(send: Send, listId: () => string | null): Send {
-  const scoped: Record<string, { document: unknown }> = {
-    CreateTodo: { document: CreateTodoInListMutation },
-    ToggleAll: { document: ToggleAllInListMutation },
-    ClearCompleted: { document: ClearCompletedInListMutation },
-  };
-  return ((document: { toString(): string }, variables?: Record<string, unknown>) => {
-    const name = /^\s*mutation\s+(\w+)/.exec(document.toString())?.[1] ?? '';
-    const target = scoped[name];
-    const id = listId();
-    if (!target || id === null) return send(document as never, variables as never);
-    return send(target.document as never, { ...variables, listId: id } as never);
-  }) as Send;
 }

@@ -7,10 +7,13 @@ import {
   type SyncEvent,
   type SyncState,
 } from './machine';
-import { emptyState, loadSnapshot, type Todo, type TodoChange } from './todos';
+import { emptyState, loadSnapshot, type TodoChange } from './todos';
 
-const a: Todo = { id: '1', title: 'a', completed: false, listId: 'l' };
-const b: Todo = { id: '2', title: 'b', completed: true, listId: 'l' };
+// A row as the server sends it (the page's Todo may lack its list).
+type Row = TodoChange['todo'];
+
+const a: Row = { id: '1', title: 'a', completed: false, listId: 'l' };
+const b: Row = { id: '2', title: 'b', completed: true, listId: 'l' };
 const shown = loadSnapshot([a], '5');
 
 const at = (phase: Phase, more: Partial<SyncState> = {}): SyncState => ({
@@ -22,7 +25,7 @@ const at = (phase: Phase, more: Partial<SyncState> = {}): SyncState => ({
   ...more,
 });
 
-const created = (todo: Todo, cursor: string): TodoChange => ({ op: 'CREATED', todo, cursor });
+const created = (todo: Row, cursor: string): TodoChange => ({ op: 'CREATED', todo, cursor });
 const types = (effects: Effect[]) => effects.map((e) => e.type);
 const refused = (code: string) => [{ message: 'unknown cursor', extensions: { code } }];
 

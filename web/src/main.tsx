@@ -8,30 +8,81 @@ import { endpoints, request, TodoListQuery } from './api';
 import { App } from './App';
 import { followLists, type ListFeedEvent } from './listFeed';
 import { createCommands } from './commands';
+import { startOutbox, type Outbox } from './outbox';
+import { sendEdit } from './outboxSend';
+import { openOutboxStore, type OutboxStore } from './outboxStore';
 import { People } from './People';
+import { showWithOutbox } from './shown';
 import { SignIn } from './SignIn';
-import { startSync } from './sync';
+import { startSync, type TodoSync } from './sync';
+import type { TodoState } from './todos';
 import { onSignedOut, withToken } from './token';
 
-// One sync per page, started outside React so StrictMode's double effects in development
-// don't open two sockets.
-const begin = () =>
-  startSync({
+// The app shell (this page and its assets) from the service worker's cache when the
+// server cannot be reached, so a reload offline still shows the page and its outbox.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker
+    .register('/sw.js')
+    .catch((error: unknown) => console.info('no offline page', error));
+}
+
+/**
+ * The outbox's IndexedDB database, Web Lock and BroadcastChannel: open mode's, or with
+ * AUTH=accounts one set per person, so an edit queued for one person is only ever sent
+ * by a page signed in as them (never under the next person's session in this browser).
+ */
+const outboxName = (personId?: string) =>
+  personId === undefined ? 'graphql-todos' : `graphql-todos.${personId}`;
+
+// One sync and one outbox per page, started outside React so StrictMode's double
+// effects in development don't open two sockets.
+function begin(
+  name: string,
+  { store, stored }: { store: OutboxStore; stored: TodoState | null },
+): { shown: TodoSync; outbox: Outbox } {
+  const sync = startSync({
     url: endpoints().ws,
     createClient: (options) => createClient(withToken(options)),
     loadList: () => request(TodoListQuery),
   });
+  const outbox = startOutbox({
+    store,
+    send: sendEdit,
+    // Browsers without Web Locks (none we support today) send from every tab: the
+    // numbering still applies each edit once.
+    async lock(body) {
+      if (navigator.locks) await navigator.locks.request(`${name}-outbox`, body);
+      else await body();
+    },
+    channel: new BroadcastChannel(name),
+    onOnline(listener) {
+      window.addEventListener('online', listener);
+      return () => window.removeEventListener('online', listener);
+    },
+  });
+  const shown = showWithOutbox(sync, outbox, stored, (list) => {
+    void store.saveList(list).catch((error: unknown) => console.error('keeping the list', error));
+  });
+  return { shown, outbox };
+}
+
+/** The outbox's store, and the list it kept for a reload before the first load. */
+async function openOutbox(name: string) {
+  const store = await openOutboxStore(name);
+  return { store, stored: await store.loadList() };
+}
 
 // Signed in or out, the page starts over: what it holds belongs to the person it was for.
 const startOver = () => window.location.assign('/');
 
-function render(root: Root, account: Account): void {
+async function render(root: Root, account: Account): Promise<void> {
   if (account.mode === 'open') {
-    const sync = begin();
-    const commands = createCommands(request);
+    const name = outboxName();
+    const { shown, outbox } = begin(name, await openOutbox(name));
+    const commands = createCommands(outbox, () => shown.getSnapshot().list.todos);
     root.render(
       <StrictMode>
-        <App sync={sync} commands={commands} />
+        <App sync={shown} commands={commands} outbox={outbox} />
       </StrictMode>,
     );
     return;
@@ -40,13 +91,16 @@ function render(root: Root, account: Account): void {
     root.render(<SignIn onEntered={startOver} />);
     return;
   }
-  const sync = begin();
-  // A refused request or a socket closed 4401: the session ended (signed out elsewhere,
-  // revoked, expired). Sign in again, here.
+  const name = outboxName(account.person.id);
+  const opened = await openOutbox(name);
+  // Set before the page's first request or socket. A refused request or a socket closed
+  // 4401: the session ended (signed out elsewhere, revoked, expired). The outbox stops
+  // with the page, its edits kept for this person's next sign-in; sign in again, here.
   onSignedOut(() => {
-    sync.stop();
+    page.shown.stop();
     root.render(<SignIn notice="Your session has ended: sign in again." onEntered={startOver} />);
   });
+  const page = begin(name, opened);
   // The list switcher's own socket, for the feed's list events: it reconnects forever,
   // and each time it does (null) the page reads its lists again.
   const follow = (onEvent: (event: ListFeedEvent | null) => void) => {
@@ -66,12 +120,19 @@ function render(root: Root, account: Account): void {
     };
   };
   const leave = () => {
-    sync.stop();
+    page.shown.stop();
     void signOut().finally(startOver);
   };
   root.render(
     <StrictMode>
-      <People person={account.person} sync={sync} send={request} follow={follow} onSignOut={leave} />
+      <People
+        person={account.person}
+        sync={page.shown}
+        outbox={page.outbox}
+        send={request}
+        follow={follow}
+        onSignOut={leave}
+      />
     </StrictMode>,
   );
 }

@@ -3,9 +3,10 @@ import type { TodoChangesSubscription, TodoFieldsFragment } from './gql/graphql'
 
 /**
  * A todo as the page keeps it: the `TodoFields` fragment of api.ts. Its `listId` matters
- * with AUTH=accounts only, where the page shows one list at a time (People.tsx).
+ * with AUTH=accounts only, where the page shows one list at a time (People.tsx); it is
+ * absent on a row the outbox adds to the default list, whose id only the server knows.
  */
-export type Todo = TodoFieldsFragment;
+export type Todo = Omit<TodoFieldsFragment, 'listId'> & { listId?: TodoFieldsFragment['listId'] };
 
 /** One `todoChanges` event. */
 export type TodoChange = TodoChangesSubscription['todoChanges'];
