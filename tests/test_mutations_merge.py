@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.gql import TODO_FIELDS, create, data
@@ -158,3 +159,26 @@ def test_a_create_naming_a_taken_id_is_a_conflict(online: httpx.Client, offline:
     malformed = online.post("/graphql", json={"query": CREATE_NAMED, "variables": {"id": "nope", "t": "x"}}).json()
     assert [e["extensions"]["code"] for e in malformed["errors"]] == ["BAD_USER_INPUT"]
     assert row(online, taken)["title"] == "first"
+
+
+def test_a_statement_timeout_is_no_verdict_and_the_same_edit_applies_later(db_dsn: str) -> None:
+    """The row locked past the statement timeout: DATABASE_UNAVAILABLE with no
+    verdict (nothing recorded), so the outbox sends the same numbered edit
+    again, and then it applies."""
+    with serving(db_dsn, statement_timeout_seconds=0.5) as server, httpx.Client(
+        base_url=server.url, timeout=10
+    ) as client:
+        todo = create(client, "locked")
+        body = {
+            "query": COMPLETE,
+            "variables": {"id": todo["id"], "c": True},
+            "extensions": {"mutation": {"client": str(uuid.uuid4()), "seq": 1}},
+        }
+        with psycopg.connect(server.dsn) as locker:
+            locker.execute("SELECT 1 FROM todos WHERE id = %s FOR UPDATE", (todo["id"],))
+            refused = client.post("/graphql", json=body).json()
+        assert [e["extensions"]["code"] for e in refused["errors"]] == ["DATABASE_UNAVAILABLE"]
+        assert "mutation" not in refused.get("extensions", {})
+        applied = client.post("/graphql", json=body).json()
+        assert applied["extensions"]["mutation"]["verdict"] == "APPLIED"
+        assert applied["data"]["updateTodo"]["completed"] is True

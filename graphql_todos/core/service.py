@@ -256,6 +256,8 @@ class TodoService:
                 written = await writes.write_numbered(conn, statement, values, receipt.key)
                 if written is not None and statement.single and not written[0]:
                     raise await _refusal(conn, key, actor)  # type: ignore[arg-type]
+        except DatabaseUnavailable:
+            raise  # no verdict on the mutation (a statement timeout, say): it is sent again
         except DomainError as refused:
             if receipt.key is None:
                 raise
