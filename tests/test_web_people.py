@@ -170,3 +170,50 @@ def test_a_list_deleted_by_its_owner_leaves_and_a_session_that_ends_signs_in_aga
     ann.get_by_label("Password").fill(PASSWORD)
     ann.get_by_role("button", name="Sign in", exact=True).click()
     expect(ann.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+
+
+def test_an_edit_queued_by_one_person_goes_out_only_under_their_session(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    """Each person's outbox is their own (web/README.md): ann's edit queued offline is
+    not sent by bob's page in the same browser, and goes into ann's list once she is
+    back."""
+    mine, elsewhere = two
+    ann = sign_up(mine, accounts, "ann")
+    mine.set_offline(True)
+    add_todo(ann, "ann's, made offline")
+    expect(ann.locator(".outbox-count")).to_have_text("1 change waiting")
+    expect(titles(ann)).to_have_text(["ann's, made offline"])
+    ann.close()
+    mine.set_offline(False)
+
+    # Bob in the same browser (ann's cookie replaced by his): his page has its own outbox.
+    same_origin = {"Origin": accounts.url}  # as the page's own requests (the CSRF check)
+    assert mine.request.post(accounts.url + "/api/auth/sign-out", headers=same_origin).ok
+    bob = sign_up(mine, accounts, "bob")
+    expect(bob.locator(".outbox-count")).to_have_count(0)
+    expect(titles(bob)).to_have_count(0)
+    add_todo(bob, "bob's")
+    expect(titles(bob)).to_have_text(["bob's"], timeout=LIVE_MS)
+    expect(bob.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+
+    # Ann signs in again: her page sends her edit, into her default list.
+    bob.locator(".sign-out").click()
+    bob.get_by_label("Username").fill("ann")
+    bob.get_by_label("Password").fill(PASSWORD)
+    bob.get_by_role("button", name="Sign in", exact=True).click()
+    expect(bob.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    expect(bob.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    expect(bob.locator(".rejection")).to_have_count(0)
+    expect(titles(bob)).to_have_text(["ann's, made offline"])
+
+    # Bob's todos, read with his own session elsewhere: only his.
+    assert elsewhere.request.post(
+        accounts.url + "/api/auth/sign-in",
+        data={"username": "bob", "password": PASSWORD},
+        headers=same_origin,
+    ).ok
+    reply = elsewhere.request.post(
+        accounts.url + "/graphql", data={"query": "{ todos { title } }"}, headers=same_origin
+    )
+    assert [t["title"] for t in reply.json()["data"]["todos"]] == ["bob's"]
