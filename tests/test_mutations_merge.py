@@ -18,7 +18,8 @@ import pytest
 from tests.gql import TODO_FIELDS, create, data
 from tests.helpers import Server, serving
 
-TODO = f"query($id: ID!) {{ todo(id: $id) {{ {TODO_FIELDS} }} }}"
+# With listId: a rejection's row carries every field of the Todo type the outbox shows.
+TODO = f"query($id: ID!) {{ todo(id: $id) {{ {TODO_FIELDS} listId }} }}"
 RENAME = f"mutation($id: ID!, $t: String) {{ updateTodo(id: $id, input: {{title: $t}}) {{ {TODO_FIELDS} }} }}"
 COMPLETE = f"mutation($id: ID!, $c: Boolean) {{ updateTodo(id: $id, input: {{completed: $c}}) {{ {TODO_FIELDS} }} }}"
 DELETE = f"mutation($id: ID!) {{ deleteTodo(id: $id) {{ {TODO_FIELDS} }} }}"
