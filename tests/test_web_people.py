@@ -217,3 +217,25 @@ def test_an_edit_queued_by_one_person_goes_out_only_under_their_session(
         accounts.url + "/graphql", data={"query": "{ todos { title } }"}, headers=same_origin
     )
     assert [t["title"] for t in reply.json()["data"]["todos"]] == ["bob's"]
+
+
+def test_a_page_left_open_across_another_sign_in_does_not_send_as_the_new_person(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    """Ann's page is offline with an edit queued while, elsewhere in the same
+    browser (same cookie jar), she signs out and bob signs up: back online, her
+    page sees the session is no longer hers and stops, sending nothing as bob."""
+    mine = two[0]
+    ann = sign_up(mine, accounts, "ann")
+    mine.set_offline(True)
+    add_todo(ann, "ann's, still queued")
+    expect(ann.locator(".outbox-count")).to_have_text("1 change waiting")
+    same_origin = {"Origin": accounts.url}
+    assert mine.request.post(accounts.url + "/api/auth/sign-out", headers=same_origin).ok
+    assert mine.request.post(
+        accounts.url + "/api/auth/sign-up", data={"username": "bob", "password": PASSWORD}, headers=same_origin
+    ).ok
+    mine.set_offline(False)
+    expect(ann.locator(".sign-in-notice")).to_have_text("Your session has ended: sign in again.", timeout=LIVE_MS)
+    reply = mine.request.post(accounts.url + "/graphql", data={"query": "{ todos { title } }"}, headers=same_origin)
+    assert reply.json()["data"]["todos"] == []

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { enter, refusal, whoAmI } from './account';
+import { enter, refusal, signedInAs, whoAmI } from './account';
 import { askForToken, onSignedOut, withToken } from './token';
 
 const answer = (status: number, body: unknown) =>
@@ -22,6 +22,18 @@ describe('whoAmI', () => {
   it('takes a 401 without accounts for a server behind a token (asked for as always)', async () => {
     const refused = { error: { code: 'UNAUTHENTICATED', message: 'this server requires a bearer token' } };
     expect(await whoAmI(answer(401, refused))).toEqual({ mode: 'open' });
+  });
+});
+
+describe('signedInAs', () => {
+  it('is true only while the session is still that person\'s, and throws without an answer', async () => {
+    const ann = { id: '2', username: 'ann' };
+    expect(await signedInAs('2', answer(200, { mode: 'accounts', person: ann }))).toBe(true);
+    const bob = { id: '3', username: 'bob' };
+    expect(await signedInAs('2', answer(200, { mode: 'accounts', person: bob }))).toBe(false);
+    const refused = { error: { code: 'UNAUTHENTICATED', message: 'sign in', mode: 'accounts' } };
+    expect(await signedInAs('2', answer(401, refused))).toBe(false);
+    await expect(signedInAs('2', answer(503, { error: { code: 'DATABASE_UNAVAILABLE' } }))).rejects.toThrow('HTTP 503');
   });
 });
 

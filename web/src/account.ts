@@ -18,6 +18,8 @@ type Fetch = typeof fetch;
  */
 export async function whoAmI(fetcher: Fetch = fetch): Promise<Account> {
   const response = await fetcher('/api/auth/me', { headers: authorization() });
+  // No answer (a 5xx, a proxy's page): not a mode, and no person either.
+  if (response.status >= 500) throw new Error(`HTTP ${response.status}`);
   const body = (await response.json().catch(() => null)) as {
     mode?: string;
     person?: Person | null;
@@ -28,6 +30,16 @@ export async function whoAmI(fetcher: Fetch = fetch): Promise<Account> {
   }
   if (body?.mode === 'accounts') return { mode: 'accounts', person: body.person ?? null };
   return { mode: 'open' };
+}
+
+/**
+ * Whether this browser's session is still `personId`'s: the cookie is the profile's, and
+ * another tab may have signed someone else in since this page started. Throws when the
+ * server did not answer (ask again later).
+ */
+export async function signedInAs(personId: string, fetcher: Fetch = fetch): Promise<boolean> {
+  const account = await whoAmI(fetcher);
+  return account.mode === 'accounts' && account.person?.id === personId;
 }
 
 export type Entry = 'sign-in' | 'sign-up';

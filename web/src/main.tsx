@@ -3,12 +3,12 @@ import './app.css';
 import { StrictMode } from 'react';
 import { createRoot, type Root } from 'react-dom/client';
 import { createClient } from 'graphql-ws';
-import { signOut, whoAmI, type Account } from './account';
+import { signedInAs, signOut, whoAmI, type Account } from './account';
 import { endpoints, request, TodoListQuery } from './api';
 import { App } from './App';
 import { followLists, type ListFeedEvent } from './listFeed';
 import { createCommands } from './commands';
-import { startOutbox, type Outbox } from './outbox';
+import { startOutbox, type Outbox, type OutboxDeps } from './outbox';
 import { sendEdit } from './outboxSend';
 import { openOutboxStore, type OutboxStore } from './outboxStore';
 import { People } from './People';
@@ -39,6 +39,7 @@ const outboxName = (personId?: string) =>
 function begin(
   name: string,
   { store, stored }: { store: OutboxStore; stored: TodoState | null },
+  send: OutboxDeps['send'] = sendEdit,
 ): { shown: TodoSync; outbox: Outbox } {
   const sync = startSync({
     url: endpoints().ws,
@@ -47,7 +48,7 @@ function begin(
   });
   const outbox = startOutbox({
     store,
-    send: sendEdit,
+    send,
     // Browsers without Web Locks (none we support today) send from every tab: the
     // numbering still applies each edit once.
     async lock(body) {
@@ -96,11 +97,21 @@ async function render(root: Root, account: Account): Promise<void> {
   // Set before the page's first request or socket. A refused request or a socket closed
   // 4401: the session ended (signed out elsewhere, revoked, expired). The outbox stops
   // with the page, its edits kept for this person's next sign-in; sign in again, here.
-  onSignedOut(() => {
+  const ended = () => {
     page.shown.stop();
     root.render(<SignIn notice="Your session has ended: sign in again." onEntered={startOver} />);
+  };
+  onSignedOut(ended);
+  const person = account.person.id;
+  const page = begin(name, opened, async (entry, clientId) => {
+    // The session cookie is the profile's: another tab may have signed someone else in
+    // since this page started. This person's edits go out only under their session.
+    if (!(await signedInAs(person))) {
+      ended();
+      throw new Error('no longer signed in as the person who made this edit');
+    }
+    return sendEdit(entry, clientId);
   });
-  const page = begin(name, opened);
   // The list switcher's own socket, for the feed's list events: it reconnects forever,
   // and each time it does (null) the page reads its lists again.
   const follow = (onEvent: (event: ListFeedEvent | null) => void) => {
