@@ -3,7 +3,8 @@ end: two people in two browser contexts (two cookie jars) of Debian's
 headless Chromium against the real server. They sign up, share a list, edit
 it live both ways; a viewer's list is read-only; an unshared list leaves the
 other's page at once with a message; a session that ends sends the page to
-sign-in. Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
+sign-in; each person's queued edits go out only under their own session.
+Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
 
 from __future__ import annotations
 
