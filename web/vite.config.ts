@@ -38,6 +38,11 @@ export default defineConfig({
       input: {
         index: resolve(import.meta.dirname, 'index.html'),
         graphiql: resolve(import.meta.dirname, 'graphiql.html'),
+        // The service worker, at the root so its scope is the whole page.
+        sw: resolve(import.meta.dirname, 'src/sw.ts'),
+      },
+      output: {
+        entryFileNames: (chunk) => (chunk.name === 'sw' ? 'sw.js' : 'assets/[name]-[hash].js'),
       },
     },
   },

@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
 import type { Phase } from './machine';
+import type { Outbox } from './outbox';
+import { OutboxStatus } from './OutboxStatus';
 import { useOptimisticToggle } from './optimistic';
 import type { TodoSync } from './sync';
 import { TodoItem } from './TodoItem';
@@ -39,7 +41,15 @@ function useHashFilter(): Filter {
   return filter;
 }
 
-export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) {
+export function App({
+  sync,
+  commands,
+  outbox,
+}: {
+  sync: TodoSync;
+  commands: Commands;
+  outbox: Outbox;
+}) {
   const { list, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
   const filter = useHashFilter();
@@ -97,6 +107,7 @@ export function App({ sync, commands }: { sync: TodoSync; commands: Commands }) 
             onKeyDown={(e) => void onNewTodoKeyDown(e)}
           />
         </header>
+        <OutboxStatus outbox={outbox} />
         {error !== null && (
           <div className="error-banner" role="alert">
             <span>{error}</span>

@@ -1,35 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  ClearCompletedMutation,
-  GraphQLRequestError,
-  ToggleAllMutation,
-  UpdateTodoMutation,
-} from './api';
-import { createCommands, describeError, type Send } from './commands';
+import { createCommands } from './commands';
+import type { Op } from './outboxStore';
 
-// A fake transport that records what it was asked to send and answers as told.
-function fakeSend(answer: () => Promise<unknown> = async () => ({})) {
-  const sent: { query: string; variables: unknown }[] = [];
-  const send = ((document, variables) => {
-    sent.push({ query: document.toString(), variables });
-    return answer();
-  }) as Send;
-  return { send, sent };
+// A fake outbox that records what it was asked to queue and fails when told.
+function fakeOutbox(fail: () => boolean = () => false) {
+  const added: { op: Op; label: string }[] = [];
+  const add = async (op: Op, label: string) => {
+    if (fail()) throw new DOMException('the disk is full', 'QuotaExceededError');
+    added.push({ op, label });
+  };
+  return { outbox: { add }, added };
 }
 
-describe('describeError', () => {
-  it('gives the server its own words, else says what went wrong on the way', () => {
-    expect(describeError(new GraphQLRequestError([{ message: 'title too long' }]))).toBe(
-      'title too long',
-    );
-    expect(describeError(new DOMException('x', 'TimeoutError'))).toBe(
-      'the server did not answer in time',
-    );
-    expect(describeError(new TypeError('Failed to fetch'))).toBe('the server could not be reached');
-    expect(describeError(new Error('HTTP 502'))).toBe('HTTP 502');
-    expect(describeError('odd')).toBe('odd');
-  });
-});
+const shown = () => [{ id: '3', title: 'milk', completed: false }];
 
 describe('createCommands', () => {
   beforeEach(() => {
@@ -40,31 +23,34 @@ describe('createCommands', () => {
     vi.restoreAllMocks();
   });
 
-  it('sends each intent as its mutation with its variables', async () => {
-    const { send, sent } = fakeSend();
-    const commands = createCommands(send);
+  it('queues each intent as its edit, with the title the user saw', async () => {
+    const { outbox, added } = fakeOutbox();
+    const commands = createCommands(outbox, shown, () => 'new-id');
+    await commands.createTodo('bread');
+    await commands.renameTodo('3', 'oat milk');
     await commands.setCompleted('3', true);
+    await commands.deleteTodo('3');
     await commands.toggleAll(false);
     await commands.clearCompleted();
-    expect(sent).toEqual([
-      { query: UpdateTodoMutation.toString(), variables: { id: '3', input: { completed: true } } },
-      { query: ToggleAllMutation.toString(), variables: { completed: false } },
-      { query: ClearCompletedMutation.toString(), variables: undefined },
+    expect(added).toEqual([
+      { op: { type: 'create', id: 'new-id', title: 'bread', completed: false }, label: 'bread' },
+      { op: { type: 'update', id: '3', title: 'oat milk' }, label: 'milk' },
+      { op: { type: 'update', id: '3', completed: true }, label: 'milk' },
+      { op: { type: 'delete', id: '3' }, label: 'milk' },
+      { op: { type: 'toggleAll', completed: false }, label: '' },
+      { op: { type: 'clearCompleted' }, label: '' },
     ]);
   });
 
-  it('resolves true on success and false on failure, keeping the failure for the alert', async () => {
+  it('resolves false when the edit could not be stored, and says so until the next one is', async () => {
     let fail = true;
-    const { send } = fakeSend(async () => {
-      if (fail) throw new GraphQLRequestError([{ message: 'nope' }]);
-      return {};
-    });
-    const commands = createCommands(send);
+    const { outbox } = fakeOutbox(() => fail);
+    const commands = createCommands(outbox, shown);
     const changes = vi.fn();
     commands.errors.subscribe(changes);
 
-    expect(await commands.renameTodo('1', 'x')).toBe(false);
-    expect(commands.errors.getSnapshot()).toBe('Could not rename the todo: nope');
+    expect(await commands.renameTodo('3', 'x')).toBe(false);
+    expect(commands.errors.getSnapshot()).toBe('Could not rename the todo: the disk is full');
     expect(changes).toHaveBeenCalledTimes(1);
 
     fail = false;
@@ -74,30 +60,17 @@ describe('createCommands', () => {
   });
 
   it('clears the alert when dismissed, and only notifies on a change', async () => {
-    const { send } = fakeSend(async () => {
-      throw new TypeError('Failed to fetch');
-    });
-    const commands = createCommands(send);
+    const { outbox } = fakeOutbox(() => true);
+    const commands = createCommands(outbox, shown);
     const changes = vi.fn();
     const unsubscribe = commands.errors.subscribe(changes);
-    await commands.deleteTodo('1');
-    await commands.deleteTodo('1');
-    expect(commands.errors.getSnapshot()).toBe(
-      'Could not delete the todo: the server could not be reached',
-    );
+    await commands.deleteTodo('3');
+    await commands.deleteTodo('3');
     expect(changes).toHaveBeenCalledTimes(1);
     commands.errors.dismiss();
     expect(commands.errors.getSnapshot()).toBeNull();
     unsubscribe();
-    await commands.deleteTodo('1');
+    await commands.deleteTodo('3');
     expect(changes).toHaveBeenCalledTimes(2);
-  });
-
-  it('keeps the errors of separate command sets apart', async () => {
-    const failing = createCommands(fakeSend(async () => Promise.reject(new Error('x'))).send);
-    const fine = createCommands(fakeSend().send);
-    await failing.clearCompleted();
-    expect(failing.errors.getSnapshot()).not.toBeNull();
-    expect(fine.errors.getSnapshot()).toBeNull();
   });
 });

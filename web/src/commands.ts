@@ -1,25 +1,13 @@
-// User intents as mutations. The page never edits its list from their results: the
-// resulting `todoChanges` events do, so every tab shows exactly what the server committed.
-import {
-  ClearCompletedMutation,
-  CreateTodoMutation,
-  DeleteTodoMutation,
-  GraphQLRequestError,
-  ToggleAllMutation,
-  UpdateTodoMutation,
-} from './api';
-import type { TypedDocumentString } from './gql/graphql';
-
-/** Carries one operation to the server: `request` from api.ts, or a fake in tests. */
-export type Send = <TResult, TVariables>(
-  document: TypedDocumentString<TResult, TVariables>,
-  variables?: TVariables,
-) => Promise<TResult>;
+// User intents as outbox edits. Each is stored in IndexedDB at once and shows on screen
+// from there (overlay.ts), online or not; the outbox sends it, numbered, when it can
+// (outbox.ts), and the server's events then show what it committed.
+import type { Outbox } from './outbox';
+import type { Todo } from './todos';
 
 /**
- * The user's intents. Each resolves true when the server accepted it and false when it
- * failed; a failure is already reported (`errors` and the console), so callers only
- * decide what to keep.
+ * The user's intents. Each resolves true once the edit is stored (it will be sent, and
+ * survives a reload) and false when the browser could not store it, which is reported
+ * in `errors`. What the server then makes of it comes as the outbox's verdict.
  */
 export interface Commands {
   createTodo(title: string): Promise<boolean>;
@@ -29,9 +17,9 @@ export interface Commands {
   toggleAll(completed: boolean): Promise<boolean>;
   clearCompleted(): Promise<boolean>;
   /**
-   * The last failed command, for the page's alert. A failure must be visible: the
-   * connection status says nothing about a rejected title or a POST that never arrived.
-   * The next command that succeeds clears it, as does the user dismissing it.
+   * The last edit the browser could not store, for the page's alert (IndexedDB refused:
+   * a full disk, a private window that forbids it). The next stored edit clears it, as
+   * does the user dismissing it.
    */
   errors: {
     getSnapshot(): string | null;
@@ -40,17 +28,15 @@ export interface Commands {
   };
 }
 
-/** The server's own words when it answered, else what went wrong on the way. */
-export function describeError(error: unknown): string {
-  if (error instanceof GraphQLRequestError) return error.message;
-  if (error instanceof DOMException && error.name === 'TimeoutError') {
-    return 'the server did not answer in time';
-  }
-  if (error instanceof TypeError) return 'the server could not be reached';
-  return error instanceof Error ? error.message : String(error);
-}
-
-export function createCommands(send: Send): Commands {
+/**
+ * `shown` is the list on screen: an edit keeps the title the user saw, for the message a
+ * rejection of it shows.
+ */
+export function createCommands(
+  outbox: Pick<Outbox, 'add'>,
+  shown: () => readonly Todo[],
+  newId: () => string = () => crypto.randomUUID(),
+): Commands {
   let lastError: string | null = null;
   const listeners = new Set<() => void>();
 
@@ -60,27 +46,35 @@ export function createCommands(send: Send): Commands {
     listeners.forEach((listener) => listener());
   };
 
-  const run = async (what: string, mutation: () => Promise<unknown>): Promise<boolean> => {
+  const titleOf = (id: string) => shown().find((t) => t.id === id)?.title ?? '';
+
+  const queue = async (what: string, add: () => Promise<void>): Promise<boolean> => {
     try {
-      await mutation();
+      await add();
       setLastError(null);
       return true;
     } catch (error) {
       console.error(`${what} failed`, error);
-      setLastError(`Could not ${what}: ${describeError(error)}`);
+      setLastError(`Could not ${what}: ${error instanceof Error ? error.message : String(error)}`);
       return false;
     }
   };
 
   return {
-    createTodo: (title) => run('add the todo', () => send(CreateTodoMutation, { title })),
+    createTodo: (title) =>
+      queue('add the todo', () =>
+        outbox.add({ type: 'create', id: newId(), title, completed: false }, title),
+      ),
     renameTodo: (id, title) =>
-      run('rename the todo', () => send(UpdateTodoMutation, { id, input: { title } })),
+      queue('rename the todo', () => outbox.add({ type: 'update', id, title }, titleOf(id))),
     setCompleted: (id, completed) =>
-      run('update the todo', () => send(UpdateTodoMutation, { id, input: { completed } })),
-    deleteTodo: (id) => run('delete the todo', () => send(DeleteTodoMutation, { id })),
-    toggleAll: (completed) => run('update the todos', () => send(ToggleAllMutation, { completed })),
-    clearCompleted: () => run('clear completed todos', () => send(ClearCompletedMutation)),
+      queue('update the todo', () => outbox.add({ type: 'update', id, completed }, titleOf(id))),
+    deleteTodo: (id) =>
+      queue('delete the todo', () => outbox.add({ type: 'delete', id }, titleOf(id))),
+    toggleAll: (completed) =>
+      queue('update the todos', () => outbox.add({ type: 'toggleAll', completed }, '')),
+    clearCompleted: () =>
+      queue('clear completed todos', () => outbox.add({ type: 'clearCompleted' }, '')),
     errors: {
       getSnapshot: () => lastError,
       subscribe(listener) {

@@ -1,0 +1,235 @@
+import 'fake-indexeddb/auto';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { startOutbox, type Channel, type Outbox, type OutboxState } from './outbox';
+import { openOutboxStore, type Entry, type OutboxStore, type Verdict } from './outboxStore';
+
+// A server as the outbox sees it: numbered edits applied once each (a key seen again is
+// answered from its record), a rejection for a blank title or a row that is gone.
+function fakeServer() {
+  const rows = new Map<string, { title: string; completed: boolean }>();
+  const records = new Map<string, Verdict>();
+  const applied: { client: string; seq: number }[] = [];
+  let position = 0;
+  let made = 0;
+  let online = true;
+  const send = async (entry: Entry, client: string): Promise<Verdict> => {
+    if (!online) throw new TypeError('Failed to fetch');
+    const key = `${client}:${entry.seq}`;
+    const known = records.get(key);
+    if (known) return known;
+    const { op } = entry;
+    let verdict: Verdict;
+    const reject = (code: string, message: string): Verdict => ({
+      seq: entry.seq,
+      verdict: 'REJECTED',
+      cursor: String(position),
+      code,
+      message,
+    });
+    if ('title' in op && op.title.trim() === '') {
+      verdict = reject('BAD_USER_INPUT', 'title must not be blank');
+    } else if ((op.type === 'update' || op.type === 'delete') && !rows.has(op.id)) {
+      verdict = reject('NOT_FOUND', `no todo with id ${op.id}`);
+    } else {
+      verdict = { seq: entry.seq, verdict: 'APPLIED', cursor: String(++position) };
+      if (op.type === 'create') {
+        verdict.id = `server-${++made}`;
+        rows.set(verdict.id, { title: op.title, completed: op.completed });
+      } else if (op.type === 'update') {
+        rows.set(op.id, { ...rows.get(op.id)!, ...('title' in op ? { title: op.title } : { completed: op.completed }) });
+      } else if (op.type === 'delete') {
+        rows.delete(op.id);
+      }
+      applied.push({ client, seq: entry.seq });
+    }
+    records.set(key, verdict);
+    return verdict;
+  };
+  return {
+    send,
+    rows,
+    applied,
+    setOnline: (value: boolean) => (online = value),
+  };
+}
+
+// navigator.locks, for one profile: one holder at a time, the next waits its turn.
+function fakeLock() {
+  let held = Promise.resolve();
+  return (body: () => Promise<void>) => {
+    const run = held.then(body);
+    held = run.catch(() => undefined);
+    return run;
+  };
+}
+
+// BroadcastChannel: a message reaches every other channel of the profile, later.
+function fakeChannels() {
+  const open = new Set<Channel>();
+  return () => {
+    const channel: Channel = {
+      onmessage: null,
+      postMessage(message) {
+        for (const other of open) {
+          if (other !== channel) setTimeout(() => other.onmessage?.(new MessageEvent('message', { data: message })));
+        }
+      },
+      close: () => open.delete(channel),
+    };
+    open.add(channel);
+    return channel;
+  };
+}
+
+/** Resolves once the outbox's state passes `test`: no timer, it listens. */
+function until(outbox: Outbox, test: (state: OutboxState) => boolean): Promise<OutboxState> {
+  return new Promise((resolve) => {
+    const check = () => {
+      const state = outbox.getSnapshot();
+      if (!test(state)) return;
+      off();
+      resolve(state);
+    };
+    const off = outbox.subscribe(check);
+    check();
+  });
+}
+
+let dbName = '';
+let counter = 0;
+const stores: OutboxStore[] = [];
+const outboxes: Outbox[] = [];
+
+async function tab(
+  server: ReturnType<typeof fakeServer>,
+  lock: ReturnType<typeof fakeLock>,
+  channel: ReturnType<typeof fakeChannels>,
+  send = server.send,
+) {
+  const store = await openOutboxStore(dbName);
+  stores.push(store);
+  const outbox = startOutbox({ store, send, lock, channel: channel(), onOnline: () => () => undefined });
+  outboxes.push(outbox);
+  return { store, outbox };
+}
+
+beforeEach(() => {
+  dbName = `outbox-test-${++counter}`;
+  vi.spyOn(console, 'info').mockImplementation(() => undefined);
+  vi.spyOn(console, 'error').mockImplementation(() => undefined);
+});
+
+afterEach(() => {
+  outboxes.splice(0).forEach((o) => o.stop());
+  stores.splice(0).forEach((s) => s.close());
+  vi.restoreAllMocks();
+});
+
+const create = (title: string) => ({ type: 'create', id: crypto.randomUUID(), title, completed: false }) as const;
+
+describe('the outbox', () => {
+  it('sends 100 queued edits in order, each once; one invalid in the middle is rejected with its reason', async () => {
+    const server = fakeServer();
+    server.setOnline(false);
+    const { outbox, store } = await tab(server, fakeLock(), fakeChannels());
+    for (let i = 1; i <= 100; i++) await outbox.add(create(i === 50 ? '   ' : `todo ${i}`), `todo ${i}`);
+    expect(outbox.getSnapshot().queued).toHaveLength(100);
+    server.setOnline(true);
+    outbox.add(create('the 101st'), '');
+    const state = await until(outbox, (s) => s.queued.length === 0 && s.settled.length === 101);
+    expect(server.applied.map((a) => a.seq)).toEqual([...Array(101).keys()].map((i) => i + 1).filter((s) => s !== 50));
+    const rejected = state.settled.filter((s) => s.verdict.verdict === 'REJECTED');
+    expect(rejected.map((s) => [s.seq, s.verdict.code, s.verdict.message])).toEqual([
+      [50, 'BAD_USER_INPUT', 'title must not be blank'],
+    ]);
+    expect(await store.entries()).toEqual([]);
+  });
+
+  it('keeps its edits through a reload, and the next page sends them', async () => {
+    const server = fakeServer();
+    server.setOnline(false);
+    const first = await tab(server, fakeLock(), fakeChannels());
+    await first.outbox.add(create('kept'), 'kept');
+    await first.outbox.add({ type: 'toggleAll', completed: true }, '');
+    first.outbox.stop();
+    first.store.close();
+    server.setOnline(true);
+
+    const second = await tab(server, fakeLock(), fakeChannels());
+    await until(second.outbox, (s) => s.settled.length === 2 && s.queued.length === 0);
+    expect(server.applied.map((a) => a.seq)).toEqual([1, 2]);
+    expect([...server.rows.values()]).toEqual([{ title: 'kept', completed: false }]);
+  });
+
+  it('names the row the server made in the edits queued after its create', async () => {
+    const server = fakeServer();
+    server.setOnline(false);
+    const { outbox } = await tab(server, fakeLock(), fakeChannels());
+    const op = create('eggs');
+    await outbox.add(op, 'eggs');
+    await outbox.add({ type: 'update', id: op.id, title: 'six eggs' }, 'eggs');
+    await outbox.add({ type: 'update', id: op.id, completed: true }, 'six eggs');
+    server.setOnline(true);
+    outbox.add({ type: 'toggleAll', completed: true }, '');
+    await until(outbox, (s) => s.queued.length === 0 && s.settled.length === 4);
+    expect([...server.rows.entries()]).toEqual([['server-1', { title: 'six eggs', completed: true }]]);
+  });
+
+  it('sends from one tab at a time; the other tabs see every verdict, and nothing twice', async () => {
+    const server = fakeServer();
+    const lock = fakeLock();
+    const channel = fakeChannels();
+    server.setOnline(false);
+    const a = await tab(server, lock, channel);
+    const b = await tab(server, lock, channel);
+    for (let i = 0; i < 5; i++) {
+      await a.outbox.add(create(`a${i}`), '');
+      await b.outbox.add(create(`b${i}`), '');
+    }
+    server.setOnline(true);
+    await b.outbox.add(create('last'), '');
+    const done = (s: OutboxState) => s.queued.length === 0 && s.settled.length === 11;
+    const [seenByA, seenByB] = await Promise.all([until(a.outbox, done), until(b.outbox, done)]);
+    expect(server.applied.map((x) => x.seq)).toEqual([...Array(11).keys()].map((i) => i + 1));
+    expect([...server.rows.values()].map((r) => r.title)).toEqual([
+      'a0', 'b0', 'a1', 'b1', 'a2', 'b2', 'a3', 'b3', 'a4', 'b4', 'last',
+    ]);
+    expect(seenByA.settled).toEqual(seenByB.settled);
+  });
+
+  it('a tab closed after the server applied an edit but before it heard: the next tab sends it again, applied once', async () => {
+    const server = fakeServer();
+    const lock = fakeLock();
+    const channel = fakeChannels();
+    let closing: Outbox | null = null;
+    // The first tab's request reaches the server, and the tab closes before the reply.
+    const lost = async (entry: Entry, client: string) => {
+      await server.send(entry, client);
+      closing!.stop();
+      throw new TypeError('the tab closed');
+    };
+    server.setOnline(false);
+    const a = await tab(server, lock, channel, lost);
+    closing = a.outbox;
+    const b = await tab(server, lock, channel);
+    await b.outbox.add(create('once'), 'once');
+    server.setOnline(true);
+    await a.outbox.add(create('twice?'), '');
+    await until(b.outbox, (s) => s.queued.length === 0 && s.settled.length === 2);
+    expect(server.applied.map((x) => x.seq)).toEqual([1, 2]);
+    expect(server.rows.size).toBe(2);
+  });
+
+  it('shows a rejection until it is dismissed, in every tab', async () => {
+    const server = fakeServer();
+    const lock = fakeLock();
+    const channel = fakeChannels();
+    const a = await tab(server, lock, channel);
+    const b = await tab(server, lock, channel);
+    await a.outbox.add({ type: 'update', id: 'gone', title: 'x' }, 'milk');
+    const rejected = (s: OutboxState) => s.settled.some((x) => x.verdict.code === 'NOT_FOUND' && !x.dismissed);
+    await until(b.outbox, rejected);
+    await b.outbox.dismiss(1);
+    await until(a.outbox, (s) => s.settled.length === 1 && !rejected(s));
+  });
+});

@@ -1,0 +1,186 @@
+// The outbox in one tab: edits are queued in IndexedDB (outboxStore.ts) and sent in
+// order, each numbered (client id + sequence) so the server applies it once however
+// often it is sent. One tab of the profile sends at a time (a Web Lock, held until the
+// tab closes); every tab reads the queue and the verdicts from IndexedDB, told to look
+// again on a BroadcastChannel. Nothing here waits on a timer to settle an edit: an
+// applied edit leaves the overlay when the page's list reaches its verdict's cursor.
+import type { Entry, Op, OutboxStore, Settled, Verdict } from './outboxStore';
+import { reached } from './overlay';
+import { backoffMs } from './sync';
+
+/** The BroadcastChannel's part we use; tests pass a fake. */
+export interface Channel {
+  postMessage(message: unknown): void;
+  onmessage: ((event: MessageEvent) => void) | null;
+  close(): void;
+}
+
+export interface OutboxDeps {
+  store: OutboxStore;
+  /** Sends one numbered edit; rejects when no verdict came back (it is sent again). */
+  send(entry: Entry, clientId: string): Promise<Verdict>;
+  /** Runs `body` while holding the profile's one outbox lock (navigator.locks). */
+  lock(body: () => Promise<void>): Promise<void>;
+  channel: Channel;
+  /** Calls `listener` when the browser is back online; returns the unsubscribe. */
+  onOnline(listener: () => void): () => void;
+}
+
+/** What every tab knows of the outbox: all of it comes from IndexedDB. */
+export interface OutboxState {
+  /** Edits not yet settled, oldest first. */
+  queued: readonly Entry[];
+  /** The last settled edits, oldest first. */
+  settled: readonly Settled[];
+}
+
+export interface Outbox {
+  /** Queues an edit; resolves once it is stored (it survives a reload from then on). */
+  add(op: Op, label: string): Promise<void>;
+  getSnapshot(): OutboxState;
+  subscribe(listener: () => void): () => void;
+  dismiss(seq: number): Promise<void>;
+  stop(): void;
+}
+
+export const emptyOutbox: OutboxState = { queued: [], settled: [] };
+
+/**
+ * The edits the page applies over a list at `listCursor`: the queued ones, and the
+ * applied ones whose events the list does not show yet (a create under the id the
+ * server made). A rejected edit is rolled back at once.
+ */
+export function pendingEdits(state: OutboxState, listCursor: string | null): Entry[] {
+  const applied = state.settled
+    .filter((s) => s.verdict.verdict === 'APPLIED' && !reached(s.verdict.cursor, listCursor))
+    .map((s) => settledEntry(s));
+  return [...applied, ...state.queued].sort((a, b) => a.seq - b.seq);
+}
+
+function settledEntry({ entry, verdict }: Settled): Entry {
+  const op = entry.op;
+  if (op.type !== 'create' || verdict.id === undefined) return entry;
+  return { ...entry, op: { ...op, id: verdict.id } };
+}
+
+/** The rejections the page shows until dismissed, each with what the user should know. */
+export function notices(state: OutboxState): { seq: number; text: string }[] {
+  return state.settled
+    .filter((s) => s.verdict.verdict === 'REJECTED' && !s.dismissed)
+    .map((s) => ({ seq: s.seq, text: describeRejection(s) }));
+}
+
+const WHAT: Record<Op['type'], string> = {
+  create: 'add',
+  update: 'change',
+  delete: 'delete',
+  toggleAll: 'update all todos',
+  clearCompleted: 'clear completed todos',
+};
+
+export function describeRejection({ entry, verdict }: Settled): string {
+  // A delete wins over an edit made meanwhile: the editor is told, in those words.
+  if (verdict.code === 'NOT_FOUND' && entry.op.type === 'update') {
+    return `“${entry.label}” was deleted, your change was not kept`;
+  }
+  const reason = verdict.message ?? verdict.code ?? 'refused';
+  const what = entry.label === '' ? WHAT[entry.op.type] : `${WHAT[entry.op.type]} “${entry.label}”`;
+  return `Could not ${what}: ${reason}`;
+}
+
+export function startOutbox(deps: OutboxDeps): Outbox {
+  const { store, channel } = deps;
+  let state = emptyOutbox;
+  let stopped = false;
+  const listeners = new Set<() => void>();
+
+  // Reads are chained, so an older read never overwrites a newer one.
+  let reading = Promise.resolve();
+  const refresh = () => {
+    reading = reading
+      .then(async () => {
+        const [queued, settled] = await Promise.all([store.entries(), store.settled()]);
+        if (stopped) return;
+        state = { queued, settled };
+        listeners.forEach((listener) => listener());
+      })
+      .catch((error: unknown) => console.error('reading the outbox failed', error));
+    return reading;
+  };
+
+  // The sender sleeps until something may have changed: an edit queued here or in
+  // another tab, the browser back online, or the end of a backoff.
+  let wakeUp: () => void = () => {};
+  const wake = () => wakeUp();
+  const sleep = (ms?: number) =>
+    new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const changed = async () => {
+    await refresh();
+    channel.postMessage('changed');
+  };
+
+  channel.onmessage = () => {
+    void refresh();
+    wake();
+  };
+  const offOnline = deps.onOnline(wake);
+
+  const sendAll = async () => {
+    // The lock may come after this page stopped (another tab held it).
+    if (stopped) return;
+    const clientId = await store.clientId();
+    let failures = 0;
+    while (!stopped) {
+      const [entry] = await store.entries();
+      if (entry === undefined) {
+        await sleep();
+        continue;
+      }
+      let verdict: Verdict;
+      try {
+        verdict = await deps.send(entry, clientId);
+      } catch (error) {
+        console.info('an edit waits to be sent again', error);
+        await sleep(backoffMs(failures++));
+        continue;
+      }
+      failures = 0;
+      if (stopped) return;
+      await store.settle(entry, verdict);
+      await changed();
+    }
+  };
+
+  void refresh();
+  void deps.lock(sendAll).catch((error: unknown) => console.error('the outbox sender stopped', error));
+
+  return {
+    async add(op, label) {
+      await store.enqueue(op, label);
+      await changed();
+      wake();
+    },
+    getSnapshot: () => state,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async dismiss(seq) {
+      await store.dismiss(seq);
+      await changed();
+    },
+    stop() {
+      stopped = true;
+      offOnline();
+      channel.onmessage = null;
+      wake();
+    },
+  };
+}

@@ -1,0 +1,155 @@
+// The outbox kept in IndexedDB (the `idb` package), so edits made offline survive a
+// reload, a closed tab and a browser restart. Every tab of the profile shares it; each
+// write is one IndexedDB transaction, so two tabs never take the same sequence number.
+import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import type { TodoState } from './todos';
+
+/** One user intent, as it will be sent; an update carries only the field it changes. */
+export type Op =
+  | { type: 'create'; id: string; title: string; completed: boolean }
+  | { type: 'update'; id: string; title: string }
+  | { type: 'update'; id: string; completed: boolean }
+  | { type: 'delete'; id: string }
+  | { type: 'toggleAll'; completed: boolean }
+  | { type: 'clearCompleted' };
+
+/** A queued edit: `label` is the row's title as the user saw it, for messages. */
+export interface Entry {
+  seq: number;
+  op: Op;
+  label: string;
+  queuedAt: number;
+}
+
+/** What the server made of one numbered mutation. */
+export interface Verdict {
+  seq: number;
+  verdict: 'APPLIED' | 'REJECTED';
+  /** Where its effect (or no-op) is in the journal; null when the server recorded nothing. */
+  cursor: string | null;
+  code?: string;
+  message?: string;
+  /** A create's row id as the server made it. */
+  id?: string;
+}
+
+/**
+ * A settled edit, kept so every tab (and a reloaded one) knows it: an applied one stays in
+ * the overlay until the page's list reaches its cursor, a rejection is shown until the
+ * user dismisses it.
+ */
+export interface Settled {
+  seq: number;
+  entry: Entry;
+  verdict: Verdict;
+  dismissed: boolean;
+}
+
+// Settled edits kept: more than a long offline session sends before its events arrive.
+const KEEP_SETTLED = 500;
+
+interface OutboxDB extends DBSchema {
+  meta: { key: string; value: unknown };
+  outbox: { key: number; value: Entry };
+  settled: { key: number; value: Settled };
+}
+
+export interface OutboxStore {
+  /** This profile's client id, made once. */
+  clientId(): Promise<string>;
+  /** Takes the next sequence number and queues the edit, in one transaction. */
+  enqueue(op: Op, label: string): Promise<Entry>;
+  /** The queued edits, oldest first. */
+  entries(): Promise<Entry[]>;
+  /**
+   * Moves an edit from the queue to the settled, in one transaction. An applied create's
+   * id replaces the one the client made in the edits queued after it (they name the row
+   * the server made).
+   */
+  settle(entry: Entry, verdict: Verdict): Promise<void>;
+  /** The settled edits, oldest first (the last KEEP_SETTLED). */
+  settled(): Promise<Settled[]>;
+  /** The user has read a rejection's notice. */
+  dismiss(seq: number): Promise<void>;
+  /** The last list the page saw, shown before the first load (an offline reload). */
+  saveList(list: TodoState): Promise<void>;
+  loadList(): Promise<TodoState | null>;
+  close(): void;
+}
+
+export async function openOutboxStore(name = 'graphql-todos'): Promise<OutboxStore> {
+  const db: IDBPDatabase<OutboxDB> = await openDB<OutboxDB>(name, 1, {
+    upgrade(db) {
+      db.createObjectStore('meta');
+      db.createObjectStore('outbox', { keyPath: 'seq' });
+      db.createObjectStore('settled', { keyPath: 'seq' });
+    },
+  });
+
+  return {
+    async clientId() {
+      const tx = db.transaction('meta', 'readwrite');
+      let id = (await tx.store.get('clientId')) as string | undefined;
+      if (id === undefined) {
+        id = crypto.randomUUID();
+        await tx.store.put(id, 'clientId');
+      }
+      await tx.done;
+      return id;
+    },
+
+    async enqueue(op, label) {
+      const tx = db.transaction(['meta', 'outbox'], 'readwrite');
+      const meta = tx.objectStore('meta');
+      const seq = ((await meta.get('nextSeq')) as number | undefined) ?? 1;
+      await meta.put(seq + 1, 'nextSeq');
+      const entry: Entry = { seq, op, label, queuedAt: Date.now() };
+      await tx.objectStore('outbox').add(entry);
+      await tx.done;
+      return entry;
+    },
+
+    entries: () => db.getAll('outbox'),
+
+    async settle(entry, verdict) {
+      const tx = db.transaction(['outbox', 'settled'], 'readwrite');
+      const outbox = tx.objectStore('outbox');
+      await outbox.delete(entry.seq);
+      if (entry.op.type === 'create' && verdict.id !== undefined && verdict.id !== entry.op.id) {
+        for (const later of await outbox.getAll()) {
+          const renamed = renameRow(later.op, entry.op.id, verdict.id);
+          if (renamed !== later.op) await outbox.put({ ...later, op: renamed });
+        }
+      }
+      const settled = tx.objectStore('settled');
+      await settled.put({ seq: entry.seq, entry, verdict, dismissed: false });
+      const keys = await settled.getAllKeys();
+      for (const old of keys.slice(0, Math.max(0, keys.length - KEEP_SETTLED))) {
+        await settled.delete(old);
+      }
+      await tx.done;
+    },
+
+    settled: () => db.getAll('settled'),
+
+    async dismiss(seq) {
+      const tx = db.transaction('settled', 'readwrite');
+      const record = await tx.store.get(seq);
+      if (record !== undefined) await tx.store.put({ ...record, dismissed: true });
+      await tx.done;
+    },
+
+    async saveList(list) {
+      await db.put('meta', list, 'list');
+    },
+    async loadList() {
+      return ((await db.get('meta', 'list')) as TodoState | undefined) ?? null;
+    },
+    close: () => db.close(),
+  };
+}
+
+/** The op with the row id `from` replaced by `to` (the same object when it names another). */
+export function renameRow(op: Op, from: string, to: string): Op {
+  return 'id' in op && op.id === from ? { ...op, id: to } : op;
+}

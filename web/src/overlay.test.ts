@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { describeRejection, notices, pendingEdits, type OutboxState } from './outbox';
+import type { Entry, Op, Settled, Verdict } from './outboxStore';
+import { applyOp, overlay, reached } from './overlay';
+import type { Todo } from './todos';
+
+const entry = (seq: number, op: Op, label = ''): Entry => ({ seq, op, label, queuedAt: 0 });
+const settled = (e: Entry, verdict: Omit<Verdict, 'seq'>): Settled => ({
+  seq: e.seq,
+  entry: e,
+  verdict: { seq: e.seq, ...verdict },
+  dismissed: false,
+});
+const milk: Todo = { id: 'a', title: 'milk', completed: false };
+const bread: Todo = { id: 'b', title: 'bread', completed: true };
+
+describe('per-field merge', () => {
+  it('keeps a completion made elsewhere under an offline rename', () => {
+    const server = [{ ...milk, completed: true }];
+    const shown = overlay(server, [entry(1, { type: 'update', id: 'a', title: 'oat milk' })]);
+    expect(shown).toEqual([{ id: 'a', title: 'oat milk', completed: true }]);
+  });
+
+  it('keeps a rename made elsewhere under an offline completion', () => {
+    const server = [{ ...milk, title: 'soy milk' }];
+    const shown = overlay(server, [entry(1, { type: 'update', id: 'a', completed: true })]);
+    expect(shown).toEqual([{ id: 'a', title: 'soy milk', completed: true }]);
+  });
+});
+
+describe('a delete wins', () => {
+  it('over an offline edit: the row stays gone, and its rejection tells the editor', () => {
+    const edit = entry(1, { type: 'update', id: 'a', title: 'oat milk' }, 'milk');
+    expect(overlay([bread], [edit])).toEqual([bread]);
+    const rejected = settled(edit, {
+      verdict: 'REJECTED',
+      cursor: '9',
+      code: 'NOT_FOUND',
+      message: 'no todo with id a',
+    });
+    const state: OutboxState = { queued: [], settled: [rejected] };
+    expect(pendingEdits(state, '1')).toEqual([]);
+    expect(notices(state)).toEqual([{ seq: 1, text: '“milk” was deleted, your change was not kept' }]);
+  });
+
+  it('over an edit made elsewhere: an offline delete hides the row whatever the feed says', () => {
+    const renamedElsewhere = [{ ...milk, title: 'oat milk' }, bread];
+    expect(overlay(renamedElsewhere, [entry(1, { type: 'delete', id: 'a' })])).toEqual([bread]);
+  });
+});
+
+describe('applyOp', () => {
+  it('applies every kind of edit', () => {
+    const create = { type: 'create', id: 'c', title: 'eggs', completed: false } as const;
+    expect(applyOp([milk], create)).toEqual([milk, { id: 'c', title: 'eggs', completed: false }]);
+    // Its event came: not shown twice.
+    const withEggs = applyOp([milk], create);
+    expect(applyOp(withEggs, create)).toBe(withEggs);
+    expect(applyOp([milk, bread], { type: 'toggleAll', completed: true })).toEqual([
+      { ...milk, completed: true },
+      bread,
+    ]);
+    expect(applyOp([milk, bread], { type: 'clearCompleted' })).toEqual([milk]);
+  });
+
+  it('applies edits in sequence order: a create, then its rename, then a toggle all', () => {
+    const shown = overlay(
+      [],
+      [
+        entry(1, { type: 'create', id: 'c', title: 'eggs', completed: false }),
+        entry(2, { type: 'update', id: 'c', title: 'six eggs' }),
+        entry(3, { type: 'toggleAll', completed: true }),
+      ],
+    );
+    expect(shown).toEqual([{ id: 'c', title: 'six eggs', completed: true }]);
+  });
+});
+
+describe('pendingEdits', () => {
+  const create = entry(1, { type: 'create', id: 'local', title: 'eggs', completed: false });
+  const applied = settled(create, { verdict: 'APPLIED', cursor: '12', id: 'server' });
+
+  it('keeps an applied edit until the list reaches its cursor, under the server id', () => {
+    const state: OutboxState = { queued: [entry(2, { type: 'delete', id: 'b' })], settled: [applied] };
+    expect(pendingEdits(state, '11').map((e) => e.op)).toEqual([
+      { type: 'create', id: 'server', title: 'eggs', completed: false },
+      { type: 'delete', id: 'b' },
+    ]);
+    expect(pendingEdits(state, '12').map((e) => e.seq)).toEqual([2]);
+    expect(pendingEdits(state, '13').map((e) => e.seq)).toEqual([2]);
+  });
+
+  it('rolls a rejected edit back at once', () => {
+    const rejected = settled(create, { verdict: 'REJECTED', cursor: '12', code: 'BAD_USER_INPUT' });
+    expect(pendingEdits({ queued: [], settled: [rejected] }, '1')).toEqual([]);
+  });
+
+  it('compares cursors as numbers, beyond 2^53', () => {
+    expect(reached('9007199254740993', '9007199254740992')).toBe(false);
+    expect(reached('9007199254740993', '9007199254740993')).toBe(true);
+    expect(reached('10', '9')).toBe(false);
+    expect(reached('12', null)).toBe(false);
+    // Settled with nothing to wait for (refused before it was recorded).
+    expect(reached(null, null)).toBe(true);
+  });
+});
+
+describe('notices', () => {
+  it('say what was refused and why, until dismissed', () => {
+    const create = entry(4, { type: 'create', id: 'x', title: ' ', completed: false }, ' ');
+    const rejected = settled(create, {
+      verdict: 'REJECTED',
+      cursor: '0',
+      code: 'BAD_USER_INPUT',
+      message: 'title must not be blank',
+    });
+    expect(describeRejection(rejected)).toBe('Could not add “ ”: title must not be blank');
+    const clear = settled(entry(5, { type: 'clearCompleted' }), {
+      verdict: 'REJECTED',
+      cursor: null,
+      code: 'FORBIDDEN',
+      message: 'not yours',
+    });
+    expect(describeRejection(clear)).toBe('Could not clear completed todos: not yours');
+    expect(notices({ queued: [], settled: [{ ...rejected, dismissed: true }] })).toEqual([]);
+  });
+});
