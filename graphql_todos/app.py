@@ -181,6 +181,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", lambda request: FileResponse(index), methods=["GET"]),
             Mount("/assets", StaticFiles(directory=settings.web_dist / "assets")),
         ]
+        worker = settings.web_dist / "sw.js"
+        if worker.is_file():
+            routes.append(Route(paths.SERVICE_WORKER, lambda request: FileResponse(worker), methods=["GET"]))
     else:
         # Say how to get the client, rather than a bare 404.
         routes.append(

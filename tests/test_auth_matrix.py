@@ -60,11 +60,12 @@ HTTP_ROUTES: dict[str, dict[str, int]] = {
     "/api/tokens/{id}/": {"DELETE": 404},
     "/": {"GET": 200, "HEAD": 200},
     "/assets/{path}": {"GET": 200, "HEAD": 200},
+    "/sw.js": {"GET": 200, "HEAD": 200},
 }
 SOCKET_ROUTES = {"/api/todos/", "/api/todos/{id}/"}
 # The only routes and methods that answer without the token. (GraphiQL's
 # page is one request to /graphql, not a route: see its own test.)
-PUBLIC = {(path, method) for path in ("/healthz", "/", "/assets/{path}") for method in ("GET", "HEAD")} | {
+PUBLIC = {(path, method) for path in ("/healthz", "/", "/assets/{path}", "/sw.js") for method in ("GET", "HEAD")} | {
     # What one posts to become somebody (AUTH=open: 404, running nothing).
     ("/api/auth/sign-up", "POST"),
     ("/api/auth/sign-in", "POST"),

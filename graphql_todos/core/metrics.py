@@ -100,7 +100,7 @@ def refused(limit: str) -> None:
 
 
 _UUID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/")
-_ROUTES = {paths.GRAPHQL, "/healthz", "/metrics", "/", "/api/todos/", "/api/todos/{id}/", "/api/openapi.json"}
+_ROUTES = {paths.GRAPHQL, paths.SERVICE_WORKER, "/healthz", "/metrics", "/", "/api/todos/", "/api/todos/{id}/", "/api/openapi.json"}
 
 
 def route_of(path: str) -> str:

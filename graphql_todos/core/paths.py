@@ -3,3 +3,5 @@
 from __future__ import annotations
 
 GRAPHQL = "/graphql"
+# The web client's service worker: at the root, so its scope is the whole page.
+SERVICE_WORKER = "/sw.js"

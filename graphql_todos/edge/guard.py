@@ -31,7 +31,7 @@ from graphql_todos.edge.shared_counts import SharedCounts
 
 # What a browser may load without a token: the health check, and the web
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
-_PUBLIC_PATHS = ("/", "/healthz")
+_PUBLIC_PATHS = ("/", "/healthz", paths.SERVICE_WORKER)
 _PUBLIC_PREFIX = "/assets/"
 # What one posts to become somebody (AUTH=open answers them 404).
 _SIGN_IN_PATHS = ("/api/auth/sign-up", "/api/auth/sign-in")
@@ -42,13 +42,14 @@ _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 # The pages load only their own bundles and talk only to their own origin.
 # The tightest each works with (tests/test_web.py records violations): the
-# TodoMVC page needs data: images (its checkboxes); GraphiQL also needs inline
+# TodoMVC page needs data: images (its checkboxes) and its service worker
+# (/sw.js, which keeps the page for offline reloads); GraphiQL also needs inline
 # styles and data: fonts (Monaco makes both), and its Monaco workers come from /assets/.
 _POLICY = (
     "default-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-CONTENT_SECURITY_POLICY = _POLICY + "; style-src 'self'; worker-src 'none'"
+CONTENT_SECURITY_POLICY = _POLICY + "; style-src 'self'; worker-src 'self'"
 GRAPHIQL_CONTENT_SECURITY_POLICY = (
     _POLICY + "; style-src 'self' 'unsafe-inline'; font-src 'self' data:; worker-src 'self'"
 )

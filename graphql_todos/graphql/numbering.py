@@ -10,7 +10,8 @@ from typing import Any
 from graphql import FieldNode, OperationDefinitionNode, OperationType
 
 from graphql_todos.core import mutations
-from graphql_todos.core.errors import BadUserInput
+from graphql_todos.core.errors import BadUserInput, DomainError, Rejected
+from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key, Receipt
 
 # The mutations an outbox sends: each changes rows and answers with exactly
@@ -59,3 +60,16 @@ def reply_extensions(receipt: Receipt) -> dict[str, Any] | None:
             "verdict": receipt.verdict.name,
         }
     return extensions
+
+
+def rejected_row(error: DomainError) -> dict[str, Any]:
+    """A rejection's `extensions.row`: the row it named as the server has it
+    (when the caller may see it), under GraphQL's names, as REST's error
+    object carries it under REST's; an outbox shows it in the edit's place."""
+    if not isinstance(error, Rejected) or error.row is None:
+        return {}
+    todo = Todo.from_json(error.row)
+    return {"row": {
+        "id": str(todo.id), "title": todo.title, "completed": todo.completed,
+        "createdTime": todo.created_time.isoformat(), "updatedTime": todo.updated_time.isoformat(),
+    }}

@@ -341,7 +341,8 @@ class TodoSchema(OneResultSchema):
                 metrics.refused(limit)
             if isinstance(error.original_error, DomainError):
                 # What the client acts on, e.g. the oldest cursor still available.
-                error.extensions = {**(error.extensions or {}), **error.original_error.details()}
+                original = error.original_error
+                error.extensions = {**(error.extensions or {}), **original.details(), **numbering.rejected_row(original)}
         # Client mistakes are answers, not incidents: log only the rest.
         unexpected = [e for e in errors if _unexpected(e)]
         if unexpected:
