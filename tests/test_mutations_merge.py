@@ -129,3 +129,32 @@ def test_100_queued_with_one_invalid_99_applied_1_rejected(server: Server, offli
         (str(i), "REJECTED" if i == 50 else "APPLIED", "BAD_USER_INPUT" if i == 50 else None) for i in range(1, 101)
     ]
     assert [r["data"]["createTodo"]["title"] for r in replies if r["data"]] == [t for t in titles if t != " "]
+
+
+CREATE_NAMED = f"mutation($id: ID, $t: String!) {{ createTodo(input: {{id: $id, title: $t}}) {{ {TODO_FIELDS} }} }}"
+
+
+def test_a_create_may_name_its_row_so_later_queued_edits_can(online: httpx.Client, offline: httpx.Client) -> None:
+    named = str(uuid.uuid4())
+    outbox = Outbox(offline)
+    made = outbox.send(CREATE_NAMED, {"id": named, "t": "named offline"})
+    assert made["data"]["createTodo"]["id"] == named
+    renamed = outbox.send(RENAME, {"id": named, "t": "renamed offline"})
+    assert renamed["extensions"]["mutation"]["verdict"] == "APPLIED"
+    assert row(online, named)["title"] == "renamed offline"
+    # A retry of the create (its id now taken) answers from its record.
+    body = {"query": CREATE_NAMED, "variables": {"id": named, "t": "named offline"}, "extensions": {"mutation": {"client": outbox.id, "seq": 1}}}
+    assert offline.post("/graphql", json=body).json() == made
+
+
+def test_a_create_naming_a_taken_id_is_a_conflict(online: httpx.Client, offline: httpx.Client) -> None:
+    taken = create(online, "first")["id"]
+    reply = Outbox(offline).send(CREATE_NAMED, {"id": taken, "t": "second"})
+    assert reply["extensions"]["mutation"]["verdict"] == "REJECTED"
+    assert [e["extensions"]["code"] for e in reply["errors"]] == ["CONFLICT"]
+    plain = online.post("/graphql", json={"query": CREATE_NAMED, "variables": {"id": taken, "t": "third"}})
+    assert plain.status_code == 200
+    assert [e["extensions"]["code"] for e in plain.json()["errors"]] == ["CONFLICT"]
+    malformed = online.post("/graphql", json={"query": CREATE_NAMED, "variables": {"id": "nope", "t": "x"}}).json()
+    assert [e["extensions"]["code"] for e in malformed["errors"]] == ["BAD_USER_INPUT"]
+    assert row(online, taken)["title"] == "first"

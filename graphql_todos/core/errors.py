@@ -122,6 +122,17 @@ class NotFound(DomainError):
         self.todo_id = todo_id
 
 
+class TodoExists(DomainError):
+    """A create naming an id (a client that made it, so its later edits can
+    name the row) that a todo has already."""
+
+    code = ErrorCode.CONFLICT
+
+    def __init__(self, todo_id: uuid.UUID) -> None:
+        super().__init__(f"a todo with id {todo_id} exists")
+        self.todo_id = todo_id
+
+
 class RequestError(Exception):
     """A request a transport cannot take before the domain sees it (malformed
     JSON, a wrong media type, a bad value in the URL). `status` overrides the

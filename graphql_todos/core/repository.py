@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
 from psycopg.rows import class_row, dict_row
 
+from graphql_todos.core.errors import TodoExists
 from graphql_todos.core.models import Change, Op, Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.verdicts import key_params
@@ -51,7 +52,7 @@ def prepared(completed: bool | None) -> bool | None:
 
 SELECT_TODO = f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s"
 INSERT_TODO = f"""
-INSERT INTO todos (title, completed) VALUES (%(title)s, %(completed)s)
+INSERT INTO todos (id, title, completed) VALUES (coalesce(%(id)s, gen_random_uuid()), %(title)s, %(completed)s)
 RETURNING {TODO_COLUMNS}
 """
 UPDATE_TODO = f"""
@@ -111,7 +112,11 @@ class Write:
 
 INSERT_WRITE = Write(
     INSERT_TODO,
-    _numbered(f"INSERT INTO todos (title, completed) SELECT %(title)s, %(completed)s FROM acting RETURNING {TODO_COLUMNS}", True),
+    _numbered(
+        "INSERT INTO todos (id, title, completed) SELECT coalesce(%(id)s, gen_random_uuid()), %(title)s, %(completed)s"
+        f" FROM acting RETURNING {TODO_COLUMNS}",
+        True,
+    ),
     True,
 )
 UPDATE_WRITE = Write(
@@ -334,10 +339,21 @@ def cursor_notices(conn: AsyncConnection[Any]) -> Iterator[CursorNotices]:
         conn.remove_notice_handler(notices)
 
 
+@contextlib.contextmanager
+def _taken_id(params: dict[str, Any]) -> Iterator[None]:
+    """A create naming an id a todo has: TodoExists, not a database error."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "todos_pkey":
+            raise
+        raise TodoExists(params["id"]) from None
+
+
 async def write(conn: AsyncConnection[Any], statement: Write, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
     """An unnumbered mutation: its rows, and the position of its newest
     journal entry (None: it journaled nothing)."""
-    with cursor_notices(conn) as notices:
+    with cursor_notices(conn) as notices, _taken_id(params):
         async with conn.cursor(row_factory=class_row(Todo)) as cur:
             await cur.execute(statement.plain, params)
             rows = await cur.fetchall()
@@ -350,7 +366,7 @@ async def write_numbered(
     """A numbered mutation and its verdict: its rows (as the journal holds
     them) and its newest entry's position (None: it journaled nothing); None
     when the key was used before (nothing changed)."""
-    with cursor_notices(conn) as notices:
+    with cursor_notices(conn) as notices, _taken_id(params):
         async with conn.cursor() as cur:
             try:
                 await cur.execute(statement.numbered, {**params, **key_params(key), "key": key.text})

@@ -24,6 +24,7 @@ from graphql_todos.core.errors import (
     ListTooLarge,
     NotFound,
     Rejected,
+    TodoExists,
 )
 from graphql_todos.core.list_statements import JsonLists, ListStatement
 from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState, VerdictRow
@@ -145,9 +146,12 @@ class TodoService:
             todo, position = await repository.todo_snapshot(conn, key)
         return TodoState(None, todo, position)
 
-    async def create_todo(self, title: str, completed: bool = False, receipt: Receipt | None = None) -> Todo:
+    async def create_todo(
+        self, title: str, completed: bool = False, receipt: Receipt | None = None, todo_id: str | None = None
+    ) -> Todo:
+        """A new row; `todo_id` names it (TodoExists when taken), else the database does."""
         return (await self._write(receipt, repository.INSERT_WRITE, None, lambda: {
-            "title": clean_title(title), "completed": completed,
+            "title": clean_title(title), "completed": completed, "id": None if todo_id is None else parse_id(todo_id),
         }))[0]
 
     async def update_todo(
@@ -183,7 +187,7 @@ class TodoService:
         key = None
         try:
             key = None if todo_id is None else parse_id(todo_id)
-            values = {**params(), "id": key, "limit": self.max_list_rows}
+            values = {"id": key, **params(), "limit": self.max_list_rows}
         except BadUserInput as refused:
             if receipt.key is None:
                 raise
@@ -197,7 +201,14 @@ class TodoService:
                 if statement.single and not todos:
                     raise NotFound(key)  # type: ignore[arg-type] # a single write names a row
                 return todos
-            written = await repository.write_numbered(conn, statement, values, receipt.key)
+            written: tuple[list[dict[str, Any]], int | None] | TodoExists | None
+            try:
+                written = await repository.write_numbered(conn, statement, values, receipt.key)
+            except TodoExists as taken:
+                written = taken
+        if isinstance(written, TodoExists):
+            # A retry of the create that took the id is answered from its record here.
+            return await self._reject(receipt, receipt.key, written, statement, key)
         if written is None:
             return await self._settled(receipt, receipt.key, statement, key)
         rows, position = written

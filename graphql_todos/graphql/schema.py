@@ -150,7 +150,9 @@ class Query:
 class Mutation:
     @strawberry.mutation
     async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
-        todo = await _ctx(info).service.create_todo(input.title, bool(input.completed), _ctx(info).receipt)
+        todo = await _ctx(info).service.create_todo(
+            input.title, bool(input.completed), _ctx(info).receipt, None if input.id is None else str(input.id)
+        )
         return cast(Todo, todo)
 
     @strawberry.mutation

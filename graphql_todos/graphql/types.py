@@ -66,6 +66,10 @@ _TITLE_RULE = f"Not blank; at most {MAX_TITLE_LENGTH} characters once trimmed."
 class CreateTodoInput:
     title: str = strawberry.field(description=_TITLE_RULE, directives=_TITLE_LIMIT)
     completed: bool | None = False
+    id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The new row's id (a UUID), for a client that names it before the server has it; taken: CONFLICT. Null: the server makes one.",
+    )
 
 
 @strawberry.input

@@ -39,8 +39,8 @@ export const TodoChangesSubscription = graphql(`
 `);
 
 export const CreateTodoMutation = graphql(`
-  mutation CreateTodo($title: String!) {
-    createTodo(input: { title: $title }) {
+  mutation CreateTodo($id: ID!, $title: String!) {
+    createTodo(input: { id: $id, title: $title }) {
       id
     }
   }

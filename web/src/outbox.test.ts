@@ -10,7 +10,6 @@ function fakeServer() {
   const records = new Map<string, Verdict>();
   const applied: { client: string; seq: number }[] = [];
   let position = 0;
-  let made = 0;
   let online = true;
   const send = async (entry: Entry, client: string): Promise<Verdict> => {
     if (!online) throw new TypeError('Failed to fetch');
@@ -33,8 +32,7 @@ function fakeServer() {
     } else {
       verdict = { seq: entry.seq, verdict: 'APPLIED', cursor: String(++position) };
       if (op.type === 'create') {
-        verdict.id = `server-${++made}`;
-        rows.set(verdict.id, { title: op.title, completed: op.completed });
+        rows.set(op.id, { title: op.title, completed: op.completed });
       } else if (op.type === 'update') {
         rows.set(op.id, { ...rows.get(op.id)!, ...('title' in op ? { title: op.title } : { completed: op.completed }) });
       } else if (op.type === 'delete') {
@@ -161,7 +159,7 @@ describe('the outbox', () => {
     expect([...server.rows.values()]).toEqual([{ title: 'kept', completed: false }]);
   });
 
-  it('names the row the server made in the edits queued after its create', async () => {
+  it('sends the edits of a row made offline under the id the client gave it', async () => {
     const server = fakeServer();
     server.setOnline(false);
     const { outbox } = await tab(server, fakeLock(), fakeChannels());
@@ -172,7 +170,7 @@ describe('the outbox', () => {
     server.setOnline(true);
     outbox.add({ type: 'toggleAll', completed: true }, '');
     await until(outbox, (s) => s.queued.length === 0 && s.settled.length === 4);
-    expect([...server.rows.entries()]).toEqual([['server-1', { title: 'six eggs', completed: true }]]);
+    expect([...server.rows.entries()]).toEqual([[op.id, { title: 'six eggs', completed: true }]]);
   });
 
   it('sends from one tab at a time; the other tabs see every verdict, and nothing twice', async () => {

@@ -47,20 +47,24 @@ export const emptyOutbox: OutboxState = { queued: [], settled: [] };
 
 /**
  * The edits the page applies over a list at `listCursor`: the queued ones, and the
- * applied ones whose events the list does not show yet (a create under the id the
- * server made). A rejected edit is rolled back at once.
+ * applied ones whose events the list does not show yet. A rejected edit is rolled back at once. `loadedSince`: the list is a
+ * snapshot whose load began then, so it shows every edit settled before, whatever the
+ * cursors say (a database reset starts the journal again from 1).
  */
-export function pendingEdits(state: OutboxState, listCursor: string | null): Entry[] {
+export function pendingEdits(
+  state: OutboxState,
+  listCursor: string | null,
+  loadedSince = -Infinity,
+): Entry[] {
   const applied = state.settled
-    .filter((s) => s.verdict.verdict === 'APPLIED' && !reached(s.verdict.cursor, listCursor))
-    .map((s) => settledEntry(s));
+    .filter(
+      (s) =>
+        s.verdict.verdict === 'APPLIED' &&
+        s.at >= loadedSince &&
+        !reached(s.verdict.cursor, listCursor),
+    )
+    .map((s) => s.entry);
   return [...applied, ...state.queued].sort((a, b) => a.seq - b.seq);
-}
-
-function settledEntry({ entry, verdict }: Settled): Entry {
-  const op = entry.op;
-  if (op.type !== 'create' || verdict.id === undefined) return entry;
-  return { ...entry, op: { ...op, id: verdict.id } };
 }
 
 /** The rejections the page shows until dismissed, each with what the user should know. */
@@ -78,13 +82,18 @@ const WHAT: Record<Op['type'], string> = {
   clearCompleted: 'clear completed todos',
 };
 
+// Titles in notices are cut here: the reason must stay in view.
+const LABEL_CHARS = 40;
+
 export function describeRejection({ entry, verdict }: Settled): string {
+  const label =
+    entry.label.length > LABEL_CHARS ? `${entry.label.slice(0, LABEL_CHARS)}…` : entry.label;
   // A delete wins over an edit made meanwhile: the editor is told, in those words.
   if (verdict.code === 'NOT_FOUND' && entry.op.type === 'update') {
-    return `“${entry.label}” was deleted, your change was not kept`;
+    return `“${label}” was deleted, your change was not kept`;
   }
   const reason = verdict.message ?? verdict.code ?? 'refused';
-  const what = entry.label === '' ? WHAT[entry.op.type] : `${WHAT[entry.op.type]} “${entry.label}”`;
+  const what = label === '' ? WHAT[entry.op.type] : `${WHAT[entry.op.type]} “${label}”`;
   return `Could not ${what}: ${reason}`;
 }
 

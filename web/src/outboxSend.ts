@@ -18,8 +18,8 @@ import { authorizedFetch } from './token';
 export function operationOf(op: Op): { query: string; variables: Record<string, unknown> } {
   switch (op.type) {
     case 'create':
-      // The id the client made stays the client's: the server makes the row's own.
-      return { query: CreateTodoMutation.toString(), variables: { title: op.title } };
+      // The row's id is the client's, so the edits queued after it can name it.
+      return { query: CreateTodoMutation.toString(), variables: { id: op.id, title: op.title } };
     case 'update': {
       const input = 'title' in op ? { title: op.title } : { completed: op.completed };
       return { query: UpdateTodoMutation.toString(), variables: { id: op.id, input } };
@@ -62,8 +62,6 @@ export function verdictOf(entry: Entry, status: number, reply: Reply): Verdict {
     };
     if (code !== undefined) verdict.code = code;
     if (error !== undefined) verdict.message = error.message;
-    const created = reply.data?.createTodo as { id?: unknown } | undefined;
-    if (entry.op.type === 'create' && typeof created?.id === 'string') verdict.id = created.id;
     return verdict;
   }
   if (status >= 500 || code === undefined || TRY_AGAIN.has(code)) {

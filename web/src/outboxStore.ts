@@ -4,7 +4,10 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { TodoState } from './todos';
 
-/** One user intent, as it will be sent; an update carries only the field it changes. */
+/**
+ * One user intent, as it will be sent; an update carries only the field it changes. A
+ * create names its row (a UUID the client makes), so the edits queued after it can.
+ */
 export type Op =
   | { type: 'create'; id: string; title: string; completed: boolean }
   | { type: 'update'; id: string; title: string }
@@ -29,8 +32,6 @@ export interface Verdict {
   cursor: string | null;
   code?: string;
   message?: string;
-  /** A create's row id as the server made it. */
-  id?: string;
 }
 
 /**
@@ -42,6 +43,8 @@ export interface Settled {
   seq: number;
   entry: Entry;
   verdict: Verdict;
+  /** When it was settled (Date.now()): a list loaded after that shows it. */
+  at: number;
   dismissed: boolean;
 }
 
@@ -61,11 +64,7 @@ export interface OutboxStore {
   enqueue(op: Op, label: string): Promise<Entry>;
   /** The queued edits, oldest first. */
   entries(): Promise<Entry[]>;
-  /**
-   * Moves an edit from the queue to the settled, in one transaction. An applied create's
-   * id replaces the one the client made in the edits queued after it (they name the row
-   * the server made).
-   */
+  /** Moves an edit from the queue to the settled, in one transaction. */
   settle(entry: Entry, verdict: Verdict): Promise<void>;
   /** The settled edits, oldest first (the last KEEP_SETTLED). */
   settled(): Promise<Settled[]>;
@@ -113,16 +112,9 @@ export async function openOutboxStore(name = 'graphql-todos'): Promise<OutboxSto
 
     async settle(entry, verdict) {
       const tx = db.transaction(['outbox', 'settled'], 'readwrite');
-      const outbox = tx.objectStore('outbox');
-      await outbox.delete(entry.seq);
-      if (entry.op.type === 'create' && verdict.id !== undefined && verdict.id !== entry.op.id) {
-        for (const later of await outbox.getAll()) {
-          const renamed = renameRow(later.op, entry.op.id, verdict.id);
-          if (renamed !== later.op) await outbox.put({ ...later, op: renamed });
-        }
-      }
+      await tx.objectStore('outbox').delete(entry.seq);
       const settled = tx.objectStore('settled');
-      await settled.put({ seq: entry.seq, entry, verdict, dismissed: false });
+      await settled.put({ seq: entry.seq, entry, verdict, at: Date.now(), dismissed: false });
       const keys = await settled.getAllKeys();
       for (const old of keys.slice(0, Math.max(0, keys.length - KEEP_SETTLED))) {
         await settled.delete(old);
@@ -147,9 +139,4 @@ export async function openOutboxStore(name = 'graphql-todos'): Promise<OutboxSto
     },
     close: () => db.close(),
   };
-}
-
-/** The op with the row id `from` replaced by `to` (the same object when it names another). */
-export function renameRow(op: Op, from: string, to: string): Op {
-  return 'id' in op && op.id === from ? { ...op, id: to } : op;
 }

@@ -9,6 +9,7 @@ const settled = (e: Entry, verdict: Omit<Verdict, 'seq'>): Settled => ({
   seq: e.seq,
   entry: e,
   verdict: { seq: e.seq, ...verdict },
+  at: 100,
   dismissed: false,
 });
 const milk: Todo = { id: 'a', title: 'milk', completed: false };
@@ -77,17 +78,24 @@ describe('applyOp', () => {
 });
 
 describe('pendingEdits', () => {
-  const create = entry(1, { type: 'create', id: 'local', title: 'eggs', completed: false });
-  const applied = settled(create, { verdict: 'APPLIED', cursor: '12', id: 'server' });
+  const create = entry(1, { type: 'create', id: 'c', title: 'eggs', completed: false });
+  const applied = settled(create, { verdict: 'APPLIED', cursor: '12' });
 
-  it('keeps an applied edit until the list reaches its cursor, under the server id', () => {
+  it('keeps an applied edit until the list reaches its cursor', () => {
     const state: OutboxState = { queued: [entry(2, { type: 'delete', id: 'b' })], settled: [applied] };
     expect(pendingEdits(state, '11').map((e) => e.op)).toEqual([
-      { type: 'create', id: 'server', title: 'eggs', completed: false },
+      { type: 'create', id: 'c', title: 'eggs', completed: false },
       { type: 'delete', id: 'b' },
     ]);
     expect(pendingEdits(state, '12').map((e) => e.seq)).toEqual([2]);
     expect(pendingEdits(state, '13').map((e) => e.seq)).toEqual([2]);
+  });
+
+  it('drops an applied edit from a list loaded after it settled, whatever the cursors', () => {
+    // A database reset started the journal again: the new list's cursor is below the verdict's.
+    const state: OutboxState = { queued: [], settled: [applied] };
+    expect(pendingEdits(state, '1', 100)).toHaveLength(1);
+    expect(pendingEdits(state, '1', 101)).toEqual([]);
   });
 
   it('rolls a rejected edit back at once', () => {
@@ -123,5 +131,12 @@ describe('notices', () => {
     });
     expect(describeRejection(clear)).toBe('Could not clear completed todos: not yours');
     expect(notices({ queued: [], settled: [{ ...rejected, dismissed: true }] })).toEqual([]);
+    const long = settled(entry(6, { type: 'delete', id: 'x' }, 'y'.repeat(41)), {
+      verdict: 'REJECTED',
+      cursor: null,
+      code: 'FORBIDDEN',
+      message: 'not yours',
+    });
+    expect(describeRejection(long)).toBe(`Could not delete “${'y'.repeat(40)}…”: not yours`);
   });
 });
