@@ -190,6 +190,11 @@ def test_twenty_offline_edits_over_two_tabs_and_a_reload_are_applied_once_in_ord
         per_seq = {seq: order.count(seq) for seq in set(order)}
         assert all(per_seq.get(seq) == 1 for seq in range(1, 21) if seq not in TOGGLE_ALL_SEQS | CLEAR_SEQS), per_seq
         assert per_seq[11] == 5  # clear completed deleted the five completed rows
+        # The service worker kept the page and its assets, nothing else (no /graphql, no /api/).
+        kept = a.evaluate(
+            "caches.open('graphql-todos-shell-v1').then((c) => c.keys()).then((ks) => ks.map((r) => new URL(r.url).pathname))"
+        )
+        assert "/" in kept and all(path == "/" or path.startswith("/assets/") for path in kept), kept
         # The other browser saw every change once.
         expect(observer.locator(".todo-list li")).to_have_count(3)
         assert sorted(seen, key=int) == journal
