@@ -218,6 +218,40 @@ describe('the outbox', () => {
     expect(server.rows.size).toBe(2);
   });
 
+  it('sends an edit queued while the sender was reading an empty queue', async () => {
+    const server = fakeServer();
+    const store = await openOutboxStore(dbName);
+    stores.push(store);
+    // The sender's first read finds nothing, and ends only after the edit is queued.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reads = 0;
+    let reading: () => void = () => undefined;
+    const readStarted = new Promise<void>((resolve) => (reading = resolve));
+    const racing: OutboxStore = {
+      ...store,
+      async first() {
+        if (++reads > 1) return store.first();
+        reading();
+        await held;
+        return undefined;
+      },
+    };
+    const outbox = startOutbox({
+      store: racing,
+      send: server.send,
+      lock: fakeLock(),
+      channel: fakeChannels()(),
+      onOnline: () => () => undefined,
+    });
+    outboxes.push(outbox);
+    await readStarted;
+    await outbox.add(create('queued meanwhile'), '');
+    release();
+    await until(outbox, (s) => s.settled.length === 1);
+    expect(server.applied.map((a) => a.seq)).toEqual([1]);
+  });
+
   it('shows a rejection until it is dismissed, in every tab', async () => {
     const server = fakeServer();
     const lock = fakeLock();

@@ -118,11 +118,17 @@ export function startOutbox(deps: OutboxDeps): Outbox {
   };
 
   // The sender sleeps until something may have changed: an edit queued here or in
-  // another tab, the browser back online, or the end of a backoff.
+  // another tab, the browser back online, or the end of a backoff. A nudge while it was
+  // reading the queue (which may have missed the new edit) makes the next sleep none.
+  let nudged = false;
   let wakeUp: () => void = () => {};
-  const wake = () => wakeUp();
+  const wake = () => {
+    nudged = true;
+    wakeUp();
+  };
   const sleep = (ms?: number) =>
     new Promise<void>((resolve) => {
+      if (nudged) return resolve();
       const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
       wakeUp = () => {
         clearTimeout(timer);
@@ -147,22 +153,32 @@ export function startOutbox(deps: OutboxDeps): Outbox {
     const clientId = await store.clientId();
     let failures = 0;
     while (!stopped) {
-      const [entry] = await store.entries();
-      if (entry === undefined) {
-        await sleep();
-        continue;
-      }
+      nudged = false;
+      let entry: Entry | undefined;
       let verdict: Verdict;
       try {
+        entry = await store.first();
+        if (entry === undefined) {
+          await sleep();
+          continue;
+        }
         verdict = await deps.send(entry, clientId);
       } catch (error) {
+        // No verdict (or IndexedDB failed): the same edit again after a while.
         console.info('an edit waits to be sent again', error);
         await sleep(backoffMs(failures++));
         continue;
       }
       failures = 0;
       if (stopped) return;
-      await store.settle(entry, verdict);
+      try {
+        await store.settle(entry, verdict);
+      } catch (error) {
+        // Sent again later: its number makes the server answer from its record.
+        console.error('keeping a verdict failed', error);
+        await sleep(backoffMs(failures++));
+        continue;
+      }
       await changed();
     }
   };

@@ -64,6 +64,8 @@ export interface OutboxStore {
   enqueue(op: Op, label: string): Promise<Entry>;
   /** The queued edits, oldest first. */
   entries(): Promise<Entry[]>;
+  /** The oldest queued edit. */
+  first(): Promise<Entry | undefined>;
   /** Moves an edit from the queue to the settled, in one transaction. */
   settle(entry: Entry, verdict: Verdict): Promise<void>;
   /** The settled edits, oldest first (the last KEEP_SETTLED). */
@@ -109,6 +111,7 @@ export async function openOutboxStore(name = 'graphql-todos'): Promise<OutboxSto
     },
 
     entries: () => db.getAll('outbox'),
+    first: async () => (await db.getAll('outbox', undefined, 1))[0],
 
     async settle(entry, verdict) {
       const tx = db.transaction(['outbox', 'settled'], 'readwrite');
