@@ -250,6 +250,7 @@ def test_toggle_all_shows_each_click_at_once_and_sends_every_one(
     expect(b.locator(".toggle-all")).not_to_be_checked()
     expect(toggle_all).not_to_be_checked()
     expect(a.locator(".todo-list li.completed")).to_have_count(0, timeout=LIVE_MS)
+    b.context.close()
 
 
 def test_row_inserted_with_sql_appears(server: Server, context: BrowserContext) -> None:
