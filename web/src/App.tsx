@@ -84,8 +84,8 @@ export function App({
     creating.current.add(typed);
     const ok = await commands.createTodo(title);
     creating.current.delete(typed);
-    // Cleared only once the server has the todo (on failure the text stays for another
-    // try), and only if the user has not typed on meanwhile.
+    // Cleared only once the outbox has stored the todo (if the browser cannot store it,
+    // the text stays for another try), and only if the user has not typed on meanwhile.
     if (ok && input.value === typed) input.value = '';
   };
 

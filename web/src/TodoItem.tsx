@@ -36,8 +36,9 @@ export function TodoItem({ todo, editing, onEdit, commands }: Props) {
     onEdit(todo.id);
   };
 
-  // The editor stays open until the server accepted the change, so a failure (shown in
-  // the page's alert) keeps the draft for another try.
+  // The editor stays open until the outbox stored the change, so a failure to store it
+  // (shown in the page's alert) keeps the draft for another try; what the server then
+  // refuses is rolled back with a notice.
   const save = async () => {
     if (finished.current) return;
     finished.current = true;
