@@ -33,7 +33,7 @@ from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operatio
 from graphql_todos.graphql.fast.roots import DIRECT
 from graphql_todos.graphql.http import media_types
 from graphql_todos.graphql.intake import Intake, Operation, Refusal
-from graphql_todos.graphql.schema import Context, TodoSchema
+from graphql_todos.graphql.schema import ROOT_CALLS, Context, TodoSchema
 from graphql_todos.internals.strawberry import strawberry_operation
 
 # A request we may take has these fields at most (Strawberry reads no
@@ -88,7 +88,7 @@ def compiled(operation: Operation) -> CompiledOperation | None:
 
 
 def _compile(operation: Operation) -> CompiledOperation | None:
-    return compile_operation(operation.schema, operation.document, operation.definition, DIRECT)
+    return compile_operation(operation.schema, operation.document, operation.definition, DIRECT, ROOT_CALLS)
 
 
 class FastPath:
