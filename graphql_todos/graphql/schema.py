@@ -6,7 +6,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -86,6 +86,13 @@ class Context:
     # One operation's (TodoSchema.operation_context, the fast path): the
     # mutation's key, and its verdict and cursor once it ran.
     receipt: Receipt | None = None
+
+    def with_receipt(self, receipt: Receipt) -> Context:
+        """This context for one operation (dataclasses.replace, spelled out:
+        it would look the fields up again on every mutation)."""
+        return Context(
+            self.service, self.journal, self.hub, self.live_lists, self.principal, self.accounts, self.event_ids, receipt
+        )
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -355,6 +362,8 @@ class TodoSchema(OneResultSchema):
         self.shared_results = SharedResults(execution_cache_size, SHARED_ROOTS)
         self.limits = limits
         self.persisted = persisted
+        # The intake's operation of a document (graphql/intake.py, Intake.definition).
+        self.definitions: Callable[[str, str | None], OperationDefinitionNode | None] | None = None
         super().__init__(
             query=Query,
             mutation=Mutation,
@@ -403,11 +412,14 @@ class TodoSchema(OneResultSchema):
                 key = numbering.key(dict(extensions), definition, key_scope(context.principal), query, variables, operation_name)
         except DomainError as exc:
             return self.finish_errors([GraphQLError(exc.message, original_error=exc)])
-        return replace(context, receipt=Receipt(key))
+        return context.with_receipt(Receipt(key))
 
     def _definition(self, query: str, operation_name: str | None) -> OperationDefinitionNode | None:
         """The operation a numbered request runs (None: the document does not
-        parse, which Strawberry's path then answers)."""
+        parse, which Strawberry's path then answers): the intake's, where the
+        view handed it in, so that a document it has seen is not parsed again."""
+        if self.definitions is not None:
+            return self.definitions(query, operation_name)
         try:
             document = parse(query, max_tokens=self.limits.max_tokens)
         except GraphQLError:

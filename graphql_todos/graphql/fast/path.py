@@ -10,7 +10,7 @@ left to Strawberry's view, whose answers the plan reproduces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -186,7 +186,7 @@ class FastPath:
         if compiled_operation.operation.operation is not OperationType.QUERY:
             # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
             receipt = Receipt(key)
-            return FastAnswer((await run(replace(context, receipt=receipt), receipt))[0])
+            return FastAnswer((await run(context.with_receipt(receipt), receipt))[0])
         body = await self.cache.get_or_read((query, operation_name, coerced.key), position, run)
         return FastAnswer(body, kept_at=kept_at)
 
