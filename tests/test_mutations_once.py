@@ -21,6 +21,7 @@ import pytest
 
 from graphql_todos.core import verdicts
 from graphql_todos.core.errors import ErrorCode
+from graphql_todos.graphql.intake import Operation
 from graphql_todos.graphql.numbering import NUMBERED
 from tests.gql import CHANGES, TODO_FIELDS, LegacyWs, TransportWs, create, data, subscribed
 from tests.helpers import Serve, Server, serving, wait_until
@@ -432,3 +433,18 @@ def test_both_paths_answer_a_numbered_mutation_the_same(server: Server, client: 
         assert first.content == second.content
         assert server.call(lambda: fast.executions) - before == 1
         assert titled(server, f"both paths {seq}") == 1
+
+
+def test_a_numbered_mutation_on_strawberry_s_path_takes_the_intake_s_operation(server: Server) -> None:
+    """Over a WebSocket (Strawberry's path), the key is checked against the
+    intake's operation (schema.TodoSchema._definition): the document the
+    intake parsed once, not a parse of its own per mutation."""
+    intake = server.fast_path().intake
+    query = "mutation IntakeOnce($t: String!) { createTodo(input: {title: $t}) { id title } }"
+    me = str(uuid.uuid4())
+    for seq in (1, 2):
+        reply = json.loads(transport_ws(server, numbered(query, {"t": f"intake once {seq}"}, me, seq)))
+        assert reply["extensions"]["mutation"] == {"client": me, "seq": seq, "verdict": "APPLIED"}
+    taken = server.call(lambda: intake.operation(query, None))
+    assert isinstance(taken, Operation)
+    assert server.call(lambda: intake.schema._definition(query, None)) is taken.definition

@@ -33,14 +33,12 @@ class GatedPool(AsyncConnectionPool):
     async def getconn(self, timeout: float | None = None) -> Any:
         timeout = self.timeout if timeout is None else timeout
         deadline = monotonic() + timeout
-        self._gate_waiting += 1
-        try:
-            async with asyncio.timeout(timeout):
-                await self._gate.acquire()
-        except TimeoutError:
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
-        finally:
-            self._gate_waiting -= 1
+        if self._gate.locked():
+            await self._wait_for_gate(timeout)
+        else:
+            # Free: acquire() returns at once, no timeout to arm (a timer
+            # scheduled and cancelled per request, for nothing).
+            await self._gate.acquire()
         task = asyncio.current_task()
         cancels = 0 if task is None else task.cancelling()
         try:
@@ -56,6 +54,16 @@ class GatedPool(AsyncConnectionPool):
             await self.putconn(conn)
             raise asyncio.CancelledError
         return conn
+
+    async def _wait_for_gate(self, timeout: float) -> None:
+        self._gate_waiting += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await self._gate.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+        finally:
+            self._gate_waiting -= 1
 
     async def putconn(self, conn: Any) -> None:
         try:
@@ -78,10 +86,18 @@ def connect_timeout(seconds: float) -> int:
 async def connection(
     pool: AsyncConnectionPool, timeout: float | None = None
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A pooled connection; an unreachable database raises DatabaseUnavailable."""
+    """A pooled connection; an unreachable database raises DatabaseUnavailable.
+    Every connection is in autocommit, so there is no transaction to end on
+    the way back (the pool's own connection() commits or rolls back through
+    the connection's lock, a round of locking per request for nothing):
+    putconn() still rolls back one left in a transaction block and discards
+    a broken one."""
     try:
-        async with pool.connection(timeout=timeout) as conn:
+        conn = await pool.getconn(timeout)
+        try:
             yield conn
+        finally:
+            await pool.putconn(conn)
     except PoolTimeout:
         metrics.refused("pool_timeout")
         raise DatabaseUnavailable("no connection within the timeout") from None

@@ -225,9 +225,17 @@ class MetricsMiddleware:
                     answered(scope, started)
 
 
+# REQUESTS' children by (route, method): labels() validates and locks on every call.
+_TIMERS: dict[tuple[str, str], Histogram] = {}
+
+
 def answered(scope: Scope, started: float) -> None:
     """A plain request answered: its time by route, and the pool's gauges."""
-    REQUESTS.labels(route_of(scope["path"]), scope["method"]).observe(time.perf_counter() - started)
+    labels = (route_of(scope["path"]), scope["method"])
+    timer = _TIMERS.get(labels)
+    if timer is None:
+        timer = _TIMERS[labels] = REQUESTS.labels(*labels)
+    timer.observe(time.perf_counter() - started)
     observe_pool(scope)
 
 

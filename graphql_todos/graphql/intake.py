@@ -15,6 +15,8 @@ text is bounded only by the request's size.
 Strawberry's own path still parses through its door's cache
 (internals/strawberry.py, ParseCache): a document both paths see is parsed
 once by each. Sharing this cache needs that door to ask the intake (issue 18).
+A numbered mutation's key is checked against the intake's operation on
+Strawberry's path too (`definition`).
 """
 
 from __future__ import annotations
@@ -138,6 +140,23 @@ class Intake:
             validation_failed(errors)
             return Refusal(document, errors)
         return document
+
+    def definition(self, query: str, operation_name: str | None) -> OperationDefinitionNode | None:
+        """The operation a request names, valid or not; None when its document
+        does not parse or names none (what a numbered mutation's key is
+        checked against on Strawberry's path: schema.TodoSchema._definition)."""
+        taken = self.operation(query, operation_name)
+        if isinstance(taken, Operation):
+            return taken.definition
+        if taken is None:
+            # Not taken in (a document the trusted list refuses): parsed all the same.
+            try:
+                document: DocumentNode | None = parse(query, max_tokens=self.schema.limits.max_tokens)
+            except GraphQLError:
+                document = None
+        else:
+            document = taken.document
+        return None if document is None else strawberry_operation(document, operation_name)
 
     def operation_type(self, query: str, operation_name: str | None) -> OperationType | None:
         """The kind of operation a request runs, valid or not; None when it names none."""

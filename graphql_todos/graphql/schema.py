@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -30,7 +30,7 @@ from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import Delivery
 from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.revocation import Revocations
-from graphql_todos.graphql import numbering
+from graphql_todos.graphql import numbering, root_calls
 from graphql_todos.graphql.feed import FeedEvent, TodoListInfo, feed_event, lists_of, principal_of
 from graphql_todos.graphql.outcomes import (
     NO_LIMITS,
@@ -100,6 +100,14 @@ class Context:
     # This process's open sockets by credential (a socket's close on revocation).
     revocations: Revocations | None = None
 
+    def with_receipt(self, receipt: Receipt) -> Context:
+        """This context for one operation (dataclasses.replace, spelled out:
+        it would look the fields up again on every mutation)."""
+        return Context(
+            self.service, self.journal, self.hub, self.live_lists, self.principal, self.accounts, self.event_ids,
+            self.lists, receipt, self.revocations,
+        )
+
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
@@ -111,9 +119,7 @@ def _viewer(info: Info[Context, None]) -> Viewer:
 
 
 def _actor(info: Info[Context, None]) -> uuid.UUID | None:
-    """Whom the operation's writes act for (None: the service principal)."""
-    principal = _ctx(info).principal
-    return None if principal is None else principal.actor
+    return root_calls.acting(_ctx(info))
 
 
 def _unset_to_none(value: Any) -> Any:
@@ -181,29 +187,23 @@ class Query(PeopleQuery):
 # Every mutation's reply carries `extensions.cursor`, the journal cursor at
 # which its effect (or its no-op) is visible; one numbered by the request's
 # `extensions.mutation` also `extensions.mutation` (client, seq, verdict).
+# Each resolver is a call of the service, written once below (ROOT_CALLS) for
+# both paths: Strawberry's, with its arguments as Strawberry converts them, and
+# the compiled one, with graphql-core's coerced values (input objects as dicts).
 @strawberry.type
 class Mutation(PeopleMutation):
     @strawberry.mutation
     async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
-        list_id = _unset_to_none(input.list_id)
-        todo = await _ctx(info).service.create_todo(
-            input.title,
-            bool(input.completed),
-            _ctx(info).receipt,
-            None if input.id is None else str(input.id),
-            actor=_actor(info),
-            list_id=list_id,
+        return await root_calls.create_todo(
+            _ctx(info), input.title, input.completed, None if input.id is None else str(input.id),
+            _unset_to_none(input.list_id),
         )
-        return cast(Todo, todo)
 
     @strawberry.mutation
     async def update_todo(
         self, info: Info[Context, None], id: strawberry.ID, input: UpdateTodoInput
     ) -> Todo:
-        todo = await _ctx(info).service.update_todo(
-            id, _unset_to_none(input.title), _unset_to_none(input.completed), _ctx(info).receipt, actor=_actor(info)
-        )
-        return cast(Todo, todo)
+        return await root_calls.update_todo(_ctx(info), id, _unset_to_none(input.title), _unset_to_none(input.completed))
 
     @strawberry.mutation(description="Into another list (editor or owner of both).")
     async def move_todo(self, info: Info[Context, None], id: strawberry.ID, list_id: strawberry.ID) -> Todo:
@@ -211,22 +211,17 @@ class Mutation(PeopleMutation):
 
     @strawberry.mutation(description="Returns the deleted row.")
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
-        return cast(Todo, await _ctx(info).service.delete_todo(id, _ctx(info).receipt, actor=_actor(info)))
+        return await root_calls.delete_todo(_ctx(info), id)
 
     @strawberry.mutation(description="Returns the rows it changed (the first MAX_LIST_ROWS, in list order).")
     async def toggle_all(
         self, info: Info[Context, None], completed: bool, list_id: strawberry.ID | None = None
     ) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.toggle_all(
-            completed, _ctx(info).receipt, actor=_actor(info), list_id=list_id
-        ))
+        return await root_calls.toggle_all(_ctx(info), completed, list_id)
 
     @strawberry.mutation(description="Returns the rows it deleted (the first MAX_LIST_ROWS, in list order).")
     async def clear_completed(self, info: Info[Context, None], list_id: strawberry.ID | None = None) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.clear_completed(
-            _ctx(info).receipt, actor=_actor(info), list_id=list_id
-        ))
-
+        return await root_calls.clear_completed(_ctx(info), list_id)
 
     @strawberry.mutation(description="A new list the caller owns.")
     async def create_list(self, info: Info[Context, None], input: CreateListInput) -> TodoListInfo:
@@ -349,6 +344,8 @@ class TodoSchema(OneResultSchema):
         self.shared_results = SharedResults(execution_cache_size, SHARED_ROOTS)
         self.limits = limits
         self.persisted = persisted
+        # The intake's operation of a document (graphql/intake.py, Intake.definition).
+        self.definitions: Callable[[str, str | None], OperationDefinitionNode | None] | None = None
         super().__init__(
             query=Query,
             mutation=Mutation,
@@ -397,11 +394,14 @@ class TodoSchema(OneResultSchema):
                 key = numbering.key(dict(extensions), definition, key_scope(context.principal), query, variables, operation_name)
         except DomainError as exc:
             return self.finish_errors([GraphQLError(exc.message, original_error=exc)])
-        return replace(context, receipt=Receipt(key))
+        return context.with_receipt(Receipt(key))
 
     def _definition(self, query: str, operation_name: str | None) -> OperationDefinitionNode | None:
         """The operation a numbered request runs (None: the document does not
-        parse, which Strawberry's path then answers)."""
+        parse, which Strawberry's path then answers): the intake's, where the
+        view handed it in, so that a document it has seen is not parsed again."""
+        if self.definitions is not None:
+            return self.definitions(query, operation_name)
         try:
             document = parse(query, max_tokens=self.limits.max_tokens)
         except GraphQLError:

@@ -75,18 +75,21 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         self.send_timeout_seconds = settings.send_timeout_seconds
         # One intake of documents for every path but Strawberry's own.
         self.intake = Intake(schema)
+        schema.definitions = self.intake.definition
         self.fanout = GraphQLFanout(self.intake)
         self.graphiql = settings.web_dist / "graphiql.html" if settings.web_dist else None
         self.fast = FastPath(self.intake, cache)
         self.keepalive_seconds = settings.keepalive_seconds
 
     async def get_context(self, request: Request | WebSocket, response: object) -> Context:
-        # Lifespan state, copied into every request's scope by Starlette.
-        state = request.state
+        # Lifespan state, copied into every request's scope by Starlette
+        # (read as the dict it is: request.state wraps it in an object whose
+        # every attribute is a __getattr__ call).
+        state = request.scope["state"]
         principal = request.scope.get(PRINCIPAL)
         return Context(
-            state.service, state.journal, state.hub, state.live_lists, principal, state.accounts, lists=state.lists,
-            revocations=state.revocations,
+            state["service"], state["journal"], state["hub"], state["live_lists"], principal, state["accounts"],
+            lists=state["lists"], revocations=state["revocations"],
         )
 
     def hold(self, context: Context, end: Callable[[str], None]) -> Callable[[], None]:

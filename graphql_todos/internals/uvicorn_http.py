@@ -55,6 +55,10 @@ class HttpProtocol(HttpToolsProtocol):
       a cycle `disconnected` (as `connection_lost` leaves it), whose `send`
       then writes nothing."""
 
+    # While a head is awaited: when it must have arrived. One timer per
+    # connection checks it (_check_head), re-armed only when it fires early:
+    # not a timer made and cancelled per request.
+    _head_deadline: float | None = None
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
     _head_tail = b""
@@ -65,7 +69,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.request_seconds = request_seconds
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is not None:
+        if self._head_deadline is not None:
             # Still reading a head: count it up to its blank line (which may
             # straddle two reads), not the body that may follow.
             end = (self._head_tail + data).find(b"\r\n\r\n")
@@ -104,6 +108,9 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
@@ -111,14 +118,25 @@ class HttpProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def _arm(self) -> None:
-        self._disarm()
         self._head_bytes, self._head_tail = 0, b""
-        self._head_timer = self.loop.call_later(self.request_seconds, self._expire)
+        self._head_deadline = self.loop.time() + self.request_seconds
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(self._head_deadline, self._check_head)
 
     def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._head_deadline = None
+
+    def _check_head(self) -> None:
+        self._head_timer = None
+        deadline = self._head_deadline
+        if deadline is None:
+            return  # no head awaited: the next _arm sets a timer again
+        if self.loop.time() < deadline:
+            # Armed again since this timer was set: wait for that deadline.
+            self._head_timer = self.loop.call_at(deadline, self._check_head)
+            return
+        self._head_deadline = None
+        self._expire()
 
     def _expire(self) -> None:
         if not self.transport.is_closing():

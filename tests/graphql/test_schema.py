@@ -3,14 +3,18 @@ introspection over HTTP."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+from typing import Any, cast
 
 import httpx
 from graphql import build_client_schema, build_schema, get_introspection_query, print_schema
 from graphql.utilities import lexicographic_sort_schema
 
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.settings import Settings
+from graphql_todos.graphql.schema import Context
 from graphql_todos.graphql.schema import build_schema as build_live_schema
 from tests.gql import data
 from tests.helpers import ROOT
@@ -61,3 +65,13 @@ def test_contract_names_are_present() -> None:
     }
     assert set(schema.get_type("ChangeOp").values) == {"CREATED", "UPDATED", "DELETED"}  # type: ignore[union-attr]
     assert set(schema.get_type("Verdict").values) == {"APPLIED", "REJECTED"}  # type: ignore[union-attr]
+
+
+def test_a_context_with_a_receipt_keeps_every_other_field() -> None:
+    # with_receipt spells dataclasses.replace out: a field added to Context must be added there.
+    fields = [f.name for f in dataclasses.fields(Context)]
+    context = Context(*(cast(Any, object()) for _ in fields))
+    receipt = Receipt()
+    changed = context.with_receipt(receipt)
+    assert changed.receipt is receipt
+    assert all(getattr(changed, name) is getattr(context, name) for name in fields if name != "receipt")

@@ -106,6 +106,8 @@ class _Run:
         )
         if root.direct is not None:
             return root.direct(self.context, args)
+        if root.call is not None:
+            return root.call(self.context, args)
         compiled, root_type = self.compiled, self.plan.root_type
         info = resolve_info(
             compiled.schema,

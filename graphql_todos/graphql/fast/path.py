@@ -10,7 +10,7 @@ left to Strawberry's view, whose answers the plan reproduces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -34,6 +34,7 @@ from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operatio
 from graphql_todos.graphql.fast.roots import DIRECT
 from graphql_todos.graphql.http import media_types
 from graphql_todos.graphql.intake import Intake, Operation, Refusal
+from graphql_todos.graphql.root_calls import ROOT_CALLS
 from graphql_todos.graphql.schema import Context, TodoSchema
 from graphql_todos.internals.strawberry import strawberry_operation
 
@@ -89,7 +90,7 @@ def compiled(operation: Operation) -> CompiledOperation | None:
 
 
 def _compile(operation: Operation) -> CompiledOperation | None:
-    return compile_operation(operation.schema, operation.document, operation.definition, DIRECT)
+    return compile_operation(operation.schema, operation.document, operation.definition, DIRECT, ROOT_CALLS)
 
 
 class FastPath:
@@ -187,7 +188,7 @@ class FastPath:
         if compiled_operation.operation.operation is not OperationType.QUERY:
             # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
             receipt = Receipt(key)
-            return FastAnswer((await run(replace(context, receipt=receipt), receipt))[0])
+            return FastAnswer((await run(context.with_receipt(receipt), receipt))[0])
         # Keyed by whose answer it is too: each person's reads differ (people.md section 7).
         viewer = (context.principal or SERVICE).viewer
         body = await self.cache.get_or_read((query, operation_name, coerced.key, viewer), position, run)

@@ -89,6 +89,10 @@ class Selected:
 RootAnswer = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 # Given a root field's selection, how to answer it directly, or None.
 Direct = Callable[[tuple[Selected, ...]], RootAnswer | None]
+# A root field's resolver without Strawberry's wrapper: from the context and
+# graphql-core's coerced arguments, the value the resolver returns (which
+# the plan then completes).
+RootCall = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 
 
 class _Uncompilable(Exception):
@@ -104,6 +108,7 @@ class RootField:
     complete: Completer
     typename: str | None  # set for __typename, which resolves to it
     direct: RootAnswer | None = None
+    call: RootCall | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,8 @@ class CompiledOperation:
     condition_variables: tuple[str, ...]
     # Root fields answered directly, by coordinate ("Query.todos").
     direct: Mapping[str, Direct]
+    # Root fields whose resolvers are called without Strawberry's wrapper, by coordinate.
+    calls: Mapping[str, RootCall]
     # None: these conditions select something a plan does not cover.
     plans: LRU[tuple[Any, ...], Plan | None] = field(default_factory=lambda: LRU(PLANS_PER_OPERATION))
 
@@ -177,6 +184,7 @@ class CompiledOperation:
                     not is_non_null_type(field_def.type),
                     self._completer(field_def.type, root_type, name, details, variables),
                     None,
+                    call=self.calls.get(f"{root_type.name}.{name}"),
                 )
             )
         return Plan(self.operation, root_type, tuple(roots))
@@ -261,10 +269,11 @@ def compile_operation(
     document: DocumentNode,
     operation: OperationDefinitionNode,
     direct: Mapping[str, Direct] | None = None,
+    calls: Mapping[str, RootCall] | None = None,
 ) -> CompiledOperation | None:
     """The compiled form of a validated document's operation, or None when
     the regular path must run it; `direct` names the root fields that may be
-    answered directly."""
+    answered directly, `calls` those whose resolvers are called so."""
     if operation.operation is OperationType.SUBSCRIPTION:
         return None
     fragment_definitions = {
@@ -283,6 +292,7 @@ def compile_operation(
         fragment_definitions,
         tuple(sorted(conditions.variables)),
         direct or {},
+        calls or {},
     )
 
 

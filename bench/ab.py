@@ -1,0 +1,226 @@
+"""Writes, A/B in one sitting (issue 21): two versions of ours side by side
+(each its own checkout, by PYTHONPATH, each its own database) and
+PostGraphile 5, all running at once; wrk against each in turn, the order
+rotated every round. Per run: req/s, and the server's CPU and PostgreSQL's
+(every process of the cluster) per request, from /proc. The ratios are the
+result: runs minutes apart on this shared machine differ by more than the
+versions do.
+
+    python -m bench.ab --a /tmp/main --b . --rounds 8 --seconds 3
+
+`--profile DIR` instead records each version under one load with py-spy
+(raw stacks, for `python -m bench.ab_profile`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from .__main__ import _graphql, _ids
+from .databases import _server, pair
+from .documents import CREATE, UPDATE
+from .http_load import Load, wrk
+from .procstat import cpu_seconds
+from .servers import BENCH, OURS, PEER5, POSTGRAPHILE5
+
+PG5 = "pg5"
+# Each case: ours' load, and PostGraphile 5's (REST is set beside its GraphQL mutations, as in make bench).
+CASES = ("createTodo", "updateTodo", "rest-post", "rest-patch")
+
+
+@dataclass(frozen=True)
+class Running:
+    name: str
+    url: str
+    pid: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _start(name: str, args: list[str], env: dict[str, str], cwd: Path, probe: str) -> Iterator[Running]:
+    port = _free_port()
+    env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
+    args = [a.replace("{port}", str(port)) for a in args]
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ab-{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if probe == "graphql":
+                    ok = httpx.post(url + "/graphql", json={"query": "{ __typename }"}, timeout=2).status_code == 200
+                else:
+                    ok = httpx.get(url + "/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                ok = False
+            if ok:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {log}")
+            time.sleep(0.1)
+        yield Running(name, url, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Running]:
+    serve = str(Path(sys.executable).parent / "graphql-todos")
+    env = {
+        "PYTHONPATH": str(tree.resolve()),
+        "DATABASE_URL": dsn,
+        "POOL_SIZE": "10",
+        "WEB_DIST": "",
+        "LOG_LEVEL": "warning",
+        "RESPONSE_CACHE_SIZE": "0",
+    }
+    return _start(name, [serve, "serve"], env, tree, "healthz")
+
+
+def peer5(peer_url: str) -> AbstractContextManager[Running]:
+    node = str(PEER5 / "node_modules" / ".bin" / "node")
+    cli = str(PEER5 / "node_modules" / "postgraphile" / "dist" / "cli-run.js")
+    args = [node, cli, "-C", str(BENCH / "peer5.config.mjs"), "--host", "127.0.0.1", "--port", "{port}"]
+    return _start(PG5, args, {"NODE_ENV": "production", "DATABASE_URL": peer_url}, PEER5, "graphql")
+
+
+def loads(case: str, ours_ids: tuple[str, ...], peer_ids: tuple[str, ...]) -> tuple[Load, Load]:
+    """The case's load for ours, and for PostGraphile 5."""
+    pg5_create = Load("/graphql", _graphql(CREATE[POSTGRAPHILE5], {"t": "wrk create"}))
+    pg5_update = Load("/graphql", _graphql(UPDATE[POSTGRAPHILE5], {"id": "{id}", "t": "wrk update"}), ids=peer_ids)
+    if case == "createTodo":
+        return Load("/graphql", _graphql(CREATE[OURS], {"t": "wrk create"})), pg5_create
+    if case == "updateTodo":
+        return Load("/graphql", _graphql(UPDATE[OURS], {"id": "{id}", "t": "wrk update"}), ids=ours_ids), pg5_update
+    if case == "rest-post":
+        return Load("/api/todos/", json.dumps({"title": "wrk create"})), pg5_create
+    return Load("/api/todos/{id}/", json.dumps({"title": "wrk update"}), method="PATCH", ids=ours_ids), pg5_update
+
+
+def postmaster(admin: str) -> int:
+    with psycopg.connect(admin) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        return int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _system_seconds(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(server: Running, load: Load, seconds: float, pg: int) -> dict[str, float]:
+    cpu, db, system = cpu_seconds(server.pid), cpu_seconds(pg), _system_seconds(server.pid)
+    result = wrk(server.url, load, seconds, 20)
+    cpu, db = cpu_seconds(server.pid) - cpu, cpu_seconds(pg) - db
+    system = _system_seconds(server.pid) - system
+    requests = result.requests_per_second * seconds
+    return {
+        "rps": result.requests_per_second,
+        "errors": result.errors,
+        "cpu_us": cpu / requests * 1e6,
+        "pg_us": db / requests * 1e6,
+        "sys_us": system / requests * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", type=Path, required=True, help="checkout of version A (the base)")
+    parser.add_argument("--b", type=Path, required=True, help="checkout of version B (the change)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--out", type=Path, help="JSON lines, one per run")
+    parser.add_argument("--profile", type=Path, help="record py-spy raw stacks here instead")
+    args = parser.parse_args()
+    cases = args.cases.split(",")
+    with _server() as admin, pair(admin, "_a") as dbs_a, pair(admin, "_b") as dbs_b, ExitStack() as stack:
+        a = stack.enter_context(ours("A", args.a, dbs_a.ours))
+        b = stack.enter_context(ours("B", args.b, dbs_b.ours))
+        p5 = stack.enter_context(peer5(dbs_a.peer_url))
+        pg = postmaster(admin)
+        ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
+        peer_ids = _ids(dbs_a.peer, 50)
+        out = args.out.open("a") if args.out else None
+        for case in cases:
+            plan = [(server, loads(case, ids.get(server.name, ()), peer_ids)) for server in (a, b, p5)]
+            runs = [(server, ours_load if server.name != PG5 else pg5_load) for server, (ours_load, pg5_load) in plan]
+            for server, load in runs:
+                load.check(server.url)
+                wrk(server.url, load, 1, 20)
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                for server, load in runs[:2]:
+                    target = args.profile / f"{case}-{server.name}.txt"
+                    spy = subprocess.Popen(
+                        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid), "--format",
+                         "raw", *os.environ.get("SPY_ARGS", "").split(), "--rate", "250", "--duration", str(int(args.seconds)), "-o", str(target)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )
+                    r = measure(server, load, args.seconds, pg)
+                    spy.wait()
+                    print(case, server.name, json.dumps(r), flush=True)
+                continue
+            for round_ in range(args.rounds):
+                order = runs[round_ % 3:] + runs[: round_ % 3]
+                if round_ % 2:
+                    order.reverse()
+                for server, load in order:
+                    r = measure(server, load, args.seconds, pg)
+                    line = {"case": case, "server": server.name, "round": round_, **r}
+                    print(json.dumps(line), flush=True)
+                    if out:
+                        out.write(json.dumps(line) + "\n")
+                        out.flush()
+
+
+def summary(path: Path) -> None:
+    """Medians per case and server, and the ratios (pairs: B worse than A in how many rounds)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        by = {s: [r for r in rows if r["case"] == case and r["server"] == s] for s in ("A", "B", PG5)}
+        med = {s: {k: statistics.median(r[k] for r in v) for k in ("rps", "cpu_us", "pg_us")} for s, v in by.items() if v}
+        rounds = {r["round"] for r in by["A"]} & {r["round"] for r in by["B"]}
+        rps = {s: {r["round"]: r["rps"] for r in v} for s, v in by.items()}
+        worse = sum(rps["B"][k] < rps["A"][k] for k in rounds)
+        print(f"{case} ({len(rounds)} rounds)")
+        for s, m in med.items():
+            print(f"  {s}: {m['rps']:.0f} req/s, server {m['cpu_us']:.0f} us/req, PostgreSQL {m['pg_us']:.0f} us/req")
+        print(f"  B/A req/s {med['B']['rps'] / med['A']['rps']:.2f} (B slower in {worse} of {len(rounds)}),"
+              f" CPU {med['B']['cpu_us'] / med['A']['cpu_us']:.2f}")
+        if PG5 in med:
+            pairs_b = [rps["B"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
+            pairs_a = [rps["A"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
+            print(f"  B/PG5 {med['B']['rps'] / med[PG5]['rps']:.2f} (per round median {statistics.median(pairs_b):.2f}),"
+                  f" A/PG5 {med['A']['rps'] / med[PG5]['rps']:.2f} (per round {statistics.median(pairs_a):.2f})")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--summary":
+        summary(Path(sys.argv[2]))
+    else:
+        main()

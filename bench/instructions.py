@@ -1,0 +1,139 @@
+"""Instructions per request, A/B: each version of ours under valgrind's
+callgrind, the same requests sent to each (the A/B of bench/ab.py, in
+instructions rather than CPU time). The count is the server's own user-space
+work, whatever else loads the machine: CPU time per request on this shared
+machine spreads by 20 to 40% between runs a minute apart, an instruction
+count by about 1%. It leaves out the kernel's share (system time) and what
+a cache miss or a busy core costs; bench/ab.py measures those.
+
+    python -m bench.instructions --a /tmp/main --b . --requests 400
+
+Each case: the server's counters zeroed, instrumentation on, `--requests`
+requests from 20 concurrent clients, instrumentation off, counters dumped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from .__main__ import _ids
+from .ab import CASES, Running, _start, loads
+from .databases import _server, pair
+from .http_load import Load
+
+CLIENTS = 20
+
+
+@contextmanager
+def ours_under_callgrind(name: str, tree: Path, dsn: str, out: Path) -> Iterator[Running]:
+    serve = str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parent.parent / ".venv")) / "bin" / "graphql-todos")
+    args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", serve, "serve"]
+    env = {
+        "PYTHONPATH": str(tree.resolve()),
+        "DATABASE_URL": dsn,
+        "POOL_SIZE": "10",
+        "WEB_DIST": "",
+        "LOG_LEVEL": "warning",
+        "RESPONSE_CACHE_SIZE": "0",
+    }
+    with _start(name, args, env, tree, "healthz") as running:
+        yield running
+
+
+def control(pid: int, *args: str) -> None:
+    """callgrind_control on the server's valgrind process. vgdb names its
+    pipes with $HOST, which the server has set (HOST=127.0.0.1): so must this."""
+    env = {**os.environ, "HOST": "127.0.0.1"}
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120, env=env)
+
+
+async def send(url: str, load: Load, requests: int) -> None:
+    """Exactly `requests` requests, CLIENTS at a time; every one must succeed."""
+    ids = load.ids or ("",)
+    counter = iter(range(requests))
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for n in counter:
+                todo = ids[n % len(ids)]
+                body = (load.body or "").replace("{id}", todo)
+                r = await http.request(
+                    load.method, load.path.replace("{id}", todo), content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                if not r.is_success or b'"errors"' in r.content:
+                    raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+
+
+def _dumped(work: Path, name: str, pid: int) -> Path:
+    """Ask for a dump and wait for it: dumps are numbered, <file>.1, <file>.2, ..."""
+    before = set(work.glob(f"{name}.out.*"))
+    control(pid, "-d")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = set(work.glob(f"{name}.out.*")) - before
+        if new and "totals:" in (dump := max(new, key=lambda p: int(p.suffix[1:]))).read_text(errors="replace"):
+            return dump
+        time.sleep(0.5)
+    raise RuntimeError(f"no dump from {name}")
+
+
+def instructions(dump: Path) -> int:
+    """A callgrind dump's totals: its Ir (its summary line is 0 for a dump on demand)."""
+    text = dump.read_text(errors="replace")
+    found = re.search(r"^totals:\s+(\d+)", text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no totals in {dump}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", type=Path, required=True)
+    parser.add_argument("--b", type=Path, required=True)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="instructions-"))
+    with (
+        _server() as admin,
+        pair(admin, "_ia") as dbs_a,
+        pair(admin, "_ib") as dbs_b,
+        ours_under_callgrind("A", args.a, dbs_a.ours, work / "a.out") as a,
+        ours_under_callgrind("B", args.b, dbs_b.ours, work / "b.out") as b,
+    ):
+        ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
+        for case in args.cases.split(","):
+            counts: dict[str, list[float]] = {"A": [], "B": []}
+            for round_ in range(args.rounds):
+                for server in (a, b) if round_ % 2 == 0 else (b, a):
+                    load = loads(case, ids[server.name], ())[0]
+                    asyncio.run(send(server.url, load, 50))  # warm: statements prepared, caches filled
+                    pid = server.pid
+                    control(pid, "-z")
+                    control(pid, "-i", "on")
+                    asyncio.run(send(server.url, load, args.requests))
+                    control(pid, "-i", "off")
+                    dump = _dumped(work, server.name.lower(), pid)
+                    counts[server.name].append(instructions(dump) / args.requests)
+                    print(f"{case} {server.name}: {counts[server.name][-1] / 1e6:.2f} M instructions per request", flush=True)
+            a_mean = sum(counts["A"]) / len(counts["A"])
+            b_mean = sum(counts["B"]) / len(counts["B"])
+            print(f"{case}: A {a_mean / 1e6:.2f} M, B {b_mean / 1e6:.2f} M, B/A {b_mean / a_mean:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
