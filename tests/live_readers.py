@@ -1,5 +1,5 @@
-"""One `todoChanges` reader per transport, for the people tests: each opens
-its stream with a bearer credential and yields the changes it is sent as
+"""One `todoChanges` reader per transport, for the people tests and the
+killed-after-commit retries (test_mutations_once.py): each opens its stream with a bearer credential and yields the changes it is sent as
 (op, title, cursor), op in lower case; it ends (StopIteration) when the
 server ends the stream, and `closed` then tells how (a WebSocket's close
 code, or "ended" for an HTTP stream), `error` the code of an error it was
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
-from tests.helpers import Server
+from tests.helpers import Reachable
 from tests.sse_client import Events
 
 CHANGES = "subscription($after: String) { todoChanges(after: $after) { op cursor todo { title } } }"
@@ -49,7 +49,7 @@ def _graphql_changes(payloads: Iterator[dict[str, Any]], reader: list[Reader]) -
         yield change["op"].lower(), change["todo"]["title"], change["cursor"]
 
 
-def _socket(server: Server, path: str, token: str, protocol: str | None) -> ClientConnection:
+def _socket(server: Reachable, path: str, token: str, protocol: str | None) -> ClientConnection:
     return connect(
         server.ws_url + path,
         subprotocols=None if protocol is None else [Subprotocol(protocol)],
@@ -68,7 +68,7 @@ def _messages(ws: Connection, reader: list[Reader]) -> Iterator[dict[str, Any]]:
 
 
 @contextmanager
-def transport_ws(server: Server, token: str, after: str | None) -> Iterator[Reader]:
+def transport_ws(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
     with _socket(server, "/graphql", token, "graphql-transport-ws") as ws:
         ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
@@ -82,7 +82,7 @@ def transport_ws(server: Server, token: str, after: str | None) -> Iterator[Read
 
 
 @contextmanager
-def legacy_ws(server: Server, token: str, after: str | None) -> Iterator[Reader]:
+def legacy_ws(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
     with _socket(server, "/graphql", token, "graphql-ws") as ws:
         ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
@@ -96,7 +96,7 @@ def legacy_ws(server: Server, token: str, after: str | None) -> Iterator[Reader]
 
 
 @contextmanager
-def rest_socket(server: Server, token: str, after: str | None) -> Iterator[Reader]:
+def rest_socket(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
     path = "/api/todos/" + ("" if after is None else f"?after={after}")
     with _socket(server, path, token, None) as ws:
         holder: list[Reader] = []
@@ -112,7 +112,7 @@ def _ended(reader: list[Reader], changes: Iterator[Change]) -> Iterator[Change]:
 
 
 @contextmanager
-def graphql_sse(server: Server, token: str, after: str | None) -> Iterator[Reader]:
+def graphql_sse(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
     body = {"query": CHANGES, "variables": {"after": after}}
     headers = {"accept": "text/event-stream", "authorization": f"Bearer {token}"}
     with httpx.stream("POST", server.url + "/graphql", json=body, headers=headers, timeout=10) as response:
@@ -124,7 +124,7 @@ def graphql_sse(server: Server, token: str, after: str | None) -> Iterator[Reade
 
 
 @contextmanager
-def rest_sse(server: Server, token: str, after: str | None) -> Iterator[Reader]:
+def rest_sse(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
     url = server.url + "/api/todos/" + ("" if after is None else f"?after={after}")
     headers = {"accept": "text/event-stream", "authorization": f"Bearer {token}"}
     with httpx.stream("GET", url, headers=headers, timeout=10) as response:
@@ -157,7 +157,7 @@ def _parts(response: httpx.Response) -> Iterator[dict[str, Any]]:
 
 
 @contextmanager
-def multipart(server: Server, token: str, after: str | None) -> Iterator[Reader]:
+def multipart(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
     body = {"query": CHANGES, "variables": {"after": after}}
     headers = {"accept": "multipart/mixed;subscriptionSpec=1.0,application/json", "authorization": f"Bearer {token}"}
     with httpx.stream("POST", server.url + "/graphql", json=body, headers=headers, timeout=10) as response:
@@ -168,7 +168,7 @@ def multipart(server: Server, token: str, after: str | None) -> Iterator[Reader]
         yield holder[0]
 
 
-READERS: dict[str, Callable[[Server, str, str | None], Any]] = {
+READERS: dict[str, Callable[[Reachable, str, str | None], AbstractContextManager[Reader]]] = {
     "graphql-transport-ws": transport_ws,
     "graphql-ws": legacy_ws,
     "graphql-sse": graphql_sse,
@@ -176,3 +176,15 @@ READERS: dict[str, Callable[[Server, str, str | None], Any]] = {
     "restsocket": rest_socket,
     "rest-sse": rest_sse,
 }
+
+
+def resumed_everywhere(server: Reachable, token: str, after: str, last: str) -> dict[str, list[Change]]:
+    """Each transport's changes on a stream resumed from `after`, up to and
+    including the first titled `last` (one stream at a time)."""
+    seen: dict[str, list[Change]] = {}
+    for transport, read in READERS.items():
+        with read(server, token, after) as reader:
+            seen[transport] = [reader.next()]
+            while seen[transport][-1][1] != last:
+                seen[transport].append(reader.next())
+    return seen
