@@ -28,20 +28,24 @@ def token(prefix: str) -> str:
 
 
 class Wiretap:
-    """Every byte one person's clients received, in arrival order."""
+    """Every byte one person's clients received, kept per stream in arrival
+    order (an HTTP body's chunks may split a token: they are searched joined)."""
 
     def __init__(self, person: str) -> None:
         self.person = person
-        self._chunks: list[bytes] = []
+        self._streams: dict[int, list[bytes]] = {}
         self._lock = threading.Lock()
 
-    def record(self, data: bytes | str) -> None:
+    def record(self, data: bytes | str, stream: object = None) -> None:
+        """Keep what one stream (an HTTP body, a socket; None: a piece on its own) received."""
+        chunk = data.encode() if isinstance(data, str) else data
         with self._lock:
-            self._chunks.append(data.encode() if isinstance(data, str) else data)
+            key = id(stream) if stream is not None else -len(self._streams) - 1
+            self._streams.setdefault(key, []).append(chunk)
 
     def received(self) -> bytes:
         with self._lock:
-            return b"\x00".join(self._chunks)
+            return b"\x00".join(b"".join(chunks) for chunks in self._streams.values())
 
     def client(self, base_url: str, **kwargs: Any) -> httpx.Client:
         """An httpx client whose every answer (head and body) is recorded."""
@@ -102,7 +106,7 @@ class _TapStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self.inner:
-            self.tap.record(chunk)
+            self.tap.record(chunk, self)
             yield chunk
 
     def close(self) -> None:

@@ -169,6 +169,9 @@ class Subscriber:
                 self.ws_url + "/graphql", additional_headers=headers, subprotocols=[Subprotocol(self.transport)]
             )
         self._close = ws.close
+        if self._closing:  # closed while it connected
+            ws.close()
+            return
         try:
             if self.transport == "restsocket":
                 self.connected.set()
@@ -229,6 +232,9 @@ class Subscriber:
             # Closing the client would not wake a thread blocked reading: shut the socket.
             sock = response.extensions["network_stream"].get_extra_info("socket")
             self._close = functools.partial(sock.shutdown, socket.SHUT_RDWR)
+            if self._closing:  # closed while it connected
+                response.close()
+                return
             with contextlib.closing(response):
                 if response.status_code != 200:
                     self.ending = response.status_code
