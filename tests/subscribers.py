@@ -97,6 +97,7 @@ class Subscriber:
     # its end (None: it ended without one), or the refused handshake's status.
     ending: int | str | None = None
     reason: str = ""  # a WebSocket's close reason
+    refusal: str | None = None  # the code of graphql-ws's connection_error
     ended: threading.Event = field(default_factory=threading.Event)
     ended_at: float | None = None
     unexpected: list[Any] = field(default_factory=list)
@@ -210,6 +211,8 @@ class Subscriber:
                     self.unexpected.append(result)
                 else:
                     self._change(result["data"]["todoChanges"])
+            elif kind == "connection_error":  # the legacy protocol's refusal, before its close 4403
+                self.refusal = _error_code({"errors": [message.get("payload") or {}]})
             elif kind == "ping":
                 ws.send(json.dumps({"type": "pong"}))
             elif kind not in ("pong", "ka"):
@@ -302,5 +305,8 @@ def _error_code(body: dict[str, Any]) -> str | None:
 
 
 def unauthenticated(subscriber: Subscriber) -> bool:
-    """Did it end as a revoked or expired credential's stream must: close 4401, or an UNAUTHENTICATED end."""
-    return subscriber.ending in (4401, "UNAUTHENTICATED", 401)
+    """Did it end as a revoked or expired credential's stream must: close
+    4401, an UNAUTHENTICATED end, a refused handshake (401), or, as the
+    legacy protocol refuses a connection, connection_error then close 4403."""
+    legacy_refusal = subscriber.ending == 4403 and subscriber.refusal == "UNAUTHENTICATED"
+    return subscriber.ending in (4401, "UNAUTHENTICATED", 401) or legacy_refusal
