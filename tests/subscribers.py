@@ -118,7 +118,11 @@ class Subscriber:
         return self.events[-1].cursor if self.events else self.after
 
     def wait_until_connected(self, timeout: float = 10) -> None:
-        assert self.connected.wait(timeout) or self.ended.is_set(), f"{self.transport} did not connect"
+        """Until it is subscribed, or was refused (it ended)."""
+        deadline = time.monotonic() + timeout
+        while not (self.connected.is_set() or self.ended.is_set()):
+            assert time.monotonic() < deadline, f"{self.transport} did not connect"
+            self.connected.wait(0.01)
 
     def wait_for(self, position: int, timeout: float = 20) -> None:
         """Until it got a change at `position` or later, or ended."""
