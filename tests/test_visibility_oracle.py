@@ -365,7 +365,7 @@ class Sharing(RuleBasedStateMachine):
         list_id = person.default if named is None else named
         title = token("t")
         self.secret.add(title)
-        self.allowed[person.id].add(title)
+        self.allowed[person.id] |= {title, list_id}  # what it sent may come back (in a refusal, say)
         body = person.gql(
             "mutation($t: String!, $c: Boolean, $l: ID) { createTodo(input: {title: $t, completed: $c, listId: $l}) { id } }",
             t=title, c=completed, l=named,
