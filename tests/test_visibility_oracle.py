@@ -69,7 +69,6 @@ ACTS = [
 
 
 F = TypeVar("F", bound=Callable[..., None])
-T = TypeVar("T")
 
 
 def step(function: F) -> F:
@@ -269,6 +268,7 @@ class Sharing(RuleBasedStateMachine, Oracle):
 
     def share(self, data: st.DataObject) -> None:
         role = data.draw(st.sampled_from(["EDITOR", "VIEWER"]), label="role")
+
         def open_to_someone(todo_list: TodoList) -> bool:
             return len(todo_list.members) < len(self.people)
 
@@ -372,9 +372,9 @@ class Sharing(RuleBasedStateMachine, Oracle):
             follower.current.wait_until_connected()
 
     def resume(self, data: st.DataObject) -> None:
+        """A subscriber opened now from a cursor in the person's past (any position, seen or not)."""
         transport = data.draw(st.sampled_from(TRANSPORTS), label="transport")
         back = data.draw(st.floats(0, 1), label="resumes from")
-        """A subscriber opened now from a cursor in the person's past (any position, seen or not)."""
         person = self._someone(data)
         if len(person.followers) >= 8:
             return
