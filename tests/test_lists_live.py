@@ -7,9 +7,12 @@ cursor judges each entry at its own position, so it gets the same changes."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -240,3 +243,21 @@ def test_the_feed_carries_a_reader_s_lists_members_and_rows(accounts: Server) ->
     assert events[3]["todoId"] == story.milk
     assert events[4]["list"] is None  # bob no longer sees it
     assert events[5]["todo"] == {"title": "mine"} and events[5]["listId"] != shared
+
+
+def test_a_jwt_s_streams_end_at_its_exp(db_dsn: str) -> None:
+    secret = "an-hs256-secret-for-the-tests-0123456789"
+    with serving(db_dsn, auth="accounts", token=TOKEN, jwt_secret=secret) as server:
+        def token() -> str:
+            return jwt.encode({"sub": "wendy", "exp": int(time.time()) + 3}, secret, algorithm="HS256")
+
+        headers = {"accept": "text/event-stream", "authorization": f"Bearer {token()}"}
+        with httpx.stream("GET", server.url + "/api/todos/", headers=headers, timeout=10) as response:
+            assert response.status_code == 200
+            events = [event for event in Events(response) if "comment" not in event]
+        assert [json.loads(event["data"])["error"] for event in events] == [
+            {"code": "UNAUTHENTICATED", "message": "token expired"}
+        ]
+        with READERS["graphql-transport-ws"](server, token(), None) as reader, pytest.raises(StopIteration):
+            reader.next()
+        assert reader.closed == 4401

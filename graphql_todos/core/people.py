@@ -56,6 +56,8 @@ class Principal:
     # behaves as it did (the same statements and plans); writes still act as
     # local.
     every_list: bool = False
+    # A JWT's `exp` (seconds since the epoch): its sockets and streams end then.
+    expires_at: float | None = None
 
     @property
     def actor(self) -> uuid.UUID | None:

@@ -83,8 +83,11 @@ class Access:
         if is_token(token):
             return await accounts.authenticate(token)
         if self.jwts is not None and token.count(".") == 2:
-            username = self.jwts.username(token)
-            return None if username is None else Principal(await accounts.named(username))
+            named = self.jwts.username(token)
+            if named is None:
+                return None
+            # Stateless: it cannot be revoked, but its sockets and streams end at its exp.
+            return Principal(await accounts.named(named[0]), expires_at=named[1])
         return None
 
     def secure(self, scope: Scope) -> bool:

@@ -39,9 +39,10 @@ class Jwts:
             return None
         return cls(settings)
 
-    def username(self, token: str) -> str | None:
-        """The username a valid token names; None for anything else (forged,
-        expired, without exp, for another audience or issuer, naming no one)."""
+    def username(self, token: str) -> tuple[str, float] | None:
+        """The username a valid token names, and its `exp`; None for anything
+        else (forged, expired, without exp, for another audience or issuer,
+        naming no one)."""
         try:
             header = jwt.get_unverified_header(token)
             algorithm = header.get("alg")
@@ -59,7 +60,7 @@ class Jwts:
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             return None
         name = claims.get(self.claim)
-        return name if isinstance(name, str) and USERNAME.fullmatch(name) else None
+        return (name, float(claims["exp"])) if isinstance(name, str) and USERNAME.fullmatch(name) else None
 
     def _key(self, kid: object) -> Any:
         assert self.keys is not None

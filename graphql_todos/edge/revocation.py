@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,12 @@ def _nothing() -> None:
     return None
 
 
+def _at_expiry(expires_at: float, end: End) -> Callable[[], None]:
+    """A JWT's socket or stream (nothing to revoke): it ends at the token's exp."""
+    timer = asyncio.get_running_loop().call_later(max(0.0, expires_at - time.time()), end, "token expired")
+    return timer.cancel
+
+
 class Revocations:
     """This process's open sockets and streams by the session or token they came with."""
 
@@ -44,6 +51,8 @@ class Revocations:
         """Register a socket or stream of `principal` (nothing for open mode's
         or the service token's); returns its release."""
         credential = None if principal is None else principal.session_id or principal.token_id
+        if principal is not None and principal.expires_at is not None:
+            return _at_expiry(principal.expires_at, end)
         if credential is None:
             return _nothing
         ends = self._held.setdefault(credential, set())
