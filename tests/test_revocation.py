@@ -5,7 +5,7 @@ reason; GraphQL SSE, multipart and REST SSE end with UNAUTHENTICATED);
 nothing committed after the revocation reaches them, and a reconnect with a
 valid credential resumes from the cursor exactly once. A member removed
 from a list gets its removals at once and nothing of the list after them.
-A session's end by the clock ends its streams too.
+A session's end by the clock ends its streams too, and a JWT's at its exp.
 
 The second is the protocol's deadline (the hub hears the revocation's
 journal entry by NOTIFY); it is checked against the wall clock with slack
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -236,3 +237,21 @@ def test_open_streams_keep_their_session_from_idling_out_and_it_ends_once_they_c
                 subscriber.close()
             # Each look is a use: look less often than the idle limit.
             wait_until(lambda: client.get("/api/auth/me").status_code == 401, timeout=15, interval=2 * idle)
+
+
+def test_streams_end_when_their_jwt_expires(db_dsn: str) -> None:
+    secret = "an-hs256-secret-for-the-tests-0123456789"
+    with serving(db_dsn, auth="accounts", jwt_secret=secret) as server:
+        exp = int(time.time()) + 6  # long enough to connect every transport on a loaded machine
+        expires_at = time.monotonic() + (exp - time.time())
+        bearer = jwt.encode({"sub": "wendy", "exp": exp}, secret, algorithm="HS256")
+        credential = Credential("token", bearer, "")
+        tap = Leaks().tap("wendy")
+        with tap.client(server.url, headers=credential.headers(), timeout=10) as client:
+            cursor = client.post("/graphql", json={"query": "{ todoList { cursor } }"}).json()["data"]["todoList"]["cursor"]
+            subscribers = [Subscriber(server.url, transport, credential, int(cursor), tap) for transport in TRANSPORTS]
+            for subscriber in subscribers:
+                subscriber.wait_until_connected()
+            assert client.post("/api/todos/", json={"title": "before its exp"}).status_code == 201
+        _wait_for(subscribers, 1)
+        _ended_unauthenticated(subscribers, expires_at, "token expired")
