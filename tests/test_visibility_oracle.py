@@ -176,9 +176,9 @@ class Sharing(RuleBasedStateMachine, Oracle):
         assert code is None
         if target.id == row.list:
             return self.commit([])  # no change, no entry
-        values = (row.title, row.completed)
-        self.commit([Entry("updated", row.id, row.list, target.id, None, values, values)])
-        row.list = target.id
+        values, source_id = (row.title, row.completed), row.list
+        row.list = target.id  # before the commit, which notes who may now see it
+        self.commit([Entry("updated", row.id, source_id, target.id, None, values, values)])
 
     def delete_todo(self, data: st.DataObject) -> None:
         rest = data.draw(st.booleans(), label="over REST")
