@@ -143,7 +143,7 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
                 await asyncio.sleep(0.01)
 
     async def run() -> tuple[list[int], list[int]]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
             hub = Hub(db_dsn, Journal(pool), Settings(queue_size=5))
             await hub.start()
             try:
@@ -180,7 +180,7 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
     from graphql_todos.live import streams
 
     async def run() -> list[list[str]]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
             service = TodoService(pool)
             hub = Hub(db_dsn, Journal(pool), Settings())
             await hub.start()
