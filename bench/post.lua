@@ -1,9 +1,11 @@
 -- wrk: send the JSON body in BENCH_BODY (by POST, or BENCH_METHOD) to the URL
 -- given on the command line. With BENCH_IDS (ids, comma-separated), each
 -- request takes the next id, round the list, in place of {id} in the body and
--- in BENCH_PATH (the path to send to instead of the URL's).
+-- in BENCH_PATH (the path to send to instead of the URL's). With
+-- BENCH_AUTHORIZATION, every request sends it as Authorization.
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
 wrk.body = os.getenv("BENCH_BODY")
 
 local ids = {}
