@@ -26,10 +26,10 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -233,27 +233,26 @@ async def _single(people: People, subscribers: int, events: int, processes: int)
             return await fan_out(server, CHANGES[OURS], subscribers, events, sql_inserts(conn), procs)
 
 
+R = TypeVar("R", bound=FanoutResult)
+
+
+def _timed(people: People, label: str, case: Callable[[], Coroutine[Any, Any, R]]) -> R:
+    """One fan-out on a fresh server, run again if PostgreSQL restarted under it."""
+    r = rerun_on_restart(people.dbs.admin, label, lambda: asyncio.run(case()))
+    p50 = median(r.last_arrival) * 1000
+    print(f"  {label}: last arrival p50 {p50:.2f} ms, CPU per delivery {r.cpu_per_delivery * 1e6:.0f} us", flush=True)
+    return r
+
+
 def _fanouts(people: People, args: argparse.Namespace) -> tuple[MembersResult, list[FanoutResult]]:
-    """The members' fan-out between its two single-person figures, each a fresh server."""
+    """The members' fan-out between its two single-person figures, as many changes each."""
     n, events, procs = len(people.tokens), args.people_events, args.client_processes
-    runs: list[FanoutResult] = []
-    members: MembersResult | None = None
-    for label, case in (
-        (f"{SINGLE} single-person subscribers", lambda: asyncio.run(_single(people, SINGLE, events, procs))),
-        (f"{n:,} people in lists of {MEMBERS}", lambda: asyncio.run(_members_fanout(people, events, procs))),
-        (f"{n:,} single-person subscribers", lambda: asyncio.run(_single(people, n, events, procs))),
-    ):
-        r = rerun_on_restart(people.dbs.admin, label, case)
-        p50 = median(r.last_arrival) * 1000
-        print(f"  {label}: last arrival p50 {p50:.2f} ms, CPU per delivery {r.cpu_per_delivery * 1e6:.0f} us", flush=True)
-        if isinstance(r, MembersResult):
-            members = r
-            for error in r.errors:
-                print(f"  ERROR: {error}", flush=True)
-        else:
-            runs.append(r)
-    assert members is not None
-    return members, runs
+    single = _timed(people, f"{SINGLE} single-person subscribers", lambda: _single(people, SINGLE, events, procs))
+    members = _timed(people, f"{n:,} people in lists of {MEMBERS}", lambda: _members_fanout(people, events, procs))
+    for error in members.errors:
+        print(f"  ERROR: {error}", flush=True)
+    many = _timed(people, f"{n:,} single-person subscribers", lambda: _single(people, n, events, procs))
+    return members, [single, many]
 
 
 def _rows_read(url: str, load: Load) -> None:
