@@ -2,7 +2,11 @@
 -- given on the command line. With BENCH_IDS (ids, comma-separated), each
 -- request takes the next id, round the list, in place of {id} in the body and
 -- in BENCH_PATH (the path to send to instead of the URL's). With
--- BENCH_AUTHORIZATION, every request sends it as Authorization.
+-- BENCH_CLIENTS (client ids, comma-separated), each request is a numbered
+-- mutation: {client} and {seq} in the body take the next client, round the
+-- list, and that client's next sequence number (as each connection of an
+-- app would number its own). With BENCH_AUTHORIZATION, every request sends
+-- it as Authorization.
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
@@ -19,5 +23,20 @@ if #ids > 0 then
     n = n % #ids + 1
     local body = string.gsub(wrk.body, "{id}", ids[n])
     return wrk.format(nil, (string.gsub(path, "{id}", ids[n])), nil, body)
+  end
+end
+
+local clients = {}
+for client in string.gmatch(os.getenv("BENCH_CLIENTS") or "", "[^,]+") do
+  clients[#clients + 1] = client
+end
+if #clients > 0 then
+  local n = 0
+  request = function()
+    local k = n % #clients + 1
+    local seq = math.floor(n / #clients) + 1
+    n = n + 1
+    local body = string.gsub(string.gsub(wrk.body, "{client}", clients[k]), "{seq}", tostring(seq))
+    return wrk.format(nil, nil, nil, body)
   end
 end

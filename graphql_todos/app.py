@@ -125,7 +125,10 @@ def create_app(settings: Settings) -> Starlette:
                     "application_name": "graphql-todos",
                     "autocommit": True,
                     "connect_timeout": connect_timeout(settings.database_timeout_seconds),
-                    "options": f"-c statement_timeout={round(settings.statement_timeout_seconds * 1000)}",
+                    # app.cursor_notice: the journal tells each mutation its
+                    # cursor by a NOTICE at commit (sql/006_mutations.sql).
+                    "options": f"-c statement_timeout={round(settings.statement_timeout_seconds * 1000)}"
+                    " -c app.cursor_notice=on",
                 },
             )
             await pool.open(wait=True)

@@ -23,7 +23,8 @@ from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.migrations import NoMigrations, migrate
 from graphql_todos.core.passwords import HASHER, check
-from graphql_todos.core.people import SET_PASSWORD, clean_username
+from graphql_todos.core.people import clean_username
+from graphql_todos.core.people_statements import SET_PASSWORD
 from graphql_todos.core.settings import SettingError, Settings, documented, to_env
 from graphql_todos.edge.guard import exposure
 from graphql_todos.edge.logs import log_config

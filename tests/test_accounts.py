@@ -351,3 +351,21 @@ def test_a_proxy_naming_no_ip_address_still_signs_in(db_dsn: str) -> None:
         assert client.post("/api/auth/sign-up", json=body).status_code == 201
         with psycopg.connect(server.dsn) as conn:
             assert conn.execute("SELECT address FROM sessions").fetchall() == [(None,)]
+
+
+def test_numbered_mutations_are_each_persons_own(accounts: Server) -> None:
+    # One Idempotency-Key, three principals: each applies its own, none gets
+    # another's stored reply, and each reads back only its own verdicts.
+    key = {"Idempotency-Key": '"6f1c2a52-1d0e-4c7b-9a57-3f1e0f0f0a01:1"'}
+    alice, bob = _sign_up(accounts, "alice"), _sign_up(accounts, "bob")
+    service = httpx.Client(base_url=accounts.url, headers=BEARER, timeout=10)
+    created = {}
+    for name, client in (("alice", alice), ("bob", bob), ("service", service)):
+        first = client.post("/api/todos/", json={"title": name}, headers=key)
+        again = client.post("/api/todos/", json={"title": name}, headers=key)
+        assert first.status_code == again.status_code == 201, first.text
+        assert first.content == again.content
+        created[name] = first.json()["id"]
+    assert len(set(created.values())) == 3
+    verdicts = alice.get("/api/mutations/6f1c2a52-1d0e-4c7b-9a57-3f1e0f0f0a01/").json()
+    assert [v["todo"]["title"] for v in verdicts] == ["alice"]

@@ -47,6 +47,7 @@ HTTP_ROUTES: dict[str, dict[str, int]] = {
     "/api/openapi.json": {"GET": 200, "HEAD": 200},
     "/api/todos/": {"GET": 200, "HEAD": 200, "POST": 201},
     "/api/todos/{id}/": {"GET": 200, "HEAD": 200, "PUT": 200, "PATCH": 200, "DELETE": 204},
+    "/api/mutations/{client}/": {"GET": 200, "HEAD": 200},
     # People and sign-in: with AUTH=open (this server) only `me` answers.
     "/api/auth/sign-up": {"POST": 404},
     "/api/auth/sign-in": {"POST": 404},
@@ -226,7 +227,8 @@ def _url(server: Server, path: str, method: str, todo_id: str) -> str:
     if "{id}" in path and method == "DELETE":
         created = httpx.post(server.url + "/api/todos/", json={"title": "to delete"}, headers=BEARER)
         todo_id = created.json()["id"]
-    return path.replace("{id}", todo_id).replace("{person_id}", todo_id)
+    # Any client id: its verdicts (none) are a list.
+    return path.replace("{id}", todo_id).replace("{person_id}", todo_id).replace("{client}", todo_id)
 
 
 # A request each route and method runs with the token.

@@ -85,7 +85,8 @@ def test_the_installed_wheel_migrates_and_serves(
             created = client.post(
                 "/graphql", json={"query": 'mutation { createTodo(input: {title: "w"}) { title } }'}
             )
-            assert created.json() == {"data": {"createTodo": {"title": "w"}}}
+            # The cursor of its change: the database's first.
+            assert created.json() == {"data": {"createTodo": {"title": "w"}}, "extensions": {"cursor": "1"}}
             page = client.get("/")
             assert page.status_code == 200
             assert page.text == (PACKAGED_WEB / "index.html").read_text()

@@ -12,8 +12,9 @@ know their code and their facts (which todo, which field), never a status.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from enum import Enum
-from typing import ClassVar, Self
+from typing import Any, Self
 
 
 class ErrorCode(Enum):
@@ -30,6 +31,9 @@ class ErrorCode(Enum):
     PERSISTED_QUERY_NOT_FOUND = (400, 4400)
     # With TRUSTED_DOCUMENTS: a document not in the manifest.
     DOCUMENT_NOT_TRUSTED = (400, 4400)
+    # A numbered mutation's key sent again with a different request
+    # (docs/design/offline.md): a client bug, never retried.
+    IDEMPOTENCY_KEY_REUSED = (422, 4422)
     # A list asked for whole that has more than MAX_LIST_ROWS rows: ask for pages.
     LIST_TOO_LARGE = (400, 4400)
     MALFORMED_JSON = (400, 4400)
@@ -89,7 +93,8 @@ class ErrorCode(Enum):
 class DomainError(Exception):
     """What the rules of todos refuse. Subclasses keep their facts as attributes."""
 
-    code: ClassVar[ErrorCode]
+    # A class's own, but for a rejection read back from its record (Rejected).
+    code: ErrorCode
 
     @property
     def message(self) -> str:
@@ -137,12 +142,15 @@ class RequestError(Exception):
         *,
         status: int | None = None,
         headers: dict[str, str] | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = code.http_status if status is None else status
         self.headers = headers
+        # Facts beside the code, in the REST error object (a rejection's row).
+        self.details = details
 
 
 class ListTooLarge(DomainError):
@@ -193,3 +201,26 @@ class ClientStalled(DomainError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"took no message for {seconds:g} s; reconnect with your last cursor")
         self.seconds = seconds
+
+
+class IdempotencyKeyReused(DomainError):
+    """A numbered mutation's key came with a request other than the one it
+    was first used for."""
+
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+    def __init__(self, client: uuid.UUID, seq: int) -> None:
+        super().__init__(f"mutation {seq} of client {client} was a different request; number each mutation anew")
+        self.client = client
+        self.seq = seq
+
+
+class Rejected(DomainError):
+    """A numbered mutation's rejection, as recorded: the first reply and
+    every retry raise this, so they say the same. `row`: the row it named
+    as the server had it (the journal's JSON of it), when there was one."""
+
+    def __init__(self, code: ErrorCode, message: str, row: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.row = row

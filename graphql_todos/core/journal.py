@@ -36,7 +36,7 @@ from typing import Generic, NamedTuple, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import repository
+from graphql_todos.core import repository, verdicts
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, CursorExpired
 from graphql_todos.core.models import Chunk
@@ -137,6 +137,11 @@ class Journal:
         """One batch of retention (see repository.PRUNE_JOURNAL); how many went."""
         async with connection(self.pool) as conn:
             return await repository.prune_journal(conn, below, keep_seconds, keep_rows, limit)
+
+    async def prune_mutations(self, keep_seconds: float, limit: int) -> int:
+        """One batch of verdict retention (see verdicts.PRUNE_MUTATIONS); how many went."""
+        async with connection(self.pool) as conn:
+            return await verdicts.prune_mutations(conn, keep_seconds, limit)
 
     async def ping(self, timeout: float) -> None:
         async with connection(self.pool, timeout) as conn:

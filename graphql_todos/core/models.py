@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from graphql_todos.core.mutations import Verdict
+
 # The person who owned everything before accounts (005_people.sql): open
 # mode acts as it, and the service principal's new todos join its default list.
 LOCAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -129,3 +131,42 @@ class TodoState:
     @property
     def cursor(self) -> str:
         return str(self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRow:
+    """A numbered mutation's verdict as a client reads it back after a
+    reconnect: its cursor, a rejection's code and message, and the row it
+    left (a rejection's: the row as the server had it)."""
+
+    seq: int
+    verdict: Verdict
+    position: int
+    code: str | None
+    message: str | None
+    todo: Todo | None
+
+    @property
+    def cursor(self) -> str:
+        return str(self.position)
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> VerdictRow:
+        """From verdicts.SELECT_VERDICTS' row."""
+        result = row["result"]
+        rejected = row["verdict"] == "rejected"
+        if rejected:
+            todo = result.get("row")
+        elif row["todo"] is not None:
+            todo = row["todo"]
+        else:
+            todo = result[-1] if result else None
+        position = row["position"] if row["position"] is not None else 0
+        return cls(
+            int(row["seq"]),
+            Verdict(row["verdict"]),
+            int(position),
+            result["code"] if rejected else None,
+            result["message"] if rejected else None,
+            None if todo is None else Todo.from_json(todo),
+        )

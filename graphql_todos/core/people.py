@@ -24,6 +24,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
+from graphql_todos.core import people_statements as sql
 from graphql_todos.core.bounded import LRU
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode
@@ -166,101 +167,6 @@ def is_token(secret: str) -> bool:
     return secret.startswith(TOKEN_PREFIX) and len(secret) == len(TOKEN_PREFIX) + _SECRET_LENGTH
 
 
-_INTERVAL = "make_interval(secs => %(idle)s)"
-_SESSION_COLUMNS = f"id, created_time, seen_time, least(expires_time, seen_time + {_INTERVAL}) AS expires_time, user_agent"
-_LIVE_SESSION = f"expires_time > now() AND seen_time > now() - {_INTERVAL}"
-
-SELECT_PERSON = "SELECT id, username, password_hash FROM people WHERE username = %(username)s"
-INSERT_PERSON = """
-INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
-ON CONFLICT (username) DO NOTHING RETURNING id, username
-"""
-# `graphql-todos passwd`: sets it, making the person if new; signs it out everywhere.
-# A person named by a JWT: found, or made (with no password).
-NAMED_PERSON = """
-WITH made AS (
-    INSERT INTO people (username) VALUES (%(username)s) ON CONFLICT (username) DO NOTHING RETURNING id, username
-)
-SELECT id, username FROM made UNION ALL SELECT id, username FROM people WHERE username = %(username)s
-"""
-SET_PASSWORD = """
-WITH person AS (
-    INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
-    ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash
-    RETURNING id, (xmax = 0) AS created
-), ended AS (
-    DELETE FROM sessions WHERE person_id = (SELECT id FROM person)
-)
-SELECT created FROM person
-"""
-UPDATE_PASSWORD = "UPDATE people SET password_hash = %(hash)s WHERE id = %(person)s"
-INSERT_SESSION = """
-INSERT INTO sessions (secret_hash, person_id, expires_time, user_agent, address)
-VALUES (%(hash)s, %(person)s, now() + make_interval(secs => %(max)s), %(user_agent)s, %(address)s)
-RETURNING id
-"""
-# A session in use: found, still live, seen now. Also how long it may be
-# trusted if unused from now on (the cache keeps it no longer).
-SESSION_BY_SECRET = f"""
-UPDATE sessions s SET seen_time = now()
-FROM people p
-WHERE s.secret_hash = %(hash)s AND p.id = s.person_id
-  AND s.expires_time > now() AND s.seen_time > now() - {_INTERVAL}
-RETURNING s.id, p.id, p.username,
-          extract(epoch FROM least(s.expires_time, now() + {_INTERVAL}) - now())::float8
-"""
-TOKEN_BY_SECRET = """
-UPDATE access_tokens t SET used_time = now()
-FROM people p
-WHERE t.secret_hash = %(hash)s AND p.id = t.person_id AND (t.expires_time IS NULL OR t.expires_time > now())
-RETURNING t.id, p.id, p.username, extract(epoch FROM t.expires_time - now())::float8
-"""
-SELECT_SESSIONS = f"""
-SELECT {_SESSION_COLUMNS} FROM sessions WHERE person_id = %(person)s AND {_LIVE_SESSION}
-ORDER BY created_time, id
-"""
-DELETE_SESSION = "DELETE FROM sessions WHERE id = %(id)s AND person_id = %(person)s RETURNING secret_hash"
-# A new password ends every session but the one that set it (NULL: all).
-DELETE_OTHER_SESSIONS = """
-DELETE FROM sessions WHERE person_id = %(person)s AND id IS DISTINCT FROM %(keep)s RETURNING secret_hash
-"""
-DELETE_DEAD_SESSIONS = f"DELETE FROM sessions WHERE person_id = %(person)s AND NOT ({_LIVE_SESSION})"
-_TOKEN_COLUMNS = "id, name, created_time, used_time, expires_time"
-INSERT_TOKEN = f"""
-INSERT INTO access_tokens (secret_hash, person_id, name, expires_time)
-VALUES (%(hash)s, %(person)s, %(name)s, now() + make_interval(days => %(days)s))
-RETURNING {_TOKEN_COLUMNS}
-"""
-SELECT_TOKENS = f"""
-SELECT {_TOKEN_COLUMNS} FROM access_tokens
-WHERE person_id = %(person)s AND (expires_time IS NULL OR expires_time > now())
-ORDER BY created_time, id
-"""
-DELETE_TOKEN = "DELETE FROM access_tokens WHERE id = %(id)s AND person_id = %(person)s RETURNING secret_hash"
-
-# The failures counted now against an account and an address, and the
-# seconds left in each one's window.
-SELECT_FAILURES = """
-SELECT scope, failures, ceil(extract(epoch FROM window_start + make_interval(secs => %(window)s) - now()))::int
-FROM sign_in_failures
-WHERE ((scope = 'account' AND key = %(account)s) OR (scope = 'address' AND key = %(address)s))
-  AND window_start > now() - make_interval(secs => %(window)s)
-"""
-# One more failure for each (scope, key); a window that ended starts anew.
-RECORD_FAILURE = """
-INSERT INTO sign_in_failures (scope, key, window_start, failures)
-SELECT scope, key, now(), 1 FROM unnest(%(scopes)s::text[], %(keys)s::text[]) AS f(scope, key)
-ON CONFLICT (scope, key) DO UPDATE SET
-    window_start = CASE WHEN sign_in_failures.window_start > now() - make_interval(secs => %(window)s)
-                        THEN sign_in_failures.window_start ELSE now() END,
-    failures = CASE WHEN sign_in_failures.window_start > now() - make_interval(secs => %(window)s)
-                    THEN sign_in_failures.failures + 1 ELSE 1 END
-"""
-# Windows long over count nothing: forgotten, so the table stays small.
-PRUNE_FAILURES = "DELETE FROM sign_in_failures WHERE window_start < now() - make_interval(secs => %(window)s)"
-RESET_ACCOUNT_FAILURES = "DELETE FROM sign_in_failures WHERE scope = 'account' AND key = %(account)s"
-
-
 class Accounts:
     """Sign-up, sign-in and what a person does with their sessions and
     tokens; and, for every request, the principal a secret stands for."""
@@ -288,7 +194,7 @@ class Accounts:
         await self._record_failure({"address": client.address})
         hashed = await self.passwords.hash(password)
         async with connection(self.pool) as conn:
-            row = await (await conn.execute(INSERT_PERSON, {"username": name, "hash": hashed})).fetchone()
+            row = await (await conn.execute(sql.INSERT_PERSON, {"username": name, "hash": hashed})).fetchone()
             if row is None:
                 raise UsernameTaken(name)
             person = Person(row[0], row[1])
@@ -304,7 +210,7 @@ class Accounts:
         account = username.lower()[:64]
         await self._refuse_if_over(account, client.address)
         async with connection(self.pool) as conn:
-            row = await (await conn.execute(SELECT_PERSON, {"username": account})).fetchone()
+            row = await (await conn.execute(sql.SELECT_PERSON, {"username": account})).fetchone()
         hashed = row[2] if row is not None else None
         if not await self.passwords.verify(hashed, password):
             await self._record_failure({"account": account, "address": client.address})
@@ -312,8 +218,8 @@ class Accounts:
         assert row is not None and hashed is not None
         person = Person(row[0], row[1])
         async with connection(self.pool) as conn:
-            await conn.execute(RESET_ACCOUNT_FAILURES, {"account": account})
-            await conn.execute(DELETE_DEAD_SESSIONS, {"person": person.id, **self._limits})
+            await conn.execute(sql.RESET_ACCOUNT_FAILURES, {"account": account})
+            await conn.execute(sql.DELETE_DEAD_SESSIONS, {"person": person.id, **self._limits})
         if self.passwords.needs_rehash(hashed):
             await self._store_password(person, password)
         async with connection(self.pool) as conn:
@@ -322,7 +228,7 @@ class Accounts:
     async def sign_out(self, principal: Principal) -> None:
         """End the session the request came with (a token or the service token has none)."""
         if principal.person is not None and principal.session_id is not None:
-            await self._revoke(DELETE_SESSION, principal.session_id, principal.person)
+            await self._revoke(sql.DELETE_SESSION, principal.session_id, principal.person)
 
     async def change_password(self, principal: Principal, current: object, new: object) -> None:
         """Needs the current password; ends every other session of the person."""
@@ -332,13 +238,13 @@ class Accounts:
         assert isinstance(current, str) and isinstance(new, str)
         await self._refuse_if_over(person.username, None)
         async with connection(self.pool) as conn:
-            row = await (await conn.execute(SELECT_PERSON, {"username": person.username})).fetchone()
+            row = await (await conn.execute(sql.SELECT_PERSON, {"username": person.username})).fetchone()
         if row is None or not await self.passwords.verify(row[2], current):
             await self._record_failure({"account": person.username})
             raise WrongCredentials
         await self._store_password(person, new)
         async with connection(self.pool) as conn:
-            cur = await conn.execute(DELETE_OTHER_SESSIONS, {"person": person.id, "keep": principal.session_id})
+            cur = await conn.execute(sql.DELETE_OTHER_SESSIONS, {"person": person.id, "keep": principal.session_id})
             self._forget([r[0] for r in await cur.fetchall()])
 
     async def authenticate(self, secret: str) -> Principal | None:
@@ -352,7 +258,7 @@ class Accounts:
         if not token and len(secret) != _SECRET_LENGTH:
             return None
         async with connection(self.pool) as conn:
-            cur = await conn.execute(TOKEN_BY_SECRET if token else SESSION_BY_SECRET, {"hash": key, **self._limits})
+            cur = await conn.execute(sql.TOKEN_BY_SECRET if token else sql.SESSION_BY_SECRET, {"hash": key, **self._limits})
             row = await cur.fetchone()
         if row is None:
             self._known.pop(key)
@@ -370,7 +276,7 @@ class Accounts:
         if known is not None and known[1] > now:
             return known[0]
         async with connection(self.pool) as conn:
-            row = await (await conn.execute(NAMED_PERSON, {"username": clean_username(username)})).fetchone()
+            row = await (await conn.execute(sql.NAMED_PERSON, {"username": clean_username(username)})).fetchone()
         assert row is not None
         person = Person(row[0], row[1])
         self._named.put(username, (person, now + CACHE_SECONDS))
@@ -380,10 +286,10 @@ class Accounts:
         person = _person(principal)
         async with connection(self.pool) as conn:
             cur = conn.cursor(row_factory=class_row(Session))
-            return await (await cur.execute(SELECT_SESSIONS, {"person": person.id, **self._limits})).fetchall()
+            return await (await cur.execute(sql.SELECT_SESSIONS, {"person": person.id, **self._limits})).fetchall()
 
     async def revoke_session(self, principal: Principal, session_id: str) -> None:
-        await self._revoke(DELETE_SESSION, parse_id(session_id), _person(principal), "session")
+        await self._revoke(sql.DELETE_SESSION, parse_id(session_id), _person(principal), "session")
 
     async def create_token(self, principal: Principal, name: object, expires_in_days: object) -> tuple[str, AccessToken]:
         """(the secret, shown this once; the token)."""
@@ -400,7 +306,7 @@ class Accounts:
         values = {"hash": digest(secret), "person": person.id, "name": name.strip(), "days": expires_in_days}
         async with connection(self.pool) as conn:
             cur = conn.cursor(row_factory=class_row(AccessToken))
-            token = await (await cur.execute(INSERT_TOKEN, values)).fetchone()
+            token = await (await cur.execute(sql.INSERT_TOKEN, values)).fetchone()
         assert token is not None
         return secret, token
 
@@ -408,10 +314,10 @@ class Accounts:
         person = _person(principal)
         async with connection(self.pool) as conn:
             cur = conn.cursor(row_factory=class_row(AccessToken))
-            return await (await cur.execute(SELECT_TOKENS, {"person": person.id})).fetchall()
+            return await (await cur.execute(sql.SELECT_TOKENS, {"person": person.id})).fetchall()
 
     async def revoke_token(self, principal: Principal, token_id: str) -> None:
-        await self._revoke(DELETE_TOKEN, parse_id(token_id), _person(principal), "token")
+        await self._revoke(sql.DELETE_TOKEN, parse_id(token_id), _person(principal), "token")
 
     async def _revoke(self, statement: str, key: uuid.UUID, person: Person, kind: str = "session") -> None:
         async with connection(self.pool) as conn:
@@ -433,18 +339,18 @@ class Accounts:
             "user_agent": client.user_agent[:MAX_USER_AGENT] if client.user_agent else None,
             "address": _inet(client.address),
         }
-        await conn.execute(INSERT_SESSION, values)
+        await conn.execute(sql.INSERT_SESSION, values)
         return secret
 
     async def _store_password(self, person: Person, password: str) -> None:
         hashed = await self.passwords.hash(password)
         async with connection(self.pool) as conn:
-            await conn.execute(UPDATE_PASSWORD, {"hash": hashed, "person": person.id})
+            await conn.execute(sql.UPDATE_PASSWORD, {"hash": hashed, "person": person.id})
 
     async def _refuse_if_over(self, account: str | None, address: str | None) -> None:
         """TooManyAttempts when the account or the address has used its failures."""
         async with connection(self.pool) as conn:
-            cur = await conn.execute(SELECT_FAILURES, {"account": account, "address": address, **self._limits})
+            cur = await conn.execute(sql.SELECT_FAILURES, {"account": account, "address": address, **self._limits})
             rows = await cur.fetchall()
         limits = {
             "account": self.settings.sign_in_failures_per_account,
@@ -460,8 +366,8 @@ class Accounts:
         counted = {scope: key for scope, key in keys.items() if key}
         values = {"scopes": list(counted), "keys": list(counted.values()), **self._limits}
         async with connection(self.pool) as conn:
-            await conn.execute(RECORD_FAILURE, values)
-            await conn.execute(PRUNE_FAILURES, values)
+            await conn.execute(sql.RECORD_FAILURE, values)
+            await conn.execute(sql.PRUNE_FAILURES, values)
 
 
 def _inet(address: str) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
-from graphql_todos.core.models import LOCAL_ID, TODO_OPS, Change, Chunk, Op, Todo, Viewer
+from graphql_todos.core.models import TODO_OPS, Change, Chunk, Op, Todo, Viewer
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time"
 
@@ -53,67 +53,6 @@ SELECT_TODO = {
     everything: f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s" + ("" if everything else f" AND {_MINE}")
     for everything in (False, True)
 }
-# Writes act for a person (people.md section 5): the statement sets
-# app.person_id for the journal trigger, which judges the right again at the
-# commit position, and keeps only rows of lists the person may edit. With no
-# actor (the service token, psql's way) nothing is checked. The setting is a
-# subquery the statement joins (volatile: run once, before any row changes).
-_ACTING = "(SELECT set_config('app.person_id', coalesce(%(actor)s::text, ''), true)) AS acting"
-_EDITABLE = """(%(actor)s::uuid IS NULL OR EXISTS (
-    SELECT FROM list_members m WHERE m.list_id = todos.list_id AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))"""
-# No list named: the actor's default list, or local's for the service.
-INSERT_TODO = f"""
-INSERT INTO todos (title, completed, list_id)
-SELECT %(title)s, %(completed)s,
-       coalesce(%(list)s::uuid, (SELECT id FROM lists WHERE owner_id = %(owner)s::uuid AND is_default))
-FROM {_ACTING}
-RETURNING {TODO_COLUMNS}
-"""
-UPDATE_TODO = f"""
-UPDATE todos SET title = coalesce(%(title)s, title),
-                 completed = coalesce(%(completed)s, completed)
-FROM {_ACTING}
-WHERE id = %(id)s AND {_EDITABLE}
-RETURNING {TODO_COLUMNS}
-"""
-# A move needs the right to edit both lists.
-MOVE_TODO = f"""
-UPDATE todos SET list_id = %(list)s FROM {_ACTING}
-WHERE id = %(id)s AND {_EDITABLE} AND (%(actor)s::uuid IS NULL OR EXISTS (
-    SELECT FROM list_members m WHERE m.list_id = %(list)s AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))
-RETURNING {TODO_COLUMNS}
-"""
-DELETE_TODO = f"""
-DELETE FROM todos USING {_ACTING} WHERE id = %(id)s AND {_EDITABLE}
-RETURNING {TODO_COLUMNS}
-"""
-# ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
-# A data-modifying CTE runs to completion whatever the LIMIT reads of it:
-# every row changes, the first `limit` come back. Rows of the lists the
-# actor may edit (or of `list` alone).
-_IN_LISTS = f"{_EDITABLE} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)"
-SET_ALL_COMPLETED = f"""
-WITH changed AS (
-    UPDATE todos SET completed = %(completed)s FROM {_ACTING}
-    WHERE completed IS DISTINCT FROM %(completed)s AND {_IN_LISTS}
-    RETURNING {TODO_COLUMNS}
-)
-SELECT * FROM changed ORDER BY created_time, id LIMIT %(limit)s
-"""
-DELETE_COMPLETED = f"""
-WITH deleted AS (
-    DELETE FROM todos USING {_ACTING} WHERE completed AND {_IN_LISTS}
-    RETURNING {TODO_COLUMNS}
-)
-SELECT * FROM deleted ORDER BY created_time, id LIMIT %(limit)s
-"""
-# Why a write found no row: the row's list and the actor's role in it
-# (NULL: no such row, or not a member: NOT_FOUND; a viewer: FORBIDDEN).
-SELECT_ROLE = "SELECT role FROM list_members WHERE list_id = %(list)s AND person_id = %(person)s"
-SELECT_ROLE_OF_TODO = """
-SELECT m.role FROM todos t JOIN list_members m ON m.list_id = t.list_id AND m.person_id = %(actor)s
-WHERE t.id = %(id)s
-"""
 # One statement sees one snapshot: the rows and the journal position they
 # reflect come back together, with no transaction around them. An empty list
 # still yields one row (all NULL but the position).
@@ -197,74 +136,6 @@ async def get_todo(conn: AsyncConnection[Any], viewer: Viewer, todo_id: uuid.UUI
     async with conn.cursor(row_factory=class_row(Todo)) as cur:
         await cur.execute(SELECT_TODO[viewer.everything], {"id": todo_id, "viewer": viewer.person})
         return await cur.fetchone()
-
-
-async def insert_todo(
-    conn: AsyncConnection[Any], title: str, completed: bool, actor: uuid.UUID | None, list_id: uuid.UUID | None
-) -> Todo:
-    params = {"title": title, "completed": completed, "actor": actor, "list": list_id, "owner": actor or LOCAL_ID}
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(INSERT_TODO, params)
-        row = await cur.fetchone()
-        assert row is not None
-        return row
-
-
-async def update_todo(
-    conn: AsyncConnection[Any], todo_id: uuid.UUID, title: str | None, completed: bool | None, actor: uuid.UUID | None
-) -> Todo | None:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(UPDATE_TODO, {"id": todo_id, "title": title, "completed": completed, "actor": actor})
-        return await cur.fetchone()
-
-
-async def move_todo(
-    conn: AsyncConnection[Any], todo_id: uuid.UUID, list_id: uuid.UUID, actor: uuid.UUID | None
-) -> Todo | None:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(MOVE_TODO, {"id": todo_id, "list": list_id, "actor": actor})
-        return await cur.fetchone()
-
-
-async def delete_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID, actor: uuid.UUID | None) -> Todo | None:
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_TODO, {"id": todo_id, "actor": actor})
-        return await cur.fetchone()
-
-
-async def role_in_list(conn: AsyncConnection[Any], list_id: uuid.UUID, person: uuid.UUID) -> str | None:
-    """The person's role in the list (None: not a member, or no such list)."""
-    async with conn.cursor() as cur:
-        await cur.execute(SELECT_ROLE, {"list": list_id, "person": person})
-        row = await cur.fetchone()
-    return None if row is None else str(row[0])
-
-
-async def role_of_todo(conn: AsyncConnection[Any], todo_id: uuid.UUID, actor: uuid.UUID) -> str | None:
-    """The actor's role in the list of the row (None: it sees no such row)."""
-    async with conn.cursor() as cur:
-        await cur.execute(SELECT_ROLE_OF_TODO, {"id": todo_id, "actor": actor})
-        row = await cur.fetchone()
-    return None if row is None else str(row[0])
-
-
-async def set_all_completed(
-    conn: AsyncConnection[Any], completed: bool, limit: int, actor: uuid.UUID | None, list_id: uuid.UUID | None
-) -> list[Todo]:
-    """Set completed on every row the actor may edit (of one list); the first `limit` rows it changed."""
-    params = {"completed": completed, "limit": limit, "actor": actor, "list": list_id}
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(SET_ALL_COMPLETED, params)
-        return await cur.fetchall()
-
-
-async def delete_completed(
-    conn: AsyncConnection[Any], limit: int, actor: uuid.UUID | None, list_id: uuid.UUID | None
-) -> list[Todo]:
-    """Delete every completed row the actor may edit (of one list); the first `limit` of them."""
-    async with conn.cursor(row_factory=class_row(Todo)) as cur:
-        await cur.execute(DELETE_COMPLETED, {"limit": limit, "actor": actor, "list": list_id})
-        return await cur.fetchall()
 
 
 async def snapshot(

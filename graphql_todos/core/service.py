@@ -9,18 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import metrics, repository
+from graphql_todos.core import metrics, repository, verdicts, writes
 from graphql_todos.core.database import connection
-from graphql_todos.core.errors import BadUserInput, Forbidden, ListTooLarge, NotFound
+from graphql_todos.core.errors import (
+    BadUserInput,
+    DatabaseUnavailable,
+    DomainError,
+    ErrorCode,
+    Forbidden,
+    IdempotencyKeyReused,
+    ListTooLarge,
+    NotFound,
+    Rejected,
+)
 from graphql_todos.core.list_statements import JsonLists, ListStatement
-from graphql_todos.core.models import WHOLE, Page, Snapshot, Todo, TodoState, Viewer
+from graphql_todos.core.models import LOCAL_ID, WHOLE, Page, Snapshot, Todo, TodoState, VerdictRow, Viewer
+from graphql_todos.core.mutations import Key, Receipt, Verdict, parse_client
 from graphql_todos.core.settings import Settings
 
 MAX_TITLE_LENGTH = 512
@@ -141,69 +152,181 @@ class TodoService:
         return TodoState(None, todo, position)
 
     async def create_todo(
-        self, title: str, completed: bool = False, *, actor: uuid.UUID | None = None, list_id: str | None = None
+        self,
+        title: str,
+        completed: bool = False,
+        receipt: Receipt | None = None,
+        *,
+        actor: uuid.UUID | None = None,
+        list_id: str | None = None,
     ) -> Todo:
         """A new row in `list_id`, else the actor's default list (people.md
         section 5); `actor` None is the service principal (no role check)."""
-        clean = clean_title(title)
-        key = None if list_id is None else parse_id(list_id, "listId")
-        async with connection(self.pool) as conn, _refused(key, "list"):
-            if key is not None and actor is not None:
-                role = await repository.role_in_list(conn, key, actor)
-                _check_role(role, key, "list")
-            return await repository.insert_todo(conn, clean, completed, actor, key)
+        return (await self._write(receipt, writes.INSERT_WRITE, None, lambda: {
+            "title": clean_title(title), "completed": completed,
+        }, actor, list_id))[0]
 
     async def update_todo(
-        self, todo_id: str, title: str | None = None, completed: bool | None = None, *, actor: uuid.UUID | None = None
+        self,
+        todo_id: str,
+        title: str | None = None,
+        completed: bool | None = None,
+        receipt: Receipt | None = None,
+        *,
+        actor: uuid.UUID | None = None,
     ) -> Todo:
-        key = parse_id(todo_id)
-        clean = None if title is None else clean_title(title)
-        async with connection(self.pool) as conn, _refused(key):
-            return await self._found(conn, key, actor, await repository.update_todo(conn, key, clean, completed, actor))
+        return (await self._write(receipt, writes.UPDATE_WRITE, todo_id, lambda: {
+            "title": None if title is None else clean_title(title), "completed": completed,
+        }, actor))[0]
 
     async def move_todo(self, todo_id: str, list_id: str, *, actor: uuid.UUID | None = None) -> Todo:
         """Into another list: editor or owner of both."""
         key, target = parse_id(todo_id), parse_id(list_id, "listId")
         async with connection(self.pool) as conn, _refused(target, "list"):
-            moved = await repository.move_todo(conn, key, target, actor)
-            if moved is None and actor is not None:
+            moved, _ = await writes.write(conn, writes.MOVE_TODO, {"id": key, "list": target, "actor": actor})
+            if not moved and actor is not None:
                 # Its own list first: a row the caller cannot see is not found.
-                _check_role(await repository.role_of_todo(conn, key, actor), key, "todo")
-                _check_role(await repository.role_in_list(conn, target, actor), target, "list")
-            return _found(key, moved)
+                _check_role(await writes.role_of_todo(conn, key, actor), key, "todo")
+                _check_role(await writes.role_in_list(conn, target, actor), target, "list")
+            return _found(key, moved[0] if moved else None)
 
-    async def delete_todo(self, todo_id: str, *, actor: uuid.UUID | None = None) -> Todo:
-        key = parse_id(todo_id)
-        async with connection(self.pool) as conn, _refused(key):
-            return await self._found(conn, key, actor, await repository.delete_todo(conn, key, actor))
+    async def delete_todo(self, todo_id: str, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None) -> Todo:
+        return (await self._write(receipt, writes.DELETE_WRITE, todo_id, dict, actor))[0]
 
     async def toggle_all(
-        self, completed: bool, *, actor: uuid.UUID | None = None, list_id: str | None = None
+        self, completed: bool, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None,
+        list_id: str | None = None,
     ) -> list[Todo]:
         """Changes every row the actor may edit (of `list_id`); returns the
         first MAX_LIST_ROWS it changed, in list order."""
-        key = None if list_id is None else parse_id(list_id, "listId")
-        async with connection(self.pool) as conn, _refused(key, "list"):
-            return await repository.set_all_completed(conn, completed, self.max_list_rows, actor, key)
+        return await self._write(
+            receipt, writes.SET_ALL_COMPLETED_WRITE, None, lambda: {"completed": completed}, actor, list_id
+        )
 
-    async def clear_completed(self, *, actor: uuid.UUID | None = None, list_id: str | None = None) -> list[Todo]:
+    async def clear_completed(
+        self, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None, list_id: str | None = None
+    ) -> list[Todo]:
         """Deletes every completed row the actor may edit (of `list_id`);
         returns the first MAX_LIST_ROWS, in list order."""
-        key = None if list_id is None else parse_id(list_id, "listId")
-        async with connection(self.pool) as conn, _refused(key, "list"):
-            return await repository.delete_completed(conn, self.max_list_rows, actor, key)
+        return await self._write(receipt, writes.DELETE_COMPLETED_WRITE, None, dict, actor, list_id)
 
-    @staticmethod
-    async def _found(
-        conn: AsyncConnection[Any], key: uuid.UUID, actor: uuid.UUID | None, todo: Todo | None
-    ) -> Todo:
-        """The row a write returned; or why there was none: a viewer of its
-        list is FORBIDDEN, anyone else finds no such row."""
-        if todo is not None:
-            return todo
-        if actor is not None:
-            _check_role(await repository.role_of_todo(conn, key, actor), key, "todo")
-        raise NotFound(key)
+    async def _write(
+        self,
+        receipt: Receipt | None,
+        statement: writes.Write,
+        todo_id: str | None,
+        params: Callable[[], dict[str, Any]],
+        actor: uuid.UUID | None,
+        list_id: str | None = None,
+    ) -> list[Todo]:
+        """Run a mutation (one statement, its own transaction) for `actor`;
+        the receipt gets its verdict and cursor. A numbered one (the
+        receipt's key) is applied once: a retry is answered from its record,
+        and a refusal is recorded as its rejection (docs/design/offline.md,
+        section 1)."""
+        receipt = Receipt() if receipt is None else receipt
+        key = None
+        try:
+            key = None if todo_id is None else parse_id(todo_id)
+            target = None if list_id is None else parse_id(list_id, "listId")
+            values = {
+                **params(), "id": key, "limit": self.max_list_rows,
+                "actor": actor, "list": target, "owner": actor or LOCAL_ID,
+            }
+        except BadUserInput as refused:
+            if receipt.key is None:
+                raise
+            return await self._reject(receipt, receipt.key, refused, statement, key)
+        try:
+            async with connection(self.pool) as conn, _refused(*((key, "todo") if key else (target, "list"))):
+                if target is not None and actor is not None:
+                    _check_role(await writes.role_in_list(conn, target, actor), target, "list")
+                if receipt.key is None:
+                    todos, position = await writes.write(conn, statement.plain, values)
+                    if position is None:
+                        position = (await repository.journal_newest(conn))[0]
+                    receipt.settle(Verdict.APPLIED, position)
+                    if statement.single and not todos:
+                        raise await _refusal(conn, key, actor)  # type: ignore[arg-type] # a single write names a row
+                    return todos
+                written = await writes.write_numbered(conn, statement, values, receipt.key)
+                if written is not None and statement.single and not written[0]:
+                    raise await _refusal(conn, key, actor)  # type: ignore[arg-type]
+        except DomainError as refused:
+            if receipt.key is None:
+                raise
+            return await self._reject(receipt, receipt.key, refused, statement, key)
+        if written is None:
+            return await self._settled(receipt, receipt.key, statement, key)
+        rows, position = written
+        if position is None:
+            # It changed nothing, so journaled nothing: its rows and cursor are kept with its verdict.
+            async with connection(self.pool) as conn:
+                position = await verdicts.settle_unchanged(conn, receipt.key, rows)
+            if position is None:
+                return await self._settled(receipt, receipt.key, statement, key)
+        receipt.settle(Verdict.APPLIED, position)
+        return [Todo.from_json(row) for row in rows]
+
+    async def _reject(
+        self, receipt: Receipt, numbered: Key, refused: DomainError, statement: writes.Write | None, todo_id: uuid.UUID | None
+    ) -> list[Todo]:
+        """Record a numbered mutation's rejection and raise it as recorded; a
+        key recorded before (a retry whose change now finds nothing to
+        change, say) is answered from its record instead."""
+        async with connection(self.pool) as conn:
+            recorded = await verdicts.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
+        if recorded is None:
+            return await self._settled(receipt, numbered, statement, todo_id)
+        position, row = recorded
+        receipt.settle(Verdict.REJECTED, position)
+        raise Rejected(refused.code, refused.message, row) from refused
+
+    async def _settled(
+        self, receipt: Receipt, numbered: Key, statement: writes.Write | None, todo_id: uuid.UUID | None
+    ) -> list[Todo]:
+        """A retry's answer, from the key's record (IdempotencyKeyReused for
+        another request under it); a rejection is raised again."""
+        async with connection(self.pool) as conn:
+            record = await verdicts.settled(conn, numbered)
+            if record is not None and record.position is None:
+                # Applied, changed nothing, and not settled yet: its first
+                # reply is still on its way, or was lost with its process.
+                await verdicts.settle_unchanged(conn, numbered, None, todo_id)
+                record = await verdicts.settled(conn, numbered)
+        if record is None or record.position is None:
+            # Pruned meanwhile: a key is remembered for MUTATIONS_KEEP_SECONDS.
+            raise DatabaseUnavailable("the mutation's record changed while it was read; send it again")
+        if record.fingerprint != numbered.fingerprint:
+            raise IdempotencyKeyReused(numbered.client, numbered.seq)
+        if record.rejection is not None:
+            receipt.settle(Verdict.REJECTED, record.position)
+            rejection = record.rejection
+            raise Rejected(ErrorCode[rejection["code"]], rejection["message"], rejection.get("row"))
+        receipt.settle(Verdict.APPLIED, record.position)
+        todos = sorted((Todo.from_json(row) for row in record.rows), key=Todo.sort_key)
+        if statement is not None and statement.single and not todos:
+            raise NotFound(todo_id)  # type: ignore[arg-type] # the row is gone since
+        return todos[: self.max_list_rows]
+
+    async def verdicts(self, principal: uuid.UUID, client: str, after: str, field: str = "client") -> list[VerdictRow]:
+        """A client's verdicts after sequence number `after` (at most MAX_LIST_ROWS)."""
+        client_id = parse_client(client, field)
+        if not (after.isascii() and after.isdigit() and len(after) <= 19):
+            raise BadUserInput("after", f"must be a sequence number, not {after!r}")
+        async with connection(self.pool) as conn:
+            rows = await verdicts.verdicts(conn, principal, client_id, int(after), self.max_list_rows)
+        return [VerdictRow.of(row) for row in rows]
+
+
+async def _refusal(conn: AsyncConnection[Any], key: uuid.UUID, actor: uuid.UUID | None) -> DomainError:
+    """Why a write that names a row found none: a viewer of its list may not
+    change it (FORBIDDEN), anyone else finds no such row."""
+    if actor is not None:
+        role = await writes.role_of_todo(conn, key, actor)
+        if role == "viewer":
+            return Forbidden("a viewer may not change this todo")
+    return NotFound(key)
 
 
 def _check_role(role: str | None, key: uuid.UUID, kind: str) -> None:

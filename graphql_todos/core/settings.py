@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from graphql_todos.core import setting_values as values
 
 # Where `make web` (and so the wheel) puts the built client.
 PACKAGED_WEB = Path(__file__).resolve().parent.parent / "web"
@@ -34,203 +33,6 @@ class SettingError(ValueError):
         self.reason = reason
 
 
-def _int(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError("must be an integer") from None
-        if value < low or (high is not None and value > high):
-            raise ValueError(f"must be from {low} to {high}" if high else f"must be at least {low}")
-        return value
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("must be a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a positive number of seconds")
-    return value
-
-
-def _text(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text
-
-
-def _path(text: str) -> Path:
-    return Path(_text(text))
-
-
-def _bool(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise ValueError("must be true or false")
-    return text.lower() == "true"
-
-
-def _token(text: str) -> str | None:
-    # Empty as unset, like DATABASE_URL; a short token is guessable.
-    if text and len(text) < 16:
-        raise ValueError("must be at least 16 characters")
-    return text or None
-
-
-def _token_file(text: str) -> str | None:
-    if not text:
-        return None
-    try:
-        return _token(Path(text).read_text().strip())
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror}") from None
-
-
-_AUTH_MODES = ("open", "accounts")
-
-
-def _auth(text: str) -> str:
-    if text not in _AUTH_MODES:
-        raise ValueError("must be open or accounts")
-    return text
-
-
-def _jwt_secret(text: str) -> str | None:
-    # RFC 7518: an HS256 key of at least the hash's 256 bits.
-    if text and len(text.encode()) < 32:
-        raise ValueError("must be at least 32 bytes")
-    return text or None
-
-
-def _jwt_secret_file(text: str) -> str | None:
-    if not text:
-        return None
-    try:
-        return _jwt_secret(Path(text).read_text().strip())
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror}") from None
-
-
-def read_jwks(path: str) -> dict[str, Any]:
-    """A JSON Web Key Set file's keys, or ValueError saying what is wrong with it."""
-    try:
-        jwks = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"must be a readable JSON file ({exc})") from None
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        raise ValueError('must hold a JSON Web Key Set {"keys": [...]}')
-    return jwks
-
-
-def _jwks_file(text: str) -> str | None:
-    # Checked now; kept as the path, which each worker reads again.
-    if text:
-        read_jwks(text)
-    return text or None
-
-
-def _optional_text(text: str) -> str | None:
-    return text or None
-
-
-def _origins(text: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().lower().rstrip("/") for o in text.split(",") if o.strip())
-    for origin in origins:
-        scheme, _, host = origin.partition("://")
-        if scheme not in ("http", "https") or not host or "/" in host:
-            raise ValueError(f"{origin!r} is not an origin like https://example.org[:port]")
-    return origins
-
-
-def _hosts(text: str) -> tuple[str, ...]:
-    hosts: list[str] = []
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        # A trailing dot names the same host (example.org. is example.org).
-        host = entry.lower().rstrip(".")
-        name = host.removeprefix(".")
-        if host != "*" and not (_HOST_NAME.fullmatch(name) or is_ip_literal(name)):
-            raise ValueError(
-                f"{entry!r} is not a host name like example.org, .example.org (it and its subdomains),"
-                " an IP address ([...] for IPv6), or *"
-            )
-        hosts.append(host)
-    return tuple(hosts)
-
-
-_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
-
-
-def is_ip_literal(name: str) -> bool:
-    """An IP address as a Host header spells it: IPv6 in brackets."""
-    try:
-        if name.startswith("[") and name.endswith("]"):
-            ipaddress.IPv6Address(name[1:-1])
-        else:
-            ipaddress.IPv4Address(name)
-    except ValueError:
-        return False
-    return True
-
-
-def _proxies(text: str) -> tuple[str, ...]:
-    proxies = tuple(p.strip() for p in text.split(",") if p.strip())
-    for proxy in filter(lambda p: p != "*", proxies):
-        # Checked as uvicorn reads them, which takes anything else for a name
-        # no address ever matches: a typo would trust no one, silently.
-        parse = ipaddress.ip_network if "/" in proxy else ipaddress.ip_address
-        try:
-            parse(proxy)
-        except ValueError:
-            raise ValueError(f"{proxy!r} is not an IP address, a network like 10.0.0.0/8, or *") from None
-    return proxies
-
-
-def _optional_url(text: str) -> str | None:
-    # Empty as unset: `DATABASE_URL= graphql-todos serve` means embedded.
-    return text or None
-
-
-def _web_dist(text: str) -> Path | None:
-    if not text:
-        return None  # empty: serve no web client
-    path = Path(text)
-    if not (path / "index.html").is_file():
-        raise ValueError("must be a directory holding a built web client (index.html)")
-    return path
-
-
-def _trusted_documents(text: str) -> dict[str, str] | None:
-    if not text:
-        return None
-    try:
-        manifest = json.loads(Path(text).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"must be a readable JSON file ({exc})") from None
-    if not isinstance(manifest, dict) or not all(
-        isinstance(key, str) and isinstance(value, str) for key, value in manifest.items()
-    ):
-        raise ValueError('must hold a JSON object {"<sha256>": "<document>"}')
-    return manifest
-
-
-_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-
-
-def _log_level(text: str) -> str:
-    if text.lower() not in _LOG_LEVELS:
-        raise ValueError("must be one of " + ", ".join(_LOG_LEVELS))
-    return text.lower()
-
-
-def _log_format(text: str) -> str:
-    if text not in ("text", "json"):
-        raise ValueError("must be text or json")
-    return text
-
-
 def _setting(
     default: Any, env: str, parse: Callable[[str], Any], doc: str, *, secret: bool = False
 ) -> Any:
@@ -242,208 +44,212 @@ def _setting(
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = _setting(
-        None, "DATABASE_URL", _optional_url,
+        None, "DATABASE_URL", values.optional_url,
         "PostgreSQL to use; unset: start the embedded PostgreSQL in DATA_DIR",
     )
     data_dir: Path = _setting(  # noqa: RUF009 - a Path is immutable
-        Path(".data"), "DATA_DIR", _path, "where the embedded PostgreSQL keeps its data"
+        Path(".data"), "DATA_DIR", values.path, "where the embedded PostgreSQL keeps its data"
     )
-    host: str = _setting("127.0.0.1", "HOST", _text, "address to listen on")
-    port: int = _setting(8000, "PORT", _int(1, 65535), "port to listen on")
+    host: str = _setting("127.0.0.1", "HOST", values.nonempty_text, "address to listen on")
+    port: int = _setting(8000, "PORT", values.int_in(1, 65535), "port to listen on")
     pool_size: int = _setting(
-        10, "POOL_SIZE", _int(1),
+        10, "POOL_SIZE", values.int_in(1),
         "most pooled PostgreSQL connections (the listener takes one more)",
     )
     queue_size: int = _setting(
-        1000, "QUEUE_SIZE", _int(1),
+        1000, "QUEUE_SIZE", values.int_in(1),
         "changes queued per subscriber; one that falls further behind reads the journal instead",
     )
     heartbeat_seconds: float = _setting(
-        5.0, "HEARTBEAT_SECONDS", _seconds,
+        5.0, "HEARTBEAT_SECONDS", values.seconds,
         "quiet time after which the listener checks its connection and the journal anyway",
     )
     reconnect_max_seconds: float = _setting(
-        5.0, "RECONNECT_MAX_SECONDS", _seconds,
+        5.0, "RECONNECT_MAX_SECONDS", values.seconds,
         "longest wait between attempts to reach a lost database",
     )
     journal_batch: int = _setting(
-        500, "JOURNAL_BATCH", _int(1),
+        500, "JOURNAL_BATCH", values.int_in(1),
         "journal entries read per query (live and when replaying), and pruned per statement",
     )
     journal_keep_seconds: float = _setting(
-        604800.0, "JOURNAL_KEEP_SECONDS", _seconds,
+        604800.0, "JOURNAL_KEEP_SECONDS", values.seconds,
         "journal entries older than this are pruned (cursors before them expire)",
     )
     journal_keep_rows: int = _setting(
-        1_000_000, "JOURNAL_KEEP_ROWS", _int(1),
+        1_000_000, "JOURNAL_KEEP_ROWS", values.int_in(1),
         "at most this many newest journal positions are kept",
     )
+    mutations_keep_seconds: float = _setting(
+        604800.0, "MUTATIONS_KEEP_SECONDS", values.seconds,
+        "numbered mutations' verdicts older than this are pruned (a retry after that applies again)",
+    )
     journal_prune_seconds: float = _setting(
-        60.0, "JOURNAL_PRUNE_SECONDS", _seconds, "how often each process prunes the journal"
+        60.0, "JOURNAL_PRUNE_SECONDS", values.seconds, "how often each process prunes the journal"
     )
     database_timeout_seconds: float = _setting(
-        5.0, "DATABASE_TIMEOUT_SECONDS", _seconds,
+        5.0, "DATABASE_TIMEOUT_SECONDS", values.seconds,
         "longest wait for a database connection; then DATABASE_UNAVAILABLE (HTTP 503)",
     )
     keepalive_seconds: float = _setting(
-        15.0, "KEEPALIVE_SECONDS", _seconds,
+        15.0, "KEEPALIVE_SECONDS", values.seconds,
         "keepalive interval on idle WebSockets and event streams (GraphQL, RESTSocket, SSE): proxies cut silent ones",
     )
     send_timeout_seconds: float = _setting(
-        30.0, "SEND_TIMEOUT_SECONDS", _seconds,
+        30.0, "SEND_TIMEOUT_SECONDS", values.seconds,
         "a WebSocket client (GraphQL or RESTSocket) that takes no message for this long is closed with 4408; an event stream, ended",
     )
     connection_init_seconds: float = _setting(
-        10.0, "CONNECTION_INIT_SECONDS", _seconds,
+        10.0, "CONNECTION_INIT_SECONDS", values.seconds,
         "how long a GraphQL WebSocket client (either protocol) may take to send connection_init; then closed with 4408",
     )
     execution_cache_size: int = _setting(
-        4096, "EXECUTION_CACHE_SIZE", _int(1),
+        4096, "EXECUTION_CACHE_SIZE", values.int_in(1),
         "subscription results kept for sharing between subscribers of the same operation",
     )
     persisted_queries_size: int = _setting(
-        1000, "PERSISTED_QUERIES_SIZE", _int(1),
+        1000, "PERSISTED_QUERIES_SIZE", values.int_in(1),
         "automatic persisted queries kept in memory (least recently used out first)",
     )
     trusted_documents: dict[str, str] | None = _setting(  # noqa: RUF009 - never mutated
-        None, "TRUSTED_DOCUMENTS", _trusted_documents,
+        None, "TRUSTED_DOCUMENTS", values.trusted_documents,
         "a manifest {sha256: document} (web/src/gql/persisted-documents.json);"
         " set: /graphql runs only those documents",
     )
     response_cache_size: int = _setting(
-        256, "RESPONSE_CACHE_SIZE", _int(0),
+        256, "RESPONSE_CACHE_SIZE", values.int_in(0),
         "query responses kept, each served only while the journal has not moved since it was read; 0: none",
     )
     shutdown_seconds: float = _setting(
-        5.0, "SHUTDOWN_SECONDS", _seconds,
+        5.0, "SHUTDOWN_SECONDS", values.seconds,
         "on SIGTERM, how long open requests get to finish before they are cut (subscriptions end at once)",
     )
     token: str | None = _setting(
-        None, "TODOS_TOKEN", _token,
+        None, "TODOS_TOKEN", values.token,
         "bearer token every route but /healthz and the web client requires (AUTH=accounts: the service"
         " token, which acts for no person and sees everything, beside people's credentials); unset: none",
         secret=True,
     )
     token_file: str | None = _setting(
-        None, "TODOS_TOKEN_FILE", _token_file,
+        None, "TODOS_TOKEN_FILE", values.secret_file(values.token),
         "a file holding TODOS_TOKEN (read at start-up; TODOS_TOKEN wins)",
         secret=True,
     )
     auth: str = _setting(
-        "open", "AUTH", _auth,
+        "open", "AUTH", values.auth,
         "open: every request acts as the one person, local (as before accounts); accounts: a request needs"
         " a session cookie, a personal access token or TODOS_TOKEN (see People and sign-in)",
     )
     session_idle_seconds: float = _setting(
-        1209600.0, "SESSION_IDLE_SECONDS", _seconds, "a session unused for this long ends (AUTH=accounts)"
+        1209600.0, "SESSION_IDLE_SECONDS", values.seconds, "a session unused for this long ends (AUTH=accounts)"
     )
     session_max_seconds: float = _setting(
-        2592000.0, "SESSION_MAX_SECONDS", _seconds, "a session ends this long after sign-in, used or not"
+        2592000.0, "SESSION_MAX_SECONDS", values.seconds, "a session ends this long after sign-in, used or not"
     )
     cookie_secure: bool = _setting(
-        False, "COOKIE_SECURE", _bool,
+        False, "COOKIE_SECURE", values.boolean,
         "true: the session cookie is always Secure (__Host-todos_session); false: only when the request came over HTTPS",
     )
     sign_in_failures_per_account: int = _setting(
-        5, "SIGN_IN_FAILURES_PER_ACCOUNT", _int(1),
+        5, "SIGN_IN_FAILURES_PER_ACCOUNT", values.int_in(1),
         "failed sign-ins to one account per SIGN_IN_WINDOW_SECONDS; more get 429 TOO_MANY_REQUESTS",
     )
     sign_in_failures_per_address: int = _setting(
-        50, "SIGN_IN_FAILURES_PER_ADDRESS", _int(1),
+        50, "SIGN_IN_FAILURES_PER_ADDRESS", values.int_in(1),
         "failed sign-ins and sign-ups from one client address per SIGN_IN_WINDOW_SECONDS; more get 429",
     )
     sign_in_window_seconds: float = _setting(
-        900.0, "SIGN_IN_WINDOW_SECONDS", _seconds, "the window the sign-in failure limits count in"
+        900.0, "SIGN_IN_WINDOW_SECONDS", values.seconds, "the window the sign-in failure limits count in"
     )
     jwt_secret: str | None = _setting(
-        None, "JWT_SECRET", _jwt_secret,
+        None, "JWT_SECRET", values.jwt_secret,
         "AUTH=accounts: take JSON Web Tokens (Authorization: Bearer) signed with this HS256 secret"
         " (32 bytes at least); unset: none",
         secret=True,
     )
     jwt_secret_file: str | None = _setting(
-        None, "JWT_SECRET_FILE", _jwt_secret_file, "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
+        None, "JWT_SECRET_FILE", values.secret_file(values.jwt_secret), "a file holding JWT_SECRET (read at start-up; JWT_SECRET wins)",
         secret=True,
     )
     jwt_jwks_file: str | None = _setting(
-        None, "JWT_JWKS_FILE", _jwks_file,
+        None, "JWT_JWKS_FILE", values.jwks_file,
         "AUTH=accounts: take JSON Web Tokens signed (RS256 or ES256) by a key of this JSON Web Key Set file",
     )
     jwt_user_claim: str = _setting(
-        "sub", "JWT_USER_CLAIM", _text,
+        "sub", "JWT_USER_CLAIM", values.nonempty_text,
         "the JWT claim that names the person (their username; an unknown one is made, with no password)",
     )
     jwt_audience: str | None = _setting(
-        None, "JWT_AUDIENCE", _optional_text, "a JWT must name this audience (aud); unset: not checked"
+        None, "JWT_AUDIENCE", values.optional_text, "a JWT must name this audience (aud); unset: not checked"
     )
     jwt_issuer: str | None = _setting(
-        None, "JWT_ISSUER", _optional_text, "a JWT must come from this issuer (iss); unset: not checked"
+        None, "JWT_ISSUER", values.optional_text, "a JWT must come from this issuer (iss); unset: not checked"
     )
     allowed_origins: tuple[str, ...] = _setting(
-        (), "ALLOWED_ORIGINS", _origins,
+        (), "ALLOWED_ORIGINS", values.origins,
         "comma-separated origins besides the server's own that may open WebSockets and read by CORS",
     )
     allowed_hosts: tuple[str, ...] = _setting(
-        (), "ALLOWED_HOSTS", _hosts,
+        (), "ALLOWED_HOSTS", values.hosts,
         "comma-separated host names this server answers to besides localhost, 127.0.0.1 and [::1]"
         " (and any IP address when HOST is not loopback): example.org, .example.org for it and its"
         " subdomains, * for any; other Host headers get 421",
     )
     max_body_bytes: int = _setting(
-        65536, "MAX_BODY_BYTES", _int(1), "largest HTTP request body; larger ones get 413 unread"
+        65536, "MAX_BODY_BYTES", values.int_in(1), "largest HTTP request body; larger ones get 413 unread"
     )
     ws_max_bytes: int = _setting(
-        65536, "WS_MAX_BYTES", _int(1), "largest WebSocket message; larger ones close the socket (1009)"
+        65536, "WS_MAX_BYTES", values.int_in(1), "largest WebSocket message; larger ones close the socket (1009)"
     )
     request_seconds: float = _setting(
-        10.0, "REQUEST_SECONDS", _seconds,
+        10.0, "REQUEST_SECONDS", values.seconds,
         "how long a client may take to send a request's headers, and then its body",
     )
     max_tokens: int = _setting(
-        1000, "MAX_TOKENS", _int(1), "most lexical tokens in a GraphQL document"
+        1000, "MAX_TOKENS", values.int_in(1), "most lexical tokens in a GraphQL document"
     )
     max_depth: int = _setting(
-        10, "MAX_DEPTH", _int(1),
+        10, "MAX_DEPTH", values.int_in(1),
         "most levels of GraphQL selections below a root field (introspection not counted)",
     )
-    max_aliases: int = _setting(30, "MAX_ALIASES", _int(0), "most aliases in a GraphQL document")
+    max_aliases: int = _setting(30, "MAX_ALIASES", values.int_in(0), "most aliases in a GraphQL document")
     max_fields: int = _setting(
-        2000, "MAX_FIELDS", _int(1), "most fields a GraphQL document selects, its fragments expanded"
+        2000, "MAX_FIELDS", values.int_in(1), "most fields a GraphQL document selects, its fragments expanded"
     )
     max_list_rows: int = _setting(
-        10_000, "MAX_LIST_ROWS", _int(1),
+        10_000, "MAX_LIST_ROWS", values.int_in(1),
         "most rows in one list answer; a larger page is refused, a whole list over it is LIST_TOO_LARGE",
     )
     introspection: bool = _setting(
-        True, "INTROSPECTION", _bool, "whether GraphQL introspection (__schema, __type) is allowed"
+        True, "INTROSPECTION", values.boolean, "whether GraphQL introspection (__schema, __type) is allowed"
     )
     max_subscriptions: int = _setting(
-        20, "MAX_SUBSCRIPTIONS", _int(1), "most subscriptions open on one GraphQL WebSocket"
+        20, "MAX_SUBSCRIPTIONS", values.int_in(1), "most subscriptions open on one GraphQL WebSocket"
     )
     max_sockets_per_client: int = _setting(
-        256, "MAX_SOCKETS_PER_CLIENT", _int(1),
+        256, "MAX_SOCKETS_PER_CLIENT", values.int_in(1),
         "most WebSockets open from one client address, all workers together"
         " (behind a proxy not in FORWARDED_ALLOW_IPS: all its clients)",
     )
     forwarded_allow_ips: tuple[str, ...] = _setting(
-        (), "FORWARDED_ALLOW_IPS", _proxies,
+        (), "FORWARDED_ALLOW_IPS", values.proxies,
         "comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose X-Forwarded-For names the"
         " client (for MAX_SOCKETS_PER_CLIENT and the logs) and X-Forwarded-Proto the scheme, * for any;"
         " unset: none, the client is the connection's peer",
     )
     statement_timeout_seconds: float = _setting(
-        5.0, "STATEMENT_TIMEOUT_SECONDS", _seconds, "longest a PostgreSQL statement of a request may run"
+        5.0, "STATEMENT_TIMEOUT_SECONDS", values.seconds, "longest a PostgreSQL statement of a request may run"
     )
-    log_level: str = _setting("info", "LOG_LEVEL", _log_level, "uvicorn's log level")
+    log_level: str = _setting("info", "LOG_LEVEL", values.log_level, "uvicorn's log level")
     log_format: str = _setting(
-        "text", "LOG_FORMAT", _log_format, "text, or json: one JSON object per line"
+        "text", "LOG_FORMAT", values.log_format, "text, or json: one JSON object per line"
     )
     workers: int = _setting(
-        1, "WORKERS", _int(1),
+        1, "WORKERS", values.int_in(1),
         "processes serving the one port, each with its own listener (see Several processes)",
     )
     web_dist: Path | None = _setting(  # noqa: RUF009 - a Path is immutable
-        None, "WEB_DIST", _web_dist,
+        None, "WEB_DIST", values.web_dist,
         "the built web client to serve; unset: the one in the package, if built; empty: none",
     )
 
@@ -468,11 +274,13 @@ class Settings:
 
     @property
     def bearer_token(self) -> str | None:
-        return self.token or self.token_file
+        """TODOS_TOKEN, else the one in TODOS_TOKEN_FILE."""
+        return self.token or (values.read_secret(self.token_file, values.token) if self.token_file else None)
 
     @property
     def jwt_key(self) -> str | None:
-        return self.jwt_secret or self.jwt_secret_file
+        """JWT_SECRET, else the one in JWT_SECRET_FILE."""
+        return self.jwt_secret or (values.read_secret(self.jwt_secret_file, values.jwt_secret) if self.jwt_secret_file else None)
 
 
 def to_env(settings: Settings) -> dict[str, str]:

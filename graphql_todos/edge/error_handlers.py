@@ -29,8 +29,8 @@ def close_reason(reason: str) -> str:
 
 
 def error_body(
-    code: ErrorCode, message: str, details: Mapping[str, str] | None = None
-) -> dict[str, dict[str, str]]:
+    code: ErrorCode, message: str, details: Mapping[str, object] | None = None
+) -> dict[str, dict[str, object]]:
     return {"error": {"code": code.name, "message": message, **(details or {})}}
 
 
@@ -40,7 +40,7 @@ async def _answer(
     message: str,
     status: int | None = None,
     headers: Mapping[str, str] | None = None,
-    details: Mapping[str, str] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> Response | None:
     if isinstance(conn, WebSocket):
         await conn.close(code.close_code, close_reason(message))
@@ -56,7 +56,7 @@ async def _on_domain_error(conn: HTTPConnection, exc: Exception) -> Response | N
 
 async def _on_request_error(conn: HTTPConnection, exc: Exception) -> Response | None:
     assert isinstance(exc, RequestError)
-    return await _answer(conn, exc.code, exc.message, exc.status, exc.headers)
+    return await _answer(conn, exc.code, exc.message, exc.status, exc.headers, exc.details)
 
 
 async def _on_starlette_error(conn: HTTPConnection, exc: Exception) -> Response | None:

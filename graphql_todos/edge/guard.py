@@ -22,7 +22,8 @@ from starlette.websockets import WebSocket
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import DomainError, ErrorCode, RequestError
 from graphql_todos.core.people import OPEN
-from graphql_todos.core.settings import Settings, is_ip_literal
+from graphql_todos.core.setting_values import is_ip_literal
+from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.error_handlers import close_reason, error_body
 from graphql_todos.edge.negotiation import accept_header, prefers_html

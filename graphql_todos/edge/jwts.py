@@ -11,7 +11,8 @@ from typing import Any
 import jwt
 
 from graphql_todos.core.people import USERNAME
-from graphql_todos.core.settings import SettingError, Settings, read_jwks
+from graphql_todos.core.setting_values import read_jwks
+from graphql_todos.core.settings import SettingError, Settings
 
 _SIGNED_BY_KEYS = ("RS256", "ES256")
 

@@ -36,7 +36,8 @@ from graphql.execution.values import VariableValues, get_variable_values
 
 from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import ErrorCode
-from graphql_todos.graphql.schema import TodoSchema, validation_failed
+from graphql_todos.graphql.outcomes import validation_failed
+from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import strawberry_operation, validation_errors, variables_key
 
 T = TypeVar("T")

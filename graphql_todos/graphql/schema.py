@@ -3,33 +3,48 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, cast
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension, ValidationCache
+from graphql import (
+    GraphQLError,
+    OperationDefinitionNode,
+    parse,
+)
+from strawberry.extensions import ValidationCache
 from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
 
 from graphql_todos.core import metrics, models
-from graphql_todos.core.errors import DomainError, ErrorCode, NotFound
+from graphql_todos.core.errors import DomainError, NotFound
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.lists import Lists
 from graphql_todos.core.models import Change, TodoState, Viewer
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.people import SERVICE, Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
-from graphql_todos.core.settings import Settings
-from graphql_todos.graphql.limits import LimitExceeded, limits_rule
+from graphql_todos.edge.acting import key_scope
+from graphql_todos.graphql import numbering
+from graphql_todos.graphql.outcomes import (
+    NO_LIMITS,
+    MaskUnexpected,
+    QueryLimits,
+    TagValidationErrors,
+    error_code,
+    is_unexpected,
+    refused_limit,
+)
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.graphql.types import (
     CreateListInput,
     CreateTodoInput,
     Member,
+    MutationVerdict,
     Role,
     Todo,
     TodoChange,
@@ -37,12 +52,11 @@ from graphql_todos.graphql.types import (
     UpdateTodoInput,
 )
 from graphql_todos.internals.strawberry import (
-    CheapMaskErrors,
     OneResultSchema,
     ParseCache,
     SharedResults,
     TodoExecutionContext,
-    over_token_limit,
+    strawberry_operation,
     tag,
 )
 from graphql_todos.live import streams
@@ -77,6 +91,9 @@ class Context:
     accounts: Accounts | None = None
     event_ids: EventIds | None = None
     lists: Lists | None = None
+    # One operation's (TodoSchema.operation_context, the fast path): the
+    # mutation's key, and its verdict and cursor once it ran.
+    receipt: Receipt | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -173,14 +190,27 @@ class Query:
         except NotFound:
             return None
 
+    @strawberry.field(
+        description="The verdicts of a client's numbered mutations after sequence number `after`, in order"
+        " (at most MAX_LIST_ROWS; kept for MUTATIONS_KEEP_SECONDS)."
+    )
+    async def mutation_verdicts(
+        self, info: Info[Context, None], client: strawberry.ID, after: str | None = "0"
+    ) -> list[MutationVerdict]:
+        ctx = _ctx(info)
+        return cast(list[MutationVerdict], await ctx.service.verdicts(key_scope(ctx.principal), client, after or "0"))
 
+
+# Every mutation's reply carries `extensions.cursor`, the journal cursor at
+# which its effect (or its no-op) is visible; one numbered by the request's
+# `extensions.mutation` also `extensions.mutation` (client, seq, verdict).
 @strawberry.type
 class Mutation:
     @strawberry.mutation
     async def create_todo(self, info: Info[Context, None], input: CreateTodoInput) -> Todo:
         list_id = _unset_to_none(input.list_id)
         todo = await _ctx(info).service.create_todo(
-            input.title, bool(input.completed), actor=_actor(info), list_id=list_id
+            input.title, bool(input.completed), _ctx(info).receipt, actor=_actor(info), list_id=list_id
         )
         return cast(Todo, todo)
 
@@ -189,7 +219,7 @@ class Mutation:
         self, info: Info[Context, None], id: strawberry.ID, input: UpdateTodoInput
     ) -> Todo:
         todo = await _ctx(info).service.update_todo(
-            id, _unset_to_none(input.title), _unset_to_none(input.completed), actor=_actor(info)
+            id, _unset_to_none(input.title), _unset_to_none(input.completed), _ctx(info).receipt, actor=_actor(info)
         )
         return cast(Todo, todo)
 
@@ -199,17 +229,21 @@ class Mutation:
 
     @strawberry.mutation(description="Returns the deleted row.")
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
-        return cast(Todo, await _ctx(info).service.delete_todo(id, actor=_actor(info)))
+        return cast(Todo, await _ctx(info).service.delete_todo(id, _ctx(info).receipt, actor=_actor(info)))
 
     @strawberry.mutation(description="Returns the rows it changed (the first MAX_LIST_ROWS, in list order).")
     async def toggle_all(
         self, info: Info[Context, None], completed: bool, list_id: strawberry.ID | None = None
     ) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.toggle_all(completed, actor=_actor(info), list_id=list_id))
+        return cast(list[Todo], await _ctx(info).service.toggle_all(
+            completed, _ctx(info).receipt, actor=_actor(info), list_id=list_id
+        ))
 
     @strawberry.mutation(description="Returns the rows it deleted (the first MAX_LIST_ROWS, in list order).")
     async def clear_completed(self, info: Info[Context, None], list_id: strawberry.ID | None = None) -> list[Todo]:
-        return cast(list[Todo], await _ctx(info).service.clear_completed(actor=_actor(info), list_id=list_id))
+        return cast(list[Todo], await _ctx(info).service.clear_completed(
+            _ctx(info).receipt, actor=_actor(info), list_id=list_id
+        ))
 
 
     @strawberry.mutation(description="A new list the caller owns.")
@@ -301,81 +335,6 @@ async def _rows(states: AsyncGenerator[TodoState, None]) -> AsyncGenerator[Todo 
             yield cast(Todo | None, state.todo)
 
 
-def error_code(error: GraphQLError) -> ErrorCode:
-    """What an error is, from its type or the tag its maker gave it, never
-    from its message."""
-    if isinstance(error.original_error, DomainError):
-        return error.original_error.code
-    if isinstance(error, GraphQLSyntaxError):
-        return ErrorCode.GRAPHQL_PARSE_FAILED
-    tagged = (error.extensions or {}).get("code")
-    if isinstance(tagged, str) and tagged in ErrorCode.__members__:
-        return ErrorCode[tagged]
-    return ErrorCode.INTERNAL_SERVER_ERROR
-
-
-def refused_limit(error: GraphQLError) -> str | None:
-    """The document limit (metrics.LIMITS) an error refuses a document for, if any."""
-    if isinstance(error, LimitExceeded):
-        return error.limit
-    return "tokens" if over_token_limit(error) else None
-
-
-def _unexpected(error: GraphQLError) -> bool:
-    return error_code(error) is ErrorCode.INTERNAL_SERVER_ERROR
-
-
-def validation_failed(errors: Iterable[GraphQLError]) -> None:
-    """Whatever validation reports is a validation failure."""
-    for error in errors:
-        tag(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
-
-
-class TagValidationErrors(SchemaExtension):
-    def on_validate(self) -> Iterator[None]:
-        yield
-        validation_failed(self.execution_context.pre_execution_errors or ())
-
-
-class MaskUnexpected(CheapMaskErrors):
-    """Errors the client did not cause lose their message and details."""
-
-    def __init__(self) -> None:
-        super().__init__(should_mask_error=_unexpected)
-
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        masked = super().anonymise_error(error)
-        tag(masked, ErrorCode.INTERNAL_SERVER_ERROR)
-        return masked
-
-
-@dataclass(frozen=True)
-class QueryLimits:
-    """What a document may be: at most `max_tokens` tokens (the parser stops
-    there), and valid under `rules` besides the schema's. The compiled fast
-    path parses and validates with the same."""
-
-    max_tokens: int | None = None
-    rules: tuple[type[ASTValidationRule], ...] = ()
-
-    @classmethod
-    def of(cls, settings: Settings) -> QueryLimits:
-        """Documents over the limits are refused before anything runs: the token
-        limit stops the parser itself, the others are validation rules."""
-        rules: list[type[ASTValidationRule]] = [
-            limits_rule(settings.max_depth, settings.max_aliases, settings.max_fields),
-        ]
-        if not settings.introspection:
-            rules.append(NoSchemaIntrospectionCustomRule)
-        return cls(settings.max_tokens, tuple(rules))
-
-    def extensions(self) -> list[Callable[[], SchemaExtension]]:
-        limits: list[Callable[[], SchemaExtension]] = [functools.partial(AddValidationRules, list(self.rules))]
-        if self.max_tokens is not None:
-            limits.append(functools.partial(MaxTokensLimiter, max_token_count=self.max_tokens))
-        return limits
-
-
 # One for the paths that answer without Strawberry's extensions.
 _MASK = MaskUnexpected()
 
@@ -384,7 +343,7 @@ class TodoSchema(OneResultSchema):
     def __init__(
         self,
         execution_cache_size: int,
-        limits: QueryLimits = QueryLimits(),
+        limits: QueryLimits = NO_LIMITS,
         persisted: PersistedQueries | None = None,
     ) -> None:
         # Read by TodoExecutionContext for every subscription event.
@@ -415,19 +374,55 @@ class TodoSchema(OneResultSchema):
                 # What the client acts on, e.g. the oldest cursor still available.
                 error.extensions = {**(error.extensions or {}), **error.original_error.details()}
         # Client mistakes are answers, not incidents: log only the rest.
-        unexpected = [e for e in errors if _unexpected(e)]
+        unexpected = [e for e in errors if is_unexpected(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+
+    def operation_context(
+        self,
+        context: Any,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        extensions: Mapping[str, Any] | None,
+    ) -> Any:
+        """Each operation gets a receipt of its own (a mutation's verdict and
+        cursor), with the key its request numbers it by."""
+        if not isinstance(context, Context):
+            return context
+        try:
+            key = None
+            if extensions and extensions.get("mutation") is not None and query:
+                definition = self._definition(query, operation_name)
+                key = numbering.key(dict(extensions), definition, key_scope(context.principal), query, variables, operation_name)
+        except DomainError as exc:
+            return self.finish_errors([GraphQLError(exc.message, original_error=exc)])
+        return replace(context, receipt=Receipt(key))
+
+    def _definition(self, query: str, operation_name: str | None) -> OperationDefinitionNode | None:
+        """The operation a numbered request runs (None: the document does not
+        parse, which Strawberry's path then answers)."""
+        try:
+            document = parse(query, max_tokens=self.limits.max_tokens)
+        except GraphQLError:
+            return None
+        return strawberry_operation(document, operation_name)
+
+    def finish(self, context: Any, result: StrawberryExecutionResult) -> None:
+        if isinstance(context, Context) and context.receipt is not None:
+            extensions = numbering.reply_extensions(context.receipt)
+            if extensions is not None:
+                result.extensions = {**(result.extensions or {}), **extensions}
 
     def finish_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         """What Strawberry's pipeline does to errors before they are sent
         (codes, logging, then MaskUnexpected), for the paths that answer
         without it: the compiled fast path and the broadcast fan-out."""
         self.process_errors(errors)
-        return [_MASK.anonymise_error(e) if _unexpected(e) else e for e in errors]
+        return [_MASK.anonymise_error(e) if is_unexpected(e) else e for e in errors]
 
 
 def build_schema(
-    execution_cache_size: int, limits: QueryLimits = QueryLimits(), persisted: PersistedQueries | None = None
+    execution_cache_size: int, limits: QueryLimits = NO_LIMITS, persisted: PersistedQueries | None = None
 ) -> TodoSchema:
     return TodoSchema(execution_cache_size, limits, persisted)

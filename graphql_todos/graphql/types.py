@@ -11,10 +11,12 @@ from strawberry.schema_directive import Location
 
 from graphql_todos.core.lists import MAX_LIST_NAME
 from graphql_todos.core.models import Op
+from graphql_todos.core.mutations import Verdict
 from graphql_todos.core.service import MAX_TITLE_LENGTH
 
 # The Python enum's member names are the GraphQL values.
 strawberry.enum(Op, name="ChangeOp")
+strawberry.enum(Verdict, name="Verdict", description="What the server made of a numbered mutation.")
 
 
 @strawberry.type
@@ -37,6 +39,16 @@ class TodoChange:
 class TodoList:
     todos: list[Todo]
     cursor: str = strawberry.field(description="The journal position the list reflects.")
+
+
+@strawberry.type(description="A numbered mutation's verdict, as recorded with it.")
+class MutationVerdict:
+    seq: str = strawberry.field(description="Its sequence number (a string: it may pass GraphQL's Int).")
+    verdict: Verdict
+    cursor: str = strawberry.field(description="The journal cursor at which its effect (or its no-op) is visible.")
+    code: str | None = strawberry.field(description="A rejection's error code.")
+    message: str | None = strawberry.field(description="A rejection's reason.")
+    todo: Todo | None = strawberry.field(description="The row it left; a rejection's: the row as the server had it.")
 
 
 @strawberry.schema_directive(

@@ -37,8 +37,9 @@ from graphql_todos.graphql.http import (
     not_acceptable,
 )
 from graphql_todos.graphql.intake import Intake
+from graphql_todos.graphql.outcomes import QueryLimits
 from graphql_todos.graphql.persisted import PersistedQueries
-from graphql_todos.graphql.schema import Context, QueryLimits, build_schema
+from graphql_todos.graphql.schema import Context, build_schema
 from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
 from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
 from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake

@@ -6,9 +6,11 @@ tests/internals pins each, so an upgrade that breaks one fails a test by name.""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar, Protocol, cast
 
 import orjson
@@ -201,10 +203,28 @@ class OneResultSchema(strawberry.Schema):
     types the request method allows, and stream subscriptions through
     `subscribe()`/`stream()` instead; every transport runs operations
     through `execute()` or `stream()` (`subscribe()` calls `stream()`),
-    passing the request's extensions, before Strawberry requires a query:
-    both look up a persisted query's document there."""
+    passing the request's extensions (the WebSocket handlers pass none: they
+    come from OPERATION_EXTENSIONS), before Strawberry requires a query:
+    both look up a persisted query's document there. Resolvers get the
+    context passed to them; each result of an operation is what the
+    transport sends (the `extensions` of one are sent)."""
 
     persisted: Documents | None = None
+
+    def operation_context(
+        self,
+        context: Any,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        extensions: Mapping[str, Any] | None,
+    ) -> Any:
+        """The context one operation runs with (the transport's, by default),
+        or the errors refusing it."""
+        return context
+
+    def finish(self, context: Any, result: StrawberryExecutionResult) -> None:
+        """Amend an operation's result (run with `context`) before it is sent."""
 
     def document(self, query: str | None, extensions: Mapping[str, Any] | None) -> str | None:
         """The document a request runs: its own, or the persisted one its
@@ -234,10 +254,13 @@ class OneResultSchema(strawberry.Schema):
             query = self.document(query, operation_extensions)
         except RequestError as exc:
             return StrawberryExecutionResult(data=None, errors=[request_error(exc)])
+        context_value = self.operation_context(context_value, query, variable_values, operation_name, operation_extensions)
+        if isinstance(context_value, list):
+            return StrawberryExecutionResult(data=None, errors=context_value)
         # One result cannot carry a subscription: refuse it instead of
         # resolving null.
         allowed: set[OperationType] = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
-        return await super().execute(
+        result = await super().execute(
             query,
             variable_values,
             context_value,
@@ -246,6 +269,8 @@ class OneResultSchema(strawberry.Schema):
             allowed - {OperationType.SUBSCRIPTION},
             operation_extensions,
         )
+        self.finish(context_value, result)
+        return result
 
     async def stream(  # type: ignore[override]
         self,
@@ -257,14 +282,26 @@ class OneResultSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
+        if operation_extensions is None:
+            operation_extensions = OPERATION_EXTENSIONS.get()
         try:
             query = self.document(query, operation_extensions)
         except RequestError as exc:
-            return _refused(exc)
-        return await super().stream(
+            return _refused([request_error(exc)])
+        context_value = self.operation_context(context_value, query, variable_values, operation_name, operation_extensions)
+        if isinstance(context_value, list):
+            return _refused(context_value)
+        results = await super().stream(
             query, variable_values, context_value, root_value, operation_name,
             operation_extensions, allowed_operation_types,
         )
+        return self._finished(context_value, results)
+
+    async def _finished(self, context: Any, results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+        async with contextlib.aclosing(results):
+            async for result in results:
+                self.finish(context, result)
+                yield result
 
     # Assumes: only the legacy graphql-ws handler calls subscribe() (by
     # keyword), and sends each result as `data`, then `complete`. Older
@@ -273,9 +310,18 @@ class OneResultSchema(strawberry.Schema):
     subscribe = stream  # type: ignore[assignment]
 
 
-async def _refused(exc: RequestError) -> AsyncGenerator[PreExecutionError, None]:
+async def _refused(errors: list[GraphQLError]) -> AsyncGenerator[PreExecutionError, None]:
     # As the stream of a document that does not validate: one error, no data.
-    yield PreExecutionError(data=None, errors=[request_error(exc)])
+    yield PreExecutionError(data=None, errors=errors)
+
+
+# The extensions of a WebSocket operation (subscribe's or start's payload),
+# which Strawberry's handlers do not pass to stream(). Assumes: each handler
+# creates the operation's task inside handle_subscribe / handle_start, so a
+# value set around that call is the task's own (asyncio copies the context
+# into a task as it is created). tests/test_mutations_once.py pins it: a
+# numbered mutation over either protocol answers as over HTTP.
+OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar("operation_extensions", default=None)
 
 
 

@@ -17,6 +17,7 @@ from strawberry.types import ExecutionResult as StrawberryExecutionResult
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode
+from graphql_todos.internals.strawberry import OPERATION_EXTENSIONS
 from graphql_todos.internals.strawberry_sockets import (
     TOO_MANY_INITS_CODE,
     TOO_MANY_INITS_REASON,
@@ -44,7 +45,8 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
     it, and it answers `complete` when cancelled or when the stream ends,
     then forgets the id (as below). It refuses a start over
     `max_subscriptions_per_connection` once the connection is acknowledged,
-    counting `tasks` without the one of the same id it ends first."""
+    counting `tasks` without the one of the same id it ends first. The
+    operation's task gets the start payload's extensions (OPERATION_EXTENSIONS)."""
 
     async def handle_message(self, message: Any) -> None:
         # Strawberry reads a message's fields without checking them: one
@@ -62,7 +64,12 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         # Unacknowledged, the id may be anything: Strawberry closes with 4401.
         running = len(self.tasks.keys() - {message.get("id")})
         count_over_limit(self.connection_acknowledged, running, self.max_subscriptions_per_connection)
-        await super().handle_start(message)
+        payload = message.get("payload")
+        token = OPERATION_EXTENSIONS.set(payload.get("extensions") if isinstance(payload, dict) else None)
+        try:
+            await super().handle_start(message)
+        finally:
+            OPERATION_EXTENSIONS.reset(token)
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None

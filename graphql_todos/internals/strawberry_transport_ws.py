@@ -19,7 +19,7 @@ from strawberry.types import ExecutionResult as StrawberryExecutionResult
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode, RequestError
-from graphql_todos.internals.strawberry import request_error
+from graphql_todos.internals.strawberry import OPERATION_EXTENSIONS, request_error
 from graphql_todos.internals.strawberry_sockets import (
     UNAUTHENTICATED_REASON,
     ConnectionGate,
@@ -148,7 +148,8 @@ class _Broadcast:
 class PersistedSubscribe(FanoutTransportWSHandler):
     """Assumes: `handle_subscribe(message)` reads `payload["query"]` (a
     payload without it fails as unparsable) and passes no extensions on.
-    A payload with `extensions` gets its document here first. It refuses a
+    A payload with `extensions` gets its document here first, and its
+    operation the extensions (OPERATION_EXTENSIONS). It refuses a
     subscribe over `max_subscriptions_per_connection` once the connection
     is acknowledged and the id is new, counting `operations`."""
 
@@ -175,7 +176,11 @@ class PersistedSubscribe(FanoutTransportWSHandler):
         # A duplicate id closes the socket before the limit is looked at.
         if message["id"] not in self.operations:
             count_over_limit(self.connection_acknowledged, len(self.operations), self.max_subscriptions_per_connection)
-        await super().handle_subscribe(message)
+        token = OPERATION_EXTENSIONS.set(payload.get("extensions"))
+        try:
+            await super().handle_subscribe(message)
+        finally:
+            OPERATION_EXTENSIONS.reset(token)
 
 
 class GatedTransportWs(PersistedSubscribe):

@@ -1,7 +1,8 @@
 """Journal retention: every JOURNAL_PRUNE_SECONDS, delete entries older than
 JOURNAL_KEEP_SECONDS or beyond the newest JOURNAL_KEEP_ROWS, a batch at a
 time, never one a subscriber (or broadcast member) of this process has
-still to read (Hub.needed_after)."""
+still to read (Hub.needed_after); then numbered mutations' verdicts older
+than MUTATIONS_KEEP_SECONDS or than the oldest entry kept."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Retention:
         self.hub = hub
         self.keep_seconds = settings.journal_keep_seconds
         self.keep_rows = settings.journal_keep_rows
+        self.mutations_keep_seconds = settings.mutations_keep_seconds
         self.interval = settings.journal_prune_seconds
         self.batch = settings.journal_batch
         self.pruned = 0
@@ -44,6 +46,14 @@ class Retention:
         self.pruned += total
         if total:
             logger.info("journal: pruned %s entries", total)
+        verdicts = 0
+        while (count := await self.journal.prune_mutations(self.mutations_keep_seconds, self.batch)) > 0:
+            verdicts += count
+            if count < self.batch:
+                break
+            await asyncio.sleep(0)
+        if verdicts:
+            logger.info("mutations: pruned %s verdicts", verdicts)
         return total
 
     async def run(self) -> None:

@@ -5,6 +5,7 @@ With AUTH=open only `GET /api/auth/me` answers (local); the rest is 404."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -18,6 +19,9 @@ from graphql_todos.core.passwords import TooManyAttempts
 from graphql_todos.core.people import AccessToken, Accounts, Client, Person, Principal, Session
 from graphql_todos.edge.access import Access, principal_of
 from graphql_todos.rest.resources import in_url, json_body
+
+# Accounts.sign_up or sign_in: (the person, the new session's secret).
+Enter = Callable[[object, object, Client], Awaitable[tuple[Person, str]]]
 
 _CREDENTIALS: dict[str, tuple[type, str]] = {"username": (str, "a string"), "password": (str, "a string")}
 _PASSWORDS: dict[str, tuple[type, str]] = {"current": (str, "a string"), "new": (str, "a string")}
@@ -79,24 +83,22 @@ def _signed_in(request: Request, person: Person, secret: str, status_code: int) 
     return _json({"person": person_json(person)}, status_code, {"Set-Cookie": cookie})
 
 
-async def sign_up(request: Request) -> Response:
-    accounts = _accounts(request)
+async def _enter(request: Request, enter: Enter, status_code: int) -> Response:
+    """Sign up or in with the body's username and password: a new session and its cookie."""
     body = await json_body(request, ("username", "password"), _CREDENTIALS)
     try:
-        person, secret = await accounts.sign_up(body["username"], body["password"], _client(request))
+        person, secret = await enter(body["username"], body["password"], _client(request))
     except TooManyAttempts as exc:
         raise _retry_later(exc) from None
-    return _signed_in(request, person, secret, 201)
+    return _signed_in(request, person, secret, status_code)
+
+
+async def sign_up(request: Request) -> Response:
+    return await _enter(request, _accounts(request).sign_up, 201)
 
 
 async def sign_in(request: Request) -> Response:
-    accounts = _accounts(request)
-    body = await json_body(request, ("username", "password"), _CREDENTIALS)
-    try:
-        person, secret = await accounts.sign_in(body["username"], body["password"], _client(request))
-    except TooManyAttempts as exc:
-        raise _retry_later(exc) from None
-    return _signed_in(request, person, secret, 200)
+    return await _enter(request, _accounts(request).sign_in, 200)
 
 
 async def sign_out(request: Request) -> Response:

@@ -13,7 +13,7 @@ import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -23,21 +23,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from graphql_todos.core import mutations
 from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import (
     BadUserInput,
     DomainError,
     ErrorCode,
     NotFound,
+    Rejected,
     RequestError,
 )
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.list_statements import ListStatement
 from graphql_todos.core.models import Change, Todo, Viewer
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import principal_of
+from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.error_handlers import close_reason
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REASON, frame_writers
@@ -47,6 +51,7 @@ from graphql_todos.live.hub import Hub
 from graphql_todos.rest.openapi import document
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _FIELDS: dict[str, tuple[type, str]] = {
     "title": (str, "a string"),
@@ -99,11 +104,12 @@ class TodoCollection(HTTPEndpoint):
 
     async def post(self, request: Request) -> Response:
         body = await json_body(request, required=("title",))
-        todo = await _service(request).create_todo(
-            body["title"], body.get("completed", False), actor=_actor(request)
-        )
+        receipt = _receipt(request, body)
+        todo = await _settled(receipt, _service(request).create_todo(
+            body["title"], body.get("completed", False), receipt, actor=_actor(request)
+        ))
         location = request.app.url_path_for("todo", id=str(todo.id))
-        return _json(todo, status_code=201, headers={"Location": location})
+        return _json(todo, status_code=201, headers={"Location": location, **_receipt_headers(receipt)})
 
     @staticmethod
     async def websocket(websocket: WebSocket) -> None:
@@ -147,16 +153,20 @@ class TodoItem(HTTPEndpoint):
         return await self._update(request, required=())
 
     async def delete(self, request: Request) -> Response:
-        await _service(request).delete_todo(_path_id(request), actor=_actor(request))
-        return Response(status_code=204)
+        todo_id = _path_id(request)
+        receipt = _receipt(request, None)
+        await _settled(receipt, _service(request).delete_todo(todo_id, receipt, actor=_actor(request)))
+        return Response(status_code=204, headers=_receipt_headers(receipt))
 
     async def _update(self, request: Request, required: Collection[str]) -> Response:
         todo_id = _path_id(request)
         body = await json_body(request, required)
-        todo = await _service(request).update_todo(
-            todo_id, body.get("title"), body.get("completed"), actor=_actor(request)
+        receipt = _receipt(request, body)
+        todo = await _settled(
+            receipt,
+            _service(request).update_todo(todo_id, body.get("title"), body.get("completed"), receipt, actor=_actor(request)),
         )
-        return _json(todo)
+        return _json(todo, headers=_receipt_headers(receipt))
 
     @staticmethod
     async def websocket(websocket: WebSocket) -> None:
@@ -165,6 +175,64 @@ class TodoItem(HTTPEndpoint):
         viewer = principal_of(websocket.scope).viewer
         messages = _state_messages(_service(websocket), _hub(websocket), viewer, websocket.path_params["id"])
         await _relay(websocket, functools.partial(_send_each, websocket, messages))
+
+
+async def mutation_verdicts(request: Request) -> Response:
+    """A client's numbered mutations' verdicts after ?after= (a sequence
+    number, default 0), in order; at most MAX_LIST_ROWS."""
+    after = request.query_params.get("after", "0")
+    try:
+        verdicts = await _service(request).verdicts(key_scope(principal_of(request.scope)), request.path_params["client"], after)
+    except BadUserInput as exc:
+        raise in_url(exc) from None
+    return _json([
+        {
+            "seq": str(v.seq),
+            "verdict": v.verdict.name,
+            "cursor": v.cursor,
+            "code": v.code,
+            "message": v.message,
+            "todo": None if v.todo is None else todo_json(v.todo),
+        }
+        for v in verdicts
+    ])
+
+
+def _receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
+    """A mutation's receipt, with the key of its `Idempotency-Key` header
+    ("<client>:<seq>", docs/design/offline.md); the fingerprint is of the
+    method, the path and the body."""
+    header = request.headers.get("idempotency-key")
+    if header is None:
+        return Receipt()
+    fields = {"method": request.method, "path": request.url.path, "body": body}
+    try:
+        return Receipt(mutations.from_header(header, key_scope(principal_of(request.scope)), fields))
+    except BadUserInput as exc:
+        raise in_url(exc) from None
+
+
+async def _settled(receipt: Receipt, mutation: Awaitable[T]) -> T:
+    """The mutation's result; a refusal it settled as (a verdict, a cursor)
+    is answered with its receipt's headers too, and a rejection with the row
+    it named as the server had it."""
+    try:
+        return await mutation
+    except DomainError as exc:
+        if receipt.cursor is None:
+            raise
+        row = exc.row if isinstance(exc, Rejected) else None
+        details = None if row is None else {"row": todo_json(Todo.from_json(row))}
+        raise RequestError(exc.code, exc.message, headers=_receipt_headers(receipt), details=details) from exc
+
+
+def _receipt_headers(receipt: Receipt) -> dict[str, str]:
+    """`Journal-Cursor` (where the mutation's effect, or no-op, is visible)
+    and, for a numbered one, its key echoed."""
+    headers = {} if receipt.cursor is None else {"Journal-Cursor": str(receipt.cursor)}
+    if receipt.key is not None:
+        headers["Idempotency-Key"] = f'"{receipt.key.client}:{receipt.key.seq}"'
+    return headers
 
 
 async def openapi_json(request: Request) -> Response:
@@ -370,4 +438,5 @@ routes: list[BaseRoute] = [
     WebSocketRoute("/todos/", TodoCollection.websocket),
     Route("/todos/{id}/", TodoItem, name="todo"),
     WebSocketRoute("/todos/{id}/", TodoItem.websocket),
+    Route("/mutations/{client}/", mutation_verdicts),
 ]

@@ -186,6 +186,8 @@ ELSEWHERE: dict[ErrorCode, str] = {
     ErrorCode.CLIENT_STALLED: "tests/test_stalled.py: a RESTSocket client that stops reading",
     ErrorCode.SHUTTING_DOWN: "tests/test_cli.py: a request still running when SHUTDOWN_SECONDS run out",
     ErrorCode.CONFLICT: "tests/test_accounts.py: a sign-up whose username is taken (AUTH=accounts)",
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: "tests/test_mutations_once.py: a numbered mutation's key sent again"
+    " with another request, over HTTP, both GraphQL WebSocket protocols and REST",
 }
 
 

@@ -29,6 +29,7 @@ def test_every_variable_is_read() -> None:
         "JOURNAL_BATCH": "50",
         "JOURNAL_KEEP_SECONDS": "3600",
         "JOURNAL_KEEP_ROWS": "1000",
+        "MUTATIONS_KEEP_SECONDS": "86400",
         "JOURNAL_PRUNE_SECONDS": "30",
         "DATABASE_TIMEOUT_SECONDS": "2.5",
         "KEEPALIVE_SECONDS": "30",
@@ -87,6 +88,7 @@ def test_every_variable_is_read() -> None:
         journal_batch=50,
         journal_keep_seconds=3600.0,
         journal_keep_rows=1000,
+        mutations_keep_seconds=86400.0,
         journal_prune_seconds=30.0,
         database_timeout_seconds=2.5,
         keepalive_seconds=30.0,
@@ -255,3 +257,14 @@ def test_to_env_gives_the_same_settings_back() -> None:
     )
     assert Settings.from_env(to_env(settings)) == settings
     assert Settings.from_env(to_env(Settings())) == Settings()
+
+
+def test_a_secret_from_a_file_reaches_every_worker(tmp_path: Path) -> None:
+    # `serve --workers` hands each worker the file's path, not the secret in it.
+    token, secret = tmp_path / "token", tmp_path / "jwt"
+    token.write_text("a-token-from-a-file\n")
+    secret.write_text("s" * 32 + "\n")
+    settings = Settings.from_env({"TODOS_TOKEN_FILE": str(token), "JWT_SECRET_FILE": str(secret)})
+    worker = Settings.from_env(to_env(settings))
+    assert worker == settings
+    assert (worker.bearer_token, worker.jwt_key) == ("a-token-from-a-file", "s" * 32)

@@ -44,17 +44,19 @@ def test_contract_names_are_present() -> None:
     schema = build_schema(SDL.read_text())
     fields = {
         name: set(schema.get_type(name).fields)  # type: ignore[union-attr]
-        for name in ("Todo", "TodoChange", "TodoList", "Query", "Mutation", "Subscription")
+        for name in ("Todo", "TodoChange", "TodoList", "Query", "Mutation", "Subscription", "MutationVerdict")
     }
     assert fields == {
         "Todo": {"id", "title", "completed", "createdTime", "updatedTime"},
         "TodoChange": {"op", "todo", "cursor"},
         "TodoList": {"todos", "cursor"},
-        "Query": {"todos", "todo", "todoList", "lists", "list"},
+        "Query": {"todos", "todo", "todoList", "lists", "list", "mutationVerdicts"},
         "Mutation": {
             "createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted", "moveTodo",
             "createList", "renameList", "deleteList", "shareList", "setMemberRole", "removeMember", "leaveList",
         },
         "Subscription": {"todoChanges", "todo", "todos"},
+        "MutationVerdict": {"seq", "verdict", "cursor", "code", "message", "todo"},
     }
     assert set(schema.get_type("ChangeOp").values) == {"CREATED", "UPDATED", "DELETED"}  # type: ignore[union-attr]
+    assert set(schema.get_type("Verdict").values) == {"APPLIED", "REJECTED"}  # type: ignore[union-attr]

@@ -69,7 +69,9 @@ CREATE INDEX todo_changes_membership ON todo_changes (person_id, position)
 
 -- One journal writer for every kind of entry: position in commit order under
 -- the lock (the caller holds it), row, NOTIFY (the rest of the entry when it
--- fits; the listener reads a bigger one back).
+-- fits; the listener reads a bigger one back). As 006: the entry carries the
+-- key of the numbered mutation that made it, and a session that asks
+-- (app.cursor_notice = on) is told its position by a NOTICE at commit.
 CREATE FUNCTION journal_write(
     change_op text, p_todo_id uuid, p_todo jsonb, p_before uuid, p_after uuid,
     p_person uuid, p_detail jsonb, p_before_row jsonb
@@ -80,8 +82,9 @@ DECLARE
     payload text;
     head jsonb;
 BEGIN
-    INSERT INTO todo_changes (position, op, todo_id, todo, list_before, list_after, person_id, detail, before)
-    VALUES (pos, change_op, p_todo_id, p_todo, p_before, p_after, p_person, p_detail, p_before_row)
+    INSERT INTO todo_changes (position, op, todo_id, todo, list_before, list_after, person_id, detail, before, mutation)
+    VALUES (pos, change_op, p_todo_id, p_todo, p_before, p_after, p_person, p_detail, p_before_row,
+            nullif(current_setting('app.mutation', true), ''))
     RETURNING changed_at INTO committed;
     head := jsonb_build_object('position', pos, 'op', change_op, 'id', p_todo_id, 'changed_at', committed,
                                'list_before', p_before, 'list_after', p_after, 'person', p_person);
@@ -91,6 +94,10 @@ BEGIN
         payload := head::text;
     END IF;
     PERFORM pg_notify('todo_changes', payload);
+    IF current_setting('app.cursor_notice', true) = 'on' THEN
+        -- SQLSTATE 01GT0 (a warning class of ours) tells it from any other NOTICE.
+        RAISE NOTICE USING MESSAGE = 'graphql-todos cursor ' || pos, ERRCODE = '01GT0';
+    END IF;
     RETURN pos;
 END
 $$;
@@ -200,13 +207,14 @@ DECLARE
     last_pos bigint;
 BEGIN
     WITH written AS (
-        INSERT INTO todo_changes (position, op, todo_id, todo, list_before, list_after, person_id, before)
+        INSERT INTO todo_changes (position, op, todo_id, todo, list_before, list_after, person_id, before, mutation)
         SELECT nextval('todo_changes_position'), change_op, t.id,
                CASE WHEN change_op = 'arrived' THEN to_jsonb(t) END,
                CASE WHEN change_op = 'removed' THEN p_list END,
                CASE WHEN change_op = 'arrived' THEN p_list END,
                p_person,
-               CASE WHEN change_op = 'removed' THEN to_jsonb(t) END
+               CASE WHEN change_op = 'removed' THEN to_jsonb(t) END,
+               nullif(current_setting('app.mutation', true), '')
         FROM (SELECT * FROM todos WHERE list_id = p_list ORDER BY created_time, id) t
         RETURNING position
     )
@@ -214,6 +222,9 @@ BEGIN
     IF first_pos IS NOT NULL THEN
         PERFORM pg_notify('todo_changes', json_build_object(
             'position', first_pos, 'through', last_pos, 'op', change_op, 'person', p_person)::text);
+        IF current_setting('app.cursor_notice', true) = 'on' THEN
+            RAISE NOTICE USING MESSAGE = 'graphql-todos cursor ' || last_pos, ERRCODE = '01GT0';
+        END IF;
     END IF;
 END
 $$;

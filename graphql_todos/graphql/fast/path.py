@@ -10,21 +10,25 @@ left to Strawberry's view, whose answers the plan reproduces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import orjson
-from graphql import OperationType
+from graphql import GraphQLError, OperationType
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
+from graphql_todos.core.errors import DomainError
 from graphql_todos.core.journal import Journal, Mark
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.people import SERVICE
 from graphql_todos.edge import json_intake
+from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import JSON_TYPES, accept_header
 from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.graphql import numbering
 from graphql_todos.graphql.fast.execution import execute
 from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
 from graphql_todos.graphql.fast.roots import DIRECT
@@ -34,9 +38,10 @@ from graphql_todos.graphql.schema import Context, TodoSchema
 from graphql_todos.internals.strawberry import strawberry_operation
 
 # A request we may take has these fields at most (Strawberry reads no
-# others); its extensions, if any, are a persisted query's and nothing else.
+# others); its extensions, if any, are a persisted query's or a numbered
+# mutation's key (graphql/numbering.py), and nothing else.
 _REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
-_EXTENSION_KEYS = {"persistedQuery"}
+_EXTENSION_KEYS = frozenset({"persistedQuery", "mutation"})
 # Strawberry's view runs no mutation over GET, and no subscription over
 # plain HTTP (TodoSchema.execute).
 _OVER_GET = frozenset({OperationType.QUERY})
@@ -113,12 +118,13 @@ class FastPath:
         if fields is None:
             return None
         query, variables, name = fields.get("query"), fields.get("variables"), fields.get("operationName")
+        extensions = fields.get("extensions")
         if "extensions" in fields:
-            query = self._persisted(query, fields["extensions"])
+            query = self._persisted(query, extensions)
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
         reading: Reading | None = request.scope.get(READING)
-        answer = await self.execute(query, variables, name, context, operations, reading)
+        answer = await self.execute(query, variables, name, context, operations, reading, extensions)
         if answer is None:
             return None
         if answer.request_error:
@@ -138,6 +144,7 @@ class FastPath:
         context: Context,
         operations: frozenset[OperationType] = _OVER_POST,
         reading: Reading | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> FastAnswer | None:
         """The response Strawberry's view would send, or None when the fast
         path does not cover this request."""
@@ -151,6 +158,12 @@ class FastPath:
         plan = None if coerced is None else compiled_operation.plan(coerced.values)
         if coerced is None or plan is None:
             return None
+        try:
+            key = None if not extensions else numbering.key(
+                extensions, taken.definition, key_scope(context.principal), query, variables, operation_name
+            )
+        except DomainError as exc:
+            return self._refused(Refusal(None, [GraphQLError(exc.message, original_error=exc)]), operation_name, operations)
 
         kept_at: Mark | None = None
 
@@ -159,7 +172,7 @@ class FastPath:
             kept_at = await (context.journal.mark() if reading is None else reading.mark(context.journal))
             return kept_at
 
-        async def run() -> tuple[bytes, bool]:
+        async def run(context: Context = context, receipt: Receipt | None = None) -> tuple[bytes, bool]:
             nonlocal kept_at
             data, errors = await execute(plan, compiled_operation, coerced.values, context)
             self.executions += 1
@@ -167,20 +180,25 @@ class FastPath:
             if errors:
                 body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
                 kept_at = None
+            if receipt is not None and (extra := numbering.reply_extensions(receipt)) is not None:
+                body["extensions"] = extra
             return orjson.dumps(body), not errors
 
         if compiled_operation.operation.operation is not OperationType.QUERY:
-            return FastAnswer((await run())[0])
+            # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
+            receipt = Receipt(key)
+            return FastAnswer((await run(replace(context, receipt=receipt), receipt))[0])
         # Keyed by whose answer it is too: each person's reads differ (people.md section 7).
         viewer = (context.principal or SERVICE).viewer
         body = await self.cache.get_or_read((query, operation_name, coerced.key, viewer), position, run)
         return FastAnswer(body, kept_at=kept_at)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:
-        """The document a persisted query names (with the trusted-documents
-        rules); None: Strawberry's path answers (an unknown or untrusted
-        hash, a hash that does not match the document, other extensions)."""
-        if type(extensions) is not dict or extensions.keys() != _EXTENSION_KEYS or type(query) not in (str, type(None)):
+        """The document to run: sent, or named by a persisted query (with the
+        trusted-documents rules); None: Strawberry's path answers (an unknown
+        or untrusted hash, a hash that does not match the document, other
+        extensions)."""
+        if type(extensions) is not dict or not extensions or not extensions.keys() <= _EXTENSION_KEYS or type(query) not in (str, type(None)):
             return None
         return self.schema.runnable(query, extensions)
 
