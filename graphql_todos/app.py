@@ -32,6 +32,7 @@ from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
 from graphql_todos.edge import error_handlers, guard
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.edge.revocation import Revocations
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.graphql.fast.front import Reply, ResponseFront
 from graphql_todos.graphql.socket import GraphQLSockets
@@ -61,6 +62,7 @@ class State(TypedDict):
     hub: Hub
     live_lists: LiveLists
     broadcast_groups: Groups
+    revocations: Revocations
     pool: AsyncConnectionPool
     retention: Retention
     settings: Settings
@@ -136,11 +138,15 @@ def create_app(settings: Settings) -> Starlette:
             accounts = Accounts(pool, settings)
             journal = Journal(pool)
             hub = Hub(dsn, journal, settings)
+            revocations = Revocations()
+            hub.on_revoked = revocations.revoke
             retention = Retention(journal, hub, settings)
             pruning: asyncio.Task[None] | None = None
+            expiring: asyncio.Task[None] | None = None
             try:
                 await hub.start()
                 pruning = asyncio.create_task(retention.run(), name="journal retention")
+                expiring = asyncio.create_task(revocations.sweep(accounts), name="session expiry")
                 gc.set_threshold(*GC_THRESHOLDS)
                 logger.info("graphql-todos ready")
                 live_lists = LiveLists(service, hub)
@@ -153,6 +159,7 @@ def create_app(settings: Settings) -> Starlette:
                     "hub": hub,
                     "live_lists": live_lists,
                     "broadcast_groups": Groups(hub),
+                    "revocations": revocations,
                     "pool": pool,
                     "retention": retention,
                     "settings": settings,
@@ -160,10 +167,11 @@ def create_app(settings: Settings) -> Starlette:
                     "response_replies": replies,
                 }
             finally:
-                if pruning is not None:
-                    pruning.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await pruning
+                for task in (pruning, expiring):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 await hub.stop()
                 await pool.close()
 

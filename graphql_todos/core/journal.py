@@ -39,7 +39,8 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.core import repository, verdicts
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, CursorExpired
-from graphql_todos.core.models import Chunk
+from graphql_todos.core.models import Chunk, Viewer
+from graphql_todos.core.visibility import View
 
 T = TypeVar("T")
 
@@ -132,6 +133,14 @@ class Journal:
         if after < through:
             raise CursorExpired(after, through)
         return chunk
+
+    async def view_at(self, viewer: Viewer, position: int) -> View:
+        """The viewer's view at journal position `position` (visibility.py)."""
+        if viewer.everything:
+            return View(None)
+        assert viewer.person is not None
+        async with connection(self.pool) as conn:
+            return View(viewer.person, await repository.lists_at(conn, viewer.person, position))
 
     async def prune(self, below: int, keep_seconds: float, keep_rows: int, limit: int) -> int:
         """One batch of retention (see repository.PRUNE_JOURNAL); how many went."""

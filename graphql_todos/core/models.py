@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -78,18 +78,41 @@ class Change:
         return str(self.position)
 
 
-# The entries of a todo row; the journal's others (lists, members, one
-# reader's arrivals and removals, revoked access) are not Changes.
-TODO_OPS = frozenset(op.value for op in Op)
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One journal entry of any kind (people.md section 2): a todo row's
+    (created, updated, deleted), one reader's arrival or removal, a list's, a
+    member's, or revoked access. The hub hands the same object to every
+    subscriber; what it is for each reader is visibility.View's to say, and
+    the legacy Change each reader gets is made once per kind (`legacy`), so
+    renders shared by identity stay shared."""
+
+    position: int
+    op: str
+    todo_id: uuid.UUID | None = None
+    # The row after (before, for deleted); None for removed and non-todo entries.
+    todo: Todo | None = None
+    list_before: uuid.UUID | None = None
+    list_after: uuid.UUID | None = None
+    # member_*: the member; arrived/removed: the reader; access_revoked: whose.
+    person: uuid.UUID | None = None
+    detail: dict[str, Any] | None = None
+    # updated across lists: the row before; removed: the row as it stands.
+    before: Todo | None = None
+    changed_at: datetime | None = None
+    legacy: dict[Any, Change] = field(default_factory=dict)
+
+    @property
+    def cursor(self) -> str:
+        return str(self.position)
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """What one journal read found: its todo changes, the last position it
-    read (entries of other kinds included; `after` when none), and whether
-    it stopped at its limit (more may follow)."""
+    """What one journal read found: its entries, the last position it read
+    (`after` when none), and whether it stopped at its limit (more may follow)."""
 
-    changes: list[Change]
+    entries: list[Entry]
     last: int
     full: bool
 

@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
-from graphql_todos.core.models import TODO_OPS, Change, Chunk, Op, Todo, Viewer
+from graphql_todos.core.models import Chunk, Entry, Todo, Viewer
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time"
 
@@ -78,9 +78,10 @@ SELECT_NEWEST = "SELECT position, changed_at FROM todo_changes ORDER BY position
 # How far the journal was pruned comes back with every row (and alone, with
 # no row, when nothing follows `after`): one snapshot, so a prune between
 # the two cannot pass unnoticed.
-SELECT_CHANGES = """
-SELECT p.through, c.position, c.op, c.todo, c.changed_at FROM todo_changes_pruned p LEFT JOIN LATERAL (
-    SELECT position, op, todo, changed_at FROM todo_changes
+_ENTRY = "position, op, todo_id, todo, list_before, list_after, person_id, detail, before, changed_at"
+SELECT_CHANGES = f"""
+SELECT p.through, c.* FROM todo_changes_pruned p LEFT JOIN LATERAL (
+    SELECT {_ENTRY} FROM todo_changes
     WHERE position > %(after)s AND position <= %(upto)s
     ORDER BY position
     LIMIT %(limit)s
@@ -188,14 +189,43 @@ async def changes_between(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(SELECT_CHANGES, {"after": after, "upto": upto, "limit": limit})
         rows = await cur.fetchall()
-    read = [r for r in rows if r["position"] is not None]
-    changes = [
-        Change(int(r["position"]), Op(r["op"]), Todo.from_json(r["todo"]), r["changed_at"])
-        for r in read
-        if r["op"] in TODO_OPS
-    ]
-    last = int(read[-1]["position"]) if read else after
-    return Chunk(changes, last, len(read) == limit), int(rows[0]["through"])
+    entries = [_entry(r) for r in rows if r["position"] is not None]
+    last = entries[-1].position if entries else after
+    return Chunk(entries, last, len(entries) == limit), int(rows[0]["through"])
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    todo, before = row["todo"], row["before"]
+    return Entry(
+        int(row["position"]), row["op"], row["todo_id"], None if todo is None else Todo.from_json(todo),
+        row["list_before"], row["list_after"], row["person_id"], row["detail"],
+        None if before is None else Todo.from_json(before), row["changed_at"],
+    )
+
+
+# A reader's lists at a cursor (people.md section 2, "a view at a cursor"):
+# the lists the person is a member of now, less those whose first membership
+# entry after the cursor is its member_added (not a member then), plus those
+# whose first one is its member_removed (a member then). One snapshot: the
+# members and the entries that changed them commit together.
+SELECT_VIEW_AT = """
+WITH firsts AS (
+    SELECT DISTINCT ON (list_after) list_after AS list_id, op FROM todo_changes
+    WHERE person_id = %(person)s AND op IN ('member_added', 'member_removed') AND position > %(after)s
+    ORDER BY list_after, position
+)
+SELECT list_id FROM list_members WHERE person_id = %(person)s
+    AND list_id NOT IN (SELECT list_id FROM firsts WHERE op = 'member_added')
+UNION
+SELECT list_id FROM firsts WHERE op = 'member_removed'
+"""
+
+
+async def lists_at(conn: AsyncConnection[Any], person: uuid.UUID, after: int) -> set[uuid.UUID]:
+    """The lists the person was a member of at journal position `after`."""
+    async with conn.cursor() as cur:
+        await cur.execute(SELECT_VIEW_AT, {"person": person, "after": after})
+        return {row[0] for row in await cur.fetchall()}
 
 
 async def journal_bounds(conn: AsyncConnection[Any]) -> tuple[int, int]:

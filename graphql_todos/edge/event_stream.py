@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import ClientStalled, DomainError, ErrorCode, RequestError
+from graphql_todos.edge.access import PRINCIPAL
 from graphql_todos.edge.error_handlers import error_body
 from graphql_todos.edge.negotiation import accept_header, choose
 
@@ -71,6 +72,11 @@ def error_event(exc: DomainError) -> bytes:
     return event("error", orjson.dumps(error_body(exc.code, exc.message, exc.details())))
 
 
+def revoked_event(reason: str) -> bytes:
+    """A REST stream's end when its session or token is revoked."""
+    return event("error", orjson.dumps(error_body(ErrorCode.UNAUTHENTICATED, reason)))
+
+
 class EventStreamResponse:
     """Sends each encoded event as it comes and a heartbeat every `keepalive`
     seconds, and ends with the events (or when the client leaves: the events
@@ -88,8 +94,12 @@ class EventStreamResponse:
         headers: Sequence[tuple[bytes, bytes]] = HEADERS,
         heartbeat: bytes = HEARTBEAT,
         first_heartbeat: bool = False,
+        revoked: Callable[[str], bytes] | None = None,
     ) -> None:
         self.events = events
+        # The last frame of a stream whose session or token is revoked
+        # (edge/revocation.py), given the reason; None: the stream is public.
+        self.revoked = revoked
         self.keepalive = keepalive
         self.send_timeout = send_timeout
         self.headers = list(headers)
@@ -102,12 +112,20 @@ class EventStreamResponse:
         # Events and heartbeats meet in one channel, read by one writer: no
         # timeout ever cancels a read, which could drop an event in transit.
         chunks, received = anyio.create_memory_object_stream[bytes]()
+        producing = anyio.CancelScope()
+        why: list[str] = []
+
+        def end(reason: str) -> None:
+            why.append(reason)
+            producing.cancel()
+
+        release = _hold(scope, end) if self.revoked is not None else None
         # Closed once the producer is gone: a send of its into a closed
         # channel would fail it (a traceback) before its cancellation came.
         with received:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._cancel_on_disconnect, receive, tasks.cancel_scope)
-                tasks.start_soon(self._produce, chunks)
+                tasks.start_soon(self._produce_within, producing, chunks)
                 try:
                     async for chunk in received:
                         # As on the WebSockets (SEND_TIMEOUT_SECONDS): a client
@@ -116,14 +134,23 @@ class EventStreamResponse:
                         # scope cost about 15 us per event here.)
                         body = {"type": "http.response.body", "body": chunk, "more_body": True}
                         await bounded_send(send(body), self.send_timeout)
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    last = b"" if not why or self.revoked is None else self.revoked(why[0])
+                    await send({"type": "http.response.body", "body": last, "more_body": False})
                 except OSError:
                     pass  # the client left while we were writing
                 except ClientStalled:
                     # The client's doing, not an error: internals.uvicorn_http.LettingGo
                     # ends the connection quietly.
                     logger.info("event stream %s: the client took nothing for %s s; ended", scope["path"], self.send_timeout)
+                finally:
+                    if release is not None:
+                        release()
                 tasks.cancel_scope.cancel()
+
+    async def _produce_within(self, scope: anyio.CancelScope, chunks: MemoryObjectSendStream[bytes]) -> None:
+        # Cancelled by a revocation: _produce closes the channel, the writer ends.
+        with scope:
+            await self._produce(chunks)
 
     async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
         events = self.events
@@ -155,3 +182,11 @@ class EventStreamResponse:
         while (await receive())["type"] != "http.disconnect":
             pass
         scope.cancel()
+
+
+def _hold(scope: Scope, end: Callable[[str], None]) -> Callable[[], None] | None:
+    """Register the stream with the process's revocations under the
+    request's principal (none on a route without one)."""
+    principal = scope.get(PRINCIPAL)
+    revocations = scope.get("state", {}).get("revocations")
+    return None if revocations is None else revocations.hold(principal, end)

@@ -40,7 +40,7 @@ from strawberry.http import GraphQLRequestData
 
 from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change
+from graphql_todos.core.models import ALL, Change, Viewer
 from graphql_todos.graphql.intake import Intake, Operation, no_operation
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
@@ -110,6 +110,8 @@ class Joined:
     make_render: Callable[[], Render]
     # The errors Strawberry's path would give for a stream that fails so.
     failure: Callable[[DomainError], list[GraphQLError]]
+    # Whose changes: the member gets what this viewer may see.
+    viewer: Viewer
 
     async def run(self, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
         """Deliver every change to the member until the hub closes; cancel to
@@ -120,7 +122,7 @@ class Joined:
         """Groups.run, its cursor found pruned past (as it caught up, or its
         group did) raised as the GraphQL errors a stream fails with."""
         try:
-            await self.groups.run(self.key, self.make_render, member, group)
+            await self.groups.run(self.key, self.make_render, member, group, self.viewer)
         except CursorExpired as exc:
             raise StreamFailed(self.failure(exc)) from None
 
@@ -144,7 +146,7 @@ class SocketMember:
             return None
         joined = self.joined
         member = Member(joined.start, prefix, suffix, self.write, self.send)
-        group = joined.groups.attach(joined.key, joined.make_render, member)
+        group = joined.groups.attach(joined.key, joined.make_render, member, joined.viewer)
         return None if group is None else Attached(joined, member, group)
 
 
@@ -213,6 +215,7 @@ class GraphQLFanout:
             conn.state.broadcast_groups, key, start,
             lambda: self._render(plan, context, variables, operation_name, frame),
             self._failure,
+            _viewer_of(context),
         )
 
     async def produce(
@@ -299,6 +302,13 @@ class GraphQLFanout:
             return body if frame is None else frame(change, body)
 
         return render
+
+
+def _viewer_of(context: Any) -> Viewer:
+    """Whose changes a subscription gets: its principal's (every list for a
+    context with none: only tests build one so)."""
+    principal = getattr(context, "principal", None)
+    return ALL if principal is None else principal.viewer
 
 
 async def _finish(send: Send, complete: Callable[[], bytes | None]) -> None:

@@ -22,6 +22,7 @@ from strawberry.types.graphql import OperationType
 from graphql_todos.core.models import Change
 from graphql_todos.edge.event_stream import EventStreamResponse, Produce
 from graphql_todos.graphql.fanout import GraphQLFanout
+from graphql_todos.graphql.outcomes import revoked_result
 from graphql_todos.graphql.schema import Context
 from graphql_todos.graphql.sse import Encode, stream
 from graphql_todos.internals.strawberry_view import MultipartSubscriptions
@@ -59,6 +60,7 @@ async def respond(
         headers=_HEADERS,
         heartbeat=_TRANSPORT.heartbeat_part(),
         first_heartbeat=_TRANSPORT.send_initial_heartbeat,
+        revoked=lambda reason: _TRANSPORT.next_part(revoked_result(reason)) + _COMPLETE,
     )
 
 

@@ -8,6 +8,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import orjson
 from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 
@@ -93,3 +94,10 @@ class QueryLimits:
 
 
 NO_LIMITS = QueryLimits()
+
+
+def revoked_result(reason: str) -> bytes:
+    """The last result of a subscription whose session or token was revoked
+    (edge/revocation.py): an UNAUTHENTICATED error, as a stream that fails."""
+    error = {"message": reason, "extensions": {"code": ErrorCode.UNAUTHENTICATED.name}}
+    return orjson.dumps({"data": None, "errors": [error]})

@@ -7,7 +7,6 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -26,10 +25,13 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.lists import Lists
 from graphql_todos.core.models import Change, TodoState, Viewer
 from graphql_todos.core.mutations import Receipt
-from graphql_todos.core.people import SERVICE, Accounts, Principal
+from graphql_todos.core.people import Accounts, Principal
 from graphql_todos.core.service import TodoService, parse_id
+from graphql_todos.core.visibility import Delivery
 from graphql_todos.edge.acting import key_scope
+from graphql_todos.edge.revocation import Revocations
 from graphql_todos.graphql import numbering
+from graphql_todos.graphql.feed import FeedEvent, TodoListInfo, feed_event, lists_of, principal_of
 from graphql_todos.graphql.outcomes import (
     NO_LIMITS,
     MaskUnexpected,
@@ -94,27 +96,17 @@ class Context:
     # One operation's (TodoSchema.operation_context, the fast path): the
     # mutation's key, and its verdict and cursor once it ran.
     receipt: Receipt | None = None
+    # This process's open sockets by credential (a socket's close on revocation).
+    revocations: Revocations | None = None
 
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
 
 
-def _principal(info: Info[Context, None]) -> Principal:
-    """Who the operation acts for; the service principal where none was
-    found (a context built without the guard: only tests)."""
-    return _ctx(info).principal or SERVICE
-
-
-def _lists(info: Info[Context, None]) -> Lists:
-    lists = _ctx(info).lists
-    assert lists is not None, "the view gives every context the lists"
-    return lists
-
-
 def _viewer(info: Info[Context, None]) -> Viewer:
     """Whose todos the operation reads."""
-    return _principal(info).viewer
+    return principal_of(info).viewer
 
 
 def _actor(info: Info[Context, None]) -> uuid.UUID | None:
@@ -136,22 +128,6 @@ First = Annotated[
     ),
 ]
 Offset = Annotated[int | None, strawberry.argument(description="Skip this many rows first.")]
-
-
-@strawberry.type(name="List")
-class TodoListInfo:
-    """A list as the caller sees it."""
-
-    id: strawberry.ID
-    name: str
-    is_default: bool
-    role: Role = strawberry.field(description="The caller's role.")
-    created_time: datetime
-    updated_time: datetime
-
-    @strawberry.field
-    async def members(self, info: Info[Context, None]) -> list[Member]:
-        return cast(list[Member], await _lists(info).members(_principal(info), str(self.id)))
 
 
 @strawberry.type
@@ -181,12 +157,12 @@ class Query:
 
     @strawberry.field(description="The lists the caller is a member of, oldest first.")
     async def lists(self, info: Info[Context, None]) -> list[TodoListInfo]:
-        return cast(list[TodoListInfo], await _lists(info).lists(_principal(info)))
+        return cast(list[TodoListInfo], await lists_of(info).lists(principal_of(info)))
 
     @strawberry.field(name="list", description="Null when absent or not the caller's.")
     async def one_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo | None:
         try:
-            return cast(TodoListInfo, await _lists(info).get(_principal(info), id))
+            return cast(TodoListInfo, await lists_of(info).get(principal_of(info), id))
         except NotFound:
             return None
 
@@ -248,37 +224,37 @@ class Mutation:
 
     @strawberry.mutation(description="A new list the caller owns.")
     async def create_list(self, info: Info[Context, None], input: CreateListInput) -> TodoListInfo:
-        return cast(TodoListInfo, await _lists(info).create(_principal(info), input.name))
+        return cast(TodoListInfo, await lists_of(info).create(principal_of(info), input.name))
 
     @strawberry.mutation(description="Owner or editor.")
     async def rename_list(self, info: Info[Context, None], id: strawberry.ID, name: str) -> TodoListInfo:
-        return cast(TodoListInfo, await _lists(info).rename(_principal(info), id, name))
+        return cast(TodoListInfo, await lists_of(info).rename(principal_of(info), id, name))
 
     @strawberry.mutation(description="Owner only; not the default list. Its todos go with it. Returns the list.")
     async def delete_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo:
-        return cast(TodoListInfo, await _lists(info).delete(_principal(info), id))
+        return cast(TodoListInfo, await lists_of(info).delete(principal_of(info), id))
 
     @strawberry.mutation(description="Owner only: give a person (by username) a role in the list.")
     async def share_list(
         self, info: Info[Context, None], id: strawberry.ID, username: str, role: Role
     ) -> Member:
-        return cast(Member, await _lists(info).share(_principal(info), id, username, role.value))
+        return cast(Member, await lists_of(info).share(principal_of(info), id, username, role.value))
 
     @strawberry.mutation(description="Owner only; the owner's own role cannot change.")
     async def set_member_role(
         self, info: Info[Context, None], list_id: strawberry.ID, person_id: strawberry.ID, role: Role
     ) -> Member:
-        return cast(Member, await _lists(info).set_role(_principal(info), list_id, person_id, role.value))
+        return cast(Member, await lists_of(info).set_role(principal_of(info), list_id, person_id, role.value))
 
     @strawberry.mutation(description="Owner only (or oneself: leaving); returns the member removed.")
     async def remove_member(
         self, info: Info[Context, None], list_id: strawberry.ID, person_id: strawberry.ID
     ) -> Member:
-        return cast(Member, await _lists(info).remove(_principal(info), list_id, person_id))
+        return cast(Member, await lists_of(info).remove(principal_of(info), list_id, person_id))
 
     @strawberry.mutation(description="Any member but the owner; returns the list left.")
     async def leave_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo:
-        return cast(TodoListInfo, await _lists(info).leave(_principal(info), id))
+        return cast(TodoListInfo, await lists_of(info).leave(principal_of(info), id))
 
 
 @strawberry.type
@@ -295,8 +271,19 @@ class Subscription:
         ids = ctx.event_ids
         if ids is not None and ids.resume_after is not None:
             after = ids.resume_after
-        changes = await streams.changes(ctx.journal, ctx.hub, after)
+        changes = await streams.changes(ctx.journal, ctx.hub, after, _viewer(info))
         return cast(AsyncGenerator[TodoChange, None], changes if ids is None else _numbered(changes, ids))
+
+    @strawberry.subscription(
+        description="Every entry the caller may see after the cursor (from now when omitted), in commit order;"
+        " with listId, those of that list."
+    )
+    async def feed(
+        self, info: Info[Context, None], after: str | None = None, list_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[FeedEvent, None]:
+        ctx = _ctx(info)
+        key = None if list_id is None else parse_id(list_id, "listId")
+        return _events(await streams.feed(ctx.journal, ctx.hub, after, _viewer(info), key))
 
     @strawberry.subscription(
         description="The current state first, then each change; null once deleted, then complete."
@@ -319,6 +306,12 @@ class Subscription:
         async for todos in ctx.live_lists.watch(completed, _viewer(info)):
             ctx.service.check_whole(len(todos))
             yield cast(list[Todo], todos)
+
+
+async def _events(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[FeedEvent, None]:
+    async with contextlib.aclosing(deliveries):
+        async for delivery in deliveries:
+            yield feed_event(delivery)
 
 
 async def _numbered(changes: AsyncGenerator[Change, None], ids: EventIds) -> AsyncGenerator[Change, None]:

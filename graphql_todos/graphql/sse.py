@@ -27,6 +27,7 @@ from strawberry.types.graphql import OperationType
 from graphql_todos.core.models import Change
 from graphql_todos.edge import event_stream
 from graphql_todos.graphql.fanout import GraphQLFanout
+from graphql_todos.graphql.outcomes import revoked_result
 from graphql_todos.graphql.schema import Context, EventIds
 
 Encode = Callable[[Any], Awaitable[bytes]]
@@ -60,10 +61,15 @@ async def respond(
 
     produce = await fanout.produce(context, request, fields, _next_event, complete, refusal, resume_after)
     if produce is not None:
-        return event_stream.EventStreamResponse(produce, keepalive, send_timeout)
+        return event_stream.EventStreamResponse(produce, keepalive, send_timeout, revoked=_revoked)
     ids = context.event_ids = EventIds(resume_after=resume_after)
     results = await stream(view, context, fields, OperationType.from_http("GET" if request.method == "GET" else "POST"))
-    return event_stream.EventStreamResponse(_events(results, ids, encode, complete), keepalive, send_timeout)
+    events = _events(results, ids, encode, complete)
+    return event_stream.EventStreamResponse(events, keepalive, send_timeout, revoked=_revoked)
+
+
+def _revoked(reason: str) -> bytes:
+    return event_stream.event("next", revoked_result(reason)) + COMPLETE
 
 
 async def stream(

@@ -3,6 +3,7 @@ subscriptions on /graphql, plus GraphiQL from our own built assets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import orjson
@@ -84,8 +85,15 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         state = request.state
         principal = request.scope.get(PRINCIPAL)
         return Context(
-            state.service, state.journal, state.hub, state.live_lists, principal, state.accounts, lists=state.lists
+            state.service, state.journal, state.hub, state.live_lists, principal, state.accounts, lists=state.lists,
+            revocations=state.revocations,
         )
+
+    def hold(self, context: Context, end: Callable[[str], None]) -> Callable[[], None]:
+        """Register an acknowledged socket to be ended if its credential is revoked."""
+        if context.revocations is None:
+            return lambda: None
+        return context.revocations.hold(context.principal, end)
 
     async def connection_allowed(self, context: Context, params: object) -> bool:
         # The credential came with the upgrade (graphql/socket.py found its

@@ -25,6 +25,7 @@ from graphql_todos.internals.strawberry_sockets import (
     ConnectionGate,
     Fanout,
     Refused,
+    Revocable,
     StreamFailed,
     close_late,
     count_over_limit,
@@ -115,7 +116,7 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             await self.send_message({"type": "complete", "id": operation_id})
 
 
-class GatedLegacyWs(FanoutWSHandler):
+class GatedLegacyWs(FanoutWSHandler, Revocable):
     """Assumes: `handle()` runs from the socket's acceptance to its end and
     sets no connection_init deadline of its own; the view has
     `connection_init_wait_timeout` (graphql-transport-ws's);
@@ -138,6 +139,7 @@ class GatedLegacyWs(FanoutWSHandler):
             await super().handle()
         finally:
             timer.cancel()
+            await self.release_credential()
             if self._init_timed_out is not None:
                 with contextlib.suppress(Exception):
                     await self._init_timed_out
@@ -154,7 +156,9 @@ class GatedLegacyWs(FanoutWSHandler):
             # it as graphql-transport-ws does.
             return await self.websocket.close(TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON)
         self._init_received = True
-        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+        gate = cast(ConnectionGate, self.view)
+        if await gate.connection_allowed(self.context, message.get("payload")):
+            self.hold_credential(gate, self.context, self.websocket)
             return await super().handle_connection_init(message)
         code = ErrorCode.UNAUTHENTICATED
         error = {"message": UNAUTHENTICATED_REASON, "extensions": {"code": code.name}}

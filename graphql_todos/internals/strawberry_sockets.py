@@ -5,6 +5,7 @@ payload. What they need from the app comes in as the Protocols below (the view a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -15,6 +16,7 @@ from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 
 from graphql_todos.core import metrics
+from graphql_todos.core.errors import ErrorCode
 from graphql_todos.internals.strawberry_view import BoundedSendAdapter
 
 
@@ -94,6 +96,33 @@ class ConnectionGate(Protocol):
     """The view's side of a WebSocket's connection_init: whether it may go on."""
 
     async def connection_allowed(self, context: Any, params: object) -> bool: ...
+
+    def hold(self, context: Any, end: Callable[[str], None]) -> Callable[[], None]:
+        """Register the socket to be ended (`end(reason)`) when the credential
+        it came with is revoked; returns its release."""
+        ...
+
+
+class Revocable:
+    """A GraphQL socket that closes 4401 when the session or token it came
+    with is revoked (the app's edge/revocation.py tells the view's `hold`)."""
+
+    _release: Callable[[], None] | None = None
+    _revoking: asyncio.Task[None] | None = None
+
+    def hold_credential(self, gate: ConnectionGate, context: Any, websocket: AsyncWebSocketAdapter) -> None:
+        def end(reason: str) -> None:
+            self._revoking = asyncio.create_task(websocket.close(ErrorCode.UNAUTHENTICATED.close_code, reason))
+
+        self._release = gate.hold(context, end)
+
+    async def release_credential(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+        if self._revoking is not None:
+            with contextlib.suppress(Exception):
+                await self._revoking
 
 
 UNAUTHENTICATED_REASON = "this server requires a bearer token"

@@ -26,6 +26,7 @@ from graphql_todos.internals.strawberry_sockets import (
     Fanout,
     Following,
     Refused,
+    Revocable,
     StreamFailed,
     close_late,
     count_over_limit,
@@ -183,7 +184,7 @@ class PersistedSubscribe(FanoutTransportWSHandler):
             OPERATION_EXTENSIONS.reset(token)
 
 
-class GatedTransportWs(PersistedSubscribe):
+class GatedTransportWs(PersistedSubscribe, Revocable):
     """Assumes: `handle()` calls `on_request_accepted()` once, which starts
     the connection_init timeout as `connection_init_timeout_task`, and ends
     with `shutdown()`, which cancels and awaits that task if set;
@@ -206,6 +207,7 @@ class GatedTransportWs(PersistedSubscribe):
 
     async def shutdown(self) -> None:
         self._stopinit_timer()
+        await self.release_credential()
         await super().shutdown()
 
     def _stopinit_timer(self) -> None:
@@ -215,7 +217,10 @@ class GatedTransportWs(PersistedSubscribe):
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_timed_out:
             self._stopinit_timer()
-        if await cast(ConnectionGate, self.view).connection_allowed(self.context, message.get("payload")):
+        gate = cast(ConnectionGate, self.view)
+        if await gate.connection_allowed(self.context, message.get("payload")):
+            if not self.connection_init_received:
+                self.hold_credential(gate, self.context, self.websocket)
             return await super().handle_connection_init(message)
         await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
 

@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable, Hashable
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import CursorExpired
-from graphql_todos.core.models import Change
+from graphql_todos.core.models import ALL, Change, Viewer
+from graphql_todos.core.visibility import legacy_change
 from graphql_todos.live.hub import Hub
 
 logger = logging.getLogger(__name__)
@@ -97,12 +98,16 @@ class Member:
 
 
 class Group:
-    """Members of one key, fed by one hub subscription."""
+    """Members of one key and one viewer, fed by one hub subscription that
+    sees what the viewer may see: a view is the same for every reader of
+    one person at one position (core/visibility.py), so the group's stands
+    for each member's once the member is at the group's position."""
 
-    def __init__(self, groups: Groups, key: Hashable, render: Render) -> None:
+    def __init__(self, groups: Groups, key: Hashable, render: Render, viewer: Viewer) -> None:
         self.groups = groups
         self.key = key
         self.render = render
+        self.viewer = viewer
         # The newest position fanned out (or skipped as before this group):
         # core/journal.py's rule.
         self.position = groups.hub.position
@@ -117,7 +122,9 @@ class Group:
 
     async def _run(self) -> None:
         try:
-            async with self.groups.hub.subscribe(after=self.position) as sub:
+            hub = self.groups.hub
+            view = await hub.view_at(self.viewer, self.position)
+            async with hub.subscribe(after=self.position, view=view) as sub:
                 sub.serves = self
                 async for batch in sub.batches():
                     for change in batch:
@@ -136,7 +143,7 @@ class Group:
             # end their streams.
             self.closed = True
             self.groups.forget(self)
-            for member in self.members:
+            for member in list(self.members):
                 member.signal()
 
     def __len__(self) -> int:
@@ -184,41 +191,49 @@ class Groups:
         return len(self._groups)
 
     def forget(self, group: Group) -> None:
-        if self._groups.get(group.key) is group:
-            del self._groups[group.key]
+        if self._groups.get((group.key, group.viewer)) is group:
+            del self._groups[group.key, group.viewer]
 
-    def attach(self, key: Hashable, make_render: Callable[[], Render], member: Member) -> Group | None:
+    def attach(
+        self, key: Hashable, make_render: Callable[[], Render], member: Member, viewer: Viewer = ALL
+    ) -> Group | None:
         """Join the member to its group now, with no task of its own: the
         group, or None when the member is behind it (`run` it instead, which
         catches up first). Only a member with a direct write can: it is fed
         without awaiting. Until its `on_signal` (then `run(..., group)`),
         `group.leave(member)` is how it leaves."""
         assert member.write is not None
-        group = self._group(key, make_render)
+        group = self._group(key, make_render, viewer)
         if member.last < group.position:
             return None
         group.members.add(member)
         self.hub.readers.add(member)
         return group
 
-    def _group(self, key: Hashable, make_render: Callable[[], Render]) -> Group:
-        group = self._groups.get(key)
+    def _group(self, key: Hashable, make_render: Callable[[], Render], viewer: Viewer) -> Group:
+        group = self._groups.get((key, viewer))
         if group is None:
-            group = self._groups[key] = Group(self, key, make_render())
+            group = self._groups[key, viewer] = Group(self, key, make_render(), viewer)
         return group
 
     async def run(
-        self, key: Hashable, make_render: Callable[[], Render], member: Member, group: Group | None = None
+        self,
+        key: Hashable,
+        make_render: Callable[[], Render],
+        member: Member,
+        group: Group | None = None,
+        viewer: Viewer = ALL,
     ) -> None:
         """Deliver every change after member.last to the member until the hub
         closes; cancel to leave. `make_render` serves a group this call
         creates; `group` is the one the member was attached to, if any.
-        Raises CursorExpired when the journal was pruned past the member."""
+        Raises CursorExpired when the journal was pruned past the member.
+        It gets what `viewer` may see."""
         self.hub.readers.add(member)
         try:
             while True:
                 if group is None or not (member in group.members or group.closed):
-                    group = self._group(key, make_render)
+                    group = self._group(key, make_render, viewer)
                     if member.last < group.position:
                         # Behind the group (an older cursor, or dropped): read
                         # the gap from the journal first, then try again.
@@ -246,13 +261,18 @@ class Groups:
                 group.leave(member)
 
     async def _catch_up(self, member: Member, group: Group) -> None:
+        """The journal from the member's position to the group's, as its
+        viewer saw it at each position (its view at its own position first)."""
         upto = group.position
+        view = await self.hub.view_at(group.viewer, member.last)
         while member.last < upto:
             chunk = await self.hub.read_journal(member.last, upto)
             if chunk.last <= member.last:
                 member.last = upto  # positions that no transaction kept
                 return
-            for change in chunk.changes:
-                await member.send(member.prefix + await group.render(change) + member.suffix)
-                member.last = change.position
-            member.last = chunk.last  # entries of other kinds are read past
+            for entry in chunk.entries:
+                kind = view.step(entry)
+                change = None if kind is None else legacy_change(entry, kind)
+                if change is not None:
+                    await member.send(member.prefix + await group.render(change) + member.suffix)
+                member.last = entry.position

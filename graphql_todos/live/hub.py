@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -27,11 +27,21 @@ from graphql_todos.core import metrics
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Chunk, Op, Todo
+from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
 from graphql_todos.core.settings import Settings
+from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class _Timed(Protocol):
+    @property
+    def changed_at(self) -> datetime | None: ...
+
+
+# What a subscriber yields of each entry its reader gets (a legacy Change, a feed Delivery).
+D = TypeVar("D", bound=_Timed)
 
 CHANNEL = "todo_changes"
 
@@ -56,19 +66,27 @@ class Reader(Protocol):
     last: int
 
 
-class Subscriber:
-    """A bounded queue of changes after `last`, fed by the hub."""
+class Subscriber(Generic[D]):
+    """A bounded queue of journal entries after `last`, fed by the hub, and
+    the changes they are for its reader: its view steps through every entry
+    in commit order (visibility.py), so it gets the rows its reader may see,
+    an arrival when one becomes visible, a removal when one stops being
+    visible, and nothing of the rest."""
 
-    def __init__(self, hub: Hub, after: int, todo_id: uuid.UUID | None) -> None:
+    def __init__(
+        self, hub: Hub, after: int, todo_id: uuid.UUID | None, view: View, pick: Callable[[Entry, Kind], D | None]
+    ) -> None:
         self.hub = hub
         self.todo_id = todo_id
+        self.view = view
+        self.pick = pick
         self.last = after
         # True while it waits for the queue with nothing in hand.
         self.waiting = False
         # The subscriptions this one serves (a broadcast group's members);
         # None: itself alone.
         self.serves: Sized | None = None
-        self.queue: asyncio.Queue[Change | _Marker] = asyncio.Queue(hub.queue_size)
+        self.queue: asyncio.Queue[Entry | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
 
@@ -85,7 +103,7 @@ class Subscriber:
         """Deliver only changes after `position` (a snapshot already shows the rest)."""
         self.last = max(self.last, position)
 
-    def enqueue(self, item: Change | _Marker) -> None:
+    def enqueue(self, item: Entry | _Marker) -> None:
         """Queue item; a subscriber too slow to keep up reads the journal instead."""
         try:
             self.queue.put_nowait(item)
@@ -98,7 +116,7 @@ class Subscriber:
             self.hub.resyncs += 1
             metrics.FALLBACKS.inc()
 
-    async def batches(self) -> AsyncIterator[list[Change]]:
+    async def batches(self) -> AsyncIterator[list[D]]:
         """Changes in commit order, in lists of whatever arrived together."""
         async for batch in self._batches():
             metrics.DELIVERED.inc(len(batch))
@@ -109,7 +127,7 @@ class Subscriber:
             if self.serves is None:
                 metrics.observe_lag(batch[0].changed_at)
 
-    async def _batches(self) -> AsyncIterator[list[Change]]:
+    async def _batches(self) -> AsyncIterator[list[D]]:
         while True:
             self.waiting = True
             try:
@@ -118,7 +136,7 @@ class Subscriber:
                 self.waiting = False
             while not self.queue.empty():
                 items.append(self.queue.get_nowait())
-            batch: list[Change] = []
+            batch: list[D] = []
             for item in items:
                 if item is CLOSED:
                     if batch:
@@ -130,23 +148,27 @@ class Subscriber:
                         batch = []
                     async for chunk in self._replay():
                         yield chunk
-                elif isinstance(item, Change) and self._accept(item):
-                    batch.append(item)
+                elif isinstance(item, Entry) and (change := self._accept(item)) is not None:
+                    batch.append(change)
             if batch:
                 yield batch
 
-    async def __aiter__(self) -> AsyncIterator[Change]:
+    async def __aiter__(self) -> AsyncIterator[D]:
         async for batch in self.batches():
             for change in batch:
                 yield change
 
-    def _accept(self, change: Change) -> bool:
-        if change.position <= self.last:
-            return False
-        self.last = change.position
-        return self.todo_id is None or change.todo.id == self.todo_id
+    def _accept(self, entry: Entry) -> D | None:
+        """What the entry is for this reader, if anything; every entry steps its view."""
+        if entry.position <= self.last:
+            return None
+        self.last = entry.position
+        kind = self.view.step(entry)
+        if kind is None or (self.todo_id is not None and entry.todo_id != self.todo_id):
+            return None
+        return self.pick(entry, kind)
 
-    async def _replay(self) -> AsyncIterator[list[Change]]:
+    async def _replay(self) -> AsyncIterator[list[D]]:
         """The journal from `last` up to the hub's position, a chunk at a
         time (a cursor of "0" must not load the whole journal at once)."""
         upto = self.hub.position
@@ -155,8 +177,7 @@ class Subscriber:
             if chunk.last <= self.last:
                 self.last = upto
                 return
-            accepted = [c for c in chunk.changes if self._accept(c)]
-            # Entries of other kinds are read past, not delivered.
+            accepted = [change for entry in chunk.entries if (change := self._accept(entry)) is not None]
             self.last = max(self.last, chunk.last)
             if accepted:
                 yield accepted
@@ -177,12 +198,17 @@ class Hub:
         self.reconnects = 0
         self.resyncs = 0
         self.backend_pid: int | None = None
-        self._all: set[Subscriber] = set()
-        self._by_todo: dict[uuid.UUID, set[Subscriber]] = {}
+        self._all: set[Subscriber[Any]] = set()
+        self._by_todo: dict[uuid.UUID, set[Subscriber[Any]]] = {}
+        # A row's watchers by person too: the membership entries that change
+        # what they may see name the person, not the row.
+        self._by_person: dict[uuid.UUID, set[Subscriber[Any]]] = {}
         # Journal readers besides the subscribers (see Reader), counted in
         # needed_after for as long as they are in it.
         self.readers: set[Reader] = set()
         self.closed = False
+        # Told each access_revoked entry's detail (edge/revocation.py), in commit order.
+        self.on_revoked: Callable[[dict[str, Any] | None], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -191,7 +217,7 @@ class Hub:
         """Subscriptions served, a broadcast group's members each counted."""
         return sum(1 if s.serves is None else len(s.serves) for s in self._subscribers())
 
-    def _subscribers(self) -> list[Subscriber]:
+    def _subscribers(self) -> list[Subscriber[Any]]:
         return [*self._all, *(s for subs in self._by_todo.values() for s in subs)]
 
     def needed_after(self) -> int:
@@ -231,25 +257,53 @@ class Hub:
         for sub in self._subscribers():
             sub.enqueue(CLOSED)
 
-    @contextlib.asynccontextmanager
-    async def subscribe(
-        self, after: int | None = None, todo_id: uuid.UUID | None = None
-    ) -> AsyncIterator[Subscriber]:
+    def subscribe(
+        self, after: int | None = None, todo_id: uuid.UUID | None = None, view: View | None = None
+    ) -> contextlib.AbstractAsyncContextManager[Subscriber[Change]]:
         """A subscriber for changes after `after` (default: from now), all of
-        them or those of one todo. Leaving the block unsubscribes."""
-        sub = Subscriber(self, self.position if after is None else after, todo_id)
+        them or those of one todo, as `view` (its reader's at `after`;
+        default: every list) may see them, in todoChanges' shape. Leaving the
+        block unsubscribes."""
+        view = View(None) if view is None else view
+        return self._subscribed(Subscriber(self, self.position if after is None else after, todo_id, view, legacy_change))
+
+    def subscribe_feed(self, after: int, view: View) -> contextlib.AbstractAsyncContextManager[Subscriber[Delivery]]:
+        """A subscriber for every entry after `after` the view's reader may
+        see, as what it is for that reader (the `feed`)."""
+        return self._subscribed(Subscriber(self, after, None, view, Delivery))
+
+    @contextlib.asynccontextmanager
+    async def _subscribed(self, sub: Subscriber[D]) -> AsyncIterator[Subscriber[D]]:
+        todo_id = sub.todo_id
         if self.closed:
             sub.enqueue(CLOSED)
-        group = self._all if todo_id is None else self._by_todo.setdefault(todo_id, set())
-        group.add(sub)
+        indexes: list[tuple[dict[uuid.UUID, set[Subscriber[Any]]], uuid.UUID]] = []
+        if todo_id is None:
+            self._all.add(sub)
+        else:
+            indexes.append((self._by_todo, todo_id))
+            if sub.view.person is not None:
+                indexes.append((self._by_person, sub.view.person))
+        for index, key in indexes:
+            index.setdefault(key, set()).add(sub)
         metrics.SUBSCRIBERS.inc()
         try:
             yield sub
         finally:
             metrics.SUBSCRIBERS.dec()
-            group.discard(sub)
-            if todo_id is not None and not group:
-                del self._by_todo[todo_id]
+            self._all.discard(sub)
+            for index, key in indexes:
+                members = index.get(key)
+                if members is not None:
+                    members.discard(sub)
+                    if not members:
+                        del index[key]
+
+    async def view_at(self, viewer: Viewer, position: int) -> View:
+        """The viewer's view at `position` (no query for every list)."""
+        if viewer.everything:
+            return View(None)
+        return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position))
 
     async def read_journal(self, after: int, upto: int) -> Chunk:
         """Journal entries after < position <= upto, oldest first, `batch` at most."""
@@ -327,15 +381,15 @@ class Hub:
         # before the connection is used for anything else.
         async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
             async for notify in gen:
-                position, change = _notified(notify.payload)
+                position, entry = _notified(notify.payload)
                 if position <= self.position:
                     continue
-                if change is None or position != self.position + 1:
+                if entry is None or position != self.position + 1:
                     # A row too big for NOTIFY, a gap (a transaction that
                     # failed after taking a position), or not ours.
                     return True
                 self.position = position
-                self._publish(change)
+                self._publish(entry)
         return False
 
     async def _catch_up(self) -> None:
@@ -351,30 +405,59 @@ class Hub:
                 for sub in self._subscribers():
                     sub.enqueue(RESYNC)
                 continue
-            for change in chunk.changes:
-                self.position = change.position
-                self._publish(change)
+            for entry in chunk.entries:
+                self.position = entry.position
+                self._publish(entry)
             self.position = max(self.position, chunk.last)
             if not chunk.full:
                 return
 
-    def _publish(self, change: Change) -> None:
+    def _publish(self, entry: Entry) -> None:
+        if entry.op == "access_revoked" and self.on_revoked is not None:
+            self.on_revoked(entry.detail)
         for sub in self._all:
-            sub.enqueue(change)
-        for sub in self._by_todo.get(change.todo.id, ()):
-            sub.enqueue(change)
+            sub.enqueue(entry)
+        # A watcher found by both its row and its person takes the entry once (by position).
+        if entry.todo_id is not None:
+            for sub in self._by_todo.get(entry.todo_id, ()):
+                sub.enqueue(entry)
+        if entry.person is not None:
+            for sub in self._by_person.get(entry.person, ()):
+                sub.enqueue(entry)
 
 
-def _notified(payload: str) -> tuple[int, Change | None]:
-    """The position a notification names, and its change when it carries the row."""
+_TODO_OPS = frozenset({"created", "updated", "deleted"})
+
+
+def _notified(payload: str) -> tuple[int, Entry | None]:
+    """The position a notification names, and its entry when it carries all
+    of it (a row's entry its row, and its row before when it changed lists;
+    a list, member or access entry its detail); a range of arrivals or
+    removals, or anything cut short, is read from the journal."""
     try:
         body = orjson.loads(payload)
         position = int(body["position"])
-        row = body.get("todo")
-        if row is None:
+        op = body["op"]
+        before_list, after_list = _uuid(body.get("list_before")), _uuid(body.get("list_after"))
+        if "through" in body:
+            return position, None
+        if op in _TODO_OPS:
+            moved = op == "updated" and before_list != after_list
+            if "todo" not in body or (moved and "before" not in body):
+                return position, None
+        elif "detail" not in body:
             return position, None
         changed_at = datetime.fromisoformat(body["changed_at"]) if "changed_at" in body else None
-        return position, Change(position, Op(body["op"]), Todo.from_json(row), changed_at)
+        todo, before = body.get("todo"), body.get("before")
+        return position, Entry(
+            position, op, _uuid(body.get("id")), None if todo is None else Todo.from_json(todo),
+            before_list, after_list, _uuid(body.get("person")), body.get("detail"),
+            None if before is None else Todo.from_json(before), changed_at,
+        )
     except (ValueError, KeyError, TypeError, AttributeError):
         # Not ours (someone else NOTIFYing the channel): check the journal.
         return 2**63 - 1, None
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(value)

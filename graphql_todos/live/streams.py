@@ -12,6 +12,7 @@ from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
 from graphql_todos.core.service import TodoService
+from graphql_todos.core.visibility import Delivery, View
 from graphql_todos.live.hub import Hub, Subscriber
 
 
@@ -25,26 +26,48 @@ async def start_after(journal: Journal, after: str | None) -> int:
     return await journal.check_cursor(after)
 
 
-async def changes(journal: Journal, hub: Hub, after: str | None) -> AsyncGenerator[Change, None]:
-    """Every change after the cursor (from now when None), in commit order.
-    The cursor is checked here, so a bad one fails before the feed starts."""
-    return _changes(hub, await start_after(journal, after))
+async def changes(
+    journal: Journal, hub: Hub, after: str | None, viewer: Viewer = ALL
+) -> AsyncGenerator[Change, None]:
+    """Every change after the cursor (from now when None) the viewer may
+    see, in commit order, as its view at each position judges it. The cursor
+    is checked here, so a bad one fails before the feed starts."""
+    start = await start_after(journal, after)
+    return _changes(hub, start, await hub.view_at(viewer, start))
 
 
-async def _changes(hub: Hub, start: int) -> AsyncGenerator[Change, None]:
-    async with hub.subscribe(after=start) as sub:
+async def _changes(hub: Hub, start: int, view: View) -> AsyncGenerator[Change, None]:
+    async with hub.subscribe(after=start, view=view) as sub:
         async for change in sub:
             yield change
+
+
+async def feed(
+    journal: Journal, hub: Hub, after: str | None, viewer: Viewer, list_id: uuid.UUID | None
+) -> AsyncGenerator[Delivery, None]:
+    """Every entry after the cursor (from now when None) the viewer may see,
+    as what it is for the viewer (of one list, when given), in commit order."""
+    start = await start_after(journal, after)
+    return _feed(hub, start, await hub.view_at(viewer, start), list_id)
+
+
+async def _feed(hub: Hub, start: int, view: View, list_id: uuid.UUID | None) -> AsyncGenerator[Delivery, None]:
+    async with hub.subscribe_feed(start, view) as sub:
+        async for delivery in sub:
+            if list_id is None or list_id in (delivery.entry.list_before, delivery.entry.list_after):
+                yield delivery
 
 
 async def todo_states(
     service: TodoService, hub: Hub, viewer: Viewer, key: uuid.UUID
 ) -> AsyncGenerator[TodoState, None]:
-    """The row now, then after each change; ends after it is deleted (or
-    right away when it does not exist)."""
-    async with hub.subscribe(todo_id=key) as sub:
+    """The row now, then after each change the viewer may see; ends after
+    it is deleted, or no longer visible to the viewer (a removal), or right
+    away when the viewer sees no such row."""
+    async with hub.subscribe(todo_id=key, view=View(viewer.person)) as sub:
         start = await service.todo_snapshot(viewer, key)
         sub.skip_through(start.position)
+        sub.view = await hub.view_at(viewer, start.position)
         yield start
         if start.todo is None:
             return
@@ -110,7 +133,7 @@ class _LiveList:
             # The hub closed (or we were cancelled): end every watcher.
             self._show(None)
 
-    async def _follow(self, sub: Subscriber) -> None:
+    async def _follow(self, sub: Subscriber[Change]) -> None:
         """The list now, then after each batch of changes, until the hub closes."""
         rows = await self._read(sub)
         if rows != self.current:
@@ -126,9 +149,10 @@ class _LiveList:
                 rows = fresh
                 self._show(fresh)
 
-    async def _read(self, sub: Subscriber) -> LiveRows:
+    async def _read(self, sub: Subscriber[Change]) -> LiveRows:
         snapshot = await self.hub.retrying("live list snapshot", lambda: self.service.live_snapshot(self.viewer, self.completed))
         sub.skip_through(snapshot.position)
+        sub.view = await self.hub.view_at(self.viewer, snapshot.position)
         return LiveRows(snapshot.todos)
 
     def _show(self, rows: LiveRows | None) -> None:

@@ -12,19 +12,17 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
+from collections.abc import AsyncGenerator, Awaitable, Collection
 from typing import Any, TypeVar
 
-import anyio
 import orjson
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from graphql_todos.core import mutations
-from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import (
     BadUserInput,
     DomainError,
@@ -42,12 +40,12 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import principal_of
 from graphql_todos.edge.acting import key_scope
-from graphql_todos.edge.error_handlers import close_reason
 from graphql_todos.edge.response_cache import ResponseCache
-from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REASON, frame_writers
+from graphql_todos.internals.uvicorn_websocket import frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Groups, Member
 from graphql_todos.live.hub import Hub
+from graphql_todos.rest import sockets
 from graphql_todos.rest.openapi import document
 
 logger = logging.getLogger(__name__)
@@ -115,7 +113,7 @@ class TodoCollection(HTTPEndpoint):
     async def websocket(websocket: WebSocket) -> None:
         """Every change after ?after= (from now when absent), in commit order."""
         after = websocket.query_params.get("after")
-        await _relay(websocket, functools.partial(_broadcast_changes, websocket, after))
+        await sockets.relay(websocket, functools.partial(_broadcast_changes, websocket, after))
 
     @staticmethod
     async def _event_stream(request: Request) -> event_stream.EventStreamResponse:
@@ -128,9 +126,10 @@ class TodoCollection(HTTPEndpoint):
         except BadUserInput as exc:
             raise in_url(exc) from None
         groups: Groups = request.state.broadcast_groups
+        viewer = principal_of(request.scope).viewer
 
         async def produce(send: event_stream.SendChunk) -> None:
-            await groups.run("rest sse", lambda: _change_event, Member(start, b"", b"", None, send))
+            await groups.run("rest sse", lambda: _change_event, Member(start, b"", b"", None, send), viewer=viewer)
 
         return _event_stream(request, produce)
 
@@ -174,7 +173,7 @@ class TodoItem(HTTPEndpoint):
         "deleted", or with 4404 when there is no such row."""
         viewer = principal_of(websocket.scope).viewer
         messages = _state_messages(_service(websocket), _hub(websocket), viewer, websocket.path_params["id"])
-        await _relay(websocket, functools.partial(_send_each, websocket, messages))
+        await sockets.relay(websocket, functools.partial(sockets.send_each, websocket, messages))
 
 
 async def mutation_verdicts(request: Request) -> Response:
@@ -325,7 +324,8 @@ async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
     groups: Groups = websocket.state.broadcast_groups
     start = await streams.start_after(_journal(websocket), after)
     write, send = frame_writers(websocket)
-    await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send))
+    viewer = principal_of(websocket.scope).viewer
+    await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send), viewer=viewer)
 
 
 def _change_message(change: Change) -> dict[str, Any]:
@@ -363,7 +363,9 @@ def _event_stream(
     request: Request, events: AsyncGenerator[bytes, None] | event_stream.Produce
 ) -> event_stream.EventStreamResponse:
     settings: Settings = request.state.settings
-    return event_stream.EventStreamResponse(events, settings.keepalive_seconds, settings.send_timeout_seconds)
+    return event_stream.EventStreamResponse(
+        events, settings.keepalive_seconds, settings.send_timeout_seconds, revoked=event_stream.revoked_event
+    )
 
 
 async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
@@ -371,64 +373,6 @@ async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenera
     async with contextlib.aclosing(messages):
         async for message in messages:
             yield event_stream.event(message["op"], orjson.dumps(message), message["cursor"])
-
-
-async def _send_each(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
-    async with contextlib.aclosing(messages):
-        async for message in messages:
-            await _send(websocket, message)
-
-
-async def _relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> None:
-    """Run the stream (it sends its messages), and send a keepalive every
-    settings.keepalive_seconds, until the stream ends (close 1000), fails
-    (close 4400 or 4404) or the client leaves. Ending the stream, whichever
-    way, unsubscribes from the hub."""
-    await websocket.accept()
-    code, reason = 1000, ""
-    try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_keep_alive, websocket)
-            tasks.start_soon(_cancel_on_disconnect, websocket, tasks.cancel_scope)
-            try:
-                await stream()
-            except DomainError as exc:
-                code, reason = exc.code.close_code, exc.message
-            except WebSocketDisconnect:
-                raise  # closed under a send (the server's 1009, say): nothing failed
-            except Exception:
-                logger.exception("stream failed on %s", websocket.url.path)
-                code, reason = ErrorCode.INTERNAL_SERVER_ERROR.close_code, "internal error"
-            tasks.cancel_scope.cancel()
-    except* WebSocketDisconnect:
-        pass  # the client left while we were sending
-    if code == 1000 and _hub(websocket).closed:
-        # The server is going away, not the resource: clients should resume.
-        code, reason = RESTART_CODE, RESTART_REASON
-    if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
-        await websocket.close(code, close_reason(reason))
-
-
-async def _send(websocket: WebSocket, message: dict[str, Any]) -> None:
-    """Send, bounded in time: a client that stopped reading fills its socket's
-    buffers, and would otherwise hold this stream (and its place in the
-    journal) forever. It resumes by cursor."""
-    settings: Settings = websocket.state.settings
-    await bounded_send(websocket.send_json(message), settings.send_timeout_seconds)
-
-
-async def _keep_alive(websocket: WebSocket) -> None:
-    settings: Settings = websocket.state.settings
-    while True:
-        await anyio.sleep(settings.keepalive_seconds)
-        await websocket.send_json({"op": "keepalive"})
-
-
-async def _cancel_on_disconnect(websocket: WebSocket, scope: anyio.CancelScope) -> None:
-    # Clients have nothing to say on these sockets: read only to notice leaving.
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
-    scope.cancel()
 
 
 # Under /api (app.py mounts them, with rest/auth.py's).

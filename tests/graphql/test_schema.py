@@ -55,7 +55,7 @@ def test_contract_names_are_present() -> None:
             "createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted", "moveTodo",
             "createList", "renameList", "deleteList", "shareList", "setMemberRole", "removeMember", "leaveList",
         },
-        "Subscription": {"todoChanges", "todo", "todos"},
+        "Subscription": {"todoChanges", "todo", "todos", "feed"},
         "MutationVerdict": {"seq", "verdict", "cursor", "code", "message", "todo"},
     }
     assert set(schema.get_type("ChangeOp").values) == {"CREATED", "UPDATED", "DELETED"}  # type: ignore[union-attr]

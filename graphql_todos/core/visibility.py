@@ -1,0 +1,126 @@
+"""Who sees what of the journal (docs/design/people.md section 2): a reader's
+view is the set of lists it is a member of at the current position; stepped
+entry by entry in commit order, it says what each entry is for that reader.
+The prototype is docs/design/prototypes/visibility.py; the property test's
+oracle is built on the same rules.
+
+A view is a function of the person and the position alone (membership
+changes are journal entries), so any two readers of one person at one
+position agree, and a reader resumed from a cursor starts from the view the
+database gives for that position (repository.SELECT_VIEW_AT)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from graphql_todos.core.models import Change, Entry, Op
+
+
+class Kind(Enum):
+    """What an entry is for one reader."""
+
+    UPDATE = "update"  # a row it sees: created, updated or deleted
+    ARRIVAL = "arrival"  # a row it now sees: the full row
+    REMOVAL = "removal"  # a row it no longer sees: the id (legacy: the row before)
+    LIST = "list"  # a list it sees changed
+    MEMBER = "member"  # a member of a list it sees, or itself, changed
+
+
+_LIST_OPS = frozenset({"list_created", "list_updated", "list_deleted"})
+_MEMBER_OPS = frozenset({"member_added", "member_updated", "member_removed"})
+
+
+class View:
+    """One reader's lists at its position; `person` None: every list (the
+    service principal, and open mode's local)."""
+
+    __slots__ = ("lists", "person")
+
+    def __init__(self, person: uuid.UUID | None, lists: set[uuid.UUID] | None = None) -> None:
+        self.person = person
+        self.lists: set[uuid.UUID] = set() if lists is None else lists
+
+    def sees(self, list_id: uuid.UUID | None) -> bool:
+        return list_id is not None and (self.person is None or list_id in self.lists)
+
+    def step(self, entry: Entry) -> Kind | None:
+        """What the entry is for this reader, judged at its position; then the
+        view moves past it. A member_added is applied first (the new member
+        sees the entry announcing it); a removal of oneself is judged first
+        (one sees one's own removal)."""
+        if entry.op == "member_added":
+            self._apply(entry)
+            return self._judge(entry)
+        kind = self._judge(entry)
+        self._apply(entry)
+        return kind
+
+    def _judge(self, entry: Entry) -> Kind | None:
+        op, before, after = entry.op, entry.list_before, entry.list_after
+        if op in ("arrived", "removed"):
+            # One reader's expansion of a membership change: theirs alone.
+            if self.person is None or entry.person != self.person:
+                return None
+            return Kind.ARRIVAL if op == "arrived" else Kind.REMOVAL
+        if op == "created":
+            return Kind.UPDATE if self.sees(after) else None
+        if op == "deleted":
+            return Kind.UPDATE if self.sees(before) else None
+        if op == "updated":
+            was, now = self.sees(before), self.sees(after)
+            if was and now:
+                return Kind.UPDATE
+            if now:
+                return Kind.ARRIVAL  # moved into a list it sees
+            return Kind.REMOVAL if was else None  # moved out
+        if op in _LIST_OPS:
+            return Kind.LIST if self.sees(after) else None
+        if op in _MEMBER_OPS:
+            return Kind.MEMBER if self.sees(after) or (self.person is not None and entry.person == self.person) else None
+        return None  # access_revoked: for servers only
+
+    def _apply(self, entry: Entry) -> None:
+        if self.person is None or entry.list_after is None:
+            return
+        if entry.op == "member_added" and entry.person == self.person:
+            self.lists.add(entry.list_after)
+        elif (entry.op == "member_removed" and entry.person == self.person) or entry.op == "list_deleted":
+            self.lists.discard(entry.list_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An entry as one reader gets it (the `feed`)."""
+
+    entry: Entry
+    kind: Kind
+
+    @property
+    def changed_at(self) -> datetime | None:
+        return self.entry.changed_at
+
+
+def legacy_change(entry: Entry, kind: Kind) -> Change | None:
+    """The todoChanges shape of a todo entry for a reader that gets it as
+    `kind` (people.md section 9): an arrival is CREATED with the row, a
+    removal DELETED with the row the reader last could see; list and member
+    entries have none. Made once per entry and kind."""
+    change = entry.legacy.get(kind)
+    if change is not None or kind not in _LEGACY:
+        return change
+    if kind is Kind.UPDATE:
+        op, row = Op(entry.op), entry.todo
+    elif kind is Kind.ARRIVAL:
+        op, row = Op.CREATED, entry.todo
+    else:
+        op, row = Op.DELETED, entry.before
+    if row is None:
+        return None
+    change = entry.legacy[kind] = Change(entry.position, op, row, entry.changed_at)
+    return change
+
+
+_LEGACY = frozenset({Kind.UPDATE, Kind.ARRIVAL, Kind.REMOVAL})

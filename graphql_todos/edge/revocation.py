@@ -1,0 +1,94 @@
+"""Revocation reaches the open sockets and streams (docs/design/people.md
+section 8): deleting a session or a personal access token journals
+`access_revoked`; every process's hub hands its detail here, and whatever
+this process holds open with that credential ends at once (a WebSocket
+closes 4401, an HTTP stream sends its error and ends). Each is registered
+when it starts and released when it ends. Expiry likewise: once a second,
+one statement asks which held credentials are still live (and marks their
+sessions as in use); what expired ends with "session expired"."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from graphql_todos.core.people import Accounts, Principal
+
+# How often held credentials are checked for expiry.
+SWEEP_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
+
+# Ends one socket or stream, with the reason its close or error carries.
+End = Callable[[str], None]
+
+
+def _nothing() -> None:
+    return None
+
+
+class Revocations:
+    """This process's open sockets and streams by the session or token they came with."""
+
+    def __init__(self) -> None:
+        self._held: dict[uuid.UUID, set[End]] = {}
+        # "session" or "token", for what ends them.
+        self._kinds: dict[uuid.UUID, str] = {}
+        # Sockets and streams ended by a revocation, since start.
+        self.ended = 0
+
+    def hold(self, principal: Principal | None, end: End) -> Callable[[], None]:
+        """Register a socket or stream of `principal` (nothing for open mode's
+        or the service token's); returns its release."""
+        credential = None if principal is None else principal.session_id or principal.token_id
+        if credential is None:
+            return _nothing
+        ends = self._held.setdefault(credential, set())
+        ends.add(end)
+        self._kinds[credential] = "session" if principal is not None and principal.session_id else "token"
+
+        def release() -> None:
+            held = self._held.get(credential)
+            if held is not None:
+                held.discard(end)
+                if not held:
+                    del self._held[credential]
+                    self._kinds.pop(credential, None)
+
+        return release
+
+    def revoke(self, detail: dict[str, Any] | None) -> None:
+        """An access_revoked entry's detail ({"session": id} or {"token": id}):
+        end what holds that credential."""
+        for kind in ("session", "token"):
+            value = (detail or {}).get(kind)
+            if value is not None:
+                self._end(uuid.UUID(str(value)), f"{kind} revoked")
+
+    def _end(self, credential: uuid.UUID, reason: str) -> None:
+        self._kinds.pop(credential, None)
+        for end in self._held.pop(credential, set()):
+            self.ended += 1
+            try:
+                end(reason)
+            except Exception:
+                logger.exception("ending a stream (%s) failed", reason)
+
+    async def sweep(self, accounts: Accounts) -> None:
+        """End what holds a credential that expired, once a second, until cancelled."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            held = list(self._held)
+            if not held:
+                continue
+            try:
+                live = await accounts.live(held)
+            except Exception as exc:  # noqa: BLE001 - the database may be away: try again
+                logger.warning("checking open sessions for expiry failed: %r", exc)
+                continue
+            for credential in held:
+                if credential not in live and credential in self._held:
+                    self._end(credential, f"{self._kinds.get(credential, 'session')} expired")

@@ -1,0 +1,97 @@
+"""RESTSockets: a stream relayed to its socket, with keepalives, until it
+ends (1000), fails (its error's close code), the server stops (the restart
+code: resume by cursor), its session or token is revoked (4401) or the
+client leaves."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from graphql_todos.core.bounded import bounded_send
+from graphql_todos.core.errors import DomainError, ErrorCode
+from graphql_todos.core.settings import Settings
+from graphql_todos.edge.access import principal_of
+from graphql_todos.edge.error_handlers import close_reason
+from graphql_todos.edge.revocation import Revocations
+from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REASON
+
+logger = logging.getLogger(__name__)
+
+
+async def send_each(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            await send(websocket, message)
+
+
+async def relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> None:
+    """Run the stream (it sends its messages), and send a keepalive every
+    settings.keepalive_seconds, until the stream ends (close 1000), fails
+    (close 4400 or 4404) or the client leaves. Ending the stream, whichever
+    way, unsubscribes from the hub."""
+    await websocket.accept()
+    code, reason = 1000, ""
+    revoked: list[str] = []
+    release = None
+    try:
+        async with anyio.create_task_group() as tasks:
+
+            def end(why: str) -> None:
+                # Its session or token was revoked (edge/revocation.py).
+                revoked.append(why)
+                tasks.cancel_scope.cancel()
+
+            revocations: Revocations = websocket.state.revocations
+            release = revocations.hold(principal_of(websocket.scope), end)
+            tasks.start_soon(_keep_alive, websocket)
+            tasks.start_soon(_cancel_on_disconnect, websocket, tasks.cancel_scope)
+            try:
+                await stream()
+            except DomainError as exc:
+                code, reason = exc.code.close_code, exc.message
+            except WebSocketDisconnect:
+                raise  # closed under a send (the server's 1009, say): nothing failed
+            except Exception:
+                logger.exception("stream failed on %s", websocket.url.path)
+                code, reason = ErrorCode.INTERNAL_SERVER_ERROR.close_code, "internal error"
+            tasks.cancel_scope.cancel()
+    except* WebSocketDisconnect:
+        pass  # the client left while we were sending
+    finally:
+        if release is not None:
+            release()
+    if revoked:
+        code, reason = ErrorCode.UNAUTHENTICATED.close_code, revoked[0]
+    elif code == 1000 and websocket.state.hub.closed:
+        # The server is going away, not the resource: clients should resume.
+        code, reason = RESTART_CODE, RESTART_REASON
+    if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
+        await websocket.close(code, close_reason(reason))
+
+
+async def send(websocket: WebSocket, message: dict[str, Any]) -> None:
+    """Send, bounded in time: a client that stopped reading fills its socket's
+    buffers, and would otherwise hold this stream (and its place in the
+    journal) forever. It resumes by cursor."""
+    settings: Settings = websocket.state.settings
+    await bounded_send(websocket.send_json(message), settings.send_timeout_seconds)
+
+
+async def _keep_alive(websocket: WebSocket) -> None:
+    settings: Settings = websocket.state.settings
+    while True:
+        await anyio.sleep(settings.keepalive_seconds)
+        await websocket.send_json({"op": "keepalive"})
+
+
+async def _cancel_on_disconnect(websocket: WebSocket, scope: anyio.CancelScope) -> None:
+    # Clients have nothing to say on these sockets: read only to notice leaving.
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+    scope.cancel()
