@@ -305,6 +305,10 @@ static long consume(Conn *c, const char *data, size_t len) {
             char init[4096];
             int n = c->init ? snprintf(init, sizeof init, "{\"type\":\"connection_init\",\"payload\":%s}", c->init)
                             : snprintf(init, sizeof init, "{\"type\":\"connection_init\"}");
+            if (n >= (int)sizeof init) {
+                fprintf(stderr, "a connection_init payload longer than %zu bytes\n", sizeof init);
+                exit(2);
+            }
             send_frame(c->fd, TEXT, init, (size_t)n);
         }
     }
