@@ -30,6 +30,7 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
+from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,6 +151,9 @@ class Subscriber(Generic[D]):
                         yield chunk
                 elif isinstance(item, Entry) and (change := self._accept(item)) is not None:
                     batch.append(change)
+            if self.queue.empty():
+                # Its view is at the hub's position now (nothing in between).
+                self.hub.caught_up(self)
             if batch:
                 yield batch
 
@@ -198,7 +202,9 @@ class Hub:
         self.reconnects = 0
         self.resyncs = 0
         self.backend_pid: int | None = None
+        # Every subscriber but the item streams, and who of them an entry may concern.
         self._all: set[Subscriber[Any]] = set()
+        self._router: Router[Subscriber[Any]] = Router()
         self._by_todo: dict[uuid.UUID, set[Subscriber[Any]]] = {}
         # A row's watchers by person too: the membership entries that change
         # what they may see name the person, not the row.
@@ -280,6 +286,9 @@ class Hub:
         indexes: list[tuple[dict[uuid.UUID, set[Subscriber[Any]]], uuid.UUID]] = []
         if todo_id is None:
             self._all.add(sub)
+            # Found by its view once that is at the hub's position; one behind
+            # takes every entry until it has caught up (caught_up).
+            self._router.add(sub, sub.view if sub.last >= self.position else None)
         else:
             indexes.append((self._by_todo, todo_id))
             if sub.view.person is not None:
@@ -292,12 +301,20 @@ class Hub:
         finally:
             metrics.SUBSCRIBERS.dec()
             self._all.discard(sub)
+            self._router.discard(sub)
             for index, key in indexes:
                 members = index.get(key)
                 if members is not None:
                     members.discard(sub)
                     if not members:
                         del index[key]
+
+    def caught_up(self, sub: Subscriber[Any]) -> None:
+        """Route to sub by its view from now on: it has stepped every entry
+        up to the hub's position (its queue is empty, and it took every entry
+        while it was behind)."""
+        if sub in self._all and not self._router.routed(sub) and sub.view.person is not None:
+            self._router.add(sub, sub.view)
 
     async def view_at(self, viewer: Viewer, position: int) -> View:
         """The viewer's view at `position` (no query for every list)."""
@@ -415,7 +432,7 @@ class Hub:
     def _publish(self, entry: Entry) -> None:
         if entry.op == "access_revoked" and self.on_revoked is not None:
             self.on_revoked(entry.detail)
-        for sub in self._all:
+        for sub in self._router.route(entry):
             sub.enqueue(entry)
         # A watcher found by both its row and its person takes the entry once (by position).
         if entry.todo_id is not None:
