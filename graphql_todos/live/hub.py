@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
@@ -27,9 +26,10 @@ from graphql_todos.core import metrics
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
+from graphql_todos.core.models import Change, Chunk, Entry, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
+from graphql_todos.live.notifications import notified
 from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class Reader(Protocol):
 class Subscriber(Generic[D]):
     """A bounded queue of journal entries after `last`, fed by the hub, and
     the changes they are for its reader: its view steps through every entry
-    in commit order (visibility.py), so it gets the rows its reader may see,
+    in commit order that may concern it (visibility.py; the hub's router
+    finds them, routing.py), so it gets the rows its reader may see,
     an arrival when one becomes visible, a removal when one stops being
     visible, and nothing of the rest."""
 
@@ -398,7 +399,7 @@ class Hub:
         # before the connection is used for anything else.
         async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
             async for notify in gen:
-                position, entry = _notified(notify.payload)
+                position, entry = notified(notify.payload)
                 if position <= self.position:
                     continue
                 if entry is None or position != self.position + 1:
@@ -442,39 +443,3 @@ class Hub:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
 
-
-_TODO_OPS = frozenset({"created", "updated", "deleted"})
-
-
-def _notified(payload: str) -> tuple[int, Entry | None]:
-    """The position a notification names, and its entry when it carries all
-    of it (a row's entry its row, and its row before when it changed lists;
-    a list, member or access entry its detail); a range of arrivals or
-    removals, or anything cut short, is read from the journal."""
-    try:
-        body = orjson.loads(payload)
-        position = int(body["position"])
-        op = body["op"]
-        before_list, after_list = _uuid(body.get("list_before")), _uuid(body.get("list_after"))
-        if "through" in body:
-            return position, None
-        if op in _TODO_OPS:
-            moved = op == "updated" and before_list != after_list
-            if "todo" not in body or (moved and "before" not in body):
-                return position, None
-        elif "detail" not in body:
-            return position, None
-        changed_at = datetime.fromisoformat(body["changed_at"]) if "changed_at" in body else None
-        todo, before = body.get("todo"), body.get("before")
-        return position, Entry(
-            position, op, _uuid(body.get("id")), None if todo is None else Todo.from_json(todo),
-            before_list, after_list, _uuid(body.get("person")), body.get("detail"),
-            None if before is None else Todo.from_json(before), changed_at,
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        # Not ours (someone else NOTIFYing the channel): check the journal.
-        return 2**63 - 1, None
-
-
-def _uuid(value: str | None) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(value)
