@@ -14,11 +14,12 @@ import pytest
 
 from graphql_todos.core.models import Entry
 from graphql_todos.core.visibility import Kind, View
+from graphql_todos.live.broadcast import Groups
 from graphql_todos.live.routing import Router
 from tests.helpers import TOKEN, Server, serving, wait_until
 from tests.live_readers import READERS
 from tests.test_lists import CREATE, CREATE_LIST, SHARE
-from tests.test_lists_live import EXPECTED, Story
+from tests.test_lists_live import EXPECTED, Story, _token
 
 
 @dataclass(eq=False)
@@ -154,3 +155,20 @@ def test_a_reader_resumed_from_a_cursor_gets_its_stream_then_is_found_by_its_lis
         story.bob.data(CREATE, t="last", l=None)
         # The rows of the list arrive with the share, its next rows follow.
         assert reader.take(3) == [("created", "before the share"), ("created", "after the share"), ("created", "last")]
+
+
+def test_readers_of_one_document_in_one_list_share_one_rendering_of_a_change(accounts: Server) -> None:
+    story = Story(accounts)
+    story.ann.data(SHARE, id=story.list, u="bob", r="VIEWER")
+    ann_token, _ = _token(story.ann)
+    groups: Groups = accounts.state("broadcast_groups")
+    with READERS["graphql-transport-ws"](accounts, ann_token, None) as ann, READERS["graphql-transport-ws"](
+        accounts, story.token, None
+    ) as bob:
+        wait_until(lambda: accounts.subscriber_count() == 2)
+        # One group per viewer, the document the same.
+        assert accounts.call(lambda: len(groups)) == 2
+        renders = accounts.call(lambda: groups.renders)
+        story.ann.data(CREATE, t="for both", l=story.list)
+        assert ann.take(1) == bob.take(1) == [("created", "for both")]
+        assert accounts.call(lambda: groups.renders) - renders == 1
