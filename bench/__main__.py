@@ -1,5 +1,5 @@
-"""make bench: the measures of issues 11, 16 (item 9) and 21 in one sitting,
-ours beside PostGraphile 5 and 4 and the floor.
+"""make bench: the measures of issues 11, 16 (item 9), 19 (people) and 21 in
+one sitting, ours beside PostGraphile 5 and 4 and the floor.
 
     .venv/bin/python -m bench [--smoke] [--out docs/benchmarks.md] [--cases rows,live] [--subscribers 100,1000,...]
 
@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import resource
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,13 +33,14 @@ from .documents import CHANGES, CREATE, LIST, LIVE_LIST, ROW, UPDATE, row_variab
 from .fanout import FanoutResult, client_processes, fan_out
 from .growing import growing_table
 from .http_load import Load, wrk
+from .people import people_tests
 from .restarts import rerun_on_restart
 from .servers import FLOOR, OURS, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE, POSTGRAPHILE5, running
 from .writes import insert_rate, notify_latency
 
 T = TypeVar("T")
 
-CASES = ("http", "growing", "single", "fanout", "rows", "live", "workers", "database")
+CASES = ("http", "growing", "single", "fanout", "rows", "live", "workers", "database", "people")
 # The per-row and live-list measures, at one size: rows of their own, and watchers.
 ROW_SUBSCRIBERS = 1000
 # wrk's run of each HTTP test before its measured ones.
@@ -285,6 +287,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--write-seconds", type=float, default=5)
     parser.add_argument("--write-rounds", type=int, default=3, help="alternating runs of the INSERT rates")
+    parser.add_argument("--people", type=int, default=1000, help="people, in lists of 10, one subscriber each (people)")
+    # CPU is read in clock ticks (10 ms): 10 deliveries a change need many changes.
+    parser.add_argument("--people-events", type=int, default=500, help="INSERTs timed, each into one list (people)")
     args = parser.parse_args()
     if unknown := set(args.cases) - set(CASES):
         parser.error(f"no such case: {', '.join(sorted(unknown))}")
@@ -292,6 +297,7 @@ def _arguments() -> argparse.Namespace:
         args.seconds, args.rounds, args.subscribers, args.grown_rows = 2, 1, [10, 50], 5_000
         args.min_events, args.max_events, args.single_events, args.row_events = 3, 5, 5, 3
         args.notify_n, args.write_seconds, args.write_rounds = 20, 1, 1
+        args.people, args.people_events = 100, 30
     return args
 
 
@@ -310,6 +316,7 @@ def main() -> None:
         "live": live_tests,
         "workers": workers_tests,
         "database": database_tests,
+        "people": people_tests,
     }
     measured: dict[str, Any] = {}
     with databases() as dbs:
@@ -319,7 +326,7 @@ def main() -> None:
             if name in args.cases:
                 print(name, flush=True)
                 result = cases[name](dbs, args)
-                fanouts = name not in ("http", "growing", "database")
+                fanouts = name not in ("http", "growing", "database", "people")
                 measured[name] = [dataclasses.asdict(r) for r in result] if fanouts else result
     results = {
         "args": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
@@ -331,6 +338,9 @@ def main() -> None:
     }
     text = report.render(results, args.out)
     print(text)
+    # Written into the report too: a figure measured while data went where it must not is no figure.
+    if errors := measured.get("people", {}).get("errors"):
+        sys.exit("make bench: " + "; ".join(errors))
 
 
 if __name__ == "__main__":

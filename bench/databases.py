@@ -84,19 +84,23 @@ def add_rows(conn: psycopg.Connection, rows: int) -> None:
 def pair(admin: str, suffix: str = "", rows: int = ROWS) -> Iterator[Databases]:
     """gt_bench (ours) and gt_peer (the peers'), names ending in `suffix`,
     each with `rows` todos; dropped afterwards."""
-    names = (f"gt_bench{suffix}", f"gt_peer{suffix}")
-    ours, peer = (_create(admin, name) for name in names)
-    try:
-        migrate(ours)
-        migrate(peer)
+    with created(admin, f"gt_bench{suffix}") as ours, created(admin, f"gt_peer{suffix}") as peer:
         with psycopg.connect(peer, autocommit=True) as conn:
             conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
         reset_rows(ours, rows)
         reset_rows(peer, rows)
         yield Databases(ours=ours, peer=peer, embedded=not os.environ.get("DATABASE_URL"), admin=admin)
+
+
+@contextmanager
+def created(admin: str, name: str) -> Iterator[str]:
+    """A fresh database `name` with the app's migrations; dropped afterwards."""
+    dsn = _create(admin, name)
+    try:
+        migrate(dsn)
+        yield dsn
     finally:
-        for name in names:
-            _drop(admin, name)
+        _drop(admin, name)
 
 
 @contextmanager

@@ -54,48 +54,77 @@ class FanoutResult:
     client_cpu_per_delivery: float = 0.0
 
 
+@dataclass(frozen=True)
+class Got:
+    """One frame one socket got (Clients started with `each`)."""
+
+    socket: int
+    at: float
+
+
 class Clients:
     """Several client processes, each holding a share of the sockets."""
 
-    def __init__(self, procs: list[asyncio.subprocess.Process], files: list[Path]) -> None:
+    def __init__(self, procs: list[asyncio.subprocess.Process], files: list[Path], firsts: list[int]) -> None:
         self._procs = procs
         self._files = files
         self._arrivals: dict[str, list[Arrival]] = {}
         self._complete: dict[str, asyncio.Event] = {}
         self._ready: list[tuple[int, int]] = []
         self._ready_event = asyncio.Event()
-        self._readers = [asyncio.create_task(self._read(p)) for p in procs]
+        # With `each`: every frame, by token, and an event set at each.
+        self.got: dict[str, list[Got]] = {}
+        self.got_more = asyncio.Event()
+        self._readers = [asyncio.create_task(self._read(p, f)) for p, f in zip(procs, firsts, strict=True)]
 
     @classmethod
     async def start(
-        cls, url: str, protocol: str, count: int, processes: int, query: str, variables: Sequence[str] = ()
+        cls,
+        url: str,
+        protocol: str,
+        count: int,
+        processes: int,
+        query: str,
+        variables: Sequence[str] = (),
+        inits: Sequence[str] = (),
+        each: bool = False,
     ) -> Clients:
-        """`variables`: each socket's, as JSON, in turn (none: every socket the same document)."""
+        """`variables`, `inits`: each socket's subscription variables and
+        connection_init payload, as JSON, in turn (none: every socket the
+        same document, no payload). `each`: every frame is reported, in
+        `got`, by the socket's index (an event is never complete)."""
         shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
-        procs, files, first = [], [], 0
+        procs, files, firsts, first = [], [], [], 0
         for share in filter(None, shares):
-            args = [str(CLIENT), url, protocol, str(share), query]
+            options = ["-e"] if each else []
+            if inits:
+                files.append(_lines(inits[first : first + share]))
+                options += ["-i", str(files[-1])]
+            args = [str(CLIENT), *options, url, protocol, str(share), query]
             if variables:
-                with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-                    f.write("".join(v + "\n" for v in variables[first : first + share]))
-                files.append(Path(f.name))
-                args.append(f.name)
+                files.append(_lines(variables[first : first + share]))
+                args.append(str(files[-1]))
+            firsts.append(first)
             first += share
             procs.append(
                 await asyncio.create_subprocess_exec(
                     *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
                 )
             )
-        return cls(procs, files)
+        return cls(procs, files, firsts)
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(proc.pid) for proc in self._procs)
 
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read(self, proc: asyncio.subprocess.Process, offset: int) -> None:
+        """`offset`: the index of proc's first socket among all."""
         assert proc.stdout is not None
         async for raw in proc.stdout:
             kind, *rest = raw.decode().split()
-            if kind == "ready":
+            if kind == "got":
+                self.got.setdefault(rest[0], []).append(Got(offset + int(rest[1]), float(rest[2]) / 1000))
+                self.got_more.set()
+            elif kind == "ready":
                 self._ready.append((int(rest[0]), int(rest[1])))
                 if len(self._ready) == len(self._procs):
                     self._ready_event.set()
@@ -147,6 +176,13 @@ class Clients:
             reader.cancel()
         for file in self._files:
             file.unlink(missing_ok=True)
+
+
+def _lines(values: Sequence[str]) -> Path:
+    """A file of one line per value, for a client process to read (removed by Clients.close)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        f.write("".join(v + "\n" for v in values))
+    return Path(f.name)
 
 
 def client_processes(subscribers: int, most: int) -> int:

@@ -2,12 +2,16 @@
  * change, when the last of them received it. Driven by bench/fanout.py; built
  * by the Makefile (`make bench` depends on it).
  *
- *   fanout_client URL PROTOCOL COUNT QUERY [VARIABLES]
+ *   fanout_client [-i INITS] [-e] URL PROTOCOL COUNT QUERY [VARIABLES]
  *   (PROTOCOL: graphql-transport-ws | raw; VARIABLES: a file with one JSON
- *   object per line, the variables of each socket's subscription in turn)
+ *   object per line, the variables of each socket's subscription in turn;
+ *   INITS: the same for each socket's connection_init payload, its
+ *   credential: {"Authorization": "Bearer ..."})
  *
  * stdout lines: "ready OK FAILED", then "event TOKEN RECEIVED FIRST_MS LAST_MS"
- * (epoch milliseconds) once every open socket has a change; stdin lines:
+ * (epoch milliseconds) once every open socket has a change; with -e (each),
+ * "got TOKEN SOCKET MS" for every frame instead, SOCKET its line in the
+ * files (0-based): who got what, when only some sockets may; stdin lines:
  * "flush" reports changes not yet everywhere, "close" ends the process.
  * The token is the changed row's uuid, found in the frame (PostGraphile's
  * relatedNodeId is base64 of ["todos", uuid]); after "round TOKEN" on stdin,
@@ -47,6 +51,7 @@ typedef struct {
     int phase;
     int counted;
     const char *variables;
+    const char *init; /* connection_init's payload, or NULL: none */
     long round; /* the last round this socket's frame counted in */
     char *buf;
     size_t len, cap;
@@ -59,7 +64,7 @@ typedef struct {
 } Pending;
 
 static const char *host, *port, *path, *protocol, *query;
-static int raw;
+static int raw, each;
 static long count, started, open_count, failed;
 static char round_token[TOKEN_LEN + 1];
 static long round_number; /* 0: tokens come from the frames */
@@ -147,6 +152,13 @@ static void report(int i) {
 static void received(Conn *c, const char *text, size_t len) {
     double at = now_ms();
     char token[TOKEN_LEN + 1];
+    if (each) {
+        if (token_of(text, len, token)) {
+            printf("got %s %ld %.3f\n", token, (long)(c - conns), at);
+            fflush(stdout);
+        }
+        return;
+    }
     if (round_number > 0) {
         if (c->round == round_number) return;
         c->round = round_number;
@@ -290,7 +302,14 @@ static long consume(Conn *c, const char *data, size_t len) {
             counted(c, 1);
         } else {
             c->phase = INITIALIZING;
-            send_frame(c->fd, TEXT, "{\"type\":\"connection_init\"}", 26);
+            char init[4096];
+            int n = c->init ? snprintf(init, sizeof init, "{\"type\":\"connection_init\",\"payload\":%s}", c->init)
+                            : snprintf(init, sizeof init, "{\"type\":\"connection_init\"}");
+            if (n >= (int)sizeof init) {
+                fprintf(stderr, "a connection_init payload longer than %zu bytes\n", sizeof init);
+                exit(2);
+            }
+            send_frame(c->fd, TEXT, init, (size_t)n);
         }
     }
     /* Whole frames only; a partial one waits for more bytes. Servers send
@@ -398,8 +417,10 @@ static void on_command(void) {
     }
 }
 
-/* One line of the file per socket, in order: the JSON of its variables. */
-static void read_variables(const char *file) {
+/* One line of the file per socket, in order (the JSON of its variables, or
+ * of its connection_init payload); NULL for sockets past the file's end. */
+static const char **read_lines(const char *file) {
+    const char **lines = calloc((size_t)(count ? count : 1), sizeof *lines);
     FILE *in = fopen(file, "r");
     if (in == NULL) die(file);
     char *line = NULL;
@@ -407,10 +428,11 @@ static void read_variables(const char *file) {
     ssize_t n;
     for (long i = 0; i < count && (n = getline(&line, &cap, in)) > 0; i++) {
         if (line[n - 1] == '\n') line[n - 1] = 0;
-        conns[i].variables = strdup(line);
+        lines[i] = strdup(line);
     }
     free(line);
     fclose(in);
+    return lines;
 }
 
 /* ws://HOST:PORT/PATH, split in place. */
@@ -435,8 +457,16 @@ static void parse_url(char *url) {
 }
 
 int main(int argc, char **argv) {
+    const char *inits = NULL;
+    for (int opt; (opt = getopt(argc, argv, "i:e")) != -1;) {
+        if (opt == 'i') inits = optarg;
+        else if (opt == 'e') each = 1;
+        else return 2;
+    }
+    argc -= optind - 1;
+    argv += optind - 1;
     if (argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: %s URL PROTOCOL COUNT QUERY [VARIABLES]\n", argv[0]);
+        fprintf(stderr, "usage: fanout_client [-i INITS] [-e] URL PROTOCOL COUNT QUERY [VARIABLES]\n");
         return 2;
     }
     parse_url(argv[1]);
@@ -458,7 +488,12 @@ int main(int argc, char **argv) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     if (getaddrinfo(host, port, &hints, &address) != 0) die("getaddrinfo");
     conns = calloc((size_t)(count ? count : 1), sizeof *conns);
-    if (argc == 6) read_variables(argv[5]);
+    const char **variables = argc == 6 ? read_lines(argv[5]) : NULL;
+    const char **init = inits != NULL ? read_lines(inits) : NULL;
+    for (long i = 0; i < count; i++) {
+        conns[i].variables = variables ? variables[i] : NULL;
+        conns[i].init = init ? init[i] : NULL;
+    }
     epfd = epoll_create1(0);
     if (epfd < 0) die("epoll_create1");
     struct epoll_event in = {.events = EPOLLIN, .data.ptr = NULL};

@@ -21,23 +21,26 @@ class Load:
     `method`; with `ids`, each request puts the next of them in place of
     {id} in the path and the body; `numbered`: each request numbers its
     mutation with {client} and {seq} in the body, a client per connection
-    (bench/post.lua)."""
+    (bench/post.lua); with `authorization`, every request sends it (a
+    person's `Bearer` token)."""
 
     path: str
     body: str | None = None
     method: str = "POST"
     ids: tuple[str, ...] = ()
+    authorization: str | None = None
     numbered: bool = False
 
     def check(self, base_url: str) -> None:
         """One request first: a test that answers errors fast must not count as fast."""
         first = self.ids[0] if self.ids else ""
         url = base_url + self.path.replace("{id}", first)
+        headers = {"Authorization": self.authorization} if self.authorization else {}
         if self.body is None:
-            r = httpx.get(url)
+            r = httpx.get(url, headers=headers)
         else:
             body = self.body.replace("{id}", first).replace("{client}", str(uuid.uuid4())).replace("{seq}", "1")
-            r = httpx.request(self.method, url, content=body, headers={"Content-Type": "application/json"})
+            r = httpx.request(self.method, url, content=body, headers={"Content-Type": "application/json", **headers})
         if not r.is_success or b'"errors"' in r.content:
             raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:500]}")
 
@@ -63,9 +66,11 @@ def wrk(base_url: str, load: Load, seconds: float, connections: int) -> WrkResul
         if load.numbered:
             # New clients each run: a key used before would be a retry.
             settings["BENCH_CLIENTS"] = ",".join(str(uuid.uuid4()) for _ in range(connections))
+        if load.authorization:
+            settings["BENCH_AUTHORIZATION"] = load.authorization
         env |= settings
-        # The ids are many and change each run: shown by name only.
-        hidden = {"BENCH_IDS": "<ids>", "BENCH_CLIENTS": "<client ids>"}
+        # The ids are many and change each run, a token is a credential: shown by name only.
+        hidden = {"BENCH_IDS": "<ids>", "BENCH_CLIENTS": "<client ids>", "BENCH_AUTHORIZATION": "<Bearer token>"}
         shown = " ".join(f"{k}={shlex.quote(hidden.get(k, v))}" for k, v in settings.items()) + " "
     args.append(base_url + (load.path.split("{id}")[0] if load.ids else load.path))
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout

@@ -5,9 +5,11 @@
 -- BENCH_CLIENTS (client ids, comma-separated), each request is a numbered
 -- mutation: {client} and {seq} in the body take the next client, round the
 -- list, and that client's next sequence number (as each connection of an
--- app would number its own).
+-- app would number its own). With BENCH_AUTHORIZATION, every request sends
+-- it as Authorization.
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
 wrk.body = os.getenv("BENCH_BODY")
 
 local ids = {}

@@ -21,26 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from .fanout import median, percentile
+from .people_report import people_section
 from .servers import FLOOR, OURS, OURS_WORKERS, PEER5, PEERS, POSTGRAPHILE, POSTGRAPHILE5
+from .units import ms, ratio, us
 
 SERVERS = (OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
 # A statistic of a fan-out result, and whether more of it is better.
 Stat = tuple[Callable[[dict[str, Any]], float], bool]
-
-
-def ms(seconds: float) -> str:
-    if math.isnan(seconds):
-        return "-"
-    digits = 2 if abs(seconds) < 0.01 else 1 if abs(seconds) < 0.1 else 0
-    return f"{seconds * 1000:,.{digits}f} ms"
-
-
-def us(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1e6:.0f} us"
-
-
-def ratio(a: float, b: float) -> str:
-    return "-" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}"
 
 
 def versus_best(values: dict[str, float], more_is_better: bool) -> str:
@@ -444,7 +431,7 @@ def _sections(results: dict[str, Any]) -> list[str]:
             *_database_table(results["database"]),
             "",
         ]
-    return lines
+    return lines + people_section(results)
 
 
 def render(results: dict[str, Any], out: Path | None) -> str:

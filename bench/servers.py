@@ -30,7 +30,15 @@ PEERS = (POSTGRAPHILE5, POSTGRAPHILE)
 OURS_CACHED = "ours, response cache"
 # Ours as `serve --workers 2`: one process per core, on one port.
 OURS_WORKERS = "ours, 2 workers"
-PORTS = {OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768, OURS_WORKERS: 18769, POSTGRAPHILE5: 18770}
+# Ours with AUTH=accounts (people, lists, sharing: bench/people.py), without
+# and with the response cache.
+OURS_ACCOUNTS = "ours, accounts"
+OURS_ACCOUNTS_CACHED = "ours, accounts, response cache"
+PORTS = {
+    OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768, OURS_WORKERS: 18769, POSTGRAPHILE5: 18770,
+    OURS_ACCOUNTS: 18771, OURS_ACCOUNTS_CACHED: 18772,
+}
+_OURS = (OURS, OURS_CACHED, OURS_WORKERS, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED)
 
 
 @dataclass(frozen=True)
@@ -47,16 +55,17 @@ class Server:
 
 def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1"}
-    if name in (OURS, OURS_CACHED, OURS_WORKERS):
+    if name in _OURS:
         serve = str(Path(sys.executable).parent / "graphql-todos")
         # No web client, and no per-request access log (PostGraphile runs
         # with --disable-query-log).
         settings = {"DATABASE_URL": dbs.ours, "POOL_SIZE": "10", "WEB_DIST": "", "LOG_LEVEL": "warning"}
         # Every subscriber connects from this one address.
         settings["MAX_SOCKETS_PER_CLIENT"] = "100000"
-        cache = {} if name == OURS_CACHED else {"RESPONSE_CACHE_SIZE": "0"}
+        cache = {} if name in (OURS_CACHED, OURS_ACCOUNTS_CACHED) else {"RESPONSE_CACHE_SIZE": "0"}
         workers = {"WORKERS": "2"} if name == OURS_WORKERS else {}
-        return [serve, "serve"], {**env, **settings, **cache, **workers}
+        auth = {"AUTH": "accounts"} if name in (OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED) else {}
+        return [serve, "serve"], {**env, **settings, **cache, **workers, **auth}
     if name == POSTGRAPHILE:
         cli = str(PEER / "node_modules" / "postgraphile" / "cli.js")
         args = [

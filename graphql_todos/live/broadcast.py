@@ -24,12 +24,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 
 from graphql_todos.core import metrics
+from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.models import ALL, Change, Viewer
 from graphql_todos.core.visibility import legacy_change
 from graphql_todos.live.hub import Hub
 
 logger = logging.getLogger(__name__)
+
+# Payloads kept for groups of other viewers of the same document (a change
+# is fanned out by all its groups within the hub's queue bound).
+PAYLOADS = 1024
 
 # The bytes every member of a group gets for a change (one encode for all).
 Render = Callable[[Change], Awaitable[bytes]]
@@ -129,8 +134,7 @@ class Group:
                 async for batch in sub.batches():
                     for change in batch:
                         if self.members:
-                            self.groups.renders += 1
-                            self._fan_out(change, await self.render(change))
+                            self._fan_out(change, await self.groups.payload(self, change))
                         self.position = change.position
         except CursorExpired as exc:
             # The listener was away so long that another process pruned past
@@ -183,12 +187,30 @@ class Groups:
         self._groups: dict[Hashable, Group] = {}
         # Members dropped to the journal for being slow, since start.
         self.drops = 0
-        # Payloads rendered for a group's fan-out (one per change per group),
-        # since start: members catching up from the journal render their own.
+        # Payloads rendered for a group's fan-out (one per change per
+        # document), since start: members catching up from the journal
+        # render their own.
         self.renders = 0
+        # The payloads last rendered, by document and change (the change kept
+        # with its bytes, so that its id is not another's while it is here).
+        self._payloads: LRU[tuple[Hashable, int], tuple[Change, bytes]] = LRU(PAYLOADS)
 
     def __len__(self) -> int:
         return len(self._groups)
+
+    async def payload(self, group: Group, change: Change) -> bytes:
+        """The group's payload for the change: one rendering for every group
+        of the document (the groups of one document for several viewers that
+        get one change: legacy_change makes one per entry and kind, and
+        renders share results per change, schema.SHARED_ROOTS)."""
+        key = (group.key, id(change))
+        kept = self._payloads.get(key)
+        if kept is not None and kept[0] is change:
+            return kept[1]
+        self.renders += 1
+        payload = await group.render(change)
+        self._payloads.put(key, (change, payload))
+        return payload
 
     def forget(self, group: Group) -> None:
         if self._groups.get((group.key, group.viewer)) is group:

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
@@ -27,9 +26,11 @@ from graphql_todos.core import metrics
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
+from graphql_todos.core.models import Change, Chunk, Entry, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
+from graphql_todos.live.notifications import notified
+from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,7 +70,8 @@ class Reader(Protocol):
 class Subscriber(Generic[D]):
     """A bounded queue of journal entries after `last`, fed by the hub, and
     the changes they are for its reader: its view steps through every entry
-    in commit order (visibility.py), so it gets the rows its reader may see,
+    in commit order that may concern it (visibility.py; the hub's router
+    finds them, routing.py), so it gets the rows its reader may see,
     an arrival when one becomes visible, a removal when one stops being
     visible, and nothing of the rest."""
 
@@ -150,6 +152,9 @@ class Subscriber(Generic[D]):
                         yield chunk
                 elif isinstance(item, Entry) and (change := self._accept(item)) is not None:
                     batch.append(change)
+            if self.queue.empty():
+                # Its view is at the hub's position now (nothing in between).
+                self.hub.caught_up(self)
             if batch:
                 yield batch
 
@@ -198,7 +203,9 @@ class Hub:
         self.reconnects = 0
         self.resyncs = 0
         self.backend_pid: int | None = None
+        # Every subscriber but the item streams, and who of them an entry may concern.
         self._all: set[Subscriber[Any]] = set()
+        self._router: Router[Subscriber[Any]] = Router()
         self._by_todo: dict[uuid.UUID, set[Subscriber[Any]]] = {}
         # A row's watchers by person too: the membership entries that change
         # what they may see name the person, not the row.
@@ -280,6 +287,9 @@ class Hub:
         indexes: list[tuple[dict[uuid.UUID, set[Subscriber[Any]]], uuid.UUID]] = []
         if todo_id is None:
             self._all.add(sub)
+            # Found by its view once that is at the hub's position; one behind
+            # takes every entry until it has caught up (caught_up).
+            self._router.add(sub, sub.view if sub.last >= self.position else None)
         else:
             indexes.append((self._by_todo, todo_id))
             if sub.view.person is not None:
@@ -292,12 +302,20 @@ class Hub:
         finally:
             metrics.SUBSCRIBERS.dec()
             self._all.discard(sub)
+            self._router.discard(sub)
             for index, key in indexes:
                 members = index.get(key)
                 if members is not None:
                     members.discard(sub)
                     if not members:
                         del index[key]
+
+    def caught_up(self, sub: Subscriber[Any]) -> None:
+        """Route to sub by its view from now on: it has stepped every entry
+        up to the hub's position (its queue is empty, and it took every entry
+        while it was behind)."""
+        if sub in self._all and not self._router.routed(sub) and sub.view.person is not None:
+            self._router.add(sub, sub.view)
 
     async def view_at(self, viewer: Viewer, position: int) -> View:
         """The viewer's view at `position` (no query for every list)."""
@@ -381,7 +399,7 @@ class Hub:
         # before the connection is used for anything else.
         async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
             async for notify in gen:
-                position, entry = _notified(notify.payload)
+                position, entry = notified(notify.payload)
                 if position <= self.position:
                     continue
                 if entry is None or position != self.position + 1:
@@ -415,7 +433,7 @@ class Hub:
     def _publish(self, entry: Entry) -> None:
         if entry.op == "access_revoked" and self.on_revoked is not None:
             self.on_revoked(entry.detail)
-        for sub in self._all:
+        for sub in self._router.route(entry):
             sub.enqueue(entry)
         # A watcher found by both its row and its person takes the entry once (by position).
         if entry.todo_id is not None:
@@ -425,39 +443,3 @@ class Hub:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
 
-
-_TODO_OPS = frozenset({"created", "updated", "deleted"})
-
-
-def _notified(payload: str) -> tuple[int, Entry | None]:
-    """The position a notification names, and its entry when it carries all
-    of it (a row's entry its row, and its row before when it changed lists;
-    a list, member or access entry its detail); a range of arrivals or
-    removals, or anything cut short, is read from the journal."""
-    try:
-        body = orjson.loads(payload)
-        position = int(body["position"])
-        op = body["op"]
-        before_list, after_list = _uuid(body.get("list_before")), _uuid(body.get("list_after"))
-        if "through" in body:
-            return position, None
-        if op in _TODO_OPS:
-            moved = op == "updated" and before_list != after_list
-            if "todo" not in body or (moved and "before" not in body):
-                return position, None
-        elif "detail" not in body:
-            return position, None
-        changed_at = datetime.fromisoformat(body["changed_at"]) if "changed_at" in body else None
-        todo, before = body.get("todo"), body.get("before")
-        return position, Entry(
-            position, op, _uuid(body.get("id")), None if todo is None else Todo.from_json(todo),
-            before_list, after_list, _uuid(body.get("person")), body.get("detail"),
-            None if before is None else Todo.from_json(before), changed_at,
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        # Not ours (someone else NOTIFYing the channel): check the journal.
-        return 2**63 - 1, None
-
-
-def _uuid(value: str | None) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(value)

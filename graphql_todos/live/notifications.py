@@ -1,0 +1,47 @@
+"""What a NOTIFY on the hub's channel says (live/hub.py): the position it
+names, and its journal entry when the payload carries all of it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import orjson
+
+from graphql_todos.core.models import Entry, Todo
+
+_TODO_OPS = frozenset({"created", "updated", "deleted"})
+
+
+def notified(payload: str) -> tuple[int, Entry | None]:
+    """The position a notification names, and its entry when it carries all
+    of it (a row's entry its row, and its row before when it changed lists;
+    a list, member or access entry its detail); a range of arrivals or
+    removals, or anything cut short, is read from the journal."""
+    try:
+        body = orjson.loads(payload)
+        position = int(body["position"])
+        op = body["op"]
+        before_list, after_list = _uuid(body.get("list_before")), _uuid(body.get("list_after"))
+        if "through" in body:
+            return position, None
+        if op in _TODO_OPS:
+            moved = op == "updated" and before_list != after_list
+            if "todo" not in body or (moved and "before" not in body):
+                return position, None
+        elif "detail" not in body:
+            return position, None
+        changed_at = datetime.fromisoformat(body["changed_at"]) if "changed_at" in body else None
+        todo, before = body.get("todo"), body.get("before")
+        return position, Entry(
+            position, op, _uuid(body.get("id")), None if todo is None else Todo.from_json(todo),
+            before_list, after_list, _uuid(body.get("person")), body.get("detail"),
+            None if before is None else Todo.from_json(before), changed_at,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # Not ours (someone else NOTIFYing the channel): check the journal.
+        return 2**63 - 1, None
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(value)
