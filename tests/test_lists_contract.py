@@ -6,6 +6,7 @@ What the caller may not see is NOT_FOUND, whatever the way."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -95,11 +96,14 @@ def test_patch_moves_a_todo_with_move_todos_rights(accounts: Server) -> None:
     _share(ann, work, "bob", "VIEWER")
     refused = bob.http.patch(f"/api/todos/{row}/", json={"list_id": work})
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "FORBIDDEN")
-    # Into a list one cannot see, or a row one cannot see: NOT_FOUND.
+    # Into a list one cannot see (or that is not there): NOT_FOUND, as a bad
+    # value in the body (422: the todo is there); a row one cannot see: 404.
     eves = eve.data("{ lists { id } }")["lists"][0]["id"]
-    for who, body in ((bob, {"list_id": eves}), (eve, {"list_id": eves})):
+    for who, body, status in (
+        (bob, {"list_id": eves}, 422), (bob, {"list_id": str(uuid.uuid4())}, 422), (eve, {"list_id": eves}, 404)
+    ):
         response = who.http.patch(f"/api/todos/{row}/", json=body)
-        assert (response.status_code, response.json()["error"]["code"]) == (404, "NOT_FOUND")
+        assert (response.status_code, response.json()["error"]["code"]) == (status, "NOT_FOUND")
     assert ann.http.patch(f"/api/todos/{row}/", json={"list_id": "nope"}).status_code == 422
     assert ann.http.patch(f"/api/todos/{row}/", json={"list_id": 7}).status_code == 422
     assert ann.http.get(f"/api/todos/{row}/").json()["list_id"] == home

@@ -31,7 +31,10 @@ def body(schema: str) -> dict[str, Any]:
 def todo_input(*required: str, moves: bool = False) -> dict[str, Any]:
     """A todo's fields in a body; `moves`: an update, which may also name
     another list (moveTodo's rights: editor or owner of both)."""
-    moved = {"list_id": {"type": "string", "format": "uuid"}} if moves else {}
+    moved = {"list_id": {
+        "type": "string", "format": "uuid",
+        "description": "Move it there (editor or owner of both lists); a list the caller cannot see, or none: 422 NOT_FOUND",
+    }} if moves else {}
     return {
         "type": "object",
         "properties": {"title": ref("Title"), "completed": {"type": "boolean"}, **moved},

@@ -213,7 +213,14 @@ async def _move(
     is answered from its record."""
     if "title" in body:
         clean_title(body["title"])
-    return await service.move_todo(todo_id, body["list_id"], actor=actor)
+    try:
+        return await service.move_todo(todo_id, body["list_id"], actor=actor)
+    except NotFound as missing:
+        if missing.kind != "list":
+            raise
+        # The resource (the URL's todo) is there; what is not is a value in
+        # the body: 422, as for any bad value in a body, with the same code.
+        raise RequestError(ErrorCode.NOT_FOUND, missing.message, status=422) from None
 
 
 @functools.lru_cache(maxsize=8)
