@@ -14,19 +14,16 @@ versions do.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
-import httpx
 import psycopg
 
 from .__main__ import _graphql, _ids
@@ -34,63 +31,31 @@ from .databases import _server, pair
 from .documents import CREATE, UPDATE
 from .http_load import Load, wrk
 from .procstat import cpu_seconds
-from .servers import BENCH, OURS, PEER5, POSTGRAPHILE5
+from .servers import BENCH, OURS, PEER5, POSTGRAPHILE5, Server, answers, started
 
 PG5 = "pg5"
 # Each case: ours' load, and PostGraphile 5's (REST is set beside its GraphQL mutations, as in make bench).
 CASES = ("createTodo", "updateTodo", "rest-post", "rest-patch")
 
 
-@dataclass(frozen=True)
-class Running:
-    name: str
-    url: str
-    pid: int
-
-
+# Each server's own port (several run at once), its output beside the TMPDIR.
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def _start(name: str, args: list[str], env: dict[str, str], cwd: Path, probe: str) -> Iterator[Running]:
+def _start(name: str, args: list[str], env: dict[str, str], cwd: Path, probe: str) -> AbstractContextManager[Server]:
     port = _free_port()
     env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
     args = [a.replace("{port}", str(port)) for a in args]
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ab-{name}.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if probe == "graphql":
-                    ok = httpx.post(url + "/graphql", json={"query": "{ __typename }"}, timeout=2).status_code == 200
-                else:
-                    ok = httpx.get(url + "/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                ok = False
-            if ok:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start; see {log}")
-            time.sleep(0.1)
-        yield Running(name, url, proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return started(name, args, env, cwd, port, functools.partial(answers, graphql=probe == "graphql"), log)
 
 
-def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Running]:
-    serve = str(Path(sys.executable).parent / "graphql-todos")
-    env = {
+def ours_env(tree: Path, dsn: str) -> dict[str, str]:
+    """One checkout of ours (by PYTHONPATH) on its own database, as make bench runs ours."""
+    return {
         "PYTHONPATH": str(tree.resolve()),
         "DATABASE_URL": dsn,
         "POOL_SIZE": "10",
@@ -98,10 +63,14 @@ def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Running]:
         "LOG_LEVEL": "warning",
         "RESPONSE_CACHE_SIZE": "0",
     }
-    return _start(name, [serve, "serve"], env, tree, "healthz")
 
 
-def peer5(peer_url: str) -> AbstractContextManager[Running]:
+def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Server]:
+    serve = str(Path(sys.executable).parent / "graphql-todos")
+    return _start(name, [serve, "serve"], ours_env(tree, dsn), tree, "healthz")
+
+
+def peer5(peer_url: str) -> AbstractContextManager[Server]:
     node = str(PEER5 / "node_modules" / ".bin" / "node")
     cli = str(PEER5 / "node_modules" / "postgraphile" / "dist" / "cli-run.js")
     args = [node, cli, "-C", str(BENCH / "peer5.config.mjs"), "--host", "127.0.0.1", "--port", "{port}"]
@@ -132,7 +101,7 @@ def _system_seconds(pid: int) -> float:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[12]) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(server: Running, load: Load, seconds: float, pg: int) -> dict[str, float]:
+def measure(server: Server, load: Load, seconds: float, pg: int) -> dict[str, float]:
     cpu, db, system = cpu_seconds(server.pid), cpu_seconds(pg), _system_seconds(server.pid)
     result = wrk(server.url, load, seconds, 20)
     cpu, db = cpu_seconds(server.pid) - cpu, cpu_seconds(pg) - db

@@ -27,25 +27,19 @@ from pathlib import Path
 import httpx
 
 from .__main__ import _ids
-from .ab import CASES, Running, _start, loads
+from .ab import CASES, _start, loads, ours_env
 from .databases import _server, pair
 from .http_load import Load
+from .servers import Server
 
 CLIENTS = 20
 
 
 @contextmanager
-def ours_under_callgrind(name: str, tree: Path, dsn: str, out: Path) -> Iterator[Running]:
+def ours_under_callgrind(name: str, tree: Path, dsn: str, out: Path) -> Iterator[Server]:
     serve = str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parent.parent / ".venv")) / "bin" / "graphql-todos")
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", serve, "serve"]
-    env = {
-        "PYTHONPATH": str(tree.resolve()),
-        "DATABASE_URL": dsn,
-        "POOL_SIZE": "10",
-        "WEB_DIST": "",
-        "LOG_LEVEL": "warning",
-        "RESPONSE_CACHE_SIZE": "0",
-    }
+    env = ours_env(tree, dsn)
     with _start(name, args, env, tree, "healthz") as running:
         yield running
 

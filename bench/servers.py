@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +85,13 @@ def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str,
 
 
 def _ready(name: str, url: str) -> bool:
+    """Whether the server answers: a peer its GraphQL endpoint, ours and the floor /healthz."""
+    return answers(url, graphql=name in PEERS)
+
+
+def answers(url: str, graphql: bool) -> bool:
     try:
-        if name in PEERS:
+        if graphql:
             r = httpx.post(url + "/graphql", json={"query": "{ __typename }"}, timeout=2)
         else:
             r = httpx.get(url + "/healthz", timeout=2)
@@ -108,15 +114,23 @@ def running(name: str, dbs: Databases) -> Iterator[Server]:
             raise RuntimeError(f"port {port} is taken: is another bench running?")
     args, env = _command(name, dbs, port)
     LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / f"{name}.log"
+    ready = functools.partial(_ready, name)
+    with started(name, args, env, _CWD.get(name, BENCH.parent), port, ready, LOGS / f"{name}.log") as server:
+        yield server
+
+
+@contextmanager
+def started(
+    name: str, args: list[str], env: dict[str, str], cwd: Path, port: int, ready: Callable[[str], bool], log: Path
+) -> Iterator[Server]:
+    """Run one server process (its output to `log`), wait at most 60 s until
+    `ready(url)`, stop it afterwards (bench/ab.py starts its own through this)."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(
-            args, env=env, cwd=_CWD.get(name, BENCH.parent), stdout=out, stderr=out
-        )
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while not _ready(name, url):
+        while not ready(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start; see {log}")
             time.sleep(0.1)
