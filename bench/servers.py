@@ -35,9 +35,14 @@ OURS_WORKERS = "ours, 2 workers"
 # and with the response cache.
 OURS_ACCOUNTS = "ours, accounts"
 OURS_ACCOUNTS_CACHED = "ours, accounts, response cache"
+# BENCH_PORT_BASE moves every server's port, so two benches (two worktrees) can
+# run side by side on one machine.
+_BASE = int(os.environ.get("BENCH_PORT_BASE", "18765"))
 PORTS = {
-    OURS: 18765, POSTGRAPHILE: 18766, FLOOR: 18767, OURS_CACHED: 18768, OURS_WORKERS: 18769, POSTGRAPHILE5: 18770,
-    OURS_ACCOUNTS: 18771, OURS_ACCOUNTS_CACHED: 18772,
+    name: _BASE + offset
+    for offset, name in enumerate(
+        (OURS, POSTGRAPHILE, FLOOR, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE5, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED)
+    )
 }
 _OURS = (OURS, OURS_CACHED, OURS_WORKERS, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED)
 

@@ -92,6 +92,19 @@ def titles(page: Page) -> Locator:
     return page.locator(".todo-list li label")
 
 
+def stored(server: Server, count: int) -> None:
+    """Wait until the server holds `count` todos. The page shows an edit at once,
+    from its outbox; a test that stops the server must first let the edits land,
+    or they are sent after the restart and land after whatever came meanwhile."""
+
+    def holds() -> bool:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM todos").fetchone()
+        return row is not None and row[0] == count
+
+    wait_until(holds, timeout=LIVE_MS / 1000)
+
+
 def insert_sql(server: Server, title: str) -> None:
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO todos (title) VALUES (%s)", (title,))
@@ -263,6 +276,7 @@ def test_page_survives_a_server_restart(server: Server, context: BrowserContext)
     page = open_app(context, server)
     add_todo(page, "before")
     expect(titles(page)).to_have_text(["before"], timeout=LIVE_MS)
+    stored(server, 1)
 
     server.stop()
     expect(page.locator(".connection-status")).to_have_attribute(
@@ -287,6 +301,7 @@ def test_unknown_cursor_reloads_the_list(server: Server, context: BrowserContext
     for title in ("one", "two", "three"):
         add_todo(page, title)
     expect(titles(page)).to_have_count(3, timeout=LIVE_MS)
+    stored(server, 3)
     shown = titles(page).all_inner_texts()
 
     server.stop()
@@ -335,6 +350,7 @@ def test_expired_cursor_reloads_the_list_and_goes_on_live(
     for title in ("one", "two"):
         add_todo(page, title)
     expect(titles(page)).to_have_count(2, timeout=LIVE_MS)
+    stored(server, 2)
 
     server.stop()
     for title in ("three", "four"):
