@@ -3,7 +3,8 @@ end: two people in two browser contexts (two cookie jars) of Debian's
 headless Chromium against the real server. They sign up, share a list, edit
 it live both ways; a viewer's list is read-only; an unshared list leaves the
 other's page at once with a message; a session that ends sends the page to
-sign-in; each person's queued edits go out only under their own session.
+sign-in; an owner changes a member's role and a member leaves, both seen live;
+each person's queued edits go out only under their own session.
 Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def share(page: Page, username: str, role: str) -> None:
     if page.locator(".share-dialog").count() == 0:
         page.locator(".share-toggle").click()
     page.get_by_label("Username").fill(username)
-    page.get_by_label("Role").select_option(role)
+    page.get_by_label("Role", exact=True).select_option(role)
     page.locator(".share-form button[type=submit]").click()
     expect(page.locator(f".members li[data-username='{username}']")).to_be_visible(timeout=LIVE_MS)
 
@@ -139,6 +140,41 @@ def test_two_people_share_a_list_and_see_each_other_live(
     expect(titles(bob)).to_have_count(0)  # his default list, empty
     pick(bob, "food")
     expect(titles(bob)).to_have_text(["milk", "eggs"])
+
+
+def test_an_owner_changes_a_role_live_and_a_member_leaves(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    ann = sign_up(two[0], accounts, "ann")
+    bob = sign_up(two[1], accounts, "bob")
+    ann.locator(".new-list").fill("trip")
+    ann.locator(".new-list").press("Enter")
+    expect(ann.locator(".list-select")).to_contain_text("trip (yours)", timeout=LIVE_MS)
+    share(ann, "bob", "EDITOR")
+    pick(bob, "trip")
+    add_todo(bob, "tickets")
+    expect(titles(ann)).to_have_text(["tickets"], timeout=LIVE_MS)
+
+    # Made a viewer while he looks at the list: it turns read-only on his page.
+    ann.get_by_label("Role of bob").select_option("VIEWER")
+    expect(bob.locator(".todoapp")).to_have_attribute("data-readonly", "true", timeout=LIVE_MS)
+    expect(bob.locator(".list-select")).to_contain_text("trip (shared: read only)")
+    expect(bob.locator(".new-todo")).to_have_count(0)
+    # Only the owner sees role choices; a member sees a way out instead.
+    bob.locator(".share-toggle").click()
+    expect(bob.get_by_label("Role of ann")).to_have_count(0)
+    expect(bob.locator(".members li[data-username='bob'] .member-role")).to_have_text("viewer")
+    expect(ann.locator(".leave-list")).to_have_count(0)
+
+    # He leaves: the list is gone from his page without an "unshared" notice, and from
+    # the owner's members at once.
+    bob.once("dialog", lambda dialog: dialog.accept())
+    bob.locator(".leave-list").click()
+    expect(bob.locator(".list-select")).not_to_contain_text("trip", timeout=LIVE_MS)
+    expect(titles(bob)).to_have_count(0)
+    expect(ann.locator(".members li[data-username='bob']")).to_have_count(0, timeout=LIVE_MS)
+    expect(bob.locator(".list-notice")).to_have_count(0)
+    expect(titles(ann)).to_have_text(["tickets"])
 
 
 def test_a_list_deleted_by_its_owner_leaves_and_a_session_that_ends_signs_in_again(
