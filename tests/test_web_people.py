@@ -4,7 +4,8 @@ headless Chromium against the real server. They sign up, share a list, edit
 it live both ways; a viewer's list is read-only; an unshared list leaves the
 other's page at once with a message; a session that ends sends the page to
 sign-in; an owner changes a member's role and a member leaves, both seen live;
-each person's queued edits go out only under their own session.
+each person's queued edits go out only under their own session, and a reload
+offline starts as the person it was.
 Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
 
 from __future__ import annotations
@@ -254,6 +255,34 @@ def test_an_edit_queued_by_one_person_goes_out_only_under_their_session(
         accounts.url + "/graphql", data={"query": "{ todos { title } }"}, headers=same_origin
     )
     assert [t["title"] for t in reply.json()["data"]["todos"]] == ["bob's"]
+
+
+def test_a_reload_offline_shows_the_same_person_s_lists_and_queues_into_their_outbox(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    """Offline, the service worker's page cannot ask who is signed in: it starts as the
+    person it last was (their lists, their outbox), never as open mode's page."""
+    mine = two[0]
+    ann = sign_up(mine, accounts, "ann")
+    ann.wait_for_function("navigator.serviceWorker.controller !== null", timeout=LIVE_MS)
+    add_todo(ann, "before")
+    expect(ann.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    expect(titles(ann)).to_have_text(["before"])
+
+    mine.set_offline(True)
+    reloaded = ann.reload()
+    assert reloaded is not None and reloaded.from_service_worker
+    expect(ann.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    expect(ann.locator(".list-select")).to_contain_text("(yours)")
+    expect(titles(ann)).to_have_text(["before"], timeout=LIVE_MS)
+    add_todo(ann, "made offline")
+    expect(ann.locator(".outbox-count")).to_have_text("1 change waiting")
+
+    mine.set_offline(False)
+    expect(ann.locator(".outbox-count")).to_have_count(0, timeout=3 * LIVE_MS)
+    same_origin = {"Origin": accounts.url}
+    reply = mine.request.post(accounts.url + "/graphql", data={"query": "{ todos { title } }"}, headers=same_origin)
+    assert [t["title"] for t in reply.json()["data"]["todos"]] == ["before", "made offline"]
 
 
 def test_a_page_left_open_across_another_sign_in_does_not_send_as_the_new_person(

@@ -11,6 +11,8 @@ import {
   CreateListMutation,
   DeleteListMutation,
   goneMessages,
+  keepLists,
+  keptLists,
   LeaveListMutation,
   ListsQueryDocument,
   mayEdit,
@@ -45,7 +47,8 @@ interface Props {
 }
 
 export function People({ person, sync, outbox, send, follow, onSignOut }: Props) {
-  const [lists, setLists] = useState<readonly TodoList[] | null>(null);
+  // As last read on this browser, until the server answers: a reload offline shows them.
+  const [lists, setLists] = useState<readonly TodoList[] | null>(() => keptLists(person.id));
   const [wanted, setWanted] = useState<string | null>(null);
   const [notices, setNotices] = useState<readonly string[]>([]);
   // Lists this page deleted or left: gone without a notice.
@@ -66,7 +69,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
   );
 
   // The last lists read, to tell what went away since.
-  const known = useRef<readonly TodoList[] | null>(null);
+  const known = useRef<readonly TodoList[] | null>(lists);
 
   const reload = useCallback(async () => {
     try {
@@ -75,13 +78,14 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
       if (before !== null && sameLists(before, read)) return;
       known.current = read;
       setLists(read);
+      keepLists(person.id, read);
       const gone = before === null ? [] : goneMessages(before, read, own.current, deleted.current);
       if (gone.length) setNotices((n) => [...n, ...gone]);
     } catch (error) {
       // The sync's status shows a lost connection; the next poll tries again.
       console.warn('could not read the lists', error);
     }
-  }, [send]);
+  }, [send, person.id]);
 
   useEffect(() => {
     void reload();

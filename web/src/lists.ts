@@ -120,3 +120,31 @@ export function goneMessages(
 export function sameLists(a: readonly TodoList[], b: readonly TodoList[]): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
+
+const listsKey = (personId: string) => `graphql-todos.${personId}.lists`;
+
+/** Keeps a person's lists as last read, for a start without the server (`keptLists`). */
+export function keepLists(
+  personId: string,
+  lists: readonly TodoList[],
+  storage: Pick<Storage, 'setItem'> = localStorage,
+): void {
+  try {
+    storage.setItem(listsKey(personId), JSON.stringify(lists));
+  } catch (error) {
+    console.warn('could not keep the lists', error); // as `remember` in account.ts
+  }
+}
+
+/** A person's lists as last read on this browser, or null (never read, or unreadable). */
+export function keptLists(
+  personId: string,
+  storage: Pick<Storage, 'getItem'> = localStorage,
+): readonly TodoList[] | null {
+  try {
+    const kept: unknown = JSON.parse(storage.getItem(listsKey(personId)) ?? 'null');
+    return Array.isArray(kept) ? (kept as TodoList[]) : null;
+  } catch {
+    return null;
+  }
+}
