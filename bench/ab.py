@@ -194,14 +194,18 @@ def summary(path: Path) -> None:
             pairs_a = [rps["A"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
             print(f"  B/PG5 {med['B']['rps'] / med[PG5]['rps']:.2f} (per round median {statistics.median(pairs_b):.2f}),"
                   f" A/PG5 {med['A']['rps'] / med[PG5]['rps']:.2f} (per round {statistics.median(pairs_a):.2f})")
-    # Issue 20's target: a numbered createTodo within 1.1x of the plain one, each round's pair.
-    rate = {(r["case"], r["server"], r["round"]): r["rps"] for r in rows}
+    # Issue 20's target: a numbered createTodo within 1.1x of the plain one,
+    # each round's pair: in req/s, and in CPU (server and PostgreSQL) per request.
+    run = {(r["case"], r["server"], r["round"]): r for r in rows}
     for s in ("A", "B"):
-        slower = [rate["createTodo", s, k] / rate["createTodo-numbered", s, k]
-                  for (case, server, k) in rate if case == "createTodo-numbered" and server == s and ("createTodo", s, k) in rate]
-        if slower:
-            print(f"{s}: numbered createTodo slower than plain by {statistics.median(slower):.3f}x"
-                  f" (per round median of {len(slower)}; each {', '.join(f'{x:.2f}' for x in slower)})")
+        pairs = [(run["createTodo", s, k], run["createTodo-numbered", s, k])
+                 for (case, server, k) in run if case == "createTodo" and server == s and ("createTodo-numbered", s, k) in run]
+        if pairs:
+            slower = [plain["rps"] / numbered["rps"] for plain, numbered in pairs]
+            cpu = [(numbered["cpu_us"] + numbered["pg_us"]) / (plain["cpu_us"] + plain["pg_us"]) for plain, numbered in pairs]
+            print(f"{s}: numbered createTodo slower than plain by {statistics.median(slower):.3f}x in req/s,"
+                  f" {statistics.median(cpu):.3f}x in CPU per request (per round medians of {len(pairs)};"
+                  f" req/s each {', '.join(f'{x:.2f}' for x in slower)})")
 
 
 if __name__ == "__main__":
