@@ -12,35 +12,19 @@
 --   NULL or equal).
 CREATE OR REPLACE FUNCTION todos_journal() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    change_op text;
-    row_state todos;
-    l_before uuid;
-    l_after uuid;
-    -- The person the statement acts for (set_config('app.person_id', ...,
-    -- true) in the same statement); NULL for psql and the service token:
-    -- no check. Read here, not through a SQL function: a plpgsql query's
-    -- plan is cached (people.md section 5).
+    change_op text := CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END;
+    row_state todos := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    l_before uuid := CASE WHEN TG_OP <> 'INSERT' THEN OLD.list_id END;
+    l_after uuid := CASE WHEN TG_OP <> 'DELETE' THEN NEW.list_id END;
+    -- A row moved to another list: as it was, for the readers of the one it left.
+    before_row jsonb := CASE WHEN l_before <> l_after THEN to_jsonb(OLD) END;
+    -- Whom the statement acts for; NULL (psql, the service token): no check (007).
     actor uuid := nullif(current_setting('app.person_id', true), '')::uuid;
-    before_row jsonb;
 BEGIN
-    -- Deferred to commit time; the lock makes positions follow commit order
-    -- (002_journal_at_commit.sql). Every statement below takes its snapshot
-    -- after it: membership as of this position.
+    -- At commit, under the commit-order lock (002): membership as of this position.
     PERFORM pg_advisory_xact_lock(7305202417);
-    IF TG_OP = 'INSERT' THEN
-        change_op := 'created'; row_state := NEW; l_after := NEW.list_id;
-    ELSIF TG_OP = 'UPDATE' THEN
-        change_op := 'updated'; row_state := NEW; l_before := OLD.list_id; l_after := NEW.list_id;
-        IF l_before <> l_after THEN
-            before_row := to_jsonb(OLD);
-        END IF;
-    ELSE
-        change_op := 'deleted'; row_state := OLD; l_before := OLD.list_id;
-    END IF;
-    -- The writer's right, judged again at its commit position: a member
-    -- removed by a transaction that committed first makes this one fail
-    -- (FORBIDDEN) instead of landing after the removal. The list a row
-    -- leaves (unless that list is being deleted), and the list it is in.
+    -- The writer's right, judged again at its commit position (007): on the
+    -- list a row leaves (unless that list is being deleted) and the one it is in.
     IF actor IS NOT NULL THEN
         IF l_before IS NOT NULL AND l_before IS DISTINCT FROM l_after
            AND current_setting('app.list_deleting', true) IS DISTINCT FROM l_before::text THEN
