@@ -9,13 +9,20 @@ entry for that mark (a query, no errors), so a hit is exactly as fresh as the
 fast path's; what it saves is the stack's layers, the body's parse and the
 building of the cache's key. It takes only requests the stack handles the
 same way once the body is read (a plain JSON POST within the size limit, a
-GET with a query string, with the token where one is needed and a Host
-guard.HostCheck let through), reads a POST's body through the guard's bounds,
-and asks the journal's mark only when it holds a reply for the request: the
-request's `Reading` (graphql/fast/path.py) hands that mark to the fast path
-and brings back the mark its answer was kept at, one query per request as
-before. On a miss the stack gets the messages read replayed: it sees what it
-would have seen, a slow body's refusal included.
+GET with a query string, with a Host guard.HostCheck let through). A reply
+is kept with the principal the stack let in, and replayed only to a request
+the process knows without a lookup to come from that principal
+(Access.remembered: open mode's, the service token's, or a session's or
+personal access token's the stack looked up within the last second and that
+has not expired or been revoked since; docs/design/people.md, section 7).
+Anyone else (a JWT, a credential not looked up lately, a revoked or expired
+one, none) goes to the stack, which answers 401 or reads afresh. It reads a
+POST's body through the guard's bounds, and asks the journal's mark only
+when it holds a reply for the request: the request's `Reading`
+(graphql/fast/path.py) hands that mark to the fast path and brings back the
+mark its answer was kept at, one query per request as before. On a miss the
+stack gets the messages read replayed: it sees what it would have seen, a
+slow body's refusal included.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import RequestError
 from graphql_todos.core.journal import Journal
+from graphql_todos.core.people import Principal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import Guard, SocketGate
@@ -45,6 +53,8 @@ class Reply(NamedTuple):
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
+    # Whom the stack let in: it is replayed to them alone.
+    principal: Principal
 
 
 class ResponseFront:
@@ -56,6 +66,7 @@ class ResponseFront:
         self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, replies: ResponseCache[Reply]
     ) -> None:
         self.app = app
+        self.access = access
         # Only its checks of a request's head and body: the stack's own
         # Guard still answers every request this one does not.
         self.guard = Guard(app, settings, access, sockets)
@@ -65,11 +76,7 @@ class ResponseFront:
         if scope["type"] != "http" or scope["path"] != paths.GRAPHQL or scope["method"] not in _METHODS:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
-        if not (
-            _takes(scope, headers)
-            and self.guard.authorized(scope, headers)
-            and not self.guard.declared_too_big(headers)
-        ):
+        if not _takes(scope, headers) or self.guard.declared_too_big(headers):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         scope[metrics.STARTED] = started
@@ -84,8 +91,10 @@ class ResponseFront:
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
         reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark
-        # here: the fast path asks it, where it always has.
-        if self.replies.holds(key):
+        # here: the fast path asks it, where it always has. Nor does one
+        # from a principal the process cannot name without a lookup.
+        principal = self.access.remembered(scope, headers) if self.replies.holds(key) else None
+        if principal is not None:
             journal: Journal = scope["state"]["journal"]
             try:
                 mark = await journal.mark()
@@ -94,7 +103,7 @@ class ResponseFront:
                 return await self.app(scope, receive, send)
             reading.asked = mark
             reply = self.replies.lookup(key, mark)
-            if reply is not None:
+            if reply is not None and reply.principal == principal:
                 try:
                     await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
                     await send({"type": "http.response.body", "body": reply.body})
@@ -111,9 +120,10 @@ class ResponseFront:
             await send(message)
 
         await self.app(scope, receive, sending)
-        if reading.kept_at is not None and _whole(sent):
+        if reading.kept_at is not None and reading.kept_for is not None and _whole(sent):
             start, whole = sent
-            self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
+            reply = Reply(start["status"], tuple(start["headers"]), whole["body"], reading.kept_for)
+            self.replies.keep(key, reading.kept_at, reply)
 
 
 def _takes(scope: Scope, headers: Headers) -> bool:

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from graphql_todos.core.errors import DomainError
 from graphql_todos.core.journal import Journal, Mark
 from graphql_todos.core.mutations import Receipt
-from graphql_todos.core.people import SERVICE
+from graphql_todos.core.people import SERVICE, Principal
 from graphql_todos.edge import json_intake
 from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.json_intake import RefusedJson
@@ -63,6 +63,9 @@ class Reading:
     # The mark of the cache entry the fast path answered with: the whole
     # response may be kept under it too.
     kept_at: Mark | None = None
+    # Whose answer it is (the principal the stack let in): a kept response
+    # is replayed only to a request the process knows to be theirs.
+    kept_for: Principal | None = None
 
     async def mark(self, journal: Journal) -> Mark:
         """The mark the front door asked, else the journal's now."""
@@ -134,7 +137,7 @@ class FastPath:
         # Not a document named by its hash: whether the store still knows
         # the hash is for each request to find out.
         if reading is not None and "extensions" not in fields:
-            reading.kept_at = answer.kept_at
+            reading.kept_at, reading.kept_for = answer.kept_at, context.principal
         return Response(answer.body, media_type="application/json")
 
     async def execute(
