@@ -1,16 +1,60 @@
 """Query responses kept as the bytes sent, valid exactly while the journal
 stands at the mark they were read at (core/journal.py states the rule): a
-hit reflects every change committed before the request arrived."""
+hit reflects every change committed before the request arrived. And a
+request's `Reading`: how the front door (graphql/fast/front.py), which
+keeps whole responses, and the route that answers (the GraphQL fast path,
+the REST list read) share that mark across the middleware between them."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from graphql_todos.core.bounded import LRU
-from graphql_todos.core.journal import Mark
+from graphql_todos.core.journal import Journal, Mark
+from graphql_todos.core.people import Principal
 
 V = TypeVar("V")
+# The scope entry holding a request's Reading.
+READING = "graphql_todos.reading"
+
+
+@dataclass(slots=True)
+class Reading:
+    """One request's read of where the journal stands (core/journal.py says
+    what a mark promises): asked once per request, by the front door when it
+    holds a reply for it, else by the route that reads."""
+
+    # The front door's mark, or what asking for it raised.
+    asked: Mark | Exception | None = None
+    # The mark of the cache entry the route answered with: the whole
+    # response may be kept under it too.
+    kept_at: Mark | None = None
+    # Whose answer it is (the principal the stack let in): a kept response
+    # is replayed only to a request the process knows to be theirs.
+    kept_for: Principal | None = None
+
+    async def mark(self, journal: Journal) -> Mark:
+        """The mark the front door asked, else the journal's now."""
+        asked = self.asked
+        if asked is None:
+            return await journal.mark()
+        if isinstance(asked, Exception):
+            raise asked
+        return asked
+
+    def keeping(self, journal: Journal, principal: Principal | None) -> Callable[[], Awaitable[Mark]]:
+        """mark() for a read whose answer is always whole (no errors): the
+        mark it asks is the one the response is kept at, for principal."""
+
+        async def committed() -> Mark:
+            mark = await self.mark(journal)
+            self.kept_at, self.kept_for = mark, principal
+            return mark
+
+        return committed
+
 
 class ResponseCache(Generic[V]):
     """One per process and kind of value (GraphQL and REST bodies share one:

@@ -1,15 +1,16 @@
-"""The response cache's front door: a repeated GraphQL request over HTTP
-(`POST /graphql`, `GET /graphql?query=...`) answered whole, in front of the
-middleware stack, with what the app sent for the same request (every header,
-every byte of the query string and body) at the mark the journal stands at
-now (core/journal.py states the rule).
+"""The response cache's front door: a repeated read over HTTP (GraphQL's
+`POST /graphql` and `GET /graphql?query=...`, REST's `GET /api/todos/`)
+answered whole, in front of the middleware stack, with what the app sent for
+the same request (every header, every byte of the query string and body) at
+the mark the journal stands at now (core/journal.py states the rule).
 
-A reply is kept only when the fast path answered with the response cache's
-entry for that mark (a query, no errors), so a hit is exactly as fresh as the
-fast path's; what it saves is the stack's layers, the body's parse and the
-building of the cache's key. It takes only requests the stack handles the
-same way once the body is read (a plain JSON POST within the size limit, a
-GET with a query string, with a Host guard.HostCheck let through). A reply
+A reply is kept only when the route answered with the response cache's
+entry for that mark (the fast path: a query, no errors; the REST list: any
+page it read), so a hit is exactly as fresh as the route's; what it saves is
+the stack's layers, the body's parse and the building of the cache's key.
+It takes only requests the stack handles the same way once the body is read
+(a plain JSON POST within the size limit, a GET with a query string, the
+REST list's GET for JSON, with a Host guard.HostCheck let through). A reply
 is kept with the principal the stack let in, and replayed only to a request
 the process knows without a lookup to come from that principal
 (Access.remembered: open mode's, the service token's, or a session's or
@@ -19,7 +20,7 @@ Anyone else (a JWT, a credential not looked up lately, a revoked or expired
 one, none) goes to the stack, which answers 401 or reads afresh. It reads a
 POST's body through the guard's bounds, and asks the journal's mark only
 when it holds a reply for the request: the request's `Reading`
-(graphql/fast/path.py) hands that mark to the fast path and brings back the
+(edge/response_cache.py) hands that mark to the route and brings back the
 mark its answer was kept at, one query per request as before. On a miss the
 stack gets the messages read replayed: it sees what it would have seen, a
 slow body's refusal included.
@@ -39,11 +40,13 @@ from graphql_todos.core.errors import RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.people import Principal
 from graphql_todos.core.settings import Settings
+from graphql_todos.edge import event_stream
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import Guard, SocketGate
-from graphql_todos.edge.response_cache import ResponseCache
-from graphql_todos.graphql.fast.path import READING, Reading, answers_whole, is_plain_json
+from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
+from graphql_todos.graphql.fast.path import answers_whole, is_plain_json
 
+_PATHS = (paths.GRAPHQL, paths.TODOS)
 _METHODS = ("GET", "POST")
 
 
@@ -59,7 +62,7 @@ class Reply(NamedTuple):
 
 class ResponseFront:
     """ASGI middleware, outermost but the Host check: answers a repeated
-    query from the replies kept, and hands everything else to the app
+    read from the replies kept, and hands everything else to the app
     unchanged."""
 
     def __init__(
@@ -73,7 +76,7 @@ class ResponseFront:
         self.replies = replies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != paths.GRAPHQL or scope["method"] not in _METHODS:
+        if scope["type"] != "http" or scope["path"] not in _PATHS or scope["method"] not in _METHODS:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         if not _takes(scope, headers) or self.guard.declared_too_big(headers):
@@ -127,12 +130,23 @@ class ResponseFront:
 
 
 def _takes(scope: Scope, headers: Headers) -> bool:
-    """A request the fast path may answer, and the stack answers alike once
-    the body is read: a plain JSON POST, a GET with a query string."""
-    if scope["method"] == "POST":
+    """A request a route may answer from the cache, and the stack answers
+    alike once the body is read: GraphQL's plain JSON POST or GET with a
+    query string, the REST list's GET for JSON (not its event stream)."""
+    method = scope["method"]
+    if scope["path"] == paths.TODOS:
+        return method == "GET" and _takes_json(headers)
+    if method == "POST":
         # A chunked body has no declared size: the stack bounds it.
         return is_plain_json(headers) and headers.get("content-length", "").isdigit()
     return bool(scope["query_string"]) and answers_whole(headers)
+
+
+def _takes_json(headers: Headers) -> bool:
+    try:
+        return not event_stream.streams(headers)
+    except RequestError:  # it takes neither: the route's own 406
+        return False
 
 
 def _whole(sent: list[Message]) -> bool:

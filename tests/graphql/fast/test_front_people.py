@@ -47,38 +47,39 @@ class Reader:
     def credential(self, kind: str) -> Credential:
         return sign_in(self.server.url, self.tap, self.name, PASSWORD) if kind == "session" else new_token(self.http, "t")
 
-    def read(self, credential: Credential, server: Server | None = None) -> httpx.Response:
-        """The list read, the same bytes every time (a fresh client: no cookie
-        jar), from our own origin (a cookie's POST must be)."""
+    def read(self, credential: Credential, server: Server | None = None, rest: bool = False) -> httpx.Response:
+        """The list read (GraphQL's, or REST's), the same bytes every time (a
+        fresh client: no cookie jar), from our own origin (a cookie's POST must be)."""
         url = (server or self.server).url
         with self.tap.client(url, headers={**credential.headers(), "Origin": url}, timeout=10) as client:
-            return client.post("/graphql", json=READ)
+            return client.get("/api/todos/") if rest else client.post("/graphql", json=READ)
 
 
 def _hits(server: Server) -> int:
     return int(server.state("response_replies").hits)
 
 
-def _read_twice(reader: Reader, credential: Credential, server: Server | None = None) -> bytes:
+def _read_twice(reader: Reader, credential: Credential, server: Server | None = None, rest: bool = False) -> bytes:
     """The second read is the front door's, with the first one's bytes."""
     server = server or reader.server
-    first = reader.read(credential, server)
+    first = reader.read(credential, server, rest)
     assert first.status_code == 200 and reader.title in first.text, first.text
     hits = _hits(server)
-    again = reader.read(credential, server)
+    again = reader.read(credential, server, rest)
     assert (again.status_code, again.content) == (200, first.content)
     assert _hits(server) == hits + 1, "the repeated read was not answered by the front door"
     return first.content
 
 
+@pytest.mark.parametrize("rest", [False, True], ids=["graphql", "rest"])
 @pytest.mark.parametrize("kind", ["session", "token"])
-def test_a_persons_repeated_read_is_answered_from_the_front_to_them_alone(accounts: Server, kind: str) -> None:
+def test_a_persons_repeated_read_is_answered_from_the_front_to_them_alone(accounts: Server, kind: str, rest: bool) -> None:
     leaks = Leaks()
     ann, bob = Reader(accounts, leaks, "ann"), Reader(accounts, leaks, "bob")
     anns, bobs = ann.credential(kind), bob.credential(kind)
     for _ in range(2):
-        _read_twice(ann, anns)
-        _read_twice(bob, bobs)
+        _read_twice(ann, anns, rest=rest)
+        _read_twice(bob, bobs, rest=rest)
     leaks.check({ann.title, bob.title}, {"ann": {ann.title}, "bob": {bob.title}})
 
 
