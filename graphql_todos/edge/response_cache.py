@@ -34,6 +34,8 @@ class Reading:
     # Whose answer it is (the principal the stack let in): a kept response
     # is replayed only to a request the process knows to be theirs.
     kept_for: Principal | None = None
+    # The mark marking() handed a read that has not answered yet.
+    read_at: Mark | None = None
 
     async def mark(self, journal: Journal) -> Mark:
         """The mark the front door asked, else the journal's now."""
@@ -44,16 +46,19 @@ class Reading:
             raise asked
         return asked
 
-    def keeping(self, journal: Journal, principal: Principal | None) -> Callable[[], Awaitable[Mark]]:
-        """mark() for a read whose answer is always whole (no errors): the
-        mark it asks is the one the response is kept at, for principal."""
+    def marking(self, journal: Journal) -> Callable[[], Awaitable[Mark]]:
+        """mark(), for a read whose answer, once it comes, is whole (no
+        errors): kept() then keeps the response at that mark."""
 
         async def committed() -> Mark:
-            mark = await self.mark(journal)
-            self.kept_at, self.kept_for = mark, principal
-            return mark
+            self.read_at = await self.mark(journal)
+            return self.read_at
 
         return committed
+
+    def kept(self, principal: Principal | None) -> None:
+        """The read marking() began has answered: its response may be kept, for principal."""
+        self.kept_at, self.kept_for = self.read_at, principal
 
 
 class ResponseCache(Generic[V]):

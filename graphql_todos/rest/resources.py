@@ -102,8 +102,10 @@ class TodoCollection(HTTPEndpoint):
         # Through the front door: its mark, and the whole response kept at it.
         reading: Reading | None = request.scope.get(READING)
         journal = _journal(request)
-        committed = journal.mark if reading is None else reading.keeping(journal, principal)
+        committed = journal.mark if reading is None else reading.marking(journal)
         body = await cache.get_or_read(("rest todos", viewer, completed, page), committed, read)
+        if reading is not None:
+            reading.kept(principal)
         return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:

@@ -123,7 +123,7 @@ class ResponseFront:
             await send(message)
 
         await self.app(scope, receive, sending)
-        if reading.kept_at is not None and reading.kept_for is not None and _whole(sent):
+        if reading.kept_at is not None and reading.kept_for is not None and _whole(sent) and sent[0]["status"] == 200:
             start, whole = sent
             reply = Reply(start["status"], tuple(start["headers"]), whole["body"], reading.kept_for)
             self.replies.keep(key, reading.kept_at, reply)
