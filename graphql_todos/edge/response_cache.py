@@ -72,6 +72,10 @@ class ResponseCache(Generic[V]):
         # The position of the mark last looked up.
         self._newest = 0
 
+    def __len__(self) -> int:
+        """How many values are kept."""
+        return len(self._entries)
+
     def holds(self, key: Hashable) -> bool:
         """Whether anything is kept for key, at whatever mark."""
         return key in self._entries

@@ -11,8 +11,8 @@ the stack's layers, the body's parse and the building of the cache's key.
 It takes only requests the stack handles the same way once the body is read
 (a plain JSON POST within the size limit, a GET with a query string, the
 REST list's GET for JSON, with a Host guard.HostCheck let through). A reply
-is kept with the principal the stack let in, and replayed only to a request
-the process knows without a lookup to come from that principal
+(a 200) is kept with the principal the stack let in, and replayed only to a
+request the process knows without a lookup to come from that principal
 (Access.remembered: open mode's, the service token's, or a session's or
 personal access token's the stack looked up within the last second and that
 has not expired or been revoked since; docs/design/people.md, section 7).
@@ -123,10 +123,18 @@ class ResponseFront:
             await send(message)
 
         await self.app(scope, receive, sending)
-        if reading.kept_at is not None and reading.kept_for is not None and _whole(sent) and sent[0]["status"] == 200:
+        kept_for = reading.kept_for
+        if (
+            reading.kept_at is not None
+            and kept_for is not None
+            and _whole(sent)
+            and sent[0]["status"] == 200
+            # Only what could be replayed: not a JWT's, nor a credential
+            # revoked while it was read.
+            and self.access.remembered(scope, headers) == kept_for
+        ):
             start, whole = sent
-            reply = Reply(start["status"], tuple(start["headers"]), whole["body"], reading.kept_for)
-            self.replies.keep(key, reading.kept_at, reply)
+            self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"], kept_for))
 
 
 def _takes(scope: Scope, headers: Headers) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import jwt
 import psycopg
 import pytest
 
@@ -178,3 +179,17 @@ def test_a_revocation_heard_from_another_process_is_trusted_no_more_at_once(acco
     theirs, others = accounts.run(forgotten())
     assert theirs is None
     assert others is not None and others.token_id is not None and str(others.token_id) == bobs.id
+
+
+def test_a_jwt_is_left_to_the_stack(db_dsn: str) -> None:
+    """The stack checks a JWT's signature and exp on every request: the
+    front door neither keeps nor replays its answers."""
+    secret = "an-hs256-secret-for-the-tests-0123456789"
+    with serving(db_dsn, auth="accounts", jwt_secret=secret) as server:
+        bearer = jwt.encode({"sub": "wendy", "exp": int(time.time()) + 60}, secret, algorithm="HS256")
+        wendy = Credential("token", bearer, "")
+        replies = server.state("response_replies")
+        with httpx.Client(base_url=server.url, headers=wendy.headers(), timeout=10) as client:
+            answers = [client.post("/graphql", json=READ) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [200] * 3
+        assert (replies.hits, len(replies)) == (0, 0)
