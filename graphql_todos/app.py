@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import anyio.to_thread
 from psycopg_pool import AsyncConnectionPool
@@ -139,7 +139,13 @@ def create_app(settings: Settings) -> Starlette:
             journal = Journal(pool)
             hub = Hub(dsn, journal, settings)
             revocations = Revocations()
-            hub.on_revoked = revocations.revoke
+
+            def revoked(detail: dict[str, Any] | None) -> None:
+                # Another process's revocation too: this one trusts it no more.
+                accounts.revoked(detail)
+                revocations.revoke(detail)
+
+            hub.on_revoked = revoked
             retention = Retention(journal, hub, settings)
             pruning: asyncio.Task[None] | None = None
             expiring: asyncio.Task[None] | None = None

@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 GRAPHQL = "/graphql"
+# The REST collection (the /api mount's /todos/ route).
+TODOS = "/api/todos/"
 # The web client's service worker: at the root, so its scope is the whole page.
 SERVICE_WORKER = "/sw.js"

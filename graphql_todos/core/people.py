@@ -179,6 +179,9 @@ class Accounts:
         self.passwords = passwords or Passwords()
         # sha256 of a secret -> (its principal, monotonic time to forget it)
         self._known: LRU[bytes, tuple[Principal, float]] = LRU(CACHE_SIZE)
+        # A session's or token's id -> the sha256 it is known by: what an
+        # access_revoked entry (which names the id) forgets.
+        self._hashes: LRU[uuid.UUID, bytes] = LRU(CACHE_SIZE)
         # username -> (the person, monotonic time to forget it), for JWTs
         self._named: LRU[str, tuple[Person, float]] = LRU(CACHE_SIZE)
 
@@ -249,13 +252,23 @@ class Accounts:
             cur = await conn.execute(sql.DELETE_OTHER_SESSIONS, {"person": person.id, "keep": principal.session_id})
             self._forget([r[0] for r in await cur.fetchall()])
 
+    def remembered(self, secret: str) -> Principal | None:
+        """What authenticate() found for this secret, while it trusts it (at
+        most CACHE_SECONDS, never past the credential's expiry, forgotten at
+        its revocation); None: only authenticate() can tell. No lookup."""
+        return self._remembered(digest(secret), time.monotonic())
+
+    def _remembered(self, key: bytes, now: float) -> Principal | None:
+        known = self._known.get(key)
+        return known[0] if known is not None and known[1] > now else None
+
     async def authenticate(self, secret: str) -> Principal | None:
         """The principal a session's or a personal access token's secret stands for, if it is live."""
         key = digest(secret)
-        known = self._known.get(key)
         now = time.monotonic()
-        if known is not None and known[1] > now:
-            return known[0]
+        remembered = self._remembered(key, now)
+        if remembered is not None:
+            return remembered
         token = is_token(secret)
         if not token and len(secret) != _SECRET_LENGTH:
             return None
@@ -269,7 +282,17 @@ class Accounts:
         principal = Principal(person, token_id=row[0]) if token else Principal(person, session_id=row[0])
         left = CACHE_SECONDS if row[3] is None else min(CACHE_SECONDS, row[3])
         self._known.put(key, (principal, now + left))
+        self._hashes.put(row[0], key)
         return principal
+
+    def revoked(self, detail: dict[str, Any] | None) -> None:
+        """An access_revoked entry's detail ({"session": id} or {"token": id}),
+        from whichever process revoked it: no longer trusted here either."""
+        for kind in ("session", "token"):
+            value = (detail or {}).get(kind)
+            key = None if value is None else self._hashes.pop(uuid.UUID(str(value)))
+            if key is not None:
+                self._known.pop(key)
 
     async def live(self, credentials: list[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these sessions and tokens are live; the sessions among

@@ -74,6 +74,25 @@ class Access:
         secret = self.session_secret(scope, headers)
         return None if secret is None else await accounts.authenticate(secret)
 
+    def remembered(self, scope: Scope, headers: Headers) -> Principal | None:
+        """authenticate()'s answer to an HTTP request when it needs no lookup:
+        open mode's, the service token's, or a session's or personal access
+        token's that this process trusts now (Accounts.remembered). None: only
+        authenticate() can tell (a JWT, a credential not looked up lately,
+        or none)."""
+        authorization = headers.get("authorization")
+        if self.allows(authorization):
+            return SERVICE if self.accounts else OPEN
+        if not self.accounts:
+            return None
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            token = token.strip()
+            # Whatever else it holds, authenticate() has to look at it.
+            return _accounts(scope).remembered(token) if scheme.lower() == "bearer" and is_token(token) else None
+        secret = self.session_secret(scope, headers)
+        return None if secret is None else _accounts(scope).remembered(secret)
+
     async def bearer(self, accounts: Accounts, credential: object) -> Principal | None:
         """The principal of an Authorization value (`Bearer <token>`):
         open mode's local or the service principal for TODOS_TOKEN (when

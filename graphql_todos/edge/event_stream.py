@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectSendStream
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
@@ -45,7 +46,12 @@ def prefers_event_stream(conn: HTTPConnection) -> bool:
     """Whether a GET that answers JSON or streams is to stream: RFC 9110
     negotiation (negotiation.py), JSON first when the client takes both
     alike; RequestError NOT_ACCEPTABLE when it takes neither."""
-    accept = accept_header(conn.headers)
+    return streams(conn.headers)
+
+
+def streams(headers: Headers) -> bool:
+    """prefers_event_stream() of a request's headers."""
+    accept = accept_header(headers)
     chosen = choose(accept, _REPRESENTATIONS)
     if chosen is None:
         offered = ", ".join(_REPRESENTATIONS)

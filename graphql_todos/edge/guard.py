@@ -227,11 +227,6 @@ class Guard:
             return await response(scope, receive, send)
         await self.app(scope, self.bounded(receive), send)
 
-    def authorized(self, scope: Scope, headers: Headers) -> bool:
-        """Public, or let in without a lookup: the token where the route needs
-        one (AUTH=accounts: the service token; a person needs admit())."""
-        return _public(scope, headers) or self.access.allows(headers.get("authorization"))
-
     async def admit(self, scope: Scope, headers: Headers) -> Response | None:
         """Leave the request's principal in scope[PRINCIPAL], or answer why not:
         401 without a valid credential, 403 for a write signed in by cookie

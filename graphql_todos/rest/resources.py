@@ -41,7 +41,7 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import principal_of
 from graphql_todos.edge.acting import key_scope
-from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.uvicorn_websocket import frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Groups, Member
@@ -91,14 +91,21 @@ class TodoCollection(HTTPEndpoint):
         if event_stream.prefers_event_stream(request):
             return await self._event_stream(request)
         completed, page = list_params(request)
-        viewer = principal_of(request.scope).viewer
+        principal = principal_of(request.scope)
+        viewer = principal.viewer
 
         async def read() -> tuple[bytes, bool]:
             lists = await _service(request).lists_json(_LIST, viewer, completed, page)
             return lists.texts[0].encode(), True
 
         cache: ResponseCache[bytes] = request.state.response_cache
-        body = await cache.get_or_read(("rest todos", viewer, completed, page), _journal(request).mark, read)
+        # Through the front door: its mark, and the whole response kept at it.
+        reading: Reading | None = request.scope.get(READING)
+        journal = _journal(request)
+        committed = journal.mark if reading is None else reading.marking(journal)
+        body = await cache.get_or_read(("rest todos", viewer, completed, page), committed, read)
+        if reading is not None:
+            reading.kept(principal)
         return Response(body, media_type="application/json")
 
     async def post(self, request: Request) -> Response:

@@ -1,21 +1,29 @@
-"""The response cache's front door: a repeated GraphQL request over HTTP
-(`POST /graphql`, `GET /graphql?query=...`) answered whole, in front of the
-middleware stack, with what the app sent for the same request (every header,
-every byte of the query string and body) at the mark the journal stands at
-now (core/journal.py states the rule).
+"""The response cache's front door: a repeated read over HTTP (GraphQL's
+`POST /graphql` and `GET /graphql?query=...`, REST's `GET /api/todos/`)
+answered whole, in front of the middleware stack, with what the app sent for
+the same request (every header, every byte of the query string and body) at
+the mark the journal stands at now (core/journal.py states the rule).
 
-A reply is kept only when the fast path answered with the response cache's
-entry for that mark (a query, no errors), so a hit is exactly as fresh as the
-fast path's; what it saves is the stack's layers, the body's parse and the
-building of the cache's key. It takes only requests the stack handles the
-same way once the body is read (a plain JSON POST within the size limit, a
-GET with a query string, with the token where one is needed and a Host
-guard.HostCheck let through), reads a POST's body through the guard's bounds,
-and asks the journal's mark only when it holds a reply for the request: the
-request's `Reading` (graphql/fast/path.py) hands that mark to the fast path
-and brings back the mark its answer was kept at, one query per request as
-before. On a miss the stack gets the messages read replayed: it sees what it
-would have seen, a slow body's refusal included.
+A reply is kept only when the route answered with the response cache's
+entry for that mark (the fast path: a query, no errors; the REST list: any
+page it read), so a hit is exactly as fresh as the route's; what it saves is
+the stack's layers, the body's parse and the building of the cache's key.
+It takes only requests the stack handles the same way once the body is read
+(a plain JSON POST within the size limit, a GET with a query string, the
+REST list's GET for JSON, with a Host guard.HostCheck let through). A reply
+(a 200) is kept with the principal the stack let in, and replayed only to a
+request the process knows without a lookup to come from that principal
+(Access.remembered: open mode's, the service token's, or a session's or
+personal access token's the stack looked up within the last second and that
+has not expired or been revoked since; docs/design/people.md, section 7).
+Anyone else (a JWT, a credential not looked up lately, a revoked or expired
+one, none) goes to the stack, which answers 401 or reads afresh. It reads a
+POST's body through the guard's bounds, and asks the journal's mark only
+when it holds a reply for the request: the request's `Reading`
+(edge/response_cache.py) hands that mark to the route and brings back the
+mark its answer was kept at, one query per request as before. On a miss the
+stack gets the messages read replayed: it sees what it would have seen, a
+slow body's refusal included.
 """
 
 from __future__ import annotations
@@ -30,12 +38,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import RequestError
 from graphql_todos.core.journal import Journal
+from graphql_todos.core.people import Principal
 from graphql_todos.core.settings import Settings
+from graphql_todos.edge import event_stream
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import Guard, SocketGate
-from graphql_todos.edge.response_cache import ResponseCache
-from graphql_todos.graphql.fast.path import READING, Reading, answers_whole, is_plain_json
+from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
+from graphql_todos.graphql.fast.path import answers_whole, is_plain_json
 
+_PATHS = (paths.GRAPHQL, paths.TODOS)
 _METHODS = ("GET", "POST")
 
 
@@ -45,31 +56,30 @@ class Reply(NamedTuple):
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
+    # Whom the stack let in: it is replayed to them alone.
+    principal: Principal
 
 
 class ResponseFront:
     """ASGI middleware, outermost but the Host check: answers a repeated
-    query from the replies kept, and hands everything else to the app
+    read from the replies kept, and hands everything else to the app
     unchanged."""
 
     def __init__(
         self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, replies: ResponseCache[Reply]
     ) -> None:
         self.app = app
+        self.access = access
         # Only its checks of a request's head and body: the stack's own
         # Guard still answers every request this one does not.
         self.guard = Guard(app, settings, access, sockets)
         self.replies = replies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != paths.GRAPHQL or scope["method"] not in _METHODS:
+        if scope["type"] != "http" or scope["path"] not in _PATHS or scope["method"] not in _METHODS:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
-        if not (
-            _takes(scope, headers)
-            and self.guard.authorized(scope, headers)
-            and not self.guard.declared_too_big(headers)
-        ):
+        if not _takes(scope, headers) or self.guard.declared_too_big(headers):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         scope[metrics.STARTED] = started
@@ -84,8 +94,10 @@ class ResponseFront:
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
         reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark
-        # here: the fast path asks it, where it always has.
-        if self.replies.holds(key):
+        # here: the fast path asks it, where it always has. Nor does one
+        # from a principal the process cannot name without a lookup.
+        principal = self.access.remembered(scope, headers) if self.replies.holds(key) else None
+        if principal is not None:
             journal: Journal = scope["state"]["journal"]
             try:
                 mark = await journal.mark()
@@ -94,7 +106,7 @@ class ResponseFront:
                 return await self.app(scope, receive, send)
             reading.asked = mark
             reply = self.replies.lookup(key, mark)
-            if reply is not None:
+            if reply is not None and reply.principal == principal:
                 try:
                     await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
                     await send({"type": "http.response.body", "body": reply.body})
@@ -111,18 +123,38 @@ class ResponseFront:
             await send(message)
 
         await self.app(scope, receive, sending)
-        if reading.kept_at is not None and _whole(sent):
+        kept_for = reading.kept_for
+        if (
+            reading.kept_at is not None
+            and kept_for is not None
+            and _whole(sent)
+            and sent[0]["status"] == 200
+            # Only what could be replayed: not a JWT's, nor a credential
+            # revoked while it was read.
+            and self.access.remembered(scope, headers) == kept_for
+        ):
             start, whole = sent
-            self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"]))
+            self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"], kept_for))
 
 
 def _takes(scope: Scope, headers: Headers) -> bool:
-    """A request the fast path may answer, and the stack answers alike once
-    the body is read: a plain JSON POST, a GET with a query string."""
-    if scope["method"] == "POST":
+    """A request a route may answer from the cache, and the stack answers
+    alike once the body is read: GraphQL's plain JSON POST or GET with a
+    query string, the REST list's GET for JSON (not its event stream)."""
+    method = scope["method"]
+    if scope["path"] == paths.TODOS:
+        return method == "GET" and _takes_json(headers)
+    if method == "POST":
         # A chunked body has no declared size: the stack bounds it.
         return is_plain_json(headers) and headers.get("content-length", "").isdigit()
     return bool(scope["query_string"]) and answers_whole(headers)
+
+
+def _takes_json(headers: Headers) -> bool:
+    try:
+        return not event_stream.streams(headers)
+    except RequestError:  # it takes neither: the route's own 406
+        return False
 
 
 def _whole(sent: list[Message]) -> bool:

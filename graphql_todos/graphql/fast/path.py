@@ -10,7 +10,6 @@ left to Strawberry's view, whose answers the plan reproduces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -20,14 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from graphql_todos.core.errors import DomainError
-from graphql_todos.core.journal import Journal, Mark
+from graphql_todos.core.journal import Mark
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.people import SERVICE
 from graphql_todos.edge import json_intake
 from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import JSON_TYPES, accept_header
-from graphql_todos.edge.response_cache import ResponseCache
+from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.graphql import numbering
 from graphql_todos.graphql.fast.execution import execute
 from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
@@ -47,33 +46,6 @@ _EXTENSION_KEYS = frozenset({"persistedQuery", "mutation"})
 # plain HTTP (TodoSchema.execute).
 _OVER_GET = frozenset({OperationType.QUERY})
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
-# The scope entry holding a request's Reading, the one thing the front door
-# (graphql/fast/front.py) and the fast path share across the middleware between them.
-READING = "graphql_todos.reading"
-
-
-@dataclass(slots=True)
-class Reading:
-    """One request's read of where the journal stands (core/journal.py says
-    what a mark promises): asked once per request, by the front door when it
-    holds a reply for it, else by the fast path."""
-
-    # The front door's mark, or what asking for it raised.
-    asked: Mark | Exception | None = None
-    # The mark of the cache entry the fast path answered with: the whole
-    # response may be kept under it too.
-    kept_at: Mark | None = None
-
-    async def mark(self, journal: Journal) -> Mark:
-        """The mark the front door asked, else the journal's now."""
-        asked = self.asked
-        if asked is None:
-            return await journal.mark()
-        if isinstance(asked, Exception):
-            raise asked
-        return asked
-
-
 class FastAnswer(NamedTuple):
     """The response body Strawberry's view would send."""
 
@@ -134,7 +106,7 @@ class FastPath:
         # Not a document named by its hash: whether the store still knows
         # the hash is for each request to find out.
         if reading is not None and "extensions" not in fields:
-            reading.kept_at = answer.kept_at
+            reading.kept_at, reading.kept_for = answer.kept_at, context.principal
         return Response(answer.body, media_type="application/json")
 
     async def execute(

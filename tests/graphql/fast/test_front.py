@@ -1,5 +1,5 @@
 """The response cache's front door (graphql/fast/front.py) answers as the whole
-app does: each request below is sent, as raw bytes, twice to a server with
+app does, for GraphQL and the REST list: each request below is sent, as raw bytes, twice to a server with
 the cache (the second time answered by the front door when it may) and once
 to one without it, and the three answers must be equal, byte for byte but for
 the Date header. Refusals are the stack's own."""
@@ -27,6 +27,7 @@ SETTINGS: dict[str, Any] = {
 }
 LIST = json.dumps({"query": "{ todos { id title completed } }"}).encode()
 GET_LIST = "GET /graphql?" + urlencode({"query": "{ todos { id title completed } }"})
+REST_LIST = "GET /api/todos/"
 JSON = {"Content-Type": "application/json"}
 
 
@@ -114,6 +115,28 @@ def test_a_query_over_get_too(pair: tuple[Server, Server], headers: dict[str, st
     answer = _same_answers(pair, b"", headers, target=GET_LIST)
     assert answer.startswith(f"HTTP/1.1 {status} ".encode())
     assert _hits(pair[0]) == hits + hit
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "status", "hit"),
+    [
+        (REST_LIST, BEARER, 200, True),
+        (REST_LIST, {**BEARER, "Origin": ORIGIN}, 200, True),
+        (REST_LIST + "?completed=false&limit=10", BEARER, 200, True),
+        (REST_LIST, {**BEARER, "Accept": "application/json, text/event-stream;q=0.5"}, 200, True),
+        (REST_LIST + "?completed=maybe", BEARER, 400, False),
+        (REST_LIST, {**BEARER, "Accept": "text/html"}, 406, False),
+        (REST_LIST, {}, 401, False),
+    ],
+    ids=["token", "allowed origin", "a page", "JSON first", "bad parameter", "not acceptable", "no token"],
+)
+def test_the_rest_list_too(pair: tuple[Server, Server], target: str, headers: dict[str, str], status: int, hit: bool) -> None:
+    hits = _hits(pair[0])
+    answer = _same_answers(pair, b"", headers, target=target)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    assert _hits(pair[0]) == hits + hit
+    if status == 200:
+        assert b'"title":"a"' in answer
 
 
 def test_a_document_named_by_its_hash_is_looked_up_every_time(pair: tuple[Server, Server]) -> None:
