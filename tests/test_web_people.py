@@ -71,6 +71,12 @@ def pick(page: Page, name: str) -> None:
     page.locator(".list-select").select_option(option.get_attribute("value"))
 
 
+def new_list(page: Page, name: str) -> None:
+    page.locator(".new-list").fill(name)
+    page.locator(".new-list").press("Enter")
+    expect(page.locator(".list-select")).to_contain_text(f"{name} (yours)", timeout=LIVE_MS)
+
+
 def share(page: Page, username: str, role: str) -> None:
     if page.locator(".share-dialog").count() == 0:
         page.locator(".share-toggle").click()
@@ -78,6 +84,16 @@ def share(page: Page, username: str, role: str) -> None:
     page.get_by_label("Role", exact=True).select_option(role)
     page.locator(".share-form button[type=submit]").click()
     expect(page.locator(f".members li[data-username='{username}']")).to_be_visible(timeout=LIVE_MS)
+
+
+def trip_shared(accounts: Server, two: tuple[BrowserContext, BrowserContext]) -> tuple[Page, Page]:
+    """ann and bob signed up; ann's new list «trip» shared with bob as editor, on his screen."""
+    ann = sign_up(two[0], accounts, "ann")
+    bob = sign_up(two[1], accounts, "bob")
+    new_list(ann, "trip")
+    share(ann, "bob", "EDITOR")
+    pick(bob, "trip")
+    return ann, bob
 
 
 def test_two_people_share_a_list_and_see_each_other_live(
@@ -90,9 +106,7 @@ def test_two_people_share_a_list_and_see_each_other_live(
     expect(titles(ann)).to_have_text(["ann's own"], timeout=LIVE_MS)
     expect(titles(bob)).to_have_count(0)
 
-    ann.locator(".new-list").fill("groceries")
-    ann.locator(".new-list").press("Enter")
-    expect(ann.locator(".list-select")).to_contain_text("groceries (yours)", timeout=LIVE_MS)
+    new_list(ann, "groceries")
     assert shown_list(ann).startswith("groceries")
     expect(titles(ann)).to_have_count(0)
     add_todo(ann, "milk")
@@ -113,9 +127,7 @@ def test_two_people_share_a_list_and_see_each_other_live(
     expect(bob.locator(".list-select")).to_contain_text("food (shared: you edit)", timeout=LIVE_MS)
 
     # A viewer's list is read-only: no inputs, disabled checkboxes, no delete.
-    ann.locator(".new-list").fill("notes")
-    ann.locator(".new-list").press("Enter")
-    expect(ann.locator(".list-select")).to_contain_text("notes (yours)", timeout=LIVE_MS)
+    new_list(ann, "notes")
     add_todo(ann, "read me")
     expect(titles(ann)).to_have_text(["read me"], timeout=LIVE_MS)
     share(ann, "bob", "VIEWER")
@@ -146,13 +158,7 @@ def test_two_people_share_a_list_and_see_each_other_live(
 def test_an_owner_changes_a_role_live_and_a_member_leaves(
     accounts: Server, two: tuple[BrowserContext, BrowserContext]
 ) -> None:
-    ann = sign_up(two[0], accounts, "ann")
-    bob = sign_up(two[1], accounts, "bob")
-    ann.locator(".new-list").fill("trip")
-    ann.locator(".new-list").press("Enter")
-    expect(ann.locator(".list-select")).to_contain_text("trip (yours)", timeout=LIVE_MS)
-    share(ann, "bob", "EDITOR")
-    pick(bob, "trip")
+    ann, bob = trip_shared(accounts, two)
     add_todo(bob, "tickets")
     expect(titles(ann)).to_have_text(["tickets"], timeout=LIVE_MS)
 
@@ -181,13 +187,7 @@ def test_an_owner_changes_a_role_live_and_a_member_leaves(
 def test_a_list_deleted_by_its_owner_leaves_and_a_session_that_ends_signs_in_again(
     accounts: Server, two: tuple[BrowserContext, BrowserContext]
 ) -> None:
-    ann = sign_up(two[0], accounts, "ann")
-    bob = sign_up(two[1], accounts, "bob")
-    ann.locator(".new-list").fill("trip")
-    ann.locator(".new-list").press("Enter")
-    expect(ann.locator(".list-select")).to_contain_text("trip (yours)", timeout=LIVE_MS)
-    share(ann, "bob", "EDITOR")
-    pick(bob, "trip")
+    ann, bob = trip_shared(accounts, two)
     ann.once("dialog", lambda dialog: dialog.accept())
     ann.locator(".delete-list").click()
     expect(ann.locator(".list-select")).not_to_contain_text("trip", timeout=LIVE_MS)
