@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-from .__main__ import _graphql, _ids
+from .__main__ import _graphql, _ids, _numbered
 from .databases import _server, pair
 from .documents import CREATE, UPDATE
 from .http_load import Load, wrk
@@ -34,8 +34,9 @@ from .procstat import cpu_seconds
 from .servers import BENCH, OURS, PEER5, POSTGRAPHILE5, Server, answers, started
 
 PG5 = "pg5"
-# Each case: ours' load, and PostGraphile 5's (REST is set beside its GraphQL mutations, as in make bench).
-CASES = ("createTodo", "updateTodo", "rest-post", "rest-patch")
+# Each case: ours' load, and PostGraphile 5's (REST and the numbered
+# createTodo of issue 20 are set beside its GraphQL mutations, as in make bench).
+CASES = ("createTodo", "updateTodo", "rest-post", "rest-patch", "createTodo-numbered")
 
 
 # Each server's own port (several run at once), its output beside the TMPDIR.
@@ -83,6 +84,8 @@ def loads(case: str, ours_ids: tuple[str, ...], peer_ids: tuple[str, ...]) -> tu
     pg5_update = Load("/graphql", _graphql(UPDATE[POSTGRAPHILE5], {"id": "{id}", "t": "wrk update"}), ids=peer_ids)
     if case == "createTodo":
         return Load("/graphql", _graphql(CREATE[OURS], {"t": "wrk create"})), pg5_create
+    if case == "createTodo-numbered":
+        return Load("/graphql", _numbered(CREATE[OURS]), numbered=True), pg5_create
     if case == "updateTodo":
         return Load("/graphql", _graphql(UPDATE[OURS], {"id": "{id}", "t": "wrk update"}), ids=ours_ids), pg5_update
     if case == "rest-post":
@@ -135,6 +138,7 @@ def main() -> None:
         ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
         peer_ids = _ids(dbs_a.peer, 50)
         out = args.out.open("a") if args.out else None
+        plans: dict[str, list[tuple[Server, Load]]] = {}
         for case in cases:
             plan = [(server, loads(case, ids.get(server.name, ()), peer_ids)) for server in (a, b, p5)]
             runs = [(server, ours_load if server.name != PG5 else pg5_load) for server, (ours_load, pg5_load) in plan]
@@ -154,7 +158,11 @@ def main() -> None:
                     spy.wait()
                     print(case, server.name, json.dumps(r), flush=True)
                 continue
-            for round_ in range(args.rounds):
+            plans[case] = runs
+        # Rounds outermost: the cases alternate too (numbered against plain
+        # createTodo, say, is a ratio of two cases within one round).
+        for round_ in range(args.rounds):
+            for case, runs in plans.items():
                 order = runs[round_ % 3:] + runs[: round_ % 3]
                 if round_ % 2:
                     order.reverse()
@@ -186,6 +194,18 @@ def summary(path: Path) -> None:
             pairs_a = [rps["A"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
             print(f"  B/PG5 {med['B']['rps'] / med[PG5]['rps']:.2f} (per round median {statistics.median(pairs_b):.2f}),"
                   f" A/PG5 {med['A']['rps'] / med[PG5]['rps']:.2f} (per round {statistics.median(pairs_a):.2f})")
+    # Issue 20's target: a numbered createTodo within 1.1x of the plain one,
+    # each round's pair: in req/s, and in CPU (server and PostgreSQL) per request.
+    run = {(r["case"], r["server"], r["round"]): r for r in rows}
+    for s in ("A", "B"):
+        pairs = [(run["createTodo", s, k], run["createTodo-numbered", s, k])
+                 for (case, server, k) in run if case == "createTodo" and server == s and ("createTodo-numbered", s, k) in run]
+        if pairs:
+            slower = [plain["rps"] / numbered["rps"] for plain, numbered in pairs]
+            cpu = [(numbered["cpu_us"] + numbered["pg_us"]) / (plain["cpu_us"] + plain["pg_us"]) for plain, numbered in pairs]
+            print(f"{s}: numbered createTodo slower than plain by {statistics.median(slower):.3f}x in req/s,"
+                  f" {statistics.median(cpu):.3f}x in CPU per request (per round medians of {len(pairs)};"
+                  f" req/s each {', '.join(f'{x:.2f}' for x in slower)})")
 
 
 if __name__ == "__main__":

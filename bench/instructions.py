@@ -20,6 +20,7 @@ import re
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,10 +58,13 @@ async def send(url: str, load: Load, requests: int) -> None:
     counter = iter(range(requests))
 
     async def client() -> None:
+        # A numbered load: each client its own id, numbering its requests 1, 2, ... (as bench/post.lua).
+        numbered, seq = str(uuid.uuid4()), 0
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
             for n in counter:
                 todo = ids[n % len(ids)]
-                body = (load.body or "").replace("{id}", todo)
+                seq += 1
+                body = (load.body or "").replace("{id}", todo).replace("{client}", numbered).replace("{seq}", str(seq))
                 r = await http.request(
                     load.method, load.path.replace("{id}", todo), content=body,
                     headers={"Content-Type": "application/json"},

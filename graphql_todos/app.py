@@ -41,7 +41,7 @@ from graphql_todos.live.broadcast import Groups
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.retention import Retention
 from graphql_todos.live.streams import LiveLists
-from graphql_todos.rest import auth, lists, resources
+from graphql_todos.rest import auth, feed, lists, resources
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics.metrics),
         Route(paths.GRAPHQL, graphql, methods=["GET", "POST"]),
-        Mount("/api", routes=[*resources.routes, *auth.routes, *lists.routes]),
+        Mount("/api", routes=[*resources.routes, *auth.routes, *lists.routes, *feed.routes]),
     ]
     if settings.web_dist is not None:
         index = settings.web_dist / "index.html"

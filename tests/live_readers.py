@@ -67,32 +67,30 @@ def _messages(ws: Connection, reader: list[Reader]) -> Iterator[dict[str, Any]]:
             return
 
 
-@contextmanager
-def transport_ws(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
-    with _socket(server, "/graphql", token, "graphql-transport-ws") as ws:
-        ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
-        payload = {"query": CHANGES, "variables": {"after": after}}
-        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-        holder: list[Reader] = []
-        holder.append(Reader(
-            _graphql_changes((m["payload"] for m in _messages(ws, holder) if m["type"] == "next"), holder)
-        ))
-        yield holder[0]
+def _graphql_ws(subscribe: str, event: str) -> Callable[[Reachable, str, str | None], AbstractContextManager[Reader]]:
+    """A GraphQL WebSocket reader: the protocols differ in the names of the subscribe
+    message and of the result message (graphql-transport-ws: subscribe, next;
+    graphql-ws: start, data)."""
+    protocol = "graphql-transport-ws" if subscribe == "subscribe" else "graphql-ws"
+
+    @contextmanager
+    def reader(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
+        with _socket(server, "/graphql", token, protocol) as ws:
+            ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+            payload = {"query": CHANGES, "variables": {"after": after}}
+            ws.send(json.dumps({"id": "1", "type": subscribe, "payload": payload}))
+            holder: list[Reader] = []
+            holder.append(Reader(
+                _graphql_changes((m["payload"] for m in _messages(ws, holder) if m["type"] == event), holder)
+            ))
+            yield holder[0]
+
+    return reader
 
 
-@contextmanager
-def legacy_ws(server: Reachable, token: str, after: str | None) -> Iterator[Reader]:
-    with _socket(server, "/graphql", token, "graphql-ws") as ws:
-        ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
-        payload = {"query": CHANGES, "variables": {"after": after}}
-        ws.send(json.dumps({"id": "1", "type": "start", "payload": payload}))
-        holder: list[Reader] = []
-        holder.append(Reader(
-            _graphql_changes((m["payload"] for m in _messages(ws, holder) if m["type"] == "data"), holder)
-        ))
-        yield holder[0]
+transport_ws = _graphql_ws("subscribe", "next")
+legacy_ws = _graphql_ws("start", "data")
 
 
 @contextmanager

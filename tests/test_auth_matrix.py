@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 from graphql_todos.core import metrics, paths
 from graphql_todos.edge import error_handlers, guard
 from graphql_todos.graphql.fast.front import ResponseFront
+from graphql_todos.graphql.feed import FeedKind
 from graphql_todos.graphql.persisted import sha256
 from graphql_todos.graphql.socket import GraphQLSockets
 from tests.helpers import BEARER, TOKEN, WEB_DIST, Server, serving, wait_until
@@ -48,6 +49,7 @@ HTTP_ROUTES: dict[str, dict[str, int]] = {
     "/api/todos/": {"GET": 200, "HEAD": 200, "POST": 201},
     "/api/todos/{id}/": {"GET": 200, "HEAD": 200, "PUT": 200, "PATCH": 200, "DELETE": 204},
     "/api/mutations/{client}/": {"GET": 200, "HEAD": 200},
+    "/api/feed/": {"GET": 200, "HEAD": 200},
     # People and sign-in: with AUTH=open (this server) only `me` answers.
     "/api/auth/sign-up": {"POST": 404},
     "/api/auth/sign-in": {"POST": 404},
@@ -68,7 +70,7 @@ HTTP_ROUTES: dict[str, dict[str, int]] = {
     "/assets/{path}": {"GET": 200, "HEAD": 200},
     "/sw.js": {"GET": 200, "HEAD": 200},
 }
-SOCKET_ROUTES = {"/api/todos/", "/api/todos/{id}/"}
+SOCKET_ROUTES = {"/api/todos/", "/api/todos/{id}/", "/api/feed/"}
 # The only routes and methods that answer without the token. (GraphiQL's
 # page is one request to /graphql, not a route: see its own test.)
 PUBLIC = {(path, method) for path in ("/healthz", "/", "/assets/{path}", "/sw.js") for method in ("GET", "HEAD")} | {
@@ -96,6 +98,8 @@ def _hash(document: str) -> dict[str, Any]:
     return {"persistedQuery": {"version": 1, "sha256Hash": sha256(document)}}
 
 
+# The feed's event names (GraphQL's FeedKind values).
+FEED_KINDS = {kind.value: "event" for kind in FeedKind}
 UNKNOWN_HASH = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
 
 
@@ -191,7 +195,7 @@ def _first_event(response: httpx.Response) -> str:
             fields[name] = value.strip()
     if fields.get("event") == "next":
         return _said(json.loads(fields["data"]))
-    return "event" if fields.get("event") in ("created", "snapshot") else repr(fields)
+    return "event" if fields.get("event") in ("created", "snapshot", *FEED_KINDS) else repr(fields)
 
 
 def _first_part(response: httpx.Response) -> str:
@@ -239,6 +243,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("/graphql", "GET"): {"params": {"query": QUERY}},
     ("/graphql", "HEAD"): {"params": {"query": QUERY}},
     ("/api/todos/", "POST"): {"json": {"title": "posted"}},
+    # From the start: the first event is the fixture's row (the feed is only a stream).
+    ("/api/feed/", "GET"): {"params": {"after": "0"}},
     ("/api/todos/{id}/", "PUT"): {"json": {"title": "put", "completed": False}},
     ("/api/todos/{id}/", "PATCH"): {"json": {"completed": True}},
     ("/api/lists/", "POST"): {"json": {"name": "matrix"}},
@@ -336,6 +342,7 @@ HTTP_WAYS: dict[str, tuple[str, str, dict[str, Any], Outcome]] = {
     ),
     "REST SSE, collection": ("GET", "/api/todos/?after=0", {"headers": SSE}, (200, "event")),
     "REST SSE, item": ("GET", "/api/todos/{id}/", {"headers": SSE}, (200, "event")),
+    "REST SSE, feed": ("GET", "/api/feed/?after=0", {"headers": SSE}, (200, "event")),
 }
 
 
@@ -423,7 +430,9 @@ def _restsocket(server: Server, path: str, headers: dict[str, str], token: str |
         url += ("&" if "?" in path else "?") + "token=" + token
     with connect(url, additional_headers=headers) as ws:
         try:
-            return str(next(_messages(ws))["op"])
+            message = next(_messages(ws))
+            # The feed's messages have a kind (the first one differs by mode).
+            return str(message["op"]) if "op" in message else "feed " + FEED_KINDS[message["kind"]]
         except ConnectionClosed as closed:
             return f"closed {closed.rcvd.code if closed.rcvd else None}"
 
@@ -459,6 +468,12 @@ SOCKET_WAYS: dict[str, tuple[Way, str, str]] = {
     ),
     "RESTSocket, item, ?token=": (
         lambda s, todo, c: _restsocket(s, f"/api/todos/{todo}/", {}, _query_token(c)), "snapshot", "closed 4401"
+    ),
+    "RESTSocket, feed, header": (
+        lambda s, _, c: _restsocket(s, "/api/feed/?after=0", c, None), "feed event", "closed 4401"
+    ),
+    "RESTSocket, feed, ?token=": (
+        lambda s, _, c: _restsocket(s, "/api/feed/?after=0", {}, _query_token(c)), "feed event", "closed 4401"
     ),
 }
 

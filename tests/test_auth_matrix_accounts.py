@@ -92,6 +92,7 @@ NO_COOKIE = {
     "legacy graphql-ws, token in connection_init",
     "RESTSocket, collection, ?token=",
     "RESTSocket, item, ?token=",
+    "RESTSocket, feed, ?token=",
 }
 
 

@@ -591,6 +591,22 @@ def test_instances_back_from_a_restart_take_requests_at_once(running: Cluster) -
             third.start()
 
 
+def test_with_no_instance_up_nginx_answers_json_in_each_api_s_shape(running: Cluster) -> None:
+    with httpx.Client(base_url=running.nginx.url, timeout=10) as client:
+        for instance in running.instances:
+            instance.stop(signal.SIGTERM)
+        try:
+            rest = client.post("/api/todos/", json={"title": "nowhere"})
+            graphql = client.post("/graphql", json={"query": "{ todos { id } }"})
+        finally:
+            for instance in running.instances:
+                instance.start()
+    assert (rest.status_code, rest.headers["content-type"], rest.headers["retry-after"]) == (502, "application/json", "1")
+    assert rest.json()["error"]["code"] == "NO_INSTANCE", rest.text
+    assert (graphql.status_code, graphql.headers["content-type"]) == (502, "application/json")
+    assert graphql.json()["errors"][0]["extensions"]["code"] == "NO_INSTANCE", graphql.text
+
+
 def test_make_cluster_runs_on_the_embedded_postgres_and_sigterm_stops_everything(tmp_path: Path) -> None:
     env = {**embedded(tmp_path), "PORT": str(free_port()), "SHUTDOWN_SECONDS": "2"}
     url = f"http://127.0.0.1:{env['PORT']}"

@@ -6,6 +6,7 @@ cursor judges each entry at its own position, so it gets the same changes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
@@ -261,3 +263,66 @@ def test_a_jwt_s_streams_end_at_its_exp(db_dsn: str) -> None:
         with READERS["graphql-transport-ws"](server, token(), None) as reader, pytest.raises(StopIteration):
             reader.next()
         assert reader.closed == 4401
+
+
+def _rest_feed(server: Server, token: str, after: str, transport: str, count: int) -> list[dict[str, Any]]:
+    """The first `count` events of /api/feed/ after the cursor, as a RESTSocket or an event stream."""
+    url = f"/api/feed/?after={after}"
+    if transport == "RESTSocket":
+        received: list[dict[str, Any]] = []
+        with connect(server.ws_url + url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            while len(received) < count:
+                message = json.loads(ws.recv(timeout=10))
+                if message.get("op") != "keepalive":
+                    received.append(message)
+        return received
+    headers = {"accept": "text/event-stream", "authorization": f"Bearer {token}"}
+    with httpx.stream("GET", server.url + url, headers=headers, timeout=10) as response:
+        assert response.status_code == 200
+        events = (event for event in Events(response) if "comment" not in event)
+        taken = list(itertools.islice(events, count))
+    data = [json.loads(event["data"]) for event in taken]
+    # Each event is named for its kind, with its cursor as the id (Last-Event-ID resumes).
+    assert [(event["event"], event["id"]) for event in taken] == [(d["kind"], d["cursor"]) for d in data]
+    return data
+
+
+@pytest.mark.parametrize("transport", ["RESTSocket", "REST SSE"])
+def test_the_rest_feed_carries_what_graphql_s_feed_does(accounts: Server, transport: str) -> None:
+    story = Story(accounts)
+    story.ann.data(CREATE, t="never bob's", l=None)
+    story.ann.data(SHARE, id=story.list, u="bob", r="VIEWER")
+    story.ann.data(RENAME, id=story.milk, t="oat milk")
+    story.ann.data(REMOVE, l=story.list, p=story.bob.id)
+    story.bob.data(CREATE, t="mine", l=None)
+    # Resumed from before it all: each entry judged at its own position.
+    events = _rest_feed(accounts, story.token, story.start, transport, 6)
+    shared = story.list
+    assert [(e["kind"], e.get("list_id")) for e in events] == [
+        ("member_added", shared), ("todo_arrived", shared), ("todo_updated", shared),
+        ("todo_removed", shared), ("member_removed", shared), ("todo_created", events[5]["list_id"]),
+    ]
+    assert events[0]["member"] == {"person": {"id": story.bob.id, "username": "bob"}, "role": "viewer"}
+    assert [e.get("todo", {}).get("title") for e in events[1:4]] == ["milk", "oat milk", None]
+    assert events[3] == {"kind": "todo_removed", "cursor": events[3]["cursor"], "todo_id": story.milk, "list_id": shared}
+    assert events[5]["todo"]["title"] == "mine" and events[5]["list_id"] != shared
+    assert "never bob's" not in json.dumps(events)
+
+
+def test_the_rest_feed_is_a_stream_and_says_what_it_refuses(accounts: Server) -> None:
+    story = Story(accounts)
+    auth = {"authorization": f"Bearer {story.token}"}
+    with httpx.Client(base_url=accounts.url, headers=auth, timeout=10) as client:
+        refused = client.get("/api/feed/", headers={"accept": "application/json"})
+        assert refused.status_code == 406 and refused.json()["error"]["code"] == "NOT_ACCEPTABLE", refused.text
+        for query, name in (("after=nope", "after"), ("list_id=nope", "list_id")):
+            bad = client.get(f"/api/feed/?{query}", headers={"accept": "text/event-stream"})
+            assert bad.status_code == 400 and bad.json()["error"]["code"] == "BAD_USER_INPUT", bad.text
+            assert name in bad.json()["error"]["message"]
+        head = client.head("/api/feed/")
+        assert (head.status_code, head.headers["content-type"].split(";")[0], head.content) == (200, "text/event-stream", b"")
+    with connect(accounts.ws_url + "/api/feed/?after=nope", additional_headers=auth) as ws, pytest.raises(
+        ConnectionClosed
+    ) as closed:
+        ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400

@@ -632,6 +632,7 @@ def test_the_pages_ask_for_the_token_once_and_send_it_everywhere(
     expect(page.locator(".connection-status")).to_have_attribute("data-state", "live", timeout=15000)
     add_todo(page, "behind a token")
     expect(titles(page)).to_have_text(["behind a token"], timeout=LIVE_MS)
+    stored(guarded, 1)
     insert_sql(guarded, "live behind a token")
     expect(titles(page)).to_have_text(["behind a token", "live behind a token"], timeout=LIVE_MS)
 

@@ -3,7 +3,9 @@ end: two people in two browser contexts (two cookie jars) of Debian's
 headless Chromium against the real server. They sign up, share a list, edit
 it live both ways; a viewer's list is read-only; an unshared list leaves the
 other's page at once with a message; a session that ends sends the page to
-sign-in; each person's queued edits go out only under their own session.
+sign-in; an owner changes a member's role and a member leaves, both seen live;
+each person's queued edits go out only under their own session, and a reload
+offline starts as the person it was.
 Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def share(page: Page, username: str, role: str) -> None:
     if page.locator(".share-dialog").count() == 0:
         page.locator(".share-toggle").click()
     page.get_by_label("Username").fill(username)
-    page.get_by_label("Role").select_option(role)
+    page.get_by_label("Role", exact=True).select_option(role)
     page.locator(".share-form button[type=submit]").click()
     expect(page.locator(f".members li[data-username='{username}']")).to_be_visible(timeout=LIVE_MS)
 
@@ -139,6 +141,41 @@ def test_two_people_share_a_list_and_see_each_other_live(
     expect(titles(bob)).to_have_count(0)  # his default list, empty
     pick(bob, "food")
     expect(titles(bob)).to_have_text(["milk", "eggs"])
+
+
+def test_an_owner_changes_a_role_live_and_a_member_leaves(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    ann = sign_up(two[0], accounts, "ann")
+    bob = sign_up(two[1], accounts, "bob")
+    ann.locator(".new-list").fill("trip")
+    ann.locator(".new-list").press("Enter")
+    expect(ann.locator(".list-select")).to_contain_text("trip (yours)", timeout=LIVE_MS)
+    share(ann, "bob", "EDITOR")
+    pick(bob, "trip")
+    add_todo(bob, "tickets")
+    expect(titles(ann)).to_have_text(["tickets"], timeout=LIVE_MS)
+
+    # Made a viewer while he looks at the list: it turns read-only on his page.
+    ann.get_by_label("Role of bob").select_option("VIEWER")
+    expect(bob.locator(".todoapp")).to_have_attribute("data-readonly", "true", timeout=LIVE_MS)
+    expect(bob.locator(".list-select")).to_contain_text("trip (shared: read only)")
+    expect(bob.locator(".new-todo")).to_have_count(0)
+    # Only the owner sees role choices; a member sees a way out instead.
+    bob.locator(".share-toggle").click()
+    expect(bob.get_by_label("Role of ann")).to_have_count(0)
+    expect(bob.locator(".members li[data-username='bob'] .member-role")).to_have_text("viewer")
+    expect(ann.locator(".leave-list")).to_have_count(0)
+
+    # He leaves: the list is gone from his page without an "unshared" notice, and from
+    # the owner's members at once.
+    bob.once("dialog", lambda dialog: dialog.accept())
+    bob.locator(".leave-list").click()
+    expect(bob.locator(".list-select")).not_to_contain_text("trip", timeout=LIVE_MS)
+    expect(titles(bob)).to_have_count(0)
+    expect(ann.locator(".members li[data-username='bob']")).to_have_count(0, timeout=LIVE_MS)
+    expect(bob.locator(".list-notice")).to_have_count(0)
+    expect(titles(ann)).to_have_text(["tickets"])
 
 
 def test_a_list_deleted_by_its_owner_leaves_and_a_session_that_ends_signs_in_again(
@@ -218,6 +255,34 @@ def test_an_edit_queued_by_one_person_goes_out_only_under_their_session(
         accounts.url + "/graphql", data={"query": "{ todos { title } }"}, headers=same_origin
     )
     assert [t["title"] for t in reply.json()["data"]["todos"]] == ["bob's"]
+
+
+def test_a_reload_offline_shows_the_same_person_s_lists_and_queues_into_their_outbox(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    """Offline, the service worker's page cannot ask who is signed in: it starts as the
+    person it last was (their lists, their outbox), never as open mode's page."""
+    mine = two[0]
+    ann = sign_up(mine, accounts, "ann")
+    ann.wait_for_function("navigator.serviceWorker.controller !== null", timeout=LIVE_MS)
+    add_todo(ann, "before")
+    expect(ann.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    expect(titles(ann)).to_have_text(["before"])
+
+    mine.set_offline(True)
+    reloaded = ann.reload()
+    assert reloaded is not None and reloaded.from_service_worker
+    expect(ann.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    expect(ann.locator(".list-select")).to_contain_text("(yours)")
+    expect(titles(ann)).to_have_text(["before"], timeout=LIVE_MS)
+    add_todo(ann, "made offline")
+    expect(ann.locator(".outbox-count")).to_have_text("1 change waiting")
+
+    mine.set_offline(False)
+    expect(ann.locator(".outbox-count")).to_have_count(0, timeout=3 * LIVE_MS)
+    same_origin = {"Origin": accounts.url}
+    reply = mine.request.post(accounts.url + "/graphql", data={"query": "{ todos { title } }"}, headers=same_origin)
+    assert [t["title"] for t in reply.json()["data"]["todos"]] == ["before", "made offline"]
 
 
 def test_a_page_left_open_across_another_sign_in_does_not_send_as_the_new_person(

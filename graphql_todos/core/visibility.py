@@ -109,6 +109,41 @@ class Delivery:
         return self.entry.changed_at
 
 
+_FEED_KINDS = {
+    (Kind.UPDATE, "created"): "todo_created",
+    (Kind.UPDATE, "updated"): "todo_updated",
+    (Kind.UPDATE, "deleted"): "todo_deleted",
+    (Kind.LIST, "list_created"): "list_added",
+    (Kind.LIST, "list_updated"): "list_updated",
+    (Kind.LIST, "list_deleted"): "list_removed",
+    (Kind.MEMBER, "member_added"): "member_added",
+    (Kind.MEMBER, "member_updated"): "member_updated",
+    (Kind.MEMBER, "member_removed"): "member_removed",
+}
+
+
+def feed_kind(delivery: Delivery) -> str:
+    """What a delivery is called in the feed (GraphQL's FeedKind, REST's
+    /api/feed/ event names): todo_created ... member_removed."""
+    if delivery.kind is Kind.ARRIVAL:
+        return "todo_arrived"
+    if delivery.kind is Kind.REMOVAL:
+        return "todo_removed"
+    return _FEED_KINDS[delivery.kind, delivery.entry.op]
+
+
+def ended_with_its_list(entry: Entry) -> bool:
+    """Whether the entry went with its list's deletion (the feed's reason LIST_DELETED)."""
+    return entry.op == "list_deleted" or (entry.detail or {}).get("reason") == "list_deleted"
+
+
+def member_of(entry: Entry) -> tuple[str, str, str]:
+    """A member entry's person id, username and role (after the change; the
+    role they had, for a removal)."""
+    detail = entry.detail or {}
+    return str(entry.person), str(detail.get("username")), str(detail.get("role_after") or detail.get("role_before"))
+
+
 def legacy_change(entry: Entry, kind: Kind | None) -> Change | None:
     """The todoChanges shape of a todo entry for a reader that gets it as
     `kind` (people.md section 9): an arrival is CREATED with the row, a

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
@@ -82,8 +83,10 @@ def _many(change: str) -> str:
 # A key used before meets the primary key (a concurrent duplicate waits for
 # the first to commit) and the whole statement rolls back. The rows come back
 # as the journal holds them (to_jsonb), so a retry answers from the same
-# text. `single`: the verdict is written only when the change found its row,
-# else the service records a rejection.
+# text; as text, which orjson reads in a fifth of the time psycopg's jsonb
+# loader (the standard library's json) takes. `single`: the verdict is
+# written only when the change found its row, else the service records a
+# rejection.
 def _numbered(change: str, single: bool) -> str:
     recorded = (
         "SELECT %(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'applied' FROM changed HAVING count(*) > 0"
@@ -95,7 +98,7 @@ WITH acting AS (SELECT set_config('app.mutation', %(key)s, true),
                        set_config('app.person_id', coalesce(%(actor)s::text, ''), true)),
 changed AS ({change}),
 recorded AS (INSERT INTO mutations (principal, client_id, seq, fingerprint, verdict) {recorded})
-SELECT to_jsonb(changed) AS todo FROM changed ORDER BY created_time, id LIMIT %(limit)s
+SELECT to_jsonb(changed)::text AS todo FROM changed ORDER BY created_time, id LIMIT %(limit)s
 """
 
 
@@ -219,4 +222,4 @@ async def write_numbered(
                     raise
                 return None
             rows = await cur.fetchall()
-    return [row[0] for row in rows], notices.position
+    return [orjson.loads(row[0]) for row in rows], notices.position

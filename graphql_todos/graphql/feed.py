@@ -16,7 +16,7 @@ from graphql_todos.core.errors import NotFound
 from graphql_todos.core.lists import Lists
 from graphql_todos.core.models import Entry
 from graphql_todos.core.people import SERVICE, Principal
-from graphql_todos.core.visibility import Delivery, Kind
+from graphql_todos.core.visibility import Delivery, Kind, ended_with_its_list, feed_kind, member_of
 from graphql_todos.graphql.types import Member, Person, Role, Todo
 
 
@@ -64,19 +64,6 @@ class FeedKind(Enum):
     MEMBER_REMOVED = "member_removed"
 
 
-_KINDS = {
-    (Kind.UPDATE, "created"): FeedKind.TODO_CREATED,
-    (Kind.UPDATE, "updated"): FeedKind.TODO_UPDATED,
-    (Kind.UPDATE, "deleted"): FeedKind.TODO_DELETED,
-    (Kind.LIST, "list_created"): FeedKind.LIST_ADDED,
-    (Kind.LIST, "list_updated"): FeedKind.LIST_UPDATED,
-    (Kind.LIST, "list_deleted"): FeedKind.LIST_REMOVED,
-    (Kind.MEMBER, "member_added"): FeedKind.MEMBER_ADDED,
-    (Kind.MEMBER, "member_updated"): FeedKind.MEMBER_UPDATED,
-    (Kind.MEMBER, "member_removed"): FeedKind.MEMBER_REMOVED,
-}
-
-
 @strawberry.type(
     description="One entry as its reader may see it: todo for TODO_CREATED/UPDATED/DELETED/ARRIVED,"
     " todoId for every TODO_* (alone for TODO_REMOVED), listId the list it concerns, member for MEMBER_*."
@@ -103,25 +90,20 @@ class FeedEvent:
 def feed_event(delivery: Delivery) -> FeedEvent:
     """The event a delivery is."""
     entry, kind = delivery.entry, delivery.kind
-    feed_kind = {Kind.ARRIVAL: FeedKind.TODO_ARRIVED, Kind.REMOVAL: FeedKind.TODO_REMOVED}.get(kind)
-    if feed_kind is None:
-        feed_kind = _KINDS[kind, entry.op]
-    detail = entry.detail or {}
     return FeedEvent(
-        kind=feed_kind,
+        kind=FeedKind(feed_kind(delivery)),
         cursor=entry.cursor,
         todo=cast(Todo, entry.todo) if kind is not Kind.REMOVAL else None,
         todo_id=_id(entry.todo_id),
         list_id=_id(entry.list_after or entry.list_before),
         member=_member(entry) if kind is Kind.MEMBER else None,
-        reason="LIST_DELETED" if entry.op == "list_deleted" or detail.get("reason") == "list_deleted" else None,
+        reason="LIST_DELETED" if ended_with_its_list(entry) else None,
     )
 
 
 def _member(entry: Entry) -> Member:
-    detail = entry.detail or {}
-    role = str(detail.get("role_after") or detail.get("role_before"))
-    return Member(person=Person(id=strawberry.ID(str(entry.person)), username=str(detail.get("username"))), role=Role(role))
+    person, username, role = member_of(entry)
+    return Member(person=Person(id=strawberry.ID(person), username=username), role=Role(role))
 
 
 def _id(value: uuid.UUID | None) -> strawberry.ID | None:

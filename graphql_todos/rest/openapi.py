@@ -13,6 +13,7 @@ from typing import Any
 from graphql_todos.core.service import MAX_OFFSET, MAX_TITLE_LENGTH
 from graphql_todos.core.settings import Settings
 from graphql_todos.rest.openapi_auth import AUTH_PATHS, AUTH_SCHEMAS
+from graphql_todos.rest.openapi_feed import FEED_PATHS, FEED_SCHEMAS
 from graphql_todos.rest.openapi_lists import LIST_PATHS, LIST_SCHEMAS
 from graphql_todos.rest.openapi_parts import body, errors, json_content, json_or_events, ref, todo_input
 
@@ -222,6 +223,7 @@ DOCUMENT: dict[str, Any] = {
         },
         **AUTH_PATHS,
         **LIST_PATHS,
+        **FEED_PATHS,
     },
     "components": {
         "schemas": {
@@ -281,6 +283,7 @@ DOCUMENT: dict[str, Any] = {
             },
             **AUTH_SCHEMAS,
             **LIST_SCHEMAS,
+            **FEED_SCHEMAS,
         }
     },
 }

@@ -133,7 +133,7 @@ class TodoCollection(HTTPEndpoint):
         async def produce(send: event_stream.SendChunk) -> None:
             await groups.run("rest sse", lambda: _change_event, Member(start, b"", b"", None, send), viewer=viewer)
 
-        return _event_stream(request, produce)
+        return event_stream_response(request, produce)
 
 
 class TodoItem(HTTPEndpoint):
@@ -144,7 +144,7 @@ class TodoItem(HTTPEndpoint):
         if stream:
             # The row now, then each change: a reconnect needs no cursor.
             messages = _state_messages(_service(request), _hub(request), viewer, str(todo.id))
-            return _event_stream(request, _events(messages))
+            return event_stream_response(request, _events(messages))
         return _json(todo)
 
     async def put(self, request: Request) -> Response:
@@ -373,7 +373,7 @@ async def _state_messages(
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
 
 
-def _event_stream(
+def event_stream_response(
     request: Request, events: AsyncGenerator[bytes, None] | event_stream.Produce
 ) -> event_stream.EventStreamResponse:
     settings: Settings = request.state.settings

@@ -11,11 +11,15 @@ import {
   CreateListMutation,
   DeleteListMutation,
   goneMessages,
+  keepLists,
+  keptLists,
+  LeaveListMutation,
   ListsQueryDocument,
   mayEdit,
   RemoveMemberMutation,
   RenameListMutation,
   sameLists,
+  SetMemberRoleMutation,
   ShareListMutation,
   shownList,
   type Member,
@@ -43,10 +47,12 @@ interface Props {
 }
 
 export function People({ person, sync, outbox, send, follow, onSignOut }: Props) {
-  const [lists, setLists] = useState<readonly TodoList[] | null>(null);
+  // As last read on this browser, until the server answers: a reload offline shows them.
+  const [lists, setLists] = useState<readonly TodoList[] | null>(() => keptLists(person.id));
   const [wanted, setWanted] = useState<string | null>(null);
   const [notices, setNotices] = useState<readonly string[]>([]);
-  const ownDeletes = useRef(new Set<string>());
+  // Lists this page deleted or left: gone without a notice.
+  const own = useRef(new Set<string>());
   // Lists the feed said were deleted by their owner (told as deleted, not as unshared).
   const deleted = useRef(new Set<string>());
   const shown = lists === null ? null : shownList(lists, wanted);
@@ -63,7 +69,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
   );
 
   // The last lists read, to tell what went away since.
-  const known = useRef<readonly TodoList[] | null>(null);
+  const known = useRef<readonly TodoList[] | null>(lists);
 
   const reload = useCallback(async () => {
     try {
@@ -72,13 +78,14 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
       if (before !== null && sameLists(before, read)) return;
       known.current = read;
       setLists(read);
-      const gone = before === null ? [] : goneMessages(before, read, ownDeletes.current, deleted.current);
+      keepLists(person.id, read);
+      const gone = before === null ? [] : goneMessages(before, read, own.current, deleted.current);
       if (gone.length) setNotices((n) => [...n, ...gone]);
     } catch (error) {
       // The sync's status shows a lost connection; the next poll tries again.
       console.warn('could not read the lists', error);
     }
-  }, [send]);
+  }, [send, person.id]);
 
   useEffect(() => {
     void reload();
@@ -135,7 +142,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
         onDelete={(list) =>
           window.confirm(`Delete «${list.name}» and its todos, for everyone it is shared with?`)
             ? act('delete the list', () => {
-                ownDeletes.current.add(list.id);
+                own.current.add(list.id);
                 return send(DeleteListMutation, { id: list.id });
               })
             : Promise.resolve(false)
@@ -151,6 +158,19 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
           act('remove the member', () =>
             send(RemoveMemberMutation, { listId: shown.id, personId: member.person.id }),
           )
+        }
+        onRole={(member: Member, role: Role) =>
+          act('change the role', () =>
+            send(SetMemberRoleMutation, { listId: shown.id, personId: member.person.id, role }),
+          )
+        }
+        onLeave={() =>
+          window.confirm(`Leave «${shown.name}»? Its owner can share it with you again.`)
+            ? act('leave the list', () => {
+                own.current.add(shown.id);
+                return send(LeaveListMutation, { id: shown.id });
+              })
+            : Promise.resolve(false)
         }
       />
       {notices.map((notice, i) => (

@@ -1,5 +1,6 @@
-// Who a list is shared with: its members, and for its owner a form to share it (username,
-// role) and a button to remove each member.
+// Who a list is shared with: its members; for its owner a form to share it (username,
+// role), each member's role to change and a button to remove them; for anyone else a
+// button to leave it.
 import { useState, type FormEvent } from 'react';
 import type { Member, Role, TodoList } from './lists';
 
@@ -7,9 +8,11 @@ interface Props {
   list: TodoList;
   onShare(username: string, role: Role): Promise<boolean>;
   onRemove(member: Member): Promise<boolean>;
+  onRole(member: Member, role: Role): Promise<boolean>;
+  onLeave(): Promise<boolean>;
 }
 
-export function ShareDialog({ list, onShare, onRemove }: Props) {
+export function ShareDialog({ list, onShare, onRemove, onRole, onLeave }: Props) {
   const [open, setOpen] = useState(false);
   const owner = list.role === 'OWNER';
 
@@ -37,7 +40,18 @@ export function ShareDialog({ list, onShare, onRemove }: Props) {
             {list.members.map((m) => (
               <li key={m.person.id} data-username={m.person.username}>
                 <span className="member-name">{m.person.username}</span>
-                <span className="member-role">{m.role.toLowerCase()}</span>
+                {owner && m.role !== 'OWNER' ? (
+                  <select
+                    className="member-role"
+                    aria-label={`Role of ${m.person.username}`}
+                    value={m.role}
+                    onChange={(e) => void onRole(m, e.currentTarget.value as Role)}
+                  >
+                    <RoleOptions />
+                  </select>
+                ) : (
+                  <span className="member-role">{m.role.toLowerCase()}</span>
+                )}
                 {owner && m.role !== 'OWNER' && (
                   <button
                     type="button"
@@ -55,14 +69,28 @@ export function ShareDialog({ list, onShare, onRemove }: Props) {
             <form className="share-form" onSubmit={(e) => void share(e)}>
               <input name="username" aria-label="Username" placeholder="username" required />
               <select name="role" aria-label="Role" defaultValue="EDITOR">
-                <option value="EDITOR">can edit</option>
-                <option value="VIEWER">can view</option>
+                <RoleOptions />
               </select>
               <button type="submit">Share</button>
             </form>
           )}
+          {!owner && (
+            <button type="button" className="leave-list" onClick={() => void onLeave()}>
+              Leave this list
+            </button>
+          )}
         </div>
       )}
     </section>
+  );
+}
+
+/** The roles an owner may give (a list has one owner). */
+function RoleOptions() {
+  return (
+    <>
+      <option value="EDITOR">can edit</option>
+      <option value="VIEWER">can view</option>
+    </>
   );
 }

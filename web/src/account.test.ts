@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { enter, refusal, signedInAs, whoAmI } from './account';
+import { enter, recall, refusal, remember, signedInAs, whoAmI } from './account';
+import { memoryStorage } from './testing';
 import { askForToken, onSignedOut, withToken } from './token';
 
 const answer = (status: number, body: unknown) =>
@@ -90,5 +91,33 @@ describe('a socket closed 4401', () => {
     options.on?.closed?.({ code: 4401 } as CloseEvent);
     expect(ended).toHaveBeenCalledTimes(1);
     expect(closed).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('remember and recall', () => {
+  it('give back the account last remembered: open, a person, or signed out', () => {
+    const storage = memoryStorage();
+    expect(recall(storage)).toBeNull();
+    const ann = { id: '2', username: 'ann' };
+    for (const account of [{ mode: 'open' }, { mode: 'accounts', person: ann }, { mode: 'accounts', person: null }] as const) {
+      remember(account, storage);
+      expect(recall(storage)).toEqual(account);
+    }
+  });
+
+  it('recall nothing from what is not an account, rather than guess a mode', () => {
+    const storage = memoryStorage();
+    for (const kept of ['not json', '42', '{"mode": "admin"}', '{"mode": "accounts", "person": {"id": 2}}']) {
+      storage.setItem('graphql-todos.account', kept);
+      expect(recall(storage)).toBeNull();
+    }
+  });
+
+  it('remember goes on when the storage refuses', () => {
+    const refusing = { setItem: () => { throw new Error('QuotaExceededError'); } };
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    expect(() => remember({ mode: 'open' }, refusing)).not.toThrow();
+    expect(warn).toHaveBeenCalled();
+    warn.mockRestore();
   });
 });

@@ -32,6 +32,40 @@ export async function whoAmI(fetcher: Fetch = fetch): Promise<Account> {
   return { mode: 'open' };
 }
 
+// Where the page keeps who it last acted for (see `recall`).
+const REMEMBERED = 'graphql-todos.account';
+
+/** Keeps who the server said the page acts for, for the next start without it. */
+export function remember(account: Account, storage: Pick<Storage, 'setItem'> = localStorage): void {
+  try {
+    storage.setItem(REMEMBERED, JSON.stringify(account));
+  } catch (error) {
+    // Storage full or turned off: the page works, only an offline start knows less.
+    console.warn('could not keep the account', error);
+  }
+}
+
+/**
+ * Who the page last acted for, or null: a start without the server (an offline reload,
+ * the service worker's page) goes on as that, so an accounts page shows that person's
+ * lists and outbox, never open mode's; each send still checks the session (`signedInAs`).
+ */
+export function recall(storage: Pick<Storage, 'getItem'> = localStorage): Account | null {
+  let kept: unknown;
+  try {
+    kept = JSON.parse(storage.getItem(REMEMBERED) ?? 'null');
+  } catch {
+    return null;
+  }
+  if (typeof kept !== 'object' || kept === null) return null;
+  const { mode, person } = kept as { mode?: unknown; person?: { id?: unknown; username?: unknown } | null };
+  if (mode === 'open') return { mode };
+  if (mode !== 'accounts') return null;
+  if (person === null) return { mode, person };
+  if (typeof person?.id !== 'string' || typeof person.username !== 'string') return null;
+  return { mode, person: { id: person.id, username: person.username } };
+}
+
 /**
  * Whether this browser's session is still `personId`'s: the cookie is the profile's, and
  * another tab may have signed someone else in since this page started. Throws when the

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { goneMessages, mayEdit, sameLists, shownList, todosOf, type TodoList } from './lists';
+import { goneMessages, keepLists, keptLists, mayEdit, sameLists, shownList, todosOf, type TodoList } from './lists';
+import { memoryStorage } from './testing';
 
 const list = (id: string, name: string, role: TodoList['role'] = 'OWNER', isDefault = false): TodoList => ({
   id,
@@ -54,5 +55,25 @@ describe('lists that went away', () => {
   it('a read that changed nothing is the same lists', () => {
     expect(sameLists([home, shared], [{ ...home }, { ...shared }])).toBe(true);
     expect(sameLists([home, shared], [home, { ...shared, name: 'food' }])).toBe(false);
+  });
+});
+
+describe('lists kept for a start without the server', () => {
+  it('are each person\'s own, as last kept', () => {
+    const storage = memoryStorage();
+    expect(keptLists('ann', storage)).toBeNull();
+    keepLists('ann', [home, shared], storage);
+    keepLists('bob', [work], storage);
+    keepLists('ann', [home], storage);
+    expect(keptLists('ann', storage)).toEqual([home]);
+    expect(keptLists('bob', storage)).toEqual([work]);
+  });
+
+  it('are none when what is kept is not a list of lists', () => {
+    const storage = memoryStorage();
+    storage.setItem('graphql-todos.ann.lists', '{"not": "an array"}');
+    expect(keptLists('ann', storage)).toBeNull();
+    storage.setItem('graphql-todos.ann.lists', 'not json');
+    expect(keptLists('ann', storage)).toBeNull();
   });
 });

@@ -66,6 +66,22 @@ export const RemoveMemberMutation = graphql(`
   }
 `);
 
+export const SetMemberRoleMutation = graphql(`
+  mutation SetMemberRole($listId: ID!, $personId: ID!, $role: Role!) {
+    setMemberRole(listId: $listId, personId: $personId, role: $role) {
+      role
+    }
+  }
+`);
+
+export const LeaveListMutation = graphql(`
+  mutation LeaveList($id: ID!) {
+    leaveList(id: $id) {
+      id
+    }
+  }
+`);
+
 /** Whether a member in this role may change the list's todos (a viewer reads only). */
 export function mayEdit(role: Role): boolean {
   return role !== 'VIEWER';
@@ -84,17 +100,17 @@ export function todosOf(todos: readonly Todo[], listId: string): readonly Todo[]
 /**
  * What to tell the person about lists that went away between two reads of `lists`: each
  * one they did not delete themselves, "«name» was deleted" when the feed said so, else
- * "«name» is no longer shared with you". `ownDeletes` are the ids this page deleted.
+ * "«name» is no longer shared with you". `own` are the ids this page deleted or left.
  */
 export function goneMessages(
   before: readonly TodoList[],
   after: readonly TodoList[],
-  ownDeletes: ReadonlySet<string>,
+  own: ReadonlySet<string>,
   deleted: ReadonlySet<string> = new Set(),
 ): string[] {
   const still = new Set(after.map((l) => l.id));
   return before
-    .filter((l) => !still.has(l.id) && !ownDeletes.has(l.id))
+    .filter((l) => !still.has(l.id) && !own.has(l.id))
     .map((l) =>
       deleted.has(l.id) ? `«${l.name}» was deleted` : `«${l.name}» is no longer shared with you`,
     );
@@ -103,4 +119,32 @@ export function goneMessages(
 /** Whether two reads of `lists` say the same (a poll that changed nothing re-renders nothing). */
 export function sameLists(a: readonly TodoList[], b: readonly TodoList[]): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
+}
+
+const listsKey = (personId: string) => `graphql-todos.${personId}.lists`;
+
+/** Keeps a person's lists as last read, for a start without the server (`keptLists`). */
+export function keepLists(
+  personId: string,
+  lists: readonly TodoList[],
+  storage: Pick<Storage, 'setItem'> = localStorage,
+): void {
+  try {
+    storage.setItem(listsKey(personId), JSON.stringify(lists));
+  } catch (error) {
+    console.warn('could not keep the lists', error); // as `remember` in account.ts
+  }
+}
+
+/** A person's lists as last read on this browser, or null (never read, or unreadable). */
+export function keptLists(
+  personId: string,
+  storage: Pick<Storage, 'getItem'> = localStorage,
+): readonly TodoList[] | null {
+  try {
+    const kept: unknown = JSON.parse(storage.getItem(listsKey(personId)) ?? 'null');
+    return Array.isArray(kept) ? (kept as TodoList[]) : null;
+  } catch {
+    return null;
+  }
 }

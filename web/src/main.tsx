@@ -3,7 +3,7 @@ import './app.css';
 import { StrictMode } from 'react';
 import { createRoot, type Root } from 'react-dom/client';
 import { createClient } from 'graphql-ws';
-import { signedInAs, signOut, whoAmI, type Account } from './account';
+import { recall, remember, signedInAs, signOut, whoAmI, type Account } from './account';
 import { endpoints, request, TodoListQuery } from './api';
 import { App } from './App';
 import { followLists, type ListFeedEvent } from './listFeed';
@@ -132,6 +132,8 @@ async function render(root: Root, account: Account): Promise<void> {
   };
   const leave = () => {
     page.shown.stop();
+    // Signed out here even if the server cannot hear it yet: a reload offline shows sign-in.
+    remember({ mode: 'accounts', person: null });
     void signOut().finally(startOver);
   };
   root.render(
@@ -149,8 +151,12 @@ async function render(root: Root, account: Account): Promise<void> {
 }
 
 const root = createRoot(document.getElementById('root')!);
-// Unreachable: as before accounts, the page starts and shows itself offline until it is.
+// Unreachable: the page starts as it last was (that person's lists and outbox, or open
+// mode as before accounts) and shows itself offline until the server answers.
 whoAmI().then(
-  (account) => render(root, account),
-  () => render(root, { mode: 'open' }),
+  (account) => {
+    remember(account);
+    return render(root, account);
+  },
+  () => render(root, recall() ?? { mode: 'open' }),
 );
