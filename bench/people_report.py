@@ -90,12 +90,12 @@ def people_section(results: dict[str, Any]) -> list[str]:
     if not people:
         return []
     args = results["args"]
-    members = people["members"]
     return [
         "## People, lists and sharing",
         "",
         (f"Issue 19 (`bench/people.py`; docs/design/people.md, section 11): a database of its own, "
-         f"{people['people']:,} people in lists of 10 (person p in list p mod {members['lists']}), each with a "
+         f"{people['people']:,} people in lists of 10 (person p in list p div 10: a list's members in one "
+         "client process, as the yardstick's 10 are), each with a "
          "personal access token; 50 todos, all in person 0's default list. Every person holds one "
          "graphql-transport-ws `todoChanges { op todo { id title completed } }` subscriber "
          "(`bench/fanout_client.c -e -i`: the token in connection_init's payload, every frame reported with its "

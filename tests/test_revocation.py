@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import jwt
+import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -255,3 +257,36 @@ def test_streams_end_when_their_jwt_expires(db_dsn: str) -> None:
             assert client.post("/api/todos/", json={"title": "before its exp"}).status_code == 201
         _wait_for(subscribers, 1)
         _ended_unauthenticated(subscribers, expires_at, "token expired")
+
+
+def test_streams_end_when_their_token_expires_and_a_lasting_token_is_looked_at_once(db_dsn: str) -> None:
+    """The expiry sweep asks about a held credential only once it may have
+    ended: a token with no expiry once, however long its streams stay open."""
+    with serving(db_dsn, auth="accounts") as server:
+        leaks = Leaks()
+        ann = Person(server, leaks, token("ann"))
+        lasting, expiring = ann.credential("token"), ann.credential("token")
+        lifetime = 4.0  # long enough to connect every transport on a loaded machine
+        with psycopg.connect(server.dsn, autocommit=True) as db:
+            db.execute(
+                "UPDATE access_tokens SET expires_time = now() + make_interval(secs => %s) WHERE id = %s",
+                (lifetime, expiring.id),
+            )
+        set_at = time.monotonic()
+        asked: list[str] = []
+        accounts = server.state("accounts")
+        live = accounts.live
+
+        async def counted(credentials: list[uuid.UUID]) -> dict[uuid.UUID, float | None]:
+            asked.extend(str(c) for c in credentials)
+            return await live(credentials)
+
+        accounts.live = counted
+        kept = ann.streams(lasting, ann.cursor())
+        ending = ann.streams(expiring, ann.cursor())
+        _ended_unauthenticated(ending, set_at + lifetime, "token expired")
+        time.sleep(2.5)  # more sweeps, once a second
+        assert asked.count(lasting.id) == 1 and asked.count(expiring.id) >= 2, asked
+        assert not any(s.ended.is_set() for s in kept), [(s.transport, s.ending) for s in kept]
+        for subscriber in kept:
+            subscriber.close()

@@ -294,12 +294,14 @@ class Accounts:
             if key is not None:
                 self._known.pop(key)
 
-    async def live(self, credentials: list[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these sessions and tokens are live; the sessions among
-        them count as in use (people.md section 8: open sockets are activity)."""
+    async def live(self, credentials: list[uuid.UUID]) -> dict[uuid.UUID, float | None]:
+        """Which of these sessions and tokens are live, each with the seconds
+        before it must be asked about again (None: never, a token with no
+        expiry; a revocation is journaled); the sessions among them count as
+        in use (people.md section 8: open sockets are activity)."""
         async with connection(self.pool) as conn:
             cur = await conn.execute(sql.LIVE_HELD, {"ids": credentials, **self._limits})
-            return {row[0] for row in await cur.fetchall()}
+            return {row[0]: row[1] for row in await cur.fetchall()}
 
     async def named(self, username: str) -> Person:
         """The person of this username (a JWT's), made if new."""

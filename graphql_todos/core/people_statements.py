@@ -47,18 +47,21 @@ RETURNING s.id, p.id, p.username,
           extract(epoch FROM least(s.expires_time, now() + {_INTERVAL}) - now())::float8
 """
 # Which of the sessions and tokens this process holds sockets and streams
-# open for are still live (edge/revocation.py); an open socket is activity:
-# its session is seen again once a quarter of the idle time has passed.
+# open for are still live (edge/revocation.py), and for how many seconds at
+# most they stay so with nothing done (NULL: a token that never expires); an
+# open socket is activity: its session is seen again once a quarter of the
+# idle time has passed, so it is asked about again by then.
 LIVE_HELD = f"""
 WITH live_sessions AS (
-    SELECT id FROM sessions WHERE id = ANY(%(ids)s) AND {_LIVE_SESSION}
+    SELECT id, expires_time FROM sessions WHERE id = ANY(%(ids)s) AND {_LIVE_SESSION}
 ), seen AS (
     UPDATE sessions SET seen_time = now()
     WHERE id IN (SELECT id FROM live_sessions) AND seen_time < now() - {_INTERVAL} / 4
 )
-SELECT id FROM live_sessions
+SELECT id, extract(epoch FROM least(expires_time - now(), {_INTERVAL} / 4))::float8 FROM live_sessions
 UNION ALL
-SELECT id FROM access_tokens WHERE id = ANY(%(ids)s) AND (expires_time IS NULL OR expires_time > now())
+SELECT id, extract(epoch FROM expires_time - now())::float8
+FROM access_tokens WHERE id = ANY(%(ids)s) AND (expires_time IS NULL OR expires_time > now())
 """
 TOKEN_BY_SECRET = """
 UPDATE access_tokens t SET used_time = now()

@@ -31,6 +31,9 @@ class Kind(Enum):
 
 _LIST_OPS = frozenset({"list_created", "list_updated", "list_deleted"})
 _MEMBER_OPS = frozenset({"member_added", "member_updated", "member_removed"})
+# The only entries that may change a view (View._apply): routing.py rebuilds
+# a reader's index after these alone.
+MOVES_VIEWS = frozenset({"member_added", "member_removed", "list_deleted"})
 
 
 class View:
@@ -42,6 +45,9 @@ class View:
     def __init__(self, person: uuid.UUID | None, lists: set[uuid.UUID] | None = None) -> None:
         self.person = person
         self.lists: set[uuid.UUID] = set() if lists is None else lists
+
+    def copy(self) -> View:
+        return View(self.person, set(self.lists))
 
     def sees(self, list_id: uuid.UUID | None) -> bool:
         return list_id is not None and (self.person is None or list_id in self.lists)
@@ -83,7 +89,7 @@ class View:
         return None  # access_revoked: for servers only
 
     def _apply(self, entry: Entry) -> None:
-        if self.person is None or entry.list_after is None:
+        if self.person is None or entry.list_after is None or entry.op not in MOVES_VIEWS:
             return
         if entry.op == "member_added" and entry.person == self.person:
             self.lists.add(entry.list_after)
@@ -138,11 +144,12 @@ def member_of(entry: Entry) -> tuple[str, str, str]:
     return str(entry.person), str(detail.get("username")), str(detail.get("role_after") or detail.get("role_before"))
 
 
-def legacy_change(entry: Entry, kind: Kind) -> Change | None:
+def legacy_change(entry: Entry, kind: Kind | None) -> Change | None:
     """The todoChanges shape of a todo entry for a reader that gets it as
     `kind` (people.md section 9): an arrival is CREATED with the row, a
     removal DELETED with the row the reader last could see; list and member
-    entries have none. Made once per entry and kind."""
+    entries, and one the reader does not get (None), have none. Made once
+    per entry and kind."""
     change = entry.legacy.get(kind)
     if change is not None or kind not in _LEGACY:
         return change

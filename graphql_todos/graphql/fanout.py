@@ -41,6 +41,7 @@ from strawberry.http import GraphQLRequestData
 from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import ALL, Change, Viewer
+from graphql_todos.core.visibility import View
 from graphql_todos.graphql.intake import Intake, Operation, no_operation
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
@@ -110,13 +111,18 @@ class Joined:
     make_render: Callable[[], Render]
     # The errors Strawberry's path would give for a stream that fails so.
     failure: Callable[[DomainError], list[GraphQLError]]
-    # Whose changes: the member gets what this viewer may see.
+    # Whose changes: the member gets what this viewer may see, from its
+    # view at `start`.
     viewer: Viewer
+    view: View
+
+    def member(self, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> Member:
+        return Member(self.start, prefix, suffix, write, send, self.view)
 
     async def run(self, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
         """Deliver every change to the member until the hub closes; cancel to
         leave. Raises StreamFailed."""
-        await self.deliver(Member(self.start, prefix, suffix, write, send))
+        await self.deliver(self.member(prefix, suffix, write, send))
 
     async def deliver(self, member: Member, group: Group | None = None) -> None:
         """Groups.run, its cursor found pruned past (as it caught up, or its
@@ -145,7 +151,7 @@ class SocketMember:
         if self.write is None:
             return None
         joined = self.joined
-        member = Member(joined.start, prefix, suffix, self.write, self.send)
+        member = joined.member(prefix, suffix, self.write, self.send)
         group = joined.groups.attach(joined.key, joined.make_render, member, joined.viewer)
         return None if group is None else Attached(joined, member, group)
 
@@ -209,13 +215,18 @@ class GraphQLFanout:
             start = await start_after(journal, cursor if resume_after is None else resume_after)
         except DomainError as exc:
             raise Refused(self._refusal(plan, exc)) from None
-        # The cursor decides where a member starts, not what a change looks like.
+        # The cursor decides where a member starts, not what a change looks
+        # like; nor does whose it is (people.md section 6: a member gets
+        # what its view says, in the payload every reader of that kind gets).
         key = (frame, document, operation_name, coerced.key_without(plan.after_variable))
+        groups: Groups = conn.state.broadcast_groups
+        viewer = _viewer_of(context)
         return Joined(
-            conn.state.broadcast_groups, key, start,
+            groups, key, start,
             lambda: self._render(plan, context, variables, operation_name, frame),
             self._failure,
-            _viewer_of(context),
+            viewer,
+            await groups.hub.view_at(viewer, start),
         )
 
     async def produce(

@@ -1,8 +1,16 @@
-"""Broadcast fan-out: subscribers that are sent the same bytes for every
-change form one group, with one hub subscription and one rendering per change,
+"""Broadcast fan-out: subscribers that are sent the same bytes for a change
+form one group, with one hub subscription and one rendering per change,
 then one write per member (websockets' broadcast(), with the journal behind
 it). A member's frame is its own prefix, the shared payload and its suffix;
 only the operation id differs between members.
+
+A group is keyed by its document, not by whose it is (docs/design/people.md
+section 6): each member holds its reader's view, and the group's router
+(routing.py) finds the members an entry may concern by their lists and
+person, steps their views, and gives each what the entry is for it (an
+update, an arrival, a removal). Each of those is rendered once for the
+group and written to the members that get it: one change to one list visits
+that list's readers only, however many people the group serves.
 
 A member that cannot take a frame at once (its connection's write buffer is
 full, or its queue for a plain ASGI send holds QUEUE_SIZE changes, the hub's
@@ -21,20 +29,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 
 from graphql_todos.core import metrics
-from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import CursorExpired
-from graphql_todos.core.models import ALL, Change, Viewer
-from graphql_todos.core.visibility import legacy_change
+from graphql_todos.core.models import ALL, Change, Entry, Viewer
+from graphql_todos.core.visibility import Kind, View, legacy_change
 from graphql_todos.live.hub import Hub
+from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
 
-# Payloads kept for groups of other viewers of the same document (a change
-# is fanned out by all its groups within the hub's queue bound).
-PAYLOADS = 1024
+# What an entry is for a reader of every list (open mode's, the service's):
+# such a view never changes, so one judges for all of them.
+_EVERY_LIST = View(None)
 
 # The bytes every member of a group gets for a change (one encode for all).
 Render = Callable[[Change], Awaitable[bytes]]
@@ -45,16 +53,23 @@ Send = Callable[[bytes], Awaitable[None]]
 
 
 class Member:
-    """One subscription in a group. `last` is the newest position it was sent (core/journal.py's rule)."""
+    """One subscription in a group. `last` is the newest position it was sent
+    (core/journal.py's rule); `view`, its reader's view at `last` (None:
+    read from the database when it is needed)."""
 
-    __slots__ = ("_pending", "_wake", "last", "on_signal", "prefix", "send", "suffix", "write")
+    __slots__ = ("_pending", "_wake", "last", "on_signal", "prefix", "send", "suffix", "view", "viewer", "write")
 
-    def __init__(self, after: int, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
+    def __init__(
+        self, after: int, prefix: bytes, suffix: bytes, write: Write | None, send: Send, view: View | None = None
+    ) -> None:
         self.last = after
         self.prefix = prefix
         self.suffix = suffix
         self.write = write
         self.send = send
+        self.view = view
+        # Whose changes it gets (Groups.run and attach say).
+        self.viewer: Viewer = ALL
         # Changes queued for `send` (members without a direct write): the
         # shared payloads, framed as they are sent.
         self._pending: deque[tuple[Change, bytes]] | None = None
@@ -103,20 +118,20 @@ class Member:
 
 
 class Group:
-    """Members of one key and one viewer, fed by one hub subscription that
-    sees what the viewer may see: a view is the same for every reader of
-    one person at one position (core/visibility.py), so the group's stands
-    for each member's once the member is at the group's position."""
+    """Members of one key, fed by one hub subscription to every entry: its
+    router finds the members each entry concerns and what it is for each."""
 
-    def __init__(self, groups: Groups, key: Hashable, render: Render, viewer: Viewer) -> None:
+    def __init__(self, groups: Groups, key: Hashable, render: Render) -> None:
         self.groups = groups
         self.key = key
         self.render = render
-        self.viewer = viewer
-        # The newest position fanned out (or skipped as before this group):
-        # core/journal.py's rule.
+        # The newest position fanned out, or being fanned out (or skipped as
+        # before this group): core/journal.py's rule. A member behind it
+        # catches up from the journal before it joins.
         self.position = groups.hub.position
         self.members: set[Member] = set()
+        # The members by their views, stepped at the group's position.
+        self.router: Router[Member] = Router()
         # Members reading the journal to get back to the group: still its
         # subscriptions (counted as such), fed by no fan-out meanwhile.
         self.catching_up: set[Member] = set()
@@ -127,15 +142,15 @@ class Group:
 
     async def _run(self) -> None:
         try:
-            hub = self.groups.hub
-            view = await hub.view_at(self.viewer, self.position)
-            async with hub.subscribe(after=self.position, view=view) as sub:
+            async with self.groups.hub.subscribe_entries(self.position) as sub:
                 sub.serves = self
                 async for batch in sub.batches():
-                    for change in batch:
+                    for entry in batch:
+                        # Before any await: a member joining meanwhile is
+                        # behind this entry, and reads it from the journal.
+                        self.position = entry.position
                         if self.members:
-                            self._fan_out(change, await self.groups.payload(self, change))
-                        self.position = change.position
+                            await self._fan_out(entry)
         except CursorExpired as exc:
             # The listener was away so long that another process pruned past
             # this group's position: past its members' too.
@@ -154,25 +169,57 @@ class Group:
         """The subscriptions this group serves (see hub.subscriber_count)."""
         return len(self.members) + len(self.catching_up)
 
-    def _fan_out(self, change: Change, payload: bytes) -> None:
+    def join(self, member: Member, view: View) -> None:
+        """Feed the member from the group's position on (its `view` is at that position)."""
+        self.members.add(member)
+        self.router.add(member, view)
+
+    def _drop(self, member: Member) -> None:
+        self.members.discard(member)
+        self.router.discard(member)
+
+    async def _fan_out(self, entry: Entry) -> None:
+        """The entry to each member it concerns, as what it is for each: one
+        rendering per kind, then the writes."""
+        takers: dict[Kind, list[Member]] = {}
+        for member, kind in self.router.route(entry):
+            if kind is not None:
+                takers.setdefault(kind, []).append(member)
+        if self.router.everything and (kind := _EVERY_LIST.step(entry)) is not None:
+            takers.setdefault(kind, []).extend(self.router.everything)
+        for kind, members in takers.items():
+            change = legacy_change(entry, kind)
+            if change is not None:
+                self._write(change, await self.groups.payload(self, change), members)
+
+    def _write(self, change: Change, payload: bytes, members: list[Member]) -> None:
         limit = self.groups.hub.queue_size
-        dropped = [
-            member
-            for member in self.members
-            if change.position > member.last and not member.take(change, payload, limit)
-        ]
+        dropped: list[Member] = []
+        written = False
+        for member in members:
+            # Not one that left during the rendering, nor one a snapshot is ahead of.
+            if change.position <= member.last or member not in self.members:
+                continue
+            if not member.take(change, payload, limit):
+                dropped.append(member)
+            elif member.write is not None:
+                written = True
+        metrics.DELIVERED.inc(len(members) - len(dropped))
         # The direct writes are done (written to the sockets, not awaited):
         # one sample for the group; queued members sample as they send.
-        if any(member.write is not None for member in self.members):
+        if written:
             metrics.observe_lag(change.changed_at)
         for member in dropped:
-            self.members.discard(member)
+            self._drop(member)
+            # Its view stepped past the change it did not take: read afresh
+            # at its position when it catches up.
+            member.view = None
             member.signal()
         self.groups.drops += len(dropped)
 
     def leave(self, member: Member) -> None:
         self.groups.hub.readers.discard(member)
-        self.members.discard(member)
+        self._drop(member)
         if not self.members and not self.closed:
             self.closed = True
             self.groups.forget(self)
@@ -187,55 +234,50 @@ class Groups:
         self._groups: dict[Hashable, Group] = {}
         # Members dropped to the journal for being slow, since start.
         self.drops = 0
-        # Payloads rendered for a group's fan-out (one per change per
-        # document), since start: members catching up from the journal
+        # Payloads rendered for a group's fan-out (one per change and kind
+        # per document), since start: members catching up from the journal
         # render their own.
         self.renders = 0
-        # The payloads last rendered, by document and change (the change kept
-        # with its bytes, so that its id is not another's while it is here).
-        self._payloads: LRU[tuple[Hashable, int], tuple[Change, bytes]] = LRU(PAYLOADS)
 
     def __len__(self) -> int:
         return len(self._groups)
 
+    def __iter__(self) -> Iterator[Group]:
+        return iter(self._groups.values())
+
     async def payload(self, group: Group, change: Change) -> bytes:
-        """The group's payload for the change: one rendering for every group
-        of the document (the groups of one document for several viewers that
-        get one change: legacy_change makes one per entry and kind, and
-        renders share results per change, schema.SHARED_ROOTS)."""
-        key = (group.key, id(change))
-        kept = self._payloads.get(key)
-        if kept is not None and kept[0] is change:
-            return kept[1]
+        """The group's payload for the change (legacy_change makes one per
+        entry and kind; renders of other documents share results per change,
+        schema.SHARED_ROOTS)."""
         self.renders += 1
-        payload = await group.render(change)
-        self._payloads.put(key, (change, payload))
-        return payload
+        return await group.render(change)
 
     def forget(self, group: Group) -> None:
-        if self._groups.get((group.key, group.viewer)) is group:
-            del self._groups[group.key, group.viewer]
+        if self._groups.get(group.key) is group:
+            del self._groups[group.key]
 
     def attach(
         self, key: Hashable, make_render: Callable[[], Render], member: Member, viewer: Viewer = ALL
     ) -> Group | None:
         """Join the member to its group now, with no task of its own: the
-        group, or None when the member is behind it (`run` it instead, which
-        catches up first). Only a member with a direct write can: it is fed
-        without awaiting. Until its `on_signal` (then `run(..., group)`),
-        `group.leave(member)` is how it leaves."""
+        group, or None when the member is behind it or has no view yet
+        (`run` it instead, which catches up first). Only a member with a
+        direct write can: it is fed without awaiting. Until its `on_signal`
+        (then `run(..., group)`), `group.leave(member)` is how it leaves. It
+        gets what `viewer` may see."""
         assert member.write is not None
-        group = self._group(key, make_render, viewer)
-        if member.last < group.position:
+        member.viewer = viewer
+        group = self._group(key, make_render)
+        if member.last < group.position or member.view is None:
             return None
-        group.members.add(member)
+        group.join(member, member.view)
         self.hub.readers.add(member)
         return group
 
-    def _group(self, key: Hashable, make_render: Callable[[], Render], viewer: Viewer) -> Group:
-        group = self._groups.get((key, viewer))
+    def _group(self, key: Hashable, make_render: Callable[[], Render]) -> Group:
+        group = self._groups.get(key)
         if group is None:
-            group = self._groups[key, viewer] = Group(self, key, make_render(), viewer)
+            group = self._groups[key] = Group(self, key, make_render())
         return group
 
     async def run(
@@ -251,14 +293,16 @@ class Groups:
         creates; `group` is the one the member was attached to, if any.
         Raises CursorExpired when the journal was pruned past the member.
         It gets what `viewer` may see."""
+        member.viewer = viewer
         self.hub.readers.add(member)
         try:
             while True:
                 if group is None or not (member in group.members or group.closed):
-                    group = self._group(key, make_render, viewer)
-                    if member.last < group.position:
-                        # Behind the group (an older cursor, or dropped): read
-                        # the gap from the journal first, then try again.
+                    group = self._group(key, make_render)
+                    if member.last < group.position or member.view is None:
+                        # Behind the group (an older cursor, or dropped), or
+                        # with no view yet: read the gap from the journal
+                        # first, then try again.
                         group.catching_up.add(member)
                         try:
                             await self._catch_up(member, group)
@@ -266,7 +310,7 @@ class Groups:
                             group.catching_up.discard(member)
                         group = None
                         continue
-                    group.members.add(member)
+                    group.join(member, member.view)
                 while member in group.members and not group.closed:
                     await member._drain()
                     if member in group.members and not group.closed:
@@ -284,17 +328,18 @@ class Groups:
 
     async def _catch_up(self, member: Member, group: Group) -> None:
         """The journal from the member's position to the group's, as its
-        viewer saw it at each position (its view at its own position first)."""
+        reader saw it at each position (its view at its own position first)."""
         upto = group.position
-        view = await self.hub.view_at(group.viewer, member.last)
+        view = member.view
+        if view is None:
+            view = member.view = await self.hub.view_at(member.viewer, member.last)
         while member.last < upto:
             chunk = await self.hub.read_journal(member.last, upto)
             if chunk.last <= member.last:
                 member.last = upto  # positions that no transaction kept
                 return
             for entry in chunk.entries:
-                kind = view.step(entry)
-                change = None if kind is None else legacy_change(entry, kind)
+                change = legacy_change(entry, view.step(entry))
                 if change is not None:
                     await member.send(member.prefix + await group.render(change) + member.suffix)
                 member.last = entry.position

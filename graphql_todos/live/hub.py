@@ -76,7 +76,7 @@ class Subscriber(Generic[D]):
     visible, and nothing of the rest."""
 
     def __init__(
-        self, hub: Hub, after: int, todo_id: uuid.UUID | None, view: View, pick: Callable[[Entry, Kind], D | None]
+        self, hub: Hub, after: int, todo_id: uuid.UUID | None, view: View, pick: Callable[[Entry, Kind | None], D | None]
     ) -> None:
         self.hub = hub
         self.todo_id = todo_id
@@ -121,13 +121,15 @@ class Subscriber(Generic[D]):
     async def batches(self) -> AsyncIterator[list[D]]:
         """Changes in commit order, in lists of whatever arrived together."""
         async for batch in self._batches():
+            # A broadcast group (serves) counts and samples its own writes.
+            if self.serves is not None:
+                yield batch
+                continue
             metrics.DELIVERED.inc(len(batch))
             yield batch
             # The consumer asks for more once its loop has sent the batch:
-            # the oldest change waited longest, one sample per batch. A
-            # broadcast group (serves) samples its own writes.
-            if self.serves is None:
-                metrics.observe_lag(batch[0].changed_at)
+            # the oldest change waited longest, one sample per batch.
+            metrics.observe_lag(batch[0].changed_at)
 
     async def _batches(self) -> AsyncIterator[list[D]]:
         while True:
@@ -169,7 +171,7 @@ class Subscriber(Generic[D]):
             return None
         self.last = entry.position
         kind = self.view.step(entry)
-        if kind is None or (self.todo_id is not None and entry.todo_id != self.todo_id):
+        if self.todo_id is not None and entry.todo_id != self.todo_id:
             return None
         return self.pick(entry, kind)
 
@@ -277,7 +279,12 @@ class Hub:
     def subscribe_feed(self, after: int, view: View) -> contextlib.AbstractAsyncContextManager[Subscriber[Delivery]]:
         """A subscriber for every entry after `after` the view's reader may
         see, as what it is for that reader (the `feed`)."""
-        return self._subscribed(Subscriber(self, after, None, view, Delivery))
+        return self._subscribed(Subscriber(self, after, None, view, _delivery))
+
+    def subscribe_entries(self, after: int) -> contextlib.AbstractAsyncContextManager[Subscriber[Entry]]:
+        """A subscriber for every entry after `after`, as it is: for a
+        reader that judges each for readers of its own (a broadcast group)."""
+        return self._subscribed(Subscriber(self, after, None, View(None), _entry))
 
     @contextlib.asynccontextmanager
     async def _subscribed(self, sub: Subscriber[D]) -> AsyncIterator[Subscriber[D]]:
@@ -289,7 +296,7 @@ class Hub:
             self._all.add(sub)
             # Found by its view once that is at the hub's position; one behind
             # takes every entry until it has caught up (caught_up).
-            self._router.add(sub, sub.view if sub.last >= self.position else None)
+            self._router.add(sub, sub.view.copy() if sub.last >= self.position else None)
         else:
             indexes.append((self._by_todo, todo_id))
             if sub.view.person is not None:
@@ -315,7 +322,7 @@ class Hub:
         up to the hub's position (its queue is empty, and it took every entry
         while it was behind)."""
         if sub in self._all and not self._router.routed(sub) and sub.view.person is not None:
-            self._router.add(sub, sub.view)
+            self._router.add(sub, sub.view.copy())
 
     async def view_at(self, viewer: Viewer, position: int) -> View:
         """The viewer's view at `position` (no query for every list)."""
@@ -433,7 +440,9 @@ class Hub:
     def _publish(self, entry: Entry) -> None:
         if entry.op == "access_revoked" and self.on_revoked is not None:
             self.on_revoked(entry.detail)
-        for sub in self._router.route(entry):
+        for sub, _ in self._router.route(entry):
+            sub.enqueue(entry)
+        for sub in self._router.everything:
             sub.enqueue(entry)
         # A watcher found by both its row and its person takes the entry once (by position).
         if entry.todo_id is not None:
@@ -443,3 +452,10 @@ class Hub:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
 
+
+def _delivery(entry: Entry, kind: Kind | None) -> Delivery | None:
+    return None if kind is None else Delivery(entry, kind)
+
+
+def _entry(entry: Entry, _: Kind | None) -> Entry:
+    return entry
