@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
+from starlette.websockets import WebSocket, WebSocketState
 from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -14,6 +16,7 @@ from strawberry.http.streaming import MultipartSubscriptionTransport
 
 from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import ClientStalled
+from graphql_todos.internals.uvicorn_websocket import open_write
 
 
 class JsonIntake:
@@ -37,11 +40,24 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
     ends the operation, whose stream is then closed (unsubscribing it); it
     turns Starlette's WebSocketDisconnect into WebSocketDisconnected, which
     the handlers take as the client gone, but not Starlette's refusal to
-    send after the socket's close."""
+    send after the socket's close.
+
+    A message goes straight to an open connection's transport when it can
+    take it now (uvicorn_websocket.open_write): no timer and no trip through
+    Starlette's and uvicorn's sends for an acknowledgement, a pong or a
+    `next`; the ASGI send, bounded, takes the others."""
 
     _closing: asyncio.Task[None] | None = None
 
+    def __init__(self, view: Any, request: WebSocket, response: WebSocket) -> None:
+        super().__init__(view, request, response)
+        self._write = open_write(response)
+
     async def send_json(self, message: Mapping[str, object]) -> None:
+        if self._write is not None and self.ws.application_state is WebSocketState.CONNECTED:
+            encoded = self.view.encode_json(message)
+            if self._write(encoded.encode() if isinstance(encoded, str) else encoded):
+                return
         seconds: float = self.view.send_timeout_seconds  # type: ignore[attr-defined]
         try:
             await bounded_send(super().send_json(message), seconds)
@@ -90,5 +106,3 @@ class MultipartSubscriptions(MultipartSubscriptionTransport):
 def _encode_json(data: object) -> str:
     # As the view encodes (graphql.view.TodoGraphQL.encode_json).
     return orjson.dumps(data).decode()
-
-

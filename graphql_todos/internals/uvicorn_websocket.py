@@ -249,17 +249,48 @@ def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     its own send writes each frame with one synchronous `transport.write`
     after awaiting `writable`, so our frames cannot interleave with its
     frames."""
-    protocol = getattr(websocket._receive, "__self__", None)
-    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
+    protocol = _direct_protocol(websocket)
+    if protocol is None:
         return None
-    conn, transport, writable = protocol.conn, protocol.transport, protocol.writable
+    writable = protocol.writable
 
     def write(message: bytes) -> bool:
-        if protocol.disconnected or protocol.close_sent or conn.state is not State.OPEN:
+        if not _is_open(protocol):
             return True
         if not writable.is_set():
             return False
-        transport.write(_text_frame_header(len(message)) + message)
+        protocol.transport.write(_text_frame_header(len(message)) + message)
         return True
 
     return write
+
+
+def open_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
+    """direct_write for a sender that must hear of a lost connection: True
+    when written, False when the connection is closed or its buffer full,
+    for the ASGI send to take the message (it raises, or waits, as it does).
+    None: use the ASGI send."""
+    protocol = _direct_protocol(websocket)
+    if protocol is None:
+        return None
+    writable = protocol.writable
+
+    def write(message: bytes) -> bool:
+        if not (writable.is_set() and _is_open(protocol)):
+            return False
+        protocol.transport.write(_text_frame_header(len(message)) + message)
+        return True
+
+    return write
+
+
+def _direct_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
+    protocol = getattr(websocket._receive, "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
+        return None
+    return protocol
+
+
+def _is_open(protocol: WebSocketsSansIOProtocol) -> bool:
+    return not (protocol.disconnected or protocol.close_sent) and protocol.conn.state is State.OPEN
+

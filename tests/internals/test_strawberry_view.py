@@ -75,3 +75,10 @@ def test_strawberrys_adapter_turns_only_websocket_disconnect_into_disconnected()
     assert "except WebSocketDisconnect as exc:" in send
     assert "raise WebSocketDisconnected from exc" in send
     assert send.count("except") == 1  # Starlette's send after close passes through
+
+
+def test_strawberrys_view_hands_its_adapter_starlettes_websocket() -> None:
+    # BoundedSendAdapter finds the connection to write to from `response`.
+    assert "self.websocket_adapter_class(self, request, websocket_response)" in inspect.getsource(AsyncBaseHTTPView.run)
+    assert "self.ws = response" in inspect.getsource(ASGIWebSocketAdapter.__init__)
+    assert "encoded_data = self.view.encode_json(message)" in inspect.getsource(ASGIWebSocketAdapter.send_json)

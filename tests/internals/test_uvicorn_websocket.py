@@ -9,6 +9,10 @@ import re
 import socket
 
 import pytest
+import uvicorn
+import websockets
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 
@@ -18,6 +22,8 @@ from graphql_todos.internals.uvicorn_websocket import (
     LeanQueue,
     WebSocketProtocol,
     _text_frame_header,
+    direct_write,
+    open_write,
 )
 from tests.helpers import Server
 
@@ -210,3 +216,41 @@ def test_uvicorn_closes_a_websocket_as_our_close_does_but_waits_for_the_buffer_f
     handle_close = inspect.getsource(WebSocketsSansIOProtocol.handle_close)
     assert handle_close.index("if self.close_sent:") < handle_close.index("self.close_timer.cancel()")
     assert "if self.close_timer is None:" in inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
+
+
+def test_open_write_writes_to_an_open_socket_and_leaves_a_closed_one_to_the_asgi_send() -> None:
+    # A real uvicorn with our protocol: written while open; once the app has
+    # closed, open_write declines (the ASGI send raises, as on a lost
+    # connection) where a broadcast's direct_write drops the frame.
+    seen: dict[str, bool] = {}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        write, drop = open_write(websocket), direct_write(websocket)
+        assert write is not None and drop is not None
+        seen["open"] = write(b'{"type":"connection_ack"}')
+        await websocket.close(4000, "done")
+        seen["closed"], seen["dropped"] = write(b"{}"), drop(b"{}")
+
+    async def scenario() -> tuple[str | bytes, int | None]:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=False, log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            async with websockets.connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/") as client:
+                message = await client.recv()
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await client.recv()
+            return message, closed.value.rcvd.code if closed.value.rcvd else None
+        finally:
+            server.should_exit = True
+            await serving
+
+    message, code = asyncio.run(scenario())
+    assert message == '{"type":"connection_ack"}' and code == 4000
+    assert seen == {"open": True, "closed": False, "dropped": True}

@@ -1,0 +1,88 @@
+"""Opening subscriptions, A/B in one sitting (issue 21): two versions of ours
+(each its own checkout, by PYTHONPATH, each its own database) and
+PostGraphile 5, a fresh server each run, the order rotated every round.
+Per run: the time to open N graphql-transport-ws subscriptions (handshake,
+connection_init, subscribe; bench/fanout_client.c) and the server's CPU per
+open, as `make bench` measures them, on one shared document and on one row
+each (`todo(id)`).
+
+    python -m bench.opening --a /tmp/main --b . --subscribers 1000 --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import psycopg
+
+from .__main__ import _ids
+from .ab import PG5, _start, ours_env, peer5
+from .changes import sql_inserts, sql_retitle_all
+from .databases import databases, reset_rows
+from .documents import CHANGES, ROW, row_variables
+from .fanout import FanoutResult, client_processes, fan_out
+from .servers import OURS, POSTGRAPHILE5, Server
+
+CASES = ("shared", "rows")
+
+
+def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Server]:
+    # Every subscriber connects from this one address.
+    env = {**ours_env(tree, dsn), "MAX_SOCKETS_PER_CLIENT": "100000"}
+    return _start(name, [str(Path(sys.executable).parent / "graphql-todos"), "serve"], env, tree, "healthz")
+
+
+async def _open(server: Server, dsn: str, kind: str, case: str, n: int) -> FanoutResult:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        if case == "shared":
+            return await fan_out(server, CHANGES[kind], n, 0, sql_inserts(conn), client_processes(n, 4))
+        variables = [json.dumps(row_variables(kind, todo_id)) for todo_id in _ids(dsn, n)]
+        change = sql_retitle_all(conn)
+        return await fan_out(server, ROW[kind], n, 0, change, client_processes(n, 4), variables=variables, rounds=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for version, what in (("a", "the base"), ("b", "the change")):
+        parser.add_argument(f"--{version}", type=Path, required=True, help=f"checkout of {what}")
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    args = parser.parse_args()
+    n = args.subscribers
+    runs: dict[tuple[str, str], list[FanoutResult]] = {}
+    with databases() as dbs:
+        reset_rows(dbs.ours, n)
+        reset_rows(dbs.peer, n)
+        servers: list[tuple[str, str, str, Callable[[], AbstractContextManager[Server]]]] = [
+            ("A", OURS, dbs.ours, lambda: ours("A", args.a, dbs.ours)),
+            ("B", OURS, dbs.ours, lambda: ours("B", args.b, dbs.ours)),
+            (PG5, POSTGRAPHILE5, dbs.peer, lambda: peer5(dbs.peer_url)),
+        ]
+        for round_ in range(args.rounds):
+            for case in args.cases.split(","):
+                for label, kind, dsn, start in servers[round_ % 3 :] + servers[: round_ % 3]:
+                    with start() as server:
+                        result = asyncio.run(_open(server, dsn, kind, case, n))
+                    runs.setdefault((case, label), []).append(result)
+                    print(
+                        f"{case} {label}: open {result.open_seconds:.3f} s, CPU per open "
+                        f"{result.open_cpu_per_subscription * 1e3:.3f} ms, failed {result.failed_connections}",
+                        flush=True,
+                    )
+    print(f"medians of {args.rounds} rounds, {n} subscribers:")
+    for (case, label), results in sorted(runs.items()):
+        seconds = statistics.median(r.open_seconds for r in results)
+        cpu = statistics.median(r.open_cpu_per_subscription for r in results)
+        print(f"  {case} {label}: open {seconds:.3f} s, CPU per open {cpu * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
