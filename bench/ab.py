@@ -50,7 +50,8 @@ def _start(name: str, args: list[str], env: dict[str, str], cwd: Path, probe: st
     port = _free_port()
     env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
     args = [a.replace("{port}", str(port)) for a in args]
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ab-{name}.log"
+    # The port in the name: bench.ab and bench.instructions running at once keep both logs.
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ab-{name}-{port}.log"
     return started(name, args, env, cwd, port, functools.partial(answers, graphql=probe == "graphql"), log)
 
 
