@@ -48,7 +48,11 @@ def _machine() -> str:
     mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
 
     def version(node: str) -> str:
-        return subprocess.run([node, "--version"], check=False, capture_output=True, text=True).stdout.strip()
+        # A peer not installed (a run of ours' cases only) has no version to give.
+        try:
+            return subprocess.run([node, "--version"], check=False, capture_output=True, text=True).stdout.strip()
+        except FileNotFoundError:
+            return "not installed"
 
     return (
         f"{os.cpu_count()} cores ({model}), {mem_kb / 2**20:.0f} GiB memory, Linux {platform.release()}, "
