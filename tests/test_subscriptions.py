@@ -137,6 +137,27 @@ def test_todo_subscription_first_state_then_changes_then_null(server: Server, cl
     wait_until(lambda: server.subscriber_count() == 0)
 
 
+def test_todo_subscription_over_graphql_ws_is_state_changes_null_then_complete(
+    server: Server, client: httpx.Client
+) -> None:
+    """The legacy protocol's row stream (graphql/fanout.py's RowStream) says
+    what graphql-transport-ws's does, in `data` messages."""
+    a = create(client, "watched")
+    ws = LegacyWs(server.ws_url)
+    try:
+        query = "subscription($id: ID!) { todo(id: $id) { title completed } }"
+        ws.send({"id": "1", "type": "start", "payload": {"query": query, "variables": {"id": a["id"]}}})
+        assert ws.recv() == {"type": "data", "id": "1", "payload": {"data": {"todo": {"title": "watched", "completed": False}}}}
+        data(client, "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true}) { id } }", {"id": a["id"]})
+        assert ws.recv()["payload"] == {"data": {"todo": {"title": "watched", "completed": True}}}
+        data(client, "mutation($id: ID!) { deleteTodo(id: $id) { id } }", {"id": a["id"]})
+        assert ws.recv()["payload"] == {"data": {"todo": None}}
+        assert ws.recv() == {"type": "complete", "id": "1"}
+    finally:
+        ws.close()
+    wait_until(lambda: server.subscriber_count() == 0)
+
+
 def test_todo_subscription_for_absent_row_is_null_then_complete(server: Server) -> None:
     with TransportWs(server.ws_url) as ws:
         op_id = ws.subscribe("subscription($id: ID!) { todo(id: $id) { id } }", {"id": str(uuid.uuid4())})

@@ -11,12 +11,19 @@ subscription with bad variables, goes the Strawberry way, which answers it
 as it always has; one refused at the start (a bad or expired cursor, no
 database), or whose cursor is pruned past once started (by another process,
 as it catches up), is answered with the errors Strawberry's path would give.
+
+A `todo(id)` subscription over a WebSocket qualifies the same way (with an
+id that parses; a malformed one goes the Strawberry way, which refuses it),
+but joins no group: each subscriber has its own row's stream
+(streams.todo_states), rendered and framed here as a member's changes are,
+without Strawberry's per-event machinery (RowStream).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,15 +47,16 @@ from strawberry.http import GraphQLRequestData
 
 from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import ALL, Change, Viewer
+from graphql_todos.core.models import ALL, Change, TodoState, Viewer
+from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import View
-from graphql_todos.graphql.intake import Intake, Operation, no_operation
+from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
 from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
 from graphql_todos.internals.uvicorn_websocket import frame_writers
+from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
-from graphql_todos.live.streams import start_after
 
 # A transport's whole payload for a change, around the result's JSON (the
 # SSE event, the multipart part); None: the JSON itself.
@@ -59,9 +67,19 @@ Frame = Callable[[Change, bytes], bytes]
 class _Plan:
     document: DocumentNode
     operation: OperationDefinitionNode
-    # `after` is a literal (or absent: None), or the name of a variable.
+    # The root field: "todoChanges" (a broadcast member) or "todo" (a row's own stream).
+    root: str
+    # Its argument (`after`, `id`) is a literal (or absent: None), or the name of a variable.
     after: str | None
     after_variable: str | None
+
+    def argument(self, coerced: Variables) -> Any:
+        """The argument's value in this request."""
+        return self.after if self.after_variable is None else coerced.values.coerced.get(self.after_variable)
+
+
+# The subscriptions taken here, by their root field.
+_ROOTS = ("todoChanges", "todo")
 
 
 class _HasDirective(Visitor):
@@ -71,8 +89,9 @@ class _HasDirective(Visitor):
         self.found = True
 
 
-def _after(field: FieldNode) -> tuple[str | None, str | None] | None:
-    """`after` as (literal, variable name); None when it is neither."""
+def _argument(field: FieldNode) -> tuple[str | None, str | None] | None:
+    """The field's one argument (`after`, `id`) as (literal, variable name);
+    None when it is neither."""
     for argument in field.arguments or ():
         value = argument.value
         if isinstance(value, VariableNode):
@@ -85,20 +104,20 @@ def _after(field: FieldNode) -> tuple[str | None, str | None] | None:
 
 
 def _plan(operation: Operation) -> _Plan | None:
-    """The broadcast plan of a `todoChanges` subscription selecting that field
-    alone, with no directive; None for any other operation."""
+    """The plan of a `todoChanges` or `todo(id)` subscription selecting that
+    field alone, with no directive; None for any other operation."""
     definition = operation.definition
     if definition.operation is not OperationType.SUBSCRIPTION:
         return None
     [*selections] = definition.selection_set.selections
-    if len(selections) != 1 or not isinstance(field := selections[0], FieldNode) or field.name.value != "todoChanges":
+    if len(selections) != 1 or not isinstance(field := selections[0], FieldNode) or field.name.value not in _ROOTS:
         return None
     visitor = _HasDirective()
     visit(operation.document, visitor)
-    after = _after(field)
-    if visitor.found or after is None:
+    argument = _argument(field)
+    if visitor.found or argument is None:
         return None
-    return _Plan(operation.document, definition, *after)
+    return _Plan(operation.document, definition, field.name.value, *argument)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +193,37 @@ class Attached:
         await self.joined.deliver(self.member, self.group)
 
 
+@dataclass(frozen=True, slots=True)
+class RowStream:
+    """A WebSocket's `todo(id)` subscription: its row's own stream
+    (streams.todo_states), each state rendered and framed here, without
+    Strawberry's per-event machinery: one send per state, no group."""
+
+    states: AsyncGenerator[TodoState, None]
+    render: Callable[[Any], Awaitable[bytes]]
+    failure: Callable[[DomainError], list[GraphQLError]]
+    write: Write | None
+    send: Send
+
+    async def run(self, prefix: bytes, suffix: bytes) -> None:
+        """Send the row now, then after each change, until it ends; cancel
+        to leave. Raises StreamFailed."""
+        async with contextlib.aclosing(self.states):
+            try:
+                async for state in self.states:
+                    frame = prefix + await self.render(state.todo) + suffix
+                    # The direct write when the connection takes it now, else
+                    # the send that waits (nothing was written: still in order).
+                    if self.write is None or not self.write(frame):
+                        await self.send(frame)
+            except DomainError as exc:
+                raise StreamFailed(self.failure(exc)) from None
+
+    def attach(self, prefix: bytes, suffix: bytes) -> None:
+        """Never: a row's stream runs in its own task."""
+        return
+
+
 class GraphQLFanout:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
@@ -196,6 +246,17 @@ class GraphQLFanout:
         """The subscription as a member-to-be of its group, starting after
         `resume_after` when given (SSE's Last-Event-ID), else after the
         document's cursor; None: Strawberry's path runs it. Raises Refused."""
+        planned = self._planned(query, variables, operation_name, extensions)
+        if planned is None or planned[0].root != "todoChanges":
+            return None
+        return await self._join(planned, context, conn, variables, operation_name, frame, resume_after)
+
+    def _planned(
+        self, query: str | None, variables: dict[str, Any] | None, operation_name: str | None,
+        extensions: Mapping[str, Any] | None,
+    ) -> tuple[_Plan, Variables] | None:
+        """The operation's plan and its coerced variables; None: Strawberry's
+        path runs it. Raises Refused."""
         try:
             document = self.schema.document(query, extensions)
         except RequestError:
@@ -207,18 +268,29 @@ class GraphQLFanout:
         if not isinstance(operation, Operation) or (plan := operation.made(_plan)) is None:
             return None
         coerced = self.intake.variables(operation, variables)
-        if coerced is None:
-            return None
-        cursor = plan.after if plan.after_variable is None else coerced.values.coerced.get(plan.after_variable)
+        return None if coerced is None else (plan, coerced)
+
+    async def _join(
+        self,
+        planned: tuple[_Plan, Variables],
+        context: Any,
+        conn: HTTPConnection,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        frame: Frame | None,
+        resume_after: str | None,
+    ) -> Joined:
+        plan, coerced = planned
+        cursor = plan.argument(coerced)
         journal: Journal = conn.state.journal
         try:
-            start = await start_after(journal, cursor if resume_after is None else resume_after)
+            start = await streams.start_after(journal, cursor if resume_after is None else resume_after)
         except DomainError as exc:
             raise Refused(self._refusal(plan, exc)) from None
         # The cursor decides where a member starts, not what a change looks
         # like; nor does whose it is (people.md section 6: a member gets
         # what its view says, in the payload every reader of that kind gets).
-        key = (frame, document, operation_name, coerced.key_without(plan.after_variable))
+        key = (frame, plan.document, operation_name, coerced.key_without(plan.after_variable))
         groups: Groups = conn.state.broadcast_groups
         viewer = _viewer_of(context)
         return Joined(
@@ -271,11 +343,42 @@ class GraphQLFanout:
 
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
-    ) -> SocketMember | None:
-        joined = await self.join(context, websocket, query, variables, operation_name)
-        if joined is None:
+    ) -> SocketMember | RowStream | None:
+        planned = self._planned(query, variables, operation_name, None)
+        if planned is None:
             return None
-        return SocketMember(joined, *frame_writers(websocket))
+        plan, coerced = planned
+        write, send = frame_writers(websocket)
+        if plan.root == "todo":
+            return self._row(plan, coerced, context, websocket, variables, operation_name, write, send)
+        joined = await self._join(planned, context, websocket, variables, operation_name, None, None)
+        return SocketMember(joined, write, send)
+
+    def _row(
+        self,
+        plan: _Plan,
+        coerced: Variables,
+        context: Any,
+        websocket: WebSocket,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        write: Write | None,
+        send: Send,
+    ) -> RowStream | None:
+        """A `todo(id)` subscription's own stream; None for a malformed id
+        (Strawberry's path answers it)."""
+        value = plan.argument(coerced)
+        try:
+            key = parse_id(value) if isinstance(value, str) else None
+        except DomainError:
+            key = None
+        if key is None:
+            return None
+        service: TodoService = websocket.state.service
+        groups: Groups = websocket.state.broadcast_groups
+        states = streams.todo_states(service, groups.hub, _viewer_of(context), key)
+        render = self._render(plan, context, variables, operation_name, None)
+        return RowStream(states, render, self._failure, write, send)
 
     def _failure(self, exc: DomainError) -> list[GraphQLError]:
         """The error Strawberry's path gives a subscription whose stream
@@ -292,25 +395,26 @@ class GraphQLFanout:
     def _render(
         self, plan: _Plan, context: Any, variables: dict[str, Any] | None, operation_name: str | None,
         frame: Frame | None,
-    ) -> Callable[[Change], Awaitable[bytes]]:
-        """The payload for each change, executed as graphql-core executes a
-        subscription event (the group's first member's values stand for all),
-        in the transport's frame."""
+    ) -> Callable[[Any], Awaitable[bytes]]:
+        """The payload for each event (a change, a row or None), executed as
+        graphql-core executes a subscription event (the group's first
+        member's values stand for all), in the transport's frame (none for
+        a row)."""
         executor = TodoExecutionContext.build(
             self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
             operation_name=operation_name,
         )
         assert not isinstance(executor, list)  # join() coerced these variables already
 
-        async def render(change: Change) -> bytes:
-            result = executor.build_per_event_executor(change).execute_operation(False)
+        async def render(event: Any) -> bytes:
+            result = executor.build_per_event_executor(event).execute_operation(False)
             if inspect.isawaitable(result):
                 result = await result
             payload: dict[str, Any] = {"data": result.data}
             if result.errors:
                 payload["errors"] = [e.formatted for e in self.schema.finish_errors(result.errors)]
             body = orjson.dumps(payload)
-            return body if frame is None else frame(change, body)
+            return body if frame is None else frame(event, body)
 
         return render
 
