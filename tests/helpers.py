@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -147,8 +148,22 @@ class Server:
         if self._uvicorn is not None and self._thread is not None:
             self._uvicorn.should_exit = True
             self._thread.join(15)
-            assert not self._thread.is_alive(), "uvicorn did not stop"
+            assert not self._thread.is_alive(), "uvicorn did not stop; where its tasks wait:\n" + self._waiting()
         self._uvicorn = None
+
+    def _waiting(self) -> str:
+        """The stacks of the server loop's tasks: what a shutdown that does not
+        end is waiting for (read from this thread while the loop runs, so best
+        effort)."""
+        stacks = []
+        try:
+            for task in list(asyncio.all_tasks(self._loop)):
+                out = io.StringIO()
+                task.print_stack(limit=8, file=out)
+                stacks.append(out.getvalue())
+        except RuntimeError as exc:  # the set changed under us
+            stacks.append(f"(could not list the tasks: {exc!r})")
+        return "\n".join(stacks)
 
     def restart(self) -> None:
         """Stop and start again on the same port, as a new process would."""
