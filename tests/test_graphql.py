@@ -8,6 +8,7 @@ import httpx
 import psycopg
 
 from tests.gql import TODO_FIELDS, create, data, error_codes, gql
+from tests.helpers import serving
 
 
 def test_create_trims_title_and_defaults_completed(client: httpx.Client) -> None:
@@ -78,6 +79,40 @@ def test_clear_completed_returns_the_rows_it_deleted(client: httpx.Client) -> No
     cleared = data(client, "mutation { clearCompleted { id title } }")["clearCompleted"]
     assert cleared == [{"id": b["id"], "title": "b"}]
     assert [t["title"] for t in data(client, "{ todos { title } }")["todos"]] == ["a"]
+
+
+def test_toggle_all_and_clear_completed_with_ids_touch_only_those_rows(client: httpx.Client) -> None:
+    """An edit queued offline names the rows its user saw: one added since
+    (by someone else) is left alone, and one gone since is skipped."""
+    a, b, c = create(client, "a"), create(client, "b"), create(client, "c")
+    gone = str(uuid.uuid4())
+    toggle = "mutation($ids: [ID!]) { toggleAll(completed: true, ids: $ids) { id } }"
+    changed = data(client, toggle, {"ids": [a["id"], c["id"], gone]})["toggleAll"]
+    assert changed == [{"id": a["id"]}, {"id": c["id"]}]
+    assert [t["completed"] for t in data(client, "{ todos { completed } }")["todos"]] == [True, False, True]
+    assert data(client, toggle, {"ids": []})["toggleAll"] == []
+    data(client, "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true}) { id } }", {"id": b["id"]})
+    clear = "mutation($ids: [ID!]) { clearCompleted(ids: $ids) { id } }"
+    cleared = data(client, clear, {"ids": [c["id"], a["id"], gone]})["clearCompleted"]
+    assert cleared == [{"id": a["id"]}, {"id": c["id"]}]
+    assert [t["id"] for t in data(client, "{ todos { id } }")["todos"]] == [b["id"]]
+    # null is every row, as without the argument.
+    assert data(client, clear, {"ids": None})["clearCompleted"] == [{"id": b["id"]}]
+
+
+def test_malformed_or_too_many_ids_are_bad_user_input_and_change_nothing(db_dsn: str) -> None:
+    with serving(db_dsn, max_list_rows=3) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        a = create(client, "a")
+        toggle = "mutation($ids: [ID!]) { toggleAll(completed: true, ids: $ids) { id } }"
+        body = gql(client, toggle, {"ids": [a["id"], "not-a-uuid"]})
+        assert error_codes(body) == ["BAD_USER_INPUT"]
+        assert "ids" in body["errors"][0]["message"]
+        four = [a["id"], *(str(uuid.uuid4()) for _ in range(3))]
+        body = gql(client, toggle, {"ids": four})
+        assert error_codes(body) == ["BAD_USER_INPUT"]
+        assert "more than a list shows (3)" in body["errors"][0]["message"]
+        assert data(client, "{ todos { completed } }")["todos"] == [{"completed": False}]
+        assert data(client, toggle, {"ids": four[:3]})["toggleAll"] == [{"id": a["id"]}]
 
 
 def test_todo_list_cursor_is_the_journal_position(client: httpx.Client, server: object) -> None:

@@ -79,7 +79,15 @@ def test_an_owner_shares_a_viewer_reads_an_editor_writes_and_strangers_see_nothi
     )
     assert bob.data(UPDATE, id=row["id"])["updateTodo"]["title"] == "changed"
     # Toggling every row the caller may edit leaves others' lists alone.
-    eve.data(CREATE, t="eve's own")
+    eves = eve.data(CREATE, t="eve's own")["createTodo"]
+    # Naming another person's row in `ids` does not reach it either.
+    named = "mutation($ids: [ID!]) { clearCompleted(ids: $ids) { id } }"
+    eve.data("mutation { toggleAll(completed: true) { id } }")
+    assert bob.data(named, ids=[eves["id"], row["id"]])["clearCompleted"] == []
+    assert bob.data("mutation($ids: [ID!]) { toggleAll(completed: true, ids: $ids) { id } }", ids=[eves["id"]]) == {
+        "toggleAll": []
+    }
+    eve.data("mutation { toggleAll(completed: false) { id } }")
     assert {t["title"] for t in bob.data("mutation { toggleAll(completed: true) { title } }")["toggleAll"]} == {"changed"}
     ann.data("mutation($l: ID!, $p: ID!) { removeMember(listId: $l, personId: $p) { role } }", l=shared["id"], p=bob.id)
     assert bob.code(UPDATE, id=row["id"]) == "NOT_FOUND"

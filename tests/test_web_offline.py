@@ -202,3 +202,33 @@ def test_twenty_offline_edits_over_two_tabs_and_a_reload_are_applied_once_in_ord
     finally:
         mine.close()
         theirs.close()
+
+
+def test_a_list_wide_edit_made_offline_touches_only_the_rows_its_user_saw(server: Server, browser: Browser) -> None:
+    """Clear completed and toggle all, clicked offline, name the rows on screen:
+    sent after someone else added rows, they leave those rows alone."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        create(client, "seen done", completed=True)
+        create(client, "seen open")
+    context = browser.new_context()
+    try:
+        page = open_live(context, server)
+        expect(titles(page)).to_have_text(["seen done", "seen open"], timeout=LIVE_MS)
+        context.set_offline(True)
+        page.locator(".clear-completed").click()
+        expect(waiting(page)).to_have_attribute("data-count", "1", timeout=LIVE_MS)
+        page.locator("label[for=toggle-all]").click()
+        expect(waiting(page)).to_have_attribute("data-count", "2", timeout=LIVE_MS)
+        assert shown(page) == [("seen open", True)]
+        with psycopg.connect(server.dsn, autocommit=True) as conn:  # one commit each: in this order
+            conn.execute("INSERT INTO todos (title, completed) VALUES ('theirs done', true)")
+            conn.execute("INSERT INTO todos (title, completed) VALUES ('theirs open', false)")
+        context.set_offline(False)
+        expect(waiting(page)).to_have_count(0, timeout=4 * LIVE_MS)
+        expect(titles(page)).to_have_text(["seen open", "theirs done", "theirs open"], timeout=LIVE_MS)
+        with psycopg.connect(server.dsn) as conn:
+            todos = conn.execute("SELECT title, completed FROM todos ORDER BY created_time, id").fetchall()
+        assert todos == [("seen open", True), ("theirs done", True), ("theirs open", False)]
+        assert shown(page) == todos
+    finally:
+        context.close()

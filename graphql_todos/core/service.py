@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -199,20 +199,34 @@ class TodoService:
 
     async def toggle_all(
         self, completed: bool, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None,
-        list_id: str | None = None,
+        list_id: str | None = None, ids: Sequence[str] | None = None,
     ) -> list[Todo]:
-        """Changes every row the actor may edit (of `list_id`); returns the
-        first MAX_LIST_ROWS it changed, in list order."""
+        """Changes every row the actor may edit (of `list_id`, of `ids`);
+        returns the first MAX_LIST_ROWS it changed, in list order."""
         return await self._write(
-            receipt, writes.SET_ALL_COMPLETED_WRITE, None, lambda: {"completed": completed}, actor, list_id
+            receipt, writes.SET_ALL_COMPLETED_WRITE, None,
+            lambda: {"completed": completed, "ids": self._ids(ids)}, actor, list_id,
         )
 
     async def clear_completed(
-        self, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None, list_id: str | None = None
+        self, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None, list_id: str | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[Todo]:
-        """Deletes every completed row the actor may edit (of `list_id`);
-        returns the first MAX_LIST_ROWS, in list order."""
-        return await self._write(receipt, writes.DELETE_COMPLETED_WRITE, None, dict, actor, list_id)
+        """Deletes every completed row the actor may edit (of `list_id`, of
+        `ids`); returns the first MAX_LIST_ROWS, in list order."""
+        return await self._write(
+            receipt, writes.DELETE_COMPLETED_WRITE, None, lambda: {"ids": self._ids(ids)}, actor, list_id
+        )
+
+    def _ids(self, ids: Sequence[str] | None) -> list[uuid.UUID] | None:
+        """A list-wide edit's `ids` (None: every row): well-formed, at most
+        as many as a list shows. Rows gone or out of sight are skipped, not
+        refused: an edit queued offline names what its client saw then."""
+        if ids is None:
+            return None
+        if len(ids) > self.max_list_rows:
+            raise BadUserInput("ids", f"names {len(ids)} todos, more than a list shows ({self.max_list_rows})")
+        return [parse_id(value, "ids") for value in ids]
 
     async def _write(
         self,

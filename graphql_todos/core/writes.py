@@ -35,8 +35,11 @@ _RETURNING = "RETURNING " + ", ".join(f"todos.{column}" for column in TODO_COLUM
 _ACTING = "(SELECT set_config('app.person_id', coalesce(%(actor)s::text, ''), true)) AS acting"
 _EDITABLE = """(%(actor)s::uuid IS NULL OR EXISTS (
     SELECT FROM list_members m WHERE m.list_id = todos.list_id AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))"""
-# Rows of the lists the actor may edit (or of `list` alone).
-_IN_LISTS = f"{_EDITABLE} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)"
+# Rows of the lists the actor may edit (or of `list` alone), and of `ids`
+# alone when named: the rows a client saw, so an edit queued offline and
+# sent later changes exactly those (docs/design/offline.md, section 3).
+_IN_LISTS = f"""{_EDITABLE} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)
+AND (%(ids)s::uuid[] IS NULL OR todos.id = ANY(%(ids)s::uuid[]))"""
 
 
 # Each change, reading the acting person from `acting` (the subquery or the CTE).

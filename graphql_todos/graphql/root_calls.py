@@ -6,7 +6,7 @@ RootCall, with graphql-core's coerced values: input objects as dicts)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql_todos.graphql.types import Todo
@@ -36,12 +36,14 @@ async def delete_todo(ctx: Context, id: str) -> Todo:
     return cast(Todo, await ctx.service.delete_todo(id, ctx.receipt, actor=acting(ctx)))
 
 
-async def toggle_all(ctx: Context, completed: bool, list_id: str | None) -> list[Todo]:
-    return cast(list[Todo], await ctx.service.toggle_all(completed, ctx.receipt, actor=acting(ctx), list_id=list_id))
+async def toggle_all(ctx: Context, completed: bool, list_id: str | None, ids: Sequence[str] | None) -> list[Todo]:
+    return cast(
+        list[Todo], await ctx.service.toggle_all(completed, ctx.receipt, actor=acting(ctx), list_id=list_id, ids=ids)
+    )
 
 
-async def clear_completed(ctx: Context, list_id: str | None) -> list[Todo]:
-    return cast(list[Todo], await ctx.service.clear_completed(ctx.receipt, actor=acting(ctx), list_id=list_id))
+async def clear_completed(ctx: Context, list_id: str | None, ids: Sequence[str] | None) -> list[Todo]:
+    return cast(list[Todo], await ctx.service.clear_completed(ctx.receipt, actor=acting(ctx), list_id=list_id, ids=ids))
 
 
 # The mutations' resolvers as the compiled plans call them (graphql/fast/plans.py,
@@ -57,6 +59,6 @@ ROOT_CALLS: dict[str, Callable[[Context, dict[str, Any]], Awaitable[Any]]] = {
         ctx, args["id"], args["input"].get("title"), args["input"].get("completed")
     ),
     "Mutation.deleteTodo": lambda ctx, args: delete_todo(ctx, args["id"]),
-    "Mutation.toggleAll": lambda ctx, args: toggle_all(ctx, args["completed"], args.get("listId")),
-    "Mutation.clearCompleted": lambda ctx, args: clear_completed(ctx, args.get("listId")),
+    "Mutation.toggleAll": lambda ctx, args: toggle_all(ctx, args["completed"], args.get("listId"), args.get("ids")),
+    "Mutation.clearCompleted": lambda ctx, args: clear_completed(ctx, args.get("listId"), args.get("ids")),
 }

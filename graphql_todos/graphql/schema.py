@@ -135,6 +135,14 @@ First = Annotated[
     ),
 ]
 Offset = Annotated[int | None, strawberry.argument(description="Skip this many rows first.")]
+# A list-wide mutation's rows, as its client saw them (docs/design/offline.md, section 3).
+Ids = Annotated[
+    list[strawberry.ID] | None,
+    strawberry.argument(
+        description="Only these rows (at most MAX_LIST_ROWS); those gone or out of sight are skipped."
+        " null: every row. An edit made offline names the rows its user saw."
+    ),
+]
 
 
 @strawberry.type
@@ -215,13 +223,17 @@ class Mutation(PeopleMutation):
 
     @strawberry.mutation(description="Returns the rows it changed (the first MAX_LIST_ROWS, in list order).")
     async def toggle_all(
-        self, info: Info[Context, None], completed: bool, list_id: strawberry.ID | None = None
+        self, info: Info[Context, None], completed: bool, list_id: strawberry.ID | None = None,
+        ids: Ids = None,
     ) -> list[Todo]:
-        return await root_calls.toggle_all(_ctx(info), completed, list_id)
+        return await root_calls.toggle_all(_ctx(info), completed, list_id, ids)
 
     @strawberry.mutation(description="Returns the rows it deleted (the first MAX_LIST_ROWS, in list order).")
-    async def clear_completed(self, info: Info[Context, None], list_id: strawberry.ID | None = None) -> list[Todo]:
-        return await root_calls.clear_completed(_ctx(info), list_id)
+    async def clear_completed(
+        self, info: Info[Context, None], list_id: strawberry.ID | None = None,
+        ids: Ids = None,
+    ) -> list[Todo]:
+        return await root_calls.clear_completed(_ctx(info), list_id, ids)
 
     @strawberry.mutation(description="A new list the caller owns.")
     async def create_list(self, info: Info[Context, None], input: CreateListInput) -> TodoListInfo:

@@ -64,16 +64,16 @@ export const DeleteTodoMutation = graphql(`
 `);
 
 export const ToggleAllMutation = graphql(`
-  mutation ToggleAll($completed: Boolean!, $listId: ID) {
-    toggleAll(completed: $completed, listId: $listId) {
+  mutation ToggleAll($completed: Boolean!, $listId: ID, $ids: [ID!]) {
+    toggleAll(completed: $completed, listId: $listId, ids: $ids) {
       id
     }
   }
 `);
 
 export const ClearCompletedMutation = graphql(`
-  mutation ClearCompleted($listId: ID) {
-    clearCompleted(listId: $listId) {
+  mutation ClearCompleted($listId: ID, $ids: [ID!]) {
+    clearCompleted(listId: $listId, ids: $ids) {
       id
     }
   }

@@ -12,7 +12,10 @@ function fakeOutbox(fail: () => boolean = () => false) {
   return { outbox: { add }, added };
 }
 
-const shown = () => [{ id: '3', title: 'milk', completed: false }];
+const shown = () => [
+  { id: '3', title: 'milk', completed: false },
+  { id: '4', title: 'eggs', completed: true },
+];
 
 describe('createCommands', () => {
   beforeEach(() => {
@@ -37,8 +40,9 @@ describe('createCommands', () => {
       { op: { type: 'update', id: '3', title: 'oat milk' }, label: 'milk' },
       { op: { type: 'update', id: '3', completed: true }, label: 'milk' },
       { op: { type: 'delete', id: '3' }, label: 'milk' },
-      { op: { type: 'toggleAll', completed: false }, label: '' },
-      { op: { type: 'clearCompleted' }, label: '' },
+      // A list-wide edit names the rows on screen (clear completed: the completed ones).
+      { op: { type: 'toggleAll', completed: false, ids: ['3', '4'] }, label: '' },
+      { op: { type: 'clearCompleted', ids: ['4'] }, label: '' },
     ]);
   });
 
@@ -54,8 +58,8 @@ describe('createCommands', () => {
     await commands.createTodo('eggs');
     expect(added.map((a) => a.op)).toEqual([
       { type: 'create', id: 'n', title: 'bread', completed: false, listId: 'L1' },
-      { type: 'toggleAll', completed: true, listId: 'L1' },
-      { type: 'clearCompleted', listId: 'L1' },
+      { type: 'toggleAll', completed: true, listId: 'L1', ids: ['3', '4'] },
+      { type: 'clearCompleted', listId: 'L1', ids: ['4'] },
       { type: 'update', id: '3', title: 'oat milk' },
       { type: 'create', id: 'n', title: 'eggs', completed: false, listId: 'L2' },
     ]);

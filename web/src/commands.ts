@@ -86,10 +86,19 @@ export function createCommands(
       queue('update the todo', () => outbox.add({ type: 'update', id, completed }, titleOf(id))),
     deleteTodo: (id) =>
       queue('delete the todo', () => outbox.add({ type: 'delete', id }, titleOf(id))),
+    // The rows on screen go with a list-wide edit: sent later (after going offline), it
+    // touches those alone, not a row someone added meanwhile.
     toggleAll: (completed) =>
-      queue('update the todos', () => outbox.add({ type: 'toggleAll', completed, ...list() }, '')),
+      queue('update the todos', () =>
+        outbox.add({ type: 'toggleAll', completed, ...list(), ids: shown().map((t) => t.id) }, ''),
+      ),
     clearCompleted: () =>
-      queue('clear completed todos', () => outbox.add({ type: 'clearCompleted', ...list() }, '')),
+      queue('clear completed todos', () =>
+        outbox.add(
+          { type: 'clearCompleted', ...list(), ids: shown().filter((t) => t.completed).map((t) => t.id) },
+          '',
+        ),
+      ),
     errors: {
       getSnapshot: () => lastError,
       subscribe(listener) {

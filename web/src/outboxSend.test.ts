@@ -32,6 +32,14 @@ describe('operationOf', () => {
     expect(operationOf({ type: 'clearCompleted', listId: 'L' }).variables).toEqual({ listId: 'L' });
     expect(operationOf({ type: 'clearCompleted' }).variables).toEqual({});
   });
+
+  it('names the rows of a list-wide edit that has them, and none for one stored before ids', () => {
+    expect(operationOf({ type: 'toggleAll', completed: false, ids: ['a', 'b'] }).variables).toEqual({
+      completed: false,
+      ids: ['a', 'b'],
+    });
+    expect(operationOf({ type: 'clearCompleted', listId: 'L', ids: [] }).variables).toEqual({ listId: 'L', ids: [] });
+  });
 });
 
 describe('verdictOf', () => {

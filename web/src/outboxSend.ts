@@ -18,6 +18,8 @@ import { authorizedFetch } from './token';
 export function operationOf(op: Op): { query: string; variables: Record<string, unknown> } {
   // A list only when the edit names one: an edit stored without reads as it always did.
   const list = 'listId' in op && op.listId !== undefined ? { listId: op.listId } : {};
+  // The rows a list-wide edit names, likewise.
+  const ids = 'ids' in op && op.ids !== undefined ? { ids: op.ids } : {};
   switch (op.type) {
     case 'create':
       // The row's id is the client's, so the edits queued after it can name it.
@@ -32,9 +34,9 @@ export function operationOf(op: Op): { query: string; variables: Record<string, 
     case 'delete':
       return { query: DeleteTodoMutation.toString(), variables: { id: op.id } };
     case 'toggleAll':
-      return { query: ToggleAllMutation.toString(), variables: { completed: op.completed, ...list } };
+      return { query: ToggleAllMutation.toString(), variables: { completed: op.completed, ...list, ...ids } };
     case 'clearCompleted':
-      return { query: ClearCompletedMutation.toString(), variables: { ...list } };
+      return { query: ClearCompletedMutation.toString(), variables: { ...list, ...ids } };
   }
 }
 

@@ -10,14 +10,16 @@ import type { TodoState } from './todos';
  * `listId` (AUTH=accounts) is the list on screen: a create joins it, toggleAll and
  * clearCompleted touch only its rows. Without one (open mode, and every edit stored
  * before lists) the server takes the caller's default list, or all of their rows.
+ * `ids` are the rows the user saw when they asked for a list-wide edit: sent later, it
+ * changes exactly those (an edit stored before `ids` touches every row, as it did).
  */
 export type Op =
   | { type: 'create'; id: string; title: string; completed: boolean; listId?: string }
   | { type: 'update'; id: string; title: string }
   | { type: 'update'; id: string; completed: boolean }
   | { type: 'delete'; id: string }
-  | { type: 'toggleAll'; completed: boolean; listId?: string }
-  | { type: 'clearCompleted'; listId?: string };
+  | { type: 'toggleAll'; completed: boolean; listId?: string; ids?: string[] }
+  | { type: 'clearCompleted'; listId?: string; ids?: string[] };
 
 /** A queued edit: `label` is the row's title as the user saw it, for messages. */
 export interface Entry {

@@ -89,6 +89,17 @@ describe('applyOp', () => {
     const doneAtHome = { ...home, completed: true };
     expect(applyOp([doneAtHome, work], { type: 'clearCompleted', listId: 'work' })).toEqual([doneAtHome]);
   });
+
+  it('keeps a list-wide edit that names its rows to those rows (a row added since is left alone)', () => {
+    const doneMilk = { ...milk, completed: true };
+    const eggs = { id: 'e', title: 'eggs', completed: false };
+    expect(applyOp([milk, eggs], { type: 'toggleAll', completed: true, ids: [milk.id] })).toEqual([
+      doneMilk,
+      eggs,
+    ]);
+    const doneEggs = { ...eggs, completed: true };
+    expect(applyOp([doneMilk, doneEggs], { type: 'clearCompleted', ids: [milk.id, 'gone'] })).toEqual([doneEggs]);
+  });
 });
 
 describe('pendingEdits', () => {

@@ -31,16 +31,18 @@ export function applyOp(todos: readonly Todo[], op: Op): readonly Todo[] {
       return todos.filter((t) => t.id !== op.id);
     case 'toggleAll':
       return todos.map((t) =>
-        t.completed === op.completed || !inList(t, op.listId) ? t : { ...t, completed: op.completed },
+        t.completed === op.completed || !touches(op, t) ? t : { ...t, completed: op.completed },
       );
     case 'clearCompleted':
-      return todos.filter((t) => !t.completed || !inList(t, op.listId));
+      return todos.filter((t) => !t.completed || !touches(op, t));
   }
 }
 
-// A list-wide edit touches the rows of the list it names, or every row when it names none.
-const inList = (todo: Todo, listId: string | undefined) =>
-  listId === undefined || todo.listId === listId;
+// A list-wide edit touches the rows it names, of the list it names; with no ids, every
+// row of that list (or every row when it names no list either), as the server does.
+const touches = (op: { listId?: string; ids?: string[] }, todo: Todo) =>
+  (op.listId === undefined || todo.listId === op.listId) &&
+  (op.ids === undefined || op.ids.includes(todo.id));
 
 export function overlay(todos: readonly Todo[], entries: readonly Entry[]): readonly Todo[] {
   return entries.reduce((shown, entry) => applyOp(shown, entry.op), todos);
