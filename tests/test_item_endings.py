@@ -1,5 +1,5 @@
 """How a watched row's stream ends, on every item transport
-(docs/design/people.md section 6): deleted, it ends as done (the REST
+(docs/design/people.md section 6): deleted (or its list), it ends as done (the REST
 socket closes 1000 after "deleted", the event stream ends after it;
 GraphQL's `todo(id)` sends null then complete); moved to a list its reader
 cannot see, or its list unshared from the reader, it ends as a row that is
@@ -27,6 +27,7 @@ from tests.test_lists import CREATE, CREATE_LIST, SHARE, Caller
 MOVE = "mutation($id: ID!, $l: ID!) { moveTodo(id: $id, listId: $l) { id } }"
 REMOVE = "mutation($l: ID!, $p: ID!) { removeMember(listId: $l, personId: $p) { role } }"
 DELETE = "mutation($id: ID!) { deleteTodo(id: $id) { id } }"
+DELETE_LIST = "mutation($id: ID!) { deleteList(id: $id) { id } }"
 WATCH = "subscription($id: ID!) { todo(id: $id) { title } }"
 
 
@@ -60,9 +61,11 @@ class Sharing:
         self.token: str = made.json()["secret"]
 
 
-# How the row leaves bob's sight, and what each ending is.
+# How the row leaves bob's sight. A list's deletion deletes its rows (it
+# journals their deletes first, people.md section 2): to bob, deleted.
 ENDINGS: dict[str, Callable[[Sharing], None]] = {
     "deleted": lambda s: s.ann.data(DELETE, id=s.row),
+    "list deleted": lambda s: s.ann.data(DELETE_LIST, id=s.shared),
     "moved out": lambda s: s.ann.data(MOVE, id=s.row, l=s.hidden),
     "unshared": lambda s: s.ann.data(REMOVE, l=s.shared, p=s.bob.id),
 }
@@ -155,7 +158,7 @@ def _expected(transport: str, ending: str, row: str) -> tuple[list[Any], Any]:
     """What the stream sends and how it ends, by the design."""
     if transport.startswith("graphql"):
         return [{"title": "milk"}, None], "complete"
-    gone = ending != "deleted"
+    gone = ending not in ("deleted", "list deleted")
     messages = ["snapshot"] if gone else ["snapshot", "deleted"]
     if transport == "RESTSocket":
         return messages, (4404, f"no todo with id {row}") if gone else (1000, "")
