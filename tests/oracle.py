@@ -97,6 +97,10 @@ class Follower:
     def current(self) -> Subscriber:
         return self.connections[-1]
 
+    @property
+    def list_id(self) -> str | None:
+        return self.connections[0].list_id
+
     def events(self) -> list[Event | FeedEvent]:
         got: list[Event | FeedEvent] = []
         for connection in self.connections:
@@ -115,7 +119,8 @@ class Person:
     start: int
     credentials: list[Credential] = field(default_factory=list, repr=False)
     followers: list[Follower] = field(default_factory=list, repr=False)
-    later: dict[str, float] = field(default_factory=dict, repr=False)  # transport -> where in its past it resumes at the end
+    # transport -> where in its past it resumes at the end, and (the feed) of which list
+    later: dict[str, tuple[float, str | None]] = field(default_factory=dict, repr=False)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """How hypothesis shows a draw of one: its name."""
@@ -243,12 +248,15 @@ class Oracle:
             events.append(Event(entry.position, op, entry.todo_id, values[0], values[1]))
         return events
 
-    def expected_feed(self, person: Person, after: int) -> list[FeedEvent]:
+    def expected_feed(self, person: Person, after: int, of_list: str | None) -> list[FeedEvent]:
         """The feed's events the design's view gives this person after the
-        cursor (people.md section 9): a removal names the row and the list it
-        left, never where it went."""
+        cursor (people.md section 9), of one list's entries when given (its
+        list before or after): a removal names the row and the list it left,
+        never where it went."""
         events: list[FeedEvent] = []
         for entry, kind in self._seen(person, after):
+            if of_list not in (None, entry.list_before, entry.list_after):
+                continue
             list_id = entry.list_before if kind == "removal" else entry.list_after or entry.list_before
             assert list_id is not None
             todo = None
@@ -280,12 +288,21 @@ class Oracle:
         return new_token(person.http, token("n"))
 
     def connect(
-        self, person: Person, transport: str, credential: Credential, after: int, url_after: int | None = None
+        self, person: Person, transport: str, credential: Credential, after: int,
+        url_after: int | None = None, list_id: str | None = None,
     ) -> Subscriber:
-        return Subscriber(self.url, transport, credential, after, person.tap, url_after)
+        return Subscriber(self.url, transport, credential, after, person.tap, url_after, list_id)
 
-    def follow(self, person: Person, transport: str, credential: Credential, after: int) -> None:
-        subscriber = self.connect(person, transport, credential, after)
+    def feed_filter(self, data: st.DataObject, transport: str) -> str | None:
+        """The feed's ?list_id=, sometimes: any list (one the reader may never see gets nothing)."""
+        if transport not in FEEDS or not data.draw(st.booleans(), label=f"{transport} of one list"):
+            return None
+        return data.draw(st.sampled_from(sorted(self.lists)), label="of list")
+
+    def follow(
+        self, person: Person, transport: str, credential: Credential, after: int, list_id: str | None = None
+    ) -> None:
+        subscriber = self.connect(person, transport, credential, after, list_id=list_id)
         subscriber.wait_until_connected()
         person.followers.append(Follower(transport, after, [subscriber]))
 
@@ -307,9 +324,10 @@ class Oracle:
         for transport in STREAMS:
             if data.draw(st.booleans(), label=f"{transport} connected throughout"):
                 credential = data.draw(st.sampled_from(person.credentials), label="credential")
-                self.follow(person, transport, credential, person.start)
+                self.follow(person, transport, credential, person.start, self.feed_filter(data, transport))
             else:
-                person.later[transport] = data.draw(st.floats(0, 1), label=f"{transport} resumes from")
+                back = data.draw(st.floats(0, 1), label=f"{transport} resumes from")
+                person.later[transport] = (back, self.feed_filter(data, transport))
 
     def sql_create(self, list_id: str) -> None:
         title = token("s")

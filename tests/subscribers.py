@@ -127,6 +127,7 @@ class Subscriber:
     # An event stream resumed as EventSource does: its URL's ?after= stays
     # this, and `after` goes as Last-Event-ID (which comes first).
     url_after: int | None = None
+    list_id: str | None = None  # the feed's ?list_id=: the entries of that list alone
     events: list[Event] = field(default_factory=list)
     feed: list[FeedEvent] = field(default_factory=list)  # the feed's transports' events
     # The close code (WebSockets), the error code an HTTP stream carried at
@@ -199,6 +200,8 @@ class Subscriber:
         headers = {"Origin": self.base_url}
         if self.transport in REST_PATHS:
             url = f"{self.ws_url}{REST_PATHS[self.transport]}?after={self.after}"
+            if self.list_id is not None:
+                url += f"&list_id={self.list_id}"
             if self.credential.kind == "token":
                 url += f"&token={quote(self.credential.secret)}"  # as a browser's EventSource-less socket would
             else:
@@ -271,9 +274,8 @@ class Subscriber:
                 after = self.after if self.url_after is None else self.url_after
                 if self.url_after is not None:
                     accepting["last-event-id"] = str(self.after)
-                request = client.build_request(
-                    "GET", REST_PATHS[self.transport], params={"after": str(after)}, headers=accepting
-                )
+                params = {"after": str(after)} | ({} if self.list_id is None else {"list_id": self.list_id})
+                request = client.build_request("GET", REST_PATHS[self.transport], params=params, headers=accepting)
             else:
                 accept = "text/event-stream" if self.transport == "graphql-sse" else MULTIPART
                 body = {"query": CHANGES, "variables": {"after": str(self.after)}}
