@@ -1,11 +1,12 @@
 """How a watched row's stream ends, on every item transport
-(docs/design/people.md section 6): deleted (or its list), it ends as done (the REST
-socket closes 1000 after "deleted", the event stream ends after it;
-GraphQL's `todo(id)` sends null then complete); moved to a list its reader
-cannot see, or its list unshared from the reader, it ends as a row that is
-not there (the REST socket closes 4404 with a reason, the event stream
-ends with a NOT_FOUND error event; GraphQL's null then complete), and
-nothing of where it went reaches the reader. A real server, real sockets."""
+(docs/design/people.md section 6): deleted (or its list), it ends as done
+(the REST socket closes 1000 after "deleted", the event stream ends after
+it; GraphQL's `todo(id)`, over both WebSocket protocols and GraphQL SSE,
+sends null then complete); moved to a list its reader cannot see, or its
+list unshared from the reader, it ends as a row that is not there (the REST
+socket closes 4404 with a reason, the event stream ends with a NOT_FOUND
+error event; GraphQL's null then complete), and nothing of where it went
+reaches the reader. A real server, real sockets."""
 
 from __future__ import annotations
 
@@ -146,11 +147,29 @@ def _graphql(protocol: str) -> Callable[[Server, Sharing, Callable[[], None]], W
     return watch_row
 
 
+def _graphql_sse(server: Server, sharing: Sharing, end: Callable[[], None]) -> Watch:
+    watch = Watch()
+    headers = {"accept": "text/event-stream", "authorization": f"Bearer {sharing.token}"}
+    body = {"query": WATCH, "variables": {"id": sharing.row}}
+    with httpx.stream("POST", f"{server.url}/graphql", json=body, headers=headers, timeout=10) as response:
+        assert response.status_code == 200
+        for event in Events(response):
+            watch.received += event.get("data", "")
+            if event.get("event") == "next":
+                watch.messages.append(json.loads(event["data"])["data"]["todo"])
+                if len(watch.messages) == 1:
+                    end()
+            elif event.get("event") == "complete":
+                watch.ending = "complete"
+    return watch
+
+
 TRANSPORTS = {
     "RESTSocket": _rest_socket,
     "REST SSE": _rest_sse,
     "graphql-transport-ws": _graphql("graphql-transport-ws"),
     "graphql-ws": _graphql("graphql-ws"),
+    "graphql-sse": _graphql_sse,
 }
 
 
