@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import ROOT
 from tests.leaks import Leaks, Wiretap, token
-from tests.subscribers import TRANSPORTS, Credential, Event, Subscriber, new_token, sign_in
+from tests.subscribers import FEEDS, TRANSPORTS, Credential, Event, FeedEvent, Subscriber, new_token, sign_in
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery"
@@ -72,10 +72,13 @@ class Entry:
     person_id: str | None = None
     values: tuple[str, bool] | None = None  # the row (todo)
     before: tuple[str, bool] | None = None  # the row before (before)
+    role: str | None = None  # member entries: the role after (the one they had, for a removal)
+    reason: str | None = None  # member entries: list_deleted when they went with their list
     position: int = 0
 
     def key(self) -> tuple[Any, ...]:
-        return (self.op, self.todo_id, self.list_before, self.list_after, self.person_id, self.values, self.before)
+        return (self.op, self.todo_id, self.list_before, self.list_after, self.person_id, self.values, self.before,
+                self.role, self.reason)
 
     def as_dict(self) -> dict[str, Any]:
         return {"op": self.op, "list_before": self.list_before, "list_after": self.list_after,
@@ -94,8 +97,16 @@ class Follower:
     def current(self) -> Subscriber:
         return self.connections[-1]
 
-    def events(self) -> list[Event]:
-        return [event for connection in self.connections for event in connection.events]
+    @property
+    def list_id(self) -> str | None:
+        return self.connections[0].list_id
+
+    def events(self) -> list[Event | FeedEvent]:
+        got: list[Event | FeedEvent] = []
+        for connection in self.connections:
+            got += connection.events
+            got += connection.feed
+        return got
 
 
 @dataclass
@@ -108,7 +119,8 @@ class Person:
     start: int
     credentials: list[Credential] = field(default_factory=list, repr=False)
     followers: list[Follower] = field(default_factory=list, repr=False)
-    later: dict[str, float] = field(default_factory=dict, repr=False)  # transport -> where in its past it resumes at the end
+    # transport -> where in its past it resumes at the end, and (the feed) of which list
+    later: dict[str, tuple[float, str | None]] = field(default_factory=dict, repr=False)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """How hypothesis shows a draw of one: its name."""
@@ -134,6 +146,9 @@ def rest_code(response: httpx.Response) -> str | None:
 
 
 EDITORS = ("owner", "editor")
+LIST_KINDS = {"list_created": "list_added", "list_updated": "list_updated", "list_deleted": "list_removed"}
+# Every stream a person follows: the change feed's and the feed's.
+STREAMS = TRANSPORTS + FEEDS
 
 class Oracle:
     """The model, the journal entries it predicted (positioned), and what
@@ -164,14 +179,17 @@ class Oracle:
         entries; they take its positions (its order within the operation)."""
         rows = self.db.execute(
             "SELECT position, op, todo_id::text, list_before::text, list_after::text, person_id::text,"
-            " todo->>'title', (todo->>'completed')::bool, before->>'title', (before->>'completed')::bool"
+            " todo->>'title', (todo->>'completed')::bool, before->>'title', (before->>'completed')::bool,"
+            " CASE WHEN op LIKE 'member%%' THEN coalesce(detail->>'role_after', detail->>'role_before') END,"
+            " CASE WHEN op LIKE 'member%%' THEN detail->>'reason' END"
             " FROM todo_changes WHERE position > %s ORDER BY position",
             (self.mark,),
         ).fetchall()
         journal = [
             Entry(op, todo_id, lb, la, person,
-                  None if title is None else (title, completed), None if btitle is None else (btitle, bcompleted), pos)
-            for pos, op, todo_id, lb, la, person, title, completed, btitle, bcompleted in rows
+                  None if title is None else (title, completed), None if btitle is None else (btitle, bcompleted),
+                  role, reason, position=pos)
+            for pos, op, todo_id, lb, la, person, title, completed, btitle, bcompleted, role, reason in rows
         ]
         assert Counter(e.key() for e in journal) == Counter(e.key() for e in predicted), (
             f"the journal differs from the oracle:\n journal {[e.key() for e in journal]}\n oracle  {[e.key() for e in predicted]}"
@@ -203,13 +221,19 @@ class Oracle:
             for member in todo_list.members:
                 self.allowed[member] |= seen
 
-    def expected(self, person: Person, after: int) -> list[Event]:
-        """The changes the design's view gives this person after the cursor, in the legacy shapes."""
+    def _seen(self, person: Person, after: int) -> Iterator[tuple[Entry, str]]:
+        """The entries after the cursor the design's view gives this person, and what each is for them."""
         view = View(person.id)
-        events: list[Event] = []
         for entry in sorted(self.entries, key=lambda e: e.position):
             kind = view.step(entry.as_dict())
-            if kind is None or entry.position <= after or entry.todo_id is None:
+            if kind is not None and entry.position > after:
+                yield entry, kind
+
+    def expected(self, person: Person, after: int) -> list[Event]:
+        """The changes the design's view gives this person after the cursor, in the legacy shapes."""
+        events: list[Event] = []
+        for entry, kind in self._seen(person, after):
+            if entry.todo_id is None:
                 continue
             if kind == "update":
                 values = entry.values
@@ -224,6 +248,33 @@ class Oracle:
             events.append(Event(entry.position, op, entry.todo_id, values[0], values[1]))
         return events
 
+    def expected_feed(self, person: Person, after: int, of_list: str | None) -> list[FeedEvent]:
+        """The feed's events the design's view gives this person after the
+        cursor (people.md section 9), of one list's entries when given (its
+        list before or after): a removal names the row and the list it left,
+        never where it went."""
+        events: list[FeedEvent] = []
+        for entry, kind in self._seen(person, after):
+            if of_list not in (None, entry.list_before, entry.list_after):
+                continue
+            list_id = entry.list_before if kind == "removal" else entry.list_after or entry.list_before
+            assert list_id is not None
+            todo = None
+            if kind in ("update", "arrival"):
+                assert entry.todo_id is not None and entry.values is not None
+                todo = (entry.todo_id, *entry.values, list_id)
+            member = None
+            if kind == "member":
+                assert entry.person_id is not None and entry.role is not None
+                member = (entry.person_id, self.people[entry.person_id].name, entry.role)
+            name = {"update": f"todo_{entry.op}", "arrival": "todo_arrived", "removal": "todo_removed",
+                    "member": entry.op, "list": LIST_KINDS.get(entry.op)}[kind]
+            assert name is not None
+            went = entry.op == "list_deleted" or entry.reason == "list_deleted"
+            events.append(FeedEvent(entry.position, name, entry.todo_id, list_id, todo, member,
+                                    "LIST_DELETED" if went else None))
+        return events
+
     def role(self, person: Person, list_id: str) -> str | None:
         todo_list = self.lists[list_id]
         return todo_list.members.get(person.id) if todo_list.alive else None
@@ -236,11 +287,22 @@ class Oracle:
     def new_token(self, person: Person) -> Credential:
         return new_token(person.http, token("n"))
 
-    def connect(self, person: Person, transport: str, credential: Credential, after: int) -> Subscriber:
-        return Subscriber(self.url, transport, credential, after, person.tap)
+    def connect(
+        self, person: Person, transport: str, credential: Credential, after: int,
+        url_after: int | None = None, list_id: str | None = None,
+    ) -> Subscriber:
+        return Subscriber(self.url, transport, credential, after, person.tap, url_after, list_id)
 
-    def follow(self, person: Person, transport: str, credential: Credential, after: int) -> None:
-        subscriber = self.connect(person, transport, credential, after)
+    def feed_filter(self, data: st.DataObject, transport: str) -> str | None:
+        """The feed's ?list_id=, sometimes: any list (one the reader may never see gets nothing)."""
+        if transport not in FEEDS or not data.draw(st.booleans(), label=f"{transport} of one list"):
+            return None
+        return data.draw(st.sampled_from(sorted(self.lists)), label="of list")
+
+    def follow(
+        self, person: Person, transport: str, credential: Credential, after: int, list_id: str | None = None
+    ) -> None:
+        subscriber = self.connect(person, transport, credential, after, list_id=list_id)
         subscriber.wait_until_connected()
         person.followers.append(Follower(transport, after, [subscriber]))
 
@@ -255,16 +317,17 @@ class Oracle:
         self.lists[default] = TodoList(default, "Todos", True, {person_id: "owner"})
         self.secret.add(default)
         self.commit([Entry("list_created", None, default, default),
-                     Entry("member_added", None, default, default, person_id)])
+                     Entry("member_added", None, default, default, person_id, role="owner")])
         person = Person(name, person_id, default, http, tap, self.mark)
         self.people[person_id] = person
         person.credentials = [self.sign_in(person), self.new_token(person)]
-        for transport in TRANSPORTS:
+        for transport in STREAMS:
             if data.draw(st.booleans(), label=f"{transport} connected throughout"):
                 credential = data.draw(st.sampled_from(person.credentials), label="credential")
-                self.follow(person, transport, credential, person.start)
+                self.follow(person, transport, credential, person.start, self.feed_filter(data, transport))
             else:
-                person.later[transport] = data.draw(st.floats(0, 1), label=f"{transport} resumes from")
+                back = data.draw(st.floats(0, 1), label=f"{transport} resumes from")
+                person.later[transport] = (back, self.feed_filter(data, transport))
 
     def sql_create(self, list_id: str) -> None:
         title = token("s")
@@ -312,7 +375,9 @@ class Oracle:
                   if (p.id in todo_list.members) == member and todo_list.members.get(p.id) != "owner"]
         return self._pick(data, "person", likely, list(self.people.values()))
 
-def difference(person: Person, follower: Follower, expected: list[Event], got: list[Event], problems: list[Any]) -> str:
+def difference(
+    person: Person, follower: Follower, expected: list[Any], got: list[Event | FeedEvent], problems: list[Any]
+) -> str:
     first = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
     return (
         f"{person.name} on {follower.transport} from {follower.start} ({len(follower.connections)} connections,"

@@ -2,9 +2,10 @@
 person's credential and through that person's wiretap (tests/leaks.py):
 the change feed (`todoChanges` over graphql-transport-ws, graphql-ws,
 GraphQL SSE and multipart; the RESTSocket and the event stream of
-/api/todos/) from a cursor, recording each change, and how the stream
-ended (a WebSocket's close code, or the error code an HTTP stream ended
-with)."""
+/api/todos/), or REST's `feed` (/api/feed/, as an event stream and as a
+RESTSocket), from a cursor, recording each change or feed event, and how
+the stream ended (a WebSocket's close code, or the error code an HTTP
+stream ended with)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,14 @@ from websockets.typing import Subprotocol
 from tests.leaks import TappedSocket, Wiretap
 
 TRANSPORTS = ("graphql-transport-ws", "graphql-ws", "graphql-sse", "multipart", "restsocket", "rest-sse")
-WEBSOCKETS = frozenset({"graphql-transport-ws", "graphql-ws", "restsocket"})
+# /api/feed/: every entry its reader may see, lists' and members' too (FeedEvent).
+FEEDS = ("feed-sse", "feed-socket")
+WEBSOCKETS = frozenset({"graphql-transport-ws", "graphql-ws", "restsocket", "feed-socket"})
+REST_PATHS = {"restsocket": "/api/todos/", "rest-sse": "/api/todos/", "feed-socket": "/api/feed/", "feed-sse": "/api/feed/"}
+FEED_KINDS = frozenset({
+    "todo_created", "todo_updated", "todo_deleted", "todo_arrived", "todo_removed",
+    "list_added", "list_updated", "list_removed", "member_added", "member_updated", "member_removed",
+})
 CHANGES = (
     "subscription($after: String) { todoChanges(after: $after) { op cursor todo { id title completed } } }"
 )
@@ -83,6 +91,30 @@ class Event:
     completed: bool
 
 
+@dataclass(frozen=True)
+class FeedEvent:
+    """An event of /api/feed/ as a subscriber got it: the row as (id, title,
+    completed, list_id), the member as (person id, username, role)."""
+
+    cursor: int
+    kind: str
+    todo_id: str | None
+    list_id: str | None
+    todo: tuple[str, str, bool, str] | None
+    member: tuple[str, str, str] | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> FeedEvent:
+        todo, member = message.get("todo"), message.get("member")
+        return cls(
+            int(message["cursor"]), message["kind"], message.get("todo_id"), message.get("list_id"),
+            None if todo is None else (todo["id"], todo["title"], todo["completed"], todo["list_id"]),
+            None if member is None else (member["person"]["id"], member["person"]["username"], member["role"]),
+            message.get("reason"),
+        )
+
+
 @dataclass
 class Subscriber:
     """One connection of one transport, following the changes after `after`."""
@@ -92,7 +124,12 @@ class Subscriber:
     credential: Credential
     after: int
     tap: Wiretap
+    # An event stream resumed as EventSource does: its URL's ?after= stays
+    # this, and `after` goes as Last-Event-ID (which comes first).
+    url_after: int | None = None
+    list_id: str | None = None  # the feed's ?list_id=: the entries of that list alone
     events: list[Event] = field(default_factory=list)
+    feed: list[FeedEvent] = field(default_factory=list)  # the feed's transports' events
     # The close code (WebSockets), the error code an HTTP stream carried at
     # its end (None: it ended without one), or the refused handshake's status.
     ending: int | str | None = None
@@ -115,7 +152,8 @@ class Subscriber:
     @property
     def position(self) -> int:
         """Its last cursor: where a reconnect resumes."""
-        return self.events[-1].cursor if self.events else self.after
+        got = self.events or self.feed
+        return got[-1].cursor if got else self.after
 
     def wait_until_connected(self, timeout: float = 10) -> None:
         """Until it is subscribed, or was refused (it ended)."""
@@ -160,8 +198,10 @@ class Subscriber:
 
     def _websocket(self) -> None:
         headers = {"Origin": self.base_url}
-        if self.transport == "restsocket":
-            url = f"{self.ws_url}/api/todos/?after={self.after}"
+        if self.transport in REST_PATHS:
+            url = f"{self.ws_url}{REST_PATHS[self.transport]}?after={self.after}"
+            if self.list_id is not None:
+                url += f"&list_id={self.list_id}"
             if self.credential.kind == "token":
                 url += f"&token={quote(self.credential.secret)}"  # as a browser's EventSource-less socket would
             else:
@@ -178,7 +218,7 @@ class Subscriber:
             ws.close()
             return
         try:
-            if self.transport == "restsocket":
+            if self.transport in REST_PATHS:
                 self.connected.set()
                 self._rest_messages(ws)
             else:
@@ -190,7 +230,9 @@ class Subscriber:
     def _rest_messages(self, ws: TappedSocket) -> None:
         while True:
             message = json.loads(ws.recv())
-            if message["op"] != "keepalive":
+            if "kind" in message:
+                self.feed.append(FeedEvent.of(message))
+            elif message["op"] != "keepalive":
                 self._change(message)
 
     def _graphql_messages(self, ws: TappedSocket) -> None:
@@ -227,10 +269,13 @@ class Subscriber:
     def _http(self) -> None:
         headers = {"Origin": self.base_url, **self.credential.headers()}
         with self.tap.client(self.base_url, headers=headers, timeout=httpx.Timeout(10, read=None)) as client:
-            if self.transport == "rest-sse":
-                request = client.build_request(
-                    "GET", "/api/todos/", params={"after": str(self.after)}, headers={"accept": "text/event-stream"}
-                )
+            if self.transport in REST_PATHS:
+                accepting = {"accept": "text/event-stream"}
+                after = self.after if self.url_after is None else self.url_after
+                if self.url_after is not None:
+                    accepting["last-event-id"] = str(self.after)
+                params = {"after": str(after)} | ({} if self.list_id is None else {"list_id": self.list_id})
+                request = client.build_request("GET", REST_PATHS[self.transport], params=params, headers=accepting)
             else:
                 accept = "text/event-stream" if self.transport == "graphql-sse" else MULTIPART
                 body = {"query": CHANGES, "variables": {"after": str(self.after)}}
@@ -264,6 +309,8 @@ class Subscriber:
                     self._change(result["data"]["todoChanges"])
             elif name in ("created", "updated", "deleted"):
                 self._change(json.loads(data))
+            elif name in FEED_KINDS:
+                self.feed.append(FeedEvent.of(json.loads(data)))
             elif name == "error":
                 self.ending = _error_code(json.loads(data))
             elif name != "complete":

@@ -1,10 +1,12 @@
 """The oracle (issue 19, section 5; docs/design/people.md section 11): random
 people, lists, memberships, todo writes, moves, deletes, toggles, list
 deletions and revoked credentials, with subscribers on every transport per
-person, some connected throughout, some opened later from a random earlier
-cursor. Each subscriber's delivered sequence must equal what the oracle
-says that person may see, in commit order, exactly once; and nothing that
-person never could see may appear in any byte they were sent (tests/leaks.py).
+person (todoChanges' six, and REST's /api/feed/ as an event stream and a
+RESTSocket, sometimes of one list), some connected throughout, some opened
+later from a random earlier cursor. Each subscriber's delivered sequence
+must equal what the oracle says that person may see, in commit order,
+exactly once; and nothing that person never could see may appear in any
+byte they were sent (tests/leaks.py).
 
 The oracle is its own model of people, lists, members and rows: from each
 operation it predicts the journal entries it commits (checked against the
@@ -34,12 +36,20 @@ from hypothesis.stateful import (
 
 from tests.helpers import TOKEN, Server, serving
 from tests.leaks import token
-from tests.oracle import EDITORS, Entry, Oracle, Row, TodoList, difference, graphql_code, rest_code
-from tests.subscribers import (
-    TRANSPORTS,
-    revoke,
-    unauthenticated,
+from tests.oracle import (
+    EDITORS,
+    STREAMS,
+    Entry,
+    Follower,
+    Oracle,
+    Person,
+    Row,
+    TodoList,
+    difference,
+    graphql_code,
+    rest_code,
 )
+from tests.subscribers import FEEDS, revoke, unauthenticated
 
 _CI = settings(
     max_examples=15, stateful_step_count=25, deadline=None, derandomize=True, database=None,
@@ -228,7 +238,7 @@ class Sharing(RuleBasedStateMachine, Oracle):
         list_id = body["data"]["createList"]["id"]
         self.secret.add(list_id)
         self.lists[list_id] = TodoList(list_id, name, False, {person.id: "owner"})
-        self.commit([Entry("list_created", None, list_id, list_id), Entry("member_added", None, list_id, list_id, person.id)])
+        self.commit([Entry("list_created", None, list_id, list_id), Entry("member_added", None, list_id, list_id, person.id, role="owner")])
 
     def rename_list(self, data: st.DataObject) -> None:
         person = self._someone(data)
@@ -258,7 +268,8 @@ class Sharing(RuleBasedStateMachine, Oracle):
         assert code is None
         rows = [row for row in self.rows.values() if row.alive and row.list == todo_list.id]
         predicted = [Entry("deleted", row.id, row.list, None, None, (row.title, row.completed)) for row in rows]
-        predicted += [Entry("member_removed", None, todo_list.id, todo_list.id, member) for member in todo_list.members]
+        predicted += [Entry("member_removed", None, todo_list.id, todo_list.id, member, role=role, reason="list_deleted")
+                      for member, role in todo_list.members.items()]
         predicted.append(Entry("list_deleted", None, todo_list.id, todo_list.id))
         for row in rows:
             row.alive = False
@@ -288,7 +299,7 @@ class Sharing(RuleBasedStateMachine, Oracle):
         assert code is None
         todo_list.members[other.id] = role.lower()
         rows = sorted((r for r in self.rows.values() if r.alive and r.list == todo_list.id), key=lambda r: r.order)
-        self.commit([Entry("member_added", None, todo_list.id, todo_list.id, other.id)] + [
+        self.commit([Entry("member_added", None, todo_list.id, todo_list.id, other.id, role=role.lower())] + [
             Entry("arrived", row.id, None, todo_list.id, other.id, (row.title, row.completed)) for row in rows
         ])
 
@@ -312,7 +323,7 @@ class Sharing(RuleBasedStateMachine, Oracle):
         assert code is None
         todo_list.members[other.id] = role.lower()
         changed = theirs != role.lower()
-        self.commit([Entry("member_updated", None, todo_list.id, todo_list.id, other.id)] if changed else [])
+        self.commit([Entry("member_updated", None, todo_list.id, todo_list.id, other.id, role=role.lower())] if changed else [])
 
     def remove_member(self, data: st.DataObject) -> None:
         """The owner removes someone, or someone leaves."""
@@ -346,7 +357,7 @@ class Sharing(RuleBasedStateMachine, Oracle):
         rows = sorted((r for r in self.rows.values() if r.alive and r.list == todo_list.id), key=lambda r: r.order)
         self.commit([
             Entry("removed", row.id, todo_list.id, None, other.id, None, (row.title, row.completed)) for row in rows
-        ] + [Entry("member_removed", None, todo_list.id, todo_list.id, other.id)])
+        ] + [Entry("member_removed", None, todo_list.id, todo_list.id, other.id, role=theirs)])
 
     # -- credentials and readers ---------------------------------------------
 
@@ -367,19 +378,25 @@ class Sharing(RuleBasedStateMachine, Oracle):
                 continue
             assert ended.ended.wait(10), f"{follower.transport} ran on after its {credential.kind} was revoked"
             assert unauthenticated(ended), f"{follower.transport} ended with {ended.ending!r}"
-            assert all(e.cursor < revoked_at for e in ended.events), f"{follower.transport} got changes after the revocation"
-            follower.connections.append(self.connect(person, follower.transport, fresh, ended.position))
+            # Cursors come in order: its last one is before the revocation, or none is.
+            assert ended.position < revoked_at, f"{follower.transport} got changes after the revocation"
+            # An event stream of the feed resumes as EventSource would: its URL as before, the cursor as Last-Event-ID.
+            url_after = follower.start if follower.transport == "feed-sse" else None
+            follower.connections.append(
+                self.connect(person, follower.transport, fresh, ended.position, url_after, follower.list_id)
+            )
             follower.current.wait_until_connected()
 
     def resume(self, data: st.DataObject) -> None:
         """A subscriber opened now from a cursor in the person's past (any position, seen or not)."""
-        transport = data.draw(st.sampled_from(TRANSPORTS), label="transport")
+        transport = data.draw(st.sampled_from(STREAMS), label="transport")
         back = data.draw(st.floats(0, 1), label="resumes from")
         person = self._someone(data)
         if len(person.followers) >= 8:
             return
         credential = data.draw(st.sampled_from(person.credentials), label="credential")
-        self.follow(person, transport, credential, person.start + round(back * (self.mark - person.start)))
+        self.follow(person, transport, credential, person.start + round(back * (self.mark - person.start)),
+                    self.feed_filter(data, transport))
 
     def read(self, data: st.DataObject) -> None:
         person = self._someone(data)
@@ -408,25 +425,37 @@ class Sharing(RuleBasedStateMachine, Oracle):
 
     def _check(self) -> None:
         """Open the streams still owed; write two rounds of one row per
-        person, each into their own default list (by psql, as no one); each
-        stream must end with its person's second one, so anything it was
-        sent before that shows. Then compare, and scan every byte."""
+        person, each into their own default list, and one into each live
+        list a feed is filtered on (by psql, as no one); each stream must end
+        with the last of these it may see, so anything it was sent before
+        that shows. A stream that may see none of them (a feed filtered on a
+        list its reader does not see) is compared once every other one has
+        caught up. Then compare, and scan every byte."""
         for person in self.people.values():
-            for transport, back in person.later.items():
+            for transport, (back, list_id) in person.later.items():
                 credential = person.credentials[0]
-                self.follow(person, transport, credential, person.start + round(back * (self.mark - person.start)))
+                self.follow(person, transport, credential, person.start + round(back * (self.mark - person.start)), list_id)
         for _ in range(2):
             for person in self.people.values():
                 self.sql_create(person.default)
-        failures = []
-        for person in self.people.values():
-            for follower in person.followers:
-                expected = self.expected(person, follower.start)
+        filtered = {f.list_id for p in self.people.values() for f in p.followers if f.list_id is not None}
+        for list_id in sorted(filtered):
+            if self.lists[list_id].alive:
+                self.sql_create(list_id)
+        owed: list[tuple[Person, Follower, list[Any]]] = [
+            (person, follower, self.expected_feed(person, follower.start, follower.list_id)
+             if follower.transport in FEEDS else self.expected(person, follower.start))
+            for person in self.people.values() for follower in person.followers
+        ]
+        for _, follower, expected in owed:
+            if expected:
                 follower.current.wait_for(expected[-1].cursor)
-                got = follower.events()
-                problems = [c.unexpected for c in follower.connections if c.unexpected]
-                if got != expected or problems or follower.current.ended.is_set():
-                    failures.append(difference(person, follower, expected, got, problems))
+        failures = []
+        for person, follower, expected in owed:
+            got = follower.events()
+            problems = [c.unexpected for c in follower.connections if c.unexpected]
+            if got != expected or problems or follower.current.ended.is_set():
+                failures.append(difference(person, follower, expected, got, problems))
         # The wiretaps know people by name, the model by id.
         allowed = {person.name: self.allowed[person.id] for person in self.people.values()}
         if leaks := self.leaks.found(self.secret, allowed):

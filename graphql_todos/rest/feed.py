@@ -43,7 +43,9 @@ def event_json(delivery: Delivery) -> dict[str, Any]:
         event["todo_id"] = str(entry.todo_id)
     if entry.todo is not None and kind in (Kind.UPDATE, Kind.ARRIVAL):
         event["todo"] = todo_json(entry.todo)
-    list_id = entry.list_after or entry.list_before
+    # A removal is from the list the caller saw it in: where a row moved
+    # out of its sight went is no business of the caller's.
+    list_id = entry.list_before if kind is Kind.REMOVAL else entry.list_after or entry.list_before
     if list_id is not None:
         event["list_id"] = str(list_id)
     if kind is Kind.MEMBER:

@@ -34,7 +34,7 @@ from graphql_todos.core.errors import (
 )
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.list_statements import ListStatement
-from graphql_todos.core.models import Change, Todo, Viewer
+from graphql_todos.core.models import Change, Op, Todo, Viewer
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService, clean_title, parse_id
 from graphql_todos.core.settings import Settings
@@ -150,7 +150,7 @@ class TodoItem(HTTPEndpoint):
         todo = await _service(request).get_todo(viewer, _path_id(request))
         if stream:
             # The row now, then each change: a reconnect needs no cursor.
-            messages = _state_messages(_service(request), _hub(request), viewer, str(todo.id))
+            messages = _state_messages(request, viewer, str(todo.id))
             return event_stream_response(request, _events(messages))
         return _json(todo)
 
@@ -183,9 +183,10 @@ class TodoItem(HTTPEndpoint):
     @staticmethod
     async def websocket(websocket: WebSocket) -> None:
         """The row now ("snapshot"), then each change to it; closes after
-        "deleted", or with 4404 when there is no such row."""
+        "deleted", or with 4404 when there is no such row, or no longer one
+        the caller may see."""
         viewer = principal_of(websocket.scope).viewer
-        messages = _state_messages(_service(websocket), _hub(websocket), viewer, websocket.path_params["id"])
+        messages = _state_messages(websocket, viewer, websocket.path_params["id"])
         await sockets.relay(websocket, functools.partial(sockets.send_each, websocket, messages))
 
 
@@ -363,14 +364,17 @@ async def _change_event(change: Change) -> bytes:
     return event_stream.event(change.op.value, await _change_bytes(change), change.cursor)
 
 
-async def _state_messages(
-    service: TodoService, hub: Hub, viewer: Viewer, todo_id: str
-) -> AsyncGenerator[dict[str, Any], None]:
+async def _state_messages(conn: HTTPConnection, viewer: Viewer, todo_id: str) -> AsyncGenerator[dict[str, Any], None]:
+    """An item stream's messages; NotFound (close 4404, an event stream's
+    NOT_FOUND error) once the row is no longer the caller's to see, as for
+    a row that is not there (people.md section 6)."""
     last: Todo | None = None
     key = parse_id(todo_id)
-    states = streams.todo_states(service, hub, viewer, key)
+    states = streams.todo_states(_service(conn), _hub(conn), viewer, key)
     async with contextlib.aclosing(states):
         async for state in states:
+            if state.op is Op.DELETED and not await _deleted_at(_journal(conn), state.position):
+                raise NotFound(key)
             # A deleted state has no row: show its last one, as the change feed does.
             todo = state.todo or last
             if todo is None:
@@ -378,6 +382,14 @@ async def _state_messages(
             last = todo
             op = "snapshot" if state.op is None else state.op.value
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
+
+
+async def _deleted_at(journal: Journal, position: int) -> bool:
+    """Whether the entry at `position` deleted its row. todo_states ends an
+    item stream on a delete and on a removal alike (both DELETED in the
+    legacy shape); only the entry tells them apart, read once, as the stream ends."""
+    chunk = await journal.changes_between(position - 1, position, 1)
+    return [entry.op for entry in chunk.entries] == ["deleted"]
 
 
 def event_stream_response(
