@@ -132,6 +132,16 @@ def feed_kind(delivery: Delivery) -> str:
     return _FEED_KINDS[delivery.kind, delivery.entry.op]
 
 
+def feed_list(delivery: Delivery) -> uuid.UUID | None:
+    """The list a feed event names: a removal's is the list its reader saw
+    the row in (where a row moved out of their sight went is no business of
+    theirs); any other's the list the row is in after it, or was in."""
+    entry = delivery.entry
+    if delivery.kind is Kind.REMOVAL:
+        return entry.list_before
+    return entry.list_after or entry.list_before
+
+
 def ended_with_its_list(entry: Entry) -> bool:
     """Whether the entry went with its list's deletion (the feed's reason LIST_DELETED)."""
     return entry.op == "list_deleted" or (entry.detail or {}).get("reason") == "list_deleted"

@@ -16,7 +16,7 @@ from graphql_todos.core.errors import NotFound
 from graphql_todos.core.lists import Lists
 from graphql_todos.core.models import Entry
 from graphql_todos.core.people import SERVICE, Principal
-from graphql_todos.core.visibility import Delivery, Kind, ended_with_its_list, feed_kind, member_of
+from graphql_todos.core.visibility import Delivery, Kind, ended_with_its_list, feed_kind, feed_list, member_of
 from graphql_todos.graphql.types import Member, Person, Role, Todo
 
 
@@ -95,7 +95,7 @@ def feed_event(delivery: Delivery) -> FeedEvent:
         cursor=entry.cursor,
         todo=cast(Todo, entry.todo) if kind is not Kind.REMOVAL else None,
         todo_id=_id(entry.todo_id),
-        list_id=_id(entry.list_after or entry.list_before),
+        list_id=_id(feed_list(delivery)),
         member=_member(entry) if kind is Kind.MEMBER else None,
         reason="LIST_DELETED" if ended_with_its_list(entry) else None,
     )

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket
 from graphql_todos.core.errors import BadUserInput, ErrorCode, RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.service import parse_id
-from graphql_todos.core.visibility import Delivery, Kind, ended_with_its_list, feed_kind, member_of
+from graphql_todos.core.visibility import Delivery, Kind, ended_with_its_list, feed_kind, feed_list, member_of
 from graphql_todos.edge import event_stream, negotiation
 from graphql_todos.edge.access import principal_of
 from graphql_todos.live import streams
@@ -43,9 +43,7 @@ def event_json(delivery: Delivery) -> dict[str, Any]:
         event["todo_id"] = str(entry.todo_id)
     if entry.todo is not None and kind in (Kind.UPDATE, Kind.ARRIVAL):
         event["todo"] = todo_json(entry.todo)
-    # A removal is from the list the caller saw it in: where a row moved
-    # out of its sight went is no business of the caller's.
-    list_id = entry.list_before if kind is Kind.REMOVAL else entry.list_after or entry.list_before
+    list_id = feed_list(delivery)
     if list_id is not None:
         event["list_id"] = str(list_id)
     if kind is Kind.MEMBER:
