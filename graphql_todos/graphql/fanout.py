@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 from graphql import (
+    BooleanValueNode,
     DirectiveNode,
     DocumentNode,
     FieldNode,
@@ -51,6 +52,7 @@ from graphql_todos.core.models import ALL, Change, TodoState, Viewer
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import View
 from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
+from graphql_todos.graphql.live_lists import ListGroup, ListGroups, ListStream
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
 from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
@@ -67,10 +69,11 @@ Frame = Callable[[Change, bytes], bytes]
 class _Plan:
     document: DocumentNode
     operation: OperationDefinitionNode
-    # The root field: "todoChanges" (a broadcast member) or "todo" (a row's own stream).
+    # The root field: "todoChanges" (a broadcast member), "todo" (a row's
+    # own stream) or "todos" (a live list's member: live_lists.py).
     root: str
-    # Its argument (`after`, `id`) is a literal (or absent: None), or the name of a variable.
-    after: str | None
+    # Its argument (`after`, `id`, `completed`) is a literal (or absent: None), or the name of a variable.
+    after: str | bool | None
     after_variable: str | None
 
     def argument(self, coerced: Variables) -> Any:
@@ -79,7 +82,7 @@ class _Plan:
 
 
 # The subscriptions taken here, by their root field.
-_ROOTS = ("todoChanges", "todo")
+_ROOTS = ("todoChanges", "todo", "todos")
 
 
 class _HasDirective(Visitor):
@@ -89,14 +92,14 @@ class _HasDirective(Visitor):
         self.found = True
 
 
-def _argument(field: FieldNode) -> tuple[str | None, str | None] | None:
-    """The field's one argument (`after`, `id`) as (literal, variable name);
-    None when it is neither."""
+def _argument(field: FieldNode) -> tuple[str | bool | None, str | None] | None:
+    """The field's one argument (`after`, `id`, `completed`) as (literal,
+    variable name); None when it is neither."""
     for argument in field.arguments or ():
         value = argument.value
         if isinstance(value, VariableNode):
             return None, value.name.value
-        if isinstance(value, StringValueNode):
+        if isinstance(value, StringValueNode | BooleanValueNode):
             return value.value, None
         if not isinstance(value, NullValueNode):
             return None
@@ -227,6 +230,7 @@ class RowStream:
 class GraphQLFanout:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
+        self.lists = ListGroups()
 
     @property
     def schema(self) -> TodoSchema:
@@ -343,7 +347,7 @@ class GraphQLFanout:
 
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
-    ) -> SocketMember | RowStream | None:
+    ) -> SocketMember | RowStream | ListStream | None:
         planned = self._planned(query, variables, operation_name, None)
         if planned is None:
             return None
@@ -351,6 +355,8 @@ class GraphQLFanout:
         write, send = frame_writers(websocket)
         if plan.root == "todo":
             return self._row(plan, coerced, context, websocket, variables, operation_name, write, send)
+        if plan.root == "todos":
+            return self._live(planned, context, websocket, variables, operation_name, write, send)
         joined = await self._join(planned, context, websocket, variables, operation_name, None, None)
         return SocketMember(joined, write, send)
 
@@ -379,6 +385,34 @@ class GraphQLFanout:
         states = streams.todo_states(service, groups.hub, _viewer_of(context), key)
         render = self._render(plan, context, variables, operation_name, None)
         return RowStream(states, render, self._failure, write, send)
+
+    def _live(
+        self,
+        planned: tuple[_Plan, Variables],
+        context: Any,
+        websocket: WebSocket,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        write: Write | None,
+        send: Send,
+    ) -> ListStream:
+        """A `todos` live query's subscription: a member of its list's group
+        (one per list, so per viewer, and document: live_lists.py)."""
+        plan, coerced = planned
+        completed = plan.argument(coerced)
+        viewer = _viewer_of(context)
+        service: TodoService = websocket.state.service
+        live_lists: streams.LiveLists = websocket.state.live_lists
+        key = (viewer, completed, plan.document, operation_name, coerced.key)
+
+        def make() -> ListGroup:
+            render = self._render(plan, context, variables, operation_name, None)
+            return ListGroup(
+                self.lists, key, render, lambda rows: service.check_whole(len(rows)), self._failure,
+                lambda watcher: live_lists.join(completed, viewer, watcher),
+            )
+
+        return ListStream(self.lists, key, make, write, send)
 
     def _failure(self, exc: DomainError) -> list[GraphQLError]:
         """The error Strawberry's path gives a subscription whose stream
