@@ -22,6 +22,7 @@ without Strawberry's per-event machinery (RowStream).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -61,8 +62,9 @@ from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
 
 # A transport's whole payload for a change, around the result's JSON (the
-# SSE event, the multipart part); None: the JSON itself.
-Frame = Callable[[Change, bytes], bytes]
+# SSE event, the multipart part); None: the JSON itself. A live list's
+# version is framed as no change (None): it has no cursor.
+Frame = Callable[[Change | None, bytes], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,12 +335,20 @@ class GraphQLFanout:
                 await _finish(send, complete)
 
             return refuse
-        if joined is None:
-            return None
+        deliver: Callable[[Send], Awaitable[None]]
+        if joined is not None:
+            deliver = functools.partial(joined.run, b"", b"", None)
+        else:
+            # Not the change feed: a live list's, or Strawberry's path.
+            planned = self._planned(fields.query, fields.variables, fields.operation_name, fields.extensions)
+            if planned is None or planned[0].root != "todos":
+                return None
+            live = self._live(planned, context, request, fields.variables, fields.operation_name, frame)
+            deliver = lambda send: live(None, send).run(b"", b"")
 
         async def run(send: Send) -> None:
             try:
-                await joined.run(b"", b"", None, send)
+                await deliver(send)
             except StreamFailed as failed:
                 await send(await refusal(failed.errors))
             await _finish(send, complete)
@@ -356,7 +366,7 @@ class GraphQLFanout:
         if plan.root == "todo":
             return self._row(plan, coerced, context, websocket, variables, operation_name, write, send)
         if plan.root == "todos":
-            return self._live(planned, context, websocket, variables, operation_name, write, send)
+            return self._live(planned, context, websocket, variables, operation_name, None)(write, send)
         joined = await self._join(planned, context, websocket, variables, operation_name, None, None)
         return SocketMember(joined, write, send)
 
@@ -390,29 +400,31 @@ class GraphQLFanout:
         self,
         planned: tuple[_Plan, Variables],
         context: Any,
-        websocket: WebSocket,
+        conn: HTTPConnection,
         variables: dict[str, Any] | None,
         operation_name: str | None,
-        write: Write | None,
-        send: Send,
-    ) -> ListStream:
-        """A `todos` live query's subscription: a member of its list's group
-        (one per list, so per viewer, and document: live_lists.py)."""
+        frame: Frame | None,
+    ) -> Callable[[Write | None, Send], ListStream]:
+        """A `todos` live query's subscription, given its writes: a member of
+        its list's group (one per list, so per viewer, and document and
+        transport's frame: live_lists.py)."""
         plan, coerced = planned
         completed = plan.argument(coerced)
         viewer = _viewer_of(context)
-        service: TodoService = websocket.state.service
-        live_lists: streams.LiveLists = websocket.state.live_lists
-        key = (viewer, completed, plan.document, operation_name, coerced.key)
+        service: TodoService = conn.state.service
+        live_lists: streams.LiveLists = conn.state.live_lists
+        key = (viewer, completed, frame, plan.document, operation_name, coerced.key)
 
         def make() -> ListGroup:
+            # A version has no cursor: framed with none.
             render = self._render(plan, context, variables, operation_name, None)
+            framed = render if frame is None else _framed(render, frame)
             return ListGroup(
-                self.lists, key, render, lambda rows: service.check_whole(len(rows)), self._failure,
+                self.lists, key, framed, lambda rows: service.check_whole(len(rows)), self._failure,
                 lambda watcher: live_lists.join(completed, viewer, watcher),
             )
 
-        return ListStream(self.lists, key, make, write, send)
+        return lambda write, send: ListStream(self.lists, key, make, write, send)
 
     def _failure(self, exc: DomainError) -> list[GraphQLError]:
         """The error Strawberry's path gives a subscription whose stream
@@ -458,6 +470,13 @@ def _viewer_of(context: Any) -> Viewer:
     context with none: only tests build one so)."""
     principal = getattr(context, "principal", None)
     return ALL if principal is None else principal.viewer
+
+
+def _framed(render: Callable[[Any], Awaitable[bytes]], frame: Frame) -> Callable[[Any], Awaitable[bytes]]:
+    async def framed(rows: Any) -> bytes:
+        return frame(None, await render(rows))
+
+    return framed
 
 
 async def _finish(send: Send, complete: Callable[[], bytes | None]) -> None:
