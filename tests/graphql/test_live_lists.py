@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from graphql_todos.graphql.live_lists import ListGroup, ListMember
-from tests.gql import LegacyWs, TransportWs, create, data
+from tests.gql import LegacyWs, TransportWs, create
 from tests.helpers import TOKEN, Server, serving, wait_until
 from tests.live.test_broadcast import StalledClient
 from tests.live_readers import _parts
