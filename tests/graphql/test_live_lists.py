@@ -103,7 +103,7 @@ def test_a_stalled_watcher_holds_up_no_one_and_gets_the_newest_list(server: Serv
             while [t["title"] for t in live.next_data()["todos"]][-1] != title:
                 pass
         # The stalled one gets versions in order, the newest last, and not each one.
-        got = []
+        got: list[list[str]] = []
         while not got or got[-1] != newest:
             message = stalled.recv()
             assert message["id"] == "s" and message["type"] == "next", message
