@@ -17,6 +17,11 @@ id that parses; a malformed one goes the Strawberry way, which refuses it),
 but joins no group: each subscriber has its own row's stream
 (streams.todo_states), rendered and framed here as a member's changes are,
 without Strawberry's per-event machinery (RowStream).
+
+A `todos` live query qualifies the same way (its `completed` a literal, a
+variable or absent), on every transport: it is a member of its live list's
+group (live_lists.py), one per list (so per viewer), document and frame,
+which renders each version once and writes it to every member.
 """
 
 from __future__ import annotations

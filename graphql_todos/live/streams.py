@@ -121,7 +121,8 @@ class _Watcher:
 
 class _LiveList:
     """The list for one filter, kept current in memory by one task and one
-    hub subscription, however many watch it: no query per change."""
+    hub subscription, however many watch it: no query per change. A watcher
+    may stand for many subscribers (graphql/live_lists.py's groups)."""
 
     def __init__(self, service: TodoService, hub: Hub, viewer: Viewer, completed: bool | None) -> None:
         self.service = service
