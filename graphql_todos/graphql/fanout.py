@@ -402,13 +402,8 @@ class GraphQLFanout:
         return RowStream(states, render, self._failure, write, send)
 
     def _live(
-        self,
-        planned: tuple[_Plan, Variables],
-        context: Any,
-        conn: HTTPConnection,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
-        frame: Frame | None,
+        self, planned: tuple[_Plan, Variables], context: Any, conn: HTTPConnection, variables: dict[str, Any] | None,
+        operation_name: str | None, frame: Frame | None,
     ) -> Callable[[Write | None, Send], ListStream]:
         """A `todos` live query's subscription, given its writes: a member of
         its list's group (one per list, so per viewer, and document and

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 
 from graphql import GraphQLError
 
@@ -36,7 +37,7 @@ Join = Callable[[Watcher], Callable[[], None]]
 class ListMember:
     """One subscription in a group: its frame around the shared payload."""
 
-    __slots__ = ("_wake", "group", "on_signal", "pending", "prefix", "send", "sending", "suffix", "write")
+    __slots__ = ("group", "on_signal", "pending", "prefix", "send", "sending", "suffix", "write")
 
     def __init__(self, group: ListGroup, prefix: bytes, suffix: bytes, write: Write | None, send: Send) -> None:
         self.group = group
@@ -47,8 +48,8 @@ class ListMember:
         # The newest payload not yet written (only the newest matters).
         self.pending: bytes | None = None
         self.sending = False
-        self._wake: asyncio.Future[None] | None = None
-        # A member attached with no task: what starts one (the transport's).
+        # What wakes it: its task's wait in `follow`, or for a member attached
+        # with no task, what starts one (the transport's).
         self.on_signal: Callable[[], None] | None = None
 
     def offer(self, payload: bytes) -> None:
@@ -60,10 +61,8 @@ class ListMember:
         self.signal()
 
     def signal(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-        elif self.on_signal is not None:
-            wake, self.on_signal = self.on_signal, None
+        wake, self.on_signal = self.on_signal, None
+        if wake is not None:
             wake()
 
     async def follow(self) -> None:
@@ -82,11 +81,12 @@ class ListMember:
                 if group.errors is not None:
                     raise StreamFailed(group.errors)
                 return
-            self._wake = asyncio.get_running_loop().create_future()
+            woken = asyncio.Event()
+            self.on_signal = woken.set
             try:
-                await self._wake
+                await woken.wait()
             finally:
-                self._wake = None
+                self.on_signal = None
 
     def leave(self) -> None:
         self.group.leave(self)
@@ -187,20 +187,16 @@ class ListGroups:
         return group
 
 
+@dataclass(frozen=True, slots=True)
 class ListStream:
     """A WebSocket's (or HTTP stream's) `todos` subscription the fan-out took
     (strawberry_sockets.TakenMember)."""
 
-    __slots__ = ("groups", "key", "make", "send", "write")
-
-    def __init__(
-        self, groups: ListGroups, key: Hashable, make: Callable[[], ListGroup], write: Write | None, send: Send
-    ) -> None:
-        self.groups = groups
-        self.key = key
-        self.make = make
-        self.write = write
-        self.send = send
+    groups: ListGroups
+    key: Hashable
+    make: Callable[[], ListGroup]
+    write: Write | None
+    send: Send
 
     def _member(self, prefix: bytes, suffix: bytes) -> ListMember:
         group = self.groups.group(self.key, self.make)
@@ -221,16 +217,20 @@ class ListStream:
         """The member joined now, with no task; None: `run` it."""
         if self.write is None:
             return None
-        return Attached(self._member(prefix, suffix))
+        member = self._member(prefix, suffix)
+        if member.pending is not None:
+            # Its socket could not take the list now, and nothing would
+            # wake it yet (the transport sets on_signal after): run it.
+            member.leave()
+            return None
+        return Attached(member)
 
 
+@dataclass(frozen=True, slots=True)
 class Attached:
     """A member in its group with no task (strawberry_sockets.Following)."""
 
-    __slots__ = ("member",)
-
-    def __init__(self, member: ListMember) -> None:
-        self.member = member
+    member: ListMember
 
     def leave(self) -> None:
         self.member.leave()
