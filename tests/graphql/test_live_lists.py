@@ -120,10 +120,15 @@ def test_a_stalled_watcher_holds_up_no_one_and_gets_the_newest_list(server: Serv
 
 def test_a_list_over_the_cap_fails_every_watcher_as_strawberry_would(db_dsn: str) -> None:
     with serving(db_dsn, max_list_rows=2) as server, httpx.Client(base_url=server.url, timeout=10) as client:
-        with TransportWs(server.ws_url) as a, TransportWs(server.ws_url) as b:
+        with (
+            TransportWs(server.ws_url) as a,
+            TransportWs(server.ws_url) as b,
+            events(server.url + "/graphql", json={"query": LIVE}) as sse,
+        ):
             for ws in (a, b):
                 ws.subscribe(LIVE)
                 assert ws.next_data() == {"todos": []}
+            assert json.loads(sse.next()["data"]) == {"data": {"todos": []}}
             for title in ("1", "2", "3"):
                 create(client, title)
             for ws in (a, b):
@@ -132,6 +137,11 @@ def test_a_list_over_the_cap_fails_every_watcher_as_strawberry_would(db_dsn: str
                 assert message["payload"]["data"] is None
                 assert message["payload"]["errors"][0]["extensions"]["code"] == "LIST_TOO_LARGE"
                 assert ws.recv()["type"] == "complete"
+            while "errors" not in (result := json.loads((event := sse.next())["data"])):
+                assert event["event"] == "next"
+            assert event["event"] == "next" and "id" not in event
+            assert list(result) == ["errors"] and result["errors"][0]["extensions"]["code"] == "LIST_TOO_LARGE"
+            assert sse.next()["event"] == "complete"
         wait_until(lambda: server.subscriber_count() == 0)
 
 
