@@ -66,3 +66,6 @@ def row_variables(server: str, todo_id: str) -> dict[str, str]:
 
 # Ours only: neither peer has live queries (PostGraphile 4's need wal2json).
 LIVE_LIST = "subscription { todos { title } }"
+# Beside it, ours' change feed (CHANGES) with the same changes, a row's new
+# title: the title first, as the client counts a frame under its first uuid.
+LIVE_FEED_CHANGES = "subscription { todoChanges { op todo { title id completed } } }"

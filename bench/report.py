@@ -22,7 +22,7 @@ from typing import Any
 
 from .fanout import median, percentile
 from .people_report import people_section
-from .servers import FLOOR, OURS, OURS_WORKERS, PEER5, PEERS, POSTGRAPHILE, POSTGRAPHILE5
+from .servers import FLOOR, LIVE_FEED, OURS, OURS_WORKERS, PEER5, PEERS, POSTGRAPHILE, POSTGRAPHILE5
 from .units import ms, ratio, us
 
 SERVERS = (OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
@@ -172,18 +172,23 @@ def _delivered(runs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{r['server']} {r['delivered']:,} of {r['expected']:,}" for r in runs)
 
 
-def _live_table(live: list[dict[str, Any]], fanout: list[dict[str, Any]]) -> list[str]:
-    """Ours' live list beside ours' change feed at the same size."""
+def _live_pairs(live: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Each live-list run, with the change feed's run of its size (the same case's) if any."""
+    feeds = {r["subscribers"]: r for r in live if r["server"] == LIVE_FEED}
+    return [(r, feeds.get(r["subscribers"])) for r in live if r["server"] != LIVE_FEED]
+
+
+def _live_table(live: list[dict[str, Any]]) -> list[str]:
+    """Ours' live list beside ours' change feed, with the same changes, in the same case."""
     lines = [
-        "| watchers | last arrival | CPU per delivered list | change feed's CPU per delivered event (same size) | list / change feed |",
-        "|---|---|---|---|---|",
+        "| watchers | last arrival | CPU per delivered list | change feed: last arrival | change feed: CPU per delivered event | list / change feed (CPU) |",
+        "|---|---|---|---|---|---|",
     ]
-    for r in live:
-        feed = next((f for f in fanout if f["server"] == OURS and f["subscribers"] == r["subscribers"]), None)
+    for r, feed in _live_pairs(live):
         feed_cpu = feed["cpu_per_delivery"] if feed else math.nan
         lines.append(
-            f"| {r['subscribers']:,} | {_arrival(r)} | {us(r['cpu_per_delivery'])} | {us(feed_cpu)} "
-            f"| {ratio(r['cpu_per_delivery'], feed_cpu)} |"
+            f"| {r['subscribers']:,} | {_arrival(r)} | {us(r['cpu_per_delivery'])} | {_arrival(feed) if feed else '-'} "
+            f"| {us(feed_cpu)} | {ratio(r['cpu_per_delivery'], feed_cpu)} |"
         )
     return lines
 
@@ -255,12 +260,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
         add("same, server CPU per delivered event", {s: r["cpu_per_delivery"] for s, r in runs.items()}, us, False)
         add(f"same, time to open the {n:,}", {s: r["open_seconds"] for s, r in runs.items()}, lambda v: f"{v:.2f} s", False)
         add("same, server CPU per open", {s: r["open_cpu_per_subscription"] for s, r in runs.items()}, ms, False)
-    feed = next(
-        (f for r in results.get("live", []) for f in results.get("fanout", [])
-         if f["server"] == OURS and f["subscribers"] == r["subscribers"]),
-        None,
-    )
-    for r in results.get("live", []):
+    for r, feed in _live_pairs(results.get("live", [])):
         times = ratio(r["cpu_per_delivery"], feed["cpu_per_delivery"]) if feed else "-"
         times = "" if times == "-" else f" ({times}x ours' change feed)"
         rows.append(
@@ -406,11 +406,12 @@ def _sections(results: dict[str, Any]) -> list[str]:
             "## A live list",
             "",
             ("Ours only (PostGraphile has no live queries; PostGraphile 4's need wal2json): watchers of "
-             "`subscription { todos { title } }` on the 50-row table, each change one row's new title; each "
-             "watcher gets the whole list again. Beside it, ours' change feed at the same size, from the fan-out "
-             "above."),
+             "`subscription { todos { title } }` on the 50-row table, each change one row's new title "
+             f"({args['live_events']} of them); each watcher gets the whole list again. Beside it, run just "
+             "before it with the same changes, as many subscribers of ours' change feed "
+             "(`todoChanges { op todo { title id completed } }`)."),
             "",
-            *_live_table(results["live"], results.get("fanout", [])),
+            *_live_table(results["live"]),
             "",
         ]
     if results.get("workers"):

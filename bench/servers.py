@@ -35,6 +35,8 @@ OURS_WORKERS = "ours, 2 workers"
 # and with the response cache.
 OURS_ACCOUNTS = "ours, accounts"
 OURS_ACCOUNTS_CACHED = "ours, accounts, response cache"
+# Not a server of its own: ours, measured with its change feed beside its live list (the live case).
+LIVE_FEED = f"{OURS}, change feed"
 # BENCH_PORT_BASE moves every server's port, so two benches (two worktrees) can
 # run side by side on one machine.
 _BASE = int(os.environ.get("BENCH_PORT_BASE", "18765"))

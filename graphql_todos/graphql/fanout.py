@@ -17,11 +17,17 @@ id that parses; a malformed one goes the Strawberry way, which refuses it),
 but joins no group: each subscriber has its own row's stream
 (streams.todo_states), rendered and framed here as a member's changes are,
 without Strawberry's per-event machinery (RowStream).
+
+A `todos` live query qualifies the same way (its `completed` a literal, a
+variable or absent), on every transport: it is a member of its live list's
+group (live_lists.py), one per list (so per viewer), document and frame,
+which renders each version once and writes it to every member.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ from typing import Any
 
 import orjson
 from graphql import (
+    BooleanValueNode,
     DirectiveNode,
     DocumentNode,
     FieldNode,
@@ -51,6 +58,7 @@ from graphql_todos.core.models import ALL, Change, TodoState, Viewer
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import View
 from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
+from graphql_todos.graphql.live_lists import ListGroup, ListGroups, ListStream
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
 from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
@@ -59,18 +67,20 @@ from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
 
 # A transport's whole payload for a change, around the result's JSON (the
-# SSE event, the multipart part); None: the JSON itself.
-Frame = Callable[[Change, bytes], bytes]
+# SSE event, the multipart part); None: the JSON itself. A live list's
+# version is framed as no change (None): it has no cursor.
+Frame = Callable[[Change | None, bytes], bytes]
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     document: DocumentNode
     operation: OperationDefinitionNode
-    # The root field: "todoChanges" (a broadcast member) or "todo" (a row's own stream).
+    # The root field: "todoChanges" (a broadcast member), "todo" (a row's
+    # own stream) or "todos" (a live list's member: live_lists.py).
     root: str
-    # Its argument (`after`, `id`) is a literal (or absent: None), or the name of a variable.
-    after: str | None
+    # Its argument (`after`, `id`, `completed`) is a literal (or absent: None), or the name of a variable.
+    after: str | bool | None
     after_variable: str | None
 
     def argument(self, coerced: Variables) -> Any:
@@ -79,7 +89,7 @@ class _Plan:
 
 
 # The subscriptions taken here, by their root field.
-_ROOTS = ("todoChanges", "todo")
+_ROOTS = ("todoChanges", "todo", "todos")
 
 
 class _HasDirective(Visitor):
@@ -89,14 +99,14 @@ class _HasDirective(Visitor):
         self.found = True
 
 
-def _argument(field: FieldNode) -> tuple[str | None, str | None] | None:
-    """The field's one argument (`after`, `id`) as (literal, variable name);
-    None when it is neither."""
+def _argument(field: FieldNode) -> tuple[str | bool | None, str | None] | None:
+    """The field's one argument (`after`, `id`, `completed`) as (literal,
+    variable name); None when it is neither."""
     for argument in field.arguments or ():
         value = argument.value
         if isinstance(value, VariableNode):
             return None, value.name.value
-        if isinstance(value, StringValueNode):
+        if isinstance(value, StringValueNode | BooleanValueNode):
             return value.value, None
         if not isinstance(value, NullValueNode):
             return None
@@ -227,6 +237,7 @@ class RowStream:
 class GraphQLFanout:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
+        self.lists = ListGroups()
 
     @property
     def schema(self) -> TodoSchema:
@@ -329,12 +340,20 @@ class GraphQLFanout:
                 await _finish(send, complete)
 
             return refuse
-        if joined is None:
-            return None
+        deliver: Callable[[Send], Awaitable[None]]
+        if joined is not None:
+            deliver = functools.partial(joined.run, b"", b"", None)
+        else:
+            # Not the change feed: a live list's, or Strawberry's path.
+            planned = self._planned(fields.query, fields.variables, fields.operation_name, fields.extensions)
+            if planned is None or planned[0].root != "todos":
+                return None
+            live = self._live(planned, context, request, fields.variables, fields.operation_name, frame)
+            deliver = lambda send: live(None, send).run(b"", b"")
 
         async def run(send: Send) -> None:
             try:
-                await joined.run(b"", b"", None, send)
+                await deliver(send)
             except StreamFailed as failed:
                 await send(await refusal(failed.errors))
             await _finish(send, complete)
@@ -343,7 +362,7 @@ class GraphQLFanout:
 
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
-    ) -> SocketMember | RowStream | None:
+    ) -> SocketMember | RowStream | ListStream | None:
         planned = self._planned(query, variables, operation_name, None)
         if planned is None:
             return None
@@ -351,6 +370,8 @@ class GraphQLFanout:
         write, send = frame_writers(websocket)
         if plan.root == "todo":
             return self._row(plan, coerced, context, websocket, variables, operation_name, write, send)
+        if plan.root == "todos":
+            return self._live(planned, context, websocket, variables, operation_name, None)(write, send)
         joined = await self._join(planned, context, websocket, variables, operation_name, None, None)
         return SocketMember(joined, write, send)
 
@@ -379,6 +400,31 @@ class GraphQLFanout:
         states = streams.todo_states(service, groups.hub, _viewer_of(context), key)
         render = self._render(plan, context, variables, operation_name, None)
         return RowStream(states, render, self._failure, write, send)
+
+    def _live(
+        self, planned: tuple[_Plan, Variables], context: Any, conn: HTTPConnection, variables: dict[str, Any] | None,
+        operation_name: str | None, frame: Frame | None,
+    ) -> Callable[[Write | None, Send], ListStream]:
+        """A `todos` live query's subscription, given its writes: a member of
+        its list's group (one per list, so per viewer, and document and
+        transport's frame: live_lists.py)."""
+        plan, coerced = planned
+        completed = plan.argument(coerced)
+        viewer = _viewer_of(context)
+        service: TodoService = conn.state.service
+        live_lists: streams.LiveLists = conn.state.live_lists
+        key = (viewer, completed, frame, plan.document, operation_name, coerced.key)
+
+        def make() -> ListGroup:
+            # A version has no cursor: framed with none.
+            render = self._render(plan, context, variables, operation_name, None)
+            framed = render if frame is None else _framed(render, frame)
+            return ListGroup(
+                self.lists, key, framed, lambda rows: service.check_whole(len(rows)), self._failure,
+                lambda watcher: live_lists.join(completed, viewer, watcher),
+            )
+
+        return lambda write, send: ListStream(self.lists, key, make, write, send)
 
     def _failure(self, exc: DomainError) -> list[GraphQLError]:
         """The error Strawberry's path gives a subscription whose stream
@@ -424,6 +470,13 @@ def _viewer_of(context: Any) -> Viewer:
     context with none: only tests build one so)."""
     principal = getattr(context, "principal", None)
     return ALL if principal is None else principal.viewer
+
+
+def _framed(render: Callable[[Any], Awaitable[bytes]], frame: Frame) -> Callable[[Any], Awaitable[bytes]]:
+    async def framed(rows: Any) -> bytes:
+        return frame(None, await render(rows))
+
+    return framed
 
 
 async def _finish(send: Send, complete: Callable[[], bytes | None]) -> None:

@@ -64,7 +64,7 @@ async def respond(
     )
 
 
-def _next_part(change: Change, body: bytes) -> bytes:
+def _next_part(change: Change | None, body: bytes) -> bytes:
     return _TRANSPORT.next_part(body)
 
 

@@ -82,9 +82,10 @@ async def stream(
     )
 
 
-def _next_event(change: Change, body: bytes) -> bytes:
-    """A change's result as the event the Strawberry path sends for it."""
-    return event_stream.event("next", body, change.cursor)
+def _next_event(change: Change | None, body: bytes) -> bytes:
+    """A change's result (or a live list's: None) as the event the Strawberry
+    path sends for it."""
+    return event_stream.event("next", body, None if change is None else change.cursor)
 
 
 async def _events(

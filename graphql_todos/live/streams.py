@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import Protocol
 
 from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.journal import Journal
@@ -101,6 +102,12 @@ def apply_changes(rows: LiveRows, changes: list[Change], completed: bool | None)
     return LiveRows(sorted(by_id.values(), key=Todo.sort_key))
 
 
+class Watcher(Protocol):
+    def show(self, rows: LiveRows | None) -> None:
+        """The list's newest version; None: the list ended (the hub closed).
+        Called in the list's task: it must not block."""
+
+
 class _Watcher:
     def __init__(self) -> None:
         self.latest: LiveRows | None = None
@@ -114,7 +121,8 @@ class _Watcher:
 
 class _LiveList:
     """The list for one filter, kept current in memory by one task and one
-    hub subscription, however many watch it: no query per change."""
+    hub subscription, however many watch it: no query per change. A watcher
+    may stand for many subscribers (graphql/live_lists.py's groups)."""
 
     def __init__(self, service: TodoService, hub: Hub, viewer: Viewer, completed: bool | None) -> None:
         self.service = service
@@ -122,7 +130,7 @@ class _LiveList:
         self.viewer = viewer
         self.completed = completed
         self.current: LiveRows | None = None
-        self.watchers: set[_Watcher] = set()
+        self.watchers: set[Watcher] = set()
         self.task = asyncio.create_task(self._run(), name=f"live todos({completed})")
 
     async def _run(self) -> None:
@@ -188,18 +196,31 @@ class LiveLists:
     def __len__(self) -> int:
         return len(self._lists)
 
-    async def watch(self, completed: bool | None, viewer: Viewer = ALL) -> AsyncGenerator[LiveRows, None]:
-        """The whole (filtered) list now, then again after each burst of
-        changes that alters it (coalesced: a slow client gets only the newest).
-        A list over MAX_LIST_ROWS comes as its first MAX_LIST_ROWS + 1 rows."""
+    def join(self, completed: bool | None, viewer: Viewer, watcher: Watcher) -> Callable[[], None]:
+        """Show the watcher the (filtered) list now, when it is known, and each
+        version after (see `watch`); returns what makes it leave."""
         key = (viewer, completed)
         live = self._lists.get(key)
         if live is None or live.task.done():
             live = self._lists[key] = _LiveList(self.service, self.hub, viewer, completed)
-        watcher = _Watcher()
         live.watchers.add(watcher)
         if live.current is not None:
             watcher.show(live.current)
+
+        def leave() -> None:
+            live.watchers.discard(watcher)
+            if not live.watchers and self._lists.get(key) is live:
+                del self._lists[key]
+                live.task.cancel()
+
+        return leave
+
+    async def watch(self, completed: bool | None, viewer: Viewer = ALL) -> AsyncGenerator[LiveRows, None]:
+        """The whole (filtered) list now, then again after each burst of
+        changes that alters it (coalesced: a slow client gets only the newest).
+        A list over MAX_LIST_ROWS comes as its first MAX_LIST_ROWS + 1 rows."""
+        watcher = _Watcher()
+        leave = self.join(completed, viewer, watcher)
         try:
             while True:
                 await watcher.changed.wait()
@@ -208,7 +229,4 @@ class LiveLists:
                     return
                 yield watcher.latest
         finally:
-            live.watchers.discard(watcher)
-            if not live.watchers and self._lists.get(key) is live:
-                del self._lists[key]
-                live.task.cancel()
+            leave()

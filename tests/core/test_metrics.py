@@ -90,7 +90,7 @@ def test_connections_and_subscriptions_by_transport_go_back_to_zero(server: Serv
     with contextlib.ExitStack() as stack:
         transport_ws = stack.enter_context(TransportWs(server.ws_url))
         transport_ws.subscribe(feed["query"])  # the broadcast path
-        transport_ws.subscribe("subscription { todos { id } }")  # Strawberry's
+        transport_ws.subscribe("subscription { todos { id @include(if: true) } }")  # Strawberry's (a directive)
         legacy = LegacyWs(server.ws_url)
         stack.callback(legacy.close)
         legacy.send({"id": "1", "type": "start", "payload": feed})
