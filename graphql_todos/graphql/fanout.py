@@ -50,6 +50,8 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import ALL, Change, TodoState, Viewer
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import View
+from graphql_todos.graphql.fast.execution import execute_event
+from graphql_todos.graphql.fast.plans import CompiledOperation, compile_events
 from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
@@ -72,6 +74,8 @@ class _Plan:
     # Its argument (`after`, `id`) is a literal (or absent: None), or the name of a variable.
     after: str | None
     after_variable: str | None
+    # Its events compiled (graphql/fast); None: graphql-core executes them.
+    events: CompiledOperation | None
 
     def argument(self, coerced: Variables) -> Any:
         """The argument's value in this request."""
@@ -117,7 +121,8 @@ def _plan(operation: Operation) -> _Plan | None:
     argument = _argument(field)
     if visitor.found or argument is None:
         return None
-    return _Plan(operation.document, definition, field.name.value, *argument)
+    events = compile_events(operation.schema, operation.document, definition)
+    return _Plan(operation.document, definition, field.name.value, *argument, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +300,7 @@ class GraphQLFanout:
         viewer = _viewer_of(context)
         return Joined(
             groups, key, start,
-            lambda: self._render(plan, context, variables, operation_name, frame),
+            lambda: self._render(plan, context, coerced, variables, operation_name, frame),
             self._failure,
             viewer,
             await groups.hub.view_at(viewer, start),
@@ -377,7 +382,7 @@ class GraphQLFanout:
         service: TodoService = websocket.state.service
         groups: Groups = websocket.state.broadcast_groups
         states = streams.todo_states(service, groups.hub, _viewer_of(context), key)
-        render = self._render(plan, context, variables, operation_name, None)
+        render = self._render(plan, context, coerced, variables, operation_name, None)
         return RowStream(states, render, self._failure, write, send)
 
     def _failure(self, exc: DomainError) -> list[GraphQLError]:
@@ -393,13 +398,28 @@ class GraphQLFanout:
         return self.schema.finish_errors([located_error(exc, [field], [key])])
 
     def _render(
-        self, plan: _Plan, context: Any, variables: dict[str, Any] | None, operation_name: str | None,
-        frame: Frame | None,
+        self, plan: _Plan, context: Any, coerced: Variables, variables: dict[str, Any] | None,
+        operation_name: str | None, frame: Frame | None,
     ) -> Callable[[Any], Awaitable[bytes]]:
-        """The payload for each event (a change, a row or None), executed as
+        """The payload for each event (a change, a row or None), as
         graphql-core executes a subscription event (the group's first
         member's values stand for all), in the transport's frame (none for
-        a row)."""
+        a row): by the compiled plan when there is one."""
+        compiled = None if plan.events is None else plan.events.plan(coerced.values)
+        finish_errors = self.schema.finish_errors
+
+        def body(event: Any, data: dict[str, Any] | None, errors: list[GraphQLError]) -> bytes:
+            payload: dict[str, Any] = {"data": data}
+            if errors:
+                payload["errors"] = [e.formatted for e in finish_errors(errors)]
+            written = orjson.dumps(payload)
+            return written if frame is None else frame(event, written)
+
+        if compiled is not None:
+            async def render_compiled(event: Any) -> bytes:
+                return body(event, *execute_event(compiled, event))
+
+            return render_compiled
         executor = TodoExecutionContext.build(
             self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
             operation_name=operation_name,
@@ -410,11 +430,7 @@ class GraphQLFanout:
             result = executor.build_per_event_executor(event).execute_operation(False)
             if inspect.isawaitable(result):
                 result = await result
-            payload: dict[str, Any] = {"data": result.data}
-            if result.errors:
-                payload["errors"] = [e.formatted for e in self.schema.finish_errors(result.errors)]
-            body = orjson.dumps(payload)
-            return body if frame is None else frame(event, body)
+            return body(event, result.data, result.errors or [])
 
         return render
 
