@@ -60,6 +60,16 @@ RESYNC = _Marker("RESYNC")
 CLOSED = _Marker("CLOSED")
 
 
+class _Accepted(Generic[D]):
+    """A queued change its subscriber accepted already (its view stepped
+    past it), which its direct sink did not take."""
+
+    __slots__ = ("change",)
+
+    def __init__(self, change: D) -> None:
+        self.change = change
+
+
 class Reader(Protocol):
     """A journal reader of this process that is no hub subscriber (a
     broadcast member): the journal after its `last` is kept while it reads."""
@@ -88,7 +98,12 @@ class Subscriber(Generic[D]):
         # The subscriptions this one serves (a broadcast group's members);
         # None: itself alone.
         self.serves: Sized | None = None
-        self.queue: asyncio.Queue[Entry | _Marker] = asyncio.Queue(hub.queue_size)
+        # Delivers a change now, as the hub publishes it, without waking the
+        # subscriber's task: True when it took it. Offered only what the task
+        # would deliver next (it waits with nothing in hand); what it does
+        # not take, the task delivers. None: the task delivers everything.
+        self.direct: Callable[[D], bool] | None = None
+        self.queue: asyncio.Queue[Entry | _Accepted[D] | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
 
@@ -106,7 +121,15 @@ class Subscriber(Generic[D]):
         self.last = max(self.last, position)
 
     def enqueue(self, item: Entry | _Marker) -> None:
-        """Queue item; a subscriber too slow to keep up reads the journal instead."""
+        """Queue item, or hand its change to the direct sink; a subscriber
+        too slow to keep up reads the journal instead."""
+        if self.direct is not None and isinstance(item, Entry) and self.waiting and self.queue.empty():
+            if (change := self._accept(item)) is None or self._take(self.direct, change):
+                return
+            # Accepted (its view is past it): the task delivers it, as queued
+            # into an empty queue, in order, which cannot overflow.
+            self.queue.put_nowait(_Accepted(change))
+            return
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -117,6 +140,16 @@ class Subscriber(Generic[D]):
             self.queue.put_nowait(CLOSED if item is CLOSED else RESYNC)
             self.hub.resyncs += 1
             metrics.FALLBACKS.inc()
+
+    def _take(self, direct: Callable[[D], bool], change: D) -> bool:
+        try:
+            taken = direct(change)
+        except Exception:  # noqa: BLE001 - the task delivers it, and fails as it would have without the sink
+            return False
+        if taken and self.serves is None:
+            metrics.DELIVERED.inc()
+            metrics.observe_lag(change.changed_at)
+        return taken
 
     async def batches(self) -> AsyncIterator[list[D]]:
         """Changes in commit order, in lists of whatever arrived together."""
@@ -152,6 +185,8 @@ class Subscriber(Generic[D]):
                         batch = []
                     async for chunk in self._replay():
                         yield chunk
+                elif isinstance(item, _Accepted):
+                    batch.append(item.change)
                 elif isinstance(item, Entry) and (change := self._accept(item)) is not None:
                     batch.append(change)
             if self.queue.empty():

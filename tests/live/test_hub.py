@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import httpx
 import psycopg
@@ -16,9 +17,10 @@ from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
 
 from graphql_todos.core.journal import Journal
+from graphql_todos.core.models import Change
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
-from graphql_todos.live.hub import Hub
+from graphql_todos.live.hub import Hub, Subscriber
 from tests.gql import CHANGES, TransportWs, create, subscribed
 from tests.helpers import Server, wait_until
 
@@ -251,3 +253,59 @@ def test_entries_of_lists_and_members_are_read_past_not_delivered(server: Server
             replayed.append(ws.next_data()["todoChanges"])
     assert [(c["cursor"], c["todo"]["title"]) for c in live] == [("3", "first"), ("6", "second")]
     assert [(c["cursor"], c["todo"]["title"]) for c in replayed] == [("3", "first"), ("6", "second"), ("7", "third")]
+
+
+def test_a_direct_sink_takes_what_the_task_would_deliver_next_and_the_task_the_rest(db_dsn: str) -> None:
+    """A subscriber's direct sink (RowStream's write as the hub publishes)
+    is offered a change only while its task waits with nothing in hand;
+    what it declines (a busy socket) or fails on, the task delivers: each
+    change once, in commit order, between the two."""
+
+    # Rows one, two and three to a statement: a statement's changes are
+    # published one after another, with no turn of the task between.
+    sizes = [1 + i % 3 for i in range(20)]
+    total = sum(sizes)
+
+    def insert() -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            for i, size in enumerate(sizes):
+                conn.execute("INSERT INTO todos (title) SELECT 't' FROM generate_series(1, %s)", (size,))
+                # Now and then the task is parked when the next ones come.
+                time.sleep(0.01 * (i % 2))
+
+    async def run() -> list[tuple[str, int]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            delivered: list[tuple[str, int]] = []
+
+            def sink(change: Change) -> bool:
+                if change.position % 5 == 0:
+                    raise RuntimeError("cannot render it")
+                if change.position % 3 == 0:
+                    return False
+                delivered.append(("sink", change.position))
+                return True
+
+            async def read(sub: Subscriber[Change]) -> None:
+                async for change in sub:
+                    delivered.append(("task", change.position))
+
+            try:
+                async with hub.subscribe() as sub:
+                    sub.direct = sink
+                    reader = asyncio.create_task(read(sub))
+                    await asyncio.to_thread(insert)
+                    async with asyncio.timeout(10):
+                        while len(delivered) < total:
+                            await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.1)  # and nothing more comes
+                    reader.cancel()
+                    return delivered
+            finally:
+                await hub.stop()
+
+    delivered = asyncio.run(run())
+    assert [position for _, position in delivered] == list(range(1, total + 1))
+    assert all(by == "task" for by, position in delivered if position % 3 == 0 or position % 5 == 0)
+    assert any(by == "sink" for by, _ in delivered)
