@@ -75,14 +75,14 @@ class _Plan:
     # The root field: "todoChanges" (a broadcast member) or "todo" (a row's own stream).
     root: str
     # Its argument (`after`, `id`) is a literal (or absent: None), or the name of a variable.
-    after: str | None
-    after_variable: str | None
+    literal: str | None
+    variable: str | None
     # Its events compiled (graphql/fast); None: graphql-core executes them.
     events: CompiledOperation | None
 
     def argument(self, coerced: Variables) -> Any:
         """The argument's value in this request."""
-        return self.after if self.after_variable is None else coerced.values.coerced.get(self.after_variable)
+        return self.literal if self.variable is None else coerced.values.coerced.get(self.variable)
 
 
 # The subscriptions taken here, by their root field.
@@ -326,7 +326,7 @@ class GraphQLFanout:
         # The cursor decides where a member starts, not what a change looks
         # like; nor does whose it is (people.md section 6: a member gets
         # what its view says, in the payload every reader of that kind gets).
-        key = (frame, plan.document, operation_name, coerced.key_without(plan.after_variable))
+        key = (frame, plan.document, operation_name, coerced.key_without(plan.variable))
         groups: Groups = conn.state.broadcast_groups
         viewer = _viewer_of(context)
         return Joined(
