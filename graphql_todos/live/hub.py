@@ -245,7 +245,9 @@ class Hub:
         self._router: Router[Subscriber[Any]] = Router()
         self._by_todo: dict[uuid.UUID, set[Subscriber[Any]]] = {}
         # A row's watchers by person too: the membership entries that change
-        # what they may see name the person, not the row.
+        # what they may see name the person, not the row. A reader's arrival
+        # or removal of a row names both, and moves no view: only that row's
+        # watchers take it (not every watcher of the person, for each row).
         self._by_person: dict[uuid.UUID, set[Subscriber[Any]]] = {}
         # Journal readers besides the subscribers (see Reader), counted in
         # needed_after for as long as they are in it.
@@ -479,11 +481,10 @@ class Hub:
             sub.enqueue(entry)
         for sub in self._router.everything:
             sub.enqueue(entry)
-        # A watcher found by both its row and its person takes the entry once (by position).
         if entry.todo_id is not None:
             for sub in self._by_todo.get(entry.todo_id, ()):
                 sub.enqueue(entry)
-        if entry.person is not None:
+        elif entry.person is not None:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
 

@@ -4,6 +4,7 @@ few connections, slow subscribers, and a lost connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -20,7 +21,9 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
+from graphql_todos.core.visibility import View
 from graphql_todos.live.hub import Hub, Subscriber
+from tests.core.test_lists_journal import _person
 from tests.gql import CHANGES, TransportWs, create, subscribed
 from tests.helpers import Server, wait_until
 
@@ -309,3 +312,45 @@ def test_a_direct_sink_takes_what_the_task_would_deliver_next_and_the_task_the_r
     assert [position for _, position in delivered] == list(range(1, total + 1))
     assert all(by == "task" for by, position in delivered if position % 3 == 0 or position % 5 == 0)
     assert any(by == "sink" for by, _ in delivered)
+
+
+def test_a_readers_removal_of_rows_reaches_each_rows_watchers_alone(db_dsn: str) -> None:
+    """A row's watcher is found by its person too (membership entries move
+    its view); a reader's removal of a row names the person and the row,
+    and reaches that row's watchers alone: a person's N row watchers take
+    N removals and the member entry, each its own, not N x N entries."""
+    rows = 20
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        _, ann_list = _person(conn, "ann")
+        bob, _ = _person(conn, "bob")
+        conn.execute("INSERT INTO todos (title, list_id) SELECT 't', %s FROM generate_series(1, %s)", (ann_list, rows))
+        conn.execute("INSERT INTO list_members VALUES (%s, %s, 'viewer')", (ann_list, bob))
+        ids = [row[0] for row in conn.execute("SELECT id FROM todos WHERE list_id = %s", (ann_list,))]
+
+    def unshare() -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM list_members WHERE person_id = %s AND list_id = %s", (bob, ann_list))
+
+    async def run() -> tuple[list[int], list[Change]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    subs = [
+                        await stack.enter_async_context(hub.subscribe(todo_id=id_, view=View(bob, {ann_list})))
+                        for id_ in ids
+                    ]
+                    end = hub.position + rows + 1
+                    await asyncio.to_thread(unshare)
+                    async with asyncio.timeout(10):
+                        while hub.position < end:
+                            await asyncio.sleep(0.01)
+                    queued = [sub.queue.qsize() for sub in subs]
+                    return queued, [await anext(aiter(sub)) for sub in subs]
+            finally:
+                await hub.stop()
+
+    queued, changes = asyncio.run(run())
+    assert queued == [2] * rows
+    assert [change.todo.id for change in changes] == ids
