@@ -147,8 +147,7 @@ class Subscriber(Generic[D]):
         except Exception:  # noqa: BLE001 - the task delivers it, and fails as it would have without the sink
             return False
         if taken and self.serves is None:
-            metrics.DELIVERED.inc()
-            metrics.observe_lag(change.changed_at)
+            self.hub.taken_directly(change.changed_at)
         return taken
 
     async def batches(self) -> AsyncIterator[list[D]]:
@@ -257,6 +256,9 @@ class Hub:
         self.on_revoked: Callable[[dict[str, Any] | None], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        # Changes direct sinks took in this turn of the loop, and the first's
+        # commit time: counted, and the lag sampled, once per turn.
+        self._taken: tuple[int, datetime | None] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -353,6 +355,24 @@ class Hub:
                     members.discard(sub)
                     if not members:
                         del index[key]
+
+    def taken_directly(self, changed_at: datetime | None) -> None:
+        """Count a change a subscriber's direct sink took: as a task counts
+        a batch, one count and one lag sample (the oldest change's) for all
+        taken in one turn of the loop (one UPDATE's rows, say)."""
+        if self._taken is None:
+            self._taken = (1, changed_at)
+            asyncio.get_running_loop().call_soon(self._count_taken)
+        else:
+            count, oldest = self._taken
+            self._taken = (count + 1, oldest)
+
+    def _count_taken(self) -> None:
+        assert self._taken is not None  # scheduled by the turn's first
+        count, oldest = self._taken
+        self._taken = None
+        metrics.DELIVERED.inc(count)
+        metrics.observe_lag(oldest)
 
     def caught_up(self, sub: Subscriber[Any]) -> None:
         """Route to sub by its view from now on: it has stepped every entry

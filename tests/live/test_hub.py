@@ -308,8 +308,14 @@ def test_a_direct_sink_takes_what_the_task_would_deliver_next_and_the_task_the_r
             finally:
                 await hub.stop()
 
+    counted = REGISTRY.get_sample_value("graphql_todos_events_delivered_total") or 0.0
+    lags = REGISTRY.get_sample_value("graphql_todos_commit_to_delivery_seconds_count") or 0.0
     delivered = asyncio.run(run())
     assert [position for _, position in delivered] == list(range(1, total + 1))
+    # Each change counted once, whichever delivered it; a lag sample per
+    # batch or turn of the loop, not per change.
+    assert REGISTRY.get_sample_value("graphql_todos_events_delivered_total") == counted + total
+    assert lags < (REGISTRY.get_sample_value("graphql_todos_commit_to_delivery_seconds_count") or 0.0) < lags + total
     assert all(by == "task" for by, position in delivered if position % 3 == 0 or position % 5 == 0)
     assert any(by == "sink" for by, _ in delivered)
 
