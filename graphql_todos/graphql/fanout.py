@@ -14,9 +14,11 @@ as it catches up), is answered with the errors Strawberry's path would give.
 
 A `todo(id)` subscription over a WebSocket qualifies the same way (with an
 id that parses; a malformed one goes the Strawberry way, which refuses it),
-but joins no group: each subscriber has its own row's stream
-(streams.todo_states), rendered and framed here as a member's changes are,
-without Strawberry's per-event machinery (RowStream).
+but joins no group: each subscriber has its own hub subscription to its
+row, rendered (by a compiled plan, graphql/fast) and framed here as a
+member's changes are, without Strawberry's per-event machinery, and
+written by the hub as it publishes a change when the socket takes it now
+(RowStream).
 
 A `todos` live query qualifies the same way (its `completed` a literal, a
 variable or absent), on every transport: it is a member of its live list's
@@ -26,10 +28,10 @@ which renders each version once and writes it to every member.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +56,11 @@ from strawberry.http import GraphQLRequestData
 
 from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import ALL, Change, TodoState, Viewer
+from graphql_todos.core.models import ALL, Change, Op, Viewer
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import View
+from graphql_todos.graphql.fast.execution import execute_event
+from graphql_todos.graphql.fast.plans import CompiledOperation, compile_events
 from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
 from graphql_todos.graphql.live_lists import ListGroup, ListGroups, ListStream
 from graphql_todos.graphql.schema import TodoSchema
@@ -65,6 +69,7 @@ from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
 from graphql_todos.internals.uvicorn_websocket import frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
+from graphql_todos.live.hub import Hub
 
 # A transport's whole payload for a change, around the result's JSON (the
 # SSE event, the multipart part); None: the JSON itself. A live list's
@@ -80,12 +85,14 @@ class _Plan:
     # own stream) or "todos" (a live list's member: live_lists.py).
     root: str
     # Its argument (`after`, `id`, `completed`) is a literal (or absent: None), or the name of a variable.
-    after: str | bool | None
-    after_variable: str | None
+    literal: str | bool | None
+    variable: str | None
+    # Its events compiled (graphql/fast); None: graphql-core executes them.
+    events: CompiledOperation | None
 
     def argument(self, coerced: Variables) -> Any:
         """The argument's value in this request."""
-        return self.after if self.after_variable is None else coerced.values.coerced.get(self.after_variable)
+        return self.literal if self.variable is None else coerced.values.coerced.get(self.variable)
 
 
 # The subscriptions taken here, by their root field.
@@ -114,7 +121,7 @@ def _argument(field: FieldNode) -> tuple[str | bool | None, str | None] | None:
 
 
 def _plan(operation: Operation) -> _Plan | None:
-    """The plan of a `todoChanges` or `todo(id)` subscription selecting that
+    """The plan of a `todoChanges`, `todo(id)` or `todos` subscription selecting that
     field alone, with no directive; None for any other operation."""
     definition = operation.definition
     if definition.operation is not OperationType.SUBSCRIPTION:
@@ -127,7 +134,8 @@ def _plan(operation: Operation) -> _Plan | None:
     argument = _argument(field)
     if visitor.found or argument is None:
         return None
-    return _Plan(operation.document, definition, field.name.value, *argument)
+    events = compile_events(operation.schema, operation.document, definition)
+    return _Plan(operation.document, definition, field.name.value, *argument, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +213,20 @@ class Attached:
 
 @dataclass(frozen=True, slots=True)
 class RowStream:
-    """A WebSocket's `todo(id)` subscription: its row's own stream
-    (streams.todo_states), each state rendered and framed here, without
-    Strawberry's per-event machinery: one send per state, no group."""
+    """A WebSocket's `todo(id)` subscription: its row now, then after each
+    change its reader may see, `null` once deleted (or out of its sight),
+    then the end (as streams.todo_states), rendered and framed here without
+    Strawberry's per-event machinery. A change the socket takes now is
+    written by the hub as it publishes it (the subscriber's direct sink),
+    with no wake-up of this task; this task sends the rest."""
 
-    states: AsyncGenerator[TodoState, None]
+    service: TodoService
+    hub: Hub
+    viewer: Viewer
+    key: uuid.UUID
     render: Callable[[Any], Awaitable[bytes]]
+    # The same, synchronously (a compiled plan), for the direct sink; None: no sink.
+    render_now: Callable[[Any], bytes] | None
     failure: Callable[[DomainError], list[GraphQLError]]
     write: Write | None
     send: Send
@@ -218,16 +234,36 @@ class RowStream:
     async def run(self, prefix: bytes, suffix: bytes) -> None:
         """Send the row now, then after each change, until it ends; cancel
         to leave. Raises StreamFailed."""
-        async with contextlib.aclosing(self.states):
-            try:
-                async for state in self.states:
-                    frame = prefix + await self.render(state.todo) + suffix
-                    # The direct write when the connection takes it now, else
-                    # the send that waits (nothing was written: still in order).
-                    if self.write is None or not self.write(frame):
-                        await self.send(frame)
-            except DomainError as exc:
-                raise StreamFailed(self.failure(exc)) from None
+        try:
+            async with self.hub.subscribe(todo_id=self.key, view=View(self.viewer.person)) as sub:
+                start = await self.service.todo_snapshot(self.viewer, self.key)
+                sub.skip_through(start.position)
+                sub.view = await self.hub.view_at(self.viewer, start.position)
+                await self._send(prefix + await self.render(start.todo) + suffix)
+                if start.todo is None:
+                    return
+                sub.direct = self._sink(prefix, suffix)
+                async for change in sub:
+                    deleted = change.op is Op.DELETED
+                    await self._send(prefix + await self.render(None if deleted else change.todo) + suffix)
+                    if deleted:
+                        return
+        except DomainError as exc:
+            raise StreamFailed(self.failure(exc)) from None
+
+    async def _send(self, frame: bytes) -> None:
+        # The direct write when the connection takes it now, else the send
+        # that waits (nothing was written: still in order).
+        if self.write is None or not self.write(frame):
+            await self.send(frame)
+
+    def _sink(self, prefix: bytes, suffix: bytes) -> Callable[[Change], bool] | None:
+        """Writes a change's frame if the socket takes it now; never a
+        deletion, after which this task ends the stream."""
+        write, render = self.write, self.render_now
+        if write is None or render is None:
+            return None
+        return lambda change: change.op is not Op.DELETED and write(prefix + render(change.todo) + suffix)
 
     def attach(self, prefix: bytes, suffix: bytes) -> None:
         """Never: a row's stream runs in its own task."""
@@ -301,12 +337,12 @@ class GraphQLFanout:
         # The cursor decides where a member starts, not what a change looks
         # like; nor does whose it is (people.md section 6: a member gets
         # what its view says, in the payload every reader of that kind gets).
-        key = (frame, plan.document, operation_name, coerced.key_without(plan.after_variable))
+        key = (frame, plan.document, operation_name, coerced.key_without(plan.variable))
         groups: Groups = conn.state.broadcast_groups
         viewer = _viewer_of(context)
         return Joined(
             groups, key, start,
-            lambda: self._render(plan, context, variables, operation_name, frame),
+            lambda: self._render(plan, context, coerced, variables, operation_name, frame),
             self._failure,
             viewer,
             await groups.hub.view_at(viewer, start),
@@ -397,9 +433,9 @@ class GraphQLFanout:
             return None
         service: TodoService = websocket.state.service
         groups: Groups = websocket.state.broadcast_groups
-        states = streams.todo_states(service, groups.hub, _viewer_of(context), key)
-        render = self._render(plan, context, variables, operation_name, None)
-        return RowStream(states, render, self._failure, write, send)
+        render_now = self._compiled(plan, coerced, None)
+        render = self._render(plan, context, coerced, variables, operation_name, None)
+        return RowStream(service, groups.hub, _viewer_of(context), key, render, render_now, self._failure, write, send)
 
     def _live(
         self, planned: tuple[_Plan, Variables], context: Any, conn: HTTPConnection, variables: dict[str, Any] | None,
@@ -417,7 +453,7 @@ class GraphQLFanout:
 
         def make() -> ListGroup:
             # A version has no cursor: framed with none.
-            render = self._render(plan, context, variables, operation_name, None)
+            render = self._render(plan, context, coerced, variables, operation_name, None)
             framed = render if frame is None else _framed(render, frame)
             return ListGroup(
                 self.lists, key, framed, lambda rows: service.check_whole(len(rows)), self._failure,
@@ -438,14 +474,27 @@ class GraphQLFanout:
         key = (field.alias or field.name).value
         return self.schema.finish_errors([located_error(exc, [field], [key])])
 
+    def _compiled(self, plan: _Plan, coerced: Variables, frame: Frame | None) -> Callable[[Any], bytes] | None:
+        """The payload for each event (a change, a row or None) by the
+        compiled plan, in the transport's frame (none for a row); None
+        when graphql-core must execute them (_render)."""
+        compiled = None if plan.events is None else plan.events.plan(coerced.values)
+        if compiled is None:
+            return None
+        return lambda event: self._body(event, *execute_event(compiled, event), frame)
+
     def _render(
-        self, plan: _Plan, context: Any, variables: dict[str, Any] | None, operation_name: str | None,
-        frame: Frame | None,
+        self, plan: _Plan, context: Any, coerced: Variables, variables: dict[str, Any] | None,
+        operation_name: str | None, frame: Frame | None,
     ) -> Callable[[Any], Awaitable[bytes]]:
-        """The payload for each event (a change, a row or None), executed as
-        graphql-core executes a subscription event (the group's first
-        member's values stand for all), in the transport's frame (none for
-        a row)."""
+        """The payload for each event, as graphql-core executes a
+        subscription event (the group's first member's values stand for
+        all), in the transport's frame: by the compiled plan when there is one."""
+        if (compiled := self._compiled(plan, coerced, frame)) is not None:
+            async def render_compiled(event: Any) -> bytes:
+                return compiled(event)
+
+            return render_compiled
         executor = TodoExecutionContext.build(
             self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
             operation_name=operation_name,
@@ -456,13 +505,16 @@ class GraphQLFanout:
             result = executor.build_per_event_executor(event).execute_operation(False)
             if inspect.isawaitable(result):
                 result = await result
-            payload: dict[str, Any] = {"data": result.data}
-            if result.errors:
-                payload["errors"] = [e.formatted for e in self.schema.finish_errors(result.errors)]
-            body = orjson.dumps(payload)
-            return body if frame is None else frame(event, body)
+            return self._body(event, result.data, result.errors or [], frame)
 
         return render
+
+    def _body(self, event: Any, data: dict[str, Any] | None, errors: list[GraphQLError], frame: Frame | None) -> bytes:
+        payload: dict[str, Any] = {"data": data}
+        if errors:
+            payload["errors"] = [e.formatted for e in self.schema.finish_errors(errors)]
+        written = orjson.dumps(payload)
+        return written if frame is None else frame(event, written)
 
 
 def _viewer_of(context: Any) -> Viewer:

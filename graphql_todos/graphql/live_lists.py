@@ -139,6 +139,7 @@ class ListGroup:
                     self.errors = self.failure(exc)
                     return
                 self.payload = payload = await self.render(rows)
+                self.groups.renders += 1
                 for member in list(self.members):
                     member.offer(payload)
         except Exception:
@@ -172,6 +173,8 @@ class ListGroups:
 
     def __init__(self) -> None:
         self._groups: dict[Hashable, ListGroup] = {}
+        # Versions rendered (tests count them: one per version and group).
+        self.renders = 0
 
     def __len__(self) -> int:
         return len(self._groups)

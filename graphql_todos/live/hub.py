@@ -60,6 +60,16 @@ RESYNC = _Marker("RESYNC")
 CLOSED = _Marker("CLOSED")
 
 
+class _Accepted(Generic[D]):
+    """A queued change its subscriber accepted already (its view stepped
+    past it), which its direct sink did not take."""
+
+    __slots__ = ("change",)
+
+    def __init__(self, change: D) -> None:
+        self.change = change
+
+
 class Reader(Protocol):
     """A journal reader of this process that is no hub subscriber (a
     broadcast member): the journal after its `last` is kept while it reads."""
@@ -88,7 +98,12 @@ class Subscriber(Generic[D]):
         # The subscriptions this one serves (a broadcast group's members);
         # None: itself alone.
         self.serves: Sized | None = None
-        self.queue: asyncio.Queue[Entry | _Marker] = asyncio.Queue(hub.queue_size)
+        # Delivers a change now, as the hub publishes it, without waking the
+        # subscriber's task: True when it took it. Offered only what the task
+        # would deliver next (it waits with nothing in hand); what it does
+        # not take, the task delivers. None: the task delivers everything.
+        self.direct: Callable[[D], bool] | None = None
+        self.queue: asyncio.Queue[Entry | _Accepted[D] | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
 
@@ -106,7 +121,15 @@ class Subscriber(Generic[D]):
         self.last = max(self.last, position)
 
     def enqueue(self, item: Entry | _Marker) -> None:
-        """Queue item; a subscriber too slow to keep up reads the journal instead."""
+        """Queue item, or hand its change to the direct sink; a subscriber
+        too slow to keep up reads the journal instead."""
+        if self.direct is not None and isinstance(item, Entry) and self.waiting and self.queue.empty():
+            if (change := self._accept(item)) is None or self._take(self.direct, change):
+                return
+            # Accepted (its view is past it): the task delivers it, as queued
+            # into an empty queue, in order, which cannot overflow.
+            self.queue.put_nowait(_Accepted(change))
+            return
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -117,6 +140,15 @@ class Subscriber(Generic[D]):
             self.queue.put_nowait(CLOSED if item is CLOSED else RESYNC)
             self.hub.resyncs += 1
             metrics.FALLBACKS.inc()
+
+    def _take(self, direct: Callable[[D], bool], change: D) -> bool:
+        try:
+            taken = direct(change)
+        except Exception:  # noqa: BLE001 - the task delivers it, and fails as it would have without the sink
+            return False
+        if taken and self.serves is None:
+            self.hub.taken_directly(change.changed_at)
+        return taken
 
     async def batches(self) -> AsyncIterator[list[D]]:
         """Changes in commit order, in lists of whatever arrived together."""
@@ -152,6 +184,8 @@ class Subscriber(Generic[D]):
                         batch = []
                     async for chunk in self._replay():
                         yield chunk
+                elif isinstance(item, _Accepted):
+                    batch.append(item.change)
                 elif isinstance(item, Entry) and (change := self._accept(item)) is not None:
                     batch.append(change)
             if self.queue.empty():
@@ -210,7 +244,9 @@ class Hub:
         self._router: Router[Subscriber[Any]] = Router()
         self._by_todo: dict[uuid.UUID, set[Subscriber[Any]]] = {}
         # A row's watchers by person too: the membership entries that change
-        # what they may see name the person, not the row.
+        # what they may see name the person, not the row. A reader's arrival
+        # or removal of a row names both, and moves no view: only that row's
+        # watchers take it (not every watcher of the person, for each row).
         self._by_person: dict[uuid.UUID, set[Subscriber[Any]]] = {}
         # Journal readers besides the subscribers (see Reader), counted in
         # needed_after for as long as they are in it.
@@ -220,6 +256,9 @@ class Hub:
         self.on_revoked: Callable[[dict[str, Any] | None], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        # Changes direct sinks took in this turn of the loop, and the first's
+        # commit time: counted, and the lag sampled, once per turn.
+        self._taken: tuple[int, datetime | None] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -316,6 +355,24 @@ class Hub:
                     members.discard(sub)
                     if not members:
                         del index[key]
+
+    def taken_directly(self, changed_at: datetime | None) -> None:
+        """Count a change a subscriber's direct sink took: as a task counts
+        a batch, one count and one lag sample (the oldest change's) for all
+        taken in one turn of the loop (one UPDATE's rows, say)."""
+        if self._taken is None:
+            self._taken = (1, changed_at)
+            asyncio.get_running_loop().call_soon(self._count_taken)
+        else:
+            count, oldest = self._taken
+            self._taken = (count + 1, oldest)
+
+    def _count_taken(self) -> None:
+        assert self._taken is not None  # scheduled by the turn's first
+        count, oldest = self._taken
+        self._taken = None
+        metrics.DELIVERED.inc(count)
+        metrics.observe_lag(oldest)
 
     def caught_up(self, sub: Subscriber[Any]) -> None:
         """Route to sub by its view from now on: it has stepped every entry
@@ -444,11 +501,10 @@ class Hub:
             sub.enqueue(entry)
         for sub in self._router.everything:
             sub.enqueue(entry)
-        # A watcher found by both its row and its person takes the entry once (by position).
         if entry.todo_id is not None:
             for sub in self._by_todo.get(entry.todo_id, ()):
                 sub.enqueue(entry)
-        if entry.person is not None:
+        elif entry.person is not None:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
 

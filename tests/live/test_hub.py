@@ -4,8 +4,10 @@ few connections, slow subscribers, and a lost connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
+import time
 
 import httpx
 import psycopg
@@ -16,9 +18,12 @@ from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
 
 from graphql_todos.core.journal import Journal
+from graphql_todos.core.models import Change
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
-from graphql_todos.live.hub import Hub
+from graphql_todos.core.visibility import View
+from graphql_todos.live.hub import Hub, Subscriber
+from tests.core.test_lists_journal import _person
 from tests.gql import CHANGES, TransportWs, create, subscribed
 from tests.helpers import Server, wait_until
 
@@ -251,3 +256,107 @@ def test_entries_of_lists_and_members_are_read_past_not_delivered(server: Server
             replayed.append(ws.next_data()["todoChanges"])
     assert [(c["cursor"], c["todo"]["title"]) for c in live] == [("3", "first"), ("6", "second")]
     assert [(c["cursor"], c["todo"]["title"]) for c in replayed] == [("3", "first"), ("6", "second"), ("7", "third")]
+
+
+def test_a_direct_sink_takes_what_the_task_would_deliver_next_and_the_task_the_rest(db_dsn: str) -> None:
+    """A subscriber's direct sink (RowStream's write as the hub publishes)
+    is offered a change only while its task waits with nothing in hand;
+    what it declines (a busy socket) or fails on, the task delivers: each
+    change once, in commit order, between the two."""
+
+    # Rows one, two and three to a statement: a statement's changes are
+    # published one after another, with no turn of the task between.
+    sizes = [1 + i % 3 for i in range(20)]
+    total = sum(sizes)
+
+    def insert() -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            for i, size in enumerate(sizes):
+                conn.execute("INSERT INTO todos (title) SELECT 't' FROM generate_series(1, %s)", (size,))
+                # Now and then the task is parked when the next ones come.
+                time.sleep(0.01 * (i % 2))
+
+    async def run() -> list[tuple[str, int]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            delivered: list[tuple[str, int]] = []
+
+            def sink(change: Change) -> bool:
+                if change.position % 5 == 0:
+                    raise RuntimeError("cannot render it")
+                if change.position % 3 == 0:
+                    return False
+                delivered.append(("sink", change.position))
+                return True
+
+            async def read(sub: Subscriber[Change]) -> None:
+                async for change in sub:
+                    delivered.append(("task", change.position))
+
+            try:
+                async with hub.subscribe() as sub:
+                    sub.direct = sink
+                    reader = asyncio.create_task(read(sub))
+                    await asyncio.to_thread(insert)
+                    async with asyncio.timeout(10):
+                        while len(delivered) < total:
+                            await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.1)  # and nothing more comes
+                    reader.cancel()
+                    return delivered
+            finally:
+                await hub.stop()
+
+    counted = REGISTRY.get_sample_value("graphql_todos_events_delivered_total") or 0.0
+    lags = REGISTRY.get_sample_value("graphql_todos_commit_to_delivery_seconds_count") or 0.0
+    delivered = asyncio.run(run())
+    assert [position for _, position in delivered] == list(range(1, total + 1))
+    # Each change counted once, whichever delivered it; a lag sample per
+    # batch or turn of the loop, not per change.
+    assert REGISTRY.get_sample_value("graphql_todos_events_delivered_total") == counted + total
+    assert lags < (REGISTRY.get_sample_value("graphql_todos_commit_to_delivery_seconds_count") or 0.0) < lags + total
+    assert all(by == "task" for by, position in delivered if position % 3 == 0 or position % 5 == 0)
+    assert any(by == "sink" for by, _ in delivered)
+
+
+def test_a_readers_removal_of_rows_reaches_each_rows_watchers_alone(db_dsn: str) -> None:
+    """A row's watcher is found by its person too (membership entries move
+    its view); a reader's removal of a row names the person and the row,
+    and reaches that row's watchers alone: a person's N row watchers take
+    N removals and the member entry, each its own, not N x N entries."""
+    rows = 20
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        _, ann_list = _person(conn, "ann")
+        bob, _ = _person(conn, "bob")
+        conn.execute("INSERT INTO todos (title, list_id) SELECT 't', %s FROM generate_series(1, %s)", (ann_list, rows))
+        conn.execute("INSERT INTO list_members VALUES (%s, %s, 'viewer')", (ann_list, bob))
+        ids = [row[0] for row in conn.execute("SELECT id FROM todos WHERE list_id = %s", (ann_list,))]
+
+    def unshare() -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM list_members WHERE person_id = %s AND list_id = %s", (bob, ann_list))
+
+    async def run() -> tuple[list[int], list[Change]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    subs = [
+                        await stack.enter_async_context(hub.subscribe(todo_id=id_, view=View(bob, {ann_list})))
+                        for id_ in ids
+                    ]
+                    end = hub.position + rows + 1
+                    await asyncio.to_thread(unshare)
+                    async with asyncio.timeout(10):
+                        while hub.position < end:
+                            await asyncio.sleep(0.01)
+                    queued = [sub.queue.qsize() for sub in subs]
+                    return queued, [await anext(aiter(sub)) for sub in subs]
+            finally:
+                await hub.stop()
+
+    queued, changes = asyncio.run(run())
+    assert queued == [2] * rows
+    assert [change.todo.id for change in changes] == ids

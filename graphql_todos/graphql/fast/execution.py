@@ -38,6 +38,27 @@ async def execute(
     return data, run.errors
 
 
+def execute_event(plan: Plan, event: Any) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+    """A subscription event's response, as `execute` gives it (for a plan
+    of compile_events): each root field's value is the event itself."""
+    errors: list[GraphQLError] = []
+    data: dict[str, Any] = {}
+    for root in plan.fields:
+        try:
+            data[root.key] = _completed(plan, root, event if root.typename is None else root.typename, errors)
+        except GraphQLError as error:
+            errors.append(error)
+            return None, errors
+    return data, errors
+
+
+def _completed(plan: Plan, root: RootField, value: Any, errors: list[GraphQLError]) -> Any:
+    try:
+        return root.complete(value, Path(None, root.key, plan.root_type.name), errors)
+    except Exception as raw:
+        return field_error(raw, root.nodes, [root.key], root.nullable, errors)
+
+
 @dataclass(slots=True)
 class _Run:
     """One execution of a plan; mirrors graphql-core's Executor for the root
@@ -131,7 +152,4 @@ class _Run:
         return self._complete(root, value)
 
     def _complete(self, root: RootField, value: Any) -> Any:
-        try:
-            return root.complete(value, Path(None, root.key, self.plan.root_type.name), self.errors)
-        except Exception as raw:
-            return field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
+        return _completed(self.plan, root, value, self.errors)

@@ -6,9 +6,15 @@ graphql-core's per-field machinery: the root fields call the very resolvers
 Strawberry built (so the same service methods get the same arguments), and
 the fields below them read attributes as Strawberry's default resolver does.
 
-Whatever a plan does not cover (introspection, subscriptions, fields with
-their own resolvers below the root, directives other than @skip/@include, a
-directive condition that is not a plain boolean) gives None from
+A subscription's plan (compile_events) completes each event as graphql-core
+does: every root field of a subscription resolves to the event itself (the
+resolver Strawberry gives it), so execution.execute_event completes the
+event directly.
+
+Whatever a plan does not cover (introspection, a subscription but for its
+events, fields with their own resolvers below the root, directives other
+than @skip/@include, a directive condition that is not a plain boolean)
+gives None from
 `compile_operation` or `CompiledOperation.plan`, before anything runs: the
 caller then takes the regular Strawberry path, which gives the canonical
 answer.
@@ -276,6 +282,26 @@ def compile_operation(
     answered directly, `calls` those whose resolvers are called so."""
     if operation.operation is OperationType.SUBSCRIPTION:
         return None
+    return _compiled(schema, document, operation, direct or {}, calls or {})
+
+
+def compile_events(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> CompiledOperation | None:
+    """The compiled form of a validated subscription, for its events
+    (execution.execute_event), or None when graphql-core must run them."""
+    if operation.operation is not OperationType.SUBSCRIPTION:
+        return None
+    return _compiled(schema, document, operation, {}, {})
+
+
+def _compiled(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    direct: Mapping[str, Direct],
+    calls: Mapping[str, RootCall],
+) -> CompiledOperation | None:
     fragment_definitions = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
@@ -291,8 +317,8 @@ def compile_operation(
         {name: FragmentDetails(d) for name, d in fragment_definitions.items()},
         fragment_definitions,
         tuple(sorted(conditions.variables)),
-        direct or {},
-        calls or {},
+        direct,
+        calls,
     )
 
 
