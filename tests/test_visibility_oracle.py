@@ -1,8 +1,9 @@
 """The oracle (issue 19, section 5; docs/design/people.md section 11): random
 people, lists, memberships, todo writes, moves, deletes, toggles, list
 deletions and revoked credentials, with subscribers on every transport per
-person (todoChanges' six, and REST's /api/feed/ as an event stream and a
-RESTSocket, sometimes of one list), some connected throughout, some opened
+person (todoChanges' six; the feed: REST's /api/feed/ as an event stream
+and a RESTSocket, GraphQL's `feed` over graphql-transport-ws and GraphQL
+SSE, sometimes of one list), some connected throughout, some opened
 later from a random earlier cursor. Each subscriber's delivered sequence
 must equal what the oracle says that person may see, in commit order,
 exactly once; and nothing that person never could see may appear in any
