@@ -2,8 +2,9 @@
 person's credential and through that person's wiretap (tests/leaks.py):
 the change feed (`todoChanges` over graphql-transport-ws, graphql-ws,
 GraphQL SSE and multipart; the RESTSocket and the event stream of
-/api/todos/), or REST's `feed` (/api/feed/, as an event stream and as a
-RESTSocket), from a cursor, recording each change or feed event, and how
+/api/todos/), or the feed (REST's /api/feed/, as an event stream and as a
+RESTSocket; GraphQL's `feed`, over graphql-transport-ws and GraphQL SSE),
+from a cursor, recording each change or feed event, and how
 the stream ended (a WebSocket's close code, or the error code an HTTP
 stream ended with)."""
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import socket
 import threading
 import time
@@ -27,9 +29,11 @@ from websockets.typing import Subprotocol
 from tests.leaks import TappedSocket, Wiretap
 
 TRANSPORTS = ("graphql-transport-ws", "graphql-ws", "graphql-sse", "multipart", "restsocket", "rest-sse")
-# /api/feed/: every entry its reader may see, lists' and members' too (FeedEvent).
-FEEDS = ("feed-sse", "feed-socket")
-WEBSOCKETS = frozenset({"graphql-transport-ws", "graphql-ws", "restsocket", "feed-socket"})
+# GraphQL's `feed`, by the protocol it goes over: /api/feed/'s events in GraphQL's spelling.
+GRAPHQL_FEEDS = {"graphql-feed-ws": "graphql-transport-ws", "graphql-feed-sse": "graphql-sse"}
+# The feed: every entry its reader may see, lists' and members' too (FeedEvent).
+FEEDS = ("feed-sse", "feed-socket", *GRAPHQL_FEEDS)
+WEBSOCKETS = frozenset({"graphql-transport-ws", "graphql-ws", "restsocket", "feed-socket", "graphql-feed-ws"})
 REST_PATHS = {"restsocket": "/api/todos/", "rest-sse": "/api/todos/", "feed-socket": "/api/feed/", "feed-sse": "/api/feed/"}
 FEED_KINDS = frozenset({
     "todo_created", "todo_updated", "todo_deleted", "todo_arrived", "todo_removed",
@@ -37,6 +41,12 @@ FEED_KINDS = frozenset({
 })
 CHANGES = (
     "subscription($after: String) { todoChanges(after: $after) { op cursor todo { id title completed } } }"
+)
+# `list` (the list as it stands now) is not compared: it is there for the leak scanner.
+FEED = (
+    "subscription($after: String, $listId: ID) { feed(after: $after, listId: $listId) {"
+    " kind cursor todoId listId reason todo { id title completed listId } member { person { id username } role }"
+    " list { id name } } }"
 )
 MULTIPART = "multipart/mixed;subscriptionSpec=1.0,application/json"
 SESSION_COOKIE = "todos_session"
@@ -114,6 +124,28 @@ class FeedEvent:
             message.get("reason"),
         )
 
+    @classmethod
+    def of_graphql(cls, event: dict[str, Any]) -> FeedEvent:
+        """GraphQL's feed event, read as REST's: the same event in another spelling."""
+        return cls.of(_rest_spelling(event))
+
+
+_CAPITAL = re.compile(r"(?=[A-Z])")
+
+
+def _rest_spelling(event: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL object as REST spells it: snake_case names (todoId: todo_id),
+    its enums (kind, role) in lower case; reason is LIST_DELETED in both."""
+    spelled: dict[str, Any] = {}
+    for name, value in event.items():
+        name = _CAPITAL.sub("_", name).lower()
+        if isinstance(value, dict):
+            value = _rest_spelling(value)
+        elif name in ("kind", "role"):
+            value = value.lower()
+        spelled[name] = value
+    return spelled
+
 
 @dataclass
 class Subscriber:
@@ -144,6 +176,18 @@ class Subscriber:
     def __post_init__(self) -> None:
         self.connected = threading.Event()
         threading.Thread(target=self._run, daemon=True, name=f"{self.transport} {self.tap.person}").start()
+
+    @property
+    def protocol(self) -> str:
+        """The protocol it speaks: its transport's name, but for GraphQL's feed."""
+        return GRAPHQL_FEEDS.get(self.transport, self.transport)
+
+    @property
+    def operation(self) -> dict[str, Any]:
+        """The GraphQL request it subscribes with: the feed (of one list, if given) or todoChanges."""
+        if self.transport in GRAPHQL_FEEDS:
+            return {"query": FEED, "variables": {"after": str(self.after), "listId": self.list_id}}
+        return {"query": CHANGES, "variables": {"after": str(self.after)}}
 
     @property
     def ws_url(self) -> str:
@@ -194,6 +238,13 @@ class Subscriber:
         todo = change["todo"]
         self.events.append(Event(int(change["cursor"]), change["op"].lower(), todo["id"], todo["title"], todo["completed"]))
 
+    def _result(self, data: dict[str, Any]) -> None:
+        """A GraphQL result's data: a feed event or a change."""
+        if "feed" in data:
+            self.feed.append(FeedEvent.of_graphql(data["feed"]))
+        else:
+            self._change(data["todoChanges"])
+
     # -- WebSockets ---------------------------------------------------------
 
     def _websocket(self) -> None:
@@ -211,7 +262,7 @@ class Subscriber:
             if self.credential.kind == "session":
                 headers.update(self.credential.headers())
             ws = self.tap.websocket(
-                self.ws_url + "/graphql", additional_headers=headers, subprotocols=[Subprotocol(self.transport)]
+                self.ws_url + "/graphql", additional_headers=headers, subprotocols=[Subprotocol(self.protocol)]
             )
         self._close = ws.close
         if self._closing:  # closed while it connected
@@ -247,8 +298,7 @@ class Subscriber:
             message = json.loads(ws.recv())
             kind = message["type"]
             if kind == "connection_ack" and not subscribed:
-                payload = {"query": CHANGES, "variables": {"after": str(self.after)}}
-                ws.send(json.dumps({"id": "1", "type": start, "payload": payload}))
+                ws.send(json.dumps({"id": "1", "type": start, "payload": self.operation}))
                 subscribed = True
                 self.connected.set()
             elif kind in ("next", "data"):
@@ -256,7 +306,7 @@ class Subscriber:
                 if result.get("errors"):
                     self.unexpected.append(result)
                 else:
-                    self._change(result["data"]["todoChanges"])
+                    self._result(result["data"])
             elif kind == "connection_error":  # the legacy protocol's refusal, before its close 4403
                 self.refusal = _error_code({"errors": [message.get("payload") or {}]})
             elif kind == "ping":
@@ -277,9 +327,8 @@ class Subscriber:
                 params = {"after": str(after)} | ({} if self.list_id is None else {"list_id": self.list_id})
                 request = client.build_request("GET", REST_PATHS[self.transport], params=params, headers=accepting)
             else:
-                accept = "text/event-stream" if self.transport == "graphql-sse" else MULTIPART
-                body = {"query": CHANGES, "variables": {"after": str(self.after)}}
-                request = client.build_request("POST", "/graphql", json=body, headers={"accept": accept})
+                accept = "text/event-stream" if self.protocol == "graphql-sse" else MULTIPART
+                request = client.build_request("POST", "/graphql", json=self.operation, headers={"accept": accept})
             response = client.send(request, stream=True)
             # Closing the client would not wake a thread blocked reading: shut the socket.
             sock = response.extensions["network_stream"].get_extra_info("socket")
@@ -306,7 +355,7 @@ class Subscriber:
                 if result.get("errors"):
                     self.ending = _error_code(result)
                 else:
-                    self._change(result["data"]["todoChanges"])
+                    self._result(result["data"])
             elif name in ("created", "updated", "deleted"):
                 self._change(json.loads(data))
             elif name in FEED_KINDS:
@@ -331,7 +380,7 @@ class Subscriber:
                 if result.get("errors") or message.get("errors"):
                     self.ending = _error_code(result if result.get("errors") else message)
                 else:
-                    self._change(result["data"]["todoChanges"])
+                    self._result(result["data"])
 
 
 def _sse(lines: Iterator[str]) -> Iterator[dict[str, str]]:
