@@ -1,6 +1,6 @@
 """The front door's short way for writes (issue 21): a GraphQL mutation
 posted as plain JSON, and REST's POST on the todo collection and PATCH
-(or PUT, DELETE) on a todo, go from the front door (front.py) straight to
+(or PUT) on a todo, go from the front door (front.py) straight to
 their route through the layers that change what a client gets: CORS, the
 guard (credentials, the cookie's Origin rule, body bounds, the security
 headers) and the error answers, built from the stack's own classes and
@@ -12,8 +12,8 @@ does not take, and the second of the stack's two ExceptionMiddlewares
 shutdown cut stand in front of the front door, and so in front of this.
 
 It takes no request that could open a stream (a GraphQL subscription or
-query: the front door's replies, or the stack, answer those), and no path
-but the three routes; everything else goes down the stack as before.
+query: the front door's replies, or the stack, answer those), no chunked body,
+and no path but the two routes; everything else goes down the stack as before.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from graphql_todos.graphql.intake import Intake
 
 # Where the door leaves the route it matched, for the innermost layer.
 _ROUTE = "graphql_todos.write_route"
-# The REST methods that change a todo (the collection's POST, the item's others).
-REST_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The REST writes with a body: the collection's POST, the item's PUT and PATCH.
+REST_WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 # A route as the router reaches it: the Mount(s) it sits in, then itself.
 Chain = tuple[BaseRoute, ...]
@@ -67,9 +67,10 @@ class WriteDoor:
         self.taken = 0
 
     def rest_route(self, scope: Scope) -> dict[str, Any] | None:
-        """The router's scope for a REST write to a todo route; None for any
-        other request (the stack's)."""
-        if scope["method"] not in REST_WRITES or not scope["path"].startswith(paths.TODOS):
+        """The router's scope for a REST write to a todo route with a declared
+        body size (a chunked one is left to the stack, as the front door's
+        reads leave it); None for any other request (the stack's)."""
+        if scope["method"] not in REST_WRITES or not scope["path"].startswith(paths.TODOS) or not _sized(scope):
             return None
         for chain in self.rest:
             matched = _matched(scope, chain)
@@ -121,6 +122,11 @@ def _matched(scope: Scope, chain: Chain) -> dict[str, Any] | None:
         child.update(found)
     child[_ROUTE] = chain[-1]
     return child
+
+
+def _sized(scope: Scope) -> bool:
+    # A scan of the raw pairs (uvicorn sends the names in lower case): no Headers built.
+    return any(name == b"content-length" and value.isdigit() for name, value in scope["headers"])
 
 
 async def _routed(scope: Scope, receive: Receive, send: Send) -> None:
