@@ -47,7 +47,7 @@ from graphql_todos.core.people import Principal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import Guard, SocketGate
+from graphql_todos.edge.guard import BODY_READ, Guard, SocketGate
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.graphql.fast.path import answers_whole, is_plain_json
 from graphql_todos.graphql.fast.write_door import WriteDoor
@@ -110,6 +110,7 @@ class ResponseFront:
                 # Too slow, or the client left: the stack answers as it would have.
                 return await self.app(scope, receive, send)
             body = b"".join(message.get("body", b"") for message in messages)
+            scope[BODY_READ] = True
             if scope["path"] == paths.GRAPHQL and (route := self.writes.mutation_route(scope, body)) is not None:
                 return await self.writes(scope, receive, send, route)
             if not self.replies.size:

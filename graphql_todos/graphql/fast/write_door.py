@@ -80,8 +80,9 @@ class WriteDoor:
 
     def mutation_route(self, scope: Scope, body: bytes) -> dict[str, Any] | None:
         """The router's scope for a GraphQL POST whose body (plain JSON, the
-        front door checked) runs a mutation; None for anything else: a query or
-        subscription, a body that is no JSON object, a persisted hash not known."""
+        front door checked) runs a mutation the intake took in before; None
+        for anything else: a query or subscription, a document new or refused,
+        a body that is no JSON object, a persisted hash not known."""
         try:
             fields = json_intake.loads(body)
         except RefusedJson:
@@ -93,7 +94,10 @@ class WriteDoor:
             query = self.intake.schema.runnable(query, extensions) if type(extensions) is dict and type(query) in (str, type(None)) else None
         if type(query) is not str or type(name) not in (str, type(None)):
             return None
-        if self.intake.operation_type(query, name) is not OperationType.MUTATION:
+        # A mutation the intake has taken in (valid, so kept): the first
+        # request of a document, and a refused one, go down the stack.
+        operation = self.intake.kept(query, name)
+        if operation is None or operation.definition.operation is not OperationType.MUTATION:
             return None
         return _matched(scope, self.graphql)
 
