@@ -120,7 +120,7 @@ def _matched(scope: Scope, chain: Chain) -> dict[str, Any] | None:
     does not lead to the chain's last route."""
     child: dict[str, Any] = {}
     for route in chain:
-        match, found = route.matches({**scope, **child})
+        match, found = route.matches({**scope, **child} if child else scope)
         if match is not Match.FULL:
             return None
         child.update(found)
