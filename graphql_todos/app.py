@@ -35,6 +35,7 @@ from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.edge.revocation import Revocations
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.graphql.fast.front import Reply, ResponseFront
+from graphql_todos.graphql.fast.write_door import WriteDoor
 from graphql_todos.graphql.socket import GraphQLSockets
 from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.live.broadcast import Groups
@@ -186,12 +187,15 @@ def create_app(settings: Settings) -> Starlette:
     shared = os.environ.get(metrics.MULTIPROC_DIR)
     sockets = guard.SocketGate(settings, SharedCounts(Path(shared)) if shared else None)
     graphql = TodoGraphQL(settings, cache, access)
-    routes: list[BaseRoute] = [
-        Route("/healthz", healthz),
-        Route("/metrics", metrics.metrics),
-        Route(paths.GRAPHQL, graphql, methods=["GET", "POST"]),
-        Mount("/api", routes=[*resources.routes, *auth.routes, *lists.routes, *feed.routes]),
+    graphql_route = Route(paths.GRAPHQL, graphql, methods=["GET", "POST"])
+    api = Mount("/api", routes=[*resources.routes, *auth.routes, *lists.routes, *feed.routes])
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics.metrics), graphql_route, api]
+    # Mutations and REST's writes to todos, past the layers that change nothing of their answers.
+    todo_routes = [
+        route for route in resources.routes
+        if isinstance(route, Route) and route.endpoint in (resources.TodoCollection, resources.TodoItem)
     ]
+    writes = WriteDoor(settings, access, sockets, graphql.intake, (graphql_route,), tuple((api, r) for r in todo_routes))
     if settings.web_dist is not None:
         index = settings.web_dist / "index.html"
         routes += [
@@ -211,14 +215,14 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         # The Host check before anything; two front doors skip the rest:
-        # the cache's for repeated GraphQL requests (graphql/fast/front.py,
-        # which times its own answers) and the GraphQL socket's
-        # (graphql/socket.py); then metrics, so that it times what the
-        # others answer too.
+        # the cache's for repeated reads and the short way for writes
+        # (graphql/fast/front.py, which times its own answers) and the
+        # GraphQL socket's (graphql/socket.py); then metrics, so that it
+        # times what the others answer too.
         middleware=[
             Middleware(guard.HostCheck, settings=settings),
             Middleware(error_handlers.ShutdownCut),
-            *([Middleware(ResponseFront, settings, access, sockets, replies)] if replies.size else []),
+            Middleware(ResponseFront, settings, access, sockets, replies, writes),
             Middleware(GraphQLSockets, graphql=graphql, sockets=sockets, access=access),
             Middleware(metrics.MetricsMiddleware),
             *guard.middleware(settings, access, sockets),
@@ -227,4 +231,5 @@ def create_app(settings: Settings) -> Starlette:
     )
     # For operators and tests: the schema keeps the shared-execution counters.
     app.state.schema = graphql.schema
+    app.state.writes = writes
     return app

@@ -5,11 +5,9 @@ nothing here commits or validates."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import psycopg
@@ -163,12 +161,22 @@ _CURSOR_PREFIX = "graphql-todos cursor "
 
 class CursorNotices:
     """The highest position the journal trigger named, by NOTICE, while one
-    statement ran on a connection (None: it journaled nothing)."""
+    statement ran on a connection (None: it journaled nothing): psycopg
+    calls the handler as each NOTICE arrives, before execute() returns.
+    A class, not a generator's context manager: it is entered on every write."""
 
-    __slots__ = ("position",)
+    __slots__ = ("conn", "position")
 
-    def __init__(self) -> None:
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
         self.position: int | None = None
+
+    def __enter__(self) -> Self:
+        self.conn.add_notice_handler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.remove_notice_handler(self)
 
     def __call__(self, diagnostic: Diagnostic) -> None:
         message = diagnostic.message_primary or ""
@@ -178,34 +186,31 @@ class CursorNotices:
                 self.position = position
 
 
-@contextlib.contextmanager
-def cursor_notices(conn: AsyncConnection[Any]) -> Iterator[CursorNotices]:
-    """What the statements run inside tell of their journal positions. psycopg
-    calls the handler as each NOTICE arrives, before execute() returns."""
-    notices = CursorNotices()
-    conn.add_notice_handler(notices)
-    try:
-        yield notices
-    finally:
-        conn.remove_notice_handler(notices)
-
-
-@contextlib.contextmanager
-def _taken_id(params: dict[str, Any]) -> Iterator[None]:
+class _TakenId:
     """A create naming an id a todo has: TodoExists, not a database error."""
-    try:
-        yield
-    except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.constraint_name != "todos_pkey":
-            raise
-        raise TodoExists(params["id"]) from None
+
+    __slots__ = ("params",)
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, psycopg.errors.UniqueViolation) and exc.diag.constraint_name == "todos_pkey":
+            raise TodoExists(self.params["id"]) from None
+
+
+# A row as a Todo: made once, not per write.
+_TODO_ROW = class_row(Todo)
 
 
 async def write(conn: AsyncConnection[Any], statement: str, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
     """An unnumbered mutation (a Write's plain statement, or MOVE_TODO): its
     rows, and the position of its newest journal entry (None: it journaled nothing)."""
-    with cursor_notices(conn) as notices, _taken_id(params):
-        async with conn.cursor(row_factory=class_row(Todo)) as cur:
+    with CursorNotices(conn) as notices, _TakenId(params):
+        async with conn.cursor(row_factory=_TODO_ROW) as cur:
             await cur.execute(statement, params)
             rows = await cur.fetchall()
     return rows, notices.position
@@ -217,7 +222,7 @@ async def write_numbered(
     """A numbered mutation and its verdict: its rows (as the journal holds
     them) and its newest entry's position (None: it journaled nothing); None
     when the key was used before (nothing changed)."""
-    with cursor_notices(conn) as notices, _taken_id(params):
+    with CursorNotices(conn) as notices, _TakenId(params):
         async with conn.cursor() as cur:
             try:
                 await cur.execute(statement.numbered, {**params, **key_params(key), "key": key.text})

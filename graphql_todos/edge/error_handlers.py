@@ -95,6 +95,15 @@ async def answer_socket(websocket: WebSocket, exc: Exception) -> None:
 MIDDLEWARE = [Middleware(ExceptionMiddleware, handlers={Exception: _on_unexpected_error})]  # type: ignore[dict-item]
 
 
+def answering(app: ASGIApp) -> ASGIApp:
+    """The stack's two ExceptionMiddlewares (the router's with
+    EXCEPTION_HANDLERS inside ours with Exception's) as one, for a front door
+    that skips the stack (graphql/fast/write_door.py): a handler is looked up
+    by the exception's class, most specific first, so each exception gets
+    the handler it gets in the stack."""
+    return ExceptionMiddleware(app, handlers={**EXCEPTION_HANDLERS, Exception: _on_unexpected_error})  # type: ignore[dict-item]
+
+
 class ShutdownCut:
     """ASGI middleware, outermost: a request still running when shutdown's
     SHUTDOWN_SECONDS run out is cancelled by uvicorn, which would log the

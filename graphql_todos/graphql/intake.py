@@ -128,6 +128,14 @@ class Intake:
         self._operations.put(key, operation)
         return operation
 
+    def kept(self, query: str, operation_name: str | None) -> Operation | None:
+        """The operation `operation` took in for this request before, while
+        it is kept; None otherwise. Nothing is parsed or validated: the front
+        door asks it of every GraphQL POST (graphql/fast/write_door.py), and a
+        document refused each time would be validated twice (and its refusal
+        counted twice)."""
+        return self._operations.get((query, operation_name))
+
     def document(self, query: str) -> DocumentNode | Refusal:
         """The document parsed within MAX_TOKENS and valid under the limits, or its refusal."""
         self.parses += 1

@@ -24,6 +24,11 @@ when it holds a reply for the request: the request's `Reading`
 mark its answer was kept at, one query per request as before. On a miss the
 stack gets the messages read replayed: it sees what it would have seen, a
 slow body's refusal included.
+
+Writes take a shorter way (write_door.py): a POST whose body runs a GraphQL
+mutation, once read here, and REST's writes to todos go to their route
+through the guard's layers alone. With no response cache (size 0) this door
+keeps no replies and does only that.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ from graphql_todos.core.people import Principal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import Guard, SocketGate
+from graphql_todos.edge.guard import BODY_READ, Guard, SocketGate
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.graphql.fast.path import answers_whole, is_plain_json
+from graphql_todos.graphql.fast.write_door import WriteDoor
 
 _PATHS = (paths.GRAPHQL, paths.TODOS)
 _METHODS = ("GET", "POST")
@@ -61,12 +67,18 @@ class Reply(NamedTuple):
 
 
 class ResponseFront:
-    """ASGI middleware, outermost but the Host check: answers a repeated
-    read from the replies kept, and hands everything else to the app
-    unchanged."""
+    """ASGI middleware, outermost but the Host check and the shutdown cut:
+    answers a repeated read from the replies kept, sends a write the short
+    way (WriteDoor), and hands everything else to the app unchanged."""
 
     def __init__(
-        self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, replies: ResponseCache[Reply]
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        access: Access,
+        sockets: SocketGate,
+        replies: ResponseCache[Reply],
+        writes: WriteDoor,
     ) -> None:
         self.app = app
         self.access = access
@@ -74,9 +86,16 @@ class ResponseFront:
         # Guard still answers every request this one does not.
         self.guard = Guard(app, settings, access, sockets)
         self.replies = replies
+        self.writes = writes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in _PATHS or scope["method"] not in _METHODS:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if (route := self.writes.rest_route(scope)) is not None:
+            return await self.writes(scope, receive, send, route)
+        if scope["path"] not in _PATHS or scope["method"] not in _METHODS:
+            return await self.app(scope, receive, send)
+        if scope["method"] == "GET" and not self.replies.size:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         if not _takes(scope, headers) or self.guard.declared_too_big(headers):
@@ -91,6 +110,11 @@ class ResponseFront:
                 # Too slow, or the client left: the stack answers as it would have.
                 return await self.app(scope, receive, send)
             body = b"".join(message.get("body", b"") for message in messages)
+            scope[BODY_READ] = True
+            if scope["path"] == paths.GRAPHQL and (route := self.writes.mutation_route(scope, body)) is not None:
+                return await self.writes(scope, receive, send, route)
+            if not self.replies.size:
+                return await self.app(scope, receive, send)
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
         reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark

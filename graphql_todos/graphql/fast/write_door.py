@@ -1,0 +1,138 @@
+"""The front door's short way for writes (issue 21): a GraphQL mutation
+posted as plain JSON, and REST's POST on the todo collection and PATCH
+(or PUT) on a todo, go from the front door (front.py) straight to
+their route through the layers that change what a client gets: CORS, the
+guard (credentials, the cookie's Origin rule, body bounds, the security
+headers) and the error answers, built from the stack's own classes and
+settings. What it leaves out changes no byte of an answer: the GraphQL
+socket's pass-through, the metrics layer's send wrapper (it times the
+request itself, as that layer does), the router's walk past the routes it
+does not take, and the second of the stack's two ExceptionMiddlewares
+(error_handlers.answering holds both tables in one). The Host check and the
+shutdown cut stand in front of the front door, and so in front of this.
+
+It takes no request that could open a stream (a GraphQL subscription or
+query: the front door's replies, or the stack, answer those), no chunked body,
+and no path but the two routes; everything else goes down the stack as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import OperationType
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from graphql_todos.core import metrics, paths
+from graphql_todos.core.settings import Settings
+from graphql_todos.edge import error_handlers, guard, json_intake
+from graphql_todos.edge.access import Access
+from graphql_todos.edge.guard import SocketGate
+from graphql_todos.edge.json_intake import RefusedJson
+from graphql_todos.graphql.intake import Intake
+
+# Where the door leaves the route it matched, for the innermost layer.
+_ROUTE = "graphql_todos.write_route"
+# The REST writes with a body: the collection's POST, the item's PUT and PATCH.
+REST_WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+# A route as the router reaches it: the Mount(s) it sits in, then itself.
+Chain = tuple[BaseRoute, ...]
+
+
+class WriteDoor:
+    """Runs a write past the layers that leave its answer as it is."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        access: Access,
+        sockets: SocketGate,
+        intake: Intake,
+        graphql: Chain,
+        rest: tuple[Chain, ...],
+    ) -> None:
+        self.intake = intake
+        self.graphql = graphql
+        self.rest = rest
+        # The stack's own layers between metrics and the router, outermost first.
+        layers: ASGIApp = error_handlers.answering(_routed)
+        for cls, args, kwargs in reversed(guard.middleware(settings, access, sockets)):
+            layers = cls(layers, *args, **kwargs)
+        self.layers = layers
+        # Requests taken; read by tests and benchmarks.
+        self.taken = 0
+
+    def rest_route(self, scope: Scope) -> dict[str, Any] | None:
+        """The router's scope for a REST write to a todo route with a declared
+        body size (a chunked one is left to the stack, as the front door's
+        reads leave it); None for any other request (the stack's)."""
+        if scope["method"] not in REST_WRITES or not scope["path"].startswith(paths.TODOS) or not _sized(scope):
+            return None
+        for chain in self.rest:
+            matched = _matched(scope, chain)
+            if matched is not None:
+                return matched
+        return None
+
+    def mutation_route(self, scope: Scope, body: bytes) -> dict[str, Any] | None:
+        """The router's scope for a GraphQL POST whose body (plain JSON, the
+        front door checked) runs a mutation the intake took in before; None
+        for anything else: a query or subscription, a document new or refused,
+        a body that is no JSON object, a persisted hash not known."""
+        try:
+            fields = json_intake.loads(body)
+        except RefusedJson:
+            return None
+        if type(fields) is not dict:
+            return None
+        query, name, extensions = fields.get("query"), fields.get("operationName"), fields.get("extensions")
+        if extensions is not None:
+            query = self.intake.schema.runnable(query, extensions) if type(extensions) is dict and type(query) in (str, type(None)) else None
+        if type(query) is not str or type(name) not in (str, type(None)):
+            return None
+        # A mutation the intake has taken in (valid, so kept): the first
+        # request of a document, and a refused one, go down the stack.
+        operation = self.intake.kept(query, name)
+        if operation is None or operation.definition.operation is not OperationType.MUTATION:
+            return None
+        return _matched(scope, self.graphql)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, route: Mapping[str, Any]) -> None:
+        """Answer the request on `route` (what rest_route or mutation_route said),
+        timed from scope[metrics.STARTED] when a layer in front set it."""
+        started = scope.get(metrics.STARTED) or time.perf_counter()
+        self.taken += 1
+        scope.update(route)
+        scope.setdefault("router", scope["app"].router)
+        try:
+            await self.layers(scope, receive, send)
+        finally:
+            metrics.answered(scope, started)
+
+
+def _matched(scope: Scope, chain: Chain) -> dict[str, Any] | None:
+    """What the router adds to the scope on its way down `chain` (each Mount's
+    root path, the path's parameters, the endpoint), or None when the path
+    does not lead to the chain's last route."""
+    child: dict[str, Any] = {}
+    for route in chain:
+        match, found = route.matches({**scope, **child} if child else scope)
+        if match is not Match.FULL:
+            return None
+        child.update(found)
+    child[_ROUTE] = chain[-1]
+    return child
+
+
+def _sized(scope: Scope) -> bool:
+    # A scan of the raw pairs (uvicorn sends the names in lower case): no Headers built.
+    return any(name == b"content-length" and value.isdigit() for name, value in scope["headers"])
+
+
+async def _routed(scope: Scope, receive: Receive, send: Send) -> None:
+    route: BaseRoute = scope[_ROUTE]
+    await route.handle(scope, receive, send)

@@ -1,0 +1,227 @@
+"""The front door's short way for writes (graphql/fast/write_door.py) answers
+as the whole stack does: each write below is sent, as raw bytes, to a real
+server twice: chunked (the door leaves a chunked body to the stack), then
+with a Content-Length (the write door takes it, a GraphQL mutation once the
+intake has its document), and the two answers must be equal byte for byte,
+but for the Date header and, for a create, the new row's id, times and
+cursor. Whether the door took a request is read from its count."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from graphql_todos.edge.access import SESSION_COOKIE
+from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving
+
+ORIGIN = "https://app.example"
+SETTINGS: dict[str, Any] = {
+    "token": TOKEN, "max_body_bytes": 1000, "request_seconds": 1.0, "allowed_origins": (ORIGIN,),
+}
+JSON = {"Content-Type": "application/json"}
+TODO = "11111111-1111-4111-8111-111111111111"
+FIELDS = "id title completed"
+CREATE = f"mutation($t: String!) {{ createTodo(input: {{title: $t}}) {{ {FIELDS} }} }}"
+UPDATE = f'mutation {{ updateTodo(id: "{TODO}", input: {{title: "same"}}) {{ {FIELDS} }} }}'
+POST_TODOS = "POST /api/todos/"
+PATCH_TODO = f"PATCH /api/todos/{TODO}/"
+# What differs between two creates: the row's id and times, the journal's cursor.
+_VARYING = [
+    (rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", b"<id>"),
+    (rb"\d{4}-\d\d-\d\dT[0-9:.+]+", b"<time>"),
+    (rb"(?i)journal-cursor: \d+", b"journal-cursor: <n>"),
+    (rb'"cursor":"\d+"', b'"cursor":"<n>"'),
+    (rb"\r\ncontent-length: \d+", b""),
+]
+
+
+def _query(query: str, variables: dict[str, Any] | None = None) -> bytes:
+    return json.dumps({"query": query, "variables": variables}).encode()
+
+
+@pytest.fixture
+def server(db_dsn: str) -> Iterator[Server]:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (id, title) VALUES (%s, 'same')", (TODO,))
+    with serving(db_dsn, **SETTINGS) as srv:
+        _warm(srv.url, BEARER)
+        yield srv
+
+
+def _warm(url: str, headers: dict[str, str]) -> None:
+    """The intake takes the mutations in (the door takes none it has not):
+    a refused request never reaches it."""
+    for body in (_query(UPDATE), _query(CREATE, {"t": "warm"})):
+        answer = httpx.post(f"{url}/graphql", content=body, headers={**JSON, **headers}, timeout=10)
+        assert answer.status_code == 200 and b'"errors"' not in answer.content, answer.text
+
+
+def _taken(server: Server) -> int:
+    return int(server.app.state.writes.taken)
+
+
+def _exchange(server: Server, target: str, body: bytes, headers: dict[str, str], chunked: bool) -> bytes:
+    lines = [f"{name}: {value}" for name, value in {"Host": "127.0.0.1", **headers, "Connection": "close"}.items()]
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+        chunks = [f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"]
+    else:
+        lines.append(f"Content-Length: {len(body)}")
+        chunks = [body]
+    head = (f"{target} HTTP/1.1\r\n" + "".join(line + "\r\n" for line in lines) + "\r\n").encode()
+    # The one header that differs from one answer to the next.
+    return re.sub(rb"\r\ndate: [^\r]*", b"", raw_exchange(server, head, chunks))
+
+
+def _same_answers(
+    server: Server, target: str, body: bytes, headers: dict[str, str], taken: bool = True, varying: bool = False
+) -> bytes:
+    """The door's answer (it took the request, or left it when `taken` is
+    False), which the stack's answer to the same write, chunked, equals."""
+    before = _taken(server)
+    # The stack's first: the intake takes a new document in there, and the
+    # door takes only mutations it has.
+    stack = _exchange(server, target, body, headers, chunked=True)
+    assert _taken(server) == before, "a chunked body went to the write door"
+    front = _exchange(server, target, body, headers, chunked=False)
+    assert _taken(server) == before + taken
+    if varying:
+        for pattern, mark in _VARYING:
+            front, stack = re.sub(pattern, mark, front), re.sub(pattern, mark, stack)
+    assert front == stack
+    return front
+
+
+GRAPHQL_CASES = [
+    (_query(UPDATE), {**JSON, **BEARER}, 200, True),
+    (_query(CREATE, {"t": 5}), {**JSON, **BEARER}, 200, True),
+    (_query(CREATE), {**JSON, **BEARER}, 200, True),
+    (_query('mutation { createTodo(input: {title: "x"}) { nope } }'), {**JSON, **BEARER}, 200, False),
+    (_query(f'mutation {{ createTodo(input: {{title: 5}}) {{ {FIELDS} }} }}'), {**JSON, **BEARER}, 200, False),
+    (_query(UPDATE), {**JSON, **BEARER, "Accept": "application/graphql-response+json"}, 200, True),
+    (_query('mutation { nope(x: 1) { id } }'), {**JSON, **BEARER, "Accept": "application/graphql-response+json"}, 400, False),
+    (_query(UPDATE), JSON, 401, True),
+    (_query(UPDATE), {**JSON, "Authorization": "Bearer wrong"}, 401, True),
+    (_query(UPDATE), {**JSON, **BEARER, "Origin": ORIGIN}, 200, True),
+    (_query(UPDATE), {**JSON, **BEARER, "Origin": "https://evil.example"}, 200, True),
+    (_query(UPDATE) + b" " * 1000, {**JSON, **BEARER}, 413, False),
+    (b'{"query": "mutation {', {**JSON, **BEARER}, 400, False),
+    (_query("{ todos { id } }"), {**JSON, **BEARER}, 200, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "taken"),
+    GRAPHQL_CASES,
+    ids=[
+        "success", "invalid variables", "missing variable", "unknown field", "wrong type",
+        "graphql-response+json", "unknown mutation, graphql-response+json", "no token", "wrong token",
+        "allowed origin", "foreign origin", "body too big", "bad JSON", "a query",
+    ],
+)
+def test_a_graphql_write_gets_the_stacks_answer(
+    server: Server, body: bytes, headers: dict[str, str], status: int, taken: bool
+) -> None:
+    answer = _same_answers(server, "POST /graphql", body, headers, taken)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    if "Origin" in headers:
+        allowed = f"access-control-allow-origin: {ORIGIN}".encode()
+        assert (allowed in answer) is (headers["Origin"] == ORIGIN)
+
+
+def test_a_graphql_create_gets_the_stacks_answer(server: Server) -> None:
+    answer = _same_answers(server, "POST /graphql", _query(CREATE, {"t": "new"}), {**JSON, **BEARER}, varying=True)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b'"title":"new"' in answer
+    assert b"x-content-type-options: nosniff" in answer
+
+
+REST_CASES = [
+    (PATCH_TODO, b'{"title": "same"}', {**JSON, **BEARER}, 200),
+    (PATCH_TODO, b'{"title": 5}', {**JSON, **BEARER}, 422),
+    (PATCH_TODO, b'{"nope": 1}', {**JSON, **BEARER}, 422),
+    (PATCH_TODO, b'{"title": ', {**JSON, **BEARER}, 400),
+    (PATCH_TODO, b'{"title": "same"}', {**BEARER, "Content-Type": "text/plain"}, 415),
+    (PATCH_TODO, b'{"title": "same"}' + b" " * 1000, {**JSON, **BEARER}, 413),
+    (PATCH_TODO, b'{"title": "same"}', JSON, 401),
+    (PATCH_TODO, b'{"title": "same"}', {**JSON, "Authorization": "Bearer wrong"}, 401),
+    (PATCH_TODO, b'{"title": "same"}', {**JSON, **BEARER, "Origin": ORIGIN}, 200),
+    (PATCH_TODO, b'{"title": "same"}', {**JSON, **BEARER, "Origin": "https://evil.example"}, 200),
+    ("PATCH /api/todos/22222222-2222-4222-8222-222222222222/", b'{"title": "x"}', {**JSON, **BEARER}, 404),
+    ("PATCH /api/todos/nope/", b'{"title": "x"}', {**JSON, **BEARER}, 400),
+    (POST_TODOS, b'{"completed": true}', {**JSON, **BEARER}, 422),
+    (POST_TODOS, b"[]", {**JSON, **BEARER}, 422),
+    (POST_TODOS, b'{"title": "x"}', JSON, 401),
+    (f"POST /api/todos/{TODO}/", b'{"title": "x"}', {**JSON, **BEARER}, 405),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "headers", "status"),
+    REST_CASES,
+    ids=[
+        "success", "wrong type", "unknown field", "bad JSON", "not JSON", "body too big", "no token",
+        "wrong token", "allowed origin", "foreign origin", "no such todo", "bad id", "create: missing title",
+        "create: not an object", "create: no token", "POST to an item",
+    ],
+)
+def test_a_rest_write_gets_the_stacks_answer(
+    server: Server, target: str, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    answer = _same_answers(server, target, body, headers)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    if "Origin" in headers:
+        allowed = f"access-control-allow-origin: {ORIGIN}".encode()
+        assert (allowed in answer) is (headers["Origin"] == ORIGIN)
+
+
+def test_a_rest_create_gets_the_stacks_answer(server: Server) -> None:
+    answer = _same_answers(server, POST_TODOS, b'{"title": "new"}', {**JSON, **BEARER}, varying=True)
+    assert answer.startswith(b"HTTP/1.1 201 ")
+    assert b"location: /api/todos/<id>/" in answer
+
+
+def test_other_paths_and_a_delete_are_left_to_the_stack(server: Server) -> None:
+    before = _taken(server)
+    for target in (f"DELETE /api/todos/{TODO}/", "POST /api/todos", "POST /api/lists/"):
+        _exchange(server, target, b"{}", {**JSON, **BEARER}, chunked=False)
+    assert _taken(server) == before
+
+
+@pytest.fixture
+def accounts(db_dsn: str) -> Iterator[tuple[Server, str]]:
+    """A server with AUTH=accounts, and a signed-up person's session secret."""
+    with serving(db_dsn, auth="accounts") as srv, httpx.Client(base_url=srv.url, headers={"Origin": srv.url}, timeout=10) as client:
+        signed = client.post("/api/auth/sign-up", json={"username": "ann", "password": "correct horse battery"})
+        assert signed.status_code == 201, signed.text
+        made = client.post("/graphql", content=_query(CREATE, {"t": "warm"}), headers=JSON)
+        assert made.status_code == 200 and b'"errors"' not in made.content, made.text
+        yield srv, client.cookies[SESSION_COOKIE]
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"), [(None, 403), ("https://evil.example", 403), ("own", 200)], ids=["no origin", "foreign", "own"]
+)
+@pytest.mark.parametrize("rest", [False, True], ids=["graphql", "rest"])
+def test_a_cookie_write_is_judged_by_its_origin(
+    accounts: tuple[Server, str], origin: str | None, status: int, rest: bool
+) -> None:
+    server, secret = accounts
+    headers = {**JSON, "Cookie": f"{SESSION_COOKIE}={secret}"}
+    if origin is not None:
+        # Ours: the Host the request names (_exchange's).
+        headers["Origin"] = "http://127.0.0.1" if origin == "own" else origin
+    if rest:
+        target, body = POST_TODOS, b'{"title": "mine"}'
+        status = 201 if status == 200 else status
+    else:
+        target, body = "POST /graphql", _query(CREATE, {"t": "mine"})
+    answer = _same_answers(server, target, body, headers, varying=True)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    assert (b"mine" in answer) is (status != 403)
