@@ -111,12 +111,13 @@ def people_section(results: dict[str, Any]) -> list[str]:
          "status). Its yardstick, from the same run and database: as many deliveries in open mode, 10 subscribers "
          f"and one INSERT each; the {people['people']:,} single-person subscribers share a change's fixed cost over "
          f"{people['people'] // 10:,} times the deliveries, so they are shown, with no target (people.md, section "
-         "12). Beside the yardstick, the same 10 while 990 more open-mode sockets are held in client processes of "
-         "their own, each acknowledged and holding a `todo(id)` subscription to a row no INSERT touches (as each "
-         "person's subscription is one no other list's change visits): the people's 1,000 sockets without the "
-         "people, so the two ratios tell what holding 1,000 sockets costs (uvicorn's keep-alive ping of each, "
-         "the wake-ups) from what people cost. A fresh server per row, run in this order: the yardstick, the "
-         "yardstick beside the quiet sockets, the people, the 1,000 single-person subscribers."),
+         f"12). Beside the yardstick, the same 10 while {people['people'] - 10:,} more open-mode sockets are held in "
+         "client processes of their own, each acknowledged and holding a `todo(id)` subscription to a row no "
+         "INSERT touches (as each person's subscription is one no other list's change visits): the people's "
+         f"{people['people']:,} sockets without the people, so the two ratios tell what holding the sockets costs "
+         "(uvicorn's keep-alive ping of each, the wake-ups) from what people cost. A fresh server per row, run in "
+         f"this order: the yardstick, the yardstick beside the quiet sockets, the people, the {people['people']:,} "
+         "single-person subscribers."),
         "",
         *_fanout_table(people),
         "",
