@@ -13,7 +13,11 @@ code on one machine minutes apart). In AUTH=accounts, every person holds one gra
 list must reach exactly that list's members. Beside it, from the same run,
 the single-person figures (AUTH=open) with as many deliveries: 10
 subscribers and one change; and those of 1,000 subscribers, shown but not
-the yardstick (a change's fixed cost is shared by 10 deliveries, not 1,000).
+the yardstick (a change's fixed cost is shared by 10 deliveries, not 1,000);
+and the yardstick's 10 again beside as many quiet open-mode sockets as make
+up the people's 1,000, each holding a `todo(id)` subscription to a row no
+change touches: what holding 1,000 sockets costs (uvicorn's keep-alive
+ping of each, the loop's wake-ups), apart from what people cost.
 Then the 50-row list read by a signed-in person against open mode's, with
 and without the response cache.
 
@@ -43,12 +47,12 @@ from graphql_todos.core.people import TOKEN_PREFIX, digest, is_token
 
 from .changes import sql_inserts
 from .databases import ROWS, Databases, created
-from .documents import CHANGES, LIST
+from .documents import CHANGES, LIST, row_variables
 from .fanout import GAP_SECONDS, Clients, FanoutResult, client_processes, fan_out, median
 from .http_load import Load, wrk
 from .procstat import cpu_seconds, rss_bytes
 from .restarts import rerun_on_restart
-from .servers import OURS, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED, OURS_CACHED, running
+from .servers import OURS, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED, OURS_CACHED, Server, running
 
 MEMBERS = 10
 # The yardstick: as many single-person subscribers as a list has members.
@@ -245,8 +249,58 @@ async def _single(people: People, subscribers: int, events: int, processes: int)
     """Open mode on the same database: `subscribers` of local's, one INSERT (local's default list) each."""
     with running(OURS, people.dbs) as server:
         async with await psycopg.AsyncConnection.connect(people.dbs.ours, autocommit=True) as conn:
-            procs = client_processes(subscribers, processes)
-            return await fan_out(server, CHANGES[OURS], subscribers, events, sql_inserts(conn), procs)
+            return await _single_on(server, conn, subscribers, events, processes)
+
+
+async def _single_on(
+    server: Server, conn: psycopg.AsyncConnection, subscribers: int, events: int, processes: int
+) -> FanoutResult:
+    procs = client_processes(subscribers, processes)
+    return await fan_out(server, CHANGES[OURS], subscribers, events, sql_inserts(conn), procs)
+
+
+@dataclass
+class BesideIdleResult(FanoutResult):
+    """The yardstick's fan-out with `idle` quiet sockets open beside it."""
+
+    idle: int = 0
+
+
+# What each quiet socket holds: one row's subscription, a row no change of
+# this case touches (the fan-outs only INSERT). Its first frame, the row,
+# names the row, so the clients say when every quiet socket has it.
+QUIET = "subscription($id: ID!) { todo(id: $id) { id title completed } }"
+
+
+async def _single_beside_idle(people: People, events: int, processes: int) -> BesideIdleResult:
+    """`_single`'s SINGLE subscribers while as many more sockets as make up
+    the people are held open beside them, in client processes of their own:
+    each acknowledged and holding a subscription that never fires, as each
+    person holds one no other list's change visits. They have all opened and
+    got their row before the yardstick's changes (and CPU) begin."""
+    idle = len(people.tokens) - SINGLE
+    async with await psycopg.AsyncConnection.connect(people.dbs.ours, autocommit=True) as conn:
+        cursor = await conn.execute("SELECT id FROM todos ORDER BY created_time, id LIMIT 1")
+        row = await cursor.fetchone()
+        assert row is not None
+        quiet_row = str(row[0])
+        with running(OURS, people.dbs) as server:
+            variables = [json.dumps(row_variables(OURS, quiet_row))] * idle
+            quiet = await Clients.start(
+                server.ws_url, "graphql-transport-ws", idle, client_processes(idle, processes), QUIET, variables,
+                each=True,
+            )
+            try:
+                await quiet.ready(60 + idle / 50)
+                everyone = {quiet_row: frozenset(range(idle))}
+                await _wait(quiet, everyone, EVENT_TIMEOUT)
+                if not _arrived(quiet, everyone):
+                    held = len({g.socket for g in quiet.got.get(quiet_row, [])})
+                    raise RuntimeError(f"{held:,} of {idle:,} quiet sockets opened and got their row")
+                done = await _single_on(server, conn, SINGLE, events, processes)
+            finally:
+                await quiet.close()
+    return BesideIdleResult(**dataclasses.asdict(done), idle=idle)
 
 
 R = TypeVar("R", bound=FanoutResult)
@@ -260,15 +314,23 @@ def _timed(people: People, label: str, case: Callable[[], Coroutine[Any, Any, R]
     return r
 
 
-def _fanouts(people: People, args: argparse.Namespace) -> tuple[MembersResult, list[FanoutResult]]:
-    """The members' fan-out between its two single-person figures, as many changes each."""
+def _fanouts(
+    people: People, args: argparse.Namespace
+) -> tuple[MembersResult, list[FanoutResult], BesideIdleResult]:
+    """The members' fan-out and its single-person figures, as many changes
+    each: the yardstick, with quiet sockets beside it, the members, then the
+    1,000 (the report's order, bar the second)."""
     n, events, procs = len(people.tokens), args.people_events, args.client_processes
     single = _timed(people, f"{SINGLE} single-person subscribers", lambda: _single(people, SINGLE, events, procs))
+    beside = _timed(
+        people, f"{SINGLE} single-person subscribers beside {n - SINGLE:,} quiet sockets",
+        lambda: _single_beside_idle(people, events, procs),
+    )
     members = _timed(people, f"{n:,} people in lists of {MEMBERS}", lambda: _members_fanout(people, events, procs))
     for error in members.errors:
         print(f"  ERROR: {error}", flush=True)
     many = _timed(people, f"{n:,} single-person subscribers", lambda: _single(people, n, events, procs))
-    return members, [single, many]
+    return members, [single, many], beside
 
 
 def _rows_read(url: str, load: Load) -> None:
@@ -318,11 +380,12 @@ def people_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
     """The reads first (the fan-outs add rows to the lists), then the fan-outs."""
     with people_database(dbs, args.people) as people:
         reads = _reads(people, args)
-        members, single = _fanouts(people, args)
+        members, single, beside = _fanouts(people, args)
     return {
         "people": args.people,
         "members": dataclasses.asdict(members),
         "single": [dataclasses.asdict(r) for r in single],
+        "beside_idle": dataclasses.asdict(beside),
         "reads": reads,
         "errors": members.errors,
     }

@@ -50,8 +50,14 @@ def _fanout_table(people: dict[str, Any]) -> list[str]:
         return f"{p50}; {_times(members['cpu_per_delivery'], r['cpu_per_delivery'], target)}"
 
     yardstick = f"{single['subscribers']:,} single-person subscribers (AUTH=open): the yardstick, target at most {TARGET}"
+    lines.append(_fanout_row(yardstick, single, versus(single, True)))
+    beside = people.get("beside_idle")
+    if beside is not None:
+        held = beside["subscribers"] + beside["idle"]
+        label = (f"{beside['subscribers']:,} single-person subscribers beside {beside['idle']:,} quiet sockets "
+                 f"(AUTH=open): the yardstick holding {held:,} sockets, no target")
+        lines.append(_fanout_row(label, beside, versus(beside, False)))
     lines += [
-        _fanout_row(yardstick, single, versus(single, True)),
         _fanout_row(f"{many['subscribers']:,} single-person subscribers (AUTH=open): no target", many, versus(many, False)),
     ]
     return lines
@@ -105,7 +111,13 @@ def people_section(results: dict[str, Any]) -> list[str]:
          "status). Its yardstick, from the same run and database: as many deliveries in open mode, 10 subscribers "
          f"and one INSERT each; the {people['people']:,} single-person subscribers share a change's fixed cost over "
          f"{people['people'] // 10:,} times the deliveries, so they are shown, with no target (people.md, section "
-         "12). A fresh server per row, in the order shown."),
+         f"12). Beside the yardstick, the same 10 while {people['people'] - 10:,} more open-mode sockets are held in "
+         "client processes of their own, each acknowledged and holding a `todo(id)` subscription to a row no "
+         "INSERT touches (as each person's subscription is one no other list's change visits): the people's "
+         f"{people['people']:,} sockets without the people, so the two ratios tell what holding the sockets costs "
+         "(uvicorn's keep-alive ping of each, the wake-ups) from what people cost. A fresh server per row, run in "
+         f"this order: the yardstick, the yardstick beside the quiet sockets, the people, the {people['people']:,} "
+         "single-person subscribers."),
         "",
         *_fanout_table(people),
         "",

@@ -52,6 +52,11 @@ class Revocations:
         # When (time.monotonic) a held credential may have ended, as the
         # sweep last learnt it; not here: at the next sweep.
         self._due: dict[uuid.UUID, float] = {}
+        # Held credentials the sweep has not asked about yet, and the earliest
+        # of _due: a sweep with neither due looks at no credential (a thousand
+        # sockets of tokens that never expire cost nothing a second).
+        self._unasked: set[uuid.UUID] = set()
+        self._next_due = math.inf
         # Sockets and streams ended by a revocation, since start.
         self.ended = 0
 
@@ -63,6 +68,8 @@ class Revocations:
             return _at_expiry(principal.expires_at, end)
         if credential is None:
             return _nothing
+        if credential not in self._held:
+            self._unasked.add(credential)
         ends = self._held.setdefault(credential, set())
         ends.add(end)
         self._kinds[credential] = "session" if principal is not None and principal.session_id else "token"
@@ -73,8 +80,7 @@ class Revocations:
                 held.discard(end)
                 if not held:
                     del self._held[credential]
-                    self._kinds.pop(credential, None)
-                    self._due.pop(credential, None)
+                    self._forget(credential)
 
         return release
 
@@ -86,9 +92,13 @@ class Revocations:
             if value is not None:
                 self._end(uuid.UUID(str(value)), f"{kind} revoked")
 
-    def _end(self, credential: uuid.UUID, reason: str) -> None:
+    def _forget(self, credential: uuid.UUID) -> None:
         self._kinds.pop(credential, None)
         self._due.pop(credential, None)
+        self._unasked.discard(credential)
+
+    def _end(self, credential: uuid.UUID, reason: str) -> None:
+        self._forget(credential)
         for end in self._held.pop(credential, set()):
             self.ended += 1
             try:
@@ -101,7 +111,9 @@ class Revocations:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             asked = time.monotonic()
-            due = [credential for credential in self._held if self._due.get(credential, asked) <= asked]
+            due = list(self._unasked)
+            if asked >= self._next_due:
+                due += [credential for credential, at in self._due.items() if at <= asked]
             if not due:
                 continue
             try:
@@ -117,3 +129,5 @@ class Revocations:
                     continue
                 left = live[credential]
                 self._due[credential] = math.inf if left is None else asked + left
+            self._unasked.difference_update(due)
+            self._next_due = min(self._due.values(), default=math.inf)
