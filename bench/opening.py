@@ -7,16 +7,22 @@ open, as `make bench` measures them, on one shared document and on one row
 each (`todo(id)`).
 
     python -m bench.opening --a /tmp/main --b . --subscribers 1000 --rounds 4
+
+`--profile DIR` records ours (A and B) with py-spy while they open (raw
+stacks, DIR/<case>-<label>-<round>.txt).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import statistics
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -48,6 +54,26 @@ async def _open(server: Server, dsn: str, kind: str, case: str, n: int) -> Fanou
         return await fan_out(server, ROW[kind], n, 0, change, client_processes(n, 4), variables=variables, rounds=True)
 
 
+@contextlib.contextmanager
+def _profiled(server: Server, target: Path | None) -> Iterator[None]:
+    """py-spy on the server while the block runs (ended by SIGINT, which
+    makes it write what it has)."""
+    if target is None:
+        yield
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid), "--format", "raw",
+         "--rate", "250", "-o", str(target)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for version, what in (("a", "the base"), ("b", "the change")):
@@ -55,6 +81,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--profile", type=Path, help="record ours with py-spy here while it opens")
     args = parser.parse_args()
     n = args.subscribers
     runs: dict[tuple[str, str], list[FanoutResult]] = {}
@@ -69,7 +96,8 @@ def main() -> None:
         for round_ in range(args.rounds):
             for case in args.cases.split(","):
                 for label, kind, dsn, start in servers[round_ % 3 :] + servers[: round_ % 3]:
-                    with start() as server:
+                    spied = args.profile / f"{case}-{label}-{round_}.txt" if args.profile and kind == OURS else None
+                    with start() as server, _profiled(server, spied):
                         result = asyncio.run(_open(server, dsn, kind, case, n))
                     runs.setdefault((case, label), []).append(result)
                     print(

@@ -1,6 +1,6 @@
 """uvicorn's HTTP protocol, made to bound a request head's size and time, end streams on
-shutdown, send a response's head with its body, and let a connection go when the app gives up
-on a send."""
+shutdown, send a response's head with its body, let a connection go when the app gives up
+on a send, and hand a WebSocket upgrade over as parsed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from graphql_todos.core import metrics
 from graphql_todos.internals.uvicorn_close import BoundedClose, close_seconds, end_streams
+from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, upgrade_accept
 
 # What uvicorn writes, before a response, to a client that asked for it.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -26,7 +27,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with five changes.
+    """uvicorn's HTTP protocol, with six changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -53,7 +54,15 @@ class HttpProtocol(HttpToolsProtocol):
       and `resume_reading`, and `drain` is all its `send` awaits (while
       writing is paused); `run_asgi` logs nothing when the app returns from
       a cycle `disconnected` (as `connection_lost` leaves it), whose `send`
-      then writes nothing."""
+      then writes nothing.
+    - A sound WebSocket upgrade reaches our WebSocketProtocol as httptools
+      parsed it (`open_upgraded`), not serialized again for websockets to
+      parse. Assumes: `handle_websocket_upgrade` is called once the upgrade's
+      head is parsed (`url`, and `scope` with its `method`, `headers` and
+      any `http_version` other than 1.1), makes the protocol with the three
+      keyword arguments below, gives it the transport, the request, then the
+      transport to it; with per-message deflate configured, or an unsound
+      upgrade, it does so itself."""
 
     # While a head is awaited: when it must have arrived. One timer per
     # connection checks it (_check_head), re-armed only when it fires early:
@@ -98,6 +107,23 @@ class HttpProtocol(HttpToolsProtocol):
             cycle.flow = LettingGo(cycle, self.flow, self.transport)  # type: ignore[assignment]
             if self.scope["method"] != "HEAD":
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+
+    def handle_websocket_upgrade(self) -> None:
+        accept = upgrade_accept(
+            self.scope["method"], self.scope["http_version"], self.url, self.scope["headers"]
+        )
+        protocol_class = self.ws_protocol_class
+        if (
+            accept is None
+            or self.config.ws_per_message_deflate
+            or not (isinstance(protocol_class, type) and issubclass(protocol_class, WebSocketProtocol))
+        ):
+            return super().handle_websocket_upgrade()
+        self.connections.discard(self)
+        protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        protocol.connection_made(self.transport)
+        protocol.open_upgraded(self.url, self.scope["headers"], accept)
+        self.transport.set_protocol(protocol)
 
     def on_response_complete(self) -> None:
         self._answered = True
