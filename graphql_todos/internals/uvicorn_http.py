@@ -109,6 +109,11 @@ class HttpProtocol(HttpToolsProtocol):
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def handle_websocket_upgrade(self) -> None:
+        # The head is in; the WebSocket has its own deadlines. A timer left
+        # for REQUEST_SECONDS would keep this protocol (its parser, flow
+        # control, scope) alive beside every socket opened in that time, for
+        # the collector to walk.
+        self._stop_head_timer()
         accept = upgrade_accept(
             self.scope["method"], self.scope["http_version"], self.url, self.scope["headers"]
         )
@@ -133,11 +138,14 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _stop_head_timer(self) -> None:
         self._disarm()
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        super().connection_lost(exc)
 
     def shutdown(self) -> None:
         end_streams(self.app_state)

@@ -5,6 +5,7 @@ of uvicorn and websockets, and that it answers as their own path does."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import socket
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.server import ServerProtocol
 
-from graphql_todos.internals.uvicorn_http import http_protocol
+from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
 from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, upgrade_accept
 from tests.helpers import Server
 
@@ -196,3 +197,20 @@ def test_a_graphql_socket_opens_through_our_upgrade(server: Server) -> None:
     assert answer.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), answer
     assert b"Sec-WebSocket-Accept: " + ACCEPT + b"\r\n" in answer
     assert b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n" in answer
+
+
+def test_an_upgraded_connection_lets_its_http_protocol_go() -> None:
+    # Its head timer (REQUEST_SECONDS, here 5 s) would hold it, its parser
+    # and flow control beside every open socket, for the collector to walk.
+    async def scenario() -> tuple[bytes, list[object]]:
+        async with _serving(False, []) as port:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                headers = [*SOUND, (b"sec-websocket-protocol", b"graphql-transport-ws")]
+                sock.sendall(_head("/", headers))
+                answer = await asyncio.to_thread(sock.recv, 4096)
+                gc.collect()
+                left = [o for o in gc.get_objects() if isinstance(o, HttpProtocol)]
+        return answer, left
+
+    answer, left = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 101 ") and left == []
