@@ -58,8 +58,8 @@ class HttpProtocol(HttpToolsProtocol):
     - A sound WebSocket upgrade reaches our WebSocketProtocol as httptools
       parsed it (`open_upgraded`), not serialized again for websockets to
       parse. Assumes: `handle_websocket_upgrade` is called once the upgrade's
-      head is parsed (`url`, and `scope` with its `method`, `headers` and
-      any `http_version` other than 1.1), makes the protocol with the three
+      head is parsed (`url`, `headers` as the scope's, and `scope` with its
+      `method` and `http_version`), makes the protocol with the three
       keyword arguments below, gives it the transport, the request, then the
       transport to it; with per-message deflate configured, or an unsound
       upgrade, it does so itself."""
@@ -114,9 +114,7 @@ class HttpProtocol(HttpToolsProtocol):
         # control, scope) alive beside every socket opened in that time, for
         # the collector to walk.
         self._stop_head_timer()
-        accept = upgrade_accept(
-            self.scope["method"], self.scope["http_version"], self.url, self.scope["headers"]
-        )
+        accept = upgrade_accept(self.scope["method"], self.scope["http_version"], self.url, self.headers)
         protocol_class = self.ws_protocol_class
         if (
             accept is None
@@ -127,7 +125,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.connections.discard(self)
         protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
         protocol.connection_made(self.transport)
-        protocol.open_upgraded(self.url, self.scope["headers"], accept)
+        protocol.open_upgraded(self.url, self.headers, accept)
         self.transport.set_protocol(protocol)
 
     def on_response_complete(self) -> None:

@@ -235,7 +235,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         for name, value in (*self.default_headers, *message.get("headers", ())):  # type: ignore[misc]
             head += (name.lower(), b": ", value, b"\r\n")
         subprotocol = message.get("subprotocol")
-        if subprotocol:
+        if isinstance(subprotocol, str) and subprotocol:
             head += (b"Sec-WebSocket-Protocol: ", subprotocol.encode(), b"\r\n")
         head.append(b"\r\n")
         self._accept = None

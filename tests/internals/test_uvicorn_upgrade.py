@@ -71,6 +71,8 @@ def test_uvicorn_hands_an_upgrade_over_as_ours_does() -> None:
     parsed = inspect.getsource(HttpToolsProtocol.on_headers_complete)
     assert parsed.index('self.scope["http_version"] = http_version') < parsed.index("if self.parser.should_upgrade()")
     assert "self.headers.append((name, value))" in inspect.getsource(HttpToolsProtocol.on_header)
+    begin = inspect.getsource(HttpToolsProtocol.on_message_begin)
+    assert "self.headers = []" in begin and '"headers": self.headers,' in begin
     assert "name = name.lower()" in inspect.getsource(HttpToolsProtocol.on_header)
 
 
@@ -125,8 +127,8 @@ async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[i
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, ws=WebSocketProtocol, http=http_protocol(5.0), ws_per_message_deflate=deflate,
-                            log_level="warning", lifespan="off")
+    options: dict[str, Any] = {"ws": WebSocketProtocol, "http": http_protocol(5.0), "ws_per_message_deflate": deflate}
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", **options)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
@@ -209,7 +211,7 @@ def test_an_upgraded_connection_lets_its_http_protocol_go() -> None:
                 sock.sendall(_head("/", headers))
                 answer = await asyncio.to_thread(sock.recv, 4096)
                 gc.collect()
-                left = [o for o in gc.get_objects() if isinstance(o, HttpProtocol)]
+                left: list[object] = [o for o in gc.get_objects() if isinstance(o, HttpProtocol)]
         return answer, left
 
     answer, left = asyncio.run(scenario())
