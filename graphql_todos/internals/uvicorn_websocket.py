@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import struct
 from collections.abc import Awaitable, Callable
@@ -15,10 +16,13 @@ from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
 from uvicorn._types import ASGISendEvent
+from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 from websockets.frames import CloseCode
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
 from graphql_todos.core import metrics
@@ -97,7 +101,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol, closing with a reason on
     shutdown, counting messages refused for their size, and lighter: it
     drops the handshake's request and response once sent (some 3 kB), and
-    its queue and `writable` event make no deques (760 bytes each).
+    its queue and `writable` event make no deques (760 bytes each), and
+    its __init__ makes no asyncio Queue and Event to throw away (_lean_init).
 
     Assumes, to be lighter: of `queue` uvicorn uses only the methods
     LeanQueue has, of `writable` only `set`, `clear`, `wait` (and
@@ -136,12 +141,59 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     # Opened by `open_upgraded`: the 101's Sec-WebSocket-Accept value, until it is sent.
     _accept: bytes | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if config.ws_per_message_deflate or not config.loaded:
+            super().__init__(config, server_state, app_state, _loop)
+        else:
+            self._lean_init(config, server_state, app_state, _loop)
         self.queue = LeanQueue()
         self.writable = LeanEvent()
         self.writable.set()
         self.close_timeout = close_seconds(self.app_state)
+
+    def _lean_init(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        """uvicorn's __init__ without per-message deflate, less the asyncio
+        Queue and Event that __init__ replaces at once, and the lookups it
+        repeats per connection (a sixteenth of an open's CPU in all).
+        tests/internals/test_uvicorn_upgrade.py checks it sets what uvicorn's
+        sets, to the same values."""
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = loop or asyncio.get_event_loop()
+        self.logger = _LOGGER
+        self.root_path = config.root_path
+        self.asgi_version = _asgi_version(config)
+        self.app_state = app_state
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.default_headers = server_state.default_headers
+        self.transport = None  # type: ignore[assignment]
+        self.server = None
+        self.client = None
+        self.scheme = None  # type: ignore[assignment]
+        self.handshake_initiated = False
+        self.handshake_complete = False
+        self.close_sent = False
+        self.disconnected = False
+        self.close_timer = None
+        self.initial_response = None
+        self.conn = ServerProtocol(extensions=[], max_size=config.ws_max_size, logger=_LOGGER)
+        self.read_paused = False
+        self.ping_interval = config.ws_ping_interval
+        self.ping_timeout = config.ws_ping_timeout
+        self.ping_timer = None
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        self.ping_sent_at = 0.0
+        self.last_ping_rtt = 0.0
+        self.frames = []
+        self.curr_msg_data_type = "bytes"
 
     def open_upgraded(self, target: bytes, headers: list[tuple[bytes, bytes]], accept: bytes) -> None:
         """uvicorn's `handle_connect`, for an upgrade httptools parsed and
@@ -285,6 +337,16 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.send_close(RESTART_CODE, RESTART_REASON)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
+
+
+_LOGGER = logging.getLogger("uvicorn.error")
+
+
+@functools.lru_cache(maxsize=4)
+def _asgi_version(config: Config) -> Literal["2.0", "3.0"]:
+    # A property of the config, computed again at each call (a few configs: the
+    # server's, and in tests one per server started).
+    return config.asgi_version
 
 
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "

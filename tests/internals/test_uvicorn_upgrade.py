@@ -17,10 +17,11 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 from websockets.server import ServerProtocol
 
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
-from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, upgrade_accept
+from graphql_todos.internals.uvicorn_websocket import LeanEvent, LeanQueue, WebSocketProtocol, upgrade_accept
 from tests.helpers import Server
 
 # RFC 6455 1.3's example key and its accept value.
@@ -216,3 +217,32 @@ def test_an_upgraded_connection_lets_its_http_protocol_go() -> None:
 
     answer, left = asyncio.run(scenario())
     assert answer.startswith(b"HTTP/1.1 101 ") and left == []
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_our_protocol_starts_as_uvicorns_does(deflate: bool) -> None:
+    # WebSocketProtocol._lean_init: every attribute uvicorn's __init__ sets,
+    # to the same value (but the queue and event it replaces, and the
+    # websockets protocol, alike but its own).
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=deflate, lifespan="off")
+    config.load()
+    state = ServerState()
+    loop = asyncio.new_event_loop()
+    try:
+        theirs = vars(WebSocketsSansIOProtocol(config, state, {"k": 1}, loop))
+        ours = vars(WebSocketProtocol(config, state, {"k": 1}, loop))
+    finally:
+        loop.close()
+    assert set(ours) == set(theirs)
+    own = {"queue", "writable", "conn", "close_timeout"}
+    assert {k: v for k, v in ours.items() if k not in own} == {k: v for k, v in theirs.items() if k not in own}
+    assert type(ours["conn"]) is type(theirs["conn"])
+    for attribute in ("max_message_size", "max_fragment_size", "state", "side", "logger", "available_subprotocols",
+                      "origins"):
+        assert getattr(ours["conn"], attribute) == getattr(theirs["conn"], attribute), attribute
+    extensions = [type(e) for e in ours["conn"].available_extensions]
+    assert extensions == [type(e) for e in theirs["conn"].available_extensions] and bool(extensions) == deflate
+    assert isinstance(ours["queue"], LeanQueue) and isinstance(ours["writable"], LeanEvent)
