@@ -60,8 +60,9 @@ class HttpProtocol(HttpToolsProtocol):
       parse. Assumes: `handle_websocket_upgrade` is called once the upgrade's
       head is parsed (`url`, `headers` as the scope's, and `scope` with its
       `method` and `http_version`), makes the protocol with the three
-      keyword arguments below, gives it the transport, the request, then the
-      transport to it; with per-message deflate configured, or an unsound
+      keyword arguments below, gives it the transport (with the `server`,
+      `client` and `scheme` its own `connection_made` found), the request,
+      then the transport to it; with per-message deflate configured, or an unsound
       upgrade, it does so itself."""
 
     # While a head is awaited: when it must have arrived. One timer per
@@ -124,7 +125,7 @@ class HttpProtocol(HttpToolsProtocol):
             return super().handle_websocket_upgrade()
         self.connections.discard(self)
         protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
-        protocol.connection_made(self.transport)
+        protocol.connection_handed(self.transport, self.server, self.client, self.scheme == "https")
         protocol.open_upgraded(self.url, self.headers, accept)
         self.transport.set_protocol(protocol)
 

@@ -77,6 +77,19 @@ def test_uvicorn_hands_an_upgrade_over_as_ours_does() -> None:
     assert "name = name.lower()" in inspect.getsource(HttpToolsProtocol.on_header)
 
 
+def test_uvicorn_connects_a_websocket_as_connection_handed_does() -> None:
+    made = inspect.getsource(WebSocketsSansIOProtocol.connection_made)
+    http = inspect.getsource(HttpToolsProtocol.connection_made)
+    for line in ("self.connections.add(self)", "self.transport = transport", "self.server = get_local_addr(transport)",
+                 "self.client = get_remote_addr(transport)"):
+        assert line in made and line in http, line
+    assert 'self.scheme = "wss" if is_ssl(transport) else "ws"' in made
+    assert 'self.scheme = "https" if is_ssl(transport) else "http"' in http
+    # And nothing else but a trace log.
+    assignments = [line for line in made.splitlines() if line.strip().startswith("self.") and "logger" not in line]
+    assert len(assignments) == 5, assignments
+
+
 def test_websockets_reads_frames_once_open_and_refuses_in_any_state() -> None:
     parse = inspect.getsource(ServerProtocol.parse)
     assert "if self.state is CONNECTING:" in parse
@@ -120,7 +133,7 @@ async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[i
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "websocket"
-        seen.append({k: v for k, v in scope.items() if k not in ("client", "server", "state")})
+        seen.append({k: v for k, v in scope.items() if k != "state"})
         await receive()
         await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][-1],
                     "headers": [(b"X-Extra", b"1")]})
@@ -150,7 +163,10 @@ def test_our_upgrade_gives_the_app_the_scope_and_the_client_the_101_of_uvicorns_
         async with _serving(deflate, seen) as port:
             answer = await asyncio.to_thread(_answer, port, head)
         lines = answer.partition(b"\r\n\r\n")[0].split(b"\r\n")
-        return seen[0], [line for line in lines if not line.lower().startswith(b"date: ")]
+        scope = seen[0]
+        # The addresses (the HTTP protocol's, handed over): this server's, and the client's host.
+        assert scope.pop("server") == ("127.0.0.1", port) and scope.pop("client")[0] == "127.0.0.1"
+        return scope, [line for line in lines if not line.lower().startswith(b"date: ")]
 
     ours, theirs = asyncio.run(scenario(False)), asyncio.run(scenario(True))
     assert ours == theirs
