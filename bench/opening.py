@@ -7,16 +7,23 @@ open, as `make bench` measures them, on one shared document and on one row
 each (`todo(id)`).
 
     python -m bench.opening --a /tmp/main --b . --subscribers 1000 --rounds 4
+
+`--profile DIR` records ours (A and B) with py-spy while they open (raw
+stacks, DIR/<case>-<label>-<round>.txt) and prints each one's shares by step
+(STEPS).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import statistics
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -31,6 +38,21 @@ from .fanout import FanoutResult, client_processes, fan_out
 from .servers import OURS, POSTGRAPHILE5, Server
 
 CASES = ("shared", "rows")
+# An open's steps, by a frame on the sample's stack (the first step matching
+# wins); samples of none are the event loop's own (uvloop's C: accepting,
+# reading, calling back) and the rest. The idle worker thread is left out.
+IDLE = "Thread._bootstrap"
+STEPS = (
+    ("keepalive pings", ("send_keepalive_ping",)),
+    ("HTTP upgrade: parse, hand over", ("HttpToolsProtocol.data_received", "connection_made", "create_protocol")),
+    ("101 response (accept)", ("GraphQL.create_websocket_response",)),
+    ("connection_init -> ack", ("handle_connection_init",)),
+    ("subscribe -> group join", ("run_operation", "handle_subscribe")),
+    ("journal position reads", ("Coalesced._run",)),
+    ("warm-up change fanned out", ("Group._run",)),
+    ("frames in (uvicorn, websockets)", ("WebSocketsSansIOProtocol.data_received",)),
+    ("rest of the socket's app (its stack, the receive loop)", ("run_asgi",)),
+)
 
 
 def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Server]:
@@ -48,6 +70,39 @@ async def _open(server: Server, dsn: str, kind: str, case: str, n: int) -> Fanou
         return await fan_out(server, ROW[kind], n, 0, change, client_processes(n, 4), variables=variables, rounds=True)
 
 
+@contextlib.contextmanager
+def _profiled(server: Server, target: Path | None) -> Iterator[None]:
+    """py-spy on the server while the block runs (ended by SIGINT, which
+    makes it write what it has)."""
+    if target is None:
+        yield
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid), "--format", "raw",
+         "--rate", "250", "-o", str(target)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
+def shares(raw: Path) -> dict[str, float]:
+    """py-spy raw stacks' shares by step (STEPS), of the samples not idle."""
+    counts: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or IDLE in stack:
+            continue
+        step = next((name for name, frames in STEPS if any(f in stack for f in frames)), "event loop and other")
+        counts[step] = counts.get(step, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {step: counts[step] / total for step in [*(name for name, _ in STEPS), "event loop and other"] if step in counts}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for version, what in (("a", "the base"), ("b", "the change")):
@@ -55,6 +110,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--profile", type=Path, help="record ours with py-spy here while it opens")
     args = parser.parse_args()
     n = args.subscribers
     runs: dict[tuple[str, str], list[FanoutResult]] = {}
@@ -69,9 +125,12 @@ def main() -> None:
         for round_ in range(args.rounds):
             for case in args.cases.split(","):
                 for label, kind, dsn, start in servers[round_ % 3 :] + servers[: round_ % 3]:
-                    with start() as server:
+                    spied = args.profile / f"{case}-{label}-{round_}.txt" if args.profile and kind == OURS else None
+                    with start() as server, _profiled(server, spied):
                         result = asyncio.run(_open(server, dsn, kind, case, n))
                     runs.setdefault((case, label), []).append(result)
+                    if spied is not None:
+                        print(f"{spied.name}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares(spied).items()))
                     print(
                         f"{case} {label}: open {result.open_seconds:.3f} s, CPU per open "
                         f"{result.open_cpu_per_subscription * 1e3:.3f} ms, failed {result.failed_connections}",

@@ -80,8 +80,12 @@ class Coalesced(Generic[T]):
 
     async def _run(self) -> None:
         try:
-            while (batch := self._next) is not None:
-                self._next = None
+            while self._next is not None:
+                # Let the callers this turn of the loop brings in (subscribes
+                # read from many sockets at once) join: each read is a round
+                # trip, and one started now would leave them the next.
+                await asyncio.sleep(0)
+                batch, self._next = self._next, None
                 try:
                     batch.set_result(await self._read())
                 except Exception as exc:  # noqa: BLE001 - each waiting caller gets it

@@ -213,6 +213,8 @@ class GatedTransportWs(PersistedSubscribe, Revocable):
     def _stopinit_timer(self) -> None:
         if self._init_timer is not None:
             self._init_timer.cancel()
+            # A cancelled handle keeps its copy of the context: let it go.
+            self._init_timer = None
 
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_timed_out:

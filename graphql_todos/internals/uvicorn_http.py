@@ -1,6 +1,6 @@
 """uvicorn's HTTP protocol, made to bound a request head's size and time, end streams on
-shutdown, send a response's head with its body, and let a connection go when the app gives up
-on a send."""
+shutdown, send a response's head with its body, let a connection go when the app gives up
+on a send, and hand a WebSocket upgrade over as parsed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from graphql_todos.core import metrics
 from graphql_todos.internals.uvicorn_close import BoundedClose, close_seconds, end_streams
+from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, upgrade_accept
 
 # What uvicorn writes, before a response, to a client that asked for it.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -26,7 +27,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with five changes.
+    """uvicorn's HTTP protocol, with six changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -53,7 +54,16 @@ class HttpProtocol(HttpToolsProtocol):
       and `resume_reading`, and `drain` is all its `send` awaits (while
       writing is paused); `run_asgi` logs nothing when the app returns from
       a cycle `disconnected` (as `connection_lost` leaves it), whose `send`
-      then writes nothing."""
+      then writes nothing.
+    - A sound WebSocket upgrade reaches our WebSocketProtocol as httptools
+      parsed it (`open_upgraded`), not serialized again for websockets to
+      parse. Assumes: `handle_websocket_upgrade` is called once the upgrade's
+      head is parsed (`url`, `headers` as the scope's, and `scope` with its
+      `method` and `http_version`), makes the protocol with the three
+      keyword arguments below, gives it the transport (with the `server`,
+      `client` and `scheme` its own `connection_made` found), the request,
+      then the transport to it; with per-message deflate configured, or an unsound
+      upgrade, it does so itself."""
 
     # While a head is awaited: when it must have arrived. One timer per
     # connection checks it (_check_head), re-armed only when it fires early:
@@ -99,6 +109,26 @@ class HttpProtocol(HttpToolsProtocol):
             if self.scope["method"] != "HEAD":
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
+    def handle_websocket_upgrade(self) -> None:
+        # The head is in; the WebSocket has its own deadlines. A timer left
+        # for REQUEST_SECONDS would keep this protocol (its parser, flow
+        # control, scope) alive beside every socket opened in that time, for
+        # the collector to walk.
+        self._stop_head_timer()
+        accept = upgrade_accept(self.scope["method"], self.scope["http_version"], self.url, self.headers)
+        protocol_class = self.ws_protocol_class
+        if (
+            accept is None
+            or self.config.ws_per_message_deflate
+            or not (isinstance(protocol_class, type) and issubclass(protocol_class, WebSocketProtocol))
+        ):
+            return super().handle_websocket_upgrade()
+        self.connections.discard(self)
+        protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        protocol.connection_handed(self.transport, self.server, self.client, self.scheme == "https")
+        protocol.open_upgraded(self.url, self.headers, accept)
+        self.transport.set_protocol(protocol)
+
     def on_response_complete(self) -> None:
         self._answered = True
         # A pipelined request waiting its turn has its head already.
@@ -107,11 +137,14 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _stop_head_timer(self) -> None:
         self._disarm()
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        super().connection_lost(exc)
 
     def shutdown(self) -> None:
         end_streams(self.app_state)

@@ -1,19 +1,29 @@
 """uvicorn's `websockets-sansio` protocol, made to close with a reason on shutdown, refuse what
-it must quietly, let no close wait on a peer that stopped reading, and keep an open WebSocket small;
-and the direct frame writer broadcasts use on it."""
+it must quietly, let no close wait on a peer that stopped reading, keep an open WebSocket small and
+open one from the request httptools parsed; and the direct frame writer broadcasts use on it."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import functools
+import logging
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
+from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
 from uvicorn._types import ASGISendEvent
+from uvicorn.config import Config
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 from websockets.frames import CloseCode
 from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.utils import accept_key
 
 from graphql_todos.core import metrics
 from graphql_todos.core.bounded import bounded_send
@@ -91,7 +101,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol, closing with a reason on
     shutdown, counting messages refused for their size, and lighter: it
     drops the handshake's request and response once sent (some 3 kB), and
-    its queue and `writable` event make no deques (760 bytes each).
+    its queue and `writable` event make no deques (760 bytes each), and
+    its __init__ makes no asyncio Queue and Event to throw away (_lean_init).
 
     Assumes, to be lighter: of `queue` uvicorn uses only the methods
     LeanQueue has, of `writable` only `set`, `clear`, `wait` (and
@@ -127,16 +138,113 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     `close_timeout` seconds in `close_timer` that closes the transport;
     `handle_close` cancels that timer when the peer answers."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    # Opened by `open_upgraded`: the 101's Sec-WebSocket-Accept value, until it is sent.
+    _accept: bytes | None = None
+
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if config.ws_per_message_deflate or not config.loaded:
+            super().__init__(config, server_state, app_state, _loop)
+        else:
+            self._lean_init(config, server_state, app_state, _loop)
         self.queue = LeanQueue()
         self.writable = LeanEvent()
         self.writable.set()
         self.close_timeout = close_seconds(self.app_state)
 
+    def _lean_init(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        """uvicorn's __init__ without per-message deflate, less the asyncio
+        Queue and Event that __init__ replaces at once, and the lookups it
+        repeats per connection (3-6% of the samples of an open, py-spy).
+        tests/internals/test_uvicorn_upgrade.py checks it sets what uvicorn's
+        sets, to the same values."""
+        self.__dict__.update(_FRESH)
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = loop or asyncio.get_event_loop()
+        self.logger = _LOGGER
+        self.root_path = config.root_path
+        self.asgi_version = _asgi_version(config)
+        self.app_state = app_state
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.default_headers = server_state.default_headers
+        self.conn = ServerProtocol(extensions=[], max_size=config.ws_max_size, logger=_LOGGER)
+        self.ping_interval = config.ws_ping_interval
+        self.ping_timeout = config.ws_ping_timeout
+        self.frames = []
+
+    def connection_handed(
+        self, transport: asyncio.Transport, server: tuple[str, int | None] | None, client: tuple[str, int] | None,
+        tls: bool,
+    ) -> None:
+        """uvicorn's `connection_made`, with the addresses the HTTP protocol
+        upgrading the connection found (asking the transport again was 3% of
+        an open's CPU). Assumes: `connection_made` does no more than this
+        (and a trace log)."""
+        self.connections.add(self)
+        self.transport = transport
+        self.server = server
+        self.client = client
+        self.scheme = "wss" if tls else "ws"
+
+    def open_upgraded(self, target: bytes, headers: list[tuple[bytes, bytes]], accept: bytes) -> None:
+        """uvicorn's `handle_connect`, for an upgrade httptools parsed and
+        `upgrade_accept` found sound (its Sec-WebSocket-Accept `accept`): the
+        same scope, from the bytes at hand, without serializing the request
+        for websockets to parse it again, and a 101 written as bytes at
+        `websocket.accept` (`_switch`). uvicorn's own path made a quarter of
+        an open's CPU (py-spy, bench/opening.py).
+
+        Assumes, of websockets' ServerProtocol: with `state` OPEN, a new
+        `parse()` reads frames, not a request (what it does once a request is
+        read); its sends of a refusal (`reject`, `send_response`) work in any
+        state. Of uvicorn: `handle_connect` does no more than this (the scope,
+        `websocket.connect` queued, `run_asgi` as a task in `tasks`)."""
+        self.handshake_initiated = True
+        self._accept = accept
+        conn = self.conn
+        conn.state = State.OPEN
+        conn.parser = conn.parse()
+        next(conn.parser)
+        raw_path, _, query_string = target.partition(b"?")
+        subprotocols = [
+            token.strip()
+            for name, value in headers
+            if name == b"sec-websocket-protocol"
+            for token in value.decode("ascii", "surrogateescape").split(",")
+        ]
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(raw_path.decode("ascii")),
+            "raw_path": self.root_path.encode("ascii") + raw_path,
+            "query_string": query_string,
+            "headers": headers,
+            "subprotocols": subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == "websocket.close" and self._open():
             return self._close(message.get("code", 1000), message.get("reason") or "")
+        if message["type"] == "websocket.accept" and self._accept is not None and self.initial_response is None:
+            return await self._switch(message)
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # Sent: nothing reads them again.
@@ -161,6 +269,30 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return
         super().send_receive_event_to_app()
 
+
+    async def _switch(self, message: ASGISendEvent) -> None:
+        """uvicorn's answer to `websocket.accept` (the headers of the server,
+        then the app's, then its subprotocol), for a connection
+        `open_upgraded` opened."""
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info(
+                '%s - "WebSocket %s" [accepted]', get_client_addr(self.scope), get_path_with_query_string(self.scope)
+            )
+        head = [_SWITCHING, self._accept or b"", b"\r\n"]
+        for name, value in (*self.default_headers, *message.get("headers", ())):  # type: ignore[misc]
+            head += (name.lower(), b": ", value, b"\r\n")
+        subprotocol = message.get("subprotocol")
+        if isinstance(subprotocol, str) and subprotocol:
+            head += (b"Sec-WebSocket-Protocol: ", subprotocol.encode(), b"\r\n")
+        head.append(b"\r\n")
+        self._accept = None
+        if not self.transport.is_closing():
+            self.handshake_complete = True
+            self.transport.write(b"".join(head))
+            self.start_keepalive()
 
     def _open(self) -> bool:
         return (
@@ -203,6 +335,70 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.send_close(RESTART_CODE, RESTART_REASON)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
+
+
+_LOGGER = logging.getLogger("uvicorn.error")
+# What uvicorn's __init__ starts a connection's state at (but its lists).
+_FRESH: dict[str, object] = {
+    "transport": None, "server": None, "client": None, "scheme": None,
+    "handshake_initiated": False, "handshake_complete": False, "close_sent": False, "disconnected": False,
+    "close_timer": None, "initial_response": None, "read_paused": False,
+    "ping_timer": None, "pong_timer": None, "pending_ping_payload": None, "ping_sent_at": 0.0, "last_ping_rtt": 0.0,
+    "curr_msg_data_type": "bytes",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _asgi_version(config: Config) -> Literal["2.0", "3.0"]:
+    # A property of the config, computed again at each call (a few configs: the
+    # server's, and in tests one per server started).
+    return config.asgi_version
+
+
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+
+
+def upgrade_accept(method: str, http_version: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The Sec-WebSocket-Accept (RFC 6455 4.2.2) of a WebSocket upgrade
+    request that websockets would accept as it is, httptools having parsed it
+    (`Connection: upgrade` and `Upgrade: websocket` checked, its header names
+    lowercased); None for any other, which uvicorn's own path answers (its
+    refusal as before: a 400 naming the header at fault, 426 without an
+    Upgrade).
+
+    As websockets' ServerProtocol (without extensions, origins or
+    subprotocols of its own): a GET in HTTP/1.1 with no body, one Upgrade
+    header, one Sec-WebSocket-Key of 16 bytes in base64, one
+    Sec-WebSocket-Version of 13."""
+    if method != "GET" or http_version != "1.1" or not target.isascii():
+        return None
+    key = version = None
+    upgrades = 0
+    for name, value in headers:
+        if name == b"sec-websocket-key":
+            if key is not None:
+                return None
+            key = value
+        elif name == b"sec-websocket-version":
+            if version is not None:
+                return None
+            version = value
+        elif name == b"upgrade":
+            upgrades += 1
+        elif name in _BODY_HEADERS:
+            return None
+    if key is None or version != b"13" or upgrades != 1:
+        return None
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            return None
+    except binascii.Error:
+        return None
+    return accept_key(key.decode()).encode()
+
+
+# websockets takes no request body.
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
 
 def _utf8(frames: list[bytes]) -> bool:

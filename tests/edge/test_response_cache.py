@@ -82,7 +82,8 @@ def test_coalesced_reads_serve_waiting_callers_and_never_an_earlier_read() -> No
 
         position = Coalesced(read)
         first = asyncio.create_task(position())
-        await asyncio.sleep(0)  # the first read is now under way
+        while not started:  # until the first read is under way
+            await asyncio.sleep(0)
         # These arrive while it runs: they must share the next read, not it.
         later = [asyncio.create_task(position()) for _ in range(5)]
         results = [await first, *[await t for t in later]]
@@ -91,6 +92,33 @@ def test_coalesced_reads_serve_waiting_callers_and_never_an_earlier_read() -> No
     started, results = asyncio.run(run())
     assert started == [1, 2]
     assert results == [1, 2, 2, 2, 2, 2]
+
+
+def test_callers_of_the_turn_a_read_ends_in_share_the_next_read() -> None:
+    # Subscribes read from many sockets in one turn of the loop: those that
+    # ask in the turn the previous read ends in are not left a read apart.
+    async def run() -> tuple[list[int], list[int]]:
+        started: list[int] = []
+        gate = asyncio.get_running_loop().create_future()
+
+        async def read() -> int:
+            started.append(len(started) + 1)
+            await (gate if len(started) == 1 else asyncio.sleep(0.01))
+            return started[-1]
+
+        position = Coalesced(read)
+        first = asyncio.create_task(position())
+        while not started:
+            await asyncio.sleep(0)
+        second = asyncio.create_task(position())
+        await asyncio.sleep(0)
+        gate.set_result(None)  # the first read ends in the turn the third caller asks in
+        third = asyncio.create_task(position())
+        return started, [await first, await second, await third]
+
+    started, results = asyncio.run(run())
+    assert started == [1, 2]
+    assert results == [1, 2, 2]
 
 
 def test_an_entry_is_served_only_at_the_mark_it_was_read_at() -> None:

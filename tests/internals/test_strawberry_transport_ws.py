@@ -3,6 +3,7 @@ handler."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -10,7 +11,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 
-from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON
+from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON, init_timer
+from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
 
 
 def test_transport_ws_runs_each_operation_in_its_task_and_cancels_it_to_end() -> None:
@@ -53,3 +55,14 @@ def test_transport_ws_refuses_a_second_init_as_the_legacy_handler_does_now() -> 
     init = inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init)
     assert f'reason = "{TOO_MANY_INITS_REASON}"' in init
     assert f"code={TOO_MANY_INITS_CODE}" in init
+
+
+def test_a_stopped_init_timer_is_let_go() -> None:
+    # A cancelled handle keeps its copy of the context beside every open socket.
+    async def scenario() -> tuple[bool, object]:
+        handler = GatedTransportWs.__new__(GatedTransportWs)
+        handler._init_timer = timer = init_timer(60, lambda: None)
+        handler._stopinit_timer()
+        return timer.cancelled(), handler._init_timer
+
+    assert asyncio.run(scenario()) == (True, None)

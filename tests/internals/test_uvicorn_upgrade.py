@@ -1,0 +1,264 @@
+"""What the WebSocket upgrade from the parsed request (internals/uvicorn_http.py's
+handle_websocket_upgrade, uvicorn_websocket.py's upgrade_accept and open_upgraded) assumes
+of uvicorn and websockets, and that it answers as their own path does."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.server import ServerProtocol
+
+from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
+from graphql_todos.internals.uvicorn_websocket import LeanEvent, LeanQueue, WebSocketProtocol, upgrade_accept
+from tests.helpers import Server
+
+# RFC 6455 1.3's example key and its accept value.
+KEY, ACCEPT = b"dGhlIHNhbXBsZSBub25jZQ==", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+SOUND = [(b"host", b"h"), (b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
+         (b"sec-websocket-key", KEY), (b"sec-websocket-version", b"13")]
+
+
+def _head(target: str = "/", headers: list[tuple[bytes, bytes]] = SOUND, method: str = "GET") -> bytes:
+    lines = [f"{method} {target} HTTP/1.1".encode()] + [name + b": " + value for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _to(server: Server, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` as the app's server takes them: its Host, its Origin."""
+    return [(b"host", f"127.0.0.1:{server.port}".encode()), (b"origin", server.url.encode()),
+            *(h for h in headers if h[0] != b"host")]
+
+
+def _answer(port: int, head: bytes) -> bytes:
+    """The server's answer to `head` up to its blank line (and a refusal's body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)
+        if not answer.startswith(b"HTTP/1.1 101 "):
+            while chunk := sock.recv(4096):
+                answer += chunk
+    return answer
+
+
+def test_uvicorn_hands_an_upgrade_over_as_ours_does() -> None:
+    upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
+    for line in (
+        "self.connections.discard(self)",
+        "config=self.config,",
+        "server_state=self.server_state,",
+        "app_state=self.app_state,",
+        "protocol.connection_made(self.transport)",
+        'protocol.data_received(b"".join(output))',
+        "self.transport.set_protocol(protocol)",
+    ):
+        assert line in upgrade, line
+    # The method, target and headers are what it serializes.
+    assert 'method = self.scope["method"].encode()' in upgrade and "self.url" in upgrade
+    assert 'for name, value in self.scope["headers"]:' in upgrade
+    parsed = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert parsed.index('self.scope["http_version"] = http_version') < parsed.index("if self.parser.should_upgrade()")
+    assert "self.headers.append((name, value))" in inspect.getsource(HttpToolsProtocol.on_header)
+    begin = inspect.getsource(HttpToolsProtocol.on_message_begin)
+    assert "self.headers = []" in begin and '"headers": self.headers,' in begin
+    assert "name = name.lower()" in inspect.getsource(HttpToolsProtocol.on_header)
+
+
+def test_uvicorn_connects_a_websocket_as_connection_handed_does() -> None:
+    made = inspect.getsource(WebSocketsSansIOProtocol.connection_made)
+    http = inspect.getsource(HttpToolsProtocol.connection_made)
+    for line in ("self.connections.add(self)", "self.transport = transport", "self.server = get_local_addr(transport)",
+                 "self.client = get_remote_addr(transport)"):
+        assert line in made and line in http, line
+    assert 'self.scheme = "wss" if is_ssl(transport) else "ws"' in made
+    assert 'self.scheme = "https" if is_ssl(transport) else "http"' in http
+    # And nothing else but a trace log.
+    assignments = [line for line in made.splitlines() if line.strip().startswith("self.") and "logger" not in line]
+    assert len(assignments) == 5, assignments
+
+
+def test_websockets_reads_frames_once_open_and_refuses_in_any_state() -> None:
+    parse = inspect.getsource(ServerProtocol.parse)
+    assert "if self.state is CONNECTING:" in parse
+    assert parse.rstrip().endswith("yield from super().parse()")
+    send_response = inspect.getsource(ServerProtocol.send_response)
+    assert "if response.status_code == 101:\n            assert self.state is CONNECTING" in send_response
+    # What upgrade_accept checks as websockets does (and no more: no origins,
+    # extensions or subprotocols of its own under uvicorn without deflate).
+    checks = inspect.getsource(ServerProtocol.process_request)
+    for check in ('headers["Sec-WebSocket-Key"]', "len(raw_key) != 16", 'if version != "13":', "validate=True"):
+        assert check in checks, check
+    assert "available_subprotocols" not in inspect.getsource(WebSocketsSansIOProtocol.__init__)
+
+
+def test_upgrade_accept_takes_only_what_websockets_would_accept_as_it_is() -> None:
+    assert upgrade_accept("GET", "1.1", b"/graphql?x=1", SOUND) == ACCEPT
+    without = [h for h in SOUND if h[0] != b"sec-websocket-key"]
+    for method, version, target, headers in (
+        ("POST", "1.1", b"/", SOUND),
+        ("GET", "1.0", b"/", SOUND),
+        ("GET", "1.1", "/é".encode(), SOUND),
+        ("GET", "1.1", b"/", without),
+        ("GET", "1.1", b"/", [*without, (b"sec-websocket-key", b"c2hvcnQ=")]),  # 5 bytes
+        ("GET", "1.1", b"/", [*without, (b"sec-websocket-key", b"not base64 at all!!!!!==")]),
+        ("GET", "1.1", b"/", [*SOUND, (b"sec-websocket-key", KEY)]),
+        ("GET", "1.1", b"/", [h for h in SOUND if h[0] != b"sec-websocket-version"]),
+        ("GET", "1.1", b"/", [*SOUND[:4], (b"sec-websocket-version", b"8")]),
+        ("GET", "1.1", b"/", [*SOUND, (b"sec-websocket-version", b"13")]),
+        ("GET", "1.1", b"/", [*SOUND, (b"upgrade", b"websocket")]),
+        ("GET", "1.1", b"/", [*SOUND, (b"content-length", b"3")]),
+        ("GET", "1.1", b"/", [*SOUND, (b"transfer-encoding", b"chunked")]),
+    ):
+        assert upgrade_accept(method, version, target, headers) is None, (method, version, target, headers)
+
+
+@asynccontextmanager
+async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[int]:
+    """uvicorn with our protocols: through our upgrade, or with deflate
+    configured, uvicorn's own. The app accepts with a header and the
+    client's last subprotocol, after noting its scope."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "websocket"
+        seen.append({k: v for k, v in scope.items() if k != "state"})
+        await receive()
+        await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][-1],
+                    "headers": [(b"X-Extra", b"1")]})
+        await receive()
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    options: dict[str, Any] = {"ws": WebSocketProtocol, "http": http_protocol(5.0), "ws_per_message_deflate": deflate}
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", **options)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def test_our_upgrade_gives_the_app_the_scope_and_the_client_the_101_of_uvicorns_own() -> None:
+    headers = [*SOUND, (b"sec-websocket-protocol", b"graphql-ws, graphql-transport-ws"), (b"cookie", b"a=\xe9")]
+    head = _head("/a%20b/graphql?x=1&y=%2F", headers)
+
+    async def scenario(deflate: bool) -> tuple[dict[str, Any], list[bytes]]:
+        seen: list[dict[str, Any]] = []
+        async with _serving(deflate, seen) as port:
+            answer = await asyncio.to_thread(_answer, port, head)
+        lines = answer.partition(b"\r\n\r\n")[0].split(b"\r\n")
+        scope = seen[0]
+        # The addresses (the HTTP protocol's, handed over): this server's, and the client's host.
+        assert scope.pop("server") == ("127.0.0.1", port) and scope.pop("client")[0] == "127.0.0.1"
+        return scope, [line for line in lines if not line.lower().startswith(b"date: ")]
+
+    ours, theirs = asyncio.run(scenario(False)), asyncio.run(scenario(True))
+    assert ours == theirs
+    scope, lines = ours
+    assert scope["subprotocols"] == ["graphql-ws", "graphql-transport-ws"]
+    assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/a b/graphql", b"/a%20b/graphql", b"x=1&y=%2F")
+    assert lines[0] == b"HTTP/1.1 101 Switching Protocols"
+    assert b"Sec-WebSocket-Accept: " + ACCEPT in lines
+    assert lines[-1] == b"Sec-WebSocket-Protocol: graphql-transport-ws"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "says"),
+    [
+        ([h for h in SOUND if h[0] != b"sec-websocket-key"], b"400", b"missing Sec-WebSocket-Key header"),
+        ([*SOUND[:3], (b"sec-websocket-key", b"c2hvcnQ="), SOUND[4]], b"400", b"invalid Sec-WebSocket-Key header"),
+        ([*SOUND[:4], (b"sec-websocket-version", b"8")], b"400", b"invalid Sec-WebSocket-Version header: 8"),
+        ([h for h in SOUND if h[0] != b"sec-websocket-version"], b"400", b"missing Sec-WebSocket-Version header"),
+    ],
+)
+def test_a_bad_upgrade_is_refused_with_a_clear_4xx(
+    server: Server, headers: list[tuple[bytes, bytes]], status: bytes, says: bytes
+) -> None:
+    answer = _answer(server.port, _head("/graphql", _to(server, headers)))
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
+    assert says in answer, answer
+
+
+def test_an_unknown_subprotocol_is_refused_with_4406_once_open(server: Server) -> None:
+    # Strawberry's answer, as through uvicorn's own upgrade: no subprotocol in
+    # the 101, then a close naming the refusal.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(_head("/graphql", _to(server, [*SOUND, (b"sec-websocket-protocol", b"mqtt")])))
+        reason = b"Subprotocol not acceptable"
+        answer = b""
+        # Up to the close frame (the server then awaits the client's).
+        while not answer.endswith(reason) and (chunk := sock.recv(4096)):
+            answer += chunk
+    head, _, frames = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ") and b"sec-websocket-protocol" not in head.lower()
+    assert frames == bytes([0x88, 2 + len(reason)]) + (4406).to_bytes(2) + reason
+
+
+def test_a_graphql_socket_opens_through_our_upgrade(server: Server) -> None:
+    headers = [*SOUND, (b"sec-websocket-protocol", b"graphql-transport-ws")]
+    answer = _answer(server.port, _head("/graphql", _to(server, headers)))
+    assert answer.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), answer
+    assert b"Sec-WebSocket-Accept: " + ACCEPT + b"\r\n" in answer
+    assert b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n" in answer
+
+
+def test_an_upgraded_connection_lets_its_http_protocol_go() -> None:
+    # Its head timer (REQUEST_SECONDS, here 5 s) would hold it, its parser
+    # and flow control beside every open socket, for the collector to walk.
+    async def scenario() -> tuple[bytes, list[object]]:
+        async with _serving(False, []) as port:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                headers = [*SOUND, (b"sec-websocket-protocol", b"graphql-transport-ws")]
+                sock.sendall(_head("/", headers))
+                answer = await asyncio.to_thread(sock.recv, 4096)
+                gc.collect()
+                left: list[object] = [o for o in gc.get_objects() if isinstance(o, HttpProtocol)]
+        return answer, left
+
+    answer, left = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 101 ") and left == []
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_our_protocol_starts_as_uvicorns_does(deflate: bool) -> None:
+    # WebSocketProtocol._lean_init: every attribute uvicorn's __init__ sets,
+    # to the same value (but the queue and event it replaces, and the
+    # websockets protocol, alike but its own).
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=deflate, lifespan="off")
+    config.load()
+    state = ServerState()
+    loop = asyncio.new_event_loop()
+    try:
+        theirs = vars(WebSocketsSansIOProtocol(config, state, {"k": 1}, loop))
+        ours = vars(WebSocketProtocol(config, state, {"k": 1}, loop))
+    finally:
+        loop.close()
+    assert set(ours) == set(theirs)
+    own = {"queue", "writable", "conn", "close_timeout"}
+    assert {k: v for k, v in ours.items() if k not in own} == {k: v for k, v in theirs.items() if k not in own}
+    assert type(ours["conn"]) is type(theirs["conn"])
+    for attribute in ("max_message_size", "max_fragment_size", "state", "side", "logger", "available_subprotocols",
+                      "origins"):
+        assert getattr(ours["conn"], attribute) == getattr(theirs["conn"], attribute), attribute
+    extensions = [type(e) for e in ours["conn"].available_extensions]
+    assert extensions == [type(e) for e in theirs["conn"].available_extensions] and bool(extensions) == deflate
+    assert isinstance(ours["queue"], LeanQueue) and isinstance(ours["writable"], LeanEvent)
