@@ -15,7 +15,7 @@ import jwt
 import psycopg
 import pytest
 
-from graphql_todos.core.people import Accounts, Principal
+from graphql_todos.core.people import CACHE_SECONDS, Accounts, Principal
 from tests.helpers import Server, serving, wait_until
 from tests.leaks import Leaks, Wiretap, token
 from tests.subscribers import Credential, new_token, revoke, sign_in
@@ -61,15 +61,22 @@ def _hits(server: Server) -> int:
 
 
 def _read_twice(reader: Reader, credential: Credential, server: Server | None = None, rest: bool = False) -> bytes:
-    """The second read is the front door's, with the first one's bytes."""
+    """The second read is the front door's, with the first one's bytes, when
+    both fell within the second the process trusts a lookup (CACHE_SECONDS):
+    on a loaded machine a pair that took longer is read again, as its miss
+    is the rule, not a fault."""
     server = server or reader.server
-    first = reader.read(credential, server, rest)
-    assert first.status_code == 200 and reader.title in first.text, first.text
-    hits = _hits(server)
-    again = reader.read(credential, server, rest)
-    assert (again.status_code, again.content) == (200, first.content)
-    assert _hits(server) == hits + 1, "the repeated read was not answered by the front door"
-    return first.content
+    for _ in range(5):
+        started = time.monotonic()
+        first = reader.read(credential, server, rest)
+        assert first.status_code == 200 and reader.title in first.text, first.text
+        hits = _hits(server)
+        again = reader.read(credential, server, rest)
+        assert (again.status_code, again.content) == (200, first.content)
+        if time.monotonic() - started < CACHE_SECONDS:
+            assert _hits(server) == hits + 1, "the repeated read was not answered by the front door"
+            return first.content
+    raise AssertionError(f"no two reads within {CACHE_SECONDS} s in 5 tries: the machine is too busy to tell")
 
 
 @pytest.mark.parametrize("rest", [False, True], ids=["graphql", "rest"])
