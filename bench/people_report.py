@@ -49,14 +49,18 @@ def _fanout_table(people: dict[str, Any]) -> list[str]:
         p50 = _times(median(members["last_arrival"]), median(r["last_arrival"]), target)
         return f"{p50}; {_times(members['cpu_per_delivery'], r['cpu_per_delivery'], target)}"
 
-    yardstick = f"{single['subscribers']:,} single-person subscribers (AUTH=open): the yardstick, target at most {TARGET}"
-    lines.append(_fanout_row(yardstick, single, versus(single, True)))
     beside = people.get("beside_idle")
-    if beside is not None:
+    # The yardstick holds as many sockets as the people (people.md, section
+    # 11): what people add, not what holding 1,000 sockets costs.
+    alone = f"{single['subscribers']:,} single-person subscribers alone (AUTH=open)"
+    if beside is None:
+        lines.append(_fanout_row(f"{alone}: the yardstick, target at most {TARGET}", single, versus(single, True)))
+    else:
         held = beside["subscribers"] + beside["idle"]
+        lines.append(_fanout_row(f"{alone}: no target (the yardstick before 2026-12-05)", single, versus(single, False)))
         label = (f"{beside['subscribers']:,} single-person subscribers beside {beside['idle']:,} quiet sockets "
-                 f"(AUTH=open): the yardstick holding {held:,} sockets, no target")
-        lines.append(_fanout_row(label, beside, versus(beside, False)))
+                 f"(AUTH=open, {held:,} sockets held, as the people's): the yardstick, target at most {TARGET}")
+        lines.append(_fanout_row(label, beside, versus(beside, True)))
     lines += [
         _fanout_row(f"{many['subscribers']:,} single-person subscribers (AUTH=open): no target", many, versus(many, False)),
     ]
@@ -108,15 +112,16 @@ def people_section(results: dict[str, Any]) -> list[str]:
          f"socket). A warm-up INSERT into each list, then {args['people_events']} INSERTs (psycopg, autocommit), "
          "each into the next list, each timed until its 10 members have it; the case checks that every member "
          "got each change once and nobody else got any (an error otherwise, here and in `make bench`'s exit "
-         "status). Its yardstick, from the same run and database: as many deliveries in open mode, 10 subscribers "
+         "status). Beside it, from the same run and database, as many deliveries in open mode: 10 subscribers "
          f"and one INSERT each; the {people['people']:,} single-person subscribers share a change's fixed cost over "
          f"{people['people'] // 10:,} times the deliveries, so they are shown, with no target (people.md, section "
-         f"12). Beside the yardstick, the same 10 while {people['people'] - 10:,} more open-mode sockets are held in "
+         f"12). And the same 10 while {people['people'] - 10:,} more open-mode sockets are held in "
          "client processes of their own, each acknowledged and holding a `todo(id)` subscription to a row no "
          "INSERT touches (as each person's subscription is one no other list's change visits): the people's "
-         f"{people['people']:,} sockets without the people, so the two ratios tell what holding the sockets costs "
-         "(uvicorn's keep-alive ping of each, the wake-ups) from what people cost. A fresh server per row, run in "
-         f"this order: the yardstick, the yardstick beside the quiet sockets, the people, the {people['people']:,} "
+         f"{people['people']:,} sockets without the people. That row is the yardstick (people.md, section 11): "
+         "the 10 alone do not pay for holding the other sockets (uvicorn's keep-alive ping of each, the wake-ups), "
+         "which is no cost of people. A fresh server per row, run in "
+         f"this order: the 10 alone, the 10 beside the quiet sockets, the people, the {people['people']:,} "
          "single-person subscribers."),
         "",
         *_fanout_table(people),
