@@ -20,7 +20,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
@@ -28,6 +28,7 @@ from websockets.utils import accept_key
 from graphql_todos.core import metrics
 from graphql_todos.core.bounded import bounded_send
 from graphql_todos.internals.uvicorn_close import close_seconds, end_streams, reset
+from graphql_todos.internals.uvicorn_keepalive import Pinger, pinger
 
 # Service restart (RFC 6455 7.4.1, as IANA registers 1012).
 RESTART_CODE = 1012
@@ -140,6 +141,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     # Opened by `open_upgraded`: the 101's Sec-WebSocket-Accept value, until it is sent.
     _accept: bytes | None = None
+    # The loop's pinger while this connection is kept alive (uvicorn_keepalive).
+    _pinger: Pinger | None = None
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -325,6 +328,47 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # with uvicorn's RuntimeError for a send after the app's own close
         # (which a stream logs as its failure).
         self.disconnected = True
+
+    def start_keepalive(self) -> None:
+        """uvicorn's keep-alive, by the loop's pinger instead of a ping timer
+        and a pong timer per connection.
+
+        Assumes, of uvicorn: `start_keepalive` (at the handshake's end) and
+        `stop_keepalive` (on `connection_lost` and `shutdown`) are the only
+        callers of the timers' methods (`schedule_ping`,
+        `send_keepalive_ping`) but `handle_pong`; `handle_pong` is called for
+        every pong frame; `keepalive_timeout` fails the connection (1011,
+        transport closed) whatever its timers."""
+        if self.ping_interval is not None and self.ping_interval > 0 and self._pinger is None:
+            self._pinger = pinger(self.loop, self.ping_interval, self.ping_timeout)
+            self._pinger.add(self)
+
+    def stop_keepalive(self) -> None:
+        if self._pinger is not None:
+            self._pinger.discard(self)
+            self._pinger = None
+        self.pending_ping_payload = None
+
+    def handle_pong(self, event: Frame) -> None:
+        # uvicorn's check: a pong of the ping in flight, or nothing.
+        if self.pending_ping_payload is None or bytes(event.data) != self.pending_ping_payload:
+            return
+        self.last_ping_rtt = self.loop.time() - self.ping_sent_at
+        self.pending_ping_payload = None
+        if self._pinger is not None:
+            self._pinger.answered(self)
+
+    def keepalive_ping(self, payload: bytes, now: float) -> bool:
+        """uvicorn's `send_keepalive_ping` for the pinger (`payload` its id,
+        sent at `now`), without the pong timer: False when the connection is
+        closing (nothing to keep alive)."""
+        if self.close_sent or self.transport.is_closing():
+            return False
+        self.pending_ping_payload = payload
+        self.ping_sent_at = now
+        self.conn.send_ping(payload)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
 
     def shutdown(self) -> None:
         end_streams(self.app_state)
