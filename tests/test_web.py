@@ -92,6 +92,15 @@ def titles(page: Page) -> Locator:
     return page.locator(".todo-list li label")
 
 
+def go_offline(context: BrowserContext) -> None:
+    """Playwright's offline emulation, once every page of the context has it:
+    set_offline can return before a page's network is cut, and an edit made
+    at once then reached the server (a clean-clone run saw it)."""
+    context.set_offline(True)
+    for page in context.pages:
+        page.wait_for_function("!navigator.onLine", timeout=LIVE_MS)
+
+
 def stored(server: Server, count: int) -> None:
     """Wait until the server holds `count` todos. The page shows an edit at once,
     from its outbox; a test that stops the server must first let the edits land,

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocke
 
 from tests.gql import create
 from tests.helpers import WEB_DIST, Server, serving
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, titles
+from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, go_offline, titles
 
 # The edits that change one row (the others, toggle all and clear completed, change many).
 TOGGLE_ALL_SEQS = {9, 18, 19}
@@ -120,7 +120,7 @@ def test_twenty_offline_edits_over_two_tabs_and_a_reload_are_applied_once_in_ord
         b = open_live(mine, server)
         expect(titles(b)).to_have_count(4, timeout=LIVE_MS)
 
-        mine.set_offline(True)
+        go_offline(mine)
         count = 0
 
         def edited(*pages: Page) -> None:
@@ -214,7 +214,7 @@ def test_a_list_wide_edit_made_offline_touches_only_the_rows_its_user_saw(server
     try:
         page = open_live(context, server)
         expect(titles(page)).to_have_text(["seen done", "seen open"], timeout=LIVE_MS)
-        context.set_offline(True)
+        go_offline(context)
         page.locator(".clear-completed").click()
         expect(waiting(page)).to_have_attribute("data-count", "1", timeout=LIVE_MS)
         page.locator("label[for=toggle-all]").click()

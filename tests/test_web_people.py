@@ -17,7 +17,7 @@ from playwright import sync_api
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.helpers import TOKEN, WEB_DIST, Server, serving
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, titles
+from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, go_offline, titles
 
 PASSWORD = "a long enough password"
 
@@ -218,7 +218,7 @@ def test_an_edit_queued_by_one_person_goes_out_only_under_their_session(
     back."""
     mine, elsewhere = two
     ann = sign_up(mine, accounts, "ann")
-    mine.set_offline(True)
+    go_offline(mine)
     add_todo(ann, "ann's, made offline")
     expect(ann.locator(".outbox-count")).to_have_text("1 change waiting")
     expect(titles(ann)).to_have_text(["ann's, made offline"])
@@ -269,7 +269,7 @@ def test_a_reload_offline_shows_the_same_person_s_lists_and_queues_into_their_ou
     expect(ann.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
     expect(titles(ann)).to_have_text(["before"])
 
-    mine.set_offline(True)
+    go_offline(mine)
     reloaded = ann.reload()
     assert reloaded is not None and reloaded.from_service_worker
     expect(ann.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
@@ -293,7 +293,7 @@ def test_a_page_left_open_across_another_sign_in_does_not_send_as_the_new_person
     page sees the session is no longer hers and stops, sending nothing as bob."""
     mine = two[0]
     ann = sign_up(mine, accounts, "ann")
-    mine.set_offline(True)
+    go_offline(mine)
     add_todo(ann, "ann's, still queued")
     expect(ann.locator(".outbox-count")).to_have_text("1 change waiting")
     same_origin = {"Origin": accounts.url}
