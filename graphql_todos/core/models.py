@@ -76,6 +76,9 @@ class Change:
     # When it committed, for the commit-to-delivery lag (None from an older
     # trigger's notification).
     changed_at: datetime | None = None
+    # A DELETED that is its reader's removal (the row moved out of their
+    # sight, or its list unshared), not the row's deletion (people.md section 6).
+    removed: bool = False
 
     @property
     def cursor(self) -> str:
@@ -154,6 +157,8 @@ class TodoState:
     op: Op | None
     todo: Todo | None
     position: int
+    # Deleted for the watcher because the row left their sight (Change.removed).
+    removed: bool = False
 
     @property
     def cursor(self) -> str:

@@ -157,7 +157,7 @@ def member_of(entry: Entry) -> tuple[str, str, str]:
 def legacy_change(entry: Entry, kind: Kind | None) -> Change | None:
     """The todoChanges shape of a todo entry for a reader that gets it as
     `kind` (people.md section 9): an arrival is CREATED with the row, a
-    removal DELETED with the row the reader last could see; list and member
+    removal DELETED (`removed`) with the row the reader last could see; list and member
     entries, and one the reader does not get (None), have none. Made once
     per entry and kind."""
     change = entry.legacy.get(kind)
@@ -171,7 +171,7 @@ def legacy_change(entry: Entry, kind: Kind | None) -> Change | None:
         op, row = Op.DELETED, entry.before
     if row is None:
         return None
-    change = entry.legacy[kind] = Change(entry.position, op, row, entry.changed_at)
+    change = entry.legacy[kind] = Change(entry.position, op, row, entry.changed_at, kind is Kind.REMOVAL)
     return change
 
 

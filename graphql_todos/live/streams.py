@@ -80,7 +80,7 @@ async def todo_states(
             return
         async for change in sub:
             deleted = change.op is Op.DELETED
-            yield TodoState(change.op, None if deleted else change.todo, change.position)
+            yield TodoState(change.op, None if deleted else change.todo, change.position, change.removed)
             if deleted:
                 return
 

@@ -34,7 +34,7 @@ from graphql_todos.core.errors import (
 )
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.list_statements import ListStatement
-from graphql_todos.core.models import Change, Op, Todo, Viewer
+from graphql_todos.core.models import Change, Todo, Viewer
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService, clean_title, parse_id
 from graphql_todos.core.settings import Settings
@@ -373,7 +373,7 @@ async def _state_messages(conn: HTTPConnection, viewer: Viewer, todo_id: str) ->
     states = streams.todo_states(_service(conn), _hub(conn), viewer, key)
     async with contextlib.aclosing(states):
         async for state in states:
-            if state.op is Op.DELETED and not await _deleted_at(_journal(conn), state.position):
+            if state.removed:
                 raise NotFound(key)
             # A deleted state has no row: show its last one, as the change feed does.
             todo = state.todo or last
@@ -382,14 +382,6 @@ async def _state_messages(conn: HTTPConnection, viewer: Viewer, todo_id: str) ->
             last = todo
             op = "snapshot" if state.op is None else state.op.value
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
-
-
-async def _deleted_at(journal: Journal, position: int) -> bool:
-    """Whether the entry at `position` deleted its row. todo_states ends an
-    item stream on a delete and on a removal alike (both DELETED in the
-    legacy shape); only the entry tells them apart, read once, as the stream ends."""
-    chunk = await journal.changes_between(position - 1, position, 1)
-    return [entry.op for entry in chunk.entries] == ["deleted"]
 
 
 def event_stream_response(
