@@ -235,10 +235,7 @@ class RowStream:
         """Send the row now, then after each change, until it ends; cancel
         to leave. Raises StreamFailed."""
         try:
-            async with self.hub.subscribe(todo_id=self.key, view=View(self.viewer.person)) as sub:
-                start = await self.service.todo_snapshot(self.viewer, self.key)
-                sub.skip_through(start.position)
-                sub.view = await self.hub.view_at(self.viewer, start.position)
+            async with streams.watching_row(self.service, self.hub, self.viewer, self.key) as (start, sub):
                 await self._send(prefix + await self.render(start.todo) + suffix)
                 if start.todo is None:
                     return

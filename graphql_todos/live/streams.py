@@ -5,8 +5,9 @@ before it reads its starting state, so no change can fall in between."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Protocol
 
 from graphql_todos.core.errors import CursorExpired
@@ -65,16 +66,26 @@ async def _feed(hub: Hub, start: int, view: View, list_id: uuid.UUID | None) -> 
                 yield delivery
 
 
+@contextlib.asynccontextmanager
+async def watching_row(
+    service: TodoService, hub: Hub, viewer: Viewer, key: uuid.UUID
+) -> AsyncIterator[tuple[TodoState, Subscriber[Change]]]:
+    """The row now, and a subscriber for the changes after it the viewer may
+    see (registered first, so none falls in between), while the block runs."""
+    async with hub.subscribe(todo_id=key, view=View(viewer.person)) as sub:
+        start = await service.todo_snapshot(viewer, key)
+        sub.skip_through(start.position)
+        sub.view = await hub.view_at(viewer, start.position)
+        yield start, sub
+
+
 async def todo_states(
     service: TodoService, hub: Hub, viewer: Viewer, key: uuid.UUID
 ) -> AsyncGenerator[TodoState, None]:
     """The row now, then after each change the viewer may see; ends after
     it is deleted, or no longer visible to the viewer (a removal), or right
     away when the viewer sees no such row."""
-    async with hub.subscribe(todo_id=key, view=View(viewer.person)) as sub:
-        start = await service.todo_snapshot(viewer, key)
-        sub.skip_through(start.position)
-        sub.view = await hub.view_at(viewer, start.position)
+    async with watching_row(service, hub, viewer, key) as (start, sub):
         yield start
         if start.todo is None:
             return
