@@ -45,6 +45,8 @@ class _Timed(Protocol):
 D = TypeVar("D", bound=_Timed)
 
 CHANNEL = "todo_changes"
+# How long stop() waits for the listener to end before it cancels it again.
+STOP_RECANCEL_SECONDS = 0.5
 
 
 class _Marker:
@@ -290,7 +292,13 @@ class Hub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Again until it ends: a call in the listener may take a
+            # cancellation and go on (Python 3.11's asyncio.wait_for, inside
+            # psycopg_pool, returns a result that came with one), and a
+            # shutdown must not hang on it.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait((self._task,), timeout=STOP_RECANCEL_SECONDS)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.connected = False
@@ -406,13 +414,20 @@ class Hub:
                 delay = min(delay * 2, self.max_backoff_seconds)
 
     async def _run(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # the hub's own task (start)
         delay = 0.1
         while True:
             try:
                 await self._listen()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+            except Exception as exc:  # any failure means: reconnect
+                if task.cancelling():
+                    # Being stopped: a call that turned the cancellation into
+                    # its own error (a lost connection's, a DatabaseUnavailable)
+                    # must not make a listener that reconnects forever.
+                    raise asyncio.CancelledError from exc
                 if self.connected:
                     delay = 0.1  # it worked for a while: back off afresh
                 logger.warning("listener failed (reconnecting in %.1fs): %r", delay, exc)

@@ -17,8 +17,9 @@ from prometheus_client import REGISTRY
 from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
 
+from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change
+from graphql_todos.core.models import Change, Chunk
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
@@ -134,6 +135,55 @@ def test_listener_reconnects_and_replays_what_it_missed(
         # The same subscription goes on with live changes.
         create(client, "after")
         assert ws.next_data()["todoChanges"]["todo"]["title"] == "after"
+
+
+class _SwallowingJournal(Journal):
+    """A journal whose next read, once armed, takes the cancellation that
+    comes while it waits and goes on, as Python 3.11's asyncio.wait_for
+    inside psycopg_pool does when the cancellation comes with a connection
+    (`ends`: "returns" as if nothing came; "fails" with the error a call
+    interrupted this way may raise instead)."""
+
+    def __init__(self, pool: AsyncConnectionPool, ends: str) -> None:
+        super().__init__(pool)
+        self.ends = ends
+        self.armed = asyncio.Event()
+        self.swallowed = asyncio.Event()
+
+    async def changes_between(self, after: int, upto: int, limit: int) -> Chunk:
+        if self.armed.is_set():
+            self.armed.clear()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.swallowed.set()
+                if self.ends == "fails":
+                    raise DatabaseUnavailable("OperationalError") from None
+        return await super().changes_between(after, upto, limit)
+
+
+@pytest.mark.parametrize("ends", ["returns", "fails"])
+def test_the_hub_stops_when_a_call_takes_its_cancellation(db_dsn: str, ends: str) -> None:
+    async def run() -> None:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            journal = _SwallowingJournal(pool, ends)
+            hub = Hub(db_dsn, journal, Settings())
+            await hub.start()
+            journal.armed.set()
+            # A position past the hub's with no entry: the hub reads the journal.
+            async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+                await conn.execute("""NOTIFY todo_changes, '{"position": 99, "op": "created"}'""")
+            async with asyncio.timeout(10):
+                while journal.armed.is_set():
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # in the read, waiting
+            stopping = asyncio.create_task(hub.stop())
+            done, _ = await asyncio.wait((stopping,), timeout=10)
+            assert stopping in done, "the hub did not stop"
+            assert journal.swallowed.is_set()
+            assert not hub.connected
+
+    asyncio.run(run())
 
 
 def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: str) -> None:
