@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from graphql_todos.core import metrics, paths
+from graphql_todos.core import metrics, paths, tasks
 from graphql_todos.core.database import GatedPool, connect_timeout
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.journal import Journal
@@ -176,9 +176,7 @@ def create_app(settings: Settings) -> Starlette:
             finally:
                 for task in (pruning, expiring):
                     if task is not None:
-                        task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
+                        await tasks.ended(task)
                 await hub.stop()
                 await pool.close()
 

@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from graphql_todos.core import metrics
+from graphql_todos.core import metrics, tasks
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
@@ -45,8 +45,6 @@ class _Timed(Protocol):
 D = TypeVar("D", bound=_Timed)
 
 CHANNEL = "todo_changes"
-# How long stop() waits for the listener to end before it cancels it again.
-STOP_RECANCEL_SECONDS = 0.5
 
 
 class _Marker:
@@ -292,15 +290,7 @@ class Hub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            # Again until it ends: a call in the listener may take a
-            # cancellation and go on (Python 3.11's asyncio.wait_for, inside
-            # psycopg_pool, returns a result that came with one), and a
-            # shutdown must not hang on it.
-            while not self._task.done():
-                self._task.cancel()
-                await asyncio.wait((self._task,), timeout=STOP_RECANCEL_SECONDS)
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.ended(self._task)
         self.connected = False
         self.close_subscriptions()
 
