@@ -184,6 +184,9 @@ class Accounts:
         self._hashes: LRU[uuid.UUID, bytes] = LRU(CACHE_SIZE)
         # username -> (the person, monotonic time to forget it), for JWTs
         self._named: LRU[str, tuple[Person, float]] = LRU(CACHE_SIZE)
+        # Revocations seen: a lookup that one came during keeps nothing, as
+        # its row may be from before the revocation committed.
+        self._revocations = 0
 
     @property
     def _limits(self) -> dict[str, Any]:
@@ -272,6 +275,7 @@ class Accounts:
         token = is_token(secret)
         if not token and len(secret) != _SECRET_LENGTH:
             return None
+        revocations = self._revocations
         async with connection(self.pool) as conn:
             cur = await conn.execute(sql.TOKEN_BY_SECRET if token else sql.SESSION_BY_SECRET, {"hash": key, **self._limits})
             row = await cur.fetchone()
@@ -280,14 +284,16 @@ class Accounts:
             return None
         person = Person(row[1], row[2])
         principal = Principal(person, token_id=row[0]) if token else Principal(person, session_id=row[0])
-        left = CACHE_SECONDS if row[3] is None else min(CACHE_SECONDS, row[3])
-        self._known.put(key, (principal, now + left))
-        self._hashes.put(row[0], key)
+        if self._revocations == revocations:
+            left = CACHE_SECONDS if row[3] is None else min(CACHE_SECONDS, row[3])
+            self._known.put(key, (principal, now + left))
+            self._hashes.put(row[0], key)
         return principal
 
     def revoked(self, detail: dict[str, Any] | None) -> None:
         """An access_revoked entry's detail ({"session": id} or {"token": id}),
         from whichever process revoked it: no longer trusted here either."""
+        self._revocations += 1
         for kind in ("session", "token"):
             value = (detail or {}).get(kind)
             key = None if value is None else self._hashes.pop(uuid.UUID(str(value)))
@@ -361,6 +367,7 @@ class Accounts:
         self._forget([row[0]])
 
     def _forget(self, hashes: list[bytes]) -> None:
+        self._revocations += 1
         for key in hashes:
             self._known.pop(key)
 
