@@ -7,8 +7,9 @@
 --   INSERT statement, and every journal entry of a row is one INSERT of its
 --   own (a row trigger's): a fifth of the trigger's CPU. A domain's check is
 --   planned once per session (the type cache). The column is changed to the
---   domain before the domain gets its check, so no row is rewritten (the
---   check only reads them).
+--   domain before the domain gets its check, so no row is rewritten: the
+--   check reads the journal once, and the membership index (its predicate
+--   names op) is built again, of the member entries alone.
 -- * The commit-order lock, pg_notify and journal_write are called in an
 --   assignment, not by PERFORM: plpgsql evaluates a plain function call in
 --   an expression without starting the executor; a PERFORM runs a query.
