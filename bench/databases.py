@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -14,7 +15,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
-from graphql_todos.core.migrations import migrate
+from graphql_todos.core.migrations import SQL_DIR, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 50
@@ -93,11 +94,11 @@ def pair(admin: str, suffix: str = "", rows: int = ROWS) -> Iterator[Databases]:
 
 
 @contextmanager
-def created(admin: str, name: str) -> Iterator[str]:
-    """A fresh database `name` with the app's migrations; dropped afterwards."""
+def created(admin: str, name: str, sql_dir: Traversable = SQL_DIR) -> Iterator[str]:
+    """A fresh database `name` with the app's migrations (or those in sql_dir); dropped afterwards."""
     dsn = _create(admin, name)
     try:
-        migrate(dsn)
+        migrate(dsn, sql_dir)
         yield dsn
     finally:
         _drop(admin, name)

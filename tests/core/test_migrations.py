@@ -71,6 +71,14 @@ def test_rows_no_client_could_read_are_refused(db_dsn: str) -> None:
         assert count == 0
 
 
+def test_the_journal_refuses_an_op_no_reader_knows(db_dsn: str) -> None:
+    """009 checks op by a domain rather than a table CHECK: still refused."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO todo_changes (position, op) VALUES (nextval('todo_changes_position'), 'renamed')")
+        conn.execute("INSERT INTO todo_changes (position, op) VALUES (nextval('todo_changes_position'), 'access_revoked')")
+
+
 def test_a_todo_keeps_its_id(db_dsn: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO todos (title) VALUES ('a')")
