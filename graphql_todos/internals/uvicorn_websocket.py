@@ -451,7 +451,7 @@ def upgrade_accept(method: str, http_version: str, target: bytes, headers: list[
     key = version = None
     upgrades = 0
     for name, value in headers:
-        if len(name) + len(value) + _HEADER_LINE > MAX_LINE_LENGTH:
+        if len(name) + len(value) > _MAX_FIELD:
             return None
         if name == b"sec-websocket-key":
             if key is not None:
@@ -475,8 +475,9 @@ def upgrade_accept(method: str, http_version: str, target: bytes, headers: list[
     return accept_key(key.decode()).encode()
 
 
-# A line's bytes beyond its target ("GET ", " HTTP/1.1\r\n"), or its name and value (": ", CRLF).
-_REQUEST_LINE, _HEADER_LINE = 15, 4
+# A request line's bytes beyond its target ("GET ", " HTTP/1.1\r\n"); a header's name and
+# value at most, in a line of MAX_LINE_LENGTH (": " and CRLF besides).
+_REQUEST_LINE, _MAX_FIELD = 15, MAX_LINE_LENGTH - 4
 # websockets takes no request body.
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
