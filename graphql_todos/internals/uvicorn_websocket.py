@@ -20,7 +20,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.exceptions import SecurityError
 from websockets.frames import CloseCode, Frame
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
@@ -259,6 +261,32 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # error for every refusal.
             self.handshake_complete = True
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self._refuse_unparsed(self.conn.handshake_exc.__cause__)
+
+    def _refuse_unparsed(self, cause: BaseException | None) -> None:
+        """A handshake request websockets could not read (a POST, a body,
+        over its limits of MAX_NUM_HEADERS headers and MAX_LINE_LENGTH bytes
+        a line): websockets only ends its side and uvicorn never answers, so
+        the client would wait for ever. Answered here in HTTP, naming what
+        websockets found.
+
+        Assumes (tests/internals/test_uvicorn_upgrade.py pins it): a request
+        websockets' ServerProtocol cannot parse leaves `handshake_exc` set
+        (the parser's error as its `__cause__`) and no Request event, so
+        uvicorn's `handle_connect` is never called."""
+        self.handshake_initiated = self.handshake_complete = self.close_sent = True
+        too_large = isinstance(cause, SecurityError)
+        if too_large:
+            metrics.refused("head_size")
+        reason = f"invalid WebSocket handshake: {cause}"
+        self.logger.info("%s - WebSocket handshake refused: %s", self.client, reason)
+        response = self.conn.reject(431 if too_large else 400, reason)
+        self.transport.write(response.serialize())
+        self.transport.close()
+
     def send_receive_event_to_app(self) -> None:
         # uvicorn decodes a text message itself; one that is not UTF-8 it
         # logs as an error with a traceback before closing with 1007, and a
@@ -407,18 +435,24 @@ def upgrade_accept(method: str, http_version: str, target: bytes, headers: list[
     request that websockets would accept as it is, httptools having parsed it
     (`Connection: upgrade` and `Upgrade: websocket` checked, its header names
     lowercased); None for any other, which uvicorn's own path answers (its
-    refusal as before: a 400 naming the header at fault, 426 without an
-    Upgrade).
+    refusal: a 400 naming the header at fault, 426 without an Upgrade; for
+    one websockets cannot read, `_refuse_unparsed`'s 400 or 431).
 
     As websockets' ServerProtocol (without extensions, origins or
     subprotocols of its own): a GET in HTTP/1.1 with no body, one Upgrade
     header, one Sec-WebSocket-Key of 16 bytes in base64, one
-    Sec-WebSocket-Version of 13."""
-    if method != "GET" or http_version != "1.1" or not target.isascii():
+    Sec-WebSocket-Version of 13, at most MAX_NUM_HEADERS headers and
+    MAX_LINE_LENGTH bytes a line (as uvicorn writes it out, CRLF included)."""
+    if (
+        method != "GET" or http_version != "1.1" or not target.isascii()
+        or len(headers) > MAX_NUM_HEADERS or len(target) + _REQUEST_LINE > MAX_LINE_LENGTH
+    ):
         return None
     key = version = None
     upgrades = 0
     for name, value in headers:
+        if len(name) + len(value) > _MAX_FIELD:
+            return None
         if name == b"sec-websocket-key":
             if key is not None:
                 return None
@@ -441,6 +475,9 @@ def upgrade_accept(method: str, http_version: str, target: bytes, headers: list[
     return accept_key(key.decode()).encode()
 
 
+# A request line's bytes beyond its target ("GET ", " HTTP/1.1\r\n"); a header's name and
+# value at most, in a line of MAX_LINE_LENGTH (": " and CRLF besides).
+_REQUEST_LINE, _MAX_FIELD = 15, MAX_LINE_LENGTH - 4
 # websockets takes no request body.
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,8 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.exceptions import InvalidMessage, SecurityError
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.server import ServerProtocol
 
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
@@ -28,6 +31,11 @@ from tests.helpers import Server
 KEY, ACCEPT = b"dGhlIHNhbXBsZSBub25jZQ==", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 SOUND = [(b"host", b"h"), (b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
          (b"sec-websocket-key", KEY), (b"sec-websocket-version", b"13")]
+# websockets' limits, met exactly: a header line of MAX_LINE_LENGTH bytes, a target making one.
+LONG = b"x" * (MAX_LINE_LENGTH - len(b"x-long: \r\n"))
+LONG_TARGET = b"/" + b"x" * (MAX_LINE_LENGTH - len(b"GET / HTTP/1.1\r\n"))
+# A client's wait for an answer: a refusal comes at once, a hang fails the test.
+PROMPT_SECONDS = 5
 
 
 def _head(target: str = "/", headers: list[tuple[bytes, bytes]] = SOUND, method: str = "GET") -> bytes:
@@ -121,6 +129,9 @@ def test_upgrade_accept_takes_only_what_websockets_would_accept_as_it_is() -> No
         ("GET", "1.1", b"/", [*SOUND, (b"upgrade", b"websocket")]),
         ("GET", "1.1", b"/", [*SOUND, (b"content-length", b"3")]),
         ("GET", "1.1", b"/", [*SOUND, (b"transfer-encoding", b"chunked")]),
+        ("GET", "1.1", b"/", [*SOUND, *[(b"x-%d" % i, b"1") for i in range(MAX_NUM_HEADERS - len(SOUND) + 1)]]),
+        ("GET", "1.1", b"/", [*SOUND, (b"x-long", LONG + b"x")]),
+        ("GET", "1.1", LONG_TARGET + b"x", SOUND),
     ):
         assert upgrade_accept(method, version, target, headers) is None, (method, version, target, headers)
 
@@ -178,27 +189,109 @@ def test_our_upgrade_gives_the_app_the_scope_and_the_client_the_101_of_uvicorns_
     assert lines[-1] == b"Sec-WebSocket-Protocol: graphql-transport-ws"
 
 
+def _refused(port: int, head: bytes) -> bytes:
+    """The server's whole answer to `head`, which it must end by closing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=PROMPT_SECONDS) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
+
+
+def _no_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+
+
 @pytest.mark.parametrize(
-    ("headers", "status", "says"),
+    ("method", "target", "headers", "status", "says"),
     [
-        ([h for h in SOUND if h[0] != b"sec-websocket-key"], b"400", b"missing Sec-WebSocket-Key header"),
-        ([*SOUND[:3], (b"sec-websocket-key", b"c2hvcnQ="), SOUND[4]], b"400", b"invalid Sec-WebSocket-Key header"),
-        ([*SOUND[:4], (b"sec-websocket-version", b"8")], b"400", b"invalid Sec-WebSocket-Version header: 8"),
-        ([h for h in SOUND if h[0] != b"sec-websocket-version"], b"400", b"missing Sec-WebSocket-Version header"),
+        ("GET", "/graphql", [h for h in SOUND if h[0] != b"sec-websocket-key"], b"400",
+         b"missing Sec-WebSocket-Key header"),
+        ("GET", "/graphql", [*SOUND[:3], (b"sec-websocket-key", b"c2hvcnQ="), SOUND[4]], b"400",
+         b"invalid Sec-WebSocket-Key header"),
+        ("GET", "/graphql", [*SOUND[:4], (b"sec-websocket-version", b"8")], b"400",
+         b"invalid Sec-WebSocket-Version header: 8"),
+        ("GET", "/graphql", [h for h in SOUND if h[0] != b"sec-websocket-version"], b"400",
+         b"missing Sec-WebSocket-Version header"),
+        # What websockets cannot read at all (it only ends its side: a hang).
+        ("POST", "/graphql", SOUND, b"400", b"unsupported HTTP method; expected GET; got POST"),
+        ("PUT", "/graphql", [*SOUND, (b"content-length", b"2")], b"400", b"expected GET; got PUT"),
+        ("GET", "/graphql", [*SOUND, (b"content-length", b"2")], b"400", b"unsupported request body"),
+        ("GET", "/graphql", [*SOUND, (b"transfer-encoding", b"chunked")], b"400", b"transfer codings"),
+        # websockets' limits, one past each.
+        ("GET", "/graphql", [*SOUND, *[(b"x-%d" % i, b"1") for i in range(MAX_NUM_HEADERS - len(SOUND) + 1)]],
+         b"431", b"too many HTTP headers"),
+        ("GET", "/graphql", [*SOUND, (b"x-long", LONG + b"x")], b"431", b"line too long"),
+        ("GET", LONG_TARGET.decode() + "x", SOUND, b"431", b"line too long"),
     ],
 )
-def test_a_bad_upgrade_is_refused_with_a_clear_4xx(
-    server: Server, headers: list[tuple[bytes, bytes]], status: bytes, says: bytes
+def test_a_bad_upgrade_is_refused_at_once_with_a_clear_4xx_and_nothing_logged_as_an_error(
+    server: Server, caplog: pytest.LogCaptureFixture, method: str, target: str, headers: list[tuple[bytes, bytes]],
+    status: bytes, says: bytes,
 ) -> None:
-    answer = _answer(server.port, _head("/graphql", _to(server, headers)))
+    caplog.set_level(logging.ERROR)
+    body = b"{}" if (b"content-length", b"2") in headers else b""
+    answer = _refused(server.port, _head(target, _to(server, headers), method) + body)
     assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
-    assert says in answer, answer
+    assert says in answer.partition(b"\r\n\r\n")[2], answer
+    assert _no_errors(caplog) == []
 
 
-def test_an_unknown_subprotocol_is_refused_with_4406_once_open(server: Server) -> None:
+def test_an_upgrade_at_websockets_limits_opens() -> None:
+    # Exactly MAX_NUM_HEADERS headers, one line of MAX_LINE_LENGTH: through
+    # our upgrade and uvicorn's alike.
+    headers = [*SOUND, *[(b"x-%d" % i, b"1") for i in range(MAX_NUM_HEADERS - len(SOUND) - 2)],
+               (b"x-long", LONG), (b"sec-websocket-protocol", b"a")]
+    assert len(headers) == MAX_NUM_HEADERS and upgrade_accept("GET", "1.1", b"/", headers) == ACCEPT
+    assert upgrade_accept("GET", "1.1", LONG_TARGET, SOUND) == ACCEPT
+
+    async def scenario(deflate: bool) -> bytes:
+        async with _serving(deflate, []) as port:
+            return await asyncio.to_thread(_answer, port, _head("/", headers))
+
+    for deflate in (False, True):
+        assert asyncio.run(scenario(deflate)).startswith(b"HTTP/1.1 101 "), deflate
+
+
+def test_an_unreadable_upgrade_is_refused_through_uvicorns_path_too(caplog: pytest.LogCaptureFixture) -> None:
+    # With deflate configured every upgrade goes through websockets' parse.
+    caplog.set_level(logging.ERROR)
+
+    async def scenario() -> list[bytes]:
+        async with _serving(True, []) as port:
+            return [await asyncio.to_thread(_refused, port, head) for head in (
+                _head("/", SOUND, "POST"),
+                _head("/", [*SOUND, *[(b"x-%d" % i, b"1") for i in range(MAX_NUM_HEADERS)]]),
+            )]
+
+    post, crowded = asyncio.run(scenario())
+    assert post.startswith(b"HTTP/1.1 400 ") and post.endswith(b"expected GET; got POST"), post
+    assert crowded.startswith(b"HTTP/1.1 431 ") and crowded.endswith(b"too many HTTP headers"), crowded
+    assert _no_errors(caplog) == []
+
+
+def test_websockets_leaves_a_request_it_cannot_read_unanswered() -> None:
+    # What WebSocketProtocol._refuse_unparsed answers for: no Request event
+    # (so no handle_connect), the parser's error as handshake_exc's cause,
+    # and nothing to send but the end of the stream.
+    conn = ServerProtocol()
+    conn.receive_data(_head("/", SOUND, "POST"))
+    assert conn.events_received() == [] and conn.data_to_send() == [b""]
+    assert isinstance(conn.handshake_exc, InvalidMessage) and "got POST" in str(conn.handshake_exc.__cause__)
+    conn = ServerProtocol()
+    conn.receive_data(_head("/", [*SOUND, *[(b"x-%d" % i, b"1") for i in range(MAX_NUM_HEADERS)]]))
+    assert conn.events_received() == [] and conn.handshake_exc is not None
+    assert isinstance(conn.handshake_exc.__cause__, SecurityError)
+
+
+def test_an_unknown_subprotocol_is_refused_with_4406_once_open(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
     # Strawberry's answer, as through uvicorn's own upgrade: no subprotocol in
     # the 101, then a close naming the refusal.
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    caplog.set_level(logging.ERROR)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=PROMPT_SECONDS) as sock:
         sock.sendall(_head("/graphql", _to(server, [*SOUND, (b"sec-websocket-protocol", b"mqtt")])))
         reason = b"Subprotocol not acceptable"
         answer = b""
@@ -208,6 +301,7 @@ def test_an_unknown_subprotocol_is_refused_with_4406_once_open(server: Server) -
     head, _, frames = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101 ") and b"sec-websocket-protocol" not in head.lower()
     assert frames == bytes([0x88, 2 + len(reason)]) + (4406).to_bytes(2) + reason
+    assert _no_errors(caplog) == []
 
 
 def test_a_graphql_socket_opens_through_our_upgrade(server: Server) -> None:
