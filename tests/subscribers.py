@@ -3,8 +3,8 @@ person's credential and through that person's wiretap (tests/leaks.py):
 the change feed (`todoChanges` over graphql-transport-ws, graphql-ws,
 GraphQL SSE and multipart; the RESTSocket and the event stream of
 /api/todos/), or the feed (REST's /api/feed/, as an event stream and as a
-RESTSocket; GraphQL's `feed`, over graphql-transport-ws and GraphQL SSE),
-from a cursor, recording each change or feed event, and how
+RESTSocket; GraphQL's `feed`, over the same four GraphQL protocols), from
+a cursor, recording each change or feed event, and how
 the stream ended (a WebSocket's close code, or the error code an HTTP
 stream ended with)."""
 
@@ -30,10 +30,13 @@ from tests.leaks import TappedSocket, Wiretap
 
 TRANSPORTS = ("graphql-transport-ws", "graphql-ws", "graphql-sse", "multipart", "restsocket", "rest-sse")
 # GraphQL's `feed`, by the protocol it goes over: /api/feed/'s events in GraphQL's spelling.
-GRAPHQL_FEEDS = {"graphql-feed-ws": "graphql-transport-ws", "graphql-feed-sse": "graphql-sse"}
+GRAPHQL_FEEDS = {
+    "graphql-feed-ws": "graphql-transport-ws", "graphql-feed-legacy-ws": "graphql-ws",
+    "graphql-feed-sse": "graphql-sse", "graphql-feed-multipart": "multipart",
+}
 # The feed: every entry its reader may see, lists' and members' too (FeedEvent).
 FEEDS = ("feed-sse", "feed-socket", *GRAPHQL_FEEDS)
-WEBSOCKETS = frozenset({"graphql-transport-ws", "graphql-ws", "restsocket", "feed-socket", "graphql-feed-ws"})
+WEBSOCKETS = frozenset({"graphql-transport-ws", "graphql-ws", "restsocket", "feed-socket"})  # by protocol
 REST_PATHS = {"restsocket": "/api/todos/", "rest-sse": "/api/todos/", "feed-socket": "/api/feed/", "feed-sse": "/api/feed/"}
 FEED_KINDS = frozenset({
     "todo_created", "todo_updated", "todo_deleted", "todo_arrived", "todo_removed",
@@ -221,7 +224,7 @@ class Subscriber:
 
     def _run(self) -> None:
         try:
-            if self.transport in WEBSOCKETS:
+            if self.protocol in WEBSOCKETS:
                 self._websocket()
             else:
                 self._http()
@@ -287,7 +290,7 @@ class Subscriber:
                 self._change(message)
 
     def _graphql_messages(self, ws: TappedSocket) -> None:
-        legacy = self.transport == "graphql-ws"
+        legacy = self.protocol == "graphql-ws"
         init: dict[str, Any] = {"type": "connection_init"}
         if self.credential.kind == "token":
             init["payload"] = {"Authorization": f"Bearer {self.credential.secret}"}
@@ -342,7 +345,7 @@ class Subscriber:
                     response.read()
                     return
                 self.connected.set()
-                if self.transport == "multipart":
+                if self.protocol == "multipart":
                     self._parts(response)
                 else:
                     self._events(response)

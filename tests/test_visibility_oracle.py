@@ -2,9 +2,9 @@
 people, lists, memberships, todo writes, moves, deletes, toggles, list
 deletions and revoked credentials, with subscribers on every transport per
 person (todoChanges' six; the feed: REST's /api/feed/ as an event stream
-and a RESTSocket, GraphQL's `feed` over graphql-transport-ws and GraphQL
-SSE, sometimes of one list), some connected throughout, some opened
-later from a random earlier cursor. Each subscriber's delivered sequence
+and a RESTSocket, GraphQL's `feed` over both WebSocket protocols, GraphQL
+SSE and multipart, sometimes of one list), some connected throughout, some
+opened later from a random earlier cursor. Each subscriber's delivered sequence
 must equal what the oracle says that person may see, in commit order,
 exactly once; and nothing that person never could see may appear in any
 byte they were sent (tests/leaks.py).
@@ -13,7 +13,10 @@ The oracle is its own model of people, lists, members and rows: from each
 operation it predicts the journal entries it commits (checked against the
 journal read back, which gives them their positions), and each person's
 view of them is the design's (docs/design/prototypes/visibility.py). Each
-operation commits before the next, so the test knows commit order.
+operation commits before the next, so the test knows commit order. One
+act is aimed: a row moved out of a shared list to one a member of it does
+not see (a removal from the list it left, for a feed of either list), which
+random draws alone rarely line up in the CI profile's few steps.
 
 HYPOTHESIS_PROFILE=long runs 500 examples of 40 steps, and shrinks a failure.
 """
@@ -74,8 +77,8 @@ def accounts(module_db_dsn: str) -> Iterator[Server]:
 
 ACTS = [
     *["share"] * 4, *["remove_member"] * 4, *["update_todo"] * 3, *["move_todo"] * 2, *["create_todo"] * 4,
-    *["delete_todo"] * 2, "toggle_all", *["create_list"] * 2, "rename_list", "delete_list", "set_role",
-    *["revoke_credential"] * 2, *["resume"] * 2, "read",
+    *["delete_todo"] * 2, *["move_out_of_sight"] * 3, "toggle_all", *["create_list"] * 2, "rename_list",
+    "delete_list", "set_role", *["revoke_credential"] * 2, *["resume"] * 2, "read",
 ]
 
 
@@ -128,6 +131,9 @@ class Sharing(RuleBasedStateMachine, Oracle):
         completed = data.draw(st.booleans(), label="completed")
         person = self._someone(data)
         named = None if data.draw(st.booleans(), label="default list") else self._a_list(data, person).id
+        self._create(person, named, completed)
+
+    def _create(self, person: Person, named: str | None, completed: bool) -> None:
         list_id = person.default if named is None else named
         title = token("t")
         self.secret.add(title)
@@ -170,7 +176,42 @@ class Sharing(RuleBasedStateMachine, Oracle):
 
     def move_todo(self, data: st.DataObject) -> None:
         person = self._someone(data)
-        row, target = self._a_row(data, person), self._a_list(data, person)
+        self._move(person, self._a_row(data, person), self._a_list(data, person))
+
+    def move_out_of_sight(self, data: st.DataObject) -> None:
+        """A row moved out of a shared list to one some member of it does not
+        see: that member's streams remove it from the list it left, the feed
+        naming nothing of where it went, and a feed of either list carries
+        the removal. Random draws rarely line that up in the CI profile's few
+        steps: when no such move can be made, a list is shared, a row put in
+        it and a list made for it to go to first, as far as needed."""
+        if not self._moves_out_of_sight():
+            self._line_up_a_move_out_of_sight(data)
+        self._move(*data.draw(st.sampled_from(self._moves_out_of_sight()), label="move out of sight"))
+
+    def _moves_out_of_sight(self) -> list[tuple[Person, Row, TodoList]]:
+        return [
+            (person, row, target) for person in self.people.values() for row in self.rows.values()
+            if row.alive and self.role(person, row.list) in EDITORS and len(self.lists[row.list].members) > 1
+            for target in self.lists.values()
+            if target.id != row.list and self.role(person, target.id) in EDITORS
+            and not self.lists[row.list].members.keys() <= target.members.keys()
+        ]
+
+    def _line_up_a_move_out_of_sight(self, data: st.DataObject) -> None:
+        if not any(l.alive and len(l.members) > 1 for l in self.lists.values()):
+            owner = data.draw(st.sampled_from(list(self.people.values())), label="shares")
+            other = data.draw(st.sampled_from([p for p in self.people.values() if p is not owner]), label="with")
+            self._share(owner, self.lists[owner.default], other, data.draw(st.sampled_from(["EDITOR", "VIEWER"]), label="role"))
+        shared = data.draw(st.sampled_from([l for l in self.lists.values() if l.alive and len(l.members) > 1]), label="list")
+        [owner] = [self.people[p] for p, role in shared.members.items() if role == "owner"]
+        if not any(row.alive and row.list == shared.id for row in self.rows.values()):
+            self._create(owner, shared.id, data.draw(st.booleans(), label="completed"))
+        elsewhere = [l for l in self.lists.values() if l.id != shared.id and self.role(owner, l.id) in EDITORS]
+        if all(shared.members.keys() <= l.members.keys() for l in elsewhere):
+            self._create_list(owner)
+
+    def _move(self, person: Person, row: Row, target: TodoList) -> None:
         self.allowed[person.id] |= {row.id, target.id}
         code = graphql_code(person.gql(
             "mutation($id: ID!, $l: ID!) { moveTodo(id: $id, listId: $l) { id } }", id=row.id, l=target.id
@@ -231,7 +272,9 @@ class Sharing(RuleBasedStateMachine, Oracle):
     # -- lists and members ---------------------------------------------------
 
     def create_list(self, data: st.DataObject) -> None:
-        person = self._someone(data)
+        self._create_list(self._someone(data))
+
+    def _create_list(self, person: Person) -> None:
         name = token("l")
         self.secret.add(name)
         body = person.gql("mutation($n: String!) { createList(input: {name: $n}) { id } }", n=name)
@@ -286,7 +329,9 @@ class Sharing(RuleBasedStateMachine, Oracle):
 
         person = self._someone(data, ("owner",), open_to_someone)
         todo_list = self._a_list(data, person, ("owner",), open_to_someone)
-        other = self._a_member(data, todo_list, member=False)
+        self._share(person, todo_list, self._a_member(data, todo_list, member=False), role)
+
+    def _share(self, person: Person, todo_list: TodoList, other: Person, role: str) -> None:
         self.allowed[person.id].add(todo_list.id)
         code = graphql_code(person.gql(
             "mutation($id: ID!, $u: String!, $r: Role!) { shareList(id: $id, username: $u, role: $r) { role } }",
@@ -467,8 +512,9 @@ class Sharing(RuleBasedStateMachine, Oracle):
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 
-# About 35 s on a quiet machine, 100 s on a busy one (GraphQL's feed added a fifth to it); the long
-# profile takes as long as it takes.
+# About 35 s on a quiet machine, 100 s on a busy one (GraphQL's feed added a fifth to it; its two
+# other protocols and the aimed move changed nothing measurable: 106 and 158 s against 127 and 197 s
+# before, with a load of 7 to 9 on two cores); the long profile takes as long as it takes.
 @pytest.mark.timeout(0 if PROFILE == "long" else 240)
 def test_every_subscriber_gets_exactly_what_its_person_may_see(accounts: Server) -> None:
     class Run(Sharing):
