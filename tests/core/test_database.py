@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,8 @@ import pytest
 from graphql_todos.core import writes
 from graphql_todos.core.database import GatedPool, StatementConnection, connection
 from graphql_todos.core.errors import DatabaseUnavailable, TodoExists
-from graphql_todos.core.models import LOCAL_ID
+from graphql_todos.core.models import LOCAL_ID, Todo
+from graphql_todos.core.repository import TODO_COLUMNS
 
 
 def _pool(dsn: str, timeout: float = 5.0) -> GatedPool:
@@ -147,6 +149,12 @@ def test_a_caller_cancelled_as_a_connection_reaches_it_is_cancelled(db_dsn: str)
     answers = asyncio.run(main())
     assert "got it though cancelled" not in answers, answers
     assert "cancelled" in answers and answers[-1] == "got it before the cancel", answers
+
+
+def test_writes_return_the_columns_in_the_order_of_a_todos_fields() -> None:
+    # writes._todo_row builds a Todo from a row by position.
+    assert TODO_COLUMNS.split(", ") == [f.name for f in dataclasses.fields(Todo)]
+    assert writes._RETURNING == "RETURNING " + ", ".join(f"todos.{f.name}" for f in dataclasses.fields(Todo))
 
 
 def _create(title: str, todo_id: uuid.UUID | None = None) -> dict[str, Any]:
