@@ -46,13 +46,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(name: str, args: list[str], env: dict[str, str], cwd: Path, probe: str) -> AbstractContextManager[Server]:
+def _start(
+    name: str, args: list[str], env: dict[str, str], cwd: Path, probe: str, wait: float = 60
+) -> AbstractContextManager[Server]:
     port = _free_port()
     env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
     args = [a.replace("{port}", str(port)) for a in args]
     # The port in the name: bench.ab and bench.instructions running at once keep both logs.
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ab-{name}-{port}.log"
-    return started(name, args, env, cwd, port, functools.partial(answers, graphql=probe == "graphql"), log)
+    return started(name, args, env, cwd, port, functools.partial(answers, graphql=probe == "graphql"), log, wait)
 
 
 def ours_env(tree: Path, dsn: str) -> dict[str, str]:

@@ -41,7 +41,8 @@ def ours_under_callgrind(name: str, tree: Path, dsn: str, out: Path) -> Iterator
     serve = str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parent.parent / ".venv")) / "bin" / "graphql-todos")
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", serve, "serve"]
     env = ours_env(tree, dsn)
-    with _start(name, args, env, tree, "healthz") as running:
+    # Under valgrind, on a loaded machine, the start takes minutes.
+    with _start(name, args, env, tree, "healthz", wait=600) as running:
         yield running
 
 

@@ -128,15 +128,16 @@ def running(name: str, dbs: Databases) -> Iterator[Server]:
 
 @contextmanager
 def started(
-    name: str, args: list[str], env: dict[str, str], cwd: Path, port: int, ready: Callable[[str], bool], log: Path
+    name: str, args: list[str], env: dict[str, str], cwd: Path, port: int, ready: Callable[[str], bool], log: Path,
+    wait: float = 60,
 ) -> Iterator[Server]:
-    """Run one server process (its output to `log`), wait at most 60 s until
-    `ready(url)`, stop it afterwards (bench/ab.py starts its own through this)."""
+    """Run one server process (its output to `log`), wait at most `wait` seconds
+    until `ready(url)`, stop it afterwards (bench/ab.py starts its own through this)."""
     with log.open("ab") as out:
         proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait
         while not ready(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start; see {log}")

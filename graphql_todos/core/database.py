@@ -12,10 +12,34 @@ from time import monotonic
 from typing import Any
 
 import psycopg
+from psycopg import AsyncCursor
+from psycopg.rows import AsyncRowFactory
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
+
+
+class StatementConnection(psycopg.AsyncConnection[Any]):
+    """psycopg's connection, keeping one cursor per statement (and row
+    factory) for the writes that run it on every request (core/writes.py).
+    psycopg keeps a cursor's adaptation context (its Transformer: each
+    parameter type's dumper, looked up once) while the cursor runs the same
+    statement again; a cursor made and closed per write looks them all up
+    again each time. The pool makes these by default (GatedPool)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._statement_cursors: dict[tuple[str, AsyncRowFactory[Any]], AsyncCursor[Any]] = {}
+
+    def statement_cursor(self, statement: str, row_factory: AsyncRowFactory[Any]) -> AsyncCursor[Any]:
+        """The connection's cursor for `statement`, made on first use; the
+        caller runs that statement on it and nothing else, and never closes it."""
+        key = (statement, row_factory)
+        cur = self._statement_cursors.get(key)
+        if cur is None:
+            cur = self._statement_cursors[key] = self.cursor(row_factory=row_factory)
+        return cur
 
 
 class GatedPool(AsyncConnectionPool):
@@ -26,6 +50,7 @@ class GatedPool(AsyncConnectionPool):
     connections). Timeouts and get_stats() keep the pool's meaning."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("connection_class", StatementConnection)
         super().__init__(*args, **kwargs)
         self._gate = asyncio.Semaphore(self.max_size)
         self._gate_waiting = 0

@@ -13,8 +13,9 @@ import orjson
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
-from psycopg.rows import class_row
+from psycopg.rows import AsyncRowFactory, RowMaker, tuple_row
 
+from graphql_todos.core.database import StatementConnection
 from graphql_todos.core.errors import TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
@@ -202,17 +203,25 @@ class _TakenId:
             raise TodoExists(self.params["id"]) from None
 
 
-# A row as a Todo: made once, not per write.
-_TODO_ROW = class_row(Todo)
+def _todo_row(cursor: Any) -> RowMaker[Todo]:
+    """A row as a Todo, by position: RETURNING names the columns in the
+    order of Todo's fields (a test checks), so no statement's column names
+    are read (psycopg's class_row reads them on every execute)."""
+    return _todo
+
+
+def _todo(values: Any) -> Todo:
+    return Todo(*values)
+
+
+_TODO_ROW: AsyncRowFactory[Todo] = _todo_row
 
 
 async def write(conn: AsyncConnection[Any], statement: str, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
     """An unnumbered mutation (a Write's plain statement, or MOVE_TODO): its
     rows, and the position of its newest journal entry (None: it journaled nothing)."""
     with CursorNotices(conn) as notices, _TakenId(params):
-        async with conn.cursor(row_factory=_TODO_ROW) as cur:
-            await cur.execute(statement, params)
-            rows = await cur.fetchall()
+        rows = await _rows(conn, statement, params, _TODO_ROW)
     return rows, notices.position
 
 
@@ -223,12 +232,22 @@ async def write_numbered(
     them) and its newest entry's position (None: it journaled nothing); None
     when the key was used before (nothing changed)."""
     with CursorNotices(conn) as notices, _TakenId(params):
-        async with conn.cursor() as cur:
-            try:
-                await cur.execute(statement.numbered, {**params, **key_params(key), "key": key.text})
-            except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name != "mutations_pkey":
-                    raise
-                return None
-            rows = await cur.fetchall()
+        try:
+            rows = await _rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple_row)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != "mutations_pkey":
+                raise
+            return None
     return [orjson.loads(row[0]) for row in rows], notices.position
+
+
+async def _rows(conn: AsyncConnection[Any], statement: str, params: dict[str, Any], row_factory: AsyncRowFactory[Any]) -> list[Any]:
+    """The statement's rows: on the pool's connections, through the cursor
+    they keep for it (database.StatementConnection), else a cursor of its own."""
+    if isinstance(conn, StatementConnection):
+        cur = conn.statement_cursor(statement, row_factory)
+        await cur.execute(statement, params)
+        return await cur.fetchall()
+    async with conn.cursor(row_factory=row_factory) as cur:
+        await cur.execute(statement, params)
+        return await cur.fetchall()

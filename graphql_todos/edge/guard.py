@@ -133,6 +133,9 @@ def _hostname(host: str) -> str:
     return name.rstrip(".")
 
 
+_KEPT_VERDICTS = 64
+
+
 class HostCheck:
     """ASGI middleware, outermost: a request or WebSocket handshake for a
     Host that is not one of ours (Hosts) gets 421 before anything else runs,
@@ -141,14 +144,26 @@ class HostCheck:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.hosts = Hosts(settings)
+        # Each Host header's verdict, as sent: a client sends the same one
+        # on every request. Bounded: Hosts nobody sends twice are judged afresh.
+        self._verdicts: dict[bytes | None, bool] = {}
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine: what it lets through is the next layer's own
         # coroutine, so this layer adds no frame to an open socket's stack.
         if scope["type"] in ("http", "websocket"):
-            host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
-            if not self.hosts.allows(host):
-                return _misdirected(scope, receive, send, _hostname(host or ""))
+            raw = None
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    raw = value
+                    break
+            allowed = self._verdicts.get(raw)
+            if allowed is None:
+                allowed = self.hosts.allows(None if raw is None else raw.decode("latin-1"))
+                if len(self._verdicts) < _KEPT_VERDICTS:
+                    self._verdicts[raw] = allowed
+            if not allowed:
+                return _misdirected(scope, receive, send, _hostname("" if raw is None else raw.decode("latin-1")))
         return self.app(scope, receive, send)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -27,7 +28,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with six changes.
+    """uvicorn's HTTP protocol, with seven changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -63,7 +64,12 @@ class HttpProtocol(HttpToolsProtocol):
       keyword arguments below, gives it the transport (with the `server`,
       `client` and `scheme` its own `connection_made` found), the request,
       then the transport to it; with per-message deflate configured, or an unsound
-      upgrade, it does so itself."""
+      upgrade, it does so itself.
+    - No access line is made where the access logger drops it (LOG_LEVEL
+      above info): uvicorn quotes the path again for each response's line
+      before the logger looks at its level. Assumes: uvicorn sets
+      `access_log` once per connection (in `__init__`) and gives it to each
+      request cycle, which builds the line only when it is true."""
 
     # While a head is awaited: when it must have arrived. One timer per
     # connection checks it (_check_head), re-armed only when it fires early:
@@ -77,6 +83,7 @@ class HttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request_seconds = request_seconds
+        self.access_log = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
 
     def data_received(self, data: bytes) -> None:
         if self._head_deadline is not None:

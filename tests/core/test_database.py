@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from graphql_todos.core.database import GatedPool, connection
-from graphql_todos.core.errors import DatabaseUnavailable
+from graphql_todos.core import writes
+from graphql_todos.core.database import GatedPool, StatementConnection, connection
+from graphql_todos.core.errors import DatabaseUnavailable, TodoExists
+from graphql_todos.core.models import LOCAL_ID, Todo
+from graphql_todos.core.repository import TODO_COLUMNS
 
 
 def _pool(dsn: str, timeout: float = 5.0) -> GatedPool:
@@ -144,3 +149,40 @@ def test_a_caller_cancelled_as_a_connection_reaches_it_is_cancelled(db_dsn: str)
     answers = asyncio.run(main())
     assert "got it though cancelled" not in answers, answers
     assert "cancelled" in answers and answers[-1] == "got it before the cancel", answers
+
+
+def test_writes_return_the_columns_in_the_order_of_a_todos_fields() -> None:
+    # writes._todo_row builds a Todo from a row by position.
+    assert TODO_COLUMNS.split(", ") == [f.name for f in dataclasses.fields(Todo)]
+    assert writes._RETURNING == "RETURNING " + ", ".join(f"todos.{f.name}" for f in dataclasses.fields(Todo))
+
+
+def _create(title: str, todo_id: uuid.UUID | None = None) -> dict[str, Any]:
+    return {"id": todo_id, "title": title, "completed": False, "actor": None, "list": None, "owner": LOCAL_ID}
+
+
+def test_the_pools_connections_keep_one_cursor_per_write_statement(db_dsn: str) -> None:
+    """A write runs on the cursor its connection keeps for the statement
+    (StatementConnection), which keeps psycopg's adaptation context from
+    one write to the next: the assumption it is kept for. Parameters of
+    other types, and a write that fails, leave it answering rightly."""
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            async with connection(pool) as conn:
+                assert isinstance(conn, StatementConnection)
+                first, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("one"))
+                cur = conn.statement_cursor(writes.INSERT_WRITE.plain, writes._TODO_ROW)
+                adaptation = cur._tx
+                named = uuid.uuid4()
+                second, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("two", named))
+                assert conn.statement_cursor(writes.INSERT_WRITE.plain, writes._TODO_ROW) is cur
+                assert cur._tx is adaptation, "psycopg made the cursor a new Transformer for the same statement"
+                with pytest.raises(TodoExists):
+                    await writes.write(conn, writes.INSERT_WRITE.plain, _create("again", named))
+                third, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("three"))
+            assert [t.title for t in first + second + third] == ["one", "two", "three"]
+            assert second[0].id == named
+            assert len({first[0].id, second[0].id, third[0].id}) == 3
+
+    asyncio.run(main())

@@ -31,6 +31,14 @@ def test_each_request_cycle_writes_as_head_with_body_expects() -> None:
     assert 'if self.scope["method"] == "HEAD":' in cycle
 
 
+def test_the_access_line_is_built_only_when_the_connections_access_log_is_on() -> None:
+    assert "self.access_log = self.access_logger.hasHandlers()" in inspect.getsource(HttpToolsProtocol.__init__)
+    assert "access_log=self.access_log," in inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    send = inspect.getsource(RequestResponseCycle.send)
+    assert "if self.access_log:\n                self.access_logger.info(" in send
+    assert send.count("get_path_with_query_string(") == 1
+
+
 def test_a_request_waits_only_on_its_flow_and_once_disconnected_ends_quietly() -> None:
     made = inspect.getsource(HttpToolsProtocol.on_headers_complete)
     assert "flow=self.flow," in made

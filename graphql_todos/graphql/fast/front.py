@@ -109,7 +109,8 @@ class ResponseFront:
             if failure is not None or messages[-1]["type"] != "http.request":
                 # Too slow, or the client left: the stack answers as it would have.
                 return await self.app(scope, receive, send)
-            body = b"".join(message.get("body", b"") for message in messages)
+            # One message, as uvicorn hands over a body that has arrived: no join.
+            body = messages[0].get("body", b"") if len(messages) == 1 else b"".join(m.get("body", b"") for m in messages)
             scope[BODY_READ] = True
             if scope["path"] == paths.GRAPHQL and (route := self.writes.mutation_route(scope, body)) is not None:
                 return await self.writes(scope, receive, send, route)

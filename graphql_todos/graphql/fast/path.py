@@ -46,6 +46,11 @@ _EXTENSION_KEYS = frozenset({"persistedQuery", "mutation"})
 # plain HTTP (TodoSchema.execute).
 _OVER_GET = frozenset({OperationType.QUERY})
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+# Where a front door that parsed a POST's JSON body leaves it (write_door.py):
+# the fast path takes it from there rather than parsing the body again.
+PARSED_BODY = "graphql_todos.parsed_body"
+
+
 class FastAnswer(NamedTuple):
     """The response body Strawberry's view would send."""
 
@@ -84,7 +89,8 @@ class FastPath:
             fields = _query_params(request)
             operations = _OVER_GET
         elif request.method == "POST" and is_plain_json(request.headers):
-            fields = _json_body(await request.body())
+            parsed = request.scope.pop(PARSED_BODY, None)
+            fields = _request_fields(parsed) if parsed is not None else _json_body(await request.body())
             operations = _OVER_POST
         else:
             return None
@@ -207,6 +213,10 @@ def _json_body(body: bytes) -> dict[str, Any] | None:
         fields = json_intake.loads(body)
     except RefusedJson:
         return None  # Strawberry's path refuses it through the same intake
+    return _request_fields(fields)
+
+
+def _request_fields(fields: Any) -> dict[str, Any] | None:
     # A list is a batch: Strawberry refuses it.
     if type(fields) is not dict or not fields.keys() <= _REQUEST_KEYS:
         return None

@@ -32,6 +32,7 @@ from graphql_todos.edge import error_handlers, guard, json_intake
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import SocketGate
 from graphql_todos.edge.json_intake import RefusedJson
+from graphql_todos.graphql.fast.path import PARSED_BODY
 from graphql_todos.graphql.intake import Intake
 
 # Where the door leaves the route it matched, for the innermost layer.
@@ -80,8 +81,8 @@ class WriteDoor:
 
     def mutation_route(self, scope: Scope, body: bytes) -> dict[str, Any] | None:
         """The router's scope for a GraphQL POST whose body (plain JSON, the
-        front door checked) runs a mutation the intake took in before; None
-        for anything else: a query or subscription, a document new or refused,
+        front door checked) runs a mutation the intake took in before (with
+        the body as parsed, for the fast path); None for anything else: a query or subscription, a document new or refused,
         a body that is no JSON object, a persisted hash not known."""
         try:
             fields = json_intake.loads(body)
@@ -99,7 +100,11 @@ class WriteDoor:
         operation = self.intake.kept(query, name)
         if operation is None or operation.definition.operation is not OperationType.MUTATION:
             return None
-        return _matched(scope, self.graphql)
+        route = _matched(scope, self.graphql)
+        if route is not None:
+            # The fast path reads the body as parsed here, not parsing it again.
+            route[PARSED_BODY] = fields
+        return route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: Mapping[str, Any]) -> None:
         """Answer the request on `route` (what rest_route or mutation_route said),
