@@ -251,11 +251,13 @@ class Oracle:
     def expected_feed(self, person: Person, after: int, of_list: str | None) -> list[FeedEvent]:
         """The feed's events the design's view gives this person after the
         cursor (people.md section 9), of one list's entries when given (its
-        list before or after): a removal names the row and the list it left,
-        never where it went."""
+        list before or after; a removal's the list it left, an arrival's the
+        one it came into): a removal names the row and the list it left,
+        never where it went, and an arrival never where it came from."""
         events: list[FeedEvent] = []
         for entry, kind in self._seen(person, after):
-            if of_list not in (None, entry.list_before, entry.list_after):
+            named = {"removal": (entry.list_before,), "arrival": (entry.list_after,)}
+            if of_list is not None and of_list not in named.get(kind, (entry.list_before, entry.list_after)):
                 continue
             list_id = entry.list_before if kind == "removal" else entry.list_after or entry.list_before
             assert list_id is not None

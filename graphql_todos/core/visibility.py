@@ -142,6 +142,20 @@ def feed_list(delivery: Delivery) -> uuid.UUID | None:
     return entry.list_after or entry.list_before
 
 
+def in_list(delivery: Delivery, list_id: uuid.UUID) -> bool:
+    """Whether a feed of one list carries the delivery: an entry naming the
+    list before or after, but a removal only in the list its reader saw the
+    row in, and an arrival only in the one the row came into (in the other,
+    which the reader does not see, it would tell where the row went, or
+    came from)."""
+    entry = delivery.entry
+    if delivery.kind is Kind.REMOVAL:
+        return entry.list_before == list_id
+    if delivery.kind is Kind.ARRIVAL:
+        return entry.list_after == list_id
+    return list_id in (entry.list_before, entry.list_after)
+
+
 def ended_with_its_list(entry: Entry) -> bool:
     """Whether the entry went with its list's deletion (the feed's reason LIST_DELETED)."""
     return entry.op == "list_deleted" or (entry.detail or {}).get("reason") == "list_deleted"

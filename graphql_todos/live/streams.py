@@ -14,7 +14,7 @@ from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
 from graphql_todos.core.service import TodoService
-from graphql_todos.core.visibility import Delivery, View
+from graphql_todos.core.visibility import Delivery, View, in_list
 from graphql_todos.live.hub import Hub, Subscriber
 
 # How long a live list's new version waits for the rest of a transaction
@@ -62,7 +62,7 @@ async def feed(
 async def _feed(hub: Hub, start: int, view: View, list_id: uuid.UUID | None) -> AsyncGenerator[Delivery, None]:
     async with hub.subscribe_feed(start, view) as sub:
         async for delivery in sub:
-            if list_id is None or list_id in (delivery.entry.list_before, delivery.entry.list_after):
+            if list_id is None or in_list(delivery, list_id):
                 yield delivery
 
 

@@ -5,8 +5,11 @@ to, which the reader cannot see, on every transport of the feed (REST's
 /api/feed/ as an event stream and a RESTSocket, GraphQL's `feed` over
 both WebSocket protocols, GraphQL SSE and multipart), to a reader
 connected before the move or resuming from before it, following every
-list or one: the list it left, or the one it went to (a feed of a list
-carries the entries naming it, before or after)."""
+list or one: the list it left gets it, the one it went to does not (a
+feed of a list carries the entries naming it, before or after, but a
+removal only in the list the reader saw the row in: visibility.in_list).
+Once the list it went to is shared with the reader, the row arrives
+there."""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from tests.helpers import TOKEN, Server, serving
 from tests.leaks import Wiretap
 from tests.subscribers import FEEDS, Credential, FeedEvent, Subscriber
 from tests.test_item_endings import MOVE, Sharing
+from tests.test_lists import SHARE
+
+CURSOR = "{ todoList { cursor } }"
 
 
 @pytest.fixture
@@ -30,7 +36,7 @@ def accounts(db_dsn: str) -> Iterator[Server]:
 def test_a_row_moved_out_of_sight_is_removed_from_the_list_it_left(accounts: Server, transport: str) -> None:
     sharing = Sharing(accounts, f"moved-{transport}")
     credential = Credential("token", sharing.token, "")
-    after = int(sharing.bob.data("{ todoList { cursor } }")["todoList"]["cursor"])
+    after = int(sharing.bob.data(CURSOR)["todoList"]["cursor"])
     tap = Wiretap("bob")
 
     def follow(list_id: str | None) -> Subscriber:
@@ -41,15 +47,27 @@ def test_a_row_moved_out_of_sight_is_removed_from_the_list_it_left(accounts: Ser
     of_lists = (None, sharing.shared, sharing.hidden)
     live = [follow(list_id) for list_id in of_lists]
     sharing.ann.data(MOVE, id=sharing.row, l=sharing.hidden)
+    moved = int(sharing.ann.data(CURSOR)["todoList"]["cursor"])
     subscribers = live + [follow(list_id) for list_id in of_lists]  # resumed from before the move
+    told = [s for s in subscribers if s.list_id != sharing.hidden]
+    untold = [s for s in subscribers if s.list_id == sharing.hidden]
     try:
-        for subscriber in subscribers:
-            subscriber.wait_for(after + 1)
+        for subscriber in told:
+            subscriber.wait_for(moved)
+        assert sharing.hidden.encode() not in tap.received()
+        # The list the row went to, shared now: its feeds get the row's
+        # arrival, and nothing before it.
+        sharing.ann.data(SHARE, id=sharing.hidden, u=f"bob-moved-{transport}", r="VIEWER")
+        for subscriber in untold:
+            subscriber.wait_for(moved + 1)
     finally:
         for subscriber in subscribers:
             subscriber.close()
-    [cursor] = {s.position for s in subscribers}
-    removal = FeedEvent(cursor, "todo_removed", sharing.row, sharing.shared, None, None, None)
-    assert [(s.list_id, s.feed, s.unexpected) for s in subscribers] == [(s.list_id, [removal], []) for s in subscribers]
-    assert cursor > after
-    assert sharing.hidden.encode() not in tap.received()
+    removal = FeedEvent(moved, "todo_removed", sharing.row, sharing.shared, None, None, None)
+    for subscriber in told:
+        assert subscriber.unexpected == []
+        assert [e for e in subscriber.feed if e.cursor <= moved] == [removal], subscriber.list_id
+    for subscriber in untold:
+        assert subscriber.unexpected == []
+        assert all(e.cursor > moved for e in subscriber.feed), subscriber.feed
+        assert "todo_arrived" in [e.kind for e in subscriber.feed], subscriber.feed
