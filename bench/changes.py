@@ -43,12 +43,13 @@ def sql_retitle_one(conn: psycopg.AsyncConnection, todo_id: str) -> Callable[[in
 
 def sql_retitle_all(conn: psycopg.AsyncConnection) -> Callable[[int], Awaitable[Change]]:
     """One UPDATE of every row per change (its token is the round's: each
-    subscriber watches a row of its own)."""
+    subscriber watches a row of its own), timed from just before it is sent
+    to its return: committed, its NOTIFYs on their way."""
 
     async def retitle(i: int) -> Change:
         sent = time.time()
         await conn.execute("UPDATE todos SET title = %s", (f"round {i}",))
-        return Change("", sent)
+        return Change("", sent, time.time())
 
     return retitle
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -43,16 +44,17 @@ class Todo:
     list_id: uuid.UUID = LOCAL_LIST_ID
 
     @classmethod
-    def from_json(cls, row: dict[str, Any]) -> Todo:
+    def from_json(cls, row: dict[str, Any], parse_id: Callable[[str], uuid.UUID] = uuid.UUID) -> Todo:
         """Build from the jsonb snapshot the journal trigger stores (one
-        written before lists has no list_id: local's default list's)."""
+        written before lists has no list_id: local's default list's);
+        `parse_id` reads its uuids (the hub's remembers them)."""
         return cls(
-            id=uuid.UUID(row["id"]),
+            id=parse_id(row["id"]),
             title=row["title"],
             completed=row["completed"],
             created_time=datetime.fromisoformat(row["created_time"]),
             updated_time=datetime.fromisoformat(row["updated_time"]),
-            list_id=uuid.UUID(row["list_id"]) if "list_id" in row else LOCAL_LIST_ID,
+            list_id=parse_id(row["list_id"]) if "list_id" in row else LOCAL_LIST_ID,
         )
 
     def sort_key(self) -> tuple[datetime, uuid.UUID]:

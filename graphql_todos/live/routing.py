@@ -71,6 +71,8 @@ class Router(Generic[S]):
         """The routed readers the entry may concern, each once, with what it
         is for each: their views step past it now, and the index follows
         them. The everything-readers (not among them) take it too."""
+        if not self._views:
+            return []  # none routed (row watchers, everything-readers alone)
         found: set[S] = set()
         for list_id in (entry.list_before, entry.list_after):
             if list_id is not None and (readers := self.by_list.get(list_id)):

@@ -1,0 +1,95 @@
+"""The hub's work for a row's event, in-process: 1,000 row watchers, each a
+hub subscriber with a direct sink (the compiled `todo(id) { title completed }`
+render and a write that takes the frame), fed the NOTIFY payloads of one
+UPDATE of their rows (`notified` -> `Hub._publish` -> sink), `rounds` times.
+No database, no sockets: under callgrind, the instructions per event are
+the difference of two round counts over their events (docs/bench-ab-rows.md):
+
+    valgrind --tool=callgrind --callgrind-out-file=R2 .venv/bin/python -m bench.row_events 2
+    valgrind --tool=callgrind --callgrind-out-file=R12 .venv/bin/python -m bench.row_events 12
+    # (totals of R12 - totals of R2) / 10,000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import uuid
+from collections.abc import Callable
+from typing import cast
+
+import orjson
+from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
+
+from graphql_todos.core.models import LOCAL_LIST_ID, Change, Op
+from graphql_todos.core.settings import Settings
+from graphql_todos.core.visibility import View
+from graphql_todos.graphql.fast.execution import execute_event
+from graphql_todos.graphql.fast.plans import compile_events
+from graphql_todos.graphql.intake import coerce
+from graphql_todos.graphql.schema import build_schema
+from graphql_todos.live.hub import Hub
+from graphql_todos.live.notifications import notified
+
+WATCHERS = 1000
+QUERY = "subscription($id: ID!) { todo(id: $id) { title completed } }"
+
+
+def payload(position: int, todo_id: uuid.UUID) -> str:
+    """A row's NOTIFY, as the journal trigger writes it for an UPDATE."""
+    at = "2026-12-05T06:01:00.123456+00:00"
+    todo = {
+        "id": str(todo_id), "title": f"round {position}", "list_id": str(LOCAL_LIST_ID), "completed": False,
+        "created_time": at, "updated_time": at,
+    }
+    body = {
+        "id": str(todo_id), "op": "updated", "todo": todo, "person": None, "position": position,
+        "changed_at": at, "list_after": str(LOCAL_LIST_ID), "list_before": str(LOCAL_LIST_ID),
+    }
+    return orjson.dumps(body).decode()
+
+
+def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int) -> Callable[[Change], bool]:
+    """RowStream's direct sink for one watcher, its write a no-op that takes the frame."""
+    operation = cast(OperationDefinitionNode, document.definitions[0])
+    compiled = compile_events(schema, document, operation)
+    assert compiled is not None
+    variables = coerce(schema, operation, {"id": str(todo_id)})
+    assert variables is not None
+    plan = compiled.plan(variables)
+    assert plan is not None
+    prefix, suffix = b'{"id":"%d","type":"next","payload":' % index, b"}"
+
+    def sink(change: Change) -> bool:
+        data, _ = execute_event(plan, change.todo)
+        frame = prefix + orjson.dumps({"data": data}) + suffix
+        return change.op is not Op.DELETED and len(frame) > 0
+
+    return sink
+
+
+async def run(rounds: int) -> None:
+    schema = build_schema(execution_cache_size=16)._schema
+    document = parse(QUERY)
+    hub = Hub("", None, Settings.from_env({}))  # type: ignore[arg-type]
+    ids = [uuid.uuid4() for _ in range(WATCHERS)]
+    batch = [payload(1 + i, todo_id) for i, todo_id in enumerate(ids)]
+    async with contextlib.AsyncExitStack() as stack:
+        subs = []
+        for i, todo_id in enumerate(ids):
+            sub = await stack.enter_async_context(hub.subscribe(todo_id=todo_id, view=View(None)))
+            sub.direct = _sink(schema, document, todo_id, i)
+            sub.waiting = True  # as its task waits with nothing in hand
+            subs.append(sub)
+        for _ in range(rounds):
+            for sub in subs:
+                sub.last = 0  # the same payloads again
+            for text in batch:
+                _, entry = notified(text)
+                assert entry is not None
+                hub._publish(entry)
+
+
+if __name__ == "__main__":
+    asyncio.run(run(int(sys.argv[1])))

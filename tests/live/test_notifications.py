@@ -1,0 +1,54 @@
+"""A notification read as the hub reads it (live/notifications.py) is the
+entry the journal gives for its position: rows created, retitled, moved
+between lists and deleted, the same rows and lists again and again (their
+uuids are parsed once and remembered), and a list's and a member's entries."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+
+from graphql_todos.core import repository
+from graphql_todos.core.models import Entry
+from graphql_todos.live.notifications import notified
+from tests.core.test_lists_journal import _person
+
+
+def _fields(entry: Entry) -> tuple[Any, ...]:
+    # The NOTIFY leaves out a detail's nulls (jsonb_strip_nulls), which read as absent alike.
+    detail = None if entry.detail is None else {k: v for k, v in entry.detail.items() if v is not None}
+    return (
+        entry.position, entry.op, entry.todo_id, entry.todo, entry.list_before, entry.list_after,
+        entry.person, detail, entry.before, entry.changed_at,
+    )
+
+
+async def _journal(dsn: str) -> list[Entry]:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        chunk, _ = await repository.changes_between(conn, 0, 2**63 - 1, 1000)
+    return chunk.entries
+
+
+def test_a_notification_reads_as_its_journal_entry(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
+        listener.execute("LISTEN todo_changes")
+        _, ann_list = _person(writer, "ann")  # list_created, member_added
+        _, bob_list = _person(writer, "bob")
+        writer.execute("INSERT INTO todos (title, list_id) SELECT 't' || i, %s FROM generate_series(1, 3) i", (ann_list,))
+        for round_ in range(3):
+            writer.execute("UPDATE todos SET title = %s, completed = NOT completed", (f"round {round_}",))
+        writer.execute("UPDATE todos SET list_id = %s WHERE title = 'round 2' AND list_id = %s", (bob_list, ann_list))
+        writer.execute("UPDATE todos SET list_id = %s", (ann_list,))
+        writer.execute("DELETE FROM todos WHERE list_id = %s", (ann_list,))
+        (last,) = writer.execute("SELECT max(position) FROM todo_changes").fetchone()  # type: ignore[misc]
+        notifies = list(listener.notifies(timeout=5, stop_after=last))
+    journal = asyncio.run(_journal(db_dsn))
+    read = [notified(n.payload) for n in notifies]
+    assert [position for position, _ in read] == [e.position for e in journal]
+    entries = [entry for _, entry in read]
+    assert all(entry is not None for entry in entries)
+    assert [_fields(e) for e in entries if e is not None] == [_fields(e) for e in journal]
+    assert {e.op for e in journal} >= {"list_created", "member_added", "created", "updated", "deleted"}
+    assert any(e.before is not None for e in journal)  # a row that changed lists
