@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -18,6 +17,7 @@ from graphql_todos.core.errors import BadUserInput, ErrorCode, RequestError
 from graphql_todos.core.passwords import TooManyAttempts
 from graphql_todos.core.people import AccessToken, Accounts, Client, Person, Principal, Session
 from graphql_todos.edge.access import Access, principal_of
+from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url
 from graphql_todos.rest.resources import json_body
 
@@ -126,14 +126,14 @@ async def me(request: Request) -> Response:
     return _json({"mode": mode, "person": person_json(principal_of(request.scope).person)})
 
 
-class SessionCollection(HTTPEndpoint):
+class SessionCollection(Endpoint):
     async def get(self, request: Request) -> Response:
         principal = principal_of(request.scope)
         sessions = await _accounts(request).sessions(principal)
         return _json([session_json(session, principal) for session in sessions])
 
 
-class SessionItem(HTTPEndpoint):
+class SessionItem(Endpoint):
     async def delete(self, request: Request) -> Response:
         accounts = _accounts(request)
         try:
@@ -143,7 +143,7 @@ class SessionItem(HTTPEndpoint):
         return Response(status_code=204)
 
 
-class TokenCollection(HTTPEndpoint):
+class TokenCollection(Endpoint):
     async def get(self, request: Request) -> Response:
         tokens = await _accounts(request).tokens(principal_of(request.scope))
         return _json([token_json(token) for token in tokens])
@@ -158,7 +158,7 @@ class TokenCollection(HTTPEndpoint):
         return _json({"secret": secret, "token": token_json(token)}, 201)
 
 
-class TokenItem(HTTPEndpoint):
+class TokenItem(Endpoint):
     async def delete(self, request: Request) -> Response:
         accounts = _accounts(request)
         try:

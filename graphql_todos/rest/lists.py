@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -15,6 +14,7 @@ from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.lists import Lists, Member, TodoList
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.edge.access import principal_of
+from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url, list_params
 from graphql_todos.rest.resources import json_body
 
@@ -58,7 +58,7 @@ def _path(request: Request, name: str = "id") -> str:
     return value
 
 
-class ListCollection(HTTPEndpoint):
+class ListCollection(Endpoint):
     async def get(self, request: Request) -> Response:
         return _json([list_json(found) for found in await _lists(request).lists(principal_of(request.scope))])
 
@@ -67,7 +67,7 @@ class ListCollection(HTTPEndpoint):
         return _json(list_json(await _lists(request).create(principal_of(request.scope), body["name"])), 201)
 
 
-class ListItem(HTTPEndpoint):
+class ListItem(Endpoint):
     async def get(self, request: Request) -> Response:
         found = await _lists(request).get(principal_of(request.scope), _path(request))
         return _json(list_json(found))
@@ -82,7 +82,7 @@ class ListItem(HTTPEndpoint):
         return Response(status_code=204)
 
 
-class MemberCollection(HTTPEndpoint):
+class MemberCollection(Endpoint):
     async def get(self, request: Request) -> Response:
         members = await _lists(request).members(principal_of(request.scope), _path(request))
         return _json([member_json(member) for member in members])
@@ -95,7 +95,7 @@ class MemberCollection(HTTPEndpoint):
         return _json(member_json(member), 201)
 
 
-class MemberItem(HTTPEndpoint):
+class MemberItem(Endpoint):
     async def patch(self, request: Request) -> Response:
         body = await json_body(request, ("role",), _ROLE)
         member = await _lists(request).set_role(
@@ -109,7 +109,7 @@ class MemberItem(HTTPEndpoint):
         return Response(status_code=204)
 
 
-class ListTodos(HTTPEndpoint):
+class ListTodos(Endpoint):
     """One list's todos, as /api/todos/ writes them (a list the caller is no
     member of: 404)."""
 

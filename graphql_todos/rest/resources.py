@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
-from starlette.endpoints import HTTPEndpoint
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -42,6 +41,7 @@ from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import principal_of
 from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
+from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.internals.uvicorn_websocket import frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Groups, Member
@@ -86,7 +86,7 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(content), status_code, headers, media_type="application/json")
 
 
-class TodoCollection(HTTPEndpoint):
+class TodoCollection(Endpoint):
     async def get(self, request: Request) -> Response | event_stream.EventStreamResponse:
         if event_stream.prefers_event_stream(request):
             return await self._event_stream(request)
@@ -143,7 +143,7 @@ class TodoCollection(HTTPEndpoint):
         return event_stream_response(request, produce)
 
 
-class TodoItem(HTTPEndpoint):
+class TodoItem(Endpoint):
     async def get(self, request: Request) -> Response | event_stream.EventStreamResponse:
         stream = event_stream.prefers_event_stream(request)
         viewer = principal_of(request.scope).viewer

@@ -272,7 +272,7 @@ def test_hub_subscribers_count_each_hub_subscription_once(server: Server, client
 
 
 def test_the_pool_gauges_say_how_many_connections_are_in_use_and_waited_for(db_dsn: str) -> None:
-    """Set as each request ends: here by one that needs no connection, while
+    """Set as requests end: here by one that needs no connection, while
     the only one waits on a row lock held from psql and a second request
     waits for it."""
     # Only these requests use the pool: no heartbeat or pruning reads meanwhile.
@@ -296,6 +296,32 @@ def test_the_pool_gauges_say_how_many_connections_are_in_use_and_waited_for(db_d
         assert (patched.result().status_code, listed.result().status_code) == (200, 200)
         wait_until(lambda: server.pool_stats()["pool_available"] == 1)
         wait_until(lambda: client.get("/api/openapi.json").is_success and _pool_gauges() == (0, 0))
+
+
+def test_the_pool_gauges_catch_up_after_the_last_request(db_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool's figures are read at most every POOL_READ_SECONDS: a request
+    that ends sooner, the last before a quiet spell, is not lost but read at
+    the end of the interval."""
+    monkeypatch.setattr(metrics, "POOL_READ_SECONDS", 1.0)
+    quiet = {"heartbeat_seconds": 3600, "journal_prune_seconds": 3600}
+    with (
+        serving(db_dsn, pool_size=1, database_timeout_seconds=30, statement_timeout_seconds=30, **quiet) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        ThreadPoolExecutor(1) as pool,
+        psycopg.connect(db_dsn, autocommit=True) as observer,
+    ):
+        todo = create(client, "locked")
+        with psycopg.connect(server.dsn) as locker:
+            locker.execute("SELECT 1 FROM todos FOR UPDATE")
+            patched = pool.submit(client.patch, f"/api/todos/{todo['id']}/", json={"completed": True})
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'graphql-todos'"
+            wait_until(lambda: observer.execute(waiting).fetchone() == (1,))  # type: ignore[arg-type]
+            assert client.get("/api/openapi.json").is_success
+            wait_until(lambda: _pool_gauges() == (1, 0))
+        # The lock gone, the PATCH ends within a second of that read: its
+        # figures wait for the interval's end, with no request after it.
+        assert patched.result().status_code == 200
+        wait_until(lambda: _pool_gauges() == (0, 0))
 
 
 def _pool_gauges() -> tuple[float | None, float | None]:

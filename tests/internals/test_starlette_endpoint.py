@@ -1,0 +1,116 @@
+"""What internals/starlette_endpoint.py assumes of Starlette's HTTPEndpoint:
+it answers each method as HTTPEndpoint would, with the same Allow header."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Scope
+
+from graphql_todos.internals.starlette_endpoint import METHODS, Endpoint
+from graphql_todos.rest import auth, lists, resources
+
+
+class _Handlers:
+    async def get(self, request: Request) -> Response:
+        return PlainTextResponse("got " + request.method)
+
+    async def post(self, request: Request) -> Response:
+        return PlainTextResponse("posted", status_code=201)
+
+
+class _Plain(_Handlers, HTTPEndpoint):
+    pass
+
+
+class _Ours(_Handlers, Endpoint):
+    pass
+
+
+class _HeadedPlain(_Plain):
+    async def head(self, request: Request) -> Response:
+        return PlainTextResponse("", headers={"x-head": "own"})
+
+
+class _HeadedOurs(_Ours):
+    async def head(self, request: Request) -> Response:
+        return PlainTextResponse("", headers={"x-head": "own"})
+
+
+def _everything(base: type) -> type:
+    """A class with a handler for every method HTTPEndpoint knows."""
+    async def handler(self: object, request: Request) -> Response:
+        return PlainTextResponse(request.method)
+
+    return type("Everything", (base,), {method.lower(): handler for method in METHODS})
+
+
+def _scope(method: str) -> Scope:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": "/", "raw_path": b"/", "root_path": "", "query_string": b"", "headers": [],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }
+
+
+async def _nothing() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _nowhere(message: Message) -> None:
+    pass
+
+
+def _answer(app: ASGIApp, method: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await app(_scope(method), _nothing, send)
+
+    asyncio.run(call())
+    start, *bodies = sent
+    return start["status"], start["headers"], b"".join(body.get("body", b"") for body in bodies)
+
+
+ASKED = (*METHODS, "TRACE", "BREW")
+
+
+@pytest.mark.parametrize(
+    ("plain", "ours"), [(_Plain, _Ours), (_HeadedPlain, _HeadedOurs), (_everything(HTTPEndpoint), _everything(Endpoint))]
+)
+def test_each_method_is_answered_as_httpendpoint_answers_it(plain: type, ours: type) -> None:
+    # In an app, a method without a handler raises HTTPException(405) to its handler.
+    for app in (lambda cls: Starlette(routes=[Route("/", cls)]), lambda cls: cls):
+        for method in ASKED:
+            assert _answer(app(ours), method) == _answer(app(plain), method), method
+
+
+def test_httpendpoint_sets_what_endpoint_sets_instead_of_its_init() -> None:
+    """Endpoint skips HTTPEndpoint.__init__: Starlette's sets nothing more,
+    and the allowed methods it lists as each is made are the ones listed per class."""
+    rest: list[type[Endpoint]] = [resources.TodoCollection, resources.TodoItem, *(
+        cls for module in (auth, lists) for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, Endpoint) and cls is not Endpoint
+    )]
+    assert len(rest) > 5
+    classes: list[type[Endpoint]] = [_Ours, _HeadedOurs, _everything(Endpoint), *rest]
+    for cls in classes:
+        ours = cls(_scope("GET"), _nothing, _nowhere)
+        plain = cls.__new__(cls)
+        HTTPEndpoint.__init__(plain, _scope("GET"), _nothing, _nowhere)
+        assert vars(plain) == vars(ours), cls
+
+
+def test_a_handler_that_is_not_async_is_refused_as_its_class_is_made() -> None:
+    """HTTPEndpoint would run it in a thread: none of ours is meant to."""
+    with pytest.raises(TypeError, match="Sync.get is not async"):
+        type("Sync", (Endpoint,), {"get": lambda self, request: PlainTextResponse("")})
