@@ -256,11 +256,11 @@ class Oracle:
         never where it went, and an arrival never where it came from."""
         events: list[FeedEvent] = []
         for entry, kind in self._seen(person, after):
-            named = {"removal": (entry.list_before,), "arrival": (entry.list_after,)}
-            if of_list is not None and of_list not in named.get(kind, (entry.list_before, entry.list_after)):
-                continue
             list_id = entry.list_before if kind == "removal" else entry.list_after or entry.list_before
             assert list_id is not None
+            named = (list_id,) if kind in ("removal", "arrival") else (entry.list_before, entry.list_after)
+            if of_list is not None and of_list not in named:
+                continue
             todo = None
             if kind in ("update", "arrival"):
                 assert entry.todo_id is not None and entry.values is not None

@@ -148,12 +148,9 @@ def in_list(delivery: Delivery, list_id: uuid.UUID) -> bool:
     row in, and an arrival only in the one the row came into (in the other,
     which the reader does not see, it would tell where the row went, or
     came from)."""
-    entry = delivery.entry
-    if delivery.kind is Kind.REMOVAL:
-        return entry.list_before == list_id
-    if delivery.kind is Kind.ARRIVAL:
-        return entry.list_after == list_id
-    return list_id in (entry.list_before, entry.list_after)
+    if delivery.kind in (Kind.REMOVAL, Kind.ARRIVAL):
+        return feed_list(delivery) == list_id
+    return list_id in (delivery.entry.list_before, delivery.entry.list_after)
 
 
 def ended_with_its_list(entry: Entry) -> bool:
