@@ -473,8 +473,9 @@ def render(results: dict[str, Any], out: Path | None) -> str:
          "from a small plugin that takes the row from the NOTIFY payload"),
         ("- PostGraphile 4.14 (`bench/peer-package.json`): `postgraphile --plugins @graphile/pg-pubsub --subscriptions "
         "--simple-subscriptions --max-pool-size 10 --disable-graphiql --disable-query-log`, NODE_ENV=production"),
-        ("- the PostGraphiles take turns on one database with the same `todos` table as ours and two NOTIFY "
-         "triggers with the row (every change; each row's own; `bench/peer.sql`)"),
+        ("- the PostGraphiles take turns on one database with the same `todos` table as ours (its foreign key "
+         "to `lists` and its `updated_time` trigger included) and two NOTIFY triggers with the row (every "
+         "change; each row's own; `bench/peer.sql`)"),
         ("- floor: `python -m bench.floor`, bare Starlette + psycopg: one prepared autocommit query encoded with "
         "orjson; one psycopg LISTEN forwarding each NOTIFY payload as a text frame to every WebSocket"),
         "",
