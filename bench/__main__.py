@@ -89,14 +89,14 @@ def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]
         # Issue 20: numbered by a client id and a sequence number (target: within 1.1x of the plain one).
         ("createTodo numbered (extensions.mutation)", OURS, Load("/graphql", _numbered(CREATE[OURS]), numbered=True)),
         *(
-            ("updateTodo", name, Load("/graphql", _graphql(UPDATE[name], {"id": "{id}", "t": "wrk update"}), ids=ids))
+            ("updateTodo", name, Load("/graphql", _graphql(UPDATE[name], {"id": "{id}", "t": "wrk update {n}"}), ids=ids))
             for name, ids in ((OURS, ours_ids), (POSTGRAPHILE5, peer_ids), (POSTGRAPHILE, peer_ids))
         ),
         ("createTodo (REST POST /api/todos/)", OURS, Load("/api/todos/", json.dumps({"title": "wrk create"}))),
         (
             "updateTodo (REST PATCH /api/todos/{id}/)",
             OURS,
-            Load("/api/todos/{id}/", json.dumps({"title": "wrk update"}), method="PATCH", ids=ours_ids),
+            Load("/api/todos/{id}/", json.dumps({"title": "wrk update {n}"}), method="PATCH", ids=ours_ids),
         ),
     ]
     results: dict[tuple[str, str], dict[str, Any]] = {}

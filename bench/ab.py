@@ -86,16 +86,16 @@ def peer5(peer_url: str) -> AbstractContextManager[Server]:
 def loads(case: str, ours_ids: tuple[str, ...], peer_ids: tuple[str, ...]) -> tuple[Load, Load]:
     """The case's load for ours, and for PostGraphile 5."""
     pg5_create = Load("/graphql", _graphql(CREATE[POSTGRAPHILE5], {"t": "wrk create"}))
-    pg5_update = Load("/graphql", _graphql(UPDATE[POSTGRAPHILE5], {"id": "{id}", "t": "wrk update"}), ids=peer_ids)
+    pg5_update = Load("/graphql", _graphql(UPDATE[POSTGRAPHILE5], {"id": "{id}", "t": "wrk update {n}"}), ids=peer_ids)
     if case == "createTodo":
         return Load("/graphql", _graphql(CREATE[OURS], {"t": "wrk create"})), pg5_create
     if case == "createTodo-numbered":
         return Load("/graphql", _numbered(CREATE[OURS]), numbered=True), pg5_create
     if case == "updateTodo":
-        return Load("/graphql", _graphql(UPDATE[OURS], {"id": "{id}", "t": "wrk update"}), ids=ours_ids), pg5_update
+        return Load("/graphql", _graphql(UPDATE[OURS], {"id": "{id}", "t": "wrk update {n}"}), ids=ours_ids), pg5_update
     if case == "rest-post":
         return Load("/api/todos/", json.dumps({"title": "wrk create"})), pg5_create
-    return Load("/api/todos/{id}/", json.dumps({"title": "wrk update"}), method="PATCH", ids=ours_ids), pg5_update
+    return Load("/api/todos/{id}/", json.dumps({"title": "wrk update {n}"}), method="PATCH", ids=ours_ids), pg5_update
 
 
 def postmaster(admin: str) -> int:

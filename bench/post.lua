@@ -1,7 +1,10 @@
 -- wrk: send the JSON body in BENCH_BODY (by POST, or BENCH_METHOD) to the URL
 -- given on the command line. With BENCH_IDS (ids, comma-separated), each
 -- request takes the next id, round the list, in place of {id} in the body and
--- in BENCH_PATH (the path to send to instead of the URL's). With
+-- in BENCH_PATH (the path to send to instead of the URL's), and {n} in the
+-- body takes the request's number, so an update's title differs from the
+-- row's (a write that changes nothing is no change: ours journals and
+-- notifies none, so it would bench a lighter write than the peers'). With
 -- BENCH_CLIENTS (client ids, comma-separated), each request is a numbered
 -- mutation: {client} and {seq} in the body take the next client, round the
 -- list, and that client's next sequence number (as each connection of an
@@ -19,9 +22,11 @@ end
 if #ids > 0 then
   local path = os.getenv("BENCH_PATH") or wrk.path
   local n = 0
+  local sent = 0
   request = function()
     n = n % #ids + 1
-    local body = string.gsub(wrk.body, "{id}", ids[n])
+    sent = sent + 1
+    local body = string.gsub(string.gsub(wrk.body, "{id}", ids[n]), "{n}", tostring(sent))
     return wrk.format(nil, (string.gsub(path, "{id}", ids[n])), nil, body)
   end
 end

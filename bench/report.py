@@ -349,7 +349,9 @@ def _sections(results: dict[str, Any]) -> list[str]:
             "",
             (f"`wrk -t1 -c{args['connections']} -d{args['seconds']:g}s`, {args['rounds']} alternating runs each, "
              "50 rows of `id title completed` (PostGraphile 5: `id: rowId`, the uuid). Updates go round the "
-             "50 rows, one row per request. Commands (the body is in BENCH_BODY, sent by `bench/post.lua`):"),
+             "50 rows, one row per request, each with a title of its own (`{n}`, the request's number): a write "
+             "that changes nothing would be no change for ours (nothing journaled or notified) but still one for "
+             "the peers' triggers. Commands (the body is in BENCH_BODY, sent by `bench/post.lua`):"),
             "",
             *[f"    {h['command']}" for h in http],
             "",
