@@ -9,8 +9,11 @@ Per table: one UPDATE of every row (the per-row subscription bench's
 write), timed by the client (its commit, where our journal is written,
 included) and by the backend's own CPU time (/proc/<pid>/schedstat: this
 machine is shared, and a backend's CPU spreads far less than wall time);
-a single-row INSERT's backend CPU; INSERTs per second from 4 and 16
-writers (bench/writes.py). The tables take turns in every round.
+a single-row INSERT's backend CPU; the app's own createTodo and updateTodo
+statements (core/writes.py, acting for local as open mode does; the peers'
+tables get PostGraphile's plain INSERT and UPDATE ... RETURNING), backend
+CPU each; INSERTs per second from 4 and 16 writers (bench/writes.py). The
+tables take turns in every round.
 DATABASE_URL picks the server, else the bench's embedded one."""
 
 from __future__ import annotations
@@ -22,18 +25,23 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
 
+from graphql_todos.core import writes
 from graphql_todos.core.migrations import SQL_DIR
+from graphql_todos.core.models import LOCAL_ID
 
 from .databases import ROOT, _server, created
 from .writes import insert_rate
 
 TABLES = ("before", "ours", "peer", "none")
+PEERS = ("peer", "none")
+# One statement with its parameters, for a table, in round i.
+Statement = Callable[[str, int], tuple[str, dict[str, object] | None]]
 
 
 def _backend_cpu_ms(pid: int) -> float:
@@ -66,10 +74,10 @@ def _tables(admin: str, before: str, synchronous: bool) -> Iterator[dict[str, st
             name: stack.enter_context(created(admin, f"journal_ab_{os.getpid()}_{name}", old_sql if name == "before" else SQL_DIR))
             for name in TABLES
         }
-        for name in ("peer", "none"):
+        for name in PEERS:
             with psycopg.connect(dsns[name], autocommit=True) as conn:
                 conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
-                if name == "none":
+                if name == PEERS[1]:
                     conn.execute("DROP TRIGGER todos_notify ON todos; DROP TRIGGER todo_notify ON todos")
         if not synchronous:
             for dsn in dsns.values():
@@ -86,7 +94,36 @@ def _fill(dsns: dict[str, str], rows: int) -> None:
             conn.execute("INSERT INTO todos (title) SELECT 'todo ' || i FROM generate_series(1, %s) i", (rows,))
 
 
-def _timed(dsns: dict[str, str], rounds: int, statement: str, repeat: int) -> dict[str, tuple[float, float]]:
+def _plain(statement: str) -> Statement:
+    """`statement` as it is, formatted with the round's {i}, on every table."""
+    return lambda name, i: (statement.format(i=i), None)
+
+
+def _ids(dsn: str) -> list[object]:
+    with psycopg.connect(dsn) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM todos LIMIT 50")]
+
+
+def _app(create: bool, ids: dict[str, list[object]]) -> Statement:
+    """The app's createTodo (or updateTodo of one of `ids`) as the service
+    sends it for local; PostGraphile's plain statement on the peers' tables."""
+    turn = iter(range(2**62))
+
+    def statement(name: str, i: int) -> tuple[str, dict[str, object] | None]:
+        n = next(turn)
+        params: dict[str, object] = {
+            "id": None if create else ids[name][n % len(ids[name])], "title": f"round {i} {n}",
+            "completed": False if create else None, "list": None, "owner": LOCAL_ID, "actor": LOCAL_ID, "limit": 100,
+        }
+        if name in PEERS:
+            return ("INSERT INTO todos (title) VALUES (%(title)s) RETURNING *" if create
+                    else "UPDATE todos SET title = %(title)s WHERE id = %(id)s RETURNING *"), params
+        return (writes.INSERT_WRITE if create else writes.UPDATE_WRITE).plain, params
+
+    return statement
+
+
+def _timed(dsns: dict[str, str], rounds: int, statement: Statement, repeat: int) -> dict[str, tuple[float, float]]:
     """Per table, medians over `rounds` of (wall ms, backend CPU ms) for `repeat` runs of `statement`."""
     wall: dict[str, list[float]] = {name: [] for name in dsns}
     cpu: dict[str, list[float]] = {name: [] for name in dsns}
@@ -98,7 +135,7 @@ def _timed(dsns: dict[str, str], rounds: int, statement: str, repeat: int) -> di
                 conn.execute("SELECT 1")
                 cpu_start, start = _backend_cpu_ms(pids[name]), time.perf_counter()
                 for _ in range(repeat):
-                    conn.execute(statement.format(i=i))  # type: ignore[arg-type]
+                    conn.execute(*statement(name, i))  # type: ignore[arg-type]
                 wall[name].append((time.perf_counter() - start) * 1000 / repeat)
                 cpu[name].append((_backend_cpu_ms(pids[name]) - cpu_start) / repeat)
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in dsns}
@@ -121,11 +158,16 @@ def main() -> None:
     args = parser.parse_args()
     with _server() as admin, _tables(admin, args.before, not args.asynchronous) as dsns:
         _fill(dsns, args.rows)
-        update = _timed(dsns, args.rounds, "UPDATE todos SET title = 'round {i}'", 1)
+        update = _timed(dsns, args.rounds, _plain("UPDATE todos SET title = 'round {i}'"), 1)
         _print(f"UPDATE of {args.rows} rows, wall", {n: w for n, (w, _) in update.items()}, "ms")
         _print(f"UPDATE of {args.rows} rows, backend CPU", {n: c for n, (_, c) in update.items()}, "ms")
-        insert = _timed(dsns, args.rounds, "INSERT INTO todos (title) VALUES ('one')", 100)
+        insert = _timed(dsns, args.rounds, _plain("INSERT INTO todos (title) VALUES ('one')"), 100)
         _print("single-row INSERT, backend CPU", {n: c * 1000 for n, (_, c) in insert.items()}, "us")
+        ids = {name: _ids(dsn) for name, dsn in dsns.items()}
+        for create in (True, False):
+            app = _timed(dsns, args.rounds, _app(create, ids), 100)
+            title = "createTodo's INSERT" if create else "updateTodo's UPDATE"
+            _print(f"{title}, backend CPU", {n: c * 1000 for n, (_, c) in app.items()}, "us")
         for writers in (4, 16):
             rates: dict[str, list[float]] = {name: [] for name in dsns}
             for _ in range(args.write_rounds):

@@ -52,3 +52,21 @@ def test_a_notification_reads_as_its_journal_entry(db_dsn: str) -> None:
     assert [_fields(e) for e in entries if e is not None] == [_fields(e) for e in journal]
     assert {e.op for e in journal} >= {"list_created", "member_added", "created", "updated", "deleted"}
     assert any(e.before is not None for e in journal)  # a row that changed lists
+
+
+def test_a_row_notification_keeps_every_character_of_its_row(db_dsn: str) -> None:
+    """A row's notification is built as json text (sql/010): titles that need
+    escaping, and one of 512 characters of four bytes each, read back as the
+    journal holds them."""
+    titles = ['quote " backslash \\ slash / tab \t newline \n', "\u00e9\u4e2d\U0001f600 \u2028", "\U0001f600" * 512]
+    with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
+        listener.execute("LISTEN todo_changes")
+        for title in titles:
+            writer.execute("INSERT INTO todos (title) VALUES (%s)", (title,))
+        writer.execute("UPDATE todos SET completed = true")
+        notifies = list(listener.notifies(timeout=5, stop_after=2 * len(titles)))
+    journal = asyncio.run(_journal(db_dsn))
+    read = [notified(n.payload) for n in notifies]
+    assert all(entry is not None for _, entry in read)
+    assert [_fields(entry) for _, entry in read if entry is not None] == [_fields(e) for e in journal]
+    assert [e.todo.title for e in journal[: len(titles)] if e.todo is not None] == titles
