@@ -366,7 +366,8 @@ def _connect(url: str, **options: Any) -> ClientConnection:
     the first message of a stream from the journal's start and leaves. With
     more than max_queue (16) unread, websockets stops reading the socket, and
     its close then waits out close_timeout (10 s) for the server's close frame
-    it will not read, though the server answered at once."""
+    it will not read, though the server answered at once (websockets means it
+    to: python-websockets/websockets#1555)."""
     return connect(url, max_queue=None, **options)
 
 
