@@ -19,7 +19,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
@@ -361,6 +361,16 @@ def test_every_way_over_http(server: Server, todo_id: str, way: str) -> None:
             assert _work(server) == before
 
 
+def _connect(url: str, **options: Any) -> ClientConnection:
+    """websockets' client, its received messages not bounded: each way reads
+    the first message of a stream from the journal's start and leaves. With
+    more than max_queue (16) unread, websockets stops reading the socket, and
+    its close then waits out close_timeout (10 s) for the server's close frame
+    it will not read, though the server answered at once (websockets means it
+    to: python-websockets/websockets#1555)."""
+    return connect(url, max_queue=None, **options)
+
+
 def _closed(ws: Connection) -> int:
     with pytest.raises(ConnectionClosed) as closed:
         while True:
@@ -388,7 +398,7 @@ def _query_token(credential: dict[str, str]) -> str | None:
 
 
 def _transport_ws(server: Server, headers: dict[str, str], payload: dict[str, str]) -> str:
-    with connect(
+    with _connect(
         server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
     ) as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": payload}))
@@ -401,7 +411,7 @@ def _transport_ws(server: Server, headers: dict[str, str], payload: dict[str, st
 
 
 def _transport_ws_subscribing_first(server: Server, headers: dict[str, str]) -> str:
-    with connect(
+    with _connect(
         server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
     ) as ws:
         ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
@@ -409,7 +419,7 @@ def _transport_ws_subscribing_first(server: Server, headers: dict[str, str]) -> 
 
 
 def _legacy_ws(server: Server, headers: dict[str, str], payload: dict[str, str]) -> str:
-    with connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")], additional_headers=headers) as ws:
+    with _connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")], additional_headers=headers) as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         answer = next(_messages(ws))
         if answer["type"] == "connection_error":
@@ -419,7 +429,7 @@ def _legacy_ws(server: Server, headers: dict[str, str], payload: dict[str, str])
 
 
 def _legacy_ws_starting_first(server: Server) -> str:
-    with connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
+    with _connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")]) as ws:
         ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": SUBSCRIPTION}}))
         return f"closed {_closed(ws)}"
 
@@ -428,7 +438,7 @@ def _restsocket(server: Server, path: str, headers: dict[str, str], token: str |
     url = server.ws_url + path
     if token is not None:
         url += ("&" if "?" in path else "?") + "token=" + token
-    with connect(url, additional_headers=headers) as ws:
+    with _connect(url, additional_headers=headers) as ws:
         try:
             message = next(_messages(ws))
             # The feed's messages have a kind (the first one differs by mode).
