@@ -4,13 +4,15 @@ workers of `serve --workers 2`."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
 import signal
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 import psutil
@@ -271,10 +273,20 @@ def test_hub_subscribers_count_each_hub_subscription_once(server: Server, client
     wait_until(lambda: value(scrape(server.url), "graphql_todos_hub_subscribers") == before)
 
 
-def test_the_pool_gauges_say_how_many_connections_are_in_use_and_waited_for(db_dsn: str) -> None:
-    """Set as requests end: here by one that needs no connection, while
-    the only one waits on a row lock held from psql and a second request
-    waits for it."""
+@dataclasses.dataclass(frozen=True)
+class _HeldPool:
+    """A server whose only pooled connection a PATCH holds, waiting on a row
+    lock taken from psql (let go by `locker.rollback()`)."""
+
+    server: Server
+    client: httpx.Client
+    pool: ThreadPoolExecutor
+    patched: Future[httpx.Response]
+    locker: psycopg.Connection
+
+
+@contextlib.contextmanager
+def _pool_held(db_dsn: str) -> Iterator[_HeldPool]:
     # Only these requests use the pool: no heartbeat or pruning reads meanwhile.
     quiet = {"heartbeat_seconds": 3600, "journal_prune_seconds": 3600}
     with (
@@ -289,13 +301,22 @@ def test_the_pool_gauges_say_how_many_connections_are_in_use_and_waited_for(db_d
             patched = pool.submit(client.patch, f"/api/todos/{todo['id']}/", json={"completed": True})
             waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'graphql-todos'"
             wait_until(lambda: observer.execute(waiting).fetchone() == (1,))  # type: ignore[arg-type]
-            listed = pool.submit(client.get, "/api/todos/")
-            wait_until(lambda: server.pool_stats()["requests_waiting"] == 1)
-            # (Polled: about one run in ten, a request's end showed 0 in use once.)
-            wait_until(lambda: client.get("/api/openapi.json").is_success and _pool_gauges() == (1, 1))
-        assert (patched.result().status_code, listed.result().status_code) == (200, 200)
-        wait_until(lambda: server.pool_stats()["pool_available"] == 1)
-        wait_until(lambda: client.get("/api/openapi.json").is_success and _pool_gauges() == (0, 0))
+            yield _HeldPool(server, client, pool, patched, locker)
+
+
+def test_the_pool_gauges_say_how_many_connections_are_in_use_and_waited_for(db_dsn: str) -> None:
+    """Set as requests end: here by one that needs no connection, while
+    the only one waits on a row lock held from psql and a second request
+    waits for it."""
+    with _pool_held(db_dsn) as held:
+        listed = held.pool.submit(held.client.get, "/api/todos/")
+        wait_until(lambda: held.server.pool_stats()["requests_waiting"] == 1)
+        # (Polled: about one run in ten, a request's end showed 0 in use once.)
+        wait_until(lambda: held.client.get("/api/openapi.json").is_success and _pool_gauges() == (1, 1))
+        held.locker.rollback()
+        assert (held.patched.result().status_code, listed.result().status_code) == (200, 200)
+        wait_until(lambda: held.server.pool_stats()["pool_available"] == 1)
+        wait_until(lambda: held.client.get("/api/openapi.json").is_success and _pool_gauges() == (0, 0))
 
 
 def test_the_pool_gauges_catch_up_after_the_last_request(db_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -303,24 +324,13 @@ def test_the_pool_gauges_catch_up_after_the_last_request(db_dsn: str, monkeypatc
     that ends sooner, the last before a quiet spell, is not lost but read at
     the end of the interval."""
     monkeypatch.setattr(metrics, "POOL_READ_SECONDS", 1.0)
-    quiet = {"heartbeat_seconds": 3600, "journal_prune_seconds": 3600}
-    with (
-        serving(db_dsn, pool_size=1, database_timeout_seconds=30, statement_timeout_seconds=30, **quiet) as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
-        ThreadPoolExecutor(1) as pool,
-        psycopg.connect(db_dsn, autocommit=True) as observer,
-    ):
-        todo = create(client, "locked")
-        with psycopg.connect(server.dsn) as locker:
-            locker.execute("SELECT 1 FROM todos FOR UPDATE")
-            patched = pool.submit(client.patch, f"/api/todos/{todo['id']}/", json={"completed": True})
-            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'graphql-todos'"
-            wait_until(lambda: observer.execute(waiting).fetchone() == (1,))  # type: ignore[arg-type]
-            assert client.get("/api/openapi.json").is_success
-            wait_until(lambda: _pool_gauges() == (1, 0))
+    with _pool_held(db_dsn) as held:
+        assert held.client.get("/api/openapi.json").is_success
+        wait_until(lambda: _pool_gauges() == (1, 0))
+        held.locker.rollback()
         # The lock gone, the PATCH ends within a second of that read: its
         # figures wait for the interval's end, with no request after it.
-        assert patched.result().status_code == 200
+        assert held.patched.result().status_code == 200
         wait_until(lambda: _pool_gauges() == (0, 0))
 
 
