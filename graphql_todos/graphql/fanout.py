@@ -339,7 +339,9 @@ class GraphQLFanout:
         viewer = _viewer_of(context)
         return Joined(
             groups, key, start,
-            lambda: self._render(plan, context, coerced, variables, operation_name, frame),
+            # A partial, not a closure: kept by every member (for the group's
+            # first to render), three objects where a lambda's cells made nine.
+            functools.partial(self._render, plan, context, coerced, variables, operation_name, frame),
             self._failure,
             viewer,
             await groups.hub.view_at(viewer, start),
