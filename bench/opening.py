@@ -11,6 +11,14 @@ each (`todo(id)`).
 `--profile DIR` records ours (A and B) with py-spy while they open (raw
 stacks, DIR/<case>-<label>-<round>.txt) and prints each one's shares by step
 (STEPS).
+
+`--instructions` counts instead, under valgrind's callgrind, the server's
+instructions per open (A and B only, as bench/instructions.py does for
+requests: the count barely moves with the machine's load, where the time
+and CPU per open do by 20-50%). One server per version for the whole run,
+warmed by a first open of a tenth as many; then each round opens N anew (the
+last round's sockets closed), the count taken from the first socket's
+connect until a change reached every subscriber, as the CPU per open is.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -35,6 +44,7 @@ from .changes import sql_inserts, sql_retitle_all
 from .databases import databases, reset_rows
 from .documents import CHANGES, ROW, row_variables
 from .fanout import FanoutResult, client_processes, fan_out
+from .instructions import _dumped, control, instructions
 from .servers import OURS, POSTGRAPHILE5, Server
 
 CASES = ("shared", "rows")
@@ -55,10 +65,43 @@ STEPS = (
 )
 
 
-def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Server]:
+def ours(name: str, tree: Path, dsn: str, under: tuple[str, ...] = ()) -> AbstractContextManager[Server]:
+    """`under`: the command the server runs under (valgrind's)."""
     # Every subscriber connects from this one address.
     env = {**ours_env(tree, dsn), "MAX_SOCKETS_PER_CLIENT": "100000"}
-    return _start(name, [str(Path(sys.executable).parent / "graphql-todos"), "serve"], env, tree, "healthz")
+    # Under valgrind, on a loaded machine, the start takes minutes.
+    wait = 600 if under else 60
+    return _start(name, [*under, str(Path(sys.executable).parent / "graphql-todos"), "serve"], env, tree, "healthz", wait)
+
+
+def counted(args: argparse.Namespace, dsn: str) -> None:
+    """`--instructions`: A's and B's instructions per open, by case, alternating every round."""
+    n = args.subscribers
+    work = Path(tempfile.mkdtemp(prefix="opening-instructions-"))
+    counts: dict[tuple[str, str], list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for label, tree in (("A", args.a), ("B", args.b)):
+            callgrind = ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work / label}.out")
+            server = stack.enter_context(ours(label, tree, dsn, callgrind))
+            for case in args.cases.split(","):
+                asyncio.run(_open(server, dsn, OURS, case, max(1, n // 10)))  # warm: imports, plans, caches
+            servers.append(server)
+        for round_ in range(args.rounds):
+            for case in args.cases.split(","):
+                for server in servers if round_ % 2 == 0 else servers[::-1]:
+                    control(server.pid, "-z")
+                    control(server.pid, "-i", "on")
+                    result = asyncio.run(_open(server, dsn, OURS, case, n))
+                    control(server.pid, "-i", "off")
+                    per_open = instructions(_dumped(work, server.name, server.pid)) / n
+                    counts.setdefault((case, server.name), []).append(per_open)
+                    print(f"{case} {server.name}: {per_open / 1e6:.3f} M instructions per open, "
+                          f"failed {result.failed_connections}", flush=True)
+    print(f"means of {args.rounds} rounds, {n} subscribers:")
+    for case in args.cases.split(","):
+        a, b = (statistics.mean(counts[case, label]) for label in ("A", "B"))
+        print(f"  {case}: A {a / 1e6:.3f} M, B {b / 1e6:.3f} M per open, B/A {b / a:.3f}")
 
 
 async def _open(server: Server, dsn: str, kind: str, case: str, n: int) -> FanoutResult:
@@ -111,8 +154,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--profile", type=Path, help="record ours with py-spy here while it opens")
+    parser.add_argument("--instructions", action="store_true", help="count A's and B's instructions per open instead")
     args = parser.parse_args()
     n = args.subscribers
+    if args.instructions:
+        with databases() as dbs:
+            reset_rows(dbs.ours, n)
+            return counted(args, dbs.ours)
     runs: dict[tuple[str, str], list[FanoutResult]] = {}
     with databases() as dbs:
         reset_rows(dbs.ours, n)

@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graphql_todos.core import metrics, paths, tasks
 from graphql_todos.core.database import GatedPool, connect_timeout
@@ -52,6 +53,30 @@ logger = logging.getLogger(__name__)
 # its CPU collecting (0.9 s in five full collections), 0.4 s in all with
 # these. Garbage cycles wait for 20,000 allocations instead of 700.
 GC_THRESHOLDS = (20_000, 20, 20)
+
+
+class TodoApp(Starlette):
+    """Starlette behind `front`, layers (ASGI middleware) that run before
+    it, outermost first: each hands on what it does not answer itself, and
+    is no coroutine while it does.
+
+    What the front answers (the GraphQL socket, graphql/socket.py) skips
+    Starlette's own coroutine and its middleware's (ServerErrorMiddleware,
+    and ours that pass a socket on unchanged): an open socket's stack holds
+    none of them for as long as it lives, and its handshake takes none of
+    their hops. Starlette never sees that socket (its scope has no "app")."""
+
+    def __init__(self, front: Sequence[Middleware], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.front_middleware = list(front)
+        app: ASGIApp = super().__call__
+        for cls, args, options in reversed(self.front_middleware):
+            app = cls(app, *args, **options)
+        self._front = app
+
+    # Not a coroutine (Starlette's is), so that the front adds no frame.
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        return self._front(scope, receive, send)
 
 
 class State(TypedDict):
@@ -98,13 +123,13 @@ async def _database(settings: Settings) -> AsyncIterator[str]:
         await anyio.to_thread.run_sync(embedded.__exit__, None, None, None)
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> TodoApp:
     """The app as a factory import string builds it (`graphql_todos.app:app_from_env`):
     how each of `serve --workers N` gets its settings, from the environment."""
     return create_app(Settings.from_env())
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> TodoApp:
     # One per process: GraphQL queries and REST reads.
     cache = ResponseCache[bytes](settings.response_cache_size)
     # Whole responses to repeated requests, answered in front of the stack.
@@ -208,20 +233,22 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(
             Route("/", lambda request: HTMLResponse(NO_WEB_CLIENT, status_code=503), methods=["GET"])
         )
-    app = Starlette(
+    app = TodoApp(
+        # The Host check before anything; then the GraphQL socket's front
+        # door (graphql/socket.py), ahead of Starlette itself.
+        front=[
+            Middleware(guard.HostCheck, settings=settings),
+            Middleware(GraphQLSockets, graphql=graphql, sockets=sockets, access=access),
+        ],
         routes=routes,
         lifespan=lifespan,
         exception_handlers=error_handlers.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # The Host check before anything; two front doors skip the rest:
-        # the cache's for repeated reads and the short way for writes
-        # (graphql/fast/front.py, which times its own answers) and the
-        # GraphQL socket's (graphql/socket.py); then metrics, so that it
-        # times what the others answer too.
+        # The front door for repeated reads and the short way for writes
+        # (graphql/fast/front.py, which times its own answers) skips the
+        # rest; then metrics, so that it times what the others answer too.
         middleware=[
-            Middleware(guard.HostCheck, settings=settings),
             Middleware(error_handlers.ShutdownCut),
             Middleware(ResponseFront, settings, access, sockets, replies, writes),
-            Middleware(GraphQLSockets, graphql=graphql, sockets=sockets, access=access),
             Middleware(metrics.MetricsMiddleware),
             *guard.middleware(settings, access, sockets),
             *error_handlers.MIDDLEWARE,

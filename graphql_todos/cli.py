@@ -51,6 +51,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # Compressing each small frame for each subscriber cost more CPU
         # than anything else per message (bench/latency.py under py-spy).
         "ws_per_message_deflate": False,
+        # The app is ASGI 3; its __call__ is no coroutine function (app.py's
+        # TodoApp), which uvicorn's guess would take for ASGI 2.
+        "interface": "asgi3",
         "log_config": log_config(settings),
         # uvicorn's websockets-sansio, closing with a reason on shutdown
         # (internals.uvicorn_websocket). Broadcast frames go straight to its transport

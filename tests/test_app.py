@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import gc
+import inspect
 from typing import Any
 
 import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.types import Message
 
-from graphql_todos.app import GC_THRESHOLDS
+from graphql_todos.app import GC_THRESHOLDS, create_app
+from graphql_todos.core import paths
+from graphql_todos.core.settings import Settings
+from graphql_todos.graphql.socket import GraphQLSockets
 from tests.helpers import Server, make_server, serving
 
 
@@ -81,3 +87,22 @@ def test_a_list_read_is_planned_for_the_table_as_it_is_now(db_dsn: str) -> None:
     for plan in plans:
         assert "Scan using todos_order on todos" in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+def test_a_graphql_socket_goes_to_its_front_door_ahead_of_starlette() -> None:
+    # Nothing of Starlette's (its coroutine, its middleware's) stays on an
+    # open socket's stack: the app's call is the front door's coroutine.
+    app = create_app(Settings(database_url="postgresql://unused", web_dist=None))
+
+    async def never() -> Message:
+        raise AssertionError("nothing is read before the coroutine runs")
+
+    async def refuse(message: Message) -> None:
+        raise AssertionError("nothing is sent before the coroutine runs")
+
+    for path, door in ((paths.GRAPHQL, GraphQLSockets._socket), ("/api/todos/", Starlette.__call__)):
+        scope = {"type": "websocket", "path": path, "headers": [(b"host", b"127.0.0.1")]}
+        called = app(scope, never, refuse)
+        assert inspect.iscoroutine(called)
+        assert called.cr_code is door.__code__, path
+        called.close()

@@ -23,6 +23,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
+from graphql_todos.app import TodoApp
 from graphql_todos.core import metrics, paths
 from graphql_todos.edge import error_handlers, guard
 from graphql_todos.graphql.fast.front import ResponseFront
@@ -152,7 +153,9 @@ def test_the_matrix_covers_the_whole_app(server: Server) -> None:
         path: set(statuses) for path, statuses in HTTP_ROUTES.items()
     }
     assert {path for kind, path, _ in table if kind == "websocket"} == SOCKET_ROUTES
-    for middleware in server.app.user_middleware:
+    app = server.app
+    assert isinstance(app, TodoApp)
+    for middleware in [*app.front_middleware, *app.user_middleware]:
         assert middleware.cls in FRONT_DOORS or middleware.cls in PASSING, middleware.cls
     assert paths.GRAPHQL == "/graphql"
 

@@ -76,12 +76,15 @@ ORDER BY t.created_time, t.id
 """
     for key, rows in SELECT_TODOS.items()
 }
-SELECT_TODO_SNAPSHOT = {
+# Rows by id (those of them there are), for watchers starting together.
+SELECT_TODOS_SNAPSHOT = {
     everything: f"""
 WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
-SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({row}) t ON true
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
+    SELECT {TODO_COLUMNS} FROM todos WHERE id = ANY(%(ids)s){"" if everything else f" AND {_MINE}"}
+) t ON true
 """
-    for everything, row in SELECT_TODO.items()
+    for everything in (False, True)
 }
 SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
 # The newest entry, never pruned: where the journal stands, and when that
@@ -176,15 +179,14 @@ async def snapshot(
     return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"])
 
 
-async def todo_snapshot(
-    conn: AsyncConnection[Any], viewer: Viewer, todo_id: uuid.UUID
-) -> tuple[Todo | None, int]:
-    """One row (None when absent or not the viewer's) and the journal position it reflects."""
+async def todo_snapshots(
+    conn: AsyncConnection[Any], viewer: Viewer, todo_ids: list[uuid.UUID]
+) -> tuple[dict[uuid.UUID, Todo], int]:
+    """The rows of these ids that are there and the viewer's, and the journal position they reflect."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_TODO_SNAPSHOT[viewer.everything], {"id": todo_id, "viewer": viewer.person})
-        row = await cur.fetchone()
-    assert row is not None
-    return (_todo(row) if row["id"] is not None else None), int(row["position"])
+        await cur.execute(SELECT_TODOS_SNAPSHOT[viewer.everything], {"ids": todo_ids, "viewer": viewer.person})
+        rows = await cur.fetchall()
+    return {row["id"]: _todo(row) for row in rows if row["id"] is not None}, int(rows[0]["position"])
 
 
 def _todo(row: dict[str, Any]) -> Todo:

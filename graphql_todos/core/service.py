@@ -7,6 +7,7 @@ round trip) and raises a DomainError for anything the client got wrong.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -68,6 +69,50 @@ def clean_title(value: str) -> str:
     return title
 
 
+class _Snapshots:
+    """Rows read as their watchers start, one statement for the rows one
+    viewer asks for in the same turn of the loop: subscribers opening
+    together (a page of `todo(id)` subscriptions) made a round trip and a
+    pooled connection each. A caller joins a read yet to start, never one
+    under way (as journal.Coalesced), so its row is read after it asked."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+        self._asked: dict[Viewer, tuple[set[uuid.UUID], asyncio.Future[tuple[dict[uuid.UUID, Todo], int]]]] = {}
+        self._reads: set[asyncio.Task[None]] = set()
+
+    async def read(self, viewer: Viewer, key: uuid.UUID) -> tuple[dict[uuid.UUID, Todo], int]:
+        asked = self._asked.get(viewer)
+        if asked is None:
+            asked = self._asked[viewer] = (set(), asyncio.get_running_loop().create_future())
+            reading = asyncio.create_task(self._read(viewer))
+            self._reads.add(reading)
+            reading.add_done_callback(self._reads.discard)
+        asked[0].add(key)
+        # shield: one caller giving up must not cancel the others' read.
+        return await asyncio.shield(asked[1])
+
+    async def _read(self, viewer: Viewer) -> None:
+        asked = self._asked[viewer]
+        keys, done = asked
+        try:
+            # Let the callers this turn of the loop brings in join.
+            await asyncio.sleep(0)
+            del self._asked[viewer]
+            async with connection(self.pool) as conn:
+                done.set_result(await repository.todo_snapshots(conn, viewer, list(keys)))
+        except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
+            done.set_exception(exc)
+            # Nobody may be left to retrieve it: don't log it as lost.
+            done.exception()
+        finally:
+            # Cancelled (the loop ending): later callers read anew, and these wait no more.
+            if self._asked.get(viewer) is asked:
+                del self._asked[viewer]
+            if not done.done():
+                done.cancel()
+
+
 class TodoService:
     """Every method that names a todo takes its id as the client spelled it
     and raises NotFound when there is no such row."""
@@ -75,6 +120,7 @@ class TodoService:
     def __init__(self, pool: AsyncConnectionPool, max_list_rows: int = Settings.max_list_rows) -> None:
         self.pool = pool
         self.max_list_rows = max_list_rows
+        self._snapshots = _Snapshots(pool)
 
     def page(
         self, size: int | None, offset: int | None, names: tuple[str, str] = ("first", "offset")
@@ -148,10 +194,11 @@ class TodoService:
 
     async def todo_snapshot(self, viewer: Viewer, key: uuid.UUID) -> TodoState:
         """One row as a watcher starts from (todo None when absent) and the
-        journal position it reflects; the caller has parsed the id already."""
-        async with connection(self.pool) as conn:
-            todo, position = await repository.todo_snapshot(conn, viewer, key)
-        return TodoState(None, todo, position)
+        journal position it reflects; the caller has parsed the id already.
+        The rows one viewer's watchers ask for in one turn of the loop come
+        from one statement (_Snapshots)."""
+        todos, position = await self._snapshots.read(viewer, key)
+        return TodoState(None, todos.get(key), position)
 
     async def create_todo(
         self,

@@ -339,7 +339,9 @@ class GraphQLFanout:
         viewer = _viewer_of(context)
         return Joined(
             groups, key, start,
-            lambda: self._render(plan, context, coerced, variables, operation_name, frame),
+            # A partial, not a closure: kept by every member (for the group's
+            # first to render), three objects where a lambda's cells made nine.
+            functools.partial(self._render, plan, context, coerced, variables, operation_name, frame),
             self._failure,
             viewer,
             await groups.hub.view_at(viewer, start),
@@ -431,7 +433,11 @@ class GraphQLFanout:
         service: TodoService = websocket.state.service
         groups: Groups = websocket.state.broadcast_groups
         render_now = self._compiled(plan, coerced, None)
-        render = self._render(plan, context, coerced, variables, operation_name, None)
+        # The plan is made once per subscriber (its id is its own): both renders from it.
+        render = (
+            _awaiting(render_now) if render_now is not None
+            else self._render(plan, context, coerced, variables, operation_name, None)
+        )
         return RowStream(service, groups.hub, _viewer_of(context), key, render, render_now, self._failure, write, send)
 
     def _live(
@@ -488,10 +494,7 @@ class GraphQLFanout:
         subscription event (the group's first member's values stand for
         all), in the transport's frame: by the compiled plan when there is one."""
         if (compiled := self._compiled(plan, coerced, frame)) is not None:
-            async def render_compiled(event: Any) -> bytes:
-                return compiled(event)
-
-            return render_compiled
+            return _awaiting(compiled)
         executor = TodoExecutionContext.build(
             self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
             operation_name=operation_name,
@@ -519,6 +522,13 @@ def _viewer_of(context: Any) -> Viewer:
     context with none: only tests build one so)."""
     principal = getattr(context, "principal", None)
     return ALL if principal is None else principal.viewer
+
+
+def _awaiting(render: Callable[[Any], bytes]) -> Callable[[Any], Awaitable[bytes]]:
+    async def render_compiled(event: Any) -> bytes:
+        return render(event)
+
+    return render_compiled
 
 
 def _framed(render: Callable[[Any], Awaitable[bytes]], frame: Frame) -> Callable[[Any], Awaitable[bytes]]:

@@ -1,11 +1,13 @@
 """The GraphQL WebSocket's front door: a socket on /graphql goes straight to
-the GraphQL view, past Starlette's middleware stack and router.
+the GraphQL view's socket handling, past Starlette itself (app.py's TodoApp
+puts this door ahead of it), its middleware stack and router, and the
+view's ASGI entry.
 
 Every layer there stays on an open socket's stack for as long as it lives
 (a coroutine frame each, and a WebSocket object of their own for the two
-ExceptionMiddlewares): memory that 10,000 subscribers pay 10,000 times, and
-CPU at every handshake. This front does what those layers do for this one
-socket, with the same code: security.SocketGate's Origin and
+ExceptionMiddlewares and the view): memory that 10,000 subscribers pay
+10,000 times, and CPU at every handshake. This front does what those
+layers do for this one socket, with the same code: security.SocketGate's Origin and
 sockets-per-client checks (security.HostCheck, outside it, has checked the
 Host; the credential is found here from the upgrade, or else checked at
 connection_init, see graphql/view.py),
@@ -24,12 +26,14 @@ from graphql_todos.core import metrics, paths
 from graphql_todos.edge import error_handlers
 from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.guard import SocketGate
+from graphql_todos.graphql.view import TodoGraphQL
+from graphql_todos.internals.strawberry_sockets import serve_socket
 
 
 class GraphQLSockets:
     """ASGI middleware, outermost but the Host check: the /graphql WebSocket to `graphql`."""
 
-    def __init__(self, app: ASGIApp, graphql: ASGIApp, sockets: SocketGate, access: Access) -> None:
+    def __init__(self, app: ASGIApp, graphql: TodoGraphQL, sockets: SocketGate, access: Access) -> None:
         self.app = app
         self.graphql = graphql
         self.sockets = sockets
@@ -51,7 +55,8 @@ class GraphQLSockets:
             # connection_init's payload must bring it (graphql/view.py).
             scope[PRINCIPAL] = await self.access.authenticate(scope, websocket.headers)
             with metrics.open_stream(metrics.transport_of(scope)):
-                await self.graphql(scope, receive, send)
+                # The view's socket, on this WebSocket (and the headers it read).
+                await serve_socket(self.graphql, websocket)
         except Exception as exc:  # noqa: BLE001 - answered as ExceptionMiddleware would
             await error_handlers.answer_socket(websocket, exc)
         finally:

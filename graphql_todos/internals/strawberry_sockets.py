@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 import orjson
 from graphql import GraphQLError
 from starlette.websockets import WebSocket
-from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 
 from graphql_todos.core import metrics
@@ -73,6 +73,16 @@ class Fanout(Protocol):
     ) -> TakenMember | None:
         """The subscription as a broadcast member, or None: Strawberry runs it
         (other documents, and every error, answered the usual way)."""
+
+
+def serve_socket(view: GraphQL[Any, Any], websocket: WebSocket) -> Awaitable[object]:
+    """What Strawberry's ASGI view does with a "websocket" scope, for the
+    WebSocket made of it already (one object, its headers read once, and
+    no frame of the view's `__call__` under an open socket).
+
+    Assumes: the view's `__call__` on a "websocket" scope does no more than
+    `await self.run(WebSocket(scope, receive, send))`."""
+    return view.run(websocket)
 
 
 def websocket_of(adapter: object) -> WebSocket:

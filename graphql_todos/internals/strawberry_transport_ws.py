@@ -52,7 +52,8 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     A broadcast member on a socket that takes direct writes joins its group
     and its task ends: the operation stays registered (the limit, duplicate
     ids and `complete` see it as any other), fed with no task until its
-    group drops it or closes (_Broadcast)."""
+    group drops it or closes (_Broadcast): its `task` is None until then.
+    Assumes: `shutdown` skips an operation whose `task` is None."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,6 +78,9 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         if following is None:
             return await self.deliver(operation, taken.run(prefix, b"}"))
         self.broadcasts[operation.id] = _Broadcast(self, operation, following)
+        # This task ends here: kept by the operation (with its context and
+        # coroutine) for as long as the socket lives, it is a cost only.
+        operation.task = None
 
     async def deliver(self, operation: Operation[Any, None], delivery: Awaitable[None]) -> None:
         """Await a broadcast member's delivery, then answer `complete`, as
@@ -100,6 +104,10 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         broadcast = self.broadcasts.pop(operation_id, None)
         if broadcast is not None:
             broadcast.stop()
+            if broadcast.task is None:
+                # No task to cancel (Strawberry's cleanup asserts one).
+                self.operations.pop(operation_id, None)
+                return
         await super().cleanup_operation(operation_id)
 
 

@@ -4,8 +4,11 @@ handler."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
+from typing import Any
 
+import httpx
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -13,6 +16,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 
 from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON, init_timer
 from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
+from tests.gql import CHANGES, TransportWs, create
+from tests.helpers import Server, wait_until
 
 
 def test_transport_ws_runs_each_operation_in_its_task_and_cancels_it_to_end() -> None:
@@ -66,3 +71,27 @@ def test_a_stopped_init_timer_is_let_go() -> None:
         return timer.cancelled(), handler._init_timer
 
     assert asyncio.run(scenario()) == (True, None)
+
+
+def test_a_broadcast_member_keeps_no_task_and_completing_it_frees_its_id(server: Server, client: httpx.Client) -> None:
+    def registered() -> list[Operation[Any, None]]:
+        # The operations sockets hold now (those of ended sockets are garbage).
+        return [
+            o for o in gc.get_objects()
+            if isinstance(o, Operation) and o.handler.operations.get(o.id) is o
+        ]
+
+    with TransportWs(server.ws_url) as ws:
+        op_id = ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 1)
+        # Joined with no task: its finished one is not kept beside the socket.
+        assert [o.task for o in server.call(registered)] == [None]
+        ws.complete(op_id)
+        wait_until(lambda: server.subscriber_count() == 0)
+        assert server.call(registered) == []
+        # The id is free again (a registered one would close the socket 4409).
+        ws.send({"id": op_id, "type": "subscribe", "payload": {"query": CHANGES}})
+        wait_until(lambda: server.subscriber_count() == 1)
+        create(client, "after")
+        message = ws.recv()
+        assert (message["id"], message["type"]) == (op_id, "next")

@@ -1,14 +1,17 @@
-"""The live list's update rule, and how a Todo is written, on plain values."""
+"""The live list's update rule, and how a Todo is written, on plain values; row watchers' reads."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core.models import Change, Op, Todo
+from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
+from graphql_todos.core.service import TodoService
 from graphql_todos.live.streams import LiveRows, apply_changes
 from graphql_todos.rest.resources import todo_json
 
@@ -49,3 +52,24 @@ def test_orjson_writes_a_todo_as_rest_clients_see_it() -> None:
     odd = Todo(uuid.UUID(int=7), 'a "b" é', True, T0.replace(microsecond=456), T0.astimezone(timezone(timedelta(hours=-3))))
     for row in (todo(1), odd):
         assert orjson.loads(orjson.dumps(row)) == todo_json(row)
+
+
+def test_rows_watchers_ask_for_together_come_from_one_read_each_viewer(db_dsn: str) -> None:
+    stranger = Viewer(uuid.uuid4())  # a member of no list: sees no row
+
+    async def run() -> tuple[list[TodoState], int]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
+            service = TodoService(pool)
+            made = [await service.create_todo(f"row {n}") for n in range(3)]
+            asked = pool.get_stats()["requests_num"]
+            absent = uuid.uuid4()
+            states = await asyncio.gather(
+                *(service.todo_snapshot(ALL, key) for key in [t.id for t in made] + [absent]),
+                service.todo_snapshot(stranger, made[0].id),
+            )
+            assert [s.todo for s in states] == [*made, None, None]
+            return states, pool.get_stats()["requests_num"] - asked
+
+    states, reads = asyncio.run(run())
+    assert reads == 2  # one for ALL's four rows, one for the stranger's
+    assert len({s.position for s in states}) == 1 and states[0].position > 0
