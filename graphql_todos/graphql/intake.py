@@ -40,6 +40,7 @@ from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.outcomes import validation_failed
 from graphql_todos.graphql.schema import TodoSchema
+from graphql_todos.internals.graphql_core import keep_variable_signatures
 from graphql_todos.internals.strawberry import strawberry_operation, validation_errors, variables_key
 
 T = TypeVar("T")
@@ -48,6 +49,10 @@ T = TypeVar("T")
 OPERATIONS = 512
 VARIABLES = 1024
 _UNSEEN: Any = object()
+
+# Every path's coercion (this intake's, Strawberry's executor's) takes the
+# variables' signatures made once per document (internals/graphql_core.py).
+keep_variable_signatures()
 
 
 @dataclass(frozen=True, slots=True)
