@@ -6,11 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from graphql import GraphQLError, VariableDefinitionNode, build_schema, get_named_type, get_variable_values, parse
+from graphql import (
+    GraphQLBoolean,
+    GraphQLError,
+    GraphQLID,
+    GraphQLString,
+    VariableDefinitionNode,
+    build_schema,
+    get_named_type,
+    get_variable_values,
+    parse,
+)
 from graphql.execution import values
 from graphql.execution.get_variable_signature import get_variable_signature
 
-from graphql_todos.internals.graphql_core import kept_signature, keep_variable_signatures
+from graphql_todos.internals.graphql_core import as_sent, keep_variable_signatures, kept_signature, plain_variables
 
 SDL = "input New { title: String! } type Query { todo(id: ID!, input: New): String, n: Int }"
 DOCUMENT = "query($id: ID!, $input: New, $n: [Int!]! = [1]) { todo(id: $id, input: $input) n }"
@@ -85,3 +95,57 @@ def test_variables_are_coerced_as_graphql_core_coerces_them(monkeypatch: pytest.
             assert {name: source.value for name, source in after.sources.items()} == {
                 name: source.value for name, source in before.sources.items()
             }
+
+
+def test_the_builtin_scalars_give_back_a_value_of_their_own_type_unchanged() -> None:
+    # What as_sent takes for coercion: String and ID of a str, Boolean of a bool.
+    title = "".join(["t", "itle"])  # not an interned constant: the same object back
+    assert GraphQLString.parse_value(title) is title
+    assert GraphQLID.parse_value(title) is title
+    assert GraphQLBoolean.parse_value(True) is True
+    # Why ID takes only a str as sent: graphql-core turns an int into one.
+    assert GraphQLID.parse_value(7) == "7"
+
+
+PLAIN = "query($id: ID!, $t: String, $done: Boolean!) { todo(id: $id) n }"
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"id": "1", "t": "a", "done": False},
+        {"id": "1", "t": "a", "done": True, "other": 5},
+        {"id": 1, "t": "a", "done": False},
+        {"id": "1", "done": False},
+        {"id": "1", "t": None, "done": False},
+        {"id": None, "t": "a", "done": False},
+        {"id": "1", "t": "a", "done": 1},
+        {"id": "1", "t": 5, "done": False},
+        {},
+    ],
+)
+def test_variables_as_sent_are_what_graphql_core_gives_or_none(inputs: dict[str, Any]) -> None:
+    schema, definitions = build_schema(SDL), _definitions(PLAIN)
+    plain = plain_variables(schema, definitions)
+    assert plain is not None
+    taken = as_sent(plain, inputs)
+    coerced = get_variable_values(schema, definitions, inputs)
+    if taken is None:
+        # Left to graphql-core: a value not of its variable's type (missing, null, another).
+        assert any(type(inputs.get(name)) is not kind for name, _, kind in plain)
+        return
+    assert not isinstance(coerced, list)
+    assert taken.coerced == coerced.coerced
+    assert list(taken.coerced) == list(coerced.coerced)
+    assert list(taken.sources) == list(coerced.sources)
+    for name, source in taken.sources.items():
+        assert source.value == coerced.sources[name].value
+        assert _same(source.signature, coerced.sources[name].signature)
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["query($n: Int) { n }", "query($i: New) { n }", "query($l: [ID!]) { n }", 'query($t: String = "x") { n }'],
+)
+def test_other_variables_are_left_to_graphql_core(document: str) -> None:
+    assert plain_variables(build_schema(SDL), _definitions(document)) is None
