@@ -371,7 +371,7 @@ def _resumed(steps: Generator[Any, Any, Message], suspended: Any) -> Generator[A
         except GeneratorExit:
             steps.close()
             raise
-        except BaseException as exc:  # the task's cancellation (the timeout's), passed on to the await
+        except BaseException as exc:  # noqa: BLE001 - the task's cancellation (the timeout's), passed on to the await
             try:
                 suspended = steps.throw(exc)
             except StopIteration as done:

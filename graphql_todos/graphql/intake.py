@@ -40,7 +40,12 @@ from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.outcomes import validation_failed
 from graphql_todos.graphql.schema import TodoSchema
-from graphql_todos.internals.graphql_core import PlainVariable, as_sent, keep_variable_signatures, plain_variables
+from graphql_todos.internals.graphql_core import (
+    PlainVariable,
+    as_sent,
+    keep_variable_signatures,
+    plain_variables,
+)
 from graphql_todos.internals.strawberry import strawberry_operation, validation_errors, variables_key
 
 T = TypeVar("T")

@@ -707,7 +707,10 @@ def test_the_guard_without_origin_answers_as_the_cors_layer_and_guard(answer: li
             "type": "http", "method": "POST", "path": "/api/todos/", "query_string": b"",
             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
         }
-        asyncio.run(app(scope, receive, send))
+        async def answered() -> None:
+            await app(scope, receive, send)
+
+        asyncio.run(answered())
         return messages
 
     stack: ASGIApp = route

@@ -18,9 +18,14 @@ from graphql import (
     parse,
 )
 from graphql.execution import values
-from graphql.execution.get_variable_signature import get_variable_signature
+from graphql.execution.get_variable_signature import GraphQLVariableSignature, get_variable_signature
 
-from graphql_todos.internals.graphql_core import as_sent, keep_variable_signatures, kept_signature, plain_variables
+from graphql_todos.internals.graphql_core import (
+    as_sent,
+    keep_variable_signatures,
+    kept_signature,
+    plain_variables,
+)
 
 SDL = "input New { title: String! } type Query { todo(id: ID!, input: New): String, n: Int }"
 DOCUMENT = "query($id: ID!, $input: New, $n: [Int!]! = [1]) { todo(id: $id, input: $input) n }"
@@ -59,6 +64,7 @@ def test_a_signature_is_made_once_per_definition_and_schema() -> None:
         assert _same(kept, get_variable_signature(schema, node))
         # Another schema's types are its own.
         theirs = kept_signature(other, node)
+        assert isinstance(kept, GraphQLVariableSignature) and isinstance(theirs, GraphQLVariableSignature)
         assert theirs is not kept and _same(theirs, kept)
         assert get_named_type(theirs.type) is other.get_type(get_named_type(kept.type).name)
     # The same text parsed again is another node: a signature of its own.
@@ -99,7 +105,7 @@ def test_variables_are_coerced_as_graphql_core_coerces_them(monkeypatch: pytest.
 
 def test_the_builtin_scalars_give_back_a_value_of_their_own_type_unchanged() -> None:
     # What as_sent takes for coercion: String and ID of a str, Boolean of a bool.
-    title = "".join(["t", "itle"])  # not an interned constant: the same object back
+    title = f"title {len(PLAIN)}"  # made at run time, not a shared constant: the same object back
     assert GraphQLString.parse_value(title) is title
     assert GraphQLID.parse_value(title) is title
     assert GraphQLBoolean.parse_value(True) is True
