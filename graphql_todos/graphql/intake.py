@@ -40,6 +40,12 @@ from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.outcomes import validation_failed
 from graphql_todos.graphql.schema import TodoSchema
+from graphql_todos.internals.graphql_core import (
+    PlainVariable,
+    as_sent,
+    keep_variable_signatures,
+    plain_variables,
+)
 from graphql_todos.internals.strawberry import strawberry_operation, validation_errors, variables_key
 
 T = TypeVar("T")
@@ -48,6 +54,10 @@ T = TypeVar("T")
 OPERATIONS = 512
 VARIABLES = 1024
 _UNSEEN: Any = object()
+
+# Every path's coercion (this intake's, Strawberry's executor's) takes the
+# variables' signatures made once per document (internals/graphql_core.py).
+keep_variable_signatures()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +204,15 @@ class Intake:
 
 
 def _coerced(operation: Operation, inputs: dict[str, Any] | None) -> Variables | None:
-    values = coerce(operation.schema, operation.definition, inputs)
+    plain = operation.made(_plain_variables)
+    values = None if plain is None else as_sent(plain, inputs or {})
+    if values is None:
+        values = coerce(operation.schema, operation.definition, inputs)
     return None if values is None else Variables(values)
+
+
+def _plain_variables(operation: Operation) -> tuple[PlainVariable, ...] | None:
+    return plain_variables(operation.schema, operation.definition.variable_definitions or ())
 
 
 def no_operation(query: str | None, operation_name: str | None) -> GraphQLError:

@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 from graphql import get_introspection_query
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -24,7 +25,8 @@ from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge.guard import Hosts
+from graphql_todos.edge.access import Access
+from graphql_todos.edge.guard import Hosts, SocketGate, middleware, without_origin
 from graphql_todos.graphql.persisted import sha256
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
@@ -671,3 +673,47 @@ def test_x_forwarded_for_names_the_client_only_from_a_trusted_proxy(db_dsn: str)
         held.append(open_socket(server, "10.0.0.2"))
         for ws in held:
             ws.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [(b"content-type", b"application/json")],
+        [(b"vary", b"Accept"), (b"content-type", b"application/json")],
+        [(b"vary", b"Accept"), (b"content-type", b"text/html"), (b"vary", b"Cookie")],
+    ],
+    ids=["no vary", "one vary", "two varies"],
+)
+def test_the_guard_without_origin_answers_as_the_cors_layer_and_guard(answer: list[tuple[bytes, bytes]]) -> None:
+    # The write door's layers for a request without Origin (guard.without_origin)
+    # against middleware()'s two, the answer's headers byte for byte.
+    settings = Settings(allowed_origins=("https://app.example",))
+    access, sockets = Access(settings), SocketGate(settings)
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(answer)})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def sent(app: ASGIApp) -> list[Message]:
+        messages: list[Message] = []
+
+        async def send(message: Message) -> None:
+            messages.append(message)
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        scope = {
+            "type": "http", "method": "POST", "path": "/api/todos/", "query_string": b"",
+            "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        }
+        async def answered() -> None:
+            await app(scope, receive, send)
+
+        asyncio.run(answered())
+        return messages
+
+    stack: ASGIApp = route
+    for cls, args, kwargs in reversed(middleware(settings, access, sockets)):
+        stack = cls(stack, *args, **kwargs)
+    assert sent(without_origin(route, settings, access, sockets)) == sent(stack)

@@ -120,11 +120,13 @@ class _Run:
         if root.typename is not None:
             return root.typename
         node = root.nodes[0]
-        args = (
-            get_argument_values(root.field_def, node, self.variables)
-            if root.field_def.args or node.arguments
-            else {}
-        )
+        args = None if root.arguments is None else root.arguments(self.variables.coerced)
+        if args is None:
+            args = (
+                get_argument_values(root.field_def, node, self.variables)
+                if root.field_def.args or node.arguments
+                else {}
+            )
         if root.direct is not None:
             return root.direct(self.context, args)
         if root.call is not None:

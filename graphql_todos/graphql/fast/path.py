@@ -85,12 +85,16 @@ class FastPath:
 
     async def respond(self, request: Request, context: Context) -> Response | None:
         """The response to a request the fast path takes, or None."""
-        if request.method == "GET":
+        parsed = request.scope.pop(PARSED_BODY, None)
+        if parsed is not None:
+            # The write door parsed it, having found it a plain JSON POST (front.py's _takes).
+            fields = _request_fields(parsed)
+            operations = _OVER_POST
+        elif request.method == "GET":
             fields = _query_params(request)
             operations = _OVER_GET
         elif request.method == "POST" and is_plain_json(request.headers):
-            parsed = request.scope.pop(PARSED_BODY, None)
-            fields = _request_fields(parsed) if parsed is not None else _json_body(await request.body())
+            fields = _json_body(await request.body())
             operations = _OVER_POST
         else:
             return None

@@ -62,6 +62,7 @@ from graphql.language import Visitor
 from graphql.type.introspection import TypeNameMetaFieldDef
 
 from graphql_todos.core.bounded import LRU
+from graphql_todos.graphql.fast.arguments import Arguments, compile_arguments
 from graphql_todos.graphql.fast.completion import (
     Completer,
     Entry,
@@ -115,6 +116,9 @@ class RootField:
     typename: str | None  # set for __typename, which resolves to it
     direct: RootAnswer | None = None
     call: RootCall | None = None
+    # Its arguments from the variables without graphql-core's walk, where
+    # their shape allows (arguments.py).
+    arguments: Arguments | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +182,7 @@ class CompiledOperation:
             answer = None if direct is None or selection is None else direct(selection)
             if answer is not None:
                 nullable = not is_non_null_type(field_def.type)
-                roots.append(RootField(key, field_def, nodes, nullable, as_is, None, answer))
+                roots.append(RootField(key, field_def, nodes, nullable, as_is, None, answer, None, compile_arguments(field_def, nodes[0])))
                 continue
             if field_def.resolve is None:
                 raise _Uncompilable(f"{root_type.name}.{name} has no resolver")
@@ -191,6 +195,7 @@ class CompiledOperation:
                     self._completer(field_def.type, root_type, name, details, variables),
                     None,
                     call=self.calls.get(f"{root_type.name}.{name}"),
+                    arguments=compile_arguments(field_def, nodes[0]),
                 )
             )
         return Plan(self.operation, root_type, tuple(roots))
