@@ -58,8 +58,11 @@ def test_a_row_moved_out_of_sight_is_removed_from_the_list_it_left(accounts: Ser
         # The list the row went to, shared now: its feeds get the row's
         # arrival, and nothing before it.
         sharing.ann.data(SHARE, id=sharing.hidden, u=f"bob-moved-{transport}", r="VIEWER")
+        # (Entries after the share's own: the rows arriving with it.)
+        shared = int(sharing.ann.data(CURSOR)["todoList"]["cursor"])
+        assert shared == moved + 2  # member_added, then the row's arrival
         for subscriber in untold:
-            subscriber.wait_for(moved + 1)
+            subscriber.wait_for(shared)
     finally:
         for subscriber in subscribers:
             subscriber.close()
