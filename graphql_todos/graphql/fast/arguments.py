@@ -17,19 +17,23 @@ error), gets graphql-core's walk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     BooleanValueNode,
     EnumValueNode,
     FieldNode,
     FloatValueNode,
+    GraphQLArgument,
     GraphQLError,
     GraphQLField,
+    GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInputType,
     IntValueNode,
+    ObjectFieldNode,
     ObjectValueNode,
     StringValueNode,
     ValueNode,
@@ -67,18 +71,9 @@ def compile_arguments(field_def: GraphQLField, node: FieldNode) -> Arguments | N
         made = get_argument_values(field_def, node, VariableValues({}, dict(markers)))
     except GraphQLError:
         return None
-    given = {arg.name.value: arg.value for arg in node.arguments or ()}
-    builds: list[tuple[str, _Build]] = []
     try:
-        for name, arg_def in field_def.args.items():
-            out_name = arg_def.out_name or name
-            if out_name in made:
-                value_node = given.get(name)
-                made_here = made[out_name]
-                builds.append((out_name, _const(made_here) if value_node is None else _build(value_node, arg_def.type, made_here)))
+        builds = _parts(field_def.args, node.arguments or (), made)
     except _NotTaken:
-        return None
-    if list(made) != [out_name for out_name, _ in builds]:
         return None
     read = tuple(names)
 
@@ -117,16 +112,28 @@ def _build(value_node: ValueNode, type_: GraphQLInputType, made: Any) -> _Build:
     if not isinstance(value_node, ObjectValueNode):
         return _const(made)
     object_type: GraphQLInputObjectType = get_nullable_type(type_)  # type: ignore[arg-type,assignment]
-    given = {f.name.value: f.value for f in value_node.fields}
+    parts = _parts(object_type.fields, value_node.fields, made)
+    return lambda coerced: {out_name: part(coerced) for out_name, part in parts}
+
+
+def _parts(
+    defs: Mapping[str, GraphQLArgument | GraphQLInputField],
+    given: Iterable[ArgumentNode | ObjectFieldNode],
+    made: dict[str, Any],
+) -> list[tuple[str, _Build]]:
+    """How to make each entry of `made` (a field's arguments, or an object
+    literal's fields, as graphql-core made them), in its order: from the
+    node given for it, or as made (a default)."""
+    nodes = {node.name.value: node.value for node in given}
     parts: list[tuple[str, _Build]] = []
-    for name, field_def in object_type.fields.items():
-        out_name = field_def.out_name or name
+    for name, definition in defs.items():
+        out_name = definition.out_name or name
         if out_name in made:
-            node = given.get(name)
-            parts.append((out_name, _const(made[out_name]) if node is None else _build(node, field_def.type, made[out_name])))
+            node = nodes.get(name)
+            parts.append((out_name, _const(made[out_name]) if node is None else _build(node, definition.type, made[out_name])))
     if list(made) != [out_name for out_name, _ in parts]:
         raise _NotTaken
-    return lambda coerced: {out_name: part(coerced) for out_name, part in parts}
+    return parts
 
 
 def _const(value: Any) -> _Build:

@@ -182,7 +182,9 @@ class CompiledOperation:
             answer = None if direct is None or selection is None else direct(selection)
             if answer is not None:
                 nullable = not is_non_null_type(field_def.type)
-                roots.append(RootField(key, field_def, nodes, nullable, as_is, None, answer, None, compile_arguments(field_def, nodes[0])))
+                roots.append(
+                    RootField(key, field_def, nodes, nullable, as_is, None, direct=answer, arguments=compile_arguments(field_def, nodes[0]))
+                )
                 continue
             if field_def.resolve is None:
                 raise _Uncompilable(f"{root_type.name}.{name} has no resolver")
