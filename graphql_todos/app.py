@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from graphql_todos.core import metrics, paths, tasks
 from graphql_todos.core.database import GatedPool, connect_timeout
@@ -69,10 +69,7 @@ class TodoApp(Starlette):
     def __init__(self, front: Sequence[Middleware], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.front_middleware = list(front)
-        app: ASGIApp = super().__call__
-        for cls, args, options in reversed(self.front_middleware):
-            app = cls(app, *args, **options)
-        self._front = app
+        self._front = guard.stacked(super().__call__, self.front_middleware)
 
     # Not a coroutine (Starlette's is), so that the front adds no frame.
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]

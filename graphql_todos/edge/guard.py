@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import types
 from collections import Counter
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -468,6 +468,14 @@ def _vary_origin(headers: list[tuple[bytes, bytes]]) -> None:
         headers[found[0]] = (b"vary", value)
     else:
         headers.append((b"vary", value))
+
+
+def stacked(app: ASGIApp, layers: Sequence[Middleware]) -> ASGIApp:
+    """`app` inside `layers`, outermost first, as Starlette builds its own
+    stack: for a front door that runs some layers without Starlette's."""
+    for cls, args, kwargs in reversed(layers):
+        app = cls(app, *args, **kwargs)
+    return app
 
 
 def without_origin(app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate) -> ASGIApp:

@@ -26,7 +26,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import Hosts, SocketGate, middleware, without_origin
+from graphql_todos.edge.guard import Hosts, SocketGate, middleware, stacked, without_origin
 from graphql_todos.graphql.persisted import sha256
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
@@ -713,7 +713,5 @@ def test_the_guard_without_origin_answers_as_the_cors_layer_and_guard(answer: li
         asyncio.run(answered())
         return messages
 
-    stack: ASGIApp = route
-    for cls, args, kwargs in reversed(middleware(settings, access, sockets)):
-        stack = cls(stack, *args, **kwargs)
+    stack = stacked(route, middleware(settings, access, sockets))
     assert sent(without_origin(route, settings, access, sockets)) == sent(stack)

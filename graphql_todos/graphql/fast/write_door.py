@@ -24,7 +24,7 @@ from typing import Any
 
 from graphql import OperationType
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.settings import Settings
@@ -60,12 +60,10 @@ class WriteDoor:
         self.graphql = graphql
         self.rest = rest
         # The stack's own layers between metrics and the router, outermost first.
-        layers: ASGIApp = error_handlers.answering(_routed)
-        for cls, args, kwargs in reversed(guard.middleware(settings, access, sockets)):
-            layers = cls(layers, *args, **kwargs)
-        self.layers = layers
+        routed = error_handlers.answering(_routed)
+        self.layers = guard.stacked(routed, guard.middleware(settings, access, sockets))
         # The same, to a request without Origin: CORS's part done by the guard.
-        self.without_origin = guard.without_origin(error_handlers.answering(_routed), settings, access, sockets)
+        self.without_origin = guard.without_origin(routed, settings, access, sockets)
         # Requests taken; read by tests and benchmarks.
         self.taken = 0
 
