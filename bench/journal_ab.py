@@ -40,6 +40,10 @@ from .writes import insert_rate
 
 TABLES = ("before", "ours", "peer", "none")
 PEERS = ("peer", "none")
+PEER_STATEMENTS = {
+    "create": "INSERT INTO todos (title) VALUES (%(title)s) RETURNING *",
+    "update": "UPDATE todos SET title = %(title)s WHERE id = %(id)s RETURNING *",
+}
 # One statement with its parameters, for a table, in round i.
 Statement = Callable[[str, int], tuple[str, dict[str, object] | None]]
 
@@ -104,21 +108,30 @@ def _ids(dsn: str) -> list[object]:
         return [row[0] for row in conn.execute("SELECT id FROM todos LIMIT 50")]
 
 
-def _app(create: bool, ids: dict[str, list[object]]) -> Statement:
-    """The app's createTodo (or updateTodo of one of `ids`) as the service
-    sends it for local; PostGraphile's plain statement on the peers' tables."""
+def write_statement(kind: str, peer: bool) -> str:
+    """The app's createTodo ("create") or updateTodo ("update") statement
+    (core/writes.py); on the peers' tables, PostGraphile's plain one."""
+    if peer:
+        return PEER_STATEMENTS[kind]
+    return (writes.INSERT_WRITE if kind == "create" else writes.UPDATE_WRITE).plain
+
+
+def write_params(kind: str, row_id: object, title: str) -> dict[str, object]:
+    """write_statement's parameters, as the service sends them for local
+    (open mode); `row_id` is the updated row's."""
+    return {
+        "id": row_id if kind == "update" else None, "title": title, "completed": False if kind == "create" else None,
+        "list": None, "owner": LOCAL_ID, "actor": LOCAL_ID, "limit": 100,
+    }
+
+
+def _app(kind: str, ids: dict[str, list[object]]) -> Statement:
+    """write_statement on every table, an update round the rows of `ids`."""
     turn = iter(range(2**62))
 
     def statement(name: str, i: int) -> tuple[str, dict[str, object] | None]:
         n = next(turn)
-        params: dict[str, object] = {
-            "id": None if create else ids[name][n % len(ids[name])], "title": f"round {i} {n}",
-            "completed": False if create else None, "list": None, "owner": LOCAL_ID, "actor": LOCAL_ID, "limit": 100,
-        }
-        if name in PEERS:
-            return ("INSERT INTO todos (title) VALUES (%(title)s) RETURNING *" if create
-                    else "UPDATE todos SET title = %(title)s WHERE id = %(id)s RETURNING *"), params
-        return (writes.INSERT_WRITE if create else writes.UPDATE_WRITE).plain, params
+        return write_statement(kind, name in PEERS), write_params(kind, ids[name][n % len(ids[name])], f"round {i} {n}")
 
     return statement
 
@@ -164,9 +177,9 @@ def main() -> None:
         insert = _timed(dsns, args.rounds, _plain("INSERT INTO todos (title) VALUES ('one')"), 100)
         _print("single-row INSERT, backend CPU", {n: c * 1000 for n, (_, c) in insert.items()}, "us")
         ids = {name: _ids(dsn) for name, dsn in dsns.items()}
-        for create in (True, False):
-            app = _timed(dsns, args.rounds, _app(create, ids), 100)
-            title = "createTodo's INSERT" if create else "updateTodo's UPDATE"
+        for kind in ("create", "update"):
+            app = _timed(dsns, args.rounds, _app(kind, ids), 100)
+            title = "createTodo's INSERT" if kind == "create" else "updateTodo's UPDATE"
             _print(f"{title}, backend CPU", {n: c * 1000 for n, (_, c) in app.items()}, "us")
         for writers in (4, 16):
             rates: dict[str, list[float]] = {name: [] for name in dsns}

