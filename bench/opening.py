@@ -62,7 +62,7 @@ IDLE = "Thread._bootstrap"
 STEPS = (
     ("keepalive pings", ("send_keepalive_ping",)),
     ("HTTP upgrade: parse, hand over", ("HttpToolsProtocol.data_received", "connection_made", "create_protocol")),
-    ("101 response (accept)", ("GraphQL.create_websocket_response",)),
+    ("101 response (accept)", ("GraphQL.create_websocket_response", "WebSocket.accept")),
     ("connection_init -> ack", ("handle_connection_init",)),
     ("subscribe -> group join", ("run_operation", "handle_subscribe")),
     ("journal position reads", ("Coalesced._run",)),
@@ -258,14 +258,28 @@ def main() -> None:
                         print(f"{spied.name}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares(spied).items()))
                     print(
                         f"{case} {label}: open {result.open_seconds:.3f} s, CPU per open "
-                        f"{result.open_cpu_per_subscription * 1e3:.3f} ms, failed {result.failed_connections}",
+                        f"{result.open_cpu_per_subscription * 1e3:.3f} ms, RSS per socket "
+                        f"{result.rss_per_subscription / 1024:.1f} KiB, failed {result.failed_connections}",
                         flush=True,
                     )
     print(f"medians of {args.rounds} rounds, {n} subscribers:")
     for (case, label), results in sorted(runs.items()):
         seconds = statistics.median(r.open_seconds for r in results)
         cpu = statistics.median(r.open_cpu_per_subscription for r in results)
-        print(f"  {case} {label}: open {seconds:.3f} s, CPU per open {cpu * 1e3:.3f} ms")
+        rss = statistics.median(r.rss_per_subscription for r in results)
+        print(f"  {case} {label}: open {seconds:.3f} s, CPU per open {cpu * 1e3:.3f} ms, RSS per socket {rss / 1024:.1f} KiB")
+    for case in args.cases.split(","):
+        # Per round, B against A and against PostGraphile 5: median (range).
+        for other in ("A", PG5):
+            for name, value in (("time", "open_seconds"), ("CPU", "open_cpu_per_subscription")):
+                ratios = [
+                    getattr(b, value) / getattr(o, value)
+                    for b, o in zip(runs[case, "B"], runs[case, other], strict=True)
+                    if getattr(o, value)
+                ]
+                if ratios:
+                    print(f"  {case} B/{other} {name}: {statistics.median(ratios):.2f} "
+                          f"({min(ratios):.2f}-{max(ratios):.2f})")
 
 
 if __name__ == "__main__":
