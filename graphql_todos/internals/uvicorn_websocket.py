@@ -11,6 +11,7 @@ import functools
 import logging
 import struct
 from collections.abc import Awaitable, Callable
+from types import MethodType
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
@@ -406,23 +407,6 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True
 
-    def write_frame(self, message: bytes) -> bool:
-        """direct_write's writer (a method: the one object a socket keeps
-        for it, where a closure made four)."""
-        if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
-            return True
-        if not self.writable.is_set():
-            return False
-        self.transport.write(_text_frame_header(len(message)) + message)
-        return True
-
-    def write_open(self, message: bytes) -> bool:
-        """open_write's writer."""
-        if not self.writable.is_set() or self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
-            return False
-        self.transport.write(_text_frame_header(len(message)) + message)
-        return True
-
     def shutdown(self) -> None:
         end_streams(self.app_state)
         if self.close_sent or self.disconnected or not self.handshake_complete or self.conn.state is not State.OPEN:
@@ -529,9 +513,9 @@ def frame_writers(websocket: WebSocket) -> tuple[Callable[[bytes], bool] | None,
     """How broadcast frames reach a WebSocket (RESTSockets too): the direct
     write when the server allows it, and the plain ASGI send."""
 
-    # A partial, not a closure: one object beside every member where a
-    # closure made three (its function, cell and tuple).
-    return direct_write(websocket), functools.partial(_bounded_send, websocket)
+    # Bound as a method: one object beside every member where a closure
+    # made three (its function, cell and tuple).
+    return direct_write(websocket), MethodType(_bounded_send, websocket)
 
 
 async def _bounded_send(websocket: WebSocket, message: bytes) -> None:
@@ -555,7 +539,9 @@ def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     after awaiting `writable`, so our frames cannot interleave with its
     frames."""
     protocol = _direct_protocol(websocket)
-    return None if protocol is None else protocol.write_frame
+    # Bound to the protocol as a method: the one object a socket keeps for
+    # it (a closure made four: its function, tuple and cells; a partial two).
+    return None if protocol is None else MethodType(_write_frame, protocol)
 
 
 def open_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
@@ -564,12 +550,31 @@ def open_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     for the ASGI send to take the message (it raises, or waits, as it does).
     None: use the ASGI send."""
     protocol = _direct_protocol(websocket)
-    return None if protocol is None else protocol.write_open
+    return None if protocol is None else MethodType(_write_open, protocol)
 
 
-def _direct_protocol(websocket: WebSocket) -> WebSocketProtocol | None:
+def _direct_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
     protocol = getattr(websocket._receive, "__self__", None)
-    if not isinstance(protocol, WebSocketProtocol) or protocol.conn.extensions:
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
         return None
     return protocol
+
+
+def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
+    # direct_write's: a broadcast's write per member, its checks inline.
+    if protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN:
+        return True
+    if not protocol.writable.is_set():
+        return False
+    protocol.transport.write(_text_frame_header(len(message)) + message)
+    return True
+
+
+def _write_open(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
+    # open_write's.
+    closed = protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN
+    if closed or not protocol.writable.is_set():
+        return False
+    protocol.transport.write(_text_frame_header(len(message)) + message)
+    return True
 
