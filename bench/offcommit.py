@@ -7,8 +7,8 @@ what each candidate loses are in docs/bench-ab-journal.md ("Third round").
     python -m bench.offcommit --synchronous                     # commits flushed, as the app's
     DATABASE_URL=postgresql://... python -m bench.offcommit     # that server (decoding only with wal_level=logical)
 
-"stream" needs psycopg2 (`pip install psycopg2-binary`, not a dependency
-of the project: psycopg 3 has no replication protocol). One database per
+"stream" needs psycopg2 (the bench extra's psycopg2-binary, which `make
+.venv/.bench` installs: psycopg 3 has no replication protocol). One database per
 table, all on one server, synchronous_commit = off unless --synchronous:
 - ours: the app's migrations, today's deferred journal trigger (the
   commit-order lock, the journal row, a NOTIFY with the row);
@@ -231,7 +231,7 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]])
     WAL instead of being polled. Whole transactions are journaled as one
     batch once nothing more is buffered, then confirmed to the server (a
     crash before that streams them again; ON CONFLICT drops them)."""
-    # Not a dependency of the project: `pip install psycopg2-binary` to measure this one.
+    # The bench extra's, not the app's: only this measurement speaks the replication protocol.
     import psycopg2  # type: ignore[import-untyped]
     import psycopg2.extras  # type: ignore[import-untyped]
 
