@@ -12,34 +12,29 @@ from time import monotonic
 from typing import Any
 
 import psycopg
-from psycopg import AsyncCursor
-from psycopg.rows import AsyncRowFactory
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
+from graphql_todos.internals.psycopg import Prepared
 
 
 class StatementConnection(psycopg.AsyncConnection[Any]):
-    """psycopg's connection, keeping one cursor per statement (and row
-    factory) for the writes that run it on every request (core/writes.py).
-    psycopg keeps a cursor's adaptation context (its Transformer: each
-    parameter type's dumper, looked up once) while the cursor runs the same
-    statement again; a cursor made and closed per write looks them all up
-    again each time. The pool makes these by default (GatedPool)."""
+    """psycopg's connection, keeping each statement that runs on every
+    request (the writes: core/writes.py) prepared, with its parameters'
+    adaptation, and run the short way (internals/psycopg.Prepared) rather
+    than through a cursor's execute. The pool makes these by default (GatedPool)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._statement_cursors: dict[tuple[str, AsyncRowFactory[Any]], AsyncCursor[Any]] = {}
+        self._kept: dict[str, Prepared] = {}
 
-    def statement_cursor(self, statement: str, row_factory: AsyncRowFactory[Any]) -> AsyncCursor[Any]:
-        """The connection's cursor for `statement`, made on first use; the
-        caller runs that statement on it and nothing else, and never closes it."""
-        key = (statement, row_factory)
-        cur = self._statement_cursors.get(key)
-        if cur is None:
-            cur = self._statement_cursors[key] = self.cursor(row_factory=row_factory)
-        return cur
+    def prepared(self, statement: str) -> Prepared:
+        """The connection's Prepared for `statement`, made on first use."""
+        kept = self._kept.get(statement)
+        if kept is None:
+            kept = self._kept[statement] = Prepared(self, statement, len(self._kept))
+        return kept
 
 
 class GatedPool(AsyncConnectionPool):

@@ -13,7 +13,7 @@ import orjson
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
-from psycopg.rows import AsyncRowFactory, RowMaker, tuple_row
+from psycopg.rows import RowMaker
 
 from graphql_todos.core.database import StatementConnection
 from graphql_todos.core.errors import TodoExists
@@ -21,6 +21,7 @@ from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.repository import TODO_COLUMNS
 from graphql_todos.core.verdicts import key_params
+from graphql_todos.internals.psycopg import runs_short
 
 _RETURNING = "RETURNING " + ", ".join(f"todos.{column}" for column in TODO_COLUMNS.split(", "))
 
@@ -203,25 +204,18 @@ class _TakenId:
             raise TodoExists(self.params["id"]) from None
 
 
-def _todo_row(cursor: Any) -> RowMaker[Todo]:
+def _todo(values: Any) -> Todo:
     """A row as a Todo, by position: RETURNING names the columns in the
     order of Todo's fields (a test checks), so no statement's column names
     are read (psycopg's class_row reads them on every execute)."""
-    return _todo
-
-
-def _todo(values: Any) -> Todo:
     return Todo(*values)
-
-
-_TODO_ROW: AsyncRowFactory[Todo] = _todo_row
 
 
 async def write(conn: AsyncConnection[Any], statement: str, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
     """An unnumbered mutation (a Write's plain statement, or MOVE_TODO): its
     rows, and the position of its newest journal entry (None: it journaled nothing)."""
     with CursorNotices(conn) as notices, _TakenId(params):
-        rows = await _rows(conn, statement, params, _TODO_ROW)
+        rows = await _rows(conn, statement, params, _todo)
     return rows, notices.position
 
 
@@ -233,7 +227,7 @@ async def write_numbered(
     when the key was used before (nothing changed)."""
     with CursorNotices(conn) as notices, _TakenId(params):
         try:
-            rows = await _rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple_row)
+            rows = await _rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name != "mutations_pkey":
                 raise
@@ -241,13 +235,12 @@ async def write_numbered(
     return [orjson.loads(row[0]) for row in rows], notices.position
 
 
-async def _rows(conn: AsyncConnection[Any], statement: str, params: dict[str, Any], row_factory: AsyncRowFactory[Any]) -> list[Any]:
-    """The statement's rows: on the pool's connections, through the cursor
-    they keep for it (database.StatementConnection), else a cursor of its own."""
-    if isinstance(conn, StatementConnection):
-        cur = conn.statement_cursor(statement, row_factory)
-        await cur.execute(statement, params)
-        return await cur.fetchall()
-    async with conn.cursor(row_factory=row_factory) as cur:
+async def _rows(conn: AsyncConnection[Any], statement: str, params: dict[str, Any], make_row: RowMaker[Any]) -> list[Any]:
+    """The statement's rows, each made by `make_row` from a tuple: on the
+    pool's connections, the short way (database.StatementConnection), else
+    through a cursor of its own."""
+    if isinstance(conn, StatementConnection) and runs_short(conn):
+        return await conn.prepared(statement).rows(params, make_row)
+    async with conn.cursor(row_factory=lambda _cursor: make_row) as cur:
         await cur.execute(statement, params)
         return await cur.fetchall()
