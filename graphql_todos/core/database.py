@@ -5,18 +5,17 @@ timeout, for the service and the journal alike, never a hang."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import AsyncIterator
 from time import monotonic
 from typing import Any
 
 import psycopg
+from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
-from graphql_todos.internals.psycopg import Prepared
+from graphql_todos.internals.psycopg import Prepared, runs_short
 
 
 class StatementConnection(psycopg.AsyncConnection[Any]):
@@ -35,6 +34,19 @@ class StatementConnection(psycopg.AsyncConnection[Any]):
         if kept is None:
             kept = self._kept[statement] = Prepared(self, statement, len(self._kept))
         return kept
+
+
+async def statement_rows(
+    conn: psycopg.AsyncConnection[Any], statement: str, params: dict[str, Any] | None, make_row: RowMaker[Any]
+) -> list[Any]:
+    """The rows of a statement run on every request, each made by `make_row`
+    from a tuple: on the pool's connections, the short way (StatementConnection),
+    else through a cursor of its own."""
+    if isinstance(conn, StatementConnection) and runs_short(conn):
+        return await conn.prepared(statement).rows(params, make_row)
+    async with conn.cursor(row_factory=lambda _cursor: make_row) as cur:
+        await cur.execute(statement, params)
+        return await cur.fetchall()
 
 
 class GatedPool(AsyncConnectionPool):
@@ -102,28 +114,54 @@ def connect_timeout(seconds: float) -> int:
     return max(2, math.ceil(seconds))
 
 
-@contextlib.asynccontextmanager
-async def connection(
-    pool: AsyncConnectionPool, timeout: float | None = None
-) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+def connection(pool: AsyncConnectionPool, timeout: float | None = None) -> Checkout:
     """A pooled connection; an unreachable database raises DatabaseUnavailable.
     Every connection is in autocommit, so there is no transaction to end on
     the way back (the pool's own connection() commits or rolls back through
     the connection's lock, a round of locking per request for nothing):
     putconn() still rolls back one left in a transaction block and discards
     a broken one."""
-    try:
-        conn = await pool.getconn(timeout)
+    return Checkout(pool, timeout)
+
+
+class Checkout:
+    """connection()'s `async with`: a class, not an asynccontextmanager
+    generator, as it is entered on every request."""
+
+    __slots__ = ("conn", "pool", "timeout")
+
+    def __init__(self, pool: AsyncConnectionPool, timeout: float | None) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
         try:
-            yield conn
-        finally:
-            await pool.putconn(conn)
-    except PoolTimeout:
+            self.conn: psycopg.AsyncConnection[Any] = await self.pool.getconn(self.timeout)
+        except psycopg.OperationalError as exc:
+            raise _unavailable(exc) from _cause(exc)
+        return self.conn
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            await self.pool.putconn(self.conn)
+        except psycopg.OperationalError as failed:
+            raise _unavailable(failed) from _cause(failed)
+        if isinstance(exc, psycopg.OperationalError):
+            raise _unavailable(exc) from _cause(exc)
+
+
+def _unavailable(exc: psycopg.OperationalError) -> DatabaseUnavailable:
+    """What an OperationalError means to a caller: no database now."""
+    if isinstance(exc, PoolTimeout):
         metrics.refused("pool_timeout")
-        raise DatabaseUnavailable("no connection within the timeout") from None
-    except psycopg.OperationalError as exc:
-        # A lost connection, a server shutting down or refusing connections;
-        # or a statement PostgreSQL cancelled at STATEMENT_TIMEOUT_SECONDS.
-        if isinstance(exc, psycopg.errors.QueryCanceled):
-            metrics.refused("statement_timeout")
-        raise DatabaseUnavailable(type(exc).__name__) from exc
+        return DatabaseUnavailable("no connection within the timeout")
+    # A lost connection, a server shutting down or refusing connections;
+    # or a statement PostgreSQL cancelled at STATEMENT_TIMEOUT_SECONDS.
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        metrics.refused("statement_timeout")
+    return DatabaseUnavailable(type(exc).__name__)
+
+
+def _cause(exc: psycopg.OperationalError) -> BaseException | None:
+    # The pool's timeout says nothing more than the answer does.
+    return None if isinstance(exc, PoolTimeout) else exc

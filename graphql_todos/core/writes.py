@@ -13,15 +13,13 @@ import orjson
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
-from psycopg.rows import RowMaker
 
-from graphql_todos.core.database import StatementConnection
+from graphql_todos.core.database import statement_rows
 from graphql_todos.core.errors import TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.repository import TODO_COLUMNS
 from graphql_todos.core.verdicts import key_params
-from graphql_todos.internals.psycopg import runs_short
 
 _RETURNING = "RETURNING " + ", ".join(f"todos.{column}" for column in TODO_COLUMNS.split(", "))
 
@@ -215,7 +213,7 @@ async def write(conn: AsyncConnection[Any], statement: str, params: dict[str, An
     """An unnumbered mutation (a Write's plain statement, or MOVE_TODO): its
     rows, and the position of its newest journal entry (None: it journaled nothing)."""
     with CursorNotices(conn) as notices, _TakenId(params):
-        rows = await _rows(conn, statement, params, _todo)
+        rows = await statement_rows(conn, statement, params, _todo)
     return rows, notices.position
 
 
@@ -227,20 +225,9 @@ async def write_numbered(
     when the key was used before (nothing changed)."""
     with CursorNotices(conn) as notices, _TakenId(params):
         try:
-            rows = await _rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple)
+            rows = await statement_rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name != "mutations_pkey":
                 raise
             return None
     return [orjson.loads(row[0]) for row in rows], notices.position
-
-
-async def _rows(conn: AsyncConnection[Any], statement: str, params: dict[str, Any], make_row: RowMaker[Any]) -> list[Any]:
-    """The statement's rows, each made by `make_row` from a tuple: on the
-    pool's connections, the short way (database.StatementConnection), else
-    through a cursor of its own."""
-    if isinstance(conn, StatementConnection) and runs_short(conn):
-        return await conn.prepared(statement).rows(params, make_row)
-    async with conn.cursor(row_factory=lambda _cursor: make_row) as cur:
-        await cur.execute(statement, params)
-        return await cur.fetchall()

@@ -24,6 +24,7 @@ Assumes (tests/internals/test_psycopg.py pins each):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from psycopg import AsyncConnection, errors, pq
@@ -61,7 +62,7 @@ class Prepared:
         self.names: dict[tuple[int, ...], bytes] = {}
         self.prefix = f"graphql_todos_{number}_"
 
-    async def rows(self, params: dict[str, Any], make_row: RowMaker[Any]) -> list[Any]:
+    async def rows(self, params: Mapping[str, Any] | None, make_row: RowMaker[Any]) -> list[Any]:
         """The statement's rows for `params`, each made by `make_row` from a
         tuple of its values; a failure raises what a cursor would."""
         conn, query = self.conn, self.query

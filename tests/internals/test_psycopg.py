@@ -69,6 +69,8 @@ def test_a_prepared_statement_answers_as_a_cursor_does(db_dsn: str) -> None:
             assert await prepared.rows(params, tuple) == expected
         # A UUID and None are two sets of types: two statements, as psycopg's cache keys them.
         assert len(prepared.names) == 2
+        # No parameters at all, as a cursor takes them (None).
+        assert await Prepared(conn, "SELECT 1, '%s'", 1).rows(None, tuple) == [(1, "%s")]
 
     _with_connection(db_dsn, test)
 
