@@ -5,6 +5,7 @@ here names what changed."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -130,3 +131,50 @@ def test_autocommit_starts_no_transaction_and_others_are_not_taken(db_dsn: str) 
 
     _with_connection(db_dsn, short)
     _with_connection(db_dsn, not_short, autocommit=False)
+
+
+def _counting_timers(loop: asyncio.AbstractEventLoop) -> list[float]:
+    """The delays of the timers armed on `loop` from now on."""
+    armed: list[float] = []
+    call_later = loop.call_later
+
+    def counted(delay: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        armed.append(delay)
+        return call_later(delay, *args, **kwargs)
+
+    loop.call_later = counted  # type: ignore[method-assign,assignment]
+    return armed
+
+
+def test_the_connections_wait_arms_a_timer_per_wait_and_a_prepared_statement_none(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        prepared = Prepared(conn, "SELECT pg_sleep(0.01), %(n)s::int", 0)
+        await prepared.rows({"n": 1}, tuple)  # prepared
+        armed = _counting_timers(asyncio.get_running_loop())
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT pg_sleep(0.01), %(n)s::int", {"n": 1})
+        assert armed and set(armed) == {0.1}, "psycopg's wait armed no timer of its interval"
+        armed.clear()
+        assert await prepared.rows({"n": 2}, tuple) == [("", 2)]
+        assert armed == []
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_cancelled_statement_is_cancelled_on_the_server_by_psycopgs_wait(db_dsn: str) -> None:
+    """A task cancelled while its statement runs: psycopg's wait, handed the
+    interruption, cancels the statement on the server and reads its end, so
+    the connection is idle and answers the next statement at once."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        sleeping = asyncio.create_task(Prepared(conn, "SELECT pg_sleep(%(s)s)", 0).rows({"s": 30}, tuple))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        assert time.monotonic() - started < 5
+        assert not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        assert await Prepared(conn, "SELECT %(n)s::int", 1).rows({"n": 3}, tuple) == [(3,)]
+
+    _with_connection(db_dsn, test)
