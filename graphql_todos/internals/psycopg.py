@@ -66,9 +66,10 @@ class Prepared:
     """One statement on one connection, run again and again; names of
     its own for the server's prepared statements (psycopg's are `_pg3_N`),
     one per set of parameter types (None has a type of its own), as
-    psycopg's cache keys them."""
+    psycopg's cache keys them. A name is never tried twice: a prepare
+    interrupted after the server took it must not meet it again."""
 
-    __slots__ = ("adapting", "conn", "converted", "names", "prefix", "query", "statement")
+    __slots__ = ("adapting", "conn", "converted", "names", "prefix", "prepares", "query", "statement")
 
     def __init__(self, conn: AsyncConnection[Any], statement: str, number: int) -> None:
         self.conn = conn
@@ -78,6 +79,7 @@ class Prepared:
         self.converted = False
         self.names: dict[tuple[int, ...], bytes] = {}
         self.prefix = f"graphql_todos_{number}_"
+        self.prepares = 0
 
     async def rows(self, params: Mapping[str, Any] | None, make_row: RowMaker[Any]) -> list[Any]:
         """The statement's rows for `params`, each made by `make_row` from a
@@ -92,7 +94,8 @@ class Prepared:
                 self.converted = True
             name = self.names.get(query.types)
             if name is None:
-                name = f"{self.prefix}{len(self.names)}".encode()
+                name = f"{self.prefix}{self.prepares}".encode()
+                self.prepares += 1
                 pgconn.send_prepare(name, query.query, param_types=query.types)
                 self._checked(await _waited(conn, execute(pgconn)))
                 self.names[query.types] = name

@@ -178,3 +178,25 @@ def test_a_cancelled_statement_is_cancelled_on_the_server_by_psycopgs_wait(db_ds
         assert await Prepared(conn, "SELECT %(n)s::int", 1).rows({"n": 3}, tuple) == [(3,)]
 
     _with_connection(db_dsn, test)
+
+
+def test_an_interrupted_prepare_leaves_its_name_behind(db_dsn: str) -> None:
+    """A prepare cancelled while the server works on it (here: waiting for a
+    lock on the table the statement reads) may or may not have been taken
+    by the server: the next one uses another name and succeeds."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("CREATE TABLE locked (id int)")
+        prepared = Prepared(conn, "SELECT count(*) FROM locked WHERE id = %(id)s", 0)
+        async with await AsyncConnection.connect(db_dsn) as holder:
+            await holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+            waiting = asyncio.create_task(prepared.rows({"id": 1}, tuple))
+            await asyncio.sleep(0.3)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        assert prepared.names == {}
+        assert await prepared.rows({"id": 1}, tuple) == [(0,)]
+        assert list(prepared.names.values()) == [b"graphql_todos_0_1"]
+
+    _with_connection(db_dsn, test)
