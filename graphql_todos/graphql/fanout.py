@@ -66,7 +66,7 @@ from graphql_todos.graphql.live_lists import ListGroup, ListGroups, ListStream
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
 from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
-from graphql_todos.internals.uvicorn_websocket import frame_writers
+from graphql_todos.internals.uvicorn_websocket import Burst, frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
 from graphql_todos.live.hub import Hub
@@ -230,6 +230,8 @@ class RowStream:
     failure: Callable[[DomainError], list[GraphQLError]]
     write: Write | None
     send: Send
+    # The hub's writes: direct writes held to the end of the turn (uvicorn_websocket.Burst).
+    burst: Write | None
 
     async def run(self, prefix: bytes, suffix: bytes) -> None:
         """Send the row now, then after each change, until it ends; cancel
@@ -239,8 +241,8 @@ class RowStream:
                 await self._send(prefix + await self.render(start.todo) + suffix)
                 if start.todo is None:
                     return
-                if self.write is not None and self.compiled is not None:
-                    sub.sink = _RowFrames(self.compiled.plan, self.compiled.render, prefix, suffix, self.write)
+                if self.burst is not None and self.compiled is not None:
+                    sub.sink = _RowFrames(self.compiled.plan, self.compiled.render, prefix, suffix, self.burst)
                 async for change in sub:
                     deleted = change.op is Op.DELETED
                     await self._send(prefix + await self.render(None if deleted else change.todo) + suffix)
@@ -290,6 +292,9 @@ class GraphQLFanout:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
         self.lists = ListGroups()
+        # The row streams' frames the hub writes as a statement's rows
+        # arrive, written together at the end of each turn of the loop.
+        self.burst = Burst()
 
     @property
     def schema(self) -> TodoSchema:
@@ -457,7 +462,10 @@ class GraphQLFanout:
             _awaiting(compiled.render) if compiled is not None
             else self._render(plan, context, coerced, variables, operation_name, None)
         )
-        return RowStream(service, groups.hub, _viewer_of(context), key, render, compiled, self._failure, write, send)
+        return RowStream(
+            service, groups.hub, _viewer_of(context), key, render, compiled, self._failure, write, send,
+            self.burst.writer(websocket),
+        )
 
     def _live(
         self, planned: tuple[_Plan, Variables], context: Any, conn: HTTPConnection, variables: dict[str, Any] | None,
