@@ -18,7 +18,9 @@ but joins no group: each subscriber has its own hub subscription to its
 row, rendered (by a compiled plan, graphql/fast) and framed here as a
 member's changes are, without Strawberry's per-event machinery, and
 written by the hub as it publishes a change when the socket takes it now
-(RowStream).
+(RowStream): rendered once for the row's watchers that share a plan, and
+sent with the other frames of that turn of the loop, together
+(uvicorn_websocket.Burst).
 
 A `todos` live query qualifies the same way (its `completed` a literal, a
 variable or absent), on every transport: it is a member of its live list's
@@ -217,7 +219,7 @@ class RowStream:
     change its reader may see, `null` once deleted (or out of its sight),
     then the end (as streams.todo_states), rendered and framed here without
     Strawberry's per-event machinery. A change the socket takes now is
-    written by the hub as it publishes it (the subscriber's direct sink),
+    written by the hub as it publishes it (the subscriber's row sink),
     with no wake-up of this task; this task sends the rest."""
 
     service: TodoService

@@ -600,8 +600,12 @@ class Burst:
         frames = self._frames[:]
         self._frames.clear()
         for protocol, frame in frames:
-            if _is_open(protocol):
+            if not _is_open(protocol):
+                continue
+            try:
                 protocol.transport.write(frame)
+            except Exception:  # one connection's failure must not cost the others their frames
+                _LOGGER.warning("a held frame could not be written", exc_info=True)
 
 
 def _direct_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:

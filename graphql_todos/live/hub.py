@@ -62,7 +62,7 @@ CLOSED = _Marker("CLOSED")
 
 class _Accepted(Generic[D]):
     """A queued change its subscriber accepted already (its view stepped
-    past it), which its direct sink did not take."""
+    past it), which its row sink did not take."""
 
     __slots__ = ("change",)
 

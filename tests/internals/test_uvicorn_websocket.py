@@ -280,6 +280,35 @@ def test_a_burst_writes_its_frames_in_order_at_the_end_of_the_turn_and_drops_a_c
     assert seen == {"taken": [True, True], "held": True, "closed": True, "left": []}
 
 
+def test_a_burst_flushes_without_failing_when_a_transport_closed_before_the_turn_ended() -> None:
+    # Taken while open; the transport closes in the same turn (its
+    # connection_lost not yet run, so the connection still looks open): the
+    # transport takes the write without raising, which would lose the
+    # other connections' frames of the burst.
+    failures: list[dict[str, object]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: failures.append(context))
+        protocol = websocket._receive.__self__  # type: ignore[attr-defined]
+        write = Burst().writer(websocket)
+        assert write is not None and write(b'{"n":1}')
+        protocol.transport.close()
+        await asyncio.sleep(0.05)
+
+    async def client(url: str) -> type[BaseException] | None:
+        async with websockets.connect(url) as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                return type(closed)
+        return None
+
+    assert _served(app, client) is not None
+    assert failures == []
+
+
 def test_open_write_writes_to_an_open_socket_and_leaves_a_closed_one_to_the_asgi_send() -> None:
     # A real uvicorn with our protocol: written while open; once the app has
     # closed, open_write declines (the ASGI send raises, as on a lost
