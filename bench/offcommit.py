@@ -7,7 +7,7 @@ what each candidate loses are in docs/bench-ab-journal.md ("Third round").
     python -m bench.offcommit --synchronous                     # commits flushed, as the app's
     DATABASE_URL=postgresql://... python -m bench.offcommit     # that server (decoding only with wal_level=logical)
 
-"stream" needs psycopg2 (the bench extra's psycopg2-binary, which `make
+The stream tables need psycopg2 (the bench extra's psycopg2-binary, which `make
 .venv/.bench` installs: psycopg 3 has no replication protocol). One database per
 table, all on one server, synchronous_commit = off unless --synchronous:
 - ours: the app's migrations, today's deferred journal trigger (the
@@ -24,7 +24,14 @@ table, all on one server, synchronous_commit = off unless --synchronous:
   each change with pg_current_xact_id() (no lock, no NOTIFY), and a
   sequencer process numbering the staged entries of every transaction below
   the oldest running one, in xid order, one NOTIFY per batch;
-- peers: bench/peer.sql's two NOTIFY triggers; none: no trigger, no sequencer.
+- peers: bench/peer.sql's two NOTIFY triggers; none: no trigger, no sequencer;
+- the rebuilds (helper decoding), each written by the app's numbered
+  createTodo statement (actor local, a key, a mutations row) instead of a
+  bare INSERT: ours_full (today's trigger); stream_keyed (no trigger, the
+  key as a transactional logical message the sequencer decodes into the
+  entry's mutation column); stream_full (and the actor's membership row
+  read FOR SHARE: the right judged again at commit); stream_marked (and the
+  list marks by a plain row trigger). docs/design/journal-decoding.md.
 
 Per table: single-row INSERTs/s from 4 and 16 writers (bench/writes.py),
 PostgreSQL's CPU per INSERT (every process of the server, exited backends
