@@ -7,7 +7,7 @@ what each candidate loses are in docs/bench-ab-journal.md ("Third round").
     python -m bench.offcommit --synchronous                     # commits flushed, as the app's
     DATABASE_URL=postgresql://... python -m bench.offcommit     # that server (decoding only with wal_level=logical)
 
-"stream" needs psycopg2 (the bench extra's psycopg2-binary, which `make
+The stream tables need psycopg2 (the bench extra's psycopg2-binary, which `make
 .venv/.bench` installs: psycopg 3 has no replication protocol). One database per
 table, all on one server, synchronous_commit = off unless --synchronous:
 - ours: the app's migrations, today's deferred journal trigger (the
@@ -24,7 +24,14 @@ table, all on one server, synchronous_commit = off unless --synchronous:
   each change with pg_current_xact_id() (no lock, no NOTIFY), and a
   sequencer process numbering the staged entries of every transaction below
   the oldest running one, in xid order, one NOTIFY per batch;
-- peers: bench/peer.sql's two NOTIFY triggers; none: no trigger, no sequencer.
+- peers: bench/peer.sql's two NOTIFY triggers; none: no trigger, no sequencer;
+- the rebuilds (helper decoding), each written by the app's numbered
+  createTodo statement (actor local, a key, a mutations row) instead of a
+  bare INSERT: ours_full (today's trigger); stream_keyed (no trigger, the
+  key as a transactional logical message the sequencer decodes into the
+  entry's mutation column); stream_full (and the actor's membership row
+  read FOR SHARE: the right judged again at commit); stream_marked (and the
+  list marks by a plain row trigger). docs/design/journal-decoding.md.
 
 Per table: single-row INSERTs/s from 4 and 16 writers (bench/writes.py),
 PostgreSQL's CPU per INSERT (every process of the server, exited backends
@@ -45,6 +52,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -56,24 +64,99 @@ from psycopg.conninfo import make_conninfo
 from graphql_todos.core.embedded import embedded_postgres
 
 from .databases import ROOT, _server, created
-from .writes import as_peer, insert_rate, notify_latency
+from .writes import as_peer, notify_latency
 
-TABLES = ("ours", "stream", "decoding", "xid8", "peers", "none")
-DECODED = ("stream", "decoding")
+TABLES = ("ours", "ours_full", "stream", "stream_keyed", "stream_full", "stream_marked", "decoding", "xid8", "peers", "none")
+# Written by the app's numbered createTodo (an actor, a key, a mutations row), not a bare INSERT.
+FULL = ("ours_full", "stream_keyed", "stream_full", "stream_marked")
+STREAMED = ("stream", "stream_keyed", "stream_full", "stream_marked")
+DECODED = (*STREAMED, "decoding")
 SEQUENCED = (*DECODED, "xid8")
+# The app's migrations kept (lists, members, mutations): ours, and the rebuilds.
+APP_SCHEMA = ("ours", *FULL)
+# local and local's default list (005, 007): every full writer acts as this
+# one person, so the membership row they lock is shared (the worst case).
+ACTOR = "00000000-0000-4000-8000-000000000001"
+LIST = "00000000-0000-4000-8000-000000000002"
 SLOT = "offcommit_journal"
 # The sequencer's own journal, written after commit: positions in the order it writes them.
 JOURNAL = """
 CREATE SEQUENCE seq_changes_position;
 CREATE TABLE seq_changes (
     position bigint PRIMARY KEY, source text UNIQUE, op text NOT NULL, todo_id uuid NOT NULL, todo jsonb NOT NULL,
-    changed_at timestamptz NOT NULL DEFAULT now()
+    changed_at timestamptz NOT NULL DEFAULT now(), mutation text
 );
 """
 DECODING = """
 ALTER TABLE todos REPLICA IDENTITY FULL;
 CREATE PUBLICATION offcommit FOR TABLE todos;
 """
+# The rebuilds' database: the app's, its todos journal triggers dropped (the
+# lists', members' and sessions' stay: rare writes, still at commit).
+UNJOURNALED = "DROP TRIGGER todos_journal_insert_delete ON todos; DROP TRIGGER todos_journal_update ON todos;"
+# The list marks (007) rebuilt alone: a plain row trigger, no lock, not
+# deferred, marking the lists a transaction changed todos in, so a change to
+# their members in the same transaction still raises (journal_mark_list is 010's).
+MARKS = """
+CREATE FUNCTION todos_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    marked text := coalesce(current_setting('app.journal_todos', true), '');
+    called text;
+BEGIN
+    IF TG_OP <> 'INSERT' AND position(OLD.list_id::text IN marked) = 0 THEN
+        called := journal_mark_list('todos', OLD.list_id);
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.list_id IS DISTINCT FROM OLD.list_id AND position(NEW.list_id::text IN marked) = 0 THEN
+        called := journal_mark_list('todos', NEW.list_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();
+"""
+# The app's numbered createTodo (graphql_todos/core/writes.py, _numbered of
+# _insert, less the default-list lookup), with the writer's client, seq and
+# key as parameters (prepared after five runs, as the app's are). Today's:
+# the key and the actor set for the journal trigger, which judges the right
+# again at commit under the commit-order lock.
+CREATE_TODAY = f"""
+WITH acting AS (SELECT set_config('app.mutation', %(key)s, true),
+                       set_config('app.person_id', '{ACTOR}', true)),
+changed AS (INSERT INTO todos (id, title, completed, list_id) SELECT gen_random_uuid(), 'rate', false, '{LIST}' FROM acting
+            RETURNING todos.*),
+recorded AS (INSERT INTO mutations (principal, client_id, seq, fingerprint, verdict)
+             SELECT '{ACTOR}', %(client)s, %(seq)s, '\\x00', 'applied' FROM changed)
+SELECT to_jsonb(changed)::text AS todo FROM changed
+"""
+# The same with the rebuilds, no trigger and no lock past the writer's own rows:
+# * the key: a transactional logical message, decoded in the transaction
+#   (the sequencer puts it in each entry's mutation column);
+# * the writer's right: the actor's membership row read FOR SHARE (a
+#   removal's DELETE, or a demotion's UPDATE, waits for this commit, so it
+#   lands after it in commit order; one that committed first hides the row,
+#   and nothing is written).
+CREATE_REBUILT = f"""
+WITH acting AS (SELECT pg_logical_emit_message(true, 'graphql_todos', %(key)s)),
+allowed AS (SELECT list_id FROM list_members WHERE list_id = '{LIST}' AND person_id = '{ACTOR}' AND role <> 'viewer'
+            FOR SHARE),
+changed AS (INSERT INTO todos (id, title, completed, list_id) SELECT gen_random_uuid(), 'rate', false, list_id
+            FROM acting, allowed RETURNING todos.*),
+recorded AS (INSERT INTO mutations (principal, client_id, seq, fingerprint, verdict)
+             SELECT '{ACTOR}', %(client)s, %(seq)s, '\\x00', 'applied' FROM changed)
+SELECT to_jsonb(changed)::text AS todo FROM changed
+"""
+# stream_keyed: the key alone, the right read without the lock (what FOR SHARE costs).
+CREATE_KEYED = CREATE_REBUILT.replace("\n            FOR SHARE", "")
+PLAIN = "INSERT INTO todos (title) VALUES ('rate')"
+
+
+def _statement(name: str) -> str:
+    """The table's write (FULL: parameters client, seq, key)."""
+    if name in FULL:
+        return {"ours_full": CREATE_TODAY, "stream_keyed": CREATE_KEYED}.get(name, CREATE_REBUILT)
+    return PLAIN
+
+
 XID8 = """
 CREATE TABLE journal_staging (
     n bigint GENERATED ALWAYS AS IDENTITY, xid xid8 NOT NULL, op text NOT NULL, todo_id uuid NOT NULL, todo jsonb NOT NULL
@@ -96,9 +179,9 @@ CREATE TRIGGER journal_stage AFTER INSERT OR UPDATE OR DELETE ON todos
 # NOTIFY with the batch's last position.
 WRITE_DECODED = """
 WITH batch AS (
-    INSERT INTO seq_changes (position, source, op, todo_id, todo)
+    INSERT INTO seq_changes (position, source, op, todo_id, todo, mutation)
     SELECT nextval('seq_changes_position'), e->>'source', e->>'op', (e->'row'->>'id')::uuid,
-           to_jsonb(jsonb_populate_record(NULL::todos, e->'row'))
+           to_jsonb(jsonb_populate_record(NULL::todos, e->'row')), e->>'mutation'
     FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n
     ON CONFLICT (source) DO NOTHING
     RETURNING position
@@ -169,11 +252,23 @@ def _tuple(data: bytes, at: int, names: list[str]) -> tuple[dict[str, str | None
 
 
 def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]]) -> list[dict[str, object]]:
-    """The row changes of pgoutput's messages, each with its source LSN."""
+    """The row changes of pgoutput's messages, each with its source LSN and
+    its transaction's mutation key (a transactional logical message of ours
+    in it; a batch holds whole transactions: _stream's)."""
     changes: list[dict[str, object]] = []
+    begun, key = 0, None  # where the current transaction's changes start, its key
     for lsn, data in messages:
         kind = data[:1]
-        if kind == b"R":
+        if kind == b"B":
+            begun, key = len(changes), None
+        elif kind == b"M":
+            # flags (1 byte), the message's LSN (8), prefix, content length (4), content.
+            end = data.index(b"\0", 10)
+            if data[10:end] == b"graphql_todos":
+                key = data[end + 5 :].decode()
+                for earlier in changes[begun:]:
+                    earlier["mutation"] = key
+        elif kind == b"R":
             (relid,) = struct.unpack_from("!I", data, 1)
             at = data.index(b"\0", 5) + 1
             at = data.index(b"\0", at) + 1 + 1  # namespace, name, replica identity
@@ -195,7 +290,10 @@ def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]]) 
             if data[at : at + 1] == b"N":
                 new, at = _tuple(data, at + 1, names)
             op = {b"I": "created", b"U": "updated", b"D": "deleted"}[kind]
-            changes.append({"source": lsn, "op": op, "row": new if new is not None else old})
+            change: dict[str, object] = {"source": lsn, "op": op, "row": new if new is not None else old}
+            if key is not None:
+                change["mutation"] = key
+            changes.append(change)
     return changes
 
 
@@ -205,10 +303,15 @@ def sequence(dsn: str, how: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(7305202418)")
         if how in DECODED:
+            # A run killed before its cleanup leaves its slot, holding WAL back.
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+                (SLOT,),
+            )
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (SLOT,))
         relations: dict[int, list[str]] = {}
         try:
-            if how == "stream":
+            if how in STREAMED:
                 _stream(dsn, conn, relations)
                 return
             print("ready", flush=True)
@@ -237,7 +340,7 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]])
 
     replication = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cur = replication.cursor()
-    cur.start_replication(slot_name=SLOT, decode=False, options={"proto_version": "1", "publication_names": "offcommit"})
+    cur.start_replication(slot_name=SLOT, decode=False, options={"proto_version": "1", "publication_names": "offcommit", "messages": "true"})
     print("ready", flush=True)
     pending: list[tuple[str, bytes]] = []
     done = 0  # pending's messages through its last commit
@@ -325,19 +428,26 @@ def _tables(admin: str, tables: list[str], logical: bool, synchronous: bool = Fa
     with ExitStack() as stack:
         dsns = {name: stack.enter_context(created(admin, f"offcommit_{os.getpid()}_{name}")) for name in names}
         for name, dsn in dsns.items():
-            if name != "ours":
+            if name not in APP_SCHEMA:
                 as_peer(dsn, notify=name == "peers")
             with psycopg.connect(dsn, autocommit=True) as conn:
                 if not synchronous:
                     conn.execute(f"ALTER DATABASE {conn.info.dbname} SET synchronous_commit = off")  # type: ignore[arg-type]
                 if name in SEQUENCED:
                     conn.execute(JOURNAL + (DECODING if name in DECODED else XID8))  # type: ignore[arg-type]
+                if name in FULL and name != "ours_full":
+                    conn.execute(UNJOURNALED + (MARKS if name == "stream_marked" else ""))  # type: ignore[arg-type]
         yield dsns
+
+
+def _journal(name: str) -> str | None:
+    """The table's journal (none, peers: none)."""
+    return "todo_changes" if name in ("ours", "ours_full") else "seq_changes" if name in SEQUENCED else None
 
 
 def _journaled(conn: psycopg.Connection, name: str) -> int:
     """The table's last journal position (none, peers: its rows, which nothing journals)."""
-    table = "todo_changes" if name == "ours" else "seq_changes" if name in SEQUENCED else None
+    table = _journal(name)
     sql = f"SELECT coalesce(max(position), 0) FROM {table}" if table else "SELECT count(*) FROM todos"
     return int(conn.execute(sql).fetchone()[0])  # type: ignore[index,arg-type]
 
@@ -355,14 +465,41 @@ def _caught_up(conn: psycopg.Connection, name: str, target: int) -> None:
     _caught_up_to(lambda: _journaled(conn, name) >= target, f"{name}: the journal at {target}")
 
 
+async def _insert_rate(dsn: str, statement: str, writers: int, seconds: float) -> float:
+    """Autocommit writes per second from `writers` connections at once, each
+    a client of its own numbering its writes (bench/writes.py's insert_rate
+    for a bare INSERT; these are the app's numbered createTodo)."""
+    deadline = time.monotonic() + seconds
+
+    async def write() -> int:
+        client, count = uuid.uuid4(), 0
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                count += 1
+                params = {"client": client, "seq": count, "key": f"{ACTOR}:{client}:{count}"}
+                await conn.execute(statement, params if "%(" in statement else None)  # type: ignore[arg-type]
+        return count
+
+    start = time.monotonic()
+    counts = await asyncio.gather(*(write() for _ in range(writers)))
+    return sum(counts) / (time.monotonic() - start)
+
+
 def _rate(dsn: str, name: str, writers: int, seconds: float, postmaster: int, seq_pid: int | None) -> tuple[float, float, float]:
     """(INSERTs/s, server CPU us per INSERT until journaled, sequencer process us per INSERT)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         start_pos, start_rows = _journaled(conn, name), int(conn.execute("SELECT count(*) FROM todos").fetchone()[0])  # type: ignore[index,arg-type]
         cpu, seq_cpu = _cluster_ticks(postmaster), _process_ticks(seq_pid) if seq_pid else 0
-        rate = asyncio.run(insert_rate(dsn, writers, seconds))
+        rate = asyncio.run(_insert_rate(dsn, _statement(name), writers, seconds))
         inserted = int(conn.execute("SELECT count(*) FROM todos").fetchone()[0]) - start_rows  # type: ignore[index,arg-type]
-        _caught_up(conn, name, start_pos + inserted if name in ("ours", *SEQUENCED) else 0)
+        _caught_up(conn, name, start_pos + inserted if _journal(name) else 0)
+        if name in FULL:
+            # Every entry of a numbered write carries its key (the message decoded, or app.mutation).
+            unkeyed = conn.execute(
+                f"SELECT count(*) FROM {_journal(name)} WHERE position > %s AND mutation IS NULL", (start_pos,)
+            ).fetchone()[0]  # type: ignore[index]
+            if unkeyed:
+                raise RuntimeError(f"{name}: {unkeyed} entries without their mutation key")
         used = (_cluster_ticks(postmaster) - cpu) * TICK
         seq_used = ((_process_ticks(seq_pid) - seq_cpu) * TICK) if seq_pid else 0.0
     return rate, used / inserted * 1e6, seq_used / inserted * 1e6
@@ -375,7 +512,7 @@ async def _update_to_journal(dsn: str, name: str, rows: int) -> float:
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as writer,
     ):
         cur = await writer.execute(
-            "SELECT coalesce(max(position), 0) FROM " + ("todo_changes" if name == "ours" else "seq_changes")
+            f"SELECT coalesce(max(position), 0) FROM {_journal(name)}"
         )
         target = int((await cur.fetchone())[0]) + rows  # type: ignore[index]
         await listener.execute("LISTEN todo_changes")
@@ -430,7 +567,7 @@ def measure(admin: str, args: argparse.Namespace) -> None:
             _show(f"server CPU per INSERT, {writers} writers (journaled)", cpu, "us")
             _show(f"sequencer process CPU per INSERT, {writers} writers", seq, "us")
         latency: dict[str, list[float]] = {n: [] for n in dsns if n != "none"}
-        update: dict[str, list[float]] = {n: [] for n in dsns if n in ("ours", *SEQUENCED)}
+        update: dict[str, list[float]] = {n: [] for n in dsns if _journal(n)}
         for name in latency:
             for _ in range(args.rounds):
                 # The rows the UPDATE changes, journaled before the sequencer starts (xid8: staged entries dropped).
@@ -442,7 +579,11 @@ def measure(admin: str, args: argparse.Namespace) -> None:
                 with ExitStack() as turn:
                     if name in SEQUENCED:
                         turn.enter_context(sequencer(dsns[name], name))
-                    samples = asyncio.run(notify_latency(flushed, args.notify_n, "INSERT INTO todos (title) VALUES ('l {i}')"))
+                    # One client numbering its writes by i (notify_latency's format field).
+                    client = uuid.uuid4()
+                    write = (_statement(name).replace("%(key)s", f"'{ACTOR}:{client}:1{{i}}'")
+                             .replace("%(client)s", f"'{client}'").replace("%(seq)s", "1{i}"))
+                    samples = asyncio.run(notify_latency(flushed, args.notify_n, write))
                     latency[name] += samples
                     if name in update:
                         update[name].append(asyncio.run(_update_to_journal(flushed, name, args.rows)))
