@@ -28,7 +28,7 @@ import psycopg
 
 from . import report
 from .changes import http_mutations, sql_inserts, sql_retitle_all, sql_retitle_one
-from .databases import Databases, databases, reset_rows
+from .databases import Databases, created, databases, reset_rows
 from .documents import CHANGES, CREATE, LIST, LIVE_FEED_CHANGES, LIVE_LIST, ROW, UPDATE, row_variables
 from .fanout import FanoutResult, client_processes, fan_out
 from .growing import growing_table
@@ -36,7 +36,7 @@ from .http_load import Load, wrk
 from .people import people_tests
 from .restarts import rerun_on_restart
 from .servers import FLOOR, LIVE_FEED, OURS, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE, POSTGRAPHILE5, running
-from .writes import insert_rate, notify_latency
+from .writes import INSERT_TABLES, as_peer, insert_rate, notify_latency
 
 T = TypeVar("T")
 
@@ -261,12 +261,20 @@ def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
         label: rerun_on_restart(dbs.admin, label, _in_loop(notify_latency, dsn, args.notify_n, sql))
         for label, (dsn, sql) in latencies.items()
     }
-    rates: dict[str, list[float]] = {OURS: [], POSTGRAPHILE: []}
-    for _ in range(args.write_rounds):
-        for name, dsn in ((OURS, dbs.ours), (POSTGRAPHILE, dbs.peer)):
-            case = _in_loop(insert_rate, dsn, args.writers, args.write_seconds)
-            rates[name].append(rerun_on_restart(dbs.admin, f"INSERT rate {name}", case))
-    return {"notify": notify, "inserts": rates, "writers": args.writers}
+    # Issue 21: beside the peers' table, the same table with no trigger at all
+    # (the peers' less its two NOTIFY triggers): what the journal costs on top of nothing.
+    with created(dbs.admin, "gt_none") as none:
+        as_peer(none, notify=False)
+        dsns = dict(zip(INSERT_TABLES, (dbs.ours, dbs.peer, none), strict=True))
+        inserts = []
+        for writers in args.writers:
+            rates: dict[str, list[float]] = {name: [] for name in INSERT_TABLES}
+            for _ in range(args.write_rounds):
+                for name, dsn in dsns.items():
+                    case = _in_loop(insert_rate, dsn, writers, args.write_seconds)
+                    rates[name].append(rerun_on_restart(dbs.admin, f"INSERT rate {name}, {writers} writers", case))
+            inserts.append({"writers": writers, "rates": rates})
+    return {"notify": notify, "inserts": inserts}
 
 
 def _arguments() -> argparse.Namespace:
@@ -292,7 +300,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--live-events", type=int, default=30, help="changes timed per live-list case")
     parser.add_argument("--client-processes", type=int, default=4, help="most WebSocket client processes")
     parser.add_argument("--notify-n", type=int, default=300)
-    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument(
+        "--writers", type=lambda s: [int(x) for x in s.split(",")], default=[4, 16], help="INSERT rates' writers"
+    )
     parser.add_argument("--write-seconds", type=float, default=5)
     parser.add_argument("--write-rounds", type=int, default=3, help="alternating runs of the INSERT rates")
     parser.add_argument("--people", type=int, default=1000, help="people, in lists of 10, one subscriber each (people)")

@@ -65,7 +65,9 @@ async def send(url: str, load: Load, requests: int) -> None:
             for n in counter:
                 todo = ids[n % len(ids)]
                 seq += 1
-                body = (load.body or "").replace("{id}", todo).replace("{client}", numbered).replace("{seq}", str(seq))
+                # {n} as bench/post.lua fills it: each update sets a new title, as in make bench.
+                body = (load.body or "").replace("{id}", todo).replace("{n}", str(n))
+                body = body.replace("{client}", numbered).replace("{seq}", str(seq))
                 r = await http.request(
                     load.method, load.path.replace("{id}", todo), content=body,
                     headers={"Content-Type": "application/json"},

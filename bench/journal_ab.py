@@ -36,7 +36,7 @@ from graphql_todos.core.migrations import SQL_DIR
 from graphql_todos.core.models import LOCAL_ID
 
 from .databases import ROOT, _server, created
-from .writes import insert_rate
+from .writes import as_peer, insert_rate
 
 TABLES = ("before", "ours", "peer", "none")
 PEERS = ("peer", "none")
@@ -79,10 +79,7 @@ def _tables(admin: str, before: str, synchronous: bool) -> Iterator[dict[str, st
             for name in TABLES
         }
         for name in PEERS:
-            with psycopg.connect(dsns[name], autocommit=True) as conn:
-                conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
-                if name == PEERS[1]:
-                    conn.execute("DROP TRIGGER todos_notify ON todos; DROP TRIGGER todo_notify ON todos")
+            as_peer(dsns[name], notify=name == PEERS[0])
         if not synchronous:
             for dsn in dsns.values():
                 with psycopg.connect(dsn, autocommit=True) as conn:

@@ -1,5 +1,5 @@
 """The hub's work for a row's event, in-process: 1,000 row watchers, each a
-hub subscriber with a direct sink (the compiled `todo(id) { title completed }`
+hub subscriber with a row sink (the compiled `todo(id) { title completed }`
 render and a write that takes the frame), fed the NOTIFY payloads of one
 UPDATE of their rows (`notified` -> `Hub._publish` -> sink), `rounds` times.
 No database, no sockets: under callgrind, the instructions per event are
@@ -16,17 +16,17 @@ import asyncio
 import contextlib
 import sys
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 import orjson
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 
-from graphql_todos.core.models import LOCAL_LIST_ID, Change, Op
+from graphql_todos.core.models import LOCAL_LIST_ID, Todo
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
 from graphql_todos.graphql.fast.execution import execute_event
-from graphql_todos.graphql.fast.plans import compile_events
+from graphql_todos.graphql.fast.plans import Plan, compile_events
 from graphql_todos.graphql.intake import coerce
 from graphql_todos.graphql.schema import build_schema
 from graphql_todos.live.hub import Hub
@@ -50,8 +50,24 @@ def payload(position: int, todo_id: uuid.UUID) -> str:
     return orjson.dumps(body).decode()
 
 
-def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int) -> Callable[[Change], bool]:
-    """RowStream's direct sink for one watcher, its write a no-op that takes the frame."""
+@dataclass(frozen=True, slots=True)
+class _Sink:
+    """RowStream's row sink for one watcher (fanout._RowFrames), its socket
+    a no-op that takes the frame."""
+
+    shares: Plan
+    prefix: bytes
+    suffix: bytes = b"}"
+
+    def render(self, todo: Todo) -> bytes:
+        data, _ = execute_event(self.shares, todo)
+        return orjson.dumps({"data": data})
+
+    def write(self, body: bytes) -> bool:
+        return len(self.prefix + body + self.suffix) > 0
+
+
+def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int) -> _Sink:
     operation = cast(OperationDefinitionNode, document.definitions[0])
     compiled = compile_events(schema, document, operation)
     assert compiled is not None
@@ -59,14 +75,7 @@ def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, ind
     assert variables is not None
     plan = compiled.plan(variables)
     assert plan is not None
-    prefix, suffix = b'{"id":"%d","type":"next","payload":' % index, b"}"
-
-    def sink(change: Change) -> bool:
-        data, _ = execute_event(plan, change.todo)
-        frame = prefix + orjson.dumps({"data": data}) + suffix
-        return change.op is not Op.DELETED and len(frame) > 0
-
-    return sink
+    return _Sink(plan, b'{"id":"%d","type":"next","payload":' % index)
 
 
 async def run(rounds: int) -> None:
@@ -79,7 +88,7 @@ async def run(rounds: int) -> None:
         subs = []
         for i, todo_id in enumerate(ids):
             sub = await stack.enter_async_context(hub.subscribe(todo_id=todo_id, view=View(None)))
-            sub.direct = _sink(schema, document, todo_id, i)
+            sub.sink = _sink(schema, document, todo_id, i)
             sub.waiting = True  # as its task waits with nothing in hand
             subs.append(sub)
         for _ in range(rounds):

@@ -6,9 +6,26 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Self
 
 import psycopg
+
+PEER_SQL = Path(__file__).resolve().parent / "peer.sql"
+# The tables whose INSERT rates make bench's database case compares, in its
+# report's order: ours (the journal triggers), the peers' (bench/peer.sql:
+# two plain NOTIFY triggers) and the peers' without its triggers.
+INSERT_TABLES = ("ours", "peers", "none")
+
+
+def as_peer(dsn: str, notify: bool = True) -> None:
+    """Make a database migrated as ours into the peers' (bench/peer.sql);
+    without `notify`, with no trigger left on todos but todos_touch (which
+    fires on UPDATE only)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(PEER_SQL.read_text())  # type: ignore[call-overload]
+        if not notify:
+            conn.execute("DROP TRIGGER todos_notify ON todos; DROP TRIGGER todo_notify ON todos")
 
 
 async def notify_latency(dsn: str, n: int, statement: str) -> list[float]:

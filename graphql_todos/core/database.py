@@ -5,41 +5,48 @@ timeout, for the service and the journal alike, never a hang."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import AsyncIterator
 from time import monotonic
 from typing import Any
 
 import psycopg
-from psycopg import AsyncCursor
-from psycopg.rows import AsyncRowFactory
+from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
+from graphql_todos.internals.psycopg import Prepared, runs_short
 
 
 class StatementConnection(psycopg.AsyncConnection[Any]):
-    """psycopg's connection, keeping one cursor per statement (and row
-    factory) for the writes that run it on every request (core/writes.py).
-    psycopg keeps a cursor's adaptation context (its Transformer: each
-    parameter type's dumper, looked up once) while the cursor runs the same
-    statement again; a cursor made and closed per write looks them all up
-    again each time. The pool makes these by default (GatedPool)."""
+    """psycopg's connection, keeping each statement that runs on every
+    request (the writes: core/writes.py) prepared, with its parameters'
+    adaptation, and run the short way (internals/psycopg.Prepared) rather
+    than through a cursor's execute. The pool makes these by default (GatedPool)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._statement_cursors: dict[tuple[str, AsyncRowFactory[Any]], AsyncCursor[Any]] = {}
+        self._kept: dict[str, Prepared] = {}
 
-    def statement_cursor(self, statement: str, row_factory: AsyncRowFactory[Any]) -> AsyncCursor[Any]:
-        """The connection's cursor for `statement`, made on first use; the
-        caller runs that statement on it and nothing else, and never closes it."""
-        key = (statement, row_factory)
-        cur = self._statement_cursors.get(key)
-        if cur is None:
-            cur = self._statement_cursors[key] = self.cursor(row_factory=row_factory)
-        return cur
+    def prepared(self, statement: str) -> Prepared:
+        """The connection's Prepared for `statement`, made on first use."""
+        kept = self._kept.get(statement)
+        if kept is None:
+            kept = self._kept[statement] = Prepared(self, statement, len(self._kept))
+        return kept
+
+
+async def statement_rows(
+    conn: psycopg.AsyncConnection[Any], statement: str, params: dict[str, Any] | None, make_row: RowMaker[Any]
+) -> list[Any]:
+    """The rows of a statement run on every request, each made by `make_row`
+    from a tuple: on the pool's connections, the short way (StatementConnection),
+    else through a cursor of its own."""
+    if isinstance(conn, StatementConnection) and runs_short(conn):
+        return await conn.prepared(statement).rows(params, make_row)
+    async with conn.cursor(row_factory=lambda _cursor: make_row) as cur:
+        await cur.execute(statement, params)
+        return await cur.fetchall()
 
 
 class GatedPool(AsyncConnectionPool):
@@ -107,28 +114,54 @@ def connect_timeout(seconds: float) -> int:
     return max(2, math.ceil(seconds))
 
 
-@contextlib.asynccontextmanager
-async def connection(
-    pool: AsyncConnectionPool, timeout: float | None = None
-) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+def connection(pool: AsyncConnectionPool, timeout: float | None = None) -> Checkout:
     """A pooled connection; an unreachable database raises DatabaseUnavailable.
     Every connection is in autocommit, so there is no transaction to end on
     the way back (the pool's own connection() commits or rolls back through
     the connection's lock, a round of locking per request for nothing):
     putconn() still rolls back one left in a transaction block and discards
     a broken one."""
-    try:
-        conn = await pool.getconn(timeout)
+    return Checkout(pool, timeout)
+
+
+class Checkout:
+    """connection()'s `async with`: a class, not an asynccontextmanager
+    generator, as it is entered on every request."""
+
+    __slots__ = ("conn", "pool", "timeout")
+
+    def __init__(self, pool: AsyncConnectionPool, timeout: float | None) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
         try:
-            yield conn
-        finally:
-            await pool.putconn(conn)
-    except PoolTimeout:
+            self.conn: psycopg.AsyncConnection[Any] = await self.pool.getconn(self.timeout)
+        except psycopg.OperationalError as exc:
+            raise _unavailable(exc) from _cause(exc)
+        return self.conn
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            await self.pool.putconn(self.conn)
+        except psycopg.OperationalError as failed:
+            raise _unavailable(failed) from _cause(failed)
+        if isinstance(exc, psycopg.OperationalError):
+            raise _unavailable(exc) from _cause(exc)
+
+
+def _unavailable(exc: psycopg.OperationalError) -> DatabaseUnavailable:
+    """What an OperationalError means to a caller: no database now."""
+    if isinstance(exc, PoolTimeout):
         metrics.refused("pool_timeout")
-        raise DatabaseUnavailable("no connection within the timeout") from None
-    except psycopg.OperationalError as exc:
-        # A lost connection, a server shutting down or refusing connections;
-        # or a statement PostgreSQL cancelled at STATEMENT_TIMEOUT_SECONDS.
-        if isinstance(exc, psycopg.errors.QueryCanceled):
-            metrics.refused("statement_timeout")
-        raise DatabaseUnavailable(type(exc).__name__) from exc
+        return DatabaseUnavailable("no connection within the timeout")
+    # A lost connection, a server shutting down or refusing connections;
+    # or a statement PostgreSQL cancelled at STATEMENT_TIMEOUT_SECONDS.
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        metrics.refused("statement_timeout")
+    return DatabaseUnavailable(type(exc).__name__)
+
+
+def _cause(exc: psycopg.OperationalError) -> BaseException | None:
+    # The pool's timeout says nothing more than the answer does.
+    return None if isinstance(exc, PoolTimeout) else exc

@@ -12,6 +12,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 
+from graphql_todos.core.database import statement_rows
 from graphql_todos.core.models import Chunk, Entry, Todo, Viewer
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time, list_id"
@@ -200,10 +201,8 @@ async def ping(conn: AsyncConnection[Any]) -> None:
 async def journal_newest(conn: AsyncConnection[Any]) -> tuple[int, datetime | None]:
     """The newest committed position visible to this transaction, and when
     its entry committed (0 and None: no entry)."""
-    async with conn.cursor() as cur:
-        await cur.execute(SELECT_NEWEST)
-        row = await cur.fetchone()
-    return (0, None) if row is None else (int(row[0]), row[1])
+    rows = await statement_rows(conn, SELECT_NEWEST, None, tuple)
+    return (0, None) if not rows else (int(rows[0][0]), rows[0][1])
 
 
 async def changes_between(

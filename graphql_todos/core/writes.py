@@ -13,9 +13,8 @@ import orjson
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
-from psycopg.rows import AsyncRowFactory, RowMaker, tuple_row
 
-from graphql_todos.core.database import StatementConnection
+from graphql_todos.core.database import statement_rows
 from graphql_todos.core.errors import TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
@@ -203,25 +202,18 @@ class _TakenId:
             raise TodoExists(self.params["id"]) from None
 
 
-def _todo_row(cursor: Any) -> RowMaker[Todo]:
+def _todo(values: Any) -> Todo:
     """A row as a Todo, by position: RETURNING names the columns in the
     order of Todo's fields (a test checks), so no statement's column names
     are read (psycopg's class_row reads them on every execute)."""
-    return _todo
-
-
-def _todo(values: Any) -> Todo:
     return Todo(*values)
-
-
-_TODO_ROW: AsyncRowFactory[Todo] = _todo_row
 
 
 async def write(conn: AsyncConnection[Any], statement: str, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
     """An unnumbered mutation (a Write's plain statement, or MOVE_TODO): its
     rows, and the position of its newest journal entry (None: it journaled nothing)."""
     with CursorNotices(conn) as notices, _TakenId(params):
-        rows = await _rows(conn, statement, params, _TODO_ROW)
+        rows = await statement_rows(conn, statement, params, _todo)
     return rows, notices.position
 
 
@@ -233,21 +225,9 @@ async def write_numbered(
     when the key was used before (nothing changed)."""
     with CursorNotices(conn) as notices, _TakenId(params):
         try:
-            rows = await _rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple_row)
+            rows = await statement_rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name != "mutations_pkey":
                 raise
             return None
     return [orjson.loads(row[0]) for row in rows], notices.position
-
-
-async def _rows(conn: AsyncConnection[Any], statement: str, params: dict[str, Any], row_factory: AsyncRowFactory[Any]) -> list[Any]:
-    """The statement's rows: on the pool's connections, through the cursor
-    they keep for it (database.StatementConnection), else a cursor of its own."""
-    if isinstance(conn, StatementConnection):
-        cur = conn.statement_cursor(statement, row_factory)
-        await cur.execute(statement, params)
-        return await cur.fetchall()
-    async with conn.cursor(row_factory=row_factory) as cur:
-        await cur.execute(statement, params)
-        return await cur.fetchall()

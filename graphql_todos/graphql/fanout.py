@@ -18,7 +18,9 @@ but joins no group: each subscriber has its own hub subscription to its
 row, rendered (by a compiled plan, graphql/fast) and framed here as a
 member's changes are, without Strawberry's per-event machinery, and
 written by the hub as it publishes a change when the socket takes it now
-(RowStream).
+(RowStream): rendered once for the row's watchers that share a plan, and
+sent with the other frames of that turn of the loop, together
+(uvicorn_websocket.Burst).
 
 A `todos` live query qualifies the same way (its `completed` a literal, a
 variable or absent), on every transport: it is a member of its live list's
@@ -60,13 +62,13 @@ from graphql_todos.core.models import ALL, Change, Op, Viewer
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import View
 from graphql_todos.graphql.fast.execution import execute_event
-from graphql_todos.graphql.fast.plans import CompiledOperation, compile_events
+from graphql_todos.graphql.fast.plans import CompiledOperation, Plan, compile_events
 from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
 from graphql_todos.graphql.live_lists import ListGroup, ListGroups, ListStream
 from graphql_todos.graphql.schema import TodoSchema
 from graphql_todos.internals.strawberry import TodoExecutionContext
 from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
-from graphql_todos.internals.uvicorn_websocket import frame_writers
+from graphql_todos.internals.uvicorn_websocket import Burst, frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Group, Groups, Member, Render, Send, Write
 from graphql_todos.live.hub import Hub
@@ -217,7 +219,7 @@ class RowStream:
     change its reader may see, `null` once deleted (or out of its sight),
     then the end (as streams.todo_states), rendered and framed here without
     Strawberry's per-event machinery. A change the socket takes now is
-    written by the hub as it publishes it (the subscriber's direct sink),
+    written by the hub as it publishes it (the subscriber's row sink),
     with no wake-up of this task; this task sends the rest."""
 
     service: TodoService
@@ -225,11 +227,13 @@ class RowStream:
     viewer: Viewer
     key: uuid.UUID
     render: Callable[[Any], Awaitable[bytes]]
-    # The same, synchronously (a compiled plan), for the direct sink; None: no sink.
-    render_now: Callable[[Any], bytes] | None
+    # The same by a compiled plan, for the hub to write with (_RowFrames); None: graphql-core renders.
+    compiled: _Compiled | None
     failure: Callable[[DomainError], list[GraphQLError]]
     write: Write | None
     send: Send
+    # The hub's writes: direct writes held to the end of the turn (uvicorn_websocket.Burst).
+    burst: Write | None
 
     async def run(self, prefix: bytes, suffix: bytes) -> None:
         """Send the row now, then after each change, until it ends; cancel
@@ -239,7 +243,8 @@ class RowStream:
                 await self._send(prefix + await self.render(start.todo) + suffix)
                 if start.todo is None:
                     return
-                sub.direct = self._sink(prefix, suffix)
+                if self.burst is not None and self.compiled is not None:
+                    sub.sink = _RowFrames(self.compiled.plan, self.compiled.render, prefix, suffix, self.burst)
                 async for change in sub:
                     deleted = change.op is Op.DELETED
                     await self._send(prefix + await self.render(None if deleted else change.todo) + suffix)
@@ -254,23 +259,44 @@ class RowStream:
         if self.write is None or not self.write(frame):
             await self.send(frame)
 
-    def _sink(self, prefix: bytes, suffix: bytes) -> Callable[[Change], bool] | None:
-        """Writes a change's frame if the socket takes it now; never a
-        deletion, after which this task ends the stream."""
-        write, render = self.write, self.render_now
-        if write is None or render is None:
-            return None
-        return lambda change: change.op is not Op.DELETED and write(prefix + render(change.todo) + suffix)
-
     def attach(self, prefix: bytes, suffix: bytes) -> None:
         """Never: a row's stream runs in its own task."""
         return
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A subscription's events rendered by a compiled plan."""
+
+    # Shared by every subscriber of the same document and @skip/@include
+    # values (CompiledOperation.plan): so are its renders.
+    plan: Plan
+    render: Callable[[Any], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _RowFrames:
+    """A RowStream's frames as the hub writes them (hub.RowSink): watchers
+    of a row with the same plan share each change's body, and only their
+    frames' ids differ."""
+
+    shares: Plan
+    render: Callable[[Any], bytes]
+    prefix: bytes
+    suffix: bytes
+    socket: Write
+
+    def write(self, body: bytes) -> bool:
+        return self.socket(self.prefix + body + self.suffix)
 
 
 class GraphQLFanout:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
         self.lists = ListGroups()
+        # The row streams' frames the hub writes as a statement's rows
+        # arrive, written together at the end of each turn of the loop.
+        self.burst = Burst()
 
     @property
     def schema(self) -> TodoSchema:
@@ -432,13 +458,16 @@ class GraphQLFanout:
             return None
         service: TodoService = websocket.state.service
         groups: Groups = websocket.state.broadcast_groups
-        render_now = self._compiled(plan, coerced, None)
-        # The plan is made once per subscriber (its id is its own): both renders from it.
+        compiled = self._compiled(plan, coerced, None)
+        # The plan is looked up once per subscriber: both renders from it.
         render = (
-            _awaiting(render_now) if render_now is not None
+            _awaiting(compiled.render) if compiled is not None
             else self._render(plan, context, coerced, variables, operation_name, None)
         )
-        return RowStream(service, groups.hub, _viewer_of(context), key, render, render_now, self._failure, write, send)
+        return RowStream(
+            service, groups.hub, _viewer_of(context), key, render, compiled, self._failure, write, send,
+            self.burst.writer(websocket),
+        )
 
     def _live(
         self, planned: tuple[_Plan, Variables], context: Any, conn: HTTPConnection, variables: dict[str, Any] | None,
@@ -477,14 +506,14 @@ class GraphQLFanout:
         key = (field.alias or field.name).value
         return self.schema.finish_errors([located_error(exc, [field], [key])])
 
-    def _compiled(self, plan: _Plan, coerced: Variables, frame: Frame | None) -> Callable[[Any], bytes] | None:
+    def _compiled(self, plan: _Plan, coerced: Variables, frame: Frame | None) -> _Compiled | None:
         """The payload for each event (a change, a row or None) by the
         compiled plan, in the transport's frame (none for a row); None
         when graphql-core must execute them (_render)."""
         compiled = None if plan.events is None else plan.events.plan(coerced.values)
         if compiled is None:
             return None
-        return lambda event: self._body(event, *execute_event(compiled, event), frame)
+        return _Compiled(compiled, lambda event: self._body(event, *execute_event(compiled, event), frame))
 
     def _render(
         self, plan: _Plan, context: Any, coerced: Variables, variables: dict[str, Any] | None,
@@ -494,7 +523,7 @@ class GraphQLFanout:
         subscription event (the group's first member's values stand for
         all), in the transport's frame: by the compiled plan when there is one."""
         if (compiled := self._compiled(plan, coerced, frame)) is not None:
-            return _awaiting(compiled)
+            return _awaiting(compiled.render)
         executor = TodoExecutionContext.build(
             self.schema._schema, plan.document, context_value=context, raw_variable_values=variables,
             operation_name=operation_name,

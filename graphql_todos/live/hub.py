@@ -26,7 +26,7 @@ from graphql_todos.core import metrics, tasks
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Chunk, Entry, Viewer
+from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.live.notifications import notified
@@ -62,12 +62,28 @@ CLOSED = _Marker("CLOSED")
 
 class _Accepted(Generic[D]):
     """A queued change its subscriber accepted already (its view stepped
-    past it), which its direct sink did not take."""
+    past it), which its row sink did not take."""
 
     __slots__ = ("change",)
 
     def __init__(self, change: D) -> None:
         self.change = change
+
+
+class RowSink(Protocol):
+    """Writes a watched row's frames as the hub publishes its changes, with
+    no wake-up of the subscriber's task (graphql/fanout.py's RowStream)."""
+
+    @property
+    def shares(self) -> object:
+        """Sinks of one row whose `shares` is the same object render the
+        same body for a change: it is rendered once for them all."""
+
+    def render(self, todo: Todo) -> bytes:
+        """The row's body; may raise (the task then delivers the change)."""
+
+    def write(self, body: bytes) -> bool:
+        """Frame the body and write it now; False: the connection cannot take it now."""
 
 
 class Reader(Protocol):
@@ -98,11 +114,10 @@ class Subscriber(Generic[D]):
         # The subscriptions this one serves (a broadcast group's members);
         # None: itself alone.
         self.serves: Sized | None = None
-        # Delivers a change now, as the hub publishes it, without waking the
-        # subscriber's task: True when it took it. Offered only what the task
-        # would deliver next (it waits with nothing in hand); what it does
-        # not take, the task delivers. None: the task delivers everything.
-        self.direct: Callable[[D], bool] | None = None
+        # A row watcher's: writes its row's changes as the hub publishes
+        # them (offer), while the task waits with nothing in hand; what it
+        # does not take, the task delivers. None: the task delivers everything.
+        self.sink: RowSink | None = None
         self.queue: asyncio.Queue[Entry | _Accepted[D] | _Marker] = asyncio.Queue(hub.queue_size)
         if after < hub.position:
             self.queue.put_nowait(RESYNC)
@@ -120,16 +135,37 @@ class Subscriber(Generic[D]):
         """Deliver only changes after `position` (a snapshot already shows the rest)."""
         self.last = max(self.last, position)
 
-    def enqueue(self, item: Entry | _Marker) -> None:
-        """Queue item, or hand its change to the direct sink; a subscriber
-        too slow to keep up reads the journal instead."""
-        if self.direct is not None and isinstance(item, Entry) and self.waiting and self.queue.empty():
-            if (change := self._accept(item)) is None or self._take(self.direct, change):
-                return
-            # Accepted (its view is past it): the task delivers it, as queued
-            # into an empty queue, in order, which cannot overflow.
-            self.queue.put_nowait(_Accepted(change))
+    def offer(self, entry: Entry, bodies: dict[int, bytes]) -> None:
+        """An entry of the watched row: its change written by the sink now
+        when the task would deliver it next (it waits with nothing in hand),
+        else queued (enqueue). `bodies`: what this entry rendered, by the
+        sinks' `shares`, for the row's other watchers."""
+        sink = self.sink
+        if sink is None or not self.waiting or self.queue.qsize():
+            self.enqueue(entry)
             return
+        if entry.position <= self.last:
+            return
+        self.last = entry.position
+        kind = self.view.step(entry)
+        if kind is None:
+            return
+        todo = entry.todo
+        # A row it sees, as it is now (not a deletion or a removal, after
+        # which the task ends the stream).
+        if (
+            todo is not None and (kind is Kind.ARRIVAL or (kind is Kind.UPDATE and entry.op != "deleted"))
+            and _written(sink, todo, bodies)
+        ):
+            self.hub.taken_directly(entry.changed_at)
+            return
+        # Accepted (its view is past it): the task delivers it, as queued
+        # into an empty queue, in order, which cannot overflow.
+        if (change := self.pick(entry, kind)) is not None:
+            self.queue.put_nowait(_Accepted(change))
+
+    def enqueue(self, item: Entry | _Marker) -> None:
+        """Queue item; a subscriber too slow to keep up reads the journal instead."""
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -140,15 +176,6 @@ class Subscriber(Generic[D]):
             self.queue.put_nowait(CLOSED if item is CLOSED else RESYNC)
             self.hub.resyncs += 1
             metrics.FALLBACKS.inc()
-
-    def _take(self, direct: Callable[[D], bool], change: D) -> bool:
-        try:
-            taken = direct(change)
-        except Exception:  # noqa: BLE001 - the task delivers it, and fails as it would have without the sink
-            return False
-        if taken and self.serves is None:
-            self.hub.taken_directly(change.changed_at)
-        return taken
 
     async def batches(self) -> AsyncIterator[list[D]]:
         """Changes in commit order, in lists of whatever arrived together."""
@@ -256,9 +283,10 @@ class Hub:
         self.on_revoked: Callable[[dict[str, Any] | None], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        # Changes direct sinks took in this turn of the loop, and the first's
+        # Changes row sinks took in this turn of the loop, and the first's
         # commit time: counted, and the lag sampled, once per turn.
-        self._taken: tuple[int, datetime | None] | None = None
+        self._taken = 0
+        self._taken_at: datetime | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -355,22 +383,18 @@ class Hub:
                         del index[key]
 
     def taken_directly(self, changed_at: datetime | None) -> None:
-        """Count a change a subscriber's direct sink took: as a task counts
-        a batch, one count and one lag sample (the oldest change's) for all
-        taken in one turn of the loop (one UPDATE's rows, say)."""
-        if self._taken is None:
-            self._taken = (1, changed_at)
+        """Count a change a row sink took: as a task counts a batch, one
+        count and one lag sample (the oldest change's) for all taken in one
+        turn of the loop (one UPDATE's rows, say)."""
+        if not self._taken:
+            self._taken_at = changed_at
             asyncio.get_running_loop().call_soon(self._count_taken)
-        else:
-            count, oldest = self._taken
-            self._taken = (count + 1, oldest)
+        self._taken += 1
 
     def _count_taken(self) -> None:
-        assert self._taken is not None  # scheduled by the turn's first
-        count, oldest = self._taken
-        self._taken = None
-        metrics.DELIVERED.inc(count)
-        metrics.observe_lag(oldest)
+        metrics.DELIVERED.inc(self._taken)
+        metrics.observe_lag(self._taken_at)
+        self._taken = 0
 
     def caught_up(self, sub: Subscriber[Any]) -> None:
         """Route to sub by its view from now on: it has stepped every entry
@@ -507,11 +531,25 @@ class Hub:
         for sub in self._router.everything:
             sub.enqueue(entry)
         if entry.todo_id is not None:
-            for sub in self._by_todo.get(entry.todo_id, ()):
-                sub.enqueue(entry)
+            if watchers := self._by_todo.get(entry.todo_id):
+                # Rendered once per body its watchers share.
+                bodies: dict[int, bytes] = {}
+                for sub in watchers:
+                    sub.offer(entry, bodies)
         elif entry.person is not None:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
+
+
+def _written(sink: RowSink, todo: Todo, bodies: dict[int, bytes]) -> bool:
+    """Whether the sink wrote the row's body (rendered once per `shares`)."""
+    try:
+        body = bodies.get(key := id(sink.shares))
+        if body is None:
+            body = bodies[key] = sink.render(todo)
+        return sink.write(body)
+    except Exception:  # noqa: BLE001 - the task delivers it, and fails as it would have without the sink
+        return False
 
 
 def _delivery(entry: Entry, kind: Kind | None) -> Delivery | None:

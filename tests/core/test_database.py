@@ -152,7 +152,7 @@ def test_a_caller_cancelled_as_a_connection_reaches_it_is_cancelled(db_dsn: str)
 
 
 def test_writes_return_the_columns_in_the_order_of_a_todos_fields() -> None:
-    # writes._todo_row builds a Todo from a row by position.
+    # writes._todo builds a Todo from a row by position.
     assert TODO_COLUMNS.split(", ") == [f.name for f in dataclasses.fields(Todo)]
     assert writes._RETURNING == "RETURNING " + ", ".join(f"todos.{f.name}" for f in dataclasses.fields(Todo))
 
@@ -161,23 +161,24 @@ def _create(title: str, todo_id: uuid.UUID | None = None) -> dict[str, Any]:
     return {"id": todo_id, "title": title, "completed": False, "actor": None, "list": None, "owner": LOCAL_ID}
 
 
-def test_the_pools_connections_keep_one_cursor_per_write_statement(db_dsn: str) -> None:
-    """A write runs on the cursor its connection keeps for the statement
-    (StatementConnection), which keeps psycopg's adaptation context from
-    one write to the next: the assumption it is kept for. Parameters of
-    other types, and a write that fails, leave it answering rightly."""
+def test_the_pools_connections_keep_each_write_statement_prepared(db_dsn: str) -> None:
+    """A write runs on the Prepared its connection keeps for the statement
+    (StatementConnection): the same one, its adaptation context kept, from
+    one write to the next. Parameters of other types (a new prepared
+    statement), and a write that fails, leave it answering rightly."""
 
     async def main() -> None:
         async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
             async with connection(pool) as conn:
                 assert isinstance(conn, StatementConnection)
                 first, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("one"))
-                cur = conn.statement_cursor(writes.INSERT_WRITE.plain, writes._TODO_ROW)
-                adaptation = cur._tx
+                kept = conn.prepared(writes.INSERT_WRITE.plain)
+                adaptation = kept.adapting
                 named = uuid.uuid4()
                 second, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("two", named))
-                assert conn.statement_cursor(writes.INSERT_WRITE.plain, writes._TODO_ROW) is cur
-                assert cur._tx is adaptation, "psycopg made the cursor a new Transformer for the same statement"
+                assert conn.prepared(writes.INSERT_WRITE.plain) is kept
+                assert kept.adapting is adaptation
+                assert len(kept.names) == 2, "an id or none: two sets of parameter types"
                 with pytest.raises(TodoExists):
                     await writes.write(conn, writes.INSERT_WRITE.plain, _create("again", named))
                 third, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("three"))

@@ -7,6 +7,8 @@ import inspect
 import logging
 import re
 import socket
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 import uvicorn
@@ -18,6 +20,7 @@ from websockets.frames import Frame, Opcode
 
 from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS
 from graphql_todos.internals.uvicorn_websocket import (
+    Burst,
     LeanEvent,
     LeanQueue,
     WebSocketProtocol,
@@ -26,6 +29,8 @@ from graphql_todos.internals.uvicorn_websocket import (
     open_write,
 )
 from tests.helpers import Server
+
+T = TypeVar("T")
 
 
 def test_uvicorn_sansio_protocol_has_what_direct_write_uses() -> None:
@@ -218,6 +223,92 @@ def test_uvicorn_closes_a_websocket_as_our_close_does_but_waits_for_the_buffer_f
     assert "if self.close_timer is None:" in inspect.getsource(WebSocketsSansIOProtocol.run_asgi)
 
 
+def _served(app: Callable[[Scope, Receive, Send], Awaitable[None]], client: Callable[[str], Awaitable[T]]) -> T:
+    """client(url) against a real uvicorn with our protocol serving app."""
+
+    async def scenario() -> T:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=False, log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            return await client(f"ws://127.0.0.1:{listener.getsockname()[1]}/")
+        finally:
+            server.should_exit = True
+            await serving
+
+    return asyncio.run(scenario())
+
+
+def test_a_burst_writes_its_frames_in_order_at_the_end_of_the_turn_and_drops_a_closed_ones() -> None:
+    # Taken now, written once the turn ends (nothing on the wire before),
+    # in order, before what a task woken in that turn writes; once the
+    # app has closed, taken and dropped, as direct_write does.
+    seen: dict[str, object] = {}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        protocol = websocket._receive.__self__  # type: ignore[attr-defined]
+        burst = Burst()
+        write = burst.writer(websocket)
+        assert write is not None
+        written = protocol.transport.get_write_buffer_size()
+        seen["taken"] = [write(b'{"n":1}'), write(b'{"n":2}')]
+        seen["held"] = protocol.transport.get_write_buffer_size() == written and burst._frames != []
+        woken = asyncio.get_running_loop().create_future()
+        woken.add_done_callback(lambda _: asyncio.ensure_future(websocket.send_text('{"n":3}')))
+        woken.set_result(None)
+        await asyncio.sleep(0.05)
+        await websocket.close(4000, "done")
+        seen["closed"] = write(b"{}")
+        await asyncio.sleep(0)
+        seen["left"] = burst._frames
+
+    async def client(url: str) -> list[str | bytes]:
+        async with websockets.connect(url) as ws:
+            received = [await ws.recv() for _ in range(3)]
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()  # the app's close, and nothing before it
+            return received
+
+    messages = _served(app, client)
+    assert messages == ['{"n":1}', '{"n":2}', '{"n":3}']
+    assert seen == {"taken": [True, True], "held": True, "closed": True, "left": []}
+
+
+def test_a_burst_flushes_without_failing_when_a_transport_closed_before_the_turn_ended() -> None:
+    # Taken while open; the transport closes in the same turn (its
+    # connection_lost not yet run, so the connection still looks open): the
+    # transport takes the write without raising, which would lose the
+    # other connections' frames of the burst.
+    failures: list[dict[str, object]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: failures.append(context))
+        protocol = websocket._receive.__self__  # type: ignore[attr-defined]
+        write = Burst().writer(websocket)
+        assert write is not None and write(b'{"n":1}')
+        protocol.transport.close()
+        await asyncio.sleep(0.05)
+
+    async def client(url: str) -> type[BaseException] | None:
+        async with websockets.connect(url) as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                return type(closed)
+        return None
+
+    assert _served(app, client) is not None
+    assert failures == []
+
+
 def test_open_write_writes_to_an_open_socket_and_leaves_a_closed_one_to_the_asgi_send() -> None:
     # A real uvicorn with our protocol: written while open; once the app has
     # closed, open_write declines (the ASGI send raises, as on a lost
@@ -233,24 +324,13 @@ def test_open_write_writes_to_an_open_socket_and_leaves_a_closed_one_to_the_asgi
         await websocket.close(4000, "done")
         seen["closed"], seen["dropped"] = write(b"{}"), drop(b"{}")
 
-    async def scenario() -> tuple[str | bytes, int | None]:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=False, log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve(sockets=[listener]))
-        while not server.started:
-            await asyncio.sleep(0.01)
-        try:
-            async with websockets.connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/") as client:
-                message = await client.recv()
-                with pytest.raises(websockets.ConnectionClosed) as closed:
-                    await client.recv()
-            return message, closed.value.rcvd.code if closed.value.rcvd else None
-        finally:
-            server.should_exit = True
-            await serving
+    async def client(url: str) -> tuple[str | bytes, int | None]:
+        async with websockets.connect(url) as ws:
+            message = await ws.recv()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+        return message, closed.value.rcvd.code if closed.value.rcvd else None
 
-    message, code = asyncio.run(scenario())
+    message, code = _served(app, client)
     assert message == '{"type":"connection_ack"}' and code == 4000
     assert seen == {"open": True, "closed": False, "dropped": True}

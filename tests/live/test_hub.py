@@ -8,6 +8,8 @@ import contextlib
 import json
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
@@ -19,7 +21,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Chunk
+from graphql_todos.core.models import Change, Chunk, Entry, Op, Todo
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
@@ -308,23 +310,52 @@ def test_entries_of_lists_and_members_are_read_past_not_delivered(server: Server
     assert [(c["cursor"], c["todo"]["title"]) for c in replayed] == [("3", "first"), ("6", "second"), ("7", "third")]
 
 
-def test_a_direct_sink_takes_what_the_task_would_deliver_next_and_the_task_the_rest(db_dsn: str) -> None:
-    """A subscriber's direct sink (RowStream's write as the hub publishes)
-    is offered a change only while its task waits with nothing in hand;
-    what it declines (a busy socket) or fails on, the task delivers: each
-    change once, in commit order, between the two."""
+class _Sink:
+    """A row sink that renders a row as its title, declines (a busy socket)
+    titles divisible by 3 and fails to render those divisible by 5."""
 
-    # Rows one, two and three to a statement: a statement's changes are
-    # published one after another, with no turn of the task between.
+    def __init__(self, shares: object, written: list[tuple[str, int]]) -> None:
+        self.shares = shares
+        self.written = written
+        self.renders = 0
+
+    def render(self, todo: Todo) -> bytes:
+        self.renders += 1
+        if int(todo.title) % 5 == 0:
+            raise RuntimeError("cannot render it")
+        return todo.title.encode()
+
+    def write(self, body: bytes) -> bool:
+        if int(body) % 3 == 0:
+            return False
+        self.written.append(("sink", int(body)))
+        return True
+
+
+def test_a_row_sink_takes_what_the_task_would_deliver_next_and_the_task_the_rest(db_dsn: str) -> None:
+    """A row watcher's sink (RowStream's write as the hub publishes) is
+    offered a change only while its task waits with nothing in hand; what
+    it declines (a busy socket) or fails on, and the deletion, the task
+    delivers: each change once, in commit order, between the two."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        (row,) = conn.execute("INSERT INTO todos (title) VALUES ('0') RETURNING id").fetchone() or ()
+    # One, two and three updates of the row to a transaction: a
+    # transaction's changes are published one after another, with no turn
+    # of the task between.
     sizes = [1 + i % 3 for i in range(20)]
     total = sum(sizes)
 
-    def insert() -> None:
+    def update() -> None:
         with psycopg.connect(db_dsn, autocommit=True) as conn:
+            title = 0
             for i, size in enumerate(sizes):
-                conn.execute("INSERT INTO todos (title) SELECT 't' FROM generate_series(1, %s)", (size,))
+                with conn.transaction():
+                    for _ in range(size):
+                        title += 1
+                        conn.execute("UPDATE todos SET title = %s WHERE id = %s", (str(title), row))
                 # Now and then the task is parked when the next ones come.
                 time.sleep(0.01 * (i % 2))
+            conn.execute("DELETE FROM todos WHERE id = %s", (row,))
 
     async def run() -> list[tuple[str, int]]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
@@ -332,25 +363,17 @@ def test_a_direct_sink_takes_what_the_task_would_deliver_next_and_the_task_the_r
             await hub.start()
             delivered: list[tuple[str, int]] = []
 
-            def sink(change: Change) -> bool:
-                if change.position % 5 == 0:
-                    raise RuntimeError("cannot render it")
-                if change.position % 3 == 0:
-                    return False
-                delivered.append(("sink", change.position))
-                return True
-
             async def read(sub: Subscriber[Change]) -> None:
                 async for change in sub:
-                    delivered.append(("task", change.position))
+                    delivered.append(("task", -1 if change.op is Op.DELETED else int(change.todo.title)))
 
             try:
-                async with hub.subscribe() as sub:
-                    sub.direct = sink
+                async with hub.subscribe(todo_id=row) as sub:
+                    sub.sink = _Sink(object(), delivered)
                     reader = asyncio.create_task(read(sub))
-                    await asyncio.to_thread(insert)
+                    await asyncio.to_thread(update)
                     async with asyncio.timeout(10):
-                        while len(delivered) < total:
+                        while len(delivered) < total + 1:
                             await asyncio.sleep(0.01)
                     await asyncio.sleep(0.1)  # and nothing more comes
                     reader.cancel()
@@ -361,13 +384,50 @@ def test_a_direct_sink_takes_what_the_task_would_deliver_next_and_the_task_the_r
     counted = REGISTRY.get_sample_value("graphql_todos_events_delivered_total") or 0.0
     lags = REGISTRY.get_sample_value("graphql_todos_commit_to_delivery_seconds_count") or 0.0
     delivered = asyncio.run(run())
-    assert [position for _, position in delivered] == list(range(1, total + 1))
+    assert [title for _, title in delivered] == [*range(1, total + 1), -1]
     # Each change counted once, whichever delivered it; a lag sample per
     # batch or turn of the loop, not per change.
-    assert REGISTRY.get_sample_value("graphql_todos_events_delivered_total") == counted + total
+    assert REGISTRY.get_sample_value("graphql_todos_events_delivered_total") == counted + total + 1
     assert lags < (REGISTRY.get_sample_value("graphql_todos_commit_to_delivery_seconds_count") or 0.0) < lags + total
-    assert all(by == "task" for by, position in delivered if position % 3 == 0 or position % 5 == 0)
+    assert all(by == "task" for by, title in delivered if title % 3 == 0 or title % 5 == 0 or title == -1)
     assert any(by == "sink" for by, _ in delivered)
+
+
+def test_a_rows_change_is_rendered_once_per_plan_its_watchers_share_and_only_for_those_who_see_it() -> None:
+    """The watchers of a row whose sinks share a plan get one rendering of
+    each change; a watcher whose reader does not see the row's list gets
+    nothing, and none is rendered for it; a deletion goes to the tasks."""
+    ann, ann_list, other_list = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    row = uuid.uuid4()
+    at = datetime.now(UTC)
+
+    def entry(position: int, op: str, title: str) -> Entry:
+        todo = Todo(row, title, False, at, at, ann_list)
+        return Entry(position, op, row, todo, ann_list, ann_list, changed_at=at)
+
+    async def run() -> tuple[list[tuple[str, int]], list[_Sink], list[int]]:
+        hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: entries published by hand
+        written: list[tuple[str, int]] = []
+        shared, own = object(), object()
+        sinks = [_Sink(shared, written), _Sink(shared, written), _Sink(own, written), _Sink(shared, written)]
+        views = [View(None), View(ann, {ann_list}), View(None), View(ann, {other_list})]
+        async with contextlib.AsyncExitStack() as stack:
+            subs = [await stack.enter_async_context(hub.subscribe(todo_id=row, view=view)) for view in views]
+            for sub, sink in zip(subs, sinks, strict=True):
+                sub.sink = sink
+                sub.waiting = True  # as its task waits with nothing in hand
+            for position, title in enumerate(["1", "2", "4"], start=1):
+                hub._publish(entry(position, "updated", title))
+            hub._publish(entry(4, "deleted", "4"))
+            return written, sinks, [sub.queue.qsize() for sub in subs]
+
+    written, sinks, queued = asyncio.run(run())
+    assert sorted(written) == sorted([("sink", title) for title in (1, 2, 4) for _ in range(3)])
+    # Three changes rendered once for the two sharing a plan, once for its own plan.
+    assert sinks[0].renders + sinks[1].renders == 3
+    assert sinks[2].renders == 3
+    assert sinks[3].renders == 0
+    assert queued == [1, 1, 1, 0]
 
 
 def test_a_readers_removal_of_rows_reaches_each_rows_watchers_alone(db_dsn: str) -> None:

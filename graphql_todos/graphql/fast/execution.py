@@ -11,7 +11,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from graphql.execution.values import VariableValues, get_argument_values
-from graphql.pyutils import Path, gather_with_cancel
+from graphql.pyutils import gather_with_cancel
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from graphql_todos.graphql.fast.completion import field_error
@@ -45,16 +45,16 @@ def execute_event(plan: Plan, event: Any) -> tuple[dict[str, Any] | None, list[G
     data: dict[str, Any] = {}
     for root in plan.fields:
         try:
-            data[root.key] = _completed(plan, root, event if root.typename is None else root.typename, errors)
+            data[root.key] = _completed(root, event if root.typename is None else root.typename, errors)
         except GraphQLError as error:
             errors.append(error)
             return None, errors
     return data, errors
 
 
-def _completed(plan: Plan, root: RootField, value: Any, errors: list[GraphQLError]) -> Any:
+def _completed(root: RootField, value: Any, errors: list[GraphQLError]) -> Any:
     try:
-        return root.complete(value, Path(None, root.key, plan.root_type.name), errors)
+        return root.complete(value, root.path, errors)
     except Exception as raw:
         return field_error(raw, root.nodes, [root.key], root.nullable, errors)
 
@@ -137,7 +137,7 @@ class _Run:
             root.field_def,
             root.nodes,
             root_type,
-            Path(None, root.key, root_type.name),
+            root.path,
             compiled.operation,
             compiled.fragment_definitions,
             self.variables.coerced,
@@ -154,4 +154,4 @@ class _Run:
         return self._complete(root, value)
 
     def _complete(self, root: RootField, value: Any) -> Any:
-        return _completed(self.plan, root, value, self.errors)
+        return _completed(root, value, self.errors)

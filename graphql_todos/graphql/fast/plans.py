@@ -59,6 +59,7 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues
 from graphql.language import Visitor
+from graphql.pyutils import Path
 from graphql.type.introspection import TypeNameMetaFieldDef
 
 from graphql_todos.core.bounded import LRU
@@ -114,6 +115,8 @@ class RootField:
     nullable: bool
     complete: Completer
     typename: str | None  # set for __typename, which resolves to it
+    # Its response path, the same in every execution: made once.
+    path: Path
     direct: RootAnswer | None = None
     call: RootCall | None = None
     # Its arguments from the variables without graphql-core's walk, where
@@ -172,9 +175,10 @@ class CompiledOperation:
         for key, details in collected.grouped_field_set.items():
             nodes = [d.node for d in details]
             name = nodes[0].name.value
+            path = Path(None, key, root_type.name)
             if name == "__typename":
                 complete = self._completer(TypeNameMetaFieldDef.type, root_type, name, details, variables)
-                roots.append(RootField(key, TypeNameMetaFieldDef, nodes, False, complete, root_type.name))
+                roots.append(RootField(key, TypeNameMetaFieldDef, nodes, False, complete, root_type.name, path))
                 continue
             field_def = root_type.fields[name]
             direct = self.direct.get(f"{root_type.name}.{name}")
@@ -183,7 +187,7 @@ class CompiledOperation:
             if answer is not None:
                 nullable = not is_non_null_type(field_def.type)
                 roots.append(
-                    RootField(key, field_def, nodes, nullable, as_is, None, direct=answer, arguments=compile_arguments(field_def, nodes[0]))
+                    RootField(key, field_def, nodes, nullable, as_is, None, path, direct=answer, arguments=compile_arguments(field_def, nodes[0]))
                 )
                 continue
             if field_def.resolve is None:
@@ -196,6 +200,7 @@ class CompiledOperation:
                     not is_non_null_type(field_def.type),
                     self._completer(field_def.type, root_type, name, details, variables),
                     None,
+                    path,
                     call=self.calls.get(f"{root_type.name}.{name}"),
                     arguments=compile_arguments(field_def, nodes[0]),
                 )

@@ -58,7 +58,15 @@ class WriteDoor:
     ) -> None:
         self.intake = intake
         self.graphql = graphql
-        self.rest = rest
+        # Per method, the chains whose endpoint answers it first: a PATCH
+        # meets the item's route without failing the collection's first.
+        # A chain whose endpoint does not answer the method is still tried
+        # (its endpoint's 405, as the stack answers).
+        self.rest = {method: _answering_first(rest, method) for method in REST_WRITES}
+        # What a chain added to the scope of a path with no parameters (the
+        # collection's), by method, path and root paths: as many as there are
+        # such routes. A path with parameters (an id) is matched each time.
+        self.literal: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
         # The stack's own layers between metrics and the router, outermost first.
         routed = error_handlers.answering(_routed)
         self.layers = guard.stacked(routed, guard.middleware(settings, access, sockets))
@@ -71,11 +79,19 @@ class WriteDoor:
         """The router's scope for a REST write to a todo route with a declared
         body size (a chunked one is left to the stack, as the front door's
         reads leave it); None for any other request (the stack's)."""
-        if scope["method"] not in REST_WRITES or not scope["path"].startswith(paths.TODOS) or not _sized(scope):
+        method = scope["method"]
+        if method not in REST_WRITES or not scope["path"].startswith(paths.TODOS) or not _sized(scope):
             return None
-        for chain in self.rest:
+        key = (method, scope["path"], scope.get("root_path", ""), scope.get("app_root_path"))
+        known = self.literal.get(key) if "path_params" not in scope else None
+        if known is not None:
+            return {**known, "path_params": {}}
+        for chain in self.rest[method]:
             matched = _matched(scope, chain)
             if matched is not None:
+                if not matched["path_params"] and "path_params" not in scope:
+                    self.literal[key] = matched
+                    return {**matched, "path_params": {}}
                 return matched
         return None
 
@@ -131,6 +147,12 @@ def _matched(scope: Scope, chain: Chain) -> dict[str, Any] | None:
         child.update(found)
     child[_ROUTE] = chain[-1]
     return child
+
+
+def _answering_first(chains: tuple[Chain, ...], method: str) -> tuple[Chain, ...]:
+    """`chains`, those whose endpoint has a handler for `method` first (in order)."""
+    handler = method.lower()
+    return tuple(sorted(chains, key=lambda chain: not hasattr(getattr(chain[-1], "endpoint", None), handler)))
 
 
 def _has_origin(scope: Scope) -> bool:

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from graphql_todos.edge.access import SESSION_COOKIE
+from graphql_todos.graphql.fast import write_door
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving
 
 ORIGIN = "https://app.example"
@@ -225,3 +226,19 @@ def test_a_cookie_write_is_judged_by_its_origin(
     answer = _same_answers(server, target, body, headers, varying=True)
     assert answer.startswith(f"HTTP/1.1 {status} ".encode())
     assert (b"mine" in answer) is (status != 403)
+
+
+def test_a_rest_writes_route_is_the_one_the_chains_match_every_time(server: Server) -> None:
+    """The door's route for a REST write (its chains tried in the method's
+    order, a path with no parameters kept) is what matching each chain in
+    turn gives, on the first request and the next, with path parameters of
+    its own each time."""
+    door = server.app.state.writes
+    chains = door.rest["POST"]
+    item = f"/api/todos/{TODO}/"
+    for method, path in (("POST", "/api/todos/"), ("PATCH", item), ("PUT", item), ("POST", item), ("PATCH", "/api/todos/")):
+        scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [(b"content-length", b"2")]}
+        expected = next(m for chain in chains if (m := write_door._matched(scope, chain)) is not None)
+        routes = [door.rest_route(scope) for _ in range(3)]
+        assert routes == [expected] * 3, (method, path)
+        assert len({id(route["path_params"]) for route in routes}) == 3

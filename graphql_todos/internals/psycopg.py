@@ -1,0 +1,188 @@
+"""psycopg, with a statement run on every request (the writes) sent the short
+way: prepared once per connection and parameter types, its parameters
+adapted by a PostgresQuery kept for it, its result read by psycopg's own
+generator on the connection's lock, waiting on the socket without a timer.
+A cursor's execute does the same through its bookkeeping for every case (a
+new PostgresQuery and query conversion per call, the prepared-statement
+cache's lookup, entry and check, generators three deep per wait, the
+results' and the fetch's checks): a third of a write's Python calls went
+there (docs/bench-ab-writes.md).
+
+Assumes (tests/internals/test_psycopg.py pins each):
+- `PostgresQuery(Transformer(conn))` converts a statement with named
+  parameters once (`convert`), and `dump(params)` adapts each new set of
+  values for it, leaving `params`, `types` and `formats` as libpq takes them
+  (the way psycopg's executemany runs one statement again);
+- `psycopg.generators.execute(pgconn)` flushes what was sent and returns
+  every result of it, yielding a `Wait` and taking a `Ready` whenever it
+  would block (as the connection's `wait` runs it);
+- `errors.error_from_result` is the exception a cursor raises for a failed
+  result (the same class and diagnostics: a unique violation's constraint);
+- the connection's notice handlers see the NOTICEs of a statement sent on
+  its `pgconn` (psycopg sets libpq's notice receiver per connection);
+- a connection in autocommit starts no transaction of its own before a
+  statement (the only case taken here: `runs_short`);
+- the connection's `wait` arms a timer (`loop.call_later`, psycopg's 0.1 s
+  `_WAIT_INTERVAL`, for interrupts a synchronous wait could not see) on
+  every wait that blocks, one to three per statement: 1% of a write's
+  instructions under uvloop. Under asyncio an interruption reaches the
+  waiting task anyway, so `_waited` waits on the socket without one; an
+  interruption (a cancelled task) is handed to the connection's `wait`,
+  raised at its generator's first step, and psycopg's wait does what it does
+  when interrupted itself: cancels the statement on the server and reads its
+  end, or closes the connection, then raises it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from psycopg import AsyncConnection, errors, pq
+from psycopg._encodings import conn_encoding
+from psycopg._queries import PostgresQuery
+from psycopg.abc import PQGen
+from psycopg.adapt import Transformer
+from psycopg.generators import execute
+from psycopg.rows import RowMaker
+from psycopg.waiting import Ready, Wait
+
+T = TypeVar("T")
+
+_TUPLES_OK = pq.ExecStatus.TUPLES_OK
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
+_FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+
+
+def runs_short(conn: AsyncConnection[Any]) -> bool:
+    """Whether a Prepared may run on `conn`: in autocommit and outside a
+    pipeline, where a cursor's execute sends the statement alone too."""
+    return conn.autocommit and conn._pipeline is None
+
+
+class Prepared:
+    """One statement on one connection, run again and again; names of
+    its own for the server's prepared statements (psycopg's are `_pg3_N`),
+    one per set of parameter types (None has a type of its own), as
+    psycopg's cache keys them. A name is never tried twice: a prepare
+    interrupted after the server took it must not meet it again."""
+
+    __slots__ = ("adapting", "conn", "converted", "names", "prefix", "prepares", "query", "statement")
+
+    def __init__(self, conn: AsyncConnection[Any], statement: str, number: int) -> None:
+        self.conn = conn
+        self.statement = statement
+        self.adapting = Transformer(conn)
+        self.query = PostgresQuery(self.adapting)
+        self.converted = False
+        self.names: dict[tuple[int, ...], bytes] = {}
+        self.prefix = f"graphql_todos_{number}_"
+        self.prepares = 0
+
+    async def rows(self, params: Mapping[str, Any] | None, make_row: RowMaker[Any]) -> list[Any]:
+        """The statement's rows for `params`, each made by `make_row` from a
+        tuple of its values; a failure raises what a cursor would."""
+        conn, query = self.conn, self.query
+        pgconn = conn.pgconn
+        async with conn.lock:
+            if self.converted:
+                query.dump(params)
+            else:
+                query.convert(self.statement, params)
+                self.converted = True
+            name = self.names.get(query.types)
+            if name is None:
+                name = f"{self.prefix}{self.prepares}".encode()
+                self.prepares += 1
+                pgconn.send_prepare(name, query.query, param_types=query.types)
+                self._checked(await _waited(conn, execute(pgconn)))
+                self.names[query.types] = name
+            pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
+            result = self._checked(await _waited(conn, execute(pgconn)))
+        adapting = self.adapting
+        adapting.set_pgresult(result)
+        return adapting.load_rows(0, result.ntuples, make_row)
+
+    def _checked(self, results: list[pq.abc.PGresult]) -> pq.abc.PGresult:
+        """The statement's one result; a failed one raised as psycopg would."""
+        for result in results:
+            status = result.status
+            if status == _FATAL_ERROR:
+                raise errors.error_from_result(result, encoding=conn_encoding(self.conn))
+            if status != _TUPLES_OK and status != _COMMAND_OK:
+                raise errors.InternalError(f"unexpected result status: {pq.ExecStatus(status).name}")
+        if len(results) != 1:
+            raise errors.InternalError(f"{len(results)} results from one statement")
+        return results[0]
+
+
+async def _waited(conn: AsyncConnection[Any], gen: PQGen[T]) -> T:
+    """`gen` run to its end on the connection's socket, as the connection's
+    `wait` runs it but with no timer per wait; an interruption goes through
+    psycopg's own handling (module docstring)."""
+    fileno = conn.pgconn.socket
+    loop = asyncio.get_running_loop()
+    try:
+        state = next(gen)
+        while True:
+            reading, writing = state & Wait.R, state & Wait.W
+            if not (reading or writing):
+                raise errors.InternalError(f"bad poll status: {state}")
+            woken = _Woken(loop.create_future())
+            if reading:
+                loop.add_reader(fileno, woken, Ready.R)
+            if writing:
+                loop.add_writer(fileno, woken, Ready.W)
+            try:
+                await woken.future
+            finally:
+                if reading:
+                    loop.remove_reader(fileno)
+                if writing:
+                    loop.remove_writer(fileno)
+            state = gen.send(woken.ready)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    except OSError as exc:
+        raise errors.OperationalError("connection socket closed") from exc
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as interruption:
+        return await conn.wait(_Interrupted(interruption, gen))
+
+
+class _Woken:
+    """The socket's readiness, gathered until the waiting task runs (both
+    directions may be ready by then), as psycopg's wait gathers it."""
+
+    __slots__ = ("future", "ready")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.ready = 0
+
+    def __call__(self, ready: Ready) -> None:
+        self.ready |= ready
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class _Interrupted(Generator[Wait, Ready | int, T]):
+    """`gen`, raising `interruption` at its first step and going on as `gen`
+    after it: what the connection's `wait` sees when interrupted itself."""
+
+    def __init__(self, interruption: BaseException, gen: PQGen[T]) -> None:
+        self.interruption: BaseException | None = interruption
+        self.gen = gen
+
+    def send(self, value: Ready | int | None) -> Wait:
+        if self.interruption is not None:
+            interruption, self.interruption = self.interruption, None
+            raise interruption
+        return self.gen.send(value)  # type: ignore[arg-type] # psycopg's next() sends None
+
+    def throw(
+        self, kind: Any, value: Any = None, tb: TracebackType | None = None
+    ) -> Wait:
+        return self.gen.throw(kind, value, tb)

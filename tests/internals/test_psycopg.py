@@ -1,0 +1,202 @@
+"""One test per assumption internals/psycopg.py makes of psycopg, and that a
+Prepared answers as a cursor's execute does: after an upgrade, a failure
+here names what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection, pq
+from psycopg._queries import PostgresQuery
+from psycopg.adapt import Transformer
+from psycopg.errors import Diagnostic
+from psycopg.generators import execute
+
+from graphql_todos.internals.psycopg import Prepared, runs_short
+
+STATEMENT = "SELECT %(a)s::uuid AS a, %(b)s::text AS b, %(a)s::uuid IS NULL AS none, %(n)s::int + 1 AS n"
+
+
+def _with_connection(dsn: str, test: Callable[[AsyncConnection[Any]], Awaitable[None]], autocommit: bool = True) -> None:
+    async def main() -> None:
+        async with await AsyncConnection.connect(dsn, autocommit=autocommit) as conn:
+            await test(conn)
+
+    asyncio.run(main())
+
+
+def test_a_query_converted_once_takes_each_new_set_of_values_by_dump(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        query = PostgresQuery(Transformer(conn))
+        query.convert(STATEMENT, {"a": None, "b": "x", "n": 1})
+        # One placeholder per name, however often it is used.
+        assert query.query == b"SELECT $1::uuid AS a, $2::text AS b, $1::uuid IS NULL AS none, $3::int + 1 AS n"
+        assert query.params is not None and query.params[:2] == [None, b"x"]
+        none_types = query.types
+        values = {"n": 2, "b": "y", "a": uuid.uuid4()}
+        query.dump(values)
+        fresh = PostgresQuery(Transformer(conn))
+        fresh.convert(STATEMENT, values)
+        assert (query.query, query.params, query.types, query.formats) == (fresh.query, fresh.params, fresh.types, fresh.formats)
+        # The types key the prepared statements: a UUID's differs from None's.
+        assert query.types[0] == psycopg.adapters.types["uuid"].oid != none_types[0]
+
+    _with_connection(db_dsn, test)
+
+
+def test_execute_flushes_what_was_sent_and_returns_its_results(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        conn.pgconn.send_query_params(b"SELECT $1::int + 1", [b"41"])
+        results = await conn.wait(execute(conn.pgconn))
+        assert [r.status for r in results] == [pq.ExecStatus.TUPLES_OK]
+        assert results[0].get_value(0, 0) == b"42"
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_prepared_statement_answers_as_a_cursor_does(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        prepared = Prepared(conn, STATEMENT, 0)
+        for params in ({"a": None, "b": "x", "n": 1}, {"a": uuid.uuid4(), "b": None, "n": 2}, {"a": None, "b": "z", "n": 3}):
+            async with conn.cursor() as cur:
+                await cur.execute(STATEMENT, params)
+                expected = await cur.fetchall()
+            assert await prepared.rows(params, tuple) == expected
+        # A UUID and None are two sets of types: two statements, as psycopg's cache keys them.
+        assert len(prepared.names) == 2
+        # No parameters at all, as a cursor takes them (None).
+        assert await Prepared(conn, "SELECT 1, '%s'", 1).rows(None, tuple) == [(1, "%s")]
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_failed_result_raises_what_a_cursor_raises(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("CREATE TEMPORARY TABLE taken (id int CONSTRAINT taken_pkey PRIMARY KEY)")
+        insert = "INSERT INTO taken VALUES (%(id)s) RETURNING id"
+        prepared = Prepared(conn, insert, 0)
+        assert await prepared.rows({"id": 1}, tuple) == [(1,)]
+        with pytest.raises(psycopg.errors.UniqueViolation) as cursor:
+            await conn.execute(insert, {"id": 1})
+        with pytest.raises(psycopg.errors.UniqueViolation) as short:
+            await prepared.rows({"id": 1}, tuple)
+        assert short.value.diag.constraint_name == cursor.value.diag.constraint_name == "taken_pkey"
+        assert str(short.value) == str(cursor.value)
+        # The connection goes on, as after a cursor's failure.
+        assert await prepared.rows({"id": 2}, tuple) == [(2,)]
+        # A statement the server refuses to prepare: psycopg's class for it, and nothing kept.
+        bad = Prepared(conn, "SELEC %(id)s", 1)
+        with pytest.raises(psycopg.errors.SyntaxError):
+            await bad.rows({"id": 1}, tuple)
+        assert bad.names == {}
+
+    _with_connection(db_dsn, test)
+
+
+def test_the_connections_notice_handlers_see_a_prepared_statements_notices(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute(
+            "CREATE FUNCTION pg_temp.told(n int) RETURNS int LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE NOTICE 'told %', n; RETURN n; END $$"
+        )
+        heard: list[str | None] = []
+
+        def hear(diagnostic: Diagnostic) -> None:
+            heard.append(diagnostic.message_primary)
+
+        conn.add_notice_handler(hear)
+        assert await Prepared(conn, "SELECT pg_temp.told(%(n)s)", 0).rows({"n": 7}, tuple) == [(7,)]
+        assert heard == ["told 7"]
+
+    _with_connection(db_dsn, test)
+
+
+def test_autocommit_starts_no_transaction_and_others_are_not_taken(db_dsn: str) -> None:
+    async def short(conn: AsyncConnection[Any]) -> None:
+        assert runs_short(conn)
+        await Prepared(conn, "SELECT %(n)s::int", 0).rows({"n": 1}, tuple)
+        assert conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        async with conn.pipeline():
+            assert not runs_short(conn)
+
+    async def not_short(conn: AsyncConnection[Any]) -> None:
+        # A cursor would begin a transaction here, which a Prepared does not.
+        assert not runs_short(conn)
+
+    _with_connection(db_dsn, short)
+    _with_connection(db_dsn, not_short, autocommit=False)
+
+
+def _counting_timers(loop: asyncio.AbstractEventLoop) -> list[float]:
+    """The delays of the timers armed on `loop` from now on."""
+    armed: list[float] = []
+    call_later = loop.call_later
+
+    def counted(delay: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        armed.append(delay)
+        return call_later(delay, *args, **kwargs)
+
+    loop.call_later = counted  # type: ignore[method-assign,assignment]
+    return armed
+
+
+def test_the_connections_wait_arms_a_timer_per_wait_and_a_prepared_statement_none(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        prepared = Prepared(conn, "SELECT pg_sleep(0.01), %(n)s::int", 0)
+        await prepared.rows({"n": 1}, tuple)  # prepared
+        armed = _counting_timers(asyncio.get_running_loop())
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT pg_sleep(0.01), %(n)s::int", {"n": 1})
+        assert armed and set(armed) == {0.1}, "psycopg's wait armed no timer of its interval"
+        armed.clear()
+        assert await prepared.rows({"n": 2}, tuple) == [("", 2)]
+        assert armed == []
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_cancelled_statement_is_cancelled_on_the_server_by_psycopgs_wait(db_dsn: str) -> None:
+    """A task cancelled while its statement runs: psycopg's wait, handed the
+    interruption, cancels the statement on the server and reads its end, so
+    the connection is idle and answers the next statement at once."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        sleeping = asyncio.create_task(Prepared(conn, "SELECT pg_sleep(%(s)s)", 0).rows({"s": 30}, tuple))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        assert time.monotonic() - started < 5
+        assert not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        assert await Prepared(conn, "SELECT %(n)s::int", 1).rows({"n": 3}, tuple) == [(3,)]
+
+    _with_connection(db_dsn, test)
+
+
+def test_an_interrupted_prepare_leaves_its_name_behind(db_dsn: str) -> None:
+    """A prepare cancelled while the server works on it (here: waiting for a
+    lock on the table the statement reads) may or may not have been taken
+    by the server: the next one uses another name and succeeds."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("CREATE TABLE locked (id int)")
+        prepared = Prepared(conn, "SELECT count(*) FROM locked WHERE id = %(id)s", 0)
+        async with await AsyncConnection.connect(db_dsn) as holder:
+            await holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+            waiting = asyncio.create_task(prepared.rows({"id": 1}, tuple))
+            await asyncio.sleep(0.3)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        assert prepared.names == {}
+        assert await prepared.rows({"id": 1}, tuple) == [(0,)]
+        assert list(prepared.names.values()) == [b"graphql_todos_0_1"]
+
+    _with_connection(db_dsn, test)
