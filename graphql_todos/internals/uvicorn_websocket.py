@@ -607,6 +607,10 @@ def _direct_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
     return protocol
 
 
+def _is_open(protocol: WebSocketsSansIOProtocol) -> bool:
+    return not (protocol.disconnected or protocol.close_sent) and protocol.conn.state is State.OPEN
+
+
 def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
     # direct_write's: a broadcast's write per member, its checks inline.
     if protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN:
