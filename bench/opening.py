@@ -12,6 +12,10 @@ each (`todo(id)`).
 stacks, DIR/<case>-<label>-<round>.txt) and prints each one's shares by step
 (STEPS).
 
+`--objects` counts instead the objects an open socket keeps: the server's
+objects by type (after a full collection, `gc.get_objects()`), before and
+after N opens, the difference divided by N (A and B, one run each per round).
+
 `--instructions` counts instead, under valgrind's callgrind, the server's
 instructions per open (A and B only, as bench/instructions.py does for
 requests: the count barely moves with the machine's load, where the time
@@ -27,11 +31,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -43,7 +50,7 @@ from .ab import PG5, _start, ours_env, peer5
 from .changes import sql_inserts, sql_retitle_all
 from .databases import databases, reset_rows
 from .documents import CHANGES, ROW, row_variables
-from .fanout import FanoutResult, client_processes, fan_out
+from .fanout import Clients, FanoutResult, client_processes, fan_out
 from .instructions import _dumped, control, instructions
 from .servers import OURS, POSTGRAPHILE5, Server
 
@@ -55,7 +62,7 @@ IDLE = "Thread._bootstrap"
 STEPS = (
     ("keepalive pings", ("send_keepalive_ping",)),
     ("HTTP upgrade: parse, hand over", ("HttpToolsProtocol.data_received", "connection_made", "create_protocol")),
-    ("101 response (accept)", ("GraphQL.create_websocket_response",)),
+    ("101 response (accept)", ("GraphQL.create_websocket_response", "WebSocket.accept")),
     ("connection_init -> ack", ("handle_connection_init",)),
     ("subscribe -> group join", ("run_operation", "handle_subscribe")),
     ("journal position reads", ("Coalesced._run",)),
@@ -65,10 +72,15 @@ STEPS = (
 )
 
 
-def ours(name: str, tree: Path, dsn: str, under: tuple[str, ...] = ()) -> AbstractContextManager[Server]:
-    """`under`: the command the server runs under (valgrind's)."""
+def ours(
+    name: str, tree: Path, dsn: str, under: tuple[str, ...] = (), site: Path | None = None
+) -> AbstractContextManager[Server]:
+    """`under`: the command the server runs under (valgrind's); `site`: a
+    folder on its path after the checkout (a sitecustomize: `--objects`)."""
     # Every subscriber connects from this one address.
     env = {**ours_env(tree, dsn), "MAX_SOCKETS_PER_CLIENT": "100000"}
+    if site is not None:
+        env["PYTHONPATH"] += f":{site}"
     # Under valgrind, on a loaded machine, the start takes minutes.
     wait = 600 if under else 60
     return _start(name, [*under, str(Path(sys.executable).parent / "graphql-todos"), "serve"], env, tree, "healthz", wait)
@@ -102,6 +114,66 @@ def counted(args: argparse.Namespace, dsn: str) -> None:
     for case in args.cases.split(","):
         a, b = (statistics.mean(counts[case, label]) for label in ("A", "B"))
         print(f"  {case}: A {a / 1e6:.3f} M, B {b / 1e6:.3f} M per open, B/A {b / a:.3f}")
+
+
+# Loaded by the server (`ours(site=...)`): on SIGUSR1, its objects by type,
+# after a full collection, as JSON in OPENING_OBJECTS.
+_COUNTER = """
+import collections, gc, json, os, signal
+
+def _count(*_):
+    gc.collect()
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    path = os.environ["OPENING_OBJECTS"]
+    with open(path + ".part", "w") as out:
+        json.dump(counts, out)
+    os.replace(path + ".part", path)
+
+signal.signal(signal.SIGUSR1, _count)
+"""
+
+
+def _objects_now(server: Server, out: Path) -> Counter[str]:
+    out.unlink(missing_ok=True)
+    os.kill(server.pid, signal.SIGUSR1)
+    for _ in range(600):
+        if out.exists():
+            return Counter(json.loads(out.read_text()))
+        time.sleep(0.1)
+    raise TimeoutError(f"{server.name} wrote no counts")
+
+
+async def _kept(server: Server, dsn: str, case: str, n: int, out: Path) -> Counter[str]:
+    """The objects N open sockets keep, by type: counted before they open,
+    and once every one has had the first change."""
+    before = _objects_now(server, out)
+    query = CHANGES[OURS] if case == "shared" else ROW[OURS]
+    variables = [] if case == "shared" else [json.dumps(row_variables(OURS, i)) for i in _ids(dsn, n)]
+    clients = await Clients.start(server.ws_url, "graphql-transport-ws", n, 4, query, variables)
+    try:
+        await clients.ready(60 + n / 50)
+        await asyncio.sleep(2)  # every subscribe answered (its journal read)
+        after = _objects_now(server, out)
+    finally:
+        await clients.close()
+    after.subtract(before)
+    return after
+
+
+def objects(args: argparse.Namespace, dsn: str) -> None:
+    """`--objects`: the objects an open socket keeps, A and B, by case."""
+    work = Path(tempfile.mkdtemp(prefix="opening-objects-"))
+    (work / "sitecustomize.py").write_text(_COUNTER)
+    n = args.subscribers
+    for round_ in range(args.rounds):
+        for case in args.cases.split(","):
+            for label, tree in (("A", args.a), ("B", args.b))[:: 1 if round_ % 2 == 0 else -1]:
+                out = work / f"{label}.json"
+                os.environ["OPENING_OBJECTS"] = str(out)
+                with ours(label, tree, dsn, site=work) as server:
+                    kept = asyncio.run(_kept(server, dsn, case, n, out))
+                top = ", ".join(f"{name} {count / n:.1f}" for name, count in kept.most_common(60) if count)
+                print(f"{case} {label}: {sum(kept.values()) / n:.1f} objects per socket ({top})", flush=True)
 
 
 async def _open(server: Server, dsn: str, kind: str, case: str, n: int) -> FanoutResult:
@@ -155,8 +227,13 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--profile", type=Path, help="record ours with py-spy here while it opens")
     parser.add_argument("--instructions", action="store_true", help="count A's and B's instructions per open instead")
+    parser.add_argument("--objects", action="store_true", help="count the objects an open socket keeps instead")
     args = parser.parse_args()
     n = args.subscribers
+    if args.objects:
+        with databases() as dbs:
+            reset_rows(dbs.ours, n)
+            return objects(args, dbs.ours)
     if args.instructions:
         with databases() as dbs:
             reset_rows(dbs.ours, n)
@@ -181,14 +258,28 @@ def main() -> None:
                         print(f"{spied.name}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares(spied).items()))
                     print(
                         f"{case} {label}: open {result.open_seconds:.3f} s, CPU per open "
-                        f"{result.open_cpu_per_subscription * 1e3:.3f} ms, failed {result.failed_connections}",
+                        f"{result.open_cpu_per_subscription * 1e3:.3f} ms, RSS per socket "
+                        f"{result.rss_per_subscription / 1024:.1f} KiB, failed {result.failed_connections}",
                         flush=True,
                     )
     print(f"medians of {args.rounds} rounds, {n} subscribers:")
     for (case, label), results in sorted(runs.items()):
         seconds = statistics.median(r.open_seconds for r in results)
         cpu = statistics.median(r.open_cpu_per_subscription for r in results)
-        print(f"  {case} {label}: open {seconds:.3f} s, CPU per open {cpu * 1e3:.3f} ms")
+        rss = statistics.median(r.rss_per_subscription for r in results)
+        print(f"  {case} {label}: open {seconds:.3f} s, CPU per open {cpu * 1e3:.3f} ms, RSS per socket {rss / 1024:.1f} KiB")
+    for case in args.cases.split(","):
+        # Per round, B against A and against PostGraphile 5: median (range).
+        for other in ("A", PG5):
+            for name, value in (("time", "open_seconds"), ("CPU", "open_cpu_per_subscription")):
+                ratios = [
+                    getattr(b, value) / getattr(o, value)
+                    for b, o in zip(runs[case, "B"], runs[case, other], strict=True)
+                    if getattr(o, value)
+                ]
+                if ratios:
+                    print(f"  {case} B/{other} {name}: {statistics.median(ratios):.2f} "
+                          f"({min(ratios):.2f}-{max(ratios):.2f})")
 
 
 if __name__ == "__main__":

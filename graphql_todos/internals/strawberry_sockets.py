@@ -14,6 +14,7 @@ from graphql import GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ErrorCode
@@ -78,11 +79,44 @@ class Fanout(Protocol):
 def serve_socket(view: GraphQL[Any, Any], websocket: WebSocket) -> Awaitable[object]:
     """What Strawberry's ASGI view does with a "websocket" scope, for the
     WebSocket made of it already (one object, its headers read once, and
-    no frame of the view's `__call__` under an open socket).
+    no frame of the view's `__call__` under an open socket); for one that
+    speaks graphql-transport-ws, `run`'s steps done here (_serve_transport_ws).
 
     Assumes: the view's `__call__` on a "websocket" scope does no more than
-    `await self.run(WebSocket(scope, receive, send))`."""
+    `await self.run(WebSocket(scope, receive, send))`; `run` speaks the first
+    subprotocol the client offers of the view's `websocket_subprotocols`."""
+    offered = websocket.scope.get("subprotocols", ())
+    if next((p for p in offered if p in view.websocket_subprotocols), None) == GRAPHQL_TRANSPORT_WS_PROTOCOL:
+        return _serve_transport_ws(view, websocket)
     return view.run(websocket)
+
+
+async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> None:
+    """`run` for a graphql-transport-ws socket: its Origin check, the
+    accept, the adapter, the context and the handler, as `run` makes them,
+    without its coroutines for a root value, the subprotocol's pick and the
+    accept (CPU at every open).
+
+    Assumes (tests/internals/test_strawberry_sockets.py): for a WebSocket,
+    `run` checks `_check_websocket_origin` first (`reject_websocket` if
+    refused), takes `get_root_value`'s (None, the ASGI view's), accepts with
+    the subprotocol (`create_websocket_response`, the WebSocket itself its
+    response), then hands the handler class the arguments below."""
+    if not view._check_websocket_origin(websocket):
+        await view.reject_websocket(websocket)
+        return
+    await websocket.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
+    adapter = view.websocket_adapter_class(view, websocket, websocket)
+    context = await view.get_context(websocket, response=websocket)
+    await view.graphql_transport_ws_handler_class(
+        view=view,
+        websocket=adapter,
+        context=context,
+        root_value=None,
+        schema=view.schema,
+        connection_init_wait_timeout=view.connection_init_wait_timeout,
+        max_subscriptions_per_connection=view.max_subscriptions_per_connection,
+    ).handle()
 
 
 def websocket_of(adapter: object) -> WebSocket:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from json import JSONDecodeError
 from typing import Any, cast
 
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -203,6 +205,32 @@ class GatedTransportWs(PersistedSubscribe, Revocable):
 
     _init_timer: asyncio.TimerHandle | None = None
 
+    async def handle(self) -> None:
+        """Strawberry's `handle`, reading the socket itself: its adapter's
+        `iter_json` (an async generator, its `asend` and a `receive_text`
+        coroutine, kept by every open socket while it waits) hands each text
+        on as this does. tests/internals/test_strawberry_transport_ws.py
+        pins the answers it gives as Strawberry's."""
+        self.on_request_accepted()
+        websocket = websocket_of(self.websocket)
+        try:
+            while websocket.application_state is not WebSocketState.DISCONNECTED:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text is None:
+                    return await self.handle_invalid_message(NOT_TEXT)
+                try:
+                    decoded = self.view.decode_json(text)
+                except JSONDecodeError:
+                    return await self.handle_invalid_message(NOT_JSON)
+                await self.handle_message(decoded)
+        except WebSocketDisconnected:
+            pass
+        finally:
+            await self.shutdown()
+
     def on_request_accepted(self) -> None:
         self._init_timer = init_timer(self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired)
 
@@ -233,6 +261,11 @@ class GatedTransportWs(PersistedSubscribe, Revocable):
                 self.hold_credential(gate, self.context, self.websocket)
             return await super().handle_connection_init(message)
         await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
+
+
+# Strawberry's refusals of a message that is not text, or not JSON.
+NOT_TEXT = "WebSocket message type must be text"
+NOT_JSON = "WebSocket message must be valid JSON"
 
 
 def _malformed_transport(message: object) -> str | None:

@@ -135,6 +135,11 @@ class HttpProtocol(HttpToolsProtocol):
         protocol.connection_handed(self.transport, self.server, self.client, self.scheme == "https")
         protocol.open_upgraded(self.url, self.headers, accept)
         self.transport.set_protocol(protocol)
+        # As connection_lost does, which an upgraded connection never calls
+        # here: the parser holds this protocol's callbacks, a cycle that left
+        # it (with its parser, flow control and their containers: 16 objects)
+        # for the collector to find, at every open.
+        self.parser = None  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         self._answered = True

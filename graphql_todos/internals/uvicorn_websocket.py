@@ -11,6 +11,7 @@ import functools
 import logging
 import struct
 from collections.abc import Awaitable, Callable
+from types import MethodType
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
@@ -77,20 +78,28 @@ class LeanEvent(asyncio.Event):
 
 class LeanQueue(asyncio.Queue[T]):
     """The part of asyncio.Queue uvicorn's protocol uses (unbounded
-    `put_nowait`, `get`, `empty`, `qsize`), on a list and a LeanEvent."""
+    `put_nowait`, `get`, `empty`, `qsize`), on two lists: a getter waits on
+    a future of its own (an Event, and its `wait` coroutine, were two objects
+    more that every open socket kept as it waited for a message)."""
 
     def __init__(self) -> None:  # not asyncio's: no deques
         self._items: list[T] = []
-        self._arrived = LeanEvent()
+        self._getters: list[asyncio.Future[None]] = []
 
     def put_nowait(self, item: T) -> None:
         self._items.append(item)
-        self._arrived.set()
+        for getter in self._getters:
+            if not getter.done():
+                getter.set_result(None)
 
     async def get(self) -> T:
         while not self._items:
-            self._arrived.clear()
-            await self._arrived.wait()
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            finally:
+                self._getters.remove(getter)
         return self._items.pop(0)
 
     def empty(self) -> bool:
@@ -504,12 +513,15 @@ def frame_writers(websocket: WebSocket) -> tuple[Callable[[bytes], bool] | None,
     """How broadcast frames reach a WebSocket (RESTSockets too): the direct
     write when the server allows it, and the plain ASGI send."""
 
-    async def send(message: bytes) -> None:
-        # Bounded like every other send: a client that stopped reading ends
-        # its subscription (CLIENT_STALLED) instead of holding it forever.
-        await bounded_send(websocket.send_text(message.decode()), websocket.state.settings.send_timeout_seconds)
+    # Bound as a method: one object beside every member where a closure
+    # made three (its function, cell and tuple).
+    return direct_write(websocket), MethodType(_bounded_send, websocket)
 
-    return direct_write(websocket), send
+
+async def _bounded_send(websocket: WebSocket, message: bytes) -> None:
+    # Bounded like every other send: a client that stopped reading ends
+    # its subscription (CLIENT_STALLED) instead of holding it forever.
+    await bounded_send(websocket.send_text(message.decode()), websocket.state.settings.send_timeout_seconds)
 
 
 def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
@@ -527,19 +539,9 @@ def direct_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     after awaiting `writable`, so our frames cannot interleave with its
     frames."""
     protocol = _direct_protocol(websocket)
-    if protocol is None:
-        return None
-    writable = protocol.writable
-
-    def write(message: bytes) -> bool:
-        if not _is_open(protocol):
-            return True
-        if not writable.is_set():
-            return False
-        protocol.transport.write(_text_frame_header(len(message)) + message)
-        return True
-
-    return write
+    # Bound to the protocol as a method: the one object a socket keeps for
+    # it (a closure made four: its function, tuple and cells; a partial two).
+    return None if protocol is None else MethodType(_write_frame, protocol)
 
 
 def open_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
@@ -548,17 +550,7 @@ def open_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     for the ASGI send to take the message (it raises, or waits, as it does).
     None: use the ASGI send."""
     protocol = _direct_protocol(websocket)
-    if protocol is None:
-        return None
-    writable = protocol.writable
-
-    def write(message: bytes) -> bool:
-        if not (writable.is_set() and _is_open(protocol)):
-            return False
-        protocol.transport.write(_text_frame_header(len(message)) + message)
-        return True
-
-    return write
+    return None if protocol is None else MethodType(_write_open, protocol)
 
 
 class Burst:
@@ -617,4 +609,23 @@ def _direct_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
 
 def _is_open(protocol: WebSocketsSansIOProtocol) -> bool:
     return not (protocol.disconnected or protocol.close_sent) and protocol.conn.state is State.OPEN
+
+
+def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
+    # direct_write's: a broadcast's write per member, its checks inline.
+    if protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN:
+        return True
+    if not protocol.writable.is_set():
+        return False
+    protocol.transport.write(_text_frame_header(len(message)) + message)
+    return True
+
+
+def _write_open(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
+    # open_write's.
+    closed = protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN
+    if closed or not protocol.writable.is_set():
+        return False
+    protocol.transport.write(_text_frame_header(len(message)) + message)
+    return True
 

@@ -9,13 +9,16 @@ import inspect
 from typing import Any
 
 import httpx
+import pytest
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from websockets.exceptions import ConnectionClosed
 
 from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON, init_timer
-from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
+from graphql_todos.internals.strawberry_transport_ws import NOT_JSON, NOT_TEXT, GatedTransportWs
 from tests.gql import CHANGES, TransportWs, create
 from tests.helpers import Server, wait_until
 
@@ -95,3 +98,45 @@ def test_a_broadcast_member_keeps_no_task_and_completing_it_frees_its_id(server:
         create(client, "after")
         message = ws.recv()
         assert (message["id"], message["type"]) == (op_id, "next")
+
+
+def test_our_receive_loop_reads_as_strawberrys_iter_json_and_answers_as_its_handle() -> None:
+    # GatedTransportWs.handle reads the WebSocket itself, in place of these.
+    handle = inspect.getsource(BaseGraphQLTransportWSHandler.handle)
+    assert "async for message in self.websocket.iter_json():" in handle
+    assert handle.index("NonTextMessageReceived") < handle.index(f'"{NOT_TEXT}"')
+    assert handle.index("NonJsonMessageReceived") < handle.index(f'"{NOT_JSON}"')
+    assert "except WebSocketDisconnected:" in handle and "await self.shutdown()" in handle
+    iter_json = inspect.getsource(ASGIWebSocketAdapter.iter_json)
+    assert "while self.ws.application_state != WebSocketState.DISCONNECTED:" in iter_json
+    # receive_text: message["text"], a KeyError for bytes; a disconnect raised, and taken as the end.
+    assert "text = await self.ws.receive_text()" in iter_json and "yield self.view.decode_json(text)" in iter_json
+    assert "except JSONDecodeError" in iter_json and "except KeyError" in iter_json
+    assert "except WebSocketDisconnect:" in iter_json
+
+
+# Not JSON: the view's decoder refuses it with its own reason (JsonIntake), as
+# it did under Strawberry's iter_json; NOT_JSON is for a decoder raising
+# json's JSONDecodeError, as Strawberry's does.
+@pytest.mark.parametrize(("frame", "reason"), [(b"\x00{}", NOT_TEXT), ("{", "malformed JSON: unexpected end of data")])
+def test_a_message_not_text_or_not_json_closes_4400_with_a_reason(
+    server: Server, frame: str | bytes, reason: str
+) -> None:
+    with TransportWs(server.ws_url) as ws:
+        ws.ws.send(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    received = closed.value.rcvd
+    assert received is not None and received.code == 4400 and received.reason.startswith(reason)
+
+
+def test_an_open_socket_waits_in_no_iter_json(server: Server) -> None:
+    # What `handle` spares every open socket: iter_json's generator.
+    def generators() -> list[str]:
+        gc.collect()
+        return [o.ag_code.co_qualname for o in gc.get_objects() if type(o).__name__ == "async_generator"]
+
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 1)
+        assert ASGIWebSocketAdapter.iter_json.__qualname__ not in server.call(generators)
