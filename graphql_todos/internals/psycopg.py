@@ -31,12 +31,28 @@ Assumes (tests/internals/test_psycopg.py pins each):
   raised at its generator's first step, and psycopg's wait does what it does
   when interrupted itself: cancels the statement on the server and reads its
   end, or closes the connection, then raises it again.
+
+And, for the hub's LISTEN connection (`payloads`), taking each socket read's
+notifications as one list of payloads where `AsyncConnection.notifies`
+makes a `Notify` of each (its channel's name decoded too) and yields it by
+a step of its async generator, with a deadline check:
+- `psycopg.generators.notifies(pgconn)`, run by the connection's `wait`
+  with a timeout, waits for the socket, reads it once and returns every
+  notification the read brought (`PGnotify`, the payload in `extra`), in
+  order, handing each to libpq's notify handler as it goes; with nothing
+  within the timeout, `wait` raises `errors._WaitTimeout` and the
+  connection goes on as before;
+- while no `notifies()` runs, psycopg keeps what arrives (with a
+  statement's results) in the connection's `_notifies_backlog`, a deque of
+  `Notify`, and a `notifies()` takes it (sets it to None while it runs, so
+  that nothing is kept twice) and yields it first.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
+from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -45,7 +61,7 @@ from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.abc import PQGen
 from psycopg.adapt import Transformer
-from psycopg.generators import execute
+from psycopg.generators import execute, notifies
 from psycopg.rows import RowMaker
 from psycopg.waiting import Ready, Wait
 
@@ -116,6 +132,38 @@ class Prepared:
         if len(results) != 1:
             raise errors.InternalError(f"{len(results)} results from one statement")
         return results[0]
+
+
+async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator[list[str], None]:
+    """The payloads of the notifications `conn` receives until `timeout`
+    seconds from now, a list per socket read, as `conn.notifies(timeout=...)`
+    yields them one by one (module docstring): first those kept while no one
+    was waiting for them, then each read's; it stops when a read ends past
+    the deadline, or none comes before it. Holds the connection's lock while
+    it runs (close it before the connection is used for anything else). What
+    is left of a list when the caller stops is gone, as the rest of a read
+    is when a `notifies()` is closed."""
+    deadline = monotonic() + timeout
+    async with conn.lock:
+        encoding = conn_encoding(conn)
+        conn._notifies_backlog, backlog = None, conn._notifies_backlog
+        try:
+            while True:
+                if backlog:
+                    read = [notify.payload for notify in backlog]
+                    backlog.clear()
+                else:
+                    try:
+                        notified = await conn.wait(notifies(conn.pgconn), timeout=max(0.0, deadline - monotonic()))
+                    except errors._WaitTimeout:
+                        return
+                    read = [notify.extra.decode(encoding) for notify in notified]
+                yield read
+                # After the read, as psycopg's: a timeout of 0 polls once.
+                if monotonic() > deadline:
+                    return
+        finally:
+            conn._notifies_backlog = backlog
 
 
 async def _waited(conn: AsyncConnection[Any], gen: PQGen[T]) -> T:

@@ -29,6 +29,7 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
+from graphql_todos.internals.psycopg import payloads
 from graphql_todos.live.notifications import notified
 from graphql_todos.live.routing import Router
 
@@ -488,19 +489,22 @@ class Hub:
     async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:
         """Publish the changes that notifications carry whole and in order;
         True when the journal must be read for what they did not carry."""
-        # notifies() holds the connection lock while it runs: close it
-        # before the connection is used for anything else.
-        async with contextlib.aclosing(conn.notifies(timeout=self.heartbeat_seconds)) as gen:
-            async for notify in gen:
-                position, entry = notified(notify.payload)
-                if position <= self.position:
-                    continue
-                if entry is None or position != self.position + 1:
-                    # A row too big for NOTIFY, a gap (a transaction that
-                    # failed after taking a position), or not ours.
-                    return True
-                self.position = position
-                self._publish(entry)
+        # payloads() holds the connection lock while it runs: close it
+        # before the connection is used for anything else. It gives each
+        # socket read's payloads at once (some 28 rows' of a big UPDATE),
+        # where notifies() made a Notify of each and a generator step.
+        async with contextlib.aclosing(payloads(conn, self.heartbeat_seconds)) as reads:
+            async for read in reads:
+                for payload in read:
+                    position, entry = notified(payload)
+                    if position <= self.position:
+                        continue
+                    if entry is None or position != self.position + 1:
+                        # A row too big for NOTIFY, a gap (a transaction that
+                        # failed after taking a position), or not ours.
+                        return True
+                    self.position = position
+                    self._publish(entry)
         return False
 
     async def _catch_up(self) -> None:

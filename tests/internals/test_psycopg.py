@@ -5,6 +5,7 @@ here names what changed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from psycopg.adapt import Transformer
 from psycopg.errors import Diagnostic
 from psycopg.generators import execute
 
-from graphql_todos.internals.psycopg import Prepared, runs_short
+from graphql_todos.internals.psycopg import Prepared, payloads, runs_short
 
 STATEMENT = "SELECT %(a)s::uuid AS a, %(b)s::text AS b, %(a)s::uuid IS NULL AS none, %(n)s::int + 1 AS n"
 
@@ -198,5 +199,72 @@ def test_an_interrupted_prepare_leaves_its_name_behind(db_dsn: str) -> None:
         assert prepared.names == {}
         assert await prepared.rows({"id": 1}, tuple) == [(0,)]
         assert list(prepared.names.values()) == [b"graphql_todos_0_1"]
+
+    _with_connection(db_dsn, test)
+
+
+async def _gathered(conn: AsyncConnection[Any], timeout: float, count: int | None = None) -> list[list[str]]:
+    """payloads' lists until `count` payloads came (all of them: None)."""
+    reads: list[list[str]] = []
+    async for read in payloads(conn, timeout):
+        reads.append(read)
+        if count is not None and sum(map(len, reads)) >= count:
+            break
+    return reads
+
+
+def test_payloads_gives_every_notification_of_a_read_in_order(db_dsn: str) -> None:
+    """notifies(pgconn) under the connection's wait returns what a read
+    brought, payloads (`extra`) in the connection's encoding, in order."""
+    sent = [f"{i} \u00e9\U0001f600" for i in range(500)]
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("LISTEN payloads_test")
+        with psycopg.connect(db_dsn) as writer:  # one transaction: the lot arrive together
+            for payload in sent:
+                writer.execute("SELECT pg_notify('payloads_test', %s)", (payload,))
+        reads = await _gathered(conn, 5.0, len(sent))
+        assert [payload for read in reads for payload in read] == sent
+        assert len(reads) < len(sent)  # some read brought more than one
+
+    _with_connection(db_dsn, test)
+
+
+def test_payloads_stop_at_the_timeout_and_the_connection_goes_on(db_dsn: str) -> None:
+    """With nothing to read, the connection's wait raises _WaitTimeout at the
+    timeout; the connection answers after it, and what comes later arrives."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("LISTEN payloads_test")
+        started = time.monotonic()
+        assert await _gathered(conn, 0.3) == []
+        assert 0.25 < time.monotonic() - started < 2.0
+        assert await (await conn.execute("SELECT 1")).fetchall() == [(1,)]
+        with psycopg.connect(db_dsn, autocommit=True) as writer:
+            writer.execute("NOTIFY payloads_test, 'later'")
+        assert await _gathered(conn, 5.0, 1) == [["later"]]
+
+    _with_connection(db_dsn, test)
+
+
+def test_payloads_give_first_what_came_with_a_statement(db_dsn: str) -> None:
+    """What arrives with a statement's results is kept in _notifies_backlog
+    (None while payloads runs, so nothing is kept twice), given first."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("LISTEN payloads_test")
+        with psycopg.connect(db_dsn, autocommit=True) as writer:
+            writer.execute("NOTIFY payloads_test, 'kept'")
+        await asyncio.sleep(0.2)
+        await conn.execute("SELECT 1")  # reads the notification with its result
+        assert [n.payload for n in conn._notifies_backlog or ()] == ["kept"]
+        with psycopg.connect(db_dsn, autocommit=True) as writer:
+            writer.execute("NOTIFY payloads_test, 'read'")
+        async with contextlib.aclosing(payloads(conn, 5.0)) as reads:
+            assert await anext(reads) == ["kept"]
+            assert conn._notifies_backlog is None
+            assert await anext(reads) == ["read"]
+        assert conn._notifies_backlog is not None and not conn._notifies_backlog
+        assert await _gathered(conn, 0.1) == []
 
     _with_connection(db_dsn, test)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import psycopg
 
 from graphql_todos.core import repository
@@ -70,3 +71,20 @@ def test_a_row_notification_keeps_every_character_of_its_row(db_dsn: str) -> Non
     assert all(entry is not None for _, entry in read)
     assert [_fields(entry) for _, entry in read if entry is not None] == [_fields(e) for e in journal]
     assert [e.todo.title for e in journal[: len(titles)] if e.todo is not None] == titles
+
+
+def test_a_payload_that_does_not_parse_sends_the_hub_to_the_journal() -> None:
+    """Someone else's NOTIFY, or one whose times or uuids do not read (the
+    remembered parses included), names no entry and a position past any."""
+    at = "2026-12-05T06:01:00+00:00"
+    row = {"id": "00000000-0000-4000-8000-00000000000a", "title": "t", "completed": False,
+           "created_time": at, "updated_time": at}
+    good = {"position": 7, "op": "created", "id": row["id"], "changed_at": at, "todo": row}
+    assert notified(orjson.dumps(good).decode())[1] is not None
+    bad: list[Any] = [
+        good | {"changed_at": "yesterday"}, good | {"changed_at": ["a"]}, good | {"id": "nope"},
+        good | {"todo": row | {"updated_time": "soon"}}, good | {"todo": row | {"created_time": {}}}, "not ours",
+    ]
+    for body in bad:
+        for _ in range(2):  # and again, once a good parse of the same kind was remembered
+            assert notified(body if isinstance(body, str) else orjson.dumps(body).decode()) == (2**63 - 1, None)
