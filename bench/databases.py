@@ -17,6 +17,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.migrations import SQL_DIR, migrate
 
+from .writes import as_peer
+
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 50
 
@@ -86,8 +88,7 @@ def pair(admin: str, suffix: str = "", rows: int = ROWS) -> Iterator[Databases]:
     """gt_bench (ours) and gt_peer (the peers'), names ending in `suffix`,
     each with `rows` todos; dropped afterwards."""
     with created(admin, f"gt_bench{suffix}") as ours, created(admin, f"gt_peer{suffix}") as peer:
-        with psycopg.connect(peer, autocommit=True) as conn:
-            conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
+        as_peer(peer)
         reset_rows(ours, rows)
         reset_rows(peer, rows)
         yield Databases(ours=ours, peer=peer, embedded=not os.environ.get("DATABASE_URL"), admin=admin)
