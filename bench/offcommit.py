@@ -56,6 +56,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -64,7 +65,8 @@ from psycopg.conninfo import make_conninfo
 from graphql_todos.core.embedded import embedded_postgres
 
 from .databases import ROOT, _server, created
-from .writes import as_peer, notify_latency
+from .procstat import stat_fields
+from .writes import as_peer, insert_rate, notify_latency
 
 TABLES = ("ours", "ours_full", "stream", "stream_keyed", "stream_full", "stream_marked", "decoding", "xid8", "peers", "none")
 # Written by the app's numbered createTodo (an actor, a key, a mutations row), not a bare INSERT.
@@ -213,7 +215,7 @@ def _cluster_ticks(postmaster: int) -> int:
         if not entry.name.isdigit():
             continue
         try:
-            fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(int(entry.name))
         except (FileNotFoundError, ProcessLookupError):
             continue
         pid, ppid = int(entry.name), int(fields[1])
@@ -225,7 +227,7 @@ def _cluster_ticks(postmaster: int) -> int:
 
 
 def _process_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     return int(fields[11]) + int(fields[12])
 
 
@@ -465,24 +467,9 @@ def _caught_up(conn: psycopg.Connection, name: str, target: int) -> None:
     _caught_up_to(lambda: _journaled(conn, name) >= target, f"{name}: the journal at {target}")
 
 
-async def _insert_rate(dsn: str, statement: str, writers: int, seconds: float) -> float:
-    """Autocommit writes per second from `writers` connections at once, each
-    a client of its own numbering its writes (bench/writes.py's insert_rate
-    for a bare INSERT; these are the app's numbered createTodo)."""
-    deadline = time.monotonic() + seconds
-
-    async def write() -> int:
-        client, count = uuid.uuid4(), 0
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            while time.monotonic() < deadline:
-                count += 1
-                params = {"client": client, "seq": count, "key": f"{ACTOR}:{client}:{count}"}
-                await conn.execute(statement, params if "%(" in statement else None)  # type: ignore[arg-type]
-        return count
-
-    start = time.monotonic()
-    counts = await asyncio.gather(*(write() for _ in range(writers)))
-    return sum(counts) / (time.monotonic() - start)
+def _numbered(client: uuid.UUID, seq: int) -> dict[str, Any]:
+    """A numbered createTodo's parameters: each writer a client of its own."""
+    return {"client": client, "seq": seq, "key": f"{ACTOR}:{client}:{seq}"}
 
 
 def _rate(dsn: str, name: str, writers: int, seconds: float, postmaster: int, seq_pid: int | None) -> tuple[float, float, float]:
@@ -490,7 +477,8 @@ def _rate(dsn: str, name: str, writers: int, seconds: float, postmaster: int, se
     with psycopg.connect(dsn, autocommit=True) as conn:
         start_pos, start_rows = _journaled(conn, name), int(conn.execute("SELECT count(*) FROM todos").fetchone()[0])  # type: ignore[index,arg-type]
         cpu, seq_cpu = _cluster_ticks(postmaster), _process_ticks(seq_pid) if seq_pid else 0
-        rate = asyncio.run(_insert_rate(dsn, _statement(name), writers, seconds))
+        statement = _statement(name)
+        rate = asyncio.run(insert_rate(dsn, writers, seconds, statement, _numbered if "%(" in statement else None))
         inserted = int(conn.execute("SELECT count(*) FROM todos").fetchone()[0]) - start_rows  # type: ignore[index,arg-type]
         _caught_up(conn, name, start_pos + inserted if _journal(name) else 0)
         if name in FULL:
@@ -546,7 +534,7 @@ def _show(title: str, values: dict[str, list[float]], unit: str) -> None:
 def measure(admin: str, args: argparse.Namespace) -> None:
     with psycopg.connect(admin) as conn:
         logical = conn.execute("SHOW wal_level").fetchone()[0] == "logical"  # type: ignore[index]
-        postmaster = int(Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        postmaster = int(stat_fields(conn.info.backend_pid)[1])
         print(f"PostgreSQL {conn.execute('SHOW server_version').fetchone()[0]}, wal_level logical: {logical}, "  # type: ignore[index]
               f"load average {os.getloadavg()}", flush=True)
     with _tables(admin, args.tables, logical, args.synchronous) as dsns, ExitStack() as stack:

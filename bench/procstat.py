@@ -9,7 +9,7 @@ from pathlib import Path
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> list[str]:
+def stat_fields(pid: int) -> list[str]:
     """The fields of /proc/PID/stat after the command name (which may hold spaces)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
@@ -20,7 +20,7 @@ def _tree(pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+                children.setdefault(int(stat_fields(int(entry.name))[1]), []).append(int(entry.name))
             except (FileNotFoundError, ProcessLookupError):
                 pass  # gone while we looked
     found, todo = [], [pid]
@@ -32,7 +32,7 @@ def _tree(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime so far, summed over the process and its children."""
-    fields = [_stat(p) for p in _tree(pid)]
+    fields = [stat_fields(p) for p in _tree(pid)]
     return sum(int(f[11]) + int(f[12]) for f in fields) / _TICKS
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import psycopg
 
@@ -46,16 +48,24 @@ async def notify_latency(dsn: str, n: int, statement: str) -> list[float]:
     return samples
 
 
-async def insert_rate(dsn: str, writers: int, seconds: float) -> float:
-    """Single-row autocommit INSERTs per second from `writers` connections at once."""
+async def insert_rate(
+    dsn: str,
+    writers: int,
+    seconds: float,
+    statement: str = "INSERT INTO todos (title) VALUES ('rate')",
+    params: Callable[[uuid.UUID, int], dict[str, Any]] | None = None,
+) -> float:
+    """Autocommit writes per second from `writers` connections at once:
+    single-row INSERTs, or `statement` with `params` of each connection's
+    client id and the write's number (from 1)."""
     deadline = time.monotonic() + seconds
 
     async def write() -> int:
-        count = 0
+        client, count = uuid.uuid4(), 0
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                await conn.execute("INSERT INTO todos (title) VALUES ('rate')")
                 count += 1
+                await conn.execute(statement, None if params is None else params(client, count))  # type: ignore[arg-type]
         return count
 
     start = time.monotonic()
