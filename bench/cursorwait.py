@@ -48,13 +48,17 @@ import psycopg
 
 from .__main__ import ROW_SUBSCRIBERS, _ids, _rows_one
 from .ab import CASES, alternate, ours, peer5, postmaster, warmed
-from .databases import ROOT, ROWS, _server, pair
+from .databases import ROOT, ROWS, Databases, _server, pair
 from .offcommit import APP_DECODED, UNJOURNALED, logical_cluster, sequencer
 from .procstat import cpu_seconds
 from .report import median
 from .servers import OURS, Server
 
 PATCH = Path(__file__).with_name("cursorwait.patch")
+# The decoded versions: whether the reply waits for its cursor, and the
+# sequencer (offcommit's WRITE_APP: one NOTIFY per batch, which the hub reads
+# back; WRITE_APP_ROWS: each entry's NOTIFY too, as today's trigger sends it).
+DECODED_VERSIONS = {"B": (False, "stream_app"), "C": (True, "stream_app"), "D": (True, "stream_app_rows")}
 
 
 def copy(target: Path, wait: bool) -> Path:
@@ -119,66 +123,79 @@ def journal_check(name: str, dsn: str) -> None:
     print(f"{name}: {entries} entries, positions {first} to {last}; {decoded} decoded (with an xid) for {written} "
           f"rows written after the slot; {keyed} keys in the journal for {verdicts} mutations rows", flush=True)
 
-def rows(admin: str, tree: Path, args: argparse.Namespace) -> None:
-    """The rows case, A (this checkout) and C (`tree`) in turn, each round a fresh server of each."""
+def _decoded_servers(stack: ExitStack, admin: str, names: list[str], rows: int) -> dict[str, tuple[Path, Databases, int]]:
+    """Each decoded version's tree, its databases (pair), its sequencer's pid: running until the stack closes."""
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    trees = {wait: copy(tmp / f"cursorwait-{'wait' if wait else 'nowait'}", wait) for wait in (False, True)}
+    versions = {}
+    for name in names:
+        wait, how = DECODED_VERSIONS[name]
+        dbs = stack.enter_context(pair(admin, f"_{name.lower()}", rows))
+        decoded(dbs.ours)
+        versions[name] = (trees[wait], dbs, stack.enter_context(sequencer(dbs.ours, how)))
+    return versions
+
+
+def rows(admin: str, names: list[str], args: argparse.Namespace) -> None:
+    """The rows case, A (this checkout) and the decoded versions in turn, each round a fresh server of each."""
     settings = argparse.Namespace(row_events=args.row_events, client_processes=4)
     with ExitStack() as stack:
-        dbs = {name: stack.enter_context(pair(admin, f"_rows_{name.lower()}", ROW_SUBSCRIBERS)) for name in ("A", "C")}
-        decoded(dbs["C"].ours)
-        stack.enter_context(sequencer(dbs["C"].ours, "stream_app"))
-        trees = {"A": ROOT, "C": tree}
-        last: dict[str, list[float]] = {"A": [], "C": []}
+        trees = {"A": (ROOT, stack.enter_context(pair(admin, "_a", ROW_SUBSCRIBERS)))}
+        trees |= {name: (tree, dbs) for name, (tree, dbs, _) in _decoded_servers(stack, admin, names, ROW_SUBSCRIBERS).items()}
+        order = list(trees)
+        last: dict[str, list[float]] = {name: [] for name in order}
         for round_ in range(args.rounds):
-            for name in ("A", "C")[:: 1 if round_ % 2 == 0 else -1]:
+            for name in order[round_ % len(order):] + order[: round_ % len(order)]:
                 # running() starts ours from the PYTHONPATH it inherits.
-                os.environ["PYTHONPATH"] = str(trees[name])
-                result = asyncio.run(_rows_one(dbs[name], OURS, ROW_SUBSCRIBERS, settings))
+                os.environ["PYTHONPATH"] = str(trees[name][0])
+                result = asyncio.run(_rows_one(trees[name][1], OURS, ROW_SUBSCRIBERS, settings))
                 last[name] += result.last_arrival
                 print(f"round {round_} {name}: last arrival {', '.join(f'{v * 1000:.1f}' for v in result.last_arrival)} ms, "
                       f"load average {os.getloadavg()}", flush=True)
-        a, c = median(last["A"]), median(last["C"])
-        print(f"last arrival p50: A {a * 1000:.1f} ms, C {c * 1000:.1f} ms, C/A {c / a:.2f}", flush=True)
+        base = median(last["A"])
+        print("last arrival p50: " + ", ".join(f"{n} {median(v) * 1000:.1f} ms ({median(v) / base:.2f})" for n, v in last.items()),
+              flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cursorwait", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="createTodo", help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--versions", default="B,C,D", help=f"decoded versions beside A, of {','.join(DECODED_VERSIONS)}")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--out", type=Path, help="JSON lines, one per run (python -m bench.ab --summary reads them)")
-    parser.add_argument("--rows", action="store_true", help="the rows case instead, A against C")
+    parser.add_argument("--rows", action="store_true", help="the rows case instead")
     parser.add_argument("--row-events", type=int, default=10, help="UPDATEs timed per server and round (--rows)")
     args = parser.parse_args()
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    trees = {"B": copy(tmp / "cursorwait-b", wait=False), "C": copy(tmp / "cursorwait-c", wait=True)}
+    names = args.versions.split(",")
     if args.rows:
         with _logical() as admin:
-            rows(admin, trees["C"], args)
+            rows(admin, names, args)
         return
     with _logical() as admin, ExitStack() as stack:
-        dbs = {name: stack.enter_context(pair(admin, f"_{name.lower()}")) for name in ("A", "B", "C")}
-        sequencers = {}
-        for name in trees:
-            decoded(dbs[name].ours)
-            sequencers[name] = stack.enter_context(sequencer(dbs[name].ours, "stream_app"))
+        dbs_a = stack.enter_context(pair(admin, "_a"))
+        versions = _decoded_servers(stack, admin, names, ROWS)
         with ExitStack() as running:
-            servers = [running.enter_context(ours("A", ROOT, dbs["A"].ours))]
-            servers += [running.enter_context(ours(name, tree, dbs[name].ours)) for name, tree in trees.items()]
-            servers.append(running.enter_context(peer5(dbs["A"].peer_url)))
-            check_cursor(servers[2], dbs["C"].ours)
+            servers = [running.enter_context(ours("A", ROOT, dbs_a.ours))]
+            for name, (tree, dbs, _) in versions.items():
+                servers.append(server := running.enter_context(ours(name, tree, dbs.ours)))
+                if DECODED_VERSIONS[name][0]:
+                    check_cursor(server, dbs.ours)
+            servers.append(running.enter_context(peer5(dbs_a.peer_url)))
             pg = postmaster(admin)
             print(f"load average {os.getloadavg()}", flush=True)
-            ids = {name: _ids(d.ours, 50) for name, d in dbs.items()}
-            plans = warmed(args.cases.split(","), servers, ids, _ids(dbs["A"].peer, 50))
-            sequencer_cpu = {name: cpu_seconds(pid) for name, pid in sequencers.items()}
+            ids = {"A": _ids(dbs_a.ours, 50)} | {name: _ids(dbs.ours, 50) for name, (_, dbs, _) in versions.items()}
+            plans = warmed(args.cases.split(","), servers, ids, _ids(dbs_a.peer, 50))
+            sequencer_cpu = {name: cpu_seconds(pid) for name, (_, _, pid) in versions.items()}
             alternate(plans, args.rounds, args.seconds, pg, args.out)
             print(f"load average {os.getloadavg()}", flush=True)
-            for name, pid in sequencers.items():
+            for name, (_, _, pid) in versions.items():
                 print(f"{name}'s sequencer: {cpu_seconds(pid) - sequencer_cpu[name]:.2f} CPU s over the rounds", flush=True)
         # The servers stopped: their backends' statistics are flushed.
-        for name in trees:
-            journal_check(name, dbs[name].ours)
+        for name, (_, dbs, _) in versions.items():
+            journal_check(name, dbs.ours)
+
 
 if __name__ == "__main__":
     main()
