@@ -1,6 +1,7 @@
 """The journal fed by logical decoding, through the app, with the writer's
 cursor wait (issue 21; docs/design/journal-decoding.md, "The writer's
-cursor"). Four servers in one sitting, as bench.ab runs two and PostGraphile 5:
+cursor"). Up to five servers in one sitting, as bench.ab runs two and
+PostGraphile 5 (docs/bench-ab-journal.md, "Fourth round"):
 
 - A: this checkout as it is (today's journal trigger);
 - B: a throwaway copy of it with bench/cursorwait.patch applied, replying
@@ -11,22 +12,24 @@ cursor"). Four servers in one sitting, as bench.ab runs two and PostGraphile 5:
   sends one NOTIFY per batch naming each transaction's xid and last
   position, and the process's hub (its one LISTEN) resolves the writer's
   waiter (graphql_todos/core/cursors.py in the copy);
+- D: C, its sequencer also sending each entry's NOTIFY as today's trigger
+  does, so the hub reads nothing back;
 - PostGraphile 5 on the peers' table.
 
-B's and C's databases have the todos journal triggers dropped and
-offcommit.APP_DECODED applied, and each has `python -m bench.offcommit
---sequence stream_app` running beside it (offcommit.WRITE_APP: the entries
-into the app's own todo_changes). All on offcommit's logical cluster (or
-DATABASE_URL, with wal_level = logical).
+The decoded versions' databases have the todos journal triggers dropped
+and offcommit.APP_DECODED applied, and each has `python -m bench.offcommit
+--sequence stream_app` (D: stream_app_rows) running beside it
+(offcommit.WRITE_APP: the entries into the app's own todo_changes). All on
+offcommit's logical cluster (or DATABASE_URL, with wal_level = logical).
 
     python -m bench.cursorwait --cases createTodo,updateTodo --rounds 6 --seconds 3 --out runs.jsonl
     python -m bench.ab --summary runs.jsonl
-    python -m bench.cursorwait --rows --rounds 3     # make bench's rows case, A against C
+    python -m bench.cursorwait --rows --versions C,D --rounds 3     # make bench's rows case
 
 `--rows` times make bench's rows case (1,000 subscribers each on its own
 row, one UPDATE of every row per change, bench.__main__._rows_one) against
-A and C in turn: today's 1,000 NOTIFYs at the UPDATE's commit, against the
-sequencer's one batch INSERT and one NOTIFY, which the hub reads back.
+A and the decoded versions in turn: today's 1,000 NOTIFYs at the UPDATE's
+commit, against the sequencer's one batch INSERT after it.
 
 The copies are made from HEAD (git archive) in TMPDIR, kept for a rerun."""
 
@@ -36,6 +39,7 @@ import argparse
 import asyncio
 import io
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -63,7 +67,7 @@ DECODED_VERSIONS = {"B": (False, "stream_app"), "C": (True, "stream_app"), "D": 
 
 def copy(target: Path, wait: bool) -> Path:
     """HEAD's graphql_todos with the patch applied in target (made afresh); `wait`: C, else B."""
-    subprocess.run(["rm", "-rf", str(target)], check=True)
+    shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", "HEAD", "graphql_todos"], cwd=ROOT, check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
