@@ -204,23 +204,24 @@ def summary(path: Path) -> None:
         names = dict.fromkeys(["A", "B", PG5, *(r["server"] for r in rows)])
         by = {s: [r for r in rows if r["case"] == case and r["server"] == s] for s in names}
         med = {s: {k: statistics.median(r[k] for r in v) for k in ("rps", "cpu_us", "pg_us")} for s, v in by.items() if v}
-        rounds = {r["round"] for r in by["A"]} & {r["round"] for r in by["B"]}
         rps = {s: {r["round"]: r["rps"] for r in v} for s, v in by.items()}
-        worse = sum(rps["B"][k] < rps["A"][k] for k in rounds)
-        print(f"{case} ({len(rounds)} rounds)")
+        print(f"{case} ({len({r['round'] for r in by['A']})} rounds)")
         for s, m in med.items():
             print(f"  {s}: {m['rps']:.0f} req/s, server {m['cpu_us']:.0f} us/req, PostgreSQL {m['pg_us']:.0f} us/req")
-        print(f"  B/A req/s {med['B']['rps'] / med['A']['rps']:.2f} (B slower in {worse} of {len(rounds)}),"
-              f" CPU {med['B']['cpu_us'] / med['A']['cpu_us']:.2f}")
+        if "B" in med:
+            rounds = rps["A"].keys() & rps["B"].keys()
+            worse = sum(rps["B"][k] < rps["A"][k] for k in rounds)
+            print(f"  B/A req/s {med['B']['rps'] / med['A']['rps']:.2f} (B slower in {worse} of {len(rounds)}),"
+                  f" CPU {med['B']['cpu_us'] / med['A']['cpu_us']:.2f}")
         if PG5 in med:
-            pairs_b = [rps["B"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
-            pairs_a = [rps["A"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
-            print(f"  B/PG5 {med['B']['rps'] / med[PG5]['rps']:.2f} (per round median {statistics.median(pairs_b):.2f}),"
-                  f" A/PG5 {med['A']['rps'] / med[PG5]['rps']:.2f} (per round {statistics.median(pairs_a):.2f})")
-            for other in [s for s in med if s not in ("A", "B", PG5)]:
-                pairs = [rps[other][k] / rps[PG5][k] for k in rps[other] if k in rps[PG5]]
-                print(f"  {other}/PG5 {med[other]['rps'] / med[PG5]['rps']:.2f} (per round {statistics.median(pairs):.2f}),"
-                      f" {other}/A {med[other]['rps'] / med['A']['rps']:.2f}, {other}/B {med[other]['rps'] / med['B']['rps']:.2f}")
+            # Each version's ratio to PostGraphile 5, of the medians and (in brackets) of each round's pair.
+            print("  " + ", ".join(
+                f"{s}/PG5 {m['rps'] / med[PG5]['rps']:.2f} ({statistics.median(rps[s][k] / rps[PG5][k] for k in rps[s] if k in rps[PG5]):.2f})"
+                for s, m in med.items() if s != PG5
+            ))
+        for other in [s for s in med if s not in ("A", "B", PG5)]:
+            print(f"  {other}/A {med[other]['rps'] / med['A']['rps']:.2f}"
+                  + (f", {other}/B {med[other]['rps'] / med['B']['rps']:.2f}" if "B" in med else ""))
     # Issue 20's target: a numbered createTodo within 1.1x of the plain one,
     # each round's pair: in req/s, and in CPU (server and PostgreSQL) per request.
     run = {(r["case"], r["server"], r["round"]): r for r in rows}
