@@ -141,17 +141,10 @@ def main() -> None:
         p5 = stack.enter_context(peer5(dbs_a.peer_url))
         pg = postmaster(admin)
         ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
-        peer_ids = _ids(dbs_a.peer, 50)
-        out = args.out.open("a") if args.out else None
-        plans: dict[str, list[tuple[Server, Load]]] = {}
-        for case in cases:
-            plan = [(server, loads(case, ids.get(server.name, ()), peer_ids)) for server in (a, b, p5)]
-            runs = [(server, ours_load if server.name != PG5 else pg5_load) for server, (ours_load, pg5_load) in plan]
-            for server, load in runs:
-                load.check(server.url)
-                wrk(server.url, load, 1, 20)
-            if args.profile:
-                args.profile.mkdir(parents=True, exist_ok=True)
+        plans = warmed(cases, [a, b, p5], ids, _ids(dbs_a.peer, 50))
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            for case, runs in plans.items():
                 for server, load in runs[:2]:
                     target = args.profile / f"{case}-{server.name}.txt"
                     spy = subprocess.Popen(
@@ -162,43 +155,73 @@ def main() -> None:
                     r = measure(server, load, args.seconds, pg)
                     spy.wait()
                     print(case, server.name, json.dumps(r), flush=True)
-                continue
-            plans[case] = runs
-        # Rounds outermost: the cases alternate too (numbered against plain
-        # createTodo, say, is a ratio of two cases within one round).
-        for round_ in range(args.rounds):
+            return
+        alternate(plans, args.rounds, args.seconds, pg, args.out)
+
+
+def warmed(
+    cases: list[str], servers: list[Server], ids: dict[str, tuple[str, ...]], peer_ids: tuple[str, ...]
+) -> dict[str, list[tuple[Server, Load]]]:
+    """Each case's load for each server (PostGraphile 5 by its name), each checked and run for a second."""
+    plans: dict[str, list[tuple[Server, Load]]] = {}
+    for case in cases:
+        runs = []
+        for server in servers:
+            ours_load, pg5_load = loads(case, ids.get(server.name, ()), peer_ids)
+            runs.append((server, pg5_load if server.name == PG5 else ours_load))
+        for server, load in runs:
+            load.check(server.url)
+            wrk(server.url, load, 1, 20)
+        plans[case] = runs
+    return plans
+
+
+def alternate(plans: dict[str, list[tuple[Server, Load]]], rounds: int, seconds: float, pg: int, out: Path | None) -> None:
+    """The rounds, a JSON line per run (to `out` too): the servers' order
+    rotated every round and reversed every other one. Rounds outermost: the
+    cases alternate too (numbered against plain createTodo, say, is a ratio
+    of two cases within one round)."""
+    with ExitStack() as stack:
+        lines = stack.enter_context(out.open("a")) if out else None
+        for round_ in range(rounds):
             for case, runs in plans.items():
-                order = runs[round_ % 3:] + runs[: round_ % 3]
+                order = runs[round_ % len(runs):] + runs[: round_ % len(runs)]
                 if round_ % 2:
                     order.reverse()
                 for server, load in order:
-                    r = measure(server, load, args.seconds, pg)
-                    line = {"case": case, "server": server.name, "round": round_, **r}
-                    print(json.dumps(line), flush=True)
-                    if out:
-                        out.write(json.dumps(line) + "\n")
-                        out.flush()
-
+                    r = measure(server, load, seconds, pg)
+                    line = json.dumps({"case": case, "server": server.name, "round": round_, **r})
+                    print(line, flush=True)
+                    if lines:
+                        lines.write(line + "\n")
+                        lines.flush()
 
 def summary(path: Path) -> None:
     """Medians per case and server, and the ratios (pairs: B worse than A in how many rounds)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for case in dict.fromkeys(r["case"] for r in rows):
-        by = {s: [r for r in rows if r["case"] == case and r["server"] == s] for s in ("A", "B", PG5)}
+        # A, B and PostGraphile 5, and any other versions (bench.cursorwait's C).
+        names = dict.fromkeys(["A", "B", PG5, *(r["server"] for r in rows)])
+        by = {s: [r for r in rows if r["case"] == case and r["server"] == s] for s in names}
         med = {s: {k: statistics.median(r[k] for r in v) for k in ("rps", "cpu_us", "pg_us")} for s, v in by.items() if v}
-        rounds = {r["round"] for r in by["A"]} & {r["round"] for r in by["B"]}
         rps = {s: {r["round"]: r["rps"] for r in v} for s, v in by.items()}
-        worse = sum(rps["B"][k] < rps["A"][k] for k in rounds)
-        print(f"{case} ({len(rounds)} rounds)")
+        print(f"{case} ({len({r['round'] for r in by['A']})} rounds)")
         for s, m in med.items():
             print(f"  {s}: {m['rps']:.0f} req/s, server {m['cpu_us']:.0f} us/req, PostgreSQL {m['pg_us']:.0f} us/req")
-        print(f"  B/A req/s {med['B']['rps'] / med['A']['rps']:.2f} (B slower in {worse} of {len(rounds)}),"
-              f" CPU {med['B']['cpu_us'] / med['A']['cpu_us']:.2f}")
+        if "B" in med:
+            rounds = rps["A"].keys() & rps["B"].keys()
+            worse = sum(rps["B"][k] < rps["A"][k] for k in rounds)
+            print(f"  B/A req/s {med['B']['rps'] / med['A']['rps']:.2f} (B slower in {worse} of {len(rounds)}),"
+                  f" CPU {med['B']['cpu_us'] / med['A']['cpu_us']:.2f}")
         if PG5 in med:
-            pairs_b = [rps["B"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
-            pairs_a = [rps["A"][k] / rps[PG5][k] for k in rounds if k in rps[PG5]]
-            print(f"  B/PG5 {med['B']['rps'] / med[PG5]['rps']:.2f} (per round median {statistics.median(pairs_b):.2f}),"
-                  f" A/PG5 {med['A']['rps'] / med[PG5]['rps']:.2f} (per round {statistics.median(pairs_a):.2f})")
+            # Each version's ratio to PostGraphile 5, of the medians and (in brackets) of each round's pair.
+            print("  " + ", ".join(
+                f"{s}/PG5 {m['rps'] / med[PG5]['rps']:.2f} ({statistics.median(rps[s][k] / rps[PG5][k] for k in rps[s] if k in rps[PG5]):.2f})"
+                for s, m in med.items() if s != PG5
+            ))
+        for other in [s for s in med if s not in ("A", "B", PG5)]:
+            print(f"  {other}/A {med[other]['rps'] / med['A']['rps']:.2f}"
+                  + (f", {other}/B {med[other]['rps'] / med['B']['rps']:.2f}" if "B" in med else ""))
     # Issue 20's target: a numbered createTodo within 1.1x of the plain one,
     # each round's pair: in req/s, and in CPU (server and PostgreSQL) per request.
     run = {(r["case"], r["server"], r["round"]): r for r in rows}

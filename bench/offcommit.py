@@ -71,7 +71,9 @@ from .writes import as_peer, insert_rate, notify_latency
 TABLES = ("ours", "ours_full", "stream", "stream_keyed", "stream_full", "stream_marked", "decoding", "xid8", "peers", "none")
 # Written by the app's numbered createTodo (an actor, a key, a mutations row), not a bare INSERT.
 FULL = ("ours_full", "stream_keyed", "stream_full", "stream_marked")
-STREAMED = ("stream", "stream_keyed", "stream_full", "stream_marked")
+# stream_app, stream_app_rows: no tables of this bench, the sequencers of
+# bench.cursorwait's copies of the app (APP_DECODED; WRITE_APP).
+STREAMED = ("stream", "stream_keyed", "stream_full", "stream_marked", "stream_app", "stream_app_rows")
 DECODED = (*STREAMED, "decoding")
 SEQUENCED = (*DECODED, "xid8")
 # The app's migrations kept (lists, members, mutations): ours, and the rebuilds.
@@ -80,7 +82,8 @@ APP_SCHEMA = ("ours", *FULL)
 # one person, so the membership row they lock is shared (the worst case).
 ACTOR = "00000000-0000-4000-8000-000000000001"
 LIST = "00000000-0000-4000-8000-000000000002"
-SLOT = "offcommit_journal"
+# The sequencer's session lock, per database (not 7305202418: the app's retention takes that one).
+SEQUENCER_LOCK = 7305202419
 # The sequencer's own journal, written after commit: positions in the order it writes them.
 JOURNAL = """
 CREATE SEQUENCE seq_changes_position;
@@ -90,6 +93,13 @@ CREATE TABLE seq_changes (
 );
 """
 DECODING = """
+ALTER TABLE todos REPLICA IDENTITY FULL;
+CREATE PUBLICATION offcommit FOR TABLE todos;
+"""
+# The app's own journal fed by the sequencer (bench.cursorwait): each entry's
+# xid, for its writer's cursor, and its source LSN (each change once).
+APP_DECODED = """
+ALTER TABLE todo_changes ADD COLUMN source text UNIQUE, ADD COLUMN xid xid8;
 ALTER TABLE todos REPLICA IDENTITY FULL;
 CREATE PUBLICATION offcommit FOR TABLE todos;
 """
@@ -190,6 +200,44 @@ WITH batch AS (
 )
 SELECT pg_notify('todo_changes', max(position)::text) FROM batch HAVING count(*) > 0
 """
+# The same into the app's journal (stream_app), entries as today's trigger
+# writes them (the lists a row leaves and joins, a moved row's old state),
+# and one NOTIFY per 200 transactions of the batch: each transaction's xid
+# and last position (a writer's cursor; the hub resolves its waiter), and
+# "through" so the hub reads the range back (live/notifications.py).
+_JOURNAL_APP = """
+WITH batch AS (
+    INSERT INTO todo_changes (position, source, xid, op, todo_id, todo, list_before, list_after, before, mutation)
+    SELECT nextval('todo_changes_position'), e->>'source', (e->>'xid')::xid8, (e->>'op')::journal_op,
+           (e->'row'->>'id')::uuid, to_jsonb(jsonb_populate_record(NULL::todos, e->'row')),
+           (e->'old'->>'list_id')::uuid, (e->'new'->>'list_id')::uuid,
+           CASE WHEN e->'old'->>'list_id' <> e->'new'->>'list_id' THEN to_jsonb(jsonb_populate_record(NULL::todos, e->'old')) END,
+           e->>'mutation'
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n
+    ON CONFLICT (source) DO NOTHING
+    RETURNING *
+), written AS (
+    SELECT max(position) AS position, json_build_object(
+        'xids', json_agg(json_build_array(xid::text, position)), 'position', max(position), 'op', 'batch',
+        'through', max(position))::text AS payload
+    FROM (SELECT xid, max(position) AS position, (row_number() OVER (ORDER BY max(position)) - 1) / 200 AS chunk
+          FROM batch GROUP BY xid) x
+    GROUP BY chunk
+)
+"""
+WRITE_APP = _JOURNAL_APP + "SELECT pg_notify('todo_changes', payload) FROM written"
+# stream_app_rows: each entry's NOTIFY too, today's payload (010's
+# journal_write: the row whole, so the hub reads nothing back), in position
+# order before the batch's (a volatile target is computed after the sort).
+WRITE_APP_ROWS = _JOURNAL_APP + """
+SELECT pg_notify('todo_changes', payload) FROM (
+    SELECT 1 AS k, position, json_build_object(
+        'position', position, 'op', op, 'id', todo_id, 'changed_at', changed_at, 'list_before', list_before,
+        'list_after', list_after, 'person', NULL, 'todo', todo)::text AS payload FROM batch
+    UNION ALL
+    SELECT 2, position, payload FROM written
+) notes ORDER BY k, position
+"""
 # Candidate B's batch: every staged entry of a transaction that has ended
 # (below the oldest running xid: committed, or rolled back with its entries).
 WRITE_STAGED = """
@@ -253,16 +301,19 @@ def _tuple(data: bytes, at: int, names: list[str]) -> tuple[dict[str, str | None
     return row, at
 
 
-def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]]) -> list[dict[str, object]]:
-    """The row changes of pgoutput's messages, each with its source LSN and
-    its transaction's mutation key (a transactional logical message of ours
-    in it; a batch holds whole transactions: _stream's)."""
+def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]], epoch: int = 0) -> list[dict[str, object]]:
+    """The row changes of pgoutput's messages, each with its source LSN, its
+    transaction's xid (as xid8 in `epoch`; Begin's is 32 bits) and mutation
+    key (a transactional logical message of ours in it; a batch holds whole
+    transactions: _stream's), and its row's old and new states."""
     changes: list[dict[str, object]] = []
-    begun, key = 0, None  # where the current transaction's changes start, its key
+    begun, key, xid = 0, None, 0  # where the current transaction's changes start, its key, its xid
     for lsn, data in messages:
         kind = data[:1]
         if kind == b"B":
             begun, key = len(changes), None
+            # final LSN (8 bytes), commit time (8), xid (4).
+            xid = epoch << 32 | struct.unpack_from("!I", data, 17)[0]
         elif kind == b"M":
             # flags (1 byte), the message's LSN (8), prefix, content length (4), content.
             end = data.index(b"\0", 10)
@@ -292,7 +343,9 @@ def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]]) 
             if data[at : at + 1] == b"N":
                 new, at = _tuple(data, at + 1, names)
             op = {b"I": "created", b"U": "updated", b"D": "deleted"}[kind]
-            change: dict[str, object] = {"source": lsn, "op": op, "row": new if new is not None else old}
+            change: dict[str, object] = {
+                "source": lsn, "xid": xid, "op": op, "row": new if new is not None else old, "old": old, "new": new
+            }
             if key is not None:
                 change["mutation"] = key
             changes.append(change)
@@ -303,18 +356,19 @@ def sequence(dsn: str, how: str) -> None:
     """The sequencer (a process of its own): one owner (an advisory lock),
     batches until its parent closes stdin."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(7305202418)")
+        conn.execute("SELECT pg_advisory_lock(%s)", (SEQUENCER_LOCK,))
+        slot = _slot(conn)
         if how in DECODED:
             # A run killed before its cleanup leaves its slot, holding WAL back.
             conn.execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
-                (SLOT,),
+                (slot,),
             )
-            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (SLOT,))
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
         relations: dict[int, list[str]] = {}
         try:
             if how in STREAMED:
-                _stream(dsn, conn, relations)
+                _stream(dsn, conn, relations, how)
                 return
             print("ready", flush=True)
             # stdin readable: the parent closed it (EOF), time to stop.
@@ -325,12 +379,17 @@ def sequence(dsn: str, how: str) -> None:
             if how in DECODED:
                 # The walsender lets go of the slot a moment after its connection closes.
                 _caught_up_to(lambda: conn.execute(
-                    "SELECT NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = %s AND active)", (SLOT,)
+                    "SELECT NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = %s AND active)", (slot,)
                 ).fetchone() == (True,), "the slot let go")
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (SLOT,))
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
 
 
-def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]]) -> None:
+def _slot(conn: psycopg.Connection) -> str:
+    """The database's slot (slots are cluster-wide; bench.cursorwait runs two sequencers at once)."""
+    return f"offcommit_{conn.info.dbname}"[:63]
+
+
+def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]], how: str) -> None:
     """Candidate A as it would run: the slot streamed by a walsender
     (psycopg2's replication protocol; psycopg 3 has none), which waits for
     WAL instead of being polled. Whole transactions are journaled as one
@@ -342,28 +401,51 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]])
 
     replication = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cur = replication.cursor()
-    cur.start_replication(slot_name=SLOT, decode=False, options={"proto_version": "1", "publication_names": "offcommit", "messages": "true"})
+    cur.start_replication(slot_name=_slot(conn), decode=False, options={"proto_version": "1", "publication_names": "offcommit", "messages": "true"})
+    write = {"stream_app": WRITE_APP, "stream_app_rows": WRITE_APP_ROWS}.get(how, WRITE_DECODED)
+    # The xid8 epoch now (a wrap while it runs is not handled: a throwaway).
+    epoch = int(conn.execute("SELECT pg_current_xact_id()::text::bigint >> 32").fetchone()[0])  # type: ignore[index]
     print("ready", flush=True)
     pending: list[tuple[str, bytes]] = []
     done = 0  # pending's messages through its last commit
+    # Per batch: seconds from its first commit message read to its journal's
+    # commit, of which the journal's statement and commit; and its entries.
+    held: list[tuple[float, float, int]] = []
+    first = 0.0
     try:
         while True:
             message = cur.read_message()
             if message is not None:
                 pending.append((str(message.data_start), message.payload))
                 if message.payload[:1] == b"C":
+                    first = first if done else time.perf_counter()
                     done = len(pending)
                 if done < BATCH:
                     continue
             if done:
                 batch, pending, done = pending[:done], pending[done:], 0
-                if changes := _decode(batch, relations):
-                    conn.execute(WRITE_DECODED, (orjson.dumps(changes).decode(),))
+                if changes := _decode(batch, relations, epoch):
+                    start = time.perf_counter()
+                    conn.execute(write, (orjson.dumps(changes).decode(),))
+                    end = time.perf_counter()
+                    held.append((end - first, end - start, len(changes)))
                 cur.send_feedback(flush_lsn=int(batch[-1][0]))
             elif select.select([cur, sys.stdin], [], [], 1)[0] == [sys.stdin]:
                 return
     finally:
         replication.close()
+        _report_held(how, held)
+
+
+def _report_held(how: str, held: list[tuple[float, float, int]]) -> None:
+    """The sequencer's part of an entry's delay, on stderr (the bench's log): p50 and p90 in ms."""
+    if len(held) < 2:
+        return
+    total, journal = (statistics.quantiles([h[i] * 1000 for h in held], n=10) for i in (0, 1))
+    print(f"sequencer {how}: {len(held)} batches, {sum(h[2] for h in held) / len(held):.1f} entries each; "
+          f"first commit read -> journal committed p50 {total[4]:.2f} ms, p90 {total[8]:.2f} ms; "
+          f"of which the journal's statement and commit p50 {journal[4]:.2f} ms, p90 {journal[8]:.2f} ms",
+          file=sys.stderr, flush=True)
 
 
 def _batch(conn: psycopg.Connection, how: str, relations: dict[int, list[str]]) -> int:
@@ -378,14 +460,14 @@ def _batch(conn: psycopg.Connection, how: str, relations: dict[int, list[str]]) 
     rows = conn.execute(
         "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, %s, "
         "'proto_version', '1', 'publication_names', 'offcommit')",
-        (SLOT, flushed, BATCH),
+        (_slot(conn), flushed, BATCH),
     ).fetchall()
     if changes := _decode(rows, relations):
         conn.execute(WRITE_DECODED, (orjson.dumps(changes).decode(),))
     # After the journal's commit: a crash before this decodes the batch again,
     # and ON CONFLICT (source) drops what is already journaled.
     upto = rows[-1][0] if len(rows) >= BATCH else flushed
-    conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (SLOT, upto))
+    conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (_slot(conn), upto))
     return len(changes)
 
 
