@@ -183,23 +183,6 @@ def test_notifications_carry_the_change(db_dsn: str) -> None:
     assert datetime.fromisoformat(payload["changed_at"]) == changed_at
 
 
-def test_a_big_transaction_notifies_its_first_hundred_rows_then_where_the_rest_begins(db_dsn: str) -> None:
-    """Past a transaction's first 100 todo rows, one notification names the
-    first entry it does not carry, once however many follow (sql/011); the
-    journal has every entry, and the next transaction counts afresh."""
-    with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
-        listener.execute("LISTEN todo_changes")
-        writer.execute("INSERT INTO todos (title) SELECT 't' || i FROM generate_series(1, 250) i ORDER BY i")
-        writer.execute("UPDATE todos SET completed = true WHERE title IN ('t1', 't2')")
-        notifies = list(listener.notifies(timeout=5, stop_after=103))
-        journal = writer.execute("SELECT position, todo->>'title' FROM todo_changes ORDER BY position").fetchall()
-    payloads = [json.loads(n.payload) for n in notifies]
-    assert [(p["position"], p["todo"]["title"]) for p in payloads[:100]] == journal[:100]
-    assert payloads[100] == {"position": 101, "op": None, "through": None}
-    assert [(p["position"], p["op"]) for p in payloads[101:]] == [(251, "updated"), (252, "updated")]
-    assert journal[:250] == [(i, f"t{i}") for i in range(1, 251)]
-
-
 def test_upgrading_keeps_the_journal_going(admin_dsn: str, tmp_path: Path) -> None:
     """A database journaled by the previous migrations goes on, after this
     one, from the position it had reached, with the same notifications."""
