@@ -43,10 +43,20 @@ def notified(payload: str) -> tuple[int, Entry | None]:
         elif "detail" not in body:
             return position, None
         changed_at = _timed(body["changed_at"]) if "changed_at" in body else None
-        todo, before = body.get("todo"), body.get("before")
+        todo, before, id_text = body.get("todo"), body.get("before"), body.get("id")
+        row = None if todo is None else Todo.from_json(todo, _parsed, _timed)
+        # A row's entry names the row's id again, and its list (twice when
+        # changed in place): the row's uuids where the text is the same, a
+        # lookup fewer each.
+        if row is None:
+            todo_id, list_before = _uuid(id_text), _uuid(before_text)
+        else:
+            todo_id = row.id if id_text == todo["id"] else _uuid(id_text)
+            same_list = before_text is not None and before_text == todo.get("list_id")
+            list_before = row.list_id if same_list else _uuid(before_text)
+        list_after = list_before if after_text == before_text else _uuid(after_text)
         return position, Entry(
-            position, op, _uuid(body.get("id")), None if todo is None else Todo.from_json(todo, _parsed, _timed),
-            _uuid(before_text), _uuid(after_text), _uuid(body.get("person")), body.get("detail"),
+            position, op, todo_id, row, list_before, list_after, _uuid(body.get("person")), body.get("detail"),
             None if before is None else Todo.from_json(before, _parsed, _timed), changed_at,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
