@@ -82,6 +82,25 @@ from graphql_todos.live.hub import Hub
 Frame = Callable[[Change | None, bytes], bytes]
 
 
+class _DocumentKey:
+    """A document in a group's key: equal as the document is, its hash
+    taken once. graphql-core hashes a document node by node, every field
+    and location (8 us for todoChanges' document), at every group lookup,
+    so at every subscribe."""
+
+    __slots__ = ("_hash", "document")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self._hash = hash(document)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DocumentKey) and other.document == self.document
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     document: DocumentNode
@@ -94,6 +113,8 @@ class _Plan:
     variable: str | None
     # Its events compiled (graphql/fast); None: graphql-core executes them.
     events: CompiledOperation | None
+    # The document as group keys hold it.
+    key: _DocumentKey
 
     def argument(self, coerced: Variables) -> Any:
         """The argument's value in this request."""
@@ -140,7 +161,7 @@ def _plan(operation: Operation) -> _Plan | None:
     if visitor.found or argument is None:
         return None
     events = compile_events(operation.schema, operation.document, definition)
-    return _Plan(operation.document, definition, field.name.value, *argument, events)
+    return _Plan(operation.document, definition, field.name.value, *argument, events, _DocumentKey(operation.document))
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,15 +436,15 @@ class GraphQLFanout:
         plan, coerced = planned
         cursor = plan.argument(coerced)
         journal: Journal = conn.state.journal
+        groups: Groups = conn.state.broadcast_groups
         try:
-            start = await streams.start_after(journal, cursor if resume_after is None else resume_after)
+            start = await streams.start_after(journal, cursor if resume_after is None else resume_after, groups.hub)
         except DomainError as exc:
             raise Refused(self._refusal(plan, exc)) from None
         # The cursor decides where a member starts, not what a change looks
         # like; nor does whose it is (people.md section 6: a member gets
         # what its view says, in the payload every reader of that kind gets).
-        key = (frame, plan.document, operation_name, coerced.key_without(plan.variable))
-        groups: Groups = conn.state.broadcast_groups
+        key = (frame, plan.key, operation_name, coerced.key_without(plan.variable))
         viewer = _viewer_of(context)
         return Joined(
             groups, key, start,
@@ -545,7 +566,7 @@ class GraphQLFanout:
         viewer = _viewer_of(context)
         service: TodoService = conn.state.service
         live_lists: streams.LiveLists = conn.state.live_lists
-        key = (viewer, completed, frame, plan.document, operation_name, coerced.key)
+        key = (viewer, completed, frame, plan.key, operation_name, coerced.key)
 
         def make() -> ListGroup:
             # A version has no cursor: framed with none.

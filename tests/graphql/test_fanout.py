@@ -1,6 +1,7 @@
-"""A `todo(id)` stream's render (fanout._row_render) writes the same bytes
-as graphql-core's execution of the event, by its shortcut for a selection
-of the row's plain leaves, and by the plan's render for the rest."""
+"""The fan-out: a `todo(id)` stream's render (fanout._row_render) writes the
+same bytes as graphql-core's execution of the event, by its shortcut for a
+selection of the row's plain leaves, and by the plan's render for the rest;
+a group key is equal as its document is."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from graphql_todos.core.models import Todo
-from graphql_todos.graphql.fanout import _row_render
+from graphql_todos.graphql.fanout import _DocumentKey, _row_render
 from graphql_todos.graphql.fast.plans import Plan, compile_events
 from graphql_todos.graphql.intake import coerce
 from tests.graphql.fast.test_events import ROWS, SCHEMA, _strawberry
@@ -88,3 +89,14 @@ def test_what_the_shortcut_does_not_cover_is_left_to_the_plan() -> None:
         render, passed = _renders(query, {})
         assert render(event) == _strawberry(query, {}, event)
         assert passed == [event], query
+
+
+CHANGES = "subscription { todoChanges { op todo { id title completed } } }"
+
+
+def test_a_document_key_is_equal_as_its_document_is() -> None:
+    first, again = _DocumentKey(parse(CHANGES)), _DocumentKey(parse(CHANGES))
+    other = _DocumentKey(parse(CHANGES.replace(" completed", "")))
+    assert first == again and hash(first) == hash(again)
+    assert first != other
+    assert {(None, first): "group"}.get((None, again)) == "group"
