@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -127,7 +127,9 @@ class Entry:
     # updated across lists: the row before; removed: the row as it stands.
     before: Todo | None = None
     changed_at: datetime | None = None
-    legacy: dict[Any, Change] = field(default_factory=dict)
+    # Made by the first legacy_change: a row sink's or a feed's entry never
+    # needs one, and the hub makes an Entry per NOTIFY.
+    legacy: dict[Any, Change] | None = None
 
     @property
     def cursor(self) -> str:
