@@ -76,8 +76,10 @@ def notified(payload: str) -> tuple[int, Entry | None]:
             same_list = before_text is not None and before_text == todo.get("list_id")
             list_before = row.list_id if same_list else _uuid(before_text)
         list_after = list_before if after_text == before_text else _uuid(after_text)
+        # A row's entry names no person: no call for it.
+        person = None if (person_text := body.get("person")) is None else _parsed(person_text)
         return position, Entry(
-            position, op, todo_id, row, list_before, list_after, _uuid(body.get("person")), body.get("detail"),
+            position, op, todo_id, row, list_before, list_after, person, body.get("detail"),
             None if before is None else Todo.from_json(before, _parsed, _timed), changed_at,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
