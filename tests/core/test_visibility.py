@@ -1,15 +1,16 @@
 """A view of every list (core/visibility.py): the service token's and
 single-user mode's, judged without the general path's steps, says what the
 design's view says (docs/design/prototypes/visibility.py) of every kind of
-entry, and never moves."""
+entry, and never moves. An entry's legacy Change is made once per kind."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import UTC, datetime
 
-from graphql_todos.core.models import Entry
-from graphql_todos.core.visibility import View
+from graphql_todos.core.models import Entry, Op, Todo
+from graphql_todos.core.visibility import Kind, View, legacy_change
 from tests.oracle import View as DesignView
 
 OPS = (
@@ -33,3 +34,16 @@ def test_a_view_of_every_list_judges_each_entry_as_the_design_does() -> None:
         )
         assert (None if kind is None else kind.value) == expected, (op, before, after, named)
         assert view.lists == set() and view.person is None
+
+
+def test_an_entrys_legacy_change_is_made_once_per_kind_for_every_reader() -> None:
+    at = datetime.now(UTC)
+    row = Todo(uuid.uuid4(), "t", False, at, at)
+    entry = Entry(1, "updated", row.id, row, row.list_id, row.list_id, before=row)
+    update = legacy_change(entry, Kind.UPDATE)
+    assert update is not None and update.op is Op.UPDATED and update.todo is row
+    # Renders are shared by the change's identity: each reader of a kind gets the same one.
+    assert legacy_change(entry, Kind.UPDATE) is update
+    removal = legacy_change(entry, Kind.REMOVAL)
+    assert removal is not None and removal.removed and removal is legacy_change(entry, Kind.REMOVAL)
+    assert legacy_change(entry, None) is None and legacy_change(entry, Kind.LIST) is None
