@@ -13,7 +13,7 @@ import psycopg
 
 from graphql_todos.core import repository
 from graphql_todos.core.models import Entry
-from graphql_todos.live.notifications import notified
+from graphql_todos.live.notifications import _Remembered, notified
 from tests.core.test_lists_journal import _person
 
 
@@ -88,3 +88,16 @@ def test_a_payload_that_does_not_parse_sends_the_hub_to_the_journal() -> None:
     for body in bad:
         for _ in range(2):  # and again, once a good parse of the same kind was remembered
             assert notified(body if isinstance(body, str) else orjson.dumps(body).decode()) == (2**63 - 1, None)
+
+
+def test_a_remembered_parse_runs_once_per_text_and_forgets_them_all_at_its_size() -> None:
+    parsed: list[str] = []
+
+    def parse(text: str) -> str:
+        parsed.append(text)
+        return text.upper()
+
+    remembered = _Remembered(parse, size=2)
+    assert [remembered[text] for text in "aab"] == ["A", "A", "B"] and parsed == ["a", "b"]
+    assert remembered["c"] == "C" and dict(remembered) == {"c": "C"}
+    assert remembered["a"] == "A" and parsed == ["a", "b", "c", "a"]
