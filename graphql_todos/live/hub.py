@@ -281,7 +281,9 @@ class Hub:
         # Every subscriber but the item streams, and who of them an entry may concern.
         self._all: set[Subscriber[Any]] = set()
         self._router: Router[Subscriber[Any]] = Router()
-        self._by_todo: dict[uuid.UUID, set[Subscriber[Any]]] = {}
+        # Keyed by the row's uuid as an int: a UUID hashes and compares in
+        # Python, an int in C, and every row NOTIFY looks its watchers up.
+        self._by_todo: dict[int, set[Subscriber[Any]]] = {}
         # A row's watchers by person too: the membership entries that change
         # what they may see name the person, not the row. A reader's arrival
         # or removal of a row names both, and moves no view: only that row's
@@ -368,14 +370,14 @@ class Hub:
         todo_id = sub.todo_id
         if self.closed:
             sub.enqueue(CLOSED)
-        indexes: list[tuple[dict[uuid.UUID, set[Subscriber[Any]]], uuid.UUID]] = []
+        indexes: list[tuple[dict[Any, set[Subscriber[Any]]], object]] = []
         if todo_id is None:
             self._all.add(sub)
             # Found by its view once that is at the hub's position; one behind
             # takes every entry until it has caught up (caught_up).
             self._router.add(sub, sub.view.copy() if sub.last >= self.position else None)
         else:
-            indexes.append((self._by_todo, todo_id))
+            indexes.append((self._by_todo, todo_id.int))
             if sub.view.person is not None:
                 indexes.append((self._by_person, sub.view.person))
         for index, key in indexes:
@@ -538,7 +540,7 @@ class Hub:
             for sub in self._router.everything:
                 sub.enqueue(entry)
         if entry.todo_id is not None:
-            if watchers := self._by_todo.get(entry.todo_id):
+            if watchers := self._by_todo.get(entry.todo_id.int):
                 # Rendered once per body its watchers share.
                 bodies: dict[int, bytes] | None = {} if len(watchers) > 1 else None
                 taken = 0
