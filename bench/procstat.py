@@ -4,9 +4,12 @@ its children's (`serve --workers` is a supervisor with one worker per core)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 
 def stat_fields(pid: int) -> list[str]:
@@ -17,12 +20,9 @@ def stat_fields(pid: int) -> list[str]:
 def _tree(pid: int) -> list[int]:
     """pid and its live descendants."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                children.setdefault(int(stat_fields(int(entry.name))[1]), []).append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                pass  # gone while we looked
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    for child, parent in _read_live(pids, lambda p: (p, int(stat_fields(p)[1]))):
+        children.setdefault(parent, []).append(child)
     found, todo = [], [pid]
     while todo:
         found.append(current := todo.pop())
@@ -30,17 +30,29 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def _read_live(pids: list[int], read: Callable[[int], T]) -> list[T]:
+    """read(pid) of each pid still there: a child (a database backend) may
+    end between _tree and the read, and its time is then no longer ours."""
+    found = []
+    for pid in pids:
+        try:
+            found.append(read(pid))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime so far, summed over the process and its children."""
-    fields = [stat_fields(p) for p in _tree(pid)]
+    fields = _read_live(_tree(pid), stat_fields)
     return sum(int(f[11]) + int(f[12]) for f in fields) / _TICKS
 
 
 def rss_bytes(pid: int) -> int:
     """VmRSS summed over the process and its children."""
     total = 0
-    for p in _tree(pid):
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+    for status in _read_live(_tree(pid), lambda p: Path(f"/proc/{p}/status").read_text()):
+        for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) * 1024
     return total
