@@ -34,10 +34,12 @@ async def start_after(journal: Journal, after: str | None, hub: Hub | None = Non
         # journal): a client must not get the change it just made, and
         # only a round trip after the request can tell.
         return await journal.position()
-    if hub is not None and parse_cursor(after) == hub.position:
+    if hub is not None and hub.connected and parse_cursor(after) == hub.position:
         # Written (the hub published it), and a subscriber starting there
         # gets every later entry from the hub, none from the journal: a
         # client resuming from the last change it was sent, all caught up.
+        # A hub that lost its listener asks the database, so a database
+        # known to be away is said to be (DATABASE_UNAVAILABLE).
         return hub.position
     return await journal.check_cursor(after)
 

@@ -92,7 +92,9 @@ GRAPHQL: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
     ErrorCode.GRAPHQL_VALIDATION_FAILED: ("subscription { nope }", {}),
     ErrorCode.INTERNAL_SERVER_ERROR: ("{ todos { id } }", {}),
     ErrorCode.CURSOR_EXPIRED: (EXPIRED_CURSOR, {}),
-    ErrorCode.DATABASE_UNAVAILABLE: ('subscription { todoChanges(after: "0") { cursor } }', {}),
+    # From now: a cursor at the hub's position asks the database nothing
+    # until the hub has seen its listener go (streams.start_after).
+    ErrorCode.DATABASE_UNAVAILABLE: ("subscription { todoChanges { cursor } }", {}),
     ErrorCode.LIST_TOO_LARGE: ("subscription { todos { id } }", {}),
 }
 # Over HTTP, a subscription is refused before it runs: use a query instead.
