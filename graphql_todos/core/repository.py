@@ -109,9 +109,10 @@ ORDER BY c.position
 # carry each whole (the keys of sql/010's journal_write, every one of them,
 # nulls too, and a detail as stored), for the hub to read as it reads its
 # notifications (live/notifications.py). One text a batch: the entries'
-# columns cost the app their loaders and a Todo from a dict each, twice what
-# their notifications cost (docs/bench-ab-rows.md, the read-back); a row's
-# json (row_to_json's keys) costs the backend less than json_build_object's.
+# columns cost the app their loaders and a Todo from a dict each, and a text
+# a row psycopg's work a row, against what their notifications cost; a row's
+# json (row_to_json's keys) costs the backend less than json_build_object's
+# (docs/bench-ab-rows.md, "The hub's read-back as cheap as a notification").
 # The two subqueries share the statement's snapshot, as SELECT_CHANGES's join.
 SELECT_NOTIFIED_CHANGES = """
 SELECT (SELECT through FROM todo_changes_pruned) AS through, (

@@ -51,6 +51,7 @@ def journal_entries(text: str) -> list[Entry]:
 
 
 def _read(body: dict[str, Any]) -> tuple[int, Entry | None]:
+    """What `notified` says of a notification's body, once loaded."""
     position = int(body["position"])
     op = body["op"]
     before_text, after_text = body.get("list_before"), body.get("list_after")
