@@ -1,6 +1,7 @@
 """The hub's work for a row's event, in-process: 1,000 row watchers, each a
-hub subscriber with a row sink (the compiled `todo(id) { title completed }`
-render and a write that takes the frame), fed the NOTIFY payloads of one
+hub subscriber with a row sink (fanout's, with its render of
+`todo(id) { title completed }`, and a write that frames the message and
+takes it), fed the NOTIFY payloads of one
 UPDATE of their rows (`notified` -> `Hub._publish` -> sink), `rounds` times.
 No database, no sockets: under callgrind, the instructions per event are
 the difference of two round counts over their events (docs/bench-ab-rows.md):
@@ -16,19 +17,20 @@ import asyncio
 import contextlib
 import sys
 import uuid
-from dataclasses import dataclass
 from typing import cast
 
 import orjson
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 
-from graphql_todos.core.models import LOCAL_LIST_ID, Todo
+from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
+from graphql_todos.graphql.fanout import _row_render, _RowFrames
 from graphql_todos.graphql.fast.execution import execute_event
-from graphql_todos.graphql.fast.plans import Plan, compile_events
+from graphql_todos.graphql.fast.plans import compile_events
 from graphql_todos.graphql.intake import coerce
 from graphql_todos.graphql.schema import build_schema
+from graphql_todos.internals.uvicorn_websocket import _text_frame_header
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.notifications import notified
 
@@ -50,24 +52,14 @@ def payload(position: int, todo_id: uuid.UUID) -> str:
     return orjson.dumps(body).decode()
 
 
-@dataclass(frozen=True, slots=True)
-class _Sink:
-    """RowStream's row sink for one watcher (fanout._RowFrames), its socket
-    a no-op that takes the frame."""
-
-    shares: Plan
-    prefix: bytes
-    suffix: bytes = b"}"
-
-    def render(self, todo: Todo) -> bytes:
-        data, _ = execute_event(self.shares, todo)
-        return orjson.dumps({"data": data})
-
-    def write(self, body: bytes) -> bool:
-        return len(self.prefix + body + self.suffix) > 0
+def _framed(message: bytes) -> bool:
+    """The burst's framing of a message (uvicorn_websocket.Burst), no socket."""
+    return len(_text_frame_header(len(message)) + message) > 0
 
 
-def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int) -> _Sink:
+def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int) -> _RowFrames:
+    """RowStream's row sink for one watcher (fanout._RowFrames, with
+    fanout's render of a row), its socket a no-op that takes the frame."""
     operation = cast(OperationDefinitionNode, document.definitions[0])
     compiled = compile_events(schema, document, operation)
     assert compiled is not None
@@ -75,7 +67,8 @@ def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, ind
     assert variables is not None
     plan = compiled.plan(variables)
     assert plan is not None
-    return _Sink(plan, b'{"id":"%d","type":"next","payload":' % index)
+    render = _row_render(plan, lambda todo: orjson.dumps({"data": execute_event(plan, todo)[0]}))
+    return _RowFrames(plan, render, b'{"id":"%d","type":"next","payload":' % index, b"}", _framed)
 
 
 async def run(rounds: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from time import monotonic
+from collections import deque
 from typing import Any
 
 import psycopg
@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.internals.psycopg import Prepared, runs_short
+from graphql_todos.internals.psycopg_pool import count_request, reusable, shelve, take_idle
 
 
 class StatementConnection(psycopg.AsyncConnection[Any]):
@@ -50,33 +51,69 @@ async def statement_rows(
 
 
 class GatedPool(AsyncConnectionPool):
-    """psycopg's pool, with the callers beyond its size waiting on a
-    semaphore of that size rather than in the pool's own queue (a condition
-    and a wait_for task per waiting caller, which under load cost more CPU
-    than the query they wait for: bench, 20 concurrent list requests on 10
-    connections). Timeouts and get_stats() keep the pool's meaning."""
+    """psycopg's pool, with the callers beyond its size waiting at a gate of
+    that size rather than in the pool's own queue (a condition and a
+    wait_for task per waiting caller, which under load cost more CPU than
+    the query they wait for: bench, 20 concurrent list requests on 10
+    connections), and the common checkout done without the pool's machinery
+    (internals/psycopg_pool): a connection idle taken at once, and one given
+    back handed straight to the next caller waiting at the gate (or put back
+    idle). A caller waits on a future of its own; one timer for the whole
+    queue, armed for its earliest deadline, turns the late ones away.
+    Timeouts and get_stats() keep the pool's meaning."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("connection_class", StatementConnection)
         super().__init__(*args, **kwargs)
-        self._gate = asyncio.Semaphore(self.max_size)
+        # Callers past the gate: holding a connection, or getting one.
+        self._through = 0
         self._gate_waiting = 0
+        self._queue: deque[_Waiter] = deque()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at = math.inf
 
     async def getconn(self, timeout: float | None = None) -> Any:
+        if self._through < self.max_size:
+            self._through += 1
+            conn = take_idle(self)
+            if conn is None:
+                conn = await self._pooled(self.timeout if timeout is None else timeout)
+            return conn
         timeout = self.timeout if timeout is None else timeout
-        deadline = monotonic() + timeout
-        if self._gate.locked():
-            await self._wait_for_gate(timeout)
-        else:
-            # Free: acquire() returns at once, no timeout to arm (a timer
-            # scheduled and cancelled per request, for nothing).
-            await self._gate.acquire()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter = _Waiter(loop.create_future(), deadline, timeout)
+        self._queue.append(waiter)
+        if deadline < self._expiry_at:
+            self._arm_expiry(loop, deadline)
+        self._gate_waiting += 1
+        try:
+            conn = await waiter.future
+        except asyncio.CancelledError:
+            # Let in as the cancellation came: pass the place on.
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                if (handed := future.result()) is None:
+                    self._let_next_in()
+                else:
+                    await self.putconn(handed)
+            raise
+        finally:
+            self._gate_waiting -= 1
+        if conn is None:
+            # Let in with no connection to hand over: the pool's own getconn.
+            return await self._pooled(deadline - loop.time())
+        count_request(self)
+        return conn
+
+    async def _pooled(self, timeout: float) -> Any:
+        """A connection from the pool's own getconn, for a caller let in."""
         task = asyncio.current_task()
         cancels = 0 if task is None else task.cancelling()
         try:
-            conn = await super().getconn(deadline - monotonic())
+            conn = await super().getconn(timeout)
         except BaseException:
-            self._gate.release()
+            self._let_next_in()
             raise
         if task is not None and task.cancelling() > cancels:
             # Python 3.11's asyncio.wait_for (the pool waits with it while it
@@ -87,26 +124,70 @@ class GatedPool(AsyncConnectionPool):
             raise asyncio.CancelledError
         return conn
 
-    async def _wait_for_gate(self, timeout: float) -> None:
-        self._gate_waiting += 1
-        try:
-            async with asyncio.timeout(timeout):
-                await self._gate.acquire()
-        except TimeoutError:
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
-        finally:
-            self._gate_waiting -= 1
-
     async def putconn(self, conn: Any) -> None:
+        if reusable(self, conn):
+            if not self._hand_over(conn):
+                shelve(self, conn)
+                self._through -= 1
+            return
         try:
             await super().putconn(conn)
         finally:
-            self._gate.release()
+            self._let_next_in()
+
+    def _hand_over(self, conn: Any) -> bool:
+        """Whether a caller waiting at the gate took `conn`."""
+        queue = self._queue
+        while queue:
+            future = queue.popleft().future
+            if not future.done():
+                future.set_result(conn)
+                return True
+        return False
+
+    def _let_next_in(self) -> None:
+        """A place freed: the next caller waiting at the gate goes to the
+        pool's own getconn, or the gate has one more free place."""
+        if not self._hand_over(None):
+            self._through -= 1
+
+    def _arm_expiry(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry_at = at
+        self._expiry = loop.call_at(at, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The callers waiting past their deadline turned away; the timer
+        armed again for the earliest deadline left."""
+        self._expiry, self._expiry_at = None, math.inf
+        now = loop.time()
+        waiting = deque(waiter for waiter in self._queue if not waiter.future.done())
+        for waiter in waiting:
+            if waiter.deadline <= now:
+                waiter.future.set_exception(
+                    PoolTimeout(f"couldn't get a connection after {waiter.timeout:.2f} sec")
+                )
+        self._queue = deque(waiter for waiter in waiting if not waiter.future.done())
+        if self._queue:
+            self._arm_expiry(loop, min(waiter.deadline for waiter in self._queue))
 
     def get_stats(self) -> dict[str, int]:
         stats = super().get_stats()
         stats["requests_waiting"] = stats.get("requests_waiting", 0) + self._gate_waiting
         return stats
+
+
+class _Waiter:
+    """A caller waiting at the gate: the future it is handed a connection
+    by (None: let in to get one), and when it gives up."""
+
+    __slots__ = ("deadline", "future", "timeout")
+
+    def __init__(self, future: asyncio.Future[Any], deadline: float, timeout: float) -> None:
+        self.future = future
+        self.deadline = deadline
+        self.timeout = timeout
 
 
 def connect_timeout(seconds: float) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from graphql_todos.core.mutations import Verdict
 
@@ -53,30 +53,32 @@ class Todo:
         """Build from the jsonb snapshot the journal trigger stores (one
         written before lists has no list_id: local's default list's);
         `parse_id` and `parse_time` read its uuids and times (the hub's
-        remember them). The same Todo as `cls(...)` would make, built by
-        setting its slots directly (below the class)."""
-        todo = _new(cls)
-        _set_id(todo, parse_id(row["id"]))
-        _set_title(todo, row["title"])
-        _set_completed(todo, row["completed"])
-        _set_created_time(todo, parse_time(row["created_time"]))
-        _set_updated_time(todo, parse_time(row["updated_time"]))
-        _set_list_id(todo, parse_id(row["list_id"]) if "list_id" in row else LOCAL_LIST_ID)
-        return todo
+        remember them). The same Todo as `cls(...)` would make, its slots
+        set on a _Building and then made a Todo (below the class)."""
+        todo: Any = _Building()
+        todo.id = parse_id(row["id"])
+        todo.title = row["title"]
+        todo.completed = row["completed"]
+        todo.created_time = parse_time(row["created_time"])
+        todo.updated_time = parse_time(row["updated_time"])
+        todo.list_id = parse_id(row["list_id"]) if "list_id" in row else LOCAL_LIST_ID
+        todo.__class__ = cls
+        return cast(Todo, todo)
 
     def sort_key(self) -> tuple[datetime, uuid.UUID]:
         return (self.created_time, self.id)
 
 
-# A frozen dataclass's __init__ sets each field by object.__setattr__, the
-# type's lookup and a call per field: half of building a Todo, which the hub
-# does for every row's NOTIFY (docs/bench-ab-rows.md). Todo.from_json sets
-# its slots through their descriptors, bound once; Todo stays frozen to
-# everyone else (setattr raises FrozenInstanceError).
-_new = object.__new__
-_set_id, _set_title, _set_completed, _set_created_time, _set_updated_time, _set_list_id = (
-    getattr(Todo, name).__set__ for name in ("id", "title", "completed", "created_time", "updated_time", "list_id")
-)
+class _Building:
+    """A Todo while Todo.from_json sets its slots. A frozen dataclass's
+    __init__ sets each field by object.__setattr__ (the type's lookup and a
+    call per field), half of building a Todo, which the hub does for every
+    row's NOTIFY (docs/bench-ab-rows.md); this class has Todo's slots (the
+    same layout) and no __setattr__ of its own, so each is one store, and
+    the object then becomes a Todo (__class__ assignment), frozen to
+    everyone else."""
+
+    __slots__ = Todo.__slots__
 
 
 class Op(Enum):
@@ -127,7 +129,9 @@ class Entry:
     # updated across lists: the row before; removed: the row as it stands.
     before: Todo | None = None
     changed_at: datetime | None = None
-    legacy: dict[Any, Change] = field(default_factory=dict)
+    # Made by the first legacy_change: a row sink's or a feed's entry never
+    # needs one, and the hub makes an Entry per NOTIFY.
+    legacy: dict[Any, Change] | None = None
 
     @property
     def cursor(self) -> str:

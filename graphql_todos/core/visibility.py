@@ -57,6 +57,11 @@ class View:
         view moves past it. A member_added is applied first (the new member
         sees the entry announcing it); a removal of oneself is judged first
         (one sees one's own removal)."""
+        if self.person is None:
+            # Every list: no entry moves it (_apply), and a list is seen
+            # when there is one; the service token's and single-user
+            # mode's every row event comes here.
+            return _everything(entry)
         if entry.op == "member_added":
             self._apply(entry)
             return self._judge(entry)
@@ -95,6 +100,29 @@ class View:
             self.lists.add(entry.list_after)
         elif (entry.op == "member_removed" and entry.person == self.person) or entry.op == "list_deleted":
             self.lists.discard(entry.list_after)
+
+
+def _everything(entry: Entry) -> Kind | None:
+    """View._judge for a view of every list, in fewer steps."""
+    op = entry.op
+    if op == "updated":
+        was, now = entry.list_before is not None, entry.list_after is not None
+        if was:
+            return Kind.UPDATE if now else Kind.REMOVAL
+        return Kind.ARRIVAL if now else None
+    kind = _EVERYTHING.get(op)
+    if kind is None:
+        return None
+    return kind if (entry.list_before if op == "deleted" else entry.list_after) is not None else None
+
+
+# What an entry is for a view of every list, when it names its list (the
+# list before, for deleted): arrivals and removals are one reader's, and
+# access_revoked is for servers only.
+_EVERYTHING = {
+    "created": Kind.UPDATE, "deleted": Kind.UPDATE,
+    **dict.fromkeys(_LIST_OPS, Kind.LIST), **dict.fromkeys(_MEMBER_OPS, Kind.MEMBER),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +199,10 @@ def legacy_change(entry: Entry, kind: Kind | None) -> Change | None:
     removal DELETED (`removed`) with the row the reader last could see; list and member
     entries, and one the reader does not get (None), have none. Made once
     per entry and kind."""
-    change = entry.legacy.get(kind)
+    legacy = entry.legacy
+    if legacy is None:
+        legacy = entry.legacy = {}
+    change = legacy.get(kind)
     if change is not None or kind not in _LEGACY:
         return change
     if kind is Kind.UPDATE:
@@ -182,7 +213,7 @@ def legacy_change(entry: Entry, kind: Kind | None) -> Change | None:
         op, row = Op.DELETED, entry.before
     if row is None:
         return None
-    change = entry.legacy[kind] = Change(entry.position, op, row, entry.changed_at, kind is Kind.REMOVAL)
+    change = legacy[kind] = Change(entry.position, op, row, entry.changed_at, kind is Kind.REMOVAL)
     return change
 
 

@@ -49,6 +49,9 @@ from graphql import (
     OperationType,
     StringValueNode,
     VariableNode,
+    get_named_type,
+    is_object_type,
+    is_specified_scalar_type,
     located_error,
 )
 from graphql.language import Visitor, visit
@@ -66,7 +69,7 @@ from graphql_todos.graphql.fast.plans import CompiledOperation, Plan, compile_ev
 from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
 from graphql_todos.graphql.live_lists import ListGroup, ListGroups, ListStream
 from graphql_todos.graphql.schema import TodoSchema
-from graphql_todos.internals.strawberry import TodoExecutionContext
+from graphql_todos.internals.strawberry import TodoExecutionContext, plain_attribute
 from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
 from graphql_todos.internals.uvicorn_websocket import Burst, frame_writers
 from graphql_todos.live import streams
@@ -77,6 +80,25 @@ from graphql_todos.live.hub import Hub
 # SSE event, the multipart part); None: the JSON itself. A live list's
 # version is framed as no change (None): it has no cursor.
 Frame = Callable[[Change | None, bytes], bytes]
+
+
+class _DocumentKey:
+    """A document in a group's key: equal as the document is, its hash
+    taken once. graphql-core hashes a document node by node, every field
+    and location (8 us for todoChanges' document), at every group lookup,
+    so at every subscribe."""
+
+    __slots__ = ("_hash", "document")
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self._hash = hash(document)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DocumentKey) and other.document == self.document
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +113,8 @@ class _Plan:
     variable: str | None
     # Its events compiled (graphql/fast); None: graphql-core executes them.
     events: CompiledOperation | None
+    # The document as group keys hold it.
+    key: _DocumentKey
 
     def argument(self, coerced: Variables) -> Any:
         """The argument's value in this request."""
@@ -137,7 +161,7 @@ def _plan(operation: Operation) -> _Plan | None:
     if visitor.found or argument is None:
         return None
     events = compile_events(operation.schema, operation.document, definition)
-    return _Plan(operation.document, definition, field.name.value, *argument, events)
+    return _Plan(operation.document, definition, field.name.value, *argument, events, _DocumentKey(operation.document))
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +298,65 @@ class _Compiled:
     render: Callable[[Any], bytes]
 
 
+# Built-in scalars a row's leaves may be, and the Python type of a value
+# orjson writes exactly as graphql-core serializes it (graphql/fast/
+# completion.py leaves these to orjson too; its test compares the bytes).
+_AS_WRITTEN: dict[str, type] = {"String": str, "Boolean": bool, "ID": uuid.UUID}
+
+
+def _row_render(plan: Plan, render: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A `todo(id)` plan's render, the same bytes as `render` gives: for a
+    plan selecting, by one field node, leaves of the row alone (plain
+    attributes of the scalars above, and __typename), each response key
+    once, the row's body is its values in a dict for orjson, without the
+    plan's completion (about half the instructions); `render` renders the
+    rest, and a row with a value not of its leaf's type."""
+    root = plan.fields[0]
+    if len(plan.fields) != 1 or len(root.nodes) != 1 or root.typename is not None:
+        return render
+    row_type = get_named_type(root.field_def.type)
+    selection = root.nodes[0].selection_set
+    if not is_object_type(row_type) or selection is None:
+        return render
+    # Each key's attribute and its value's type; __typename's: None and its value.
+    leaves: dict[str, tuple[str | None, type | str]] = {}
+    for node in selection.selections:
+        if not isinstance(node, FieldNode) or node.arguments or node.directives or node.selection_set is not None:
+            return render
+        key, name = (node.alias or node.name).value, node.name.value
+        if key in leaves:
+            return render
+        if name == "__typename":
+            leaves[key] = (None, row_type.name)
+            continue
+        field_def = row_type.fields.get(name)
+        leaf = None if field_def is None else get_named_type(field_def.type)
+        kind = _AS_WRITTEN.get(leaf.name) if leaf is not None and is_specified_scalar_type(leaf) else None
+        attribute = None if field_def is None else plain_attribute(field_def)
+        if kind is None or attribute is None:
+            return render
+        leaves[key] = (attribute, kind)
+    # A loop over tuples: attrgetter of them all, zip and map took twice its instructions.
+    fields = tuple((key, attribute, kind) for key, (attribute, kind) in leaves.items())
+    root_key = root.key
+
+    def render_row(row: Any) -> bytes:
+        if row is None:
+            return render(row)
+        body: dict[str, Any] = {}
+        for key, attribute, kind in fields:
+            if attribute is None:
+                body[key] = kind
+                continue
+            value = getattr(row, attribute)
+            if type(value) is not kind:
+                return render(row)
+            body[key] = value
+        return orjson.dumps({"data": {root_key: body}})
+
+    return render_row
+
+
 @dataclass(frozen=True, slots=True)
 class _RowFrames:
     """A RowStream's frames as the hub writes them (hub.RowSink): watchers
@@ -353,15 +436,15 @@ class GraphQLFanout:
         plan, coerced = planned
         cursor = plan.argument(coerced)
         journal: Journal = conn.state.journal
+        groups: Groups = conn.state.broadcast_groups
         try:
-            start = await streams.start_after(journal, cursor if resume_after is None else resume_after)
+            start = await streams.start_after(journal, cursor if resume_after is None else resume_after, groups.hub)
         except DomainError as exc:
             raise Refused(self._refusal(plan, exc)) from None
         # The cursor decides where a member starts, not what a change looks
         # like; nor does whose it is (people.md section 6: a member gets
         # what its view says, in the payload every reader of that kind gets).
-        key = (frame, plan.document, operation_name, coerced.key_without(plan.variable))
-        groups: Groups = conn.state.broadcast_groups
+        key = (frame, plan.key, operation_name, coerced.key_without(plan.variable))
         viewer = _viewer_of(context)
         return Joined(
             groups, key, start,
@@ -459,6 +542,8 @@ class GraphQLFanout:
         service: TodoService = websocket.state.service
         groups: Groups = websocket.state.broadcast_groups
         compiled = self._compiled(plan, coerced, None)
+        if compiled is not None:
+            compiled = _Compiled(compiled.plan, _row_render(compiled.plan, compiled.render))
         # The plan is looked up once per subscriber: both renders from it.
         render = (
             _awaiting(compiled.render) if compiled is not None
@@ -481,7 +566,7 @@ class GraphQLFanout:
         viewer = _viewer_of(context)
         service: TodoService = conn.state.service
         live_lists: streams.LiveLists = conn.state.live_lists
-        key = (viewer, completed, frame, plan.document, operation_name, coerced.key)
+        key = (viewer, completed, frame, plan.key, operation_name, coerced.key)
 
         def make() -> ListGroup:
             # A version has no cursor: framed with none.

@@ -62,27 +62,43 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         self.broadcasts: dict[str, _Broadcast] = {}
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
-        with metrics.graphql_operation(GRAPHQL_TRANSPORT_WS_PROTOCOL):
-            await self._run_operation(operation)
+        # Counted as an open subscription from here on, once: a member
+        # attached with no task hands its count to its _Broadcast (one gauge
+        # update per broadcast subscribe, where counting this task in and
+        # out, then the _Broadcast in, made three).
+        subscriptions = metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL)
+        subscriptions.inc()
+        handed = False
+        try:
+            handed = await self._run_operation(operation)
+        finally:
+            if not handed:
+                subscriptions.dec()
 
-    async def _run_operation(self, operation: Operation[Any, None]) -> None:
+    async def _run_operation(self, operation: Operation[Any, None]) -> bool:
+        """Run it; True when its member joined its group with no task (a
+        _Broadcast has it, and its count, from then on)."""
         websocket = websocket_of(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
         try:
             taken = await fanout.take(self.context, websocket, operation.query, operation.variables, operation.operation_name)
         except Refused as refused:
             # An `error` message ends the operation: no `complete` follows.
-            return await operation.send_initial_errors(refused.errors)
+            await operation.send_initial_errors(refused.errors)
+            return False
         if taken is None:
-            return await super().run_operation(operation)
+            await super().run_operation(operation)
+            return False
         prefix = b'{"id":' + json_string(operation.id) + b',"type":"next","payload":'
         following = taken.attach(prefix, b"}")
         if following is None:
-            return await self.deliver(operation, taken.run(prefix, b"}"))
+            await self.deliver(operation, taken.run(prefix, b"}"))
+            return False
         self.broadcasts[operation.id] = _Broadcast(self, operation, following)
         # This task ends here: kept by the operation (with its context and
         # coroutine) for as long as the socket lives, it is a cost only.
         operation.task = None
+        return True
 
     async def deliver(self, operation: Operation[Any, None], delivery: Awaitable[None]) -> None:
         """Await a broadcast member's delivery, then answer `complete`, as
@@ -118,7 +134,7 @@ class _Broadcast:
     task. One starts (as the operation's task, which `cleanup_operation`
     cancels) only when the group drops the member, to catch up from the
     journal and rejoin, or closes, to answer `complete`. Counted as an open
-    subscription until it ends."""
+    subscription until it ends (the count its operation's task handed over)."""
 
     __slots__ = ("following", "handler", "operation", "task")
 
@@ -128,7 +144,6 @@ class _Broadcast:
         self.following = following
         self.task: asyncio.Task[None] | None = None
         following.member.on_signal = self._wake
-        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).inc()
 
     def _wake(self) -> None:
         self.task = self.operation.task = asyncio.create_task(self._follow())

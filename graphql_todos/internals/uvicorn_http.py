@@ -1,15 +1,18 @@
 """uvicorn's HTTP protocol, made to bound a request head's size and time, end streams on
 shutdown, send a response's head with its body, let a connection go when the app gives up
-on a send, and hand a WebSocket upgrade over as parsed."""
+on a send, hand a WebSocket upgrade over as parsed, and check a response header's name
+or value once, not at every response (CleanHeaders)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, cast
 
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -257,6 +260,51 @@ class HeadWithBody:
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
+
+
+class CleanHeaders(dict[bytes, None]):
+    """One of uvicorn's header patterns (a name's, a value's), whose `search`
+    remembers the bytes it found clean: the same header again (our responses
+    send the same few names and values, the same bytes objects, every time)
+    is a dict lookup, not a regex search: the 14 searches of an answer's 7
+    headers are 1% of a write's instructions. Only clean bytes are
+    remembered, so a bad header is refused every time as uvicorn refuses it;
+    at CLEAN_KEPT the memory starts again (a date a second, lengths).
+
+    Assumes (tests/internals/test_uvicorn_http.py pins it): uvicorn's `send`
+    checks each header of a response with `HEADER_RE.search(name)` and
+    `HEADER_VALUE_RE.search(value)`, looked up in its module at every
+    response, and refuses the header when either finds something."""
+
+    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+        super().__init__()
+        self.pattern = pattern
+        # A found match or None, as the pattern's own search answers; a hit
+        # runs no Python code.
+        self.search = self.__getitem__
+
+    def __missing__(self, raw: bytes) -> re.Match[bytes] | None:
+        found = self.pattern.search(raw)
+        if found is None:
+            if len(self) >= CLEAN_KEPT:
+                self.clear()
+            self[raw] = None
+        return found
+
+
+CLEAN_KEPT = 1024
+
+
+def _check_headers_once() -> None:
+    """uvicorn's header checks through CleanHeaders, in this process (as the
+    door is imported: each of --workers too)."""
+    for name in ("HEADER_RE", "HEADER_VALUE_RE"):
+        pattern = getattr(httptools_impl, name)
+        if not isinstance(pattern, CleanHeaders):
+            setattr(httptools_impl, name, CleanHeaders(pattern))
+
+
+_check_headers_once()
 
 
 def http_protocol(request_seconds: float) -> Callable[..., Any]:

@@ -136,37 +136,48 @@ class Subscriber(Generic[D]):
         """Deliver only changes after `position` (a snapshot already shows the rest)."""
         self.last = max(self.last, position)
 
-    def offer(self, entry: Entry, bodies: dict[int, bytes]) -> None:
+    def offer(self, entry: Entry, bodies: dict[int, bytes] | None) -> bool:
         """An entry of the watched row: its change written by the sink now
         when the task would deliver it next (it waits with nothing in hand),
-        else queued (enqueue). `bodies`: what this entry rendered, by the
-        sinks' `shares`, for the row's other watchers."""
+        else queued (enqueue). True: the sink wrote it. `bodies`: what this
+        entry rendered, by the sinks' `shares`, for the row's other
+        watchers (None: it has no other)."""
         sink = self.sink
-        if sink is None or not self.waiting or self.queue.qsize():
+        # `waiting` is cleared as anything is queued: it waits with nothing in hand.
+        if sink is None or not self.waiting:
             self.enqueue(entry)
-            return
+            return False
         if entry.position <= self.last:
-            return
+            return False
         self.last = entry.position
         kind = self.view.step(entry)
         if kind is None:
-            return
+            return False
         todo = entry.todo
         # A row it sees, as it is now (not a deletion or a removal, after
         # which the task ends the stream).
-        if (
-            todo is not None and (kind is Kind.ARRIVAL or (kind is Kind.UPDATE and entry.op != "deleted"))
-            and _written(sink, todo, bodies)
-        ):
-            self.hub.taken_directly(entry.changed_at)
-            return
+        if todo is not None and (kind is Kind.ARRIVAL or (kind is Kind.UPDATE and entry.op != "deleted")):
+            # Rendered once per `shares`; inline, not a call (a row event's every instruction counts).
+            try:
+                body = None if bodies is None else bodies.get(id(sink.shares))
+                if body is None:
+                    body = sink.render(todo)
+                    if bodies is not None:
+                        bodies[id(sink.shares)] = body
+                if sink.write(body):
+                    return True
+            except Exception:  # noqa: BLE001, S110 - the task delivers it, and fails as it would have without the sink
+                pass
         # Accepted (its view is past it): the task delivers it, as queued
         # into an empty queue, in order, which cannot overflow.
         if (change := self.pick(entry, kind)) is not None:
+            self.waiting = False
             self.queue.put_nowait(_Accepted(change))
+        return False
 
     def enqueue(self, item: Entry | _Marker) -> None:
         """Queue item; a subscriber too slow to keep up reads the journal instead."""
+        self.waiting = False
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -383,15 +394,6 @@ class Hub:
                     if not members:
                         del index[key]
 
-    def taken_directly(self, changed_at: datetime | None) -> None:
-        """Count a change a row sink took: as a task counts a batch, one
-        count and one lag sample (the oldest change's) for all taken in one
-        turn of the loop (one UPDATE's rows, say)."""
-        if not self._taken:
-            self._taken_at = changed_at
-            asyncio.get_running_loop().call_soon(self._count_taken)
-        self._taken += 1
-
     def _count_taken(self) -> None:
         metrics.DELIVERED.inc(self._taken)
         metrics.observe_lag(self._taken_at)
@@ -530,30 +532,32 @@ class Hub:
     def _publish(self, entry: Entry) -> None:
         if entry.op == "access_revoked" and self.on_revoked is not None:
             self.on_revoked(entry.detail)
-        for sub, _ in self._router.route(entry):
-            sub.enqueue(entry)
-        for sub in self._router.everything:
-            sub.enqueue(entry)
+        if self._all:
+            for sub, _ in self._router.route(entry):
+                sub.enqueue(entry)
+            for sub in self._router.everything:
+                sub.enqueue(entry)
         if entry.todo_id is not None:
             if watchers := self._by_todo.get(entry.todo_id):
                 # Rendered once per body its watchers share.
-                bodies: dict[int, bytes] = {}
+                bodies: dict[int, bytes] | None = {} if len(watchers) > 1 else None
+                taken = 0
                 for sub in watchers:
-                    sub.offer(entry, bodies)
+                    taken += sub.offer(entry, bodies)
+                if taken:
+                    self._took(taken, entry.changed_at)
         elif entry.person is not None:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
 
-
-def _written(sink: RowSink, todo: Todo, bodies: dict[int, bytes]) -> bool:
-    """Whether the sink wrote the row's body (rendered once per `shares`)."""
-    try:
-        body = bodies.get(key := id(sink.shares))
-        if body is None:
-            body = bodies[key] = sink.render(todo)
-        return sink.write(body)
-    except Exception:  # noqa: BLE001 - the task delivers it, and fails as it would have without the sink
-        return False
+    def _took(self, taken: int, changed_at: datetime | None) -> None:
+        """Count changes row sinks took: as a task counts a batch, one
+        count and one lag sample (the oldest change's) for all taken in one
+        turn of the loop (one UPDATE's rows, say)."""
+        if not self._taken:
+            self._taken_at = changed_at
+            asyncio.get_running_loop().call_soon(self._count_taken)
+        self._taken += taken
 
 
 def _delivery(entry: Entry, kind: Kind | None) -> Delivery | None:

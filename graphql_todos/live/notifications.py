@@ -3,10 +3,10 @@ names, and its journal entry when the payload carries all of it."""
 
 from __future__ import annotations
 
-import functools
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -14,15 +14,35 @@ from graphql_todos.core.models import Entry, Todo
 
 _TODO_OPS = frozenset({"created", "updated", "deleted"})
 
+T = TypeVar("T")
+
+
+class _Remembered(dict[str, T]):
+    """Each text parsed once, looked up as a dict's item (in C, with no
+    call of the parse); all forgotten at `size` texts, as the rows and
+    lists a process sees change (an LRU's bookkeeping cost more than a
+    parse of the rare text forgotten too soon)."""
+
+    def __init__(self, parse: Callable[[str], T], size: int = 4096) -> None:
+        super().__init__()
+        self.parse, self.size = parse, size
+
+    def __missing__(self, text: str) -> T:
+        if len(self) >= self.size:
+            self.clear()
+        value = self[text] = self.parse(text)
+        return value
+
+
 # Each uuid text parsed once: a notification names its row twice (the
 # entry's and the row's id) and its list twice, and the same rows and
 # lists come again and again. uuid.UUID is pure Python: its five parses
 # were half of a row notification's cost.
-_parsed = functools.lru_cache(maxsize=4096)(uuid.UUID)
+_parsed = _Remembered(uuid.UUID).__getitem__
 # The times too: one transaction's entries share their commit time and its
 # rows their updated_time (now()), and a row keeps its created_time. Half
 # the cost of a parse, and the entries share the datetimes (immutable).
-_timed = functools.lru_cache(maxsize=4096)(datetime.fromisoformat)
+_timed = _Remembered(datetime.fromisoformat).__getitem__
 
 
 def notified(payload: str) -> tuple[int, Entry | None]:
@@ -50,8 +70,8 @@ def journal_entries(text: str) -> list[Entry]:
     return entries
 
 
-def _read(body: dict[str, Any]) -> tuple[int, Entry | None]:
-    """What `notified` says of a notification's body, once loaded."""
+def _read(body: Any) -> tuple[int, Entry | None]:
+    """What `notified` says of a notification's body, as orjson loads it."""
     position = int(body["position"])
     op = body["op"]
     before_text, after_text = body.get("list_before"), body.get("list_after")
@@ -64,10 +84,22 @@ def _read(body: dict[str, Any]) -> tuple[int, Entry | None]:
     elif "detail" not in body:
         return position, None
     changed_at = _timed(body["changed_at"]) if "changed_at" in body else None
-    todo, before = body.get("todo"), body.get("before")
+    todo, before, id_text = body.get("todo"), body.get("before"), body.get("id")
+    row = None if todo is None else Todo.from_json(todo, _parsed, _timed)
+    # A row's entry names the row's id again, and its list (twice when
+    # changed in place): the row's uuids where the text is the same, a
+    # lookup fewer each.
+    if row is None:
+        todo_id, list_before = _uuid(id_text), _uuid(before_text)
+    else:
+        todo_id = row.id if id_text == todo["id"] else _uuid(id_text)
+        same_list = before_text is not None and before_text == todo.get("list_id")
+        list_before = row.list_id if same_list else _uuid(before_text)
+    list_after = list_before if after_text == before_text else _uuid(after_text)
+    # A row's entry names no person: no call for it.
+    person = None if (person_text := body.get("person")) is None else _parsed(person_text)
     return position, Entry(
-        position, op, _uuid(body.get("id")), None if todo is None else Todo.from_json(todo, _parsed, _timed),
-        _uuid(before_text), _uuid(after_text), _uuid(body.get("person")), body.get("detail"),
+        position, op, todo_id, row, list_before, list_after, person, body.get("detail"),
         None if before is None else Todo.from_json(before, _parsed, _timed), changed_at,
     )
 

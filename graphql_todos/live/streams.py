@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Protocol
 
 from graphql_todos.core.errors import CursorExpired
-from graphql_todos.core.journal import Journal
+from graphql_todos.core.journal import Journal, parse_cursor
 from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.visibility import Delivery, View, in_list
@@ -24,13 +24,21 @@ _SETTLE_SECONDS = 0.002
 _HOLD_AT_MOST_SECONDS = 0.1
 
 
-async def start_after(journal: Journal, after: str | None) -> int:
+async def start_after(journal: Journal, after: str | None, hub: Hub | None = None) -> int:
     """Where a change feed from the cursor (from now when None) starts;
-    raises BadUserInput for a cursor not yet written."""
+    raises BadUserInput for a cursor not yet written, CursorExpired for one
+    pruned past. A cursor at `hub`'s position asks the database nothing."""
     if after is None:
         # "Now" is what the database has committed, which the hub may not
-        # have delivered yet: a client must not get the change it just made.
+        # have delivered yet (a NOTIFY in flight, a row read from the
+        # journal): a client must not get the change it just made, and
+        # only a round trip after the request can tell.
         return await journal.position()
+    if hub is not None and parse_cursor(after) == hub.position:
+        # Written (the hub published it), and a subscriber starting there
+        # gets every later entry from the hub, none from the journal: a
+        # client resuming from the last change it was sent, all caught up.
+        return hub.position
     return await journal.check_cursor(after)
 
 
@@ -40,7 +48,7 @@ async def changes(
     """Every change after the cursor (from now when None) the viewer may
     see, in commit order, as its view at each position judges it. The cursor
     is checked here, so a bad one fails before the feed starts."""
-    start = await start_after(journal, after)
+    start = await start_after(journal, after, hub)
     return _changes(hub, start, await hub.view_at(viewer, start))
 
 
@@ -55,7 +63,7 @@ async def feed(
 ) -> AsyncGenerator[Delivery, None]:
     """Every entry after the cursor (from now when None) the viewer may see,
     as what it is for the viewer (of one list, when given), in commit order."""
-    start = await start_after(journal, after)
+    start = await start_after(journal, after, hub)
     return _feed(hub, start, await hub.view_at(viewer, start), list_id)
 
 

@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from graphql_todos.core import writes
 from graphql_todos.core.database import GatedPool, StatementConnection, connection
@@ -149,6 +150,102 @@ def test_a_caller_cancelled_as_a_connection_reaches_it_is_cancelled(db_dsn: str)
     answers = asyncio.run(main())
     assert "got it though cancelled" not in answers, answers
     assert "cancelled" in answers and answers[-1] == "got it before the cancel", answers
+
+
+async def _queued(pool: GatedPool, count: int, timeout: float | None = None) -> list[asyncio.Task[Any]]:
+    """`count` callers waiting at the gate, in order."""
+    waiting, before = [], pool.get_stats()["requests_waiting"]
+    for _ in range(count):
+        waiting.append(asyncio.create_task(pool.getconn(timeout)))
+        await asyncio.sleep(0)  # its first step: into the queue
+    assert pool.get_stats()["requests_waiting"] == before + count
+    return waiting
+
+
+async def _serves_again(pool: GatedPool) -> bool:
+    """Whether the pool of one hands its connection out again at once."""
+    conn = await pool.getconn(0.5)
+    await pool.putconn(conn)
+    return pool.get_stats()["requests_waiting"] == 0
+
+
+def _holding_the_one(dsn: str, test: Callable[[GatedPool, Any], Awaitable[None]]) -> None:
+    """`test` run on a pool of one connection, given that one, held."""
+
+    async def main() -> None:
+        async with GatedPool(dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            await pool.wait()
+            await test(pool, await pool.getconn())
+
+    asyncio.run(main())
+
+
+def test_a_connection_given_back_goes_to_the_first_caller_waiting(db_dsn: str) -> None:
+    async def test(pool: GatedPool, held: Any) -> None:
+        first, second = await _queued(pool, 2)
+        await pool.putconn(held)
+        assert await first is held and not second.done()
+        await pool.putconn(held)
+        assert await second is held
+        await pool.putconn(held)
+        assert pool.get_stats()["pool_available"] == 1 and pool.get_stats()["requests_waiting"] == 0
+
+    _holding_the_one(db_dsn, test)
+
+
+def test_a_caller_cancelled_as_a_connection_is_handed_to_it_passes_it_on(db_dsn: str) -> None:
+    async def test(pool: GatedPool, held: Any) -> None:
+        first, second = await _queued(pool, 2)
+        await pool.putconn(held)  # handed to the first, which has yet to run
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert await second is held
+        await pool.putconn(held)
+        assert await _serves_again(pool)
+
+    _holding_the_one(db_dsn, test)
+
+
+def test_a_caller_with_a_shorter_timeout_gives_up_first(db_dsn: str) -> None:
+    async def test(pool: GatedPool, held: Any) -> None:
+        (patient,) = await _queued(pool, 1, timeout=30)
+        (hasty,) = await _queued(pool, 1, timeout=0.2)
+        with pytest.raises(PoolTimeout):
+            await hasty
+        assert not patient.done() and pool.get_stats()["requests_waiting"] == 1
+        await pool.putconn(held)
+        assert await patient is held
+        await pool.putconn(held)
+
+    _holding_the_one(db_dsn, test)
+
+
+def test_a_broken_connection_given_back_lets_the_next_caller_in_to_a_new_one(db_dsn: str) -> None:
+    async def test(pool: GatedPool, held: Any) -> None:
+        (waiting,) = await _queued(pool, 1)
+        await held.close()
+        await pool.putconn(held)
+        fresh = await waiting
+        assert fresh is not held
+        await fresh.execute("SELECT 1")
+        await pool.putconn(fresh)
+        assert await _serves_again(pool)
+
+    _holding_the_one(db_dsn, test)
+
+
+def test_a_closed_pool_turns_its_waiting_callers_away(db_dsn: str) -> None:
+    async def test(pool: GatedPool, held: Any) -> None:
+        (waiting,) = await _queued(pool, 1)
+        closing = asyncio.create_task(pool.close())
+        await _until(lambda: pool.closed)
+        await pool.putconn(held)
+        with pytest.raises(PoolClosed):
+            await waiting
+        await closing
+
+    _holding_the_one(db_dsn, test)
 
 
 def test_writes_return_the_columns_in_the_order_of_a_todos_fields() -> None:

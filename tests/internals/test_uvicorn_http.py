@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import re
 import socket
 
+import pytest
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from graphql_todos.internals.uvicorn_http import CONTINUE, HeadWithBody
+from graphql_todos.internals.uvicorn_http import CLEAN_KEPT, CONTINUE, CleanHeaders, HeadWithBody
 
 
 def test_uvicorns_http_shutdown_lets_a_response_in_progress_run_on() -> None:
@@ -109,3 +112,63 @@ def test_uvicorn_keeps_the_transport_it_is_given_and_hands_it_on() -> None:
     upgrade = inspect.getsource(HttpToolsProtocol.handle_websocket_upgrade)
     assert "protocol.connection_made(self.transport)" in upgrade
     assert "self.transport.set_protocol(protocol)" in upgrade
+
+
+def test_uvicorn_checks_each_response_header_by_its_modules_two_patterns() -> None:
+    send = inspect.getsource(RequestResponseCycle.send)
+    assert 'if HEADER_RE.search(name):\n                    raise RuntimeError("Invalid HTTP header name.")' in send
+    assert 'if HEADER_VALUE_RE.search(value):\n                    raise RuntimeError("Invalid HTTP header value.")' in send
+    # Looked up where the door puts its CleanHeaders, at every response.
+    assert RequestResponseCycle.send.__globals__ is vars(httptools_impl)
+    assert isinstance(httptools_impl.HEADER_RE, CleanHeaders)
+    assert isinstance(httptools_impl.HEADER_VALUE_RE, CleanHeaders)
+
+
+def _head(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The head uvicorn's send writes for a 200 with `headers`."""
+    written: list[bytes] = []
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            written.append(data)
+
+    class Flow:
+        write_paused = False
+
+    logger = logging.getLogger(__name__)
+    cycle = RequestResponseCycle(
+        scope={"method": "GET"},  # type: ignore[typeddict-item]
+        transport=Transport(),  # type: ignore[arg-type]
+        flow=Flow(),  # type: ignore[arg-type]
+        logger=logger,
+        access_logger=logger,
+        access_log=False,
+        default_headers=[],
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=True,
+        on_response=lambda: None,
+    )
+    asyncio.run(cycle.send({"type": "http.response.start", "status": 200, "headers": headers}))
+    return b"".join(written)
+
+
+def test_a_bad_header_is_refused_every_time_and_a_clean_one_goes_out_as_it_is() -> None:
+    clean = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+    for _ in range(2):
+        assert _head(clean) == b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n"
+        with pytest.raises(RuntimeError, match="Invalid HTTP header name"):
+            _head([(b"x bad", b"1")])
+        with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
+            _head([(b"x-bad", b"1\r\nset-cookie: a=b")])
+
+
+def test_clean_headers_answer_as_the_pattern_and_keep_no_more_than_clean_kept() -> None:
+    pattern = re.compile(b"[\x00-\x1f]")
+    clean = CleanHeaders(pattern)
+    values = [b"a", b"b\n", b"a", b"b\n", *(str(n).encode() for n in range(CLEAN_KEPT + 5)), b"a"]
+    for value in values:
+        found = clean.search(value)
+        expected = pattern.search(value)
+        assert (found is None) == (expected is None) and (found is None or found.group() == expected.group())  # type: ignore[union-attr]
+    assert b"b\n" not in clean and 0 < len(clean) <= CLEAN_KEPT

@@ -26,7 +26,7 @@ from graphql_todos.core.models import Change, Chunk, Entry, Op, Todo
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
-from graphql_todos.live.hub import Hub, Subscriber
+from graphql_todos.live.hub import CLOSED, Hub, Subscriber
 from tests.core.test_lists_journal import _person
 from tests.gql import CHANGES, TransportWs, create, subscribed
 from tests.helpers import Server, wait_until
@@ -473,3 +473,30 @@ def test_a_readers_removal_of_rows_reaches_each_rows_watchers_alone(db_dsn: str)
     queued, changes = asyncio.run(run())
     assert queued == [2] * rows
     assert [change.todo.id for change in changes] == ids
+
+
+def test_a_row_sink_writes_nothing_past_an_entry_its_task_has_not_taken() -> None:
+    """An entry queued for a row watcher's task (its reader's removal from
+    the row's list, found by person) is taken before the row's next change:
+    the sink, which would judge that change by the view as it was before
+    the removal, writes nothing while anything waits in the queue."""
+    ann, ann_list, row = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    at = datetime.now(UTC)
+
+    async def run() -> tuple[list[tuple[str, int]], list[Change]]:
+        hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: entries published by hand
+        written: list[tuple[str, int]] = []
+        async with hub.subscribe(todo_id=row, view=View(ann, {ann_list})) as sub:
+            sub.sink = _Sink(object(), written)
+            sub.waiting = True  # as its task waits with nothing in hand
+            hub._publish(Entry(1, "member_removed", None, None, ann_list, ann_list, ann, changed_at=at))
+            todo = Todo(row, "1", False, at, at, ann_list)
+            hub._publish(Entry(2, "updated", row, todo, ann_list, ann_list, changed_at=at))
+            # What the task takes of it all, to the end.
+            sub.enqueue(CLOSED)
+            async with asyncio.timeout(1):
+                return written, [change async for change in sub]
+
+    written, delivered = asyncio.run(run())
+    assert written == []
+    assert delivered == []  # the removal ended its sight of the row's list: the update is not for it

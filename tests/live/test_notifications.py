@@ -13,7 +13,7 @@ import psycopg
 
 from graphql_todos.core import repository
 from graphql_todos.core.models import Entry
-from graphql_todos.live.notifications import journal_entries, notified
+from graphql_todos.live.notifications import _Remembered, journal_entries, notified
 from tests.core.test_lists_journal import _person
 
 
@@ -133,3 +133,16 @@ def test_the_hub_reads_every_kind_of_entry_back_as_the_journal_holds_it(db_dsn: 
     batched, journal = asyncio.run(read(5, 4))
     assert batched == journal and [e[0] for e in batched] == [6, 7, 8, 9]
     assert asyncio.run(read(journal[-1][0] + 10**6, 4)) == [[], []]
+
+
+def test_a_remembered_parse_runs_once_per_text_and_forgets_them_all_at_its_size() -> None:
+    parsed: list[str] = []
+
+    def parse(text: str) -> str:
+        parsed.append(text)
+        return text.upper()
+
+    remembered = _Remembered(parse, size=2)
+    assert [remembered[text] for text in "aab"] == ["A", "A", "B"] and parsed == ["a", "b"]
+    assert remembered["c"] == "C" and dict(remembered) == {"c": "C"}
+    assert remembered["a"] == "A" and parsed == ["a", "b", "c", "a"]

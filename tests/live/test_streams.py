@@ -1,4 +1,5 @@
-"""The live list's update rule, and how a Todo is written, on plain values; row watchers' reads."""
+"""The live list's update rule, and how a Todo is written, on plain values; row watchers' reads;
+where a change feed starts."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import orjson
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from graphql_todos.core.errors import BadUserInput
+from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
 from graphql_todos.core.service import TodoService
-from graphql_todos.live.streams import LiveRows, apply_changes
+from graphql_todos.core.settings import Settings
+from graphql_todos.live.hub import Hub
+from graphql_todos.live.streams import LiveRows, apply_changes, start_after
 from graphql_todos.rest.resources import todo_json
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -73,3 +78,40 @@ def test_rows_watchers_ask_for_together_come_from_one_read_each_viewer(db_dsn: s
     states, reads = asyncio.run(run())
     assert reads == 2  # one for ALL's four rows, one for the stranger's
     assert len({s.position for s in states}) == 1 and states[0].position > 0
+
+
+def test_a_cursor_at_the_hubs_position_starts_there_unread_and_every_other_start_asks_the_journal(
+    db_dsn: str,
+) -> None:
+    async def run() -> tuple[dict[str, int], dict[str, int], list[str]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            service, journal = TodoService(pool), Journal(pool)
+            hub = Hub(db_dsn, journal, Settings())
+            await hub.start()
+            try:
+                for title in ("one", "two"):
+                    await service.create_todo(title)
+                newest = await journal.position()
+                while hub.position < newest:
+                    await asyncio.sleep(0.01)
+                starts, reads = {}, {}
+                for name, cursor in (("at the hub", str(newest)), ("older", str(newest - 1)), ("now", None)):
+                    asked = pool.get_stats()["requests_num"]
+                    starts[name] = await start_after(journal, cursor, hub)
+                    reads[name] = pool.get_stats()["requests_num"] - asked
+                with pytest.raises(BadUserInput):
+                    await start_after(journal, str(newest + 1), hub)
+                # Started at the hub's position, it gets what comes next, and only that.
+                async with hub.subscribe(after=starts["at the hub"]) as sub:
+                    await service.create_todo("three")
+                    titles = [change.todo.title for change in await anext(sub.batches())]
+            finally:
+                await hub.stop()
+            return starts, {**reads, "newest": newest}, titles
+
+    starts, reads, titles = asyncio.run(run())
+    newest = reads.pop("newest")
+    assert starts == {"at the hub": newest, "older": newest - 1, "now": newest}
+    # "Now" is read even when the hub is there: a NOTIFY may be in flight.
+    assert reads == {"at the hub": 0, "older": 1, "now": 1}
+    assert titles == ["three"]

@@ -1,0 +1,102 @@
+"""The fan-out: a `todo(id)` stream's render (fanout._row_render) writes the
+same bytes as graphql-core's execution of the event, by its shortcut for a
+selection of the row's plain leaves, and by the plan's render for the rest;
+a group key is equal as its document is."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from graphql import OperationDefinitionNode, parse
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from graphql_todos.core.models import Todo
+from graphql_todos.graphql.fanout import _DocumentKey, _row_render
+from graphql_todos.graphql.fast.plans import Plan, compile_events
+from graphql_todos.graphql.intake import coerce
+from tests.graphql.fast.test_events import ROWS, SCHEMA, _strawberry
+from tests.graphql.fast.test_plans import ABSENT, IDS, Document, _todo_selection
+
+ROW = Todo(
+    uuid.UUID(IDS[0]), "a \"quoted\" title ✓", True, datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), uuid.UUID(IDS[1]),
+)
+
+
+def _plan(query: str, variables: dict[str, Any]) -> Plan | None:
+    document = parse(query)
+    operation = cast(OperationDefinitionNode, document.definitions[0])
+    compiled = compile_events(SCHEMA._schema, document, operation)
+    assert compiled is not None
+    coerced = coerce(SCHEMA._schema, operation, variables)
+    return None if coerced is None else compiled.plan(coerced)
+
+
+def _renders(query: str, variables: dict[str, Any]) -> tuple[Callable[[Any], bytes], list[Any]]:
+    """The row render of the query's plan, and the events it left to graphql-core."""
+    plan = _plan(query, variables)
+    assert plan is not None
+    passed: list[Any] = []
+
+    def graphql_core(event: Any) -> bytes:
+        passed.append(event)
+        return _strawberry(query, variables, event)
+
+    return _row_render(plan, graphql_core), passed
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    doc = Document()
+    alias = draw(st.sampled_from(["", "r: "]))
+    selection = _todo_selection(draw, doc)
+    declared = ", ".join(f"${name}: {type_}" for name, (type_, _) in doc.variables.items())
+    fragments = " ".join(f"fragment {name} on Todo {{ {body} }}" for name, body in doc.fragments.items())
+    query = f'subscription{f"({declared})" if declared else ""} {{ {alias}todo(id: "{IDS[0]}") {{ {selection} }} }} {fragments}'
+    return query, {name: value for name, (_, value) in doc.variables.items() if value is not ABSENT}
+
+
+@settings(max_examples=300, deadline=None)
+@given(request=_rows(), row=st.one_of(st.none(), ROWS))
+def test_a_row_is_rendered_as_graphql_core_executes_it(request: tuple[str, dict[str, Any]], row: Todo | None) -> None:
+    query, variables = request
+    assume(_plan(query, variables) is not None)
+    render, _ = _renders(query, variables)
+    assert render(row) == _strawberry(query, variables, row)
+
+
+def test_a_selection_of_plain_leaves_is_rendered_without_graphql_core() -> None:
+    query = 'subscription { t: todo(id: "x") { title done: completed id listId __typename kind: __typename } }'
+    render, passed = _renders(query, {})
+    assert render(ROW) == _strawberry(query, {}, ROW)
+    assert passed == []
+
+
+def test_what_the_shortcut_does_not_cover_is_left_to_the_plan() -> None:
+    broken = Todo(ROW.id, cast(str, None), True, ROW.created_time, ROW.updated_time)
+    for query, event in [
+        ('subscription { todo(id: "x") { title createdTime } }', ROW),  # a custom scalar
+        ('subscription { todo(id: "x") { ... on Todo { title } } }', ROW),  # not a field
+        ('subscription { todo(id: "x") { title title } }', ROW),  # a key twice
+        ('subscription { todo(id: "x") { title @include(if: false) } }', ROW),
+        ('subscription { todo(id: "x") { title completed } }', broken),  # a null title: an error
+        ('subscription { todo(id: "x") { title completed } }', None),  # gone
+    ]:
+        render, passed = _renders(query, {})
+        assert render(event) == _strawberry(query, {}, event)
+        assert passed == [event], query
+
+
+CHANGES = "subscription { todoChanges { op todo { id title completed } } }"
+
+
+def test_a_document_key_is_equal_as_its_document_is() -> None:
+    first, again = _DocumentKey(parse(CHANGES)), _DocumentKey(parse(CHANGES))
+    other = _DocumentKey(parse(CHANGES.replace(" completed", "")))
+    assert first == again and hash(first) == hash(again)
+    assert first != other
+    assert {(None, first): "group"}.get((None, again)) == "group"
