@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.core import repository, verdicts
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, CursorExpired
-from graphql_todos.core.models import Chunk, Viewer
+from graphql_todos.core.models import Chunk, Entry, Viewer
 from graphql_todos.core.visibility import View
 
 T = TypeVar("T")
@@ -129,11 +129,18 @@ class Journal:
             raise CursorExpired(position, through)
         return position
 
-    async def changes_between(self, after: int, upto: int, limit: int) -> Chunk:
+    async def changes_between(
+        self, after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]] | None = None
+    ) -> Chunk:
         """Entries with after < position <= upto, oldest first, at most limit;
-        CursorExpired when some of them were pruned."""
+        CursorExpired when some of them were pruned. `parse`: read from their
+        text as notifications carrying each whole (the hub's parse)."""
         async with connection(self.pool) as conn:
-            chunk, through = await repository.changes_between(conn, after, upto, limit)
+            chunk, through = await (
+                repository.changes_between(conn, after, upto, limit)
+                if parse is None
+                else repository.notified_changes(conn, after, upto, limit, parse)
+            )
         if after < through:
             raise CursorExpired(after, through)
         return chunk

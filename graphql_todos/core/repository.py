@@ -6,6 +6,7 @@ Nothing here commits or validates; the service owns transactions and rules.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -103,6 +104,27 @@ SELECT p.through, c.* FROM todo_changes_pruned p LEFT JOIN LATERAL (
     LIMIT %(limit)s
 ) c ON true
 ORDER BY c.position
+"""
+# The same entries as one JSON array of the bodies of notifications that
+# carry each whole (the keys of sql/010's journal_write, every one of them,
+# nulls too, and a detail as stored), for the hub to read as it reads its
+# notifications (live/notifications.py). One text a batch: the entries'
+# columns cost the app their loaders and a Todo from a dict each, and a text
+# a row psycopg's work a row, against what their notifications cost; a row's
+# json (row_to_json's keys) costs the backend less than json_build_object's
+# (docs/bench-ab-rows.md, "The hub's read-back as cheap as a notification").
+# The two subqueries share the statement's snapshot, as SELECT_CHANGES's join.
+SELECT_NOTIFIED_CHANGES = """
+SELECT (SELECT through FROM todo_changes_pruned) AS through, (
+    SELECT json_agg(batch ORDER BY position)::text FROM (
+        SELECT position, op, todo_id AS id, changed_at, list_before, list_after, person_id AS person, todo, detail,
+               before
+        FROM todo_changes
+        WHERE position > %(after)s AND position <= %(upto)s
+        ORDER BY position
+        LIMIT %(limit)s
+    ) batch
+) AS notified
 """
 SELECT_BOUNDS = """
 SELECT (SELECT through FROM todo_changes_pruned) AS through,
@@ -216,6 +238,19 @@ async def changes_between(
     entries = [_entry(r) for r in rows if r["position"] is not None]
     last = entries[-1].position if entries else after
     return Chunk(entries, last, len(entries) == limit), int(rows[0]["through"])
+
+
+async def notified_changes(
+    conn: AsyncConnection[Any], after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]]
+) -> tuple[Chunk, int]:
+    """As changes_between, the entries read by `parse` from their text as
+    notifications carrying each whole (SELECT_NOTIFIED_CHANGES)."""
+    async with conn.cursor() as cur:
+        await cur.execute(SELECT_NOTIFIED_CHANGES, {"after": after, "upto": upto, "limit": limit})
+        ((through, text),) = await cur.fetchall()
+    entries = [] if text is None else parse(text)
+    last = entries[-1].position if entries else after
+    return Chunk(entries, last, len(entries) == limit), int(through)
 
 
 def _entry(row: dict[str, Any]) -> Entry:

@@ -30,7 +30,7 @@ from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
-from graphql_todos.live.notifications import notified
+from graphql_todos.live.notifications import journal_entries, notified
 from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
@@ -514,7 +514,7 @@ class Hub:
     async def _catch_up(self) -> None:
         while True:
             try:
-                chunk = await self.journal.changes_between(self.position, 2**63 - 1, self.batch)
+                chunk = await self.journal.changes_between(self.position, 2**63 - 1, self.batch, journal_entries)
             except CursorExpired as exc:
                 # Away so long that another process pruned past us: go on from
                 # the oldest kept entry; subscribers behind it learn, as they

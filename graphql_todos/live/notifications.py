@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -51,40 +51,57 @@ def notified(payload: str) -> tuple[int, Entry | None]:
     a list, member or access entry its detail); a range of arrivals or
     removals, or anything cut short, is read from the journal."""
     try:
-        body = orjson.loads(payload)
-        position = int(body["position"])
-        op = body["op"]
-        before_text, after_text = body.get("list_before"), body.get("list_after")
-        if "through" in body:
-            return position, None
-        if op in _TODO_OPS:
-            moved = op == "updated" and before_text != after_text
-            if "todo" not in body or (moved and "before" not in body):
-                return position, None
-        elif "detail" not in body:
-            return position, None
-        changed_at = _timed(body["changed_at"]) if "changed_at" in body else None
-        todo, before, id_text = body.get("todo"), body.get("before"), body.get("id")
-        row = None if todo is None else Todo.from_json(todo, _parsed, _timed)
-        # A row's entry names the row's id again, and its list (twice when
-        # changed in place): the row's uuids where the text is the same, a
-        # lookup fewer each.
-        if row is None:
-            todo_id, list_before = _uuid(id_text), _uuid(before_text)
-        else:
-            todo_id = row.id if id_text == todo["id"] else _uuid(id_text)
-            same_list = before_text is not None and before_text == todo.get("list_id")
-            list_before = row.list_id if same_list else _uuid(before_text)
-        list_after = list_before if after_text == before_text else _uuid(after_text)
-        # A row's entry names no person: no call for it.
-        person = None if (person_text := body.get("person")) is None else _parsed(person_text)
-        return position, Entry(
-            position, op, todo_id, row, list_before, list_after, person, body.get("detail"),
-            None if before is None else Todo.from_json(before, _parsed, _timed), changed_at,
-        )
+        return _read(orjson.loads(payload))
     except (ValueError, KeyError, TypeError, AttributeError):
         # Not ours (someone else NOTIFYing the channel): check the journal.
         return 2**63 - 1, None
+
+
+def journal_entries(text: str) -> list[Entry]:
+    """Journal entries read back as a JSON array of notification bodies
+    that carry each whole (repository.SELECT_NOTIFIED_CHANGES): the hub's
+    catch-up reads them as it reads its notifications."""
+    entries = []
+    for body in orjson.loads(text):
+        _, entry = _read(body)
+        if entry is None:
+            raise ValueError(f"a journal entry that does not read whole: {body!r:.200}")
+        entries.append(entry)
+    return entries
+
+
+def _read(body: Any) -> tuple[int, Entry | None]:
+    """What `notified` says of a notification's body, as orjson loads it."""
+    position = int(body["position"])
+    op = body["op"]
+    before_text, after_text = body.get("list_before"), body.get("list_after")
+    if "through" in body:
+        return position, None
+    if op in _TODO_OPS:
+        moved = op == "updated" and before_text != after_text
+        if "todo" not in body or (moved and "before" not in body):
+            return position, None
+    elif "detail" not in body:
+        return position, None
+    changed_at = _timed(body["changed_at"]) if "changed_at" in body else None
+    todo, before, id_text = body.get("todo"), body.get("before"), body.get("id")
+    row = None if todo is None else Todo.from_json(todo, _parsed, _timed)
+    # A row's entry names the row's id again, and its list (twice when
+    # changed in place): the row's uuids where the text is the same, a
+    # lookup fewer each.
+    if row is None:
+        todo_id, list_before = _uuid(id_text), _uuid(before_text)
+    else:
+        todo_id = row.id if id_text == todo["id"] else _uuid(id_text)
+        same_list = before_text is not None and before_text == todo.get("list_id")
+        list_before = row.list_id if same_list else _uuid(before_text)
+    list_after = list_before if after_text == before_text else _uuid(after_text)
+    # A row's entry names no person: no call for it.
+    person = None if (person_text := body.get("person")) is None else _parsed(person_text)
+    return position, Entry(
+        position, op, todo_id, row, list_before, list_after, person, body.get("detail"),
+        None if before is None else Todo.from_json(before, _parsed, _timed), changed_at,
+    )
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -152,7 +153,9 @@ class _SwallowingJournal(Journal):
         self.armed = asyncio.Event()
         self.swallowed = asyncio.Event()
 
-    async def changes_between(self, after: int, upto: int, limit: int) -> Chunk:
+    async def changes_between(
+        self, after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]] | None = None
+    ) -> Chunk:
         if self.armed.is_set():
             self.armed.clear()
             try:
@@ -161,7 +164,7 @@ class _SwallowingJournal(Journal):
                 self.swallowed.set()
                 if self.ends == "fails":
                     raise DatabaseUnavailable("OperationalError") from None
-        return await super().changes_between(after, upto, limit)
+        return await super().changes_between(after, upto, limit, parse)
 
 
 @pytest.mark.parametrize("ends", ["returns", "fails"])

@@ -13,17 +13,21 @@ import psycopg
 
 from graphql_todos.core import repository
 from graphql_todos.core.models import Entry
-from graphql_todos.live.notifications import _Remembered, notified
+from graphql_todos.live.notifications import _Remembered, journal_entries, notified
 from tests.core.test_lists_journal import _person
+
+
+def _exact(entry: Entry) -> tuple[Any, ...]:
+    return (
+        entry.position, entry.op, entry.todo_id, entry.todo, entry.list_before, entry.list_after,
+        entry.person, entry.detail, entry.before, entry.changed_at,
+    )
 
 
 def _fields(entry: Entry) -> tuple[Any, ...]:
     # The NOTIFY leaves out a detail's nulls (jsonb_strip_nulls), which read as absent alike.
     detail = None if entry.detail is None else {k: v for k, v in entry.detail.items() if v is not None}
-    return (
-        entry.position, entry.op, entry.todo_id, entry.todo, entry.list_before, entry.list_after,
-        entry.person, detail, entry.before, entry.changed_at,
-    )
+    return (*_exact(entry)[:7], detail, *_exact(entry)[8:])
 
 
 async def _journal(dsn: str) -> list[Entry]:
@@ -32,7 +36,7 @@ async def _journal(dsn: str) -> list[Entry]:
     return chunk.entries
 
 
-def test_a_notification_reads_as_its_journal_entry(db_dsn: str) -> None:
+def test_a_notification_reads_as_its_journal_entries(db_dsn: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
         listener.execute("LISTEN todo_changes")
         _, ann_list = _person(writer, "ann")  # list_created, member_added
@@ -88,6 +92,47 @@ def test_a_payload_that_does_not_parse_sends_the_hub_to_the_journal() -> None:
     for body in bad:
         for _ in range(2):  # and again, once a good parse of the same kind was remembered
             assert notified(body if isinstance(body, str) else orjson.dumps(body).decode()) == (2**63 - 1, None)
+
+
+def test_the_hub_reads_every_kind_of_entry_back_as_the_journal_holds_it(db_dsn: str) -> None:
+    """The hub's catch-up (repository.notified_changes, each entry's text
+    read by the notifications' parse) gives the entries the journal's
+    columns give: rows created, updated, moved and deleted, a list's, a
+    member's with the nulls of its detail, a reader's arrivals and
+    removals, revoked access; in batches, from any position."""
+    with psycopg.connect(db_dsn, autocommit=True) as writer:
+        ann, ann_list = _person(writer, "ann")
+        bob, bob_list = _person(writer, "bob")
+        writer.execute("INSERT INTO todos (title, list_id) SELECT 't' || i, %s FROM generate_series(1, 3) i", (ann_list,))
+        writer.execute("UPDATE todos SET title = title || '!', completed = true")
+        writer.execute("UPDATE todos SET list_id = %s WHERE title = 't1!'", (bob_list,))
+        writer.execute("INSERT INTO list_members VALUES (%s, %s, 'viewer')", (ann_list, bob))  # arrivals
+        writer.execute("UPDATE list_members SET role = 'editor' WHERE list_id = %s AND person_id = %s", (ann_list, bob))
+        writer.execute("DELETE FROM list_members WHERE list_id = %s AND person_id = %s", (ann_list, bob))  # removals
+        writer.execute("DELETE FROM todos WHERE title = 't2!'")
+        writer.execute(
+            "INSERT INTO sessions (secret_hash, person_id, expires_time) VALUES ('\\x01', %s, now())", (ann,)
+        )
+        writer.execute("DELETE FROM sessions WHERE person_id = %s", (ann,))  # access_revoked
+
+    async def read(after: int, limit: int) -> list[list[tuple[Any, ...]]]:
+        async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
+            columns, through = await repository.changes_between(conn, after, 2**63 - 1, limit)
+            texts, through_too = await repository.notified_changes(conn, after, 2**63 - 1, limit, journal_entries)
+        assert (texts.last, texts.full, through_too) == (columns.last, columns.full, through)
+        return [[_exact(e) for e in texts.entries], [_exact(e) for e in columns.entries]]
+
+    whole, journal = asyncio.run(read(0, 1000))
+    assert whole == journal
+    assert {e[1] for e in journal} >= {
+        "list_created", "member_added", "member_updated", "member_removed", "arrived", "removed",
+        "created", "updated", "deleted", "access_revoked",
+    }
+    assert any(e[8] is not None and e[1] == "updated" for e in journal)  # a move
+    assert any(e[7] is not None and None in e[7].values() for e in journal)  # a null kept
+    batched, journal = asyncio.run(read(5, 4))
+    assert batched == journal and [e[0] for e in batched] == [6, 7, 8, 9]
+    assert asyncio.run(read(journal[-1][0] + 10**6, 4)) == [[], []]
 
 
 def test_a_remembered_parse_runs_once_per_text_and_forgets_them_all_at_its_size() -> None:
