@@ -415,9 +415,10 @@ class Hub:
         return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position))
 
     async def read_journal(self, after: int, upto: int) -> Chunk:
-        """Journal entries after < position <= upto, oldest first, `batch` at most."""
+        """Journal entries after < position <= upto, oldest first, `batch` at
+        most; read as the catch-up reads them (one text a batch)."""
         return await self.retrying(
-            "journal read", lambda: self.journal.changes_between(after, upto, self.batch)
+            "journal read", lambda: self.journal.changes_between(after, upto, self.batch, journal_entries)
         )
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
