@@ -130,17 +130,14 @@ class Journal:
         return position
 
     async def changes_between(
-        self, after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]] | None = None
+        self, after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]]
     ) -> Chunk:
         """Entries with after < position <= upto, oldest first, at most limit;
         CursorExpired when some of them were pruned. `parse`: read from their
-        text as notifications carrying each whole (the hub's parse)."""
+        text as notifications carrying each whole (the hub's parse, which
+        core cannot import)."""
         async with connection(self.pool) as conn:
-            chunk, through = await (
-                repository.changes_between(conn, after, upto, limit)
-                if parse is None
-                else repository.notified_changes(conn, after, upto, limit, parse)
-            )
+            chunk, through = await repository.notified_changes(conn, after, upto, limit, parse)
         if after < through:
             raise CursorExpired(after, through)
         return chunk

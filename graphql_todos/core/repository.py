@@ -92,20 +92,7 @@ SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_chang
 # The newest entry, never pruned: where the journal stands, and when that
 # entry committed (journal.Mark). No row: the journal is empty.
 SELECT_NEWEST = "SELECT position, changed_at FROM todo_changes ORDER BY position DESC LIMIT 1"
-# How far the journal was pruned comes back with every row (and alone, with
-# no row, when nothing follows `after`): one snapshot, so a prune between
-# the two cannot pass unnoticed.
-_ENTRY = "position, op, todo_id, todo, list_before, list_after, person_id, detail, before, changed_at"
-SELECT_CHANGES = f"""
-SELECT p.through, c.* FROM todo_changes_pruned p LEFT JOIN LATERAL (
-    SELECT {_ENTRY} FROM todo_changes
-    WHERE position > %(after)s AND position <= %(upto)s
-    ORDER BY position
-    LIMIT %(limit)s
-) c ON true
-ORDER BY c.position
-"""
-# The same entries as one JSON array of the bodies of notifications that
+# Journal entries as one JSON array of the bodies of notifications that
 # carry each whole (the keys of sql/010's journal_write, every one of them,
 # nulls too, and a detail as stored), for the hub to read as it reads its
 # notifications (live/notifications.py). One text a batch: the entries'
@@ -113,7 +100,9 @@ ORDER BY c.position
 # a row psycopg's work a row, against what their notifications cost; a row's
 # json (row_to_json's keys) costs the backend less than json_build_object's
 # (docs/bench-ab-rows.md, "The hub's read-back as cheap as a notification").
-# The two subqueries share the statement's snapshot, as SELECT_CHANGES's join.
+# How far the journal was pruned comes back with the entries: the two
+# subqueries share the statement's snapshot, so a prune between them cannot
+# pass unnoticed.
 SELECT_NOTIFIED_CHANGES = """
 SELECT (SELECT through FROM todo_changes_pruned) AS through, (
     SELECT json_agg(batch ORDER BY position)::text FROM (
@@ -227,39 +216,19 @@ async def journal_newest(conn: AsyncConnection[Any]) -> tuple[int, datetime | No
     return (0, None) if not rows else (int(rows[0][0]), rows[0][1])
 
 
-async def changes_between(
-    conn: AsyncConnection[Any], after: int, upto: int, limit: int
-) -> tuple[Chunk, int]:
-    """Journal entries with after < position <= upto, oldest first, and the
-    position the journal is pruned through (entries up to it are gone)."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_CHANGES, {"after": after, "upto": upto, "limit": limit})
-        rows = await cur.fetchall()
-    entries = [_entry(r) for r in rows if r["position"] is not None]
-    last = entries[-1].position if entries else after
-    return Chunk(entries, last, len(entries) == limit), int(rows[0]["through"])
-
-
 async def notified_changes(
     conn: AsyncConnection[Any], after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]]
 ) -> tuple[Chunk, int]:
-    """As changes_between, the entries read by `parse` from their text as
-    notifications carrying each whole (SELECT_NOTIFIED_CHANGES)."""
+    """Journal entries with after < position <= upto, oldest first, read by
+    `parse` from their text as notifications carrying each whole
+    (SELECT_NOTIFIED_CHANGES), and the position the journal is pruned
+    through (entries up to it are gone)."""
     async with conn.cursor() as cur:
         await cur.execute(SELECT_NOTIFIED_CHANGES, {"after": after, "upto": upto, "limit": limit})
         ((through, text),) = await cur.fetchall()
     entries = [] if text is None else parse(text)
     last = entries[-1].position if entries else after
     return Chunk(entries, last, len(entries) == limit), int(through)
-
-
-def _entry(row: dict[str, Any]) -> Entry:
-    todo, before = row["todo"], row["before"]
-    return Entry(
-        int(row["position"]), row["op"], row["todo_id"], None if todo is None else Todo.from_json(todo),
-        row["list_before"], row["list_after"], row["person_id"], row["detail"],
-        None if before is None else Todo.from_json(before), row["changed_at"],
-    )
 
 
 # A reader's lists at a cursor (people.md section 2, "a view at a cursor"):

@@ -154,7 +154,7 @@ class _SwallowingJournal(Journal):
         self.swallowed = asyncio.Event()
 
     async def changes_between(
-        self, after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]] | None = None
+        self, after: int, upto: int, limit: int, parse: Callable[[str], list[Entry]]
     ) -> Chunk:
         if self.armed.is_set():
             self.armed.clear()
