@@ -9,16 +9,22 @@ import asyncio
 import functools
 import logging
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
+import httptools
+from uvicorn.config import Config
+from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr
+from uvicorn.server import ServerState
 
 from graphql_todos.core import metrics
 from graphql_todos.internals.uvicorn_close import BoundedClose, close_seconds, end_streams
-from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, upgrade_accept
+from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, asgi_version, upgrade_accept
 
 # What uvicorn writes, before a response, to a client that asked for it.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -31,7 +37,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with seven changes.
+    """uvicorn's HTTP protocol, with eight changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -72,7 +78,14 @@ class HttpProtocol(HttpToolsProtocol):
       above info): uvicorn quotes the path again for each response's line
       before the logger looks at its level. Assumes: uvicorn sets
       `access_log` once per connection (in `__init__`) and gives it to each
-      request cycle, which builds the line only when it is true."""
+      request cycle, which builds the line only when it is true.
+    - A connection is set up with less work (`_lean_init`, `connection_made`:
+      every WebSocket opened pays for one), and a request's Upgrade looked
+      for once (`_should_upgrade`). Assumes (tests/internals/
+      test_uvicorn_http.py pins it): uvicorn's `__init__` and
+      `connection_made` set no more than ours do, to values ours match; it
+      asks `_should_upgrade` only once a request's head is complete, whose
+      headers are a list of that request's own (`on_message_begin`)."""
 
     # While a head is awaited: when it must have arrived. One timer per
     # connection checks it (_check_head), re-armed only when it fires early:
@@ -82,11 +95,49 @@ class HttpProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _head_tail = b""
     _answered = False
+    # The headers _should_upgrade last looked at (a request's own list), and its answer.
+    _upgrade_of: list[tuple[bytes, bytes]] | None = None
+    _upgrade = False
 
-    def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None, *, request_seconds: float,
+    ) -> None:
+        if config.loaded:
+            self._lean_init(config, server_state, app_state, _loop)
+        else:
+            super().__init__(config, server_state, app_state, _loop)
         self.request_seconds = request_seconds
         self.access_log = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
+
+    def _lean_init(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        """uvicorn's __init__ for a loaded config, without what it looks up
+        again per connection: its two loggers (`logging.getLogger` takes
+        logging's lock) and the config's ASGI version (a property building a
+        dict). tests/internals/test_uvicorn_http.py checks it sets what
+        uvicorn's sets, to the same values."""
+        self.__dict__.update(_FRESH)
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = loop or asyncio.get_event_loop()
+        self.logger = _LOGGER
+        self.access_logger = _ACCESS_LOGGER
+        self.access_log = _ACCESS_LOGGER.hasHandlers()
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.ws_protocol_class = config.ws_protocol_class
+        self.root_path = config.root_path
+        self.asgi_version = asgi_version(config)
+        self.limit_concurrency = config.limit_concurrency
+        self.app_state = app_state
+        self.timeout_keep_alive = config.timeout_keep_alive
+        self.server_state = server_state
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.pipeline = deque()
 
     def data_received(self, data: bytes) -> None:
         if self._head_deadline is not None:
@@ -103,10 +154,28 @@ class HttpProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # A WebSocket upgraded from here gets this transport too.
-        bounded = BoundedClose(transport, self.loop, close_seconds(self.app_state))
-        super().connection_made(cast(asyncio.Transport, bounded))
+        """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
+        it too), its addresses read from the socket once: uvicorn asks the
+        transport for it twice, then for its TLS context, through three
+        functions."""
+        bounded = cast(asyncio.Transport, BoundedClose(transport, self.loop, close_seconds(self.app_state)))
+        self.connections.add(self)
+        self.transport = bounded
+        self.flow = FlowControl(bounded)
+        self.server, self.client = _addresses(transport)
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        if self.logger.level <= TRACE_LOG_LEVEL:
+            prefix = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
+            self.logger.log(TRACE_LOG_LEVEL, "%sHTTP connection made", prefix)
         self._arm()
+
+    def _should_upgrade(self) -> bool:
+        # uvicorn asks three times of an upgrade (its head complete, its
+        # message complete, httptools stopping at it), each time walking the
+        # headers and splitting Connection's: here once per request's headers.
+        if self._upgrade_of is not self.headers:
+            self._upgrade_of, self._upgrade = self.headers, super()._should_upgrade()
+        return self._upgrade
 
     def on_headers_complete(self) -> None:
         self._disarm()
@@ -134,7 +203,9 @@ class HttpProtocol(HttpToolsProtocol):
         ):
             return super().handle_websocket_upgrade()
         self.connections.discard(self)
-        protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        protocol = protocol_class(
+            config=self.config, server_state=self.server_state, app_state=self.app_state, opened=True
+        )
         protocol.connection_handed(self.transport, self.server, self.client, self.scheme == "https")
         protocol.open_upgraded(self.url, self.headers, accept)
         self.transport.set_protocol(protocol)
@@ -192,6 +263,33 @@ class HttpProtocol(HttpToolsProtocol):
             if self._head_bytes or not self._answered:
                 metrics.refused("head_timeout")
             self.transport.close()
+
+
+_LOGGER = logging.getLogger("uvicorn.error")
+_ACCESS_LOGGER = logging.getLogger("uvicorn.access")
+# What uvicorn's __init__ starts a connection's state at (but its deque).
+_FRESH: dict[str, object] = {
+    "timeout_keep_alive_task": None, "transport": None, "flow": None, "server": None, "client": None,
+    "scheme": None, "scope": None, "headers": None, "expect_100_continue": False, "cycle": None,
+}
+
+
+def _addresses(transport: asyncio.BaseTransport) -> tuple[tuple[str, int | None] | None, tuple[str, int] | None]:
+    """uvicorn's `get_local_addr` and `get_remote_addr` (the server's
+    address and the client's), from one look at the transport's socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return get_local_addr(transport), get_remote_addr(transport)  # type: ignore[arg-type]
+    local = sock.getsockname()
+    try:
+        remote = sock.getpeername()
+    except OSError:  # as uvicorn: seen with uvloop on a Unix socket
+        remote = None
+    if isinstance(local, tuple):
+        server: tuple[str, int | None] | None = (str(local[0]), int(local[1]))
+    else:
+        server = (local, None) if isinstance(local, str) else None
+    return server, (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
 
 
 class LettingGo:
