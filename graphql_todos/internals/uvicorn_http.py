@@ -155,9 +155,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
-        it too), its addresses read from the socket once: uvicorn asks the
-        transport for it twice, then for its TLS context, through three
-        functions."""
+        it too), its addresses those the transport has (`_addresses`)."""
         bounded = cast(asyncio.Transport, BoundedClose(transport, self.loop, close_seconds(self.app_state)))
         self.connections.add(self)
         self.transport = bounded
@@ -276,15 +274,14 @@ _FRESH: dict[str, object] = {
 
 def _addresses(transport: asyncio.BaseTransport) -> tuple[tuple[str, int | None] | None, tuple[str, int] | None]:
     """uvicorn's `get_local_addr` and `get_remote_addr` (the server's
-    address and the client's), from one look at the transport's socket."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
+    address and the client's), from the addresses the transport took as it
+    was made: uvicorn asks its socket, which under uvloop is a new
+    socket.socket on the descriptor at each ask (system calls, to learn its
+    family and type, and the address's own)."""
+    local = transport.get_extra_info("sockname")
+    remote = transport.get_extra_info("peername")
+    if local is None or remote is None:  # not taken (or lost): uvicorn's asks
         return get_local_addr(transport), get_remote_addr(transport)  # type: ignore[arg-type]
-    local = sock.getsockname()
-    try:
-        remote = sock.getpeername()
-    except OSError:  # as uvicorn: seen with uvloop on a Unix socket
-        remote = None
     if isinstance(local, tuple):
         server: tuple[str, int | None] | None = (str(local[0]), int(local[1]))
     else:

@@ -7,11 +7,13 @@ import inspect
 import logging
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+import uvloop
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -217,10 +219,14 @@ def test_our_http_protocol_starts_as_uvicorns_does() -> None:
     assert ours["access_log"] == (theirs["access_log"] and logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO))
 
 
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6, socket.AF_UNIX], ids=["ipv4", "ipv6", "unix"])
-def test_our_http_connection_is_made_as_uvicorns_is(family: socket.AddressFamily, tmp_path: Path) -> None:
-    # connection_made: the same addresses, scheme and flow control as
-    # uvicorn's (its transport our BoundedClose), and the connection counted.
+def test_our_http_connection_is_made_as_uvicorns_is(
+    family: socket.AddressFamily, loop_factory: Callable[[], asyncio.AbstractEventLoop], tmp_path: Path
+) -> None:
+    # connection_made: the same addresses (the transport's, where uvicorn
+    # asks the socket), scheme and flow control as uvicorn's (its transport
+    # our BoundedClose), and the connection counted.
     async def made() -> tuple[dict[str, Any], dict[str, Any], bool]:
         loop = asyncio.get_running_loop()
         config, state = _loaded(), ServerState()
@@ -245,7 +251,8 @@ def test_our_http_connection_is_made_as_uvicorns_is(family: socket.AddressFamily
             client.close()
             listener.close()
 
-    theirs, ours, counted = asyncio.run(made())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        theirs, ours, counted = runner.run(made())
     assert counted
     for name in ("server", "client", "scheme"):
         assert ours[name] == theirs[name], name
