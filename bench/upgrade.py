@@ -49,16 +49,16 @@ def child(upgrades: int) -> None:
     config = uvicorn.Config(app, ws_per_message_deflate=False, lifespan="off", log_level="warning", **options)  # type: ignore[arg-type]
     config.load()
     state = ServerState()
-    loop = uvloop.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = socket.create_connection(listener.getsockname())
         accepted, _ = listener.accept()
-    transport, _ = loop.run_until_complete(loop.connect_accepted_socket(asyncio.Protocol, accepted))
+    transport: asyncio.Transport = loop.run_until_complete(loop.connect_accepted_socket(asyncio.Protocol, accepted))[0]
     factory = config.http_protocol_class
     me = str(os.getpid())
     subprocess.run(["callgrind_control", "-i", "on", me], check=True, capture_output=True)
-    for _ in range(upgrades):
+    for _upgrade in range(upgrades):
         protocol = factory(config=config, server_state=state, app_state={}, _loop=loop)  # type: ignore[call-arg]
         protocol.connection_made(transport)
         protocol.data_received(HEAD)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import re
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -87,11 +88,10 @@ class HttpProtocol(HttpToolsProtocol):
       asks `_should_upgrade` only once a request's head is complete, whose
       headers are a list of that request's own (`on_message_begin`)."""
 
-    # While a head is awaited: when it must have arrived. One timer per
-    # connection checks it (_check_head), re-armed only when it fires early:
-    # not a timer made and cancelled per request.
+    # While a head is awaited: when it must have arrived. The loop's HeadWatch
+    # checks it: not a timer made and cancelled per connection.
     _head_deadline: float | None = None
-    _head_timer: asyncio.TimerHandle | None = None
+    _watch: HeadWatch | None = None
     _head_bytes = 0
     _head_tail = b""
     _answered = False
@@ -187,11 +187,11 @@ class HttpProtocol(HttpToolsProtocol):
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def handle_websocket_upgrade(self) -> None:
-        # The head is in; the WebSocket has its own deadlines. A timer left
-        # for REQUEST_SECONDS would keep this protocol (its parser, flow
-        # control, scope) alive beside every socket opened in that time, for
-        # the collector to walk.
-        self._stop_head_timer()
+        # The head is in (on_headers_complete disarmed the watch, which
+        # holds this protocol no longer: were it held for REQUEST_SECONDS,
+        # its parser, flow control and scope would stay beside every socket
+        # opened in that time, for the collector to walk); the WebSocket has
+        # its own deadlines.
         accept = upgrade_accept(self.scope["method"], self.scope["http_version"], self.url, self.headers)
         protocol_class = self.ws_protocol_class
         if (
@@ -221,14 +221,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
-        super().connection_lost(exc)
-
-    def _stop_head_timer(self) -> None:
         self._disarm()
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        super().connection_lost(exc)
 
     def shutdown(self) -> None:
         end_streams(self.app_state)
@@ -236,31 +230,80 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._head_bytes, self._head_tail = 0, b""
-        self._head_deadline = self.loop.time() + self.request_seconds
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_at(self._head_deadline, self._check_head)
+        if self._watch is None:
+            self._watch = head_watch(self.loop, self.request_seconds)
+        self._head_deadline = self._watch.arm(self)
 
     def _disarm(self) -> None:
-        self._head_deadline = None
-
-    def _check_head(self) -> None:
-        self._head_timer = None
-        deadline = self._head_deadline
-        if deadline is None:
-            return  # no head awaited: the next _arm sets a timer again
-        if self.loop.time() < deadline:
-            # Armed again since this timer was set: wait for that deadline.
-            self._head_timer = self.loop.call_at(deadline, self._check_head)
-            return
-        self._head_deadline = None
-        self._expire()
+        if self._head_deadline is not None:
+            self._head_deadline = None
+            self._watch.disarm(self)  # type: ignore[union-attr]
 
     def _expire(self) -> None:
+        """The watch's: no head by the deadline."""
+        self._head_deadline = None
         if not self.transport.is_closing():
             # A keep-alive connection that merely stays idle is not refused anything.
             if self._head_bytes or not self._answered:
                 metrics.refused("head_timeout")
             self.transport.close()
+
+
+class HeadWatch:
+    """The head deadlines of one event loop's connections, all `seconds`
+    long: armed in time order, they fall due in that order, so one timer
+    (at the earliest) and a dict in insertion order serve them all. A timer
+    per connection, made and cancelled, was 3% of an upgrade's instructions
+    (bench/upgrade.py)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self.loop = loop
+        self.seconds = seconds
+        self._waiting: dict[HttpProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self, protocol: HttpProtocol) -> float:
+        """`protocol` awaits a head from now on: its deadline."""
+        waiting = self._waiting
+        waiting.pop(protocol, None)  # armed again: to the end, in time order
+        deadline = waiting[protocol] = self.loop.time() + self.seconds
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._expire)
+        return deadline
+
+    def disarm(self, protocol: HttpProtocol) -> None:
+        """`protocol` awaits no head (held no longer: the timer, left as it
+        is, finds the next deadline when it fires)."""
+        self._waiting.pop(protocol, None)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        waiting = self._waiting
+        try:
+            while waiting:
+                protocol, deadline = next(iter(waiting.items()))
+                if deadline > now:  # (a timer may fire a little early)
+                    break
+                del waiting[protocol]
+                protocol._expire()
+        finally:
+            if waiting and self._timer is None:
+                self._timer = self.loop.call_at(next(iter(waiting.values())), self._expire)
+
+
+_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, HeadWatch]] = weakref.WeakKeyDictionary()
+
+
+def head_watch(loop: asyncio.AbstractEventLoop, seconds: float) -> HeadWatch:
+    """The watch of `loop`'s connections whose heads must arrive within `seconds`."""
+    watches = _WATCHES.get(loop)
+    if watches is None:
+        watches = _WATCHES[loop] = {}
+    found = watches.get(seconds)
+    if found is None:
+        found = watches[seconds] = HeadWatch(loop, seconds)
+    return found
 
 
 _LOGGER = logging.getLogger("uvicorn.error")

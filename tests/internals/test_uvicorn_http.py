@@ -7,6 +7,7 @@ import inspect
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from graphql_todos.internals.uvicorn_http import (
     HttpProtocol,
     http_protocol,
 )
+from tests.helpers import serving
 
 
 def test_uvicorns_http_shutdown_lets_a_response_in_progress_run_on() -> None:
@@ -262,3 +264,18 @@ def test_our_http_connection_is_made_as_uvicorns_is(
     # uvicorn's connection_made sets no more than ours does.
     made_source = inspect.getsource(HttpToolsProtocol.connection_made)
     assert set(re.findall(r"self\.(\w+) = ", made_source)) == {"transport", "flow", "server", "client", "scheme"}
+
+
+def test_each_connection_has_its_own_head_deadline(db_dsn: str) -> None:
+    # HttpProtocol's HeadWatch: one timer for the loop's connections, each
+    # cut off at its own deadline, in the order they were armed. A connection
+    # that sends nothing is cut off at REQUEST_SECONDS (3 here); one that
+    # connected 1.5 s later is still open then, and answers its request.
+    with serving(db_dsn, request_seconds=3) as server, socket.create_connection(("127.0.0.1", server.port)) as first:
+        time.sleep(1.5)
+        with socket.create_connection(("127.0.0.1", server.port)) as second:
+            first.settimeout(10)
+            assert first.recv(1) == b""
+            second.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            second.settimeout(10)
+            assert second.recv(65536).startswith(b"HTTP/1.1 200")
