@@ -231,7 +231,7 @@ class HttpProtocol(HttpToolsProtocol):
     def _arm(self) -> None:
         self._head_bytes, self._head_tail = 0, b""
         if self._watch is None:
-            self._watch = head_watch(self.loop, self.request_seconds)
+            self._watch = head_watch(self.server_state, self.loop, self.request_seconds)
         self._head_deadline = self._watch.arm(self)
 
     def _disarm(self) -> None:
@@ -250,8 +250,8 @@ class HttpProtocol(HttpToolsProtocol):
 
 
 class HeadWatch:
-    """The head deadlines of one event loop's connections, all `seconds`
-    long: armed in time order, they fall due in that order, so one timer
+    """The head deadlines of one server's connections (on one event loop),
+    all `seconds` long: armed in time order, they fall due in that order, so one timer
     (at the earliest) and a dict in insertion order serve them all. A timer
     per connection, made and cancelled, was 3% of an upgrade's instructions
     (bench/upgrade.py)."""
@@ -292,14 +292,16 @@ class HeadWatch:
                 self._timer = self.loop.call_at(next(iter(waiting.values())), self._expire)
 
 
-_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, HeadWatch]] = weakref.WeakKeyDictionary()
+# By server (one loop each): keyed by the loop, a watch (which holds the loop,
+# and a timer that a closed loop never fires) would keep every loop alive.
+_WATCHES: weakref.WeakKeyDictionary[ServerState, dict[float, HeadWatch]] = weakref.WeakKeyDictionary()
 
 
-def head_watch(loop: asyncio.AbstractEventLoop, seconds: float) -> HeadWatch:
-    """The watch of `loop`'s connections whose heads must arrive within `seconds`."""
-    watches = _WATCHES.get(loop)
+def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: float) -> HeadWatch:
+    """The watch of `server`'s connections (on `loop`) whose heads must arrive within `seconds`."""
+    watches = _WATCHES.get(server)
     if watches is None:
-        watches = _WATCHES[loop] = {}
+        watches = _WATCHES[server] = {}
     found = watches.get(seconds)
     if found is None:
         found = watches[seconds] = HeadWatch(loop, seconds)
