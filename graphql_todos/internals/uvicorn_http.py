@@ -9,16 +9,23 @@ import asyncio
 import functools
 import logging
 import re
+import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
+import httptools
+from uvicorn.config import Config
+from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr
+from uvicorn.server import ServerState
 
 from graphql_todos.core import metrics
 from graphql_todos.internals.uvicorn_close import BoundedClose, close_seconds, end_streams
-from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, upgrade_accept
+from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, asgi_version, upgrade_accept
 
 # What uvicorn writes, before a response, to a client that asked for it.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -31,7 +38,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with seven changes.
+    """uvicorn's HTTP protocol, with eight changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -72,21 +79,65 @@ class HttpProtocol(HttpToolsProtocol):
       above info): uvicorn quotes the path again for each response's line
       before the logger looks at its level. Assumes: uvicorn sets
       `access_log` once per connection (in `__init__`) and gives it to each
-      request cycle, which builds the line only when it is true."""
+      request cycle, which builds the line only when it is true.
+    - A connection is set up with less work (`_lean_init`, `connection_made`:
+      every WebSocket opened pays for one), and a request's Upgrade looked
+      for once (`_should_upgrade`). Assumes (tests/internals/
+      test_uvicorn_http.py pins it): uvicorn's `__init__` and
+      `connection_made` set no more than ours do, to values ours match; it
+      asks `_should_upgrade` only once a request's head is complete, whose
+      headers are a list of that request's own (`on_message_begin`)."""
 
-    # While a head is awaited: when it must have arrived. One timer per
-    # connection checks it (_check_head), re-armed only when it fires early:
-    # not a timer made and cancelled per request.
+    # While a head is awaited: when it must have arrived. The loop's HeadWatch
+    # checks it: not a timer made and cancelled per connection.
     _head_deadline: float | None = None
-    _head_timer: asyncio.TimerHandle | None = None
+    _watch: HeadWatch | None = None
     _head_bytes = 0
     _head_tail = b""
     _answered = False
+    # The headers _should_upgrade last looked at (a request's own list), and its answer.
+    _upgrade_of: list[tuple[bytes, bytes]] | None = None
+    _upgrade = False
 
-    def __init__(self, *args: Any, request_seconds: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None, *, request_seconds: float,
+    ) -> None:
+        if config.loaded:
+            self._lean_init(config, server_state, app_state, _loop)
+        else:
+            super().__init__(config, server_state, app_state, _loop)
         self.request_seconds = request_seconds
         self.access_log = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
+
+    def _lean_init(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        """uvicorn's __init__ for a loaded config, without what it looks up
+        again per connection: its two loggers (`logging.getLogger` takes
+        logging's lock) and the config's ASGI version (a property building a
+        dict). tests/internals/test_uvicorn_http.py checks it sets what
+        uvicorn's sets, to the same values."""
+        self.__dict__.update(_FRESH)
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = loop or asyncio.get_event_loop()
+        self.logger = _LOGGER
+        self.access_logger = _ACCESS_LOGGER
+        self.access_log = _ACCESS_LOGGER.hasHandlers()
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.ws_protocol_class = config.ws_protocol_class
+        self.root_path = config.root_path
+        self.asgi_version = asgi_version(config)
+        self.limit_concurrency = config.limit_concurrency
+        self.app_state = app_state
+        self.timeout_keep_alive = config.timeout_keep_alive
+        self.server_state = server_state
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.pipeline = deque()
 
     def data_received(self, data: bytes) -> None:
         if self._head_deadline is not None:
@@ -103,10 +154,26 @@ class HttpProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # A WebSocket upgraded from here gets this transport too.
-        bounded = BoundedClose(transport, self.loop, close_seconds(self.app_state))
-        super().connection_made(cast(asyncio.Transport, bounded))
+        """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
+        it too), its addresses those the transport has (`_addresses`)."""
+        bounded = cast(asyncio.Transport, BoundedClose(transport, self.loop, close_seconds(self.app_state)))
+        self.connections.add(self)
+        self.transport = bounded
+        self.flow = FlowControl(bounded)
+        self.server, self.client = _addresses(transport)
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        if self.logger.level <= TRACE_LOG_LEVEL:
+            prefix = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
+            self.logger.log(TRACE_LOG_LEVEL, "%sHTTP connection made", prefix)
         self._arm()
+
+    def _should_upgrade(self) -> bool:
+        # uvicorn asks three times of an upgrade (its head complete, its
+        # message complete, httptools stopping at it), each time walking the
+        # headers and splitting Connection's: here once per request's headers.
+        if self._upgrade_of is not self.headers:
+            self._upgrade_of, self._upgrade = self.headers, super()._should_upgrade()
+        return self._upgrade
 
     def on_headers_complete(self) -> None:
         self._disarm()
@@ -120,11 +187,11 @@ class HttpProtocol(HttpToolsProtocol):
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def handle_websocket_upgrade(self) -> None:
-        # The head is in; the WebSocket has its own deadlines. A timer left
-        # for REQUEST_SECONDS would keep this protocol (its parser, flow
-        # control, scope) alive beside every socket opened in that time, for
-        # the collector to walk.
-        self._stop_head_timer()
+        # The head is in (on_headers_complete disarmed the watch, which
+        # holds this protocol no longer: were it held for REQUEST_SECONDS,
+        # its parser, flow control and scope would stay beside every socket
+        # opened in that time, for the collector to walk); the WebSocket has
+        # its own deadlines.
         accept = upgrade_accept(self.scope["method"], self.scope["http_version"], self.url, self.headers)
         protocol_class = self.ws_protocol_class
         if (
@@ -134,7 +201,9 @@ class HttpProtocol(HttpToolsProtocol):
         ):
             return super().handle_websocket_upgrade()
         self.connections.discard(self)
-        protocol = protocol_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        protocol = protocol_class(
+            config=self.config, server_state=self.server_state, app_state=self.app_state, opened=True
+        )
         protocol.connection_handed(self.transport, self.server, self.client, self.scheme == "https")
         protocol.open_upgraded(self.url, self.headers, accept)
         self.transport.set_protocol(protocol)
@@ -152,14 +221,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
-        super().connection_lost(exc)
-
-    def _stop_head_timer(self) -> None:
         self._disarm()
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        super().connection_lost(exc)
 
     def shutdown(self) -> None:
         end_streams(self.app_state)
@@ -167,31 +230,108 @@ class HttpProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._head_bytes, self._head_tail = 0, b""
-        self._head_deadline = self.loop.time() + self.request_seconds
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_at(self._head_deadline, self._check_head)
+        if self._watch is None:
+            self._watch = head_watch(self.server_state, self.loop, self.request_seconds)
+        self._head_deadline = self._watch.arm(self)
 
     def _disarm(self) -> None:
-        self._head_deadline = None
-
-    def _check_head(self) -> None:
-        self._head_timer = None
-        deadline = self._head_deadline
-        if deadline is None:
-            return  # no head awaited: the next _arm sets a timer again
-        if self.loop.time() < deadline:
-            # Armed again since this timer was set: wait for that deadline.
-            self._head_timer = self.loop.call_at(deadline, self._check_head)
-            return
-        self._head_deadline = None
-        self._expire()
+        if self._head_deadline is not None:
+            self._head_deadline = None
+            self._watch.disarm(self)  # type: ignore[union-attr]
 
     def _expire(self) -> None:
+        """The watch's: no head by the deadline."""
+        self._head_deadline = None
         if not self.transport.is_closing():
             # A keep-alive connection that merely stays idle is not refused anything.
             if self._head_bytes or not self._answered:
                 metrics.refused("head_timeout")
             self.transport.close()
+
+
+class HeadWatch:
+    """The head deadlines of one server's connections (on one event loop),
+    all `seconds` long: armed in time order, they fall due in that order, so one timer
+    (at the earliest) and a dict in insertion order serve them all. A timer
+    per connection, made and cancelled, was 3% of an upgrade's instructions
+    (bench/upgrade.py)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self.loop = loop
+        self.seconds = seconds
+        self._waiting: dict[HttpProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self, protocol: HttpProtocol) -> float:
+        """`protocol` awaits a head from now on: its deadline."""
+        waiting = self._waiting
+        waiting.pop(protocol, None)  # armed again: to the end, in time order
+        deadline = waiting[protocol] = self.loop.time() + self.seconds
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._expire)
+        return deadline
+
+    def disarm(self, protocol: HttpProtocol) -> None:
+        """`protocol` awaits no head (held no longer: the timer, left as it
+        is, finds the next deadline when it fires)."""
+        self._waiting.pop(protocol, None)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        waiting = self._waiting
+        try:
+            while waiting:
+                protocol, deadline = next(iter(waiting.items()))
+                if deadline > now:  # (a timer may fire a little early)
+                    break
+                del waiting[protocol]
+                protocol._expire()
+        finally:
+            if waiting and self._timer is None:
+                self._timer = self.loop.call_at(next(iter(waiting.values())), self._expire)
+
+
+# By server (one loop each): keyed by the loop, a watch (which holds the loop,
+# and a timer that a closed loop never fires) would keep every loop alive.
+_WATCHES: weakref.WeakKeyDictionary[ServerState, dict[float, HeadWatch]] = weakref.WeakKeyDictionary()
+
+
+def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: float) -> HeadWatch:
+    """The watch of `server`'s connections (on `loop`) whose heads must arrive within `seconds`."""
+    watches = _WATCHES.get(server)
+    if watches is None:
+        watches = _WATCHES[server] = {}
+    found = watches.get(seconds)
+    if found is None:
+        found = watches[seconds] = HeadWatch(loop, seconds)
+    return found
+
+
+_LOGGER = logging.getLogger("uvicorn.error")
+_ACCESS_LOGGER = logging.getLogger("uvicorn.access")
+# What uvicorn's __init__ starts a connection's state at (but its deque).
+_FRESH: dict[str, object] = {
+    "timeout_keep_alive_task": None, "transport": None, "flow": None, "server": None, "client": None,
+    "scheme": None, "scope": None, "headers": None, "expect_100_continue": False, "cycle": None,
+}
+
+
+def _addresses(transport: asyncio.BaseTransport) -> tuple[tuple[str, int | None] | None, tuple[str, int] | None]:
+    """uvicorn's `get_local_addr` and `get_remote_addr` (the server's
+    address and the client's), from the addresses the transport took as it
+    was made: uvicorn asks its socket, which under uvloop is a new
+    socket.socket on the descriptor at each ask (system calls, to learn its
+    family and type, and the address's own)."""
+    local = transport.get_extra_info("sockname")
+    remote = transport.get_extra_info("peername")
+    if local is None or remote is None:  # not taken (or lost): uvicorn's asks
+        return get_local_addr(transport), get_remote_addr(transport)  # type: ignore[arg-type]
+    if isinstance(local, tuple):
+        server: tuple[str, int | None] | None = (str(local[0]), int(local[1]))
+    else:
+        server = (local, None) if isinstance(local, str) else None
+    return server, (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
 
 
 class LettingGo:

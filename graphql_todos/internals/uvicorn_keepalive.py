@@ -130,7 +130,11 @@ _PINGERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[float,
 
 def pinger(loop: asyncio.AbstractEventLoop, interval: float, timeout: float | None) -> Pinger:
     """The pinger of `loop` for connections pinged every `interval` with `timeout`."""
-    pingers = _PINGERS.setdefault(loop, {})
+    # Asked at every open: a WeakKeyDictionary's setdefault makes a weak
+    # reference with a callback each time, its get only a plain one (shared).
+    pingers = _PINGERS.get(loop)
+    if pingers is None:
+        pingers = _PINGERS[loop] = {}
     found = pingers.get((interval, timeout))
     if found is None:
         found = pingers[(interval, timeout)] = Pinger(loop, interval, timeout)

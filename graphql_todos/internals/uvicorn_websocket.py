@@ -10,6 +10,7 @@ import binascii
 import functools
 import logging
 import struct
+import uuid
 from collections.abc import Awaitable, Callable
 from types import MethodType
 from typing import Any, Literal, TypeVar
@@ -24,8 +25,9 @@ from uvicorn.server import ServerState
 from websockets.exceptions import SecurityError
 from websockets.frames import CloseCode, Frame
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
-from websockets.protocol import State
+from websockets.protocol import Side, State
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 from websockets.utils import accept_key
 
 from graphql_todos.core import metrics
@@ -157,12 +159,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
+        _loop: asyncio.AbstractEventLoop | None = None, *, opened: bool = False,
     ) -> None:
+        # `opened`: for `open_upgraded` (HttpProtocol asks it only of a loaded
+        # config without per-message deflate, which _lean_init serves).
         if config.ws_per_message_deflate or not config.loaded:
             super().__init__(config, server_state, app_state, _loop)
         else:
-            self._lean_init(config, server_state, app_state, _loop)
+            self._lean_init(config, server_state, app_state, _loop, opened)
         self.queue = LeanQueue()
         self.writable = LeanEvent()
         self.writable.set()
@@ -170,11 +174,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _lean_init(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-        loop: asyncio.AbstractEventLoop | None,
+        loop: asyncio.AbstractEventLoop | None, opened: bool,
     ) -> None:
         """uvicorn's __init__ without per-message deflate, less the asyncio
         Queue and Event that __init__ replaces at once, and the lookups it
-        repeats per connection (3-6% of the samples of an open, py-spy).
+        repeats per connection (3-6% of the samples of an open, py-spy);
+        `opened`, its websockets protocol an OpenedServer.
         tests/internals/test_uvicorn_upgrade.py checks it sets what uvicorn's
         sets, to the same values."""
         self.__dict__.update(_FRESH)
@@ -183,12 +188,16 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.loop = loop or asyncio.get_event_loop()
         self.logger = _LOGGER
         self.root_path = config.root_path
-        self.asgi_version = _asgi_version(config)
+        self.asgi_version = asgi_version(config)
         self.app_state = app_state
         self.connections = server_state.connections
         self.tasks = server_state.tasks
         self.default_headers = server_state.default_headers
-        self.conn = ServerProtocol(extensions=[], max_size=config.ws_max_size, logger=_LOGGER)
+        self.conn = (
+            OpenedServer(config.ws_max_size, _LOGGER)
+            if opened
+            else ServerProtocol(extensions=[], max_size=config.ws_max_size, logger=_LOGGER)
+        )
         self.ping_interval = config.ws_ping_interval
         self.ping_timeout = config.ws_ping_timeout
         self.frames = []
@@ -209,23 +218,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def open_upgraded(self, target: bytes, headers: list[tuple[bytes, bytes]], accept: bytes) -> None:
         """uvicorn's `handle_connect`, for an upgrade httptools parsed and
-        `upgrade_accept` found sound (its Sec-WebSocket-Accept `accept`): the
-        same scope, from the bytes at hand, without serializing the request
-        for websockets to parse it again, and a 101 written as bytes at
-        `websocket.accept` (`_switch`). uvicorn's own path made a quarter of
-        an open's CPU (py-spy, bench/opening.py).
+        `upgrade_accept` found sound (its Sec-WebSocket-Accept `accept`), on
+        a protocol made `opened` (its websockets protocol open, reading
+        frames): the same scope, from the bytes at hand, without serializing
+        the request for websockets to parse it again, and a 101 written as
+        bytes at `websocket.accept` (`_switch`). uvicorn's own path made a
+        quarter of an open's CPU (py-spy, bench/opening.py).
 
-        Assumes, of websockets' ServerProtocol: with `state` OPEN, a new
-        `parse()` reads frames, not a request (what it does once a request is
-        read); its sends of a refusal (`reject`, `send_response`) work in any
-        state. Of uvicorn: `handle_connect` does no more than this (the scope,
+        Assumes, of websockets' ServerProtocol: its sends of a refusal
+        (`reject`, `send_response`) work in any state. Of uvicorn:
+        `handle_connect` does no more than this (the scope,
         `websocket.connect` queued, `run_asgi` as a task in `tasks`)."""
         self.handshake_initiated = True
         self._accept = accept
-        conn = self.conn
-        conn.state = State.OPEN
-        conn.parser = conn.parse()
-        next(conn.parser)
         raw_path, _, query_string = target.partition(b"?")
         subprotocols = [
             token.strip()
@@ -418,6 +423,53 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.close()
 
 
+class OpenedServer(ServerProtocol):
+    """websockets' ServerProtocol for a connection whose handshake
+    `open_upgraded` answers, as uvicorn makes it without per-message deflate
+    (no origins, extensions or subprotocols of its own), made OPEN: its
+    parser reads frames from the start, where ServerProtocol's first reads a
+    request (a parser made, started, and replaced at once). Its `id`, a UUID
+    for websockets' logs (os.urandom's system call and a UUID built, per
+    connection), is made only if read: nothing under uvicorn reads it.
+
+    Assumes (tests/internals/test_uvicorn_upgrade.py pins it): websockets'
+    __init__ sets no more than this does, to the same values (but `id`);
+    with `state` OPEN, `parse()` reads frames, not a request."""
+
+    def __init__(self, max_size: int | None, logger: logging.Logger) -> None:  # not websockets': no UUID
+        # Each attribute set as websockets' own sets it, not by __dict__ (which
+        # makes every instance a dict of its own: 0.5 KiB more per socket).
+        self.logger = logger
+        self.debug = logger.isEnabledFor(logging.DEBUG)
+        self.side = Side.SERVER
+        self._state = State.OPEN
+        self.max_message_size = max_size
+        self.max_fragment_size = None
+        self.current_size = None
+        self.expect_continuation_frame = False
+        self.origin = None
+        self.extensions = []
+        self.subprotocol = None
+        self.close_rcvd = None
+        self.close_sent = None
+        self.close_rcvd_then_sent = None
+        self.handshake_exc = None
+        self.eof_sent = False
+        self.reader = StreamReader()
+        self.events = []
+        self.writes = []
+        self.parser = self.parse()
+        next(self.parser)
+        self.parser_exc = None
+        self.origins = None
+        self.available_extensions = []
+        self.available_subprotocols = None
+
+    @functools.cached_property
+    def id(self) -> uuid.UUID:  # type: ignore[override]
+        return uuid.uuid4()
+
+
 _LOGGER = logging.getLogger("uvicorn.error")
 # What uvicorn's __init__ starts a connection's state at (but its lists).
 _FRESH: dict[str, object] = {
@@ -430,7 +482,7 @@ _FRESH: dict[str, object] = {
 
 
 @functools.lru_cache(maxsize=4)
-def _asgi_version(config: Config) -> Literal["2.0", "3.0"]:
+def asgi_version(config: Config) -> Literal["2.0", "3.0"]:
     # A property of the config, computed again at each call (a few configs: the
     # server's, and in tests one per server started).
     return config.asgi_version

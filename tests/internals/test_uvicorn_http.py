@@ -7,12 +7,30 @@ import inspect
 import logging
 import re
 import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
+import uvloop
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http import httptools_impl
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
-from graphql_todos.internals.uvicorn_http import CLEAN_KEPT, CONTINUE, CleanHeaders, HeadWithBody
+from graphql_todos.internals.uvicorn_close import BoundedClose
+from graphql_todos.internals.uvicorn_http import (
+    CLEAN_KEPT,
+    CONTINUE,
+    CleanHeaders,
+    HeadWithBody,
+    HttpProtocol,
+    http_protocol,
+)
+from tests.helpers import serving
 
 
 def test_uvicorns_http_shutdown_lets_a_response_in_progress_run_on() -> None:
@@ -172,3 +190,92 @@ def test_clean_headers_answer_as_the_pattern_and_keep_no_more_than_clean_kept() 
         expected = pattern.search(value)
         assert (found is None) == (expected is None) and (found is None or found.group() == expected.group())  # type: ignore[union-attr]
     assert b"b\n" not in clean and 0 < len(clean) <= CLEAN_KEPT
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("not called")
+
+
+def _loaded() -> uvicorn.Config:
+    options: dict[str, Any] = {"http": http_protocol(5)}
+    config = uvicorn.Config(_no_app, lifespan="off", **options)
+    config.load()
+    return config
+
+
+def test_our_http_protocol_starts_as_uvicorns_does() -> None:
+    # HttpProtocol._lean_init: every attribute uvicorn's __init__ sets, to the
+    # same value (the parser alike but its own), and the access log on only
+    # where the access logger takes info.
+    config, state = _loaded(), ServerState()
+    loop = asyncio.new_event_loop()
+    try:
+        theirs = vars(HttpToolsProtocol(config, state, {"k": 1}, loop))
+        ours = vars(HttpProtocol(config, state, {"k": 1}, loop, request_seconds=5))
+    finally:
+        loop.close()
+    assert set(ours) == {*theirs, "request_seconds"}
+    own = {"parser", "access_log", "request_seconds"}
+    assert {k: v for k, v in ours.items() if k not in own} == {k: v for k, v in theirs.items() if k not in own}
+    assert type(ours["parser"]) is type(theirs["parser"])
+    assert ours["access_log"] == (theirs["access_log"] and logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO))
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6, socket.AF_UNIX], ids=["ipv4", "ipv6", "unix"])
+def test_our_http_connection_is_made_as_uvicorns_is(
+    family: socket.AddressFamily, loop_factory: Callable[[], asyncio.AbstractEventLoop], tmp_path: Path
+) -> None:
+    # connection_made: the same addresses (the transport's, where uvicorn
+    # asks the socket), scheme and flow control as uvicorn's (its transport
+    # our BoundedClose), and the connection counted.
+    async def made() -> tuple[dict[str, Any], dict[str, Any], bool]:
+        loop = asyncio.get_running_loop()
+        config, state = _loaded(), ServerState()
+        listener = socket.socket(family)
+        address: Any = {socket.AF_UNIX: str(tmp_path / "s"), socket.AF_INET6: ("::1", 0)}.get(family, ("127.0.0.1", 0))
+        listener.bind(address)
+        listener.listen()
+        client = socket.socket(family)
+        client.connect(listener.getsockname())
+        accepted, _ = listener.accept()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, accepted)
+        try:
+            theirs = HttpToolsProtocol(config, state, {}, loop)
+            theirs.connection_made(transport)  # type: ignore[arg-type]
+            ours = HttpProtocol(config, state, {}, loop, request_seconds=5)
+            ours.connection_made(transport)  # type: ignore[arg-type]
+            counted = ours in state.connections
+            ours.connection_lost(None)
+            return vars(theirs), vars(ours), counted
+        finally:
+            transport.close()
+            client.close()
+            listener.close()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        theirs, ours, counted = runner.run(made())
+    assert counted
+    for name in ("server", "client", "scheme"):
+        assert ours[name] == theirs[name], name
+    assert ours["server"] is not None and (family == socket.AF_UNIX) == (ours["client"] is None)
+    assert isinstance(ours["transport"], BoundedClose) and ours["transport"]._transport is theirs["transport"]
+    assert type(ours["flow"]) is FlowControl and ours["flow"]._transport is ours["transport"]
+    # uvicorn's connection_made sets no more than ours does.
+    made_source = inspect.getsource(HttpToolsProtocol.connection_made)
+    assert set(re.findall(r"self\.(\w+) = ", made_source)) == {"transport", "flow", "server", "client", "scheme"}
+
+
+def test_each_connection_has_its_own_head_deadline(db_dsn: str) -> None:
+    # HttpProtocol's HeadWatch: one timer for the loop's connections, each
+    # cut off at its own deadline, in the order they were armed. A connection
+    # that sends nothing is cut off at REQUEST_SECONDS (3 here); one that
+    # connected 1.5 s later is still open then, and answers its request.
+    with serving(db_dsn, request_seconds=3) as server, socket.create_connection(("127.0.0.1", server.port)) as first:
+        time.sleep(1.5)
+        with socket.create_connection(("127.0.0.1", server.port)) as second:
+            first.settimeout(10)
+            assert first.recv(1) == b""
+            second.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            second.settimeout(10)
+            assert second.recv(65536).startswith(b"HTTP/1.1 200")

@@ -9,6 +9,7 @@ import gc
 import inspect
 import logging
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,11 +21,19 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import InvalidMessage, SecurityError
+from websockets.frames import Frame
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
+from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
-from graphql_todos.internals.uvicorn_websocket import LeanEvent, LeanQueue, WebSocketProtocol, upgrade_accept
+from graphql_todos.internals.uvicorn_websocket import (
+    LeanEvent,
+    LeanQueue,
+    OpenedServer,
+    WebSocketProtocol,
+    upgrade_accept,
+)
 from tests.helpers import Server
 
 # RFC 6455 1.3's example key and its accept value.
@@ -366,3 +375,70 @@ def test_our_protocol_starts_as_uvicorns_does(deflate: bool) -> None:
     extensions = [type(e) for e in ours["conn"].available_extensions]
     assert extensions == [type(e) for e in theirs["conn"].available_extensions] and bool(extensions) == deflate
     assert isinstance(ours["queue"], LeanQueue) and isinstance(ours["writable"], LeanEvent)
+
+
+def test_an_opened_server_starts_as_websockets_own_made_open() -> None:
+    # OpenedServer: every attribute websockets' __init__ sets, to the same
+    # value (but the reader and parser, alike but its own), its id made only
+    # when read, and a parser that reads frames from the first byte.
+    theirs = vars(ServerProtocol(extensions=[], max_size=1000, logger=logging.getLogger("uvicorn.error"), state=OPEN))
+    opened = OpenedServer(1000, logging.getLogger("uvicorn.error"))
+    ours = dict(vars(opened))
+    assert "id" not in ours and isinstance(opened.id, uuid.UUID) and opened.id == opened.id
+    assert opened.id != OpenedServer(1000, logging.getLogger("uvicorn.error")).id
+    assert set(ours) == set(theirs) - {"id"}
+    own = {"reader", "parser"}
+    assert {k: v for k, v in ours.items() if k not in own} == {k: v for k, v in theirs.items() if k not in own and k != "id"}
+    assert type(ours["reader"]) is type(theirs["reader"])
+    opened.receive_data(b"\x81\x85\x00\x00\x00\x00hello")
+    [frame] = opened.events_received()
+    assert isinstance(frame, Frame) and frame.data == b"hello" and opened.state is OPEN
+
+
+def test_our_upgrade_makes_its_protocol_opened() -> None:
+    # As uvicorn's WebSocketsSansIOProtocol makes it (an int for max_size, no
+    # extensions), and open at once; without it, websockets' own, connecting.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    config = uvicorn.Config(app, ws=WebSocketProtocol, lifespan="off", ws_max_size=1234, ws_per_message_deflate=False)
+    config.load()
+    loop = asyncio.new_event_loop()
+    try:
+        made = {opened: WebSocketProtocol(config, ServerState(), {}, loop, opened=opened).conn for opened in (True, False)}
+    finally:
+        loop.close()
+    assert type(made[True]) is OpenedServer and made[True].state is OPEN and made[True].max_message_size == 1234
+    assert type(made[False]) is ServerProtocol and made[False].state is CONNECTING
+    assert "max_size=self.config.ws_max_size" in inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    upgrade = inspect.getsource(HttpProtocol.handle_websocket_upgrade)
+    assert "opened=True" in upgrade and "config.ws_per_message_deflate" in upgrade
+
+
+def test_an_upgrade_after_a_request_on_one_connection_opens(server: Server) -> None:
+    # HttpProtocol._should_upgrade answers once per request: a request that
+    # asked no upgrade does not answer for the next one that does.
+    headers = _to(server, [*SOUND, (b"sec-websocket-protocol", b"graphql-transport-ws")])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(_head("/healthz", headers[:2]))
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            answer += sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        sock.sendall(_head("/graphql", headers))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), answer
+
+
+def test_uvicorn_asks_for_an_upgrade_only_once_a_head_is_complete() -> None:
+    # What HttpProtocol._should_upgrade's memory of one request's headers assumes.
+    asking = {name for name, method in vars(HttpToolsProtocol).items()
+              if callable(method) and "self._should_upgrade()" in inspect.getsource(method)}
+    assert asking == {"data_received", "on_headers_complete", "on_body", "on_message_complete"}
+    upgrade = inspect.getsource(HttpToolsProtocol._should_upgrade)
+    assert "self._get_upgrade()" in upgrade and "for name, value in self.headers:" in inspect.getsource(
+        HttpToolsProtocol._get_upgrade)
+    assert "except httptools.HttpParserUpgrade:\n            if self._should_upgrade():" in inspect.getsource(
+        HttpToolsProtocol.data_received)
