@@ -80,6 +80,18 @@ JOURNAL_OLDEST = Gauge(
     "The oldest cursor that can still resume (older ones get CURSOR_EXPIRED).",
     multiprocess_mode="livemostrecent",
 )
+# JOURNAL=decoded: the sequencer's slot, as the process that streams it last saw it.
+SLOT_LAG = Gauge(
+    "graphql_todos_journal_slot_lag_bytes",
+    "WAL written since the sequencer's last confirmed batch (pg_current_wal_lsn() - confirmed_flush_lsn).",
+    multiprocess_mode="livemostrecent",
+)
+SLOT_WAL_STATUS = Gauge(
+    "graphql_todos_journal_slot_wal_status",
+    "1 for the sequencer slot's wal_status (lost: entries were missed; the slot is made again).",
+    ["status"],
+    multiprocess_mode="livemostrecent",
+)
 
 # Every limit whose refusals are counted, where docs/security.md lists it.
 LIMITS = (

@@ -1,0 +1,172 @@
+"""Which writer feeds the journal (JOURNAL): the deferred triggers at commit
+(trigger, sql/002-010), or the sequencer decoding the WAL after commit
+(decoded, live/sequencer.py; docs/design/journal-decoding.md). The database
+records its mode (sql/011's journal_mode); each instance compares it at
+start, under the migrations lock, and the first decoded one switches a
+trigger database over."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import struct
+import time
+
+import psycopg
+
+from graphql_todos.core.migrations import LOCK_KEY
+
+logger = logging.getLogger(__name__)
+
+TRIGGER, DECODED = "trigger", "decoded"
+PUBLICATION = "graphql_todos"
+# pgoutput's options, for the sequencer's stream and the switch's peek alike:
+# protocol 1 (whole transactions, in commit order) and the logical messages
+# (a write's mutation key, the staged entries).
+PGOUTPUT_OPTIONS = {"proto_version": "1", "publication_names": PUBLICATION, "messages": "true"}
+# The switch's own message: the one transaction the switch must find again.
+SWITCH_PREFIX = "graphql_todos_switch"
+
+# What the switch does in one transaction, todos locked against writes:
+# the todos' journal triggers go (the sequencer journals the rows), the
+# list marks stay as a plain row trigger, and the triggers of lists,
+# members and access entries stage their entries (sql/011) instead of
+# writing them under the commit-order lock.
+TO_DECODED = """
+LOCK TABLE todos IN EXCLUSIVE MODE;
+DROP TRIGGER todos_journal_insert_delete ON todos;
+DROP TRIGGER todos_journal_update ON todos;
+CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();
+DROP TRIGGER lists_journal ON lists;
+CREATE CONSTRAINT TRIGGER lists_journal AFTER INSERT OR UPDATE OR DELETE ON lists
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lists_stage();
+DROP TRIGGER list_members_journal ON list_members;
+CREATE CONSTRAINT TRIGGER list_members_journal AFTER INSERT OR UPDATE OR DELETE ON list_members
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION members_stage();
+DROP TRIGGER sessions_journal ON sessions;
+CREATE CONSTRAINT TRIGGER sessions_journal AFTER DELETE ON sessions
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION access_stage();
+DROP TRIGGER access_tokens_journal ON access_tokens;
+CREATE CONSTRAINT TRIGGER access_tokens_journal AFTER DELETE ON access_tokens
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION access_stage();
+UPDATE journal_mode SET mode = 'decoded';
+"""
+# The switch's xid (32 bits, as pgoutput and the peek name it), after its
+# message: the sequencer skips every transaction up to this one's commit.
+MARK_SWITCH = f"""
+SELECT pg_logical_emit_message(true, '{SWITCH_PREFIX}', ''),
+       (pg_current_xact_id()::text::bigint & 4294967295)::text
+"""
+# What a decoded instance needs of the server, each check naming what is missing.
+SERVER_CHECKS = """
+SELECT current_setting('wal_level') = 'logical',
+       (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user),
+       EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = %(slot)s)
+           OR (SELECT count(*) FROM pg_replication_slots) < current_setting('max_replication_slots')::int,
+       (SELECT count(*) FROM pg_stat_replication) < current_setting('max_wal_senders')::int
+           OR EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = %(slot)s AND active)
+"""
+_MISSING = (
+    "wal_level = logical (the server's is {wal_level}: set it, and restart the server)",
+    "the REPLICATION attribute for role {role} (ALTER ROLE {role} REPLICATION), or a superuser",
+    "a free replication slot (max_replication_slots = {slots}, all taken)",
+    "a free WAL sender (max_wal_senders = {senders}, all busy)",
+)
+
+
+class JournalModeError(RuntimeError):
+    """The instance's JOURNAL cannot run on this database or server: a start error, said in one message."""
+
+
+def slot_name(database: str) -> str:
+    """The database's slot (slots are cluster-wide; PostgreSQL names hold 63 bytes)."""
+    return f"graphql_todos_{database}"[:63]
+
+
+def lsn_text(lsn: int) -> str:
+    """An LSN as pg_lsn spells it."""
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
+def settle(dsn: str, wanted: str) -> None:
+    """Check that the database can run in `wanted` mode, switching a trigger
+    database to decoded; JournalModeError if it cannot."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            (mode,) = conn.execute("SELECT mode FROM journal_mode").fetchone()  # type: ignore[misc]
+            slot = slot_name(conn.info.dbname)
+            if wanted == DECODED:
+                check_server(conn, slot)
+            if mode == wanted:
+                return
+            if mode == DECODED:
+                raise JournalModeError(
+                    f"database {conn.info.dbname} journals by logical decoding (JOURNAL=decoded, slot {slot}) and"
+                    " this instance was started with JOURNAL=trigger: start it with JOURNAL=decoded. Switching a"
+                    " database back to the trigger is not built yet (docs/design/journal-decoding.md says how it would go)."
+                )
+            _to_decoded(conn, slot)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def check_server(conn: psycopg.Connection, slot: str) -> None:
+    """JournalModeError naming each thing the server lacks for JOURNAL=decoded."""
+    found = conn.execute(SERVER_CHECKS, {"slot": slot}).fetchone()
+    assert found is not None
+    if all(found):
+        return
+    facts = {
+        "wal_level": conn.execute("SHOW wal_level").fetchone()[0],  # type: ignore[index]
+        "role": conn.info.user,
+        "slots": conn.execute("SHOW max_replication_slots").fetchone()[0],  # type: ignore[index]
+        "senders": conn.execute("SHOW max_wal_senders").fetchone()[0],  # type: ignore[index]
+    }
+    missing = [text.format(**facts) for ok, text in zip(found, _MISSING, strict=True) if not ok]
+    raise JournalModeError("JOURNAL=decoded needs " + "; ".join(missing))
+
+
+def _to_decoded(conn: psycopg.Connection, slot: str) -> None:
+    """The switch: the slot first (it cannot be made in a transaction that
+    wrote), then the triggers in one transaction, then the slot moved past
+    that transaction's commit, so nothing the old triggers journaled is
+    decoded again and everything after it is."""
+    if conn.execute("SELECT FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
+        conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+    with conn.transaction():
+        conn.execute(TO_DECODED)
+        (xid,) = conn.execute(MARK_SWITCH).fetchone()[1:]  # type: ignore[index]
+    # The switch's Commit message (pgoutput: 'C', flags, the commit's LSN,
+    # its end LSN): decoding from its end starts with the first transaction
+    # that committed after it.
+    options = [item for pair in PGOUTPUT_OPTIONS.items() for item in pair]
+    for (data,) in conn.execute(
+        "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, NULL, " + ", ".join(["%s"] * len(options)) + ")"
+        " WHERE xid = %s::xid AND substr(data, 1, 1) = 'C'",  # type: ignore[operator]
+        (slot, *options, xid),
+    ):
+        (end,) = struct.unpack_from("!Q", data, 10)
+        conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (slot, lsn_text(end)))
+        logger.info("journal: switched to decoding (slot %s from %s)", slot, lsn_text(end))
+        return
+    raise JournalModeError(f"the switch to JOURNAL=decoded committed, but slot {slot} did not decode it")
+
+
+def drop_slots(conn: psycopg.Connection, database: str) -> None:
+    """The database's slots dropped (a slot blocks DROP DATABASE), a
+    walsender still streaming one ended first; `conn` is to another database."""
+    for _ in range(600):
+        slots = conn.execute(
+            "SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = %s", (database,)
+        ).fetchall()
+        if not slots:
+            return
+        for slot, pid in slots:
+            if pid is not None:
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                continue
+            with contextlib.suppress(psycopg.errors.ObjectInUse, psycopg.errors.UndefinedObject):
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        time.sleep(0.05)
+    raise JournalModeError(f"the slots of database {database} stay in use")
