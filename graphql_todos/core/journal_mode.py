@@ -94,10 +94,10 @@ def settle(dsn: str, wanted: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
-            (mode,) = conn.execute("SELECT mode FROM journal_mode").fetchone()  # type: ignore[misc]
             slot = slot_name(conn.info.dbname)
             if wanted == DECODED:
                 check_server(conn, slot)
+            (mode,) = conn.execute("SELECT mode FROM journal_mode").fetchone()  # type: ignore[misc]
             if mode == wanted:
                 return
             if mode == DECODED:

@@ -23,6 +23,7 @@ Assumes (tests/internals/test_psycopg2_replication.py pins each):
 from __future__ import annotations
 
 import select
+import time
 from typing import Any
 
 import psycopg2
@@ -55,15 +56,18 @@ class Stream:
         """What is buffered now, up to `limit` messages, as (LSN, payload);
         when nothing is, waits up to `timeout` seconds for something."""
         messages: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + timeout
         try:
             while len(messages) < limit:
                 message = self._cur.read_message()
                 if message is not None:
                     messages.append((message.data_start, message.payload))
-                elif messages or not select.select([self._cur], [], [], timeout)[0]:
+                    continue
+                # Readable may be a keepalive only (read_message takes it and gives None): wait on.
+                remaining = deadline - time.monotonic()
+                if messages or remaining <= 0:
                     break
-                else:
-                    timeout = 0  # one wait at most: then what it brought
+                select.select([self._cur], [], [], remaining)
         except psycopg2.Error as exc:
             raise ReplicationLost(str(exc).strip()) from exc
         return messages

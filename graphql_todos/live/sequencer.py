@@ -44,7 +44,8 @@ IDLE_SECONDS = 1.0
 # in the epoch of the newest xid, or the one before for an xid above it);
 # then one NOTIFY per 200 transactions: each one's xid and last position
 # (a writer's cursor), and "through", so that the hub reads the range back
-# (live/notifications.py). A change already journaled is dropped.
+# (live/notifications.py). A change already journaled is dropped (the
+# index's conflict is the guard; the NOT EXISTS spares its position).
 JOURNAL = """
 WITH next AS (
     SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid
@@ -66,6 +67,8 @@ WITH next AS (
            coalesce(s.mutation, e->>'mutation')
     FROM next, jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n)
     LEFT JOIN LATERAL jsonb_populate_record(NULL::journal_entry, e->'entry') s ON e ? 'entry'
+    -- A batch streamed again takes no position (positions stay without a gap).
+    WHERE NOT EXISTS (SELECT FROM todo_changes c WHERE c.source = e->>'source')
     ORDER BY n
     ON CONFLICT (source) WHERE source IS NOT NULL DO NOTHING
     RETURNING position, xid
