@@ -48,7 +48,6 @@ import asyncio
 import os
 import select
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -63,6 +62,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.live.pgoutput import Decoder
 
 from .databases import ROOT, _server, created
 from .procstat import stat_fields
@@ -97,10 +97,9 @@ ALTER TABLE todos REPLICA IDENTITY FULL;
 CREATE PUBLICATION offcommit FOR TABLE todos;
 """
 # The app's own journal fed by the sequencer (bench.cursorwait): each entry's
-# xid, for its writer's cursor, and its source LSN (each change once).
+# xid, for its writer's cursor, and its source LSN (each change once): the
+# columns and REPLICA IDENTITY FULL are the app's migration 011's now.
 APP_DECODED = """
-ALTER TABLE todo_changes ADD COLUMN source text UNIQUE, ADD COLUMN xid xid8;
-ALTER TABLE todos REPLICA IDENTITY FULL;
 CREATE PUBLICATION offcommit FOR TABLE todos;
 """
 # The rebuilds' database: the app's, its todos journal triggers dropped (the
@@ -214,7 +213,7 @@ WITH batch AS (
            CASE WHEN e->'old'->>'list_id' <> e->'new'->>'list_id' THEN to_jsonb(jsonb_populate_record(NULL::todos, e->'old')) END,
            e->>'mutation'
     FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n
-    ON CONFLICT (source) DO NOTHING
+    ON CONFLICT (source) WHERE source IS NOT NULL DO NOTHING
     RETURNING *
 ), written AS (
     SELECT max(position) AS position, json_build_object(
@@ -282,73 +281,14 @@ def _process_ticks(pid: int) -> int:
 TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 
-# -- pgoutput (protocol 1), as pg_logical_slot_peek_binary_changes gives it --
+# pgoutput's messages are decoded by the app's decoder (graphql_todos.live.pgoutput):
+# each change's source, xid (32 bits: _epoch adds the epoch), op, row states and key.
 
 
-def _tuple(data: bytes, at: int, names: list[str]) -> tuple[dict[str, str | None], int]:
-    (count,) = struct.unpack_from("!h", data, at)
-    at += 2
-    row: dict[str, str | None] = {}
-    for name in names[:count]:
-        kind = data[at : at + 1]
-        at += 1
-        if kind == b"t":
-            (length,) = struct.unpack_from("!i", data, at)
-            row[name] = data[at + 4 : at + 4 + length].decode()
-            at += 4 + length
-        else:  # n (null), u (unchanged TOAST: not with REPLICA IDENTITY FULL's old row)
-            row[name] = None
-    return row, at
-
-
-def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]], epoch: int = 0) -> list[dict[str, object]]:
-    """The row changes of pgoutput's messages, each with its source LSN, its
-    transaction's xid (as xid8 in `epoch`; Begin's is 32 bits) and mutation
-    key (a transactional logical message of ours in it; a batch holds whole
-    transactions: _stream's), and its row's old and new states."""
-    changes: list[dict[str, object]] = []
-    begun, key, xid = 0, None, 0  # where the current transaction's changes start, its key, its xid
-    for lsn, data in messages:
-        kind = data[:1]
-        if kind == b"B":
-            begun, key = len(changes), None
-            # final LSN (8 bytes), commit time (8), xid (4).
-            xid = epoch << 32 | struct.unpack_from("!I", data, 17)[0]
-        elif kind == b"M":
-            # flags (1 byte), the message's LSN (8), prefix, content length (4), content.
-            end = data.index(b"\0", 10)
-            if data[10:end] == b"graphql_todos":
-                key = data[end + 5 :].decode()
-                for earlier in changes[begun:]:
-                    earlier["mutation"] = key
-        elif kind == b"R":
-            (relid,) = struct.unpack_from("!I", data, 1)
-            at = data.index(b"\0", 5) + 1
-            at = data.index(b"\0", at) + 1 + 1  # namespace, name, replica identity
-            (count,) = struct.unpack_from("!h", data, at)
-            at += 2
-            names = []
-            for _ in range(count):
-                end = data.index(b"\0", at + 1)
-                names.append(data[at + 1 : end].decode())
-                at = end + 1 + 8
-            relations[relid] = names
-        elif kind in (b"I", b"U", b"D"):
-            (relid,) = struct.unpack_from("!I", data, 1)
-            names, at = relations[relid], 5
-            old = None
-            if data[at : at + 1] in (b"K", b"O"):
-                old, at = _tuple(data, at + 1, names)
-            new = None
-            if data[at : at + 1] == b"N":
-                new, at = _tuple(data, at + 1, names)
-            op = {b"I": "created", b"U": "updated", b"D": "deleted"}[kind]
-            change: dict[str, object] = {
-                "source": lsn, "xid": xid, "op": op, "row": new if new is not None else old, "old": old, "new": new
-            }
-            if key is not None:
-                change["mutation"] = key
-            changes.append(change)
+def _decoded(decoder: Decoder, messages: list[tuple[int, bytes]], epoch: int = 0) -> list[dict[str, Any]]:
+    changes = decoder.decode(messages)
+    for change in changes:
+        change["xid"] |= epoch << 32
     return changes
 
 
@@ -365,15 +305,15 @@ def sequence(dsn: str, how: str) -> None:
                 (slot,),
             )
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
-        relations: dict[int, list[str]] = {}
+        decoder = Decoder()
         try:
             if how in STREAMED:
-                _stream(dsn, conn, relations, how)
+                _stream(dsn, conn, decoder, how)
                 return
             print("ready", flush=True)
             # stdin readable: the parent closed it (EOF), time to stop.
             while not select.select([sys.stdin], [], [], 0)[0]:
-                if _batch(conn, how, relations) == 0:
+                if _batch(conn, how, decoder) == 0:
                     time.sleep(IDLE_SECONDS)
         finally:
             if how in DECODED:
@@ -389,7 +329,7 @@ def _slot(conn: psycopg.Connection) -> str:
     return f"offcommit_{conn.info.dbname}"[:63]
 
 
-def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]], how: str) -> None:
+def _stream(dsn: str, conn: psycopg.Connection, decoder: Decoder, how: str) -> None:
     """Candidate A as it would run: the slot streamed by a walsender
     (psycopg2's replication protocol; psycopg 3 has none), which waits for
     WAL instead of being polled. Whole transactions are journaled as one
@@ -406,7 +346,7 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]],
     # The xid8 epoch now (a wrap while it runs is not handled: a throwaway).
     epoch = int(conn.execute("SELECT pg_current_xact_id()::text::bigint >> 32").fetchone()[0])  # type: ignore[index]
     print("ready", flush=True)
-    pending: list[tuple[str, bytes]] = []
+    pending: list[tuple[int, bytes]] = []
     done = 0  # pending's messages through its last commit
     # Per batch: seconds from its first commit message read to its journal's
     # commit, of which the journal's statement and commit; and its entries.
@@ -416,7 +356,7 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]],
         while True:
             message = cur.read_message()
             if message is not None:
-                pending.append((str(message.data_start), message.payload))
+                pending.append((message.data_start, message.payload))
                 if message.payload[:1] == b"C":
                     first = first if done else time.perf_counter()
                     done = len(pending)
@@ -424,12 +364,12 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]],
                     continue
             if done:
                 batch, pending, done = pending[:done], pending[done:], 0
-                if changes := _decode(batch, relations, epoch):
+                if changes := _decoded(decoder, batch, epoch):
                     start = time.perf_counter()
                     conn.execute(write, (orjson.dumps(changes).decode(),))
                     end = time.perf_counter()
                     held.append((end - first, end - start, len(changes)))
-                cur.send_feedback(flush_lsn=int(batch[-1][0]))
+                cur.send_feedback(flush_lsn=batch[-1][0], force=True)
             elif select.select([cur, sys.stdin], [], [], 1)[0] == [sys.stdin]:
                 return
     finally:
@@ -448,7 +388,7 @@ def _report_held(how: str, held: list[tuple[float, float, int]]) -> None:
           file=sys.stderr, flush=True)
 
 
-def _batch(conn: psycopg.Connection, how: str, relations: dict[int, list[str]]) -> int:
+def _batch(conn: psycopg.Connection, how: str, decoder: Decoder) -> int:
     """One batch journaled; how many messages or entries it took."""
     if how == "xid8":
         cur = conn.execute(WRITE_STAGED)
@@ -462,13 +402,18 @@ def _batch(conn: psycopg.Connection, how: str, relations: dict[int, list[str]]) 
         "'proto_version', '1', 'publication_names', 'offcommit')",
         (_slot(conn), flushed, BATCH),
     ).fetchall()
-    if changes := _decode(rows, relations):
+    if changes := _decoded(decoder, [(_lsn(lsn), bytes(data)) for lsn, data in rows]):
         conn.execute(WRITE_DECODED, (orjson.dumps(changes).decode(),))
     # After the journal's commit: a crash before this decodes the batch again,
     # and ON CONFLICT (source) drops what is already journaled.
     upto = rows[-1][0] if len(rows) >= BATCH else flushed
     conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (_slot(conn), upto))
     return len(changes)
+
+
+def _lsn(text: str) -> int:
+    high, low = text.split("/")
+    return int(high, 16) << 32 | int(low, 16)
 
 
 @contextmanager

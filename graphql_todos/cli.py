@@ -20,8 +20,8 @@ import uvicorn
 from graphql_todos.app import create_app
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.errors import BadUserInput
-from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.journal_mode import JournalModeError, settle
+from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.migrations import NoMigrations, migrate
 from graphql_todos.core.passwords import HASHER, check
 from graphql_todos.core.people import clean_username

@@ -96,12 +96,11 @@ class Decoder:
             elif kind == b"R":
                 relid, names = _relation(data)
                 self.relations[relid] = names
-            elif kind in _OPS:
-                if (change := self._change(kind, data)) is not None:
-                    change.update(source=source, xid=xid)
-                    if key is not None:
-                        change["mutation"] = key
-                    entries.append(change)
+            elif kind in _OPS and (change := self._change(kind, data)) is not None:
+                change.update(source=source, xid=xid)
+                if key is not None:
+                    change["mutation"] = key
+                entries.append(change)
         return entries
 
     def _change(self, kind: bytes, data: bytes) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ import orjson
 import psycopg
 
 from graphql_todos.core import metrics
-from graphql_todos.core.journal_mode import PGOUTPUT_OPTIONS, lsn_text, slot_name
+from graphql_todos.core.journal_mode import PGOUTPUT_OPTIONS, slot_name
 from graphql_todos.internals.psycopg2_replication import ReplicationLost, Stream
 from graphql_todos.live.pgoutput import Decoder
 

@@ -22,7 +22,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.journal_mode import DECODED, PGOUTPUT_OPTIONS, TRIGGER, JournalModeError, drop_slots, settle, slot_name
+from graphql_todos.core.journal_mode import (
+    DECODED,
+    PGOUTPUT_OPTIONS,
+    TRIGGER,
+    JournalModeError,
+    drop_slots,
+    settle,
+    slot_name,
+)
 from graphql_todos.core.migrations import migrate
 from graphql_todos.live.pgoutput import Decoder
 from graphql_todos.live.sequencer import JOURNAL, Sequencer
@@ -157,7 +165,7 @@ def test_a_trigger_instance_on_a_decoded_database_is_refused_at_start(db_dsn: st
         settle(db_dsn, TRIGGER)
     env = {**os.environ, "DATABASE_URL": db_dsn, "JOURNAL": "trigger", "WEB_DIST": ""}
     serve = subprocess.run(
-        [sys.executable, "-m", "graphql_todos.cli", "serve"], capture_output=True, text=True, timeout=60, env=env,
+        [sys.executable, "-m", "graphql_todos.cli", "serve"], check=False, capture_output=True, text=True, timeout=60, env=env,
     )
     assert serve.returncode == 1
     assert "journals by logical decoding" in serve.stderr and "Traceback" not in serve.stderr + serve.stdout
