@@ -106,25 +106,8 @@ CREATE PUBLICATION offcommit FOR TABLE todos;
 # lists', members' and sessions' stay: rare writes, still at commit).
 UNJOURNALED = "DROP TRIGGER todos_journal_insert_delete ON todos; DROP TRIGGER todos_journal_update ON todos;"
 # The list marks (007) rebuilt alone: a plain row trigger, no lock, not
-# deferred, marking the lists a transaction changed todos in, so a change to
-# their members in the same transaction still raises (journal_mark_list is 010's).
-MARKS = """
-CREATE FUNCTION todos_mark() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    marked text := coalesce(current_setting('app.journal_todos', true), '');
-    called text;
-BEGIN
-    IF TG_OP <> 'INSERT' AND position(OLD.list_id::text IN marked) = 0 THEN
-        called := journal_mark_list('todos', OLD.list_id);
-    END IF;
-    IF TG_OP <> 'DELETE' AND NEW.list_id IS DISTINCT FROM OLD.list_id AND position(NEW.list_id::text IN marked) = 0 THEN
-        called := journal_mark_list('todos', NEW.list_id);
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();
-"""
+# deferred (the app's decoded mode's, sql/011's todos_mark).
+MARKS = "CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();"
 # The app's numbered createTodo (graphql_todos/core/writes.py, _numbered of
 # _insert, less the default-list lookup), with the writer's client, seq and
 # key as parameters (prepared after five runs, as the app's are). Today's:

@@ -29,26 +29,21 @@ SWITCH_PREFIX = "graphql_todos_switch"
 
 # What the switch does in one transaction, todos locked against writes:
 # the todos' journal triggers go (the sequencer journals the rows), the
-# list marks stay as a plain row trigger, and the triggers of lists,
-# members and access entries stage their entries (sql/011) instead of
-# writing them under the commit-order lock.
+# list marks stay as a plain row trigger, and the entries of lists, members
+# and access (007's triggers, unchanged) are staged for the sequencer
+# (sql/011) instead of written and notified at commit.
 TO_DECODED = """
 LOCK TABLE todos IN EXCLUSIVE MODE;
 DROP TRIGGER todos_journal_insert_delete ON todos;
 DROP TRIGGER todos_journal_update ON todos;
 CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();
-DROP TRIGGER lists_journal ON lists;
-CREATE CONSTRAINT TRIGGER lists_journal AFTER INSERT OR UPDATE OR DELETE ON lists
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lists_stage();
-DROP TRIGGER list_members_journal ON list_members;
-CREATE CONSTRAINT TRIGGER list_members_journal AFTER INSERT OR UPDATE OR DELETE ON list_members
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION members_stage();
-DROP TRIGGER sessions_journal ON sessions;
-CREATE CONSTRAINT TRIGGER sessions_journal AFTER DELETE ON sessions
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION access_stage();
-DROP TRIGGER access_tokens_journal ON access_tokens;
-CREATE CONSTRAINT TRIGGER access_tokens_journal AFTER DELETE ON access_tokens
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION access_stage();
+CREATE OR REPLACE FUNCTION journal_write(
+    change_op text, p_todo_id uuid, p_todo jsonb, p_before uuid, p_after uuid,
+    p_person uuid, p_detail jsonb, p_before_row jsonb
+) RETURNS bigint LANGUAGE sql
+AS 'SELECT journal_stage(change_op, p_todo_id, p_todo, p_before, p_after, p_person, p_detail, p_before_row)';
+CREATE OR REPLACE FUNCTION journal_expand(change_op text, p_list uuid, p_person uuid) RETURNS void LANGUAGE sql
+AS 'SELECT journal_stage_expand(change_op, p_list, p_person)';
 UPDATE journal_mode SET mode = 'decoded';
 """
 # The switch's xid (32 bits, as pgoutput and the peek name it), after its

@@ -17,6 +17,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -69,6 +70,16 @@ def test_the_later_xid_committing_first_is_journaled_first(db_dsn: str) -> None:
         entries = _entries(setup)
     assert int(late_xid) > int(early_xid)
     assert [(e[1], e[2], e[3]) for e in entries[1:]] == [("updated", "late", late_xid), ("updated", "early", early_xid)]
+
+
+def test_the_slot_is_in_the_metrics(db_dsn: str) -> None:
+    with sequenced(db_dsn), psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('a')")
+        journaled(conn)
+        wait_until(lambda: REGISTRY.get_sample_value(
+            "graphql_todos_journal_slot_wal_status", {"status": "reserved"}
+        ) == 1, timeout=10)
+    assert REGISTRY.get_sample_value("graphql_todos_journal_slot_lag_bytes") is not None
 
 
 def test_one_entry_per_change_with_its_key_and_one_notification_per_batch(db_dsn: str) -> None:

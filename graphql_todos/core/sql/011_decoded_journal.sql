@@ -33,8 +33,10 @@ INSERT INTO journal_mode (mode) VALUES ('trigger');
 -- removal, an access entry), staged for the sequencer: a transactional
 -- logical message (prefix graphql_todos_entry), decoded at its place in its
 -- transaction's WAL, so the sequencer numbers it in commit order with the
--- row changes around it. No position, no lock, no NOTIFY here. Its fields
--- are journal_write's, and the mutation key as journal_write reads it.
+-- row changes around it. No position (NULL), no NOTIFY. Its fields are
+-- journal_write's, and the mutation key as journal_write reads it. In
+-- decoded mode journal_write calls this (core/journal_mode.py's switch),
+-- so 007's triggers of lists, members and access entries stay as they are.
 CREATE TYPE journal_entry AS (
     op journal_op, todo_id uuid, todo jsonb, list_before uuid, list_after uuid, person_id uuid, detail jsonb,
     before jsonb, mutation text
@@ -43,15 +45,24 @@ CREATE TYPE journal_entry AS (
 CREATE FUNCTION journal_stage(
     change_op text, p_todo_id uuid, p_todo jsonb, p_before uuid, p_after uuid,
     p_person uuid, p_detail jsonb, p_before_row jsonb
-) RETURNS void LANGUAGE sql AS $$
-    SELECT NULL FROM pg_logical_emit_message(true, 'graphql_todos_entry', to_jsonb(ROW(
+) RETURNS bigint LANGUAGE sql AS $$
+    SELECT NULL::bigint FROM pg_logical_emit_message(true, 'graphql_todos_entry', to_jsonb(ROW(
         change_op, p_todo_id, p_todo, p_before, p_after, p_person, p_detail, p_before_row,
         nullif(current_setting('app.mutation', true), ''))::journal_entry)::text)
 $$;
 
 -- journal_expand's entries (a reader's arrivals or removals: one per row of
 -- the list, in list order), staged: one message each, so each has an LSN.
+-- The list's rows are read with the list's row locked FOR UPDATE: every
+-- todo write of the list holds that row FOR KEY SHARE until it commits (an
+-- INSERT's or a move's foreign key does; the app's UPDATE and DELETE take
+-- it), so none commits between this read and this commit, and the rows
+-- read are the rows at this commit's place in the journal. Without the
+-- commit-order lock (which the todo writes no longer take), that is what
+-- orders a share against the list's writes. In decoded mode journal_expand
+-- calls this.
 CREATE FUNCTION journal_stage_expand(change_op text, p_list uuid, p_person uuid) RETURNS void LANGUAGE sql AS $$
+    SELECT FROM lists WHERE id = p_list FOR UPDATE;
     SELECT count(journal_stage(change_op, t.id, CASE WHEN change_op = 'arrived' THEN to_jsonb(t) END,
                                CASE WHEN change_op = 'removed' THEN p_list END,
                                CASE WHEN change_op = 'arrived' THEN p_list END,
@@ -59,73 +70,10 @@ CREATE FUNCTION journal_stage_expand(change_op text, p_list uuid, p_person uuid)
     FROM (SELECT * FROM todos WHERE list_id = p_list ORDER BY created_time, id) t
 $$;
 
--- 007's lists_journal, staged.
-CREATE FUNCTION lists_stage() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    row_state lists := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-BEGIN
-    PERFORM journal_stage(
-        CASE TG_OP WHEN 'INSERT' THEN 'list_created' WHEN 'UPDATE' THEN 'list_updated' ELSE 'list_deleted' END,
-        NULL, NULL, row_state.id, row_state.id, NULL, to_jsonb(row_state), NULL);
-    RETURN NULL;
-END
-$$;
-
--- 007's members_journal, staged. The list's rows, which a share or an
--- unshare journals as arrivals or removals, are read with the list's row
--- locked FOR UPDATE: every todo write of the list holds that row FOR KEY
--- SHARE until it commits (an INSERT's or a move's foreign key does; the
--- app's UPDATE and DELETE take it), so none commits between this read and
--- this commit, and the rows read are the rows as of this commit's place in
--- the journal. Without the global lock, that is what orders a share
--- against the list's writes.
-CREATE FUNCTION members_stage() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    m list_members := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-    list_alive boolean;
-    who text;
-BEGIN
-    SELECT username INTO who FROM people WHERE id = m.person_id;
-    IF TG_OP = 'UPDATE' THEN
-        IF OLD.role IS DISTINCT FROM NEW.role THEN
-            PERFORM journal_stage('member_updated', NULL, NULL, m.list_id, m.list_id, m.person_id,
-                jsonb_build_object('role_before', OLD.role, 'role_after', NEW.role, 'username', who), NULL);
-        END IF;
-        RETURN NULL;
-    END IF;
-    PERFORM FROM lists WHERE id = m.list_id FOR UPDATE;
-    list_alive := FOUND;
-    IF list_alive THEN
-        PERFORM journal_mark_list('members', m.list_id);
-    END IF;
-    IF TG_OP = 'DELETE' AND list_alive THEN
-        PERFORM journal_stage_expand('removed', m.list_id, m.person_id);
-    END IF;
-    PERFORM journal_stage(CASE TG_OP WHEN 'INSERT' THEN 'member_added' ELSE 'member_removed' END,
-        NULL, NULL, m.list_id, m.list_id, m.person_id,
-        jsonb_build_object('role_before', CASE WHEN TG_OP = 'DELETE' THEN OLD.role END,
-                           'role_after', CASE WHEN TG_OP = 'INSERT' THEN NEW.role END, 'username', who,
-                           'reason', CASE WHEN NOT list_alive THEN 'list_deleted' END), NULL);
-    IF TG_OP = 'INSERT' THEN
-        PERFORM journal_stage_expand('arrived', m.list_id, m.person_id);
-    END IF;
-    RETURN NULL;
-END
-$$;
-
--- 007's access_journal, staged.
-CREATE FUNCTION access_stage() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM journal_stage('access_revoked', NULL, NULL, NULL, NULL, OLD.person_id,
-        jsonb_build_object(CASE TG_TABLE_NAME WHEN 'sessions' THEN 'session' ELSE 'token' END, OLD.id), NULL);
-    RETURN NULL;
-END
-$$;
-
 -- The list marks of 007 (a transaction may not change a list's members and
 -- its todos: arrivals and removals are read at commit), kept in decoded
 -- mode by a plain row trigger on todos: no lock, not deferred. A todo
--- change marks its lists at once; members_stage marks at commit, and
+-- change marks its lists at once; members_journal marks at commit, and
 -- raises if the todos of that list were changed (journal_mark_list).
 CREATE FUNCTION todos_mark() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
