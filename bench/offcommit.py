@@ -62,7 +62,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
-from graphql_todos.live.pgoutput import Decoder
+from graphql_todos.core.journal_mode import lsn_number
+from graphql_todos.core.pgoutput import Decoder
 
 from .databases import ROOT, _server, created
 from .procstat import stat_fields
@@ -264,7 +265,7 @@ def _process_ticks(pid: int) -> int:
 TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 
-# pgoutput's messages are decoded by the app's decoder (graphql_todos.live.pgoutput):
+# pgoutput's messages are decoded by the app's decoder (graphql_todos.core.pgoutput):
 # each change's source, xid (32 bits: _epoch adds the epoch), op, row states and key.
 
 
@@ -385,18 +386,13 @@ def _batch(conn: psycopg.Connection, how: str, decoder: Decoder) -> int:
         "'proto_version', '1', 'publication_names', 'offcommit')",
         (_slot(conn), flushed, BATCH),
     ).fetchall()
-    if changes := _decoded(decoder, [(_lsn(lsn), bytes(data)) for lsn, data in rows]):
+    if changes := _decoded(decoder, [(lsn_number(lsn), bytes(data)) for lsn, data in rows]):
         conn.execute(WRITE_DECODED, (orjson.dumps(changes).decode(),))
     # After the journal's commit: a crash before this decodes the batch again,
     # and ON CONFLICT (source) drops what is already journaled.
     upto = rows[-1][0] if len(rows) >= BATCH else flushed
     conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (_slot(conn), upto))
     return len(changes)
-
-
-def _lsn(text: str) -> int:
-    high, low = text.split("/")
-    return int(high, 16) << 32 | int(low, 16)
 
 
 @contextmanager

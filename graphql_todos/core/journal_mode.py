@@ -12,9 +12,11 @@ import logging
 import struct
 import time
 
+import orjson
 import psycopg
 
 from graphql_todos.core.migrations import LOCK_KEY
+from graphql_todos.core.pgoutput import JOURNAL, Decoder
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,13 @@ PUBLICATION = "graphql_todos"
 # protocol 1 (whole transactions, in commit order) and the logical messages
 # (a write's mutation key, the staged entries).
 PGOUTPUT_OPTIONS = {"proto_version": "1", "publication_names": PUBLICATION, "messages": "true"}
+_OPTIONS = [item for pair in PGOUTPUT_OPTIONS.items() for item in pair]
+# The slot's messages from its confirmed LSN, as the stream gives them (the
+# LSN of a Commit the end of its record), at most about upto_nchanges.
+PEEK = (
+    "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s, "
+    + ", ".join(["%s"] * len(_OPTIONS)) + ")"
+)
 # The switch's own message: the one transaction the switch must find again.
 SWITCH_PREFIX = "graphql_todos_switch"
 
@@ -34,6 +43,10 @@ SWITCH_PREFIX = "graphql_todos_switch"
 # (sql/011) instead of written and notified at commit.
 TO_DECODED = """
 LOCK TABLE todos IN EXCLUSIVE MODE;
+UPDATE journal_mode SET mode = 'decoded', restore = (
+    SELECT string_agg(pg_get_triggerdef(oid), E';\n' ORDER BY tgname) FROM pg_trigger
+    WHERE tgrelid = 'todos'::regclass AND tgname IN ('todos_journal_insert_delete', 'todos_journal_update')
+) || E';\n' || pg_get_functiondef('journal_write'::regproc) || E';\n' || pg_get_functiondef('journal_expand'::regproc);
 DROP TRIGGER todos_journal_insert_delete ON todos;
 DROP TRIGGER todos_journal_update ON todos;
 CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();
@@ -44,8 +57,24 @@ CREATE OR REPLACE FUNCTION journal_write(
 AS 'SELECT journal_stage(change_op, p_todo_id, p_todo, p_before, p_after, p_person, p_detail, p_before_row)';
 CREATE OR REPLACE FUNCTION journal_expand(change_op text, p_list uuid, p_person uuid) RETURNS void LANGUAGE sql
 AS 'SELECT journal_stage_expand(change_op, p_list, p_person)';
-UPDATE journal_mode SET mode = 'decoded';
 """
+# The switch back, its writes stopped and the slot drained: the marks go,
+# and the todos' journal triggers and the functions come back as they were
+# (journal_mode.restore, saved by the switch to decoded).
+TO_TRIGGER = """
+DROP TRIGGER todos_mark ON todos;
+UPDATE journal_mode SET mode = 'trigger', restore = NULL;
+"""
+# The tables whose changes are journaled: a switch back stops their writes while it drains the slot.
+JOURNALED_TABLES = "todos, lists, list_members, sessions, access_tokens"
+# A slot lost (past max_slot_wal_keep_size) or dropped: what was written
+# meanwhile has no entries. Cursors before the last entry expire
+# (CURSOR_EXPIRED, as retention's pruning: clients reload).
+GAP = """
+UPDATE todo_changes_pruned SET through = greatest(through, (SELECT coalesce(max(position), 0) FROM todo_changes))
+"""
+# The slot's whole transactions from its confirmed LSN, at most about this many changes a read.
+DRAIN_CHANGES = 5000
 # The switch's xid (32 bits, as pgoutput and the peek name it), after its
 # message: the sequencer skips every transaction up to this one's commit.
 MARK_SWITCH = f"""
@@ -83,9 +112,15 @@ def lsn_text(lsn: int) -> str:
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
 
+def lsn_number(text: str) -> int:
+    """A pg_lsn's text as the number it is."""
+    high, low = text.split("/")
+    return int(high, 16) << 32 | int(low, 16)
+
+
 def settle(dsn: str, wanted: str) -> None:
-    """Check that the database can run in `wanted` mode, switching a trigger
-    database to decoded; JournalModeError if it cannot."""
+    """Check that the database can run in `wanted` mode, switching it over
+    if it is in the other; JournalModeError if it cannot."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
@@ -96,12 +131,9 @@ def settle(dsn: str, wanted: str) -> None:
             if mode == wanted:
                 return
             if mode == DECODED:
-                raise JournalModeError(
-                    f"database {conn.info.dbname} journals by logical decoding (JOURNAL=decoded, slot {slot}) and"
-                    " this instance was started with JOURNAL=trigger: start it with JOURNAL=decoded. Switching a"
-                    " database back to the trigger is not built yet (docs/design/journal-decoding.md says how it would go)."
-                )
-            _to_decoded(conn, slot)
+                _to_trigger(dsn, conn, slot)
+            else:
+                _to_decoded(conn, slot)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
@@ -135,11 +167,9 @@ def _to_decoded(conn: psycopg.Connection, slot: str) -> None:
     # The switch's Commit message (pgoutput: 'C', flags, the commit's LSN,
     # its end LSN): decoding from its end starts with the first transaction
     # that committed after it.
-    options = [item for pair in PGOUTPUT_OPTIONS.items() for item in pair]
-    for (data,) in conn.execute(
-        "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, NULL, " + ", ".join(["%s"] * len(options)) + ")"
-        " WHERE xid = %s::xid AND substr(data, 1, 1) = 'C'",  # type: ignore[operator]
-        (slot, *options, xid),
+    for (_, data) in conn.execute(
+        PEEK + " WHERE xid = %s::xid AND substr(data, 1, 1) = 'C'",  # type: ignore[operator]
+        (slot, None, *_OPTIONS, xid),
     ):
         (end,) = struct.unpack_from("!Q", data, 10)
         conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (slot, lsn_text(end)))
@@ -165,3 +195,47 @@ def drop_slots(conn: psycopg.Connection, database: str) -> None:
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
         time.sleep(0.05)
     raise JournalModeError(f"the slots of database {database} stay in use")
+
+
+def _to_trigger(dsn: str, conn: psycopg.Connection, slot: str) -> None:
+    """The switch back: the journaled tables' writes stopped (a transaction
+    holding them EXCLUSIVE, which waits for the open ones), what the slot
+    holds journaled (no sequencer may stream it: every decoded instance is
+    stopped), the triggers and functions of trigger mode put back in that
+    transaction, then the slot dropped. A slot gone meanwhile is a gap."""
+    found = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+    if found == (True,):
+        raise JournalModeError(
+            f"database {conn.info.dbname} journals by logical decoding (JOURNAL=decoded) and its sequencer is"
+            f" streaming slot {slot}: stop every JOURNAL=decoded instance, then start with JOURNAL=trigger"
+        )
+    with psycopg.connect(dsn) as switch:
+        switch.execute(f"LOCK TABLE {JOURNALED_TABLES} IN EXCLUSIVE MODE")  # type: ignore[arg-type]
+        if found is None:
+            conn.execute(GAP)
+        else:
+            journal_pending(conn, slot)
+        (restore,) = switch.execute("SELECT restore FROM journal_mode").fetchone()  # type: ignore[misc]
+        switch.execute(TO_TRIGGER)
+        switch.execute(restore)
+        switch.commit()
+    if found is not None:
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    logger.info("journal: switched back to the trigger (slot %s drained and dropped)", slot)
+
+
+def journal_pending(conn: psycopg.Connection, slot: str, confirm: bool = True) -> None:
+    """Journal what the slot holds, as the sequencer does, through SQL's
+    logical decoding (no walsender), moving the slot past each batch once
+    journaled; `confirm` False: one batch, not confirmed (as a sequencer
+    that died before its confirmation leaves it)."""
+    decoder = Decoder()
+    while rows := conn.execute(PEEK, (slot, DRAIN_CHANGES, *_OPTIONS)).fetchall():  # type: ignore[arg-type]
+        messages = [(lsn_number(text), bytes(data)) for text, data in rows]
+        if entries := decoder.decode(messages):
+            conn.execute(JOURNAL, (orjson.dumps(entries).decode(),))  # type: ignore[arg-type]
+        if not confirm:
+            return
+        conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (slot, rows[-1][0]))
+
+

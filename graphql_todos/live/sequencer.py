@@ -25,9 +25,9 @@ import orjson
 import psycopg
 
 from graphql_todos.core import metrics
-from graphql_todos.core.journal_mode import PGOUTPUT_OPTIONS, slot_name
+from graphql_todos.core.journal_mode import GAP, PGOUTPUT_OPTIONS, slot_name
+from graphql_todos.core.pgoutput import JOURNAL, Decoder
 from graphql_todos.internals.psycopg2_replication import ReplicationLost, Stream
-from graphql_todos.live.pgoutput import Decoder
 
 logger = logging.getLogger(__name__)
 
@@ -38,60 +38,10 @@ BATCH = 5000
 # How long a read waits for WAL before the sequencer looks up again (to
 # stop, to report its slot); and how long a failure waits before a retry.
 IDLE_SECONDS = 1.0
-# The batch's entries in order, as the trigger writes them (sql/010's
-# journal_write: a row's lists, a moved row's old state, a staged entry's
-# fields), each with its source and its transaction's xid8 (Begin's 32 bits
-# in the epoch of the newest xid, or the one before for an xid above it);
-# then one NOTIFY per 200 transactions: each one's xid and last position
-# (a writer's cursor), and "through", so that the hub reads the range back
-# (live/notifications.py). A change already journaled is dropped (the
-# index's conflict is the guard; the NOT EXISTS spares its position).
-JOURNAL = """
-WITH next AS (
-    SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid
-), batch AS (
-    INSERT INTO todo_changes (position, source, xid, op, todo_id, todo, list_before, list_after, person_id, detail,
-                              before, mutation)
-    SELECT nextval('todo_changes_position'), e->>'source',
-           (((next.xid >> 32) - ((e->>'xid')::bigint > (next.xid & 4294967295))::int) << 32
-            | (e->>'xid')::bigint)::text::xid8,
-           coalesce(s.op, (e->>'op')::journal_op),
-           CASE WHEN e ? 'entry' THEN s.todo_id ELSE (e->'row'->>'id')::uuid END,
-           CASE WHEN e ? 'entry' THEN s.todo ELSE to_jsonb(jsonb_populate_record(NULL::todos, e->'row')) END,
-           CASE WHEN e ? 'entry' THEN s.list_before ELSE (e->'old'->>'list_id')::uuid END,
-           CASE WHEN e ? 'entry' THEN s.list_after ELSE (e->'new'->>'list_id')::uuid END,
-           s.person_id, s.detail,
-           CASE WHEN e ? 'entry' THEN s.before
-                WHEN e->'old'->>'list_id' <> e->'new'->>'list_id'
-                THEN to_jsonb(jsonb_populate_record(NULL::todos, e->'old')) END,
-           coalesce(s.mutation, e->>'mutation')
-    FROM next, jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n)
-    LEFT JOIN LATERAL jsonb_populate_record(NULL::journal_entry, e->'entry') s ON e ? 'entry'
-    -- A batch streamed again takes no position (positions stay without a gap).
-    WHERE NOT EXISTS (SELECT FROM todo_changes c WHERE c.source = e->>'source')
-    ORDER BY n
-    ON CONFLICT (source) WHERE source IS NOT NULL DO NOTHING
-    RETURNING position, xid
-), written AS (
-    SELECT json_build_object(
-        'xids', json_agg(json_build_array(xid::text, position)), 'position', max(position), 'op', 'batch',
-        'through', max(position))::text AS payload
-    FROM (SELECT xid, max(position) AS position, (row_number() OVER (ORDER BY max(position)) - 1) / 200 AS chunk
-          FROM batch GROUP BY xid) x
-    GROUP BY chunk
-)
-SELECT pg_notify('todo_changes', payload) FROM written
-"""
 # The slot as the server has it (NULL: none), and how far behind it is.
 SLOT = """
 SELECT wal_status, pg_current_wal_lsn() - confirmed_flush_lsn
 FROM pg_replication_slots WHERE slot_name = %s
-"""
-# A slot lost (past max_slot_wal_keep_size) or dropped: what was written
-# meanwhile has no entries. Cursors before the last entry expire
-# (CURSOR_EXPIRED, as retention's pruning: clients reload).
-GAP = """
-UPDATE todo_changes_pruned SET through = greatest(through, (SELECT coalesce(max(position), 0) FROM todo_changes))
 """
 WAL_STATUSES = ("reserved", "extended", "unreserved", "lost")
 

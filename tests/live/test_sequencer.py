@@ -25,16 +25,15 @@ from graphql_todos.core.errors import CursorExpired
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.journal_mode import (
     DECODED,
-    PGOUTPUT_OPTIONS,
     TRIGGER,
     JournalModeError,
     drop_slots,
+    journal_pending,
     settle,
     slot_name,
 )
 from graphql_todos.core.migrations import migrate
-from graphql_todos.live.pgoutput import Decoder
-from graphql_todos.live.sequencer import JOURNAL, Sequencer
+from graphql_todos.live.sequencer import Sequencer
 from tests.decoded import journaled, sequenced
 from tests.helpers import serving, wait_until
 from tests.pgserver import restartable_postgres
@@ -112,13 +111,7 @@ def test_a_batch_journaled_but_not_confirmed_is_journaled_once(db_dsn: str) -> N
         conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b')")
         conn.execute("DELETE FROM todos WHERE title = 'a'")
         # The sequencer's batch, as it would journal it, without confirming it.
-        options = [item for pair in PGOUTPUT_OPTIONS.items() for item in pair]
-        batch = conn.execute(
-            "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes(%s, NULL, NULL, %s, %s, %s, %s, %s, %s)",
-            (slot_name(conn.info.dbname), *options),
-        ).fetchall()
-        messages = [(int(a, 16) << 32 | int(b, 16), bytes(data)) for (lsn, data) in batch for a, b in [lsn.split("/")]]
-        conn.execute(JOURNAL, (orjson.dumps(Decoder().decode(messages)).decode(),))  # type: ignore[arg-type]
+        journal_pending(conn, slot_name(conn.info.dbname), confirm=False)
         with sequenced(db_dsn):
             entries = _entries(conn)
     assert [(e[1], e[2]) for e in entries] == [("created", "a"), ("created", "b"), ("deleted", "a")]
@@ -170,16 +163,66 @@ def test_a_lost_slot_is_made_again_and_cursors_before_it_expire(db_dsn: str) -> 
     assert asyncio.run(check("2")) == 2
 
 
-def test_a_trigger_instance_on_a_decoded_database_is_refused_at_start(db_dsn: str) -> None:
-    settle(db_dsn, DECODED)
-    with pytest.raises(JournalModeError, match="start it with JOURNAL=decoded"):
-        settle(db_dsn, TRIGGER)
-    env = {**os.environ, "DATABASE_URL": db_dsn, "JOURNAL": "trigger", "WEB_DIST": ""}
-    serve = subprocess.run(
-        [sys.executable, "-m", "graphql_todos.cli", "serve"], check=False, capture_output=True, text=True, timeout=60, env=env,
-    )
+def _streaming(conn: psycopg.Connection[Any], active: bool) -> None:
+    """Until a sequencer streams the slot (or none does)."""
+    wait_until(lambda: conn.execute(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot_name(conn.info.dbname),)
+    ).fetchone() == (active,), timeout=10)
+
+
+def test_a_trigger_instance_is_refused_while_a_decoded_one_streams(db_dsn: str) -> None:
+    with sequenced(db_dsn), psycopg.connect(db_dsn, autocommit=True) as conn:
+        _streaming(conn, True)
+        with pytest.raises(JournalModeError, match="stop every JOURNAL=decoded instance"):
+            settle(db_dsn, TRIGGER)
+        env = {**os.environ, "DATABASE_URL": db_dsn, "JOURNAL": "trigger", "WEB_DIST": ""}
+        serve = subprocess.run(
+            [sys.executable, "-m", "graphql_todos.cli", "serve"],
+            check=False, capture_output=True, text=True, timeout=60, env=env,
+        )
     assert serve.returncode == 1
-    assert "journals by logical decoding" in serve.stderr and "Traceback" not in serve.stderr + serve.stdout
+    assert "its sequencer is streaming slot" in serve.stderr and "Traceback" not in serve.stderr + serve.stdout
+
+
+# Trigger mode's journal, as the database defines it: the journaled tables' triggers and the functions they call.
+DEFINITIONS = """
+SELECT array_agg(pg_get_triggerdef(t.oid) || pg_get_functiondef(t.tgfoid) ORDER BY t.tgname)
+       || ARRAY[pg_get_functiondef('journal_write'::regproc), pg_get_functiondef('journal_expand'::regproc)]
+FROM pg_trigger t
+WHERE t.tgrelid IN ('todos'::regclass, 'lists'::regclass, 'list_members'::regclass, 'sessions'::regclass,
+                    'access_tokens'::regclass) AND NOT t.tgisinternal
+"""
+
+
+def test_switching_back_journals_what_the_slot_held_then_the_trigger_journals(db_dsn: str) -> None:
+    bob = "00000000-0000-4000-8000-00000000000b"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        before = conn.execute(DEFINITIONS).fetchone()
+        with sequenced(db_dsn):
+            conn.execute("INSERT INTO todos (title) VALUES ('a')")
+            journaled(conn)
+        # Written while no sequencer runs: in the slot only.
+        conn.execute("INSERT INTO todos (title) VALUES ('b')")
+        conn.execute("INSERT INTO people (id, username) VALUES (%s, 'bob')", (bob,))
+        _streaming(conn, False)
+        settle(db_dsn, TRIGGER)
+        conn.execute("INSERT INTO todos (title) VALUES ('c')")
+        conn.execute("UPDATE todos SET title = 'c' WHERE title = 'c'")  # no change: no entry, as ever
+        entries = conn.execute(
+            "SELECT position, op, todo->>'title', source IS NULL FROM todo_changes ORDER BY position"
+        ).fetchall()
+        assert conn.execute("SELECT mode, restore FROM journal_mode").fetchone() == ("trigger", None)
+        assert conn.execute(DEFINITIONS).fetchone() == before
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)
+        # Trigger mode's functions are back: a list's entry is journaled and notified at commit.
+        conn.execute("LISTEN todo_changes")
+        conn.execute("UPDATE lists SET name = 'renamed' WHERE owner_id = %s", (bob,))
+        [note] = conn.notifies(timeout=5, stop_after=1)
+    assert [e[:3] for e in entries] == [
+        (1, "created", "a"), (2, "created", "b"), (3, "list_created", None), (4, "member_added", None), (5, "created", "c"),
+    ]
+    assert [e[3] for e in entries] == [False, False, False, False, True]
+    assert orjson.loads(note.payload)["op"] == "list_updated" and orjson.loads(note.payload)["position"] == 6
 
 
 def test_decoded_needs_a_replication_role(admin_dsn: str, db_dsn: str) -> None:

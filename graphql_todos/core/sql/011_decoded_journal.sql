@@ -22,10 +22,13 @@ ALTER TABLE todos REPLICA IDENTITY FULL;
 CREATE PUBLICATION graphql_todos FOR TABLE todos;
 
 -- Which mode the database is in: the first instance of a mode writes it,
--- every instance compares it at start.
+-- every instance compares it at start. `restore`: in decoded mode, the
+-- trigger mode's definitions of the functions the switch replaced, for a
+-- switch back.
 CREATE TABLE journal_mode (
-    one  boolean PRIMARY KEY DEFAULT true CHECK (one),
-    mode text    NOT NULL CHECK (mode IN ('trigger', 'decoded'))
+    one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+    mode    text    NOT NULL CHECK (mode IN ('trigger', 'decoded')),
+    restore text
 );
 INSERT INTO journal_mode (mode) VALUES ('trigger');
 

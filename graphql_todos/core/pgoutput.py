@@ -1,6 +1,8 @@
 """pgoutput's messages (protocol 1, with logical messages), decoded into
-the journal entries the sequencer writes (live/sequencer.py): a todo row's
-change, or an entry staged by sql/011's journal_stage.
+journal entries, and the statement that journals them: the sequencer's
+(live/sequencer.py), and the drain of a switch back to the trigger
+(core/journal_mode.py). An entry is a todo row's change, or one staged by
+sql/011's journal_stage.
 
 Protocol 1 gives whole transactions in commit order: Begin, its changes
 and messages in WAL order (statement order), Commit. A message's LSN is its
@@ -121,3 +123,49 @@ class Decoder:
         if new is not None:
             change["new"] = new
         return change
+
+
+# The batch's entries in order, as the trigger writes them (sql/010's
+# journal_write: a row's lists, a moved row's old state, a staged entry's
+# fields), each with its source and its transaction's xid8 (Begin's 32 bits
+# in the epoch of the newest xid, or the one before for an xid above it);
+# then one NOTIFY per 200 transactions: each one's xid and last position
+# (a writer's cursor), and "through", so that the hub reads the range back
+# (live/notifications.py). A change already journaled is dropped (the
+# index's conflict is the guard; the NOT EXISTS spares its position).
+JOURNAL = """
+WITH next AS (
+    SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid
+), batch AS (
+    INSERT INTO todo_changes (position, source, xid, op, todo_id, todo, list_before, list_after, person_id, detail,
+                              before, mutation)
+    SELECT nextval('todo_changes_position'), e->>'source',
+           (((next.xid >> 32) - ((e->>'xid')::bigint > (next.xid & 4294967295))::int) << 32
+            | (e->>'xid')::bigint)::text::xid8,
+           coalesce(s.op, (e->>'op')::journal_op),
+           CASE WHEN e ? 'entry' THEN s.todo_id ELSE (e->'row'->>'id')::uuid END,
+           CASE WHEN e ? 'entry' THEN s.todo ELSE to_jsonb(jsonb_populate_record(NULL::todos, e->'row')) END,
+           CASE WHEN e ? 'entry' THEN s.list_before ELSE (e->'old'->>'list_id')::uuid END,
+           CASE WHEN e ? 'entry' THEN s.list_after ELSE (e->'new'->>'list_id')::uuid END,
+           s.person_id, s.detail,
+           CASE WHEN e ? 'entry' THEN s.before
+                WHEN e->'old'->>'list_id' <> e->'new'->>'list_id'
+                THEN to_jsonb(jsonb_populate_record(NULL::todos, e->'old')) END,
+           coalesce(s.mutation, e->>'mutation')
+    FROM next, jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n)
+    LEFT JOIN LATERAL jsonb_populate_record(NULL::journal_entry, e->'entry') s ON e ? 'entry'
+    -- A batch streamed again takes no position (positions stay without a gap).
+    WHERE NOT EXISTS (SELECT FROM todo_changes c WHERE c.source = e->>'source')
+    ORDER BY n
+    ON CONFLICT (source) WHERE source IS NOT NULL DO NOTHING
+    RETURNING position, xid
+), written AS (
+    SELECT json_build_object(
+        'xids', json_agg(json_build_array(xid::text, position)), 'position', max(position), 'op', 'batch',
+        'through', max(position))::text AS payload
+    FROM (SELECT xid, max(position) AS position, (row_number() OVER (ORDER BY max(position)) - 1) / 200 AS chunk
+          FROM batch GROUP BY xid) x
+    GROUP BY chunk
+)
+SELECT pg_notify('todo_changes', payload) FROM written
+"""
