@@ -71,9 +71,9 @@ def ours_env(tree: Path, dsn: str) -> dict[str, str]:
     }
 
 
-def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Server]:
+def ours(name: str, tree: Path, dsn: str, journal: str = "trigger") -> AbstractContextManager[Server]:
     serve = str(Path(sys.executable).parent / "graphql-todos")
-    return _start(name, [serve, "serve"], ours_env(tree, dsn), tree, "healthz")
+    return _start(name, [serve, "serve"], {**ours_env(tree, dsn), "JOURNAL": journal}, tree, "healthz")
 
 
 def peer5(peer_url: str) -> AbstractContextManager[Server]:
@@ -132,12 +132,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--out", type=Path, help="JSON lines, one per run")
+    parser.add_argument(
+        "--b-journal", default="trigger", choices=("trigger", "decoded"),
+        help="JOURNAL of version B (A's: trigger); decoded needs the server at wal_level logical (the embedded one is)",
+    )
     parser.add_argument("--profile", type=Path, help="record py-spy raw stacks here instead")
     args = parser.parse_args()
     cases = args.cases.split(",")
     with _server() as admin, pair(admin, "_a") as dbs_a, pair(admin, "_b") as dbs_b, ExitStack() as stack:
         a = stack.enter_context(ours("A", args.a, dbs_a.ours))
-        b = stack.enter_context(ours("B", args.b, dbs_b.ours))
+        b = stack.enter_context(ours("B", args.b, dbs_b.ours, args.b_journal))
         p5 = stack.enter_context(peer5(dbs_a.peer_url))
         pg = postmaster(admin)
         ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}

@@ -25,7 +25,7 @@ import orjson
 import psycopg
 
 from graphql_todos.core import metrics
-from graphql_todos.core.journal_mode import GAP, PGOUTPUT_OPTIONS, slot_name
+from graphql_todos.core.journal_mode import DECODED, GAP, PGOUTPUT_OPTIONS, slot_name
 from graphql_todos.core.pgoutput import JOURNAL, Decoder
 from graphql_todos.internals.psycopg2_replication import ReplicationLost, Stream
 
@@ -60,6 +60,10 @@ class Sequencer:
         self._thread = threading.Thread(target=self._run, name="journal sequencer", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop streaming (at most IDLE_SECONDS later); the lock goes with the connection."""
         self._stop.set()
@@ -85,6 +89,12 @@ class Sequencer:
 
     def _hold(self, conn: psycopg.Connection[Any]) -> None:
         """Stream the slot and journal it, until stopped (or it fails)."""
+        if conn.execute("SELECT mode FROM journal_mode").fetchone() != (DECODED,):
+            # Switched back while this process ran (its sequencer was not streaming then):
+            # the triggers journal now, and a slot made again would journal each change twice.
+            logger.error("journal sequencer: the database journals by its triggers now; restart with JOURNAL=trigger")
+            self._stop.set()
+            return
         slot = slot_name(conn.info.dbname)
         self._ensure_slot(conn, slot)
         stream = Stream(self.dsn, slot, PGOUTPUT_OPTIONS)
@@ -129,7 +139,7 @@ class Sequencer:
         )
 
     def _report(self, conn: psycopg.Connection[Any], slot: str) -> None:
-        """The slot's lag and WAL status, for /metrics (when idle: at most once a second)."""
+        """The slot's lag and WAL status, for /metrics (at most once a second)."""
         found = conn.execute(SLOT, (slot,)).fetchone()
         status, lag = found if found is not None else ("lost", None)
         metrics.SLOT_LAG.set(int(lag or 0))

@@ -225,6 +225,20 @@ def test_switching_back_journals_what_the_slot_held_then_the_trigger_journals(db
     assert orjson.loads(note.payload)["op"] == "list_updated" and orjson.loads(note.payload)["position"] == 6
 
 
+def test_a_sequencer_left_running_after_a_switch_back_does_not_stream(db_dsn: str) -> None:
+    settle(db_dsn, DECODED)
+    settle(db_dsn, TRIGGER)
+    sequencer = Sequencer(db_dsn)
+    sequencer.start()
+    try:
+        wait_until(lambda: not sequencer.running, timeout=10)
+    finally:
+        sequencer.stop()
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        # No slot made again (it would journal each change a second time).
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)
+
+
 def test_decoded_needs_a_replication_role(admin_dsn: str, db_dsn: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
         admin.execute("DROP ROLE IF EXISTS gt_plain")
