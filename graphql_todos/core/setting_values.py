@@ -204,6 +204,12 @@ def log_level(text: str) -> str:
     return text.lower()
 
 
+def journal(text: str) -> str:
+    if text not in ("trigger", "decoded"):
+        raise ValueError("must be trigger or decoded")
+    return text
+
+
 def log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError("must be text or json")

@@ -80,6 +80,11 @@ class Settings:
         1_000_000, "JOURNAL_KEEP_ROWS", values.int_in(1),
         "at most this many newest journal positions are kept",
     )
+    journal: str = _setting(
+        "trigger", "JOURNAL", values.journal,
+        "trigger: each write's commit journals it; decoded: a sequencer journals commits read by logical decoding"
+        " (docs/design/journal-decoding.md)",
+    )
     mutations_keep_seconds: float = _setting(
         604800.0, "MUTATIONS_KEEP_SECONDS", values.seconds,
         "numbered mutations' verdicts older than this are pruned (a retry after that applies again)",
