@@ -57,11 +57,13 @@ def _start(
     return started(name, args, env, cwd, port, functools.partial(answers, graphql=probe == "graphql"), log, wait)
 
 
-def ours_env(tree: Path, dsn: str) -> dict[str, str]:
-    """One checkout of ours (by PYTHONPATH) on its own database, as make bench runs ours."""
+def ours_env(tree: Path, dsn: str, journal: str = "trigger") -> dict[str, str]:
+    """One checkout of ours (by PYTHONPATH) on its own database, as make bench
+    runs ours; `journal`: Settings.journal (decoded: the database's sequencer runs beside it)."""
     return {
         "PYTHONPATH": str(tree.resolve()),
         "DATABASE_URL": dsn,
+        "JOURNAL": journal,
         "POOL_SIZE": "10",
         "WEB_DIST": "",
         "LOG_LEVEL": "warning",
@@ -71,9 +73,9 @@ def ours_env(tree: Path, dsn: str) -> dict[str, str]:
     }
 
 
-def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Server]:
+def ours(name: str, tree: Path, dsn: str, journal: str = "trigger") -> AbstractContextManager[Server]:
     serve = str(Path(sys.executable).parent / "graphql-todos")
-    return _start(name, [serve, "serve"], ours_env(tree, dsn), tree, "healthz")
+    return _start(name, [serve, "serve"], ours_env(tree, dsn, journal), tree, "healthz")
 
 
 def peer5(peer_url: str) -> AbstractContextManager[Server]:

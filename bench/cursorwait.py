@@ -1,17 +1,14 @@
 """The journal fed by logical decoding, through the app, with the writer's
 cursor wait (issue 21; docs/design/journal-decoding.md, "The writer's
-cursor"). Up to five servers in one sitting, as bench.ab runs two and
+cursor"). Up to four servers in one sitting, as bench.ab runs two and
 PostGraphile 5 (docs/bench-ab-journal.md, "Fourth round"):
 
-- A: this checkout as it is (today's journal trigger);
-- B: a throwaway copy of it with bench/cursorwait.patch applied, replying
-  without waiting for its cursor (the newest position read instead, as the
-  helper decoding's copy did);
-- C: the same copy, replying with its cursor: the statement returns
+- A: this checkout as it runs by default (JOURNAL=trigger: today's journal trigger);
+- C: this checkout with JOURNAL=decoded: the statement returns
   pg_current_xact_id(), the sequencer journals each entry with its xid and
   sends one NOTIFY per batch naming each transaction's xid and last
   position, and the process's hub (its one LISTEN) resolves the writer's
-  waiter (graphql_todos/core/cursors.py in the copy);
+  waiter (graphql_todos/core/cursors.py);
 - D: C, its sequencer also sending each entry's NOTIFY as today's trigger
   does, so the hub reads nothing back;
 - PostGraphile 5 on the peers' table.
@@ -29,19 +26,15 @@ offcommit's logical cluster (or DATABASE_URL, with wal_level = logical).
 `--rows` times make bench's rows case (1,000 subscribers each on its own
 row, one UPDATE of every row per change, bench.__main__._rows_one) against
 A and the decoded versions in turn: today's 1,000 NOTIFYs at the UPDATE's
-commit, against the sequencer's one batch INSERT after it.
-
-The copies are made from HEAD (git archive) in TMPDIR, kept for a rerun."""
+commit, against the sequencer's one batch INSERT after it. (The patched
+copies this bench measured first, B replying without the wait among them,
+are in the history: bench/cursorwait.patch, before JOURNAL=decoded.)"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
-import shutil
-import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -58,25 +51,10 @@ from .procstat import cpu_seconds
 from .report import median
 from .servers import OURS, Server
 
-PATCH = Path(__file__).with_name("cursorwait.patch")
-# The decoded versions: whether the reply waits for its cursor, and the
-# sequencer (offcommit's WRITE_APP: one NOTIFY per batch, which the hub reads
-# back; WRITE_APP_ROWS: each entry's NOTIFY too, as today's trigger sends it).
-DECODED_VERSIONS = {"B": (False, "stream_app"), "C": (True, "stream_app"), "D": (True, "stream_app_rows")}
-
-
-def copy(target: Path, wait: bool) -> Path:
-    """HEAD's graphql_todos with the patch applied in target (made afresh); `wait`: C, else B."""
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "HEAD", "graphql_todos"], cwd=ROOT, check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    subprocess.run(["git", "apply", str(PATCH)], cwd=target, check=True)
-    if not wait:
-        cursors = target / "graphql_todos" / "core" / "cursors.py"
-        cursors.write_text(cursors.read_text().replace("\nWAIT = True\n", "\nWAIT = False\n"))
-    return target
+# The decoded versions' sequencers (offcommit's WRITE_APP: one NOTIFY per
+# batch, which the hub reads back; WRITE_APP_ROWS: each entry's NOTIFY too,
+# as today's trigger sends it).
+DECODED_VERSIONS = {"C": "stream_app", "D": "stream_app_rows"}
 
 
 @contextmanager
@@ -96,7 +74,7 @@ def decoded(dsn: str) -> None:
 
 
 def check_cursor(server: Server, dsn: str) -> None:
-    """A REST create's Journal-Cursor is its own entry's position (C waits for it)."""
+    """A REST create's Journal-Cursor is its own entry's position (the reply waits for it)."""
     reply = httpx.post(server.url + "/api/todos/", json={"title": "cursor check"})
     reply.raise_for_status()
     with psycopg.connect(dsn) as conn:
@@ -127,16 +105,13 @@ def journal_check(name: str, dsn: str) -> None:
     print(f"{name}: {entries} entries, positions {first} to {last}; {decoded} decoded (with an xid) for {written} "
           f"rows written after the slot; {keyed} keys in the journal for {verdicts} mutations rows", flush=True)
 
-def _decoded_servers(stack: ExitStack, admin: str, names: list[str], rows: int) -> dict[str, tuple[Path, Databases, int]]:
-    """Each decoded version's tree, its databases (pair), its sequencer's pid: running until the stack closes."""
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    trees = {wait: copy(tmp / f"cursorwait-{'wait' if wait else 'nowait'}", wait) for wait in (False, True)}
+def _decoded_servers(stack: ExitStack, admin: str, names: list[str], rows: int) -> dict[str, tuple[Databases, int]]:
+    """Each decoded version's databases (pair) and its sequencer's pid: running until the stack closes."""
     versions = {}
     for name in names:
-        wait, how = DECODED_VERSIONS[name]
         dbs = stack.enter_context(pair(admin, f"_{name.lower()}", rows))
         decoded(dbs.ours)
-        versions[name] = (trees[wait], dbs, stack.enter_context(sequencer(dbs.ours, how)))
+        versions[name] = (dbs, stack.enter_context(sequencer(dbs.ours, DECODED_VERSIONS[name])))
     return versions
 
 
@@ -144,15 +119,15 @@ def rows(admin: str, names: list[str], args: argparse.Namespace) -> None:
     """The rows case, A (this checkout) and the decoded versions in turn, each round a fresh server of each."""
     settings = argparse.Namespace(row_events=args.row_events, client_processes=4)
     with ExitStack() as stack:
-        trees = {"A": (ROOT, stack.enter_context(pair(admin, "_a", ROW_SUBSCRIBERS)))}
-        trees |= {name: (tree, dbs) for name, (tree, dbs, _) in _decoded_servers(stack, admin, names, ROW_SUBSCRIBERS).items()}
+        trees = {"A": stack.enter_context(pair(admin, "_a", ROW_SUBSCRIBERS))}
+        trees |= {name: dbs for name, (dbs, _) in _decoded_servers(stack, admin, names, ROW_SUBSCRIBERS).items()}
         order = list(trees)
         last: dict[str, list[float]] = {name: [] for name in order}
         for round_ in range(args.rounds):
             for name in order[round_ % len(order):] + order[: round_ % len(order)]:
-                # running() starts ours from the PYTHONPATH it inherits.
-                os.environ["PYTHONPATH"] = str(trees[name][0])
-                result = asyncio.run(_rows_one(trees[name][1], OURS, ROW_SUBSCRIBERS, settings))
+                # running() starts ours with the environment it inherits.
+                os.environ["JOURNAL"] = "trigger" if name == "A" else "decoded"
+                result = asyncio.run(_rows_one(trees[name], OURS, ROW_SUBSCRIBERS, settings))
                 last[name] += result.last_arrival
                 print(f"round {round_} {name}: last arrival {', '.join(f'{v * 1000:.1f}' for v in result.last_arrival)} ms, "
                       f"load average {os.getloadavg()}", flush=True)
@@ -165,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cursorwait", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="createTodo", help=f"comma-separated, of {', '.join(CASES)}")
-    parser.add_argument("--versions", default="B,C,D", help=f"decoded versions beside A, of {','.join(DECODED_VERSIONS)}")
+    parser.add_argument("--versions", default="C,D", help=f"decoded versions beside A, of {','.join(DECODED_VERSIONS)}")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--out", type=Path, help="JSON lines, one per run (python -m bench.ab --summary reads them)")
@@ -182,22 +157,21 @@ def main() -> None:
         versions = _decoded_servers(stack, admin, names, ROWS)
         with ExitStack() as running:
             servers = [running.enter_context(ours("A", ROOT, dbs_a.ours))]
-            for name, (tree, dbs, _) in versions.items():
-                servers.append(server := running.enter_context(ours(name, tree, dbs.ours)))
-                if DECODED_VERSIONS[name][0]:
-                    check_cursor(server, dbs.ours)
+            for name, (dbs, _) in versions.items():
+                servers.append(server := running.enter_context(ours(name, ROOT, dbs.ours, "decoded")))
+                check_cursor(server, dbs.ours)
             servers.append(running.enter_context(peer5(dbs_a.peer_url)))
             pg = postmaster(admin)
             print(f"load average {os.getloadavg()}", flush=True)
-            ids = {"A": _ids(dbs_a.ours, 50)} | {name: _ids(dbs.ours, 50) for name, (_, dbs, _) in versions.items()}
+            ids = {"A": _ids(dbs_a.ours, 50)} | {name: _ids(dbs.ours, 50) for name, (dbs, _) in versions.items()}
             plans = warmed(args.cases.split(","), servers, ids, _ids(dbs_a.peer, 50))
-            sequencer_cpu = {name: cpu_seconds(pid) for name, (_, _, pid) in versions.items()}
+            sequencer_cpu = {name: cpu_seconds(pid) for name, (_, pid) in versions.items()}
             alternate(plans, args.rounds, args.seconds, pg, args.out)
             print(f"load average {os.getloadavg()}", flush=True)
-            for name, (_, _, pid) in versions.items():
+            for name, (_, pid) in versions.items():
                 print(f"{name}'s sequencer: {cpu_seconds(pid) - sequencer_cpu[name]:.2f} CPU s over the rounds", flush=True)
         # The servers stopped: their backends' statistics are flushed.
-        for name, (_, dbs, _) in versions.items():
+        for name, (dbs, _) in versions.items():
             journal_check(name, dbs.ours)
 
 

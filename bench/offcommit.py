@@ -342,6 +342,8 @@ def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]], 
             new = None
             if data[at : at + 1] == b"N":
                 new, at = _tuple(data, at + 1, names)
+            if new is not None and new == old:
+                continue  # an UPDATE that left the row as it was: not journaled, as the trigger's WHEN clause
             op = {b"I": "created", b"U": "updated", b"D": "deleted"}[kind]
             change: dict[str, object] = {
                 "source": lsn, "xid": xid, "op": op, "row": new if new is not None else old, "old": old, "new": new

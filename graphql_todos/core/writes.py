@@ -41,16 +41,29 @@ class _Journal:
     key: str
     share: str
     list_lock: str
-    xid: str
+    decoded: bool
 
 
-_TRIGGER = _Journal("set_config('app.mutation', %(key)s, true)", "", "", "")
+_TRIGGER = _Journal("set_config('app.mutation', %(key)s, true)", "", "", False)
 _DECODED = _Journal(
     "pg_logical_emit_message(true, 'graphql_todos', %(key)s)",
     " FOR SHARE",
     " AND EXISTS (SELECT FROM lists l WHERE l.id = todos.list_id FOR KEY SHARE)",
-    ", pg_current_xact_id()::text AS xid",
+    True,
 )
+# An update that leaves a row as it was is not journaled (the trigger's WHEN
+# clause; the sequencer compares the decoded old and new rows), so its
+# writer must not wait for an entry. todos_touch (001) sets updated_time to
+# the transaction's now() exactly when the title or completed changes.
+_KEPT = "{row}.updated_time <> now()"
+
+
+def _xid(journal: _Journal, row: str, kept: str | None) -> str:
+    """The writer's xid as a last column (decoded), NULL for a row `kept` as it was."""
+    if not journal.decoded:
+        return ""
+    xid = "pg_current_xact_id()::text"
+    return f", {xid if kept is None else f'CASE WHEN NOT {kept.format(row=row)} THEN {xid} END'} AS xid"
 
 # Writes act for a person: the statement sets app.person_id (read by the
 # lists' journal triggers), and keeps only rows of lists the person may
@@ -87,7 +100,7 @@ AND (%(ids)s::uuid[] IS NULL OR todos.id = ANY(%(ids)s::uuid[]))"""
 def _insert(journal: _Journal, acting: str) -> str:
     target = "coalesce(%(list)s::uuid, (SELECT id FROM lists WHERE owner_id = %(owner)s::uuid AND is_default))"
     source = f"""{target}
-FROM {acting}""" if journal is _TRIGGER else f"""target.id
+FROM {acting}""" if not journal.decoded else f"""target.id
 FROM {acting}, (SELECT {target} AS id) target
 WHERE {_may_edit(journal, "target.id")}"""
     return f"""INSERT INTO todos (id, title, completed, list_id)
@@ -136,21 +149,28 @@ def _many(change: str) -> str:
 # only when the change found its row (one verdict per row of a change of
 # one row or none), else the service records a rejection; with no order to
 # keep, and no aggregate for the verdict: 40% of what numbering added to the
-# statement (docs/bench-ab-writes.md). Decoded, a change of many rows that
-# changed none is settled in the statement (its rows, none, and where the
-# journal stands): a verdict with neither is then one whose entries will
-# come, which a retry and retention rely on (core/verdicts.py).
-def _numbered(journal: _Journal, change: str, single: bool) -> str:
+# statement (docs/bench-ab-writes.md). Decoded, a change that journals
+# nothing (of many rows, none; of one, `kept` as it was) is settled in the
+# statement (its rows and where the journal stands): a verdict with neither
+# is then one whose entries will come, which a retry and retention rely on
+# (core/verdicts.py).
+def _numbered(journal: _Journal, change: str, single: bool, kept: str | None) -> str:
     verdict = "%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'applied'"
     columns = "principal, client_id, seq, fingerprint, verdict"
-    if single:
+    newest = "(SELECT coalesce(max(position), 0) FROM todo_changes)"
+    if single and journal.decoded and kept is not None:
+        unchanged = kept.format(row="changed")
+        recorded, order = f"""({columns}, result, position)
+    SELECT {verdict}, CASE WHEN {unchanged} THEN jsonb_build_array(to_jsonb(changed)) END,
+           CASE WHEN {unchanged} THEN {newest} END FROM changed""", ""
+    elif single:
         recorded, order = f"({columns}) SELECT {verdict} FROM changed", ""
-    elif journal is _TRIGGER:
+    elif not journal.decoded:
         recorded, order = f"({columns}) VALUES ({verdict})", " ORDER BY created_time, id LIMIT %(limit)s"
     else:
         recorded, order = (
             f"""({columns}, result, position)
-    SELECT {verdict}, '[]'::jsonb, (SELECT coalesce(max(position), 0) FROM todo_changes) WHERE NOT EXISTS (SELECT FROM changed)
+    SELECT {verdict}, '[]'::jsonb, {newest} WHERE NOT EXISTS (SELECT FROM changed)
     UNION ALL SELECT {verdict}, NULL, NULL WHERE EXISTS (SELECT FROM changed)""",
             " ORDER BY created_time, id LIMIT %(limit)s",
         )
@@ -159,7 +179,7 @@ WITH acting AS (SELECT {journal.key},
                        set_config('app.person_id', coalesce(%(actor)s::text, ''), true)),
 changed AS ({change}),
 recorded AS (INSERT INTO mutations {recorded})
-SELECT to_jsonb(changed)::text AS todo{journal.xid} FROM changed{order}
+SELECT to_jsonb(changed)::text AS todo{_xid(journal, "changed", kept)} FROM changed{order}
 """
 
 
@@ -173,9 +193,10 @@ class Write:
     single: bool
 
 
-def _write(journal: _Journal, change: Any, single: bool) -> Write:
-    plain = change(journal, _ACTING) + journal.xid
-    return Write(plain if single else _many(plain), _numbered(journal, change(journal, "acting"), single), single)
+def _write(journal: _Journal, change: Any, single: bool, kept: str | None = None) -> Write:
+    """`kept`: the change may leave a row as it was (_KEPT)."""
+    plain = change(journal, _ACTING) + _xid(journal, "todos", kept)
+    return Write(plain if single else _many(plain), _numbered(journal, change(journal, "acting"), single, kept), single)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +217,10 @@ class Statements:
 def _statements(journal: _Journal) -> Statements:
     move = f"""UPDATE todos SET list_id = %(list)s FROM {_ACTING}
 WHERE id = %(id)s AND {_editable(journal)} AND {_may_edit(journal, "%(list)s")}
-{_RETURNING}{journal.xid}"""
+{_RETURNING}{_xid(journal, "todos", None)}"""
     return Statements(
-        _write(journal, _insert, True), _write(journal, _update, True), _write(journal, _delete, True),
-        _write(journal, _set_all, False), _write(journal, _delete_completed, False), move, journal is _DECODED,
+        _write(journal, _insert, True), _write(journal, _update, True, _KEPT), _write(journal, _delete, True),
+        _write(journal, _set_all, False), _write(journal, _delete_completed, False), move, journal.decoded,
     )
 
 
