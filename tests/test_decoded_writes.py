@@ -11,10 +11,11 @@ import threading
 import uuid
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
-from graphql_todos.core import writes
+from graphql_todos.core import verdicts, writes
 from graphql_todos.core.models import LOCAL_LIST_ID
 from tests.decoded import Journaled
 from tests.helpers import serving, wait_until
@@ -120,3 +121,47 @@ def test_a_members_write_open_at_the_removal_or_demotion_is_journaled_first(jour
             "SELECT op FROM todo_changes WHERE op IN ('updated', 'member_removed', 'member_updated') ORDER BY position"
         )]
     assert ops == ["updated", "member_removed" if loss.startswith("DELETE") else "member_updated"]
+
+
+@DECODED
+def test_a_write_whose_entry_does_not_come_is_answered_database_unavailable(journaled_db: Journaled) -> None:
+    """The sequencer held (its journal INSERT waits on a lock): the write
+    committed, and its reply says so past the wait, never a hang."""
+    with (
+        serving(journaled_db.dsn, journal="decoded", database_timeout_seconds=1.0) as server,
+        psycopg.connect(server.dsn, autocommit=True) as holder,
+    ):
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")
+        reply = httpx.post(server.url + "/api/todos/", json={"title": "journaled late"}, timeout=10)
+        holder.execute("COMMIT")
+        assert count(server, "SELECT count(*) FROM todos WHERE title = 'journaled late'") == 1
+    assert reply.status_code == 503
+    error = reply.json()["error"]
+    assert error["code"] == "DATABASE_UNAVAILABLE"
+    assert "the change was made, but the journal has not recorded it in 1 s" in error["message"]
+
+
+@DECODED
+def test_retention_keeps_a_verdict_whose_entries_are_not_journaled_yet(journaled_db: Journaled) -> None:
+    """With no entry of its key, an applied verdict looks pruned (today's
+    rule); decoded, it goes only once the slots have confirmed the WAL."""
+    me = str(uuid.uuid4())
+    with serving(journaled_db.dsn, journal="decoded") as server, psycopg.connect(server.dsn, autocommit=True) as conn:
+        # An entry, newer than the verdict will look: the journal's oldest kept.
+        httpx.post(server.url + "/api/todos/", json={"title": "journaled first"}, timeout=10).raise_for_status()
+        conn.execute("BEGIN")
+        conn.execute("LOCK TABLE todo_changes IN SHARE MODE")
+        replies: list[bytes] = []
+        writer = threading.Thread(target=lambda: replies.append(http(server, numbered(CREATE, {"t": "kept"}, me, 1))))
+        writer.start()
+        wait_until(lambda: count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 1, timeout=10)
+        conn.execute("UPDATE mutations SET created_time = now() - interval '1 day' WHERE client_id = %s", (me,))
+        prune = {"keep_seconds": 3 * 86400, "limit": 10}
+        assert conn.execute(verdicts.PRUNE_MUTATIONS_DECODED, prune).rowcount == 0
+        # Trigger mode's rule would take it: the guard is what keeps it.
+        assert conn.execute(verdicts.PRUNE_MUTATIONS, prune).rowcount == 1
+        conn.execute("ROLLBACK")
+        writer.join(10)
+        assert count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 1
+    assert json.loads(replies[0])["extensions"]["mutation"]["verdict"] == "APPLIED"

@@ -54,7 +54,10 @@ _DECODED = _Journal(
 # An update that leaves a row as it was is not journaled (the trigger's WHEN
 # clause; the sequencer compares the decoded old and new rows), so its
 # writer must not wait for an entry. todos_touch (001) sets updated_time to
-# the transaction's now() exactly when the title or completed changes.
+# the transaction's now() exactly when the title or completed changes. (A
+# no-op after a change by a transaction that started in the same
+# microsecond reads as a change: its reply ends in JournalLate. Exact would
+# be RETURNING old.*, PostgreSQL 18 only.)
 _KEPT = "{row}.updated_time <> now()"
 
 

@@ -29,6 +29,7 @@ def test_every_variable_is_read() -> None:
         "JOURNAL_BATCH": "50",
         "JOURNAL_KEEP_SECONDS": "3600",
         "JOURNAL_KEEP_ROWS": "1000",
+        "JOURNAL": "decoded",
         "MUTATIONS_KEEP_SECONDS": "86400",
         "JOURNAL_PRUNE_SECONDS": "30",
         "DATABASE_TIMEOUT_SECONDS": "2.5",
@@ -88,6 +89,7 @@ def test_every_variable_is_read() -> None:
         journal_batch=50,
         journal_keep_seconds=3600.0,
         journal_keep_rows=1000,
+        journal="decoded",
         mutations_keep_seconds=86400.0,
         journal_prune_seconds=30.0,
         database_timeout_seconds=2.5,
@@ -148,6 +150,13 @@ def test_auth_is_open_unless_accounts_are_asked_for() -> None:
     assert Settings.from_env({}, auth="accounts").auth == "accounts"
     with pytest.raises(SettingError, match="must be open or accounts"):
         Settings.from_env({"AUTH": "Accounts"})
+
+
+def test_the_journal_is_the_trigger_unless_decoded_is_asked_for() -> None:
+    assert Settings.from_env({}).journal == "trigger"
+    assert Settings.from_env({"JOURNAL": "decoded"}).journal == "decoded"
+    with pytest.raises(SettingError, match="JOURNAL='logical': must be trigger or decoded"):
+        Settings.from_env({"JOURNAL": "logical"})
 
 
 def test_a_jwt_secret_has_at_least_32_bytes() -> None:
