@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 
+from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -106,10 +107,13 @@ class Cursors:
 
     async def _until(self, journaled: Callable[[], Awaitable[T | None]], waiter: asyncio.Future[T] | None) -> T:
         self.waiters += 1
+        started = asyncio.get_running_loop().time()
         try:
-            return await self._wait(journaled, waiter)
+            found = await self._wait(journaled, waiter)
         finally:
             self.waiters -= 1
+        metrics.CURSOR_WAIT.observe(asyncio.get_running_loop().time() - started)
+        return found
 
     async def _wait(self, journaled: Callable[[], Awaitable[T | None]], waiter: asyncio.Future[T] | None) -> T:
         loop = asyncio.get_running_loop()
@@ -129,6 +133,7 @@ class Cursors:
             if (found := await journaled()) is not None:
                 return found
         logger.warning("no journal entry in %s s: is the sequencer running?", self.timeout_seconds)
+        metrics.JOURNAL_LATE.inc()
         raise JournalLate(
             f"the change was made, but the journal has not recorded it in {self.timeout_seconds:g} s;"
             " a numbered mutation sent again is answered once it has"
