@@ -28,9 +28,11 @@ from graphql_todos.core.errors import DatabaseUnavailable
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# xids heard before their writer asked: a few seconds of every process's
-# writes at the rates measured (docs/bench-ab-journal.md), a few MB at most.
-KEEP = 100_000
+# xids heard before their writer asked (every process's, as the NOTIFY
+# reaches them all): seconds of writes at the rates measured (some 1,000/s,
+# docs/bench-ab-journal.md), where a writer asks within milliseconds; about
+# 2 MB. One evicted still gets its answer, by the journal read.
+KEEP = 10_000
 # How long a waiter trusts the NOTIFY alone before it reads the journal.
 CHECK_SECONDS = 1.0
 
