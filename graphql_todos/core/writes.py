@@ -236,9 +236,6 @@ def statements(journal: str) -> Statements:
     return DECODED if journal == "decoded" else TRIGGER
 
 
-INSERT_WRITE = TRIGGER.insert
-UPDATE_WRITE = TRIGGER.update
-MOVE_TODO = TRIGGER.move
 # Why a write found no row: the row's list and the actor's role in it
 # (NULL: no such row, or not a member: NOT_FOUND; a viewer: FORBIDDEN).
 SELECT_ROLE = "SELECT role FROM list_members WHERE list_id = %(list)s AND person_id = %(person)s"
