@@ -57,11 +57,13 @@ def _start(
     return started(name, args, env, cwd, port, functools.partial(answers, graphql=probe == "graphql"), log, wait)
 
 
-def ours_env(tree: Path, dsn: str) -> dict[str, str]:
-    """One checkout of ours (by PYTHONPATH) on its own database, as make bench runs ours."""
+def ours_env(tree: Path, dsn: str, journal: str = "trigger") -> dict[str, str]:
+    """One checkout of ours (by PYTHONPATH) on its own database, as make bench
+    runs ours; `journal`: Settings.journal (decoded: the database's sequencer runs beside it)."""
     return {
         "PYTHONPATH": str(tree.resolve()),
         "DATABASE_URL": dsn,
+        "JOURNAL": journal,
         "POOL_SIZE": "10",
         "WEB_DIST": "",
         "LOG_LEVEL": "warning",
@@ -73,7 +75,7 @@ def ours_env(tree: Path, dsn: str) -> dict[str, str]:
 
 def ours(name: str, tree: Path, dsn: str, journal: str = "trigger") -> AbstractContextManager[Server]:
     serve = str(Path(sys.executable).parent / "graphql-todos")
-    return _start(name, [serve, "serve"], {**ours_env(tree, dsn), "JOURNAL": journal}, tree, "healthz")
+    return _start(name, [serve, "serve"], ours_env(tree, dsn, journal), tree, "healthz")
 
 
 def peer5(peer_url: str) -> AbstractContextManager[Server]:
@@ -204,7 +206,7 @@ def summary(path: Path) -> None:
     """Medians per case and server, and the ratios (pairs: B worse than A in how many rounds)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for case in dict.fromkeys(r["case"] for r in rows):
-        # A, B and PostGraphile 5, and any other versions (bench.cursorwait's C).
+        # A, B and PostGraphile 5, and any other versions.
         names = dict.fromkeys(["A", "B", PG5, *(r["server"] for r in rows)])
         by = {s: [r for r in rows if r["case"] == case and r["server"] == s] for s in names}
         med = {s: {k: statistics.median(r[k] for r in v) for k in ("rps", "cpu_us", "pg_us")} for s, v in by.items() if v}

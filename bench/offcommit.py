@@ -72,9 +72,7 @@ from .writes import as_peer, insert_rate, notify_latency
 TABLES = ("ours", "ours_full", "stream", "stream_keyed", "stream_full", "stream_marked", "decoding", "xid8", "peers", "none")
 # Written by the app's numbered createTodo (an actor, a key, a mutations row), not a bare INSERT.
 FULL = ("ours_full", "stream_keyed", "stream_full", "stream_marked")
-# stream_app, stream_app_rows: no tables of this bench, the sequencers of
-# bench.cursorwait's copies of the app (APP_DECODED; WRITE_APP).
-STREAMED = ("stream", "stream_keyed", "stream_full", "stream_marked", "stream_app", "stream_app_rows")
+STREAMED = ("stream", "stream_keyed", "stream_full", "stream_marked")
 DECODED = (*STREAMED, "decoding")
 SEQUENCED = (*DECODED, "xid8")
 # The app's migrations kept (lists, members, mutations): ours, and the rebuilds.
@@ -95,12 +93,6 @@ CREATE TABLE seq_changes (
 """
 DECODING = """
 ALTER TABLE todos REPLICA IDENTITY FULL;
-CREATE PUBLICATION offcommit FOR TABLE todos;
-"""
-# The app's own journal fed by the sequencer (bench.cursorwait): each entry's
-# xid, for its writer's cursor, and its source LSN (each change once): the
-# columns and REPLICA IDENTITY FULL are the app's migration 011's now.
-APP_DECODED = """
 CREATE PUBLICATION offcommit FOR TABLE todos;
 """
 # The rebuilds' database: the app's, its todos journal triggers dropped (the
@@ -182,44 +174,6 @@ WITH batch AS (
     RETURNING position
 )
 SELECT pg_notify('todo_changes', max(position)::text) FROM batch HAVING count(*) > 0
-"""
-# The same into the app's journal (stream_app), entries as today's trigger
-# writes them (the lists a row leaves and joins, a moved row's old state),
-# and one NOTIFY per 200 transactions of the batch: each transaction's xid
-# and last position (a writer's cursor; the hub resolves its waiter), and
-# "through" so the hub reads the range back (live/notifications.py).
-_JOURNAL_APP = """
-WITH batch AS (
-    INSERT INTO todo_changes (position, source, xid, op, todo_id, todo, list_before, list_after, before, mutation)
-    SELECT nextval('todo_changes_position'), e->>'source', (e->>'xid')::xid8, (e->>'op')::journal_op,
-           (e->'row'->>'id')::uuid, to_jsonb(jsonb_populate_record(NULL::todos, e->'row')),
-           (e->'old'->>'list_id')::uuid, (e->'new'->>'list_id')::uuid,
-           CASE WHEN e->'old'->>'list_id' <> e->'new'->>'list_id' THEN to_jsonb(jsonb_populate_record(NULL::todos, e->'old')) END,
-           e->>'mutation'
-    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n
-    ON CONFLICT (source) WHERE source IS NOT NULL DO NOTHING
-    RETURNING *
-), written AS (
-    SELECT max(position) AS position, json_build_object(
-        'xids', json_agg(json_build_array(xid::text, position)), 'position', max(position), 'op', 'batch',
-        'through', max(position))::text AS payload
-    FROM (SELECT xid, max(position) AS position, (row_number() OVER (ORDER BY max(position)) - 1) / 200 AS chunk
-          FROM batch GROUP BY xid) x
-    GROUP BY chunk
-)
-"""
-WRITE_APP = _JOURNAL_APP + "SELECT pg_notify('todo_changes', payload) FROM written"
-# stream_app_rows: each entry's NOTIFY too, today's payload (010's
-# journal_write: the row whole, so the hub reads nothing back), in position
-# order before the batch's (a volatile target is computed after the sort).
-WRITE_APP_ROWS = _JOURNAL_APP + """
-SELECT pg_notify('todo_changes', payload) FROM (
-    SELECT 1 AS k, position, json_build_object(
-        'position', position, 'op', op, 'id', todo_id, 'changed_at', changed_at, 'list_before', list_before,
-        'list_after', list_after, 'person', NULL, 'todo', todo)::text AS payload FROM batch
-    UNION ALL
-    SELECT 2, position, payload FROM written
-) notes ORDER BY k, position
 """
 # Candidate B's batch: every staged entry of a transaction that has ended
 # (below the oldest running xid: committed, or rolled back with its entries).
@@ -309,7 +263,7 @@ def sequence(dsn: str, how: str) -> None:
 
 
 def _slot(conn: psycopg.Connection) -> str:
-    """The database's slot (slots are cluster-wide; bench.cursorwait runs two sequencers at once)."""
+    """The database's slot (slots are cluster-wide)."""
     return f"offcommit_{conn.info.dbname}"[:63]
 
 
@@ -326,7 +280,6 @@ def _stream(dsn: str, conn: psycopg.Connection, decoder: Decoder, how: str) -> N
     replication = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cur = replication.cursor()
     cur.start_replication(slot_name=_slot(conn), decode=False, options={"proto_version": "1", "publication_names": "offcommit", "messages": "true"})
-    write = {"stream_app": WRITE_APP, "stream_app_rows": WRITE_APP_ROWS}.get(how, WRITE_DECODED)
     # The xid8 epoch now (a wrap while it runs is not handled: a throwaway).
     epoch = int(conn.execute("SELECT pg_current_xact_id()::text::bigint >> 32").fetchone()[0])  # type: ignore[index]
     print("ready", flush=True)
@@ -350,7 +303,7 @@ def _stream(dsn: str, conn: psycopg.Connection, decoder: Decoder, how: str) -> N
                 batch, pending, done = pending[:done], pending[done:], 0
                 if changes := _decoded(decoder, batch, epoch):
                     start = time.perf_counter()
-                    conn.execute(write, (orjson.dumps(changes).decode(),))
+                    conn.execute(WRITE_DECODED, (orjson.dumps(changes).decode(),))
                     end = time.perf_counter()
                     held.append((end - first, end - start, len(changes)))
                 cur.send_feedback(flush_lsn=batch[-1][0], force=True)

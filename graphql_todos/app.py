@@ -162,10 +162,10 @@ def create_app(settings: Settings) -> TodoApp:
                 },
             )
             await pool.open(wait=True)
-            service = TodoService(pool, settings.max_list_rows)
+            service = TodoService(pool, settings.max_list_rows, settings.journal, settings.database_timeout_seconds)
             accounts = Accounts(pool, settings)
-            journal = Journal(pool)
-            hub = Hub(dsn, journal, settings)
+            journal = Journal(pool, service.writes.decoded)
+            hub = Hub(dsn, journal, settings, service.cursors)
             revocations = Revocations()
 
             def revoked(detail: dict[str, Any] | None) -> None:

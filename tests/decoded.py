@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -49,3 +50,15 @@ def journaled(conn: psycopg.Connection[Any], timeout: float = 30) -> None:
             ).fetchone() == (True,),
             timeout=timeout,
         )
+
+
+# Settings.journal's values: the trigger at commit (the default), or the sequencer.
+JOURNALS = ("trigger", DECODED)
+
+
+@dataclass(frozen=True)
+class Journaled:
+    """A migrated database of a test's own, and the journal mode it is made for."""
+
+    dsn: str
+    journal: str

@@ -65,6 +65,15 @@ LAG = Histogram(
     "From a change's commit (the journal's changed_at) to its frame written to a subscriber's connection.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
 )
+# JOURNAL=decoded (core/cursors.py): a write's wait for its own entry.
+CURSOR_WAIT = Histogram(
+    "graphql_todos_cursor_wait_seconds",
+    "JOURNAL=decoded: from a write's reply being ready (or a retry's read) to its journal entry heard of.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+JOURNAL_LATE = Counter(
+    "graphql_todos_journal_late", "JOURNAL=decoded: writes answered DATABASE_UNAVAILABLE, their entry not journaled in time."
+)
 REQUESTS = Histogram(
     "graphql_todos_http_request_seconds",
     "HTTP request latency by route and method (streams excepted: they last as long as the client).",

@@ -155,6 +155,7 @@ def test_auth_is_open_unless_accounts_are_asked_for() -> None:
 def test_the_journal_is_the_triggers_unless_decoding_is_asked_for() -> None:
     assert Settings.from_env({}).journal == "trigger"
     assert Settings.from_env({}, journal="decoded").journal == "decoded"
+    assert Settings.from_env({"JOURNAL": "decoded"}).journal == "decoded"
     with pytest.raises(SettingError, match="JOURNAL='logical': must be trigger or decoded"):
         Settings.from_env({"JOURNAL": "logical"})
 
