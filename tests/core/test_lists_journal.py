@@ -20,16 +20,18 @@ from tests.decoded import journaled, sequenced
 from tests.helpers import wait_until
 
 DEFAULT_LIST = LOCAL_LIST_ID
+# The commit-order lock's tests, and their decoded twins (the list's row lock).
+TRIGGER_ONLY = pytest.mark.parametrize("db_dsn", ["trigger"], indirect=True)
+DECODED_ONLY = pytest.mark.parametrize("db_dsn", ["decoded"], indirect=True)
 
 
 @pytest.fixture(params=["trigger", "decoded"])
 def db_dsn(request: pytest.FixtureRequest, db_dsn: str) -> Iterator[str]:
-    """Each test's database in either journal mode."""
+    """Each test's database in either journal mode (a test of one mode alone
+    narrows the params: TRIGGER_ONLY, DECODED_ONLY)."""
     if request.param == "trigger":
         yield db_dsn
         return
-    if request.node.get_closest_marker("trigger_only"):
-        pytest.skip("the commit-order lock's: its decoded twin is below")
     with sequenced(db_dsn):
         yield db_dsn
 
@@ -143,7 +145,7 @@ def test_a_transaction_may_not_change_a_lists_members_and_its_todos(db_dsn: str)
             conn.commit()
 
 
-@pytest.mark.trigger_only
+@TRIGGER_ONLY
 def test_a_writer_removed_by_a_commit_before_its_own_is_refused_at_commit(db_dsn: str) -> None:
     """people.md section 2, rule 1: the right is judged at the commit position."""
     with psycopg.connect(db_dsn, autocommit=True) as setup:
@@ -161,7 +163,7 @@ def test_a_writer_removed_by_a_commit_before_its_own_is_refused_at_commit(db_dsn
     assert "updated" not in ops
 
 
-@pytest.mark.trigger_only
+@TRIGGER_ONLY
 def test_a_viewer_may_not_write_and_psql_is_not_checked(db_dsn: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as setup:
         bob, _ = _person(setup, "bob")
@@ -175,7 +177,7 @@ def test_a_viewer_may_not_write_and_psql_is_not_checked(db_dsn: str) -> None:
         conn.commit()
 
 
-@pytest.mark.trigger_only
+@TRIGGER_ONLY
 def test_arrivals_are_the_rows_at_the_shares_commit(db_dsn: str) -> None:
     """Rule 2: an insert still open while the list is shared lands after the
     share as a created entry, not among the arrivals."""
@@ -214,7 +216,7 @@ def test_ending_a_session_or_token_is_journaled(db_dsn: str) -> None:
     ]
 
 
-@pytest.mark.trigger_only
+@TRIGGER_ONLY
 def test_the_lock_orders_membership_and_todo_commits(db_dsn: str) -> None:
     """A share whose expansion holds the commit-order lock makes a todo
     commit wait for it, so the todo's entry comes after the arrivals."""
@@ -241,10 +243,6 @@ def test_the_lock_orders_membership_and_todo_commits(db_dsn: str) -> None:
     assert ops == [("member_added", None), ("arrived", "a"), ("created", "b")]
 
 
-def _decoded(conn: psycopg.Connection[Any]) -> bool:
-    return conn.execute("SELECT mode FROM journal_mode").fetchone() == ("decoded",)
-
-
 def _waiting(observer: psycopg.Connection[Any], pid: int) -> None:
     """Until backend `pid` waits for a lock."""
     wait_until(lambda: observer.execute(
@@ -252,13 +250,12 @@ def _waiting(observer: psycopg.Connection[Any], pid: int) -> None:
     ).fetchone() == (True,), timeout=10)
 
 
+@DECODED_ONLY
 def test_decoded_a_removal_waits_for_an_open_write_whose_entry_comes_first(db_dsn: str) -> None:
     """Rule 1 without the commit-order lock: the write reads its right FOR
     SHARE (the app's statements do), so the removal waits for its commit,
     and no entry of the writer lands after its removal."""
     with psycopg.connect(db_dsn, autocommit=True) as setup:
-        if not _decoded(setup):
-            pytest.skip("decoded mode's: trigger mode refuses the write at commit (above)")
         bob, _ = _person(setup, "bob")
         setup.execute("INSERT INTO list_members VALUES (%s, %s, 'editor')", (DEFAULT_LIST, bob))
         (row,) = setup.execute("INSERT INTO todos (title) VALUES ('a') RETURNING id").fetchone()  # type: ignore[misc]
@@ -283,13 +280,12 @@ def test_decoded_a_removal_waits_for_an_open_write_whose_entry_comes_first(db_ds
     assert entries == [("updated", None, "b"), ("removed", bob, None), ("member_removed", bob, None)]
 
 
+@DECODED_ONLY
 def test_decoded_a_share_waits_for_an_open_insert_which_is_among_its_arrivals(db_dsn: str) -> None:
     """The share reads the list's rows with the list's row FOR UPDATE; an
     open insert holds it FOR KEY SHARE (its foreign key), so the share
     commits after it, and its arrivals hold the row created before them."""
     with psycopg.connect(db_dsn, autocommit=True) as setup:
-        if not _decoded(setup):
-            pytest.skip("decoded mode's: the commit-order lock's twin is above")
         bob, _ = _person(setup, "bob")
         setup.execute("INSERT INTO todos (title) VALUES ('a')")
         mark = _newest(setup)
