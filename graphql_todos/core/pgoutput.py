@@ -65,12 +65,13 @@ class Decoder:
 
     def decode(self, messages: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
         """The entries of `messages` ((LSN, payload) of whole transactions),
-        in order. Each: source, xid (32 bits, Begin's), op, and either a
+        in order. Each: source, xid (32 bits, Begin's), its commit time
+        (at: microseconds since 2000-01-01 UTC), op, and either a
         todo row's states (row, old, new) or a staged entry (entry); and the
         transaction's mutation key when it sent one. An UPDATE that changed
         nothing is no entry (the trigger's WHEN clause)."""
         entries: list[dict[str, Any]] = []
-        begun, key, xid, last, repeat = 0, None, 0, -1, 0
+        begun, key, xid, at, last, repeat = 0, None, 0, 0, -1, 0
         for lsn, data in messages:
             kind = data[:1]
             if kind in (b"I", b"U", b"D", b"M"):
@@ -79,8 +80,8 @@ class Decoder:
                 source = f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}" + (f"+{repeat}" if repeat else "")
             if kind == b"B":
                 begun, key = len(entries), None
-                # final LSN (8 bytes), commit time (8), xid (4).
-                (xid,) = struct.unpack_from("!I", data, 17)
+                # final LSN (8 bytes), commit time (8: microseconds since 2000), xid (4).
+                at, xid = struct.unpack_from("!qI", data, 9)
             elif kind == b"M":
                 # flags (1 byte), the message's LSN (8), prefix, content length (4), content.
                 end = data.index(b"\0", 10)
@@ -91,7 +92,9 @@ class Decoder:
                         earlier.setdefault("mutation", key)
                 elif prefix == ENTRY_PREFIX:
                     # Its JSON as written (journal_entry's fields), put into the batch's as is.
-                    entry: dict[str, Any] = {"source": source, "xid": xid, "entry": orjson.Fragment(data[end + 5 :])}
+                    entry: dict[str, Any] = {
+                        "source": source, "xid": xid, "at": at, "entry": orjson.Fragment(data[end + 5 :])
+                    }
                     if key is not None:
                         entry["mutation"] = key
                     entries.append(entry)
@@ -99,7 +102,7 @@ class Decoder:
                 relid, names = _relation(data)
                 self.relations[relid] = names
             elif kind in _OPS and (change := self._change(kind, data)) is not None:
-                change.update(source=source, xid=xid)
+                change.update(source=source, xid=xid, at=at)
                 if key is not None:
                     change["mutation"] = key
                 entries.append(change)
@@ -127,7 +130,8 @@ class Decoder:
 
 # The batch's entries in order, as the trigger writes them (sql/010's
 # journal_write: a row's lists, a moved row's old state, a staged entry's
-# fields), each with its source and its transaction's xid8 (Begin's 32 bits
+# fields), each with its source, its transaction's commit time (changed_at:
+# the trigger's is its transaction's now()), and its xid8 (Begin's 32 bits
 # in the epoch of the newest xid, or the one before for an xid above it);
 # then one NOTIFY per 200 transactions: each one's xid and last position
 # (a writer's cursor), and "through", so that the hub reads the range back
@@ -137,9 +141,10 @@ JOURNAL = """
 WITH next AS (
     SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid
 ), batch AS (
-    INSERT INTO todo_changes (position, source, xid, op, todo_id, todo, list_before, list_after, person_id, detail,
-                              before, mutation)
+    INSERT INTO todo_changes (position, source, changed_at, xid, op, todo_id, todo, list_before, list_after, person_id,
+                              detail, before, mutation)
     SELECT nextval('todo_changes_position'), e->>'source',
+           timestamptz '2000-01-01 00:00:00+00' + (e->>'at')::bigint * interval '1 microsecond',
            (((next.xid >> 32) - ((e->>'xid')::bigint > (next.xid & 4294967295))::int) << 32
             | (e->>'xid')::bigint)::text::xid8,
            coalesce(s.op, (e->>'op')::journal_op),

@@ -84,6 +84,7 @@ def test_the_slot_is_in_the_metrics(db_dsn: str) -> None:
 def test_one_entry_per_change_with_its_key_and_one_notification_per_batch(db_dsn: str) -> None:
     with sequenced(db_dsn), psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("LISTEN todo_changes")
+        (started,) = conn.execute("SELECT now()").fetchone()  # type: ignore[misc]
         conn.execute("INSERT INTO todos (title) SELECT 'row ' || i FROM generate_series(1, 300) i")
         with conn.cursor().copy("COPY todos (title) FROM STDIN") as copy:
             for i in range(50):
@@ -94,6 +95,10 @@ def test_one_entry_per_change_with_its_key_and_one_notification_per_batch(db_dsn
             conn.execute("UPDATE todos SET completed = true WHERE title = 'row 1'")  # no change: no entry
         entries = _entries(conn)
         notes = [orjson.loads(n.payload) for n in conn.notifies(timeout=1, stop_after=10)]
+        # Each entry at its transaction's commit time: after the first write began, not in the future.
+        assert conn.execute(
+            "SELECT bool_and(changed_at BETWEEN %s AND now()) FROM todo_changes", (started,)
+        ).fetchone() == (True,)
     assert [e[0] for e in entries] == list(range(1, 352))
     assert sorted(e[2] for e in entries[:350]) == sorted([f"row {i}" for i in range(1, 301)] + [f"copied {i}" for i in range(50)])
     assert entries[-1][1:3] == ("updated", "row 1") and entries[-1][4] == "a-key"
