@@ -57,11 +57,13 @@ def _start(
     return started(name, args, env, cwd, port, functools.partial(answers, graphql=probe == "graphql"), log, wait)
 
 
-def ours_env(tree: Path, dsn: str) -> dict[str, str]:
-    """One checkout of ours (by PYTHONPATH) on its own database, as make bench runs ours."""
+def ours_env(tree: Path, dsn: str, journal: str = "trigger") -> dict[str, str]:
+    """One checkout of ours (by PYTHONPATH) on its own database, as make bench
+    runs ours; `journal`: Settings.journal (decoded: the database's sequencer runs beside it)."""
     return {
         "PYTHONPATH": str(tree.resolve()),
         "DATABASE_URL": dsn,
+        "JOURNAL": journal,
         "POOL_SIZE": "10",
         "WEB_DIST": "",
         "LOG_LEVEL": "warning",
@@ -71,9 +73,9 @@ def ours_env(tree: Path, dsn: str) -> dict[str, str]:
     }
 
 
-def ours(name: str, tree: Path, dsn: str) -> AbstractContextManager[Server]:
+def ours(name: str, tree: Path, dsn: str, journal: str = "trigger") -> AbstractContextManager[Server]:
     serve = str(Path(sys.executable).parent / "graphql-todos")
-    return _start(name, [serve, "serve"], ours_env(tree, dsn), tree, "healthz")
+    return _start(name, [serve, "serve"], ours_env(tree, dsn, journal), tree, "healthz")
 
 
 def peer5(peer_url: str) -> AbstractContextManager[Server]:
@@ -132,12 +134,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--out", type=Path, help="JSON lines, one per run")
+    parser.add_argument(
+        "--b-journal", default="trigger", choices=("trigger", "decoded"),
+        help="JOURNAL of version B (A's: trigger); decoded needs the server at wal_level logical (the embedded one is)",
+    )
     parser.add_argument("--profile", type=Path, help="record py-spy raw stacks here instead")
     args = parser.parse_args()
     cases = args.cases.split(",")
     with _server() as admin, pair(admin, "_a") as dbs_a, pair(admin, "_b") as dbs_b, ExitStack() as stack:
         a = stack.enter_context(ours("A", args.a, dbs_a.ours))
-        b = stack.enter_context(ours("B", args.b, dbs_b.ours))
+        b = stack.enter_context(ours("B", args.b, dbs_b.ours, args.b_journal))
         p5 = stack.enter_context(peer5(dbs_a.peer_url))
         pg = postmaster(admin)
         ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
@@ -200,7 +206,7 @@ def summary(path: Path) -> None:
     """Medians per case and server, and the ratios (pairs: B worse than A in how many rounds)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for case in dict.fromkeys(r["case"] for r in rows):
-        # A, B and PostGraphile 5, and any other versions (bench.cursorwait's C).
+        # A, B and PostGraphile 5, and any other versions.
         names = dict.fromkeys(["A", "B", PG5, *(r["server"] for r in rows)])
         by = {s: [r for r in rows if r["case"] == case and r["server"] == s] for s in names}
         med = {s: {k: statistics.median(r[k] for r in v) for k in ("rps", "cpu_us", "pg_us")} for s, v in by.items() if v}

@@ -26,6 +26,8 @@ import psycopg
 import websockets
 from psycopg.conninfo import make_conninfo
 
+from graphql_todos.core.journal_mode import drop_slots
+
 from .procstat import cpu_seconds, rss_bytes
 
 QUERY = (
@@ -149,6 +151,7 @@ async def run_size(args: argparse.Namespace, n: int) -> dict[str, float]:
         server.terminate()
         await server.wait()
         with psycopg.connect(admin, autocommit=True) as conn:
+            drop_slots(conn, name)  # JOURNAL=decoded's (a slot blocks DROP DATABASE)
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 

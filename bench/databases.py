@@ -15,6 +15,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.journal_mode import drop_slots
 from graphql_todos.core.migrations import SQL_DIR, migrate
 
 from .writes import as_peer
@@ -57,6 +58,7 @@ def _server() -> Iterator[str]:
 
 def _create(admin: str, name: str) -> str:
     with psycopg.connect(admin, autocommit=True) as conn:
+        drop_slots(conn, name)
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     return make_conninfo(admin, dbname=name)
@@ -64,6 +66,7 @@ def _create(admin: str, name: str) -> str:
 
 def _drop(admin: str, name: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
+        drop_slots(conn, name)
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

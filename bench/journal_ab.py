@@ -110,7 +110,7 @@ def write_statement(kind: str, peer: bool) -> str:
     (core/writes.py); on the peers' tables, PostGraphile's plain one."""
     if peer:
         return PEER_STATEMENTS[kind]
-    return (writes.INSERT_WRITE if kind == "create" else writes.UPDATE_WRITE).plain
+    return (writes.TRIGGER.insert if kind == "create" else writes.TRIGGER.update).plain
 
 
 def write_params(kind: str, row_id: object, title: str) -> dict[str, object]:

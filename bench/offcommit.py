@@ -48,7 +48,6 @@ import asyncio
 import os
 import select
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -63,6 +62,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.journal_mode import lsn_number
+from graphql_todos.core.pgoutput import Decoder
 
 from .databases import ROOT, _server, created
 from .procstat import stat_fields
@@ -71,9 +72,7 @@ from .writes import as_peer, insert_rate, notify_latency
 TABLES = ("ours", "ours_full", "stream", "stream_keyed", "stream_full", "stream_marked", "decoding", "xid8", "peers", "none")
 # Written by the app's numbered createTodo (an actor, a key, a mutations row), not a bare INSERT.
 FULL = ("ours_full", "stream_keyed", "stream_full", "stream_marked")
-# stream_app, stream_app_rows: no tables of this bench, the sequencers of
-# bench.cursorwait's copies of the app (APP_DECODED; WRITE_APP).
-STREAMED = ("stream", "stream_keyed", "stream_full", "stream_marked", "stream_app", "stream_app_rows")
+STREAMED = ("stream", "stream_keyed", "stream_full", "stream_marked")
 DECODED = (*STREAMED, "decoding")
 SEQUENCED = (*DECODED, "xid8")
 # The app's migrations kept (lists, members, mutations): ours, and the rebuilds.
@@ -96,36 +95,12 @@ DECODING = """
 ALTER TABLE todos REPLICA IDENTITY FULL;
 CREATE PUBLICATION offcommit FOR TABLE todos;
 """
-# The app's own journal fed by the sequencer (bench.cursorwait): each entry's
-# xid, for its writer's cursor, and its source LSN (each change once).
-APP_DECODED = """
-ALTER TABLE todo_changes ADD COLUMN source text UNIQUE, ADD COLUMN xid xid8;
-ALTER TABLE todos REPLICA IDENTITY FULL;
-CREATE PUBLICATION offcommit FOR TABLE todos;
-"""
 # The rebuilds' database: the app's, its todos journal triggers dropped (the
 # lists', members' and sessions' stay: rare writes, still at commit).
 UNJOURNALED = "DROP TRIGGER todos_journal_insert_delete ON todos; DROP TRIGGER todos_journal_update ON todos;"
 # The list marks (007) rebuilt alone: a plain row trigger, no lock, not
-# deferred, marking the lists a transaction changed todos in, so a change to
-# their members in the same transaction still raises (journal_mark_list is 010's).
-MARKS = """
-CREATE FUNCTION todos_mark() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    marked text := coalesce(current_setting('app.journal_todos', true), '');
-    called text;
-BEGIN
-    IF TG_OP <> 'INSERT' AND position(OLD.list_id::text IN marked) = 0 THEN
-        called := journal_mark_list('todos', OLD.list_id);
-    END IF;
-    IF TG_OP <> 'DELETE' AND NEW.list_id IS DISTINCT FROM OLD.list_id AND position(NEW.list_id::text IN marked) = 0 THEN
-        called := journal_mark_list('todos', NEW.list_id);
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();
-"""
+# deferred (the app's decoded mode's, sql/011's todos_mark).
+MARKS = "CREATE TRIGGER todos_mark AFTER INSERT OR UPDATE OR DELETE ON todos FOR EACH ROW EXECUTE FUNCTION todos_mark();"
 # The app's numbered createTodo (graphql_todos/core/writes.py, _numbered of
 # _insert, less the default-list lookup), with the writer's client, seq and
 # key as parameters (prepared after five runs, as the app's are). Today's:
@@ -200,44 +175,6 @@ WITH batch AS (
 )
 SELECT pg_notify('todo_changes', max(position)::text) FROM batch HAVING count(*) > 0
 """
-# The same into the app's journal (stream_app), entries as today's trigger
-# writes them (the lists a row leaves and joins, a moved row's old state),
-# and one NOTIFY per 200 transactions of the batch: each transaction's xid
-# and last position (a writer's cursor; the hub resolves its waiter), and
-# "through" so the hub reads the range back (live/notifications.py).
-_JOURNAL_APP = """
-WITH batch AS (
-    INSERT INTO todo_changes (position, source, xid, op, todo_id, todo, list_before, list_after, before, mutation)
-    SELECT nextval('todo_changes_position'), e->>'source', (e->>'xid')::xid8, (e->>'op')::journal_op,
-           (e->'row'->>'id')::uuid, to_jsonb(jsonb_populate_record(NULL::todos, e->'row')),
-           (e->'old'->>'list_id')::uuid, (e->'new'->>'list_id')::uuid,
-           CASE WHEN e->'old'->>'list_id' <> e->'new'->>'list_id' THEN to_jsonb(jsonb_populate_record(NULL::todos, e->'old')) END,
-           e->>'mutation'
-    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n
-    ON CONFLICT (source) DO NOTHING
-    RETURNING *
-), written AS (
-    SELECT max(position) AS position, json_build_object(
-        'xids', json_agg(json_build_array(xid::text, position)), 'position', max(position), 'op', 'batch',
-        'through', max(position))::text AS payload
-    FROM (SELECT xid, max(position) AS position, (row_number() OVER (ORDER BY max(position)) - 1) / 200 AS chunk
-          FROM batch GROUP BY xid) x
-    GROUP BY chunk
-)
-"""
-WRITE_APP = _JOURNAL_APP + "SELECT pg_notify('todo_changes', payload) FROM written"
-# stream_app_rows: each entry's NOTIFY too, today's payload (010's
-# journal_write: the row whole, so the hub reads nothing back), in position
-# order before the batch's (a volatile target is computed after the sort).
-WRITE_APP_ROWS = _JOURNAL_APP + """
-SELECT pg_notify('todo_changes', payload) FROM (
-    SELECT 1 AS k, position, json_build_object(
-        'position', position, 'op', op, 'id', todo_id, 'changed_at', changed_at, 'list_before', list_before,
-        'list_after', list_after, 'person', NULL, 'todo', todo)::text AS payload FROM batch
-    UNION ALL
-    SELECT 2, position, payload FROM written
-) notes ORDER BY k, position
-"""
 # Candidate B's batch: every staged entry of a transaction that has ended
 # (below the oldest running xid: committed, or rolled back with its entries).
 WRITE_STAGED = """
@@ -282,73 +219,14 @@ def _process_ticks(pid: int) -> int:
 TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 
-# -- pgoutput (protocol 1), as pg_logical_slot_peek_binary_changes gives it --
+# pgoutput's messages are decoded by the app's decoder (graphql_todos.core.pgoutput):
+# each change's source, xid (32 bits: _epoch adds the epoch), op, row states and key.
 
 
-def _tuple(data: bytes, at: int, names: list[str]) -> tuple[dict[str, str | None], int]:
-    (count,) = struct.unpack_from("!h", data, at)
-    at += 2
-    row: dict[str, str | None] = {}
-    for name in names[:count]:
-        kind = data[at : at + 1]
-        at += 1
-        if kind == b"t":
-            (length,) = struct.unpack_from("!i", data, at)
-            row[name] = data[at + 4 : at + 4 + length].decode()
-            at += 4 + length
-        else:  # n (null), u (unchanged TOAST: not with REPLICA IDENTITY FULL's old row)
-            row[name] = None
-    return row, at
-
-
-def _decode(messages: list[tuple[str, bytes]], relations: dict[int, list[str]], epoch: int = 0) -> list[dict[str, object]]:
-    """The row changes of pgoutput's messages, each with its source LSN, its
-    transaction's xid (as xid8 in `epoch`; Begin's is 32 bits) and mutation
-    key (a transactional logical message of ours in it; a batch holds whole
-    transactions: _stream's), and its row's old and new states."""
-    changes: list[dict[str, object]] = []
-    begun, key, xid = 0, None, 0  # where the current transaction's changes start, its key, its xid
-    for lsn, data in messages:
-        kind = data[:1]
-        if kind == b"B":
-            begun, key = len(changes), None
-            # final LSN (8 bytes), commit time (8), xid (4).
-            xid = epoch << 32 | struct.unpack_from("!I", data, 17)[0]
-        elif kind == b"M":
-            # flags (1 byte), the message's LSN (8), prefix, content length (4), content.
-            end = data.index(b"\0", 10)
-            if data[10:end] == b"graphql_todos":
-                key = data[end + 5 :].decode()
-                for earlier in changes[begun:]:
-                    earlier["mutation"] = key
-        elif kind == b"R":
-            (relid,) = struct.unpack_from("!I", data, 1)
-            at = data.index(b"\0", 5) + 1
-            at = data.index(b"\0", at) + 1 + 1  # namespace, name, replica identity
-            (count,) = struct.unpack_from("!h", data, at)
-            at += 2
-            names = []
-            for _ in range(count):
-                end = data.index(b"\0", at + 1)
-                names.append(data[at + 1 : end].decode())
-                at = end + 1 + 8
-            relations[relid] = names
-        elif kind in (b"I", b"U", b"D"):
-            (relid,) = struct.unpack_from("!I", data, 1)
-            names, at = relations[relid], 5
-            old = None
-            if data[at : at + 1] in (b"K", b"O"):
-                old, at = _tuple(data, at + 1, names)
-            new = None
-            if data[at : at + 1] == b"N":
-                new, at = _tuple(data, at + 1, names)
-            op = {b"I": "created", b"U": "updated", b"D": "deleted"}[kind]
-            change: dict[str, object] = {
-                "source": lsn, "xid": xid, "op": op, "row": new if new is not None else old, "old": old, "new": new
-            }
-            if key is not None:
-                change["mutation"] = key
-            changes.append(change)
+def _decoded(decoder: Decoder, messages: list[tuple[int, bytes]], epoch: int = 0) -> list[dict[str, Any]]:
+    changes = decoder.decode(messages)
+    for change in changes:
+        change["xid"] |= epoch << 32
     return changes
 
 
@@ -365,15 +243,15 @@ def sequence(dsn: str, how: str) -> None:
                 (slot,),
             )
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
-        relations: dict[int, list[str]] = {}
+        decoder = Decoder()
         try:
             if how in STREAMED:
-                _stream(dsn, conn, relations, how)
+                _stream(dsn, conn, decoder, how)
                 return
             print("ready", flush=True)
             # stdin readable: the parent closed it (EOF), time to stop.
             while not select.select([sys.stdin], [], [], 0)[0]:
-                if _batch(conn, how, relations) == 0:
+                if _batch(conn, how, decoder) == 0:
                     time.sleep(IDLE_SECONDS)
         finally:
             if how in DECODED:
@@ -385,11 +263,11 @@ def sequence(dsn: str, how: str) -> None:
 
 
 def _slot(conn: psycopg.Connection) -> str:
-    """The database's slot (slots are cluster-wide; bench.cursorwait runs two sequencers at once)."""
+    """The database's slot (slots are cluster-wide)."""
     return f"offcommit_{conn.info.dbname}"[:63]
 
 
-def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]], how: str) -> None:
+def _stream(dsn: str, conn: psycopg.Connection, decoder: Decoder, how: str) -> None:
     """Candidate A as it would run: the slot streamed by a walsender
     (psycopg2's replication protocol; psycopg 3 has none), which waits for
     WAL instead of being polled. Whole transactions are journaled as one
@@ -402,11 +280,10 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]],
     replication = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cur = replication.cursor()
     cur.start_replication(slot_name=_slot(conn), decode=False, options={"proto_version": "1", "publication_names": "offcommit", "messages": "true"})
-    write = {"stream_app": WRITE_APP, "stream_app_rows": WRITE_APP_ROWS}.get(how, WRITE_DECODED)
     # The xid8 epoch now (a wrap while it runs is not handled: a throwaway).
     epoch = int(conn.execute("SELECT pg_current_xact_id()::text::bigint >> 32").fetchone()[0])  # type: ignore[index]
     print("ready", flush=True)
-    pending: list[tuple[str, bytes]] = []
+    pending: list[tuple[int, bytes]] = []
     done = 0  # pending's messages through its last commit
     # Per batch: seconds from its first commit message read to its journal's
     # commit, of which the journal's statement and commit; and its entries.
@@ -416,7 +293,7 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]],
         while True:
             message = cur.read_message()
             if message is not None:
-                pending.append((str(message.data_start), message.payload))
+                pending.append((message.data_start, message.payload))
                 if message.payload[:1] == b"C":
                     first = first if done else time.perf_counter()
                     done = len(pending)
@@ -424,12 +301,12 @@ def _stream(dsn: str, conn: psycopg.Connection, relations: dict[int, list[str]],
                     continue
             if done:
                 batch, pending, done = pending[:done], pending[done:], 0
-                if changes := _decode(batch, relations, epoch):
+                if changes := _decoded(decoder, batch, epoch):
                     start = time.perf_counter()
-                    conn.execute(write, (orjson.dumps(changes).decode(),))
+                    conn.execute(WRITE_DECODED, (orjson.dumps(changes).decode(),))
                     end = time.perf_counter()
                     held.append((end - first, end - start, len(changes)))
-                cur.send_feedback(flush_lsn=int(batch[-1][0]))
+                cur.send_feedback(flush_lsn=batch[-1][0], force=True)
             elif select.select([cur, sys.stdin], [], [], 1)[0] == [sys.stdin]:
                 return
     finally:
@@ -448,7 +325,7 @@ def _report_held(how: str, held: list[tuple[float, float, int]]) -> None:
           file=sys.stderr, flush=True)
 
 
-def _batch(conn: psycopg.Connection, how: str, relations: dict[int, list[str]]) -> int:
+def _batch(conn: psycopg.Connection, how: str, decoder: Decoder) -> int:
     """One batch journaled; how many messages or entries it took."""
     if how == "xid8":
         cur = conn.execute(WRITE_STAGED)
@@ -462,7 +339,7 @@ def _batch(conn: psycopg.Connection, how: str, relations: dict[int, list[str]]) 
         "'proto_version', '1', 'publication_names', 'offcommit')",
         (_slot(conn), flushed, BATCH),
     ).fetchall()
-    if changes := _decode(rows, relations):
+    if changes := _decoded(decoder, [(lsn_number(lsn), bytes(data)) for lsn, data in rows]):
         conn.execute(WRITE_DECODED, (orjson.dumps(changes).decode(),))
     # After the journal's commit: a crash before this decodes the batch again,
     # and ON CONFLICT (source) drops what is already journaled.

@@ -25,6 +25,7 @@ from graphql_todos.core import metrics, paths, tasks
 from graphql_todos.core.database import GatedPool, connect_timeout
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.journal import Journal
+from graphql_todos.core.journal_mode import DECODED, settle
 from graphql_todos.core.lists import Lists
 from graphql_todos.core.migrations import migrate
 from graphql_todos.core.people import Accounts
@@ -42,6 +43,7 @@ from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.live.broadcast import Groups
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.retention import Retention
+from graphql_todos.live.sequencer import Sequencer
 from graphql_todos.live.streams import LiveLists
 from graphql_todos.rest import auth, feed, lists, resources
 
@@ -88,6 +90,8 @@ class State(TypedDict):
     revocations: Revocations
     pool: AsyncConnectionPool
     retention: Retention
+    # JOURNAL=decoded: this process's candidate sequencer (None: the trigger journals).
+    sequencer: Sequencer | None
     settings: Settings
     response_cache: ResponseCache[bytes]
     response_replies: ResponseCache[Reply]
@@ -136,6 +140,7 @@ def create_app(settings: Settings) -> TodoApp:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with _database(settings) as dsn:
             await anyio.to_thread.run_sync(migrate, dsn)
+            await anyio.to_thread.run_sync(settle, dsn, settings.journal)
             pool = GatedPool(
                 dsn,
                 min_size=1,
@@ -157,10 +162,10 @@ def create_app(settings: Settings) -> TodoApp:
                 },
             )
             await pool.open(wait=True)
-            service = TodoService(pool, settings.max_list_rows)
+            service = TodoService(pool, settings.max_list_rows, settings.journal, settings.database_timeout_seconds)
             accounts = Accounts(pool, settings)
-            journal = Journal(pool)
-            hub = Hub(dsn, journal, settings)
+            journal = Journal(pool, service.writes.decoded)
+            hub = Hub(dsn, journal, settings, service.cursors)
             revocations = Revocations()
 
             def revoked(detail: dict[str, Any] | None) -> None:
@@ -172,8 +177,11 @@ def create_app(settings: Settings) -> TodoApp:
             retention = Retention(journal, hub, settings)
             pruning: asyncio.Task[None] | None = None
             expiring: asyncio.Task[None] | None = None
+            sequencer = Sequencer(dsn) if settings.journal == DECODED else None
             try:
                 await hub.start()
+                if sequencer is not None:
+                    sequencer.start()
                 pruning = asyncio.create_task(retention.run(), name="journal retention")
                 expiring = asyncio.create_task(revocations.sweep(accounts), name="session expiry")
                 gc.set_threshold(*GC_THRESHOLDS)
@@ -191,6 +199,7 @@ def create_app(settings: Settings) -> TodoApp:
                     "revocations": revocations,
                     "pool": pool,
                     "retention": retention,
+                    "sequencer": sequencer,
                     "settings": settings,
                     "response_cache": cache,
                     "response_replies": replies,
@@ -199,6 +208,8 @@ def create_app(settings: Settings) -> TodoApp:
                 for task in (pruning, expiring):
                     if task is not None:
                         await tasks.ended(task)
+                if sequencer is not None:
+                    await anyio.to_thread.run_sync(sequencer.stop)
                 await hub.stop()
                 await pool.close()
 

@@ -20,6 +20,7 @@ import uvicorn
 from graphql_todos.app import create_app
 from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.errors import BadUserInput
+from graphql_todos.core.journal_mode import JournalModeError, settle
 from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.migrations import NoMigrations, migrate
 from graphql_todos.core.passwords import HASHER, check
@@ -76,6 +77,10 @@ def _serve(settings: Settings) -> None:
     if warning is not None:
         logging.getLogger("graphql_todos.cli").warning(warning)
     if settings.workers == 1:
+        if settings.database_url is not None:
+            # Checked before uvicorn runs (its lifespan would fail with a traceback); the lifespan settles it again.
+            migrate(settings.database_url)
+            settle(settings.database_url, settings.journal)
         # Migrations run in the app's lifespan, next to the embedded server.
         Server(server_config(settings)).run()
         return
@@ -84,6 +89,7 @@ def _serve(settings: Settings) -> None:
     with contextlib.ExitStack() as stack:
         dsn = settings.database_url or stack.enter_context(embedded_postgres(settings.data_dir))
         migrate(dsn)
+        settle(dsn, settings.journal)
         os.environ.update(to_env(dataclasses.replace(settings, database_url=dsn)))
         # Each worker writes its metrics here; /metrics adds up the live ones.
         os.environ[MULTIPROC_DIR] = stack.enter_context(tempfile.TemporaryDirectory(prefix="graphql-todos-metrics-"))
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     except BadUserInput as exc:
         parser.exit(2, f"{parser.prog}: error: {exc.message}\n")
-    except NoMigrations as exc:
+    except (NoMigrations, JournalModeError) as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")
 
 

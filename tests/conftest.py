@@ -15,7 +15,9 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
+from graphql_todos.core.journal_mode import drop_slots
 from graphql_todos.core.migrations import migrate
+from tests.decoded import JOURNALS, Journaled, sequenced
 from tests.helpers import ROOT, TOKEN, Server, make_server
 from tests.pgserver import installed_postgres
 
@@ -45,6 +47,13 @@ def _admin(admin_dsn: str, sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
+def drop_database(admin_dsn: str, name: str) -> None:
+    """DROP DATABASE, its slot first (JOURNAL=decoded's: a slot blocks it)."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        drop_slots(conn, name)
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def template_db(admin_dsn: str) -> Iterator[str]:
     name = f"gt_template_{os.getpid()}"
@@ -52,14 +61,14 @@ def template_db(admin_dsn: str) -> Iterator[str]:
     _admin(admin_dsn, f"CREATE DATABASE {name}")
     migrate(make_conninfo(admin_dsn, dbname=name))
     yield name
-    _admin(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_database(admin_dsn, name)
 
 
 def _clone(admin_dsn: str, template_db: str) -> Iterator[str]:
     name = f"gt_{uuid.uuid4().hex[:12]}"
     _admin(admin_dsn, f"CREATE DATABASE {name} TEMPLATE {template_db}")
     yield make_conninfo(admin_dsn, dbname=name)
-    _admin(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_database(admin_dsn, name)
 
 
 @pytest.fixture
@@ -72,6 +81,28 @@ def db_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
 def module_db_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
     """A migrated database shared by one module's tests (one server for them all)."""
     yield from _clone(admin_dsn, template_db)
+
+
+def _journaled(request: pytest.FixtureRequest) -> Iterator[Journaled]:
+    """A migrated database for the journal mode request.param (tests/decoded.py)."""
+    for dsn in _clone(request.getfixturevalue("admin_dsn"), request.getfixturevalue("template_db")):
+        if request.param == "trigger":
+            yield Journaled(dsn, "trigger")
+        else:
+            with sequenced(dsn):
+                yield Journaled(dsn, request.param)
+
+
+@pytest.fixture(params=JOURNALS)
+def journaled_db(request: pytest.FixtureRequest) -> Iterator[Journaled]:
+    """A database of this test's own, once per journal mode (Settings.journal)."""
+    yield from _journaled(request)
+
+
+@pytest.fixture(scope="module", params=JOURNALS)
+def module_journaled_db(request: pytest.FixtureRequest) -> Iterator[Journaled]:
+    """A database shared by one module's tests, once per journal mode."""
+    yield from _journaled(request)
 
 
 @pytest.fixture

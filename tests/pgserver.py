@@ -100,7 +100,8 @@ def installed_postgres(bin_dir: Path) -> Iterator[str]:
 
     port = free_port()
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off"
+    # wal_level = logical: the JOURNAL=decoded tests run on it too.
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off -c wal_level=logical"
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o", options, "start")
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"

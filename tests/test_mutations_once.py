@@ -2,7 +2,7 @@
 once with a verdict, a retry answered byte for byte from the record, every
 reply carrying the journal cursor at which its effect (or its no-op) is
 visible; over HTTP, both GraphQL WebSocket protocols and REST, against a real
-PostgreSQL and uvicorn."""
+PostgreSQL and uvicorn; in each journal mode (Settings.journal, tests/decoded.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from graphql_todos.core import verdicts
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.intake import Operation
 from graphql_todos.graphql.numbering import NUMBERED
+from tests.decoded import Journaled
 from tests.gql import CHANGES, TODO_FIELDS, LegacyWs, TransportWs, create, data, subscribed
 from tests.helpers import Reachable, Serve, Server, serving, wait_until
 from tests.live_readers import resumed_everywhere
@@ -34,8 +35,8 @@ VERDICTS = "query($c: ID!, $after: String) { mutationVerdicts(client: $c, after:
 
 
 @pytest.fixture(scope="module")
-def server(module_db_dsn: str) -> Iterator[Server]:
-    with serving(module_db_dsn) as srv:
+def server(module_journaled_db: Journaled) -> Iterator[Server]:
+    with serving(module_journaled_db.dsn, journal=module_journaled_db.journal) as srv:
         yield srv
 
 
@@ -241,9 +242,10 @@ def test_concurrent_duplicates_make_one_change(server: Server) -> None:
     me = str(uuid.uuid4())
     body = numbered(CREATE, {"t": "raced"}, me, 1)
     with psycopg.connect(server.dsn, autocommit=True) as holder:
-        # The journal's commit-order lock: the first statement's commit waits on it.
+        # The lists' rows: the first statement's foreign key check, after its
+        # mutations row, waits on them (in either journal mode).
         holder.execute("BEGIN")
-        holder.execute("SELECT pg_advisory_xact_lock(7305202417)")
+        holder.execute("SELECT FROM lists FOR UPDATE")
         replies: list[bytes] = []
         threads = [threading.Thread(target=lambda: replies.append(http(server, body))) for _ in range(3)]
         for thread in threads:
@@ -362,13 +364,14 @@ def _quietly(send: Callable[[Serve], object], serve: Serve) -> None:
         send(serve)
 
 
-def test_killed_after_commit_five_retries_make_one_change(db_dsn: str) -> None:
+def test_killed_after_commit_five_retries_make_one_change(journaled_db: Journaled) -> None:
+    db_dsn = journaled_db.dsn
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute(SLEEP_AT_COMMIT)
         row = conn.execute("SELECT coalesce(max(position), 0) FROM todo_changes").fetchone()
         assert row is not None
         before = row[0]
-    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "HEARTBEAT_SECONDS": "1"}
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "HEARTBEAT_SECONDS": "1", "JOURNAL": journaled_db.journal}
     me = str(uuid.uuid4())
     body = numbered(CREATE, {"t": "sleep at commit graphql"}, me, 1)
     rest_key = {"Idempotency-Key": f'"{me}:2"'}

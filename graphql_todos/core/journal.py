@@ -97,8 +97,10 @@ class Coalesced(Generic[T]):
 
 
 class Journal:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, decoded: bool = False) -> None:
+        """`decoded`: Settings.journal is (verdicts' retention waits for the sequencer)."""
         self.pool = pool
+        self.decoded = decoded
         # Subscribes and cached reads all ask where the journal stands: under
         # load, one query answers every request that arrived before it.
         self.mark = Coalesced(self._read_mark)
@@ -158,7 +160,7 @@ class Journal:
     async def prune_mutations(self, keep_seconds: float, limit: int) -> int:
         """One batch of verdict retention (see verdicts.PRUNE_MUTATIONS); how many went."""
         async with connection(self.pool) as conn:
-            return await verdicts.prune_mutations(conn, keep_seconds, limit)
+            return await verdicts.prune_mutations(conn, keep_seconds, limit, self.decoded)
 
     async def ping(self, timeout: float) -> None:
         async with connection(self.pool, timeout) as conn:

@@ -65,6 +65,15 @@ LAG = Histogram(
     "From a change's commit (the journal's changed_at) to its frame written to a subscriber's connection.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
 )
+# JOURNAL=decoded (core/cursors.py): a write's wait for its own entry.
+CURSOR_WAIT = Histogram(
+    "graphql_todos_cursor_wait_seconds",
+    "JOURNAL=decoded: from a write's reply being ready (or a retry's read) to its journal entry heard of.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+JOURNAL_LATE = Counter(
+    "graphql_todos_journal_late", "JOURNAL=decoded: writes answered DATABASE_UNAVAILABLE, their entry not journaled in time."
+)
 REQUESTS = Histogram(
     "graphql_todos_http_request_seconds",
     "HTTP request latency by route and method (streams excepted: they last as long as the client).",
@@ -78,6 +87,18 @@ JOURNAL_ENTRIES = Gauge(
 JOURNAL_OLDEST = Gauge(
     "graphql_todos_journal_oldest_cursor",
     "The oldest cursor that can still resume (older ones get CURSOR_EXPIRED).",
+    multiprocess_mode="livemostrecent",
+)
+# JOURNAL=decoded: the sequencer's slot, as the process that streams it last saw it.
+SLOT_LAG = Gauge(
+    "graphql_todos_journal_slot_lag_bytes",
+    "WAL written since the sequencer's last confirmed batch (pg_current_wal_lsn() - confirmed_flush_lsn).",
+    multiprocess_mode="livemostrecent",
+)
+SLOT_WAL_STATUS = Gauge(
+    "graphql_todos_journal_slot_wal_status",
+    "1 for the sequencer slot's wal_status (lost: entries were missed; the slot is made again).",
+    ["status"],
     multiprocess_mode="livemostrecent",
 )
 

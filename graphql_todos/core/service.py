@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import metrics, repository, verdicts, writes
+from graphql_todos.core.cursors import Cursors, journaled_position
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import (
     BadUserInput,
@@ -117,10 +118,21 @@ class TodoService:
     """Every method that names a todo takes its id as the client spelled it
     and raises NotFound when there is no such row."""
 
-    def __init__(self, pool: AsyncConnectionPool, max_list_rows: int = Settings.max_list_rows) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        max_list_rows: int = Settings.max_list_rows,
+        journal: str = Settings.journal,
+        journal_timeout_seconds: float = Settings.database_timeout_seconds,
+    ) -> None:
+        """`journal`: Settings.journal; decoded, a write's reply waits up to
+        `journal_timeout_seconds` for its entry, which the hub hears of
+        (`cursors`, handed to the process's Hub)."""
         self.pool = pool
         self.max_list_rows = max_list_rows
         self._snapshots = _Snapshots(pool)
+        self.writes = writes.statements(journal)
+        self.cursors = Cursors(journal_timeout_seconds) if self.writes.decoded else None
 
     def page(
         self, size: int | None, offset: int | None, names: tuple[str, str] = ("first", "offset")
@@ -213,7 +225,7 @@ class TodoService:
         """A new row in `list_id`, else the actor's default list (people.md
         section 5); `actor` None is the service principal (no role check);
         `todo_id` names it (TodoExists when taken), else the database does."""
-        return (await self._write(receipt, writes.INSERT_WRITE, None, lambda: {
+        return (await self._write(receipt, self.writes.insert, None, lambda: {
             "title": clean_title(title), "completed": completed, "id": None if todo_id is None else parse_id(todo_id),
         }, actor, list_id))[0]
 
@@ -226,7 +238,7 @@ class TodoService:
         *,
         actor: uuid.UUID | None = None,
     ) -> Todo:
-        return (await self._write(receipt, writes.UPDATE_WRITE, todo_id, lambda: {
+        return (await self._write(receipt, self.writes.update, todo_id, lambda: {
             "title": None if title is None else clean_title(title), "completed": completed,
         }, actor))[0]
 
@@ -234,7 +246,8 @@ class TodoService:
         """Into another list: editor or owner of both."""
         key, target = parse_id(todo_id), parse_id(list_id, "listId")
         async with connection(self.pool) as conn, _refused(target, "list"):
-            moved, _ = await writes.write(conn, writes.MOVE_TODO, {"id": key, "list": target, "actor": actor})
+            params = {"id": key, "list": target, "actor": actor}
+            moved, _ = await writes.write(conn, self.writes.move, params, self.writes.decoded)
             if not moved and actor is not None:
                 # Its own list first: a row the caller cannot see is not found.
                 _check_role(await writes.role_of_todo(conn, key, actor), key, "todo")
@@ -242,7 +255,7 @@ class TodoService:
             return _found(key, moved[0] if moved else None)
 
     async def delete_todo(self, todo_id: str, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None) -> Todo:
-        return (await self._write(receipt, writes.DELETE_WRITE, todo_id, dict, actor))[0]
+        return (await self._write(receipt, self.writes.delete, todo_id, dict, actor))[0]
 
     async def toggle_all(
         self, completed: bool, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None,
@@ -251,7 +264,7 @@ class TodoService:
         """Changes every row the actor may edit (of `list_id`, of `ids`);
         returns the first MAX_LIST_ROWS it changed, in list order."""
         return await self._write(
-            receipt, writes.SET_ALL_COMPLETED_WRITE, None,
+            receipt, self.writes.set_all_completed, None,
             lambda: {"completed": completed, "ids": self._ids(ids)}, actor, list_id,
         )
 
@@ -262,7 +275,7 @@ class TodoService:
         """Deletes every completed row the actor may edit (of `list_id`, of
         `ids`); returns the first MAX_LIST_ROWS, in list order."""
         return await self._write(
-            receipt, writes.DELETE_COMPLETED_WRITE, None, lambda: {"ids": self._ids(ids)}, actor, list_id
+            receipt, self.writes.delete_completed, None, lambda: {"ids": self._ids(ids)}, actor, list_id
         )
 
     def _ids(self, ids: Sequence[str] | None) -> list[uuid.UUID] | None:
@@ -302,30 +315,41 @@ class TodoService:
             if receipt.key is None:
                 raise
             return await self._reject(receipt, receipt.key, refused, statement, key)
+        decoded = self.writes.decoded
+        # Decoded: every entry after this position is of a commit after it was heard.
+        floor = 0 if self.cursors is None else self.cursors.through
         try:
             async with connection(self.pool) as conn, _refused(*((key, "todo") if key else (target, "list"))):
                 if target is not None and actor is not None:
                     _check_role(await writes.role_in_list(conn, target, actor), target, "list")
                 if receipt.key is None:
-                    todos, position = await writes.write(conn, statement.plain, values)
-                    if position is None:
-                        position = (await repository.journal_newest(conn))[0]
-                    receipt.settle(Verdict.APPLIED, position)
+                    todos, mark = await writes.write(conn, statement.plain, values, decoded)
+                    if mark is None:
+                        mark = (await repository.journal_newest(conn))[0]
+                    if isinstance(mark, int):
+                        receipt.settle(Verdict.APPLIED, mark)
                     if statement.single and not todos:
-                        raise await _refusal(conn, key, actor)  # type: ignore[arg-type] # a single write names a row
-                    return todos
-                written = await writes.write_numbered(conn, statement, values, receipt.key)
-                if written is not None and statement.single and not written[0]:
-                    raise await _refusal(conn, key, actor)  # type: ignore[arg-type]
+                        raise await _refusal(conn, key, actor)
+                    if isinstance(mark, int):
+                        return todos
+                else:
+                    written = await writes.write_numbered(conn, statement, values, receipt.key, decoded)
+                    if written is not None and statement.single and not written[0]:
+                        raise await _refusal(conn, key, actor)
         except DatabaseUnavailable:
             raise  # no verdict on the mutation (a statement timeout, say): it is sent again
         except DomainError as refused:
             if receipt.key is None:
                 raise
             return await self._reject(receipt, receipt.key, refused, statement, key)
+        # Decoded, the connection is back in the pool: the wait for the entry holds none.
+        if receipt.key is None:
+            receipt.settle(Verdict.APPLIED, await self._journaled(mark, floor))  # type: ignore[arg-type] # the xid
+            return todos
         if written is None:
             return await self._settled(receipt, receipt.key, statement, key)
-        rows, position = written
+        rows, mark = written
+        position = await self._journaled(mark, floor) if isinstance(mark, str) else mark
         if position is None:
             # It changed nothing, so journaled nothing: its rows and cursor are kept with its verdict.
             async with connection(self.pool) as conn:
@@ -334,6 +358,16 @@ class TodoService:
                 return await self._settled(receipt, receipt.key, statement, key)
         receipt.settle(Verdict.APPLIED, position)
         return [Todo.from_json(row) for row in rows]
+
+    async def _journaled(self, xid: str, floor: int) -> int:
+        """The position of the last entry of the write `xid`, after `floor` (decoded)."""
+        assert self.cursors is not None
+
+        async def read() -> int | None:
+            async with connection(self.pool) as conn:
+                return await journaled_position(conn, xid, floor)
+
+        return await self.cursors.position(xid, read)
 
     async def _reject(
         self, receipt: Receipt, numbered: Key, refused: DomainError, statement: writes.Write | None, todo_id: uuid.UUID | None
@@ -356,11 +390,16 @@ class TodoService:
         another request under it); a rejection is raised again."""
         async with connection(self.pool) as conn:
             record = await verdicts.settled(conn, numbered)
-            if record is not None and record.position is None:
+            if record is not None and record.position is None and self.cursors is None:
                 # Applied, changed nothing, and not settled yet: its first
                 # reply is still on its way, or was lost with its process.
                 await verdicts.settle_unchanged(conn, numbered, None, todo_id)
                 record = await verdicts.settled(conn, numbered)
+        if record is not None and record.position is None and self.cursors is not None:
+            # Decoded: applied, and its entries not journaled yet (one that
+            # changed nothing is settled by its statement, writes._numbered):
+            # they will come, as its mutations row proves.
+            record = (await self.cursors.until(lambda: self._entries_of(numbered)))[0]
         if record is None or record.position is None:
             # Pruned meanwhile: a key is remembered for MUTATIONS_KEEP_SECONDS.
             raise DatabaseUnavailable("the mutation's record changed while it was read; send it again")
@@ -376,19 +415,35 @@ class TodoService:
             raise NotFound(todo_id)  # type: ignore[arg-type] # the row is gone since
         return todos[: self.max_list_rows]
 
+    async def _entries_of(self, numbered: Key) -> tuple[verdicts.Settled | None] | None:
+        """The key's record once its entries are journaled (or it is gone); None: not yet."""
+        async with connection(self.pool) as conn:
+            record = await verdicts.settled(conn, numbered)
+        return None if record is not None and record.position is None else (record,)
+
     async def verdicts(self, principal: uuid.UUID, client: str, after: str, field: str = "client") -> list[VerdictRow]:
         """A client's verdicts after sequence number `after` (at most MAX_LIST_ROWS)."""
         client_id = parse_client(client, field)
         if not (after.isascii() and after.isdigit() and len(after) <= 19):
             raise BadUserInput("after", f"must be a sequence number, not {after!r}")
-        async with connection(self.pool) as conn:
-            rows = await verdicts.verdicts(conn, principal, client_id, int(after), self.max_list_rows)
-        return [VerdictRow.of(row) for row in rows]
+
+        async def read() -> list[dict[str, Any]] | None:
+            async with connection(self.pool) as conn:
+                rows = await verdicts.verdicts(conn, principal, client_id, int(after), self.max_list_rows)
+            # Decoded: an applied verdict whose entries are not journaled yet has no cursor yet.
+            return rows if all(row["position"] is not None for row in rows) else None
+
+        rows = await read() if self.cursors is None else await self.cursors.until(read)
+        return [VerdictRow.of(row) for row in rows]  # type: ignore[union-attr] # trigger mode: every verdict has its cursor
 
 
-async def _refusal(conn: AsyncConnection[Any], key: uuid.UUID, actor: uuid.UUID | None) -> DomainError:
+async def _refusal(conn: AsyncConnection[Any], key: uuid.UUID | None, actor: uuid.UUID | None) -> DomainError:
     """Why a write that names a row found none: a viewer of its list may not
-    change it (FORBIDDEN), anyone else finds no such row."""
+    change it (FORBIDDEN), anyone else finds no such row. A create finds
+    none (decoded: its statement judges the right) when the actor lost the
+    right after the service checked it."""
+    if key is None:
+        return Forbidden("may no longer change this list")
     if actor is not None:
         role = await writes.role_of_todo(conn, key, actor)
         if role == "viewer":

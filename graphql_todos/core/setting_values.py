@@ -86,6 +86,15 @@ def auth(text: str) -> str:
     return text
 
 
+_JOURNAL_MODES = ("trigger", "decoded")
+
+
+def journal(text: str) -> str:
+    if text not in _JOURNAL_MODES:
+        raise ValueError("must be trigger or decoded")
+    return text
+
+
 def jwt_secret(text: str) -> str | None:
     # RFC 7518: an HS256 key of at least the hash's 256 bits.
     if text and len(text.encode()) < 32:

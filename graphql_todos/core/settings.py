@@ -72,6 +72,12 @@ class Settings:
         500, "JOURNAL_BATCH", values.int_in(1),
         "journal entries read per query (live and when replaying), and pruned per statement",
     )
+    journal: str = _setting(
+        "trigger", "JOURNAL", values.journal,
+        "who writes the journal: trigger, each write's transaction at its commit; decoded, a sequencer"
+        " reading the WAL after commit (faster writes; needs wal_level = logical and a role with"
+        " REPLICATION: see The journal by logical decoding)",
+    )
     journal_keep_seconds: float = _setting(
         604800.0, "JOURNAL_KEEP_SECONDS", values.seconds,
         "journal entries older than this are pruned (cursors before them expire)",

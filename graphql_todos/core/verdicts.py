@@ -72,8 +72,12 @@ LIMIT %(limit)s
 # One batch of verdict retention: older than keep_seconds, or applied with
 # its rows and cursor in journal entries that were all pruned (older than
 # the oldest entry kept, and none left with its key): a key is remembered
-# while both are. A rejection or a no-op keeps its own rows.
-PRUNE_MUTATIONS = """
+# while both are. A rejection or a no-op keeps its own rows. `{journaled}`:
+# decoded, an applied verdict's entries may not be journaled yet (none with
+# its key, as if pruned): such verdicts go only when every logical slot of
+# the database has confirmed the WAL written before this statement, which
+# covers every commit it sees (docs/design/journal-decoding.md).
+_PRUNE_MUTATIONS = """
 WITH oldest AS (
     SELECT (SELECT changed_at FROM todo_changes ORDER BY position LIMIT 1) AS kept,
            now() - %(keep_seconds)s * interval '1 second' AS expired
@@ -83,13 +87,17 @@ WITH oldest AS (
       AND (m.created_time < oldest.expired
            OR (m.position IS NULL AND NOT EXISTS (
                SELECT FROM todo_changes
-               WHERE mutation = m.principal::text || ':' || m.client_id::text || ':' || m.seq::text)))
+               WHERE mutation = m.principal::text || ':' || m.client_id::text || ':' || m.seq::text){journaled}))
     ORDER BY m.created_time
     LIMIT %(limit)s
 )
 DELETE FROM mutations m USING batch b
 WHERE (m.principal, m.client_id, m.seq) = (b.principal, b.client_id, b.seq)
 """
+PRUNE_MUTATIONS = _PRUNE_MUTATIONS.format(journaled="")
+PRUNE_MUTATIONS_DECODED = _PRUNE_MUTATIONS.format(journaled="""
+           AND (SELECT min(confirmed_flush_lsn) FROM pg_replication_slots
+                WHERE database = current_database() AND slot_type = 'logical') >= pg_current_wal_lsn()""")
 
 
 async def settle_unchanged(
@@ -154,10 +162,10 @@ async def verdicts(
         return await cur.fetchall()
 
 
-async def prune_mutations(conn: AsyncConnection[Any], keep_seconds: float, limit: int) -> int:
-    """Delete one batch of verdicts past retention; how many went."""
+async def prune_mutations(conn: AsyncConnection[Any], keep_seconds: float, limit: int, decoded: bool = False) -> int:
+    """Delete one batch of verdicts past retention; how many went (`decoded`: Settings.journal's)."""
     async with conn.cursor() as cur:
-        await cur.execute(PRUNE_MUTATIONS, {"keep_seconds": keep_seconds, "limit": limit})
+        await cur.execute(PRUNE_MUTATIONS_DECODED if decoded else PRUNE_MUTATIONS, {"keep_seconds": keep_seconds, "limit": limit})
         return cur.rowcount
 
 

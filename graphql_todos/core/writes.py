@@ -23,51 +23,113 @@ from graphql_todos.core.verdicts import key_params
 
 _RETURNING = "RETURNING " + ", ".join(f"todos.{column}" for column in TODO_COLUMNS.split(", "))
 
-# Writes act for a person: the statement sets app.person_id for the journal
-# trigger, which judges the right again at the commit position, and keeps
-# only rows of lists the person may edit. With no actor (the service token,
-# psql's way) nothing is checked. Unnumbered, the setting is a subquery the
-# statement joins (volatile: run once, before any row changes), so the
-# statement still starts as the app's own; numbered, a CTE that also sets
-# the mutation's key (_numbered).
+
+@dataclass(frozen=True, slots=True)
+class _Journal:
+    """What the journal mode adds to every statement (docs/design/journal-decoding.md,
+    "The write path"). Trigger: the journal trigger, at commit, judges the
+    right again and writes the entry, marked with app.mutation. Decoded: the
+    sequencer journals the commit later, so the statement itself holds the
+    actor's member row FOR SHARE (a removal or a demotion, an UPDATE no-key
+    lock would let by, waits for this commit and lands after its entry),
+    holds the changed rows' list FOR KEY SHARE (a share, which takes it FOR
+    UPDATE, orders against the write; an INSERT's foreign key takes it
+    already), sends the key as a transactional logical message the sequencer
+    puts in each entry, and returns the writer's xid, whose position the
+    hub will hear (core/cursors.py)."""
+
+    key: str
+    share: str
+    list_lock: str
+    decoded: bool
+
+
+_TRIGGER = _Journal("set_config('app.mutation', %(key)s, true)", "", "", False)
+_DECODED = _Journal(
+    "pg_logical_emit_message(true, 'graphql_todos', %(key)s)",
+    " FOR SHARE",
+    " AND EXISTS (SELECT FROM lists l WHERE l.id = todos.list_id FOR KEY SHARE)",
+    True,
+)
+# An update that leaves a row as it was is not journaled (the trigger's WHEN
+# clause; the sequencer compares the decoded old and new rows), so its
+# writer must not wait for an entry. todos_touch (001) sets updated_time to
+# the transaction's now() exactly when the title or completed changes. (A
+# no-op after a change by a transaction that started in the same
+# microsecond reads as a change: its reply ends in JournalLate. Exact would
+# be RETURNING old.*, PostgreSQL 18 only.)
+_KEPT = "{row}.updated_time <> now()"
+
+
+def _xid(journal: _Journal, row: str, kept: str | None) -> str:
+    """The writer's xid as a last column (decoded), NULL for a row `kept` as it was."""
+    if not journal.decoded:
+        return ""
+    xid = "pg_current_xact_id()::text"
+    return f", {xid if kept is None else f'CASE WHEN NOT {kept.format(row=row)} THEN {xid} END'} AS xid"
+
+# Writes act for a person: the statement sets app.person_id (read by the
+# lists' journal triggers), and keeps only rows of lists the person may
+# edit. With no actor (the service token, psql's way) nothing is checked.
+# Unnumbered, the setting is a subquery the statement joins (volatile: run
+# once, before any row changes), so the statement still starts as the app's
+# own; numbered, a CTE that also sends the mutation's key (_numbered).
 _ACTING = "(SELECT set_config('app.person_id', coalesce(%(actor)s::text, ''), true)) AS acting"
-_EDITABLE = """(%(actor)s::uuid IS NULL OR EXISTS (
-    SELECT FROM list_members m WHERE m.list_id = todos.list_id AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))"""
+
+
+def _may_edit(journal: _Journal, list_id: str) -> str:
+    """The actor may edit `list_id` (an SQL expression)."""
+    return f"""(%(actor)s::uuid IS NULL OR EXISTS (
+    SELECT FROM list_members m WHERE m.list_id = {list_id} AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'{journal.share}))"""
+
+
+def _editable(journal: _Journal) -> str:
+    """The row is one the actor may edit, its list held as the mode needs."""
+    return _may_edit(journal, "todos.list_id") + journal.list_lock
+
+
 # Rows of the lists the actor may edit (or of `list` alone), and of `ids`
 # alone when named: the rows a client saw, so an edit queued offline and
 # sent later changes exactly those (docs/design/offline.md, section 3).
-_IN_LISTS = f"""{_EDITABLE} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)
+def _in_lists(journal: _Journal) -> str:
+    return f"""{_editable(journal)} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)
 AND (%(ids)s::uuid[] IS NULL OR todos.id = ANY(%(ids)s::uuid[]))"""
 
 
 # Each change, reading the acting person from `acting` (the subquery or the CTE).
-# No list named: the actor's default list, or local's for the service.
-def _insert(acting: str) -> str:
+# No list named: the actor's default list, or local's for the service. The
+# trigger judges an insert's right at commit; decoded, the statement does
+# (the service checked a named list's role before, as in trigger mode).
+def _insert(journal: _Journal, acting: str) -> str:
+    target = "coalesce(%(list)s::uuid, (SELECT id FROM lists WHERE owner_id = %(owner)s::uuid AND is_default))"
+    source = f"""{target}
+FROM {acting}""" if not journal.decoded else f"""target.id
+FROM {acting}, (SELECT {target} AS id) target
+WHERE {_may_edit(journal, "target.id")}"""
     return f"""INSERT INTO todos (id, title, completed, list_id)
 SELECT coalesce(%(id)s, gen_random_uuid()), %(title)s, %(completed)s,
-       coalesce(%(list)s::uuid, (SELECT id FROM lists WHERE owner_id = %(owner)s::uuid AND is_default))
-FROM {acting}
+       {source}
 {_RETURNING}"""
 
 
-def _update(acting: str) -> str:
+def _update(journal: _Journal, acting: str) -> str:
     return f"""UPDATE todos SET title = coalesce(%(title)s, title), completed = coalesce(%(completed)s, completed)
-FROM {acting} WHERE id = %(id)s AND {_EDITABLE}
+FROM {acting} WHERE id = %(id)s AND {_editable(journal)}
 {_RETURNING}"""
 
 
-def _delete(acting: str) -> str:
-    return f"DELETE FROM todos USING {acting} WHERE id = %(id)s AND {_EDITABLE}\n{_RETURNING}"
+def _delete(journal: _Journal, acting: str) -> str:
+    return f"DELETE FROM todos USING {acting} WHERE id = %(id)s AND {_editable(journal)}\n{_RETURNING}"
 
 
-def _set_all(acting: str) -> str:
+def _set_all(journal: _Journal, acting: str) -> str:
     return f"""UPDATE todos SET completed = %(completed)s FROM {acting}
-WHERE completed IS DISTINCT FROM %(completed)s AND {_IN_LISTS}
+WHERE completed IS DISTINCT FROM %(completed)s AND {_in_lists(journal)}
 {_RETURNING}"""
 
 
-def _delete_completed(acting: str) -> str:
-    return f"DELETE FROM todos USING {acting} WHERE completed AND {_IN_LISTS}\n{_RETURNING}"
+def _delete_completed(journal: _Journal, acting: str) -> str:
+    return f"DELETE FROM todos USING {acting} WHERE completed AND {_in_lists(journal)}\n{_RETURNING}"
 
 
 # ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
@@ -79,28 +141,48 @@ def _many(change: str) -> str:
 
 # A numbered mutation: the change (reading `acting`, so the key and the
 # person are set before its rows are written) and its verdict in one
-# statement, so they commit or roll back together; the key set
-# transaction-locally marks the journal entries the change makes at commit.
-# A key used before meets the primary key (a concurrent duplicate waits for
-# the first to commit) and the whole statement rolls back. The rows come back
-# as the journal holds them (to_jsonb), so a retry answers from the same
-# text; as text, which orjson reads in a fifth of the time psycopg's jsonb
-# loader (the standard library's json) takes. `single`: the verdict is
-# written only when the change found its row (one verdict per row of a
-# change of one row or none), else the service records a rejection; with no
-# order to keep, and no aggregate for the verdict: 40% of what numbering
-# added to the statement (docs/bench-ab-writes.md).
-def _numbered(change: str, single: bool) -> str:
+# statement, so they commit or roll back together; the key marks the
+# journal entries the change makes (set transaction-locally for the
+# trigger, a transactional message for the sequencer). A key used before
+# meets the primary key (a concurrent duplicate waits for the first to
+# commit) and the whole statement rolls back. The rows come back as the
+# journal holds them (to_jsonb), so a retry answers from the same text; as
+# text, which orjson reads in a fifth of the time psycopg's jsonb loader
+# (the standard library's json) takes. `single`: the verdict is written
+# only when the change found its row (one verdict per row of a change of
+# one row or none), else the service records a rejection; with no order to
+# keep, and no aggregate for the verdict: 40% of what numbering added to the
+# statement (docs/bench-ab-writes.md). Decoded, a change that journals
+# nothing (of many rows, none; of one, `kept` as it was) is settled in the
+# statement (its rows and where the journal stands): a verdict with neither
+# is then one whose entries will come, which a retry and retention rely on
+# (core/verdicts.py).
+def _numbered(journal: _Journal, change: str, single: bool, kept: str | None) -> str:
     verdict = "%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'applied'"
-    recorded, order = (f"SELECT {verdict} FROM changed", "") if single else (
-        f"VALUES ({verdict})", " ORDER BY created_time, id LIMIT %(limit)s"
-    )
+    columns = "principal, client_id, seq, fingerprint, verdict"
+    newest = "(SELECT coalesce(max(position), 0) FROM todo_changes)"
+    if single and journal.decoded and kept is not None:
+        unchanged = kept.format(row="changed")
+        recorded, order = f"""({columns}, result, position)
+    SELECT {verdict}, CASE WHEN {unchanged} THEN jsonb_build_array(to_jsonb(changed)) END,
+           CASE WHEN {unchanged} THEN {newest} END FROM changed""", ""
+    elif single:
+        recorded, order = f"({columns}) SELECT {verdict} FROM changed", ""
+    elif not journal.decoded:
+        recorded, order = f"({columns}) VALUES ({verdict})", " ORDER BY created_time, id LIMIT %(limit)s"
+    else:
+        recorded, order = (
+            f"""({columns}, result, position)
+    SELECT {verdict}, '[]'::jsonb, {newest} WHERE NOT EXISTS (SELECT FROM changed)
+    UNION ALL SELECT {verdict}, NULL, NULL WHERE EXISTS (SELECT FROM changed)""",
+            " ORDER BY created_time, id LIMIT %(limit)s",
+        )
     return f"""
-WITH acting AS (SELECT set_config('app.mutation', %(key)s, true),
+WITH acting AS (SELECT {journal.key},
                        set_config('app.person_id', coalesce(%(actor)s::text, ''), true)),
 changed AS ({change}),
-recorded AS (INSERT INTO mutations (principal, client_id, seq, fingerprint, verdict) {recorded})
-SELECT to_jsonb(changed)::text AS todo FROM changed{order}
+recorded AS (INSERT INTO mutations {recorded})
+SELECT to_jsonb(changed)::text AS todo{_xid(journal, "changed", kept)} FROM changed{order}
 """
 
 
@@ -114,21 +196,46 @@ class Write:
     single: bool
 
 
-def _write(change: Any, single: bool) -> Write:
-    plain = change(_ACTING)
-    return Write(plain if single else _many(plain), _numbered(change("acting"), single), single)
+def _write(journal: _Journal, change: Any, single: bool, kept: str | None = None) -> Write:
+    """`kept`: the change may leave a row as it was (_KEPT)."""
+    plain = change(journal, _ACTING) + _xid(journal, "todos", kept)
+    return Write(plain if single else _many(plain), _numbered(journal, change(journal, "acting"), single, kept), single)
 
 
-INSERT_WRITE = _write(_insert, True)
-UPDATE_WRITE = _write(_update, True)
-DELETE_WRITE = _write(_delete, True)
-SET_ALL_COMPLETED_WRITE = _write(_set_all, False)
-DELETE_COMPLETED_WRITE = _write(_delete_completed, False)
-# A move needs the right to edit both lists.
-MOVE_TODO = f"""UPDATE todos SET list_id = %(list)s FROM {_ACTING}
-WHERE id = %(id)s AND {_EDITABLE} AND (%(actor)s::uuid IS NULL OR EXISTS (
-    SELECT FROM list_members m WHERE m.list_id = %(list)s AND m.person_id = %(actor)s::uuid AND m.role <> 'viewer'))
-{_RETURNING}"""
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """One journal mode's writes; `decoded`: their rows end with the writer's
+    xid, and their entries' positions come later (core/cursors.py)."""
+
+    insert: Write
+    update: Write
+    delete: Write
+    set_all_completed: Write
+    delete_completed: Write
+    # A move needs the right to edit both lists (unnumbered only).
+    move: str
+    decoded: bool
+
+
+def _statements(journal: _Journal) -> Statements:
+    move = f"""UPDATE todos SET list_id = %(list)s FROM {_ACTING}
+WHERE id = %(id)s AND {_editable(journal)} AND {_may_edit(journal, "%(list)s")}
+{_RETURNING}{_xid(journal, "todos", None)}"""
+    return Statements(
+        _write(journal, _insert, True), _write(journal, _update, True, _KEPT), _write(journal, _delete, True),
+        _write(journal, _set_all, False), _write(journal, _delete_completed, False), move, journal.decoded,
+    )
+
+
+TRIGGER = _statements(_TRIGGER)
+DECODED = _statements(_DECODED)
+
+
+def statements(journal: str) -> Statements:
+    """The writes of a journal mode (Settings.journal): the one place it is decided."""
+    return DECODED if journal == "decoded" else TRIGGER
+
+
 # Why a write found no row: the row's list and the actor's role in it
 # (NULL: no such row, or not a member: NOT_FOUND; a viewer: FORBIDDEN).
 SELECT_ROLE = "SELECT role FROM list_members WHERE list_id = %(list)s AND person_id = %(person)s"
@@ -209,20 +316,31 @@ def _todo(values: Any) -> Todo:
     return Todo(*values)
 
 
-async def write(conn: AsyncConnection[Any], statement: str, params: dict[str, Any]) -> tuple[list[Todo], int | None]:
-    """An unnumbered mutation (a Write's plain statement, or MOVE_TODO): its
-    rows, and the position of its newest journal entry (None: it journaled nothing)."""
+# What a write's statement tells of its entries: the newest one's position
+# (trigger mode: the journal trigger's NOTICE), the writer's xid (decoded:
+# the hub hears the position later, core/cursors.py), or None (no entry).
+Mark = int | str | None
+
+
+async def write(
+    conn: AsyncConnection[Any], statement: str, params: dict[str, Any], decoded: bool = False
+) -> tuple[list[Todo], Mark]:
+    """An unnumbered mutation (a Statements' plain statement, or its move):
+    its rows, and its Mark; `decoded`: the statement is of Statements.decoded."""
+    if decoded:
+        with _TakenId(params):
+            rows = await statement_rows(conn, statement, params, tuple)
+        return [Todo(*row[:-1]) for row in rows], (rows[0][-1] if rows else None)
     with CursorNotices(conn) as notices, _TakenId(params):
-        rows = await statement_rows(conn, statement, params, _todo)
-    return rows, notices.position
+        todos = await statement_rows(conn, statement, params, _todo)
+    return todos, notices.position
 
 
 async def write_numbered(
-    conn: AsyncConnection[Any], statement: Write, params: dict[str, Any], key: Key
-) -> tuple[list[dict[str, Any]], int | None] | None:
+    conn: AsyncConnection[Any], statement: Write, params: dict[str, Any], key: Key, decoded: bool = False
+) -> tuple[list[dict[str, Any]], Mark] | None:
     """A numbered mutation and its verdict: its rows (as the journal holds
-    them) and its newest entry's position (None: it journaled nothing); None
-    when the key was used before (nothing changed)."""
+    them) and its Mark; None when the key was used before (nothing changed)."""
     with CursorNotices(conn) as notices, _TakenId(params):
         try:
             rows = await statement_rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple)
@@ -230,4 +348,5 @@ async def write_numbered(
             if exc.diag.constraint_name != "mutations_pkey":
                 raise
             return None
-    return [orjson.loads(row[0]) for row in rows], notices.position
+    mark = (rows[0][1] if rows else None) if decoded else notices.position
+    return [orjson.loads(row[0]) for row in rows], mark

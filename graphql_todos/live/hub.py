@@ -19,10 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
 from graphql_todos.core import metrics, tasks
+from graphql_todos.core.cursors import Cursors
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
@@ -264,9 +266,11 @@ class Subscriber(Generic[D]):
 
 
 class Hub:
-    def __init__(self, dsn: str, journal: Journal, settings: Settings) -> None:
+    def __init__(self, dsn: str, journal: Journal, settings: Settings, cursors: Cursors | None = None) -> None:
+        """`cursors`: told the sequencer's batches (JOURNAL=decoded: TodoService.cursors)."""
         self.dsn = dsn
         self.journal = journal
+        self.cursors = cursors
         self.queue_size = settings.queue_size
         self.heartbeat_seconds = settings.heartbeat_seconds
         self.max_backoff_seconds = settings.reconnect_max_seconds
@@ -500,6 +504,8 @@ class Hub:
         # where notifies() made a Notify of each and a generator step.
         async with contextlib.aclosing(payloads(conn, self.heartbeat_seconds)) as reads:
             async for read in reads:
+                if self.cursors is not None:
+                    self._heard(read)
                 for payload in read:
                     position, entry = notified(payload)
                     if position <= self.position:
@@ -511,6 +517,16 @@ class Hub:
                     self.position = position
                     self._publish(entry)
         return False
+
+    def _heard(self, read: list[str]) -> None:
+        """The sequencer's batches of a read: their writers' cursors, before
+        any return to read the journal. Its payload alone names "xids" as a
+        key: in a row's JSON a title's quotes are escaped."""
+        assert self.cursors is not None
+        for payload in read:
+            if '"xids"' in payload:
+                batch = orjson.loads(payload)
+                self.cursors.heard(((str(x), int(p)) for x, p in batch["xids"]), int(batch["through"]))
 
     async def _catch_up(self) -> None:
         while True:

@@ -268,17 +268,17 @@ def test_the_pools_connections_keep_each_write_statement_prepared(db_dsn: str) -
         async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
             async with connection(pool) as conn:
                 assert isinstance(conn, StatementConnection)
-                first, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("one"))
-                kept = conn.prepared(writes.INSERT_WRITE.plain)
+                first, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("one"))
+                kept = conn.prepared(writes.TRIGGER.insert.plain)
                 adaptation = kept.adapting
                 named = uuid.uuid4()
-                second, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("two", named))
-                assert conn.prepared(writes.INSERT_WRITE.plain) is kept
+                second, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("two", named))
+                assert conn.prepared(writes.TRIGGER.insert.plain) is kept
                 assert kept.adapting is adaptation
                 assert len(kept.names) == 2, "an id or none: two sets of parameter types"
                 with pytest.raises(TodoExists):
-                    await writes.write(conn, writes.INSERT_WRITE.plain, _create("again", named))
-                third, _ = await writes.write(conn, writes.INSERT_WRITE.plain, _create("three"))
+                    await writes.write(conn, writes.TRIGGER.insert.plain, _create("again", named))
+                third, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("three"))
             assert [t.title for t in first + second + third] == ["one", "two", "three"]
             assert second[0].id == named
             assert len({first[0].id, second[0].id, third[0].id}) == 3

@@ -1,10 +1,14 @@
 """007_lists.sql: lists and members, and a journal each reader can be shown
-its part of (docs/design/people.md sections 1 to 3), at the SQL level."""
+its part of (docs/design/people.md sections 1 to 3), at the SQL level; in
+both journal modes (JOURNAL=trigger, and decoded: sql/011's staged entries
+journaled by the sequencer). The tests of the commit-order lock are the
+trigger's; their decoded twins show the list's row lock ordering the same."""
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -12,9 +16,24 @@ import pytest
 
 from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.people import LOCAL
+from tests.decoded import journaled, sequenced
 from tests.helpers import wait_until
 
 DEFAULT_LIST = LOCAL_LIST_ID
+# The commit-order lock's tests, and their decoded twins (the list's row lock).
+TRIGGER_ONLY = pytest.mark.parametrize("db_dsn", ["trigger"], indirect=True)
+DECODED_ONLY = pytest.mark.parametrize("db_dsn", ["decoded"], indirect=True)
+
+
+@pytest.fixture(params=["trigger", "decoded"])
+def db_dsn(request: pytest.FixtureRequest, db_dsn: str) -> Iterator[str]:
+    """Each test's database in either journal mode (a test of one mode alone
+    narrows the params: TRIGGER_ONLY, DECODED_ONLY)."""
+    if request.param == "trigger":
+        yield db_dsn
+        return
+    with sequenced(db_dsn):
+        yield db_dsn
 
 
 def _person(conn: psycopg.Connection[Any], name: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -29,6 +48,7 @@ def _person(conn: psycopg.Connection[Any], name: str) -> tuple[uuid.UUID, uuid.U
 
 
 def _journal(conn: psycopg.Connection[Any], after: int = 0) -> list[tuple[Any, ...]]:
+    journaled(conn)
     return conn.execute(
         "SELECT op, todo_id, list_before, list_after, person_id, todo->>'title', before->>'title', detail"
         " FROM todo_changes WHERE position > %s ORDER BY position",
@@ -37,6 +57,7 @@ def _journal(conn: psycopg.Connection[Any], after: int = 0) -> list[tuple[Any, .
 
 
 def _newest(conn: psycopg.Connection[Any]) -> int:
+    journaled(conn)
     row = conn.execute("SELECT coalesce(max(position), 0) FROM todo_changes").fetchone()
     assert row is not None
     return int(row[0])
@@ -124,6 +145,7 @@ def test_a_transaction_may_not_change_a_lists_members_and_its_todos(db_dsn: str)
             conn.commit()
 
 
+@TRIGGER_ONLY
 def test_a_writer_removed_by_a_commit_before_its_own_is_refused_at_commit(db_dsn: str) -> None:
     """people.md section 2, rule 1: the right is judged at the commit position."""
     with psycopg.connect(db_dsn, autocommit=True) as setup:
@@ -141,6 +163,7 @@ def test_a_writer_removed_by_a_commit_before_its_own_is_refused_at_commit(db_dsn
     assert "updated" not in ops
 
 
+@TRIGGER_ONLY
 def test_a_viewer_may_not_write_and_psql_is_not_checked(db_dsn: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as setup:
         bob, _ = _person(setup, "bob")
@@ -154,6 +177,7 @@ def test_a_viewer_may_not_write_and_psql_is_not_checked(db_dsn: str) -> None:
         conn.commit()
 
 
+@TRIGGER_ONLY
 def test_arrivals_are_the_rows_at_the_shares_commit(db_dsn: str) -> None:
     """Rule 2: an insert still open while the list is shared lands after the
     share as a created entry, not among the arrivals."""
@@ -192,6 +216,7 @@ def test_ending_a_session_or_token_is_journaled(db_dsn: str) -> None:
     ]
 
 
+@TRIGGER_ONLY
 def test_the_lock_orders_membership_and_todo_commits(db_dsn: str) -> None:
     """A share whose expansion holds the commit-order lock makes a todo
     commit wait for it, so the todo's entry comes after the arrivals."""
@@ -216,3 +241,66 @@ def test_the_lock_orders_membership_and_todo_commits(db_dsn: str) -> None:
         thread.join(10)
         ops = [(e[0], e[5]) for e in _journal(observer, mark)]
     assert ops == [("member_added", None), ("arrived", "a"), ("created", "b")]
+
+
+def _waiting(observer: psycopg.Connection[Any], pid: int) -> None:
+    """Until backend `pid` waits for a lock."""
+    wait_until(lambda: observer.execute(
+        "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = %s AND NOT granted)", (pid,)
+    ).fetchone() == (True,), timeout=10)
+
+
+@DECODED_ONLY
+def test_decoded_a_removal_waits_for_an_open_write_whose_entry_comes_first(db_dsn: str) -> None:
+    """Rule 1 without the commit-order lock: the write reads its right FOR
+    SHARE (the app's statements do), so the removal waits for its commit,
+    and no entry of the writer lands after its removal."""
+    with psycopg.connect(db_dsn, autocommit=True) as setup:
+        bob, _ = _person(setup, "bob")
+        setup.execute("INSERT INTO list_members VALUES (%s, %s, 'editor')", (DEFAULT_LIST, bob))
+        (row,) = setup.execute("INSERT INTO todos (title) VALUES ('a') RETURNING id").fetchone()  # type: ignore[misc]
+        mark = _newest(setup)
+    with (
+        psycopg.connect(db_dsn) as writer,
+        psycopg.connect(db_dsn, autocommit=True) as owner,
+        psycopg.connect(db_dsn, autocommit=True) as observer,
+    ):
+        writer.execute(
+            "UPDATE todos SET title = 'b' WHERE id = %s AND EXISTS (SELECT FROM list_members WHERE list_id = %s"
+            " AND person_id = %s AND role <> 'viewer' FOR SHARE)", (row, DEFAULT_LIST, bob),
+        )
+        removal = threading.Thread(target=lambda: owner.execute(
+            "DELETE FROM list_members WHERE person_id = %s AND list_id = %s", (bob, DEFAULT_LIST)
+        ))
+        removal.start()
+        _waiting(observer, owner.info.backend_pid)
+        writer.commit()
+        removal.join(10)
+        entries = [(e[0], e[4], e[5]) for e in _journal(observer, mark)]
+    assert entries == [("updated", None, "b"), ("removed", bob, None), ("member_removed", bob, None)]
+
+
+@DECODED_ONLY
+def test_decoded_a_share_waits_for_an_open_insert_which_is_among_its_arrivals(db_dsn: str) -> None:
+    """The share reads the list's rows with the list's row FOR UPDATE; an
+    open insert holds it FOR KEY SHARE (its foreign key), so the share
+    commits after it, and its arrivals hold the row created before them."""
+    with psycopg.connect(db_dsn, autocommit=True) as setup:
+        bob, _ = _person(setup, "bob")
+        setup.execute("INSERT INTO todos (title) VALUES ('a')")
+        mark = _newest(setup)
+    with (
+        psycopg.connect(db_dsn) as writer,
+        psycopg.connect(db_dsn) as owner,
+        psycopg.connect(db_dsn, autocommit=True) as observer,
+    ):
+        writer.execute("INSERT INTO todos (title) VALUES ('late')")
+        owner.execute("INSERT INTO list_members VALUES (%s, %s, 'viewer')", (DEFAULT_LIST, bob))
+        share = threading.Thread(target=owner.commit)
+        share.start()
+        _waiting(observer, owner.info.backend_pid)
+        writer.commit()
+        share.join(10)
+        entries = [(e[0], e[5]) for e in _journal(observer, mark)]
+    assert entries == [("created", "late"), ("member_added", None), ("arrived", "a"), ("arrived", "late")]
+

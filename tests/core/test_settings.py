@@ -26,6 +26,7 @@ def test_every_variable_is_read() -> None:
         "QUEUE_SIZE": "7",
         "HEARTBEAT_SECONDS": "0.5",
         "RECONNECT_MAX_SECONDS": "2",
+        "JOURNAL": "decoded",
         "JOURNAL_BATCH": "50",
         "JOURNAL_KEEP_SECONDS": "3600",
         "JOURNAL_KEEP_ROWS": "1000",
@@ -85,6 +86,7 @@ def test_every_variable_is_read() -> None:
         queue_size=7,
         heartbeat_seconds=0.5,
         reconnect_max_seconds=2.0,
+        journal="decoded",
         journal_batch=50,
         journal_keep_seconds=3600.0,
         journal_keep_rows=1000,
@@ -148,6 +150,14 @@ def test_auth_is_open_unless_accounts_are_asked_for() -> None:
     assert Settings.from_env({}, auth="accounts").auth == "accounts"
     with pytest.raises(SettingError, match="must be open or accounts"):
         Settings.from_env({"AUTH": "Accounts"})
+
+
+def test_the_journal_is_the_triggers_unless_decoding_is_asked_for() -> None:
+    assert Settings.from_env({}).journal == "trigger"
+    assert Settings.from_env({}, journal="decoded").journal == "decoded"
+    assert Settings.from_env({"JOURNAL": "decoded"}).journal == "decoded"
+    with pytest.raises(SettingError, match="JOURNAL='logical': must be trigger or decoded"):
+        Settings.from_env({"JOURNAL": "logical"})
 
 
 def test_a_jwt_secret_has_at_least_32_bytes() -> None:

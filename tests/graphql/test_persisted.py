@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,8 +14,9 @@ import pytest
 
 from graphql_todos.graphql.persisted import PersistedQueries
 from graphql_todos.live.broadcast import Groups
+from tests.decoded import Journaled
 from tests.gql import TransportWs
-from tests.helpers import ROOT, Server, make_server, wait_until
+from tests.helpers import ROOT, Server, make_server, serving, wait_until
 from tests.js_clients import node
 from tests.sse_client import events
 
@@ -115,9 +117,16 @@ def test_the_store_keeps_only_the_most_recently_used() -> None:
 
 
 @pytest.fixture
-def trusted(db_dsn: str) -> Any:
+def server(journaled_db: Journaled) -> Iterator[Server]:
+    """In each journal mode (Settings.journal): decoded, a write's cursor comes from the hub."""
+    with serving(journaled_db.dsn, journal=journaled_db.journal) as srv:
+        yield srv
+
+
+@pytest.fixture
+def trusted(journaled_db: Journaled) -> Any:
     manifest = json.loads(MANIFEST.read_text())
-    server = make_server(db_dsn, trusted_documents=manifest)
+    server = make_server(journaled_db.dsn, trusted_documents=manifest, journal=journaled_db.journal)
     server.start()
     yield server, manifest
     server.stop()

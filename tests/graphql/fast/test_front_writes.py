@@ -19,6 +19,7 @@ import pytest
 
 from graphql_todos.edge.access import SESSION_COOKIE
 from graphql_todos.graphql.fast import write_door
+from tests.decoded import Journaled
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving
 
 ORIGIN = "https://app.example"
@@ -47,10 +48,11 @@ def _query(query: str, variables: dict[str, Any] | None = None) -> bytes:
 
 
 @pytest.fixture
-def server(db_dsn: str) -> Iterator[Server]:
-    with psycopg.connect(db_dsn, autocommit=True) as conn:
+def server(journaled_db: Journaled) -> Iterator[Server]:
+    """In each journal mode (Settings.journal): decoded, a write's cursor comes from the hub."""
+    with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO todos (id, title) VALUES (%s, 'same')", (TODO,))
-    with serving(db_dsn, **SETTINGS) as srv:
+    with serving(journaled_db.dsn, journal=journaled_db.journal, **SETTINGS) as srv:
         _warm(srv.url, BEARER)
         yield srv
 

@@ -1,0 +1,101 @@
+"""What graphql_todos/internals/psycopg2_replication.py assumes of psycopg2's
+logical replication protocol, one test per assumption."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from graphql_todos.core.journal_mode import PGOUTPUT_OPTIONS, drop_slots
+from graphql_todos.internals.psycopg2_replication import ReplicationLost, Stream
+
+SLOT = "gt_door_test"
+
+
+@pytest.fixture
+def slot(db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (SLOT,))
+        yield conn
+        drop_slots(conn, conn.info.dbname)
+
+
+def _kinds(messages: list[tuple[int, bytes]]) -> list[bytes]:
+    return [payload[:1] for _, payload in messages]
+
+
+def _read_all(stream: Stream, count: int) -> list[tuple[int, bytes]]:
+    messages: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + 10
+    while len(messages) < count and time.monotonic() < deadline:
+        messages += stream.read(100, 0.5)
+    return messages
+
+
+def test_messages_are_lsns_and_raw_payloads_and_an_idle_read_returns_after_its_timeout(
+    db_dsn: str, slot: psycopg.Connection[Any]
+) -> None:
+    slot.execute("INSERT INTO todos (title) VALUES ('a')")
+    stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS)
+    try:
+        messages = _read_all(stream, 4)
+        # Begin, Relation, Insert, Commit: pgoutput's bytes (decode=False), each at an int LSN (a change's
+        # its record's, the Commit's the end of its record, after it).
+        assert _kinds(messages) == [b"B", b"R", b"I", b"C"]
+        assert all(isinstance(lsn, int) and isinstance(p, bytes) for lsn, p in messages)
+        assert 0 < messages[2][0] < messages[3][0]
+        started = time.monotonic()
+        assert stream.read(100, 0.3) == []
+        assert 0.25 < time.monotonic() - started < 5
+    finally:
+        stream.close()
+
+
+def test_a_confirmed_transaction_is_not_streamed_again_and_an_unconfirmed_one_is(
+    db_dsn: str, slot: psycopg.Connection[Any]
+) -> None:
+    slot.execute("INSERT INTO todos (title) VALUES ('a')")
+    slot.execute("INSERT INTO todos (title) VALUES ('b')")
+    stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS)
+    try:
+        messages = _read_all(stream, 7)
+        first_commit = next(lsn for lsn, p in messages if p[:1] == b"C")
+        stream.confirm(first_commit)
+        # At once, not at psycopg2's next status interval.
+        deadline = time.monotonic() + 2
+        while slot.execute(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)
+        ).fetchone() != (f"{first_commit >> 32:X}/{first_commit & 0xFFFFFFFF:X}",):
+            assert time.monotonic() < deadline, "the confirmation did not reach the server"
+            time.sleep(0.02)
+    finally:
+        stream.close()
+    time.sleep(0.5)  # the walsender lets go of the slot
+    again = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS)
+    try:
+        # Only the second transaction, its Relation sent again on a new stream.
+        assert _kinds(_read_all(again, 4)) == [b"B", b"R", b"I", b"C"]
+        assert again.read(100, 0.3) == []
+    finally:
+        again.close()
+
+
+def test_a_lost_connection_is_replication_lost(db_dsn: str, slot: psycopg.Connection[Any]) -> None:
+    stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS)
+    try:
+        slot.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s", (SLOT,))
+        with pytest.raises(ReplicationLost):
+            for _ in range(50):
+                stream.read(100, 0.1)
+                stream.confirm(0)
+    finally:
+        stream.close()
+
+
+def test_a_missing_slot_is_replication_lost(db_dsn: str) -> None:
+    with pytest.raises(ReplicationLost, match="does not exist"):
+        Stream(db_dsn, "gt_no_such_slot", PGOUTPUT_OPTIONS)
