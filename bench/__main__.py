@@ -48,7 +48,7 @@ from .servers import (
     POSTGRAPHILE5,
     running,
 )
-from .writes import INSERT_TABLES, as_peer, insert_rate, notify_latency
+from .writes import DECODED_INSERTS, INSERT_TABLES, as_peer, insert_rate, notify_latency
 
 T = TypeVar("T")
 
@@ -278,8 +278,20 @@ def live_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
 INSERT_RAW = "INSERT INTO todos (title) VALUES ('raw {i}')"
 
 
+def _beside(name: str, dbs: Databases, case: Callable[[], T]) -> Callable[[], T]:
+    """case(), with the server `name` running meanwhile."""
+
+    def run() -> T:
+        with running(name, dbs):
+            return case()
+
+    return run
+
+
 def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
-    """The NOTIFY floor and measure 6, insert rates with concurrent writers (no server running)."""
+    """The NOTIFY floor and measure 6, insert rates with concurrent writers (no
+    server running, but ours in JOURNAL=decoded during its database's turn:
+    its sequencer journals the writes)."""
     latencies = {
         "NOTIFY -> psycopg listener": (dbs.peer, "NOTIFY bench_raw, '{i}'"),
         "INSERT -> the peers' NOTIFY triggers -> listener": (dbs.peer, INSERT_RAW),
@@ -289,18 +301,24 @@ def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
         label: rerun_on_restart(dbs.admin, label, _in_loop(notify_latency, dsn, args.notify_n, sql))
         for label, (dsn, sql) in latencies.items()
     }
+    if dbs.decoded:
+        label = f"INSERT -> {OURS_DECODED}'s sequencer -> listener"
+        latency = _in_loop(notify_latency, dbs.decoded, args.notify_n, INSERT_RAW)
+        notify[label] = rerun_on_restart(dbs.admin, label, _beside(OURS_DECODED, dbs, latency))
     # Issue 21: beside the peers' table, the same table with no trigger at all
     # (the peers' less its two NOTIFY triggers): what the journal costs on top of nothing.
     with created(dbs.admin, "gt_none") as none:
         as_peer(none, notify=False)
         dsns = dict(zip(INSERT_TABLES, (dbs.ours, dbs.peer, none), strict=True))
+        dsns |= {DECODED_INSERTS: dbs.decoded} if dbs.decoded else {}
         inserts = []
         for writers in args.writers:
-            rates: dict[str, list[float]] = {name: [] for name in INSERT_TABLES}
+            rates: dict[str, list[float]] = {name: [] for name in dsns}
             for _ in range(args.write_rounds):
                 for name, dsn in dsns.items():
-                    case = _in_loop(insert_rate, dsn, writers, args.write_seconds)
-                    rates[name].append(rerun_on_restart(dbs.admin, f"INSERT rate {name}, {writers} writers", case))
+                    rate = _in_loop(insert_rate, dsn, writers, args.write_seconds)
+                    rate = _beside(OURS_DECODED, dbs, rate) if name == DECODED_INSERTS else rate
+                    rates[name].append(rerun_on_restart(dbs.admin, f"INSERT rate {name}, {writers} writers", rate))
             inserts.append({"writers": writers, "rates": rates})
     return {"notify": notify, "inserts": inserts}
 

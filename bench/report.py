@@ -34,7 +34,7 @@ from .servers import (
     POSTGRAPHILE5,
 )
 from .units import ms, ratio, us
-from .writes import INSERT_TABLES
+from .writes import DECODED_INSERTS, INSERT_TABLES
 
 SERVERS = (OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
 # Ours in another mode, measured in the same run: each of its figures a row
@@ -257,9 +257,28 @@ def _database_table(db: dict[str, Any]) -> list[str]:
     for case in db["inserts"]:
         runs = [case["rates"][k] for k in INSERT_TABLES]
         ours, peers, none = (statistics.median(r) for r in runs)
-        cells = " | ".join(f"{statistics.median(r):.0f} ({', '.join(f'{x:.0f}' for x in r)})" for r in runs)
+        cells = " | ".join(_rates(r) for r in runs)
         lines.append(f"| {case['writers']} writers | {cells} | {ratio(ours, peers)} | {ratio(ours, none)} |")
+    if decoded := [case for case in db["inserts"] if DECODED_INSERTS in case["rates"]]:
+        lines += [
+            "",
+            (f"| single-row INSERTs/s: median (runs) | {OURS_DECODED}, its sequencer journaling (commits: it may lag) "
+             "| decoded / peers' "
+             "| decoded / ours (journal triggers) | decoded / no trigger |"),
+            "|---|---|---|---|---|",
+        ]
+        for case in decoded:
+            ours, peers, none, rates = (statistics.median(case["rates"][k]) for k in (*INSERT_TABLES, DECODED_INSERTS))
+            lines.append(
+                f"| {case['writers']} writers | {_rates(case['rates'][DECODED_INSERTS])} | {ratio(rates, peers)} "
+                f"| {ratio(rates, ours)} | {ratio(rates, none)} |"
+            )
     return lines
+
+
+def _rates(runs: list[float]) -> str:
+    """A rate's median and its runs: "1200 (1190, 1200, 1250)"."""
+    return f"{statistics.median(runs):.0f} ({', '.join(f'{x:.0f}' for x in runs)})"
 
 
 def _summary(results: dict[str, Any]) -> list[str]:
@@ -483,7 +502,8 @@ def _sections(results: dict[str, Any]) -> list[str]:
         lines += [
             "## The database floor and writes",
             "",
-            ("Latency from sending a statement to a plain psycopg listener having its NOTIFY (no server), and "
+            ("Latency from sending a statement to a plain psycopg listener having its NOTIFY (no server, but "
+             f"{OURS_DECODED} during its database's turns: its sequencer journals and notifies), and "
              "single-row autocommit INSERTs from "
              f"{' and '.join(str(c['writers']) for c in results['database']['inserts'])} psycopg connections at "
              f"once for {args['write_seconds']:g} s, {args['write_rounds']} alternating runs per table."),

@@ -10,8 +10,9 @@ from typing import Any
 from bench import report
 from bench.fanout import FanoutResult
 from bench.servers import OURS, OURS_DECODED, POSTGRAPHILE, POSTGRAPHILE5
+from bench.writes import DECODED_INSERTS
 
-ARGS = {"smoke": True, "connections": 20, "seconds": 2, "rounds": 1, "row_events": 3}
+ARGS = {"smoke": True, "connections": 20, "seconds": 2, "rounds": 1, "row_events": 3, "write_seconds": 1, "write_rounds": 1}
 
 
 def _http(test: str, rps: dict[str, float]) -> list[dict[str, Any]]:
@@ -31,6 +32,12 @@ def _results(decoded: bool) -> dict[str, Any]:
         "args": ARGS, "started": "now", "commit": "abc", "embedded": True, "postgres": "18", "no_decoded": "",
         "http": _http("createTodo", create) + _http("createTodo (REST POST /api/todos/)", post),
         "rows": rows + ([_row(OURS_DECODED, 0.1, 150e-6)] if decoded else []),
+        "database": {
+            "notify": {"INSERT -> our journal trigger -> listener": [0.002]}
+            | ({f"INSERT -> {OURS_DECODED}'s sequencer -> listener": [0.004]} if decoded else {}),
+            "inserts": [{"writers": 4, "rates": {"ours": [800.0], "peers": [1000.0], "none": [1250.0]}
+                         | ({DECODED_INSERTS: [900.0, 1100.0, 1000.0]} if decoded else {})}],
+        },
     }
 
 
@@ -44,6 +51,12 @@ def test_the_decoded_rows_stand_beside_ours_against_the_best_peer() -> None:
     # The per-row table: a column of its own, and its ratio beside ours'.
     assert "| | ours | ours (JOURNAL=decoded) | PostGraphile 5 | PostGraphile 4 | ours / best peer | ours (JOURNAL=decoded) / best peer |" in text
     assert "| last arrival, p50 | 200 ms | 100 ms | 80.0 ms | 100 ms | 2.50 (PostGraphile 5) | 1.25 (PostGraphile 5) |" in text
+
+
+def test_the_decoded_insert_rates_have_a_table_of_their_own() -> None:
+    text = report.render(_results(decoded=True), None)
+    assert f"| INSERT -> {OURS_DECODED}'s sequencer -> listener | p50 4.00 ms, p99 4.00 ms (n=1) |" in text
+    assert "| 4 writers | 1000 (900, 1100, 1000) | 1.00 | 1.25 | 0.80 |" in text
 
 
 def test_ours_rows_are_the_same_with_and_without_the_decoded_server() -> None:
