@@ -20,6 +20,7 @@ import json
 import resource
 import sys
 from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,15 +29,26 @@ import psycopg
 
 from . import report
 from .changes import http_mutations, sql_inserts, sql_retitle_all, sql_retitle_one
-from .databases import Databases, created, databases, reset_rows
+from .databases import ROWS, Databases, created, databases, reset_rows
 from .documents import CHANGES, CREATE, LIST, LIVE_FEED_CHANGES, LIVE_LIST, ROW, UPDATE, row_variables
 from .fanout import FanoutResult, client_processes, fan_out
 from .growing import growing_table
 from .http_load import Load, wrk
 from .people import people_tests
 from .restarts import rerun_on_restart
-from .servers import FLOOR, LIVE_FEED, OURS, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE, POSTGRAPHILE5, running
-from .writes import INSERT_TABLES, as_peer, insert_rate, notify_latency
+from .servers import (
+    FLOOR,
+    LIVE_FEED,
+    OURS,
+    OURS_CACHED,
+    OURS_DECODED,
+    OURS_WORKERS,
+    PEERS,
+    POSTGRAPHILE,
+    POSTGRAPHILE5,
+    running,
+)
+from .writes import DECODED_INSERTS, INSERT_TABLES, as_peer, insert_rate, notify_latency
 
 T = TypeVar("T")
 
@@ -67,6 +79,22 @@ def _ids(dsn: str, count: int) -> tuple[str, ...]:
     return tuple(row[0] for row in rows)
 
 
+WRITES = ("createTodo", "updateTodo", "createTodo (REST POST /api/todos/)", "updateTodo (REST PATCH /api/todos/{id}/)")
+
+
+def _write(test: str, server: str, ids: tuple[str, ...]) -> Load:
+    """One of WRITES' loads for `server` (ours in either mode takes ours').
+    Updates go round the rows `ids`, so concurrent ones rarely wait for one row's lock."""
+    named = server if server in PEERS else OURS
+    if test == "createTodo":
+        return Load("/graphql", _graphql(CREATE[named], {"t": "wrk create"}))
+    if test == "updateTodo":
+        return Load("/graphql", _graphql(UPDATE[named], {"id": "{id}", "t": "wrk update {n}"}), ids=ids)
+    if test.startswith("createTodo (REST"):
+        return Load("/api/todos/", json.dumps({"title": "wrk create"}))
+    return Load("/api/todos/{id}/", json.dumps({"title": "wrk update {n}"}), method="PATCH", ids=ids)
+
+
 def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Measures 1 and 2 and the writes: wrk against each server in turn,
     `rounds` times, servers all running."""
@@ -83,31 +111,24 @@ def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]
         # Issue 21: answered by the same front door as GraphQL's, at least as fast.
         ("50-row list (REST GET /api/todos/), ours with its response cache", OURS_CACHED, Load("/api/todos/")),
     ]
-    # Updates go round the 50 rows, so concurrent ones rarely wait for one row's lock.
+    # Ours in JOURNAL=decoded (if the server allows it) writes just after ours.
+    ids = {OURS: ours_ids} | ({OURS_DECODED: _ids(dbs.ours_decoded(), 50)} if dbs.decoded else {})
+    ids |= {POSTGRAPHILE5: peer_ids, POSTGRAPHILE: peer_ids}
     writes = [
-        *(("createTodo", name, Load("/graphql", _graphql(CREATE[name], {"t": "wrk create"}))) for name in CREATE),
-        # Issue 20: numbered by a client id and a sequence number (target: within 1.1x of the plain one).
-        ("createTodo numbered (extensions.mutation)", OURS, Load("/graphql", _numbered(CREATE[OURS]), numbered=True)),
-        *(
-            ("updateTodo", name, Load("/graphql", _graphql(UPDATE[name], {"id": "{id}", "t": "wrk update {n}"}), ids=ids))
-            for name, ids in ((OURS, ours_ids), (POSTGRAPHILE5, peer_ids), (POSTGRAPHILE, peer_ids))
-        ),
-        ("createTodo (REST POST /api/todos/)", OURS, Load("/api/todos/", json.dumps({"title": "wrk create"}))),
-        (
-            "updateTodo (REST PATCH /api/todos/{id}/)",
-            OURS,
-            Load("/api/todos/{id}/", json.dumps({"title": "wrk update {n}"}), method="PATCH", ids=ours_ids),
-        ),
+        (test, server, _write(test, server, server_ids))
+        for test in WRITES
+        for server, server_ids in ids.items()
+        # REST has no peer.
+        if not (server in PEERS and "REST" in test)
     ]
+    # Issue 20: numbered by a client id and a sequence number (target: within
+    # 1.1x of the plain one), just after every server's createTodo.
+    numbered = ("createTodo numbered (extensions.mutation)", OURS, Load("/graphql", _numbered(CREATE[OURS]), numbered=True))
+    writes.insert(len(ids), numbered)
     results: dict[tuple[str, str], dict[str, Any]] = {}
-    with (
-        running(OURS, dbs) as ours,
-        running(OURS_CACHED, dbs) as ours_cached,
-        running(POSTGRAPHILE5, dbs) as peer5,
-        running(POSTGRAPHILE, dbs) as peer,
-        running(FLOOR, dbs) as floor,
-    ):
-        urls = {s.name: s.url for s in (ours, ours_cached, peer5, peer, floor)}
+    with ExitStack() as stack:
+        names = (OURS_CACHED, *ids, FLOOR)
+        urls = {name: stack.enter_context(running(name, dbs)).url for name in names}
         # Writes last, each group checked and warmed (Node's JIT) just before
         # it runs: they grow the tables the list tests read. Servers alternate
         # within each round, so drift on a shared machine hits all alike.
@@ -122,18 +143,26 @@ def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]
                     r = rerun_on_restart(dbs.admin, label, run)
                     # Reported in ours' column: the test's name says which ours.
                     shown = OURS if server == OURS_CACHED else server
-                    new = {"test": test, "server": shown, "rps": [], "errors": 0}
+                    new: dict[str, Any] = {"test": test, "server": shown, "rps": [], "errors": 0}
                     entry = results.setdefault((test, shown), new)
                     entry["rps"].append(r.requests_per_second)
                     entry["errors"] += r.errors
                     entry["command"] = r.command
                     print(f"  {label}: {r.requests_per_second:.0f} req/s", flush=True)
-    reset_rows(dbs.ours)
-    reset_rows(dbs.peer)
+    _reset_all(dbs)
     return list(results.values())
 
 
+def _reset_all(dbs: Databases, rows: int = ROWS) -> None:
+    """Each database of the bench's pair back to `rows` todos."""
+    for dsn in (dbs.ours, dbs.peer, dbs.decoded):
+        if dsn:
+            reset_rows(dsn, rows)
+
+
 def _dsn(dbs: Databases, server_name: str) -> str:
+    if server_name == OURS_DECODED:
+        return dbs.ours_decoded()
     return dbs.ours if server_name in (OURS, OURS_WORKERS) else dbs.peer
 
 
@@ -209,23 +238,22 @@ async def _rows_one(dbs: Databases, server_name: str, n: int, args: argparse.Nam
     with running(server_name, dbs) as server:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             change = sql_retitle_all(conn)
-            query = ROW[server_name]
+            query = ROW[OURS if server_name == OURS_DECODED else server_name]
             return await fan_out(server, query, n, args.row_events, change, procs, variables=variables, rounds=True)
 
 
 def rows_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
     """ROW_SUBSCRIBERS subscribers each on its own row (`todo(id)`), one UPDATE of every row."""
     n = min(ROW_SUBSCRIBERS, max(args.subscribers))
-    reset_rows(dbs.ours, n)
-    reset_rows(dbs.peer, n)
+    _reset_all(dbs, n)
+    decoded = (OURS_DECODED,) if dbs.decoded else ()
     try:
         return [
             _fanout(dbs, f"{n} subscribers each on its own row {name}", _rows_one, dbs, name, n, args)
-            for name in (OURS, POSTGRAPHILE5, POSTGRAPHILE)
+            for name in (OURS, *decoded, POSTGRAPHILE5, POSTGRAPHILE)
         ]
     finally:
-        reset_rows(dbs.ours)
-        reset_rows(dbs.peer)
+        _reset_all(dbs)
 
 
 async def _live_one(dbs: Databases, n: int, query: str, args: argparse.Namespace) -> FanoutResult:
@@ -250,8 +278,20 @@ def live_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
 INSERT_RAW = "INSERT INTO todos (title) VALUES ('raw {i}')"
 
 
+def _beside(name: str, dbs: Databases, case: Callable[[], T]) -> Callable[[], T]:
+    """case(), with the server `name` running meanwhile."""
+
+    def run() -> T:
+        with running(name, dbs):
+            return case()
+
+    return run
+
+
 def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
-    """The NOTIFY floor and measure 6, insert rates with concurrent writers (no server running)."""
+    """The NOTIFY floor and measure 6, insert rates with concurrent writers (no
+    server running, but ours in JOURNAL=decoded during its database's turn:
+    its sequencer journals the writes)."""
     latencies = {
         "NOTIFY -> psycopg listener": (dbs.peer, "NOTIFY bench_raw, '{i}'"),
         "INSERT -> the peers' NOTIFY triggers -> listener": (dbs.peer, INSERT_RAW),
@@ -261,18 +301,24 @@ def database_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
         label: rerun_on_restart(dbs.admin, label, _in_loop(notify_latency, dsn, args.notify_n, sql))
         for label, (dsn, sql) in latencies.items()
     }
+    if dbs.decoded:
+        label = f"INSERT -> {OURS_DECODED}'s sequencer -> listener"
+        latency = _in_loop(notify_latency, dbs.decoded, args.notify_n, INSERT_RAW)
+        notify[label] = rerun_on_restart(dbs.admin, label, _beside(OURS_DECODED, dbs, latency))
     # Issue 21: beside the peers' table, the same table with no trigger at all
     # (the peers' less its two NOTIFY triggers): what the journal costs on top of nothing.
     with created(dbs.admin, "gt_none") as none:
         as_peer(none, notify=False)
         dsns = dict(zip(INSERT_TABLES, (dbs.ours, dbs.peer, none), strict=True))
+        dsns |= {DECODED_INSERTS: dbs.decoded} if dbs.decoded else {}
         inserts = []
         for writers in args.writers:
-            rates: dict[str, list[float]] = {name: [] for name in INSERT_TABLES}
+            rates: dict[str, list[float]] = {name: [] for name in dsns}
             for _ in range(args.write_rounds):
                 for name, dsn in dsns.items():
-                    case = _in_loop(insert_rate, dsn, writers, args.write_seconds)
-                    rates[name].append(rerun_on_restart(dbs.admin, f"INSERT rate {name}, {writers} writers", case))
+                    rate = _in_loop(insert_rate, dsn, writers, args.write_seconds)
+                    rate = _beside(OURS_DECODED, dbs, rate) if name == DECODED_INSERTS else rate
+                    rates[name].append(rerun_on_restart(dbs.admin, f"INSERT rate {name}, {writers} writers", rate))
             inserts.append({"writers": writers, "rates": rates})
     return {"notify": notify, "inserts": inserts}
 
@@ -341,6 +387,8 @@ def main() -> None:
     with databases() as dbs:
         with psycopg.connect(dbs.ours) as conn:
             postgres = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        if dbs.no_decoded:
+            print(f"{OURS_DECODED} not measured: {dbs.no_decoded}", flush=True)
         for name in CASES:
             if name in args.cases:
                 print(name, flush=True)
@@ -352,6 +400,8 @@ def main() -> None:
         "started": started,
         "commit": commit,
         "embedded": dbs.embedded,
+        # Why ours in JOURNAL=decoded was not measured, if it was not.
+        "no_decoded": dbs.no_decoded,
         "postgres": postgres,
         **measured,
     }

@@ -1,12 +1,13 @@
 """The bench databases, in pairs: ours (the app's migrations) and the peers'
-(bench/peer.sql; PostGraphile 4 and 5 take turns on it)."""
+(bench/peer.sql; PostGraphile 4 and 5 take turns on it), and with make
+bench's pair a third, ours switched to JOURNAL=decoded."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -15,7 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from graphql_todos.core.embedded import embedded_postgres
-from graphql_todos.core.journal_mode import drop_slots
+from graphql_todos.core.journal_mode import DECODED, JournalModeError, drop_slots, settle
 from graphql_todos.core.migrations import SQL_DIR, migrate
 
 from .writes import as_peer
@@ -31,6 +32,16 @@ class Databases:
     embedded: bool
     # The server's own database, to create and drop others.
     admin: str
+    # Ours in JOURNAL=decoded (its slot made, its triggers switched), or
+    # None with the reason: a server without wal_level = logical, say.
+    decoded: str | None = None
+    no_decoded: str = ""
+
+    def ours_decoded(self) -> str:
+        """The JOURNAL=decoded database; RuntimeError saying why there is none."""
+        if self.decoded is None:
+            raise RuntimeError(f"no database in JOURNAL=decoded: {self.no_decoded or 'the pair was made without one'}")
+        return self.decoded
 
     @property
     def peer_url(self) -> str:
@@ -87,14 +98,30 @@ def add_rows(conn: psycopg.Connection, rows: int) -> None:
 
 
 @contextmanager
-def pair(admin: str, suffix: str = "", rows: int = ROWS) -> Iterator[Databases]:
+def pair(admin: str, suffix: str = "", rows: int = ROWS, decoded: bool = False) -> Iterator[Databases]:
     """gt_bench (ours) and gt_peer (the peers'), names ending in `suffix`,
-    each with `rows` todos; dropped afterwards."""
-    with created(admin, f"gt_bench{suffix}") as ours, created(admin, f"gt_peer{suffix}") as peer:
+    each with `rows` todos; with `decoded`, gt_decoded too, switched to
+    JOURNAL=decoded if the server allows it; dropped afterwards."""
+    with (
+        created(admin, f"gt_bench{suffix}") as ours,
+        created(admin, f"gt_peer{suffix}") as peer,
+        ExitStack() as stack,
+    ):
         as_peer(peer)
         reset_rows(ours, rows)
         reset_rows(peer, rows)
-        yield Databases(ours=ours, peer=peer, embedded=not os.environ.get("DATABASE_URL"), admin=admin)
+        dbs = Databases(ours=ours, peer=peer, embedded=not os.environ.get("DATABASE_URL"), admin=admin)
+        if decoded:
+            dsn = stack.enter_context(created(admin, f"gt_decoded{suffix}"))
+            reset_rows(dsn, rows)
+            # Switched now, not by the first server's start inside a measure.
+            try:
+                settle(dsn, DECODED)
+            except JournalModeError as e:
+                dbs = replace(dbs, no_decoded=str(e))
+            else:
+                dbs = replace(dbs, decoded=dsn)
+        yield dbs
 
 
 @contextmanager
@@ -110,6 +137,6 @@ def created(admin: str, name: str, sql_dir: Traversable = SQL_DIR) -> Iterator[s
 
 @contextmanager
 def databases() -> Iterator[Databases]:
-    """The bench's server (embedded, or DATABASE_URL) and its main pair, with ROWS todos each."""
-    with _server() as admin, pair(admin) as dbs:
+    """The bench's server (embedded, or DATABASE_URL) and its main pair, with ROWS todos each, and gt_decoded."""
+    with _server() as admin, pair(admin, decoded=True) as dbs:
         yield dbs

@@ -22,11 +22,27 @@ from typing import Any
 
 from .fanout import median, percentile
 from .people_report import people_section
-from .servers import FLOOR, LIVE_FEED, OURS, OURS_WORKERS, PEER5, PEERS, POSTGRAPHILE, POSTGRAPHILE5
+from .servers import (
+    FLOOR,
+    LIVE_FEED,
+    OURS,
+    OURS_DECODED,
+    OURS_WORKERS,
+    PEER5,
+    PEERS,
+    POSTGRAPHILE,
+    POSTGRAPHILE5,
+)
 from .units import ms, ratio, us
-from .writes import INSERT_TABLES
+from .writes import DECODED_INSERTS, INSERT_TABLES
 
 SERVERS = (OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
+# Ours in another mode, measured in the same run: each of its figures a row
+# of its own, in ours' column beside the same peers' figures, so ours' rows
+# (and the plots, of SERVERS) stay as they are.
+VARIANTS = (OURS_DECODED,)
+# Where a table has a column or a row per server.
+ORDER = (OURS, *VARIANTS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
 # A statistic of a fan-out result, and whether more of it is better.
 Stat = tuple[Callable[[dict[str, Any]], float], bool]
 
@@ -39,6 +55,11 @@ def versus_best(values: dict[str, float], more_is_better: bool) -> str:
     best = (max if more_is_better else min)(peers, key=peers.__getitem__)
     shown = ratio(values[OURS], peers[best])
     return shown if shown == "-" else f"{shown} ({best})"
+
+
+def as_ours(values: dict[str, Any], variant: str) -> dict[str, Any]:
+    """`values` with the variant's in ours' place: its row, beside the same peers."""
+    return values | {OURS: values[variant]}
 
 
 def _machine() -> str:
@@ -91,6 +112,7 @@ def _http_table(http: list[dict[str, Any]]) -> list[str]:
                 errors = f", {h['errors']} errors" if h["errors"] else ""
                 cells[h["server"]] = (f"{rps:.0f} req/s ({runs}){errors}", rps)
         lines.append(_compared(test, cells, more_is_better=True))
+        lines += [_compared(f"{test}, {v}", as_ours(cells, v), more_is_better=True) for v in VARIANTS if v in cells]
     return lines
 
 
@@ -122,7 +144,7 @@ def _costs_table(runs: list[dict[str, Any]]) -> list[str]:
         "| subscribers | server | CPU per delivered event | RSS per open subscription | time to open all | CPU per open | clients' CPU per frame |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(runs, key=lambda r: (r["subscribers"], SERVERS.index(r["server"]))):
+    for r in sorted(runs, key=lambda r: (r["subscribers"], ORDER.index(r["server"]))):
         failed = f" ({r['failed_connections']} failed)" if r["failed_connections"] else ""
         lines.append(
             f"| {r['subscribers']:,} | {r['server']} | {us(r['cpu_per_delivery'])} "
@@ -141,14 +163,18 @@ def _fanout_tables(fanout: list[dict[str, Any]]) -> list[str]:
 
 
 def _per_server_table(runs: list[dict[str, Any]], stats: dict[str, Stat]) -> list[str]:
-    """One column per server that ran, one row per statistic, and ours / the best peer."""
-    servers = [s for s in SERVERS if any(r["server"] == s for r in runs)]
-    lines = [f"| | {' | '.join(servers)} | ours / best peer |", "|---|" + "---|" * (len(servers) + 1)]
+    """One column per server that ran, one row per statistic, and ours (and
+    each variant of ours that ran) / the best peer."""
+    servers = [s for s in ORDER if any(r["server"] == s for r in runs)]
+    variants = [v for v in VARIANTS if v in servers]
+    ratios = " | ".join(f"{s} / best peer" for s in (OURS, *variants))
+    lines = [f"| | {' | '.join(servers)} | {ratios} |", "|---|" + "---|" * (len(servers) + 1 + len(variants))]
     by_server = {r["server"]: r for r in runs}
     for label, (stat, more_is_better) in stats.items():
         values = {s: stat(by_server[s]) for s in servers}
         shown = " | ".join(_shown(label, v) for v in values.values())
-        lines.append(f"| {label} | {shown} | {versus_best(values, more_is_better)} |")
+        compared = " | ".join(versus_best(as_ours(values, s), more_is_better) for s in (OURS, *variants))
+        lines.append(f"| {label} | {shown} | {compared} |")
     return lines
 
 
@@ -231,9 +257,28 @@ def _database_table(db: dict[str, Any]) -> list[str]:
     for case in db["inserts"]:
         runs = [case["rates"][k] for k in INSERT_TABLES]
         ours, peers, none = (statistics.median(r) for r in runs)
-        cells = " | ".join(f"{statistics.median(r):.0f} ({', '.join(f'{x:.0f}' for x in r)})" for r in runs)
+        cells = " | ".join(_rates(r) for r in runs)
         lines.append(f"| {case['writers']} writers | {cells} | {ratio(ours, peers)} | {ratio(ours, none)} |")
+    if decoded := [case for case in db["inserts"] if DECODED_INSERTS in case["rates"]]:
+        lines += [
+            "",
+            (f"| single-row INSERTs/s: median (runs) | {OURS_DECODED}, its sequencer journaling (commits: it may lag) "
+             "| decoded / peers' "
+             "| decoded / ours (journal triggers) | decoded / no trigger |"),
+            "|---|---|---|---|---|",
+        ]
+        for case in decoded:
+            ours, peers, none, rates = (statistics.median(case["rates"][k]) for k in (*INSERT_TABLES, DECODED_INSERTS))
+            lines.append(
+                f"| {case['writers']} writers | {_rates(case['rates'][DECODED_INSERTS])} | {ratio(rates, peers)} "
+                f"| {ratio(rates, ours)} | {ratio(rates, none)} |"
+            )
     return lines
+
+
+def _rates(runs: list[float]) -> str:
+    """A rate's median and its runs: "1200 (1190, 1200, 1250)"."""
+    return f"{statistics.median(runs):.0f} ({', '.join(f'{x:.0f}' for x in runs)})"
 
 
 def _summary(results: dict[str, Any]) -> list[str]:
@@ -259,23 +304,32 @@ def _summary(results: dict[str, Any]) -> list[str]:
         by_server = rps[test]
         if "cache" in test or "REST GET" in test:
             continue
-        values = dict(by_server)
+        values, peers = dict(by_server), ""
         if test.startswith(("createTodo (REST", "updateTodo (REST")):
             # Compared with the peers' GraphQL mutation: they have no REST.
             mutation = test.split(" ")[0]
             values |= {p: v for p, v in rps.get(mutation, {}).items() if p in PEERS}
-            test += f" (peers: GraphQL {mutation})"
-        add(test, values, per_second, more_is_better=True)
+            peers = f" (peers: GraphQL {mutation})"
+        add(test + peers, values, per_second, more_is_better=True)
+        for v in VARIANTS:
+            if v in values:
+                add(f"{test}, {v}{peers}", as_ours(values, v), per_second, more_is_better=True)
     for key, label in (("fanout", "one shared document"), ("rows", "each on its own row, one UPDATE of every row")):
         if not (sizes := {r["subscribers"] for r in results.get(key, [])}):
             continue
         # 1,000, issue 21's size (or the nearest that ran).
         n = min(sizes, key=lambda size: abs(size - 1000))
         runs = {r["server"]: r for r in results[key] if r["subscribers"] == n}
-        add(f"{n:,} subscribers, {label}: last arrival p50", {s: median(r["last_arrival"]) for s, r in runs.items()}, ms, False)
-        add("same, server CPU per delivered event", {s: r["cpu_per_delivery"] for s, r in runs.items()}, us, False)
+        arrival = {s: median(r["last_arrival"]) for s, r in runs.items()}
+        cpu = {s: r["cpu_per_delivery"] for s, r in runs.items()}
+        add(f"{n:,} subscribers, {label}: last arrival p50", arrival, ms, False)
+        add("same, server CPU per delivered event", cpu, us, False)
         add(f"same, time to open the {n:,}", {s: r["open_seconds"] for s, r in runs.items()}, lambda v: f"{v:.2f} s", False)
         add("same, server CPU per open", {s: r["open_cpu_per_subscription"] for s, r in runs.items()}, ms, False)
+        for v in VARIANTS:
+            if v in runs:
+                add(f"same, {v}: last arrival p50", as_ours(arrival, v), ms, False)
+                add(f"same, {v}: server CPU per delivered event", as_ours(cpu, v), us, False)
     for r, feed in _live_pairs(results.get("live", [])):
         times = ratio(r["cpu_per_delivery"], feed["cpu_per_delivery"]) if feed else "-"
         times = "" if times == "-" else f" ({times}x ours' change feed)"
@@ -448,7 +502,8 @@ def _sections(results: dict[str, Any]) -> list[str]:
         lines += [
             "## The database floor and writes",
             "",
-            ("Latency from sending a statement to a plain psycopg listener having its NOTIFY (no server), and "
+            ("Latency from sending a statement to a plain psycopg listener having its NOTIFY (no server, but "
+             f"{OURS_DECODED} during its database's turns: its sequencer journals and notifies), and "
              "single-row autocommit INSERTs from "
              f"{' and '.join(str(c['writers']) for c in results['database']['inserts'])} psycopg connections at "
              f"once for {args['write_seconds']:g} s, {args['write_rounds']} alternating runs per table."),
@@ -457,6 +512,14 @@ def _sections(results: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines + people_section(results)
+
+
+def _decoded_server(results: dict[str, Any]) -> str:
+    if reason := results.get("no_decoded"):
+        return f"- {OURS_DECODED}: not measured, this server cannot run it: {reason}"
+    return (f"- {OURS_DECODED}: the same with JOURNAL=decoded (its sequencer journals the commits it reads by "
+            "logical decoding, in the app's process), on a database of its own; in the writes and the per-row "
+            "case, its rows named so, set beside the same peers' figures")
 
 
 def render(results: dict[str, Any], out: Path | None) -> str:
@@ -477,6 +540,7 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "",
         "Servers, each its own process, started by `bench/servers.py`:",
         "- ours: `graphql-todos serve` (POOL_SIZE=10, logs to .data/bench-logs)",
+        _decoded_server(results),
         ("- PostGraphile 5.1 (`bench/peer5-package.json`, on its own Node 22): `postgraphile -C bench/peer5.config.mjs`, "
          "the amber preset, a pool of 10, NODE_ENV=production, no GraphiQL; `todoChanges` and `todo(id)` subscriptions "
          "from a small plugin that takes the row from the NOTIFY payload"),

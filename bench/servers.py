@@ -35,6 +35,9 @@ OURS_WORKERS = "ours, 2 workers"
 # and with the response cache.
 OURS_ACCOUNTS = "ours, accounts"
 OURS_ACCOUNTS_CACHED = "ours, accounts, response cache"
+# Ours with JOURNAL=decoded (the sequencer journals commits read by logical
+# decoding), on a database of its own: the mode switch leaves ours' alone.
+OURS_DECODED = "ours (JOURNAL=decoded)"
 # Not a server of its own: ours, measured with its change feed beside its live list (the live case).
 LIVE_FEED = f"{OURS}, change feed"
 # BENCH_PORT_BASE moves every server's port, so two benches (two worktrees) can
@@ -43,10 +46,13 @@ _BASE = int(os.environ.get("BENCH_PORT_BASE", "18765"))
 PORTS = {
     name: _BASE + offset
     for offset, name in enumerate(
-        (OURS, POSTGRAPHILE, FLOOR, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE5, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED)
+        (
+            OURS, POSTGRAPHILE, FLOOR, OURS_CACHED, OURS_WORKERS, POSTGRAPHILE5, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED,
+            OURS_DECODED,
+        )
     )
 }
-_OURS = (OURS, OURS_CACHED, OURS_WORKERS, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED)
+_OURS = (OURS, OURS_CACHED, OURS_WORKERS, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED, OURS_DECODED)
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,15 @@ def _command(name: str, dbs: Databases, port: int) -> tuple[list[str], dict[str,
         serve = str(Path(sys.executable).parent / "graphql-todos")
         # No web client, and no per-request access log (PostGraphile runs
         # with --disable-query-log).
-        settings = {"DATABASE_URL": dbs.ours, "POOL_SIZE": "10", "WEB_DIST": "", "LOG_LEVEL": "warning"}
+        dsn = dbs.ours_decoded() if name == OURS_DECODED else dbs.ours
+        settings = {"DATABASE_URL": dsn, "POOL_SIZE": "10", "WEB_DIST": "", "LOG_LEVEL": "warning"}
         # Every subscriber connects from this one address.
         settings["MAX_SOCKETS_PER_CLIENT"] = "100000"
         cache = {} if name in (OURS_CACHED, OURS_ACCOUNTS_CACHED) else {"RESPONSE_CACHE_SIZE": "0"}
         workers = {"WORKERS": "2"} if name == OURS_WORKERS else {}
         auth = {"AUTH": "accounts"} if name in (OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED) else {}
-        return [serve, "serve"], {**env, **settings, **cache, **workers, **auth}
+        journal = {"JOURNAL": "decoded" if name == OURS_DECODED else "trigger"}
+        return [serve, "serve"], {**env, **settings, **cache, **workers, **auth, **journal}
     if name == POSTGRAPHILE:
         cli = str(PEER / "node_modules" / "postgraphile" / "cli.js")
         args = [

@@ -18,6 +18,8 @@ PEER_SQL = Path(__file__).resolve().parent / "peer.sql"
 # report's order: ours (the journal triggers), the peers' (bench/peer.sql:
 # two plain NOTIFY triggers) and the peers' without its triggers.
 INSERT_TABLES = ("ours", "peers", "none")
+# And, where the server can decode, ours in JOURNAL=decoded, its sequencer journaling.
+DECODED_INSERTS = "decoded"
 
 
 def as_peer(dsn: str, notify: bool = True) -> None:

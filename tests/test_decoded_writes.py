@@ -17,6 +17,7 @@ import pytest
 
 from graphql_todos.core import verdicts, writes
 from graphql_todos.core.models import LOCAL_LIST_ID
+from graphql_todos.core.pgoutput import JOURNAL
 from tests.decoded import Journaled, journaled
 from tests.helpers import serving, wait_until
 from tests.test_mutations_once import CREATE, count, http, numbered
@@ -160,3 +161,22 @@ def test_retention_keeps_a_verdict_whose_entries_are_not_journaled_yet(journaled
         writer.join(10)
         assert count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 1
     assert json.loads(replies[0])["extensions"]["mutation"]["verdict"] == "APPLIED"
+
+
+def test_an_entry_keeps_its_xid_when_decoded_before_its_backend_left_the_procarray(db_dsn: str) -> None:
+    """The sequencer can journal a commit before its writer's backend has
+    left the procarray: that xid is then at or above every snapshot's xmax,
+    and its entry must still carry the writer's own xid8 (the writer finds
+    its cursor by it), not one an epoch before."""
+    with (
+        psycopg.connect(db_dsn) as older,
+        psycopg.connect(db_dsn) as writer,
+        psycopg.connect(db_dsn, autocommit=True) as sequencer,
+    ):
+        # Both still running: the snapshots' xmax is at most the older's xid, below the writer's.
+        older.execute("SELECT pg_current_xact_id()")
+        (xid,) = writer.execute("SELECT pg_current_xact_id()::text").fetchone()  # type: ignore[misc]
+        row = {"id": str(uuid.uuid4()), "title": "decoded early"}
+        entry = {"source": "test/early", "xid": int(xid) & 0xFFFFFFFF, "op": "created", "row": row}
+        sequencer.execute(JOURNAL, (json.dumps([entry]),))  # type: ignore[arg-type]
+        assert sequencer.execute("SELECT xid::text FROM todo_changes WHERE source = 'test/early'").fetchone() == (xid,)

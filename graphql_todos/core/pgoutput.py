@@ -132,14 +132,16 @@ class Decoder:
 # journal_write: a row's lists, a moved row's old state, a staged entry's
 # fields), each with its source, its transaction's commit time (changed_at:
 # the trigger's is its transaction's now()), and its xid8 (Begin's 32 bits
-# in the epoch of the newest xid, or the one before for an xid above it);
+# in the epoch of the newest xid, or the one before for an xid above it; the
+# newest is this statement's own: a snapshot's xmax may not be above a commit
+# decoded before its backend has left the procarray);
 # then one NOTIFY per 200 transactions: each one's xid and last position
 # (a writer's cursor), and "through", so that the hub reads the range back
 # (live/notifications.py). A change already journaled is dropped (the
 # index's conflict is the guard; the NOT EXISTS spares its position).
 JOURNAL = """
 WITH next AS (
-    SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid
+    SELECT pg_current_xact_id()::text::bigint AS xid
 ), batch AS (
     INSERT INTO todo_changes (position, source, changed_at, xid, op, todo_id, todo, list_before, list_after, person_id,
                               detail, before, mutation)

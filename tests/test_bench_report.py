@@ -1,0 +1,76 @@
+"""docs/benchmarks.md's tables (bench/report.py) with ours in JOURNAL=decoded
+beside ours: its figures get rows of their own, set against the same peers,
+and ours' rows stay as they were."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bench import report
+from bench.fanout import FanoutResult
+from bench.servers import OURS, OURS_DECODED, POSTGRAPHILE, POSTGRAPHILE5
+from bench.writes import DECODED_INSERTS
+
+ARGS = {"smoke": True, "connections": 20, "seconds": 2, "rounds": 1, "row_events": 3, "write_seconds": 1, "write_rounds": 1}
+
+
+def _http(test: str, rps: dict[str, float]) -> list[dict[str, Any]]:
+    return [{"test": test, "server": s, "rps": [v], "errors": 0, "command": f"wrk {s}"} for s, v in rps.items()]
+
+
+def _row(server: str, last: float, cpu: float) -> dict[str, Any]:
+    run = FanoutResult(server, 1000, last_arrival=[last], after_response=[last / 2], cpu_per_delivery=cpu)
+    return dataclasses.asdict(dataclasses.replace(run, delivered=1000, expected=1000, open_seconds=0.5))
+
+
+def _results(decoded: bool) -> dict[str, Any]:
+    create = {OURS: 1500.0, POSTGRAPHILE5: 2000.0, POSTGRAPHILE: 1000.0} | ({OURS_DECODED: 3000.0} if decoded else {})
+    post = {OURS: 1200.0} | ({OURS_DECODED: 2600.0} if decoded else {})
+    rows = [_row(OURS, 0.2, 170e-6), _row(POSTGRAPHILE5, 0.08, 120e-6), _row(POSTGRAPHILE, 0.1, 100e-6)]
+    return {
+        "args": ARGS, "started": "now", "commit": "abc", "embedded": True, "postgres": "18", "no_decoded": "",
+        "http": _http("createTodo", create) + _http("createTodo (REST POST /api/todos/)", post),
+        "rows": rows + ([_row(OURS_DECODED, 0.1, 150e-6)] if decoded else []),
+        "database": {
+            "notify": {"INSERT -> our journal trigger -> listener": [0.002]}
+            | ({f"INSERT -> {OURS_DECODED}'s sequencer -> listener": [0.004]} if decoded else {}),
+            "inserts": [{"writers": 4, "rates": {"ours": [800.0], "peers": [1000.0], "none": [1250.0]}
+                         | ({DECODED_INSERTS: [900.0, 1100.0, 1000.0]} if decoded else {})}],
+        },
+    }
+
+
+def test_the_decoded_rows_stand_beside_ours_against_the_best_peer() -> None:
+    text = report.render(_results(decoded=True), None)
+    assert "| createTodo, ours (JOURNAL=decoded) | 3000 req/s (3000) | 2000 req/s (2000) | 1000 req/s (1000) | - | 1.50 (PostGraphile 5) | - |" in text
+    # REST set beside the peers' GraphQL mutation, as ours' own REST row is.
+    assert "| createTodo (REST POST /api/todos/), ours (JOURNAL=decoded) (peers: GraphQL createTodo) | 2,600 req/s | 2,000 req/s | 1,000 req/s | 1.30 (PostGraphile 5) |" in text
+    assert "| same, ours (JOURNAL=decoded): last arrival p50 | 100 ms | 80.0 ms | 100 ms | 1.25 (PostGraphile 5) |" in text
+    assert "| same, ours (JOURNAL=decoded): server CPU per delivered event | 150 us | 120 us | 100 us | 1.50 (PostGraphile 4) |" in text
+    # The per-row table: a column of its own, and its ratio beside ours'.
+    assert "| | ours | ours (JOURNAL=decoded) | PostGraphile 5 | PostGraphile 4 | ours / best peer | ours (JOURNAL=decoded) / best peer |" in text
+    assert "| last arrival, p50 | 200 ms | 100 ms | 80.0 ms | 100 ms | 2.50 (PostGraphile 5) | 1.25 (PostGraphile 5) |" in text
+
+
+def test_the_decoded_insert_rates_have_a_table_of_their_own() -> None:
+    text = report.render(_results(decoded=True), None)
+    assert f"| INSERT -> {OURS_DECODED}'s sequencer -> listener | p50 4.00 ms, p99 4.00 ms (n=1) |" in text
+    assert "| 4 writers | 1000 (900, 1100, 1000) | 1.00 | 1.25 | 0.80 |" in text
+
+
+def test_ours_rows_are_the_same_with_and_without_the_decoded_server() -> None:
+    without = report.render(_results(decoded=False), None).splitlines()
+    with_decoded = report.render(_results(decoded=True), None).splitlines()
+    # Every line of the run without it is in the run with it, but for the
+    # per-row table's (a column more; its separator is another table's too)
+    # and the sentence before it (one more server delivered to).
+    header, _, *stats = report._per_server_table(_results(decoded=False)["rows"], report.ROW_STATS)
+    sentence = next(line for line in without if line.startswith("1,000 subscribers, each"))
+    assert [line for line in without if line not in with_decoded] == [sentence, header, *stats]
+    assert "| createTodo | 1500 req/s (1500) | 2000 req/s (2000) | 1000 req/s (1000) | - | 0.75 (PostGraphile 5) | - |" in with_decoded
+
+
+def test_a_server_that_cannot_decode_is_said_in_the_report() -> None:
+    results = _results(decoded=False) | {"no_decoded": "JOURNAL=decoded needs wal_level = logical"}
+    assert f"- {OURS_DECODED}: not measured, this server cannot run it: JOURNAL=decoded needs wal_level = logical" in report.render(results, None)
