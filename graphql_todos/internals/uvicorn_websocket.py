@@ -560,6 +560,12 @@ _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
 
+# Read once: on Python 3.11 an enum's members are read through its
+# metaclass's __getattr__ hook (some 860 instructions each), and every
+# frame's write checks the state (twice for a burst's: hold and flush).
+_OPEN = State.OPEN
+
+
 def _text_frame_header(length: int) -> bytes:
     if length < 126:
         return _SHORT_HEADERS[length]
@@ -636,20 +642,22 @@ class Burst:
 
     def _hold(self, protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
         # The checks inline, as _write_frame's: a call fewer per row event.
-        if protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN:
+        if protocol.disconnected or protocol.close_sent or protocol.conn.state is not _OPEN:
             return True
         if not protocol.writable.is_set():
             return False
         frames = self._frames
         if not frames:
             asyncio.get_running_loop().call_soon(self._flush)
-        frames.append((protocol, _text_frame_header(len(message)) + message))
+        # The short header from its table inline, a call fewer per row event.
+        length = len(message)
+        frames.append((protocol, (_SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)) + message))
         return True
 
     def _flush(self) -> None:
         frames, self._frames = self._frames, []
         for protocol, frame in frames:
-            if protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN:
+            if protocol.disconnected or protocol.close_sent or protocol.conn.state is not _OPEN:
                 continue
             try:
                 protocol.transport.write(frame)
@@ -666,7 +674,7 @@ def _direct_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
 
 def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
     # direct_write's: a broadcast's write per member, its checks inline.
-    if protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN:
+    if protocol.disconnected or protocol.close_sent or protocol.conn.state is not _OPEN:
         return True
     if not protocol.writable.is_set():
         return False
@@ -676,7 +684,7 @@ def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
 
 def _write_open(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
     # open_write's.
-    closed = protocol.disconnected or protocol.close_sent or protocol.conn.state is not State.OPEN
+    closed = protocol.disconnected or protocol.close_sent or protocol.conn.state is not _OPEN
     if closed or not protocol.writable.is_set():
         return False
     protocol.transport.write(_text_frame_header(len(message)) + message)

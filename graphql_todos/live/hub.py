@@ -49,6 +49,11 @@ D = TypeVar("D", bound=_Timed)
 
 CHANNEL = "todo_changes"
 
+# Read once: on Python 3.11 an enum's members are read through its
+# metaclass's __getattr__ hook (some 860 instructions each), and a row
+# event's offer reads two.
+_ARRIVAL, _UPDATE = Kind.ARRIVAL, Kind.UPDATE
+
 
 class _Marker:
     def __init__(self, name: str) -> None:
@@ -158,7 +163,7 @@ class Subscriber(Generic[D]):
         todo = entry.todo
         # A row it sees, as it is now (not a deletion or a removal, after
         # which the task ends the stream).
-        if todo is not None and (kind is Kind.ARRIVAL or (kind is Kind.UPDATE and entry.op != "deleted")):
+        if todo is not None and (kind is _ARRIVAL or (kind is _UPDATE and entry.op != "deleted")):
             # Rendered once per `shares`; inline, not a call (a row event's every instruction counts).
             try:
                 body = None if bodies is None else bodies.get(id(sink.shares))
@@ -564,19 +569,16 @@ class Hub:
                 for sub in watchers:
                     taken += sub.offer(entry, bodies)
                 if taken:
-                    self._took(taken, entry.changed_at)
+                    # Counted as a task counts a batch: one count and one lag
+                    # sample (the oldest change's) for all the sinks took in
+                    # one turn of the loop (one UPDATE's rows, say).
+                    if not self._taken:
+                        self._taken_at = entry.changed_at
+                        asyncio.get_running_loop().call_soon(self._count_taken)
+                    self._taken += taken
         elif entry.person is not None:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
-
-    def _took(self, taken: int, changed_at: datetime | None) -> None:
-        """Count changes row sinks took: as a task counts a batch, one
-        count and one lag sample (the oldest change's) for all taken in one
-        turn of the loop (one UPDATE's rows, say)."""
-        if not self._taken:
-            self._taken_at = changed_at
-            asyncio.get_running_loop().call_soon(self._count_taken)
-        self._taken += taken
 
 
 def _delivery(entry: Entry, kind: Kind | None) -> Delivery | None:

@@ -72,6 +72,26 @@ def journal_entries(text: str) -> list[Entry]:
 
 def _read(body: Any) -> tuple[int, Entry | None]:
     """What `notified` says of a notification's body, as orjson loads it."""
+    # Nearly every one: a row updated in its list, as 010's journal_write
+    # builds it (its 8 keys: the head and the row), read in fewer steps to
+    # the same entry as below (a row event's every instruction counts).
+    try:
+        if (
+            len(body) == 8
+            and body["op"] == "updated"
+            and type(position := body["position"]) is int
+            and (list_text := body["list_before"]) == body["list_after"]
+            and (row_json := body["todo"]) is not None
+            and body["person"] is None
+        ):
+            committed, id_text = _timed(body["changed_at"]), body["id"]
+            updated = Todo.from_json(row_json, _parsed, _timed)
+            todo_id = updated.id if id_text == row_json["id"] else _uuid(id_text)
+            same_list = list_text is not None and list_text == row_json.get("list_id")
+            list_id = updated.list_id if same_list else _uuid(list_text)
+            return position, Entry(position, "updated", todo_id, updated, list_id, list_id, None, None, None, committed)
+    except KeyError:
+        pass  # not that shape: read as any other
     position = int(body["position"])
     op = body["op"]
     before_text, after_text = body.get("list_before"), body.get("list_after")

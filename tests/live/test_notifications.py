@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import psycopg
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
 from graphql_todos.core import repository
@@ -180,3 +182,48 @@ def test_a_remembered_parse_runs_once_per_text_and_forgets_them_all_at_its_size(
     assert [remembered[text] for text in "aab"] == ["A", "A", "B"] and parsed == ["a", "b"]
     assert remembered["c"] == "C" and dict(remembered) == {"c": "C"}
     assert remembered["a"] == "A" and parsed == ["a", "b", "c", "a"]
+
+
+_IDS = ["00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"]
+_AT = "2026-12-05T06:01:00.123456+00:00"
+
+
+# A change of a row's notification that takes it out of the shorter way.
+_MISSES: list[tuple[str, Any]] = [
+    ("op", "created"), ("op", "deleted"), ("position", "7"), ("position", 7.0), ("position", True),
+    ("list_after", _IDS[1]), ("list_after", None), ("person", _IDS[0]), ("todo", None),
+    *(("delete", key) for key in ["position", "op", "id", "changed_at", "list_before", "list_after", "person", "todo"]),
+]
+
+
+@st.composite
+def _row_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """Row notifications as 010's journal_write builds them for a row
+    updated in its list (read by notified's shorter way), and near misses."""
+    lists = st.sampled_from([None, *_IDS])
+    todo = {"id": draw(st.sampled_from(_IDS)), "title": draw(st.sampled_from(["t", 'a "b" \\ \u00e9'])),
+            "completed": draw(st.booleans()), "created_time": _AT, "updated_time": _AT}
+    if (list_id := draw(st.one_of(lists, st.just("absent")))) != "absent":
+        todo["list_id"] = list_id
+    before = draw(lists)
+    body: dict[str, Any] = {
+        "position": 7, "op": "updated", "id": draw(st.sampled_from(_IDS)), "changed_at": _AT,
+        "list_before": before, "list_after": before, "person": None, "todo": todo,
+    }
+    for key, value in draw(st.lists(st.sampled_from(_MISSES), max_size=2)):
+        if key == "delete":
+            body.pop(value, None)
+        else:
+            body[key] = value
+    return body
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_row_bodies())
+def test_a_row_notification_reads_as_it_does_with_any_other_key(body: dict[str, Any]) -> None:
+    """The row's notification read the shorter way (notifications._read) is
+    the entry the general read gives the same body with a key that changes
+    nothing (a null detail: no shorter way for it), or the same failure."""
+    read, general = (notified(orjson.dumps(b).decode()) for b in (body, body | {"detail": None}))
+    assert read[0] == general[0]
+    assert (None if read[1] is None else _exact(read[1])) == (None if general[1] is None else _exact(general[1]))
