@@ -177,6 +177,6 @@ def test_an_entry_keeps_its_xid_when_decoded_before_its_backend_left_the_procarr
         older.execute("SELECT pg_current_xact_id()")
         (xid,) = writer.execute("SELECT pg_current_xact_id()::text").fetchone()  # type: ignore[misc]
         row = {"id": str(uuid.uuid4()), "title": "decoded early"}
-        entry = {"source": "test/early", "xid": int(xid) & 0xFFFFFFFF, "op": "created", "row": row}
+        entry = {"source": "test/early", "xid": int(xid) & 0xFFFFFFFF, "op": "created", "row": row, "at": 0}
         sequencer.execute(JOURNAL, (json.dumps([entry]),))  # type: ignore[arg-type]
         assert sequencer.execute("SELECT xid::text FROM todo_changes WHERE source = 'test/early'").fetchone() == (xid,)
