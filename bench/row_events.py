@@ -25,7 +25,7 @@ from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
-from graphql_todos.graphql.fanout import _row_render, _RowFrames
+from graphql_todos.graphql.fanout import _entry_render, _row_render, _RowFrames
 from graphql_todos.graphql.fast.execution import execute_event
 from graphql_todos.graphql.fast.plans import compile_events
 from graphql_todos.graphql.intake import coerce
@@ -59,7 +59,7 @@ def _framed(message: bytes) -> bool:
 
 def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int) -> _RowFrames:
     """RowStream's row sink for one watcher (fanout._RowFrames, with
-    fanout's render of a row), its socket a no-op that takes the frame."""
+    fanout's render of an entry's row), its socket a no-op that takes the frame."""
     operation = cast(OperationDefinitionNode, document.definitions[0])
     compiled = compile_events(schema, document, operation)
     assert compiled is not None
@@ -68,7 +68,7 @@ def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, ind
     plan = compiled.plan(variables)
     assert plan is not None
     render = _row_render(plan, lambda todo: orjson.dumps({"data": execute_event(plan, todo)[0]}))
-    return _RowFrames(plan, render, b'{"id":"%d","type":"next","payload":' % index, b"}", _framed)
+    return _RowFrames(plan, _entry_render(plan, render), b'{"id":"%d","type":"next","payload":' % index, b"}", _framed)
 
 
 async def run(rounds: int) -> None:

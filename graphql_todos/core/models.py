@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from graphql_todos.core.mutations import Verdict
 
@@ -42,6 +42,10 @@ class Todo:
     updated_time: datetime
     # Every row had local's default list as its list before lists came.
     list_id: uuid.UUID = LOCAL_LIST_ID
+
+    # The attributes from_json takes from the snapshot as they are, each
+    # under its own name: a reader of the snapshot may take them from there.
+    AS_STORED: ClassVar[frozenset[str]] = frozenset({"title", "completed"})
 
     @classmethod
     def from_json(
@@ -132,10 +136,50 @@ class Entry:
     # Made by the first legacy_change: a row sink's or a feed's entry never
     # needs one, and the hub makes an Entry per NOTIFY.
     legacy: dict[Any, Change] | None = None
+    # A row's entry read from its notification: the row's jsonb snapshot
+    # (Todo.from_json's), for a reader that takes its values from there
+    # (a row sink: graphql/fanout.py) with no Todo made (RowEntry).
+    row: dict[str, Any] | None = None
 
     @property
     def cursor(self) -> str:
         return str(self.position)
+
+
+class RowEntry(Entry):
+    """A row's `updated` entry in its list, as its notification carries it,
+    whose `todo` is made from its `row` (by `make`) when first read. The
+    hub reads a row's every NOTIFY, and a row whose only readers are row
+    sinks never needs its Todo (docs/bench-ab-rows.md); every other reader
+    gets the Todo an Entry would hold, made once."""
+
+    # `made`: the Todo once read (Entry's own `todo` slot stays empty). A
+    # property, not __getattr__: on Python 3.11 a class with __getattr__
+    # reads every attribute through its hook (some 860 instructions each).
+    __slots__ = ("made", "make")
+
+    made: Todo | None
+    make: Callable[[dict[str, Any]], Todo]
+
+    def __init__(
+        self, position: int, todo_id: uuid.UUID, list_id: uuid.UUID, changed_at: datetime | None,
+        row: dict[str, Any], make: Callable[[dict[str, Any]], Todo],
+    ) -> None:
+        self.position, self.op, self.todo_id = position, "updated", todo_id
+        self.list_before = self.list_after = list_id
+        self.person = self.detail = self.before = self.legacy = self.made = None
+        self.changed_at, self.row, self.make = changed_at, row, make
+
+    @property  # type: ignore[override]
+    def todo(self) -> Todo | None:
+        todo = self.made
+        if todo is None:
+            todo = self.made = self.make(cast(dict[str, Any], self.row))
+        return todo
+
+    @todo.setter
+    def todo(self, todo: Todo | None) -> None:
+        self.made = todo
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,11 @@ class Kind(Enum):
     MEMBER = "member"  # a member of a list it sees, or itself, changed
 
 
+# Read once, for _everything: on Python 3.11 an enum's members are read
+# through its metaclass's __getattr__ hook (some 860 instructions each),
+# and it judges every row event of a view of every list.
+_UPDATE, _ARRIVAL, _REMOVAL = Kind.UPDATE, Kind.ARRIVAL, Kind.REMOVAL
+
 _LIST_OPS = frozenset({"list_created", "list_updated", "list_deleted"})
 _MEMBER_OPS = frozenset({"member_added", "member_updated", "member_removed"})
 # The only entries that may change a view (View._apply): routing.py rebuilds
@@ -108,8 +113,8 @@ def _everything(entry: Entry) -> Kind | None:
     if op == "updated":
         was, now = entry.list_before is not None, entry.list_after is not None
         if was:
-            return Kind.UPDATE if now else Kind.REMOVAL
-        return Kind.ARRIVAL if now else None
+            return _UPDATE if now else _REMOVAL
+        return _ARRIVAL if now else None
     kind = _EVERYTHING.get(op)
     if kind is None:
         return None

@@ -61,7 +61,7 @@ from strawberry.http import GraphQLRequestData
 
 from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import ALL, Change, Op, Viewer
+from graphql_todos.core.models import ALL, Change, Entry, Op, Todo, Viewer
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.core.visibility import View
 from graphql_todos.graphql.fast.execution import execute_event
@@ -252,7 +252,7 @@ class RowStream:
     key: uuid.UUID
     render: Callable[[Any], Awaitable[bytes]]
     # The same by a compiled plan, for the hub to write with (_RowFrames); None: graphql-core renders.
-    compiled: _Compiled | None
+    compiled: _RowRenders | None
     failure: Callable[[DomainError], list[GraphQLError]]
     write: Write | None
     send: Send
@@ -268,7 +268,7 @@ class RowStream:
                 if start.todo is None:
                     return
                 if self.burst is not None and self.compiled is not None:
-                    sub.sink = _RowFrames(self.compiled.plan, self.compiled.render, prefix, suffix, self.burst)
+                    sub.sink = _RowFrames(self.compiled.plan, self.compiled.entry, prefix, suffix, self.burst)
                 async for change in sub:
                     deleted = change.op is Op.DELETED
                     await self._send(prefix + await self.render(None if deleted else change.todo) + suffix)
@@ -289,6 +289,16 @@ class RowStream:
 
 
 @dataclass(frozen=True, slots=True)
+class _RowRenders:
+    """A `todo(id)` subscription's renders by a compiled plan: of its row
+    (a Todo, or None), and of an entry, for the hub's row sink."""
+
+    plan: Plan
+    row: Callable[[Any], bytes]
+    entry: Callable[[Entry], bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class _Compiled:
     """A subscription's events rendered by a compiled plan."""
 
@@ -304,28 +314,31 @@ class _Compiled:
 _AS_WRITTEN: dict[str, type] = {"String": str, "Boolean": bool, "ID": uuid.UUID}
 
 
-def _row_render(plan: Plan, render: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    """A `todo(id)` plan's render, the same bytes as `render` gives: for a
-    plan selecting, by one field node, leaves of the row alone (plain
-    attributes of the scalars above, and __typename), each response key
-    once, the row's body is its values in a dict for orjson, without the
-    plan's completion (about half the instructions); `render` renders the
-    rest, and a row with a value not of its leaf's type."""
+# A row's leaves as _row_render renders them: each response key, the
+# attribute it reads (None: __typename) and its value's type (__typename's
+# value); and the body's JSON head.
+_Leaves = tuple[tuple[tuple[str, str | None, type | str], ...], bytes]
+
+
+def _leaves(plan: Plan) -> _Leaves | None:
+    """A `todo(id)` plan's leaves, for a plan selecting, by one field node,
+    leaves of the row alone (plain attributes of the scalars above, and
+    __typename), each response key once; None for any other plan."""
     root = plan.fields[0]
     if len(plan.fields) != 1 or len(root.nodes) != 1 or root.typename is not None:
-        return render
+        return None
     row_type = get_named_type(root.field_def.type)
     selection = root.nodes[0].selection_set
     if not is_object_type(row_type) or selection is None:
-        return render
+        return None
     # Each key's attribute and its value's type; __typename's: None and its value.
     leaves: dict[str, tuple[str | None, type | str]] = {}
     for node in selection.selections:
         if not isinstance(node, FieldNode) or node.arguments or node.directives or node.selection_set is not None:
-            return render
+            return None
         key, name = (node.alias or node.name).value, node.name.value
         if key in leaves:
-            return render
+            return None
         if name == "__typename":
             leaves[key] = (None, row_type.name)
             continue
@@ -334,29 +347,70 @@ def _row_render(plan: Plan, render: Callable[[Any], bytes]) -> Callable[[Any], b
         kind = _AS_WRITTEN.get(leaf.name) if leaf is not None and is_specified_scalar_type(leaf) else None
         attribute = None if field_def is None else plain_attribute(field_def)
         if kind is None or attribute is None:
-            return render
+            return None
         leaves[key] = (attribute, kind)
     # A loop over tuples: attrgetter of them all, zip and map took twice its instructions.
     fields = tuple((key, attribute, kind) for key, (attribute, kind) in leaves.items())
     # The body's JSON inside `{"data":{"<key>":` ... `}}`: orjson's bytes for
     # the two outer dicts, which cost more to build and write than joining these.
-    head = b'{"data":{' + orjson.dumps(root.key) + b":"
+    return fields, b'{"data":{' + orjson.dumps(root.key) + b":"
 
-    def render_row(row: Any) -> bytes:
-        if row is None:
-            return render(row)
+
+def _leaf_body(leaves: _Leaves, read: Callable[[Any, str], Any]) -> Callable[[Any], bytes | None]:
+    """The body of a row whose leaves `read` finds (getattr of a Todo, an
+    item of its snapshot); None: a value not of its leaf's type."""
+    fields, head = leaves
+
+    def body_of(row: Any) -> bytes | None:
         body: dict[str, Any] = {}
         for key, attribute, kind in fields:
             if attribute is None:
                 body[key] = kind
                 continue
-            value = getattr(row, attribute)
+            value = read(row, attribute)
             if type(value) is not kind:
-                return render(row)
+                return None
             body[key] = value
         return head + orjson.dumps(body) + b"}}"
 
+    return body_of
+
+
+def _row_render(plan: Plan, render: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """A `todo(id)` plan's render, the same bytes as `render` gives: for a
+    plan of leaves (_leaves), the row's body is its values in a dict for
+    orjson, without the plan's completion (about half the instructions);
+    `render` renders the rest, and a row with a value not of its leaf's type."""
+    leaves = _leaves(plan)
+    if leaves is None:
+        return render
+    body_of = _leaf_body(leaves, getattr)
+
+    def render_row(row: Any) -> bytes:
+        if row is not None and (body := body_of(row)) is not None:
+            return body
+        return render(row)
+
     return render_row
+
+
+def _entry_render(plan: Plan, render_row: Callable[[Any], bytes]) -> Callable[[Entry], bytes]:
+    """A row sink's render of an entry (hub.RowSink), the same bytes as
+    render_row(entry.todo): for a plan of leaves (_leaves) that Todo takes
+    from its snapshot as they are (Todo.AS_STORED, and __typename), a
+    RowEntry's body is rendered from its `row`, with no Todo made;
+    render_row renders the rest (and a value not of its leaf's type)."""
+    leaves = _leaves(plan)
+    if leaves is None or not {attribute for _, attribute, _ in leaves[0]} <= Todo.AS_STORED | {None}:
+        return lambda entry: render_row(entry.todo)
+    body_of = _leaf_body(leaves, dict.get)
+
+    def render_entry(entry: Entry) -> bytes:
+        if (row := entry.row) is not None and (body := body_of(row)) is not None:
+            return body
+        return render_row(entry.todo)
+
+    return render_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +420,7 @@ class _RowFrames:
     frames' ids differ."""
 
     shares: Plan
-    render: Callable[[Any], bytes]
+    render: Callable[[Entry], bytes]
     prefix: bytes
     suffix: bytes
     socket: Write
@@ -544,15 +598,17 @@ class GraphQLFanout:
         service: TodoService = websocket.state.service
         groups: Groups = websocket.state.broadcast_groups
         compiled = self._compiled(plan, coerced, None)
+        renders = None
         if compiled is not None:
-            compiled = _Compiled(compiled.plan, _row_render(compiled.plan, compiled.render))
-        # The plan is looked up once per subscriber: both renders from it.
+            row = _row_render(compiled.plan, compiled.render)
+            renders = _RowRenders(compiled.plan, row, _entry_render(compiled.plan, row))
+        # The plan is looked up once per subscriber: every render from it.
         render = (
-            _awaiting(compiled.render) if compiled is not None
+            _awaiting(renders.row) if renders is not None
             else self._render(plan, context, coerced, variables, operation_name, None)
         )
         return RowStream(
-            service, groups.hub, _viewer_of(context), key, render, compiled, self._failure, write, send,
+            service, groups.hub, _viewer_of(context), key, render, renders, self._failure, write, send,
             self.burst.writer(websocket),
         )
 

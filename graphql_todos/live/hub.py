@@ -28,7 +28,7 @@ from graphql_todos.core.cursors import Cursors
 from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Chunk, Entry, Todo, Viewer
+from graphql_todos.core.models import Change, Chunk, Entry, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
@@ -87,8 +87,10 @@ class RowSink(Protocol):
         """Sinks of one row whose `shares` is the same object render the
         same body for a change: it is rendered once for them all."""
 
-    def render(self, todo: Todo) -> bytes:
-        """The row's body; may raise (the task then delivers the change)."""
+    def render(self, entry: Entry) -> bytes:
+        """The body of the row as the entry leaves it (its `todo`, or the
+        values of its `row`: no Todo made); may raise (the task then
+        delivers the change)."""
 
     def write(self, body: bytes) -> bool:
         """Frame the body and write it now; False: the connection cannot take it now."""
@@ -160,15 +162,17 @@ class Subscriber(Generic[D]):
         kind = self.view.step(entry)
         if kind is None:
             return False
-        todo = entry.todo
         # A row it sees, as it is now (not a deletion or a removal, after
-        # which the task ends the stream).
-        if todo is not None and (kind is _ARRIVAL or (kind is _UPDATE and entry.op != "deleted")):
+        # which the task ends the stream); an entry's `row` says there is
+        # one with no Todo made (RowEntry's).
+        if (kind is _ARRIVAL or (kind is _UPDATE and entry.op != "deleted")) and (
+            entry.row is not None or entry.todo is not None
+        ):
             # Rendered once per `shares`; inline, not a call (a row event's every instruction counts).
             try:
                 body = None if bodies is None else bodies.get(id(sink.shares))
                 if body is None:
-                    body = sink.render(todo)
+                    body = sink.render(entry)
                     if bodies is not None:
                         bodies[id(sink.shares)] = body
                 if sink.write(body):

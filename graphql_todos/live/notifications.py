@@ -3,6 +3,7 @@ names, and its journal entry when the payload carries all of it."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from graphql_todos.core.models import Entry, Todo
+from graphql_todos.core.models import Entry, RowEntry, Todo
 
 _TODO_OPS = frozenset({"created", "updated", "deleted"})
 
@@ -43,6 +44,8 @@ _parsed = _Remembered(uuid.UUID).__getitem__
 # rows their updated_time (now()), and a row keeps its created_time. Half
 # the cost of a parse, and the entries share the datetimes (immutable).
 _timed = _Remembered(datetime.fromisoformat).__getitem__
+# A row's Todo, made as `_read` makes it, for a RowEntry read before anything else.
+_todo_of = functools.partial(Todo.from_json, parse_id=_parsed, parse_time=_timed)
 
 
 def notified(payload: str) -> tuple[int, Entry | None]:
@@ -85,6 +88,21 @@ def _read(body: Any) -> tuple[int, Entry | None]:
             and body["person"] is None
         ):
             committed, id_text = _timed(body["changed_at"]), body["id"]
+            if (
+                len(row_json) == 6
+                and row_json["id"] == id_text
+                and row_json["list_id"] == list_text
+                and "title" in row_json
+                and "completed" in row_json
+            ):
+                # Its row as the general read makes it, with the same parses,
+                # but the Todo made when something reads it (RowEntry: a row
+                # sink does not). Its uuids and times are parsed now (and
+                # remembered for that Todo): a row that does not parse sends
+                # the hub to the journal, as it did.
+                _timed(row_json["created_time"])
+                _timed(row_json["updated_time"])
+                return position, RowEntry(position, _parsed(id_text), _parsed(list_text), committed, row_json, _todo_of)
             updated = Todo.from_json(row_json, _parsed, _timed)
             todo_id = updated.id if id_text == row_json["id"] else _uuid(id_text)
             same_list = list_text is not None and list_text == row_json.get("list_id")

@@ -1,7 +1,9 @@
 """The fan-out: a `todo(id)` stream's render (fanout._row_render) writes the
 same bytes as graphql-core's execution of the event, by its shortcut for a
 selection of the row's plain leaves, and by the plan's render for the rest;
-a group key is equal as its document is."""
+so does a row sink's render of an entry (fanout._entry_render), from a
+RowEntry's snapshot with no Todo made where it can; a group key is equal as
+its document is."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from graphql import OperationDefinitionNode, parse
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from graphql_todos.core.models import Todo
-from graphql_todos.graphql.fanout import _DocumentKey, _row_render
+from graphql_todos.core.models import Entry, RowEntry, Todo
+from graphql_todos.graphql.fanout import _DocumentKey, _entry_render, _row_render
 from graphql_todos.graphql.fast.plans import Plan, compile_events
 from graphql_todos.graphql.intake import coerce
 from tests.graphql.fast.test_events import ROWS, SCHEMA, _strawberry
@@ -38,6 +40,14 @@ def _plan(query: str, variables: dict[str, Any]) -> Plan | None:
 
 def _renders(query: str, variables: dict[str, Any]) -> tuple[Callable[[Any], bytes], list[Any]]:
     """The row render of the query's plan, and the events it left to graphql-core."""
+    render, _, passed = _all_renders(query, variables)
+    return render, passed
+
+
+def _all_renders(
+    query: str, variables: dict[str, Any]
+) -> tuple[Callable[[Any], bytes], Callable[[Entry], bytes], list[Any]]:
+    """The row and entry renders of the query's plan, and the events they left to graphql-core."""
     plan = _plan(query, variables)
     assert plan is not None
     passed: list[Any] = []
@@ -46,7 +56,25 @@ def _renders(query: str, variables: dict[str, Any]) -> tuple[Callable[[Any], byt
         passed.append(event)
         return _strawberry(query, variables, event)
 
-    return _row_render(plan, graphql_core), passed
+    render = _row_render(plan, graphql_core)
+    return render, _entry_render(plan, render), passed
+
+
+def _snapshot(row: Todo) -> dict[str, Any]:
+    """The row's jsonb snapshot, as the journal trigger writes it (a time
+    that is no time kept as it is)."""
+    def time(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    return {
+        "id": str(row.id), "title": row.title, "completed": row.completed, "created_time": time(row.created_time),
+        "updated_time": time(row.updated_time), "list_id": str(row.list_id),
+    }
+
+
+def _row_entry(row: Todo) -> RowEntry:
+    """The row's entry as a notification reads it, its Todo (`row` itself) made when read."""
+    return RowEntry(7, row.id, row.list_id, None, _snapshot(row), lambda _: row)
 
 
 @st.composite
@@ -67,6 +95,37 @@ def test_a_row_is_rendered_as_graphql_core_executes_it(request: tuple[str, dict[
     assume(_plan(query, variables) is not None)
     render, _ = _renders(query, variables)
     assert render(row) == _strawberry(query, variables, row)
+
+
+@settings(max_examples=300, deadline=None)
+@given(request=_rows(), row=ROWS)
+def test_an_entry_is_rendered_as_graphql_core_executes_its_row(request: tuple[str, dict[str, Any]], row: Todo) -> None:
+    """A row sink's render of a RowEntry (from its snapshot where it can)
+    and of an Entry holding its Todo: the bytes of graphql-core's execution
+    of the row."""
+    query, variables = request
+    assume(_plan(query, variables) is not None)
+    _, render, _ = _all_renders(query, variables)
+    expected = _strawberry(query, variables, row)
+    assert render(_row_entry(row)) == expected
+    assert render(Entry(7, "updated", row.id, row, row.list_id, row.list_id)) == expected
+
+
+def test_a_row_entry_of_stored_leaves_is_rendered_with_no_todo_made() -> None:
+    """Leaves Todo holds as its snapshot does (and __typename): rendered
+    from the RowEntry's snapshot, its Todo never made; any other leaf (an
+    id, parsed into a UUID) makes it, as does a value not of its type."""
+    plain = 'subscription { t: todo(id: "x") { title done: completed __typename } }'
+    render, passed = _all_renders(plain, {})[1:]
+    entry = _row_entry(ROW)
+    assert render(entry) == _strawberry(plain, {}, ROW)
+    assert entry.made is None and passed == []
+    broken = Todo(ROW.id, cast(str, None), True, ROW.created_time, ROW.updated_time)
+    for query, row in [('subscription { todo(id: "x") { id title } }', ROW), (plain, broken)]:
+        render = _all_renders(query, {})[1]
+        entry = _row_entry(row)
+        assert render(entry) == _strawberry(query, {}, row)
+        assert entry.made is row, query
 
 
 def test_a_selection_of_plain_leaves_is_rendered_without_graphql_core() -> None:

@@ -322,8 +322,10 @@ class _Sink:
         self.written = written
         self.renders = 0
 
-    def render(self, todo: Todo) -> bytes:
+    def render(self, entry: Entry) -> bytes:
         self.renders += 1
+        todo = entry.todo
+        assert todo is not None
         if int(todo.title) % 5 == 0:
             raise RuntimeError("cannot render it")
         return todo.title.encode()

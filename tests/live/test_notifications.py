@@ -6,6 +6,7 @@ uuids are parsed once and remembered), and a list's and a member's entries."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import orjson
@@ -15,16 +16,15 @@ from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
 from graphql_todos.core import repository
-from graphql_todos.core.models import Chunk, Entry, Todo
+from graphql_todos.core.models import Chunk, Entry, RowEntry, Todo
 from graphql_todos.live.notifications import _Remembered, journal_entries, notified
 from tests.core.test_lists_journal import _person
 
 
 def _exact(entry: Entry) -> tuple[Any, ...]:
-    return (
-        entry.position, entry.op, entry.todo_id, entry.todo, entry.list_before, entry.list_after,
-        entry.person, entry.detail, entry.before, entry.changed_at,
-    )
+    # Every field (a RowEntry's own __init__ sets each, or this fails) but
+    # the legacy Changes made later and the snapshot a RowEntry was read from.
+    return tuple(getattr(entry, field.name) for field in dataclasses.fields(Entry) if field.name not in ("legacy", "row"))
 
 
 def _fields(entry: Entry) -> tuple[Any, ...]:
@@ -128,6 +128,26 @@ def test_a_payload_that_does_not_parse_sends_the_hub_to_the_journal() -> None:
     for body in bad:
         for _ in range(2):  # and again, once a good parse of the same kind was remembered
             assert notified(body if isinstance(body, str) else orjson.dumps(body).decode()) == (2**63 - 1, None)
+
+
+def test_a_row_updated_in_its_list_reads_with_its_todo_made_when_first_read() -> None:
+    """A row updated in its list, as the trigger sends it: its entry's Todo
+    is made when something reads it (a row sink reads the snapshot), the
+    general read's Todo, once; a time or uuid that does not read still
+    sends the hub to the journal."""
+    at, list_id = "2026-12-05T06:01:00.5+00:00", "00000000-0000-4000-8000-000000000002"
+    row = {"id": "00000000-0000-4000-8000-00000000000b", "title": "t", "completed": True, "list_id": list_id,
+           "created_time": at, "updated_time": "2026-12-05T06:01:01+00:00"}
+    body = {"position": 9, "op": "updated", "id": row["id"], "changed_at": at, "todo": row, "person": None,
+            "list_before": list_id, "list_after": list_id}
+    _, entry = notified(orjson.dumps(body).decode())
+    _, general = notified(orjson.dumps(body | {"detail": None}).decode())
+    assert isinstance(entry, RowEntry) and type(general) is Entry
+    assert entry.made is None and entry.row == row
+    todo = entry.todo
+    assert todo == general.todo and entry.todo is todo and entry.made is todo
+    for bad in [row | {"created_time": "soon"}, row | {"updated_time": "later"}, row | {"id": "nope"}]:
+        assert notified(orjson.dumps(body | {"todo": bad, "id": bad["id"]}).decode()) == (2**63 - 1, None)
 
 
 def test_the_hub_reads_every_kind_of_entry_back_as_the_journal_holds_it(db_dsn: str) -> None:
