@@ -28,7 +28,7 @@ pytest_plugins = ["pytester"]
 @pytest.fixture(scope="session")
 def admin_dsn() -> Iterator[str]:
     """A superuser connection string to the session's PostgreSQL server:
-    DATABASE_URL's; a cluster of the PostgreSQL installed in TEST_POSTGRES_BIN
+    DATABASE_URL's (at wal_level = logical, for JOURNAL=decoded's tests); a cluster of the PostgreSQL installed in TEST_POSTGRES_BIN
     (make test runs the database-facing tests again on the oldest version
     claimed); or the embedded one."""
     if url := os.environ.get("DATABASE_URL"):
