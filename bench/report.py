@@ -467,6 +467,8 @@ def _sections(results: dict[str, Any]) -> list[str]:
              "PostGraphile 4 `listen(topic: \"todo:<id>\") { relatedNodeId }`. Each change is one UPDATE of every "
              f"row, {args['row_events']} of them; last arrival = until every subscriber has its row's event, "
              "timed from just before the UPDATE is sent, and from its return (committed). "
+             "Ours (JOURNAL=decoded), where it runs, is measured once its sequencer has journaled the commits "
+             "made while no server of it ran (the write cases'), so its open costs are the opens'. "
              f"Delivered: {_delivered(results['rows'])}."),
             "",
             *_per_server_table(results["rows"], ROW_STATS),
