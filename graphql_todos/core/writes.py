@@ -336,6 +336,58 @@ async def write(
     return todos, notices.position
 
 
+# Writes that share one transaction (core/write_batch.py, trigger mode).
+# The commit-order lock (sql/002) is taken first, before any row is locked,
+# as a lone write takes it only at its commit: a batch holds it from there
+# to its commit, so no other transaction's entries fall between its
+# statements, and a later statement's `max(position)` less the one before
+# it are that statement's entries. The journal triggers fire at the end of
+# each statement (IMMEDIATE), so each reads the app.person_id its own
+# statement set (the plain statements set nothing else a later one could
+# inherit; app.journal_todos only gathers lists marked for todos, which a
+# batch of todo writes never marks for members). While the batch holds the
+# lock, a statement that waits for a row lock waits for a transaction that
+# will itself wait for the lock at its commit (every todo write takes it):
+# a deadlock PostgreSQL would find only after deadlock_timeout (1 s), and
+# then perhaps by ending the other writer. lock_timeout ends the batch
+# instead, at once: it is rolled back and its writes run alone.
+COMMIT_ORDER_LOCK = 7305202417
+_TOGETHER = (
+    "SET CONSTRAINTS todos_journal_insert_delete, todos_journal_update IMMEDIATE",
+    f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})",
+)
+# After the lock, not with it (lock_timeout would bound the wait for it).
+# No cursor NOTICE: the positions are read as the batch goes.
+_TOGETHER_SET = "SELECT set_config('lock_timeout', %(wait)s, true), set_config('app.cursor_notice', 'off', true)"
+# Under the lock, right after a statement: its newest entry, or (it
+# journaled none) where the journal stands, as journal_newest tells a lone write.
+_NEWEST = "SELECT coalesce(max(position), 0) FROM todo_changes"
+# A row lock waited for this long while holding the commit-order lock ends the batch.
+TOGETHER_LOCK_WAIT = "20ms"
+
+
+async def write_together(
+    conn: AsyncConnection[Any], batch: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[list[Todo], int]]:
+    """Plain statements (trigger mode) in one transaction, sent in one
+    pipeline and committed once: each one's rows and its cursor. A failure
+    raises what psycopg raised, the transaction rolled back."""
+    steps = []
+    async with conn.pipeline(), conn.transaction():
+        for statement in _TOGETHER:
+            await conn.execute(statement)
+        await conn.execute(_TOGETHER_SET, {"wait": TOGETHER_LOCK_WAIT})
+        for statement, params in batch:
+            rows = conn.cursor(row_factory=_todo_rows)
+            await rows.execute(statement, params)
+            steps.append((rows, await conn.execute(_NEWEST)))
+    return [(await rows.fetchall(), (await mark.fetchone())[0]) for rows, mark in steps]  # type: ignore[index] # one row
+
+
+def _todo_rows(_cursor: Any) -> Any:
+    return _todo
+
+
 async def write_numbered(
     conn: AsyncConnection[Any], statement: Write, params: dict[str, Any], key: Key, decoded: bool = False
 ) -> tuple[list[dict[str, Any]], Mark] | None:
