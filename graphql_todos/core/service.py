@@ -332,7 +332,7 @@ class TodoService:
         if target is not None and actor is not None:
             async with connection(self.pool) as conn:
                 _check_role(await writes.role_in_list(conn, target, actor), target, "list")
-        written = await self.batches.write(statement.plain, values)
+        written = await self.batches.write(statement, values)
         if written is None:
             return await self._write_alone(receipt, statement, values, key, target, actor)
         todos, position = written

@@ -34,6 +34,7 @@ SLOTS = 1
 class _Queued:
     statement: str
     params: dict[str, Any]
+    single: bool
     answer: asyncio.Future[tuple[list[Todo], int] | None]
 
 
@@ -47,13 +48,13 @@ class WriteBatches:
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def write(self, statement: str, params: dict[str, Any]) -> tuple[list[Todo], int] | None:
+    async def write(self, statement: writes.Write, params: dict[str, Any]) -> tuple[list[Todo], int] | None:
         """The write's rows and cursor once its batch has committed; None:
         its batch was rolled back, so it is run alone by the caller.
         DatabaseUnavailable when the batch's commit may or may not have
         happened (a lost connection), as a lone write's would be."""
         answer: asyncio.Future[tuple[list[Todo], int] | None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(statement, params, answer))
+        self._queue.append(_Queued(statement.plain, params, statement.single, answer))
         if self._running < self.slots:
             self._running += 1
             task = asyncio.create_task(self._drain())
@@ -78,7 +79,7 @@ class WriteBatches:
             async with connection(self.pool) as conn:
                 try:
                     done: list[tuple[list[Todo], int]] | list[None] = await writes.write_together(
-                        conn, [(queued.statement, queued.params) for queued in batch]
+                        conn, [(queued.statement, queued.params, queued.single) for queued in batch]
                     )
                 except psycopg.Error as exc:
                     if exc.sqlstate is None:

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core.errors import Forbidden, NotFound, TodoExists
@@ -170,3 +171,64 @@ def test_a_batch_waits_for_no_row_lock_while_it_holds_the_commit_order_lock(db_d
         other.close()
     assert committed == [None]
     assert [todo.title for todo in done] == ["s renamed", "r renamed"]
+
+
+def test_a_write_arriving_while_a_batch_runs_goes_in_the_next_in_commit_order(db_dsn: str) -> None:
+    """A batch under way takes no one in (its statements are sent); the one
+    queued meanwhile goes next, as a lone write goes at once: in their
+    own transactions, positions in commit order."""
+    lock = psycopg.connect(db_dsn)
+    lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
+
+    async def run() -> tuple[list[Todo], list[Receipt]]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            receipts = [Receipt(), Receipt()]
+            first = asyncio.create_task(service.create_todo("first", receipt=receipts[0]))
+            await asyncio.sleep(0.2)  # its batch sent, waiting for the lock
+            second = asyncio.create_task(service.create_todo("second", receipt=receipts[1]))
+            await asyncio.sleep(0.2)
+            assert not first.done() and not second.done()
+            await asyncio.to_thread(lock.commit)
+            return [await first, await second], receipts
+
+    try:
+        done, receipts = asyncio.run(run())
+    finally:
+        lock.close()
+    entries = _entries(db_dsn, [todo.id for todo in done])
+    (first,), (second,) = entries.values()
+    assert first[1] != second[1]  # two transactions
+    assert [receipt.cursor for receipt in receipts] == [first[0], second[0]] and first[0] < second[0]
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_a_write_that_changes_nothing_in_a_batch_has_the_cursor_before_it(db_dsn: str, twice: bool) -> None:
+    """Its cursor is where the journal stood after the writes before it in
+    its batch. `twice`: the batch names a row twice and changes many (each
+    statement's newest position read after it), else not (the batch's
+    entries read once)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b') RETURNING id")]
+        base = conn.execute("SELECT max(position) FROM todo_changes").fetchone()[0]  # type: ignore[index]
+
+    async def run() -> list[Receipt]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            receipts = [Receipt() for _ in range(4)]
+            await asyncio.gather(
+                service.update_todo(str(ids[0]), "a, renamed", receipt=receipts[0]),
+                # The same values again: journaled nothing.
+                service.update_todo(str(ids[0]), "a, renamed", receipt=receipts[1])
+                if twice else service.update_todo(str(ids[1]), "b", receipt=receipts[1]),
+                service.create_todo("c", receipt=receipts[2]),
+                service.toggle_all(True, receipt=receipts[3]) if twice else service.create_todo("d", receipt=receipts[3]),
+            )
+            return receipts
+
+    receipts = asyncio.run(run())
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        xids = conn.execute("SELECT DISTINCT xmin::text FROM todo_changes WHERE position > %s", (base,)).fetchall()
+    assert len(xids) == 1  # one batch
+    # a renamed; nothing; c created; d created, or a, b and c completed.
+    assert [receipt.cursor for receipt in receipts] == [base + 1, base + 1, base + 2, base + (5 if twice else 3)]
