@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core.errors import Forbidden, NotFound, TodoExists
+from graphql_todos.core.errors import DatabaseUnavailable, Forbidden, NotFound, TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService
@@ -64,7 +64,7 @@ def test_writes_of_two_people_together_each_judged_and_journaled_as_its_own(db_d
                 service.update_todo(str(theirs.id), "bob's, renamed", receipt=receipts[1], actor=bob),
                 service.create_todo("ann's second", receipt=receipts[2], actor=ann),
             )
-            return done, receipts
+            return list(done), receipts
 
     done, receipts = asyncio.run(run())
     assert [todo.title for todo in done] == ["ann's, renamed", "bob's, renamed", "ann's second"]
@@ -76,14 +76,14 @@ def test_writes_of_two_people_together_each_judged_and_journaled_as_its_own(db_d
     assert newest[0][0] + 2 == newest[1][0] + 1 == newest[2][0]
     assert [title for _, _, title in newest] == [todo.title for todo in done]
     with psycopg.connect(db_dsn, autocommit=True) as conn:
-        lists = dict(conn.execute("SELECT id, list_id FROM todos WHERE id = ANY(%s)", ([t.id for t in done],)).fetchall())
+        lists: dict[uuid.UUID, uuid.UUID] = dict(conn.execute("SELECT id, list_id FROM todos WHERE id = ANY(%s)", ([t.id for t in done],)).fetchall())
     assert [lists[todo.id] for todo in done] == [ann_list, bob_list, ann_list]
 
 
 def test_a_refused_write_rolls_its_batch_back_and_each_runs_alone(db_dsn: str) -> None:
     taken = uuid.uuid4()
 
-    async def run() -> list[Any]:
+    async def run() -> tuple[Any, ...]:
         async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             await service.create_todo("first", todo_id=str(taken))
@@ -114,7 +114,7 @@ def test_a_write_that_finds_no_row_in_a_batch_is_refused_as_alone(db_dsn: str) -
             "INSERT INTO list_members (list_id, person_id, role) VALUES (%s, %s, 'viewer')", (ann_list, bob)
         )
 
-    async def run() -> list[Any]:
+    async def run() -> tuple[Any, ...]:
         async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             mine = await service.create_todo("ann's", actor=ann)
@@ -150,10 +150,12 @@ def test_a_batch_waits_for_no_row_lock_while_it_holds_the_commit_order_lock(db_d
         except psycopg.Error as exc:
             committed.append(exc)
 
-    async def run() -> list[Todo]:
+    async def run() -> tuple[Todo, Todo]:
         async with _pool(db_dsn) as pool:
             service = TodoService(pool)
-            writes = asyncio.gather(service.update_todo(str(ids[0]), "s renamed"), service.update_todo(str(ids[1]), "r renamed"))
+            writes = asyncio.gather(
+                service.update_todo(str(ids[0]), "s renamed"), service.update_todo(str(ids[1]), "r renamed")
+            )
             await asyncio.sleep(0.3)
             # The batch holds the commit-order lock, or has given way; `other` commits now.
             committing = threading.Thread(target=commit_other)
@@ -180,7 +182,7 @@ def test_a_write_arriving_while_a_batch_runs_goes_in_the_next_in_commit_order(db
     lock = psycopg.connect(db_dsn)
     lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
 
-    async def run() -> tuple[list[Todo], list[Receipt]]:
+    async def run() -> tuple[tuple[Todo, Todo], list[Receipt]]:
         async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             receipts = [Receipt(), Receipt()]
@@ -190,7 +192,7 @@ def test_a_write_arriving_while_a_batch_runs_goes_in_the_next_in_commit_order(db
             await asyncio.sleep(0.2)
             assert not first.done() and not second.done()
             await asyncio.to_thread(lock.commit)
-            return [await first, await second], receipts
+            return (await first, await second), receipts
 
     try:
         done, receipts = asyncio.run(run())
@@ -232,3 +234,34 @@ def test_a_write_that_changes_nothing_in_a_batch_has_the_cursor_before_it(db_dsn
     assert len(xids) == 1  # one batch
     # a renamed; nothing; c created; d created, or a, b and c completed.
     assert [receipt.cursor for receipt in receipts] == [base + 1, base + 1, base + 2, base + (5 if twice else 3)]
+
+
+def test_a_batch_whose_connection_is_lost_answers_each_write_database_unavailable(db_dsn: str) -> None:
+    """Its connection lost (here its backend ended while it waits for the
+    commit-order lock): its commit may have happened for all the client
+    can tell, so no write is run again; each is answered
+    DATABASE_UNAVAILABLE, as a lone write whose connection is lost is."""
+    lock = psycopg.connect(db_dsn)
+    lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
+
+    async def run() -> tuple[Any, ...]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            writes = asyncio.gather(service.create_todo("a"), service.create_todo("b"), return_exceptions=True)
+            await asyncio.sleep(0.3)  # the batch waits for the lock
+            ended = await asyncio.to_thread(
+                lock.execute,
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+            assert ended.fetchall() == [(True,)]
+            done = tuple(await writes)
+            await asyncio.to_thread(lock.commit)
+            return done
+
+    try:
+        done = asyncio.run(run())
+    finally:
+        lock.close()
+    assert [type(answer) for answer in done] == [DatabaseUnavailable, DatabaseUnavailable]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT title FROM todos").fetchall() == []
