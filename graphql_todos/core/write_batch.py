@@ -82,11 +82,12 @@ class WriteBatches:
                         conn, [(queued.statement, queued.params, queued.single) for queued in batch]
                     )
                 except psycopg.Error as exc:
-                    if exc.sqlstate is None:
+                    if conn.broken or conn.closed:
                         raise  # the connection lost: the commit may have happened
-                    # The server refused a statement (or timed it out): nothing committed.
+                    # Refused by the server (or a value psycopg could not send),
+                    # on a connection still alive: rolled back, nothing committed.
                     if len(batch) > 1:
-                        logger.debug("a batch of %d writes rolled back (%s): each runs alone", len(batch), exc.sqlstate)
+                        logger.debug("a batch of %d writes rolled back (%r): each runs alone", len(batch), exc)
                     done = [None] * len(batch)
         except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
             for queued in batch:

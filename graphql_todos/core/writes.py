@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
 
 from graphql_todos.core.database import statement_rows
-from graphql_todos.core.errors import TodoExists
+from graphql_todos.core.errors import DatabaseUnavailable, TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.repository import TODO_COLUMNS
@@ -396,9 +396,18 @@ async def write_together(
             await rows.execute(statement, params)
             steps.append((rows, None if once else await conn.execute(_NEWEST)))
         entries = await conn.execute(_ENTRIES) if once else None
+    try:
+        return await _answers(steps, entries)
+    except psycopg.Error as exc:
+        # Committed: a caller that took this for a rollback would write again.
+        raise DatabaseUnavailable("a committed batch's answers could not be read") from exc
+
+
+async def _answers(steps: list[tuple[Any, Any]], entries: Any) -> list[tuple[list[Todo], int]]:
+    """Each write's rows and cursor, from a batch's results (write_together)."""
     if entries is None:
-        return [(await rows.fetchall(), (await mark.fetchone())[0]) for rows, mark in steps]  # type: ignore[union-attr, index] # one row
-    newest, positions, ids = await entries.fetchone()  # type: ignore[misc] # one row
+        return [(await rows.fetchall(), (await mark.fetchone())[0]) for rows, mark in steps]
+    newest, positions, ids = await entries.fetchone()
     journaled = dict(zip(ids or (), positions or (), strict=True))
     done = []
     for rows, _ in steps:
