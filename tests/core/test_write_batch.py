@@ -13,6 +13,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from graphql_todos.core import repository
+from graphql_todos.core.database import GatedPool, StatementConnection, connection
 from graphql_todos.core.errors import DatabaseUnavailable, Forbidden, NotFound, TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Receipt
@@ -265,3 +267,24 @@ def test_a_batch_whose_connection_is_lost_answers_each_write_database_unavailabl
     assert [type(answer) for answer in done] == [DatabaseUnavailable, DatabaseUnavailable]
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT title FROM todos").fetchall() == []
+
+
+def test_a_connection_whose_batch_rolled_back_still_runs_the_statements_it_keeps_prepared(db_dsn: str) -> None:
+    """psycopg's ROLLBACK deallocates every prepared statement once it has
+    prepared one of its own (here the batch's, by their sixth run): the
+    pool's connections keep theirs too (StatementConnection), and must not
+    look for them afterwards."""
+
+    async def run() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            service = TodoService(pool)
+            made = [await service.create_todo(f"row {n}") for n in range(6)]
+            async with connection(pool) as conn:
+                assert isinstance(conn, StatementConnection)
+                await repository.journal_newest(conn)  # kept prepared
+            with pytest.raises(TodoExists):
+                await service.create_todo("again", todo_id=str(made[0].id))
+            async with connection(pool) as conn:
+                assert (await repository.journal_newest(conn))[0] == 6
+
+    asyncio.run(run())
