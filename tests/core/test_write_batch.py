@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -19,6 +20,8 @@ from graphql_todos.core.errors import DatabaseUnavailable, Forbidden, NotFound, 
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService
+
+T = TypeVar("T")
 
 
 def _person(conn: psycopg.Connection[Any], name: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -46,6 +49,15 @@ def _entries(dsn: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[int, 
 
 def _pool(dsn: str) -> AsyncConnectionPool:
     return AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
+
+
+def _run_closing(run: Callable[[], Coroutine[Any, Any, T]], *conns: psycopg.Connection[Any]) -> T:
+    """asyncio.run(run()), the test's own connections closed whatever happens."""
+    try:
+        return asyncio.run(run())
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 def test_writes_of_two_people_together_each_judged_and_journaled_as_its_own(db_dsn: str) -> None:
@@ -168,11 +180,7 @@ def test_a_batch_waits_for_no_row_lock_while_it_holds_the_commit_order_lock(db_d
             await asyncio.to_thread(committing.join)
             return done
 
-    try:
-        done = asyncio.run(run())
-    finally:
-        held.close()
-        other.close()
+    done = _run_closing(run, held, other)
     assert committed == [None]
     assert [todo.title for todo in done] == ["s renamed", "r renamed"]
 
@@ -196,10 +204,7 @@ def test_a_write_arriving_while_a_batch_runs_goes_in_the_next_in_commit_order(db
             await asyncio.to_thread(lock.commit)
             return (await first, await second), receipts
 
-    try:
-        done, receipts = asyncio.run(run())
-    finally:
-        lock.close()
+    done, receipts = _run_closing(run, lock)
     entries = _entries(db_dsn, [todo.id for todo in done])
     (first,), (second,) = entries.values()
     assert first[1] != second[1]  # two transactions
@@ -260,10 +265,7 @@ def test_a_batch_whose_connection_is_lost_answers_each_write_database_unavailabl
             await asyncio.to_thread(lock.commit)
             return done
 
-    try:
-        done = asyncio.run(run())
-    finally:
-        lock.close()
+    done = _run_closing(run, lock)
     assert [type(answer) for answer in done] == [DatabaseUnavailable, DatabaseUnavailable]
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT title FROM todos").fetchall() == []
