@@ -3,6 +3,8 @@
 Each public coroutine validates its input, runs one statement on a pooled
 autocommit connection (a statement is its own transaction, and costs one
 round trip) and raises a DomainError for anything the client got wrong.
+An unnumbered write in trigger mode shares its transaction with the writes
+waiting beside it (write_batch.py), still one statement of its own.
 """
 
 from __future__ import annotations
@@ -300,7 +302,8 @@ class TodoService:
         actor: uuid.UUID | None,
         list_id: str | None = None,
     ) -> list[Todo]:
-        """Run a mutation (one statement, its own transaction) for `actor`;
+        """Run a mutation (one statement; in a batch's transaction when
+        unnumbered in trigger mode, else its own) for `actor`;
         the receipt gets its verdict and cursor. A numbered one (the
         receipt's key) is applied once: a retry is answered from its record,
         and a refusal is recorded as its rejection (docs/design/offline.md,
