@@ -3,6 +3,8 @@
 Each public coroutine validates its input, runs one statement on a pooled
 autocommit connection (a statement is its own transaction, and costs one
 round trip) and raises a DomainError for anything the client got wrong.
+An unnumbered write in trigger mode shares its transaction with the writes
+waiting beside it (write_batch.py), still one statement of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from graphql_todos.core.list_statements import JsonLists, ListStatement
 from graphql_todos.core.models import LOCAL_ID, WHOLE, Page, Snapshot, Todo, TodoState, VerdictRow, Viewer
 from graphql_todos.core.mutations import Key, Receipt, Verdict, parse_client
 from graphql_todos.core.settings import Settings
+from graphql_todos.core.write_batch import WriteBatches
 
 MAX_TITLE_LENGTH = 512
 # GraphQL's Int: the largest offset any transport takes.
@@ -133,6 +136,8 @@ class TodoService:
         self._snapshots = _Snapshots(pool)
         self.writes = writes.statements(journal)
         self.cursors = Cursors(journal_timeout_seconds) if self.writes.decoded else None
+        # Trigger mode: plain writes share transactions (core/write_batch.py).
+        self.batches = None if self.writes.decoded else WriteBatches(pool)
 
     def page(
         self, size: int | None, offset: int | None, names: tuple[str, str] = ("first", "offset")
@@ -297,7 +302,8 @@ class TodoService:
         actor: uuid.UUID | None,
         list_id: str | None = None,
     ) -> list[Todo]:
-        """Run a mutation (one statement, its own transaction) for `actor`;
+        """Run a mutation (one statement; in a batch's transaction when
+        unnumbered in trigger mode, else its own) for `actor`;
         the receipt gets its verdict and cursor. A numbered one (the
         receipt's key) is applied once: a retry is answered from its record,
         and a refusal is recorded as its rejection (docs/design/offline.md,
@@ -315,6 +321,35 @@ class TodoService:
             if receipt.key is None:
                 raise
             return await self._reject(receipt, receipt.key, refused, statement, key)
+        if receipt.key is None and self.batches is not None:
+            return await self._write_batched(receipt, statement, values, key, target, actor)
+        return await self._write_alone(receipt, statement, values, key, target, actor)
+
+    async def _write_batched(
+        self, receipt: Receipt, statement: writes.Write, values: dict[str, Any],
+        key: uuid.UUID | None, target: uuid.UUID | None, actor: uuid.UUID | None,
+    ) -> list[Todo]:
+        """An unnumbered write in trigger mode, in a batch with those waiting
+        beside it; alone if its batch is rolled back (write_batch)."""
+        assert self.batches is not None
+        if target is not None and actor is not None:
+            async with connection(self.pool) as conn:
+                _check_role(await writes.role_in_list(conn, target, actor), target, "list")
+        written = await self.batches.write(statement, values)
+        if written is None:
+            return await self._write_alone(receipt, statement, values, key, target, actor)
+        todos, position = written
+        receipt.settle(Verdict.APPLIED, position)
+        if statement.single and not todos:
+            async with connection(self.pool) as conn:
+                raise await _refusal(conn, key, actor)
+        return todos
+
+    async def _write_alone(
+        self, receipt: Receipt, statement: writes.Write, values: dict[str, Any],
+        key: uuid.UUID | None, target: uuid.UUID | None, actor: uuid.UUID | None,
+    ) -> list[Todo]:
+        """A write in a transaction of its own (its statement's)."""
         decoded = self.writes.decoded
         # Decoded: every entry after this position is of a commit after it was heard.
         floor = 0 if self.cursors is None else self.cursors.through

@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
 
 from graphql_todos.core.database import statement_rows
-from graphql_todos.core.errors import TodoExists
+from graphql_todos.core.errors import DatabaseUnavailable, TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.repository import TODO_COLUMNS
@@ -334,6 +334,93 @@ async def write(
     with CursorNotices(conn) as notices, _TakenId(params):
         todos = await statement_rows(conn, statement, params, _todo)
     return todos, notices.position
+
+
+# Writes that share one transaction (core/write_batch.py, trigger mode).
+# The commit-order lock (sql/002) is taken first, before any row is locked,
+# as a lone write takes it only at its commit: a batch holds it from there
+# to its commit, so no other transaction's entries fall between its
+# statements, and a later statement's `max(position)` less the one before
+# it are that statement's entries. The journal triggers fire at the end of
+# each statement (IMMEDIATE), so each reads the app.person_id its own
+# statement set (the plain statements set nothing else a later one could
+# inherit; app.journal_todos only gathers lists marked for todos, which a
+# batch of todo writes never marks for members). While the batch holds the
+# lock, a statement that waits for a row lock waits for a transaction that
+# will itself wait for the lock at its commit (every todo write takes it):
+# a deadlock PostgreSQL would find only after deadlock_timeout (1 s), and
+# then perhaps by ending the other writer. lock_timeout ends the batch
+# instead, at once: it is rolled back and its writes run alone.
+COMMIT_ORDER_LOCK = 7305202417
+_TOGETHER = (
+    "SET CONSTRAINTS todos_journal_insert_delete, todos_journal_update IMMEDIATE",
+    f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})",
+)
+# After the lock, not with it (lock_timeout would bound the wait for it),
+# so its snapshot holds every entry committed before: where the journal
+# stands as the batch starts, kept for _ENTRIES. No cursor NOTICE: the
+# positions are read here.
+_TOGETHER_SET = """SELECT set_config('lock_timeout', %(wait)s, true), set_config('app.cursor_notice', 'off', true),
+       set_config('app.batch_base', (SELECT coalesce(max(position), 0) FROM todo_changes)::text, true)"""
+# Under the lock, right after a statement: its newest entry, or (it
+# journaled none) where the journal stands, as journal_newest tells a lone write.
+_NEWEST = "SELECT coalesce(max(position), 0) FROM todo_changes"
+# The batch's entries, in statement order, read once after its last statement.
+_ENTRIES = """SELECT current_setting('app.batch_base')::bigint, array_agg(position ORDER BY position),
+       array_agg(todo_id ORDER BY position)
+FROM todo_changes WHERE position > current_setting('app.batch_base')::bigint"""
+# A row lock waited for this long while holding the commit-order lock ends the batch.
+TOGETHER_LOCK_WAIT = "20ms"
+
+
+async def write_together(
+    conn: AsyncConnection[Any], batch: list[tuple[str, dict[str, Any], bool]]
+) -> list[tuple[list[Todo], int]]:
+    """Plain statements (trigger mode; each with its Write's `single`) in
+    one transaction, sent in one pipeline and committed once: each one's
+    rows and its cursor. A failure raises what psycopg raised, the
+    transaction rolled back."""
+    # Writes of one row each, no row named twice: each has at most one entry,
+    # of its row, so one read of the batch's entries tells each its own.
+    # Else (a list-wide write, a row named twice) each statement is followed
+    # by a read of the newest position.
+    named = [params["id"] for _, params, _ in batch if params["id"] is not None]
+    once = all(single for _, _, single in batch) and len(set(named)) == len(named)
+    steps = []
+    async with conn.pipeline(), conn.transaction():
+        for statement in _TOGETHER:
+            await conn.execute(statement)
+        await conn.execute(_TOGETHER_SET, {"wait": TOGETHER_LOCK_WAIT})
+        for statement, params, _ in batch:
+            rows = conn.cursor(row_factory=_todo_rows)
+            await rows.execute(statement, params)
+            steps.append((rows, None if once else await conn.execute(_NEWEST)))
+        entries = await conn.execute(_ENTRIES) if once else None
+    try:
+        return await _answers(steps, entries)
+    except psycopg.Error as exc:
+        # Committed: a caller that took this for a rollback would write again.
+        raise DatabaseUnavailable("a committed batch's answers could not be read") from exc
+
+
+async def _answers(steps: list[tuple[Any, Any]], entries: Any) -> list[tuple[list[Todo], int]]:
+    """Each write's rows and cursor, from a batch's results (write_together)."""
+    if entries is None:
+        return [(await rows.fetchall(), (await mark.fetchone())[0]) for rows, mark in steps]
+    newest, positions, ids = await entries.fetchone()
+    journaled = dict(zip(ids or (), positions or (), strict=True))
+    done = []
+    for rows, _ in steps:
+        todos = await rows.fetchall()
+        # None: it changed nothing (an update to the same values, or no row):
+        # where the journal stood, as journal_newest tells a lone write.
+        newest = journaled.get(todos[0].id, newest) if todos else newest
+        done.append((todos, newest))
+    return done
+
+
+def _todo_rows(_cursor: Any) -> Any:
+    return _todo
 
 
 async def write_numbered(

@@ -1,0 +1,107 @@
+"""Group commit done by the app (trigger mode): the unnumbered writes waiting
+at the same moment run as one transaction on one connection, pipelined in
+one round trip, with one commit (one WAL flush, one hold of the
+commit-order lock) for them all. Each is still its own statement with its
+own journal entries and cursor (writes.write_together), and each caller is
+answered only after that commit. A batch that fails is rolled back whole,
+and its writes run alone, as without batches, each for its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from graphql_todos.core import writes
+from graphql_todos.core.database import StatementConnection, connection
+from graphql_todos.core.models import Todo
+
+logger = logging.getLogger(__name__)
+
+# Batches under way at once. One: a write arriving while a batch runs joins
+# the next, which starts as that one ends, with everything queued by then
+# (a lone write goes at once, as a batch of one). Two were measured
+# (docs/bench-ab-writes.md): a second batch waits for the commit-order lock
+# the first holds.
+SLOTS = 1
+
+
+@dataclass(slots=True)
+class _Queued:
+    statement: str
+    params: dict[str, Any]
+    single: bool
+    answer: asyncio.Future[tuple[list[Todo], int] | None]
+
+
+class WriteBatches:
+    """The queue of plain writes and the batches that run them."""
+
+    def __init__(self, pool: AsyncConnectionPool, slots: int = SLOTS) -> None:
+        self.pool = pool
+        self.slots = slots
+        self._queue: list[_Queued] = []
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def write(self, statement: writes.Write, params: dict[str, Any]) -> tuple[list[Todo], int] | None:
+        """The write's rows and cursor once its batch has committed; None:
+        its batch was rolled back, so it is run alone by the caller.
+        DatabaseUnavailable when the batch's commit may or may not have
+        happened (a lost connection), as a lone write's would be."""
+        answer: asyncio.Future[tuple[list[Todo], int] | None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(statement.plain, params, statement.single, answer))
+        if self._running < self.slots:
+            self._running += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await answer
+
+    async def _drain(self) -> None:
+        """Run batches while writes are queued: each takes all of them."""
+        try:
+            while self._queue:
+                # A caller gone before its batch started (cancelled): its write is not run.
+                batch = [queued for queued in self._queue if not queued.answer.done()]
+                self._queue = []
+                if batch:
+                    await self._run(batch)
+        finally:
+            self._running -= 1
+
+    async def _run(self, batch: list[_Queued]) -> None:
+        try:
+            async with connection(self.pool) as conn:
+                try:
+                    done: list[tuple[list[Todo], int]] | list[None] = await writes.write_together(
+                        conn, [(queued.statement, queued.params, queued.single) for queued in batch]
+                    )
+                except psycopg.Error as exc:
+                    if conn.broken or conn.closed:
+                        raise  # the connection lost: the commit may have happened
+                    # Refused by the server (or a value psycopg could not send),
+                    # on a connection still alive: rolled back, nothing committed.
+                    if len(batch) > 1:
+                        logger.debug("a batch of %d writes rolled back (%r): each runs alone", len(batch), exc)
+                    if isinstance(conn, StatementConnection):
+                        # psycopg's rollback may have deallocated the statements it kept prepared.
+                        await conn.deallocate()
+                    done = [None] * len(batch)
+        except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
+            for queued in batch:
+                if not queued.answer.done():
+                    queued.answer.set_exception(exc)
+            return
+        except BaseException:
+            # Cancelled (the loop ending): its callers wait no more.
+            for queued in batch:
+                queued.answer.cancel()
+            raise
+        for queued, result in zip(batch, done, strict=True):
+            if not queued.answer.done():
+                queued.answer.set_result(result)

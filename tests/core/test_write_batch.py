@@ -1,0 +1,292 @@
+"""core/write_batch.py: plain writes waiting together share one transaction
+(trigger mode), each keeping its own answer, entries and cursor; a batch
+that fails is rolled back and its writes run alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from graphql_todos.core import repository
+from graphql_todos.core.database import GatedPool, StatementConnection, connection
+from graphql_todos.core.errors import DatabaseUnavailable, Forbidden, NotFound, TodoExists
+from graphql_todos.core.models import Todo
+from graphql_todos.core.mutations import Receipt
+from graphql_todos.core.service import TodoService
+
+T = TypeVar("T")
+
+
+def _person(conn: psycopg.Connection[Any], name: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """A new person and their default list."""
+    row = conn.execute("INSERT INTO people (username) VALUES (%s) RETURNING id", (name,)).fetchone()
+    assert row is not None
+    default = conn.execute("SELECT id FROM lists WHERE owner_id = %s AND is_default", (row[0],)).fetchone()
+    assert default is not None
+    return row[0], default[0]
+
+
+def _entries(dsn: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[int, str, str]]]:
+    """Each row's journal entries: (position, the writer's xid, its title)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT todo_id, position, xmin::text, todo->>'title' FROM todo_changes WHERE todo_id = ANY(%s)"
+            " ORDER BY position",
+            (ids,),
+        ).fetchall()
+    found: dict[uuid.UUID, list[tuple[int, str, str]]] = {key: [] for key in ids}
+    for todo_id, position, xid, title in rows:
+        found[todo_id].append((position, xid, title))
+    return found
+
+
+def _pool(dsn: str) -> AsyncConnectionPool:
+    return AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
+
+
+def _run_closing(run: Callable[[], Coroutine[Any, Any, T]], *conns: psycopg.Connection[Any]) -> T:
+    """asyncio.run(run()), the test's own connections closed whatever happens."""
+    try:
+        return asyncio.run(run())
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_writes_of_two_people_together_each_judged_and_journaled_as_its_own(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ann, ann_list = _person(conn, "ann")
+        bob, bob_list = _person(conn, "bob")
+
+    async def run() -> tuple[list[Todo], list[Receipt]]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            mine = await service.create_todo("ann's", actor=ann)
+            theirs = await service.create_todo("bob's", actor=bob)
+            receipts = [Receipt(), Receipt(), Receipt()]
+            # Started in one turn of the loop: one batch. Bob may not edit Ann's list:
+            # each statement's journal trigger must read its own actor.
+            done = await asyncio.gather(
+                service.update_todo(str(mine.id), "ann's, renamed", receipt=receipts[0], actor=ann),
+                service.update_todo(str(theirs.id), "bob's, renamed", receipt=receipts[1], actor=bob),
+                service.create_todo("ann's second", receipt=receipts[2], actor=ann),
+            )
+            return list(done), receipts
+
+    done, receipts = asyncio.run(run())
+    assert [todo.title for todo in done] == ["ann's, renamed", "bob's, renamed", "ann's second"]
+    entries = _entries(db_dsn, [todo.id for todo in done])
+    newest = [found[-1] for found in entries.values()]
+    # One transaction (one xid) for the three, each cursor its own entry's position, in order.
+    assert len({xid for _, xid, _ in newest}) == 1
+    assert [receipt.cursor for receipt in receipts] == [position for position, _, _ in newest]
+    assert newest[0][0] + 2 == newest[1][0] + 1 == newest[2][0]
+    assert [title for _, _, title in newest] == [todo.title for todo in done]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        lists: dict[uuid.UUID, uuid.UUID] = dict(conn.execute("SELECT id, list_id FROM todos WHERE id = ANY(%s)", ([t.id for t in done],)).fetchall())
+    assert [lists[todo.id] for todo in done] == [ann_list, bob_list, ann_list]
+
+
+def test_a_refused_write_rolls_its_batch_back_and_each_runs_alone(db_dsn: str) -> None:
+    taken = uuid.uuid4()
+
+    async def run() -> tuple[Any, ...]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            await service.create_todo("first", todo_id=str(taken))
+            return await asyncio.gather(
+                service.create_todo("good 1"),
+                service.create_todo("taken again", todo_id=str(taken)),
+                service.update_todo(str(uuid.uuid4()), "no such row"),
+                service.create_todo("good 2"),
+                return_exceptions=True,
+            )
+
+    good1, again, absent, good2 = asyncio.run(run())
+    assert isinstance(again, TodoExists)
+    assert isinstance(absent, NotFound)
+    assert (good1.title, good2.title) == ("good 1", "good 2")
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        titles = [row[0] for row in conn.execute("SELECT title FROM todos ORDER BY title").fetchall()]
+    assert titles == ["first", "good 1", "good 2"]  # each applied once
+    entries = _entries(db_dsn, [good1.id, good2.id, taken])
+    assert [len(found) for found in entries.values()] == [1, 1, 1]
+
+
+def test_a_write_that_finds_no_row_in_a_batch_is_refused_as_alone(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ann, ann_list = _person(conn, "ann")
+        bob, _ = _person(conn, "bob")
+        conn.execute(
+            "INSERT INTO list_members (list_id, person_id, role) VALUES (%s, %s, 'viewer')", (ann_list, bob)
+        )
+
+    async def run() -> tuple[Any, ...]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            mine = await service.create_todo("ann's", actor=ann)
+            return await asyncio.gather(
+                service.update_todo(str(mine.id), "by bob", actor=bob),
+                service.update_todo(str(mine.id), "by ann", actor=ann),
+                return_exceptions=True,
+            )
+
+    refused, renamed = asyncio.run(run())
+    assert isinstance(refused, Forbidden)
+    assert renamed.title == "by ann"
+
+
+def test_a_batch_waits_for_no_row_lock_while_it_holds_the_commit_order_lock(db_dsn: str) -> None:
+    """A batch that would wait for a row another writer holds gives way at
+    once (lock_timeout): rolled back, its writes run alone, and the other
+    writer, which waits for the commit-order lock at its commit, is never
+    made a deadlock's victim."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute("INSERT INTO todos (title) VALUES ('s'), ('r') RETURNING id")]
+    held, other = psycopg.connect(db_dsn), psycopg.connect(db_dsn)
+    # `held` locks row s and journals nothing (so takes no commit-order lock);
+    # `other` changes row r and will wait for the lock at its commit.
+    held.execute("SELECT FROM todos WHERE id = %s FOR UPDATE", (ids[0],))
+    other.execute("UPDATE todos SET title = 'by another writer' WHERE id = %s", (ids[1],))
+    committed: list[BaseException | None] = []
+
+    def commit_other() -> None:
+        try:
+            other.commit()
+            committed.append(None)
+        except psycopg.Error as exc:
+            committed.append(exc)
+
+    async def run() -> tuple[Todo, Todo]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            writes = asyncio.gather(
+                service.update_todo(str(ids[0]), "s renamed"), service.update_todo(str(ids[1]), "r renamed")
+            )
+            await asyncio.sleep(0.3)
+            # The batch holds the commit-order lock, or has given way; `other` commits now.
+            committing = threading.Thread(target=commit_other)
+            committing.start()
+            await asyncio.sleep(0.3)
+            held.commit()
+            done = await writes
+            await asyncio.to_thread(committing.join)
+            return done
+
+    done = _run_closing(run, held, other)
+    assert committed == [None]
+    assert [todo.title for todo in done] == ["s renamed", "r renamed"]
+
+
+def test_a_write_arriving_while_a_batch_runs_goes_in_the_next_in_commit_order(db_dsn: str) -> None:
+    """A batch under way takes no one in (its statements are sent); the one
+    queued meanwhile goes next, as a lone write goes at once: in their
+    own transactions, positions in commit order."""
+    lock = psycopg.connect(db_dsn)
+    lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
+
+    async def run() -> tuple[tuple[Todo, Todo], list[Receipt]]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            receipts = [Receipt(), Receipt()]
+            first = asyncio.create_task(service.create_todo("first", receipt=receipts[0]))
+            await asyncio.sleep(0.2)  # its batch sent, waiting for the lock
+            second = asyncio.create_task(service.create_todo("second", receipt=receipts[1]))
+            await asyncio.sleep(0.2)
+            assert not first.done() and not second.done()
+            await asyncio.to_thread(lock.commit)
+            return (await first, await second), receipts
+
+    done, receipts = _run_closing(run, lock)
+    entries = _entries(db_dsn, [todo.id for todo in done])
+    (first,), (second,) = entries.values()
+    assert first[1] != second[1]  # two transactions
+    assert [receipt.cursor for receipt in receipts] == [first[0], second[0]] and first[0] < second[0]
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_a_write_that_changes_nothing_in_a_batch_has_the_cursor_before_it(db_dsn: str, twice: bool) -> None:
+    """Its cursor is where the journal stood after the writes before it in
+    its batch. `twice`: the batch names a row twice and changes many (each
+    statement's newest position read after it), else not (the batch's
+    entries read once)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b') RETURNING id")]
+        base = conn.execute("SELECT max(position) FROM todo_changes").fetchone()[0]  # type: ignore[index]
+
+    async def run() -> list[Receipt]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            receipts = [Receipt() for _ in range(4)]
+            await asyncio.gather(
+                service.update_todo(str(ids[0]), "a, renamed", receipt=receipts[0]),
+                # The same values again: journaled nothing.
+                service.update_todo(str(ids[0]), "a, renamed", receipt=receipts[1])
+                if twice else service.update_todo(str(ids[1]), "b", receipt=receipts[1]),
+                service.create_todo("c", receipt=receipts[2]),
+                service.toggle_all(True, receipt=receipts[3]) if twice else service.create_todo("d", receipt=receipts[3]),
+            )
+            return receipts
+
+    receipts = asyncio.run(run())
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        xids = conn.execute("SELECT DISTINCT xmin::text FROM todo_changes WHERE position > %s", (base,)).fetchall()
+    assert len(xids) == 1  # one batch
+    # a renamed; nothing; c created; d created, or a, b and c completed.
+    assert [receipt.cursor for receipt in receipts] == [base + 1, base + 1, base + 2, base + (5 if twice else 3)]
+
+
+def test_a_batch_whose_connection_is_lost_answers_each_write_database_unavailable(db_dsn: str) -> None:
+    """Its connection lost (here its backend ended while it waits for the
+    commit-order lock): its commit may have happened for all the client
+    can tell, so no write is run again; each is answered
+    DATABASE_UNAVAILABLE, as a lone write whose connection is lost is."""
+    lock = psycopg.connect(db_dsn)
+    lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
+
+    async def run() -> tuple[Any, ...]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            writes = asyncio.gather(service.create_todo("a"), service.create_todo("b"), return_exceptions=True)
+            await asyncio.sleep(0.3)  # the batch waits for the lock
+            ended = await asyncio.to_thread(
+                lock.execute,
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+            assert ended.fetchall() == [(True,)]
+            done = tuple(await writes)
+            await asyncio.to_thread(lock.commit)
+            return done
+
+    done = _run_closing(run, lock)
+    assert [type(answer) for answer in done] == [DatabaseUnavailable, DatabaseUnavailable]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT title FROM todos").fetchall() == []
+
+
+def test_a_connection_whose_batch_rolled_back_still_runs_the_statements_it_keeps_prepared(db_dsn: str) -> None:
+    """psycopg's ROLLBACK deallocates every prepared statement once it has
+    prepared one of its own (here the batch's, by their sixth run): the
+    pool's connections keep theirs too (StatementConnection), and must not
+    look for them afterwards."""
+
+    async def run() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            service = TodoService(pool)
+            made = [await service.create_todo(f"row {n}") for n in range(6)]
+            async with connection(pool) as conn:
+                assert isinstance(conn, StatementConnection)
+                await repository.journal_newest(conn)  # kept prepared
+            with pytest.raises(TodoExists):
+                await service.create_todo("again", todo_id=str(made[0].id))
+            async with connection(pool) as conn:
+                assert (await repository.journal_newest(conn))[0] == 6
+
+    asyncio.run(run())
