@@ -32,7 +32,6 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
-
 # While the stream is quiet, a status update every NUDGE_SECONDS. PostgreSQL
 # 16 to 18's walsender can sleep through a commit's flush: WalSndWaitForWal
 # reads the flushed position, then WalSndWait joins the condition variable
