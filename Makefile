@@ -39,7 +39,7 @@ DATABASE_TESTS := tests/core/test_migrations.py tests/core/test_journal.py tests
 	tests/edge/test_response_cache.py tests/live/test_sequencer.py tests/core/test_lists_journal.py
 
 .PHONY: test
-test: lint graphql_todos/web/index.html /usr/bin/chromium /usr/sbin/nginx tests/js/node_modules/.installed $(OLDEST_POSTGRES)/postgres ## install everything, run every test (Python and web)
+test: lint graphql_todos/web/index.html /usr/bin/chromium /usr/sbin/nginx /usr/bin/gdb tests/js/node_modules/.installed $(OLDEST_POSTGRES)/postgres ## install everything, run every test (Python and web)
 	cd web && npm test
 	$(BIN)/pytest
 	TEST_POSTGRES_BIN=$(OLDEST_POSTGRES) $(BIN)/pytest $(DATABASE_TESTS)
@@ -167,3 +167,8 @@ $(OLDEST_POSTGRES)/postgres:
 # download cannot work here.
 /usr/bin/chromium:
 	$(APT) update && $(APT) install -y --no-install-recommends chromium
+
+# tests/walsender.py holds a walsender where PostgreSQL 16 to 18 lose a
+# flush's wakeup (the sequencer's status updates are the workaround).
+/usr/bin/gdb:
+	$(APT) update && $(APT) install -y --no-install-recommends gdb

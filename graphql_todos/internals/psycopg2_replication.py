@@ -14,6 +14,9 @@ Assumes (tests/internals/test_psycopg2_replication.py pins each):
   moves to L, and a stream started
   again on the slot does not give a transaction whose commit ended at or
   before L; what was not confirmed is given again;
+- `send_feedback(force=True)` with no LSN sends a status update at once
+  with the LSNs already given (it confirms nothing new), and a walsender
+  that slept through a flush (NUDGE_SECONDS) sends the flushed commit then;
 - a lost connection raises a psycopg2.Error subclass from read_message or
   send_feedback (ReplicationLost here);
 - the walsender answers `replication=database` connections, which pg_hba
@@ -29,6 +32,16 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
+# While the stream is quiet, a status update every NUDGE_SECONDS. PostgreSQL
+# 16 to 18's walsender can sleep through a commit's flush: WalSndWaitForWal
+# reads the flushed position, then WalSndWait joins the condition variable
+# that a flush broadcasts on; a flush between the two wakes no one, and the
+# commit waits, flushed but unsent, for the next WAL or the next message
+# from us (10 s: psycopg2's status interval). A message wakes the walsender
+# to look again (docs/design/journal-decoding.md, "The walsender's missed
+# wakeup"). PostgreSQL 15 sets each walsender's latch, which is not lost.
+NUDGE_SECONDS = 0.05
+
 
 class ReplicationLost(RuntimeError):
     """The replication connection failed (the server went, the slot was dropped or lost)."""
@@ -37,7 +50,10 @@ class ReplicationLost(RuntimeError):
 class Stream:
     """A logical slot streamed over a walsender, from its confirmed LSN on."""
 
-    def __init__(self, dsn: str, slot: str, options: dict[str, str]) -> None:
+    def __init__(self, dsn: str, slot: str, options: dict[str, str], nudge_seconds: float = NUDGE_SECONDS) -> None:
+        self.nudge_seconds = nudge_seconds
+        # When the quiet stream next sends a status update.
+        self._nudge_at = time.monotonic() + nudge_seconds
         try:
             self._conn = psycopg2.connect(
                 dsn,
@@ -64,10 +80,14 @@ class Stream:
                     messages.append((message.data_start, message.payload))
                     continue
                 # Readable may be a keepalive only (read_message takes it and gives None): wait on.
-                remaining = deadline - time.monotonic()
-                if messages or remaining <= 0:
+                now = time.monotonic()
+                if messages or now >= deadline:
                     break
-                select.select([self._cur], [], [], remaining)
+                if now >= self._nudge_at:
+                    self._cur.send_feedback(force=True)
+                    self._nudge_at = now + self.nudge_seconds
+                if select.select([self._cur], [], [], min(deadline, self._nudge_at) - now)[0]:
+                    self._nudge_at = time.monotonic() + self.nudge_seconds
         except psycopg2.Error as exc:
             raise ReplicationLost(str(exc).strip()) from exc
         return messages
@@ -76,6 +96,7 @@ class Stream:
         """Everything through `lsn` is journaled: the server may let its WAL go."""
         try:
             self._cur.send_feedback(flush_lsn=lsn, force=True)
+            self._nudge_at = time.monotonic() + self.nudge_seconds
         except psycopg2.Error as exc:
             raise ReplicationLost(str(exc).strip()) from exc
 

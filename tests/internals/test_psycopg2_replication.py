@@ -3,15 +3,18 @@ logical replication protocol, one test per assumption."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from graphql_todos.core.journal_mode import PGOUTPUT_OPTIONS, drop_slots
-from graphql_todos.internals.psycopg2_replication import ReplicationLost, Stream
+from graphql_todos.internals.psycopg2_replication import NUDGE_SECONDS, ReplicationLost, Stream
+from tests.walsender import held_before_its_sleep
 
 SLOT = "gt_door_test"
 
@@ -99,3 +102,78 @@ def test_a_lost_connection_is_replication_lost(db_dsn: str, slot: psycopg.Connec
 def test_a_missing_slot_is_replication_lost(db_dsn: str) -> None:
     with pytest.raises(ReplicationLost, match="does not exist"):
         Stream(db_dsn, "gt_no_such_slot", PGOUTPUT_OPTIONS)
+
+
+def _replies(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    """The walsender's last status update from the stream, and the slot's confirmed LSN."""
+    row = conn.execute(
+        "SELECT r.reply_time, s.confirmed_flush_lsn FROM pg_replication_slots s"
+        " JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = %s", (SLOT,)
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_a_quiet_stream_sends_status_updates_that_confirm_nothing_new(db_dsn: str, slot: psycopg.Connection[Any]) -> None:
+    slot.execute("INSERT INTO todos (title) VALUES ('a')")
+    stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS)
+    try:
+        _read_all(stream, 4)
+        before = _replies(slot)
+        sent = []
+        for _ in range(3):
+            assert stream.read(100, NUDGE_SECONDS * 3) == []
+            sent.append(_replies(slot))
+        # A status update in each quiet read (reply_time is its send time), the slot where it was.
+        assert before[0] < sent[0][0] < sent[1][0] < sent[2][0]
+        assert {confirmed for _, confirmed in sent} == {before[1]}
+    finally:
+        stream.close()
+
+
+# The walsender's wait and whether WAL is flushed past what it sent.
+WALSENDER = """
+SELECT a.wait_event, pg_current_wal_flush_lsn() > r.sent_lsn FROM pg_stat_replication r
+JOIN pg_stat_activity a ON a.pid = r.pid
+WHERE r.pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s)
+"""
+
+
+def _unsent_commit(
+    db_dsn: str, slot: psycopg.Connection[Any], tmp_path: Path, nudge_seconds: float
+) -> float | tuple[Any, ...]:
+    """Commit a write while the walsender is held where a flush's wakeup is
+    lost; how long its Commit then takes to arrive, or (not in 3 s) WALSENDER's row."""
+    stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS, nudge_seconds=nudge_seconds)
+    try:
+        slot.execute("INSERT INTO todos (title) VALUES ('a')")
+        confirmed = max(lsn for lsn, payload in _read_all(stream, 4) if payload[:1] == b"C")
+        stream.confirm(confirmed)
+        stream.read(100, 0.2)  # caught up: the walsender waits for WAL
+        pid = slot.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)).fetchone()
+        assert pid is not None
+        # A status update wakes it; it reads the flushed position and is held before it sleeps.
+        with held_before_its_sleep(pid[0], tmp_path, lambda: stream.confirm(confirmed)):
+            slot.execute("INSERT INTO todos (title) VALUES ('b')")
+        started = time.monotonic()
+        while time.monotonic() - started < 3:
+            if any(payload[:1] == b"C" for _, payload in stream.read(100, 0.1)):
+                return time.monotonic() - started
+        return tuple(slot.execute(WALSENDER, (SLOT,)).fetchone() or ())
+    finally:
+        stream.close()
+
+
+def test_a_commit_flushed_between_the_walsenders_check_and_its_sleep_stays_unsent(
+    db_dsn: str, slot: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    # The server's side (PostgreSQL 16 to 18): no status update, no wakeup. Fails once the server is
+    # fixed; then NUDGE_SECONDS can go.
+    assert _unsent_commit(db_dsn, slot, tmp_path, nudge_seconds=math.inf) == ("WalSenderWaitForWal", True)
+
+
+def test_the_quiet_streams_status_updates_wake_a_walsender_that_slept_through_a_commit(
+    db_dsn: str, slot: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    arrived = _unsent_commit(db_dsn, slot, tmp_path, nudge_seconds=NUDGE_SECONDS)
+    assert isinstance(arrived, float) and arrived < 0.5
