@@ -14,6 +14,7 @@ import pytest
 
 from graphql_todos.core.journal_mode import PGOUTPUT_OPTIONS, drop_slots
 from graphql_todos.internals.psycopg2_replication import NUDGE_SECONDS, ReplicationLost, Stream
+from tests.helpers import wait_until
 from tests.walsender import held_before_its_sleep
 
 SLOT = "gt_door_test"
@@ -120,13 +121,14 @@ def test_a_quiet_stream_sends_status_updates_that_confirm_nothing_new(db_dsn: st
     try:
         _read_all(stream, 4)
         before = _replies(slot)
-        sent = []
         for _ in range(3):
             assert stream.read(100, NUDGE_SECONDS * 3) == []
-            sent.append(_replies(slot))
-        # A status update in each quiet read (reply_time is its send time), the slot where it was.
-        assert before[0] < sent[0][0] < sent[1][0] < sent[2][0]
-        assert {confirmed for _, confirmed in sent} == {before[1]}
+        # A status update sent while quiet (reply_time is its send time, None
+        # before the stream's first; psycopg2's own come every 10 s), the slot
+        # where it was. The walsender takes it in when it next runs: waited for,
+        # as a busy cluster (other databases' WAL to decode) delays it.
+        wait_until(lambda: _replies(slot)[0] not in (None, before[0]), timeout=5)
+        assert _replies(slot)[1] == before[1]
     finally:
         stream.close()
 
@@ -141,9 +143,10 @@ WHERE r.pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s)
 
 def _unsent_commit(
     db_dsn: str, slot: psycopg.Connection[Any], tmp_path: Path, nudge_seconds: float
-) -> float | tuple[Any, ...]:
+) -> float | tuple[Any, ...] | None:
     """Commit a write while the walsender is held where a flush's wakeup is
-    lost; how long its Commit then takes to arrive, or (not in 3 s) WALSENDER's row."""
+    lost; how long its Commit then takes to arrive, or (not in 3 s)
+    WALSENDER's row; None: it arrived after other WAL was flushed."""
     stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS, nudge_seconds=nudge_seconds)
     try:
         slot.execute("INSERT INTO todos (title) VALUES ('a')")
@@ -155,13 +158,31 @@ def _unsent_commit(
         # A status update wakes it; it reads the flushed position and is held before it sleeps.
         with held_before_its_sleep(pid[0], tmp_path, lambda: stream.confirm(confirmed)):
             slot.execute("INSERT INTO todos (title) VALUES ('b')")
+            (flushed,) = slot.execute("SELECT pg_current_wal_flush_lsn()").fetchone()  # type: ignore[misc]
         started = time.monotonic()
         while time.monotonic() - started < 3:
             if any(payload[:1] == b"C" for _, payload in stream.read(100, 0.1)):
+                # Any WAL flushed since (another database's, autovacuum's) wakes it too.
+                if slot.execute("SELECT pg_current_wal_flush_lsn() > %s", (flushed,)).fetchone() == (True,):
+                    return None
                 return time.monotonic() - started
         return tuple(slot.execute(WALSENDER, (SLOT,)).fetchone() or ())
     finally:
         stream.close()
+
+
+def _unsent_commit_tried(
+    db_dsn: str, slot: psycopg.Connection[Any], tmp_path: Path, nudge_seconds: float
+) -> float | tuple[Any, ...] | None:
+    """_unsent_commit, tried again (at most 5 times) while other WAL woke the
+    walsender: such a try proves nothing either way (the suite's cluster is shared)."""
+    for attempt in range(5):
+        workdir = tmp_path / str(attempt)
+        workdir.mkdir()
+        outcome = _unsent_commit(db_dsn, slot, workdir, nudge_seconds)
+        if outcome is not None:
+            break
+    return outcome
 
 
 def test_a_commit_flushed_between_the_walsenders_check_and_its_sleep_stays_unsent(
@@ -169,11 +190,11 @@ def test_a_commit_flushed_between_the_walsenders_check_and_its_sleep_stays_unsen
 ) -> None:
     # The server's side (PostgreSQL 16 to 18): no status update, no wakeup. Fails once the server is
     # fixed; then NUDGE_SECONDS can go.
-    assert _unsent_commit(db_dsn, slot, tmp_path, nudge_seconds=math.inf) == ("WalSenderWaitForWal", True)
+    assert _unsent_commit_tried(db_dsn, slot, tmp_path, math.inf) == ("WalSenderWaitForWal", True)
 
 
 def test_the_quiet_streams_status_updates_wake_a_walsender_that_slept_through_a_commit(
     db_dsn: str, slot: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
-    arrived = _unsent_commit(db_dsn, slot, tmp_path, nudge_seconds=NUDGE_SECONDS)
+    arrived = _unsent_commit_tried(db_dsn, slot, tmp_path, NUDGE_SECONDS)
     assert isinstance(arrived, float) and arrived < 0.5
