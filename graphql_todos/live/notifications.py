@@ -48,23 +48,31 @@ _timed = _Remembered(datetime.fromisoformat).__getitem__
 _todo_of = functools.partial(Todo.from_json, parse_id=_parsed, parse_time=_timed)
 
 
+# What a body that is not ours raises as it is read, and what it says: a
+# position past any, so that the journal is read.
+_NOT_OURS = (ValueError, KeyError, TypeError, AttributeError)
+_ELSEWHERE: tuple[int, Entry | None] = (2**63 - 1, None)
+
+
 def notified(payload: str) -> tuple[int, Entry | None]:
     """The position a notification names, and its entry when it carries all
     of it (a row's entry its row, and its row before when it changed lists;
     a list, member or access entry its detail); a range of arrivals or
     removals, or anything cut short, is read from the journal."""
-    return notified_body(payload, orjson.loads)
-
-
-def notified_body(body: Any, load: Callable[[Any], Any] | None = None) -> tuple[int, Entry | None]:
-    """What `notified` says of a notification's body, parsed already (the
-    hub parses the sequencer's batches for their cursors too); `load`:
-    parse it first."""
     try:
-        return _read(body if load is None else load(body))
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return _read(orjson.loads(payload))
+    except _NOT_OURS:
         # Not ours (someone else NOTIFYing the channel): check the journal.
-        return 2**63 - 1, None
+        return _ELSEWHERE
+
+
+def notified_body(body: Any) -> tuple[int, Entry | None]:
+    """What `notified` says of a notification's body, parsed already (the
+    hub parses the sequencer's batches for their cursors too)."""
+    try:
+        return _read(body)
+    except _NOT_OURS:
+        return _ELSEWHERE
 
 
 def journal_entries(text: str) -> list[Entry]:
