@@ -94,9 +94,9 @@ def _read(body: Any, commit_time: Callable[[str], datetime] = datetime.fromisofo
     in trigger mode each row's entry has a time of its own
     (clock_timestamp, sql/001), which a remembered parse only missed (some
     4,300 instructions against 1,550 for the parse) and then forgot at
-    4,096 texts, the rows' created times with it (a 1,000-row UPDATE's
-    every fourth; docs/bench-ab-rows.md). The read-back's entries of a
-    transaction share theirs (journal_entries: remembered)."""
+    4,096 texts, the rows' created times with it (every third or fourth
+    UPDATE of 1,000 rows; docs/bench-ab-rows.md). The read-back's entries
+    of a transaction share theirs (journal_entries: remembered)."""
     # Nearly every one: a row updated in its list, as 010's journal_write
     # builds it (its 8 keys: the head and the row), read in fewer steps to
     # the same entry as below (a row event's every instruction counts).
