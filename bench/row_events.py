@@ -7,8 +7,8 @@ No database, no sockets: under callgrind, the instructions per event are
 the difference of two round counts over their events (docs/bench-ab-rows.md):
 
     valgrind --tool=callgrind --callgrind-out-file=R2 .venv/bin/python -m bench.row_events 2
-    valgrind --tool=callgrind --callgrind-out-file=R12 .venv/bin/python -m bench.row_events 12
-    # (totals of R12 - totals of R2) / 10,000
+    valgrind --tool=callgrind --callgrind-out-file=R7 .venv/bin/python -m bench.row_events 7
+    # (totals of R7 - totals of R2) / 5,000
 """
 
 from __future__ import annotations
@@ -35,21 +35,28 @@ from graphql_todos.live.hub import Hub
 from graphql_todos.live.notifications import notified
 
 WATCHERS = 1000
+BUILT = 12
 QUERY = "subscription($id: ID!) { todo(id: $id) { title completed } }"
 
 
-def payload(position: int, todo_id: uuid.UUID) -> str:
-    """A row's NOTIFY, as the journal trigger writes it for an UPDATE."""
-    at = "2026-12-05T06:01:00.123456+00:00"
+def payload(position: int, todo_id: uuid.UUID, committed: str = "2026-12-05T06:01:00.123456+00:00") -> str:
+    """A row's NOTIFY, as the journal trigger writes it for an UPDATE (010's
+    journal_write: json_build_object's head and spacing, the row as to_jsonb
+    prints it), as PostgreSQL 18 printed one; `committed`, its entry's
+    changed_at (each row's its own: clock_timestamp, sql/001)."""
+    at, list_id = "2026-12-05T06:01:00.123456+00:00", str(LOCAL_LIST_ID)
     todo = {
-        "id": str(todo_id), "title": f"round {position}", "list_id": str(LOCAL_LIST_ID), "completed": False,
+        "id": str(todo_id), "title": f"round {position}", "list_id": list_id, "completed": False,
         "created_time": at, "updated_time": at,
     }
-    body = {
-        "id": str(todo_id), "op": "updated", "todo": todo, "person": None, "position": position,
-        "changed_at": at, "list_after": str(LOCAL_LIST_ID), "list_before": str(LOCAL_LIST_ID),
+    head = {
+        "position": position, "op": "updated", "id": str(todo_id), "changed_at": committed, "list_before": list_id,
+        "list_after": list_id, "person": None,
     }
-    return orjson.dumps(body).decode()
+    # json_build_object's ` : ` and `, `; jsonb's `: ` and `, `.
+    printed_head = ", ".join(f"{orjson.dumps(k).decode()} : {orjson.dumps(v).decode()}" for k, v in head.items())
+    printed_row = ", ".join(f"{orjson.dumps(k).decode()}: {orjson.dumps(v).decode()}" for k, v in todo.items())
+    return f'{{{printed_head}, "todo" : {{{printed_row}}}}}'
 
 
 def _framed(message: bytes) -> bool:
@@ -76,7 +83,13 @@ async def run(rounds: int) -> None:
     document = parse(QUERY)
     hub = Hub("", None, Settings.from_env({}))  # type: ignore[arg-type]
     ids = [uuid.uuid4() for _ in range(WATCHERS)]
-    batch = [payload(1 + i, todo_id) for i, todo_id in enumerate(ids)]
+    # Each round's payloads, each with a commit time of its own, as a real
+    # UPDATE's; made for BUILT rounds whatever `rounds`, so that two counts'
+    # difference holds no making of payloads.
+    batches = [
+        [payload(1 + i, todo_id, f"2026-12-05T06:{r:02d}:00.{i:06d}+00:00") for i, todo_id in enumerate(ids)]
+        for r in range(max(rounds, BUILT))
+    ]
     async with contextlib.AsyncExitStack() as stack:
         subs = []
         for i, todo_id in enumerate(ids):
@@ -84,9 +97,9 @@ async def run(rounds: int) -> None:
             sub.sink = _sink(schema, document, todo_id, i)
             sub.waiting = True  # as its task waits with nothing in hand
             subs.append(sub)
-        for _ in range(rounds):
+        for batch in batches[:rounds]:
             for sub in subs:
-                sub.last = 0  # the same payloads again
+                sub.last = 0  # the same positions again
             for text in batch:
                 _, entry = notified(text)
                 assert entry is not None

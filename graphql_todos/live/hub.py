@@ -32,7 +32,7 @@ from graphql_todos.core.models import Change, Chunk, Entry, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
-from graphql_todos.live.notifications import journal_entries, notified
+from graphql_todos.live.notifications import journal_entries, notified, notified_body
 from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
@@ -513,10 +513,13 @@ class Hub:
         # where notifies() made a Notify of each and a generator step.
         async with contextlib.aclosing(payloads(conn, self.heartbeat_seconds)) as reads:
             async for read in reads:
-                if self.cursors is not None:
-                    self._heard(read)
+                # The sequencer's batches, parsed once for their cursors and their reading.
+                heard = None if self.cursors is None else self._heard(read)
                 for payload in read:
-                    position, entry = notified(payload)
+                    if heard and (batch := heard.get(payload)) is not None:
+                        position, entry = notified_body(batch)
+                    else:
+                        position, entry = notified(payload)
                     if position <= self.position:
                         continue
                     if entry is None or position != self.position + 1:
@@ -527,15 +530,18 @@ class Hub:
                     self._publish(entry)
         return False
 
-    def _heard(self, read: list[str]) -> None:
+    def _heard(self, read: list[str]) -> dict[str, Any]:
         """The sequencer's batches of a read: their writers' cursors, before
-        any return to read the journal. Its payload alone names "xids" as a
+        any return to read the journal; and each batch parsed, by its
+        payload, for its reading. Its payload alone names "xids" as a
         key: in a row's JSON a title's quotes are escaped."""
         assert self.cursors is not None
+        batches = {}
         for payload in read:
             if '"xids"' in payload:
-                batch = orjson.loads(payload)
+                batch = batches[payload] = orjson.loads(payload)
                 self.cursors.heard(((str(x), int(p)) for x, p in batch["xids"]), int(batch["through"]))
+        return batches
 
     async def _catch_up(self) -> None:
         while True:

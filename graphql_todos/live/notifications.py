@@ -40,12 +40,18 @@ class _Remembered(dict[str, T]):
 # lists come again and again. uuid.UUID is pure Python: its five parses
 # were half of a row notification's cost.
 _parsed = _Remembered(uuid.UUID).__getitem__
-# The times too: one transaction's entries share their commit time and its
-# rows their updated_time (now()), and a row keeps its created_time. Half
-# the cost of a parse, and the entries share the datetimes (immutable).
+# A row's times too: one statement's rows share their updated_time (now()),
+# and a row keeps its created_time. Half the cost of a parse, and the
+# entries share the datetimes (immutable).
 _timed = _Remembered(datetime.fromisoformat).__getitem__
 # A row's Todo, made as `_read` makes it, for a RowEntry read before anything else.
 _todo_of = functools.partial(Todo.from_json, parse_id=_parsed, parse_time=_timed)
+
+
+# What a body that is not ours raises as it is read, and what it says: a
+# position past any, so that the journal is read.
+_NOT_OURS = (ValueError, KeyError, TypeError, AttributeError)
+_ELSEWHERE: tuple[int, Entry | None] = (2**63 - 1, None)
 
 
 def notified(payload: str) -> tuple[int, Entry | None]:
@@ -55,9 +61,18 @@ def notified(payload: str) -> tuple[int, Entry | None]:
     removals, or anything cut short, is read from the journal."""
     try:
         return _read(orjson.loads(payload))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except _NOT_OURS:
         # Not ours (someone else NOTIFYing the channel): check the journal.
-        return 2**63 - 1, None
+        return _ELSEWHERE
+
+
+def notified_body(body: Any) -> tuple[int, Entry | None]:
+    """What `notified` says of a notification's body, parsed already (the
+    hub parses the sequencer's batches for their cursors too)."""
+    try:
+        return _read(body)
+    except _NOT_OURS:
+        return _ELSEWHERE
 
 
 def journal_entries(text: str) -> list[Entry]:
@@ -66,15 +81,22 @@ def journal_entries(text: str) -> list[Entry]:
     catch-up reads them as it reads its notifications."""
     entries = []
     for body in orjson.loads(text):
-        _, entry = _read(body)
+        _, entry = _read(body, _timed)
         if entry is None:
             raise ValueError(f"a journal entry that does not read whole: {body!r:.200}")
         entries.append(entry)
     return entries
 
 
-def _read(body: Any) -> tuple[int, Entry | None]:
-    """What `notified` says of a notification's body, as orjson loads it."""
+def _read(body: Any, commit_time: Callable[[str], datetime] = datetime.fromisoformat) -> tuple[int, Entry | None]:
+    """What `notified` says of a notification's body, as orjson loads it;
+    `commit_time` reads its changed_at. Not remembered for a notification:
+    in trigger mode each row's entry has a time of its own
+    (clock_timestamp, sql/001), which a remembered parse only missed (some
+    4,300 instructions against 1,550 for the parse) and then forgot at
+    4,096 texts, the rows' created times with it (every third or fourth
+    UPDATE of 1,000 rows; docs/bench-ab-rows.md). The read-back's entries
+    of a transaction share theirs (journal_entries: remembered)."""
     # Nearly every one: a row updated in its list, as 010's journal_write
     # builds it (its 8 keys: the head and the row), read in fewer steps to
     # the same entry as below (a row event's every instruction counts).
@@ -87,7 +109,7 @@ def _read(body: Any) -> tuple[int, Entry | None]:
             and (row_json := body["todo"]) is not None
             and body["person"] is None
         ):
-            committed, id_text = _timed(body["changed_at"]), body["id"]
+            committed, id_text = commit_time(body["changed_at"]), body["id"]
             if (
                 len(row_json) == 6
                 and row_json["id"] == id_text
@@ -121,7 +143,7 @@ def _read(body: Any) -> tuple[int, Entry | None]:
             return position, None
     elif "detail" not in body:
         return position, None
-    changed_at = _timed(body["changed_at"]) if "changed_at" in body else None
+    changed_at = commit_time(body["changed_at"]) if "changed_at" in body else None
     todo, before, id_text = body.get("todo"), body.get("before"), body.get("id")
     row = None if todo is None else Todo.from_json(todo, _parsed, _timed)
     # A row's entry names the row's id again, and its list (twice when

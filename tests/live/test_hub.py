@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
 
+from graphql_todos.core.cursors import Cursors
 from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Chunk, Entry, Op, Todo
@@ -27,6 +28,7 @@ from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
 from graphql_todos.live.hub import CLOSED, Hub, Subscriber
+from graphql_todos.live.notifications import notified, notified_body
 from tests.core.test_lists_journal import _person
 from tests.gql import CHANGES, TransportWs, create, subscribed
 from tests.helpers import Server, wait_until
@@ -502,3 +504,16 @@ def test_a_row_sink_writes_nothing_past_an_entry_its_task_has_not_taken() -> Non
     written, delivered = asyncio.run(run())
     assert written == []
     assert delivered == []  # the removal ended its sight of the row's list: the update is not for it
+
+
+def test_a_sequencer_batch_is_parsed_once_for_its_cursors_and_its_reading() -> None:
+    """JOURNAL=decoded: the hub tells the cursors each batch of a read and
+    keeps it parsed, by its payload, for its reading, which reads as the
+    payload itself does; a row's payload is no batch."""
+    cursors = Cursors(5.0)
+    hub = Hub("", None, Settings.from_env({}), cursors)  # type: ignore[arg-type]
+    batch = '{"xids" : [["17", 8], ["18", 9]], "position" : 9, "op" : "batch", "through" : 9}'
+    row = '{"position" : 10, "op" : "created", "id" : "00000000-0000-4000-8000-00000000000a", "todo" : null}'
+    heard = hub._heard([batch, row])
+    assert list(heard) == [batch] and cursors.through == 9 and dict(cursors._heard) == {"17": 8, "18": 9}
+    assert notified_body(heard[batch]) == notified(batch) == (9, None)

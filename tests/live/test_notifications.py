@@ -247,3 +247,17 @@ def test_a_row_notification_reads_as_it_does_with_any_other_key(body: dict[str, 
     read, general = (notified(orjson.dumps(b).decode()) for b in (body, body | {"detail": None}))
     assert read[0] == general[0]
     assert (None if read[1] is None else _exact(read[1])) == (None if general[1] is None else _exact(general[1]))
+
+
+def test_each_row_of_a_statement_is_notified_with_a_commit_time_of_its_own(db_dsn: str) -> None:
+    """Why a notification's changed_at is parsed, not remembered
+    (notifications._read): in trigger mode each row's entry takes
+    clock_timestamp() (sql/001), so no two of an UPDATE's share a text,
+    while its rows share their updated_time (now()), which is remembered."""
+    with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
+        writer.execute("INSERT INTO todos (title) SELECT 't' || i FROM generate_series(1, 5) i")
+        listener.execute("LISTEN todo_changes")
+        writer.execute("UPDATE todos SET completed = true")
+        bodies = [orjson.loads(n.payload) for n in listener.notifies(timeout=5, stop_after=5)]
+    assert len({b["changed_at"] for b in bodies}) == 5
+    assert len({b["todo"]["updated_time"] for b in bodies}) == 1
