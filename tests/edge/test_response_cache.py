@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from graphql_todos.core import repository
+from graphql_todos.core import repository, writes
 from graphql_todos.core.journal import Coalesced, Mark
 from graphql_todos.edge.response_cache import ResponseCache
 from tests.gql import create, data
@@ -227,16 +227,23 @@ def test_one_position_query_per_request_and_none_added_to_a_mutation(db_dsn: str
             assert [_name(sql) for sql in run(read)] == ["position", "list"]
             assert [_name(sql) for sql in run(read)] == ["position"]
         mutation = f'mutation {{ updateTodo(id: "{todo["id"]}", input: {{completed: true}}) {{ id }} }}'
-        assert [_name(sql) for sql in run(lambda: data(client, mutation))] == ["update"]
-        assert [_name(sql) for sql in run(lambda: create(client, "b"))] == ["insert"]
+        # A lone write is a batch of one (core/write_batch.py): its statement in the batch's own.
+        batch = lambda statement: ["BEGIN", "batch", "batch", "batch", statement, "entries", "COMMIT"]
+        assert [_name(sql) for sql in run(lambda: data(client, mutation))] == batch("update")
+        assert [_name(sql) for sql in run(lambda: create(client, "b"))] == batch("insert")
         rest_create = lambda: client.post("/api/todos/", json={"title": "c"}).raise_for_status()
-        assert [_name(sql) for sql in run(rest_create)] == ["insert"]
+        assert [_name(sql) for sql in run(rest_create)] == batch("insert")
 
 
 def _name(sql: str) -> str:
     """Which of the app's statements this is (psycopg sends %(name)s as $n)."""
     if sql in (repository.SELECT_NEWEST, repository.SELECT_POSITION):
         return "position"
+    # The batch's own statements (writes.write_together), by their private names.
+    if sql in writes._TOGETHER or sql.replace("$1", "%(wait)s") == writes._TOGETHER_SET:
+        return "batch"
+    if sql == writes._ENTRIES:
+        return "entries"
     for name, start in (("insert", "INSERT INTO todos"), ("update", "UPDATE todos SET title")):
         if sql.strip().startswith(start):
             return name
