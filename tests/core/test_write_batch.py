@@ -410,29 +410,39 @@ def test_a_refused_numbered_write_in_a_batch_is_recorded_as_rejected(db_dsn: str
     assert sorted(verdicts) == sorted([(ann, 2, "applied"), (ann, 1, "rejected"), (bob, 1, "rejected")])
 
 
-def test_a_numbered_write_that_changes_nothing_in_a_batch_keeps_its_answer(db_dsn: str) -> None:
+@pytest.mark.parametrize("many", [False, True])
+def test_a_numbered_write_that_changes_nothing_in_a_batch_keeps_its_answer(db_dsn: str, many: bool) -> None:
     """It journals nothing: its rows and cursor are kept with its verdict
-    (verdicts.settle_unchanged), and a retry answers the same."""
+    (verdicts.settle_unchanged), and a retry answers the same. `many`: a
+    toggleAll that finds nothing to change (each statement's newest
+    position read after it), else an update to the same values (the
+    batch's entries read once)."""
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         (row,) = [row[0] for row in conn.execute("INSERT INTO todos (title) VALUES ('same') RETURNING id")]
     client = uuid.uuid4()
 
-    async def run() -> tuple[tuple[Any, ...], list[Receipt], Todo, Receipt]:
+    def unchanged(service: TodoService, receipt: Receipt) -> Coroutine[Any, Any, Any]:
+        if many:
+            return service.toggle_all(False, receipt=receipt)
+        return service.update_todo(str(row), "same", receipt=receipt)
+
+    async def run() -> tuple[tuple[Any, ...], list[Receipt], Any, Receipt]:
         async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             receipts = [_numbered(1, client), Receipt()]
             done = await asyncio.gather(
                 service.create_todo("before it"),
-                service.update_todo(str(row), "same", receipt=receipts[0]),
+                unchanged(service, receipts[0]),
                 service.create_todo("after it", receipt=receipts[1]),
             )
             retry = _numbered(1, client)
-            return done, receipts, await service.update_todo(str(row), "same", receipt=retry), retry
+            return done, receipts, await unchanged(service, retry), retry
 
     base = _newest(db_dsn)
     (_, same, _), receipts, again, retry = asyncio.run(run())
-    assert same == again and same.title == "same"
-    assert _newest(db_dsn) == base + 2  # two creates in one batch, the update journaled nothing
+    assert same == again
+    assert same == [] if many else (same.id, same.title) == (row, "same")
+    assert _newest(db_dsn) == base + 2  # two creates in one batch; the numbered write journaled nothing
     assert len({xid for _, xid, _ in _keyed_entries(db_dsn, base)}) == 1
     # Settled after its batch committed: the journal as it stood then, which covers what it saw.
     assert receipts[0].cursor == retry.cursor == base + 2
