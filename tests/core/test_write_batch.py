@@ -16,7 +16,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import repository
 from graphql_todos.core.database import GatedPool, StatementConnection, connection
-from graphql_todos.core.errors import DatabaseUnavailable, ErrorCode, Forbidden, NotFound, Rejected, TodoExists
+from graphql_todos.core.errors import (
+    DatabaseUnavailable,
+    ErrorCode,
+    Forbidden,
+    NotFound,
+    Rejected,
+    TodoExists,
+)
 from graphql_todos.core.models import LOCAL_ID, Todo
 from graphql_todos.core.mutations import Key, Receipt, Verdict
 from graphql_todos.core.service import TodoService
