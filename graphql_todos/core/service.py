@@ -3,8 +3,8 @@
 Each public coroutine validates its input, runs one statement on a pooled
 autocommit connection (a statement is its own transaction, and costs one
 round trip) and raises a DomainError for anything the client got wrong.
-An unnumbered write in trigger mode shares its transaction with the writes
-waiting beside it (write_batch.py), still one statement of its own.
+A write in trigger mode shares its transaction with the writes waiting
+beside it (write_batch.py), still one statement of its own.
 """
 
 from __future__ import annotations
@@ -302,8 +302,8 @@ class TodoService:
         actor: uuid.UUID | None,
         list_id: str | None = None,
     ) -> list[Todo]:
-        """Run a mutation (one statement; in a batch's transaction when
-        unnumbered in trigger mode, else its own) for `actor`;
+        """Run a mutation (one statement; in a batch's transaction in trigger
+        mode, else its own) for `actor`;
         the receipt gets its verdict and cursor. A numbered one (the
         receipt's key) is applied once: a retry is answered from its record,
         and a refusal is recorded as its rejection (docs/design/offline.md,
@@ -321,7 +321,7 @@ class TodoService:
             if receipt.key is None:
                 raise
             return await self._reject(receipt, receipt.key, refused, statement, key)
-        if receipt.key is None and self.batches is not None:
+        if self.batches is not None:
             return await self._write_batched(receipt, statement, values, key, target, actor)
         return await self._write_alone(receipt, statement, values, key, target, actor)
 
@@ -329,21 +329,35 @@ class TodoService:
         self, receipt: Receipt, statement: writes.Write, values: dict[str, Any],
         key: uuid.UUID | None, target: uuid.UUID | None, actor: uuid.UUID | None,
     ) -> list[Todo]:
-        """An unnumbered write in trigger mode, in a batch with those waiting
-        beside it; alone if its batch is rolled back (write_batch)."""
+        """A write in trigger mode, in a batch with those waiting beside it;
+        alone if its batch is rolled back (write_batch). Numbered: a retry
+        is answered from its record, a refusal recorded as its rejection."""
         assert self.batches is not None
-        if target is not None and actor is not None:
-            async with connection(self.pool) as conn:
-                _check_role(await writes.role_in_list(conn, target, actor), target, "list")
-        written = await self.batches.write(statement, values)
+        numbered = receipt.key
+        try:
+            if target is not None and actor is not None:
+                async with connection(self.pool) as conn:
+                    _check_role(await writes.role_in_list(conn, target, actor), target, "list")
+            written = await self.batches.write(writes.Together.of(statement, values, numbered))
+            if written is not None and not written.known:
+                if numbered is None:
+                    receipt.settle(Verdict.APPLIED, written.position)  # type: ignore[arg-type] # unnumbered: always one
+                if statement.single and not written.rows:
+                    async with connection(self.pool) as conn:
+                        raise await _refusal(conn, key, actor)
+        except DatabaseUnavailable:
+            raise  # no verdict on the mutation: it is sent again
+        except DomainError as refused:
+            if numbered is None:
+                raise
+            return await self._reject(receipt, numbered, refused, statement, key)
         if written is None:
             return await self._write_alone(receipt, statement, values, key, target, actor)
-        todos, position = written
-        receipt.settle(Verdict.APPLIED, position)
-        if statement.single and not todos:
-            async with connection(self.pool) as conn:
-                raise await _refusal(conn, key, actor)
-        return todos
+        if numbered is None:
+            return written.rows
+        if written.known:
+            return await self._settled(receipt, numbered, statement, key)
+        return await self._applied(receipt, numbered, statement, key, written.rows, written.position)
 
     async def _write_alone(
         self, receipt: Receipt, statement: writes.Write, values: dict[str, Any],
@@ -385,12 +399,19 @@ class TodoService:
             return await self._settled(receipt, receipt.key, statement, key)
         rows, mark = written
         position = await self._journaled(mark, floor) if isinstance(mark, str) else mark
+        return await self._applied(receipt, receipt.key, statement, key, rows, position)
+
+    async def _applied(
+        self, receipt: Receipt, numbered: Key, statement: writes.Write, todo_id: uuid.UUID | None,
+        rows: list[dict[str, Any]], position: int | None,
+    ) -> list[Todo]:
+        """A numbered mutation applied: its rows, its cursor settled (None:
+        it journaled nothing, its rows and cursor kept with its verdict)."""
         if position is None:
-            # It changed nothing, so journaled nothing: its rows and cursor are kept with its verdict.
             async with connection(self.pool) as conn:
-                position = await verdicts.settle_unchanged(conn, receipt.key, rows)
+                position = await verdicts.settle_unchanged(conn, numbered, rows)
             if position is None:
-                return await self._settled(receipt, receipt.key, statement, key)
+                return await self._settled(receipt, numbered, statement, todo_id)
         receipt.settle(Verdict.APPLIED, position)
         return [Todo.from_json(row) for row in rows]
 

@@ -1,5 +1,5 @@
-"""Group commit done by the app (trigger mode): the unnumbered writes waiting
-at the same moment run as one transaction on one connection, pipelined in
+"""Group commit done by the app (trigger mode): the writes waiting at the
+same moment, numbered or not, run as one transaction on one connection, pipelined in
 one round trip, with one commit (one WAL flush, one hold of the
 commit-order lock) for them all. Each is still its own statement with its
 own journal entries and cursor (writes.write_together), and each caller is
@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import writes
 from graphql_todos.core.database import StatementConnection, connection
-from graphql_todos.core.models import Todo
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +30,12 @@ SLOTS = 1
 
 @dataclass(slots=True)
 class _Queued:
-    statement: str
-    params: dict[str, Any]
-    single: bool
-    answer: asyncio.Future[tuple[list[Todo], int] | None]
+    write: writes.Together
+    answer: asyncio.Future[writes.Written | None]
 
 
 class WriteBatches:
-    """The queue of plain writes and the batches that run them."""
+    """The queue of writes and the batches that run them."""
 
     def __init__(self, pool: AsyncConnectionPool, slots: int = SLOTS) -> None:
         self.pool = pool
@@ -48,13 +44,13 @@ class WriteBatches:
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def write(self, statement: writes.Write, params: dict[str, Any]) -> tuple[list[Todo], int] | None:
+    async def write(self, write: writes.Together) -> writes.Written | None:
         """The write's rows and cursor once its batch has committed; None:
         its batch was rolled back, so it is run alone by the caller.
         DatabaseUnavailable when the batch's commit may or may not have
         happened (a lost connection), as a lone write's would be."""
-        answer: asyncio.Future[tuple[list[Todo], int] | None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(statement.plain, params, statement.single, answer))
+        answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(write, answer))
         if self._running < self.slots:
             self._running += 1
             task = asyncio.create_task(self._drain())
@@ -78,8 +74,8 @@ class WriteBatches:
         try:
             async with connection(self.pool) as conn:
                 try:
-                    done: list[tuple[list[Todo], int]] | list[None] = await writes.write_together(
-                        conn, [(queued.statement, queued.params, queued.single) for queued in batch]
+                    done: list[writes.Written] | list[None] = await writes.write_together(
+                        conn, [queued.write for queued in batch]
                     )
                 except psycopg.Error as exc:
                     if conn.broken or conn.closed:

@@ -156,7 +156,14 @@ def _many(change: str) -> str:
 # nothing (of many rows, none; of one, `kept` as it was) is settled in the
 # statement (its rows and where the journal stands): a verdict with neither
 # is then one whose entries will come, which a retry and retention rely on
-# (core/verdicts.py).
+# (core/verdicts.py). Trigger mode, the key is looked up first (`keyed`,
+# in the statement's snapshot): a key recorded before changes nothing, sets
+# nothing and records nothing, and the statement answers one row whose
+# first column, `known`, says so; else `known` is false, and the rows are
+# the change's (one row with a NULL todo when it changed none). So a retry
+# in a batch (core/write_batch.py) is no error that rolls the batch back;
+# only a duplicate committing meanwhile (not in the snapshot) still meets
+# the primary key.
 def _numbered(journal: _Journal, change: str, single: bool, kept: str | None) -> str:
     verdict = "%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'applied'"
     columns = "principal, client_id, seq, fingerprint, verdict"
@@ -169,7 +176,7 @@ def _numbered(journal: _Journal, change: str, single: bool, kept: str | None) ->
     elif single:
         recorded, order = f"({columns}) SELECT {verdict} FROM changed", ""
     elif not journal.decoded:
-        recorded, order = f"({columns}) VALUES ({verdict})", " ORDER BY created_time, id LIMIT %(limit)s"
+        recorded, order = f"({columns}) SELECT {verdict} FROM acting", " ORDER BY created_time, id LIMIT %(limit)s"
     else:
         recorded, order = (
             f"""({columns}, result, position)
@@ -177,12 +184,22 @@ def _numbered(journal: _Journal, change: str, single: bool, kept: str | None) ->
     UNION ALL SELECT {verdict}, NULL, NULL WHERE EXISTS (SELECT FROM changed)""",
             " ORDER BY created_time, id LIMIT %(limit)s",
         )
-    return f"""
-WITH acting AS (SELECT {journal.key},
-                       set_config('app.person_id', coalesce(%(actor)s::text, ''), true)),
+    acting = f"""SELECT {journal.key},
+                       set_config('app.person_id', coalesce(%(actor)s::text, ''), true)"""
+    if journal.decoded:
+        return f"""
+WITH acting AS ({acting}),
 changed AS ({change}),
 recorded AS (INSERT INTO mutations {recorded})
 SELECT to_jsonb(changed)::text AS todo{_xid(journal, "changed", kept)} FROM changed{order}
+"""
+    return f"""
+WITH keyed AS (SELECT EXISTS (SELECT FROM mutations
+                              WHERE (principal, client_id, seq) = (%(principal)s, %(client)s, %(seq)s)) AS known),
+acting AS ({acting} FROM keyed WHERE NOT known),
+changed AS ({change}),
+recorded AS (INSERT INTO mutations {recorded})
+SELECT keyed.known, to_jsonb(changed)::text AS todo FROM keyed LEFT JOIN changed ON true{order}
 """
 
 
@@ -343,9 +360,10 @@ async def write(
 # statements, and a later statement's `max(position)` less the one before
 # it are that statement's entries. The journal triggers fire at the end of
 # each statement (IMMEDIATE), so each reads the app.person_id its own
-# statement set (the plain statements set nothing else a later one could
-# inherit; app.journal_todos only gathers lists marked for todos, which a
-# batch of todo writes never marks for members). While the batch holds the
+# statement set, and a numbered one's app.mutation: a plain statement after
+# a numbered one resets that first (_UNKEYED), or it would inherit the key
+# (app.journal_todos only gathers lists marked for todos, which a batch of
+# todo writes never marks for members). While the batch holds the
 # lock, a statement that waits for a row lock waits for a transaction that
 # will itself wait for the lock at its commit (every todo write takes it):
 # a deadlock PostgreSQL would find only after deadlock_timeout (1 s), and
@@ -358,69 +376,124 @@ _TOGETHER = (
 )
 # After the lock, not with it (lock_timeout would bound the wait for it),
 # so its snapshot holds every entry committed before: where the journal
-# stands as the batch starts, kept for _ENTRIES. No cursor NOTICE: the
-# positions are read here.
+# stands as the batch starts (its last column), kept for _ENTRIES. No
+# cursor NOTICE: the positions are read here.
 _TOGETHER_SET = """SELECT set_config('lock_timeout', %(wait)s, true), set_config('app.cursor_notice', 'off', true),
        set_config('app.batch_base', (SELECT coalesce(max(position), 0) FROM todo_changes)::text, true)"""
+_UNKEYED = "SELECT set_config('app.mutation', '', true)"
 # Under the lock, right after a statement: its newest entry, or (it
 # journaled none) where the journal stands, as journal_newest tells a lone write.
 _NEWEST = "SELECT coalesce(max(position), 0) FROM todo_changes"
 # The batch's entries, in statement order, read once after its last statement.
-_ENTRIES = """SELECT current_setting('app.batch_base')::bigint, array_agg(position ORDER BY position),
-       array_agg(todo_id ORDER BY position)
+_ENTRIES = """SELECT array_agg(position ORDER BY position), array_agg(todo_id ORDER BY position)
 FROM todo_changes WHERE position > current_setting('app.batch_base')::bigint"""
 # A row lock waited for this long while holding the commit-order lock ends the batch.
 TOGETHER_LOCK_WAIT = "20ms"
 
 
-async def write_together(
-    conn: AsyncConnection[Any], batch: list[tuple[str, dict[str, Any], bool]]
-) -> list[tuple[list[Todo], int]]:
-    """Plain statements (trigger mode; each with its Write's `single`) in
-    one transaction, sent in one pipeline and committed once: each one's
-    rows and its cursor. A failure raises what psycopg raised, the
-    transaction rolled back."""
+@dataclass(frozen=True, slots=True)
+class Together:
+    """One write of a batch: its statement (a Write's plain one, or, with the
+    key's parameters, its numbered one), its parameters, and its Write's `single`."""
+
+    statement: str
+    params: dict[str, Any]
+    single: bool
+    numbered: bool = False
+
+    @classmethod
+    def of(cls, statement: Write, params: dict[str, Any], key: Key | None) -> Together:
+        """A write of `statement`, numbered by `key` unless None."""
+        if key is None:
+            return cls(statement.plain, params, statement.single)
+        return cls(statement.numbered, {**params, **key_params(key), "key": key.text}, statement.single, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write of a batch, committed: its rows (Todos; numbered, as the
+    journal holds them) and its cursor (numbered, None when it journaled
+    nothing: it changed nothing, and verdicts.settle_unchanged keeps its
+    answer). `known`: a numbered write whose key was recorded before; it
+    changed nothing, and its answer is its record's."""
+
+    rows: list[Any]
+    position: int | None
+    known: bool = False
+
+
+async def write_together(conn: AsyncConnection[Any], batch: list[Together]) -> list[Written]:
+    """Statements (trigger mode) in one transaction, sent in one pipeline
+    and committed once: each one's rows and its cursor. A failure raises
+    what psycopg raised, the transaction rolled back."""
     # Writes of one row each, no row named twice: each has at most one entry,
     # of its row, so one read of the batch's entries tells each its own.
     # Else (a list-wide write, a row named twice) each statement is followed
     # by a read of the newest position.
-    named = [params["id"] for _, params, _ in batch if params["id"] is not None]
-    once = all(single for _, _, single in batch) and len(set(named)) == len(named)
+    named = [write.params["id"] for write in batch if write.params["id"] is not None]
+    once = all(write.single for write in batch) and len(set(named)) == len(named)
     steps = []
+    keyed = False
     async with conn.pipeline(), conn.transaction():
         for statement in _TOGETHER:
             await conn.execute(statement)
-        await conn.execute(_TOGETHER_SET, {"wait": TOGETHER_LOCK_WAIT})
-        for statement, params, _ in batch:
-            rows = conn.cursor(row_factory=_todo_rows)
-            await rows.execute(statement, params)
-            steps.append((rows, None if once else await conn.execute(_NEWEST)))
+        base = await conn.execute(_TOGETHER_SET, {"wait": TOGETHER_LOCK_WAIT})
+        for write in batch:
+            if keyed and not write.numbered:
+                await conn.execute(_UNKEYED)
+            keyed = write.numbered
+            rows = conn.cursor() if write.numbered else conn.cursor(row_factory=_todo_rows)
+            await rows.execute(write.statement, write.params)
+            steps.append((write, rows, None if once else await conn.execute(_NEWEST)))
         entries = await conn.execute(_ENTRIES) if once else None
     try:
-        return await _answers(steps, entries)
+        return await _answers(int((await base.fetchone())[-1]), steps, entries)  # type: ignore[index]
     except psycopg.Error as exc:
         # Committed: a caller that took this for a rollback would write again.
         raise DatabaseUnavailable("a committed batch's answers could not be read") from exc
 
 
-async def _answers(steps: list[tuple[Any, Any]], entries: Any) -> list[tuple[list[Todo], int]]:
-    """Each write's rows and cursor, from a batch's results (write_together)."""
-    if entries is None:
-        return [(await rows.fetchall(), (await mark.fetchone())[0]) for rows, mark in steps]
-    newest, positions, ids = await entries.fetchone()
-    journaled = dict(zip(ids or (), positions or (), strict=True))
+async def _answers(newest: int, steps: list[tuple[Together, Any, Any]], entries: Any) -> list[Written]:
+    """Each write's rows and cursor, from a batch's results (write_together),
+    `newest` where the journal stood as the batch started."""
+    journaled: dict[Any, int] = {}
+    if entries is not None:
+        positions, ids = await entries.fetchone()
+        journaled = dict(zip(ids or (), positions or (), strict=True))
     done = []
-    for rows, _ in steps:
-        todos = await rows.fetchall()
-        # None: it changed nothing (an update to the same values, or no row):
-        # where the journal stood, as journal_newest tells a lone write.
-        newest = journaled.get(todos[0].id, newest) if todos else newest
-        done.append((todos, newest))
+    for write, rows, mark in steps:
+        found = await rows.fetchall()
+        if write.numbered:
+            numbered = _numbered_rows(found)
+            if numbered is None:
+                done.append(Written([], None, known=True))
+                continue
+            found = numbered
+        # None: it changed nothing (an update to the same values, or no row).
+        if mark is not None:
+            position = (await mark.fetchone())[0]
+            position = None if position == newest else position
+        elif found:
+            position = journaled.get(uuid.UUID(found[0]["id"]) if write.numbered else found[0].id)
+        else:
+            position = None
+        newest = newest if position is None else position
+        # Plain: then where the journal stood after the writes before it, as
+        # journal_newest tells a lone write.
+        done.append(Written(found, position if write.numbered else newest))
     return done
 
 
 def _todo_rows(_cursor: Any) -> Any:
     return _todo
+
+
+def _numbered_rows(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]] | None:
+    """A numbered statement's rows (trigger mode: `known`, the row's text) as
+    the journal holds them; None: its key was recorded before."""
+    if rows and rows[0][0]:
+        return None
+    return [orjson.loads(row[1]) for row in rows if row[1] is not None]
 
 
 async def write_numbered(
@@ -432,8 +505,11 @@ async def write_numbered(
         try:
             rows = await statement_rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple)
         except psycopg.errors.UniqueViolation as exc:
+            # A duplicate that committed after the statement's snapshot was taken.
             if exc.diag.constraint_name != "mutations_pkey":
                 raise
             return None
-    mark = (rows[0][1] if rows else None) if decoded else notices.position
-    return [orjson.loads(row[0]) for row in rows], mark
+    if decoded:
+        return [orjson.loads(row[0]) for row in rows], (rows[0][1] if rows else None)
+    found = _numbered_rows(rows)
+    return None if found is None else (found, notices.position)

@@ -1,6 +1,6 @@
-"""core/write_batch.py: plain writes waiting together share one transaction
-(trigger mode), each keeping its own answer, entries and cursor; a batch
-that fails is rolled back and its writes run alone."""
+"""core/write_batch.py: writes waiting together, numbered or not, share one
+transaction (trigger mode), each keeping its own answer, entries and
+cursor; a batch that fails is rolled back and its writes run alone."""
 
 from __future__ import annotations
 
@@ -16,9 +16,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import repository
 from graphql_todos.core.database import GatedPool, StatementConnection, connection
-from graphql_todos.core.errors import DatabaseUnavailable, Forbidden, NotFound, TodoExists
-from graphql_todos.core.models import Todo
-from graphql_todos.core.mutations import Receipt
+from graphql_todos.core.errors import (
+    DatabaseUnavailable,
+    ErrorCode,
+    Forbidden,
+    NotFound,
+    Rejected,
+    TodoExists,
+)
+from graphql_todos.core.models import LOCAL_ID, Todo
+from graphql_todos.core.mutations import Key, Receipt, Verdict
 from graphql_todos.core.service import TodoService
 
 T = TypeVar("T")
@@ -290,3 +297,160 @@ def test_a_connection_whose_batch_rolled_back_still_runs_the_statements_it_keeps
                 assert (await repository.journal_newest(conn))[0] == 6
 
     asyncio.run(run())
+
+
+def _numbered(seq: int, client: uuid.UUID | None = None, principal: uuid.UUID = LOCAL_ID) -> Receipt:
+    """A receipt numbered `seq` of `client` (a new one when None)."""
+    return Receipt(Key(principal, client or uuid.uuid4(), seq, f"request {seq}".encode()))
+
+
+def _keyed_entries(dsn: str, base: int) -> list[tuple[uuid.UUID, str, str | None]]:
+    """The entries after `base`, in order: (row, the writer's xid, the key it carries)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT todo_id, xmin::text, mutation FROM todo_changes WHERE position > %s ORDER BY position", (base,)
+        ).fetchall()
+
+
+def _newest(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT coalesce(max(position), 0) FROM todo_changes").fetchone()[0]  # type: ignore[index]
+
+
+def test_numbered_writes_of_two_clients_in_a_batch_each_carry_their_own_key(db_dsn: str) -> None:
+    """Each numbered statement sets its key for its own entries only: the
+    next numbered one sets its own, a plain one after them carries none."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ann, _ = _person(conn, "ann")
+        bob, _ = _person(conn, "bob")
+    base = _newest(db_dsn)
+    receipts = [_numbered(1, principal=ann), _numbered(1, principal=bob), Receipt()]
+
+    async def run() -> tuple[Any, ...]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            return await asyncio.gather(
+                service.create_todo("ann's", receipt=receipts[0], actor=ann),
+                service.create_todo("bob's", receipt=receipts[1], actor=bob),
+                service.create_todo("plain", receipt=receipts[2], actor=ann),
+            )
+
+    done = asyncio.run(run())
+    entries = _keyed_entries(db_dsn, base)
+    assert [todo_id for todo_id, _, _ in entries] == [todo.id for todo in done]
+    assert len({xid for _, xid, _ in entries}) == 1  # one batch
+    assert [key for _, _, key in entries] == [receipts[0].key.text, receipts[1].key.text, None]  # type: ignore[union-attr]
+    assert [receipt.verdict for receipt in receipts] == [Verdict.APPLIED] * 3
+    assert [receipt.cursor for receipt in receipts] == [base + 1, base + 2, base + 3]
+
+
+def test_a_retry_in_a_batch_is_answered_from_its_record_and_rolls_nothing_back(db_dsn: str) -> None:
+    """A key applied before meets no error in its batch (its statement looks
+    the key up first): it changes nothing and is answered as the first time,
+    and the new writes beside it are applied once, in the batch's transaction."""
+    client = uuid.uuid4()
+    first = _numbered(1, client)
+
+    async def run() -> tuple[Todo, tuple[Any, ...], list[Receipt]]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            made = await service.create_todo("once", receipt=first)
+            receipts = [_numbered(1, client), _numbered(2, client), Receipt()]
+            done = await asyncio.gather(
+                service.create_todo("new 1", receipt=receipts[1]),
+                service.create_todo("once", receipt=receipts[0]),
+                service.create_todo("new 2", receipt=receipts[2]),
+            )
+            return made, done, receipts
+
+    base = _newest(db_dsn)
+    made, (new1, again, new2), receipts = asyncio.run(run())
+    assert again == made
+    assert (receipts[0].verdict, receipts[0].cursor) == (first.verdict, first.cursor) == (Verdict.APPLIED, base + 1)
+    entries = _keyed_entries(db_dsn, base + 1)
+    assert [todo_id for todo_id, _, _ in entries] == [new1.id, new2.id]
+    assert len({xid for _, xid, _ in entries}) == 1  # one batch, not rolled back and run alone
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM todos WHERE title = 'once'").fetchone() == (1,)
+
+
+def test_a_refused_numbered_write_in_a_batch_is_recorded_as_rejected(db_dsn: str) -> None:
+    """An update of no row and a viewer's update, numbered, beside good
+    writes: each refusal recorded as its rejection (a retry reads it back),
+    the others applied in the batch's transaction."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ann, ann_list = _person(conn, "ann")
+        bob, _ = _person(conn, "bob")
+        conn.execute("INSERT INTO list_members (list_id, person_id, role) VALUES (%s, %s, 'viewer')", (ann_list, bob))
+    absent = uuid.uuid4()
+
+    async def run() -> tuple[tuple[Any, ...], list[Receipt], Any]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            mine = await service.create_todo("ann's", actor=ann)
+            receipts = [_numbered(1, principal=ann), _numbered(1, principal=bob), _numbered(2, principal=ann), Receipt()]
+            done = await asyncio.gather(
+                service.update_todo(str(absent), "no such row", receipt=receipts[0], actor=ann),
+                service.update_todo(str(mine.id), "by bob", receipt=receipts[1], actor=bob),
+                service.update_todo(str(mine.id), "by ann", receipt=receipts[2], actor=ann),
+                service.create_todo("plain", receipt=receipts[3], actor=ann),
+                return_exceptions=True,
+            )
+            retried = await asyncio.gather(
+                service.update_todo(str(absent), "no such row", receipt=_numbered(1, receipts[0].key.client, ann), actor=ann),  # type: ignore[union-attr]
+                return_exceptions=True,
+            )
+            return done, receipts, retried[0]
+
+    base = _newest(db_dsn)
+    (missing, forbidden, renamed, plain), receipts, retried = asyncio.run(run())
+    assert isinstance(missing, Rejected) and missing.code == ErrorCode.NOT_FOUND
+    assert isinstance(forbidden, Rejected) and forbidden.code == ErrorCode.FORBIDDEN
+    assert isinstance(retried, Rejected) and retried.code == ErrorCode.NOT_FOUND
+    assert [receipt.verdict for receipt in receipts] == [Verdict.REJECTED, Verdict.REJECTED, Verdict.APPLIED, Verdict.APPLIED]
+    assert (renamed.title, plain.title) == ("by ann", "plain")
+    entries = _keyed_entries(db_dsn, base + 1)  # after ann's create
+    assert [todo_id for todo_id, _, _ in entries] == [renamed.id, plain.id]
+    assert len({xid for _, xid, _ in entries}) == 1
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        verdicts = conn.execute("SELECT principal, seq, verdict FROM mutations ORDER BY verdict, principal = %s", (ann,)).fetchall()
+    assert sorted(verdicts) == sorted([(ann, 2, "applied"), (ann, 1, "rejected"), (bob, 1, "rejected")])
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_numbered_write_that_changes_nothing_in_a_batch_keeps_its_answer(db_dsn: str, many: bool) -> None:
+    """It journals nothing: its rows and cursor are kept with its verdict
+    (verdicts.settle_unchanged), and a retry answers the same. `many`: a
+    toggleAll that finds nothing to change (each statement's newest
+    position read after it), else an update to the same values (the
+    batch's entries read once)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        (row,) = [row[0] for row in conn.execute("INSERT INTO todos (title) VALUES ('same') RETURNING id")]
+    client = uuid.uuid4()
+
+    def unchanged(service: TodoService, receipt: Receipt) -> Coroutine[Any, Any, Any]:
+        if many:
+            return service.toggle_all(False, receipt=receipt)
+        return service.update_todo(str(row), "same", receipt=receipt)
+
+    async def run() -> tuple[tuple[Any, ...], list[Receipt], Any, Receipt]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            receipts = [_numbered(1, client), Receipt()]
+            done = await asyncio.gather(
+                service.create_todo("before it"),
+                unchanged(service, receipts[0]),
+                service.create_todo("after it", receipt=receipts[1]),
+            )
+            retry = _numbered(1, client)
+            return done, receipts, await unchanged(service, retry), retry
+
+    base = _newest(db_dsn)
+    (_, same, _), receipts, again, retry = asyncio.run(run())
+    assert same == again
+    assert same == [] if many else (same.id, same.title) == (row, "same")
+    assert _newest(db_dsn) == base + 2  # two creates in one batch; the numbered write journaled nothing
+    assert len({xid for _, xid, _ in _keyed_entries(db_dsn, base)}) == 1
+    # Settled after its batch committed: the journal as it stood then, which covers what it saw.
+    assert receipts[0].cursor == retry.cursor == base + 2
+    assert receipts[1].cursor == base + 2
