@@ -9,6 +9,7 @@ after the removal (docs/design/people.md); no error in the servers' log."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
@@ -85,8 +86,10 @@ class Writer:
     """One person's HTTP client on one server: GraphQL and REST writes, each
     reply recorded with the codes it may get."""
 
-    def __init__(self, base_url: str, credential: Credential) -> None:
-        self.http = httpx.Client(base_url=base_url, headers=credential.headers(), timeout=20)
+    def __init__(self, base_url: str, credential: Credential | None = None) -> None:
+        """`credential` None: an open server's client."""
+        headers = {} if credential is None else credential.headers()
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=20)
         self.replies: list[Reply] = []
 
     def close(self) -> None:
@@ -365,6 +368,12 @@ def test_many_writers_of_many_people_on_two_servers_each_journaled_once_at_its_c
                 raise AssertionError(f"a create answered another row: {reply}")
         check_replies(replies, entries, ceiling)
         check_subscribers(subscribers, entries, start)
+        # Readers resuming from cursors the writes were answered: each misses nothing after it, sees nothing twice.
+        cursors = sorted({reply.cursor for reply in replies if reply.cursor is not None and reply.code is None})
+        for after in random.Random(8).sample(cursors, 3):
+            resumed = subscribe(other, "service", SERVICE, after, "rest-sse")
+            check_subscribers([(resumed, None)], entries, after)
+            resumed.close()
         for subscriber, _ in subscribers:
             subscriber.close()
         assert errors == []
@@ -689,3 +698,212 @@ def test_batches_whose_connections_are_cut_never_apply_a_write_twice(accounts: S
         assert len(made) <= 1, (reply, made)
         if reply.row_id is not None and made:
             assert made[0].todo_id == reply.row_id
+
+
+# A batch's COMMIT as PostgreSQL answers it: CommandComplete, tag "COMMIT".
+COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"
+
+
+class CommitCutter:
+    """A TCP proxy between the app and PostgreSQL that, while armed, ends a
+    connection the moment PostgreSQL answers a COMMIT, before the app reads
+    it: the commit happened and its answer is lost (only a batch commits by
+    COMMIT; the app's other statements run in autocommit)."""
+
+    def __init__(self, dsn: str) -> None:
+        target = psycopg.conninfo.conninfo_to_dict(dsn)
+        host, port = str(target.get("host") or "/tmp"), int(target.get("port") or 5432)
+        self.target: tuple[int, Any] = (
+            (socket.AF_UNIX, f"{host}/.s.PGSQL.{port}") if host.startswith("/") else (socket.AF_INET, (host, port))
+        )
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.dsn = psycopg.conninfo.make_conninfo(dsn, host="127.0.0.1", port=self.listener.getsockname()[1], sslmode="disable")
+        self.armed = threading.Event()
+        self.cuts = 0
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.socket(self.target[0], socket.SOCK_STREAM)
+            server.connect(self.target[1])
+            self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if answers and self.armed.is_set() and COMMIT_DONE in data:
+                    self.cuts += 1
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for end in self._sockets:
+            with contextlib.suppress(OSError):
+                end.close()
+
+
+def test_a_batch_whose_commit_answer_is_lost_answers_unavailable_and_runs_nothing_again(db_dsn: str) -> None:
+    """The connection ends after PostgreSQL committed a batch and before the
+    app read the answer: its writes are answered DATABASE_UNAVAILABLE (the
+    commit may have happened), each journaled exactly once, none run again
+    (a create naming its id would meet its own row: CONFLICT; one without
+    would be made twice)."""
+    cutter = CommitCutter(db_dsn)
+    try:
+        with serving(cutter.dsn) as server:
+            writers: list[Writer] = []
+
+            def creates(seed: int) -> Callable[[], None]:
+                writer = Writer(server.url)
+                writers.append(writer)
+                rng = random.Random(seed)
+
+                def work() -> None:
+                    for _ in range(15):
+                        title = token("cut")
+                        named = str(uuid.uuid4()) if rng.random() < 0.5 else None
+                        writer.graphql(
+                            "create", CREATE, (None, "DATABASE_UNAVAILABLE"), title, named, t=title, l=None, id=named
+                        )
+                return work
+
+            cutter.armed.set()
+            run_together([creates(seed) for seed in range(6)])
+            cutter.armed.clear()
+            for writer in writers:
+                writer.close()
+        assert cutter.cuts > 0, "no batch's commit was cut: the test tried nothing"
+    finally:
+        cutter.close()
+    entries = journal(db_dsn)
+    replies = [reply for writer in writers for reply in writer.replies]
+    assert any(reply.code == "DATABASE_UNAVAILABLE" for reply in replies)
+    check_replies(replies, entries, newest(db_dsn))
+    for reply in replies:
+        made = [e for e in entries if e.op == "created" and e.title == reply.title]
+        # Every commit happened (the cut comes after it): each write journaled exactly once.
+        assert len(made) == 1, (reply, made)
+
+
+TODOS = "{ todos { id title completed } }"
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+def test_each_writer_reads_its_own_write_at_once_through_the_response_cache(db_dsn: str, pool_size: int) -> None:
+    """Writers that read right after each write (GraphQL `todos`, REST's
+    list: both kept by the response cache) see it, on a pool as small as one
+    connection (the batch's) with writes refused and batches failing beside
+    them (a taken id rolls its batch back: each of its writes runs alone)."""
+    with serving(db_dsn, pool_size=pool_size) as server, errors_logged() as errors:
+        taken = Writer(server.url)
+        seeded = taken.graphql("create", CREATE, (None,), "seed", t="seed", l=None, id=None).rows[0]["id"]
+        writers: list[Writer] = [taken]
+
+        def work_of(seed: int) -> Callable[[], None]:
+            writer = Writer(server.url)
+            writers.append(writer)
+            rng = random.Random(seed)
+
+            def work() -> None:
+                for _ in range(15):
+                    title = token("mine")
+                    row = writer.graphql("create", CREATE, (None,), title, t=title, l=None, id=str(uuid.uuid4()))
+                    todo_id = row.rows[0]["id"]
+                    assert {"id": todo_id, "title": title, "completed": False} in writer.http.post(
+                        "/graphql", json={"query": TODOS}
+                    ).json()["data"]["todos"], "a write not read right after its reply"
+                    changed = token("changed")
+                    writer.rest("rest-update", "PATCH", f"/api/todos/{todo_id}/", (None,), changed, todo_id,
+                                {"title": changed, "completed": True})
+                    assert any(
+                        t["id"] == todo_id and t["title"] == changed for t in writer.http.get("/api/todos/").json()
+                    ), "an update not read right after its reply"
+                    if rng.random() < 0.3:
+                        writer.graphql("create-taken", CREATE, ("CONFLICT",), token("taken"), t="x", l=None, id=seeded)
+                    if rng.random() < 0.3:
+                        writer.graphql("update", UPDATE, ("NOT_FOUND",), None, id=str(uuid.uuid4()), t="gone")
+            return work
+
+        run_together([work_of(seed) for seed in range(5)])
+        for writer in writers:
+            writer.close()
+        check_replies([r for w in writers for r in w.replies], journal(db_dsn), newest(db_dsn))
+        assert errors == []
+
+
+def test_writes_racing_the_deletion_of_their_list_leave_no_row_behind_and_journal_before_it(accounts: Server) -> None:
+    """Ann deletes the shared list while she and Bob write into it, on two
+    servers: every accepted write is journaled before the list's deletion,
+    every row the list held is gone with a `deleted` entry after its
+    `created` one, and the writes after it are NOT_FOUND."""
+    ann, bob = sign_up(accounts, "ann"), sign_up(accounts, "bob")
+    list_id, seeded = shared_list(accounts, ann, [bob], 6)
+    deleted = threading.Event()
+    accepted = threading.Semaphore(0)
+    with serving(accounts.dsn, auth="accounts", token=TOKEN) as other, errors_logged() as errors:
+        writers: list[Writer] = []
+
+        def writes(person: Person, server: Server, seed: int) -> Callable[[], None]:
+            writer = Writer(server.url, person.credential)
+            writers.append(writer)
+            rng = random.Random(seed)
+
+            def work() -> None:
+                refused = 0
+                deadline = time.monotonic() + 15
+                while refused < 3 and time.monotonic() < deadline:
+                    title = token(person.username)
+                    row = rng.choice(seeded)
+                    kind = rng.randrange(3)
+                    if kind == 0:
+                        reply = writer.graphql("update", UPDATE, (None, "NOT_FOUND"), title, row, id=row, t=title)
+                    elif kind == 1:
+                        reply = writer.graphql("create", CREATE, (None, "NOT_FOUND"), title, t=title, l=list_id, id=None)
+                    else:
+                        reply = writer.graphql("toggle", TOGGLE, (None, "NOT_FOUND"), c=rng.random() < 0.5, l=list_id)
+                    if reply.code is None:
+                        accepted.release()
+                    elif deleted.is_set():
+                        refused += 1
+            return work
+
+        def deletes() -> None:
+            for _ in range(10):
+                assert accepted.acquire(timeout=10), "no write accepted before the deletion"
+            graphql_as(accounts, ann.credential, "mutation($id: ID!) { deleteList(id: $id) { id } }", id=list_id)
+            deleted.set()
+
+        run_together([
+            writes(ann, accounts, 1), writes(bob, accounts, 2), writes(ann, other, 3), writes(bob, other, 4), deletes,
+        ])
+        for writer in writers:
+            writer.close()
+        entries = journal(accounts.dsn)
+        [gone] = [e.position for e in entries if e.op == "list_deleted" and e.list_before == list_id or
+                  e.op == "list_deleted" and e.list_after == list_id]
+        replies = [r for w in writers for r in w.replies]
+        check_replies(replies, entries, newest(accounts.dsn))
+        assert all(r.cursor is not None and r.cursor < gone for r in replies if r.code is None and r.rows), [
+            r for r in replies if r.code is None and r.rows and (r.cursor is None or r.cursor >= gone)
+        ]
+        with psycopg.connect(accounts.dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM todos WHERE list_id = %s", (list_id,)).fetchone() == (0,)
+        made = {e.todo_id: e.position for e in entries if e.op == "created" and e.list_after == list_id}
+        ended = {e.todo_id: e.position for e in entries if e.op == "deleted" and e.list_before == list_id}
+        assert made.keys() == ended.keys(), "a row of the list left without its deletion journaled"
+        assert all(made[key] < ended[key] for key in made)
+        assert errors == []
