@@ -10,6 +10,7 @@ after the removal (docs/design/people.md); no error in the servers' log."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import socket
 import threading
@@ -22,8 +23,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
-from tests.helpers import TOKEN, Server, errors_logged, serving, wait_until
+from tests.helpers import TOKEN, Server, errors_logged, make_server, serving, wait_until
 from tests.leaks import Wiretap, token
 from tests.subscribers import Credential, Subscriber, new_token
 
@@ -119,6 +122,24 @@ class Writer:
         reply = Reply(kind, title, response.status_code, code, None if cursor is None else int(cursor), rows, expect, row_id)
         self.replies.append(reply)
         return reply
+
+
+class Crew:
+    """A test's writers: each made with its own seeded random choices; their replies read together."""
+
+    def __init__(self) -> None:
+        self.writers: list[Writer] = []
+
+    def writer(self, base_url: str, credential: Credential | None = None, seed: int = 0) -> tuple[Writer, random.Random]:
+        writer = Writer(base_url, credential)
+        self.writers.append(writer)
+        return writer, random.Random(seed)
+
+    def close(self) -> list[Reply]:
+        """Close every client; every reply they got."""
+        for writer in self.writers:
+            writer.close()
+        return [reply for writer in self.writers for reply in writer.replies]
 
 
 @dataclass(frozen=True)
@@ -277,12 +298,10 @@ def test_many_writers_of_many_people_on_two_servers_each_journaled_once_at_its_c
             for person in (ann, bob, carol, dave)
             for server, transport in ((accounts, "graphql-transport-ws"), (other, "rest-sse"))
         ] + [(subscribe(other, "service", SERVICE, start, "graphql-transport-ws"), None)]
-        writers: list[Writer] = []
+        crew = Crew()
 
         def editor(person: Person, server: Server, seed: int) -> Callable[[], None]:
-            writer = Writer(server.url, person.credential)
-            writers.append(writer)
-            rng = random.Random(seed)
+            writer, rng = crew.writer(server.url, person.credential, seed=seed)
 
             def work() -> None:
                 mine: list[str] = []
@@ -324,9 +343,7 @@ def test_many_writers_of_many_people_on_two_servers_each_journaled_once_at_its_c
 
         def refused(person: Person, server: Server, codes: tuple[str | None, ...], seed: int) -> Callable[[], None]:
             """A viewer's (FORBIDDEN) or a stranger's (NOT_FOUND) edits of the shared list."""
-            writer = Writer(server.url, person.credential)
-            writers.append(writer)
-            rng = random.Random(seed)
+            writer, rng = crew.writer(server.url, person.credential, seed=seed)
 
             def work() -> None:
                 for _ in range(16):
@@ -341,9 +358,7 @@ def test_many_writers_of_many_people_on_two_servers_each_journaled_once_at_its_c
             return work
 
         def service(server: Server, seed: int) -> Callable[[], None]:
-            writer = Writer(server.url, SERVICE)
-            writers.append(writer)
-            rng = random.Random(seed)
+            writer, rng = crew.writer(server.url, SERVICE, seed=seed)
 
             def work() -> None:
                 for _ in range(16):
@@ -357,11 +372,9 @@ def test_many_writers_of_many_people_on_two_servers_each_journaled_once_at_its_c
             editor(ann, accounts, 1), editor(ann, other, 2), editor(bob, accounts, 3), editor(bob, other, 4),
             refused(carol, accounts, ("FORBIDDEN",), 5), refused(dave, other, ("NOT_FOUND",), 6), service(accounts, 7),
         ])
-        for writer in writers:
-            writer.close()
+        replies = crew.close()
         ceiling = newest(accounts.dsn)
         entries = journal(accounts.dsn)
-        replies = [reply for writer in writers for reply in writer.replies]
         # A create of another's title fixes each reply's title: creates' "own" titles are theirs.
         for reply in replies:
             if reply.kind == "create" and reply.code is None and reply.rows and reply.title != reply.rows[0]["title"]:
@@ -418,14 +431,12 @@ def test_a_member_losing_the_right_while_their_writes_are_batched_is_never_journ
             (subscribe(server, "bob", bob.credential, start, transport), None)
             for server, transport in ((accounts, "graphql-transport-ws"), (other, "rest-sse"))
         ]
-        writers: list[Writer] = []
+        crew = Crew()
         accepted = threading.Semaphore(0)
         changed = threading.Event()
 
         def bob_writes(server: Server, seed: int) -> Callable[[], None]:
-            writer = Writer(server.url, bob.credential)
-            writers.append(writer)
-            rng = random.Random(seed)
+            writer, rng = crew.writer(server.url, bob.credential, seed=seed)
 
             def work() -> None:
                 refused = 0
@@ -444,9 +455,7 @@ def test_a_member_losing_the_right_while_their_writes_are_batched_is_never_journ
             return work
 
         def ann_writes(server: Server, seed: int, takes: bool) -> Callable[[], None]:
-            writer = Writer(server.url, ann.credential)
-            writers.append(writer)
-            rng = random.Random(seed)
+            writer, rng = crew.writer(server.url, ann.credential, seed=seed)
 
             def work() -> None:
                 for _ in range(12):
@@ -469,12 +478,10 @@ def test_a_member_losing_the_right_while_their_writes_are_batched_is_never_journ
             bob_writes(accounts, 1), bob_writes(accounts, 2), bob_writes(other, 3), bob_writes(other, 4),
             ann_writes(accounts, 5, True), ann_writes(other, 6, False),
         ])
-        for writer in writers:
-            writer.close()
+        replies = crew.close()
         entries = journal(accounts.dsn)
         op = "member_removed" if change == "remove" else "member_updated"
         [taken] = [e.position for e in entries if e.op == op and e.person_id == bob.id]
-        replies = [reply for writer in writers for reply in writer.replies]
         check_replies(replies, entries, newest(accounts.dsn))
         late = [e for e in entries if e.position > taken and e.title is not None and e.title.startswith("bob")
                 and e.op in ("created", "updated") and e.list_after == list_id]
@@ -539,12 +546,10 @@ def test_psql_writers_holding_row_locks_beside_batches_surface_no_error(accounts
                     psql_titles.append(title)
         return work
 
-    writers: list[Writer] = []
+    crew = Crew()
 
     def app(seed: int, rounds: int) -> Callable[[], None]:
-        writer = Writer(accounts.url, ann.credential)
-        writers.append(writer)
-        rng = random.Random(seed)
+        writer, rng = crew.writer(accounts.url, ann.credential, seed=seed)
 
         def work() -> None:
             for _ in range(rounds):
@@ -563,10 +568,9 @@ def test_psql_writers_holding_row_locks_beside_batches_surface_no_error(accounts
 
     with errors_logged() as errors:
         run_together([psql("short"), psql("long"), psql("early"), *(app(seed, 30) for seed in range(5))])
-        for writer in writers:
-            writer.close()
+        replies = crew.close()
         entries = journal(accounts.dsn)
-        check_replies([reply for writer in writers for reply in writer.replies], entries, newest(accounts.dsn))
+        check_replies(replies, entries, newest(accounts.dsn))
         for title in psql_titles:
             assert len([e for e in entries if e.title == title and e.op == "updated"]) >= 1, title
         assert errors == []
@@ -578,7 +582,7 @@ def test_clients_gone_mid_write_leave_each_write_applied_at_most_once_and_no_bat
     most once and journaled once if made; later writes are still answered;
     nothing is logged at ERROR."""
     ann = sign_up(accounts, "ann")
-    ids = [str(uuid.uuid4()) for _ in range(60)]
+    ids = [str(uuid.uuid4()) for _ in range(80)]
     secret = ann.credential.secret
 
     def hang_up(chunk: list[str], how: str) -> Callable[[], None]:
@@ -591,6 +595,17 @@ def test_clients_gone_mid_write_leave_each_write_applied_at_most_once_and_no_bat
                     f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {secret}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                 ).encode()
+                if how == "socket":
+                    # A mutation over graphql-transport-ws, the socket closed under it: its operation is cancelled.
+                    with connect(
+                        accounts.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+                    ) as ws:
+                        ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {secret}"}}))
+                        assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+                        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+                            "query": CREATE, "variables": {"t": token("gone"), "id": todo_id, "l": None},
+                        }}))
+                    continue
                 if how == "timeout":
                     with httpx.Client(base_url=accounts.url, headers=ann.credential.headers(), timeout=0.001) as http:
                         try:
@@ -605,11 +620,10 @@ def test_clients_gone_mid_write_leave_each_write_applied_at_most_once_and_no_bat
                 sock.close()
         return work
 
-    writers: list[Writer] = []
+    crew = Crew()
 
     def waits(seed: int) -> Callable[[], None]:
-        writer = Writer(accounts.url, ann.credential)
-        writers.append(writer)
+        writer, _ = crew.writer(accounts.url, ann.credential)
 
         def work() -> None:
             for _ in range(25):
@@ -619,12 +633,12 @@ def test_clients_gone_mid_write_leave_each_write_applied_at_most_once_and_no_bat
 
     with errors_logged() as errors:
         run_together([
-            hang_up(ids[0:20], "reset"), hang_up(ids[20:40], "close"), hang_up(ids[40:60], "timeout"),
+            hang_up(ids[0:20], "reset"), hang_up(ids[20:40], "close"),
+            hang_up(ids[40:60], "timeout"), hang_up(ids[60:80], "socket"),
             waits(1), waits(2), waits(3),
         ])
         # Still answered, at once and after whatever the gone clients left running.
-        after = Writer(accounts.url, ann.credential)
-        writers.append(after)
+        after, _ = crew.writer(accounts.url, ann.credential)
         title = token("after")
         after.graphql("create", CREATE, (None,), title, t=title, l=None, id=None)
 
@@ -634,15 +648,14 @@ def test_clients_gone_mid_write_leave_each_write_applied_at_most_once_and_no_bat
                                     " AND state = 'active' AND pid <> pg_backend_pid()"
                                     " AND application_name <> 'graphql-todos listener'").fetchone() == (0,)
         wait_until(settled, timeout=10)
-        for writer in writers:
-            writer.close()
+        replies = crew.close()
         entries = journal(accounts.dsn)
         with psycopg.connect(accounts.dsn) as conn:
             rows = {row[0] for row in conn.execute("SELECT id::text FROM todos").fetchall()}
         for todo_id in ids:
             created = [e for e in entries if e.todo_id == todo_id and e.op == "created"]
             assert len(created) == (1 if todo_id in rows else 0), (todo_id, created)
-        check_replies([reply for writer in writers for reply in writer.replies], entries, newest(accounts.dsn))
+        check_replies(replies, entries, newest(accounts.dsn))
         assert errors == []
 
 
@@ -667,12 +680,10 @@ def test_batches_whose_connections_are_cut_never_apply_a_write_twice(accounts: S
                 cut.append(int(ended[0]) if ended else 0)
                 time.sleep(0.005)  # a pace, not an assertion
 
-    writers: list[Writer] = []
+    crew = Crew()
 
     def creates(seed: int) -> Callable[[], None]:
-        writer = Writer(accounts.url, ann.credential)
-        writers.append(writer)
-        rng = random.Random(seed)
+        writer, rng = crew.writer(accounts.url, ann.credential, seed=seed)
 
         def work() -> None:
             try:
@@ -687,11 +698,9 @@ def test_batches_whose_connections_are_cut_never_apply_a_write_twice(accounts: S
 
     with errors_logged():
         run_together([terminator, *(creates(seed) for seed in range(6))])
-    for writer in writers:
-        writer.close()
+    replies = crew.close()
     assert sum(cut) > 0, "no connection was cut: the test tried nothing"
     entries = journal(accounts.dsn)
-    replies = [reply for writer in writers for reply in writer.replies]
     check_replies(replies, entries, newest(accounts.dsn))
     for reply in replies:
         made = [e for e in entries if e.op == "created" and e.title == reply.title]
@@ -765,12 +774,10 @@ def test_a_batch_whose_commit_answer_is_lost_answers_unavailable_and_runs_nothin
     cutter = CommitCutter(db_dsn)
     try:
         with serving(cutter.dsn) as server:
-            writers: list[Writer] = []
+            crew = Crew()
 
             def creates(seed: int) -> Callable[[], None]:
-                writer = Writer(server.url)
-                writers.append(writer)
-                rng = random.Random(seed)
+                writer, rng = crew.writer(server.url, seed=seed)
 
                 def work() -> None:
                     for _ in range(15):
@@ -784,13 +791,11 @@ def test_a_batch_whose_commit_answer_is_lost_answers_unavailable_and_runs_nothin
             cutter.armed.set()
             run_together([creates(seed) for seed in range(6)])
             cutter.armed.clear()
-            for writer in writers:
-                writer.close()
+            replies = crew.close()
         assert cutter.cuts > 0, "no batch's commit was cut: the test tried nothing"
     finally:
         cutter.close()
     entries = journal(db_dsn)
-    replies = [reply for writer in writers for reply in writer.replies]
     assert any(reply.code == "DATABASE_UNAVAILABLE" for reply in replies)
     check_replies(replies, entries, newest(db_dsn))
     for reply in replies:
@@ -809,14 +814,12 @@ def test_each_writer_reads_its_own_write_at_once_through_the_response_cache(db_d
     connection (the batch's) with writes refused and batches failing beside
     them (a taken id rolls its batch back: each of its writes runs alone)."""
     with serving(db_dsn, pool_size=pool_size) as server, errors_logged() as errors:
-        taken = Writer(server.url)
+        crew = Crew()
+        taken, _ = crew.writer(server.url)
         seeded = taken.graphql("create", CREATE, (None,), "seed", t="seed", l=None, id=None).rows[0]["id"]
-        writers: list[Writer] = [taken]
 
         def work_of(seed: int) -> Callable[[], None]:
-            writer = Writer(server.url)
-            writers.append(writer)
-            rng = random.Random(seed)
+            writer, rng = crew.writer(server.url, seed=seed)
 
             def work() -> None:
                 for _ in range(15):
@@ -839,9 +842,8 @@ def test_each_writer_reads_its_own_write_at_once_through_the_response_cache(db_d
             return work
 
         run_together([work_of(seed) for seed in range(5)])
-        for writer in writers:
-            writer.close()
-        check_replies([r for w in writers for r in w.replies], journal(db_dsn), newest(db_dsn))
+        replies = crew.close()
+        check_replies(replies, journal(db_dsn), newest(db_dsn))
         assert errors == []
 
 
@@ -855,12 +857,10 @@ def test_writes_racing_the_deletion_of_their_list_leave_no_row_behind_and_journa
     deleted = threading.Event()
     accepted = threading.Semaphore(0)
     with serving(accounts.dsn, auth="accounts", token=TOKEN) as other, errors_logged() as errors:
-        writers: list[Writer] = []
+        crew = Crew()
 
         def writes(person: Person, server: Server, seed: int) -> Callable[[], None]:
-            writer = Writer(server.url, person.credential)
-            writers.append(writer)
-            rng = random.Random(seed)
+            writer, rng = crew.writer(server.url, person.credential, seed=seed)
 
             def work() -> None:
                 refused = 0
@@ -890,12 +890,10 @@ def test_writes_racing_the_deletion_of_their_list_leave_no_row_behind_and_journa
         run_together([
             writes(ann, accounts, 1), writes(bob, accounts, 2), writes(ann, other, 3), writes(bob, other, 4), deletes,
         ])
-        for writer in writers:
-            writer.close()
+        replies = crew.close()
         entries = journal(accounts.dsn)
         [gone] = [e.position for e in entries if e.op == "list_deleted" and e.list_before == list_id or
                   e.op == "list_deleted" and e.list_after == list_id]
-        replies = [r for w in writers for r in w.replies]
         check_replies(replies, entries, newest(accounts.dsn))
         assert all(r.cursor is not None and r.cursor < gone for r in replies if r.code is None and r.rows), [
             r for r in replies if r.code is None and r.rows and (r.cursor is None or r.cursor >= gone)
@@ -907,3 +905,43 @@ def test_writes_racing_the_deletion_of_their_list_leave_no_row_behind_and_journa
         assert made.keys() == ended.keys(), "a row of the list left without its deletion journaled"
         assert all(made[key] < ended[key] for key in made)
         assert errors == []
+
+
+def test_a_server_stopping_while_batches_run_logs_no_error_and_applies_each_write_at_most_once(db_dsn: str) -> None:
+    """SIGTERM's path (uvicorn told to exit) while writers keep writing: the
+    batches under way end (their writes answered, or the connection closed
+    on the client), nothing is logged at ERROR (no task destroyed pending,
+    no traceback), and no write is journaled twice."""
+    server = make_server(db_dsn)
+    server.start()
+    stopped = False
+    titles: list[str] = []
+    answered = threading.Semaphore(0)
+    try:
+        with errors_logged() as errors:
+            def writes() -> None:
+                with httpx.Client(base_url=server.url, timeout=20) as http:
+                    while True:
+                        title = token("stop")
+                        titles.append(title)
+                        try:
+                            http.post("/graphql", json={"query": CREATE, "variables": {"t": title, "id": None, "l": None}})
+                        except httpx.TransportError:
+                            return  # the server went away
+                        answered.release()
+
+            def stops() -> None:
+                nonlocal stopped
+                for _ in range(30):
+                    assert answered.acquire(timeout=10)
+                server.stop()
+                stopped = True
+
+            run_together([writes, writes, writes, writes, stops])
+            assert errors == []
+    finally:
+        if not stopped:
+            server.stop()
+    entries = journal(db_dsn)
+    for title in titles:
+        assert len([e for e in entries if e.op == "created" and e.title == title]) <= 1, title
