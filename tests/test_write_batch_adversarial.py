@@ -696,8 +696,9 @@ def test_batches_whose_connections_are_cut_never_apply_a_write_twice(accounts: S
                     stop.set()
         return work
 
-    with errors_logged():
+    with errors_logged() as errors:
         run_together([terminator, *(creates(seed) for seed in range(6))])
+    assert errors == []
     replies = crew.close()
     assert sum(cut) > 0, "no connection was cut: the test tried nothing"
     entries = journal(accounts.dsn)
