@@ -92,13 +92,30 @@ def titles(page: Page) -> Locator:
     return page.locator(".todo-list li label")
 
 
+def page_until(page: Page, expression: str) -> None:
+    """Until `expression` (a promise's too) is true in `page`. Polled from
+    here with evaluate, not page.wait_for_function: that one evaluates its
+    predicate again in the page with eval, which the app's Content Security
+    Policy refuses (`script-src 'self'`), so it failed whenever the first
+    check was false (under load)."""
+    wait_until(lambda: page.evaluate(expression), timeout=LIVE_MS / 1000,
+               sleep=lambda seconds: page.wait_for_timeout(seconds * 1000))
+
+
+# A page whose network is cut: a request to the server fails (a POST, which
+# the service worker leaves to the network; /healthz answers it 405).
+_CUT = "!navigator.onLine && fetch('/healthz', {method: 'POST', cache: 'no-store'}).then(() => false, () => true)"
+
+
 def go_offline(context: BrowserContext) -> None:
     """Playwright's offline emulation, once every page of the context has it:
     set_offline can return before a page's network is cut, and an edit made
-    at once then reached the server (a clean-clone run saw it)."""
+    at once then reached the server (clean-clone runs saw it; under load,
+    even after navigator.onLine had turned false), so each page is waited
+    for until a request of its own fails."""
     context.set_offline(True)
     for page in context.pages:
-        page.wait_for_function("!navigator.onLine", timeout=LIVE_MS)
+        page_until(page, _CUT)
 
 
 def stored(server: Server, count: int) -> None:

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocke
 
 from tests.gql import create
 from tests.helpers import WEB_DIST, Server, serving
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, go_offline, titles
+from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, go_offline, page_until, titles
 
 # The edits that change one row (the others, toggle all and clear completed, change many).
 TOGGLE_ALL_SEQS = {9, 18, 19}
@@ -116,7 +116,7 @@ def test_twenty_offline_edits_over_two_tabs_and_a_reload_are_applied_once_in_ord
         expect(observer.locator(".connection-status")).to_have_attribute("data-state", "live", timeout=LIVE_MS)
         a = open_live(mine, server)
         # The service worker keeps the page for the reload offline.
-        a.wait_for_function("navigator.serviceWorker.controller !== null", timeout=LIVE_MS)
+        page_until(a, "navigator.serviceWorker.controller !== null")
         b = open_live(mine, server)
         expect(titles(b)).to_have_count(4, timeout=LIVE_MS)
 

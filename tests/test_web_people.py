@@ -17,7 +17,7 @@ from playwright import sync_api
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.helpers import TOKEN, WEB_DIST, Server, serving
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, go_offline, stored, titles
+from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, go_offline, page_until, stored, titles
 
 PASSWORD = "a long enough password"
 
@@ -264,7 +264,7 @@ def test_a_reload_offline_shows_the_same_person_s_lists_and_queues_into_their_ou
     person it last was (their lists, their outbox), never as open mode's page."""
     mine = two[0]
     ann = sign_up(mine, accounts, "ann")
-    ann.wait_for_function("navigator.serviceWorker.controller !== null", timeout=LIVE_MS)
+    page_until(ann, "navigator.serviceWorker.controller !== null")
     add_todo(ann, "before")
     # Sent and settled before going offline. Waiting for the count alone could pass
     # before the edit was even queued (no count yet): then it was still queued when the
