@@ -391,6 +391,11 @@ FROM todo_changes WHERE position > current_setting('app.batch_base')::bigint"""
 TOGETHER_LOCK_WAIT = "20ms"
 
 
+def _numbered_params(params: dict[str, Any], key: Key) -> dict[str, Any]:
+    """A numbered statement's parameters: the write's, its key's, and the key's text."""
+    return {**params, **key_params(key), "key": key.text}
+
+
 @dataclass(frozen=True, slots=True)
 class Together:
     """One write of a batch: its statement (a Write's plain one, or, with the
@@ -406,7 +411,7 @@ class Together:
         """A write of `statement`, numbered by `key` unless None."""
         if key is None:
             return cls(statement.plain, params, statement.single)
-        return cls(statement.numbered, {**params, **key_params(key), "key": key.text}, statement.single, True)
+        return cls(statement.numbered, _numbered_params(params, key), statement.single, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,7 +508,7 @@ async def write_numbered(
     them) and its Mark; None when the key was used before (nothing changed)."""
     with CursorNotices(conn) as notices, _TakenId(params):
         try:
-            rows = await statement_rows(conn, statement.numbered, {**params, **key_params(key), "key": key.text}, tuple)
+            rows = await statement_rows(conn, statement.numbered, _numbered_params(params, key), tuple)
         except psycopg.errors.UniqueViolation as exc:
             # A duplicate that committed after the statement's snapshot was taken.
             if exc.diag.constraint_name != "mutations_pkey":
