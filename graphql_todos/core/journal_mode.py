@@ -8,7 +8,9 @@ trigger database over."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import re
 import struct
 import time
 
@@ -102,9 +104,28 @@ class JournalModeError(RuntimeError):
     """The instance's JOURNAL cannot run on this database or server: a start error, said in one message."""
 
 
+_SLOT_PREFIX = "graphql_todos_"
+# What PostgreSQL takes in a slot's name (ReplicationSlotValidateName), and
+# how much of it: NAMEDATALEN - 1 bytes.
+_SLOT_CHARACTERS = re.compile(r"[a-z0-9_]+")
+_SLOT_BYTES = 63
+_DIGEST_CHARACTERS = 12
+_SLOT_KEPT = _SLOT_BYTES - len(_SLOT_PREFIX) - 1 - _DIGEST_CHARACTERS
+
+
 def slot_name(database: str) -> str:
-    """The database's slot (slots are cluster-wide; PostgreSQL names hold 63 bytes)."""
-    return f"graphql_todos_{database}"[:63]
+    """The database's slot. Slots are cluster-wide and their names take only
+    lower-case letters, digits and the underscore, 63 bytes of them, where a
+    database's name takes anything: a name that fits is the database's own
+    after the prefix (as it always was); any other (a capital, a hyphen, or
+    longer, where a cut would give two databases one slot) keeps what fits of
+    it, mended, and ends in a digest of the whole name."""
+    name = _SLOT_PREFIX + database
+    if len(name) <= _SLOT_BYTES and _SLOT_CHARACTERS.fullmatch(database):
+        return name
+    digest = hashlib.sha256(database.encode()).hexdigest()[:_DIGEST_CHARACTERS]
+    kept = re.sub(r"[^a-z0-9_]", "_", database.lower())[:_SLOT_KEPT]
+    return f"{_SLOT_PREFIX}{kept}_{digest}"
 
 
 def lsn_text(lsn: int) -> str:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import orjson
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -246,6 +248,39 @@ def test_a_sequencer_left_running_after_a_switch_back_does_not_stream(db_dsn: st
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         # No slot made again (it would journal each change a second time).
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)
+
+
+def test_databases_named_as_no_slot_may_be_each_journal_through_a_slot_of_their_own(
+    admin_dsn: str, template_db: str
+) -> None:
+    """A slot's name takes lower-case letters, digits and the underscore, 63
+    bytes of them; a database's name anything: a capital and a hyphen, and two
+    long names alike in their first 55 characters, each journal their own
+    changes from slots of their own."""
+    alike = "gt_" + uuid.uuid4().hex[:12] + "_" + "x" * 40
+    names = [f"Gt-{uuid.uuid4().hex[:8]}", alike + "_first", alike + "_second"]
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        for name in names:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template_db)
+                )
+            )
+        try:
+            for name in names:
+                dsn = make_conninfo(admin_dsn, dbname=name)
+                with sequenced(dsn), psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute("INSERT INTO todos (title) VALUES (%s)", (name,))
+                    assert [(e[1], e[2]) for e in _entries(conn)] == [("created", name)]
+            slots = admin.execute(
+                "SELECT database, slot_name FROM pg_replication_slots WHERE database = ANY(%s)", (names,)
+            ).fetchall()
+            assert sorted(slots) == sorted((name, slot_name(name)) for name in names)
+            assert len({slot for _, slot in slots}) == 3
+        finally:
+            for name in names:
+                drop_slots(admin, name)
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_decoded_needs_a_replication_role(admin_dsn: str, db_dsn: str) -> None:
