@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -354,3 +355,38 @@ def test_a_kept_statement_runs_again_after_the_pool_rolled_back_its_connection(d
             assert [t.title for t in first + second] == ["one", "two"]
 
     asyncio.run(main())
+
+
+def test_a_batch_whose_connection_is_lost_ends_quietly_as_database_unavailable(
+    db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The backend of a pooled connection ended while its batch waits for
+    the commit-order lock: DatabaseUnavailable, and of psycopg's only the
+    pool's line for the connection it discards, not the pipeline's
+    "error ignored terminating" for each of its levels (a lost connection is
+    an expected event)."""
+    caplog.set_level(logging.WARNING)
+    holder = psycopg.connect(db_dsn)
+    holder.execute("SELECT pg_advisory_xact_lock(%s)", (writes.COMMIT_ORDER_LOCK,))
+
+    async def end_the_waiter() -> None:
+        await asyncio.sleep(0.3)
+        ended = await asyncio.to_thread(
+            holder.execute, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+        assert ended.fetchall() == [(True,)]
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            ending = asyncio.create_task(end_the_waiter())
+            with pytest.raises(DatabaseUnavailable):
+                async with connection(pool) as conn:
+                    await writes.write_together(conn, [writes.Together.of(writes.TRIGGER.insert, _create("lost"), None)])
+            await ending
+
+    try:
+        asyncio.run(main())
+    finally:
+        holder.close()
+    logged = [(r.name, r.getMessage().split(":")[0]) for r in caplog.records if r.name.startswith("psycopg")]
+    assert logged == [("psycopg.pool", "discarding closed connection")]
