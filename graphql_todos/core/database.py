@@ -36,14 +36,6 @@ class StatementConnection(psycopg.AsyncConnection[Any]):
             kept = self._kept[statement] = Prepared(self, statement, len(self._kept))
         return kept
 
-    async def deallocate(self) -> None:
-        """Forget every prepared statement, the server's and ours. After a
-        ROLLBACK psycopg sends DEALLOCATE ALL when it had prepared any of
-        its own (its cache, which knows nothing of ours, might outlive
-        dropped objects), and ours are gone with them: so none is kept."""
-        await self.execute("DEALLOCATE ALL")
-        self._kept.clear()
-
 
 async def statement_rows(
     conn: psycopg.AsyncConnection[Any], statement: str, params: dict[str, Any] | None, make_row: RowMaker[Any]

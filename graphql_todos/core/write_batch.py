@@ -16,7 +16,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import writes
-from graphql_todos.core.database import StatementConnection, connection
+from graphql_todos.core.database import connection
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +84,6 @@ class WriteBatches:
                     # on a connection still alive: rolled back, nothing committed.
                     if len(batch) > 1:
                         logger.debug("a batch of %d writes rolled back (%r): each runs alone", len(batch), exc)
-                    if isinstance(conn, StatementConnection):
-                        # psycopg's rollback may have deallocated the statements it kept prepared.
-                        await conn.deallocate()
                     done = [None] * len(batch)
         except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
             for queued in batch:

@@ -32,6 +32,28 @@ Assumes (tests/internals/test_psycopg.py pins each):
   when interrupted itself: cancels the statement on the server and reads its
   end, or closes the connection, then raises it again.
 
+A Prepared's statements may vanish from the server under it: psycopg's
+rollback (`rollback()`, a `transaction()` block, a savepoint's too, ended
+by an exception; the pool's putconn of a connection left in a transaction)
+sends DEALLOCATE ALL once psycopg has prepared a statement of its own (its
+cache: a cursor's `prepare=True`, or a statement's sixth run), and anyone's
+DISCARD ALL does the same. A Prepared watches none of them: outside a
+transaction block, a kept statement whose run fails as
+`invalid_sql_statement_name` (26000, refused at Bind, before anything ran)
+is prepared again under a new name and run, once. Inside a block the
+failure is raised, as a cursor would, and the next run after it heals.
+
+A pipeline left by an exception on a lost connection (a batch's:
+core/writes.write_together) tries to sync on its way out, fails again, and
+psycopg logs that at WARNING ("error ignored terminating <AsyncPipeline
+[BAD]>: the connection is lost"), twice for a batch (a `transaction()` in a
+pipeline nests pipelines of its own), while the block's own error goes on
+to its caller and the pool logs the connection it discards. `_LostPipelines`,
+on psycopg's logger, drops that line when the pipeline's connection is lost
+(BAD); any other error a pipeline's exit ignores is still logged. Assumes
+psycopg logs it on the logger `psycopg`, as
+`"error ignored terminating %r: %s"` with the pipeline first.
+
 And, for the hub's LISTEN connection (`payloads`), taking each socket read's
 notifications as one list of payloads where `AsyncConnection.notifies`
 makes a `Notify` of each (its channel's name decoded too) and yields it by
@@ -51,12 +73,13 @@ a step of its async generator, with a deadline check:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Generator, Mapping
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
 
-from psycopg import AsyncConnection, errors, pq
+from psycopg import AsyncConnection, AsyncPipeline, Pipeline, errors, pq
 from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.abc import PQGen
@@ -70,6 +93,13 @@ T = TypeVar("T")
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_SQLSTATE = pq.DiagnosticField.SQLSTATE
+_IDLE = pq.TransactionStatus.IDLE
+# invalid_sql_statement_name: "prepared statement ... does not exist".
+_NO_SUCH_STATEMENT = b"26000"
+_BAD = pq.ConnStatus.BAD
+# What psycopg logs when a pipeline's exit fails after its block raised.
+_TERMINATING = "error ignored terminating %r: %s"
 
 
 def runs_short(conn: AsyncConnection[Any]) -> bool:
@@ -78,12 +108,31 @@ def runs_short(conn: AsyncConnection[Any]) -> bool:
     return conn.autocommit and conn._pipeline is None
 
 
+class _LostPipelines(logging.Filter):
+    """psycopg's lines for the error a pipeline's exit ignores, dropped when
+    its connection is lost (module docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            record.msg == _TERMINATING
+            and isinstance(args, tuple)
+            and len(args) == 2
+            and isinstance(args[0], (AsyncPipeline, Pipeline))
+            and args[0].pgconn.status == _BAD
+        )
+
+
+logging.getLogger("psycopg").addFilter(_LostPipelines())
+
+
 class Prepared:
     """One statement on one connection, run again and again; names of
     its own for the server's prepared statements (psycopg's are `_pg3_N`),
     one per set of parameter types (None has a type of its own), as
     psycopg's cache keys them. A name is never tried twice: a prepare
-    interrupted after the server took it must not meet it again."""
+    interrupted after the server took it must not meet it again. Those the
+    server dropped are prepared again (module docstring)."""
 
     __slots__ = ("adapting", "conn", "converted", "names", "prefix", "prepares", "query", "statement")
 
@@ -109,14 +158,23 @@ class Prepared:
                 query.convert(self.statement, params)
                 self.converted = True
             name = self.names.get(query.types)
-            if name is None:
-                name = f"{self.prefix}{self.prepares}".encode()
-                self.prepares += 1
-                pgconn.send_prepare(name, query.query, param_types=query.types)
-                self._checked(await _waited(conn, execute(pgconn)))
-                self.names[query.types] = name
-            pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
-            result = self._checked(await _waited(conn, execute(pgconn)))
+            kept = name is not None
+            while True:
+                if name is None:
+                    name = f"{self.prefix}{self.prepares}".encode()
+                    self.prepares += 1
+                    pgconn.send_prepare(name, query.query, param_types=query.types)
+                    self._checked(await _waited(conn, execute(pgconn)))
+                    self.names[query.types] = name
+                pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
+                results = await _waited(conn, execute(pgconn))
+                if not (kept and self._dropped(results)):
+                    break
+                # The server has none of ours any more (module docstring):
+                # nothing ran, and each is prepared again as it comes, once.
+                self.names.clear()
+                name, kept = None, False
+            result = self._checked(results)
         adapting = self.adapting
         adapting.set_pgresult(result)
         return adapting.load_rows(0, result.ntuples, make_row)
@@ -132,6 +190,17 @@ class Prepared:
         if len(results) != 1:
             raise errors.InternalError(f"{len(results)} results from one statement")
         return results[0]
+
+    def _dropped(self, results: list[pq.abc.PGresult]) -> bool:
+        """Whether a kept statement's run failed only because the server has
+        no statement of its name, outside a transaction block: it ran nothing
+        and the connection is idle, so it may be prepared and run again."""
+        return (
+            len(results) == 1
+            and results[0].status == _FATAL_ERROR
+            and results[0].error_field(_SQLSTATE) == _NO_SUCH_STATEMENT
+            and self.conn.pgconn.transaction_status == _IDLE
+        )
 
 
 async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator[list[str], None]:

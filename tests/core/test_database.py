@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -284,3 +285,108 @@ def test_the_pools_connections_keep_each_write_statement_prepared(db_dsn: str) -
             assert len({first[0].id, second[0].id, third[0].id}) == 3
 
     asyncio.run(main())
+
+
+async def _rolled_back_by_a_transaction_block(conn: psycopg.AsyncConnection[Any]) -> None:
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        async with conn.transaction():
+            await conn.execute("SELECT 1 / 0")
+
+
+async def _rolled_back_to_a_savepoint(conn: psycopg.AsyncConnection[Any]) -> None:
+    async with conn.transaction():
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            async with conn.transaction():
+                await conn.execute("SELECT 1 / 0")
+
+
+async def _rolled_back_by_rollback(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("BEGIN")
+    await conn.rollback()
+
+
+async def _discarded_by_sql(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("DISCARD ALL")
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [_rolled_back_by_a_transaction_block, _rolled_back_to_a_savepoint, _rolled_back_by_rollback, _discarded_by_sql],
+)
+def test_a_kept_statement_runs_again_after_the_server_dropped_every_prepared_statement(
+    db_dsn: str, drop: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+) -> None:
+    """Once psycopg has prepared a statement of its own, each of its
+    rollbacks (a transaction block that raises, a savepoint's, rollback())
+    sends DEALLOCATE ALL, which drops the statements a pooled connection
+    keeps prepared too (StatementConnection), as DISCARD ALL does: the
+    writes after it still run, on the same connection."""
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            async with connection(pool) as conn:
+                first, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("one"))
+                await conn.execute("SELECT 1", prepare=True)  # psycopg's own
+                await drop(conn)
+                second, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("two"))
+                third, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("three"))
+            assert [t.title for t in first + second + third] == ["one", "two", "three"]
+
+    asyncio.run(main())
+
+
+def test_a_kept_statement_runs_again_after_the_pool_rolled_back_its_connection(db_dsn: str) -> None:
+    """A connection given back in a failed transaction: the pool's putconn
+    rolls it back (psycopg's rollback, DEALLOCATE ALL); the next caller's
+    write on it still runs."""
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            async with connection(pool) as conn:
+                first, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("one"))
+                await conn.execute("SELECT 1", prepare=True)  # psycopg's own
+                await conn.execute("BEGIN")
+                with pytest.raises(psycopg.errors.DivisionByZero):
+                    await conn.execute("SELECT 1 / 0")
+                given_back = conn.info.backend_pid
+            async with connection(pool) as conn:
+                assert conn.info.backend_pid == given_back
+                second, _ = await writes.write(conn, writes.TRIGGER.insert.plain, _create("two"))
+            assert [t.title for t in first + second] == ["one", "two"]
+
+    asyncio.run(main())
+
+
+def test_a_batch_whose_connection_is_lost_ends_quietly_as_database_unavailable(
+    db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The backend of a pooled connection ended while its batch waits for
+    the commit-order lock: DatabaseUnavailable, and of psycopg's only the
+    pool's line for the connection it discards, not the pipeline's
+    "error ignored terminating" for each of its levels (a lost connection is
+    an expected event)."""
+    caplog.set_level(logging.WARNING)
+    holder = psycopg.connect(db_dsn)
+    holder.execute("SELECT pg_advisory_xact_lock(%s)", (writes.COMMIT_ORDER_LOCK,))
+
+    async def end_the_waiter() -> None:
+        await asyncio.sleep(0.3)
+        ended = await asyncio.to_thread(
+            holder.execute, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+        assert ended.fetchall() == [(True,)]
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:
+            ending = asyncio.create_task(end_the_waiter())
+            with pytest.raises(DatabaseUnavailable):
+                async with connection(pool) as conn:
+                    await writes.write_together(conn, [writes.Together.of(writes.TRIGGER.insert, _create("lost"), None)])
+            await ending
+
+    try:
+        asyncio.run(main())
+    finally:
+        holder.close()
+    logged = [(r.name, r.getMessage().split(":")[0]) for r in caplog.records if r.name.startswith("psycopg")]
+    assert logged == [("psycopg.pool", "discarding closed connection")]

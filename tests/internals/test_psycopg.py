@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from psycopg.adapt import Transformer
 from psycopg.errors import Diagnostic
 from psycopg.generators import execute
 
-from graphql_todos.internals.psycopg import Prepared, payloads, runs_short
+from graphql_todos.internals.psycopg import Prepared, _LostPipelines, payloads, runs_short
 
 STATEMENT = "SELECT %(a)s::uuid AS a, %(b)s::text AS b, %(a)s::uuid IS NULL AS none, %(n)s::int + 1 AS n"
 
@@ -201,6 +202,122 @@ def test_an_interrupted_prepare_leaves_its_name_behind(db_dsn: str) -> None:
         assert list(prepared.names.values()) == [b"graphql_todos_0_1"]
 
     _with_connection(db_dsn, test)
+
+
+async def _ours(conn: AsyncConnection[Any]) -> list[str]:
+    """The names of the server's prepared statements on `conn` made by a Prepared."""
+    cur = await conn.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'graphql\\_todos\\_%' ORDER BY name")
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def _block_raising(conn: AsyncConnection[Any]) -> None:
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        async with conn.transaction():
+            await conn.execute("SELECT 1 / 0")
+
+
+async def _savepoint_raising(conn: AsyncConnection[Any]) -> None:
+    async with conn.transaction():
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            async with conn.transaction():
+                await conn.execute("SELECT 1 / 0")
+
+
+async def _rollback(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("BEGIN")
+    await conn.rollback()
+
+
+@pytest.mark.parametrize("rollback", [_block_raising, _savepoint_raising, _rollback])
+def test_psycopgs_rollback_drops_every_prepared_statement_once_it_prepared_one(
+    db_dsn: str, rollback: Callable[[AsyncConnection[Any]], Awaitable[None]]
+) -> None:
+    """psycopg's rollbacks send DEALLOCATE ALL once its cache holds a
+    statement, a Prepared's too: why a Prepared prepares again what the
+    server dropped (module docstring). Before psycopg prepared one, they
+    leave them be."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await Prepared(conn, "SELECT %(n)s::int", 0).rows({"n": 1}, tuple)
+        await rollback(conn)
+        assert await _ours(conn) == ["graphql_todos_0_0"]
+        await conn.execute("SELECT 2", prepare=True)
+        await rollback(conn)
+        assert await _ours(conn) == []
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_statement_the_server_dropped_is_prepared_again_and_run_once(db_dsn: str) -> None:
+    """Outside a transaction block, a run of a statement the server no
+    longer has fails at Bind, having run nothing, and leaves the connection
+    idle: the Prepared prepares it again under a new name and runs it once.
+    Inside a block it is raised as a cursor raises it (invalid_sql_statement_name),
+    and the run after the block prepares it again."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("CREATE TABLE runs (n int)")
+        prepared = Prepared(conn, "INSERT INTO runs VALUES (%(n)s) RETURNING n", 0)
+        assert await prepared.rows({"n": 1}, tuple) == [(1,)]
+        await conn.execute("DEALLOCATE ALL")
+        assert await prepared.rows({"n": 2}, tuple) == [(2,)]
+        assert list(prepared.names.values()) == [b"graphql_todos_0_1"]
+        assert await _ours(conn) == ["graphql_todos_0_1"]
+        await conn.execute("DEALLOCATE ALL")
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName) as short:
+            async with conn.transaction():
+                await prepared.rows({"n": 3}, tuple)
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName) as cursor:
+            async with conn.transaction():
+                await conn.execute("EXECUTE graphql_todos_0_1 (3)")
+        assert short.value.sqlstate == cursor.value.sqlstate == "26000"
+        assert await prepared.rows({"n": 4}, tuple) == [(4,)]
+        assert list(prepared.names.values()) == [b"graphql_todos_0_2"]
+        assert await (await conn.execute("SELECT n FROM runs ORDER BY n")).fetchall() == [(1,), (2,), (4,)]
+
+    _with_connection(db_dsn, test)
+
+
+async def _left_on_a_lost_connection(dsn: str) -> None:
+    """A pipeline left by the error of its connection lost (its backend ended)."""
+    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
+        async with await AsyncConnection.connect(dsn, autocommit=True) as other:
+            await other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        with pytest.raises(psycopg.OperationalError):
+            async with conn.pipeline() as pipeline:
+                await conn.execute("SELECT 1")
+                await pipeline.sync()
+
+
+def test_a_pipeline_left_on_a_lost_connection_logs_what_its_exit_ignored_and_the_door_drops_it(
+    db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """psycopg logs, on its logger `psycopg`, what the exit of a pipeline
+    left by an exception raises, as "error ignored terminating %r: %s" with
+    the pipeline first; on a lost connection (BAD) the door's filter drops
+    it, and keeps it for a pipeline whose connection is alive."""
+    caplog.set_level(logging.WARNING, logger="psycopg")
+    on_psycopg = logging.getLogger("psycopg")
+    [quiet] = [f for f in on_psycopg.filters if isinstance(f, _LostPipelines)]
+    on_psycopg.removeFilter(quiet)
+    try:
+        asyncio.run(_left_on_a_lost_connection(db_dsn))
+    finally:
+        on_psycopg.addFilter(quiet)
+    [record] = caplog.records
+    assert (record.name, record.levelno, record.msg) == ("psycopg", logging.WARNING, "error ignored terminating %r: %s")
+    assert isinstance(record.args, tuple) and isinstance(record.args[0], psycopg.AsyncPipeline)
+    assert isinstance(record.args[1], psycopg.OperationalError)
+    caplog.clear()
+    asyncio.run(_left_on_a_lost_connection(db_dsn))
+    assert caplog.records == []
+
+    async def alive(conn: AsyncConnection[Any]) -> None:
+        async with conn.pipeline() as pipeline:
+            kept = logging.LogRecord("psycopg", logging.WARNING, __file__, 0, record.msg, (pipeline, "an error"), None)
+            assert quiet.filter(kept)
+
+    _with_connection(db_dsn, alive)
 
 
 async def _gathered(conn: AsyncConnection[Any], timeout: float, count: int | None = None) -> list[list[str]]:
