@@ -6,7 +6,9 @@ connection_init, subscribe; bench/fanout_client.c) and the server's CPU per
 open, as `make bench` measures them, on one shared document and on one row
 each (`todo(id)`).
 
-    python -m bench.opening --a /tmp/main --b . --subscribers 1000 --rounds 4
+    python -m bench.opening --a /tmp/main --b . --subscribers 1000,10000 --rounds 4
+
+(each size in turn, its rows reset to N).
 
 `--profile DIR` records ours (A and B) with py-spy while they open (raw
 stacks, DIR/<case>-<label>-<round>.txt) and prints each one's shares by step
@@ -48,7 +50,7 @@ import psycopg
 from .__main__ import _ids
 from .ab import PG5, _start, ours_env, peer5
 from .changes import sql_inserts, sql_retitle_all
-from .databases import databases, reset_rows
+from .databases import Databases, databases, reset_rows
 from .documents import CHANGES, ROW, row_variables
 from .fanout import Clients, FanoutResult, client_processes, fan_out
 from .instructions import _dumped, control, instructions
@@ -86,9 +88,8 @@ def ours(
     return _start(name, [*under, str(Path(sys.executable).parent / "graphql-todos"), "serve"], env, tree, "healthz", wait)
 
 
-def counted(args: argparse.Namespace, dsn: str) -> None:
+def counted(args: argparse.Namespace, dsn: str, n: int) -> None:
     """`--instructions`: A's and B's instructions per open, by case, alternating every round."""
-    n = args.subscribers
     work = Path(tempfile.mkdtemp(prefix="opening-instructions-"))
     counts: dict[tuple[str, str], list[float]] = {}
     with contextlib.ExitStack() as stack:
@@ -160,11 +161,10 @@ async def _kept(server: Server, dsn: str, case: str, n: int, out: Path) -> Count
     return after
 
 
-def objects(args: argparse.Namespace, dsn: str) -> None:
+def objects(args: argparse.Namespace, dsn: str, n: int) -> None:
     """`--objects`: the objects an open socket keeps, A and B, by case."""
     work = Path(tempfile.mkdtemp(prefix="opening-objects-"))
     (work / "sitecustomize.py").write_text(_COUNTER)
-    n = args.subscribers
     for round_ in range(args.rounds):
         for case in args.cases.split(","):
             for label, tree in (("A", args.a), ("B", args.b))[:: 1 if round_ % 2 == 0 else -1]:
@@ -222,46 +222,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for version, what in (("a", "the base"), ("b", "the change")):
         parser.add_argument(f"--{version}", type=Path, required=True, help=f"checkout of {what}")
-    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--subscribers", default="1000", help="comma-separated sizes, each run in turn")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--profile", type=Path, help="record ours with py-spy here while it opens")
     parser.add_argument("--instructions", action="store_true", help="count A's and B's instructions per open instead")
     parser.add_argument("--objects", action="store_true", help="count the objects an open socket keeps instead")
     args = parser.parse_args()
-    n = args.subscribers
-    if args.objects:
-        with databases() as dbs:
-            reset_rows(dbs.ours, n)
-            return objects(args, dbs.ours)
-    if args.instructions:
-        with databases() as dbs:
-            reset_rows(dbs.ours, n)
-            return counted(args, dbs.ours)
-    runs: dict[tuple[str, str], list[FanoutResult]] = {}
     with databases() as dbs:
-        reset_rows(dbs.ours, n)
-        reset_rows(dbs.peer, n)
-        servers: list[tuple[str, str, str, Callable[[], AbstractContextManager[Server]]]] = [
-            ("A", OURS, dbs.ours, lambda: ours("A", args.a, dbs.ours)),
-            ("B", OURS, dbs.ours, lambda: ours("B", args.b, dbs.ours)),
-            (PG5, POSTGRAPHILE5, dbs.peer, lambda: peer5(dbs.peer_url)),
-        ]
-        for round_ in range(args.rounds):
-            for case in args.cases.split(","):
-                for label, kind, dsn, start in servers[round_ % 3 :] + servers[: round_ % 3]:
-                    spied = args.profile / f"{case}-{label}-{round_}.txt" if args.profile and kind == OURS else None
-                    with start() as server, _profiled(server, spied):
-                        result = asyncio.run(_open(server, dsn, kind, case, n))
-                    runs.setdefault((case, label), []).append(result)
-                    if spied is not None:
-                        print(f"{spied.name}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares(spied).items()))
-                    print(
-                        f"{case} {label}: open {result.open_seconds:.3f} s, CPU per open "
-                        f"{result.open_cpu_per_subscription * 1e3:.3f} ms, RSS per socket "
-                        f"{result.rss_per_subscription / 1024:.1f} KiB, failed {result.failed_connections}",
-                        flush=True,
-                    )
+        for n in (int(size) for size in args.subscribers.split(",")):
+            # The rows case's change retitles every row: exactly N, per size.
+            reset_rows(dbs.ours, n)
+            if args.objects:
+                objects(args, dbs.ours, n)
+            elif args.instructions:
+                counted(args, dbs.ours, n)
+            else:
+                reset_rows(dbs.peer, n)
+                timed(args, dbs, n)
+
+
+def timed(args: argparse.Namespace, dbs: Databases, n: int) -> None:
+    """A's, B's and PostGraphile 5's time and CPU per open, by case, the order rotated every round."""
+    runs: dict[tuple[str, str], list[FanoutResult]] = {}
+    servers: list[tuple[str, str, str, Callable[[], AbstractContextManager[Server]]]] = [
+        ("A", OURS, dbs.ours, lambda: ours("A", args.a, dbs.ours)),
+        ("B", OURS, dbs.ours, lambda: ours("B", args.b, dbs.ours)),
+        (PG5, POSTGRAPHILE5, dbs.peer, lambda: peer5(dbs.peer_url)),
+    ]
+    for round_ in range(args.rounds):
+        for case in args.cases.split(","):
+            for label, kind, dsn, start in servers[round_ % 3 :] + servers[: round_ % 3]:
+                spied = args.profile / f"{case}-{label}-{round_}.txt" if args.profile and kind == OURS else None
+                with start() as server, _profiled(server, spied):
+                    result = asyncio.run(_open(server, dsn, kind, case, n))
+                runs.setdefault((case, label), []).append(result)
+                if spied is not None:
+                    print(f"{spied.name}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares(spied).items()))
+                print(
+                    f"{case} {label}: open {result.open_seconds:.3f} s, CPU per open "
+                    f"{result.open_cpu_per_subscription * 1e3:.3f} ms, RSS per socket "
+                    f"{result.rss_per_subscription / 1024:.1f} KiB, failed {result.failed_connections}",
+                    flush=True,
+                )
     print(f"medians of {args.rounds} rounds, {n} subscribers:")
     for (case, label), results in sorted(runs.items()):
         seconds = statistics.median(r.open_seconds for r in results)

@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import re
 import socket
 
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import Server as UvicornServer
 
 from graphql_todos.internals.uvicorn_close import BoundedClose
@@ -36,6 +40,42 @@ async def _connected(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Transport
         ours, _ = listener.accept()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
     return transport, peer
+
+
+def test_every_transport_method_uvicorn_calls_is_bounded_closes_own() -> None:
+    # Left to __getattr__, each call would first fail a lookup on
+    # BoundedClose and format an AttributeError (the cost it spells them
+    # out to spare); uvicorn's protocols call these on every connection.
+    called = {
+        name
+        for protocol in (HttpToolsProtocol, WebSocketsSansIOProtocol, FlowControl)
+        for name in re.findall(r"self\._?transport\.(\w+)", inspect.getsource(protocol))
+    }
+    assert called >= {"is_closing", "pause_reading", "resume_reading", "set_protocol", "write", "close"}
+    own = set(vars(BoundedClose)) - {"__getattr__"}
+    assert called <= own, called - own
+
+
+def test_a_bounded_transport_reads_closes_and_hands_over_as_its_transport() -> None:
+    async def scenario() -> list[object]:
+        loop = asyncio.get_running_loop()
+        transport, peer = await _connected(loop)
+        bounded = BoundedClose(transport, loop, 0.2)
+        seen: list[object] = []
+        bounded.pause_reading()
+        seen.append(transport.is_reading())
+        bounded.resume_reading()
+        seen.append(transport.is_reading())
+        handed = asyncio.Protocol()
+        bounded.set_protocol(handed)
+        seen.append(transport.get_protocol() is handed)
+        seen.append(bounded.is_closing())
+        bounded.close()
+        seen.append(bounded.is_closing())
+        peer.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [False, True, True, False, True]
 
 
 def _peer_state(peer: socket.socket) -> int:
