@@ -649,7 +649,7 @@ class Burst:
         # The checks inline, as _write_frame's: a call fewer per row event.
         if protocol.disconnected or protocol.close_sent or protocol.conn._state is not _OPEN:
             return True
-        if not protocol.writable._value:
+        if not protocol.writable._value:  # type: ignore[attr-defined] # asyncio.Event's and LeanEvent's flag
             return False
         frames = self._frames
         if not frames:

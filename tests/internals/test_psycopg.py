@@ -278,15 +278,17 @@ def test_psycopgs_notify_handler_keeps_nothing_with_no_handler_and_the_backlog_t
 
     async def test(conn: AsyncConnection[Any]) -> None:
         pgnotify = pq.PGnotify(b"payloads_test", conn.info.backend_pid, b"x")
-        conn.pgconn.notify_handler(pgnotify)
+        handler = conn.pgconn.notify_handler
+        assert handler is not None
+        handler(pgnotify)
         assert [(n.channel, n.payload) for n in conn._notifies_backlog or ()] == [("payloads_test", "x")]
         conn._notifies_backlog, backlog = None, conn._notifies_backlog
-        conn.pgconn.notify_handler(pgnotify)
+        handler(pgnotify)
         assert conn._notifies_backlog is None
         assert backlog is not None and len(backlog) == 1
         handled: list[psycopg.Notify] = []
         conn.add_notify_handler(handled.append)
-        conn.pgconn.notify_handler(pgnotify)
+        handler(pgnotify)
         assert [n.payload for n in handled] == ["x"]
 
     _with_connection(db_dsn, test)

@@ -352,9 +352,9 @@ def test_a_bursts_checks_read_what_the_state_property_and_is_set_return() -> Non
     states.append((protocol.state, protocol._state))
     assert all(seen is read for seen, read in states) and states[-1][0] is State.CLOSING
     for event in (LeanEvent(), asyncio.Event()):
-        values = [(event.is_set(), event._value)]
+        values = [(event.is_set(), vars(event)["_value"])]
         event.set()
-        values.append((event.is_set(), event._value))
+        values.append((event.is_set(), vars(event)["_value"]))
         event.clear()
-        values.append((event.is_set(), event._value))
+        values.append((event.is_set(), vars(event)["_value"]))
         assert values == [(False, False), (True, True), (False, False)]
