@@ -9,6 +9,8 @@ difference of two counts over their notifications (docs/bench-ab-rows.md):
     valgrind --tool=callgrind --callgrind-out-file=N1 .venv/bin/python -m bench.notify_reads 1000 "$DSN"
     valgrind --tool=callgrind --callgrind-out-file=N6 .venv/bin/python -m bench.notify_reads 6000 "$DSN"
     # (totals of N6 - totals of N1) / 5,000
+
+(PYTHONHASHSEED fixed, as for bench/row_events.py.)
 """
 
 from __future__ import annotations
