@@ -59,11 +59,19 @@ notifications as one list of payloads where `AsyncConnection.notifies`
 makes a `Notify` of each (its channel's name decoded too) and yields it by
 a step of its async generator, with a deadline check:
 - `psycopg.generators.notifies(pgconn)`, run by the connection's `wait`
-  with a timeout, waits for the socket, reads it once and returns every
-  notification the read brought (`PGnotify`, the payload in `extra`), in
-  order, handing each to libpq's notify handler as it goes; with nothing
-  within the timeout, `wait` raises `errors._WaitTimeout` and the
-  connection goes on as before;
+  with a timeout, waits for the socket, reads it once (`consume_input`)
+  and returns every notification the read brought (`pgconn.notifies()`
+  until None: `PGnotify`, the payload in `extra`), in order, handing each
+  to `pgconn.notify_handler` as it goes; with nothing within the timeout,
+  `wait` raises `errors._WaitTimeout` and the connection goes on as
+  before. `_read` is that generator, with the payloads decoded;
+- that handler (psycopg's, per connection) makes a `Notify` of each
+  (its channel and payload decoded) for the connection's
+  `_notify_handlers`, or, with none, for its `_notifies_backlog` when that
+  is not None: while `payloads` runs (the backlog None) and no handler is
+  registered it keeps nothing, and `_read` does not call it (a `Notify`
+  made and dropped per row: some 5% of the hub's samples,
+  docs/bench-ab-rows.md); with a handler registered, it does;
 - while no `notifies()` runs, psycopg keeps what arrives (with a
   statement's results) in the connection's `_notifies_backlog`, a deque of
   `Notify`, and a `notifies()` takes it (sets it to None while it runs, so
@@ -74,7 +82,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -84,7 +92,7 @@ from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.abc import PQGen
 from psycopg.adapt import Transformer
-from psycopg.generators import execute, notifies
+from psycopg.generators import execute
 from psycopg.rows import RowMaker
 from psycopg.waiting import Ready, Wait
 
@@ -100,6 +108,7 @@ _NO_SUCH_STATEMENT = b"26000"
 _BAD = pq.ConnStatus.BAD
 # What psycopg logs when a pipeline's exit fails after its block raised.
 _TERMINATING = "error ignored terminating %r: %s"
+_WAIT_R = Wait.R
 
 
 def runs_short(conn: AsyncConnection[Any]) -> bool:
@@ -222,17 +231,35 @@ async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator
                     read = [notify.payload for notify in backlog]
                     backlog.clear()
                 else:
+                    pgconn = conn.pgconn
+                    # psycopg's handler only when someone listens to it (module docstring).
+                    handler = pgconn.notify_handler if conn._notify_handlers else None
                     try:
-                        notified = await conn.wait(notifies(conn.pgconn), timeout=max(0.0, deadline - monotonic()))
+                        read = await conn.wait(_read(pgconn, encoding, handler), timeout=max(0.0, deadline - monotonic()))
                     except errors._WaitTimeout:
                         return
-                    read = [notify.extra.decode(encoding) for notify in notified]
                 yield read
                 # After the read, as psycopg's: a timeout of 0 polls once.
                 if monotonic() > deadline:
                     return
         finally:
             conn._notifies_backlog = backlog
+
+
+def _read(
+    pgconn: pq.abc.PGconn, encoding: str, handler: Callable[[pq.PGnotify], None] | None
+) -> PQGen[list[str]]:
+    """psycopg's `notifies(pgconn)`, each notification's payload decoded, and
+    handed to `handler` only when there is one (module docstring)."""
+    while not (yield _WAIT_R):
+        continue
+    pgconn.consume_input()
+    read = []
+    while notify := pgconn.notifies():
+        if handler is not None:
+            handler(notify)
+        read.append(notify.extra.decode(encoding))
+    return read
 
 
 async def _waited(conn: AsyncConnection[Any], gen: PQGen[T]) -> T:

@@ -46,6 +46,7 @@ _parsed = _Remembered(uuid.UUID).__getitem__
 _timed = _Remembered(datetime.fromisoformat).__getitem__
 # A row's Todo, made as `_read` makes it, for a RowEntry read before anything else.
 _todo_of = functools.partial(Todo.from_json, parse_id=_parsed, parse_time=_timed)
+_row_entry = RowEntry.of
 
 
 # What a body that is not ours raises as it is read, and what it says: a
@@ -124,7 +125,7 @@ def _read(body: Any, commit_time: Callable[[str], datetime] = datetime.fromisofo
                 # the hub to the journal, as it did.
                 _timed(row_json["created_time"])
                 _timed(row_json["updated_time"])
-                return position, RowEntry(position, _parsed(id_text), _parsed(list_text), committed, row_json, _todo_of)
+                return position, _row_entry(position, _parsed(id_text), _parsed(list_text), committed, row_json, _todo_of)
             updated = Todo.from_json(row_json, _parsed, _timed)
             todo_id = updated.id if id_text == row_json["id"] else _uuid(id_text)
             same_list = list_text is not None and list_text == row_json.get("list_id")

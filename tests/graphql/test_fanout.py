@@ -74,7 +74,7 @@ def _snapshot(row: Todo) -> dict[str, Any]:
 
 def _row_entry(row: Todo) -> RowEntry:
     """The row's entry as a notification reads it, its Todo (`row` itself) made when read."""
-    return RowEntry(7, row.id, row.list_id, None, _snapshot(row), lambda _: row)
+    return RowEntry.of(7, row.id, row.list_id, None, _snapshot(row), lambda _: row)
 
 
 @st.composite

@@ -385,3 +385,53 @@ def test_payloads_give_first_what_came_with_a_statement(db_dsn: str) -> None:
         assert await _gathered(conn, 0.1) == []
 
     _with_connection(db_dsn, test)
+
+
+def test_psycopgs_notify_handler_keeps_nothing_with_no_handler_and_the_backlog_taken(db_dsn: str) -> None:
+    """The connection's libpq notify handler keeps a Notify in the backlog,
+    or gives it to the registered handlers; with neither (the backlog None
+    while payloads runs, no handler) it keeps nothing: payloads' read does
+    not call it then."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        pgnotify = pq.PGnotify(b"payloads_test", conn.info.backend_pid, b"x")
+        handler = conn.pgconn.notify_handler
+        assert handler is not None
+        handler(pgnotify)
+        assert [(n.channel, n.payload) for n in conn._notifies_backlog or ()] == [("payloads_test", "x")]
+        conn._notifies_backlog, backlog = None, conn._notifies_backlog
+        handler(pgnotify)
+        assert conn._notifies_backlog is None
+        assert backlog is not None and len(backlog) == 1
+        handled: list[psycopg.Notify] = []
+        conn.add_notify_handler(handled.append)
+        handler(pgnotify)
+        assert [n.payload for n in handled] == ["x"]
+
+    _with_connection(db_dsn, test)
+
+
+def test_payloads_read_as_psycopgs_notifies_and_hand_each_to_a_registered_handler(db_dsn: str) -> None:
+    """payloads gives what psycopg's own notifies() gives, and a handler
+    registered on the connection still sees each notification, in order."""
+    sent = [f"{i} \u00e9" for i in range(300)]
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("LISTEN payloads_test")
+
+        def notify_all() -> None:
+            with psycopg.connect(db_dsn) as writer:
+                for payload in sent:
+                    writer.execute("SELECT pg_notify('payloads_test', %s)", (payload,))
+
+        notify_all()
+        assert [n.payload async for n in conn.notifies(timeout=5.0, stop_after=len(sent))] == sent
+        notify_all()
+        assert [payload for read in await _gathered(conn, 5.0, len(sent)) for payload in read] == sent
+        handled: list[psycopg.Notify] = []
+        conn.add_notify_handler(handled.append)
+        notify_all()
+        assert [payload for read in await _gathered(conn, 5.0, len(sent)) for payload in read] == sent
+        assert [(n.channel, n.payload) for n in handled] == [("payloads_test", p) for p in sent]
+
+    _with_connection(db_dsn, test)

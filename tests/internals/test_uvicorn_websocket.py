@@ -16,7 +16,9 @@ import websockets
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS
 from graphql_todos.internals.uvicorn_websocket import (
@@ -334,3 +336,25 @@ def test_open_write_writes_to_an_open_socket_and_leaves_a_closed_one_to_the_asgi
     message, code = _served(app, client)
     assert message == '{"type":"connection_ack"}' and code == 4000
     assert seen == {"open": True, "closed": False, "dropped": True}
+
+
+def test_a_bursts_checks_read_what_the_state_property_and_is_set_return() -> None:
+    # Burst reads `conn._state` for websockets' `state` property, and
+    # `writable._value` for `is_set()` (ours, LeanEvent, and asyncio's Event).
+    protocol = ServerProtocol()
+    states = []
+    for state in (State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED):
+        protocol.state = state
+        states.append((protocol.state, protocol._state))
+    protocol = ServerProtocol()
+    protocol.state = State.OPEN
+    protocol.send_close(CloseCode.NORMAL_CLOSURE)
+    states.append((protocol.state, protocol._state))
+    assert all(seen is read for seen, read in states) and states[-1][0] is State.CLOSING
+    for event in (LeanEvent(), asyncio.Event()):
+        values = [(event.is_set(), vars(event)["_value"])]
+        event.set()
+        values.append((event.is_set(), vars(event)["_value"]))
+        event.clear()
+        values.append((event.is_set(), vars(event)["_value"]))
+        assert values == [(False, False), (True, True), (False, False)]
