@@ -31,10 +31,11 @@ from graphql_todos.graphql import numbering
 from graphql_todos.graphql.fast.execution import execute
 from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
 from graphql_todos.graphql.fast.roots import DIRECT
-from graphql_todos.graphql.http import media_types
+from graphql_todos.graphql.http import MediaTypes, media_types
 from graphql_todos.graphql.intake import Intake, Operation, Refusal
 from graphql_todos.graphql.root_calls import ROOT_CALLS
 from graphql_todos.graphql.schema import Context, TodoSchema
+from graphql_todos.internals.starlette_endpoint import JsonBytes
 from graphql_todos.internals.strawberry import strawberry_operation
 
 # A request we may take has these fields at most (Strawberry reads no
@@ -49,6 +50,18 @@ _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 # Where a front door that parsed a POST's JSON body leaves it (write_door.py):
 # the fast path takes it from there rather than parsing the body again.
 PARSED_BODY = "graphql_todos.parsed_body"
+
+
+class ParsedBody(NamedTuple):
+    """A mutation's POST as the write door found it (write_door.py): the
+    view and the fast path take it from here rather than working it out again."""
+
+    # The body's JSON object.
+    fields: dict[str, Any]
+    # The operation the intake took in for its document and operationName.
+    operation: Operation
+    # The media types negotiated from its Accept lines (front.py).
+    media: MediaTypes
 
 
 class FastAnswer(NamedTuple):
@@ -85,10 +98,11 @@ class FastPath:
 
     async def respond(self, request: Request, context: Context) -> Response | None:
         """The response to a request the fast path takes, or None."""
-        parsed = request.scope.pop(PARSED_BODY, None)
+        parsed: ParsedBody | None = request.scope.pop(PARSED_BODY, None)
+        taken = None
         if parsed is not None:
-            # The write door parsed it, having found it a plain JSON POST (front.py's _takes).
-            fields = _request_fields(parsed)
+            # The write door parsed it, having found it a plain JSON POST (front.py).
+            fields, taken = _request_fields(parsed.fields), parsed.operation
             operations = _OVER_POST
         elif request.method == "GET":
             fields = _query_params(request)
@@ -107,7 +121,7 @@ class FastPath:
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
         reading: Reading | None = request.scope.get(READING)
-        answer = await self.execute(query, variables, name, context, operations, reading, extensions)
+        answer = await self.execute(query, variables, name, context, operations, reading, extensions, taken)
         if answer is None:
             return None
         if answer.request_error:
@@ -117,7 +131,7 @@ class FastPath:
         # the hash is for each request to find out.
         if reading is not None and "extensions" not in fields:
             reading.kept_at, reading.kept_for = answer.kept_at, context.principal
-        return Response(answer.body, media_type="application/json")
+        return JsonBytes(answer.body)
 
     async def execute(
         self,
@@ -128,10 +142,12 @@ class FastPath:
         operations: frozenset[OperationType] = _OVER_POST,
         reading: Reading | None = None,
         extensions: dict[str, Any] | None = None,
+        operation: Operation | None = None,
     ) -> FastAnswer | None:
         """The response Strawberry's view would send, or None when the fast
-        path does not cover this request."""
-        taken = self.intake.operation(query, operation_name)
+        path does not cover this request; `operation`: the intake's for
+        (query, operation_name), when the caller has it already."""
+        taken = self.intake.operation(query, operation_name) if operation is None else operation
         if isinstance(taken, Refusal):
             return self._refused(taken, operation_name, operations)
         compiled_operation = None if taken is None else compiled(taken)
@@ -202,8 +218,12 @@ class FastPath:
 
 def is_plain_json(headers: Headers) -> bool:
     """A POST the fast path reads: a JSON body, for a JSON answer."""
-    mime = headers.get("content-type", "").split(";", 1)[0].strip()
-    return mime == "application/json" and answers_whole(headers)
+    return is_json_body(headers.get("content-type", "")) and answers_whole(headers)
+
+
+def is_json_body(content_type: str) -> bool:
+    """A Content-Type naming JSON, whatever its parameters."""
+    return content_type.split(";", 1)[0].strip() == "application/json"
 
 
 def answers_whole(headers: Headers) -> bool:

@@ -16,9 +16,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from starlette.datastructures import Headers
 
 from graphql_todos.edge.access import SESSION_COOKIE
-from graphql_todos.graphql.fast import write_door
+from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.graphql.fast import front, write_door
 from tests.decoded import Journaled
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving
 
@@ -244,3 +246,24 @@ def test_a_rest_writes_route_is_the_one_the_chains_match_every_time(server: Serv
         routes = [door.rest_route(scope) for _ in range(3)]
         assert routes == [expected] * 3, (method, path)
         assert len({id(route["path_params"]) for route in routes}) == 3
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [],
+        [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", b"12"), (b"accept", b"*/*")],
+        # The first Content-Type and Content-Length count, every Accept line does.
+        [
+            (b"accept", b"application/json"), (b"content-type", b"text/plain"), (b"content-length", b"7"),
+            (b"content-type", b"application/json"), (b"accept", b"text/event-stream;q=0.5"),
+            (b"content-length", b"9"), (b"accept", b"\xe9"),
+        ],
+        [(b"content-type", b""), (b"accept", b"")],
+    ],
+)
+def test_the_front_door_reads_a_posts_head_as_starlettes_headers_do(raw: list[tuple[bytes, bytes]]) -> None:
+    headers = Headers(raw=raw)
+    assert front._post_head(raw) == (
+        headers.get("content-type", ""), headers.get("content-length", ""), accept_header(headers)
+    )
