@@ -204,11 +204,10 @@ def graphiql_page(scope: Scope, headers: Headers) -> bool:
 
 def _authorization(headers: Headers) -> str | None:
     """headers.get("authorization"), without the KeyError that Mapping.get
-    raises and catches when there is none (uvicorn's names come in lower case)."""
-    for name, value in headers.raw:
-        if name == b"authorization":
-            return value.decode("latin-1")
-    return None
+    raises and catches when there is none (uvicorn's names come in lower
+    case): the pairs made a dict in C, reversed so that the first is kept."""
+    value = dict(reversed(headers.raw)).get(b"authorization")
+    return None if value is None else value.decode("latin-1")
 
 
 def _public(scope: Scope, headers: Headers) -> bool:
@@ -473,6 +472,9 @@ def _vary_origin(headers: list[tuple[bytes, bytes]]) -> None:
     """What CORSMiddleware.send does to the answer to a request without
     Origin: "Origin" joined to the Vary values, into the first Vary header,
     the others dropped (MutableHeaders.__setitem__), or a Vary appended."""
+    if b"vary" not in dict(headers):  # the common case, found in C
+        headers.append((b"vary", b"Origin"))
+        return
     found = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
     value = b", ".join([*(headers[i][1] for i in found), b"Origin"])
     for i in reversed(found[1:]):

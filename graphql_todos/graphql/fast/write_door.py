@@ -163,8 +163,9 @@ def _answering_first(chains: tuple[Chain, ...], method: str) -> tuple[Chain, ...
 
 
 def _has_origin(scope: Scope) -> bool:
-    # As Headers.get("origin") finds it (uvicorn sends the names in lower case).
-    return any(name == b"origin" for name, _ in scope["headers"])
+    # As Headers.get("origin") finds it (uvicorn sends the names in lower
+    # case); the pairs made a dict in C, cheaper than a Python scan.
+    return b"origin" in dict(scope["headers"])
 
 
 def _sized(scope: Scope) -> bool:
