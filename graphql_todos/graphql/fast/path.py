@@ -164,33 +164,40 @@ class FastPath:
         except DomainError as exc:
             return self._refused(Refusal(None, [GraphQLError(exc.message, original_error=exc)]), operation_name, operations)
 
+        if compiled_operation.operation.operation is not OperationType.QUERY:
+            # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
+            receipt = Receipt(key)
+            data, errors = await execute(plan, compiled_operation, coerced.values, context.with_receipt(receipt))
+            return FastAnswer(self._rendered(data, errors, receipt))
+
         kept_at: Mark | None = None
+
+        async def run() -> tuple[bytes, bool]:
+            nonlocal kept_at
+            data, errors = await execute(plan, compiled_operation, coerced.values, context)
+            if errors:
+                kept_at = None
+            return self._rendered(data, errors), not errors
 
         async def position() -> Mark:
             nonlocal kept_at
             kept_at = await (context.journal.mark() if reading is None else reading.mark(context.journal))
             return kept_at
 
-        async def run(context: Context = context, receipt: Receipt | None = None) -> tuple[bytes, bool]:
-            nonlocal kept_at
-            data, errors = await execute(plan, compiled_operation, coerced.values, context)
-            self.executions += 1
-            body: dict[str, Any] = {"data": data}
-            if errors:
-                body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
-                kept_at = None
-            if receipt is not None and (extra := numbering.reply_extensions(receipt)) is not None:
-                body["extensions"] = extra
-            return orjson.dumps(body), not errors
-
-        if compiled_operation.operation.operation is not OperationType.QUERY:
-            # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
-            receipt = Receipt(key)
-            return FastAnswer((await run(context.with_receipt(receipt), receipt))[0])
         # Keyed by whose answer it is too: each person's reads differ (people.md section 7).
         viewer = (context.principal or SERVICE).viewer
         body = await self.cache.get_or_read((query, operation_name, coerced.key, viewer), position, run)
         return FastAnswer(body, kept_at=kept_at)
+
+    def _rendered(self, data: dict[str, Any] | None, errors: list[GraphQLError], receipt: Receipt | None = None) -> bytes:
+        """An execution's response body, as Strawberry's view writes it."""
+        self.executions += 1
+        body: dict[str, Any] = {"data": data}
+        if errors:
+            body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
+        if receipt is not None and (extra := numbering.reply_extensions(receipt)) is not None:
+            body["extensions"] = extra
+        return orjson.dumps(body)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:
         """The document to run: sent, or named by a persisted query (with the
