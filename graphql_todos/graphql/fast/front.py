@@ -33,6 +33,7 @@ keeps no replies and does only that.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -56,6 +57,7 @@ from graphql_todos.graphql.fast.write_door import WriteDoor
 from graphql_todos.graphql.http import media_types
 
 _PATHS = (paths.GRAPHQL, paths.TODOS)
+_NAME = operator.itemgetter(0)
 _METHODS = ("GET", "POST")
 
 
@@ -191,14 +193,15 @@ def _post_head(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str, str | None
     and the Accept lines (negotiation.accept_header) of a request's headers,
     as starlette's Headers reads them (uvicorn's names come in lower case)."""
     pairs = list(raw)
-    # Reversed, the first of a name is the one a dict keeps.
+    # Reversed, the first of a name is the one a dict keeps. All in C but
+    # for a request with more than one Accept line.
     first = dict(reversed(pairs))
-    accept = [value.decode("latin-1") for name, value in pairs if name == b"accept"]
-    return (
-        first.get(b"content-type", b"").decode("latin-1"),
-        first.get(b"content-length", b"").decode("latin-1"),
-        accept_of(accept),
-    )
+    if list(map(_NAME, pairs)).count(b"accept") > 1:
+        accept = accept_of([value.decode("latin-1") for name, value in pairs if name == b"accept"])
+    else:
+        line = first.get(b"accept")
+        accept = None if line is None else line.decode("latin-1")
+    return first.get(b"content-type", b"").decode("latin-1"), first.get(b"content-length", b"").decode("latin-1"), accept
 
 
 def _takes_json(headers: Headers) -> bool:

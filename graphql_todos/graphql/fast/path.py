@@ -45,8 +45,10 @@ _REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 _EXTENSION_KEYS = frozenset({"persistedQuery", "mutation"})
 # Strawberry's view runs no mutation over GET, and no subscription over
 # plain HTTP (TodoSchema.execute).
-_OVER_GET = frozenset({OperationType.QUERY})
-_OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+# (Tuples: `in` finds an enum member by identity, where a set calls Enum's
+# __hash__, a Python function.)
+_OVER_GET: tuple[OperationType, ...] = (OperationType.QUERY,)
+_OVER_POST: tuple[OperationType, ...] = (OperationType.QUERY, OperationType.MUTATION)
 # Where a front door that parsed a POST's JSON body leaves it (write_door.py):
 # the fast path takes it from there rather than parsing the body again.
 PARSED_BODY = "graphql_todos.parsed_body"
@@ -139,7 +141,7 @@ class FastPath:
         variables: dict[str, Any] | None,
         operation_name: str | None,
         context: Context,
-        operations: frozenset[OperationType] = _OVER_POST,
+        operations: tuple[OperationType, ...] = _OVER_POST,
         reading: Reading | None = None,
         extensions: dict[str, Any] | None = None,
         operation: Operation | None = None,
@@ -209,7 +211,7 @@ class FastPath:
         return self.schema.runnable(query, extensions)
 
     def _refused(
-        self, refusal: Refusal, operation_name: str | None, operations: frozenset[OperationType]
+        self, refusal: Refusal, operation_name: str | None, operations: tuple[OperationType, ...]
     ) -> FastAnswer | None:
         """Strawberry's answer to a document it refuses; None where its view
         refuses the request first: between parsing and validating, it checks
