@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from starlette.datastructures import Headers
 
 from graphql_todos.edge.access import SESSION_COOKIE
@@ -267,3 +268,21 @@ def test_the_front_door_reads_a_posts_head_as_starlettes_headers_do(raw: list[tu
     assert front._post_head(raw) == (
         headers.get("content-type", ""), headers.get("content-length", ""), accept_header(headers)
     )
+
+
+def test_a_declared_size_over_the_limit_is_refused_before_the_body(server: Server) -> None:
+    # No body sent: the front door refuses on the declared size alone (the
+    # guard behind it leaves a body read there unchecked), not after waiting
+    # request_seconds for a body (a body_timeout counted, then the same 413).
+    def refusals(limit: str) -> float:
+        return REGISTRY.get_sample_value("graphql_todos_limit_refusals_total", {"limit": limit}) or 0.0
+
+    timeouts, sizes = refusals("body_timeout"), refusals("body_size")
+    head = (
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: {BEARER['Authorization']}\r\nContent-Length: 1001\r\nConnection: close\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server, head)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"PAYLOAD_TOO_LARGE" in answer
+    assert (refusals("body_timeout"), refusals("body_size")) == (timeouts, sizes + 1)
