@@ -202,6 +202,14 @@ def graphiql_page(scope: Scope, headers: Headers) -> bool:
     return prefers_html(accept_header(headers))
 
 
+def _authorization(headers: Headers) -> str | None:
+    """headers.get("authorization"), without the KeyError that Mapping.get
+    raises and catches when there is none (uvicorn's names come in lower
+    case): the pairs made a dict in C, reversed so that the first is kept."""
+    value = dict(reversed(headers.raw)).get(b"authorization")
+    return None if value is None else value.decode("latin-1")
+
+
 def _public(scope: Scope, headers: Headers) -> bool:
     path: str = scope["path"]
     if scope["method"] in ("GET", "HEAD") and (path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX)):
@@ -243,7 +251,8 @@ class Guard:
             refusal = await self.admit(scope, headers)
             if refusal is not None:
                 return await refusal(scope, receive, send)
-        if self.declared_too_big(headers):
+        # A body the front door read: its declared size checked there (front.py).
+        if not scope.get(BODY_READ) and self.declared_too_big(headers):
             metrics.refused("body_size")
             response = JSONResponse(
                 error_body(ErrorCode.PAYLOAD_TOO_LARGE, self._too_large),
@@ -263,7 +272,7 @@ class Guard:
             except DomainError as exc:  # DATABASE_UNAVAILABLE: the lookup failed
                 return JSONResponse(error_body(exc.code, exc.message), status_code=exc.code.http_status)
         else:  # as before accounts: no lookup
-            principal = OPEN if self.access.allows(headers.get("authorization")) else None
+            principal = OPEN if self.access.allows(_authorization(headers)) else None
         if principal is None:
             return JSONResponse(
                 error_body(ErrorCode.UNAUTHENTICATED, self.access.refusal, self.access.refusal_details),
@@ -283,7 +292,10 @@ class Guard:
 
     def declared_too_big(self, headers: Headers) -> bool:
         """A Content-Length over the limit: refused before any of it is read."""
-        length = headers.get("content-length", "")
+        return self.too_big(headers.get("content-length", ""))
+
+    def too_big(self, length: str) -> bool:
+        """A Content-Length value ("" for none) over the limit."""
         return length.isdigit() and int(length) > self.settings.max_body_bytes
 
     @property
@@ -460,6 +472,9 @@ def _vary_origin(headers: list[tuple[bytes, bytes]]) -> None:
     """What CORSMiddleware.send does to the answer to a request without
     Origin: "Origin" joined to the Vary values, into the first Vary header,
     the others dropped (MutableHeaders.__setitem__), or a Vary appended."""
+    if b"vary" not in dict(headers):  # the common case, found in C
+        headers.append((b"vary", b"Origin"))
+        return
     found = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
     value = b", ".join([*(headers[i][1] for i in found), b"Origin"])
     for i in reversed(found[1:]):

@@ -97,7 +97,11 @@ def _best_range(ranges: tuple[_MediaRange, ...], offer: str) -> _MediaRange | No
 
 def accept_header(headers: Headers) -> str | None:
     """Every Accept line of a request as one list; None when it sent none."""
-    lines = headers.getlist("accept")
+    return accept_of(headers.getlist("accept"))
+
+
+def accept_of(lines: list[str]) -> str | None:
+    """A request's Accept lines as one list; None when it sent none."""
     return ", ".join(lines) if lines else None
 
 

@@ -29,7 +29,7 @@ from graphql_todos.edge.negotiation import EVENT_STREAM, JSON_TYPES, MULTIPART, 
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.graphql import multipart, sse
 from graphql_todos.graphql.fanout import GraphQLFanout
-from graphql_todos.graphql.fast.path import FastPath
+from graphql_todos.graphql.fast.path import PARSED_BODY, FastPath, ParsedBody
 from graphql_todos.graphql.http import (
     MediaTypes,
     is_request_error,
@@ -121,10 +121,15 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive)
-        if graphiql_page(scope, request.headers):
+        parsed: ParsedBody | None = scope.get(PARSED_BODY)
+        if parsed is not None:
+            # A mutation's POST the write door read: its media types negotiated there.
+            media = parsed.media
+        elif graphiql_page(scope, request.headers):
             # The one public request (edge.guard.graphiql_page): nothing runs.
             return await (await self.render_graphql_ide(request))(scope, receive, send)
-        media = media_types(accept_header(request.headers))
+        else:
+            media = media_types(accept_header(request.headers))
         response: ASGIApp
         try:
             context = await self.get_context(request, None)
@@ -191,7 +196,10 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
 
     @staticmethod
     def _request_error(request: Request) -> bool:
-        return getattr(request.state, "graphql_request_error", False)
+        # The dict request.state writes to, read as a dict: State's
+        # __getattr__ raises (and formats) an AttributeError for a name never
+        # set, which is every request's but a refused one's.
+        return bool(request.scope.get("state", {}).get("graphql_request_error", False))
 
     async def event_stream(self, request: Request, context: Context) -> ASGIApp:
         return await sse.respond(

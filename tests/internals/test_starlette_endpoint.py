@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Scope
 
-from graphql_todos.internals.starlette_endpoint import METHODS, Endpoint
+from graphql_todos.internals.starlette_endpoint import METHODS, Endpoint, JsonBytes
 from graphql_todos.rest import auth, lists, resources
 
 
@@ -114,3 +114,28 @@ def test_a_handler_that_is_not_async_is_refused_as_its_class_is_made() -> None:
     """HTTPEndpoint would run it in a thread: none of ours is meant to."""
     with pytest.raises(TypeError, match="Sync.get is not async"):
         type("Sync", (Endpoint,), {"get": lambda self, request: PlainTextResponse("")})
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"data":{"createTodo":null}}', b"x" * 100_000])
+@pytest.mark.parametrize("media_type", [None, "application/graphql-response+json"])
+def test_json_bytes_is_sent_as_a_json_response_of_the_same_bytes(body: bytes, media_type: str | None) -> None:
+    plain, ours = Response(body, media_type="application/json"), JsonBytes(body)
+    for response in (plain, ours):
+        # As graphql/http.negotiate gives a response the media type negotiated.
+        if media_type is not None:
+            response.headers["content-type"] = media_type
+    assert (ours.status_code, ours.media_type, ours.body, ours.background) == (
+        plain.status_code, plain.media_type, plain.body, plain.background
+    )
+    assert ours.raw_headers == plain.raw_headers
+    assert _sent(ours) == _sent(plain)
+
+
+def _sent(response: Response) -> list[Message]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(response(_scope("POST"), _nothing, send))
+    return sent

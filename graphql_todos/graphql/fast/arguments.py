@@ -17,6 +17,7 @@ error), gets graphql-core's walk.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -107,8 +108,8 @@ def _build(value_node: ValueNode, type_: GraphQLInputType, made: Any) -> _Build:
     if isinstance(value_node, VariableNode):
         if not isinstance(made, _Marker):
             raise _NotTaken
-        name = made.name
-        return lambda coerced: coerced[name]
+        # coerced[name], in C.
+        return operator.itemgetter(made.name)
     if not isinstance(value_node, ObjectValueNode):
         return _const(made)
     object_type: GraphQLInputObjectType = get_nullable_type(type_)  # type: ignore[arg-type,assignment]

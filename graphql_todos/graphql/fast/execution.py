@@ -79,10 +79,17 @@ class _Run:
             except Exception as raw:
                 data[root.key] = field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
                 continue
-            if optimized_is_awaitable(started):
-                data[root.key] = await self._finish(root, started)
-            else:
+            if not optimized_is_awaitable(started):
                 data[root.key] = self._complete(root, started)
+                continue
+            # _finish's steps, written out: a coroutine less between the
+            # resolver and the loop, on every resumption of a write.
+            try:
+                value = await started
+            except Exception as raw:
+                data[root.key] = field_error(raw, root.nodes, [root.key], root.nullable, self.errors)
+            else:
+                data[root.key] = self._complete(root, value)
         return data
 
     async def concurrently(self) -> dict[str, Any]:

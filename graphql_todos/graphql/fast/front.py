@@ -33,8 +33,10 @@ keeps no replies and does only that.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from starlette.datastructures import Headers
@@ -48,11 +50,14 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import BODY_READ, Guard, SocketGate
+from graphql_todos.edge.negotiation import JSON_TYPES, accept_of
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
-from graphql_todos.graphql.fast.path import answers_whole, is_plain_json
+from graphql_todos.graphql.fast.path import answers_whole, is_json_body
 from graphql_todos.graphql.fast.write_door import WriteDoor
+from graphql_todos.graphql.http import media_types
 
 _PATHS = (paths.GRAPHQL, paths.TODOS)
+_NAME = operator.itemgetter(0)
 _METHODS = ("GET", "POST")
 
 
@@ -97,8 +102,19 @@ class ResponseFront:
             return await self.app(scope, receive, send)
         if scope["method"] == "GET" and not self.replies.size:
             return await self.app(scope, receive, send)
-        headers = Headers(scope=scope)
-        if not _takes(scope, headers) or self.guard.declared_too_big(headers):
+        if scope["method"] == "POST":
+            # GraphQL's plain JSON POST with a declared size (the REST list
+            # takes none; a chunked body is the stack's to bound): the three
+            # headers that say so read in one pass.
+            content_type, length, accept = _post_head(scope["headers"])
+            media = media_types(accept)
+            if (
+                scope["path"] != paths.GRAPHQL
+                or not (is_json_body(content_type) and media.operation in JSON_TYPES and length.isdigit())
+                or self.guard.too_big(length)
+            ):
+                return await self.app(scope, receive, send)
+        elif not _takes_get(scope, headers := Headers(scope=scope)) or self.guard.declared_too_big(headers):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         scope[metrics.STARTED] = started
@@ -112,10 +128,11 @@ class ResponseFront:
             # One message, as uvicorn hands over a body that has arrived: no join.
             body = messages[0].get("body", b"") if len(messages) == 1 else b"".join(m.get("body", b"") for m in messages)
             scope[BODY_READ] = True
-            if scope["path"] == paths.GRAPHQL and (route := self.writes.mutation_route(scope, body)) is not None:
+            if (route := self.writes.mutation_route(scope, body, media)) is not None:
                 return await self.writes(scope, receive, send, route)
             if not self.replies.size:
                 return await self.app(scope, receive, send)
+            headers = Headers(scope=scope)
         key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
         reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark
@@ -162,17 +179,29 @@ class ResponseFront:
             self.replies.keep(key, reading.kept_at, Reply(start["status"], tuple(start["headers"]), whole["body"], kept_for))
 
 
-def _takes(scope: Scope, headers: Headers) -> bool:
-    """A request a route may answer from the cache, and the stack answers
-    alike once the body is read: GraphQL's plain JSON POST or GET with a
-    query string, the REST list's GET for JSON (not its event stream)."""
-    method = scope["method"]
+def _takes_get(scope: Scope, headers: Headers) -> bool:
+    """A GET a route may answer from the cache, and the stack answers alike:
+    GraphQL's with a query string, the REST list's for JSON (not its event
+    stream)."""
     if scope["path"] == paths.TODOS:
-        return method == "GET" and _takes_json(headers)
-    if method == "POST":
-        # A chunked body has no declared size: the stack bounds it.
-        return is_plain_json(headers) and headers.get("content-length", "").isdigit()
+        return _takes_json(headers)
     return bool(scope["query_string"]) and answers_whole(headers)
+
+
+def _post_head(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str, str | None]:
+    """The Content-Type and Content-Length ("" for none; the first of each)
+    and the Accept lines (negotiation.accept_header) of a request's headers,
+    as starlette's Headers reads them (uvicorn's names come in lower case)."""
+    pairs = list(raw)
+    # Reversed, the first of a name is the one a dict keeps. All in C but
+    # for a request with more than one Accept line.
+    first = dict(reversed(pairs))
+    if list(map(_NAME, pairs)).count(b"accept") > 1:
+        accept = accept_of([value.decode("latin-1") for name, value in pairs if name == b"accept"])
+    else:
+        line = first.get(b"accept")
+        accept = None if line is None else line.decode("latin-1")
+    return first.get(b"content-type", b"").decode("latin-1"), first.get(b"content-length", b"").decode("latin-1"), accept
 
 
 def _takes_json(headers: Headers) -> bool:

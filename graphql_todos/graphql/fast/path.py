@@ -31,10 +31,11 @@ from graphql_todos.graphql import numbering
 from graphql_todos.graphql.fast.execution import execute
 from graphql_todos.graphql.fast.plans import CompiledOperation, compile_operation
 from graphql_todos.graphql.fast.roots import DIRECT
-from graphql_todos.graphql.http import media_types
+from graphql_todos.graphql.http import MediaTypes, media_types
 from graphql_todos.graphql.intake import Intake, Operation, Refusal
 from graphql_todos.graphql.root_calls import ROOT_CALLS
 from graphql_todos.graphql.schema import Context, TodoSchema
+from graphql_todos.internals.starlette_endpoint import JsonBytes
 from graphql_todos.internals.strawberry import strawberry_operation
 
 # A request we may take has these fields at most (Strawberry reads no
@@ -44,11 +45,25 @@ _REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 _EXTENSION_KEYS = frozenset({"persistedQuery", "mutation"})
 # Strawberry's view runs no mutation over GET, and no subscription over
 # plain HTTP (TodoSchema.execute).
-_OVER_GET = frozenset({OperationType.QUERY})
-_OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+# (Tuples: `in` finds an enum member by identity, where a set calls Enum's
+# __hash__, a Python function.)
+_OVER_GET: tuple[OperationType, ...] = (OperationType.QUERY,)
+_OVER_POST: tuple[OperationType, ...] = (OperationType.QUERY, OperationType.MUTATION)
 # Where a front door that parsed a POST's JSON body leaves it (write_door.py):
 # the fast path takes it from there rather than parsing the body again.
 PARSED_BODY = "graphql_todos.parsed_body"
+
+
+class ParsedBody(NamedTuple):
+    """A mutation's POST as the write door found it (write_door.py): the
+    view and the fast path take it from here rather than working it out again."""
+
+    # The body's JSON object.
+    fields: dict[str, Any]
+    # The operation the intake took in for its document and operationName.
+    operation: Operation
+    # The media types negotiated from its Accept lines (front.py).
+    media: MediaTypes
 
 
 class FastAnswer(NamedTuple):
@@ -85,10 +100,11 @@ class FastPath:
 
     async def respond(self, request: Request, context: Context) -> Response | None:
         """The response to a request the fast path takes, or None."""
-        parsed = request.scope.pop(PARSED_BODY, None)
+        parsed: ParsedBody | None = request.scope.pop(PARSED_BODY, None)
+        taken = None
         if parsed is not None:
-            # The write door parsed it, having found it a plain JSON POST (front.py's _takes).
-            fields = _request_fields(parsed)
+            # The write door parsed it, having found it a plain JSON POST (front.py).
+            fields, taken = _request_fields(parsed.fields), parsed.operation
             operations = _OVER_POST
         elif request.method == "GET":
             fields = _query_params(request)
@@ -107,7 +123,7 @@ class FastPath:
         if type(query) is not str or type(variables) not in (dict, type(None)) or type(name) not in (str, type(None)):
             return None
         reading: Reading | None = request.scope.get(READING)
-        answer = await self.execute(query, variables, name, context, operations, reading, extensions)
+        answer = await self.execute(query, variables, name, context, operations, reading, extensions, taken)
         if answer is None:
             return None
         if answer.request_error:
@@ -117,7 +133,7 @@ class FastPath:
         # the hash is for each request to find out.
         if reading is not None and "extensions" not in fields:
             reading.kept_at, reading.kept_for = answer.kept_at, context.principal
-        return Response(answer.body, media_type="application/json")
+        return JsonBytes(answer.body)
 
     async def execute(
         self,
@@ -125,13 +141,15 @@ class FastPath:
         variables: dict[str, Any] | None,
         operation_name: str | None,
         context: Context,
-        operations: frozenset[OperationType] = _OVER_POST,
+        operations: tuple[OperationType, ...] = _OVER_POST,
         reading: Reading | None = None,
         extensions: dict[str, Any] | None = None,
+        operation: Operation | None = None,
     ) -> FastAnswer | None:
         """The response Strawberry's view would send, or None when the fast
-        path does not cover this request."""
-        taken = self.intake.operation(query, operation_name)
+        path does not cover this request; `operation`: the intake's for
+        (query, operation_name), when the caller has it already."""
+        taken = self.intake.operation(query, operation_name) if operation is None else operation
         if isinstance(taken, Refusal):
             return self._refused(taken, operation_name, operations)
         compiled_operation = None if taken is None else compiled(taken)
@@ -148,33 +166,40 @@ class FastPath:
         except DomainError as exc:
             return self._refused(Refusal(None, [GraphQLError(exc.message, original_error=exc)]), operation_name, operations)
 
+        if compiled_operation.operation.operation is not OperationType.QUERY:
+            # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
+            receipt = Receipt(key)
+            data, errors = await execute(plan, compiled_operation, coerced.values, context.with_receipt(receipt))
+            return FastAnswer(self._rendered(data, errors, receipt))
+
         kept_at: Mark | None = None
+
+        async def run() -> tuple[bytes, bool]:
+            nonlocal kept_at
+            data, errors = await execute(plan, compiled_operation, coerced.values, context)
+            if errors:
+                kept_at = None
+            return self._rendered(data, errors), not errors
 
         async def position() -> Mark:
             nonlocal kept_at
             kept_at = await (context.journal.mark() if reading is None else reading.mark(context.journal))
             return kept_at
 
-        async def run(context: Context = context, receipt: Receipt | None = None) -> tuple[bytes, bool]:
-            nonlocal kept_at
-            data, errors = await execute(plan, compiled_operation, coerced.values, context)
-            self.executions += 1
-            body: dict[str, Any] = {"data": data}
-            if errors:
-                body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
-                kept_at = None
-            if receipt is not None and (extra := numbering.reply_extensions(receipt)) is not None:
-                body["extensions"] = extra
-            return orjson.dumps(body), not errors
-
-        if compiled_operation.operation.operation is not OperationType.QUERY:
-            # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
-            receipt = Receipt(key)
-            return FastAnswer((await run(context.with_receipt(receipt), receipt))[0])
         # Keyed by whose answer it is too: each person's reads differ (people.md section 7).
         viewer = (context.principal or SERVICE).viewer
         body = await self.cache.get_or_read((query, operation_name, coerced.key, viewer), position, run)
         return FastAnswer(body, kept_at=kept_at)
+
+    def _rendered(self, data: dict[str, Any] | None, errors: list[GraphQLError], receipt: Receipt | None = None) -> bytes:
+        """An execution's response body, as Strawberry's view writes it."""
+        self.executions += 1
+        body: dict[str, Any] = {"data": data}
+        if errors:
+            body["errors"] = [error.formatted for error in self.schema.finish_errors(errors)]
+        if receipt is not None and (extra := numbering.reply_extensions(receipt)) is not None:
+            body["extensions"] = extra
+        return orjson.dumps(body)
 
     def _persisted(self, query: Any, extensions: Any) -> str | None:
         """The document to run: sent, or named by a persisted query (with the
@@ -186,7 +211,7 @@ class FastPath:
         return self.schema.runnable(query, extensions)
 
     def _refused(
-        self, refusal: Refusal, operation_name: str | None, operations: frozenset[OperationType]
+        self, refusal: Refusal, operation_name: str | None, operations: tuple[OperationType, ...]
     ) -> FastAnswer | None:
         """Strawberry's answer to a document it refuses; None where its view
         refuses the request first: between parsing and validating, it checks
@@ -202,8 +227,12 @@ class FastPath:
 
 def is_plain_json(headers: Headers) -> bool:
     """A POST the fast path reads: a JSON body, for a JSON answer."""
-    mime = headers.get("content-type", "").split(";", 1)[0].strip()
-    return mime == "application/json" and answers_whole(headers)
+    return is_json_body(headers.get("content-type", "")) and answers_whole(headers)
+
+
+def is_json_body(content_type: str) -> bool:
+    """A Content-Type naming JSON, whatever its parameters."""
+    return content_type.split(";", 1)[0].strip() == "application/json"
 
 
 def answers_whole(headers: Headers) -> bool:

@@ -155,10 +155,12 @@ class CompiledOperation:
     plans: LRU[tuple[Any, ...], Plan | None] = field(default_factory=lambda: LRU(PLANS_PER_OPERATION))
 
     def plan(self, variables: VariableValues) -> Plan | None:
-        key = tuple(variables.coerced.get(name) for name in self.condition_variables)
-        if any(not isinstance(value, bool) for value in key):
-            # graphql-core reports a null condition when it meets it.
-            return None
+        key: tuple[Any, ...] = ()  # no @skip or @include on a variable (most operations): no generators made
+        if self.condition_variables:
+            key = tuple(variables.coerced.get(name) for name in self.condition_variables)
+            if any(not isinstance(value, bool) for value in key):
+                # graphql-core reports a null condition when it meets it.
+                return None
         return self.plans.get_or_make(key, lambda: self._build(variables))
 
     def _build(self, variables: VariableValues) -> Plan | None:

@@ -32,7 +32,8 @@ from graphql_todos.edge import error_handlers, guard, json_intake
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import SocketGate
 from graphql_todos.edge.json_intake import RefusedJson
-from graphql_todos.graphql.fast.path import PARSED_BODY
+from graphql_todos.graphql.fast.path import PARSED_BODY, ParsedBody
+from graphql_todos.graphql.http import MediaTypes
 from graphql_todos.graphql.intake import Intake
 
 # Where the door leaves the route it matched, for the innermost layer.
@@ -64,8 +65,8 @@ class WriteDoor:
         # (its endpoint's 405, as the stack answers).
         self.rest = {method: _answering_first(rest, method) for method in REST_WRITES}
         # What a chain added to the scope of a path with no parameters (the
-        # collection's), by method, path and root paths: as many as there are
-        # such routes. A path with parameters (an id) is matched each time.
+        # collection's, /graphql), by method, path and root paths: as many as
+        # there are such routes. A path with parameters (an id) is matched each time.
         self.literal: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
         # The stack's own layers between metrics and the router, outermost first.
         routed = error_handlers.answering(_routed)
@@ -82,11 +83,15 @@ class WriteDoor:
         method = scope["method"]
         if method not in REST_WRITES or not scope["path"].startswith(paths.TODOS) or not _sized(scope):
             return None
-        key = (method, scope["path"], scope.get("root_path", ""), scope.get("app_root_path"))
+        return self._route(scope, self.rest[method])
+
+    def _route(self, scope: Scope, chains: tuple[Chain, ...]) -> dict[str, Any] | None:
+        """What the first of `chains` to match adds to the scope; None when none does."""
+        key = (scope["method"], scope["path"], scope.get("root_path", ""), scope.get("app_root_path"))
         known = self.literal.get(key) if "path_params" not in scope else None
         if known is not None:
             return {**known, "path_params": {}}
-        for chain in self.rest[method]:
+        for chain in chains:
             matched = _matched(scope, chain)
             if matched is not None:
                 if not matched["path_params"] and "path_params" not in scope:
@@ -95,11 +100,13 @@ class WriteDoor:
                 return matched
         return None
 
-    def mutation_route(self, scope: Scope, body: bytes) -> dict[str, Any] | None:
+    def mutation_route(self, scope: Scope, body: bytes, media: MediaTypes) -> dict[str, Any] | None:
         """The router's scope for a GraphQL POST whose body (plain JSON, the
-        front door checked) runs a mutation the intake took in before (with
-        the body as parsed, for the fast path); None for anything else: a query or subscription, a document new or refused,
-        a body that is no JSON object, a persisted hash not known."""
+        front door checked, answered in `media`) runs a mutation the intake
+        took in before (with the body as parsed, its operation and media, for
+        the view and the fast path); None for anything else: a query or
+        subscription, a document new or refused, a body that is no JSON
+        object, a persisted hash not known."""
         try:
             fields = json_intake.loads(body)
         except RefusedJson:
@@ -116,10 +123,10 @@ class WriteDoor:
         operation = self.intake.kept(query, name)
         if operation is None or operation.definition.operation is not OperationType.MUTATION:
             return None
-        route = _matched(scope, self.graphql)
+        route = self._route(scope, (self.graphql,))
         if route is not None:
-            # The fast path reads the body as parsed here, not parsing it again.
-            route[PARSED_BODY] = fields
+            # The view and the fast path read the body as parsed here, not parsing it again.
+            route[PARSED_BODY] = ParsedBody(fields, operation, media)
         return route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: Mapping[str, Any]) -> None:
@@ -156,8 +163,9 @@ def _answering_first(chains: tuple[Chain, ...], method: str) -> tuple[Chain, ...
 
 
 def _has_origin(scope: Scope) -> bool:
-    # As Headers.get("origin") finds it (uvicorn sends the names in lower case).
-    return any(name == b"origin" for name, _ in scope["headers"])
+    # As Headers.get("origin") finds it (uvicorn sends the names in lower
+    # case); the pairs made a dict in C, cheaper than a Python scan.
+    return b"origin" in dict(scope["headers"])
 
 
 def _sized(scope: Scope) -> bool:

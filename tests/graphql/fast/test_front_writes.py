@@ -16,9 +16,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
+from starlette.datastructures import Headers
 
 from graphql_todos.edge.access import SESSION_COOKIE
-from graphql_todos.graphql.fast import write_door
+from graphql_todos.edge.negotiation import accept_header
+from graphql_todos.graphql.fast import front, write_door
 from tests.decoded import Journaled
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving
 
@@ -244,3 +247,42 @@ def test_a_rest_writes_route_is_the_one_the_chains_match_every_time(server: Serv
         routes = [door.rest_route(scope) for _ in range(3)]
         assert routes == [expected] * 3, (method, path)
         assert len({id(route["path_params"]) for route in routes}) == 3
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [],
+        [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", b"12"), (b"accept", b"*/*")],
+        # The first Content-Type and Content-Length count, every Accept line does.
+        [
+            (b"accept", b"application/json"), (b"content-type", b"text/plain"), (b"content-length", b"7"),
+            (b"content-type", b"application/json"), (b"accept", b"text/event-stream;q=0.5"),
+            (b"content-length", b"9"), (b"accept", b"\xe9"),
+        ],
+        [(b"content-type", b""), (b"accept", b"")],
+    ],
+)
+def test_the_front_door_reads_a_posts_head_as_starlettes_headers_do(raw: list[tuple[bytes, bytes]]) -> None:
+    headers = Headers(raw=raw)
+    assert front._post_head(raw) == (
+        headers.get("content-type", ""), headers.get("content-length", ""), accept_header(headers)
+    )
+
+
+def test_a_declared_size_over_the_limit_is_refused_before_the_body(server: Server) -> None:
+    # No body sent: the front door refuses on the declared size alone (the
+    # guard behind it leaves a body read there unchecked), not after waiting
+    # request_seconds for a body (a body_timeout counted, then the same 413).
+    def refusals(limit: str) -> float:
+        return REGISTRY.get_sample_value("graphql_todos_limit_refusals_total", {"limit": limit}) or 0.0
+
+    timeouts, sizes = refusals("body_timeout"), refusals("body_size")
+    head = (
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: {BEARER['Authorization']}\r\nContent-Length: 1001\r\nConnection: close\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server, head)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"PAYLOAD_TOO_LARGE" in answer
+    assert (refusals("body_timeout"), refusals("body_size")) == (timeouts, sizes + 1)
