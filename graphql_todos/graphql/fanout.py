@@ -491,8 +491,12 @@ class GraphQLFanout:
     ) -> Joined:
         plan, coerced = planned
         cursor = plan.argument(coerced)
-        journal: Journal = conn.state.journal
-        groups: Groups = conn.state.broadcast_groups
+        # The app's state read from the scope's dict: Starlette's State finds
+        # each name by __getattr__, after a lookup that fails and formats an
+        # AttributeError (two an open).
+        state = conn.scope["state"]
+        journal: Journal = state["journal"]
+        groups: Groups = state["broadcast_groups"]
         try:
             start = await streams.start_after(journal, cursor if resume_after is None else resume_after, groups.hub)
         except DomainError as exc:

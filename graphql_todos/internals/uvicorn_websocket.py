@@ -678,10 +678,11 @@ def _direct_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
 
 
 def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
-    # direct_write's: a broadcast's write per member, its checks inline.
-    if protocol.disconnected or protocol.close_sent or protocol.conn.state is not _OPEN:
+    # direct_write's: a broadcast's write per member, its checks inline and
+    # read as Burst's are (its docstring).
+    if protocol.disconnected or protocol.close_sent or protocol.conn._state is not _OPEN:
         return True
-    if not protocol.writable.is_set():
+    if not protocol.writable._value:  # type: ignore[attr-defined] # asyncio.Event's and LeanEvent's flag
         return False
     protocol.transport.write(_text_frame_header(len(message)) + message)
     return True
@@ -689,8 +690,8 @@ def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
 
 def _write_open(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
     # open_write's.
-    closed = protocol.disconnected or protocol.close_sent or protocol.conn.state is not _OPEN
-    if closed or not protocol.writable.is_set():
+    closed = protocol.disconnected or protocol.close_sent or protocol.conn._state is not _OPEN
+    if closed or not protocol.writable._value:  # type: ignore[attr-defined] # as _write_frame's
         return False
     protocol.transport.write(_text_frame_header(len(message)) + message)
     return True

@@ -339,7 +339,7 @@ def test_open_write_writes_to_an_open_socket_and_leaves_a_closed_one_to_the_asgi
 
 
 def test_a_bursts_checks_read_what_the_state_property_and_is_set_return() -> None:
-    # Burst reads `conn._state` for websockets' `state` property, and
+    # Burst, _write_frame and _write_open read `conn._state` for websockets' `state` property, and
     # `writable._value` for `is_set()` (ours, LeanEvent, and asyncio's Event).
     protocol = ServerProtocol()
     states = []
