@@ -1,0 +1,288 @@
+"""The front door (graphql/fast/front.py: a POST's Content-Type,
+Content-Length and Accept read in one pass, its body parsed once and left in
+the scope) and the guard behind it (edge/guard.py: no second size check for
+a body the door read, Authorization read from a dict) attacked from outside,
+over real sockets, on one server that requires the token.
+
+The oracle for what a request's headers mean is Starlette's Headers, which
+the stack reads them with: the first Authorization, Content-Type,
+Content-Length and Origin count, every Accept line does. Each request sent
+with a Content-Length (the door may take it) must get the answer the same
+request gets sent chunked (the door leaves a chunked body to the stack), byte
+for byte but the Date header; nothing may answer 5xx or log an error, and no
+body over the limit may run."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
+
+from tests.helpers import BEARER, TOKEN, Server, errors_logged, raw_exchange, serving
+
+ORIGIN = "https://app.example"
+LIMIT = 1000
+RIGHT = BEARER["Authorization"]
+WRONG = "Bearer " + "x" * len(TOKEN)
+TODO = "22222222-2222-4222-8222-222222222222"
+UPDATE = f'mutation {{ updateTodo(id: "{TODO}", input: {{title: "same"}}) {{ id title }} }}'
+CREATE = "mutation($t: String!) { createTodo(input: {title: $t}) { title } }"
+QUERY = "{ todos { id } }"
+JSON_TYPE = ("Content-Type", "application/json")
+Headers = list[tuple[str, str]]
+
+
+def _body(query: str, variables: dict[str, Any] | None = None, **extra: Any) -> bytes:
+    return json.dumps({"query": query, "variables": variables, **extra}).encode()
+
+
+@pytest.fixture(scope="module")
+def server(module_db_dsn: str) -> Iterator[Server]:
+    with psycopg.connect(module_db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (id, title) VALUES (%s, 'same')", (TODO,))
+    with serving(
+        module_db_dsn, token=TOKEN, max_body_bytes=LIMIT, request_seconds=1.0, allowed_origins=(ORIGIN,)
+    ) as srv:
+        # The intake takes the mutations in: the write door takes none it has not.
+        for body in (_body(UPDATE), _body(CREATE, {"t": "warm"})):
+            answer = httpx.post(f"{srv.url}/graphql", content=body, headers={**BEARER, "Content-Type": "application/json"})
+            assert answer.status_code == 200 and b'"errors"' not in answer.content, answer.text
+        yield srv
+
+
+@pytest.fixture
+def logged(server: Server) -> Iterator[list[str]]:
+    """What the server logs at ERROR during the test: nothing, or the test fails."""
+    with errors_logged() as messages:
+        yield messages
+    assert messages == []
+
+
+def _taken(server: Server) -> int:
+    return int(server.app.state.writes.taken)
+
+
+def _titled(server: Server, title: str) -> int:
+    with psycopg.connect(server.dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM todos WHERE title = %s", (title,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _head(target: str, headers: Headers, framing: Headers) -> bytes:
+    lines = [("Host", "127.0.0.1"), *headers, *framing, ("Connection", "close")]
+    return (f"{target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in lines) + "\r\n").encode("latin-1")
+
+
+def _exchange(server: Server, target: str, body: bytes, headers: Headers, chunked: bool) -> bytes:
+    if chunked:
+        framing, chunks = [("Transfer-Encoding", "chunked")], [f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"]
+    else:
+        framing, chunks = [("Content-Length", str(len(body)))], [body]
+    return re.sub(rb"\r\ndate: [^\r]*", b"", raw_exchange(server, _head(target, headers, framing), chunks))
+
+
+def _status(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    return int(answer[9:12])
+
+
+def _same_answers(server: Server, target: str, body: bytes, headers: Headers) -> tuple[bytes, bool]:
+    """The answer with a Content-Length, which the chunked one equals; and
+    whether the write door took it."""
+    stack = _exchange(server, target, body, headers, chunked=True)
+    before = _taken(server)
+    door = _exchange(server, target, body, headers, chunked=False)
+    assert door == stack
+    return door, _taken(server) > before
+
+
+# --- Authorization sent twice: the first counts, on every way in ---------
+
+# Each way a request reaches something that reads Authorization, and the
+# status it answers with the token.
+AUTH_WAYS: dict[str, tuple[str, bytes, Headers, bool, int]] = {
+    "graphql mutation, write door": ("POST /graphql", _body(UPDATE), [JSON_TYPE], False, 200),
+    "graphql mutation, stack": ("POST /graphql", _body(UPDATE), [JSON_TYPE], True, 200),
+    "graphql query, front door": ("POST /graphql", _body(QUERY), [JSON_TYPE], False, 200),
+    "graphql query, stack": ("POST /graphql", _body(QUERY), [JSON_TYPE], True, 200),
+    # An extra key: the fast path declines, after the front door parsed the body.
+    "graphql mutation, declined by the fast path": (
+        "POST /graphql", _body(UPDATE, extra=1), [JSON_TYPE], False, 200,
+    ),
+    "graphql GET": ("GET /graphql?query=" + QUERY.replace(" ", "%20"), b"", [], False, 200),
+    "graphql mutation, graphql-response+json": (
+        "POST /graphql", _body(UPDATE), [JSON_TYPE, ("Accept", "application/graphql-response+json")], False, 200,
+    ),
+    "rest list": ("GET /api/todos/", b"", [], False, 200),
+    "rest update, write door": (f"PATCH /api/todos/{TODO}/", b'{"title": "same"}', [JSON_TYPE], False, 200),
+    "rest update, stack": (f"PATCH /api/todos/{TODO}/", b'{"title": "same"}', [JSON_TYPE], True, 200),
+}
+ORDERS = {
+    "wrong then right": ([WRONG, RIGHT], 401),
+    "right then wrong": ([RIGHT, WRONG], None),
+    "empty then right": (["", RIGHT], 401),
+    "right then empty": ([RIGHT, ""], None),
+}
+
+
+@pytest.mark.parametrize("order", list(ORDERS))
+@pytest.mark.parametrize("way", list(AUTH_WAYS))
+def test_of_two_authorizations_the_first_counts(server: Server, logged: list[str], way: str, order: str) -> None:
+    target, body, headers, chunked, granted = AUTH_WAYS[way]
+    values, status = ORDERS[order]
+    sent = [*headers, *(("Authorization", value) for value in values)]
+    if target.startswith("GET"):
+        answer = re.sub(rb"\r\ndate: [^\r]*", b"", raw_exchange(server, _head(target, sent, [])))
+    else:
+        answer = _exchange(server, target, body, sent, chunked)
+    assert _status(answer) == (status or granted), answer[:300]
+    # Twice: the second may be a reply the front door kept, given to the first's principal alone.
+    again = re.sub(rb"\r\ndate: [^\r]*", b"", raw_exchange(server, _head(target, sent, [])) if not body else _exchange(server, target, body, sent, chunked))
+    assert _status(again) == _status(answer)
+
+
+@pytest.mark.parametrize("order", list(ORDERS))
+def test_a_graphql_socket_takes_the_first_authorization(server: Server, order: str) -> None:
+    values, status = ORDERS[order]
+    with connect(
+        server.ws_url + "/graphql",
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        additional_headers=[("Authorization", value) for value in values],
+    ) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        try:
+            said = json.loads(ws.recv(timeout=5))["type"]
+        except ConnectionClosed as closed:
+            said = f"closed {closed.rcvd.code if closed.rcvd else None}"
+    assert said == ("closed 4401" if status == 401 else "connection_ack")
+
+
+# --- Repeated and odd heads: the door answers as the stack ---------------
+
+HEADS: dict[str, tuple[bytes, Headers, int, bool]] = {
+    "json, then text": (_body(UPDATE), [JSON_TYPE, ("Content-Type", "text/plain")], 200, True),
+    "text, then json": (_body(UPDATE), [("Content-Type", "text/plain"), JSON_TYPE], 400, False),
+    "json with a charset": (_body(UPDATE), [("Content-Type", "application/json; charset=utf-8")], 200, True),
+    "JSON in capitals": (_body(UPDATE), [("Content-Type", "APPLICATION/JSON")], 400, False),
+    "two Accept lines, the first q=0": (
+        _body(UPDATE), [JSON_TYPE, ("Accept", "application/graphql-response+json;q=0"), ("Accept", "application/json")],
+        200, True,
+    ),
+    "two Accept lines, graphql-response+json second": (
+        _body("mutation { nope }"),
+        [JSON_TYPE, ("Accept", "application/json;q=0.5"), ("Accept", "application/graphql-response+json")],
+        400, False,
+    ),
+    "Accept: nothing acceptable": (
+        _body(UPDATE), [JSON_TYPE, ("Accept", "application/json;q=0, application/graphql-response+json;q=0")],
+        406, False,
+    ),
+    "Accept: q=0 on one of two lines": (
+        _body(UPDATE), [JSON_TYPE, ("Accept", "*/*"), ("Accept", "application/json;q=0")], 200, True,
+    ),
+    "Accept: invalid ranges only": (_body(UPDATE), [JSON_TYPE, ("Accept", "application/, ;;, =")], 406, False),
+    "Accept: an invalid range, then json": (
+        _body(UPDATE), [JSON_TYPE, ("Accept", "garbage"), ("Accept", "application/json")], 200, True,
+    ),
+    "Accept: a byte beyond ASCII": (_body(UPDATE), [JSON_TYPE, ("Accept", "\xe9")], 406, False),
+    "Accept: empty": (_body(UPDATE), [JSON_TYPE, ("Accept", "")], 200, True),
+    "Origin allowed, then foreign": (
+        _body(UPDATE), [JSON_TYPE, ("Origin", ORIGIN), ("Origin", "https://evil.example")], 200, True,
+    ),
+    "Origin foreign, then allowed": (
+        _body(UPDATE), [JSON_TYPE, ("Origin", "https://evil.example"), ("Origin", ORIGIN)], 200, True,
+    ),
+    "variables a string: the fast path declines": (
+        json.dumps({"query": CREATE, "variables": '{"t": "x"}'}).encode(), [JSON_TYPE], 400, True,
+    ),
+    "variables a list: the fast path declines": (
+        json.dumps({"query": CREATE, "variables": ["x"]}).encode(), [JSON_TYPE], 400, True,
+    ),
+    "an extra key: the fast path declines": (_body(UPDATE, extra=1), [JSON_TYPE], 200, True),
+    "a query": (_body(QUERY), [JSON_TYPE, ("Accept", "application/graphql-response+json")], 200, False),
+}
+
+
+@pytest.mark.parametrize("case", list(HEADS))
+def test_a_repeated_or_odd_head_gets_the_stacks_answer(server: Server, logged: list[str], case: str) -> None:
+    body, headers, status, taken = HEADS[case]
+    answer, door = _same_answers(server, "POST /graphql", body, [*headers, ("Authorization", RIGHT)])
+    assert (_status(answer), door) == (status, taken), answer[:400]
+    if status == 200:
+        assert b'"errors"' not in answer, answer[:400]
+
+
+# --- Sizes: nothing over the limit runs ----------------------------------
+
+
+def _create(title: str, pad: int = 0) -> bytes:
+    return _body(CREATE, {"t": title}) + b" " * pad
+
+
+def test_a_content_length_shorter_than_the_body_runs_only_what_it_declared(server: Server, logged: list[str]) -> None:
+    body = _create("short-declared")
+    head = _head("POST /graphql", [JSON_TYPE, ("Authorization", RIGHT)], [("Content-Length", "20")])
+    answer = raw_exchange(server, head, [body])
+    # The 20 bytes are no JSON: 400; the rest is no request: the parser's 400.
+    assert _status(answer) == 400 and b"HTTP/1.1 5" not in answer, answer
+    assert _titled(server, "short-declared") == 0
+
+
+def test_a_content_length_longer_than_the_body_times_out(server: Server, logged: list[str]) -> None:
+    body = _create("long-declared")
+    head = _head("POST /graphql", [JSON_TYPE, ("Authorization", RIGHT)], [("Content-Length", str(len(body) + 10))])
+    answer = raw_exchange(server, head, [body])
+    assert _status(answer) == 408 and b"REQUEST_TIMEOUT" in answer, answer
+    assert _titled(server, "long-declared") == 0
+
+
+@pytest.mark.parametrize("length", ["10", "1001"])
+def test_chunked_with_a_content_length_is_bounded_by_what_arrives(server: Server, logged: list[str], length: str) -> None:
+    # Both framings: the door must not trust the small Content-Length.
+    body = _create("both-framings", pad=2 * LIMIT)
+    head = _head(
+        "POST /graphql", [JSON_TYPE, ("Authorization", RIGHT)], [("Content-Length", length), ("Transfer-Encoding", "chunked")]
+    )
+    answer = raw_exchange(server, head, [f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"])
+    assert _status(answer) in (400, 413), answer[:300]
+    assert _titled(server, "both-framings") == 0
+
+
+@pytest.mark.parametrize("length", ["20", "20", "1001"])
+def test_two_content_lengths_are_refused(server: Server, logged: list[str], length: str) -> None:
+    body = _create("two-lengths")[:20]
+    head = _head("POST /graphql", [JSON_TYPE, ("Authorization", RIGHT)], [("Content-Length", "20"), ("Content-Length", length)])
+    answer = raw_exchange(server, head, [body])
+    assert _status(answer) in (400, 413), answer[:300]
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/api/todos/"])
+def test_a_chunked_body_over_the_limit_sent_slowly_is_refused(server: Server, logged: list[str], path: str) -> None:
+    title = f"slow-{path}"
+    body = _create(title, pad=LIMIT) if path == "/graphql" else json.dumps({"title": title}).encode() + b" " * LIMIT
+    chunks = [body[i : i + 300] for i in range(0, len(body), 300)]
+    head = _head(f"POST {path}", [JSON_TYPE, ("Authorization", RIGHT)], [("Transfer-Encoding", "chunked")])
+    answer = raw_exchange(server, head, [f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks] + [b"0\r\n\r\n"], pause=0.05)
+    assert _status(answer) == 413 and b"PAYLOAD_TOO_LARGE" in answer, answer[:300]
+    assert _titled(server, title) == 0
+
+
+def test_a_body_at_the_limit_runs_and_one_byte_over_does_not(server: Server, logged: list[str]) -> None:
+    # An update: the same answer each time (a create's cursor moves).
+    at = _body(UPDATE)
+    at += b" " * (LIMIT - len(at))
+    answer, door = _same_answers(server, "POST /graphql", at, [JSON_TYPE, ("Authorization", RIGHT)])
+    assert (_status(answer), door) == (200, True), answer[:300]
+    over = _create("over-the-limit", pad=LIMIT - len(_create("over-the-limit")) + 1)
+    answer, door = _same_answers(server, "POST /graphql", over, [JSON_TYPE, ("Authorization", RIGHT)])
+    assert (_status(answer), door) == (413, False), answer[:300]
+    assert _titled(server, "over-the-limit") == 0
