@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from graphql_todos.graphql.persisted import sha256
 from tests.helpers import BEARER, TOKEN, Server, errors_logged, raw_exchange, serving
 
 ORIGIN = "https://app.example"
@@ -36,6 +37,7 @@ TODO = "22222222-2222-4222-8222-222222222222"
 UPDATE = f'mutation {{ updateTodo(id: "{TODO}", input: {{title: "same"}}) {{ id title }} }}'
 CREATE = "mutation($t: String!) { createTodo(input: {title: $t}) { title } }"
 QUERY = "{ todos { id } }"
+_HASH = {"persistedQuery": {"version": 1, "sha256Hash": sha256(UPDATE)}}
 JSON_TYPE = ("Content-Type", "application/json")
 Headers = list[tuple[str, str]]
 
@@ -52,7 +54,8 @@ def server(module_db_dsn: str) -> Iterator[Server]:
         module_db_dsn, token=TOKEN, max_body_bytes=LIMIT, request_seconds=1.0, allowed_origins=(ORIGIN,)
     ) as srv:
         # The intake takes the mutations in: the write door takes none it has not.
-        for body in (_body(UPDATE), _body(CREATE, {"t": "warm"})):
+        # (And the update's hash kept: a persisted query's.)
+        for body in (_body(UPDATE), _body(CREATE, {"t": "warm"}), _body(UPDATE, extensions=_HASH)):
             answer = httpx.post(f"{srv.url}/graphql", content=body, headers={**BEARER, "Content-Type": "application/json"})
             assert answer.status_code == 200 and b'"errors"' not in answer.content, answer.text
         yield srv
@@ -214,6 +217,28 @@ HEADS: dict[str, tuple[bytes, Headers, int, bool]] = {
     ),
     "an extra key: the fast path declines": (_body(UPDATE, extra=1), [JSON_TYPE], 200, True),
     "a query": (_body(QUERY), [JSON_TYPE, ("Accept", "application/graphql-response+json")], 200, False),
+    "names in capitals": (_body(UPDATE), [("CONTENT-TYPE", "application/json"), ("ACCEPT", "APPLICATION/JSON")], 200, True),
+    "json with a latin-1 charset": (_body(UPDATE), [("Content-Type", "application/json; charset=iso-8859-1")], 200, True),
+    "json with a space before the semicolon": (_body(UPDATE), [("Content-Type", "application/json ; x=y")], 200, True),
+    "json, then a comma": (_body(UPDATE), [("Content-Type", "application/json, text/plain")], 200, False),
+    "two queries in one body, the mutation last": (
+        b'{"query": "' + QUERY.encode() + b'", "query": "' + UPDATE.replace('"', '\\"').encode() + b'"}',
+        [JSON_TYPE], 200, True,
+    ),
+    "two queries in one body, the mutation first": (
+        b'{"query": "' + UPDATE.replace('"', '\\"').encode() + b'", "query": "' + QUERY.encode() + b'"}',
+        [JSON_TYPE], 200, False,
+    ),
+    "a byte order mark": (b"\xef\xbb\xbf" + _body(UPDATE), [JSON_TYPE], 400, False),
+    "a body that is no object": (b"[" + _body(UPDATE) + b"]", [JSON_TYPE], 400, False),
+    "operationName not a string": (_body(UPDATE, operationName=5), [JSON_TYPE], 400, False),
+    "extensions null": (_body(UPDATE, extensions=None), [JSON_TYPE], 200, True),
+    "extensions empty": (_body(UPDATE, extensions={}), [JSON_TYPE], 200, True),
+    "extensions a list": (_body(UPDATE, extensions=[]), [JSON_TYPE], 400, False),
+    "a persisted mutation's hash alone": (json.dumps({"extensions": _HASH}).encode(), [JSON_TYPE], 200, True),
+    "a persisted mutation's hash and another document": (
+        _body(QUERY, extensions=_HASH), [JSON_TYPE, ("Accept", "application/graphql-response+json")], 400, False,
+    ),
 }
 
 
