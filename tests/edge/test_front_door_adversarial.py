@@ -359,3 +359,33 @@ def test_live_changes_with_large_non_ascii_rows_arrive_whole_and_in_order(server
             conn.execute("INSERT INTO todos (title) VALUES (%s)", (title,))
         seen = [next(read) for _ in range(len(batch) + len(singles))]
     assert seen == batch + singles
+
+
+# --- One connection, several requests --------------------------------------
+
+
+def _request(target: str, body: bytes, headers: Headers, chunked: bool = False, close: bool = False) -> bytes:
+    framing = [("Transfer-Encoding", "chunked")] if chunked else [("Content-Length", str(len(body)))]
+    lines = [("Host", "127.0.0.1"), *headers, *framing, *([("Connection", "close")] if close else [])]
+    head = (f"{target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in lines) + "\r\n").encode()
+    return head + (f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n" if chunked else body)
+
+
+def test_pipelined_requests_are_each_answered_in_turn(server: Server, logged: list[str]) -> None:
+    # Refusals of bodies the door read, and of one it did not, between grants.
+    requests = [
+        ([JSON_TYPE, ("Authorization", WRONG)], False, 401),
+        ([JSON_TYPE, ("Authorization", RIGHT)], False, 200),
+        ([JSON_TYPE, ("Authorization", WRONG)], True, 401),
+        ([JSON_TYPE, ("Authorization", RIGHT), ("Authorization", WRONG)], True, 200),
+        ([JSON_TYPE, ("Authorization", WRONG), ("Authorization", RIGHT)], False, 401),
+        ([JSON_TYPE, ("Authorization", RIGHT)], False, 200),
+    ]
+    sent = b"".join(
+        _request("POST /graphql", _body(UPDATE), headers, chunked, close=i == len(requests) - 1)
+        for i, (headers, chunked, _) in enumerate(requests)
+    )
+    answer = raw_exchange(server, sent)
+    statuses = [int(status) for status in re.findall(rb"HTTP/1.1 (\d{3}) ", answer)]
+    assert statuses == [status for _, _, status in requests], answer[:2000]
+
