@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -361,7 +363,7 @@ def test_live_changes_with_large_non_ascii_rows_arrive_whole_and_in_order(server
     assert seen == batch + singles
 
 
-# --- One connection, several requests --------------------------------------
+# --- One connection, several requests; a client that leaves -----------------
 
 
 def _request(target: str, body: bytes, headers: Headers, chunked: bool = False, close: bool = False) -> bytes:
@@ -389,3 +391,17 @@ def test_pipelined_requests_are_each_answered_in_turn(server: Server, logged: li
     statuses = [int(status) for status in re.findall(rb"HTTP/1.1 (\d{3}) ", answer)]
     assert statuses == [status for _, _, status in requests], answer[:2000]
 
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["with a length", "chunked"])
+@pytest.mark.parametrize("target", ["POST /graphql", "POST /api/todos/"])
+def test_a_client_that_leaves_mid_body_leaves_no_error(server: Server, logged: list[str], target: str, chunked: bool) -> None:
+    body = _create("left") if "graphql" in target else b'{"title": "left"}'
+    whole = _request(target, body, [JSON_TYPE, ("Authorization", RIGHT)], chunked)
+    cut = whole[: len(whole) - len(body) // 2 - (12 if chunked else 0)]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(cut)
+        time.sleep(0.1)
+    # A request after it is answered, and nothing was created or logged.
+    answer = raw_exchange(server, _request("POST /graphql", _body(UPDATE), [JSON_TYPE, ("Authorization", RIGHT)], close=True))
+    assert _status(answer) == 200
+    assert _titled(server, "left") == 0
