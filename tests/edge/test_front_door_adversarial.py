@@ -405,3 +405,23 @@ def test_a_client_that_leaves_mid_body_leaves_no_error(server: Server, logged: l
     answer = raw_exchange(server, _request("POST /graphql", _body(UPDATE), [JSON_TYPE, ("Authorization", RIGHT)], close=True))
     assert _status(answer) == 200
     assert _titled(server, "left") == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "content_type"),
+    [
+        ("POST /graphql", "application/json"),
+        ("POST /graphql", "text/plain"),
+        ("POST /graphql", "application/json, text/plain"),
+        ("POST /api/todos/", "application/json"),
+        (f"PATCH /api/todos/{TODO}/", "application/json"),
+    ],
+)
+def test_a_declared_size_over_the_limit_is_refused_before_any_body_on_every_way(
+    server: Server, logged: list[str], target: str, content_type: str
+) -> None:
+    # No body sent: a 413 on the head alone, whichever door answers (a 408
+    # after request_seconds would mean the size was left to the body's read).
+    head = _head(target, [("Content-Type", content_type), ("Authorization", RIGHT)], [("Content-Length", "1001")])
+    answer = raw_exchange(server, head)
+    assert _status(answer) == 413 and b"PAYLOAD_TOO_LARGE" in answer, answer[:300]
