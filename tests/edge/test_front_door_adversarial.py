@@ -159,6 +159,29 @@ def test_of_two_authorizations_the_first_counts(server: Server, logged: list[str
     assert _status(again) == _status(answer)
 
 
+SUBSCRIPTION = 'subscription { todoChanges(after: "0") { cursor } }'
+# The streamed ways: a stream's answer is its status.
+STREAMS: dict[str, tuple[str, str, bytes | None, str]] = {
+    "graphql over SSE": ("POST", "/graphql", _body(SUBSCRIPTION), "text/event-stream"),
+    "graphql multipart": ("POST", "/graphql", _body(SUBSCRIPTION), "multipart/mixed;subscriptionSpec=1.0,application/json"),
+    "graphql over SSE, GET": ("GET", "/graphql?query=" + SUBSCRIPTION, None, "text/event-stream"),
+    "rest list over SSE": ("GET", "/api/todos/?after=0", None, "text/event-stream"),
+}
+
+
+@pytest.mark.parametrize("order", ["wrong then right", "right then wrong"])
+@pytest.mark.parametrize("way", list(STREAMS))
+def test_a_stream_takes_the_first_authorization(server: Server, way: str, order: str) -> None:
+    method, target, body, accept = STREAMS[way]
+    values, status = ORDERS[order]
+    headers = [*values, ("Accept", accept), JSON_TYPE]
+    with (
+        httpx.Client(base_url=server.url, timeout=10) as client,
+        client.stream(method, target, headers=headers, content=body) as response,
+    ):
+        assert response.status_code == (status or 200)
+
+
 @pytest.mark.parametrize("order", list(ORDERS))
 def test_a_graphql_socket_takes_the_first_authorization(server: Server, order: str) -> None:
     values, status = ORDERS[order]
