@@ -347,6 +347,28 @@ def test_payloads_gives_every_notification_of_a_read_in_order(db_dsn: str) -> No
     _with_connection(db_dsn, test)
 
 
+def test_payloads_near_the_size_limit_split_across_reads_come_whole_and_in_order(db_dsn: str) -> None:
+    """Payloads just short of PostgreSQL's 8000 bytes, of two- to four-byte
+    characters, 200 in one transaction (1.6 MB: a notification split across
+    socket reads) and 50 in transactions of their own: each given once,
+    whole, in order."""
+    batch = [f"{i:03d}" + "\u00e9\u4e2d\U0001f600"[i % 3] * (7996 // (2 + i % 3)) for i in range(200)]
+    singles = [f"single {i} \u00e9" for i in range(50)]
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("LISTEN payloads_test")
+        with psycopg.connect(db_dsn, autocommit=True) as writer:
+            with writer.transaction():
+                for payload in batch:
+                    writer.execute("SELECT pg_notify('payloads_test', %s)", (payload,))
+            for payload in singles:
+                writer.execute("SELECT pg_notify('payloads_test', %s)", (payload,))
+        reads = await _gathered(conn, 5.0, len(batch) + len(singles))
+        assert [payload for read in reads for payload in read] == batch + singles
+
+    _with_connection(db_dsn, test)
+
+
 def test_payloads_stop_at_the_timeout_and_the_connection_goes_on(db_dsn: str) -> None:
     """With nothing to read, the connection's wait raises _WaitTimeout at the
     timeout; the connection answers after it, and what comes later arrives."""
