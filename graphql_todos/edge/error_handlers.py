@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.requests import HTTPConnection
+from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -66,6 +66,11 @@ async def _on_starlette_error(conn: HTTPConnection, exc: Exception) -> Response 
     return await _answer(conn, code, exc.detail, exc.status_code, exc.headers)
 
 
+async def _on_client_gone(conn: HTTPConnection, exc: Exception) -> Response | None:
+    # The client left before its body was whole: nobody to answer, nothing failed.
+    return None
+
+
 async def _on_unexpected_error(conn: HTTPConnection, exc: Exception) -> Response | None:
     logger.error("%s failed", conn.url.path, exc_info=exc)
     return await _answer(conn, ErrorCode.INTERNAL_SERVER_ERROR, "unexpected error")
@@ -79,6 +84,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Handler] = {
     DomainError: _on_domain_error,
     RequestError: _on_request_error,
     HTTPException: _on_starlette_error,
+    ClientDisconnect: _on_client_gone,
 }
 
 
