@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import re
+import types
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -40,7 +41,7 @@ _HEAD_TOO_LARGE = (
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with eight changes.
+    """uvicorn's HTTP protocol, with nine changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -88,7 +89,10 @@ class HttpProtocol(HttpToolsProtocol):
       test_uvicorn_http.py pins it): uvicorn's `__init__` and
       `connection_made` set no more than ours do, to values ours match; it
       asks `_should_upgrade` only once a request's head is complete, whose
-      headers are a list of that request's own (`on_message_begin`)."""
+      headers are a list of that request's own (`on_message_begin`).
+    - Each request's cycle is a LeanCycle, made by uvicorn's own
+      `on_headers_complete` (`_uvicorns_headers_complete`). Assumes: it
+      makes the cycle by the name RequestResponseCycle in its module."""
 
     # While a head is awaited: when it must have arrived. The loop's HeadWatch
     # checks it: not a timer made and cancelled per connection.
@@ -180,13 +184,10 @@ class HttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         earlier = self.cycle
-        super().on_headers_complete()
+        _uvicorns_headers_complete(self)
         cycle = self.cycle
         # An upgrade makes no cycle (the one there is an earlier request's).
         if cycle is not None and cycle is not earlier:
-            # uvicorn's cycle, made as uvicorn makes it, but with LeanCycle's
-            # send (the same layout: a subclass with no state of its own).
-            cycle.__class__ = LeanCycle
             cycle.flow = LettingGo(cycle, self.flow, self.transport)  # type: ignore[assignment]
             if self.scope["method"] != "HEAD":
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
@@ -483,7 +484,10 @@ class LeanCycle(RequestResponseCycle):
     HeadLines made them. Anything else goes to uvicorn's `send`, which then
     finds the cycle as it would have left it. Half of a write's bytecodes in
     uvicorn were that `send`'s (tests/internals/test_uvicorn_http.py checks
-    that both write the same bytes and leave the same state)."""
+    that both write the same bytes and leave the same state). Made as
+    uvicorn's: a subclass with no state of its own (not a cycle's __class__
+    changed after: its attributes would then be a dict's, four times slower
+    to read everywhere)."""
 
     async def send(self, message: ASGISendEvent) -> None:
         if not (self.disconnected or self.access_log or self.flow.write_paused):
@@ -537,6 +541,14 @@ class LeanCycle(RequestResponseCycle):
             head.append(b"transfer-encoding: chunked\r\n")
         head.append(b"\r\n")
         return b"".join(head)
+
+
+# uvicorn's on_headers_complete, its own code, making a LeanCycle where it
+# makes a RequestResponseCycle (the names it reads in its module, but that one).
+_uvicorns_headers_complete = types.FunctionType(
+    HttpToolsProtocol.on_headers_complete.__code__,
+    {**vars(httptools_impl), "RequestResponseCycle": LeanCycle},
+)
 
 
 def _check_headers_once() -> None:

@@ -29,6 +29,7 @@ from graphql_todos.internals.uvicorn_http import (
     HeadWithBody,
     HttpProtocol,
     LeanCycle,
+    _uvicorns_headers_complete,
     http_protocol,
 )
 from tests.helpers import serving
@@ -358,7 +359,14 @@ def test_a_lean_cycle_sends_as_uvicorns_does(messages: list[dict[str, Any]], met
         assert _sent(LeanCycle, messages, method, keep_alive) == _sent(RequestResponseCycle, messages, method, keep_alive)
 
 
-def test_a_lean_cycle_adds_no_state_to_uvicorns() -> None:
-    # LeanCycle replaces the __class__ of a cycle uvicorn made.
+def test_our_protocol_makes_a_lean_cycle_by_uvicorns_own_code() -> None:
+    # uvicorn's on_headers_complete, run with its module's names but for
+    # the cycle's class; LeanCycle is uvicorn's cycle but for its send.
+    code = HttpToolsProtocol.on_headers_complete.__code__
+    assert _uvicorns_headers_complete.__code__ is code
+    found = _uvicorns_headers_complete.__globals__
+    for name in set(code.co_names) & set(vars(httptools_impl)):
+        assert found[name] is (LeanCycle if name == "RequestResponseCycle" else vars(httptools_impl)[name]), name
+    assert "RequestResponseCycle" in code.co_names
     assert "__init__" not in vars(LeanCycle) and "__slots__" not in vars(LeanCycle)
     assert set(vars(LeanCycle)) - set(vars(object)) <= {"send", "_head", "__doc__", "__module__"}
