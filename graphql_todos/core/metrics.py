@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphql_todos.core import paths
+from graphql_todos.internals import prometheus_client
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -304,7 +305,7 @@ def answered(scope: Scope, started: float) -> None:
     timer = _TIMERS.get(labels)
     if timer is None:
         timer = _TIMERS[labels] = REQUESTS.labels(*labels)
-    timer.observe(time.perf_counter() - started)
+    prometheus_client.observe(timer, time.perf_counter() - started)
     observe_pool(scope)
 
 

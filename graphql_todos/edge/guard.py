@@ -11,6 +11,7 @@ import ipaddress
 import types
 from collections import Counter
 from collections.abc import Awaitable, Generator, Sequence
+from operator import itemgetter
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -455,8 +456,7 @@ def _with_headers(send: Send, policy: str, vary_origin: bool = False) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            # A scan of the raw pairs: cheaper than a Headers per response.
-            media_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+            media_type = _media_type(headers)
             headers += _HEADERS
             if media_type.startswith(b"text/html"):
                 headers.append((b"content-security-policy", policy.encode()))
@@ -466,6 +466,18 @@ def _with_headers(send: Send, policy: str, vary_origin: bool = False) -> Send:
         await send(message)
 
     return sending
+
+
+def _media_type(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The first Content-Type's value (names in any case), b"" for none: the
+    names lowered and searched in C, not by a Python loop over the pairs."""
+    try:
+        return headers[list(map(bytes.lower, map(_name, headers))).index(b"content-type")][1]
+    except ValueError:
+        return b""
+
+
+_name = itemgetter(0)
 
 
 def _vary_origin(headers: list[tuple[bytes, bytes]]) -> None:

@@ -26,7 +26,7 @@ from websockets.typing import Subprotocol
 
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import Hosts, SocketGate, middleware, stacked, without_origin
+from graphql_todos.edge.guard import Hosts, SocketGate, _media_type, middleware, stacked, without_origin
 from graphql_todos.graphql.persisted import sha256
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
@@ -715,3 +715,13 @@ def test_the_guard_without_origin_answers_as_the_cors_layer_and_guard(answer: li
 
     stack = stacked(route, middleware(settings, access, sockets))
     assert sent(without_origin(route, settings, access, sockets)) == sent(stack)
+
+
+def test_an_answers_media_type_is_its_first_content_type_in_any_case() -> None:
+    # What decides the page's Content-Security-Policy (text/html).
+    html, json_type = b"text/html; charset=utf-8", b"application/json"
+    assert _media_type([]) == b""
+    assert _media_type([(b"content-length", b"2"), (b"x-content-type", html)]) == b""
+    assert _media_type([(b"content-length", b"2"), (b"content-type", html)]) == html
+    assert _media_type([(b"Content-Type", json_type), (b"content-type", html)]) == json_type
+    assert _media_type([(b"content-type", b""), (b"CONTENT-TYPE", html)]) == b""

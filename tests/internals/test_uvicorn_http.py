@@ -28,6 +28,8 @@ from graphql_todos.internals.uvicorn_http import (
     CleanHeaders,
     HeadWithBody,
     HttpProtocol,
+    LeanCycle,
+    _uvicorns_headers_complete,
     http_protocol,
 )
 from tests.helpers import serving
@@ -279,3 +281,92 @@ def test_each_connection_has_its_own_head_deadline(db_dsn: str) -> None:
             second.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             second.settimeout(10)
             assert second.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+_START = "http.response.start"
+_BODY = "http.response.body"
+# Responses as apps send them, the usual and every turn uvicorn's send takes.
+_RESPONSES: list[list[dict[str, Any]]] = [
+    [{"type": _START, "status": 200, "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]},
+     {"type": _BODY, "body": b"{}"}],
+    [{"type": _START, "status": 201, "headers": [(b"Content-Length", b"5"), (b"content-length", b"9")]},
+     {"type": _BODY, "body": b"ab", "more_body": True}, {"type": _BODY, "body": b"cde"}],
+    [{"type": _START, "status": 200, "headers": [(b"content-length", b" 3 ")]}, {"type": _BODY, "body": b"abc"}],
+    [{"type": _START, "status": 200, "headers": [(b"content-type", b"text/event-stream")]},
+     {"type": _BODY, "body": b"data: 1", "more_body": True}, {"type": _BODY, "body": b""}],
+    [{"type": _START, "status": 204}, {"type": _BODY}],
+    [{"type": _START, "status": 304, "headers": [(b"etag", b"x")]}, {"type": _BODY}],
+    [{"type": _START, "status": 200, "headers": [(b"connection", b"close"), (b"content-length", b"0")]}, {"type": _BODY}],
+    [{"type": _START, "status": 200, "headers": [(b"transfer-encoding", b"chunked")]}, {"type": _BODY, "body": b"x"}],
+    [{"type": _START, "status": 200, "headers": [[b"content-length", b"1"]]}, {"type": _BODY, "body": b"x"}],
+    [{"type": _START, "status": 200, "headers": [(b"content-length", b"x")]}],
+    [{"type": _START, "status": 200, "headers": [(b"content-length", b"2")]}, {"type": _BODY, "body": b"abc"}],
+    [{"type": _START, "status": 200, "headers": [(b"content-length", b"3")]}, {"type": _BODY, "body": b"ab"}],
+    [{"type": _START, "status": 200, "headers": [(b"x bad", b"1")]}],
+    [{"type": _START, "status": 200, "headers": [(b"x-bad", b"1\r\n")]}],
+    [{"type": _START, "status": 600}],
+    [{"type": _BODY, "body": b"x"}],
+    [{"type": _START, "status": 200, "headers": [(b"content-length", b"1")]}, {"type": _START, "status": 200}],
+    [{"type": _START, "status": 200, "headers": [(b"content-length", b"0")]}, {"type": _BODY}, {"type": _BODY}],
+]
+
+
+def _sent(cls: type[RequestResponseCycle], messages: list[dict[str, Any]], method: str, keep_alive: bool) -> list[Any]:
+    """What a cycle of `cls` writes, closes, calls back and raises at each
+    message, and its state after it."""
+    seen: list[Any] = []
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            seen.append(("write", data))
+
+        def close(self) -> None:
+            seen.append("close")
+
+    class Flow:
+        write_paused = False
+
+    logger = logging.getLogger(__name__)
+    cycle = cls(
+        scope={"method": method},  # type: ignore[typeddict-item]
+        transport=Transport(),  # type: ignore[arg-type]
+        flow=Flow(),  # type: ignore[arg-type]
+        logger=logger,
+        access_logger=logger,
+        access_log=False,
+        default_headers=[(b"date", b"Sun, 06 Dec 2026 00:00:00 GMT"), (b"server", b"uvicorn")],
+        message_event=asyncio.Event(),
+        expect_100_continue=True,
+        keep_alive=keep_alive,
+        on_response=lambda: seen.append("response"),
+    )
+    for message in messages:
+        try:
+            asyncio.run(cycle.send(message))  # type: ignore[arg-type]
+        except (RuntimeError, ValueError, KeyError) as exc:
+            seen.append(repr(exc))
+        state = {k: v for k, v in vars(cycle).items() if k not in ("transport", "flow", "on_response", "message_event")}
+        seen.append((state, cycle.message_event.is_set()))
+    return seen
+
+
+@pytest.mark.parametrize("messages", _RESPONSES)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False], ids=["keep-alive", "close"])
+def test_a_lean_cycle_sends_as_uvicorns_does(messages: list[dict[str, Any]], method: str, keep_alive: bool) -> None:
+    # Twice: the second time from the lines HeadLines kept.
+    for _ in range(2):
+        assert _sent(LeanCycle, messages, method, keep_alive) == _sent(RequestResponseCycle, messages, method, keep_alive)
+
+
+def test_our_protocol_makes_a_lean_cycle_by_uvicorns_own_code() -> None:
+    # uvicorn's on_headers_complete, run with its module's names but for
+    # the cycle's class; LeanCycle is uvicorn's cycle but for its send.
+    code = HttpToolsProtocol.on_headers_complete.__code__
+    assert _uvicorns_headers_complete.__code__ is code
+    found = _uvicorns_headers_complete.__globals__
+    for name in set(code.co_names) & set(vars(httptools_impl)):
+        assert found[name] is (LeanCycle if name == "RequestResponseCycle" else vars(httptools_impl)[name]), name
+    assert "RequestResponseCycle" in code.co_names
+    assert "__init__" not in vars(LeanCycle) and "__slots__" not in vars(LeanCycle)
+    assert set(vars(LeanCycle)) - set(vars(object)) <= {"send", "_head", "__doc__", "__module__"}
