@@ -1,8 +1,9 @@
 """The hub's work for a row's event, in-process: 1,000 row watchers, each a
 hub subscriber with a row sink (fanout's, with its render of
-`todo(id) { title completed }`, and a write that frames the message and
-takes it), fed the NOTIFY payloads of one
-UPDATE of their rows (`notified` -> `Hub._publish` -> sink), `rounds` times.
+`todo(id) { title completed }`, writing through a real uvicorn_websocket.Burst
+to a connection that is open and takes every frame), fed the NOTIFY
+payloads of one UPDATE of their rows (`notified` -> `Hub._publish` -> sink
+-> the burst, flushed at the end of the turn), `rounds` times.
 No database, no sockets: under callgrind, the instructions per event are
 the difference of two round counts over their events (docs/bench-ab-rows.md):
 
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 import uuid
-from typing import cast
+from types import SimpleNamespace
+from typing import Any, cast
 
 import orjson
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
@@ -28,12 +31,12 @@ from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
-from graphql_todos.graphql.fanout import _entry_render, _row_render, _RowFrames
+from graphql_todos.graphql.fanout import _RowFrames, _RowRenders
 from graphql_todos.graphql.fast.execution import execute_event
 from graphql_todos.graphql.fast.plans import compile_events
 from graphql_todos.graphql.intake import coerce
 from graphql_todos.graphql.schema import build_schema
-from graphql_todos.internals.uvicorn_websocket import _text_frame_header
+from graphql_todos.internals.uvicorn_websocket import _OPEN, Burst
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.notifications import notified
 
@@ -62,14 +65,18 @@ def payload(position: int, todo_id: uuid.UUID, committed: str = "2026-12-05T06:0
     return f'{{{printed_head}, "todo" : {{{printed_row}}}}}'
 
 
-def _framed(message: bytes) -> bool:
-    """The burst's framing of a message (uvicorn_websocket.Burst), no socket."""
-    return len(_text_frame_header(len(message)) + message) > 0
+def _open_connection() -> Any:
+    """What Burst reads of an open websockets connection whose transport
+    takes every write (and drops it): no socket."""
+    return SimpleNamespace(
+        disconnected=False, close_sent=False, conn=SimpleNamespace(_state=_OPEN),
+        writable=SimpleNamespace(_value=True), transport=SimpleNamespace(write=len),
+    )
 
 
-def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int) -> _RowFrames:
+def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, index: int, burst: Burst) -> _RowFrames:
     """RowStream's row sink for one watcher (fanout._RowFrames, with
-    fanout's render of an entry's row), its socket a no-op that takes the frame."""
+    fanout's render of an entry's row), writing through the burst."""
     operation = cast(OperationDefinitionNode, document.definitions[0])
     compiled = compile_events(schema, document, operation)
     assert compiled is not None
@@ -77,8 +84,10 @@ def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, ind
     assert variables is not None
     plan = compiled.plan(variables)
     assert plan is not None
-    render = _row_render(plan, lambda todo: orjson.dumps({"data": execute_event(plan, todo)[0]}))
-    return _RowFrames(plan, _entry_render(plan, render), b'{"id":"%d","type":"next","payload":' % index, b"}", _framed)
+    renders = _RowRenders.of(plan, lambda todo: orjson.dumps({"data": execute_event(plan, todo)[0]}))
+    return renders.frames(
+        b'{"id":"%d","type":"next","payload":' % index, b"}", functools.partial(burst._framing, _open_connection())
+    )
 
 
 async def run(rounds: int) -> None:
@@ -93,11 +102,12 @@ async def run(rounds: int) -> None:
         [payload(1 + i, todo_id, f"2026-12-05T06:{r:02d}:00.{i:06d}+00:00") for i, todo_id in enumerate(ids)]
         for r in range(max(rounds, BUILT))
     ]
+    burst = Burst()
     async with contextlib.AsyncExitStack() as stack:
         subs = []
         for i, todo_id in enumerate(ids):
             sub = await stack.enter_async_context(hub.subscribe(todo_id=todo_id, view=View(None)))
-            sub.sink = _sink(schema, document, todo_id, i)
+            sub.sink = _sink(schema, document, todo_id, i, burst)
             sub.waiting = True  # as its task waits with nothing in hand
             subs.append(sub)
         for batch in batches[:rounds]:
@@ -107,6 +117,7 @@ async def run(rounds: int) -> None:
                 _, entry = notified(text)
                 assert entry is not None
                 hub._publish(entry)
+            await asyncio.sleep(0)  # the turn ends: the burst is written
 
 
 if __name__ == "__main__":

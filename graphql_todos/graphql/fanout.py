@@ -256,8 +256,9 @@ class RowStream:
     failure: Callable[[DomainError], list[GraphQLError]]
     write: Write | None
     send: Send
-    # The hub's writes: direct writes held to the end of the turn (uvicorn_websocket.Burst).
-    burst: Write | None
+    # The hub's writes, given a frame's head and tail: direct writes held
+    # to the end of the turn (uvicorn_websocket.Burst).
+    burst: Callable[[bytes, bytes], Write] | None
 
     async def run(self, prefix: bytes, suffix: bytes) -> None:
         """Send the row now, then after each change, until it ends; cancel
@@ -268,7 +269,7 @@ class RowStream:
                 if start.todo is None:
                     return
                 if self.burst is not None and self.compiled is not None:
-                    sub.sink = _RowFrames(self.compiled.plan, self.compiled.entry, prefix, suffix, self.burst)
+                    sub.sink = self.compiled.frames(prefix, suffix, self.burst)
                 async for change in sub:
                     deleted = change.op is Op.DELETED
                     await self._send(prefix + await self.render(None if deleted else change.todo) + suffix)
@@ -291,11 +292,24 @@ class RowStream:
 @dataclass(frozen=True, slots=True)
 class _RowRenders:
     """A `todo(id)` subscription's renders by a compiled plan: of its row
-    (a Todo, or None), and of an entry, for the hub's row sink."""
+    (a Todo, or None: the payload), and of an entry, for the hub's row
+    sink (the JSON of its root field's value: _entry_render)."""
 
     plan: Plan
     row: Callable[[Any], bytes]
     entry: Callable[[Entry], bytes]
+    # The payload's JSON before its root field's value.
+    head: bytes
+
+    @classmethod
+    def of(cls, plan: Plan, render: Callable[[Any], bytes]) -> _RowRenders:
+        """The renders of the plan, given its payload's render (_Compiled's)."""
+        return cls(plan, _row_render(plan, render), _entry_render(plan), _head(plan))
+
+    def frames(self, prefix: bytes, suffix: bytes, burst: Callable[[bytes, bytes], Write]) -> _RowFrames:
+        """The row sink writing the frames the stream's task sends, prefix +
+        payload + suffix, each made in one step around the entry's value."""
+        return _RowFrames(self.plan, self.entry, burst(prefix + self.head, b"}}" + suffix))
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,9 +329,8 @@ _AS_WRITTEN: dict[str, type] = {"String": str, "Boolean": bool, "ID": uuid.UUID}
 
 
 # A row's leaves as _row_render renders them: each response key, the
-# attribute it reads (None: __typename) and its value's type (__typename's
-# value); and the body's JSON head.
-_Leaves = tuple[tuple[tuple[str, str | None, type | str], ...], bytes]
+# attribute it reads (None: __typename) and its value's type (__typename's value).
+_Leaves = tuple[tuple[str, str | None, type | str], ...]
 
 
 def _leaves(plan: Plan) -> _Leaves | None:
@@ -350,16 +363,19 @@ def _leaves(plan: Plan) -> _Leaves | None:
             return None
         leaves[key] = (attribute, kind)
     # A loop over tuples: attrgetter of them all, zip and map took twice its instructions.
-    fields = tuple((key, attribute, kind) for key, (attribute, kind) in leaves.items())
-    # The body's JSON inside `{"data":{"<key>":` ... `}}`: orjson's bytes for
-    # the two outer dicts, which cost more to build and write than joining these.
-    return fields, b'{"data":{' + orjson.dumps(root.key) + b":"
+    return tuple((key, attribute, kind) for key, (attribute, kind) in leaves.items())
 
 
-def _leaf_body(leaves: _Leaves, read: Callable[[Any, str], Any]) -> Callable[[Any], bytes | None]:
-    """The body of a row whose leaves `read` finds (getattr of a Todo, an
+def _head(plan: Plan) -> bytes:
+    """A `todo(id)` payload's JSON before its one root field's value (and
+    `}}` after it): orjson's bytes for the two outer dicts, which cost more
+    to build and write than joining these."""
+    return b'{"data":{' + orjson.dumps(plan.fields[0].key) + b":"
+
+
+def _leaf_body(fields: _Leaves, read: Callable[[Any, str], Any]) -> Callable[[Any], bytes | None]:
+    """The JSON of a row whose leaves `read` finds (getattr of a Todo, an
     item of its snapshot); None: a value not of its leaf's type."""
-    fields, head = leaves
 
     def body_of(row: Any) -> bytes | None:
         body: dict[str, Any] = {}
@@ -371,9 +387,20 @@ def _leaf_body(leaves: _Leaves, read: Callable[[Any, str], Any]) -> Callable[[An
             if type(value) is not kind:
                 return None
             body[key] = value
-        return head + orjson.dumps(body) + b"}}"
+        return orjson.dumps(body)
 
     return body_of
+
+
+def _or_else(body_of: Callable[[Any], bytes | None], render: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """body_of's bytes for a row (a Todo) it renders, render's for the rest (and None)."""
+
+    def render_row(row: Any) -> bytes:
+        if row is not None and (body := body_of(row)) is not None:
+            return body
+        return render(row)
+
+    return render_row
 
 
 def _row_render(plan: Plan, render: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
@@ -384,24 +411,44 @@ def _row_render(plan: Plan, render: Callable[[Any], bytes]) -> Callable[[Any], b
     leaves = _leaves(plan)
     if leaves is None:
         return render
-    body_of = _leaf_body(leaves, getattr)
-
-    def render_row(row: Any) -> bytes:
-        if row is not None and (body := body_of(row)) is not None:
-            return body
-        return render(row)
-
-    return render_row
+    body_of, head = _leaf_body(leaves, getattr), _head(plan)
+    return _or_else(lambda row: None if (body := body_of(row)) is None else head + body + b"}}", render)
 
 
-def _entry_render(plan: Plan, render_row: Callable[[Any], bytes]) -> Callable[[Entry], bytes]:
-    """A row sink's render of an entry (hub.RowSink), the same bytes as
-    render_row(entry.todo): for a plan of leaves (_leaves) that Todo takes
-    from its snapshot as they are (Todo.AS_STORED, and __typename), a
-    RowEntry's body is rendered from its `row`, with no Todo made;
-    render_row renders the rest (and a value not of its leaf's type)."""
+class _HasErrors(Exception):
+    """An event whose payload holds errors: no value alone makes it (the
+    hub's row sink raises it, and the stream's task sends the payload)."""
+
+
+def _value_render(plan: Plan) -> Callable[[Any], bytes]:
+    """The JSON of a `todo(id)` plan's root field's value for a row (a Todo,
+    or None), as its payload holds it (_head's bytes before, `}}` after);
+    raises _HasErrors for a payload with errors."""
+    key = plan.fields[0].key
+
+    def value(row: Any) -> bytes:
+        data, errors = execute_event(plan, row)
+        if errors or data is None:
+            raise _HasErrors
+        return orjson.dumps(data[key])
+
+    return value
+
+
+def _entry_render(plan: Plan) -> Callable[[Entry], bytes]:
+    """A row sink's render of an entry (hub.RowSink): the JSON of its root
+    field's value, as the payload of its row (entry.todo) holds it; raises
+    _HasErrors for a payload with errors. For a plan of leaves (_leaves),
+    the row's values in a dict for orjson: from a RowEntry's snapshot for
+    leaves that Todo takes from it as they are (Todo.AS_STORED, and
+    __typename), with no Todo made, else from the Todo; the plan renders
+    the rest (and a value not of its leaf's type)."""
     leaves = _leaves(plan)
-    if leaves is None or not {attribute for _, attribute, _ in leaves[0]} <= Todo.AS_STORED | {None}:
+    value = _value_render(plan)
+    if leaves is None:
+        return lambda entry: value(entry.todo)
+    render_row = _or_else(_leaf_body(leaves, getattr), value)
+    if not {attribute for _, attribute, _ in leaves} <= Todo.AS_STORED | {None}:
         return lambda entry: render_row(entry.todo)
     body_of = _leaf_body(leaves, dict.get)
 
@@ -416,17 +463,14 @@ def _entry_render(plan: Plan, render_row: Callable[[Any], bytes]) -> Callable[[E
 @dataclass(frozen=True, slots=True)
 class _RowFrames:
     """A RowStream's frames as the hub writes them (hub.RowSink): watchers
-    of a row with the same plan share each change's body, and only their
-    frames' ids differ."""
+    of a row with the same plan share each change's body (its root field's
+    value), and only their frames' heads differ (the id)."""
 
     shares: Plan
     render: Callable[[Entry], bytes]
-    prefix: bytes
-    suffix: bytes
-    socket: Write
-
-    def write(self, body: bytes) -> bool:
-        return self.socket(self.prefix + body + self.suffix)
+    # The frame made around the body and written (Burst's, with the
+    # frame's head and tail): no Python call of the sink's between.
+    write: Write
 
 
 class GraphQLFanout:
@@ -602,10 +646,7 @@ class GraphQLFanout:
         service: TodoService = websocket.state.service
         groups: Groups = websocket.state.broadcast_groups
         compiled = self._compiled(plan, coerced, None)
-        renders = None
-        if compiled is not None:
-            row = _row_render(compiled.plan, compiled.render)
-            renders = _RowRenders(compiled.plan, row, _entry_render(compiled.plan, row))
+        renders = None if compiled is None else _RowRenders.of(compiled.plan, compiled.render)
         # The plan is looked up once per subscriber: every render from it.
         render = (
             _awaiting(renders.row) if renders is not None

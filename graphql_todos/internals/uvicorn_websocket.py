@@ -635,17 +635,21 @@ class Burst:
     def __init__(self) -> None:
         self._frames: list[tuple[WebSocketsSansIOProtocol, bytes]] = []
 
-    def writer(self, websocket: WebSocket) -> Callable[[bytes], bool] | None:
-        """direct_write through the burst: the same answer now (True: it
-        will be written, or the connection is gone; False: its write buffer
-        is full), the frame written at the end of the turn if the
-        connection is still open. None: use the ASGI send."""
+    def writer(self, websocket: WebSocket) -> Callable[[bytes, bytes], Callable[[bytes], bool]] | None:
+        """Given a frame's head and tail, direct_write of head + body + tail
+        through the burst: the same answer now (True: it will be written, or
+        the connection is gone; False: its write buffer is full), the frame
+        written at the end of the turn if the connection is still open.
+        None: use the ASGI send."""
         protocol = _direct_protocol(websocket)
-        # A partial of the burst's method (four objects a row stream keeps, a
-        # closure kept six), which finds the burst's list as it is now: _flush swaps it.
-        return None if protocol is None else functools.partial(self._hold, protocol)
+        return None if protocol is None else functools.partial(self._framing, protocol)
 
-    def _hold(self, protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
+    def _framing(self, protocol: WebSocketsSansIOProtocol, head: bytes, tail: bytes) -> Callable[[bytes], bool]:
+        # A partial of the burst's method (five objects a row stream keeps, a
+        # closure kept six), which finds the burst's list as it is now: _flush swaps it.
+        return functools.partial(self._hold, protocol, head, tail, len(head) + len(tail))
+
+    def _hold(self, protocol: WebSocketsSansIOProtocol, head: bytes, tail: bytes, around: int, body: bytes) -> bool:
         # The checks inline, as _write_frame's: a call fewer per row event.
         if protocol.disconnected or protocol.close_sent or protocol.conn._state is not _OPEN:
             return True
@@ -654,9 +658,12 @@ class Burst:
         frames = self._frames
         if not frames:
             asyncio.get_running_loop().call_soon(self._flush)
-        # The short header from its table inline, a call fewer per row event.
-        length = len(message)
-        frames.append((protocol, (_SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)) + message))
+        # The frame made in one join (its short header from the table,
+        # inline), not three concatenations of the body: a row event's every
+        # instruction counts.
+        length = around + len(body)
+        header = _SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)
+        frames.append((protocol, b"".join((header, head, body, tail))))
         return True
 
     def _flush(self) -> None:

@@ -1,9 +1,10 @@
 """The fan-out: a `todo(id)` stream's render (fanout._row_render) writes the
 same bytes as graphql-core's execution of the event, by its shortcut for a
 selection of the row's plain leaves, and by the plan's render for the rest;
-so does a row sink's render of an entry (fanout._entry_render), from a
-RowEntry's snapshot with no Todo made where it can; a group key is equal as
-its document is."""
+so does a row sink's render of an entry (fanout._entry_render: the root
+field's value, within the payload's head and `}}`), from a RowEntry's
+snapshot with no Todo made where it can, and its frames are the task's
+frames (prefix, payload, suffix); a group key is equal as its document is."""
 
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import pytest
 from graphql import OperationDefinitionNode, parse
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from graphql_todos.core.models import Entry, RowEntry, Todo
-from graphql_todos.graphql.fanout import _DocumentKey, _entry_render, _row_render
+from graphql_todos.graphql.fanout import (
+    _DocumentKey,
+    _entry_render,
+    _HasErrors,
+    _head,
+    _row_render,
+    _RowRenders,
+)
 from graphql_todos.graphql.fast.plans import Plan, compile_events
 from graphql_todos.graphql.intake import coerce
 from tests.graphql.fast.test_events import ROWS, SCHEMA, _strawberry
@@ -56,8 +65,13 @@ def _all_renders(
         passed.append(event)
         return _strawberry(query, variables, event)
 
-    render = _row_render(plan, graphql_core)
-    return render, _entry_render(plan, render), passed
+    entry_render = _entry_render(plan)
+
+    def payload(entry: Entry) -> bytes:
+        # The sink's body within the payload's head and tail, as _RowFrames writes it.
+        return _head(plan) + entry_render(entry) + b"}}"
+
+    return _row_render(plan, graphql_core), payload, passed
 
 
 def _snapshot(row: Todo) -> dict[str, Any]:
@@ -107,25 +121,73 @@ def test_an_entry_is_rendered_as_graphql_core_executes_its_row(request: tuple[st
     assume(_plan(query, variables) is not None)
     _, render, _ = _all_renders(query, variables)
     expected = _strawberry(query, variables, row)
-    assert render(_row_entry(row)) == expected
-    assert render(Entry(7, "updated", row.id, row, row.list_id, row.list_id)) == expected
+    for entry in (_row_entry(row), Entry(7, "updated", row.id, row, row.list_id, row.list_id)):
+        if b'"errors":' in expected:
+            # A payload with errors is no value in a frame: the task sends it.
+            with pytest.raises(_HasErrors):
+                render(entry)
+        else:
+            assert render(entry) == expected
 
 
 def test_a_row_entry_of_stored_leaves_is_rendered_with_no_todo_made() -> None:
     """Leaves Todo holds as its snapshot does (and __typename): rendered
     from the RowEntry's snapshot, its Todo never made; any other leaf (an
-    id, parsed into a UUID) makes it, as does a value not of its type."""
+    id, parsed into a UUID) makes it, as does a value not of its type (here
+    a null title: an error, which the task sends)."""
     plain = 'subscription { t: todo(id: "x") { title done: completed __typename } }'
     render, passed = _all_renders(plain, {})[1:]
     entry = _row_entry(ROW)
     assert render(entry) == _strawberry(plain, {}, ROW)
     assert entry.made is None and passed == []
+    with_id = 'subscription { todo(id: "x") { id title } }'
+    entry = _row_entry(ROW)
+    assert _all_renders(with_id, {})[1](entry) == _strawberry(with_id, {}, ROW)
+    assert entry.made is ROW
     broken = Todo(ROW.id, cast(str, None), True, ROW.created_time, ROW.updated_time)
-    for query, row in [('subscription { todo(id: "x") { id title } }', ROW), (plain, broken)]:
-        render = _all_renders(query, {})[1]
-        entry = _row_entry(row)
-        assert render(entry) == _strawberry(query, {}, row)
-        assert entry.made is row, query
+    entry = _row_entry(broken)
+    with pytest.raises(_HasErrors):
+        render(entry)
+    assert entry.made is broken and b'"errors":' in _strawberry(plain, {}, broken)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'subscription { t: todo(id: "x") { title done: completed __typename } }',  # from the snapshot
+        'subscription { todo(id: "x") { id title } }',  # from the Todo
+        'subscription { todo(id: "x") { title createdTime } }',  # by the plan
+    ],
+)
+def test_a_row_sinks_frame_is_the_frame_the_task_sends(query: str) -> None:
+    """The hub's row sink (RowStream's, by _RowRenders.frames) writes the
+    bytes of the task's frame for the same row: prefix + payload + suffix,
+    the payload as graphql-core renders it; two watchers of the row share
+    its body, their frames differ by their prefixes."""
+    plan = _plan(query, {})
+    assert plan is not None
+    renders = _RowRenders.of(plan, lambda row: _strawberry(query, {}, row))
+    written: list[bytes] = []
+
+    def burst(head: bytes, tail: bytes) -> Callable[[bytes], bool]:
+        # As Burst's writer frames what it is given: head + body + tail (its
+        # header: tests/internals/test_uvicorn_websocket.py).
+        def write(body: bytes) -> bool:
+            written.append(head + body + tail)
+            return True
+
+        return write
+
+    entry = _row_entry(ROW)
+    for prefix in (b'{"id":"1","type":"next","payload":', b'{"type":"data","id":"2","payload":'):
+        sink = renders.frames(prefix, b"}", burst)
+        assert sink.shares is plan
+        assert sink.write(sink.render(entry))
+    payload = _strawberry(query, {}, ROW)
+    assert written == [
+        b'{"id":"1","type":"next","payload":' + payload + b"}", b'{"type":"data","id":"2","payload":' + payload + b"}",
+    ]
+    assert renders.row(ROW) == payload
 
 
 def test_a_selection_of_plain_leaves_is_rendered_without_graphql_core() -> None:

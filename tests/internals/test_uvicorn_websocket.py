@@ -256,17 +256,20 @@ def test_a_burst_writes_its_frames_in_order_at_the_end_of_the_turn_and_drops_a_c
         await websocket.accept()
         protocol = websocket._receive.__self__  # type: ignore[attr-defined]
         burst = Burst()
-        write = burst.writer(websocket)
-        assert write is not None
+        framing = burst.writer(websocket)
+        assert framing is not None
+        # Each frame made of its head, body and tail: a body of 150 bytes
+        # makes a frame whose header gives its length in two bytes more.
+        write = framing(b'{"n":', b"}")
         written = protocol.transport.get_write_buffer_size()
-        seen["taken"] = [write(b'{"n":1}'), write(b'{"n":2}')]
+        seen["taken"] = [write(b"1"), write(b'"' + b"2" * 150 + b'"')]
         seen["held"] = protocol.transport.get_write_buffer_size() == written and burst._frames != []
         woken = asyncio.get_running_loop().create_future()
         woken.add_done_callback(lambda _: asyncio.ensure_future(websocket.send_text('{"n":3}')))
         woken.set_result(None)
         await asyncio.sleep(0.05)
         await websocket.close(4000, "done")
-        seen["closed"] = write(b"{}")
+        seen["closed"] = write(b"4")
         await asyncio.sleep(0)
         seen["left"] = burst._frames
 
@@ -278,7 +281,7 @@ def test_a_burst_writes_its_frames_in_order_at_the_end_of_the_turn_and_drops_a_c
             return received
 
     messages = _served(app, client)
-    assert messages == ['{"n":1}', '{"n":2}', '{"n":3}']
+    assert messages == ['{"n":1}', '{"n":"' + "2" * 150 + '"}', '{"n":3}']
     assert seen == {"taken": [True, True], "held": True, "closed": True, "left": []}
 
 
@@ -294,8 +297,8 @@ def test_a_burst_flushes_without_failing_when_a_transport_closed_before_the_turn
         await websocket.accept()
         asyncio.get_running_loop().set_exception_handler(lambda _, context: failures.append(context))
         protocol = websocket._receive.__self__  # type: ignore[attr-defined]
-        write = Burst().writer(websocket)
-        assert write is not None and write(b'{"n":1}')
+        framing = Burst().writer(websocket)
+        assert framing is not None and framing(b"", b"")(b'{"n":1}')
         protocol.transport.close()
         await asyncio.sleep(0.05)
 
