@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from websockets.exceptions import ConnectionClosed
 
 from tests.gql import CHANGES, LegacyWs, TransportWs, create, data, subscribed
@@ -136,6 +138,25 @@ def test_todo_subscription_first_state_then_changes_then_null(server: Server, cl
         assert ws.next_data()["todo"] is None
         assert ws.recv() == {"id": op_id, "type": "complete"}
     wait_until(lambda: server.subscriber_count() == 0)
+
+
+def test_row_watchers_changes_are_written_by_the_hubs_row_sinks(server: Server, client: httpx.Client) -> None:
+    """In the running server a watched row's change is written by its
+    watcher's sink in the hub's turn (graphql/fanout.py's frames through the
+    burst), not by the subscription's task. A sink that fails hands the
+    change to the task, which sends the same frame: only the count tells."""
+    rows = [create(client, f"row {i}") for i in range(5)]
+    query = "subscription($id: ID!) { todo(id: $id) { title completed } }"
+    before = REGISTRY.get_sample_value("graphql_todos_row_sink_events_total") or 0.0
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(TransportWs(server.ws_url)) for _ in rows]
+        for ws, row in zip(sockets, rows, strict=True):
+            ws.subscribe(query, {"id": row["id"]})
+            assert ws.next_data()["todo"] == {"title": row["title"], "completed": False}
+        data(client, "mutation { toggleAll(completed: true) { id } }")
+        for ws, row in zip(sockets, rows, strict=True):
+            assert ws.next_data()["todo"] == {"title": row["title"], "completed": True}
+    assert (REGISTRY.get_sample_value("graphql_todos_row_sink_events_total") or 0.0) > before
 
 
 def test_todo_subscription_over_graphql_ws_is_state_changes_null_then_complete(

@@ -59,6 +59,10 @@ SUBSCRIBERS = Gauge(
     "graphql_todos_hub_subscribers", "Subscribers of the hubs (live lists count once).", multiprocess_mode="livesum"
 )
 DELIVERED = Counter("graphql_todos_events_delivered", "Changes handed to subscribers' transports.")
+ROW_SINK_EVENTS = Counter(
+    "graphql_todos_row_sink_events",
+    "Of those, row events a watcher's sink wrote in the hub's turn (the per-row path), not its subscription's task.",
+)
 FALLBACKS = Counter("graphql_todos_journal_fallbacks", "Subscribers that fell behind and read the journal instead.")
 RECONNECTS = Counter("graphql_todos_listener_reconnects", "Times the LISTEN connection was lost and made again.")
 LAG = Histogram(
