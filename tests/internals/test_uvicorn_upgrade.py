@@ -5,6 +5,7 @@ of uvicorn and websockets, and that it answers as their own path does."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import inspect
 import logging
@@ -145,6 +146,10 @@ def test_upgrade_accept_takes_only_what_websockets_would_accept_as_it_is() -> No
         assert upgrade_accept(method, version, target, headers) is None, (method, version, target, headers)
 
 
+_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("path")
+CALLBACKS_SEE: list[list[str | None]] = []
+
+
 @asynccontextmanager
 async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[int]:
     """uvicorn with our protocols: through our upgrade, or with deflate
@@ -154,6 +159,9 @@ async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[i
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "websocket"
         seen.append({k: v for k, v in scope.items() if k != "state"})
+        # What the socket's task's done callbacks see of the context it runs in.
+        _PATH.set(scope["path"])
+        CALLBACKS_SEE.append([context.get(_PATH) for _, context in asyncio.current_task()._callbacks])  # type: ignore[union-attr]
         await receive()
         await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][-1],
                     "headers": [(b"X-Extra", b"1")]})
@@ -188,8 +196,13 @@ def test_our_upgrade_gives_the_app_the_scope_and_the_client_the_101_of_uvicorns_
         assert scope.pop("server") == ("127.0.0.1", port) and scope.pop("client")[0] == "127.0.0.1"
         return scope, [line for line in lines if not line.lower().startswith(b"date: ")]
 
+    CALLBACKS_SEE.clear()
     ours, theirs = asyncio.run(scenario(False)), asyncio.run(scenario(True))
     assert ours == theirs
+    # Our socket task's one done callback (uvicorn's on_task_complete) runs
+    # in the task's own context, not a copy of its own; uvicorn's path copies.
+    assert CALLBACKS_SEE == [["/a b/graphql"], [None]]
+    assert inspect.getsource(WebSocketsSansIOProtocol.on_task_complete).strip().endswith("self.tasks.discard(task)")
     scope, lines = ours
     assert scope["subprotocols"] == ["graphql-ws", "graphql-transport-ws"]
     assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/a b/graphql", b"/a%20b/graphql", b"x=1&y=%2F")
@@ -387,12 +400,42 @@ def test_an_opened_server_starts_as_websockets_own_made_open() -> None:
     assert "id" not in ours and isinstance(opened.id, uuid.UUID) and opened.id == opened.id
     assert opened.id != OpenedServer(1000, logging.getLogger("uvicorn.error")).id
     assert set(ours) == set(theirs) - {"id"}
-    own = {"reader", "parser"}
+    own = {"reader", "parser", "extensions", "available_extensions"}
     assert {k: v for k, v in ours.items() if k not in own} == {k: v for k, v in theirs.items() if k not in own and k != "id"}
     assert type(ours["reader"]) is type(theirs["reader"])
+    # The extension lists, empty, as one shared tuple.
+    assert ours["extensions"] == () and ours["available_extensions"] == ()
+    assert theirs["extensions"] == [] and theirs["available_extensions"] == []
     opened.receive_data(b"\x81\x85\x00\x00\x00\x00hello")
     [frame] = opened.events_received()
     assert isinstance(frame, Frame) and frame.data == b"hello" and opened.state is OPEN
+
+
+def test_an_opened_server_lives_and_closes_as_websockets_own() -> None:
+    # OpenedServer's extensions a tuple and its parser Protocol's own: a
+    # connection's whole life (messages both ways, fragments, a ping, a close
+    # from the client, one too large) gives the same events and bytes as
+    # websockets' own made open, which assumes websockets only reads the
+    # extensions once open and ServerProtocol's parse adds nothing then.
+    def life(protocol: ServerProtocol, size_limit: bool) -> list[object]:
+        seen: list[object] = []
+        inputs = [b"\x81\x82\x00\x00\x00\x00hi", b"\x01\x81\x00\x00\x00\x00a", b"\x80\x81\x00\x00\x00\x00b",
+                  b"\x89\x80\x00\x00\x00\x00"]
+        inputs.append(b"\x82\xfe\x04\x00" + b"\x00" * 4 + b"x" * 1024 if size_limit else b"\x88\x82\x00\x00\x00\x00\x03\xe8")
+        for data in inputs:
+            protocol.receive_data(data)
+            seen += [(type(e).__name__, e.opcode, bytes(e.data)) for e in protocol.events_received()]
+            seen.append(b"".join(protocol.data_to_send()))
+            if protocol.state is OPEN:
+                protocol.send_text(b"back")
+                seen.append(b"".join(protocol.data_to_send()))
+        return [*seen, protocol.state, protocol.close_code]
+
+    logger = logging.getLogger("uvicorn.error")
+    for size_limit in (False, True):
+        theirs = ServerProtocol(extensions=[], max_size=1000, logger=logger, state=OPEN)
+        assert life(OpenedServer(1000, logger), size_limit) == life(theirs, size_limit)
+    assert "yield from super().parse()" in inspect.getsource(ServerProtocol.parse)
 
 
 def test_our_upgrade_makes_its_protocol_opened() -> None:
