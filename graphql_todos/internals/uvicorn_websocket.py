@@ -13,8 +13,8 @@ import logging
 import struct
 import uuid
 from collections.abc import Awaitable, Callable
-from types import MethodType
-from typing import Any, Literal, TypeVar
+from types import MappingProxyType, MethodType
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
@@ -229,7 +229,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         Assumes, of websockets' ServerProtocol: its sends of a refusal
         (`reject`, `send_response`) work in any state. Of uvicorn:
         `handle_connect` does no more than this (the scope,
-        `websocket.connect` queued, `run_asgi` as a task in `tasks`)."""
+        `websocket.connect` queued, `run_asgi` as a task in `tasks`).
+
+        The scope's `state` and `extensions` are shared by every socket, read
+        only (uvicorn gives each a copy of the app's state, 15 entries, and
+        two dicts of extensions: 0.6 KiB and three objects more per open
+        socket for the collector). Nothing writes a socket's: the app's state
+        is the lifespan's, and a write would raise, not leak to the others."""
         self.handshake_initiated = True
         self._accept = accept
         raw_path, _, query_string = target.partition(b"?")
@@ -252,8 +258,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             "query_string": query_string,
             "headers": headers,
             "subprotocols": subprotocols,
-            "state": self.app_state.copy(),
-            "extensions": {"websocket.http.response": {}},
+            # Mappings read only where uvicorn's type says dicts: read only by the app.
+            "state": cast(dict[str, Any], _read_only(self.app_state)),
+            "extensions": cast(dict[str, dict[object, object]], _EXTENSIONS),
         }
         self.queue.put_nowait({"type": "websocket.connect"})
         # The task's own context for its done callback too (uvicorn's only
@@ -495,6 +502,23 @@ _FRESH: dict[str, object] = {
     "ping_timer": None, "pong_timer": None, "pending_ping_payload": None, "ping_sent_at": 0.0, "last_ping_rtt": 0.0,
     "curr_msg_data_type": "bytes",
 }
+
+
+# The one extension uvicorn's scope declares (an HTTP answer to a refused
+# handshake), read only.
+_EXTENSIONS: MappingProxyType[str, MappingProxyType[object, object]] = MappingProxyType(
+    {"websocket.http.response": MappingProxyType({})}
+)
+# The last app state read_only was asked for, and its view (one server a process).
+_STATE_VIEW: tuple[dict[str, Any], MappingProxyType[str, Any]] | None = None
+
+
+def _read_only(app_state: dict[str, Any]) -> MappingProxyType[str, Any]:
+    """A read-only view of the app's state, shared by its sockets."""
+    global _STATE_VIEW
+    if _STATE_VIEW is None or _STATE_VIEW[0] is not app_state:
+        _STATE_VIEW = (app_state, MappingProxyType(app_state))
+    return _STATE_VIEW[1]
 
 
 @functools.lru_cache(maxsize=4)

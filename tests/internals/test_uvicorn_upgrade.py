@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
@@ -31,6 +32,7 @@ from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
 from graphql_todos.internals.uvicorn_websocket import (
     LeanEvent,
     LeanQueue,
+    _EXTENSIONS,
     OpenedServer,
     WebSocketProtocol,
     upgrade_accept,
@@ -148,6 +150,7 @@ def test_upgrade_accept_takes_only_what_websockets_would_accept_as_it_is() -> No
 
 _PATH: contextvars.ContextVar[str] = contextvars.ContextVar("path")
 CALLBACKS_SEE: list[list[str | None]] = []
+STATES: list[Any] = []
 
 
 @asynccontextmanager
@@ -159,6 +162,7 @@ async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[i
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "websocket"
         seen.append({k: v for k, v in scope.items() if k != "state"})
+        STATES.append(scope["state"])
         # What the socket's task's done callbacks see of the context it runs in.
         _PATH.set(scope["path"])
         CALLBACKS_SEE.append([context.get(_PATH) for _, context in asyncio.current_task()._callbacks])  # type: ignore[union-attr]
@@ -209,6 +213,32 @@ def test_our_upgrade_gives_the_app_the_scope_and_the_client_the_101_of_uvicorns_
     assert lines[0] == b"HTTP/1.1 101 Switching Protocols"
     assert b"Sec-WebSocket-Accept: " + ACCEPT in lines
     assert lines[-1] == b"Sec-WebSocket-Protocol: graphql-transport-ws"
+
+
+def test_our_sockets_share_the_app_state_read_only() -> None:
+    # uvicorn copies the app's state into each socket's scope; ours share one
+    # read-only view of it (the state and extensions are the scope's only
+    # mappings every socket would otherwise have of its own).
+    async def scenario() -> None:
+        async with _serving(False, []) as port:
+            for _ in range(2):
+                await asyncio.to_thread(_answer, port, _head(headers=[*SOUND, (b"sec-websocket-protocol", b"x")]))
+
+    STATES.clear()
+    asyncio.run(scenario())
+    first, second = STATES
+    assert first is second and first == {}
+    with pytest.raises(TypeError):
+        first["written"] = True
+    # Starlette reads a socket's extensions as a mapping, and writes none.
+    websocket = WebSocket({"type": "websocket", "extensions": _EXTENSIONS, "state": first}, _nothing, _nothing)
+    assert websocket.state._state is first
+    assert "websocket.http.response" in _EXTENSIONS
+    assert 'in self.scope.get("extensions", {})' in inspect.getsource(WebSocket.send_denial_response)
+
+
+async def _nothing(*_: object) -> Any:
+    raise AssertionError("not called")
 
 
 def _refused(port: int, head: bytes) -> bytes:
