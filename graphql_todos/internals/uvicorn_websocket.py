@@ -241,12 +241,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         raw_path, _, query_string = target.partition(b"?")
         # A tuple (of strings: the collector stops tracking it), where
         # uvicorn's list is one more object per open socket for it to walk.
-        subprotocols = tuple(
+        # (Made from a list: a generator into tuple() is twice as slow.)
+        subprotocols = tuple([
             token.strip()
             for name, value in headers
             if name == b"sec-websocket-protocol"
             for token in value.decode("ascii", "surrogateescape").split(",")
-        )
+        ])
         self.scope = {
             "type": "websocket",
             "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
