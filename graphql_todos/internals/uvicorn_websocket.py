@@ -83,14 +83,19 @@ class LeanQueue(asyncio.Queue[T]):
     """The part of asyncio.Queue uvicorn's protocol uses (unbounded
     `put_nowait`, `get`, `empty`, `qsize`), on two lists: a getter waits on
     a future of its own (an Event, and its `wait` coroutine, were two objects
-    more that every open socket kept as it waited for a message)."""
+    more that every open socket kept as it waited for a message). Its list
+    of items is made only while it holds one: an open socket's queue is
+    empty nearly always, and its list was one more object for the collector."""
 
     def __init__(self) -> None:  # not asyncio's: no deques
-        self._items: list[T] = []
+        self._items: list[T] | None = None
         self._getters: list[asyncio.Future[None]] = []
 
     def put_nowait(self, item: T) -> None:
-        self._items.append(item)
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
         for getter in self._getters:
             if not getter.done():
                 getter.set_result(None)
@@ -103,13 +108,17 @@ class LeanQueue(asyncio.Queue[T]):
                 await getter
             finally:
                 self._getters.remove(getter)
-        return self._items.pop(0)
+        items = self._items
+        item = items.pop(0)
+        if not items:
+            self._items = None
+        return item
 
     def empty(self) -> bool:
         return not self._items
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items else 0
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
