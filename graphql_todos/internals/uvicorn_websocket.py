@@ -14,7 +14,7 @@ import struct
 import uuid
 from collections.abc import Awaitable, Callable
 from types import MappingProxyType, MethodType
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
@@ -270,9 +270,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             "query_string": query_string,
             "headers": headers,
             "subprotocols": subprotocols,
-            # Mappings read only where uvicorn's type says dicts: read only by the app.
-            "state": cast(dict[str, Any], _read_only(self.app_state)),
-            "extensions": cast(dict[str, dict[object, object]], _EXTENSIONS),
+            # Read-only mappings where uvicorn's type says dicts (not cast():
+            # a call and a generic alias made per open).
+            "state": _read_only(self.app_state),  # type: ignore[typeddict-item]
+            "extensions": _EXTENSIONS,  # type: ignore[typeddict-item]
         }
         self.queue.put_nowait({"type": "websocket.connect"})
         # The task's own context for its done callback too (uvicorn's only
