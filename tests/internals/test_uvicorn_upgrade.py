@@ -30,9 +30,9 @@ from websockets.server import ServerProtocol
 
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
 from graphql_todos.internals.uvicorn_websocket import (
+    _EXTENSIONS,
     LeanEvent,
     LeanQueue,
-    _EXTENSIONS,
     OpenedServer,
     WebSocketProtocol,
     upgrade_accept,
@@ -457,7 +457,9 @@ def test_an_opened_server_lives_and_closes_as_websockets_own() -> None:
         inputs.append(b"\x82\xfe\x04\x00" + b"\x00" * 4 + b"x" * 1024 if size_limit else b"\x88\x82\x00\x00\x00\x00\x03\xe8")
         for data in inputs:
             protocol.receive_data(data)
-            seen += [(type(e).__name__, e.opcode, bytes(e.data)) for e in protocol.events_received()]
+            for event in protocol.events_received():
+                assert isinstance(event, Frame)
+                seen.append((event.opcode, bytes(event.data)))
             seen.append(b"".join(protocol.data_to_send()))
             if protocol.state is OPEN:
                 protocol.send_text(b"back")
