@@ -16,7 +16,9 @@ stacks, DIR/<case>-<label>-<round>.txt) and prints each one's shares by step
 
 `--objects` counts instead the objects an open socket keeps: the server's
 objects by type (after a full collection, `gc.get_objects()`), before and
-after N opens, the difference divided by N (A and B, one run each per round).
+after N opens, the difference divided by N (A and B, one run each per round);
+then the objects made in that time by type and owner (what refers to each),
+to say which code keeps them.
 
 `--instructions` counts instead, under valgrind's callgrind, the server's
 instructions per open (A and B only, as bench/instructions.py does for
@@ -117,14 +119,50 @@ def counted(args: argparse.Namespace, dsn: str, n: int) -> None:
         print(f"  {case}: A {a / 1e6:.3f} M, B {b / 1e6:.3f} M per open, B/A {b / a:.3f}")
 
 
-# Loaded by the server (`ours(site=...)`): on SIGUSR1, its objects by type,
-# after a full collection, as JSON in OPENING_OBJECTS.
+# Loaded by the server (`ours(site=...)`): on SIGUSR1, after a full
+# collection, its objects by type, and the objects made since the last
+# signal by type and owner (the first of them, in the collector's order,
+# that refers to it, with the attribute or key; ROOT: only older objects
+# do), as JSON in OPENING_OBJECTS.
 _COUNTER = """
-import collections, gc, json, os, signal
+import collections, gc, json, os, signal, types
+
+_seen = set()
+
+def _label(o):
+    if isinstance(o, types.MethodType):
+        return "method " + getattr(o.__func__, "__qualname__", "?")
+    if isinstance(o, (types.FunctionType, types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType)):
+        return type(o).__name__ + " " + o.__qualname__
+    return type(o).__qualname__
+
+def _where(owner, o):
+    pairs = owner.items() if isinstance(owner, dict) else getattr(owner, "__dict__", {}).items()
+    for key, value in pairs:
+        if value is o:
+            return f"[{key!r}]" if isinstance(owner, dict) else "." + key
+    for slot in getattr(type(owner), "__slots__", ()):
+        if getattr(owner, slot, None) is o:
+            return "." + slot
+    return ""
 
 def _count(*_):
+    global _seen
     gc.collect()
-    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    objects = gc.get_objects()
+    new = [o for o in objects if id(o) not in _seen]
+    ids = {id(o) for o in new}
+    owners = {}
+    for o in new:
+        for referent in gc.get_referents(o):
+            if id(referent) in ids:
+                owners.setdefault(id(referent), o)
+    kept = collections.Counter()
+    for o in new:
+        owner = owners.get(id(o))
+        kept[_label(o) + " <- " + ("ROOT" if owner is None else _label(owner) + _where(owner, o))] += 1
+    counts = {"types": collections.Counter(type(o).__qualname__ for o in objects), "owners": kept}
+    _seen = {id(o) for o in objects}
     path = os.environ["OPENING_OBJECTS"]
     with open(path + ".part", "w") as out:
         json.dump(counts, out)
@@ -134,35 +172,38 @@ signal.signal(signal.SIGUSR1, _count)
 """
 
 
-def _objects_now(server: Server, out: Path) -> Counter[str]:
+def _objects_now(server: Server, out: Path) -> tuple[Counter[str], Counter[str]]:
+    """The server's objects by type, and those made since the last call by type and owner."""
     out.unlink(missing_ok=True)
     os.kill(server.pid, signal.SIGUSR1)
     for _ in range(600):
         if out.exists():
-            return Counter(json.loads(out.read_text()))
+            counts = json.loads(out.read_text())
+            return Counter(counts["types"]), Counter(counts["owners"])
         time.sleep(0.1)
     raise TimeoutError(f"{server.name} wrote no counts")
 
 
-async def _kept(server: Server, dsn: str, case: str, n: int, out: Path) -> Counter[str]:
-    """The objects N open sockets keep, by type: counted before they open,
-    and once every one has had the first change."""
-    before = _objects_now(server, out)
+async def _kept(server: Server, dsn: str, case: str, n: int, out: Path) -> tuple[Counter[str], Counter[str]]:
+    """The objects N open sockets keep, by type (counted before they open,
+    and once every one has had the first change), and by type and owner."""
+    before, _ = _objects_now(server, out)
     query = CHANGES[OURS] if case == "shared" else ROW[OURS]
     variables = [] if case == "shared" else [json.dumps(row_variables(OURS, i)) for i in _ids(dsn, n)]
     clients = await Clients.start(server.ws_url, "graphql-transport-ws", n, 4, query, variables)
     try:
         await clients.ready(60 + n / 50)
         await asyncio.sleep(2)  # every subscribe answered (its journal read)
-        after = _objects_now(server, out)
+        after, owners = _objects_now(server, out)
     finally:
         await clients.close()
     after.subtract(before)
-    return after
+    return after, owners
 
 
 def objects(args: argparse.Namespace, dsn: str, n: int) -> None:
-    """`--objects`: the objects an open socket keeps, A and B, by case."""
+    """`--objects`: the objects an open socket keeps, A and B, by case: by
+    type, then (at least half a socket's worth each) by type and owner."""
     work = Path(tempfile.mkdtemp(prefix="opening-objects-"))
     (work / "sitecustomize.py").write_text(_COUNTER)
     for round_ in range(args.rounds):
@@ -171,9 +212,12 @@ def objects(args: argparse.Namespace, dsn: str, n: int) -> None:
                 out = work / f"{label}.json"
                 os.environ["OPENING_OBJECTS"] = str(out)
                 with ours(label, tree, dsn, site=work) as server:
-                    kept = asyncio.run(_kept(server, dsn, case, n, out))
+                    kept, owners = asyncio.run(_kept(server, dsn, case, n, out))
                 top = ", ".join(f"{name} {count / n:.1f}" for name, count in kept.most_common(60) if count)
                 print(f"{case} {label}: {sum(kept.values()) / n:.1f} objects per socket ({top})", flush=True)
+                for name, count in owners.most_common():
+                    if count >= n / 2:
+                        print(f"  {count / n:5.2f}  {name}")
 
 
 async def _open(server: Server, dsn: str, kind: str, case: str, n: int) -> FanoutResult:

@@ -241,6 +241,10 @@ class GatedTransportWs(PersistedSubscribe, Revocable):
                 except JSONDecodeError:
                     return await self.handle_invalid_message(NOT_JSON)
                 await self.handle_message(decoded)
+                # Not held while the next message is awaited: a subscribe's
+                # message and payload (two dicts or more) would stay beside
+                # every open socket for the collector to walk.
+                del decoded
         except WebSocketDisconnected:
             pass
         finally:

@@ -43,8 +43,12 @@ class Pinger:
         self.timeout = timeout
         self.tick = min(TICK_SECONDS, interval / 4, TICK_SECONDS if timeout is None else timeout / 4)
         self.members: set[Pinged] = set()
-        # (due time, connection): to ping; (deadline, connection, payload): to fail unless answered.
-        self._due: deque[tuple[float, Pinged]] = deque()
+        # To ping: connections, and when each is due, in two FIFOs side by side
+        # (a (time, connection) tuple each was one object more per open socket
+        # for the collector to walk). (deadline, connection, payload): to fail
+        # unless answered (one per ping in flight, a pong's time at most).
+        self._due: deque[Pinged] = deque()
+        self._due_at: deque[float] = deque()
         self._deadlines: deque[tuple[float, Pinged, bytes]] = deque()
         # Answered after their ping was due: pinged at the next tick.
         self._late: set[Pinged] = set()
@@ -56,7 +60,8 @@ class Pinger:
     def add(self, connection: Pinged) -> None:
         """Pings `connection` every interval from now on."""
         self.members.add(connection)
-        self._due.append((self.loop.time() + self.interval, connection))
+        self._due.append(connection)
+        self._due_at.append(self.loop.time() + self.interval)
         if self._timer is None:
             self._schedule(self.loop.time() + self.tick)
 
@@ -69,6 +74,7 @@ class Pinger:
             self._timer.cancel()
             self._timer = None
             self._due.clear()
+            self._due_at.clear()
             self._deadlines.clear()
 
     def answered(self, connection: Pinged) -> None:
@@ -90,11 +96,12 @@ class Pinger:
             if connection in self.members and connection.pending_ping_payload == payload:
                 self.discard(connection)
                 connection.keepalive_timeout()
-        due = self._due
+        due, due_at = self._due, self._due_at
         ready = list(self._late)
         self._late.clear()
-        while due and due[0][0] <= horizon:
-            _, connection = due.popleft()
+        while due_at and due_at[0] <= horizon:
+            due_at.popleft()
+            connection = due.popleft()
             if connection not in self.members:
                 continue
             if self.timeout is not None and connection.pending_ping_payload is not None:
@@ -118,7 +125,8 @@ class Pinger:
         if not connection.keepalive_ping(payload, now):
             self.discard(connection)
             return
-        self._due.append((tick + self.interval, connection))
+        self._due.append(connection)
+        self._due_at.append(tick + self.interval)
         if self.timeout is not None:
             self._deadlines.append((tick + self.timeout, connection, payload))
 

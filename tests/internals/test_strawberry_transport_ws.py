@@ -140,3 +140,19 @@ def test_an_open_socket_waits_in_no_iter_json(server: Server) -> None:
         ws.subscribe(CHANGES)
         wait_until(lambda: server.subscriber_count() == 1)
         assert ASGIWebSocketAdapter.iter_json.__qualname__ not in server.call(generators)
+
+
+def test_an_open_socket_keeps_no_message_it_handled(server: Server) -> None:
+    # The receive loop waits holding no message it read (the subscribe's
+    # dicts, beside every open socket): of its locals, no dict at all.
+    def held() -> list[list[str]]:
+        return [
+            [name for name, value in o.cr_frame.f_locals.items() if isinstance(value, dict) and gc.is_tracked(value)]
+            for o in gc.get_objects()
+            if type(o).__name__ == "coroutine" and o.cr_code is GatedTransportWs.handle.__code__ and o.cr_frame
+        ]
+
+    with TransportWs(server.ws_url) as ws:
+        ws.subscribe(CHANGES)
+        wait_until(lambda: server.subscriber_count() == 1)
+        assert server.call(held) == [[]]

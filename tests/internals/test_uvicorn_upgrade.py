@@ -5,6 +5,7 @@ of uvicorn and websockets, and that it answers as their own path does."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import inspect
 import logging
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
@@ -28,6 +30,7 @@ from websockets.server import ServerProtocol
 
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
 from graphql_todos.internals.uvicorn_websocket import (
+    _EXTENSIONS,
     LeanEvent,
     LeanQueue,
     OpenedServer,
@@ -145,6 +148,11 @@ def test_upgrade_accept_takes_only_what_websockets_would_accept_as_it_is() -> No
         assert upgrade_accept(method, version, target, headers) is None, (method, version, target, headers)
 
 
+_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("path")
+CALLBACKS_SEE: list[list[str | None]] = []
+STATES: list[Any] = []
+
+
 @asynccontextmanager
 async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[int]:
     """uvicorn with our protocols: through our upgrade, or with deflate
@@ -154,6 +162,10 @@ async def _serving(deflate: bool, seen: list[dict[str, Any]]) -> AsyncIterator[i
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "websocket"
         seen.append({k: v for k, v in scope.items() if k != "state"})
+        STATES.append(scope["state"])
+        # What the socket's task's done callbacks see of the context it runs in.
+        _PATH.set(scope["path"])
+        CALLBACKS_SEE.append([context.get(_PATH) for _, context in asyncio.current_task()._callbacks])  # type: ignore[union-attr]
         await receive()
         await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][-1],
                     "headers": [(b"X-Extra", b"1")]})
@@ -184,18 +196,52 @@ def test_our_upgrade_gives_the_app_the_scope_and_the_client_the_101_of_uvicorns_
             answer = await asyncio.to_thread(_answer, port, head)
         lines = answer.partition(b"\r\n\r\n")[0].split(b"\r\n")
         scope = seen[0]
+        # Ours a tuple (untracked by the collector), uvicorn's a list.
+        assert type(scope["subprotocols"]) is (list if deflate else tuple)
+        scope["subprotocols"] = list(scope["subprotocols"])
         # The addresses (the HTTP protocol's, handed over): this server's, and the client's host.
         assert scope.pop("server") == ("127.0.0.1", port) and scope.pop("client")[0] == "127.0.0.1"
         return scope, [line for line in lines if not line.lower().startswith(b"date: ")]
 
+    CALLBACKS_SEE.clear()
     ours, theirs = asyncio.run(scenario(False)), asyncio.run(scenario(True))
     assert ours == theirs
+    # Our socket task's one done callback (uvicorn's on_task_complete) runs
+    # in the task's own context, not a copy of its own; uvicorn's path copies.
+    assert CALLBACKS_SEE == [["/a b/graphql"], [None]]
+    assert inspect.getsource(WebSocketsSansIOProtocol.on_task_complete).strip().endswith("self.tasks.discard(task)")
     scope, lines = ours
     assert scope["subprotocols"] == ["graphql-ws", "graphql-transport-ws"]
     assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/a b/graphql", b"/a%20b/graphql", b"x=1&y=%2F")
     assert lines[0] == b"HTTP/1.1 101 Switching Protocols"
     assert b"Sec-WebSocket-Accept: " + ACCEPT in lines
     assert lines[-1] == b"Sec-WebSocket-Protocol: graphql-transport-ws"
+
+
+def test_our_sockets_share_the_app_state_read_only() -> None:
+    # uvicorn copies the app's state into each socket's scope; ours share one
+    # read-only view of it (the state and extensions are the scope's only
+    # mappings every socket would otherwise have of its own).
+    async def scenario() -> None:
+        async with _serving(False, []) as port:
+            for _ in range(2):
+                await asyncio.to_thread(_answer, port, _head(headers=[*SOUND, (b"sec-websocket-protocol", b"x")]))
+
+    STATES.clear()
+    asyncio.run(scenario())
+    first, second = STATES
+    assert first is second and first == {}
+    with pytest.raises(TypeError):
+        first["written"] = True
+    # Starlette reads a socket's extensions as a mapping, and writes none.
+    websocket = WebSocket({"type": "websocket", "extensions": _EXTENSIONS, "state": first}, _nothing, _nothing)
+    assert websocket.state._state is first
+    assert "websocket.http.response" in _EXTENSIONS
+    assert 'in self.scope.get("extensions", {})' in inspect.getsource(WebSocket.send_denial_response)
+
+
+async def _nothing(*_: object) -> Any:
+    raise AssertionError("not called")
 
 
 def _refused(port: int, head: bytes) -> bytes:
@@ -387,12 +433,44 @@ def test_an_opened_server_starts_as_websockets_own_made_open() -> None:
     assert "id" not in ours and isinstance(opened.id, uuid.UUID) and opened.id == opened.id
     assert opened.id != OpenedServer(1000, logging.getLogger("uvicorn.error")).id
     assert set(ours) == set(theirs) - {"id"}
-    own = {"reader", "parser"}
+    own = {"reader", "parser", "extensions", "available_extensions"}
     assert {k: v for k, v in ours.items() if k not in own} == {k: v for k, v in theirs.items() if k not in own and k != "id"}
     assert type(ours["reader"]) is type(theirs["reader"])
+    # The extension lists, empty, as one shared tuple.
+    assert ours["extensions"] == () and ours["available_extensions"] == ()
+    assert theirs["extensions"] == [] and theirs["available_extensions"] == []
     opened.receive_data(b"\x81\x85\x00\x00\x00\x00hello")
     [frame] = opened.events_received()
     assert isinstance(frame, Frame) and frame.data == b"hello" and opened.state is OPEN
+
+
+def test_an_opened_server_lives_and_closes_as_websockets_own() -> None:
+    # OpenedServer's extensions a tuple and its parser Protocol's own: a
+    # connection's whole life (messages both ways, fragments, a ping, a close
+    # from the client, one too large) gives the same events and bytes as
+    # websockets' own made open, which assumes websockets only reads the
+    # extensions once open and ServerProtocol's parse adds nothing then.
+    def life(protocol: ServerProtocol, size_limit: bool) -> list[object]:
+        seen: list[object] = []
+        inputs = [b"\x81\x82\x00\x00\x00\x00hi", b"\x01\x81\x00\x00\x00\x00a", b"\x80\x81\x00\x00\x00\x00b",
+                  b"\x89\x80\x00\x00\x00\x00"]
+        inputs.append(b"\x82\xfe\x04\x00" + b"\x00" * 4 + b"x" * 1024 if size_limit else b"\x88\x82\x00\x00\x00\x00\x03\xe8")
+        for data in inputs:
+            protocol.receive_data(data)
+            for event in protocol.events_received():
+                assert isinstance(event, Frame)
+                seen.append((event.opcode, bytes(event.data)))
+            seen.append(b"".join(protocol.data_to_send()))
+            if protocol.state is OPEN:
+                protocol.send_text(b"back")
+                seen.append(b"".join(protocol.data_to_send()))
+        return [*seen, protocol.state, protocol.close_code]
+
+    logger = logging.getLogger("uvicorn.error")
+    for size_limit in (False, True):
+        theirs = ServerProtocol(extensions=[], max_size=1000, logger=logger, state=OPEN)
+        assert life(OpenedServer(1000, logger), size_limit) == life(theirs, size_limit)
+    assert "yield from super().parse()" in inspect.getsource(ServerProtocol.parse)
 
 
 def test_our_upgrade_makes_its_protocol_opened() -> None:
