@@ -203,11 +203,17 @@ def graphiql_page(scope: Scope, headers: Headers) -> bool:
     return prefers_html(accept_header(headers))
 
 
+def first_values(raw: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Each header name's first value, as Headers.get finds it (uvicorn's
+    names come in lower case), made in C: reversed, the first of a name is
+    the one a dict keeps."""
+    return dict(reversed(raw))
+
+
 def _authorization(headers: Headers) -> str | None:
     """headers.get("authorization"), without the KeyError that Mapping.get
-    raises and catches when there is none (uvicorn's names come in lower
-    case): the pairs made a dict in C, reversed so that the first is kept."""
-    value = dict(reversed(headers.raw)).get(b"authorization")
+    raises and catches when there is none."""
+    value = first_values(headers.raw).get(b"authorization")
     return None if value is None else value.decode("latin-1")
 
 

@@ -49,7 +49,7 @@ from graphql_todos.core.people import Principal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import BODY_READ, Guard, SocketGate
+from graphql_todos.edge.guard import BODY_READ, Guard, SocketGate, first_values
 from graphql_todos.edge.negotiation import JSON_TYPES, accept_of
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.graphql.fast.path import answers_whole, is_json_body
@@ -193,9 +193,8 @@ def _post_head(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str, str | None
     and the Accept lines (negotiation.accept_header) of a request's headers,
     as starlette's Headers reads them (uvicorn's names come in lower case)."""
     pairs = list(raw)
-    # Reversed, the first of a name is the one a dict keeps. All in C but
-    # for a request with more than one Accept line.
-    first = dict(reversed(pairs))
+    # All in C but for a request with more than one Accept line.
+    first = first_values(pairs)
     if list(map(_NAME, pairs)).count(b"accept") > 1:
         accept = accept_of([value.decode("latin-1") for name, value in pairs if name == b"accept"])
     else:
