@@ -105,12 +105,13 @@ class ResponseFront:
         if scope["method"] == "POST":
             # GraphQL's plain JSON POST with a declared size (the REST list
             # takes none; a chunked body is the stack's to bound): the three
-            # headers that say so read in one pass.
+            # headers that say so read in one pass, once the path is GraphQL's.
+            if scope["path"] != paths.GRAPHQL:
+                return await self.app(scope, receive, send)
             content_type, length, accept = _post_head(scope["headers"])
             media = media_types(accept)
             if (
-                scope["path"] != paths.GRAPHQL
-                or not (is_json_body(content_type) and media.operation in JSON_TYPES and length.isdigit())
+                not (is_json_body(content_type) and media.operation in JSON_TYPES and length.isdigit())
                 or self.guard.too_big(length)
             ):
                 return await self.app(scope, receive, send)
