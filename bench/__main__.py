@@ -352,8 +352,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--cases", type=lambda s: s.split(","), default=list(CASES), help=f"which, of {','.join(CASES)} (all)"
     )
-    parser.add_argument("--seconds", type=float, default=8, help="wrk duration per run")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each HTTP and write test")
+    # More, shorter rounds: a ratio is the median of the rounds' ratios (bench/report.py).
+    parser.add_argument("--seconds", type=float, default=5, help="wrk duration per run")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating runs of each HTTP and write test")
     parser.add_argument("--connections", type=int, default=20, help="wrk -c")
     parser.add_argument("--grown-rows", type=int, default=50_000, help="the grown table's rows (growing)")
     parser.add_argument(

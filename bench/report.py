@@ -45,14 +45,29 @@ VARIANTS = (OURS_DECODED,)
 ORDER = (OURS, *VARIANTS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
 # A statistic of a fan-out result, and whether more of it is better.
 Stat = tuple[Callable[[dict[str, Any]], float], bool]
+# Each server's figures by round (req/s), for paired ratios.
+Runs = dict[str, list[float]]
 
 
-def versus_best(values: dict[str, float], more_is_better: bool) -> str:
-    """Ours / the best peer's value, naming that peer: "1.40 (PostGraphile 5)"."""
+def paired(a: list[float], b: list[float]) -> float:
+    """a / b as the median of the per-round ratios. Each round runs the servers
+    back to back, so the machine's drift between rounds (30% on this shared
+    one) cancels within a round's ratio, where one slow round of either side
+    can decide a ratio of the medians. The medians' ratio when rounds do not pair."""
+    if len(a) != len(b) or not all(b):
+        return statistics.median(a) / statistics.median(b)
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def versus_best(values: dict[str, float], more_is_better: bool, runs: Runs | None = None) -> str:
+    """Ours / the best peer's value, naming that peer: "1.40 (PostGraphile 5)";
+    with each server's `runs` (rounds), the paired ratio of ours' and that peer's."""
     peers = {p: v for p, v in values.items() if p in PEERS and not math.isnan(v)}
     if OURS not in values or not peers:
         return "-"
     best = (max if more_is_better else min)(peers, key=peers.__getitem__)
+    if runs is not None and OURS in runs and best in runs:
+        return f"{paired(runs[OURS], runs[best]):.2f} ({best})"
     shown = ratio(values[OURS], peers[best])
     return shown if shown == "-" else f"{shown} ({best})"
 
@@ -90,12 +105,16 @@ def commit() -> str:
     return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def _compared(label: str, cells: dict[str, tuple[str, float]], more_is_better: bool) -> str:
-    """A table row: each server's cell, then ours / the best peer and ours / floor of the cells' values."""
+def _compared(label: str, cells: dict[str, tuple[str, float]], more_is_better: bool, runs: Runs | None = None) -> str:
+    """A table row: each server's cell, then ours / the best peer and ours / floor
+    of the cells' values (paired by round, given the `runs`)."""
     value = {server: v for server, (_, v) in cells.items()}
     shown = " | ".join(cells[s][0] if s in cells else "-" for s in SERVERS)
-    floor = ratio(value.get(OURS, math.nan), value.get(FLOOR, math.nan))
-    return f"| {label} | {shown} | {versus_best(value, more_is_better)} | {floor} |"
+    if runs is not None and OURS in runs and FLOOR in runs:
+        floor = f"{paired(runs[OURS], runs[FLOOR]):.2f}"
+    else:
+        floor = ratio(value.get(OURS, math.nan), value.get(FLOOR, math.nan))
+    return f"| {label} | {shown} | {versus_best(value, more_is_better, runs)} | {floor} |"
 
 
 HEAD = "| ours | PostGraphile 5 | PostGraphile 4 | floor |"
@@ -104,15 +123,16 @@ HEAD = "| ours | PostGraphile 5 | PostGraphile 4 | floor |"
 def _http_table(http: list[dict[str, Any]]) -> list[str]:
     lines = [f"| test {HEAD} ours / best peer | ours / floor |", "|---|---|---|---|---|---|---|"]
     for test in dict.fromkeys(h["test"] for h in http):
-        cells = {}
+        cells, runs = {}, {}
         for h in http:
             if h["test"] == test:
                 rps = statistics.median(h["rps"])
-                runs = ", ".join(f"{r:.0f}" for r in h["rps"])
+                rounds = ", ".join(f"{r:.0f}" for r in h["rps"])
                 errors = f", {h['errors']} errors" if h["errors"] else ""
-                cells[h["server"]] = (f"{rps:.0f} req/s ({runs}){errors}", rps)
-        lines.append(_compared(test, cells, more_is_better=True))
-        lines += [_compared(f"{test}, {v}", as_ours(cells, v), more_is_better=True) for v in VARIANTS if v in cells]
+                cells[h["server"]] = (f"{rps:.0f} req/s ({rounds}){errors}", rps)
+                runs[h["server"]] = h["rps"]
+        lines.append(_compared(test, cells, True, runs))
+        lines += [_compared(f"{test}, {v}", as_ours(cells, v), True, as_ours(runs, v)) for v in VARIANTS if v in cells]
     return lines
 
 
@@ -285,14 +305,18 @@ def _summary(results: dict[str, Any]) -> list[str]:
     """Issue 21's measures in one table, from whichever cases ran."""
     rows: list[str] = []
 
-    def add(label: str, values: dict[str, float], shown: Callable[[float], str], more_is_better: bool) -> None:
+    def add(
+        label: str, values: dict[str, float], shown: Callable[[float], str], more_is_better: bool, runs: Runs | None = None
+    ) -> None:
         if not math.isnan(values.get(OURS, math.nan)):
             cells = " | ".join(shown(values[s]) if s in values else "-" for s in (OURS, POSTGRAPHILE5, POSTGRAPHILE))
-            rows.append(f"| {label} | {cells} | {versus_best(values, more_is_better)} |")
+            rows.append(f"| {label} | {cells} | {versus_best(values, more_is_better, runs)} |")
 
     rps: dict[str, dict[str, float]] = {}
+    rounds: dict[str, Runs] = {}
     for h in results.get("http", []) + results.get("growing", []):
         rps.setdefault(h["test"], {})[h["server"]] = statistics.median(h["rps"])
+        rounds.setdefault(h["test"], {})[h["server"]] = h["rps"]
 
     def per_second(v: float) -> str:
         return f"{v:,.0f} req/s"
@@ -304,16 +328,17 @@ def _summary(results: dict[str, Any]) -> list[str]:
         by_server = rps[test]
         if "cache" in test or "REST GET" in test:
             continue
-        values, peers = dict(by_server), ""
+        values, runs, peers = dict(by_server), dict(rounds[test]), ""
         if test.startswith(("createTodo (REST", "updateTodo (REST")):
             # Compared with the peers' GraphQL mutation: they have no REST.
             mutation = test.split(" ")[0]
             values |= {p: v for p, v in rps.get(mutation, {}).items() if p in PEERS}
+            runs |= {p: v for p, v in rounds.get(mutation, {}).items() if p in PEERS}
             peers = f" (peers: GraphQL {mutation})"
-        add(test + peers, values, per_second, more_is_better=True)
+        add(test + peers, values, per_second, True, runs)
         for v in VARIANTS:
             if v in values:
-                add(f"{test}, {v}{peers}", as_ours(values, v), per_second, more_is_better=True)
+                add(f"{test}, {v}{peers}", as_ours(values, v), per_second, True, as_ours(runs, v))
     for key, label in (("fanout", "one shared document"), ("rows", "each on its own row, one UPDATE of every row")):
         if not (sizes := {r["subscribers"] for r in results.get(key, [])}):
             continue
@@ -560,6 +585,9 @@ def render(results: dict[str, Any], out: Path | None) -> str:
         "",
         ("- Every ratio is ours / the best peer for that measure, named beside it. For req/s above 1 is ours "
          "ahead, for times and CPU below 1."),
+        ("- A req/s ratio is the median of the rounds' ratios: each round runs every server in turn, seconds "
+         "apart, so a round's ratio is measured under one load, where the machine's drift between rounds could "
+         "make a ratio of two medians of whichever round of either side fell slow."),
         ("- PostGraphile 4's simple subscription delivers the row's node id only (the `__node__` of "
         "`bench/peer.sql`'s payload); asking it for `relatedNode { ... }` would read the row once per subscriber. "
         "Ours and PostGraphile 5 deliver the whole changed row, which the NOTIFY carries, to every subscriber."),

@@ -74,3 +74,25 @@ def test_ours_rows_are_the_same_with_and_without_the_decoded_server() -> None:
 def test_a_server_that_cannot_decode_is_said_in_the_report() -> None:
     results = _results(decoded=False) | {"no_decoded": "JOURNAL=decoded needs wal_level = logical"}
     assert f"- {OURS_DECODED}: not measured, this server cannot run it: JOURNAL=decoded needs wal_level = logical" in report.render(results, None)
+
+
+def test_a_req_s_ratio_is_the_median_of_the_rounds_ratios() -> None:
+    # Round 1 slowed ours, round 3 the peer: the medians' ratio (2,900 /
+    # 2,200 = 1.32) sets ours' round 3 against the peer's round 1; the
+    # rounds' own ratios are 0.84, 1.33, 1.61.
+    ours, peer5 = [1853.0, 3000.0, 2900.0], [2200.0, 2250.0, 1800.0]
+    http = [
+        {"test": "updateTodo", "server": OURS, "rps": ours, "errors": 0, "command": "wrk"},
+        {"test": "updateTodo", "server": POSTGRAPHILE5, "rps": peer5, "errors": 0, "command": "wrk"},
+        {"test": "updateTodo (REST PATCH /api/todos/{id}/)", "server": OURS, "rps": ours, "errors": 0, "command": "wrk"},
+    ]
+    text = report.render(_results(decoded=False) | {"http": http}, None)
+    assert "| updateTodo | 2900 req/s (1853, 3000, 2900) | 2200 req/s (2200, 2250, 1800) | - | - | 1.33 (PostGraphile 5) | - |" in text
+    assert "| updateTodo | 2,900 req/s | 2,200 req/s | - | 1.33 (PostGraphile 5) |" in text
+    # REST against the peers' mutation, paired by round as well.
+    assert "| updateTodo (REST PATCH /api/todos/{id}/) (peers: GraphQL updateTodo) | 2,900 req/s | 2,200 req/s | - | 1.33 (PostGraphile 5) |" in text
+
+
+def test_rounds_that_do_not_pair_fall_back_to_the_medians_ratio() -> None:
+    assert report.paired([3.0, 1.0, 2.0], [1.0, 1.0]) == 2.0
+    assert report.paired([3.0, 1.0], [1.0, 0.0]) == 2.0 / 0.5
