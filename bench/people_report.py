@@ -9,7 +9,7 @@ from typing import Any
 
 from .fanout import median, percentile
 from .servers import OURS, OURS_ACCOUNTS, OURS_ACCOUNTS_CACHED, OURS_CACHED
-from .units import ms, ratio, us
+from .units import ms, paired, ratio, us
 
 TARGET = 1.2
 
@@ -69,12 +69,11 @@ def _fanout_table(people: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _rps(entry: dict[str, Any] | None) -> tuple[str, float]:
+def _rps(entry: dict[str, Any] | None) -> str:
     if entry is None:
-        return "-", float("nan")
-    rps = statistics.median(entry["rps"])
+        return "-"
     errors = f", **{entry['errors']} errors**" if entry["errors"] else ""
-    return f"{rps:.0f} req/s ({', '.join(f'{r:.0f}' for r in entry['rps'])}){errors}", rps
+    return f"{statistics.median(entry['rps']):.0f} req/s ({', '.join(f'{r:.0f}' for r in entry['rps'])}){errors}"
 
 
 def _reads_table(reads: list[dict[str, Any]], http: list[dict[str, Any]]) -> list[str]:
@@ -89,10 +88,9 @@ def _reads_table(reads: list[dict[str, Any]], http: list[dict[str, Any]]) -> lis
         ("without the response cache", (OURS, OURS_ACCOUNTS), "50-row list (GraphQL)"),
         ("with the response cache", (OURS_CACHED, OURS_ACCOUNTS_CACHED), "50-row list (GraphQL), ours with its response cache"),
     ):
-        (open_shown, open_rps), (person_shown, person_rps) = _rps(by.get((test, open_server))), _rps(by.get((test, person_server)))
-        lines.append(
-            f"| {test} | {open_shown} | {person_shown} | {_times(open_rps, person_rps)} | {_rps(today.get(http_test))[0]} |"
-        )
+        opened, person = by.get((test, open_server)), by.get((test, person_server))
+        compared = _times(paired(opened["rps"], person["rps"]), 1.0) if opened and person else "-"
+        lines.append(f"| {test} | {_rps(opened)} | {_rps(person)} | {compared} | {_rps(today.get(http_test))} |")
     return lines
 
 

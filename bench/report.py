@@ -33,7 +33,7 @@ from .servers import (
     POSTGRAPHILE,
     POSTGRAPHILE5,
 )
-from .units import ms, ratio, us
+from .units import ms, paired, ratio, us
 from .writes import DECODED_INSERTS, INSERT_TABLES
 
 SERVERS = (OURS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
@@ -47,16 +47,6 @@ ORDER = (OURS, *VARIANTS, POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
 Stat = tuple[Callable[[dict[str, Any]], float], bool]
 # Each server's figures by round (req/s), for paired ratios.
 Runs = dict[str, list[float]]
-
-
-def paired(a: list[float], b: list[float]) -> float:
-    """a / b as the median of the per-round ratios. Each round runs the servers
-    back to back, so the machine's drift between rounds (30% on this shared
-    one) cancels within a round's ratio, where one slow round of either side
-    can decide a ratio of the medians. The medians' ratio when rounds do not pair."""
-    if len(a) != len(b) or not all(b):
-        return statistics.median(a) / statistics.median(b)
-    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def versus_best(values: dict[str, float], more_is_better: bool, runs: Runs | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 
 def ms(seconds: float) -> str:
@@ -18,3 +19,13 @@ def us(seconds: float) -> str:
 
 def ratio(a: float, b: float) -> str:
     return "-" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}"
+
+
+def paired(a: list[float], b: list[float]) -> float:
+    """a / b as the median of the per-round ratios. Each round runs the servers
+    back to back, so the machine's drift between rounds (30% on this shared
+    one) cancels within a round's ratio, where one slow round of either side
+    can decide a ratio of the medians. The medians' ratio when rounds do not pair."""
+    if len(a) != len(b) or not all(b):
+        return statistics.median(a) / statistics.median(b)
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))

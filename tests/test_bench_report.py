@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bench import report
+from bench import people_report, report, units
 from bench.fanout import FanoutResult
-from bench.servers import OURS, OURS_DECODED, POSTGRAPHILE, POSTGRAPHILE5
+from bench.servers import OURS, OURS_ACCOUNTS, OURS_DECODED, POSTGRAPHILE, POSTGRAPHILE5
 from bench.writes import DECODED_INSERTS
 
 ARGS = {"smoke": True, "connections": 20, "seconds": 2, "rounds": 1, "row_events": 3, "write_seconds": 1, "write_rounds": 1}
@@ -94,5 +94,13 @@ def test_a_req_s_ratio_is_the_median_of_the_rounds_ratios() -> None:
 
 
 def test_rounds_that_do_not_pair_fall_back_to_the_medians_ratio() -> None:
-    assert report.paired([3.0, 1.0, 2.0], [1.0, 1.0]) == 2.0
-    assert report.paired([3.0, 1.0], [1.0, 0.0]) == 2.0 / 0.5
+    assert units.paired([3.0, 1.0, 2.0], [1.0, 1.0]) == 2.0
+    assert units.paired([3.0, 1.0], [1.0, 0.0]) == 2.0 / 0.5
+
+
+def test_the_people_reads_ratio_pairs_the_rounds_too() -> None:
+    # Medians 200 / 100 = 2.00 (over the target); the rounds' ratios 1, 3, 0.8.
+    entry = {"test": "without the response cache", "errors": 0}
+    reads = [entry | {"server": OURS, "rps": [100.0, 300.0, 200.0]}, entry | {"server": OURS_ACCOUNTS, "rps": [100.0, 100.0, 250.0]}]
+    row = people_report._reads_table(reads, [])[2]
+    assert row == "| without the response cache | 200 req/s (100, 300, 200) | 100 req/s (100, 100, 250) | 1.00 | - |"
