@@ -189,14 +189,19 @@ class GatedPool(AsyncConnectionPool):
         armed again for the earliest deadline left."""
         self._expiry, self._expiry_at = None, math.inf
         now = loop.time()
-        waiting = deque(waiter for waiter in self._queue if not waiter.future.done())
-        for waiter in waiting:
+        # The queue kept in order, less the callers gone (cancelled) and those turned away now.
+        kept: deque[_Waiter] = deque()
+        for waiter in self._queue:
+            if waiter.future.done():
+                continue
             if waiter.deadline <= now:
                 waiter.future.set_exception(
                     PoolTimeout(f"couldn't get a connection after {waiter.timeout:.2f} sec")
                 )
-        self._queue = deque(waiter for waiter in waiting if not waiter.future.done())
-        if self._queue:
+            else:
+                kept.append(waiter)
+        self._queue = kept
+        if kept:
             self._arm_expiry(loop, min(waiter.deadline for waiter in self._queue))
 
     def get_stats(self) -> dict[str, int]:
