@@ -201,6 +201,9 @@ def test_a_writer_made_a_deadlocks_victim_by_a_removal_is_answered_as_refused(db
     FOR UPDATE (its removals, sql/011) and waits on bob: a deadlock, bob's
     statement its victim (40P01; nothing of it committed). Bob is answered
     as the removal left him, refused, never DATABASE_UNAVAILABLE nor a 500."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        # Bob's statement looks for a deadlock 3 s into its wait: the removal's commit waits by then.
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '3s'")  # type: ignore[arg-type]
     with serving(db_dsn, auth="accounts", journal="decoded") as server, psycopg.connect(db_dsn) as removal:
         ann, bob = Caller(server, "ann"), Caller(server, "bob")
         shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
