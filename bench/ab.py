@@ -26,9 +26,9 @@ from pathlib import Path
 
 import psycopg
 
-from .__main__ import _graphql, _ids, _numbered
+from .__main__ import WRITES, _ids, _numbered, _write
 from .databases import _server, pair
-from .documents import CREATE, UPDATE
+from .documents import CREATE
 from .http_load import Load, wrk
 from .procstat import cpu_seconds
 from .servers import BENCH, OURS, PEER5, POSTGRAPHILE5, Server, answers, started
@@ -37,6 +37,8 @@ PG5 = "pg5"
 # Each case: ours' load, and PostGraphile 5's (REST and the numbered
 # createTodo of issue 20 are set beside its GraphQL mutations, as in make bench).
 CASES = ("createTodo", "updateTodo", "rest-post", "rest-patch", "createTodo-numbered")
+# Each case but the numbered one: its test in make bench's WRITES, in that order.
+_TESTS = dict(zip(CASES[: len(WRITES)], WRITES, strict=True))
 
 
 # Each server's own port (several run at once), its output beside the TMPDIR.
@@ -86,18 +88,12 @@ def peer5(peer_url: str) -> AbstractContextManager[Server]:
 
 
 def loads(case: str, ours_ids: tuple[str, ...], peer_ids: tuple[str, ...]) -> tuple[Load, Load]:
-    """The case's load for ours, and for PostGraphile 5."""
-    pg5_create = Load("/graphql", _graphql(CREATE[POSTGRAPHILE5], {"t": "wrk create"}))
-    pg5_update = Load("/graphql", _graphql(UPDATE[POSTGRAPHILE5], {"id": "{id}", "t": "wrk update {n}"}), ids=peer_ids)
-    if case == "createTodo":
-        return Load("/graphql", _graphql(CREATE[OURS], {"t": "wrk create"})), pg5_create
+    """The case's load for ours, and for PostGraphile 5: make bench's (its
+    WRITES'), REST's peer its GraphQL mutation."""
     if case == "createTodo-numbered":
-        return Load("/graphql", _numbered(CREATE[OURS]), numbered=True), pg5_create
-    if case == "updateTodo":
-        return Load("/graphql", _graphql(UPDATE[OURS], {"id": "{id}", "t": "wrk update {n}"}), ids=ours_ids), pg5_update
-    if case == "rest-post":
-        return Load("/api/todos/", json.dumps({"title": "wrk create"})), pg5_create
-    return Load("/api/todos/{id}/", json.dumps({"title": "wrk update {n}"}), method="PATCH", ids=ours_ids), pg5_update
+        return Load("/graphql", _numbered(CREATE[OURS]), numbered=True), _write("createTodo", POSTGRAPHILE5, peer_ids)
+    test = _TESTS[case]
+    return _write(test, OURS, ours_ids), _write(test.split(" (REST")[0], POSTGRAPHILE5, peer_ids)
 
 
 def postmaster(admin: str) -> int:

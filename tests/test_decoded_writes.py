@@ -20,6 +20,8 @@ from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.pgoutput import JOURNAL
 from tests.decoded import Journaled, journaled
 from tests.helpers import serving, wait_until
+from tests.test_lists import CREATE as CREATE_IN
+from tests.test_lists import CREATE_LIST, SHARE, Caller
 from tests.test_mutations_once import CREATE, count, http, numbered
 
 DECODED = pytest.mark.parametrize("journaled_db", ["decoded"], indirect=True)
@@ -180,3 +182,49 @@ def test_an_entry_keeps_its_xid_when_decoded_before_its_backend_left_the_procarr
         entry = {"source": "test/early", "xid": int(xid) & 0xFFFFFFFF, "op": "created", "row": row, "at": 0}
         sequencer.execute(JOURNAL, (json.dumps([entry]),))  # type: ignore[arg-type]
         assert sequencer.execute("SELECT xid::text FROM todo_changes WHERE source = 'test/early'").fetchone() == (xid,)
+
+
+RENAME = "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"renamed\"}) { id title } }"
+
+
+def _rename(caller: Caller, transport: str, row: str) -> httpx.Response:
+    if transport == "graphql":
+        return caller.http.post("/graphql", json={"query": RENAME, "variables": {"id": row}})
+    return caller.http.patch(f"/api/todos/{row}/", json={"title": "renamed"})
+
+
+@pytest.mark.parametrize("transport", ["graphql", "rest"])
+def test_a_writer_made_a_deadlocks_victim_by_a_removal_is_answered_as_refused(db_dsn: str, transport: str) -> None:
+    """ann removes bob from her list while bob renames a row of it: bob's
+    statement holds the list's row FOR KEY SHARE and waits on his member row,
+    which the removal deleted; the removal, at commit, takes the list's row
+    FOR UPDATE (its removals, sql/011) and waits on bob: a deadlock, bob's
+    statement its victim (40P01; nothing of it committed). Bob is answered
+    as the removal left him, refused, never DATABASE_UNAVAILABLE nor a 500."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        # Bob's statement looks for a deadlock 3 s into its wait: the removal's commit waits by then.
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '3s'")  # type: ignore[arg-type]
+    with serving(db_dsn, auth="accounts", journal="decoded") as server, psycopg.connect(db_dsn) as removal:
+        ann, bob = Caller(server, "ann"), Caller(server, "bob")
+        shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
+        row = ann.data(CREATE_IN, t="milk", l=shared)["createTodo"]["id"]
+        ann.data(SHARE, id=shared, u="bob", r="EDITOR")
+        # The removal's session finds no deadlock itself: bob's statement, waiting first, is the victim.
+        removal.execute("SET deadlock_timeout = '60s'")
+        removal.execute("DELETE FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id))
+        replies: list[httpx.Response] = []
+        writer = threading.Thread(target=lambda: replies.append(_rename(bob, transport, row)))
+        writer.start()
+        wait_until(lambda: _blocked(removal, "list_members") > 0, timeout=10)
+        removal.commit()
+        writer.join(20)
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            title = conn.execute("SELECT title FROM todos WHERE id = %s", (row,)).fetchone()
+            deadlocks = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    [reply] = replies
+    assert deadlocks is not None and deadlocks[0] >= 1
+    assert title == ("milk",)
+    if transport == "graphql":
+        assert reply.status_code == 200 and reply.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND", reply.text
+    else:
+        assert reply.status_code == 404, reply.text

@@ -5,6 +5,7 @@ timeout, for the service and the journal alike, never a hang."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 from typing import Any
@@ -17,6 +18,11 @@ from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.internals.psycopg import Prepared, runs_short
 from graphql_todos.internals.psycopg_pool import count_request, reusable, shelve, take_idle
+
+logger = logging.getLogger(__name__)
+
+# How long a statement rolled back as a deadlock's victim waits before it runs again.
+RETRY_PAUSE_SECONDS = 0.05
 
 
 class StatementConnection(psycopg.AsyncConnection[Any]):
@@ -42,7 +48,28 @@ async def statement_rows(
 ) -> list[Any]:
     """The rows of a statement run on every request, each made by `make_row`
     from a tuple: on the pool's connections, the short way (StatementConnection),
-    else through a cursor of its own."""
+    else through a cursor of its own. A statement run as a transaction of its
+    own that PostgreSQL rolled back as a deadlock's victim is run once more."""
+    try:
+        return await _rows(conn, statement, params, make_row)
+    except psycopg.errors.DeadlockDetected as exc:
+        # Nothing of it committed (autocommit, no transaction open): run
+        # again, it is the retry its client would send, answered as the
+        # database now stands (a JOURNAL=decoded writer and a removal's
+        # commit can deadlock: docs/reliability.md). A second time, the
+        # caller's DatabaseUnavailable.
+        if not conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise
+        logger.warning("statement run again, its first run rolled back: %s", exc.diag.message_primary)
+        # After the other transaction, which the rollback let on: run at
+        # once, the statement takes the same locks first and deadlocks again.
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        return await _rows(conn, statement, params, make_row)
+
+
+async def _rows(
+    conn: psycopg.AsyncConnection[Any], statement: str, params: dict[str, Any] | None, make_row: RowMaker[Any]
+) -> list[Any]:
     if isinstance(conn, StatementConnection) and runs_short(conn):
         return await conn.prepared(statement).rows(params, make_row)
     async with conn.cursor(row_factory=lambda _cursor: make_row) as cur:
@@ -162,14 +189,19 @@ class GatedPool(AsyncConnectionPool):
         armed again for the earliest deadline left."""
         self._expiry, self._expiry_at = None, math.inf
         now = loop.time()
-        waiting = deque(waiter for waiter in self._queue if not waiter.future.done())
-        for waiter in waiting:
+        # The queue kept in order, less the callers gone (cancelled) and those turned away now.
+        kept: deque[_Waiter] = deque()
+        for waiter in self._queue:
+            if waiter.future.done():
+                continue
             if waiter.deadline <= now:
                 waiter.future.set_exception(
                     PoolTimeout(f"couldn't get a connection after {waiter.timeout:.2f} sec")
                 )
-        self._queue = deque(waiter for waiter in waiting if not waiter.future.done())
-        if self._queue:
+            else:
+                kept.append(waiter)
+        self._queue = kept
+        if kept:
             self._arm_expiry(loop, min(waiter.deadline for waiter in self._queue))
 
     def get_stats(self) -> dict[str, int]:

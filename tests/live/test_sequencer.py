@@ -315,3 +315,57 @@ def test_the_app_in_decoded_mode_journals_its_writes_and_its_hub_publishes_them(
         wait_until(lambda: server.hub.position >= 1, timeout=10)
         with psycopg.connect(db_dsn, autocommit=True) as conn:
             assert [(e[1], e[2]) for e in _entries(conn)] == [("created", "decoded")]
+
+
+# The journal's INSERT refused while `refused` holds a row: a batch that fails
+# as a serialization failure would (40001, a deadlock's victim alike).
+REFUSING = """
+CREATE TABLE refused (at timestamptz DEFAULT now());
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM refused) THEN
+        RAISE EXCEPTION 'refused on purpose' USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER refuse BEFORE INSERT ON todo_changes FOR EACH ROW EXECUTE FUNCTION refuse();
+"""
+
+
+def test_a_failed_batch_is_not_confirmed_and_is_journaled_once_when_it_passes(
+    db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The journal's INSERT fails (refused, then the sequencer's connection
+    cut): the sequencer logs and retries, the slot is not confirmed past the
+    batch, and once the failure passes every change, the failed batch's and
+    the later ones, is journaled once, in commit order, and notified."""
+    caplog.set_level("WARNING", logger="graphql_todos.live.sequencer")
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(REFUSING)
+        with sequenced(db_dsn) as sequencer:
+            conn.execute("INSERT INTO todos (title) VALUES ('a')")
+            journaled(conn)
+            conn.execute("LISTEN todo_changes")
+            conn.execute("INSERT INTO refused DEFAULT VALUES")
+            conn.execute("INSERT INTO todos (title) VALUES ('b')")
+            (written,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone()  # type: ignore[misc]
+            wait_until(lambda: caplog.text.count("refused on purpose") >= 2, timeout=10)
+            # The connection lost as well, in the middle of the failures.
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name LIKE 'graphql-todos sequencer%%'"
+            )
+            conn.execute("INSERT INTO todos (title) VALUES ('c')")
+            wait_until(lambda: sequencer.holding, timeout=10)
+            assert conn.execute(
+                "SELECT confirmed_flush_lsn < %s FROM pg_replication_slots WHERE slot_name = %s",
+                (written, slot_name(conn.info.dbname)),
+            ).fetchone() == (True,)
+            assert conn.execute("SELECT count(*) FROM todo_changes").fetchone() == (1,)
+            conn.execute("DELETE FROM refused")
+            conn.execute("INSERT INTO todos (title) VALUES ('d')")
+            entries = _entries(conn)
+            notes = [orjson.loads(n.payload) for n in conn.notifies(timeout=1, stop_after=10)]
+    assert [e[2] for e in entries] == ["a", "b", "c", "d"]
+    assert sorted(p for n in notes for _, p in n["xids"]) == [e[0] for e in entries[1:]]
