@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -59,25 +60,56 @@ def test_orjson_writes_a_todo_as_rest_clients_see_it() -> None:
         assert orjson.loads(orjson.dumps(row)) == todo_json(row)
 
 
-def test_rows_watchers_ask_for_together_come_from_one_read_each_viewer(db_dsn: str) -> None:
+def test_rows_watchers_ask_for_together_come_from_one_read_each_seeing_what_its_viewer_may(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as setup:
+        people = setup.execute("INSERT INTO people (username) VALUES ('ann'), ('bob') RETURNING id").fetchall()
+        ann, bob = (Viewer(row[0]) for row in people)
     stranger = Viewer(uuid.uuid4())  # a member of no list: sees no row
 
     async def run() -> tuple[list[TodoState], int]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
             service = TodoService(pool)
             made = [await service.create_todo(f"row {n}") for n in range(3)]
+            # ann's own row, in her default list: hers to see, not bob's.
+            assert ann.person is not None
+            hers = await service.create_todo("ann's", actor=ann.person)
             asked = pool.get_stats()["requests_num"]
             absent = uuid.uuid4()
             states = await asyncio.gather(
                 *(service.todo_snapshot(ALL, key) for key in [t.id for t in made] + [absent]),
                 service.todo_snapshot(stranger, made[0].id),
+                service.todo_snapshot(ann, hers.id),
+                service.todo_snapshot(bob, hers.id),
+                service.todo_snapshot(ALL, hers.id),
             )
-            assert [s.todo for s in states] == [*made, None, None]
+            assert [s.todo for s in states] == [*made, None, None, hers, None, hers]
             return states, pool.get_stats()["requests_num"] - asked
 
     states, reads = asyncio.run(run())
-    assert reads == 2  # one for ALL's four rows, one for the stranger's
+    assert reads == 1  # every viewer's rows in one statement
     assert len({s.position for s in states}) == 1 and states[0].position > 0
+
+
+def test_rows_asked_for_while_a_read_is_under_way_are_the_next_reads(db_dsn: str) -> None:
+    # A watcher registers with the hub, then asks for its row: a read that
+    # began before it asked may have missed a change committed since.
+    async def run() -> tuple[list[str], list[str], int]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
+            service = TodoService(pool)
+            row = await service.create_todo("before")
+            asked = pool.get_stats()["requests_num"]
+            first = asyncio.create_task(service.todo_snapshot(ALL, row.id))
+            while pool.get_stats()["requests_num"] == asked:  # until the first read is under way
+                await asyncio.sleep(0)
+            await service.update_todo(str(row.id), title="after")
+            later = [asyncio.create_task(service.todo_snapshot(ALL, row.id)) for _ in range(3)]
+            states = [await first, *[await task for task in later]]
+            titles = [state.todo.title for state in states if state.todo is not None]
+            return titles[:1], titles[1:], pool.get_stats()["requests_num"] - asked
+
+    first, later, reads = asyncio.run(run())
+    assert first == ["before"] and later == ["after"] * 3
+    assert reads == 3  # the first read, the update, and one read for the three later
 
 
 def test_a_cursor_at_the_hubs_position_starts_there_unread_and_every_other_start_asks_the_journal(
