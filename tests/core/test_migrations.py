@@ -216,12 +216,13 @@ def test_a_rows_notification_is_its_entry_as_010_printed_it(db_dsn: str) -> None
     assert payloads == expected
 
 
-def test_migrating_a_decoded_database_keeps_its_stager_and_readies_the_new_writer(
+def test_migrating_a_decoded_database_keeps_its_stager_and_index_and_readies_the_new_writer(
     admin_dsn: str, db_dsn: str, tmp_path: Path
 ) -> None:
     """012 replaces journal_write. In decoded mode that name holds the
     switch's stager, and trigger mode's writer waits in journal_mode.restore:
-    012 goes there, and a switch back brings it (as a fresh install has it)."""
+    012 goes there, and a switch back brings it (as a fresh install has it).
+    013 leaves the sequencer's index of sources to decoded mode."""
     for f in migration_files():
         if f.name < "012":
             (tmp_path / f.name).write_text(f.read_text())
@@ -229,6 +230,7 @@ def test_migrating_a_decoded_database_keeps_its_stager_and_readies_the_new_write
         conn.execute("DROP DATABASE IF EXISTS gt_decoded WITH (FORCE)")
         conn.execute("CREATE DATABASE gt_decoded")
     writer = "SELECT pg_get_functiondef('journal_write'::regproc)"
+    sources = "SELECT to_regclass('todo_changes_source') IS NOT NULL"
     try:
         dsn = psycopg.conninfo.make_conninfo(admin_dsn, dbname="gt_decoded")
         migrate(dsn, tmp_path)
@@ -238,13 +240,17 @@ def test_migrating_a_decoded_database_keeps_its_stager_and_readies_the_new_write
             stager = conn.execute(writer).fetchone()
             assert migrate(dsn)
             assert conn.execute(writer).fetchone() == stager
+            # The sequencer's index of sources stays (013 drops it in trigger mode only).
+            assert conn.execute(sources).fetchone() == (True,)
             (restore,) = conn.execute("SELECT restore FROM journal_mode").fetchone()  # type: ignore[misc]
             with conn.transaction():
                 conn.execute(TO_TRIGGER)
                 conn.execute(restore)
             switched_back = conn.execute(writer).fetchone()
+            assert conn.execute(sources).fetchone() == (False,)
         with psycopg.connect(db_dsn) as fresh:
             assert switched_back == fresh.execute(writer).fetchone()
+            assert fresh.execute(sources).fetchone() == (False,)
         assert restore.count("CREATE OR REPLACE FUNCTION") == 2
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
