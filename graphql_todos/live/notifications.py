@@ -84,12 +84,11 @@ def row_position(payload: str) -> int | None:
     access, a range, one not ours), which `notified` reads whole."""
     try:
         body = orjson.loads(payload)
-    except ValueError:
-        return None
-    if type(body) is not dict or body.get("op") not in _TODO_OPS or "through" in body:
-        return None
-    position = body.get("position")
-    return position if type(position) is int else None
+        if body["op"] in _TODO_OPS and "through" not in body and type(position := body["position"]) is int:
+            return position
+    except _NOT_OURS:
+        pass
+    return None
 
 
 def journal_entries(text: str) -> list[Entry]:

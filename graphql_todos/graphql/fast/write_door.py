@@ -30,7 +30,7 @@ from graphql_todos.core import metrics, paths
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import error_handlers, guard, json_intake
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import SocketGate
+from graphql_todos.edge.guard import SocketGate, first_values
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.graphql.fast.path import PARSED_BODY, ParsedBody
 from graphql_todos.graphql.http import MediaTypes
@@ -169,8 +169,10 @@ def _has_origin(scope: Scope) -> bool:
 
 
 def _sized(scope: Scope) -> bool:
-    # A scan of the raw pairs (uvicorn sends the names in lower case): no Headers built.
-    return any(name == b"content-length" and value.isdigit() for name, value in scope["headers"])
+    # The first Content-Length, as the guard reads it (uvicorn refuses a
+    # request with two: tests/internals/test_uvicorn_http.py), found in C
+    # (a generator over the pairs was 80 bytecodes a REST write).
+    return first_values(scope["headers"]).get(b"content-length", b"").isdigit()
 
 
 async def _routed(scope: Scope, receive: Receive, send: Send) -> None:
