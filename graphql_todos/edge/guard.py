@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import types
 from collections import Counter
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Sequence
 from operator import itemgetter
-from typing import Any, cast
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -31,6 +29,7 @@ from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.error_handlers import close_reason, error_body
 from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
+from graphql_todos.internals.uvicorn_http import arrived
 
 # What a browser may load without a token: the health check, and the web
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
@@ -330,7 +329,10 @@ class Guard:
             if whole:
                 return await receive()
             try:
-                message = await _by(deadline, receive())
+                # A body that has arrived is taken with no timer armed (a
+                # timer per message was 3% of a write's instructions, some of
+                # it the loop's, which keeps each cancelled timer in its heap a while).
+                message = await (receive() if arrived(receive) else _by(deadline, receive))
             except TimeoutError:
                 metrics.refused("body_timeout")
                 raise RequestError(
@@ -371,42 +373,11 @@ class Guard:
             self.sockets.leave(websocket)
 
 
-async def _by(deadline: float, waiting: Awaitable[Message]) -> Message:
-    """`waiting`'s result, or TimeoutError at `deadline` (the loop's clock).
-    A body that has arrived comes without waiting (uvicorn's receive() does
-    not suspend then): no timer is armed for it, only for a receive() that
-    waits. (asyncio's timeout, not anyio's cancel scope: the same bound for
-    less CPU; a timer per message was 3% of a write's instructions, some of it
-    the loop's, which keeps each cancelled timer in its heap a while.)"""
-    steps = waiting.__await__()
-    try:
-        suspended = steps.send(None)
-    except StopIteration as done:
-        return cast(Message, done.value)
+async def _by(deadline: float, receive: Receive) -> Message:
+    """receive()'s message, or TimeoutError at `deadline` (the loop's clock):
+    asyncio's timeout, not anyio's cancel scope, the same bound for less CPU."""
     async with asyncio.timeout_at(deadline):
-        return await _resumed(steps, suspended)
-
-
-@types.coroutine
-def _resumed(steps: Generator[Any, Any, Message], suspended: Any) -> Generator[Any, Any, Message]:
-    """The rest of an await whose first step was taken: `yield from steps`,
-    but for the value that step yielded (the future the task waits on)."""
-    while True:
-        try:
-            sent = yield suspended
-        except GeneratorExit:
-            steps.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - the task's cancellation (the timeout's), passed on to the await
-            try:
-                suspended = steps.throw(exc)
-            except StopIteration as done:
-                return cast(Message, done.value)
-        else:
-            try:
-                suspended = steps.send(sent)
-            except StopIteration as done:
-                return cast(Message, done.value)
+        return await receive()
 
 
 class SocketGate:
