@@ -304,6 +304,16 @@ def test_a_content_length_longer_than_the_body_times_out(server: Server, logged:
     assert _titled(server, "long-declared") == 0
 
 
+def test_a_body_begun_with_its_head_and_never_ended_times_out(server: Server, logged: list[str]) -> None:
+    # Part of the body in the head's packet: the door finds some body come
+    # but not its end, and reads the rest within the bounds.
+    body = _create("begun-with-head")
+    head = _head("POST /graphql", [JSON_TYPE, ("Authorization", RIGHT)], [("Content-Length", str(len(body)))])
+    answer = raw_exchange(server, head + body[:-5])
+    assert _status(answer) == 408 and b"REQUEST_TIMEOUT" in answer, answer
+    assert _titled(server, "begun-with-head") == 0
+
+
 @pytest.mark.parametrize("length", ["10", "1001"])
 def test_chunked_with_a_content_length_is_bounded_by_what_arrives(server: Server, logged: list[str], length: str) -> None:
     # Both framings: the door must not trust the small Content-Length.

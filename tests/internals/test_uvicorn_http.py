@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import uvicorn
@@ -31,6 +31,7 @@ from graphql_todos.internals.uvicorn_http import (
     LeanCycle,
     _uvicorns_headers_complete,
     arrived,
+    arrived_whole,
     http_protocol,
 )
 from tests.helpers import serving
@@ -400,36 +401,45 @@ def lean_cycle(event: asyncio.Event) -> LeanCycle:
 
 def test_arrived_says_when_uvicorns_receive_answers_without_waiting() -> None:
     # uvicorn's receive() awaits nothing but the cycle's message_event, and
-    # that only while the request is on.
+    # that only while the request is on; its message ends the request's
+    # body when more_body is False (on_message_complete), or the request.
     source = inspect.getsource(RequestResponseCycle.receive)
     assert source.count("await ") == 1
     assert "if not self.disconnected and not self.response_complete:" in source
     assert "await self.message_event.wait()" in source
+    assert '"more_body": self.more_body' in source
 
-    def one_step(cycle: LeanCycle) -> bool:
-        """Whether receive() answers without suspending."""
+    def at_once(cycle: LeanCycle) -> dict[str, Any] | None:
+        """receive()'s message if it answers without suspending, else None."""
         steps = cycle.receive().__await__()
         try:
             steps.send(None)
-        except StopIteration:
-            return True
+        except StopIteration as done:
+            return cast(dict[str, Any], done.value)
         steps.close()
-        return False
+        return None
 
-    async def run() -> list[tuple[bool, bool]]:
+    async def run() -> list[tuple[bool, bool, bool, bool]]:
         seen = []
-        for state in ("waiting", "body", "disconnected", "complete"):
+        for state in ("waiting", "part", "body", "disconnected", "complete"):
             event = asyncio.Event()
             cycle = lean_cycle(event)
-            if state == "body":
-                cycle.body, cycle.more_body = bytearray(b"{}"), False
+            if state in ("part", "body"):
+                # As on_body, then (for the whole body) on_message_complete, leave it.
+                cycle.body, cycle.more_body = bytearray(b"{}"), state == "part"
                 event.set()
             cycle.disconnected = state == "disconnected"
             cycle.response_complete = state == "complete"
-            seen.append((arrived(cycle.receive), one_step(cycle)))
+            said = arrived(cycle.receive), arrived_whole(cycle.receive)
+            message = at_once(cycle)
+            seen.append((*said, message is not None, message is not None and not message.get("more_body", False)))
         return seen
 
-    assert asyncio.run(run()) == [(False, False), (True, True), (True, True), (True, True)]
+    # arrived: receive() answers at once; arrived_whole: with the last message.
+    assert asyncio.run(run()) == [
+        (False, False, False, False), (True, False, True, False), (True, True, True, True),
+        (True, True, True, True), (True, True, True, True),
+    ]
     # Any other receive is never taken for arrived.
     event = asyncio.Event()
     event.set()
@@ -437,8 +447,8 @@ def test_arrived_says_when_uvicorns_receive_answers_without_waiting() -> None:
     async def receive() -> dict[str, Any]:
         return {}
 
-    assert not arrived(receive)
-    assert not arrived(_plain_cycle(event).receive)
+    assert not arrived(receive) and not arrived_whole(receive)
+    assert not arrived(_plain_cycle(event).receive) and not arrived_whole(_plain_cycle(event).receive)
 
 
 def _plain_cycle(event: asyncio.Event) -> RequestResponseCycle:
