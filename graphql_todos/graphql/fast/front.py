@@ -99,11 +99,12 @@ class ResponseFront:
             return await self.app(scope, receive, send)
         if (route := self.writes.rest_route(scope)) is not None:
             return await self.writes(scope, receive, send, route)
-        if scope["path"] not in _PATHS or scope["method"] not in _METHODS:
+        method: str = scope["method"]
+        if scope["path"] not in _PATHS or method not in _METHODS:
             return await self.app(scope, receive, send)
-        if scope["method"] == "GET" and not self.replies.size:
+        if method == "GET" and not self.replies.size:
             return await self.app(scope, receive, send)
-        if scope["method"] == "POST":
+        if method == "POST":
             # GraphQL's plain JSON POST with a declared size (the REST list
             # takes none; a chunked body is the stack's to bound): the three
             # headers that say so read in one pass, once the path is GraphQL's.
@@ -121,7 +122,7 @@ class ResponseFront:
         started = time.perf_counter()
         scope[metrics.STARTED] = started
         body = b""  # the stack reads no body of a GET: neither does this
-        if scope["method"] == "POST":
+        if method == "POST":
             messages, failure = await _read(self.guard, receive)
             receive = _replay(messages, failure, receive)
             if failure is not None or messages[-1]["type"] != "http.request":
@@ -135,7 +136,7 @@ class ResponseFront:
             if not self.replies.size:
                 return await self.app(scope, receive, send)
             headers = Headers(scope=scope)
-        key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
+        key = (method, scope["query_string"], tuple(scope["headers"]), body)
         reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark
         # here: the fast path asks it, where it always has. Nor does one
