@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -759,10 +759,10 @@ def test_a_body_that_has_arrived_is_bounded_with_no_timer_and_one_that_has_not_t
         cycle = lean_cycle(event)
         cycle.body, cycle.more_body = bytearray(b"{}"), False
         event.set()
-        message = await guard.bounded(cycle.receive)()
+        message = await guard.bounded(cast(Receive, cycle.receive))()
         untimed = list(timers)
         with pytest.raises(RequestError) as refused:
-            await guard.bounded(lean_cycle(asyncio.Event()).receive)()
+            await guard.bounded(cast(Receive, lean_cycle(asyncio.Event()).receive))()
         return message, untimed, refused.value
 
     message, untimed, refusal = asyncio.run(run())
