@@ -31,8 +31,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -120,15 +120,25 @@ def _where(key: str) -> str:
     return f"{path}:{name}"
 
 
-def compare_bytecodes(args: argparse.Namespace, work: Path) -> None:
+Start = Callable[[str, Path, str, Path], AbstractContextManager[Server]]
+
+
+@contextmanager
+def _versions(args: argparse.Namespace, start: Start, work: Path, suffix: str, ext: str) -> Iterator[tuple[Server, Server, dict[str, tuple[str, ...]]]]:
+    """A and B, each by `start` on its own database (names ending in
+    `suffix` and a or b), and each database's first 50 todos' ids."""
     with (
         _server() as admin,
-        pair(admin, "_ba") as dbs_a,
-        pair(admin, "_bb") as dbs_b,
-        ours_counting("A", args.a, dbs_a.ours, work / "a.json") as a,
-        ours_counting("B", args.b, dbs_b.ours, work / "b.json") as b,
+        pair(admin, f"{suffix}a") as dbs_a,
+        pair(admin, f"{suffix}b") as dbs_b,
+        start("A", args.a, dbs_a.ours, work / f"a.{ext}") as a,
+        start("B", args.b, dbs_b.ours, work / f"b.{ext}") as b,
     ):
-        ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
+        yield a, b, {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
+
+
+def compare_bytecodes(args: argparse.Namespace, work: Path) -> None:
+    with _versions(args, ours_counting, work, "_b", "json") as (a, b, ids):
         for case in args.cases.split(","):
             per: dict[str, Counter[str]] = {"A": Counter(), "B": Counter()}
             for server in (a, b):
@@ -210,14 +220,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="instructions-"))
     if args.bytecodes:
         return compare_bytecodes(args, work)
-    with (
-        _server() as admin,
-        pair(admin, "_ia") as dbs_a,
-        pair(admin, "_ib") as dbs_b,
-        ours_under_callgrind("A", args.a, dbs_a.ours, work / "a.out") as a,
-        ours_under_callgrind("B", args.b, dbs_b.ours, work / "b.out") as b,
-    ):
-        ids = {"A": _ids(dbs_a.ours, 50), "B": _ids(dbs_b.ours, 50)}
+    with _versions(args, ours_under_callgrind, work, "_i", "out") as (a, b, ids):
         for case in args.cases.split(","):
             counts: dict[str, list[float]] = {"A": [], "B": []}
             for round_ in range(args.rounds):
