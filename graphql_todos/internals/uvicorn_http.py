@@ -543,6 +543,25 @@ class LeanCycle(RequestResponseCycle):
         return b"".join(head)
 
 
+def arrived(receive: Callable[[], Any]) -> bool:
+    """Whether `receive` is a LeanCycle's and would answer without waiting,
+    as uvicorn's receive() does when its request is over (disconnected, or
+    its response complete) or its message_event is set (the body, or its
+    end, has come): it awaits nothing else. False for any other receive."""
+    cycle = getattr(receive, "__self__", None)
+    return type(cycle) is LeanCycle and (cycle.message_event.is_set() or cycle.disconnected or cycle.response_complete)
+
+
+def arrived_whole(receive: Callable[[], Any]) -> bool:
+    """Whether `receive` would answer without waiting with the last message
+    of its request: as `arrived`, and the body has come to its end
+    (uvicorn's on_message_complete: more_body False, the event set)."""
+    cycle = getattr(receive, "__self__", None)
+    return type(cycle) is LeanCycle and (
+        (cycle.message_event.is_set() and not cycle.more_body) or cycle.disconnected or cycle.response_complete
+    )
+
+
 # uvicorn's on_headers_complete, its own code, making a LeanCycle where it
 # makes a RequestResponseCycle (the names it reads in its module, but that one).
 _uvicorns_headers_complete = types.FunctionType(

@@ -32,7 +32,7 @@ from graphql_todos.core.models import Change, Chunk, Entry, Viewer
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
-from graphql_todos.live.notifications import journal_entries, notified, notified_body
+from graphql_todos.live.notifications import journal_entries, notified, notified_body, row_position
 from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ CHANNEL = "todo_changes"
 # metaclass's __getattr__ hook (some 860 instructions each), and a row
 # event's offer reads two.
 _ARRIVAL, _UPDATE = Kind.ARRIVAL, Kind.UPDATE
+
+
+# What stands for a row's entry the hub passed by unread (_wait_for_news).
+_UNREAD = Entry(0, "unread")
 
 
 class _Marker:
@@ -521,6 +525,12 @@ class Hub:
                 for payload in read:
                     if heard and (batch := heard.get(payload)) is not None:
                         position, entry = notified_body(batch)
+                    elif not (self._all or self._by_todo) and (row_at := row_position(payload)) is not None:
+                        # A row's entry and no one to take it (every write's,
+                        # with no subscriber): its position alone, not its row
+                        # read (some 300 bytecodes a created row). One who
+                        # subscribes later reads it from the journal if it wants it.
+                        position, entry = row_at, _UNREAD
                     else:
                         position, entry = notified(payload)
                     if position <= self.position:
@@ -530,7 +540,8 @@ class Hub:
                         # failed after taking a position), or not ours.
                         return True
                     self.position = position
-                    self._publish(entry)
+                    if entry is not _UNREAD:
+                        self._publish(entry)
         return False
 
     def _heard(self, read: list[str]) -> dict[str, Any]:

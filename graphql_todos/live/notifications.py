@@ -76,6 +76,21 @@ def notified_body(body: Any) -> tuple[int, Entry | None]:
         return _ELSEWHERE
 
 
+def row_position(payload: str) -> int | None:
+    """The position a todo row's notification names, its entry not read: for
+    a hub with no one to hand a row's entry to (the lists' subscribers and
+    the row's watchers take it, no one else), the position is all it needs
+    of it. None for any other notification (a list's, a member's, revoked
+    access, a range, one not ours), which `notified` reads whole."""
+    try:
+        body = orjson.loads(payload)
+        if body["op"] in _TODO_OPS and "through" not in body and type(position := body["position"]) is int:
+            return position
+    except _NOT_OURS:
+        pass
+    return None
+
+
 def journal_entries(text: str) -> list[Entry]:
     """Journal entries read back as a JSON array of notification bodies
     that carry each whole (repository.SELECT_NOTIFIED_CHANGES): the hub's

@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -24,13 +24,23 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
+from graphql_todos.core.errors import ErrorCode, RequestError
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import Hosts, SocketGate, _media_type, middleware, stacked, without_origin
+from graphql_todos.edge.guard import (
+    Guard,
+    Hosts,
+    SocketGate,
+    _media_type,
+    middleware,
+    stacked,
+    without_origin,
+)
 from graphql_todos.graphql.persisted import sha256
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 from tests.gql import LegacyWs, TransportWs, create, data, error_codes, gql
 from tests.helpers import BEARER, TOKEN, Serve, Server, listening_workers, raw_exchange, serving, wait_until
+from tests.internals.test_uvicorn_http import lean_cycle
 
 TRANSPORT_WS = [Subprotocol("graphql-transport-ws")]
 TODOS = "{ todos { id title } }"
@@ -725,3 +735,41 @@ def test_an_answers_media_type_is_its_first_content_type_in_any_case() -> None:
     assert _media_type([(b"content-length", b"2"), (b"content-type", html)]) == html
     assert _media_type([(b"Content-Type", json_type), (b"content-type", html)]) == json_type
     assert _media_type([(b"content-type", b""), (b"CONTENT-TYPE", html)]) == b""
+
+
+def test_a_body_that_has_arrived_is_bounded_with_no_timer_and_one_that_has_not_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Guard.bounded over uvicorn's receive (a LeanCycle's): a body that has
+    # come is taken with no timer armed; one still to come waits until
+    # REQUEST_SECONDS, then the refusal (408).
+    settings = Settings(request_seconds=0.05)
+    guard = Guard(route_nowhere, settings, Access(settings), SocketGate(settings))
+    timers: list[float] = []
+    timeout_at = asyncio.timeout_at
+
+    def counted(when: float) -> asyncio.Timeout:
+        timers.append(when)
+        return timeout_at(when)
+
+    monkeypatch.setattr(asyncio, "timeout_at", counted)
+
+    async def run() -> tuple[Message, list[float], RequestError]:
+        event = asyncio.Event()
+        cycle = lean_cycle(event)
+        cycle.body, cycle.more_body = bytearray(b"{}"), False
+        event.set()
+        message = await guard.bounded(cast(Receive, cycle.receive))()
+        untimed = list(timers)
+        with pytest.raises(RequestError) as refused:
+            await guard.bounded(cast(Receive, lean_cycle(asyncio.Event()).receive))()
+        return message, untimed, refused.value
+
+    message, untimed, refusal = asyncio.run(run())
+    assert message == {"type": "http.request", "body": b"{}", "more_body": False}
+    assert untimed == [] and len(timers) == 1
+    assert refusal.code is ErrorCode.REQUEST_TIMEOUT
+
+
+async def route_nowhere(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("not called")

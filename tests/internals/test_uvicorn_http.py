@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import uvicorn
@@ -30,6 +30,8 @@ from graphql_todos.internals.uvicorn_http import (
     HttpProtocol,
     LeanCycle,
     _uvicorns_headers_complete,
+    arrived,
+    arrived_whole,
     http_protocol,
 )
 from tests.helpers import serving
@@ -370,3 +372,87 @@ def test_our_protocol_makes_a_lean_cycle_by_uvicorns_own_code() -> None:
     assert "RequestResponseCycle" in code.co_names
     assert "__init__" not in vars(LeanCycle) and "__slots__" not in vars(LeanCycle)
     assert set(vars(LeanCycle)) - set(vars(object)) <= {"send", "_head", "__doc__", "__module__"}
+
+
+def lean_cycle(event: asyncio.Event) -> LeanCycle:
+    """A LeanCycle as uvicorn's on_headers_complete makes one, for a POST."""
+
+    class Flow:
+        write_paused = False
+
+        def resume_reading(self) -> None:
+            pass
+
+    logger = logging.getLogger(__name__)
+    return LeanCycle(
+        scope={"method": "POST"},  # type: ignore[typeddict-item]
+        transport=None,  # type: ignore[arg-type]
+        flow=Flow(),  # type: ignore[arg-type]
+        logger=logger,
+        access_logger=logger,
+        access_log=False,
+        default_headers=[],
+        message_event=event,
+        expect_100_continue=False,
+        keep_alive=True,
+        on_response=lambda: None,
+    )
+
+
+def test_arrived_says_when_uvicorns_receive_answers_without_waiting() -> None:
+    # uvicorn's receive() awaits nothing but the cycle's message_event, and
+    # that only while the request is on; its message ends the request's
+    # body when more_body is False (on_message_complete), or the request.
+    source = inspect.getsource(RequestResponseCycle.receive)
+    assert source.count("await ") == 1
+    assert "if not self.disconnected and not self.response_complete:" in source
+    assert "await self.message_event.wait()" in source
+    assert '"more_body": self.more_body' in source
+
+    def at_once(cycle: LeanCycle) -> dict[str, Any] | None:
+        """receive()'s message if it answers without suspending, else None."""
+        steps = cycle.receive().__await__()
+        try:
+            steps.send(None)
+        except StopIteration as done:
+            return cast(dict[str, Any], done.value)
+        steps.close()
+        return None
+
+    async def run() -> list[tuple[bool, bool, bool, bool]]:
+        seen = []
+        for state in ("waiting", "part", "body", "disconnected", "complete"):
+            event = asyncio.Event()
+            cycle = lean_cycle(event)
+            if state in ("part", "body"):
+                # As on_body, then (for the whole body) on_message_complete, leave it.
+                cycle.body, cycle.more_body = bytearray(b"{}"), state == "part"
+                event.set()
+            cycle.disconnected = state == "disconnected"
+            cycle.response_complete = state == "complete"
+            said = arrived(cycle.receive), arrived_whole(cycle.receive)
+            message = at_once(cycle)
+            seen.append((*said, message is not None, message is not None and not message.get("more_body", False)))
+        return seen
+
+    # arrived: receive() answers at once; arrived_whole: with the last message.
+    assert asyncio.run(run()) == [
+        (False, False, False, False), (True, False, True, False), (True, True, True, True),
+        (True, True, True, True), (True, True, True, True),
+    ]
+    # Any other receive is never taken for arrived.
+    event = asyncio.Event()
+    event.set()
+
+    async def receive() -> dict[str, Any]:
+        return {}
+
+    assert not arrived(receive) and not arrived_whole(receive)
+    assert not arrived(_plain_cycle(event).receive) and not arrived_whole(_plain_cycle(event).receive)
+
+
+def _plain_cycle(event: asyncio.Event) -> RequestResponseCycle:
+    lean = lean_cycle(event)
+    cycle = RequestResponseCycle.__new__(RequestResponseCycle)
+    vars(cycle).update(vars(lean))
+    return cycle

@@ -9,8 +9,9 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import psycopg
@@ -27,6 +28,7 @@ from graphql_todos.core.models import Change, Chunk, Entry, Op, Todo
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
+from graphql_todos.live import hub as hub_module
 from graphql_todos.live.hub import CLOSED, Hub, Subscriber
 from graphql_todos.live.notifications import notified, notified_body
 from tests.core.test_lists_journal import _person
@@ -517,3 +519,55 @@ def test_a_sequencer_batch_is_parsed_once_for_its_cursors_and_its_reading() -> N
     heard = hub._heard([batch, row])
     assert list(heard) == [batch] and cursors.through == 9 and dict(cursors._heard) == {"17": 8, "18": 9}
     assert notified_body(heard[batch]) == notified(batch) == (9, None)
+
+
+def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no subscriber the hub takes only a row's position (its row is
+    not read: `notified` is not called); a gap still sends it to the journal,
+    revoked access still reaches on_revoked, and once someone subscribes the
+    row is read and handed on."""
+    at, row_id, list_id = "2026-12-06T03:01:00.5+00:00", "00000000-0000-4000-8000-00000000000a", str(uuid.uuid4())
+    row = {"id": row_id, "title": "t", "completed": False, "list_id": list_id, "created_time": at, "updated_time": at}
+
+    def created(position: int) -> str:
+        return json.dumps({"position": position, "op": "created", "id": row_id, "changed_at": at,
+                           "list_before": None, "list_after": list_id, "person": None, "todo": row})
+
+    revoked = json.dumps({"position": 7, "op": "access_revoked", "id": None, "changed_at": at, "list_before": None,
+                          "list_after": None, "person": "00000000-0000-4000-8000-00000000000b", "detail": {"all": True}})
+    reads: list[list[str]] = []
+    read: list[str] = []
+    told: list[Any] = []
+
+    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[str]]:
+        for each in reads:
+            yield each
+
+    def counted(payload: str) -> tuple[int, Entry | None]:
+        read.append(payload)
+        return notified(payload)
+
+    monkeypatch.setattr(hub_module, "payloads", delivered)
+    monkeypatch.setattr(hub_module, "notified", counted)
+
+    async def run() -> None:
+        hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: payloads handed in
+        hub.position = 4
+        hub.on_revoked = told.append
+        reads[:] = [[created(5), created(6)]]
+        assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+        assert (hub.position, read) == (6, [])
+        reads[:] = [[created(8)]]  # a gap: the journal is read
+        assert await hub._wait_for_news(None)  # type: ignore[arg-type]
+        assert hub.position == 6
+        reads[:] = [[revoked]]
+        assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+        assert (hub.position, read, told) == (7, [revoked], [{"all": True}])
+        async with hub.subscribe() as sub:
+            reads[:] = [[created(8)]]
+            assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+            entry = sub.queue.get_nowait()
+            assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, uuid.UUID(row_id))
+        assert read == [revoked, created(8)]
+
+    asyncio.run(run())

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from graphql_todos.core import repository
 from graphql_todos.core.models import Chunk, Entry, RowEntry, Todo
-from graphql_todos.live.notifications import _Remembered, journal_entries, notified
+from graphql_todos.live.notifications import _Remembered, journal_entries, notified, row_position
 from tests.core.test_lists_journal import _person
 
 
@@ -261,3 +261,19 @@ def test_each_row_of_a_statement_is_notified_with_a_commit_time_of_its_own(db_ds
         bodies = [orjson.loads(n.payload) for n in listener.notifies(timeout=5, stop_after=5)]
     assert len({b["changed_at"] for b in bodies}) == 5
     assert len({b["todo"]["updated_time"] for b in bodies}) == 1
+
+
+def test_a_rows_position_is_read_alone_and_nothing_else_is() -> None:
+    """row_position: a todo row's notification's position (its row unread,
+    however it would read); None for every other notification, which the
+    hub reads whole: a list's, revoked access, a range, a position that is
+    no integer, someone else's text."""
+    head = {"position": 7, "id": "nope", "changed_at": "yesterday", "list_before": None, "list_after": None, "person": None}
+    for op in ("created", "updated", "deleted"):
+        assert row_position(orjson.dumps(head | {"op": op, "todo": {"id": 1}}).decode()) == 7
+    others: list[Any] = [
+        head | {"op": "list_created", "detail": {}}, head | {"op": "access_revoked", "detail": {}},
+        head | {"op": "created", "through": 9}, head | {"op": "created", "position": "7"}, head, [7], 7, "not ours",
+    ]
+    for body in others:
+        assert row_position(body if isinstance(body, str) else orjson.dumps(body).decode()) is None

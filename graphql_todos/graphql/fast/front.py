@@ -55,6 +55,7 @@ from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.graphql.fast.path import answers_whole, is_json_body
 from graphql_todos.graphql.fast.write_door import WriteDoor
 from graphql_todos.graphql.http import media_types
+from graphql_todos.internals.uvicorn_http import arrived_whole
 
 _PATHS = (paths.GRAPHQL, paths.TODOS)
 _NAME = operator.itemgetter(0)
@@ -98,11 +99,12 @@ class ResponseFront:
             return await self.app(scope, receive, send)
         if (route := self.writes.rest_route(scope)) is not None:
             return await self.writes(scope, receive, send, route)
-        if scope["path"] not in _PATHS or scope["method"] not in _METHODS:
+        method: str = scope["method"]
+        if scope["path"] not in _PATHS or method not in _METHODS:
             return await self.app(scope, receive, send)
-        if scope["method"] == "GET" and not self.replies.size:
+        if method == "GET" and not self.replies.size:
             return await self.app(scope, receive, send)
-        if scope["method"] == "POST":
+        if method == "POST":
             # GraphQL's plain JSON POST with a declared size (the REST list
             # takes none; a chunked body is the stack's to bound): the three
             # headers that say so read in one pass, once the path is GraphQL's.
@@ -120,8 +122,8 @@ class ResponseFront:
         started = time.perf_counter()
         scope[metrics.STARTED] = started
         body = b""  # the stack reads no body of a GET: neither does this
-        if scope["method"] == "POST":
-            messages, failure = await _read(self.guard.bounded(receive))
+        if method == "POST":
+            messages, failure = await _read(self.guard, receive)
             receive = _replay(messages, failure, receive)
             if failure is not None or messages[-1]["type"] != "http.request":
                 # Too slow, or the client left: the stack answers as it would have.
@@ -134,7 +136,7 @@ class ResponseFront:
             if not self.replies.size:
                 return await self.app(scope, receive, send)
             headers = Headers(scope=scope)
-        key = (scope["method"], scope["query_string"], tuple(scope["headers"]), body)
+        key = (method, scope["query_string"], tuple(scope["headers"]), body)
         reading = scope[READING] = Reading()
         # A request never kept (a mutation, a first read) asks no mark
         # here: the fast path asks it, where it always has. Nor does one
@@ -216,9 +218,15 @@ def _whole(sent: list[Message]) -> bool:
     return len(sent) == 2 and sent[1]["type"] == "http.response.body" and not sent[1].get("more_body", False)
 
 
-async def _read(receive: Receive) -> tuple[list[Message], RequestError | None]:
+async def _read(guard: Guard, receive: Receive) -> tuple[list[Message], RequestError | None]:
     """The messages up to the body's end (or the client's leaving), or the
-    refusal the guard's bounds raised on the way."""
+    refusal the guard's bounds raised on the way. A body that has come whole
+    (uvicorn's usual, for a write) is taken as its one message, with no
+    bounds: nothing to wait for, and within the declared size the caller
+    checked (uvicorn hands over no more than a request's Content-Length)."""
+    if arrived_whole(receive):
+        return [await receive()], None
+    receive = guard.bounded(receive)
     messages: list[Message] = []
     try:
         while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -286,3 +287,19 @@ def test_a_declared_size_over_the_limit_is_refused_before_the_body(server: Serve
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert b"PAYLOAD_TOO_LARGE" in answer
     assert (refusals("body_timeout"), refusals("body_size")) == (timeouts, sizes + 1)
+
+
+def test_the_door_keeps_at_most_kept_routes_paths(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every todo's path is matched once and kept, until KEPT_ROUTES paths
+    are kept: then all are forgotten, and matched again as they come."""
+    door = server.app.state.writes
+    monkeypatch.setattr(write_door, "KEPT_ROUTES", 3)
+    door.literal.clear()
+    paths = [f"/api/todos/{uuid.UUID(int=i)}/" for i in range(4)]
+    scopes = [{"type": "http", "method": "PATCH", "path": p, "root_path": "", "headers": [(b"content-length", b"2")]} for p in paths]
+    for scope in scopes[:3]:
+        door.rest_route(scope)
+    assert sorted(key[1] for key in door.literal) == sorted(paths[:3])
+    route = door.rest_route(scopes[3])
+    assert [key[1] for key in door.literal] == [paths[3]]
+    assert route is not None and route["path_params"] == {"id": paths[3].split("/")[3]}
