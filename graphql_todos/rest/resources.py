@@ -40,6 +40,7 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import principal_of
 from graphql_todos.edge.acting import key_scope
+from graphql_todos.edge.guard import first_values
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.internals.uvicorn_websocket import frame_writers
@@ -247,12 +248,13 @@ def _receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
     """A mutation's receipt, with the key of its `Idempotency-Key` header
     ("<client>:<seq>", docs/design/offline.md); the fingerprint is of the
     method, the path and the body."""
-    header = request.headers.get("idempotency-key")
+    # The raw pairs read in C: most writes have no key (Headers.get raises and catches a KeyError then).
+    header = first_values(request.scope["headers"]).get(b"idempotency-key")
     if header is None:
         return Receipt()
     fields = {"method": request.method, "path": request.url.path, "body": body}
     try:
-        return Receipt(mutations.from_header(header, key_scope(principal_of(request.scope)), fields))
+        return Receipt(mutations.from_header(header.decode("latin-1"), key_scope(principal_of(request.scope)), fields))
     except BadUserInput as exc:
         raise in_url(exc) from None
 
@@ -320,7 +322,8 @@ async def json_body(
 ) -> dict[str, Any]:
     """The JSON object in the body, each of its fields one of `fields`, of
     the right JSON type (the service judges the values)."""
-    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    content_type = first_values(request.scope["headers"]).get(b"content-type", b"").decode("latin-1")
+    media_type, _, params = content_type.partition(";")
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
     # JSON is UTF-8 (RFC 8259): a body declared otherwise would be misread.
     if media_type.strip().lower() != "application/json" or charset != "utf-8":
