@@ -85,9 +85,12 @@ def serve_socket(view: GraphQL[Any, Any], websocket: WebSocket) -> Awaitable[obj
     Assumes: the view's `__call__` on a "websocket" scope does no more than
     `await self.run(WebSocket(scope, receive, send))`; `run` speaks the first
     subprotocol the client offers of the view's `websocket_subprotocols`."""
-    offered = websocket.scope.get("subprotocols", ())
-    if next((p for p in offered if p in view.websocket_subprotocols), None) == GRAPHQL_TRANSPORT_WS_PROTOCOL:
-        return _serve_transport_ws(view, websocket)
+    # A loop: a generator expression in next() was two objects an open.
+    for offered in websocket.scope.get("subprotocols", ()):
+        if offered in view.websocket_subprotocols:
+            if offered == GRAPHQL_TRANSPORT_WS_PROTOCOL:
+                return _serve_transport_ws(view, websocket)
+            break
     return view.run(websocket)
 
 
