@@ -86,8 +86,9 @@ def serve_socket(view: GraphQL[Any, Any], websocket: WebSocket) -> Awaitable[obj
     `await self.run(WebSocket(scope, receive, send))`; `run` speaks the first
     subprotocol the client offers of the view's `websocket_subprotocols`."""
     # A loop: a generator expression in next() was two objects an open.
+    speaks = view.websocket_subprotocols  # a list made at every read
     for offered in websocket.scope.get("subprotocols", ()):
-        if offered in view.websocket_subprotocols:
+        if offered in speaks:
             if offered == GRAPHQL_TRANSPORT_WS_PROTOCOL:
                 return _serve_transport_ws(view, websocket)
             break
