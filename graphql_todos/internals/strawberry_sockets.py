@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
 from graphql import GraphQLError
@@ -127,7 +127,7 @@ def websocket_of(adapter: object) -> WebSocket:
     # Assumes: Strawberry's ASGI view hands its handlers an
     # ASGIWebSocketAdapter keeping Starlette's WebSocket as `.ws`.
     assert isinstance(adapter, ASGIWebSocketAdapter)
-    return cast(WebSocket, adapter.ws)
+    return adapter.ws
 
 
 def stalled_adapter(adapter: object) -> BoundedSendAdapter:
