@@ -430,5 +430,5 @@ def test_a_whole_text_frame_read_without_the_parser_is_what_websockets_parser_re
     # Between frames, as at the start, it is idle again.
     conn = OpenedServer(1000, logger)
     conn.receive_data(_masked(0x89, b"") + _masked(0x81, b"a"))
-    assert [frame.opcode for frame in conn.events_received()] == [Opcode.PING, Opcode.TEXT]
+    assert conn.events_received() == [Frame(Opcode.PING, b""), Frame(Opcode.TEXT, b"a")]
     assert _whole_text(conn, taken["short"]) == message
