@@ -14,7 +14,6 @@ import os
 import re
 import time
 import weakref
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import (
@@ -162,8 +161,12 @@ def transport_of(scope: Scope) -> str:
     """The transport a WebSocket opens."""
     if scope["path"] != paths.GRAPHQL:
         return "restsocket"
-    # The one Strawberry picks: the first the client offers that it speaks.
-    return next((p for p in scope.get("subprotocols", ()) if p in _GRAPHQL_SOCKETS), "graphql-ws")
+    # The one Strawberry picks: the first the client offers that it speaks
+    # (a loop: a generator expression in next() was two objects an open).
+    for protocol in scope.get("subprotocols", ()):
+        if protocol in _GRAPHQL_SOCKETS:
+            return protocol
+    return "graphql-ws"
 
 
 def _stream_of(scope: Scope, start: Message) -> str | None:
@@ -186,21 +189,46 @@ def graphql_subscriptions(transport: str) -> Gauge:
     return _SUBSCRIPTIONS[transport]
 
 
-@contextlib.contextmanager
-def open_stream(transport: str | None) -> Iterator[None]:
+class _OpenStream:
+    """Counts a stream connection of one transport while it is open (one per
+    transport, shared: it holds no state of its own, so a socket keeps only
+    the bound `__exit__` on its stack, where a generator context manager was
+    four objects, its generator and its list of gauges among them)."""
+
+    __slots__ = ("_gauges",)
+
+    def __init__(self, gauges: tuple[Gauge, ...]) -> None:
+        self._gauges = gauges
+
+    def __enter__(self) -> None:
+        for gauge in self._gauges:
+            gauge.inc()
+
+    def __exit__(self, *_: object) -> None:
+        for gauge in self._gauges:
+            gauge.dec()
+
+
+# Every stream but a GraphQL socket is one subscription too (the sockets
+# count theirs: graphql_operation); a plain request (None) is not counted.
+_OPEN_STREAMS: dict[str | None, _OpenStream] = {
+    None: _OpenStream(()),
+    **{
+        transport: _OpenStream(
+            (_OPEN_CONNECTIONS[transport],)
+            if transport in _GRAPHQL_SOCKETS
+            else (_OPEN_CONNECTIONS[transport], _SUBSCRIPTIONS[transport])
+        )
+        for transport in TRANSPORTS
+    },
+}
+
+
+def open_stream(transport: str | None) -> contextlib.AbstractContextManager[None]:
     """Counts a stream connection while it is open; every stream but a
     GraphQL socket is one subscription too (the sockets count theirs:
     graphql_operation). None: a plain request, not counted."""
-    gauges = [] if transport is None else [_OPEN_CONNECTIONS[transport]]
-    if transport is not None and transport not in _GRAPHQL_SOCKETS:
-        gauges.append(_SUBSCRIPTIONS[transport])
-    for gauge in gauges:
-        gauge.inc()
-    try:
-        yield
-    finally:
-        for gauge in gauges:
-            gauge.dec()
+    return _OPEN_STREAMS[transport]
 
 
 # How often at most the pool's figures are read, per pool: get_stats() builds

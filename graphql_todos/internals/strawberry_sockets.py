@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
 from graphql import GraphQLError
@@ -85,9 +85,13 @@ def serve_socket(view: GraphQL[Any, Any], websocket: WebSocket) -> Awaitable[obj
     Assumes: the view's `__call__` on a "websocket" scope does no more than
     `await self.run(WebSocket(scope, receive, send))`; `run` speaks the first
     subprotocol the client offers of the view's `websocket_subprotocols`."""
-    offered = websocket.scope.get("subprotocols", ())
-    if next((p for p in offered if p in view.websocket_subprotocols), None) == GRAPHQL_TRANSPORT_WS_PROTOCOL:
-        return _serve_transport_ws(view, websocket)
+    # A loop: a generator expression in next() was two objects an open.
+    speaks = view.websocket_subprotocols  # a list made at every read
+    for offered in websocket.scope.get("subprotocols", ()):
+        if offered in speaks:
+            if offered == GRAPHQL_TRANSPORT_WS_PROTOCOL:
+                return _serve_transport_ws(view, websocket)
+            break
     return view.run(websocket)
 
 
@@ -123,7 +127,7 @@ def websocket_of(adapter: object) -> WebSocket:
     # Assumes: Strawberry's ASGI view hands its handlers an
     # ASGIWebSocketAdapter keeping Starlette's WebSocket as `.ws`.
     assert isinstance(adapter, ASGIWebSocketAdapter)
-    return cast(WebSocket, adapter.ws)
+    return adapter.ws
 
 
 def stalled_adapter(adapter: object) -> BoundedSendAdapter:

@@ -225,13 +225,23 @@ class GatedTransportWs(PersistedSubscribe, Revocable):
         `iter_json` (an async generator, its `asend` and a `receive_text`
         coroutine, kept by every open socket while it waits) hands each text
         on as this does. tests/internals/test_strawberry_transport_ws.py
-        pins the answers it gives as Strawberry's."""
+        pins the answers it gives as Strawberry's.
+
+        Assumes: the WebSocket is accepted (its client state CONNECTED), where
+        Starlette's `receive` awaits its `_receive` and only checks the type
+        (the server's are websocket.receive and websocket.disconnect) and sets
+        the client state DISCONNECTED on a disconnect."""
         self.on_request_accepted()
         websocket = websocket_of(self.websocket)
+        # Starlette's `receive` once connected, without its coroutine (a
+        # frame per message) and its check of the message's type: the ASGI
+        # server's receive, the client's state set as it sets it.
+        receive = websocket._receive
         try:
             while websocket.application_state is not WebSocketState.DISCONNECTED:
-                message = await websocket.receive()
+                message = await receive()
                 if message["type"] == "websocket.disconnect":
+                    websocket.client_state = WebSocketState.DISCONNECTED
                     return
                 text = message.get("text")
                 if text is None:

@@ -110,6 +110,39 @@ def test_connections_and_subscriptions_by_transport_go_back_to_zero(server: Serv
     wait_until(lambda: all(by_transport(server.url, name) == before[name] for name in before))
 
 
+def test_open_stream_counts_while_open_nests_and_holds_nothing_per_stream() -> None:
+    def counts() -> tuple[float, float, float]:
+        return (
+            REGISTRY.get_sample_value(CONNECTIONS, {"transport": "sse"}) or 0.0,
+            REGISTRY.get_sample_value(SUBSCRIPTIONS, {"transport": "sse"}) or 0.0,
+            REGISTRY.get_sample_value(SUBSCRIPTIONS, {"transport": "graphql-ws"}) or 0.0,
+        )
+
+    before = counts()
+    # Shared by every stream of a transport: nothing kept per stream.
+    assert metrics.open_stream("sse") is metrics.open_stream("sse")
+    with metrics.open_stream("sse"), metrics.open_stream("sse"), metrics.open_stream("graphql-ws"):
+        # A GraphQL socket counts its subscriptions itself; an SSE stream is one.
+        assert counts() == (before[0] + 2, before[1] + 2, before[2])
+        with metrics.open_stream(None):
+            assert counts() == (before[0] + 2, before[1] + 2, before[2])
+    assert counts() == before
+    with pytest.raises(RuntimeError), metrics.open_stream("sse"):
+        raise RuntimeError
+    assert counts() == before
+
+
+def test_a_socket_s_transport_is_the_first_graphql_subprotocol_offered() -> None:
+    def of(path: str, *offered: str) -> str:
+        return metrics.transport_of({"path": path, "subprotocols": offered})
+
+    assert of("/graphql", "chat", "graphql-ws", "graphql-transport-ws") == "graphql-ws"
+    assert of("/graphql", "graphql-transport-ws", "graphql-ws") == "graphql-transport-ws"
+    assert of("/graphql", "chat") == "graphql-ws"
+    assert metrics.transport_of({"path": "/graphql"}) == "graphql-ws"
+    assert of("/api/todos/", "graphql-transport-ws") == "restsocket"
+
+
 def test_listener_reconnects_are_counted(server: Server) -> None:
     before = value(scrape(server.url), "graphql_todos_listener_reconnects_total")
     with psycopg.connect(server.dsn, autocommit=True) as conn:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import json
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -113,6 +117,45 @@ def test_our_receive_loop_reads_as_strawberrys_iter_json_and_answers_as_its_hand
     assert "text = await self.ws.receive_text()" in iter_json and "yield self.view.decode_json(text)" in iter_json
     assert "except JSONDecodeError" in iter_json and "except KeyError" in iter_json
     assert "except WebSocketDisconnect:" in iter_json
+    # Starlette's receive once connected (the loop awaits its `_receive`).
+    receive = inspect.getsource(WebSocket.receive)
+    connected = receive[receive.index("elif self.client_state == WebSocketState.CONNECTED:") : receive.index("else:")]
+    assert [line.strip() for line in connected.splitlines()[1:] if line.strip()] == [
+        "message = await self._receive()",
+        'message_type = message["type"]',
+        'if message_type not in {"websocket.receive", "websocket.disconnect"}:',
+        "raise RuntimeError(",
+        'f\'Expected ASGI message "websocket.receive" or "websocket.disconnect", but got {message_type!r}\'',
+        ")",
+        'if message_type == "websocket.disconnect":',
+        "self.client_state = WebSocketState.DISCONNECTED",
+        "return message",
+    ]
+
+
+def test_the_receive_loop_ends_at_a_disconnect_leaving_the_client_state_as_starlettes_receive() -> None:
+    async def run() -> WebSocketState:
+        messages: list[dict[str, Any]] = [{"type": "websocket.receive", "text": '{"type":"pong"}'},
+                                          {"type": "websocket.disconnect", "code": 1001}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: object) -> None:
+            raise AssertionError(message)
+
+        websocket = WebSocket({"type": "websocket", "path": "/graphql", "headers": []}, receive, send)
+        websocket.client_state = websocket.application_state = WebSocketState.CONNECTED
+        view = SimpleNamespace(decode_json=json.loads)
+        await GatedTransportWs(
+            view=view, websocket=ASGIWebSocketAdapter(view, websocket, websocket),  # type: ignore[arg-type]
+            context={}, root_value=None,
+            schema=None, connection_init_wait_timeout=timedelta(seconds=5), max_subscriptions_per_connection=None,
+        ).handle()
+        assert messages == []
+        return websocket.client_state
+
+    assert asyncio.run(run()) is WebSocketState.DISCONNECTED
 
 
 # Not JSON: the view's decoder refuses it with its own reason (JsonIntake), as

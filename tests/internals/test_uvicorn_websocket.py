@@ -25,8 +25,10 @@ from graphql_todos.internals.uvicorn_websocket import (
     Burst,
     LeanEvent,
     LeanQueue,
+    OpenedServer,
     WebSocketProtocol,
     _text_frame_header,
+    _whole_text,
     direct_write,
     open_write,
 )
@@ -364,3 +366,69 @@ def test_a_bursts_checks_read_what_the_state_property_and_is_set_return() -> Non
         event.clear()
         values.append((event.is_set(), vars(event)["_value"]))
         assert values == [(False, False), (True, True), (False, False)]
+
+
+def _masked(head: int, payload: bytes, mask: bytes = b"\x12\x34\x56\x78", length: bytes | None = None) -> bytes:
+    """A client's frame: `head` the first byte, `length` the length bytes (by default the shortest)."""
+    if length is None:
+        length = bytes([0x80 | len(payload)]) if len(payload) < 126 else b"\xfe" + len(payload).to_bytes(2)
+    return bytes([head]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_whole_text_frame_read_without_the_parser_is_what_websockets_parser_reads() -> None:
+    # Every frame _whole_text reads, websockets' parser reads as one final
+    # text frame with the same payload, and nothing else; it reads a
+    # client's messages (short, and 16-bit lengths), and leaves every other
+    # frame, and any frame the parser is not idle for, to the parser.
+    logger = logging.getLogger("uvicorn.error")
+    message = b'{"type":"connection_init","payload":{}}'
+    taken = {
+        "short": _masked(0x81, message),
+        "empty": _masked(0x81, b""),
+        "16-bit length": _masked(0x81, b"x" * 300),
+        "16-bit length of a short payload": _masked(0x81, message, length=b"\xfe" + len(message).to_bytes(2)),
+        "not UTF-8 (uvicorn's check follows)": _masked(0x81, b"\xff\xfe"),
+    }
+    left = {
+        "binary": _masked(0x82, message),
+        "not final": _masked(0x01, message),
+        "continuation": _masked(0x80, message),
+        "ping": _masked(0x89, b""),
+        "close": _masked(0x88, b"\x03\xe8"),
+        "a reserved bit": _masked(0xC1, message),
+        "unmasked": b"\x81" + bytes([len(message)]) + message,
+        "64-bit length": _masked(0x81, message, length=b"\xff" + len(message).to_bytes(8)),
+        "over the limit": _masked(0x81, b"x" * 1001),
+        "two frames": _masked(0x81, b"a") + _masked(0x81, b"b"),
+        "part of a frame": _masked(0x81, message)[:-1],
+        "a frame and a part": _masked(0x81, b"a") + b"\x81",
+        "a header alone": b"\x81",
+    }
+    for name, data in {**taken, **left}.items():
+        theirs = OpenedServer(1000, logger)
+        theirs.receive_data(data)
+        frames = theirs.events_received()
+        text = _whole_text(OpenedServer(1000, logger), data)
+        assert (text is not None) is (name in taken), name
+        if text is not None:
+            assert frames == [Frame(Opcode.TEXT, text)] and theirs.parser_exc is None, name
+            assert theirs.data_to_send() == [] and theirs.state is State.OPEN, name
+    # Idle only: not after part of a frame, in a fragmented message, closing,
+    # with extensions, or logging frames.
+    busy = {
+        "part of a frame": lambda conn: conn.receive_data(b"\x81\x85"),
+        "fragmented": lambda conn: conn.receive_data(_masked(0x01, b"a")),
+        "closing": lambda conn: conn.send_close(CloseCode.GOING_AWAY),
+        "extensions": lambda conn: setattr(conn, "extensions", [object()]),
+        "debug": lambda conn: setattr(conn, "debug", True),
+    }
+    for name, make_busy in busy.items():
+        conn = OpenedServer(1000, logger)
+        assert _whole_text(conn, taken["short"]) == message
+        make_busy(conn)
+        assert _whole_text(conn, taken["short"]) is None, name
+    # Between frames, as at the start, it is idle again.
+    conn = OpenedServer(1000, logger)
+    conn.receive_data(_masked(0x89, b"") + _masked(0x81, b"a"))
+    assert conn.events_received() == [Frame(Opcode.PING, b""), Frame(Opcode.TEXT, b"a")]
+    assert _whole_text(conn, taken["short"]) == message
