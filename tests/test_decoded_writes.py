@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from graphql_todos.core import verdicts, writes
+from graphql_todos.core.journal_mode import SOURCE_INDEX
 from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.pgoutput import JOURNAL
 from tests.decoded import Journaled, journaled
@@ -182,6 +183,7 @@ def test_an_entry_keeps_its_xid_when_decoded_before_its_backend_left_the_procarr
         (xid,) = writer.execute("SELECT pg_current_xact_id()::text").fetchone()  # type: ignore[misc]
         row = {"id": str(uuid.uuid4()), "title": "decoded early"}
         entry = {"source": "test/early", "xid": int(xid) & 0xFFFFFFFF, "op": "created", "row": row, "at": 0}
+        sequencer.execute(SOURCE_INDEX)  # as the switch to decoded builds it (sql/013)
         sequencer.execute(JOURNAL, (json.dumps([entry]),))  # type: ignore[arg-type]
         assert sequencer.execute("SELECT xid::text FROM todo_changes WHERE source = 'test/early'").fetchone() == (xid,)
 

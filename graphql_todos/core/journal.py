@@ -43,6 +43,7 @@ from graphql_todos.core.models import Chunk, Entry, Viewer
 from graphql_todos.core.visibility import View
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 class Mark(NamedTuple):
@@ -79,12 +80,14 @@ class Coalesced(Generic[T]):
         return await asyncio.shield(waiting)
 
     async def _run(self) -> None:
+        batch = None
         try:
             while self._next is not None:
                 # Let the callers this turn of the loop brings in (subscribes
                 # read from many sockets at once) join: each read is a round
                 # trip, and one started now would leave them the next.
                 await asyncio.sleep(0)
+                # The read starts as its batch closes (no await between).
                 batch, self._next = self._next, None
                 try:
                     batch.set_result(await self._read())
@@ -94,6 +97,30 @@ class Coalesced(Generic[T]):
                     batch.exception()
         finally:
             self._reader = None
+            # Cancelled (the loop ending): its callers wait no more; later ones read anew.
+            if batch is not None and not batch.done():
+                batch.cancel()
+
+
+class Gathered(Coalesced[T], Generic[K, T]):
+    """Coalesced, for callers that each ask for a key: a read is of the keys
+    its own callers asked for (one statement for the rows of every watcher
+    starting while the last read was under way), and each finds its own in
+    the result."""
+
+    def __init__(self, read: Callable[[set[K]], Awaitable[T]]) -> None:
+        super().__init__(self._read_asked)
+        self._read_keys = read
+        self._keys: set[K] = set()
+
+    def _read_asked(self) -> Awaitable[T]:
+        # Called as the batch closes: the keys asked from now on are the next read's.
+        keys, self._keys = self._keys, set()
+        return self._read_keys(keys)
+
+    async def ask(self, key: K) -> T:
+        self._keys.add(key)
+        return await self()
 
 
 class Journal:

@@ -42,9 +42,14 @@ SWITCH_PREFIX = "graphql_todos_switch"
 # the todos' journal triggers go (the sequencer journals the rows), the
 # list marks stay as a plain row trigger, and the entries of lists, members
 # and access (007's triggers, unchanged) are staged for the sequencer
-# (sql/011) instead of written and notified at commit.
-TO_DECODED = """
+# (sql/011) instead of written and notified at commit. The sequencer's
+# index of sources is built (sql/013: trigger mode's entries do without its
+# upkeep; a database switched before 013 has it already); the sources of
+# an earlier decoded time are unique too (LSNs only grow).
+SOURCE_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS todo_changes_source ON todo_changes (source) WHERE source IS NOT NULL"
+TO_DECODED = f"""
 LOCK TABLE todos IN EXCLUSIVE MODE;
+{SOURCE_INDEX};
 UPDATE journal_mode SET mode = 'decoded', restore = (
     SELECT string_agg(pg_get_triggerdef(oid), E';\n' ORDER BY tgname) FROM pg_trigger
     WHERE tgrelid = 'todos'::regclass AND tgname IN ('todos_journal_insert_delete', 'todos_journal_update')
@@ -61,10 +66,12 @@ CREATE OR REPLACE FUNCTION journal_expand(change_op text, p_list uuid, p_person 
 AS 'SELECT journal_stage_expand(change_op, p_list, p_person)';
 """
 # The switch back, its writes stopped and the slot drained: the marks go,
-# and the todos' journal triggers and the functions come back as they were
-# (journal_mode.restore, saved by the switch to decoded).
+# so does the index of sources (sql/013), and the todos' journal triggers
+# and the functions come back as they were (journal_mode.restore, saved by
+# the switch to decoded).
 TO_TRIGGER = """
 DROP TRIGGER todos_mark ON todos;
+DROP INDEX todo_changes_source;
 UPDATE journal_mode SET mode = 'trigger', restore = NULL;
 """
 # The tables whose changes are journaled: a switch back stops their writes while it drains the slot.

@@ -6,7 +6,7 @@ Nothing here commits or validates; the service owns transactions and rules.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -86,15 +86,22 @@ ORDER BY t.created_time, t.id
 # also the snapshot itself, from which read_cursors settles the cursor.
 SELECT_SNAPSHOT = {key: _snapshot(rows, False) for key, rows in SELECT_TODOS.items()}
 SELECT_DECODED_SNAPSHOT = {key: _snapshot(rows, True) for key, rows in SELECT_TODOS.items()}
-# Rows by id (those of them there are), for watchers starting together.
+# Rows by id (those of them there are), for watchers starting together:
+# each asked for by a person (NULL: the service principal, who sees every
+# row), and found for that person if theirs to see. Keyed by whether every
+# asker is the service principal (the persons' statement judges each pair).
+_ASKED_ROWS = {
+    True: f"SELECT NULL::uuid AS asker, {TODO_COLUMNS} FROM todos WHERE id = ANY(%(ids)s)",
+    False: f"""SELECT asker, {TODO_COLUMNS} FROM unnest(%(ids)s::uuid[], %(askers)s::uuid[]) AS asked(asked_id, asker)
+    JOIN todos ON id = asked_id
+    WHERE asker IS NULL OR list_id IN (SELECT list_id FROM list_members WHERE person_id = asker)""",
+}
 SELECT_TODOS_SNAPSHOT = {
     everything: f"""
 WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
-SELECT now.position, t.* FROM now LEFT JOIN LATERAL (
-    SELECT {TODO_COLUMNS} FROM todos WHERE id = ANY(%(ids)s){"" if everything else f" AND {_MINE}"}
-) t ON true
+SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
 """
-    for everything in (False, True)
+    for everything, rows in _ASKED_ROWS.items()
 }
 SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
 # The newest entry, never pruned: where the journal stands, and when that
@@ -199,13 +206,18 @@ async def snapshot(
 
 
 async def todo_snapshots(
-    conn: AsyncConnection[Any], viewer: Viewer, todo_ids: list[uuid.UUID]
-) -> tuple[dict[uuid.UUID, Todo], int]:
-    """The rows of these ids that are there and the viewer's, and the journal position they reflect."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SELECT_TODOS_SNAPSHOT[viewer.everything], {"ids": todo_ids, "viewer": viewer.person})
-        rows = await cur.fetchall()
-    return {row["id"]: _todo(row) for row in rows if row["id"] is not None}, int(rows[0]["position"])
+    conn: AsyncConnection[Any], asked: Collection[tuple[uuid.UUID | None, uuid.UUID]]
+) -> tuple[dict[tuple[uuid.UUID | None, uuid.UUID], Todo], int]:
+    """The rows asked for, each by (person, id), that are there and the
+    person's to see (person None: the service principal's, every row), by
+    what asked for them, and the journal position they reflect."""
+    everything = all(person is None for person, _ in asked)
+    params: dict[str, Any] = {"ids": [key for _, key in asked]}
+    if not everything:
+        params["askers"] = [person for person, _ in asked]
+    rows = await statement_rows(conn, SELECT_TODOS_SNAPSHOT[everything], params, tuple)
+    # (position, asker, then the row's columns in Todo's order), or one row of NULLs but the position.
+    return {(row[1], row[2]): Todo(*row[2:]) for row in rows if row[2] is not None}, int(rows[0][0])
 
 
 def _todo(row: dict[str, Any]) -> Todo:

@@ -9,7 +9,6 @@ beside it (write_batch.py), still one statement of its own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import uuid
@@ -34,6 +33,7 @@ from graphql_todos.core.errors import (
     NotFound,
     Rejected,
 )
+from graphql_todos.core.journal import Gathered
 from graphql_todos.core.list_statements import JsonLists, ListStatement
 from graphql_todos.core.models import LOCAL_ID, WHOLE, Page, Snapshot, Todo, TodoState, VerdictRow, Viewer
 from graphql_todos.core.mutations import Key, Receipt, Verdict, parse_client
@@ -42,6 +42,8 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.core.write_batch import WriteBatches
 
 MAX_TITLE_LENGTH = 512
+# Rows read for watchers, by (person, id) asked for, and the journal position they reflect.
+Rows = tuple[dict[tuple[uuid.UUID | None, uuid.UUID], Todo], int]
 # GraphQL's Int: the largest offset any transport takes.
 MAX_OFFSET = 2**31 - 1
 
@@ -75,50 +77,6 @@ def clean_title(value: str) -> str:
     return title
 
 
-class _Snapshots:
-    """Rows read as their watchers start, one statement for the rows one
-    viewer asks for in the same turn of the loop: subscribers opening
-    together (a page of `todo(id)` subscriptions) made a round trip and a
-    pooled connection each. A caller joins a read yet to start, never one
-    under way (as journal.Coalesced), so its row is read after it asked."""
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-        self._asked: dict[Viewer, tuple[set[uuid.UUID], asyncio.Future[tuple[dict[uuid.UUID, Todo], int]]]] = {}
-        self._reads: set[asyncio.Task[None]] = set()
-
-    async def read(self, viewer: Viewer, key: uuid.UUID) -> tuple[dict[uuid.UUID, Todo], int]:
-        asked = self._asked.get(viewer)
-        if asked is None:
-            asked = self._asked[viewer] = (set(), asyncio.get_running_loop().create_future())
-            reading = asyncio.create_task(self._read(viewer))
-            self._reads.add(reading)
-            reading.add_done_callback(self._reads.discard)
-        asked[0].add(key)
-        # shield: one caller giving up must not cancel the others' read.
-        return await asyncio.shield(asked[1])
-
-    async def _read(self, viewer: Viewer) -> None:
-        asked = self._asked[viewer]
-        keys, done = asked
-        try:
-            # Let the callers this turn of the loop brings in join.
-            await asyncio.sleep(0)
-            del self._asked[viewer]
-            async with connection(self.pool) as conn:
-                done.set_result(await repository.todo_snapshots(conn, viewer, list(keys)))
-        except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
-            done.set_exception(exc)
-            # Nobody may be left to retrieve it: don't log it as lost.
-            done.exception()
-        finally:
-            # Cancelled (the loop ending): later callers read anew, and these wait no more.
-            if self._asked.get(viewer) is asked:
-                del self._asked[viewer]
-            if not done.done():
-                done.cancel()
-
-
 class TodoService:
     """Every method that names a todo takes its id as the client spelled it
     and raises NotFound when there is no such row."""
@@ -135,7 +93,13 @@ class TodoService:
         (`cursors`, handed to the process's Hub)."""
         self.pool = pool
         self.max_list_rows = max_list_rows
-        self._snapshots = _Snapshots(pool)
+        # Rows read as their watchers start: one statement for the rows of
+        # every watcher (of any viewer) starting while the last read was
+        # under way, where one a turn per viewer made a round trip each
+        # (a page of `todo(id)` subscriptions opening together). A caller
+        # joins a read yet to start, never one under way, so its row is read
+        # after it asked (after its watcher registered with the hub).
+        self._snapshots: Gathered[tuple[uuid.UUID | None, uuid.UUID], Rows] = Gathered(self._read_rows)
         self.writes = writes.statements(journal)
         self.cursors = Cursors(journal_timeout_seconds) if self.writes.decoded else None
         # Decoded, a read's cursor is settled after it (core/read_cursors.py).
@@ -224,10 +188,15 @@ class TodoService:
     async def todo_snapshot(self, viewer: Viewer, key: uuid.UUID) -> TodoState:
         """One row as a watcher starts from (todo None when absent) and the
         journal position it reflects; the caller has parsed the id already.
-        The rows one viewer's watchers ask for in one turn of the loop come
-        from one statement (_Snapshots)."""
-        todos, position = await self._snapshots.read(viewer, key)
-        return TodoState(None, todos.get(key), position)
+        The rows of the watchers starting together come from one statement
+        (_snapshots)."""
+        asked = (viewer.person, key)
+        todos, position = await self._snapshots.ask(asked)
+        return TodoState(None, todos.get(asked), position)
+
+    async def _read_rows(self, asked: set[tuple[uuid.UUID | None, uuid.UUID]]) -> Rows:
+        async with connection(self.pool) as conn:
+            return await repository.todo_snapshots(conn, asked)
 
     async def create_todo(
         self,

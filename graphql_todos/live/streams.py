@@ -85,7 +85,9 @@ async def watching_row(
     async with hub.subscribe(todo_id=key, view=View(viewer.person)) as sub:
         start = await service.todo_snapshot(viewer, key)
         sub.skip_through(start.position)
-        sub.view = await hub.view_at(viewer, start.position)
+        if not viewer.everything:
+            # A person's lists at the snapshot; every list's view is the one it has.
+            sub.view = await hub.view_at(viewer, start.position)
         yield start, sub
 
 

@@ -1,11 +1,13 @@
-"""Cursors, as clients spell them."""
+"""Cursors, as clients spell them; reads gathered for callers asking for keys."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from graphql_todos.core.errors import BadUserInput
-from graphql_todos.core.journal import parse_cursor
+from graphql_todos.core.journal import Gathered, parse_cursor
 
 
 @pytest.mark.parametrize(("cursor", "position"), [("0", 0), ("42", 42), ("9223372036854775807", 2**63 - 1)])
@@ -18,3 +20,30 @@ def test_other_cursors_are_bad_user_input(cursor: str) -> None:
     with pytest.raises(BadUserInput) as refused:
         parse_cursor(cursor)
     assert refused.value.field == "after"
+
+
+def test_keys_asked_for_while_a_read_is_under_way_are_the_next_reads_and_each_caller_gets_a_read_started_after_it_asked() -> None:
+    # A row watcher registers with the hub, then asks for its row: a read
+    # that began before it asked may have missed a change committed since.
+    async def run() -> tuple[list[set[str]], list[tuple[int, set[str]]]]:
+        started: list[set[str]] = []
+        gate = asyncio.get_running_loop().create_future()
+
+        async def read(keys: set[str]) -> tuple[int, set[str]]:
+            started.append(keys)
+            if len(started) == 1:
+                await gate
+            return len(started), keys
+
+        rows: Gathered[str, tuple[int, set[str]]] = Gathered(read)
+        first = [asyncio.create_task(rows.ask(key)) for key in ("a", "b")]
+        while not started:  # until the first read is under way
+            await asyncio.sleep(0)
+        later = [asyncio.create_task(rows.ask(key)) for key in ("a", "c")]
+        await asyncio.sleep(0)
+        gate.set_result(None)
+        return started, [await task for task in [*first, *later]]
+
+    started, results = asyncio.run(run())
+    assert started == [{"a", "b"}, {"a", "c"}]
+    assert results == [(1, {"a", "b"})] * 2 + [(2, {"a", "c"})] * 2

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from graphql_todos.core.journal_mode import TO_DECODED, TO_TRIGGER
 from graphql_todos.core.migrations import NoMigrations, migrate, migration_files
 from tests.helpers import ROOT, wait_until
 
@@ -181,6 +182,79 @@ def test_notifications_carry_the_change(db_dsn: str) -> None:
     assert (payload["position"], payload["op"], payload["id"]) == (1, "created", str(row_id))
     assert payload["todo"]["title"] == "a"
     assert datetime.fromisoformat(payload["changed_at"]) == changed_at
+
+
+def test_a_rows_notification_is_its_entry_as_010_printed_it(db_dsn: str) -> None:
+    """012 concatenates a row's payload from its parts: the same bytes as
+    010's json_build_object of the entry, for a created, an updated (a title
+    json must escape) and a deleted row, and for a row moved to another list
+    (012 leaves that payload as it was)."""
+    with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
+        listener.execute("LISTEN todo_changes")
+        (row_id,) = writer.execute("INSERT INTO todos (title) VALUES ('a') RETURNING id").fetchone()  # type: ignore[misc]
+        writer.execute("UPDATE todos SET title = %s, completed = true WHERE id = %s", ('say "hé"\\ \t✓', row_id))
+        (other,) = writer.execute(
+            "INSERT INTO lists (owner_id, name) VALUES ('00000000-0000-4000-8000-000000000001', 'other') RETURNING id"
+        ).fetchone()  # type: ignore[misc]
+        writer.execute("UPDATE todos SET list_id = %s WHERE id = %s", (other, row_id))
+        writer.execute("DELETE FROM todos WHERE id = %s", (row_id,))
+        payloads: list[str] = []
+        for n in listener.notifies(timeout=5):
+            if json.loads(n.payload)["id"] == str(row_id):
+                payloads.append(n.payload)
+            if len(payloads) == 4:
+                break
+        expected = [r[0] for r in writer.execute(
+            """SELECT CASE WHEN before IS NULL THEN json_build_object(
+                   'position', position, 'op', op, 'id', todo_id, 'changed_at', changed_at, 'list_before', list_before,
+                   'list_after', list_after, 'person', person_id, 'todo', todo)::text
+               ELSE (jsonb_build_object('position', position, 'op', op, 'id', todo_id, 'changed_at', changed_at,
+                                        'list_before', list_before, 'list_after', list_after, 'person', person_id)
+                     || jsonb_build_object('todo', todo, 'before', before))::text END
+               FROM todo_changes WHERE todo_id = %s ORDER BY position""", (row_id,))]
+    assert [json.loads(p)["op"] for p in payloads] == ["created", "updated", "updated", "deleted"]
+    assert payloads == expected
+
+
+def test_migrating_a_decoded_database_keeps_its_stager_and_index_and_readies_the_new_writer(
+    admin_dsn: str, db_dsn: str, tmp_path: Path
+) -> None:
+    """012 replaces journal_write. In decoded mode that name holds the
+    switch's stager, and trigger mode's writer waits in journal_mode.restore:
+    012 goes there, and a switch back brings it (as a fresh install has it).
+    013 leaves the sequencer's index of sources to decoded mode."""
+    for f in migration_files():
+        if f.name < "012":
+            (tmp_path / f.name).write_text(f.read_text())
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS gt_decoded WITH (FORCE)")
+        conn.execute("CREATE DATABASE gt_decoded")
+    writer = "SELECT pg_get_functiondef('journal_write'::regproc)"
+    sources = "SELECT to_regclass('todo_changes_source') IS NOT NULL"
+    try:
+        dsn = psycopg.conninfo.make_conninfo(admin_dsn, dbname="gt_decoded")
+        migrate(dsn, tmp_path)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            with conn.transaction():
+                conn.execute(TO_DECODED)
+            stager = conn.execute(writer).fetchone()
+            assert migrate(dsn)
+            assert conn.execute(writer).fetchone() == stager
+            # The sequencer's index of sources stays (013 drops it in trigger mode only).
+            assert conn.execute(sources).fetchone() == (True,)
+            (restore,) = conn.execute("SELECT restore FROM journal_mode").fetchone()  # type: ignore[misc]
+            with conn.transaction():
+                conn.execute(TO_TRIGGER)
+                conn.execute(restore)
+            switched_back = conn.execute(writer).fetchone()
+            assert conn.execute(sources).fetchone() == (False,)
+        with psycopg.connect(db_dsn) as fresh:
+            assert switched_back == fresh.execute(writer).fetchone()
+            assert fresh.execute(sources).fetchone() == (False,)
+        assert restore.count("CREATE OR REPLACE FUNCTION") == 2
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS gt_decoded WITH (FORCE)")
 
 
 def test_upgrading_keeps_the_journal_going(admin_dsn: str, tmp_path: Path) -> None:

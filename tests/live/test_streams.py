@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -17,7 +18,7 @@ from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.live.hub import Hub
-from graphql_todos.live.streams import LiveRows, apply_changes, start_after
+from graphql_todos.live.streams import LiveRows, apply_changes, start_after, todo_states
 from graphql_todos.rest.resources import todo_json
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,25 +60,79 @@ def test_orjson_writes_a_todo_as_rest_clients_see_it() -> None:
         assert orjson.loads(orjson.dumps(row)) == todo_json(row)
 
 
-def test_rows_watchers_ask_for_together_come_from_one_read_each_viewer(db_dsn: str) -> None:
+def test_rows_watchers_ask_for_together_come_from_one_read_each_seeing_what_its_viewer_may(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as setup:
+        people = setup.execute("INSERT INTO people (username) VALUES ('ann'), ('bob') RETURNING id").fetchall()
+        ann, bob = (Viewer(row[0]) for row in people)
     stranger = Viewer(uuid.uuid4())  # a member of no list: sees no row
 
     async def run() -> tuple[list[TodoState], int]:
         async with AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
             service = TodoService(pool)
             made = [await service.create_todo(f"row {n}") for n in range(3)]
+            # ann's own row, in her default list: hers to see, not bob's.
+            assert ann.person is not None
+            hers = await service.create_todo("ann's", actor=ann.person)
             asked = pool.get_stats()["requests_num"]
             absent = uuid.uuid4()
             states = await asyncio.gather(
                 *(service.todo_snapshot(ALL, key) for key in [t.id for t in made] + [absent]),
                 service.todo_snapshot(stranger, made[0].id),
+                service.todo_snapshot(ann, hers.id),
+                service.todo_snapshot(bob, hers.id),
+                service.todo_snapshot(ALL, hers.id),
             )
-            assert [s.todo for s in states] == [*made, None, None]
+            assert [s.todo for s in states] == [*made, None, None, hers, None, hers]
             return states, pool.get_stats()["requests_num"] - asked
 
     states, reads = asyncio.run(run())
-    assert reads == 2  # one for ALL's four rows, one for the stranger's
+    assert reads == 1  # every viewer's rows in one statement
     assert len({s.position for s in states}) == 1 and states[0].position > 0
+
+
+def test_row_watchers_starting_while_the_row_changes_get_each_later_change_once(db_dsn: str) -> None:
+    """Each watcher's first state, then every change after it, none twice
+    and none missed, however its registration, its read and the commits
+    interleave (watchers start in bursts of a turn, their reads coalesced)."""
+    last = 60
+
+    async def run() -> list[list[int]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
+            service = TodoService(pool)
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            row = await service.create_todo("0")
+
+            async def watch() -> list[int]:
+                seen = []
+                async for state in todo_states(service, hub, ALL, row.id):
+                    assert state.todo is not None
+                    seen.append(int(state.todo.title))
+                    if seen[-1] == last:
+                        return seen
+                return seen
+
+            async def write() -> None:
+                for title in range(1, last + 1):
+                    await service.update_todo(str(row.id), title=str(title))
+                    await asyncio.sleep(0.002 * (title % 3))
+
+            try:
+                watchers = []
+                writing = asyncio.create_task(write())
+                while not writing.done():
+                    watchers += [asyncio.create_task(watch()) for _ in range(3)]
+                    await asyncio.sleep(0.001)
+                async with asyncio.timeout(10):
+                    return list(await asyncio.gather(*watchers))
+            finally:
+                await hub.stop()
+
+    seen = asyncio.run(run())
+    assert len(seen) > 20
+    for titles in seen:
+        assert titles == list(range(titles[0], last + 1))
+    assert len({titles[0] for titles in seen}) > 5  # they started all along the way
 
 
 def test_a_cursor_at_the_hubs_position_starts_there_unread_and_every_other_start_asks_the_journal(
