@@ -20,6 +20,8 @@ from graphql_todos.core.journal_mode import SOURCE_INDEX
 from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.pgoutput import JOURNAL
 from tests.decoded import Journaled, journaled
+from tests.gql import CHANGES as GQL_CHANGES
+from tests.gql import TransportWs, create, data
 from tests.helpers import serving, wait_until
 from tests.test_lists import CREATE as CREATE_IN
 from tests.test_lists import CREATE_LIST, SHARE, Caller
@@ -230,3 +232,64 @@ def test_a_writer_made_a_deadlocks_victim_by_a_removal_is_answered_as_refused(db
         assert reply.status_code == 200 and reply.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND", reply.text
     else:
         assert reply.status_code == 404, reply.text
+
+
+# The fast path's selection (PostgreSQL writes the list), and one it leaves to the resolvers (introspection).
+TODO_LISTS = {
+    "fast": "{ todoList { cursor todos { title } } }",
+    "resolver": '{ __type(name: "Todo") { name } todoList { cursor todos { title } } }',
+}
+
+
+@pytest.mark.parametrize("path", sorted(TODO_LISTS))
+def test_a_list_read_cursor_covers_a_commit_it_saw_before_its_entry(db_dsn: str, path: str) -> None:
+    """A row committed while the sequencer's INSERT waits is visible to a
+    read before its entry exists: the read's cursor must still be at or past
+    that entry, or `todoChanges(after: cursor)` sends its CREATED again (a
+    duplicate every resume from that cursor repeats)."""
+    with (
+        serving(db_dsn, journal="decoded") as server,
+        httpx.Client(base_url=server.url, timeout=20) as client,
+        psycopg.connect(db_dsn, autocommit=True) as holder,
+        psycopg.connect(db_dsn, autocommit=True) as conn,
+    ):
+        create(client, "before")
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
+        conn.execute("INSERT INTO todos (title) VALUES ('committed, not journaled')")
+        reading = threading.Thread(target=lambda: listed.append(data(client, TODO_LISTS[path])["todoList"]))
+        listed: list[dict[str, Any]] = []
+        reading.start()
+        reading.join(0.5)
+        holder.execute("COMMIT")
+        reading.join(20)
+        journaled(conn)
+        with TransportWs(server.ws_url) as ws:
+            ws.subscribe(GQL_CHANGES, {"after": listed[0]["cursor"]})
+            create(client, "after")
+            first = ws.next_data()["todoChanges"]["todo"]["title"]
+    assert "committed, not journaled" in [todo["title"] for todo in listed[0]["todos"]]
+    assert first == "after"
+
+
+@DECODED
+def test_a_list_read_the_journal_does_not_catch_up_with_is_answered_database_unavailable(
+    journaled_db: Journaled,
+) -> None:
+    """The sequencer held (its journal INSERT waits on a lock) with a commit
+    the read saw: its cursor cannot be settled, and the read says so past
+    the wait, never a hang."""
+    with (
+        serving(journaled_db.dsn, journal="decoded", database_timeout_seconds=1.0) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+        psycopg.connect(server.dsn, autocommit=True) as holder,
+    ):
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
+        body = client.post("/graphql", json={"query": TODO_LISTS["fast"]}).json()
+        holder.execute("COMMIT")
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+    assert "the journal has not caught up with this read in 1 s" in error["message"]

@@ -21,7 +21,7 @@ import orjson
 from psycopg import AsyncConnection, sql
 
 from graphql_todos.core.models import ALL, Viewer
-from graphql_todos.core.repository import SELECT_POSITION, SELECT_TODOS, prepared
+from graphql_todos.core.repository import SELECT_POSITION, SELECT_TODOS, TAKEN, prepared
 
 # What datetime.isoformat() writes, from a timestamptz `c` rendered in the
 # session's time zone: microseconds only when there are some, and an offset
@@ -62,11 +62,13 @@ ItemShape = tuple[tuple[str, str | Constant], ...]
 @dataclass(frozen=True, slots=True)
 class JsonLists:
     """Lists read in one statement as JSON texts, the journal position they
-    reflect (None when not asked for), and how many rows each holds."""
+    reflect (None when not asked for), how many rows each holds, and the
+    read's snapshot (decoded, with the position: core/read_cursors.py)."""
 
     texts: list[str]
     position: int | None
     rows: int
+    taken: str | None = None
 
 
 class ListStatement:
@@ -85,35 +87,48 @@ class ListStatement:
         self._statements = {
             (False, False, False): _statement(items, position, _SESSION_TIME, SELECT_TODOS[False, False])
         }
+        # The same, decoded: with the read's snapshot when the position is asked for.
+        self._decoded: dict[tuple[bool, bool, bool], bytes] = {}
 
     async def run(
-        self, conn: AsyncConnection[Any], completed: bool | None, limit: int, offset: int, viewer: Viewer = ALL
+        self,
+        conn: AsyncConnection[Any],
+        completed: bool | None,
+        limit: int,
+        offset: int,
+        viewer: Viewer = ALL,
+        decoded: bool = False,
     ) -> JsonLists:
         """At most `limit` rows the viewer sees from `offset` on, in list order
         (the service passes its caller's viewer; ALL reads every list)."""
         # psycopg converts times to the session's zone when it can load it,
         # else to UTC: the JSON must carry the offsets Strawberry would write.
         key = (not isinstance(conn.info.timezone, ZoneInfo), completed is not None, viewer.everything)
-        if key not in self._statements:
+        taken = decoded and self.position
+        statements = self._decoded if taken else self._statements
+        if key not in statements:
             time = _UTC_TIME if key[0] else _SESSION_TIME
-            self._statements[key] = _statement(self.items, self.position, time, SELECT_TODOS[key[1:]])
+            statements[key] = _statement(self.items, self.position, time, SELECT_TODOS[key[1:]], taken)
         # Prepared once it has run a few times on a connection (psycopg's
         # automatic preparation), so one-off selections are not; a filtered
         # list never (repository.prepared).
         params = {"completed": completed, "limit": limit, "offset": offset, "viewer": viewer.person}
-        cursor = await conn.execute(self._statements[key], params, prepare=prepared(completed))
+        cursor = await conn.execute(statements[key], params, prepare=prepared(completed))
         row = await cursor.fetchone()
         assert row is not None
         texts = list(row[: len(self.items)])
+        if taken:
+            return JsonLists(texts, int(row[-2]), int(row[len(texts)]), row[-1])
         return JsonLists(texts, int(row[-1]) if self.position else None, int(row[len(texts)]))
 
 
-def _statement(items: tuple[ItemShape, ...], position: bool, time: str, rows: str) -> bytes:
+def _statement(items: tuple[ItemShape, ...], position: bool, time: str, rows: str, taken: bool = False) -> bytes:
     # One scan: every list aggregates the rows `rows` reads (filtered
     # and limited by the parameters run passes), in its order; an empty list
     # is "[]". Then the rows' count (a list asked for whole is refused over
     # MAX_LIST_ROWS, even when only its cursor is selected, as the resolvers
-    # do) and, if asked for, the position, from the same snapshot.
+    # do) and, if asked for, the position, from the same snapshot, and
+    # (decoded, `taken`) that snapshot.
     columns: list[sql.Composable] = [
         sql.SQL("'[' || coalesce(string_agg({}, ',' ORDER BY t.created_time, t.id), '') || ']'").format(
             _object(item, time)
@@ -123,6 +138,8 @@ def _statement(items: tuple[ItemShape, ...], position: bool, time: str, rows: st
     columns.append(sql.SQL("count(*)"))
     if position:
         columns.append(sql.SQL("({})").format(sql.SQL(SELECT_POSITION)))
+    if taken:
+        columns.append(sql.SQL(TAKEN))
     return sql.SQL("SELECT {columns} FROM ({rows}) t").format(
         columns=sql.SQL(", ").join(columns), rows=sql.SQL(rows)
     ).as_bytes(None)

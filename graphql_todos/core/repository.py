@@ -67,17 +67,25 @@ SELECT_TODO = {
     everything: f"SELECT {TODO_COLUMNS} FROM todos WHERE id = %(id)s" + ("" if everything else f" AND {_MINE}")
     for everything in (False, True)
 }
-# One statement sees one snapshot: the rows and the journal position they
-# reflect come back together, with no transaction around them. An empty list
-# still yields one row (all NULL but the position).
-SELECT_SNAPSHOT = {
-    key: f"""
-WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
-SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
+
+# A read's snapshot, as a column of its statement (JOURNAL=decoded: core/read_cursors.py).
+TAKEN = "pg_current_snapshot()::text"
+
+
+def _snapshot(rows: str, taken: bool) -> str:
+    return f"""
+WITH now AS (SELECT coalesce(max(position), 0) AS position{f", {TAKEN} AS taken" if taken else ""} FROM todo_changes)
+SELECT now.position{", now.taken" if taken else ""}, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
 ORDER BY t.created_time, t.id
 """
-    for key, rows in SELECT_TODOS.items()
-}
+
+
+# One statement sees one snapshot: the rows and the journal position they
+# reflect come back together, with no transaction around them. An empty list
+# still yields one row (all NULL but the position). Decoded (JOURNAL=decoded),
+# also the snapshot itself, from which read_cursors settles the cursor.
+SELECT_SNAPSHOT = {key: _snapshot(rows, False) for key, rows in SELECT_TODOS.items()}
+SELECT_DECODED_SNAPSHOT = {key: _snapshot(rows, True) for key, rows in SELECT_TODOS.items()}
 # Rows by id (those of them there are), for watchers starting together:
 # each asked for by a person (NULL: the service principal, who sees every
 # row), and found for that person if theirs to see. Keyed by whether every
@@ -185,17 +193,16 @@ async def get_todo(conn: AsyncConnection[Any], viewer: Viewer, todo_id: uuid.UUI
 
 
 async def snapshot(
-    conn: AsyncConnection[Any], viewer: Viewer, completed: bool | None, limit: int, offset: int
-) -> tuple[list[Todo], int]:
+    conn: AsyncConnection[Any], viewer: Viewer, completed: bool | None, limit: int, offset: int, decoded: bool = False
+) -> tuple[list[Todo], int, str | None]:
     """`limit` rows of the (filtered) list the viewer sees from `offset` on,
-    and the journal position they reflect."""
+    the journal position they reflect, and (`decoded`) the read's snapshot."""
     params = {"completed": completed, "limit": limit, "offset": offset, "viewer": viewer.person}
+    statements = SELECT_DECODED_SNAPSHOT if decoded else SELECT_SNAPSHOT
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            SELECT_SNAPSHOT[completed is not None, viewer.everything], params, prepare=prepared(completed)
-        )
+        await cur.execute(statements[completed is not None, viewer.everything], params, prepare=prepared(completed))
         rows = await cur.fetchall()
-    return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"])
+    return [_todo(r) for r in rows if r["id"] is not None], int(rows[0]["position"]), rows[0].get("taken")
 
 
 async def todo_snapshots(

@@ -10,6 +10,7 @@ beside it (write_batch.py), still one statement of its own.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -36,6 +37,7 @@ from graphql_todos.core.journal import Gathered
 from graphql_todos.core.list_statements import JsonLists, ListStatement
 from graphql_todos.core.models import LOCAL_ID, WHOLE, Page, Snapshot, Todo, TodoState, VerdictRow, Viewer
 from graphql_todos.core.mutations import Key, Receipt, Verdict, parse_client
+from graphql_todos.core.read_cursors import ReadCursors
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.write_batch import WriteBatches
 
@@ -100,6 +102,8 @@ class TodoService:
         self._snapshots: Gathered[tuple[uuid.UUID | None, uuid.UUID], Rows] = Gathered(self._read_rows)
         self.writes = writes.statements(journal)
         self.cursors = Cursors(journal_timeout_seconds) if self.writes.decoded else None
+        # Decoded, a read's cursor is settled after it (core/read_cursors.py).
+        self.read_cursors = ReadCursors(pool, journal_timeout_seconds) if self.writes.decoded else None
         # Trigger mode: plain writes share transactions (core/write_batch.py).
         self.batches = None if self.writes.decoded else WriteBatches(pool)
 
@@ -139,7 +143,12 @@ class TodoService:
 
     async def _snapshot(self, viewer: Viewer, completed: bool | None, limit: int, offset: int) -> Snapshot:
         async with connection(self.pool) as conn:
-            todos, position = await repository.snapshot(conn, viewer, completed, limit, offset)
+            todos, position, taken = await repository.snapshot(
+                conn, viewer, completed, limit, offset, self.writes.decoded
+            )
+        if taken is not None:
+            assert self.read_cursors is not None
+            position = await self.read_cursors.cursor(position, taken)
         return Snapshot(todos, position)
 
     async def lists_json(
@@ -148,8 +157,11 @@ class TodoService:
         """The page of the list as JSON text, in each of the query's shapes,
         and the journal position it reflects; ListTooLarge as list_todos."""
         async with connection(self.pool) as conn:
-            lists = await query.run(conn, completed, self._limit(page), page.offset, viewer)
+            lists = await query.run(conn, completed, self._limit(page), page.offset, viewer, self.writes.decoded)
         self._check_page(lists.rows, page)
+        if lists.taken is not None:
+            assert self.read_cursors is not None and lists.position is not None
+            return dataclasses.replace(lists, position=await self.read_cursors.cursor(lists.position, lists.taken))
         return lists
 
     def _limit(self, page: Page) -> int:

@@ -44,6 +44,33 @@ SELECT wal_status, pg_current_wal_lsn() - confirmed_flush_lsn
 FROM pg_replication_slots WHERE slot_name = %s
 """
 WAL_STATUSES = ("reserved", "extended", "unreserved", "lost")
+# How many of these xids (32 bits, as decoded; each taken as the xid8
+# nearest the snapshot's xmax) this statement's snapshot cannot see yet. A commit is decoded once its record is flushed,
+# which is before its backend leaves the procarray (microseconds, longer
+# when it is descheduled): journaled then, an entry could be seen by a read
+# that does not see its row, and that read's cursor would pass a change it
+# lacks (core/read_cursors.py). So a batch waits until this is 0: every
+# snapshot taken after it sees the batch's commits.
+RUNNING = """
+SELECT count(*) FROM unnest(%s::bigint[]) x, (SELECT pg_current_snapshot() AS s) now, (SELECT
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax) edge
+WHERE NOT pg_visible_in_snapshot(
+    (edge.xmax + ((x - edge.xmax + 2147483648) %% 4294967296 + 4294967296) %% 4294967296 - 2147483648)::text::xid8, now.s
+)
+"""
+# The pause between looks, and the most a batch waits (then it is journaled, with a warning).
+RUNNING_PAUSE, RUNNING_SECONDS = 0.0002, 5.0
+
+
+def until_visible(conn: psycopg.Connection[Any], xids: list[int]) -> bool:
+    """Once every snapshot sees these transactions (False: not yet, after RUNNING_SECONDS)."""
+    deadline = time.monotonic() + RUNNING_SECONDS
+    while conn.execute(RUNNING, (xids,)).fetchone() != (0,):
+        if time.monotonic() > deadline:
+            logger.warning("journal sequencer: transactions %s still running after their commit was decoded", xids)
+            return False
+        time.sleep(RUNNING_PAUSE)
+    return True
 
 
 class Sequencer:
@@ -113,6 +140,7 @@ class Sequencer:
                 if done and (not read or done >= BATCH):
                     batch, pending, done = pending[:done], pending[done:], 0
                     if entries := decoder.decode(batch):
+                        until_visible(conn, sorted({entry["xid"] for entry in entries}))
                         conn.execute(JOURNAL, (orjson.dumps(entries).decode(),))
                     self.batches += 1
                     # After the journal's commit (autocommit): a crash before this streams the batch again.

@@ -35,7 +35,7 @@ from graphql_todos.core.journal_mode import (
     slot_name,
 )
 from graphql_todos.core.migrations import migrate
-from graphql_todos.live.sequencer import Sequencer
+from graphql_todos.live.sequencer import Sequencer, until_visible
 from tests.decoded import journaled, sequenced
 from tests.helpers import serving, wait_until
 from tests.pgserver import restartable_postgres
@@ -369,3 +369,18 @@ def test_a_failed_batch_is_not_confirmed_and_is_journaled_once_when_it_passes(
             notes = [orjson.loads(n.payload) for n in conn.notifies(timeout=1, stop_after=10)]
     assert [e[2] for e in entries] == ["a", "b", "c", "d"]
     assert sorted(p for n in notes for _, p in n["xids"]) == [e[0] for e in entries[1:]]
+
+
+def test_a_batch_waits_until_no_snapshot_counts_its_transactions_as_running(db_dsn: str) -> None:
+    """A commit decoded before its backend left the procarray is not
+    journaled until it has: an open transaction stands in for that backend."""
+    with psycopg.connect(db_dsn) as running, psycopg.connect(db_dsn, autocommit=True) as conn:
+        (xid,) = running.execute("SELECT pg_current_xact_id()::text::bigint & 4294967295").fetchone()  # type: ignore[misc]
+        done: list[bool] = []
+        waiting = threading.Thread(target=lambda: done.append(until_visible(conn, [xid])))
+        waiting.start()
+        waiting.join(0.5)
+        assert done == []
+        running.commit()
+        waiting.join(10)
+    assert done == [True]
