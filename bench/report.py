@@ -318,17 +318,17 @@ def _summary(results: dict[str, Any]) -> list[str]:
         by_server = rps[test]
         if "cache" in test or "REST GET" in test:
             continue
-        values, runs, peers = dict(by_server), dict(rounds[test]), ""
+        values, by_round, peers = dict(by_server), dict(rounds[test]), ""
         if test.startswith(("createTodo (REST", "updateTodo (REST")):
             # Compared with the peers' GraphQL mutation: they have no REST.
             mutation = test.split(" ")[0]
             values |= {p: v for p, v in rps.get(mutation, {}).items() if p in PEERS}
-            runs |= {p: v for p, v in rounds.get(mutation, {}).items() if p in PEERS}
+            by_round |= {p: v for p, v in rounds.get(mutation, {}).items() if p in PEERS}
             peers = f" (peers: GraphQL {mutation})"
-        add(test + peers, values, per_second, True, runs)
+        add(test + peers, values, per_second, True, by_round)
         for v in VARIANTS:
             if v in values:
-                add(f"{test}, {v}{peers}", as_ours(values, v), per_second, True, as_ours(runs, v))
+                add(f"{test}, {v}{peers}", as_ours(values, v), per_second, True, as_ours(by_round, v))
     for key, label in (("fanout", "one shared document"), ("rows", "each on its own row, one UPDATE of every row")):
         if not (sizes := {r["subscribers"] for r in results.get(key, [])}):
             continue
