@@ -272,6 +272,32 @@ def test_a_list_read_cursor_covers_a_commit_it_saw_before_its_entry(db_dsn: str,
     assert first == "after"
 
 
+def test_a_row_watchers_first_state_covers_a_commit_it_saw_before_its_entry(db_dsn: str) -> None:
+    """As a list read's cursor: a `todo(id)` watcher starting while a change
+    to its row is committed but not yet journaled shows that change in its
+    first state, and must not get it again as a change once it is journaled."""
+    with (
+        serving(db_dsn, journal="decoded") as server,
+        httpx.Client(base_url=server.url, timeout=20) as client,
+        psycopg.connect(db_dsn, autocommit=True) as holder,
+        psycopg.connect(db_dsn, autocommit=True) as conn,
+        TransportWs(server.ws_url) as ws,
+    ):
+        row = create(client, "before")["id"]
+        journaled(conn)
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
+        conn.execute("UPDATE todos SET title = 'committed, not journaled' WHERE id = %s", (row,))
+        ws.subscribe("subscription($id: ID!) { todo(id: $id) { title } }", {"id": row})
+        threading.Event().wait(0.5)
+        holder.execute("COMMIT")
+        first = ws.next_data()["todo"]["title"]
+        journaled(conn)
+        data(client, "mutation($id: ID!) { updateTodo(id: $id, input: {title: \"after\"}) { id } }", {"id": row})
+        then = ws.next_data()["todo"]["title"]
+    assert (first, then) == ("committed, not journaled", "after")
+
+
 @DECODED
 def test_a_list_read_the_journal_does_not_catch_up_with_is_answered_database_unavailable(
     journaled_db: Journaled,

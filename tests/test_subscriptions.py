@@ -159,6 +159,28 @@ def test_row_watchers_changes_are_written_by_the_hubs_row_sinks(server: Server, 
     assert (REGISTRY.get_sample_value("graphql_todos_row_sink_events_total") or 0.0) > before
 
 
+def test_watchers_of_one_row_with_other_selections_each_get_their_own(server: Server, client: httpx.Client) -> None:
+    """Documents, and one document's @include values, each keep their own
+    shape, in the first state and in a change the hub writes (each
+    subscriber's compiled plan: graphql/fanout.py `_row`)."""
+    row = create(client, "shapes")
+    titled = "subscription($id: ID!, $done: Boolean!) { todo(id: $id) { title completed @include(if: $done) } }"
+    shapes = [
+        ("subscription($id: ID!) { todo(id: $id) { title } }", {}, lambda t, c: {"title": t}),
+        ("subscription($id: ID!) { todo(id: $id) { done: completed } }", {}, lambda t, c: {"done": c}),
+        (titled, {"done": True}, lambda t, c: {"title": t, "completed": c}),
+        (titled, {"done": False}, lambda t, c: {"title": t}),
+    ]
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(TransportWs(server.ws_url)) for _ in shapes]
+        for ws, (query, variables, shape) in zip(sockets, shapes, strict=True):
+            ws.subscribe(query, {"id": row["id"], **variables})
+            assert ws.next_data()["todo"] == shape("shapes", False)
+        data(client, "mutation($id: ID!) { updateTodo(id: $id, input: {completed: true}) { id } }", {"id": row["id"]})
+        for ws, (_, _, shape) in zip(sockets, shapes, strict=True):
+            assert ws.next_data()["todo"] == shape("shapes", True)
+
+
 def test_todo_subscription_over_graphql_ws_is_state_changes_null_then_complete(
     server: Server, client: httpx.Client
 ) -> None:

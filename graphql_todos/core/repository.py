@@ -72,12 +72,11 @@ SELECT_TODO = {
 TAKEN = "pg_current_snapshot()::text"
 
 
-def _snapshot(rows: str, taken: bool) -> str:
+def _snapshot(rows: str, taken: bool, order: str = "ORDER BY t.created_time, t.id") -> str:
     return f"""
 WITH now AS (SELECT coalesce(max(position), 0) AS position{f", {TAKEN} AS taken" if taken else ""} FROM todo_changes)
 SELECT now.position{", now.taken" if taken else ""}, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
-ORDER BY t.created_time, t.id
-"""
+{order}"""
 
 
 # One statement sees one snapshot: the rows and the journal position they
@@ -96,12 +95,9 @@ _ASKED_ROWS = {
     JOIN todos ON id = asked_id
     WHERE asker IS NULL OR list_id IN (SELECT list_id FROM list_members WHERE person_id = asker)""",
 }
+# With the position (and, decoded, the read's snapshot), keyed by (decoded, every asker the principal).
 SELECT_TODOS_SNAPSHOT = {
-    everything: f"""
-WITH now AS (SELECT coalesce(max(position), 0) AS position FROM todo_changes)
-SELECT now.position, t.* FROM now LEFT JOIN LATERAL ({rows}) t ON true
-"""
-    for everything, rows in _ASKED_ROWS.items()
+    (taken, everything): _snapshot(rows, taken, order="") for everything, rows in _ASKED_ROWS.items() for taken in (False, True)
 }
 SELECT_POSITION = "SELECT coalesce(max(position), 0) AS position FROM todo_changes"
 # The newest entry, never pruned: where the journal stands, and when that
@@ -206,18 +202,22 @@ async def snapshot(
 
 
 async def todo_snapshots(
-    conn: AsyncConnection[Any], asked: Collection[tuple[uuid.UUID | None, uuid.UUID]]
-) -> tuple[dict[tuple[uuid.UUID | None, uuid.UUID], Todo], int]:
+    conn: AsyncConnection[Any], asked: Collection[tuple[uuid.UUID | None, uuid.UUID]], decoded: bool = False
+) -> tuple[dict[tuple[uuid.UUID | None, uuid.UUID], Todo], int, str | None]:
     """The rows asked for, each by (person, id), that are there and the
     person's to see (person None: the service principal's, every row), by
-    what asked for them, and the journal position they reflect."""
+    what asked for them, the journal position they reflect, and (`decoded`)
+    the read's snapshot."""
     everything = all(person is None for person, _ in asked)
     params: dict[str, Any] = {"ids": [key for _, key in asked]}
     if not everything:
         params["askers"] = [person for person, _ in asked]
-    rows = await statement_rows(conn, SELECT_TODOS_SNAPSHOT[everything], params, tuple)
-    # (position, asker, then the row's columns in Todo's order), or one row of NULLs but the position.
-    return {(row[1], row[2]): Todo(*row[2:]) for row in rows if row[2] is not None}, int(rows[0][0])
+    rows = await statement_rows(conn, SELECT_TODOS_SNAPSHOT[decoded, everything], params, tuple)
+    # (position, the snapshot if decoded, asker, then the row's columns in
+    # Todo's order), or one row of NULLs but the position (and snapshot).
+    asker = 2 if decoded else 1
+    found = {(row[asker], row[asker + 1]): Todo(*row[asker + 1 :]) for row in rows if row[asker + 1] is not None}
+    return found, int(rows[0][0]), rows[0][1] if decoded else None
 
 
 def _todo(row: dict[str, Any]) -> Todo:

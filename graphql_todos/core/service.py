@@ -146,10 +146,15 @@ class TodoService:
             todos, position, taken = await repository.snapshot(
                 conn, viewer, completed, limit, offset, self.writes.decoded
             )
-        if taken is not None:
-            assert self.read_cursors is not None
-            position = await self.read_cursors.cursor(position, taken)
-        return Snapshot(todos, position)
+        return Snapshot(todos, await self._read_cursor(position, taken))
+
+    async def _read_cursor(self, position: int, taken: str | None) -> int:
+        """A read's cursor: its position, or (decoded, `taken` its snapshot)
+        the one that covers every commit it saw (core/read_cursors.py)."""
+        if taken is None:
+            return position
+        assert self.read_cursors is not None
+        return await self.read_cursors.cursor(position, taken)
 
     async def lists_json(
         self, query: ListStatement, viewer: Viewer, completed: bool | None = None, page: Page = WHOLE
@@ -160,8 +165,8 @@ class TodoService:
             lists = await query.run(conn, completed, self._limit(page), page.offset, viewer, self.writes.decoded)
         self._check_page(lists.rows, page)
         if lists.taken is not None:
-            assert self.read_cursors is not None and lists.position is not None
-            return dataclasses.replace(lists, position=await self.read_cursors.cursor(lists.position, lists.taken))
+            assert lists.position is not None
+            return dataclasses.replace(lists, position=await self._read_cursor(lists.position, lists.taken))
         return lists
 
     def _limit(self, page: Page) -> int:
@@ -196,7 +201,9 @@ class TodoService:
 
     async def _read_rows(self, asked: set[tuple[uuid.UUID | None, uuid.UUID]]) -> Rows:
         async with connection(self.pool) as conn:
-            return await repository.todo_snapshots(conn, asked)
+            todos, position, taken = await repository.todo_snapshots(conn, asked, self.writes.decoded)
+        # Settled once for every watcher the read was for.
+        return todos, await self._read_cursor(position, taken)
 
     async def create_todo(
         self,

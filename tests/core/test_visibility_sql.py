@@ -18,8 +18,9 @@ def test_each_read_of_todos_names_list_members_unless_it_reads_every_list() -> N
     reads = {
         **{f"SELECT_TODOS{key}": s for key, s in repository.SELECT_TODOS.items()},
         **{f"SELECT_SNAPSHOT{key}": s for key, s in repository.SELECT_SNAPSHOT.items()},
+        **{f"SELECT_DECODED_SNAPSHOT{key}": s for key, s in repository.SELECT_DECODED_SNAPSHOT.items()},
         **{f"SELECT_TODO[{key}]": s for key, s in repository.SELECT_TODO.items()},
-        **{f"SELECT_TODOS_SNAPSHOT[{key}]": s for key, s in repository.SELECT_TODOS_SNAPSHOT.items()},
+        **{f"SELECT_TODOS_SNAPSHOT{key}": s for key, s in repository.SELECT_TODOS_SNAPSHOT.items()},
     }
     for name, statement in reads.items():
         everything = name.endswith(("True)", "[True]"))
