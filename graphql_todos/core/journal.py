@@ -97,9 +97,12 @@ class Coalesced(Generic[T]):
                     batch.exception()
         finally:
             self._reader = None
-            # Cancelled (the loop ending): its callers wait no more; later ones read anew.
-            if batch is not None and not batch.done():
-                batch.cancel()
+            # Cancelled (the loop ending): neither the read's callers nor those
+            # who asked during it wait any more; later ones read anew.
+            for left in (batch, self._next):
+                if left is not None and not left.done():
+                    left.cancel()
+            self._next = None
 
 
 class Gathered(Coalesced[T], Generic[K, T]):

@@ -31,7 +31,12 @@ _PAGE = "ORDER BY created_time, id LIMIT %(limit)s OFFSET %(offset)s"
 # Reads enforce visibility in SQL (people.md section 4): a person's
 # statements carry the membership condition; the service principal's (ALL)
 # are the unconditioned ones. Keyed by (filtered, every list).
-_MINE = "list_id IN (SELECT list_id FROM list_members WHERE person_id = %(viewer)s)"
+def _member(person: str) -> str:
+    """The condition that a row is in a list `person` (an SQL expression) is a member of."""
+    return f"list_id IN (SELECT list_id FROM list_members WHERE person_id = {person})"
+
+
+_MINE = _member("%(viewer)s")
 
 
 def _todos_where(filtered: bool, everything: bool) -> str:
@@ -93,7 +98,7 @@ _ASKED_ROWS = {
     True: f"SELECT NULL::uuid AS asker, {TODO_COLUMNS} FROM todos WHERE id = ANY(%(ids)s)",
     False: f"""SELECT asker, {TODO_COLUMNS} FROM unnest(%(ids)s::uuid[], %(askers)s::uuid[]) AS asked(asked_id, asker)
     JOIN todos ON id = asked_id
-    WHERE asker IS NULL OR list_id IN (SELECT list_id FROM list_members WHERE person_id = asker)""",
+    WHERE asker IS NULL OR {_member("asker")}""",
 }
 # With the position (and, decoded, the read's snapshot), keyed by (decoded, every asker the principal).
 SELECT_TODOS_SNAPSHOT = {

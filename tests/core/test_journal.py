@@ -47,3 +47,32 @@ def test_keys_asked_for_while_a_read_is_under_way_are_the_next_reads_and_each_ca
     started, results = asyncio.run(run())
     assert started == [{"a", "b"}, {"a", "c"}]
     assert results == [(1, {"a", "b"})] * 2 + [(2, {"a", "c"})] * 2
+
+
+def test_a_reader_cancelled_mid_read_leaves_no_caller_waiting() -> None:
+    # The loop ending cancels the reader: its read's callers and those who
+    # asked during that read are cancelled too, and a later caller reads anew.
+    async def run() -> tuple[list[bool], str]:
+        started: list[set[str]] = []
+        never = asyncio.get_running_loop().create_future()
+
+        async def read(keys: set[str]) -> str:
+            started.append(keys)
+            if len(started) == 1:
+                await never
+            return "fresh"
+
+        rows: Gathered[str, str] = Gathered(read)
+        reading = asyncio.create_task(rows.ask("a"))
+        while not started:
+            await asyncio.sleep(0)
+        asked_during = asyncio.create_task(rows.ask("b"))
+        await asyncio.sleep(0)
+        assert rows._reader is not None
+        rows._reader.cancel()
+        done, _ = await asyncio.wait([reading, asked_during], timeout=1)
+        return [task in done and task.cancelled() for task in (reading, asked_during)], await rows.ask("c")
+
+    cancelled, later = asyncio.run(run())
+    assert cancelled == [True, True]
+    assert later == "fresh"
