@@ -58,7 +58,7 @@ BENCH_DEPS := $(VENV)/.bench bench/peer/node_modules/.installed bench/peer5/node
 	/usr/bin/wrk bench/fanout_client
 
 .PHONY: bench
-bench: $(BENCH_DEPS) ## ours vs PostGraphile 5 and 4 vs the raw floor (about 15 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
+bench: $(BENCH_DEPS) ## ours vs PostGraphile 5 and 4 vs the raw floor (about 25 min); writes docs/benchmarks.md (BENCH_ARGS=--help)
 	$(BIN)/python -m bench --out docs/benchmarks.md $(BENCH_ARGS)
 
 .PHONY: bench-smoke
