@@ -35,6 +35,7 @@ from graphql_todos.core.journal_mode import (
     slot_name,
 )
 from graphql_todos.core.migrations import migrate
+from graphql_todos.live import sequencer as sequencer_module
 from graphql_todos.live.sequencer import Sequencer, until_visible
 from tests.decoded import journaled, sequenced
 from tests.helpers import serving, wait_until
@@ -384,3 +385,28 @@ def test_a_batch_waits_until_no_snapshot_counts_its_transactions_as_running(db_d
         running.commit()
         waiting.join(10)
     assert done == [True]
+
+
+def test_the_sequencer_waits_for_a_batchs_transactions_to_be_visible_before_journaling_it(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sequencer asks `until_visible` for each batch's xids (32 bits, as
+    decoded) before its journal INSERT: the test above pins the wait, this
+    that the sequencer makes it (a late backend cannot be made on purpose)."""
+    asked: list[tuple[list[int], int]] = []
+
+    def watched(conn: psycopg.Connection[Any], xids: list[int]) -> bool:
+        (already,) = conn.execute(  # type: ignore[misc]
+            "SELECT count(*) FROM todo_changes WHERE xid::text::bigint & 4294967295 = ANY(%s)", (xids,)
+        ).fetchone()
+        asked.append((xids, already))
+        return until_visible(conn, xids)
+
+    monkeypatch.setattr(sequencer_module, "until_visible", watched)
+    with sequenced(db_dsn), psycopg.connect(db_dsn, autocommit=True) as conn:
+        with conn.transaction():
+            xid = _xid(conn)
+            conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b')")
+        entries = _entries(conn)
+    assert [(e[2], e[3]) for e in entries] == [("a", xid), ("b", xid)]
+    assert asked == [([int(xid) & 0xFFFFFFFF], 0)]
