@@ -319,12 +319,15 @@ def test_the_app_in_decoded_mode_journals_its_writes_and_its_hub_publishes_them(
 
 
 # The journal's INSERT refused while `refused` holds a row: a batch that fails
-# as a serialization failure would (40001, a deadlock's victim alike).
+# as a serialization failure would (40001, a deadlock's victim alike). It
+# takes a moment first: the sequencer closes its connections between tries,
+# so only a try under way has one to cut.
 REFUSING = """
 CREATE TABLE refused (at timestamptz DEFAULT now());
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT FROM refused) THEN
+        PERFORM pg_sleep(0.2);
         RAISE EXCEPTION 'refused on purpose' USING ERRCODE = 'serialization_failure';
     END IF;
     RETURN NEW;
@@ -352,11 +355,15 @@ def test_a_failed_batch_is_not_confirmed_and_is_journaled_once_when_it_passes(
             conn.execute("INSERT INTO todos (title) VALUES ('b')")
             (written,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone()  # type: ignore[misc]
             wait_until(lambda: caplog.text.count("refused on purpose") >= 2, timeout=10)
-            # The connection lost as well, in the middle of the failures.
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND application_name LIKE 'graphql-todos sequencer%%'"
+            # The connection lost as well, in the middle of a failing try (its INSERT under way).
+            wait_until(
+                lambda: conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name = 'graphql-todos sequencer' AND wait_event = 'PgSleep'"
+                ).fetchall(),
+                timeout=10,
             )
+            wait_until(lambda: "terminating connection" in caplog.text, timeout=10)
             conn.execute("INSERT INTO todos (title) VALUES ('c')")
             wait_until(lambda: sequencer.holding, timeout=10)
             assert conn.execute(
