@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg_pool import PoolClosed, PoolTimeout
 
-from graphql_todos.core import writes
+from graphql_todos.core import database, writes
 from graphql_todos.core.database import GatedPool, StatementConnection, connection
 from graphql_todos.core.errors import DatabaseUnavailable, TodoExists
 from graphql_todos.core.models import LOCAL_ID, Todo
@@ -247,6 +247,41 @@ def test_a_closed_pool_turns_its_waiting_callers_away(db_dsn: str) -> None:
         await closing
 
     _holding_the_one(db_dsn, test)
+
+
+def test_a_deadlocks_victim_runs_again_only_when_it_ran_alone(db_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement run alone (autocommit, no transaction open) that was a
+    deadlock's victim committed nothing: it runs once more. In a transaction
+    (which the deadlock aborted) the error is its caller's, not run again."""
+    runs: list[str] = []
+
+    async def first_a_victim(conn: object, statement: str, params: object, make_row: object) -> list[Any]:
+        runs.append(statement)
+        if len(runs) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return [("run again",)]
+
+    monkeypatch.setattr(database, "_rows", first_a_victim)
+    monkeypatch.setattr(database, "RETRY_PAUSE_SECONDS", 0.0)
+
+    async def run() -> list[int]:
+        counts = []
+        async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+            assert await database.statement_rows(conn, "alone", None, tuple) == [("run again",)]
+            counts.append(len(runs))
+            runs.clear()
+            async with conn.transaction():
+                with pytest.raises(psycopg.errors.DeadlockDetected):
+                    await database.statement_rows(conn, "in a transaction", None, tuple)
+            counts.append(len(runs))
+        runs.clear()
+        async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
+            with pytest.raises(psycopg.errors.DeadlockDetected):
+                await database.statement_rows(conn, "not autocommit", None, tuple)
+            counts.append(len(runs))
+        return counts
+
+    assert asyncio.run(run()) == [2, 1, 1]
 
 
 def test_writes_return_the_columns_in_the_order_of_a_todos_fields() -> None:

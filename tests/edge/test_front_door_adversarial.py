@@ -330,8 +330,8 @@ def test_chunked_with_a_content_length_is_bounded_by_what_arrives(server: Server
 @pytest.mark.parametrize(
     "lengths",
     [
-        ["20", "20"], ["20", "1001"], ["1001", "20"], ["20", "x"], ["x", "20"],
-        ["\u00b2\u00b9"], ["99999999999999999999999"], ["+20"], ["0x14"],
+        ["{n}", "{n}"], ["{n}", "1001"], ["1001", "{n}"], ["{n}", "x"], ["x", "{n}"],
+        ["\u00b2\u00b9"], ["99999999999999999999999"], ["+{n}"], ["{n:#x}"],
     ],
     ids=[
         "twice the same", "small then big", "big then small", "then garbage", "garbage then",
@@ -341,9 +341,12 @@ def test_chunked_with_a_content_length_is_bounded_by_what_arrives(server: Server
 def test_an_odd_content_length_is_refused(server: Server, logged: list[str], target: str, lengths: list[str]) -> None:
     # (str.isdigit takes superscripts, int() does not.) The REST write
     # door, like the front door, takes a request by its first Content-Length
-    # alone: uvicorn refuses a second before either sees it.
-    body = (_create("odd-length") if target.endswith("/graphql") else b'{"title": "odd-length"}')[:20]
-    head = _head(target, [JSON_TYPE, ("Authorization", RIGHT)], [("Content-Length", n) for n in lengths])
+    # alone: uvicorn refuses a second before either sees it. The body is
+    # whole and valid, and {n} its length: a door that took the request
+    # would write the row.
+    body = _create("odd-length") if target.endswith("/graphql") else b'{"title": "odd-length"}'
+    declared = [("Content-Length", v.format(n=len(body))) for v in lengths]
+    head = _head(target, [JSON_TYPE, ("Authorization", RIGHT)], declared)
     answer = raw_exchange(server, head, [body])
     assert _status(answer) in (400, 413), answer[:300]
     assert _titled(server, "odd-length") == 0

@@ -35,6 +35,7 @@ from graphql_todos.core.journal_mode import (
     slot_name,
 )
 from graphql_todos.core.migrations import migrate
+from graphql_todos.live import sequencer as sequencer_module
 from graphql_todos.live.sequencer import Sequencer, until_visible
 from tests.decoded import journaled, sequenced
 from tests.helpers import serving, wait_until
@@ -318,12 +319,15 @@ def test_the_app_in_decoded_mode_journals_its_writes_and_its_hub_publishes_them(
 
 
 # The journal's INSERT refused while `refused` holds a row: a batch that fails
-# as a serialization failure would (40001, a deadlock's victim alike).
+# as a serialization failure would (40001, a deadlock's victim alike). It
+# takes a moment first: the sequencer closes its connections between tries,
+# so only a try under way has one to cut.
 REFUSING = """
 CREATE TABLE refused (at timestamptz DEFAULT now());
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT FROM refused) THEN
+        PERFORM pg_sleep(0.2);
         RAISE EXCEPTION 'refused on purpose' USING ERRCODE = 'serialization_failure';
     END IF;
     RETURN NEW;
@@ -351,11 +355,15 @@ def test_a_failed_batch_is_not_confirmed_and_is_journaled_once_when_it_passes(
             conn.execute("INSERT INTO todos (title) VALUES ('b')")
             (written,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone()  # type: ignore[misc]
             wait_until(lambda: caplog.text.count("refused on purpose") >= 2, timeout=10)
-            # The connection lost as well, in the middle of the failures.
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND application_name LIKE 'graphql-todos sequencer%%'"
+            # The connection lost as well, in the middle of a failing try (its INSERT under way).
+            wait_until(
+                lambda: conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name = 'graphql-todos sequencer' AND wait_event = 'PgSleep'"
+                ).fetchall(),
+                timeout=10,
             )
+            wait_until(lambda: "terminating connection" in caplog.text, timeout=10)
             conn.execute("INSERT INTO todos (title) VALUES ('c')")
             wait_until(lambda: sequencer.holding, timeout=10)
             assert conn.execute(
@@ -384,3 +392,28 @@ def test_a_batch_waits_until_no_snapshot_counts_its_transactions_as_running(db_d
         running.commit()
         waiting.join(10)
     assert done == [True]
+
+
+def test_the_sequencer_waits_for_a_batchs_transactions_to_be_visible_before_journaling_it(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sequencer asks `until_visible` for each batch's xids (32 bits, as
+    decoded) before its journal INSERT: the test above pins the wait, this
+    that the sequencer makes it (a late backend cannot be made on purpose)."""
+    asked: list[tuple[list[int], int]] = []
+
+    def watched(conn: psycopg.Connection[Any], xids: list[int]) -> bool:
+        (already,) = conn.execute(  # type: ignore[misc]
+            "SELECT count(*) FROM todo_changes WHERE xid::text::bigint & 4294967295 = ANY(%s)", (xids,)
+        ).fetchone()
+        asked.append((xids, already))
+        return until_visible(conn, xids)
+
+    monkeypatch.setattr(sequencer_module, "until_visible", watched)
+    with sequenced(db_dsn), psycopg.connect(db_dsn, autocommit=True) as conn:
+        with conn.transaction():
+            xid = _xid(conn)
+            conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b')")
+        entries = _entries(conn)
+    assert [(e[2], e[3]) for e in entries] == [("a", xid), ("b", xid)]
+    assert asked == [([int(xid) & 0xFFFFFFFF], 0)]

@@ -303,3 +303,7 @@ def test_the_door_keeps_at_most_kept_routes_paths(server: Server, monkeypatch: p
     route = door.rest_route(scopes[3])
     assert [key[1] for key in door.literal] == [paths[3]]
     assert route is not None and route["path_params"] == {"id": paths[3].split("/")[3]}
+    # Each request its own path parameters: a route that changes them leaves the kept ones alone.
+    route["path_params"]["id"] = "changed by its route"
+    again = door.rest_route(scopes[3])
+    assert again is not None and again["path_params"] == {"id": paths[3].split("/")[3]}
