@@ -6,7 +6,7 @@ made without init_headers' general case."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from starlette._utils import is_async_callable
@@ -22,14 +22,19 @@ Handler = Callable[[Any, Request], Awaitable[Response]]
 
 
 class JsonBytes(Response):
-    """Response(body, media_type="application/json") for a body already in
-    bytes, with status 200 and no headers given: the two headers its
-    init_headers makes for that (the length, then the type), made directly."""
+    """Response(body, status_code, headers, media_type="application/json")
+    for a body already in bytes, a status that has one (not 1xx, 204 or
+    304), and headers (none a Content-Length or Content-Type) given as the
+    raw pairs init_headers would make of them (names in lower case): the
+    headers it makes for that (those given, the length, then the type),
+    made directly."""
 
     media_type = "application/json"
 
-    def __init__(self, body: bytes) -> None:
-        super().__init__(body)
+    def __init__(self, body: bytes, status_code: int = 200, raw_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        super().__init__(body, status_code)
+        if raw_headers:
+            self.raw_headers[:0] = raw_headers
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         self.raw_headers = [(b"content-length", str(len(self.body)).encode()), (b"content-type", b"application/json")]

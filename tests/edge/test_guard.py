@@ -771,5 +771,45 @@ def test_a_body_that_has_arrived_is_bounded_with_no_timer_and_one_that_has_not_t
     assert refusal.code is ErrorCode.REQUEST_TIMEOUT
 
 
+def test_a_declared_body_that_has_come_whole_reaches_the_route_as_uvicorns_receive() -> None:
+    # Within its Content-Length (uvicorn hands over no more), a body that
+    # has come whole needs no bounds: the route gets uvicorn's receive()
+    # itself. One yet to come, or with no Content-Length (chunked: its size
+    # is not known), is still bounded: one over MAX_BODY_BYTES refused.
+    settings = Settings(max_body_bytes=2)
+
+    async def run(length: bytes | None, body: bytes, arrived: bool) -> tuple[bool, Message | RequestError]:
+        got: list[Receive] = []
+
+        async def route(scope: Scope, receive: Receive, send: Send) -> None:
+            got.append(receive)
+
+        event = asyncio.Event()
+        cycle = lean_cycle(event)
+        cycle.body, cycle.more_body = bytearray(body), False
+        if arrived:
+            event.set()
+        headers = [(b"host", b"127.0.0.1")] + ([] if length is None else [(b"content-length", length)])
+        scope = {"type": "http", "method": "PATCH", "path": "/api/todos/x/", "query_string": b"", "headers": headers}
+        await Guard(route, settings, Access(settings), SocketGate(settings))(scope, cast(Receive, cycle.receive), _not_sent)
+        [receive] = got
+        if not arrived:
+            event.set()
+        try:
+            return receive == cycle.receive, await receive()
+        except RequestError as refused:
+            return receive == cycle.receive, refused
+
+    whole = {"type": "http.request", "body": b"{}", "more_body": False}
+    assert asyncio.run(run(b"2", b"{}", arrived=True)) == (True, whole)
+    assert asyncio.run(run(b"2", b"{}", arrived=False)) == (False, whole)
+    unbounded, refusal = asyncio.run(run(None, b"{}{}", arrived=True))
+    assert not unbounded and isinstance(refusal, RequestError) and refusal.code is ErrorCode.PAYLOAD_TOO_LARGE
+
+
+async def _not_sent(message: Message) -> None:
+    raise AssertionError(f"sent {message}")
+
+
 async def route_nowhere(scope: Scope, receive: Receive, send: Send) -> None:
     raise AssertionError("not called")

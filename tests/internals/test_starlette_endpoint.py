@@ -118,8 +118,15 @@ def test_a_handler_that_is_not_async_is_refused_as_its_class_is_made() -> None:
 
 @pytest.mark.parametrize("body", [b"", b"{}", b'{"data":{"createTodo":null}}', b"x" * 100_000])
 @pytest.mark.parametrize("media_type", [None, "application/graphql-response+json"])
-def test_json_bytes_is_sent_as_a_json_response_of_the_same_bytes(body: bytes, media_type: str | None) -> None:
-    plain, ours = Response(body, media_type="application/json"), JsonBytes(body)
+@pytest.mark.parametrize(
+    ("status", "headers"), [(200, {}), (201, {"Location": "/api/todos/x/", "Journal-Cursor": "7"}), (422, {"X-A": "b"})]
+)
+def test_json_bytes_is_sent_as_a_json_response_of_the_same_bytes(
+    body: bytes, media_type: str | None, status: int, headers: dict[str, str]
+) -> None:
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    plain = Response(body, status, headers or None, media_type="application/json")
+    ours = JsonBytes(body) if status == 200 and not headers else JsonBytes(body, status, raw)
     for response in (plain, ours):
         # As graphql/http.negotiate gives a response the media type negotiated.
         if media_type is not None:

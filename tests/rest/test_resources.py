@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 import psycopg
 import pytest
 from openapi_spec_validator import validate
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message, Receive
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.sync.connection import Connection
 
+from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.models import LOCAL_LIST_ID, Todo
+from graphql_todos.core.service import parse_id
 from graphql_todos.rest.openapi import DOCUMENT
-from graphql_todos.rest.resources import todo_json
+from graphql_todos.rest.resources import _USUAL_ID, _body, todo_json
 from tests.gql import TODO_FIELDS, create, data, subscribed
 from tests.helpers import Server, make_server, wait_until
+from tests.internals.test_uvicorn_http import lean_cycle
 
 TODOS = "/api/todos/"
 MISSING = str(uuid.UUID(int=1))
@@ -184,6 +191,68 @@ def test_unknown_id_is_404_and_malformed_id_is_400(
     assert MISSING in error(client.request(method, f"{TODOS}{MISSING}/", json=body), 404, "NOT_FOUND")
     message = error(client.request(method, f"{TODOS}nope/", json=body), 400, "BAD_USER_INPUT")
     assert message == "id is malformed: 'nope'"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_an_id_is_seen_in_its_usual_spelling_exactly_as_parse_id_takes_it(seed: int) -> None:
+    # _path_id's regex stands for parse_id where it matches (parse_id runs
+    # where it does not): each spelling is one both take, or neither does.
+    usual = str(uuid.UUID(int=seed * 0x1F3D5B79 << 64 | seed))
+    spellings = [
+        usual, usual.upper(), usual.replace("-", ""), "{" + usual + "}", "urn:uuid:" + usual, usual + "\n",
+        usual[:-1], usual + "0", usual.replace("0", "\uff10"), usual.replace("1", "\u0661"),
+        usual.replace("a", "g"), usual.replace("a", "\u212a"), " " + usual, usual.replace("-", "_", 1),
+    ]
+    for spelling in spellings:
+        try:
+            parse_id(spelling)
+            taken = True
+        except BadUserInput:
+            taken = False
+        assert (_USUAL_ID.fullmatch(spelling) is not None) is taken, spelling
+
+
+def test_an_id_in_capitals_is_the_same_todo(client: httpx.Client) -> None:
+    todo = post(client, "a")
+    response = client.patch(f"{TODOS}{todo['id'].upper()}/", json={"completed": True})
+    assert (response.status_code, response.json()["id"], response.json()["completed"]) == (200, todo["id"], True)
+
+
+def test_a_body_that_has_come_whole_is_read_in_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvicorn's receive() with the whole body: its one message taken, not
+    # Starlette's stream; a client gone: ClientDisconnect, as Request.body
+    # raises; any other receive: Request.body, as before.
+    async def run() -> tuple[bytes, bytes, type[Exception] | None]:
+        event = asyncio.Event()
+        cycle = lean_cycle(event)
+        cycle.body, cycle.more_body = bytearray(b'{"title": "a"}'), False
+        event.set()
+        scope = {"type": "http", "method": "POST", "headers": []}
+        with monkeypatch.context() as patched:
+            patched.setattr(Request, "stream", _no_stream)
+            whole = await _body(Request(scope, cast(Receive, cycle.receive)))
+        messages: list[Message] = [
+            {"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.request", "body": b"}"}
+        ]
+
+        async def receive() -> Message:
+            return messages.pop(0)
+
+        parts = await _body(Request(scope, receive))
+        gone = lean_cycle(asyncio.Event())
+        gone.disconnected = True
+        try:
+            await _body(Request(scope, cast(Receive, gone.receive)))
+        except ClientDisconnect as exc:
+            return whole, parts, type(exc)
+        return whole, parts, None
+
+    assert asyncio.run(run()) == (b'{"title": "a"}', b"{}", ClientDisconnect)
+
+
+async def _no_stream(self: Request) -> AsyncGenerator[bytes, None]:
+    raise AssertionError("read through Starlette's stream")
+    yield b""
 
 
 @pytest.mark.parametrize(
