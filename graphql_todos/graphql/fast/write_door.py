@@ -30,7 +30,7 @@ from graphql_todos.core import metrics, paths
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import error_handlers, guard, json_intake
 from graphql_todos.edge.access import Access
-from graphql_todos.edge.guard import SocketGate, first_values
+from graphql_todos.edge.guard import SocketGate
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.graphql.fast.path import PARSED_BODY, ParsedBody
 from graphql_todos.graphql.http import MediaTypes
@@ -180,10 +180,9 @@ def _has_origin(scope: Scope) -> bool:
 
 
 def _sized(scope: Scope) -> bool:
-    # The first Content-Length, as the guard reads it (uvicorn refuses a
-    # request with two: tests/internals/test_uvicorn_http.py), found in C
-    # (a generator over the pairs was 80 bytecodes a REST write).
-    return first_values(scope["headers"]).get(b"content-length", b"").isdigit()
+    # The first Content-Length, read where the guard reads it (uvicorn
+    # refuses a request with two: tests/internals/test_uvicorn_http.py).
+    return guard.declared_length(scope["headers"]).isdigit()
 
 
 async def _routed(scope: Scope, receive: Receive, send: Send) -> None:
