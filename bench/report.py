@@ -423,8 +423,10 @@ def _sections(results: dict[str, Any]) -> list[str]:
             "## HTTP throughput",
             "",
             (f"`wrk -t1 -c{args['connections']} -d{args['seconds']:g}s`, {args['rounds']} alternating runs each, "
-             "50 rows of `id title completed` (PostGraphile 5: `id: rowId`, the uuid). Updates go round the "
-             "50 rows, one row per request, each with a title of its own (`{n}`, the request's number): a write "
+             "50 rows of `id title completed` (PostGraphile 5: `id: rowId`, the uuid). Each update test of each "
+             "server goes round 50 rows of its own, added after the reads (ours' REST PATCH does not follow its "
+             "updateTodo onto rows with thousands of dead versions, nor PostGraphile 4 PostGraphile 5's), one row per "
+             "request, each with a title of its own (`{n}`, the request's number): a write "
              "that changes nothing would be no change for ours (nothing journaled or notified) but still one for "
              "the peers' triggers. Commands (the body is in BENCH_BODY, sent by `bench/post.lua`):"),
             "",
