@@ -61,10 +61,13 @@ a step of its async generator, with a deadline check:
 - `psycopg.generators.notifies(pgconn)`, run by the connection's `wait`
   with a timeout, waits for the socket, reads it once (`consume_input`)
   and returns every notification the read brought (`pgconn.notifies()`
-  until None: `PGnotify`, the payload in `extra`), in order, handing each
-  to `pgconn.notify_handler` as it goes; with nothing within the timeout,
-  `wait` raises `errors._WaitTimeout` and the connection goes on as
-  before. `_read` is that generator, with the payloads decoded;
+  until None: `PGnotify`, the payload in `extra`, bytes in the
+  connection's encoding, which `Notify.payload` is decoded from), in
+  order, handing each to `pgconn.notify_handler` as it goes; with nothing
+  within the timeout, `wait` raises `errors._WaitTimeout` and the
+  connection goes on as before. `_read` is that generator, the payloads
+  left as the bytes they came as (their reader, orjson, takes UTF-8
+  bytes as it takes text: a decode per row saved);
 - that handler (psycopg's, per connection) makes a `Notify` of each
   (its channel and payload decoded) for the connection's
   `_notify_handlers`, or, with none, for its `_notifies_backlog` when that
@@ -212,10 +215,11 @@ class Prepared:
         )
 
 
-async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator[list[str], None]:
+async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator[list[bytes], None]:
     """The payloads of the notifications `conn` receives until `timeout`
     seconds from now, a list per socket read, as `conn.notifies(timeout=...)`
-    yields them one by one (module docstring): first those kept while no one
+    yields them one by one (module docstring) but as bytes, in the
+    connection's encoding, not decoded: first those kept while no one
     was waiting for them, then each read's; it stops when a read ends past
     the deadline, or none comes before it. Holds the connection's lock while
     it runs (close it before the connection is used for anything else). What
@@ -228,14 +232,14 @@ async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator
         try:
             while True:
                 if backlog:
-                    read = [notify.payload for notify in backlog]
+                    read = [notify.payload.encode(encoding) for notify in backlog]
                     backlog.clear()
                 else:
                     pgconn = conn.pgconn
                     # psycopg's handler only when someone listens to it (module docstring).
                     handler = pgconn.notify_handler if conn._notify_handlers else None
                     try:
-                        read = await conn.wait(_read(pgconn, encoding, handler), timeout=max(0.0, deadline - monotonic()))
+                        read = await conn.wait(_read(pgconn, handler), timeout=max(0.0, deadline - monotonic()))
                     except errors._WaitTimeout:
                         return
                 yield read
@@ -246,11 +250,9 @@ async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator
             conn._notifies_backlog = backlog
 
 
-def _read(
-    pgconn: pq.abc.PGconn, encoding: str, handler: Callable[[pq.PGnotify], None] | None
-) -> PQGen[list[str]]:
-    """psycopg's `notifies(pgconn)`, each notification's payload decoded, and
-    handed to `handler` only when there is one (module docstring)."""
+def _read(pgconn: pq.abc.PGconn, handler: Callable[[pq.PGnotify], None] | None) -> PQGen[list[bytes]]:
+    """psycopg's `notifies(pgconn)`, each notification's payload as it
+    came, and handed to `handler` only when there is one (module docstring)."""
     while not (yield _WAIT_R):
         continue
     pgconn.consume_input()
@@ -258,7 +260,7 @@ def _read(
     while notify := pgconn.notifies():
         if handler is not None:
             handler(notify)
-        read.append(notify.extra.decode(encoding))
+        read.append(notify.extra)
     return read
 
 

@@ -486,6 +486,8 @@ class Hub:
             keepalives_interval=5,
             keepalives_count=3,
             connect_timeout=connect_timeout(self.database_timeout_seconds),
+            # The payloads are read as the bytes they come as (_wait_for_news): UTF-8's.
+            client_encoding="UTF8",
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
@@ -517,7 +519,9 @@ class Hub:
         # payloads() holds the connection lock while it runs: close it
         # before the connection is used for anything else. It gives each
         # socket read's payloads at once (some 28 rows' of a big UPDATE),
-        # where notifies() made a Notify of each and a generator step.
+        # where notifies() made a Notify of each and a generator step; as
+        # bytes, which orjson reads as UTF-8 (not UTF-8: not ours, and the
+        # journal is read, which psycopg decodes).
         async with contextlib.aclosing(payloads(conn, self.heartbeat_seconds)) as reads:
             async for read in reads:
                 # The sequencer's batches, parsed once for their cursors and their reading.
@@ -544,7 +548,7 @@ class Hub:
                         self._publish(entry)
         return False
 
-    def _heard(self, read: list[str]) -> dict[str, Any]:
+    def _heard(self, read: list[bytes]) -> dict[bytes, Any]:
         """The sequencer's batches of a read: their writers' cursors, before
         any return to read the journal; and each batch parsed, by its
         payload, for its reading. Its payload alone names "xids" as a
@@ -552,7 +556,7 @@ class Hub:
         assert self.cursors is not None
         batches = {}
         for payload in read:
-            if '"xids"' in payload:
+            if b'"xids"' in payload:
                 batch = batches[payload] = orjson.loads(payload)
                 self.cursors.heard(((str(x), int(p)) for x, p in batch["xids"]), int(batch["through"]))
         return batches

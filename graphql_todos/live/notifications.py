@@ -55,11 +55,13 @@ _NOT_OURS = (ValueError, KeyError, TypeError, AttributeError)
 _ELSEWHERE: tuple[int, Entry | None] = (2**63 - 1, None)
 
 
-def notified(payload: str) -> tuple[int, Entry | None]:
+def notified(payload: str | bytes) -> tuple[int, Entry | None]:
     """The position a notification names, and its entry when it carries all
     of it (a row's entry its row, and its row before when it changed lists;
     a list, member or access entry its detail); a range of arrivals or
-    removals, or anything cut short, is read from the journal."""
+    removals, or anything cut short, is read from the journal. The payload
+    as text, or as UTF-8 bytes (the hub's LISTEN read: internals/psycopg's
+    payloads); bytes that are not UTF-8 are not ours."""
     try:
         return _read(orjson.loads(payload))
     except _NOT_OURS:
@@ -76,7 +78,7 @@ def notified_body(body: Any) -> tuple[int, Entry | None]:
         return _ELSEWHERE
 
 
-def row_position(payload: str) -> int | None:
+def row_position(payload: str | bytes) -> int | None:
     """The position a todo row's notification names, its entry not read: for
     a hub with no one to hand a row's entry to (the lists' subscribers and
     the row's watchers take it, no one else), the position is all it needs

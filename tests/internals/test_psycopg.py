@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import AsyncConnection, pq
+from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.adapt import Transformer
 from psycopg.errors import Diagnostic
@@ -321,10 +322,13 @@ def test_a_pipeline_left_on_a_lost_connection_logs_what_its_exit_ignored_and_the
 
 
 async def _gathered(conn: AsyncConnection[Any], timeout: float, count: int | None = None) -> list[list[str]]:
-    """payloads' lists until `count` payloads came (all of them: None)."""
+    """payloads' lists until `count` payloads came (all of them: None),
+    each payload decoded: bytes in the connection's encoding."""
     reads: list[list[str]] = []
+    encoding = conn_encoding(conn)
     async for read in payloads(conn, timeout):
-        reads.append(read)
+        assert all(type(payload) is bytes for payload in read)
+        reads.append([payload.decode(encoding) for payload in read])
         if count is not None and sum(map(len, reads)) >= count:
             break
     return reads
@@ -393,16 +397,16 @@ def test_payloads_give_first_what_came_with_a_statement(db_dsn: str) -> None:
     async def test(conn: AsyncConnection[Any]) -> None:
         await conn.execute("LISTEN payloads_test")
         with psycopg.connect(db_dsn, autocommit=True) as writer:
-            writer.execute("NOTIFY payloads_test, 'kept'")
+            writer.execute("NOTIFY payloads_test, 'kept \u00e9'")
         await asyncio.sleep(0.2)
         await conn.execute("SELECT 1")  # reads the notification with its result
-        assert [n.payload for n in conn._notifies_backlog or ()] == ["kept"]
+        assert [n.payload for n in conn._notifies_backlog or ()] == ["kept \u00e9"]
         with psycopg.connect(db_dsn, autocommit=True) as writer:
             writer.execute("NOTIFY payloads_test, 'read'")
         async with contextlib.aclosing(payloads(conn, 5.0)) as reads:
-            assert await anext(reads) == ["kept"]
+            assert await anext(reads) == ["kept \u00e9".encode()]  # as it came
             assert conn._notifies_backlog is None
-            assert await anext(reads) == ["read"]
+            assert await anext(reads) == [b"read"]
         assert conn._notifies_backlog is not None and not conn._notifies_backlog
         assert await _gathered(conn, 0.1) == []
 

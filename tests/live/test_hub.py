@@ -514,8 +514,9 @@ def test_a_sequencer_batch_is_parsed_once_for_its_cursors_and_its_reading() -> N
     payload itself does; a row's payload is no batch."""
     cursors = Cursors(5.0)
     hub = Hub("", None, Settings.from_env({}), cursors)  # type: ignore[arg-type]
-    batch = '{"xids" : [["17", 8], ["18", 9]], "position" : 9, "op" : "batch", "through" : 9}'
-    row = '{"position" : 10, "op" : "created", "id" : "00000000-0000-4000-8000-00000000000a", "todo" : null}'
+    # As the LISTEN read gives them: bytes (internals/psycopg.payloads).
+    batch = b'{"xids" : [["17", 8], ["18", 9]], "position" : 9, "op" : "batch", "through" : 9}'
+    row = b'{"position" : 10, "op" : "created", "id" : "00000000-0000-4000-8000-00000000000a", "todo" : null}'
     heard = hub._heard([batch, row])
     assert list(heard) == [batch] and cursors.through == 9 and dict(cursors._heard) == {"17": 8, "18": 9}
     assert notified_body(heard[batch]) == notified(batch) == (9, None)
@@ -529,21 +530,22 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
     at, row_id, list_id = "2026-12-06T03:01:00.5+00:00", "00000000-0000-4000-8000-00000000000a", str(uuid.uuid4())
     row = {"id": row_id, "title": "t", "completed": False, "list_id": list_id, "created_time": at, "updated_time": at}
 
-    def created(position: int) -> str:
+    # As the LISTEN read gives them: bytes (internals/psycopg.payloads).
+    def created(position: int) -> bytes:
         return json.dumps({"position": position, "op": "created", "id": row_id, "changed_at": at,
-                           "list_before": None, "list_after": list_id, "person": None, "todo": row})
+                           "list_before": None, "list_after": list_id, "person": None, "todo": row}).encode()
 
     revoked = json.dumps({"position": 7, "op": "access_revoked", "id": None, "changed_at": at, "list_before": None,
-                          "list_after": None, "person": "00000000-0000-4000-8000-00000000000b", "detail": {"all": True}})
-    reads: list[list[str]] = []
-    read: list[str] = []
+                          "list_after": None, "person": "00000000-0000-4000-8000-00000000000b", "detail": {"all": True}}).encode()
+    reads: list[list[bytes]] = []
+    read: list[str | bytes] = []
     told: list[Any] = []
 
-    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[str]]:
+    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
         for each in reads:
             yield each
 
-    def counted(payload: str) -> tuple[int, Entry | None]:
+    def counted(payload: str | bytes) -> tuple[int, Entry | None]:
         read.append(payload)
         return notified(payload)
 

@@ -121,13 +121,19 @@ def test_a_payload_that_does_not_parse_sends_the_hub_to_the_journal() -> None:
            "created_time": at, "updated_time": at}
     good = {"position": 7, "op": "created", "id": row["id"], "changed_at": at, "todo": row}
     assert notified(orjson.dumps(good).decode())[1] is not None
+    # As the hub reads it too: the payload's UTF-8 bytes (internals/psycopg.payloads).
+    (_, as_bytes), (_, as_text) = notified(orjson.dumps(good)), notified(orjson.dumps(good).decode())
+    assert as_bytes is not None and as_text is not None and _exact(as_bytes) == _exact(as_text)
     bad: list[Any] = [
         good | {"changed_at": "yesterday"}, good | {"changed_at": ["a"]}, good | {"id": "nope"},
         good | {"todo": row | {"updated_time": "soon"}}, good | {"todo": row | {"created_time": {}}}, "not ours",
+        # Bytes that are not UTF-8 (a Latin-1 title).
+        orjson.dumps(good | {"todo": row | {"title": "caf\u00e9"}}).decode().encode("latin-1"),
     ]
     for body in bad:
         for _ in range(2):  # and again, once a good parse of the same kind was remembered
-            assert notified(body if isinstance(body, str) else orjson.dumps(body).decode()) == (2**63 - 1, None)
+            text = body if isinstance(body, (str, bytes)) else orjson.dumps(body).decode()
+            assert notified(text) == (2**63 - 1, None)
 
 
 def test_a_row_updated_in_its_list_reads_with_its_todo_made_when_first_read() -> None:
