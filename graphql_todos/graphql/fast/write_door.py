@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from graphql import OperationType
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import BaseRoute, Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.settings import Settings
@@ -35,6 +36,7 @@ from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.graphql.fast.path import PARSED_BODY, ParsedBody
 from graphql_todos.graphql.http import MediaTypes
 from graphql_todos.graphql.intake import Intake
+from graphql_todos.internals.starlette_endpoint import HANDLERS, ExceptionAnswers
 
 # Where the door leaves the route it matched, for the innermost layer.
 _ROUTE = "graphql_todos.write_route"
@@ -74,11 +76,11 @@ class WriteDoor:
         # bookkeeping would cost more than matching a path forgotten too
         # soon). Matching an item's path was some 300 bytecodes a REST PATCH.
         self.literal: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
-        # The stack's own layers between metrics and the router, outermost first.
-        routed = error_handlers.answering(_routed)
-        self.layers = guard.stacked(routed, guard.middleware(settings, access, sockets))
+        # The stack's own layers between metrics and the router, outermost
+        # first, the guard's headers put on in the route's one send wrapper.
+        self.layers = guard.stacked(_Routed(vary_origin=False), guard.middleware(settings, access, sockets, headed_behind=True))
         # The same, to a request without Origin: CORS's part done by the guard.
-        self.without_origin = guard.without_origin(routed, settings, access, sockets)
+        self.without_origin = guard.without_origin(_Routed(vary_origin=True), settings, access, sockets, headed_behind=True)
         # Requests taken; read by tests and benchmarks.
         self.taken = 0
 
@@ -185,6 +187,34 @@ def _sized(scope: Scope) -> bool:
     return guard.declared_length(scope["headers"]).isdigit()
 
 
-async def _routed(scope: Scope, receive: Receive, send: Send) -> None:
-    route: BaseRoute = scope[_ROUTE]
-    await route.handle(scope, receive, send)
+class _Routed:
+    """The route the door matched, inside the guard's headers and the stack's
+    error answers (error_handlers.answering) with one send wrapper, not two
+    (the guard's and ExceptionMiddleware's, a Request made besides: some
+    140 bytecodes a write): the wrapper notes the start, as
+    ExceptionMiddleware's, then puts the guard's headers on it, as the
+    guard's (the Guard in front, `headed_behind`, adds them to its own
+    refusals only). Every answer as the two layers gave it."""
+
+    def __init__(self, vary_origin: bool) -> None:
+        # What the stack's ExceptionMiddlewares, as one around this, would answer.
+        self.answers = ExceptionAnswers(cast(ExceptionMiddleware, error_handlers.answering(self)))
+        self.vary_origin = vary_origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        vary_origin = self.vary_origin
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = guard.headed(message, scope, vary_origin)
+            await send(message)
+
+        scope[HANDLERS] = self.answers.tables
+        route: BaseRoute = scope[_ROUTE]
+        try:
+            await route.handle(scope, receive, sending)
+        except Exception as exc:  # noqa: BLE001 - each as ExceptionMiddleware answers it
+            await self.answers.answer(exc, started, scope, receive, sending)
