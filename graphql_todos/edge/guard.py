@@ -59,9 +59,10 @@ _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-r
 # The answer to a request that broke a limit: nothing more will be read of it.
 _CLOSE = {"Connection": "close"}
 # Set by a front door that read the whole body through Guard.bounded and
-# replays it (graphql/fast/front.py): within the bounds, and whole, so the
-# guard behind it has nothing left to bound (a second bound armed a timer
-# per message for nothing).
+# replays it (graphql/fast/front.py), or that found a REST write's declared
+# body come whole within the limit (write_door.py): within the bounds, and
+# whole, so the guard behind it has nothing left to bound (a second bound
+# armed a timer per message for nothing).
 BODY_READ = "graphql_todos.body_read"
 
 
@@ -276,7 +277,7 @@ class Guard:
             refusal = await self.admit(scope)
             if refusal is not None:
                 return await refusal(scope, receive, self._own(scope, outer, send))
-        # A body the front door read: its declared size checked there (front.py).
+        # A body the front door read, or found whole: its declared size checked there.
         if scope.get(BODY_READ):
             return await self.app(scope, receive, send)
         length = declared_length(scope["headers"])

@@ -36,6 +36,7 @@ from graphql_todos.graphql.intake import Intake
 from graphql_todos.internals.starlette_endpoint import HANDLERS
 from tests.decoded import Journaled
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving
+from tests.internals.test_uvicorn_http import lean_cycle
 
 ORIGIN = "https://app.example"
 SETTINGS: dict[str, Any] = {
@@ -256,7 +257,7 @@ def test_a_rest_writes_route_is_the_one_the_chains_match_every_time(server: Serv
     for method, path in (("POST", "/api/todos/"), ("PATCH", item), ("PUT", item), ("POST", item), ("PATCH", "/api/todos/")):
         scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [(b"content-length", b"2")]}
         expected = next(m for chain in chains if (m := write_door._matched(scope, chain)) is not None)
-        routes = [door.rest_route(scope) for _ in range(3)]
+        routes = [door.rest_route(scope, _waiting) for _ in range(3)]
         assert routes == [expected] * 3, (method, path)
         assert len({id(route["path_params"]) for route in routes}) == 3
 
@@ -309,15 +310,38 @@ def test_the_door_keeps_at_most_kept_routes_paths(server: Server, monkeypatch: p
     paths = [f"/api/todos/{uuid.UUID(int=i)}/" for i in range(4)]
     scopes = [{"type": "http", "method": "PATCH", "path": p, "root_path": "", "headers": [(b"content-length", b"2")]} for p in paths]
     for scope in scopes[:3]:
-        door.rest_route(scope)
+        door.rest_route(scope, _waiting)
     assert sorted(key[1] for key in door.literal) == sorted(paths[:3])
-    route = door.rest_route(scopes[3])
+    route = door.rest_route(scopes[3], _waiting)
     assert [key[1] for key in door.literal] == [paths[3]]
     assert route is not None and route["path_params"] == {"id": paths[3].split("/")[3]}
     # Each request its own path parameters: a route that changes them leaves the kept ones alone.
     route["path_params"]["id"] = "changed by its route"
-    again = door.rest_route(scopes[3])
+    again = door.rest_route(scopes[3], _waiting)
     assert again is not None and again["path_params"] == {"id": paths[3].split("/")[3]}
+
+
+async def _waiting() -> Message:
+    """A receive() not uvicorn's: never taken for a body come whole."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def test_a_rest_body_come_whole_within_the_limit_is_marked_read_for_the_guard(server: Server) -> None:
+    """One decision for the door and the guard: a declared body within
+    max_body_bytes that has come whole needs no bounds (BODY_READ); one over
+    the limit (the guard's 413), or not yet whole (the guard's bounds), is
+    left to the guard."""
+    door = server.app.state.writes
+    event = asyncio.Event()
+    event.set()
+    cycle = lean_cycle(event)
+    cycle.body = bytearray(b"{}")
+    for length, whole, marked in (("2", True, True), ("1000", True, True), ("1001", True, False), ("2", False, False)):
+        cycle.more_body = not whole
+        scope = {"type": "http", "method": "POST", "path": "/api/todos/", "root_path": "", "headers": [(b"content-length", length.encode())]}
+        route = door.rest_route(scope, cycle.receive)
+        assert route is not None and (guard.BODY_READ in route) is marked, (length, whole)
+        assert guard.BODY_READ not in (door.rest_route(scope, _waiting) or {})
 
 
 class _Failing:
