@@ -8,8 +8,9 @@ settings. What it leaves out changes no byte of an answer: the GraphQL
 socket's pass-through, the metrics layer's send wrapper (it times the
 request itself, as that layer does), the router's walk past the routes it
 does not take, and the second of the stack's two ExceptionMiddlewares
-(error_handlers.answering holds both tables in one). The Host check and the
-shutdown cut stand in front of the front door, and so in front of this.
+(error_handlers.answering holds both tables in one), whose send wrapper and
+the guard's are one (_Routed). The Host check and the shutdown cut stand in
+front of the front door, and so in front of this.
 
 It takes no request that could open a stream (a GraphQL subscription or
 query: the front door's replies, or the stack, answer those), no chunked body,
