@@ -59,9 +59,10 @@ _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-r
 # The answer to a request that broke a limit: nothing more will be read of it.
 _CLOSE = {"Connection": "close"}
 # Set by a front door that read the whole body through Guard.bounded and
-# replays it (graphql/fast/front.py): within the bounds, and whole, so the
-# guard behind it has nothing left to bound (a second bound armed a timer
-# per message for nothing).
+# replays it (graphql/fast/front.py), or that found a REST write's declared
+# body come whole within the limit (write_door.py): within the bounds, and
+# whole, so the guard behind it has nothing left to bound (a second bound
+# armed a timer per message for nothing).
 BODY_READ = "graphql_todos.body_read"
 
 
@@ -240,7 +241,13 @@ class Guard:
     token or over MAX_SOCKETS_PER_CLIENT refused before any data."""
 
     def __init__(
-        self, app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, vary_origin: bool = False
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        access: Access,
+        sockets: SocketGate,
+        vary_origin: bool = False,
+        headed_behind: bool = False,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -248,6 +255,10 @@ class Guard:
         self.sockets = sockets
         # Stands for the CORS layer too, to requests without Origin (without_origin).
         self.vary_origin = vary_origin
+        # The app behind puts the security headers on its answers itself
+        # (`headed`, in its own send wrapper: the write door's); this layer
+        # on its own refusals only.
+        self.headed_behind = headed_behind
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine (as HostCheck): the layer's own coroutine, one frame fewer a request.
@@ -258,14 +269,15 @@ class Guard:
         return self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
-        send = _with_headers(send, policy, self.vary_origin)
+        outer = send
+        if not self.headed_behind:
+            send = _with_headers(send, scope, self.vary_origin)
         # No Headers made for a request that needs none (open mode's, a write's).
         if not _public(scope):
             refusal = await self.admit(scope)
             if refusal is not None:
-                return await refusal(scope, receive, send)
-        # A body the front door read: its declared size checked there (front.py).
+                return await refusal(scope, receive, self._own(scope, outer, send))
+        # A body the front door read, or found whole: its declared size checked there.
         if scope.get(BODY_READ):
             return await self.app(scope, receive, send)
         length = declared_length(scope["headers"])
@@ -276,12 +288,17 @@ class Guard:
                 status_code=ErrorCode.PAYLOAD_TOO_LARGE.http_status,
                 headers=_CLOSE,
             )
-            return await response(scope, receive, send)
+            return await response(scope, receive, self._own(scope, outer, send))
         # A declared body that has come whole is within both bounds, as the
         # front door takes one (uvicorn hands over no more than a request's
         # Content-Length): uvicorn's receive() as it is, no wrapper (80
         # bytecodes a REST write, and a REST handler then reads it in one step).
         await self.app(scope, receive if length.isdigit() and arrived_whole(receive) else self.bounded(receive), send)
+
+    def _own(self, scope: Scope, outer: Send, send: Send) -> Send:
+        """The send of the guard's own answer (`outer` the layer's, `send` the
+        app's): with the guard's headers, whoever puts them on the app's."""
+        return _with_headers(outer, scope, self.vary_origin) if self.headed_behind else send
 
     async def admit(self, scope: Scope) -> Response | None:
         """Leave the request's principal in scope[PRINCIPAL], or answer why not:
@@ -444,20 +461,28 @@ async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:
     await websocket.send_denial_response(response)
 
 
-def _with_headers(send: Send, policy: str, vary_origin: bool = False) -> Send:
+def _with_headers(send: Send, scope: Scope, vary_origin: bool = False) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            media_type = _media_type(headers)
-            headers += _HEADERS
-            if media_type.startswith(b"text/html"):
-                headers.append((b"content-security-policy", policy.encode()))
-            if vary_origin:
-                _vary_origin(headers)
-            message = {**message, "headers": headers}
+            message = headed(message, scope, vary_origin)
         await send(message)
 
     return sending
+
+
+def headed(start: Message, scope: Scope, vary_origin: bool = False) -> Message:
+    """A response's start message to the request of `scope` with the guard's
+    headers: the security headers, the page's policy on HTML (GraphiQL's on
+    its path), and (`vary_origin`) CORS's Vary."""
+    headers = list(start.get("headers", ()))
+    media_type = _media_type(headers)
+    headers += _HEADERS
+    if media_type.startswith(b"text/html"):
+        policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
+        headers.append((b"content-security-policy", policy.encode()))
+    if vary_origin:
+        _vary_origin(headers)
+    return {**start, "headers": headers}
 
 
 def _media_type(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -497,17 +522,20 @@ def stacked(app: ASGIApp, layers: Sequence[Middleware]) -> ASGIApp:
     return app
 
 
-def without_origin(app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate) -> ASGIApp:
+def without_origin(
+    app: ASGIApp, settings: Settings, access: Access, sockets: SocketGate, headed_behind: bool = False
+) -> ASGIApp:
     """middleware()'s layers around `app`, as they answer a request without an
     Origin header: CORSMiddleware then only adds Origin to the answer's Vary
     (a preflight, which it answers itself, has an Origin), so the Guard does
     that in its own pass over the headers, one layer fewer (4% of a write's
     instructions: the layer's Headers, MutableHeaders and send wrapper)."""
-    return Guard(app, settings, access, sockets, vary_origin=True)
+    return Guard(app, settings, access, sockets, vary_origin=True, headed_behind=headed_behind)
 
 
-def middleware(settings: Settings, access: Access, sockets: SocketGate) -> list[Middleware]:
-    """Outermost first: CORS answers preflights (which carry no token) itself."""
+def middleware(settings: Settings, access: Access, sockets: SocketGate, headed_behind: bool = False) -> list[Middleware]:
+    """Outermost first: CORS answers preflights (which carry no token) itself.
+    `headed_behind`: Guard's (the app behind puts the guard's headers on)."""
     return [
         Middleware(
             CORSMiddleware,
@@ -515,6 +543,6 @@ def middleware(settings: Settings, access: Access, sockets: SocketGate) -> list[
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         ),
-        Middleware(Guard, settings=settings, access=access, sockets=sockets),
+        Middleware(Guard, settings=settings, access=access, sockets=sockets, headed_behind=headed_behind),
     ]
 

@@ -1,19 +1,23 @@
 """Starlette's HTTPEndpoint, its methods worked out once per class: Starlette's
 lists the allowed methods as each request's endpoint is made and asks whether
 its handler is a coroutine function as each is dispatched (about 6% of a REST
-write's CPU, py-spy under wrk). And JsonBytes, a Response whose headers are
-made without init_headers' general case."""
+write's CPU, py-spy under wrk). JsonBytes, a Response whose headers are
+made without init_headers' general case. And ExceptionAnswers: what an
+ExceptionMiddleware does to an HTTP request, for a layer whose own send
+wrapper stands for the middleware's (one wrapper where there were two)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette._utils import is_async_callable
 from starlette.endpoints import HTTPEndpoint
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The methods HTTPEndpoint answers, in the order of its Allow header.
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY")
@@ -78,3 +82,53 @@ class Endpoint(HTTPEndpoint):
         else:
             response = await handler(self, request)
         await response(self.scope, self.receive, self.send)
+
+
+# Where ExceptionMiddleware leaves its handler tables for the routes.
+HANDLERS = "starlette.exception_handlers"
+# The start _again replays to Starlette's own layer, and keeps from the client.
+_BEGUN: Message = {"type": "http.response.start", "status": 500, "headers": []}
+
+
+class ExceptionAnswers:
+    """ExceptionMiddleware(app, handlers)'s work on an HTTP request, for a
+    layer that runs the app itself with a send wrapper of its own, which
+    notes when the response starts (as Starlette's does) besides its own
+    part: the tables put in the scope (`tables`, before the app runs), and
+    the answer to an exception the app raised (`answer`), given whether the
+    response had started. No Request is made but for an exception.
+
+    Assumes (tests/internals/test_starlette_endpoint.py pins it): for an
+    HTTP request, ExceptionMiddleware.__call__ sets scope[HANDLERS] to its
+    exception and status tables, makes Request(scope, receive, send) and
+    runs wrap_app_handling_exceptions(app, that request), whose wrapper of
+    send notes a start message before passing it on, and which alone decides
+    what an exception gets."""
+
+    def __init__(self, middleware: ExceptionMiddleware) -> None:
+        self.tables = (middleware._exception_handlers, middleware._status_handlers)
+
+    async def answer(self, exc: Exception, started: bool, scope: Scope, receive: Receive, send: Send) -> None:
+        """What wrap_app_handling_exceptions does with `exc` raised by its app
+        (`started`: after a start message): its own code, run again."""
+        request = Request(scope, receive, send)
+        await _again(lambda app: wrap_app_handling_exceptions(app, request), exc, started, scope, receive, send)
+
+
+async def _again(
+    layer: Callable[[ASGIApp], ASGIApp], exc: Exception, started: bool, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """What `layer` does with `exc` raised by the app it wraps, after a start
+    message when `started` (a start it notes and `send` never sees)."""
+
+    async def raising(scope: Scope, receive: Receive, sender: Send) -> None:
+        if started:
+            await sender(_BEGUN)
+        raise exc
+
+    async def passing(message: Message) -> None:
+        if message is not _BEGUN:
+            await send(message)
+
+    await layer(raising)(scope, receive, passing)
+

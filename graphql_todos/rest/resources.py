@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Collection, Sequence
 from typing import Any, TypeVar
@@ -36,7 +35,7 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.list_statements import ListStatement
 from graphql_todos.core.models import Change, Todo, Viewer
 from graphql_todos.core.mutations import Receipt
-from graphql_todos.core.service import TodoService, clean_title, parse_id
+from graphql_todos.core.service import USUAL_ID, TodoService, clean_title, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import principal_of
@@ -323,16 +322,13 @@ def _path_id(request: Request) -> str:
     todo_id: str = request.path_params["id"]
     # An id in its usual spelling is one parse_id takes, seen by a regex:
     # a UUID made and spelled again to check it was some 90 bytecodes a write.
-    if _USUAL_ID.fullmatch(todo_id) is None:
+    if USUAL_ID.fullmatch(todo_id) is None:
         try:
             parse_id(todo_id)
         except BadUserInput as exc:
             raise in_url(exc) from None
     return todo_id
 
-
-# A UUID as str() spells it, in either case: what parse_id takes.
-_USUAL_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 async def json_body(

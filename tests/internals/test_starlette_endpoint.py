@@ -1,19 +1,30 @@
-"""What internals/starlette_endpoint.py assumes of Starlette's HTTPEndpoint:
-it answers each method as HTTPEndpoint would, with the same Allow header."""
+"""What internals/starlette_endpoint.py assumes of Starlette's HTTPEndpoint
+(it answers each method as HTTPEndpoint would, with the same Allow header)
+and of its ExceptionMiddleware (ExceptionAnswers answers as it does)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.endpoints import HTTPEndpoint
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphql_todos.internals.starlette_endpoint import METHODS, Endpoint, JsonBytes
+from graphql_todos.internals.starlette_endpoint import (
+    HANDLERS,
+    METHODS,
+    Endpoint,
+    ExceptionAnswers,
+    JsonBytes,
+)
 from graphql_todos.rest import auth, lists, resources
 
 
@@ -146,3 +157,90 @@ def _sent(response: Response) -> list[Message]:
 
     asyncio.run(response(_scope("POST"), _nothing, send))
     return sent
+
+
+class _Raising:
+    """An app that sends `sent` messages, then raises `exc` (when one is given)."""
+
+    def __init__(self, sent: int, exc: Exception | None) -> None:
+        self.sent, self.exc = sent, exc
+        self.handlers: tuple[dict[Any, Any], dict[int, Any]] = ({}, {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.handlers = scope.get(HANDLERS, ({}, {}))
+        messages: list[Message] = [
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]},
+            {"type": "http.response.body", "body": b"ok"},
+        ]
+        for message in messages[: self.sent]:
+            await send(message)
+        if self.exc is not None:
+            raise self.exc
+
+
+async def _on_value(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(f"{request.url.path}: {exc}", status_code=418, headers={"x-seen": "1"})
+
+
+async def _on_nothing(request: Request, exc: Exception) -> None:
+    return None
+
+
+_TABLE: dict[Any, Any] = {ValueError: _on_value, KeyError: _on_nothing, 409: _on_value}
+
+
+class _OneWrapper:
+    """A layer as the write door's: its own send wrapper notes the start,
+    ExceptionAnswers does the rest of ExceptionMiddleware's work."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.answers = ExceptionAnswers(ExceptionMiddleware(app, handlers=_TABLE))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        scope[HANDLERS] = self.answers.tables
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # noqa: BLE001 - as ExceptionMiddleware's
+            await self.answers.answer(exc, started, scope, receive, sending)
+
+
+@pytest.mark.parametrize("sent", [0, 1, 2])
+@pytest.mark.parametrize(
+    "exc",
+    [None, ValueError("bad"), KeyError("k"), LookupError("unhandled"), HTTPException(409), HTTPException(404, headers={"x": "y"})],
+    ids=repr,
+)
+def test_exception_answers_answer_as_exception_middleware(sent: int, exc: Exception | None) -> None:
+    """ExceptionMiddleware's work, its tables in the scope and its answer to
+    each exception before and after the start (a handler's own answer, none,
+    one raised again, Starlette's RuntimeError) as ExceptionMiddleware's own."""
+
+    def outcome(layer: Callable[[ASGIApp], ASGIApp]) -> tuple[list[Message], str, object]:
+        app = _Raising(sent, exc)
+        messages: list[Message] = []
+
+        async def send(message: Message) -> None:
+            messages.append(message)
+
+        async def answered() -> None:
+            await layer(app)(_scope("POST"), _nothing, send)
+
+        try:
+            asyncio.run(answered())
+            raised = ""
+        except Exception as caught:  # noqa: BLE001 - compared
+            raised = f"{type(caught).__name__}: {caught} from {caught.__cause__!r}"
+        exceptions, statuses = app.handlers
+        return messages, raised, ({kind: getattr(h, "__func__", h) for kind, h in exceptions.items()}, statuses)
+
+    assert outcome(_OneWrapper) == outcome(lambda app: ExceptionMiddleware(app, handlers=_TABLE))
+

@@ -22,9 +22,9 @@ from websockets.sync.connection import Connection
 
 from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.models import LOCAL_LIST_ID, Todo
-from graphql_todos.core.service import parse_id
+from graphql_todos.core.service import USUAL_ID, parse_id, todo_key
 from graphql_todos.rest.openapi import DOCUMENT
-from graphql_todos.rest.resources import _USUAL_ID, _body, todo_json
+from graphql_todos.rest.resources import _body, todo_json
 from tests.gql import TODO_FIELDS, create, data, subscribed
 from tests.helpers import Server, make_server, wait_until
 from tests.internals.test_uvicorn_http import lean_cycle
@@ -196,20 +196,29 @@ def test_unknown_id_is_404_and_malformed_id_is_400(
 @pytest.mark.parametrize("seed", range(20))
 def test_an_id_is_seen_in_its_usual_spelling_exactly_as_parse_id_takes_it(seed: int) -> None:
     # _path_id's regex stands for parse_id where it matches (parse_id runs
-    # where it does not): each spelling is one both take, or neither does.
+    # where it does not): each spelling is one both take, or neither does;
+    # and the service's todo_key gives parse_id's UUID, or its refusal.
     usual = str(uuid.UUID(int=seed * 0x1F3D5B79 << 64 | seed))
     spellings = [
         usual, usual.upper(), usual.replace("-", ""), "{" + usual + "}", "urn:uuid:" + usual, usual + "\n",
         usual[:-1], usual + "0", usual.replace("0", "\uff10"), usual.replace("1", "\u0661"),
         usual.replace("a", "g"), usual.replace("a", "\u212a"), " " + usual, usual.replace("-", "_", 1),
+        # One character of each group not a hex digit (but to int(), an Arabic-Indic one).
+        *(usual[:i] + c + usual[i + 1:] for i in (0, 9, 14, 19, 35) for c in "g\u0661\u212a"),
     ]
     for spelling in spellings:
         try:
-            parse_id(spelling)
-            taken = True
-        except BadUserInput:
-            taken = False
-        assert (_USUAL_ID.fullmatch(spelling) is not None) is taken, spelling
+            parsed: uuid.UUID | str = parse_id(spelling)
+        except BadUserInput as exc:
+            parsed = str(exc)
+        try:
+            keyed: uuid.UUID | str = todo_key(spelling)
+        except BadUserInput as exc:
+            keyed = str(exc)
+        assert (USUAL_ID.fullmatch(spelling) is not None) is isinstance(parsed, uuid.UUID), spelling
+        assert keyed == parsed and type(keyed) is type(parsed), spelling
+        if isinstance(keyed, uuid.UUID) and isinstance(parsed, uuid.UUID):
+            assert (keyed.int, keyed.is_safe, str(keyed)) == (parsed.int, parsed.is_safe, usual), spelling
 
 
 def test_an_id_in_capitals_is_the_same_todo(client: httpx.Client) -> None:

@@ -97,7 +97,7 @@ class ResponseFront:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if (route := self.writes.rest_route(scope)) is not None:
+        if (route := self.writes.rest_route(scope, receive)) is not None:
             return await self.writes(scope, receive, send, route)
         method: str = scope["method"]
         if scope["path"] not in _PATHS or method not in _METHODS:

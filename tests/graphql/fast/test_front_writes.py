@@ -8,23 +8,35 @@ cursor. Whether the door took a request is read from its count."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphql_todos.edge.access import SESSION_COOKIE
+from graphql_todos.core.errors import ErrorCode, NotFound, RequestError
+from graphql_todos.core.settings import Settings
+from graphql_todos.edge import error_handlers, guard
+from graphql_todos.edge.access import PRINCIPAL, SESSION_COOKIE, Access
+from graphql_todos.edge.guard import SocketGate
 from graphql_todos.edge.negotiation import accept_header
 from graphql_todos.graphql.fast import front, write_door
+from graphql_todos.graphql.intake import Intake
+from graphql_todos.internals.starlette_endpoint import HANDLERS
 from tests.decoded import Journaled
 from tests.helpers import BEARER, TOKEN, Server, raw_exchange, serving
+from tests.internals.test_uvicorn_http import lean_cycle
 
 ORIGIN = "https://app.example"
 SETTINGS: dict[str, Any] = {
@@ -245,7 +257,7 @@ def test_a_rest_writes_route_is_the_one_the_chains_match_every_time(server: Serv
     for method, path in (("POST", "/api/todos/"), ("PATCH", item), ("PUT", item), ("POST", item), ("PATCH", "/api/todos/")):
         scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [(b"content-length", b"2")]}
         expected = next(m for chain in chains if (m := write_door._matched(scope, chain)) is not None)
-        routes = [door.rest_route(scope) for _ in range(3)]
+        routes = [door.rest_route(scope, _waiting) for _ in range(3)]
         assert routes == [expected] * 3, (method, path)
         assert len({id(route["path_params"]) for route in routes}) == 3
 
@@ -298,12 +310,117 @@ def test_the_door_keeps_at_most_kept_routes_paths(server: Server, monkeypatch: p
     paths = [f"/api/todos/{uuid.UUID(int=i)}/" for i in range(4)]
     scopes = [{"type": "http", "method": "PATCH", "path": p, "root_path": "", "headers": [(b"content-length", b"2")]} for p in paths]
     for scope in scopes[:3]:
-        door.rest_route(scope)
+        door.rest_route(scope, _waiting)
     assert sorted(key[1] for key in door.literal) == sorted(paths[:3])
-    route = door.rest_route(scopes[3])
+    route = door.rest_route(scopes[3], _waiting)
     assert [key[1] for key in door.literal] == [paths[3]]
     assert route is not None and route["path_params"] == {"id": paths[3].split("/")[3]}
     # Each request its own path parameters: a route that changes them leaves the kept ones alone.
     route["path_params"]["id"] = "changed by its route"
-    again = door.rest_route(scopes[3])
+    again = door.rest_route(scopes[3], _waiting)
     assert again is not None and again["path_params"] == {"id": paths[3].split("/")[3]}
+
+
+async def _waiting() -> Message:
+    """A receive() not uvicorn's: never taken for a body come whole."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def test_a_rest_body_come_whole_within_the_limit_is_marked_read_for_the_guard(server: Server) -> None:
+    """One decision for the door and the guard: a declared body within
+    max_body_bytes that has come whole needs no bounds (BODY_READ); one over
+    the limit (the guard's 413), or not yet whole (the guard's bounds), is
+    left to the guard."""
+    door = server.app.state.writes
+    event = asyncio.Event()
+    event.set()
+    cycle = lean_cycle(event)
+    cycle.body = bytearray(b"{}")
+    for length, whole, marked in (("2", True, True), ("1000", True, True), ("1001", True, False), ("2", False, False)):
+        cycle.more_body = not whole
+        scope = {"type": "http", "method": "POST", "path": "/api/todos/", "root_path": "", "headers": [(b"content-length", length.encode())]}
+        route = door.rest_route(scope, cycle.receive)
+        assert route is not None and (guard.BODY_READ in route) is marked, (length, whole)
+        assert guard.BODY_READ not in (door.rest_route(scope, _waiting) or {})
+
+
+class _Failing:
+    """A route's ASGI app (a function would be taken as a request handler)
+    that answers, or fails, as `case` says."""
+
+    def __init__(self, case: str) -> None:
+        self.case = case
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        case = self.case
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]}
+        if case == "answers":
+            await send(start)
+            await send({"type": "http.response.body", "body": b"<p>"})
+        elif case == "refused":
+            raise RequestError(ErrorCode.PAYLOAD_TOO_LARGE, "too big", headers={"Connection": "close"})
+        elif case == "not found":
+            raise NotFound(uuid.UUID(TODO))
+        elif case == "405":
+            raise HTTPException(405, headers={"Allow": "GET"})
+        elif case == "client gone":
+            raise ClientDisconnect()
+        elif case == "fails":
+            raise ValueError("a bug")
+        elif case == "fails after its start":
+            await send(start)
+            raise ValueError("a bug")
+        elif case == "a bad start":
+            await send({**start, "headers": [b"not a pair"]})
+
+
+@pytest.mark.parametrize(
+    "case", ["answers", "refused", "not found", "405", "client gone", "fails", "fails after its start", "a bad start"]
+)
+@pytest.mark.parametrize("origin", [None, ORIGIN, "https://elsewhere.example"])
+@pytest.mark.parametrize("path", ["/graphql", "/api/todos/"])
+def test_the_doors_layers_answer_and_fail_as_the_stacks(case: str, origin: str | None, path: str) -> None:
+    """The door's layers (one send wrapper: ExceptionMiddleware's and the
+    guard's) against the stack's (the guard's, then error_handlers.answering's
+    ExceptionMiddleware): the same messages sent, the same exception out."""
+    settings = Settings(token=TOKEN, allowed_origins=(ORIGIN,))
+    access, sockets = Access(settings), SocketGate(settings)
+    door = write_door.WriteDoor(settings, access, sockets, cast(Intake, None), (), ())
+    route = Route(path, _Failing(case))
+    stack = guard.stacked(error_handlers.answering(route.handle), guard.middleware(settings, access, sockets))
+
+    def outcome(app: ASGIApp) -> tuple[list[Message], str, dict[str, Any]]:
+        messages: list[Message] = []
+
+        async def send(message: Message) -> None:
+            messages.append(message)
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {TOKEN}".encode()), (b"content-type", b"application/json")]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80), "headers": headers + ([] if origin is None else [(b"origin", origin.encode())]),
+            write_door._ROUTE: route,
+        }
+        async def answered() -> None:
+            await app(scope, receive, send)
+
+        try:
+            asyncio.run(answered())
+            raised = ""
+        except Exception as exc:  # noqa: BLE001 - compared
+            raised = f"{type(exc).__name__}: {exc}"
+        # The handler tables compared by function (each middleware's methods are its own).
+        exceptions, statuses = cast(tuple[dict[Any, Any], dict[int, Any]], scope.pop(HANDLERS))
+        tables = ({kind: getattr(handler, "__func__", handler) for kind, handler in exceptions.items()}, statuses)
+        return messages, raised, {**{k: v for k, v in scope.items() if k not in (write_door._ROUTE, PRINCIPAL)}, HANDLERS: tables}
+
+    ours = outcome(door.layers if origin is not None else door.without_origin)
+    assert ours == outcome(stack)
+    if case in ("fails after its start", "a bad start"):
+        assert ours[1].startswith("RuntimeError: Caught handled exception")
+    elif case != "client gone":
+        assert ours[0], case
