@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent, WebSocketReceiveEvent
 from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -92,13 +92,21 @@ class LeanQueue(asyncio.Queue[T]):
         self._getters: list[asyncio.Future[None]] = []
 
     def put_nowait(self, item: T) -> None:
+        self.handed(item)
+
+    def handed(self, item: T) -> bool:
+        """put_nowait; True when a getter was waiting (it takes the item at
+        the loop's next turn)."""
         if self._items is None:
             self._items = [item]
         else:
             self._items.append(item)
+        waiting = False
         for getter in self._getters:
             if not getter.done():
                 getter.set_result(None)
+                waiting = True
+        return waiting
 
     async def get(self) -> T:
         while not self._items:
@@ -166,6 +174,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     _accept: bytes | None = None
     # The loop's pinger while this connection is kept alive (uvicorn_keepalive).
     _pinger: Pinger | None = None
+    queue: LeanQueue[ASGIReceiveEvent]
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -334,18 +343,39 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.close()
 
     def send_receive_event_to_app(self) -> None:
-        # uvicorn decodes a text message itself; one that is not UTF-8 it
-        # logs as an error with a traceback before closing with 1007, and a
-        # close from the client already in hand makes that close raise too
-        # ("Fatal error on transport"). RFC 6455's answer, without either.
-        if self.curr_msg_data_type == "text" and not self.close_sent and not _utf8(self.frames):
-            self.frames = []
-            if self.conn.state is State.OPEN:
-                self.conn.send_close(CloseCode.INVALID_DATA, "a text message must be UTF-8")
-            self.handle_parser_exception()
-            return
-        super().send_receive_event_to_app()
+        """uvicorn's: the whole message (in `frames`, of `curr_msg_data_type`)
+        queued for the app, nothing once the app has closed; but a text
+        message that is not UTF-8 closes with RFC 6455's answer (uvicorn logs
+        it as an error with a traceback before closing with 1007, and a close
+        from the client already in hand makes that close raise too: "Fatal
+        error on transport"); and reading is paused (until `receive` takes it)
+        only for a message no `receive` was waiting for. uvicorn pauses for
+        every one: with the app waiting, as it nearly always is, a pause and a
+        resume per message (the event loop's watcher changed twice: system
+        calls), for a message taken at the loop's next turn. The queue still
+        holds at most one message more than uvicorn's would.
 
+        Assumes (tests/internals/test_uvicorn_websocket.py pins it): uvicorn's
+        does no more than this, and its `receive` resumes reading once paused
+        and the queue empty."""
+        frames, self.frames = self.frames, []
+        if self.close_sent:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        message: WebSocketReceiveEvent
+        if self.curr_msg_data_type == "text":
+            try:
+                message = {"type": "websocket.receive", "text": data.decode()}
+            except UnicodeDecodeError:
+                if self.conn.state is State.OPEN:
+                    self.conn.send_close(CloseCode.INVALID_DATA, "a text message must be UTF-8")
+                self.handle_parser_exception()
+                return
+        else:
+            message = {"type": "websocket.receive", "bytes": data}
+        if not self.queue.handed(message) and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     async def _switch(self, message: ASGISendEvent) -> None:
         """uvicorn's answer to `websocket.accept` (the headers of the server,
@@ -640,15 +670,6 @@ def upgrade_accept(method: str, http_version: str, target: bytes, headers: list[
 _REQUEST_LINE, _MAX_FIELD = 15, MAX_LINE_LENGTH - 4
 # websockets takes no request body.
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
-
-
-def _utf8(frames: list[bytes]) -> bool:
-    try:
-        b"".join(frames).decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
 
 
 # RFC 6455 5.2: FIN and opcode 1 (text); a server does not mask. The
