@@ -81,11 +81,13 @@ class LeanEvent(asyncio.Event):
 
 class LeanQueue(asyncio.Queue[T]):
     """The part of asyncio.Queue uvicorn's protocol uses (unbounded
-    `put_nowait`, `get`, `empty`, `qsize`), on two lists: a getter waits on
-    a future of its own (an Event, and its `wait` coroutine, were two objects
-    more that every open socket kept as it waited for a message). Its list
-    of items is made only while it holds one: an open socket's queue is
-    empty nearly always, and its list was one more object for the collector."""
+    `put_nowait`, `empty`, `qsize`), on two lists, read by
+    WebSocketProtocol.receive alone (uvicorn's only `get`): a getter waits
+    on a future of its own (an Event, and its `wait` coroutine, were two
+    objects more that every open socket kept as it waited for a message).
+    Its list of items is made only while it holds one: an open socket's
+    queue is empty nearly always, and its list was one more object for the
+    collector."""
 
     def __init__(self) -> None:  # not asyncio's: no deques
         self._items: list[T] | None = None
@@ -107,20 +109,6 @@ class LeanQueue(asyncio.Queue[T]):
 
     # The same function (its answer unheard): no call more per item.
     put_nowait = handed  # type: ignore[assignment]
-
-    async def get(self) -> T:
-        while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            finally:
-                self._getters.remove(getter)
-        items = self._items
-        item = items.pop(0)
-        if not items:
-            self._items = None
-        return item
 
     def empty(self) -> bool:
         return not self._items
@@ -292,6 +280,29 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         task = self.loop.create_task(self.run_asgi(), context=context)
         task.add_done_callback(self.on_task_complete, context=context)
         self.tasks.add(task)
+
+    async def receive(self) -> ASGIReceiveEvent:
+        """uvicorn's (reading resumed once paused and the queue empty), taking
+        from the LeanQueue's lists itself: where uvicorn awaits `queue.get()`,
+        a coroutine frame more, made and resumed, for each of a socket's
+        messages; and with the protocol's loop at hand (asyncio's
+        `get_running_loop` is a system call, getpid, on Python 3.11)."""
+        queue = self.queue
+        while not queue._items:
+            getter = self.loop.create_future()
+            queue._getters.append(getter)
+            try:
+                await getter
+            finally:
+                queue._getters.remove(getter)
+        items = queue._items
+        message = items.pop(0)
+        if not items:
+            queue._items = None
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+        return message
 
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == "websocket.close" and self._open():

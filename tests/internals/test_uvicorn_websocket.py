@@ -15,6 +15,7 @@ import uvicorn
 import websockets
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from uvicorn._types import WebSocketReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.frames import CloseCode, Frame, Opcode
@@ -25,7 +26,6 @@ from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS
 from graphql_todos.internals.uvicorn_websocket import (
     Burst,
     LeanEvent,
-    LeanQueue,
     OpenedServer,
     WebSocketProtocol,
     _text_frame_header,
@@ -92,8 +92,11 @@ def _methods_using(attribute: str) -> dict[str, set[str]]:
 
 
 def test_uvicorn_uses_only_what_our_lighter_queue_and_event_have() -> None:
-    queue_calls = set().union(*_methods_using("queue").values())
-    assert {"put_nowait", "get"} <= queue_calls <= {"put_nowait", "get", "empty", "qsize"}, queue_calls
+    used = _methods_using("queue")
+    # Its one reader, `receive`, is ours (WebSocketProtocol.receive).
+    assert used.pop("receive") == {"get", "empty"}
+    queue_calls = set().union(*used.values())
+    assert "put_nowait" in queue_calls and queue_calls <= {"put_nowait", "empty", "qsize"}, queue_calls
     writable_calls = set().union(*_methods_using("writable").values())
     assert writable_calls <= {"set", "clear", "wait", "is_set"}, writable_calls
     init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
@@ -116,26 +119,49 @@ def test_uvicorn_reads_the_handshake_only_while_it_is_under_way() -> None:
     assert send.rindex("self.response") < send.index("self.start_keepalive()")
 
 
-def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_getters() -> None:
+def _protocol() -> WebSocketProtocol:
+    """Our protocol on the running loop, opened, reading through a transport that records pauses and resumes."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=False, lifespan="off")
+    config.load()
+    protocol = WebSocketProtocol(config, ServerState(), {}, asyncio.get_running_loop(), opened=True)
+    protocol.transport = _Reading()  # type: ignore[assignment]
+    return protocol
+
+
+def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_receives() -> None:
     async def scenario() -> list[object]:
-        queue: LeanQueue[int] = LeanQueue()
-        first = asyncio.create_task(queue.get())
-        second = asyncio.create_task(queue.get())
-        cancelled = asyncio.create_task(queue.get())
+        protocol = _protocol()
+        queue = protocol.queue
+
+        def item(text: str) -> WebSocketReceiveEvent:
+            return {"type": "websocket.receive", "text": text}
+
+        first = asyncio.create_task(protocol.receive())
+        second = asyncio.create_task(protocol.receive())
+        cancelled = asyncio.create_task(protocol.receive())
         await asyncio.sleep(0)
         cancelled.cancel()
-        for item in (1, 2, 3):
-            queue.put_nowait(item)
+        for text in ("1", "2", "3"):
+            queue.put_nowait(item(text))
         got: list[object] = [await first, await second]
         assert queue.qsize() == 1 and not queue.empty()
-        got.append(await queue.get())
-        # Empty, it keeps no list of items (an open socket's queue, nearly always).
-        assert queue.empty() and queue.qsize() == 0 and queue._items is None
-        queue.put_nowait(4)
-        assert queue.qsize() == 1 and await queue.get() == 4
-        return got
+        got.append(await protocol.receive())
+        # Empty, it keeps no list of items (an open socket's queue, nearly always), nor getters.
+        assert queue.empty() and queue.qsize() == 0 and queue._items is None and queue._getters == []
+        # None waiting: said so, and taken by the next receive.
+        assert queue.handed(item("4")) is False
+        got.append(await protocol.receive())
+        waiting = asyncio.create_task(protocol.receive())
+        await asyncio.sleep(0)
+        assert queue.handed(item("5")) is True
+        got.append(await waiting)
+        return [message["text"] for message in got if isinstance(message, dict)]
 
-    assert asyncio.run(scenario()) == [1, 2, 3]
+    assert asyncio.run(scenario()) == ["1", "2", "3", "4", "5"]
 
 
 def test_the_lean_event_wakes_every_waiter_and_can_be_cleared() -> None:
@@ -223,16 +249,10 @@ class _Reading:
 
 
 def test_reading_pauses_for_a_message_no_receive_waits_for_and_resumes_once_it_is_taken() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise AssertionError("not called")
-
-    config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=False, lifespan="off")
-    config.load()
-
     async def scenario() -> list[tuple[object, list[str]]]:
-        protocol = WebSocketProtocol(config, ServerState(), {}, asyncio.get_running_loop(), opened=True)
-        transport = _Reading()
-        protocol.transport = transport  # type: ignore[assignment]
+        protocol = _protocol()
+        transport = protocol.transport
+        assert isinstance(transport, _Reading)
         seen: list[tuple[object, list[str]]] = []
 
         def arrives(kind: str, *frames: bytes) -> None:
