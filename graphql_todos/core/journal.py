@@ -63,24 +63,33 @@ def parse_cursor(value: str) -> int:
 
 class Coalesced(Generic[T]):
     """One read for many callers, never an older one: a caller joins the next
-    read to start (one under way may have missed a commit made before it asked)."""
+    read to start (one under way may have missed a commit made before it asked).
+
+    Each caller waits on a future of its own, set as the read ends: one that
+    gives up (cancelled) gives up alone, with no `asyncio.shield` per caller
+    (its outer future, two callbacks and a turn of the loop more before the
+    caller wakes: every subscribe asks where the journal stands)."""
 
     def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
         self._read = read
-        self._next: asyncio.Future[T] | None = None
+        # The callers of the next read to start.
+        self._next: list[asyncio.Future[T]] | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def __call__(self) -> T:
+    def __call__(self) -> asyncio.Future[T]:
+        """The value of the next read to start, to await."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
         if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-        waiting = self._next
+            self._next = [waiter]
+        else:
+            self._next.append(waiter)
         if self._reader is None:
-            self._reader = asyncio.create_task(self._run())
-        # shield: one caller giving up must not cancel the others' read.
-        return await asyncio.shield(waiting)
+            self._reader = loop.create_task(self._run())
+        return waiter
 
     async def _run(self) -> None:
-        batch = None
+        batch: list[asyncio.Future[T]] = []
         try:
             while self._next is not None:
                 # Let the callers this turn of the loop brings in (subscribes
@@ -90,18 +99,23 @@ class Coalesced(Generic[T]):
                 # The read starts as its batch closes (no await between).
                 batch, self._next = self._next, None
                 try:
-                    batch.set_result(await self._read())
+                    value = await self._read()
                 except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
-                    batch.set_exception(exc)
-                    # Nobody may be left to retrieve it: don't log it as lost.
-                    batch.exception()
+                    for waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                            # Its caller may have gone: don't log it as lost.
+                            waiter.exception()
+                else:
+                    for waiter in batch:
+                        if not waiter.done():
+                            waiter.set_result(value)
         finally:
             self._reader = None
-            # Cancelled (the loop ending): neither the read's callers nor those
-            # who asked during it wait any more; later ones read anew.
-            for left in (batch, self._next):
-                if left is not None and not left.done():
-                    left.cancel()
+            # Cancelled (the loop ending): neither the read's callers nor those who
+            # asked during it wait any more; later ones read anew.
+            for waiter in [*batch, *(self._next or ())]:
+                waiter.cancel()
             self._next = None
 
 

@@ -183,12 +183,18 @@ async def _misdirected(scope: Scope, receive: Receive, send: Send, host: str) ->
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
     """A WebSocket handshake's Origin is the server's own (the Host it was
     asked for) or listed. Without Origin it is no browser, so it carries no
-    ambient credentials a foreign page could abuse."""
-    origin = headers.get("origin")
-    if origin is None:
+    ambient credentials a foreign page could abuse.
+
+    Read as Headers.get reads them (each name's first value), found in C:
+    get's Python `__getitem__` walked the pairs, and raised and caught a
+    KeyError for the Origin a client that is no browser does not send (every
+    socket a server opens for itself)."""
+    values = first_values(headers.raw)
+    raw = values.get(b"origin")
+    if raw is None:
         return True
-    parts = urlsplit(origin.lower())
-    return parts.netloc == headers.get("host", "").lower() or origin.lower().rstrip("/") in allowed
+    origin = raw.decode("latin-1").lower()
+    return urlsplit(origin).netloc == values.get(b"host", b"").decode("latin-1").lower() or origin.rstrip("/") in allowed
 
 
 def graphiql_page(scope: Scope, headers: Headers) -> bool:

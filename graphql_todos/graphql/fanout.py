@@ -164,7 +164,11 @@ def _plan(operation: Operation) -> _Plan | None:
     return _Plan(operation.document, definition, field.name.value, *argument, events, _DocumentKey(operation.document))
 
 
-@dataclass(frozen=True, slots=True)
+# Joined, SocketMember and Attached are made per member, at every subscribe:
+# dataclasses whose fields are set once and never changed, but not frozen
+# ones, whose __init__ sets each field through object.__setattr__ (twice the
+# time: 1.35 against 0.64 us for Joined's seven fields, timeit).
+@dataclass(slots=True)
 class Joined:
     """A subscription the fan-out took: its group and where it starts."""
 
@@ -196,7 +200,7 @@ class Joined:
             raise StreamFailed(self.failure(exc)) from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per member (see Joined)
 class SocketMember:
     """A WebSocket's subscription the fan-out took, to run in a task of its
     own or, where the socket takes direct writes, to attach with none."""
@@ -219,7 +223,7 @@ class SocketMember:
         return None if group is None else Attached(joined, member, group)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per member (see Joined)
 class Attached:
     """A member in its group with no task of its own (see Groups.attach)."""
 

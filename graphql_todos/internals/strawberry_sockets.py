@@ -105,8 +105,13 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
     `run` checks `_check_websocket_origin` first (`reject_websocket` if
     refused), takes `get_root_value`'s (None, the ASGI view's), accepts with
     the subprotocol (`create_websocket_response`, the WebSocket itself its
-    response), then hands the handler class the arguments below."""
-    if not view._check_websocket_origin(websocket):
+    response), then hands the handler class the arguments below; and that
+    the check passes a handshake without Origin (no browser), reading the
+    view's `get_websocket_headers`, the WebSocket's own. That case (every
+    socket of a client that is no browser) is told here in C from the
+    scope's headers, where the check's Mapping.get walked them in Python
+    and raised and caught a KeyError: five calls an open."""
+    if b"origin" in dict(websocket.scope["headers"]) and not view._check_websocket_origin(websocket):
         await view.reject_websocket(websocket)
         return
     await websocket.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from json import JSONDecodeError
-from typing import Any, cast
+from typing import Any
 
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -60,6 +60,8 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.broadcasts: dict[str, _Broadcast] = {}
+        # Found once: the receive loop and every subscribe read it.
+        self.socket = websocket_of(self.websocket)
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
         # Counted as an open subscription from here on, once: a member
@@ -78,10 +80,9 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     async def _run_operation(self, operation: Operation[Any, None]) -> bool:
         """Run it; True when its member joined its group with no task (a
         _Broadcast has it, and its count, from then on)."""
-        websocket = websocket_of(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
         try:
-            taken = await fanout.take(self.context, websocket, operation.query, operation.variables, operation.operation_name)
+            taken = await fanout.take(self.context, self.socket, operation.query, operation.variables, operation.operation_name)
         except Refused as refused:
             # An `error` message ends the operation: no `complete` follows.
             await operation.send_initial_errors(refused.errors)
@@ -232,7 +233,7 @@ class GatedTransportWs(PersistedSubscribe, Revocable):
         (the server's are websocket.receive and websocket.disconnect) and sets
         the client state DISCONNECTED on a disconnect."""
         self.on_request_accepted()
-        websocket = websocket_of(self.websocket)
+        websocket = self.socket
         # Starlette's `receive` once connected, without its coroutine (a
         # frame per message) and its check of the message's type: the ASGI
         # server's receive, the client's state set as it sets it.
@@ -284,7 +285,8 @@ class GatedTransportWs(PersistedSubscribe, Revocable):
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_timed_out:
             self._stopinit_timer()
-        gate = cast(ConnectionGate, self.view)
+        # The view is one (graphql/view.py); not cast(): a call an open.
+        gate: ConnectionGate = self.view  # type: ignore[assignment]
         if await gate.connection_allowed(self.context, message.get("payload")):
             if not self.connection_init_received:
                 self.hold_credential(gate, self.context, self.websocket)

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent, WebSocketReceiveEvent
 from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -81,38 +81,34 @@ class LeanEvent(asyncio.Event):
 
 class LeanQueue(asyncio.Queue[T]):
     """The part of asyncio.Queue uvicorn's protocol uses (unbounded
-    `put_nowait`, `get`, `empty`, `qsize`), on two lists: a getter waits on
-    a future of its own (an Event, and its `wait` coroutine, were two objects
-    more that every open socket kept as it waited for a message). Its list
-    of items is made only while it holds one: an open socket's queue is
-    empty nearly always, and its list was one more object for the collector."""
+    `put_nowait`, `empty`, `qsize`), on two lists, read by
+    WebSocketProtocol.receive alone (uvicorn's only `get`): a getter waits
+    on a future of its own (an Event, and its `wait` coroutine, were two
+    objects more that every open socket kept as it waited for a message).
+    Its list of items is made only while it holds one: an open socket's
+    queue is empty nearly always, and its list was one more object for the
+    collector."""
 
     def __init__(self) -> None:  # not asyncio's: no deques
         self._items: list[T] | None = None
         self._getters: list[asyncio.Future[None]] = []
 
-    def put_nowait(self, item: T) -> None:
+    def handed(self, item: T) -> bool:
+        """put_nowait; True when a getter was waiting (it takes the item at
+        the loop's next turn)."""
         if self._items is None:
             self._items = [item]
         else:
             self._items.append(item)
+        waiting = False
         for getter in self._getters:
             if not getter.done():
                 getter.set_result(None)
+                waiting = True
+        return waiting
 
-    async def get(self) -> T:
-        while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            finally:
-                self._getters.remove(getter)
-        items = self._items
-        item = items.pop(0)
-        if not items:
-            self._items = None
-        return item
+    # The same function (its answer unheard): no call more per item.
+    put_nowait = handed  # type: ignore[assignment]
 
     def empty(self) -> bool:
         return not self._items
@@ -166,6 +162,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     _accept: bytes | None = None
     # The loop's pinger while this connection is kept alive (uvicorn_keepalive).
     _pinger: Pinger | None = None
+    queue: LeanQueue[ASGIReceiveEvent]
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -284,6 +281,29 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         task.add_done_callback(self.on_task_complete, context=context)
         self.tasks.add(task)
 
+    async def receive(self) -> ASGIReceiveEvent:
+        """uvicorn's (reading resumed once paused and the queue empty), taking
+        from the LeanQueue's lists itself: where uvicorn awaits `queue.get()`,
+        a coroutine frame more, made and resumed, for each of a socket's
+        messages; and with the protocol's loop at hand (asyncio's
+        `get_running_loop` is a system call, getpid, on Python 3.11)."""
+        queue = self.queue
+        while not queue._items:
+            getter = self.loop.create_future()
+            queue._getters.append(getter)
+            try:
+                await getter
+            finally:
+                queue._getters.remove(getter)
+        items = queue._items
+        message = items.pop(0)
+        if not items:
+            queue._items = None
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+        return message
+
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == "websocket.close" and self._open():
             return self._close(message.get("code", 1000), message.get("reason") or "")
@@ -334,18 +354,39 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.close()
 
     def send_receive_event_to_app(self) -> None:
-        # uvicorn decodes a text message itself; one that is not UTF-8 it
-        # logs as an error with a traceback before closing with 1007, and a
-        # close from the client already in hand makes that close raise too
-        # ("Fatal error on transport"). RFC 6455's answer, without either.
-        if self.curr_msg_data_type == "text" and not self.close_sent and not _utf8(self.frames):
-            self.frames = []
-            if self.conn.state is State.OPEN:
-                self.conn.send_close(CloseCode.INVALID_DATA, "a text message must be UTF-8")
-            self.handle_parser_exception()
-            return
-        super().send_receive_event_to_app()
+        """uvicorn's: the whole message (in `frames`, of `curr_msg_data_type`)
+        queued for the app, nothing once the app has closed; but a text
+        message that is not UTF-8 closes with RFC 6455's answer (uvicorn logs
+        it as an error with a traceback before closing with 1007, and a close
+        from the client already in hand makes that close raise too: "Fatal
+        error on transport"); and reading is paused (until `receive` takes it)
+        only for a message no `receive` was waiting for. uvicorn pauses for
+        every one: with the app waiting, as it nearly always is, a pause and a
+        resume per message (the event loop's watcher changed twice: system
+        calls), for a message taken at the loop's next turn. The queue still
+        holds at most one message more than uvicorn's would.
 
+        Assumes (tests/internals/test_uvicorn_websocket.py pins it): uvicorn's
+        does no more than this, and its `receive` resumes reading once paused
+        and the queue empty."""
+        frames, self.frames = self.frames, []
+        if self.close_sent:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        message: WebSocketReceiveEvent
+        if self.curr_msg_data_type == "text":
+            try:
+                message = {"type": "websocket.receive", "text": data.decode()}
+            except UnicodeDecodeError:
+                if self.conn.state is State.OPEN:
+                    self.conn.send_close(CloseCode.INVALID_DATA, "a text message must be UTF-8")
+                self.handle_parser_exception()
+                return
+        else:
+            message = {"type": "websocket.receive", "bytes": data}
+        if not self.queue.handed(message) and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     async def _switch(self, message: ASGISendEvent) -> None:
         """uvicorn's answer to `websocket.accept` (the headers of the server,
@@ -640,15 +681,6 @@ def upgrade_accept(method: str, http_version: str, target: bytes, headers: list[
 _REQUEST_LINE, _MAX_FIELD = 15, MAX_LINE_LENGTH - 4
 # websockets takes no request body.
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
-
-
-def _utf8(frames: list[bytes]) -> bool:
-    try:
-        b"".join(frames).decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
 
 
 # RFC 6455 5.2: FIN and opcode 1 (text); a server does not mask. The

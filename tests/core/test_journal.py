@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from graphql_todos.core.errors import BadUserInput
-from graphql_todos.core.journal import Gathered, parse_cursor
+from graphql_todos.core.journal import Coalesced, Gathered, parse_cursor
 
 
 @pytest.mark.parametrize(("cursor", "position"), [("0", 0), ("42", 42), ("9223372036854775807", 2**63 - 1)])
@@ -76,3 +76,36 @@ def test_a_reader_cancelled_mid_read_leaves_no_caller_waiting() -> None:
     cancelled, later = asyncio.run(run())
     assert cancelled == [True, True]
     assert later == "fresh"
+
+
+def test_a_caller_that_gives_up_leaves_the_read_to_the_others_and_a_failed_read_fails_each_caller() -> None:
+    # Each caller waits on a future of its own: cancelling one (a socket gone
+    # while its subscribe waited for "now") costs the others nothing.
+    async def run() -> tuple[list[object], int, list[str]]:
+        reads = 0
+        gate = asyncio.get_running_loop().create_future()
+
+        async def read() -> int:
+            nonlocal reads
+            reads += 1
+            await gate
+            if reads == 2:
+                raise RuntimeError("database away")
+            return 7
+
+        position = Coalesced(read)
+        callers = [asyncio.ensure_future(position()) for _ in range(3)]
+        while not reads:
+            await asyncio.sleep(0)
+        callers[1].cancel()
+        gate.set_result(None)
+        got: list[object] = [await callers[0], callers[1].cancelled(), await callers[2]]
+        gate = asyncio.get_running_loop().create_future()
+        gate.set_result(None)
+        failed = await asyncio.gather(position(), position(), return_exceptions=True)
+        return got, reads, [str(error) for error in failed]
+
+    got, reads, failed = asyncio.run(run())
+    assert got == [7, True, 7]
+    assert reads == 2
+    assert failed == ["database away", "database away"]

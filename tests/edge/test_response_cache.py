@@ -81,11 +81,11 @@ def test_coalesced_reads_serve_waiting_callers_and_never_an_earlier_read() -> No
             return value
 
         position = Coalesced(read)
-        first = asyncio.create_task(position())
+        first = asyncio.ensure_future(position())
         while not started:  # until the first read is under way
             await asyncio.sleep(0)
         # These arrive while it runs: they must share the next read, not it.
-        later = [asyncio.create_task(position()) for _ in range(5)]
+        later = [asyncio.ensure_future(position()) for _ in range(5)]
         results = [await first, *[await t for t in later]]
         return started, results
 
@@ -107,13 +107,13 @@ def test_callers_of_the_turn_a_read_ends_in_share_the_next_read() -> None:
             return started[-1]
 
         position = Coalesced(read)
-        first = asyncio.create_task(position())
+        first = asyncio.ensure_future(position())
         while not started:
             await asyncio.sleep(0)
-        second = asyncio.create_task(position())
+        second = asyncio.ensure_future(position())
         await asyncio.sleep(0)
         gate.set_result(None)  # the first read ends in the turn the third caller asks in
-        third = asyncio.create_task(position())
+        third = asyncio.ensure_future(position())
         return started, [await first, await second, await third]
 
     started, results = asyncio.run(run())

@@ -13,6 +13,7 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 
 from graphql_todos.graphql.view import TodoGraphQL
+from graphql_todos.internals.strawberry_sockets import _serve_transport_ws
 
 
 def test_strawberry_asgi_adapter_keeps_the_starlette_websocket_as_ws() -> None:
@@ -80,3 +81,44 @@ def test_run_makes_a_graphql_transport_ws_socket_as_serve_socket_does() -> None:
     # Ours overrides none of them.
     for name in ("run", "get_root_value", "create_websocket_response", "pick_websocket_subprotocol"):
         assert getattr(TodoGraphQL, name) is getattr(GraphQL, name), name
+
+
+def test_strawberrys_origin_check_passes_a_socket_without_origin_which_serve_socket_does_not_ask_it() -> None:
+    # _serve_transport_ws asks the check only of a handshake with an Origin:
+    # without one, the check passes it (so asking is only CPU).
+    check = inspect.getsource(AsyncBaseHTTPView._check_websocket_origin)
+    assert check.index("headers = self.get_websocket_headers(request)") < check.index(
+        'origin = headers.get("origin")'
+    ) < check.index("if origin is None:\n            return True")
+    assert "return request.headers" in inspect.getsource(GraphQL.get_websocket_headers)
+    for name in ("_check_websocket_origin", "get_websocket_headers"):
+        assert getattr(TodoGraphQL, name) is getattr(GraphQL, name), name
+    view = GraphQL[None, None](strawberry.Schema(query=_Query), allowed_origins=["https://app.example"])
+    host = (b"host", b"127.0.0.1:8000")
+
+    def socket(*headers: tuple[bytes, bytes]) -> WebSocket:
+        async def receive() -> Message:
+            raise AssertionError("nothing read")
+
+        async def send(message: Message) -> None:
+            raise AssertionError("nothing sent")
+
+        return WebSocket({"type": "websocket", "path": "/graphql", "headers": list(headers)}, receive, send)
+
+    assert view._check_websocket_origin(socket(host))
+    assert view._check_websocket_origin(socket(host, (b"origin", b"https://app.example")))
+    assert not view._check_websocket_origin(socket(host, (b"origin", b"https://evil.example")))
+
+    # With an Origin, the check decides: a refused one is rejected, nothing accepted.
+    rejected: list[WebSocket] = []
+
+    class Refusing(GraphQL[None, None]):
+        def _check_websocket_origin(self, request: Any) -> bool:
+            return False
+
+        async def reject_websocket(self, request: Any) -> Any:
+            rejected.append(request)
+
+    foreign = socket(host, (b"origin", b"https://evil.example"))
+    asyncio.run(_serve_transport_ws(Refusing(strawberry.Schema(query=_Query)), foreign))
+    assert rejected == [foreign]

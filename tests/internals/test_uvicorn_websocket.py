@@ -15,7 +15,9 @@ import uvicorn
 import websockets
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from uvicorn._types import WebSocketReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -24,7 +26,6 @@ from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS
 from graphql_todos.internals.uvicorn_websocket import (
     Burst,
     LeanEvent,
-    LeanQueue,
     OpenedServer,
     WebSocketProtocol,
     _text_frame_header,
@@ -91,8 +92,11 @@ def _methods_using(attribute: str) -> dict[str, set[str]]:
 
 
 def test_uvicorn_uses_only_what_our_lighter_queue_and_event_have() -> None:
-    queue_calls = set().union(*_methods_using("queue").values())
-    assert {"put_nowait", "get"} <= queue_calls <= {"put_nowait", "get", "empty", "qsize"}, queue_calls
+    used = _methods_using("queue")
+    # Its one reader, `receive`, is ours (WebSocketProtocol.receive).
+    assert used.pop("receive") == {"get", "empty"}
+    queue_calls = set().union(*used.values())
+    assert "put_nowait" in queue_calls and queue_calls <= {"put_nowait", "empty", "qsize"}, queue_calls
     writable_calls = set().union(*_methods_using("writable").values())
     assert writable_calls <= {"set", "clear", "wait", "is_set"}, writable_calls
     init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
@@ -115,26 +119,49 @@ def test_uvicorn_reads_the_handshake_only_while_it_is_under_way() -> None:
     assert send.rindex("self.response") < send.index("self.start_keepalive()")
 
 
-def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_getters() -> None:
+def _protocol() -> WebSocketProtocol:
+    """Our protocol on the running loop, opened, reading through a transport that records pauses and resumes."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    config = uvicorn.Config(app, ws=WebSocketProtocol, ws_per_message_deflate=False, lifespan="off")
+    config.load()
+    protocol = WebSocketProtocol(config, ServerState(), {}, asyncio.get_running_loop(), opened=True)
+    protocol.transport = _Reading()  # type: ignore[assignment]
+    return protocol
+
+
+def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_receives() -> None:
     async def scenario() -> list[object]:
-        queue: LeanQueue[int] = LeanQueue()
-        first = asyncio.create_task(queue.get())
-        second = asyncio.create_task(queue.get())
-        cancelled = asyncio.create_task(queue.get())
+        protocol = _protocol()
+        queue = protocol.queue
+
+        def item(text: str) -> WebSocketReceiveEvent:
+            return {"type": "websocket.receive", "text": text}
+
+        first = asyncio.create_task(protocol.receive())
+        second = asyncio.create_task(protocol.receive())
+        cancelled = asyncio.create_task(protocol.receive())
         await asyncio.sleep(0)
         cancelled.cancel()
-        for item in (1, 2, 3):
-            queue.put_nowait(item)
+        for text in ("1", "2", "3"):
+            queue.put_nowait(item(text))
         got: list[object] = [await first, await second]
         assert queue.qsize() == 1 and not queue.empty()
-        got.append(await queue.get())
-        # Empty, it keeps no list of items (an open socket's queue, nearly always).
-        assert queue.empty() and queue.qsize() == 0 and queue._items is None
-        queue.put_nowait(4)
-        assert queue.qsize() == 1 and await queue.get() == 4
-        return got
+        got.append(await protocol.receive())
+        # Empty, it keeps no list of items (an open socket's queue, nearly always), nor getters.
+        assert queue.empty() and queue.qsize() == 0 and queue._items is None and queue._getters == []
+        # None waiting: said so, and taken by the next receive.
+        assert queue.handed(item("4")) is False
+        got.append(await protocol.receive())
+        waiting = asyncio.create_task(protocol.receive())
+        await asyncio.sleep(0)
+        assert queue.handed(item("5")) is True
+        got.append(await waiting)
+        return [message["text"] for message in got if isinstance(message, dict)]
 
-    assert asyncio.run(scenario()) == [1, 2, 3]
+    assert asyncio.run(scenario()) == ["1", "2", "3", "4", "5"]
 
 
 def test_the_lean_event_wakes_every_waiter_and_can_be_cleared() -> None:
@@ -167,15 +194,97 @@ def test_a_refused_handshake_is_over_once_its_body_is_sent() -> None:
     )
 
 
-def test_uvicorn_decodes_each_whole_text_message_where_ours_checks_it() -> None:
-    # WebSocketProtocol.send_receive_event_to_app checks a text message first.
-    source = inspect.getsource(WebSocketsSansIOProtocol.send_receive_event_to_app)
-    assert 'data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)' in source
-    assert 'if self.curr_msg_data_type == "text":' in source
-    assert '"text": data.decode()' in source
+def _statements(function: Callable[..., object]) -> list[str]:
+    """A function's body, a line each, stripped, without comments."""
+    lines = inspect.getsource(function).splitlines()[1:]
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_uvicorn_queues_a_message_and_pauses_reading_as_ours_does_but_for_every_message() -> None:
+    # WebSocketProtocol.send_receive_event_to_app is uvicorn's, whole (but
+    # its UTF-8 answer, and no pause for a message a receive waits for).
+    assert _statements(WebSocketsSansIOProtocol.send_receive_event_to_app) == [
+        'data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)',
+        "self.frames = []",
+        "if self.close_sent:",
+        "return",
+        'if self.curr_msg_data_type == "text":',
+        "try:",
+        'self.queue.put_nowait({"type": "websocket.receive", "text": data.decode()})',
+        "except UnicodeDecodeError:  # pragma: no cover",
+        'self.logger.exception("Invalid UTF-8 sequence received from client.")',
+        "self.conn.send_close(1007)",
+        "self.handle_parser_exception()",
+        "return",
+        "else:",
+        'self.queue.put_nowait({"type": "websocket.receive", "bytes": data})',
+        "if not self.read_paused:",
+        "self.read_paused = True",
+        "self.transport.pause_reading()",
+    ]
+    # Once paused, reading resumes as the app takes the last message queued.
+    assert _statements(WebSocketsSansIOProtocol.receive) == [
+        "message = await self.queue.get()",
+        "if self.read_paused and self.queue.empty():",
+        "self.read_paused = False",
+        "self.transport.resume_reading()",
+        "return message",
+    ]
     for handler in (WebSocketsSansIOProtocol.handle_text, WebSocketsSansIOProtocol.handle_cont):
         assert "self.send_receive_event_to_app()" in inspect.getsource(handler)
     assert "assert self.conn.close_sent is not None" in inspect.getsource(WebSocketsSansIOProtocol.handle_parser_exception)
+
+
+class _Reading:
+    """A transport that records pauses and resumes of reading."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+
+def test_reading_pauses_for_a_message_no_receive_waits_for_and_resumes_once_it_is_taken() -> None:
+    async def scenario() -> list[tuple[object, list[str]]]:
+        protocol = _protocol()
+        transport = protocol.transport
+        assert isinstance(transport, _Reading)
+        seen: list[tuple[object, list[str]]] = []
+
+        def arrives(kind: str, *frames: bytes) -> None:
+            protocol.curr_msg_data_type = kind  # type: ignore[assignment]
+            protocol.frames = list(frames)
+            protocol.send_receive_event_to_app()
+            assert protocol.frames == []
+
+        # A receive waiting: taken at the next turn, reading never paused.
+        waiting = asyncio.create_task(protocol.receive())
+        await asyncio.sleep(0)
+        arrives("text", b'{"type":', b'"ping"}')
+        seen.append((await waiting, list(transport.calls)))
+        # None waiting: paused until it is taken, then resumed; as uvicorn's.
+        arrives("bytes", b"\x01")
+        arrives("text", b"two")
+        seen.append(("queued", list(transport.calls)))
+        seen.append((await protocol.receive(), list(transport.calls)))
+        seen.append((await protocol.receive(), list(transport.calls)))
+        # Once the app has closed: dropped.
+        protocol.close_sent = True
+        arrives("text", b"late")
+        seen.append((protocol.queue.qsize(), list(transport.calls)))
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        ({"type": "websocket.receive", "text": '{"type":"ping"}'}, []),
+        ("queued", ["pause"]),
+        ({"type": "websocket.receive", "bytes": b"\x01"}, ["pause"]),
+        ({"type": "websocket.receive", "text": "two"}, ["pause", "resume"]),
+        (0, ["pause", "resume"]),
+    ]
 
 
 def _client_frame(opcode: int, payload: bytes) -> bytes:
