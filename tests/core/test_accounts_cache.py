@@ -10,7 +10,7 @@ import time
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core.people import Accounts, Client, Principal
+from graphql_todos.core.people import CACHE_SECONDS, REFRESH_AFTER, Accounts, Client, Principal
 from graphql_todos.core.settings import Settings
 
 
@@ -37,3 +37,65 @@ def test_a_lookup_out_while_its_credential_is_revoked_is_not_kept(db_dsn: str) -
     # revocation), but keeps nothing: the next request looks again.
     assert found is not None and found.token_id is not None
     assert remembered is None
+
+
+async def _refreshed(accounts: Accounts, secret: str) -> Principal | None:
+    """remembered() past REFRESH_AFTER of its entry, which starts the background
+    lookup; then once that lookup is done."""
+    await asyncio.sleep(CACHE_SECONDS * REFRESH_AFTER + 0.05)
+    assert accounts.remembered(secret) is not None  # still trusted while it is out
+    while accounts._refreshing:
+        await asyncio.sleep(0.01)
+    return accounts.remembered(secret)
+
+
+def test_a_credential_in_use_is_looked_up_again_before_it_runs_out(db_dsn: str) -> None:
+    async def run() -> tuple[Principal | None, Principal | None]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            accounts = Accounts(pool, Settings())
+            person, _ = await accounts.sign_up("steady", "correct horse battery", Client("127.0.0.1", None))
+            secret, _ = await accounts.create_token(Principal(person), "t", None)
+            await accounts.authenticate(secret)
+            await _refreshed(accounts, secret)
+            # Past the first lookup's CACHE_SECONDS: the refresh's entry answers.
+            await asyncio.sleep(CACHE_SECONDS * (1 - REFRESH_AFTER))
+            return accounts.remembered(secret), await accounts.authenticate(secret)
+
+    remembered, found = asyncio.run(run())
+    assert remembered is not None and remembered == found
+
+
+def test_a_background_lookup_forgets_a_credential_revoked_elsewhere(db_dsn: str) -> None:
+    async def run() -> Principal | None:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            accounts = Accounts(pool, Settings())
+            person, _ = await accounts.sign_up("revokee", "correct horse battery", Client("127.0.0.1", None))
+            secret, token = await accounts.create_token(Principal(person), "t", None)
+            await accounts.authenticate(secret)
+            # Revoked by another process, its journal entry not heard here.
+            async with pool.connection() as conn:
+                await conn.execute("DELETE FROM access_tokens WHERE id = %s", (token.id,))
+            return await _refreshed(accounts, secret)
+
+    assert asyncio.run(run()) is None
+
+
+def test_a_background_lookup_out_while_its_credential_is_revoked_keeps_nothing(db_dsn: str) -> None:
+    async def run() -> Principal | None:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            accounts = Accounts(pool, Settings())
+            person, _ = await accounts.sign_up("racer2", "correct horse battery", Client("127.0.0.1", None))
+            secret, token = await accounts.create_token(Principal(person), "t", None)
+            await accounts.authenticate(secret)
+            await asyncio.sleep(CACHE_SECONDS * REFRESH_AFTER + 0.05)
+            accounts.remembered(secret)  # the refresh starts; its statement is sent at the next await
+            await asyncio.sleep(0)
+            time.sleep(0.2)  # noqa: ASYNC251 - holding the loop: the statement runs before the delete
+            with psycopg.connect(db_dsn, autocommit=True) as conn:
+                conn.execute("DELETE FROM access_tokens WHERE id = %s", (token.id,))
+            accounts.revoked({"token": str(token.id)})
+            while accounts._refreshing:
+                await asyncio.sleep(0.01)
+            return accounts.remembered(secret)
+
+    assert asyncio.run(run()) is None
