@@ -150,8 +150,8 @@ MAX_USER_AGENT = 256
 # revocation by another process reaches it within this (by this one: at once).
 CACHE_SECONDS = 1.0
 CACHE_SIZE = 10_000
-# What share of that a credential in use is trusted before it is looked up
-# again, in the background, while its entry still answers: a busy client's
+# What share of that a personal access token in use is trusted before it is
+# looked up again, in the background, while its entry still answers: a busy client's
 # requests do not all find it gone at once and each look it up, the stack's
 # whole way (20 wrk connections: 20 lookups queued on the pool a second,
 # every request waiting on them).
@@ -268,24 +268,29 @@ class Accounts:
             cur = await conn.execute(sql.DELETE_OTHER_SESSIONS, {"person": person.id, "keep": principal.session_id})
             self._forget([r[0] for r in await cur.fetchall()])
 
-    def remembered(self, secret: str) -> Principal | None:
+    def remembered(self, secret: str, used: bool = False) -> Principal | None:
         """What authenticate() found for this secret, while it trusts it (at
         most CACHE_SECONDS, never past the credential's expiry, forgotten at
-        its revocation); None: only authenticate() can tell. No lookup."""
-        return self._remembered(digest(secret), time.monotonic())
+        its revocation); None: only authenticate() can tell. No lookup but,
+        when `used` (a request brings it), a personal access token's past
+        REFRESH_AFTER of its entry, in the background."""
+        return self._remembered(digest(secret), time.monotonic(), used)
 
-    def _remembered(self, key: bytes, now: float) -> Principal | None:
+    def _remembered(self, key: bytes, now: float, used: bool) -> Principal | None:
         known = self._known.get(key)
         if known is None or known[1] <= now:
             return None
-        if known[2] <= now and key not in self._refreshing:
-            self._refresh(key, known[0].token_id is not None, now)
+        # Tokens only: a session's lookup marks it seen, the clock its idle
+        # end (SESSION_IDLE_SECONDS) runs by, which requests the cache
+        # answered never moved.
+        if used and known[2] <= now and known[0].token_id is not None and key not in self._refreshing:
+            self._refresh(key, now)
         return known[0]
 
-    def _refresh(self, key: bytes, token: bool, now: float) -> None:
+    def _refresh(self, key: bytes, now: float) -> None:
         async def refreshed() -> None:
             try:
-                await self._look_up(key, token, now)
+                await self._look_up(key, True, now)
             except Exception:  # the entry runs out; the stack's own lookup then answers (and says why)
                 logger.debug("a background lookup of a credential failed", exc_info=True)
             finally:
@@ -297,7 +302,7 @@ class Accounts:
         """The principal a session's or a personal access token's secret stands for, if it is live."""
         key = digest(secret)
         now = time.monotonic()
-        remembered = self._remembered(key, now)
+        remembered = self._remembered(key, now, True)
         if remembered is not None:
             return remembered
         token = is_token(secret)

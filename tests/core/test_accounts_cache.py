@@ -43,7 +43,7 @@ async def _refreshed(accounts: Accounts, secret: str) -> Principal | None:
     """remembered() past REFRESH_AFTER of its entry, which starts the background
     lookup; then once that lookup is done."""
     await asyncio.sleep(CACHE_SECONDS * REFRESH_AFTER + 0.05)
-    assert accounts.remembered(secret) is not None  # still trusted while it is out
+    assert accounts.remembered(secret, used=True) is not None  # still trusted while it is out
     while accounts._refreshing:
         await asyncio.sleep(0.01)
     return accounts.remembered(secret)
@@ -89,7 +89,7 @@ def test_a_background_lookup_out_while_its_credential_is_revoked_keeps_nothing(d
             secret, token = await accounts.create_token(Principal(person), "t", None)
             await accounts.authenticate(secret)
             await asyncio.sleep(CACHE_SECONDS * REFRESH_AFTER + 0.05)
-            accounts.remembered(secret)  # the refresh starts; its statement is sent at the next await
+            accounts.remembered(secret, used=True)  # the refresh starts; its statement is sent at the next await
             await asyncio.sleep(0)
             time.sleep(0.2)  # noqa: ASYNC251 - holding the loop: the statement runs before the delete
             with psycopg.connect(db_dsn, autocommit=True) as conn:
@@ -100,3 +100,22 @@ def test_a_background_lookup_out_while_its_credential_is_revoked_keeps_nothing(d
             return accounts.remembered(secret)
 
     assert asyncio.run(run()) is None
+
+
+def test_no_background_lookup_of_a_session_or_of_a_secret_no_request_brought(db_dsn: str) -> None:
+    async def run() -> tuple[bool, bool]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            accounts = Accounts(pool, Settings())
+            person, session = await accounts.sign_up("idler", "correct horse battery", Client("127.0.0.1", None))
+            secret, _ = await accounts.create_token(Principal(person), "t", None)
+            await accounts.authenticate(session)
+            await accounts.authenticate(secret)
+            await asyncio.sleep(CACHE_SECONDS * REFRESH_AFTER + 0.05)
+            # A session's lookup is what marks it seen (its idle end): requests
+            # the cache answered never moved that, nor does a refresh.
+            accounts.remembered(session, used=True)
+            session_refreshed = bool(accounts._refreshing)
+            accounts.remembered(secret)  # asked, not used: a wait_until's poll
+            return session_refreshed, bool(accounts._refreshing)
+
+    assert asyncio.run(run()) == (False, False)
