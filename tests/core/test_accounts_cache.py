@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core.people import CACHE_SECONDS, REFRESH_AFTER, Accounts, Client, Principal
+from graphql_todos.core.people import CACHE_SECONDS, REFRESH_AFTER, AccessToken, Accounts, Client, Principal
 from graphql_todos.core.settings import Settings
 
 
@@ -39,6 +41,18 @@ def test_a_lookup_out_while_its_credential_is_revoked_is_not_kept(db_dsn: str) -
     assert remembered is None
 
 
+@asynccontextmanager
+async def _signed_up(db_dsn: str, name: str) -> AsyncIterator[tuple[Accounts, str, str, AccessToken]]:
+    """Accounts on a pool of their own, and a new person's (session secret,
+    token secret, token), the token looked up once (so remembered)."""
+    async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+        accounts = Accounts(pool, Settings())
+        person, session = await accounts.sign_up(name, "correct horse battery", Client("127.0.0.1", None))
+        secret, token = await accounts.create_token(Principal(person), "t", None)
+        await accounts.authenticate(secret)
+        yield accounts, session, secret, token
+
+
 async def _refreshed(accounts: Accounts, secret: str) -> Principal | None:
     """remembered() past REFRESH_AFTER of its entry, which starts the background
     lookup; then once that lookup is done."""
@@ -51,11 +65,8 @@ async def _refreshed(accounts: Accounts, secret: str) -> Principal | None:
 
 def test_a_credential_in_use_is_looked_up_again_before_it_runs_out(db_dsn: str) -> None:
     async def run() -> tuple[Principal | None, Principal | None]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
-            accounts = Accounts(pool, Settings())
-            person, _ = await accounts.sign_up("steady", "correct horse battery", Client("127.0.0.1", None))
-            secret, _ = await accounts.create_token(Principal(person), "t", None)
-            first = await accounts.authenticate(secret)
+        async with _signed_up(db_dsn, "steady") as (accounts, _, secret, _):
+            first = accounts.remembered(secret)
             # The same principal found again is the same object (front.py compares it per hit).
             assert await _refreshed(accounts, secret) is first
             # Past the first lookup's CACHE_SECONDS: the refresh's entry answers.
@@ -68,13 +79,9 @@ def test_a_credential_in_use_is_looked_up_again_before_it_runs_out(db_dsn: str) 
 
 def test_a_background_lookup_forgets_a_credential_revoked_elsewhere(db_dsn: str) -> None:
     async def run() -> Principal | None:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
-            accounts = Accounts(pool, Settings())
-            person, _ = await accounts.sign_up("revokee", "correct horse battery", Client("127.0.0.1", None))
-            secret, token = await accounts.create_token(Principal(person), "t", None)
-            await accounts.authenticate(secret)
+        async with _signed_up(db_dsn, "revokee") as (accounts, _, secret, token):
             # Revoked by another process, its journal entry not heard here.
-            async with pool.connection() as conn:
+            async with accounts.pool.connection() as conn:
                 await conn.execute("DELETE FROM access_tokens WHERE id = %s", (token.id,))
             return await _refreshed(accounts, secret)
 
@@ -83,11 +90,7 @@ def test_a_background_lookup_forgets_a_credential_revoked_elsewhere(db_dsn: str)
 
 def test_a_background_lookup_out_while_its_credential_is_revoked_keeps_nothing(db_dsn: str) -> None:
     async def run() -> Principal | None:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
-            accounts = Accounts(pool, Settings())
-            person, _ = await accounts.sign_up("racer2", "correct horse battery", Client("127.0.0.1", None))
-            secret, token = await accounts.create_token(Principal(person), "t", None)
-            await accounts.authenticate(secret)
+        async with _signed_up(db_dsn, "racer2") as (accounts, _, secret, token):
             await asyncio.sleep(CACHE_SECONDS * REFRESH_AFTER + 0.05)
             accounts.remembered(secret, used=True)  # the refresh starts; its statement is sent at the next await
             await asyncio.sleep(0)
@@ -104,12 +107,8 @@ def test_a_background_lookup_out_while_its_credential_is_revoked_keeps_nothing(d
 
 def test_no_background_lookup_of_a_session_or_of_a_secret_no_request_brought(db_dsn: str) -> None:
     async def run() -> tuple[bool, bool]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
-            accounts = Accounts(pool, Settings())
-            person, session = await accounts.sign_up("idler", "correct horse battery", Client("127.0.0.1", None))
-            secret, _ = await accounts.create_token(Principal(person), "t", None)
+        async with _signed_up(db_dsn, "idler") as (accounts, session, secret, _):
             await accounts.authenticate(session)
-            await accounts.authenticate(secret)
             await asyncio.sleep(CACHE_SECONDS * REFRESH_AFTER + 0.05)
             # A session's lookup is what marks it seen (its idle end): requests
             # the cache answered never moved that, nor does a refresh.
