@@ -8,11 +8,9 @@ only its sha256 is stored, so the tables hand no one a credential.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import ipaddress
-import logging
 import math
 import re
 import secrets
@@ -139,8 +137,6 @@ class NoSuchAccess(DomainError):
 
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,38}")
-logger = logging.getLogger(__name__)
-
 TOKEN_PREFIX = "gt_"
 _SECRET_LENGTH = 43  # 32 bytes, base64url without padding
 MAX_TOKEN_NAME = 100
@@ -150,12 +146,6 @@ MAX_USER_AGENT = 256
 # revocation by another process reaches it within this (by this one: at once).
 CACHE_SECONDS = 1.0
 CACHE_SIZE = 10_000
-# What share of that a personal access token in use is trusted before it is
-# looked up again, in the background, while its entry still answers: a busy client's
-# requests do not all find it gone at once and each look it up, the stack's
-# whole way (20 wrk connections: 20 lookups queued on the pool a second,
-# every request waiting on them).
-REFRESH_AFTER = 0.5
 
 
 def clean_username(value: object) -> str:
@@ -187,11 +177,8 @@ class Accounts:
         self.pool = pool
         self.settings = settings
         self.passwords = passwords or Passwords()
-        # sha256 of a secret -> (its principal, monotonic time to forget it,
-        # monotonic time to look it up again)
-        self._known: LRU[bytes, tuple[Principal, float, float]] = LRU(CACHE_SIZE)
-        # The background lookups out (at most one a secret), held till done.
-        self._refreshing: dict[bytes, asyncio.Task[None]] = {}
+        # sha256 of a secret -> (its principal, monotonic time to forget it)
+        self._known: LRU[bytes, tuple[Principal, float]] = LRU(CACHE_SIZE)
         # A session's or token's id -> the sha256 it is known by: what an
         # access_revoked entry (which names the id) forgets.
         self._hashes: LRU[uuid.UUID, bytes] = LRU(CACHE_SIZE)
@@ -268,52 +255,26 @@ class Accounts:
             cur = await conn.execute(sql.DELETE_OTHER_SESSIONS, {"person": person.id, "keep": principal.session_id})
             self._forget([r[0] for r in await cur.fetchall()])
 
-    def remembered(self, secret: str, used: bool = False) -> Principal | None:
+    def remembered(self, secret: str) -> Principal | None:
         """What authenticate() found for this secret, while it trusts it (at
         most CACHE_SECONDS, never past the credential's expiry, forgotten at
-        its revocation); None: only authenticate() can tell. No lookup but,
-        when `used` (a request brings it), a personal access token's past
-        REFRESH_AFTER of its entry, in the background."""
-        return self._remembered(digest(secret), time.monotonic(), used)
+        its revocation); None: only authenticate() can tell. No lookup."""
+        return self._remembered(digest(secret), time.monotonic())
 
-    def _remembered(self, key: bytes, now: float, used: bool) -> Principal | None:
+    def _remembered(self, key: bytes, now: float) -> Principal | None:
         known = self._known.get(key)
-        if known is None or known[1] <= now:
-            return None
-        # Tokens only: a session's lookup marks it seen, the clock its idle
-        # end (SESSION_IDLE_SECONDS) runs by, which requests the cache
-        # answered never moved.
-        if used and known[2] <= now and known[0].token_id is not None and key not in self._refreshing:
-            self._refresh(key, now)
-        return known[0]
-
-    def _refresh(self, key: bytes, now: float) -> None:
-        async def refreshed() -> None:
-            try:
-                await self._look_up(key, True, now)
-            except Exception:  # the entry runs out; the stack's own lookup then answers (and says why)
-                logger.debug("a background lookup of a credential failed", exc_info=True)
-            finally:
-                del self._refreshing[key]
-
-        self._refreshing[key] = asyncio.get_running_loop().create_task(refreshed())
+        return known[0] if known is not None and known[1] > now else None
 
     async def authenticate(self, secret: str) -> Principal | None:
         """The principal a session's or a personal access token's secret stands for, if it is live."""
         key = digest(secret)
         now = time.monotonic()
-        remembered = self._remembered(key, now, True)
+        remembered = self._remembered(key, now)
         if remembered is not None:
             return remembered
         token = is_token(secret)
         if not token and len(secret) != _SECRET_LENGTH:
             return None
-        return await self._look_up(key, token, now)
-
-    async def _look_up(self, key: bytes, token: bool, now: float) -> Principal | None:
-        """The principal of a secret's sha256 (a token's or a session's), from
-        the database; kept (as of `now`, before the statement) unless a
-        revocation came while it was out."""
         revocations = self._revocations
         async with connection(self.pool) as conn:
             cur = await conn.execute(sql.TOKEN_BY_SECRET if token else sql.SESSION_BY_SECRET, {"hash": key, **self._limits})
@@ -324,14 +285,8 @@ class Accounts:
         person = Person(row[1], row[2])
         principal = Principal(person, token_id=row[0]) if token else Principal(person, session_id=row[0])
         if self._revocations == revocations:
-            # A refresh that found the same principal keeps the object: the
-            # front door's check that a reply is the requester's
-            # (Reply.principal == principal) then finds each field identical,
-            # with no Person or UUID __eq__ run (25 bytecodes a cached hit).
-            if (known := self._known.get(key)) is not None and known[0] == principal:
-                principal = known[0]
             left = CACHE_SECONDS if row[3] is None else min(CACHE_SECONDS, row[3])
-            self._known.put(key, (principal, now + left, now + left * REFRESH_AFTER))
+            self._known.put(key, (principal, now + left))
             self._hashes.put(row[0], key)
         return principal
 

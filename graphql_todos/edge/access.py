@@ -89,9 +89,9 @@ class Access:
             scheme, _, token = authorization.partition(" ")
             token = token.strip()
             # Whatever else it holds, authenticate() has to look at it.
-            return _accounts(scope).remembered(token, used=True) if scheme.lower() == "bearer" and is_token(token) else None
+            return _accounts(scope).remembered(token) if scheme.lower() == "bearer" and is_token(token) else None
         secret = self.session_secret(scope, headers)
-        return None if secret is None else _accounts(scope).remembered(secret, used=True)
+        return None if secret is None else _accounts(scope).remembered(secret)
 
     async def bearer(self, accounts: Accounts, credential: object) -> Principal | None:
         """The principal of an Authorization value (`Bearer <token>`):
