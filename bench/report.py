@@ -243,13 +243,17 @@ def _live_table(live: list[dict[str, Any]]) -> list[str]:
 def _workers_table(workers: list[dict[str, Any]]) -> list[str]:
     """One process beside `--workers 2`, run back to back at one size."""
     lines = [
-        "| subscribers | server | last arrival | CPU per delivered event (all processes) | 2 workers / 1 process (p50) |",
-        "|---|---|---|---|---|",
+        ("| subscribers | server | last arrival | CPU per delivered event (all processes) | 2 workers / 1 process (p50) "
+         "| time to open all | server CPU per open (all processes) |"),
+        "|---|---|---|---|---|---|---|",
     ]
     p50 = {r["server"]: median(r["last_arrival"]) for r in workers}
     for r in workers:
         compared = ratio(p50[OURS_WORKERS], p50[OURS]) if r["server"] == OURS_WORKERS else ""
-        lines.append(f"| {r['subscribers']:,} | {r['server']} | {_arrival(r)} | {us(r['cpu_per_delivery'])} | {compared} |")
+        lines.append(
+            f"| {r['subscribers']:,} | {r['server']} | {_arrival(r)} | {us(r['cpu_per_delivery'])} | {compared} "
+            f"| {r['open_seconds']:.2f} s | {ms(r['open_cpu_per_subscription'])} |"
+        )
     return lines
 
 
