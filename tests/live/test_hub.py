@@ -522,6 +522,26 @@ def test_a_sequencer_batch_is_parsed_once_for_its_cursors_and_its_reading() -> N
     assert notified_body(heard[batch]) == notified(batch) == (9, None)
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b'{"xids" : 5, "through" : 9}', b'{"xids" : [["17"]], "through" : 9}', b'{"xids" : [], "through" : "soon"}',
+        b'{"xids" : []}', b'["xids"]', b'"xids"', b'{"xids" : [], "through" : 9', b'{"xids" : [], "through" : 9, "t" : "caf\xe9"}',
+    ],
+)
+def test_a_payload_naming_xids_that_is_no_batch_is_not_ours(odd: bytes) -> None:
+    """Anyone may NOTIFY the channel: a payload that names "xids" but is no
+    sequencer's batch (bad JSON, not UTF-8, another shape) is not heard as
+    one, and reads as not ours (the hub reads the journal), not an error that
+    drops the LISTEN connection; the batches beside it are heard."""
+    cursors = Cursors(5.0)
+    hub = Hub("", None, Settings.from_env({}), cursors)  # type: ignore[arg-type]
+    batch = b'{"xids" : [["17", 8]], "position" : 8, "op" : "batch", "through" : 8}'
+    heard = hub._heard([odd, batch])
+    assert list(heard) == [batch] and cursors.through == 8
+    assert notified(odd) == (2**63 - 1, None)
+
+
 def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no subscriber the hub takes only a row's position (its row is
     not read: `notified` is not called); a gap still sends it to the journal,
