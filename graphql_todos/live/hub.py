@@ -557,8 +557,14 @@ class Hub:
         batches = {}
         for payload in read:
             if b'"xids"' in payload:
-                batch = batches[payload] = orjson.loads(payload)
-                self.cursors.heard(((str(x), int(p)) for x, p in batch["xids"]), int(batch["through"]))
+                try:
+                    batch = orjson.loads(payload)
+                    self.cursors.heard(((str(x), int(p)) for x, p in batch["xids"]), int(batch["through"]))
+                except (ValueError, KeyError, TypeError):
+                    # No batch (anyone may NOTIFY the channel): `notified` finds
+                    # it not ours and the journal is read, the connection kept.
+                    continue
+                batches[payload] = batch
         return batches
 
     async def _catch_up(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -109,3 +110,32 @@ def test_a_caller_that_gives_up_leaves_the_read_to_the_others_and_a_failed_read_
     assert got == [7, True, 7]
     assert reads == 2
     assert failed == ["database away", "database away"]
+
+
+def test_a_failed_read_whose_caller_never_awaited_it_is_not_logged_as_lost() -> None:
+    # A caller may drop its future unawaited (it went away): the read's error
+    # is each waiting caller's, and no "exception was never retrieved" for the
+    # gone one, though the reader goes on to a next read (one who asked
+    # during the failed one) and so never cancels the failed read's futures.
+    async def run() -> tuple[list[dict[str, object]], int]:
+        seen: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: seen.append(context))
+        later: list[asyncio.Future[int]] = []
+
+        async def read() -> int:
+            if not later:
+                later.append(position())
+                raise RuntimeError("database away")
+            return 7
+
+        position = Coalesced(read)
+        dropped, kept = position(), position()
+        with pytest.raises(RuntimeError, match="database away"):
+            await kept
+        got = await later[0]
+        # The error's traceback holds the read's batch, and so both futures.
+        del dropped, kept
+        gc.collect()
+        return seen, got
+
+    assert asyncio.run(run()) == ([], 7)

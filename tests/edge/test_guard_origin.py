@@ -18,6 +18,9 @@ LISTED = ("https://app.example",)
         ([(b"host", b"127.0.0.1:8000"), (b"origin", b"http://127.0.0.1:8000")], True),  # our own
         ([(b"host", b"127.0.0.1:8000"), (b"origin", b"HTTP://127.0.0.1:8000")], True),
         ([(b"host", b"127.0.0.1:8000"), (b"origin", b"https://app.example/")], True),  # listed
+        # Either in any case: an Origin's scheme and host name are.
+        ([(b"host", b"127.0.0.1:8000"), (b"origin", b"HTTPS://APP.example")], True),
+        ([(b"host", b"LocalHost:8000"), (b"origin", b"http://LOCALHOST:8000")], True),
         ([(b"host", b"127.0.0.1:8000"), (b"origin", b"https://evil.example")], False),
         ([(b"host", b"127.0.0.1:8000"), (b"origin", b"null")], False),
         ([(b"origin", b"http://127.0.0.1:8000")], False),  # no Host to be ours

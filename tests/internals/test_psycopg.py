@@ -395,6 +395,8 @@ def test_payloads_give_first_what_came_with_a_statement(db_dsn: str) -> None:
     (None while payloads runs, so nothing is kept twice), given first."""
 
     async def test(conn: AsyncConnection[Any]) -> None:
+        # Not UTF-8: the payloads come in the connection's encoding, kept ones too.
+        await conn.execute("SET client_encoding TO 'LATIN1'")
         await conn.execute("LISTEN payloads_test")
         with psycopg.connect(db_dsn, autocommit=True) as writer:
             writer.execute("NOTIFY payloads_test, 'kept \u00e9'")
@@ -402,11 +404,11 @@ def test_payloads_give_first_what_came_with_a_statement(db_dsn: str) -> None:
         await conn.execute("SELECT 1")  # reads the notification with its result
         assert [n.payload for n in conn._notifies_backlog or ()] == ["kept \u00e9"]
         with psycopg.connect(db_dsn, autocommit=True) as writer:
-            writer.execute("NOTIFY payloads_test, 'read'")
+            writer.execute("NOTIFY payloads_test, 'read \u00e9'")
         async with contextlib.aclosing(payloads(conn, 5.0)) as reads:
-            assert await anext(reads) == ["kept \u00e9".encode()]  # as it came
+            assert await anext(reads) == ["kept \u00e9".encode("latin-1")]  # as it came
             assert conn._notifies_backlog is None
-            assert await anext(reads) == [b"read"]
+            assert await anext(reads) == ["read \u00e9".encode("latin-1")]
         assert conn._notifies_backlog is not None and not conn._notifies_backlog
         assert await _gathered(conn, 0.1) == []
 

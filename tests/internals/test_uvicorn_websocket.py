@@ -287,6 +287,30 @@ def test_reading_pauses_for_a_message_no_receive_waits_for_and_resumes_once_it_i
     ]
 
 
+def test_a_second_message_in_the_same_turn_pauses_reading_though_a_receive_was_waiting() -> None:
+    # One socket read can bring many messages: the waiting receive takes the
+    # first (at the loop's next turn); the rest pile up with no one waiting,
+    # so reading pauses at the second, not after the whole burst.
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        protocol = _protocol()
+        transport = protocol.transport
+        assert isinstance(transport, _Reading)
+        waiting = asyncio.create_task(protocol.receive())
+        await asyncio.sleep(0)
+        after: list[str] = []
+        for text in (b"1", b"2", b"3"):
+            protocol.curr_msg_data_type = "text"
+            protocol.frames = [text]
+            protocol.send_receive_event_to_app()
+            after.append(",".join(transport.calls))
+        got = [await waiting, await protocol.receive(), await protocol.receive()]
+        return after, [str(message.get("text")) for message in got], transport.calls
+
+    after, texts, calls = asyncio.run(scenario())
+    assert after == ["", "pause", "pause"]
+    assert texts == ["1", "2", "3"] and calls == ["pause", "resume"]
+
+
 def _client_frame(opcode: int, payload: bytes) -> bytes:
     # RFC 6455 5.2: FIN, the opcode, masked (a zero mask leaves the payload as it is).
     return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload

@@ -240,6 +240,45 @@ def test_a_slow_subscriber_reads_the_journal_instead_of_losing_changes(db_dsn: s
     assert REGISTRY.get_sample_value("graphql_todos_journal_fallbacks_total") == fallbacks + 18
 
 
+def test_the_listener_reads_its_payloads_in_utf8_whatever_the_client_encoding(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq takes PGCLIENTENCODING for every connection (the pool's read in
+    # LATIN1, decoded by psycopg): the LISTEN connection is UTF-8 all the
+    # same, so a title's é is read from its notification, as UTF-8 bytes,
+    # with no journal read (in LATIN1 its bytes would not parse).
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+
+    def insert() -> None:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO todos (title) VALUES ('caf\u00e9')")
+
+    async def run() -> tuple[int, int, int]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            try:
+                async with hub.subscribe() as sub:
+                    reads = 0
+                    catch_up = hub._catch_up
+
+                    async def counted() -> None:
+                        nonlocal reads
+                        reads += 1
+                        await catch_up()
+
+                    monkeypatch.setattr(hub, "_catch_up", counted)
+                    before = hub.position
+                    await asyncio.to_thread(insert)
+                    async with asyncio.timeout(10):
+                        change = await anext(aiter(sub))
+                    return reads, change.position - before, hub.position - before
+            finally:
+                await hub.stop()
+
+    assert asyncio.run(run()) == (0, 1, 1)
+
+
 def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> None:
     from graphql_todos.live import streams
 
@@ -520,6 +559,26 @@ def test_a_sequencer_batch_is_parsed_once_for_its_cursors_and_its_reading() -> N
     heard = hub._heard([batch, row])
     assert list(heard) == [batch] and cursors.through == 9 and dict(cursors._heard) == {"17": 8, "18": 9}
     assert notified_body(heard[batch]) == notified(batch) == (9, None)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b'{"xids" : 5, "through" : 9}', b'{"xids" : [["17"]], "through" : 9}', b'{"xids" : [], "through" : "soon"}',
+        b'{"xids" : []}', b'["xids"]', b'"xids"', b'{"xids" : [], "through" : 9', b'{"xids" : [], "through" : 9, "t" : "caf\xe9"}',
+    ],
+)
+def test_a_payload_naming_xids_that_is_no_batch_is_not_ours(odd: bytes) -> None:
+    """Anyone may NOTIFY the channel: a payload that names "xids" but is no
+    sequencer's batch (bad JSON, not UTF-8, another shape) is not heard as
+    one, and reads as not ours (the hub reads the journal), not an error that
+    drops the LISTEN connection; the batches beside it are heard."""
+    cursors = Cursors(5.0)
+    hub = Hub("", None, Settings.from_env({}), cursors)  # type: ignore[arg-type]
+    batch = b'{"xids" : [["17", 8]], "position" : 8, "op" : "batch", "through" : 8}'
+    heard = hub._heard([odd, batch])
+    assert list(heard) == [batch] and cursors.through == 8
+    assert notified(odd) == (2**63 - 1, None)
 
 
 def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
