@@ -330,7 +330,6 @@ def _path_id(request: Request) -> str:
     return todo_id
 
 
-
 async def json_body(
     request: Request, required: Collection[str], fields: dict[str, tuple[type, str]] = _FIELDS
 ) -> dict[str, Any]:
