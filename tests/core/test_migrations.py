@@ -216,6 +216,56 @@ def test_a_rows_notification_is_its_entry_as_010_printed_it(db_dsn: str) -> None
     assert payloads == expected
 
 
+def test_a_rows_notification_past_7900_bytes_is_its_head_as_010_printed_it(db_dsn: str) -> None:
+    """014 writes a row's entry in todos_journal, 7,900-byte limit included:
+    past it the head alone goes (json_build_object's), the entry whole in
+    the journal. No title the app takes is that long: the test widens the
+    column in its own database."""
+    with psycopg.connect(db_dsn, autocommit=True) as listener, psycopg.connect(db_dsn, autocommit=True) as writer:
+        writer.execute("ALTER TABLE todos ALTER COLUMN title TYPE text")
+        listener.execute("LISTEN todo_changes")
+        (short,) = writer.execute("INSERT INTO todos (title) VALUES (repeat('x', 7000)) RETURNING id").fetchone()  # type: ignore[misc]
+        (long,) = writer.execute("INSERT INTO todos (title) VALUES (repeat('y', 7800)) RETURNING id").fetchone()  # type: ignore[misc]
+        payloads = [n.payload for n in listener.notifies(timeout=5, stop_after=2)]
+        expected = [r[0] for r in writer.execute(
+            """SELECT CASE WHEN todo_id = %s THEN json_build_object(
+                   'position', position, 'op', op, 'id', todo_id, 'changed_at', changed_at, 'list_before', list_before,
+                   'list_after', list_after, 'person', person_id, 'todo', todo)::text
+               ELSE json_build_object('position', position, 'op', op, 'id', todo_id, 'changed_at', changed_at,
+                                      'list_before', list_before, 'list_after', list_after, 'person', person_id)::text END
+               FROM todo_changes ORDER BY position""", (short,))]
+        titles = writer.execute("SELECT length(todo->>'title') FROM todo_changes ORDER BY position").fetchall()
+    assert payloads == expected
+    assert [json.loads(p)["id"] for p in payloads] == [str(short), str(long)]
+    assert len(payloads[0].encode()) < 7900 and "todo" not in json.loads(payloads[1])
+    assert titles == [(7000,), (7800,)]
+
+
+def test_a_rows_entry_tells_a_session_that_asks_its_position_and_key(db_dsn: str) -> None:
+    """014 writes a row's entry in todos_journal: with app.cursor_notice on,
+    each entry's position comes by NOTICE (SQLSTATE 01GT0) at commit, and
+    the entry carries app.mutation's key; a moved row's (journal_write's) too."""
+    with psycopg.connect(db_dsn, autocommit=True) as writer:
+        notices: list[tuple[str | None, str | None]] = []
+        writer.add_notice_handler(lambda d: notices.append((d.sqlstate, d.message_primary)))
+        (row_id,) = writer.execute("INSERT INTO todos (title) VALUES ('a') RETURNING id").fetchone()  # type: ignore[misc]
+        (other,) = writer.execute(
+            "INSERT INTO lists (owner_id, name) VALUES ('00000000-0000-4000-8000-000000000001', 'other') RETURNING id"
+        ).fetchone()  # type: ignore[misc]
+        writer.execute("SET app.cursor_notice = on")
+        with writer.transaction():
+            writer.execute("SELECT set_config('app.mutation', 'k1', true)")
+            writer.execute("UPDATE todos SET title = 'b' WHERE id = %s", (row_id,))
+            writer.execute("UPDATE todos SET list_id = %s WHERE id = %s", (other, row_id))
+            writer.execute("DELETE FROM todos WHERE id = %s", (row_id,))
+        entries = writer.execute(
+            "SELECT position, op, mutation FROM todo_changes WHERE todo_id = %s ORDER BY position", (row_id,)
+        ).fetchall()
+    assert [(op, key) for _, op, key in entries] == [("created", None), ("updated", "k1"), ("updated", "k1"),
+                                                     ("deleted", "k1")]
+    assert notices == [("01GT0", f"graphql-todos cursor {position}") for position, _, _ in entries[1:]]
+
+
 def test_migrating_a_decoded_database_keeps_its_stager_and_index_and_readies_the_new_writer(
     admin_dsn: str, db_dsn: str, tmp_path: Path
 ) -> None:
