@@ -491,6 +491,8 @@ def test_our_upgrade_makes_its_protocol_opened() -> None:
     assert "max_size=self.config.ws_max_size" in inspect.getsource(WebSocketsSansIOProtocol.__init__)
     upgrade = inspect.getsource(HttpProtocol.handle_websocket_upgrade)
     assert "opened=True" in upgrade and "config.ws_per_message_deflate" in upgrade
+    # Made on the HTTP protocol's loop, not one asked of asyncio again.
+    assert "_loop=self.loop" in upgrade
 
 
 def test_an_upgrade_after_a_request_on_one_connection_opens(server: Server) -> None:
