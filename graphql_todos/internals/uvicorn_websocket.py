@@ -822,7 +822,10 @@ def _write_frame(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
         return True
     if not protocol.writable._value:  # type: ignore[attr-defined] # asyncio.Event's and LeanEvent's flag
         return False
-    protocol.transport.write(_text_frame_header(len(message)) + message)
+    # A short frame's header from the table inline (as Burst._hold's): a
+    # call fewer per member a change is written to.
+    length = len(message)
+    protocol.transport.write((_SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)) + message)
     return True
 
 
@@ -831,6 +834,7 @@ def _write_open(protocol: WebSocketsSansIOProtocol, message: bytes) -> bool:
     closed = protocol.disconnected or protocol.close_sent or protocol.conn._state is not _OPEN
     if closed or not protocol.writable._value:  # type: ignore[attr-defined] # as _write_frame's
         return False
-    protocol.transport.write(_text_frame_header(len(message)) + message)
+    length = len(message)
+    protocol.transport.write((_SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)) + message)
     return True
 
