@@ -50,10 +50,54 @@ SUBSCRIPTIONS = Gauge(
     ["transport"],
     multiprocess_mode="livesum",
 )
+
+
+class Tally:
+    """A live gauge's count as a plain int, `n`, that the gauge reads when
+    scraped (set_function): a stream's count moves with no call, where
+    Gauge.inc was three Python calls and a lock (twice at every socket's
+    open, twice at its close). With several workers (MULTIPROC_DIR) each
+    worker's gauge is written as the count moves (_Written): /metrics reads
+    the workers' files, not their counts."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.n = 0
+        gauge.set_function(self._read)
+
+    def _read(self) -> float:
+        return self.n
+
+
+class _Written(Tally):
+    """A Tally whose every move is written to its gauge (its worker's file)."""
+
+    __slots__ = ("_count", "_gauge")
+
+    def __init__(self, gauge: Gauge) -> None:  # not Tally's: no set_function
+        self._gauge = gauge
+        self._count = 0
+
+    @property  # type: ignore[override]
+    def n(self) -> int:
+        return self._count
+
+    @n.setter
+    def n(self, value: int) -> None:
+        self._gauge.inc(value - self._count)
+        self._count = value
+
+
+def tally(gauge: Gauge) -> Tally:
+    """The count `gauge` shows (a child of a labelled one), kept as a Tally."""
+    return _Written(gauge) if MULTIPROC_DIR in os.environ else Tally(gauge)
+
+
 # Shown at 0 before the first stream of each kind opens; looked up here, not
 # with labels() (a lock and a tuple) at every socket's every operation.
-_OPEN_CONNECTIONS = {transport: OPEN_CONNECTIONS.labels(transport) for transport in TRANSPORTS}
-_SUBSCRIPTIONS = {transport: SUBSCRIPTIONS.labels(transport) for transport in TRANSPORTS}
+_OPEN_CONNECTIONS = {transport: tally(OPEN_CONNECTIONS.labels(transport)) for transport in TRANSPORTS}
+_SUBSCRIPTIONS = {transport: tally(SUBSCRIPTIONS.labels(transport)) for transport in TRANSPORTS}
 SUBSCRIBERS = Gauge(
     "graphql_todos_hub_subscribers", "Subscribers of the hubs (live lists count once).", multiprocess_mode="livesum"
 )
@@ -180,12 +224,13 @@ def _stream_of(scope: Scope, start: Message) -> str | None:
 
 def graphql_operation(transport: str) -> contextlib.AbstractContextManager[None]:
     """Counts an operation of a GraphQL socket as an open subscription while it runs."""
-    return graphql_subscriptions(transport).track_inprogress()
+    return _OPERATIONS[transport]
 
 
-def graphql_subscriptions(transport: str) -> Gauge:
+def graphql_subscriptions(transport: str) -> Tally:
     """The open subscriptions of a GraphQL socket transport, for an operation
-    that outlives the call counting it (a broadcast member with no task)."""
+    that outlives the call counting it (a broadcast member with no task):
+    `n += 1` as it opens, `n -= 1` as it ends."""
     return _SUBSCRIPTIONS[transport]
 
 
@@ -195,18 +240,18 @@ class _OpenStream:
     the bound `__exit__` on its stack, where a generator context manager was
     four objects, its generator and its list of gauges among them)."""
 
-    __slots__ = ("_gauges",)
+    __slots__ = ("_tallies",)
 
-    def __init__(self, gauges: tuple[Gauge, ...]) -> None:
-        self._gauges = gauges
+    def __init__(self, tallies: tuple[Tally, ...]) -> None:
+        self._tallies = tallies
 
     def __enter__(self) -> None:
-        for gauge in self._gauges:
-            gauge.inc()
+        for counted in self._tallies:
+            counted.n += 1
 
     def __exit__(self, *_: object) -> None:
-        for gauge in self._gauges:
-            gauge.dec()
+        for counted in self._tallies:
+            counted.n -= 1
 
 
 # Every stream but a GraphQL socket is one subscription too (the sockets
@@ -222,6 +267,8 @@ _OPEN_STREAMS: dict[str | None, _OpenStream] = {
         for transport in TRANSPORTS
     },
 }
+# A GraphQL socket's operation while it runs (graphql_operation).
+_OPERATIONS = {transport: _OpenStream((_SUBSCRIPTIONS[transport],)) for transport in _GRAPHQL_SOCKETS}
 
 
 def open_stream(transport: str | None) -> contextlib.AbstractContextManager[None]:

@@ -63,7 +63,7 @@ class Access:
         header, one `offered` otherwise (connection_init's payload, a
         RESTSocket's ?token= as `Bearer <token>`), or (accounts) its session
         cookie. None: it may not come in."""
-        authorization = headers.get("authorization")
+        authorization = _authorization(headers)
         if not self.accounts:
             return OPEN if self.allows(authorization) or self.allows(offered) else None
         accounts = _accounts(scope)
@@ -80,7 +80,7 @@ class Access:
         token's that this process trusts now (Accounts.remembered). None: only
         authenticate() can tell (a JWT, a credential not looked up lately,
         or none)."""
-        authorization = headers.get("authorization")
+        authorization = _authorization(headers)
         if self.allows(authorization):
             return SERVICE if self.accounts else OPEN
         if not self.accounts:
@@ -130,6 +130,16 @@ class Access:
         name = SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
         value, age = (secret, self.cookie_seconds) if secret is not None else ("", 0)
         return f"{name}={value}; Max-Age={age}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+
+
+def _authorization(headers: Headers) -> str | None:
+    """headers.get("authorization"), found in C: Mapping.get's Python
+    `__getitem__` walked the pairs, and raised and caught a KeyError for a
+    request without one (every socket of a client that signs in by cookie,
+    or in connection_init, or not at all). Reversed, the first of a name is
+    the one a dict keeps."""
+    value = dict(reversed(headers.raw)).get(b"authorization")
+    return None if value is None else value.decode("latin-1")
 
 
 def _accounts(scope: Scope) -> Accounts:

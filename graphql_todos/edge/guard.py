@@ -429,7 +429,7 @@ class SocketGate:
         if not origin_allowed(websocket.headers, self.settings.allowed_origins):
             await _deny(websocket, ErrorCode.FORBIDDEN, "this origin may not open WebSockets here")
             return False
-        client = websocket.client.host if websocket.client else ""
+        client = _client_host(websocket)
         if not self._count_in(client):
             metrics.refused("sockets_per_client")
             await _deny(websocket, ErrorCode.TOO_MANY_REQUESTS, "too many WebSockets from this address")
@@ -453,12 +453,19 @@ class SocketGate:
         return True
 
     def leave(self, websocket: WebSocket) -> None:
-        client = websocket.client.host if websocket.client else ""
+        client = _client_host(websocket)
         self._sockets[client] -= 1
         if not self._sockets[client]:
             del self._sockets[client]
         if self.shared is not None:
             self.shared.add(self.shared.bucket(client), -1)
+
+
+def _client_host(websocket: WebSocket) -> str:
+    """Starlette's `websocket.client.host` ("" for none), read from the
+    scope: its `client` makes an Address (two calls) at each read."""
+    client = websocket.scope.get("client")
+    return client[0] if client else ""
 
 
 async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:

@@ -69,13 +69,13 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         # update per broadcast subscribe, where counting this task in and
         # out, then the _Broadcast in, made three).
         subscriptions = metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL)
-        subscriptions.inc()
+        subscriptions.n += 1
         handed = False
         try:
             handed = await self._run_operation(operation)
         finally:
             if not handed:
-                subscriptions.dec()
+                subscriptions.n -= 1
 
     async def _run_operation(self, operation: Operation[Any, None]) -> bool:
         """Run it; True when its member joined its group with no task (a
@@ -160,7 +160,7 @@ class _Broadcast:
         self.following.leave()
         if self.handler.broadcasts.get(self.operation.id) is self:
             del self.handler.broadcasts[self.operation.id]
-        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+        metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).n -= 1
         self.handler._task_done(task)
 
     def stop(self) -> None:
@@ -169,7 +169,7 @@ class _Broadcast:
         if self.task is None:
             self.following.member.on_signal = None
             self.following.leave()
-            metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).dec()
+            metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).n -= 1
 
 
 class PersistedSubscribe(FanoutTransportWSHandler):

@@ -162,7 +162,8 @@ class HttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
         it too), its addresses those the transport has (`_addresses`)."""
-        bounded = cast(asyncio.Transport, BoundedClose(transport, self.loop, close_seconds(self.app_state)))
+        # Not cast(): a call at every connection.
+        bounded: asyncio.Transport = BoundedClose(transport, self.loop, close_seconds(self.app_state))  # type: ignore[assignment]
         self.connections.add(self)
         self.transport = bounded
         self.flow = FlowControl(bounded)
@@ -207,8 +208,9 @@ class HttpProtocol(HttpToolsProtocol):
         ):
             return super().handle_websocket_upgrade()
         self.connections.discard(self)
+        # This loop, not asyncio.get_event_loop() (a getpid on Python 3.11).
         protocol = protocol_class(
-            config=self.config, server_state=self.server_state, app_state=self.app_state, opened=True
+            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop, opened=True
         )
         protocol.connection_handed(self.transport, self.server, self.client, self.scheme == "https")
         protocol.open_upgraded(self.url, self.headers, accept)

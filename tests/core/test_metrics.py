@@ -18,7 +18,7 @@ import httpx
 import psutil
 import psycopg
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -130,6 +130,24 @@ def test_open_stream_counts_while_open_nests_and_holds_nothing_per_stream() -> N
     with pytest.raises(RuntimeError), metrics.open_stream("sse"):
         raise RuntimeError
     assert counts() == before
+
+
+def test_a_tally_is_its_gauge_s_value_when_scraped_or_written_to_it_with_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("tallied", "a tally's gauge", ["transport"], registry=registry)
+    kept = metrics.tally(gauge.labels("sse"))
+    assert registry.get_sample_value("tallied", {"transport": "sse"}) == 0.0
+    kept.n += 2
+    kept.n -= 1
+    assert registry.get_sample_value("tallied", {"transport": "sse"}) == 1.0
+    # With several workers /metrics reads each worker's gauge: every move is written to it.
+    monkeypatch.setenv(metrics.MULTIPROC_DIR, "/nonexistent")
+    written = metrics.tally(gauge.labels("restsocket"))
+    written.n += 3
+    written.n -= 1
+    assert (written.n, registry.get_sample_value("tallied", {"transport": "restsocket"})) == (2, 2.0)
 
 
 def test_a_socket_s_transport_is_the_first_graphql_subprotocol_offered() -> None:

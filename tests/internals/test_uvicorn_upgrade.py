@@ -5,10 +5,13 @@ of uvicorn and websockets, and that it answers as their own path does."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextvars
 import gc
 import inspect
 import logging
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +30,7 @@ from websockets.frames import Frame
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
+from websockets.utils import accept_key
 
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
 from graphql_todos.internals.uvicorn_websocket import (
@@ -146,6 +150,27 @@ def test_upgrade_accept_takes_only_what_websockets_would_accept_as_it_is() -> No
         ("GET", "1.1", LONG_TARGET + b"x", SOUND),
     ):
         assert upgrade_accept(method, version, target, headers) is None, (method, version, target, headers)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        KEY, base64.b64encode(bytes(range(16))), base64.b64encode(b"\xff" * 16), base64.b64encode(os.urandom(16)),
+        b"", b"c2hvcnQ=", base64.b64encode(b"x" * 17), base64.b64encode(b"x" * 15),
+        b"dGhlIHNhbXBsZSBub25jZQ", b"dGhlIHNhbXBsZSBub25jZQ=", b"dGhlIHNhbXBsZSBub25jZQ===",
+        b"dGhlIHNhbXBsZSBub25j ZQ==", b"dGhlIHNhbXBsZSBub25jZQ==\n", b"dGhlIHNhbXBsZSBub25jZR==",
+        b"dGhlIHNhbXBsZSBub25jZQ==AA", b"=GhlIHNhbXBsZSBub25jZQ==", b"dGhlIHNhbXBsZSBub25jZQ-_",
+    ],
+)
+def test_upgrade_accept_decodes_and_answers_a_key_as_websockets_does(key: bytes) -> None:
+    # As websockets' ServerProtocol checks a key and accept_key answers it.
+    try:
+        sound = len(base64.b64decode(key.decode(), validate=True)) == 16
+    except binascii.Error:
+        sound = False
+    expected = accept_key(key.decode()).encode() if sound else None
+    headers = [*(h for h in SOUND if h[0] != b"sec-websocket-key"), (b"sec-websocket-key", key)]
+    assert upgrade_accept("GET", "1.1", b"/", headers) == expected
 
 
 _PATH: contextvars.ContextVar[str] = contextvars.ContextVar("path")
@@ -491,6 +516,8 @@ def test_our_upgrade_makes_its_protocol_opened() -> None:
     assert "max_size=self.config.ws_max_size" in inspect.getsource(WebSocketsSansIOProtocol.__init__)
     upgrade = inspect.getsource(HttpProtocol.handle_websocket_upgrade)
     assert "opened=True" in upgrade and "config.ws_per_message_deflate" in upgrade
+    # Made on the HTTP protocol's loop, not one asked of asyncio again.
+    assert "_loop=self.loop" in upgrade
 
 
 def test_an_upgrade_after_a_request_on_one_connection_opens(server: Server) -> None:

@@ -8,6 +8,7 @@ import logging
 import re
 import socket
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import TypeVar
 
 import pytest
@@ -30,6 +31,8 @@ from graphql_todos.internals.uvicorn_websocket import (
     WebSocketProtocol,
     _text_frame_header,
     _whole_text,
+    _write_frame,
+    _write_open,
     direct_write,
     open_write,
 )
@@ -450,6 +453,21 @@ def test_a_burst_flushes_without_failing_when_a_transport_closed_before_the_turn
 
     assert _served(app, client) is not None
     assert failures == []
+
+
+def test_direct_and_open_writes_frame_a_message_as_websockets_does() -> None:
+    written: list[bytes] = []
+    protocol = SimpleNamespace(
+        disconnected=False, close_sent=False, conn=SimpleNamespace(_state=State.OPEN),
+        writable=LeanEvent(), transport=SimpleNamespace(write=written.append),
+    )
+    protocol.writable.set()
+    for length in (0, 1, 125, 126, 127, 65535, 65536):
+        data = b"x" * length
+        theirs = Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+        for write in (_write_frame, _write_open):
+            assert write(protocol, data) is True  # type: ignore[arg-type]
+            assert written.pop() == theirs
 
 
 def test_open_write_writes_to_an_open_socket_and_leaves_a_closed_one_to_the_asgi_send() -> None:
