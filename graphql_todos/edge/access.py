@@ -6,6 +6,7 @@ or the service principal for TODOS_TOKEN; nobody otherwise."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -63,11 +64,11 @@ class Access:
         header, one `offered` otherwise (connection_init's payload, a
         RESTSocket's ?token= as `Bearer <token>`), or (accounts) its session
         cookie. None: it may not come in."""
-        authorization = _authorization(headers)
+        header = authorization(headers.raw)
         if not self.accounts:
-            return OPEN if self.allows(authorization) or self.allows(offered) else None
+            return OPEN if self.allows(header) or self.allows(offered) else None
         accounts = _accounts(scope)
-        for credential in (authorization, offered):
+        for credential in (header, offered):
             principal = await self.bearer(accounts, credential)
             if principal is not None:
                 return principal
@@ -80,13 +81,13 @@ class Access:
         token's that this process trusts now (Accounts.remembered). None: only
         authenticate() can tell (a JWT, a credential not looked up lately,
         or none)."""
-        authorization = _authorization(headers)
-        if self.allows(authorization):
+        header = authorization(headers.raw)
+        if self.allows(header):
             return SERVICE if self.accounts else OPEN
         if not self.accounts:
             return None
-        if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
             token = token.strip()
             # Whatever else it holds, authenticate() has to look at it.
             return _accounts(scope).remembered(token) if scheme.lower() == "bearer" and is_token(token) else None
@@ -132,13 +133,14 @@ class Access:
         return f"{name}={value}; Max-Age={age}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
 
-def _authorization(headers: Headers) -> str | None:
-    """headers.get("authorization"), found in C: Mapping.get's Python
-    `__getitem__` walked the pairs, and raised and caught a KeyError for a
-    request without one (every socket of a client that signs in by cookie,
-    or in connection_init, or not at all). Reversed, the first of a name is
-    the one a dict keeps."""
-    value = dict(reversed(headers.raw)).get(b"authorization")
+def authorization(raw: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """Headers.get("authorization") of raw header pairs, found in C:
+    Mapping.get's Python `__getitem__` walked the pairs, and raised and
+    caught a KeyError for a request without one (every socket of a client
+    that signs in by cookie, or in connection_init, or not at all).
+    Reversed, the first of a name is the one a dict keeps (as the guard's
+    first_values)."""
+    value = dict(reversed(raw)).get(b"authorization")
     return None if value is None else value.decode("latin-1")
 
 

@@ -25,7 +25,7 @@ from graphql_todos.core.errors import DomainError, ErrorCode, RequestError
 from graphql_todos.core.people import OPEN
 from graphql_todos.core.setting_values import is_ip_literal
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge.access import PRINCIPAL, Access
+from graphql_todos.edge.access import PRINCIPAL, Access, authorization
 from graphql_todos.edge.error_handlers import close_reason, error_body
 from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
@@ -222,13 +222,6 @@ def declared_length(raw: Sequence[tuple[bytes, bytes]]) -> str:
     return first_values(raw).get(b"content-length", b"").decode("latin-1")
 
 
-def _authorization(raw: Sequence[tuple[bytes, bytes]]) -> str | None:
-    """Headers.get("authorization") of a request's raw pairs, without the
-    KeyError that Mapping.get raises and catches when there is none."""
-    value = first_values(raw).get(b"authorization")
-    return None if value is None else value.decode("latin-1")
-
-
 def _public(scope: Scope) -> bool:
     path: str = scope["path"]
     method: str = scope["method"]
@@ -316,7 +309,7 @@ class Guard:
             except DomainError as exc:  # DATABASE_UNAVAILABLE: the lookup failed
                 return JSONResponse(error_body(exc.code, exc.message), status_code=exc.code.http_status)
         else:  # as before accounts: no lookup
-            principal = OPEN if self.access.allows(_authorization(scope["headers"])) else None
+            principal = OPEN if self.access.allows(authorization(scope["headers"])) else None
         if principal is None:
             return JSONResponse(
                 error_body(ErrorCode.UNAUTHENTICATED, self.access.refusal, self.access.refusal_details),
