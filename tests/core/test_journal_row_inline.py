@@ -37,12 +37,12 @@ WRITES: list[list[str]] = [
     ["ALTER TABLE todos ALTER COLUMN title TYPE text"],
     [f"INSERT INTO people (id, username) VALUES ('{VIEWER}', 'viewer'), ('{EDITOR}', 'editor')"],
     [f"INSERT INTO lists (id, owner_id, name) VALUES ('{OTHER}', '{LOCAL}', 'other'), ('{THIRD}', '{LOCAL}', 'third')"],
-    [f"INSERT INTO list_members (list_id, person_id, role) VALUES ('{OTHER}', '{VIEWER}', 'viewer'),"
-     f" ('{OTHER}', '{EDITOR}', 'editor'), ('{INBOX}', '{EDITOR}', 'editor')"],
+    [(f"INSERT INTO list_members (list_id, person_id, role) VALUES ('{OTHER}', '{VIEWER}', 'viewer'),"
+      f" ('{OTHER}', '{EDITOR}', 'editor'), ('{INBOX}', '{EDITOR}', 'editor')")],
     # Created, in the default list and another, several in one statement.
     [f"INSERT INTO todos (id, title) VALUES ('{ROWS[0]}', 'a')"],
-    [f"INSERT INTO todos (id, title, list_id) VALUES ('{ROWS[1]}', 'b', '{OTHER}'), ('{ROWS[2]}', 'c', '{OTHER}'),"
-     f" ('{ROWS[3]}', 'd', '{INBOX}')"],
+    [(f"INSERT INTO todos (id, title, list_id) VALUES ('{ROWS[1]}', 'b', '{OTHER}'), ('{ROWS[2]}', 'c', '{OTHER}'),"
+      f" ('{ROWS[3]}', 'd', '{INBOX}')")],
     # Updated: a title json must escape, several rows, an update that changes nothing (no entry).
     [f"UPDATE todos SET title = 'say \"hé\"\\ \t✓', completed = true WHERE id = '{ROWS[0]}'"],
     ["UPDATE todos SET completed = NOT completed"],
@@ -176,9 +176,7 @@ def test_a_rows_entry_is_written_as_012_wrote_it(before_014: str, db_dsn: str) -
     assert [state for state, _ in ours["outcomes"][11][0]] == ["01GT0"] * 4
 
 
-def test_a_database_switched_to_decoded_before_014_comes_back_with_its_writer(
-    admin_dsn: str, db_dsn: str, before_014: str
-) -> None:
+def test_a_database_switched_to_decoded_before_014_comes_back_with_its_writer(db_dsn: str, before_014: str) -> None:
     """014 replaces todos_journal, whose triggers the switch to decoded drops
     (journal_mode.restore keeps them by name): a database migrated in
     decoded mode and switched back writes with 014's, as a fresh install."""
