@@ -25,7 +25,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 from websockets.exceptions import SecurityError
 from websockets.frames import CloseCode, Frame, apply_mask
-from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request
 from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
@@ -208,6 +208,20 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.ping_interval = config.ws_ping_interval
         self.ping_timeout = config.ws_ping_timeout
         self.frames = []
+
+    def handle_connect(self, event: Request) -> None:
+        """uvicorn's, a Sec-WebSocket-Key past ASCII read as latin-1 first:
+        websockets before 17 reads such a byte as a surrogate, which its key
+        check encodes again (a 500, and "opening handshake failed" logged
+        with a traceback, for a client's bad header); read as 17 reads it,
+        the key is refused as any key not base64 is (400). Only upgrades
+        that upgrade_accept leaves to uvicorn's path come here."""
+        keys = event.headers.get_all("Sec-WebSocket-Key")
+        if not all(key.isascii() for key in keys):
+            del event.headers["Sec-WebSocket-Key"]
+            for key in keys:
+                event.headers["Sec-WebSocket-Key"] = key.encode("latin-1", "surrogateescape").decode("latin-1")
+        super().handle_connect(event)
 
     def connection_handed(
         self, transport: asyncio.Transport, server: tuple[str, int | None] | None, client: tuple[str, int] | None,

@@ -318,6 +318,22 @@ def test_a_bad_upgrade_is_refused_at_once_with_a_clear_4xx_and_nothing_logged_as
     assert _no_errors(caplog) == []
 
 
+@pytest.mark.parametrize("key", [b"\xe9" * 24, KEY[:-1] + b"\xe9", b"\xc3\xa9" + KEY[2:]])
+def test_a_key_not_ascii_is_refused_as_any_key_not_base64_with_nothing_logged_as_an_error(
+    server: Server, caplog: pytest.LogCaptureFixture, key: bytes
+) -> None:
+    # upgrade_accept leaves it to uvicorn's path, where websockets (before
+    # 17) reads the byte as a surrogate and its key check encodes it again:
+    # it answered 500 and logged "opening handshake failed" with a traceback.
+    caplog.set_level(logging.ERROR)
+    headers = [*SOUND[:3], (b"sec-websocket-key", key), SOUND[4]]
+    assert upgrade_accept("GET", "1.1", b"/graphql", headers) is None
+    answer = _refused(server.port, _head("/graphql", _to(server, headers)))
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"invalid Sec-WebSocket-Key header" in answer.partition(b"\r\n\r\n")[2], answer
+    assert _no_errors(caplog) == []
+
+
 def test_an_upgrade_at_websockets_limits_opens() -> None:
     # Exactly MAX_NUM_HEADERS headers, one line of MAX_LINE_LENGTH: through
     # our upgrade and uvicorn's alike.
