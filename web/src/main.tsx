@@ -26,6 +26,12 @@ if ('serviceWorker' in navigator) {
     .catch((error: unknown) => console.info('no offline page', error));
 }
 
+// A page leaving stops its outbox (OutboxDeps.onLeave); one the browser brings back
+// from its back-forward cache starts again, as a reload.
+window.addEventListener('pageshow', (event) => {
+  if (event.persisted) window.location.reload();
+});
+
 /**
  * The outbox's IndexedDB database, Web Lock and BroadcastChannel: open mode's, or with
  * AUTH=accounts one set per person, so an edit queued for one person is only ever sent
@@ -59,6 +65,10 @@ function begin(
     onOnline(listener) {
       window.addEventListener('online', listener);
       return () => window.removeEventListener('online', listener);
+    },
+    onLeave(listener) {
+      window.addEventListener('beforeunload', listener);
+      return () => window.removeEventListener('beforeunload', listener);
     },
   });
   const shown = showWithOutbox(sync, outbox, stored, (list) => {

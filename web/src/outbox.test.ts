@@ -1,6 +1,6 @@
 import 'fake-indexeddb/auto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { startOutbox, type Channel, type Outbox, type OutboxState } from './outbox';
+import { startOutbox, type Channel, type Outbox, type OutboxDeps, type OutboxState } from './outbox';
 import { openOutboxStore, type Entry, type OutboxStore, type Verdict } from './outboxStore';
 
 // A server as the outbox sees it: numbered edits applied once each (a key seen again is
@@ -103,10 +103,11 @@ async function tab(
   lock: ReturnType<typeof fakeLock>,
   channel: ReturnType<typeof fakeChannels>,
   send = server.send,
+  onLeave: OutboxDeps['onLeave'] = () => () => undefined,
 ) {
   const store = await openOutboxStore(dbName);
   stores.push(store);
-  const outbox = startOutbox({ store, send, lock, channel: channel(), onOnline: () => () => undefined });
+  const outbox = startOutbox({ store, send, lock, channel: channel(), onOnline: () => () => undefined, onLeave });
   outboxes.push(outbox);
   return { store, outbox };
 }
@@ -243,6 +244,7 @@ describe('the outbox', () => {
       lock: fakeLock(),
       channel: fakeChannels()(),
       onOnline: () => () => undefined,
+      onLeave: () => () => undefined,
     });
     outboxes.push(outbox);
     await readStarted;
@@ -250,6 +252,35 @@ describe('the outbox', () => {
     release();
     await until(outbox, (s) => s.settled.length === 1);
     expect(server.applied.map((a) => a.seq)).toEqual([1]);
+  });
+
+  it('starts no send once its page leaves: the edit waits for another tab, which sends it once', async () => {
+    const server = fakeServer();
+    server.setOnline(false);
+    const lock = fakeLock();
+    const channel = fakeChannels();
+    let leave: () => void = () => undefined;
+    const sends: number[] = [];
+    const counted = (entry: Entry, client: string) => {
+      sends.push(entry.seq);
+      return server.send(entry, client);
+    };
+    const a = await tab(server, lock, channel, counted, (listener) => {
+      leave = listener;
+      return () => (leave = () => undefined);
+    });
+    await a.outbox.add(create('offline'), '');
+    await vi.waitFor(() => expect(sends).toContain(1));
+    leave();
+    const before = [...sends];
+    server.setOnline(true);
+    // Its backoff ends and another edit is queued: a sender still running would send.
+    await a.outbox.add(create('after leaving'), '');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(sends).toEqual(before);
+    const b = await tab(server, lock, channel);
+    await until(b.outbox, (s) => s.settled.length === 2);
+    expect(server.applied.map((x) => x.seq)).toEqual([1, 2]);
   });
 
   it('shows a rejection until it is dismissed, in every tab', async () => {

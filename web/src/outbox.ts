@@ -24,6 +24,8 @@ export interface OutboxDeps {
   channel: Channel;
   /** Calls `listener` when the browser is back online; returns the unsubscribe. */
   onOnline(listener: () => void): () => void;
+  /** Calls `listener` when the page starts to leave (a reload, a navigation); returns the unsubscribe. */
+  onLeave(listener: () => void): () => void;
 }
 
 /** What every tab knows of the outbox: all of it comes from IndexedDB. */
@@ -146,6 +148,11 @@ export function startOutbox(deps: OutboxDeps): Outbox {
     wake();
   };
   const offOnline = deps.onOnline(wake);
+  // A page on its way out starts no send: its verdict would reach no page (the next
+  // one, or another tab, sends the edit again under its number), and a request started
+  // while a document unloads got past Chromium's offline emulation
+  // (tests/test_web_offline.py saw an edit queued offline applied).
+  const offLeave = deps.onLeave(() => outbox.stop());
 
   const sendAll = async () => {
     // The lock may come after this page stopped (another tab held it).
@@ -162,6 +169,8 @@ export function startOutbox(deps: OutboxDeps): Outbox {
           await sleep();
           continue;
         }
+        // Stopped while it read the queue: no send starts.
+        if (stopped) return;
         verdict = await deps.send(entry, clientId);
       } catch (error) {
         // No verdict (or IndexedDB failed): the same edit again after a while.
@@ -186,7 +195,7 @@ export function startOutbox(deps: OutboxDeps): Outbox {
   void refresh();
   void deps.lock(sendAll).catch((error: unknown) => console.error('the outbox sender stopped', error));
 
-  return {
+  const outbox: Outbox = {
     async add(op, label) {
       await store.enqueue(op, label);
       await changed();
@@ -204,8 +213,10 @@ export function startOutbox(deps: OutboxDeps): Outbox {
     stop() {
       stopped = true;
       offOnline();
+      offLeave();
       channel.onmessage = null;
       wake();
     },
   };
+  return outbox;
 }
