@@ -45,14 +45,12 @@ ON CONFLICT DO NOTHING
 RETURNING position, result->'row' AS row
 """
 # What a key settled as: its verdict and fingerprint, the rows (stored, or
-# its journal entries') and the cursor (stored, or its newest entry's). A
-# key's entries are found in todo_changes_keyed (sql/015).
+# its journal entries') and the cursor (stored, or its newest entry's).
 SELECT_SETTLED = """
 SELECT m.verdict, m.fingerprint, m.result,
-       coalesce(m.position, (SELECT max(position) FROM todo_changes_keyed WHERE mutation = %(key)s)) AS position,
+       coalesce(m.position, (SELECT max(position) FROM todo_changes WHERE mutation = %(key)s)) AS position,
        CASE WHEN m.result IS NULL THEN
-           (SELECT jsonb_agg(c.todo ORDER BY c.position) FROM todo_changes_keyed k
-            JOIN todo_changes c ON c.position = k.position WHERE k.mutation = %(key)s)
+           (SELECT jsonb_agg(todo ORDER BY position) FROM todo_changes WHERE mutation = %(key)s)
        END AS entries
 FROM mutations m
 WHERE (m.principal, m.client_id, m.seq) = (%(principal)s, %(client)s, %(seq)s)
@@ -64,9 +62,8 @@ SELECT m.seq, m.verdict, m.result, coalesce(m.position, v.position) AS position,
 FROM mutations m
 CROSS JOIN LATERAL (SELECT m.principal::text || ':' || m.client_id::text || ':' || m.seq::text AS key) k
 LEFT JOIN LATERAL (
-    SELECT c.position, c.todo FROM todo_changes_keyed e JOIN todo_changes c ON c.position = e.position
-    WHERE e.mutation = k.key AND m.position IS NULL
-    ORDER BY e.position DESC LIMIT 1
+    SELECT position, todo FROM todo_changes WHERE mutation = k.key AND m.position IS NULL
+    ORDER BY position DESC LIMIT 1
 ) v ON true
 WHERE m.principal = %(principal)s AND m.client_id = %(client)s AND m.seq > %(after)s
 ORDER BY m.seq
@@ -89,7 +86,7 @@ WITH oldest AS (
     WHERE m.created_time < greatest(oldest.expired, oldest.kept)
       AND (m.created_time < oldest.expired
            OR (m.position IS NULL AND NOT EXISTS (
-               SELECT FROM todo_changes_keyed
+               SELECT FROM todo_changes
                WHERE mutation = m.principal::text || ':' || m.client_id::text || ':' || m.seq::text){journaled}))
     ORDER BY m.created_time
     LIMIT %(limit)s
