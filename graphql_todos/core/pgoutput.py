@@ -165,7 +165,11 @@ WITH next AS (
     WHERE NOT EXISTS (SELECT FROM todo_changes c WHERE c.source = e->>'source')
     ORDER BY n
     ON CONFLICT (source) WHERE source IS NOT NULL DO NOTHING
-    RETURNING position, xid
+    RETURNING position, xid, op, person_id, list_after
+), members AS (
+    -- A member's entry's row of todo_changes_members (sql/015), as journal_write writes it.
+    INSERT INTO todo_changes_members (person_id, position, list_id, op)
+    SELECT person_id, position, list_after, op FROM batch WHERE op IN ('member_added', 'member_removed')
 ), written AS (
     SELECT json_build_object(
         'xids', json_agg(json_build_array(xid::text, position)), 'position', max(position), 'op', 'batch',

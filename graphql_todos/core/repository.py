@@ -259,12 +259,13 @@ async def notified_changes(
 # the lists the person is a member of now, less those whose first membership
 # entry after the cursor is its member_added (not a member then), plus those
 # whose first one is its member_removed (a member then). One snapshot: the
-# members and the entries that changed them commit together.
+# members and the entries that changed them commit together. Those entries
+# are found in todo_changes_members (sql/015), which holds them alone.
 SELECT_VIEW_AT = """
 WITH firsts AS (
-    SELECT DISTINCT ON (list_after) list_after AS list_id, op FROM todo_changes
-    WHERE person_id = %(person)s AND op IN ('member_added', 'member_removed') AND position > %(after)s
-    ORDER BY list_after, position
+    SELECT DISTINCT ON (list_id) list_id, op FROM todo_changes_members
+    WHERE person_id = %(person)s AND position > %(after)s
+    ORDER BY list_id, position
 )
 SELECT list_id FROM list_members WHERE person_id = %(person)s
     AND list_id NOT IN (SELECT list_id FROM firsts WHERE op = 'member_added')

@@ -119,26 +119,31 @@ def _database(admin_dsn: str, name: str) -> Iterator[str]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def before_014(admin_dsn: str, tmp_path: Path) -> Iterator[str]:
-    """A database migrated up to 013: 012's journal_write writes a row's entry."""
+def migrated_before(admin_dsn: str, tmp_path: Path, number: str) -> Iterator[str]:
+    """A database of its own migrated up to the migration before `number` ("014")."""
     for f in migration_files():
-        if f.name < "014":
+        if f.name < number:
             (tmp_path / f.name).write_text(f.read_text())
-    for dsn in _database(admin_dsn, f"gt_before_014_{uuid.uuid4().hex[:8]}"):
+    for dsn in _database(admin_dsn, f"gt_before_{number}_{uuid.uuid4().hex[:8]}"):
         migrate(dsn, tmp_path)
         yield dsn
 
 
-def _run(dsn: str) -> dict[str, Any]:
-    """WRITES on `dsn`: each transaction's notices and error, the journal,
+@pytest.fixture
+def before_014(admin_dsn: str, tmp_path: Path) -> Iterator[str]:
+    """A database migrated up to 013: 012's journal_write writes a row's entry."""
+    yield from migrated_before(admin_dsn, tmp_path, "014")
+
+
+def run_writes(dsn: str, writes: list[list[str]] = WRITES) -> dict[str, Any]:
+    """`writes` on `dsn`: each transaction's notices and error, the journal,
     and the payloads notified, each checked against its entry."""
     outcomes: list[Any] = []
     with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn, autocommit=True) as writer:
         listener.execute("LISTEN todo_changes")
         notices: list[tuple[str | None, str | None]] = []
         writer.add_notice_handler(lambda d: notices.append((d.sqlstate, d.message_primary)))
-        for statements in WRITES:
+        for statements in writes:
             notices.clear()
             error = None
             try:
@@ -151,22 +156,40 @@ def _run(dsn: str) -> dict[str, Any]:
         printed = writer.execute(PRINTED).fetchall()
         entries = writer.execute(ENTRIES).fetchall()
         times = [t for (t,) in writer.execute("SELECT changed_at FROM todo_changes ORDER BY position")]
+        runs = _expanded(entries)
+        alone = [entry for entry in printed if not any(first <= entry[0] <= through for first, through, *_ in runs)]
         payloads = {json.loads(n.payload)["position"]: n.payload
-                    for n in listener.notifies(timeout=5, stop_after=len(printed))}
+                    for n in listener.notifies(timeout=5, stop_after=len(alone) + len(runs))}
     # Each payload is its entry as printed, its time the entry's own, or
-    # past 7,900 bytes the head alone; the times follow the positions.
-    assert sorted(payloads) == [position for position, _, _ in printed]
-    for position, whole, head in printed:
+    # past 7,900 bytes the head alone; the times follow the positions. A
+    # reader's arrivals or removals: one payload naming their range (007).
+    assert sorted(payloads) == sorted([position for position, _, _ in alone] + [run[0] for run in runs])
+    for position, whole, head in alone:
         assert payloads[position] == (whole if len(whole.encode()) < 7900 else head), position
+    for first, through, op, person in runs:
+        assert json.loads(payloads[first]) == {"position": first, "through": through, "op": op, "person": str(person)}
     # Each entry's own time, taken as it is written (clock_timestamp, the column's default), in position order.
     assert times == sorted(set(times))
     rows = [entry for entry in entries if entry[2] is not None]
     return {"outcomes": outcomes, "ops": [op for _, op, *_ in entries], "rows": rows,
-            "payloads": [_TIME.sub('"T"', payloads[position]) for position, *_ in rows]}
+            "payloads": [_TIME.sub('"T"', payloads[position]) for position, *_ in rows if position in payloads]}
+
+
+def _expanded(entries: list[Any]) -> list[tuple[int, int, str, Any]]:
+    """The runs of a reader's arrivals or removals (journal_expand's): first, through, op, person."""
+    runs: list[tuple[int, int, str, Any]] = []
+    for position, op, *_, person, _, _, _ in entries:
+        if op not in ("arrived", "removed"):
+            continue
+        if runs and runs[-1][1] == position - 1 and runs[-1][2:] == (op, person):
+            runs[-1] = (runs[-1][0], position, op, person)
+        else:
+            runs.append((position, position, op, person))
+    return runs
 
 
 def test_a_rows_entry_is_written_as_012_wrote_it(before_014: str, db_dsn: str) -> None:
-    theirs, ours = _run(before_014), _run(db_dsn)
+    theirs, ours = run_writes(before_014), run_writes(db_dsn)
     for name in ("outcomes", "ops", "rows", "payloads"):
         assert ours[name] == theirs[name], name
     # The writes did what they claim: a refusal of each kind, a head alone, a NOTICE for each entry asked.
@@ -185,7 +208,7 @@ def test_a_database_switched_to_decoded_before_014_comes_back_with_its_writer(db
     with psycopg.connect(before_014, autocommit=True) as conn:
         with conn.transaction():
             conn.execute(TO_DECODED)
-        assert migrate(before_014) == ["014_journal_row_inline.sql"]
+        assert migrate(before_014)[:1] == ["014_journal_row_inline.sql"]
         (restore,) = conn.execute("SELECT restore FROM journal_mode").fetchone()  # type: ignore[misc]
         with conn.transaction():
             conn.execute(TO_TRIGGER)
