@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -32,7 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
-from strawberry.types.unset import UnsetType
+from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode, RequestError
@@ -49,7 +51,6 @@ from graphql_todos.internals.strawberry_sockets import (
     json_string,
     malformed_operation,
     stalled_adapter,
-    websocket_of,
 )
 
 # Strawberry's answers (tests/internals/test_strawberry_transport_ws.py finds
@@ -85,11 +86,36 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
 
     _init_timer: asyncio.TimerHandle | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        view: Any,
+        websocket: Any,
+        context: Any,
+        root_value: None,
+        schema: Any,
+        connection_init_wait_timeout: timedelta,
+        max_subscriptions_per_connection: int | None = None,
+    ) -> None:
+        # Strawberry's `__init__`, without its call an open: the same
+        # attributes (tests/internals/test_strawberry_transport_ws.py
+        # compares them with a handler it makes).
+        self.view = view
+        self.websocket = websocket
+        self.context = context
+        self.root_value = root_value
+        self.schema = schema
+        self.connection_init_wait_timeout = connection_init_wait_timeout
+        self.max_subscriptions_per_connection = max_subscriptions_per_connection
+        self.connection_init_timeout_task = None
+        self.connection_init_received = False
+        self.connection_acknowledged = False
+        self.connection_timed_out = False
+        self.operations = {}
         self.broadcasts: dict[str, _Broadcast] = {}
-        # Found once: the receive loop and every subscribe read it.
-        self.socket = websocket_of(self.websocket)
+        # Found once: the receive loop and every subscribe read it. The
+        # view's adapter is an ASGIWebSocketAdapter, Starlette's WebSocket
+        # its `.ws` (tests/internals/test_strawberry_transport_ws.py).
+        self.socket = websocket.ws
         # Asked once (a getpid each on Python 3.11): the timer and every task.
         self.loop = asyncio.get_running_loop()
 
@@ -187,7 +213,9 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         the acknowledgement."""
         if self.connection_timed_out:
             return
-        self._stopinit_timer()
+        if self._init_timer is not None:  # _stopinit_timer's, without its call an open
+            self._init_timer.cancel()
+            self._init_timer = None
         payload = message.get("payload", {})
         # The view is one (graphql/view.py); not cast(): a call an open.
         gate: ConnectionGate = self.view  # type: ignore[assignment]
@@ -203,10 +231,14 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             self.context["connection_params"] = payload
         elif hasattr(self.context, "connection_params"):
             self.context.connection_params = payload
-        try:
-            ack_payload = await self.view.on_ws_connect(self.context)
-        except ConnectionRejectionError:
-            return await self.websocket.close(*FORBIDDEN)
+        # Strawberry's own `on_ws_connect` answers UNSET: asked only when a
+        # view overrides it (a coroutine an open).
+        ack_payload: Any = UNSET
+        if type(self.view).on_ws_connect is not AsyncBaseHTTPView.on_ws_connect:
+            try:
+                ack_payload = await self.view.on_ws_connect(self.context)
+            except ConnectionRejectionError:
+                return await self.websocket.close(*FORBIDDEN)
         if isinstance(ack_payload, UnsetType):
             await self.send_message({"type": "connection_ack"})
         else:

@@ -15,12 +15,16 @@ import httpx
 import pytest
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.types.unset import UNSET
 from websockets.exceptions import ConnectionClosed
 
+from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON, init_timer
 from graphql_todos.internals.strawberry_transport_ws import (
     DUPLICATE_ID_CODE,
@@ -242,3 +246,62 @@ def test_an_open_socket_keeps_no_message_it_handled(server: Server) -> None:
         ws.subscribe(CHANGES)
         wait_until(lambda: server.subscriber_count() == 1)
         assert server.call(held) == [[]]
+
+
+def test_our_handler_sets_what_strawberry_s_init_sets() -> None:
+    async def made() -> tuple[dict[str, Any], dict[str, Any]]:
+        view = SimpleNamespace()
+        adapter = SimpleNamespace(ws=object())
+        arguments: tuple[Any, ...] = (view, adapter, {}, None, None, timedelta(seconds=3), 7)
+        theirs = GatedTransportWs.__new__(GatedTransportWs)
+        BaseGraphQLTransportWSHandler.__init__(theirs, *arguments)  # type: ignore[arg-type]
+        return vars(theirs), vars(GatedTransportWs(*arguments))  # type: ignore[arg-type]
+
+    theirs, ours = asyncio.run(made())
+    assert {name: ours[name] for name in theirs} == theirs
+    assert set(ours) - set(theirs) == {"broadcasts", "socket", "loop"}
+    assert ours["socket"] is ours["websocket"].ws
+    # The socket is the adapter's `.ws`: the view's adapter is Strawberry's ASGI one.
+    assert issubclass(TodoGraphQL.websocket_adapter_class, ASGIWebSocketAdapter)
+    assert "self.ws = response" in inspect.getsource(ASGIWebSocketAdapter.__init__)
+
+
+def test_on_ws_connect_is_asked_only_of_a_view_that_overrides_strawberry_s() -> None:
+    assert asyncio.run(AsyncBaseHTTPView.on_ws_connect(None, None)) is UNSET  # type: ignore[arg-type]
+    assert TodoGraphQL.on_ws_connect is AsyncBaseHTTPView.on_ws_connect  # ours is skipped
+
+    class Answers(SimpleNamespace):
+        async def connection_allowed(self, context: object, params: object) -> bool:
+            return True
+
+        def hold(self, context: object, end: object) -> Any:
+            return lambda: None
+
+    class Acknowledges(Answers, AsyncBaseHTTPView):  # type: ignore[misc]
+        async def on_ws_connect(self, context: object) -> dict[str, object]:
+            return {"hello": 1}
+
+    class Default(Answers, AsyncBaseHTTPView):  # type: ignore[misc]
+        pass
+
+    class Rejects(Answers, AsyncBaseHTTPView):  # type: ignore[misc]
+        async def on_ws_connect(self, context: object) -> dict[str, object]:
+            raise ConnectionRejectionError
+
+    async def answer(view: object) -> list[object]:
+        said: list[object] = []
+
+        async def send_json(message: object) -> None:
+            said.append(message)
+
+        async def close(code: int, reason: str) -> None:
+            said.append((code, reason))
+
+        adapter = SimpleNamespace(ws=None, send_json=send_json, close=close)
+        handler = GatedTransportWs(view, adapter, {}, None, None, timedelta(seconds=3))  # type: ignore[arg-type]
+        await handler.handle_message({"type": "connection_init"})
+        return said
+
+    assert asyncio.run(answer(Acknowledges())) == [{"type": "connection_ack", "payload": {"hello": 1}}]  # type: ignore[abstract]
+    assert asyncio.run(answer(Rejects())) == [FORBIDDEN]  # type: ignore[abstract]
+    assert asyncio.run(answer(Default())) == [{"type": "connection_ack"}]  # type: ignore[abstract]
