@@ -249,17 +249,17 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         """Strawberry's checks in its order (acknowledged, a new id, the
         limit), a persisted document found, then the operation's task, the
         payload's extensions in its context (OPERATION_EXTENSIONS)."""
-        payload = message["payload"]
-        op_id = message["id"]
         if not self.connection_acknowledged:
             return await self.websocket.close(*UNAUTHORIZED)
-        if op_id in self.operations:
-            return await self.websocket.close(DUPLICATE_ID_CODE, f"Subscriber for {op_id} already exists")
+        op_id = message["id"]
         operations = self.operations
+        if op_id in operations:
+            return await self.websocket.close(DUPLICATE_ID_CODE, f"Subscriber for {op_id} already exists")
         limit = self.max_subscriptions_per_connection
         if limit is not None and len(operations) >= limit:
             metrics.refused("subscriptions_per_socket")
             return await self.send_message({"id": op_id, "type": "error", "payload": [GraphQLError(LIMIT_REACHED).formatted]})
+        payload = message["payload"]
         extensions = payload.get("extensions")
         persisted = getattr(self.schema, "persisted", None) if extensions else None
         if persisted is None:

@@ -46,9 +46,14 @@ def _raw(server: Server) -> ClientConnection:
     return connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5)
 
 
-def test_a_subscribe_before_the_acknowledgement_closes_4401(server: Server) -> None:
+# Strawberry's order: the acknowledgement is checked before the id and the payload are read.
+@pytest.mark.parametrize(
+    "message",
+    [{"id": "1", "type": "subscribe", "payload": {"query": CHANGES}}, {"id": "1", "type": "subscribe"}, {"type": "subscribe"}],
+)
+def test_a_subscribe_before_the_acknowledgement_closes_4401(server: Server, message: dict[str, Any]) -> None:
     with _raw(server) as ws:
-        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": CHANGES}}))
+        ws.send(json.dumps(message))
         assert _closed(ws) == (4401, "Unauthorized")
 
 
