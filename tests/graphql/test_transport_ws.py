@@ -4,7 +4,7 @@ socket, as internals/strawberry_transport_ws.py's GatedTransportWs keeps them
 sends. Elsewhere: a second connection_init (tests/test_subscriptions.py),
 the init timeout and the limit per socket (tests/edge/test_guard.py),
 malformed messages (tests/test_bad_input.py), persisted documents
-(tests/test_persisted_queries*.py), revocation, stalled clients."""
+(tests/graphql/test_persisted.py), revocation, stalled clients."""
 
 from __future__ import annotations
 
