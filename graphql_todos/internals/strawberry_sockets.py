@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ErrorCode
@@ -84,11 +84,14 @@ def serve_socket(view: GraphQL[Any, Any], websocket: WebSocket) -> Awaitable[obj
 
     Assumes: the view's `__call__` on a "websocket" scope does no more than
     `await self.run(WebSocket(scope, receive, send))`; `run` speaks the first
-    subprotocol the client offers of the view's `websocket_subprotocols`."""
+    subprotocol the client offers of the view's `websocket_subprotocols`,
+    which are its `protocols` that are one of WEBSOCKET_PROTOCOLS."""
     # A loop: a generator expression in next() was two objects an open.
-    speaks = view.websocket_subprotocols  # a list made at every read
+    # `websocket_subprotocols` is a property making a list of `protocols`
+    # (a comprehension: two calls an open): its test, read here instead.
+    speaks = view.protocols
     for offered in websocket.scope.get("subprotocols", ()):
-        if offered in speaks:
+        if offered in speaks and offered in WEBSOCKET_PROTOCOLS:
             if offered == GRAPHQL_TRANSPORT_WS_PROTOCOL:
                 return _serve_transport_ws(view, websocket)
             break
@@ -126,6 +129,9 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
         connection_init_wait_timeout=view.connection_init_wait_timeout,
         max_subscriptions_per_connection=view.max_subscriptions_per_connection,
     ).handle()
+
+
+WEBSOCKET_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)
 
 
 def websocket_of(adapter: object) -> WebSocket:

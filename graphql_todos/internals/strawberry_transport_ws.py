@@ -1,23 +1,40 @@
-"""Strawberry's graphql-transport-ws handler, offering each subscription to the fan-out first
-(a broadcast member on a socket that takes direct writes is fed with no task of its own), looking
-up persisted documents, checking messages, and gating connection_init."""
+"""Strawberry's graphql-transport-ws handler, its messages handled here: each
+subscription offered to the fan-out first (a broadcast member on a socket
+that takes direct writes is fed with no task of its own), persisted
+documents looked up, messages checked, and connection_init gated.
+
+Strawberry's class keeps the state (its flags and `operations`, the one
+register of ids that the duplicate check, the limit and `complete` read, a
+broadcast member's operation as any other), runs what the fan-out does not
+take (`run_operation`), ends operations (`cleanup_operation`, `shutdown`)
+and writes their last messages (its Operation). The steps from a message to
+its operation's task are ours: Strawberry's `handle_message`,
+`handle_connection_init` and `handle_subscribe` each went through an
+override calling it, several calls an open for the same checks, in the same
+order and with the same answers (pinned by
+tests/internals/test_strawberry_transport_ws.py against Strawberry's
+source, and each through a real socket in tests/graphql/test_transport_ws.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any
 
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode, RequestError
@@ -31,37 +48,236 @@ from graphql_todos.internals.strawberry_sockets import (
     Revocable,
     StreamFailed,
     close_late,
-    count_over_limit,
-    init_timer,
     json_string,
     malformed_operation,
     stalled_adapter,
-    websocket_of,
 )
 
+# Strawberry's answers (tests/internals/test_strawberry_transport_ws.py finds
+# each in its source): close codes and reasons, and the limit's error.
+INVALID_INIT_PAYLOAD = (4400, "Invalid connection init payload")
+TOO_MANY_INITS = (4429, "Too many initialisation requests")
+FORBIDDEN = (4403, "Forbidden")
+UNAUTHORIZED = (4401, "Unauthorized")
+DUPLICATE_ID_CODE = 4409
+LIMIT_REACHED = "Subscription limit reached"
+UNPARSABLE = "Failed to parse message"
+# Strawberry's refusals of a message that is not text, or not JSON.
+NOT_TEXT = "WebSocket message type must be text"
+NOT_JSON = "WebSocket message must be valid JSON"
 
-class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
-    """Assumes: handle_subscribe (after its checks: acknowledged, duplicate
-    id, limit) registers the Operation and runs `run_operation(operation)` in
-    `operation.task`; `complete` from the client and a disconnect go through
-    `cleanup_operation(id)`, which forgets the operation and cancels
-    `operation.task` (shutdown then awaits it); the message sent when the
-    stream ends is `complete` through `operation.send_operation_message`,
-    which forgets the id; `_task_done` is the done callback that retrieves
-    an operation task's exception. The view has a `fanout`
-    (graphql/view.py's TodoGraphQL).
+
+class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
+    """Assumes, of Strawberry's class: `__init__` sets the flags and
+    `operations` read here; an Operation's `task` is what
+    `cleanup_operation(id)` cancels (after forgetting the operation) and
+    `shutdown` cancels and awaits, skipping one whose `task` is None (then
+    cancelling and awaiting `connection_init_timeout_task`, if set);
+    `run_operation(operation)` runs a document to its end, and its
+    Operation's `send_operation_message` sends `complete` or `error` once,
+    forgetting the id first; `_task_done` retrieves a task's exception;
+    `handle_invalid_message(reason)` closes 4400. The view is ours
+    (graphql/view.py: a `fanout`, `connection_allowed` and `hold`).
 
     A broadcast member on a socket that takes direct writes joins its group
     and its task ends: the operation stays registered (the limit, duplicate
     ids and `complete` see it as any other), fed with no task until its
-    group drops it or closes (_Broadcast): its `task` is None until then.
-    Assumes: `shutdown` skips an operation whose `task` is None."""
+    group drops it or closes (_Broadcast): its `task` is None until then."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    _init_timer: asyncio.TimerHandle | None = None
+
+    def __init__(
+        self,
+        view: Any,
+        websocket: Any,
+        context: Any,
+        root_value: None,
+        schema: Any,
+        connection_init_wait_timeout: timedelta,
+        max_subscriptions_per_connection: int | None = None,
+    ) -> None:
+        # Strawberry's `__init__`, without its call an open: the same
+        # attributes (tests/internals/test_strawberry_transport_ws.py
+        # compares them with a handler it makes).
+        self.view = view
+        self.websocket = websocket
+        self.context = context
+        self.root_value = root_value
+        self.schema = schema
+        self.connection_init_wait_timeout = connection_init_wait_timeout
+        self.max_subscriptions_per_connection = max_subscriptions_per_connection
+        self.connection_init_timeout_task = None
+        self.connection_init_received = False
+        self.connection_acknowledged = False
+        self.connection_timed_out = False
+        self.operations = {}
         self.broadcasts: dict[str, _Broadcast] = {}
-        # Found once: the receive loop and every subscribe read it.
-        self.socket = websocket_of(self.websocket)
+        # Found once: the receive loop and every subscribe read it. The
+        # view's adapter is an ASGIWebSocketAdapter, Starlette's WebSocket
+        # its `.ws` (tests/internals/test_strawberry_transport_ws.py).
+        self.socket = websocket.ws
+        # Asked once (a getpid each on Python 3.11): the timer and every task.
+        self.loop = asyncio.get_running_loop()
+
+    async def handle(self) -> None:
+        """Strawberry's `handle`, reading the socket itself: its adapter's
+        `iter_json` (an async generator, its `asend` and a `receive_text`
+        coroutine, kept by every open socket while it waits) hands each text
+        on as this does.
+
+        Assumes: the WebSocket is accepted (its client state CONNECTED), where
+        Starlette's `receive` awaits its `_receive` and only checks the type
+        (the server's are websocket.receive and websocket.disconnect) and sets
+        the client state DISCONNECTED on a disconnect."""
+        self.on_request_accepted()
+        websocket = self.socket
+        # Starlette's `receive` once connected, without its coroutine (a
+        # frame per message) and its check of the message's type: the ASGI
+        # server's receive, the client's state set as it sets it.
+        receive = websocket._receive
+        try:
+            while websocket.application_state is not WebSocketState.DISCONNECTED:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    websocket.client_state = WebSocketState.DISCONNECTED
+                    return
+                text = message.get("text")
+                if text is None:
+                    return await self.handle_invalid_message(NOT_TEXT)
+                try:
+                    decoded = self.view.decode_json(text)
+                except JSONDecodeError:
+                    return await self.handle_invalid_message(NOT_JSON)
+                await self.handle_message(decoded)
+                # Not held while the next message is awaited: a subscribe's
+                # message and payload (two dicts or more) would stay beside
+                # every open socket for the collector to walk.
+                del decoded
+        except WebSocketDisconnected:
+            pass
+        finally:
+            await self.shutdown()
+
+    async def handle_message(self, message: Any) -> None:
+        # Strawberry reads a message's fields without checking their types:
+        # one that is not an object, an id that is not a string, or a
+        # subscribe payload of the wrong shape would end the connection with
+        # 1011 or leave the operation unanswered. graphql-ws's PROTOCOL.md:
+        # a message of an unspecified format closes the socket with 4400.
+        problem = _malformed_transport(message)
+        if problem is not None:
+            return await self.handle_invalid_message(problem)
+        # Strawberry's dispatch, a subscribe first (the most frequent).
+        kind = message["type"]
+        try:
+            if kind == "subscribe":
+                await self.handle_subscribe(message)
+            elif kind == "connection_init":
+                await self.handle_connection_init(message)
+            elif kind == "ping":
+                await self.send_message({"type": "pong"})
+            elif kind == "complete":
+                await self.cleanup_operation(message["id"])
+            elif kind != "pong":
+                await self.handle_invalid_message(f"Unknown message type: {kind}")
+        except KeyError:
+            await self.handle_invalid_message(UNPARSABLE)
+
+    def on_request_accepted(self) -> None:
+        # strawberry_sockets.init_timer's timer, on the loop found once.
+        self._init_timer = self.loop.call_later(
+            self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired
+        )
+
+    def _connection_init_expired(self) -> None:
+        if self.connection_init_received:
+            return
+        self.connection_timed_out = True
+        # shutdown() awaits this task, as it would Strawberry's own.
+        self.connection_init_timeout_task = close_late(self.websocket)
+
+    async def shutdown(self) -> None:
+        self._stopinit_timer()
+        await self.release_credential()
+        await super().shutdown()
+
+    def _stopinit_timer(self) -> None:
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+            # A cancelled handle keeps its copy of the context: let it go.
+            self._init_timer = None
+
+    async def handle_connection_init(self, message: Any) -> None:
+        """The gate (the credential, from the upgrade or this payload), then
+        Strawberry's steps: its payload an object, once, `on_ws_connect`,
+        the acknowledgement."""
+        if self.connection_timed_out:
+            return
+        if self._init_timer is not None:  # _stopinit_timer's, without its call an open
+            self._init_timer.cancel()
+            self._init_timer = None
+        payload = message.get("payload", {})
+        # The view is one (graphql/view.py); not cast(): a call an open.
+        gate: ConnectionGate = self.view  # type: ignore[assignment]
+        if not await gate.connection_allowed(self.context, payload):
+            return await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
+        if not isinstance(payload, dict):
+            return await self.websocket.close(*INVALID_INIT_PAYLOAD)
+        if self.connection_init_received:
+            return await self.websocket.close(*TOO_MANY_INITS)
+        self.connection_init_received = True
+        self.hold_credential(gate, self.context, self.websocket)
+        if isinstance(self.context, dict):
+            self.context["connection_params"] = payload
+        elif hasattr(self.context, "connection_params"):
+            self.context.connection_params = payload
+        # Strawberry's own `on_ws_connect` answers UNSET: asked only when a
+        # view overrides it (a coroutine an open).
+        ack_payload: Any = UNSET
+        if type(self.view).on_ws_connect is not AsyncBaseHTTPView.on_ws_connect:
+            try:
+                ack_payload = await self.view.on_ws_connect(self.context)
+            except ConnectionRejectionError:
+                return await self.websocket.close(*FORBIDDEN)
+        if isinstance(ack_payload, UnsetType):
+            await self.send_message({"type": "connection_ack"})
+        else:
+            await self.send_message({"type": "connection_ack", "payload": ack_payload})
+        self.connection_acknowledged = True
+
+    async def handle_subscribe(self, message: Any) -> None:
+        """Strawberry's checks in its order (acknowledged, a new id, the
+        limit), a persisted document found, then the operation's task, the
+        payload's extensions in its context (OPERATION_EXTENSIONS)."""
+        if not self.connection_acknowledged:
+            return await self.websocket.close(*UNAUTHORIZED)
+        op_id = message["id"]
+        operations = self.operations
+        if op_id in operations:
+            return await self.websocket.close(DUPLICATE_ID_CODE, f"Subscriber for {op_id} already exists")
+        limit = self.max_subscriptions_per_connection
+        if limit is not None and len(operations) >= limit:
+            metrics.refused("subscriptions_per_socket")
+            return await self.send_message({"id": op_id, "type": "error", "payload": [GraphQLError(LIMIT_REACHED).formatted]})
+        payload = message["payload"]
+        extensions = payload.get("extensions")
+        persisted = getattr(self.schema, "persisted", None) if extensions else None
+        if persisted is None:
+            query = payload["query"]  # as Strawberry reads it: none is unparsable
+        else:
+            try:
+                query = persisted.document(payload.get("query"), extensions)
+            except RequestError as exc:
+                return await self.send_message({"id": op_id, "type": "error", "payload": [request_error(exc).formatted]})
+        operation = Operation(self, op_id, query, payload.get("variables"), payload.get("operationName"))
+        # The task copies the context as it is made: the extensions' with it.
+        token = OPERATION_EXTENSIONS.set(extensions)
+        try:
+            operation.task = task = self.loop.create_task(self.run_operation(operation))
+        finally:
+            OPERATION_EXTENSIONS.reset(token)
+        task.add_done_callback(self._task_done)
+        operations[op_id] = operation
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
         # Counted as an open subscription from here on, once: a member
@@ -72,34 +288,32 @@ class FanoutTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         subscriptions.n += 1
         handed = False
         try:
-            handed = await self._run_operation(operation)
+            fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
+            try:
+                taken = await fanout.take(
+                    self.context, self.socket, operation.query, operation.variables, operation.operation_name
+                )
+            except Refused as refused:
+                # An `error` message ends the operation: no `complete` follows.
+                await operation.send_initial_errors(refused.errors)
+            else:
+                if taken is None:
+                    await super().run_operation(operation)
+                else:
+                    prefix = b'{"id":' + json_string(operation.id) + b',"type":"next","payload":'
+                    following = taken.attach(prefix, b"}")
+                    if following is None:
+                        await self.deliver(operation, taken.run(prefix, b"}"))
+                    else:
+                        self.broadcasts[operation.id] = _Broadcast(self, operation, following)
+                        # This task ends here: kept by the operation (with
+                        # its context and coroutine) for as long as the
+                        # socket lives, it is a cost only.
+                        operation.task = None
+                        handed = True  # its count the _Broadcast's now
         finally:
             if not handed:
                 subscriptions.n -= 1
-
-    async def _run_operation(self, operation: Operation[Any, None]) -> bool:
-        """Run it; True when its member joined its group with no task (a
-        _Broadcast has it, and its count, from then on)."""
-        fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
-        try:
-            taken = await fanout.take(self.context, self.socket, operation.query, operation.variables, operation.operation_name)
-        except Refused as refused:
-            # An `error` message ends the operation: no `complete` follows.
-            await operation.send_initial_errors(refused.errors)
-            return False
-        if taken is None:
-            await super().run_operation(operation)
-            return False
-        prefix = b'{"id":' + json_string(operation.id) + b',"type":"next","payload":'
-        following = taken.attach(prefix, b"}")
-        if following is None:
-            await self.deliver(operation, taken.run(prefix, b"}"))
-            return False
-        self.broadcasts[operation.id] = _Broadcast(self, operation, following)
-        # This task ends here: kept by the operation (with its context and
-        # coroutine) for as long as the socket lives, it is a cost only.
-        operation.task = None
-        return True
 
     async def deliver(self, operation: Operation[Any, None], delivery: Awaitable[None]) -> None:
         """Await a broadcast member's delivery, then answer `complete`, as
@@ -139,7 +353,7 @@ class _Broadcast:
 
     __slots__ = ("following", "handler", "operation", "task")
 
-    def __init__(self, handler: FanoutTransportWSHandler, operation: Operation[Any, None], following: Following) -> None:
+    def __init__(self, handler: GatedTransportWs, operation: Operation[Any, None], following: Following) -> None:
         self.handler = handler
         self.operation = operation
         self.following = following
@@ -170,133 +384,6 @@ class _Broadcast:
             self.following.member.on_signal = None
             self.following.leave()
             metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).n -= 1
-
-
-class PersistedSubscribe(FanoutTransportWSHandler):
-    """Assumes: `handle_subscribe(message)` reads `payload["query"]` (a
-    payload without it fails as unparsable) and passes no extensions on.
-    A payload with `extensions` gets its document here first, and its
-    operation the extensions (OPERATION_EXTENSIONS). It refuses a
-    subscribe over `max_subscriptions_per_connection` once the connection
-    is acknowledged and the id is new, counting `operations`."""
-
-    async def handle_message(self, message: Any) -> None:
-        # Strawberry reads a message's fields without checking their types:
-        # one that is not an object, an id that is not a string, or a
-        # subscribe payload of the wrong shape would end the connection with
-        # 1011 or leave the operation unanswered. graphql-ws's PROTOCOL.md:
-        # a message of an unspecified format closes the socket with 4400.
-        problem = _malformed_transport(message)
-        if problem is not None:
-            return await self.handle_invalid_message(problem)
-        await super().handle_message(message)
-
-    async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        payload = message["payload"]
-        persisted = getattr(self.schema, "persisted", None)
-        if persisted is not None and payload.get("extensions"):
-            try:
-                payload["query"] = persisted.document(payload.get("query"), payload.get("extensions"))
-            except RequestError as exc:
-                await self.send_message({"id": message["id"], "type": "error", "payload": [request_error(exc).formatted]})
-                return
-        # A duplicate id closes the socket before the limit is looked at.
-        if message["id"] not in self.operations:
-            count_over_limit(self.connection_acknowledged, len(self.operations), self.max_subscriptions_per_connection)
-        token = OPERATION_EXTENSIONS.set(payload.get("extensions"))
-        try:
-            await super().handle_subscribe(message)
-        finally:
-            OPERATION_EXTENSIONS.reset(token)
-
-
-class GatedTransportWs(PersistedSubscribe, Revocable):
-    """Assumes: `handle()` calls `on_request_accepted()` once, which starts
-    the connection_init timeout as `connection_init_timeout_task`, and ends
-    with `shutdown()`, which cancels and awaits that task if set;
-    `handle_connection_init(message)` receives connection_init, does nothing
-    once `connection_timed_out` is set, cancels that task (if set) and
-    acknowledges it; a subscribe that comes before the acknowledgement closes
-    the socket (4401)."""
-
-    _init_timer: asyncio.TimerHandle | None = None
-
-    async def handle(self) -> None:
-        """Strawberry's `handle`, reading the socket itself: its adapter's
-        `iter_json` (an async generator, its `asend` and a `receive_text`
-        coroutine, kept by every open socket while it waits) hands each text
-        on as this does. tests/internals/test_strawberry_transport_ws.py
-        pins the answers it gives as Strawberry's.
-
-        Assumes: the WebSocket is accepted (its client state CONNECTED), where
-        Starlette's `receive` awaits its `_receive` and only checks the type
-        (the server's are websocket.receive and websocket.disconnect) and sets
-        the client state DISCONNECTED on a disconnect."""
-        self.on_request_accepted()
-        websocket = self.socket
-        # Starlette's `receive` once connected, without its coroutine (a
-        # frame per message) and its check of the message's type: the ASGI
-        # server's receive, the client's state set as it sets it.
-        receive = websocket._receive
-        try:
-            while websocket.application_state is not WebSocketState.DISCONNECTED:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    websocket.client_state = WebSocketState.DISCONNECTED
-                    return
-                text = message.get("text")
-                if text is None:
-                    return await self.handle_invalid_message(NOT_TEXT)
-                try:
-                    decoded = self.view.decode_json(text)
-                except JSONDecodeError:
-                    return await self.handle_invalid_message(NOT_JSON)
-                await self.handle_message(decoded)
-                # Not held while the next message is awaited: a subscribe's
-                # message and payload (two dicts or more) would stay beside
-                # every open socket for the collector to walk.
-                del decoded
-        except WebSocketDisconnected:
-            pass
-        finally:
-            await self.shutdown()
-
-    def on_request_accepted(self) -> None:
-        self._init_timer = init_timer(self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired)
-
-    def _connection_init_expired(self) -> None:
-        if self.connection_init_received:
-            return
-        self.connection_timed_out = True
-        # shutdown() awaits this task, as it would Strawberry's own.
-        self.connection_init_timeout_task = close_late(self.websocket)
-
-    async def shutdown(self) -> None:
-        self._stopinit_timer()
-        await self.release_credential()
-        await super().shutdown()
-
-    def _stopinit_timer(self) -> None:
-        if self._init_timer is not None:
-            self._init_timer.cancel()
-            # A cancelled handle keeps its copy of the context: let it go.
-            self._init_timer = None
-
-    async def handle_connection_init(self, message: Any) -> None:
-        if not self.connection_timed_out:
-            self._stopinit_timer()
-        # The view is one (graphql/view.py); not cast(): a call an open.
-        gate: ConnectionGate = self.view  # type: ignore[assignment]
-        if await gate.connection_allowed(self.context, message.get("payload")):
-            if not self.connection_init_received:
-                self.hold_credential(gate, self.context, self.websocket)
-            return await super().handle_connection_init(message)
-        await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
-
-
-# Strawberry's refusals of a message that is not text, or not JSON.
-NOT_TEXT = "WebSocket message type must be text"
-NOT_JSON = "WebSocket message must be valid JSON"
 
 
 def _malformed_transport(message: object) -> str | None:

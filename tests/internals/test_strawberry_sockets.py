@@ -11,9 +11,10 @@ from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncBaseHTTPView
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from graphql_todos.graphql.view import TodoGraphQL
-from graphql_todos.internals.strawberry_sockets import _serve_transport_ws
+from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, _serve_transport_ws
 
 
 def test_strawberry_asgi_adapter_keeps_the_starlette_websocket_as_ws() -> None:
@@ -78,6 +79,11 @@ def test_run_makes_a_graphql_transport_ws_socket_as_serve_socket_does() -> None:
     assert "await request.accept(subprotocol=subprotocol)" in accept and "return request" in accept
     pick = inspect.getsource(GraphQL.pick_websocket_subprotocol)
     assert "sorted(intersection, key=protocols.index)" in pick and "self.websocket_subprotocols" in pick
+    # serve_socket reads `protocols` and WEBSOCKET_PROTOCOLS for this list.
+    speaks = inspect.getsource(AsyncBaseHTTPView.websocket_subprotocols.fget)  # type: ignore[attr-defined]
+    assert "for protocol in self.protocols" in speaks
+    assert "if protocol in (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)" in speaks
+    assert set(WEBSOCKET_PROTOCOLS) == {GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL}
     # Ours overrides none of them.
     for name in ("run", "get_root_value", "create_websocket_response", "pick_websocket_subprotocol"):
         assert getattr(TodoGraphQL, name) is getattr(GraphQL, name), name

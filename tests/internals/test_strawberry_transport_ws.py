@@ -15,25 +15,42 @@ import httpx
 import pytest
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.types.unset import UNSET
 from websockets.exceptions import ConnectionClosed
 
+from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON, init_timer
-from graphql_todos.internals.strawberry_transport_ws import NOT_JSON, NOT_TEXT, GatedTransportWs
+from graphql_todos.internals.strawberry_transport_ws import (
+    DUPLICATE_ID_CODE,
+    FORBIDDEN,
+    INVALID_INIT_PAYLOAD,
+    LIMIT_REACHED,
+    NOT_JSON,
+    NOT_TEXT,
+    TOO_MANY_INITS,
+    UNAUTHORIZED,
+    UNPARSABLE,
+    GatedTransportWs,
+)
 from tests.gql import CHANGES, TransportWs, create
 from tests.helpers import Server, wait_until
 
 
-def test_transport_ws_runs_each_operation_in_its_task_and_cancels_it_to_end() -> None:
-    subscribe = inspect.getsource(BaseGraphQLTransportWSHandler.handle_subscribe)
-    assert "asyncio.create_task(self.run_operation(operation))" in subscribe
-    assert subscribe.index("already exists") < subscribe.index("create_task")  # checks come first
+def test_transport_ws_cancels_an_operation_s_task_to_end_it_and_forgets_its_id_at_its_last_message() -> None:
     assert "operation.task.cancel()" in inspect.getsource(BaseGraphQLTransportWSHandler.cleanup_operation)
     assert list(inspect.signature(BaseGraphQLTransportWSHandler.run_operation).parameters) == ["self", "operation"]
     assert "self.handler.forget_id(self.id)" in inspect.getsource(Operation.send_operation_message)
+    # GatedTransportWs.handle_subscribe makes it so, as Strawberry's did.
+    assert list(inspect.signature(Operation).parameters) == ["handler", "id", "query", "variables", "operation_name"]
+    assert "Operation(\n            self,\n            message[\"id\"],\n            message[\"payload\"][\"query\"]," in (
+        inspect.getsource(BaseGraphQLTransportWSHandler.handle_subscribe)
+    )
 
 
 def test_transport_ws_cancels_and_awaits_whatever_task_an_operation_holds_when_it_ends() -> None:
@@ -41,32 +58,62 @@ def test_transport_ws_cancels_and_awaits_whatever_task_an_operation_holds_when_i
     shutdown = inspect.getsource(BaseGraphQLTransportWSHandler.shutdown)
     assert "tasks = [op.task for op in self.operations.values() if op.task]" in shutdown
     assert shutdown.index("self.cleanup_operation(operation_id)") < shutdown.index("await task")
-    assert "self.handle_complete(message)" in inspect.getsource(BaseGraphQLTransportWSHandler.handle_message)
-    assert "self.cleanup_operation(" in inspect.getsource(BaseGraphQLTransportWSHandler.handle_complete)
     assert "task.exception()" in inspect.getsource(BaseGraphQLTransportWSHandler._task_done)
-
-
-def test_graphql_transport_ws_subscribe_reads_the_query_and_drops_extensions() -> None:
-    source = inspect.getsource(BaseGraphQLTransportWSHandler.handle_subscribe)
-    assert 'message["payload"]["query"]' in source
-    assert "extensions" not in source
-
-
-def test_transport_ws_starts_the_init_timeout_on_accept_and_cancels_its_task_at_shutdown() -> None:
-    handle = inspect.getsource(BaseGraphQLTransportWSHandler.handle)
-    assert handle.index("self.on_request_accepted()") < handle.index("iter_json") < handle.index("self.shutdown()")
-    shutdown = inspect.getsource(BaseGraphQLTransportWSHandler.shutdown)
+    # The init timeout's close, as a task: cancelled and awaited at shutdown.
     assert "self.connection_init_timeout_task.cancel()" in shutdown
     assert "await self.connection_init_timeout_task" in shutdown
-    init = inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init)
-    assert init.index("if self.connection_timed_out:") < init.index("self.connection_init_received = True")
-    assert "code=4408" in inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init_timeout)
 
 
-def test_transport_ws_refuses_a_second_init_as_the_legacy_handler_does_now() -> None:
-    init = inspect.getsource(BaseGraphQLTransportWSHandler.handle_connection_init)
-    assert f'reason = "{TOO_MANY_INITS_REASON}"' in init
-    assert f"code={TOO_MANY_INITS_CODE}" in init
+def _lines(function: object, *needles: str) -> list[int]:
+    """Where each needle first occurs in the function's source (all must)."""
+    source = inspect.getsource(function)  # type: ignore[arg-type]
+    return [source.index(needle) for needle in needles]
+
+
+def test_our_message_handling_answers_as_strawberry_s_in_its_order() -> None:
+    """GatedTransportWs handles every message itself: Strawberry's answers
+    and the order of its checks, found in its source."""
+    base = BaseGraphQLTransportWSHandler
+    dispatch = _lines(base.handle_message, 'f"Unknown message type: {message[\'type\']}"', "except KeyError:", f'"{UNPARSABLE}"')
+    assert dispatch == sorted(dispatch)
+    assert 'await self.send_message({"type": "pong"})' in inspect.getsource(base.handle_ping)
+    assert inspect.getsource(base.handle_pong).rstrip().endswith("pass")
+    assert "await self.cleanup_operation(operation_id=message[\"id\"])" in inspect.getsource(base.handle_complete)
+    init = _lines(
+        base.handle_connection_init,
+        "if self.connection_timed_out:",
+        'payload = message.get("payload", {})',
+        f'code={INVALID_INIT_PAYLOAD[0]}, reason="{INVALID_INIT_PAYLOAD[1]}"',
+        f'reason = "{TOO_MANY_INITS[1]}"',
+        f"code={TOO_MANY_INITS[0]}",
+        "self.connection_init_received = True",
+        'self.context["connection_params"] = payload',
+        "self.view.on_ws_connect(self.context)",
+        f'code={FORBIDDEN[0]}, reason="{FORBIDDEN[1]}"',
+        'self.send_message({"type": "connection_ack"})',
+        '{"type": "connection_ack", "payload": connection_ack_payload}',
+        "self.connection_acknowledged = True",
+    )
+    assert init == sorted(init)
+    assert (TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON) == TOO_MANY_INITS  # as the legacy handler refuses
+    subscribe = _lines(
+        base.handle_subscribe,
+        "if not self.connection_acknowledged:",
+        f'code={UNAUTHORIZED[0]}, reason="{UNAUTHORIZED[1]}"',
+        "if message[\"id\"] in self.operations:",
+        'reason = f"Subscriber for {message[\'id\']} already exists"',
+        f"code={DUPLICATE_ID_CODE}",
+        "len(self.operations) >= self.max_subscriptions_per_connection",
+        f'GraphQLError("{LIMIT_REACHED}")',
+        '"type": "error"',
+        "asyncio.create_task(self.run_operation(operation))",
+        "operation.task.add_done_callback(self._task_done)",
+        "self.operations[message[\"id\"]] = operation",
+    )
+    assert subscribe == sorted(subscribe)
+    assert "extensions" not in inspect.getsource(base.handle_subscribe)
+    assert "code=4400" in inspect.getsource(base.handle_invalid_message)
+    assert "code=4408" in inspect.getsource(base.handle_connection_init_timeout)
 
 
 def test_a_stopped_init_timer_is_let_go() -> None:
@@ -199,3 +246,62 @@ def test_an_open_socket_keeps_no_message_it_handled(server: Server) -> None:
         ws.subscribe(CHANGES)
         wait_until(lambda: server.subscriber_count() == 1)
         assert server.call(held) == [[]]
+
+
+def test_our_handler_sets_what_strawberry_s_init_sets() -> None:
+    async def made() -> tuple[dict[str, Any], dict[str, Any]]:
+        view = SimpleNamespace()
+        adapter = SimpleNamespace(ws=object())
+        arguments: tuple[Any, ...] = (view, adapter, {}, None, None, timedelta(seconds=3), 7)
+        theirs = GatedTransportWs.__new__(GatedTransportWs)
+        BaseGraphQLTransportWSHandler.__init__(theirs, *arguments)  # type: ignore[arg-type]
+        return vars(theirs), vars(GatedTransportWs(*arguments))  # type: ignore[arg-type]
+
+    theirs, ours = asyncio.run(made())
+    assert {name: ours[name] for name in theirs} == theirs
+    assert set(ours) - set(theirs) == {"broadcasts", "socket", "loop"}
+    assert ours["socket"] is ours["websocket"].ws
+    # The socket is the adapter's `.ws`: the view's adapter is Strawberry's ASGI one.
+    assert issubclass(TodoGraphQL.websocket_adapter_class, ASGIWebSocketAdapter)
+    assert "self.ws = response" in inspect.getsource(ASGIWebSocketAdapter.__init__)
+
+
+def test_on_ws_connect_is_asked_only_of_a_view_that_overrides_strawberry_s() -> None:
+    assert asyncio.run(AsyncBaseHTTPView.on_ws_connect(None, None)) is UNSET  # type: ignore[arg-type]
+    assert TodoGraphQL.on_ws_connect is AsyncBaseHTTPView.on_ws_connect  # ours is skipped
+
+    class Answers(SimpleNamespace):
+        async def connection_allowed(self, context: object, params: object) -> bool:
+            return True
+
+        def hold(self, context: object, end: object) -> Any:
+            return lambda: None
+
+    class Acknowledges(Answers, AsyncBaseHTTPView):  # type: ignore[misc]
+        async def on_ws_connect(self, context: object) -> dict[str, object]:
+            return {"hello": 1}
+
+    class Default(Answers, AsyncBaseHTTPView):  # type: ignore[misc]
+        pass
+
+    class Rejects(Answers, AsyncBaseHTTPView):  # type: ignore[misc]
+        async def on_ws_connect(self, context: object) -> dict[str, object]:
+            raise ConnectionRejectionError
+
+    async def answer(view: object) -> list[object]:
+        said: list[object] = []
+
+        async def send_json(message: object) -> None:
+            said.append(message)
+
+        async def close(code: int, reason: str) -> None:
+            said.append((code, reason))
+
+        adapter = SimpleNamespace(ws=None, send_json=send_json, close=close)
+        handler = GatedTransportWs(view, adapter, {}, None, None, timedelta(seconds=3))  # type: ignore[arg-type]
+        await handler.handle_message({"type": "connection_init"})
+        return said
+
+    assert asyncio.run(answer(Acknowledges())) == [{"type": "connection_ack", "payload": {"hello": 1}}]  # type: ignore[abstract]
+    assert asyncio.run(answer(Rejects())) == [FORBIDDEN]  # type: ignore[abstract]
+    assert asyncio.run(answer(Default())) == [{"type": "connection_ack"}]  # type: ignore[abstract]
