@@ -1,5 +1,5 @@
 """Persisted queries, for every GraphQL transport (HTTP GET and POST, SSE,
-WebSockets: internals.strawberry.OneResultSchema and strawberry_transport_ws.PersistedSubscribe
+WebSockets: internals.strawberry.OneResultSchema and strawberry_transport_ws.GatedTransportWs.handle_subscribe
 ask this store for the document to run).
 
 - Automatic persisted queries, as Apollo clients send them: a request may
