@@ -21,8 +21,8 @@ SLEEP_STEP = "ConditionVariablePrepareToSleep"
 
 @contextlib.contextmanager
 def held_before_its_sleep(pid: int, workdir: Path, wake: Callable[[], object]) -> Iterator[None]:
-    """Attach gdb to walsender `pid`, call `wake` until the walsender stops
-    on its way to sleep, yield while it is held there, then let it go on."""
+    """Attach gdb to walsender `pid`, call `wake` once, yield once the
+    walsender stops on its way to sleep, then let it go on."""
     attached, held, go = workdir / "attached", workdir / "held", workdir / "go"
     gdb = subprocess.Popen(
         ["gdb", "-q", "-batch", "-nx", "-p", str(pid), "-ex", "set pagination off",
@@ -36,10 +36,12 @@ def held_before_its_sleep(pid: int, workdir: Path, wake: Callable[[], object]) -
         while not attached.exists():
             assert gdb.poll() is None and time.monotonic() < deadline, f"gdb did not attach: {gdb.communicate()[0]}"
             time.sleep(0.02)
-        # Asleep, the walsender passes the breakpoint only once something wakes it.
+        # Asleep, the walsender passes the breakpoint only once something wakes it. Once: a
+        # second status update, sent while gdb is slow to say it holds the walsender, would wait
+        # unread in its socket and wake it at once when let go, the wakeup the tests must not give.
+        wake()
         while not held.exists():
             assert time.monotonic() < deadline, f"the walsender did not reach {SLEEP_STEP} (PostgreSQL 15 has no such step)"
-            wake()
             time.sleep(0.02)
         yield
     finally:

@@ -133,14 +133,19 @@ class Access:
         return f"{name}={value}; Max-Age={age}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
 
+def first_values(raw: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Each header name's first value, as Headers.get finds it (uvicorn's
+    names come in lower case), made in C: reversed, the first of a name is
+    the one a dict keeps."""
+    return dict(reversed(raw))
+
+
 def authorization(raw: Sequence[tuple[bytes, bytes]]) -> str | None:
     """Headers.get("authorization") of raw header pairs, found in C:
     Mapping.get's Python `__getitem__` walked the pairs, and raised and
     caught a KeyError for a request without one (every socket of a client
-    that signs in by cookie, or in connection_init, or not at all).
-    Reversed, the first of a name is the one a dict keeps (as the guard's
-    first_values)."""
-    value = dict(reversed(raw)).get(b"authorization")
+    that signs in by cookie, or in connection_init, or not at all)."""
+    value = first_values(raw).get(b"authorization")
     return None if value is None else value.decode("latin-1")
 
 

@@ -25,7 +25,7 @@ from graphql_todos.core.errors import DomainError, ErrorCode, RequestError
 from graphql_todos.core.people import OPEN
 from graphql_todos.core.setting_values import is_ip_literal
 from graphql_todos.core.settings import Settings
-from graphql_todos.edge.access import PRINCIPAL, Access, authorization
+from graphql_todos.edge.access import PRINCIPAL, Access, authorization, first_values
 from graphql_todos.edge.error_handlers import close_reason, error_body
 from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
@@ -60,9 +60,12 @@ _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-r
 _CLOSE = {"Connection": "close"}
 # Set by a front door that read the whole body through Guard.bounded and
 # replays it (graphql/fast/front.py), or that found a REST write's declared
-# body come whole within the limit (write_door.py): within the bounds, and
-# whole, so the guard behind it has nothing left to bound (a second bound
-# armed a timer per message for nothing).
+# body come whole within the limit (write_door.py), or by the guard when it
+# finds so: within the bounds, and whole, so the guard behind it has nothing
+# left to bound (a second bound armed a timer per message for nothing). On a
+# REST route (front.py replays /graphql's only) uvicorn's own receive() then
+# answers at once with the body's one message (rest/resources.py _body), or
+# that the client left.
 BODY_READ = "graphql_todos.body_read"
 
 
@@ -209,13 +212,6 @@ def graphiql_page(scope: Scope, headers: Headers) -> bool:
     return prefers_html(accept_header(headers))
 
 
-def first_values(raw: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """Each header name's first value, as Headers.get finds it (uvicorn's
-    names come in lower case), made in C: reversed, the first of a name is
-    the one a dict keeps."""
-    return dict(reversed(raw))
-
-
 def declared_length(raw: Sequence[tuple[bytes, bytes]]) -> str:
     """The first Content-Length ("" for none), as Headers.get reads it, but
     found in C: get's Python loop over the pairs was some 60 bytecodes a REST write."""
@@ -291,8 +287,11 @@ class Guard:
         # A declared body that has come whole is within both bounds, as the
         # front door takes one (uvicorn hands over no more than a request's
         # Content-Length): uvicorn's receive() as it is, no wrapper (80
-        # bytecodes a REST write, and a REST handler then reads it in one step).
-        await self.app(scope, receive if length.isdigit() and arrived_whole(receive) else self.bounded(receive), send)
+        # bytecodes a REST write), and marked so: a REST handler reads it in one step.
+        if length.isdigit() and arrived_whole(receive):
+            scope[BODY_READ] = True
+            return await self.app(scope, receive, send)
+        await self.app(scope, self.bounded(receive), send)
 
     def _own(self, scope: Scope, outer: Send, send: Send) -> Send:
         """The send of the guard's own answer (`outer` the layer's, `send` the

@@ -38,12 +38,11 @@ from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import USUAL_ID, TodoService, clean_title, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
-from graphql_todos.edge.access import principal_of
+from graphql_todos.edge.access import first_values, principal_of
 from graphql_todos.edge.acting import key_scope
-from graphql_todos.edge.guard import first_values
+from graphql_todos.edge.guard import BODY_READ
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.starlette_endpoint import Endpoint, JsonBytes
-from graphql_todos.internals.uvicorn_http import arrived_whole
 from graphql_todos.internals.uvicorn_websocket import frame_writers
 from graphql_todos.live import streams
 from graphql_todos.live.broadcast import Groups, Member
@@ -364,11 +363,12 @@ def _json_in_utf8(content_type: str) -> bool:
 
 async def _body(request: Request) -> bytes:
     """The request's body: one that has come whole as uvicorn's one message
-    (the guard hands its receive() on so) taken in a step, not through
-    Starlette's stream (a generator and its closing: some 130 bytecodes a
-    write); any other through Request.body, as before. A client gone leaves
-    receive() answering that it left, which Request.body raises (ClientDisconnect)."""
-    if arrived_whole(request.receive):
+    (the guard, or the write door, found it so: BODY_READ) taken in a step,
+    not through Starlette's stream (a generator and its closing: some 130
+    bytecodes a write); any other through Request.body, as before. A client
+    gone leaves receive() answering that it left, which Request.body raises
+    (ClientDisconnect)."""
+    if request.scope.get(BODY_READ):
         message = await request.receive()
         if message["type"] == "http.request":
             body: bytes = message.get("body", b"")

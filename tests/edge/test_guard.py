@@ -28,6 +28,7 @@ from graphql_todos.core.errors import ErrorCode, RequestError
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import (
+    BODY_READ,
     Guard,
     Hosts,
     SocketGate,
@@ -774,14 +775,16 @@ def test_a_body_that_has_arrived_is_bounded_with_no_timer_and_one_that_has_not_t
 def test_a_declared_body_that_has_come_whole_reaches_the_route_as_uvicorns_receive() -> None:
     # Within its Content-Length (uvicorn hands over no more), a body that
     # has come whole needs no bounds: the route gets uvicorn's receive()
-    # itself. One yet to come, or with no Content-Length (chunked: its size
-    # is not known), is still bounded: one over MAX_BODY_BYTES refused.
+    # itself, and the scope says so (BODY_READ: a REST handler reads it in
+    # one step). One yet to come, or with no Content-Length (chunked: its
+    # size is not known), is still bounded: one over MAX_BODY_BYTES refused.
     settings = Settings(max_body_bytes=2)
 
     async def run(length: bytes | None, body: bytes, arrived: bool) -> tuple[bool, Message | RequestError]:
         got: list[Receive] = []
 
         async def route(scope: Scope, receive: Receive, send: Send) -> None:
+            assert scope.get(BODY_READ, False) is (receive == cycle.receive)
             got.append(receive)
 
         event = asyncio.Event()

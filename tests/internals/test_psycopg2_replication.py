@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,13 @@ def _read_all(stream: Stream, count: int) -> list[tuple[int, bytes]]:
     while len(messages) < count and time.monotonic() < deadline:
         messages += stream.read(100, 0.5)
     return messages
+
+
+def _let_go(slot: psycopg.Connection[Any]) -> None:
+    """Wait for a closed stream's walsender to let go of the slot (it must notice the close first)."""
+    wait_until(lambda: slot.execute(
+        "SELECT active_pid IS NULL FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)
+    ).fetchone() == (True,), timeout=10)
 
 
 def test_messages_are_lsns_and_raw_payloads_and_an_idle_read_returns_after_its_timeout(
@@ -78,7 +86,7 @@ def test_a_confirmed_transaction_is_not_streamed_again_and_an_unconfirmed_one_is
             time.sleep(0.02)
     finally:
         stream.close()
-    time.sleep(0.5)  # the walsender lets go of the slot
+    _let_go(slot)
     again = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS)
     try:
         # Only the second transaction, its Relation sent again on a new stream.
@@ -141,22 +149,41 @@ WHERE r.pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s)
 """
 
 
+def _commit_past(stream: Stream, lsn: int) -> int:
+    """Read through the first Commit that ends past `lsn` (a try before may
+    have left its own unconfirmed, streamed again first); that Commit's LSN."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for at, payload in stream.read(100, 0.5):
+            if payload[:1] == b"C" and at > lsn:
+                return at
+    raise AssertionError(f"no Commit past {lsn} in 10 s")
+
+
 def _unsent_commit(
     db_dsn: str, slot: psycopg.Connection[Any], tmp_path: Path, nudge_seconds: float
 ) -> float | tuple[Any, ...] | None:
     """Commit a write while the walsender is held where a flush's wakeup is
     lost; how long its Commit then takes to arrive, or (not in 3 s)
-    WALSENDER's row; None: it arrived after other WAL was flushed."""
+    WALSENDER's row; None: the try proves nothing (other WAL woke the walsender)."""
+    _let_go(slot)  # by the try before's walsender
     stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS, nudge_seconds=nudge_seconds)
     try:
+        (start,) = slot.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()  # type: ignore[misc]
         slot.execute("INSERT INTO todos (title) VALUES ('a')")
-        confirmed = max(lsn for lsn, payload in _read_all(stream, 4) if payload[:1] == b"C")
+        confirmed = _commit_past(stream, int(start))
         stream.confirm(confirmed)
-        stream.read(100, 0.2)  # caught up: the walsender waits for WAL
+        # Caught up, the walsender waits for WAL, asleep (a busy machine delays it).
+        wait_until(lambda: (slot.execute(WALSENDER, (SLOT,)).fetchone() or ("",))[0] == "WalSenderWaitForWal", timeout=10)
         pid = slot.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)).fetchone()
         assert pid is not None
+        woken = datetime.now(UTC)
         # A status update wakes it; it reads the flushed position and is held before it sleeps.
         with held_before_its_sleep(pid[0], tmp_path, lambda: stream.confirm(confirmed)):
+            # Held having taken it in (reply_time is its send time), not on its way to sleep
+            # from another wakeup with the update still unread, to wake it again once let go.
+            if _replies(slot)[0] < woken:
+                return None
             slot.execute("INSERT INTO todos (title) VALUES ('b')")
             (flushed,) = slot.execute("SELECT pg_current_wal_flush_lsn()").fetchone()  # type: ignore[misc]
         started = time.monotonic()

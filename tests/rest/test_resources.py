@@ -23,6 +23,7 @@ from websockets.sync.connection import Connection
 from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.models import LOCAL_LIST_ID, Todo
 from graphql_todos.core.service import USUAL_ID, parse_id, todo_key
+from graphql_todos.edge.guard import BODY_READ
 from graphql_todos.rest.openapi import DOCUMENT
 from graphql_todos.rest.resources import _body, todo_json
 from tests.gql import TODO_FIELDS, create, data, subscribed
@@ -228,18 +229,20 @@ def test_an_id_in_capitals_is_the_same_todo(client: httpx.Client) -> None:
 
 
 def test_a_body_that_has_come_whole_is_read_in_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    # uvicorn's receive() with the whole body: its one message taken, not
-    # Starlette's stream; a client gone: ClientDisconnect, as Request.body
-    # raises; any other receive: Request.body, as before.
+    # uvicorn's receive() with the whole body (the guard or the write door
+    # marked it so: BODY_READ): its one message taken, not Starlette's
+    # stream; a client gone: ClientDisconnect, as Request.body raises; any
+    # other receive: Request.body, as before.
     async def run() -> tuple[bytes, bytes, type[Exception] | None]:
         event = asyncio.Event()
         cycle = lean_cycle(event)
         cycle.body, cycle.more_body = bytearray(b'{"title": "a"}'), False
         event.set()
         scope = {"type": "http", "method": "POST", "headers": []}
+        marked = {**scope, BODY_READ: True}
         with monkeypatch.context() as patched:
             patched.setattr(Request, "stream", _no_stream)
-            whole = await _body(Request(scope, cast(Receive, cycle.receive)))
+            whole = await _body(Request(marked, cast(Receive, cycle.receive)))
         messages: list[Message] = [
             {"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.request", "body": b"}"}
         ]
@@ -251,7 +254,7 @@ def test_a_body_that_has_come_whole_is_read_in_one_step(monkeypatch: pytest.Monk
         gone = lean_cycle(asyncio.Event())
         gone.disconnected = True
         try:
-            await _body(Request(scope, cast(Receive, gone.receive)))
+            await _body(Request(marked, cast(Receive, gone.receive)))
         except ClientDisconnect as exc:
             return whole, parts, type(exc)
         return whole, parts, None

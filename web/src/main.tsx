@@ -66,6 +66,7 @@ function begin(
       window.addEventListener('online', listener);
       return () => window.removeEventListener('online', listener);
     },
+    isOnline: () => navigator.onLine,
     onLeave(listener) {
       window.addEventListener('beforeunload', listener);
       return () => window.removeEventListener('beforeunload', listener);

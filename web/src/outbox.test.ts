@@ -93,6 +93,9 @@ function until(outbox: Outbox, test: (state: OutboxState) => boolean): Promise<O
   });
 }
 
+// A browser that says it is online (the fake server may still fail a send).
+const online = { onOnline: () => () => undefined, isOnline: () => true };
+
 let dbName = '';
 let counter = 0;
 const stores: OutboxStore[] = [];
@@ -107,7 +110,7 @@ async function tab(
 ) {
   const store = await openOutboxStore(dbName);
   stores.push(store);
-  const outbox = startOutbox({ store, send, lock, channel: channel(), onOnline: () => () => undefined, onLeave });
+  const outbox = startOutbox({ store, send, lock, channel: channel(), ...online, onLeave });
   outboxes.push(outbox);
   return { store, outbox };
 }
@@ -243,7 +246,7 @@ describe('the outbox', () => {
       send: server.send,
       lock: fakeLock(),
       channel: fakeChannels()(),
-      onOnline: () => () => undefined,
+      ...online,
       onLeave: () => () => undefined,
     });
     outboxes.push(outbox);
@@ -281,6 +284,65 @@ describe('the outbox', () => {
     const b = await tab(server, lock, channel);
     await until(b.outbox, (s) => s.settled.length === 2);
     expect(server.applied.map((x) => x.seq)).toEqual([1, 2]);
+  });
+
+  it('starts no send for an edit made offline, here or in another tab; back online the queue goes at once, and an edit made then', async () => {
+    const server = fakeServer();
+    server.setOnline(false);
+    let browserOnline = false;
+    let backOnline: () => void = () => undefined;
+    const sends: number[] = [];
+    const lock = fakeLock();
+    const channel = fakeChannels();
+    let reads = 0;
+    const offline = async (send: OutboxDeps['send']) => {
+      const opened = await openOutboxStore(dbName);
+      stores.push(opened);
+      const store: OutboxStore = {
+        ...opened,
+        async first() {
+          const entry = await opened.first();
+          reads++;
+          return entry;
+        },
+      };
+      const outbox = startOutbox({
+        store,
+        send,
+        lock,
+        channel: channel(),
+        onOnline: (listener) => {
+          backOnline = listener;
+          return () => undefined;
+        },
+        isOnline: () => browserOnline,
+        onLeave: () => () => undefined,
+      });
+      outboxes.push(outbox);
+      return outbox;
+    };
+    const a = await offline((entry, client) => {
+      sends.push(entry.seq);
+      return server.send(entry, client);
+    });
+    const onlineA = backOnline;
+    // The lock is a's: b sends nothing, it queues and tells a.
+    const b = await offline(server.send);
+    // a's sender found the queue empty: asleep until woken.
+    await vi.waitFor(() => expect(reads).toBe(1));
+    await a.add(create('here'), '');
+    await b.add(create('there'), '');
+    await until(a, (s) => s.queued.length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sends).toEqual([]);
+    browserOnline = true;
+    server.setOnline(true);
+    // No timer runs in a's sender now: only these wakes send.
+    onlineA();
+    await until(a, (s) => s.settled.length === 2);
+    await a.add(create('online'), '');
+    await until(a, (s) => s.settled.length === 3);
+    expect(sends).toEqual([1, 2, 3]);
   });
 
   it('shows a rejection until it is dismissed, in every tab', async () => {

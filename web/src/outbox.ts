@@ -24,6 +24,8 @@ export interface OutboxDeps {
   channel: Channel;
   /** Calls `listener` when the browser is back online; returns the unsubscribe. */
   onOnline(listener: () => void): () => void;
+  /** Whether the browser is online now (navigator.onLine). */
+  isOnline(): boolean;
   /** Calls `listener` when the page starts to leave (a reload, a navigation); returns the unsubscribe. */
   onLeave(listener: () => void): () => void;
 }
@@ -122,11 +124,16 @@ export function startOutbox(deps: OutboxDeps): Outbox {
   // The sender sleeps until something may have changed: an edit queued here or in
   // another tab, the browser back online, or the end of a backoff. A nudge while it was
   // reading the queue (which may have missed the new edit) makes the next sleep none.
+  // An edit queued offline wakes no one: its send could not succeed (the edit waits in
+  // the queue, for the browser back online).
   let nudged = false;
   let wakeUp: () => void = () => {};
   const wake = () => {
     nudged = true;
     wakeUp();
+  };
+  const queued = () => {
+    if (deps.isOnline()) wake();
   };
   const sleep = (ms?: number) =>
     new Promise<void>((resolve) => {
@@ -145,7 +152,7 @@ export function startOutbox(deps: OutboxDeps): Outbox {
 
   channel.onmessage = () => {
     void refresh();
-    wake();
+    queued();
   };
   const offOnline = deps.onOnline(wake);
   // A page on its way out starts no send: its verdict would reach no page (the next
@@ -199,7 +206,7 @@ export function startOutbox(deps: OutboxDeps): Outbox {
     async add(op, label) {
       await store.enqueue(op, label);
       await changed();
-      wake();
+      queued();
     },
     getSnapshot: () => state,
     subscribe(listener) {
