@@ -767,14 +767,22 @@ def open_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     return None if protocol is None else MethodType(_write_open, protocol)
 
 
+# The frames a burst holds at most: then written at once, not at the end of
+# the turn. A turn that reads many rows (the hub takes what its LISTEN
+# socket holds) keeps the sends going meanwhile, as with one read a turn
+# (some 28 rows); held to the turn's end, a last arrival came later.
+_BURST_FRAMES = 32
+
+
 class Burst:
     """Direct writes held to the end of this turn of the loop, then written
     together, in order: one tight burst of sends, as a broadcast's writes of
     one change are, rather than sends spaced out by the work between them
     (a statement's rows, each parsed and rendered in turn), which cost the
-    kernel more a send (docs/bench-ab-rows.md). Frames to one connection
-    keep their order; a task woken in the same turn runs after the burst
-    (call_soon's order), so it cannot overtake a frame held for it.
+    kernel more a send (docs/bench-ab-rows.md); `_BURST_FRAMES` at most,
+    then written at once. Frames to one connection keep their order; a
+    task woken in the same turn runs after the burst (call_soon's order),
+    so it cannot overtake a frame held for it.
 
     Its checks read what websockets' `Protocol.state` property and the
     `writable` event's `is_set()` return, `conn._state` and `writable._value`
@@ -813,6 +821,8 @@ class Burst:
         length = around + len(body)
         header = _SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)
         frames.append((protocol, b"".join((header, head, body, tail))))
+        if len(frames) >= _BURST_FRAMES:
+            self._flush()
         return True
 
     def _flush(self) -> None:
