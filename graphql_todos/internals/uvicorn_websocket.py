@@ -791,6 +791,9 @@ class Burst:
 
     def __init__(self) -> None:
         self._frames: list[tuple[WebSocketsSansIOProtocol, bytes]] = []
+        # A flush is due at the end of this turn (one a turn, however many
+        # times the frames were written at _BURST_FRAMES).
+        self._due = False
 
     def writer(self, websocket: WebSocket) -> Callable[[bytes, bytes], Callable[[bytes], bool]] | None:
         """Given a frame's head and tail, direct_write of head + body + tail
@@ -803,7 +806,7 @@ class Burst:
 
     def _framing(self, protocol: WebSocketsSansIOProtocol, head: bytes, tail: bytes) -> Callable[[bytes], bool]:
         # A partial of the burst's method (five objects a row stream keeps, a
-        # closure kept six), which finds the burst's list as it is now: _flush swaps it.
+        # closure kept six), which finds the burst's list as it is now: _write swaps it.
         return functools.partial(self._hold, protocol, head, tail, len(head) + len(tail))
 
     def _hold(self, protocol: WebSocketsSansIOProtocol, head: bytes, tail: bytes, around: int, body: bytes) -> bool:
@@ -813,7 +816,8 @@ class Burst:
         if not protocol.writable._value:  # type: ignore[attr-defined] # asyncio.Event's and LeanEvent's flag
             return False
         frames = self._frames
-        if not frames:
+        if not self._due:
+            self._due = True
             asyncio.get_running_loop().call_soon(self._flush)
         # The frame made in one join (its short header from the table,
         # inline), not three concatenations of the body: a row event's every
@@ -822,10 +826,14 @@ class Burst:
         header = _SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)
         frames.append((protocol, b"".join((header, head, body, tail))))
         if len(frames) >= _BURST_FRAMES:
-            self._flush()
+            self._write()
         return True
 
     def _flush(self) -> None:
+        self._due = False
+        self._write()
+
+    def _write(self) -> None:
         frames, self._frames = self._frames, []
         for protocol, frame in frames:
             if protocol.disconnected or protocol.close_sent or protocol.conn._state is not _OPEN:
