@@ -67,7 +67,9 @@ a step of its async generator, with a deadline check:
   within the timeout, `wait` raises `errors._WaitTimeout` and the
   connection goes on as before. `_read` is that generator, the payloads
   left as the bytes they came as (their reader, orjson, takes UTF-8
-  bytes as it takes text: a decode per row saved);
+  bytes as it takes text: a decode per row saved), and reading again
+  while a read brings notifications (`consume_input` with nothing on the
+  socket reads nothing and returns, the connection as it was);
 - that handler (psycopg's, per connection) makes a `Notify` of each
   (its channel and payload decoded) for the connection's
   `_notify_handlers`, or, with none, for its `_notifies_backlog` when that
@@ -112,6 +114,9 @@ _BAD = pq.ConnStatus.BAD
 # What psycopg logs when a pipeline's exit fails after its block raised.
 _TERMINATING = "error ignored terminating %r: %s"
 _WAIT_R = Wait.R
+# Socket reads a wait of the LISTEN connection takes at most (_read): some
+# 250 kB, the loop's other work not held up longer than that many rows' worth.
+_READS = 16
 
 
 def runs_short(conn: AsyncConnection[Any]) -> bool:
@@ -217,10 +222,11 @@ class Prepared:
 
 async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator[list[bytes], None]:
     """The payloads of the notifications `conn` receives until `timeout`
-    seconds from now, a list per socket read, as `conn.notifies(timeout=...)`
+    seconds from now, a list per wait (what up to `_READS` socket reads
+    brought), as `conn.notifies(timeout=...)`
     yields them one by one (module docstring) but as bytes, in the
     connection's encoding, not decoded: first those kept while no one
-    was waiting for them, then each read's; it stops when a read ends past
+    was waiting for them, then each wait's; it stops when a read ends past
     the deadline, or none comes before it. Holds the connection's lock while
     it runs (close it before the connection is used for anything else). What
     is left of a list when the caller stops is gone, as the rest of a read
@@ -252,15 +258,22 @@ async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator
 
 def _read(pgconn: pq.abc.PGconn, handler: Callable[[pq.PGnotify], None] | None) -> PQGen[list[bytes]]:
     """psycopg's `notifies(pgconn)`, each notification's payload as it
-    came, and handed to `handler` only when there is one (module docstring)."""
+    came, and handed to `handler` only when there is one (module docstring);
+    but reading the socket again while a read brings notifications,
+    `_READS` times at most: libpq reads its 16 kB buffer's worth a call
+    (some 28 rows of an UPDATE), and each wait is a turn of the loop."""
     while not (yield _WAIT_R):
         continue
-    pgconn.consume_input()
-    read = []
-    while notify := pgconn.notifies():
-        if handler is not None:
-            handler(notify)
-        read.append(notify.extra)
+    read: list[bytes] = []
+    for _ in range(_READS):
+        pgconn.consume_input()
+        had = len(read)
+        while notify := pgconn.notifies():
+            if handler is not None:
+                handler(notify)
+            read.append(notify.extra)
+        if len(read) == had:
+            break
     return read
 
 

@@ -767,14 +767,22 @@ def open_write(websocket: WebSocket) -> Callable[[bytes], bool] | None:
     return None if protocol is None else MethodType(_write_open, protocol)
 
 
+# The frames a burst holds at most: then written at once, not at the end of
+# the turn. A turn that reads many rows (the hub takes what its LISTEN
+# socket holds) keeps the sends going meanwhile, as with one read a turn
+# (some 28 rows); held to the turn's end, a last arrival came later.
+_BURST_FRAMES = 32
+
+
 class Burst:
     """Direct writes held to the end of this turn of the loop, then written
     together, in order: one tight burst of sends, as a broadcast's writes of
     one change are, rather than sends spaced out by the work between them
     (a statement's rows, each parsed and rendered in turn), which cost the
-    kernel more a send (docs/bench-ab-rows.md). Frames to one connection
-    keep their order; a task woken in the same turn runs after the burst
-    (call_soon's order), so it cannot overtake a frame held for it.
+    kernel more a send (docs/bench-ab-rows.md); `_BURST_FRAMES` at most,
+    then written at once. Frames to one connection keep their order; a
+    task woken in the same turn runs after the burst (call_soon's order),
+    so it cannot overtake a frame held for it.
 
     Its checks read what websockets' `Protocol.state` property and the
     `writable` event's `is_set()` return, `conn._state` and `writable._value`
@@ -783,6 +791,9 @@ class Burst:
 
     def __init__(self) -> None:
         self._frames: list[tuple[WebSocketsSansIOProtocol, bytes]] = []
+        # A flush is due at the end of this turn (one a turn, however many
+        # times the frames were written at _BURST_FRAMES).
+        self._due = False
 
     def writer(self, websocket: WebSocket) -> Callable[[bytes, bytes], Callable[[bytes], bool]] | None:
         """Given a frame's head and tail, direct_write of head + body + tail
@@ -795,7 +806,7 @@ class Burst:
 
     def _framing(self, protocol: WebSocketsSansIOProtocol, head: bytes, tail: bytes) -> Callable[[bytes], bool]:
         # A partial of the burst's method (five objects a row stream keeps, a
-        # closure kept six), which finds the burst's list as it is now: _flush swaps it.
+        # closure kept six), which finds the burst's list as it is now: _write swaps it.
         return functools.partial(self._hold, protocol, head, tail, len(head) + len(tail))
 
     def _hold(self, protocol: WebSocketsSansIOProtocol, head: bytes, tail: bytes, around: int, body: bytes) -> bool:
@@ -805,7 +816,8 @@ class Burst:
         if not protocol.writable._value:  # type: ignore[attr-defined] # asyncio.Event's and LeanEvent's flag
             return False
         frames = self._frames
-        if not frames:
+        if not self._due:
+            self._due = True
             asyncio.get_running_loop().call_soon(self._flush)
         # The frame made in one join (its short header from the table,
         # inline), not three concatenations of the body: a row event's every
@@ -813,9 +825,15 @@ class Burst:
         length = around + len(body)
         header = _SHORT_HEADERS[length] if length < 126 else _text_frame_header(length)
         frames.append((protocol, b"".join((header, head, body, tail))))
+        if len(frames) >= _BURST_FRAMES:
+            self._write()
         return True
 
     def _flush(self) -> None:
+        self._due = False
+        self._write()
+
+    def _write(self) -> None:
         frames, self._frames = self._frames, []
         for protocol, frame in frames:
             if protocol.disconnected or protocol.close_sent or protocol.conn._state is not _OPEN:

@@ -517,8 +517,9 @@ class Hub:
         """Publish the changes that notifications carry whole and in order;
         True when the journal must be read for what they did not carry."""
         # payloads() holds the connection lock while it runs: close it
-        # before the connection is used for anything else. It gives each
-        # socket read's payloads at once (some 28 rows' of a big UPDATE),
+        # before the connection is used for anything else. It gives what the
+        # socket holds at once (a big UPDATE's hundreds of rows, not one
+        # 16 kB read's 28: a turn of the loop each),
         # where notifies() made a Notify of each and a generator step; as
         # bytes, which orjson reads as UTF-8 (not UTF-8: not ours, and the
         # journal is read, which psycopg decodes).

@@ -21,6 +21,7 @@ from psycopg.adapt import Transformer
 from psycopg.errors import Diagnostic
 from psycopg.generators import execute
 
+from graphql_todos.internals import psycopg as internal_psycopg
 from graphql_todos.internals.psycopg import Prepared, _LostPipelines, payloads, runs_short
 
 STATEMENT = "SELECT %(a)s::uuid AS a, %(b)s::text AS b, %(a)s::uuid IS NULL AS none, %(n)s::int + 1 AS n"
@@ -347,6 +348,29 @@ def test_payloads_gives_every_notification_of_a_read_in_order(db_dsn: str) -> No
         reads = await _gathered(conn, 5.0, len(sent))
         assert [payload for read in reads for payload in read] == sent
         assert len(reads) < len(sent)  # some read brought more than one
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_wait_of_payloads_reads_the_socket_again_while_reads_bring_notifications(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq reads 16 kB a call: 100 payloads of 500 bytes (50 kB) waiting
+    on the socket come in one list (one wait, one turn of the loop), and
+    in more than one with two reads a wait (_READS); each once, in order."""
+    sent = [f"{i:03d}" + "x" * 497 for i in range(100)]
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("LISTEN payloads_test")
+        for reads_a_wait, lists in ((16, 1), (2, 2)):
+            monkeypatch.setattr(internal_psycopg, "_READS", reads_a_wait)
+            with psycopg.connect(db_dsn) as writer:  # one transaction: the lot arrive together
+                for payload in sent:
+                    writer.execute("SELECT pg_notify('payloads_test', %s)", (payload,))
+            await asyncio.sleep(0.3)  # all of it on the socket before the first read
+            reads = await _gathered(conn, 5.0, len(sent))
+            assert [payload for read in reads for payload in read] == sent
+            assert len(reads) == 1 if lists == 1 else len(reads) >= lists
 
     _with_connection(db_dsn, test)
 

@@ -25,6 +25,7 @@ from websockets.server import ServerProtocol
 
 from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS
 from graphql_todos.internals.uvicorn_websocket import (
+    _BURST_FRAMES,
     Burst,
     LeanEvent,
     OpenedServer,
@@ -455,13 +456,44 @@ def test_a_burst_flushes_without_failing_when_a_transport_closed_before_the_turn
     assert failures == []
 
 
-def test_direct_and_open_writes_frame_a_message_as_websockets_does() -> None:
-    written: list[bytes] = []
+def _open_protocol(written: list[bytes]) -> SimpleNamespace:
+    """What the writes read of an open, writable connection whose transport
+    appends each write to `written`."""
     protocol = SimpleNamespace(
         disconnected=False, close_sent=False, conn=SimpleNamespace(_state=State.OPEN),
         writable=LeanEvent(), transport=SimpleNamespace(write=written.append),
     )
     protocol.writable.set()
+    return protocol
+
+
+def test_a_burst_holding_its_most_frames_writes_them_at_once_and_the_rest_at_the_end_of_the_turn() -> None:
+    # A turn that takes many rows (the hub's reads of a big UPDATE) keeps
+    # the sends going: the held frames go out as their count reaches
+    # _BURST_FRAMES, in order, each once; what follows waits for the turn's end.
+    written: list[bytes] = []
+    protocol = _open_protocol(written)
+
+    def frame(n: int) -> bytes:
+        return _text_frame_header(len(b'{"n":%d}' % n)) + b'{"n":%d}' % n
+
+    async def turn() -> list[int]:
+        write = Burst()._framing(protocol, b'{"n":', b"}")  # type: ignore[arg-type]
+        counts = []
+        for n in range(_BURST_FRAMES + 1):
+            assert write(b"%d" % n)
+            counts.append(len(written))
+        await asyncio.sleep(0)
+        return [*counts, len(written)]
+
+    counts = asyncio.run(turn())
+    assert counts == [0] * (_BURST_FRAMES - 1) + [_BURST_FRAMES, _BURST_FRAMES, _BURST_FRAMES + 1]
+    assert written == [frame(n) for n in range(_BURST_FRAMES + 1)]
+
+
+def test_direct_and_open_writes_frame_a_message_as_websockets_does() -> None:
+    written: list[bytes] = []
+    protocol = _open_protocol(written)
     for length in (0, 1, 125, 126, 127, 65535, 65536):
         data = b"x" * length
         theirs = Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
