@@ -11,7 +11,8 @@ and writes their last messages (its Operation). The steps from a message to
 its operation's task are ours: Strawberry's `handle_message`,
 `handle_connection_init` and `handle_subscribe` each went through an
 override calling it, several calls an open for the same checks, in the same
-order and with the same answers (pinned by
+order and with the same answers, but for a null connection_init payload,
+which PROTOCOL.md allows and Strawberry refuses (pinned by
 tests/internals/test_strawberry_transport_ws.py against Strawberry's
 source, and each through a real socket in tests/graphql/test_transport_ws.py)."""
 
@@ -208,23 +209,30 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             self._init_timer = None
 
     async def handle_connection_init(self, message: Any) -> None:
-        """The gate (the credential, from the upgrade or this payload), then
-        Strawberry's steps: its payload an object, once, `on_ws_connect`,
-        the acknowledgement."""
+        """Strawberry's steps (its payload an object, once), the gate (the
+        credential, from the upgrade or this payload), then Strawberry's
+        `on_ws_connect` and the acknowledgement."""
         if self.connection_timed_out:
             return
         if self._init_timer is not None:  # _stopinit_timer's, without its call an open
             self._init_timer.cancel()
             self._init_timer = None
-        payload = message.get("payload", {})
+        # PROTOCOL.md: an object or null (Strawberry's 4400 at a null differs
+        # from graphql-ws's server, which takes it as none).
+        payload = message.get("payload")
+        if payload is None:
+            payload = {}
+        # Checked before the gate, as Strawberry checks them first: a payload
+        # that is not an object is 4400 with or without a credential, and a
+        # second connection_init is 4429 whatever it offers.
+        elif not isinstance(payload, dict):
+            return await self.websocket.close(*INVALID_INIT_PAYLOAD)
+        if self.connection_init_received:
+            return await self.websocket.close(*TOO_MANY_INITS)
         # The view is one (graphql/view.py); not cast(): a call an open.
         gate: ConnectionGate = self.view  # type: ignore[assignment]
         if not await gate.connection_allowed(self.context, payload):
             return await self.websocket.close(ErrorCode.UNAUTHENTICATED.close_code, UNAUTHENTICATED_REASON)
-        if not isinstance(payload, dict):
-            return await self.websocket.close(*INVALID_INIT_PAYLOAD)
-        if self.connection_init_received:
-            return await self.websocket.close(*TOO_MANY_INITS)
         self.connection_init_received = True
         self.hold_credential(gate, self.context, self.websocket)
         if isinstance(self.context, dict):

@@ -9,6 +9,7 @@ with 015's writer."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.core.test_journal_row_inline import (
     run_writes,
 )
 from tests.decoded import journaled, sequenced
+from tests.helpers import wait_until
 
 PEOPLE = (LOCAL, VIEWER, EDITOR)
 
@@ -183,3 +185,58 @@ def test_015_keeps_the_entries_written_before_it_findable(before_015: str) -> No
         _readers(conn)
         indexes = {name for (name,) in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'todo_changes'")}
     assert indexes == {"todo_changes_pkey", "todo_changes_mutation"}, indexes
+
+
+# How many sessions of the database wait for a lock: the migration, or a writer.
+_WAITING = "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
+
+# The rows of the members' entries of the inbox (the writes below).
+_JOINED = f"SELECT count(*) FROM todo_changes_members WHERE list_id = '{INBOX}' AND person_id <> '{LOCAL}'"
+
+
+def _waiters(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(_WAITING).fetchone()[0]  # type: ignore[index]
+
+
+def test_015_copies_a_member_entry_written_before_it_and_committed_while_it_runs(before_015: str) -> None:
+    """A process of the old build wrote a member's entry (014's journal_write:
+    no row) and commits while 015 runs: 015 copies it (it waits for the
+    journal's writers before it copies)."""
+    with psycopg.connect(before_015, autocommit=True) as setup:
+        setup.execute(f"INSERT INTO people (id, username) VALUES ('{VIEWER}', 'viewer')")
+    with psycopg.connect(before_015) as writer, ThreadPoolExecutor(1) as pool:
+        writer.execute(f"INSERT INTO list_members VALUES ('{INBOX}', '{VIEWER}', 'viewer')")
+        writer.execute("SET CONSTRAINTS ALL IMMEDIATE")  # its entry written now, uncommitted
+        migrating = pool.submit(migrate, before_015)
+        wait_until(lambda: _waiters(before_015) == 1)
+        writer.commit()
+        assert migrating.result(timeout=30) == ["015_journal_members_table.sql"]
+    with psycopg.connect(before_015, autocommit=True) as conn:
+        _members(conn)
+        assert conn.execute(_JOINED).fetchone() == (1,)
+
+
+def test_a_member_write_waiting_for_015_writes_its_row(before_015: str) -> None:
+    """A member's write that waits for 015 (the journal's lock) writes with
+    015's journal_write, though its session ran 014's before."""
+    with psycopg.connect(before_015, autocommit=True) as setup:
+        setup.execute(f"INSERT INTO people (id, username) VALUES ('{VIEWER}', 'viewer'), ('{EDITOR}', 'editor')")
+    with (
+        psycopg.connect(before_015, autocommit=True) as writer,
+        psycopg.connect(before_015) as holder,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        writer.execute(f"INSERT INTO list_members VALUES ('{INBOX}', '{VIEWER}', 'viewer')")
+        holder.execute("SELECT pg_advisory_xact_lock(7305202417)")
+        migrating = pool.submit(migrate, before_015)
+        wait_until(lambda: migrating.done() or _waiters(before_015) == 1)
+        writing = pool.submit(writer.execute, f"INSERT INTO list_members VALUES ('{INBOX}', '{EDITOR}', 'viewer')")
+        wait_until(lambda: _waiters(before_015) == 2 - migrating.done())
+        holder.commit()
+        assert migrating.result(timeout=30) == ["015_journal_members_table.sql"]
+        writing.result(timeout=30)
+    with psycopg.connect(before_015, autocommit=True) as conn:
+        _members(conn)
+        assert conn.execute(_JOINED).fetchone() == (2,)

@@ -20,7 +20,7 @@ from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
 from tests.gql import CHANGES, TransportWs
-from tests.helpers import Server, serving, wait_until
+from tests.helpers import BEARER, Server, serving, wait_until
 
 # Strawberry runs these: the fan-out takes subscriptions only, and plans
 # none with a directive (checked once: this one's task awaits Strawberry's
@@ -61,6 +61,36 @@ def test_a_connection_init_payload_not_an_object_closes_4400(server: Server) -> 
     with _raw(server) as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": [1]}))
         assert _closed(ws) == (4400, "Invalid connection init payload")
+
+
+# Strawberry's order on a server that wants a credential too: the payload is
+# checked (an object, the first) before it is looked in for one.
+@pytest.mark.parametrize("payload", [[1], "Bearer x"])
+def test_a_connection_init_payload_not_an_object_closes_4400_before_the_credential_is_asked(
+    guarded: Server, payload: object
+) -> None:
+    with _raw(guarded) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert _closed(ws) == (4400, "Invalid connection init payload")
+
+
+def test_a_connection_init_payload_null_is_none(server: Server, guarded: Server) -> None:
+    """PROTOCOL.md: connection_init's payload is an object or null (graphql-ws's
+    server takes both); Strawberry closes 4400 at a null."""
+    for serving_it, headers in ((server, {}), (guarded, BEARER)):
+        with connect(
+            serving_it.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
+        ) as ws:
+            ws.send(json.dumps({"type": "connection_init", "payload": None}))
+            assert json.loads(ws.recv(timeout=5)) == {"type": "connection_ack"}
+
+
+def test_a_second_connection_init_closes_4429_whatever_credential_it_offers(guarded: Server) -> None:
+    with _raw(guarded) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": BEARER}))
+        assert json.loads(ws.recv(timeout=5)) == {"type": "connection_ack"}
+        ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer not-ours"}}))
+        assert _closed(ws) == (4429, "Too many initialisation requests")
 
 
 @pytest.mark.parametrize("running", [CHANGES, STRAWBERRY_RUNS], ids=["broadcast", "strawberry"])

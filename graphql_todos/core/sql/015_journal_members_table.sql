@@ -14,6 +14,15 @@
 -- Same entries, positions, payloads, checks and errors as 014;
 -- journal_write loses its row case, which no trigger reaches since 014.
 
+-- The commit-order lock, which 007's writers of member entries take before
+-- they write one (members_journal): an entry of 014's journal_write (no
+-- row) has committed before the copy below reads the journal, and a writer
+-- waiting for this migration calls 015's journal_write. (A write that read
+-- todo_changes before it takes the lock at its commit, this migration
+-- between, is a deadlock with the DROP INDEX below: the migration, waiting
+-- first, is rolled back and the start fails; the next start applies it.)
+SELECT pg_advisory_xact_lock(7305202417);
+
 CREATE TABLE todo_changes_members (
     person_id uuid       NOT NULL,
     position  bigint     NOT NULL,
