@@ -35,6 +35,8 @@ from tests.decoded import journaled, sequenced
 from tests.helpers import wait_until
 
 PEOPLE = (LOCAL, VIEWER, EDITOR)
+# What a database at 014 is migrated by: the table, then the index dropped.
+MIGRATIONS = ["015_journal_members_table.sql", "016_journal_membership_index_dropped.sql"]
 
 
 def _keyed(seq: int) -> str:
@@ -162,7 +164,7 @@ def test_a_database_switched_to_decoded_before_015_comes_back_with_its_writers(d
         with conn.transaction():
             conn.execute(TO_DECODED)
         stagers = [conn.execute(functions, (f,)).fetchone() for f in names[1:]]
-        assert migrate(before_015) == ["015_journal_members_table.sql"]
+        assert migrate(before_015) == MIGRATIONS
         assert [conn.execute(functions, (f,)).fetchone() for f in names[1:]] == stagers
         assert all("journal_stage" in stager[0] for stager in stagers)  # type: ignore[index]
         (restore,) = conn.execute("SELECT restore FROM journal_mode").fetchone()  # type: ignore[misc]
@@ -180,7 +182,7 @@ def test_a_database_switched_to_decoded_before_015_comes_back_with_its_writers(d
 def test_015_keeps_the_entries_written_before_it_findable(before_015: str) -> None:
     run_writes(before_015, SIDE_WRITES)
     with psycopg.connect(before_015, autocommit=True) as conn:
-        assert migrate(before_015) == ["015_journal_members_table.sql"]
+        assert migrate(before_015) == MIGRATIONS
         assert _members(conn) >= 8
         _readers(conn)
         indexes = {name for (name,) in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'todo_changes'")}
@@ -212,7 +214,7 @@ def test_015_copies_a_member_entry_written_before_it_and_committed_while_it_runs
         migrating = pool.submit(migrate, before_015)
         wait_until(lambda: _waiters(before_015) == 1)
         writer.commit()
-        assert migrating.result(timeout=30) == ["015_journal_members_table.sql"]
+        assert migrating.result(timeout=30) == MIGRATIONS
     with psycopg.connect(before_015, autocommit=True) as conn:
         _members(conn)
         assert conn.execute(_JOINED).fetchone() == (1,)
@@ -235,8 +237,27 @@ def test_a_member_write_waiting_for_015_writes_its_row(before_015: str) -> None:
         writing = pool.submit(writer.execute, f"INSERT INTO list_members VALUES ('{INBOX}', '{EDITOR}', 'viewer')")
         wait_until(lambda: _waiters(before_015) == 2 - migrating.done())
         holder.commit()
-        assert migrating.result(timeout=30) == ["015_journal_members_table.sql"]
+        assert migrating.result(timeout=30) == MIGRATIONS
         writing.result(timeout=30)
     with psycopg.connect(before_015, autocommit=True) as conn:
         _members(conn)
         assert conn.execute(_JOINED).fetchone() == (2,)
+
+
+def test_a_write_that_read_the_journal_and_commits_while_the_index_is_dropped_goes_through(before_015: str) -> None:
+    """A write that read todo_changes (015's DROP INDEX then waits for it)
+    and journals a member's entry at its commit (the journal's lock, which
+    015 holds to its end): both commit, the entry with its row. With the
+    DROP INDEX in 015, a deadlock rolled the migration back."""
+    with psycopg.connect(before_015, autocommit=True) as setup:
+        setup.execute(f"INSERT INTO people (id, username) VALUES ('{VIEWER}', 'viewer')")
+    with psycopg.connect(before_015) as writer, ThreadPoolExecutor(1) as pool:
+        writer.execute("SELECT count(*) FROM todo_changes")
+        writer.execute(f"INSERT INTO list_members VALUES ('{INBOX}', '{VIEWER}', 'viewer')")
+        migrating = pool.submit(migrate, before_015)
+        wait_until(lambda: _waiters(before_015) == 1)
+        writer.commit()
+        assert migrating.result(timeout=30) == MIGRATIONS
+    with psycopg.connect(before_015, autocommit=True) as conn:
+        _members(conn)
+        assert conn.execute(_JOINED).fetchone() == (1,)

@@ -7,7 +7,7 @@
 -- are now found in todo_changes_members, a small table written with each of
 -- them by journal_write (members_journal's writer), for a reader's lists at
 -- a cursor (core/repository.py); in decoded mode the sequencer's statement
--- writes it (core/pgoutput.py). An entry deleted (retention, or by hand)
+-- writes it (core/pgoutput.py); 016 drops the index. An entry deleted (retention, or by hand)
 -- takes its row with it. todo_changes_mutation (006) stays: a numbered
 -- mutation's entry is one per write, and a row of a table of its own cost
 -- each numbered write more than the index saves it (the ninth round).
@@ -17,10 +17,10 @@
 -- The commit-order lock, which 007's writers of member entries take before
 -- they write one (members_journal): an entry of 014's journal_write (no
 -- row) has committed before the copy below reads the journal, and a writer
--- waiting for this migration calls 015's journal_write. (A write that read
--- todo_changes before it takes the lock at its commit, this migration
--- between, is a deadlock with the DROP INDEX below: the migration, waiting
--- first, is rolled back and the start fails; the next start applies it.)
+-- waiting for this migration calls 015's journal_write. The index goes in
+-- 016, a transaction of its own: DROP INDEX waits for every transaction that
+-- read todo_changes, and one of them may wait at its commit for this lock
+-- (a deadlock, the migration rolled back, when both were here).
 SELECT pg_advisory_xact_lock(7305202417);
 
 CREATE TABLE todo_changes_members (
@@ -32,8 +32,6 @@ CREATE TABLE todo_changes_members (
 );
 INSERT INTO todo_changes_members (person_id, position, list_id, op)
 SELECT person_id, position, list_after, op FROM todo_changes WHERE op IN ('member_added', 'member_removed');
-
-DROP INDEX todo_changes_membership;
 
 -- Once per DELETE statement (retention deletes a batch at a time), not per
 -- entry written: a statement trigger with the deleted entries.
