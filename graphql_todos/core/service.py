@@ -201,7 +201,7 @@ class TodoService:
             raise ListTooLarge(self.max_list_rows)
 
     async def get_todo(self, viewer: Viewer, todo_id: str) -> Todo:
-        key = parse_id(todo_id)
+        key = todo_key(todo_id)
         async with connection(self.pool) as conn:
             return _found(key, await repository.get_todo(conn, viewer, key))
 
@@ -252,7 +252,7 @@ class TodoService:
 
     async def move_todo(self, todo_id: str, list_id: str, *, actor: uuid.UUID | None = None) -> Todo:
         """Into another list: editor or owner of both."""
-        key, target = parse_id(todo_id), parse_id(list_id, "listId")
+        key, target = todo_key(todo_id), parse_id(list_id, "listId")
         async with connection(self.pool) as conn, _refused(target, "list"):
             params = {"id": key, "list": target, "actor": actor}
             moved, _ = await writes.write(conn, self.writes.move, params, self.writes.decoded)

@@ -110,7 +110,7 @@ class ResponseFront:
             # headers that say so read in one pass, once the path is GraphQL's.
             if scope["path"] != paths.GRAPHQL:
                 return await self.app(scope, receive, send)
-            content_type, length, accept = _post_head(scope["headers"])
+            content_type, length, accept, origin = _post_head(scope["headers"])
             media = media_types(accept)
             if (
                 not (is_json_body(content_type) and media.operation in JSON_TYPES and length.isdigit())
@@ -131,7 +131,7 @@ class ResponseFront:
             # One message, as uvicorn hands over a body that has arrived: no join.
             body = messages[0].get("body", b"") if len(messages) == 1 else b"".join(m.get("body", b"") for m in messages)
             scope[BODY_READ] = True
-            if (route := self.writes.mutation_route(scope, body, media)) is not None:
+            if (route := self.writes.mutation_route(scope, body, media, origin)) is not None:
                 return await self.writes(scope, receive, send, route)
             if not self.replies.size:
                 return await self.app(scope, receive, send)
@@ -191,10 +191,11 @@ def _takes_get(scope: Scope, headers: Headers) -> bool:
     return bool(scope["query_string"]) and answers_whole(headers)
 
 
-def _post_head(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str, str | None]:
-    """The Content-Type and Content-Length ("" for none; the first of each)
-    and the Accept lines (negotiation.accept_header) of a request's headers,
-    as starlette's Headers reads them (uvicorn's names come in lower case)."""
+def _post_head(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str, str | None, bool]:
+    """The Content-Type and Content-Length ("" for none; the first of each),
+    the Accept lines (negotiation.accept_header) and whether there is an
+    Origin, of a request's headers, as starlette's Headers reads them
+    (uvicorn's names come in lower case)."""
     pairs = list(raw)
     # All in C but for a request with more than one Accept line.
     first = first_values(pairs)
@@ -203,7 +204,10 @@ def _post_head(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str, str | None
     else:
         line = first.get(b"accept")
         accept = None if line is None else line.decode("latin-1")
-    return first.get(b"content-type", b"").decode("latin-1"), first.get(b"content-length", b"").decode("latin-1"), accept
+    return (
+        first.get(b"content-type", b"").decode("latin-1"), first.get(b"content-length", b"").decode("latin-1"), accept,
+        b"origin" in first,
+    )
 
 
 def _takes_json(headers: Headers) -> bool:

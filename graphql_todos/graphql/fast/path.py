@@ -147,7 +147,8 @@ class FastPath:
         operation: Operation | None = None,
     ) -> FastAnswer | None:
         """The response Strawberry's view would send, or None when the fast
-        path does not cover this request; `operation`: the intake's for
+        path does not cover this request; `context`: the request's own (a
+        mutation's receipt is put on it); `operation`: the intake's for
         (query, operation_name), when the caller has it already."""
         taken = self.intake.operation(query, operation_name) if operation is None else operation
         if isinstance(taken, Refusal):
@@ -167,9 +168,11 @@ class FastPath:
             return self._refused(Refusal(None, [GraphQLError(exc.message, original_error=exc)]), operation_name, operations)
 
         if compiled_operation.operation.operation is not OperationType.QUERY:
-            # As Strawberry's path (TodoSchema.operation_context): a receipt of its own.
-            receipt = Receipt(key)
-            data, errors = await execute(plan, compiled_operation, coerced.values, context.with_receipt(receipt))
+            # As Strawberry's path (TodoSchema.operation_context): a receipt of
+            # its own, put on the request's context (the view's get_context
+            # made it for this request alone), not on a copy made of it.
+            receipt = context.receipt = Receipt(key)
+            data, errors = await execute(plan, compiled_operation, coerced.values, context)
             return FastAnswer(self._rendered(data, errors, receipt))
 
         kept_at: Mark | None = None

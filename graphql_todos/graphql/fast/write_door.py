@@ -31,7 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import error_handlers, guard, json_intake
-from graphql_todos.edge.access import Access
+from graphql_todos.edge.access import Access, first_values
 from graphql_todos.edge.guard import SocketGate
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.graphql.fast.path import PARSED_BODY, ParsedBody
@@ -42,6 +42,9 @@ from graphql_todos.internals.uvicorn_http import arrived_whole
 
 # Where the door leaves the route it matched, for the innermost layer.
 _ROUTE = "graphql_todos.write_route"
+# Where it leaves whether the request has an Origin header (CORS's layer
+# runs only then), found where the request's head was read.
+_ORIGIN = "graphql_todos.write_origin"
 # The REST writes with a body: the collection's POST, the item's PUT and PATCH.
 REST_WRITES = frozenset({"POST", "PUT", "PATCH"})
 
@@ -97,16 +100,21 @@ class WriteDoor:
         method = scope["method"]
         if method not in REST_WRITES or not scope["path"].startswith(paths.TODOS):
             return None
-        # The first Content-Length, read where the guard reads it (uvicorn
-        # refuses a request with two: tests/internals/test_uvicorn_http.py).
-        length = guard.declared_length(scope["headers"])
+        # The first Content-Length, as the guard reads it (uvicorn refuses a
+        # request with two: tests/internals/test_uvicorn_http.py), and
+        # Origin, from one dict of the headers.
+        head = first_values(scope["headers"])
+        length = head.get(b"content-length", b"").decode("latin-1")
         if not length.isdigit():
             return None
         route = self._route(scope, self.rest[method])
+        if route is None:
+            return None
+        route[_ORIGIN] = b"origin" in head
         # uvicorn hands over no more than the declared length: within the
         # limit and whole, nothing is left to bound (the guard behind hands
         # uvicorn's receive() on as it is).
-        if route is not None and int(length) <= self.max_body_bytes and arrived_whole(receive):
+        if int(length) <= self.max_body_bytes and arrived_whole(receive):
             route[guard.BODY_READ] = True
         return route
 
@@ -126,9 +134,10 @@ class WriteDoor:
         # The request's own path parameters: a route may change them.
         return {**known, "path_params": known["path_params"].copy()}
 
-    def mutation_route(self, scope: Scope, body: bytes, media: MediaTypes) -> dict[str, Any] | None:
+    def mutation_route(self, scope: Scope, body: bytes, media: MediaTypes, origin: bool) -> dict[str, Any] | None:
         """The router's scope for a GraphQL POST whose body (plain JSON, the
-        front door checked, answered in `media`) runs a mutation the intake
+        front door checked, answered in `media`; `origin`: whether it has an
+        Origin header, the front door read) runs a mutation the intake
         took in before (with the body as parsed, its operation and media, for
         the view and the fast path); None for anything else: a query or
         subscription, a document new or refused, a body that is no JSON
@@ -153,6 +162,7 @@ class WriteDoor:
         if route is not None:
             # The view and the fast path read the body as parsed here, not parsing it again.
             route[PARSED_BODY] = ParsedBody(fields, operation, media)
+            route[_ORIGIN] = origin
         return route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: Mapping[str, Any]) -> None:
@@ -163,7 +173,7 @@ class WriteDoor:
         scope.update(route)
         scope.setdefault("router", scope["app"].router)
         try:
-            await (self.layers if _has_origin(scope) else self.without_origin)(scope, receive, send)
+            await (self.layers if scope[_ORIGIN] else self.without_origin)(scope, receive, send)
         finally:
             metrics.answered(scope, started)
 
@@ -190,12 +200,6 @@ def _answering_first(chains: tuple[Chain, ...], method: str) -> tuple[Chain, ...
     """`chains`, those whose endpoint has a handler for `method` first (in order)."""
     handler = method.lower()
     return tuple(sorted(chains, key=lambda chain: not hasattr(getattr(chain[-1], "endpoint", None), handler)))
-
-
-def _has_origin(scope: Scope) -> bool:
-    # As Headers.get("origin") finds it (uvicorn sends the names in lower
-    # case); the pairs made a dict in C, cheaper than a Python scan.
-    return b"origin" in dict(scope["headers"])
 
 
 class _Routed:
