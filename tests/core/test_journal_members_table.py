@@ -202,15 +202,32 @@ def _waiters(dsn: str) -> int:
         return conn.execute(_WAITING).fetchone()[0]  # type: ignore[index]
 
 
-def test_015_copies_a_member_entry_written_before_it_and_committed_while_it_runs(before_015: str) -> None:
-    """A process of the old build wrote a member's entry (014's journal_write:
-    no row) and commits while 015 runs: 015 copies it (it waits for the
-    journal's writers before it copies)."""
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # A process of the old build wrote a member's entry (014's
+        # journal_write: no row) and commits while 015 runs: 015 copies it
+        # (it waits for the journal's writers before it copies).
+        (None, "SET CONSTRAINTS ALL IMMEDIATE"),
+        # A write that read todo_changes (016's DROP INDEX then waits for it)
+        # journals a member's entry at its commit (the journal's lock, which
+        # 015 holds to its end): with the DROP INDEX in 015, a deadlock
+        # rolled the migration back.
+        ("SELECT count(*) FROM todo_changes", None),
+    ],
+    ids=["entry written before 015", "entry written at commit"],
+)
+def test_a_member_write_open_while_the_migrations_run_commits_with_its_row(
+    before_015: str, before: str | None, after: str | None
+) -> None:
+    """A member's write open while 015 and 016 run: both commit, its entry
+    with its row of todo_changes_members."""
     with psycopg.connect(before_015, autocommit=True) as setup:
         setup.execute(f"INSERT INTO people (id, username) VALUES ('{VIEWER}', 'viewer')")
     with psycopg.connect(before_015) as writer, ThreadPoolExecutor(1) as pool:
-        writer.execute(f"INSERT INTO list_members VALUES ('{INBOX}', '{VIEWER}', 'viewer')")
-        writer.execute("SET CONSTRAINTS ALL IMMEDIATE")  # its entry written now, uncommitted
+        for statement in (before, f"INSERT INTO list_members VALUES ('{INBOX}', '{VIEWER}', 'viewer')", after):
+            if statement is not None:
+                writer.execute(statement)
         migrating = pool.submit(migrate, before_015)
         wait_until(lambda: _waiters(before_015) == 1)
         writer.commit()
@@ -243,21 +260,3 @@ def test_a_member_write_waiting_for_015_writes_its_row(before_015: str) -> None:
         _members(conn)
         assert conn.execute(_JOINED).fetchone() == (2,)
 
-
-def test_a_write_that_read_the_journal_and_commits_while_the_index_is_dropped_goes_through(before_015: str) -> None:
-    """A write that read todo_changes (015's DROP INDEX then waits for it)
-    and journals a member's entry at its commit (the journal's lock, which
-    015 holds to its end): both commit, the entry with its row. With the
-    DROP INDEX in 015, a deadlock rolled the migration back."""
-    with psycopg.connect(before_015, autocommit=True) as setup:
-        setup.execute(f"INSERT INTO people (id, username) VALUES ('{VIEWER}', 'viewer')")
-    with psycopg.connect(before_015) as writer, ThreadPoolExecutor(1) as pool:
-        writer.execute("SELECT count(*) FROM todo_changes")
-        writer.execute(f"INSERT INTO list_members VALUES ('{INBOX}', '{VIEWER}', 'viewer')")
-        migrating = pool.submit(migrate, before_015)
-        wait_until(lambda: _waiters(before_015) == 1)
-        writer.commit()
-        assert migrating.result(timeout=30) == MIGRATIONS
-    with psycopg.connect(before_015, autocommit=True) as conn:
-        _members(conn)
-        assert conn.execute(_JOINED).fetchone() == (1,)
