@@ -68,6 +68,8 @@ UNPARSABLE = "Failed to parse message"
 # The acknowledgement without a payload, as the view's encode_json encodes it
 # (tests/internals/test_strawberry_transport_ws.py).
 _ACK = orjson.dumps({"type": "connection_ack"})
+# PROTOCOL.md's every message: an object with a string type.
+NOT_A_MESSAGE = "a message is an object with a string type"
 # Strawberry's refusals of a message that is not text, or not JSON.
 NOT_TEXT = "WebSocket message type must be text"
 NOT_JSON = "WebSocket message must be valid JSON"
@@ -175,11 +177,16 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         # subscribe payload of the wrong shape would end the connection with
         # 1011 or leave the operation unanswered. graphql-ws's PROTOCOL.md:
         # a message of an unspecified format closes the socket with 4400.
-        problem = _malformed_transport(message)
-        if problem is not None:
-            return await self.handle_invalid_message(problem)
+        kind = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(kind, str):
+            return await self.handle_invalid_message(NOT_A_MESSAGE)
+        # A connection_init's payload is checked as Strawberry reads it: no
+        # more to check here (a call fewer an open).
+        if kind != "connection_init":
+            problem = _malformed_transport(message, kind)
+            if problem is not None:
+                return await self.handle_invalid_message(problem)
         # Strawberry's dispatch, a subscribe first (the most frequent).
-        kind = message["type"]
         try:
             if kind == "subscribe":
                 await self.handle_subscribe(message)
@@ -423,14 +430,12 @@ class _Broadcast:
             metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).n -= 1
 
 
-def _malformed_transport(message: object) -> str | None:
-    """What is wrong with a graphql-transport-ws message, by the formats of
+def _malformed_transport(message: dict[str, Any], kind: str) -> str | None:
+    """What is wrong with a graphql-transport-ws message of this type (an
+    object with a string type: NOT_A_MESSAGE otherwise), by the formats of
     graphql-ws's PROTOCOL.md, as far as Strawberry does not check it itself
     (connection_init's payload, unknown types, a missing field); None when
     it may go on."""
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        return "a message is an object with a string type"
-    kind = message["type"]
     if kind in ("ping", "pong") and message.get("payload") is not None and not isinstance(message["payload"], dict):
         return f"{kind} payload must be an object or null"
     if kind not in ("subscribe", "complete"):
