@@ -178,9 +178,31 @@ class HttpProtocol(HttpToolsProtocol):
         # uvicorn asks three times of an upgrade (its head complete, its
         # message complete, httptools stopping at it), each time walking the
         # headers and splitting Connection's: here once per request's headers.
-        if self._upgrade_of is not self.headers:
-            self._upgrade_of, self._upgrade = self.headers, super()._should_upgrade()
+        headers = self.headers
+        if self._upgrade_of is not headers:
+            self._upgrade_of, self._upgrade = headers, self._asks_websocket(headers)
         return self._upgrade
+
+    def _asks_websocket(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """uvicorn's `_should_upgrade` (its `_get_upgrade`, the Connection
+        header's tokens by a comprehension, and `_should_upgrade_to_ws`: four
+        calls a request) in one: the last Upgrade is websocket, the last
+        Connection has an `upgrade` token, and a WebSocket protocol is set
+        (tests/internals/test_uvicorn_upgrade.py compares the two)."""
+        connection = upgrade = None
+        for name, value in headers:
+            if name == b"connection":
+                connection = value
+            elif name == b"upgrade":
+                upgrade = value
+        return (
+            upgrade is not None
+            and upgrade.lower() == b"websocket"
+            and connection is not None
+            # Each token stripped as uvicorn strips it, by bytes.strip in C.
+            and b"upgrade" in map(bytes.strip, connection.lower().split(b","))
+            and self.ws_protocol_class is not None
+        )
 
     def on_headers_complete(self) -> None:
         self._disarm()
