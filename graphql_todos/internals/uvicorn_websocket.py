@@ -259,6 +259,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.handshake_initiated = True
         self._accept = accept
         raw_path, _, query_string = target.partition(b"?")
+        path = raw_path.decode("ascii")
         # A tuple (of strings: the collector stops tracking it), where
         # uvicorn's list is one more object per open socket for it to walk.
         # (Made from a list: a generator into tuple() is twice as slow.)
@@ -276,7 +277,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             "server": self.server,
             "client": self.client,
             "root_path": self.root_path,
-            "path": self.root_path + unquote(raw_path.decode("ascii")),
+            # unquote hands back a path with no escape as it is: not called
+            # for one (a call an open).
+            "path": self.root_path + (unquote(path) if "%" in path else path),
             "raw_path": self.root_path.encode("ascii") + raw_path,
             "query_string": query_string,
             "headers": headers,
