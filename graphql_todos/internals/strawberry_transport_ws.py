@@ -140,7 +140,12 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         (the server's are websocket.receive and websocket.disconnect) and sets
         the client state DISCONNECTED on a disconnect; the view is a
         JsonIntake, whose `decode_json` calls its `loads`."""
-        self.on_request_accepted()
+        # Strawberry's `on_request_accepted` starts the init deadline: here a
+        # timer (strawberry_sockets.init_timer's) on the loop found once, not
+        # a sleeping task, without the method's call.
+        self._init_timer = self.loop.call_later(
+            self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired
+        )
         websocket = self.socket
         # Starlette's `receive` once connected, without its coroutine (a
         # frame per message) and its check of the message's type: the ASGI
@@ -200,12 +205,6 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 await self.handle_invalid_message(f"Unknown message type: {kind}")
         except KeyError:
             await self.handle_invalid_message(UNPARSABLE)
-
-    def on_request_accepted(self) -> None:
-        # strawberry_sockets.init_timer's timer, on the loop found once.
-        self._init_timer = self.loop.call_later(
-            self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired
-        )
 
     def _connection_init_expired(self) -> None:
         if self.connection_init_received:
