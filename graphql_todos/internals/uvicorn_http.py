@@ -329,7 +329,9 @@ _WATCHES: weakref.WeakKeyDictionary[ServerState, dict[float, HeadWatch]] = weakr
 
 def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: float) -> HeadWatch:
     """The watch of `server`'s connections (on `loop`) whose heads must arrive within `seconds`."""
-    watches = _WATCHES.get(server)
+    # What the WeakKeyDictionary's `get` does, without its Python call at
+    # every connection (tests/internals/test_uvicorn_keepalive.py pins it).
+    watches = _WATCHES.data.get(weakref.ref(server))
     if watches is None:
         watches = _WATCHES[server] = {}
     found = watches.get(seconds)
