@@ -262,13 +262,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         path = raw_path.decode("ascii")
         # A tuple (of strings: the collector stops tracking it), where
         # uvicorn's list is one more object per open socket for it to walk.
-        # (Made from a list: a generator into tuple() is twice as slow.)
-        subprotocols = tuple([
-            token.strip()
-            for name, value in headers
-            if name == b"sec-websocket-protocol"
-            for token in value.decode("ascii", "surrogateescape").split(",")
-        ])
+        # (Made from a list: a generator into tuple() is twice as slow; the
+        # tokens stripped by str.strip in C, not a comprehension's call.)
+        offered: list[str] = []
+        for name, value in headers:
+            if name == b"sec-websocket-protocol":
+                offered += map(str.strip, value.decode("ascii", "surrogateescape").split(","))
+        subprotocols = tuple(offered)
         self.scope = {
             "type": "websocket",
             "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
