@@ -55,6 +55,7 @@ from graphql_todos.internals.strawberry_sockets import (
     malformed_operation,
     stalled_adapter,
 )
+from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake
 
 # Strawberry's answers (tests/internals/test_strawberry_transport_ws.py finds
 # each in its source): close codes and reasons, and the limit's error.
@@ -151,8 +152,10 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         # frame per message) and its check of the message's type: the ASGI
         # server's receive, the client's state set as it sets it.
         receive = websocket._receive
-        # What the view's decode_json calls, without its call a message.
-        decode = self.view.loads
+        # What the view's decode_json calls, without its call a message (the
+        # view is a JsonIntake, graphql/view.py; not cast(): a call an open).
+        intake: JsonIntake = self.view  # type: ignore[assignment]
+        decode = intake.loads
         try:
             while websocket.application_state is not WebSocketState.DISCONNECTED:
                 message = await receive()
@@ -267,7 +270,9 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             # Written as encoded once (send_json's direct write), without the
             # message's encoding an open (five calls); sent as any other
             # message when it cannot be written now.
-            if not self.websocket.write_encoded(_ACK):
+            # The view's adapter is ours (graphql/view.py; not cast()).
+            adapter: BoundedSendAdapter = self.websocket  # type: ignore[assignment]
+            if not adapter.write_encoded(_ACK):
                 await self.send_message({"type": "connection_ack"})
         else:
             await self.send_message({"type": "connection_ack", "payload": ack_payload})

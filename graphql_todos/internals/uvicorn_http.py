@@ -331,7 +331,7 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
     """The watch of `server`'s connections (on `loop`) whose heads must arrive within `seconds`."""
     # What the WeakKeyDictionary's `get` does, without its Python call at
     # every connection (tests/internals/test_uvicorn_keepalive.py pins it).
-    watches = _WATCHES.data.get(weakref.ref(server))
+    watches = _WATCHES.data.get(weakref.ref(server))  # type: ignore[attr-defined]
     if watches is None:
         watches = _WATCHES[server] = {}
     found = watches.get(seconds)

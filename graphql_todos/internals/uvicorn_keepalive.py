@@ -142,7 +142,7 @@ def pinger(loop: asyncio.AbstractEventLoop, interval: float, timeout: float | No
     # reference with a callback each time, its get only a plain one (shared).
     # What the WeakKeyDictionary's `get` does, without its Python call
     # (tests/internals/test_uvicorn_keepalive.py pins it).
-    pingers = _PINGERS.data.get(weakref.ref(loop))
+    pingers = _PINGERS.data.get(weakref.ref(loop))  # type: ignore[attr-defined]
     if pingers is None:
         pingers = _PINGERS[loop] = {}
     found = pingers.get((interval, timeout))
