@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import orjson
 from graphql import GraphQLError
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -117,7 +117,14 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
     if b"origin" in dict(websocket.scope["headers"]) and not view._check_websocket_origin(websocket):
         await view.reject_websocket(websocket)
         return
-    await websocket.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
+    # Starlette's `accept` (its `receive` of the connect, then its `send` of
+    # the accept, each checking and moving its state) inline: three calls an
+    # open. The WebSocket is new, both states CONNECTING.
+    connect = await websocket._receive()
+    if connect["type"] != "websocket.connect":
+        raise RuntimeError(f'Expected ASGI message "websocket.connect", but got {connect["type"]!r}')
+    websocket.client_state = websocket.application_state = WebSocketState.CONNECTED
+    await websocket._send({"type": "websocket.accept", "subprotocol": GRAPHQL_TRANSPORT_WS_PROTOCOL, "headers": []})
     adapter = view.websocket_adapter_class(view, websocket, websocket)
     context = await view.get_context(websocket, response=websocket)
     await view.graphql_transport_ws_handler_class(
@@ -147,8 +154,8 @@ def stalled_adapter(adapter: object) -> BoundedSendAdapter:
     return adapter
 
 
-def json_string(value: str) -> bytes:
-    return orjson.dumps(value)
+# A string as JSON: orjson's own function, not a wrapper's call an open.
+json_string: Callable[[str], bytes] = orjson.dumps
 
 
 class ConnectionGate(Protocol):

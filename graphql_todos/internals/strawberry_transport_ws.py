@@ -19,11 +19,13 @@ source, and each through a real socket in tests/graphql/test_transport_ws.py).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any
 
+import orjson
 from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
@@ -53,6 +55,7 @@ from graphql_todos.internals.strawberry_sockets import (
     malformed_operation,
     stalled_adapter,
 )
+from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake
 
 # Strawberry's answers (tests/internals/test_strawberry_transport_ws.py finds
 # each in its source): close codes and reasons, and the limit's error.
@@ -63,6 +66,11 @@ UNAUTHORIZED = (4401, "Unauthorized")
 DUPLICATE_ID_CODE = 4409
 LIMIT_REACHED = "Subscription limit reached"
 UNPARSABLE = "Failed to parse message"
+# The acknowledgement without a payload, as the view's encode_json encodes it
+# (tests/internals/test_strawberry_transport_ws.py).
+_ACK = orjson.dumps({"type": "connection_ack"})
+# PROTOCOL.md's every message: an object with a string type.
+NOT_A_MESSAGE = "a message is an object with a string type"
 # Strawberry's refusals of a message that is not text, or not JSON.
 NOT_TEXT = "WebSocket message type must be text"
 NOT_JSON = "WebSocket message must be valid JSON"
@@ -76,7 +84,9 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
     cancelling and awaiting `connection_init_timeout_task`, if set);
     `run_operation(operation)` runs a document to its end, and its
     Operation's `send_operation_message` sends `complete` or `error` once,
-    forgetting the id first; `_task_done` retrieves a task's exception;
+    forgetting the id first, and ends an exception itself (logged with
+    `handle_task_exception`, `complete` sent, the id forgotten) before
+    raising it again; `_task_done` retrieves a task's exception;
     `handle_invalid_message(reason)` closes 4400. The view is ours
     (graphql/view.py: a `fanout`, `connection_allowed` and `hold`).
 
@@ -129,13 +139,23 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         Assumes: the WebSocket is accepted (its client state CONNECTED), where
         Starlette's `receive` awaits its `_receive` and only checks the type
         (the server's are websocket.receive and websocket.disconnect) and sets
-        the client state DISCONNECTED on a disconnect."""
-        self.on_request_accepted()
+        the client state DISCONNECTED on a disconnect; the view is a
+        JsonIntake, whose `decode_json` calls its `loads`."""
+        # Strawberry's `on_request_accepted` starts the init deadline: here a
+        # timer (strawberry_sockets.init_timer's) on the loop found once, not
+        # a sleeping task, without the method's call.
+        self._init_timer = self.loop.call_later(
+            self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired
+        )
         websocket = self.socket
         # Starlette's `receive` once connected, without its coroutine (a
         # frame per message) and its check of the message's type: the ASGI
         # server's receive, the client's state set as it sets it.
         receive = websocket._receive
+        # What the view's decode_json calls, without its call a message (the
+        # view is a JsonIntake, graphql/view.py; not cast(): a call an open).
+        intake: JsonIntake = self.view  # type: ignore[assignment]
+        decode = intake.loads
         try:
             while websocket.application_state is not WebSocketState.DISCONNECTED:
                 message = await receive()
@@ -146,7 +166,7 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 if text is None:
                     return await self.handle_invalid_message(NOT_TEXT)
                 try:
-                    decoded = self.view.decode_json(text)
+                    decoded = decode(text)
                 except JSONDecodeError:
                     return await self.handle_invalid_message(NOT_JSON)
                 await self.handle_message(decoded)
@@ -165,11 +185,16 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         # subscribe payload of the wrong shape would end the connection with
         # 1011 or leave the operation unanswered. graphql-ws's PROTOCOL.md:
         # a message of an unspecified format closes the socket with 4400.
-        problem = _malformed_transport(message)
-        if problem is not None:
-            return await self.handle_invalid_message(problem)
+        kind = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(kind, str):
+            return await self.handle_invalid_message(NOT_A_MESSAGE)
+        # A connection_init's payload is checked as Strawberry reads it: no
+        # more to check here (a call fewer an open).
+        if kind != "connection_init":
+            problem = _malformed_transport(message, kind)
+            if problem is not None:
+                return await self.handle_invalid_message(problem)
         # Strawberry's dispatch, a subscribe first (the most frequent).
-        kind = message["type"]
         try:
             if kind == "subscribe":
                 await self.handle_subscribe(message)
@@ -183,12 +208,6 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 await self.handle_invalid_message(f"Unknown message type: {kind}")
         except KeyError:
             await self.handle_invalid_message(UNPARSABLE)
-
-    def on_request_accepted(self) -> None:
-        # strawberry_sockets.init_timer's timer, on the loop found once.
-        self._init_timer = self.loop.call_later(
-            self.connection_init_wait_timeout.total_seconds(), self._connection_init_expired
-        )
 
     def _connection_init_expired(self) -> None:
         if self.connection_init_received:
@@ -248,7 +267,13 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             except ConnectionRejectionError:
                 return await self.websocket.close(*FORBIDDEN)
         if isinstance(ack_payload, UnsetType):
-            await self.send_message({"type": "connection_ack"})
+            # Written as encoded once (send_json's direct write), without the
+            # message's encoding an open (five calls); sent as any other
+            # message when it cannot be written now.
+            # The view's adapter is ours (graphql/view.py; not cast()).
+            adapter: BoundedSendAdapter = self.websocket  # type: ignore[assignment]
+            if not adapter.write_encoded(_ACK):
+                await self.send_message({"type": "connection_ack"})
         else:
             await self.send_message({"type": "connection_ack", "payload": ack_payload})
         self.connection_acknowledged = True
@@ -278,13 +303,19 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             except RequestError as exc:
                 return await self.send_message({"id": op_id, "type": "error", "payload": [request_error(exc).formatted]})
         operation = Operation(self, op_id, query, payload.get("variables"), payload.get("operationName"))
-        # The task copies the context as it is made: the extensions' with it.
-        token = OPERATION_EXTENSIONS.set(extensions)
-        try:
-            operation.task = task = self.loop.create_task(self.run_operation(operation))
-        finally:
-            OPERATION_EXTENSIONS.reset(token)
-        task.add_done_callback(self._task_done)
+        # No done callback (Strawberry's `_task_done`, which retrieves an
+        # exception: four calls a subscribe): run_operation ends every one.
+        if extensions is None:
+            # The receive loop's context holds none (OPERATION_EXTENSIONS'
+            # default): the task's copy of it has none either.
+            operation.task = self.loop.create_task(self.run_operation(operation))
+        else:
+            # The task copies the context as it is made: the extensions' with it.
+            token = OPERATION_EXTENSIONS.set(extensions)
+            try:
+                operation.task = self.loop.create_task(self.run_operation(operation))
+            finally:
+                OPERATION_EXTENSIONS.reset(token)
         operations[op_id] = operation
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
@@ -306,7 +337,11 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 await operation.send_initial_errors(refused.errors)
             else:
                 if taken is None:
-                    await super().run_operation(operation)
+                    # Strawberry's run ends an exception itself (logged, the
+                    # client told `complete`, the id forgotten), then raises it
+                    # again for `_task_done` to retrieve: retrieved here.
+                    with contextlib.suppress(Exception):
+                        await super().run_operation(operation)
                 else:
                     prefix = b'{"id":' + json_string(operation.id) + b',"type":"next","payload":'
                     following = taken.attach(prefix, b"}")
@@ -319,6 +354,11 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                         # socket lives, it is a cost only.
                         operation.task = None
                         handed = True  # its count the _Broadcast's now
+        except Exception as error:  # noqa: BLE001 - as Strawberry's run ends one: logged, the client told
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
         finally:
             if not handed:
                 subscriptions.n -= 1
@@ -394,14 +434,12 @@ class _Broadcast:
             metrics.graphql_subscriptions(GRAPHQL_TRANSPORT_WS_PROTOCOL).n -= 1
 
 
-def _malformed_transport(message: object) -> str | None:
-    """What is wrong with a graphql-transport-ws message, by the formats of
+def _malformed_transport(message: dict[str, Any], kind: str) -> str | None:
+    """What is wrong with a graphql-transport-ws message of this type (an
+    object with a string type: NOT_A_MESSAGE otherwise), by the formats of
     graphql-ws's PROTOCOL.md, as far as Strawberry does not check it itself
     (connection_init's payload, unknown types, a missing field); None when
     it may go on."""
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        return "a message is an object with a string type"
-    kind = message["type"]
     if kind in ("ping", "pong") and message.get("payload") is not None and not isinstance(message["payload"], dict):
         return f"{kind} payload must be an object or null"
     if kind not in ("subscribe", "complete"):

@@ -50,8 +50,18 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
     _closing: asyncio.Task[None] | None = None
 
     def __init__(self, view: Any, request: WebSocket, response: WebSocket) -> None:
-        super().__init__(view, request, response)
+        # What Strawberry's two `__init__`s set (the view, and the response
+        # as `ws`), without their two calls an open
+        # (tests/internals/test_strawberry_view.py compares them).
+        self.view = view
+        self.ws = response
         self._write = open_write(response)
+
+    def write_encoded(self, encoded: bytes) -> bool:
+        """send_json's write straight to the transport, of a message the
+        caller encoded once as the view's `encode_json` does (an
+        acknowledgement): True when written; False, send_json it."""
+        return self._write is not None and self.ws.application_state is WebSocketState.CONNECTED and self._write(encoded)
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         if self._write is not None and self.ws.application_state is WebSocketState.CONNECTED:

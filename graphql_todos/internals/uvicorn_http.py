@@ -178,9 +178,31 @@ class HttpProtocol(HttpToolsProtocol):
         # uvicorn asks three times of an upgrade (its head complete, its
         # message complete, httptools stopping at it), each time walking the
         # headers and splitting Connection's: here once per request's headers.
-        if self._upgrade_of is not self.headers:
-            self._upgrade_of, self._upgrade = self.headers, super()._should_upgrade()
+        headers = self.headers
+        if self._upgrade_of is not headers:
+            self._upgrade_of, self._upgrade = headers, self._asks_websocket(headers)
         return self._upgrade
+
+    def _asks_websocket(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """uvicorn's `_should_upgrade` (its `_get_upgrade`, the Connection
+        header's tokens by a comprehension, and `_should_upgrade_to_ws`: four
+        calls a request) in one: the last Upgrade is websocket, the last
+        Connection has an `upgrade` token, and a WebSocket protocol is set
+        (tests/internals/test_uvicorn_upgrade.py compares the two)."""
+        connection = upgrade = None
+        for name, value in headers:
+            if name == b"connection":
+                connection = value
+            elif name == b"upgrade":
+                upgrade = value
+        return (
+            upgrade is not None
+            and upgrade.lower() == b"websocket"
+            and connection is not None
+            # Each token stripped as uvicorn strips it, by bytes.strip in C.
+            and b"upgrade" in map(bytes.strip, connection.lower().split(b","))
+            and self.ws_protocol_class is not None
+        )
 
     def on_headers_complete(self) -> None:
         self._disarm()
@@ -307,7 +329,9 @@ _WATCHES: weakref.WeakKeyDictionary[ServerState, dict[float, HeadWatch]] = weakr
 
 def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: float) -> HeadWatch:
     """The watch of `server`'s connections (on `loop`) whose heads must arrive within `seconds`."""
-    watches = _WATCHES.get(server)
+    # What the WeakKeyDictionary's `get` does, without its Python call at
+    # every connection (tests/internals/test_uvicorn_keepalive.py pins it).
+    watches = _WATCHES.data.get(weakref.ref(server))  # type: ignore[attr-defined]
     if watches is None:
         watches = _WATCHES[server] = {}
     found = watches.get(seconds)

@@ -140,7 +140,9 @@ def pinger(loop: asyncio.AbstractEventLoop, interval: float, timeout: float | No
     """The pinger of `loop` for connections pinged every `interval` with `timeout`."""
     # Asked at every open: a WeakKeyDictionary's setdefault makes a weak
     # reference with a callback each time, its get only a plain one (shared).
-    pingers = _PINGERS.get(loop)
+    # What the WeakKeyDictionary's `get` does, without its Python call
+    # (tests/internals/test_uvicorn_keepalive.py pins it).
+    pingers = _PINGERS.data.get(weakref.ref(loop))  # type: ignore[attr-defined]
     if pingers is None:
         pingers = _PINGERS[loop] = {}
     found = pingers.get((interval, timeout))

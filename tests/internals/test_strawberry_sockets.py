@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 from starlette.types import Message, Scope
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -128,3 +128,47 @@ def test_strawberrys_origin_check_passes_a_socket_without_origin_which_serve_soc
     foreign = socket(host, (b"origin", b"https://evil.example"))
     asyncio.run(_serve_transport_ws(Refusing(strawberry.Schema(query=_Query)), foreign))
     assert rejected == [foreign]
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(*_: object) -> None:
+    raise _Stop
+
+
+async def _accepted(accept: Any, first: Message) -> tuple[object, ...]:
+    """What `accept` sends, and the states it leaves, on a new WebSocket whose first message is `first`."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return first
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    websocket = WebSocket({"type": "websocket", "path": "/graphql", "headers": []}, receive, send)
+    try:
+        await accept(websocket)
+    except RuntimeError as refused:
+        return (str(refused),)
+    return sent, websocket.client_state, websocket.application_state
+
+
+def test_serve_transport_ws_accepts_as_starlette_s_accept_does() -> None:
+    async def ours(websocket: WebSocket) -> None:
+        # The view's adapter, the step after the accept, stops it there.
+        view: Any = type("View", (), {"websocket_adapter_class": staticmethod(_stop)})()
+        try:
+            await _serve_transport_ws(view, websocket)
+        except _Stop:
+            return
+
+    async def starlette_s(websocket: WebSocket) -> None:
+        await websocket.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
+
+    for first in ({"type": "websocket.connect"}, {"type": "websocket.receive", "text": "{}"}):
+        assert asyncio.run(_accepted(ours, first)) == asyncio.run(_accepted(starlette_s, first))
+    assert asyncio.run(_accepted(ours, {"type": "websocket.connect"}))[1:] == (
+        WebSocketState.CONNECTED, WebSocketState.CONNECTED)

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.internals.strawberry_sockets import TOO_MANY_INITS_CODE, TOO_MANY_INITS_REASON, init_timer
 from graphql_todos.internals.strawberry_transport_ws import (
+    _ACK,
     DUPLICATE_ID_CODE,
     FORBIDDEN,
     INVALID_INIT_PAYLOAD,
@@ -59,6 +60,16 @@ def test_transport_ws_cancels_and_awaits_whatever_task_an_operation_holds_when_i
     assert "tasks = [op.task for op in self.operations.values() if op.task]" in shutdown
     assert shutdown.index("self.cleanup_operation(operation_id)") < shutdown.index("await task")
     assert "task.exception()" in inspect.getsource(BaseGraphQLTransportWSHandler._task_done)
+    # Its run ends an exception itself, then raises it for `_task_done` (ours retrieves it).
+    ends = _lines(
+        BaseGraphQLTransportWSHandler.run_operation,
+        "except Exception as error:",
+        "await self.handle_task_exception(error)",
+        '{"id": operation.id, "type": "complete"}',
+        "self.operations.pop(operation.id, None)",
+        "raise",
+    )
+    assert ends == sorted(ends)
     # The init timeout's close, as a task: cancelled and awaited at shutdown.
     assert "self.connection_init_timeout_task.cancel()" in shutdown
     assert "await self.connection_init_timeout_task" in shutdown
@@ -193,7 +204,7 @@ def test_the_receive_loop_ends_at_a_disconnect_leaving_the_client_state_as_starl
 
         websocket = WebSocket({"type": "websocket", "path": "/graphql", "headers": []}, receive, send)
         websocket.client_state = websocket.application_state = WebSocketState.CONNECTED
-        view = SimpleNamespace(decode_json=json.loads)
+        view = SimpleNamespace(loads=json.loads)  # a JsonIntake's decoder
         await GatedTransportWs(
             view=view, websocket=ASGIWebSocketAdapter(view, websocket, websocket),  # type: ignore[arg-type]
             context={}, root_value=None,
@@ -297,7 +308,8 @@ def test_on_ws_connect_is_asked_only_of_a_view_that_overrides_strawberry_s() -> 
         async def close(code: int, reason: str) -> None:
             said.append((code, reason))
 
-        adapter = SimpleNamespace(ws=None, send_json=send_json, close=close)
+        # An acknowledgement not written now is sent as any other message.
+        adapter = SimpleNamespace(ws=None, send_json=send_json, close=close, write_encoded=lambda encoded: False)
         handler = GatedTransportWs(view, adapter, {}, None, None, timedelta(seconds=3))  # type: ignore[arg-type]
         await handler.handle_message({"type": "connection_init"})
         return said
@@ -305,3 +317,34 @@ def test_on_ws_connect_is_asked_only_of_a_view_that_overrides_strawberry_s() -> 
     assert asyncio.run(answer(Acknowledges())) == [{"type": "connection_ack", "payload": {"hello": 1}}]  # type: ignore[abstract]
     assert asyncio.run(answer(Rejects())) == [FORBIDDEN]  # type: ignore[abstract]
     assert asyncio.run(answer(Default())) == [{"type": "connection_ack"}]  # type: ignore[abstract]
+
+
+def test_the_acknowledgement_is_written_as_the_view_encodes_it() -> None:
+    assert _ACK == TodoGraphQL.encode_json(None, {"type": "connection_ack"}).encode()  # type: ignore[arg-type]
+
+
+def test_a_subscribe_task_ends_an_exception_of_ours_as_strawberry_s_run_does(caplog: pytest.LogCaptureFixture) -> None:
+    # No done callback retrieves it: the task ends with none, the failure
+    # logged, the client told `complete`, the id free again.
+    async def run() -> tuple[list[object], BaseException | None, dict[str, Any]]:
+        said: list[object] = []
+
+        async def send_json(message: object) -> None:
+            said.append(message)
+
+        async def take(*_: object) -> None:
+            raise RuntimeError("the fan-out failed")
+
+        view = SimpleNamespace(fanout=SimpleNamespace(take=take))
+        adapter = SimpleNamespace(ws=None, send_json=send_json)
+        handler = GatedTransportWs(view, adapter, {}, None, None, timedelta(seconds=3))  # type: ignore[arg-type]
+        handler.connection_acknowledged = True
+        await handler.handle_subscribe({"id": "1", "type": "subscribe", "payload": {"query": CHANGES}})
+        task = handler.operations["1"].task
+        assert task is not None
+        await asyncio.wait([task])
+        return said, task.exception(), handler.operations
+
+    said, exception, operations = asyncio.run(run())
+    assert (said, exception, operations) == ([{"id": "1", "type": "complete"}], None, {})
+    assert "the fan-out failed" in caplog.text

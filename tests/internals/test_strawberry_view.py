@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -17,7 +18,7 @@ from graphql_todos.edge import json_intake
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.graphql.schema import build_schema
 from graphql_todos.graphql.view import TodoGraphQL
-from graphql_todos.internals.strawberry_view import JsonIntake, MultipartSubscriptions
+from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake, MultipartSubscriptions
 
 
 def test_the_view_sends_a_stream_transports_headers() -> None:
@@ -82,3 +83,12 @@ def test_strawberrys_view_hands_its_adapter_starlettes_websocket() -> None:
     assert "self.websocket_adapter_class(self, request, websocket_response)" in inspect.getsource(AsyncBaseHTTPView.run)
     assert "self.ws = response" in inspect.getsource(ASGIWebSocketAdapter.__init__)
     assert "encoded_data = self.view.encode_json(message)" in inspect.getsource(ASGIWebSocketAdapter.send_json)
+
+
+def test_our_adapter_sets_what_strawberry_s_init_sets() -> None:
+    view, websocket = object(), SimpleNamespace(_receive=None)
+    theirs = BoundedSendAdapter.__new__(BoundedSendAdapter)
+    ASGIWebSocketAdapter.__init__(theirs, view, websocket, websocket)  # type: ignore[arg-type]
+    ours = vars(BoundedSendAdapter(view, websocket, websocket))  # type: ignore[arg-type]
+    assert {name: ours[name] for name in vars(theirs)} == vars(theirs)
+    assert set(ours) - set(vars(theirs)) == {"_write"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -199,3 +200,15 @@ def test_uvicorn_keeps_alive_only_through_what_our_protocol_overrides() -> None:
     assert "self.handle_pong(event)" in source
     timeout = inspect.getsource(WebSocketsSansIOProtocol.keepalive_timeout)
     assert 'self.conn.fail(1011, "keepalive ping timeout")' in timeout and "self.transport.close()" in timeout
+
+
+def test_a_weak_key_dictionary_s_get_is_a_get_of_its_data_by_a_weak_reference() -> None:
+    # pinger and uvicorn_http.head_watch read `data` so, asked at every open.
+    assert "return self.data.get(ref(key),default)" in inspect.getsource(weakref.WeakKeyDictionary.get)
+    loops = [asyncio.new_event_loop(), asyncio.new_event_loop()]
+    try:
+        first, again, other = (pinger(loop, INTERVAL, TIMEOUT) for loop in (loops[0], loops[0], loops[1]))
+        assert first is again and other is not first and first.loop is loops[0]
+    finally:
+        for loop in loops:
+            loop.close()

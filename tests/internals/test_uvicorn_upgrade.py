@@ -563,3 +563,32 @@ def test_uvicorn_asks_for_an_upgrade_only_once_a_head_is_complete() -> None:
         HttpToolsProtocol._get_upgrade)
     assert "except httptools.HttpParserUpgrade:\n            if self._should_upgrade():" in inspect.getsource(
         HttpToolsProtocol.data_received)
+
+
+_CONNECTION_UPGRADE = (b"connection", b"Upgrade")
+
+
+@pytest.mark.parametrize("headers", [
+    [],
+    [(b"upgrade", b"websocket"), _CONNECTION_UPGRADE],
+    [(b"upgrade", b"WebSocket"), (b"connection", b"keep-alive, Upgrade")],
+    [(b"upgrade", b"websocket"), (b"connection", b"keep-alive,\tupgrade \x0b")],
+    [(b"upgrade", b"websocket"), (b"connection", b"upgrades")],
+    [(b"upgrade", b"websocket"), (b"connection", b"keep-alive")],
+    [(b"upgrade", b"h2c"), _CONNECTION_UPGRADE],
+    [(b"upgrade", b"websocket")],
+    [_CONNECTION_UPGRADE],
+    [(b"upgrade", b"websocket"), _CONNECTION_UPGRADE, (b"connection", b"close")],
+    [(b"upgrade", b"websocket"), (b"connection", b"close"), _CONNECTION_UPGRADE],
+    [(b"upgrade", b"websocket"), (b"upgrade", b"h2c"), _CONNECTION_UPGRADE],
+    [(b"upgrade", b"h2c"), (b"upgrade", b"websocket"), _CONNECTION_UPGRADE],
+    [(b"upgrade", b" websocket"), _CONNECTION_UPGRADE],
+    [(b"upgrade", b"websocket"), (b"connection", b"")],
+])
+@pytest.mark.parametrize("ws_protocol_class", [WebSocketProtocol, None])
+def test_our_upgrade_question_answers_as_uvicorn_s(headers: list[tuple[bytes, bytes]], ws_protocol_class: object) -> None:
+    protocol = HttpProtocol.__new__(HttpProtocol)
+    protocol.headers = headers
+    protocol.ws_protocol_class = ws_protocol_class  # type: ignore[assignment]
+    assert protocol._asks_websocket(headers) is HttpToolsProtocol._should_upgrade(protocol)
+    assert protocol._should_upgrade() is HttpToolsProtocol._should_upgrade(protocol)
