@@ -5,6 +5,7 @@ nothing here commits or validates."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any, Self
@@ -439,18 +440,28 @@ async def write_together(conn: AsyncConnection[Any], batch: list[Together]) -> l
     once = all(write.single for write in batch) and len(set(named)) == len(named)
     steps = []
     keyed = False
-    async with conn.pipeline(), conn.transaction():
-        for statement in _TOGETHER:
-            await conn.execute(statement)
-        base = await conn.execute(_TOGETHER_SET, {"wait": TOGETHER_LOCK_WAIT})
-        for write in batch:
-            if keyed and not write.numbered:
-                await conn.execute(_UNKEYED)
-            keyed = write.numbered
-            rows = conn.cursor() if write.numbered else conn.cursor(row_factory=_todo_rows)
-            await rows.execute(write.statement, write.params)
-            steps.append((write, rows, None if once else await conn.execute(_NEWEST)))
-        entries = await conn.execute(_ENTRIES) if once else None
+    async with conn.pipeline() as pipeline, conn.transaction():
+        try:
+            for statement in _TOGETHER:
+                await conn.execute(statement)
+            base = await conn.execute(_TOGETHER_SET, {"wait": TOGETHER_LOCK_WAIT})
+            for write in batch:
+                if keyed and not write.numbered:
+                    await conn.execute(_UNKEYED)
+                keyed = write.numbered
+                rows = conn.cursor() if write.numbered else conn.cursor(row_factory=_todo_rows)
+                await rows.execute(write.statement, write.params)
+                steps.append((write, rows, None if once else await conn.execute(_NEWEST)))
+            entries = await conn.execute(_ENTRIES) if once else None
+        except psycopg.Error:
+            # A statement's error read before the block's end (its result
+            # came back while later ones were sent): the server skips what
+            # follows up to a Sync, the transaction's ROLLBACK too, and
+            # psycopg's exit of the pipeline logged that as a WARNING
+            # ("pipeline aborted"). The Sync first: the ROLLBACK then runs.
+            with contextlib.suppress(psycopg.Error):
+                await pipeline.sync()
+            raise
     try:
         return await _answers(int((await base.fetchone())[-1]), steps, entries)  # type: ignore[index]
     except psycopg.Error as exc:

@@ -35,7 +35,7 @@ from tests.decoded import journaled, sequenced
 from tests.helpers import wait_until
 
 PEOPLE = (LOCAL, VIEWER, EDITOR)
-# What a database at 014 is migrated by: the table, then the index dropped.
+# What a database at 014 is migrated by first: the table, then the index dropped.
 MIGRATIONS = ["015_journal_members_table.sql", "016_journal_membership_index_dropped.sql"]
 
 
@@ -164,7 +164,7 @@ def test_a_database_switched_to_decoded_before_015_comes_back_with_its_writers(d
         with conn.transaction():
             conn.execute(TO_DECODED)
         stagers = [conn.execute(functions, (f,)).fetchone() for f in names[1:]]
-        assert migrate(before_015) == MIGRATIONS
+        assert migrate(before_015)[: len(MIGRATIONS)] == MIGRATIONS
         assert [conn.execute(functions, (f,)).fetchone() for f in names[1:]] == stagers
         assert all("journal_stage" in stager[0] for stager in stagers)  # type: ignore[index]
         (restore,) = conn.execute("SELECT restore FROM journal_mode").fetchone()  # type: ignore[misc]
@@ -182,7 +182,7 @@ def test_a_database_switched_to_decoded_before_015_comes_back_with_its_writers(d
 def test_015_keeps_the_entries_written_before_it_findable(before_015: str) -> None:
     run_writes(before_015, SIDE_WRITES)
     with psycopg.connect(before_015, autocommit=True) as conn:
-        assert migrate(before_015) == MIGRATIONS
+        assert migrate(before_015)[: len(MIGRATIONS)] == MIGRATIONS
         assert _members(conn) >= 8
         _readers(conn)
         indexes = {name for (name,) in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'todo_changes'")}
@@ -231,7 +231,7 @@ def test_a_member_write_open_while_the_migrations_run_commits_with_its_row(
         migrating = pool.submit(migrate, before_015)
         wait_until(lambda: _waiters(before_015) == 1)
         writer.commit()
-        assert migrating.result(timeout=30) == MIGRATIONS
+        assert migrating.result(timeout=30)[: len(MIGRATIONS)] == MIGRATIONS
     with psycopg.connect(before_015, autocommit=True) as conn:
         _members(conn)
         assert conn.execute(_JOINED).fetchone() == (1,)
@@ -254,7 +254,7 @@ def test_a_member_write_waiting_for_015_writes_its_row(before_015: str) -> None:
         writing = pool.submit(writer.execute, f"INSERT INTO list_members VALUES ('{INBOX}', '{EDITOR}', 'viewer')")
         wait_until(lambda: _waiters(before_015) == 2 - migrating.done())
         holder.commit()
-        assert migrating.result(timeout=30) == MIGRATIONS
+        assert migrating.result(timeout=30)[: len(MIGRATIONS)] == MIGRATIONS
         writing.result(timeout=30)
     with psycopg.connect(before_015, autocommit=True) as conn:
         _members(conn)

@@ -5,6 +5,7 @@ cursor; a batch that fails is rolled back and its writes run alone."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Coroutine
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import repository
+from graphql_todos.core import repository, writes
 from graphql_todos.core.database import GatedPool, StatementConnection, connection
 from graphql_todos.core.errors import (
     DatabaseUnavailable,
@@ -26,7 +27,8 @@ from graphql_todos.core.errors import (
 )
 from graphql_todos.core.models import LOCAL_ID, Todo
 from graphql_todos.core.mutations import Key, Receipt, Verdict
-from graphql_todos.core.service import TodoService
+from graphql_todos.core.service import MAX_TITLE_LENGTH, TodoService
+from tests.core.test_database import _create
 
 T = TypeVar("T")
 
@@ -125,6 +127,30 @@ def test_a_refused_write_rolls_its_batch_back_and_each_runs_alone(db_dsn: str) -
     assert titles == ["first", "good 1", "good 2"]  # each applied once
     entries = _entries(db_dsn, [good1.id, good2.id, taken])
     assert [len(found) for found in entries.values()] == [1, 1, 1]
+
+
+def test_a_batch_refused_while_it_is_sent_rolls_back_with_no_warning(
+    db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement's error read while the batch is still being sent (its
+    first write's, many behind it): raised, nothing committed, the
+    connection idle again, and nothing logged by psycopg, where its
+    pipeline's exit logged "error ignored terminating ...: pipeline aborted"
+    (the transaction's ROLLBACK skipped behind the error)."""
+    caplog.set_level(logging.WARNING)
+    too_long = writes.Together.of(writes.TRIGGER.insert, _create("x" * (MAX_TITLE_LENGTH + 1)), None)
+    batch = [too_long, *(writes.Together.of(writes.TRIGGER.insert, _create(f"w{n}"), None) for n in range(50))]
+
+    async def run() -> None:
+        async with _pool(db_dsn) as pool, connection(pool) as conn:
+            with pytest.raises(psycopg.errors.StringDataRightTruncation):
+                await writes.write_together(conn, batch)
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+    asyncio.run(run())
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM todos").fetchone() == (0,)
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("psycopg")] == []
 
 
 def test_a_write_that_finds_no_row_in_a_batch_is_refused_as_alone(db_dsn: str) -> None:
