@@ -1,4 +1,4 @@
-"""sql/018: a TRUNCATE of the journal takes the rows of todo_changes_members
+"""sql/017: a TRUNCATE of the journal takes the rows of todo_changes_members
 (015) with its entries, as retention's DELETE does, so that a person's
 lists at a cursor read no entry that is gone."""
 
