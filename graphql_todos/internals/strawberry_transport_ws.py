@@ -364,7 +364,10 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             await self.handle_task_exception(error)
             with contextlib.suppress(Exception):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
-            self.operations.pop(operation.id, None)
+            # Its own, if still there: the `complete` freed the id before its
+            # send, which may have waited while a subscribe took the id again.
+            if self.operations.get(operation.id) is operation:
+                del self.operations[operation.id]
         finally:
             if not handed:
                 subscriptions.n -= 1
