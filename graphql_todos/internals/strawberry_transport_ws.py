@@ -354,11 +354,20 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                         # socket lives, it is a cost only.
                         operation.task = None
                         handed = True  # its count the _Broadcast's now
+        except WebSocketDisconnected:
+            # The client is gone, or stalled and being closed (a refusal's
+            # `error`, a row stream's `complete`, not sent): nothing to log
+            # nor to tell it; the receive loop's end cleans up. (Strawberry's
+            # `_task_done` retrieved it as silently.)
+            pass
         except Exception as error:  # noqa: BLE001 - as Strawberry's run ends one: logged, the client told
             await self.handle_task_exception(error)
             with contextlib.suppress(Exception):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
-            self.operations.pop(operation.id, None)
+            # Its own, if still there: the `complete` freed the id before its
+            # send, which may have waited while a subscribe took the id again.
+            if self.operations.get(operation.id) is operation:
+                del self.operations[operation.id]
         finally:
             if not handed:
                 subscriptions.n -= 1

@@ -9,6 +9,8 @@ malformed messages (tests/test_bad_input.py), persisted documents
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +22,7 @@ from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
 from tests.gql import CHANGES, TransportWs
-from tests.helpers import BEARER, Server, serving, wait_until
+from tests.helpers import BEARER, Server, errors_logged, serving, wait_until
 
 # Strawberry runs these: the fan-out takes subscriptions only, and plans
 # none with a directive (checked once: this one's task awaits Strawberry's
@@ -166,3 +168,32 @@ def test_the_limit_counts_both_kinds_of_operation_and_a_complete_frees_one(two_p
         ws.complete(strawberry)
         wait_until(lambda: _gauge() == before + 1)
     wait_until(lambda: _gauge() == before)
+
+
+@pytest.fixture
+def impatient(db_dsn: str) -> Iterator[Server]:
+    with serving(db_dsn, send_timeout_seconds=1.0) as server:
+        yield server
+
+
+def test_refusals_to_a_client_that_stopped_reading_close_it_and_log_nothing(impatient: Server) -> None:
+    """A refusal's `error` that times out ends the socket (as any send
+    does): the operation's end, not an error of the server's to log."""
+    sock = socket.socket()
+    # A small receive buffer, a client taking one message at a time: the
+    # refusals (each some 20 kB, naming the operation) fill the buffers.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.connect(("127.0.0.1", impatient.port))
+    with errors_logged() as logged, connect(
+        impatient.ws_url + "/graphql", sock=sock, max_queue=1, subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=5)) == {"type": "connection_ack"}
+        refused = {"query": CHANGES, "operationName": "N" * 20_000}
+        for n in range(300):
+            ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": refused}))
+        time.sleep(2)  # past the send timeout, not reading
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(timeout=5)
+    assert logged == []

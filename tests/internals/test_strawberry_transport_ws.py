@@ -348,3 +348,45 @@ def test_a_subscribe_task_ends_an_exception_of_ours_as_strawberry_s_run_does(cap
     said, exception, operations = asyncio.run(run())
     assert (said, exception, operations) == ([{"id": "1", "type": "complete"}], None, {})
     assert "the fan-out failed" in caplog.text
+
+
+def test_a_failed_subscribe_forgets_its_own_operation_not_one_that_took_its_id_since() -> None:
+    # Its `complete` frees the id before it is sent; a subscribe read while
+    # that send waits may take the id again: that operation stays.
+    async def run() -> tuple[bool, list[object]]:
+        said: list[object] = []
+        sending = asyncio.Event()
+        release = asyncio.Event()
+        calls = 0
+
+        async def send_json(message: object) -> None:
+            said.append(message)
+            sending.set()
+            await release.wait()
+
+        async def take(*_: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("the fan-out failed")
+            await asyncio.Event().wait()  # the second runs on
+
+        view = SimpleNamespace(fanout=SimpleNamespace(take=take))
+        adapter = SimpleNamespace(ws=None, send_json=send_json)
+        handler = GatedTransportWs(view, adapter, {}, None, None, timedelta(seconds=3))  # type: ignore[arg-type]
+        handler.connection_acknowledged = True
+        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": CHANGES}}
+        await handler.handle_subscribe(subscribe)
+        failed = handler.operations["1"].task
+        assert failed is not None
+        await sending.wait()
+        await handler.handle_subscribe(subscribe)
+        second = handler.operations["1"]
+        release.set()
+        await asyncio.wait([failed])
+        kept = handler.operations.get("1") is second
+        await handler.shutdown()
+        return kept, said
+
+    kept, said = asyncio.run(run())
+    assert (kept, said) == (True, [{"id": "1", "type": "complete"}])
