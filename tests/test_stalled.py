@@ -214,3 +214,44 @@ def test_a_stalled_readers_connection_is_gone_within_the_timeouts(server: Server
         for sock in stalled:
             sock.close()
     assert errors == []
+
+
+@pytest.fixture
+def chatty(db_dsn: str) -> Iterator[Server]:
+    srv = make_server(db_dsn, send_timeout_seconds=1.0, keepalive_seconds=0.001)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _shrink_buffers(server: Server, client_port: int) -> None:
+    """The server's end of the client's connection made to hold little (a
+    4 KiB kernel send buffer, a 1 KiB write buffer): a few hundred
+    keepalives fill it, where the defaults take megabytes."""
+
+    def shrink() -> None:
+        assert server._uvicorn is not None
+        (transport,) = (
+            c.transport for c in server._uvicorn.server_state.connections
+            if c.transport.get_extra_info("peername")[1] == client_port
+        )
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        transport.set_write_buffer_limits(high=1024)
+
+    server.call(shrink)
+
+
+def test_a_stalled_restsocket_on_a_quiet_stream_is_closed_with_4408(chatty: Server) -> None:
+    """No change to send, only keepalives: they fill the buffers of a client
+    that stopped reading, and the keepalive that cannot go out within
+    SEND_TIMEOUT_SECONDS ends the stream and closes the socket with 4408, as
+    a change's send does (before, the keepalive's send waited for good)."""
+    with _stalling(chatty, "/api/todos/?after=0") as stalled:
+        wait_until(lambda: chatty.subscriber_count() == 1)
+        _shrink_buffers(chatty, stalled.socket.getsockname()[1])
+        wait_until(lambda: chatty.subscriber_count() == 0, timeout=10)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                assert json.loads(stalled.recv(timeout=10)) == {"op": "keepalive"}
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == ErrorCode.CLIENT_STALLED.close_code
