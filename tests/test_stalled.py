@@ -214,3 +214,96 @@ def test_a_stalled_readers_connection_is_gone_within_the_timeouts(server: Server
         for sock in stalled:
             sock.close()
     assert errors == []
+
+
+@pytest.fixture
+def chatty(db_dsn: str) -> Iterator[Server]:
+    srv = make_server(db_dsn, send_timeout_seconds=1.0, keepalive_seconds=0.001)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _shrink_buffers(server: Server, client_port: int) -> None:
+    """The server's end of the client's connection made to hold little (a
+    4 KiB kernel send buffer, a 1 KiB write buffer): a few hundred
+    keepalives fill it, where the defaults take megabytes."""
+
+    def shrink() -> None:
+        assert server._uvicorn is not None
+        (transport,) = (
+            c.transport for c in server._uvicorn.server_state.connections
+            if c.transport.get_extra_info("peername")[1] == client_port
+        )
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        transport.set_write_buffer_limits(high=1024)
+
+    server.call(shrink)
+
+
+def test_a_stalled_restsocket_on_a_quiet_stream_is_closed_with_4408(chatty: Server) -> None:
+    """No change to send, only keepalives: they fill the buffers of a client
+    that stopped reading, and the keepalive that cannot go out within
+    SEND_TIMEOUT_SECONDS ends the stream and closes the socket with 4408, as
+    a change's send does (before, the keepalive's send waited for good)."""
+    with _stalling(chatty, "/api/todos/?after=0") as stalled:
+        wait_until(lambda: chatty.subscriber_count() == 1)
+        _shrink_buffers(chatty, stalled.socket.getsockname()[1])
+        wait_until(lambda: chatty.subscriber_count() == 0, timeout=10)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                assert json.loads(stalled.recv(timeout=10)) == {"op": "keepalive"}
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == ErrorCode.CLIENT_STALLED.close_code
+
+
+def _refused_subscribes(protocol: str, count: int) -> list[dict[str, Any]]:
+    """connection_init and `count` subscriptions refused at once (an unknown
+    operation name): each answered with an `error`, nothing else to send."""
+    kind = "subscribe" if protocol == "graphql-transport-ws" else "start"
+    payload = {"query": 'subscription { todoChanges(after: "0") { cursor } }', "operationName": "Unknown"}
+    return [{"type": "connection_init"}, *({"id": str(n), "type": kind, "payload": payload} for n in range(count))]
+
+
+@pytest.mark.parametrize(
+    "protocol",
+    [
+        # Its keepalives (`ka`) fill the buffers, and the one that cannot go
+        # out within SEND_TIMEOUT_SECONDS closes the socket.
+        "graphql-ws",
+        # No keepalive of the app's on this protocol: once the server has
+        # nothing more to send, no send waits (the refusals went into the
+        # client's receive buffer), and only uvicorn's ping notices the
+        # client reads nothing: it fails the connection with 1011. The fix is
+        # internals.uvicorn_websocket's (docs/reliability.md, section 5).
+        pytest.param("graphql-transport-ws", marks=pytest.mark.xfail(strict=True, reason="a ping timeout closes 1011")),
+    ],
+)
+def test_a_stalled_graphql_client_with_only_refusals_queued_is_closed_with_4408(db_dsn: str, protocol: str) -> None:
+    """A client that sent subscriptions the server refused, then stopped
+    reading: nothing more to send it but keepalives, and uvicorn's pings
+    (here every second, a second to answer; on graphql-ws the keepalives
+    fill the buffers first: server at uvicorn's 20 s)."""
+    server = make_server(db_dsn, send_timeout_seconds=1.0, keepalive_seconds=0.001)
+    if protocol == "graphql-transport-ws":
+        server.uvicorn_overrides = {"ws_ping_interval": 1.0, "ws_ping_timeout": 1.0}
+    server.start()
+    try:
+        _stall_with_refusals(server, protocol)
+    finally:
+        server.stop()
+
+
+def _stall_with_refusals(server: Server, protocol: str) -> None:
+    before = _open_connections(server)[protocol]
+    with _stalling(server, "/graphql", subprotocols=[Subprotocol(protocol)]) as stalled:
+        _shrink_buffers(server, stalled.socket.getsockname()[1])
+        for message in _refused_subscribes(protocol, 20):
+            stalled.send(json.dumps(message))
+        wait_until(lambda: _open_connections(server)[protocol] == before + 1)
+        wait_until(lambda: _open_connections(server)[protocol] == before, timeout=10)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                stalled.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == ErrorCode.CLIENT_STALLED.close_code

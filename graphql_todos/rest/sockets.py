@@ -14,7 +14,7 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from graphql_todos.core.bounded import bounded_send
-from graphql_todos.core.errors import DomainError, ErrorCode
+from graphql_todos.core.errors import ClientStalled, DomainError, ErrorCode
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import principal_of
 from graphql_todos.edge.error_handlers import close_reason
@@ -63,6 +63,10 @@ async def relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> 
             tasks.cancel_scope.cancel()
     except* WebSocketDisconnect:
         pass  # the client left while we were sending
+    except* ClientStalled as stalled:
+        # A keepalive the client took nothing of for SEND_TIMEOUT_SECONDS:
+        # stalled, as when a change's send times out (the stream's own).
+        code, reason = ErrorCode.CLIENT_STALLED.close_code, stalled.exceptions[0].message
     finally:
         if release is not None:
             release()
@@ -87,7 +91,13 @@ async def _keep_alive(websocket: WebSocket) -> None:
     settings: Settings = websocket.state.settings
     while True:
         await anyio.sleep(settings.keepalive_seconds)
-        await websocket.send_json({"op": "keepalive"})
+        # Bounded as every send: on a quiet stream the keepalives are what
+        # fills a stalled client's buffers, and an unbounded one would wait
+        # there for good.
+        await send(websocket, _KEEPALIVE)
+
+
+_KEEPALIVE = {"op": "keepalive"}
 
 
 async def _cancel_on_disconnect(websocket: WebSocket, scope: anyio.CancelScope) -> None:

@@ -1,0 +1,57 @@
+"""edge/logs.py: uvicorn's lines, in the app's format and at the level their
+cause deserves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+
+import pytest
+
+from graphql_todos.edge.logs import INVALID_REQUEST, ClientFaultsAtInfo
+from tests.helpers import Serve
+
+# Non-ASCII bytes in a request's target (RFC 9112 3.2: it is ASCII, anything
+# else percent-encoded), on a RESTSocket upgrade, a plain GET and /graphql.
+UPGRADE = b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+MALFORMED = [
+    b"GET /api/todos/\xc3\xa9 HTTP/1.1\r\nHost: x\r\n" + UPGRADE,
+    b"GET /api/todos/?after=\xff HTTP/1.1\r\nHost: x\r\n",
+    b"GET /graphql?query=\xc3\xa9 HTTP/1.1\r\nHost: x\r\n",
+]
+
+
+def _exchange(port: int, head: bytes) -> bytes:
+    """What the server answers `head` with, to the connection's end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_request_the_parser_refuses_gets_a_400_and_logs_at_info(db_dsn: str) -> None:
+    """A clear 400 (and the connection closed), logged as the client's fault:
+    INFO, not uvicorn's WARNING."""
+    serve = Serve({**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "LOG_FORMAT": "json"})
+    try:
+        for head in MALFORMED:
+            answer = _exchange(serve.port, head)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer
+            assert answer.endswith(b"\r\n\r\n" + INVALID_REQUEST.encode()), answer
+    finally:
+        serve.stop(signal.SIGTERM)
+    levels = [e["level"] for e in map(json.loads, serve.output.splitlines()) if e["message"] == INVALID_REQUEST]
+    assert levels == ["info"] * len(MALFORMED)
+
+
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_only_that_line_is_moved(level: str) -> None:
+    """Another uvicorn line keeps its level."""
+    record = logging.LogRecord("uvicorn.error", getattr(logging, level), __file__, 1, "something else", None, None)
+    assert ClientFaultsAtInfo().filter(record)
+    assert record.levelname == level
