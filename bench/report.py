@@ -413,7 +413,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
     # The workers case: `--workers 2` against its own run of PostGraphile 5.
     workers = results.get("workers")
     measured = workers if isinstance(workers, dict) else {}
-    label = f"{OURS_WORKERS} (the workers case, beside its PostGraphile 5)"
+    label = f"{OURS_WORKERS} (workers case)"
     for test in dict.fromkeys(w["test"] for w in measured.get("writes", [])):
         by_round = {OURS if w["server"] == OURS_WORKERS else w["server"]: w["rps"] for w in measured["writes"]
                     if w["test"] == test and w["server"] in (OURS_WORKERS, POSTGRAPHILE5)}

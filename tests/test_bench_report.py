@@ -132,7 +132,7 @@ def test_the_workers_case_names_its_ratios_against_postgraphile_5() -> None:
     assert ("| updateTodo | 1100 (1000, 1200, 1100) req/s | 1500 (1500, 1500, 1800) req/s | 1000 (1000, 1000, 1200) req/s "
             "| 1.00 | 1.50 | 1.50 |") in text
     # The summary: `--workers 2` against the PostGraphile 5 of its own case.
-    label = f"{OURS_WORKERS} (the workers case, beside its PostGraphile 5)"
+    label = f"{OURS_WORKERS} (workers case)"
     assert f"| updateTodo, {label} | 1,500 req/s | 1,000 req/s | - | 1.50 (PostGraphile 5) |" in text
     assert f"| 1,000 subscribers, each on its own row, {label}: last arrival, p50 | 100 ms | 80.0 ms | - | 1.25 (PostGraphile 5) |" in text
 
