@@ -96,16 +96,15 @@ def _write(test: str, server: str, ids: tuple[str, ...]) -> Load:
     return Load("/api/todos/{id}/", json.dumps({"title": "wrk update {n}"}), method="PATCH", ids=ids)
 
 
-def _writes(dbs: Databases) -> list[tuple[str, str, Load]]:
-    """WRITES' loads, server by server within each test. Each update load goes
-    round ROWS rows of its own (rows added for it): one sharing its rows with an
-    earlier load (ours' REST PATCH after ours' updateTodo, PostGraphile 4 after
-    PostGraphile 5 on the peers' database) would pay for that load's dead row
-    versions, and its ratio with it."""
-    dsns = {OURS: dbs.ours} | ({OURS_DECODED: dbs.ours_decoded()} if dbs.decoded else {})
-    dsns |= {POSTGRAPHILE5: dbs.peer, POSTGRAPHILE: dbs.peer}
+def _writes(dbs: Databases, servers: tuple[str, ...], tests: tuple[str, ...] = WRITES) -> list[tuple[str, str, Load]]:
+    """`tests`' loads for `servers`, server by server within each test. Each
+    update load goes round ROWS rows of its own (rows added for it): one
+    sharing its rows with an earlier load (ours' REST PATCH after ours'
+    updateTodo, PostGraphile 4 after PostGraphile 5 on the peers' database)
+    would pay for that load's dead row versions, and its ratio with it."""
+    dsns = {server: _dsn(dbs, server) for server in servers}
     # REST has no peer.
-    pairs = [(test, server) for test in WRITES for server in dsns if not (server in PEERS and "REST" in test)]
+    pairs = [(test, server) for test in tests for server in servers if not (server in PEERS and "REST" in test)]
     rows: dict[tuple[str, str], tuple[str, ...]] = {}
     for dsn in set(dsns.values()):
         updates = [pair for pair in pairs if pair[0].startswith("updateTodo") and dsns[pair[1]] == dsn]
@@ -113,12 +112,44 @@ def _writes(dbs: Databases) -> list[tuple[str, str, Load]]:
             add_rows(conn, ROWS * (len(updates) - 1))
         ids = _ids(dsn, ROWS * len(updates))
         rows |= {pair: ids[ROWS * n : ROWS * (n + 1)] for n, pair in enumerate(updates)}
-    writes = [(test, server, _write(test, server, rows.get((test, server), ()))) for test, server in pairs]
+    return [(test, server, _write(test, server, rows.get((test, server), ()))) for test, server in pairs]
+
+
+def _http_writes(dbs: Databases) -> list[tuple[str, str, Load]]:
+    """WRITES' loads for ours (in JOURNAL=decoded too, if the server allows it) and the peers."""
+    servers = (OURS, *((OURS_DECODED,) if dbs.decoded else ()), POSTGRAPHILE5, POSTGRAPHILE)
+    writes = _writes(dbs, servers)
     # Issue 20: numbered by a client id and a sequence number (target: within
     # 1.1x of the plain one), just after every server's createTodo.
     numbered = ("createTodo numbered (extensions.mutation)", OURS, Load("/graphql", _numbered(CREATE[OURS]), numbered=True))
-    writes.insert(len(dsns), numbered)
+    writes.insert(len(servers), numbered)
     return writes
+
+
+def _measured(
+    dbs: Databases, urls: dict[str, str], group: list[tuple[str, str, Load]], rounds: int, args: argparse.Namespace
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """wrk on each of `group`'s loads, each checked and warmed (Node's JIT)
+    first, then `rounds` rounds of them all: the servers alternate within each
+    round, so drift on a shared machine hits all alike. By (test, server)."""
+    for _, server, load in group:
+        load.check(urls[server])
+        wrk(urls[server], load, WARM_SECONDS, args.connections)
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for _ in range(rounds):
+        for test, server, load in group:
+            label = f"{test} {server}"
+            run = functools.partial(wrk, urls[server], load, args.seconds, args.connections)
+            r = rerun_on_restart(dbs.admin, label, run)
+            # Reported in ours' column: the test's name says which ours.
+            shown = OURS if server == OURS_CACHED else server
+            new: dict[str, Any] = {"test": test, "server": shown, "rps": [], "errors": 0}
+            entry = results.setdefault((test, shown), new)
+            entry["rps"].append(r.requests_per_second)
+            entry["errors"] += r.errors
+            entry["command"] = r.command
+            print(f"  {label}: {r.requests_per_second:.0f} req/s", flush=True)
+    return results
 
 
 def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -141,28 +172,10 @@ def http_tests(dbs: Databases, args: argparse.Namespace) -> list[dict[str, Any]]
     names = (OURS_CACHED, OURS, *((OURS_DECODED,) if dbs.decoded else ()), POSTGRAPHILE5, POSTGRAPHILE, FLOOR)
     with ExitStack() as stack:
         urls = {name: stack.enter_context(running(name, dbs)).url for name in names}
-        # Writes last, each group checked and warmed (Node's JIT) just before
-        # it runs: they grow the tables the list tests read. Servers alternate
-        # within each round, so drift on a shared machine hits all alike.
-        # The writes' rows are added after the reads ran, which read every row.
-        for make_group in (lambda: reads, lambda: _writes(dbs)):
-            group = make_group()
-            for _, server, load in group:
-                load.check(urls[server])
-                wrk(urls[server], load, WARM_SECONDS, args.connections)
-            for _ in range(args.rounds):
-                for test, server, load in group:
-                    label = f"{test} {server}"
-                    run = functools.partial(wrk, urls[server], load, args.seconds, args.connections)
-                    r = rerun_on_restart(dbs.admin, label, run)
-                    # Reported in ours' column: the test's name says which ours.
-                    shown = OURS if server == OURS_CACHED else server
-                    new: dict[str, Any] = {"test": test, "server": shown, "rps": [], "errors": 0}
-                    entry = results.setdefault((test, shown), new)
-                    entry["rps"].append(r.requests_per_second)
-                    entry["errors"] += r.errors
-                    entry["command"] = r.command
-                    print(f"  {label}: {r.requests_per_second:.0f} req/s", flush=True)
+        # Writes last: they grow the tables the list tests read. The writes'
+        # rows are added after the reads ran, which read every row.
+        for make_group in (lambda: reads, lambda: _http_writes(dbs)):
+            results |= _measured(dbs, urls, make_group(), args.rounds, args)
     _reset_all(dbs)
     return list(results.values())
 
@@ -232,15 +245,42 @@ def fanout_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]
     return fanout
 
 
-def workers_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]:
-    """Ours as one process, then two, back to back at the largest size (the
-    one-process figure of fanout_tests ran minutes earlier, on a machine that
-    may have drifted)."""
+# The workers case's servers, in the order they run, and its writes.
+WORKERS_SERVERS = (OURS, OURS_WORKERS, POSTGRAPHILE5)
+WORKERS_WRITES = ("createTodo", "updateTodo")
+# Its rounds of each write, at most: about a minute and a half of wrk at 5 s.
+WORKERS_ROUNDS = 3
+
+
+def workers_tests(dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
+    """Ours as one process, then two, then PostGraphile 5, back to back (the
+    other cases' figures ran minutes earlier, on a machine that may have
+    drifted): the shared fan-out at the largest size, ROW_SUBSCRIBERS
+    subscribers each on its own row, and the writes (servers alternating)."""
     n = max(args.subscribers)
-    return [
+    fanout = [
         _fanout(dbs, f"{n} subscribers {name}", _fanout_one, dbs, name, n, _events(n, args), args, False)
-        for name in (OURS, OURS_WORKERS)
+        for name in WORKERS_SERVERS
     ]
+    rows_n = min(ROW_SUBSCRIBERS, n)
+    _reset_all(dbs, rows_n)
+    try:
+        rows = [
+            _fanout(dbs, f"{rows_n} subscribers each on its own row {name}", _rows_one, dbs, name, rows_n, args)
+            for name in WORKERS_SERVERS
+        ]
+    finally:
+        _reset_all(dbs)
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(running(name, dbs)).url for name in WORKERS_SERVERS}
+        group = _writes(dbs, WORKERS_SERVERS, WORKERS_WRITES)
+        writes = _measured(dbs, urls, group, min(args.rounds, WORKERS_ROUNDS), args)
+    _reset_all(dbs)
+    return {
+        "fanout": [dataclasses.asdict(r) for r in fanout],
+        "rows": [dataclasses.asdict(r) for r in rows],
+        "writes": list(writes.values()),
+    }
 
 
 async def _rows_one(dbs: Databases, server_name: str, n: int, args: argparse.Namespace) -> FanoutResult:
@@ -254,7 +294,7 @@ async def _rows_one(dbs: Databases, server_name: str, n: int, args: argparse.Nam
             change = sql_retitle_all(conn)
             if server_name == OURS_DECODED:
                 await _journaled_all(conn, ids[0])
-            query = ROW[OURS if server_name == OURS_DECODED else server_name]
+            query = ROW[OURS if server_name in (OURS_DECODED, OURS_WORKERS) else server_name]
             return await fan_out(server, query, n, args.row_events, change, procs, variables=variables, rounds=True)
 
 
@@ -429,7 +469,7 @@ def main() -> None:
             if name in args.cases:
                 print(name, flush=True)
                 result = cases[name](dbs, args)
-                fanouts = name not in ("http", "growing", "database", "people")
+                fanouts = name not in ("http", "growing", "workers", "database", "people")
                 measured[name] = [dataclasses.asdict(r) for r in result] if fanouts else result
     results = {
         "args": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},

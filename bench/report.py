@@ -7,6 +7,7 @@ run (`--cases`) is left out.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -240,20 +241,80 @@ def _live_table(live: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _workers_table(workers: list[dict[str, Any]]) -> list[str]:
-    """One process beside `--workers 2`, run back to back at one size."""
-    lines = [
-        ("| subscribers | server | last arrival | CPU per delivered event (all processes) | 2 workers / 1 process (p50) "
-         "| time to open all | server CPU per open (all processes) |"),
-        "|---|---|---|---|---|---|---|",
-    ]
-    p50 = {r["server"]: median(r["last_arrival"]) for r in workers}
-    for r in workers:
-        compared = ratio(p50[OURS_WORKERS], p50[OURS]) if r["server"] == OURS_WORKERS else ""
-        lines.append(
-            f"| {r['subscribers']:,} | {r['server']} | {_arrival(r)} | {us(r['cpu_per_delivery'])} | {compared} "
-            f"| {r['open_seconds']:.2f} s | {ms(r['open_cpu_per_subscription'])} |"
-        )
+# The workers case's servers, as its tables show them.
+WORKERS_SERVERS = (OURS, OURS_WORKERS, POSTGRAPHILE5)
+FANOUT_STATS: dict[str, Stat] = {
+    "last arrival, p50": (lambda r: median(r["last_arrival"]), False),
+    "server CPU per delivered event": (lambda r: r["cpu_per_delivery"], False),
+    "time to open all": (lambda r: r["open_seconds"], False),
+    "server CPU per open": (lambda r: r["open_cpu_per_subscription"], False),
+}
+# Each table's ratios: (numerator, denominator), shown in this order.
+WORKERS_RATIOS = ((OURS, POSTGRAPHILE5), (OURS_WORKERS, POSTGRAPHILE5), (OURS_WORKERS, OURS))
+
+
+def _ratio_head(servers: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in WORKERS_RATIOS if a in servers and b in servers]
+
+
+def _workers_runs(runs: list[dict[str, Any]], stats: dict[str, Stat]) -> list[str]:
+    """One column per server, one row per statistic, then the ratios."""
+    by_server = {r["server"]: r for r in runs}
+    servers = [s for s in WORKERS_SERVERS if s in by_server]
+    pairs = _ratio_head(servers)
+    head = " | ".join([*servers, *(f"{a} / {b}" for a, b in pairs)])
+    lines = [f"| | {head} |", "|---|" + "---|" * (len(servers) + len(pairs))]
+    for label, (stat, _) in stats.items():
+        values = {s: stat(by_server[s]) for s in servers}
+        cells = [_shown(label, values[s]) for s in servers] + [ratio(values[a], values[b]) for a, b in pairs]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return lines
+
+
+def _workers_writes(writes: list[dict[str, Any]]) -> list[str]:
+    """req/s per server (median, and its rounds), then the ratios paired by round."""
+    servers = [s for s in WORKERS_SERVERS if any(w["server"] == s for w in writes)]
+    pairs = _ratio_head(servers)
+    head = " | ".join([*servers, *(f"{a} / {b}" for a, b in pairs)])
+    lines = [f"| test | {head} |", "|---|" + "---|" * (len(servers) + len(pairs))]
+    for test in dict.fromkeys(w["test"] for w in writes):
+        runs = {w["server"]: w for w in writes if w["test"] == test}
+        cells = []
+        for s in servers:
+            errors = f", {runs[s]['errors']} errors" if s in runs and runs[s]["errors"] else ""
+            cells.append(f"{_rates(runs[s]['rps'])} req/s{errors}" if s in runs else "-")
+        cells += [f"{paired(runs[a]['rps'], runs[b]['rps']):.2f}" if a in runs and b in runs else "-" for a, b in pairs]
+        lines.append(f"| {test} | {' | '.join(cells)} |")
+    return lines
+
+
+def _workers_tables(workers: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
+    """One process, `--workers 2` and PostGraphile 5, run back to back: the
+    shared fan-out, each subscriber on its own row, the writes (a list: a
+    run from before the case measured more than the shared fan-out)."""
+    measured = {"fanout": workers} if isinstance(workers, list) else workers
+    lines: list[str] = []
+    if fanout := measured.get("fanout"):
+        n = fanout[0]["subscribers"]
+        lines += [f"{n:,} subscribers of one shared document, one INSERT per change:", "", *_workers_runs(fanout, FANOUT_STATS), ""]
+    if rows := measured.get("rows"):
+        n = rows[0]["subscribers"]
+        lines += [
+            (f"{n:,} subscribers each on its own row, one UPDATE of every row per change "
+             f"(each worker's hub hears every row's NOTIFY; its sockets watch about half the rows). "
+             f"Delivered: {_delivered(rows)}."),
+            "",
+            *_workers_runs(rows, ROW_STATS),
+            "",
+        ]
+    if writes := measured.get("writes"):
+        rounds = len(writes[0]["rps"])
+        lines += [
+            f"Writes, wrk as in the HTTP section, {rounds} round{'s' if rounds != 1 else ''} (servers alternating within each), all three running:",
+            "",
+            *_workers_writes(writes),
+            "",
+        ]
     return lines
 
 
@@ -349,6 +410,24 @@ def _summary(results: dict[str, Any]) -> list[str]:
             if v in runs:
                 add(f"same, {v}: last arrival p50", as_ours(arrival, v), ms, False)
                 add(f"same, {v}: server CPU per delivered event", as_ours(cpu, v), us, False)
+    # The workers case: `--workers 2` against its own run of PostGraphile 5.
+    workers = results.get("workers")
+    measured = workers if isinstance(workers, dict) else {}
+    label = f"{OURS_WORKERS} (workers case)"
+    for test in dict.fromkeys(w["test"] for w in measured.get("writes", [])):
+        by_round = {OURS if w["server"] == OURS_WORKERS else w["server"]: w["rps"] for w in measured["writes"]
+                    if w["test"] == test and w["server"] in (OURS_WORKERS, POSTGRAPHILE5)}
+        add(f"{test}, {label}", {s: statistics.median(r) for s, r in by_round.items()}, per_second, True, by_round)
+    for key, what, stats in (("fanout", "one shared document", FANOUT_STATS), ("rows", "each on its own row", ROW_STATS)):
+        worker_runs = {OURS if r["server"] == OURS_WORKERS else r["server"]: r for r in measured.get(key, [])
+                     if r["server"] in (OURS_WORKERS, POSTGRAPHILE5)}
+        if OURS not in worker_runs:
+            continue
+        n = worker_runs[OURS]["subscribers"]
+        for stat in ("last arrival, p50", "server CPU per delivered event", "time to open all"):
+            value = stats[stat][0]
+            add(f"{n:,} subscribers, {what}, {label}: {stat}", {s: value(r) for s, r in worker_runs.items()},
+                functools.partial(_shown, stat), False)
     for r, feed in _live_pairs(results.get("live", [])):
         times = ratio(r["cpu_per_delivery"], feed["cpu_per_delivery"]) if feed else "-"
         times = "" if times == "-" else f" ({times}x ours' change feed)"
@@ -514,12 +593,12 @@ def _sections(results: dict[str, Any]) -> list[str]:
         lines += [
             "## Several processes",
             "",
-            ("Ours as one process, then as `graphql-todos serve --workers 2` (WORKERS=2: two processes on one "
-             "port, each with its own LISTEN connection; the kernel spreads the sockets over them), back to back "
-             "at the largest size, measured as above. CPU is summed over the supervisor and its workers."),
+            ("Ours as one process, then as `graphql-todos serve --workers 2` (WORKERS=2: a supervisor and two "
+             "workers on one port, sharing its listening socket; each worker has its own LISTEN connection and hub), "
+             "then PostGraphile 5, back to back, measured as above. CPU is summed over the supervisor and its "
+             "workers. Ratios: for req/s above 1 is the first named ahead; for times and CPU below 1 is."),
             "",
-            *_workers_table(results["workers"]),
-            "",
+            *_workers_tables(results["workers"]),
         ]
     if results.get("database"):
         lines += [

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench import people_report, report, units
 from bench.fanout import FanoutResult
-from bench.servers import OURS, OURS_ACCOUNTS, OURS_DECODED, POSTGRAPHILE, POSTGRAPHILE5
+from bench.servers import OURS, OURS_ACCOUNTS, OURS_DECODED, OURS_WORKERS, POSTGRAPHILE, POSTGRAPHILE5
 from bench.writes import DECODED_INSERTS
 
 ARGS = {"smoke": True, "connections": 20, "seconds": 2, "rounds": 1, "row_events": 3, "write_seconds": 1, "write_rounds": 1}
@@ -104,3 +104,41 @@ def test_the_people_reads_ratio_pairs_the_rounds_too() -> None:
     reads = [entry | {"server": OURS, "rps": [100.0, 300.0, 200.0]}, entry | {"server": OURS_ACCOUNTS, "rps": [100.0, 100.0, 250.0]}]
     row = people_report._reads_table(reads, [])[2]
     assert row == "| without the response cache | 200 req/s (100, 300, 200) | 100 req/s (100, 100, 250) | 1.00 | - |"
+
+
+def _workers() -> dict[str, Any]:
+    """The workers case: ours, `--workers 2` and PostGraphile 5, back to back."""
+    fanout = [_row(s, last, cpu) | {"subscribers": 10_000} for s, last, cpu in
+              ((OURS, 0.1, 20e-6), (OURS_WORKERS, 0.05, 25e-6), (POSTGRAPHILE5, 0.2, 30e-6))]
+    rows = [_row(OURS, 0.2, 170e-6), _row(OURS_WORKERS, 0.1, 180e-6), _row(POSTGRAPHILE5, 0.08, 120e-6)]
+    entry = {"test": "updateTodo", "errors": 0, "command": "wrk"}
+    writes = [entry | {"server": OURS, "rps": [1000.0, 1200.0, 1100.0]},
+              entry | {"server": OURS_WORKERS, "rps": [1500.0, 1500.0, 1800.0]},
+              entry | {"server": POSTGRAPHILE5, "rps": [1000.0, 1000.0, 1200.0]}]
+    return {"fanout": fanout, "rows": rows, "writes": writes}
+
+
+def test_the_workers_case_names_its_ratios_against_postgraphile_5() -> None:
+    text = report.render(_results(decoded=False) | {"workers": _workers()}, None)
+    head = "| ours | ours, 2 workers | PostGraphile 5 | ours / PostGraphile 5 | ours, 2 workers / PostGraphile 5 | ours, 2 workers / ours |"
+    assert f"| {head}" in text
+    assert "| last arrival, p50 | 100 ms | 50.0 ms | 200 ms | 0.50 | 0.25 | 0.50 |" in text
+    # The per-row table: the UPDATE's own time (sent -> committed) beside the arrival.
+    assert "| last arrival, p50 | 200 ms | 100 ms | 80.0 ms | 2.50 | 1.25 | 0.50 |" in text
+    assert "| the UPDATE (sent -> committed), p50 | 100 ms | 50.0 ms | 40.0 ms | 2.50 | 1.25 | 0.50 |" in text
+    # req/s paired by round: ours / PostGraphile 5's rounds are 1.00, 1.20,
+    # 0.92, whose median is 1.00 (the medians' ratio would say 1.10).
+    assert f"| test {head}" in text
+    assert ("| updateTodo | 1100 (1000, 1200, 1100) req/s | 1500 (1500, 1500, 1800) req/s | 1000 (1000, 1000, 1200) req/s "
+            "| 1.00 | 1.50 | 1.50 |") in text
+    # The summary: `--workers 2` against the PostGraphile 5 of its own case.
+    label = f"{OURS_WORKERS} (workers case)"
+    assert f"| updateTodo, {label} | 1,500 req/s | 1,000 req/s | - | 1.50 (PostGraphile 5) |" in text
+    assert f"| 1,000 subscribers, each on its own row, {label}: last arrival, p50 | 100 ms | 80.0 ms | - | 1.25 (PostGraphile 5) |" in text
+
+
+def test_a_workers_run_that_measured_the_fan_out_alone_still_renders() -> None:
+    fanout = _workers()["fanout"][:2]
+    text = report.render(_results(decoded=False) | {"workers": fanout}, None)
+    assert "| last arrival, p50 | 100 ms | 50.0 ms | 0.50 |" in text
+    assert "updateTodo |" not in text.split("## Several processes")[1]
