@@ -57,7 +57,7 @@ def _entries(dsn: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[int, 
 
 
 def _pool(dsn: str) -> AsyncConnectionPool:
-    return AsyncConnectionPool(dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
+    return GatedPool(dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
 
 
 def _run_closing(run: Callable[[], Coroutine[Any, Any, T]], *conns: psycopg.Connection[Any]) -> T:
