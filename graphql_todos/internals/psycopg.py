@@ -6,7 +6,11 @@ A cursor's execute does the same through its bookkeeping for every case (a
 new PostgresQuery and query conversion per call, the prepared-statement
 cache's lookup, entry and check, generators three deep per wait, the
 results' and the fetch's checks): a third of a write's Python calls went
-there (docs/bench-ab-writes.md).
+there (docs/bench-ab-writes.md). Statements run together in one transaction
+(a batch of writes: `in_one_transaction`) go the same way in one pipeline
+of libpq's, where psycopg's `pipeline()` and `transaction()` made a cursor,
+a cache lookup and a turn of the loop per statement: a quarter of a
+write's instructions (docs/bench-ab-writes.md, sixteenth sitting).
 
 Assumes (tests/internals/test_psycopg.py pins each):
 - `PostgresQuery(Transformer(conn))` converts a statement with named
@@ -30,7 +34,15 @@ Assumes (tests/internals/test_psycopg.py pins each):
   interruption (a cancelled task) is handed to the connection's `wait`,
   raised at its generator's first step, and psycopg's wait does what it does
   when interrupted itself: cancels the statement on the server and reads its
-  end, or closes the connection, then raises it again.
+  end, or closes the connection, then raises it again;
+- in libpq's pipeline mode (`enter_pipeline_mode`), commands queued by
+  `send_query_params`, `send_prepare` and `send_query_prepared` and a
+  `pipeline_sync` are flushed by `psycopg.generators.send` and answered in
+  order, `fetch_many` reading each command's one result (then the Sync's
+  PIPELINE_SYNC alone); after a failure, every command up to the Sync
+  answers PIPELINE_ABORTED (a prepare among them not made), and an open
+  transaction block is left failed until a ROLLBACK; a prepared statement
+  made in a transaction outlives its rollback.
 
 A Prepared's statements may vanish from the server under it: psycopg's
 rollback (`rollback()`, a `transaction()` block, a savepoint's too, ended
@@ -41,10 +53,11 @@ DISCARD ALL does the same. A Prepared watches none of them: outside a
 transaction block, a kept statement whose run fails as
 `invalid_sql_statement_name` (26000, refused at Bind, before anything ran)
 is prepared again under a new name and run, once. Inside a block the
-failure is raised, as a cursor would, and the next run after it heals.
+failure is raised, as a cursor would, and the next run after it heals
+(in_one_transaction's: every step's Prepared prepares again).
 
-A pipeline left by an exception on a lost connection (a batch's:
-core/writes.write_together) tries to sync on its way out, fails again, and
+A psycopg pipeline left by an exception on a lost connection (a batch's on
+a connection other than the pool's: core/writes.write_together) tries to sync on its way out, fails again, and
 psycopg logs that at WARNING ("error ignored terminating <AsyncPipeline
 [BAD]>: the connection is lost"), twice for a batch (a `transaction()` in a
 pipeline nests pipelines of its own), while the block's own error goes on

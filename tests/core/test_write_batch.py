@@ -314,10 +314,10 @@ def test_a_batch_whose_connection_is_lost_answers_each_write_database_unavailabl
 
 
 def test_a_connection_whose_batch_rolled_back_still_runs_the_statements_it_keeps_prepared(db_dsn: str) -> None:
-    """psycopg's ROLLBACK deallocates every prepared statement once it has
-    prepared one of its own (here the batch's, by their sixth run): the
-    pool's connections keep theirs too (StatementConnection), and must not
-    look for them afterwards."""
+    """A batch rolled back on the pool's connections (StatementConnection):
+    its ROLLBACK is its own, not psycopg's, which deallocates every prepared
+    statement once psycopg has prepared one; the statements the connection
+    keeps prepared still run after it."""
 
     async def run() -> None:
         async with GatedPool(db_dsn, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}) as pool:

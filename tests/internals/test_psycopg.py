@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import psycopg
@@ -165,19 +165,24 @@ def test_the_connections_wait_arms_a_timer_per_wait_and_a_prepared_statement_non
     _with_connection(db_dsn, test)
 
 
+async def _cancelled_while_it_runs(statement: Coroutine[Any, Any, Any]) -> None:
+    """`statement`'s task cancelled 0.3 s after it starts: CancelledError, within 5 s."""
+    sleeping = asyncio.create_task(statement)
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    sleeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeping
+    assert time.monotonic() - started < 5
+
+
 def test_a_cancelled_statement_is_cancelled_on_the_server_by_psycopgs_wait(db_dsn: str) -> None:
     """A task cancelled while its statement runs: psycopg's wait, handed the
     interruption, cancels the statement on the server and reads its end, so
     the connection is idle and answers the next statement at once."""
 
     async def test(conn: AsyncConnection[Any]) -> None:
-        sleeping = asyncio.create_task(Prepared(conn, "SELECT pg_sleep(%(s)s)", 0).rows({"s": 30}, tuple))
-        await asyncio.sleep(0.3)
-        started = time.monotonic()
-        sleeping.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await sleeping
-        assert time.monotonic() - started < 5
+        await _cancelled_while_it_runs(Prepared(conn, "SELECT pg_sleep(%(s)s)", 0).rows({"s": 30}, tuple))
         assert not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
         assert await Prepared(conn, "SELECT %(n)s::int", 1).rows({"n": 3}, tuple) == [(3,)]
 
@@ -306,7 +311,9 @@ def test_statements_in_one_transaction_answer_as_cursors_in_psycopgs_pipeline_an
     async def test(conn: AsyncConnection[Any]) -> None:
         await _taken_table(conn)
         take, status = Prepared(conn, TAKE, 0), Prepared(conn, "SELECT now() = statement_timestamp() AS alone", 1)
-        steps = [(take, {"id": 1, "note": A}), (take, {"id": 2, "note": None}), (take, {"id": 3, "note": C}), (status, None)]
+        steps: list[tuple[Prepared, dict[str, Any] | None]] = [
+            (take, {"id": 1, "note": A}), (take, {"id": 2, "note": None}), (take, {"id": 3, "note": C}), (status, None)
+        ]
         results = await internal_psycopg.in_one_transaction(conn, steps)
         assert [prepared.loaded(result, tuple) for (prepared, _), result in zip(steps, results, strict=True)] == [
             [(1, A)], [(2, None)], [(3, C)], [(False,)]  # one transaction: its now() is the first statement's
@@ -414,14 +421,8 @@ def test_one_transaction_cancelled_is_cancelled_on_the_server_and_rolled_back(db
     async def test(conn: AsyncConnection[Any]) -> None:
         await _taken_table(conn)
         take, sleep = Prepared(conn, TAKE, 0), Prepared(conn, "SELECT pg_sleep(%(s)s)", 1)
-        steps = [(take, {"id": 1, "note": A}), (sleep, {"s": 30})]
-        sleeping = asyncio.create_task(internal_psycopg.in_one_transaction(conn, steps))
-        await asyncio.sleep(0.3)
-        started = time.monotonic()
-        sleeping.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await sleeping
-        assert time.monotonic() - started < 5
+        steps: list[tuple[Prepared, dict[str, Any] | None]] = [(take, {"id": 1, "note": A}), (sleep, {"s": 30})]
+        await _cancelled_while_it_runs(internal_psycopg.in_one_transaction(conn, steps))
         _after_the_block(conn)
         assert await _taken(conn) == []
         assert sleep.names == {}
