@@ -314,7 +314,11 @@ async def _pipelined(
         except errors.Error as exc:
             unsent = exc
         pgconn.pipeline_sync()
-        fetched = await _waited(conn, _read_pipeline(pgconn, len(answers)))
+        fetched, synced = await _waited(conn, _read_pipeline(pgconn, len(answers)))
+        if pgconn.status == _BAD or [result.status for result in synced] != [_PIPELINE_SYNC]:
+            raise _lost(conn, synced)
+        if len(fetched) != len(answers):
+            raise errors.InternalError(f"{len(fetched)} results for a pipeline of {len(answers)} commands")
         results: list[pq.abc.PGresult] = []
         failed = None
         for answer, result in zip(answers, fetched, strict=True):
@@ -349,6 +353,19 @@ async def _pipelined(
     return results
 
 
+def _lost(conn: AsyncConnection[Any], synced: list[pq.abc.PGresult]) -> errors.OperationalError:
+    """A pipeline's connection ending under it: lost, or its backend's
+    FATAL (terminated) come in the Sync's place, after a COMMIT that may
+    have been answered. The commit may have happened, so the connection is
+    closed (its caller must see it broken, not take the error for a
+    rollback) and the error is an OperationalError: the backend's, or
+    psycopg's for a lost connection."""
+    ending = next((result for result in synced if result.status == _FATAL_ERROR), None)
+    error = None if ending is None else errors.error_from_result(ending, encoding=conn_encoding(conn))
+    conn.pgconn.finish()
+    return error if isinstance(error, errors.OperationalError) else errors.OperationalError("the connection is lost")
+
+
 async def _rolled_back(conn: AsyncConnection[Any]) -> None:
     """The connection's transaction block, if one is left open, rolled back."""
     pgconn = conn.pgconn
@@ -357,16 +374,14 @@ async def _rolled_back(conn: AsyncConnection[Any]) -> None:
         _checked(conn, await _waited(conn, execute(pgconn)))
 
 
-def _read_pipeline(pgconn: pq.abc.PGconn, count: int) -> PQGen[list[pq.abc.PGresult]]:
-    """A pipeline of `count` commands and its Sync flushed, and each
-    command's one result read (a failure's, a skipped one's too), then the Sync's."""
+def _read_pipeline(pgconn: pq.abc.PGconn, count: int) -> PQGen[tuple[list[pq.abc.PGresult], list[pq.abc.PGresult]]]:
+    """A pipeline of `count` commands and its Sync flushed: each command's
+    one result (a failure's, a skipped one's too), and what came for the Sync."""
     yield from send(pgconn)
     results: list[pq.abc.PGresult] = []
     for _ in range(count):
         results.extend((yield from fetch_many(pgconn)))
-    if len(results) != count or [result.status for result in (yield from fetch_many(pgconn))] != [_PIPELINE_SYNC]:
-        raise errors.InternalError(f"{len(results)} results for a pipeline of {count} commands")
-    return results
+    return results, (yield from fetch_many(pgconn))
 
 
 async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator[list[bytes], None]:
