@@ -15,12 +15,13 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import Diagnostic
 
-from graphql_todos.core.database import statement_rows
+from graphql_todos.core.database import StatementConnection, statement_rows
 from graphql_todos.core.errors import DatabaseUnavailable, TodoExists
 from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.repository import TODO_COLUMNS
 from graphql_todos.core.verdicts import key_params
+from graphql_todos.internals.psycopg import Prepared, in_one_transaction, runs_short
 
 _RETURNING = "RETURNING " + ", ".join(f"todos.{column}" for column in TODO_COLUMNS.split(", "))
 
@@ -431,13 +432,17 @@ class Written:
 async def write_together(conn: AsyncConnection[Any], batch: list[Together]) -> list[Written]:
     """Statements (trigger mode) in one transaction, sent in one pipeline
     and committed once: each one's rows and its cursor. A failure raises
-    what psycopg raised, the transaction rolled back."""
+    what psycopg raised, the transaction rolled back. On the pool's
+    connections the short way (internals/psycopg.in_one_transaction), else
+    through psycopg's pipeline and a cursor per statement."""
     # Writes of one row each, no row named twice: each has at most one entry,
     # of its row, so one read of the batch's entries tells each its own.
     # Else (a list-wide write, a row named twice) each statement is followed
     # by a read of the newest position.
     named = [write.params["id"] for write in batch if write.params["id"] is not None]
     once = all(write.single for write in batch) and len(set(named)) == len(named)
+    if isinstance(conn, StatementConnection) and runs_short(conn):
+        return await _together_short(conn, batch, once)
     steps = []
     keyed = False
     async with conn.pipeline() as pipeline, conn.transaction():
@@ -463,22 +468,77 @@ async def write_together(conn: AsyncConnection[Any], batch: list[Together]) -> l
                 await pipeline.sync()
             raise
     try:
-        return await _answers(int((await base.fetchone())[-1]), steps, entries)  # type: ignore[index]
+        read = [
+            (write, await rows.fetchall(), None if mark is None else (await mark.fetchone())[0])  # type: ignore[index]
+            for write, rows, mark in steps
+        ]
+        return _answers(
+            int((await base.fetchone())[-1]),  # type: ignore[index]
+            read,
+            None if entries is None else await entries.fetchone(),
+        )
     except psycopg.Error as exc:
-        # Committed: a caller that took this for a rollback would write again.
-        raise DatabaseUnavailable("a committed batch's answers could not be read") from exc
+        raise _unread() from exc
 
 
-async def _answers(newest: int, steps: list[tuple[Together, Any, Any]], entries: Any) -> list[Written]:
-    """Each write's rows and cursor, from a batch's results (write_together),
-    `newest` where the journal stood as the batch started."""
+async def _together_short(conn: StatementConnection, batch: list[Together], once: bool) -> list[Written]:
+    """write_together on a StatementConnection: each statement a Prepared of
+    the connection's, in one pipeline with no cursor (in_one_transaction)."""
+    prepared = conn.prepared
+    steps: list[tuple[Prepared, dict[str, Any] | None]] = [(prepared(statement), None) for statement in _TOGETHER]
+    steps.append((prepared(_TOGETHER_SET), {"wait": TOGETHER_LOCK_WAIT}))
+    base = len(steps) - 1
+    newest = prepared(_NEWEST)
+    # Each write's step, and its newest position's (not `once`).
+    at: list[tuple[Together, Prepared, int, int | None]] = []
+    keyed = False
+    for write in batch:
+        if keyed and not write.numbered:
+            steps.append((prepared(_UNKEYED), None))
+        keyed = write.numbered
+        statement = prepared(write.statement)
+        steps.append((statement, write.params))
+        if not once:
+            steps.append((newest, None))
+        at.append((write, statement, len(steps) - (1 if once else 2), None if once else len(steps) - 1))
+    if once:
+        steps.append((prepared(_ENTRIES), None))
+    results = await in_one_transaction(conn, steps)
+    try:
+        read = [
+            (
+                write,
+                statement.loaded(results[step], tuple if write.numbered else _todo),
+                None if mark is None else newest.loaded(results[mark], tuple)[0][0],
+            )
+            for write, statement, step, mark in at
+        ]
+        return _answers(
+            int(steps[base][0].loaded(results[base], tuple)[0][-1]),
+            read,
+            steps[-1][0].loaded(results[-1], tuple)[0] if once else None,
+        )
+    except psycopg.Error as exc:
+        raise _unread() from exc
+
+
+def _unread() -> DatabaseUnavailable:
+    # Committed: a caller that took this for a rollback would write again.
+    return DatabaseUnavailable("a committed batch's answers could not be read")
+
+
+def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], entries: Any) -> list[Written]:
+    """Each write's rows and cursor, from a batch's results read
+    (write_together): each write's rows (a numbered one's as tuples), the
+    newest position after it (None: one read of `entries`, the batch's
+    positions and their todos' ids), and `newest` where the journal stood
+    as the batch started."""
     journaled: dict[Any, int] = {}
     if entries is not None:
-        positions, ids = await entries.fetchone()
+        positions, ids = entries
         journaled = dict(zip(ids or (), positions or (), strict=True))
     done = []
-    for write, rows, mark in steps:
-        found = await rows.fetchall()
+    for write, found, mark in steps:
         if write.numbered:
             numbered = _numbered_rows(found)
             if numbered is None:
@@ -487,8 +547,7 @@ async def _answers(newest: int, steps: list[tuple[Together, Any, Any]], entries:
             found = numbered
         # None: it changed nothing (an update to the same values, or no row).
         if mark is not None:
-            position = (await mark.fetchone())[0]
-            position = None if position == newest else position
+            position = None if mark == newest else mark
         elif found:
             position = journaled.get(uuid.UUID(found[0]["id"]) if write.numbered else found[0].id)
         else:

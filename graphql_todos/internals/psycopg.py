@@ -6,7 +6,11 @@ A cursor's execute does the same through its bookkeeping for every case (a
 new PostgresQuery and query conversion per call, the prepared-statement
 cache's lookup, entry and check, generators three deep per wait, the
 results' and the fetch's checks): a third of a write's Python calls went
-there (docs/bench-ab-writes.md).
+there (docs/bench-ab-writes.md). Statements run together in one transaction
+(a batch of writes: `in_one_transaction`) go the same way in one pipeline
+of libpq's, where psycopg's `pipeline()` and `transaction()` made a cursor,
+a cache lookup and a turn of the loop per statement: a quarter of a
+write's instructions (docs/bench-ab-writes.md, sixteenth sitting).
 
 Assumes (tests/internals/test_psycopg.py pins each):
 - `PostgresQuery(Transformer(conn))` converts a statement with named
@@ -30,7 +34,15 @@ Assumes (tests/internals/test_psycopg.py pins each):
   interruption (a cancelled task) is handed to the connection's `wait`,
   raised at its generator's first step, and psycopg's wait does what it does
   when interrupted itself: cancels the statement on the server and reads its
-  end, or closes the connection, then raises it again.
+  end, or closes the connection, then raises it again;
+- in libpq's pipeline mode (`enter_pipeline_mode`), commands queued by
+  `send_query_params`, `send_prepare` and `send_query_prepared` and a
+  `pipeline_sync` are flushed by `psycopg.generators.send` and answered in
+  order, `fetch_many` reading each command's one result (then the Sync's
+  PIPELINE_SYNC alone); after a failure, every command up to the Sync
+  answers PIPELINE_ABORTED (a prepare among them not made), and an open
+  transaction block is left failed until a ROLLBACK; a prepared statement
+  made in a transaction outlives its rollback.
 
 A Prepared's statements may vanish from the server under it: psycopg's
 rollback (`rollback()`, a `transaction()` block, a savepoint's too, ended
@@ -41,10 +53,11 @@ DISCARD ALL does the same. A Prepared watches none of them: outside a
 transaction block, a kept statement whose run fails as
 `invalid_sql_statement_name` (26000, refused at Bind, before anything ran)
 is prepared again under a new name and run, once. Inside a block the
-failure is raised, as a cursor would, and the next run after it heals.
+failure is raised, as a cursor would, and the next run after it heals
+(in_one_transaction's: every step's Prepared prepares again).
 
-A pipeline left by an exception on a lost connection (a batch's:
-core/writes.write_together) tries to sync on its way out, fails again, and
+A psycopg pipeline left by an exception on a lost connection (a batch's on
+a connection other than the pool's: core/writes.write_together) tries to sync on its way out, fails again, and
 psycopg logs that at WARNING ("error ignored terminating <AsyncPipeline
 [BAD]>: the connection is lost"), twice for a batch (a `transaction()` in a
 pipeline nests pipelines of its own), while the block's own error goes on
@@ -86,8 +99,9 @@ a step of its async generator, with a deadline check:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -97,7 +111,7 @@ from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.abc import PQGen
 from psycopg.adapt import Transformer
-from psycopg.generators import execute
+from psycopg.generators import execute, fetch_many, send
 from psycopg.rows import RowMaker
 from psycopg.waiting import Ready, Wait
 
@@ -106,8 +120,12 @@ T = TypeVar("T")
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_PIPELINE_ABORTED = pq.ExecStatus.PIPELINE_ABORTED
+_PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _SQLSTATE = pq.DiagnosticField.SQLSTATE
 _IDLE = pq.TransactionStatus.IDLE
+_IN_BLOCK = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+_BEGIN, _COMMIT, _ROLLBACK = b"BEGIN", b"COMMIT", b"ROLLBACK"
 # invalid_sql_statement_name: "prepared statement ... does not exist".
 _NO_SUCH_STATEMENT = b"26000"
 _BAD = pq.ConnStatus.BAD
@@ -169,19 +187,14 @@ class Prepared:
         conn, query = self.conn, self.query
         pgconn = conn.pgconn
         async with conn.lock:
-            if self.converted:
-                query.dump(params)
-            else:
-                query.convert(self.statement, params)
-                self.converted = True
+            self._dump(params)
             name = self.names.get(query.types)
             kept = name is not None
             while True:
                 if name is None:
-                    name = f"{self.prefix}{self.prepares}".encode()
-                    self.prepares += 1
+                    name = self._new_name()
                     pgconn.send_prepare(name, query.query, param_types=query.types)
-                    self._checked(await _waited(conn, execute(pgconn)))
+                    _checked(conn, await _waited(conn, execute(pgconn)))
                     self.names[query.types] = name
                 pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
                 results = await _waited(conn, execute(pgconn))
@@ -191,22 +204,35 @@ class Prepared:
                 # nothing ran, and each is prepared again as it comes, once.
                 self.names.clear()
                 name, kept = None, False
-            result = self._checked(results)
+            result = _checked(conn, results)
+        return self.loaded(result, make_row)
+
+    def loaded(self, result: pq.abc.PGresult, make_row: RowMaker[T]) -> list[T]:
+        """A result of this statement's, its rows each made by `make_row`."""
         adapting = self.adapting
         adapting.set_pgresult(result)
         return adapting.load_rows(0, result.ntuples, make_row)
 
-    def _checked(self, results: list[pq.abc.PGresult]) -> pq.abc.PGresult:
-        """The statement's one result; a failed one raised as psycopg would."""
-        for result in results:
-            status = result.status
-            if status == _FATAL_ERROR:
-                raise errors.error_from_result(result, encoding=conn_encoding(self.conn))
-            if status != _TUPLES_OK and status != _COMMAND_OK:
-                raise errors.InternalError(f"unexpected result status: {pq.ExecStatus(status).name}")
-        if len(results) != 1:
-            raise errors.InternalError(f"{len(results)} results from one statement")
-        return results[0]
+    def _dump(self, params: Mapping[str, Any] | None) -> None:
+        query = self.query
+        if self.converted:
+            query.dump(params)
+        else:
+            query.convert(self.statement, params)
+            self.converted = True
+
+    def _new_name(self) -> bytes:
+        name = f"{self.prefix}{self.prepares}".encode()
+        self.prepares += 1
+        return name
+
+    def _unqueued(self, name: bytes) -> None:
+        """A prepare queued in a pipeline (in_one_transaction) that the
+        server did not take, or whose answer never came: its name no longer
+        stands for its types, and is never tried again."""
+        for types, named in list(self.names.items()):
+            if named == name:
+                del self.names[types]
 
     def _dropped(self, results: list[pq.abc.PGresult]) -> bool:
         """Whether a kept statement's run failed only because the server has
@@ -218,6 +244,144 @@ class Prepared:
             and results[0].error_field(_SQLSTATE) == _NO_SUCH_STATEMENT
             and self.conn.pgconn.transaction_status == _IDLE
         )
+
+
+def _checked(conn: AsyncConnection[Any], results: list[pq.abc.PGresult]) -> pq.abc.PGresult:
+    """The statement's one result; a failed one raised as psycopg would."""
+    for result in results:
+        status = result.status
+        if status == _FATAL_ERROR:
+            raise errors.error_from_result(result, encoding=conn_encoding(conn))
+        if status != _TUPLES_OK and status != _COMMAND_OK:
+            raise errors.InternalError(f"unexpected result status: {pq.ExecStatus(status).name}")
+    if len(results) != 1:
+        raise errors.InternalError(f"{len(results)} results from one statement")
+    return results[0]
+
+
+async def in_one_transaction(
+    conn: AsyncConnection[Any], steps: Sequence[tuple[Prepared, Mapping[str, Any] | None]]
+) -> list[pq.abc.PGresult]:
+    """Each step's statement (a Prepared of `conn`'s and its parameters) run
+    in order in one transaction: BEGIN, the steps (each prepared first where
+    its types have no name yet) and COMMIT queued in one pipeline and read
+    after its one Sync, as psycopg's `pipeline()` and `transaction()` run a
+    cursor's executes but with no cursor, no cache lookup and no wait per
+    statement. Each step's result. A failure, the server's (the first) or
+    a value the dumpers could not send (nothing after it sent, nor COMMIT),
+    is raised as a cursor would raise it, and anything else (an
+    interruption) goes on, once the transaction is rolled back and the
+    connection out of pipeline mode. Needs `runs_short(conn)`."""
+    async with conn.lock:
+        try:
+            results = await _pipelined(conn, steps)
+        except BaseException:
+            with contextlib.suppress(errors.Error):
+                await _rolled_back(conn)
+            raise
+    return results
+
+
+async def _pipelined(
+    conn: AsyncConnection[Any], steps: Sequence[tuple[Prepared, Mapping[str, Any] | None]]
+) -> list[pq.abc.PGresult]:
+    """in_one_transaction's pipeline, on the connection's lock."""
+    pgconn = conn.pgconn
+    pgconn.enter_pipeline_mode()
+    # What each queued command answers: a step (its index), a prepare
+    # (its Prepared and name), or BEGIN and COMMIT (None).
+    answers: list[int | tuple[Prepared, bytes] | None] = [None]
+    unconfirmed: list[tuple[Prepared, bytes]] = []
+    unsent: errors.Error | None = None
+    try:
+        pgconn.send_query_params(_BEGIN, None)
+        try:
+            for index, (prepared, params) in enumerate(steps):
+                prepared._dump(params)
+                query = prepared.query
+                name = prepared.names.get(query.types)
+                if name is None:
+                    # The types' name from now on, so that a second run in
+                    # the pipeline does not prepare it again.
+                    name = prepared.names[query.types] = prepared._new_name()
+                    unconfirmed.append((prepared, name))
+                    pgconn.send_prepare(name, query.query, param_types=query.types)
+                    answers.append((prepared, name))
+                pgconn.send_query_prepared(name, query.params, param_formats=query.formats)
+                answers.append(index)
+            pgconn.send_query_params(_COMMIT, None)
+            answers.append(None)
+        except errors.Error as exc:
+            unsent = exc
+        pgconn.pipeline_sync()
+        fetched, synced = await _waited(conn, _read_pipeline(pgconn, len(answers)))
+        if pgconn.status == _BAD or [result.status for result in synced] != [_PIPELINE_SYNC]:
+            raise _lost(conn, synced)
+        if len(fetched) != len(answers):
+            raise errors.InternalError(f"{len(fetched)} results for a pipeline of {len(answers)} commands")
+        results: list[pq.abc.PGresult] = []
+        failed = None
+        for answer, result in zip(answers, fetched, strict=True):
+            status = result.status
+            if status == _FATAL_ERROR:
+                failed = result if failed is None else failed
+            elif status != _TUPLES_OK and status != _COMMAND_OK and status != _PIPELINE_ABORTED:
+                raise errors.InternalError(f"unexpected result status: {pq.ExecStatus(status).name}")
+            elif isinstance(answer, int):
+                results.append(result)
+            elif answer is not None and status == _COMMAND_OK:
+                unconfirmed.remove(answer)
+    finally:
+        for prepared, name in unconfirmed:
+            prepared._unqueued(name)
+        if pgconn.status != _BAD:
+            try:
+                pgconn.exit_pipeline_mode()
+            except errors.OperationalError:
+                # Results left unread (an interruption psycopg's wait did not
+                # see through): a connection in an unknown state, which the
+                # pool discards.
+                pgconn.finish()
+    if failed is not None:
+        if failed.error_field(_SQLSTATE) == _NO_SUCH_STATEMENT:
+            # The server dropped ours (module docstring): each prepared again as it comes.
+            for prepared, _ in steps:
+                prepared.names.clear()
+        raise errors.error_from_result(failed, encoding=conn_encoding(conn))
+    if unsent is not None:
+        raise unsent
+    return results
+
+
+def _lost(conn: AsyncConnection[Any], synced: list[pq.abc.PGresult]) -> errors.OperationalError:
+    """A pipeline's connection ending under it: lost, or its backend's
+    FATAL (terminated) come in the Sync's place, after a COMMIT that may
+    have been answered. The commit may have happened, so the connection is
+    closed (its caller must see it broken, not take the error for a
+    rollback) and the error is an OperationalError: the backend's, or
+    psycopg's for a lost connection."""
+    ending = next((result for result in synced if result.status == _FATAL_ERROR), None)
+    error = None if ending is None else errors.error_from_result(ending, encoding=conn_encoding(conn))
+    conn.pgconn.finish()
+    return error if isinstance(error, errors.OperationalError) else errors.OperationalError("the connection is lost")
+
+
+async def _rolled_back(conn: AsyncConnection[Any]) -> None:
+    """The connection's transaction block, if one is left open, rolled back."""
+    pgconn = conn.pgconn
+    if pgconn.status != _BAD and pgconn.transaction_status in _IN_BLOCK:
+        pgconn.send_query(_ROLLBACK)
+        _checked(conn, await _waited(conn, execute(pgconn)))
+
+
+def _read_pipeline(pgconn: pq.abc.PGconn, count: int) -> PQGen[tuple[list[pq.abc.PGresult], list[pq.abc.PGresult]]]:
+    """A pipeline of `count` commands and its Sync flushed: each command's
+    one result (a failure's, a skipped one's too), and what came for the Sync."""
+    yield from send(pgconn)
+    results: list[pq.abc.PGresult] = []
+    for _ in range(count):
+        results.extend((yield from fetch_many(pgconn)))
+    return results, (yield from fetch_many(pgconn))
 
 
 async def payloads(conn: AsyncConnection[Any], timeout: float) -> AsyncGenerator[list[bytes], None]:

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import psycopg
@@ -165,19 +165,24 @@ def test_the_connections_wait_arms_a_timer_per_wait_and_a_prepared_statement_non
     _with_connection(db_dsn, test)
 
 
+async def _cancelled_while_it_runs(statement: Coroutine[Any, Any, Any]) -> None:
+    """`statement`'s task cancelled 0.3 s after it starts: CancelledError, within 5 s."""
+    sleeping = asyncio.create_task(statement)
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    sleeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeping
+    assert time.monotonic() - started < 5
+
+
 def test_a_cancelled_statement_is_cancelled_on_the_server_by_psycopgs_wait(db_dsn: str) -> None:
     """A task cancelled while its statement runs: psycopg's wait, handed the
     interruption, cancels the statement on the server and reads its end, so
     the connection is idle and answers the next statement at once."""
 
     async def test(conn: AsyncConnection[Any]) -> None:
-        sleeping = asyncio.create_task(Prepared(conn, "SELECT pg_sleep(%(s)s)", 0).rows({"s": 30}, tuple))
-        await asyncio.sleep(0.3)
-        started = time.monotonic()
-        sleeping.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await sleeping
-        assert time.monotonic() - started < 5
+        await _cancelled_while_it_runs(Prepared(conn, "SELECT pg_sleep(%(s)s)", 0).rows({"s": 30}, tuple))
         assert not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
         assert await Prepared(conn, "SELECT %(n)s::int", 1).rows({"n": 3}, tuple) == [(3,)]
 
@@ -276,6 +281,152 @@ def test_a_statement_the_server_dropped_is_prepared_again_and_run_once(db_dsn: s
         assert await prepared.rows({"n": 4}, tuple) == [(4,)]
         assert list(prepared.names.values()) == [b"graphql_todos_0_2"]
         assert await (await conn.execute("SELECT n FROM runs ORDER BY n")).fetchall() == [(1,), (2,), (4,)]
+
+    _with_connection(db_dsn, test)
+
+
+TAKE = "INSERT INTO taken VALUES (%(id)s, %(note)s) RETURNING id, note"
+A, B, C = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
+
+
+async def _taken_table(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("CREATE TEMPORARY TABLE taken (id int CONSTRAINT taken_pkey PRIMARY KEY, note uuid)")
+
+
+async def _taken(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+    return await (await conn.execute("SELECT id, note FROM taken ORDER BY id")).fetchall()
+
+
+def _after_the_block(conn: AsyncConnection[Any]) -> None:
+    """The connection as a Prepared needs it: idle, autocommit, out of pipeline mode."""
+    assert conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    assert conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+    assert runs_short(conn)
+
+
+def test_statements_in_one_transaction_answer_as_cursors_in_psycopgs_pipeline_and_transaction(db_dsn: str) -> None:
+    """Each step's result read as a cursor's rows; one prepare per set of
+    types, however often a statement runs in the pipeline; committed once."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await _taken_table(conn)
+        take, status = Prepared(conn, TAKE, 0), Prepared(conn, "SELECT now() = statement_timestamp() AS alone", 1)
+        steps: list[tuple[Prepared, dict[str, Any] | None]] = [
+            (take, {"id": 1, "note": A}), (take, {"id": 2, "note": None}), (take, {"id": 3, "note": C}), (status, None)
+        ]
+        results = await internal_psycopg.in_one_transaction(conn, steps)
+        assert [prepared.loaded(result, tuple) for (prepared, _), result in zip(steps, results, strict=True)] == [
+            [(1, A)], [(2, None)], [(3, C)], [(False,)]  # one transaction: its now() is the first statement's
+        ]
+        assert len(take.names) == 2 and len(status.names) == 1  # a UUID and None: two sets of types
+        _after_the_block(conn)
+        async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+            await cur.execute(TAKE, {"id": 4, "note": C})
+            expected = await cur.fetchall()
+        results = await internal_psycopg.in_one_transaction(conn, [(take, {"id": 5, "note": C})])
+        assert take.loaded(results[0], tuple)[0][1:] == expected[0][1:]
+        assert await _taken(conn) == [(1, A), (2, None), (3, C), (4, C), (5, C)]
+        assert await _ours(conn) == ["graphql_todos_0_0", "graphql_todos_0_1", "graphql_todos_1_0"]
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_failure_in_one_transaction_is_raised_as_a_cursors_once_it_is_rolled_back(db_dsn: str) -> None:
+    """The first error raised as a cursor raises it; nothing committed, the
+    steps after it skipped (a prepare among them not kept), the connection
+    idle and out of pipeline mode, and the statements prepared before the
+    error still run."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await _taken_table(conn)
+        take, later = Prepared(conn, TAKE, 0), Prepared(conn, "SELECT %(n)s::int", 1)
+        with pytest.raises(psycopg.errors.UniqueViolation) as short:
+            await internal_psycopg.in_one_transaction(
+                conn, [(take, {"id": 1, "note": A}), (take, {"id": 1, "note": B}), (later, {"n": 1})]
+            )
+        with pytest.raises(psycopg.errors.UniqueViolation) as cursor:
+            async with conn.transaction():
+                await conn.execute(TAKE, {"id": 1, "note": A})
+                await conn.execute(TAKE, {"id": 1, "note": B})
+        assert str(short.value) == str(cursor.value) and short.value.diag.constraint_name == "taken_pkey"
+        _after_the_block(conn)
+        assert await _taken(conn) == []
+        assert later.names == {} and list(take.names.values()) == [b"graphql_todos_0_0"]
+        results = await internal_psycopg.in_one_transaction(conn, [(take, {"id": 1, "note": A}), (later, {"n": 2})])
+        assert later.loaded(results[1], tuple) == [(2,)]
+        assert await _taken(conn) == [(1, A)]
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_value_that_cannot_be_sent_ends_the_transaction_before_its_commit(db_dsn: str) -> None:
+    """A parameter no dumper takes: psycopg's error, as a cursor's execute
+    raises it, and the steps sent before it rolled back, not committed."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await _taken_table(conn)
+        take = Prepared(conn, TAKE, 0)
+        with pytest.raises(psycopg.ProgrammingError, match="cannot adapt type 'object'"):
+            await internal_psycopg.in_one_transaction(conn, [(take, {"id": 1, "note": A}), (take, {"id": 2, "note": object()})])
+        with pytest.raises(psycopg.ProgrammingError, match="cannot adapt type 'object'"):
+            await conn.execute(TAKE, {"id": 2, "note": object()})
+        _after_the_block(conn)
+        assert await _taken(conn) == []
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_failed_commit_is_raised_and_leaves_no_block(db_dsn: str) -> None:
+    """A deferred constraint refused at COMMIT: the error, nothing kept, no ROLLBACK needed."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute(
+            "CREATE TEMPORARY TABLE deferred (id int CONSTRAINT deferred_pkey PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)"
+        )
+        twice = Prepared(conn, "INSERT INTO deferred VALUES (1)", 0)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await internal_psycopg.in_one_transaction(conn, [(twice, None), (twice, None)])
+        _after_the_block(conn)
+        assert await (await conn.execute("SELECT count(*) FROM deferred")).fetchone() == (0,)
+
+    _with_connection(db_dsn, test)
+
+
+def test_statements_the_server_dropped_fail_one_transaction_and_are_prepared_again_after(db_dsn: str) -> None:
+    """In a block, a statement the server no longer has is raised as a
+    cursor raises it (invalid_sql_statement_name); every step's Prepared
+    then prepares again, so the next transaction runs."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await _taken_table(conn)
+        take, count = Prepared(conn, TAKE, 0), Prepared(conn, "SELECT count(*) FROM taken", 1)
+        await internal_psycopg.in_one_transaction(conn, [(take, {"id": 1, "note": A}), (count, None)])
+        await conn.execute("DEALLOCATE ALL")
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+            await internal_psycopg.in_one_transaction(conn, [(take, {"id": 2, "note": B}), (count, None)])
+        _after_the_block(conn)
+        results = await internal_psycopg.in_one_transaction(conn, [(take, {"id": 2, "note": B}), (count, None)])
+        assert count.loaded(results[1], tuple) == [(2,)]
+        assert await _ours(conn) == ["graphql_todos_0_1", "graphql_todos_1_1"]
+
+    _with_connection(db_dsn, test)
+
+
+def test_one_transaction_cancelled_is_cancelled_on_the_server_and_rolled_back(db_dsn: str) -> None:
+    """A task cancelled while its pipeline runs: psycopg's wait cancels it
+    on the server and reads its end, the transaction is rolled back, and the
+    connection answers the next statement at once; a prepare whose answer
+    may not have come is not used again."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await _taken_table(conn)
+        take, sleep = Prepared(conn, TAKE, 0), Prepared(conn, "SELECT pg_sleep(%(s)s)", 1)
+        steps: list[tuple[Prepared, dict[str, Any] | None]] = [(take, {"id": 1, "note": A}), (sleep, {"s": 30})]
+        await _cancelled_while_it_runs(internal_psycopg.in_one_transaction(conn, steps))
+        _after_the_block(conn)
+        assert await _taken(conn) == []
+        assert sleep.names == {}
+        assert await sleep.rows({"s": 0}, tuple) == [("",)]
 
     _with_connection(db_dsn, test)
 
