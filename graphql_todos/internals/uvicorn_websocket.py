@@ -46,8 +46,9 @@ T = TypeVar("T")
 class LeanEvent(asyncio.Event):
     """asyncio.Event, its list of waiters made only when one waits."""
 
-    def __init__(self) -> None:  # not asyncio's: no deque
-        self._value = False
+    def __init__(self, value: bool = False) -> None:  # not asyncio's: no deque
+        # `value`: made set, without its `set` call (a connection's `writable`).
+        self._value = value
         self._waiting: list[asyncio.Future[None]] | None = None
 
     def is_set(self) -> bool:
@@ -166,18 +167,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None, *, opened: bool = False,
+        _loop: asyncio.AbstractEventLoop | None = None, *, opened: bool = False, close_timeout: float | None = None,
     ) -> None:
         # `opened`: for `open_upgraded` (HttpProtocol asks it only of a loaded
         # config without per-message deflate, which _lean_init serves).
+        # `close_timeout`: close_seconds of this app state, which the HTTP
+        # protocol upgrading the connection asked already.
         if config.ws_per_message_deflate or not config.loaded:
             super().__init__(config, server_state, app_state, _loop)
         else:
             self._lean_init(config, server_state, app_state, _loop, opened)
         self.queue = LeanQueue()
-        self.writable = LeanEvent()
-        self.writable.set()
-        self.close_timeout = close_seconds(self.app_state)
+        self.writable = LeanEvent(True)
+        self.close_timeout = close_seconds(self.app_state) if close_timeout is None else close_timeout
 
     def _lean_init(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -409,7 +411,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         """uvicorn's answer to `websocket.accept` (the headers of the server,
         then the app's, then its subprotocol), for a connection
         `open_upgraded` opened."""
-        await self.writable.wait()
+        # LeanEvent's wait, not awaited when set (as it is but while the
+        # transport is paused): a coroutine's call an open.
+        if not self.writable._value:
+            await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
         if self.logger.isEnabledFor(logging.INFO):
@@ -731,8 +736,11 @@ def frame_writers(websocket: WebSocket) -> tuple[Callable[[bytes], bool] | None,
     write when the server allows it, and the plain ASGI send."""
 
     # Bound as a method: one object beside every member where a closure
-    # made three (its function, cell and tuple).
-    return direct_write(websocket), MethodType(_bounded_send, websocket)
+    # made three (its function, cell and tuple). direct_write's, inline (a
+    # call a subscribe).
+    protocol = _direct_protocol(websocket)
+    write = None if protocol is None else MethodType(_write_frame, protocol)
+    return write, MethodType(_bounded_send, websocket)
 
 
 async def _bounded_send(websocket: WebSocket, message: bytes) -> None:
