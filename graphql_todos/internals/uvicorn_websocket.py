@@ -544,8 +544,8 @@ class OpenedServer(ServerProtocol):
         # makes every instance a dict of its own: 0.5 KiB more per socket).
         self.logger = logger
         self.debug = logger.isEnabledFor(logging.DEBUG)
-        self.side = Side.SERVER
-        self._state = State.OPEN
+        self.side = _SERVER
+        self._state = _OPEN
         self.max_message_size = max_size
         self.max_fragment_size = None
         self.current_size = None
@@ -601,7 +601,7 @@ def _whole_text(conn: Protocol, data: bytes) -> bytes | None:
         return None
     if len(data) != start + length or (conn.max_message_size is not None and length > conn.max_message_size):
         return None
-    if conn._state is not State.OPEN or conn.current_size is not None or conn.debug or conn.extensions:
+    if conn._state is not _OPEN or conn.current_size is not None or conn.debug or conn.extensions:
         return None
     waiting = conn.parser.gi_yieldfrom  # type: ignore[attr-defined]  # a generator (typing.cast: a call)
     if conn.reader.buffer or waiting is None or waiting.gi_code is not _AT_EOF:
@@ -719,8 +719,10 @@ _pack_long = struct.Struct("!BBQ").pack
 
 # Read once: on Python 3.11 an enum's members are read through its
 # metaclass's __getattr__ hook (some 860 instructions each), and every
-# frame's write checks the state (twice for a burst's: hold and flush).
+# frame's write checks the state (twice for a burst's: hold and flush), as
+# `_whole_text` does every message in; OpenedServer's at every open.
 _OPEN = State.OPEN
+_SERVER = Side.SERVER
 
 
 def _text_frame_header(length: int) -> bytes:
