@@ -413,7 +413,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         `open_upgraded` opened."""
         # LeanEvent's wait, not awaited when set (as it is but while the
         # transport is paused): a coroutine's call an open.
-        if not self.writable._value:
+        if not self.writable._value:  # type: ignore[attr-defined] # LeanEvent's flag (made so above)
             await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
