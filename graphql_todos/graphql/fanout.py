@@ -218,7 +218,8 @@ class SocketMember:
         if self.write is None:
             return None
         joined = self.joined
-        member = joined.member(prefix, suffix, self.write, self.send)
+        # Joined.member's, without its call (every subscribe).
+        member = Member(joined.start, prefix, suffix, self.write, self.send, joined.view)
         group = joined.groups.attach(joined.key, joined.make_render, member, joined.viewer)
         return None if group is None else Attached(joined, member, group)
 
@@ -515,7 +516,8 @@ class GraphQLFanout:
         """The operation's plan and its coerced variables; None: Strawberry's
         path runs it. Raises Refused."""
         try:
-            document = self.schema.document(query, extensions)
+            # The intake's schema, not the `schema` property's call (every subscribe).
+            document = self.intake.schema.document(query, extensions)
         except RequestError:
             return None  # Strawberry's path answers it with its code
         operation = None if not document else self.intake.operation(document, operation_name)

@@ -291,7 +291,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             "state": _read_only(self.app_state),  # type: ignore[typeddict-item]
             "extensions": _EXTENSIONS,  # type: ignore[typeddict-item]
         }
-        self.queue.put_nowait({"type": "websocket.connect"})
+        # The connect, in the queue just made (empty, nothing waiting on
+        # it): its put_nowait's call an open.
+        self.queue._items = [{"type": "websocket.connect"}]
         # The task's own context for its done callback too (uvicorn's only
         # discards the task): add_done_callback would copy one more, kept
         # beside every open socket for the collector to walk.
