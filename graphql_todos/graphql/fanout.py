@@ -649,8 +649,11 @@ class GraphQLFanout:
             key = None
         if key is None:
             return None
-        service: TodoService = websocket.state.service
-        groups: Groups = websocket.state.broadcast_groups
+        # From the scope's dict, as _join reads it (Starlette's State: a
+        # lookup that fails and formats an AttributeError, each name).
+        state = websocket.scope["state"]
+        service: TodoService = state["service"]
+        groups: Groups = state["broadcast_groups"]
         compiled = self._compiled(plan, coerced, None)
         renders = None if compiled is None else _RowRenders.of(compiled.plan, compiled.render)
         # The plan is looked up once per subscriber: every render from it.
@@ -673,8 +676,9 @@ class GraphQLFanout:
         plan, coerced = planned
         completed = plan.argument(coerced)
         viewer = _viewer_of(context)
-        service: TodoService = conn.state.service
-        live_lists: streams.LiveLists = conn.state.live_lists
+        state = conn.scope["state"]  # as _join reads it
+        service: TodoService = state["service"]
+        live_lists: streams.LiveLists = state["live_lists"]
         key = (viewer, completed, frame, plan.key, operation_name, coerced.key)
 
         def make() -> ListGroup:
