@@ -83,8 +83,10 @@ class HttpProtocol(HttpToolsProtocol):
       before the logger looks at its level. Assumes: uvicorn sets
       `access_log` once per connection (in `__init__`) and gives it to each
       request cycle, which builds the line only when it is true.
-    - A connection is set up with less work (`_lean_init`, `connection_made`:
-      every WebSocket opened pays for one), and a request's Upgrade looked
+    - A connection is set up with less work (`_lean_init`, `connection_made`,
+      its flow control a LeanFlow: every WebSocket opened pays for one), each
+      read parsed by uvicorn's `data_received` inline (its steps pinned by
+      tests/internals/test_uvicorn_http.py), and a request's Upgrade looked
       for once (`_should_upgrade`). Assumes (tests/internals/
       test_uvicorn_http.py pins it): uvicorn's `__init__` and
       `connection_made` set no more than ours do, to values ours match; it
