@@ -218,7 +218,8 @@ class SocketMember:
         if self.write is None:
             return None
         joined = self.joined
-        member = joined.member(prefix, suffix, self.write, self.send)
+        # Joined.member's, without its call (every subscribe).
+        member = Member(joined.start, prefix, suffix, self.write, self.send, joined.view)
         group = joined.groups.attach(joined.key, joined.make_render, member, joined.viewer)
         return None if group is None else Attached(joined, member, group)
 
@@ -515,7 +516,8 @@ class GraphQLFanout:
         """The operation's plan and its coerced variables; None: Strawberry's
         path runs it. Raises Refused."""
         try:
-            document = self.schema.document(query, extensions)
+            # The intake's schema, not the `schema` property's call (every subscribe).
+            document = self.intake.schema.document(query, extensions)
         except RequestError:
             return None  # Strawberry's path answers it with its code
         operation = None if not document else self.intake.operation(document, operation_name)
@@ -647,8 +649,11 @@ class GraphQLFanout:
             key = None
         if key is None:
             return None
-        service: TodoService = websocket.state.service
-        groups: Groups = websocket.state.broadcast_groups
+        # From the scope's dict, as _join reads it (Starlette's State: a
+        # lookup that fails and formats an AttributeError, each name).
+        state = websocket.scope["state"]
+        service: TodoService = state["service"]
+        groups: Groups = state["broadcast_groups"]
         compiled = self._compiled(plan, coerced, None)
         renders = None if compiled is None else _RowRenders.of(compiled.plan, compiled.render)
         # The plan is looked up once per subscriber: every render from it.
@@ -671,8 +676,9 @@ class GraphQLFanout:
         plan, coerced = planned
         completed = plan.argument(coerced)
         viewer = _viewer_of(context)
-        service: TodoService = conn.state.service
-        live_lists: streams.LiveLists = conn.state.live_lists
+        state = conn.scope["state"]  # as _join reads it
+        service: TodoService = state["service"]
+        live_lists: streams.LiveLists = state["live_lists"]
         key = (viewer, completed, frame, plan.key, operation_name, coerced.key)
 
         def make() -> ListGroup:

@@ -11,14 +11,14 @@ from typing import Any, Protocol
 
 import orjson
 from graphql import GraphQLError
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ErrorCode
-from graphql_todos.internals.strawberry_view import BoundedSendAdapter
+from graphql_todos.internals.strawberry_view import CONNECTED, BoundedSendAdapter
 
 
 class Signalled(Protocol):
@@ -123,7 +123,7 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
     connect = await websocket._receive()
     if connect["type"] != "websocket.connect":
         raise RuntimeError(f'Expected ASGI message "websocket.connect", but got {connect["type"]!r}')
-    websocket.client_state = websocket.application_state = WebSocketState.CONNECTED
+    websocket.client_state = websocket.application_state = CONNECTED
     await websocket._send({"type": "websocket.accept", "subprotocol": GRAPHQL_TRANSPORT_WS_PROTOCOL, "headers": []})
     adapter = view.websocket_adapter_class(view, websocket, websocket)
     context = await view.get_context(websocket, response=websocket)

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnect
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -55,7 +55,7 @@ from graphql_todos.internals.strawberry_sockets import (
     malformed_operation,
     stalled_adapter,
 )
-from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake
+from graphql_todos.internals.strawberry_view import DISCONNECTED, BoundedSendAdapter, JsonIntake
 
 # Strawberry's answers (tests/internals/test_strawberry_transport_ws.py finds
 # each in its source): close codes and reasons, and the limit's error.
@@ -157,10 +157,10 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         intake: JsonIntake = self.view  # type: ignore[assignment]
         decode = intake.loads
         try:
-            while websocket.application_state is not WebSocketState.DISCONNECTED:
+            while websocket.application_state is not DISCONNECTED:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
-                    websocket.client_state = WebSocketState.DISCONNECTED
+                    websocket.client_state = DISCONNECTED
                     return
                 text = message.get("text")
                 if text is None:

@@ -18,6 +18,12 @@ from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import ClientStalled
 from graphql_todos.internals.uvicorn_websocket import open_write
 
+# Starlette's socket states, read once: on Python 3.11 an enum's member is
+# read through its metaclass's __getattr__ hook (some 900 instructions a
+# read, callgrind), and the receive loop reads one per message.
+CONNECTED = WebSocketState.CONNECTED
+DISCONNECTED = WebSocketState.DISCONNECTED
+
 
 class JsonIntake:
     """For the view, which names its decoder `loads` (a staticmethod). Assumes: Strawberry's views
@@ -61,10 +67,10 @@ class BoundedSendAdapter(ASGIWebSocketAdapter):
         """send_json's write straight to the transport, of a message the
         caller encoded once as the view's `encode_json` does (an
         acknowledgement): True when written; False, send_json it."""
-        return self._write is not None and self.ws.application_state is WebSocketState.CONNECTED and self._write(encoded)
+        return self._write is not None and self.ws.application_state is CONNECTED and self._write(encoded)
 
     async def send_json(self, message: Mapping[str, object]) -> None:
-        if self._write is not None and self.ws.application_state is WebSocketState.CONNECTED:
+        if self._write is not None and self.ws.application_state is CONNECTED:
             encoded = self.view.encode_json(message)
             if self._write(encoded.encode() if isinstance(encoded, str) else encoded):
                 return

@@ -27,7 +27,7 @@ from uvicorn.protocols.utils import get_local_addr, get_remote_addr
 from uvicorn.server import ServerState
 
 from graphql_todos.core import metrics
-from graphql_todos.internals.uvicorn_close import BoundedClose, close_seconds, end_streams
+from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS, BoundedClose, close_seconds, end_streams
 from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, asgi_version, upgrade_accept
 
 # What uvicorn writes, before a response, to a client that asked for it.
@@ -83,8 +83,10 @@ class HttpProtocol(HttpToolsProtocol):
       before the logger looks at its level. Assumes: uvicorn sets
       `access_log` once per connection (in `__init__`) and gives it to each
       request cycle, which builds the line only when it is true.
-    - A connection is set up with less work (`_lean_init`, `connection_made`:
-      every WebSocket opened pays for one), and a request's Upgrade looked
+    - A connection is set up with less work (`_lean_init`, `connection_made`,
+      its flow control a LeanFlow: every WebSocket opened pays for one), each
+      read parsed by uvicorn's `data_received` inline (its steps pinned by
+      tests/internals/test_uvicorn_http.py), and a request's Upgrade looked
       for once (`_should_upgrade`). Assumes (tests/internals/
       test_uvicorn_http.py pins it): uvicorn's `__init__` and
       `connection_made` set no more than ours do, to values ours match; it
@@ -104,6 +106,9 @@ class HttpProtocol(HttpToolsProtocol):
     # The headers _should_upgrade last looked at (a request's own list), and its answer.
     _upgrade_of: list[tuple[bytes, bytes]] | None = None
     _upgrade = False
+    # close_seconds of the app's state, asked once (connection_made): an
+    # upgraded connection's close timeout too.
+    _close_seconds = CLOSE_SECONDS
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -157,16 +162,32 @@ class HttpProtocol(HttpToolsProtocol):
                 self.transport.write(_HEAD_TOO_LARGE)
                 self.transport.close()
                 return
-        super().data_received(data)
+        # uvicorn's data_received, inline (its call and its
+        # `_unset_keepalive_if_required`'s, every read), an upgrade's
+        # question answered from `_should_upgrade`'s memory of this head.
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.logger.warning(_INVALID)
+            self.send_400_response(_INVALID)
+        except httptools.HttpParserUpgrade:
+            if self._upgrade if self._upgrade_of is self.headers else self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
         it too), its addresses those the transport has (`_addresses`)."""
         # Not cast(): a call at every connection.
-        bounded: asyncio.Transport = BoundedClose(transport, self.loop, close_seconds(self.app_state))  # type: ignore[assignment]
+        self._close_seconds = close_seconds(self.app_state)
+        bounded: asyncio.Transport = BoundedClose(transport, self.loop, self._close_seconds)  # type: ignore[assignment]
         self.connections.add(self)
         self.transport = bounded
-        self.flow = FlowControl(bounded)
+        self.flow = LeanFlow(bounded)
         self.server, self.client = _addresses(transport)
         self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         if self.logger.level <= TRACE_LOG_LEVEL:
@@ -232,7 +253,8 @@ class HttpProtocol(HttpToolsProtocol):
         self.connections.discard(self)
         # This loop, not asyncio.get_event_loop() (a getpid on Python 3.11).
         protocol = protocol_class(
-            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop, opened=True
+            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop, opened=True,
+            close_timeout=self._close_seconds,
         )
         protocol.connection_handed(self.transport, self.server, self.client, self.scheme == "https")
         protocol.open_upgraded(self.url, self.headers, accept)
@@ -277,6 +299,35 @@ class HttpProtocol(HttpToolsProtocol):
             if self._head_bytes or not self._answered:
                 metrics.refused("head_timeout")
             self.transport.close()
+
+
+class LeanFlow(FlowControl):
+    """uvicorn's FlowControl, its writable event (an asyncio Event and its
+    deque) made only when writing first pauses: every connection made one,
+    and an upgraded one drops it unused (three calls an open: the flow's
+    `__init__`, the Event's and its `set`). Until then writing was never
+    paused, so `drain` has nothing to wait for.
+
+    Assumes (tests/internals/test_uvicorn_http.py pins it): FlowControl
+    reads its event in `drain`, `pause_writing` and `resume_writing` only,
+    each as below, and `resume_writing` sets it only after a pause."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:  # not uvicorn's: no Event
+        self._transport = transport
+        self.read_paused = False
+        self.write_paused = False
+        self._is_writable_event: asyncio.Event | None = None  # type: ignore[assignment]
+
+    async def drain(self) -> None:
+        if self._is_writable_event is not None:
+            await self._is_writable_event.wait()
+
+    def pause_writing(self) -> None:
+        if not self.write_paused:
+            self.write_paused = True
+            if self._is_writable_event is None:
+                self._is_writable_event = asyncio.Event()
+            self._is_writable_event.clear()
 
 
 class HeadWatch:
@@ -341,6 +392,8 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
 
 
 _LOGGER = logging.getLogger("uvicorn.error")
+# uvicorn's warning, and its 400's body, for a request httptools cannot parse.
+_INVALID = "Invalid HTTP request received."
 _ACCESS_LOGGER = logging.getLogger("uvicorn.access")
 # What uvicorn's __init__ starts a connection's state at (but its deque).
 _FRESH: dict[str, object] = {

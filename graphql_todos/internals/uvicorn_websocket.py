@@ -46,8 +46,9 @@ T = TypeVar("T")
 class LeanEvent(asyncio.Event):
     """asyncio.Event, its list of waiters made only when one waits."""
 
-    def __init__(self) -> None:  # not asyncio's: no deque
-        self._value = False
+    def __init__(self, value: bool = False) -> None:  # not asyncio's: no deque
+        # `value`: made set, without its `set` call (a connection's `writable`).
+        self._value = value
         self._waiting: list[asyncio.Future[None]] | None = None
 
     def is_set(self) -> bool:
@@ -166,18 +167,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None, *, opened: bool = False,
+        _loop: asyncio.AbstractEventLoop | None = None, *, opened: bool = False, close_timeout: float | None = None,
     ) -> None:
         # `opened`: for `open_upgraded` (HttpProtocol asks it only of a loaded
         # config without per-message deflate, which _lean_init serves).
+        # `close_timeout`: close_seconds of this app state, which the HTTP
+        # protocol upgrading the connection asked already.
         if config.ws_per_message_deflate or not config.loaded:
             super().__init__(config, server_state, app_state, _loop)
         else:
             self._lean_init(config, server_state, app_state, _loop, opened)
         self.queue = LeanQueue()
-        self.writable = LeanEvent()
-        self.writable.set()
-        self.close_timeout = close_seconds(self.app_state)
+        self.writable = LeanEvent(True)
+        self.close_timeout = close_seconds(self.app_state) if close_timeout is None else close_timeout
 
     def _lean_init(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -289,7 +291,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             "state": _read_only(self.app_state),  # type: ignore[typeddict-item]
             "extensions": _EXTENSIONS,  # type: ignore[typeddict-item]
         }
-        self.queue.put_nowait({"type": "websocket.connect"})
+        # The connect, in the queue just made (empty, nothing waiting on
+        # it): its put_nowait's call an open.
+        self.queue._items = [{"type": "websocket.connect"}]
         # The task's own context for its done callback too (uvicorn's only
         # discards the task): add_done_callback would copy one more, kept
         # beside every open socket for the collector to walk.
@@ -409,7 +413,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         """uvicorn's answer to `websocket.accept` (the headers of the server,
         then the app's, then its subprotocol), for a connection
         `open_upgraded` opened."""
-        await self.writable.wait()
+        # LeanEvent's wait, not awaited when set (as it is but while the
+        # transport is paused): a coroutine's call an open.
+        if not self.writable._value:  # type: ignore[attr-defined] # LeanEvent's flag (made so above)
+            await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
         if self.logger.isEnabledFor(logging.INFO):
@@ -539,8 +546,8 @@ class OpenedServer(ServerProtocol):
         # makes every instance a dict of its own: 0.5 KiB more per socket).
         self.logger = logger
         self.debug = logger.isEnabledFor(logging.DEBUG)
-        self.side = Side.SERVER
-        self._state = State.OPEN
+        self.side = _SERVER
+        self._state = _OPEN
         self.max_message_size = max_size
         self.max_fragment_size = None
         self.current_size = None
@@ -596,7 +603,7 @@ def _whole_text(conn: Protocol, data: bytes) -> bytes | None:
         return None
     if len(data) != start + length or (conn.max_message_size is not None and length > conn.max_message_size):
         return None
-    if conn._state is not State.OPEN or conn.current_size is not None or conn.debug or conn.extensions:
+    if conn._state is not _OPEN or conn.current_size is not None or conn.debug or conn.extensions:
         return None
     waiting = conn.parser.gi_yieldfrom  # type: ignore[attr-defined]  # a generator (typing.cast: a call)
     if conn.reader.buffer or waiting is None or waiting.gi_code is not _AT_EOF:
@@ -714,8 +721,10 @@ _pack_long = struct.Struct("!BBQ").pack
 
 # Read once: on Python 3.11 an enum's members are read through its
 # metaclass's __getattr__ hook (some 860 instructions each), and every
-# frame's write checks the state (twice for a burst's: hold and flush).
+# frame's write checks the state (twice for a burst's: hold and flush), as
+# `_whole_text` does every message in; OpenedServer's at every open.
 _OPEN = State.OPEN
+_SERVER = Side.SERVER
 
 
 def _text_frame_header(length: int) -> bytes:
@@ -731,8 +740,11 @@ def frame_writers(websocket: WebSocket) -> tuple[Callable[[bytes], bool] | None,
     write when the server allows it, and the plain ASGI send."""
 
     # Bound as a method: one object beside every member where a closure
-    # made three (its function, cell and tuple).
-    return direct_write(websocket), MethodType(_bounded_send, websocket)
+    # made three (its function, cell and tuple). direct_write's, inline (a
+    # call a subscribe).
+    protocol = _direct_protocol(websocket)
+    write = None if protocol is None else MethodType(_write_frame, protocol)
+    return write, MethodType(_bounded_send, websocket)
 
 
 async def _bounded_send(websocket: WebSocket, message: bytes) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from graphql_todos.core.errors import CursorExpired
@@ -24,24 +24,30 @@ _SETTLE_SECONDS = 0.002
 _HOLD_AT_MOST_SECONDS = 0.1
 
 
-async def start_after(journal: Journal, after: str | None, hub: Hub | None = None) -> int:
-    """Where a change feed from the cursor (from now when None) starts;
-    raises BadUserInput for a cursor not yet written, CursorExpired for one
-    pruned past. A cursor at `hub`'s position asks the database nothing."""
+def start_after(journal: Journal, after: str | None, hub: Hub | None = None) -> Awaitable[int]:
+    """Where a change feed from the cursor (from now when None) starts, to
+    await; raises BadUserInput for a cursor not yet written, CursorExpired
+    for one pruned past. A cursor at `hub`'s position asks the database
+    nothing. Not a coroutine: every subscribe awaits the journal's own
+    through it, where a frame of its own was two calls more (made, resumed)."""
     if after is None:
         # "Now" is what the database has committed, which the hub may not
         # have delivered yet (a NOTIFY in flight, a row read from the
         # journal): a client must not get the change it just made, and
         # only a round trip after the request can tell.
-        return await journal.position()
+        return journal.position()
     if hub is not None and hub.connected and parse_cursor(after) == hub.position:
         # Written (the hub published it), and a subscriber starting there
         # gets every later entry from the hub, none from the journal: a
         # client resuming from the last change it was sent, all caught up.
         # A hub that lost its listener asks the database, so a database
         # known to be away is said to be (DATABASE_UNAVAILABLE).
-        return hub.position
-    return await journal.check_cursor(after)
+        return _known(hub.position)
+    return journal.check_cursor(after)
+
+
+async def _known(position: int) -> int:
+    return position
 
 
 async def changes(

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -21,7 +22,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from graphql_todos.internals.uvicorn_close import BoundedClose
+from graphql_todos.internals.uvicorn_close import BoundedClose, close_seconds
 from graphql_todos.internals.uvicorn_http import (
     CLEAN_KEPT,
     CONTINUE,
@@ -29,6 +30,7 @@ from graphql_todos.internals.uvicorn_http import (
     HeadWithBody,
     HttpProtocol,
     LeanCycle,
+    LeanFlow,
     _uvicorns_headers_complete,
     arrived,
     arrived_whole,
@@ -264,10 +266,89 @@ def test_our_http_connection_is_made_as_uvicorns_is(
         assert ours[name] == theirs[name], name
     assert ours["server"] is not None and (family == socket.AF_UNIX) == (ours["client"] is None)
     assert isinstance(ours["transport"], BoundedClose) and ours["transport"]._transport is theirs["transport"]
-    assert type(ours["flow"]) is FlowControl and ours["flow"]._transport is ours["transport"]
+    assert type(ours["flow"]) is LeanFlow and ours["flow"]._transport is ours["transport"]
+    # The close timeout asked once, for the BoundedClose and a WebSocket upgraded from here.
+    assert ours["_close_seconds"] == close_seconds({}) == ours["transport"]._seconds
     # uvicorn's connection_made sets no more than ours does.
     made_source = inspect.getsource(HttpToolsProtocol.connection_made)
     assert set(re.findall(r"self\.(\w+) = ", made_source)) == {"transport", "flow", "server", "client", "scheme"}
+
+
+def test_a_lean_flow_pauses_and_drains_as_uvicorns_does() -> None:
+    # LeanFlow makes its writable event only at a first pause: the same
+    # answers as FlowControl's through pauses and resumes of both kinds,
+    # a drain waiting exactly while writing is paused.
+    async def life(flow_class: type[FlowControl]) -> list[object]:
+        seen: list[object] = []
+        transport = SimpleNamespace(pause_reading=lambda: seen.append("pause"), resume_reading=lambda: seen.append("resume"))
+        flow = flow_class(transport)  # type: ignore[arg-type]
+
+        async def drained() -> bool:
+            drain = asyncio.ensure_future(flow.drain())
+            for _ in range(3):
+                await asyncio.sleep(0)
+            done = drain.done()
+            drain.cancel()
+            return done
+
+        seen.append(await drained())
+        flow.resume_writing()
+        flow.pause_reading()
+        flow.pause_reading()
+        flow.resume_reading()
+        for _ in range(2):
+            flow.pause_writing()
+            flow.pause_writing()
+            seen.append((flow.write_paused, await drained()))
+            drain = asyncio.ensure_future(flow.drain())
+            await asyncio.sleep(0)
+            flow.resume_writing()
+            await asyncio.wait_for(drain, 1)
+            seen.append((flow.write_paused, await drained()))
+        return [*seen, flow.read_paused]
+
+    assert asyncio.run(life(LeanFlow)) == asyncio.run(life(FlowControl)) == [
+        True, "pause", "resume", (True, False), (False, True), (True, False), (False, True), False]
+    # FlowControl reads its event in these methods only, as LeanFlow's do.
+    source = inspect.getsource(FlowControl)
+    reads = {name for name, method in vars(FlowControl).items()
+             if callable(method) and "self._is_writable_event" in inspect.getsource(method)}
+    assert reads == {"__init__", "drain", "pause_writing", "resume_writing"}
+    assert "await self._is_writable_event.wait()" in source
+    resume = inspect.getsource(FlowControl.resume_writing)
+    assert "if self.write_paused:" in resume and "self._is_writable_event.set()" in resume
+
+
+def test_our_data_received_parses_as_uvicorns_does() -> None:
+    # HttpProtocol.data_received does uvicorn's (after its head count)
+    # inline: these steps, and no more.
+    source = inspect.getsource(HttpToolsProtocol.data_received)
+    steps = re.findall(r"^ {8}(\S.*)$", source, re.MULTILINE)
+    assert steps == [
+        "self._unset_keepalive_if_required()", "try:", "except httptools.HttpParserError:",
+        "except httptools.HttpParserUpgrade:",
+    ]
+    inner = re.findall(r"^ {12}(\S.*)$", source, re.MULTILINE)
+    assert inner == [
+        "self.parser.feed_data(data)", 'msg = "Invalid HTTP request received."', "self.logger.warning(msg)",
+        "self.send_400_response(msg)", "return", "if self._should_upgrade():", "else:",
+    ]
+    assert re.findall(r"^ {16}(\S.*)$", source, re.MULTILINE) == [
+        "self.handle_websocket_upgrade()", "self._unsupported_upgrade_warning()"]
+    unset = inspect.getsource(HttpToolsProtocol._unset_keepalive_if_required)
+    assert "if self.timeout_keep_alive_task is not None:" in unset
+    assert "self.timeout_keep_alive_task.cancel()" in unset and "self.timeout_keep_alive_task = None" in unset
+
+
+def test_a_request_httptools_cannot_parse_is_answered_400_as_uvicorn_answers_it(db_dsn: str) -> None:
+    with serving(db_dsn) as server, socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n")
+        sock.settimeout(10)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.endswith(b"\r\n\r\nInvalid HTTP request received."), answer
 
 
 def test_each_connection_has_its_own_head_deadline(db_dsn: str) -> None:

@@ -32,6 +32,7 @@ from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
+from graphql_todos.internals.uvicorn_close import close_seconds
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
 from graphql_todos.internals.uvicorn_websocket import (
     _EXTENSIONS,
@@ -462,6 +463,7 @@ def test_our_protocol_starts_as_uvicorns_does(deflate: bool) -> None:
     extensions = [type(e) for e in ours["conn"].available_extensions]
     assert extensions == [type(e) for e in theirs["conn"].available_extensions] and bool(extensions) == deflate
     assert isinstance(ours["queue"], LeanQueue) and isinstance(ours["writable"], LeanEvent)
+    assert ours["writable"].is_set() and ours["close_timeout"] == close_seconds({"k": 1})
 
 
 def test_an_opened_server_starts_as_websockets_own_made_open() -> None:
@@ -532,8 +534,16 @@ def test_our_upgrade_makes_its_protocol_opened() -> None:
     assert "max_size=self.config.ws_max_size" in inspect.getsource(WebSocketsSansIOProtocol.__init__)
     upgrade = inspect.getsource(HttpProtocol.handle_websocket_upgrade)
     assert "opened=True" in upgrade and "config.ws_per_message_deflate" in upgrade
-    # Made on the HTTP protocol's loop, not one asked of asyncio again.
-    assert "_loop=self.loop" in upgrade
+    # Made on the HTTP protocol's loop, not one asked of asyncio again; its
+    # close timeout the one the HTTP protocol asked (close_seconds of the
+    # same app state), or asked again when not given.
+    assert "_loop=self.loop" in upgrade and "close_timeout=self._close_seconds" in upgrade
+    loop = asyncio.new_event_loop()
+    try:
+        given = WebSocketProtocol(config, ServerState(), {}, loop, opened=True, close_timeout=2.5)
+    finally:
+        loop.close()
+    assert given.close_timeout == 2.5
 
 
 def test_an_upgrade_after_a_request_on_one_connection_opens(server: Server) -> None:
