@@ -273,10 +273,10 @@ def _refused_subscribes(protocol: str, count: int) -> list[dict[str, Any]]:
         "graphql-ws",
         # No keepalive of the app's on this protocol: once the server has
         # nothing more to send, no send waits (the refusals went into the
-        # client's receive buffer), and only uvicorn's ping notices the
-        # client reads nothing: it fails the connection with 1011. The fix is
-        # internals.uvicorn_websocket's (docs/reliability.md, section 5).
-        pytest.param("graphql-transport-ws", marks=pytest.mark.xfail(strict=True, reason="a ping timeout closes 1011")),
+        # client's receive buffer), and only the ping notices the client
+        # reads nothing: its timeout closes as a stalled client's
+        # (internals.uvicorn_websocket's keepalive_timeout; uvicorn's is 1011).
+        "graphql-transport-ws",
     ],
 )
 def test_a_stalled_graphql_client_with_only_refusals_queued_is_closed_with_4408(db_dsn: str, protocol: str) -> None:
@@ -307,3 +307,4 @@ def _stall_with_refusals(server: Server, protocol: str) -> None:
                 stalled.recv(timeout=10)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == ErrorCode.CLIENT_STALLED.close_code
+    assert closed.value.rcvd.reason.endswith("reconnect with your last cursor")

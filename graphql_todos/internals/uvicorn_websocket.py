@@ -33,6 +33,7 @@ from websockets.utils import GUID
 
 from graphql_todos.core import metrics
 from graphql_todos.core.bounded import bounded_send
+from graphql_todos.core.errors import ClientStalled
 from graphql_todos.internals.uvicorn_close import close_seconds, end_streams, reset
 from graphql_todos.internals.uvicorn_keepalive import Pinger, pinger
 
@@ -508,6 +509,28 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.send_ping(payload)
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True
+
+    def keepalive_timeout(self) -> None:
+        """uvicorn's, but the connection is failed as a stalled client's
+        (CLIENT_STALLED, 4408, ClientStalled's reason), not with 1011: a peer
+        whose ping goes unanswered has stopped reading or is gone, which is
+        not the server's fault; one that reads again later learns why and
+        resumes from its last cursor, as one stalled on a send does. It
+        covers what a bounded send cannot: a stalled client whose unread
+        frames all fit in the buffers (refusals, then nothing more to send).
+
+        Assumes, of uvicorn (tests/internals/test_uvicorn_keepalive.py):
+        its `keepalive_timeout` fails the connection and closes the
+        transport, with no other state than `pong_timer` (the pinger's
+        connections have none) and `pending_ping_payload`."""
+        self.pending_ping_payload = None
+        if self.close_sent or self.transport.is_closing():
+            return
+        stalled = ClientStalled(self.ping_timeout or 0.0)
+        self.conn.fail(stalled.code.close_code, stalled.message)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.transport.close()
 
     def shutdown(self) -> None:
         end_streams(self.app_state)

@@ -20,6 +20,7 @@ from websockets.http11 import Response
 from websockets.protocol import Event, State
 from websockets.uri import parse_uri
 
+from graphql_todos.core.errors import ErrorCode
 from graphql_todos.internals.uvicorn_keepalive import Pinger, pinger
 from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol
 
@@ -127,7 +128,8 @@ def test_a_peer_that_never_answers_is_failed_within_interval_and_timeout_and_a_t
             return code, elapsed, len(_pinger().members)
 
     code, elapsed, members = asyncio.run(scenario())
-    assert code == 1011
+    # A stalled client's close (uvicorn's is 1011, a server error).
+    assert code == ErrorCode.CLIENT_STALLED.close_code
     assert INTERVAL + TIMEOUT - 0.1 <= elapsed
     assert members == 0
 
@@ -199,7 +201,11 @@ def test_uvicorn_keeps_alive_only_through_what_our_protocol_overrides() -> None:
     assert "self.start_keepalive()" in inspect.getsource(WebSocketsSansIOProtocol.send)
     assert "self.handle_pong(event)" in source
     timeout = inspect.getsource(WebSocketsSansIOProtocol.keepalive_timeout)
+    # Ours (WebSocketProtocol.keepalive_timeout) does this with another code,
+    # and resets the state this resets but for the pinger-less pong_timer.
     assert 'self.conn.fail(1011, "keepalive ping timeout")' in timeout and "self.transport.close()" in timeout
+    assert "self.pong_timer = None" in timeout and "self.pending_ping_payload = None" in timeout
+    assert "self.close_sent = True" in timeout
 
 
 def test_a_weak_key_dictionary_s_get_is_a_get_of_its_data_by_a_weak_reference() -> None:
