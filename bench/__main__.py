@@ -245,8 +245,9 @@ def fanout_tests(dbs: Databases, args: argparse.Namespace) -> list[FanoutResult]
     return fanout
 
 
-# The workers case's servers, in the order they run, and its writes.
-WORKERS_SERVERS = (OURS, OURS_WORKERS, POSTGRAPHILE5)
+# The workers case's servers, in the order they run (report's, which shows
+# them in that order), and its writes.
+WORKERS_SERVERS = report.WORKERS_SERVERS
 WORKERS_WRITES = ("createTodo", "updateTodo")
 # Its rounds of each write, at most: about a minute and a half of wrk at 5 s.
 WORKERS_ROUNDS = 3

@@ -58,9 +58,17 @@ def versus_best(values: dict[str, float], more_is_better: bool, runs: Runs | Non
         return "-"
     best = (max if more_is_better else min)(peers, key=peers.__getitem__)
     if runs is not None and OURS in runs and best in runs:
-        return f"{paired(runs[OURS], runs[best]):.2f} ({best})"
-    shown = ratio(values[OURS], peers[best])
+        shown = paired_ratio(runs[OURS], runs[best])
+    else:
+        shown = ratio(values[OURS], peers[best])
     return shown if shown == "-" else f"{shown} ({best})"
+
+
+def paired_ratio(a: list[float], b: list[float]) -> str:
+    """paired(a, b), shown; "-" when b has no rate to divide by, as ratio()
+    shows a division by 0: every round of it failed (wrk reports 0 req/s,
+    and exits 0, for a server that drops each connection)."""
+    return "-" if statistics.median(b) == 0 else f"{paired(a, b):.2f}"
 
 
 def as_ours(values: dict[str, Any], variant: str) -> dict[str, Any]:
@@ -102,7 +110,7 @@ def _compared(label: str, cells: dict[str, tuple[str, float]], more_is_better: b
     value = {server: v for server, (_, v) in cells.items()}
     shown = " | ".join(cells[s][0] if s in cells else "-" for s in SERVERS)
     if runs is not None and OURS in runs and FLOOR in runs:
-        floor = f"{paired(runs[OURS], runs[FLOOR]):.2f}"
+        floor = paired_ratio(runs[OURS], runs[FLOOR])
     else:
         floor = ratio(value.get(OURS, math.nan), value.get(FLOOR, math.nan))
     return f"| {label} | {shown} | {versus_best(value, more_is_better, runs)} | {floor} |"
@@ -283,7 +291,7 @@ def _workers_writes(writes: list[dict[str, Any]]) -> list[str]:
         for s in servers:
             errors = f", {runs[s]['errors']} errors" if s in runs and runs[s]["errors"] else ""
             cells.append(f"{_rates(runs[s]['rps'])} req/s{errors}" if s in runs else "-")
-        cells += [f"{paired(runs[a]['rps'], runs[b]['rps']):.2f}" if a in runs and b in runs else "-" for a, b in pairs]
+        cells += [paired_ratio(runs[a]["rps"], runs[b]["rps"]) if a in runs and b in runs else "-" for a, b in pairs]
         lines.append(f"| {test} | {' | '.join(cells)} |")
     return lines
 

@@ -142,3 +142,20 @@ def test_a_workers_run_that_measured_the_fan_out_alone_still_renders() -> None:
     text = report.render(_results(decoded=False) | {"workers": fanout}, None)
     assert "| last arrival, p50 | 100 ms | 50.0 ms | 0.50 |" in text
     assert "updateTodo |" not in text.split("## Several processes")[1]
+
+
+def test_a_server_whose_every_round_failed_renders_without_a_ratio() -> None:
+    """wrk reports 0 req/s (and exits 0) for a server that drops each
+    connection: its ratios are "-", as a division by 0 is anywhere in the
+    report, and the report is still written at the end of the run."""
+    workers = _workers()
+    for entry in workers["writes"]:
+        if entry["server"] == POSTGRAPHILE5:
+            entry |= {"rps": [0.0, 0.0, 0.0], "errors": 3000}
+    results = _results(decoded=False) | {"workers": workers}
+    results["http"] += _http("createTodo", {"floor": 0.0})
+    text = report.render(results, None)
+    assert ("| updateTodo | 1100 (1000, 1200, 1100) req/s | 1500 (1500, 1500, 1800) req/s "
+            "| 0 (0, 0, 0) req/s, 3000 errors | - | - | 1.50 |") in text
+    assert f"| updateTodo, {OURS_WORKERS} (workers case) | 1,500 req/s | 0 req/s | - | - |" in text
+    assert "| createTodo | 1500 req/s (1500) | 2000 req/s (2000) | 1000 req/s (1000) | 0 req/s (0) | 0.75 (PostGraphile 5) | - |" in text

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 
+import httptools
 import pytest
 
 from graphql_todos.edge.logs import INVALID_REQUEST, ClientFaultsAtInfo
@@ -21,6 +22,9 @@ MALFORMED = [
     b"GET /api/todos/\xc3\xa9 HTTP/1.1\r\nHost: x\r\n" + UPGRADE,
     b"GET /api/todos/?after=\xff HTTP/1.1\r\nHost: x\r\n",
     b"GET /graphql?query=\xc3\xa9 HTTP/1.1\r\nHost: x\r\n",
+    # A target the parser passes and uvicorn's parse of it, in a parser
+    # callback, refuses (a callback's error, the parser's as its context).
+    b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n",
 ]
 
 
@@ -34,10 +38,12 @@ def _exchange(port: int, head: bytes) -> bytes:
     return answer
 
 
-def test_a_request_the_parser_refuses_gets_a_400_and_logs_at_info(db_dsn: str) -> None:
+@pytest.mark.parametrize(("log_level", "logged"), [("info", ["info"] * len(MALFORMED)), ("warning", [])])
+def test_a_request_the_parser_refuses_gets_a_400_and_logs_at_info(db_dsn: str, log_level: str, logged: list[str]) -> None:
     """A clear 400 (and the connection closed), logged as the client's fault:
-    INFO, not uvicorn's WARNING."""
-    serve = Serve({**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "LOG_FORMAT": "json"})
+    INFO, not uvicorn's WARNING; at LOG_LEVEL=warning, not at all."""
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "LOG_FORMAT": "json", "LOG_LEVEL": log_level}
+    serve = Serve(env)
     try:
         for head in MALFORMED:
             answer = _exchange(serve.port, head)
@@ -46,7 +52,34 @@ def test_a_request_the_parser_refuses_gets_a_400_and_logs_at_info(db_dsn: str) -
     finally:
         serve.stop(signal.SIGTERM)
     levels = [e["level"] for e in map(json.loads, serve.output.splitlines()) if e["message"] == INVALID_REQUEST]
-    assert levels == ["info"] * len(MALFORMED)
+    assert levels == logged
+
+
+@pytest.mark.parametrize(
+    ("fault", "level"),
+    [
+        (httptools.HttpParserInvalidURLError("invalid url"), "INFO"),  # uvicorn's parse of the target: the client's
+        (UnicodeEncodeError("ascii", "/\xe9", 1, 2, "ordinal not in range(128)"), "WARNING"),  # a root path not ASCII
+        (KeyError("scope"), "WARNING"),  # a bug reading the head
+    ],
+)
+def test_an_error_of_the_servers_own_in_a_parser_callback_stays_a_warning(fault: Exception, level: str) -> None:
+    """uvicorn answers any exception of a parser callback as a malformed
+    request (its line and a 400): at INFO only when it is the parser's own
+    error, not the server's. Logged as uvicorn logs it, while handling the
+    error feed_data raised; through a logger that takes INFO."""
+
+    class Head:
+        def on_headers_complete(self) -> None:
+            raise fault
+
+    logging.getLogger(__name__).setLevel(logging.INFO)
+    record = logging.LogRecord(__name__, logging.WARNING, __file__, 1, INVALID_REQUEST, None, None)
+    try:
+        httptools.HttpRequestParser(Head()).feed_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    except httptools.HttpParserError:
+        assert ClientFaultsAtInfo().filter(record)
+    assert record.levelname == level
 
 
 @pytest.mark.parametrize("level", ["WARNING", "ERROR"])
