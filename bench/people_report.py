@@ -89,7 +89,8 @@ def _reads_table(reads: list[dict[str, Any]], http: list[dict[str, Any]]) -> lis
         ("with the response cache", (OURS_CACHED, OURS_ACCOUNTS_CACHED), "50-row list (GraphQL), ours with its response cache"),
     ):
         opened, person = by.get((test, open_server)), by.get((test, person_server))
-        compared = _times(paired(opened["rps"], person["rps"]), 1.0) if opened and person else "-"
+        # "-" too for a person's side at 0 req/s (every round failed: wrk exits 0).
+        compared = _times(paired(opened["rps"], person["rps"]), 1.0) if opened and person and statistics.median(person["rps"]) else "-"
         lines.append(f"| {test} | {_rps(opened)} | {_rps(person)} | {compared} | {_rps(today.get(http_test))} |")
     return lines
 

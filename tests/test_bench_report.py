@@ -106,6 +106,13 @@ def test_the_people_reads_ratio_pairs_the_rounds_too() -> None:
     assert row == "| without the response cache | 200 req/s (100, 300, 200) | 100 req/s (100, 100, 250) | 1.00 | - |"
 
 
+def test_the_people_reads_ratio_of_a_person_at_0_req_s_is_a_dash() -> None:
+    entry = {"test": "without the response cache", "errors": 0}
+    reads = [entry | {"server": OURS, "rps": [100.0, 300.0]}, entry | {"server": OURS_ACCOUNTS, "rps": [0.0, 0.0]}]
+    row = people_report._reads_table(reads, [])[2]
+    assert row == "| without the response cache | 200 req/s (100, 300) | 0 req/s (0, 0) | - | - |"
+
+
 def _workers() -> dict[str, Any]:
     """The workers case: ours, `--workers 2` and PostGraphile 5, back to back."""
     fanout = [_row(s, last, cpu) | {"subscribers": 10_000} for s, last, cpu in

@@ -12,6 +12,7 @@ import httptools
 import orjson
 
 from graphql_todos.core.settings import Settings
+from graphql_todos.internals.uvicorn_http import INVALID_HTTP_REQUEST
 
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -42,12 +43,6 @@ class DropQueryStrings(logging.Filter):
         return True
 
 
-# uvicorn's line for a request its HTTP parser refused (answered 400, the
-# connection closed): a target with a byte that is not ASCII, a broken
-# request line or header. Its text, as uvicorn's httptools protocol logs it.
-INVALID_REQUEST = "Invalid HTTP request received."
-
-
 class ClientFaultsAtInfo(logging.Filter):
     """uvicorn's WARNING for a request its parser refused, at INFO: the
     client's fault, answered with a 400 that says so, as every other request
@@ -59,7 +54,7 @@ class ClientFaultsAtInfo(logging.Filter):
     the parser's error, so the filter sees it as the exception being handled."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and record.msg == INVALID_REQUEST and _client_fault(sys.exception()):
+        if record.levelno == logging.WARNING and record.msg == INVALID_HTTP_REQUEST and _client_fault(sys.exception()):
             record.levelno, record.levelname = logging.INFO, "INFO"
             # Let through at WARNING: at INFO only where the logger takes
             # INFO (LOG_LEVEL=warning, as the benchmarks run, takes none).

@@ -171,8 +171,8 @@ class HttpProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.logger.warning(_INVALID)
-            self.send_400_response(_INVALID)
+            self.logger.warning(INVALID_HTTP_REQUEST)
+            self.send_400_response(INVALID_HTTP_REQUEST)
         except httptools.HttpParserUpgrade:
             if self._upgrade if self._upgrade_of is self.headers else self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -392,8 +392,9 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
 
 
 _LOGGER = logging.getLogger("uvicorn.error")
-# uvicorn's warning, and its 400's body, for a request httptools cannot parse.
-_INVALID = "Invalid HTTP request received."
+# uvicorn's warning, and its 400's body, for a request httptools cannot parse
+# (edge/logs.py lowers it to INFO for a client's fault).
+INVALID_HTTP_REQUEST = "Invalid HTTP request received."
 _ACCESS_LOGGER = logging.getLogger("uvicorn.access")
 # What uvicorn's __init__ starts a connection's state at (but its deque).
 _FRESH: dict[str, object] = {

@@ -12,7 +12,8 @@ import socket
 import httptools
 import pytest
 
-from graphql_todos.edge.logs import INVALID_REQUEST, ClientFaultsAtInfo
+from graphql_todos.edge.logs import ClientFaultsAtInfo
+from graphql_todos.internals.uvicorn_http import INVALID_HTTP_REQUEST
 from tests.helpers import Serve
 
 # Non-ASCII bytes in a request's target (RFC 9112 3.2: it is ASCII, anything
@@ -48,10 +49,10 @@ def test_a_request_the_parser_refuses_gets_a_400_and_logs_at_info(db_dsn: str, l
         for head in MALFORMED:
             answer = _exchange(serve.port, head)
             assert answer.startswith(b"HTTP/1.1 400 "), answer
-            assert answer.endswith(b"\r\n\r\n" + INVALID_REQUEST.encode()), answer
+            assert answer.endswith(b"\r\n\r\n" + INVALID_HTTP_REQUEST.encode()), answer
     finally:
         serve.stop(signal.SIGTERM)
-    levels = [e["level"] for e in map(json.loads, serve.output.splitlines()) if e["message"] == INVALID_REQUEST]
+    levels = [e["level"] for e in map(json.loads, serve.output.splitlines()) if e["message"] == INVALID_HTTP_REQUEST]
     assert levels == logged
 
 
@@ -74,7 +75,7 @@ def test_an_error_of_the_servers_own_in_a_parser_callback_stays_a_warning(fault:
             raise fault
 
     logging.getLogger(__name__).setLevel(logging.INFO)
-    record = logging.LogRecord(__name__, logging.WARNING, __file__, 1, INVALID_REQUEST, None, None)
+    record = logging.LogRecord(__name__, logging.WARNING, __file__, 1, INVALID_HTTP_REQUEST, None, None)
     try:
         httptools.HttpRequestParser(Head()).feed_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     except httptools.HttpParserError:
