@@ -292,7 +292,7 @@ async def _pipelined(
     # (its Prepared and name), or BEGIN and COMMIT (None).
     answers: list[int | tuple[Prepared, bytes] | None] = [None]
     unconfirmed: list[tuple[Prepared, bytes]] = []
-    unsent: errors.Error | None = None
+    unsent: Exception | None = None
     try:
         pgconn.send_query_params(_BEGIN, None)
         try:
@@ -311,7 +311,10 @@ async def _pipelined(
                 answers.append(index)
             pgconn.send_query_params(_COMMIT, None)
             answers.append(None)
-        except errors.Error as exc:
+        except Exception as exc:  # noqa: BLE001 - raised after the Sync
+            # A value not sent (a dumper's error: psycopg's, or the
+            # encoder's UnicodeEncodeError a cursor raises as it is): what
+            # was queued is synced and rolled back, the connection kept.
             unsent = exc
         pgconn.pipeline_sync()
         fetched, synced = await _waited(conn, _read_pipeline(pgconn, len(answers)))

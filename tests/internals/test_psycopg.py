@@ -359,17 +359,29 @@ def test_a_failure_in_one_transaction_is_raised_as_a_cursors_once_it_is_rolled_b
     _with_connection(db_dsn, test)
 
 
-def test_a_value_that_cannot_be_sent_ends_the_transaction_before_its_commit(db_dsn: str) -> None:
-    """A parameter no dumper takes: psycopg's error, as a cursor's execute
-    raises it, and the steps sent before it rolled back, not committed."""
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (object(), psycopg.ProgrammingError, "cannot adapt type 'object'"),
+        # Not a psycopg error: the encoder's, which a cursor's execute raises as it is.
+        ("\ud800", UnicodeEncodeError, "surrogates not allowed"),
+    ],
+    ids=["no dumper", "not encodable"],
+)
+def test_a_value_that_cannot_be_sent_ends_the_transaction_before_its_commit(
+    db_dsn: str, value: object, error: type[Exception], message: str
+) -> None:
+    """A parameter that cannot be sent: the error a cursor's execute raises
+    for it, the steps sent before it rolled back, not committed, and the
+    connection kept, as the cursor keeps it."""
 
     async def test(conn: AsyncConnection[Any]) -> None:
         await _taken_table(conn)
         take = Prepared(conn, TAKE, 0)
-        with pytest.raises(psycopg.ProgrammingError, match="cannot adapt type 'object'"):
-            await internal_psycopg.in_one_transaction(conn, [(take, {"id": 1, "note": A}), (take, {"id": 2, "note": object()})])
-        with pytest.raises(psycopg.ProgrammingError, match="cannot adapt type 'object'"):
-            await conn.execute(TAKE, {"id": 2, "note": object()})
+        with pytest.raises(error, match=message):
+            await internal_psycopg.in_one_transaction(conn, [(take, {"id": 1, "note": A}), (take, {"id": 2, "note": value})])
+        with pytest.raises(error, match=message):
+            await conn.execute(TAKE, {"id": 2, "note": value})
         _after_the_block(conn)
         assert await _taken(conn) == []
 
