@@ -398,7 +398,11 @@ def _numbered_params(params: dict[str, Any], key: Key) -> dict[str, Any]:
     return {**params, **key_params(key), "key": key.text}
 
 
-@dataclass(frozen=True, slots=True)
+# Together and Written are made for every write of a batch and never
+# changed after: not frozen, whose __init__ sets each field through
+# object.__setattr__ (a call each), twice the bytecodes of a slot's store
+# (docs/bench-ab-writes.md, seventeenth sitting).
+@dataclass(slots=True)
 class Together:
     """One write of a batch: its statement (a Write's plain one, or, with the
     key's parameters, its numbered one), its parameters, and its Write's `single`."""
@@ -416,7 +420,7 @@ class Together:
         return cls(statement.numbered, _numbered_params(params, key), statement.single, True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Written:
     """A write of a batch, committed: its rows (Todos; numbered, as the
     journal holds them) and its cursor (numbered, None when it journaled
