@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Self
 
 import orjson
@@ -537,10 +538,11 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
     newest position after it (None: one read of `entries`, the batch's
     positions and their todos' ids), and `newest` where the journal stood
     as the batch started."""
-    journaled: dict[Any, int] = {}
+    # Keyed by each id's 128 bits: a UUID's own __hash__ is a Python call.
+    journaled: dict[int, int] = {}
     if entries is not None:
         positions, ids = entries
-        journaled = dict(zip(ids or (), positions or (), strict=True))
+        journaled = dict(zip(map(_BITS, ids or ()), positions or (), strict=True))
     done = []
     for write, found, mark in steps:
         if write.numbered:
@@ -553,7 +555,7 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
         if mark is not None:
             position = None if mark == newest else mark
         elif found:
-            position = journaled.get(uuid.UUID(found[0]["id"]) if write.numbered else found[0].id)
+            position = journaled.get((uuid.UUID(found[0]["id"]) if write.numbered else found[0].id).int)
         else:
             position = None
         newest = newest if position is None else position
@@ -561,6 +563,9 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
         # journal_newest tells a lone write.
         done.append(Written(found, position if write.numbered else newest))
     return done
+
+
+_BITS = attrgetter("int")
 
 
 def _todo_rows(_cursor: Any) -> Any:
