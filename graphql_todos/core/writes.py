@@ -445,7 +445,7 @@ async def write_together(conn: AsyncConnection[Any], batch: list[Together]) -> l
     # Else (a list-wide write, a row named twice) each statement is followed
     # by a read of the newest position.
     named = [write.params["id"] for write in batch if write.params["id"] is not None]
-    once = all(write.single for write in batch) and len(set(named)) == len(named)
+    once = all(map(_SINGLE, batch)) and len(set(named)) == len(named)
     if isinstance(conn, StatementConnection) and runs_short(conn):
         return await _together_short(conn, batch, once)
     steps = []
@@ -566,6 +566,8 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
 
 
 _BITS = attrgetter("int")
+# Read in C, not by a generator resumed for each write of a batch.
+_SINGLE = attrgetter("single")
 
 
 def _todo_rows(_cursor: Any) -> Any:
