@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -296,7 +296,7 @@ class TodoService:
             raise BadUserInput("ids", f"names {len(ids)} todos, more than a list shows ({self.max_list_rows})")
         return [parse_id(value, "ids") for value in ids]
 
-    async def _write(
+    def _write(
         self,
         receipt: Receipt | None,
         statement: writes.Write,
@@ -304,13 +304,14 @@ class TodoService:
         params: Callable[[], dict[str, Any]],
         actor: uuid.UUID | None,
         list_id: str | None = None,
-    ) -> list[Todo]:
+    ) -> Awaitable[list[Todo]]:
         """Run a mutation (one statement; in a batch's transaction in trigger
         mode, else its own) for `actor`;
         the receipt gets its verdict and cursor. A numbered one (the
         receipt's key) is applied once: a retry is answered from its record,
         and a refusal is recorded as its rejection (docs/design/offline.md,
-        section 1)."""
+        section 1). The way's coroutine, which every caller awaits at once:
+        not one of its own around it, made and resumed at every write."""
         receipt = Receipt() if receipt is None else receipt
         key = None
         try:
@@ -323,10 +324,10 @@ class TodoService:
         except BadUserInput as refused:
             if receipt.key is None:
                 raise
-            return await self._reject(receipt, receipt.key, refused, statement, key)
+            return self._reject(receipt, receipt.key, refused, statement, key)
         if self.batches is not None:
-            return await self._write_batched(receipt, statement, values, key, target, actor)
-        return await self._write_alone(receipt, statement, values, key, target, actor)
+            return self._write_batched(receipt, statement, values, key, target, actor)
+        return self._write_alone(receipt, statement, values, key, target, actor)
 
     async def _write_batched(
         self, receipt: Receipt, statement: writes.Write, values: dict[str, Any],

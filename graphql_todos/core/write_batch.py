@@ -44,11 +44,13 @@ class WriteBatches:
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def write(self, write: writes.Together) -> writes.Written | None:
-        """The write's rows and cursor once its batch has committed; None:
-        its batch was rolled back, so it is run alone by the caller.
-        DatabaseUnavailable when the batch's commit may or may not have
-        happened (a lost connection), as a lone write's would be."""
+    def write(self, write: writes.Together) -> asyncio.Future[writes.Written | None]:
+        """The write queued: its answer, the write's rows and cursor once its
+        batch has committed; None: its batch was rolled back, so it is run
+        alone by the caller. DatabaseUnavailable when the batch's commit may
+        or may not have happened (a lost connection), as a lone write's would
+        be. The future itself, awaited by the caller: no coroutine of its own
+        between the caller and the batch, made and resumed at every write."""
         answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Queued(write, answer))
         if self._running < self.slots:
@@ -56,7 +58,7 @@ class WriteBatches:
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await answer
+        return answer
 
     async def _drain(self) -> None:
         """Run batches while writes are queued: each takes all of them."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Self
 
 import orjson
@@ -398,7 +399,11 @@ def _numbered_params(params: dict[str, Any], key: Key) -> dict[str, Any]:
     return {**params, **key_params(key), "key": key.text}
 
 
-@dataclass(frozen=True, slots=True)
+# Together and Written are made for every write of a batch and never
+# changed after: not frozen, whose __init__ sets each field through
+# object.__setattr__ (a call each), twice the bytecodes of a slot's store
+# (docs/bench-ab-writes.md, seventeenth sitting).
+@dataclass(slots=True)
 class Together:
     """One write of a batch: its statement (a Write's plain one, or, with the
     key's parameters, its numbered one), its parameters, and its Write's `single`."""
@@ -416,7 +421,7 @@ class Together:
         return cls(statement.numbered, _numbered_params(params, key), statement.single, True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Written:
     """A write of a batch, committed: its rows (Todos; numbered, as the
     journal holds them) and its cursor (numbered, None when it journaled
@@ -440,7 +445,7 @@ async def write_together(conn: AsyncConnection[Any], batch: list[Together]) -> l
     # Else (a list-wide write, a row named twice) each statement is followed
     # by a read of the newest position.
     named = [write.params["id"] for write in batch if write.params["id"] is not None]
-    once = all(write.single for write in batch) and len(set(named)) == len(named)
+    once = all(map(_SINGLE, batch)) and len(set(named)) == len(named)
     if isinstance(conn, StatementConnection) and runs_short(conn):
         return await _together_short(conn, batch, once)
     steps = []
@@ -533,10 +538,11 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
     newest position after it (None: one read of `entries`, the batch's
     positions and their todos' ids), and `newest` where the journal stood
     as the batch started."""
-    journaled: dict[Any, int] = {}
+    # Keyed by each id's 128 bits: a UUID's own __hash__ is a Python call.
+    journaled: dict[int, int] = {}
     if entries is not None:
         positions, ids = entries
-        journaled = dict(zip(ids or (), positions or (), strict=True))
+        journaled = dict(zip(map(_BITS, ids or ()), positions or (), strict=True))
     done = []
     for write, found, mark in steps:
         if write.numbered:
@@ -549,7 +555,7 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
         if mark is not None:
             position = None if mark == newest else mark
         elif found:
-            position = journaled.get(uuid.UUID(found[0]["id"]) if write.numbered else found[0].id)
+            position = journaled.get((uuid.UUID(found[0]["id"]) if write.numbered else found[0].id).int)
         else:
             position = None
         newest = newest if position is None else position
@@ -557,6 +563,11 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
         # journal_newest tells a lone write.
         done.append(Written(found, position if write.numbered else newest))
     return done
+
+
+_BITS = attrgetter("int")
+# Read in C, not by a generator resumed for each write of a batch.
+_SINGLE = attrgetter("single")
 
 
 def _todo_rows(_cursor: Any) -> Any:

@@ -17,6 +17,16 @@ Assumes (tests/internals/test_psycopg.py pins each):
   parameters once (`convert`), and `dump(params)` adapts each new set of
   values for it, leaving `params`, `types` and `formats` as libpq takes them
   (the way psycopg's executemany runs one statement again);
+- that `dump` of a dict is its values in the converted statement's order
+  of names (`_order`, each name once), adapted by the Transformer's
+  `dump_sequence` with the formats the conversion wants (`_want_formats`),
+  then `types` (a tuple) and `formats` read off the Transformer; a name
+  missing is its ProgrammingError. A Prepared of two or more names takes
+  those steps itself (`_dump`): the values by one itemgetter, in C, where
+  `dump` checks the parameters' kind and lists them in four Python calls
+  (some 150 bytecodes a write, docs/bench-ab-writes.md, seventeenth
+  sitting); anything else (one name, none, not a dict, a name missing)
+  goes through `dump`;
 - `psycopg.generators.execute(pgconn)` flushes what was sent and returns
   every result of it, yielding a `Wait` and taking a `Ready` whenever it
   would block (as the connection's `wait` runs it);
@@ -102,6 +112,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from itertools import compress, repeat
+from operator import attrgetter, is_, itemgetter
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -110,7 +122,7 @@ from psycopg import AsyncConnection, AsyncPipeline, Pipeline, errors, pq
 from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.abc import PQGen
-from psycopg.adapt import Transformer
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.generators import execute, fetch_many, send
 from psycopg.rows import RowMaker
 from psycopg.waiting import Ready, Wait
@@ -122,6 +134,9 @@ _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 _PIPELINE_ABORTED = pq.ExecStatus.PIPELINE_ABORTED
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
+# A pipeline's results all of which are these: every command done.
+_DONE = frozenset((_TUPLES_OK, _COMMAND_OK))
+_status = attrgetter("status")
 _SQLSTATE = pq.DiagnosticField.SQLSTATE
 _IDLE = pq.TransactionStatus.IDLE
 _IN_BLOCK = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
@@ -169,7 +184,7 @@ class Prepared:
     interrupted after the server took it must not meet it again. Those the
     server dropped are prepared again (module docstring)."""
 
-    __slots__ = ("adapting", "conn", "converted", "names", "prefix", "prepares", "query", "statement")
+    __slots__ = ("adapting", "conn", "converted", "names", "ordered", "prefix", "prepares", "query", "statement", "wants")
 
     def __init__(self, conn: AsyncConnection[Any], statement: str, number: int) -> None:
         self.conn = conn
@@ -177,6 +192,10 @@ class Prepared:
         self.adapting = Transformer(conn)
         self.query = PostgresQuery(self.adapting)
         self.converted = False
+        # After the conversion, for two or more names: their values in the
+        # statement's order, and the formats it wants (_dump).
+        self.ordered: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+        self.wants: list[PyFormat] = []
         self.names: dict[tuple[int, ...], bytes] = {}
         self.prefix = f"graphql_todos_{number}_"
         self.prepares = 0
@@ -214,12 +233,29 @@ class Prepared:
         return adapting.load_rows(0, result.ntuples, make_row)
 
     def _dump(self, params: Mapping[str, Any] | None) -> None:
+        """`params` adapted into the query's `params`, `types` and
+        `formats`, as PostgresQuery's `dump` leaves them (module docstring)."""
         query = self.query
+        ordered = self.ordered
+        if ordered is not None and type(params) is dict:
+            try:
+                values = ordered(params)
+            except KeyError:
+                pass  # dump's ProgrammingError, naming what is missing
+            else:
+                adapting = self.adapting
+                query.params = adapting.dump_sequence(values, self.wants)
+                query.types = adapting.types or ()
+                query.formats = adapting.formats
+                return
         if self.converted:
             query.dump(params)
         else:
             query.convert(self.statement, params)
             self.converted = True
+            order, wants = query._order, query._want_formats
+            if order is not None and len(order) > 1 and wants is not None:
+                self.ordered, self.wants = itemgetter(*order), wants
 
     def _new_name(self) -> bytes:
         name = f"{self.prefix}{self.prepares}".encode()
@@ -324,16 +360,23 @@ async def _pipelined(
             raise errors.InternalError(f"{len(fetched)} results for a pipeline of {len(answers)} commands")
         results: list[pq.abc.PGresult] = []
         failed = None
-        for answer, result in zip(answers, fetched, strict=True):
-            status = result.status
-            if status == _FATAL_ERROR:
-                failed = result if failed is None else failed
-            elif status != _TUPLES_OK and status != _COMMAND_OK and status != _PIPELINE_ABORTED:
-                raise errors.InternalError(f"unexpected result status: {pq.ExecStatus(status).name}")
-            elif isinstance(answer, int):
-                results.append(result)
-            elif answer is not None and status == _COMMAND_OK:
-                unconfirmed.remove(answer)
+        if set(map(_status, fetched)) <= _DONE:
+            # The usual case, every command done: each prepare made, and the
+            # steps' results picked out in C (the loop below took some 30
+            # bytecodes a command: docs/bench-ab-writes.md, seventeenth sitting).
+            unconfirmed.clear()
+            results = list(compress(fetched, map(is_, map(type, answers), repeat(int))))
+        else:
+            for answer, result in zip(answers, fetched, strict=True):
+                status = result.status
+                if status == _FATAL_ERROR:
+                    failed = result if failed is None else failed
+                elif status != _TUPLES_OK and status != _COMMAND_OK and status != _PIPELINE_ABORTED:
+                    raise errors.InternalError(f"unexpected result status: {pq.ExecStatus(status).name}")
+                elif isinstance(answer, int):
+                    results.append(result)
+                elif answer is not None and status == _COMMAND_OK:
+                    unconfirmed.remove(answer)
     finally:
         for prepared, name in unconfirmed:
             prepared._unqueued(name)

@@ -12,7 +12,7 @@ import re
 import types
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from operator import is_not, itemgetter
 from typing import Any, cast
 
@@ -572,7 +572,7 @@ class LeanCycle(RequestResponseCycle):
     async def send(self, message: ASGISendEvent) -> None:
         if not (self.disconnected or self.access_log or self.flow.write_paused):
             if not self.response_started:
-                if message["type"] == "http.response.start" and (head := self._head(cast(dict[str, Any], message))) is not None:
+                if message["type"] == "http.response.start" and (head := self._head(message)) is not None:
                     self.transport.write(head)
                     return
             elif (
@@ -596,7 +596,7 @@ class LeanCycle(RequestResponseCycle):
                     return
         await super().send(message)
 
-    def _head(self, message: dict[str, Any]) -> bytes | None:
+    def _head(self, message: Mapping[str, Any]) -> bytes | None:
         """A usual response's head, the cycle started as uvicorn's send
         starts it; None (nothing changed) for uvicorn's send to write."""
         status = httptools_impl.STATUS_LINE.get(message["status"])

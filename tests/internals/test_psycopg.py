@@ -54,6 +54,44 @@ def test_a_query_converted_once_takes_each_new_set_of_values_by_dump(db_dsn: str
     _with_connection(db_dsn, test)
 
 
+def test_a_prepared_dumps_a_dict_as_postgresquerys_dump_leaves_it(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        prepared = Prepared(conn, STATEMENT, 0)
+        prepared._dump({"a": None, "b": "x", "n": 1})
+        # Three names: the values taken by one itemgetter, in the statement's order.
+        assert prepared.ordered is not None
+        kept = PostgresQuery(Transformer(conn))
+        kept.convert(STATEMENT, {"a": None, "b": "x", "n": 1})
+        for values in (
+            {"n": 2, "b": "y", "a": uuid.uuid4()},
+            {"a": None, "b": None, "n": None, "extra": 5},
+            {"b": "z", "a": uuid.uuid4(), "n": 10**12},
+            {"a": None, "b": "", "n": -1},
+        ):
+            prepared._dump(values)
+            kept.dump(values)
+            query = prepared.query
+            assert (query.params, query.types, query.formats) == (kept.params, kept.types, kept.formats)
+            assert type(query.types) is tuple
+        # What dump refuses, refused as dump refuses it.
+        for refused in ({"a": None, "n": 1}, [None, "x", 1]):
+            with pytest.raises(Exception) as ours:
+                prepared._dump(refused)  # type: ignore[arg-type]
+            with pytest.raises(Exception) as theirs:
+                kept.dump(refused)  # type: ignore[arg-type]
+            assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+        prepared._dump(None)
+        kept.dump(None)
+        assert (prepared.query.params, prepared.query.types, prepared.query.formats) == (None, (), None)
+        # One name, or none: dump's own way.
+        for statement in ("SELECT %(a)s::int", "SELECT 1"):
+            alone = Prepared(conn, statement, 1)
+            alone._dump({"a": 1} if "%" in statement else None)
+            assert alone.ordered is None
+
+    _with_connection(db_dsn, test)
+
+
 def test_execute_flushes_what_was_sent_and_returns_its_results(db_dsn: str) -> None:
     async def test(conn: AsyncConnection[Any]) -> None:
         conn.pgconn.send_query_params(b"SELECT $1::int + 1", [b"41"])
