@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -616,17 +617,24 @@ def _titles_of(rows: Any) -> list[str]:
     return [row.title for row in rows]
 
 
-def _open_until_refused(serve: Serve, attempts: int) -> list[Connection]:
-    """Open WebSockets (both kinds, both front doors) from one address,
-    `attempts` times, keeping each one accepted."""
+def _open_until_refused(serve: Serve, in_a_row: int = 20) -> list[Connection]:
+    """Open WebSockets (both kinds, both front doors) from one address until
+    `in_a_row` are refused one after another, keeping each one accepted.
+    The kernel hands each connection to either worker: 20 refusals in a row
+    have reached both."""
     held: list[Connection] = []
-    for attempt in range(attempts):
+    refused_in_a_row = 0
+    for attempt in itertools.count():
+        if refused_in_a_row == in_a_row:
+            break
         path = "/graphql" if attempt % 2 else "/api/todos/"
         try:
             ws = connect(serve.ws_url + path, subprotocols=TRANSPORT_WS if attempt % 2 else None)
         except InvalidStatus as refused:
             assert refused.response.status_code == 429
+            refused_in_a_row += 1
             continue
+        refused_in_a_row = 0
         if attempt % 2:
             ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
@@ -640,9 +648,7 @@ def test_the_sockets_per_address_limit_holds_across_workers(db_dsn: str) -> None
     held: list[Connection] = []
     try:
         wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)
-        # The kernel hands each connection to either worker: 40 tries reach
-        # both (each alone would take 3).
-        held = _open_until_refused(serve, 40)
+        held = _open_until_refused(serve)  # each worker alone would take 3
         assert len(held) == 3
         # A worker killed outright takes its sockets with it, and its count.
         by_port = {ws.socket.getsockname()[1]: ws for ws in held}
@@ -653,8 +659,49 @@ def test_the_sockets_per_address_limit_holds_across_workers(db_dsn: str) -> None
                 by_port[port].recv(timeout=10)
             held.remove(by_port[port])
         wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)  # its replacement
-        held += _open_until_refused(serve, 40)
+        held += _open_until_refused(serve)
         assert len(held) == 3
+    finally:
+        for ws in held:
+            ws.close()
+        serve.stop(signal.SIGTERM)
+
+
+def test_far_from_the_limit_the_workers_admit_by_reservation_and_still_hold_it_exactly(db_dsn: str) -> None:
+    # A limit of 256: each worker reserves 4 places at a time while the
+    # address is far from it (shared_counts.SPARE_SHARE), one at a time near it.
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "MAX_SOCKETS_PER_CLIENT": "256"}
+    serve = Serve(env, args=["--workers", "2"])
+    held: list[Connection] = []
+
+    def by_worker() -> dict[int, list[Connection]]:
+        by_port = {ws.socket.getsockname()[1]: ws for ws in held}
+        return {pid: [by_port[p] for p in ports] for pid, ports in serve.workers_of(by_port).items()}
+
+    try:
+        wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)
+        held = _open_until_refused(serve)
+        assert len(held) == 256
+        assert len(by_worker()) == 2  # both workers hold some
+        # Sockets closed in one worker give their places back, to either.
+        closing = next(iter(by_worker().values()))[:40]
+        for ws in closing:
+            ws.close()
+            held.remove(ws)
+        wait_until(lambda: sum(map(len, by_worker().values())) == 216)
+        held += _open_until_refused(serve)
+        assert len(held) == 256
+        # A worker killed outright: its places come back, its replacement's
+        # and the survivor's sockets together at the limit again.
+        victim, lost = next(iter(by_worker().items()))
+        os.kill(victim, signal.SIGKILL)
+        for ws in lost:
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            held.remove(ws)
+        wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)
+        held += _open_until_refused(serve)
+        assert len(held) == 256
     finally:
         for ws in held:
             ws.close()
