@@ -9,9 +9,9 @@ socket into a place it has reserved with no lock and no system call, and
 reserves more under a lock the workers share, after listing the files and
 adding up the other live workers' reservations: the reservations of one
 bucket never add up to more than the limit, so no address ever holds more
-sockets than the limit. Far from the limit (at least a place of spare per
-SPARE_SHARE of it left for every worker) a worker reserves that many places
-at once; nearer, one at a time. A worker gives its spare places back
+sockets than the limit. Far from the limit (a share, the limit //
+SPARE_SHARE, still free for every live worker) a worker reserves a share at
+once; nearer, one place at a time. A worker gives its spare places back
 (without the lock: a smaller reservation is never wrong) as its sockets
 close, all of a bucket's when its last one there closes.
 
@@ -22,9 +22,10 @@ next worker that reserves.
 
 Addresses that share a bucket share a count: stricter, never looser. With
 65,536 buckets that takes many busy addresses at once, and the key keeps
-anyone from aiming at another's bucket. So do the spare places another
-worker holds: an address with sockets in two workers can be refused up to
-(workers - 1) x (limit / SPARE_SHARE - 1) places short of its limit.
+anyone from aiming at another's bucket. The spare places a worker keeps
+(a share less one at most, while it holds sockets of the bucket) are
+stricter too: an address with sockets in several workers can be refused up
+to (workers - 1) x (share - 1) places short of its limit, never more.
 """
 
 from __future__ import annotations
