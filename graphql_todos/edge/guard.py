@@ -429,17 +429,11 @@ class SocketGate:
         return True
 
     def _count_in(self, client: str) -> bool:
+        limit = self.settings.max_sockets_per_client
         if self.shared is None:
-            return self._take(client, self._sockets[client])
-        bucket = self.shared.bucket(client)
-        with self.shared.exclusive():
-            if not self._take(client, self._sockets[client] + self.shared.others(bucket)):
+            if self._sockets[client] >= limit:
                 return False
-            self.shared.add(bucket, 1)
-            return True
-
-    def _take(self, client: str, held: int) -> bool:
-        if held >= self.settings.max_sockets_per_client:
+        elif not self.shared.take(self.shared.bucket(client), limit):  # the address's bucket, all workers
             return False
         self._sockets[client] += 1
         return True
@@ -450,7 +444,7 @@ class SocketGate:
         if not self._sockets[client]:
             del self._sockets[client]
         if self.shared is not None:
-            self.shared.add(self.shared.bucket(client), -1)
+            self.shared.give(self.shared.bucket(client), self.settings.max_sockets_per_client)
 
 
 def _client_host(websocket: WebSocket) -> str:

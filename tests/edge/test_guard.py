@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -616,17 +617,24 @@ def _titles_of(rows: Any) -> list[str]:
     return [row.title for row in rows]
 
 
-def _open_until_refused(serve: Serve, attempts: int) -> list[Connection]:
-    """Open WebSockets (both kinds, both front doors) from one address,
-    `attempts` times, keeping each one accepted."""
+def _open_until_refused(serve: Serve, in_a_row: int = 20) -> list[Connection]:
+    """Open WebSockets (both kinds, both front doors) from one address until
+    `in_a_row` are refused one after another, keeping each one accepted.
+    The kernel hands each connection to either worker: 20 refusals in a row
+    have reached both."""
     held: list[Connection] = []
-    for attempt in range(attempts):
+    refused_in_a_row = 0
+    for attempt in itertools.count():
+        if refused_in_a_row == in_a_row:
+            break
         path = "/graphql" if attempt % 2 else "/api/todos/"
         try:
             ws = connect(serve.ws_url + path, subprotocols=TRANSPORT_WS if attempt % 2 else None)
         except InvalidStatus as refused:
             assert refused.response.status_code == 429
+            refused_in_a_row += 1
             continue
+        refused_in_a_row = 0
         if attempt % 2:
             ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
@@ -634,27 +642,40 @@ def _open_until_refused(serve: Serve, attempts: int) -> list[Connection]:
     return held
 
 
-def test_the_sockets_per_address_limit_holds_across_workers(db_dsn: str) -> None:
-    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "MAX_SOCKETS_PER_CLIENT": "3"}
+@pytest.mark.parametrize("limit", [3, 256], ids=["one place at a time", "reserved ahead"])
+def test_the_sockets_per_address_limit_holds_exactly_across_workers(db_dsn: str, limit: int) -> None:
+    # With 3, each worker reserves one place at a time; with 256, 4 at a
+    # time while the address is far from it (shared_counts.SPARE_SHARE).
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "MAX_SOCKETS_PER_CLIENT": str(limit)}
     serve = Serve(env, args=["--workers", "2"])
     held: list[Connection] = []
+
+    def by_worker() -> dict[int, list[Connection]]:
+        by_port = {ws.socket.getsockname()[1]: ws for ws in held}
+        return {pid: [by_port[p] for p in ports] for pid, ports in serve.workers_of(by_port).items()}
+
     try:
         wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)
-        # The kernel hands each connection to either worker: 40 tries reach
-        # both (each alone would take 3).
-        held = _open_until_refused(serve, 40)
-        assert len(held) == 3
-        # A worker killed outright takes its sockets with it, and its count.
-        by_port = {ws.socket.getsockname()[1]: ws for ws in held}
-        victim, lost = next(iter(serve.workers_of(by_port).items()))
+        held = _open_until_refused(serve)  # each worker alone would take the limit
+        assert len(held) == limit
+        assert len(by_worker()) == 2 or limit == 3  # 256 land in both
+        # Sockets closed in one worker give their places back, to either.
+        for ws in next(iter(by_worker().values()))[: limit // 6 + 1]:
+            ws.close()
+            held.remove(ws)
+        wait_until(lambda: sum(map(len, by_worker().values())) == len(held))
+        held += _open_until_refused(serve)
+        assert len(held) == limit
+        # A worker killed outright takes its sockets with it, and its places.
+        victim, lost = next(iter(by_worker().items()))
         os.kill(victim, signal.SIGKILL)
-        for port in lost:
+        for ws in lost:
             with pytest.raises(ConnectionClosed):
-                by_port[port].recv(timeout=10)
-            held.remove(by_port[port])
+                ws.recv(timeout=10)
+            held.remove(ws)
         wait_until(lambda: listening_workers(db_dsn) == 2, timeout=30)  # its replacement
-        held += _open_until_refused(serve, 40)
-        assert len(held) == 3
+        held += _open_until_refused(serve)
+        assert len(held) == limit
     finally:
         for ws in held:
             ws.close()
