@@ -13,12 +13,17 @@ INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
 ON CONFLICT (username) DO NOTHING RETURNING id, username
 """
 # `graphql-todos passwd`: sets it, making the person if new; signs it out everywhere.
-# A person named by a JWT: found, or made (with no password).
+# A person named by a JWT: found, or made (with no password). One with a
+# password is not the JWT's: whoever signed up first with the name the
+# identity provider gives someone would be that someone. No row also when
+# another statement made the name and committed after this one began (its
+# snapshot cannot see it): Accounts.named asks again.
 NAMED_PERSON = """
 WITH made AS (
     INSERT INTO people (username) VALUES (%(username)s) ON CONFLICT (username) DO NOTHING RETURNING id, username
 )
-SELECT id, username FROM made UNION ALL SELECT id, username FROM people WHERE username = %(username)s
+SELECT id, username FROM made
+UNION ALL SELECT id, username FROM people WHERE username = %(username)s AND password_hash IS NULL
 """
 SET_PASSWORD = """
 WITH person AS (
