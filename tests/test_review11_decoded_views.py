@@ -111,14 +111,15 @@ def test_a_stream_opened_from_now_gets_nothing_committed_before_a_share_it_sees_
             threading.Thread(target=lambda: ann.data(DELETE, id=gone)),
             threading.Thread(target=lambda: ann.data(SHARE, id=shared, u="bob", r="VIEWER")),
         ]
-        for write in writes:
+        # Committed in this order: the delete, then the share.
+        for write, members in zip(writes, (0, 1), strict=True):
             write.start()
             if not decoded:
                 write.join(10)
-            wait_until(lambda: side.execute(
+            wait_until(lambda members=members: side.execute(  # type: ignore[misc]
                 "SELECT (SELECT count(*) FROM todos WHERE id = %s) = 0 AND"
                 " (SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s) = %s",
-                (gone, shared, bob.id, 1 if write is writes[1] else 0),
+                (gone, shared, bob.id, members),
             ).fetchone() == (True,))
         received: list[str] = []
         reader = threading.Thread(target=lambda: received.extend(

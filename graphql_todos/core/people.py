@@ -310,8 +310,8 @@ class Accounts:
             return {row[0]: row[1] for row in await cur.fetchall()}
 
     async def named(self, username: str) -> Person | None:
-        """The person of this username (a JWT's), made if new; None when it
-        is a person with a password (signed up, or given one by `passwd`)."""
+        """The person of this username (a JWT's), made if new; None if it
+        went between the two statements (deleted by hand)."""
         known = self._named.get(username)
         now = time.monotonic()
         if known is not None and known[1] > now:

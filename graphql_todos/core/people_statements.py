@@ -13,17 +13,14 @@ INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
 ON CONFLICT (username) DO NOTHING RETURNING id, username
 """
 # `graphql-todos passwd`: sets it, making the person if new; signs it out everywhere.
-# A person named by a JWT: found, or made (with no password). One with a
-# password is not the JWT's: whoever signed up first with the name the
-# identity provider gives someone would be that someone. No row also when
+# A person named by a JWT: found, or made (with no password). No row when
 # another statement made the name and committed after this one began (its
-# snapshot cannot see it): Accounts.named asks again.
+# snapshot cannot see the row its insert waited for): Accounts.named asks again.
 NAMED_PERSON = """
 WITH made AS (
     INSERT INTO people (username) VALUES (%(username)s) ON CONFLICT (username) DO NOTHING RETURNING id, username
 )
-SELECT id, username FROM made
-UNION ALL SELECT id, username FROM people WHERE username = %(username)s AND password_hash IS NULL
+SELECT id, username FROM made UNION ALL SELECT id, username FROM people WHERE username = %(username)s
 """
 SET_PASSWORD = """
 WITH person AS (
