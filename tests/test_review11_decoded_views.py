@@ -50,16 +50,25 @@ def _received(url: str, seconds: float) -> list[str]:
     return got
 
 
+def _setting(
+    server: Server, journaled_db: Journaled, request: pytest.FixtureRequest, title: str
+) -> tuple[Caller, Caller, str, str, str]:
+    """ann, bob, bob's token, ann's list and a row in it titled `title`; the
+    decoded case marked as the known failure."""
+    if journaled_db.journal == "decoded":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=UNFIXED))
+    ann, bob = Caller(server, "ann"), Caller(server, "bob")
+    secret = bob.http.post("/api/tokens/", json={"name": "stream"}).json()["secret"]
+    shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
+    row = ann.data(CREATE, t=title, l=shared)["createTodo"]["id"]
+    return ann, bob, secret, shared, row
+
+
 @pytest.mark.parametrize("path", ["/api/feed/", "/api/todos/"])
 def test_a_stream_opened_while_a_share_is_not_yet_journaled_gets_nothing_from_before_it(
     accounts: Server, journaled_db: Journaled, path: str, request: pytest.FixtureRequest
 ) -> None:
-    if journaled_db.journal == "decoded":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=UNFIXED))
-    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
-    secret = bob.http.post("/api/tokens/", json={"name": "stream"}).json()["secret"]
-    shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
-    gone = ann.data(CREATE, t="gone before the share", l=shared)["createTodo"]["id"]
+    ann, bob, secret, shared, gone = _setting(accounts, journaled_db, request, "gone before the share")
     ann.data(DELETE, id=gone)
     ann.data(CREATE, t="there at the share", l=shared)
     with psycopg.connect(accounts.dsn, autocommit=True) as side:
@@ -95,12 +104,7 @@ def test_a_stream_opened_from_now_gets_nothing_committed_before_a_share_it_sees_
 ) -> None:
     """The same from now (no cursor): a delete in the list, committed before
     the share and journaled after the stream opened, is not the reader's."""
-    if journaled_db.journal == "decoded":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=UNFIXED))
-    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
-    secret = bob.http.post("/api/tokens/", json={"name": "stream"}).json()["secret"]
-    shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
-    gone = ann.data(CREATE, t="deleted before the share", l=shared)["createTodo"]["id"]
+    ann, bob, secret, shared, gone = _setting(accounts, journaled_db, request, "deleted before the share")
     decoded = journaled_db.journal == "decoded"
     with psycopg.connect(accounts.dsn, autocommit=True) as side:
         journaled(side)
