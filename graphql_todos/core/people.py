@@ -309,15 +309,20 @@ class Accounts:
             cur = await conn.execute(sql.LIVE_HELD, {"ids": credentials, **self._limits})
             return {row[0]: row[1] for row in await cur.fetchall()}
 
-    async def named(self, username: str) -> Person:
-        """The person of this username (a JWT's), made if new."""
+    async def named(self, username: str) -> Person | None:
+        """The person of this username (a JWT's), made if new; None if it
+        went between the two statements (deleted by hand)."""
         known = self._named.get(username)
         now = time.monotonic()
         if known is not None and known[1] > now:
             return known[0]
+        params = {"username": clean_username(username)}
         async with connection(self.pool) as conn:
-            row = await (await conn.execute(sql.NAMED_PERSON, {"username": clean_username(username)})).fetchone()
-        assert row is not None
+            row = await (await conn.execute(sql.NAMED_PERSON, params)).fetchone()
+            if row is None:  # made meanwhile by another statement: a new snapshot sees it
+                row = await (await conn.execute(sql.NAMED_PERSON, params)).fetchone()
+        if row is None:
+            return None
         person = Person(row[0], row[1])
         self._named.put(username, (person, now + CACHE_SECONDS))
         return person

@@ -13,7 +13,9 @@ INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
 ON CONFLICT (username) DO NOTHING RETURNING id, username
 """
 # `graphql-todos passwd`: sets it, making the person if new; signs it out everywhere.
-# A person named by a JWT: found, or made (with no password).
+# A person named by a JWT: found, or made (with no password). No row when
+# another statement made the name and committed after this one began (its
+# snapshot cannot see the row its insert waited for): Accounts.named asks again.
 NAMED_PERSON = """
 WITH made AS (
     INSERT INTO people (username) VALUES (%(username)s) ON CONFLICT (username) DO NOTHING RETURNING id, username

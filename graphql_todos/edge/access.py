@@ -112,8 +112,9 @@ class Access:
             named = self.jwts.username(token)
             if named is None:
                 return None
+            person = await accounts.named(named[0])
             # Stateless: it cannot be revoked, but its sockets and streams end at its exp.
-            return Principal(await accounts.named(named[0]), expires_at=named[1])
+            return None if person is None else Principal(person, expires_at=named[1])
         return None
 
     def secure(self, scope: Scope) -> bool:

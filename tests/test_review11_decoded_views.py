@@ -1,0 +1,137 @@
+"""review11: in JOURNAL=decoded a share is in list_members at its commit but
+in the journal only once the sequencer has journaled it. A stream opened
+from a cursor in between must still start from the reader's lists at that
+cursor (people.md section 2, "A view at a cursor"), not take the list as
+always shared: everything of the list before the share is not the reader's."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.conftest import Journaled
+from tests.decoded import journaled
+from tests.helpers import TOKEN, Server, serving, wait_until
+from tests.test_lists import CREATE, CREATE_LIST, DELETE, SHARE, Caller
+
+# The fix is not this helper's to make (the journal's reading of a view, and
+# the sequencer): repository.SELECT_VIEW_AT reads the members now from
+# list_members and the membership entries after the cursor from the journal,
+# which in decoded mode lags the table; the view must be read from a table
+# state the journal already holds (read list_members with
+# pg_current_wal_insert_lsn() in one statement, wait until the slot has
+# confirmed past it, then read the entries after the cursor).
+UNFIXED = "decoded mode: a view at a cursor counts a share not yet journaled as always there"
+
+
+@pytest.fixture
+def accounts(journaled_db: Journaled) -> Iterator[Server]:
+    with serving(journaled_db.dsn, journal=journaled_db.journal, auth="accounts", token=TOKEN) as srv:
+        yield srv
+
+
+def _received(url: str, seconds: float) -> list[str]:
+    """Every message a RESTSocket sends in the time given."""
+    got: list[str] = []
+    with connect(url, open_timeout=10) as ws:
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                got.append(str(ws.recv(timeout=left)))
+        except (TimeoutError, ConnectionClosed):
+            pass
+    return got
+
+
+def _setting(
+    server: Server, journaled_db: Journaled, request: pytest.FixtureRequest, title: str
+) -> tuple[Caller, Caller, str, str, str]:
+    """ann, bob, bob's token, ann's list and a row in it titled `title`; the
+    decoded case marked as the known failure."""
+    if journaled_db.journal == "decoded":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=UNFIXED))
+    ann, bob = Caller(server, "ann"), Caller(server, "bob")
+    secret = bob.http.post("/api/tokens/", json={"name": "stream"}).json()["secret"]
+    shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
+    row = ann.data(CREATE, t=title, l=shared)["createTodo"]["id"]
+    return ann, bob, secret, shared, row
+
+
+@pytest.mark.parametrize("path", ["/api/feed/", "/api/todos/"])
+def test_a_stream_opened_while_a_share_is_not_yet_journaled_gets_nothing_from_before_it(
+    accounts: Server, journaled_db: Journaled, path: str, request: pytest.FixtureRequest
+) -> None:
+    ann, bob, secret, shared, gone = _setting(accounts, journaled_db, request, "gone before the share")
+    ann.data(DELETE, id=gone)
+    ann.data(CREATE, t="there at the share", l=shared)
+    with psycopg.connect(accounts.dsn, autocommit=True) as side:
+        journaled(side)
+        # The sequencer stalls at the share's member entry (trigger mode: the
+        # share waits for the lock, so the stream opens before it).
+        side.execute("BEGIN")
+        side.execute("LOCK TABLE todo_changes_members IN SHARE MODE")
+        share = threading.Thread(target=lambda: ann.data(SHARE, id=shared, u="bob", r="VIEWER"))
+        share.start()
+        if journaled_db.journal == "decoded":
+            wait_until(lambda: side.execute(
+                "SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id)
+            ).fetchone() == (1,))
+        received: list[str] = []
+        reader = threading.Thread(target=lambda: received.extend(
+            _received(f"{accounts.ws_url}{path}?after=0&token={secret}", 4)
+        ))
+        reader.start()
+        time.sleep(1)  # the stream has opened and read its view
+        side.execute("COMMIT")
+    share.join(10)
+    reader.join(10)
+    assert any("there at the share" in message for message in received), received
+    assert not any("gone before the share" in message for message in received), received
+    kinds = [json.loads(message).get("kind") for message in received]
+    assert "list_added" not in kinds or kinds.index("list_added") > kinds.index("member_added"), kinds
+
+
+@pytest.mark.parametrize("path", ["/api/feed/", "/api/todos/"])
+def test_a_stream_opened_from_now_gets_nothing_committed_before_a_share_it_sees_late(
+    accounts: Server, journaled_db: Journaled, path: str, request: pytest.FixtureRequest
+) -> None:
+    """The same from now (no cursor): a delete in the list, committed before
+    the share and journaled after the stream opened, is not the reader's."""
+    ann, bob, secret, shared, gone = _setting(accounts, journaled_db, request, "deleted before the share")
+    decoded = journaled_db.journal == "decoded"
+    with psycopg.connect(accounts.dsn, autocommit=True) as side:
+        journaled(side)
+        side.execute("BEGIN")
+        if decoded:  # every entry waits, after its commit (trigger mode: the writes are simply done first)
+            side.execute("LOCK TABLE todo_changes IN SHARE MODE")
+        writes = [
+            threading.Thread(target=lambda: ann.data(DELETE, id=gone)),
+            threading.Thread(target=lambda: ann.data(SHARE, id=shared, u="bob", r="VIEWER")),
+        ]
+        # Committed in this order: the delete, then the share.
+        for write, members in zip(writes, (0, 1), strict=True):
+            write.start()
+            if not decoded:
+                write.join(10)
+            wait_until(lambda members=members: side.execute(  # type: ignore[misc]
+                "SELECT (SELECT count(*) FROM todos WHERE id = %s) = 0 AND"
+                " (SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s) = %s",
+                (gone, shared, bob.id, members),
+            ).fetchone() == (True,))
+        received: list[str] = []
+        reader = threading.Thread(target=lambda: received.extend(
+            _received(f"{accounts.ws_url}{path}?token={secret}", 4)
+        ))
+        reader.start()
+        time.sleep(1)
+        side.execute("COMMIT")
+    for thread in (*writes, reader):
+        thread.join(10)
+    assert not any("deleted before the share" in message for message in received), received
