@@ -13,6 +13,7 @@ import orjson
 
 from graphql_todos.core.settings import Settings
 from graphql_todos.internals.uvicorn_http import INVALID_HTTP_REQUEST
+from graphql_todos.internals.uvicorn_websocket import HANDSHAKE_LINE
 
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -32,11 +33,6 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-# uvicorn.error's line for each WebSocket handshake: its client, its target,
-# then how it went ([accepted], 403, another status).
-_WEBSOCKET_LINE = '%s - "WebSocket %s"'
-
-
 class DropQueryStrings(logging.Filter):
     """uvicorn's lines naming a request's target, without its query string:
     a GET /graphql carries the whole query and its variables there, a
@@ -49,7 +45,7 @@ class DropQueryStrings(logging.Filter):
         if record.name == "uvicorn.access" and len(args) == 5:
             client, method, path, version, status = args
             record.args = (client, method, str(path).partition("?")[0], version, status)
-        elif isinstance(record.msg, str) and record.msg.startswith(_WEBSOCKET_LINE) and len(args) >= 2:
+        elif isinstance(record.msg, str) and record.msg.startswith(HANDSHAKE_LINE) and len(args) >= 2:
             record.args = (args[0], str(args[1]).partition("?")[0], *args[2:])
         return True
 

@@ -40,6 +40,10 @@ from graphql_todos.internals.uvicorn_keepalive import Pinger, pinger
 # Service restart (RFC 6455 7.4.1, as IANA registers 1012).
 RESTART_CODE = 1012
 RESTART_REASON = "server restarting: resume from your cursor"
+# How uvicorn's WebSocket protocols log each handshake on uvicorn.error: the
+# client, the target with its query string, then how it went ([accepted],
+# 403, another status); ours logs its [accepted] the same way.
+HANDSHAKE_LINE = '%s - "WebSocket %s"'
 
 T = TypeVar("T")
 
@@ -421,9 +425,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if self.disconnected:
             raise ClientDisconnected()
         if self.logger.isEnabledFor(logging.INFO):
-            self.logger.info(
-                '%s - "WebSocket %s" [accepted]', get_client_addr(self.scope), get_path_with_query_string(self.scope)
-            )
+            self.logger.info(HANDSHAKE_LINE + " [accepted]", get_client_addr(self.scope), get_path_with_query_string(self.scope))
         head = [_SWITCHING, self._accept or b"", b"\r\n"]
         for name, value in (*self.default_headers, *message.get("headers", ())):  # type: ignore[misc]
             head += (name.lower(), b": ", value, b"\r\n")
