@@ -66,17 +66,6 @@ is prepared again under a new name and run, once. Inside a block the
 failure is raised, as a cursor would, and the next run after it heals
 (in_one_transaction's: every step's Prepared prepares again).
 
-A psycopg pipeline left by an exception on a lost connection (a batch's on
-a connection other than the pool's: core/writes.write_together) tries to sync on its way out, fails again, and
-psycopg logs that at WARNING ("error ignored terminating <AsyncPipeline
-[BAD]>: the connection is lost"), twice for a batch (a `transaction()` in a
-pipeline nests pipelines of its own), while the block's own error goes on
-to its caller and the pool logs the connection it discards. `_LostPipelines`,
-on psycopg's logger, drops that line when the pipeline's connection is lost
-(BAD); any other error a pipeline's exit ignores is still logged. Assumes
-psycopg logs it on the logger `psycopg`, as
-`"error ignored terminating %r: %s"` with the pipeline first.
-
 And, for the hub's LISTEN connection (`payloads`), taking each socket read's
 notifications as one list of payloads where `AsyncConnection.notifies`
 makes a `Notify` of each (its channel's name decoded too) and yields it by
@@ -110,7 +99,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from itertools import compress, repeat
 from operator import attrgetter, is_, itemgetter
@@ -118,7 +106,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
 
-from psycopg import AsyncConnection, AsyncPipeline, Pipeline, errors, pq
+from psycopg import AsyncConnection, errors, pq
 from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.abc import PQGen
@@ -144,8 +132,6 @@ _BEGIN, _COMMIT, _ROLLBACK = b"BEGIN", b"COMMIT", b"ROLLBACK"
 # invalid_sql_statement_name: "prepared statement ... does not exist".
 _NO_SUCH_STATEMENT = b"26000"
 _BAD = pq.ConnStatus.BAD
-# What psycopg logs when a pipeline's exit fails after its block raised.
-_TERMINATING = "error ignored terminating %r: %s"
 _WAIT_R = Wait.R
 # Socket reads a wait of the LISTEN connection takes at most (_read): some
 # 250 kB, the loop's other work not held up longer than that many rows' worth.
@@ -156,24 +142,6 @@ def runs_short(conn: AsyncConnection[Any]) -> bool:
     """Whether a Prepared may run on `conn`: in autocommit and outside a
     pipeline, where a cursor's execute sends the statement alone too."""
     return conn.autocommit and conn._pipeline is None
-
-
-class _LostPipelines(logging.Filter):
-    """psycopg's lines for the error a pipeline's exit ignores, dropped when
-    its connection is lost (module docstring)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        return not (
-            record.msg == _TERMINATING
-            and isinstance(args, tuple)
-            and len(args) == 2
-            and isinstance(args[0], (AsyncPipeline, Pipeline))
-            and args[0].pgconn.status == _BAD
-        )
-
-
-logging.getLogger("psycopg").addFilter(_LostPipelines())
 
 
 class Prepared:

@@ -397,9 +397,8 @@ def test_a_batch_whose_connection_is_lost_ends_quietly_as_database_unavailable(
 ) -> None:
     """The backend of a pooled connection ended while its batch waits for
     the commit-order lock: DatabaseUnavailable, and of psycopg's only the
-    pool's line for the connection it discards, not the pipeline's
-    "error ignored terminating" for each of its levels (a lost connection is
-    an expected event)."""
+    pool's line for the connection it discards (a lost connection is an
+    expected event)."""
     caplog.set_level(logging.WARNING)
     holder = psycopg.connect(db_dsn)
     holder.execute("SELECT pg_advisory_xact_lock(%s)", (writes.COMMIT_ORDER_LOCK,))
@@ -416,6 +415,7 @@ def test_a_batch_whose_connection_is_lost_ends_quietly_as_database_unavailable(
             ending = asyncio.create_task(end_the_waiter())
             with pytest.raises(DatabaseUnavailable):
                 async with connection(pool) as conn:
+                    assert isinstance(conn, StatementConnection)
                     await writes.write_together(conn, [writes.Together.of(writes.TRIGGER.insert, _create("lost"), None)])
             await ending
 

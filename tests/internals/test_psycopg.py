@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -22,7 +21,7 @@ from psycopg.errors import Diagnostic
 from psycopg.generators import execute
 
 from graphql_todos.internals import psycopg as internal_psycopg
-from graphql_todos.internals.psycopg import Prepared, _LostPipelines, payloads, runs_short
+from graphql_todos.internals.psycopg import Prepared, payloads, runs_short
 
 STATEMENT = "SELECT %(a)s::uuid AS a, %(b)s::text AS b, %(a)s::uuid IS NULL AS none, %(n)s::int + 1 AS n"
 
@@ -479,48 +478,6 @@ def test_one_transaction_cancelled_is_cancelled_on_the_server_and_rolled_back(db
         assert await sleep.rows({"s": 0}, tuple) == [("",)]
 
     _with_connection(db_dsn, test)
-
-
-async def _left_on_a_lost_connection(dsn: str) -> None:
-    """A pipeline left by the error of its connection lost (its backend ended)."""
-    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
-        async with await AsyncConnection.connect(dsn, autocommit=True) as other:
-            await other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
-        with pytest.raises(psycopg.OperationalError):
-            async with conn.pipeline() as pipeline:
-                await conn.execute("SELECT 1")
-                await pipeline.sync()
-
-
-def test_a_pipeline_left_on_a_lost_connection_logs_what_its_exit_ignored_and_the_door_drops_it(
-    db_dsn: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """psycopg logs, on its logger `psycopg`, what the exit of a pipeline
-    left by an exception raises, as "error ignored terminating %r: %s" with
-    the pipeline first; on a lost connection (BAD) the door's filter drops
-    it, and keeps it for a pipeline whose connection is alive."""
-    caplog.set_level(logging.WARNING, logger="psycopg")
-    on_psycopg = logging.getLogger("psycopg")
-    [quiet] = [f for f in on_psycopg.filters if isinstance(f, _LostPipelines)]
-    on_psycopg.removeFilter(quiet)
-    try:
-        asyncio.run(_left_on_a_lost_connection(db_dsn))
-    finally:
-        on_psycopg.addFilter(quiet)
-    [record] = caplog.records
-    assert (record.name, record.levelno, record.msg) == ("psycopg", logging.WARNING, "error ignored terminating %r: %s")
-    assert isinstance(record.args, tuple) and isinstance(record.args[0], psycopg.AsyncPipeline)
-    assert isinstance(record.args[1], psycopg.OperationalError)
-    caplog.clear()
-    asyncio.run(_left_on_a_lost_connection(db_dsn))
-    assert caplog.records == []
-
-    async def alive(conn: AsyncConnection[Any]) -> None:
-        async with conn.pipeline() as pipeline:
-            kept = logging.LogRecord("psycopg", logging.WARNING, __file__, 0, record.msg, (pipeline, "an error"), None)
-            assert quiet.filter(kept)
-
-    _with_connection(db_dsn, alive)
 
 
 async def _gathered(conn: AsyncConnection[Any], timeout: float, count: int | None = None) -> list[list[str]]:
