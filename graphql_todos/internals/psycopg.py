@@ -66,6 +66,18 @@ is prepared again under a new name and run, once. Inside a block the
 failure is raised, as a cursor would, and the next run after it heals
 (in_one_transaction's: every step's Prepared prepares again).
 
+For a pooled connection taken after it sat idle (`ended_while_idle`): a
+backend that ends (pg_terminate_backend, idle_session_timeout, a shutdown)
+sends a FATAL ErrorResponse and closes its socket, which the client reads
+only with its next statement: that statement fails although nothing ran.
+Assumes that on an idle connection nothing arrives unasked but such an
+ending (or a rare NOTICE or ParameterStatus), so its socket is not readable
+(one `select` with no wait, a syscall); that `pgconn.consume_input()` reads
+what is there into libpq's buffer without blocking and without parsing it
+(that waits for the next command: a notification or NOTICE that came is
+handed on then, as without the check), and raises OperationalError at EOF
+or a reset socket, the connection then BAD (libpq drops it).
+
 And, for the hub's LISTEN connection (`payloads`), taking each socket read's
 notifications as one list of payloads where `AsyncConnection.notifies`
 makes a `Notify` of each (its channel's name decoded too) and yields it by
@@ -102,6 +114,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from itertools import compress, repeat
 from operator import attrgetter, is_, itemgetter
+from select import select as _select
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -142,6 +155,21 @@ def runs_short(conn: AsyncConnection[Any]) -> bool:
     """Whether a Prepared may run on `conn`: in autocommit and outside a
     pipeline, where a cursor's execute sends the statement alone too."""
     return conn.autocommit and conn._pipeline is None
+
+
+def ended_while_idle(conn: AsyncConnection[Any]) -> bool:
+    """Whether the server ended `conn` while it sat idle: what came on its
+    socket meanwhile, read without blocking, ends in EOF or a reset, and
+    the connection is then closed (module docstring). One poll of the
+    socket when nothing came."""
+    pgconn = conn.pgconn
+    try:
+        while _select((pgconn.socket,), (), (), 0)[0]:
+            pgconn.consume_input()
+    except (errors.OperationalError, OSError):
+        pgconn.finish()
+        return True
+    return False
 
 
 class Prepared:

@@ -645,3 +645,53 @@ def test_payloads_read_as_psycopgs_notifies_and_hand_each_to_a_registered_handle
         assert [(n.channel, n.payload) for n in handled] == [("payloads_test", p) for p in sent]
 
     _with_connection(db_dsn, test)
+
+
+async def _gone(conn: AsyncConnection[Any], ending: str) -> None:
+    """`conn`'s backend ended by `ending` (SQL run on another connection
+    taking the pid), and gone from the server."""
+    pid = conn.info.backend_pid
+    async with await AsyncConnection.connect(conn.info.dsn, autocommit=True) as other:
+        await other.execute(ending, (pid,))
+        while await (await other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone():
+            await asyncio.sleep(0.01)
+
+
+def test_a_connection_whose_backend_was_terminated_while_idle_is_found_ended_and_closed(db_dsn: str) -> None:
+    """The FATAL the backend sent while no command ran is read, and the
+    EOF after it closes the connection."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await _gone(conn, "SELECT pg_terminate_backend(%s)")
+        assert internal_psycopg.ended_while_idle(conn)
+        assert conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.UNKNOWN
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_connection_past_idle_session_timeout_is_found_ended(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("SET idle_session_timeout = '50ms'")
+        await asyncio.sleep(0.5)
+        assert internal_psycopg.ended_while_idle(conn)
+        assert conn.closed
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_connection_alive_is_not_found_ended_and_keeps_what_came_while_it_was_idle(db_dsn: str) -> None:
+    """Nothing came: it runs on. A notification came (the socket readable,
+    no ending): read, and handed on with the next command's results, the
+    connection running on."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        assert not internal_psycopg.ended_while_idle(conn)
+        await conn.execute("LISTEN idle_test")
+        async with await AsyncConnection.connect(conn.info.dsn, autocommit=True) as other:
+            await other.execute("NOTIFY idle_test, 'while idle'")
+        await asyncio.sleep(0.2)
+        assert not internal_psycopg.ended_while_idle(conn)
+        assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+        assert [n.payload for n in conn._notifies_backlog or ()] == ["while idle"]
+
+    _with_connection(db_dsn, test)
