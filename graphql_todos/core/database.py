@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 from typing import Any
 
@@ -16,8 +17,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
-from graphql_todos.internals.psycopg import Prepared, runs_short
-from graphql_todos.internals.psycopg_pool import count_request, reusable, shelve, take_idle
+from graphql_todos.internals.psycopg import Prepared, ended_while_idle, runs_short
+from graphql_todos.internals.psycopg_pool import Refusals, count_request, discard, reusable, shelve, take_idle
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ async def _rows(
         return await cur.fetchall()
 
 
-class GatedPool(AsyncConnectionPool):
+class GatedPool(Refusals):
     """psycopg's pool, with the callers beyond its size waiting at a gate of
     that size rather than in the pool's own queue (a condition and a
     wait_for task per waiting caller, which under load cost more CPU than
@@ -98,13 +99,21 @@ class GatedPool(AsyncConnectionPool):
         self._queue: deque[_Waiter] = deque()
         self._expiry: asyncio.TimerHandle | None = None
         self._expiry_at = math.inf
+        # Callers waiting for a connection in place of one found ended (_replacement).
+        self._replacing: set[asyncio.Future[Exception]] = set()
+        self._late: set[asyncio.Task[Any]] = set()
 
     async def getconn(self, timeout: float | None = None) -> Any:
         if self._through < self.max_size:
             self._through += 1
             conn = take_idle(self)
+            ended = False
+            while conn is not None and ended_while_idle(conn):
+                await self._discard(conn)
+                ended = True
+                conn = take_idle(self)
             if conn is None:
-                conn = await self._pooled(self.timeout if timeout is None else timeout)
+                conn = await self._pooled(self.timeout if timeout is None else timeout, ended)
             return conn
         timeout = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
@@ -133,12 +142,17 @@ class GatedPool(AsyncConnectionPool):
         count_request(self)
         return conn
 
-    async def _pooled(self, timeout: float) -> Any:
-        """A connection from the pool's own getconn, for a caller let in."""
+    async def _pooled(self, timeout: float, replacing: bool = False) -> Any:
+        """A connection from the pool's own getconn, for a caller let in;
+        `replacing`: in place of one found ended (_replacement)."""
         task = asyncio.current_task()
         cancels = 0 if task is None else task.cancelling()
+        deadline = time.monotonic() + timeout
         try:
-            conn = await super().getconn(timeout)
+            conn = await (self._replacement(timeout) if replacing else super().getconn(timeout))
+            while ended_while_idle(conn):
+                await self._discard(conn)
+                conn = await self._replacement(deadline - time.monotonic())
         except BaseException:
             self._let_next_in()
             raise
@@ -150,6 +164,46 @@ class GatedPool(AsyncConnectionPool):
             await self.putconn(conn)
             raise asyncio.CancelledError
         return conn
+
+    async def _discard(self, conn: Any) -> None:
+        """A connection taken from the idle ones that the server ended while
+        it sat there (internals/psycopg.ended_while_idle): closed and
+        replaced, as the pool does with one that fails its `check`, and the
+        caller, who ran nothing on it, takes another."""
+        logger.warning("a pooled connection ended while idle, discarded: %s", conn)
+        await discard(self, conn)
+
+    async def _replacement(self, timeout: float) -> Any:
+        """The pool's getconn, for a caller whose idle connection was found
+        ended: it waits for the connection the pool makes in its place. An
+        attempt to make one that fails meanwhile (the database away: a
+        restart, connections refused) fails the caller at once, as the ended
+        connection's own error did before it was checked, not at its timeout."""
+        refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+        self._replacing.add(refused)
+        getting = asyncio.ensure_future(super().getconn(timeout))
+        try:
+            await asyncio.wait((getting, refused), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._replacing.discard(refused)
+            if not getting.done():
+                getting.cancel()
+                getting.add_done_callback(self._handed_late)
+        if getting.done():
+            return getting.result()
+        raise psycopg.OperationalError(f"a new connection was refused: {refused.result()}")
+
+    def _handed_late(self, getting: asyncio.Future[Any]) -> None:
+        """A connection the pool handed to a _replacement given up: back to the pool."""
+        if not getting.cancelled() and getting.exception() is None:
+            task = asyncio.ensure_future(AsyncConnectionPool.putconn(self, getting.result()))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+
+    def refused(self, exc: Exception) -> None:
+        for waiting in self._replacing:
+            if not waiting.done():
+                waiting.set_result(exc)
 
     async def putconn(self, conn: Any) -> None:
         if reusable(self, conn):

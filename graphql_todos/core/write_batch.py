@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import writes
-from graphql_todos.core.database import connection
+from graphql_todos.core.database import StatementConnection, connection
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ class WriteBatches:
         try:
             async with connection(self.pool) as conn:
                 try:
+                    # The pool's connections are StatementConnections (GatedPool's).
                     done: list[writes.Written] | list[None] = await writes.write_together(
-                        conn, [queued.write for queued in batch]
+                        cast(StatementConnection, conn), [queued.write for queued in batch]
                     )
                 except psycopg.Error as exc:
                     if conn.broken or conn.closed:

@@ -5,7 +5,6 @@ nothing here commits or validates."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from dataclasses import dataclass
 from operator import attrgetter
@@ -22,7 +21,7 @@ from graphql_todos.core.models import Todo
 from graphql_todos.core.mutations import Key
 from graphql_todos.core.repository import TODO_COLUMNS
 from graphql_todos.core.verdicts import key_params
-from graphql_todos.internals.psycopg import Prepared, in_one_transaction, runs_short
+from graphql_todos.internals.psycopg import Prepared, in_one_transaction
 
 _RETURNING = "RETURNING " + ", ".join(f"todos.{column}" for column in TODO_COLUMNS.split(", "))
 
@@ -434,61 +433,18 @@ class Written:
     known: bool = False
 
 
-async def write_together(conn: AsyncConnection[Any], batch: list[Together]) -> list[Written]:
+async def write_together(conn: StatementConnection, batch: list[Together]) -> list[Written]:
     """Statements (trigger mode) in one transaction, sent in one pipeline
-    and committed once: each one's rows and its cursor. A failure raises
-    what psycopg raised, the transaction rolled back. On the pool's
-    connections the short way (internals/psycopg.in_one_transaction), else
-    through psycopg's pipeline and a cursor per statement."""
+    and committed once: each one's rows and its cursor. Each statement a
+    Prepared of the connection's, in one pipeline with no cursor
+    (internals/psycopg.in_one_transaction). A failure raises what psycopg
+    raised, the transaction rolled back."""
     # Writes of one row each, no row named twice: each has at most one entry,
     # of its row, so one read of the batch's entries tells each its own.
     # Else (a list-wide write, a row named twice) each statement is followed
     # by a read of the newest position.
     named = [write.params["id"] for write in batch if write.params["id"] is not None]
     once = all(map(_SINGLE, batch)) and len(set(named)) == len(named)
-    if isinstance(conn, StatementConnection) and runs_short(conn):
-        return await _together_short(conn, batch, once)
-    steps = []
-    keyed = False
-    async with conn.pipeline() as pipeline, conn.transaction():
-        try:
-            for statement in _TOGETHER:
-                await conn.execute(statement)
-            base = await conn.execute(_TOGETHER_SET, {"wait": TOGETHER_LOCK_WAIT})
-            for write in batch:
-                if keyed and not write.numbered:
-                    await conn.execute(_UNKEYED)
-                keyed = write.numbered
-                rows = conn.cursor() if write.numbered else conn.cursor(row_factory=_todo_rows)
-                await rows.execute(write.statement, write.params)
-                steps.append((write, rows, None if once else await conn.execute(_NEWEST)))
-            entries = await conn.execute(_ENTRIES) if once else None
-        except psycopg.Error:
-            # A statement's error read before the block's end (its result
-            # came back while later ones were sent): the server skips what
-            # follows up to a Sync, the transaction's ROLLBACK too, and
-            # psycopg's exit of the pipeline logged that as a WARNING
-            # ("pipeline aborted"). The Sync first: the ROLLBACK then runs.
-            with contextlib.suppress(psycopg.Error):
-                await pipeline.sync()
-            raise
-    try:
-        read = [
-            (write, await rows.fetchall(), None if mark is None else (await mark.fetchone())[0])  # type: ignore[index]
-            for write, rows, mark in steps
-        ]
-        return _answers(
-            int((await base.fetchone())[-1]),  # type: ignore[index]
-            read,
-            None if entries is None else await entries.fetchone(),
-        )
-    except psycopg.Error as exc:
-        raise _unread() from exc
-
-
-async def _together_short(conn: StatementConnection, batch: list[Together], once: bool) -> list[Written]:
-    """write_together on a StatementConnection: each statement a Prepared of
-    the connection's, in one pipeline with no cursor (in_one_transaction)."""
     prepared = conn.prepared
     steps: list[tuple[Prepared, dict[str, Any] | None]] = [(prepared(statement), None) for statement in _TOGETHER]
     steps.append((prepared(_TOGETHER_SET), {"wait": TOGETHER_LOCK_WAIT}))
@@ -568,10 +524,6 @@ def _answers(newest: int, steps: list[tuple[Together, list[Any], int | None]], e
 _BITS = attrgetter("int")
 # Read in C, not by a generator resumed for each write of a batch.
 _SINGLE = attrgetter("single")
-
-
-def _todo_rows(_cursor: Any) -> Any:
-    return _todo
 
 
 def _numbered_rows(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]] | None:

@@ -66,16 +66,17 @@ is prepared again under a new name and run, once. Inside a block the
 failure is raised, as a cursor would, and the next run after it heals
 (in_one_transaction's: every step's Prepared prepares again).
 
-A psycopg pipeline left by an exception on a lost connection (a batch's on
-a connection other than the pool's: core/writes.write_together) tries to sync on its way out, fails again, and
-psycopg logs that at WARNING ("error ignored terminating <AsyncPipeline
-[BAD]>: the connection is lost"), twice for a batch (a `transaction()` in a
-pipeline nests pipelines of its own), while the block's own error goes on
-to its caller and the pool logs the connection it discards. `_LostPipelines`,
-on psycopg's logger, drops that line when the pipeline's connection is lost
-(BAD); any other error a pipeline's exit ignores is still logged. Assumes
-psycopg logs it on the logger `psycopg`, as
-`"error ignored terminating %r: %s"` with the pipeline first.
+For a pooled connection taken after it sat idle (`ended_while_idle`): a
+backend that ends (pg_terminate_backend, idle_session_timeout, a shutdown)
+sends a FATAL ErrorResponse and closes its socket, which the client reads
+only with its next statement: that statement fails although nothing ran.
+Assumes that on an idle connection nothing arrives unasked but such an
+ending (or a rare NOTICE or ParameterStatus), so its socket is not readable
+(one `select` with no wait, a syscall); that `pgconn.consume_input()` reads
+what is there into libpq's buffer without blocking and without parsing it
+(that waits for the next command: a notification or NOTICE that came is
+handed on then, as without the check), and raises OperationalError at EOF
+or a reset socket, the connection then BAD (libpq drops it).
 
 And, for the hub's LISTEN connection (`payloads`), taking each socket read's
 notifications as one list of payloads where `AsyncConnection.notifies`
@@ -110,15 +111,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from itertools import compress, repeat
 from operator import attrgetter, is_, itemgetter
+from select import select as _select
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
 
-from psycopg import AsyncConnection, AsyncPipeline, Pipeline, errors, pq
+from psycopg import AsyncConnection, errors, pq
 from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.abc import PQGen
@@ -144,8 +145,6 @@ _BEGIN, _COMMIT, _ROLLBACK = b"BEGIN", b"COMMIT", b"ROLLBACK"
 # invalid_sql_statement_name: "prepared statement ... does not exist".
 _NO_SUCH_STATEMENT = b"26000"
 _BAD = pq.ConnStatus.BAD
-# What psycopg logs when a pipeline's exit fails after its block raised.
-_TERMINATING = "error ignored terminating %r: %s"
 _WAIT_R = Wait.R
 # Socket reads a wait of the LISTEN connection takes at most (_read): some
 # 250 kB, the loop's other work not held up longer than that many rows' worth.
@@ -158,22 +157,19 @@ def runs_short(conn: AsyncConnection[Any]) -> bool:
     return conn.autocommit and conn._pipeline is None
 
 
-class _LostPipelines(logging.Filter):
-    """psycopg's lines for the error a pipeline's exit ignores, dropped when
-    its connection is lost (module docstring)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        return not (
-            record.msg == _TERMINATING
-            and isinstance(args, tuple)
-            and len(args) == 2
-            and isinstance(args[0], (AsyncPipeline, Pipeline))
-            and args[0].pgconn.status == _BAD
-        )
-
-
-logging.getLogger("psycopg").addFilter(_LostPipelines())
+def ended_while_idle(conn: AsyncConnection[Any]) -> bool:
+    """Whether the server ended `conn` while it sat idle: what came on its
+    socket meanwhile, read without blocking, ends in EOF or a reset, and
+    the connection is then closed (module docstring). One poll of the
+    socket when nothing came."""
+    pgconn = conn.pgconn
+    try:
+        while _select((pgconn.socket,), (), (), 0)[0]:
+            pgconn.consume_input()
+    except (errors.OperationalError, OSError):
+        pgconn.finish()
+        return True
+    return False
 
 
 class Prepared:

@@ -24,7 +24,13 @@ Assumes (tests/internals/test_psycopg_pool.py pins each):
   last `drain()` (`_drained_at`) nor past its `_expire_at`: otherwise it
   rolls back, closes or replaces it;
 - `getconn` with a connection idle, no `check` function and the pool open
-  hands out the oldest idle one at once.
+  hands out the oldest idle one at once;
+- `_putconn(conn, from_getconn=True)`, what the pool does with a connection
+  that failed its `check`, takes one that is closed (its
+  `transaction_status` UNKNOWN) out of the pool for good: counted in
+  `connections_lost`, and a new one made in its place (`discard`);
+- every new connection (to fill, grow or replace) is made by the pool's
+  `_connect`, which raises what the attempt raised (`Refusals`).
 """
 
 from __future__ import annotations
@@ -82,3 +88,25 @@ def shelve(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any]) -> None:
     full = pool._pool_full_event
     if full is not None and len(idle) >= pool._min_size:
         full.set()
+
+
+async def discard(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any]) -> None:
+    """`conn`, handed out by `pool` and closed since, given back as the
+    pool gives back one that failed its `check`: counted lost, and replaced."""
+    await pool._putconn(conn, from_getconn=True)
+
+
+class Refusals(AsyncConnectionPool):  # type: ignore[type-arg] # as GatedPool, the class of its connections left open
+    """psycopg_pool's pool, telling `refused` of each attempt to make a new
+    connection that failed (the database away: down, restarting, refusing
+    connections), as it fails."""
+
+    async def _connect(self, timeout: float | None = None) -> Any:
+        try:
+            return await super()._connect(timeout)
+        except Exception as exc:
+            self.refused(exc)
+            raise
+
+    def refused(self, exc: Exception) -> None:
+        """An attempt to make a new connection failed with `exc`."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import PoolClosed, PoolTimeout
 
 from graphql_todos.core import database, writes
@@ -397,9 +398,8 @@ def test_a_batch_whose_connection_is_lost_ends_quietly_as_database_unavailable(
 ) -> None:
     """The backend of a pooled connection ended while its batch waits for
     the commit-order lock: DatabaseUnavailable, and of psycopg's only the
-    pool's line for the connection it discards, not the pipeline's
-    "error ignored terminating" for each of its levels (a lost connection is
-    an expected event)."""
+    pool's line for the connection it discards (a lost connection is an
+    expected event)."""
     caplog.set_level(logging.WARNING)
     holder = psycopg.connect(db_dsn)
     holder.execute("SELECT pg_advisory_xact_lock(%s)", (writes.COMMIT_ORDER_LOCK,))
@@ -416,6 +416,7 @@ def test_a_batch_whose_connection_is_lost_ends_quietly_as_database_unavailable(
             ending = asyncio.create_task(end_the_waiter())
             with pytest.raises(DatabaseUnavailable):
                 async with connection(pool) as conn:
+                    assert isinstance(conn, StatementConnection)
                     await writes.write_together(conn, [writes.Together.of(writes.TRIGGER.insert, _create("lost"), None)])
             await ending
 
@@ -425,3 +426,82 @@ def test_a_batch_whose_connection_is_lost_ends_quietly_as_database_unavailable(
         holder.close()
     logged = [(r.name, r.getMessage().split(":")[0]) for r in caplog.records if r.name.startswith("psycopg")]
     assert logged == [("psycopg.pool", "discarding closed connection")]
+
+
+async def _end_backends(dsn: str, pids: list[int]) -> None:
+    """The backends of `pids` terminated, and gone from the server."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as other:
+        await other.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        while await (await other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))).fetchone():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("way", ["taken idle", "the pool's getconn"])
+def test_connections_ended_while_idle_are_discarded_at_checkout_and_the_write_runs_on_another(
+    db_dsn: str, way: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Backends of idle pooled connections terminated: the checkout finds
+    each ended (one poll of its socket), discards it, and hands out a live
+    one, taken idle at once, or (`the pool's getconn`: its lock held as the
+    checkout starts, every idle one ended) from the pool's own getconn,
+    which waits for a new one. The write runs once, on it."""
+    caplog.set_level(logging.WARNING, logger="graphql_todos.core.database")
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=3, max_size=3, open=False, kwargs={"autocommit": True}) as pool:
+            await pool.wait()
+            pids = [conn.info.backend_pid for conn in pool._pool]
+            ended = pids[:2] if way == "taken idle" else pids
+            await _end_backends(db_dsn, ended)
+
+            async def write() -> tuple[int, list[Todo]]:
+                async with connection(pool) as conn:
+                    return conn.info.backend_pid, (await writes.write(conn, writes.TRIGGER.insert.plain, _create("once")))[0]
+
+            if way == "taken idle":
+                pid, written = await write()
+                assert pid == pids[2]
+            else:
+                await pool._lock.acquire()
+                writing = asyncio.create_task(write())
+                await asyncio.sleep(0.05)
+                pool._lock.release()
+                pid, written = await writing
+                assert pid not in pids
+            assert [todo.title for todo in written] == ["once"]
+            assert pool.get_stats()["connections_lost"] == len(ended)
+
+    asyncio.run(main())
+    logged = [r.getMessage().split(":")[0] for r in caplog.records if r.name == "graphql_todos.core.database"]
+    assert logged == ["a pooled connection ended while idle, discarded"] * (2 if way == "taken idle" else 3)
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM todos WHERE title = 'once'").fetchone() == (1,)
+
+
+def test_a_connection_found_ended_while_the_database_refuses_new_ones_fails_at_once(db_dsn: str) -> None:
+    """Every backend cut and no new connection let in (a restart, as
+    tests/core/test_errors.py takes the database away): the checkout that
+    finds its idle connection ended is DatabaseUnavailable as soon as the
+    pool's attempt at a new one is refused, not at the pool's timeout."""
+    name = conninfo_to_dict(db_dsn)["dbname"]
+    admin = make_conninfo(db_dsn, dbname="postgres")
+
+    async def main() -> float:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, timeout=5, open=False, kwargs={"autocommit": True}) as pool:
+            await pool.wait()
+            pids = [conn.info.backend_pid for conn in pool._pool]
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")  # type: ignore[arg-type]
+            await _end_backends(admin, pids)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(DatabaseUnavailable):
+                async with connection(pool):
+                    pass
+            return asyncio.get_running_loop().time() - started
+
+    try:
+        took = asyncio.run(main())
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")  # type: ignore[arg-type]
+    assert took < 1.0

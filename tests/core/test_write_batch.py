@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import repository, writes
 from graphql_todos.core.database import GatedPool, StatementConnection, connection
@@ -56,17 +55,8 @@ def _entries(dsn: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[int, 
     return found
 
 
-def _pool(dsn: str, kind: type[AsyncConnectionPool] = GatedPool) -> AsyncConnectionPool:
-    return kind(dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
-
-
-@pytest.fixture(params=[GatedPool, AsyncConnectionPool], ids=["prepared", "cursors"])
-def pool_kind(request: pytest.FixtureRequest) -> type[AsyncConnectionPool]:
-    """The pool's connections: the app's (StatementConnection: a batch's
-    statements Prepared, in one pipeline of libpq's) or psycopg's own (its
-    pipeline and a cursor per statement): writes.write_together answers alike."""
-    kind: type[AsyncConnectionPool] = request.param
-    return kind
+def _pool(dsn: str) -> GatedPool:
+    return GatedPool(dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
 
 
 def _run_closing(run: Callable[[], Coroutine[Any, Any, T]], *conns: psycopg.Connection[Any]) -> T:
@@ -112,11 +102,11 @@ def test_writes_of_two_people_together_each_judged_and_journaled_as_its_own(db_d
     assert [lists[todo.id] for todo in done] == [ann_list, bob_list, ann_list]
 
 
-def test_a_refused_write_rolls_its_batch_back_and_each_runs_alone(db_dsn: str, pool_kind: type[AsyncConnectionPool]) -> None:
+def test_a_refused_write_rolls_its_batch_back_and_each_runs_alone(db_dsn: str) -> None:
     taken = uuid.uuid4()
 
     async def run() -> tuple[Any, ...]:
-        async with _pool(db_dsn, pool_kind) as pool:
+        async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             await service.create_todo("first", todo_id=str(taken))
             return await asyncio.gather(
@@ -143,15 +133,15 @@ def test_a_batch_refused_while_it_is_sent_rolls_back_with_no_warning(
 ) -> None:
     """A statement's error read while the batch is still being sent (its
     first write's, many behind it): raised, nothing committed, the
-    connection idle again, and nothing logged by psycopg, where its
-    pipeline's exit logged "error ignored terminating ...: pipeline aborted"
-    (the transaction's ROLLBACK skipped behind the error)."""
+    connection idle again (the ROLLBACK sent after the Sync, not skipped
+    behind the error), and nothing logged by psycopg."""
     caplog.set_level(logging.WARNING)
     too_long = writes.Together.of(writes.TRIGGER.insert, _create("x" * (MAX_TITLE_LENGTH + 1)), None)
     batch = [too_long, *(writes.Together.of(writes.TRIGGER.insert, _create(f"w{n}"), None) for n in range(50))]
 
     async def run() -> None:
         async with _pool(db_dsn) as pool, connection(pool) as conn:
+            assert isinstance(conn, StatementConnection)
             with pytest.raises(psycopg.errors.StringDataRightTruncation):
                 await writes.write_together(conn, batch)
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
@@ -254,7 +244,7 @@ def test_a_write_arriving_while_a_batch_runs_goes_in_the_next_in_commit_order(db
 
 
 @pytest.mark.parametrize("twice", [False, True])
-def test_a_write_that_changes_nothing_in_a_batch_has_the_cursor_before_it(db_dsn: str, twice: bool, pool_kind: type[AsyncConnectionPool]) -> None:
+def test_a_write_that_changes_nothing_in_a_batch_has_the_cursor_before_it(db_dsn: str, twice: bool) -> None:
     """Its cursor is where the journal stood after the writes before it in
     its batch. `twice`: the batch names a row twice and changes many (each
     statement's newest position read after it), else not (the batch's
@@ -264,7 +254,7 @@ def test_a_write_that_changes_nothing_in_a_batch_has_the_cursor_before_it(db_dsn
         base = conn.execute("SELECT max(position) FROM todo_changes").fetchone()[0]  # type: ignore[index]
 
     async def run() -> list[Receipt]:
-        async with _pool(db_dsn, pool_kind) as pool:
+        async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             receipts = [Receipt() for _ in range(4)]
             await asyncio.gather(
@@ -379,7 +369,7 @@ def test_numbered_writes_of_two_clients_in_a_batch_each_carry_their_own_key(db_d
     assert [receipt.cursor for receipt in receipts] == [base + 1, base + 2, base + 3]
 
 
-def test_a_retry_in_a_batch_is_answered_from_its_record_and_rolls_nothing_back(db_dsn: str, pool_kind: type[AsyncConnectionPool]) -> None:
+def test_a_retry_in_a_batch_is_answered_from_its_record_and_rolls_nothing_back(db_dsn: str) -> None:
     """A key applied before meets no error in its batch (its statement looks
     the key up first): it changes nothing and is answered as the first time,
     and the new writes beside it are applied once, in the batch's transaction."""
@@ -387,7 +377,7 @@ def test_a_retry_in_a_batch_is_answered_from_its_record_and_rolls_nothing_back(d
     first = _numbered(1, client)
 
     async def run() -> tuple[Todo, tuple[Any, ...], list[Receipt]]:
-        async with _pool(db_dsn, pool_kind) as pool:
+        async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             made = await service.create_todo("once", receipt=first)
             receipts = [_numbered(1, client), _numbered(2, client), Receipt()]
@@ -453,7 +443,7 @@ def test_a_refused_numbered_write_in_a_batch_is_recorded_as_rejected(db_dsn: str
 
 
 @pytest.mark.parametrize("many", [False, True])
-def test_a_numbered_write_that_changes_nothing_in_a_batch_keeps_its_answer(db_dsn: str, many: bool, pool_kind: type[AsyncConnectionPool]) -> None:
+def test_a_numbered_write_that_changes_nothing_in_a_batch_keeps_its_answer(db_dsn: str, many: bool) -> None:
     """It journals nothing: its rows and cursor are kept with its verdict
     (verdicts.settle_unchanged), and a retry answers the same. `many`: a
     toggleAll that finds nothing to change (each statement's newest
@@ -469,7 +459,7 @@ def test_a_numbered_write_that_changes_nothing_in_a_batch_keeps_its_answer(db_ds
         return service.update_todo(str(row), "same", receipt=receipt)
 
     async def run() -> tuple[tuple[Any, ...], list[Receipt], Any, Receipt]:
-        async with _pool(db_dsn, pool_kind) as pool:
+        async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             receipts = [_numbered(1, client), Receipt()]
             done = await asyncio.gather(

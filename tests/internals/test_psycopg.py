@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -22,7 +21,7 @@ from psycopg.errors import Diagnostic
 from psycopg.generators import execute
 
 from graphql_todos.internals import psycopg as internal_psycopg
-from graphql_todos.internals.psycopg import Prepared, _LostPipelines, payloads, runs_short
+from graphql_todos.internals.psycopg import Prepared, payloads, runs_short
 
 STATEMENT = "SELECT %(a)s::uuid AS a, %(b)s::text AS b, %(a)s::uuid IS NULL AS none, %(n)s::int + 1 AS n"
 
@@ -481,48 +480,6 @@ def test_one_transaction_cancelled_is_cancelled_on_the_server_and_rolled_back(db
     _with_connection(db_dsn, test)
 
 
-async def _left_on_a_lost_connection(dsn: str) -> None:
-    """A pipeline left by the error of its connection lost (its backend ended)."""
-    async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
-        async with await AsyncConnection.connect(dsn, autocommit=True) as other:
-            await other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
-        with pytest.raises(psycopg.OperationalError):
-            async with conn.pipeline() as pipeline:
-                await conn.execute("SELECT 1")
-                await pipeline.sync()
-
-
-def test_a_pipeline_left_on_a_lost_connection_logs_what_its_exit_ignored_and_the_door_drops_it(
-    db_dsn: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """psycopg logs, on its logger `psycopg`, what the exit of a pipeline
-    left by an exception raises, as "error ignored terminating %r: %s" with
-    the pipeline first; on a lost connection (BAD) the door's filter drops
-    it, and keeps it for a pipeline whose connection is alive."""
-    caplog.set_level(logging.WARNING, logger="psycopg")
-    on_psycopg = logging.getLogger("psycopg")
-    [quiet] = [f for f in on_psycopg.filters if isinstance(f, _LostPipelines)]
-    on_psycopg.removeFilter(quiet)
-    try:
-        asyncio.run(_left_on_a_lost_connection(db_dsn))
-    finally:
-        on_psycopg.addFilter(quiet)
-    [record] = caplog.records
-    assert (record.name, record.levelno, record.msg) == ("psycopg", logging.WARNING, "error ignored terminating %r: %s")
-    assert isinstance(record.args, tuple) and isinstance(record.args[0], psycopg.AsyncPipeline)
-    assert isinstance(record.args[1], psycopg.OperationalError)
-    caplog.clear()
-    asyncio.run(_left_on_a_lost_connection(db_dsn))
-    assert caplog.records == []
-
-    async def alive(conn: AsyncConnection[Any]) -> None:
-        async with conn.pipeline() as pipeline:
-            kept = logging.LogRecord("psycopg", logging.WARNING, __file__, 0, record.msg, (pipeline, "an error"), None)
-            assert quiet.filter(kept)
-
-    _with_connection(db_dsn, alive)
-
-
 async def _gathered(conn: AsyncConnection[Any], timeout: float, count: int | None = None) -> list[list[str]]:
     """payloads' lists until `count` payloads came (all of them: None),
     each payload decoded: bytes in the connection's encoding."""
@@ -686,5 +643,55 @@ def test_payloads_read_as_psycopgs_notifies_and_hand_each_to_a_registered_handle
         notify_all()
         assert [payload for read in await _gathered(conn, 5.0, len(sent)) for payload in read] == sent
         assert [(n.channel, n.payload) for n in handled] == [("payloads_test", p) for p in sent]
+
+    _with_connection(db_dsn, test)
+
+
+async def _gone(conn: AsyncConnection[Any], ending: str) -> None:
+    """`conn`'s backend ended by `ending` (SQL run on another connection
+    taking the pid), and gone from the server."""
+    pid = conn.info.backend_pid
+    async with await AsyncConnection.connect(conn.info.dsn, autocommit=True) as other:
+        await other.execute(ending, (pid,))
+        while await (await other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone():
+            await asyncio.sleep(0.01)
+
+
+def test_a_connection_whose_backend_was_terminated_while_idle_is_found_ended_and_closed(db_dsn: str) -> None:
+    """The FATAL the backend sent while no command ran is read, and the
+    EOF after it closes the connection."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await _gone(conn, "SELECT pg_terminate_backend(%s)")
+        assert internal_psycopg.ended_while_idle(conn)
+        assert conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.UNKNOWN
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_connection_past_idle_session_timeout_is_found_ended(db_dsn: str) -> None:
+    async def test(conn: AsyncConnection[Any]) -> None:
+        await conn.execute("SET idle_session_timeout = '50ms'")
+        await asyncio.sleep(0.5)
+        assert internal_psycopg.ended_while_idle(conn)
+        assert conn.closed
+
+    _with_connection(db_dsn, test)
+
+
+def test_a_connection_alive_is_not_found_ended_and_keeps_what_came_while_it_was_idle(db_dsn: str) -> None:
+    """Nothing came: it runs on. A notification came (the socket readable,
+    no ending): read, and handed on with the next command's results, the
+    connection running on."""
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        assert not internal_psycopg.ended_while_idle(conn)
+        await conn.execute("LISTEN idle_test")
+        async with await AsyncConnection.connect(conn.info.dsn, autocommit=True) as other:
+            await other.execute("NOTIFY idle_test, 'while idle'")
+        await asyncio.sleep(0.2)
+        assert not internal_psycopg.ended_while_idle(conn)
+        assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+        assert [n.payload for n in conn._notifies_backlog or ()] == ["while idle"]
 
     _with_connection(db_dsn, test)

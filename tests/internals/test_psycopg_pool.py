@@ -8,11 +8,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, OperationalError
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.internals.psycopg_pool import count_request, reusable, shelve, take_idle
+from graphql_todos.internals.psycopg_pool import Refusals, count_request, discard, reusable, shelve, take_idle
 
 Pool = AsyncConnectionPool[Any]
 
@@ -203,3 +203,41 @@ def test_a_closed_pool_hands_out_and_takes_back_nothing_as_it_is(db_dsn: str) ->
         assert conn.closed
 
     _run(db_dsn, test)
+
+
+def test_discard_takes_a_closed_connection_out_as_a_failed_check_does(db_dsn: str) -> None:
+    """A connection handed out and closed since (its backend ended while it
+    sat idle): out of the pool for good, counted lost, a new one made."""
+
+    async def test(pool: Pool) -> None:
+        conn = take_idle(pool)
+        assert conn is not None
+        conn.pgconn.finish()
+        assert conn.pgconn.transaction_status == TransactionStatus.UNKNOWN
+        await discard(pool, conn)
+        assert conn not in pool._pool and pool.get_stats()["connections_lost"] == 1
+        while len(pool._pool) < 3:
+            await asyncio.sleep(0.01)  # the replacement, connecting
+        assert pool.get_stats()["pool_size"] == 3
+
+    _run(db_dsn, test)
+
+
+def test_each_new_connection_the_pool_makes_goes_through_connect_and_a_failed_one_is_told() -> None:
+    """A new connection (to fill the pool, here) made by `_connect`: an
+    attempt that fails is told to `refused` as it fails, then retried."""
+    told: list[Exception] = []
+
+    class Told(Refusals):
+        def refused(self, exc: Exception) -> None:
+            told.append(exc)
+
+    async def main() -> None:
+        # Nothing listens on port 1.
+        async with Told("host=127.0.0.1 port=1 connect_timeout=2", min_size=1, open=False) as pool:
+            while not told:
+                await asyncio.sleep(0.01)
+            assert pool.get_stats()["connections_errors"] >= 1
+        assert isinstance(told[0], OperationalError)
+
+    asyncio.run(main())

@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from websockets.typing import Subprotocol
 
 from graphql_todos.core.cursors import Cursors
+from graphql_todos.core.database import GatedPool
 from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Chunk, Entry, Op, Todo
@@ -283,7 +284,7 @@ def test_a_slow_live_list_watcher_gets_only_the_newest_version(db_dsn: str) -> N
     from graphql_todos.live import streams
 
     async def run() -> list[list[str]]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+        async with GatedPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
             service = TodoService(pool)
             hub = Hub(db_dsn, Journal(pool), Settings())
             await hub.start()

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
+from graphql_todos.core.database import GatedPool
 from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import ALL, Change, Op, Todo, TodoState, Viewer
@@ -67,7 +67,7 @@ def test_rows_watchers_ask_for_together_come_from_one_read_each_seeing_what_its_
     stranger = Viewer(uuid.uuid4())  # a member of no list: sees no row
 
     async def run() -> tuple[list[TodoState], int]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
+        async with GatedPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
             service = TodoService(pool)
             made = [await service.create_todo(f"row {n}") for n in range(3)]
             # ann's own row, in her default list: hers to see, not bob's.
@@ -97,7 +97,7 @@ def test_row_watchers_starting_while_the_row_changes_get_each_later_change_once(
     last = 60
 
     async def run() -> list[list[int]]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
+        async with GatedPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}) as pool:
             service = TodoService(pool)
             hub = Hub(db_dsn, Journal(pool), Settings())
             await hub.start()
@@ -139,7 +139,7 @@ def test_a_cursor_at_the_hubs_position_starts_there_unread_and_every_other_start
     db_dsn: str,
 ) -> None:
     async def run() -> tuple[dict[str, int], dict[str, int], list[str]]:
-        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+        async with GatedPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
             service, journal = TodoService(pool), Journal(pool)
             hub = Hub(db_dsn, journal, Settings())
             await hub.start()

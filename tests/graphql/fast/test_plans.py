@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 from strawberry.http import process_result
 from strawberry.types.graphql import OperationType
 
+from graphql_todos.core.database import GatedPool
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
@@ -113,7 +114,7 @@ class Runner:
 def runner(db_dsn: str) -> Iterator[Runner]:
     loop = asyncio.new_event_loop()
     # As the app's pool: each operation is one statement.
-    pool = AsyncConnectionPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
+    pool = GatedPool(db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
     loop.run_until_complete(pool.open(wait=True))
     service, journal = TodoService(pool, MAX_LIST_ROWS), Journal(pool)
     hub = Hub(db_dsn, journal, Settings(database_url=db_dsn))
