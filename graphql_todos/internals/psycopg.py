@@ -72,7 +72,7 @@ sends a FATAL ErrorResponse and closes its socket, which the client reads
 only with its next statement: that statement fails although nothing ran.
 Assumes that on an idle connection nothing arrives unasked but such an
 ending (or a rare NOTICE or ParameterStatus), so its socket is not readable
-(one `select` with no wait, a syscall); that `pgconn.consume_input()` reads
+(one `poll` with no wait, a syscall); that `pgconn.consume_input()` reads
 what is there into libpq's buffer without blocking and without parsing it
 (that waits for the next command: a notification or NOTICE that came is
 handed on then, as without the check), and raises OperationalError at EOF
@@ -114,7 +114,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from itertools import compress, repeat
 from operator import attrgetter, is_, itemgetter
-from select import select as _select
+from select import POLLIN, poll
 from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
@@ -163,8 +163,12 @@ def ended_while_idle(conn: AsyncConnection[Any]) -> bool:
     the connection is then closed (module docstring). One poll of the
     socket when nothing came."""
     pgconn = conn.pgconn
+    # poll, not select: a server holding thousands of sockets gives its
+    # pool's new connections descriptors past select's 1024 (FD_SETSIZE).
+    readable = poll()
+    readable.register(pgconn.socket, POLLIN)
     try:
-        while _select((pgconn.socket,), (), (), 0)[0]:
+        while readable.poll(0):
             pgconn.consume_input()
     except (errors.OperationalError, OSError):
         pgconn.finish()

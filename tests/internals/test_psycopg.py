@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import resource
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -677,6 +679,30 @@ def test_a_connection_past_idle_session_timeout_is_found_ended(db_dsn: str) -> N
         assert conn.closed
 
     _with_connection(db_dsn, test)
+
+
+def test_a_connection_whose_socket_is_numbered_past_select_s_limit_is_checked_too(db_dsn: str) -> None:
+    """A server holding thousands of sockets makes its pool's replacements
+    with descriptors past 1024, where select() cannot look (FD_SETSIZE):
+    the check must still find an ended connection, and a live one alive."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"RLIMIT_NOFILE's hard limit {hard} leaves no room past 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+
+    async def test(conn: AsyncConnection[Any]) -> None:
+        assert conn.pgconn.socket > 1024
+        assert not internal_psycopg.ended_while_idle(conn)
+        await _gone(conn, "SELECT pg_terminate_backend(%s)")
+        assert internal_psycopg.ended_while_idle(conn)
+
+    try:
+        _with_connection(db_dsn, test)
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_connection_alive_is_not_found_ended_and_keeps_what_came_while_it_was_idle(db_dsn: str) -> None:
