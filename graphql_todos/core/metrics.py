@@ -355,23 +355,15 @@ class MetricsMiddleware:
             return
         # A layer in front that saw the request first (graphql/fast/front.py)
         # says when it arrived: the time is the client's, from there.
-        started = scope.get(STARTED) or time.perf_counter()
+        answer = Answer(scope, scope.get(STARTED) or time.perf_counter(), send)
         streams: list[str] = []
-        # Counted as the last of the body goes out, not after the send
-        # returns: a client holding its answer (and scraping, say on another
-        # worker) finds its request counted.
-        counted = False
 
         async def sending(message: Message) -> None:
-            nonlocal counted
-            kind = message["type"]
-            if kind == "http.response.body":
-                if not (counted or streams or message.get("more_body", False)):
-                    counted = True
-                    answered(scope, started)
-            elif kind == "http.response.start" and (stream := _stream_of(scope, message)) is not None:
+            if message["type"] == "http.response.start" and (stream := _stream_of(scope, message)) is not None:
                 streams.append(stream)
                 opened.enter_context(open_stream(stream))
+            elif not streams:
+                answer.going(message)
             await send(message)
 
         with contextlib.ExitStack() as opened:
@@ -380,9 +372,41 @@ class MetricsMiddleware:
             finally:
                 if streams:
                     observe_pool(scope)
-                elif not counted:
-                    # No whole answer (the app failed, the client left): timed all the same.
-                    answered(scope, started)
+                else:
+                    answer.ended()
+
+
+class Answer:
+    """A plain request's answer, timed (answered) once: as the last of its
+    body goes out, not after the send returns, so that a client holding its
+    answer (and scraping, say on another worker) finds its request counted;
+    or, with no whole answer (the app failed, the client left), as it ends.
+    Each layer that answers a plain request past MetricsMiddleware (the
+    front door's replies and writes) sends through `send`."""
+
+    __slots__ = ("_send", "counted", "scope", "started")
+
+    def __init__(self, scope: Scope, started: float, send: Send) -> None:
+        self.scope = scope
+        self.started = started
+        self._send = send
+        self.counted = False
+
+    def going(self, message: Message) -> None:
+        """`message` is about to be sent: the request counted if it ends the body."""
+        if not (self.counted or message["type"] != "http.response.body" or message.get("more_body", False)):
+            self.counted = True
+            answered(self.scope, self.started)
+
+    async def send(self, message: Message) -> None:
+        self.going(message)
+        await self._send(message)
+
+    def ended(self) -> None:
+        """The request is over: counted now unless it was as its body went out."""
+        if not self.counted:
+            self.counted = True
+            answered(self.scope, self.started)
 
 
 # REQUESTS' children by (route, method): labels() validates and locks on every call.

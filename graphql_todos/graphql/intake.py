@@ -6,8 +6,8 @@ A document is parsed within the limits, validated with Strawberry's rules and
 its operation picked once per (document, operation name), and a query's or
 subscription's variables coerced and keyed once per set of values. The
 operation is the one Strawberry's path runs (`pick`), so every path takes the
-same one; a request that names none (an unknown operationName, a missing
-query) gets the same request error on every transport (over HTTP from
+same one; a request that names none (an unknown operationName, in a valid
+document or not, a missing query) gets the same request error on every transport (over HTTP from
 Strawberry's view, on the streams from the fan-out: `no_operation`).
 Refusals (a document that does not parse or validate) are not kept: their
 text is bounded only by the request's size.
@@ -132,6 +132,11 @@ class Intake:
             return None  # Strawberry's execute refuses it with its code
         taken = self.document(query)
         if isinstance(taken, Refusal):
+            # One that parsed but names no operation is refused for that, as
+            # Strawberry's view refuses it before validating (its stream
+            # raised instead: a masked error, a traceback).
+            if taken.document is not None and strawberry_operation(taken.document, operation_name) is None:
+                return None
             return taken
         definition = strawberry_operation(taken, operation_name)
         operation = None if definition is None else Operation(self.schema._schema, taken, definition)

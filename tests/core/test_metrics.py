@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, cast
 
 import httpx
 import psutil
@@ -22,11 +23,12 @@ import pytest
 import uvicorn
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from graphql_todos.app import TodoApp
 from graphql_todos.core import metrics
 from graphql_todos.core.metrics import LIMITS
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
@@ -211,6 +213,66 @@ def test_a_request_is_counted_by_the_time_its_client_has_the_answer() -> None:
             await serving
 
     before, counted = asyncio.run(scenario())
+    assert counted == before + 1
+
+
+def _holding(app: ASGIApp, held: threading.Event, release: threading.Event) -> ASGIApp:
+    """`app`, but for one request while `held` is set: held open after its
+    last byte went out (the server's send returning late) until `release`."""
+
+    async def holder(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics" or not held.is_set():
+            return await app(scope, receive, send)
+        held.clear()
+
+        async def sending(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await asyncio.to_thread(release.wait, 10)
+
+        await app(scope, receive, sending)
+
+    return holder
+
+
+def _requests_counted(url: str) -> float:
+    """Plain requests timed so far, but the scrapes'."""
+    return sum(
+        count for (name, labels), count in scrape(url).items()
+        if name == "graphql_todos_http_request_seconds_count" and ("route", "/metrics") not in labels
+    )
+
+
+QUERY = {"query": "{ todos { id title } }"}
+MUTATION = {"query": "mutation($t: String!) { createTodo(input: {title: $t}) { id } }", "variables": {"t": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "door"),
+    [("/graphql", MUTATION, "writes"), ("/api/todos/", {"title": "x"}, "writes"), ("/graphql", QUERY, "replies")],
+    ids=["graphql-write-door", "rest-write-door", "cached-reply"],
+)
+def test_the_front_doors_count_a_request_by_the_time_its_client_has_the_answer(
+    server: Server, path: str, body: dict[str, Any], door: str
+) -> None:
+    """As test_a_request_is_counted_by_the_time_its_client_has_the_answer,
+    for what the front door answers past the metrics layer: a write the
+    short way (write_door.py) and a reply kept (front.py)."""
+    held, release = threading.Event(), threading.Event()
+    app = cast(TodoApp, server.app)
+    # Outermost: a send that returns late, as the server's may.
+    app._front = _holding(app._front, held, release)
+    taken = {"writes": lambda: int(app.state.writes.taken), "replies": lambda: int(server.state("response_replies").hits)}[door]
+    post = functools.partial(httpx.post, server.url + path, json=body, timeout=10)
+    assert post().status_code in (200, 201)  # the intake takes the mutation in; the reply is kept
+    before, door_before = _requests_counted(server.url), taken()
+    held.set()
+    try:
+        assert post().status_code in (200, 201)
+        assert taken() == door_before + 1
+        counted = _requests_counted(server.url)
+    finally:
+        release.set()
     assert counted == before + 1
 
 

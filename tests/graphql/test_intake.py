@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -17,10 +18,12 @@ from tests.sse_client import events
 
 QUERIES = "query A { todos { id } } query B { todos { title } }"
 SUBSCRIPTIONS = "subscription A { todoChanges { cursor } } subscription B { todoChanges { op } }"
+INVALID_SUBSCRIPTION = "subscription A { nope }"
+INVALID_QUERY = "query A { nope }"
 
 
 def _fields(query: str | None, name: str | None) -> dict[str, Any]:
-    return {**({"query": query} if query is not None else {}), **({"operationName": name} if name else {})}
+    return {**({"query": query} if query is not None else {}), **({"operationName": name} if name is not None else {})}
 
 
 def _over_every_transport(client: httpx.Client, server: Server, fields: dict[str, Any]) -> list[Any]:
@@ -53,6 +56,7 @@ def test_several_operations_without_a_name_run_the_first_on_every_transport(
     (QUERIES, "Nope", 'Unknown operation named "Nope".'),
     (None, None, "No GraphQL query found in the request"),
     ("", None, "No GraphQL query found in the request"),
+    (INVALID_QUERY, "Nope", 'Unknown operation named "Nope".'),
 ])
 def test_no_operation_to_run_is_the_same_error_over_http(
     client: httpx.Client, query: str | None, name: str | None, message: str
@@ -114,6 +118,11 @@ def test_a_request_again_takes_no_parse_on_any_path(client: httpx.Client, server
     (SUBSCRIPTIONS, "Nope", 'Unknown operation named "Nope".'),
     (QUERIES, "Nope", 'Unknown operation named "Nope".'),
     ("", None, "No GraphQL query found in the request"),
+    # A document that would fail validation, but names no operation first
+    # (as over HTTP): Strawberry's stream raised, masked ("Unexpected error.",
+    # INTERNAL_SERVER_ERROR) with an ERROR logged.
+    (INVALID_SUBSCRIPTION, "Nope", 'Unknown operation named "Nope".'),
+    (INVALID_QUERY, "", 'Unknown operation named "".'),
 ])
 def test_no_operation_to_run_is_a_bad_request_on_every_stream(
     server: Server, query: str, name: str | None, message: str
@@ -123,6 +132,8 @@ def test_no_operation_to_run_is_a_bad_request_on_every_stream(
     with errors_logged() as logged:
         with events(server.url + "/graphql", json=fields) as stream:
             event = stream.next()
+        with events(server.url + "/graphql?" + urlencode(fields)) as stream:
+            got = stream.next()
         with TransportWs(server.ws_url) as ws:
             ws.send({"id": "1", "type": "subscribe", "payload": {**fields, "variables": {}}})
             transport = ws.recv()
@@ -133,6 +144,7 @@ def test_no_operation_to_run_is_a_bad_request_on_every_stream(
         finally:
             legacy.close()
     assert (event["event"], json.loads(event["data"])) == ("next", {"errors": [error]})
+    assert (got["event"], json.loads(got["data"])) == ("next", {"errors": [error]})
     assert transport == {"id": "1", "type": "error", "payload": [error]}
     assert answer == {"id": "1", "type": "error", "payload": error}
     assert logged == []

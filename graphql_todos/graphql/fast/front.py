@@ -152,11 +152,12 @@ class ResponseFront:
             reading.asked = mark
             reply = self.replies.lookup(key, mark)
             if reply is not None and reply.principal == principal:
+                answer = metrics.Answer(scope, started, send)
                 try:
-                    await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
-                    await send({"type": "http.response.body", "body": reply.body})
+                    await answer.send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+                    await answer.send({"type": "http.response.body", "body": reply.body})
                 finally:
-                    metrics.answered(scope, started)
+                    answer.ended()
                 return
         sent: list[Message] = []
 

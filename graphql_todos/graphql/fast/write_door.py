@@ -5,8 +5,8 @@ their route through the layers that change what a client gets: CORS, the
 guard (credentials, the cookie's Origin rule, body bounds, the security
 headers) and the error answers, built from the stack's own classes and
 settings. What it leaves out changes no byte of an answer: the GraphQL
-socket's pass-through, the metrics layer's send wrapper (it times the
-request itself, as that layer does), the router's walk past the routes it
+socket's pass-through, the metrics layer (it times the request itself,
+with that layer's metrics.Answer: counted as its last byte goes out), the router's walk past the routes it
 does not take, and the second of the stack's two ExceptionMiddlewares
 (error_handlers.answering holds both tables in one), whose send wrapper and
 the guard's are one (_Routed). The Host check and the shutdown cut stand in
@@ -168,14 +168,14 @@ class WriteDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: Mapping[str, Any]) -> None:
         """Answer the request on `route` (what rest_route or mutation_route said),
         timed from scope[metrics.STARTED] when a layer in front set it."""
-        started = scope.get(metrics.STARTED) or time.perf_counter()
+        answer = metrics.Answer(scope, scope.get(metrics.STARTED) or time.perf_counter(), send)
         self.taken += 1
         scope.update(route)
         scope.setdefault("router", scope["app"].router)
         try:
-            await (self.layers if scope[_ORIGIN] else self.without_origin)(scope, receive, send)
+            await (self.layers if scope[_ORIGIN] else self.without_origin)(scope, receive, answer.send)
         finally:
-            metrics.answered(scope, started)
+            answer.ended()
 
 
 def _first_match(scope: Scope, chains: tuple[Chain, ...]) -> dict[str, Any] | None:
