@@ -29,6 +29,7 @@ from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Chunk, Entry, Viewer
+from graphql_todos.core.read_cursors import ReadCursors
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
@@ -289,6 +290,8 @@ class Hub:
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
         self.database_timeout_seconds = settings.database_timeout_seconds
+        # Decoded: the wait for the sequencer that a view at a cursor needs (view_at).
+        self.barrier = ReadCursors(journal.pool, settings.database_timeout_seconds) if journal.decoded else None
         # The newest journal position delivered to subscribers (core/journal.py's rule).
         self.position = 0
         self.connected = False
@@ -429,10 +432,22 @@ class Hub:
             self._router.add(sub, sub.view.copy())
 
     async def view_at(self, viewer: Viewer, position: int) -> View:
-        """The viewer's view at `position` (no query for every list)."""
+        """The viewer's view at `position` (no query for every list).
+        Decoded, a membership change is in list_members at its commit and in
+        the journal once the sequencer has journaled it: the members are read
+        first, then the entries once every commit that read saw is
+        journaled (docs/design/people.md section 2). A sequencer that does
+        not catch up in time is DATABASE_UNAVAILABLE (ReadLate), not retried:
+        whoever opens the view is told, no stream waits unheard."""
         if viewer.everything:
             return View(None)
-        return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position))
+        if self.barrier is None:
+            return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position))
+        assert viewer.person is not None
+        person = viewer.person
+        members = await self.retrying("members of a view", lambda: self.journal.members_now(person))
+        await self.barrier.journaled()
+        return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position, members))
 
     async def read_journal(self, after: int, upto: int) -> Chunk:
         """Journal entries after < position <= upto, oldest first, `batch` at

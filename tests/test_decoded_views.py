@@ -1,8 +1,11 @@
-"""review11: in JOURNAL=decoded a share is in list_members at its commit but
-in the journal only once the sequencer has journaled it. A stream opened
-from a cursor in between must still start from the reader's lists at that
-cursor (people.md section 2, "A view at a cursor"), not take the list as
-always shared: everything of the list before the share is not the reader's."""
+"""A view at a cursor in JOURNAL=decoded (both modes run): a membership
+change is in list_members at its commit but in the journal only once the
+sequencer has journaled it. A stream opened from a cursor in between must
+still start from the reader's lists at that cursor (people.md section 2, "A
+view at a cursor"): a share not yet journaled is not taken as always there
+(everything of the list before the share is not the reader's), nor a removal
+not yet journaled as always so (what the list had for the reader before it
+is). Found by review11; fixed by Hub.view_at's wait for the sequencer."""
 
 from __future__ import annotations
 
@@ -20,15 +23,7 @@ from tests.conftest import Journaled
 from tests.decoded import journaled
 from tests.helpers import TOKEN, Server, serving, wait_until
 from tests.test_lists import CREATE, CREATE_LIST, DELETE, SHARE, Caller
-
-# The fix is not this helper's to make (the journal's reading of a view, and
-# the sequencer): repository.SELECT_VIEW_AT reads the members now from
-# list_members and the membership entries after the cursor from the journal,
-# which in decoded mode lags the table; the view must be read from a table
-# state the journal already holds (read list_members with
-# pg_current_wal_insert_lsn() in one statement, wait until the slot has
-# confirmed past it, then read the entries after the cursor).
-UNFIXED = "decoded mode: a view at a cursor counts a share not yet journaled as always there"
+from tests.test_lists_live import REMOVE
 
 
 @pytest.fixture
@@ -50,13 +45,8 @@ def _received(url: str, seconds: float) -> list[str]:
     return got
 
 
-def _setting(
-    server: Server, journaled_db: Journaled, request: pytest.FixtureRequest, title: str
-) -> tuple[Caller, Caller, str, str, str]:
-    """ann, bob, bob's token, ann's list and a row in it titled `title`; the
-    decoded case marked as the known failure."""
-    if journaled_db.journal == "decoded":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=UNFIXED))
+def _setting(server: Server, title: str) -> tuple[Caller, Caller, str, str, str]:
+    """ann, bob, bob's token, ann's list and a row in it titled `title`."""
     ann, bob = Caller(server, "ann"), Caller(server, "bob")
     secret = bob.http.post("/api/tokens/", json={"name": "stream"}).json()["secret"]
     shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
@@ -66,9 +56,9 @@ def _setting(
 
 @pytest.mark.parametrize("path", ["/api/feed/", "/api/todos/"])
 def test_a_stream_opened_while_a_share_is_not_yet_journaled_gets_nothing_from_before_it(
-    accounts: Server, journaled_db: Journaled, path: str, request: pytest.FixtureRequest
+    accounts: Server, journaled_db: Journaled, path: str
 ) -> None:
-    ann, bob, secret, shared, gone = _setting(accounts, journaled_db, request, "gone before the share")
+    ann, bob, secret, shared, gone = _setting(accounts, "gone before the share")
     ann.data(DELETE, id=gone)
     ann.data(CREATE, t="there at the share", l=shared)
     with psycopg.connect(accounts.dsn, autocommit=True) as side:
@@ -100,11 +90,11 @@ def test_a_stream_opened_while_a_share_is_not_yet_journaled_gets_nothing_from_be
 
 @pytest.mark.parametrize("path", ["/api/feed/", "/api/todos/"])
 def test_a_stream_opened_from_now_gets_nothing_committed_before_a_share_it_sees_late(
-    accounts: Server, journaled_db: Journaled, path: str, request: pytest.FixtureRequest
+    accounts: Server, journaled_db: Journaled, path: str
 ) -> None:
     """The same from now (no cursor): a delete in the list, committed before
     the share and journaled after the stream opened, is not the reader's."""
-    ann, bob, secret, shared, gone = _setting(accounts, journaled_db, request, "deleted before the share")
+    ann, bob, secret, shared, gone = _setting(accounts, "deleted before the share")
     decoded = journaled_db.journal == "decoded"
     with psycopg.connect(accounts.dsn, autocommit=True) as side:
         journaled(side)
@@ -135,3 +125,42 @@ def test_a_stream_opened_from_now_gets_nothing_committed_before_a_share_it_sees_
     for thread in (*writes, reader):
         thread.join(10)
     assert not any("deleted before the share" in message for message in received), received
+
+
+@pytest.mark.parametrize("path", ["/api/feed/", "/api/todos/"])
+def test_a_stream_opened_while_a_removal_is_not_yet_journaled_gets_what_came_before_it(
+    accounts: Server, journaled_db: Journaled, path: str
+) -> None:
+    """The mirror: bob a member at the cursor, removed since (committed, not
+    yet journaled). What the list had after the cursor and before the
+    removal is his: read as never a member, it would be lost."""
+    ann, bob, secret, shared, _ = _setting(accounts, "before the cursor")
+    ann.data(SHARE, id=shared, u="bob", r="VIEWER")
+    with psycopg.connect(accounts.dsn, autocommit=True) as side:
+        journaled(side)
+        (cursor,) = side.execute("SELECT max(position) FROM todo_changes").fetchone()  # type: ignore[misc]
+        ann.data(CREATE, t="after the cursor", l=shared)
+        journaled(side)
+        # The sequencer stalls at the removal's member entry (trigger mode:
+        # the removal waits for the lock, so the stream opens before it).
+        side.execute("BEGIN")
+        side.execute("LOCK TABLE todo_changes_members IN SHARE MODE")
+        removal = threading.Thread(target=lambda: ann.data(REMOVE, l=shared, p=bob.id))
+        removal.start()
+        if journaled_db.journal == "decoded":
+            wait_until(lambda: side.execute(
+                "SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id)
+            ).fetchone() == (0,))
+        received: list[str] = []
+        reader = threading.Thread(target=lambda: received.extend(
+            _received(f"{accounts.ws_url}{path}?after={cursor}&token={secret}", 4)
+        ))
+        reader.start()
+        time.sleep(1)  # the stream has opened and read its view
+        side.execute("COMMIT")
+    removal.join(10)
+    reader.join(10)
+    # Its creation (then, with the removal, the rows he no longer sees go: both).
+    created = [message for message in received if json.loads(message).get("op", json.loads(message).get("kind")) in (
+        "created", "todo_created")]
+    assert any("after the cursor" in message for message in created), received
