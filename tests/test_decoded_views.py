@@ -19,10 +19,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from graphql_todos.core.errors import ErrorCode
 from tests.conftest import Journaled
 from tests.decoded import journaled
 from tests.helpers import TOKEN, Server, serving, wait_until
 from tests.test_lists import CREATE, CREATE_LIST, DELETE, SHARE, Caller
+from tests.test_decoded_writes import DECODED
 from tests.test_lists_live import REMOVE
 
 
@@ -164,3 +166,33 @@ def test_a_stream_opened_while_a_removal_is_not_yet_journaled_gets_what_came_bef
     created = [message for message in received if json.loads(message).get("op", json.loads(message).get("kind")) in (
         "created", "todo_created")]
     assert any("after the cursor" in message for message in created), received
+
+
+@DECODED
+def test_a_view_the_journal_does_not_catch_up_with_closes_the_stream_database_unavailable(
+    journaled_db: Journaled,
+) -> None:
+    """The sequencer held (its journal INSERT waits on a lock) with a commit
+    before the view's read: the view cannot be known, and the stream opening
+    from a cursor says so past the wait (4503), never a silent hang."""
+    with serving(
+        journaled_db.dsn, journal="decoded", auth="accounts", token=TOKEN, database_timeout_seconds=1.0
+    ) as server:
+        bob = Caller(server, "bob")
+        secret = bob.http.post("/api/tokens/", json={"name": "stream"}).json()["secret"]
+        with psycopg.connect(server.dsn, autocommit=True) as holder:
+            journaled(holder)
+            holder.execute("BEGIN")
+            holder.execute("LOCK TABLE todo_changes IN SHARE MODE")
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
+            with connect(f"{server.ws_url}/api/feed/?after=0&token={secret}", open_timeout=10) as ws:
+                started = time.monotonic()
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=10)
+                waited = time.monotonic() - started
+            holder.execute("COMMIT")
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == ErrorCode.DATABASE_UNAVAILABLE.close_code
+    assert "the journal has not caught up with the memberships read in 1 s" in closed.value.rcvd.reason
+    assert waited < 5
