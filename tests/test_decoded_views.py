@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -23,8 +23,8 @@ from graphql_todos.core.errors import ErrorCode
 from tests.conftest import Journaled
 from tests.decoded import journaled
 from tests.helpers import TOKEN, Server, serving, wait_until
-from tests.test_lists import CREATE, CREATE_LIST, DELETE, SHARE, Caller
 from tests.test_decoded_writes import DECODED
+from tests.test_lists import CREATE, CREATE_LIST, DELETE, SHARE, Caller
 from tests.test_lists_live import REMOVE
 
 
@@ -56,6 +56,36 @@ def _setting(server: Server, title: str) -> tuple[Caller, Caller, str, str, str]
     return ann, bob, secret, shared, row
 
 
+def _opened_while_held(
+    server: Server, journaled_db: Journaled, change: Callable[[], object], bob: Caller, shared: str, url: str
+) -> list[str]:
+    """What a stream opened at `url` gets while `change` (a change of bob's
+    membership of the list) is committed but its member entry not journaled:
+    the sequencer stalls at it (trigger mode: the change waits for the lock
+    at its commit, so the stream opens before it)."""
+    with psycopg.connect(server.dsn, autocommit=True) as side:
+        journaled(side)
+        (members,) = side.execute(  # type: ignore[misc]
+            "SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id)
+        ).fetchone()
+        side.execute("BEGIN")
+        side.execute("LOCK TABLE todo_changes_members IN SHARE MODE")
+        write = threading.Thread(target=change)
+        write.start()
+        if journaled_db.journal == "decoded":
+            wait_until(lambda: side.execute(
+                "SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id)
+            ).fetchone() == (1 - members,))
+        received: list[str] = []
+        reader = threading.Thread(target=lambda: received.extend(_received(url, 4)))
+        reader.start()
+        time.sleep(1)  # the stream has opened and read its view
+        side.execute("COMMIT")
+    write.join(10)
+    reader.join(10)
+    return received
+
+
 @pytest.mark.parametrize("path", ["/api/feed/", "/api/todos/"])
 def test_a_stream_opened_while_a_share_is_not_yet_journaled_gets_nothing_from_before_it(
     accounts: Server, journaled_db: Journaled, path: str
@@ -63,27 +93,10 @@ def test_a_stream_opened_while_a_share_is_not_yet_journaled_gets_nothing_from_be
     ann, bob, secret, shared, gone = _setting(accounts, "gone before the share")
     ann.data(DELETE, id=gone)
     ann.data(CREATE, t="there at the share", l=shared)
-    with psycopg.connect(accounts.dsn, autocommit=True) as side:
-        journaled(side)
-        # The sequencer stalls at the share's member entry (trigger mode: the
-        # share waits for the lock, so the stream opens before it).
-        side.execute("BEGIN")
-        side.execute("LOCK TABLE todo_changes_members IN SHARE MODE")
-        share = threading.Thread(target=lambda: ann.data(SHARE, id=shared, u="bob", r="VIEWER"))
-        share.start()
-        if journaled_db.journal == "decoded":
-            wait_until(lambda: side.execute(
-                "SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id)
-            ).fetchone() == (1,))
-        received: list[str] = []
-        reader = threading.Thread(target=lambda: received.extend(
-            _received(f"{accounts.ws_url}{path}?after=0&token={secret}", 4)
-        ))
-        reader.start()
-        time.sleep(1)  # the stream has opened and read its view
-        side.execute("COMMIT")
-    share.join(10)
-    reader.join(10)
+    received = _opened_while_held(
+        accounts, journaled_db, lambda: ann.data(SHARE, id=shared, u="bob", r="VIEWER"), bob, shared,
+        f"{accounts.ws_url}{path}?after=0&token={secret}",
+    )
     assert any("there at the share" in message for message in received), received
     assert not any("gone before the share" in message for message in received), received
     kinds = [json.loads(message).get("kind") for message in received]
@@ -141,27 +154,11 @@ def test_a_stream_opened_while_a_removal_is_not_yet_journaled_gets_what_came_bef
     with psycopg.connect(accounts.dsn, autocommit=True) as side:
         journaled(side)
         (cursor,) = side.execute("SELECT max(position) FROM todo_changes").fetchone()  # type: ignore[misc]
-        ann.data(CREATE, t="after the cursor", l=shared)
-        journaled(side)
-        # The sequencer stalls at the removal's member entry (trigger mode:
-        # the removal waits for the lock, so the stream opens before it).
-        side.execute("BEGIN")
-        side.execute("LOCK TABLE todo_changes_members IN SHARE MODE")
-        removal = threading.Thread(target=lambda: ann.data(REMOVE, l=shared, p=bob.id))
-        removal.start()
-        if journaled_db.journal == "decoded":
-            wait_until(lambda: side.execute(
-                "SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id)
-            ).fetchone() == (0,))
-        received: list[str] = []
-        reader = threading.Thread(target=lambda: received.extend(
-            _received(f"{accounts.ws_url}{path}?after={cursor}&token={secret}", 4)
-        ))
-        reader.start()
-        time.sleep(1)  # the stream has opened and read its view
-        side.execute("COMMIT")
-    removal.join(10)
-    reader.join(10)
+    ann.data(CREATE, t="after the cursor", l=shared)
+    received = _opened_while_held(
+        accounts, journaled_db, lambda: ann.data(REMOVE, l=shared, p=bob.id), bob, shared,
+        f"{accounts.ws_url}{path}?after={cursor}&token={secret}",
+    )
     # Its creation (then, with the removal, the rows he no longer sees go: both).
     created = [message for message in received if json.loads(message).get("op", json.loads(message).get("kind")) in (
         "created", "todo_created")]

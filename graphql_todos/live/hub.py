@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sized
@@ -290,8 +291,6 @@ class Hub:
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
         self.database_timeout_seconds = settings.database_timeout_seconds
-        # Decoded: the wait for the sequencer that a view at a cursor needs (view_at).
-        self.barrier = ReadCursors(journal.pool, settings.database_timeout_seconds) if journal.decoded else None
         # The newest journal position delivered to subscribers (core/journal.py's rule).
         self.position = 0
         self.connected = False
@@ -430,6 +429,11 @@ class Hub:
         while it was behind)."""
         if sub in self._all and not self._router.routed(sub) and sub.view.person is not None:
             self._router.add(sub, sub.view.copy())
+
+    @functools.cached_property
+    def barrier(self) -> ReadCursors | None:
+        """Decoded: the wait for the sequencer that a view at a cursor needs (view_at)."""
+        return ReadCursors(self.journal.pool, self.database_timeout_seconds) if self.journal.decoded else None
 
     async def view_at(self, viewer: Viewer, position: int) -> View:
         """The viewer's view at `position` (no query for every list).
