@@ -30,6 +30,7 @@ The consistency rule, stated once here for every reader:
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Generic, NamedTuple, TypeVar
@@ -188,13 +189,22 @@ class Journal:
             raise CursorExpired(after, through)
         return chunk
 
-    async def view_at(self, viewer: Viewer, position: int) -> View:
-        """The viewer's view at journal position `position` (visibility.py)."""
+    async def view_at(self, viewer: Viewer, position: int, members: list[uuid.UUID] | None = None) -> View:
+        """The viewer's view at journal position `position` (visibility.py);
+        from `members` (decoded: members_now's, read before every membership
+        change it saw was journaled), or read in the same snapshot as the
+        journal (trigger mode, where the two commit together)."""
         if viewer.everything:
             return View(None)
         assert viewer.person is not None
         async with connection(self.pool) as conn:
-            return View(viewer.person, await repository.lists_at(conn, viewer.person, position))
+            return View(viewer.person, await repository.lists_at(conn, viewer.person, position, members))
+
+    async def members_now(self, person: uuid.UUID) -> list[uuid.UUID]:
+        """The lists the person is a member of now (decoded: for view_at,
+        once the journal holds every change this read saw)."""
+        async with connection(self.pool) as conn:
+            return await repository.members_now(conn, person)
 
     async def prune(self, below: int, keep_seconds: float, keep_rows: int, limit: int) -> int:
         """One batch of retention (see repository.PRUNE_JOURNAL); how many went."""

@@ -13,14 +13,18 @@ sequencer once everything committed before it is journaled, every commit
 the read saw among it; the cursor is then the entry before the first one
 the read's snapshot cannot see (a commit after the read), else the newest.
 The wait holds no pooled connection; past the deadline the read is a clear
-DATABASE_UNAVAILABLE (the sequencer is not running), never a hang."""
+DATABASE_UNAVAILABLE (the sequencer is not running), never a hang.
+
+The same wait, with no cursor to settle, is `journaled`: a reader's view at
+a cursor (Journal.view_at) reads the person's memberships, then waits for
+it, so that the journal holds the entries of every membership change that
+read saw (docs/design/people.md section 2)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core.database import connection
@@ -41,6 +45,11 @@ THEN coalesce(
      WHERE position > %(seen)s AND NOT pg_visible_in_snapshot(xid, %(taken)s::pg_snapshot)),
     (SELECT coalesce(max(position), 0) FROM todo_changes)
 ) END
+"""
+# Whether the slot is confirmed past the mark: everything committed before it is journaled.
+PASSED = """
+SELECT CASE WHEN (SELECT confirmed_flush_lsn > %(mark)s::pg_lsn FROM pg_replication_slots WHERE slot_name = %(slot)s)
+THEN true END
 """
 # The pauses between looks at the slot: the sequencer's round (walsender,
 # batch, confirmation) takes about a millisecond when idle, more under load.
@@ -68,23 +77,29 @@ class ReadCursors:
 
     async def cursor(self, seen: int, taken: str) -> int:
         """The cursor of a read whose snapshot `taken` saw the journal up to `seen`."""
+        found = await self._settled(CURSOR, {"seen": seen, "taken": taken}, "this read")
+        return int(found)
+
+    async def journaled(self) -> None:
+        """Once everything committed before the call is journaled."""
+        await self._settled(PASSED, {}, "the memberships read")
+
+    async def _settled(self, statement: str, params: dict[str, Any], what: str) -> Any:
+        """What `statement` reads once the slot is confirmed past a mark
+        committed after the call (it reads NULL until then)."""
         mark, slot = await self._mark()
+        params = {**params, "mark": mark, "slot": slot}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_seconds
         pause = FIRST_PAUSE
         while loop.time() + pause < deadline:
             await asyncio.sleep(pause)
             async with connection(self.pool) as conn:
-                found = await _settled(conn, {"mark": mark, "slot": slot, "seen": seen, "taken": taken})
-            if found is not None:
-                return found
+                cursor = await conn.execute(statement, params)
+                row = await cursor.fetchone()
+            if row is not None and row[0] is not None:
+                return row[0]
             pause = min(pause * 2, LAST_PAUSE)
         raise ReadLate(
-            f"the journal has not caught up with this read in {self.timeout_seconds:g} s: is the sequencer running?"
+            f"the journal has not caught up with {what} in {self.timeout_seconds:g} s: is the sequencer running?"
         )
-
-
-async def _settled(conn: AsyncConnection[Any], params: dict[str, Any]) -> int | None:
-    cursor = await conn.execute(CURSOR, params)
-    row = await cursor.fetchone()
-    return None if row is None or row[0] is None else int(row[0])

@@ -258,26 +258,51 @@ async def notified_changes(
 # A reader's lists at a cursor (people.md section 2, "a view at a cursor"):
 # the lists the person is a member of now, less those whose first membership
 # entry after the cursor is its member_added (not a member then), plus those
-# whose first one is its member_removed (a member then). One snapshot: the
-# members and the entries that changed them commit together. Those entries
-# are found in todo_changes_members (sql/015), which holds them alone.
-SELECT_VIEW_AT = """
+# whose first one is its member_removed (a member then). Those entries are
+# found in todo_changes_members (sql/015), which holds them alone. "Now"
+# must be a state of list_members the journal's entries account for:
+# trigger mode reads both in one snapshot (the members and the entries that
+# changed them commit together); decoded, the entries come after their
+# commit, so the members are read first (SELECT_MEMBERS), and the entries
+# once everything committed before that read is journaled (Journal.view_at).
+SELECT_MEMBERS = "SELECT list_id FROM list_members WHERE person_id = %(person)s"
+
+
+def _view_at(members: str) -> str:
+    return f"""
 WITH firsts AS (
     SELECT DISTINCT ON (list_id) list_id, op FROM todo_changes_members
     WHERE person_id = %(person)s AND position > %(after)s
     ORDER BY list_id, position
 )
-SELECT list_id FROM list_members WHERE person_id = %(person)s
-    AND list_id NOT IN (SELECT list_id FROM firsts WHERE op = 'member_added')
+SELECT list_id FROM ({members}) now(list_id)
+WHERE list_id NOT IN (SELECT list_id FROM firsts WHERE op = 'member_added')
 UNION
 SELECT list_id FROM firsts WHERE op = 'member_removed'
 """
 
 
-async def lists_at(conn: AsyncConnection[Any], person: uuid.UUID, after: int) -> set[uuid.UUID]:
-    """The lists the person was a member of at journal position `after`."""
+# Keyed by whether the members now are given (decoded: read before the entries).
+SELECT_VIEW_AT = {False: _view_at(SELECT_MEMBERS), True: _view_at("SELECT unnest(%(members)s::uuid[])")}
+
+
+async def members_now(conn: AsyncConnection[Any], person: uuid.UUID) -> list[uuid.UUID]:
+    """The lists the person is a member of now."""
     async with conn.cursor() as cur:
-        await cur.execute(SELECT_VIEW_AT, {"person": person, "after": after})
+        await cur.execute(SELECT_MEMBERS, {"person": person})
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def lists_at(
+    conn: AsyncConnection[Any], person: uuid.UUID, after: int, members: list[uuid.UUID] | None = None
+) -> set[uuid.UUID]:
+    """The lists the person was a member of at journal position `after`;
+    from `members`, the lists it is a member of in a state of list_members
+    whose every change is journaled by now (None: read here, in this
+    statement's snapshot, which holds their entries: trigger mode)."""
+    params = {"person": person, "after": after, "members": members}
+    async with conn.cursor() as cur:
+        await cur.execute(SELECT_VIEW_AT[members is not None], params)
         return {row[0] for row in await cur.fetchall()}
 
 

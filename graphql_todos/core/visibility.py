@@ -7,7 +7,9 @@ oracle is built on the same rules.
 A view is a function of the person and the position alone (membership
 changes are journal entries), so any two readers of one person at one
 position agree, and a reader resumed from a cursor starts from the view the
-database gives for that position (repository.SELECT_VIEW_AT)."""
+database gives for that position (repository.SELECT_VIEW_AT; with
+JOURNAL=decoded, once the journal holds every membership change it read:
+Hub.view_at)."""
 
 from __future__ import annotations
 

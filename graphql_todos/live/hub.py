@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sized
@@ -29,6 +30,7 @@ from graphql_todos.core.database import connect_timeout
 from graphql_todos.core.errors import CursorExpired, DatabaseUnavailable
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import Change, Chunk, Entry, Viewer
+from graphql_todos.core.read_cursors import ReadCursors
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
@@ -428,11 +430,28 @@ class Hub:
         if sub in self._all and not self._router.routed(sub) and sub.view.person is not None:
             self._router.add(sub, sub.view.copy())
 
+    @functools.cached_property
+    def barrier(self) -> ReadCursors | None:
+        """Decoded: the wait for the sequencer that a view at a cursor needs (view_at)."""
+        return ReadCursors(self.journal.pool, self.database_timeout_seconds) if self.journal.decoded else None
+
     async def view_at(self, viewer: Viewer, position: int) -> View:
-        """The viewer's view at `position` (no query for every list)."""
+        """The viewer's view at `position` (no query for every list).
+        Decoded, a membership change is in list_members at its commit and in
+        the journal once the sequencer has journaled it: the members are read
+        first, then the entries once every commit that read saw is
+        journaled (docs/design/people.md section 2). A sequencer that does
+        not catch up in time is DATABASE_UNAVAILABLE (ReadLate), not retried:
+        whoever opens the view is told, no stream waits unheard."""
         if viewer.everything:
             return View(None)
-        return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position))
+        if self.barrier is None:
+            return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position))
+        assert viewer.person is not None
+        person = viewer.person
+        members = await self.retrying("members of a view", lambda: self.journal.members_now(person))
+        await self.barrier.journaled()
+        return await self.retrying("view at a cursor", lambda: self.journal.view_at(viewer, position, members))
 
     async def read_journal(self, after: int, upto: int) -> Chunk:
         """Journal entries after < position <= upto, oldest first, `batch` at

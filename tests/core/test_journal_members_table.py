@@ -89,9 +89,13 @@ def _readers(conn: psycopg.Connection[Any]) -> None:
     (newest,) = conn.execute("SELECT max(position) FROM todo_changes").fetchone()  # type: ignore[misc]
     for person in PEOPLE:
         for after in range(newest + 1):
-            params = {"person": person, "after": after}
-            assert set(conn.execute(repository.SELECT_VIEW_AT, params).fetchall()) == set(
-                conn.execute(VIEW_AT_014, params).fetchall()), (person, after)
+            params: dict[str, Any] = {"person": person, "after": after}
+            expected = set(conn.execute(VIEW_AT_014, params).fetchall())
+            # Both ways: the members read in the statement (trigger mode), and given (decoded).
+            params["members"] = [row[0] for row in conn.execute(repository.SELECT_MEMBERS, params)]
+            for given in (False, True):
+                assert set(conn.execute(repository.SELECT_VIEW_AT[given], params).fetchall()) == expected, (
+                    person, after, given)
 
 
 @pytest.fixture
