@@ -165,7 +165,7 @@ def create_app(settings: Settings) -> TodoApp:
             service = TodoService(pool, settings.max_list_rows, settings.journal, settings.database_timeout_seconds)
             accounts = Accounts(pool, settings)
             journal = Journal(pool, service.writes.decoded)
-            hub = Hub(dsn, journal, settings, service.cursors)
+            hub = Hub(dsn, journal, settings, service.cursors, service.read_cursors)
             revocations = Revocations()
 
             def revoked(detail: dict[str, Any] | None) -> None:

@@ -281,8 +281,19 @@ class Subscriber(Generic[D]):
 
 
 class Hub:
-    def __init__(self, dsn: str, journal: Journal, settings: Settings, cursors: Cursors | None = None) -> None:
-        """`cursors`: told the sequencer's batches (JOURNAL=decoded: TodoService.cursors)."""
+    def __init__(
+        self,
+        dsn: str,
+        journal: Journal,
+        settings: Settings,
+        cursors: Cursors | None = None,
+        read_cursors: ReadCursors | None = None,
+    ) -> None:
+        """`cursors`: told the sequencer's batches (JOURNAL=decoded:
+        TodoService.cursors); `read_cursors`: the wait for the sequencer
+        (decoded: TodoService.read_cursors, one mark for the reads and the
+        views that ask at once; made here when not given)."""
+        self._read_cursors = read_cursors
         self.dsn = dsn
         self.journal = journal
         self.cursors = cursors
@@ -433,7 +444,9 @@ class Hub:
     @functools.cached_property
     def barrier(self) -> ReadCursors | None:
         """Decoded: the wait for the sequencer that a view at a cursor needs (view_at)."""
-        return ReadCursors(self.journal.pool, self.database_timeout_seconds) if self.journal.decoded else None
+        if not self.journal.decoded:
+            return None
+        return self._read_cursors or ReadCursors(self.journal.pool, self.database_timeout_seconds)
 
     async def view_at(self, viewer: Viewer, position: int) -> View:
         """The viewer's view at `position` (no query for every list).
