@@ -7,7 +7,9 @@ Assumes (tests/internals/test_psycopg2_replication.py pins each):
   decode=False, gives each message by `read_message()` as an object with
   `data_start` (the message's LSN, an int) and `payload` (bytes), or None
   at once when none is buffered (it never blocks);
-- the cursor's `fileno()` can be waited on by select() for more;
+- the cursor's `fileno()` can be waited on by poll() for more (poll, not
+  select: a process holding thousands of sockets gives a stream made
+  later a descriptor past select's 1024);
 - `send_feedback(flush_lsn=L, force=True)` confirms everything through L
   to the server at once (without force, psycopg2 only notes it, to send
   at its next status interval, 10 s later): the slot's confirmed_flush_lsn
@@ -25,6 +27,7 @@ Assumes (tests/internals/test_psycopg2_replication.py pins each):
 
 from __future__ import annotations
 
+import math
 import select
 import time
 from typing import Any
@@ -64,6 +67,8 @@ class Stream:
             )
             self._cur: Any = self._conn.cursor()
             self._cur.start_replication(slot_name=slot, decode=False, options=options)
+            self._readable = select.poll()
+            self._readable.register(self._cur.fileno(), select.POLLIN)
         except psycopg2.Error as exc:
             self.close()
             raise ReplicationLost(str(exc).strip()) from exc
@@ -86,7 +91,7 @@ class Stream:
                 if now >= self._nudge_at:
                     self._cur.send_feedback(force=True)
                     self._nudge_at = now + self.nudge_seconds
-                if select.select([self._cur], [], [], min(deadline, self._nudge_at) - now)[0]:
+                if self._readable.poll(max(0, math.ceil((min(deadline, self._nudge_at) - now) * 1000))):
                     self._nudge_at = time.monotonic() + self.nudge_seconds
         except psycopg2.Error as exc:
             raise ReplicationLost(str(exc).strip()) from exc

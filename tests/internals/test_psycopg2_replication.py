@@ -4,6 +4,8 @@ logical replication protocol, one test per assumption."""
 from __future__ import annotations
 
 import math
+import os
+import resource
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -65,6 +67,32 @@ def test_messages_are_lsns_and_raw_payloads_and_an_idle_read_returns_after_its_t
         assert 0.25 < time.monotonic() - started < 5
     finally:
         stream.close()
+
+
+def test_a_stream_whose_socket_is_numbered_past_select_s_limit_waits_and_reads(
+    db_dsn: str, slot: psycopg.Connection[Any]
+) -> None:
+    """A server holding thousands of sockets gives a sequencer that
+    reconnects a descriptor past 1024, where select() cannot look
+    (FD_SETSIZE): its wait must still wake for a commit and time out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"RLIMIT_NOFILE's hard limit {hard} leaves no room past 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    stream = None
+    try:
+        stream = Stream(db_dsn, SLOT, PGOUTPUT_OPTIONS)
+        assert stream._cur.fileno() > 1024
+        assert stream.read(100, 0.2) == []
+        slot.execute("INSERT INTO todos (title) VALUES ('a')")
+        assert _kinds(_read_all(stream, 4)) == [b"B", b"R", b"I", b"C"]
+    finally:
+        if stream is not None:
+            stream.close()
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_confirmed_transaction_is_not_streamed_again_and_an_unconfirmed_one_is(
