@@ -1,4 +1,4 @@
-"""graphql-todos serve | migrate | passwd | export-schema"""
+"""graphql-todos serve | migrate | passwd | vouch | export-schema"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import logging.config
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from graphql_todos.core.metrics import MULTIPROC_DIR
 from graphql_todos.core.migrations import NoMigrations, migrate
 from graphql_todos.core.passwords import HASHER, check
 from graphql_todos.core.people import clean_username
-from graphql_todos.core.people_statements import SET_PASSWORD
+from graphql_todos.core.people_statements import SET_PASSWORD, VOUCH
 from graphql_todos.core.settings import SettingError, Settings, documented, to_env
 from graphql_todos.edge.guard import exposure
 from graphql_todos.edge.logs import log_config
@@ -123,12 +124,29 @@ def _passwd(settings: Settings, username: str) -> None:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     hashed = HASHER.hash(check(password))
+    with _database(settings) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(SET_PASSWORD, {"username": name, "hash": hashed}).fetchone()
+    print(f"password set for {name}" + (" (a new person)" if row and row[0] else "; their sessions ended"))
+
+
+def _vouch(settings: Settings, username: str) -> None:
+    """Let a JWT naming USERNAME sign in as that person (one made by a
+    sign-up, or local): the operator says they are the same human."""
+    name = clean_username(username)
+    with _database(settings) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(VOUCH, {"username": name}).fetchone()
+    if row is None:
+        raise BadUserInput("username", f"{name!r} is no one's (a JWT naming it makes the person)")
+    print(f"a JWT naming {name} now signs in as them")
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL, or the embedded server's in DATA_DIR, migrated."""
     with contextlib.ExitStack() as stack:
         dsn = settings.database_url or stack.enter_context(embedded_postgres(settings.data_dir))
         migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            row = conn.execute(SET_PASSWORD, {"username": name, "hash": hashed}).fetchone()
-    print(f"password set for {name}" + (" (a new person)" if row and row[0] else "; their sessions ended"))
+        yield dsn
 
 
 def _export_schema(output: Path | None, openapi: bool) -> None:
@@ -161,6 +179,13 @@ def main(argv: list[str] | None = None) -> None:
         description="Makes the person if new; ends their sessions. Uses DATABASE_URL or DATA_DIR.",
     )
     passwd.add_argument("username")
+    vouch = commands.add_parser(
+        "vouch",
+        help="let a JWT naming USERNAME sign in as that person, made by a sign-up (AUTH=accounts)",
+        description="Only for the same human: a JWT never names a person made by a password sign-up, or local,"
+        " otherwise. Uses DATABASE_URL or DATA_DIR.",
+    )
+    vouch.add_argument("username")
     export = commands.add_parser("export-schema", help="print the GraphQL SDL (or the REST OpenAPI document)")
     export.add_argument("--output", type=Path, help="write here instead of stdout")
     export.add_argument("--openapi", action="store_true", help="the OpenAPI document of /api/ instead")
@@ -177,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
             _serve(settings)
         elif args.command == "passwd":
             _passwd(settings, args.username)
+        elif args.command == "vouch":
+            _vouch(settings, args.username)
         else:
             _migrate(settings)
     except SettingError as exc:

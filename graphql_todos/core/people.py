@@ -116,6 +116,24 @@ class UsernameTaken(DomainError):
         self.username = username
 
 
+class NotForJwts(DomainError):
+    """A JWT names a person made by a password sign-up, or local: it does
+    not sign in as them, whoever its identity provider calls by that name
+    (020_people_origin.sql; the operator's `graphql-todos vouch` lets it)."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+    def __init__(self, username: str, origin: str) -> None:
+        why = (
+            "is the owner of the todos from before accounts"
+            if origin == "local"
+            else "belongs to an account that signed up with a password"
+        )
+        super().__init__(f"the username {username!r} {why}: a JWT does not sign in as it")
+        self.username = username
+        self.origin = origin
+
+
 class NotAPerson(DomainError):
     """The service token asked for what only a person has."""
 
@@ -136,6 +154,8 @@ class NoSuchAccess(DomainError):
         self.key = key
 
 
+# How a person was made (people.origin) that a JWT naming them may sign in as.
+JWT_NAMES = frozenset({"jwt", "operator"})
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,38}")
 TOKEN_PREFIX = "gt_"
 _SECRET_LENGTH = 43  # 32 bytes, base64url without padding
@@ -311,7 +331,8 @@ class Accounts:
 
     async def named(self, username: str) -> Person | None:
         """The person of this username (a JWT's), made if new; None if it
-        went between the two statements (deleted by hand)."""
+        went between the two statements (deleted by hand). NotForJwts:
+        the name is a sign-up's (or local's), never a JWT's."""
         known = self._named.get(username)
         now = time.monotonic()
         if known is not None and known[1] > now:
@@ -323,6 +344,8 @@ class Accounts:
                 row = await (await conn.execute(sql.NAMED_PERSON, params)).fetchone()
         if row is None:
             return None
+        if row[2] not in JWT_NAMES:
+            raise NotForJwts(row[1], row[2])
         person = Person(row[0], row[1])
         self._named.put(username, (person, now + CACHE_SECONDS))
         return person

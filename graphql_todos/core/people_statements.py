@@ -1,5 +1,6 @@
 """SQL for people, their sessions and access tokens, and sign-in failures
-(core/people.py runs it; core/sql/005_people.sql makes the tables)."""
+(core/people.py runs it; core/sql/005_people.sql makes the tables, 020
+records how each person was made: `origin`)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,26 @@ _LIVE_SESSION = f"expires_time > now() AND seen_time > now() - {_INTERVAL}"
 
 SELECT_PERSON = "SELECT id, username, password_hash FROM people WHERE username = %(username)s"
 INSERT_PERSON = """
-INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
+INSERT INTO people (username, password_hash, origin) VALUES (%(username)s, %(hash)s, 'sign_up')
 ON CONFLICT (username) DO NOTHING RETURNING id, username
 """
-# `graphql-todos passwd`: sets it, making the person if new; signs it out everywhere.
-# A person named by a JWT: found, or made (with no password). No row when
+# A person named by a JWT: found, or made (with no password), with how it
+# was made (Accounts.named takes only a JWT's or the operator's). No row when
 # another statement made the name and committed after this one began (its
 # snapshot cannot see the row its insert waited for): Accounts.named asks again.
 NAMED_PERSON = """
 WITH made AS (
-    INSERT INTO people (username) VALUES (%(username)s) ON CONFLICT (username) DO NOTHING RETURNING id, username
+    INSERT INTO people (username, origin) VALUES (%(username)s, 'jwt') ON CONFLICT (username) DO NOTHING
+    RETURNING id, username, origin
 )
-SELECT id, username FROM made UNION ALL SELECT id, username FROM people WHERE username = %(username)s
+SELECT id, username, origin FROM made UNION ALL SELECT id, username, origin FROM people WHERE username = %(username)s
 """
+# `graphql-todos passwd`: sets it, making the person if new (the operator's);
+# signs it out everywhere. An existing person's origin stays: a password
+# reset vouches for no one (`graphql-todos vouch` does).
 SET_PASSWORD = """
 WITH person AS (
-    INSERT INTO people (username, password_hash) VALUES (%(username)s, %(hash)s)
+    INSERT INTO people (username, password_hash, origin) VALUES (%(username)s, %(hash)s, 'operator')
     ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash
     RETURNING id, (xmax = 0) AS created
 ), ended AS (
@@ -32,6 +37,9 @@ WITH person AS (
 )
 SELECT created FROM person
 """
+# `graphql-todos vouch`: the operator says the person is the identity
+# provider's of that name, so a JWT naming it signs in as it. No row: no such person.
+VOUCH = "UPDATE people SET origin = 'operator' WHERE username = %(username)s RETURNING id"
 UPDATE_PASSWORD = "UPDATE people SET password_hash = %(hash)s WHERE id = %(person)s"
 INSERT_SESSION = """
 INSERT INTO sessions (secret_hash, person_id, expires_time, user_agent, address)

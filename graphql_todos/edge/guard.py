@@ -302,16 +302,20 @@ class Guard:
         """Leave the request's principal in scope[PRINCIPAL], or answer why not:
         401 without a valid credential, 403 for a write signed in by cookie
         that does not come from our own origin (CSRF)."""
+        refusal = self.access.refusal
         if self.access.accounts:
             try:
                 principal = await self.access.authenticate(scope, Headers(scope=scope))
             except DomainError as exc:  # DATABASE_UNAVAILABLE: the lookup failed
-                return JSONResponse(error_body(exc.code, exc.message), status_code=exc.code.http_status)
+                if exc.code is not ErrorCode.UNAUTHENTICATED:
+                    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.code.http_status)
+                # Refused with a reason of its own (core.people.NotForJwts): as any refusal.
+                principal, refusal = None, exc.message
         else:  # as before accounts: no lookup
             principal = OPEN if self.access.allows(authorization(scope["headers"])) else None
         if principal is None:
             return JSONResponse(
-                error_body(ErrorCode.UNAUTHENTICATED, self.access.refusal, self.access.refusal_details),
+                error_body(ErrorCode.UNAUTHENTICATED, refusal, self.access.refusal_details),
                 status_code=ErrorCode.UNAUTHENTICATED.http_status,
                 headers={"WWW-Authenticate": 'Bearer realm="graphql-todos"'},
             )

@@ -23,11 +23,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from graphql_todos.core import metrics, paths
+from graphql_todos.core.errors import DomainError
 from graphql_todos.edge import error_handlers
 from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.guard import SocketGate
 from graphql_todos.graphql.view import TodoGraphQL
-from graphql_todos.internals.strawberry_sockets import serve_socket
+from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, serve_socket
 
 
 class GraphQLSockets:
@@ -53,7 +54,13 @@ class GraphQLSockets:
         try:
             # The upgrade's credential (header or cookie); without one,
             # connection_init's payload must bring it (graphql/view.py).
-            scope[PRINCIPAL] = await self.access.authenticate(scope, websocket.headers)
+            try:
+                scope[PRINCIPAL] = await self.access.authenticate(scope, websocket.headers)
+            except DomainError:
+                # Accepted only to say why (a refused handshake carries no
+                # close code), in the subprotocol the view would speak.
+                await websocket.accept(self._spoken(scope))
+                raise
             with metrics.open_stream(metrics.transport_of(scope)):
                 # The view's socket, on this WebSocket (and the headers it read).
                 await serve_socket(self.graphql, websocket)
@@ -62,3 +69,8 @@ class GraphQLSockets:
         finally:
             self.sockets.leave(websocket)
             metrics.observe_pool(scope)
+
+    def _spoken(self, scope: Scope) -> str | None:
+        """The first subprotocol the client offers that the view speaks."""
+        speaks = self.graphql.protocols
+        return next((p for p in scope.get("subprotocols", ()) if p in speaks and p in WEBSOCKET_PROTOCOLS), None)
