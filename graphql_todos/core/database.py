@@ -184,14 +184,17 @@ class GatedPool(Refusals):
         getting = asyncio.ensure_future(super().getconn(timeout))
         try:
             await asyncio.wait((getting, refused), return_when=asyncio.FIRST_COMPLETED)
+            if getting.done():
+                return getting.result()
+            raise psycopg.OperationalError(f"a new connection was refused: {refused.result()}")
+        except BaseException:
+            # Refused, or cancelled: perhaps as the pool handed the
+            # connection over, in the turn before this caller ran on.
+            getting.cancel()
+            getting.add_done_callback(self._handed_late)
+            raise
         finally:
             self._replacing.discard(refused)
-            if not getting.done():
-                getting.cancel()
-                getting.add_done_callback(self._handed_late)
-        if getting.done():
-            return getting.result()
-        raise psycopg.OperationalError(f"a new connection was refused: {refused.result()}")
 
     def _handed_late(self, getting: asyncio.Future[Any]) -> None:
         """A connection the pool handed to a _replacement given up: back to the pool."""

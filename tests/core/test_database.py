@@ -505,3 +505,34 @@ def test_a_connection_found_ended_while_the_database_refuses_new_ones_fails_at_o
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")  # type: ignore[arg-type]
     assert took < 1.0
+
+
+def test_a_caller_cancelled_as_its_replacement_connection_arrives_gives_it_back(db_dsn: str) -> None:
+    """A checkout that found its idle connection ended waits for the pool's
+    new one (GatedPool._replacement), and is cancelled (its client gone) in
+    the same turn of the loop as the pool hands that one over: the
+    connection goes back to the pool, not lost with the caller (the pool
+    one connection short for good: every request on a pool of one then
+    timing out)."""
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=2, max_size=2, timeout=3, open=False, kwargs={"autocommit": True}) as pool:
+            await pool.wait()
+            kept = await pool.getconn()
+            await _end_backends(db_dsn, [conn.info.backend_pid for conn in pool._pool])
+            caller = asyncio.create_task(pool.getconn())
+
+            def pools_getconn() -> asyncio.Task[Any] | None:
+                running = asyncio.all_tasks()
+                return next((t for t in running if t.get_coro().__qualname__ == "AsyncConnectionPool.getconn"), None)
+
+            await _until(lambda: pools_getconn() is not None)
+            # After the caller's own wait is told, before the caller runs on.
+            pools_getconn().add_done_callback(lambda _: caller.cancel())  # type: ignore[union-attr]
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            await pool.putconn(kept)
+            await _until(lambda: pool.get_stats()["pool_available"] == 2)
+            assert pool._through == 0
+
+    asyncio.run(main())
