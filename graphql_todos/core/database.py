@@ -140,6 +140,11 @@ class GatedPool(Refusals):
             # Let in with no connection to hand over: the pool's own getconn.
             return await self._pooled(deadline - loop.time())
         count_request(self)
+        if ended_while_idle(conn):
+            # Ended as it passed from caller to caller (killed between the
+            # last one's statement and this one's): as one taken idle.
+            await self._discard(conn)
+            return await self._pooled(deadline - loop.time(), True)
         return conn
 
     async def _pooled(self, timeout: float, replacing: bool = False) -> Any:
