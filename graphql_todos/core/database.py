@@ -171,8 +171,8 @@ class GatedPool(Refusals):
         return conn
 
     async def _discard(self, conn: Any) -> None:
-        """A connection taken from the idle ones that the server ended while
-        it sat there (internals/psycopg.ended_while_idle): closed and
+        """A connection taken from the idle ones, or handed over at the gate,
+        that the server ended meanwhile (internals/psycopg.ended_while_idle): closed and
         replaced, as the pool does with one that fails its `check`, and the
         caller, who ran nothing on it, takes another."""
         logger.warning("a pooled connection ended while idle, discarded: %s", conn)
