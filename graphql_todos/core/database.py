@@ -140,6 +140,11 @@ class GatedPool(Refusals):
             # Let in with no connection to hand over: the pool's own getconn.
             return await self._pooled(deadline - loop.time())
         count_request(self)
+        if ended_while_idle(conn):
+            # Ended as it passed from caller to caller (killed between the
+            # last one's statement and this one's): as one taken idle.
+            await self._discard(conn)
+            return await self._pooled(deadline - loop.time(), True)
         return conn
 
     async def _pooled(self, timeout: float, replacing: bool = False) -> Any:
@@ -166,8 +171,8 @@ class GatedPool(Refusals):
         return conn
 
     async def _discard(self, conn: Any) -> None:
-        """A connection taken from the idle ones that the server ended while
-        it sat there (internals/psycopg.ended_while_idle): closed and
+        """A connection taken from the idle ones, or handed over at the gate,
+        that the server ended meanwhile (internals/psycopg.ended_while_idle): closed and
         replaced, as the pool does with one that fails its `check`, and the
         caller, who ran nothing on it, takes another."""
         logger.warning("a pooled connection ended while idle, discarded: %s", conn)
@@ -184,14 +189,17 @@ class GatedPool(Refusals):
         getting = asyncio.ensure_future(super().getconn(timeout))
         try:
             await asyncio.wait((getting, refused), return_when=asyncio.FIRST_COMPLETED)
+            if getting.done():
+                return getting.result()
+            raise psycopg.OperationalError(f"a new connection was refused: {refused.result()}")
+        except BaseException:
+            # Refused, or cancelled: perhaps as the pool handed the
+            # connection over, in the turn before this caller ran on.
+            getting.cancel()
+            getting.add_done_callback(self._handed_late)
+            raise
         finally:
             self._replacing.discard(refused)
-            if not getting.done():
-                getting.cancel()
-                getting.add_done_callback(self._handed_late)
-        if getting.done():
-            return getting.result()
-        raise psycopg.OperationalError(f"a new connection was refused: {refused.result()}")
 
     def _handed_late(self, getting: asyncio.Future[Any]) -> None:
         """A connection the pool handed to a _replacement given up: back to the pool."""

@@ -505,3 +505,66 @@ def test_a_connection_found_ended_while_the_database_refuses_new_ones_fails_at_o
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")  # type: ignore[arg-type]
     assert took < 1.0
+
+
+def test_a_caller_cancelled_as_its_replacement_connection_arrives_gives_it_back(db_dsn: str) -> None:
+    """A checkout that found its idle connection ended waits for the pool's
+    new one (GatedPool._replacement), and is cancelled (its client gone) in
+    the same turn of the loop as the pool hands that one over: the
+    connection goes back to the pool, not lost with the caller (the pool
+    one connection short for good: every request on a pool of one then
+    timing out)."""
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=2, max_size=2, timeout=3, open=False, kwargs={"autocommit": True}) as pool:
+            await pool.wait()
+            kept = await pool.getconn()
+            await _end_backends(db_dsn, [conn.info.backend_pid for conn in pool._pool])
+            caller = asyncio.create_task(pool.getconn())
+
+            def pools_getconn() -> asyncio.Task[Any] | None:
+                running = asyncio.all_tasks()
+                return next((t for t in running if getattr(t.get_coro(), "__qualname__", "") == "AsyncConnectionPool.getconn"), None)
+
+            # Found in the turn the caller starts it, long before it can connect.
+            while (getting := pools_getconn()) is None:
+                await asyncio.sleep(0)
+            # After the caller's own wait is told, before the caller runs on.
+            getting.add_done_callback(lambda _: caller.cancel())
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            await pool.putconn(kept)
+            await _until(lambda: pool.get_stats()["pool_available"] == 2)
+            assert pool._through == 0
+
+    asyncio.run(main())
+
+
+def test_a_connection_ended_while_handed_from_caller_to_caller_at_the_gate_fails_no_request(db_dsn: str) -> None:
+    """The pool at its size, a caller waiting at the gate: the connection
+    given back is handed straight to it (GatedPool._hand_over), not put
+    idle. Its backend ended meanwhile (pg_terminate_backend of the idle
+    ones, say, while the previous request still held it): the caller finds
+    it ended too, as one taken idle, and its statement runs on another."""
+
+    async def main() -> None:
+        async with GatedPool(db_dsn, min_size=1, max_size=1, timeout=5, open=False, kwargs={"autocommit": True}) as pool:
+            await pool.wait()
+            kept = await pool.getconn()
+            pid = kept.info.backend_pid
+
+            async def query() -> tuple[int, Any]:
+                async with connection(pool) as conn:
+                    return conn.info.backend_pid, await (await conn.execute("SELECT 1")).fetchone()
+
+            waiting = asyncio.create_task(query())
+            await _until(lambda: pool._gate_waiting == 1)
+            await _end_backends(db_dsn, [pid])
+            await pool.putconn(kept)
+            took, row = await waiting
+            assert (took != pid, row) == (True, (1,))
+            assert pool.get_stats()["connections_lost"] == 1
+            await _until(lambda: pool.get_stats()["pool_available"] == 1)
+            assert pool._through == 0
+
+    asyncio.run(main())
