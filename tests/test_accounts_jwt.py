@@ -243,3 +243,21 @@ def test_two_first_sights_of_one_name_at_once_are_one_person(server: Server) -> 
     thread.join(20)
     assert answers[0].status_code == 200, answers[0].text
     assert answers[0].json()["person"]["id"] == str(made[0])
+
+
+def test_a_sign_up_committed_while_a_jwt_first_sees_the_name_keeps_it(server: Server) -> None:
+    # A sign-up of the name, not yet committed when a JWT's first sight
+    # runs: the first sight waits for it on the unique index and must then
+    # find the sign-up's person, and refuse it, not make it the JWT's.
+    with psycopg.connect(server.dsn) as other:
+        other.execute("INSERT INTO people (username, password_hash, origin) VALUES ('wendy', 'a hash', 'sign_up')")
+        answers: list[httpx.Response] = []
+        thread = threading.Thread(target=lambda: answers.append(_me(server.url, _hs256({"sub": "wendy"}))))
+        thread.start()
+        wait_until(lambda: other.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone() == (1,))
+        other.commit()
+    thread.join(20)
+    assert answers[0].status_code == 401, answers[0].text
+    assert answers[0].json()["error"]["message"] == SIGNED_UP
