@@ -76,7 +76,10 @@ ending (or a rare NOTICE or ParameterStatus), so its socket is not readable
 what is there into libpq's buffer without blocking and without parsing it
 (that waits for the next command: a notification or NOTICE that came is
 handed on then, as without the check), and raises OperationalError at EOF
-or a reset socket, the connection then BAD (libpq drops it).
+or a reset socket, the connection then BAD (libpq drops it). The FATAL may
+come a moment before the EOF (the backend sends it, then exits): a socket
+that had something to read but no end is asked with a round trip
+(`answers`), where libpq takes the FATAL for the empty query's error.
 
 And, for the hub's LISTEN connection (`payloads`), taking each socket read's
 notifications as one list of payloads where `AsyncConnection.notifies`
@@ -157,23 +160,38 @@ def runs_short(conn: AsyncConnection[Any]) -> bool:
     return conn.autocommit and conn._pipeline is None
 
 
-def ended_while_idle(conn: AsyncConnection[Any]) -> bool:
-    """Whether the server ended `conn` while it sat idle: what came on its
-    socket meanwhile, read without blocking, ends in EOF or a reset, and
-    the connection is then closed (module docstring). One poll of the
-    socket when nothing came."""
+def ended_while_idle(conn: AsyncConnection[Any]) -> bool | None:
+    """Whether the server ended `conn` while it sat idle (module
+    docstring): True when what came on its socket meanwhile, read without
+    blocking, ends in EOF or a reset (the connection then closed); False
+    when nothing came (one poll of the socket); None when something came
+    with no end behind it yet: a FATAL whose socket has not closed yet, or
+    a NOTICE on a live connection; `answers` tells which."""
     pgconn = conn.pgconn
     # poll, not select: a server holding thousands of sockets gives its
     # pool's new connections descriptors past select's 1024 (FD_SETSIZE).
     readable = poll()
     readable.register(pgconn.socket, POLLIN)
+    came = False
     try:
         while readable.poll(0):
             pgconn.consume_input()
+            came = True
     except (errors.OperationalError, OSError):
         pgconn.finish()
         return True
-    return False
+    return None if came else False
+
+
+async def answers(conn: AsyncConnection[Any]) -> bool:
+    """Whether `conn` answers a round trip (an empty query, as psycopg_pool's
+    check_connection); if it does not, it is closed."""
+    try:
+        await conn.execute("")
+    except (errors.Error, OSError):
+        conn.pgconn.finish()
+        return False
+    return True
 
 
 class Prepared:

@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import os
 import resource
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import psycopg
@@ -19,6 +21,7 @@ from psycopg import AsyncConnection, pq
 from psycopg._encodings import conn_encoding
 from psycopg._queries import PostgresQuery
 from psycopg.adapt import Transformer
+from psycopg.conninfo import make_conninfo
 from psycopg.errors import Diagnostic
 from psycopg.generators import execute
 
@@ -665,10 +668,71 @@ def test_a_connection_whose_backend_was_terminated_while_idle_is_found_ended_and
 
     async def test(conn: AsyncConnection[Any]) -> None:
         await _gone(conn, "SELECT pg_terminate_backend(%s)")
-        assert internal_psycopg.ended_while_idle(conn)
+        assert internal_psycopg.ended_while_idle(conn) is True
         assert conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.UNKNOWN
 
     _with_connection(db_dsn, test)
+
+
+@contextlib.contextmanager
+def _end_held_back(dsn: str) -> Iterator[tuple[str, threading.Event]]:
+    """A relay to the server at `dsn` (a dsn through it) that passes every
+    byte but holds the server's end of a connection (its FIN) back until
+    the event is set: a backend's FATAL read before its socket closes."""
+    with psycopg.connect(dsn) as probe:  # where the server is: a TCP port or a Unix socket
+        host, port = probe.info.host, probe.info.port
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def relay() -> None:
+        client, _ = listener.accept()
+        if host.startswith("/"):
+            server = socket.socket(socket.AF_UNIX)
+            server.connect(f"{host}/.s.PGSQL.{port}")
+        else:
+            server = socket.create_connection((host, port))
+
+        def upstream() -> None:
+            with contextlib.suppress(OSError):
+                while data := client.recv(65536):
+                    server.sendall(data)
+
+        threading.Thread(target=upstream, daemon=True).start()
+        with contextlib.suppress(OSError):
+            while data := server.recv(65536):
+                client.sendall(data)
+        release.wait(10)
+        client.close()
+        server.close()
+
+    threading.Thread(target=relay, daemon=True).start()
+    try:
+        yield make_conninfo(dsn, host="127.0.0.1", port=listener.getsockname()[1], sslmode="disable"), release
+    finally:
+        release.set()
+        listener.close()
+
+
+def test_a_connection_whose_fatal_came_before_its_end_is_found_ended_by_a_round_trip(db_dsn: str) -> None:
+    """The backend sends its FATAL, then exits: a check between the two
+    reads the FATAL and no end. It says so (None), and the round trip
+    (`answers`) gets the FATAL as its error: ended, and closed."""
+    with _end_held_back(db_dsn) as (relayed, release):
+
+        async def main() -> None:
+            async with await AsyncConnection.connect(relayed, autocommit=True) as conn:
+                pid = conn.info.backend_pid
+                async with await AsyncConnection.connect(db_dsn, autocommit=True) as other:
+                    await other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    while await (await other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone():
+                        await asyncio.sleep(0.01)
+                await asyncio.sleep(0.1)  # the FATAL through the relay
+                assert internal_psycopg.ended_while_idle(conn) is None
+                assert not await internal_psycopg.answers(conn)
+                assert conn.closed
+                release.set()
+
+        asyncio.run(main())
 
 
 def test_a_connection_past_idle_session_timeout_is_found_ended(db_dsn: str) -> None:
@@ -711,12 +775,14 @@ def test_a_connection_alive_is_not_found_ended_and_keeps_what_came_while_it_was_
     connection running on."""
 
     async def test(conn: AsyncConnection[Any]) -> None:
-        assert not internal_psycopg.ended_while_idle(conn)
+        assert internal_psycopg.ended_while_idle(conn) is False
         await conn.execute("LISTEN idle_test")
         async with await AsyncConnection.connect(conn.info.dsn, autocommit=True) as other:
             await other.execute("NOTIFY idle_test, 'while idle'")
         await asyncio.sleep(0.2)
-        assert not internal_psycopg.ended_while_idle(conn)
+        # Something came, no end: a round trip tells, and it answers.
+        assert internal_psycopg.ended_while_idle(conn) is None
+        assert await internal_psycopg.answers(conn)
         assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
         assert [n.payload for n in conn._notifies_backlog or ()] == ["while idle"]
 
