@@ -4,7 +4,10 @@ one round trip, with one commit (one WAL flush, one hold of the
 commit-order lock) for them all. Each is still its own statement with its
 own journal entries and cursor (writes.write_together), and each caller is
 answered only after that commit. A batch that fails is rolled back whole,
-and its writes run alone, as without batches, each for its own answer."""
+and its writes run alone, as without batches, each for its own answer.
+A write's wait, in the queue and for its batch's connection, ends within
+the pool's timeout of its arrival, as a lone write's wait for a connection
+does: DatabaseUnavailable, the write unsent (docs/reliability.md, section 2)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ from typing import cast
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import writes
+from graphql_todos.core import metrics, writes
 from graphql_todos.core.database import StatementConnection, connection
+from graphql_todos.core.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ SLOTS = 1
 class _Queued:
     write: writes.Together
     answer: asyncio.Future[writes.Written | None]
+    # Its arrival plus the pool's timeout: past it, the write is not sent.
+    deadline: float
 
 
 class WriteBatches:
@@ -41,6 +47,7 @@ class WriteBatches:
     def __init__(self, pool: AsyncConnectionPool, slots: int = SLOTS) -> None:
         self.pool = pool
         self.slots = slots
+        self.timeout: float = pool.timeout
         self._queue: list[_Queued] = []
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,8 +59,9 @@ class WriteBatches:
         or may not have happened (a lost connection), as a lone write's would
         be. The future itself, awaited by the caller: no coroutine of its own
         between the caller and the batch, made and resumed at every write."""
-        answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(write, answer))
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[writes.Written | None] = loop.create_future()
+        self._queue.append(_Queued(write, answer, loop.time() + self.timeout))
         if self._running < self.slots:
             self._running += 1
             task = asyncio.create_task(self._drain())
@@ -63,19 +71,35 @@ class WriteBatches:
 
     async def _drain(self) -> None:
         """Run batches while writes are queued: each takes all of them."""
+        loop = asyncio.get_running_loop()
         try:
             while self._queue:
                 # A caller gone before its batch started (cancelled): its write is not run.
                 batch = [queued for queued in self._queue if not queued.answer.done()]
                 self._queue = []
+                # Queued in order, each for the same timeout: the oldest first.
+                now = loop.time()
+                late = 0
+                while late < len(batch) and batch[late].deadline <= now:
+                    late += 1
+                if late:
+                    # Their wait ended behind the batch before, which ran long: not sent.
+                    metrics.refused("pool_timeout")
+                    _answer(batch[:late], DatabaseUnavailable("no connection within the timeout"))
+                    del batch[:late]
                 if batch:
-                    await self._run(batch)
+                    await self._run(batch, loop)
         finally:
             self._running -= 1
 
-    async def _run(self, batch: list[_Queued]) -> None:
+    async def _run(self, batch: list[_Queued], loop: asyncio.AbstractEventLoop) -> None:
+        # The wait for a connection ends at the oldest write's deadline, not
+        # a whole timeout later: a write queued behind a batch that waits
+        # (the database away, every connection busy) is answered within its own.
+        taken = False
         try:
-            async with connection(self.pool) as conn:
+            async with connection(self.pool, batch[0].deadline - loop.time()) as conn:
+                taken = True
                 try:
                     # The pool's connections are StatementConnections (GatedPool's).
                     done: list[writes.Written] | list[None] = await writes.write_together(
@@ -90,9 +114,14 @@ class WriteBatches:
                         logger.debug("a batch of %d writes rolled back (%r): each runs alone", len(batch), exc)
                     done = [None] * len(batch)
         except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
-            for queued in batch:
-                if not queued.answer.done():
-                    queued.answer.set_exception(exc)
+            if not taken and isinstance(exc, DatabaseUnavailable) and (now := loop.time()) >= batch[0].deadline:
+                # No connection by the oldest's deadline: the writes whose
+                # wait is over are answered; the younger, sent nowhere, wait
+                # on in the next batch, each until its own.
+                younger = [queued for queued in batch if queued.deadline > now]
+                self._queue[:0] = younger
+                batch = batch[: len(batch) - len(younger)]
+            _answer(batch, exc)
             return
         except BaseException:
             # Cancelled (the loop ending): its callers wait no more.
@@ -102,3 +131,10 @@ class WriteBatches:
         for queued, result in zip(batch, done, strict=True):
             if not queued.answer.done():
                 queued.answer.set_result(result)
+
+
+def _answer(batch: list[_Queued], exc: Exception) -> None:
+    """Each waiting caller in `batch` answered `exc`."""
+    for queued in batch:
+        if not queued.answer.done():
+            queued.answer.set_exception(exc)
