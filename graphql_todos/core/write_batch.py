@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import cast
 
@@ -59,9 +60,8 @@ class WriteBatches:
         or may not have happened (a lost connection), as a lone write's would
         be. The future itself, awaited by the caller: no coroutine of its own
         between the caller and the batch, made and resumed at every write."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[writes.Written | None] = loop.create_future()
-        self._queue.append(_Queued(write, answer, loop.time() + self.timeout))
+        answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(write, answer, time.monotonic() + self.timeout))
         if self._running < self.slots:
             self._running += 1
             task = asyncio.create_task(self._drain())
@@ -71,14 +71,13 @@ class WriteBatches:
 
     async def _drain(self) -> None:
         """Run batches while writes are queued: each takes all of them."""
-        loop = asyncio.get_running_loop()
         try:
             while self._queue:
                 # A caller gone before its batch started (cancelled): its write is not run.
                 batch = [queued for queued in self._queue if not queued.answer.done()]
                 self._queue = []
                 # Queued in order, each for the same timeout: the oldest first.
-                now = loop.time()
+                now = time.monotonic()
                 late = 0
                 while late < len(batch) and batch[late].deadline <= now:
                     late += 1
@@ -88,17 +87,17 @@ class WriteBatches:
                     _answer(batch[:late], DatabaseUnavailable("no connection within the timeout"))
                     del batch[:late]
                 if batch:
-                    await self._run(batch, loop)
+                    await self._run(batch)
         finally:
             self._running -= 1
 
-    async def _run(self, batch: list[_Queued], loop: asyncio.AbstractEventLoop) -> None:
+    async def _run(self, batch: list[_Queued]) -> None:
         # The wait for a connection ends at the oldest write's deadline, not
         # a whole timeout later: a write queued behind a batch that waits
         # (the database away, every connection busy) is answered within its own.
         taken = False
         try:
-            async with connection(self.pool, batch[0].deadline - loop.time()) as conn:
+            async with connection(self.pool, batch[0].deadline - time.monotonic()) as conn:
                 taken = True
                 try:
                     # The pool's connections are StatementConnections (GatedPool's).
@@ -114,7 +113,7 @@ class WriteBatches:
                         logger.debug("a batch of %d writes rolled back (%r): each runs alone", len(batch), exc)
                     done = [None] * len(batch)
         except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
-            if not taken and isinstance(exc, DatabaseUnavailable) and (now := loop.time()) >= batch[0].deadline:
+            if not taken and isinstance(exc, DatabaseUnavailable) and (now := time.monotonic()) >= batch[0].deadline:
                 # No connection by the oldest's deadline: the writes whose
                 # wait is over are answered; the younger, sent nowhere, wait
                 # on in the next batch, each until its own.
