@@ -52,6 +52,8 @@ class WriteBatches:
         self._queue: list[_Queued] = []
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Armed while writes wait behind a batch under way, for the oldest one's deadline.
+        self._expiry: asyncio.TimerHandle | None = None
 
     def write(self, write: writes.Together) -> asyncio.Future[writes.Written | None]:
         """The write queued: its answer, the write's rows and cursor once its
@@ -60,32 +62,44 @@ class WriteBatches:
         or may not have happened (a lost connection), as a lone write's would
         be. The future itself, awaited by the caller: no coroutine of its own
         between the caller and the batch, made and resumed at every write."""
-        answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[writes.Written | None] = loop.create_future()
         self._queue.append(_Queued(write, answer, time.monotonic() + self.timeout))
         if self._running < self.slots:
             self._running += 1
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif self._expiry is None:
+            # Behind a batch under way, which may run long: answered at its deadline.
+            self._expiry = loop.call_later(self.timeout, self._expire)
         return answer
+
+    def _expire(self) -> None:
+        """The queued writes whose deadline has come answered
+        DatabaseUnavailable, unsent; armed again for the oldest left."""
+        self._expiry = None
+        queue = self._queue
+        # Queued in order, each for the same timeout: the oldest first.
+        now = time.monotonic()
+        late = 0
+        while late < len(queue) and queue[late].deadline <= now:
+            late += 1
+        if late:
+            metrics.refused("pool_timeout")
+            _answer(queue[:late], DatabaseUnavailable("no connection within the timeout"))
+            del queue[:late]
+        if queue:
+            self._expiry = asyncio.get_running_loop().call_later(queue[0].deadline - now, self._expire)
 
     async def _drain(self) -> None:
         """Run batches while writes are queued: each takes all of them."""
         try:
             while self._queue:
                 # A caller gone before its batch started (cancelled): its write is not run.
+                # Answered at their deadline (_expire): not run either.
                 batch = [queued for queued in self._queue if not queued.answer.done()]
                 self._queue = []
-                # Queued in order, each for the same timeout: the oldest first.
-                now = time.monotonic()
-                late = 0
-                while late < len(batch) and batch[late].deadline <= now:
-                    late += 1
-                if late:
-                    # Their wait ended behind the batch before, which ran long: not sent.
-                    metrics.refused("pool_timeout")
-                    _answer(batch[:late], DatabaseUnavailable("no connection within the timeout"))
-                    del batch[:late]
                 if batch:
                     await self._run(batch)
         finally:

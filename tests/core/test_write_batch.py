@@ -347,26 +347,33 @@ def test_writes_queued_while_a_batch_waits_for_a_connection_each_wait_their_own_
     assert _titles(db_dsn) == ["write 2"]
 
 
-def test_a_write_whose_timeout_ends_behind_a_running_batch_is_answered_and_never_sent(db_dsn: str) -> None:
-    """The batch before it waits for the commit-order lock past the
-    second write's timeout: the second is answered DATABASE_UNAVAILABLE
-    and not sent once that batch ends; the first commits."""
+def test_a_write_whose_timeout_ends_behind_a_running_batch_is_answered_then_and_never_sent(db_dsn: str) -> None:
+    """The batch before it waits for the commit-order lock past the second
+    write's timeout: the second is answered DATABASE_UNAVAILABLE at its
+    deadline, while that batch still waits, and is not sent once it ends;
+    the first commits."""
     timeout = 0.3
     lock = psycopg.connect(db_dsn)
     lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
 
-    async def run() -> tuple[Any, ...]:
+    async def run() -> tuple[Any, Any, float]:
         async with _one_connection(db_dsn, timeout) as pool:
             service = TodoService(pool)
+            loop = asyncio.get_running_loop()
             first = asyncio.ensure_future(service.create_todo("first"))
             await asyncio.sleep(0.1)  # its batch sent, waiting for the lock
+            queued = loop.time()
             second = asyncio.ensure_future(service.create_todo("second"))
-            await asyncio.sleep(timeout + 0.1)
+            # Bounded: unanswered, it would wait for the lock the test holds.
+            await asyncio.wait([second], timeout=timeout + 1)
+            took = loop.time() - queued
+            assert not first.done()
             await asyncio.to_thread(lock.commit)
-            return tuple(await asyncio.gather(first, second, return_exceptions=True))
+            return await first, (await asyncio.gather(second, return_exceptions=True))[0], took
 
-    first, second = _run_closing(run, lock)
+    first, second, took = _run_closing(run, lock)
     assert isinstance(first, Todo) and isinstance(second, DatabaseUnavailable)
+    assert timeout <= took < timeout + 0.15
     assert _titles(db_dsn) == ["first"]
 
 
