@@ -62,8 +62,7 @@ class WriteBatches:
         or may not have happened (a lost connection), as a lone write's would
         be. The future itself, awaited by the caller: no coroutine of its own
         between the caller and the batch, made and resumed at every write."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[writes.Written | None] = loop.create_future()
+        answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Queued(write, answer, time.monotonic() + self.timeout))
         if self._running < self.slots:
             self._running += 1
@@ -72,7 +71,7 @@ class WriteBatches:
             task.add_done_callback(self._tasks.discard)
         elif self._expiry is None:
             # Behind a batch under way, which may run long: answered at its deadline.
-            self._expiry = loop.call_later(self.timeout, self._expire)
+            self._expiry = asyncio.get_running_loop().call_later(self.timeout, self._expire)
         return answer
 
     def _expire(self) -> None:
