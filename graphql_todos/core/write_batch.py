@@ -95,8 +95,8 @@ class WriteBatches:
         """Run batches while writes are queued: each takes all of them."""
         try:
             while self._queue:
-                # A caller gone before its batch started (cancelled): its write is not run.
-                # Answered at their deadline (_expire): not run either.
+                # A caller gone (cancelled) or answered at its deadline (_expire)
+                # before its batch started: its write is not run.
                 batch = [queued for queued in self._queue if not queued.answer.done()]
                 self._queue = []
                 if batch:
