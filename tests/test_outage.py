@@ -143,6 +143,51 @@ def test_the_first_requests_after_a_restart_work(postgres: RestartablePostgres, 
     assert [a.status_code for a in answers] == [201] * size, [a.text for a in answers if a.status_code != 201]
 
 
+def test_a_write_queued_behind_a_batch_waiting_for_a_connection_fails_within_the_bound(
+    postgres: RestartablePostgres, server: Server
+) -> None:
+    """Writes wait for the batch before theirs (core/write_batch.py): one
+    arriving while that batch waits for a connection the database down
+    cannot give must still be answered DATABASE_UNAVAILABLE within
+    DATABASE_TIMEOUT_SECONDS of its own arrival, not after that batch's
+    wait and then its own."""
+    assert "errors" not in asyncio.run(_create_timed(server, "before"))[1]
+    postgres.stop()
+    try:
+        wait_until(lambda: health(server) == 503, timeout=10)
+
+        async def staggered() -> list[tuple[float, dict[str, Any]]]:
+            # One every tenth of the timeout: most arrive while a batch waits.
+            async def later(n: int) -> tuple[float, dict[str, Any]]:
+                await asyncio.sleep(n * DATABASE_TIMEOUT / 10)
+                return await _create_timed(server, f"during {n}")
+
+            return await asyncio.gather(*(later(n) for n in range(15)))
+
+        answered = asyncio.run(staggered())
+    finally:
+        postgres.start()
+    codes = [[e["extensions"]["code"] for e in body.get("errors", [])] for _, body in answered]
+    assert codes == [["DATABASE_UNAVAILABLE"]] * len(answered)
+    took = [round(seconds, 2) for seconds, _ in answered]
+    assert max(took) <= DATABASE_TIMEOUT + MARGIN, f"seconds to each answer: {took}"
+    wait_until(lambda: health(server) == 200, timeout=20)
+    assert _titles(server) == ["before"]  # none of them written since
+
+
+async def _create_timed(server: Server, title: str) -> tuple[float, dict[str, Any]]:
+    """A createTodo over HTTP: how long its answer took, and the answer."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=DATABASE_TIMEOUT + 10) as client:
+        started = time.monotonic()
+        response = await client.post("/graphql", json={"query": CREATE, "variables": {"t": title}})
+        return time.monotonic() - started, response.json()
+
+
+def _titles(server: Server) -> list[str]:
+    with psycopg.connect(server.dsn) as conn:
+        return [title for (title,) in conn.execute("SELECT title FROM todos ORDER BY title")]
+
+
 # 100 subscribers (half GraphQL, half RESTSocket), 4 writers that retry.
 SUBSCRIBERS = 100
 WRITERS = 4

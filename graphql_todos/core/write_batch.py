@@ -4,20 +4,25 @@ one round trip, with one commit (one WAL flush, one hold of the
 commit-order lock) for them all. Each is still its own statement with its
 own journal entries and cursor (writes.write_together), and each caller is
 answered only after that commit. A batch that fails is rolled back whole,
-and its writes run alone, as without batches, each for its own answer."""
+and its writes run alone, as without batches, each for its own answer.
+A write's wait, in the queue and for its batch's connection, ends within
+the pool's timeout of its arrival, as a lone write's wait for a connection
+does: DatabaseUnavailable, the write unsent (docs/reliability.md, section 2)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import cast
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import writes
+from graphql_todos.core import metrics, writes
 from graphql_todos.core.database import StatementConnection, connection
+from graphql_todos.core.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,8 @@ SLOTS = 1
 class _Queued:
     write: writes.Together
     answer: asyncio.Future[writes.Written | None]
+    # Its arrival plus the pool's timeout: past it, the write is not sent.
+    deadline: float
 
 
 class WriteBatches:
@@ -41,9 +48,12 @@ class WriteBatches:
     def __init__(self, pool: AsyncConnectionPool, slots: int = SLOTS) -> None:
         self.pool = pool
         self.slots = slots
+        self.timeout: float = pool.timeout
         self._queue: list[_Queued] = []
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Armed while writes wait behind a batch under way, for the oldest one's deadline.
+        self._expiry: asyncio.TimerHandle | None = None
 
     def write(self, write: writes.Together) -> asyncio.Future[writes.Written | None]:
         """The write queued: its answer, the write's rows and cursor once its
@@ -53,19 +63,40 @@ class WriteBatches:
         be. The future itself, awaited by the caller: no coroutine of its own
         between the caller and the batch, made and resumed at every write."""
         answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(write, answer))
+        self._queue.append(_Queued(write, answer, time.monotonic() + self.timeout))
         if self._running < self.slots:
             self._running += 1
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif self._expiry is None:
+            # Behind a batch under way, which may run long: answered at its deadline.
+            self._expiry = asyncio.get_running_loop().call_later(self.timeout, self._expire)
         return answer
+
+    def _expire(self) -> None:
+        """The queued writes whose deadline has come answered
+        DatabaseUnavailable, unsent; armed again for the oldest left."""
+        self._expiry = None
+        queue = self._queue
+        # Queued in order, each for the same timeout: the oldest first.
+        now = time.monotonic()
+        late = 0
+        while late < len(queue) and queue[late].deadline <= now:
+            late += 1
+        if late:
+            metrics.refused("pool_timeout")
+            _answer(queue[:late], DatabaseUnavailable("no connection within the timeout"))
+            del queue[:late]
+        if queue:
+            self._expiry = asyncio.get_running_loop().call_later(queue[0].deadline - now, self._expire)
 
     async def _drain(self) -> None:
         """Run batches while writes are queued: each takes all of them."""
         try:
             while self._queue:
-                # A caller gone before its batch started (cancelled): its write is not run.
+                # A caller gone (cancelled) or answered at its deadline (_expire)
+                # before its batch started: its write is not run.
                 batch = [queued for queued in self._queue if not queued.answer.done()]
                 self._queue = []
                 if batch:
@@ -74,8 +105,13 @@ class WriteBatches:
             self._running -= 1
 
     async def _run(self, batch: list[_Queued]) -> None:
+        # The wait for a connection ends at the oldest write's deadline, not
+        # a whole timeout later: a write queued behind a batch that waits
+        # (the database away, every connection busy) is answered within its own.
+        taken = False
         try:
-            async with connection(self.pool) as conn:
+            async with connection(self.pool, batch[0].deadline - time.monotonic()) as conn:
+                taken = True
                 try:
                     # The pool's connections are StatementConnections (GatedPool's).
                     done: list[writes.Written] | list[None] = await writes.write_together(
@@ -90,9 +126,14 @@ class WriteBatches:
                         logger.debug("a batch of %d writes rolled back (%r): each runs alone", len(batch), exc)
                     done = [None] * len(batch)
         except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
-            for queued in batch:
-                if not queued.answer.done():
-                    queued.answer.set_exception(exc)
+            if not taken and isinstance(exc, DatabaseUnavailable) and (now := time.monotonic()) >= batch[0].deadline:
+                # No connection by the oldest's deadline: the writes whose
+                # wait is over are answered; the younger, sent nowhere, wait
+                # on in the next batch, each until its own.
+                younger = [queued for queued in batch if queued.deadline > now]
+                self._queue[:0] = younger
+                batch = batch[: len(batch) - len(younger)]
+            _answer(batch, exc)
             return
         except BaseException:
             # Cancelled (the loop ending): its callers wait no more.
@@ -102,3 +143,10 @@ class WriteBatches:
         for queued, result in zip(batch, done, strict=True):
             if not queued.answer.done():
                 queued.answer.set_result(result)
+
+
+def _answer(batch: list[_Queued], exc: Exception) -> None:
+    """Each waiting caller in `batch` answered `exc`."""
+    for queued in batch:
+        if not queued.answer.done():
+            queued.answer.set_exception(exc)

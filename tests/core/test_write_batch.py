@@ -303,6 +303,80 @@ def test_a_batch_whose_connection_is_lost_answers_each_write_database_unavailabl
         assert conn.execute("SELECT title FROM todos").fetchall() == []
 
 
+def _one_connection(dsn: str, timeout: float) -> GatedPool:
+    return GatedPool(dsn, min_size=1, max_size=1, timeout=timeout, open=False, kwargs={"autocommit": True})
+
+
+def _titles(dsn: str) -> list[str]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return [title for (title,) in conn.execute("SELECT title FROM todos ORDER BY title")]
+
+
+def test_writes_queued_while_a_batch_waits_for_a_connection_each_wait_their_own_timeout(db_dsn: str) -> None:
+    """The pool's one connection held: the first write's batch waits for
+    it, two more are queued meanwhile and make the next batch. That batch's
+    wait ends at its older write's deadline, not a whole timeout after the
+    first batch gave up: the older is answered DATABASE_UNAVAILABLE then,
+    within its own timeout; the younger, unsent, waits on until its own,
+    and the connection freed before that, it is written, once."""
+    timeout = 0.5
+    arrivals = [0.0, timeout / 5, timeout * 3 / 5]
+    freed = timeout + timeout * 2 / 5  # after the second's deadline, before the third's
+
+    async def run() -> list[tuple[Any, float]]:
+        async with _one_connection(db_dsn, timeout) as pool:
+            service = TodoService(pool)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def create(n: int) -> tuple[Any, float]:
+                await asyncio.sleep(arrivals[n])
+                arrived = loop.time()
+                answer = await asyncio.gather(service.create_todo(f"write {n}"), return_exceptions=True)
+                return answer[0], loop.time() - arrived
+
+            async with connection(pool):
+                creating = asyncio.gather(*(create(n) for n in range(len(arrivals))))
+                await asyncio.sleep(freed - (loop.time() - started))
+            return list(await creating)
+
+    (first, first_took), (second, second_took), (third, third_took) = asyncio.run(run())
+    assert isinstance(first, DatabaseUnavailable) and timeout <= first_took < timeout + 0.15
+    assert isinstance(second, DatabaseUnavailable) and timeout <= second_took < timeout + 0.15
+    assert isinstance(third, Todo) and third_took < timeout
+    assert _titles(db_dsn) == ["write 2"]
+
+
+def test_a_write_whose_timeout_ends_behind_a_running_batch_is_answered_then_and_never_sent(db_dsn: str) -> None:
+    """The batch before it waits for the commit-order lock past the second
+    write's timeout: the second is answered DATABASE_UNAVAILABLE at its
+    deadline, while that batch still waits, and is not sent once it ends;
+    the first commits."""
+    timeout = 0.3
+    lock = psycopg.connect(db_dsn)
+    lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
+
+    async def run() -> tuple[Any, Any, float]:
+        async with _one_connection(db_dsn, timeout) as pool:
+            service = TodoService(pool)
+            loop = asyncio.get_running_loop()
+            first = asyncio.ensure_future(service.create_todo("first"))
+            await asyncio.sleep(0.1)  # its batch sent, waiting for the lock
+            queued = loop.time()
+            second = asyncio.ensure_future(service.create_todo("second"))
+            # Bounded: unanswered, it would wait for the lock the test holds.
+            await asyncio.wait([second], timeout=timeout + 1)
+            took = loop.time() - queued
+            assert not first.done()
+            await asyncio.to_thread(lock.commit)
+            return await first, (await asyncio.gather(second, return_exceptions=True))[0], took
+
+    first, second, took = _run_closing(run, lock)
+    assert isinstance(first, Todo) and isinstance(second, DatabaseUnavailable)
+    assert timeout <= took < timeout + 0.15
+    assert _titles(db_dsn) == ["first"]
+
+
 def test_a_connection_whose_batch_rolled_back_still_runs_the_statements_it_keeps_prepared(db_dsn: str) -> None:
     """A batch rolled back on the pool's connections (StatementConnection):
     its ROLLBACK is its own, not psycopg's, which deallocates every prepared
