@@ -333,11 +333,16 @@ class Checkout:
             raise _unavailable(exc) from _cause(exc)
 
 
+def no_connection_in_time() -> DatabaseUnavailable:
+    """A caller that got no connection within the pool's timeout (counted)."""
+    metrics.refused("pool_timeout")
+    return DatabaseUnavailable("no connection within the timeout")
+
+
 def _unavailable(exc: psycopg.OperationalError) -> DatabaseUnavailable:
     """What an OperationalError means to a caller: no database now."""
     if isinstance(exc, PoolTimeout):
-        metrics.refused("pool_timeout")
-        return DatabaseUnavailable("no connection within the timeout")
+        return no_connection_in_time()
     # A lost connection, a server shutting down or refusing connections;
     # or a statement PostgreSQL cancelled at STATEMENT_TIMEOUT_SECONDS.
     if isinstance(exc, psycopg.errors.QueryCanceled):

@@ -20,8 +20,8 @@ from typing import cast
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core import metrics, writes
-from graphql_todos.core.database import StatementConnection, connection
+from graphql_todos.core import writes
+from graphql_todos.core.database import StatementConnection, connection, no_connection_in_time
 from graphql_todos.core.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ class WriteBatches:
         while late < len(queue) and queue[late].deadline <= now:
             late += 1
         if late:
-            metrics.refused("pool_timeout")
-            _answer(queue[:late], DatabaseUnavailable("no connection within the timeout"))
+            _answer(queue[:late], no_connection_in_time())
             del queue[:late]
         if queue:
             self._expiry = asyncio.get_running_loop().call_later(queue[0].deadline - now, self._expire)
