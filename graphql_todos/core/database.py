@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import DatabaseUnavailable
-from graphql_todos.internals.psycopg import Prepared, answers, ended_while_idle, runs_short
+from graphql_todos.internals.psycopg import Prepared, ended_while_idle, runs_short
 from graphql_todos.internals.psycopg_pool import Refusals, count_request, discard, reusable, shelve, take_idle
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class GatedPool(Refusals):
             self._through += 1
             conn = take_idle(self)
             ended = False
-            while conn is not None and await _ended(conn):
+            while conn is not None and ended_while_idle(conn):
                 await self._discard(conn)
                 ended = True
                 conn = take_idle(self)
@@ -140,7 +140,7 @@ class GatedPool(Refusals):
             # Let in with no connection to hand over: the pool's own getconn.
             return await self._pooled(deadline - loop.time())
         count_request(self)
-        if await _ended(conn):
+        if ended_while_idle(conn):
             # Ended as it passed from caller to caller (killed between the
             # last one's statement and this one's): as one taken idle.
             await self._discard(conn)
@@ -155,7 +155,7 @@ class GatedPool(Refusals):
         deadline = time.monotonic() + timeout
         try:
             conn = await (self._replacement(timeout) if replacing else super().getconn(timeout))
-            while await _ended(conn):
+            while ended_while_idle(conn):
                 await self._discard(conn)
                 conn = await self._replacement(deadline - time.monotonic())
         except BaseException:
@@ -282,14 +282,6 @@ class _Waiter:
         self.future = future
         self.deadline = deadline
         self.timeout = timeout
-
-
-async def _ended(conn: psycopg.AsyncConnection[Any]) -> bool:
-    """Whether a connection about to be handed out was ended by the server
-    (internals/psycopg.ended_while_idle; a round trip only when its socket
-    had something to read and no end behind it yet)."""
-    ended = ended_while_idle(conn)
-    return not await answers(conn) if ended is None else ended
 
 
 def connect_timeout(seconds: float) -> int:

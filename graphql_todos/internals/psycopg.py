@@ -71,15 +71,14 @@ backend that ends (pg_terminate_backend, idle_session_timeout, a shutdown)
 sends a FATAL ErrorResponse and closes its socket, which the client reads
 only with its next statement: that statement fails although nothing ran.
 Assumes that on an idle connection nothing arrives unasked but such an
-ending (or a rare NOTICE or ParameterStatus), so its socket is not readable
-(one `poll` with no wait, a syscall); that `pgconn.consume_input()` reads
-what is there into libpq's buffer without blocking and without parsing it
-(that waits for the next command: a notification or NOTICE that came is
-handed on then, as without the check), and raises OperationalError at EOF
-or a reset socket, the connection then BAD (libpq drops it). The FATAL may
-come a moment before the EOF (the backend sends it, then exits): a socket
-that had something to read but no end is asked with a round trip
-(`answers`), where libpq takes the FATAL for the empty query's error.
+ending, or rarely a NOTICE or ParameterStatus (a pooled connection never
+LISTENs), so its socket is not readable (one `poll` with no wait, a
+syscall). A socket with anything to read is not trusted: the FATAL can come
+a moment before the end (PostgreSQL 15 here: some 10 ms after the backend
+left pg_stat_activity), and telling a FATAL from a NOTICE would take a
+round trip that may wait on a backend still exiting. It is closed
+(`pgconn.finish()`, the connection then BAD, as libpq leaves one it lost)
+and a new one made; a live one lost so costs one connect.
 
 And, for the hub's LISTEN connection (`payloads`), taking each socket read's
 notifications as one list of payloads where `AsyncConnection.notifies`
@@ -160,37 +159,18 @@ def runs_short(conn: AsyncConnection[Any]) -> bool:
     return conn.autocommit and conn._pipeline is None
 
 
-def ended_while_idle(conn: AsyncConnection[Any]) -> bool | None:
-    """Whether the server ended `conn` while it sat idle (module
-    docstring): True when what came on its socket meanwhile, read without
-    blocking, ends in EOF or a reset (the connection then closed); False
-    when nothing came (one poll of the socket); None when something came
-    with no end behind it yet: a FATAL whose socket has not closed yet, or
-    a NOTICE on a live connection; `answers` tells which."""
+def ended_while_idle(conn: AsyncConnection[Any]) -> bool:
+    """Whether `conn`, idle in the pool, is not to be handed out: anything
+    came on its socket unasked (module docstring). Then it is closed. One
+    poll of the socket when nothing came."""
     pgconn = conn.pgconn
     # poll, not select: a server holding thousands of sockets gives its
     # pool's new connections descriptors past select's 1024 (FD_SETSIZE).
     readable = poll()
     readable.register(pgconn.socket, POLLIN)
-    came = False
-    try:
-        while readable.poll(0):
-            pgconn.consume_input()
-            came = True
-    except (errors.OperationalError, OSError):
-        pgconn.finish()
-        return True
-    return None if came else False
-
-
-async def answers(conn: AsyncConnection[Any]) -> bool:
-    """Whether `conn` answers a round trip (an empty query, as psycopg_pool's
-    check_connection); if it does not, it is closed."""
-    try:
-        await conn.execute("")
-    except (errors.Error, OSError):
-        conn.pgconn.finish()
+    if not readable.poll(0):
         return False
+    pgconn.finish()
     return True
 
 

@@ -668,7 +668,7 @@ def test_a_connection_whose_backend_was_terminated_while_idle_is_found_ended_and
 
     async def test(conn: AsyncConnection[Any]) -> None:
         await _gone(conn, "SELECT pg_terminate_backend(%s)")
-        assert internal_psycopg.ended_while_idle(conn) is True
+        assert internal_psycopg.ended_while_idle(conn)
         assert conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.UNKNOWN
 
     _with_connection(db_dsn, test)
@@ -713,10 +713,9 @@ def _end_held_back(dsn: str) -> Iterator[tuple[str, threading.Event]]:
         listener.close()
 
 
-def test_a_connection_whose_fatal_came_before_its_end_is_found_ended_by_a_round_trip(db_dsn: str) -> None:
+def test_a_connection_whose_fatal_came_before_its_end_is_found_ended(db_dsn: str) -> None:
     """The backend sends its FATAL, then exits: a check between the two
-    reads the FATAL and no end. It says so (None), and the round trip
-    (`answers`) gets the FATAL as its error: ended, and closed."""
+    reads something and no end. Not handed out: closed."""
     with _end_held_back(db_dsn) as (relayed, release):
 
         async def main() -> None:
@@ -727,9 +726,8 @@ def test_a_connection_whose_fatal_came_before_its_end_is_found_ended_by_a_round_
                     while await (await other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone():
                         await asyncio.sleep(0.01)
                 await asyncio.sleep(0.1)  # the FATAL through the relay
-                assert internal_psycopg.ended_while_idle(conn) is None
-                assert not await internal_psycopg.answers(conn)
-                assert conn.closed
+                assert internal_psycopg.ended_while_idle(conn)
+                assert conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.UNKNOWN
                 release.set()
 
         asyncio.run(main())
@@ -769,21 +767,18 @@ def test_a_connection_whose_socket_is_numbered_past_select_s_limit_is_checked_to
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_a_connection_alive_is_not_found_ended_and_keeps_what_came_while_it_was_idle(db_dsn: str) -> None:
-    """Nothing came: it runs on. A notification came (the socket readable,
-    no ending): read, and handed on with the next command's results, the
-    connection running on."""
+def test_a_connection_alive_is_handed_out_and_one_that_got_anything_unasked_is_not(db_dsn: str) -> None:
+    """Nothing came: it runs on. Something came with no end behind it (a
+    notification here; a FATAL before its end looks the same): closed."""
 
     async def test(conn: AsyncConnection[Any]) -> None:
-        assert internal_psycopg.ended_while_idle(conn) is False
+        assert not internal_psycopg.ended_while_idle(conn)
+        assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
         await conn.execute("LISTEN idle_test")
         async with await AsyncConnection.connect(conn.info.dsn, autocommit=True) as other:
             await other.execute("NOTIFY idle_test, 'while idle'")
         await asyncio.sleep(0.2)
-        # Something came, no end: a round trip tells, and it answers.
-        assert internal_psycopg.ended_while_idle(conn) is None
-        assert await internal_psycopg.answers(conn)
-        assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
-        assert [n.payload for n in conn._notifies_backlog or ()] == ["while idle"]
+        assert internal_psycopg.ended_while_idle(conn)
+        assert conn.closed
 
     _with_connection(db_dsn, test)
