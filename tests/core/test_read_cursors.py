@@ -55,7 +55,7 @@ def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to
     """The sequencer held (its journal INSERT waits on a lock) behind a
     commit: 40 reads waiting for it (views and cursors) look at the slot
     through one poller, not a look each per pause, so a pool of two still
-    serves other statements at once; each read is DATABASE_UNAVAILABLE
+    serves writes at once; each read is DATABASE_UNAVAILABLE
     (ReadLate) at its timeout, none later."""
     timeout, waiters = 1.0, 40
 
@@ -77,7 +77,7 @@ def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to
                 while loop.time() < started + timeout:
                     asked = loop.time()
                     async with connection(pool) as conn:
-                        await conn.execute("SELECT count(*) FROM people")
+                        await conn.execute("INSERT INTO todos (title) VALUES ('meanwhile')")
                     took.append(loop.time() - asked)
                     await asyncio.sleep(timeout / 20)
                 return took
@@ -107,3 +107,5 @@ def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to
     # pause, growing to LAST_PAUSE; a look each per pause is some 2,000.
     assert looks <= 2 + timeout / LAST_PAUSE + 10, looks
     assert max(others) < 0.1, others
+    with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM todos WHERE title = 'meanwhile'").fetchone() == (len(others),)
