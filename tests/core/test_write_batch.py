@@ -8,7 +8,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import psycopg
@@ -401,6 +401,24 @@ async def _timed(write: Coroutine[Any, Any, T]) -> tuple[T | BaseException, floa
     return answer, asyncio.get_running_loop().time() - started
 
 
+def _late_connection(dsn: str, timeout: float, writes: Callable[[TodoService], Awaitable[T]]) -> T:
+    """`writes` on a service whose pool's one connection is held until 0.8
+    of `timeout`, passed to the callers queued for it by then, and then kept
+    by another (_handed_on)."""
+    async def run() -> T:
+        async with _one_connection(dsn, timeout) as pool:
+            taken = asyncio.Event()
+            holding = asyncio.ensure_future(_handed_on(pool, timeout * 0.8, taken))
+            await asyncio.sleep(0)  # the connection held
+            try:
+                return await writes(TodoService(pool))
+            finally:
+                taken.set()
+                await holding
+
+    return asyncio.run(run())
+
+
 def test_a_write_whose_role_check_waited_waits_for_its_batch_only_what_is_left(db_dsn: str) -> None:
     """One deadline per request: a write to a list by a member waits for a
     connection for its role check, gets one late (at 0.8 of the timeout),
@@ -410,19 +428,9 @@ def test_a_write_whose_role_check_waited_waits_for_its_batch_only_what_is_left(d
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         ann, ann_list = _person(conn, "ann")
 
-    async def run() -> tuple[Any, float]:
-        async with _one_connection(db_dsn, timeout) as pool:
-            service = TodoService(pool)
-            taken = asyncio.Event()
-            holding = asyncio.ensure_future(_handed_on(pool, timeout * 0.8, taken))
-            await asyncio.sleep(0)  # the connection held
-            try:
-                return await _timed(service.create_todo("to ann's list", actor=ann, list_id=str(ann_list)))
-            finally:
-                taken.set()
-                await holding
-
-    answer, took = asyncio.run(run())
+    answer, took = _late_connection(db_dsn, timeout, lambda service: _timed(
+        service.create_todo("to ann's list", actor=ann, list_id=str(ann_list))
+    ))
     assert isinstance(answer, DatabaseUnavailable)
     assert timeout <= took < timeout + 0.15, took
     assert _titles(db_dsn) == []
@@ -438,22 +446,10 @@ def test_the_lone_reruns_of_a_rolled_back_batch_wait_only_what_is_left(db_dsn: s
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO todos (id, title) VALUES (%s, 'first')", (taken_id,))
 
-    async def run() -> list[tuple[Any, float]]:
-        async with _one_connection(db_dsn, timeout) as pool:
-            service = TodoService(pool)
-            taken = asyncio.Event()
-            holding = asyncio.ensure_future(_handed_on(pool, timeout * 0.8, taken))
-            await asyncio.sleep(0)  # the connection held
-            try:
-                return list(await asyncio.gather(
-                    _timed(service.create_todo("good")),
-                    _timed(service.create_todo("taken again", todo_id=str(taken_id))),
-                ))
-            finally:
-                taken.set()
-                await holding
-
-    answered = asyncio.run(run())
+    answered = _late_connection(db_dsn, timeout, lambda service: asyncio.gather(
+        _timed(service.create_todo("good")),
+        _timed(service.create_todo("taken again", todo_id=str(taken_id))),
+    ))
     assert [type(answer) for answer, _ in answered] == [DatabaseUnavailable, DatabaseUnavailable]
     assert all(timeout <= took < timeout + 0.15 for _, took in answered), answered
     assert _titles(db_dsn) == ["first"]
