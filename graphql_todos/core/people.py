@@ -116,6 +116,16 @@ class UsernameTaken(DomainError):
         self.username = username
 
 
+class SignUpClosed(DomainError):
+    """SIGN_UP=closed (the default beside JWTs): no one makes an account of
+    their own; the operator's and the identity provider's people sign in."""
+
+    code = ErrorCode.FORBIDDEN
+
+    def __init__(self) -> None:
+        super().__init__("this server takes no sign-ups (SIGN_UP=closed): sign in with an account you have")
+
+
 class NotForJwts(DomainError):
     """A JWT names a person made by a password sign-up, or local: it does
     not sign in as them, whoever its identity provider calls by that name
@@ -214,7 +224,10 @@ class Accounts:
 
     async def sign_up(self, username: object, password: object, client: Client) -> tuple[Person, str]:
         """A new person, signed in: (the person, the session's secret).
-        Each sign-up counts against its address's limit."""
+        Each sign-up counts against its address's limit; none is taken
+        where SIGN_UP is closed (SignUpClosed)."""
+        if not self.settings.sign_up_open:
+            raise SignUpClosed
         name = clean_username(username)
         check(password)
         assert isinstance(password, str)
