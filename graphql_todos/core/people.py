@@ -30,7 +30,7 @@ from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode
 from graphql_todos.core.models import ALL, LOCAL_ID, Viewer
 from graphql_todos.core.passwords import Passwords, TooManyAttempts, check
-from graphql_todos.core.service import parse_id
+from graphql_todos.core.service import made_for, parse_id
 from graphql_todos.core.settings import Settings
 
 
@@ -385,7 +385,7 @@ class Accounts:
             raise BadUserInput("expires_in_days", f"must be an integer from 1 to {MAX_TOKEN_DAYS}, or null")
         secret = _secret(TOKEN_PREFIX)
         values = {"hash": digest(secret), "person": person.id, "name": name.strip(), "days": expires_in_days}
-        async with connection(self.pool) as conn:
+        async with connection(self.pool) as conn, made_for(person.id):
             cur = conn.cursor(row_factory=class_row(AccessToken))
             token = await (await cur.execute(sql.INSERT_TOKEN, values)).fetchone()
         assert token is not None
@@ -421,7 +421,8 @@ class Accounts:
             "user_agent": client.user_agent[:MAX_USER_AGENT] if client.user_agent else None,
             "address": _inet(client.address),
         }
-        await conn.execute(sql.INSERT_SESSION, values)
+        async with made_for(person.id):
+            await conn.execute(sql.INSERT_SESSION, values)
         return secret
 
     async def _store_password(self, person: Person, password: str) -> None:
