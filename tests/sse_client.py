@@ -11,7 +11,8 @@ import httpx
 
 class Events:
     """The events of one response, each a dict of its fields (a comment is
-    {"comment": text})."""
+    {"comment": text}). A block with no data is no event, as an EventSource
+    dispatches none (a stream's opening `id:`)."""
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
@@ -21,7 +22,7 @@ class Events:
         fields: dict[str, str] = {}
         for line in self._lines:
             if line == "":
-                if fields:
+                if "data" in fields or "comment" in fields:
                     yield fields
                 fields = {}
             elif line.startswith(":"):

@@ -390,7 +390,8 @@ def _sse(lines: Iterator[str]) -> Iterator[dict[str, str]]:
     fields: dict[str, str] = {}
     for line in lines:
         if line == "":
-            if fields:
+            # As an EventSource: a block with no data dispatches nothing.
+            if "data" in fields:
                 yield fields
             fields = {}
         elif not line.startswith(":"):

@@ -109,7 +109,9 @@ def test_a_jwks_file_without_usable_keys_stops_start_up(tmp_path: Path) -> None:
 
 @pytest.fixture
 def server(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", jwt_secret=SECRET) as srv:
+    # Sign-up open beside JWTs (SIGN_UP=open; closed is the default there):
+    # what these tests refuse is what an operator who opens it allows.
+    with serving(db_dsn, auth="accounts", jwt_secret=SECRET, sign_up="open") as srv:
         yield srv
 
 

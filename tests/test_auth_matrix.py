@@ -191,8 +191,11 @@ def _said(body: Any) -> str:
 def _first_event(response: httpx.Response) -> str:
     fields: dict[str, str] = {}
     for line in response.iter_lines():
-        if line == "" and fields:
-            break
+        if line == "":
+            if "data" in fields:
+                break
+            fields = {}  # no event, as an EventSource dispatches none (a stream's opening id)
+            continue
         name, _, value = line.partition(":")
         if name:
             fields[name] = value.strip()

@@ -125,7 +125,7 @@ def _person(server: Server, username: str) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def matrix(module_db_dsn: str) -> Iterator[Matrix]:
     assert (WEB_DIST / "index.html").exists(), "the route table includes the web client: make web"
-    with serving(module_db_dsn, auth="accounts", token=TOKEN, jwt_secret=JWT_SECRET) as server:
+    with serving(module_db_dsn, auth="accounts", token=TOKEN, jwt_secret=JWT_SECRET, sign_up="open") as server:
         claims = {"sub": "carol", "exp": int(time.time()) + 3600}
         credentials = {
             "none": {},

@@ -187,11 +187,12 @@ class LegacyWsFollower(GraphQLSocketFollower):
 
 
 async def _events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
-    """The events of an event stream, each a dict of its fields (comments skipped)."""
+    """The events of an event stream, each a dict of its fields (comments,
+    and blocks with no data, as an EventSource dispatches none, skipped)."""
     fields: dict[str, str] = {}
     async for line in response.aiter_lines():
         if line == "":
-            if fields:
+            if "data" in fields:
                 yield fields
             fields = {}
         elif not line.startswith(":"):

@@ -249,7 +249,7 @@ def test_the_feed_carries_a_reader_s_lists_members_and_rows(accounts: Server) ->
 
 def test_a_jwt_s_streams_end_at_its_exp(db_dsn: str) -> None:
     secret = "an-hs256-secret-for-the-tests-0123456789"
-    with serving(db_dsn, auth="accounts", token=TOKEN, jwt_secret=secret) as server:
+    with serving(db_dsn, auth="accounts", token=TOKEN, jwt_secret=secret, sign_up="open") as server:
         def token() -> str:
             return jwt.encode({"sub": "wendy", "exp": int(time.time()) + 3}, secret, algorithm="HS256")
 

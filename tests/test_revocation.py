@@ -244,7 +244,7 @@ def test_open_streams_keep_their_session_from_idling_out_and_it_ends_once_they_c
 
 def test_streams_end_when_their_jwt_expires(db_dsn: str) -> None:
     secret = "an-hs256-secret-for-the-tests-0123456789"
-    with serving(db_dsn, auth="accounts", jwt_secret=secret) as server:
+    with serving(db_dsn, auth="accounts", jwt_secret=secret, sign_up="open") as server:
         exp = int(time.time()) + 6  # long enough to connect every transport on a loaded machine
         expires_at = time.monotonic() + (exp - time.time())
         bearer = jwt.encode({"sub": "wendy", "exp": exp}, secret, algorithm="HS256")

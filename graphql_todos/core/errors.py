@@ -52,11 +52,13 @@ class ErrorCode(Enum):
     CLIENT_STALLED = (408, 4408)
     # No valid credential where one is needed (edge/guard.py): the bearer
     # token; with AUTH=accounts also a session or personal access token; a
-    # wrong username or password.
+    # wrong username or password; a person deleted since their credential
+    # was checked (PersonGone).
     UNAUTHENTICATED = (401, 4401)
     # A WebSocket from an origin the server does not allow; the legacy
     # graphql-ws protocol's refused connection_error; a cookie-authenticated
-    # write from a foreign origin; the service token asking for a person's own.
+    # write from a foreign origin; the service token asking for a person's own;
+    # a sign-up where SIGN_UP is closed.
     FORBIDDEN = (403, 4403)
     # A username taken (sign-up).
     CONFLICT = (409, 4409)
@@ -127,6 +129,22 @@ class Forbidden(DomainError):
     """What the caller may see but may not do (a viewer's write, a member's share)."""
 
     code = ErrorCode.FORBIDDEN
+
+
+class PersonGone(DomainError):
+    """The person a request acts for is no longer in the database: deleted
+    (by hand) after their session, token or JWT was checked. Their
+    credential names no one now: sign in again."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+    def __init__(self, person_id: uuid.UUID) -> None:
+        super().__init__("the person this credential names is gone (deleted since it was checked): sign in again")
+        self.person_id = person_id
+
+    def details(self) -> dict[str, str]:
+        # As the guard's refusal: the web client shows its sign-in page.
+        return {"mode": "accounts"}
 
 
 class TodoExists(DomainError):

@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode, Forbidden, NotFound
 from graphql_todos.core.people import NotAPerson, Person, Principal, clean_username
-from graphql_todos.core.service import parse_id
+from graphql_todos.core.service import made_for, parse_id
 
 MAX_LIST_NAME = 200
 ROLES = ("owner", "editor", "viewer")
@@ -144,7 +144,7 @@ class Lists:
 
     async def create(self, principal: Principal, name: object) -> TodoList:
         person, clean = _person(principal), clean_list_name(name)
-        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(TodoList)) as cur:
+        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(TodoList)) as cur, made_for(person.id):
             await cur.execute(INSERT_LIST, {"person": person.id, "name": clean})
             made = await cur.fetchone()
         assert made is not None

@@ -30,7 +30,7 @@ from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode
 from graphql_todos.core.models import ALL, LOCAL_ID, Viewer
 from graphql_todos.core.passwords import Passwords, TooManyAttempts, check
-from graphql_todos.core.service import parse_id
+from graphql_todos.core.service import made_for, parse_id
 from graphql_todos.core.settings import Settings
 
 
@@ -114,6 +114,16 @@ class UsernameTaken(DomainError):
     def __init__(self, username: str) -> None:
         super().__init__(f"the username {username!r} is taken")
         self.username = username
+
+
+class SignUpClosed(DomainError):
+    """SIGN_UP=closed (the default beside JWTs): no one makes an account of
+    their own; the operator's and the identity provider's people sign in."""
+
+    code = ErrorCode.FORBIDDEN
+
+    def __init__(self) -> None:
+        super().__init__("this server takes no sign-ups (SIGN_UP=closed): sign in with an account you have")
 
 
 class NotForJwts(DomainError):
@@ -214,7 +224,10 @@ class Accounts:
 
     async def sign_up(self, username: object, password: object, client: Client) -> tuple[Person, str]:
         """A new person, signed in: (the person, the session's secret).
-        Each sign-up counts against its address's limit."""
+        Each sign-up counts against its address's limit; none is taken
+        where SIGN_UP is closed (SignUpClosed)."""
+        if not self.settings.sign_up_open:
+            raise SignUpClosed
         name = clean_username(username)
         check(password)
         assert isinstance(password, str)
@@ -372,7 +385,7 @@ class Accounts:
             raise BadUserInput("expires_in_days", f"must be an integer from 1 to {MAX_TOKEN_DAYS}, or null")
         secret = _secret(TOKEN_PREFIX)
         values = {"hash": digest(secret), "person": person.id, "name": name.strip(), "days": expires_in_days}
-        async with connection(self.pool) as conn:
+        async with connection(self.pool) as conn, made_for(person.id):
             cur = conn.cursor(row_factory=class_row(AccessToken))
             token = await (await cur.execute(sql.INSERT_TOKEN, values)).fetchone()
         assert token is not None
@@ -408,7 +421,8 @@ class Accounts:
             "user_agent": client.user_agent[:MAX_USER_AGENT] if client.user_agent else None,
             "address": _inet(client.address),
         }
-        await conn.execute(sql.INSERT_SESSION, values)
+        async with made_for(person.id):
+            await conn.execute(sql.INSERT_SESSION, values)
         return secret
 
     async def _store_password(self, person: Person, password: str) -> None:

@@ -33,6 +33,7 @@ from graphql_todos.core.errors import (
     IdempotencyKeyReused,
     ListTooLarge,
     NotFound,
+    PersonGone,
     Rejected,
 )
 from graphql_todos.core.journal import Gathered
@@ -353,7 +354,7 @@ class TodoService:
                     receipt.settle(Verdict.APPLIED, written.position)  # type: ignore[arg-type] # unnumbered: always one
                 if statement.single and not written.rows:
                     async with connection(self.pool, left(deadline)) as conn:
-                        raise await _refusal(conn, key, actor)
+                        raise await _refusal(conn, key, actor, target)
         except DatabaseUnavailable:
             raise  # no verdict on the mutation: it is sent again
         except DomainError as refused:
@@ -378,7 +379,10 @@ class TodoService:
         # Decoded: every entry after this position is of a commit after it was heard.
         floor = 0 if self.cursors is None else self.cursors.through
         try:
-            async with connection(self.pool, left(deadline)) as conn, _refused(*((key, "todo") if key else (target, "list"))):
+            async with (
+                connection(self.pool, left(deadline)) as conn,
+                _refused(*((key, "todo") if key else (target, "list")), actor),
+            ):
                 if target is not None and actor is not None:
                     _check_role(await writes.role_in_list(conn, target, actor), target, "list")
                 if receipt.key is None:
@@ -388,13 +392,13 @@ class TodoService:
                     if isinstance(mark, int):
                         receipt.settle(Verdict.APPLIED, mark)
                     if statement.single and not todos:
-                        raise await _refusal(conn, key, actor)
+                        raise await _refusal(conn, key, actor, target)
                     if isinstance(mark, int):
                         return todos
                 else:
                     written = await writes.write_numbered(conn, statement, values, receipt.key, decoded)
                     if written is not None and statement.single and not written[0]:
-                        raise await _refusal(conn, key, actor)
+                        raise await _refusal(conn, key, actor, target)
         except DatabaseUnavailable:
             raise  # no verdict on the mutation (a statement timeout, say): it is sent again
         except DomainError as refused:
@@ -505,13 +509,17 @@ class TodoService:
         return [VerdictRow.of(row) for row in rows]  # type: ignore[union-attr] # trigger mode: every verdict has its cursor
 
 
-async def _refusal(conn: AsyncConnection[Any], key: uuid.UUID | None, actor: uuid.UUID | None) -> DomainError:
+async def _refusal(
+    conn: AsyncConnection[Any], key: uuid.UUID | None, actor: uuid.UUID | None, target: uuid.UUID | None
+) -> DomainError:
     """Why a write that names a row found none: a viewer of its list may not
     change it (FORBIDDEN), anyone else finds no such row. A create finds
     none (decoded: its statement judges the right) when the actor lost the
-    right after the service checked it."""
+    right to the list `target` after the service checked it; with no list
+    named, the actor's own default list, which nothing takes from them but
+    their going."""
     if key is None:
-        return Forbidden("may no longer change this list")
+        return Forbidden("may no longer change this list") if target is not None else person_gone(actor)
     if actor is not None:
         role = await writes.role_of_todo(conn, key, actor)
         if role == "viewer":
@@ -528,7 +536,7 @@ def _check_role(role: str | None, key: uuid.UUID, kind: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _refused(key: uuid.UUID | None, kind: str = "todo") -> AsyncIterator[None]:
+async def _refused(key: uuid.UUID | None, kind: str = "todo", actor: uuid.UUID | None = None) -> AsyncIterator[None]:
     """A write the journal trigger refused at its commit (the actor lost the
     right in a transaction that committed first: people.md section 2)."""
     try:
@@ -536,8 +544,40 @@ async def _refused(key: uuid.UUID | None, kind: str = "todo") -> AsyncIterator[N
     except psycopg.errors.InsufficientPrivilege:
         raise Forbidden(f"may no longer change this {kind}") from None
     except psycopg.errors.ForeignKeyViolation:
+        if key is None:
+            # A create with no list named: the default list it read went
+            # with its owner before the row was checked against it.
+            raise person_gone(actor) from None
         # A list named by a service-principal write that does not exist.
         raise NotFound(key, kind) from None
+    except psycopg.errors.NotNullViolation as exc:
+        # A create with no list named found no default list: its owner
+        # (the actor; local, for the service) is gone.
+        if exc.diag.column_name != "list_id":
+            raise
+        raise person_gone(actor) from None
+
+
+def person_gone(person: uuid.UUID | None) -> DomainError:
+    """Why a request acting for `person` (None: the service, whose todos
+    with no list are local's) found them gone from the database, deleted by
+    hand after its credential was checked: that credential names no one."""
+    if person is None or person == LOCAL_ID:
+        return Forbidden(
+            "local, who owns what open mode and the service token make with no list named,"
+            " is no longer in the database (deleted by hand)"
+        )
+    return PersonGone(person)
+
+
+@contextlib.asynccontextmanager
+async def made_for(person: uuid.UUID) -> AsyncIterator[None]:
+    """Around a statement that makes a row of `person`'s (a list, a
+    session, a token): its foreign key finding them gone is person_gone."""
+    try:
+        yield
+    except psycopg.errors.ForeignKeyViolation:
+        raise person_gone(person) from None
 
 
 def _found(key: uuid.UUID, todo: Todo | None) -> Todo:

@@ -86,6 +86,16 @@ def auth(text: str) -> str:
     return text
 
 
+_SIGN_UP = ("open", "closed")
+
+
+def sign_up(text: str) -> str | None:
+    # Empty as unset: the default follows the JWT settings (Settings.sign_up_open).
+    if text and text not in _SIGN_UP:
+        raise ValueError("must be open or closed")
+    return text or None
+
+
 _JOURNAL_MODES = ("trigger", "decoded")
 
 

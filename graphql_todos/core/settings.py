@@ -185,6 +185,12 @@ class Settings:
         "sub", "JWT_USER_CLAIM", values.nonempty_text,
         "the JWT claim that names the person (their username; an unknown one is made, with no password)",
     )
+    sign_up: str | None = _setting(
+        None, "SIGN_UP", values.sign_up,
+        "AUTH=accounts: open, anyone may sign up with a password; closed, sign-up answers 403 FORBIDDEN"
+        " (people the operator made, and JWTs, still sign in); unset: closed when a JWT key"
+        " (JWT_SECRET, JWT_SECRET_FILE, JWT_JWKS_FILE) is set, else open",
+    )
     jwt_audience: str | None = _setting(
         None, "JWT_AUDIENCE", values.optional_text, "a JWT must name this audience (aud); unset: not checked"
     )
@@ -282,6 +288,14 @@ class Settings:
     def bearer_token(self) -> str | None:
         """TODOS_TOKEN, else the one in TODOS_TOKEN_FILE."""
         return self.token or (values.read_secret(self.token_file, values.token) if self.token_file else None)
+
+    @property
+    def sign_up_open(self) -> bool:
+        """SIGN_UP; unset, closed beside JWTs: a sign-up would take a name
+        the identity provider may give someone else (docs/security.md)."""
+        if self.sign_up is not None:
+            return self.sign_up == "open"
+        return not (self.jwt_secret or self.jwt_secret_file or self.jwt_jwks_file)
 
     @property
     def jwt_key(self) -> str | None:

@@ -73,6 +73,14 @@ def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:
     return head.encode() + b"data: " + data + b"\n\n"
 
 
+def resume_point(cursor: int) -> bytes:
+    """A stream's opening: its starting cursor as an id with no data, which
+    sets an EventSource's Last-Event-ID and dispatches no event (WHATWG
+    HTML, "dispatch the event"). A stream from now cut before its first
+    event then resumes where it started, not from a later now."""
+    return b"id: %d\n\n" % cursor
+
+
 def error_event(exc: DomainError) -> bytes:
     """A stream's failure: an `error` event whose data is the REST error body."""
     return event("error", orjson.dumps(error_body(exc.code, exc.message, exc.details())))

@@ -71,7 +71,11 @@ async def feed(
 ) -> AsyncGenerator[Delivery, None]:
     """Every entry after the cursor (from now when None) the viewer may see,
     as what it is for the viewer (of one list, when given), in commit order."""
-    start = await start_after(journal, after, hub)
+    return await feed_at(hub, await start_after(journal, after, hub), viewer, list_id)
+
+
+async def feed_at(hub: Hub, start: int, viewer: Viewer, list_id: uuid.UUID | None) -> AsyncGenerator[Delivery, None]:
+    """feed() from a position start_after() gave."""
     return _feed(hub, start, await hub.view_at(viewer, start), list_id)
 
 

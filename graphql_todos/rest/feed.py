@@ -54,14 +54,15 @@ def event_json(delivery: Delivery) -> dict[str, Any]:
     return event
 
 
-async def _deliveries(conn: HTTPConnection, after: str | None) -> AsyncGenerator[Delivery, None]:
-    """The caller's feed; BadUserInput for a malformed ?after= or ?list_id=,
-    or a cursor not yet written."""
+async def _deliveries(conn: HTTPConnection, after: str | None) -> tuple[int, AsyncGenerator[Delivery, None]]:
+    """Where the caller's feed starts, and the feed; BadUserInput for a
+    malformed ?after= or ?list_id=, or a cursor not yet written."""
     raw = conn.query_params.get("list_id")
     list_id: uuid.UUID | None = None if raw is None else parse_id(raw, "list_id")
     journal: Journal = conn.state.journal
     hub: Hub = conn.state.hub
-    return await streams.feed(journal, hub, after, principal_of(conn.scope).viewer, list_id)
+    start = await streams.start_after(journal, after, hub)
+    return start, await streams.feed_at(hub, start, principal_of(conn.scope).viewer, list_id)
 
 
 async def _messages(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[dict[str, Any], None]:
@@ -70,7 +71,8 @@ async def _messages(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerato
             yield event_json(delivery)
 
 
-async def _events(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[bytes, None]:
+async def _events(start: int, deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[bytes, None]:
+    yield event_stream.resume_point(start)
     async for message in _messages(deliveries):
         yield event_stream.event(message["kind"], orjson.dumps(message), message["cursor"])
 
@@ -86,19 +88,19 @@ async def feed(request: Request) -> Response | event_stream.EventStreamResponse:
         )
     after = event_stream.last_event_id(request) or request.query_params.get("after")
     try:
-        deliveries = await _deliveries(request, after)
+        start, deliveries = await _deliveries(request, after)
     except BadUserInput as exc:
         raise in_url(exc) from None  # 400, even for HEAD
     if request.method == "HEAD":
         # A stream's headers, and no stream to hold open.
         await deliveries.aclose()
         return Response(media_type=event_stream.MEDIA_TYPE)
-    return event_stream_response(request, _events(deliveries))
+    return event_stream_response(request, _events(start, deliveries))
 
 
 async def feed_socket(websocket: WebSocket) -> None:
     async def stream() -> None:
-        deliveries = await _deliveries(websocket, websocket.query_params.get("after"))
+        _, deliveries = await _deliveries(websocket, websocket.query_params.get("after"))
         await sockets.send_each(websocket, _messages(deliveries))
 
     await sockets.relay(websocket, stream)

@@ -42,7 +42,10 @@ AUTH_PATHS: dict[str, Any] = {
             "responses": {
                 "201": json_content(ref("SignedIn"), "Signed up and in", headers=_SET_COOKIE),
                 **BODY_ERRORS,
-                **refusals(s404=_OFF, s409="The username is taken (CONFLICT)"),
+                **refusals(
+                    s403="SIGN_UP=closed, the default beside JWTs: this server takes no sign-ups (FORBIDDEN)",
+                    s404=_OFF, s409="The username is taken (CONFLICT)",
+                ),
                 "429": _LIMITED,
             },
         }

@@ -141,6 +141,7 @@ class TodoCollection(Endpoint):
         viewer = principal_of(request.scope).viewer
 
         async def produce(send: event_stream.SendChunk) -> None:
+            await send(event_stream.resume_point(start))
             await groups.run("rest sse", lambda: _change_event, Member(start, b"", b"", None, send), viewer=viewer)
 
         return event_stream_response(request, produce)

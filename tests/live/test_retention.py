@@ -294,7 +294,8 @@ class HttpFeed(Feed):
         return self._response
 
     def events(self) -> Iterator[dict[str, str]]:
-        """Server-Sent Events, heartbeats left out, until the response ends."""
+        """Server-Sent Events, heartbeats and blocks with no data (which an
+        EventSource dispatches not) left out, until the response ends."""
         fields: dict[str, str] = {}
         while line := self.response.readline():
             text = line.decode().rstrip("\n")
@@ -303,7 +304,8 @@ class HttpFeed(Feed):
                     name, _, value = text.partition(": ")
                     fields[name] = value
             elif fields:
-                yield fields
+                if "data" in fields:
+                    yield fields
                 fields = {}
 
 

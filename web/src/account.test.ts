@@ -58,6 +58,9 @@ describe('enter', () => {
 
   it('words each refusal for a person', () => {
     expect(refusal('sign-up', 409, 'taken')).toBe('That username is taken.');
+    const closed = 'this server takes no sign-ups (SIGN_UP=closed): sign in with an account you have';
+    expect(refusal('sign-up', 403, closed)).toBe('This server takes no sign-ups: sign in with an account you have.');
+    expect(refusal('sign-in', 403, 'forbidden')).toBe('Refused: forbidden');
     expect(refusal('sign-in', 429, undefined)).toMatch(/Too many attempts/);
     expect(refusal('sign-up', 422, 'password: must be 8 to 256 characters')).toBe(
       'Refused: password: must be 8 to 256 characters',

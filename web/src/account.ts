@@ -104,6 +104,8 @@ export async function enter(
 export function refusal(entry: Entry, status: number, message: string | undefined): string {
   if (status === 429) return 'Too many attempts: wait a while, then try again.';
   if (status === 409) return 'That username is taken.';
+  // SIGN_UP=closed (the default beside JWTs): accounts come from the operator or the identity provider.
+  if (status === 403 && entry === 'sign-up') return 'This server takes no sign-ups: sign in with an account you have.';
   if (status === 401 && entry === 'sign-in') return 'Wrong username or password.';
   return message ? `Refused: ${message}` : `Refused (HTTP ${status}).`;
 }

@@ -198,7 +198,7 @@ def test_a_jwt_is_left_to_the_stack(db_dsn: str) -> None:
     """The stack checks a JWT's signature and exp on every request: the
     front door neither keeps nor replays its answers."""
     secret = "an-hs256-secret-for-the-tests-0123456789"
-    with serving(db_dsn, auth="accounts", jwt_secret=secret) as server:
+    with serving(db_dsn, auth="accounts", jwt_secret=secret, sign_up="open") as server:
         bearer = jwt.encode({"sub": "wendy", "exp": int(time.time()) + 60}, secret, algorithm="HS256")
         wendy = Credential("token", bearer, "")
         replies = server.state("response_replies")
