@@ -299,6 +299,12 @@ def connection(pool: AsyncConnectionPool, timeout: float | None = None) -> Check
     return Checkout(pool, timeout)
 
 
+def left(deadline: float | None) -> float | None:
+    """What is left of a request's `deadline` (time.monotonic()) for
+    connection()'s wait; None (no deadline): the pool's whole timeout."""
+    return None if deadline is None else deadline - time.monotonic()
+
+
 class Checkout:
     """connection()'s `async with`: a class, not an asynccontextmanager
     generator, as it is entered on every request."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core import metrics, repository, verdicts, writes
 from graphql_todos.core.cursors import Cursors, journaled_position
-from graphql_todos.core.database import connection
+from graphql_todos.core.database import connection, left
 from graphql_todos.core.errors import (
     BadUserInput,
     DatabaseUnavailable,
@@ -339,25 +340,29 @@ class TodoService:
         is answered from its record, a refusal recorded as its rejection."""
         assert self.batches is not None
         numbered = receipt.key
+        # The request's one deadline (time.monotonic()): its role check's
+        # wait, its batch's and a rerun's together end within the pool's
+        # timeout, not one each (docs/reliability.md, section 2).
+        deadline = time.monotonic() + self.pool.timeout
         try:
             if target is not None and actor is not None:
-                async with connection(self.pool) as conn:
+                async with connection(self.pool, left(deadline)) as conn:
                     _check_role(await writes.role_in_list(conn, target, actor), target, "list")
-            written = await self.batches.write(writes.Together.of(statement, values, numbered))
+            written = await self.batches.write(writes.Together.of(statement, values, numbered), deadline)
             if written is not None and not written.known:
                 if numbered is None:
                     receipt.settle(Verdict.APPLIED, written.position)  # type: ignore[arg-type] # unnumbered: always one
                 if statement.single and not written.rows:
-                    async with connection(self.pool) as conn:
+                    async with connection(self.pool, left(deadline)) as conn:
                         raise await _refusal(conn, key, actor, target)
         except DatabaseUnavailable:
             raise  # no verdict on the mutation: it is sent again
         except DomainError as refused:
             if numbered is None:
                 raise
-            return await self._reject(receipt, numbered, refused, statement, key)
+            return await self._reject(receipt, numbered, refused, statement, key, deadline)
         if written is None:
-            return await self._write_alone(receipt, statement, values, key, target, actor)
+            return await self._write_alone(receipt, statement, values, key, target, actor, deadline)
         if numbered is None:
             return written.rows
         if written.known:
@@ -366,14 +371,18 @@ class TodoService:
 
     async def _write_alone(
         self, receipt: Receipt, statement: writes.Write, values: dict[str, Any],
-        key: uuid.UUID | None, target: uuid.UUID | None, actor: uuid.UUID | None,
+        key: uuid.UUID | None, target: uuid.UUID | None, actor: uuid.UUID | None, deadline: float | None = None,
     ) -> list[Todo]:
-        """A write in a transaction of its own (its statement's)."""
+        """A write in a transaction of its own (its statement's); `deadline`:
+        its request's, when it waited already (a batch rolled back)."""
         decoded = self.writes.decoded
         # Decoded: every entry after this position is of a commit after it was heard.
         floor = 0 if self.cursors is None else self.cursors.through
         try:
-            async with connection(self.pool) as conn, _refused(*((key, "todo") if key else (target, "list")), actor):
+            async with (
+                connection(self.pool, left(deadline)) as conn,
+                _refused(*((key, "todo") if key else (target, "list")), actor),
+            ):
                 if target is not None and actor is not None:
                     _check_role(await writes.role_in_list(conn, target, actor), target, "list")
                 if receipt.key is None:
@@ -395,7 +404,7 @@ class TodoService:
         except DomainError as refused:
             if receipt.key is None:
                 raise
-            return await self._reject(receipt, receipt.key, refused, statement, key)
+            return await self._reject(receipt, receipt.key, refused, statement, key, deadline)
         # Decoded, the connection is back in the pool: the wait for the entry holds none.
         if receipt.key is None:
             receipt.settle(Verdict.APPLIED, await self._journaled(mark, floor))  # type: ignore[arg-type] # the xid
@@ -431,12 +440,14 @@ class TodoService:
         return await self.cursors.position(xid, read)
 
     async def _reject(
-        self, receipt: Receipt, numbered: Key, refused: DomainError, statement: writes.Write | None, todo_id: uuid.UUID | None
+        self, receipt: Receipt, numbered: Key, refused: DomainError, statement: writes.Write | None,
+        todo_id: uuid.UUID | None, deadline: float | None = None,
     ) -> list[Todo]:
         """Record a numbered mutation's rejection and raise it as recorded; a
         key recorded before (a retry whose change now finds nothing to
-        change, say) is answered from its record instead."""
-        async with connection(self.pool) as conn:
+        change, say) is answered from its record instead. `deadline`: its
+        request's, when it waited already (a role check)."""
+        async with connection(self.pool, left(deadline)) as conn:
             recorded = await verdicts.record_rejection(conn, numbered, refused.code.name, refused.message, todo_id)
         if recorded is None:
             return await self._settled(receipt, numbered, statement, todo_id)

@@ -5,14 +5,16 @@ commit-order lock) for them all. Each is still its own statement with its
 own journal entries and cursor (writes.write_together), and each caller is
 answered only after that commit. A batch that fails is rolled back whole,
 and its writes run alone, as without batches, each for its own answer.
-A write's wait, in the queue and for its batch's connection, ends within
-the pool's timeout of its arrival, as a lone write's wait for a connection
-does: DatabaseUnavailable, the write unsent (docs/reliability.md, section 2)."""
+A write's wait, in the queue and for its batch's connection, ends at the
+deadline its request took as it first asked for the database (the pool's
+timeout from then: its role check's wait for a connection counts against
+it): DatabaseUnavailable, the write unsent (docs/reliability.md, section 2)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import cast
@@ -38,7 +40,7 @@ SLOTS = 1
 class _Queued:
     write: writes.Together
     answer: asyncio.Future[writes.Written | None]
-    # Its arrival plus the pool's timeout: past it, the write is not sent.
+    # Its request's (time.monotonic()): past it, the write is not sent.
     deadline: float
 
 
@@ -48,47 +50,53 @@ class WriteBatches:
     def __init__(self, pool: AsyncConnectionPool, slots: int = SLOTS) -> None:
         self.pool = pool
         self.slots = slots
-        self.timeout: float = pool.timeout
         self._queue: list[_Queued] = []
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        # Armed while writes wait behind a batch under way, for the oldest one's deadline.
+        # Armed while writes wait behind a batch under way, for the earliest deadline among them.
         self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at = math.inf
 
-    def write(self, write: writes.Together) -> asyncio.Future[writes.Written | None]:
+    def write(self, write: writes.Together, deadline: float) -> asyncio.Future[writes.Written | None]:
         """The write queued: its answer, the write's rows and cursor once its
         batch has committed; None: its batch was rolled back, so it is run
         alone by the caller. DatabaseUnavailable when the batch's commit may
         or may not have happened (a lost connection), as a lone write's would
-        be. The future itself, awaited by the caller: no coroutine of its own
-        between the caller and the batch, made and resumed at every write."""
+        be. `deadline` (time.monotonic()) ends its waits. The future itself,
+        awaited by the caller: no coroutine of its own between the caller and
+        the batch, made and resumed at every write."""
         answer: asyncio.Future[writes.Written | None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(write, answer, time.monotonic() + self.timeout))
+        self._queue.append(_Queued(write, answer, deadline))
         if self._running < self.slots:
             self._running += 1
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif self._expiry is None:
+        elif deadline < self._expiry_at:
             # Behind a batch under way, which may run long: answered at its deadline.
-            self._expiry = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+            self._arm(deadline)
         return answer
+
+    def _arm(self, at: float) -> None:
+        """The queue's one timer set for `at` (time.monotonic())."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry_at = at
+        self._expiry = asyncio.get_running_loop().call_later(at - time.monotonic(), self._expire)
 
     def _expire(self) -> None:
         """The queued writes whose deadline has come answered
-        DatabaseUnavailable, unsent; armed again for the oldest left."""
-        self._expiry = None
-        queue = self._queue
-        # Queued in order, each for the same timeout: the oldest first.
+        DatabaseUnavailable, unsent; armed again for the earliest left."""
+        self._expiry, self._expiry_at = None, math.inf
+        # Not in deadline order: a write whose role check waited came with
+        # less of its time left than one queued before it.
         now = time.monotonic()
-        late = 0
-        while late < len(queue) and queue[late].deadline <= now:
-            late += 1
+        late = [queued for queued in self._queue if queued.deadline <= now]
         if late:
-            _answer(queue[:late], no_connection_in_time())
-            del queue[:late]
-        if queue:
-            self._expiry = asyncio.get_running_loop().call_later(queue[0].deadline - now, self._expire)
+            _answer(late, no_connection_in_time())
+            self._queue = [queued for queued in self._queue if queued.deadline > now]
+        if self._queue:
+            self._arm(min(queued.deadline for queued in self._queue))
 
     async def _drain(self) -> None:
         """Run batches while writes are queued: each takes all of them."""
@@ -104,12 +112,14 @@ class WriteBatches:
             self._running -= 1
 
     async def _run(self, batch: list[_Queued]) -> None:
-        # The wait for a connection ends at the oldest write's deadline, not
-        # a whole timeout later: a write queued behind a batch that waits
-        # (the database away, every connection busy) is answered within its own.
+        # The wait for a connection ends at the earliest deadline in the
+        # batch, not a whole timeout later: a write queued behind a batch
+        # that waits (the database away, every connection busy) is answered
+        # within its own.
+        earliest = min(queued.deadline for queued in batch)
         taken = False
         try:
-            async with connection(self.pool, batch[0].deadline - time.monotonic()) as conn:
+            async with connection(self.pool, earliest - time.monotonic()) as conn:
                 taken = True
                 try:
                     # The pool's connections are StatementConnections (GatedPool's).
@@ -125,13 +135,12 @@ class WriteBatches:
                         logger.debug("a batch of %d writes rolled back (%r): each runs alone", len(batch), exc)
                     done = [None] * len(batch)
         except Exception as exc:  # noqa: BLE001 - each waiting caller gets it
-            if not taken and isinstance(exc, DatabaseUnavailable) and (now := time.monotonic()) >= batch[0].deadline:
-                # No connection by the oldest's deadline: the writes whose
-                # wait is over are answered; the younger, sent nowhere, wait
+            if not taken and isinstance(exc, DatabaseUnavailable) and (now := time.monotonic()) >= earliest:
+                # No connection by the earliest deadline: the writes whose
+                # wait is over are answered; the others, sent nowhere, wait
                 # on in the next batch, each until its own.
-                younger = [queued for queued in batch if queued.deadline > now]
-                self._queue[:0] = younger
-                batch = batch[: len(batch) - len(younger)]
+                self._queue[:0] = [queued for queued in batch if queued.deadline > now]
+                batch = [queued for queued in batch if queued.deadline <= now]
             _answer(batch, exc)
             return
         except BaseException:

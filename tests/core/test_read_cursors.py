@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core.read_cursors import ReadCursors
+from graphql_todos.core.database import GatedPool, connection
+from graphql_todos.core.read_cursors import LAST_PAUSE, ReadCursors, ReadLate
 from graphql_todos.core.repository import SELECT_POSITION, TAKEN
 from tests.decoded import Journaled, journaled
 
@@ -45,3 +46,66 @@ def test_the_cursor_takes_a_commit_the_read_saw_and_not_one_after_it(journaled_d
         positions: dict[str, int] = dict(conn.execute("SELECT todo->>'title', position FROM todo_changes").fetchall())
     assert positions["seen"] == seen + 1
     assert _cursor(journaled_db.dsn, seen, taken) == positions["seen"] < positions["after the read"]
+
+
+@DECODED
+def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to_the_rest(
+    journaled_db: Journaled,
+) -> None:
+    """The sequencer held (its journal INSERT waits on a lock) behind a
+    commit: 40 reads waiting for it (views and cursors) look at the slot
+    through one poller, not a look each per pause, so a pool of two still
+    serves writes at once; each read is DATABASE_UNAVAILABLE
+    (ReadLate) at its timeout, none later."""
+    timeout, waiters = 1.0, 40
+
+    async def run(seen: int, taken: str) -> tuple[list[tuple[BaseException | int | None, float]], int, list[float]]:
+        async with GatedPool(
+            journaled_db.dsn, min_size=2, max_size=2, timeout=5, open=False, kwargs={"autocommit": True}
+        ) as pool:
+            read_cursors = ReadCursors(pool, timeout)
+            loop = asyncio.get_running_loop()
+
+            async def wait(n: int) -> tuple[BaseException | int | None, float]:
+                started = loop.time()
+                read = read_cursors.journaled() if n % 2 else read_cursors.cursor(seen, taken)
+                answer = (await asyncio.gather(read, return_exceptions=True))[0]
+                return answer, loop.time() - started
+
+            async def others() -> list[float]:
+                took = []
+                while loop.time() < started + timeout:
+                    asked = loop.time()
+                    async with connection(pool) as conn:
+                        await conn.execute("INSERT INTO todos (title) VALUES ('meanwhile')")
+                    took.append(loop.time() - asked)
+                    await asyncio.sleep(timeout / 20)
+                return took
+
+            checkouts = pool.get_stats().get("requests_num", 0)
+            started = loop.time()
+            answered, took = await asyncio.gather(asyncio.gather(*(wait(n) for n in range(waiters))), others())
+            return list(answered), pool.get_stats().get("requests_num", 0) - checkouts - len(took), took
+
+    with (
+        psycopg.connect(journaled_db.dsn, autocommit=True) as conn,
+        psycopg.connect(journaled_db.dsn, autocommit=True) as holder,
+    ):
+        journaled(conn)
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
+        conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
+        seen, taken = conn.execute(f"SELECT ({SELECT_POSITION}), {TAKEN}").fetchone()  # type: ignore[misc]
+        try:
+            answered, looks, others = asyncio.run(run(seen, taken))
+        finally:
+            holder.execute("COMMIT")
+    assert all(isinstance(answer, ReadLate) for answer, _ in answered), answered
+    assert all(timeout - 2 * LAST_PAUSE <= took < timeout + 0.15 for _, took in answered), [took for _, took in answered]
+    # The marks (one for the reads that asked together, one more for any
+    # that asked while it was read) and one poller's looks: at one a
+    # pause, growing to LAST_PAUSE; a look each per pause is some 2,000.
+    assert looks <= 2 + timeout / LAST_PAUSE + 10, looks
+    assert max(others) < 0.1, others
+    with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM todos WHERE title = 'meanwhile'").fetchone() == (len(others),)

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import psycopg
@@ -374,6 +374,121 @@ def test_a_write_whose_timeout_ends_behind_a_running_batch_is_answered_then_and_
     first, second, took = _run_closing(run, lock)
     assert isinstance(first, Todo) and isinstance(second, DatabaseUnavailable)
     assert timeout <= took < timeout + 0.15
+    assert _titles(db_dsn) == ["first"]
+
+
+async def _handed_on(pool: GatedPool, at: float, taken: asyncio.Event) -> None:
+    """The pool's one connection (the caller's first wait queued now) held
+    until `at` seconds from now, then handed on: to the callers queued at
+    the gate before `_handed_on` queued its own (after a tenth of `at`), and
+    then to that one, which keeps it until `taken` is set."""
+    async def hold() -> None:
+        async with connection(pool):
+            await asyncio.sleep(at)
+
+    async def take_after() -> None:
+        await asyncio.sleep(at / 10)
+        async with connection(pool, 10 * at):
+            await taken.wait()
+
+    await asyncio.gather(hold(), take_after())
+
+
+async def _timed(write: Coroutine[Any, Any, T]) -> tuple[T | BaseException, float]:
+    """What `write` gave (or raised) and the seconds it took."""
+    started = asyncio.get_running_loop().time()
+    answer = (await asyncio.gather(write, return_exceptions=True))[0]
+    return answer, asyncio.get_running_loop().time() - started
+
+
+def _late_connection(dsn: str, timeout: float, writes: Callable[[TodoService], Awaitable[T]]) -> T:
+    """`writes` on a service whose pool's one connection is held until 0.8
+    of `timeout`, passed to the callers queued for it by then, and then kept
+    by another (_handed_on)."""
+    async def run() -> T:
+        async with _one_connection(dsn, timeout) as pool:
+            taken = asyncio.Event()
+            holding = asyncio.ensure_future(_handed_on(pool, timeout * 0.8, taken))
+            await asyncio.sleep(0)  # the connection held
+            try:
+                return await writes(TodoService(pool))
+            finally:
+                taken.set()
+                await holding
+
+    return asyncio.run(run())
+
+
+def test_a_write_whose_role_check_waited_waits_for_its_batch_only_what_is_left(db_dsn: str) -> None:
+    """One deadline per request: a write to a list by a member waits for a
+    connection for its role check, gets one late (at 0.8 of the timeout),
+    and then its batch waits for a connection again. Both waits together
+    end within the pool's timeout of the request's start, not one each."""
+    timeout = 0.5
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ann, ann_list = _person(conn, "ann")
+
+    answer, took = _late_connection(db_dsn, timeout, lambda service: _timed(
+        service.create_todo("to ann's list", actor=ann, list_id=str(ann_list))
+    ))
+    assert isinstance(answer, DatabaseUnavailable)
+    assert timeout <= took < timeout + 0.15, took
+    assert _titles(db_dsn) == []
+
+
+def test_the_lone_reruns_of_a_rolled_back_batch_wait_only_what_is_left(db_dsn: str) -> None:
+    """A batch that waited for its connection (to 0.8 of the timeout) and
+    rolled back (a taken id): its writes run alone, each waiting for a
+    connection again, and are answered within the pool's timeout of their
+    start, none written."""
+    timeout = 0.5
+    taken_id = uuid.uuid4()
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (id, title) VALUES (%s, 'first')", (taken_id,))
+
+    answered = _late_connection(db_dsn, timeout, lambda service: asyncio.gather(
+        _timed(service.create_todo("good")),
+        _timed(service.create_todo("taken again", todo_id=str(taken_id))),
+    ))
+    assert [type(answer) for answer, _ in answered] == [DatabaseUnavailable, DatabaseUnavailable]
+    assert all(timeout <= took < timeout + 0.15 for _, took in answered), answered
+    assert _titles(db_dsn) == ["first"]
+
+
+def test_a_write_queued_with_less_time_left_than_those_before_it_is_answered_at_its_own_deadline(db_dsn: str) -> None:
+    """Behind a batch waiting for the commit-order lock: a plain write
+    queued first (its deadline late), then one whose role check waited for
+    a connection (its deadline earlier). The second is answered at its own
+    deadline, not at the first's; neither is sent."""
+    timeout = 0.5
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ann, ann_list = _person(conn, "ann")
+    lock = psycopg.connect(db_dsn)
+    lock.execute("SELECT pg_advisory_xact_lock(7305202417)")  # the commit-order lock (sql/002)
+
+    async def run() -> tuple[Any, tuple[Any, float], tuple[Any, float]]:
+        async with GatedPool(
+            db_dsn, min_size=2, max_size=2, timeout=timeout, open=False, kwargs={"autocommit": True}
+        ) as pool:
+            service = TodoService(pool)
+            first = asyncio.ensure_future(service.create_todo("first"))
+            await asyncio.sleep(0.05)  # its batch sent, holding a connection, waiting for the lock
+            taken = asyncio.Event()
+            holding = asyncio.ensure_future(_handed_on(pool, timeout * 0.8, taken))
+            await asyncio.sleep(0)  # the other connection held
+            checked = asyncio.ensure_future(_timed(service.create_todo("checked", actor=ann, list_id=str(ann_list))))
+            await asyncio.sleep(timeout / 2)
+            plain = await _timed(service.create_todo("plain"))
+            answered = await checked
+            taken.set()
+            await holding
+            await asyncio.to_thread(lock.commit)
+            return await first, answered, plain
+
+    first, (checked, checked_took), (plain, plain_took) = _run_closing(run, lock)
+    assert isinstance(first, Todo)
+    assert isinstance(checked, DatabaseUnavailable) and timeout <= checked_took < timeout + 0.1, checked_took
+    assert isinstance(plain, DatabaseUnavailable) and timeout <= plain_took < timeout + 0.1, plain_took
     assert _titles(db_dsn) == ["first"]
 
 
