@@ -145,8 +145,9 @@ def test_a_write_whose_entry_does_not_come_is_answered_database_unavailable(jour
 
 @DECODED
 def test_retention_keeps_a_verdict_whose_entries_are_not_journaled_yet(journaled_db: Journaled) -> None:
-    """With no entry of its key, an applied verdict looks pruned (today's
-    rule); decoded, it goes only once the slots have confirmed the WAL."""
+    """With no entry of its key yet, an applied verdict younger than
+    MUTATIONS_KEEP_SECONDS stays: verdicts go by age alone (the journal's
+    retention stores an applied one's answer with it as its entries go)."""
     me = str(uuid.uuid4())
     with serving(journaled_db.dsn, journal="decoded") as server, psycopg.connect(server.dsn, autocommit=True) as conn:
         # An entry, newer than the verdict will look: the journal's oldest kept.
@@ -158,10 +159,7 @@ def test_retention_keeps_a_verdict_whose_entries_are_not_journaled_yet(journaled
         writer.start()
         wait_until(lambda: count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 1, timeout=10)
         conn.execute("UPDATE mutations SET created_time = now() - interval '1 day' WHERE client_id = %s", (me,))
-        prune = {"keep_seconds": 3 * 86400, "limit": 10}
-        assert conn.execute(verdicts.PRUNE_MUTATIONS_DECODED, prune).rowcount == 0
-        # Trigger mode's rule would take it: the guard is what keeps it.
-        assert conn.execute(verdicts.PRUNE_MUTATIONS, prune).rowcount == 1
+        assert conn.execute(verdicts.PRUNE_MUTATIONS, {"keep_seconds": 3 * 86400, "limit": 10}).rowcount == 0
         conn.execute("ROLLBACK")
         writer.join(10)
         assert count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 1

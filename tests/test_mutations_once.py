@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from graphql_todos.core import verdicts
+from graphql_todos.core import repository, verdicts
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.graphql.intake import Operation
 from graphql_todos.graphql.numbering import NUMBERED
@@ -319,6 +319,56 @@ def test_retention_prunes_verdicts(server: Server, client: httpx.Client) -> None
     # Forgotten: the same key applies anew (documented: a key is remembered for MUTATIONS_KEEP_SECONDS).
     post(client, numbered(CREATE, {"t": "kept a while"}, me, 1))
     assert titled(server, "kept a while") == 2
+
+
+
+def test_a_retry_after_the_journal_was_pruned_past_its_entries_answers_as_the_first(
+    server: Server, client: httpx.Client
+) -> None:
+    """The key is still recorded (verdicts are kept MUTATIONS_KEEP_SECONDS), its
+    entries are not: the retry is answered as the first was, byte for byte,
+    not NOT_FOUND (trigger) nor DATABASE_UNAVAILABLE after the timeout
+    (decoded); also a mutation whose entries were pruned in part, and over
+    REST; and the verdicts stay until they are old enough."""
+    me = str(uuid.uuid4())
+    create(client, "toggled once")  # a second row for toggleAll to change
+    sent = [numbered(CREATE, {"t": "made once"}, me, 1), numbered(TOGGLE_ALL, {"c": True}, me, 3)]
+
+    def rest() -> httpx.Response:
+        return client.post("/api/todos/", json={"title": "posted once"}, headers={"Idempotency-Key": f'"{me}:2"'})
+
+    firsts = [post(client, sent[0]).content]
+    posted = rest()
+    firsts.append(post(client, sent[1]).content)
+    for i in range(2):
+        create(client, f"after {i}")
+    toggled = count(server, "SELECT min(position) FROM todo_changes WHERE mutation LIKE %s", f"%:{me}:3")
+    assert count(server, "SELECT count(*) FROM todo_changes WHERE mutation LIKE %s", f"%:{me}:3") >= 2
+
+    def replayed() -> None:
+        again = rest()
+        assert (again.status_code, again.content) == (posted.status_code, posted.content)
+        assert again.headers["journal-cursor"] == posted.headers["journal-cursor"]
+        assert [post(client, body).content for body in sent] == firsts
+
+    # toggleAll's first entry goes, its others stay; then all but the newest.
+    for below in (toggled + 1, 10**9):
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute(repository.PRUNE_JOURNAL, {"below": below, "keep_seconds": 10**6, "keep_rows": 1, "limit": 100})
+        replayed()
+        replayed()
+    assert count(server, "SELECT count(*) FROM todo_changes WHERE mutation LIKE %s", f"%:{me}:%") == 0
+    assert (titled(server, "made once"), titled(server, "posted once")) == (1, 1)
+    graphql = [json.loads(first)["extensions"]["cursor"] for first in firsts]
+    cursors = [graphql[0], posted.headers["journal-cursor"], graphql[1]]
+    listed = data(client, VERDICTS, {"c": me, "after": "0"})["mutationVerdicts"]
+    assert [(v["seq"], v["verdict"], v["cursor"]) for v in listed] == [
+        (str(seq), "APPLIED", cursor) for seq, cursor in enumerate(cursors, 1)
+    ]
+    # Kept for their retention, pruned entries or not.
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        assert conn.execute(verdicts.PRUNE_MUTATIONS, {"keep_seconds": 86400, "limit": 10}).rowcount == 0
+    assert count(server, "SELECT count(*) FROM mutations WHERE client_id = %s", me) == 3
 
 
 # Fault injection: the server is killed while its mutation commits, so it

@@ -143,7 +143,7 @@ class Gathered(Coalesced[T], Generic[K, T]):
 
 class Journal:
     def __init__(self, pool: AsyncConnectionPool, decoded: bool = False) -> None:
-        """`decoded`: Settings.journal is (verdicts' retention waits for the sequencer)."""
+        """`decoded`: Settings.journal is (a view at a cursor waits for the sequencer: Hub.barrier)."""
         self.pool = pool
         self.decoded = decoded
         # Subscribes and cached reads all ask where the journal stands: under
@@ -214,7 +214,7 @@ class Journal:
     async def prune_mutations(self, keep_seconds: float, limit: int) -> int:
         """One batch of verdict retention (see verdicts.PRUNE_MUTATIONS); how many went."""
         async with connection(self.pool) as conn:
-            return await verdicts.prune_mutations(conn, keep_seconds, limit, self.decoded)
+            return await verdicts.prune_mutations(conn, keep_seconds, limit)
 
     async def ping(self, timeout: float) -> None:
         async with connection(self.pool, timeout) as conn:

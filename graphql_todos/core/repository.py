@@ -15,6 +15,7 @@ from psycopg.rows import class_row, dict_row
 
 from graphql_todos.core.database import statement_rows
 from graphql_todos.core.models import Chunk, Entry, Todo, Viewer
+from graphql_todos.core.verdicts import ENTRIES_ANSWER
 
 TODO_COLUMNS = "id, title, completed, created_time, updated_time, list_id"
 
@@ -140,8 +141,13 @@ SELECT (SELECT through FROM todo_changes_pruned) AS through,
 # newest `keep_rows`. Only a prefix goes (bool_and runs in position order),
 # so the journal never has holes, and the newest entry always stays: it is
 # what "now" is. The advisory lock, held until this statement commits, lets
-# one process prune at a time; the others skip their turn.
-PRUNE_JOURNAL = """
+# one process prune at a time; the others skip their turn. A numbered
+# mutation whose entries go keeps its answer with its verdict: its rows and
+# cursor, from all its entries (the statement's snapshot still holds those
+# it deletes; a transaction's entries are journaled together), so a retry
+# is answered as the first reply was while the verdict is kept. A verdict
+# that stores its answer already (a no-op's, a rejection's) has no entries.
+PRUNE_JOURNAL = f"""
 WITH newest AS (
     SELECT coalesce(max(position), 0) AS position FROM todo_changes
 ), batch AS (
@@ -158,7 +164,14 @@ WITH newest AS (
     FROM batch b, newest
 ), pruned AS (
     DELETE FROM todo_changes WHERE position IN (SELECT position FROM oldest WHERE expired)
-    RETURNING position
+    RETURNING position, mutation
+), answered AS (
+    UPDATE mutations m SET result = e.rows, position = e.position
+    FROM (SELECT DISTINCT mutation FROM pruned WHERE mutation IS NOT NULL) k
+    CROSS JOIN LATERAL (SELECT {ENTRIES_ANSWER} FROM todo_changes c WHERE c.mutation = k.mutation) e
+    WHERE (m.principal, m.client_id, m.seq)
+          = (split_part(k.mutation, ':', 1)::uuid, split_part(k.mutation, ':', 2)::uuid, split_part(k.mutation, ':', 3)::bigint)
+      AND m.position IS NULL
 )
 UPDATE todo_changes_pruned SET through = greatest(through, (SELECT max(position) FROM pruned))
 WHERE EXISTS (SELECT FROM pruned)

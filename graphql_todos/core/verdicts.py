@@ -44,15 +44,18 @@ VALUES (%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'rejected',
 ON CONFLICT DO NOTHING
 RETURNING position, result->'row' AS row
 """
+# A numbered mutation's answer from its journal entries: its rows, in order,
+# and its cursor (the newest entry's). SELECT_SETTLED reads it while the
+# entries are kept; the journal's retention stores it with the verdict as
+# it prunes them (repository.PRUNE_JOURNAL), so a retry is answered the same
+# for as long as the verdict is kept.
+ENTRIES_ANSWER = "jsonb_agg(todo ORDER BY position) AS rows, max(position) AS position"
 # What a key settled as: its verdict and fingerprint, the rows (stored, or
 # its journal entries') and the cursor (stored, or its newest entry's).
-SELECT_SETTLED = """
-SELECT m.verdict, m.fingerprint, m.result,
-       coalesce(m.position, (SELECT max(position) FROM todo_changes WHERE mutation = %(key)s)) AS position,
-       CASE WHEN m.result IS NULL THEN
-           (SELECT jsonb_agg(todo ORDER BY position) FROM todo_changes WHERE mutation = %(key)s)
-       END AS entries
+SELECT_SETTLED = f"""
+SELECT m.verdict, m.fingerprint, m.result, coalesce(m.position, e.position) AS position, e.rows AS entries
 FROM mutations m
+LEFT JOIN LATERAL (SELECT {ENTRIES_ANSWER} FROM todo_changes WHERE mutation = %(key)s AND m.position IS NULL) e ON true
 WHERE (m.principal, m.client_id, m.seq) = (%(principal)s, %(client)s, %(seq)s)
 """
 # A client's verdicts after a sequence number, in order: each with its
@@ -69,35 +72,20 @@ WHERE m.principal = %(principal)s AND m.client_id = %(client)s AND m.seq > %(aft
 ORDER BY m.seq
 LIMIT %(limit)s
 """
-# One batch of verdict retention: older than keep_seconds, or applied with
-# its rows and cursor in journal entries that were all pruned (older than
-# the oldest entry kept, and none left with its key): a key is remembered
-# while both are. A rejection or a no-op keeps its own rows. `{journaled}`:
-# decoded, an applied verdict's entries may not be journaled yet (none with
-# its key, as if pruned): such verdicts go only when every logical slot of
-# the database has confirmed the WAL written before this statement, which
-# covers every commit it sees (docs/design/journal-decoding.md).
-_PRUNE_MUTATIONS = """
-WITH oldest AS (
-    SELECT (SELECT changed_at FROM todo_changes ORDER BY position LIMIT 1) AS kept,
-           now() - %(keep_seconds)s * interval '1 second' AS expired
-), batch AS (
-    SELECT m.principal, m.client_id, m.seq FROM mutations m, oldest
-    WHERE m.created_time < greatest(oldest.expired, oldest.kept)
-      AND (m.created_time < oldest.expired
-           OR (m.position IS NULL AND NOT EXISTS (
-               SELECT FROM todo_changes
-               WHERE mutation = m.principal::text || ':' || m.client_id::text || ':' || m.seq::text){journaled}))
-    ORDER BY m.created_time
+# One batch of verdict retention: those older than keep_seconds. Each keeps
+# its answer for as long: a rejection's and a no-op's are stored with it,
+# an applied one's are its journal entries' until the journal's retention
+# stores them with it (ENTRIES_ANSWER).
+PRUNE_MUTATIONS = """
+WITH batch AS (
+    SELECT principal, client_id, seq FROM mutations
+    WHERE created_time < now() - %(keep_seconds)s * interval '1 second'
+    ORDER BY created_time
     LIMIT %(limit)s
 )
 DELETE FROM mutations m USING batch b
 WHERE (m.principal, m.client_id, m.seq) = (b.principal, b.client_id, b.seq)
 """
-PRUNE_MUTATIONS = _PRUNE_MUTATIONS.format(journaled="")
-PRUNE_MUTATIONS_DECODED = _PRUNE_MUTATIONS.format(journaled="""
-           AND (SELECT min(confirmed_flush_lsn) FROM pg_replication_slots
-                WHERE database = current_database() AND slot_type = 'logical') >= pg_current_wal_lsn()""")
 
 
 async def settle_unchanged(
@@ -162,10 +150,10 @@ async def verdicts(
         return await cur.fetchall()
 
 
-async def prune_mutations(conn: AsyncConnection[Any], keep_seconds: float, limit: int, decoded: bool = False) -> int:
-    """Delete one batch of verdicts past retention; how many went (`decoded`: Settings.journal's)."""
+async def prune_mutations(conn: AsyncConnection[Any], keep_seconds: float, limit: int) -> int:
+    """Delete one batch of verdicts past retention; how many went."""
     async with conn.cursor() as cur:
-        await cur.execute(PRUNE_MUTATIONS_DECODED if decoded else PRUNE_MUTATIONS, {"keep_seconds": keep_seconds, "limit": limit})
+        await cur.execute(PRUNE_MUTATIONS, {"keep_seconds": keep_seconds, "limit": limit})
         return cur.rowcount
 
 

@@ -2,7 +2,8 @@
 JOURNAL_KEEP_SECONDS or beyond the newest JOURNAL_KEEP_ROWS, a batch at a
 time, never one a subscriber (or broadcast member) of this process has
 still to read (Hub.needed_after); then numbered mutations' verdicts older
-than MUTATIONS_KEEP_SECONDS or than the oldest entry kept."""
+than MUTATIONS_KEEP_SECONDS (an applied one's answer is stored with it as
+its entries go: repository.PRUNE_JOURNAL)."""
 
 from __future__ import annotations
 
