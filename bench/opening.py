@@ -27,6 +27,12 @@ and CPU per open do by 20-50%). One server per version for the whole run,
 warmed by a first open of a tenth as many; then each round opens N anew (the
 last round's sockets closed), the count taken from the first socket's
 connect until a change reached every subscriber, as the CPU per open is.
+
+`--bytecodes` counts instead the Python bytecodes per open (A and B, no
+valgrind: bench/instructions.py's counting server, a minute, not twenty),
+over the same window, and lists the functions whose count moved most:
+deterministic but for how many subscribes a journal read serves, and blind
+to C (uvloop's, httptools', orjson's work).
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ from .changes import sql_inserts, sql_retitle_all
 from .databases import Databases, databases, reset_rows
 from .documents import CHANGES, ROW, row_variables
 from .fanout import Clients, FanoutResult, client_processes, fan_out
-from .instructions import _dumped, control, instructions
+from .instructions import _COUNTING as COUNTING
+from .instructions import _dumped, _where, control, instructions
 from .servers import OURS, POSTGRAPHILE5, Server
 
 CASES = ("shared", "rows")
@@ -78,46 +85,104 @@ STEPS = (
 
 
 def ours(
-    name: str, tree: Path, dsn: str, under: tuple[str, ...] = (), site: Path | None = None
+    name: str, tree: Path, dsn: str, under: tuple[str, ...] = (), site: Path | None = None, counts: Path | None = None
 ) -> AbstractContextManager[Server]:
     """`under`: the command the server runs under (valgrind's); `site`: a
-    folder on its path after the checkout (a sitecustomize: `--objects`)."""
+    folder on its path after the checkout (a sitecustomize: `--objects`);
+    `counts`: where it writes its bytecodes counted (`--bytecodes`)."""
     # Every subscriber connects from this one address.
     env = {**ours_env(tree, dsn), "MAX_SOCKETS_PER_CLIENT": "100000"}
     if site is not None:
         env["PYTHONPATH"] += f":{site}"
+    command = [str(Path(sys.executable).parent / "graphql-todos"), "serve"]
+    if counts is not None:
+        env["BYTECODES_OUT"] = str(counts)
+        command = [sys.executable, "-c", COUNTING]
     # Under valgrind, on a loaded machine, the start takes minutes.
     wait = 600 if under else 60
-    return _start(name, [*under, str(Path(sys.executable).parent / "graphql-todos"), "serve"], env, tree, "healthz", wait)
+    return _start(name, [*under, *command], env, tree, "healthz", wait)
 
 
-def counted(args: argparse.Namespace, dsn: str, n: int) -> None:
-    """`--instructions`: A's and B's instructions per open, by case, alternating every round."""
-    work = Path(tempfile.mkdtemp(prefix="opening-instructions-"))
-    counts: dict[tuple[str, str], list[float]] = {}
+def _alternating(
+    args: argparse.Namespace, dsn: str, n: int, start: Callable[[str, Path], AbstractContextManager[Server]]
+) -> Iterator[tuple[str, Server]]:
+    """A's and B's servers (`start(label, tree)`), one each for the whole
+    run, warmed by a first open of a tenth as many; then every round's
+    (case, server), A first in even rounds, B in odd ones."""
     with contextlib.ExitStack() as stack:
         servers = []
         for label, tree in (("A", args.a), ("B", args.b)):
-            callgrind = ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work / label}.out")
-            server = stack.enter_context(ours(label, tree, dsn, callgrind))
+            server = stack.enter_context(start(label, tree))
             for case in args.cases.split(","):
                 asyncio.run(_open(server, dsn, OURS, case, max(1, n // 10)))  # warm: imports, plans, caches
             servers.append(server)
         for round_ in range(args.rounds):
             for case in args.cases.split(","):
                 for server in servers if round_ % 2 == 0 else servers[::-1]:
-                    control(server.pid, "-z")
-                    control(server.pid, "-i", "on")
-                    result = asyncio.run(_open(server, dsn, OURS, case, n))
-                    control(server.pid, "-i", "off")
-                    per_open = instructions(_dumped(work, server.name, server.pid)) / n
-                    counts.setdefault((case, server.name), []).append(per_open)
-                    print(f"{case} {server.name}: {per_open / 1e6:.3f} M instructions per open, "
-                          f"failed {result.failed_connections}", flush=True)
+                    yield case, server
+
+
+def counted(args: argparse.Namespace, dsn: str, n: int) -> None:
+    """`--instructions`: A's and B's instructions per open, by case, alternating every round."""
+    work = Path(tempfile.mkdtemp(prefix="opening-instructions-"))
+    counts: dict[tuple[str, str], list[float]] = {}
+
+    def start(label: str, tree: Path) -> AbstractContextManager[Server]:
+        callgrind = ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work / label}.out")
+        return ours(label, tree, dsn, callgrind)
+
+    for case, server in _alternating(args, dsn, n, start):
+        control(server.pid, "-z")
+        control(server.pid, "-i", "on")
+        result = asyncio.run(_open(server, dsn, OURS, case, n))
+        control(server.pid, "-i", "off")
+        per_open = instructions(_dumped(work, server.name, server.pid)) / n
+        counts.setdefault((case, server.name), []).append(per_open)
+        print(f"{case} {server.name}: {per_open / 1e6:.3f} M instructions per open, "
+              f"failed {result.failed_connections}", flush=True)
     print(f"means of {args.rounds} rounds, {n} subscribers:")
     for case in args.cases.split(","):
         a, b = (statistics.mean(counts[case, label]) for label in ("A", "B"))
         print(f"  {case}: A {a / 1e6:.3f} M, B {b / 1e6:.3f} M per open, B/A {b / a:.3f}")
+
+
+def counted_bytecodes(args: argparse.Namespace, dsn: str, n: int) -> None:
+    """`--bytecodes`: A's and B's Python bytecodes per open, by case,
+    alternating every round, and the functions that moved most."""
+    work = Path(tempfile.mkdtemp(prefix="opening-bytecodes-"))
+    per: dict[tuple[str, str], list[Counter[str]]] = {}
+    for case, server in _alternating(args, dsn, n, lambda label, tree: ours(label, tree, dsn, counts=work / f"{label}.json")):
+        out = work / f"{server.name}.json"
+        out.unlink(missing_ok=True)
+        time.sleep(2)  # the last run's sockets closed (their ends are not an open's)
+        os.kill(server.pid, signal.SIGUSR1)
+        time.sleep(0.5)  # the handler runs between two bytecodes of the main thread
+        result = asyncio.run(_open(server, dsn, OURS, case, n))
+        os.kill(server.pid, signal.SIGUSR2)
+        for _ in range(600):
+            if out.exists():
+                break
+            time.sleep(0.1)
+        counts: Counter[str] = Counter()
+        for key, count in json.loads(out.read_text()).items():
+            counts[_where(key)] += count / n
+        per.setdefault((case, server.name), []).append(counts)
+        print(f"{case} {server.name}: {sum(counts.values()):,.0f} bytecodes per open, "
+              f"failed {result.failed_connections}", flush=True)
+    print(f"means of {args.rounds} rounds, {n} subscribers:")
+    for case in args.cases.split(","):
+        a, b = (_mean(per[case, label]) for label in ("A", "B"))
+        total_a, total_b = sum(a.values()), sum(b.values())
+        print(f"  {case}: A {total_a:,.0f}, B {total_b:,.0f} bytecodes per open, B/A {total_b / total_a:.3f}")
+        for key in sorted(a.keys() | b.keys(), key=lambda k: -abs(b[k] - a[k]))[: args.top]:
+            print(f"    {a[key]:7.1f} -> {b[key]:7.1f}  {key}")
+
+
+def _mean(rounds: list[Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for counts in rounds:
+        total.update(counts)
+    return Counter({key: count / len(rounds) for key, count in total.items()})
 
 
 # Loaded by the server (`ours(site=...)`): on SIGUSR1, after a full
@@ -273,6 +338,8 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="record ours with py-spy here while it opens")
     parser.add_argument("--instructions", action="store_true", help="count A's and B's instructions per open instead")
     parser.add_argument("--objects", action="store_true", help="count the objects an open socket keeps instead")
+    parser.add_argument("--bytecodes", action="store_true", help="count A's and B's Python bytecodes per open instead")
+    parser.add_argument("--top", type=int, default=25, help="with --bytecodes: the functions that moved most")
     args = parser.parse_args()
     with databases() as dbs:
         for n in (int(size) for size in args.subscribers.split(",")):
@@ -282,6 +349,8 @@ def main() -> None:
                 objects(args, dbs.ours, n)
             elif args.instructions:
                 counted(args, dbs.ours, n)
+            elif args.bytecodes:
+                counted_bytecodes(args, dbs.ours, n)
             else:
                 reset_rows(dbs.peer, n)
                 timed(args, dbs, n)

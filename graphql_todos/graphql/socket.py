@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import DomainError
@@ -28,7 +27,7 @@ from graphql_todos.edge import error_handlers
 from graphql_todos.edge.access import PRINCIPAL, Access
 from graphql_todos.edge.guard import SocketGate
 from graphql_todos.graphql.view import TodoGraphQL
-from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, serve_socket
+from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, new_websocket, serve_socket
 
 
 class GraphQLSockets:
@@ -48,7 +47,7 @@ class GraphQLSockets:
         return self._socket(scope, receive, send)
 
     async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        websocket = WebSocket(scope, receive, send)
+        websocket = new_websocket(scope, receive, send)
         if not await self.sockets.admit(websocket):
             return
         try:

@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 import orjson
 from graphql import GraphQLError
-from starlette.websockets import WebSocket
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -74,6 +75,28 @@ class Fanout(Protocol):
     ) -> TakenMember | None:
         """The subscription as a broadcast member, or None: Strawberry runs it
         (other documents, and every error, answered the usual way)."""
+
+
+# Read once: an enum member read through its class is EnumType's hook on
+# Python 3.11 (some 900 instructions), twice in Starlette's __init__.
+_CONNECTING = WebSocketState.CONNECTING
+
+
+def new_websocket(scope: Scope, receive: Receive, send: Send) -> WebSocket:
+    """Starlette's WebSocket of a "websocket" scope, as its `__init__` makes
+    it, without its call and HTTPConnection's, their asserts of the scope's
+    type (the front door reads it first) and their two reads of
+    `WebSocketState.CONNECTING`: every open.
+
+    Assumes (tests/internals/test_strawberry_sockets.py compares the two):
+    `__init__` sets no more than `scope`, `_receive`, `_send`,
+    `client_state` and `application_state`."""
+    websocket: WebSocket = object.__new__(WebSocket)
+    websocket.scope = scope
+    websocket._receive = receive
+    websocket._send = send
+    websocket.client_state = websocket.application_state = _CONNECTING
+    return websocket
 
 
 def serve_socket(view: GraphQL[Any, Any], websocket: WebSocket) -> Awaitable[object]:

@@ -90,28 +90,46 @@ class LeanQueue(asyncio.Queue[T]):
     `put_nowait`, `empty`, `qsize`), on two lists, read by
     WebSocketProtocol.receive alone (uvicorn's only `get`): a getter waits
     on a future of its own (an Event, and its `wait` coroutine, were two
-    objects more that every open socket kept as it waited for a message).
-    Its list of items is made only while it holds one: an open socket's
-    queue is empty nearly always, and its list was one more object for the
-    collector."""
+    objects more that every open socket kept as it waited for a message),
+    and an item put while one waits is that future's result, never in the
+    list. Its list of items is made only while it holds one: an open
+    socket's queue is empty nearly always, and its list was one more object
+    for the collector."""
 
     def __init__(self) -> None:  # not asyncio's: no deques
         self._items: list[T] | None = None
-        self._getters: list[asyncio.Future[None]] = []
+        self._getters: list[asyncio.Future[T]] = []
 
     def handed(self, item: T) -> bool:
-        """put_nowait; True when a getter was waiting (it takes the item at
-        the loop's next turn)."""
+        """put_nowait; True when a getter was waiting: the item is its
+        future's result (listed for the getter to take, it cost a list made
+        and three calls a client's every message)."""
+        getters = self._getters
+        while getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                getter.set_result(item)
+                return True
         if self._items is None:
             self._items = [item]
         else:
             self._items.append(item)
-        waiting = False
-        for getter in self._getters:
-            if not getter.done():
-                getter.set_result(None)
-                waiting = True
-        return waiting
+        return False
+
+    def withdrawn(self, getter: asyncio.Future[T]) -> None:
+        """A getter's receive was cancelled: forgotten, and an item handed to
+        it but never returned is the next one's, first in line (a getter waits
+        only while the list is empty: what came after it is behind it)."""
+        if getter.done() and not getter.cancelled():
+            item = getter.result()
+            if self._items:
+                self._items.insert(0, item)
+            else:
+                self.handed(item)
+            return
+        getter.cancel()
+        if getter in self._getters:
+            self._getters.remove(getter)
 
     # The same function (its answer unheard): no call more per item.
     put_nowait = handed  # type: ignore[assignment]
@@ -309,19 +327,22 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def receive(self) -> ASGIReceiveEvent:
         """uvicorn's (reading resumed once paused and the queue empty), taking
-        from the LeanQueue's lists itself: where uvicorn awaits `queue.get()`,
-        a coroutine frame more, made and resumed, for each of a socket's
+        from the LeanQueue itself: where uvicorn awaits `queue.get()`, a
+        coroutine frame more, made and resumed, for each of a socket's
         messages; and with the protocol's loop at hand (asyncio's
-        `get_running_loop` is a system call, getpid, on Python 3.11)."""
+        `get_running_loop` is a system call, getpid, on Python 3.11). A
+        message put while it waits is its getter's result: never listed, so
+        no pause to resume."""
         queue = self.queue
-        while not queue._items:
-            getter = self.loop.create_future()
+        items = queue._items
+        if not items:
+            getter: asyncio.Future[ASGIReceiveEvent] = self.loop.create_future()
             queue._getters.append(getter)
             try:
-                await getter
-            finally:
-                queue._getters.remove(getter)
-        items = queue._items
+                return await getter
+            except asyncio.CancelledError:
+                queue.withdrawn(getter)
+                raise
         message = items.pop(0)
         if not items:
             queue._items = None

@@ -14,11 +14,25 @@ from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from graphql_todos.graphql.view import TodoGraphQL
-from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, _serve_transport_ws
+from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, _serve_transport_ws, new_websocket
 
 
 def test_strawberry_asgi_adapter_keeps_the_starlette_websocket_as_ws() -> None:
     assert "self.ws = response" in inspect.getsource(ASGIWebSocketAdapter.__init__)
+
+
+def test_new_websocket_is_what_starlette_s_init_makes() -> None:
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        return None
+
+    scope: Scope = {"type": "websocket", "path": "/graphql", "headers": [(b"host", b"here")]}
+    ours, starlette = new_websocket(scope, receive, send), WebSocket(scope, receive, send)
+    assert type(ours) is WebSocket and vars(ours) == vars(starlette)
+    assert ours.client_state is ours.application_state is WebSocketState.CONNECTING
+    assert ours.headers == starlette.headers
 
 
 def test_the_asgi_view_runs_a_socket_as_run_on_a_websocket_of_its_scope() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
@@ -166,6 +167,34 @@ def test_the_lean_queue_hands_out_every_item_in_order_to_waiting_receives() -> N
         return [message["text"] for message in got if isinstance(message, dict)]
 
     assert asyncio.run(scenario()) == ["1", "2", "3", "4", "5"]
+
+
+def test_a_receive_cancelled_after_its_message_came_leaves_it_first_for_the_next() -> None:
+    async def scenario() -> list[object]:
+        protocol = _protocol()
+        queue = protocol.queue
+        waiting = asyncio.create_task(protocol.receive())
+        await asyncio.sleep(0)
+        assert queue.handed({"type": "websocket.receive", "text": "1"}) is True
+        # Cancelled before it could return its message; another comes behind it.
+        waiting.cancel()
+        assert queue.handed({"type": "websocket.receive", "text": "2"}) is False
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert waiting.cancelled()
+        got: list[object] = [await protocol.receive(), await protocol.receive()]
+        # Cancelled while it waits: forgotten, and the next message is the next receive's.
+        gone = asyncio.create_task(protocol.receive())
+        await asyncio.sleep(0)
+        gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
+        assert queue._getters == [] and queue._items is None
+        assert queue.handed({"type": "websocket.receive", "text": "3"}) is False
+        got.append(await protocol.receive())
+        return [message["text"] for message in got if isinstance(message, dict)]
+
+    assert asyncio.run(scenario()) == ["1", "2", "3"]
 
 
 def test_the_lean_event_wakes_every_waiter_and_can_be_cleared() -> None:
