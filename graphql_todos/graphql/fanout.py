@@ -575,12 +575,14 @@ class GraphQLFanout:
         complete: Callable[[], bytes | None],
         refusal: Callable[[list[GraphQLError]], Awaitable[bytes]],
         resume_after: str | None = None,
+        opening: Callable[[int], bytes] | None = None,
     ) -> Callable[[Send], Awaitable[None]] | None:
-        """An HTTP stream's producer (SSE, multipart): the member's frames,
-        then the frame `complete` gives (if any) once the hub closes; or, for
-        a subscription refused at the start or failing on the way, the frame
-        `refusal` makes of its errors, then `complete`'s. None: Strawberry's
-        path runs it."""
+        """An HTTP stream's producer (SSE, multipart): for a change feed, the
+        frame `opening` makes of the cursor it starts after (if given), then
+        the member's frames, then the frame `complete` gives (if any) once the
+        hub closes; or, for a subscription refused at the start or failing on
+        the way, the frame `refusal` makes of its errors, then `complete`'s.
+        None: Strawberry's path runs it."""
         try:
             joined = await self.join(
                 context, request, fields.query, fields.variables, fields.operation_name, frame,
@@ -595,7 +597,9 @@ class GraphQLFanout:
 
             return refuse
         deliver: Callable[[Send], Awaitable[None]]
+        opened: bytes | None = None
         if joined is not None:
+            opened = None if opening is None else opening(joined.start)
             deliver = functools.partial(joined.run, b"", b"", None)
         else:
             # Not the change feed: a live list's, or Strawberry's path.
@@ -606,6 +610,8 @@ class GraphQLFanout:
             deliver = lambda send: live(None, send).run(b"", b"")
 
         async def run(send: Send) -> None:
+            if opened is not None:
+                await send(opened)
             try:
                 await deliver(send)
             except StreamFailed as failed:

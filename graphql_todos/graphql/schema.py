@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from graphql import (
@@ -75,10 +75,14 @@ SHARED_ROOTS = (Change, models.Todo, streams.LiveRows)
 @dataclass
 class EventIds:
     """For a transport that numbers its events with cursors (SSE): where a
-    reconnecting client resumes (it overrides the document's `after`), and
-    the cursor of the latest change the feed produced."""
+    reconnecting client resumes (it overrides the document's `after`), the
+    stream's opening, and the cursor of the latest event the feed produced."""
 
     resume_after: str | None
+    # Sends the opening given the cursor the feed starts after, before any
+    # event, so a client cut before its first resumes there, not from a later
+    # now (SSE: an id with no data). Set once the stream has its send.
+    opening: Callable[[int], Awaitable[None]] | None = None
     latest: str | None = None
 
 
@@ -281,11 +285,9 @@ class Subscription:
         # Returned, not iterated here: a bad cursor then fails the subscribe
         # itself (an `error` message), before any event.
         ctx = _ctx(info)
+        changes = await streams.changes_at(ctx.hub, await _start(ctx, after), _viewer(info))
         ids = ctx.event_ids
-        if ids is not None and ids.resume_after is not None:
-            after = ids.resume_after
-        changes = await streams.changes(ctx.journal, ctx.hub, after, _viewer(info))
-        return cast(AsyncGenerator[TodoChange, None], changes if ids is None else _numbered(changes, ids))
+        return cast(AsyncGenerator[TodoChange, None], changes if ids is None else _numbered(changes, ids, _cursor))
 
     @strawberry.subscription(
         description="Every entry the caller may see after the cursor (from now when omitted), in commit order;"
@@ -296,7 +298,9 @@ class Subscription:
     ) -> AsyncGenerator[FeedEvent, None]:
         ctx = _ctx(info)
         key = None if list_id is None else parse_id(list_id, "listId")
-        return _events(await streams.feed(ctx.journal, ctx.hub, after, _viewer(info), key))
+        deliveries = await streams.feed_at(ctx.hub, await _start(ctx, after), _viewer(info), key)
+        ids = ctx.event_ids
+        return _events(deliveries if ids is None else _numbered(deliveries, ids, _entry_cursor))
 
     @strawberry.subscription(
         description="The current state first, then each change; null once deleted, then complete."
@@ -327,11 +331,36 @@ async def _events(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[
             yield feed_event(delivery)
 
 
-async def _numbered(changes: AsyncGenerator[Change, None], ids: EventIds) -> AsyncGenerator[Change, None]:
-    async with contextlib.aclosing(changes):
-        async for change in changes:
-            ids.latest = change.cursor
-            yield change
+async def _start(ctx: Context, after: str | None) -> int:
+    """Where a change feed from the cursor starts (the one a reconnecting
+    SSE client names wins), its opening sent over SSE."""
+    ids = ctx.event_ids
+    if ids is None:
+        return await streams.start_after(ctx.journal, after, ctx.hub)
+    start = await streams.start_after(ctx.journal, after if ids.resume_after is None else ids.resume_after, ctx.hub)
+    assert ids.opening is not None, "the stream sets it before it reads a result"
+    await ids.opening(start)
+    return start
+
+
+_Numbered = TypeVar("_Numbered", Change, Delivery)
+
+
+def _cursor(change: Change) -> str:
+    return change.cursor
+
+
+def _entry_cursor(delivery: Delivery) -> str:
+    return delivery.entry.cursor
+
+
+async def _numbered(
+    events: AsyncGenerator[_Numbered, None], ids: EventIds, cursor: Callable[[_Numbered], str]
+) -> AsyncGenerator[_Numbered, None]:
+    async with contextlib.aclosing(events):
+        async for event in events:
+            ids.latest = cursor(event)
+            yield event
 
 
 async def _rows(states: AsyncGenerator[TodoState, None]) -> AsyncGenerator[Todo | None, None]:

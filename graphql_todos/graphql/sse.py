@@ -2,9 +2,12 @@
 connections mode has it: `POST` or `GET /graphql` with
 `Accept: text/event-stream` answers one `next` event per result (request
 errors too, as results with `errors`), then `complete` (except when the
-server stops: the stream is cut, and the client retries). Each todoChanges
-event carries `id: <cursor>`; a client reconnecting with `Last-Event-ID`
-resumes right after it, whatever `after` its document says.
+server stops: the stream is cut, and the client retries). A change feed's
+stream (todoChanges, feed) opens with `id: <the cursor it starts after>`
+and no data (no event for an EventSource or the graphql-sse client), and
+each of its events carries `id: <cursor>`; a client reconnecting with
+`Last-Event-ID` resumes right after it, whatever `after` its document says:
+one cut before its first event, where it started.
 
 A todoChanges subscription the fan-out takes is a broadcast member: its
 whole `next` event is the same bytes for every stream of its group. Every
@@ -13,7 +16,8 @@ other operation runs through Strawberry's `schema.stream`."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cross_web import HTTPException
@@ -59,12 +63,14 @@ async def respond(
         # `complete` would tell it the subscription is over.
         return None if context.hub.closed else COMPLETE
 
-    produce = await fanout.produce(context, request, fields, _next_event, complete, refusal, resume_after)
+    produce = await fanout.produce(
+        context, request, fields, _next_event, complete, refusal, resume_after, event_stream.resume_point
+    )
     if produce is not None:
         return event_stream.EventStreamResponse(produce, keepalive, send_timeout, revoked=_revoked)
     ids = context.event_ids = EventIds(resume_after=resume_after)
     results = await stream(view, context, fields, OperationType.from_http("GET" if request.method == "GET" else "POST"))
-    events = _events(results, ids, encode, complete)
+    events = functools.partial(_events, results, ids, encode, complete)
     return event_stream.EventStreamResponse(events, keepalive, send_timeout, revoked=_revoked)
 
 
@@ -89,15 +95,18 @@ def _next_event(change: Change | None, body: bytes) -> bytes:
 
 
 async def _events(
-    results: Any, ids: EventIds, encode: Encode, complete: Callable[[], bytes | None]
-) -> AsyncGenerator[bytes, None]:
+    results: Any, ids: EventIds, encode: Encode, complete: Callable[[], bytes | None], send: event_stream.SendChunk
+) -> None:
+    # A change feed's subscribe resolver sends where it starts through it,
+    # as it subscribes: before its first result, which may be long in coming.
+    ids.opening = lambda start: send(event_stream.resume_point(start))
     sent: str | None = None
     async with contextlib.aclosing(results):
         async for result in results:
             body = await encode(result)
-            # A result of the change feed carries its change's cursor.
+            # A result of a change feed carries its event's cursor.
             fresh = ids.latest if ids.latest != sent else None
             sent = ids.latest
-            yield event_stream.event("next", body, fresh)
+            await send(event_stream.event("next", body, fresh))
     if (last := complete()) is not None:
-        yield last
+        await send(last)

@@ -56,7 +56,11 @@ async def changes(
     """Every change after the cursor (from now when None) the viewer may
     see, in commit order, as its view at each position judges it. The cursor
     is checked here, so a bad one fails before the feed starts."""
-    start = await start_after(journal, after, hub)
+    return await changes_at(hub, await start_after(journal, after, hub), viewer)
+
+
+async def changes_at(hub: Hub, start: int, viewer: Viewer = ALL) -> AsyncGenerator[Change, None]:
+    """changes() from a position start_after() gave."""
     return _changes(hub, start, await hub.view_at(viewer, start))
 
 

@@ -296,14 +296,15 @@ class StalledEvents:
         assert self.response.status == 200
 
     def next(self) -> dict[str, str]:
-        """The next event (heartbeats skipped), as sse_client reads them."""
+        """The next event (heartbeats, and blocks with no data, as an
+        EventSource dispatches none, skipped), as sse_client reads them."""
         fields: dict[str, str] = {}
         while True:
             line = self.response.readline().decode().rstrip("\n")
             if line:
                 name, _, value = line.partition(":")
                 fields[name] = value.removeprefix(" ")
-            elif fields and "" not in fields:
+            elif "data" in fields:
                 return fields
             else:
                 fields = {}
