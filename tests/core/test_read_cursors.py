@@ -4,7 +4,8 @@ holds every commit the read saw and none it did not."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -90,19 +91,9 @@ def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to
             answered, took = await asyncio.gather(asyncio.gather(*(wait(n) for n in range(waiters))), others())
             return list(answered), pool.get_stats().get("requests_num", 0) - checkouts - len(took), took
 
-    with (
-        psycopg.connect(journaled_db.dsn, autocommit=True) as conn,
-        psycopg.connect(journaled_db.dsn, autocommit=True) as holder,
-    ):
-        journaled(conn)
-        holder.execute("BEGIN")
-        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
-        conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
+    with _sequencer_held(journaled_db.dsn) as (conn, _):
         seen, taken = conn.execute(f"SELECT ({SELECT_POSITION}), {TAKEN}").fetchone()  # type: ignore[misc]
-        try:
-            answered, looks, others = asyncio.run(run(seen, taken))
-        finally:
-            holder.execute("COMMIT")
+        answered, looks, others = asyncio.run(run(seen, taken))
     assert all(isinstance(answer, ReadLate) for answer, _ in answered), answered
     assert all(timeout - 2 * LAST_PAUSE <= took < timeout + 0.15 for _, took in answered), [took for _, took in answered]
     # The marks (one for the reads that asked together, one more for any
@@ -157,19 +148,8 @@ def test_a_read_that_came_to_wait_during_a_failed_look_waits_on_for_the_next(jou
             answers = await asyncio.wait_for(asyncio.gather(before, during, return_exceptions=True), 5)
             return answers[0], answers[1]
 
-    with (
-        psycopg.connect(journaled_db.dsn, autocommit=True) as conn,
-        psycopg.connect(journaled_db.dsn, autocommit=True) as holder,
-    ):
-        journaled(conn)
-        holder.execute("BEGIN")
-        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
-        conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
-        try:
-            before, during = asyncio.run(run())
-        finally:
-            if holder.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                holder.execute("COMMIT")
+    with _sequencer_held(journaled_db.dsn) as (_, holder):
+        before, during = asyncio.run(run())
     assert isinstance(before, DatabaseUnavailable), before
     assert during is None, during
 
@@ -177,3 +157,20 @@ def test_a_read_that_came_to_wait_during_a_failed_look_waits_on_for_the_next(jou
 async def wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.001)
+
+
+@contextmanager
+def _sequencer_held(dsn: str) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Connection[Any]]]:
+    """(conn, holder): a commit of conn's the sequencer cannot journal (its
+    INSERT waits on a lock holder's transaction holds) until holder commits
+    (at the block's end, if not before)."""
+    with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn, autocommit=True) as holder:
+        journaled(conn)
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
+        conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
+        try:
+            yield conn, holder
+        finally:
+            if holder.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                holder.execute("COMMIT")
