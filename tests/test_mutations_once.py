@@ -490,3 +490,44 @@ def test_a_numbered_mutation_on_strawberry_s_path_takes_the_intake_s_operation(s
     taken = server.call(lambda: intake.operation(query, None))
     assert isinstance(taken, Operation)
     assert server.call(lambda: intake.schema._definition(query, None)) is taken.definition
+
+
+DELETE = f"mutation($id: ID!) {{ deleteTodo(id: $id) {{ {TODO_FIELDS} }} }}"
+CLEAR = f"mutation($ids: [ID!]) {{ clearCompleted(ids: $ids) {{ {TODO_FIELDS} }} }}"
+
+
+def test_each_kind_s_retry_after_its_entries_were_pruned_answers_as_the_first(
+    server: Server, client: httpx.Client
+) -> None:
+    """updateTodo, deleteTodo, clearCompleted (GraphQL), PATCH and DELETE
+    (REST), each numbered: once the journal's retention has pruned all their
+    entries, a retry is answered as the first was, byte for byte (the
+    verdict's stored answer), its cursor header too."""
+    me = str(uuid.uuid4())
+    ids = [create(client, f"kind {i}", completed=i == 2)["id"] for i in range(5)]
+    sent = [
+        numbered(UPDATE, {"id": ids[0], "t": "updated once"}, me, 1),
+        numbered(DELETE, {"id": ids[1]}, me, 2),
+        numbered(CLEAR, {"ids": [ids[2]]}, me, 3),
+    ]
+
+    def rest() -> list[httpx.Response]:
+        return [
+            client.patch(f"/api/todos/{ids[3]}/", json={"title": "patched once"}, headers={"Idempotency-Key": f'"{me}:4"'}),
+            client.delete(f"/api/todos/{ids[4]}/", headers={"Idempotency-Key": f'"{me}:5"'}),
+        ]
+
+    firsts = [post(client, body).content for body in sent]
+    posted = rest()
+    create(client, "the newest, kept")
+
+    def answers(graphql: list[bytes], replies: list[httpx.Response]) -> list[object]:
+        return [*graphql, *((r.status_code, r.content, r.headers.get("journal-cursor")) for r in replies)]
+
+    expected = answers(firsts, posted)
+    assert answers([post(client, body).content for body in sent], rest()) == expected  # entries kept
+    assert count(server, "SELECT count(DISTINCT mutation) FROM todo_changes WHERE mutation LIKE %s", f"%:{me}:%") == 5
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(repository.PRUNE_JOURNAL, {"below": 10**9, "keep_seconds": 10**6, "keep_rows": 1, "limit": 1000})
+    assert count(server, "SELECT count(*) FROM todo_changes WHERE mutation LIKE %s", f"%:{me}:%") == 0
+    assert answers([post(client, body).content for body in sent], rest()) == expected

@@ -184,3 +184,29 @@ def test_local_deleted_refuses_what_would_be_theirs(db_dsn: str, auth: str) -> N
             if auth == "open":
                 assert _graphql(server, BEARER, CREATE_LIST, name="x") == ("FORBIDDEN", LOCAL_GONE)
         assert errors == []
+
+
+@pytest.mark.parametrize("gone", ["ann", "bob"])
+def test_a_person_deleted_while_a_share_waits(db_dsn: str, gone: str) -> None:
+    """Ann shares her list with Bob; one of them is deleted (by hand) after
+    the share read them: ann gone, she is told to sign in again (her list
+    went with her); bob gone, he is not found, as a name never taken is."""
+    with serving(db_dsn, auth="accounts", sign_up="open") as server:
+        ann = httpx.Client(base_url=server.url, headers={"Origin": server.url}, timeout=20)
+        assert ann.post("/api/auth/sign-up", json={"username": "ann", "password": PASSWORD}).status_code == 201
+        bob = {"username": "bob", "password": PASSWORD}
+        assert httpx.post(server.url + "/api/auth/sign-up", json=bob).status_code == 201
+        made = ann.post("/api/lists/", json={"name": "shared"})
+        assert made.status_code == 201, made.text
+        members = f"/api/lists/{made.json()['id']}/members/"
+        # The new member row's check against its list, or its person, waits for the lock on it.
+        lock = (
+            "SELECT FROM lists WHERE owner_id = (SELECT id FROM people WHERE username = 'ann') AND NOT is_default FOR UPDATE"
+            if gone == "ann"
+            else "SELECT FROM people WHERE username = 'bob' FOR UPDATE"
+        )
+        with errors_logged() as errors:
+            answer = _while_locked(server, lock, gone, lambda: ann.post(members, json={"username": "bob", "role": "viewer"}))
+        expected = (401, "UNAUTHENTICATED", GONE) if gone == "ann" else (404, "NOT_FOUND")
+        assert _rest(answer)[: len(expected)] == expected, answer.text
+        assert errors == []

@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode, Forbidden, NotFound
 from graphql_todos.core.people import NotAPerson, Person, Principal, clean_username
-from graphql_todos.core.service import made_for, parse_id
+from graphql_todos.core.service import made_for, parse_id, person_gone
 
 MAX_LIST_NAME = 200
 ROLES = ("owner", "editor", "viewer")
@@ -104,6 +104,7 @@ DELETE FROM list_members WHERE list_id = %(list)s AND person_id = %(member)s AND
 RETURNING person_id, role
 """
 SELECT_PERSON = "SELECT id, username FROM people WHERE username = %(username)s"
+PERSON_KEPT = "SELECT EXISTS (SELECT FROM people WHERE id = %(person)s)"
 
 
 def clean_list_name(value: object) -> str:
@@ -184,7 +185,17 @@ class Lists:
         name, clean = clean_username(username), clean_role(role)
         async with connection(self.pool) as conn:
             await _owned(conn, person, key)
-            cur = await conn.execute(INSERT_MEMBER, {"list": key, "username": name, "role": clean})
+            try:
+                cur = await conn.execute(INSERT_MEMBER, {"list": key, "username": name, "role": clean})
+            except psycopg.errors.ForeignKeyViolation:
+                # Deleted (by hand, or the list by its owner) after they were
+                # read: the sharer (her list went with her), the person named
+                # (as a name no one has), or the list.
+                kept = await (await conn.execute(PERSON_KEPT, {"person": person.id})).fetchone()
+                if kept != (True,):
+                    raise person_gone(person.id) from None
+                await _person_named(conn, name)
+                raise NotFound(key, "list") from None
             row = await cur.fetchone()
             if row is None:
                 await _person_named(conn, name)

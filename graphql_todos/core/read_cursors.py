@@ -122,9 +122,11 @@ class ReadCursors:
             while self._waiting:
                 await asyncio.sleep(self._pause)
                 self._pause = min(self._pause * 2, LAST_PAUSE)
-                self._waiting = looking = [waiting for waiting in self._waiting if not waiting.woken.done()]
-                if not looking:
+                self._waiting = [waiting for waiting in self._waiting if not waiting.woken.done()]
+                if not self._waiting:
                     break
+                # A copy: those who come during the look join self._waiting, not it.
+                looking = self._waiting.copy()
                 try:
                     async with connection(self.pool) as conn:
                         cursor = await conn.execute(CONFIRMED, {"slot": slot})

@@ -31,7 +31,7 @@ from graphql_todos.live import streams
 from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
 from graphql_todos.rest.params import in_url
-from graphql_todos.rest.resources import event_stream_response, todo_json
+from graphql_todos.rest.resources import event_stream_response, stream_head, todo_json
 
 
 def event_json(delivery: Delivery) -> dict[str, Any]:
@@ -94,7 +94,7 @@ async def feed(request: Request) -> Response | event_stream.EventStreamResponse:
     if request.method == "HEAD":
         # A stream's headers, and no stream to hold open.
         await deliveries.aclose()
-        return Response(media_type=event_stream.MEDIA_TYPE)
+        return stream_head()
     return event_stream_response(request, _events(start, deliveries))
 
 

@@ -128,7 +128,7 @@ class TodoCollection(Endpoint):
         await sockets.relay(websocket, functools.partial(_broadcast_changes, websocket, after))
 
     @staticmethod
-    async def _event_stream(request: Request) -> event_stream.EventStreamResponse:
+    async def _event_stream(request: Request) -> Response | event_stream.EventStreamResponse:
         """The socket's messages as events, from Last-Event-ID, else ?after=:
         every stream is a member of one group, whose events are the same
         bytes for all (one encoding per change)."""
@@ -421,9 +421,24 @@ async def _state_messages(conn: HTTPConnection, viewer: Viewer, todo_id: str) ->
             yield {"op": op, "todo": todo_json(todo), "cursor": state.cursor}
 
 
+# An event stream's headers, for its HEAD.
+_STREAM_HEADERS = {name.decode(): value.decode() for name, value in event_stream.HEADERS}
+
+
+def stream_head() -> Response:
+    """A HEAD of an event stream: the stream's headers, as a GET's (its
+    content type with no charset), and nothing more."""
+    return Response(headers=_STREAM_HEADERS)
+
+
 def event_stream_response(
     request: Request, events: AsyncGenerator[bytes, None] | event_stream.Produce
-) -> event_stream.EventStreamResponse:
+) -> Response | event_stream.EventStreamResponse:
+    if request.method == "HEAD":
+        # No stream (`events` unstarted, holding nothing): one held open for
+        # a HEAD is never read, and the next request on its keep-alive
+        # connection waited on it for good.
+        return stream_head()
     settings: Settings = request.state.settings
     return event_stream.EventStreamResponse(
         events, settings.keepalive_seconds, settings.send_timeout_seconds, revoked=event_stream.revoked_event

@@ -4,12 +4,16 @@ holds every commit the read saw and none it did not."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from graphql_todos.core.database import GatedPool, connection
+from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.core.read_cursors import LAST_PAUSE, ReadCursors, ReadLate
 from graphql_todos.core.repository import SELECT_POSITION, TAKEN
 from tests.decoded import Journaled, journaled
@@ -87,19 +91,9 @@ def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to
             answered, took = await asyncio.gather(asyncio.gather(*(wait(n) for n in range(waiters))), others())
             return list(answered), pool.get_stats().get("requests_num", 0) - checkouts - len(took), took
 
-    with (
-        psycopg.connect(journaled_db.dsn, autocommit=True) as conn,
-        psycopg.connect(journaled_db.dsn, autocommit=True) as holder,
-    ):
-        journaled(conn)
-        holder.execute("BEGIN")
-        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
-        conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
+    with _sequencer_held(journaled_db.dsn) as (conn, _):
         seen, taken = conn.execute(f"SELECT ({SELECT_POSITION}), {TAKEN}").fetchone()  # type: ignore[misc]
-        try:
-            answered, looks, others = asyncio.run(run(seen, taken))
-        finally:
-            holder.execute("COMMIT")
+        answered, looks, others = asyncio.run(run(seen, taken))
     assert all(isinstance(answer, ReadLate) for answer, _ in answered), answered
     assert all(timeout - 2 * LAST_PAUSE <= took < timeout + 0.15 for _, took in answered), [took for _, took in answered]
     # The marks (one for the reads that asked together, one more for any
@@ -109,3 +103,74 @@ def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to
     assert max(others) < 0.1, others
     with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM todos WHERE title = 'meanwhile'").fetchone() == (len(others),)
+
+
+class _LookFailsOnce(GatedPool):
+    """The app's pool, whose next checkout by the poller (a look at the slot)
+    waits until `arrived` is set, then fails as a pool timeout does: a look
+    that fails while another read comes to wait."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_cursors: ReadCursors | None = None
+        self.failing = False
+        self.arrived = asyncio.Event()
+
+    async def getconn(self, timeout: float | None = None) -> Any:
+        if self.failing and self.read_cursors is not None and asyncio.current_task() is self.read_cursors._poller:
+            self.failing = False
+            await self.arrived.wait()
+            raise PoolTimeout("the look's wait for a connection, over")
+        return await super().getconn(timeout)
+
+
+@DECODED
+def test_a_read_that_came_to_wait_during_a_failed_look_waits_on_for_the_next(journaled_db: Journaled) -> None:
+    """A look at the slot fails (DatabaseUnavailable): the reads it was for
+    get the failure, as their own look would have; a read whose mark was
+    committed while that look was under way was not looked for, and waits on
+    for the next look, which finds it journaled once the sequencer goes on."""
+
+    async def run() -> tuple[BaseException | None, BaseException | None]:
+        async with _LookFailsOnce(
+            journaled_db.dsn, min_size=2, max_size=2, timeout=5, open=False, kwargs={"autocommit": True}
+        ) as pool:
+            read_cursors = pool.read_cursors = ReadCursors(pool, 10.0)
+            before = asyncio.create_task(read_cursors.journaled())
+            await wait_for(lambda: len(read_cursors._waiting) == 1)
+            pool.failing = True
+            await wait_for(lambda: not pool.failing)  # the poller's look is under way
+            during = asyncio.create_task(read_cursors.journaled())
+            await wait_for(lambda: len(read_cursors._waiting) == 2)
+            pool.arrived.set()
+            await asyncio.gather(before, return_exceptions=True)
+            holder.execute("COMMIT")  # the sequencer goes on
+            answers = await asyncio.wait_for(asyncio.gather(before, during, return_exceptions=True), 5)
+            return answers[0], answers[1]
+
+    with _sequencer_held(journaled_db.dsn) as (_, holder):
+        before, during = asyncio.run(run())
+    assert isinstance(before, DatabaseUnavailable), before
+    assert during is None, during
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
+@contextmanager
+def _sequencer_held(dsn: str) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Connection[Any]]]:
+    """(conn, holder): a commit of conn's the sequencer cannot journal (its
+    INSERT waits on a lock holder's transaction holds) until holder commits
+    (at the block's end, if not before)."""
+    with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn, autocommit=True) as holder:
+        journaled(conn)
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE todo_changes IN SHARE MODE")  # the sequencer's INSERT waits
+        conn.execute("INSERT INTO todos (title) VALUES ('journaled late')")
+        try:
+            yield conn, holder
+        finally:
+            if holder.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                holder.execute("COMMIT")

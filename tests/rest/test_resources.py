@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import uuid
 from collections.abc import AsyncGenerator
@@ -525,3 +526,24 @@ def test_sockets_close_with_1012_when_the_server_stops(server: Server) -> None:
     # "Service restart": not the end of the resource; resume with ?after=.
     assert code == 1012
     server.start()
+
+
+def test_a_head_of_an_event_stream_is_answered_and_over(server: Server, client: httpx.Client) -> None:
+    """HEAD of each REST event stream (the collection's, a todo's, the
+    feed): its headers, and the response over, so the next request on the
+    same keep-alive connection is answered (not a stream held open that
+    nothing will ever read)."""
+    todo = post(client, "headed")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=3)
+    try:
+        for path in (TODOS, f"{TODOS}{todo['id']}/", "/api/feed/"):
+            for _ in range(2):
+                connection.request("HEAD", path, headers={"accept": "text/event-stream"})
+                response = connection.getresponse()
+                assert (response.status, response.read()) == (200, b""), path
+                # The stream's headers, as a GET's.
+                assert (response.getheader("content-type"), response.getheader("cache-control")) == (
+                    "text/event-stream", "no-cache, no-transform"
+                ), path
+    finally:
+        connection.close()
