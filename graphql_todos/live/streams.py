@@ -50,17 +50,10 @@ async def _known(position: int) -> int:
     return position
 
 
-async def changes(
-    journal: Journal, hub: Hub, after: str | None, viewer: Viewer = ALL
-) -> AsyncGenerator[Change, None]:
-    """Every change after the cursor (from now when None) the viewer may
-    see, in commit order, as its view at each position judges it. The cursor
-    is checked here, so a bad one fails before the feed starts."""
-    return await changes_at(hub, await start_after(journal, after, hub), viewer)
-
-
 async def changes_at(hub: Hub, start: int, viewer: Viewer = ALL) -> AsyncGenerator[Change, None]:
-    """changes() from a position start_after() gave."""
+    """Every change after `start` (what start_after() gave: the cursor is
+    checked there, so a bad one fails before the feed starts) the viewer
+    may see, in commit order, as its view at each position judges it."""
     return _changes(hub, start, await hub.view_at(viewer, start))
 
 
@@ -70,16 +63,10 @@ async def _changes(hub: Hub, start: int, view: View) -> AsyncGenerator[Change, N
             yield change
 
 
-async def feed(
-    journal: Journal, hub: Hub, after: str | None, viewer: Viewer, list_id: uuid.UUID | None
-) -> AsyncGenerator[Delivery, None]:
-    """Every entry after the cursor (from now when None) the viewer may see,
-    as what it is for the viewer (of one list, when given), in commit order."""
-    return await feed_at(hub, await start_after(journal, after, hub), viewer, list_id)
-
-
 async def feed_at(hub: Hub, start: int, viewer: Viewer, list_id: uuid.UUID | None) -> AsyncGenerator[Delivery, None]:
-    """feed() from a position start_after() gave."""
+    """Every entry after `start` (what start_after() gave) the viewer may
+    see, as what it is for the viewer (of one list, when given), in commit
+    order."""
     return _feed(hub, start, await hub.view_at(viewer, start), list_id)
 
 
