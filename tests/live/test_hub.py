@@ -30,6 +30,7 @@ from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
 from graphql_todos.live import hub as hub_module
+from graphql_todos.live import notifications as notifications_module
 from graphql_todos.live.hub import CLOSED, Hub, Subscriber
 from graphql_todos.live.notifications import notified, notified_body
 from tests.core.test_lists_journal import _person
@@ -584,9 +585,9 @@ def test_a_payload_naming_xids_that_is_no_batch_is_not_ours(odd: bytes) -> None:
 
 def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no subscriber the hub takes only a row's position (its row is
-    not read: `notified` is not called); a gap still sends it to the journal,
-    revoked access still reaches on_revoked, and once someone subscribes the
-    row is read and handed on."""
+    not read: notifications._read is not called); a gap still sends it to
+    the journal, revoked access still reaches on_revoked, and once someone
+    subscribes the row is read and handed on."""
     at, row_id, list_id = "2026-12-06T03:01:00.5+00:00", "00000000-0000-4000-8000-00000000000a", str(uuid.uuid4())
     row = {"id": row_id, "title": "t", "completed": False, "list_id": list_id, "created_time": at, "updated_time": at}
 
@@ -598,19 +599,21 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
     revoked = json.dumps({"position": 7, "op": "access_revoked", "id": None, "changed_at": at, "list_before": None,
                           "list_after": None, "person": "00000000-0000-4000-8000-00000000000b", "detail": {"all": True}}).encode()
     reads: list[list[bytes]] = []
-    read: list[str | bytes] = []
+    read: list[bytes] = []
     told: list[Any] = []
 
     async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
         for each in reads:
             yield each
 
-    def counted(payload: str | bytes) -> tuple[int, Entry | None]:
-        read.append(payload)
-        return notified(payload)
+    whole = notifications_module._read
+
+    def counted(body: Any) -> tuple[int, Entry | None]:
+        read.append(json.dumps(body).encode())  # as the payloads were made
+        return whole(body)
 
     monkeypatch.setattr(hub_module, "payloads", delivered)
-    monkeypatch.setattr(hub_module, "notified", counted)
+    monkeypatch.setattr(notifications_module, "_read", counted)
 
     async def run() -> None:
         hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: payloads handed in
@@ -631,5 +634,61 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
             entry = sub.queue.get_nowait()
             assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, uuid.UUID(row_id))
         assert read == [revoked, created(8)]
+
+    asyncio.run(run())
+
+
+def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process whose only subscribers watch rows (a worker's share of the
+    per-row subscriptions: every worker hears every row) reads a row no one
+    in it watches to its position alone (notifications._read not called),
+    and hands a watched row's entry to its watcher, in order; a gap still
+    sends it to the journal. Once a list subscriber is in, every row is read."""
+    at, list_id = "2026-12-06T03:01:00.5+00:00", str(uuid.uuid4())
+    watched_id, other_id = uuid.uuid4(), uuid.uuid4()
+
+    def updated(position: int, row_id: uuid.UUID) -> bytes:
+        row = {"id": str(row_id), "title": f"t{position}", "completed": False, "list_id": list_id,
+               "created_time": at, "updated_time": at}
+        return json.dumps({"position": position, "op": "updated", "id": str(row_id), "changed_at": at,
+                           "list_before": list_id, "list_after": list_id, "person": None, "todo": row}).encode()
+
+    reads: list[list[bytes]] = []
+    read: list[int] = []
+
+    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
+        for each in reads:
+            yield each
+
+    whole = notifications_module._read
+
+    def counted(body: Any) -> tuple[int, Entry | None]:
+        read.append(body["position"])
+        return whole(body)
+
+    monkeypatch.setattr(hub_module, "payloads", delivered)
+    monkeypatch.setattr(notifications_module, "_read", counted)
+
+    async def run() -> None:
+        hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: payloads handed in
+        hub.position = 4
+        async with hub.subscribe(todo_id=watched_id) as watcher:
+            reads[:] = [[updated(5, other_id), updated(6, watched_id), updated(7, other_id)]]
+            assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+            assert (hub.position, read) == (7, [6])
+            entry = watcher.queue.get_nowait()
+            assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (6, watched_id)
+            assert watcher.queue.empty()
+            reads[:] = [[updated(9, other_id)]]  # a gap: the journal is read
+            assert await hub._wait_for_news(None)  # type: ignore[arg-type]
+            assert hub.position == 7
+            async with hub.subscribe() as everything:
+                reads[:] = [[updated(8, other_id)]]
+                assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+                entry = everything.queue.get_nowait()
+                assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, other_id)
+            assert (hub.position, read) == (8, [6, 8])
 
     asyncio.run(run())
