@@ -583,6 +583,27 @@ def test_a_payload_naming_xids_that_is_no_batch_is_not_ours(odd: bytes) -> None:
     assert notified(odd) == (2**63 - 1, None)
 
 
+def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> list[Any]:
+    """The hub's LISTEN reads handed in (each as internals/psycopg.payloads
+    gives it: bytes) from `reads`, and the bodies notifications._read reads
+    whole, in order."""
+    bodies: list[Any] = []
+
+    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
+        for each in reads:
+            yield each
+
+    whole = notifications_module._read
+
+    def counted(body: Any) -> tuple[int, Entry | None]:
+        bodies.append(body)
+        return whole(body)
+
+    monkeypatch.setattr(hub_module, "payloads", delivered)
+    monkeypatch.setattr(notifications_module, "_read", counted)
+    return bodies
+
+
 def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no subscriber the hub takes only a row's position (its row is
     not read: notifications._read is not called); a gap still sends it to
@@ -599,21 +620,8 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
     revoked = json.dumps({"position": 7, "op": "access_revoked", "id": None, "changed_at": at, "list_before": None,
                           "list_after": None, "person": "00000000-0000-4000-8000-00000000000b", "detail": {"all": True}}).encode()
     reads: list[list[bytes]] = []
-    read: list[bytes] = []
+    read = _handed_in(monkeypatch, reads)
     told: list[Any] = []
-
-    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
-        for each in reads:
-            yield each
-
-    whole = notifications_module._read
-
-    def counted(body: Any) -> tuple[int, Entry | None]:
-        read.append(json.dumps(body).encode())  # as the payloads were made
-        return whole(body)
-
-    monkeypatch.setattr(hub_module, "payloads", delivered)
-    monkeypatch.setattr(notifications_module, "_read", counted)
 
     async def run() -> None:
         hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: payloads handed in
@@ -627,13 +635,13 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
         assert hub.position == 6
         reads[:] = [[revoked]]
         assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
-        assert (hub.position, read, told) == (7, [revoked], [{"all": True}])
+        assert (hub.position, read, told) == (7, [json.loads(revoked)], [{"all": True}])
         async with hub.subscribe() as sub:
             reads[:] = [[created(8)]]
             assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
             entry = sub.queue.get_nowait()
             assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, uuid.UUID(row_id))
-        assert read == [revoked, created(8)]
+        assert read == [json.loads(revoked), json.loads(created(8))]
 
     asyncio.run(run())
 
@@ -656,20 +664,10 @@ def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_un
                            "list_before": list_id, "list_after": list_id, "person": None, "todo": row}).encode()
 
     reads: list[list[bytes]] = []
-    read: list[int] = []
+    bodies = _handed_in(monkeypatch, reads)
 
-    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
-        for each in reads:
-            yield each
-
-    whole = notifications_module._read
-
-    def counted(body: Any) -> tuple[int, Entry | None]:
-        read.append(body["position"])
-        return whole(body)
-
-    monkeypatch.setattr(hub_module, "payloads", delivered)
-    monkeypatch.setattr(notifications_module, "_read", counted)
+    def read() -> list[int]:
+        return [body["position"] for body in bodies]
 
     async def run() -> None:
         hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: payloads handed in
@@ -677,7 +675,7 @@ def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_un
         async with hub.subscribe(todo_id=watched_id) as watcher:
             reads[:] = [[updated(5, other_id), updated(6, watched_id), updated(7, other_id)]]
             assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
-            assert (hub.position, read) == (7, [6])
+            assert (hub.position, read()) == (7, [6])
             entry = watcher.queue.get_nowait()
             assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (6, watched_id)
             assert watcher.queue.empty()
@@ -689,6 +687,6 @@ def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_un
                 assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
                 entry = everything.queue.get_nowait()
                 assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, other_id)
-            assert (hub.position, read) == (8, [6, 8])
+            assert (hub.position, read()) == (8, [6, 8])
 
     asyncio.run(run())
