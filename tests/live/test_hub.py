@@ -32,7 +32,7 @@ from graphql_todos.core.visibility import View
 from graphql_todos.live import hub as hub_module
 from graphql_todos.live import notifications as notifications_module
 from graphql_todos.live.hub import CLOSED, Hub, Subscriber
-from graphql_todos.live.notifications import notified, notified_body
+from graphql_todos.live.notifications import UNREAD, notified, notified_body
 from tests.core.test_lists_journal import _person
 from tests.gql import CHANGES, TransportWs, create, subscribed
 from tests.helpers import Server, wait_until
@@ -586,7 +586,7 @@ def test_a_payload_naming_xids_that_is_no_batch_is_not_ours(odd: bytes) -> None:
 def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> list[Any]:
     """The hub's LISTEN reads handed in (each as internals/psycopg.payloads
     gives it: bytes) from `reads`, and the bodies notifications._read reads
-    whole, in order."""
+    to an entry (not UNREAD), in order."""
     bodies: list[Any] = []
 
     async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
@@ -595,9 +595,11 @@ def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> lis
 
     whole = notifications_module._read
 
-    def counted(body: Any) -> tuple[int, Entry | None]:
-        bodies.append(body)
-        return whole(body)
+    def counted(body: Any, *rest: Any) -> tuple[int, Entry | None]:
+        position, entry = whole(body, *rest)
+        if entry is not UNREAD:
+            bodies.append(body)
+        return position, entry
 
     monkeypatch.setattr(hub_module, "payloads", delivered)
     monkeypatch.setattr(notifications_module, "_read", counted)
@@ -606,7 +608,7 @@ def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> lis
 
 def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no subscriber the hub takes only a row's position (its row is
-    not read: notifications._read is not called); a gap still sends it to
+    not read: notifications._read reads it to UNREAD); a gap still sends it to
     the journal, revoked access still reaches on_revoked, and once someone
     subscribes the row is read and handed on."""
     at, row_id, list_id = "2026-12-06T03:01:00.5+00:00", "00000000-0000-4000-8000-00000000000a", str(uuid.uuid4())
@@ -651,7 +653,7 @@ def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_un
 ) -> None:
     """A process whose only subscribers watch rows (a worker's share of the
     per-row subscriptions: every worker hears every row) reads a row no one
-    in it watches to its position alone (notifications._read not called),
+    in it watches to its position alone (notifications._read reads it to UNREAD),
     and hands a watched row's entry to its watcher, in order; a gap still
     sends it to the journal. Once a list subscriber is in, every row is read."""
     at, list_id = "2026-12-06T03:01:00.5+00:00", str(uuid.uuid4())
