@@ -98,7 +98,8 @@ def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, ind
 async def run(rounds: int, share: int = 1) -> None:
     schema = build_schema(execution_cache_size=16)._schema
     document = parse(QUERY)
-    hub = Hub("", None, Settings.from_env({}))  # type: ignore[arg-type]
+    # A share of the rows watched: one of several workers (WORKERS).
+    hub = Hub("", None, Settings.from_env({"WORKERS": "2"} if share > 1 else {}))  # type: ignore[arg-type]
     ids = [uuid.uuid4() for _ in range(WATCHERS)]
     # Each round's payloads, each with a commit time of its own, as a real
     # UPDATE's; made for BUILT rounds whatever `rounds`, so that two counts'

@@ -298,6 +298,12 @@ class Hub:
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
         self.database_timeout_seconds = settings.database_timeout_seconds
+        # One of several workers: each hears every row and watches its share
+        # of them, so a row its watchers do not take is read no further
+        # (_wait_for_news). One process reads each row whole, as its
+        # watchers most often take it (the check costs a watched row some
+        # 1,300 instructions; docs/bench-ab-rows.md, 2026-12-07).
+        self._a_share = settings.workers > 1
         # The newest journal position delivered to subscribers (core/journal.py's rule).
         self.position = 0
         self.connected = False
@@ -558,15 +564,14 @@ class Hub:
                 for payload in read:
                     if heard and (batch := heard.get(payload)) is not None:
                         position, entry = notified_body(batch)
-                    elif self._all:
+                    elif self._all or (self._by_todo and not self._a_share):
                         position, entry = notified(payload)
                     else:
-                        # No list or feed subscriber: a row's entry goes to its
-                        # row's watchers alone, and a row no one here watches
-                        # is its position alone, not its row read (every write's
-                        # with no subscriber; with WORKERS, the other workers'
-                        # rows). One who subscribes later reads it from the
-                        # journal if it wants it.
+                        # A row's entry goes to its row's watchers alone: a
+                        # row no one here watches (every write's with no
+                        # subscriber; a worker's, the other workers' rows) is
+                        # its position alone, not its row read. One who
+                        # subscribes later reads it from the journal if it wants it.
                         position, entry = notified_for(payload, self._by_todo)
                     if position <= self.position:
                         continue

@@ -87,12 +87,21 @@ def notified_for(payload: str | bytes, watched: Container[int]) -> tuple[int, En
     """What `notified` says, for a process whose only takers of a row's entry
     are its row's watchers (no list or feed subscriber): a todo row's
     notification whose row is not in `watched` (uuids as ints: the hub's
-    _by_todo) is its position and UNREAD, the rest of its row not read
-    (with WORKERS, each worker hears every row and watches some; with no
-    subscriber at all, some 300 bytecodes a created row). A range, or any
-    other notification, reads as `notified` reads it."""
+    _by_todo) is its position and UNREAD, its row not read (with WORKERS,
+    each worker hears every row and watches some; with no subscriber at all,
+    some 300 bytecodes a created row). The payload is parsed once either
+    way. A range, or any other notification, reads as `notified` reads it."""
     try:
-        return _read(orjson.loads(payload), datetime.fromisoformat, watched)
+        body = orjson.loads(payload)
+        if (
+            body["op"] in _TODO_OPS
+            and "through" not in body
+            # No one at all: not even the id parsed (a created row's is new).
+            and (not watched or _parsed(body["id"]).int not in watched)
+            and type(position := body["position"]) is int
+        ):
+            return position, UNREAD
+        return _read(body)
     except _NOT_OURS:
         return _ELSEWHERE
 
@@ -110,15 +119,9 @@ def journal_entries(text: str) -> list[Entry]:
     return entries
 
 
-def _read(
-    body: Any, commit_time: Callable[[str], datetime] = datetime.fromisoformat, watched: Container[int] | None = None
-) -> tuple[int, Entry | None]:
+def _read(body: Any, commit_time: Callable[[str], datetime] = datetime.fromisoformat) -> tuple[int, Entry | None]:
     """What `notified` says of a notification's body, as orjson loads it;
-    `commit_time` reads its changed_at; a todo row's whose row is not in
-    `watched` (when given) is UNREAD, read no further than its id (no id
-    parsed when `watched` is empty): the check sits where the read has the
-    id in hand, so that a watched row pays a lookup, not a second read of
-    its head. Not remembered for a notification:
+    `commit_time` reads its changed_at. Not remembered for a notification:
     in trigger mode each row's entry has a time of its own
     (clock_timestamp, sql/001), which a remembered parse only missed (some
     4,300 instructions against 1,550 for the parse) and then forgot at
@@ -137,10 +140,7 @@ def _read(
             and (row_json := body["todo"]) is not None
             and body["person"] is None
         ):
-            id_text = body["id"]
-            if watched is not None and (not watched or _parsed(id_text).int not in watched):
-                return position, UNREAD
-            committed = commit_time(body["changed_at"])
+            committed, id_text = commit_time(body["changed_at"]), body["id"]
             if (
                 len(row_json) == 6
                 and row_json["id"] == id_text
@@ -169,8 +169,6 @@ def _read(
     if "through" in body:
         return position, None
     if op in _TODO_OPS:
-        if watched is not None and (not watched or _parsed(body["id"]).int not in watched):
-            return position, UNREAD
         moved = op == "updated" and before_text != after_text
         if "todo" not in body or (moved and "before" not in body):
             return position, None

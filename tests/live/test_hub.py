@@ -32,7 +32,7 @@ from graphql_todos.core.visibility import View
 from graphql_todos.live import hub as hub_module
 from graphql_todos.live import notifications as notifications_module
 from graphql_todos.live.hub import CLOSED, Hub, Subscriber
-from graphql_todos.live.notifications import UNREAD, notified, notified_body
+from graphql_todos.live.notifications import notified, notified_body
 from tests.core.test_lists_journal import _person
 from tests.gql import CHANGES, TransportWs, create, subscribed
 from tests.helpers import Server, wait_until
@@ -586,7 +586,7 @@ def test_a_payload_naming_xids_that_is_no_batch_is_not_ours(odd: bytes) -> None:
 def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> list[Any]:
     """The hub's LISTEN reads handed in (each as internals/psycopg.payloads
     gives it: bytes) from `reads`, and the bodies notifications._read reads
-    to an entry (not UNREAD), in order."""
+    whole, in order."""
     bodies: list[Any] = []
 
     async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
@@ -595,11 +595,9 @@ def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> lis
 
     whole = notifications_module._read
 
-    def counted(body: Any, *rest: Any) -> tuple[int, Entry | None]:
-        position, entry = whole(body, *rest)
-        if entry is not UNREAD:
-            bodies.append(body)
-        return position, entry
+    def counted(body: Any) -> tuple[int, Entry | None]:
+        bodies.append(body)
+        return whole(body)
 
     monkeypatch.setattr(hub_module, "payloads", delivered)
     monkeypatch.setattr(notifications_module, "_read", counted)
@@ -608,7 +606,7 @@ def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> lis
 
 def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no subscriber the hub takes only a row's position (its row is
-    not read: notifications._read reads it to UNREAD); a gap still sends it to
+    not read: notifications._read is not called); a gap still sends it to
     the journal, revoked access still reaches on_revoked, and once someone
     subscribes the row is read and handed on."""
     at, row_id, list_id = "2026-12-06T03:01:00.5+00:00", "00000000-0000-4000-8000-00000000000a", str(uuid.uuid4())
@@ -651,11 +649,12 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
 def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_unread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A process whose only subscribers watch rows (a worker's share of the
-    per-row subscriptions: every worker hears every row) reads a row no one
-    in it watches to its position alone (notifications._read reads it to UNREAD),
+    """A worker (of WORKERS=2) whose only subscribers watch rows (its share
+    of the per-row subscriptions: every worker hears every row) reads a row no one
+    in it watches to its position alone (notifications._read not called),
     and hands a watched row's entry to its watcher, in order; a gap still
-    sends it to the journal. Once a list subscriber is in, every row is read."""
+    sends it to the journal. Once a list subscriber is in, every row is
+    read; one process reads every row (its watchers most often take it)."""
     at, list_id = "2026-12-06T03:01:00.5+00:00", str(uuid.uuid4())
     watched_id, other_id = uuid.uuid4(), uuid.uuid4()
 
@@ -672,7 +671,7 @@ def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_un
         return [body["position"] for body in bodies]
 
     async def run() -> None:
-        hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: payloads handed in
+        hub = Hub("", None, Settings(workers=2))  # type: ignore[arg-type]  # no listening: payloads handed in
         hub.position = 4
         async with hub.subscribe(todo_id=watched_id) as watcher:
             reads[:] = [[updated(5, other_id), updated(6, watched_id), updated(7, other_id)]]
@@ -690,5 +689,11 @@ def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_un
                 entry = everything.queue.get_nowait()
                 assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, other_id)
             assert (hub.position, read()) == (8, [6, 8])
+        alone = Hub("", None, Settings())  # type: ignore[arg-type]
+        alone.position = 4
+        async with alone.subscribe(todo_id=watched_id):
+            reads[:] = [[updated(5, other_id), updated(6, watched_id)]]
+            assert not await alone._wait_for_news(None)  # type: ignore[arg-type]
+            assert (alone.position, read()) == (6, [6, 8, 5, 6])
 
     asyncio.run(run())

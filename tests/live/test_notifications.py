@@ -274,8 +274,8 @@ def test_a_row_no_one_here_watches_is_its_position_alone_and_every_other_reads_w
     """notified_for: a todo row's notification whose row is not watched is
     its position and UNREAD (its row unread, however it would read; with no
     one watching anything, not even its id parsed); a watched row's, and
-    every other notification (a list's, revoked access, a range, someone
-    else's text), reads as `notified` reads it."""
+    every other notification (a list's, revoked access, a range, a position
+    that is no integer, someone else's text), reads as `notified` reads it."""
     watched_id, other_id = uuid.uuid4(), uuid.uuid4()
     head = {"position": 7, "changed_at": "yesterday", "list_before": None, "list_after": None, "person": None}
     for op in ("created", "updated", "deleted"):
@@ -289,7 +289,8 @@ def test_a_row_no_one_here_watches_is_its_position_alone_and_every_other_reads_w
     others: list[Any] = [
         watched, head | {"op": "list_created", "id": None, "detail": {}},
         head | {"op": "access_revoked", "id": None, "detail": {}},
-        head | {"op": "created", "id": str(other_id), "through": 9}, head, [7], 7, "not ours",
+        head | {"op": "created", "id": str(other_id), "through": 9},
+        head | {"op": "created", "id": str(other_id), "position": "7"}, head, [7], 7, "not ours",
     ]
     def said(position: int, entry: Entry | None) -> tuple[int, tuple[Any, ...] | None]:
         return position, None if entry is None else (entry.position, entry.op, entry.todo_id, entry.detail)
