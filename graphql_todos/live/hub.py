@@ -301,8 +301,8 @@ class Hub:
         # One of several workers: each hears every row and watches its share
         # of them, so a row its watchers do not take is read no further
         # (_wait_for_news). One process reads each row whole, as its
-        # watchers most often take it (the check costs a watched row some
-        # 1,300 instructions; docs/bench-ab-rows.md, 2026-12-07).
+        # watchers most often take it (the check cost a watched row some
+        # 1,800 instructions; docs/bench-ab-rows.md, 2026-12-07).
         self._a_share = settings.workers > 1
         # The newest journal position delivered to subscribers (core/journal.py's rule).
         self.position = 0
