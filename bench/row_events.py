@@ -1,14 +1,18 @@
-"""The hub's work for a row's event, in-process: 1,000 row watchers, each a
-hub subscriber with a row sink (fanout's, with its render of
-`todo(id) { title completed }`, writing through a real uvicorn_websocket.Burst
-to a connection that is open and takes every frame), fed the NOTIFY
-payloads of one UPDATE of their rows (`notified` -> `Hub._publish` -> sink
--> the burst, flushed at the end of the turn), `rounds` times.
-No database, no sockets: under callgrind, the instructions per event are
-the difference of two round counts over their events (docs/bench-ab-rows.md):
+"""The hub's work for a row's event, in-process: 1,000 rows, every `share`th
+watched by a row watcher (1: all of them, one process's; 2: half, one of two
+WORKERS'), each a hub subscriber with a row sink (fanout's, with its render
+of `todo(id) { title completed }`, writing through a real
+uvicorn_websocket.Burst to a connection that is open and takes every
+frame), fed the NOTIFY payloads of one UPDATE of all 1,000 rows as one LISTEN
+read (bytes, as internals/psycopg.payloads gives them, into
+`Hub._wait_for_news` -> `Hub._publish` -> sink -> the burst, flushed at the
+end of the turn), `rounds` times.
+No database, no sockets: under callgrind, the instructions per notification
+are the difference of two round counts over their notifications
+(docs/bench-ab-rows.md):
 
-    valgrind --tool=callgrind --callgrind-out-file=R2 .venv/bin/python -m bench.row_events 2
-    valgrind --tool=callgrind --callgrind-out-file=R7 .venv/bin/python -m bench.row_events 7
+    valgrind --tool=callgrind --callgrind-out-file=R2 .venv/bin/python -m bench.row_events 2 [share]
+    valgrind --tool=callgrind --callgrind-out-file=R7 .venv/bin/python -m bench.row_events 7 [share]
     # (totals of R7 - totals of R2) / 5,000
 
 With PYTHONHASHSEED fixed (0) for both runs: dicts' probing moves with
@@ -22,6 +26,7 @@ import contextlib
 import functools
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -37,8 +42,8 @@ from graphql_todos.graphql.fast.plans import compile_events
 from graphql_todos.graphql.intake import coerce
 from graphql_todos.graphql.schema import build_schema
 from graphql_todos.internals.uvicorn_websocket import _OPEN, Burst
+from graphql_todos.live import hub as hub_module
 from graphql_todos.live.hub import Hub
-from graphql_todos.live.notifications import notified
 
 WATCHERS = 1000
 BUILT = 12
@@ -90,35 +95,42 @@ def _sink(schema: GraphQLSchema, document: DocumentNode, todo_id: uuid.UUID, ind
     )
 
 
-async def run(rounds: int) -> None:
+async def run(rounds: int, share: int = 1) -> None:
     schema = build_schema(execution_cache_size=16)._schema
     document = parse(QUERY)
-    hub = Hub("", None, Settings.from_env({}))  # type: ignore[arg-type]
+    # A share of the rows watched: one of several workers (WORKERS).
+    hub = Hub("", None, Settings.from_env({"WORKERS": "2"} if share > 1 else {}))  # type: ignore[arg-type]
     ids = [uuid.uuid4() for _ in range(WATCHERS)]
     # Each round's payloads, each with a commit time of its own, as a real
     # UPDATE's; made for BUILT rounds whatever `rounds`, so that two counts'
     # difference holds no making of payloads.
     batches = [
-        [payload(1 + i, todo_id, f"2026-12-05T06:{r:02d}:00.{i:06d}+00:00") for i, todo_id in enumerate(ids)]
+        [payload(1 + i, todo_id, f"2026-12-05T06:{r:02d}:00.{i:06d}+00:00").encode() for i, todo_id in enumerate(ids)]
         for r in range(max(rounds, BUILT))
     ]
+
+    async def read(batch: list[bytes], conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
+        yield batch  # one read: what the LISTEN socket held
+
     burst = Burst()
     async with contextlib.AsyncExitStack() as stack:
         subs = []
         for i, todo_id in enumerate(ids):
+            if i % share:
+                continue  # another process's
             sub = await stack.enter_async_context(hub.subscribe(todo_id=todo_id, view=View(None)))
             sub.sink = _sink(schema, document, todo_id, i, burst)
             sub.waiting = True  # as its task waits with nothing in hand
             subs.append(sub)
         for batch in batches[:rounds]:
+            hub.position = 0  # the same positions again
             for sub in subs:
-                sub.last = 0  # the same positions again
-            for text in batch:
-                _, entry = notified(text)
-                assert entry is not None
-                hub._publish(entry)
+                sub.last = 0
+            hub_module.payloads = functools.partial(read, batch)  # type: ignore[assignment]
+            assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+            assert hub.position == WATCHERS
             await asyncio.sleep(0)  # the turn ends: the burst is written
 
 
 if __name__ == "__main__":
-    asyncio.run(run(int(sys.argv[1])))
+    asyncio.run(run(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1))

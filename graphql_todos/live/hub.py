@@ -34,7 +34,7 @@ from graphql_todos.core.read_cursors import ReadCursors
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
-from graphql_todos.live.notifications import journal_entries, notified, notified_body, row_position
+from graphql_todos.live.notifications import UNREAD, journal_entries, notified, notified_body, notified_for
 from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
@@ -55,10 +55,6 @@ CHANNEL = "todo_changes"
 # metaclass's __getattr__ hook (some 860 instructions each), and a row
 # event's offer reads two.
 _ARRIVAL, _UPDATE = Kind.ARRIVAL, Kind.UPDATE
-
-
-# What stands for a row's entry the hub passed by unread (_wait_for_news).
-_UNREAD = Entry(0, "unread")
 
 
 class _Marker:
@@ -302,6 +298,12 @@ class Hub:
         self.max_backoff_seconds = settings.reconnect_max_seconds
         self.batch = settings.journal_batch
         self.database_timeout_seconds = settings.database_timeout_seconds
+        # One of several workers: each hears every row and watches its share
+        # of them, so a row its watchers do not take is read no further
+        # (_wait_for_news). One process reads each row whole, as its
+        # watchers most often take it (the check cost a watched row some
+        # 1,800 instructions; docs/bench-ab-rows.md, 2026-12-07).
+        self._a_share = settings.workers > 1
         # The newest journal position delivered to subscribers (core/journal.py's rule).
         self.position = 0
         self.connected = False
@@ -562,14 +564,15 @@ class Hub:
                 for payload in read:
                     if heard and (batch := heard.get(payload)) is not None:
                         position, entry = notified_body(batch)
-                    elif not (self._all or self._by_todo) and (row_at := row_position(payload)) is not None:
-                        # A row's entry and no one to take it (every write's,
-                        # with no subscriber): its position alone, not its row
-                        # read (some 300 bytecodes a created row). One who
-                        # subscribes later reads it from the journal if it wants it.
-                        position, entry = row_at, _UNREAD
-                    else:
+                    elif self._all or (self._by_todo and not self._a_share):
                         position, entry = notified(payload)
+                    else:
+                        # A row's entry goes to its row's watchers alone: a
+                        # row no one here watches (every write's with no
+                        # subscriber; a worker's, the other workers' rows) is
+                        # its position alone, not its row read. One who
+                        # subscribes later reads it from the journal if it wants it.
+                        position, entry = notified_for(payload, self._by_todo)
                     if position <= self.position:
                         continue
                     if entry is None or position != self.position + 1:
@@ -577,7 +580,7 @@ class Hub:
                         # failed after taking a position), or not ours.
                         return True
                     self.position = position
-                    if entry is not _UNREAD:
+                    if entry is not UNREAD:
                         self._publish(entry)
         return False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -78,19 +78,32 @@ def notified_body(body: Any) -> tuple[int, Entry | None]:
         return _ELSEWHERE
 
 
-def row_position(payload: str | bytes) -> int | None:
-    """The position a todo row's notification names, its entry not read: for
-    a hub with no one to hand a row's entry to (the lists' subscribers and
-    the row's watchers take it, no one else), the position is all it needs
-    of it. None for any other notification (a list's, a member's, revoked
-    access, a range, one not ours), which `notified` reads whole."""
+# What stands for a row's entry read no further (notified_for): no one in
+# this process takes it.
+UNREAD = Entry(0, "unread")
+
+
+def notified_for(payload: str | bytes, watched: Container[int]) -> tuple[int, Entry | None]:
+    """What `notified` says, for a process whose only takers of a row's entry
+    are its row's watchers (no list or feed subscriber): a todo row's
+    notification whose row is not in `watched` (uuids as ints: the hub's
+    _by_todo) is its position and UNREAD, its row not read (with WORKERS,
+    each worker hears every row and watches some; with no subscriber at all,
+    some 300 bytecodes a created row). The payload is parsed once either
+    way. A range, or any other notification, reads as `notified` reads it."""
     try:
         body = orjson.loads(payload)
-        if body["op"] in _TODO_OPS and "through" not in body and type(position := body["position"]) is int:
-            return position
+        if (
+            body["op"] in _TODO_OPS
+            and "through" not in body
+            # No one at all: not even the id parsed (a created row's is new).
+            and (not watched or _parsed(body["id"]).int not in watched)
+            and type(position := body["position"]) is int
+        ):
+            return position, UNREAD
+        return _read(body)
     except _NOT_OURS:
-        pass
-    return None
+        return _ELSEWHERE
 
 
 def journal_entries(text: str) -> list[Entry]:

@@ -30,6 +30,7 @@ from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
 from graphql_todos.live import hub as hub_module
+from graphql_todos.live import notifications as notifications_module
 from graphql_todos.live.hub import CLOSED, Hub, Subscriber
 from graphql_todos.live.notifications import notified, notified_body
 from tests.core.test_lists_journal import _person
@@ -582,11 +583,32 @@ def test_a_payload_naming_xids_that_is_no_batch_is_not_ours(odd: bytes) -> None:
     assert notified(odd) == (2**63 - 1, None)
 
 
+def _handed_in(monkeypatch: pytest.MonkeyPatch, reads: list[list[bytes]]) -> list[Any]:
+    """The hub's LISTEN reads handed in (each as internals/psycopg.payloads
+    gives it: bytes) from `reads`, and the bodies notifications._read reads
+    whole, in order."""
+    bodies: list[Any] = []
+
+    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
+        for each in reads:
+            yield each
+
+    whole = notifications_module._read
+
+    def counted(body: Any) -> tuple[int, Entry | None]:
+        bodies.append(body)
+        return whole(body)
+
+    monkeypatch.setattr(hub_module, "payloads", delivered)
+    monkeypatch.setattr(notifications_module, "_read", counted)
+    return bodies
+
+
 def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no subscriber the hub takes only a row's position (its row is
-    not read: `notified` is not called); a gap still sends it to the journal,
-    revoked access still reaches on_revoked, and once someone subscribes the
-    row is read and handed on."""
+    not read: notifications._read is not called); a gap still sends it to
+    the journal, revoked access still reaches on_revoked, and once someone
+    subscribes the row is read and handed on."""
     at, row_id, list_id = "2026-12-06T03:01:00.5+00:00", "00000000-0000-4000-8000-00000000000a", str(uuid.uuid4())
     row = {"id": row_id, "title": "t", "completed": False, "list_id": list_id, "created_time": at, "updated_time": at}
 
@@ -598,19 +620,8 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
     revoked = json.dumps({"position": 7, "op": "access_revoked", "id": None, "changed_at": at, "list_before": None,
                           "list_after": None, "person": "00000000-0000-4000-8000-00000000000b", "detail": {"all": True}}).encode()
     reads: list[list[bytes]] = []
-    read: list[str | bytes] = []
+    read = _handed_in(monkeypatch, reads)
     told: list[Any] = []
-
-    async def delivered(conn: object, timeout: float) -> AsyncIterator[list[bytes]]:
-        for each in reads:
-            yield each
-
-    def counted(payload: str | bytes) -> tuple[int, Entry | None]:
-        read.append(payload)
-        return notified(payload)
-
-    monkeypatch.setattr(hub_module, "payloads", delivered)
-    monkeypatch.setattr(hub_module, "notified", counted)
 
     async def run() -> None:
         hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: payloads handed in
@@ -624,12 +635,65 @@ def test_a_rows_notification_with_no_one_to_take_it_moves_the_position_unread(mo
         assert hub.position == 6
         reads[:] = [[revoked]]
         assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
-        assert (hub.position, read, told) == (7, [revoked], [{"all": True}])
+        assert (hub.position, read, told) == (7, [json.loads(revoked)], [{"all": True}])
         async with hub.subscribe() as sub:
             reads[:] = [[created(8)]]
             assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
             entry = sub.queue.get_nowait()
             assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, uuid.UUID(row_id))
-        assert read == [revoked, created(8)]
+        assert read == [json.loads(revoked), json.loads(created(8))]
+
+    asyncio.run(run())
+
+
+def test_with_row_watchers_alone_a_row_no_one_here_watches_moves_the_position_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker (of WORKERS=2) whose only subscribers watch rows (its share
+    of the per-row subscriptions: every worker hears every row) reads a row no one
+    in it watches to its position alone (notifications._read not called),
+    and hands a watched row's entry to its watcher, in order; a gap still
+    sends it to the journal. Once a list subscriber is in, every row is
+    read; one process reads every row (its watchers most often take it)."""
+    at, list_id = "2026-12-06T03:01:00.5+00:00", str(uuid.uuid4())
+    watched_id, other_id = uuid.uuid4(), uuid.uuid4()
+
+    def updated(position: int, row_id: uuid.UUID) -> bytes:
+        row = {"id": str(row_id), "title": f"t{position}", "completed": False, "list_id": list_id,
+               "created_time": at, "updated_time": at}
+        return json.dumps({"position": position, "op": "updated", "id": str(row_id), "changed_at": at,
+                           "list_before": list_id, "list_after": list_id, "person": None, "todo": row}).encode()
+
+    reads: list[list[bytes]] = []
+    bodies = _handed_in(monkeypatch, reads)
+
+    def read() -> list[int]:
+        return [body["position"] for body in bodies]
+
+    async def run() -> None:
+        hub = Hub("", None, Settings(workers=2))  # type: ignore[arg-type]  # no listening: payloads handed in
+        hub.position = 4
+        async with hub.subscribe(todo_id=watched_id) as watcher:
+            reads[:] = [[updated(5, other_id), updated(6, watched_id), updated(7, other_id)]]
+            assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+            assert (hub.position, read()) == (7, [6])
+            entry = watcher.queue.get_nowait()
+            assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (6, watched_id)
+            assert watcher.queue.empty()
+            reads[:] = [[updated(9, other_id)]]  # a gap: the journal is read
+            assert await hub._wait_for_news(None)  # type: ignore[arg-type]
+            assert hub.position == 7
+            async with hub.subscribe() as everything:
+                reads[:] = [[updated(8, other_id)]]
+                assert not await hub._wait_for_news(None)  # type: ignore[arg-type]
+                entry = everything.queue.get_nowait()
+                assert isinstance(entry, Entry) and (entry.position, entry.todo_id) == (8, other_id)
+            assert (hub.position, read()) == (8, [6, 8])
+        alone = Hub("", None, Settings())  # type: ignore[arg-type]
+        alone.position = 4
+        async with alone.subscribe(todo_id=watched_id):
+            reads[:] = [[updated(5, other_id), updated(6, watched_id)]]
+            assert not await alone._wait_for_news(None)  # type: ignore[arg-type]
+            assert (alone.position, read()) == (6, [6, 8, 5, 6])
 
     asyncio.run(run())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from psycopg.rows import dict_row
 
 from graphql_todos.core import repository
 from graphql_todos.core.models import Chunk, Entry, RowEntry, Todo
-from graphql_todos.live.notifications import _Remembered, journal_entries, notified, row_position
+from graphql_todos.live.notifications import UNREAD, _Remembered, journal_entries, notified, notified_for
 from tests.core.test_lists_journal import _person
 
 
@@ -269,17 +270,33 @@ def test_each_row_of_a_statement_is_notified_with_a_commit_time_of_its_own(db_ds
     assert len({b["todo"]["updated_time"] for b in bodies}) == 1
 
 
-def test_a_rows_position_is_read_alone_and_nothing_else_is() -> None:
-    """row_position: a todo row's notification's position (its row unread,
-    however it would read); None for every other notification, which the
-    hub reads whole: a list's, revoked access, a range, a position that is
-    no integer, someone else's text."""
-    head = {"position": 7, "id": "nope", "changed_at": "yesterday", "list_before": None, "list_after": None, "person": None}
+def test_a_row_no_one_here_watches_is_its_position_alone_and_every_other_reads_whole() -> None:
+    """notified_for: a todo row's notification whose row is not watched is
+    its position and UNREAD (its row unread, however it would read; with no
+    one watching anything, not even its id parsed); a watched row's, and
+    every other notification (a list's, revoked access, a range, a position
+    that is no integer, someone else's text), reads as `notified` reads it."""
+    watched_id, other_id = uuid.uuid4(), uuid.uuid4()
+    head = {"position": 7, "changed_at": "yesterday", "list_before": None, "list_after": None, "person": None}
     for op in ("created", "updated", "deleted"):
-        assert row_position(orjson.dumps(head | {"op": op, "todo": {"id": 1}}).decode()) == 7
+        unread = head | {"op": op, "id": str(other_id), "todo": {"id": 1}}
+        assert notified_for(orjson.dumps(unread), {watched_id.int}) == (7, UNREAD)
+        assert notified_for(orjson.dumps(unread | {"id": "nope"}), {}) == (7, UNREAD)
+    at, list_id = "2026-12-06T03:01:00.5+00:00", str(uuid.uuid4())
+    row = {"id": str(watched_id), "title": "t", "completed": False, "list_id": list_id, "created_time": at, "updated_time": at}
+    watched = head | {"op": "updated", "id": str(watched_id), "changed_at": at, "list_before": list_id,
+                      "list_after": list_id, "todo": row}
     others: list[Any] = [
-        head | {"op": "list_created", "detail": {}}, head | {"op": "access_revoked", "detail": {}},
-        head | {"op": "created", "through": 9}, head | {"op": "created", "position": "7"}, head, [7], 7, "not ours",
+        watched, head | {"op": "list_created", "id": None, "detail": {}},
+        head | {"op": "access_revoked", "id": None, "detail": {}},
+        head | {"op": "created", "id": str(other_id), "through": 9},
+        head | {"op": "created", "id": str(other_id), "position": "7"}, head, [7], 7, "not ours",
     ]
+    def said(position: int, entry: Entry | None) -> tuple[int, tuple[Any, ...] | None]:
+        return position, None if entry is None else (entry.position, entry.op, entry.todo_id, entry.detail)
+
     for body in others:
-        assert row_position(body if isinstance(body, str) else orjson.dumps(body).decode()) is None
+        payload = body if isinstance(body, str) else orjson.dumps(body).decode()
+        position, entry = notified_for(payload, {watched_id.int})
+        assert entry is not UNREAD and said(position, entry) == said(*notified(payload))
+    assert said(*notified_for(orjson.dumps(watched), {watched_id.int})) == (7, (7, "updated", watched_id, None))
