@@ -335,11 +335,12 @@ async def _start(ctx: Context, after: str | None) -> int:
     """Where a change feed from the cursor starts (the one a reconnecting
     SSE client names wins), its opening sent over SSE."""
     ids = ctx.event_ids
-    if ids is None:
-        return await streams.start_after(ctx.journal, after, ctx.hub)
-    start = await streams.start_after(ctx.journal, after if ids.resume_after is None else ids.resume_after, ctx.hub)
-    assert ids.opening is not None, "the stream sets it before it reads a result"
-    await ids.opening(start)
+    if ids is not None and ids.resume_after is not None:
+        after = ids.resume_after
+    start = await streams.start_after(ctx.journal, after, ctx.hub)
+    if ids is not None:
+        assert ids.opening is not None, "the stream sets it before it reads a result"
+        await ids.opening(start)
     return start
 
 

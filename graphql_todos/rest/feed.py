@@ -31,7 +31,7 @@ from graphql_todos.live import streams
 from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
 from graphql_todos.rest.params import in_url
-from graphql_todos.rest.resources import event_stream_response, stream_head, todo_json
+from graphql_todos.rest.resources import event_stream_response, todo_json
 
 
 def event_json(delivery: Delivery) -> dict[str, Any]:
@@ -91,10 +91,8 @@ async def feed(request: Request) -> Response | event_stream.EventStreamResponse:
         start, deliveries = await _deliveries(request, after)
     except BadUserInput as exc:
         raise in_url(exc) from None  # 400, even for HEAD
-    if request.method == "HEAD":
-        # A stream's headers, and no stream to hold open.
-        await deliveries.aclose()
-        return stream_head()
+    # A HEAD gets the headers alone (event_stream_response): `deliveries`
+    # is not started, so it holds nothing.
     return event_stream_response(request, _events(start, deliveries))
 
 
