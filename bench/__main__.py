@@ -30,7 +30,7 @@ import psycopg
 
 from . import report
 from .changes import http_mutations, sql_inserts, sql_retitle_all, sql_retitle_one
-from .databases import ROWS, Databases, add_rows, created, databases, reset_rows
+from .databases import ROWS, Databases, add_rows, created, databases, quiet, reset_rows
 from .documents import CHANGES, CREATE, LIST, LIVE_FEED_CHANGES, LIVE_LIST, ROW, UPDATE, row_variables
 from .fanout import FanoutResult, client_processes, fan_out
 from .growing import growing_table
@@ -131,13 +131,17 @@ def _measured(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """wrk on each of `group`'s loads, each checked and warmed (Node's JIT)
     first, then `rounds` rounds of them all: the servers alternate within each
-    round, so drift on a shared machine hits all alike. By (test, server)."""
+    round, so drift on a shared machine hits all alike, the group backwards
+    in odd rounds (no server always after the same one), each run after a
+    CHECKPOINT (the last run's dirty pages not written during the next:
+    docs/bench-ab-harness.md). By (test, server)."""
     for _, server, load in group:
         load.check(urls[server])
         wrk(urls[server], load, WARM_SECONDS, args.connections)
     results: dict[tuple[str, str], dict[str, Any]] = {}
-    for _ in range(rounds):
-        for test, server, load in group:
+    for round_ in range(rounds):
+        for test, server, load in group if round_ % 2 == 0 else group[::-1]:
+            quiet(dbs.admin)
             label = f"{test} {server}"
             run = functools.partial(wrk, urls[server], load, args.seconds, args.connections)
             r = rerun_on_restart(dbs.admin, label, run)

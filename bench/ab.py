@@ -1,7 +1,9 @@
 """Writes, A/B in one sitting (issue 21): two versions of ours side by side
 (each its own checkout, by PYTHONPATH, each its own database) and
-PostGraphile 5, all running at once; wrk against each in turn, the order
-rotated every round. Per run: req/s, and the server's CPU and PostgreSQL's
+PostGraphile 5, all running at once; wrk against each in turn, A before B
+in even rounds and after it in odd ones (`order`), each run after a
+CHECKPOINT with no autovacuum worker running, each round after a VACUUM of
+every database (docs/bench-ab-harness.md says why). Per run: req/s, and the server's CPU and PostgreSQL's
 (every process of the cluster) per request, from /proc. The ratios are the
 result: runs minutes apart on this shared machine differ by more than the
 versions do.
@@ -23,17 +25,19 @@ import subprocess
 import sys
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 
 from .__main__ import WRITES, _ids, _numbered, _write
-from .databases import _server, pair
+from .databases import _server, pair, quiet, vacuumed
 from .documents import CREATE
 from .http_load import Load, wrk
 from .procstat import cpu_seconds
 from .servers import BENCH, OURS, PEER5, POSTGRAPHILE5, Server, answers, started
 
 PG5 = "pg5"
+T = TypeVar("T")
 # Each case: ours' load, and PostGraphile 5's (REST and the numbered
 # createTodo of issue 20 are set beside its GraphQL mutations, as in make bench).
 CASES = ("createTodo", "updateTodo", "rest-post", "rest-patch", "createTodo-numbered")
@@ -158,7 +162,7 @@ def main() -> None:
                     spy.wait()
                     print(case, server.name, json.dumps(r), flush=True)
             return
-        alternate(plans, args.rounds, args.seconds, pg, args.out)
+        alternate(plans, args.rounds, args.seconds, pg, args.out, admin, (dbs_a.ours, dbs_b.ours, dbs_a.peer))
 
 
 def warmed(
@@ -178,25 +182,49 @@ def warmed(
     return plans
 
 
-def alternate(plans: dict[str, list[tuple[Server, Load]]], rounds: int, seconds: float, pg: int, out: Path | None) -> None:
-    """The rounds, a JSON line per run (to `out` too): the servers' order
-    rotated every round and reversed every other one. Rounds outermost: the
-    cases alternate too (numbered against plain createTodo, say, is a ratio
-    of two cases within one round)."""
+def order(servers: list[T], round_: int) -> list[T]:
+    """A, B and PostGraphile 5 in a round's order: A before B in even
+    rounds, after it in odd ones, PostGraphile 5 moving through the three
+    places (every order once in six rounds). Each run leaves the cluster a
+    little costlier for the next (the journal grows, rows are rewritten,
+    pages are left dirty), so the later of A and B pays more; a rotation of
+    the three put B after A in the first three rounds of every six (and
+    reversing every other round kept it so, as it still does for any other
+    number of servers)."""
+    if len(servers) != 3:
+        turned = servers[round_ % len(servers) :] + servers[: round_ % len(servers)]
+        return turned[::-1] if round_ % 2 else turned
+    a, b, peer = servers
+    pair = [a, b] if round_ % 2 == 0 else [b, a]
+    pair.insert(round_ % 3, peer)
+    return pair
+
+
+def alternate(
+    plans: dict[str, list[tuple[Server, Load]]], rounds: int, seconds: float, pg: int, out: Path | None,
+    admin: str | None = None, dsns: tuple[str, ...] = (),
+) -> None:
+    """The rounds, a JSON line per run (to `out` too), the servers in
+    `order`; every database vacuumed before each round (and autovacuum off
+    for them), a CHECKPOINT before each run (both left out without `admin`,
+    as the callers before them had it). Rounds outermost: the cases
+    alternate too (numbered against plain createTodo, say, is a ratio of two
+    cases within one round)."""
     with ExitStack() as stack:
         lines = stack.enter_context(out.open("a")) if out else None
         for round_ in range(rounds):
+            vacuumed(dsns)
             for case, runs in plans.items():
-                order = runs[round_ % len(runs):] + runs[: round_ % len(runs)]
-                if round_ % 2:
-                    order.reverse()
-                for server, load in order:
+                for server, load in order(runs, round_):
+                    if admin:
+                        quiet(admin)
                     r = measure(server, load, seconds, pg)
                     line = json.dumps({"case": case, "server": server.name, "round": round_, **r})
                     print(line, flush=True)
                     if lines:
                         lines.write(line + "\n")
                         lines.flush()
+
 
 def summary(path: Path) -> None:
     """Medians per case and server, and the ratios (pairs: B worse than A in how many rounds)."""

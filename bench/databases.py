@@ -5,7 +5,8 @@ bench's pair a third, ours switched to JOURNAL=decoded."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
@@ -95,6 +96,35 @@ def add_rows(conn: psycopg.Connection, rows: int) -> None:
         "SELECT 'todo ' || i, i %% 3 = 0, now() + i * interval '1 ms' FROM generate_series(1, %s) i",
         (rows,),
     )
+
+
+def vacuumed(dsns: Iterable[str], autovacuum: bool = False) -> None:
+    """Each database's tables vacuumed and analyzed, and (unless `autovacuum`)
+    left out of autovacuum: a timed A/B vacuums between its rounds, outside
+    every run, where autovacuum's workers came at their own times and were
+    billed to whichever run was on (the cluster's CPU is one figure)."""
+    for dsn in dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            tables = [r[0] for r in conn.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'")]
+            for table in tables:
+                conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = {str(autovacuum).lower()})")  # type: ignore[arg-type]
+            conn.execute("VACUUM (ANALYZE)")
+
+
+def quiet(admin: str, wait: float = 60) -> None:
+    """Before a timed run: a CHECKPOINT (the last run's dirty pages written
+    now, and each run starts from the same state: its first change of a page
+    logs the page whole) and no autovacuum worker left running, for at most
+    `wait` seconds. A role that may not CHECKPOINT skips it."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            pass
+        deadline = time.monotonic() + wait
+        busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        while conn.execute(busy).fetchone() != (0,) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 @contextmanager

@@ -52,12 +52,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TypeVar
 
 import psycopg
 
 from .__main__ import _ids
-from .ab import PG5, _start, ours_env, peer5
+from .ab import PG5, _start, order, ours_env, peer5
 from .changes import sql_inserts, sql_retitle_all
 from .databases import Databases, databases, reset_rows
 from .documents import CHANGES, ROW, row_variables
@@ -356,22 +355,6 @@ def main() -> None:
                 timed(args, dbs, n)
 
 
-T = TypeVar("T")
-
-
-def _order(servers: list[T], round_: int) -> list[T]:
-    """A, B and PostGraphile 5 in a round's order: A before B in even
-    rounds, after it in odd ones, PostGraphile 5 moving through the three
-    places. Each run leaves the database a little costlier to read for the
-    next (a change per run: the journal grows, rows are rewritten), so the
-    later of A and B pays more; a rotation of the three put B after A in
-    two rounds of three, the rows case's CPU per open 15-35% dearer there."""
-    a, b, peer = servers
-    pair = [a, b] if round_ % 2 == 0 else [b, a]
-    pair.insert(round_ % 3, peer)
-    return pair
-
-
 def timed(args: argparse.Namespace, dbs: Databases, n: int) -> None:
     """A's, B's and PostGraphile 5's time and CPU per open, by case, the order rotated every round."""
     runs: dict[tuple[str, str], list[FanoutResult]] = {}
@@ -382,7 +365,7 @@ def timed(args: argparse.Namespace, dbs: Databases, n: int) -> None:
     ]
     for round_ in range(args.rounds):
         for case in args.cases.split(","):
-            for label, kind, dsn, start in _order(servers, round_):
+            for label, kind, dsn, start in order(servers, round_):
                 spied = args.profile / f"{case}-{label}-{round_}.txt" if args.profile and kind == OURS else None
                 with start() as server, _profiled(server, spied):
                     result = asyncio.run(_open(server, dsn, kind, case, n))

@@ -43,9 +43,13 @@ def _read_live(pids: list[int], read: Callable[[int], T]) -> list[T]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime so far, summed over the process and its children."""
+    """utime + stime so far, summed over the process and its live
+    descendants, with the time of the children they have reaped (cutime +
+    cstime): a child that ends between two readings (an autovacuum worker, a
+    backend whose client closed) keeps its time in the difference, where the
+    live processes alone took its whole lifetime's off it."""
     fields = _read_live(_tree(pid), stat_fields)
-    return sum(int(f[11]) + int(f[12]) for f in fields) / _TICKS
+    return sum(int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]) for f in fields) / _TICKS
 
 
 def rss_bytes(pid: int) -> int:
