@@ -74,7 +74,11 @@ export default {
       connectionString: process.env.DATABASE_URL,
       schemas: ["public"],
       pubsub: true,
-      poolConfig: { max: 10 },
+      // Its connections kept, as ours' pool keeps them: node-postgres closes
+      // one idle for 10 s by default, and each run of a sitting came more
+      // than 10 s after its last, so it reconnected its pool inside every
+      // measured run (docs/bench-ab-harness.md).
+      poolConfig: { max: 10, idleTimeoutMillis: 0 },
     }),
   ],
   grafserv: { websockets: true, graphiql: false },
