@@ -40,6 +40,7 @@ from graphql_todos.live.routing import Router
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _CONNECTION_OK = psycopg.pq.ConnStatus.OK
+_COMMAND_OK = psycopg.pq.ExecStatus.COMMAND_OK
 _ASK = b"NOTIFY graphql_todos_now"
 
 
@@ -350,6 +351,7 @@ class Hub:
         self._asking: list[asyncio.Future[int]] = []
         self._asked: list[asyncio.Future[int]] | None = None
         self._after_catch_up: list[asyncio.Future[int]] = []
+        self._replied_ok = True
 
     @property
     def subscriber_count(self) -> int:
@@ -423,6 +425,7 @@ class Hub:
             self._fall_back()
             return
         self._asked, self._asking = self._asking, []
+        self._replied_ok = True
 
     def _answered(self, conn: psycopg.AsyncConnection[Any]) -> bool:
         """Answer the subscribes whose round trip's reply is all in (after
@@ -432,12 +435,13 @@ class Hub:
         if self._asked is not None:
             pgconn = conn.pgconn
             while not pgconn.is_busy():
-                if pgconn.get_result() is None:
+                if (result := pgconn.get_result()) is None:
                     break
+                self._replied_ok &= result.status == _COMMAND_OK
             else:
                 return False  # not all in yet: a later read brings the rest
-            if pgconn.status != _CONNECTION_OK:
-                # No reply (the connection ended): no proof; the journal's read answers.
+            if not self._replied_ok or pgconn.status != _CONNECTION_OK:
+                # Not its reply (the backend ending, say): no proof; the journal's read answers.
                 self._fall_back()
                 return False
             # libpq parses what follows a result only once it is taken:
