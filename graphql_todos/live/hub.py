@@ -339,10 +339,12 @@ class Hub:
         self._taken_at: datetime | None = None
         # "Now" for a subscribe (now()): a round trip on the LISTEN
         # connection, whose reply comes after every notification of a commit
-        # made before it was sent (PostgreSQL 15 on: a backend sends its
-        # pending notifications before ReadyForQuery, and a commit signals
-        # its listeners before it is answered). Trigger mode only: a
-        # decoded position is the sequencer's, given after the commit.
+        # visible before it was sent (PostgreSQL 15 on: its NOTIFY marks the
+        # backend to read its queue, which it does before ReadyForQuery; an
+        # empty query is not enough, since a commit is visible to others a
+        # moment before it signals its listeners: tests/live/test_hub_now.py
+        # saw 7 of 300 asks answered one position short). Trigger mode only:
+        # a decoded position is the sequencer's, given after the commit.
         self._asks_listener = False
         # The listener's connection while the hub reads it (its lock held
         # by payloads(), so a query sent on it is the hub's alone).
