@@ -34,8 +34,9 @@ def start_after(journal: Journal, after: str | None, hub: Hub | None = None) -> 
         # "Now" is what the database has committed, which the hub may not
         # have delivered yet (a NOTIFY in flight, a row read from the
         # journal): a client must not get the change it just made, and
-        # only a round trip after the request can tell.
-        return journal.position()
+        # only a round trip after the request can tell: the hub's on its
+        # LISTEN connection (Hub.now), or a read of the journal.
+        return journal.position() if hub is None else hub.now()
     if hub is not None and hub.connected and parse_cursor(after) == hub.position:
         # Written (the hub published it), and a subscriber starting there
         # gets every later entry from the hub, none from the journal: a

@@ -166,11 +166,17 @@ def test_a_cursor_at_the_hubs_position_starts_there_unread_and_every_other_start
             asked = pool.get_stats()["requests_num"]
             assert await start_after(journal, str(hub.position), hub) == hub.position
             reads["at a hub that stopped listening"] = pool.get_stats()["requests_num"] - asked
+            asked = pool.get_stats()["requests_num"]
+            assert await start_after(journal, None, hub) == hub.position
+            reads["now at a hub that stopped listening"] = pool.get_stats()["requests_num"] - asked
             return starts, {**reads, "newest": newest}, titles
 
     starts, reads, titles = asyncio.run(run())
     newest = reads.pop("newest")
     assert starts == {"at the hub": newest, "older": newest - 1, "now": newest}
-    # "Now" is read even when the hub is there: a NOTIFY may be in flight.
-    assert reads == {"at the hub": 0, "older": 1, "now": 1, "at a hub that stopped listening": 1}
+    # "Now" is asked even when the hub is there (a NOTIFY may be in flight):
+    # of the hub's LISTEN connection (Hub.now), or of the journal without it.
+    assert reads == {
+        "at the hub": 0, "older": 1, "now": 0, "at a hub that stopped listening": 1, "now at a hub that stopped listening": 1
+    }
     assert titles == ["three"]

@@ -1,0 +1,165 @@
+"""Hub.now: "now" for a subscribe as a round trip on the LISTEN connection
+(every commit made before the ask is at or below it, nothing after it is
+claimed), the journal's read in decoded mode and without a listener."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+
+import psycopg
+import pytest
+
+from graphql_todos.core.database import GatedPool
+from graphql_todos.core.errors import DatabaseUnavailable
+from graphql_todos.core.journal import Journal, Mark
+from graphql_todos.core.settings import Settings
+from graphql_todos.live import hub as hub_module
+from graphql_todos.live.hub import Hub
+from graphql_todos.live.streams import start_after
+
+NEWEST = "SELECT coalesce(max(position), 0) FROM todo_changes"
+
+
+class _Hub:
+    """A started hub on its own pool, the journal's reads counted."""
+
+    def __init__(self, db_dsn: str, decoded: bool = False) -> None:
+        self.dsn, self.decoded = db_dsn, decoded
+
+    async def __aenter__(self) -> tuple[Hub, Callable[[], int]]:  # the hub, the pool's requests so far
+        self.pool = GatedPool(self.dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
+        await self.pool.open()
+        self.hub = Hub(self.dsn, Journal(self.pool, decoded=self.decoded), Settings())
+        await self.hub.start()
+        return self.hub, lambda: int(self.pool.get_stats()["requests_num"])
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.hub.stop()
+        await self.pool.close()
+
+
+def _writing(dsn: str, stop: threading.Event) -> threading.Thread:
+    def write() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("INSERT INTO todos (title) VALUES ('w')")
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+async def _newest(conn: psycopg.AsyncConnection) -> int:
+    row = await (await conn.execute(NEWEST)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _entries(hub: Hub, after: int, count: int) -> list[int]:
+    async with hub.subscribe_entries(after) as sub:
+        got: list[int] = []
+        batches: AsyncIterator[list] = sub.batches()
+        async with asyncio.timeout(10):
+            while len(got) < count:
+                got += [entry.position for entry in await anext(batches)]
+        return got[:count]
+
+
+def test_now_covers_every_commit_before_the_ask_and_none_after_under_concurrent_writers(db_dsn: str) -> None:
+    async def run() -> list[tuple[int, int, int]]:
+        stop = threading.Event()
+        writers = [_writing(db_dsn, stop) for _ in range(2)]
+        wrong = []
+        try:
+            async with _Hub(db_dsn) as (hub, reads), await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+                asked = reads()
+                for i in range(600):
+                    before = await _newest(conn)  # committed before the ask
+                    now = await start_after(hub.journal, None, hub)
+                    after = await _newest(conn)
+                    if not before <= now <= after:
+                        wrong.append((before, now, after))
+                    if i % 60 == 0:
+                        # Subscribed there: the next entries, every one, none before.
+                        assert await _entries(hub, now, 3) == [now + 1, now + 2, now + 3]
+                # The journal's reads are the hub's catch-ups at most, not one a subscribe.
+                assert reads() - asked < 60
+        finally:
+            stop.set()
+            for writer in writers:
+                writer.join()
+        return wrong
+
+    assert asyncio.run(run()) == []
+
+
+def test_subscribes_asking_at_once_share_one_round_trip(db_dsn: str) -> None:
+    async def run() -> tuple[set[int], int]:
+        async with _Hub(db_dsn) as (hub, reads):
+            sent = []
+            ask = hub._ask
+
+            def counted(conn: psycopg.AsyncConnection) -> None:
+                sent.append(conn)
+                ask(conn)
+
+            hub._ask = counted  # type: ignore[method-assign]
+            asked = reads()
+            nows = await asyncio.gather(*(hub.now() for _ in range(50)))
+            assert reads() == asked
+            return set(nows), len(sent)
+
+    nows, round_trips = asyncio.run(run())
+    assert len(nows) == 1 and round_trips == 1
+
+
+def test_decoded_mode_reads_the_journal(db_dsn: str) -> None:
+    async def run() -> None:
+        async with _Hub(db_dsn, decoded=True) as (hub, reads):
+            asked = reads()
+            async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+                assert await hub.now() == await _newest(conn)
+            assert reads() - asked == 1
+
+    asyncio.run(run())
+
+
+def test_a_round_trip_cut_by_a_lost_listener_is_answered_by_the_journal(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def run() -> None:
+        async with _Hub(db_dsn) as (hub, _), await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+            await conn.execute("INSERT INTO todos (title) VALUES ('x')")
+            # The round trip is not answered before the listener's backend
+            # ends, and the listener cannot connect again for now.
+            monkeypatch.setattr(hub_module, "_ASK", b"SELECT pg_sleep(30)")
+            waiter = hub.now()
+            await asyncio.sleep(0.2)
+            assert hub._asked == [waiter]
+            hub.dsn = "postgresql://127.0.0.1:1/nowhere"
+            await conn.execute("SELECT pg_terminate_backend(%s)", (hub.backend_pid,))
+            async with asyncio.timeout(10):
+                assert await waiter == await _newest(conn)
+
+    asyncio.run(run())
+
+
+def test_without_a_listener_now_is_the_journals_read_and_its_failure() -> None:
+    class Away(Journal):
+        async def _read_mark(self) -> Mark:
+            raise DatabaseUnavailable("OperationalError")
+
+    async def run() -> None:
+        hub = Hub("", Away(None), Settings())  # type: ignore[arg-type]
+        with pytest.raises(DatabaseUnavailable):
+            await hub.now()  # not connected
+        # Subscribes waiting on a listener that is lost: the read's failure.
+        hub.connected, hub._asks_listener = True, True
+        waiter = hub.now()
+        hub._fall_back()
+        with pytest.raises(DatabaseUnavailable):
+            await waiter
+
+    asyncio.run(run())
