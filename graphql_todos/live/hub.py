@@ -678,13 +678,20 @@ class Hub:
                     if self._after_catch_up:
                         caught_up, self._after_catch_up = self._after_catch_up, []
                         _answer(caught_up, self.position)
-                else:
+                elif self._asked is None:
                     # A quiet spell: prove the connection is alive (a half-open
                     # one would hang here, hence the timeout), and read the
                     # journal in case a notification went missing.
                     async with asyncio.timeout(self.heartbeat_seconds):
                         await conn.execute("SELECT 1")
                     await self._catch_up()
+                elif asyncio.get_running_loop().time() - self._asked_at > self.heartbeat_seconds:
+                    # now()'s round trip, unanswered as long as SELECT 1 may be.
+                    raise psycopg.OperationalError("the listener's round trip went unanswered")
+                # Else now()'s round trip, sent as the wait ended, is in
+                # flight: its reply, after the notifications before it, is
+                # for _answered() to take (not a SELECT 1 sent behind it),
+                # and it proves the connection as SELECT 1 would.
 
     async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:
         """Publish the changes that notifications carry whole and in order;

@@ -163,3 +163,32 @@ def test_without_a_listener_now_is_the_journals_read_and_its_failure() -> None:
             await waiter
 
     asyncio.run(run())
+
+
+def test_a_round_trip_in_flight_as_a_quiet_spell_ends_keeps_the_listener(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spell's SELECT 1 may not go while the round trip's reply is
+    awaited: the reply is the round trip's to take (after the notifications
+    before it), and the spell's journal read is not needed (the old code
+    sent it, and read the journal: 4 reads where 3 are)."""
+    heartbeat = 2.0
+
+    async def run() -> None:
+        async with _Hub(db_dsn) as (hub, reads), await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+            hub.heartbeat_seconds = heartbeat  # the waits from the next on
+            listener = hub.backend_pid
+            # A notification not ours sends the hub to read the journal, and
+            # its next wait (a quiet spell) starts now.
+            await conn.execute(f"NOTIFY {hub_module.CHANNEL}, 'not ours'")
+            # The ask goes 0.3 s before that wait ends; its reply 0.6 s after.
+            await asyncio.sleep(heartbeat - 0.3)
+            monkeypatch.setattr(
+                hub_module, "_ASK", b"DO $$ BEGIN PERFORM pg_sleep(0.6); END $$; NOTIFY graphql_todos_now"
+            )
+            asked = reads()
+            async with asyncio.timeout(heartbeat):
+                assert await hub.now() == await _newest(conn)
+            assert (hub.backend_pid, reads()) == (listener, asked)  # the hub's answer, on its one connection
+
+    asyncio.run(run())
