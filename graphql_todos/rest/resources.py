@@ -49,7 +49,7 @@ from graphql_todos.live.broadcast import Groups, Member
 from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
 from graphql_todos.rest.openapi import document
-from graphql_todos.rest.params import in_url, list_params
+from graphql_todos.rest.params import in_url, list_params, no_list_read_params
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,6 +134,7 @@ class TodoCollection(Endpoint):
         bytes for all (one encoding per change)."""
         after = event_stream.last_event_id(request) or request.query_params.get("after")
         try:
+            no_list_read_params(request)
             start = await streams.start_after(_journal(request), after)
         except BadUserInput as exc:
             raise in_url(exc) from None
@@ -381,6 +382,7 @@ async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
     """Every change after the cursor, as one member of the process's one
     change-feed group: the same bytes go to every collection socket."""
     groups: Groups = websocket.state.broadcast_groups
+    no_list_read_params(websocket)
     start = await streams.start_after(_journal(websocket), after)
     write, send = frame_writers(websocket)
     viewer = principal_of(websocket.scope).viewer
