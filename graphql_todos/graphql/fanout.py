@@ -69,7 +69,7 @@ from graphql_todos.graphql.fast.plans import CompiledOperation, Plan, compile_ev
 from graphql_todos.graphql.intake import Intake, Operation, Variables, no_operation
 from graphql_todos.graphql.live_lists import ListGroup, ListGroups, ListStream
 from graphql_todos.graphql.schema import TodoSchema
-from graphql_todos.internals.strawberry import TodoExecutionContext, plain_attribute
+from graphql_todos.internals.strawberry import OPERATION_EXTENSIONS, TodoExecutionContext, plain_attribute
 from graphql_todos.internals.strawberry_sockets import Refused, StreamFailed
 from graphql_todos.internals.uvicorn_websocket import Burst, frame_writers
 from graphql_todos.live import streams
@@ -515,6 +515,8 @@ class GraphQLFanout:
     ) -> tuple[_Plan, Variables] | None:
         """The operation's plan and its coerced variables; None: Strawberry's
         path runs it. Raises Refused."""
+        if isinstance(extensions, dict) and "mutation" in extensions:
+            return None  # a numbered subscription: Strawberry's path refuses it (graphql/numbering.py)
         try:
             # The intake's schema, not the `schema` property's call (every subscribe).
             document = self.intake.schema.document(query, extensions)
@@ -623,6 +625,10 @@ class GraphQLFanout:
     async def take(
         self, context: Any, websocket: WebSocket, query: str, variables: dict[str, Any] | None, operation_name: str | None
     ) -> SocketMember | RowStream | ListStream | None:
+        # The socket's subscribe payload's extensions are in the context its task runs in.
+        extensions = OPERATION_EXTENSIONS.get()
+        if isinstance(extensions, dict) and "mutation" in extensions:
+            return None  # a numbered subscription: Strawberry's path refuses it (graphql/numbering.py)
         planned = self._planned(query, variables, operation_name, None)
         if planned is None:
             return None

@@ -16,7 +16,7 @@ from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.edge.access import principal_of
 from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url, list_params
-from graphql_todos.rest.resources import json_body
+from graphql_todos.rest.resources import json_body, receipt_headers, settled, todo_receipt
 
 _NAME: dict[str, tuple[type, str]] = {"name": (str, "a string")}
 _SHARE: dict[str, tuple[type, str]] = {"username": (str, "a string"), "role": (str, "a string")}
@@ -121,15 +121,22 @@ class ListTodos(Endpoint):
         return _json(todos)
 
     async def post(self, request: Request) -> Response:
-        """A new todo in the list (editor or owner)."""
+        """A new todo in the list (editor or owner), numbered by an
+        Idempotency-Key as POST /api/todos/ is, with its Journal-Cursor."""
         principal = principal_of(request.scope)
-        found = await _lists(request).get(principal, _path(request))
+        list_id = _path(request)
         body = await json_body(request, ("title",))
-        todo = await _service(request).create_todo(
-            body["title"], body.get("completed", False), actor=principal.actor, list_id=str(found.id)
-        )
+        receipt = todo_receipt(request, body)
+        if receipt.key is None:
+            # (A numbered one is answered from its record, the list gone or not:
+            # its write refuses a list the caller is no member of, as createTodo's.)
+            list_id = str((await _lists(request).get(principal, list_id)).id)
+        todo = await settled(receipt, _service(request).create_todo(
+            body["title"], body.get("completed", False), receipt, actor=principal.actor, list_id=list_id
+        ))
         location = request.app.url_path_for("todo", id=str(todo.id))
-        return Response(orjson.dumps(todo), 201, {"Location": location}, media_type="application/json")
+        headers = {"Location": location, **{name.decode(): value.decode() for name, value in receipt_headers(receipt)}}
+        return Response(orjson.dumps(todo), 201, headers, media_type="application/json")
 
 
 def _service(request: Request) -> TodoService:

@@ -15,7 +15,16 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.rest.openapi_auth import AUTH_PATHS, AUTH_SCHEMAS
 from graphql_todos.rest.openapi_feed import FEED_PATHS, FEED_SCHEMAS
 from graphql_todos.rest.openapi_lists import LIST_PATHS, LIST_SCHEMAS
-from graphql_todos.rest.openapi_parts import body, errors, json_content, json_or_events, ref, todo_input
+from graphql_todos.rest.openapi_parts import (
+    CURSOR_HEADERS,
+    IDEMPOTENCY_KEY,
+    body,
+    errors,
+    json_content,
+    json_or_events,
+    ref,
+    todo_input,
+)
 
 _EVENTS = (
     " Each event is named for its op (created, updated, deleted; snapshot first on an item),"
@@ -26,30 +35,6 @@ _EVENTS = (
 
 _ITEM_ERRORS = errors(400, 404)
 _WRITE_ERRORS = errors(400, 415, 422)
-# docs/design/offline.md: a numbered mutation is applied once; a retry gets
-# the first answer (status, body, headers) again. The key's form, as
-# core/mutations.from_header takes it.
-_HEX = "[0-9a-fA-F]"
-IDEMPOTENCY_KEY_PATTERN = f'^"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}:[1-9][0-9]{{0,17}}"$'
-
-_IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
-    "description": 'Number this mutation: "<client uuid>:<sequence number>" (an sf-string, quotes'
-    " included; sequence 1 to 10^18-1). Applied once: a retry answers as the first time; the same key"
-    " with another request is 422 IDEMPOTENCY_KEY_REUSED; a malformed key is 400 BAD_USER_INPUT."
-    " Remembered for MUTATIONS_KEEP_SECONDS",
-}
-# Every mutation's answer says where its effect (or its no-op) is in the journal.
-_CURSOR_HEADERS = {
-    "Journal-Cursor": {
-        "description": "The journal cursor at which this mutation's effect (or its no-op) is visible in a change stream",
-        "schema": {"type": "string"},
-    },
-    "Idempotency-Key": {"description": "A numbered mutation's key, echoed", "schema": {"type": "string"}},
-}
 
 
 
@@ -127,7 +112,7 @@ DOCUMENT: dict[str, Any] = {
             },
             "post": {
                 "operationId": "createTodo",
-                "parameters": [_IDEMPOTENCY_KEY],
+                "parameters": [IDEMPOTENCY_KEY],
                 "requestBody": body("NewTodo"),
                 "responses": {
                     "201": json_content(
@@ -139,7 +124,7 @@ DOCUMENT: dict[str, Any] = {
                                 "required": True,
                                 "schema": {"type": "string"},
                             },
-                            **_CURSOR_HEADERS,
+                            **CURSOR_HEADERS,
                         },
                         # The id in the body is what every item operation takes.
                         links={
@@ -175,26 +160,26 @@ DOCUMENT: dict[str, Any] = {
             "put": {
                 "operationId": "replaceTodo",
                 "summary": "Set both fields",
-                "parameters": [_IDEMPOTENCY_KEY],
+                "parameters": [IDEMPOTENCY_KEY],
                 "requestBody": body("TodoReplacement"),
                 "responses": {
-                    "200": json_content(ref("Todo"), "Updated", headers=_CURSOR_HEADERS), **_ITEM_ERRORS, **_WRITE_ERRORS
+                    "200": json_content(ref("Todo"), "Updated", headers=CURSOR_HEADERS), **_ITEM_ERRORS, **_WRITE_ERRORS
                 },
             },
             "patch": {
                 "operationId": "updateTodo",
                 "summary": "Set the fields given",
-                "parameters": [_IDEMPOTENCY_KEY],
+                "parameters": [IDEMPOTENCY_KEY],
                 "requestBody": body("TodoPatch"),
                 "responses": {
-                    "200": json_content(ref("Todo"), "Updated", headers=_CURSOR_HEADERS), **_ITEM_ERRORS, **_WRITE_ERRORS
+                    "200": json_content(ref("Todo"), "Updated", headers=CURSOR_HEADERS), **_ITEM_ERRORS, **_WRITE_ERRORS
                 },
             },
             "delete": {
                 "operationId": "deleteTodo",
-                "parameters": [_IDEMPOTENCY_KEY],
+                "parameters": [IDEMPOTENCY_KEY],
                 "responses": {
-                    "204": {"description": "Deleted", "headers": _CURSOR_HEADERS},
+                    "204": {"description": "Deleted", "headers": CURSOR_HEADERS},
                     **_ITEM_ERRORS,
                     "422": json_content(ref("Error"), "The Idempotency-Key was used for another request (IDEMPOTENCY_KEY_REUSED)"),
                 },

@@ -7,7 +7,7 @@ from typing import Any
 from graphql_todos.core.service import MAX_OFFSET
 from graphql_todos.core.settings import Settings
 from graphql_todos.rest.openapi_auth import BODY_ERRORS, PERSONS_OWN, SIGNED_IN, refusals
-from graphql_todos.rest.openapi_parts import body, json_content, ref
+from graphql_todos.rest.openapi_parts import CURSOR_HEADERS, IDEMPOTENCY_KEY, body, json_content, ref
 
 _LIST_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}
 _ROLE = {"enum": ["editor", "viewer"], "description": "owner is the list's maker, and no one else"}
@@ -111,9 +111,10 @@ LIST_PATHS: dict[str, Any] = {
         },
         "post": {
             "operationId": "createTodoInList",
+            "parameters": [IDEMPOTENCY_KEY],
             "requestBody": body("NewTodo"),
             "responses": {
-                "201": json_content(ref("Todo"), "Created in the list (editor or owner)"),
+                "201": json_content(ref("Todo"), "Created in the list (editor or owner)", headers=CURSOR_HEADERS),
                 **BODY_ERRORS,
                 **refusals(s401=SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS),
             },

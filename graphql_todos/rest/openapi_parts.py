@@ -49,3 +49,29 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not application/json",
     422: "The body is not a todo this operation accepts",
 }
+
+
+# docs/design/offline.md: a numbered mutation is applied once; a retry gets
+# the first answer (status, body, headers) again. The key's form, as
+# core/mutations.from_header takes it.
+_HEX = "[0-9a-fA-F]"
+IDEMPOTENCY_KEY_PATTERN = f'^"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}:[1-9][0-9]{{0,17}}"$'
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+    "description": 'Number this mutation: "<client uuid>:<sequence number>" (an sf-string, quotes'
+    " included; sequence 1 to 10^18-1). Applied once: a retry answers as the first time; the same key"
+    " with another request is 422 IDEMPOTENCY_KEY_REUSED; a malformed key is 400 BAD_USER_INPUT."
+    " Remembered for MUTATIONS_KEEP_SECONDS",
+}
+# Every mutation's answer says where its effect (or its no-op) is in the journal.
+CURSOR_HEADERS = {
+    "Journal-Cursor": {
+        "description": "The journal cursor at which this mutation's effect (or its no-op) is visible in a change stream",
+        "schema": {"type": "string"},
+    },
+    "Idempotency-Key": {"description": "A numbered mutation's key, echoed", "schema": {"type": "string"}},
+}

@@ -3,7 +3,7 @@ malformed part is 400, where the same in a body is 422."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from graphql_todos.core.errors import BadUserInput, RequestError
 from graphql_todos.core.models import Page
@@ -43,3 +43,17 @@ def int_param(request: Request, name: str) -> int | None:
     if not value.isascii() or not value.removeprefix("-").isdigit() or len(value) > 20:
         raise BadUserInput(name, f"must be an integer, not {value!r}")
     return int(value)
+
+
+# A list read's filter and page: the change stream of the same URL carries every change.
+_LIST_READ_ONLY = ("completed", "limit", "offset")
+
+
+def no_list_read_params(connection: HTTPConnection) -> None:
+    """Refuse a change stream asked for with a list read's ?completed=,
+    ?limit= or ?offset=: it would carry every change all the same."""
+    for name in _LIST_READ_ONLY:
+        if name in connection.query_params:
+            raise BadUserInput(
+                name, "is a list read's: a change stream carries every change (a live list: subscription { todos })"
+            )

@@ -49,7 +49,7 @@ from graphql_todos.live.broadcast import Groups, Member
 from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
 from graphql_todos.rest.openapi import document
-from graphql_todos.rest.params import in_url, list_params
+from graphql_todos.rest.params import in_url, list_params, no_list_read_params
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -113,13 +113,13 @@ class TodoCollection(Endpoint):
 
     async def post(self, request: Request) -> Response:
         body = await json_body(request, required=("title",))
-        receipt = _receipt(request, body)
-        todo = await _settled(receipt, _service(request).create_todo(
+        receipt = todo_receipt(request, body)
+        todo = await settled(receipt, _service(request).create_todo(
             body["title"], body.get("completed", False), receipt, actor=_actor(request)
         ))
         before, after = _item_path(request.app)
         location = f"{before}{todo.id}{after}"
-        return _json(todo, status_code=201, headers=[(b"location", location.encode("latin-1")), *_receipt_headers(receipt)])
+        return _json(todo, status_code=201, headers=[(b"location", location.encode("latin-1")), *receipt_headers(receipt)])
 
     @staticmethod
     async def websocket(websocket: WebSocket) -> None:
@@ -134,6 +134,7 @@ class TodoCollection(Endpoint):
         bytes for all (one encoding per change)."""
         after = event_stream.last_event_id(request) or request.query_params.get("after")
         try:
+            no_list_read_params(request)
             start = await streams.start_after(_journal(request), after)
         except BadUserInput as exc:
             raise in_url(exc) from None
@@ -166,23 +167,26 @@ class TodoItem(Endpoint):
 
     async def delete(self, request: Request) -> Response:
         todo_id = _path_id(request)
-        receipt = _receipt(request, None)
-        await _settled(receipt, _service(request).delete_todo(todo_id, receipt, actor=_actor(request)))
-        return Response(status_code=204, headers=_named(_receipt_headers(receipt)))
+        receipt = todo_receipt(request, None)
+        await settled(receipt, _service(request).delete_todo(todo_id, receipt, actor=_actor(request)))
+        return Response(status_code=204, headers=_named(receipt_headers(receipt)))
 
     async def _update(self, request: Request, required: Collection[str]) -> Response:
         todo_id = _path_id(request)
         body = await json_body(request, required, _UPDATE_FIELDS)
-        receipt = _receipt(request, body)
+        receipt = todo_receipt(request, body)
         service, actor = _service(request), _actor(request)
+        if "list_id" in body and receipt.key is not None:
+            # Applied anew at each retry, with no verdict: refused, as GraphQL's moveTodo with a number is.
+            raise BadUserInput("list_id", "moves a todo, which takes no Idempotency-Key: send the move alone, unnumbered")
         if "list_id" in body:
             moved = await _move(service, todo_id, body, actor)
             if "title" not in body and "completed" not in body:
                 return _json(moved)
-        todo = await _settled(
+        todo = await settled(
             receipt, service.update_todo(todo_id, body.get("title"), body.get("completed"), receipt, actor=actor)
         )
-        return _json(todo, headers=_receipt_headers(receipt))
+        return _json(todo, headers=receipt_headers(receipt))
 
     @staticmethod
     async def websocket(websocket: WebSocket) -> None:
@@ -247,7 +251,7 @@ def _item_path(app: Starlette) -> tuple[str, str]:
 _ID_MARK = "\x00id"
 
 
-def _receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
+def todo_receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
     """A mutation's receipt, with the key of its `Idempotency-Key` header
     ("<client>:<seq>", docs/design/offline.md); the fingerprint is of the
     method, the path and the body."""
@@ -262,7 +266,7 @@ def _receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
         raise in_url(exc) from None
 
 
-async def _settled(receipt: Receipt, mutation: Awaitable[T]) -> T:
+async def settled(receipt: Receipt, mutation: Awaitable[T]) -> T:
     """The mutation's result; a refusal it settled as (a verdict, a cursor)
     is answered with its receipt's headers too, and a rejection with the row
     it named as the server had it."""
@@ -273,10 +277,10 @@ async def _settled(receipt: Receipt, mutation: Awaitable[T]) -> T:
             raise
         row = exc.row if isinstance(exc, Rejected) else None
         details = None if row is None else {"row": todo_json(Todo.from_json(row))}
-        raise RequestError(exc.code, exc.message, headers=_named(_receipt_headers(receipt)), details=details) from exc
+        raise RequestError(exc.code, exc.message, headers=_named(receipt_headers(receipt)), details=details) from exc
 
 
-def _receipt_headers(receipt: Receipt) -> list[tuple[bytes, bytes]]:
+def receipt_headers(receipt: Receipt) -> list[tuple[bytes, bytes]]:
     """`Journal-Cursor` (where the mutation's effect, or no-op, is visible)
     and, for a numbered one, its key echoed: raw pairs, as a Response sends them."""
     headers = [] if receipt.cursor is None else [(b"journal-cursor", str(receipt.cursor).encode())]
@@ -381,6 +385,7 @@ async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
     """Every change after the cursor, as one member of the process's one
     change-feed group: the same bytes go to every collection socket."""
     groups: Groups = websocket.state.broadcast_groups
+    no_list_read_params(websocket)
     start = await streams.start_after(_journal(websocket), after)
     write, send = frame_writers(websocket)
     viewer = principal_of(websocket.scope).viewer

@@ -91,3 +91,18 @@ def test_apollo_client_reads_multipart_subscriptions(server: Server) -> None:
     # Apollo's HttpLink finds the boundary in the Content-Type to split parts.
     [event] = node("multipart.mjs", server.url + "/graphql")
     assert event["todoChanges"]["todo"]["title"] == "over multipart"
+
+
+def test_head_is_405_allow_get_post_whatever_the_accept(server: Server) -> None:
+    """GraphQL runs over GET and POST only: a HEAD is refused for its method,
+    first, as a mutation over GET is, not as a request that is not GraphQL
+    (400) or one whose Accept takes nothing (406), and no stream opens."""
+    for accept in (
+        "*/*", "application/json", GRAPHQL_RESPONSE, "text/event-stream",
+        "multipart/mixed;subscriptionSpec=1.0", "text/html", "image/png",
+    ):
+        for query in ("{ todos { id } }", "subscription { todoChanges { cursor } }", None):
+            params = {"query": query} if query else {}
+            response = httpx.head(server.url + "/graphql", params=params, headers={"accept": accept}, timeout=5)
+            assert (response.status_code, response.headers.get("allow")) == (405, "GET, POST"), (accept, query)
+            assert response.headers["content-type"].startswith(("application/json", GRAPHQL_RESPONSE)), accept
