@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from graphql_todos.core.passwords import Passwords, TooManyAttempts
 from graphql_todos.core.people import LOCAL
@@ -369,3 +372,26 @@ def test_numbered_mutations_are_each_persons_own(accounts: Server) -> None:
     assert len(set(created.values())) == 3
     verdicts = alice.get("/api/mutations/6f1c2a52-1d0e-4c7b-9a57-3f1e0f0f0a01/").json()
     assert [v["todo"]["title"] for v in verdicts] == ["alice"]
+
+
+def test_a_wrong_bearer_credential_beside_a_session_cookie_is_refused(accounts: Server) -> None:
+    """The first bearer credential decides (Authorization, then ?token=, then
+    the cookie): a revoked token sent from a signed-in browser must not act
+    as the cookie's person. Another scheme (a proxy's Basic) is not ours."""
+    client = _sign_up(accounts, "ruth")
+    created = client.post("/api/tokens/", json={"name": "old"}).json()
+    assert client.delete(f"/api/tokens/{created['token']['id']}/").status_code == 204
+    for wrong in (f"Bearer {created['secret']}", "Bearer gt_" + "x" * 43, "Bearer not-a-token"):
+        refused = client.get("/api/todos/", headers={"Authorization": wrong})
+        assert refused.status_code == 401 and _code(refused) == (401, "UNAUTHENTICATED"), wrong
+    assert client.get("/api/todos/", headers={"Authorization": "Basic cnV0aDp4"}).status_code == 200
+    assert client.get("/api/todos/").status_code == 200
+
+    cookie = {"Cookie": f"todos_session={client.cookies['todos_session']}", "Origin": accounts.url}
+    url = accounts.url.replace("http", "ws", 1) + "/api/todos/"
+    with connect(url + "?token=wrong", additional_headers=cookie) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    with connect(url, additional_headers=cookie) as ws:  # the cookie alone: in
+        assert client.post("/api/todos/", json={"title": "seen"}).status_code == 201
+        assert json.loads(ws.recv(timeout=5))["todo"]["title"] == "seen"

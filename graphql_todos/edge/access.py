@@ -63,15 +63,17 @@ class Access:
         """The principal of what a request or socket brings: its Authorization
         header, one `offered` otherwise (connection_init's payload, a
         RESTSocket's ?token= as `Bearer <token>`), or (accounts) its session
-        cookie. None: it may not come in."""
+        cookie. The first bearer credential present decides: a wrong one is
+        refused, not passed over for the cookie (a revoked token beside a
+        browser's cookie must not act as the cookie's person). None: it may
+        not come in."""
         header = authorization(headers.raw)
         if not self.accounts:
             return OPEN if self.allows(header) or self.allows(offered) else None
         accounts = _accounts(scope)
         for credential in (header, offered):
-            principal = await self.bearer(accounts, credential)
-            if principal is not None:
-                return principal
+            if _is_bearer(credential):
+                return await self.bearer(accounts, credential)
         secret = self.session_secret(scope, headers)
         return None if secret is None else await accounts.authenticate(secret)
 
@@ -148,6 +150,12 @@ def authorization(raw: Sequence[tuple[bytes, bytes]]) -> str | None:
     that signs in by cookie, or in connection_init, or not at all)."""
     value = first_values(raw).get(b"authorization")
     return None if value is None else value.decode("latin-1")
+
+
+def _is_bearer(credential: object) -> bool:
+    """Whether an Authorization value (or one offered as such) is `Bearer
+    <token>`: another scheme (a proxy's Basic) is not ours to judge."""
+    return isinstance(credential, str) and credential.partition(" ")[0].lower() == "bearer"
 
 
 def _accounts(scope: Scope) -> Accounts:
