@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { enter, recall, refusal, remember, signedInAs, whoAmI } from './account';
 import { memoryStorage } from './testing';
-import { askForToken, onSignedOut, withToken } from './token';
+import { askForToken, authorization, onSignedOut, withToken } from './token';
 
 const answer = (status: number, body: unknown) =>
   (async () => new Response(JSON.stringify(body), { status })) as unknown as typeof fetch;
@@ -79,6 +79,17 @@ describe('a session that ended', () => {
     expect(await askForToken()).toBe(false);
     expect(ended).toHaveBeenCalledTimes(1);
     expect(prompt).not.toHaveBeenCalled();
+    vi.unstubAllGlobals();
+  });
+
+  it('forgets a token kept from before: the server would refuse it beside the cookie', async () => {
+    const storage = memoryStorage();
+    storage.setItem('graphql-todos.token', 'stale');
+    vi.stubGlobal('sessionStorage', storage);
+    expect(authorization()).toEqual({ Authorization: 'Bearer stale' });
+    onSignedOut(vi.fn());
+    expect(await askForToken()).toBe(false);
+    expect(authorization()).toEqual({});
     vi.unstubAllGlobals();
   });
 });

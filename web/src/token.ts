@@ -35,6 +35,9 @@ export function onSignedOut(handler: () => void): void {
 /** Ask for the token, once however many requests were refused together; true if given. */
 export function askForToken(): Promise<boolean> {
   if (signedOut) {
+    // A token kept from an earlier TODOS_TOKEN would be refused beside the
+    // new session's cookie too (the first bearer credential decides).
+    storage()?.removeItem(KEY);
     signedOut();
     return Promise.resolve(false);
   }
