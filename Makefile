@@ -39,11 +39,20 @@ DATABASE_TESTS := tests/core/test_migrations.py tests/core/test_journal.py tests
 	tests/edge/test_response_cache.py tests/live/test_sequencer.py tests/core/test_lists_journal.py \
 	tests/core/test_journal_truncate.py tests/internals/test_psycopg.py tests/core/test_write_batch.py
 
+# pytest in several processes (pytest-xdist): most tests wait on sockets and
+# timers, not on the CPU. Each file runs whole in one process (its module
+# fixtures built once); each process has an embedded server of its own.
+# schemathesis names its 28 route tests alike, which pytest-xdist counts as
+# one test (and runs one): that file runs serially.
+PYTEST_PARALLEL := -n 3 --dist loadfile
+SERIAL_TESTS := tests/test_rest_schemathesis.py
+
 .PHONY: test
 test: lint graphql_todos/web/index.html /usr/bin/chromium /usr/sbin/nginx /usr/bin/gdb tests/js/node_modules/.installed $(OLDEST_POSTGRES)/postgres ## install everything, run every test (Python and web)
 	cd web && npm test
-	$(BIN)/pytest
-	TEST_POSTGRES_BIN=$(OLDEST_POSTGRES) $(BIN)/pytest $(DATABASE_TESTS)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(addprefix --ignore=,$(SERIAL_TESTS))
+	$(BIN)/pytest $(SERIAL_TESTS)
+	TEST_POSTGRES_BIN=$(OLDEST_POSTGRES) $(BIN)/pytest $(PYTEST_PARALLEL) $(DATABASE_TESTS)
 
 .PHONY: lint
 lint: $(VENV)/.test ## ruff, mypy and the import contracts (pyproject.toml) over the Python code

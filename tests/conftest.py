@@ -38,8 +38,16 @@ def admin_dsn() -> Iterator[str]:
         with installed_postgres(Path(bin_dir)) as dsn:
             yield dsn
         return
-    with embedded_postgres(ROOT / ".data" / "test") as dsn:
+    with embedded_postgres(_embedded_data_dir()) as dsn:
         yield dsn
+
+
+def _embedded_data_dir() -> Path:
+    """make test runs pytest in several processes (pytest-xdist): each has an
+    embedded server of its own, as a serial run does (tests count the
+    server's slots and backends, and name slots of their own)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return ROOT / ".data" / ("test" if worker == "gw0" else f"test-{worker}")
 
 
 def _admin(admin_dsn: str, sql: str) -> None:

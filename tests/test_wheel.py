@@ -52,8 +52,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _untracked() -> set[str]:
-    """What stands in the checkout's top folder (where a build would stage)."""
-    return set(os.listdir(ROOT))
+    """What stands in the checkout's top folder (where a build would stage),
+    less what the suite's other processes may make there meanwhile."""
+    return set(os.listdir(ROOT)) - {".data", ".hypothesis", ".pytest_cache"}
 
 
 @pytest.fixture
