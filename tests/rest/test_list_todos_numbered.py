@@ -60,7 +60,7 @@ def test_a_numbered_move_is_refused_not_applied_unnumbered(accounts: Server) -> 
     """A move is not numbered (GraphQL's moveTodo refuses extensions.mutation):
     a PATCH or PUT with list_id and an Idempotency-Key would be applied anew on
     each retry, with no verdict; it is refused before it runs."""
-    ann, _shared, _url, _key, first = _posted(accounts)
+    ann, shared, url, key, first = _posted(accounts)
     todo = first.json()
     default = next(found["id"] for found in ann.http.get("/api/lists/").json() if found["is_default"])
     for method, body in (("PATCH", {"list_id": default}), ("PUT", {"title": "t", "completed": False, "list_id": default})):
