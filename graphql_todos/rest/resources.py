@@ -176,9 +176,6 @@ class TodoItem(Endpoint):
         body = await json_body(request, required, _UPDATE_FIELDS)
         receipt = todo_receipt(request, body)
         service, actor = _service(request), _actor(request)
-        if "list_id" in body and receipt.key is not None:
-            # Applied anew at each retry, with no verdict: refused, as GraphQL's moveTodo with a number is.
-            raise BadUserInput("list_id", "moves a todo, which takes no Idempotency-Key: send the move alone, unnumbered")
         if "list_id" in body:
             moved = await _move(service, todo_id, body, actor)
             if "title" not in body and "completed" not in body:

@@ -54,21 +54,3 @@ def test_a_numbered_retry_after_the_list_is_gone_is_answered_as_the_first(accoun
     again = ann.http.post(url, json={"title": "once"}, headers={"Idempotency-Key": key})
     assert (again.status_code, again.content) == (201, first.content)
     assert again.headers["journal-cursor"] == first.headers["journal-cursor"]
-
-
-def test_a_numbered_move_is_refused_not_applied_unnumbered(accounts: Server) -> None:
-    """A move is not numbered (GraphQL's moveTodo refuses extensions.mutation):
-    a PATCH or PUT with list_id and an Idempotency-Key would be applied anew on
-    each retry, with no verdict; it is refused before it runs."""
-    ann, shared, url, key, first = _posted(accounts)
-    todo = first.json()
-    default = next(found["id"] for found in ann.http.get("/api/lists/").json() if found["is_default"])
-    for method, body in (("PATCH", {"list_id": default}), ("PUT", {"title": "t", "completed": False, "list_id": default})):
-        refused = ann.http.request(
-            method, f"/api/todos/{todo['id']}/", json=body, headers={"Idempotency-Key": f'"{uuid.uuid4()}:1"'}
-        )
-        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "BAD_USER_INPUT"), refused.text
-        assert refused.json()["error"]["message"].startswith("list_id ")
-    assert ann.http.get(f"/api/todos/{todo['id']}/").json() == todo
-    moved = ann.http.patch(f"/api/todos/{todo['id']}/", json={"list_id": default})
-    assert (moved.status_code, moved.json()["list_id"]) == (200, default)
