@@ -180,9 +180,9 @@ class TodoItem(Endpoint):
             # Applied anew at each retry, with no verdict: refused, as GraphQL's moveTodo with a number is.
             raise BadUserInput("list_id", "moves a todo, which takes no Idempotency-Key: send the move alone, unnumbered")
         if "list_id" in body:
-            moved = await _move(service, todo_id, body, actor)
+            moved = await _move(service, todo_id, body, actor, receipt)
             if "title" not in body and "completed" not in body:
-                return _json(moved)
+                return _json(moved, headers=receipt_headers(receipt))
         todo = await settled(
             receipt, service.update_todo(todo_id, body.get("title"), body.get("completed"), receipt, actor=actor)
         )
@@ -220,7 +220,7 @@ async def mutation_verdicts(request: Request) -> Response:
 
 
 async def _move(
-    service: TodoService, todo_id: str, body: dict[str, Any], actor: uuid.UUID | None
+    service: TodoService, todo_id: str, body: dict[str, Any], actor: uuid.UUID | None, receipt: Receipt
 ) -> Todo:
     """An update's move (moveTodo's rights), before its other fields; a
     title it would refuse is refused first, so nothing moves. A move is not
@@ -230,7 +230,7 @@ async def _move(
     if "title" in body:
         clean_title(body["title"])
     try:
-        return await service.move_todo(todo_id, body["list_id"], actor=actor)
+        return await service.move_todo(todo_id, body["list_id"], actor=actor, receipt=receipt)
     except NotFound as missing:
         if missing.kind != "list":
             raise
