@@ -190,7 +190,7 @@ def create_app(settings: Settings) -> TodoApp:
                 yield {
                     "service": service,
                     "accounts": accounts,
-                    "lists": Lists(pool),
+                    "lists": Lists(pool, service),
                     "access": access,
                     "journal": journal,
                     "hub": hub,

@@ -17,8 +17,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core.database import connection
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode, Forbidden, NotFound
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.people import NotAPerson, Person, Principal, clean_username
-from graphql_todos.core.service import made_for, parse_id, person_gone
+from graphql_todos.core.service import TodoService, made_for, parse_id, person_gone
+from graphql_todos.core.writes import CursorNotices
 
 MAX_LIST_NAME = 200
 ROLES = ("owner", "editor", "viewer")
@@ -73,7 +75,7 @@ WITH made AS (
 ), owner AS (
     INSERT INTO list_members (list_id, person_id, role) SELECT id, %(person)s, 'owner' FROM made
 )
-SELECT id, name, is_default, 'owner' AS role, created_time, updated_time FROM made
+SELECT id, name, is_default, 'owner' AS role, created_time, updated_time, pg_current_xact_id()::text FROM made
 """
 RENAME_LIST = f"""
 WITH renamed AS (
@@ -81,9 +83,11 @@ WITH renamed AS (
       AND EXISTS (SELECT FROM list_members WHERE list_id = %(list)s AND person_id = %(person)s AND role <> 'viewer')
     RETURNING *
 )
-SELECT {_LIST_COLUMNS} FROM renamed l JOIN list_members m ON m.list_id = l.id AND m.person_id = %(person)s
+SELECT {_LIST_COLUMNS}, pg_current_xact_id()::text
+FROM renamed l JOIN list_members m ON m.list_id = l.id AND m.person_id = %(person)s
 """
-DELETE_LIST = "DELETE FROM lists WHERE id = %(list)s AND owner_id = %(person)s AND NOT is_default"
+DELETE_LIST = """DELETE FROM lists WHERE id = %(list)s AND owner_id = %(person)s AND NOT is_default
+RETURNING pg_current_xact_id()::text"""
 SELECT_MEMBERS = """
 SELECT m.person_id, p.username, m.role FROM list_members m JOIN people p ON p.id = m.person_id
 WHERE m.list_id = %(list)s ORDER BY (m.role = 'owner') DESC, p.username
@@ -92,16 +96,16 @@ INSERT_MEMBER = """
 INSERT INTO list_members (list_id, person_id, role)
 SELECT %(list)s, id, %(role)s FROM people WHERE username = %(username)s
 ON CONFLICT DO NOTHING
-RETURNING person_id
+RETURNING person_id, pg_current_xact_id()::text
 """
 UPDATE_MEMBER = """
 UPDATE list_members SET role = %(role)s
-WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'
-RETURNING person_id
+WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner' AND role <> %(role)s
+RETURNING person_id, pg_current_xact_id()::text
 """
 DELETE_MEMBER = """
 DELETE FROM list_members WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'
-RETURNING person_id, role
+RETURNING person_id, role, pg_current_xact_id()::text
 """
 SELECT_PERSON = "SELECT id, username FROM people WHERE username = %(username)s"
 PERSON_KEPT = "SELECT EXISTS (SELECT FROM people WHERE id = %(person)s)"
@@ -126,10 +130,33 @@ def clean_role(value: object, owner: bool = False) -> str:
 
 class Lists:
     """The caller's lists and their members; every method takes the
-    principal (the service token is no person: FORBIDDEN)."""
+    principal (the service token is no person: FORBIDDEN). Each write
+    settles its receipt's cursor as a todo write does (`service`: the
+    journal's mode and the wait for a decoded entry); no service, no cursor."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, service: TodoService | None = None) -> None:
         self.pool = pool
+        self.service = service
+
+    async def _write(
+        self, conn: psycopg.AsyncConnection[Any], statement: str, params: dict[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], int | str]:
+        """A write's rows, less their last column (the writer's xid), and its
+        Mark: trigger mode the journal trigger's NOTICE, decoded the xid
+        (mark_of: none, where the journal stands)."""
+        with CursorNotices(conn) as notices:
+            cur = await conn.execute(statement, params)
+            rows = await cur.fetchall()
+        decoded = self.service is not None and self.service.writes.decoded
+        mark = (rows[0][-1] if rows else None) if decoded else notices.position
+        return [row[:-1] for row in rows], await TodoService.mark_of(conn, mark)
+
+    async def _settle(self, receipt: Receipt | None, mark: int | str, floor: int) -> None:
+        if self.service is not None:
+            await self.service.settle(receipt, mark, floor)
+
+    def _floor(self) -> int:
+        return 0 if self.service is None else self.service.floor()
 
     async def lists(self, principal: Principal) -> list[TodoList]:
         person = _person(principal)
@@ -143,35 +170,37 @@ class Lists:
         async with connection(self.pool) as conn:
             return await _visible(conn, person, key)
 
-    async def create(self, principal: Principal, name: object) -> TodoList:
-        person, clean = _person(principal), clean_list_name(name)
-        async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(TodoList)) as cur, made_for(person.id):
-            await cur.execute(INSERT_LIST, {"person": person.id, "name": clean})
-            made = await cur.fetchone()
-        assert made is not None
-        return made
+    async def create(self, principal: Principal, name: object, receipt: Receipt | None = None) -> TodoList:
+        person, clean, floor = _person(principal), clean_list_name(name), self._floor()
+        async with connection(self.pool) as conn, made_for(person.id):
+            rows, mark = await self._write(conn, INSERT_LIST, {"person": person.id, "name": clean})
+        await self._settle(receipt, mark, floor)
+        return TodoList(*rows[0])
 
-    async def rename(self, principal: Principal, list_id: str, name: object) -> TodoList:
+    async def rename(
+        self, principal: Principal, list_id: str, name: object, receipt: Receipt | None = None
+    ) -> TodoList:
         """Owner or editor."""
         person, key, clean = _person(principal), parse_id(list_id), clean_list_name(name)
+        floor = self._floor()
         async with connection(self.pool) as conn:
-            async with conn.cursor(row_factory=class_row(TodoList)) as cur:
-                await cur.execute(RENAME_LIST, {"person": person.id, "list": key, "name": clean})
-                renamed = await cur.fetchone()
-            if renamed is None:
+            rows, mark = await self._write(conn, RENAME_LIST, {"person": person.id, "list": key, "name": clean})
+            if not rows:
                 seen = await _visible(conn, person, key)
                 raise Forbidden(f"a {seen.role} may not rename this list")
-            return renamed
+        await self._settle(receipt, mark, floor)
+        return TodoList(*rows[0])
 
-    async def delete(self, principal: Principal, list_id: str) -> TodoList:
+    async def delete(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> TodoList:
         """Owner only; a default list stays. Its todos and members go with it."""
-        person, key = _person(principal), parse_id(list_id)
+        person, key, floor = _person(principal), parse_id(list_id), self._floor()
         async with connection(self.pool) as conn:
             seen = await _visible(conn, person, key)
-            cur = await conn.execute(DELETE_LIST, {"person": person.id, "list": key})
-            if cur.rowcount == 0:
+            rows, mark = await self._write(conn, DELETE_LIST, {"person": person.id, "list": key})
+            if not rows:
                 raise Forbidden("the default list cannot be deleted" if seen.is_default else "only the owner may delete a list")
-            return seen
+        await self._settle(receipt, mark, floor)
+        return seen
 
     async def members(self, principal: Principal, list_id: str) -> list[Member]:
         person, key = _person(principal), parse_id(list_id)
@@ -179,14 +208,16 @@ class Lists:
             await _visible(conn, person, key)
             return await _members(conn, key)
 
-    async def share(self, principal: Principal, list_id: str, username: object, role: object) -> Member:
+    async def share(
+        self, principal: Principal, list_id: str, username: object, role: object, receipt: Receipt | None = None
+    ) -> Member:
         """Owner only: add a member by username (unknown: NOT_FOUND; a member already: CONFLICT)."""
         person, key = _person(principal), parse_id(list_id)
-        name, clean = clean_username(username), clean_role(role)
+        name, clean, floor = clean_username(username), clean_role(role), self._floor()
         async with connection(self.pool) as conn:
             await _owned(conn, person, key)
             try:
-                cur = await conn.execute(INSERT_MEMBER, {"list": key, "username": name, "role": clean})
+                rows, mark = await self._write(conn, INSERT_MEMBER, {"list": key, "username": name, "role": clean})
             except psycopg.errors.ForeignKeyViolation:
                 # Deleted (by hand, or the list by its owner) after they were
                 # read: the sharer (her list went with her), the person named
@@ -196,43 +227,51 @@ class Lists:
                     raise person_gone(person.id) from None
                 await _person_named(conn, name)
                 raise NotFound(key, "list") from None
-            row = await cur.fetchone()
-            if row is None:
+            if not rows:
                 await _person_named(conn, name)
                 raise AlreadyMember(name)
-            return await _member(conn, key, row[0])
+            member = await _member(conn, key, rows[0][0])
+        await self._settle(receipt, mark, floor)
+        return member
 
-    async def set_role(self, principal: Principal, list_id: str, person_id: str, role: object) -> Member:
-        """Owner only; the owner's own row cannot change."""
+    async def set_role(
+        self, principal: Principal, list_id: str, person_id: str, role: object, receipt: Receipt | None = None
+    ) -> Member:
+        """Owner only; the owner's own row cannot change. The same role again changes nothing."""
         person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
-        clean = clean_role(role)
+        clean, floor = clean_role(role), self._floor()
         async with connection(self.pool) as conn:
             await _owned(conn, person, key)
-            cur = await conn.execute(UPDATE_MEMBER, {"list": key, "member": member, "role": clean})
-            if await cur.fetchone() is None:
-                found = await _member(conn, key, member)
+            rows, mark = await self._write(conn, UPDATE_MEMBER, {"list": key, "member": member, "role": clean})
+            found = await _member(conn, key, member)
+            if not rows and found.role != clean:
                 raise Forbidden(f"the owner's role cannot change (asked: {found.person.username})")
-            return await _member(conn, key, member)
+        await self._settle(receipt, mark, floor)
+        return found
 
-    async def remove(self, principal: Principal, list_id: str, person_id: str) -> Member:
+    async def remove(
+        self, principal: Principal, list_id: str, person_id: str, receipt: Receipt | None = None
+    ) -> Member:
         """Owner only, or oneself (leave); the owner's row stays."""
         person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
+        floor = self._floor()
         async with connection(self.pool) as conn:
             if member != person.id:
                 await _owned(conn, person, key)
             else:
                 await _visible(conn, person, key)
             found = await _member(conn, key, member)
-            cur = await conn.execute(DELETE_MEMBER, {"list": key, "member": member})
-            if await cur.fetchone() is None:
+            rows, mark = await self._write(conn, DELETE_MEMBER, {"list": key, "member": member})
+            if not rows:
                 raise Forbidden("the owner cannot leave or be removed: delete the list instead")
-            return found
+        await self._settle(receipt, mark, floor)
+        return found
 
-    async def leave(self, principal: Principal, list_id: str) -> TodoList:
+    async def leave(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> TodoList:
         """Any member but the owner."""
         person = _person(principal)
         seen = await self.get(principal, list_id)
-        await self.remove(principal, list_id, str(person.id))
+        await self.remove(principal, list_id, str(person.id), receipt)
         return seen
 
 

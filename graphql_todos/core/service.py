@@ -252,17 +252,39 @@ class TodoService:
             "title": None if title is None else clean_title(title), "completed": completed,
         }, actor))[0]
 
-    async def move_todo(self, todo_id: str, list_id: str, *, actor: uuid.UUID | None = None) -> Todo:
-        """Into another list: editor or owner of both."""
+    async def move_todo(
+        self, todo_id: str, list_id: str, *, actor: uuid.UUID | None = None, receipt: Receipt | None = None
+    ) -> Todo:
+        """Into another list: editor or owner of both; the receipt gets its cursor."""
         key, target = todo_key(todo_id), parse_id(list_id, "listId")
+        floor = self.floor()
         async with connection(self.pool) as conn, _refused(target, "list"):
             params = {"id": key, "list": target, "actor": actor}
-            moved, _ = await writes.write(conn, self.writes.move, params, self.writes.decoded)
+            moved, mark = await writes.write(conn, self.writes.move, params, self.writes.decoded)
             if not moved and actor is not None:
                 # Its own list first: a row the caller cannot see is not found.
                 _check_role(await writes.role_of_todo(conn, key, actor), key, "todo")
                 _check_role(await writes.role_in_list(conn, target, actor), target, "list")
-            return _found(key, moved[0] if moved else None)
+            found = _found(key, moved[0] if moved else None)
+            mark = await self.mark_of(conn, mark)
+        await self.settle(receipt, mark, floor)
+        return found
+
+    def floor(self) -> int:
+        """Taken before a write (decoded): every entry after it is of a commit after it was heard."""
+        return 0 if self.cursors is None else self.cursors.through
+
+    @staticmethod
+    async def mark_of(conn: AsyncConnection[Any], mark: writes.Mark) -> int | str:
+        """A committed write's Mark, or (it journaled nothing) where the journal
+        stands, read on its connection: a position the stream has reached."""
+        return (await repository.journal_newest(conn))[0] if mark is None else mark
+
+    async def settle(self, receipt: Receipt | None, mark: int | str, floor: int) -> None:
+        """An unnumbered write's receipt: its cursor, once journaled (decoded:
+        `mark` its xid, waited for holding no connection)."""
+        if receipt is not None:
+            receipt.settle(Verdict.APPLIED, await self._journaled(mark, floor) if isinstance(mark, str) else mark)
 
     async def delete_todo(self, todo_id: str, receipt: Receipt | None = None, *, actor: uuid.UUID | None = None) -> Todo:
         return (await self._write(receipt, self.writes.delete, todo_id, dict, actor))[0]

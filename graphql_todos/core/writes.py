@@ -237,9 +237,13 @@ class Statements:
 
 
 def _statements(journal: _Journal) -> Statements:
-    move = f"""UPDATE todos SET list_id = %(list)s FROM {_ACTING}
+    # Decoded, a move into the list the row is in changes nothing and is not
+    # journaled: its xid is NULL, read against the row's list locked as the
+    # UPDATE will lock it (a move committed meanwhile is seen).
+    was = ", (SELECT list_id AS was FROM todos WHERE id = %(id)s FOR NO KEY UPDATE) old" if journal.decoded else ""
+    move = f"""UPDATE todos SET list_id = %(list)s FROM {_ACTING}{was}
 WHERE id = %(id)s AND {_editable(journal)} AND {_may_edit(journal, "%(list)s")}
-{_RETURNING}{_xid(journal, "todos", None)}"""
+{_RETURNING}{_xid(journal, "todos", "{row}.list_id = old.was" if journal.decoded else None)}"""
     return Statements(
         _write(journal, _insert, True), _write(journal, _update, True, _KEPT), _write(journal, _delete, True),
         _write(journal, _set_all, False), _write(journal, _delete_completed, False), move, journal.decoded,

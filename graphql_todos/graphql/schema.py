@@ -196,8 +196,8 @@ class Query(PeopleQuery):
         return cast(list[MutationVerdict], await ctx.service.verdicts(key_scope(ctx.principal), client, after or "0"))
 
 
-# Every mutation's reply carries `extensions.cursor`, the journal cursor at
-# which its effect (or its no-op) is visible; one numbered by the request's
+# Every todo and list mutation's reply carries `extensions.cursor`, the journal
+# cursor at which its effect (or its no-op) is visible (not the account ones); one numbered by the request's
 # `extensions.mutation` also `extensions.mutation` (client, seq, verdict).
 # Each resolver is a call of the service, written once below (ROOT_CALLS) for
 # both paths: Strawberry's, with its arguments as Strawberry converts them, and
@@ -219,7 +219,7 @@ class Mutation(PeopleMutation):
 
     @strawberry.mutation(description="Into another list (editor or owner of both).")
     async def move_todo(self, info: Info[Context, None], id: strawberry.ID, list_id: strawberry.ID) -> Todo:
-        return cast(Todo, await _ctx(info).service.move_todo(id, list_id, actor=_actor(info)))
+        return cast(Todo, await _ctx(info).service.move_todo(id, list_id, actor=_actor(info), receipt=_ctx(info).receipt))
 
     @strawberry.mutation(description="Returns the deleted row.")
     async def delete_todo(self, info: Info[Context, None], id: strawberry.ID) -> Todo:
@@ -241,37 +241,39 @@ class Mutation(PeopleMutation):
 
     @strawberry.mutation(description="A new list the caller owns.")
     async def create_list(self, info: Info[Context, None], input: CreateListInput) -> TodoListInfo:
-        return cast(TodoListInfo, await lists_of(info).create(principal_of(info), input.name))
+        return cast(TodoListInfo, await lists_of(info).create(principal_of(info), input.name, _ctx(info).receipt))
 
     @strawberry.mutation(description="Owner or editor.")
     async def rename_list(self, info: Info[Context, None], id: strawberry.ID, name: str) -> TodoListInfo:
-        return cast(TodoListInfo, await lists_of(info).rename(principal_of(info), id, name))
+        return cast(TodoListInfo, await lists_of(info).rename(principal_of(info), id, name, _ctx(info).receipt))
 
     @strawberry.mutation(description="Owner only; not the default list. Its todos go with it. Returns the list.")
     async def delete_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo:
-        return cast(TodoListInfo, await lists_of(info).delete(principal_of(info), id))
+        return cast(TodoListInfo, await lists_of(info).delete(principal_of(info), id, _ctx(info).receipt))
 
     @strawberry.mutation(description="Owner only: give a person (by username) a role in the list.")
     async def share_list(
         self, info: Info[Context, None], id: strawberry.ID, username: str, role: Role
     ) -> Member:
-        return cast(Member, await lists_of(info).share(principal_of(info), id, username, role.value))
+        return cast(Member, await lists_of(info).share(principal_of(info), id, username, role.value, _ctx(info).receipt))
 
     @strawberry.mutation(description="Owner only; the owner's own role cannot change.")
     async def set_member_role(
         self, info: Info[Context, None], list_id: strawberry.ID, person_id: strawberry.ID, role: Role
     ) -> Member:
-        return cast(Member, await lists_of(info).set_role(principal_of(info), list_id, person_id, role.value))
+        return cast(Member, await lists_of(info).set_role(
+            principal_of(info), list_id, person_id, role.value, _ctx(info).receipt
+        ))
 
     @strawberry.mutation(description="Owner only (or oneself: leaving); returns the member removed.")
     async def remove_member(
         self, info: Info[Context, None], list_id: strawberry.ID, person_id: strawberry.ID
     ) -> Member:
-        return cast(Member, await lists_of(info).remove(principal_of(info), list_id, person_id))
+        return cast(Member, await lists_of(info).remove(principal_of(info), list_id, person_id, _ctx(info).receipt))
 
     @strawberry.mutation(description="Any member but the owner; returns the list left.")
     async def leave_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo:
-        return cast(TodoListInfo, await lists_of(info).leave(principal_of(info), id))
+        return cast(TodoListInfo, await lists_of(info).leave(principal_of(info), id, _ctx(info).receipt))
 
 
 @strawberry.type

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from graphql_todos.core.errors import BadUserInput
 from graphql_todos.core.lists import Lists, Member, TodoList
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.edge.access import principal_of
 from graphql_todos.internals.starlette_endpoint import Endpoint
@@ -38,8 +39,15 @@ def member_json(member: Member) -> dict[str, Any]:
     return {"person": {"id": str(member.person.id), "username": member.person.username}, "role": member.role}
 
 
-def _json(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code, media_type="application/json")
+def _json(content: Any, status_code: int = 200, receipt: Receipt | None = None) -> Response:
+    return Response(orjson.dumps(content), status_code, _headers(receipt), media_type="application/json")
+
+
+def _headers(receipt: Receipt | None) -> dict[str, str] | None:
+    """A write's `Journal-Cursor`, as the todos' writes send it."""
+    if receipt is None:
+        return None
+    return {name.decode(): value.decode() for name, value in receipt_headers(receipt)}
 
 
 def _lists(request: Request) -> Lists:
@@ -64,7 +72,9 @@ class ListCollection(Endpoint):
 
     async def post(self, request: Request) -> Response:
         body = await json_body(request, ("name",), _NAME)
-        return _json(list_json(await _lists(request).create(principal_of(request.scope), body["name"])), 201)
+        receipt = Receipt()
+        made = await _lists(request).create(principal_of(request.scope), body["name"], receipt)
+        return _json(list_json(made), 201, receipt)
 
 
 class ListItem(Endpoint):
@@ -74,12 +84,14 @@ class ListItem(Endpoint):
 
     async def patch(self, request: Request) -> Response:
         body = await json_body(request, ("name",), _NAME)
-        renamed = await _lists(request).rename(principal_of(request.scope), _path(request), body["name"])
-        return _json(list_json(renamed))
+        receipt = Receipt()
+        renamed = await _lists(request).rename(principal_of(request.scope), _path(request), body["name"], receipt)
+        return _json(list_json(renamed), receipt=receipt)
 
     async def delete(self, request: Request) -> Response:
-        await _lists(request).delete(principal_of(request.scope), _path(request))
-        return Response(status_code=204)
+        receipt = Receipt()
+        await _lists(request).delete(principal_of(request.scope), _path(request), receipt)
+        return Response(status_code=204, headers=_headers(receipt))
 
 
 class MemberCollection(Endpoint):
@@ -89,24 +101,27 @@ class MemberCollection(Endpoint):
 
     async def post(self, request: Request) -> Response:
         body = await json_body(request, ("username", "role"), _SHARE)
+        receipt = Receipt()
         member = await _lists(request).share(
-            principal_of(request.scope), _path(request), body["username"], body["role"]
+            principal_of(request.scope), _path(request), body["username"], body["role"], receipt
         )
-        return _json(member_json(member), 201)
+        return _json(member_json(member), 201, receipt)
 
 
 class MemberItem(Endpoint):
     async def patch(self, request: Request) -> Response:
         body = await json_body(request, ("role",), _ROLE)
+        receipt = Receipt()
         member = await _lists(request).set_role(
-            principal_of(request.scope), _path(request), _path(request, "person_id"), body["role"]
+            principal_of(request.scope), _path(request), _path(request, "person_id"), body["role"], receipt
         )
-        return _json(member_json(member))
+        return _json(member_json(member), receipt=receipt)
 
     async def delete(self, request: Request) -> Response:
         """Yourself: leave the list."""
-        await _lists(request).remove(principal_of(request.scope), _path(request), _path(request, "person_id"))
-        return Response(status_code=204)
+        receipt = Receipt()
+        await _lists(request).remove(principal_of(request.scope), _path(request), _path(request, "person_id"), receipt)
+        return Response(status_code=204, headers=_headers(receipt))
 
 
 class ListTodos(Endpoint):

@@ -17,6 +17,8 @@ _LIST_ID = [
 _MEMBER_ID = [*_LIST_ID, {"name": "person_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
 _NOT_ITS = "No list of the caller's with this id (NOT_FOUND)"
 _MAY_NOT = "The caller sees the list but may not do this (FORBIDDEN): a viewer's change, a non-owner's share, the owner's own row, the default list"
+# A list write is never numbered: its cursor alone.
+_CURSOR = {"Journal-Cursor": CURSOR_HEADERS["Journal-Cursor"]}
 LIST_PATHS: dict[str, Any] = {
     "/api/lists/": {
         "get": {
@@ -30,7 +32,7 @@ LIST_PATHS: dict[str, Any] = {
             "operationId": "createList",
             "requestBody": body("ListName"),
             "responses": {
-                "201": json_content(ref("List"), "Created: the caller owns it"),
+                "201": json_content(ref("List"), "Created: the caller owns it", headers=_CURSOR),
                 **BODY_ERRORS,
                 **refusals(s401=SIGNED_IN, s403=PERSONS_OWN),
             },
@@ -49,7 +51,7 @@ LIST_PATHS: dict[str, Any] = {
             "operationId": "renameList",
             "requestBody": body("ListName"),
             "responses": {
-                "200": json_content(ref("List"), "Renamed (owner or editor)"),
+                "200": json_content(ref("List"), "Renamed (owner or editor)", headers=_CURSOR),
                 **BODY_ERRORS,
                 **refusals(s401=SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS),
             },
@@ -57,7 +59,7 @@ LIST_PATHS: dict[str, Any] = {
         "delete": {
             "operationId": "deleteList",
             "responses": {
-                "204": {"description": "Deleted with its todos (owner only; not the default list)"},
+                "204": {"description": "Deleted with its todos (owner only; not the default list)", "headers": _CURSOR},
                 **refusals(s400="A malformed id", s401=SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS),
             },
         },
@@ -75,7 +77,7 @@ LIST_PATHS: dict[str, Any] = {
             "operationId": "shareList",
             "requestBody": body("Share"),
             "responses": {
-                "201": json_content(ref("Member"), "Shared (owner only)"),
+                "201": json_content(ref("Member"), "Shared (owner only)", headers=_CURSOR),
                 **BODY_ERRORS,
                 **refusals(
                     s401=SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS + "; or no person with this username",
@@ -126,7 +128,7 @@ LIST_PATHS: dict[str, Any] = {
             "operationId": "setMemberRole",
             "requestBody": body("MemberRole"),
             "responses": {
-                "200": json_content(ref("Member"), "The member with the new role (owner only)"),
+                "200": json_content(ref("Member"), "The member with the new role (owner only)", headers=_CURSOR),
                 **BODY_ERRORS,
                 **refusals(s401=SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS + "; or no such member"),
             },
@@ -134,7 +136,7 @@ LIST_PATHS: dict[str, Any] = {
         "delete": {
             "operationId": "removeMember",
             "responses": {
-                "204": {"description": "Removed (owner only), or left (oneself)"},
+                "204": {"description": "Removed (owner only), or left (oneself)", "headers": _CURSOR},
                 **refusals(
                     s400="A malformed id", s401=SIGNED_IN, s403=_MAY_NOT, s404=_NOT_ITS + "; or no such member"
                 ),

@@ -177,9 +177,9 @@ class TodoItem(Endpoint):
         receipt = todo_receipt(request, body)
         service, actor = _service(request), _actor(request)
         if "list_id" in body:
-            moved = await _move(service, todo_id, body, actor)
+            moved = await _move(service, todo_id, body, actor, receipt)
             if "title" not in body and "completed" not in body:
-                return _json(moved)
+                return _json(moved, headers=receipt_headers(receipt))
         todo = await settled(
             receipt, service.update_todo(todo_id, body.get("title"), body.get("completed"), receipt, actor=actor)
         )
@@ -217,7 +217,7 @@ async def mutation_verdicts(request: Request) -> Response:
 
 
 async def _move(
-    service: TodoService, todo_id: str, body: dict[str, Any], actor: uuid.UUID | None
+    service: TodoService, todo_id: str, body: dict[str, Any], actor: uuid.UUID | None, receipt: Receipt
 ) -> Todo:
     """An update's move (moveTodo's rights), before its other fields; a
     title it would refuse is refused first, so nothing moves. A move is not
@@ -227,7 +227,7 @@ async def _move(
     if "title" in body:
         clean_title(body["title"])
     try:
-        return await service.move_todo(todo_id, body["list_id"], actor=actor)
+        return await service.move_todo(todo_id, body["list_id"], actor=actor, receipt=receipt)
     except NotFound as missing:
         if missing.kind != "list":
             raise
