@@ -132,9 +132,9 @@ class Lists:
     """The caller's lists and their members; every method takes the
     principal (the service token is no person: FORBIDDEN). Each write
     settles its receipt's cursor as a todo write does (`service`: the
-    journal's mode and the wait for a decoded entry); no service, no cursor."""
+    journal's mode and the wait for a decoded entry)."""
 
-    def __init__(self, pool: AsyncConnectionPool, service: TodoService | None = None) -> None:
+    def __init__(self, pool: AsyncConnectionPool, service: TodoService) -> None:
         self.pool = pool
         self.service = service
 
@@ -147,16 +147,9 @@ class Lists:
         with CursorNotices(conn) as notices:
             cur = await conn.execute(statement, params)
             rows = await cur.fetchall()
-        decoded = self.service is not None and self.service.writes.decoded
-        mark = (rows[0][-1] if rows else None) if decoded else notices.position
+        mark = (rows[0][-1] if rows else None) if self.service.writes.decoded else notices.position
         return [row[:-1] for row in rows], await TodoService.mark_of(conn, mark)
 
-    async def _settle(self, receipt: Receipt | None, mark: int | str, floor: int) -> None:
-        if self.service is not None:
-            await self.service.settle(receipt, mark, floor)
-
-    def _floor(self) -> int:
-        return 0 if self.service is None else self.service.floor()
 
     async def lists(self, principal: Principal) -> list[TodoList]:
         person = _person(principal)
@@ -171,10 +164,10 @@ class Lists:
             return await _visible(conn, person, key)
 
     async def create(self, principal: Principal, name: object, receipt: Receipt | None = None) -> TodoList:
-        person, clean, floor = _person(principal), clean_list_name(name), self._floor()
+        person, clean, floor = _person(principal), clean_list_name(name), self.service.floor()
         async with connection(self.pool) as conn, made_for(person.id):
             rows, mark = await self._write(conn, INSERT_LIST, {"person": person.id, "name": clean})
-        await self._settle(receipt, mark, floor)
+        await self.service.settle(receipt, mark, floor)
         return TodoList(*rows[0])
 
     async def rename(
@@ -182,24 +175,24 @@ class Lists:
     ) -> TodoList:
         """Owner or editor."""
         person, key, clean = _person(principal), parse_id(list_id), clean_list_name(name)
-        floor = self._floor()
+        floor = self.service.floor()
         async with connection(self.pool) as conn:
             rows, mark = await self._write(conn, RENAME_LIST, {"person": person.id, "list": key, "name": clean})
             if not rows:
                 seen = await _visible(conn, person, key)
                 raise Forbidden(f"a {seen.role} may not rename this list")
-        await self._settle(receipt, mark, floor)
+        await self.service.settle(receipt, mark, floor)
         return TodoList(*rows[0])
 
     async def delete(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> TodoList:
         """Owner only; a default list stays. Its todos and members go with it."""
-        person, key, floor = _person(principal), parse_id(list_id), self._floor()
+        person, key, floor = _person(principal), parse_id(list_id), self.service.floor()
         async with connection(self.pool) as conn:
             seen = await _visible(conn, person, key)
             rows, mark = await self._write(conn, DELETE_LIST, {"person": person.id, "list": key})
             if not rows:
                 raise Forbidden("the default list cannot be deleted" if seen.is_default else "only the owner may delete a list")
-        await self._settle(receipt, mark, floor)
+        await self.service.settle(receipt, mark, floor)
         return seen
 
     async def members(self, principal: Principal, list_id: str) -> list[Member]:
@@ -213,7 +206,7 @@ class Lists:
     ) -> Member:
         """Owner only: add a member by username (unknown: NOT_FOUND; a member already: CONFLICT)."""
         person, key = _person(principal), parse_id(list_id)
-        name, clean, floor = clean_username(username), clean_role(role), self._floor()
+        name, clean, floor = clean_username(username), clean_role(role), self.service.floor()
         async with connection(self.pool) as conn:
             await _owned(conn, person, key)
             try:
@@ -231,7 +224,7 @@ class Lists:
                 await _person_named(conn, name)
                 raise AlreadyMember(name)
             member = await _member(conn, key, rows[0][0])
-        await self._settle(receipt, mark, floor)
+        await self.service.settle(receipt, mark, floor)
         return member
 
     async def set_role(
@@ -239,14 +232,14 @@ class Lists:
     ) -> Member:
         """Owner only; the owner's own row cannot change. The same role again changes nothing."""
         person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
-        clean, floor = clean_role(role), self._floor()
+        clean, floor = clean_role(role), self.service.floor()
         async with connection(self.pool) as conn:
             await _owned(conn, person, key)
             rows, mark = await self._write(conn, UPDATE_MEMBER, {"list": key, "member": member, "role": clean})
             found = await _member(conn, key, member)
             if not rows and found.role != clean:
                 raise Forbidden(f"the owner's role cannot change (asked: {found.person.username})")
-        await self._settle(receipt, mark, floor)
+        await self.service.settle(receipt, mark, floor)
         return found
 
     async def remove(
@@ -254,7 +247,7 @@ class Lists:
     ) -> Member:
         """Owner only, or oneself (leave); the owner's row stays."""
         person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
-        floor = self._floor()
+        floor = self.service.floor()
         async with connection(self.pool) as conn:
             if member != person.id:
                 await _owned(conn, person, key)
@@ -264,7 +257,7 @@ class Lists:
             rows, mark = await self._write(conn, DELETE_MEMBER, {"list": key, "member": member})
             if not rows:
                 raise Forbidden("the owner cannot leave or be removed: delete the list instead")
-        await self._settle(receipt, mark, floor)
+        await self.service.settle(receipt, mark, floor)
         return found
 
     async def leave(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> TodoList:

@@ -17,7 +17,7 @@ from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.edge.access import principal_of
 from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url, list_params
-from graphql_todos.rest.resources import json_body, receipt_headers, settled, todo_receipt
+from graphql_todos.rest.resources import json_body, named_receipt_headers, settled, todo_receipt
 
 _NAME: dict[str, tuple[type, str]] = {"name": (str, "a string")}
 _SHARE: dict[str, tuple[type, str]] = {"username": (str, "a string"), "role": (str, "a string")}
@@ -40,14 +40,8 @@ def member_json(member: Member) -> dict[str, Any]:
 
 
 def _json(content: Any, status_code: int = 200, receipt: Receipt | None = None) -> Response:
-    return Response(orjson.dumps(content), status_code, _headers(receipt), media_type="application/json")
-
-
-def _headers(receipt: Receipt | None) -> dict[str, str] | None:
-    """A write's `Journal-Cursor`, as the todos' writes send it."""
-    if receipt is None:
-        return None
-    return {name.decode(): value.decode() for name, value in receipt_headers(receipt)}
+    headers = None if receipt is None else named_receipt_headers(receipt)
+    return Response(orjson.dumps(content), status_code, headers, media_type="application/json")
 
 
 def _lists(request: Request) -> Lists:
@@ -91,7 +85,7 @@ class ListItem(Endpoint):
     async def delete(self, request: Request) -> Response:
         receipt = Receipt()
         await _lists(request).delete(principal_of(request.scope), _path(request), receipt)
-        return Response(status_code=204, headers=_headers(receipt))
+        return Response(status_code=204, headers=named_receipt_headers(receipt))
 
 
 class MemberCollection(Endpoint):
@@ -121,7 +115,7 @@ class MemberItem(Endpoint):
         """Yourself: leave the list."""
         receipt = Receipt()
         await _lists(request).remove(principal_of(request.scope), _path(request), _path(request, "person_id"), receipt)
-        return Response(status_code=204, headers=_headers(receipt))
+        return Response(status_code=204, headers=named_receipt_headers(receipt))
 
 
 class ListTodos(Endpoint):
@@ -150,7 +144,7 @@ class ListTodos(Endpoint):
             body["title"], body.get("completed", False), receipt, actor=principal.actor, list_id=list_id
         ))
         location = request.app.url_path_for("todo", id=str(todo.id))
-        headers = {"Location": location, **{name.decode(): value.decode() for name, value in receipt_headers(receipt)}}
+        headers = {"Location": location, **named_receipt_headers(receipt)}
         return Response(orjson.dumps(todo), 201, headers, media_type="application/json")
 
 

@@ -169,7 +169,7 @@ class TodoItem(Endpoint):
         todo_id = _path_id(request)
         receipt = todo_receipt(request, None)
         await settled(receipt, _service(request).delete_todo(todo_id, receipt, actor=_actor(request)))
-        return Response(status_code=204, headers=_named(receipt_headers(receipt)))
+        return Response(status_code=204, headers=named_receipt_headers(receipt))
 
     async def _update(self, request: Request, required: Collection[str]) -> Response:
         todo_id = _path_id(request)
@@ -274,7 +274,7 @@ async def settled(receipt: Receipt, mutation: Awaitable[T]) -> T:
             raise
         row = exc.row if isinstance(exc, Rejected) else None
         details = None if row is None else {"row": todo_json(Todo.from_json(row))}
-        raise RequestError(exc.code, exc.message, headers=_named(receipt_headers(receipt)), details=details) from exc
+        raise RequestError(exc.code, exc.message, headers=named_receipt_headers(receipt), details=details) from exc
 
 
 def receipt_headers(receipt: Receipt) -> list[tuple[bytes, bytes]]:
@@ -286,9 +286,9 @@ def receipt_headers(receipt: Receipt) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def _named(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Raw header pairs as a Response's `headers` argument takes them (and sends them as they were)."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+def named_receipt_headers(receipt: Receipt) -> dict[str, str]:
+    """receipt_headers() as a Response's `headers` argument takes them (and sends them as they were)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in receipt_headers(receipt)}
 
 
 async def openapi_json(request: Request) -> Response:
