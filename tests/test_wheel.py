@@ -23,6 +23,10 @@ from tests.helpers import Serve
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGED_WEB = ROOT / "graphql_todos" / "web"
+# Each build and install step may take run()'s 300 s on a loaded machine (the
+# clean clone at a789db9 beside four other checkouts' setups ran out of
+# pytest-timeout's default 120 s in pip install); the module's steps in all.
+pytestmark = pytest.mark.timeout(900)
 
 
 def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
