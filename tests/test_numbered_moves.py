@@ -106,3 +106,17 @@ def test_a_numbered_move_that_changes_nothing_answers_its_retry_the_same(account
     assert replies[0].content == replies[1].content
     assert replies[0].headers["journal-cursor"] == replies[1].headers["journal-cursor"]
     assert replies[0].json() == _row(ann, row)
+
+
+def test_a_numbered_move_into_a_list_one_cannot_see_is_422_as_an_unnumbered_one(accounts: Server) -> None:
+    # The URL's todo is there; what is not is a value in the body (tests/test_lists_contract.py).
+    ann, _, _, row = _lists(accounts)
+    body = {"list_id": str(uuid.uuid4()), "completed": True}
+    plain = ann.http.patch(f"/api/todos/{row}/", json=body)
+    key = {"Idempotency-Key": f'"{uuid.uuid4()}:1"'}
+    numbered = [ann.http.patch(f"/api/todos/{row}/", json=body, headers=key) for _ in range(2)]
+    assert [r.status_code for r in (plain, *numbered)] == [422, 422, 422], numbered[0].text
+    assert numbered[0].content == numbered[1].content
+    assert numbered[0].json()["error"]["code"] == "NOT_FOUND"
+    assert numbered[0].json()["error"]["row"] == _row(ann, row)
+    assert not _row(ann, row)["completed"]

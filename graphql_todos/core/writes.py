@@ -249,6 +249,7 @@ _WAS = "was"
 
 
 def _move(journal: _Journal, acting: str) -> str:
+    """The move's UPDATE, reading the acting person from `acting`."""
     was = f", (SELECT list_id AS {_WAS} FROM todos WHERE id = %(id)s FOR NO KEY UPDATE) old" if journal.decoded else ""
     return f"""UPDATE todos SET list_id = %(list)s,
     title = coalesce(%(title)s, title), completed = coalesce(%(completed)s, completed)
@@ -257,6 +258,8 @@ FROM {acting}{was} WHERE id = %(id)s AND {_editable(journal)} AND {_may_edit(jou
 
 
 def _move_write(journal: _Journal) -> Write:
+    """The move's Write; decoded, its `kept` reads `was` from the plain
+    statement's FROM (`old`), and from the numbered one's returned row."""
     if not journal.decoded:
         return _write(journal, _move, True)
     kept = f"({_KEPT} AND {{row}}.list_id = {{was}})"

@@ -232,6 +232,12 @@ async def _move(
         # The resource (the URL's todo) is there; what is not is a value in
         # the body: 422, as for any bad value in a body, with the same code.
         raise RequestError(ErrorCode.NOT_FOUND, missing.message, status=422) from None
+    except RequestError as refused:
+        # Numbered, the rejection as recorded (its retry's too): a NOT_FOUND
+        # that shows the row is the list's, the URL's todo being there.
+        if refused.code is ErrorCode.NOT_FOUND and refused.details is not None:
+            refused.status = 422
+        raise
 
 
 @functools.lru_cache(maxsize=8)
