@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import time
 import uuid
@@ -92,6 +93,11 @@ def clean_title(value: str) -> str:
     except UnicodeEncodeError:
         raise BadUserInput("title", "must be valid Unicode text") from None
     return title
+
+
+def _fields(title: str | None, completed: bool | None) -> dict[str, Any]:
+    """An update's fields (a move's too), its title checked; None leaves one as it is."""
+    return {"title": None if title is None else clean_title(title), "completed": completed}
 
 
 class TodoService:
@@ -248,19 +254,24 @@ class TodoService:
         *,
         actor: uuid.UUID | None = None,
     ) -> Todo:
-        return (await self._write(receipt, self.writes.update, todo_id, lambda: {
-            "title": None if title is None else clean_title(title), "completed": completed,
-        }, actor))[0]
+        return (await self._write(receipt, self.writes.update, todo_id, functools.partial(_fields, title, completed), actor))[0]
 
     async def move_todo(
-        self, todo_id: str, list_id: str, *, actor: uuid.UUID | None = None, receipt: Receipt | None = None
+        self, todo_id: str, list_id: str, title: str | None = None, completed: bool | None = None, *,
+        actor: uuid.UUID | None = None, receipt: Receipt | None = None,
     ) -> Todo:
-        """Into another list: editor or owner of both; the receipt gets its cursor."""
+        """Into another list: editor or owner of both; a title and a state
+        given change in the same statement. The receipt gets its cursor; a
+        numbered one (its key) is applied once, move included, as _write's."""
+        if receipt is not None and receipt.key is not None:
+            return (await self._write(
+                receipt, self.writes.move, todo_id, functools.partial(_fields, title, completed), actor, list_id
+            ))[0]
         key, target = todo_key(todo_id), parse_id(list_id, "listId")
+        params = {"id": key, "list": target, "actor": actor, **_fields(title, completed)}
         floor = self.floor()
         async with connection(self.pool) as conn, _refused(target, "list"):
-            params = {"id": key, "list": target, "actor": actor}
-            moved, mark = await writes.write(conn, self.writes.move, params, self.writes.decoded)
+            moved, mark = await writes.write(conn, self.writes.move.plain, params, self.writes.decoded)
             if not moved and actor is not None:
                 # Its own list first: a row the caller cannot see is not found.
                 _check_role(await writes.role_of_todo(conn, key, actor), key, "todo")
@@ -403,7 +414,8 @@ class TodoService:
         try:
             async with (
                 connection(self.pool, left(deadline)) as conn,
-                _refused(*((key, "todo") if key else (target, "list")), actor),
+                # A list named (a create's, a move's) is what a foreign key finds gone.
+                _refused(*((key, "todo") if key and target is None else (target, "list")), actor),
             ):
                 if target is not None and actor is not None:
                     _check_role(await writes.role_in_list(conn, target, actor), target, "list")

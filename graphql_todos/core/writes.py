@@ -166,14 +166,16 @@ def _many(change: str) -> str:
 # in a batch (core/write_batch.py) is no error that rolls the batch back;
 # only a duplicate committing meanwhile (not in the snapshot) still meets
 # the primary key.
-def _numbered(journal: _Journal, change: str, single: bool, kept: str | None) -> str:
+def _numbered(journal: _Journal, change: str, single: bool, kept: str | None, hidden: str | None = None) -> str:
+    """`hidden`: a column the change returns for `kept` alone, left out of the row."""
+    row = "to_jsonb(changed)" if hidden is None else f"(to_jsonb(changed) - '{hidden}')"
     verdict = "%(principal)s, %(client)s, %(seq)s, %(fingerprint)s, 'applied'"
     columns = "principal, client_id, seq, fingerprint, verdict"
     newest = "(SELECT coalesce(max(position), 0) FROM todo_changes)"
     if single and journal.decoded and kept is not None:
         unchanged = kept.format(row="changed")
         recorded, order = f"""({columns}, result, position)
-    SELECT {verdict}, CASE WHEN {unchanged} THEN jsonb_build_array(to_jsonb(changed)) END,
+    SELECT {verdict}, CASE WHEN {unchanged} THEN jsonb_build_array({row}) END,
            CASE WHEN {unchanged} THEN {newest} END FROM changed""", ""
     elif single:
         recorded, order = f"({columns}) SELECT {verdict} FROM changed", ""
@@ -193,7 +195,7 @@ def _numbered(journal: _Journal, change: str, single: bool, kept: str | None) ->
 WITH acting AS ({acting}),
 changed AS ({change}),
 recorded AS (INSERT INTO mutations {recorded})
-SELECT to_jsonb(changed)::text AS todo{_xid(journal, "changed", kept)} FROM changed{order}
+SELECT {row}::text AS todo{_xid(journal, "changed", kept)} FROM changed{order}
 """
     return f"""
 WITH keyed AS (SELECT EXISTS (SELECT FROM mutations
@@ -201,7 +203,7 @@ WITH keyed AS (SELECT EXISTS (SELECT FROM mutations
 acting AS ({acting} FROM keyed WHERE NOT known),
 changed AS ({change}),
 recorded AS (INSERT INTO mutations {recorded})
-SELECT keyed.known, to_jsonb(changed)::text AS todo FROM keyed LEFT JOIN changed ON true{order}
+SELECT keyed.known, {row}::text AS todo FROM keyed LEFT JOIN changed ON true{order}
 """
 
 
@@ -231,22 +233,47 @@ class Statements:
     delete: Write
     set_all_completed: Write
     delete_completed: Write
-    # A move needs the right to edit both lists (unnumbered only).
-    move: str
+    move: Write
     decoded: bool
 
 
+# A move into another list (moveTodo's rights: editor or owner of both),
+# with a title and a state given with it (REST's PATCH and PUT with
+# list_id): one statement, so a numbered one's verdict covers the move too
+# and its retry moves nothing. Decoded, a move into the list the row is in
+# changes nothing and is not journaled: `kept` reads the row's list as it
+# was (`was`), locked as the UPDATE will lock it (a move committed meanwhile
+# is seen); the numbered statement returns it as a last column, left out of
+# the row (_numbered's `hidden`).
+_WAS = "was"
+
+
+def _move(journal: _Journal, acting: str) -> str:
+    """The move's UPDATE, reading the acting person from `acting`."""
+    was = f", (SELECT list_id AS {_WAS} FROM todos WHERE id = %(id)s FOR NO KEY UPDATE) old" if journal.decoded else ""
+    return f"""UPDATE todos SET list_id = %(list)s,
+    title = coalesce(%(title)s, title), completed = coalesce(%(completed)s, completed)
+FROM {acting}{was} WHERE id = %(id)s AND {_editable(journal)} AND {_may_edit(journal, "%(list)s")}
+{_RETURNING}"""
+
+
+def _move_write(journal: _Journal) -> Write:
+    """The move's Write; decoded, its `kept` reads `was` from the plain
+    statement's FROM (`old`), and from the numbered one's returned row."""
+    if not journal.decoded:
+        return _write(journal, _move, True)
+    kept = f"({_KEPT} AND {{row}}.list_id = {{was}})"
+    plain = _move(journal, _ACTING) + _xid(journal, "todos", kept.format(row="{row}", was=f"old.{_WAS}"))
+    numbered = _numbered(
+        journal, f"{_move(journal, 'acting')}, old.{_WAS}", True, kept.format(row="{row}", was=f"{{row}}.{_WAS}"), _WAS
+    )
+    return Write(plain, numbered, True)
+
+
 def _statements(journal: _Journal) -> Statements:
-    # Decoded, a move into the list the row is in changes nothing and is not
-    # journaled: its xid is NULL, read against the row's list locked as the
-    # UPDATE will lock it (a move committed meanwhile is seen).
-    was = ", (SELECT list_id AS was FROM todos WHERE id = %(id)s FOR NO KEY UPDATE) old" if journal.decoded else ""
-    move = f"""UPDATE todos SET list_id = %(list)s FROM {_ACTING}{was}
-WHERE id = %(id)s AND {_editable(journal)} AND {_may_edit(journal, "%(list)s")}
-{_RETURNING}{_xid(journal, "todos", "{row}.list_id = old.was" if journal.decoded else None)}"""
     return Statements(
         _write(journal, _insert, True), _write(journal, _update, True, _KEPT), _write(journal, _delete, True),
-        _write(journal, _set_all, False), _write(journal, _delete_completed, False), move, journal.decoded,
+        _write(journal, _set_all, False), _write(journal, _delete_completed, False), _move_write(journal), journal.decoded,
     )
 
 

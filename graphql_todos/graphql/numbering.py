@@ -16,7 +16,7 @@ from graphql_todos.core.mutations import Key, Receipt
 
 # The mutations an outbox sends: each changes rows and answers with exactly
 # them, so its reply can be rendered again from its record.
-NUMBERED = frozenset({"createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted"})
+NUMBERED = frozenset({"createTodo", "updateTodo", "deleteTodo", "toggleAll", "clearCompleted", "moveTodo"})
 _ONLY = f"numbers one mutation sent alone, one of {', '.join(sorted(NUMBERED))}"
 
 

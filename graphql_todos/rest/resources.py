@@ -35,7 +35,7 @@ from graphql_todos.core.journal import Journal
 from graphql_todos.core.list_statements import ListStatement
 from graphql_todos.core.models import Change, Todo, Viewer
 from graphql_todos.core.mutations import Receipt
-from graphql_todos.core.service import USUAL_ID, TodoService, clean_title, parse_id
+from graphql_todos.core.service import USUAL_ID, TodoService, parse_id
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import first_values, principal_of
@@ -177,12 +177,11 @@ class TodoItem(Endpoint):
         receipt = todo_receipt(request, body)
         service, actor = _service(request), _actor(request)
         if "list_id" in body:
-            moved = await _move(service, todo_id, body, actor, receipt)
-            if "title" not in body and "completed" not in body:
-                return _json(moved, headers=receipt_headers(receipt))
-        todo = await settled(
-            receipt, service.update_todo(todo_id, body.get("title"), body.get("completed"), receipt, actor=actor)
-        )
+            todo = await _move(service, todo_id, body, actor, receipt)
+        else:
+            todo = await settled(
+                receipt, service.update_todo(todo_id, body.get("title"), body.get("completed"), receipt, actor=actor)
+            )
         return _json(todo, headers=receipt_headers(receipt))
 
     @staticmethod
@@ -219,21 +218,26 @@ async def mutation_verdicts(request: Request) -> Response:
 async def _move(
     service: TodoService, todo_id: str, body: dict[str, Any], actor: uuid.UUID | None, receipt: Receipt
 ) -> Todo:
-    """An update's move (moveTodo's rights), before its other fields; a
-    title it would refuse is refused first, so nothing moves. A move is not
-    numbered (moveTodo is online only: docs/design/offline.md): a retry of a
-    numbered update moves the row to the same list again, and only the rest
-    is answered from its record."""
-    if "title" in body:
-        clean_title(body["title"])
+    """An update that moves (moveTodo's rights), its other fields in the
+    same statement: a title it would refuse is refused first, so nothing
+    moves, and a numbered one is applied once, move included (its retry is
+    answered from its record: docs/design/offline.md)."""
     try:
-        return await service.move_todo(todo_id, body["list_id"], actor=actor, receipt=receipt)
+        return await settled(receipt, service.move_todo(
+            todo_id, body["list_id"], body.get("title"), body.get("completed"), actor=actor, receipt=receipt
+        ))
     except NotFound as missing:
         if missing.kind != "list":
             raise
         # The resource (the URL's todo) is there; what is not is a value in
         # the body: 422, as for any bad value in a body, with the same code.
         raise RequestError(ErrorCode.NOT_FOUND, missing.message, status=422) from None
+    except RequestError as refused:
+        # Numbered, the rejection as recorded (its retry's too): a NOT_FOUND
+        # that shows the row is the list's, the URL's todo being there.
+        if refused.code is ErrorCode.NOT_FOUND and refused.details is not None:
+            refused.status = 422
+        raise
 
 
 @functools.lru_cache(maxsize=8)
