@@ -19,6 +19,7 @@ from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.core.journal import Journal, Mark
 from graphql_todos.core.settings import Settings
 from graphql_todos.live import hub as hub_module
+from graphql_todos.live import now as now_module
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.streams import start_after
 from tests.helpers import Server, serving, wait_until
@@ -103,13 +104,13 @@ def test_subscribes_asking_at_once_share_one_round_trip(db_dsn: str) -> None:
     async def run() -> tuple[set[int], int]:
         async with _Hub(db_dsn) as (hub, reads):
             sent = []
-            ask = hub._ask
+            ask = hub._asks._ask
 
             def counted(conn: psycopg.AsyncConnection) -> None:
                 sent.append(conn)
                 ask(conn)
 
-            hub._ask = counted  # type: ignore[method-assign]
+            hub._asks._ask = counted  # type: ignore[method-assign]
             asked = reads()
             nows = await asyncio.gather(*(hub.now() for _ in range(50)))
             assert reads() == asked
@@ -138,10 +139,10 @@ def test_a_round_trip_cut_by_a_lost_listener_is_answered_by_the_journal(
             await conn.execute("INSERT INTO todos (title) VALUES ('x')")
             # The round trip is not answered before the listener's backend
             # ends, and the listener cannot connect again for now.
-            monkeypatch.setattr(hub_module, "_ASK", b"SELECT pg_sleep(30)")
+            monkeypatch.setattr(now_module, "_ASK", b"SELECT pg_sleep(30)")
             waiter = hub.now()
             await asyncio.sleep(0.2)
-            assert hub._asked == [waiter]
+            assert hub._asks.asked == [waiter]
             hub.dsn = "postgresql://127.0.0.1:1/nowhere"
             await conn.execute("SELECT pg_terminate_backend(%s)", (hub.backend_pid,))
             async with asyncio.timeout(10):
@@ -160,9 +161,9 @@ def test_without_a_listener_now_is_the_journals_read_and_its_failure() -> None:
         with pytest.raises(DatabaseUnavailable):
             await hub.now()  # not connected
         # Subscribes waiting on a listener that is lost: the read's failure.
-        hub.connected, hub._asks_listener = True, True
+        hub.connected, hub._asks.on_listener = True, True
         waiter = hub.now()
-        hub._fall_back()
+        hub._asks.fall_back()
         with pytest.raises(DatabaseUnavailable):
             await waiter
 
@@ -188,7 +189,7 @@ def test_a_round_trip_in_flight_as_a_quiet_spell_ends_keeps_the_listener(
             # The ask goes 0.3 s before that wait ends; its reply 0.6 s after.
             await asyncio.sleep(heartbeat - 0.3)
             monkeypatch.setattr(
-                hub_module, "_ASK", b"DO $$ BEGIN PERFORM pg_sleep(0.6); END $$; NOTIFY graphql_todos_now"
+                now_module, "_ASK", b"DO $$ BEGIN PERFORM pg_sleep(0.6); END $$; NOTIFY graphql_todos_now"
             )
             asked = reads()
             async with asyncio.timeout(heartbeat):
