@@ -35,14 +35,11 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import Delivery, Kind, View, legacy_change
 from graphql_todos.internals.psycopg import payloads
 from graphql_todos.live.notifications import UNREAD, journal_entries, notified, notified_body, notified_for
+from graphql_todos.live.now import Asks
 from graphql_todos.live.routing import Router
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_CONNECTION_OK = psycopg.pq.ConnStatus.OK
-_COMMAND_OK = psycopg.pq.ExecStatus.COMMAND_OK
-_ASK = b"NOTIFY graphql_todos_now"
-_ASK_EVERY = 0.002
 
 
 class _Timed(Protocol):
@@ -337,26 +334,8 @@ class Hub:
         # commit time: counted, and the lag sampled, once per turn.
         self._taken = 0
         self._taken_at: datetime | None = None
-        # "Now" for a subscribe (now()): a round trip on the LISTEN
-        # connection, whose reply comes after every notification of a commit
-        # visible before it was sent (PostgreSQL 15 on: its NOTIFY marks the
-        # backend to read its queue, which it does before ReadyForQuery; an
-        # empty query is not enough, since a commit is visible to others a
-        # moment before it signals its listeners: tests/live/test_hub_now.py
-        # saw 7 of 300 asks answered one position short). Trigger mode only:
-        # a decoded position is the sequencer's, given after the commit.
-        self._asks_listener = False
-        # The listener's connection while the hub reads it (its lock held
-        # by payloads(), so a query sent on it is the hub's alone).
-        self._reading: psycopg.AsyncConnection[Any] | None = None
-        # Subscribes waiting for the next round trip, for the one in
-        # flight, and for the journal read after a gap that reply came with.
-        self._asking: list[asyncio.Future[int]] = []
-        self._asked: list[asyncio.Future[int]] | None = None
-        self._after_catch_up: list[asyncio.Future[int]] = []
-        self._replied_ok = True
-        self._ask_pending = False
-        self._asked_at = 0.0
+        # "Now" for a subscribe (now()): a round trip on the LISTEN connection.
+        self._asks = Asks(self)
 
     @property
     def subscriber_count(self) -> int:
@@ -390,7 +369,7 @@ class Hub:
         if self._task is not None:
             await tasks.ended(self._task)
         self.connected = False
-        self._fall_back()
+        self._asks.fall_back()
         self.close_subscriptions()
 
     def now(self) -> Awaitable[int]:
@@ -400,104 +379,7 @@ class Hub:
         round trip for every subscribe asking meanwhile; the journal's read
         when the listener is down (DatabaseUnavailable as the read gives it)
         or positions come from the sequencer."""
-        if not (self.connected and self._asks_listener):
-            return self.journal.position()
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[int] = loop.create_future()
-        if not self._asking and self._reading is not None and self._asked is None:
-            self._ask_soon(loop)
-        self._asking.append(waiter)
-        return waiter
-
-    def _ask_soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The next round trip, once this turn of the loop is over (the
-        subscribes it brings in, read from many sockets at once, share it),
-        and no sooner than _ASK_EVERY after the last: under a storm of
-        subscribes (one every 0.3 ms) a round trip each cost about what the
-        pooled read did; paced, one serves several."""
-        if self._ask_pending:
-            return
-        self._ask_pending = True
-        at = self._asked_at + _ASK_EVERY
-        if at > loop.time():
-            loop.call_at(at, self._ask_now)
-        else:
-            loop.call_soon(self._ask_now)
-
-    def _ask_now(self) -> None:
-        self._ask_pending = False
-        if self._asking and self._reading is not None and self._asked is None:
-            self._ask(self._reading)
-
-    def _ask(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """The round trip for the subscribes asking: a NOTIFY on a channel
-        no one listens to. Its commit marks the listener's backend (its own)
-        to read the notification queue before it answers, so every commit
-        visible before the ask is heard, signalled to it yet or not (a
-        commit is visible before it signals its listeners)."""
-        pgconn = conn.pgconn
-        try:
-            pgconn.send_query(_ASK)
-            pgconn.flush()
-        except psycopg.Error:
-            # The connection is lost: the listener's read finds it so.
-            self._fall_back()
-            return
-        self._asked, self._asking = self._asking, []
-        self._replied_ok = True
-        self._asked_at = asyncio.get_running_loop().time()
-
-    def _answered(self, conn: psycopg.AsyncConnection[Any]) -> bool:
-        """Answer the subscribes whose round trip's reply is all in (after
-        the notifications that came before its ReadyForQuery), and send the
-        next; True when those notifications left a gap (their answer waits
-        for the journal's read, _listen's catch-up)."""
-        if self._asked is not None:
-            pgconn = conn.pgconn
-            while not pgconn.is_busy():
-                if (result := pgconn.get_result()) is None:
-                    break
-                self._replied_ok &= result.status == _COMMAND_OK
-            else:
-                return False  # not all in yet: a later read brings the rest
-            if not self._replied_ok or pgconn.status != _CONNECTION_OK:
-                # Not its reply (the backend ending, say): no proof; the journal's read answers.
-                self._fall_back()
-                return False
-            # libpq parses what follows a result only once it is taken:
-            # notifications sent between the result and ReadyForQuery.
-            late = []
-            while (notify := pgconn.notifies()) is not None:
-                late.append(notify.extra)
-            asked, self._asked = self._asked, None
-            if late and self._take(late):
-                self._after_catch_up.extend(asked)
-                return True
-            _answer(asked, self.position)
-        if self._asking and self._asked is None:
-            self._ask_soon(asyncio.get_running_loop())
-        return False
-
-    def _fall_back(self) -> None:
-        """The subscribes waiting on the listener, answered by the journal's read instead."""
-        waiting = [*self._asking, *(self._asked or ()), *self._after_catch_up]
-        self._asking, self._asked, self._after_catch_up = [], None, []
-        if not waiting:
-            return
-        read = self.journal.mark()
-
-        def answer(done: asyncio.Future[Any]) -> None:
-            for waiter in waiting:
-                if waiter.done():
-                    continue
-                if done.cancelled():
-                    waiter.cancel()
-                elif (exc := done.exception()) is not None:
-                    waiter.set_exception(exc)
-                else:
-                    waiter.set_result(done.result().position)
-
-        read.add_done_callback(answer)
+        return self._asks.now() if self.connected else self.journal.position()
 
     def close_subscriptions(self) -> None:
         """End every subscription, and any made from now on: the server is
@@ -628,8 +510,8 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure means: reconnect
-                self._reading = None
-                self._fall_back()
+                self._asks.reading = None
+                self._asks.fall_back()
                 if task.cancelling():
                     # Being stopped: a call that turned the cancellation into
                     # its own error (a lost connection's, a DatabaseUnavailable)
@@ -660,7 +542,7 @@ class Hub:
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
-            self._asks_listener = conn.info.server_version >= 150000 and not self.journal.decoded
+            self._asks.on_listener = conn.info.server_version >= 150000 and not self.journal.decoded
             # Everything committed while we were away is in the journal.
             await self._catch_up()
             if self._ready.is_set():
@@ -675,29 +557,27 @@ class Hub:
             while True:
                 if await self._wait_for_news(conn):
                     await self._catch_up()
-                    if self._after_catch_up:
-                        caught_up, self._after_catch_up = self._after_catch_up, []
-                        _answer(caught_up, self.position)
-                elif self._asked is None:
+                    self._asks.caught_up()
+                elif self._asks.asked is None:
                     # A quiet spell: prove the connection is alive (a half-open
                     # one would hang here, hence the timeout), and read the
                     # journal in case a notification went missing.
                     async with asyncio.timeout(self.heartbeat_seconds):
                         await conn.execute("SELECT 1")
                     await self._catch_up()
-                elif asyncio.get_running_loop().time() - self._asked_at > self.heartbeat_seconds:
+                elif asyncio.get_running_loop().time() - self._asks.asked_at > self.heartbeat_seconds:
                     # now()'s round trip, unanswered as long as SELECT 1 may be.
                     raise psycopg.OperationalError("the listener's round trip went unanswered")
                 # Else now()'s round trip, sent as the wait ended, is in
                 # flight: its reply, after the notifications before it, is
-                # for _answered() to take (not a SELECT 1 sent behind it),
+                # for Asks.answered() to take (not a SELECT 1 sent behind it),
                 # and it proves the connection as SELECT 1 would.
 
     async def _wait_for_news(self, conn: psycopg.AsyncConnection[Any]) -> bool:
         """Publish the changes that notifications carry whole and in order;
         True when the journal must be read for what they did not carry."""
         # A round trip's reply taken in before (with a gap), or subscribes asking meanwhile.
-        if self._answered(conn):
+        if self._asks.answered(conn):
             return True
         # payloads() holds the connection lock while it runs: close it
         # before the connection is used for anything else. It gives what the
@@ -707,18 +587,16 @@ class Hub:
         # bytes, which orjson reads as UTF-8 (not UTF-8: not ours, and the
         # journal is read, which psycopg decodes).
         async with contextlib.aclosing(payloads(conn, self.heartbeat_seconds)) as reads:
-            self._reading = conn
-            if self._asking and self._asked is None:
-                self._ask_soon(asyncio.get_running_loop())  # asked while the hub was away from here
+            self._asks.read_on(conn)
             try:
                 async for read in reads:
-                    if self._take(read) or (self._asked is not None and self._answered(conn)):
+                    if self.take(read) or (self._asks.asked is not None and self._asks.answered(conn)):
                         return True
             finally:
-                self._reading = None
+                self._asks.reading = None
         return False
 
-    def _take(self, read: list[bytes]) -> bool:
+    def take(self, read: list[bytes]) -> bool:
         """Publish a read's changes; True when the journal must be read."""
         # The sequencer's batches, parsed once for their cursors and their reading.
         heard = None if self.cursors is None else self._heard(read)
@@ -810,12 +688,6 @@ class Hub:
         elif entry.person is not None:
             for sub in self._by_person.get(entry.person, ()):
                 sub.enqueue(entry)
-
-
-def _answer(waiters: list[asyncio.Future[int]], position: int) -> None:
-    for waiter in waiters:
-        if not waiter.done():  # its subscribe may have given up
-            waiter.set_result(position)
 
 
 def _delivery(entry: Entry, kind: Kind | None) -> Delivery | None:

@@ -135,7 +135,7 @@ class TodoCollection(Endpoint):
         after = event_stream.last_event_id(request) or request.query_params.get("after")
         try:
             no_list_read_params(request)
-            start = await streams.start_after(_journal(request), after)
+            start = await streams.start_after(_journal(request), after, _hub(request))
         except BadUserInput as exc:
             raise in_url(exc) from None
         groups: Groups = request.state.broadcast_groups
@@ -387,7 +387,7 @@ async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
     change-feed group: the same bytes go to every collection socket."""
     groups: Groups = websocket.state.broadcast_groups
     no_list_read_params(websocket)
-    start = await streams.start_after(_journal(websocket), after)
+    start = await streams.start_after(_journal(websocket), after, _hub(websocket))
     write, send = frame_writers(websocket)
     viewer = principal_of(websocket.scope).viewer
     await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send), viewer=viewer)

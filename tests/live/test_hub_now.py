@@ -8,16 +8,21 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 
+import httpx
+import orjson
 import psycopg
 import pytest
+from websockets.sync.client import connect
 
 from graphql_todos.core.database import GatedPool
 from graphql_todos.core.errors import DatabaseUnavailable
 from graphql_todos.core.journal import Journal, Mark
 from graphql_todos.core.settings import Settings
 from graphql_todos.live import hub as hub_module
+from graphql_todos.live import now as now_module
 from graphql_todos.live.hub import Hub
 from graphql_todos.live.streams import start_after
+from tests.helpers import Server, serving, wait_until
 
 NEWEST = "SELECT coalesce(max(position), 0) FROM todo_changes"
 
@@ -99,13 +104,13 @@ def test_subscribes_asking_at_once_share_one_round_trip(db_dsn: str) -> None:
     async def run() -> tuple[set[int], int]:
         async with _Hub(db_dsn) as (hub, reads):
             sent = []
-            ask = hub._ask
+            ask = hub._asks._ask
 
             def counted(conn: psycopg.AsyncConnection) -> None:
                 sent.append(conn)
                 ask(conn)
 
-            hub._ask = counted  # type: ignore[method-assign]
+            hub._asks._ask = counted  # type: ignore[method-assign]
             asked = reads()
             nows = await asyncio.gather(*(hub.now() for _ in range(50)))
             assert reads() == asked
@@ -134,10 +139,10 @@ def test_a_round_trip_cut_by_a_lost_listener_is_answered_by_the_journal(
             await conn.execute("INSERT INTO todos (title) VALUES ('x')")
             # The round trip is not answered before the listener's backend
             # ends, and the listener cannot connect again for now.
-            monkeypatch.setattr(hub_module, "_ASK", b"SELECT pg_sleep(30)")
+            monkeypatch.setattr(now_module, "_ASK", b"SELECT pg_sleep(30)")
             waiter = hub.now()
             await asyncio.sleep(0.2)
-            assert hub._asked == [waiter]
+            assert hub._asks.asked == [waiter]
             hub.dsn = "postgresql://127.0.0.1:1/nowhere"
             await conn.execute("SELECT pg_terminate_backend(%s)", (hub.backend_pid,))
             async with asyncio.timeout(10):
@@ -156,9 +161,9 @@ def test_without_a_listener_now_is_the_journals_read_and_its_failure() -> None:
         with pytest.raises(DatabaseUnavailable):
             await hub.now()  # not connected
         # Subscribes waiting on a listener that is lost: the read's failure.
-        hub.connected, hub._asks_listener = True, True
+        hub.connected, hub._asks.on_listener = True, True
         waiter = hub.now()
-        hub._fall_back()
+        hub._asks.fall_back()
         with pytest.raises(DatabaseUnavailable):
             await waiter
 
@@ -184,7 +189,7 @@ def test_a_round_trip_in_flight_as_a_quiet_spell_ends_keeps_the_listener(
             # The ask goes 0.3 s before that wait ends; its reply 0.6 s after.
             await asyncio.sleep(heartbeat - 0.3)
             monkeypatch.setattr(
-                hub_module, "_ASK", b"DO $$ BEGIN PERFORM pg_sleep(0.6); END $$; NOTIFY graphql_todos_now"
+                now_module, "_ASK", b"DO $$ BEGIN PERFORM pg_sleep(0.6); END $$; NOTIFY graphql_todos_now"
             )
             asked = reads()
             async with asyncio.timeout(heartbeat):
@@ -192,3 +197,73 @@ def test_a_round_trip_in_flight_as_a_quiet_spell_ends_keeps_the_listener(
             assert (hub.backend_pid, reads()) == (listener, asked)  # the hub's answer, on its one connection
 
     asyncio.run(run())
+
+
+
+def _sse_changes(url: str, newest: Callable[[], int], count: int) -> tuple[int, int, list[int]]:
+    """A REST event stream's opening cursor (its `id:` with no data), the
+    newest position as it came, and the cursors of its first `count` changes."""
+    opening: tuple[int, int] | None = None
+    cursors: list[int] = []
+    with httpx.stream("GET", url, headers={"accept": "text/event-stream"}, timeout=10) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if not line.startswith("id: "):
+                continue
+            if opening is None:
+                opening = int(line.removeprefix("id: ")), newest()
+            elif len(cursors) < count:
+                cursors.append(int(line.removeprefix("id: ")))
+            if len(cursors) == count:
+                break
+    assert opening is not None
+    return *opening, cursors
+
+
+def _socket_changes(server: Server, newest: Callable[[], int], count: int) -> tuple[int, list[int]]:
+    """The newest position once a RESTSocket from now has joined the change
+    feed (its start is at or below it), and the cursors of its first `count` changes."""
+    wait_until(lambda: server.subscriber_count() == 0, timeout=10)  # the last stream has left
+    with connect(server.ws_url + "/api/todos/", open_timeout=5) as ws:
+        wait_until(lambda: server.subscriber_count() == 1, timeout=10)
+        joined = newest()
+        return joined, [int(orjson.loads(ws.recv(timeout=10))["cursor"]) for _ in range(count)]
+
+
+def test_rest_streams_from_now_ask_the_hub_and_miss_nor_repeat_a_change_around_the_open(db_dsn: str) -> None:
+    """The REST change stream from now, as SSE and as a RESTSocket: "now" is
+    the hub's round trip, no pooled read of the journal; and under a writer
+    each gets every change committed after its open and none before."""
+    # No quiet spell's catch-up (a pooled read) while the pool's checkouts are counted.
+    with serving(db_dsn, heartbeat_seconds=60.0) as server, psycopg.connect(db_dsn, autocommit=True) as conn:
+
+        def newest() -> int:
+            row = conn.execute(NEWEST).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        def checkouts() -> int:
+            return int(server.pool_stats()["requests_num"])
+
+        asked = checkouts()
+        for _ in range(5):
+            _sse_changes(server.url + "/api/todos/", newest, 0)
+            _socket_changes(server, newest, 0)
+        assert checkouts() - asked == 0
+        stop = threading.Event()
+        writer = _writing(db_dsn, stop)
+        wrong: list[tuple[object, ...]] = []
+        try:
+            for _ in range(20):
+                before = newest()  # committed before the open: not sent
+                start, opened, cursors = _sse_changes(server.url + "/api/todos/", newest, 3)
+                if not (before <= start <= opened and cursors == [start + 1, start + 2, start + 3]):
+                    wrong.append(("sse", before, start, opened, cursors))
+                before = newest()
+                joined, cursors = _socket_changes(server, newest, 3)
+                if not (before < cursors[0] <= joined + 1 and cursors == list(range(cursors[0], cursors[0] + 3))):
+                    wrong.append(("socket", before, joined, cursors))
+        finally:
+            stop.set()
+            writer.join()
+        assert wrong == []
