@@ -28,6 +28,18 @@ def close_reason(reason: str) -> str:
     return reason.encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
 
 
+def header_text(value: str | bytes) -> str:
+    """A header value as its client wrote it: HTTP's charset is latin-1, so
+    the server hands headers over decoded as latin-1 (or as bytes), but
+    clients write their text in UTF-8; read as UTF-8 where its bytes are, so
+    a message quoting it says what was sent, not its mojibake."""
+    raw = value if isinstance(value, bytes) else value.encode("latin-1")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def error_body(
     code: ErrorCode, message: str, details: Mapping[str, object] | None = None
 ) -> dict[str, dict[str, object]]:

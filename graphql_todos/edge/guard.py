@@ -26,7 +26,7 @@ from graphql_todos.core.people import OPEN
 from graphql_todos.core.setting_values import is_ip_literal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import PRINCIPAL, Access, authorization, first_values
-from graphql_todos.edge.error_handlers import close_reason, error_body
+from graphql_todos.edge.error_handlers import close_reason, error_body, header_text
 from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.internals.uvicorn_http import arrived, arrived_whole
@@ -169,7 +169,7 @@ class HostCheck:
                 if len(self._verdicts) < _KEPT_VERDICTS:
                     self._verdicts[raw] = allowed
             if not allowed:
-                return _misdirected(scope, receive, send, _hostname("" if raw is None else raw.decode("latin-1")))
+                return _misdirected(scope, receive, send, _hostname("" if raw is None else header_text(raw)))
         return self.app(scope, receive, send)
 
 

@@ -17,6 +17,7 @@ from graphql_todos.core.errors import BadUserInput, ErrorCode, RequestError
 from graphql_todos.core.passwords import TooManyAttempts
 from graphql_todos.core.people import AccessToken, Accounts, Client, Person, Principal, Session
 from graphql_todos.edge.access import Access, principal_of
+from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url
 from graphql_todos.rest.resources import json_body
@@ -72,7 +73,8 @@ def _accounts(request: Request) -> Accounts:
 
 
 def _client(request: Request) -> Client:
-    return Client(request.client.host if request.client else "", request.headers.get("user-agent"))
+    agent = request.headers.get("user-agent")
+    return Client(request.client.host if request.client else "", None if agent is None else header_text(agent))
 
 
 def _retry_later(exc: TooManyAttempts) -> RequestError:

@@ -40,6 +40,7 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import first_values, principal_of
 from graphql_todos.edge.acting import key_scope
+from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.edge.guard import BODY_READ
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.starlette_endpoint import Endpoint, JsonBytes
@@ -258,7 +259,7 @@ def todo_receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
         return Receipt()
     fields = {"method": request.method, "path": request.url.path, "body": body}
     try:
-        return Receipt(mutations.from_header(header.decode("latin-1"), key_scope(principal_of(request.scope)), fields))
+        return Receipt(mutations.from_header(header_text(header), key_scope(principal_of(request.scope)), fields))
     except BadUserInput as exc:
         raise in_url(exc) from None
 
