@@ -229,6 +229,11 @@ async def _move(
         clean_title(body["title"])
     try:
         return await service.move_todo(todo_id, body["list_id"], actor=actor, receipt=receipt)
+    except BadUserInput as exc:
+        if exc.field != "listId":
+            raise
+        # The service names it as moveTodo does: here it is the body's field.
+        raise BadUserInput("list_id", exc.reason) from None
     except NotFound as missing:
         if missing.kind != "list":
             raise
