@@ -42,6 +42,7 @@ from graphql_todos.edge.access import first_values, principal_of
 from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.edge.guard import BODY_READ
+from graphql_todos.edge.negotiation import json_only
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.starlette_endpoint import Endpoint, JsonBytes
 from graphql_todos.internals.uvicorn_websocket import frame_writers
@@ -199,6 +200,7 @@ class TodoItem(Endpoint):
 async def mutation_verdicts(request: Request) -> Response:
     """A client's numbered mutations' verdicts after ?after= (a sequence
     number, default 0), in order; at most MAX_LIST_ROWS."""
+    json_only(request.headers)
     after = request.query_params.get("after", "0")
     try:
         verdicts = await _service(request).verdicts(key_scope(principal_of(request.scope)), request.path_params["client"], after)
@@ -298,6 +300,7 @@ def named_receipt_headers(receipt: Receipt) -> dict[str, str]:
 
 
 async def openapi_json(request: Request) -> Response:
+    json_only(request.headers)
     settings: Settings = request.state.settings
     return JSONResponse(document(settings.max_list_rows))
 
