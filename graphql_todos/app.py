@@ -219,6 +219,9 @@ def create_app(settings: Settings) -> TodoApp:
     sockets = guard.SocketGate(settings, SharedCounts(Path(shared)) if shared else None)
     graphql = TodoGraphQL(settings, cache, access)
     graphql_route = Route(paths.GRAPHQL, graphql, methods=["GET", "POST"])
+    # Starlette adds HEAD to a route that takes GET; GraphQL refuses it
+    # (graphql/view.py), so a 405's Allow must not name it.
+    graphql_route.methods = {"GET", "POST"}
     api = Mount("/api", routes=[*resources.routes, *auth.routes, *lists.routes, *feed.routes])
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics.metrics), graphql_route, api]
     # Mutations and REST's writes to todos, past the layers that change nothing of their answers.

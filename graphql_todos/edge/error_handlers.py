@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from graphql_todos.core.errors import DomainError, ErrorCode, RequestError
+from graphql_todos.internals.starlette_endpoint import METHODS
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,18 @@ MAX_CLOSE_REASON = 123
 
 def close_reason(reason: str) -> str:
     return reason.encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
+
+
+def header_text(value: str | bytes) -> str:
+    """A header value as its client wrote it: HTTP's charset is latin-1, so
+    the server hands headers over decoded as latin-1 (or as bytes), but
+    clients write their text in UTF-8; read as UTF-8 where its bytes are, so
+    a message quoting it says what was sent, not its mojibake."""
+    raw = value if isinstance(value, bytes) else value.encode("latin-1")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def error_body(
@@ -63,7 +76,13 @@ async def _on_starlette_error(conn: HTTPConnection, exc: Exception) -> Response 
     # Starlette's own 404 (no such route) and 405 (with its Allow header).
     assert isinstance(exc, HTTPException)
     code = ErrorCode.for_status(exc.status_code)
-    return await _answer(conn, code, exc.detail, exc.status_code, exc.headers)
+    headers = exc.headers
+    if headers is not None and "Allow" in headers:
+        # A Route's Allow joins a set, in an order that changes with each
+        # process's string hashes: put in METHODS' order, as an Endpoint's is.
+        allowed = {method.strip() for method in headers["Allow"].split(",")}
+        headers = {**headers, "Allow": ", ".join(method for method in METHODS if method in allowed)}
+    return await _answer(conn, code, exc.detail, exc.status_code, headers)
 
 
 async def _on_client_gone(conn: HTTPConnection, exc: Exception) -> Response | None:

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import ClientStalled, DomainError, ErrorCode, RequestError
 from graphql_todos.edge.access import PRINCIPAL
-from graphql_todos.edge.error_handlers import error_body
+from graphql_todos.edge.error_handlers import error_body, header_text
 from graphql_todos.edge.negotiation import accept_header, choose
 
 logger = logging.getLogger(__name__)
@@ -55,14 +55,15 @@ def streams(headers: Headers) -> bool:
     chosen = choose(accept, _REPRESENTATIONS)
     if chosen is None:
         offered = ", ".join(_REPRESENTATIONS)
-        raise RequestError(ErrorCode.NOT_ACCEPTABLE, f"Accept: {accept} takes neither of {offered}")
+        raise RequestError(ErrorCode.NOT_ACCEPTABLE, f"Accept: {header_text(accept or '')} takes neither of {offered}")
     return chosen == MEDIA_TYPE
 
 
 def last_event_id(conn: HTTPConnection) -> str | None:
     """The id of the last event a reconnecting client received (an
     EventSource sends it by itself); None on a first connection."""
-    return conn.headers.get("last-event-id") or None
+    value = conn.headers.get("last-event-id")
+    return header_text(value) if value else None
 
 
 def event(name: str, data: str | bytes, event_id: str | None = None) -> bytes:

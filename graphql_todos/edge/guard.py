@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 from collections import Counter
 from collections.abc import Awaitable, Sequence
-from operator import itemgetter
+from operator import countOf, itemgetter
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -26,7 +26,7 @@ from graphql_todos.core.people import OPEN
 from graphql_todos.core.setting_values import is_ip_literal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import PRINCIPAL, Access, authorization, first_values
-from graphql_todos.edge.error_handlers import close_reason, error_body
+from graphql_todos.edge.error_handlers import close_reason, error_body, header_text
 from graphql_todos.edge.negotiation import accept_header, prefers_html
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.internals.uvicorn_http import arrived, arrived_whole
@@ -145,7 +145,9 @@ _KEPT_VERDICTS = 64
 class HostCheck:
     """ASGI middleware, outermost: a request or WebSocket handshake for a
     Host that is not one of ours (Hosts) gets 421 before anything else runs,
-    the two front doors (graphql/fast/front.py, graphql/socket.py) included."""
+    the two front doors (graphql/fast/front.py, graphql/socket.py) included;
+    one with two Host lines gets 400, as RFC 9112 section 3.2 requires (the
+    layers behind could each read a different one)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -158,6 +160,9 @@ class HostCheck:
         # Not a coroutine: what it lets through is the next layer's own
         # coroutine, so this layer adds no frame to an open socket's stack.
         if scope["type"] in ("http", "websocket"):
+            # Counted in C: a Python loop to a second Host would walk every line.
+            if countOf(map(_name, scope["headers"]), b"host") > 1:
+                return _refused(scope, receive, send, ErrorCode.BAD_REQUEST, "a request must have one Host header, not several")
             raw = None
             for name, value in scope["headers"]:
                 if name == b"host":
@@ -169,13 +174,14 @@ class HostCheck:
                 if len(self._verdicts) < _KEPT_VERDICTS:
                     self._verdicts[raw] = allowed
             if not allowed:
-                return _misdirected(scope, receive, send, _hostname("" if raw is None else raw.decode("latin-1")))
+                host = _hostname("" if raw is None else header_text(raw))
+                message = f"this server does not answer to the host {host[:100]!r}: add it to ALLOWED_HOSTS"
+                return _refused(scope, receive, send, ErrorCode.MISDIRECTED_REQUEST, message)
         return self.app(scope, receive, send)
 
 
-async def _misdirected(scope: Scope, receive: Receive, send: Send, host: str) -> None:
-    code = ErrorCode.MISDIRECTED_REQUEST
-    message = f"this server does not answer to the host {host[:100]!r}: add it to ALLOWED_HOSTS"
+async def _refused(scope: Scope, receive: Receive, send: Send, code: ErrorCode, message: str) -> None:
+    """The answer to a request or WebSocket handshake refused before any layer ran."""
     response = JSONResponse(error_body(code, message), status_code=code.http_status)
     if scope["type"] == "websocket":
         await WebSocket(scope, receive, send).send_denial_response(response)

@@ -31,6 +31,9 @@ from typing import NamedTuple
 import mimeparse
 from starlette.datastructures import Headers
 
+from graphql_todos.core.errors import ErrorCode, RequestError
+from graphql_todos.edge.error_handlers import header_text
+
 # The media types the app answers in.
 HTML = "text/html"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -128,6 +131,16 @@ def names(accept: str | None, offer: str) -> bool:
     wildcard such as `*/*`), and accepts it."""
     matched = _best_range(_ranges(accept), offer)
     return matched is not None and matched.quality > 0 and matched.specificity[1] == 1
+
+
+def json_only(headers: Headers) -> None:
+    """A GET of a URL that answers JSON alone (it has no event stream):
+    RequestError NOT_ACCEPTABLE when the client takes no JSON."""
+    accept = accept_header(headers)
+    if choose(accept, (JSON,)) is None:
+        raise RequestError(
+            ErrorCode.NOT_ACCEPTABLE, f"Accept: {header_text(accept or '')} does not take {JSON}: this URL answers only JSON"
+        )
 
 
 def prefers_html(accept: str | None) -> bool:

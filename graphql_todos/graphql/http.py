@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.edge import negotiation
+from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.edge.negotiation import EVENT_STREAM, GRAPHQL_RESPONSE_JSON, JSON, JSON_TYPES, MULTIPART
 
 
@@ -50,7 +51,7 @@ def not_acceptable(accept: str | None) -> Response:
     # subscription only, and the message should say so.
     operations = ", ".join((*JSON_TYPES, EVENT_STREAM))
     message = (
-        f"Accept: {accept} takes none of the media types /graphql answers this request in: a query or"
+        f"Accept: {header_text(accept or '')} takes none of the media types /graphql answers this request in: a query or"
         f" mutation in {operations}; a subscription in {EVENT_STREAM} or {MULTIPART}"
     )
     error = {"message": message, "extensions": {"code": ErrorCode.NOT_ACCEPTABLE.name}}

@@ -131,13 +131,6 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         else:
             media = media_types(accept_header(request.headers))
         response: ASGIApp
-        if scope["method"] not in ("GET", "POST"):
-            # A HEAD (the route takes it with GET): refused for its method
-            # whatever it accepts, before a stream or Accept is looked at.
-            response = _refusal(
-                media, 405, "GraphQL runs over GET and POST", ErrorCode.METHOD_NOT_ALLOWED, {"Allow": "GET, POST"}
-            )
-            return await response(scope, receive, send)
         try:
             context = await self.get_context(request, None)
             response = await self.respond(request, context, media)

@@ -17,6 +17,8 @@ from graphql_todos.core.errors import BadUserInput, ErrorCode, RequestError
 from graphql_todos.core.passwords import TooManyAttempts
 from graphql_todos.core.people import AccessToken, Accounts, Client, Person, Principal, Session
 from graphql_todos.edge.access import Access, principal_of
+from graphql_todos.edge.error_handlers import header_text
+from graphql_todos.edge.negotiation import json_only
 from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url
 from graphql_todos.rest.resources import json_body
@@ -72,7 +74,8 @@ def _accounts(request: Request) -> Accounts:
 
 
 def _client(request: Request) -> Client:
-    return Client(request.client.host if request.client else "", request.headers.get("user-agent"))
+    agent = request.headers.get("user-agent")
+    return Client(request.client.host if request.client else "", None if agent is None else header_text(agent))
 
 
 def _retry_later(exc: TooManyAttempts) -> RequestError:
@@ -122,12 +125,14 @@ async def change_password(request: Request) -> Response:
 
 async def me(request: Request) -> Response:
     """Who the request acts for (the service token: no person), and the mode."""
+    json_only(request.headers)
     mode = "accounts" if _access(request).accounts else "open"
     return _json({"mode": mode, "person": person_json(principal_of(request.scope).person)})
 
 
 class SessionCollection(Endpoint):
     async def get(self, request: Request) -> Response:
+        json_only(request.headers)
         principal = principal_of(request.scope)
         sessions = await _accounts(request).sessions(principal)
         return _json([session_json(session, principal) for session in sessions])
@@ -145,6 +150,7 @@ class SessionItem(Endpoint):
 
 class TokenCollection(Endpoint):
     async def get(self, request: Request) -> Response:
+        json_only(request.headers)
         tokens = await _accounts(request).tokens(principal_of(request.scope))
         return _json([token_json(token) for token in tokens])
 

@@ -27,6 +27,7 @@ from graphql_todos.core.service import parse_id
 from graphql_todos.core.visibility import Delivery, Kind, ended_with_its_list, feed_kind, feed_list, member_of
 from graphql_todos.edge import event_stream, negotiation
 from graphql_todos.edge.access import principal_of
+from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.live import streams
 from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
@@ -84,7 +85,7 @@ async def feed(request: Request) -> Response | event_stream.EventStreamResponse:
     if negotiation.choose(accept, (event_stream.MEDIA_TYPE,)) is None:
         raise RequestError(
             ErrorCode.NOT_ACCEPTABLE,
-            f"Accept: {accept} does not take {event_stream.MEDIA_TYPE}: the feed is an event stream (or a WebSocket)",
+            f"Accept: {header_text(accept or '')} does not take {event_stream.MEDIA_TYPE}: the feed is an event stream (or a WebSocket)",
         )
     after = event_stream.last_event_id(request) or request.query_params.get("after")
     try:

@@ -40,7 +40,9 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream, json_intake
 from graphql_todos.edge.access import first_values, principal_of
 from graphql_todos.edge.acting import key_scope
+from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.edge.guard import BODY_READ
+from graphql_todos.edge.negotiation import json_only
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.starlette_endpoint import Endpoint, JsonBytes
 from graphql_todos.internals.uvicorn_websocket import frame_writers
@@ -197,6 +199,7 @@ class TodoItem(Endpoint):
 async def mutation_verdicts(request: Request) -> Response:
     """A client's numbered mutations' verdicts after ?after= (a sequence
     number, default 0), in order; at most MAX_LIST_ROWS."""
+    json_only(request.headers)
     after = request.query_params.get("after", "0")
     try:
         verdicts = await _service(request).verdicts(key_scope(principal_of(request.scope)), request.path_params["client"], after)
@@ -226,6 +229,11 @@ async def _move(
         return await settled(receipt, service.move_todo(
             todo_id, body["list_id"], body.get("title"), body.get("completed"), actor=actor, receipt=receipt
         ))
+    except BadUserInput as exc:
+        if exc.field != "listId":
+            raise
+        # The service names it as moveTodo does: here it is the body's field.
+        raise BadUserInput("list_id", exc.reason) from None
     except NotFound as missing:
         if missing.kind != "list":
             raise
@@ -262,7 +270,7 @@ def todo_receipt(request: Request, body: dict[str, Any] | None) -> Receipt:
         return Receipt()
     fields = {"method": request.method, "path": request.url.path, "body": body}
     try:
-        return Receipt(mutations.from_header(header.decode("latin-1"), key_scope(principal_of(request.scope)), fields))
+        return Receipt(mutations.from_header(header_text(header), key_scope(principal_of(request.scope)), fields))
     except BadUserInput as exc:
         raise in_url(exc) from None
 
@@ -296,6 +304,7 @@ def named_receipt_headers(receipt: Receipt) -> dict[str, str]:
 
 
 async def openapi_json(request: Request) -> Response:
+    json_only(request.headers)
     settings: Settings = request.state.settings
     return JSONResponse(document(settings.max_list_rows))
 

@@ -195,6 +195,34 @@ def test_a_dns_rebinding_page_is_refused(server: Server, client: httpx.Client) -
             pass
 
 
+WS_UPGRADE = b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_line", "extra"),
+    [
+        (b"GET /api/todos/", b"Connection: close\r\n"),
+        (b"GET /healthz", b"Connection: close\r\n"),
+        (b"POST /graphql", b"Connection: close\r\nContent-Type: application/json\r\nContent-Length: 17\r\n"),
+        (b"GET /api/todos/", WS_UPGRADE),
+        (b"GET /graphql", WS_UPGRADE + b"Sec-WebSocket-Protocol: graphql-transport-ws\r\n"),
+    ],
+)
+@pytest.mark.parametrize("hosts", [(b"localhost", b"localhost"), (b"localhost", b"evil.example"), (b"evil.example", b"localhost")])
+def test_a_request_with_two_host_lines_is_refused(
+    server: Server, request_line: bytes, extra: bytes, hosts: tuple[bytes, bytes]
+) -> None:
+    # RFC 9112 section 3.2: 400 to a request with more than one Host line,
+    # whichever of them is ours (a proxy in front may have read the other).
+    head = request_line + b" HTTP/1.1\r\n" + b"".join(b"Host: " + host + b"\r\n" for host in hosts) + extra
+    reply = raw_exchange(server, head + b"\r\n" + (b'{"query":"{a}"}\r\n' if b"Content-Length" in extra else b""))
+    status, _, rest = reply.partition(b"\r\n")
+    assert status == b"HTTP/1.1 400 Bad Request", reply
+    assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+        "error": {"code": "BAD_REQUEST", "message": "a request must have one Host header, not several"}
+    }
+
+
 @pytest.mark.parametrize(
     ("bound", "listed", "answered", "refused"),
     [
