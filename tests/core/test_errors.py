@@ -58,6 +58,10 @@ def _take_database_away(server: Server) -> None:
             " WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,),
         )
+    # And the hub has seen its listener go: until then it takes a cursor at
+    # its own position as written (streams.start_after) and asks the
+    # database nothing, so a stream opened in that moment opens, caught up.
+    wait_until(lambda: httpx.get(server.url + "/healthz").json().get("reason") == "listener")
 
 
 def _fill_past_the_cap(server: Server) -> None:
