@@ -134,6 +134,9 @@ def _while_locked(server: Server, lock: str, username: str, request: Callable[[]
     after it was let in and read its person's rows, while that transaction
     deletes the person and commits: the request goes on with a person gone."""
     with psycopg.connect(server.dsn) as other:
+        # The hand's DELETE never looks for a deadlock: the request's
+        # statement, waiting first, is its victim (a test's own, where one comes).
+        other.execute("SET deadlock_timeout = '60s'")
         other.execute(lock)
         answers: list[httpx.Response] = []
         thread = threading.Thread(target=lambda: answers.append(request()))
@@ -147,6 +150,14 @@ def _while_locked(server: Server, lock: str, username: str, request: Callable[[]
 
 
 def test_a_person_deleted_while_their_session_s_create_waits(journaled_db: Journaled) -> None:
+    """Decoded, the create holds ann's member row FOR SHARE and waits on her
+    list's row, which the DELETE holds and then deletes her member row under:
+    a deadlock (core/writes.py takes the member's row before the list's),
+    whose victim, the create, runs again (core/database.statement_rows) and
+    finds her gone. Its statement looks for it 3 s into its wait, when the
+    DELETE waits too (1 s, under load, was before: the DELETE was the victim)."""
+    with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '3s'")  # type: ignore[arg-type]
     with serving(journaled_db.dsn, auth="accounts", journal=journaled_db.journal) as server:
         ann = httpx.Client(base_url=server.url, headers={"Origin": server.url}, timeout=20)
         assert ann.post("/api/auth/sign-up", json={"username": "ann", "password": PASSWORD}).status_code == 201

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
-from graphql_todos.core.database import connection
+from graphql_todos.core.database import connection, statement_rows
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode, Forbidden, NotFound
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.people import NotAPerson, Person, Principal, clean_username
@@ -143,10 +143,13 @@ class Lists:
     ) -> tuple[list[tuple[Any, ...]], int | str]:
         """A write's rows, less their last column (the writer's xid), and its
         Mark: trigger mode the journal trigger's NOTICE, decoded the xid
-        (mark_of: none, where the journal stands)."""
+        (mark_of: none, where the journal stands). A deadlock's victim runs
+        once more, as a todo write does (statement_rows): in decoded mode a
+        list's deletion and a member's todo write can deadlock (a todo write
+        may hold the member's row FOR SHARE and wait on the list's row, which
+        the deletion holds while it deletes the members)."""
         with CursorNotices(conn) as notices:
-            cur = await conn.execute(statement, params)
-            rows = await cur.fetchall()
+            rows = await statement_rows(conn, statement, params, tuple)
         mark = (rows[0][-1] if rows else None) if self.service.writes.decoded else notices.position
         return [row[:-1] for row in rows], await TodoService.mark_of(conn, mark)
 
