@@ -34,6 +34,9 @@ class _Journal:
     sequencer journals the commit later, so the statement itself holds the
     actor's member row FOR SHARE (a removal or a demotion, an UPDATE no-key
     lock would let by, waits for this commit and lands after its entry),
+    having locked its list FOR KEY SHARE first (the order a list's deletion
+    takes them in, its row and then its members': the other order, the
+    planner's choice before, deadlocked a deletion with its members' writes),
     holds the changed rows' list FOR KEY SHARE (a share, which takes it FOR
     UPDATE, orders against the write; an INSERT's foreign key takes it
     already), sends the key as a transactional logical message the sequencer
@@ -49,7 +52,7 @@ class _Journal:
 _TRIGGER = _Journal("set_config('app.mutation', %(key)s, true)", "", "", False)
 _DECODED = _Journal(
     "pg_logical_emit_message(true, 'graphql_todos', %(key)s)",
-    " FOR SHARE",
+    " AND EXISTS (SELECT FROM lists l WHERE l.id = m.list_id FOR KEY SHARE) FOR SHARE",
     " AND EXISTS (SELECT FROM lists l WHERE l.id = todos.list_id FOR KEY SHARE)",
     True,
 )
