@@ -11,6 +11,7 @@ message per event, keepalives between)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -55,15 +56,19 @@ def event_json(delivery: Delivery) -> dict[str, Any]:
     return event
 
 
-async def _deliveries(conn: HTTPConnection, after: str | None) -> tuple[int, AsyncGenerator[Delivery, None]]:
-    """Where the caller's feed starts, and the feed; BadUserInput for a
-    malformed ?after= or ?list_id=, or a cursor not yet written."""
+async def _start(conn: HTTPConnection, after: str | None) -> tuple[int, uuid.UUID | None]:
+    """Where the caller's feed starts, and the list it follows (None: every
+    one); BadUserInput for a malformed ?after= or ?list_id=, or a cursor not
+    yet written."""
     raw = conn.query_params.get("list_id")
     list_id: uuid.UUID | None = None if raw is None else parse_id(raw, "list_id")
     journal: Journal = conn.state.journal
+    return await streams.start_after(journal, after, conn.state.hub), list_id
+
+
+async def _deliveries(conn: HTTPConnection, start: int, list_id: uuid.UUID | None) -> AsyncGenerator[Delivery, None]:
     hub: Hub = conn.state.hub
-    start = await streams.start_after(journal, after, hub)
-    return start, await streams.feed_at(hub, start, principal_of(conn.scope).viewer, list_id)
+    return await streams.feed_at(hub, start, principal_of(conn.scope).viewer, list_id)
 
 
 async def _messages(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[dict[str, Any], None]:
@@ -89,7 +94,8 @@ async def feed(request: Request) -> Response | event_stream.EventStreamResponse:
         )
     after = event_stream.last_event_id(request) or request.query_params.get("after")
     try:
-        start, deliveries = await _deliveries(request, after)
+        start, list_id = await _start(request, after)
+        deliveries = await _deliveries(request, start, list_id)
     except BadUserInput as exc:
         raise in_url(exc) from None  # 400, even for HEAD
     # A HEAD gets the headers alone (event_stream_response): `deliveries`
@@ -98,11 +104,10 @@ async def feed(request: Request) -> Response | event_stream.EventStreamResponse:
 
 
 async def feed_socket(websocket: WebSocket) -> None:
-    async def stream() -> None:
-        _, deliveries = await _deliveries(websocket, websocket.query_params.get("after"))
-        await sockets.send_each(websocket, _messages(deliveries))
+    async def stream(opened: tuple[int, uuid.UUID | None]) -> None:
+        await sockets.send_each(websocket, _messages(await _deliveries(websocket, *opened)))
 
-    await sockets.relay(websocket, stream)
+    await sockets.relay(websocket, functools.partial(_start, websocket, websocket.query_params.get("after")), stream)
 
 
 # Under /api (app.py mounts them).

@@ -127,7 +127,9 @@ class TodoCollection(Endpoint):
     async def websocket(websocket: WebSocket) -> None:
         """Every change after ?after= (from now when absent), in commit order."""
         after = websocket.query_params.get("after")
-        await sockets.relay(websocket, functools.partial(_broadcast_changes, websocket, after))
+        await sockets.relay(
+            websocket, functools.partial(_changes_start, websocket, after), functools.partial(_broadcast_changes, websocket)
+        )
 
     @staticmethod
     async def _event_stream(request: Request) -> Response | event_stream.EventStreamResponse:
@@ -192,8 +194,12 @@ class TodoItem(Endpoint):
         "deleted", or with 4404 when there is no such row, or no longer one
         the caller may see."""
         viewer = principal_of(websocket.scope).viewer
-        messages = _state_messages(websocket, viewer, websocket.path_params["id"])
-        await sockets.relay(websocket, functools.partial(sockets.send_each, websocket, messages))
+
+        async def opening() -> AsyncGenerator[dict[str, Any], None]:
+            # Its first message is the row as it is then: nothing to fix before.
+            return _state_messages(websocket, viewer, websocket.path_params["id"])
+
+        await sockets.relay(websocket, opening, functools.partial(sockets.send_each, websocket))
 
 
 async def mutation_verdicts(request: Request) -> Response:
@@ -391,12 +397,16 @@ async def _body(request: Request) -> bytes:
     return await request.body()
 
 
-async def _broadcast_changes(websocket: WebSocket, after: str | None) -> None:
-    """Every change after the cursor, as one member of the process's one
+async def _changes_start(websocket: WebSocket, after: str | None) -> int:
+    """Where the collection socket's changes start: after the cursor, or now."""
+    no_list_read_params(websocket)
+    return await streams.start_after(_journal(websocket), after, _hub(websocket))
+
+
+async def _broadcast_changes(websocket: WebSocket, start: int) -> None:
+    """Every change after `start`, as one member of the process's one
     change-feed group: the same bytes go to every collection socket."""
     groups: Groups = websocket.state.broadcast_groups
-    no_list_read_params(websocket)
-    start = await streams.start_after(_journal(websocket), after, _hub(websocket))
     write, send = frame_writers(websocket)
     viewer = principal_of(websocket.scope).viewer
     await groups.run("rest changes", lambda: _change_bytes, Member(start, b"", b"", write, send), viewer=viewer)

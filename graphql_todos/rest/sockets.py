@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -23,6 +23,9 @@ from graphql_todos.internals.uvicorn_websocket import RESTART_CODE, RESTART_REAS
 
 logger = logging.getLogger(__name__)
 
+# What a stream's opening gives its run (a start position, its messages).
+Opened = TypeVar("Opened")
+
 
 async def send_each(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any], None]) -> None:
     async with contextlib.aclosing(messages):
@@ -30,11 +33,24 @@ async def send_each(websocket: WebSocket, messages: AsyncGenerator[dict[str, Any
             await send(websocket, message)
 
 
-async def relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> None:
-    """Run the stream (it sends its messages), and send a keepalive every
+async def relay(
+    websocket: WebSocket, opening: Callable[[], Awaitable[Opened]], stream: Callable[[Opened], Awaitable[None]]
+) -> None:
+    """Open the stream, accept the socket, run the stream (it sends its
+    messages) with what its opening gave, and send a keepalive every
     settings.keepalive_seconds, until the stream ends (close 1000), fails
     (close 4400 or 4404) or the client leaves. Ending the stream, whichever
-    way, unsubscribes from the hub."""
+    way, unsubscribes from the hub. The opening (where a change stream
+    starts: its cursor checked, or "now" fixed) comes before the accept: a
+    RESTSocket tells no cursor before its first change, so a client whose
+    connect has returned must get every change committed after it."""
+    try:
+        opened = await opening()
+    except Exception as exc:  # noqa: BLE001 - answered with its close code
+        code, reason = _failure(websocket, exc)
+        await websocket.accept()
+        await websocket.close(code, close_reason(reason))
+        return
     await websocket.accept()
     code, reason = 1000, ""
     revoked: list[str] = []
@@ -52,14 +68,11 @@ async def relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> 
             tasks.start_soon(_keep_alive, websocket)
             tasks.start_soon(_cancel_on_disconnect, websocket, tasks.cancel_scope)
             try:
-                await stream()
-            except DomainError as exc:
-                code, reason = exc.code.close_code, exc.message
+                await stream(opened)
             except WebSocketDisconnect:
                 raise  # closed under a send (the server's 1009, say): nothing failed
-            except Exception:
-                logger.exception("stream failed on %s", websocket.url.path)
-                code, reason = ErrorCode.INTERNAL_SERVER_ERROR.close_code, "internal error"
+            except Exception as exc:  # noqa: BLE001 - answered with its close code
+                code, reason = _failure(websocket, exc)
             tasks.cancel_scope.cancel()
     except* WebSocketDisconnect:
         pass  # the client left while we were sending
@@ -77,6 +90,15 @@ async def relay(websocket: WebSocket, stream: Callable[[], Awaitable[None]]) -> 
         code, reason = RESTART_CODE, RESTART_REASON
     if WebSocketState.DISCONNECTED not in (websocket.client_state, websocket.application_state):
         await websocket.close(code, close_reason(reason))
+
+
+def _failure(websocket: WebSocket, exc: Exception) -> tuple[int, str]:
+    """The close code and reason of a stream's failure: a DomainError's own
+    (4400, 4404, ...); any other is logged and is an internal error."""
+    if isinstance(exc, DomainError):
+        return exc.code.close_code, exc.message
+    logger.exception("stream failed on %s", websocket.url.path, exc_info=exc)
+    return ErrorCode.INTERNAL_SERVER_ERROR.close_code, "internal error"
 
 
 async def send(websocket: WebSocket, message: dict[str, Any]) -> None:
