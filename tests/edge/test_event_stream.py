@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 
 from graphql_todos.core import repository
+from graphql_todos.internals.strawberry_view import MultipartSubscriptions
 from graphql_todos.live.broadcast import Groups
 from tests.gql import create
 from tests.helpers import Server, make_server, wait_until
@@ -251,3 +253,22 @@ def test_a_refused_subscription_is_answered_as_strawberrys_path_answers_it(
     # With a good cursor, the first document is a broadcast member indeed.
     with httpx.stream("POST", server.url + "/graphql", json={"query": REFUSED % "3"}, headers={"accept": accept}):
         wait_until(lambda: server.call(lambda: len(server.state("broadcast_groups"))) == 1)
+
+
+def test_a_multipart_subscription_opens_with_a_heartbeat_part(server: Server) -> None:
+    # As Strawberry's subscriptions open (send_initial_heartbeat): at once,
+    # not after the interval (5 s), before any change.
+    transport = MultipartSubscriptions()
+    heartbeat = transport.heartbeat_part()
+    started = time.monotonic()
+    with httpx.stream(
+        "POST", server.url + "/graphql", json={"query": FEED}, headers={"accept": STREAMING["multipart"]}, timeout=10
+    ) as response:
+        assert response.status_code == 200
+        got = b""
+        for chunk in response.iter_raw():
+            got += chunk
+            if len(got) >= len(heartbeat):
+                break
+        assert got == heartbeat
+    assert time.monotonic() - started < transport.heartbeat_interval / 2
