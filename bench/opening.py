@@ -38,6 +38,9 @@ The `rest-sse` case (ours only) opens N REST event streams instead
 (`GET /api/todos/`, Accept: text/event-stream, from now), SSE_IN_FLIGHT at a
 time, each open at its first frame (the resume point), over the same window
 (to the first change every stream has); with every mode but `--objects`.
+Its windows under the tracer run past the 15 s keepalive: count with
+KEEPALIVE_SECONDS=3600 in the environment (the servers take it) to leave
+the heartbeats out.
 """
 
 from __future__ import annotations
