@@ -18,7 +18,7 @@ from graphql_todos.core import repository
 from graphql_todos.internals.strawberry_view import MultipartSubscriptions
 from graphql_todos.live.broadcast import Groups
 from tests.gql import create
-from tests.helpers import Server, errors_logged, make_server, wait_until
+from tests.helpers import Server, errors_logged, make_server, serving, wait_until
 from tests.js_clients import node
 from tests.sse_client import Events, events
 
@@ -158,19 +158,14 @@ def test_an_idle_stream_gets_comment_heartbeats(db_dsn: str) -> None:
 def test_a_stream_that_ended_sends_no_more_heartbeats(db_dsn: str) -> None:
     # Its heartbeat timer goes with it: one left would beat into the closed
     # channel, an error in the log every keepalive.
-    server = make_server(db_dsn, keepalive_seconds=0.05)
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            todo = create(client, "watched")
-            with errors_logged() as errors, events(f"{server.url}/api/todos/{todo['id']}/") as feed:
-                assert feed.next()["event"] == "snapshot"
-                client.delete(f"/api/todos/{todo['id']}/")
-                assert [e["event"] for e in feed if "comment" not in e] == ["deleted"]
-                time.sleep(0.3)
-            assert errors == []
-    finally:
-        server.stop()
+    with serving(db_dsn, keepalive_seconds=0.05) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        todo = create(client, "watched")
+        with errors_logged() as errors, events(f"{server.url}/api/todos/{todo['id']}/") as feed:
+            assert feed.next()["event"] == "snapshot"
+            client.delete(f"/api/todos/{todo['id']}/")
+            assert [e["event"] for e in feed if "comment" not in e] == ["deleted"]
+            time.sleep(0.3)
+        assert errors == []
 
 
 def _connections(dsn: str) -> int:
