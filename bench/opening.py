@@ -33,6 +33,14 @@ valgrind: bench/instructions.py's counting server, a minute, not twenty),
 over the same window, and lists the functions whose count moved most:
 deterministic but for how many subscribes a journal read serves, and blind
 to C (uvloop's, httptools', orjson's work).
+
+The `rest-sse` case (ours only) opens N REST event streams instead
+(`GET /api/todos/`, Accept: text/event-stream, from now), SSE_IN_FLIGHT at a
+time, each open at its first frame (the resume point), over the same window
+(to the first change every stream has); with every mode but `--objects`.
+Its windows under the tracer run past the 15 s keepalive: count with
+KEEPALIVE_SECONDS=3600 in the environment (the servers take it) to leave
+the heartbeats out.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -63,9 +72,15 @@ from .documents import CHANGES, ROW, row_variables
 from .fanout import Clients, FanoutResult, client_processes, fan_out
 from .instructions import _COUNTING as COUNTING
 from .instructions import _dumped, _where, control, instructions
+from .procstat import cpu_seconds, rss_bytes
 from .servers import OURS, POSTGRAPHILE5, Server
 
-CASES = ("shared", "rows")
+CASES = ("shared", "rows", "rest-sse")
+# Cases PostGraphile 5 has no counterpart of: A and B alone.
+OURS_ONLY = ("rest-sse",)
+# As many streams opening at once as bench/fanout_client.c's 4 processes
+# open sockets (64 each).
+SSE_IN_FLIGHT = 256
 # An open's steps, by a frame on the sample's stack (the first step matching
 # wins); samples of none are the event loop's own (uvloop's C: accepting,
 # reading, calling back) and the rest. The idle worker thread is left out.
@@ -285,7 +300,99 @@ def objects(args: argparse.Namespace, dsn: str, n: int) -> None:
                         print(f"  {count / n:5.2f}  {name}")
 
 
+class _EventStream(asyncio.Protocol):
+    """One `GET /api/todos/` event stream, read raw in this process (a few
+    bytecodes a read, where an HTTP client per stream would outweigh the
+    server's share of the cores): `opened` at its first frame, the resume
+    point (ConnectionError for any status but 200); `arrived` called at its
+    first event."""
+
+    def __init__(self, request: bytes, arrived: Callable[[], None]) -> None:
+        self.request = request
+        self.arrived: Callable[[], None] | None = arrived
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.head = b""
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.opened.done():
+            self.head += data
+            status = self.head.partition(b"\r\n")[0]
+            if b"\r\n\r\n" in self.head and not status.startswith(b"HTTP/1.1 200 "):
+                self.opened.set_exception(ConnectionError(status.decode("latin-1")))
+                return
+            if b"id: " not in self.head:
+                return
+            self.opened.set_result(None)
+            data = self.head
+        # An event is written whole, in one chunk: it comes in one read.
+        if self.arrived is not None and b"event: " in data:
+            self.arrived()
+            self.arrived = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed before its first frame"))
+
+
+async def _open_streams(server: Server, dsn: str, n: int) -> FanoutResult:
+    """`rest-sse`: N event streams from now, then one INSERT, as fan_out
+    opens sockets: the time until every stream has its first frame, and the
+    server's CPU and memory per open until the change reached all."""
+    result = FanoutResult(server.name, n)
+    url = urlsplit(server.url)
+    host, port = url.hostname, url.port
+    assert host is not None and port is not None
+    request = f"GET /api/todos/ HTTP/1.1\r\nHost: {url.netloc}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(SSE_IN_FLIGHT)
+    everyone = asyncio.Event()
+    arrivals = 0
+
+    def arrived() -> None:
+        nonlocal arrivals
+        arrivals += 1
+        if arrivals == n - result.failed_connections:
+            everyone.set()
+
+    async def open_one() -> _EventStream:
+        stream = _EventStream(request, arrived)
+        async with gate:
+            try:
+                await loop.create_connection(lambda: stream, host, port)
+                await asyncio.wait_for(stream.opened, 60)
+            except (OSError, TimeoutError):
+                result.failed_connections += 1
+        return stream
+
+    rss0, cpu0, t0 = rss_bytes(server.pid), cpu_seconds(server.pid), time.monotonic()
+    streams = await asyncio.gather(*(open_one() for _ in range(n)))
+    try:
+        result.open_seconds = time.monotonic() - t0
+        if result.failed_connections == n:
+            everyone.set()  # none to wait for
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await sql_inserts(conn)(-1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everyone.wait(), 60)
+        result.open_cpu_per_subscription = (cpu_seconds(server.pid) - cpu0) / n
+        result.rss_per_subscription = (rss_bytes(server.pid) - rss0) / n
+        result.expected, result.delivered = n - result.failed_connections, arrivals
+    finally:
+        for stream in streams:
+            if stream.transport is not None:
+                stream.transport.close()
+    return result
+
+
 async def _open(server: Server, dsn: str, kind: str, case: str, n: int) -> FanoutResult:
+    if case == "rest-sse":
+        return await _open_streams(server, dsn, n)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         if case == "shared":
             return await fan_out(server, CHANGES[kind], n, 0, sql_inserts(conn), client_processes(n, 4))
@@ -340,6 +447,8 @@ def main() -> None:
     parser.add_argument("--bytecodes", action="store_true", help="count A's and B's Python bytecodes per open instead")
     parser.add_argument("--top", type=int, default=25, help="with --bytecodes: the functions that moved most")
     args = parser.parse_args()
+    if args.objects and "rest-sse" in args.cases.split(","):
+        parser.error("--objects counts WebSocket opens (shared, rows) only")
     with databases() as dbs:
         for n in (int(size) for size in args.subscribers.split(",")):
             # The rows case's change retitles every row: exactly N, per size.
@@ -366,6 +475,8 @@ def timed(args: argparse.Namespace, dbs: Databases, n: int) -> None:
     for round_ in range(args.rounds):
         for case in args.cases.split(","):
             for label, kind, dsn, start in order(servers, round_):
+                if kind != OURS and case in OURS_ONLY:
+                    continue
                 spied = args.profile / f"{case}-{label}-{round_}.txt" if args.profile and kind == OURS else None
                 with start() as server, _profiled(server, spied):
                     result = asyncio.run(_open(server, dsn, kind, case, n))
@@ -386,7 +497,7 @@ def timed(args: argparse.Namespace, dbs: Databases, n: int) -> None:
         print(f"  {case} {label}: open {seconds:.3f} s, CPU per open {cpu * 1e3:.3f} ms, RSS per socket {rss / 1024:.1f} KiB")
     for case in args.cases.split(","):
         # Per round, B against A and against PostGraphile 5: median (range).
-        for other in ("A", PG5):
+        for other in ("A", PG5) if case not in OURS_ONLY else ("A",):
             for name, value in (("time", "open_seconds"), ("CPU", "open_cpu_per_subscription")):
                 ratios = [
                     getattr(b, value) / getattr(o, value)

@@ -1,15 +1,20 @@
 """bench.ab's rounds (docs/bench-ab-harness.md): the order of A, B and
-PostGraphile 5, and the CPU count a child that ends mid-run leaves."""
+PostGraphile 5, and the CPU count a child that ends mid-run leaves; and
+bench.opening's `rest-sse` client against the real app."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import subprocess
 import sys
 
+from bench import servers
 from bench.ab import order
+from bench.opening import _open_streams
 from bench.procstat import cpu_seconds
+from tests.helpers import Server
 
 
 def test_every_order_once_in_six_rounds() -> None:
@@ -43,3 +48,15 @@ def test_cpu_seconds_keeps_a_reaped_childs_time() -> None:
     before = cpu_seconds(os.getpid())
     subprocess.run([sys.executable, "-c", burn], check=True)
     assert cpu_seconds(os.getpid()) - before >= 0.25
+
+
+def test_rest_sse_opens_every_stream_and_one_change_reaches_each(server: Server) -> None:
+    result = asyncio.run(_open_streams(servers.Server("ours", server.url, os.getpid()), server.dsn, 40))
+    assert (result.failed_connections, result.expected, result.delivered) == (0, 40, 40)
+    assert result.open_seconds > 0 and result.open_cpu_per_subscription > 0
+
+
+def test_rest_sse_counts_a_refused_stream_as_failed(guarded: Server) -> None:
+    # No token: each stream is answered 401, counted, and not waited for.
+    result = asyncio.run(_open_streams(servers.Server("ours", guarded.url, os.getpid()), guarded.dsn, 5))
+    assert (result.failed_connections, result.expected, result.delivered) == (5, 0, 0)

@@ -59,7 +59,7 @@ async def respond(
         send_timeout,
         headers=_HEADERS,
         heartbeat=_TRANSPORT.heartbeat_part(),
-        first_heartbeat=_TRANSPORT.send_initial_heartbeat,
+        opening=_TRANSPORT.heartbeat_part() if _TRANSPORT.send_initial_heartbeat else b"",
         revoked=lambda reason: _TRANSPORT.next_part(revoked_result(reason)) + _COMPLETE,
     )
 

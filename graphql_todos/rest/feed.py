@@ -77,8 +77,7 @@ async def _messages(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerato
             yield event_json(delivery)
 
 
-async def _events(start: int, deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[bytes, None]:
-    yield event_stream.resume_point(start)
+async def _events(deliveries: AsyncGenerator[Delivery, None]) -> AsyncGenerator[bytes, None]:
     async for message in _messages(deliveries):
         yield event_stream.event(message["kind"], orjson.dumps(message), message["cursor"])
 
@@ -100,7 +99,7 @@ async def feed(request: Request) -> Response | event_stream.EventStreamResponse:
         raise in_url(exc) from None  # 400, even for HEAD
     # A HEAD gets the headers alone (event_stream_response): `deliveries`
     # is not started, so it holds nothing.
-    return event_stream_response(request, _events(start, deliveries))
+    return event_stream_response(request, _events(deliveries), event_stream.resume_point(start))
 
 
 async def feed_socket(websocket: WebSocket) -> None:

@@ -146,10 +146,9 @@ class TodoCollection(Endpoint):
         viewer = principal_of(request.scope).viewer
 
         async def produce(send: event_stream.SendChunk) -> None:
-            await send(event_stream.resume_point(start))
             await groups.run("rest sse", lambda: _change_event, Member(start, b"", b"", None, send), viewer=viewer)
 
-        return event_stream_response(request, produce)
+        return event_stream_response(request, produce, event_stream.resume_point(start))
 
 
 class TodoItem(Endpoint):
@@ -457,8 +456,9 @@ def stream_head() -> Response:
 
 
 def event_stream_response(
-    request: Request, events: AsyncGenerator[bytes, None] | event_stream.Produce
+    request: Request, events: AsyncGenerator[bytes, None] | event_stream.Produce, opening: bytes = b""
 ) -> Response | event_stream.EventStreamResponse:
+    """`opening`: the stream's first chunk (EventStreamResponse's)."""
     if request.method == "HEAD":
         # No stream (`events` unstarted, holding nothing): one held open for
         # a HEAD is never read, and the next request on its keep-alive
@@ -466,7 +466,8 @@ def event_stream_response(
         return stream_head()
     settings: Settings = request.state.settings
     return event_stream.EventStreamResponse(
-        events, settings.keepalive_seconds, settings.send_timeout_seconds, revoked=event_stream.revoked_event
+        events, settings.keepalive_seconds, settings.send_timeout_seconds, opening=opening,
+        revoked=event_stream.revoked_event,
     )
 
 

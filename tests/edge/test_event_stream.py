@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -14,9 +15,10 @@ import psycopg
 import pytest
 
 from graphql_todos.core import repository
+from graphql_todos.internals.strawberry_view import MultipartSubscriptions
 from graphql_todos.live.broadcast import Groups
 from tests.gql import create
-from tests.helpers import Server, make_server, wait_until
+from tests.helpers import Server, errors_logged, make_server, serving, wait_until
 from tests.js_clients import node
 from tests.sse_client import Events, events
 
@@ -146,9 +148,24 @@ def test_an_idle_stream_gets_comment_heartbeats(db_dsn: str) -> None:
     try:
         for open_feed, _ in FEEDS.values():
             with open_feed(server, {}) as feed:
-                assert next(iter(feed)) == {"comment": "keepalive"}
+                # One after another, for as long as it is quiet.
+                beats = iter(feed)
+                assert [next(beats) for _ in range(3)] == [{"comment": "keepalive"}] * 3
     finally:
         server.stop()
+
+
+def test_a_stream_that_ended_sends_no_more_heartbeats(db_dsn: str) -> None:
+    # Its heartbeat timer goes with it: one left would beat into the closed
+    # channel, an error in the log every keepalive.
+    with serving(db_dsn, keepalive_seconds=0.05) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        todo = create(client, "watched")
+        with errors_logged() as errors, events(f"{server.url}/api/todos/{todo['id']}/") as feed:
+            assert feed.next()["event"] == "snapshot"
+            client.delete(f"/api/todos/{todo['id']}/")
+            assert [e["event"] for e in feed if "comment" not in e] == ["deleted"]
+            time.sleep(0.3)
+        assert errors == []
 
 
 def _connections(dsn: str) -> int:
@@ -249,3 +266,22 @@ def test_a_refused_subscription_is_answered_as_strawberrys_path_answers_it(
     # With a good cursor, the first document is a broadcast member indeed.
     with httpx.stream("POST", server.url + "/graphql", json={"query": REFUSED % "3"}, headers={"accept": accept}):
         wait_until(lambda: server.call(lambda: len(server.state("broadcast_groups"))) == 1)
+
+
+def test_a_multipart_subscription_opens_with_a_heartbeat_part(server: Server) -> None:
+    # As Strawberry's subscriptions open (send_initial_heartbeat): at once,
+    # not after the interval (5 s), before any change.
+    transport = MultipartSubscriptions()
+    heartbeat = transport.heartbeat_part()
+    started = time.monotonic()
+    with httpx.stream(
+        "POST", server.url + "/graphql", json={"query": FEED}, headers={"accept": STREAMING["multipart"]}, timeout=10
+    ) as response:
+        assert response.status_code == 200
+        got = b""
+        for chunk in response.iter_raw():
+            got += chunk
+            if len(got) >= len(heartbeat):
+                break
+        assert got == heartbeat
+    assert time.monotonic() - started < transport.heartbeat_interval / 2
