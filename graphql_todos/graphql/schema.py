@@ -104,10 +104,9 @@ class Context:
     receipt: Receipt | None = None
     # This process's open sockets by credential (a socket's close on revocation).
     revocations: Revocations | None = None
-    # A GraphQL WebSocket's, till connection_init: whether a bearer
-    # credential in its payload decides `principal` (the upgrade brought no
-    # bearer Authorization; graphql/socket.py). Read once, so no operation's
-    # context (with_receipt) needs it.
+    # A GraphQL WebSocket's: whether a bearer credential in connection_init's
+    # payload decides `principal` (the upgrade brought no bearer
+    # Authorization; graphql/socket.py).
     offer_decides: bool = False
 
     def with_receipt(self, receipt: Receipt) -> Context:
@@ -115,7 +114,7 @@ class Context:
         it would look the fields up again on every mutation)."""
         return Context(
             self.service, self.journal, self.hub, self.live_lists, self.principal, self.accounts, self.event_ids,
-            self.lists, receipt, self.revocations,
+            self.lists, receipt, self.revocations, self.offer_decides,
         )
 
 
