@@ -416,11 +416,14 @@ def _me(ws: Connection, protocol: str) -> str:
     return str(answer["payload"]["data"]["me"]["username"])
 
 
+def _graphql_connect(server: Server, protocol: str, headers: dict[str, str]) -> Connection:
+    return connect(server.ws_url + "/graphql", subprotocols=[Subprotocol(protocol)], additional_headers=headers)
+
+
 def _graphql_socket(server: Server, protocol: str, headers: dict[str, str], payload: dict[str, str]) -> str:
     """Who a GraphQL socket with these upgrade headers and connection_init
     payload acts for, or how it is refused."""
-    url = server.url.replace("http", "ws", 1) + "/graphql"
-    with connect(url, subprotocols=[Subprotocol(protocol)], additional_headers=headers) as ws:
+    with _graphql_connect(server, protocol, headers) as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         said = ""
         try:
@@ -434,10 +437,14 @@ def _graphql_socket(server: Server, protocol: str, headers: dict[str, str], payl
         return _me(ws, protocol)
 
 
-@pytest.mark.parametrize(
+# Each GraphQL WebSocket protocol, and how it refuses a credential.
+BOTH_PROTOCOLS = pytest.mark.parametrize(
     ("protocol", "refused"),
     [("graphql-transport-ws", "closed 4401"), ("graphql-ws", "UNAUTHENTICATED, closed 4403")],
 )
+
+
+@BOTH_PROTOCOLS
 def test_a_graphql_socket_takes_the_first_bearer_credential_over_its_cookie(
     accounts: Server, protocol: str, refused: str
 ) -> None:
@@ -466,8 +473,7 @@ def test_a_graphql_socket_takes_the_first_bearer_credential_over_its_cookie(
     assert _graphql_socket(accounts, protocol, {**cookie, **bearer(sams["secret"])}, bearer("junk")) == "sam"
     assert _graphql_socket(accounts, protocol, bearer(revoked["secret"]), bearer(sams["secret"])) == refused
 
-    url = accounts.url.replace("http", "ws", 1) + "/graphql"
-    with connect(url, subprotocols=[Subprotocol(protocol)], additional_headers=cookie) as ws:
+    with _graphql_connect(accounts, protocol, cookie) as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": bearer(sams["secret"])}))
         assert _answer(ws)["type"] == "connection_ack"
         assert ruth.post("/api/auth/sign-out").status_code == 204
@@ -479,10 +485,7 @@ def test_a_graphql_socket_takes_the_first_bearer_credential_over_its_cookie(
     assert closed.value.rcvd is not None and (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "token revoked")
 
 
-@pytest.mark.parametrize(
-    ("protocol", "refused"),
-    [("graphql-transport-ws", "closed 4401"), ("graphql-ws", "UNAUTHENTICATED, closed 4403")],
-)
+@BOTH_PROTOCOLS
 def test_open_mode_s_graphql_socket_takes_the_token_in_the_upgrade_or_the_payload(
     db_dsn: str, protocol: str, refused: str
 ) -> None:
