@@ -19,6 +19,8 @@ import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from websockets.sync.connection import Connection
+from websockets.typing import Subprotocol
 
 from graphql_todos.core.passwords import Passwords, TooManyAttempts
 from graphql_todos.core.people import LOCAL
@@ -395,3 +397,102 @@ def test_a_wrong_bearer_credential_beside_a_session_cookie_is_refused(accounts: 
     with connect(url, additional_headers=cookie) as ws:  # the cookie alone: in
         assert client.post("/api/todos/", json={"title": "seen"}).status_code == 201
         assert json.loads(ws.recv(timeout=5))["todo"]["title"] == "seen"
+
+
+def _answer(ws: Connection) -> dict[str, Any]:
+    """The next message but keep-alives."""
+    while True:
+        message: dict[str, Any] = json.loads(ws.recv(timeout=5))
+        if message["type"] not in ("ka", "ping", "pong"):
+            return message
+
+
+def _me(ws: Connection, protocol: str) -> str:
+    """Whose socket it is: `me`'s username, asked over it."""
+    start = "subscribe" if protocol == "graphql-transport-ws" else "start"
+    ws.send(json.dumps({"id": "me", "type": start, "payload": {"query": "{ me { username } }"}}))
+    answer = _answer(ws)
+    assert answer["type"] in ("next", "data"), answer
+    return str(answer["payload"]["data"]["me"]["username"])
+
+
+def _graphql_connect(server: Server, protocol: str, headers: dict[str, str]) -> Connection:
+    return connect(server.ws_url + "/graphql", subprotocols=[Subprotocol(protocol)], additional_headers=headers)
+
+
+def _graphql_socket(server: Server, protocol: str, headers: dict[str, str], payload: dict[str, str]) -> str:
+    """Who a GraphQL socket with these upgrade headers and connection_init
+    payload acts for, or how it is refused."""
+    with _graphql_connect(server, protocol, headers) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        said = ""
+        try:
+            answer = _answer(ws)
+            if answer["type"] == "connection_error":  # the legacy protocol's, before its close
+                said = f"{answer['payload']['extensions']['code']}, "
+                ws.recv(timeout=5)
+            assert answer["type"] == "connection_ack", answer
+        except ConnectionClosed as closed:
+            return said + f"closed {closed.rcvd.code if closed.rcvd else None}"
+        return _me(ws, protocol)
+
+
+# Each GraphQL WebSocket protocol, and how it refuses a credential.
+BOTH_PROTOCOLS = pytest.mark.parametrize(
+    ("protocol", "refused"),
+    [("graphql-transport-ws", "closed 4401"), ("graphql-ws", "UNAUTHENTICATED, closed 4403")],
+)
+
+
+@BOTH_PROTOCOLS
+def test_a_graphql_socket_takes_the_first_bearer_credential_over_its_cookie(
+    accounts: Server, protocol: str, refused: str
+) -> None:
+    """The first bearer credential decides on a GraphQL WebSocket too: one
+    in connection_init's payload over the upgrade's cookie (a browser that
+    sends a revoked token must not act as the cookie's person), the upgrade's
+    Authorization over the payload. The socket is then held by the credential
+    that decided: revoking it ends the socket, signing the cookie out does not."""
+    ruth = _sign_up(accounts, "ruth")
+    revoked = ruth.post("/api/tokens/", json={"name": "old"}).json()
+    assert ruth.delete(f"/api/tokens/{revoked['token']['id']}/").status_code == 204
+    sam = _sign_up(accounts, "sam")
+    sams = sam.post("/api/tokens/", json={"name": "script"}).json()
+    cookie = {"Cookie": f"todos_session={ruth.cookies['todos_session']}", "Origin": accounts.url}
+
+    def bearer(secret: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret}"}
+
+    for wrong in (revoked["secret"], "gt_" + "x" * 43, "not-a-token"):
+        assert _graphql_socket(accounts, protocol, cookie, bearer(wrong)) == refused, wrong
+    assert _graphql_socket(accounts, protocol, cookie, bearer(sams["secret"])) == "sam"
+    # Without a bearer credential in the payload the cookie stands (a Basic one is not ours).
+    assert _graphql_socket(accounts, protocol, cookie, {}) == "ruth"
+    assert _graphql_socket(accounts, protocol, cookie, {"Authorization": "Basic cnV0aDp4"}) == "ruth"
+    # The upgrade's Authorization comes first: the payload is passed over, even a valid one.
+    assert _graphql_socket(accounts, protocol, {**cookie, **bearer(sams["secret"])}, bearer("junk")) == "sam"
+    assert _graphql_socket(accounts, protocol, bearer(revoked["secret"]), bearer(sams["secret"])) == refused
+
+    with _graphql_connect(accounts, protocol, cookie) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": bearer(sams["secret"])}))
+        assert _answer(ws)["type"] == "connection_ack"
+        assert ruth.post("/api/auth/sign-out").status_code == 204
+        assert _me(ws, protocol) == "sam"  # the cookie's end is not this socket's
+        assert sam.delete(f"/api/tokens/{sams['token']['id']}/").status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:  # past `me`'s complete
+                _answer(ws)
+    assert closed.value.rcvd is not None and (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "token revoked")
+
+
+@BOTH_PROTOCOLS
+def test_open_mode_s_graphql_socket_takes_the_token_in_the_upgrade_or_the_payload(
+    db_dsn: str, protocol: str, refused: str
+) -> None:
+    """AUTH=open has no cookie and one token: either place lets a socket in, as before accounts."""
+    junk = {"Authorization": "Bearer junk"}
+    with serving(db_dsn, token=TOKEN) as server:
+        assert _graphql_socket(server, protocol, BEARER, junk) == "local"
+        assert _graphql_socket(server, protocol, junk, BEARER) == "local"
+        assert _graphql_socket(server, protocol, {}, BEARER) == "local"
+        assert _graphql_socket(server, protocol, junk, junk) == refused

@@ -72,7 +72,7 @@ class Access:
             return OPEN if self.allows(header) or self.allows(offered) else None
         accounts = _accounts(scope)
         for credential in (header, offered):
-            if _is_bearer(credential):
+            if is_bearer(credential):
                 return await self.bearer(accounts, credential)
         secret = self.session_secret(scope, headers)
         return None if secret is None else await accounts.authenticate(secret)
@@ -152,7 +152,7 @@ def authorization(raw: Sequence[tuple[bytes, bytes]]) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-def _is_bearer(credential: object) -> bool:
+def is_bearer(credential: object) -> bool:
     """Whether an Authorization value (or one offered as such) is `Bearer
     <token>`: another scheme (a proxy's Basic) is not ours to judge."""
     return isinstance(credential, str) and credential.partition(" ")[0].lower() == "bearer"

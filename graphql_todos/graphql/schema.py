@@ -93,7 +93,8 @@ class Context:
     hub: Hub
     live_lists: streams.LiveLists
     # Who it acts for (edge/access.py): found by the guard over HTTP; on a
-    # GraphQL WebSocket, at the upgrade, or else from connection_init's payload.
+    # GraphQL WebSocket, by the upgrade's Authorization, else by one in
+    # connection_init's payload, else by the upgrade's cookie.
     principal: Principal | None = None
     accounts: Accounts | None = None
     event_ids: EventIds | None = None
@@ -103,13 +104,17 @@ class Context:
     receipt: Receipt | None = None
     # This process's open sockets by credential (a socket's close on revocation).
     revocations: Revocations | None = None
+    # A GraphQL WebSocket's: whether a bearer credential in connection_init's
+    # payload decides `principal` (the upgrade brought no bearer
+    # Authorization; graphql/socket.py).
+    offer_decides: bool = False
 
     def with_receipt(self, receipt: Receipt) -> Context:
         """This context for one operation (dataclasses.replace, spelled out:
         it would look the fields up again on every mutation)."""
         return Context(
             self.service, self.journal, self.hub, self.live_lists, self.principal, self.accounts, self.event_ids,
-            self.lists, receipt, self.revocations,
+            self.lists, receipt, self.revocations, self.offer_decides,
         )
 
 

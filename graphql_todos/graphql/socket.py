@@ -9,8 +9,8 @@ ExceptionMiddlewares and the view): memory that 10,000 subscribers pay
 10,000 times, and CPU at every handshake. This front does what those
 layers do for this one socket, with the same code: security.SocketGate's Origin and
 sockets-per-client checks (security.HostCheck, outside it, has checked the
-Host; the credential is found here from the upgrade, or else checked at
-connection_init, see graphql/view.py),
+Host; the upgrade's credential is found here, and one in connection_init's
+payload is checked there, see graphql/view.py),
 metrics.open_stream's gauges, error_handlers' answers. HTTP, and every other
 socket, go through the stack as before.
 """
@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from graphql_todos.core import metrics, paths
 from graphql_todos.core.errors import DomainError
 from graphql_todos.edge import error_handlers
-from graphql_todos.edge.access import PRINCIPAL, Access
+from graphql_todos.edge.access import PRINCIPAL, Access, authorization, is_bearer
 from graphql_todos.edge.guard import SocketGate
-from graphql_todos.graphql.view import TodoGraphQL
+from graphql_todos.graphql.view import OFFER_DECIDES, TodoGraphQL
 from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, new_websocket, serve_socket
 
 
@@ -51,15 +51,24 @@ class GraphQLSockets:
         if not await self.sockets.admit(websocket):
             return
         try:
-            # The upgrade's credential (header or cookie); without one,
-            # connection_init's payload must bring it (graphql/view.py).
+            # The upgrade's credential (header or cookie); connection_init's
+            # payload may bring one yet (graphql/view.py).
+            headers = websocket.headers
             try:
-                scope[PRINCIPAL] = await self.access.authenticate(scope, websocket.headers)
+                principal = await self.access.authenticate(scope, headers)
             except DomainError:
                 # Accepted only to say why (a refused handshake carries no
                 # close code), in the subprotocol the view would speak.
                 await websocket.accept(self._spoken(scope))
                 raise
+            scope[PRINCIPAL] = principal
+            # The first bearer credential decides: one in connection_init's
+            # payload, unless the upgrade's Authorization was one (even a
+            # wrong one: never passed over), and over the upgrade's cookie.
+            # Open mode has no cookie: a principal it let in stands.
+            scope[OFFER_DECIDES] = (
+                not is_bearer(authorization(headers.raw)) if self.access.accounts else principal is None
+            )
             with metrics.open_stream(metrics.transport_of(scope)):
                 # The view's socket, on this WebSocket (and the headers it read).
                 await serve_socket(self.graphql, websocket)

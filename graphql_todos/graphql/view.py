@@ -22,7 +22,7 @@ from strawberry.types.graphql import OperationType
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
 from graphql_todos.edge import json_intake
-from graphql_todos.edge.access import PRINCIPAL, Access
+from graphql_todos.edge.access import PRINCIPAL, Access, is_bearer
 from graphql_todos.edge.guard import graphiql_page
 from graphql_todos.edge.json_intake import RefusedJson
 from graphql_todos.edge.negotiation import EVENT_STREAM, JSON_TYPES, MULTIPART, accept_header
@@ -44,6 +44,10 @@ from graphql_todos.graphql.schema import Context, build_schema
 from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
 from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
 from graphql_todos.internals.strawberry_view import BoundedSendAdapter, JsonIntake
+
+# Where graphql/socket.py leaves, for the socket's Context, whether
+# connection_init's payload may decide who it acts for (Context.offer_decides).
+OFFER_DECIDES = "graphql_todos.offer_decides"
 
 
 class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
@@ -89,7 +93,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         principal = request.scope.get(PRINCIPAL)
         return Context(
             state["service"], state["journal"], state["hub"], state["live_lists"], principal, state["accounts"],
-            lists=state["lists"], revocations=state["revocations"],
+            lists=state["lists"], revocations=state["revocations"], offer_decides=request.scope.get(OFFER_DECIDES, False),
         )
 
     def hold(self, context: Context, end: Callable[[str], None]) -> Callable[[], None]:
@@ -99,11 +103,14 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         return context.revocations.hold(context.principal, end)
 
     async def connection_allowed(self, context: Context, params: object) -> bool:
-        # The credential came with the upgrade (graphql/socket.py found its
-        # principal) or comes in connection_init's payload.
-        if context.principal is None and context.accounts is not None:
+        # The first bearer credential decides (README): a bearer Authorization
+        # in the payload does when the upgrade brought none, over the
+        # upgrade's cookie; a wrong one refuses. Else the principal
+        # graphql/socket.py found at the upgrade stands (or none: refused).
+        if context.offer_decides and context.accounts is not None:
             offered = params.get("Authorization") if isinstance(params, dict) else None
-            context.principal = await self.access.bearer(context.accounts, offered)
+            if is_bearer(offered):
+                context.principal = await self.access.bearer(context.accounts, offered)
         return context.principal is not None
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
