@@ -103,10 +103,23 @@ UPDATE list_members SET role = %(role)s
 WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner' AND role <> %(role)s
 RETURNING person_id, pg_current_xact_id()::text
 """
-DELETE_MEMBER = """
-DELETE FROM list_members WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'
+_DELETE_MEMBER = """
+DELETE FROM list_members WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'{list_first}
 RETURNING person_id, role, pg_current_xact_id()::text
 """
+# A removal, by journal mode (decoded: True). Decoded, its commit locks the
+# list's row FOR UPDATE (sql/011's journal_stage_expand: the removals are
+# read under it), and a member's todo write locks the list FOR KEY SHARE and
+# then its member row (core/writes.py): had the statement deleted the row
+# first, a writer holding the list and waiting on that row, and the commit
+# waiting on the writer for the list, deadlocked. So the statement takes the
+# list first, as a list's deletion does, and FOR UPDATE, as its commit will
+# (no upgrade to wait for there): a writer waits for the list holding no
+# row. Trigger mode's commit locks no list, nor its writes a member's row.
+DELETE_MEMBER = {
+    False: _DELETE_MEMBER.format(list_first=""),
+    True: _DELETE_MEMBER.format(list_first="\n  AND EXISTS (SELECT FROM lists WHERE id = %(list)s FOR UPDATE)"),
+}
 SELECT_PERSON = "SELECT id, username FROM people WHERE username = %(username)s"
 PERSON_KEPT = "SELECT EXISTS (SELECT FROM people WHERE id = %(person)s)"
 
@@ -144,10 +157,10 @@ class Lists:
         """A write's rows, less their last column (the writer's xid), and its
         Mark: trigger mode the journal trigger's NOTICE, decoded the xid
         (mark_of: none, where the journal stands). A deadlock's victim runs
-        once more, as a todo write does (statement_rows): in decoded mode a
-        list's deletion and a member's todo write can deadlock (a todo write
-        may hold the member's row FOR SHARE and wait on the list's row, which
-        the deletion holds while it deletes the members)."""
+        once more, as a todo write does (statement_rows): the app's own
+        statements take a list's row before its members' (DELETE_MEMBER), but
+        a transaction that takes them the other way (psql's) can close a
+        deadlock with them."""
         with CursorNotices(conn) as notices:
             rows = await statement_rows(conn, statement, params, tuple)
         mark = (rows[0][-1] if rows else None) if self.service.writes.decoded else notices.position
@@ -257,7 +270,9 @@ class Lists:
             else:
                 await _visible(conn, person, key)
             found = await _member(conn, key, member)
-            rows, mark = await self._write(conn, DELETE_MEMBER, {"list": key, "member": member})
+            rows, mark = await self._write(
+                conn, DELETE_MEMBER[self.service.writes.decoded], {"list": key, "member": member}
+            )
             if not rows:
                 raise Forbidden("the owner cannot leave or be removed: delete the list instead")
         await self.service.settle(receipt, mark, floor)
