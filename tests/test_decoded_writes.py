@@ -237,6 +237,39 @@ def test_a_removal_takes_the_list_before_the_member_row(journaled_db: Journaled)
     assert answer.status_code == 204, answer.text
 
 
+@DECODED
+def test_a_share_takes_the_list_before_its_commit_takes_the_journal_s_lock(journaled_db: Journaled) -> None:
+    """Two shares of one list: each commit takes the journal's lock and then
+    the list's row FOR UPDATE (its arrivals, sql/011). The app's share takes
+    the list FOR UPDATE in its statement, so behind another share (psql's,
+    its member row inserted, the list held FOR KEY SHARE by its foreign key)
+    it waits for the list holding nothing; a share holding the list only by
+    its foreign key went on to its commit and waited for the list holding
+    the journal's lock, which the other's commit then waited for: a deadlock."""
+    with serving(journaled_db.dsn, auth="accounts", journal="decoded") as server, \
+            psycopg.connect(journaled_db.dsn) as other, psycopg.connect(journaled_db.dsn, autocommit=True) as probe:
+        ann, cat = Caller(server, "ann"), Caller(server, "cat")
+        Caller(server, "bob")  # the name ann's share gives
+        shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
+        other.execute("INSERT INTO list_members VALUES (%s, %s, 'viewer')", (shared, cat.id))
+        answers: list[httpx.Response] = []
+        sharing = threading.Thread(
+            target=lambda: answers.append(ann.http.post(f"/api/lists/{shared}/members/", json={"username": "bob", "role": "viewer"}))
+        )
+        sharing.start()
+        wait_until(lambda: _blocked(probe, "lists") == 1, timeout=10)
+        assert _queued_on(probe, other.info.backend_pid) == ["lists"]
+        # Free: the waiting share holds no journal's lock (its commit's).
+        locked = probe.execute("SELECT pg_try_advisory_xact_lock(%s)", (writes.COMMIT_ORDER_LOCK,)).fetchone()
+        assert locked == (True,)
+        other.commit()
+        sharing.join(20)
+        members = probe.execute("SELECT count(*) FROM list_members WHERE list_id = %s", (shared,)).fetchone()
+    [answer] = answers
+    assert answer.status_code == 201, answer.text
+    assert members == (3,)
+
+
 # Ann's removal of bob, and the table of the row bob's write then queues
 # on: the app's statement takes the list's row first (so the writer waits
 # for it, holding no row of the removal's); psql's DELETE takes bob's row
