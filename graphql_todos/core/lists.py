@@ -169,9 +169,8 @@ class Lists:
         (mark_of: none, where the journal stands). A deadlock's victim runs
         once more, as a todo write does (statement_rows): the app's own
         statements take a list's row before its members' (DELETE_MEMBER,
-        INSERT_MEMBER), but
-        a transaction that takes them the other way (psql's) can close a
-        deadlock with them."""
+        INSERT_MEMBER), but a transaction that takes them the other way
+        (psql's) can close a deadlock with them."""
         with CursorNotices(conn) as notices:
             rows = await statement_rows(conn, statement, params, tuple)
         mark = (rows[0][-1] if rows else None) if self.service.writes.decoded else notices.position
