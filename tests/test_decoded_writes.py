@@ -25,6 +25,7 @@ from tests.gql import TransportWs, create, data
 from tests.helpers import serving, wait_until
 from tests.test_lists import CREATE as CREATE_IN
 from tests.test_lists import CREATE_LIST, SHARE, Caller
+from tests.test_lists_deleted_concurrently import member_row_free, queued_on
 from tests.test_mutations_once import CREATE, count, http, numbered
 
 DECODED = pytest.mark.parametrize("journaled_db", ["decoded"], indirect=True)
@@ -195,17 +196,6 @@ def _rename(caller: Caller, transport: str, row: str) -> httpx.Response:
     return caller.http.patch(f"/api/todos/{row}/", json={"title": "renamed"})
 
 
-def _queued_on(probe: psycopg.Connection[Any], pid: int) -> list[str]:
-    """The tables of the rows that transactions wait on behind backend `pid`
-    (the row's tuple lock, which a waiter holds while it waits for the holder)."""
-    rows = probe.execute(
-        "SELECT relation::regclass::text FROM pg_locks"
-        " WHERE locktype = 'tuple' AND granted AND %s = ANY(pg_blocking_pids(pid))",
-        (pid,),
-    ).fetchall()
-    return [table for (table,) in rows]
-
-
 @DECODED
 def test_a_removal_takes_the_list_before_the_member_row(journaled_db: Journaled) -> None:
     """The lock order itself: with the list's row held as a member's todo
@@ -224,13 +214,9 @@ def test_a_removal_takes_the_list_before_the_member_row(journaled_db: Journaled)
         answers: list[httpx.Response] = []
         remover = threading.Thread(target=lambda: answers.append(ann.http.delete(f"/api/lists/{shared}/members/{bob.id}/")))
         remover.start()
-        wait_until(lambda: _queued_on(probe, writer_pid) == ["lists"], timeout=10)
-        probe.commit()
-        # Free: the waiting removal holds no lock on it (NOWAIT raises otherwise).
-        probe.execute(
-            "SELECT FROM list_members WHERE list_id = %s AND person_id = %s FOR SHARE NOWAIT", (shared, bob.id)
-        )
-        probe.rollback()
+        wait_until(lambda: queued_on(probe, writer_pid) == ["lists"], timeout=10)
+        # Free: the waiting removal holds no lock on it.
+        member_row_free(probe, shared, bob.id)
         writing.rollback()
         remover.join(20)
     [answer] = answers
@@ -258,7 +244,7 @@ def test_a_share_takes_the_list_before_its_commit_takes_the_journal_s_lock(journ
         )
         sharing.start()
         wait_until(lambda: _blocked(probe, "lists") == 1, timeout=10)
-        assert _queued_on(probe, other.info.backend_pid) == ["lists"]
+        assert queued_on(probe, other.info.backend_pid) == ["lists"]
         # Free: the waiting share holds no journal's lock (its commit's).
         locked = probe.execute("SELECT pg_try_advisory_xact_lock(%s)", (writes.COMMIT_ORDER_LOCK,)).fetchone()
         assert locked == (True,)
@@ -293,7 +279,7 @@ def test_a_writer_behind_a_removal_is_answered_as_refused(db_dsn: str, transport
     bob's statement its victim (40P01; nothing of it committed), run again.
     Either way bob is answered as the removal left him, refused, never
     DATABASE_UNAVAILABLE nor a 500."""
-    statement, queued_on = _REMOVALS[removal_by]
+    statement, table = _REMOVALS[removal_by]
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         # Bob's statement looks for a deadlock 3 s into its wait: the removal's commit waits by then.
         conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '3s'")  # type: ignore[arg-type]
@@ -309,7 +295,7 @@ def test_a_writer_behind_a_removal_is_answered_as_refused(db_dsn: str, transport
         replies: list[httpx.Response] = []
         writer = threading.Thread(target=lambda: replies.append(_rename(bob, transport, row)))
         writer.start()
-        wait_until(lambda: _queued_on(probe, removal.info.backend_pid) == [queued_on], timeout=10)
+        wait_until(lambda: queued_on(probe, removal.info.backend_pid) == [table], timeout=10)
         removal.commit()
         writer.join(20)
         title = probe.execute("SELECT title FROM todos WHERE id = %s", (row,)).fetchone()
