@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from graphql_todos.core import verdicts, writes
+from graphql_todos.core import lists, verdicts, writes
 from graphql_todos.core.journal_mode import SOURCE_INDEX
 from graphql_todos.core.models import LOCAL_LIST_ID
 from graphql_todos.core.pgoutput import JOURNAL
@@ -25,6 +25,7 @@ from tests.gql import TransportWs, create, data
 from tests.helpers import serving, wait_until
 from tests.test_lists import CREATE as CREATE_IN
 from tests.test_lists import CREATE_LIST, SHARE, Caller
+from tests.test_lists_deleted_concurrently import member_row_free, queued_on
 from tests.test_mutations_once import CREATE, count, http, numbered
 
 DECODED = pytest.mark.parametrize("journaled_db", ["decoded"], indirect=True)
@@ -195,36 +196,93 @@ def _rename(caller: Caller, transport: str, row: str) -> httpx.Response:
     return caller.http.patch(f"/api/todos/{row}/", json={"title": "renamed"})
 
 
+@DECODED
+def test_a_removal_takes_the_list_before_the_member_row(journaled_db: Journaled) -> None:
+    """The lock order itself: with the list's row held as a member's todo
+    write holds it (FOR KEY SHARE, core/writes.py), the owner's removal of
+    that member (the app's statement) waits for the list before it touches
+    the member's row, so the writer, which next locks that row, finds it
+    free. (Deleting the row first, its commit then waited for the list
+    holding the row: a deadlock.)"""
+    with serving(journaled_db.dsn, auth="accounts", journal="decoded") as server, \
+            psycopg.connect(journaled_db.dsn) as writing, psycopg.connect(journaled_db.dsn) as probe:
+        ann, bob = Caller(server, "ann"), Caller(server, "bob")
+        shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
+        ann.data(SHARE, id=shared, u="bob", r="EDITOR")
+        writing.execute("SELECT FROM lists WHERE id = %s FOR KEY SHARE", (shared,))
+        (writer_pid,) = writing.execute("SELECT pg_backend_pid()").fetchone()  # type: ignore[misc]
+        answers: list[httpx.Response] = []
+        remover = threading.Thread(target=lambda: answers.append(ann.http.delete(f"/api/lists/{shared}/members/{bob.id}/")))
+        remover.start()
+        wait_until(lambda: queued_on(probe, writer_pid) == ["lists"], timeout=10)
+        # Free: the waiting removal holds no lock on it.
+        member_row_free(probe, shared, bob.id)
+        writing.rollback()
+        remover.join(20)
+    [answer] = answers
+    assert answer.status_code == 204, answer.text
+
+
+@DECODED
+def test_a_share_takes_the_list_before_its_commit_takes_the_journal_s_lock(journaled_db: Journaled) -> None:
+    """Two shares of one list: each commit takes the journal's lock and then
+    the list's row FOR UPDATE (its arrivals, sql/011). The app's share takes
+    the list FOR UPDATE in its statement, so behind another share (psql's,
+    its member row inserted, the list held FOR KEY SHARE by its foreign key)
+    it waits for the list holding nothing; a share holding the list only by
+    its foreign key went on to its commit and waited for the list holding
+    the journal's lock, which the other's commit then waited for: a deadlock."""
+    with serving(journaled_db.dsn, auth="accounts", journal="decoded") as server, \
+            psycopg.connect(journaled_db.dsn) as other, psycopg.connect(journaled_db.dsn, autocommit=True) as probe:
+        ann, cat = Caller(server, "ann"), Caller(server, "cat")
+        Caller(server, "bob")  # the name ann's share gives
+        shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
+        other.execute("INSERT INTO list_members VALUES (%s, %s, 'viewer')", (shared, cat.id))
+        answers: list[httpx.Response] = []
+        sharing = threading.Thread(
+            target=lambda: answers.append(ann.http.post(f"/api/lists/{shared}/members/", json={"username": "bob", "role": "viewer"}))
+        )
+        sharing.start()
+        wait_until(lambda: _blocked(probe, "lists") == 1, timeout=10)
+        assert queued_on(probe, other.info.backend_pid) == ["lists"]
+        # Free: the waiting share holds no journal's lock (its commit's).
+        locked = probe.execute("SELECT pg_try_advisory_xact_lock(%s)", (writes.COMMIT_ORDER_LOCK,)).fetchone()
+        assert locked == (True,)
+        other.commit()
+        sharing.join(20)
+        members = probe.execute("SELECT count(*) FROM list_members WHERE list_id = %s", (shared,)).fetchone()
+    [answer] = answers
+    assert answer.status_code == 201, answer.text
+    assert members == (3,)
+
+
 @pytest.mark.parametrize("transport", ["graphql", "rest"])
-def test_a_writer_made_a_deadlocks_victim_by_a_removal_is_answered_as_refused(db_dsn: str, transport: str) -> None:
-    """ann removes bob from her list while bob renames a row of it: bob's
-    statement holds the list's row FOR KEY SHARE and waits on his member row,
-    which the removal deleted; the removal, at commit, takes the list's row
-    FOR UPDATE (its removals, sql/011) and waits on bob: a deadlock, bob's
-    statement its victim (40P01; nothing of it committed). Bob is answered
-    as the removal left him, refused, never DATABASE_UNAVAILABLE nor a 500."""
-    with psycopg.connect(db_dsn, autocommit=True) as conn:
-        # Bob's statement looks for a deadlock 3 s into its wait: the removal's commit waits by then.
-        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '3s'")  # type: ignore[arg-type]
-    with serving(db_dsn, auth="accounts", journal="decoded") as server, psycopg.connect(db_dsn) as removal:
+def test_a_writer_behind_a_removal_is_answered_as_refused(db_dsn: str, transport: str) -> None:
+    """ann removes bob from her list (the app's statement, its transaction
+    held open) while bob renames a row of it. The removal's commit takes
+    the list's row FOR UPDATE (its removals, sql/011), and its statement
+    holds it so already, before bob's member row: bob's statement, which
+    takes the list before his member row (core/writes.py), waits for it
+    holding nothing, so no deadlock closes (one did when the removal took
+    bob's row alone: bob's statement held the list waiting on that row).
+    At the removal's commit bob is answered as it left him, refused, never
+    DATABASE_UNAVAILABLE nor a 500."""
+    with serving(db_dsn, auth="accounts", journal="decoded") as server, \
+            psycopg.connect(db_dsn) as removal, psycopg.connect(db_dsn, autocommit=True) as probe:
         ann, bob = Caller(server, "ann"), Caller(server, "bob")
         shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
         row = ann.data(CREATE_IN, t="milk", l=shared)["createTodo"]["id"]
         ann.data(SHARE, id=shared, u="bob", r="EDITOR")
-        # The removal's session finds no deadlock itself: bob's statement, waiting first, is the victim.
-        removal.execute("SET deadlock_timeout = '60s'")
-        removal.execute("DELETE FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id))
+        assert removal.execute(lists.DELETE_MEMBER[True], {"list": shared, "member": bob.id}).rowcount == 1
         replies: list[httpx.Response] = []
         writer = threading.Thread(target=lambda: replies.append(_rename(bob, transport, row)))
         writer.start()
-        wait_until(lambda: _blocked(removal, "list_members") > 0, timeout=10)
+        # Bob queues on the list's row, not on his member row.
+        wait_until(lambda: queued_on(probe, removal.info.backend_pid) == ["lists"], timeout=10)
         removal.commit()
         writer.join(20)
-        with psycopg.connect(db_dsn, autocommit=True) as conn:
-            title = conn.execute("SELECT title FROM todos WHERE id = %s", (row,)).fetchone()
-            deadlocks = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()
+        title = probe.execute("SELECT title FROM todos WHERE id = %s", (row,)).fetchone()
     [reply] = replies
-    assert deadlocks is not None and deadlocks[0] >= 1
     assert title == ("milk",)
     if transport == "graphql":
         assert reply.status_code == 200 and reply.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND", reply.text

@@ -45,6 +45,28 @@ def _deadlocks(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+def queued_on(probe: psycopg.Connection[Any], pid: int) -> list[str]:
+    """The tables of the rows that transactions wait on behind backend `pid`
+    (the row's tuple lock, which a waiter holds while it waits for the
+    holder). From pg_locks, read afresh by every statement, where
+    pg_stat_activity keeps the backends of a transaction's first look."""
+    rows = probe.execute(
+        "SELECT relation::regclass::text FROM pg_locks"
+        " WHERE locktype = 'tuple' AND granted AND %s = ANY(pg_blocking_pids(pid))",
+        (pid,),
+    ).fetchall()
+    return [table for (table,) in rows]
+
+
+def member_row_free(probe: psycopg.Connection[Any], list_id: str, person: str) -> None:
+    """No transaction holds a lock on the member's row (NOWAIT raises otherwise)."""
+    probe.commit()
+    probe.execute(
+        "SELECT FROM list_members WHERE list_id = %s AND person_id = %s FOR UPDATE NOWAIT", (list_id, person)
+    )
+    probe.rollback()
+
+
 def _shared_list(owner: _Person, members: list[_Person]) -> str:
     made = owner.http.post("/api/lists/", json={"name": "shared"})
     assert made.status_code == 201, made.text
@@ -104,16 +126,8 @@ def test_a_todo_write_waits_for_its_list_holding_no_member_row(journaled_db: Jou
             target=lambda: answers.append(bob.http.post(f"/api/lists/{list_id}/todos/", json={"title": "x"}))
         )
         writer.start()
-        wait_until(lambda: probe.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-            " WHERE NOT l.granted AND a.query LIKE '%%INSERT INTO todos%%'"
-        ).fetchone() == (1,), timeout=10)
-        probe.commit()
-        # Free: the waiting writer holds no lock on it (NOWAIT raises otherwise).
-        probe.execute(
-            "SELECT FROM list_members WHERE list_id = %s AND person_id = %s FOR UPDATE NOWAIT", (list_id, bob.id)
-        )
-        probe.rollback()
+        wait_until(lambda: queued_on(probe, deleting.info.backend_pid) == ["lists"], timeout=10)
+        member_row_free(probe, list_id, bob.id)
         deleting.rollback()
         writer.join(30)
         [answer] = answers

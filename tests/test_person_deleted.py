@@ -141,8 +141,13 @@ def _while_locked(server: Server, lock: str, username: str, request: Callable[[]
         answers: list[httpx.Response] = []
         thread = threading.Thread(target=lambda: answers.append(request()))
         thread.start()
+        # The one request waiting behind `other`, read from pg_locks, fresh
+        # at each call: pg_stat_activity keeps the backends of a
+        # transaction's first look until it ends (`other` is in one), and the
+        # request's connection, when the pool opened it after that look,
+        # never showed there, waiting or not.
         wait_until(lambda: other.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
         ).fetchone() == (1,))
         other.execute("DELETE FROM people WHERE username = %s", (username,))
     thread.join(20)
@@ -150,14 +155,11 @@ def _while_locked(server: Server, lock: str, username: str, request: Callable[[]
 
 
 def test_a_person_deleted_while_their_session_s_create_waits(journaled_db: Journaled) -> None:
-    """Decoded, the create holds ann's member row FOR SHARE and waits on her
-    list's row, which the DELETE holds and then deletes her member row under:
-    a deadlock (core/writes.py takes the member's row before the list's),
-    whose victim, the create, runs again (core/database.statement_rows) and
-    finds her gone. Its statement looks for it 3 s into its wait, when the
-    DELETE waits too (1 s, under load, was before: the DELETE was the victim)."""
-    with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
-        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '3s'")  # type: ignore[arg-type]
+    """Decoded, the create locks ann's list's row FOR KEY SHARE before her
+    member row (core/writes.py), so it waits for the list, which the DELETE
+    holds, holding nothing the DELETE then takes (her member row goes with
+    her list): no deadlock, and at the DELETE's commit the create finds her
+    gone."""
     with serving(journaled_db.dsn, auth="accounts", journal=journaled_db.journal) as server:
         ann = httpx.Client(base_url=server.url, headers={"Origin": server.url}, timeout=20)
         assert ann.post("/api/auth/sign-up", json={"username": "ann", "password": PASSWORD}).status_code == 201

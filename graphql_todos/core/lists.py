@@ -92,9 +92,9 @@ SELECT_MEMBERS = """
 SELECT m.person_id, p.username, m.role FROM list_members m JOIN people p ON p.id = m.person_id
 WHERE m.list_id = %(list)s ORDER BY (m.role = 'owner') DESC, p.username
 """
-INSERT_MEMBER = """
+_INSERT_MEMBER = """
 INSERT INTO list_members (list_id, person_id, role)
-SELECT %(list)s, id, %(role)s FROM people WHERE username = %(username)s
+SELECT %(list)s, id, %(role)s FROM people WHERE username = %(username)s{list_first}
 ON CONFLICT DO NOTHING
 RETURNING person_id, pg_current_xact_id()::text
 """
@@ -103,10 +103,33 @@ UPDATE list_members SET role = %(role)s
 WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner' AND role <> %(role)s
 RETURNING person_id, pg_current_xact_id()::text
 """
-DELETE_MEMBER = """
-DELETE FROM list_members WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'
+_DELETE_MEMBER = """
+DELETE FROM list_members WHERE list_id = %(list)s AND person_id = %(member)s AND role <> 'owner'{list_first}
 RETURNING person_id, role, pg_current_xact_id()::text
 """
+# A share and a removal, by journal mode (decoded: True). Decoded, their
+# commit takes the journal's lock (members_journal, sql/007) and then the
+# list's row FOR UPDATE (sql/011's journal_stage_expand: the arrivals or
+# removals are read under it); a member's todo write locks the list FOR KEY
+# SHARE and then its member row (core/writes.py). Had a removal deleted the
+# row first, a writer holding the list and waiting on that row, and the
+# commit waiting on the writer for the list, deadlocked; had a share held
+# the list only FOR KEY SHARE (its foreign key), two shares' commits each
+# held the journal's lock or the list the other waited for. So the statement
+# takes the list first, as a list's deletion does, and FOR UPDATE, as its
+# commit will (no upgrade to wait for there): the others wait for it holding
+# nothing. The share's lock filters nothing: a list gone meets the foreign
+# key, as before. Trigger mode's commit locks no list, nor its writes a
+# member's row.
+_LIST_HELD = "(SELECT true FROM lists WHERE id = %(list)s FOR UPDATE)"
+INSERT_MEMBER = {
+    False: _INSERT_MEMBER.format(list_first=""),
+    True: _INSERT_MEMBER.format(list_first=f"\n  AND {_LIST_HELD} IS NOT FALSE"),
+}
+DELETE_MEMBER = {
+    False: _DELETE_MEMBER.format(list_first=""),
+    True: _DELETE_MEMBER.format(list_first=f"\n  AND EXISTS {_LIST_HELD}"),
+}
 SELECT_PERSON = "SELECT id, username FROM people WHERE username = %(username)s"
 PERSON_KEPT = "SELECT EXISTS (SELECT FROM people WHERE id = %(person)s)"
 
@@ -144,10 +167,10 @@ class Lists:
         """A write's rows, less their last column (the writer's xid), and its
         Mark: trigger mode the journal trigger's NOTICE, decoded the xid
         (mark_of: none, where the journal stands). A deadlock's victim runs
-        once more, as a todo write does (statement_rows): in decoded mode a
-        list's deletion and a member's todo write can deadlock (a todo write
-        may hold the member's row FOR SHARE and wait on the list's row, which
-        the deletion holds while it deletes the members)."""
+        once more, as a todo write does (statement_rows): the app's own
+        statements take a list's row before its members' (DELETE_MEMBER,
+        INSERT_MEMBER), but a transaction that takes them the other way
+        (psql's) can close a deadlock with them."""
         with CursorNotices(conn) as notices:
             rows = await statement_rows(conn, statement, params, tuple)
         mark = (rows[0][-1] if rows else None) if self.service.writes.decoded else notices.position
@@ -213,7 +236,9 @@ class Lists:
         async with connection(self.pool) as conn:
             await _owned(conn, person, key)
             try:
-                rows, mark = await self._write(conn, INSERT_MEMBER, {"list": key, "username": name, "role": clean})
+                rows, mark = await self._write(
+                    conn, INSERT_MEMBER[self.service.writes.decoded], {"list": key, "username": name, "role": clean}
+                )
             except psycopg.errors.ForeignKeyViolation:
                 # Deleted (by hand, or the list by its owner) after they were
                 # read: the sharer (her list went with her), the person named
@@ -257,7 +282,9 @@ class Lists:
             else:
                 await _visible(conn, person, key)
             found = await _member(conn, key, member)
-            rows, mark = await self._write(conn, DELETE_MEMBER, {"list": key, "member": member})
+            rows, mark = await self._write(
+                conn, DELETE_MEMBER[self.service.writes.decoded], {"list": key, "member": member}
+            )
             if not rows:
                 raise Forbidden("the owner cannot leave or be removed: delete the list instead")
         await self.service.settle(receipt, mark, floor)
