@@ -9,12 +9,13 @@ import functools
 import http.client
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from graphql_todos.core import repository
 from graphql_todos.live.hub import Hub
@@ -253,8 +254,18 @@ class LegacyWsFeed(Feed):
 
 
 class RestSocketFeed(Feed):
+    """Its handshake is answered once its start has checked the cursor
+    (rest/sockets.relay), which may wait for the pool the test holds: the
+    connect runs in a thread, and is taken when the test first reads."""
+
     def __init__(self, server: Server, after: str) -> None:
-        self.ws = connect(f"{server.ws_url}/api/todos/?after={after}")
+        connecting = ThreadPoolExecutor(max_workers=1)
+        self._connected = connecting.submit(connect, f"{server.ws_url}/api/todos/?after={after}")
+        connecting.shutdown(wait=False)
+
+    @property
+    def ws(self) -> ClientConnection:
+        return self._connected.result(10)
 
     def _message(self) -> Any:
         while (message := json.loads(self.ws.recv(timeout=10)))["op"] == "keepalive":
