@@ -4,7 +4,7 @@ import type { Phase } from './machine';
 import type { Outbox } from './outbox';
 import { OutboxStatus } from './OutboxStatus';
 import { useOptimisticToggle } from './optimistic';
-import { todosOf } from './lists';
+import { todosOf, type TodoList } from './lists';
 import type { TodoSync } from './sync';
 import { TodoItem } from './TodoItem';
 import {
@@ -50,9 +50,11 @@ interface Props {
   listId?: string;
   /** A viewer's list: no inputs, checkboxes disabled. */
   readOnly?: boolean;
+  /** The person's other lists they may write in: each row's move menu offers them. */
+  moveTargets?: readonly TodoList[];
 }
 
-export function App({ sync, commands, outbox, listId, readOnly = false }: Props) {
+export function App({ sync, commands, outbox, listId, readOnly = false, moveTargets = [] }: Props) {
   const { list: synced, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
   const list = listId === undefined ? synced : { ...synced, todos: todosOf(synced.todos, listId) };
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
@@ -77,6 +79,13 @@ export function App({ sync, commands, outbox, listId, readOnly = false }: Props)
     setEditingId(null);
     if (document.activeElement === document.body) newTodo.current?.focus();
   }, [editedGone]);
+
+  // The moved row leaves this list at once, and its menu button with it: focus goes on to
+  // the new-todo field rather than to <body>.
+  const move = async (id: string, to: TodoList) => {
+    await commands.moveTodo(id, to.id, to.name);
+    if (document.activeElement === document.body) newTodo.current?.focus();
+  };
 
   const onNewTodoKeyDown = async (event: KeyboardEvent<HTMLInputElement>) => {
     // Enter also confirms an IME composition; that one is not ours.
@@ -152,6 +161,8 @@ export function App({ sync, commands, outbox, listId, readOnly = false }: Props)
                 onEdit={setEditingId}
                 commands={commands}
                 readOnly={readOnly}
+                moveTargets={moveTargets}
+                onMove={(id, to) => void move(id, to)}
               />
             ))}
           </ul>

@@ -16,6 +16,7 @@ import {
   LeaveListMutation,
   ListsQueryDocument,
   mayEdit,
+  moveTargets,
   RemoveMemberMutation,
   RenameListMutation,
   sameLists,
@@ -186,7 +187,14 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
           </button>
         </div>
       ))}
-      <App sync={sync} commands={commands} outbox={outbox} listId={shown.id} readOnly={readOnly} />
+      <App
+        sync={sync}
+        commands={commands}
+        outbox={outbox}
+        listId={shown.id}
+        readOnly={readOnly}
+        moveTargets={moveTargets(lists, shown.id)}
+      />
     </>
   );
 }

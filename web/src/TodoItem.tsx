@@ -1,5 +1,7 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
+import type { TodoList } from './lists';
+import { MoveMenu } from './MoveMenu';
 import { useOptimisticToggle } from './optimistic';
 import { MAX_TITLE_LENGTH, normalizeTitle, type Todo } from './todos';
 
@@ -10,9 +12,20 @@ interface Props {
   commands: Commands;
   /** A viewer's row: its checkbox disabled, no editing, no delete button. */
   readOnly?: boolean;
+  /** The lists the row may move to (AUTH=accounts): none, no move control. */
+  moveTargets: readonly TodoList[];
+  onMove(id: string, list: TodoList): void;
 }
 
-export function TodoItem({ todo, editing, onEdit, commands, readOnly = false }: Props) {
+export function TodoItem({
+  todo,
+  editing,
+  onEdit,
+  commands,
+  readOnly = false,
+  moveTargets,
+  onMove,
+}: Props) {
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
   const label = useRef<HTMLLabelElement>(null);
@@ -96,6 +109,9 @@ export function TodoItem({ todo, editing, onEdit, commands, readOnly = false }: 
         <label ref={label} tabIndex={0} onDoubleClick={startEditing} onKeyDown={onLabelKeyDown}>
           {todo.title}
         </label>
+        {!readOnly && moveTargets.length > 0 && (
+          <MoveMenu title={todo.title} targets={moveTargets} onMove={(list) => onMove(todo.id, list)} />
+        )}
         {!readOnly && (
           <button
             className="destroy"

@@ -55,6 +55,14 @@ export const UpdateTodoMutation = graphql(`
   }
 `);
 
+export const MoveTodoMutation = graphql(`
+  mutation MoveTodo($id: ID!, $listId: ID!) {
+    moveTodo(id: $id, listId: $listId) {
+      id
+    }
+  }
+`);
+
 export const DeleteTodoMutation = graphql(`
   mutation DeleteTodo($id: ID!) {
     deleteTodo(id: $id) {

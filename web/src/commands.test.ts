@@ -65,6 +65,16 @@ describe('createCommands', () => {
     ]);
   });
 
+  it('moves a row into another list, with the title and the list name the user saw', async () => {
+    const { outbox, added } = fakeOutbox();
+    const commands = createCommands(outbox, shown, { listId: () => 'L1' });
+    expect(await commands.moveTodo('3', 'L2', 'work')).toBe(true);
+    expect(added).toEqual([{ op: { type: 'move', id: '3', listId: 'L2', listName: 'work' }, label: 'milk' }]);
+    const refused = createCommands(fakeOutbox(() => true).outbox, shown);
+    expect(await refused.moveTodo('3', 'L2', 'work')).toBe(false);
+    expect(refused.errors.getSnapshot()).toBe('Could not move the todo: the disk is full');
+  });
+
   it('resolves false when the edit could not be stored, and says so until the next one is', async () => {
     let fail = true;
     const { outbox } = fakeOutbox(() => fail);

@@ -14,6 +14,8 @@ export interface Commands {
   renameTodo(id: string, title: string): Promise<boolean>;
   setCompleted(id: string, completed: boolean): Promise<boolean>;
   deleteTodo(id: string): Promise<boolean>;
+  /** Into another of the person's lists (AUTH=accounts); `listName` for its messages. */
+  moveTodo(id: string, listId: string, listName: string): Promise<boolean>;
   toggleAll(completed: boolean): Promise<boolean>;
   clearCompleted(): Promise<boolean>;
   /**
@@ -86,6 +88,8 @@ export function createCommands(
       queue('update the todo', () => outbox.add({ type: 'update', id, completed }, titleOf(id))),
     deleteTodo: (id) =>
       queue('delete the todo', () => outbox.add({ type: 'delete', id }, titleOf(id))),
+    moveTodo: (id, listId, listName) =>
+      queue('move the todo', () => outbox.add({ type: 'move', id, listId, listName }, titleOf(id))),
     // The rows on screen go with a list-wide edit: sent later (after going offline), it
     // touches those alone, not a row someone added meanwhile.
     toggleAll: (completed) =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { goneMessages, keepLists, keptLists, mayEdit, sameLists, shownList, todosOf, type TodoList } from './lists';
+import { goneMessages, keepLists, keptLists, mayEdit, moveTargets, sameLists, shownList, todosOf, type TodoList } from './lists';
 import { memoryStorage } from './testing';
 
 const list = (id: string, name: string, role: TodoList['role'] = 'OWNER', isDefault = false): TodoList => ({
@@ -37,6 +37,16 @@ describe('which list is shown', () => {
 describe('roles', () => {
   it('let owners and editors change todos, viewers only read', () => {
     expect([mayEdit('OWNER'), mayEdit('EDITOR'), mayEdit('VIEWER')]).toEqual([true, true, false]);
+  });
+});
+
+describe('where a row may move', () => {
+  it('is the person\'s other lists they may write in, none when there is none', () => {
+    const trip = list('t', 'trip', 'OWNER');
+    expect(moveTargets([home, shared, work, trip], 'h')).toEqual([work, trip]);
+    expect(moveTargets([home, shared, work], 'w')).toEqual([home]);
+    expect(moveTargets([home, shared], 'h')).toEqual([]);
+    expect(moveTargets([home], 'h')).toEqual([]);
   });
 });
 

@@ -87,6 +87,11 @@ export function mayEdit(role: Role): boolean {
   return role !== 'VIEWER';
 }
 
+/** Where a row of the list shown may be moved: the person's other lists they may write in. */
+export function moveTargets(lists: readonly TodoList[], shownId: string): readonly TodoList[] {
+  return lists.filter((l) => l.id !== shownId && mayEdit(l.role));
+}
+
 /** The list to show: the one asked for while it is still among the lists, else the default. */
 export function shownList(lists: readonly TodoList[], wanted: string | null): TodoList | null {
   return lists.find((l) => l.id === wanted) ?? lists.find((l) => l.isDefault) ?? lists[0] ?? null;

@@ -1,12 +1,24 @@
 import 'fake-indexeddb/auto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { startOutbox, type Channel, type Outbox, type OutboxDeps, type OutboxState } from './outbox';
+import {
+  notices,
+  pendingEdits,
+  startOutbox,
+  type Channel,
+  type Outbox,
+  type OutboxDeps,
+  type OutboxState,
+} from './outbox';
 import { openOutboxStore, type Entry, type OutboxStore, type Verdict } from './outboxStore';
+import { overlay } from './overlay';
 
 // A server as the outbox sees it: numbered edits applied once each (a key seen again is
 // answered from its record), a rejection for a blank title or a row that is gone.
 function fakeServer() {
   const rows = new Map<string, { title: string; completed: boolean }>();
+  // The list each moved row is in now, and the lists deleted.
+  const listOf = new Map<string, string>();
+  const goneLists = new Set<string>();
   const records = new Map<string, Verdict>();
   const applied: { client: string; seq: number }[] = [];
   let position = 0;
@@ -27,8 +39,10 @@ function fakeServer() {
     });
     if ('title' in op && op.title.trim() === '') {
       verdict = reject('BAD_USER_INPUT', 'title must not be blank');
-    } else if ((op.type === 'update' || op.type === 'delete') && !rows.has(op.id)) {
+    } else if ((op.type === 'update' || op.type === 'delete' || op.type === 'move') && !rows.has(op.id)) {
       verdict = reject('NOT_FOUND', `no todo with id ${op.id}`);
+    } else if (op.type === 'move' && goneLists.has(op.listId)) {
+      verdict = reject('NOT_FOUND', `no list with id ${op.listId}`);
     } else {
       verdict = { seq: entry.seq, verdict: 'APPLIED', cursor: String(++position) };
       if (op.type === 'create') {
@@ -37,6 +51,8 @@ function fakeServer() {
         rows.set(op.id, { ...rows.get(op.id)!, ...('title' in op ? { title: op.title } : { completed: op.completed }) });
       } else if (op.type === 'delete') {
         rows.delete(op.id);
+      } else if (op.type === 'move') {
+        listOf.set(op.id, op.listId);
       }
       applied.push({ client, seq: entry.seq });
     }
@@ -46,6 +62,8 @@ function fakeServer() {
   return {
     send,
     rows,
+    listOf,
+    goneLists,
     applied,
     setOnline: (value: boolean) => (online = value),
   };
@@ -343,6 +361,39 @@ describe('the outbox', () => {
     await a.add(create('online'), '');
     await until(a, (s) => s.settled.length === 3);
     expect(sends).toEqual([1, 2, 3]);
+  });
+
+  it('sends a move made offline once though its reply was lost; one into a list deleted meanwhile is rolled back with its notice', async () => {
+    const server = fakeServer();
+    server.goneLists.add('trip');
+    // What reached the server.
+    const sent: number[] = [];
+    let lose = true;
+    const lossy = async (entry: Entry, client: string) => {
+      const verdict = await server.send(entry, client);
+      sent.push(entry.seq);
+      if (entry.op.type === 'move' && lose) {
+        lose = false;
+        throw new TypeError('the reply was lost');
+      }
+      return verdict;
+    };
+    server.setOnline(false);
+    const { outbox } = await tab(server, fakeLock(), fakeChannels(), lossy);
+    const report = create('report');
+    await outbox.add(report, 'report');
+    await outbox.add({ type: 'move', id: report.id, listId: 'work', listName: 'work' }, 'report');
+    await outbox.add({ type: 'move', id: report.id, listId: 'trip', listName: 'trip' }, 'report');
+    server.setOnline(true);
+    await outbox.add({ type: 'toggleAll', completed: true, listId: 'work', ids: [report.id] }, '');
+    const state = await until(outbox, (s) => s.queued.length === 0 && s.settled.length === 4);
+    expect(sent).toEqual([1, 2, 2, 3, 4]);
+    expect(server.applied.map((a) => a.seq)).toEqual([1, 2, 4]);
+    expect([...server.listOf]).toEqual([[report.id, 'work']]);
+    expect(notices(state)).toEqual([{ seq: 3, text: '“report” or «trip» was deleted, your move was not kept' }]);
+    // Before the stream brings the server's row: shown in the list it went to, not the refused one.
+    const shown = overlay([], pendingEdits(state, '0'));
+    expect(shown).toEqual([{ id: report.id, title: 'report', completed: true, listId: 'work' }]);
   });
 
   it('shows a rejection until it is dismissed, in every tab', async () => {

@@ -82,22 +82,29 @@ const WHAT: Record<Op['type'], string> = {
   create: 'add',
   update: 'change',
   delete: 'delete',
+  move: 'move',
   toggleAll: 'update all todos',
   clearCompleted: 'clear completed todos',
 };
 
-// Titles in notices are cut here: the reason must stay in view.
+// Titles (and list names) in notices are cut here: the reason must stay in view.
 const LABEL_CHARS = 40;
+const cut = (text: string) => (text.length > LABEL_CHARS ? `${text.slice(0, LABEL_CHARS)}…` : text);
 
-export function describeRejection({ entry, verdict }: Settled): string {
-  const label =
-    entry.label.length > LABEL_CHARS ? `${entry.label.slice(0, LABEL_CHARS)}…` : entry.label;
+export function describeRejection({ entry: { op, label: title }, verdict }: Settled): string {
+  const label = cut(title);
   // A delete wins over an edit made meanwhile: the editor is told, in those words.
-  if (verdict.code === 'NOT_FOUND' && entry.op.type === 'update') {
+  if (verdict.code === 'NOT_FOUND' && op.type === 'update') {
     return `“${label}” was deleted, your change was not kept`;
   }
+  const list = op.type === 'move' ? `«${cut(op.listName)}»` : '';
+  // A move's not found is the row or the list it was going to, deleted meanwhile.
+  if (verdict.code === 'NOT_FOUND' && op.type === 'move') {
+    return `“${label}” or ${list} was deleted, your move was not kept`;
+  }
   const reason = verdict.message ?? verdict.code ?? 'refused';
-  const what = label === '' ? WHAT[entry.op.type] : `${WHAT[entry.op.type]} “${label}”`;
+  const to = list === '' ? '' : ` to ${list}`;
+  const what = label === '' ? WHAT[op.type] : `${WHAT[op.type]} “${label}”${to}`;
   return `Could not ${what}: ${reason}`;
 }
 

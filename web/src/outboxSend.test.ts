@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { CreateTodoMutation, ToggleAllMutation } from './api';
+import { CreateTodoMutation, MoveTodoMutation, ToggleAllMutation } from './api';
 import type { Entry } from './outboxStore';
 import { operationOf, verdictOf } from './outboxSend';
 
@@ -19,6 +19,13 @@ describe('operationOf', () => {
     expect(operationOf({ type: 'update', id: 'c', completed: true }).variables).toEqual({
       id: 'c',
       input: { completed: true },
+    });
+  });
+
+  it('sends a move as moveTodo with the row and the list it goes to, and nothing else', () => {
+    expect(operationOf({ type: 'move', id: 'c', listId: 'L', listName: 'work' })).toEqual({
+      query: MoveTodoMutation.toString(),
+      variables: { id: 'c', listId: 'L' },
     });
   });
 

@@ -6,6 +6,7 @@ import {
   CreateTodoMutation,
   DeleteTodoMutation,
   endpoints,
+  MoveTodoMutation,
   REQUEST_TIMEOUT_MS,
   ToggleAllMutation,
   UpdateTodoMutation,
@@ -31,6 +32,8 @@ export function operationOf(op: Op): { query: string; variables: Record<string, 
       const input = 'title' in op ? { title: op.title } : { completed: op.completed };
       return { query: UpdateTodoMutation.toString(), variables: { id: op.id, input } };
     }
+    case 'move':
+      return { query: MoveTodoMutation.toString(), variables: { id: op.id, listId: op.listId } };
     case 'delete':
       return { query: DeleteTodoMutation.toString(), variables: { id: op.id } };
     case 'toggleAll':

@@ -12,12 +12,15 @@ import type { TodoState } from './todos';
  * before lists) the server takes the caller's default list, or all of their rows.
  * `ids` are the rows the user saw when they asked for a list-wide edit: sent later, it
  * changes exactly those (an edit stored before `ids` touches every row, as it did).
+ * A move names the list it goes to, and `listName`, that list's name as the user saw it,
+ * for messages (as Entry.label); only the ids are sent.
  */
 export type Op =
   | { type: 'create'; id: string; title: string; completed: boolean; listId?: string }
   | { type: 'update'; id: string; title: string }
   | { type: 'update'; id: string; completed: boolean }
   | { type: 'delete'; id: string }
+  | { type: 'move'; id: string; listId: string; listName: string }
   | { type: 'toggleAll'; completed: boolean; listId?: string; ids?: string[] }
   | { type: 'clearCompleted'; listId?: string; ids?: string[] };
 

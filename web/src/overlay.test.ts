@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeRejection, notices, pendingEdits, type OutboxState } from './outbox';
 import type { Entry, Op, Settled, Verdict } from './outboxStore';
+import { todosOf } from './lists';
 import { applyOp, overlay, reached } from './overlay';
 import type { Todo } from './todos';
 
@@ -99,6 +100,52 @@ describe('applyOp', () => {
     ]);
     const doneEggs = { ...eggs, completed: true };
     expect(applyOp([doneMilk, doneEggs], { type: 'clearCompleted', ids: [milk.id, 'gone'] })).toEqual([doneEggs]);
+  });
+});
+
+describe('a move', () => {
+  const home = { ...milk, listId: 'home' };
+  const move = entry(1, { type: 'move', id: 'a', listId: 'work', listName: 'work' }, 'milk');
+
+  it('takes the row out of the list on screen at once, into the one it goes to', () => {
+    const shown = overlay([home, { ...bread, listId: 'home' }], [move]);
+    expect(todosOf(shown, 'home').map((t) => t.id)).toEqual(['b']);
+    expect(todosOf(shown, 'work')).toEqual([{ ...milk, listId: 'work' }]);
+  });
+
+  it('sets only the row\'s list: a rename and a completion made elsewhere stay', () => {
+    const changedElsewhere = { ...home, title: 'oat milk', completed: true };
+    expect(overlay([changedElsewhere], [move])).toEqual([{ ...changedElsewhere, listId: 'work' }]);
+  });
+
+  it('of a row deleted meanwhile changes nothing; of one deleted here, the delete wins', () => {
+    expect(overlay([bread], [move])).toEqual([bread]);
+    expect(overlay([home], [entry(1, { type: 'delete', id: 'a' }), { ...move, seq: 2 }])).toEqual([]);
+  });
+
+  it('is rolled back at once when refused, with a notice naming the row and the list', () => {
+    const refused = settled(move, {
+      verdict: 'REJECTED',
+      cursor: '9',
+      code: 'FORBIDDEN',
+      message: 'a viewer may not change this list',
+    });
+    const state: OutboxState = { queued: [], settled: [refused] };
+    expect(overlay([home], pendingEdits(state, '1'))).toEqual([home]);
+    expect(notices(state)).toEqual([
+      { seq: 1, text: 'Could not move “milk” to «work»: a viewer may not change this list' },
+    ]);
+    const gone = settled(move, { verdict: 'REJECTED', cursor: '9', code: 'NOT_FOUND', message: 'no list with id work' });
+    expect(describeRejection(gone)).toBe('“milk” or «work» was deleted, your move was not kept');
+  });
+
+  it('stays over the list until the list reaches its cursor', () => {
+    const applied = settled(move, { verdict: 'APPLIED', cursor: '12' });
+    const state: OutboxState = { queued: [], settled: [applied] };
+    expect(todosOf(overlay([home], pendingEdits(state, '11')), 'home')).toEqual([]);
+    // The stream's event brought the row in its new list.
+    const moved = { ...milk, listId: 'work' };
+    expect(overlay([moved], pendingEdits(state, '12'))).toEqual([moved]);
   });
 });
 

@@ -5,9 +5,9 @@ import { isNewer, type Todo } from './todos';
 
 /**
  * One edit over a list. An update sets only its own field, so a pending rename keeps a
- * completion the server made meanwhile (and the other way round); an edit of a row that
- * is gone changes nothing (a delete wins); a create the list already holds (its verdict
- * came, its event too) is not added twice.
+ * completion the server made meanwhile (and the other way round), and a move only the
+ * row's list; an edit of a row that is gone changes nothing (a delete wins); a create
+ * the list already holds (its verdict came, its event too) is not added twice.
  */
 export function applyOp(todos: readonly Todo[], op: Op): readonly Todo[] {
   switch (op.type) {
@@ -23,10 +23,11 @@ export function applyOp(todos: readonly Todo[], op: Op): readonly Todo[] {
         },
       ];
     case 'update':
-      return todos.map((t) => {
-        if (t.id !== op.id) return t;
-        return 'title' in op ? { ...t, title: op.title } : { ...t, completed: op.completed };
-      });
+      return change(todos, op.id, 'title' in op ? { title: op.title } : { completed: op.completed });
+    // The row takes its new list (so it leaves the one on screen); its fields stay as
+    // the server has them.
+    case 'move':
+      return change(todos, op.id, { listId: op.listId });
     case 'delete':
       return todos.filter((t) => t.id !== op.id);
     case 'toggleAll':
@@ -37,6 +38,10 @@ export function applyOp(todos: readonly Todo[], op: Op): readonly Todo[] {
       return todos.filter((t) => !t.completed || !touches(op, t));
   }
 }
+
+// One row's fields set, the others kept; a row that is gone stays gone.
+const change = (todos: readonly Todo[], id: string, fields: Partial<Todo>): readonly Todo[] =>
+  todos.map((t) => (t.id === id ? { ...t, ...fields } : t));
 
 // A list-wide edit touches the rows it names, of the list it names; with no ids, every
 // row of that list (or every row when it names no list either), as the server does.

@@ -1,0 +1,235 @@
+"""The web client moves a todo into another of the person's lists (AUTH=accounts),
+end to end in Debian's headless Chromium against the real server: the row leaves
+the list on screen at once and arrives live on a page showing the other list; a
+move made offline is sent once when the page is back (its lost reply sent again
+under its number), a refused one is rolled back with a notice; a viewer's rows,
+a person with no other list they may write in, and open mode have no move
+control. Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
+
+from tests.helpers import Server, serving, wait_until
+from tests.test_web import LIVE_MS, add_todo, browser, context, go_offline, open_app, stored, titles  # noqa: F401 - fixtures
+from tests.test_web_people import PASSWORD, accounts, new_list, pick, share, sign_up, trip_shared, two  # noqa: F401 - fixtures
+
+
+def move_button(page: Page, title: str) -> Locator:
+    return page.get_by_role("button", name=f'Move "{title}"')
+
+
+def move(page: Page, title: str, to: str) -> None:
+    move_button(page, title).click()
+    page.get_by_role("menuitem", name=to, exact=True).click()
+
+
+def ask(browsing: BrowserContext, server: Server, query: str) -> Any:
+    """A GraphQL read with a browser context's session (its cookie), as its pages' requests."""
+    reply = browsing.request.post(server.url + "/graphql", data={"query": query}, headers={"Origin": server.url})
+    assert reply.ok, reply.text()
+    return reply.json()["data"]
+
+
+def list_of(browsing: BrowserContext, server: Server, title: str) -> str:
+    """The name of the list the server has the todo `title` in."""
+    found = ask(browsing, server, "{ lists { id name } todos { title listId } }")
+    names = {entry["id"]: entry["name"] for entry in found["lists"]}
+    [where] = [names[t["listId"]] for t in found["todos"] if t["title"] == title]
+    return str(where)
+
+
+def test_a_move_leaves_one_page_at_once_and_arrives_live_on_another(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """One person on two browsers (two outboxes): what reaches B is the server's change."""
+    here, there = two
+    a = sign_up(here, accounts, "ann")
+    new_list(a, "work")
+    pick(a, "Todos")
+    add_todo(a, "report")
+    add_todo(a, "slides")
+    expect(titles(a)).to_have_text(["report", "slides"])
+    assert there.request.post(
+        accounts.url + "/api/auth/sign-in",
+        data={"username": "ann", "password": PASSWORD},
+        headers={"Origin": accounts.url},
+    ).ok
+    b = there.new_page()
+    b.goto(accounts.url + "/")
+    expect(b.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    pick(b, "work")
+    expect(titles(b)).to_have_count(0)
+
+    # A viewer of nothing, an owner of both: the menu offers her other list.
+    move(a, "report", "work")
+    expect(titles(a)).to_have_text(["slides"])  # at once, from the outbox
+    expect(titles(b)).to_have_text(["report"], timeout=LIVE_MS)
+    expect(a.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    expect(a.get_by_role("alert")).to_have_count(0)
+    assert list_of(here, accounts, "report") == "work"
+    pick(a, "work")
+    expect(titles(a)).to_have_text(["report"])
+    # And back, from B: its menu offers the list A's page left.
+    move(b, "report", "Todos")
+    expect(titles(b)).to_have_count(0)
+    pick(a, "Todos")
+    expect(titles(a)).to_have_text(["report", "slides"], timeout=LIVE_MS)
+
+
+def test_a_move_made_offline_is_applied_once_though_its_reply_is_lost(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """Offline, from the keyboard: the row leaves at once and waits in the outbox; back
+    online its first reply is lost, it is sent again under its number, and the server
+    moved it once (one journal entry)."""
+    mine = two[0]
+    ann = sign_up(mine, accounts, "ann")
+    new_list(ann, "work")
+    new_list(ann, "home")
+    pick(ann, "Todos")
+    add_todo(ann, "report")
+    stored(accounts, 1)
+    expect(ann.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    with psycopg.connect(accounts.dsn, autocommit=True) as conn:
+        (start,) = conn.execute("SELECT coalesce(max(position), 0) FROM todo_changes").fetchone() or (0,)
+
+    moves: list[str] = []
+
+    def lose_the_first_reply(route: Route) -> None:
+        if "moveTodo" not in (route.request.post_data or ""):
+            route.continue_()
+            return
+        answer = route.fetch()
+        moves.append(answer.text())
+        if len(moves) == 1:
+            route.abort()  # applied on the server, the reply lost on the way
+        else:
+            route.fulfill(response=answer)
+
+    ann.route("**/graphql", lose_the_first_reply)
+    go_offline(mine)
+    button = move_button(ann, "report")
+    button.focus()
+    ann.keyboard.press("Enter")
+    expect(ann.get_by_role("menuitem", name="work")).to_be_focused()
+    ann.keyboard.press("ArrowDown")
+    expect(ann.get_by_role("menuitem", name="home")).to_be_focused()
+    ann.keyboard.press("ArrowDown")  # round to the first again
+    ann.keyboard.press("Enter")
+    expect(titles(ann)).to_have_count(0)
+    expect(ann.locator(".new-todo")).to_be_focused()  # not lost with the row
+    expect(ann.locator(".outbox-count")).to_have_text("1 change waiting")
+    pick(ann, "work")
+    expect(titles(ann)).to_have_text(["report"])
+
+    mine.set_offline(False)
+    expect(ann.locator(".outbox-count")).to_have_count(0, timeout=3 * LIVE_MS)
+    expect(ann.get_by_role("alert")).to_have_count(0)
+    assert len(moves) == 2 and moves[0] == moves[1]  # sent again, answered as the first
+    expect(titles(ann)).to_have_text(["report"])
+    pick(ann, "Todos")
+    expect(titles(ann)).to_have_count(0)
+    assert list_of(mine, accounts, "report") == "work"
+    with psycopg.connect(accounts.dsn, autocommit=True) as conn:
+        changes = conn.execute(
+            "SELECT op, todo->>'title' FROM todo_changes WHERE position > %s AND op IN ('created', 'updated', 'deleted')",
+            (start,),
+        ).fetchall()
+    assert changes == [("updated", "report")]
+
+
+def test_no_move_control_where_there_is_nowhere_to_move_or_no_right_to(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    ann = sign_up(two[0], accounts, "ann")
+    bob = sign_up(two[1], accounts, "bob")
+    # Bob's one list: nowhere to move to.
+    add_todo(bob, "bob's")
+    expect(titles(bob)).to_have_text(["bob's"])
+    expect(move_button(bob, "bob's")).to_have_count(0)
+
+    new_list(ann, "notes")
+    add_todo(ann, "read me")
+    share(ann, "bob", "VIEWER")
+    pick(bob, "notes")
+    expect(titles(bob)).to_have_text(["read me"], timeout=LIVE_MS)
+    expect(bob.locator(".todo-list .move")).to_have_count(0)
+    # A list of his own: his rows may go there, and not into the one he only reads.
+    new_list(bob, "mine")
+    pick(bob, "notes")
+    expect(titles(bob)).to_have_text(["read me"])
+    expect(bob.locator(".todo-list .move")).to_have_count(0)
+    pick(bob, "Todos")
+    move_button(bob, "bob's").click()
+    expect(bob.get_by_role("menu", name='Move "bob\'s" to').get_by_role("menuitem")).to_have_text(["mine"])
+    bob.keyboard.press("Escape")
+    expect(bob.get_by_role("menu")).to_have_count(0)
+    expect(move_button(bob, "bob's")).to_be_focused()
+    # The owner's rows of the list she shares: hers to move.
+    expect(move_button(ann, "read me")).to_have_count(1)
+
+
+def test_open_mode_has_no_move_control(db_dsn: str, context: BrowserContext) -> None:  # noqa: F811 - the fixture
+    with serving(db_dsn) as server:
+        page = open_app(context, server)
+        add_todo(page, "one list")
+        expect(titles(page)).to_have_text(["one list"])
+        expect(page.locator(".todo-list .move")).to_have_count(0)
+
+
+def _queue_a_move_into_trip(server: Server, pair: tuple[BrowserContext, BrowserContext]) -> tuple[Page, Page]:
+    """Bob, editor of ann's «trip», moves his «tickets» into it while offline."""
+    ann, bob = trip_shared(server, pair)
+    pick(bob, "Todos")
+    add_todo(bob, "tickets")
+    stored(server, 1)
+    expect(bob.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    go_offline(pair[1])
+    move(bob, "tickets", "trip")
+    expect(titles(bob)).to_have_count(0)
+    expect(bob.locator(".outbox-count")).to_have_text("1 change waiting")
+    return ann, bob
+
+
+def test_a_move_refused_for_a_role_lowered_meanwhile_is_rolled_back_with_a_notice(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    ann, bob = _queue_a_move_into_trip(accounts, two)
+    ann.get_by_label("Role of bob").select_option("VIEWER")
+    roles = "{ lists { name members { role person { username } } } }"
+
+    def bob_reads_only() -> bool:
+        [trip] = [entry for entry in ask(two[0], accounts, roles)["lists"] if entry["name"] == "trip"]
+        return {"role": "VIEWER", "person": {"username": "bob"}} in trip["members"]
+
+    wait_until(bob_reads_only, timeout=LIVE_MS / 1000, sleep=lambda seconds: ann.wait_for_timeout(seconds * 1000))
+    two[1].set_offline(False)
+    expect(bob.locator(".rejection")).to_have_text(
+        "Could not move “tickets” to «trip»: a viewer may not change this list×", timeout=3 * LIVE_MS
+    )
+    expect(titles(bob)).to_have_text(["tickets"])  # back where it was
+    expect(bob.locator(".outbox-count")).to_have_count(0)
+    assert list_of(two[1], accounts, "tickets") == "Todos"
+    expect(titles(ann)).to_have_count(0)
+    # Trip is his to read only now: no longer offered.
+    expect(bob.locator(".todo-list .move")).to_have_count(0, timeout=LIVE_MS)
+
+
+def test_a_move_into_a_list_deleted_meanwhile_is_rolled_back_with_a_notice(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    ann, bob = _queue_a_move_into_trip(accounts, two)
+    ann.once("dialog", lambda dialog: dialog.accept())
+    ann.locator(".delete-list").click()
+    expect(ann.locator(".list-select")).not_to_contain_text("trip", timeout=LIVE_MS)
+    two[1].set_offline(False)
+    expect(bob.locator(".rejection")).to_have_text(
+        "“tickets” or «trip» was deleted, your move was not kept×", timeout=3 * LIVE_MS
+    )
+    expect(titles(bob)).to_have_text(["tickets"])
+    expect(bob.locator(".list-notice")).to_contain_text("«trip» was deleted", timeout=LIVE_MS)
+    assert list_of(two[1], accounts, "tickets") == "Todos"
