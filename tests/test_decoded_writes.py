@@ -401,7 +401,9 @@ def test_a_person_s_deletion_takes_their_lists_before_their_member_rows(journale
     (sql/021), so the write's statement, which next locks its member row FOR
     SHARE, goes on and commits, and the DELETE after it. (The cascade deleted
     the member rows first, and its commit then waited for the list holding
-    them, sql/011: the write waited on the row, a deadlock.)"""
+    them, sql/011: the write waited on the row, a deadlock. His own list was
+    taken first already, by luck: the cascade of lists fires before that of
+    members, their triggers' names in OID order.)"""
     bob, listed, todo = _member_of_two(journaled_db.dsn, held)
     failures: list[Exception] = []
 
