@@ -375,3 +375,69 @@ def test_a_list_read_the_journal_does_not_catch_up_with_is_answered_database_una
     [error] = body["errors"]
     assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
     assert "the journal has not caught up with this read in 1 s" in error["message"]
+
+
+def _member_of_two(dsn: str, held: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """bob, an editor of ann's default list and the owner of his own; a todo
+    in the one `held` names (shared: ann's, own: bob's), and that list."""
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        (ann,) = setup.execute("INSERT INTO people (username) VALUES ('ann') RETURNING id").fetchone()  # type: ignore[misc]
+        (bob,) = setup.execute("INSERT INTO people (username) VALUES ('bob') RETURNING id").fetchone()  # type: ignore[misc]
+        (listed,) = setup.execute(  # type: ignore[misc]
+            "SELECT id FROM lists WHERE owner_id = %s", (ann if held == "shared" else bob,)
+        ).fetchone()
+        if held == "shared":
+            setup.execute("INSERT INTO list_members VALUES (%s, %s, 'editor')", (listed, bob))
+        (todo,) = setup.execute("INSERT INTO todos (title, list_id) VALUES ('a', %s) RETURNING id", (listed,)).fetchone()  # type: ignore[misc]
+    return bob, listed, todo
+
+
+@DECODED
+@pytest.mark.parametrize("held", ["shared", "own"])
+def test_a_person_s_deletion_takes_their_lists_before_their_member_rows(journaled_db: Journaled, held: str) -> None:
+    """psql's DELETE FROM people, with one of the person's lists held as a
+    member's todo write first holds it (FOR KEY SHARE, core/writes.py): the
+    DELETE waits for the list before its cascade touches a member row
+    (sql/021), so the write's statement, which next locks its member row FOR
+    SHARE, goes on and commits, and the DELETE after it. (The cascade deleted
+    the member rows first, and its commit then waited for the list holding
+    them, sql/011: the write waited on the row, a deadlock. His own list was
+    taken first already, by luck: the cascade of lists fires before that of
+    members, their triggers' names in OID order.)"""
+    bob, listed, todo = _member_of_two(journaled_db.dsn, held)
+    failures: list[Exception] = []
+
+    def delete() -> None:
+        try:
+            with psycopg.connect(journaled_db.dsn, autocommit=True) as admin:
+                admin.execute("DELETE FROM people WHERE id = %s", (bob,))
+        except psycopg.Error as exc:
+            failures.append(exc)
+
+    with psycopg.connect(journaled_db.dsn) as writing, psycopg.connect(journaled_db.dsn) as probe:
+        writing.execute("SELECT FROM lists WHERE id = %s FOR KEY SHARE", (listed,))
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        wait_until(lambda: queued_on(probe, writing.info.backend_pid) == ["lists"], timeout=10)
+        # Free: the waiting DELETE holds no lock on it.
+        member_row_free(probe, str(listed), str(bob))
+        params = {"id": todo, "title": "written by bob", "completed": None, "actor": bob}
+        written = writing.execute(writes.DECODED.update.plain, params).fetchall()  # type: ignore[arg-type]
+        writing.commit()
+        deleting.join(20)
+        gone = probe.execute("SELECT count(*) FROM people WHERE id = %s", (bob,)).fetchone()
+    assert failures == []
+    assert [row[1] for row in written] == ["written by bob"]
+    assert gone == (0,)
+
+
+@pytest.mark.parametrize("journaled_db", ["trigger"], indirect=True)
+def test_a_person_s_deletion_in_trigger_mode_waits_for_no_list_of_theirs(journaled_db: Journaled) -> None:
+    """Trigger mode's commits lock no list and its writes no member row: a
+    person's deletion takes no list it does not delete (sql/021), so one
+    held by a member's write keeps no DELETE waiting."""
+    bob, listed, _ = _member_of_two(journaled_db.dsn, "shared")
+    with psycopg.connect(journaled_db.dsn) as writing, psycopg.connect(journaled_db.dsn, autocommit=True) as admin:
+        writing.execute("SELECT FROM lists WHERE id = %s FOR KEY SHARE", (listed,))
+        admin.execute("SET lock_timeout = '5s'")
+        assert admin.execute("DELETE FROM people WHERE id = %s", (bob,)).rowcount == 1

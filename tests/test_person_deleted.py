@@ -23,7 +23,8 @@ from graphql_todos.core import people
 from tests.conftest import Journaled
 from tests.helpers import BEARER, TOKEN, Server, errors_logged, serving, wait_until
 from tests.test_accounts_jwt import SECRET, _hs256
-from tests.test_lists import CREATE, CREATE_LIST, PASSWORD
+from tests.test_lists import CREATE, CREATE_LIST, PASSWORD, SHARE, Caller
+from tests.test_lists_deleted_concurrently import queued_on
 
 GONE = "the person this credential names is gone (deleted since it was checked): sign in again"
 LOCAL_GONE = (
@@ -223,3 +224,45 @@ def test_a_person_deleted_while_a_share_waits(db_dsn: str, gone: str) -> None:
         expected = (401, "UNAUTHENTICATED", GONE) if gone == "ann" else (404, "NOT_FOUND")
         assert _rest(answer)[: len(expected)] == expected, answer.text
         assert errors == []
+
+
+def test_a_member_s_write_while_they_are_deleted_by_hand(journaled_db: Journaled, monkeypatch: pytest.MonkeyPatch) -> None:
+    """psql deletes bob (its transaction left open) while bob renames a row
+    of ann's list, which he edits. Decoded, the DELETE holds the list's row
+    FOR UPDATE, taken before it deleted his member row (sql/021), so his
+    write queues on the list holding nothing, and at the DELETE's commit
+    finds no row of his to change (NOT_FOUND), where it deadlocked with the
+    commit's lock on the list. Trigger mode's write locks neither: it is
+    applied before the DELETE commits."""
+    decoded = journaled_db.journal == "decoded"
+    # Bob's session trusted as read before the DELETE (its row is the DELETE's too).
+    monkeypatch.setattr(people, "CACHE_SECONDS", 600.0)
+    with serving(journaled_db.dsn, auth="accounts", journal=journaled_db.journal) as server, \
+            psycopg.connect(server.dsn) as other, psycopg.connect(server.dsn, autocommit=True) as probe:
+        ann, bob = Caller(server, "ann"), Caller(server, "bob")
+        shared = ann.data(CREATE_LIST, name="groceries")["createList"]["id"]
+        row = ann.data(CREATE, t="milk", l=shared)["createTodo"]["id"]
+        ann.data(SHARE, id=shared, u="bob", r="EDITOR")
+        assert bob.http.get("/api/lists/").status_code == 200
+        # No deadlock check of the DELETE's: were there a cycle, bob's write would be its victim and run again.
+        other.execute("SET deadlock_timeout = '60s'")
+        assert other.execute("DELETE FROM people WHERE id = %s", (bob.id,)).rowcount == 1
+        answers: list[httpx.Response] = []
+        writing = threading.Thread(target=lambda: answers.append(bob.http.patch(f"/api/todos/{row}/", json={"title": "renamed"})))
+        with errors_logged() as errors:
+            writing.start()
+            if decoded:
+                wait_until(lambda: queued_on(probe, other.info.backend_pid) == ["lists"], timeout=10)
+            else:
+                writing.join(20)
+            other.commit()
+            writing.join(20)
+            deadlocks = probe.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+        title = probe.execute("SELECT title FROM todos WHERE id = %s", (row,)).fetchone()
+    [answer] = answers
+    if decoded:
+        assert (answer.status_code, answer.json()["error"]["code"], title) == (404, "NOT_FOUND", ("milk",)), answer.text
+    else:
+        assert (answer.status_code, title) == (200, ("renamed",)), answer.text
+    assert deadlocks == (0,)
+    assert errors == []
