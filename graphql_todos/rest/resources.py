@@ -42,7 +42,6 @@ from graphql_todos.edge.access import first_values, principal_of
 from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.edge.guard import BODY_READ
-from graphql_todos.edge.negotiation import json_only
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.starlette_endpoint import Endpoint, JsonBytes
 from graphql_todos.internals.uvicorn_websocket import frame_writers
@@ -52,6 +51,7 @@ from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
 from graphql_todos.rest.openapi import document
 from graphql_todos.rest.params import in_url, list_params, no_list_read_params
+from graphql_todos.rest.routing import negotiated
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -204,7 +204,6 @@ class TodoItem(Endpoint):
 async def mutation_verdicts(request: Request) -> Response:
     """A client's numbered mutations' verdicts after ?after= (a sequence
     number, default 0), in order; at most MAX_LIST_ROWS."""
-    json_only(request.headers)
     after = request.query_params.get("after", "0")
     try:
         verdicts = await _service(request).verdicts(key_scope(principal_of(request.scope)), request.path_params["client"], after)
@@ -309,7 +308,6 @@ def named_receipt_headers(receipt: Receipt) -> dict[str, str]:
 
 
 async def openapi_json(request: Request) -> Response:
-    json_only(request.headers)
     settings: Settings = request.state.settings
     return JSONResponse(document(settings.max_list_rows))
 
@@ -479,11 +477,11 @@ async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenera
 
 
 # Under /api (app.py mounts them, with rest/auth.py's).
-routes: list[BaseRoute] = [
+routes: list[BaseRoute] = negotiated([
     Route("/openapi.json", openapi_json),
     Route("/todos/", TodoCollection),
     WebSocketRoute("/todos/", TodoCollection.websocket),
     Route("/todos/{id}/", TodoItem, name="todo"),
     WebSocketRoute("/todos/{id}/", TodoItem.websocket),
     Route("/mutations/{client}/", mutation_verdicts),
-]
+])
