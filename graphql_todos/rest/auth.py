@@ -156,7 +156,7 @@ class TokenCollection(Endpoint):
         accounts = _accounts(request)
         body = await json_body(request, ("name",), _TOKEN)
         secret, token = await accounts.create_token(
-            principal_of(request.scope), body["name"], body.get("expires_in_days")
+            principal_of(request.scope), body["name"], body.get("expires_in_days"), expires_field="expires_in_days"
         )
         return _json({"secret": secret, "token": token_json(token)}, 201)
 

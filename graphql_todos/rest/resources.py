@@ -231,13 +231,9 @@ async def _move(
     answered from its record: docs/design/offline.md)."""
     try:
         return await settled(receipt, service.move_todo(
-            todo_id, body["list_id"], body.get("title"), body.get("completed"), actor=actor, receipt=receipt
+            todo_id, body["list_id"], body.get("title"), body.get("completed"), actor=actor, receipt=receipt,
+            list_field="list_id",
         ))
-    except BadUserInput as exc:
-        if exc.field != "listId":
-            raise
-        # The service names it as moveTodo does: here it is the body's field.
-        raise BadUserInput("list_id", exc.reason) from None
     except NotFound as missing:
         if missing.kind != "list":
             raise
