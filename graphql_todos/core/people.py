@@ -372,8 +372,11 @@ class Accounts:
     async def revoke_session(self, principal: Principal, session_id: str) -> None:
         await self._revoke(sql.DELETE_SESSION, parse_id(session_id), _person(principal), "session")
 
-    async def create_token(self, principal: Principal, name: object, expires_in_days: object) -> tuple[str, AccessToken]:
-        """(the secret, shown this once; the token)."""
+    async def create_token(
+        self, principal: Principal, name: object, expires_in_days: object, *, expires_field: str = "expires_in_days"
+    ) -> tuple[str, AccessToken]:
+        """(the secret, shown this once; the token). `expires_field`: what
+        the caller calls expires_in_days (a refused one's message names it)."""
         person = _person(principal)
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOKEN_NAME or "\x00" in name:
             raise BadUserInput("name", f"must be a non-blank string of at most {MAX_TOKEN_NAME} characters")
@@ -382,7 +385,7 @@ class Accounts:
             or isinstance(expires_in_days, bool)
             or not 1 <= expires_in_days <= MAX_TOKEN_DAYS
         ):
-            raise BadUserInput("expires_in_days", f"must be an integer from 1 to {MAX_TOKEN_DAYS}, or null")
+            raise BadUserInput(expires_field, f"must be an integer from 1 to {MAX_TOKEN_DAYS}, or null")
         secret = _secret(TOKEN_PREFIX)
         values = {"hash": digest(secret), "person": person.id, "name": name.strip(), "days": expires_in_days}
         async with connection(self.pool) as conn, made_for(person.id):

@@ -258,16 +258,17 @@ class TodoService:
 
     async def move_todo(
         self, todo_id: str, list_id: str, title: str | None = None, completed: bool | None = None, *,
-        actor: uuid.UUID | None = None, receipt: Receipt | None = None,
+        actor: uuid.UUID | None = None, receipt: Receipt | None = None, list_field: str = "listId",
     ) -> Todo:
         """Into another list: editor or owner of both; a title and a state
         given change in the same statement. The receipt gets its cursor; a
-        numbered one (its key) is applied once, move included, as _write's."""
+        numbered one (its key) is applied once, move included, as _write's.
+        `list_field`: what the caller calls list_id (a malformed one's message names it)."""
         if receipt is not None and receipt.key is not None:
             return (await self._write(
-                receipt, self.writes.move, todo_id, functools.partial(_fields, title, completed), actor, list_id
+                receipt, self.writes.move, todo_id, functools.partial(_fields, title, completed), actor, list_id, list_field
             ))[0]
-        key, target = todo_key(todo_id), parse_id(list_id, "listId")
+        key, target = todo_key(todo_id), parse_id(list_id, list_field)
         params = {"id": key, "list": target, "actor": actor, **_fields(title, completed)}
         floor = self.floor()
         async with connection(self.pool) as conn, _refused(target, "list"):
@@ -339,6 +340,7 @@ class TodoService:
         params: Callable[[], dict[str, Any]],
         actor: uuid.UUID | None,
         list_id: str | None = None,
+        list_field: str = "listId",
     ) -> Awaitable[list[Todo]]:
         """Run a mutation (one statement; in a batch's transaction in trigger
         mode, else its own) for `actor`;
@@ -351,7 +353,7 @@ class TodoService:
         key = None
         try:
             key = None if todo_id is None else todo_key(todo_id)
-            target = None if list_id is None else parse_id(list_id, "listId")
+            target = None if list_id is None else parse_id(list_id, list_field)
             values = {
                 "id": key, **params(), "limit": self.max_list_rows,
                 "actor": actor, "list": target, "owner": actor or LOCAL_ID,

@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Awaitable
+from itertools import compress
+from operator import itemgetter
 from typing import NamedTuple
 
 import mimeparse
 from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graphql_todos.core.errors import ErrorCode, RequestError
 from graphql_todos.edge.error_handlers import header_text
@@ -108,6 +112,17 @@ def accept_of(lines: list[str]) -> str | None:
     return ", ".join(lines) if lines else None
 
 
+def raw_accept(raw: list[tuple[bytes, bytes]]) -> str | None:
+    """accept_header() of raw header pairs (names in lower case, as uvicorn
+    gives them), found in C: a comprehension over the pairs was some 60
+    bytecodes a GET."""
+    lines = list(compress(map(_VALUE, raw), map(b"accept".__eq__, map(_NAME, raw))))
+    return b", ".join(lines).decode("latin-1") if lines else None
+
+
+_NAME, _VALUE = itemgetter(0), itemgetter(1)
+
+
 @functools.lru_cache(maxsize=1024)
 def choose(accept: str | None, offers: tuple[str, ...]) -> str | None:
     """The offer the client prefers (offers in the server's order of
@@ -133,14 +148,31 @@ def names(accept: str | None, offer: str) -> bool:
     return matched is not None and matched.quality > 0 and matched.specificity[1] == 1
 
 
-def json_only(headers: Headers) -> None:
+def json_only(accept: str | None) -> None:
     """A GET of a URL that answers JSON alone (it has no event stream):
     RequestError NOT_ACCEPTABLE when the client takes no JSON."""
-    accept = accept_header(headers)
     if choose(accept, (JSON,)) is None:
         raise RequestError(
             ErrorCode.NOT_ACCEPTABLE, f"Accept: {header_text(accept or '')} does not take {JSON}: this URL answers only JSON"
         )
+
+
+class JsonOnly:
+    """A route's middleware (`Route(middleware=...)`): its GET and HEAD,
+    which answer JSON alone, refused by json_only before the endpoint runs;
+    rest/routing.py gives it to every such route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: what it lets through is the endpoint's own (no frame of its own).
+        if scope["method"] in _READS:
+            json_only(raw_accept(scope["headers"]))
+        return self.app(scope, receive, send)
+
+
+_READS = frozenset({"GET", "HEAD"})
 
 
 def prefers_html(accept: str | None) -> bool:

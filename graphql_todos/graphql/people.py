@@ -12,7 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_todos.core import people
-from graphql_todos.core.errors import BadUserInput, NotFound
+from graphql_todos.core.errors import NotFound
 from graphql_todos.core.people import SERVICE, Accounts, Principal
 from graphql_todos.core.service import parse_id
 from graphql_todos.graphql.types import Person
@@ -119,13 +119,9 @@ class PeopleMutation:
     async def create_access_token(
         self, info: Info[Any, None], name: str, expires_in_days: int | None = None
     ) -> NewAccessToken:
-        try:
-            secret, token = await _accounts(info).create_token(_principal(info), name, expires_in_days)
-        except BadUserInput as exc:
-            if exc.field != "expires_in_days":
-                raise
-            # The accounts name it as REST does: here it is the argument's name.
-            raise BadUserInput("expiresInDays", exc.reason) from None
+        secret, token = await _accounts(info).create_token(
+            _principal(info), name, expires_in_days, expires_field="expiresInDays"
+        )
         return NewAccessToken(secret=secret, access_token=_token(token))
 
     @strawberry.mutation(description="Ends one of the caller's sessions; returns it.")

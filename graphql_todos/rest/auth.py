@@ -18,10 +18,10 @@ from graphql_todos.core.passwords import TooManyAttempts
 from graphql_todos.core.people import AccessToken, Accounts, Client, Person, Principal, Session
 from graphql_todos.edge.access import Access, principal_of
 from graphql_todos.edge.error_handlers import header_text
-from graphql_todos.edge.negotiation import json_only
 from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url
 from graphql_todos.rest.resources import json_body
+from graphql_todos.rest.routing import negotiated
 
 # Accounts.sign_up or sign_in: (the person, the new session's secret).
 Enter = Callable[[object, object, Client], Awaitable[tuple[Person, str]]]
@@ -125,14 +125,12 @@ async def change_password(request: Request) -> Response:
 
 async def me(request: Request) -> Response:
     """Who the request acts for (the service token: no person), and the mode."""
-    json_only(request.headers)
     mode = "accounts" if _access(request).accounts else "open"
     return _json({"mode": mode, "person": person_json(principal_of(request.scope).person)})
 
 
 class SessionCollection(Endpoint):
     async def get(self, request: Request) -> Response:
-        json_only(request.headers)
         principal = principal_of(request.scope)
         sessions = await _accounts(request).sessions(principal)
         return _json([session_json(session, principal) for session in sessions])
@@ -150,7 +148,6 @@ class SessionItem(Endpoint):
 
 class TokenCollection(Endpoint):
     async def get(self, request: Request) -> Response:
-        json_only(request.headers)
         tokens = await _accounts(request).tokens(principal_of(request.scope))
         return _json([token_json(token) for token in tokens])
 
@@ -159,7 +156,7 @@ class TokenCollection(Endpoint):
         accounts = _accounts(request)
         body = await json_body(request, ("name",), _TOKEN)
         secret, token = await accounts.create_token(
-            principal_of(request.scope), body["name"], body.get("expires_in_days")
+            principal_of(request.scope), body["name"], body.get("expires_in_days"), expires_field="expires_in_days"
         )
         return _json({"secret": secret, "token": token_json(token)}, 201)
 
@@ -175,7 +172,7 @@ class TokenItem(Endpoint):
 
 
 # Under /api (app.py mounts them, with resources.routes).
-routes: list[BaseRoute] = [
+routes: list[BaseRoute] = negotiated([
     Route("/auth/sign-up", sign_up, methods=["POST"]),
     Route("/auth/sign-in", sign_in, methods=["POST"]),
     Route("/auth/sign-out", sign_out, methods=["POST"]),
@@ -185,4 +182,4 @@ routes: list[BaseRoute] = [
     Route("/sessions/{id}/", SessionItem),
     Route("/tokens/", TokenCollection),
     Route("/tokens/{id}/", TokenItem),
-]
+])

@@ -34,6 +34,7 @@ from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
 from graphql_todos.rest.params import in_url
 from graphql_todos.rest.resources import event_stream_response, todo_json
+from graphql_todos.rest.routing import negotiated
 
 
 def event_json(delivery: Delivery) -> dict[str, Any]:
@@ -110,7 +111,7 @@ async def feed_socket(websocket: WebSocket) -> None:
 
 
 # Under /api (app.py mounts them).
-routes: list[BaseRoute] = [
+routes: list[BaseRoute] = negotiated([
     Route("/feed/", feed, methods=["GET"]),
     WebSocketRoute("/feed/", feed_socket),
-]
+])

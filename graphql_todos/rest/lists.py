@@ -15,10 +15,10 @@ from graphql_todos.core.lists import Lists, Member, TodoList
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService, parse_id
 from graphql_todos.edge.access import principal_of
-from graphql_todos.edge.negotiation import json_only
 from graphql_todos.internals.starlette_endpoint import Endpoint
 from graphql_todos.rest.params import in_url, list_params
 from graphql_todos.rest.resources import json_body, named_receipt_headers, settled, todo_receipt
+from graphql_todos.rest.routing import negotiated
 
 _NAME: dict[str, tuple[type, str]] = {"name": (str, "a string")}
 _SHARE: dict[str, tuple[type, str]] = {"username": (str, "a string"), "role": (str, "a string")}
@@ -63,7 +63,6 @@ def _path(request: Request, name: str = "id") -> str:
 
 class ListCollection(Endpoint):
     async def get(self, request: Request) -> Response:
-        json_only(request.headers)
         return _json([list_json(found) for found in await _lists(request).lists(principal_of(request.scope))])
 
     async def post(self, request: Request) -> Response:
@@ -75,7 +74,6 @@ class ListCollection(Endpoint):
 
 class ListItem(Endpoint):
     async def get(self, request: Request) -> Response:
-        json_only(request.headers)
         found = await _lists(request).get(principal_of(request.scope), _path(request))
         return _json(list_json(found))
 
@@ -93,7 +91,6 @@ class ListItem(Endpoint):
 
 class MemberCollection(Endpoint):
     async def get(self, request: Request) -> Response:
-        json_only(request.headers)
         members = await _lists(request).members(principal_of(request.scope), _path(request))
         return _json([member_json(member) for member in members])
 
@@ -127,7 +124,6 @@ class ListTodos(Endpoint):
     member of: 404)."""
 
     async def get(self, request: Request) -> Response:
-        json_only(request.headers)
         principal = principal_of(request.scope)
         found = await _lists(request).get(principal, _path(request))
         completed, page = list_params(request)
@@ -159,10 +155,10 @@ def _service(request: Request) -> TodoService:
 
 
 # Under /api (app.py mounts them, with resources.routes).
-routes: list[BaseRoute] = [
+routes: list[BaseRoute] = negotiated([
     Route("/lists/", ListCollection),
     Route("/lists/{id}/", ListItem),
     Route("/lists/{id}/members/", MemberCollection),
     Route("/lists/{id}/members/{person_id}/", MemberItem),
     Route("/lists/{id}/todos/", ListTodos),
-]
+])

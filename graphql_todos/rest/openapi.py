@@ -23,6 +23,7 @@ from graphql_todos.rest.openapi_parts import (
     json_content,
     json_or_events,
     ref,
+    refusing_the_unacceptable,
     todo_input,
 )
 
@@ -272,6 +273,8 @@ DOCUMENT: dict[str, Any] = {
         }
     },
 }
+# A GET refuses a client that takes none of its media types (rest/routing.py, edge/event_stream.py).
+refusing_the_unacceptable(DOCUMENT["paths"])
 
 
 def document(max_list_rows: int) -> dict[str, Any]:

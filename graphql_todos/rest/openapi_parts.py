@@ -20,6 +20,28 @@ def json_or_events(schema: dict[str, Any], description: str, events: str) -> dic
     return response
 
 
+def answers_only_json(operation: dict[str, Any] | None) -> bool:
+    """A GET whose answer is application/json alone (no event stream), as
+    its operation describes it; one the document leaves out (None) too."""
+    return operation is None or list(operation["responses"]["200"]["content"]) == ["application/json"]
+
+
+def refusing_the_unacceptable(paths: dict[str, Any]) -> None:
+    """Each GET gets its 406 (one that has none yet), in order among its
+    statuses: an Accept that takes none of the media types of its 200."""
+    for item in paths.values():
+        operation = item.get("get")
+        if operation is None or "406" in operation["responses"]:
+            continue
+        types = " nor ".join(operation["responses"]["200"]["content"])
+        refused = NOT_JSON if answers_only_json(operation) else f"An Accept that takes neither {types} (NOT_ACCEPTABLE)"
+        responses = {**operation["responses"], "406": json_content(ref("Error"), refused)}
+        operation["responses"] = dict(sorted(responses.items()))
+
+
+NOT_JSON = "An Accept that does not take application/json (NOT_ACCEPTABLE): this URL answers only JSON"
+
+
 def errors(*statuses: int) -> dict[str, Any]:
     return {str(status): json_content(ref("Error"), ERROR_DESCRIPTIONS[status]) for status in statuses}
 

@@ -42,7 +42,6 @@ from graphql_todos.edge.access import first_values, principal_of
 from graphql_todos.edge.acting import key_scope
 from graphql_todos.edge.error_handlers import header_text
 from graphql_todos.edge.guard import BODY_READ
-from graphql_todos.edge.negotiation import json_only
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.internals.starlette_endpoint import Endpoint, JsonBytes
 from graphql_todos.internals.uvicorn_websocket import frame_writers
@@ -52,6 +51,7 @@ from graphql_todos.live.hub import Hub
 from graphql_todos.rest import sockets
 from graphql_todos.rest.openapi import document
 from graphql_todos.rest.params import in_url, list_params, no_list_read_params
+from graphql_todos.rest.routing import negotiated
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -204,7 +204,6 @@ class TodoItem(Endpoint):
 async def mutation_verdicts(request: Request) -> Response:
     """A client's numbered mutations' verdicts after ?after= (a sequence
     number, default 0), in order; at most MAX_LIST_ROWS."""
-    json_only(request.headers)
     after = request.query_params.get("after", "0")
     try:
         verdicts = await _service(request).verdicts(key_scope(principal_of(request.scope)), request.path_params["client"], after)
@@ -232,13 +231,9 @@ async def _move(
     answered from its record: docs/design/offline.md)."""
     try:
         return await settled(receipt, service.move_todo(
-            todo_id, body["list_id"], body.get("title"), body.get("completed"), actor=actor, receipt=receipt
+            todo_id, body["list_id"], body.get("title"), body.get("completed"), actor=actor, receipt=receipt,
+            list_field="list_id",
         ))
-    except BadUserInput as exc:
-        if exc.field != "listId":
-            raise
-        # The service names it as moveTodo does: here it is the body's field.
-        raise BadUserInput("list_id", exc.reason) from None
     except NotFound as missing:
         if missing.kind != "list":
             raise
@@ -309,9 +304,15 @@ def named_receipt_headers(receipt: Receipt) -> dict[str, str]:
 
 
 async def openapi_json(request: Request) -> Response:
-    json_only(request.headers)
     settings: Settings = request.state.settings
-    return JSONResponse(document(settings.max_list_rows))
+    return Response(_openapi_body(settings.max_list_rows), media_type="application/json")
+
+
+@functools.lru_cache(maxsize=4)
+def _openapi_body(max_list_rows: int) -> bytes:
+    """The document as JSONResponse writes it, once per server's limit (a
+    copy of it made and written at each request was some 200,000 bytecodes)."""
+    return bytes(JSONResponse(document(max_list_rows)).body)
 
 
 def _service(conn: HTTPConnection) -> TodoService:
@@ -479,11 +480,11 @@ async def _events(messages: AsyncGenerator[dict[str, Any], None]) -> AsyncGenera
 
 
 # Under /api (app.py mounts them, with rest/auth.py's).
-routes: list[BaseRoute] = [
+routes: list[BaseRoute] = negotiated([
     Route("/openapi.json", openapi_json),
     Route("/todos/", TodoCollection),
     WebSocketRoute("/todos/", TodoCollection.websocket),
     Route("/todos/{id}/", TodoItem, name="todo"),
     WebSocketRoute("/todos/{id}/", TodoItem.websocket),
     Route("/mutations/{client}/", mutation_verdicts),
-]
+])

@@ -5,6 +5,7 @@ field's (snake_case), never by the Python name of the layer below."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -52,3 +53,19 @@ def test_rest_names_a_refused_value_by_its_field(accounts: Server) -> None:
     expiring = ann.http.post("/api/tokens/", json={"name": "ci", "expires_in_days": 0})
     assert expiring.status_code == 422
     assert expiring.json()["error"]["message"].startswith("expires_in_days must be")
+
+
+def test_a_numbered_rest_move_records_its_refusal_by_the_bodys_field(accounts: Server) -> None:
+    """The refusal of a numbered PATCH is its verdict too, kept and answered
+    again on a retry: it names the value as the body did."""
+    ann = Caller(accounts, "ann")
+    made = ann.http.post("/api/todos/", json={"title": "a"}).json()
+    client = uuid.uuid4()
+    said = f"list_id is malformed: {MALFORMED!r}"
+    for _ in range(2):  # the first answer, then the retry's, from its record
+        moved = ann.http.patch(
+            f"/api/todos/{made['id']}/", json={"list_id": MALFORMED}, headers={"Idempotency-Key": f'"{client}:1"'}
+        )
+        assert (moved.status_code, moved.json()["error"]["message"]) == (422, said)
+    verdicts = ann.http.get(f"/api/mutations/{client}/").json()
+    assert [(v["verdict"], v["message"]) for v in verdicts] == [("REJECTED", said)]
