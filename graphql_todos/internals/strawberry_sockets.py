@@ -76,6 +76,55 @@ class Fanout(Protocol):
         """The subscription as a broadcast member, or None: Strawberry runs it
         (other documents, and every error, answered the usual way)."""
 
+    def opens(self, query: str, operation_name: str | None, started: Callable[[], None]) -> bool:
+        """For an operation `take` left to Strawberry, about to run in this
+        task: True for a subscription, whose stream calls `started` once its
+        start is fixed (or it has none to fix); False for one that opens
+        none (a query, a mutation, a document that names no operation)."""
+
+
+# One socket's order (README, "one socket's order"): its operations sent
+# whose start is not known yet (a subscription's, fixed once it has asked
+# where the journal stands; an operation that is no subscription has none),
+# in the order sent, each with the future an operation sent after it waits
+# on (None while none does). A query or mutation waits for those sent before
+# it, so a subscription sent first sees its change; subscriptions wait for
+# nothing.
+Openings = dict[object, "asyncio.Future[None] | None"]
+
+# How long an operation waits for them at most: an opening is answered or
+# refused within the database's timeout (5 s by default) unless the
+# listener and the pool both hang; then the operation goes on, out of order.
+IN_ORDER_SECONDS = 5.0
+
+
+def opened(openings: Openings, operation: object) -> None:
+    """The operation's start is fixed, or it has none: wake who waits for it."""
+    waiter = openings.pop(operation, None)
+    if waiter is not None:
+        waiter.set_result(None)
+
+
+async def in_order(openings: Openings, operation: object) -> None:
+    """Wait until the operations sent before this one on its socket (it is
+    no subscription) have fixed their start, IN_ORDER_SECONDS at most."""
+    earlier = []
+    for sent in openings:
+        if sent is operation:
+            break
+        earlier.append(sent)
+    opened(openings, operation)
+    if not earlier:
+        return
+    loop = asyncio.get_running_loop()
+    waiters = []
+    for sent in earlier:
+        waiter = openings[sent]
+        if waiter is None:
+            waiter = openings[sent] = loop.create_future()
+        waiters.append(waiter)
+    await asyncio.wait(waiters, timeout=IN_ORDER_SECONDS)
+
 
 # Read once: an enum member read through its class is EnumType's hook on
 # Python 3.11 (some 900 instructions), twice in Starlette's __init__.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable
 from datetime import timedelta
 from json import JSONDecodeError
@@ -47,12 +48,15 @@ from graphql_todos.internals.strawberry_sockets import (
     ConnectionGate,
     Fanout,
     Following,
+    Openings,
     Refused,
     Revocable,
     StreamFailed,
     close_late,
+    in_order,
     json_string,
     malformed_operation,
+    opened,
     stalled_adapter,
 )
 from graphql_todos.internals.strawberry_view import DISCONNECTED, BoundedSendAdapter, JsonIntake
@@ -123,6 +127,8 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         self.connection_timed_out = False
         self.operations = {}
         self.broadcasts: dict[str, _Broadcast] = {}
+        # Operations whose start is not fixed yet (strawberry_sockets.Openings).
+        self.openings: Openings = {}
         # Found once: the receive loop and every subscribe read it. The
         # view's adapter is an ASGIWebSocketAdapter, Starlette's WebSocket
         # its `.ws` (tests/internals/test_strawberry_transport_ws.py).
@@ -317,6 +323,7 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             finally:
                 OPERATION_EXTENSIONS.reset(token)
         operations[op_id] = operation
+        self.openings[operation] = None
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
         # Counted as an open subscription from here on, once: a member
@@ -333,6 +340,7 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                     self.context, self.socket, operation.query, operation.variables, operation.operation_name
                 )
             except Refused as refused:
+                opened(self.openings, operation)
                 # An `error` message ends the operation: no `complete` follows.
                 await operation.send_initial_errors(refused.errors)
             else:
@@ -341,8 +349,13 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                     # client told `complete`, the id forgotten), then raises it
                     # again for `_task_done` to retrieve: retrieved here.
                     with contextlib.suppress(Exception):
-                        await super().run_operation(operation)
+                        await self._run_in_order(operation, fanout)
                 else:
+                    # Its start fixed (a change feed's), or read after it
+                    # joins (a row's, a live list's): in order (_run_in_order).
+                    # opened()'s, without its call (every subscribe).
+                    if (waiter := self.openings.pop(operation, None)) is not None:
+                        waiter.set_result(None)
                     prefix = b'{"id":' + json_string(operation.id) + b',"type":"next","payload":'
                     following = taken.attach(prefix, b"}")
                     if following is None:
@@ -361,6 +374,7 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             # `_task_done` retrieved it as silently.)
             pass
         except Exception as error:  # noqa: BLE001 - as Strawberry's run ends one: logged, the client told
+            opened(self.openings, operation)
             await self.handle_task_exception(error)
             with contextlib.suppress(Exception):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -371,6 +385,20 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         finally:
             if not handed:
                 subscriptions.n -= 1
+
+    async def _run_in_order(self, operation: Operation[Any, None], fanout: Fanout) -> None:
+        """Strawberry's run: a subscription's start told as it is fixed (or
+        as it ends); an operation that is no subscription run once the
+        subscriptions sent before it have fixed theirs."""
+        openings = self.openings
+        if fanout.opens(operation.query, operation.operation_name, functools.partial(opened, openings, operation)):
+            try:
+                await super().run_operation(operation)
+            finally:
+                opened(openings, operation)
+        else:
+            await in_order(openings, operation)
+            await super().run_operation(operation)
 
     async def deliver(self, operation: Operation[Any, None], delivery: Awaitable[None]) -> None:
         """Await a broadcast member's delivery, then answer `complete`, as
@@ -391,6 +419,9 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
     async def cleanup_operation(self, operation_id: str) -> None:
+        if self.openings and (operation := self.operations.get(operation_id)) is not None:
+            # Completed before its start was fixed: its task may never run.
+            opened(self.openings, operation)
         broadcast = self.broadcasts.pop(operation_id, None)
         if broadcast is not None:
             broadcast.stop()
