@@ -91,8 +91,10 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
     forgetting the id first, and ends an exception itself (logged with
     `handle_task_exception`, `complete` sent, the id forgotten) before
     raising it again; `_task_done` retrieves a task's exception;
-    `handle_invalid_message(reason)` closes 4400. The view is ours
-    (graphql/view.py: a `fanout`, `connection_allowed` and `hold`).
+    `handle_invalid_message(reason)` closes 4400; an Operation hashes by
+    its identity (a key of `openings`), and Strawberry's run streams in the
+    operation's own task. The view is ours (graphql/view.py: a `fanout`,
+    `connection_allowed` and `hold`).
 
     A broadcast member on a socket that takes direct writes joins its group
     and its task ends: the operation stays registered (the limit, duplicate

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.async_base_view import AsyncBaseHTTPView
+from strawberry.schema.schema import Schema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -270,7 +271,7 @@ def test_our_handler_sets_what_strawberry_s_init_sets() -> None:
 
     theirs, ours = asyncio.run(made())
     assert {name: ours[name] for name in theirs} == theirs
-    assert set(ours) - set(theirs) == {"broadcasts", "socket", "loop"}
+    assert set(ours) - set(theirs) == {"broadcasts", "openings", "socket", "loop"}
     assert ours["socket"] is ours["websocket"].ws
     # The socket is the adapter's `.ws`: the view's adapter is Strawberry's ASGI one.
     assert issubclass(TodoGraphQL.websocket_adapter_class, ASGIWebSocketAdapter)
@@ -390,3 +391,15 @@ def test_a_failed_subscribe_forgets_its_own_operation_not_one_that_took_its_id_s
 
     kept, said = asyncio.run(run())
     assert (kept, said) == (True, [{"id": "1", "type": "complete"}])
+
+
+def test_an_operation_is_a_key_by_its_identity_and_strawberry_runs_it_in_its_own_task() -> None:
+    """A socket's openings (strawberry_sockets.Openings) are keyed by the
+    Operation; a subscription Strawberry runs tells its start through a
+    context variable set in the operation's task, so its stream must run in
+    that task: its run awaits the stream, and the schema subscribes inline."""
+    assert Operation.__hash__ is object.__hash__ and Operation.__eq__ is object.__eq__
+    for runs in (BaseGraphQLTransportWSHandler.run_operation, BaseGraphQLTransportWSHandler._send_result_stream):
+        assert "create_task" not in inspect.getsource(runs) and "ensure_future" not in inspect.getsource(runs)
+    stream = inspect.getsource(Schema._stream)
+    assert "create_task" not in stream and "await await_maybe(\n                        subscribe(" in stream
