@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -186,7 +186,7 @@ class _HeldNow:
         self.server = server
         self.asks: list[asyncio.Future[int]] = []
 
-    def __enter__(self) -> _HeldNow:
+    def __enter__(self) -> Self:
         def now() -> asyncio.Future[int]:
             ask: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self.asks.append(ask)
