@@ -31,6 +31,7 @@ from graphql_todos.internals.strawberry_sockets import (
     StreamFailed,
     close_late,
     count_over_limit,
+    earlier,
     in_order,
     init_timer,
     json_string,
@@ -130,7 +131,7 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
                         return await super().handle_async_results(operation_id, query, operation_name, variables)
                     finally:
                         opened(openings, own)
-                await in_order(openings, own)
+                await in_order(earlier(openings, own))
                 return await super().handle_async_results(operation_id, query, operation_name, variables)
             # Its start fixed (a change feed's), or read after it joins (a row's, a live list's).
             opened(openings, own)

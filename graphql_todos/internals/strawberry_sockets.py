@@ -83,13 +83,14 @@ class Fanout(Protocol):
         none (a query, a mutation, a document that names no operation)."""
 
 
-# One socket's order (README, "one socket's order"): its operations sent
-# whose start is not known yet (a subscription's, fixed once it has asked
-# where the journal stands; an operation that is no subscription has none),
-# in the order sent, each with the future an operation sent after it waits
-# on (None while none does). A query or mutation waits for those sent before
-# it, so a subscription sent first sees its change; subscriptions wait for
-# nothing.
+# One socket's order (README, "One socket's order"): a query or mutation
+# runs once every subscription sent before it on the socket has fixed its
+# start (asked where the journal stands, for one from now), so a
+# subscription sent first sees its change; subscriptions wait for nothing.
+# Each handler keeps, for its operations sent whose start is not fixed yet
+# (an operation that is no subscription has none), in the order sent, the
+# future a later operation waits on: None (legacy, Openings) or True
+# (graphql-transport-ws's _Operation) while none does.
 Openings = dict[object, "asyncio.Future[None] | None"]
 
 # How long an operation waits for them at most: an opening is answered or
@@ -105,25 +106,29 @@ def opened(openings: Openings, operation: object) -> None:
         waiter.set_result(None)
 
 
-async def in_order(openings: Openings, operation: object) -> None:
-    """Wait until the operations sent before this one on its socket (it is
-    no subscription) have fixed their start, IN_ORDER_SECONDS at most."""
-    earlier = []
+def earlier(openings: Openings, operation: object) -> list[asyncio.Future[None]]:
+    """What an operation that is no subscription waits on: the futures of
+    those sent before it whose start is not fixed (its own entry dropped)."""
+    sent_before = []
     for sent in openings:
         if sent is operation:
             break
-        earlier.append(sent)
+        sent_before.append(sent)
     opened(openings, operation)
-    if not earlier:
-        return
-    loop = asyncio.get_running_loop()
     waiters = []
-    for sent in earlier:
+    for sent in sent_before:
         waiter = openings[sent]
         if waiter is None:
-            waiter = openings[sent] = loop.create_future()
+            waiter = openings[sent] = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
-    await asyncio.wait(waiters, timeout=IN_ORDER_SECONDS)
+    return waiters
+
+
+async def in_order(waiters: list[asyncio.Future[None]]) -> None:
+    """Wait until the operations sent before this one have fixed their
+    start (their futures: `earlier`'s), IN_ORDER_SECONDS at most."""
+    if waiters:
+        await asyncio.wait(waiters, timeout=IN_ORDER_SECONDS)
 
 
 # Read once: an enum member read through its class is EnumType's hook on

@@ -39,6 +39,7 @@ from graphql_todos.internals.strawberry_transport_ws import (
     UNAUTHORIZED,
     UNPARSABLE,
     GatedTransportWs,
+    _Operation,
 )
 from tests.gql import CHANGES, TransportWs, create
 from tests.helpers import Server, wait_until
@@ -271,7 +272,7 @@ def test_our_handler_sets_what_strawberry_s_init_sets() -> None:
 
     theirs, ours = asyncio.run(made())
     assert {name: ours[name] for name in theirs} == theirs
-    assert set(ours) - set(theirs) == {"broadcasts", "openings", "socket", "loop"}
+    assert set(ours) - set(theirs) == {"broadcasts", "socket", "loop"}
     assert ours["socket"] is ours["websocket"].ws
     # The socket is the adapter's `.ws`: the view's adapter is Strawberry's ASGI one.
     assert issubclass(TodoGraphQL.websocket_adapter_class, ASGIWebSocketAdapter)
@@ -393,12 +394,19 @@ def test_a_failed_subscribe_forgets_its_own_operation_not_one_that_took_its_id_s
     assert (kept, said) == (True, [{"id": "1", "type": "complete"}])
 
 
-def test_an_operation_is_a_key_by_its_identity_and_strawberry_runs_it_in_its_own_task() -> None:
-    """A socket's openings (strawberry_sockets.Openings) are keyed by the
-    Operation; a subscription Strawberry runs tells its start through a
-    context variable set in the operation's task, so its stream must run in
-    that task: its run awaits the stream, and the schema subscribes inline."""
-    assert Operation.__hash__ is object.__hash__ and Operation.__eq__ is object.__eq__
+def test_an_operation_keeps_its_opening_in_a_slot_and_strawberry_runs_it_in_its_own_task() -> None:
+    """A socket's order (strawberry_sockets.in_order): each operation's
+    opening in a slot of our Operation (Strawberry's `__init__`, no dict),
+    `operations` in the order sent; a subscription Strawberry runs tells its
+    start through a context variable set in the operation's task, so its
+    stream must run in that task: its run awaits the stream, and the schema
+    subscribes inline."""
+    assert _Operation.__init__ is Operation.__init__
+    operation = _Operation(None, "1", "{ a }", None, None)  # type: ignore[arg-type]
+    assert not hasattr(operation, "__dict__")
+    assert "self.operations: dict[str, Operation[Context, RootValue]] = {}" in inspect.getsource(
+        BaseGraphQLTransportWSHandler.__init__
+    )
     for runs in (BaseGraphQLTransportWSHandler.run_operation, BaseGraphQLTransportWSHandler._send_result_stream):
         assert "create_task" not in inspect.getsource(runs) and "ensure_future" not in inspect.getsource(runs)
     stream = inspect.getsource(Schema._stream)
