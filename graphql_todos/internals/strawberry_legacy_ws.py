@@ -80,8 +80,8 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         await self.websocket.send_json({"type": "error", "id": answer_id, "payload": error})
 
     async def handle_start(self, message: Any) -> None:
-        # Unacknowledged, the id may be anything: Strawberry closes with 4401.
-        running = len(self.tasks.keys() - {message.get("id")})
+        # Unacknowledged, the id may be anything (unhashable): Strawberry closes with 4401.
+        running = len(self.tasks.keys() - {message["id"]}) if self.connection_acknowledged else 0
         count_over_limit(self.connection_acknowledged, running, self.max_subscriptions_per_connection)
         payload = message.get("payload")
         token = OPERATION_EXTENSIONS.set(payload.get("extensions") if isinstance(payload, dict) else None)
@@ -89,6 +89,8 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             await super().handle_start(message)
         finally:
             OPERATION_EXTENSIONS.reset(token)
+        if not self.connection_acknowledged:
+            return  # refused (4401): its id may be anything, or none
         # Its task, made last (none if refused): not run yet.
         task = self.tasks.get(message["id"])
         if task is not None:

@@ -18,13 +18,14 @@ from typing import Any, Self
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from graphql_todos.internals import strawberry_sockets
 from tests.decoded import Journaled
 from tests.gql import create
-from tests.helpers import Server, serving, wait_until
+from tests.helpers import Server, errors_logged, serving, wait_until
 
 ROUNDS = 30
 # Seconds a round's subscriber has to see the change: less than
@@ -344,3 +345,15 @@ def test_a_stop_before_the_start_lets_the_mutation_go(server: Server, protocol: 
             assert ws.result_of("m", 2.0)["createTodo"]["id"]
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("start", [{"type": "start"}, {"type": "start", "id": ["x"], "payload": 1}])
+def test_a_legacy_start_before_the_acknowledgement_still_closes_4401_whatever_its_id(server: Server, start: dict[str, Any]) -> None:
+    """The order's register reads a start's id only once Strawberry took it."""
+    with errors_logged() as errors:
+        ws = connect(server.ws_url + "/graphql", subprotocols=[Subprotocol("graphql-ws")], open_timeout=5)
+        ws.send(json.dumps(start))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert errors == []
