@@ -641,6 +641,15 @@ class GraphQLFanout:
         joined = await self._join(planned, context, websocket, variables, operation_name, None, None)
         return SocketMember(joined, write, send)
 
+    def opens(self, query: str, operation_name: str | None, started: Callable[[], None]) -> bool:
+        """For an operation `take` left to Strawberry, about to run in this
+        task: True for a subscription, whose stream (live/streams.py) calls
+        `started` once its start is fixed; False for one that opens none."""
+        if self.intake.operation_type(query, operation_name) is not OperationType.SUBSCRIPTION:
+            return False
+        streams.STARTED.set(started)  # in this task's context alone
+        return True
+
     def _row(
         self,
         plan: _Plan,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any, cast
 
@@ -24,14 +25,18 @@ from graphql_todos.internals.strawberry_sockets import (
     UNAUTHENTICATED_REASON,
     ConnectionGate,
     Fanout,
+    Openings,
     Refused,
     Revocable,
     StreamFailed,
     close_late,
     count_over_limit,
+    earlier,
+    in_order,
     init_timer,
     json_string,
     malformed_operation,
+    opened,
     stalled_adapter,
     websocket_of,
 )
@@ -47,7 +52,20 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
     then forgets the id (as below). It refuses a start over
     `max_subscriptions_per_connection` once the connection is acknowledged,
     counting `tasks` without the one of the same id it ends first. The
-    operation's task gets the start payload's extensions (OPERATION_EXTENSIONS)."""
+    operation's task gets the start payload's extensions (OPERATION_EXTENSIONS).
+    `handle_start` makes the task last, with no await after it;
+    `cleanup_operation(id)` stops an operation (the socket's end stops each).
+    An operation that is no subscription runs once those sent before it on
+    the socket have fixed their start (strawberry_sockets.Openings), the
+    operations' tasks their keys."""
+
+    _openings: Openings | None = None
+
+    @property
+    def openings(self) -> Openings:
+        if self._openings is None:
+            self._openings = {}
+        return self._openings
 
     async def handle_message(self, message: Any) -> None:
         # Strawberry reads a message's fields without checking them: one
@@ -62,8 +80,8 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         await self.websocket.send_json({"type": "error", "id": answer_id, "payload": error})
 
     async def handle_start(self, message: Any) -> None:
-        # Unacknowledged, the id may be anything: Strawberry closes with 4401.
-        running = len(self.tasks.keys() - {message.get("id")})
+        # Unacknowledged, the id may be anything (unhashable): Strawberry closes with 4401.
+        running = len(self.tasks.keys() - {message["id"]}) if self.connection_acknowledged else 0
         count_over_limit(self.connection_acknowledged, running, self.max_subscriptions_per_connection)
         payload = message.get("payload")
         token = OPERATION_EXTENSIONS.set(payload.get("extensions") if isinstance(payload, dict) else None)
@@ -71,6 +89,19 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
             await super().handle_start(message)
         finally:
             OPERATION_EXTENSIONS.reset(token)
+        if not self.connection_acknowledged:
+            return  # refused (4401): its id may be anything, or none
+        # Its task, made last (none if refused): not run yet.
+        task = self.tasks.get(message["id"])
+        if task is not None:
+            self.openings[task] = None
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        task = self.tasks.get(operation_id)
+        if task is not None and self._openings:
+            # Stopped before its start was fixed: its task may never run.
+            opened(self._openings, task)
+        await super().cleanup_operation(operation_id)
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -83,16 +114,29 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
     ) -> None:
         websocket = websocket_of(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
+        openings, own = self.openings, asyncio.current_task()
         try:
             taken = await fanout.take(self.context, websocket, query, variables, operation_name)
         except Refused as refused:
+            opened(openings, own)
             # As Strawberry answers a subscription refused at the start.
             self.tasks.pop(operation_id, None)
             return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
+        except BaseException:
+            opened(openings, own)
+            raise
         failed: StreamFailed | None = None
         try:
             if taken is None:
+                if fanout.opens(query, operation_name, functools.partial(opened, openings, own)):
+                    try:
+                        return await super().handle_async_results(operation_id, query, operation_name, variables)
+                    finally:
+                        opened(openings, own)
+                await in_order(earlier(openings, own))
                 return await super().handle_async_results(operation_id, query, operation_name, variables)
+            # Its start fixed (a change feed's), or read after it joins (a row's, a live list's).
+            opened(openings, own)
             await taken.run(b'{"type":"data","id":' + json_string(operation_id) + b',"payload":', b"}")
         except asyncio.CancelledError:
             pass  # stopped: answer complete, as Strawberry does

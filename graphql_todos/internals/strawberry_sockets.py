@@ -76,6 +76,60 @@ class Fanout(Protocol):
         """The subscription as a broadcast member, or None: Strawberry runs it
         (other documents, and every error, answered the usual way)."""
 
+    def opens(self, query: str, operation_name: str | None, started: Callable[[], None]) -> bool:
+        """For an operation `take` left to Strawberry, about to run in this
+        task: True for a subscription, whose stream calls `started` once its
+        start is fixed (or it has none to fix); False for one that opens
+        none (a query, a mutation, a document that names no operation)."""
+
+
+# One socket's order (README, "One socket's order"): a query or mutation
+# runs once every subscription sent before it on the socket has fixed its
+# start (asked where the journal stands, for one from now), so a
+# subscription sent first sees its change; subscriptions wait for nothing.
+# Each handler keeps, for its operations sent whose start is not fixed yet
+# (an operation that is no subscription has none), in the order sent, the
+# future a later operation waits on: None (legacy, Openings) or True
+# (graphql-transport-ws's _Operation) while none does.
+Openings = dict[object, "asyncio.Future[None] | None"]
+
+# How long an operation waits for them at most: an opening is answered or
+# refused within the database's timeout (5 s by default) unless the
+# listener and the pool both hang; then the operation goes on, out of order.
+IN_ORDER_SECONDS = 5.0
+
+
+def opened(openings: Openings, operation: object) -> None:
+    """The operation's start is fixed, or it has none: wake who waits for it."""
+    waiter = openings.pop(operation, None)
+    if waiter is not None:
+        waiter.set_result(None)
+
+
+def earlier(openings: Openings, operation: object) -> list[asyncio.Future[None]]:
+    """What an operation that is no subscription waits on: the futures of
+    those sent before it whose start is not fixed (its own entry dropped)."""
+    sent_before = []
+    for sent in openings:
+        if sent is operation:
+            break
+        sent_before.append(sent)
+    opened(openings, operation)
+    waiters = []
+    for sent in sent_before:
+        waiter = openings[sent]
+        if waiter is None:
+            waiter = openings[sent] = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+    return waiters
+
+
+async def in_order(waiters: list[asyncio.Future[None]]) -> None:
+    """Wait until the operations sent before this one have fixed their
+    start (their futures: `earlier`'s), IN_ORDER_SECONDS at most."""
+    if waiters:
+        await asyncio.wait(waiters, timeout=IN_ORDER_SECONDS)
+
 
 # Read once: an enum member read through its class is EnumType's hook on
 # Python 3.11 (some 900 instructions), twice in Starlette's __init__.

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable
 from datetime import timedelta
 from json import JSONDecodeError
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from graphql import GraphQLError
@@ -51,6 +52,7 @@ from graphql_todos.internals.strawberry_sockets import (
     Revocable,
     StreamFailed,
     close_late,
+    in_order,
     json_string,
     malformed_operation,
     stalled_adapter,
@@ -87,8 +89,11 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
     forgetting the id first, and ends an exception itself (logged with
     `handle_task_exception`, `complete` sent, the id forgotten) before
     raising it again; `_task_done` retrieves a task's exception;
-    `handle_invalid_message(reason)` closes 4400. The view is ours
-    (graphql/view.py: a `fanout`, `connection_allowed` and `hold`).
+    `handle_invalid_message(reason)` closes 4400; `operations` keeps the
+    order they were sent in (a dict), Operation's `__init__` is all its
+    subclass needs, and Strawberry's run streams in the operation's own
+    task. The view is ours (graphql/view.py: a `fanout`,
+    `connection_allowed` and `hold`).
 
     A broadcast member on a socket that takes direct writes joins its group
     and its task ends: the operation stays registered (the limit, duplicate
@@ -302,7 +307,8 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 query = persisted.document(payload.get("query"), extensions)
             except RequestError as exc:
                 return await self.send_message({"id": op_id, "type": "error", "payload": [request_error(exc).formatted]})
-        operation = Operation(self, op_id, query, payload.get("variables"), payload.get("operationName"))
+        operation = _Operation(self, op_id, query, payload.get("variables"), payload.get("operationName"))
+        operation.opening = True
         # No done callback (Strawberry's `_task_done`, which retrieves an
         # exception: four calls a subscribe): run_operation ends every one.
         if extensions is None:
@@ -318,7 +324,7 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 OPERATION_EXTENSIONS.reset(token)
         operations[op_id] = operation
 
-    async def run_operation(self, operation: Operation[Any, None]) -> None:
+    async def run_operation(self, operation: _Operation) -> None:  # type: ignore[override] # handle_subscribe's
         # Counted as an open subscription from here on, once: a member
         # attached with no task hands its count to its _Broadcast (one gauge
         # update per broadcast subscribe, where counting this task in and
@@ -333,6 +339,7 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                     self.context, self.socket, operation.query, operation.variables, operation.operation_name
                 )
             except Refused as refused:
+                _fixed(operation)
                 # An `error` message ends the operation: no `complete` follows.
                 await operation.send_initial_errors(refused.errors)
             else:
@@ -341,8 +348,16 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                     # client told `complete`, the id forgotten), then raises it
                     # again for `_task_done` to retrieve: retrieved here.
                     with contextlib.suppress(Exception):
-                        await super().run_operation(operation)
+                        await self._run_in_order(operation, fanout)
                 else:
+                    # Its start fixed (a change feed's), or read after it
+                    # joins (a row's, a live list's): in order (_run_in_order).
+                    # _fixed's, without its call (every subscribe; a complete
+                    # that fixed it first cancelled this task at take).
+                    waiter = operation.opening
+                    operation.opening = None
+                    if waiter is not True:
+                        waiter.set_result(None)  # type: ignore[union-attr] # not None: see above
                     prefix = b'{"id":' + json_string(operation.id) + b',"type":"next","payload":'
                     following = taken.attach(prefix, b"}")
                     if following is None:
@@ -361,6 +376,7 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
             # `_task_done` retrieved it as silently.)
             pass
         except Exception as error:  # noqa: BLE001 - as Strawberry's run ends one: logged, the client told
+            _fixed(operation)
             await self.handle_task_exception(error)
             with contextlib.suppress(Exception):
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -371,6 +387,34 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         finally:
             if not handed:
                 subscriptions.n -= 1
+
+    async def _run_in_order(self, operation: _Operation, fanout: Fanout) -> None:
+        """Strawberry's run: a subscription's start told as it is fixed (or
+        as it ends); an operation that is no subscription run once the
+        subscriptions sent before it have fixed theirs."""
+        if fanout.opens(operation.query, operation.operation_name, functools.partial(_fixed, operation)):
+            try:
+                await super().run_operation(operation)
+            finally:
+                _fixed(operation)
+        else:
+            await in_order(self._earlier(operation))
+            await super().run_operation(operation)
+
+    def _earlier(self, operation: _Operation) -> list[asyncio.Future[None]]:
+        """strawberry_sockets.earlier's, of `operations` (in the order sent)."""
+        waiters = []
+        for sent in self.operations.values():
+            if sent is operation:
+                break
+            assert isinstance(sent, _Operation)  # handle_subscribe makes them
+            waiter = sent.opening
+            if waiter is True:
+                waiter = sent.opening = self.loop.create_future()
+            if waiter is not None:
+                waiters.append(waiter)
+        _fixed(operation)
+        return waiters
 
     async def deliver(self, operation: Operation[Any, None], delivery: Awaitable[None]) -> None:
         """Await a broadcast member's delivery, then answer `complete`, as
@@ -391,6 +435,10 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
     async def cleanup_operation(self, operation_id: str) -> None:
+        operation = self.operations.get(operation_id)
+        if isinstance(operation, _Operation):
+            # Completed before its start was fixed: its task may never run.
+            _fixed(operation)
         broadcast = self.broadcasts.pop(operation_id, None)
         if broadcast is not None:
             broadcast.stop()
@@ -399,6 +447,24 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 self.operations.pop(operation_id, None)
                 return
         await super().cleanup_operation(operation_id)
+
+
+class _Operation(Operation[Any, None]):
+    """Strawberry's Operation, and where its start stands (strawberry_sockets'
+    order): True while it is not fixed, the future an operation sent after
+    it waits on once one does, None once it is fixed (or it has none)."""
+
+    __slots__ = ("opening",)
+
+    opening: asyncio.Future[None] | Literal[True] | None
+
+
+def _fixed(operation: _Operation) -> None:
+    """The operation's start is fixed, or it has none: wake who waits for it."""
+    waiter = operation.opening
+    operation.opening = None
+    if isinstance(waiter, asyncio.Future):
+        waiter.set_result(None)
 
 
 class _Broadcast:

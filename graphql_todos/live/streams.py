@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Protocol
 
 from graphql_todos.core.errors import CursorExpired
@@ -22,6 +23,18 @@ from graphql_todos.live.hub import Hub, Subscriber
 # A heuristic: the journal marks no transaction's end (the note of issue 19).
 _SETTLE_SECONDS = 0.002
 _HOLD_AT_MOST_SECONDS = 0.1
+
+# Told once a live view's start is fixed (a change feed's), or as it begins
+# (a row's and a live list's read their start after they register), by the
+# views below, in the task that opens one: a GraphQL socket's subscription
+# run by Strawberry sets it (graphql/fanout.py's `opens`), so an operation
+# sent after it on the socket waits no longer (README: one socket's order).
+STARTED: ContextVar[Callable[[], None] | None] = ContextVar("STARTED", default=None)
+
+
+def _started() -> None:
+    if (started := STARTED.get()) is not None:
+        started()
 
 
 def start_after(journal: Journal, after: str | None, hub: Hub | None = None) -> Awaitable[int]:
@@ -55,6 +68,7 @@ async def changes_at(hub: Hub, start: int, viewer: Viewer = ALL) -> AsyncGenerat
     """Every change after `start` (what start_after() gave: the cursor is
     checked there, so a bad one fails before the feed starts) the viewer
     may see, in commit order, as its view at each position judges it."""
+    _started()
     return _changes(hub, start, await hub.view_at(viewer, start))
 
 
@@ -68,6 +82,7 @@ async def feed_at(hub: Hub, start: int, viewer: Viewer, list_id: uuid.UUID | Non
     """Every entry after `start` (what start_after() gave) the viewer may
     see, as what it is for the viewer (of one list, when given), in commit
     order."""
+    _started()
     return _feed(hub, start, await hub.view_at(viewer, start), list_id)
 
 
@@ -99,6 +114,7 @@ async def todo_states(
     """The row now, then after each change the viewer may see; ends after
     it is deleted, or no longer visible to the viewer (a removal), or right
     away when the viewer sees no such row."""
+    _started()
     async with watching_row(service, hub, viewer, key) as (start, sub):
         yield start
         if start.todo is None:
@@ -244,6 +260,7 @@ class LiveLists:
         """The whole (filtered) list now, then again after each burst of
         changes that alters it (coalesced: a slow client gets only the newest).
         A list over MAX_LIST_ROWS comes as its first MAX_LIST_ROWS + 1 rows."""
+        _started()
         watcher = _Watcher()
         leave = self.join(completed, viewer, watcher)
         try:

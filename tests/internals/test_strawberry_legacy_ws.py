@@ -37,3 +37,20 @@ def test_legacy_ws_sets_no_init_deadline_and_the_view_keeps_transport_ws_one() -
     assert handle.index("self.websocket.iter_json(") < handle.index("await self.cleanup()")
     assert isinstance(AsyncBaseHTTPView.connection_init_wait_timeout, timedelta)
     assert "self.connection_init_wait_timeout = connection_init_wait_timeout" in inspect.getsource(GraphQL.__init__)
+
+
+def test_legacy_ws_makes_an_operation_s_task_last_and_stops_each_through_cleanup_operation() -> None:
+    """FanoutWSHandler keys a socket's openings by the task handle_start
+    made, once it returns (the task not run yet: no await after it), and
+    drops it in cleanup_operation, which a stop, a start of the same id and
+    the socket's end each go through. The task's stream runs in it (the
+    schema's `subscribe` awaited there: the context variable set in it)."""
+    start = inspect.getsource(BaseGraphQLWSHandler.handle_start).rstrip()
+    assert start.endswith("self.tasks[operation_id] = asyncio.create_task(result_handler)")
+    last_await = start.rindex("await ")
+    assert last_await < start.index("result_handler = self.handle_async_results(")
+    assert "await self.cleanup_operation(operation_id)" in start
+    assert "await self.cleanup_operation(operation_id)" in inspect.getsource(BaseGraphQLWSHandler.cleanup)
+    assert "await self.cleanup_operation(" in inspect.getsource(BaseGraphQLWSHandler.handle_stop)
+    results = inspect.getsource(BaseGraphQLWSHandler.handle_async_results)
+    assert "await self.schema.subscribe(" in results and "create_task" not in results

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.async_base_view import AsyncBaseHTTPView
+from strawberry.schema.schema import Schema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -38,6 +39,7 @@ from graphql_todos.internals.strawberry_transport_ws import (
     UNAUTHORIZED,
     UNPARSABLE,
     GatedTransportWs,
+    _Operation,
 )
 from tests.gql import CHANGES, TransportWs, create
 from tests.helpers import Server, wait_until
@@ -390,3 +392,22 @@ def test_a_failed_subscribe_forgets_its_own_operation_not_one_that_took_its_id_s
 
     kept, said = asyncio.run(run())
     assert (kept, said) == (True, [{"id": "1", "type": "complete"}])
+
+
+def test_an_operation_keeps_its_opening_in_a_slot_and_strawberry_runs_it_in_its_own_task() -> None:
+    """A socket's order (strawberry_sockets.in_order): each operation's
+    opening in a slot of our Operation (Strawberry's `__init__`, no dict),
+    `operations` in the order sent; a subscription Strawberry runs tells its
+    start through a context variable set in the operation's task, so its
+    stream must run in that task: its run awaits the stream, and the schema
+    subscribes inline."""
+    assert _Operation.__init__ is Operation.__init__
+    operation = _Operation(None, "1", "{ a }", None, None)  # type: ignore[arg-type]
+    assert not hasattr(operation, "__dict__")
+    assert "self.operations: dict[str, Operation[Context, RootValue]] = {}" in inspect.getsource(
+        BaseGraphQLTransportWSHandler.__init__
+    )
+    for runs in (BaseGraphQLTransportWSHandler.run_operation, BaseGraphQLTransportWSHandler._send_result_stream):
+        assert "create_task" not in inspect.getsource(runs) and "ensure_future" not in inspect.getsource(runs)
+    stream = inspect.getsource(Schema._stream)
+    assert "create_task" not in stream and "await await_maybe(\n                        subscribe(" in stream
