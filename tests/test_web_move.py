@@ -233,3 +233,40 @@ def test_a_move_into_a_list_deleted_meanwhile_is_rolled_back_with_a_notice(
     expect(titles(bob)).to_have_text(["tickets"])
     expect(bob.locator(".list-notice")).to_contain_text("«trip» was deleted", timeout=LIVE_MS)
     assert list_of(two[1], accounts, "tickets") == "Todos"
+
+
+def test_a_row_moved_away_by_another_page_mid_edit_keeps_its_draft(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """As a row completed elsewhere under the Active filter (test_web's
+    test_edited_row_stays_while_another_page_moves_it): a row still there, only
+    moved to another of her lists by her other page, keeps its editor, draft and
+    focus; Enter saves the rename where the row now is."""
+    here = two[0]
+    a = sign_up(here, accounts, "ann")
+    new_list(a, "work")
+    pick(a, "Todos")
+    add_todo(a, "report")
+    expect(titles(a)).to_have_text(["report"])
+    b = here.new_page()
+    b.goto(accounts.url + "/")
+    expect(b.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    pick(b, "Todos")
+    expect(titles(b)).to_have_text(["report"], timeout=LIVE_MS)
+
+    titles(a).nth(0).dblclick()
+    edit = a.locator(".todo-list li.editing .edit")
+    edit.fill("final report")
+    move(b, "report", "work")
+    expect(titles(b)).to_have_count(0)
+    wait_until(lambda: list_of(here, accounts, "report") == "work", timeout=LIVE_MS / 1000,
+               sleep=lambda seconds: b.wait_for_timeout(seconds * 1000))
+    a.wait_for_timeout(2000)  # the move reached this page (the shared outbox, then the stream)
+    expect(edit).to_have_value("final report")
+    expect(edit).to_be_focused()
+    edit.press("Enter")
+    expect(titles(a)).to_have_count(0)  # edited, it goes where it now is
+    pick(a, "work")
+    expect(titles(a)).to_have_text(["final report"])
+    expect(a.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    assert list_of(here, accounts, "final report") == "work"
