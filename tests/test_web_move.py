@@ -270,3 +270,95 @@ def test_a_row_moved_away_by_another_page_mid_edit_keeps_its_draft(
     expect(titles(a)).to_have_text(["final report"])
     expect(a.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
     assert list_of(here, accounts, "final report") == "work"
+
+
+def test_an_open_menu_whose_list_goes_away_keeps_the_keyboard(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """The menu open on its last list, that list deleted by her other page: the
+    menu offers what is left, focus stays in it, and Escape closes it on its button."""
+    here = two[0]
+    a = sign_up(here, accounts, "ann")
+    new_list(a, "work")
+    new_list(a, "home")
+    pick(a, "Todos")
+    add_todo(a, "report")
+    expect(titles(a)).to_have_text(["report"])
+    b = here.new_page()
+    b.goto(accounts.url + "/")
+    expect(b.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+
+    move_button(a, "report").focus()
+    a.keyboard.press("ArrowUp")  # opens it on its last list
+    expect(a.get_by_role("menuitem", name="home")).to_be_focused()
+    pick(b, "home")
+    b.once("dialog", lambda dialog: dialog.accept())
+    b.locator(".delete-list").click()
+    expect(a.get_by_role("menuitem")).to_have_text(["work"], timeout=LIVE_MS)
+    expect(a.get_by_role("menuitem", name="work")).to_be_focused()
+    a.keyboard.press("Escape")
+    expect(a.get_by_role("menu")).to_have_count(0)
+    expect(move_button(a, "report")).to_be_focused()
+
+
+def test_an_open_menu_whose_row_goes_away_leaves_focus_on_the_new_todo_field(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """As for a row deleted elsewhere mid-edit (test_web): the keyboard user whose
+    open menu's row another page deleted is not left on <body>."""
+    here = two[0]
+    a = sign_up(here, accounts, "ann")
+    new_list(a, "work")
+    pick(a, "Todos")
+    add_todo(a, "report")
+    add_todo(a, "other")
+    expect(titles(a)).to_have_text(["report", "other"])
+    b = here.new_page()
+    b.goto(accounts.url + "/")
+    pick(b, "Todos")
+    expect(titles(b)).to_have_text(["report", "other"], timeout=LIVE_MS)
+
+    move_button(a, "report").focus()
+    a.keyboard.press("Enter")
+    expect(a.get_by_role("menuitem", name="work")).to_be_focused()
+    b.get_by_role("button", name='Delete "report"').focus()
+    b.keyboard.press("Enter")
+    expect(titles(a)).to_have_text(["other"], timeout=LIVE_MS)
+    expect(a.locator(".new-todo")).to_be_focused()
+
+
+def test_a_move_into_a_list_unshared_meanwhile_does_not_say_it_was_deleted(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """Ann removes bob from «trip» (she deletes nothing) while his move into it waits:
+    his notice must not tell him «trip» was deleted, beside the list notice that
+    says, rightly, it is no longer shared with him."""
+    ann, bob = _queue_a_move_into_trip(accounts, two)
+    ann.get_by_role("button", name="Remove bob").click()
+    expect(ann.locator(".members li[data-username='bob']")).to_have_count(0, timeout=LIVE_MS)
+    two[1].set_offline(False)
+    expect(bob.locator(".list-notice")).to_contain_text("«trip» is no longer shared with you", timeout=3 * LIVE_MS)
+    expect(bob.locator(".rejection")).to_contain_text("«trip»", timeout=3 * LIVE_MS)
+    expect(titles(bob)).to_have_text(["tickets"])
+    assert list_of(two[1], accounts, "tickets") == "Todos"
+    expect(bob.locator(".rejection")).not_to_contain_text("was deleted")
+
+
+def test_a_double_click_on_a_menu_item_moves_the_row_and_edits_nothing(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """A double-click, as many people click anything: its second click must not land
+    on the row below the menu and open that row's editor."""
+    a = sign_up(two[0], accounts, "ann")
+    new_list(a, "work")
+    pick(a, "Todos")
+    for title in ("one", "two", "three"):
+        add_todo(a, title)
+    expect(titles(a)).to_have_text(["one", "two", "three"])
+    move_button(a, "one").click()
+    a.get_by_role("menuitem", name="work").dblclick()
+    expect(titles(a)).to_have_text(["two", "three"])
+    a.wait_for_timeout(500)
+    expect(a.locator(".todo-list li.editing")).to_have_count(0)
+    expect(a.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    assert list_of(two[0], accounts, "one") == "work"
