@@ -86,6 +86,17 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
     if (document.activeElement === document.body) newTodo.current?.focus();
   }, [editedGone]);
 
+  // A row that leaves while focus is in it (its menu open, its button focused; deleted or
+  // moved by another page) takes the focus with it, and no blur says so: focus goes on to
+  // the new-todo field rather than to <body>.
+  const focusInList = useRef(false);
+  useEffect(() => {
+    if (focusInList.current && document.activeElement === document.body) {
+      focusInList.current = false;
+      newTodo.current?.focus();
+    }
+  }, [rows]);
+
   // The moved row leaves this list at once, and its menu button with it: focus goes on to
   // the new-todo field rather than to <body>.
   const move = async (id: string, to: TodoList) => {
@@ -158,7 +169,11 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
             onChange={() => void allCompleted.toggle()}
           />
           <label htmlFor="toggle-all">Mark all as complete</label>
-          <ul className="todo-list">
+          <ul
+            className="todo-list"
+            onFocus={() => (focusInList.current = true)}
+            onBlur={(e) => (focusInList.current = e.currentTarget.contains(e.relatedTarget))}
+          >
             {visibleTodos(rows, filter, editingId).map((todo) => (
               <TodoItem
                 key={todo.id}

@@ -23,6 +23,14 @@ export function MoveMenu({ title, targets, onMove }: Props) {
     if (at !== null) items.current[at]?.focus();
   }, [at]);
 
+  // A list gone while the menu is open (deleted or unshared elsewhere) took the focus with
+  // its item: the item now in its place (or the last) takes it, not <body>.
+  useEffect(() => {
+    if (at === null || document.activeElement !== document.body) return;
+    if (at > last) setAt(last);
+    else items.current[at]?.focus();
+  }, [last]);
+
   const onButtonKeyDown = (event: KeyboardEvent<HTMLButtonElement>) => {
     const to = { ArrowDown: 0, ArrowUp: last }[event.key];
     if (to === undefined) return;
