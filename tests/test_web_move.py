@@ -362,3 +362,27 @@ def test_a_double_click_on_a_menu_item_moves_the_row_and_edits_nothing(
     expect(a.locator(".todo-list li.editing")).to_have_count(0)
     expect(a.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
     assert list_of(two[0], accounts, "one") == "work"
+
+
+def test_the_menu_stays_on_a_phone_s_screen(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """360 px wide, a list named with one long word (German makes them; a URL too):
+    the menu's every edge is on screen (the page cannot scroll left to what is cut
+    off), its name inside it, and the title not under the buttons."""
+    a = sign_up(two[0], accounts, "ann")
+    new_list(a, "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz")
+    pick(a, "Todos")
+    add_todo(a, "a title long enough to reach the buttons at the right of its row")
+    a.set_viewport_size({"width": 360, "height": 640})
+    row = titles(a).nth(0)
+    button = move_button(a, "a title long enough to reach the buttons at the right of its row")
+    button.click()
+    menu = a.get_by_role("menu").bounding_box()
+    assert menu is not None
+    assert menu["x"] >= 0 and menu["x"] + menu["width"] <= 360, menu
+    item = a.get_by_role("menuitem").nth(0)
+    assert item.evaluate("e => e.scrollWidth <= e.clientWidth"), "the name runs out of the menu"
+    text_right = row.evaluate("e => { const r = document.createRange(); r.selectNodeContents(e); return Math.max(...[...r.getClientRects()].map(c => c.right)); }")
+    box = button.bounding_box()
+    assert box is not None and text_right <= box["x"], (text_right, box)
