@@ -235,6 +235,24 @@ def test_a_move_into_a_list_deleted_meanwhile_is_rolled_back_with_a_notice(
     assert list_of(two[1], accounts, "tickets") == "Todos"
 
 
+def _ann_on_two_pages(server: Server, browsing: BrowserContext, lists: list[str], rows: list[str]) -> tuple[Page, Page]:
+    """ann, with her new `lists`, her `rows` in «Todos», and two pages of one
+    browser (one outbox) on «Todos»."""
+    a = sign_up(browsing, server, "ann")
+    for name in lists:
+        new_list(a, name)
+    pick(a, "Todos")
+    for title in rows:
+        add_todo(a, title)
+    expect(titles(a)).to_have_text(rows)
+    b = browsing.new_page()
+    b.goto(server.url + "/")
+    expect(b.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    pick(b, "Todos")
+    expect(titles(b)).to_have_text(rows, timeout=LIVE_MS)
+    return a, b
+
+
 def test_a_row_moved_away_by_another_page_mid_edit_keeps_its_draft(
     accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
 ) -> None:
@@ -243,16 +261,7 @@ def test_a_row_moved_away_by_another_page_mid_edit_keeps_its_draft(
     moved to another of her lists by her other page, keeps its editor, draft and
     focus; Enter saves the rename where the row now is."""
     here = two[0]
-    a = sign_up(here, accounts, "ann")
-    new_list(a, "work")
-    pick(a, "Todos")
-    add_todo(a, "report")
-    expect(titles(a)).to_have_text(["report"])
-    b = here.new_page()
-    b.goto(accounts.url + "/")
-    expect(b.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
-    pick(b, "Todos")
-    expect(titles(b)).to_have_text(["report"], timeout=LIVE_MS)
+    a, b = _ann_on_two_pages(accounts, here, ["work"], ["report"])
 
     titles(a).nth(0).dblclick()
     edit = a.locator(".todo-list li.editing .edit")
@@ -277,16 +286,7 @@ def test_an_open_menu_whose_list_goes_away_keeps_the_keyboard(
 ) -> None:
     """The menu open on its last list, that list deleted by her other page: the
     menu offers what is left, focus stays in it, and Escape closes it on its button."""
-    here = two[0]
-    a = sign_up(here, accounts, "ann")
-    new_list(a, "work")
-    new_list(a, "home")
-    pick(a, "Todos")
-    add_todo(a, "report")
-    expect(titles(a)).to_have_text(["report"])
-    b = here.new_page()
-    b.goto(accounts.url + "/")
-    expect(b.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    a, b = _ann_on_two_pages(accounts, two[0], ["work", "home"], ["report"])
 
     move_button(a, "report").focus()
     a.keyboard.press("ArrowUp")  # opens it on its last list
@@ -306,17 +306,7 @@ def test_an_open_menu_whose_row_goes_away_leaves_focus_on_the_new_todo_field(
 ) -> None:
     """As for a row deleted elsewhere mid-edit (test_web): the keyboard user whose
     open menu's row another page deleted is not left on <body>."""
-    here = two[0]
-    a = sign_up(here, accounts, "ann")
-    new_list(a, "work")
-    pick(a, "Todos")
-    add_todo(a, "report")
-    add_todo(a, "other")
-    expect(titles(a)).to_have_text(["report", "other"])
-    b = here.new_page()
-    b.goto(accounts.url + "/")
-    pick(b, "Todos")
-    expect(titles(b)).to_have_text(["report", "other"], timeout=LIVE_MS)
+    a, b = _ann_on_two_pages(accounts, two[0], ["work"], ["report", "other"])
 
     move_button(a, "report").focus()
     a.keyboard.press("Enter")
