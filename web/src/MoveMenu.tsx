@@ -87,7 +87,8 @@ export function MoveMenu({ title, targets, onMove }: Props) {
                 type="button"
                 role="menuitem"
                 tabIndex={-1}
-                onClick={() => {
+                onClick={(event) => {
+                  if (event.detail === 1) swallowSecondClick();
                   // Focus on the button, not lost to <body> with the menu (the page
                   // moves it on when the row leaves).
                   button.current?.focus();
@@ -103,4 +104,21 @@ export function MoveMenu({ title, targets, onMove }: Props) {
       )}
     </div>
   );
+}
+
+// A double-click on an item: its first click moves the row and closes the menu, and its
+// second would land on what was under the menu (the row below: its editor opened, its
+// checkbox toggled). Within the double-click time, that second click goes nowhere.
+const SECOND_CLICK_MS = 500;
+
+function swallowSecondClick() {
+  const swallow = (event: MouseEvent) => {
+    if (event.detail < 2) return;
+    event.stopPropagation();
+    event.preventDefault();
+  };
+  for (const type of ['click', 'dblclick'] as const) window.addEventListener(type, swallow, true);
+  setTimeout(() => {
+    for (const type of ['click', 'dblclick'] as const) window.removeEventListener(type, swallow, true);
+  }, SECOND_CLICK_MS);
 }
