@@ -86,9 +86,10 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
     if (document.activeElement === document.body) newTodo.current?.focus();
   }, [editedGone]);
 
-  // A row that leaves while focus is in it (its menu open, its button focused; deleted or
-  // moved by another page) takes the focus with it, and no blur says so: focus goes on to
-  // the new-todo field rather than to <body>.
+  // A row that leaves while the keyboard's focus is in it (its menu open, its button
+  // focused; deleted or moved by another page) takes the focus with it, and no blur says
+  // so: focus goes on to the new-todo field rather than to <body>. Not after a pointer's
+  // focus: a tap on a phone would open its keyboard.
   const focusInList = useRef(false);
   useEffect(() => {
     if (focusInList.current && document.activeElement === document.body) {
@@ -171,7 +172,7 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
           <label htmlFor="toggle-all">Mark all as complete</label>
           <ul
             className="todo-list"
-            onFocus={() => (focusInList.current = true)}
+            onFocus={(e) => (focusInList.current = e.target.matches(':focus-visible'))}
             onBlur={(e) => (focusInList.current = e.currentTarget.contains(e.relatedTarget))}
           >
             {visibleTodos(rows, filter, editingId).map((todo) => (
