@@ -233,3 +233,146 @@ def test_a_move_into_a_list_deleted_meanwhile_is_rolled_back_with_a_notice(
     expect(titles(bob)).to_have_text(["tickets"])
     expect(bob.locator(".list-notice")).to_contain_text("«trip» was deleted", timeout=LIVE_MS)
     assert list_of(two[1], accounts, "tickets") == "Todos"
+
+
+def _ann_on_two_pages(server: Server, browsing: BrowserContext, lists: list[str], rows: list[str]) -> tuple[Page, Page]:
+    """ann, with her new `lists`, her `rows` in «Todos», and two pages of one
+    browser (one outbox) on «Todos»."""
+    a = sign_up(browsing, server, "ann")
+    for name in lists:
+        new_list(a, name)
+    pick(a, "Todos")
+    for title in rows:
+        add_todo(a, title)
+    expect(titles(a)).to_have_text(rows)
+    b = browsing.new_page()
+    b.goto(server.url + "/")
+    expect(b.locator(".account-name")).to_have_text("ann", timeout=LIVE_MS)
+    pick(b, "Todos")
+    expect(titles(b)).to_have_text(rows, timeout=LIVE_MS)
+    return a, b
+
+
+def test_a_row_moved_away_by_another_page_mid_edit_keeps_its_draft(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """As a row completed elsewhere under the Active filter (test_web's
+    test_edited_row_stays_while_another_page_moves_it): a row still there, only
+    moved to another of her lists by her other page, keeps its editor, draft and
+    focus; Enter saves the rename where the row now is."""
+    here = two[0]
+    a, b = _ann_on_two_pages(accounts, here, ["work"], ["report"])
+
+    titles(a).nth(0).dblclick()
+    edit = a.locator(".todo-list li.editing .edit")
+    edit.fill("final report")
+    move(b, "report", "work")
+    expect(titles(b)).to_have_count(0)
+    wait_until(lambda: list_of(here, accounts, "report") == "work", timeout=LIVE_MS / 1000,
+               sleep=lambda seconds: b.wait_for_timeout(seconds * 1000))
+    a.wait_for_timeout(2000)  # the move reached this page (the shared outbox, then the stream)
+    expect(edit).to_have_value("final report")
+    expect(edit).to_be_focused()
+    edit.press("Enter")
+    expect(titles(a)).to_have_count(0)  # edited, it goes where it now is
+    pick(a, "work")
+    expect(titles(a)).to_have_text(["final report"])
+    expect(a.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    assert list_of(here, accounts, "final report") == "work"
+
+
+def test_an_open_menu_whose_list_goes_away_keeps_the_keyboard(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """The menu open on its last list, that list deleted by her other page: the
+    menu offers what is left, focus stays in it, and Escape closes it on its button."""
+    a, b = _ann_on_two_pages(accounts, two[0], ["work", "home"], ["report"])
+
+    move_button(a, "report").focus()
+    a.keyboard.press("ArrowUp")  # opens it on its last list
+    expect(a.get_by_role("menuitem", name="home")).to_be_focused()
+    pick(b, "home")
+    b.once("dialog", lambda dialog: dialog.accept())
+    b.locator(".delete-list").click()
+    expect(a.get_by_role("menuitem")).to_have_text(["work"], timeout=LIVE_MS)
+    expect(a.get_by_role("menuitem", name="work")).to_be_focused()
+    a.keyboard.press("Escape")
+    expect(a.get_by_role("menu")).to_have_count(0)
+    expect(move_button(a, "report")).to_be_focused()
+
+
+def test_an_open_menu_whose_row_goes_away_leaves_focus_on_the_new_todo_field(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """As for a row deleted elsewhere mid-edit (test_web): the keyboard user whose
+    open menu's row another page deleted is not left on <body>."""
+    a, b = _ann_on_two_pages(accounts, two[0], ["work"], ["report", "other"])
+
+    move_button(a, "report").focus()
+    a.keyboard.press("Enter")
+    expect(a.get_by_role("menuitem", name="work")).to_be_focused()
+    b.get_by_role("button", name='Delete "report"').focus()
+    b.keyboard.press("Enter")
+    expect(titles(a)).to_have_text(["other"], timeout=LIVE_MS)
+    expect(a.locator(".new-todo")).to_be_focused()
+
+
+def test_a_move_into_a_list_unshared_meanwhile_does_not_say_it_was_deleted(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """Ann removes bob from «trip» (she deletes nothing) while his move into it waits:
+    his notice must not tell him «trip» was deleted, beside the list notice that
+    says, rightly, it is no longer shared with him."""
+    ann, bob = _queue_a_move_into_trip(accounts, two)
+    ann.get_by_role("button", name="Remove bob").click()
+    expect(ann.locator(".members li[data-username='bob']")).to_have_count(0, timeout=LIVE_MS)
+    two[1].set_offline(False)
+    expect(bob.locator(".list-notice")).to_contain_text("«trip» is no longer shared with you", timeout=3 * LIVE_MS)
+    expect(bob.locator(".rejection")).to_contain_text("«trip»", timeout=3 * LIVE_MS)
+    expect(titles(bob)).to_have_text(["tickets"])
+    assert list_of(two[1], accounts, "tickets") == "Todos"
+    expect(bob.locator(".rejection")).not_to_contain_text("was deleted")
+
+
+def test_a_double_click_on_a_menu_item_moves_the_row_and_edits_nothing(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """A double-click, as many people click anything: its second click must not land
+    on the row below the menu and open that row's editor."""
+    a = sign_up(two[0], accounts, "ann")
+    new_list(a, "work")
+    pick(a, "Todos")
+    for title in ("one", "two", "three"):
+        add_todo(a, title)
+    expect(titles(a)).to_have_text(["one", "two", "three"])
+    move_button(a, "one").click()
+    a.get_by_role("menuitem", name="work").dblclick()
+    expect(titles(a)).to_have_text(["two", "three"])
+    a.wait_for_timeout(500)
+    expect(a.locator(".todo-list li.editing")).to_have_count(0)
+    expect(a.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    assert list_of(two[0], accounts, "one") == "work"
+
+
+def test_the_menu_stays_on_a_phone_s_screen(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """360 px wide, a list named with one long word (German makes them; a URL too):
+    the menu's every edge is on screen (the page cannot scroll left to what is cut
+    off), its name inside it, and the title not under the buttons."""
+    a = sign_up(two[0], accounts, "ann")
+    new_list(a, "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz")
+    pick(a, "Todos")
+    add_todo(a, "a title long enough to reach the buttons at the right of its row")
+    a.set_viewport_size({"width": 360, "height": 640})
+    row = titles(a).nth(0)
+    button = move_button(a, "a title long enough to reach the buttons at the right of its row")
+    button.click()
+    menu = a.get_by_role("menu").bounding_box()
+    assert menu is not None
+    assert menu["x"] >= 0 and menu["x"] + menu["width"] <= 360, menu
+    item = a.get_by_role("menuitem").nth(0)
+    assert item.evaluate("e => e.scrollWidth <= e.clientWidth"), "the name runs out of the menu"
+    text_right = row.evaluate("e => { const r = document.createRange(); r.selectNodeContents(e); return Math.max(...[...r.getClientRects()].map(c => c.right)); }")
+    box = button.bounding_box()
+    assert box is not None and text_right <= box["x"], (text_right, box)

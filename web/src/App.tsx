@@ -56,10 +56,16 @@ interface Props {
 
 export function App({ sync, commands, outbox, listId, readOnly = false, moveTargets = [] }: Props) {
   const { list: synced, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
+  const [editingId, setEditingId] = useState<string | null>(null);
   const list = listId === undefined ? synced : { ...synced, todos: todosOf(synced.todos, listId) };
+  // The rows on screen: the list's, and the one being edited though another page moved it
+  // to another list (as a filter that no longer shows it keeps it), so the draft stays.
+  const rows =
+    listId === undefined || editingId === null
+      ? list.todos
+      : synced.todos.filter((t) => t.listId === listId || t.id === editingId);
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
   const filter = useHashFilter();
-  const [editingId, setEditingId] = useState<string | null>(null);
   const newTodo = useRef<HTMLInputElement>(null);
   // A repeated Enter on the same text while the first is in flight would send the same
   // thing twice. Different texts may be sent back to back.
@@ -73,12 +79,24 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
 
   // Another tab deleted the todo being edited: its editor is gone, so end editing (a
   // re-created id must not reopen it) and put focus somewhere useful instead of <body>.
-  const editedGone = editingId !== null && !list.todos.some((t) => t.id === editingId);
+  const editedGone = editingId !== null && !rows.some((t) => t.id === editingId);
   useEffect(() => {
     if (!editedGone) return;
     setEditingId(null);
     if (document.activeElement === document.body) newTodo.current?.focus();
   }, [editedGone]);
+
+  // A row that leaves while the keyboard's focus is in it (its menu open, its button
+  // focused; deleted or moved by another page) takes the focus with it, and no blur says
+  // so: focus goes on to the new-todo field rather than to <body>. Not after a pointer's
+  // focus: a tap on a phone would open its keyboard.
+  const focusInList = useRef(false);
+  useEffect(() => {
+    if (focusInList.current && document.activeElement === document.body) {
+      focusInList.current = false;
+      newTodo.current?.focus();
+    }
+  }, [rows]);
 
   // The moved row leaves this list at once, and its menu button with it: focus goes on to
   // the new-todo field rather than to <body>.
@@ -141,7 +159,7 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
           </div>
         )}
         {/* The TodoMVC template hides, rather than removes, what an empty list doesn't use. */}
-        <section className="main" hidden={counts.total === 0}>
+        <section className="main" hidden={rows.length === 0}>
           <input
             id="toggle-all"
             className="toggle-all"
@@ -152,8 +170,12 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
             onChange={() => void allCompleted.toggle()}
           />
           <label htmlFor="toggle-all">Mark all as complete</label>
-          <ul className="todo-list">
-            {visibleTodos(list.todos, filter, editingId).map((todo) => (
+          <ul
+            className="todo-list"
+            onFocus={(e) => (focusInList.current = e.target.matches(':focus-visible'))}
+            onBlur={(e) => (focusInList.current = e.currentTarget.contains(e.relatedTarget))}
+          >
+            {visibleTodos(rows, filter, editingId).map((todo) => (
               <TodoItem
                 key={todo.id}
                 todo={todo}

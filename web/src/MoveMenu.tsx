@@ -23,6 +23,14 @@ export function MoveMenu({ title, targets, onMove }: Props) {
     if (at !== null) items.current[at]?.focus();
   }, [at]);
 
+  // A list gone while the menu is open (deleted or unshared elsewhere) took the focus with
+  // its item: the item now in its place (or the last) takes it, not <body>.
+  useEffect(() => {
+    if (at === null || document.activeElement !== document.body) return;
+    if (at > last) setAt(last);
+    else items.current[at]?.focus();
+  }, [last]);
+
   const onButtonKeyDown = (event: KeyboardEvent<HTMLButtonElement>) => {
     const to = { ArrowDown: 0, ArrowUp: last }[event.key];
     if (to === undefined) return;
@@ -79,7 +87,8 @@ export function MoveMenu({ title, targets, onMove }: Props) {
                 type="button"
                 role="menuitem"
                 tabIndex={-1}
-                onClick={() => {
+                onClick={(event) => {
+                  if (event.detail === 1) swallowSecondClick();
                   // Focus on the button, not lost to <body> with the menu (the page
                   // moves it on when the row leaves).
                   button.current?.focus();
@@ -95,4 +104,21 @@ export function MoveMenu({ title, targets, onMove }: Props) {
       )}
     </div>
   );
+}
+
+// A double-click on an item: its first click moves the row and closes the menu, and its
+// second would land on what was under the menu (the row below: its editor opened, its
+// checkbox toggled). Within the double-click time, that second click goes nowhere.
+const SECOND_CLICK_MS = 500;
+
+function swallowSecondClick() {
+  const swallow = (event: MouseEvent) => {
+    if (event.detail < 2) return;
+    event.stopPropagation();
+    event.preventDefault();
+  };
+  for (const type of ['click', 'dblclick'] as const) window.addEventListener(type, swallow, true);
+  setTimeout(() => {
+    for (const type of ['click', 'dblclick'] as const) window.removeEventListener(type, swallow, true);
+  }, SECOND_CLICK_MS);
 }
