@@ -228,7 +228,7 @@ def test_a_move_into_a_list_deleted_meanwhile_is_rolled_back_with_a_notice(
     expect(ann.locator(".list-select")).not_to_contain_text("trip", timeout=LIVE_MS)
     two[1].set_offline(False)
     expect(bob.locator(".rejection")).to_have_text(
-        "“tickets” or «trip» was deleted, your move was not kept×", timeout=3 * LIVE_MS
+        "“tickets” or «trip» is gone, your move was not kept×", timeout=3 * LIVE_MS
     )
     expect(titles(bob)).to_have_text(["tickets"])
     expect(bob.locator(".list-notice")).to_contain_text("«trip» was deleted", timeout=LIVE_MS)

@@ -390,7 +390,7 @@ describe('the outbox', () => {
     expect(sent).toEqual([1, 2, 2, 3, 4]);
     expect(server.applied.map((a) => a.seq)).toEqual([1, 2, 4]);
     expect([...server.listOf]).toEqual([[report.id, 'work']]);
-    expect(notices(state)).toEqual([{ seq: 3, text: '“report” or «trip» was deleted, your move was not kept' }]);
+    expect(notices(state)).toEqual([{ seq: 3, text: '“report” or «trip» is gone, your move was not kept' }]);
     // Before the stream brings the server's row: shown in the list it went to, not the refused one.
     const shown = overlay([], pendingEdits(state, '0'));
     expect(shown).toEqual([{ id: report.id, title: 'report', completed: true, listId: 'work' }]);

@@ -98,9 +98,10 @@ export function describeRejection({ entry: { op, label: title }, verdict }: Sett
     return `“${label}” was deleted, your change was not kept`;
   }
   const list = op.type === 'move' ? `«${cut(op.listName)}»` : '';
-  // A move's not found is the row or the list it was going to, deleted meanwhile.
+  // A move's not found is the row, or the list it was going to deleted or unshared
+  // meanwhile: the server cannot say which, so the notice says neither.
   if (verdict.code === 'NOT_FOUND' && op.type === 'move') {
-    return `“${label}” or ${list} was deleted, your move was not kept`;
+    return `“${label}” or ${list} is gone, your move was not kept`;
   }
   const reason = verdict.message ?? verdict.code ?? 'refused';
   const to = list === '' ? '' : ` to ${list}`;

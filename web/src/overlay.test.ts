@@ -136,7 +136,7 @@ describe('a move', () => {
       { seq: 1, text: 'Could not move “milk” to «work»: a viewer may not change this list' },
     ]);
     const gone = settled(move, { verdict: 'REJECTED', cursor: '9', code: 'NOT_FOUND', message: 'no list with id work' });
-    expect(describeRejection(gone)).toBe('“milk” or «work» was deleted, your move was not kept');
+    expect(describeRejection(gone)).toBe('“milk” or «work» is gone, your move was not kept');
   });
 
   it('stays over the list until the list reaches its cursor', () => {
