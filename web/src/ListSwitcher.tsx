@@ -1,6 +1,7 @@
 // The list switcher (AUTH=accounts): pick the list on screen, make a new one, rename or
 // delete the one shown (as the caller's role allows).
 import { useState, type KeyboardEvent } from 'react';
+import { isolate } from './bidi';
 import { mayEdit, type TodoList } from './lists';
 
 interface Props {
@@ -42,7 +43,7 @@ export function ListSwitcher({ lists, shown, onPick, onCreate, onRename, onDelet
       >
         {lists.map((l) => (
           <option key={l.id} value={l.id}>
-            {l.name} ({ROLE_TEXT[l.role]})
+            {`${isolate(l.name)} (${ROLE_TEXT[l.role]})`}
           </option>
         ))}
       </select>

@@ -3,6 +3,7 @@
 // Enter, Space or ArrowDown opens it on the first list, ArrowUp on the last; the arrows,
 // Home and End move, Enter picks, Escape closes it back on the button, Tab leaves it.
 import { useEffect, useId, useRef, useState, type FocusEvent, type KeyboardEvent } from 'react';
+import { isolate } from './bidi';
 import type { TodoList } from './lists';
 
 interface Props {
@@ -69,7 +70,7 @@ export function MoveMenu({ title, targets, onMove }: Props) {
         ref={button}
         type="button"
         className="move"
-        aria-label={`Move "${title}"`}
+        aria-label={`Move "${isolate(title)}"`}
         aria-haspopup="menu"
         aria-expanded={at !== null}
         aria-controls={at === null ? undefined : menuId}
@@ -77,7 +78,7 @@ export function MoveMenu({ title, targets, onMove }: Props) {
         onKeyDown={onButtonKeyDown}
       />
       {at !== null && (
-        <ul id={menuId} role="menu" aria-label={`Move "${title}" to`} onKeyDown={onMenuKeyDown}>
+        <ul id={menuId} role="menu" aria-label={`Move "${isolate(title)}" to`} onKeyDown={onMenuKeyDown}>
           {targets.map((list, i) => (
             <li key={list.id} role="none">
               <button
@@ -96,7 +97,7 @@ export function MoveMenu({ title, targets, onMove }: Props) {
                   onMove(list);
                 }}
               >
-                {list.name}
+                <bdi>{list.name}</bdi>
               </button>
             </li>
           ))}

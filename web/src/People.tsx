@@ -4,6 +4,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Person } from './account';
 import { App } from './App';
 import { describeError, type Send } from './api';
+import { isolate } from './bidi';
 import { createCommands } from './commands';
 import { deletedList, type ListFeedEvent } from './listFeed';
 import { ListSwitcher } from './ListSwitcher';
@@ -123,7 +124,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
     <>
       <header className="account-bar">
         <span>
-          Signed in as <strong className="account-name">{person.username}</strong>
+          Signed in as <strong className="account-name"><bdi>{person.username}</bdi></strong>
         </span>
         <button type="button" className="sign-out" onClick={onSignOut}>
           Sign out
@@ -141,7 +142,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
         }
         onRename={(id, name) => act('rename the list', () => send(RenameListMutation, { id, name }))}
         onDelete={(list) =>
-          window.confirm(`Delete «${list.name}» and its todos, for everyone it is shared with?`)
+          window.confirm(`Delete «${isolate(list.name)}» and its todos, for everyone it is shared with?`)
             ? act('delete the list', () => {
                 own.current.add(list.id);
                 return send(DeleteListMutation, { id: list.id });
@@ -166,7 +167,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
           )
         }
         onLeave={() =>
-          window.confirm(`Leave «${shown.name}»? Its owner can share it with you again.`)
+          window.confirm(`Leave «${isolate(shown.name)}»? Its owner can share it with you again.`)
             ? act('leave the list', () => {
                 own.current.add(shown.id);
                 return send(LeaveListMutation, { id: shown.id });

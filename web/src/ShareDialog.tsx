@@ -2,6 +2,7 @@
 // role), each member's role to change and a button to remove them; for anyone else a
 // button to leave it.
 import { useState, type FormEvent } from 'react';
+import { isolate } from './bidi';
 import type { Member, Role, TodoList } from './lists';
 
 interface Props {
@@ -35,15 +36,15 @@ export function ShareDialog({ list, onShare, onRemove, onRole, onLeave }: Props)
         {owner ? 'Share' : 'Members'} ({list.members.length})
       </button>
       {open && (
-        <div className="share-dialog" role="dialog" aria-label={`Sharing «${list.name}»`}>
+        <div className="share-dialog" role="dialog" aria-label={`Sharing «${isolate(list.name)}»`}>
           <ul className="members">
             {list.members.map((m) => (
               <li key={m.person.id} data-username={m.person.username}>
-                <span className="member-name">{m.person.username}</span>
+                <bdi className="member-name">{m.person.username}</bdi>
                 {owner && m.role !== 'OWNER' ? (
                   <select
                     className="member-role"
-                    aria-label={`Role of ${m.person.username}`}
+                    aria-label={`Role of ${isolate(m.person.username)}`}
                     value={m.role}
                     onChange={(e) => void onRole(m, e.currentTarget.value as Role)}
                   >
@@ -56,7 +57,7 @@ export function ShareDialog({ list, onShare, onRemove, onRole, onLeave }: Props)
                   <button
                     type="button"
                     className="remove-member"
-                    aria-label={`Remove ${m.person.username}`}
+                    aria-label={`Remove ${isolate(m.person.username)}`}
                     onClick={() => void onRemove(m)}
                   >
                     Remove

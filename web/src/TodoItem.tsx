@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { isolate } from './bidi';
 import type { Commands } from './commands';
 import type { TodoList } from './lists';
 import { MoveMenu } from './MoveMenu';
@@ -103,11 +104,11 @@ export function TodoItem({
           checked={completed.checked}
           disabled={readOnly}
           aria-busy={completed.pending || undefined}
-          aria-label={`Toggle "${todo.title}"`}
+          aria-label={`Toggle "${isolate(todo.title)}"`}
           onChange={() => void completed.toggle()}
         />
         <label ref={label} tabIndex={0} onDoubleClick={startEditing} onKeyDown={onLabelKeyDown}>
-          {todo.title}
+          <bdi>{todo.title}</bdi>
         </label>
         {!readOnly && moveTargets.length > 0 && (
           <MoveMenu title={todo.title} targets={moveTargets} onMove={(list) => onMove(todo.id, list)} />
@@ -115,7 +116,7 @@ export function TodoItem({
         {!readOnly && (
           <button
             className="destroy"
-            aria-label={`Delete "${todo.title}"`}
+            aria-label={`Delete "${isolate(todo.title)}"`}
             onClick={() => void commands.deleteTodo(todo.id)}
           />
         )}
@@ -124,7 +125,7 @@ export function TodoItem({
         <input
           ref={input}
           className="edit"
-          aria-label={`Edit "${todo.title}"`}
+          aria-label={`Edit "${isolate(todo.title)}"`}
           maxLength={MAX_TITLE_LENGTH}
           value={draft}
           onChange={(e) => setDraft(e.target.value)}

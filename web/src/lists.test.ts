@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { FSI, PDI } from './bidi';
 import { goneMessages, keepLists, keptLists, mayEdit, moveTargets, sameLists, shownList, todosOf, type TodoList } from './lists';
 import { memoryStorage } from './testing';
 
@@ -59,6 +60,15 @@ describe('lists that went away', () => {
     expect(goneMessages([home, shared, work], [home], new Set(), new Set(['w']))).toEqual([
       '«groceries» is no longer shared with you',
       '«work» was deleted',
+    ]);
+  });
+
+  it('isolate a right-to-left name (bidi.ts), so the sentence keeps its order', () => {
+    const hebrew = list('r', 'קניות 2', 'VIEWER');
+    const arabic = list('a', 'عمل!', 'EDITOR');
+    expect(goneMessages([home, hebrew, arabic], [home], new Set(), new Set(['a']))).toEqual([
+      `«${FSI}קניות 2${PDI}» is no longer shared with you`,
+      `«${FSI}عمل!${PDI}» was deleted`,
     ]);
   });
 

@@ -1,5 +1,6 @@
 // Lists and sharing (AUTH=accounts): the operations the list switcher and the share dialog
 // send, and the pure rules of which list is shown and what may be done in it.
+import { isolate } from './bidi';
 import { graphql } from './gql';
 import type { ListsQuery } from './gql/graphql';
 import type { Todo } from './todos';
@@ -117,7 +118,9 @@ export function goneMessages(
   return before
     .filter((l) => !still.has(l.id) && !own.has(l.id))
     .map((l) =>
-      deleted.has(l.id) ? `«${l.name}» was deleted` : `«${l.name}» is no longer shared with you`,
+      deleted.has(l.id)
+        ? `«${isolate(l.name)}» was deleted`
+        : `«${isolate(l.name)}» is no longer shared with you`,
     );
 }
 

@@ -4,6 +4,7 @@
 // tab closes); every tab reads the queue and the verdicts from IndexedDB, told to look
 // again on a BroadcastChannel. Nothing here waits on a timer to settle an edit: an
 // applied edit leaves the overlay when the page's list reaches its verdict's cursor.
+import { isolate } from './bidi';
 import type { Entry, Op, OutboxStore, Settled, Verdict } from './outboxStore';
 import { reached } from './overlay';
 import { backoffMs } from './sync';
@@ -87,9 +88,11 @@ const WHAT: Record<Op['type'], string> = {
   clearCompleted: 'clear completed todos',
 };
 
-// Titles (and list names) in notices are cut here: the reason must stay in view.
+// Titles (and list names) in notices are cut here, the reason must stay in view, and
+// isolated (bidi.ts), the ellipsis inside: it ends the title, on the title's side.
 const LABEL_CHARS = 40;
-const cut = (text: string) => (text.length > LABEL_CHARS ? `${text.slice(0, LABEL_CHARS)}…` : text);
+const cut = (text: string) =>
+  isolate(text.length > LABEL_CHARS ? `${text.slice(0, LABEL_CHARS)}…` : text);
 
 export function describeRejection({ entry: { op, label: title }, verdict }: Settled): string {
   const label = cut(title);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { FSI, PDI } from './bidi';
 import { describeRejection, notices, pendingEdits, type OutboxState } from './outbox';
 import type { Entry, Op, Settled, Verdict } from './outboxStore';
 import { todosOf } from './lists';
@@ -210,5 +211,22 @@ describe('notices', () => {
       message: 'not yours',
     });
     expect(describeRejection(long)).toBe(`Could not delete “${'y'.repeat(40)}…”: not yours`);
+  });
+
+  it('isolate right-to-left titles and list names (bidi.ts), so the sentence keeps its order', () => {
+    const title = 'אבג 123';
+    const edit = entry(7, { type: 'update', id: 'a', title: 'x' }, title);
+    const deleted = settled(edit, { verdict: 'REJECTED', cursor: '9', code: 'NOT_FOUND' });
+    expect(describeRejection(deleted)).toBe(`“${FSI}${title}${PDI}” was deleted, your change was not kept`);
+    const move = entry(8, { type: 'move', id: 'a', listId: 'w', listName: 'עבודה!' }, 'milk');
+    const forbidden = { verdict: 'REJECTED', cursor: '9', code: 'FORBIDDEN', message: 'not yours' } as const;
+    expect(describeRejection(settled(move, forbidden))).toBe(
+      `Could not move “milk” to «${FSI}עבודה!${PDI}»: not yours`,
+    );
+    const gone = settled(move, { verdict: 'REJECTED', cursor: '9', code: 'NOT_FOUND' });
+    expect(describeRejection(gone)).toBe(`“milk” or «${FSI}עבודה!${PDI}» is gone, your move was not kept`);
+    // Cut, the ellipsis inside the isolate: it ends the title, on the title's side.
+    const long = settled(entry(9, { type: 'delete', id: 'x' }, 'ש'.repeat(41)), forbidden);
+    expect(describeRejection(long)).toBe(`Could not delete “${FSI}${'ש'.repeat(40)}…${PDI}”: not yours`);
   });
 });
