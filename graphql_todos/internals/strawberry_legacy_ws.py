@@ -30,6 +30,7 @@ from graphql_todos.internals.strawberry_sockets import (
     Revocable,
     StreamFailed,
     close_late,
+    closed,
     count_over_limit,
     earlier,
     in_order,
@@ -57,7 +58,8 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
     `cleanup_operation(id)` stops an operation (the socket's end stops each).
     An operation that is no subscription runs once those sent before it on
     the socket have fixed their start (strawberry_sockets.Openings), the
-    operations' tasks their keys."""
+    operations' tasks their keys. Every message goes out through
+    `send_message` (ours drops one to a closed socket)."""
 
     _openings: Openings | None = None
 
@@ -77,7 +79,18 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         operation_id = message.get("id") if isinstance(message, dict) else None
         error = {"message": problem, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
         answer_id = operation_id if isinstance(operation_id, str) else None
-        await self.websocket.send_json({"type": "error", "id": answer_id, "payload": error})
+        await self.send_message({"type": "error", "id": answer_id, "payload": error})
+
+    async def send_message(self, message: Any) -> None:
+        """Strawberry's send of every message (a `data`, an operation's
+        `complete`, which it sends when cancelled too, as the socket ends),
+        ours too, dropped quietly once the socket is closed
+        (strawberry_sockets.closed)."""
+        try:
+            await self.websocket.send_json(message)
+        except (WebSocketDisconnected, RuntimeError) as error:
+            if not closed(websocket_of(self.websocket), error):
+                raise
 
     async def handle_start(self, message: Any) -> None:
         # Unacknowledged, the id may be anything (unhashable): Strawberry closes with 4401.
@@ -206,7 +219,7 @@ class GatedLegacyWs(FanoutWSHandler, Revocable):
             return await super().handle_connection_init(message)
         code = ErrorCode.UNAUTHENTICATED
         error = {"message": UNAUTHENTICATED_REASON, "extensions": {"code": code.name}}
-        await self.websocket.send_json({"type": "connection_error", "payload": error})
+        await self.send_message({"type": "connection_error", "payload": error})
         # The legacy protocol's refusal: connection_error, then 4403.
         await self.websocket.close(ErrorCode.FORBIDDEN.close_code, UNAUTHENTICATED_REASON)
 

@@ -15,11 +15,12 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from graphql_todos.core import metrics
 from graphql_todos.core.errors import ErrorCode
-from graphql_todos.internals.strawberry_view import CONNECTED, BoundedSendAdapter
+from graphql_todos.internals.strawberry_view import CONNECTED, DISCONNECTED, BoundedSendAdapter
 
 
 class Signalled(Protocol):
@@ -216,6 +217,29 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
 
 
 WEBSOCKET_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)
+
+
+def closed(websocket: WebSocket, error: Exception) -> bool:
+    """Whether a handler's send failed as it did (`error`) because the
+    socket is closed or closing: the client is gone (its disconnect read, or
+    the server found it gone as it wrote), or the app closed it (a refusal,
+    a revocation, a stalled client). Its message is then dropped quietly:
+    there is no one to tell, and the handler's receive loop, which reads the
+    disconnect, ends every operation. Any other failure is a bug (a message
+    that cannot be encoded, say): raised, and logged once where it is now.
+
+    Assumes (tests/internals/test_strawberry_sockets.py): the view's adapter
+    (strawberry_view.BoundedSendAdapter) raises Strawberry's
+    WebSocketDisconnected for a client gone, a send after the app's close and
+    a stalled client; uvicorn's `websockets` protocol raises a bare
+    RuntimeError for a send once its receive has handed the app the
+    disconnect, after which Starlette's state on one side is DISCONNECTED
+    (our receive loop sets the client's as Starlette's `receive` does)."""
+    if isinstance(error, WebSocketDisconnected):
+        return True
+    return isinstance(error, RuntimeError) and (
+        websocket.client_state is DISCONNECTED or websocket.application_state is DISCONNECTED
+    )
 
 
 def websocket_of(adapter: object) -> WebSocket:

@@ -52,6 +52,7 @@ from graphql_todos.internals.strawberry_sockets import (
     Revocable,
     StreamFailed,
     close_late,
+    closed,
     in_order,
     json_string,
     malformed_operation,
@@ -92,7 +93,8 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
     `handle_invalid_message(reason)` closes 4400; `operations` keeps the
     order they were sent in (a dict), Operation's `__init__` is all its
     subclass needs, and Strawberry's run streams in the operation's own
-    task. The view is ours (graphql/view.py: a `fanout`,
+    task; every message goes out through `send_message` (ours drops one
+    to a closed socket). The view is ours (graphql/view.py: a `fanout`,
     `connection_allowed` and `hold`).
 
     A broadcast member on a socket that takes direct writes joins its group
@@ -213,6 +215,19 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 await self.handle_invalid_message(f"Unknown message type: {kind}")
         except KeyError:
             await self.handle_invalid_message(UNPARSABLE)
+
+    async def send_message(self, message: Any) -> None:
+        """Strawberry's send of every message (its Operation's `next`,
+        `error` and `complete` too), dropped quietly once the socket is
+        closed (strawberry_sockets.closed): Strawberry's run would log the
+        failure as "Exception in worker task", with a traceback, for a
+        client that closed or reset its socket as an operation's last
+        message went out."""
+        try:
+            await self.websocket.send_json(message)
+        except (WebSocketDisconnected, RuntimeError) as error:
+            if not closed(self.socket, error):
+                raise
 
     def _connection_init_expired(self) -> None:
         if self.connection_init_received:

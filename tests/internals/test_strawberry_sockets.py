@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -11,10 +12,22 @@ from starlette.types import Message, Scope
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.async_base_view import AsyncBaseHTTPView
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
 
 from graphql_todos.graphql.view import TodoGraphQL
-from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, _serve_transport_ws, new_websocket
+from graphql_todos.internals.strawberry_sockets import (
+    WEBSOCKET_PROTOCOLS,
+    _serve_transport_ws,
+    closed,
+    new_websocket,
+)
 
 
 def test_strawberry_asgi_adapter_keeps_the_starlette_websocket_as_ws() -> None:
@@ -186,3 +199,72 @@ def test_serve_transport_ws_accepts_as_starlette_s_accept_does() -> None:
         assert asyncio.run(_accepted(ours, first)) == asyncio.run(_accepted(starlette_s, first))
     assert asyncio.run(_accepted(ours, {"type": "websocket.connect"}))[1:] == (
         WebSocketState.CONNECTED, WebSocketState.CONNECTED)
+
+
+# strawberry_sockets.closed: a send to a closed socket, dropped quietly.
+
+
+def test_every_message_of_both_handlers_goes_out_through_send_message() -> None:
+    # Their `send_message` (ours) is where a send to a closed socket is
+    # dropped: the transport-ws Operation's `next`, `error` and `complete`
+    # call the handler's, and nothing else of either handler sends.
+    assert "await self.handler.send_message(message)" in inspect.getsource(Operation.send_operation_message)
+    for base in (BaseGraphQLTransportWSHandler, BaseGraphQLWSHandler):
+        source = inspect.getsource(base)
+        assert source.count(".send_json(") == 1
+        assert "await self.websocket.send_json(message)" in inspect.getsource(base.send_message)
+    # Why it must be there: Strawberry's run logs whatever a send raises
+    # (but its own _OperationStreamClosed), and its legacy operation
+    # answers `complete` when cancelled, which the socket's end does.
+    run = inspect.getsource(BaseGraphQLTransportWSHandler.run_operation)
+    assert "except Exception as error:" in run and "await self.handle_task_exception(error)" in run
+    legacy = inspect.getsource(BaseGraphQLWSHandler.handle_async_results)
+    assert "except asyncio.CancelledError:\n            await self.send_message(" in legacy
+
+
+def test_the_asgi_adapter_says_a_client_gone_as_websocket_disconnected() -> None:
+    # Starlette's WebSocketDisconnect (its send's answer to the server's
+    # OSError, ClientDisconnected: 1006) becomes Strawberry's.
+    source = inspect.getsource(ASGIWebSocketAdapter.send_json)
+    assert "except WebSocketDisconnect as exc:\n            raise WebSocketDisconnected from exc" in source
+    send = inspect.getsource(WebSocket.send)
+    assert "except OSError:" in send and "raise WebSocketDisconnect(code=1006)" in send
+
+
+def test_uvicorn_s_websockets_protocol_refuses_a_send_after_the_client_s_close_with_a_bare_runtime_error() -> None:
+    # Its receive, handed the close, sets closed_event; a send then raises a
+    # RuntimeError, no OSError (which Starlette would turn into a
+    # disconnect) nor Starlette's WebSocketDisconnected; Starlette's receive
+    # (and our receive loop, tests/internals/test_strawberry_transport_ws)
+    # has set the client's state DISCONNECTED by then.
+    pinned: dict[Callable[..., Any], list[str]] = {
+        WebSocketProtocol.asgi_receive: ["except ConnectionClosed:\n            self.closed_event.set()"],
+        WebSocketProtocol.asgi_send: [
+            "elif not self.closed_event.is_set() and self.initial_response is None:",
+            "raise RuntimeError(\n                f\"Unexpected ASGI message '{message['type']}', after sending 'websocket.close' ",
+        ],
+        WebSocket.receive: ["self.client_state = WebSocketState.DISCONNECTED"],
+    }
+    for function, fragments in pinned.items():
+        source = inspect.getsource(function)
+        assert all(fragment in source for fragment in fragments), function
+
+
+def test_closed_is_a_disconnect_or_a_runtime_error_once_the_socket_is_closed() -> None:
+    def socket(client: WebSocketState, application: WebSocketState) -> WebSocket:
+        websocket = new_websocket({"type": "websocket", "headers": []}, _never, _never)
+        websocket.client_state, websocket.application_state = client, application
+        return websocket
+
+    open_ = socket(WebSocketState.CONNECTED, WebSocketState.CONNECTED)
+    client_gone = socket(WebSocketState.DISCONNECTED, WebSocketState.CONNECTED)
+    app_closed = socket(WebSocketState.CONNECTED, WebSocketState.DISCONNECTED)
+    assert closed(open_, WebSocketDisconnected())
+    assert closed(client_gone, RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'"))
+    assert closed(app_closed, RuntimeError("Cannot call send once a close message has been sent."))
+    # A bug, on a socket still open: raised, and logged as it is now.
+    assert not closed(open_, RuntimeError("a message that cannot be sent"))
+
+
+async def _never(*args: Any) -> Any:
+    raise AssertionError("not used")
