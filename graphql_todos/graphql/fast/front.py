@@ -50,7 +50,7 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.edge import event_stream
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.guard import BODY_READ, Guard, SocketGate, first_values
-from graphql_todos.edge.negotiation import JSON_TYPES, accept_of
+from graphql_todos.edge.negotiation import JSON_TYPES, raw_accept
 from graphql_todos.edge.response_cache import READING, Reading, ResponseCache
 from graphql_todos.graphql.fast.path import answers_whole, is_json_body
 from graphql_todos.graphql.fast.write_door import WriteDoor
@@ -201,7 +201,7 @@ def _post_head(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str, str | None
     # All in C but for a request with more than one Accept line.
     first = first_values(pairs)
     if list(map(_NAME, pairs)).count(b"accept") > 1:
-        accept = accept_of([value.decode("latin-1") for name, value in pairs if name == b"accept"])
+        accept = raw_accept(pairs)
     else:
         line = first.get(b"accept")
         accept = None if line is None else line.decode("latin-1")
