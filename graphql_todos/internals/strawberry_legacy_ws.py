@@ -28,9 +28,9 @@ from graphql_todos.internals.strawberry_sockets import (
     Openings,
     Refused,
     Revocable,
+    SendsUntilClosed,
     StreamFailed,
     close_late,
-    closed,
     count_over_limit,
     earlier,
     in_order,
@@ -45,7 +45,7 @@ from graphql_todos.internals.strawberry_sockets import (
 logger = logging.getLogger(__name__)
 
 
-class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
+class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
     """Legacy graphql-ws. Assumes: handle_start (after its checks) runs
     `handle_async_results(id, query, operation_name, variables)` as the
     operation's task, kept in `self.tasks`; `stop` and a disconnect cancel
@@ -80,17 +80,6 @@ class FanoutWSHandler(BaseGraphQLWSHandler[Any, None]):
         error = {"message": problem, "extensions": {"code": ErrorCode.BAD_REQUEST.name}}
         answer_id = operation_id if isinstance(operation_id, str) else None
         await self.send_message({"type": "error", "id": answer_id, "payload": error})
-
-    async def send_message(self, message: Any) -> None:
-        """Strawberry's send of every message (a `data`, an operation's
-        `complete`, which it sends when cancelled too, as the socket ends),
-        ours too, dropped quietly once the socket is closed
-        (strawberry_sockets.closed)."""
-        try:
-            await self.websocket.send_json(message)
-        except (WebSocketDisconnected, RuntimeError) as error:
-            if not closed(websocket_of(self.websocket), error):
-                raise
 
     async def handle_start(self, message: Any) -> None:
         # Unacknowledged, the id may be anything (unhashable): Strawberry closes with 4401.

@@ -242,6 +242,25 @@ def closed(websocket: WebSocket, error: Exception) -> bool:
     )
 
 
+class SendsUntilClosed:
+    """Both handlers' `send_message`, Strawberry's send of every message (an
+    operation's `next`, `data`, `error` and `complete`, the one legacy sends
+    when an operation is cancelled as the socket ends, ours too): dropped
+    quietly once the socket is closed (`closed`), where Strawberry's run
+    would log the failure as "Exception in worker task", with a traceback,
+    for a client that closed or reset its socket as a message went out.
+    First among a handler's bases, so it stands for Strawberry's."""
+
+    websocket: AsyncWebSocketAdapter
+
+    async def send_message(self, message: Any) -> None:
+        try:
+            await self.websocket.send_json(message)
+        except (WebSocketDisconnected, RuntimeError) as error:
+            if not closed(websocket_of(self.websocket), error):
+                raise
+
+
 def websocket_of(adapter: object) -> WebSocket:
     # Assumes: Strawberry's ASGI view hands its handlers an
     # ASGIWebSocketAdapter keeping Starlette's WebSocket as `.ws`.

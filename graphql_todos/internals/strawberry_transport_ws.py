@@ -50,9 +50,9 @@ from graphql_todos.internals.strawberry_sockets import (
     Following,
     Refused,
     Revocable,
+    SendsUntilClosed,
     StreamFailed,
     close_late,
-    closed,
     in_order,
     json_string,
     malformed_operation,
@@ -79,7 +79,7 @@ NOT_TEXT = "WebSocket message type must be text"
 NOT_JSON = "WebSocket message must be valid JSON"
 
 
-class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
+class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None], Revocable):
     """Assumes, of Strawberry's class: `__init__` sets the flags and
     `operations` read here; an Operation's `task` is what
     `cleanup_operation(id)` cancels (after forgetting the operation) and
@@ -215,19 +215,6 @@ class GatedTransportWs(BaseGraphQLTransportWSHandler[Any, None], Revocable):
                 await self.handle_invalid_message(f"Unknown message type: {kind}")
         except KeyError:
             await self.handle_invalid_message(UNPARSABLE)
-
-    async def send_message(self, message: Any) -> None:
-        """Strawberry's send of every message (its Operation's `next`,
-        `error` and `complete` too), dropped quietly once the socket is
-        closed (strawberry_sockets.closed): Strawberry's run would log the
-        failure as "Exception in worker task", with a traceback, for a
-        client that closed or reset its socket as an operation's last
-        message went out."""
-        try:
-            await self.websocket.send_json(message)
-        except (WebSocketDisconnected, RuntimeError) as error:
-            if not closed(self.socket, error):
-                raise
 
     def _connection_init_expired(self) -> None:
         if self.connection_init_received:

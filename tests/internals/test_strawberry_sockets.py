@@ -22,12 +22,15 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
 
 from graphql_todos.graphql.view import TodoGraphQL
+from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
 from graphql_todos.internals.strawberry_sockets import (
     WEBSOCKET_PROTOCOLS,
+    SendsUntilClosed,
     _serve_transport_ws,
     closed,
     new_websocket,
 )
+from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
 
 
 def test_strawberry_asgi_adapter_keeps_the_starlette_websocket_as_ws() -> None:
@@ -220,6 +223,8 @@ def test_every_message_of_both_handlers_goes_out_through_send_message() -> None:
     assert "except Exception as error:" in run and "await self.handle_task_exception(error)" in run
     legacy = inspect.getsource(BaseGraphQLWSHandler.handle_async_results)
     assert "except asyncio.CancelledError:\n            await self.send_message(" in legacy
+    # Both handlers send through ours: it stands first among their bases.
+    assert GatedTransportWs.send_message is GatedLegacyWs.send_message is SendsUntilClosed.send_message
 
 
 def test_the_asgi_adapter_says_a_client_gone_as_websocket_disconnected() -> None:
