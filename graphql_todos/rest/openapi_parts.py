@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
+
 
 def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -139,7 +141,8 @@ FRONT_DOOR: dict[str, Any] = {
         "A Host this server does not answer to (ALLOWED_HOSTS) (MISDIRECTED_REQUEST), refused before anything else runs",
     ),
     "HeadTooLarge": {
-        "description": "A request head (request line and headers) over 64 KiB: no body; the connection is closed",
+        "description": f"A request head (request line and headers) over {MAX_HEAD_BYTES // 1024} KiB: no body;"
+        " the connection is closed",
     },
     "Unavailable": json_content(
         _error_coded("DATABASE_UNAVAILABLE", "SHUTTING_DOWN"),
