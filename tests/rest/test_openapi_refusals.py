@@ -9,10 +9,13 @@ over the limit, a body that never comes)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
 from jsonschema import Draft202012Validator
@@ -21,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 from graphql_todos.rest.openapi import DOCUMENT
 from graphql_todos.rest.openapi_parts import PUBLIC, door_refusals
-from tests.helpers import Server, serving, wait_until
+from tests.helpers import Serve, Server, serving, wait_until
 from tests.test_auth_matrix import _table
 from tests.test_lists import PASSWORD, Caller
 
@@ -77,23 +80,27 @@ def urls(ann: Caller) -> dict[str, str]:
 
 
 def _exchange(server: Server, head: bytes, body: bytes = b"") -> Answer:
-    """Send a request's bytes; read the answer's head, and its body by its
-    Content-Length (an event stream's not at all)."""
+    """Send a request's bytes; its answer."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(head + body)
-        raw = b""
-        while b"\r\n\r\n" not in raw:
-            if not (data := sock.recv(65536)):
-                break
-            raw += data
-        answer = Answer(raw)
-        length = int(answer.headers.get("content-length", "0"))
-        while len(answer.body) < length and (data := sock.recv(65536)):
-            answer.body += data
-        return answer
+        return _answer(sock)
 
 
-def _head(server: Server, method: str, url: str, *headers: tuple[str, str]) -> bytes:
+def _answer(sock: socket.socket) -> Answer:
+    """The answer's head, and its body by its Content-Length (an event stream's not at all)."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        if not (data := sock.recv(65536)):
+            break
+        raw += data
+    answer = Answer(raw)
+    length = int(answer.headers.get("content-length", "0"))
+    while len(answer.body) < length and (data := sock.recv(65536)):
+        answer.body += data
+    return answer
+
+
+def _head(server: Server | Serve, method: str, url: str, *headers: tuple[str, str]) -> bytes:
     lines = [f"{method.upper()} {url} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -241,3 +248,30 @@ def test_with_the_database_away_every_operation_is_refused_as_described(
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")  # type: ignore[arg-type]
         wait_until(lambda: _exchange(server, _head(server, "get", "/healthz")).status == 200, timeout=20)
+
+
+def test_a_request_still_running_when_shutdown_time_is_up_is_cut_as_described(db_dsn: str) -> None:
+    """ShutdownCut, outermost around every route, cuts what still runs when
+    SHUTDOWN_SECONDS are up (503 SHUTTING_DOWN). Two representatives, a body
+    awaited on each of a request's two ways in: a REST write to a todo
+    (graphql/fast/write_door.py) and any other route (the middleware stack);
+    what is running when the time is up does not change the answer."""
+    env = {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "SHUTDOWN_SECONDS": "1", "REQUEST_SECONDS": "60"}
+    serve = Serve(env)
+    try:
+        waiting = {("/api/todos/", "post"): "/api/todos/", ("/api/lists/", "post"): "/api/lists/"}
+        socks = {}
+        for (path, method), url in waiting.items():
+            sock = socks[path, method] = socket.create_connection(("127.0.0.1", serve.port), timeout=10)
+            sock.sendall(_head(serve, method, url, ("Content-Type", "application/json"), ("Content-Length", "20")) + b"{")
+        # Answered after both were taken in: they are running (connections are accepted in order).
+        assert httpx.get(serve.url + "/healthz").status_code == 200
+        serve.process.send_signal(signal.SIGTERM)
+        for (path, method), sock in socks.items():
+            with sock:
+                _refused(path, method, _answer(sock), 503, "SHUTTING_DOWN")
+        assert serve.process.wait(10) == 0
+    finally:
+        if serve.process.poll() is None:
+            serve.process.kill()
+            serve.process.wait(10)
