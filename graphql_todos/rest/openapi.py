@@ -17,7 +17,9 @@ from graphql_todos.rest.openapi_feed import FEED_PATHS, FEED_SCHEMAS
 from graphql_todos.rest.openapi_lists import LIST_PATHS, LIST_SCHEMAS
 from graphql_todos.rest.openapi_parts import (
     CURSOR_HEADERS,
+    FRONT_DOOR,
     IDEMPOTENCY_KEY,
+    answered_at_the_door,
     body,
     errors,
     json_content,
@@ -270,11 +272,14 @@ DOCUMENT: dict[str, Any] = {
             **AUTH_SCHEMAS,
             **LIST_SCHEMAS,
             **FEED_SCHEMAS,
-        }
+        },
+        "responses": FRONT_DOOR,
     },
 }
 # A GET refuses a client that takes none of its media types (rest/routing.py, edge/event_stream.py).
 refusing_the_unacceptable(DOCUMENT["paths"])
+# What the front door refuses before any route (README: Errors).
+answered_at_the_door(DOCUMENT["paths"])
 
 
 def document(max_list_rows: int) -> dict[str, Any]:

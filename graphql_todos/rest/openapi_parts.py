@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
+
 
 def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -97,3 +99,84 @@ CURSOR_HEADERS = {
     },
     "Idempotency-Key": {"description": "A numbered mutation's key, echoed", "schema": {"type": "string"}},
 }
+
+
+def _refused(code: str, description: str, **extra: Any) -> dict[str, Any]:
+    """A front door's refusal: the Error shape, its code the one it answers with."""
+    return json_content(_error_coded(code), description, **extra)
+
+
+def _error_coded(*codes: str) -> dict[str, Any]:
+    code = {"const": codes[0]} if len(codes) == 1 else {"enum": list(codes)}
+    return {"allOf": [ref("Error"), {"properties": {"error": {"properties": {"code": code}}}}]}
+
+
+# What stands in front of every route answers these itself, before any
+# handler runs (edge/guard.py, internals/uvicorn_http.py, edge/error_handlers.py
+# ShutdownCut): components.responses, each operation referring to those it
+# can meet (answered_at_the_door). The body is the Error shape throughout.
+FRONT_DOOR: dict[str, Any] = {
+    "SeveralHosts": _refused(
+        "BAD_REQUEST", "More than one Host header (BAD_REQUEST), refused before anything else runs (RFC 9112, 3.2)"
+    ),
+    "Unauthenticated": _refused(
+        "UNAUTHENTICATED",
+        "No valid session, personal access token, JWT or TODOS_TOKEN where one is needed (UNAUTHENTICATED)",
+        headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+    ),
+    "ForeignOrigin": _refused(
+        "FORBIDDEN",
+        "A change signed in by the session cookie without an Origin that is this server's own or in"
+        " ALLOWED_ORIGINS (FORBIDDEN)",
+    ),
+    "BodyTooSlow": _refused(
+        "REQUEST_TIMEOUT", "The body did not arrive within REQUEST_SECONDS (REQUEST_TIMEOUT); the connection is closed"
+    ),
+    "BodyTooLarge": _refused(
+        "PAYLOAD_TOO_LARGE",
+        "A body (declared or sent) over MAX_BODY_BYTES (PAYLOAD_TOO_LARGE), refused unread; the connection is closed",
+    ),
+    "Misdirected": _refused(
+        "MISDIRECTED_REQUEST",
+        "A Host this server does not answer to (ALLOWED_HOSTS) (MISDIRECTED_REQUEST), refused before anything else runs",
+    ),
+    "HeadTooLarge": {
+        "description": f"A request head (request line and headers) over {MAX_HEAD_BYTES // 1024} KiB: no body;"
+        " the connection is closed",
+    },
+    "Unavailable": json_content(
+        _error_coded("DATABASE_UNAVAILABLE", "SHUTTING_DOWN"),
+        "PostgreSQL could not be reached in time (DATABASE_UNAVAILABLE), or the request was still running when"
+        " the shutdown's SHUTDOWN_SECONDS ran out (SHUTTING_DOWN): try again",
+    ),
+}
+_SAFE = ("get", "head", "options")
+# What one posts to become somebody: no credential asked (edge/guard.py _SIGN_IN_PATHS).
+PUBLIC = frozenset({("/api/auth/sign-up", "post"), ("/api/auth/sign-in", "post")})
+
+
+def door_refusals(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]:
+    """Status -> FRONT_DOOR response an operation can meet: every one for
+    every operation, but a credential's where none is asked, a cookie's
+    Origin on a change alone, a slow body where a body is read."""
+    door = {"400": "SeveralHosts", "401": "Unauthenticated", "403": "ForeignOrigin", "408": "BodyTooSlow",
+            "413": "BodyTooLarge", "421": "Misdirected", "431": "HeadTooLarge", "503": "Unavailable"}
+    if (path, method) in PUBLIC:
+        del door["401"], door["403"]
+    if method in _SAFE:
+        door.pop("403", None)
+    if "requestBody" not in operation:
+        del door["408"]
+    return door
+
+
+def answered_at_the_door(paths: dict[str, Any]) -> None:
+    """Each operation refers to the FRONT_DOOR responses it can meet, in
+    order among its statuses; a status it lists already keeps its own
+    (the same Error shape, its own description)."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            door = {status: {"$ref": f"#/components/responses/{name}"} for status, name in door_refusals(path, method, operation).items()}
+            operation["responses"] = dict(sorted({**door, **operation["responses"]}.items()))
