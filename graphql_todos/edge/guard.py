@@ -35,8 +35,6 @@ from graphql_todos.internals.uvicorn_http import arrived, arrived_whole
 # client's pages and bundles (and GraphiQL's page: graphiql_page).
 _PUBLIC_PATHS = ("/", "/healthz", paths.SERVICE_WORKER)
 _PUBLIC_PREFIX = "/assets/"
-# What one posts to become somebody (AUTH=open answers them 404).
-_SIGN_IN_PATHS = ("/api/auth/sign-up", "/api/auth/sign-in")
 # Methods a cookie-authenticated request may use from any origin: they change nothing.
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # GraphiQL's page, and every GraphQL transport. (Its WebSocket takes the
@@ -229,7 +227,7 @@ def _public(scope: Scope) -> bool:
     method: str = scope["method"]
     if method in ("GET", "HEAD") and (path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIX)):
         return True
-    if method == "POST" and path in _SIGN_IN_PATHS:
+    if method == "POST" and path in paths.SIGN_IN:
         return True
     # Headers made only for a GET, the one method graphiql_page takes.
     return method == "GET" and graphiql_page(scope, Headers(scope=scope))

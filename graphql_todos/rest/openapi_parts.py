@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphql_todos.core.paths import SIGN_IN
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
 
 
@@ -151,8 +152,6 @@ FRONT_DOOR: dict[str, Any] = {
     ),
 }
 _SAFE = ("get", "head", "options")
-# What one posts to become somebody: no credential asked (edge/guard.py _SIGN_IN_PATHS).
-PUBLIC = frozenset({("/api/auth/sign-up", "post"), ("/api/auth/sign-in", "post")})
 
 
 def door_refusals(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]:
@@ -161,7 +160,7 @@ def door_refusals(path: str, method: str, operation: dict[str, Any]) -> dict[str
     Origin on a change alone, a slow body where a body is read."""
     door = {"400": "SeveralHosts", "401": "Unauthenticated", "403": "ForeignOrigin", "408": "BodyTooSlow",
             "413": "BodyTooLarge", "421": "Misdirected", "431": "HeadTooLarge", "503": "Unavailable"}
-    if (path, method) in PUBLIC:
+    if method == "post" and path in SIGN_IN:
         del door["401"], door["403"]
     if method in _SAFE:
         door.pop("403", None)
