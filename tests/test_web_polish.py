@@ -1,17 +1,19 @@
 """Small things of the web client, end to end in Debian's headless Chromium against the
 real server: "toggle all" and "clear completed" name only the rows of the list on
-screen. Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
+screen; people's right-to-left text (a title, a list name, what is typed) is laid out
+right to left, aligned right, where it stands as an element of its own. Needs web/dist
+and /usr/bin/chromium, as tests/test_web.py."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from playwright.sync_api import BrowserContext, Page, Request, expect
+from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
 
 from tests.helpers import Server
-from tests.test_web import LIVE_MS, add_todo, browser, stored, titles  # noqa: F401 - fixtures
-from tests.test_web_people import PASSWORD, accounts, new_list, sign_up, two  # noqa: F401 - fixtures
+from tests.test_web import LIVE_MS, add_todo, browser, context, open_app, stored, titles  # noqa: F401 - fixtures
+from tests.test_web_people import PASSWORD, accounts, new_list, pick, sign_up, two  # noqa: F401 - fixtures
 
 
 def sign_in(browsing: BrowserContext, server: Server, username: str) -> Page:
@@ -78,3 +80,110 @@ def test_list_wide_edits_name_only_the_rows_of_the_list_on_screen(
     # Live on the other browser: «Todos» as it was.
     expect(titles(home)).to_have_text(["home chore"])
     expect(home.locator(".todo-list li.completed")).to_have_count(1)
+
+
+# Where the text of an element is drawn: from its leftmost box's left to its rightmost's right.
+_TEXT_BOX = """e => {
+  const range = document.createRange();
+  range.selectNodeContents(e);
+  const boxes = [...range.getClientRects()];
+  return { left: Math.min(...boxes.map(b => b.left)), right: Math.max(...boxes.map(b => b.right)) };
+}"""
+
+
+def text_box(element: Locator) -> dict[str, float]:
+    box: dict[str, float] = element.evaluate(_TEXT_BOX)
+    return box
+
+
+def content_box(element: Locator) -> dict[str, float]:
+    """The element's content box: inside its padding and border."""
+    box: dict[str, float] = element.evaluate(
+        """e => {
+          const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+          return { left: r.left + parseFloat(s.paddingLeft) + parseFloat(s.borderLeftWidth),
+                   right: r.right - parseFloat(s.paddingRight) - parseFloat(s.borderRightWidth) };
+        }"""
+    )
+    return box
+
+
+def direction(element: Locator) -> str:
+    found: str = element.evaluate("e => getComputedStyle(e).direction")
+    return found
+
+
+def assert_aligned(text: Locator, within: Locator, side: str) -> None:
+    """`text` is drawn against the `side` of `within`'s content box."""
+    drawn, content = text_box(text), content_box(within)
+    assert abs(drawn[side] - content[side]) < 2, (side, drawn, content)
+
+
+def test_a_right_to_left_title_is_laid_out_right_to_left_and_a_left_to_right_one_as_before(
+    server: Server, context: BrowserContext  # noqa: F811 - the fixture
+) -> None:
+    page = open_app(context, server)
+    add_todo(page, "אבג 123")
+    add_todo(page, "abc 123")
+    expect(titles(page)).to_have_text(["אבג 123", "abc 123"], timeout=LIVE_MS)
+    rtl, ltr = (page.locator(".todo-list li").nth(i) for i in range(2))
+
+    title = rtl.locator("label > bdi")
+    assert direction(title) == "rtl"
+    assert_aligned(title, rtl.locator("label"), "right")
+    # Clear of the delete button, as a left-to-right title is of the checkbox.
+    rtl.hover()
+    assert text_box(title)["right"] <= (rtl.locator(".destroy").bounding_box() or {"x": 0})["x"]
+    assert direction(ltr.locator("label > bdi")) == "ltr"
+    assert_aligned(ltr.locator("label > bdi"), ltr.locator("label"), "left")
+    assert content_box(ltr.locator("label"))["left"] - (ltr.bounding_box() or {"x": 0})["x"] == 60
+    # Drawn to the pixel as with the title inline, as it was.
+    page.mouse.move(0, 0)
+    drawn = ltr.screenshot()
+    inline = ltr.locator("label > bdi").evaluate("e => { e.style.display = 'inline'; return getComputedStyle(e).display; }")
+    assert inline == "inline"
+    assert ltr.screenshot() == drawn
+
+    # Its editor too; a left-to-right one's is as it was.
+    titles(page).nth(0).dblclick()
+    assert direction(page.locator(".todo-list li.editing .edit")) == "rtl"
+    page.locator(".todo-list li.editing .edit").press("Escape")
+    titles(page).nth(1).dblclick()
+    assert direction(page.locator(".todo-list li.editing .edit")) == "ltr"
+    page.locator(".todo-list li.editing .edit").press("Escape")
+
+    # What is typed in the new-todo field, once it is right to left.
+    field = page.locator(".new-todo")
+    assert direction(field) == "ltr"
+    field.fill("שלום")
+    assert direction(field) == "rtl"
+    field.fill("hello")
+    assert direction(field) == "ltr"
+
+
+def test_a_right_to_left_list_name_is_laid_out_right_to_left(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    ann = sign_up(two[0], accounts, "ann")
+    field = ann.locator(".new-list")
+    field.fill("קניות")
+    assert direction(field) == "rtl"
+    field.press("Enter")
+    expect(ann.locator(".list-select")).to_contain_text("קניות", timeout=LIVE_MS)
+    # The switcher's options are the page's sentences ("«name» (yours)"): left to right.
+    assert direction(ann.locator(".list-select")) == "ltr"
+    ann.locator(".rename-list-button").click()
+    assert direction(ann.locator(".rename-list")) == "rtl"
+    ann.locator(".rename-list").press("Escape")
+
+    new_list(ann, "groceries")
+    pick(ann, "Todos")
+    add_todo(ann, "milk")
+    expect(titles(ann)).to_have_text(["milk"], timeout=LIVE_MS)
+    ann.get_by_role("button", name='Move "milk"').click()
+    rtl = ann.get_by_role("menuitem", name="קניות")
+    assert direction(rtl.locator("bdi")) == "rtl"
+    assert_aligned(rtl.locator("bdi"), rtl, "right")
+    ltr = ann.get_by_role("menuitem", name="groceries")
+    assert direction(ltr.locator("bdi")) == "ltr"
+    assert_aligned(ltr.locator("bdi"), ltr, "left")

@@ -125,6 +125,7 @@ export function TodoItem({
         <input
           ref={input}
           className="edit"
+          dir="auto"
           aria-label={`Edit "${isolate(todo.title)}"`}
           maxLength={MAX_TITLE_LENGTH}
           value={draft}
