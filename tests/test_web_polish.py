@@ -1,17 +1,21 @@
 """Small things of the web client, end to end in Debian's headless Chromium against the
 real server: "toggle all" and "clear completed" name only the rows of the list on
 screen; people's right-to-left text (a title, a list name, what is typed) is laid out
-right to left, aligned right, where it stands as an element of its own. Needs web/dist
-and /usr/bin/chromium, as tests/test_web.py."""
+right to left, aligned right, where it stands as an element of its own; and on a touch
+screen a tap near the end of a title does not land on the transparent delete button.
+Needs web/dist and /usr/bin/chromium, as tests/test_web.py."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
+import psycopg
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect
 
-from tests.helpers import Server
+from tests.helpers import Server, wait_until
 from tests.test_web import LIVE_MS, add_todo, browser, context, open_app, stored, titles  # noqa: F401 - fixtures
 from tests.test_web_people import PASSWORD, accounts, new_list, pick, sign_up, two  # noqa: F401 - fixtures
 
@@ -187,3 +191,56 @@ def test_a_right_to_left_list_name_is_laid_out_right_to_left(
     ltr = ann.get_by_role("menuitem", name="groceries")
     assert direction(ltr.locator("bdi")) == "ltr"
     assert_aligned(ltr.locator("bdi"), ltr, "left")
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[BrowserContext]:  # noqa: F811 - the fixture
+    touch = browser.new_context(viewport={"width": 360, "height": 640}, has_touch=True, is_mobile=True)
+    yield touch
+    touch.close()
+
+
+def count(server: Server) -> int:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM todos").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_tap_on_a_title_deletes_nothing_on_a_touch_screen(
+    server: Server, phone: BrowserContext
+) -> None:
+    """The delete button is transparent until its row is hovered or it has focus: a
+    tap where it lies, at the end of a long title, must not delete the row unseen: it
+    shows the button (gives it focus), and a second tap deletes."""
+    page = open_app(phone, server)
+    title = "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz"
+    add_todo(page, title)
+    expect(titles(page)).to_have_text([title], timeout=LIVE_MS)
+    stored(server, 1)
+    row = page.locator(".todo-list li").nth(0)
+    delete = row.locator(".destroy")
+    expect(delete).to_have_css("opacity", "0")
+    box = delete.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # The title (one long word, wrapped anywhere) runs under it: the tap is on its text.
+    on_text = titles(page).nth(0).evaluate(
+        """(e, [x, y]) => {
+          const range = document.createRange();
+          range.selectNodeContents(e);
+          return [...range.getClientRects()].some(b => b.left <= x && x <= b.right && b.top <= y && y <= b.bottom);
+        }""",
+        [x, y],
+    )
+    assert on_text
+
+    page.touchscreen.tap(x, y)
+    page.wait_for_timeout(500)
+    expect(titles(page)).to_have_text([title])
+    assert count(server) == 1
+    expect(delete).to_have_css("opacity", "1")
+
+    page.touchscreen.tap(x, y)
+    expect(titles(page)).to_have_count(0, timeout=LIVE_MS)
+    wait_until(lambda: count(server) == 0, timeout=LIVE_MS / 1000)
