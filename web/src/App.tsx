@@ -134,6 +134,7 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
                 ref={newTodo}
                 id="new-todo"
                 className="new-todo"
+                dir="auto"
                 placeholder="What needs to be done?"
                 autoFocus
                 maxLength={MAX_TITLE_LENGTH}

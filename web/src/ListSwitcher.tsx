@@ -50,6 +50,7 @@ export function ListSwitcher({ lists, shown, onPick, onCreate, onRename, onDelet
       {renaming ? (
         <input
           className="rename-list"
+          dir="auto"
           aria-label="New name"
           defaultValue={shown.name}
           autoFocus
@@ -78,6 +79,7 @@ export function ListSwitcher({ lists, shown, onPick, onCreate, onRename, onDelet
       )}
       <input
         className="new-list"
+        dir="auto"
         aria-label="New list"
         placeholder="New list…"
         maxLength={200}

@@ -24,6 +24,7 @@ import {
   SetMemberRoleMutation,
   ShareListMutation,
   shownList,
+  todosOf,
   type Member,
   type Role,
   type TodoList,
@@ -61,12 +62,18 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
   const shownId = useRef<string | null>(null);
   shownId.current = shown?.id ?? null;
   // The todo edits of the list on screen, queued in the outbox: read at each intent, so
-  // the commands follow the switcher without being made again.
+  // the commands follow the switcher without being made again. The page holds every list's
+  // todos; "toggle all" and "clear completed" name the rows of the one on screen.
   const commands = useMemo(
     () =>
-      createCommands(outbox, () => sync.getSnapshot().list.todos, {
-        listId: () => shownId.current ?? undefined,
-      }),
+      createCommands(
+        outbox,
+        () => {
+          const { todos } = sync.getSnapshot().list;
+          return shownId.current === null ? todos : todosOf(todos, shownId.current);
+        },
+        { listId: () => shownId.current ?? undefined },
+      ),
     [outbox, sync],
   );
 

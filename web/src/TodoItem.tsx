@@ -36,6 +36,11 @@ export function TodoItem({
   const finished = useRef(false);
   // Editing ended from the keyboard: give focus back to the row, not to <body>.
   const refocus = useRef(false);
+  // The delete button is transparent until its row is hovered or it has focus (app.css).
+  // A mouse hovers it before it presses; a finger does not: a tap at the end of a long
+  // title, which runs under the button, would delete the row unseen. Read as the press
+  // begins (a touch's pointerdown comes before the tap hovers the row).
+  const unseen = useRef(false);
   const completed = useOptimisticToggle(todo.completed, (value) =>
     commands.setCompleted(todo.id, value),
   );
@@ -117,7 +122,14 @@ export function TodoItem({
           <button
             className="destroy"
             aria-label={`Delete "${isolate(todo.title)}"`}
-            onClick={() => void commands.deleteTodo(todo.id)}
+            onPointerDown={(e) => (unseen.current = getComputedStyle(e.currentTarget).opacity === '0')}
+            onClick={(e) => {
+              // A press (not a key: detail 0) on the button still transparent only shows it.
+              if (e.detail > 0 && unseen.current) {
+                unseen.current = false;
+                e.currentTarget.focus();
+              } else void commands.deleteTodo(todo.id);
+            }}
           />
         )}
       </div>
@@ -125,6 +137,7 @@ export function TodoItem({
         <input
           ref={input}
           className="edit"
+          dir="auto"
           aria-label={`Edit "${isolate(todo.title)}"`}
           maxLength={MAX_TITLE_LENGTH}
           value={draft}
