@@ -15,6 +15,7 @@ from the row as it is (README, Transports): a reconnect is checked as that."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -122,10 +124,32 @@ class RestRow:
         await self._reader
 
 
-async def until(predicate: Callable[[], object], timeout: float = 20) -> None:
+class RestRowEvents:
+    """`GET /api/todos/<id>/` as an event stream: its messages, as the RESTSocket's."""
+
+    def __init__(self, url: str) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read(url))
+
+    async def _read(self, url: str) -> None:
+        async with httpx.AsyncClient(timeout=30) as client, client.stream(
+            "GET", url, headers={"accept": "text/event-stream"}
+        ) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    self.messages.append(json.loads(line.removeprefix("data:")))
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+async def until(predicate: Callable[[], object], why: Callable[[], object] = lambda: "", timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, "not within the time allowed"
+        assert time.monotonic() < deadline, f"not within the time allowed {why()}"
         await asyncio.sleep(0.01)
 
 
@@ -167,16 +191,17 @@ async def _spread(serve: Serve, least: int, at_most: int = 160) -> list[Socket]:
         sockets += await asyncio.gather(*(Socket.open(serve.ws_url, p) for p in PROTOCOLS * 4))
 
 
-def _history(dsn: str, row: str) -> list[tuple[int, str, dict[str, Any] | None]]:
-    """The row's journal entries: position, op and the row after it (None once deleted)."""
+def _histories(dsn: str) -> dict[str, list[tuple[int, str, dict[str, Any] | None]]]:
+    """Each row's journal entries: position, op and the row after it (None
+    once deleted); read once the watchers got the last, so journaled already."""
+    histories: dict[str, list[tuple[int, str, dict[str, Any] | None]]] = {}
     with psycopg.connect(dsn) as conn:
-        journaled(conn)
-        return [
-            (position, op, None if op == "deleted" else todo)
-            for position, op, todo in conn.execute(
-                "SELECT position, op, todo FROM todo_changes WHERE todo_id = %s ORDER BY position", (row,)
-            )
-        ]
+        for row, position, op, todo in conn.execute(
+            "SELECT todo_id, position, op, todo FROM todo_changes"
+            " WHERE op IN ('created', 'updated', 'deleted') ORDER BY position"
+        ):
+            histories.setdefault(str(row), []).append((position, op, None if op == "deleted" else todo))
+    return histories
 
 
 def _positions(dsn: str, after: int) -> list[int]:
@@ -205,13 +230,15 @@ def _shown(state: dict[str, Any] | None, query: str) -> dict[str, Any] | None:
     return {"id": state["id"], "title": state["title"], "completed": state["completed"], "listId": state["list_id"]}
 
 
-def _expected(dsn: str, row: str, query: str, first: dict[str, Any]) -> list[dict[str, Any] | None]:
-    """What a `todo(id)` watcher whose first state was `first` gets: that
-    state (the row's newest entry showing it), then each later change, null
-    once deleted."""
-    history = [{"todo": _shown(todo, query)} for _, _, todo in _history(dsn, row)]
-    start = max(i for i, shown in enumerate(history) if shown == first)
-    return history[start:]
+def _expected(
+    history: list[tuple[int, str, dict[str, Any] | None]], query: str, first: dict[str, Any]
+) -> list[dict[str, Any] | None]:
+    """What a `todo(id)` watcher of a row with this history whose first
+    state was `first` gets: that state (the row's newest entry showing it),
+    then each later change, null once deleted."""
+    states = [{"todo": _shown(todo, query)} for _, _, todo in history]
+    start = max(i for i, shown in enumerate(states) if shown == first)
+    return states[start:]
 
 
 class Sql:
@@ -252,7 +279,13 @@ async def _every_watcher_exactly(serve: Serve, dsn: str) -> None:
     for n, row in enumerate(rows[:100]):
         for socket, query in [(sockets[n % len(sockets)], ROW), *([(sockets[(n + 3) % len(sockets)], TITLE)] if n < 30 else [])]:
             watches.append((socket, await socket.subscribe(query, {"id": row}), row, query))
-    rest = [RestRow(await connect(f"{serve.ws_url}/api/todos/{row}/", open_timeout=10)) for row in rows[:8]]
+    # Per-row REST streams of rows watched on GraphQL too, and of rows no GraphQL client watches.
+    rest: list[RestRow | RestRowEvents] = [
+        *[RestRow(await connect(f"{serve.ws_url}/api/todos/{row}/", open_timeout=10)) for row in rows[:8]],
+        *[RestRowEvents(f"{serve.url}/api/todos/{row}/") for row in rows[8:12]],
+        *[RestRow(await connect(f"{serve.ws_url}/api/todos/{row}/", open_timeout=10)) for row in rows[140:144]],
+        *[RestRowEvents(f"{serve.url}/api/todos/{row}/") for row in rows[144:148]],
+    ]
     await until(lambda: all(s.data[op] for s, op, _, _ in watches) and all(r.messages for r in rest))
     held = serve.workers_of(s.port for s, _, _, _ in watches)
     assert len(held) == 2 and all(len(set(ports)) >= 6 for ports in held.values()), held
@@ -276,10 +309,11 @@ async def _every_watcher_exactly(serve: Serve, dsn: str) -> None:
     await until(lambda: all(s.data[op][-1]["todo"]["title"].endswith(":end") for s, op, _, _ in watches)
                 and all(r.messages[-1]["todo"]["title"].endswith(":end") for r in rest))
     await asyncio.sleep(0.3)  # anything more would be a change twice, or another row's
+    journal = await asyncio.to_thread(_histories, dsn)
     for socket, op, row, query in watches:
-        assert socket.data[op] == _expected(dsn, row, query, snapshot[id(socket), op]), (socket.protocol, row)
-    for stream, row in zip(rest, rows, strict=False):
-        history = _history(dsn, row)
+        assert socket.data[op] == _expected(journal[row], query, snapshot[id(socket), op]), (socket.protocol, row)
+    for stream, row in zip(rest, [*rows[:12], *rows[140:148]], strict=True):
+        history = journal[row]
         snapshot_at = int(stream.messages[0]["cursor"])
         assert [(m["op"], int(m["cursor"]), m["todo"]["title"]) for m in stream.messages[1:]] == [
             (op, position, todo["title"]) for position, op, todo in history if position > snapshot_at
@@ -314,12 +348,13 @@ async def _endings(serve: Serve, dsn: str) -> None:
     await sql("UPDATE todos SET title = 'moved on' WHERE id = ANY(%s::uuid[])", [rows[1], unborn])
     await sql("UPDATE todos SET title = 'last' WHERE id = %s", rows[2])
     await until(lambda: all(s.data[ops[id(s), rows[2]]][-1]["todo"]["title"] == "last" for s in chosen))
+    journal = await asyncio.to_thread(_histories, dsn)
     for socket in chosen:
         got = {row: socket.data[ops[id(socket), row]] for row in [*rows[:3], unborn]}
-        assert got[rows[0]] == _expected(dsn, rows[0], ROW, got[rows[0]][0]) and got[rows[0]][-1] == {"todo": None}
-        assert got[rows[1]] == _expected(dsn, rows[1], ROW, got[rows[1]][0])
+        assert got[rows[0]] == _expected(journal[rows[0]], ROW, got[rows[0]][0]) and got[rows[0]][-1] == {"todo": None}
+        assert got[rows[1]] == _expected(journal[rows[1]], ROW, got[rows[1]][0])
         assert [d["todo"]["listId"] for d in got[rows[1]]] == [DEFAULT_LIST, other_list, other_list]
-        assert got[rows[2]] == _expected(dsn, rows[2], ROW, got[rows[2]][0])
+        assert got[rows[2]] == _expected(journal[rows[2]], ROW, got[rows[2]][0])
         # Not there when subscribed: null and the end, and nothing of its birth.
         assert got[unborn] == [{"todo": None}]
         assert socket.completed == {ops[id(socket), rows[0]], ops[id(socket), unborn]}, socket.protocol
@@ -330,10 +365,11 @@ async def _endings(serve: Serve, dsn: str) -> None:
     await until(lambda: all(s.data[op] for s in again for op in s.data))
     await sql("UPDATE todos SET title = 'again' WHERE id = ANY(%s::uuid[])", [rows[1], unborn])
     await until(lambda: all(len(s.data[op]) == 2 for s in again for op in s.data))
+    journal = await asyncio.to_thread(_histories, dsn)
     for socket in again:
         for row in (rows[1], unborn):
             got = socket.data[renewed[id(socket), row]]
-            assert got[0]["todo"]["title"] == "moved on" and got == _expected(dsn, row, ROW, got[0])
+            assert got[0]["todo"]["title"] == "moved on" and got == _expected(journal[row], ROW, got[0])
     assert not any(s.other for s in [*sockets, *again])
     await asyncio.gather(*(s.close() for s in [*sockets, *again]))
     sql.close()
@@ -352,16 +388,22 @@ async def _joining(serve: Serve, dsn: str) -> None:
 
     # Joining right after a change of a row no one watches (its position
     # alone on either worker): from now means after it.
-    for n in range(8):
+    joins: dict[int, int] = {}  # worker pid -> feeds it took
+    for n in itertools.count():
+        if len(joins) == 2 and min(joins.values()) >= 2:
+            break
+        assert n < 40, f"feeds all went to one worker: {joins}"
         feed = await Socket.open(serve.ws_url, PROTOCOLS[n % 2])
-        await sql(f"UPDATE todos SET title = {NEXT_TITLE} WHERE id = %s", rows[40 + n])
+        [pid] = serve.workers_of([feed.port])
+        joins[pid] = joins.get(pid, 0) + 1
+        await sql(f"UPDATE todos SET title = {NEXT_TITLE} WHERE id = %s", rows[30 + n % 30])
         await asyncio.to_thread(_position, dsn)  # decoded: once the sequencer journaled it
         op = await feed.subscribe(CHANGES)
         await feed.started()
-        await sql(f"UPDATE todos SET title = {NEXT_TITLE} WHERE id = %s", rows[n])
+        await sql(f"UPDATE todos SET title = {NEXT_TITLE} WHERE id = %s", rows[n % 30])
         await until(lambda feed=feed, op=op: feed.data[op])
         await asyncio.sleep(0.1)
-        assert [d["todoChanges"]["todo"]["id"] for d in feed.data[op]] == [rows[n]], feed.protocol
+        assert [d["todoChanges"]["todo"]["id"] for d in feed.data[op]] == [rows[n % 30]], feed.protocol
         await feed.close()
 
     # Joining and leaving while rows change, one at a time and many at
@@ -379,24 +421,30 @@ async def _joining(serve: Serve, dsn: str) -> None:
             break
         joined = await Socket.open(serve.ws_url, PROTOCOLS[n % 2])
         await joined.subscribe(LIVE if n % 3 == 0 else CHANGES)
-        await asyncio.sleep(0.05)
+        await joined.started()
+        await asyncio.sleep(0.02)
         if n % 4 == 3:
             await joined.close()  # gone again: its worker may read only its watchers' rows once more
         else:
             (lists if n % 3 == 0 else feeds).append(joined)
     await writing
+    # Once more, for every feed: each is started by now.
+    await sql("UPDATE todos SET title = 'once more' WHERE id = %s", rows[-1])
     final = await asyncio.to_thread(_positions, dsn, start)
     table = await asyncio.to_thread(_table, dsn)
     assert len(feeds) > 3 and lists
-    await until(lambda: all(f.data["1"] and int(f.data["1"][-1]["todoChanges"]["cursor"]) == final[-1] for f in feeds))
+    await until(lambda: all(f.data["1"] and int(f.data["1"][-1]["todoChanges"]["cursor"]) == final[-1] for f in feeds),
+                lambda: [(f.protocol, serve.workers_of([f.port]), [d["todoChanges"]["cursor"] for d in f.data["1"]][-3:])
+                         for f in feeds] + [final[-3:]])
     await until(lambda: all(s.data["1"] and s.data["1"][-1]["todos"] == table for s in lists))
     assert [int(d["todoChanges"]["cursor"]) for d in behind.data["1"]] == final
     for feed in feeds:
         got = [int(d["todoChanges"]["cursor"]) for d in feed.data["1"]]
         assert got == final[final.index(got[0]):], feed.protocol
     await until(lambda: all(s.data[op][-1]["todo"]["title"].endswith(":end") for s, op, _ in watches))
+    journal = await asyncio.to_thread(_histories, dsn)
     for socket, op, row in watches:
-        assert socket.data[op] == _expected(dsn, row, TITLE, socket.data[op][0])
+        assert socket.data[op] == _expected(journal[row], TITLE, socket.data[op][0])
     assert not any(s.other for s in [*watchers, *feeds, *lists])
     await asyncio.gather(*(s.close() for s in [*watchers, *feeds, *lists]))
     sql.close()
@@ -409,8 +457,8 @@ def _table(dsn: str) -> list[dict[str, str]]:
 
 
 async def _write_meanwhile(sql: Sql, rows: list[str]) -> None:
-    for n in range(120):
-        if n % 20 == 0:
+    for n in range(80):
+        if n % 16 == 0:
             await sql(f"UPDATE todos SET title = {NEXT_TITLE} WHERE id = ANY(%s::uuid[])", rows)
         await sql(f"UPDATE todos SET title = {NEXT_TITLE} WHERE id = %s", rows[(n * 7) % len(rows)])
         await asyncio.sleep(0.01)  # joins and leaves between
