@@ -45,18 +45,40 @@ DEFAULT_LIST = "00000000-0000-4000-8000-000000000002"
 OWNER = "00000000-0000-4000-8000-000000000001"
 
 
-class Socket:
+class _Reading:
+    """A WebSocket whose messages a task of its own takes, until it closes."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.port: int = ws.local_address[1]
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                await self.take(json.loads(raw))
+        except ConnectionClosed:
+            pass
+
+    async def take(self, message: Any) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._reader
+
+
+class Socket(_Reading):
     """One GraphQL WebSocket (either protocol) and what each of its
     operations sent: its data in order, and whether it completed."""
 
     def __init__(self, ws: ClientConnection, protocol: str) -> None:
-        self.ws, self.protocol = ws, protocol
-        self.port: int = ws.local_address[1]
+        self.protocol = protocol
         self.data: dict[str, list[Any]] = {}
         self.completed: set[str] = set()
         self.other: list[Any] = []
         self._ids = itertools.count(1)
-        self._reader = asyncio.create_task(self._read())
+        super().__init__(ws)
 
     @classmethod
     async def open(cls, ws_url: str, protocol: str) -> Socket:
@@ -80,48 +102,28 @@ class Socket:
         await until(lambda: op in self.completed)
         del self.data[op]
 
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                message = json.loads(raw)
-                kind = message["type"]
-                if kind == "ping":
-                    await self.ws.send(json.dumps({"type": "pong"}))
-                elif kind in ("next", "data") and "errors" not in message["payload"]:
-                    self.data[message["id"]].append(message["payload"]["data"])
-                elif kind == "complete":
-                    self.completed.add(message["id"])
-                elif kind not in ("pong", "ka"):
-                    self.other.append(message)
-        except ConnectionClosed:
-            pass
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self._reader
+    async def take(self, message: Any) -> None:
+        kind = message["type"]
+        if kind == "ping":
+            await self.ws.send(json.dumps({"type": "pong"}))
+        elif kind in ("next", "data") and "errors" not in message["payload"]:
+            self.data[message["id"]].append(message["payload"]["data"])
+        elif kind == "complete":
+            self.completed.add(message["id"])
+        elif kind not in ("pong", "ka"):
+            self.other.append(message)
 
 
-class RestRow:
-    """A RESTSocket on one row (`/api/todos/<id>/`): its messages' ops and cursors."""
+class RestRow(_Reading):
+    """A RESTSocket on one row (`/api/todos/<id>/`): its messages (op, todo, cursor)."""
 
     def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.port: int = ws.local_address[1]
         self.messages: list[dict[str, Any]] = []
-        self._reader = asyncio.create_task(self._read())
+        super().__init__(ws)
 
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                message = json.loads(raw)
-                if message["op"] != "keepalive":
-                    self.messages.append(message)
-        except ConnectionClosed:
-            pass
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self._reader
+    async def take(self, message: Any) -> None:
+        if message["op"] != "keepalive":
+            self.messages.append(message)
 
 
 class RestRowEvents:
@@ -166,15 +168,21 @@ def serve(module_journaled_db: Journaled) -> Iterator[Serve]:
         serve.stop(signal.SIGTERM)
 
 
+@pytest.fixture
+def sql(module_journaled_db: Journaled) -> Iterator[Sql]:
+    writes = Sql(module_journaled_db.dsn)
+    with writes.conn:
+        yield writes
+
+
 def _rows(dsn: str, count: int) -> list[str]:
     """`count` new rows, titled "<n>:0", their ids in that order."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        made = conn.execute(
-            "INSERT INTO todos (title, created_time) SELECT n || ':0', now() + n * interval '1 ms'"
-            " FROM generate_series(0, %s - 1) n RETURNING id, title",
+        return [str(id_) for (id_,) in conn.execute(
+            "WITH made AS (INSERT INTO todos (title) SELECT n || ':0' FROM generate_series(0, %s - 1) n"
+            " RETURNING id, title) SELECT id FROM made ORDER BY split_part(title, ':', 1)::int",
             (count,),
-        ).fetchall()
-    return [str(id_) for id_, _ in sorted(made, key=lambda row: int(row[1].split(":")[0]))]
+        )]
 
 
 async def _spread(serve: Serve, least: int, at_most: int = 160) -> list[Socket]:
@@ -232,7 +240,7 @@ def _shown(state: dict[str, Any] | None, query: str) -> dict[str, Any] | None:
 
 def _expected(
     history: list[tuple[int, str, dict[str, Any] | None]], query: str, first: dict[str, Any]
-) -> list[dict[str, Any] | None]:
+) -> list[dict[str, Any]]:
     """What a `todo(id)` watcher of a row with this history whose first
     state was `first` gets: that state (the row's newest entry showing it),
     then each later change, null once deleted."""
@@ -242,14 +250,11 @@ def _expected(
 
 
 class Sql:
-    """Writes straight to the database, as psql's would be, on a connection
-    of their own (closed with it)."""
+    """Writes straight to the database, as psql's would be, on a connection of their own."""
 
     def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
         self.conn = psycopg.connect(dsn)
-
-    def close(self) -> None:
-        self.conn.close()
 
     def run(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         """The statements in one transaction."""
@@ -266,12 +271,12 @@ NEXT_TITLE = "split_part(title, ':', 1) || ':' || (split_part(title, ':', 2)::in
 END = "UPDATE todos SET title = split_part(title, ':', 1) || ':end' WHERE id = ANY(%s::uuid[])"
 
 
-def test_every_row_watcher_on_either_worker_gets_exactly_its_row_s_changes(serve: Serve, module_journaled_db: Journaled) -> None:
-    asyncio.run(_every_watcher_exactly(serve, module_journaled_db.dsn))
+def test_every_row_watcher_on_either_worker_gets_exactly_its_row_s_changes(serve: Serve, sql: Sql) -> None:
+    asyncio.run(_every_watcher_exactly(serve, sql, _rows(sql.dsn, 150)))
 
 
-async def _every_watcher_exactly(serve: Serve, dsn: str) -> None:
-    rows = _rows(dsn, 150)
+async def _every_watcher_exactly(serve: Serve, sql: Sql, rows: list[str]) -> None:
+    dsn = sql.dsn
     sockets = await _spread(serve, 3)
     # Rows 0-99 watched, each on one socket; rows 0-29 on a second socket
     # too, with the other document; rows 100-149 by no one.
@@ -292,7 +297,6 @@ async def _every_watcher_exactly(serve: Serve, dsn: str) -> None:
     snapshot = {(id(s), op): s.data[op][0] for s, op, _, _ in watches}
     assert all(d["todo"]["title"].endswith(":0") for d in snapshot.values())
 
-    sql = Sql(dsn)
     # One statement of every row, a few times; single rows between, watched
     # and not; one transaction changing one row three times and many others.
     for _ in range(3):
@@ -316,20 +320,18 @@ async def _every_watcher_exactly(serve: Serve, dsn: str) -> None:
         history = journal[row]
         snapshot_at = int(stream.messages[0]["cursor"])
         assert [(m["op"], int(m["cursor"]), m["todo"]["title"]) for m in stream.messages[1:]] == [
-            (op, position, todo["title"]) for position, op, todo in history if position > snapshot_at
+            (op, position, (todo or {}).get("title")) for position, op, todo in history if position > snapshot_at
         ]
     assert not any(s.other or s.completed for s in sockets)
     await asyncio.gather(*(s.close() for s in sockets), *(r.close() for r in rest))
-    sql.close()
 
 
-def test_rows_deleted_moved_created_and_watched_again_on_either_worker(serve: Serve, module_journaled_db: Journaled) -> None:
-    asyncio.run(_endings(serve, module_journaled_db.dsn))
+def test_rows_deleted_moved_created_and_watched_again_on_either_worker(serve: Serve, sql: Sql) -> None:
+    asyncio.run(_endings(serve, sql, _rows(sql.dsn, 8)))
 
 
-async def _endings(serve: Serve, dsn: str) -> None:
-    rows = _rows(dsn, 8)
-    sql = Sql(dsn)
+async def _endings(serve: Serve, sql: Sql, rows: list[str]) -> None:
+    dsn = sql.dsn
     other_list = str(uuid.uuid4())
     await sql("INSERT INTO lists (id, owner_id, name) VALUES (%s, %s, 'other')", other_list, OWNER)
     sockets = await _spread(serve, 1)
@@ -368,20 +370,18 @@ async def _endings(serve: Serve, dsn: str) -> None:
     journal = await asyncio.to_thread(_histories, dsn)
     for socket in again:
         for row in (rows[1], unborn):
-            got = socket.data[renewed[id(socket), row]]
-            assert got[0]["todo"]["title"] == "moved on" and got == _expected(journal[row], ROW, got[0])
+            states = socket.data[renewed[id(socket), row]]
+            assert states[0]["todo"]["title"] == "moved on" and states == _expected(journal[row], ROW, states[0])
     assert not any(s.other for s in [*sockets, *again])
     await asyncio.gather(*(s.close() for s in [*sockets, *again]))
-    sql.close()
 
 
-def test_a_change_feed_or_live_list_joining_a_worker_of_row_watchers(serve: Serve, module_journaled_db: Journaled) -> None:
-    asyncio.run(_joining(serve, module_journaled_db.dsn))
+def test_a_change_feed_or_live_list_joining_a_worker_of_row_watchers(serve: Serve, sql: Sql) -> None:
+    asyncio.run(_joining(serve, sql, _rows(sql.dsn, 60)))
 
 
-async def _joining(serve: Serve, dsn: str) -> None:
-    rows = _rows(dsn, 60)
-    sql = Sql(dsn)
+async def _joining(serve: Serve, sql: Sql, rows: list[str]) -> None:
+    dsn = sql.dsn
     watchers = await _spread(serve, 1)
     watches = [(s, await s.subscribe(TITLE, {"id": row}), row) for s, row in zip(itertools.cycle(watchers), rows[:30], strict=False)]
     await until(lambda: all(s.data[op] for s, op, _ in watches))
@@ -401,7 +401,7 @@ async def _joining(serve: Serve, dsn: str) -> None:
         op = await feed.subscribe(CHANGES)
         await feed.started()
         await sql(f"UPDATE todos SET title = {NEXT_TITLE} WHERE id = %s", rows[n % 30])
-        await until(lambda feed=feed, op=op: feed.data[op])
+        await until(feed.data[op].__len__)  # its first change
         await asyncio.sleep(0.1)
         assert [d["todoChanges"]["todo"]["id"] for d in feed.data[op]] == [rows[n % 30]], feed.protocol
         await feed.close()
@@ -415,7 +415,8 @@ async def _joining(serve: Serve, dsn: str) -> None:
     writing = asyncio.create_task(_write_meanwhile(sql, rows))
     behind = await Socket.open(serve.ws_url, "graphql-transport-ws")
     await behind.subscribe(AFTER, {"after": str(start)})
-    feeds, lists = [behind], []
+    feeds: list[Socket] = [behind]
+    lists: list[Socket] = []
     for n in itertools.count():
         if writing.done():
             break
@@ -447,7 +448,6 @@ async def _joining(serve: Serve, dsn: str) -> None:
         assert socket.data[op] == _expected(journal[row], TITLE, socket.data[op][0])
     assert not any(s.other for s in [*watchers, *feeds, *lists])
     await asyncio.gather(*(s.close() for s in [*watchers, *feeds, *lists]))
-    sql.close()
 
 
 def _table(dsn: str) -> list[dict[str, str]]:
