@@ -344,6 +344,12 @@ class Serve:
         return self.process.returncode
 
 
+def serve_env(dsn: str, **settings: str) -> dict[str, str]:
+    """A `serve` subprocess's environment on dsn's database: no web client,
+    a heartbeat each second, and `settings` (JOURNAL, say)."""
+    return {**os.environ, "DATABASE_URL": dsn, "WEB_DIST": "", "HEARTBEAT_SECONDS": "1", **settings}
+
+
 def listening_workers(dsn: str) -> int:
     """The app processes listening on dsn's database (a worker is up once it is)."""
     with psycopg.connect(dsn) as conn:

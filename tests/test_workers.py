@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import Serve, listening_workers, wait_until
+from tests.helpers import Serve, listening_workers, serve_env, wait_until
 from tests.test_cli import alive, embedded, postmaster_pid
 
 CREATE = 'mutation($t: String!) { createTodo(input: {title: $t}) { id } }'
@@ -96,7 +96,7 @@ def _holders(serve: Serve, followers: list[Follower]) -> dict[int, list[Follower
 
 @pytest.fixture
 def env(db_dsn: str) -> Iterator[dict[str, str]]:
-    yield {**os.environ, "DATABASE_URL": db_dsn, "WEB_DIST": "", "HEARTBEAT_SECONDS": "1"}
+    yield serve_env(db_dsn)
 
 
 def test_two_workers_on_one_port(env: dict[str, str], db_dsn: str) -> None:
