@@ -23,11 +23,9 @@ CREATE INDEX IF NOT EXISTS lists_owner ON lists (owner_id);
 CREATE OR REPLACE FUNCTION people_delete_lists_first() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF (SELECT mode FROM journal_mode) = 'decoded' THEN
-        PERFORM FROM lists
-        WHERE id IN (SELECT list_id FROM list_members WHERE person_id = OLD.id
-                     UNION ALL SELECT id FROM lists WHERE owner_id = OLD.id)
-        ORDER BY id
-        FOR UPDATE;
+        PERFORM FROM lists WHERE id IN (SELECT list_id FROM list_members WHERE person_id = OLD.id
+                                        UNION ALL SELECT id FROM lists WHERE owner_id = OLD.id)
+        ORDER BY id FOR UPDATE;
     END IF;
     RETURN OLD;
 END
