@@ -5,13 +5,18 @@ section 12)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.decoded import Journaled
+from graphql_todos.core import writes
+from tests.decoded import Journaled, journaled
+from tests.helpers import wait_until
+from tests.test_lists_deleted_concurrently import member_row_free, queued_on
 
 DECODED = pytest.mark.parametrize("journaled_db", ["decoded"], indirect=True)
 
@@ -77,3 +82,177 @@ def test_a_person_s_deletion_finds_their_lists_by_index(journaled_db: Journaled)
         assert lookups == []
     for plan in plans:
         assert "Seq Scan on lists" not in plan, plan
+
+
+def _member_of_annes(dsn: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """bob, an editor of ann's default list, with a todo in his own: (bob, ann's list, his todo)."""
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        (ann,) = setup.execute("INSERT INTO people (username) VALUES ('ann') RETURNING id").fetchone()  # type: ignore[misc]
+        (bob,) = setup.execute("INSERT INTO people (username) VALUES ('bob') RETURNING id").fetchone()  # type: ignore[misc]
+        (shared,) = setup.execute("SELECT id FROM lists WHERE owner_id = %s", (ann,)).fetchone()  # type: ignore[misc]
+        setup.execute("INSERT INTO list_members VALUES (%s, %s, 'editor')", (shared, bob))
+        (todo,) = setup.execute(  # type: ignore[misc]
+            "INSERT INTO todos (title, list_id) SELECT 'his', id FROM lists WHERE owner_id = %s RETURNING id", (bob,)
+        ).fetchone()
+    return bob, shared, todo
+
+
+def _ended(run: Callable[[], None], outcomes: dict[str, str], name: str) -> threading.Thread:
+    """`run` in a thread of its own; its outcome in `outcomes[name]`: 'committed' or the SQLSTATE."""
+
+    def go() -> None:
+        try:
+            run()
+            outcomes[name] = "committed"
+        except psycopg.Error as exc:
+            outcomes[name] = exc.sqlstate or repr(exc)
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    return thread
+
+
+def test_psql_s_member_removal_and_the_member_s_deletion(journaled_db: Journaled) -> None:
+    """Two transactions by hand: one deletes bob's member row of ann's list
+    and holds it; the other deletes bob, whose cascade waits on that row,
+    having taken ann's list FOR UPDATE first in decoded mode (sql/021). At
+    the removal's commit, decoded mode's journal takes the list FOR UPDATE
+    (sql/011) and waits for the deletion, which waits for it: PostgreSQL
+    ends one (40P01, the deletion, which waited first) and the other
+    commits, with nothing of bob's lost. No trigger can order the removal
+    (the next test), and 021 cannot take the member row first without
+    deadlocking the app's writes (docs/reliability.md, section 12). Trigger
+    mode's commit takes no list: the deletion waits, then both commit."""
+    bob, shared, todo = _member_of_annes(journaled_db.dsn)
+    outcomes: dict[str, str] = {}
+    with psycopg.connect(journaled_db.dsn) as removal, psycopg.connect(journaled_db.dsn, autocommit=True) as probe:
+        removed = removal.execute("DELETE FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob))
+        assert removed.rowcount == 1
+
+        def delete() -> None:
+            with psycopg.connect(journaled_db.dsn) as deletion:
+                deletion.execute("DELETE FROM people WHERE id = %s", (bob,))
+
+        deleting = _ended(delete, outcomes, "deletion")
+        wait_until(lambda: queued_on(probe, removal.info.backend_pid) == ["list_members"], timeout=10)
+        _ended(removal.commit, outcomes, "removal").join(20)
+        deleting.join(20)
+        member = probe.execute("SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob))
+        assert member.fetchone() == (0,)
+        kept = probe.execute("SELECT count(*) FROM people WHERE id = %s", (bob,)).fetchone()
+        his = probe.execute("SELECT count(*) FROM todos WHERE id = %s", (todo,)).fetchone()
+        journaled(probe)
+        (entries,) = probe.execute(  # type: ignore[misc]
+            "SELECT count(*) FROM todo_changes WHERE op = 'member_removed' AND person_id = %s AND list_before = %s",
+            (bob, shared),
+        ).fetchone()
+        annes = probe.execute("SELECT count(*) FROM lists WHERE id = %s", (shared,)).fetchone()
+    # Bob's removal is journaled once, by whichever committed; ann's list stays.
+    assert entries == 1 and annes == (1,)
+    if journaled_db.journal == "trigger":
+        assert outcomes == {"removal": "committed", "deletion": "committed"}
+        assert kept == his == (0,)
+        return
+    # Either may be the one ended: the other's work is all there.
+    assert sorted(outcomes.values()) == ["40P01", "committed"], outcomes
+    gone = (1,) if outcomes["deletion"] == "40P01" else (0,)
+    assert kept == his == gone
+
+
+def test_a_member_row_is_locked_before_its_before_delete_trigger_runs(db_dsn: str) -> None:
+    """Why no trigger orders psql's member removal as the app's (the list
+    first): a BEFORE DELETE ROW trigger of list_members runs with the row
+    already locked (GetTupleForTrigger). The test's own trigger waits on an
+    advisory lock the test holds; meanwhile the row cannot be locked."""
+    bob, shared, _ = _member_of_annes(db_dsn)
+    with psycopg.connect(db_dsn, autocommit=True) as setup:
+        setup.execute(
+            "CREATE FUNCTION held() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_advisory_xact_lock(42); RETURN OLD; END $$;"
+            " CREATE TRIGGER a_held BEFORE DELETE ON list_members FOR EACH ROW EXECUTE FUNCTION held()"
+        )
+    outcomes: dict[str, str] = {}
+    with psycopg.connect(db_dsn) as holder, psycopg.connect(db_dsn) as probe:
+        holder.execute("SELECT pg_advisory_xact_lock(42)")
+
+        def remove() -> None:
+            with psycopg.connect(db_dsn, autocommit=True) as conn:
+                conn.execute("DELETE FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob))
+
+        removing = _ended(remove, outcomes, "removal")
+        wait_until(lambda: probe.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone() == (1,), timeout=10)
+        probe.rollback()
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            member_row_free(probe, str(shared), str(bob))
+        holder.rollback()
+        removing.join(10)
+    assert outcomes == {"removal": "committed"}
+
+
+def _across_two(dsn: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """bob, an editor of ann's and carl's default lists, with one open todo
+    in each, the one in the list of the greater id written first (a scan of
+    todos meets it first). Returns (bob, the list of the lesser id, the other)."""
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        (bob,) = setup.execute("INSERT INTO people (username) VALUES ('bob') RETURNING id").fetchone()  # type: ignore[misc]
+        shared = []
+        for name in ("ann", "carl"):
+            setup.execute("INSERT INTO people (username) VALUES (%s)", (name,))
+            (listed,) = setup.execute(  # type: ignore[misc]
+                "SELECT l.id FROM lists l JOIN people p ON p.id = l.owner_id WHERE p.username = %s", (name,)
+            ).fetchone()
+            setup.execute("INSERT INTO list_members VALUES (%s, %s, 'editor')", (listed, bob))
+            shared.append(listed)
+        first, second = sorted(shared)
+        for listed in (second, first):
+            setup.execute("INSERT INTO todos (title, list_id) VALUES ('open', %s)", (listed,))
+    return bob, first, second
+
+
+@DECODED
+@pytest.mark.parametrize("plan", ["auto", "force_generic_plan"])
+def test_a_statement_across_lists_takes_them_in_id_order(journaled_db: Journaled, plan: str) -> None:
+    """psql's DELETE FROM people takes the person's lists in id order
+    (sql/021); bob's own completeAll with no list named (core/writes.py)
+    across two of them takes them in id order too, before any row, so it
+    queues behind the deletion holding nothing. The lesser list is held (a
+    transaction by hand) so that the deletion waits for it first, then the
+    write. Before, the write took its lists as its scan of todos met them:
+    the greater first, then it queued for the lesser behind the deletion,
+    which then waited for the greater: one of them ended with 40P01. The
+    same with the statement prepared and planned for any parameters (the
+    app prepares it, core/writes.py), where the lists' lock is a Param."""
+    bob, first, _ = _across_two(journaled_db.dsn)
+    outcomes: dict[str, str] = {}
+    with (
+        psycopg.connect(journaled_db.dsn) as holder,
+        psycopg.connect(journaled_db.dsn) as deletion,
+        psycopg.connect(journaled_db.dsn, autocommit=True) as writer,
+        psycopg.connect(journaled_db.dsn, autocommit=True) as probe,
+    ):
+        holder.execute("SELECT FROM lists WHERE id = %s FOR UPDATE", (first,))
+        writer.execute(f"SET plan_cache_mode = {plan}")  # type: ignore[arg-type]
+
+        def delete() -> None:
+            deletion.execute("DELETE FROM people WHERE id = %s", (bob,))
+            deletion.commit()
+
+        deleting = _ended(delete, outcomes, "deletion")
+        wait_until(lambda: queued_on(probe, holder.info.backend_pid) == ["lists"], timeout=10)
+        params = {"completed": True, "ids": None, "actor": bob, "list": None, "limit": 100}
+        statement = writes.DECODED.set_all_completed.plain
+        writing = _ended(lambda: writer.execute(statement, params, prepare=True).fetchall(), outcomes, "write")  # type: ignore[arg-type]
+
+        def behind_the_deletion() -> bool:
+            blocking = probe.execute("SELECT pg_blocking_pids(%s)", (writer.info.backend_pid,)).fetchone()
+            return blocking is not None and deletion.info.backend_pid in blocking[0]
+
+        wait_until(behind_the_deletion, timeout=10)
+        holder.rollback()
+        deleting.join(20)
+        writing.join(20)
+        people = probe.execute("SELECT count(*) FROM people WHERE id = %s", (bob,)).fetchone()
+        done = probe.execute("SELECT count(*) FROM todos WHERE completed").fetchone()
+    assert outcomes == {"deletion": "committed", "write": "committed"}
+    # The write ran after the deletion: bob was nobody's editor any more.
+    assert people == (0,) and done == (0,)
