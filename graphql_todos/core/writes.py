@@ -96,28 +96,24 @@ def _editable(journal: _Journal) -> str:
 # Rows of the lists the actor may edit (or of `list` alone), and of `ids`
 # alone when named: the rows a client saw, so an edit queued offline and
 # sent later changes exactly those (docs/design/offline.md, section 3).
-def _in_lists(journal: _Journal, rows: str) -> str:
-    """`rows` (a condition on {t}'s columns) of those lists, they taken first when the mode needs."""
-    return f"""{rows.format(t="")} AND {_lists_first(journal, rows)}{_editable(journal)} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)
+def _in_lists(journal: _Journal) -> str:
+    return f"""{_LISTS_FIRST}{_editable(journal)} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)
 AND (%(ids)s::uuid[] IS NULL OR todos.id = ANY(%(ids)s::uuid[]))"""
 
 
-# Decoded, a statement over several lists (none named) takes them FOR KEY
-# SHARE in id order before any row, as a person's deletion takes them FOR
-# UPDATE (sql/021): had its scan of todos taken them, in the order it met
-# them, the deletion could hold the first it reached and wait for one it
-# held (40P01; tests/test_db_locks.py). The lists of the rows it may
-# change: those of the actor's lists it may edit. An uncorrelated condition,
-# checked once before the scan (a one-time filter).
-def _lists_first(journal: _Journal, rows: str) -> str:
-    if not journal.decoded:
-        return ""
-    return f"""(%(list)s::uuid IS NOT NULL OR (SELECT count(*) FROM (SELECT FROM lists WHERE id IN (
-    SELECT t.list_id FROM todos t WHERE {rows.format(t="t.")}
-    AND (%(ids)s::uuid[] IS NULL OR t.id = ANY(%(ids)s::uuid[]))
-    AND (%(actor)s::uuid IS NULL OR t.list_id IN (
-        SELECT list_id FROM list_members WHERE person_id = %(actor)s::uuid AND role <> 'viewer')))
-  ORDER BY id FOR KEY SHARE) held) >= 0)
+# A statement over several lists (none named) takes the actor's lists FOR
+# KEY SHARE in id order before any row, as a person's deletion takes them
+# FOR UPDATE (sql/021, and in trigger mode those they own, sql/022). Taken
+# by its scan of todos, as it met them (decoded) or not at all (trigger:
+# the deletion's cascade deletes the todos list by list), the deletion
+# could hold the first it reached and wait for one the statement held
+# (40P01; tests/test_db_locks.py). An uncorrelated condition, so checked
+# once before the scan (a one-time filter), and not at all with a list
+# named or no actor (the service token's statement takes them unordered).
+_LISTS_FIRST = """(%(list)s::uuid IS NOT NULL OR %(actor)s::uuid IS NULL OR (SELECT count(*) FROM (
+    SELECT FROM lists WHERE id IN (
+        SELECT list_id FROM list_members WHERE person_id = %(actor)s::uuid AND role <> 'viewer')
+    ORDER BY id FOR KEY SHARE) held) >= 0)
 AND """
 
 
@@ -149,12 +145,12 @@ def _delete(journal: _Journal, acting: str) -> str:
 
 def _set_all(journal: _Journal, acting: str) -> str:
     return f"""UPDATE todos SET completed = %(completed)s FROM {acting}
-WHERE {_in_lists(journal, "{t}completed IS DISTINCT FROM %(completed)s")}
+WHERE completed IS DISTINCT FROM %(completed)s AND {_in_lists(journal)}
 {_RETURNING}"""
 
 
 def _delete_completed(journal: _Journal, acting: str) -> str:
-    return f"DELETE FROM todos USING {acting} WHERE {_in_lists(journal, '{t}completed')}\n{_RETURNING}"
+    return f"DELETE FROM todos USING {acting} WHERE completed AND {_in_lists(journal)}\n{_RETURNING}"
 
 
 # ORDER BY inside the CTE is not guaranteed to survive RETURNING; sort after.
