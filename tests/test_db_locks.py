@@ -116,8 +116,8 @@ def test_psql_s_member_removal_and_the_member_s_deletion(journaled_db: Journaled
     having taken ann's list FOR UPDATE first in decoded mode (sql/021). At
     the removal's commit, decoded mode's journal takes the list FOR UPDATE
     (sql/011) and waits for the deletion, which waits for it: PostgreSQL
-    ends one (40P01, the deletion, which waited first) and the other
-    commits, with nothing of bob's lost. No trigger can order the removal
+    ends one (40P01; mostly the deletion, which waited first, but seen
+    both) and the other commits, with nothing of bob's lost. No trigger can order the removal
     (the next test), and 021 cannot take the member row first without
     deadlocking the app's writes (docs/reliability.md, section 12). Trigger
     mode's commit takes no list: the deletion waits, then both commit."""
