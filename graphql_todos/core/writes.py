@@ -97,8 +97,24 @@ def _editable(journal: _Journal) -> str:
 # alone when named: the rows a client saw, so an edit queued offline and
 # sent later changes exactly those (docs/design/offline.md, section 3).
 def _in_lists(journal: _Journal) -> str:
-    return f"""{_editable(journal)} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)
+    return f"""{_LISTS_FIRST}{_editable(journal)} AND (%(list)s::uuid IS NULL OR todos.list_id = %(list)s::uuid)
 AND (%(ids)s::uuid[] IS NULL OR todos.id = ANY(%(ids)s::uuid[]))"""
+
+
+# A statement over several lists (none named) takes the actor's lists FOR
+# KEY SHARE in id order before any row, as a person's deletion takes them
+# FOR UPDATE (sql/021, and in trigger mode those they own, sql/022). Taken
+# by its scan of todos, as it met them (decoded) or not at all (trigger:
+# the deletion's cascade deletes the todos list by list), the deletion
+# could hold the first it reached and wait for one the statement held
+# (40P01; tests/test_db_locks.py). An uncorrelated condition, so checked
+# once before the scan (a one-time filter), and not at all with a list
+# named or no actor (the service token's statement takes them unordered).
+_LISTS_FIRST = """(%(list)s::uuid IS NOT NULL OR %(actor)s::uuid IS NULL OR (SELECT count(*) FROM (
+    SELECT FROM lists WHERE id IN (
+        SELECT list_id FROM list_members WHERE person_id = %(actor)s::uuid AND role <> 'viewer')
+    ORDER BY id FOR KEY SHARE) held) >= 0)
+AND """
 
 
 # Each change, reading the acting person from `acting` (the subquery or the CTE).
