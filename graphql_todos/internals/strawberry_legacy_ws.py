@@ -135,7 +135,7 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
                         return await super().handle_async_results(operation_id, query, operation_name, variables)
                     finally:
                         opened(openings, own)
-                await in_order(earlier(openings, own))
+                await in_order(earlier(openings, own), websocket)
                 return await super().handle_async_results(operation_id, query, operation_name, variables)
             # Its start fixed (a change feed's), or read after it joins (a row's, a live list's).
             opened(openings, own)

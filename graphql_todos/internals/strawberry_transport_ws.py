@@ -400,7 +400,7 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
             finally:
                 _fixed(operation)
         else:
-            await in_order(self._earlier(operation))
+            await in_order(self._earlier(operation), self.socket)
             await super().run_operation(operation)
 
     def _earlier(self, operation: _Operation) -> list[asyncio.Future[None]]:
