@@ -31,6 +31,7 @@ from graphql_todos.internals.strawberry_sockets import (
     SendsUntilClosed,
     StreamFailed,
     close_late,
+    closed,
     count_over_limit,
     earlier,
     in_order,
@@ -148,7 +149,9 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
             return stalled_adapter(self.websocket).close_stalled(stalled)
         except StreamFailed as exc:
             failed = exc
-        except Exception:
+        except Exception as error:
+            if closed(websocket, error):
+                return  # its send found the socket closed: as a send_message would
             logger.exception("broadcast subscription %s failed", operation_id)
         finally:
             self.tasks.pop(operation_id, None)
