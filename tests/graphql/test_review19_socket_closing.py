@@ -121,3 +121,41 @@ def test_sockets_left_under_load_leave_nothing_running(
     finally:
         writing.set()
         writer.join()
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+def test_a_fan_out_send_that_fails_on_a_socket_still_open_is_logged_once(
+    server: Server, client: httpx.Client, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member's catch-up send that fails on an open socket (a bug) is no
+    client gone: logged once, the client told the operation is over, the
+    socket going on."""
+    from graphql_todos.internals import uvicorn_websocket
+
+    send = uvicorn_websocket.bounded_send
+
+    async def broken(sending: Any, seconds: float) -> None:
+        if "cannot go out" in str(sending.cr_frame.f_locals.get("data", "")):
+            sending.close()
+            raise RuntimeError("cannot send this")
+        await send(sending, seconds)
+
+    monkeypatch.setattr(uvicorn_websocket, "bounded_send", broken)
+    create(client, "cannot go out")
+    end = "complete"
+    with errors_logged() as errors:
+        ws = _opened(server, protocol)
+        try:
+            payload = {"query": "subscription { todoChanges(after: \"0\") { op todo { title } } }"}
+            ws.send(json.dumps({"id": "bug", "type": _START[protocol], "payload": payload}))
+            while (message := json.loads(ws.recv(timeout=5)))["type"] in ("ka", "ping", "pong"):
+                pass
+            assert message == {"id": "bug", "type": end}, message
+            ws.send(json.dumps({"id": "fine", "type": _START[protocol], "payload": {"query": "{ todos { title } }"}}))
+            while (message := json.loads(ws.recv(timeout=5)))["type"] in ("ka", "ping", "pong"):
+                pass
+            assert message["id"] == "fine" and message["type"] in ("next", "data"), message
+        finally:
+            ws.close()
+        time.sleep(0.2)
+    assert len(errors) == 1, errors
