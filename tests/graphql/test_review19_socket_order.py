@@ -73,3 +73,58 @@ def test_an_opening_that_hangs_holds_an_operation_no_longer_than_the_database_ti
             assert 0.8 < time.monotonic() - began < 3.0
     finally:
         ws.close()
+
+
+@pytest.fixture
+def narrow(db_dsn: str) -> Iterator[Server]:
+    """A server allowing 2 subscriptions a socket."""
+    with serving(db_dsn, max_subscriptions=2) as server:
+        yield server
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+def test_a_subscription_refused_over_the_limit_holds_no_one(narrow: Server, protocol: str) -> None:
+    """Two openings held, a third refused (the limit), one of the two
+    stopped: a mutation sent then waits for the one left alone, and runs
+    once it starts, which sees its change."""
+    ws = _Socket(narrow, protocol)
+    try:
+        with _HeldNow(narrow) as now:
+            ws.send("a", CHANGES_FROM_NOW)
+            ws.send("b", CHANGES_FROM_NOW)
+            wait_until(lambda: len(now.asks) == 2)
+            ws.send("c", CHANGES_FROM_NOW)
+            refusal = ws.recv(5)
+            assert refusal["id"] == "c" and refusal["type"] == "error", refusal
+            # The limit counts every operation, a mutation too (Strawberry's): one stopped first.
+            ws.stop_it("a")
+            ws.send("m", CREATE, {"t": "after the refusal"})
+            ws.quiet(0.3)
+            now.release()
+            seen: set[str] = set()
+
+            def both(message: Any) -> bool:
+                if message["type"] == ws.result and (message["id"] == "m" or "after the refusal" in json.dumps(message)):
+                    seen.add(message["id"])
+                return seen == {"m", "b"}
+
+            assert ws.until(both, 5.0), seen
+    finally:
+        ws.close()
+
+
+def test_a_legacy_start_again_with_a_held_id_lets_the_mutation_go(server: Server) -> None:
+    """graphql-ws: a start with the id of a subscription still opening
+    stops that one (Strawberry's); a mutation sent between the two waited for
+    it, and goes on without waiting for the new one, sent after it."""
+    ws = _Socket(server, "graphql-ws")
+    try:
+        with _HeldNow(server) as now:
+            ws.send("s", CHANGES_FROM_NOW)
+            wait_until(lambda: len(now.asks) == 1)
+            ws.send("m", CREATE, {"t": "between"})
+            ws.quiet(0.3)
+            ws.send("s", CHANGES_FROM_NOW)
+            assert ws.result_of("m", 3.0)["createTodo"]["id"]
+    finally:
+        ws.close()
