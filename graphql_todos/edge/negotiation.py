@@ -7,7 +7,7 @@ here, each with a test (tests/test_negotiation.py):
 
 - No Accept header (or an empty one) accepts everything, as `*/*` does;
   several Accept lines are one list, and a comma inside a quoted value does
-  not split it. A range that does not parse is ignored.
+  not split it (a quoted value never closed runs to the end of the header). A range that does not parse is ignored.
 - Types, subtypes and parameter names compare case-insensitively, and so do
   charset values; other parameter values compare exactly. Everything this
   app sends is UTF-8: every offer has charset=utf-8, so that
@@ -46,7 +46,11 @@ EVENT_STREAM = "text/event-stream"
 MULTIPART = 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0"'
 
 # One element of the list: anything up to a comma outside a quoted string.
-_ELEMENT = re.compile(r'(?:[^,"]|"(?:\\.|[^"\\])*")+')
+# A quoted string never closed runs to the end of the header (its closing
+# quote, or a lone backslash, may be missing): one that failed to match
+# had the rest of the header scanned again from each quote, quadratic in
+# the header's length (19 s of the loop for 32 KB of `"\`).
+_ELEMENT = re.compile(r'(?:[^,"]+|"(?:\\[\s\S]|[^"\\])*(?:"|\\?\Z))+')
 
 
 class _MediaRange(NamedTuple):

@@ -31,6 +31,7 @@ from graphql_todos.internals.strawberry_sockets import (
     SendsUntilClosed,
     StreamFailed,
     close_late,
+    closed,
     count_over_limit,
     earlier,
     in_order,
@@ -135,7 +136,7 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
                         return await super().handle_async_results(operation_id, query, operation_name, variables)
                     finally:
                         opened(openings, own)
-                await in_order(earlier(openings, own))
+                await in_order(earlier(openings, own), websocket)
                 return await super().handle_async_results(operation_id, query, operation_name, variables)
             # Its start fixed (a change feed's), or read after it joins (a row's, a live list's).
             opened(openings, own)
@@ -148,7 +149,9 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
             return stalled_adapter(self.websocket).close_stalled(stalled)
         except StreamFailed as exc:
             failed = exc
-        except Exception:
+        except Exception as error:
+            if closed(websocket, error):
+                return  # its send found the socket closed: as a send_message would
             logger.exception("broadcast subscription %s failed", operation_id)
         finally:
             self.tasks.pop(operation_id, None)

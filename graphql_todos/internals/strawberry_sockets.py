@@ -94,10 +94,6 @@ class Fanout(Protocol):
 # (graphql-transport-ws's _Operation) while none does.
 Openings = dict[object, "asyncio.Future[None] | None"]
 
-# How long an operation waits for them at most: an opening is answered or
-# refused within the database's timeout (5 s by default) unless the
-# listener and the pool both hang; then the operation goes on, out of order.
-IN_ORDER_SECONDS = 5.0
 
 
 def opened(openings: Openings, operation: object) -> None:
@@ -125,11 +121,18 @@ def earlier(openings: Openings, operation: object) -> list[asyncio.Future[None]]
     return waiters
 
 
-async def in_order(waiters: list[asyncio.Future[None]]) -> None:
+async def in_order(waiters: list[asyncio.Future[None]], websocket: WebSocket) -> None:
     """Wait until the operations sent before this one have fixed their
-    start (their futures: `earlier`'s), IN_ORDER_SECONDS at most."""
+    start (their futures: `earlier`'s), at most the server's
+    DATABASE_TIMEOUT_SECONDS (its settings, in the socket's scope)."""
     if waiters:
-        await asyncio.wait(waiters, timeout=IN_ORDER_SECONDS)
+        # An opening is answered or refused within the database's timeout,
+        # the setting's, whatever it is, unless the listener and the pool
+        # both hang; then the operation goes on, out of order. A literal 5 s
+        # let a mutation overtake an opening a server told to wait longer
+        # was still allowed to finish (review19's tests).
+        settings = websocket.scope["state"]["settings"]
+        await asyncio.wait(waiters, timeout=settings.database_timeout_seconds)
 
 
 # Read once: an enum member read through its class is EnumType's hook on

@@ -53,6 +53,7 @@ from graphql_todos.internals.strawberry_sockets import (
     SendsUntilClosed,
     StreamFailed,
     close_late,
+    closed,
     in_order,
     json_string,
     malformed_operation,
@@ -400,7 +401,7 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
             finally:
                 _fixed(operation)
         else:
-            await in_order(self._earlier(operation))
+            await in_order(self._earlier(operation), self.socket)
             await super().run_operation(operation)
 
     def _earlier(self, operation: _Operation) -> list[asyncio.Future[None]]:
@@ -433,6 +434,8 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
             # errors (Strawberry's own sender), then `complete`.
             await operation.send_next(StrawberryExecutionResult(data=None, errors=failed.errors))
         except Exception as error:  # noqa: BLE001 - logged, and the client told
+            if closed(self.socket, error):
+                return  # its delivery's send found the socket closed: as a send_message would
             await self.handle_task_exception(error)
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
 

@@ -22,14 +22,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from graphql_todos.internals import strawberry_sockets
 from tests.decoded import Journaled
 from tests.gql import create
 from tests.helpers import Server, errors_logged, serving, wait_until
 
 ROUNDS = 30
-# Seconds a round's subscriber has to see the change: less than
-# IN_ORDER_SECONDS, so an opening that never says it started fails too.
+# Seconds a round's subscriber has to see the change: less than the bound
+# (DATABASE_TIMEOUT_SECONDS), so an opening that never says it started fails too.
 SEEN_WITHIN = 3.0
 CHANGES_FROM_NOW = "subscription { todoChanges { op todo { title } } }"
 # Strawberry runs these: the fan-out plans none with a directive.
@@ -273,21 +272,20 @@ def test_a_query_waits_too(server: Server, client: httpx.Client, protocol: str) 
         ws.close()
 
 
-def test_an_opening_that_hangs_holds_an_operation_a_bounded_time(
-    server: Server, protocol: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(strawberry_sockets, "IN_ORDER_SECONDS", 0.5)
-    ws = _Socket(server, protocol)
-    try:
-        with _HeldNow(server) as now:
-            ws.send("s", CHANGES_FROM_NOW)
-            wait_until(lambda: len(now.asks) == 1)
-            began = time.monotonic()
-            ws.send("m", CREATE, {"t": "late"})
-            assert ws.result_of("m")["createTodo"]["id"]
-            assert 0.4 < time.monotonic() - began < 3.0
-    finally:
-        ws.close()
+def test_an_opening_that_hangs_holds_an_operation_a_bounded_time(db_dsn: str, protocol: str) -> None:
+    # The bound is the server's DATABASE_TIMEOUT_SECONDS (strawberry_sockets.in_order).
+    with serving(db_dsn, database_timeout_seconds=0.5) as server:
+        ws = _Socket(server, protocol)
+        try:
+            with _HeldNow(server) as now:
+                ws.send("s", CHANGES_FROM_NOW)
+                wait_until(lambda: len(now.asks) == 1)
+                began = time.monotonic()
+                ws.send("m", CREATE, {"t": "late"})
+                assert ws.result_of("m")["createTodo"]["id"]
+                assert 0.4 < time.monotonic() - began < 3.0
+        finally:
+            ws.close()
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,31 @@ describe('isolate', () => {
     expect(isolate('\u2067אבג')).toBe(`${FSI}\u2067אבג${PDI}${PDI}`);
     expect(isolate(`a${FSI}אבג${PDI}b${PDI}`)).toBe(`${FSI}a${FSI}אבג${PDI}b${PDI}`);
   });
+
+  it('isolates each paragraph of a text that holds a paragraph separator', () => {
+    // A paragraph separator (bidi class B: U+2029, NEL, U+001C-U+001E, CR, LF) ends every
+    // isolate and override open before it: without an isolate of its own, an RLO after it
+    // reversed the rest of the sentence (Chromium: `“x\u2029\u202eevil” was deleted`).
+    expect(isolate('x\u2029\u202eevil')).toBe(`${FSI}x\u2029${FSI}\u202eevil${PDI}`);
+    expect(isolate('x\u0085\u001c\u202eevil')).toBe(`${FSI}x\u0085\u001c${FSI}\u202eevil${PDI}`);
+    // CR LF is one separator: the new isolate after both.
+    expect(isolate('a\r\n\u202eb')).toBe(`${FSI}a\r\n${FSI}\u202eb${PDI}`);
+    // An isolate opened before a separator is closed by it; one after, by us; one ending the text.
+    expect(isolate('\u2067א\u2029b\u2066c')).toBe(`${FSI}\u2067א\u2029${FSI}b\u2066c${PDI}${PDI}`);
+    expect(isolate('א\u2029')).toBe(`${FSI}א\u2029${FSI}${PDI}`);
+    // A stray PDI after a separator is still dropped.
+    expect(isolate(`א\u2029${PDI}b`)).toBe(`${FSI}א\u2029${FSI}b${PDI}`);
+    // Left-to-right paragraphs reorder nothing: as they were.
+    expect(isolate('one\u2029two')).toBe('one\u2029two');
+  });
+
+  it('keeps a long hostile text whole: stray PDIs dropped, each isolate closed once', () => {
+    const hostile = `${PDI.repeat(5000)}${'\u2067'.repeat(300)}א\u202e${'\ud800'}`;
+    const out = isolate(hostile);
+    expect(out.startsWith(FSI)).toBe(true);
+    expect([...out].filter((c) => c === PDI).length).toBe(301);
+    expect([...out].filter((c) => c === '\u2067' || c === FSI).length).toBe(301);
+  });
 });
 
 const list = (id: string, name: string): TodoList => ({

@@ -26,13 +26,30 @@ export function isolate(text: string): string {
   return NEEDS_ISOLATION.test(text) ? `${FSI}${balanced(text)}${PDI}` : text;
 }
 
+// A paragraph separator (bidi class B) ends every isolate, embedding and override open
+// before it, ours too: the text after it, and the sentence after the text, would stand
+// outside any isolate (an RLO there reversed the rest of the sentence).
+const PARAGRAPH_SEPARATOR = /[\n\r\u001c-\u001e\u0085\u2029]/;
+
 // An isolate ends at the first PDI not matched inside it: a stray PDI in the text would
 // end ours early, and an unclosed LRI/RLI/FSI would swallow our PDI. Drop the one, close
-// the other (both invisible).
+// the other (both invisible). After a paragraph separator (a run of them: CR LF is one),
+// the rest of the text is isolated again.
 function balanced(text: string): string {
   let open = 0;
   let out = '';
+  let paragraphEnded = false;
   for (const c of text) {
+    if (PARAGRAPH_SEPARATOR.test(c)) {
+      out += c;
+      open = 0;
+      paragraphEnded = true;
+      continue;
+    }
+    if (paragraphEnded) {
+      out += FSI;
+      paragraphEnded = false;
+    }
     if (c === '\u2066' || c === '\u2067' || c === FSI) open += 1;
     else if (c === PDI) {
       if (open === 0) continue;
@@ -40,5 +57,5 @@ function balanced(text: string): string {
     }
     out += c;
   }
-  return out + PDI.repeat(open);
+  return out + (paragraphEnded ? FSI : '') + PDI.repeat(open);
 }
