@@ -10,7 +10,6 @@ subscription and connection gauges back where they were."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import socket
 import struct
@@ -30,7 +29,7 @@ from tests.helpers import Server, errors_logged, make_server, wait_until
 
 ROUNDS = 12
 _START = {"graphql-transport-ws": "subscribe", "graphql-ws": "start"}
-IMPLEMENTATIONS = ["websockets-sansio", "websockets"] + (["wsproto"] if importlib.util.find_spec("wsproto") else [])
+IMPLEMENTATIONS = ["websockets-sansio", "websockets", "wsproto"]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
