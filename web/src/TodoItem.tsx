@@ -124,8 +124,11 @@ export function TodoItem({
             aria-label={`Delete "${isolate(todo.title)}"`}
             onPointerDown={(e) => (unseen.current = getComputedStyle(e.currentTarget).opacity === '0')}
             onClick={(e) => {
-              // A press (not a key: detail 0) on the button still transparent only shows it.
-              if (e.detail > 0 && unseen.current) {
+              // A press (not a key: detail 0) on the button still transparent only shows it,
+              // and so does the rest of a double tap (detail 2 on): its second tap, on the
+              // button its first one showed a moment before, is an edit's double-click
+              // that landed there, not a delete seen. (A mouse's first click deleted.)
+              if (e.detail > 1 || (e.detail > 0 && unseen.current)) {
                 unseen.current = false;
                 e.currentTarget.focus();
               } else void commands.deleteTodo(todo.id);
