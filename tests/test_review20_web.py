@@ -61,6 +61,13 @@ def phone(browser: Browser) -> Iterator[BrowserContext]:  # noqa: F811 - the fix
     touch.close()
 
 
+def settled(server: Server, page: Page, todos: int) -> None:
+    """The server holds `todos` and the page's outbox is empty: its line above the
+    list, which moves the rows down while it shows, is gone."""
+    stored(server, todos)
+    expect(page.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+
+
 LONG = "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz"
 
 
@@ -71,7 +78,7 @@ def _long_row_on_a_phone(server: Server, phone: BrowserContext, *more: str) -> t
     for title in (LONG, *more):
         add_todo(page, title)
     expect(titles(page)).to_have_text([LONG, *more], timeout=LIVE_MS)
-    stored(server, 1 + len(more))
+    settled(server, page, 1 + len(more))
     delete = page.locator(".todo-list li").nth(0).locator(".destroy")
     expect(delete).to_have_css("opacity", "0")
     box = delete.bounding_box()
@@ -90,3 +97,139 @@ def test_a_double_tap_on_a_long_title_s_end_deletes_nothing(server: Server, phon
     page.wait_for_timeout(500)
     expect(titles(page)).to_have_text([LONG])
     assert count(server) == 1
+
+
+def _touch(page: Page, phone: BrowserContext, points: list[tuple[float, float]], hold_ms: int = 0) -> None:
+    """One finger down at the first point, through the others, up: a long press
+    when held, a drag (a scroll) when it moves."""
+    cdp = phone.new_cdp_session(page)
+    (x, y), *path = points
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    page.wait_for_timeout(hold_ms)
+    for px, py in path:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": px, "y": py}]})
+        page.wait_for_timeout(16)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def test_a_long_press_or_a_scroll_from_the_unseen_button_deletes_nothing(
+    server: Server, phone: BrowserContext
+) -> None:
+    page, x, y = _long_row_on_a_phone(server, phone, *(f"row {i}" for i in range(12)))
+    _touch(page, phone, [(x, y)], hold_ms=1200)
+    _touch(page, phone, [(x, y), *((x, y - 10 * i) for i in range(1, 20))])
+    page.wait_for_timeout(500)
+    expect(titles(page).nth(0)).to_have_text(LONG)
+    assert count(server) == 13
+
+
+def test_a_tap_on_another_row_s_unseen_button_only_shows_it(server: Server, phone: BrowserContext) -> None:
+    """One row's button shown (tapped once), a tap on another row's, still
+    transparent, shows that one and deletes neither; the first row's button,
+    no longer shown, takes a tap again to show."""
+    page, x, y = _long_row_on_a_phone(server, phone, LONG + " 2")
+    page.touchscreen.tap(x, y)
+    first, second = (page.locator(".todo-list li").nth(i).locator(".destroy") for i in range(2))
+    expect(first).to_have_css("opacity", "1")
+    box = second.bounding_box()
+    assert box is not None
+    page.wait_for_timeout(600)  # not a double tap
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(500)
+    expect(titles(page)).to_have_count(2)
+    expect(second).to_have_css("opacity", "1")
+    expect(first).to_have_css("opacity", "0")
+    page.wait_for_timeout(600)
+    page.touchscreen.tap(x, y)
+    page.wait_for_timeout(500)
+    assert count(server) == 2
+    page.wait_for_timeout(600)
+    page.touchscreen.tap(x, y)
+    expect(titles(page)).to_have_text([LONG + " 2"], timeout=LIVE_MS)
+
+
+def test_the_keyboard_and_a_screen_reader_still_delete_at_once_on_a_touch_screen(
+    server: Server, phone: BrowserContext
+) -> None:
+    """A key's click (Enter, Space on the focused, shown button) and an assistive
+    technology's (a click with no press, detail 0) delete at once, as before."""
+    page, _, _ = _long_row_on_a_phone(server, phone, "two", "three")
+    page.get_by_role("button", name='Delete "two"').focus()
+    page.keyboard.press("Enter")
+    expect(titles(page)).to_have_text([LONG, "three"], timeout=LIVE_MS)
+    page.get_by_role("button", name='Delete "three"').focus()
+    page.keyboard.press("Space")
+    expect(titles(page)).to_have_text([LONG], timeout=LIVE_MS)
+    page.get_by_role("button", name=f'Delete "{LONG}"').evaluate("b => b.click()")
+    expect(titles(page)).to_have_count(0, timeout=LIVE_MS)
+    wait_until(lambda: count(server) == 0, timeout=LIVE_MS / 1000)
+
+
+@pytest.fixture
+def laptop(browser: Browser) -> Iterator[BrowserContext]:  # noqa: F811 - the fixture
+    both = browser.new_context(has_touch=True)
+    yield both
+    both.close()
+
+
+def _pen(page: Page, browsing: BrowserContext, x: float, y: float, hover: bool) -> None:
+    cdp = browsing.new_cdp_session(page)
+    common = {"x": x, "y": y, "pointerType": "pen", "button": "left"}
+    if hover:
+        cdp.send("Input.dispatchMouseEvent", {**common, "type": "mouseMoved", "button": "none"})
+        page.wait_for_timeout(50)
+    cdp.send("Input.dispatchMouseEvent", {**common, "type": "mousePressed", "clickCount": 1})
+    cdp.send("Input.dispatchMouseEvent", {**common, "type": "mouseReleased", "clickCount": 1})
+    cdp.detach()
+
+
+def test_a_touch_laptop_s_mouse_and_pen_delete_what_they_hover(server: Server, laptop: BrowserContext) -> None:
+    """On a laptop with a touch screen: a tap on an unseen button shows it; the
+    mouse then, hovering a row, deletes with one click; a pen hovering before it
+    touches too, and one that touches unseen only shows it."""
+    page = open_app(laptop, server)
+    for title in ("one", "two", "three", "four"):
+        add_todo(page, title)
+    expect(titles(page)).to_have_text(["one", "two", "three", "four"], timeout=LIVE_MS)
+    settled(server, page, 4)
+
+    def middle(title: str) -> tuple[float, float]:
+        box = page.get_by_role("button", name=f'Delete "{title}"').bounding_box()
+        assert box is not None
+        return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    page.mouse.move(0, 0)
+    page.touchscreen.tap(*middle("one"))
+    page.wait_for_timeout(500)
+    expect(titles(page)).to_have_count(4)
+    page.mouse.move(*middle("two"))
+    page.mouse.down()
+    page.mouse.up()
+    expect(titles(page)).to_have_text(["one", "three", "four"], timeout=LIVE_MS)
+    _pen(page, laptop, *middle("three"), hover=True)
+    expect(titles(page)).to_have_text(["one", "four"], timeout=LIVE_MS)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(100)
+    _pen(page, laptop, *middle("four"), hover=False)
+    page.wait_for_timeout(500)
+    expect(titles(page)).to_have_text(["one", "four"])
+    wait_until(lambda: count(server) == 2, timeout=LIVE_MS / 1000)
+
+
+def test_a_still_mouse_deletes_row_after_row(server: Server, context: BrowserContext) -> None:  # noqa: F811 - the fixture
+    """Clicks on one spot, the mouse never moving: each deletes the row that came
+    up under it (hovered, shown), as before."""
+    page = open_app(context, server)
+    for title in ("one", "two", "three"):
+        add_todo(page, title)
+    expect(titles(page)).to_have_text(["one", "two", "three"], timeout=LIVE_MS)
+    settled(server, page, 3)
+    box = page.get_by_role("button", name='Delete "one"').bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for left in (["two", "three"], ["three"]):
+        page.wait_for_timeout(300)
+        page.mouse.down()
+        page.mouse.up()
+        expect(titles(page)).to_have_text(left, timeout=LIVE_MS)
