@@ -13,9 +13,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.helpers import Server, wait_until
 from tests.test_web import LIVE_MS, add_todo, browser, context, go_offline, open_app, stored, titles  # noqa: F401 - fixtures
-from tests.test_web_polish import count
+from tests.test_web_polish import assert_aligned, count, direction, text_box
 from tests.test_web_move import _ann_on_two_pages, ask, list_of, move
-from tests.test_web_people import PASSWORD, accounts, two  # noqa: F401 - fixtures
+from tests.test_web_people import PASSWORD, accounts, new_list, pick, share, sign_up, two  # noqa: F401 - fixtures
 
 
 def test_a_draft_kept_through_a_move_elsewhere_is_told_by_its_title_when_refused(
@@ -233,3 +233,123 @@ def test_a_still_mouse_deletes_row_after_row(server: Server, context: BrowserCon
         page.mouse.down()
         page.mouse.up()
         expect(titles(page)).to_have_text(left, timeout=LIVE_MS)
+
+
+# A title as typed, the direction it must be laid out in.
+MIXED = [
+    ("123 שלום", "rtl"),  # digits are neutral: the first strong letter is Hebrew
+    ("abc שלום", "ltr"),
+    ("שלום abc", "rtl"),
+    ("(!) مرحبا", "rtl"),
+    ("2026", "ltr"),  # no strong letter: the page's direction
+    ("\u200fabc", "rtl"),  # a right-to-left mark first
+]
+
+
+def test_mixed_direction_titles_on_a_phone_are_aligned_by_their_first_strong_letter(
+    server: Server, phone: BrowserContext
+) -> None:
+    page = open_app(phone, server)
+    for title, _ in MIXED:
+        add_todo(page, title)
+    expect(titles(page)).to_have_count(len(MIXED), timeout=LIVE_MS)
+    settled(server, page, len(MIXED))
+    for i, (title, way) in enumerate(MIXED):
+        row = page.locator(".todo-list li").nth(i)
+        bdi = row.locator("label > bdi")
+        assert direction(bdi) == way, title
+        assert_aligned(bdi, row.locator("label"), "right" if way == "rtl" else "left")
+        # Clear of the checkbox and of the delete button (in view or not).
+        drawn = text_box(bdi)
+        destroy, toggle = row.locator(".destroy").bounding_box(), row.locator(".toggle").bounding_box()
+        assert destroy is not None and toggle is not None
+        assert toggle["x"] + toggle["width"] <= drawn["left"] and drawn["right"] <= destroy["x"], title
+        # Its editor takes the same direction, the caret at the title's end.
+        titles(page).nth(i).dblclick()
+        edit = page.locator(".todo-list li.editing .edit")
+        assert direction(edit) == way, title
+        assert edit.evaluate("e => [e.selectionStart, e.selectionEnd]") == [len(title)] * 2, title
+        edit.press("Escape")
+
+
+def test_a_right_to_left_title_stays_clear_of_the_move_and_delete_buttons_on_a_phone(
+    accounts: Server, phone: BrowserContext  # noqa: F811 - the fixture
+) -> None:
+    ann = sign_up(phone, accounts, "ann")
+    new_list(ann, "work")
+    pick(ann, "Todos")
+    long_rtl = "משימה ארוכה מאוד שעוברת את כל הרוחב של המסך הקטן של הטלפון"
+    add_todo(ann, long_rtl)
+    expect(titles(ann)).to_have_text([long_rtl], timeout=LIVE_MS)
+    row = ann.locator(".todo-list li").nth(0)
+    bdi = row.locator("label > bdi")
+    assert direction(bdi) == "rtl"
+    assert_aligned(bdi, row.locator("label"), "right")
+    move_box = row.locator(".move").bounding_box()
+    assert move_box is not None
+    assert text_box(bdi)["right"] <= move_box["x"]
+    # Its move menu opens on the phone's screen, the list name in view.
+    row.locator(".move").click()
+    item = ann.get_by_role("menuitem", name="work")
+    box = item.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+
+
+def test_list_wide_edits_made_offline_in_two_lists_touch_each_its_own(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    """Offline, "toggle all" on «trip» then "clear completed" on «Todos»: back
+    online, each list got its own edit and nothing of the other's."""
+    ann = sign_up(two[0], accounts, "ann")
+    add_todo(ann, "home chore")
+    add_todo(ann, "home done")
+    ann.locator(".todo-list li").nth(1).locator(".toggle").check()
+    new_list(ann, "trip")
+    add_todo(ann, "passport")
+    add_todo(ann, "tickets")
+    expect(titles(ann)).to_have_text(["passport", "tickets"], timeout=LIVE_MS)
+    settled(accounts, ann, 4)
+
+    go_offline(two[0])
+    ann.locator("label[for=toggle-all]").click()
+    expect(ann.locator(".todo-list li.completed")).to_have_count(2)
+    pick(ann, "Todos")
+    expect(titles(ann)).to_have_text(["home chore", "home done"])
+    expect(ann.locator(".todo-list li.completed")).to_have_text(["home done"])
+    ann.locator(".clear-completed").click()
+    expect(titles(ann)).to_have_text(["home chore"])
+    pick(ann, "trip")
+    expect(ann.locator(".todo-list li.completed")).to_have_count(2)  # not cleared
+    two[0].set_offline(False)
+    expect(ann.locator(".outbox-count")).to_have_count(0, timeout=3 * LIVE_MS)
+
+    found = ask(two[0], accounts, "{ lists { id name } todos { title completed listId } }")
+    names = {entry["id"]: entry["name"] for entry in found["lists"]}
+    assert sorted((names[t["listId"]], t["title"], t["completed"]) for t in found["todos"]) == [
+        ("Todos", "home chore", False),
+        ("trip", "passport", True),
+        ("trip", "tickets", True),
+    ]
+
+
+def test_a_viewer_can_neither_toggle_all_nor_clear_completed(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
+) -> None:
+    ann = sign_up(two[0], accounts, "ann")
+    bob = sign_up(two[1], accounts, "bob")
+    new_list(ann, "trip")
+    add_todo(ann, "passport")
+    add_todo(ann, "tickets")
+    ann.locator(".todo-list li").nth(1).locator(".toggle").check()
+    share(ann, "bob", "VIEWER")
+    pick(bob, "trip")
+    expect(titles(bob)).to_have_text(["passport", "tickets"], timeout=LIVE_MS)
+    sent: list[str] = []
+    bob.on("request", lambda request: sent.append(request.post_data or "") if request.method == "POST" else None)
+    bob.locator("label[for=toggle-all]").click(force=True)
+    expect(bob.locator("#toggle-all")).to_be_disabled()
+    expect(bob.locator(".clear-completed")).to_be_hidden()
+    bob.wait_for_timeout(500)
+    assert not [body for body in sent if "ToggleAll" in body or "ClearCompleted" in body]
+    expect(bob.locator(".todo-list li.completed")).to_have_text(["tickets"])
+    expect(bob.locator(".outbox-count")).to_have_count(0)
