@@ -228,11 +228,16 @@ def test_a_still_mouse_deletes_row_after_row(server: Server, context: BrowserCon
     box = page.get_by_role("button", name='Delete "one"').bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    for left in (["two", "three"], ["three"]):
-        page.wait_for_timeout(300)
-        page.mouse.down()
-        page.mouse.up()
-        expect(titles(page)).to_have_text(left, timeout=LIVE_MS)
+    page.mouse.down()
+    page.mouse.up()
+    expect(titles(page)).to_have_text(["two", "three"], timeout=LIVE_MS)
+    # Quick as a double-click: the mouse's second click deletes the next, as before
+    # (a double tap's does not), once the browser hovers the row that came up under it
+    # (it does so on a timer after the layout; a press before that only shows it).
+    page.wait_for_timeout(300)
+    page.mouse.down(click_count=2)
+    page.mouse.up(click_count=2)
+    expect(titles(page)).to_have_text(["three"], timeout=LIVE_MS)
 
 
 # A title as typed, the direction it must be laid out in.

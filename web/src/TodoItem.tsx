@@ -46,6 +46,7 @@ export function TodoItem({
   // still mouse).
   const unseen = useRef(false);
   const hovered = useRef(false);
+  const byMouse = useRef(false);
   const completed = useOptimisticToggle(todo.completed, (value) =>
     commands.setCompleted(todo.id, value),
   );
@@ -136,6 +137,7 @@ export function TodoItem({
             aria-label={`Delete "${isolate(todo.title)}"`}
             onPointerDown={(e) => {
               const button = e.currentTarget;
+              byMouse.current = e.pointerType === 'mouse';
               unseen.current =
                 getComputedStyle(button).opacity === '0' ||
                 (e.pointerType !== 'touch' && !hovered.current && document.activeElement !== button);
@@ -144,8 +146,8 @@ export function TodoItem({
               // A press (not a key: detail 0) on the button still transparent only shows it,
               // and so does the rest of a double tap (detail 2 on): its second tap, on the
               // button its first one showed a moment before, is an edit's double-click
-              // that landed there, not a delete seen. (A mouse's first click deleted.)
-              if (e.detail > 1 || (e.detail > 0 && unseen.current)) {
+              // that landed there, not a delete seen. (A mouse saw it: its clicks delete.)
+              if (e.detail > 0 && (unseen.current || (e.detail > 1 && !byMouse.current))) {
                 unseen.current = false;
                 e.currentTarget.focus();
               } else void commands.deleteTodo(todo.id);
