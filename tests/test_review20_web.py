@@ -13,9 +13,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.helpers import Server, wait_until
 from tests.test_web import LIVE_MS, add_todo, browser, context, go_offline, open_app, stored, titles  # noqa: F401 - fixtures
-from tests.test_web_polish import assert_aligned, count, direction, text_box
 from tests.test_web_move import _ann_on_two_pages, ask, list_of, move
 from tests.test_web_people import PASSWORD, accounts, new_list, pick, share, sign_up, two  # noqa: F401 - fixtures
+from tests.test_web_polish import assert_aligned, count, direction, text_box
 
 
 def test_a_draft_kept_through_a_move_elsewhere_is_told_by_its_title_when_refused(
@@ -341,11 +341,11 @@ def test_a_viewer_can_neither_toggle_all_nor_clear_completed(
     accounts: Server, two: tuple[BrowserContext, BrowserContext]  # noqa: F811 - the fixtures
 ) -> None:
     ann = sign_up(two[0], accounts, "ann")
-    bob = sign_up(two[1], accounts, "bob")
     new_list(ann, "trip")
     add_todo(ann, "passport")
     add_todo(ann, "tickets")
     ann.locator(".todo-list li").nth(1).locator(".toggle").check()
+    bob = sign_up(two[1], accounts, "bob")
     share(ann, "bob", "VIEWER")
     pick(bob, "trip")
     expect(titles(bob)).to_have_text(["passport", "tickets"], timeout=LIVE_MS)
