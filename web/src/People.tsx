@@ -63,7 +63,8 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
   shownId.current = shown?.id ?? null;
   // The todo edits of the list on screen, queued in the outbox: read at each intent, so
   // the commands follow the switcher without being made again. The page holds every list's
-  // todos; "toggle all" and "clear completed" name the rows of the one on screen.
+  // todos; "toggle all" and "clear completed" name the rows of the one on screen, and an
+  // edit's title is looked up among all (the row being edited may have been moved away).
   const commands = useMemo(
     () =>
       createCommands(
@@ -72,7 +73,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
           const { todos } = sync.getSnapshot().list;
           return shownId.current === null ? todos : todosOf(todos, shownId.current);
         },
-        { listId: () => shownId.current ?? undefined },
+        { listId: () => shownId.current ?? undefined, rows: () => sync.getSnapshot().list.todos },
       ),
     [outbox, sync],
   );

@@ -39,8 +39,14 @@ export function TodoItem({
   // The delete button is transparent until its row is hovered or it has focus (app.css).
   // A mouse hovers it before it presses; a finger does not: a tap at the end of a long
   // title, which runs under the button, would delete the row unseen. Read as the press
-  // begins (a touch's pointerdown comes before the tap hovers the row).
+  // begins (a touch's pointerdown comes before the tap hovers the row). A pen that does
+  // not hover hovers the row with its press, before its pointerdown: it counts as shown
+  // only when the pointer hovered the row before it pressed (`hovered`: a pointer over
+  // it with no button down, as a mouse's or a hovering pen's, or a row moved under a
+  // still mouse).
   const unseen = useRef(false);
+  const hovered = useRef(false);
+  const byMouse = useRef(false);
   const completed = useOptimisticToggle(todo.completed, (value) =>
     commands.setCompleted(todo.id, value),
   );
@@ -101,7 +107,14 @@ export function TodoItem({
   const classes = [completed.checked && 'completed', editing && 'editing'].filter(Boolean);
 
   return (
-    <li className={classes.join(' ') || undefined} data-id={todo.id}>
+    <li
+      className={classes.join(' ') || undefined}
+      data-id={todo.id}
+      onPointerOver={(e) => {
+        if (e.buttons === 0) hovered.current = true;
+      }}
+      onPointerLeave={() => (hovered.current = false)}
+    >
       <div className="view">
         <input
           className="toggle"
@@ -122,10 +135,19 @@ export function TodoItem({
           <button
             className="destroy"
             aria-label={`Delete "${isolate(todo.title)}"`}
-            onPointerDown={(e) => (unseen.current = getComputedStyle(e.currentTarget).opacity === '0')}
+            onPointerDown={(e) => {
+              const button = e.currentTarget;
+              byMouse.current = e.pointerType === 'mouse';
+              unseen.current =
+                getComputedStyle(button).opacity === '0' ||
+                (e.pointerType !== 'touch' && !hovered.current && document.activeElement !== button);
+            }}
             onClick={(e) => {
-              // A press (not a key: detail 0) on the button still transparent only shows it.
-              if (e.detail > 0 && unseen.current) {
+              // A press (not a key: detail 0) on the button still transparent only shows it,
+              // and so does the rest of a double tap (detail 2 on): its second tap, on the
+              // button its first one showed a moment before, is an edit's double-click
+              // that landed there, not a delete seen. (A mouse saw it: its clicks delete.)
+              if (e.detail > 0 && (unseen.current || (e.detail > 1 && !byMouse.current))) {
                 unseen.current = false;
                 e.currentTarget.focus();
               } else void commands.deleteTodo(todo.id);

@@ -65,6 +65,28 @@ describe('createCommands', () => {
     ]);
   });
 
+  it('labels an edit of a row on screen though no longer in the list shown', async () => {
+    // The row being edited stays on screen when another page moves it to another list
+    // (App.tsx): its rename, delete or toggle still carries the title the user saw.
+    const { outbox, added } = fakeOutbox();
+    const list = () => [{ id: '3', title: 'milk', completed: false, listId: 'L1' }];
+    const rows = () => [...list(), { id: '5', title: 'report', completed: true, listId: 'L2' }];
+    const commands = createCommands(outbox, list, { listId: () => 'L1', rows });
+    await commands.renameTodo('5', 'final report');
+    await commands.setCompleted('5', false);
+    await commands.deleteTodo('5');
+    await commands.toggleAll(true);
+    await commands.clearCompleted();
+    expect(added).toEqual([
+      { op: { type: 'update', id: '5', title: 'final report' }, label: 'report' },
+      { op: { type: 'update', id: '5', completed: false }, label: 'report' },
+      { op: { type: 'delete', id: '5' }, label: 'report' },
+      // The list-wide edits keep to the list shown.
+      { op: { type: 'toggleAll', completed: true, listId: 'L1', ids: ['3'] }, label: '' },
+      { op: { type: 'clearCompleted', listId: 'L1', ids: [] }, label: '' },
+    ]);
+  });
+
   it('moves a row into another list, with the title and the list name the user saw', async () => {
     const { outbox, added } = fakeOutbox();
     const commands = createCommands(outbox, shown, { listId: () => 'L1' });

@@ -36,17 +36,23 @@ export interface CommandOptions {
    * list switcher. A new todo joins it; "toggle all" and "clear completed" touch only it.
    */
   listId?: () => string | undefined;
+  /**
+   * Every row the page may show, where a row's title is looked up for its messages: more
+   * than `shown` when that is one list's, for the row being edited stays on screen though
+   * another page moved it to another list (App.tsx). `shown` when not given.
+   */
+  rows?: () => readonly Todo[];
   newId?: () => string;
 }
 
 /**
- * `shown` is the list on screen: an edit keeps the title the user saw, for the message a
- * rejection of it shows.
+ * `shown` is the list on screen, whose rows "toggle all" and "clear completed" name; an
+ * edit keeps the title the user saw (from `rows`), for the message a rejection of it shows.
  */
 export function createCommands(
   outbox: Pick<Outbox, 'add'>,
   shown: () => readonly Todo[],
-  { listId = () => undefined, newId = () => crypto.randomUUID() }: CommandOptions = {},
+  { listId = () => undefined, rows = shown, newId = () => crypto.randomUUID() }: CommandOptions = {},
 ): Commands {
   let lastError: string | null = null;
   const listeners = new Set<() => void>();
@@ -57,7 +63,7 @@ export function createCommands(
     listeners.forEach((listener) => listener());
   };
 
-  const titleOf = (id: string) => shown().find((t) => t.id === id)?.title ?? '';
+  const titleOf = (id: string) => rows().find((t) => t.id === id)?.title ?? '';
 
   const queue = async (what: string, add: () => Promise<void>): Promise<boolean> => {
     try {
