@@ -201,7 +201,13 @@ def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
     if raw is None:
         return True
     origin = raw.decode("latin-1").lower()
-    return urlsplit(origin).netloc == values.get(b"host", b"").decode("latin-1").lower() or origin.rstrip("/") in allowed
+    if origin.rstrip("/") in allowed:
+        return True
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # no URL (a bracket left open: "Invalid IPv6 URL"), so no origin of ours
+        return False
+    return netloc == values.get(b"host", b"").decode("latin-1").lower()
 
 
 def graphiql_page(scope: Scope, headers: Headers) -> bool:

@@ -61,7 +61,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
 
     def __init__(self, settings: Settings, cache: ResponseCache[bytes], access: Access) -> None:
         self.access = access
-        persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents)
+        persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents, settings.max_tokens)
         schema = build_schema(settings.execution_cache_size, QueryLimits.of(settings), persisted)
         super().__init__(
             schema,

@@ -1,16 +1,20 @@
 """What Strawberry's ASGI view is given in place of its own: a JSON decoder with limits, a
-WebSocket send bounded in time, and a multipart transport with a valid Content-Type."""
+WebSocket send bounded in time, a multipart transport with a valid Content-Type, and a
+media type parser in time linear in the header it reads."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping
+from email import utils as email_utils
 from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketState
 from starlette.websockets import WebSocketDisconnected as SendAfterClose
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http import async_base_view, streaming, sync_base_view
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import MultipartSubscriptionTransport
 
@@ -122,3 +126,71 @@ class MultipartSubscriptions(MultipartSubscriptionTransport):
 def _encode_json(data: object) -> str:
     # As the view encodes (graphql.view.TodoGraphQL.encode_json).
     return orjson.dumps(data).decode()
+
+
+def parse_content_type(content_type: str) -> tuple[str, dict[str, Any]]:
+    """Strawberry's `parse_content_type` (email.message's `get_params` of the
+    text as a Content-Type), in time linear in the text: email's
+    `_parseparam` counts the quotes from a parameter's start again at each
+    `;` inside quotes, and copies the rest of the text at each parameter
+    (58 KB of `a="` and semicolons in a GraphQL POST's Content-Type held the
+    loop 5 s; an Accept goes through it too). A parameter email cannot
+    decode (an RFC 2231 continuation number of 5,000 digits, numbered and
+    unnumbered pieces of one name) is no 500: the media type alone is
+    answered. tests/internals/test_slowparse_strawberry_view.py compares the two."""
+    params = [_param(text) for text in _parameters(content_type)]
+    try:
+        decoded = email_utils.decode_params(params)
+    except (ValueError, TypeError):
+        return params[0][0], {}
+    mime_type = decoded.pop(0)[0]
+    return mime_type, {name: _unquoted(value) for name, value in decoded}
+
+
+# What email's _parseparam looks at: a quote (not after a backslash) and a semicolon.
+_QUOTE_OR_SEMICOLON = re.compile(r'\\"|"|;')
+
+
+def _parameters(text: str) -> list[str]:
+    """email.message's `_parseparam`: `text` cut at each `;` outside quotes
+    (one at a parameter's very start always cuts), each part's name lowered
+    and its `=` unspaced, in one pass."""
+    cuts = []
+    start, quotes = 0, 0
+    for found in _QUOTE_OR_SEMICOLON.finditer(text):
+        mark = found[0]
+        if mark == '"':
+            quotes += 1
+        elif mark == ";" and (found.start() == start or quotes % 2 == 0):
+            cuts.append(text[start : found.start()])
+            start, quotes = found.start() + 1, 0
+    cuts.append(text[start:])
+    return [_spaced(part) for part in cuts]
+
+
+def _spaced(part: str) -> str:
+    name, equals, value = part.partition("=")
+    return (name.strip().lower() + "=" + value.strip() if equals else part).strip()
+
+
+def _param(text: str) -> tuple[str, str]:
+    # email.message's _get_params_preserve, of one parameter.
+    name, equals, value = text.partition("=")
+    return (name.strip(), value.strip()) if equals else (text.strip(), "")
+
+
+def _unquoted(value: str | tuple[str | None, str | None, str]) -> str | tuple[str | None, str | None, str]:
+    # email.message's _unquotevalue.
+    if isinstance(value, tuple):
+        return value[0], value[1], email_utils.unquote(value[2])
+    return email_utils.unquote(value)
+
+
+def _linear_media_types() -> None:
+    """Strawberry's views and stream transports, which look `parse_content_type`
+    up in their modules at each call, given this one (in each process)."""
+    for module in (async_base_view, sync_base_view, streaming):
+        module.parse_content_type = parse_content_type  # type: ignore[attr-defined]
+
+
+_linear_media_types()
