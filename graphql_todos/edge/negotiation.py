@@ -3,11 +3,12 @@ has it: which of the media types a route can answer in the client prefers.
 
 python-mimeparse parses each media range (quoted values, a missing or
 invalid q taken as 1, Java's lone `*`); the rules it leaves out or bends are
-here, each with a test (tests/test_negotiation.py):
+here, each with a test (tests/edge/test_negotiation.py):
 
 - No Accept header (or an empty one) accepts everything, as `*/*` does;
   several Accept lines are one list, and a comma inside a quoted value does
-  not split it (a quoted value never closed runs to the end of the header). A range that does not parse is ignored.
+  not split it (a quoted value never closed runs to the end of the header). A range that does not parse is ignored,
+  and so is one with more than MAX_PARAMETERS parameters.
 - Types, subtypes and parameter names compare case-insensitively, and so do
   charset values; other parameter values compare exactly. Everything this
   app sends is UTF-8: every offer has charset=utf-8, so that
@@ -72,7 +73,17 @@ class _MediaRange(NamedTuple):
         )
 
 
+# A media range has a few parameters (q, a charset, a boundary); one with
+# more is ignored, as one that does not parse. mimeparse splits them copying
+# the rest of the range at each `;`, quadratic in their number: 64 KB of
+# `;a` cost 210 ms of the loop a request (slowparse; the header is at most
+# MAX_HEAD_BYTES). Semicolons in quoted values count too: no real range has 32.
+MAX_PARAMETERS = 32
+
+
 def _parse(element: str) -> _MediaRange | None:
+    if element.count(";") > MAX_PARAMETERS:
+        return None
     try:
         kind, subtype, params = mimeparse.parse_media_range(element.strip())
     except ValueError:  # mimeparse.MimeTypeParseException, and a float() that failed

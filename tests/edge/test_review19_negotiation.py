@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
-from graphql_todos.edge.negotiation import JSON, MULTIPART, _ranges, choose
+from graphql_todos.edge.negotiation import JSON, MAX_PARAMETERS, MULTIPART, _ranges, choose
 from tests.helpers import Server
 
 HOSTILE = '"\\' * 16000
@@ -48,3 +49,22 @@ def test_a_json_only_get_with_a_hostile_accept_is_refused_at_once(server: Server
         assert answer.json()["error"]["code"] == "NOT_ACCEPTABLE"
         # 19 s before (quadratic); a few milliseconds now.
         assert time.monotonic() - began < 3.0
+
+
+def test_a_range_with_more_parameters_than_any_real_one_is_ignored_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mimeparse copies the rest of a range at each `;` it splits at: 64 KB of
+    `;a` was 210 ms of the loop (quadratic). Counted, not timed: such a range
+    never reaches mimeparse, and is ignored as one that does not parse."""
+    from graphql_todos.edge import negotiation
+
+    parsed: list[str] = []
+    parse = negotiation.mimeparse.parse_media_range
+    monkeypatch.setattr(negotiation.mimeparse, "parse_media_range", lambda text: parsed.append(text) or parse(text))
+    most = "application/json" + ";q=1" * MAX_PARAMETERS
+    assert choose(most, (JSON,)) == JSON
+    assert parsed == [most]
+    hostile = "application/json" + ";a" * 32000
+    assert _ranges.__wrapped__(hostile) == ()
+    assert choose(hostile + ", text/html", (JSON,)) is None
+    assert choose(hostile + ", */*;q=0.5", (JSON,)) == JSON
+    assert parsed == [most, "text/html", "*/*;q=0.5"]
