@@ -59,7 +59,12 @@ def test_a_range_with_more_parameters_than_any_real_one_is_ignored_unparsed(monk
 
     parsed: list[str] = []
     parse = negotiation.mimeparse.parse_media_range
-    monkeypatch.setattr(negotiation.mimeparse, "parse_media_range", lambda text: parsed.append(text) or parse(text))
+
+    def counted(text: str) -> tuple[str, str, dict[str, str]]:
+        parsed.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(negotiation.mimeparse, "parse_media_range", counted)
     most = "application/json" + ";q=1" * MAX_PARAMETERS
     assert choose(most, (JSON,)) == JSON
     assert parsed == [most]
