@@ -178,7 +178,9 @@ def _pen(page: Page, browsing: BrowserContext, x: float, y: float, hover: bool) 
     common = {"x": x, "y": y, "pointerType": "pen", "button": "left"}
     if hover:
         cdp.send("Input.dispatchMouseEvent", {**common, "type": "mouseMoved", "button": "none"})
-        page.wait_for_timeout(50)
+        # A hovering pen's user sees the button before touching: on a loaded machine
+        # Chromium's hover of the row can come later than any fixed wait.
+        expect(page.locator(".todo-list li:hover .destroy")).to_have_css("opacity", "1")
     cdp.send("Input.dispatchMouseEvent", {**common, "type": "mousePressed", "clickCount": 1})
     cdp.send("Input.dispatchMouseEvent", {**common, "type": "mouseReleased", "clickCount": 1})
     cdp.detach()
