@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from graphql_todos.internals.strawberry_sockets import REQUESTS_IN_FLIGHT, REQUESTS_IN_FLIGHT_REASON
-from tests.graphql.test_socket_order import CHANGES_FROM_NOW, CREATE, TITLES, _HeldNow, _Socket
+from tests.graphql.test_socket_order import (
+    CHANGES_BY_STRAWBERRY,
+    CHANGES_FROM_NOW,
+    CREATE,
+    TITLES,
+    _HeldNow,
+    _Socket,
+)
 from tests.helpers import Server, serving, wait_until
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
@@ -100,8 +107,11 @@ def test_queries_and_mutations_in_flight_on_one_socket_are_bounded(
         ws.close()
 
 
+@pytest.mark.parametrize("subscription", [CHANGES_FROM_NOW, CHANGES_BY_STRAWBERRY], ids=["fanout", "strawberry"])
 @pytest.mark.parametrize("held", [True, False], ids=["starting", "running"])
-def test_a_legacy_stop_is_answered_complete_whether_the_subscription_started_or_not(server: Server, held: bool) -> None:
+def test_a_legacy_stop_is_answered_complete_whether_the_subscription_started_or_not(
+    server: Server, held: bool, subscription: str
+) -> None:
     """subscriptions-transport-ws's PROTOCOL.md: when the client
     unsubscribes, the server sends GQL_COMPLETE; Strawberry does for a
     running subscription, and a starting one (its opening held) gets the
@@ -109,7 +119,7 @@ def test_a_legacy_stop_is_answered_complete_whether_the_subscription_started_or_
     ws = _Socket(server, "graphql-ws")
     try:
         with _HeldNow(server) as now:
-            ws.send("s", CHANGES_FROM_NOW)
+            ws.send("s", subscription)
             wait_until(lambda: len(now.asks) == 1)
             if not held:
                 now.release()
