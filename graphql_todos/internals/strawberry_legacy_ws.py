@@ -20,6 +20,9 @@ from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode
 from graphql_todos.internals.strawberry import OPERATION_EXTENSIONS
 from graphql_todos.internals.strawberry_sockets import (
+    LIMIT_REACHED,
+    REQUESTS_IN_FLIGHT,
+    REQUESTS_IN_FLIGHT_ERROR,
     TOO_MANY_INITS_CODE,
     TOO_MANY_INITS_REASON,
     UNAUTHENTICATED_REASON,
@@ -32,7 +35,6 @@ from graphql_todos.internals.strawberry_sockets import (
     StreamFailed,
     close_late,
     closed,
-    count_over_limit,
     earlier,
     in_order,
     init_timer,
@@ -40,6 +42,7 @@ from graphql_todos.internals.strawberry_sockets import (
     malformed_operation,
     opened,
     stalled_adapter,
+    subscribes,
     websocket_of,
 )
 
@@ -51,9 +54,11 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
     `handle_async_results(id, query, operation_name, variables)` as the
     operation's task, kept in `self.tasks`; `stop` and a disconnect cancel
     it, and it answers `complete` when cancelled or when the stream ends,
-    then forgets the id (as below). It refuses a start over
-    `max_subscriptions_per_connection` once the connection is acknowledged,
-    counting `tasks` without the one of the same id it ends first. The
+    then forgets the id (as below). Its `handle_start` refuses a start over
+    `max_subscriptions_per_connection`, counting every task, unless that is
+    None: the view hands the limit by keyword, kept here as
+    `subscription_limit` (checked in `handle_start`, counting subscriptions
+    alone, without the one of the same id it ends first), Strawberry's None. The
     operation's task gets the start payload's extensions (OPERATION_EXTENSIONS).
     `handle_start` makes the task last, with no await after it;
     `cleanup_operation(id)` stops an operation (the socket's end stops each).
@@ -63,6 +68,15 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
     `send_message` (ours drops one to a closed socket)."""
 
     _openings: Openings | None = None
+    # The tasks of the queries and mutations running (the rest of `tasks`
+    # are subscriptions), while there are any.
+    _requests: set[asyncio.Task[None]] | None = None
+
+    def __init__(self, *args: Any, max_subscriptions_per_connection: int | None = None, **kwargs: Any) -> None:
+        # Strawberry's limit counts every operation: none of its own, ours
+        # counts subscriptions alone (handle_start).
+        super().__init__(*args, **kwargs)
+        self.subscription_limit = max_subscriptions_per_connection
 
     @property
     def openings(self) -> Openings:
@@ -83,9 +97,15 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
         await self.send_message({"type": "error", "id": answer_id, "payload": error})
 
     async def handle_start(self, message: Any) -> None:
-        # Unacknowledged, the id may be anything (unhashable): Strawberry closes with 4401.
-        running = len(self.tasks.keys() - {message["id"]}) if self.connection_acknowledged else 0
-        count_over_limit(self.connection_acknowledged, running, self.max_subscriptions_per_connection)
+        subscription = False
+        if self.connection_acknowledged:  # else, the id may be anything (unhashable): Strawberry closes with 4401
+            payload = message["payload"]
+            subscription = subscribes(self.view, payload["query"], payload.get("operationName"))
+            # The limits (README, "One socket's limits"), without the
+            # operation of this id, which Strawberry's start stops first.
+            error = self._over_a_limit(subscription, self.tasks.get(message["id"]))
+            if error is not None:
+                return await self.send_message({"type": "error", "id": message["id"], "payload": error})
         payload = message.get("payload")
         token = OPERATION_EXTENSIONS.set(payload.get("extensions") if isinstance(payload, dict) else None)
         try:
@@ -98,6 +118,27 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
         task = self.tasks.get(message["id"])
         if task is not None:
             self.openings[task] = None
+            if not subscription:
+                if self._requests is None:
+                    self._requests = set()
+                self._requests.add(task)
+
+    def _over_a_limit(self, subscription: bool, replaced: asyncio.Task[None] | None) -> dict[str, Any] | None:
+        """The error refusing an operation (MAX_SUBSCRIPTIONS for a
+        subscription, REQUESTS_IN_FLIGHT for any other), or None."""
+        requests = self._requests or ()
+        if subscription:
+            limit = self.subscription_limit
+            running = len(self.tasks) - (replaced is not None)
+            if limit is not None and running >= limit:
+                # Counted only when the socket holds enough operations to reach it.
+                held = sum(task not in requests and task is not replaced for task in self.tasks.values())
+                if held >= limit:
+                    metrics.refused("subscriptions_per_socket")
+                    return {"message": LIMIT_REACHED}
+        elif len(requests) - (replaced in requests) >= REQUESTS_IN_FLIGHT:
+            return REQUESTS_IN_FLIGHT_ERROR
+        return None
 
     async def cleanup_operation(self, operation_id: str) -> None:
         task = self.tasks.get(operation_id)
@@ -105,12 +146,23 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
             # Stopped before its start was fixed: its task may never run.
             opened(self._openings, task)
         await super().cleanup_operation(operation_id)
+        if task is not None:
+            if self._requests:
+                self._requests.discard(task)
+            if task.cancelled():
+                # Stopped before it ever ran (a start and its stop read at
+                # once): answered `complete` as a running one is.
+                await self.send_message({"type": "complete", "id": operation_id})
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
     ) -> None:
-        with metrics.graphql_operation(GRAPHQL_WS_PROTOCOL):
-            await self._handle_async_results(operation_id, query, operation_name, variables)
+        try:
+            with metrics.graphql_operation(GRAPHQL_WS_PROTOCOL):
+                await self._handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            if self._requests:
+                self._requests.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -118,18 +170,20 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
         websocket = websocket_of(self.websocket)
         fanout: Fanout = self.view.fanout  # type: ignore[attr-defined]
         openings, own = self.openings, asyncio.current_task()
-        try:
-            taken = await fanout.take(self.context, websocket, query, variables, operation_name)
-        except Refused as refused:
-            opened(openings, own)
-            # As Strawberry answers a subscription refused at the start.
-            self.tasks.pop(operation_id, None)
-            return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
-        except BaseException:
-            opened(openings, own)
-            raise
         failed: StreamFailed | None = None
         try:
+            try:
+                taken = await fanout.take(self.context, websocket, query, variables, operation_name)
+            except Refused as refused:
+                opened(openings, own)
+                # As Strawberry answers a subscription refused at the start.
+                self.tasks.pop(operation_id, None)
+                return await self.send_message({"type": "error", "id": operation_id, "payload": refused.errors[0].formatted})
+            except BaseException:
+                # Stopped as it starts (cancelled): answered `complete` below,
+                # as a running one is.
+                opened(openings, own)
+                raise
             if taken is None:
                 if fanout.opens(query, operation_name, functools.partial(opened, openings, own)):
                     try:

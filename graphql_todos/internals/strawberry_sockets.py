@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -351,7 +351,36 @@ def malformed_operation(payload: object, query_required: bool) -> str | None:
     return None
 
 
-def count_over_limit(acknowledged: bool, running: int, limit: int | None) -> None:
-    # Strawberry's own refusal (an `error` message) follows, checking the same.
-    if acknowledged and limit is not None and running >= limit:
-        metrics.refused("subscriptions_per_socket")
+# Strawberry's refusal of a subscription over MAX_SUBSCRIPTIONS, on both protocols.
+LIMIT_REACHED = "Subscription limit reached"
+# MAX_SUBSCRIPTIONS counts a socket's subscriptions alone: Apollo and urql
+# send an app's queries and mutations over the socket holding its
+# subscriptions, and one at the limit must still write. Queries and
+# mutations have their own bound, in flight (each a task, waiting behind the
+# openings sent before it): a client sending them without waiting for the
+# answers gets an `error` for each past it, the socket kept.
+REQUESTS_IN_FLIGHT = 100
+REQUESTS_IN_FLIGHT_REASON = f"More than {REQUESTS_IN_FLIGHT} queries and mutations in flight on this socket"
+REQUESTS_IN_FLIGHT_ERROR = {
+    "message": REQUESTS_IN_FLIGHT_REASON, "extensions": {"code": ErrorCode.TOO_MANY_REQUESTS.name},
+}
+
+
+class Kinds(Protocol):
+    """The view's intake (graphql/intake.py's Intake): the kind of an operation."""
+
+    def operation_type(self, query: str, operation_name: str | None) -> OperationType | None: ...
+
+
+def subscribes(view: object, query: object, operation_name: str | None) -> bool:
+    """Whether an operation sent on a socket is a subscription (what the
+    limit counts): a document that does not parse, names no operation or
+    is not allowed is none (Strawberry's run refuses it).
+
+    Assumes: the view (graphql/view.py's) keeps its Intake as `intake`,
+    whose kinds are kept with its documents (a subscribe of a document seen
+    before parses nothing)."""
+    if not isinstance(query, str):
+        return False
+    intake: Kinds = view.intake  # type: ignore[attr-defined]
+    return intake.operation_type(query, operation_name) is OperationType.SUBSCRIPTION

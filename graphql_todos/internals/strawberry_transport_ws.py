@@ -12,7 +12,9 @@ its operation's task are ours: Strawberry's `handle_message`,
 `handle_connection_init` and `handle_subscribe` each went through an
 override calling it, several calls an open for the same checks, in the same
 order and with the same answers, but for a null connection_init payload,
-which PROTOCOL.md allows and Strawberry refuses (pinned by
+which PROTOCOL.md allows and Strawberry refuses, and the limit per socket,
+which counts subscriptions alone (Strawberry's counts every operation:
+README, "One socket's limits") (pinned by
 tests/internals/test_strawberry_transport_ws.py against Strawberry's
 source, and each through a real socket in tests/graphql/test_transport_ws.py)."""
 
@@ -44,6 +46,9 @@ from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode, RequestError
 from graphql_todos.internals.strawberry import OPERATION_EXTENSIONS, request_error
 from graphql_todos.internals.strawberry_sockets import (
+    LIMIT_REACHED,
+    REQUESTS_IN_FLIGHT,
+    REQUESTS_IN_FLIGHT_ERROR,
     UNAUTHENTICATED_REASON,
     ConnectionGate,
     Fanout,
@@ -58,6 +63,7 @@ from graphql_todos.internals.strawberry_sockets import (
     json_string,
     malformed_operation,
     stalled_adapter,
+    subscribes,
 )
 from graphql_todos.internals.strawberry_view import DISCONNECTED, BoundedSendAdapter, JsonIntake
 
@@ -68,7 +74,6 @@ TOO_MANY_INITS = (4429, "Too many initialisation requests")
 FORBIDDEN = (4403, "Forbidden")
 UNAUTHORIZED = (4401, "Unauthorized")
 DUPLICATE_ID_CODE = 4409
-LIMIT_REACHED = "Subscription limit reached"
 UNPARSABLE = "Failed to parse message"
 # The acknowledgement without a payload, as the view's encode_json encodes it
 # (tests/internals/test_strawberry_transport_ws.py).
@@ -287,19 +292,17 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
         self.connection_acknowledged = True
 
     async def handle_subscribe(self, message: Any) -> None:
-        """Strawberry's checks in its order (acknowledged, a new id, the
-        limit), a persisted document found, then the operation's task, the
-        payload's extensions in its context (OPERATION_EXTENSIONS)."""
+        """Strawberry's checks in its order (acknowledged, a new id), a
+        persisted document found, the limits (MAX_SUBSCRIPTIONS for a
+        subscription, REQUESTS_IN_FLIGHT for any other), then the
+        operation's task, the payload's extensions in its context
+        (OPERATION_EXTENSIONS)."""
         if not self.connection_acknowledged:
             return await self.websocket.close(*UNAUTHORIZED)
         op_id = message["id"]
         operations = self.operations
         if op_id in operations:
             return await self.websocket.close(DUPLICATE_ID_CODE, f"Subscriber for {op_id} already exists")
-        limit = self.max_subscriptions_per_connection
-        if limit is not None and len(operations) >= limit:
-            metrics.refused("subscriptions_per_socket")
-            return await self.send_message({"id": op_id, "type": "error", "payload": [GraphQLError(LIMIT_REACHED).formatted]})
         payload = message["payload"]
         extensions = payload.get("extensions")
         persisted = getattr(self.schema, "persisted", None) if extensions else None
@@ -312,6 +315,20 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
                 return await self.send_message({"id": op_id, "type": "error", "payload": [request_error(exc).formatted]})
         operation = _Operation(self, op_id, query, payload.get("variables"), payload.get("operationName"))
         operation.opening = True
+        operation.subscription = None
+        # The limit counts subscriptions alone (Strawberry's, every
+        # operation); queries and mutations have a bound of their own. The
+        # kinds are asked only of a socket holding enough operations to
+        # reach one (none of most sockets' subscribes).
+        limit = self.max_subscriptions_per_connection
+        held = len(operations)
+        if held >= REQUESTS_IN_FLIGHT or (limit is not None and held >= limit):
+            if self._subscribes(operation):
+                if limit is not None and held >= limit and self._counted(True) >= limit:
+                    metrics.refused("subscriptions_per_socket")
+                    return await self.send_message({"id": op_id, "type": "error", "payload": [GraphQLError(LIMIT_REACHED).formatted]})
+            elif held >= REQUESTS_IN_FLIGHT and self._counted(False) >= REQUESTS_IN_FLIGHT:
+                return await self.send_message({"id": op_id, "type": "error", "payload": [REQUESTS_IN_FLIGHT_ERROR]})
         # No done callback (Strawberry's `_task_done`, which retrieves an
         # exception: four calls a subscribe): run_operation ends every one.
         if extensions is None:
@@ -404,6 +421,20 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
             await in_order(self._earlier(operation), self.socket)
             await super().run_operation(operation)
 
+    def _subscribes(self, operation: _Operation) -> bool:
+        """Whether the operation is a subscription, asked once."""
+        if operation.subscription is None:
+            operation.subscription = subscribes(self.view, operation.query, operation.operation_name)
+        return operation.subscription
+
+    def _counted(self, subscriptions: bool) -> int:
+        """The socket's subscriptions, or its queries and mutations."""
+        counted = 0
+        for operation in self.operations.values():
+            assert isinstance(operation, _Operation)  # handle_subscribe makes them
+            counted += self._subscribes(operation) is subscriptions
+        return counted
+
     def _earlier(self, operation: _Operation) -> list[asyncio.Future[None]]:
         """strawberry_sockets.earlier's, of `operations` (in the order sent)."""
         waiters = []
@@ -459,9 +490,12 @@ class _Operation(Operation[Any, None]):
     order): True while it is not fixed, the future an operation sent after
     it waits on once one does, None once it is fixed (or it has none)."""
 
-    __slots__ = ("opening",)
+    __slots__ = ("opening", "subscription")
 
     opening: asyncio.Future[None] | Literal[True] | None
+    # Whether it is a subscription (MAX_SUBSCRIPTIONS counts those alone);
+    # None until asked (GatedTransportWs._subscribes).
+    subscription: bool | None
 
 
 def _fixed(operation: _Operation) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
 from graphql_todos.graphql.view import TodoGraphQL
 from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
 from graphql_todos.internals.strawberry_sockets import (
+    LIMIT_REACHED,
     WEBSOCKET_PROTOCOLS,
     SendsUntilClosed,
     _serve_transport_ws,
@@ -273,3 +275,50 @@ def test_closed_is_a_disconnect_or_a_runtime_error_once_the_socket_is_closed() -
 
 async def _never(*args: Any) -> Any:
     raise AssertionError("not used")
+
+
+# The limits per socket (README, "One socket's limits"): MAX_SUBSCRIPTIONS
+# counts subscriptions alone, the legacy handler's check ours.
+
+
+def test_the_view_hands_the_legacy_handler_its_limit_by_keyword_which_strawberry_then_never_checks() -> None:
+    pinned: dict[Callable[..., Any], tuple[str, ...]] = {
+        AsyncBaseHTTPView.run: ("max_subscriptions_per_connection=self.max_subscriptions_per_connection,",),
+        BaseGraphQLWSHandler.handle_start: (
+            "self.max_subscriptions_per_connection is not None\n            and len(self.tasks) >=",
+            f'payload={{"message": "{LIMIT_REACHED}"}}',
+        ),
+    }
+    for function, lines in pinned.items():
+        assert [line in inspect.getsource(function) for line in lines] == [True] * len(lines), function
+    handler = GatedLegacyWs(
+        view=None, websocket=None, context=None, root_value=None, schema=None,  # type: ignore[arg-type]
+        keep_alive=False, keep_alive_interval=None, max_subscriptions_per_connection=3,
+    )
+    assert (handler.max_subscriptions_per_connection, handler.subscription_limit) == (None, 3)
+
+
+def test_a_legacy_stop_awaits_the_task_it_cancels_and_a_task_never_run_answers_nothing() -> None:
+    """FanoutWSHandler.cleanup_operation answers `complete` for a task that
+    ended cancelled: one stopped before its first step, whose coroutine
+    (Strawberry's `except asyncio.CancelledError` that answers it) never ran."""
+    cleanup = inspect.getsource(BaseGraphQLWSHandler.cleanup_operation)
+    assert "task.cancel()\n        with suppress(BaseException):\n            await task" in cleanup
+
+    async def never_run() -> bool:
+        ran: list[bool] = []
+
+        async def operation() -> None:
+            try:
+                ran.append(True)
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                pass
+
+        task = asyncio.create_task(operation())
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        return not ran and task.cancelled()
+
+    assert asyncio.run(never_run())
