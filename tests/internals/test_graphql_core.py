@@ -19,9 +19,13 @@ from graphql import (
 )
 from graphql.execution import values
 from graphql.execution.get_variable_signature import GraphQLVariableSignature, get_variable_signature
+from graphql.validation import OverlappingFieldsCanBeMergedRule, specified_rules, validate
+from graphql.validation.rules import overlapping_fields_can_be_merged
+from graphql.validation.validate import ValidationAbortedError
 
 from graphql_todos.internals.graphql_core import (
     as_sent,
+    bound_overlap_checks,
     keep_variable_signatures,
     kept_signature,
     plain_variables,
@@ -155,3 +159,23 @@ def test_variables_as_sent_are_what_graphql_core_gives_or_none(inputs: dict[str,
 )
 def test_other_variables_are_left_to_graphql_core(document: str) -> None:
     assert plain_variables(build_schema(SDL), _definitions(document)) is None
+
+
+class _Refused(ValidationAbortedError):
+    def __init__(self) -> None:
+        super().__init__("refused")
+
+
+def test_overlapping_fields_are_compared_within_the_budget_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What bound_overlap_checks replaces: the rule reads MAX_COMPLEXITY_BUDGET
+    # when a document's validation starts, spends it through the module
+    # global spend_complexity_budget (a pair compared: 2), and validate()
+    # keeps the ValidationAbortedError it raises as the document's last error.
+    for name in ("MAX_COMPLEXITY_BUDGET", "spend_complexity_budget"):
+        monkeypatch.setattr(overlapping_fields_can_be_merged, name, getattr(overlapping_fields_can_be_merged, name))
+    assert OverlappingFieldsCanBeMergedRule in specified_rules
+    schema = build_schema("type Query { a: Int }")
+    bound_overlap_checks(12, _Refused)
+    assert validate(schema, parse("{ a a a a }")) == []  # 6 pairs
+    errors = validate(schema, parse("{ a a a a a }"))  # 10 pairs
+    assert [type(e) for e in errors] == [_Refused]
