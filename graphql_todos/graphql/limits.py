@@ -33,7 +33,7 @@ from graphql import (
 )
 from graphql.validation.validate import ValidationAbortedError
 
-from graphql_todos.internals.graphql_core import bound_overlap_checks
+from graphql_todos.internals.graphql_core import bound_overlap_checks, print_values_once
 
 # About 1 ms of comparisons at most (graphql-core's own budget, 500,000, is ~0.1 s).
 OVERLAP_BUDGET = 5_000
@@ -149,3 +149,5 @@ class OverlapsExceeded(LimitExceeded, ValidationAbortedError):
 
 
 bound_overlap_checks(OVERLAP_BUDGET, OverlapsExceeded)
+# An input value's errors (100 at most) each print it: printed once, not walked for each.
+print_values_once()

@@ -28,11 +28,19 @@ a document's validation starts, 500,000: ~0.1 s) with "Validation aborted.";
 `bound_overlap_checks` sets a budget of ours and the error it ends with, by
 replacing the module global its comparisons call (spend_complexity_budget).
 Strawberry's validation and the intake's both run that rule.
+
+A value printed once for its errors: ValuesOfCorrectTypeRule (through
+validate_input_literal) prints the value an error is about into each error's
+message (`print_for_error`, which walks the whole value however short the
+text it keeps), so an input object of 320 unknown fields, within MAX_TOKENS,
+was walked for each of its 100 errors (0.3 s). `print_values_once` keeps
+the last texts by node.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from importlib import import_module
 from typing import Any
 
 from graphql import (
@@ -47,6 +55,7 @@ from graphql import (
 from graphql.execution import values
 from graphql.execution.get_variable_signature import GraphQLVariableSignature, get_variable_signature
 from graphql.execution.values import VariableValues, VariableValueSource
+from graphql.language import Node
 from graphql.validation.rules import overlapping_fields_can_be_merged as _overlaps
 from graphql.validation.validate import ValidationAbortedError
 
@@ -133,3 +142,26 @@ def bound_overlap_checks(budget: int, refusal: Callable[[], ValidationAbortedErr
             raise refusal()
 
     _overlaps.spend_complexity_budget = spend
+
+
+# The module, which graphql.utilities hides behind its function of the same name.
+_input_values = import_module("graphql.utilities.validate_input_value")
+# Values printed kept (the innermost of as many nested values an error is about).
+PRINTED = 16
+_printed: LRU[int, tuple[Node, str]] = LRU(PRINTED)
+_print_for_error = _input_values.print_for_error
+
+
+def printed_for_error(node: Node) -> str:
+    """print_for_error(node), made once per node while kept (each held, so its id is not reused)."""
+    kept = _printed.get(id(node))
+    if kept is not None and kept[0] is node:
+        return kept[1]
+    text = _print_for_error(node)
+    _printed.put(id(node), (node, text))
+    return text
+
+
+def print_values_once() -> None:
+    """From now on, validate_input_literal prints each value through printed_for_error."""
+    _input_values.print_for_error = printed_for_error  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from graphql_todos.graphql.limits import OVERLAP_BUDGET, OverlapsExceeded
 from graphql_todos.graphql.outcomes import QueryLimits, refused_limit
 from graphql_todos.graphql.schema import build_schema
 from graphql_todos.internals.strawberry import validation_errors
-from tests.edge.test_slowparse_headers import GROWTH, exchange, growth, server_cpu
+from tests.edge.test_slowparse_headers import GROWTH, growth, server_cpu
 from tests.gql import TransportWs, data, error_codes, gql
 from tests.helpers import Server, errors_logged, serving
 
@@ -55,15 +55,9 @@ def server(module_db_dsn: str) -> Iterator[Server]:
         yield srv
 
 
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as c:
-        yield c
-
-
-def test_many_fields_of_one_response_name_are_refused_with_a_validation_error(server: Server, client: httpx.Client) -> None:
+def test_many_fields_of_one_response_name_are_refused_with_a_validation_error(server: Server) -> None:
     assert server.settings.max_tokens == 1000
-    with errors_logged() as logged:
+    with errors_logged() as logged, httpx.Client(base_url=server.url, timeout=10) as client:
         body = gql(client, copies(247))
         assert ("data" in body, error_codes(body)) == (False, ["GRAPHQL_VALIDATION_FAILED"])
         assert body["errors"][0]["message"] == OverlapsExceeded().message
@@ -77,26 +71,17 @@ def test_many_fields_of_one_response_name_are_refused_with_a_validation_error(se
     assert logged == []
 
 
-def test_fields_within_the_budget_still_merge_or_conflict_as_graphql_core_says(client: httpx.Client) -> None:
-    assert data(client, copies(20, "todos{id}")) == {"todos": []}
-    body = gql(client, "{ a: todos { id } a: me { id } }")
+def test_fields_within_the_budget_still_merge_or_conflict_as_graphql_core_says(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert data(client, copies(20, "todos{id}")) == {"todos": []}
+        body = gql(client, "{ a: todos { id } a: me { id } }")
     assert error_codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
     assert body["errors"][0]["message"].startswith("Fields 'a' conflict because 'todos' and 'me' are different fields.")
 
 
-def _post(query: str) -> bytes:
-    body = ('{"query":"' + query.replace('"', '\\"') + '"}').encode()
-    head = (
-        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
 def test_a_document_of_fields_sharing_a_response_name_is_refused_in_time_linear_in_its_length(server: Server) -> None:
     def refused(n: int) -> None:
-        answer = exchange(server, _post(copies(n)))
-        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
-        assert b"sharing a response name" in answer
+        answer = httpx.post(server.url + "/graphql", json={"query": copies(n)}, timeout=10)
+        assert "sharing a response name" in answer.json()["errors"][0]["message"]
 
     assert growth(refused, 62, clock=server_cpu(server)) < GROWTH
