@@ -19,6 +19,7 @@ from graphql import (
 )
 from graphql.execution import values
 from graphql.execution.get_variable_signature import GraphQLVariableSignature, get_variable_signature
+from graphql.language.printer import print_for_error
 from graphql.validation import OverlappingFieldsCanBeMergedRule, specified_rules, validate
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from graphql.validation.validate import ValidationAbortedError
@@ -201,7 +202,7 @@ def test_input_values_are_printed_for_their_errors_through_the_module_global(mon
     printed.clear()
     monkeypatch.setattr(_input_values, "print_for_error", printed_for_error)
     again = validate(schema, parse("{ a(input: {x: 1, y: 2, z: 3}) }"))
-    assert [e.message for e in again] == [e.message for e in errors]
+    assert [e.message for e in again] == [e.message for e in errors]  # short: uncut
 
 
 def test_a_value_is_printed_once_while_kept() -> None:
@@ -210,3 +211,6 @@ def test_a_value_is_printed_once_while_kept() -> None:
     equal = parse("{ a(input: {x: 1, y: 2}) }").definitions[0].selection_set.selections[0].arguments[0].value  # type: ignore[attr-defined]
     assert printed_for_error(node) == printed_for_error(equal) == "{ x: 1, y: 2 }"
     assert printed_for_error(node) is printed_for_error(node)
+    long: Any = parse("{ a(input: {" + "x: 1 " * 100 + "}) }").definitions[0]
+    long_node = long.selection_set.selections[0].arguments[0].value
+    assert printed_for_error(long_node) == print_for_error(long_node)[:200] + "..."
