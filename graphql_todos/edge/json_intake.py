@@ -10,7 +10,8 @@ a close with the code's close code and the message as the reason). Nothing a
 client sends can make it raise anything else.
 
 What it takes is what orjson takes: UTF-8 without a byte order mark, at most
-1,024 levels of nesting, numbers within a double's range (integers beyond 64
+1,024 levels of nesting (deeper, or more levels left open than orjson makes
+room for, is refused saying which), numbers within a double's range (integers beyond 64
 bits become doubles), no NaN or Infinity; a key given twice keeps its last
 value. Python's json module, by contrast, raises RecursionError on deep
 nesting, ValueError on a 5,000-digit number and UnicodeDecodeError on bytes
@@ -31,6 +32,14 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # What stands in for each while telling a lone surrogate from other faults.
 _ANY_ESCAPE = rb"\\u0020"
 _LONE_SURROGATE = "must be Unicode text: the JSON escapes a lone surrogate (\\ud800 to \\udfff unpaired)"
+# orjson's deepest nesting of arrays and objects.
+MAX_NESTING = 1024
+# What orjson says of text nested deeper, and of text whose open arrays and
+# objects outnumber what it makes room for from the text's length (many
+# levels that are never closed: `[[[[...` cut short, or deeper than 1,024).
+_TOO_DEEP = "depth limit exceeded"
+_NO_ROOM = "failed to allocate memory"
+_ENDS = "unexpected end of data"
 
 
 class RefusedJson(RequestError):
@@ -60,14 +69,26 @@ def _refusal(data: bytes | str, exc: orjson.JSONDecodeError) -> RefusedJson:
     # Each surrogate escape made a plain one (same length, same place in the
     # grammar): if that parses, lone surrogates were the only fault.
     stand_in = _SURROGATE_ESCAPE.sub(_ANY_ESCAPE, raw)
-    if stand_in != raw and _parses(stand_in):
+    if stand_in != raw and _parses(stand_in) is None:
         return RefusedJson(ErrorCode.BAD_USER_INPUT, _LONE_SURROGATE)
+    if exc.msg == _NO_ROOM:
+        # Room enough once the text is twice as long (in spaces): the fault
+        # it has, cut short or too deep, is then told.
+        exc = _parses(raw + b" " * len(raw)) or exc
+        if exc.msg == _ENDS:
+            text = raw.decode()
+            where = f"line {text.count(chr(10)) + 1} column {len(text) - text.rfind(chr(10))} (char {len(text)})"
+            return RefusedJson(ErrorCode.MALFORMED_JSON, f"malformed JSON: {_ENDS}: {where}")
+    if exc.msg == _TOO_DEEP:
+        where = str(exc).removeprefix(_TOO_DEEP)
+        message = f"malformed JSON: {_TOO_DEEP} (at most {MAX_NESTING:,} levels of arrays and objects){where}"
+        return RefusedJson(ErrorCode.MALFORMED_JSON, message)
     return RefusedJson(ErrorCode.MALFORMED_JSON, f"malformed JSON: {exc}")
 
 
-def _parses(raw: bytes) -> bool:
+def _parses(raw: bytes) -> orjson.JSONDecodeError | None:
     try:
         orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return True
+    except orjson.JSONDecodeError as exc:
+        return exc
+    return None

@@ -19,11 +19,29 @@ as graphql-core would coerce them without its walk (`as_sent`: about 4% of
 an updateTodo's instructions, with its two variables); any other value
 (missing, null, another type) goes to graphql-core, which coerces it or
 says why not.
+
+Overlapping fields, bounded: OverlappingFieldsCanBeMergedRule compares
+every pair of fields sharing a response name (quadratic: 247 copies of
+`me{id}`, within MAX_TOKENS, took 0.35 s of the one event loop). It meters
+that work itself and aborts past a budget (MAX_COMPLEXITY_BUDGET, read when
+a document's validation starts, 500,000: ~0.1 s) with "Validation aborted.";
+`bound_overlap_checks` sets a budget of ours and the error it ends with, by
+replacing the module global its comparisons call (spend_complexity_budget).
+Strawberry's validation and the intake's both run that rule.
+
+A value printed once for its errors: ValuesOfCorrectTypeRule (through
+validate_input_literal) prints the value an error is about into each error's
+message (`print_for_error`, which walks the whole value however short the
+text it keeps), so an input object of 320 unknown fields, within MAX_TOKENS,
+was walked for each of its 100 errors (0.3 s), and each message carried
+it whole (360 KB of errors for 2 KB of document). `print_values_once` keeps
+the last texts by node, each cut at PRINTED_LENGTH characters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from importlib import import_module
 from typing import Any
 
 from graphql import (
@@ -38,6 +56,9 @@ from graphql import (
 from graphql.execution import values
 from graphql.execution.get_variable_signature import GraphQLVariableSignature, get_variable_signature
 from graphql.execution.values import VariableValues, VariableValueSource
+from graphql.language import Node
+from graphql.validation.rules import overlapping_fields_can_be_merged as _overlaps
+from graphql.validation.validate import ValidationAbortedError
 
 from graphql_todos.core.bounded import LRU
 
@@ -107,3 +128,45 @@ def as_sent(plain: tuple[PlainVariable, ...], inputs: Mapping[str, Any]) -> Vari
         sources[name] = VariableValueSource(signature, value)
         coerced[name] = value
     return VariableValues(sources, coerced)
+
+
+def bound_overlap_checks(budget: int, refusal: Callable[[], ValidationAbortedError]) -> None:
+    """From now on, OverlappingFieldsCanBeMergedRule spends at most `budget`
+    units on a document (a pair of fields compared costs 2), then validation
+    stops with refusal() among its errors (validate() keeps a
+    ValidationAbortedError as the last)."""
+    _overlaps.MAX_COMPLEXITY_BUDGET = budget
+
+    def spend(rule_context: Any, cost: int) -> None:
+        rule_context.remaining_complexity_budget -= cost
+        if rule_context.remaining_complexity_budget < 0:
+            raise refusal()
+
+    _overlaps.spend_complexity_budget = spend
+
+
+# The module, which graphql.utilities hides behind its function of the same name.
+_input_values = import_module("graphql.utilities.validate_input_value")
+# Values printed kept (the innermost of as many nested values an error is about).
+PRINTED = 16
+PRINTED_LENGTH = 200
+_printed: LRU[int, tuple[Node, str]] = LRU(PRINTED)
+_print_for_error = _input_values.print_for_error
+
+
+def printed_for_error(node: Node) -> str:
+    """print_for_error(node), at most PRINTED_LENGTH characters (then "..."),
+    made once per node while kept (each held, so its id is not reused)."""
+    kept = _printed.get(id(node))
+    if kept is not None and kept[0] is node:
+        return kept[1]
+    text = _print_for_error(node)
+    if len(text) > PRINTED_LENGTH:
+        text = text[:PRINTED_LENGTH] + "..."
+    _printed.put(id(node), (node, text))
+    return text
+
+
+def print_values_once() -> None:
+    """From now on, validate_input_literal prints each value through printed_for_error."""
+    _input_values.print_for_error = printed_for_error  # type: ignore[attr-defined]

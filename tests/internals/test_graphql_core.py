@@ -19,12 +19,19 @@ from graphql import (
 )
 from graphql.execution import values
 from graphql.execution.get_variable_signature import GraphQLVariableSignature, get_variable_signature
+from graphql.language.printer import print_for_error
+from graphql.validation import OverlappingFieldsCanBeMergedRule, specified_rules, validate
+from graphql.validation.rules import overlapping_fields_can_be_merged
+from graphql.validation.validate import ValidationAbortedError
 
 from graphql_todos.internals.graphql_core import (
+    _input_values,
     as_sent,
+    bound_overlap_checks,
     keep_variable_signatures,
     kept_signature,
     plain_variables,
+    printed_for_error,
 )
 
 SDL = "input New { title: String! } type Query { todo(id: ID!, input: New): String, n: Int }"
@@ -155,3 +162,55 @@ def test_variables_as_sent_are_what_graphql_core_gives_or_none(inputs: dict[str,
 )
 def test_other_variables_are_left_to_graphql_core(document: str) -> None:
     assert plain_variables(build_schema(SDL), _definitions(document)) is None
+
+
+class _Refused(ValidationAbortedError):
+    def __init__(self) -> None:
+        super().__init__("refused")
+
+
+def test_overlapping_fields_are_compared_within_the_budget_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What bound_overlap_checks replaces: the rule reads MAX_COMPLEXITY_BUDGET
+    # when a document's validation starts, spends it through the module
+    # global spend_complexity_budget (a pair compared: 2), and validate()
+    # keeps the ValidationAbortedError it raises as the document's last error.
+    for name in ("MAX_COMPLEXITY_BUDGET", "spend_complexity_budget"):
+        monkeypatch.setattr(overlapping_fields_can_be_merged, name, getattr(overlapping_fields_can_be_merged, name))
+    assert OverlappingFieldsCanBeMergedRule in specified_rules
+    schema = build_schema("type Query { a: Int }")
+    bound_overlap_checks(12, _Refused)
+    assert validate(schema, parse("{ a a a a }")) == []  # 6 pairs
+    errors = validate(schema, parse("{ a a a a a }"))  # 10 pairs
+    assert [type(e) for e in errors] == [_Refused]
+
+
+def test_input_values_are_printed_for_their_errors_through_the_module_global(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What print_values_once replaces: each error validate_input_literal
+    # reports of a value (through ValuesOfCorrectTypeRule) prints it with
+    # validate_input_value.print_for_error, looked up at each call.
+    schema, printed = build_schema("input New { title: String! } type Query { a(input: New): Int }"), []
+    original = _input_values.print_for_error
+
+    def counting(node: Any) -> str:
+        printed.append(node)
+        return original(node)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(_input_values, "print_for_error", counting)
+    errors = validate(schema, parse("{ a(input: {x: 1, y: 2, z: 3}) }"))
+    assert len(errors) == 4  # title missing, three unknown fields
+    assert len(printed) == 4 and len({id(node) for node in printed}) == 1
+    printed.clear()
+    monkeypatch.setattr(_input_values, "print_for_error", printed_for_error)
+    again = validate(schema, parse("{ a(input: {x: 1, y: 2, z: 3}) }"))
+    assert [e.message for e in again] == [e.message for e in errors]  # short: uncut
+
+
+def test_a_value_is_printed_once_while_kept() -> None:
+    value: Any = parse("{ a(input: {x: 1, y: 2}) }").definitions[0]
+    node = value.selection_set.selections[0].arguments[0].value
+    equal = parse("{ a(input: {x: 1, y: 2}) }").definitions[0].selection_set.selections[0].arguments[0].value  # type: ignore[attr-defined]
+    assert printed_for_error(node) == printed_for_error(equal) == "{ x: 1, y: 2 }"
+    assert printed_for_error(node) is printed_for_error(node)
+    long: Any = parse("{ a(input: {" + "x: 1 " * 100 + "}) }").definitions[0]
+    long_node = long.selection_set.selections[0].arguments[0].value
+    assert printed_for_error(long_node) == print_for_error(long_node)[:200] + "..."
