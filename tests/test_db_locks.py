@@ -320,8 +320,9 @@ def test_a_move_between_two_of_a_person_s_lists_at_their_deletion(journaled_db: 
     costs every move 8 to 10 buffers, 1.5 times its execution
     (docs/reliability.md, section 12). Decoded, the move's plan checks its
     lists (and waits for the deletion, holding nothing) before it locks its
-    row: both commit, the move finding nothing; a plan taking the row first
-    would end one of them the same way."""
+    row: in this order both commit, the move finding nothing; with the
+    target's id the greater and another member's write holding it, decoded
+    mode can end one of them too (tests/test_review21_move_deletion.py)."""
     with psycopg.connect(journaled_db.dsn, autocommit=True) as setup:
         (bob,) = setup.execute("INSERT INTO people (username) VALUES ('bob') RETURNING id").fetchone()  # type: ignore[misc]
         source, target = sorted((uuid.uuid4(), uuid.uuid4()))
