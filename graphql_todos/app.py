@@ -31,7 +31,7 @@ from graphql_todos.core.migrations import migrate
 from graphql_todos.core.people import Accounts
 from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import NO_WEB_CLIENT, Settings
-from graphql_todos.edge import error_handlers, guard
+from graphql_todos.edge import error_handlers, guard, negotiation
 from graphql_todos.edge.access import Access
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.edge.revocation import Revocations
@@ -257,9 +257,12 @@ def create_app(settings: Settings) -> TodoApp:
         # The front door for repeated reads and the short way for writes
         # (graphql/fast/front.py, which times its own answers) skips the
         # rest; then metrics, so that it times what the others answer too.
+        # What answers to GET and HEAD tell caches (negotiation.Cached)
+        # inside the front door: its kept replies carry it, at no cost a hit.
         middleware=[
             Middleware(error_handlers.ShutdownCut),
             Middleware(ResponseFront, settings, access, sockets, replies, writes),
+            Middleware(negotiation.Cached),
             Middleware(metrics.MetricsMiddleware),
             *guard.middleware(settings, access, sockets),
             *error_handlers.MIDDLEWARE,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
@@ -22,17 +23,14 @@ from graphql_todos.core.bounded import bounded_send
 from graphql_todos.core.errors import ClientStalled, DomainError, ErrorCode, RequestError
 from graphql_todos.edge.access import PRINCIPAL
 from graphql_todos.edge.error_handlers import error_body, header_text
-from graphql_todos.edge.negotiation import accept_header, choose
+from graphql_todos.edge.negotiation import STREAM, accept_header, choose, in_utf8, stamped
 
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "text/event-stream"
-HEADERS = [
-    (b"content-type", MEDIA_TYPE.encode()),
-    # A stream must not be cached, compressed or buffered on its way.
-    (b"cache-control", b"no-cache, no-transform"),
-    (b"x-accel-buffering", b"no"),
-]
+# A stream must not be kept, compressed or buffered on its way (and, as
+# every answer behind the credential, says what chose it: Vary).
+HEADERS = stamped([(b"content-type", MEDIA_TYPE.encode()), (b"x-accel-buffering", b"no")], STREAM)
 HEARTBEAT = b": keepalive\n\n"
 # What a GET of a URL with an event stream answers in, in the server's order.
 _REPRESENTATIONS = ("application/json", MEDIA_TYPE)
@@ -56,7 +54,9 @@ def streams(headers: Headers) -> bool:
     chosen = choose(accept, _REPRESENTATIONS)
     if chosen is None:
         offered = ", ".join(_REPRESENTATIONS)
-        raise RequestError(ErrorCode.NOT_ACCEPTABLE, f"Accept: {header_text(accept or '')} takes neither of {offered}")
+        raise RequestError(
+            ErrorCode.NOT_ACCEPTABLE, f"Accept: {header_text(accept or '')} takes neither of {offered}{in_utf8(accept, _REPRESENTATIONS[:1])}"
+        )
     return chosen == MEDIA_TYPE
 
 
@@ -118,7 +118,7 @@ class EventStreamResponse:
         self.revoked = revoked
         self.keepalive = keepalive
         self.send_timeout = send_timeout
-        self.headers = list(headers)
+        self.headers = _stream_headers(tuple(headers))
         self.heartbeat = heartbeat
         # The first chunk, written with the head in one write, not through
         # the channel (some 900 bytecodes an open, bench.opening rest-sse):
@@ -198,6 +198,13 @@ class EventStreamResponse:
         while (await receive())["type"] != "http.disconnect":
             pass
         scope.cancel()
+
+
+@functools.lru_cache(maxsize=16)
+def _stream_headers(headers: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """A stream's headers (SSE's, multipart's) with STREAM's Vary and
+    Cache-Control, made once per set."""
+    return stamped(headers, STREAM)
 
 
 def _more(chunk: bytes) -> Message:

@@ -26,14 +26,16 @@ here, each with a test (tests/edge/test_negotiation.py):
 from __future__ import annotations
 
 import functools
+import operator
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import NamedTuple
 
 import mimeparse
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphql_todos.core import paths
 from graphql_todos.core.errors import ErrorCode, RequestError
 from graphql_todos.edge.error_handlers import header_text
 
@@ -160,8 +162,25 @@ def json_only(accept: str | None) -> None:
     RequestError NOT_ACCEPTABLE when the client takes no JSON."""
     if choose(accept, (JSON,)) is None:
         raise RequestError(
-            ErrorCode.NOT_ACCEPTABLE, f"Accept: {header_text(accept or '')} does not take {JSON}: this URL answers only JSON"
+            ErrorCode.NOT_ACCEPTABLE,
+            f"Accept: {header_text(accept or '')} does not take {JSON}{in_utf8(accept, (JSON,))}: this URL answers only JSON",
         )
+
+
+def in_utf8(accept: str | None, offers: Sequence[str]) -> str:
+    """What a 406's message adds when the client named one of the (JSON)
+    offers, but in a charset other than UTF-8, the one JSON has (RFC 8259
+    section 8.1): that offer is refused (RFC 9110 section 12.5.1 lets a
+    server honour the header so), not sent in a charset the client did not
+    ask for; "" when it named none so."""
+    named = sorted({
+        value for r in _ranges(accept) for offer in offers
+        if r.quality > 0 and (r.type, r.subtype) == _offer(offer)[:2]
+        for name, value in r.params if name == "charset" and value != "utf-8"
+    })
+    if not named:
+        return ""
+    return f" (it asks for JSON in charset {', '.join(named)}: JSON is UTF-8 alone, RFC 8259 section 8.1)"
 
 
 class JsonOnly:
@@ -185,3 +204,155 @@ _READS = frozenset({"GET", "HEAD"})
 def prefers_html(accept: str | None) -> bool:
     """A browser asking for a page (GraphiQL), not for a GraphQL response."""
     return choose(accept, (HTML, *JSON_TYPES, EVENT_STREAM)) == HTML
+
+
+# What a response tells caches (RFC 9111): which request headers chose it
+# (RFC 9110 section 12.5.5, Vary) and whether it may be kept at all. CORS
+# adds Origin to every Vary itself (edge/guard.py's layers); the README
+# (Caching) says why each answer gets what it gets.
+class Caching(NamedTuple):
+    """A kind of answer's Vary names (joined to any it has) and Cache-Control
+    (`forced`: its directives put on whatever the answer says, as no-store
+    must be; else the answer's own, if it has one, stands)."""
+
+    vary: tuple[bytes, ...]
+    cache_control: bytes
+    forced: bool
+
+
+# Who is asking, and in what media type, choose every answer behind the
+# credential: none is kept by any cache, shared or the browser's.
+PRIVATE = Caching((b"Accept", b"Authorization", b"Cookie"), b"no-store", forced=True)
+# An event stream resumes from Last-Event-ID besides.
+STREAM = Caching((*PRIVATE.vary, b"Last-Event-ID"), b"no-store, no-transform", forced=True)
+# GraphiQL's page (public, chosen by Accept on /graphql), the web client's
+# page and service worker: kept, but asked again each time (a new release
+# names new bundles).
+PAGE = Caching((b"Accept",), b"no-cache", forced=False)
+STATIC = Caching((), b"no-cache", forced=False)
+# The bundles under /assets/ are named for their content: one name is always the same bytes.
+IMMUTABLE = Caching((), b"public, max-age=31536000, immutable", forced=False)
+# The health check says how the process is now.
+LIVE = Caching((), b"no-store", forced=True)
+
+_NAME_OF = operator.itemgetter(0)
+
+
+@functools.lru_cache(maxsize=256)
+def _values(caching: Caching, vary: bytes | None, cache_control: bytes | None) -> tuple[bytes | None, bytes]:
+    """The Vary (None: none needed) and Cache-Control values for an answer
+    that had these (None: none)."""
+    have = [] if vary is None else [token.strip() for token in vary.split(b",") if token.strip()]
+    known = {token.lower() for token in have}
+    joined = have + [token for token in caching.vary if token.lower() not in known]
+    directives = [] if cache_control is None else [d.strip() for d in cache_control.split(b",") if d.strip()]
+    if cache_control is None:
+        control = caching.cache_control
+    elif caching.forced:
+        present = {d.lower() for d in directives}
+        control = b", ".join(directives + [d.strip() for d in caching.cache_control.split(b",") if d.strip().lower() not in present])
+    else:
+        control = cache_control
+    return (b", ".join(joined) if joined else None), control
+
+
+def stamped(headers: Iterable[tuple[bytes, bytes]], caching: Caching) -> list[tuple[bytes, bytes]]:
+    """The response headers with caching's Vary and Cache-Control, each
+    name once (several lines of one are one list: RFC 9110 section 5.3)."""
+    headers = list(headers)
+    names = list(map(bytes.lower, map(_NAME_OF, headers)))
+    varies, controls = names.count(b"vary"), names.count(b"cache-control")
+    if not varies and not controls:  # most answers (GraphQL's, the router's): both made once
+        headers += _fresh(caching)
+        return headers
+    if varies > 1 or controls > 1:
+        headers, names = _joined(headers, names)
+    vary_at = names.index(b"vary") if varies else -1
+    control_at = names.index(b"cache-control") if controls else -1
+    vary, control = _values(
+        caching, headers[vary_at][1] if varies else None, headers[control_at][1] if controls else None
+    )
+    if vary_at >= 0:
+        headers[vary_at] = (b"vary", vary or b"")
+    elif vary is not None:
+        headers.append((b"vary", vary))
+    if control_at >= 0:
+        headers[control_at] = (b"cache-control", control)
+    else:
+        headers.append((b"cache-control", control))
+    return headers
+
+
+@functools.lru_cache(maxsize=16)
+def _fresh(caching: Caching) -> tuple[tuple[bytes, bytes], ...]:
+    """caching's headers, for an answer that has neither."""
+    vary, control = _values(caching, None, None)
+    varies = ((b"vary", vary),) if vary is not None else ()
+    return (*varies, (b"cache-control", control))
+
+
+def _joined(headers: list[tuple[bytes, bytes]], names: list[bytes]) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """Every Vary line as one, and every Cache-Control line, each where its first was."""
+    kept: list[tuple[bytes, bytes]] = []
+    at: dict[bytes, int] = {}
+    for name, pair in zip(names, headers, strict=True):
+        if name not in (b"vary", b"cache-control"):
+            kept.append(pair)
+        elif name in at:
+            kept[at[name]] = (name, kept[at[name]][1] + b", " + pair[1])
+        else:
+            at[name] = len(kept)
+            kept.append((name, pair[1]))
+    return kept, list(map(bytes.lower, map(_NAME_OF, kept)))
+
+
+def caching_of(path: str, status: int, headers: Sequence[tuple[bytes, bytes]]) -> Caching:
+    """What the answer (its status and headers) to a GET or HEAD of `path` tells caches."""
+    if path.startswith(_ASSETS):
+        return IMMUTABLE if status in (200, 206, 304) else LIVE
+    if path in _STATIC:
+        return STATIC
+    if path == _HEALTH:
+        return LIVE
+    if path == paths.GRAPHQL and _content_type(headers).startswith(b"text/html"):
+        return PAGE
+    return PRIVATE
+
+
+_ASSETS = "/assets/"
+_STATIC = frozenset({"/", paths.SERVICE_WORKER})
+_HEALTH = "/healthz"
+
+
+class Cached:
+    """ASGI middleware, inside the response cache's front door (whose kept
+    replies then carry what it adds): every answer to a GET or HEAD, the
+    stack's refusals and errors included, told what caching_of says. Other
+    methods' answers are kept by no cache (RFC 9111 section 3: a POST's only
+    with explicit freshness, which none has); GraphQL's, which negotiate,
+    say so themselves (graphql/http.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: the app's own, one frame fewer a request.
+        if scope["type"] != "http" or scope["method"] not in _READS:
+            return self.app(scope, receive, send)
+        path: str = scope["path"]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", ())
+                caching = caching_of(path, message["status"], headers)
+                message = {**message, "headers": stamped(headers, caching)}
+            await send(message)
+
+        return self.app(scope, receive, sending)
+
+
+def _content_type(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value
+    return b""

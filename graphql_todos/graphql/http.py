@@ -14,7 +14,15 @@ from starlette.responses import JSONResponse, Response
 from graphql_todos.core.errors import ErrorCode
 from graphql_todos.edge import negotiation
 from graphql_todos.edge.error_handlers import header_text
-from graphql_todos.edge.negotiation import EVENT_STREAM, GRAPHQL_RESPONSE_JSON, JSON, JSON_TYPES, MULTIPART
+from graphql_todos.edge.negotiation import (
+    EVENT_STREAM,
+    GRAPHQL_RESPONSE_JSON,
+    JSON,
+    JSON_TYPES,
+    MULTIPART,
+    PRIVATE,
+    stamped,
+)
 
 
 class MediaTypes(NamedTuple):
@@ -51,11 +59,14 @@ def not_acceptable(accept: str | None) -> Response:
     # subscription only, and the message should say so.
     operations = ", ".join((*JSON_TYPES, EVENT_STREAM))
     message = (
-        f"Accept: {header_text(accept or '')} takes none of the media types /graphql answers this request in: a query or"
+        f"Accept: {header_text(accept or '')} takes none of the media types /graphql answers this request in"
+        f"{negotiation.in_utf8(accept, JSON_TYPES)}: a query or"
         f" mutation in {operations}; a subscription in {EVENT_STREAM} or {MULTIPART}"
     )
     error = {"message": message, "extensions": {"code": ErrorCode.NOT_ACCEPTABLE.name}}
-    return JSONResponse({"errors": [error]}, status_code=ErrorCode.NOT_ACCEPTABLE.http_status)
+    refused = JSONResponse({"errors": [error]}, status_code=ErrorCode.NOT_ACCEPTABLE.http_status)
+    refused.raw_headers[:] = stamped(refused.raw_headers, PRIVATE)
+    return refused
 
 
 def is_request_error(data: Any, errors: Sequence[GraphQLError] | None) -> bool:
@@ -66,7 +77,10 @@ def is_request_error(data: Any, errors: Sequence[GraphQLError] | None) -> bool:
 
 def negotiate(response: Response, media_type: str | None, request_error: bool) -> Response:
     """Give a JSON response the media type negotiated; under
-    application/graphql-response+json, a request error is a 400."""
+    application/graphql-response+json, a request error is a 400. Whatever
+    the method, it says what chose it and that no cache may keep it
+    (negotiation.PRIVATE): the write door's answers have it as the stack's."""
+    response.raw_headers[:] = stamped(response.raw_headers, PRIVATE)
     if response.media_type != JSON or media_type != GRAPHQL_RESPONSE_JSON:
         return response
     response.headers["content-type"] = GRAPHQL_RESPONSE_JSON

@@ -16,6 +16,7 @@ from graphql_todos.rest.openapi_auth import AUTH_PATHS, AUTH_SCHEMAS
 from graphql_todos.rest.openapi_feed import FEED_PATHS, FEED_SCHEMAS
 from graphql_todos.rest.openapi_lists import LIST_PATHS, LIST_SCHEMAS
 from graphql_todos.rest.openapi_parts import (
+    CACHING_HEADERS,
     CURSOR_HEADERS,
     FRONT_DOOR,
     IDEMPOTENCY_KEY,
@@ -27,6 +28,7 @@ from graphql_todos.rest.openapi_parts import (
     ref,
     refusing_the_unacceptable,
     todo_input,
+    told_to_caches,
 )
 
 _EVENTS = (
@@ -274,12 +276,15 @@ DOCUMENT: dict[str, Any] = {
             **FEED_SCHEMAS,
         },
         "responses": FRONT_DOOR,
+        "headers": CACHING_HEADERS,
     },
 }
 # A GET refuses a client that takes none of its media types (rest/routing.py, edge/event_stream.py).
 refusing_the_unacceptable(DOCUMENT["paths"])
 # What the front door refuses before any route (README: Errors).
 answered_at_the_door(DOCUMENT["paths"])
+# What each GET's answers tell caches (edge/negotiation.py).
+told_to_caches(DOCUMENT["paths"])
 
 
 def document(max_list_rows: int) -> dict[str, Any]:

@@ -179,3 +179,38 @@ def answered_at_the_door(paths: dict[str, Any]) -> None:
                 continue
             door = {status: {"$ref": f"#/components/responses/{name}"} for status, name in door_refusals(path, method, operation).items()}
             operation["responses"] = dict(sorted({**door, **operation["responses"]}.items()))
+
+
+# What every answer to a GET (or HEAD) tells caches (edge/negotiation.py,
+# PRIVATE and STREAM): the request headers that chose it, and that no cache
+# may keep it. components.headers; each GET's own responses refer to them
+# (told_to_caches), so a client generator, and the schemathesis test, see them.
+CACHING_HEADERS: dict[str, Any] = {
+    "Vary": {
+        "description": "The request headers that chose this answer: Accept, Authorization, Cookie and (CORS) Origin;"
+        " an event stream's also Last-Event-ID",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^(?=.*\\bAccept\\b)(?=.*\\bAuthorization\\b)(?=.*\\bCookie\\b)(?=.*\\bOrigin\\b)"},
+    },
+    "Cache-Control": {
+        "description": "no-store: an answer behind the credential is kept by no cache, shared or the browser's",
+        "required": True,
+        "schema": {"type": "string", "pattern": "(^|,)\\s*no-store\\s*(,|$)"},
+    },
+}
+
+
+def told_to_caches(paths: dict[str, Any]) -> None:
+    """Each GET's own responses (not the front door's, shared with other
+    methods) declare CACHING_HEADERS."""
+    refs = {name: {"$ref": f"#/components/headers/{name}"} for name in CACHING_HEADERS}
+    for item in paths.values():
+        operation = item.get("get")
+        if operation is None:
+            continue
+        operation["responses"] = {
+            # A copy: other methods' operations share some responses' dicts.
+            status: response if "$ref" in response else {**response, "headers": {**refs, **response.get("headers", {})}}
+            for status, response in operation["responses"].items()
+        }
+

@@ -543,7 +543,7 @@ def test_a_head_of_an_event_stream_is_answered_and_over(server: Server, client: 
                 assert (response.status, response.read()) == (200, b""), path
                 # The stream's headers, as a GET's.
                 assert (response.getheader("content-type"), response.getheader("cache-control")) == (
-                    "text/event-stream", "no-cache, no-transform"
+                    "text/event-stream", "no-store, no-transform"
                 ), path
     finally:
         connection.close()
