@@ -154,7 +154,7 @@ SLOT_WAL_STATUS = Gauge(
 LIMITS = (
     "body_size", "body_timeout", "head_size", "head_timeout", "frame_size",
     "tokens", "depth", "aliases", "fields", "list_rows",
-    "subscriptions_per_socket", "sockets_per_client", "connection_init_timeout",
+    "subscriptions_per_socket", "requests_per_socket", "sockets_per_client", "connection_init_timeout",
     "statement_timeout", "pool_timeout",
 )
 LIMIT_REFUSALS = Counter(

@@ -238,6 +238,11 @@ class Settings:
     max_subscriptions: int = _setting(
         20, "MAX_SUBSCRIPTIONS", values.int_in(1), "most subscriptions open on one GraphQL WebSocket"
     )
+    requests_in_flight: int = _setting(
+        100, "REQUESTS_IN_FLIGHT", values.int_in(1),
+        "most queries and mutations in flight on one GraphQL WebSocket; one more gets an error TOO_MANY_REQUESTS,"
+        " the socket kept",
+    )
     max_sockets_per_client: int = _setting(
         256, "MAX_SOCKETS_PER_CLIENT", values.int_in(1),
         "most WebSockets open from one client address, all workers together"

@@ -20,14 +20,12 @@ from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode
 from graphql_todos.internals.strawberry import OPERATION_EXTENSIONS
 from graphql_todos.internals.strawberry_sockets import (
-    LIMIT_REACHED,
-    REQUESTS_IN_FLIGHT,
-    REQUESTS_IN_FLIGHT_ERROR,
     TOO_MANY_INITS_CODE,
     TOO_MANY_INITS_REASON,
     UNAUTHENTICATED_REASON,
     ConnectionGate,
     Fanout,
+    Limited,
     Openings,
     Refused,
     Revocable,
@@ -49,28 +47,39 @@ from graphql_todos.internals.strawberry_sockets import (
 logger = logging.getLogger(__name__)
 
 
-class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
-    """Legacy graphql-ws. Assumes: handle_start (after its checks) runs
-    `handle_async_results(id, query, operation_name, variables)` as the
-    operation's task, kept in `self.tasks`; `stop` and a disconnect cancel
-    it, and it answers `complete` when cancelled or when the stream ends,
-    then forgets the id (as below). Its `handle_start` refuses a start over
-    `max_subscriptions_per_connection`, counting every task, unless that is
-    None: the view hands the limit by keyword, kept here as
-    `subscription_limit` (checked in `handle_start`, counting subscriptions
-    alone, without the one of the same id it ends first), Strawberry's None. The
-    operation's task gets the start payload's extensions (OPERATION_EXTENSIONS).
-    `handle_start` makes the task last, with no await after it;
-    `cleanup_operation(id)` stops an operation (the socket's end stops each).
-    An operation that is no subscription runs once those sent before it on
-    the socket have fixed their start (strawberry_sockets.Openings), the
-    operations' tasks their keys. Every message goes out through
-    `send_message` (ours drops one to a closed socket)."""
+class _Started(asyncio.Task[None]):
+    """A legacy operation's task (Strawberry's `tasks` is the socket's
+    register of operations), carrying what the socket's limits ask of it
+    (strawberry_sockets.Held), as graphql-transport-ws's Operation does."""
+
+    __slots__ = ("operation_name", "query", "subscription")
+
+    query: str
+    operation_name: str | None
+    subscription: bool | None
+
+
+class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None], Limited):
+    """Legacy graphql-ws. Assumes: `handle_start`'s steps are Strawberry's
+    but for the limits (ours, below): refuse a start before the
+    acknowledgement (4401), stop the operation of the same id
+    (`cleanup_operation(id)`), then run `handle_async_results(id, query,
+    operation_name, variables)` as the operation's task, kept in
+    `self.tasks`; `stop` and a disconnect cancel it, and it answers
+    `complete` when cancelled or when the stream ends, then forgets the id
+    (as below). Strawberry's limit counts every task (its `handle_start`,
+    not run): the view hands the limit by keyword, kept here as
+    `subscription_limit`, Strawberry's None. The limits
+    (strawberry_sockets.Limited) count the operations held without the one
+    of the same id the start stops. The operation's task gets the start
+    payload's extensions (OPERATION_EXTENSIONS); `cleanup_operation(id)`
+    stops an operation (the socket's end stops each). An operation that is
+    no subscription runs once those sent before it on the socket have fixed
+    their start (strawberry_sockets.Openings), the operations' tasks their
+    keys. Every message goes out through `send_message` (ours drops one to
+    a closed socket)."""
 
     _openings: Openings | None = None
-    # The tasks of the queries and mutations running (the rest of `tasks`
-    # are subscriptions), while there are any.
-    _requests: set[asyncio.Task[None]] | None = None
 
     def __init__(self, *args: Any, max_subscriptions_per_connection: int | None = None, **kwargs: Any) -> None:
         # Strawberry's limit counts every operation: none of its own, ours
@@ -97,48 +106,36 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
         await self.send_message({"type": "error", "id": answer_id, "payload": error})
 
     async def handle_start(self, message: Any) -> None:
-        subscription = False
-        if self.connection_acknowledged:  # else, the id may be anything (unhashable): Strawberry closes with 4401
-            payload = message["payload"]
-            subscription = subscribes(self.view, payload["query"], payload.get("operationName"))
-            # The limits (README, "One socket's limits"), without the
-            # operation of this id, which Strawberry's start stops first.
-            error = self._over_a_limit(subscription, self.tasks.get(message["id"]))
-            if error is not None:
-                return await self.send_message({"type": "error", "id": message["id"], "payload": error})
-        payload = message.get("payload")
-        token = OPERATION_EXTENSIONS.set(payload.get("extensions") if isinstance(payload, dict) else None)
+        if not self.connection_acknowledged:
+            # Its id may be anything, or none (unhashable): Strawberry's answer.
+            return await self.websocket.close(code=4401, reason="Unauthorized")
+        operation_id = message["id"]
+        payload = message["payload"]
+        query, operation_name = payload["query"], payload.get("operationName")
+        tasks = self.tasks
+        # The limits, without the operation of this id, which the start stops
+        # (refused, the start stops nothing).
+        replaced = tasks.get(operation_id)
+        held = len(tasks) - (replaced is not None)
+        limit = self.subscription_limit
+        subscription = None
+        if held >= self.requests_limit or (limit is not None and held >= limit):
+            subscription = subscribes(self.view, query, operation_name)
+            refused = self.refusal(subscription, tasks.values(), held, limit, replaced)  # type: ignore[arg-type]
+            if refused is not None:
+                return await self.send_message({"type": "error", "id": operation_id, "payload": refused})
+        if replaced is not None:
+            await self.cleanup_operation(operation_id)
+        # The task copies the context as it is made: the extensions' with it.
+        token = OPERATION_EXTENSIONS.set(payload.get("extensions"))
         try:
-            await super().handle_start(message)
+            task = _Started(self.handle_async_results(operation_id, query, operation_name, payload.get("variables")))
         finally:
             OPERATION_EXTENSIONS.reset(token)
-        if not self.connection_acknowledged:
-            return  # refused (4401): its id may be anything, or none
-        # Its task, made last (none if refused): not run yet.
-        task = self.tasks.get(message["id"])
-        if task is not None:
-            self.openings[task] = None
-            if not subscription:
-                if self._requests is None:
-                    self._requests = set()
-                self._requests.add(task)
-
-    def _over_a_limit(self, subscription: bool, replaced: asyncio.Task[None] | None) -> dict[str, Any] | None:
-        """The error refusing an operation (MAX_SUBSCRIPTIONS for a
-        subscription, REQUESTS_IN_FLIGHT for any other), or None."""
-        requests = self._requests or ()
-        if subscription:
-            limit = self.subscription_limit
-            running = len(self.tasks) - (replaced is not None)
-            if limit is not None and running >= limit:
-                # Counted only when the socket holds enough operations to reach it.
-                held = sum(task not in requests and task is not replaced for task in self.tasks.values())
-                if held >= limit:
-                    metrics.refused("subscriptions_per_socket")
-                    return {"message": LIMIT_REACHED}
-        elif len(requests) - (replaced in requests) >= REQUESTS_IN_FLIGHT:
-            return REQUESTS_IN_FLIGHT_ERROR
-        return None
+        task.query, task.operation_name, task.subscription = query, operation_name, subscription
+        tasks[operation_id] = task
+        # Not run yet.
+        self.openings[task] = None
 
     async def cleanup_operation(self, operation_id: str) -> None:
         task = self.tasks.get(operation_id)
@@ -146,23 +143,16 @@ class FanoutWSHandler(SendsUntilClosed, BaseGraphQLWSHandler[Any, None]):
             # Stopped before its start was fixed: its task may never run.
             opened(self._openings, task)
         await super().cleanup_operation(operation_id)
-        if task is not None:
-            if self._requests:
-                self._requests.discard(task)
-            if task.cancelled():
-                # Stopped before it ever ran (a start and its stop read at
-                # once): answered `complete` as a running one is.
-                await self.send_message({"type": "complete", "id": operation_id})
+        if task is not None and task.cancelled():
+            # Stopped before it ever ran (a start and its stop read at once):
+            # answered `complete` as a running one is.
+            await self.send_message({"type": "complete", "id": operation_id})
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
     ) -> None:
-        try:
-            with metrics.graphql_operation(GRAPHQL_WS_PROTOCOL):
-                await self._handle_async_results(operation_id, query, operation_name, variables)
-        finally:
-            if self._requests:
-                self._requests.discard(asyncio.current_task())  # type: ignore[arg-type]
+        with metrics.graphql_operation(GRAPHQL_WS_PROTOCOL):
+            await self._handle_async_results(operation_id, query, operation_name, variables)
 
     async def _handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
@@ -237,6 +227,8 @@ class GatedLegacyWs(FanoutWSHandler, Revocable):
         # socket that never sends it held a place of MAX_SOCKETS_PER_CLIENT
         # forever. graphql-transport-ws's deadline, and its close.
         seconds = self.view.connection_init_wait_timeout.total_seconds()
+        # The server's REQUESTS_IN_FLIGHT (strawberry_sockets.Limited's).
+        self.requests_limit = websocket_of(self.websocket).scope["state"]["settings"].requests_in_flight
         timer = init_timer(seconds, self._connection_init_expired)
         try:
             await super().handle()

@@ -1,12 +1,13 @@
 """What both of Strawberry's GraphQL WebSocket handlers share: the fan-out they offer each
-subscription to, the gate for connection_init and its deadline, and the checks of an operation's
-payload. What they need from the app comes in as the Protocols below (the view and its fan-out)."""
+subscription to, the gate for connection_init and its deadline, the checks of an operation's
+payload, and one socket's limits (Limited). What they need from the app comes in as the Protocols
+below (the view and its fan-out)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -208,7 +209,7 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
     await websocket._send({"type": "websocket.accept", "subprotocol": GRAPHQL_TRANSPORT_WS_PROTOCOL, "headers": []})
     adapter = view.websocket_adapter_class(view, websocket, websocket)
     context = await view.get_context(websocket, response=websocket)
-    await view.graphql_transport_ws_handler_class(
+    handler = view.graphql_transport_ws_handler_class(
         view=view,
         websocket=adapter,
         context=context,
@@ -216,7 +217,11 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
         schema=view.schema,
         connection_init_wait_timeout=view.connection_init_wait_timeout,
         max_subscriptions_per_connection=view.max_subscriptions_per_connection,
-    ).handle()
+    )
+    # The server's REQUESTS_IN_FLIGHT (Limited's; the handler is ours:
+    # graphql/view.py's), read once a socket as get_context reads the state.
+    handler.requests_limit = websocket.scope["state"]["settings"].requests_in_flight  # type: ignore[attr-defined]
+    await handler.handle()
 
 
 WEBSOCKET_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)
@@ -351,19 +356,28 @@ def malformed_operation(payload: object, query_required: bool) -> str | None:
     return None
 
 
-# Strawberry's refusal of a subscription over MAX_SUBSCRIPTIONS, on both protocols.
+# One socket's limits (README, "One socket's limits"), on both protocols.
+# Strawberry's refusal of a subscription over MAX_SUBSCRIPTIONS.
 LIMIT_REACHED = "Subscription limit reached"
+LIMIT_REACHED_ERROR = {"message": LIMIT_REACHED}
 # MAX_SUBSCRIPTIONS counts a socket's subscriptions alone: Apollo and urql
 # send an app's queries and mutations over the socket holding its
 # subscriptions, and one at the limit must still write. Queries and
-# mutations have their own bound, in flight (each a task, waiting behind the
-# openings sent before it): a client sending them without waiting for the
-# answers gets an `error` for each past it, the socket kept.
+# mutations have their own bound, REQUESTS_IN_FLIGHT in flight (each a
+# task, waiting behind the openings sent before it): a client sending them
+# without waiting for the answers gets an `error` for each past it, the
+# socket kept. The setting's default (core/settings.py; tests hold the two
+# equal): a handler's bound until the server's is set as the socket is served.
 REQUESTS_IN_FLIGHT = 100
-REQUESTS_IN_FLIGHT_REASON = f"More than {REQUESTS_IN_FLIGHT} queries and mutations in flight on this socket"
-REQUESTS_IN_FLIGHT_ERROR = {
-    "message": REQUESTS_IN_FLIGHT_REASON, "extensions": {"code": ErrorCode.TOO_MANY_REQUESTS.name},
-}
+
+
+def requests_refusal(bound: int) -> dict[str, Any]:
+    """The error refusing a query or mutation over a socket's bound."""
+    message = f"More than {bound} queries and mutations in flight on this socket"
+    return {"message": message, "extensions": {"code": ErrorCode.TOO_MANY_REQUESTS.name}}
+
+
+REQUESTS_IN_FLIGHT_REASON = requests_refusal(REQUESTS_IN_FLIGHT)["message"]
 
 
 class Kinds(Protocol):
@@ -384,3 +398,65 @@ def subscribes(view: object, query: object, operation_name: str | None) -> bool:
         return False
     intake: Kinds = view.intake  # type: ignore[attr-defined]
     return intake.operation_type(query, operation_name) is OperationType.SUBSCRIPTION
+
+
+class Held(Protocol):
+    """An operation a socket holds (graphql-transport-ws's _Operation, the
+    legacy protocol's _Started task), as its limits see it: its document,
+    and whether it is a subscription (unset or None until asked)."""
+
+    query: str
+    operation_name: str | None
+    subscription: bool | None
+
+
+class Limited:
+    """Both handlers' limits per socket, counted here alone: a subscription
+    over MAX_SUBSCRIPTIONS (the view's, handed to each handler) is refused,
+    a query or mutation over `requests_limit` (REQUESTS_IN_FLIGHT) too,
+    each refusal counted in the metrics. An operation's kind is asked only
+    of a socket holding as many operations as either limit (most sockets'
+    subscribes ask none: each handler compares its count inline, without
+    a call, before asking `refusal`), then kept with the operation."""
+
+    view: Any
+    # The server's REQUESTS_IN_FLIGHT, set as the socket is served
+    # (_serve_transport_ws, GatedLegacyWs.handle).
+    requests_limit: int = REQUESTS_IN_FLIGHT
+
+    def kind(self, operation: Held) -> bool:
+        """Whether the operation is a subscription, asked once."""
+        # Unset until asked: a store fewer at every subscribe.
+        subscription = getattr(operation, "subscription", None)
+        if subscription is None:
+            subscription = operation.subscription = subscribes(self.view, operation.query, operation.operation_name)
+        return subscription
+
+    def refusal(
+        self, subscription: bool, held: Iterable[Held], count: int, subscription_limit: int | None,
+        replaced: Held | None = None,
+    ) -> dict[str, Any] | None:
+        """The error refusing an operation (a subscription or not) sent on a
+        socket holding `count` operations (`held`, but for `replaced`, which
+        the operation stops if it goes on), or None: MAX_SUBSCRIPTIONS
+        (`subscription_limit`, None: no limit) for a subscription,
+        `requests_limit` for any other."""
+        if subscription:
+            limit = subscription_limit
+            if limit is not None and count >= limit and self._counted(held, True, replaced) >= limit:
+                metrics.refused("subscriptions_per_socket")
+                return LIMIT_REACHED_ERROR
+        elif count >= self.requests_limit and self._counted(held, False, replaced) >= self.requests_limit:
+            metrics.refused("requests_per_socket")
+            return requests_refusal(self.requests_limit)
+        return None
+
+    def _counted(self, held: Iterable[Held], subscriptions: bool, replaced: Held | None) -> int:
+        """The socket's subscriptions, or its queries and mutations."""
+        counted = 0
+        for operation in held:
+            subscription = getattr(operation, "subscription", None)  # kind's, without its call once asked
+            counted += (self.kind(operation) if subscription is None else subscription) is subscriptions
+        if replaced is not None:
+            counted -= self.kind(replaced) is subscriptions
+        return counted

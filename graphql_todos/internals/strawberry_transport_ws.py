@@ -29,7 +29,6 @@ from json import JSONDecodeError
 from typing import Any, Literal
 
 import orjson
-from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.async_base_view import AsyncBaseHTTPView
@@ -46,13 +45,12 @@ from graphql_todos.core import metrics
 from graphql_todos.core.errors import ClientStalled, ErrorCode, RequestError
 from graphql_todos.internals.strawberry import OPERATION_EXTENSIONS, request_error
 from graphql_todos.internals.strawberry_sockets import (
-    LIMIT_REACHED,
-    REQUESTS_IN_FLIGHT,
-    REQUESTS_IN_FLIGHT_ERROR,
+    LIMIT_REACHED,  # noqa: F401 - one of Strawberry's answers below, found in its source as they are
     UNAUTHENTICATED_REASON,
     ConnectionGate,
     Fanout,
     Following,
+    Limited,
     Refused,
     Revocable,
     SendsUntilClosed,
@@ -63,7 +61,6 @@ from graphql_todos.internals.strawberry_sockets import (
     json_string,
     malformed_operation,
     stalled_adapter,
-    subscribes,
 )
 from graphql_todos.internals.strawberry_view import DISCONNECTED, BoundedSendAdapter, JsonIntake
 
@@ -85,7 +82,7 @@ NOT_TEXT = "WebSocket message type must be text"
 NOT_JSON = "WebSocket message must be valid JSON"
 
 
-class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None], Revocable):
+class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None], Revocable, Limited):
     """Assumes, of Strawberry's class: `__init__` sets the flags and
     `operations` read here; an Operation's `task` is what
     `cleanup_operation(id)` cancels (after forgetting the operation) and
@@ -315,20 +312,14 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
                 return await self.send_message({"id": op_id, "type": "error", "payload": [request_error(exc).formatted]})
         operation = _Operation(self, op_id, query, payload.get("variables"), payload.get("operationName"))
         operation.opening = True
-        operation.subscription = None
-        # The limit counts subscriptions alone (Strawberry's, every
-        # operation); queries and mutations have a bound of their own. The
-        # kinds are asked only of a socket holding enough operations to
-        # reach one (none of most sockets' subscribes).
+        # The limits (strawberry_sockets.Limited; Strawberry's counts every
+        # operation), asked only of a socket holding enough to reach one.
         limit = self.max_subscriptions_per_connection
         held = len(operations)
-        if held >= REQUESTS_IN_FLIGHT or (limit is not None and held >= limit):
-            if self._subscribes(operation):
-                if limit is not None and held >= limit and self._counted(True) >= limit:
-                    metrics.refused("subscriptions_per_socket")
-                    return await self.send_message({"id": op_id, "type": "error", "payload": [GraphQLError(LIMIT_REACHED).formatted]})
-            elif held >= REQUESTS_IN_FLIGHT and self._counted(False) >= REQUESTS_IN_FLIGHT:
-                return await self.send_message({"id": op_id, "type": "error", "payload": [REQUESTS_IN_FLIGHT_ERROR]})
+        if held >= self.requests_limit or (limit is not None and held >= limit):
+            refused = self.refusal(self.kind(operation), operations.values(), held, limit)  # type: ignore[arg-type]
+            if refused is not None:
+                return await self.send_message({"id": op_id, "type": "error", "payload": [refused]})
         # No done callback (Strawberry's `_task_done`, which retrieves an
         # exception: four calls a subscribe): run_operation ends every one.
         if extensions is None:
@@ -421,20 +412,6 @@ class GatedTransportWs(SendsUntilClosed, BaseGraphQLTransportWSHandler[Any, None
             await in_order(self._earlier(operation), self.socket)
             await super().run_operation(operation)
 
-    def _subscribes(self, operation: _Operation) -> bool:
-        """Whether the operation is a subscription, asked once."""
-        if operation.subscription is None:
-            operation.subscription = subscribes(self.view, operation.query, operation.operation_name)
-        return operation.subscription
-
-    def _counted(self, subscriptions: bool) -> int:
-        """The socket's subscriptions, or its queries and mutations."""
-        counted = 0
-        for operation in self.operations.values():
-            assert isinstance(operation, _Operation)  # handle_subscribe makes them
-            counted += self._subscribes(operation) is subscriptions
-        return counted
-
     def _earlier(self, operation: _Operation) -> list[asyncio.Future[None]]:
         """strawberry_sockets.earlier's, of `operations` (in the order sent)."""
         waiters = []
@@ -494,7 +471,7 @@ class _Operation(Operation[Any, None]):
 
     opening: asyncio.Future[None] | Literal[True] | None
     # Whether it is a subscription (MAX_SUBSCRIPTIONS counts those alone);
-    # None until asked (GatedTransportWs._subscribes).
+    # unset until asked (strawberry_sockets.Limited.kind).
     subscription: bool | None
 
 

@@ -382,6 +382,7 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
     small = {
         "max_body_bytes": 2000, "request_seconds": 0.5, "ws_max_bytes": 1000, "max_tokens": 40,
         "max_depth": 1, "max_aliases": 1, "max_fields": 6, "max_list_rows": 1, "max_subscriptions": 1,
+        "requests_in_flight": 1,
         # A statement timeout far beyond the database timeout: the second
         # request below must give up while the first still waits.
         "max_sockets_per_client": 2, "connection_init_seconds": 0.5, "statement_timeout_seconds": 5.0,
@@ -431,8 +432,14 @@ def test_each_limit_counts_its_refusals(db_dsn: str) -> None:
             with psycopg.connect(server.dsn, autocommit=True) as observer:
                 lock_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'graphql-todos'"
                 wait_until(lambda: observer.execute(lock_waits).fetchone() == (1,))  # type: ignore[arg-type]
-            # ... while another request waits for it in vain.
+            # ... while another request waits for it in vain, and a query on
+            # a socket too (in flight meanwhile: one more is refused).
             assert httpx.get(server.url + "/api/todos/?limit=1", timeout=10).status_code == 503
+            with TransportWs(server.ws_url) as ws:
+                ws.subscribe("{ todos(first: 1) { id } }")  # waits for the pool
+                over = ws.subscribe("{ todos(first: 1) { id } }")
+                message = ws.recv()
+                assert (message["type"], message["id"]) == ("error", over), message
             waiting.join(10)
             assert patched == [503]
         after = _refusals(server)
