@@ -24,7 +24,6 @@ import {
   SetMemberRoleMutation,
   ShareListMutation,
   shownList,
-  todosOf,
   type Member,
   type Role,
   type TodoList,
@@ -63,18 +62,12 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
   shownId.current = shown?.id ?? null;
   // The todo edits of the list on screen, queued in the outbox: read at each intent, so
   // the commands follow the switcher without being made again. The page holds every list's
-  // todos; "toggle all" and "clear completed" name the rows of the one on screen, and an
-  // edit's title is looked up among all (the row being edited may have been moved away).
+  // todos: the commands keep "toggle all" and "clear completed" to the list on screen.
   const commands = useMemo(
     () =>
-      createCommands(
-        outbox,
-        () => {
-          const { todos } = sync.getSnapshot().list;
-          return shownId.current === null ? todos : todosOf(todos, shownId.current);
-        },
-        { listId: () => shownId.current ?? undefined, rows: () => sync.getSnapshot().list.todos },
-      ),
+      createCommands(outbox, () => sync.getSnapshot().list.todos, {
+        listId: () => shownId.current ?? undefined,
+      }),
     [outbox, sync],
   );
 

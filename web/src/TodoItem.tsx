@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent, type MouseEvent } from 'react';
 import { isolate } from './bidi';
 import type { Commands } from './commands';
 import type { TodoList } from './lists';
@@ -30,6 +30,7 @@ export function TodoItem({
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
   const label = useRef<HTMLLabelElement>(null);
+  const text = useRef<HTMLElement>(null);
   // Enter and Escape end editing, and the blur that may follow when the field unmounts
   // must neither save twice nor save what Escape cancelled. Reset when a save fails, so
   // the kept draft can be saved again.
@@ -43,13 +44,28 @@ export function TodoItem({
   // not hover hovers the row with its press, before its pointerdown: it counts as shown
   // only when the pointer hovered the row before it pressed (`hovered`: a pointer over
   // it with no button down, as a mouse's or a hovering pen's, or a row moved under a
-  // still mouse).
+  // still mouse). A row that slid under a still mouse is hovered, and its button drawn,
+  // only when the browser next updates the hover (on a timer, up to ~100 ms): a press
+  // before that only shows the button, as a tap does. Kept so: the user saw the row come,
+  // not its button, and a press that quick is the rest of the last gesture, not an aim.
   const unseen = useRef(false);
   const hovered = useRef(false);
   const byMouse = useRef(false);
+  // TodoMVC's layout runs a long title under the delete button: a press on its text there
+  // may be the first of a double-click meant to edit it ("Double-click to edit a todo"),
+  // and deleting at once would lose the row. Such a click deletes once the double-click
+  // time passed; a second click within it edits instead.
+  const onText = useRef(false);
+  const pendingDelete = useRef<{ timer: number; fire(): void } | null>(null);
+  // Stored: the row leaves at the next render, and a click before it (a double-click's
+  // second) would send a second delete, refused with an alert.
+  const deleted = useRef(false);
   const completed = useOptimisticToggle(todo.completed, (value) =>
     commands.setCompleted(todo.id, value),
   );
+
+  // The row leaving the screen meanwhile (another filter picked): the delete is not lost.
+  useEffect(() => () => pendingDelete.current?.fire(), []);
 
   useEffect(() => {
     if (editing) input.current?.focus();
@@ -104,6 +120,36 @@ export function TodoItem({
     }
   };
 
+  const remove = async () => {
+    deleted.current = true;
+    if (!(await commands.deleteTodo(todo.id))) deleted.current = false;
+  };
+
+  const destroy = (e: MouseEvent<HTMLButtonElement>) => {
+    if (deleted.current) return;
+    if (pendingDelete.current !== null) {
+      // The second click of a double-click on the title's end: an edit, not a delete.
+      clearTimeout(pendingDelete.current.timer);
+      pendingDelete.current = null;
+      startEditing();
+    } else if (e.detail > 0 && (unseen.current || (e.detail > 1 && !byMouse.current))) {
+      // A press (not a key: detail 0) on the button still transparent only shows it,
+      // and so does the rest of a double tap (detail 2 on): its second tap, on the
+      // button its first one showed a moment before, is an edit's double-click
+      // that landed there, not a delete seen. (A mouse saw it: its clicks delete.)
+      unseen.current = false;
+      e.currentTarget.focus();
+    } else if (e.detail === 1 && onText.current) {
+      const fire = () => {
+        clearTimeout(timer);
+        pendingDelete.current = null;
+        void remove();
+      };
+      const timer = window.setTimeout(fire, DOUBLE_CLICK_MS);
+      pendingDelete.current = { timer, fire };
+    } else void remove();
+  };
+
   const classes = [completed.checked && 'completed', editing && 'editing'].filter(Boolean);
 
   return (
@@ -126,7 +172,7 @@ export function TodoItem({
           onChange={() => void completed.toggle()}
         />
         <label ref={label} tabIndex={0} onDoubleClick={startEditing} onKeyDown={onLabelKeyDown}>
-          <bdi>{todo.title}</bdi>
+          <bdi ref={text}>{todo.title}</bdi>
         </label>
         {!readOnly && moveTargets.length > 0 && (
           <MoveMenu title={todo.title} targets={moveTargets} onMove={(list) => onMove(todo.id, list)} />
@@ -141,17 +187,9 @@ export function TodoItem({
               unseen.current =
                 getComputedStyle(button).opacity === '0' ||
                 (e.pointerType !== 'touch' && !hovered.current && document.activeElement !== button);
+              onText.current = text.current !== null && drawnAt(text.current, e.clientX, e.clientY);
             }}
-            onClick={(e) => {
-              // A press (not a key: detail 0) on the button still transparent only shows it,
-              // and so does the rest of a double tap (detail 2 on): its second tap, on the
-              // button its first one showed a moment before, is an edit's double-click
-              // that landed there, not a delete seen. (A mouse saw it: its clicks delete.)
-              if (e.detail > 0 && (unseen.current || (e.detail > 1 && !byMouse.current))) {
-                unseen.current = false;
-                e.currentTarget.focus();
-              } else void commands.deleteTodo(todo.id);
-            }}
+            onClick={destroy}
           />
         )}
       </div>
@@ -170,4 +208,14 @@ export function TodoItem({
       )}
     </li>
   );
+}
+
+// Windows' default double-click time (GTK's is 400 ms); as MoveMenu's SECOND_CLICK_MS.
+const DOUBLE_CLICK_MS = 500;
+
+/** Whether the text in `element` is drawn at the point (x, y) of the viewport. */
+function drawnAt(element: Element, x: number, y: number): boolean {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  return [...range.getClientRects()].some((b) => b.left <= x && x <= b.right && b.top <= y && y <= b.bottom);
 }

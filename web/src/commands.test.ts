@@ -69,9 +69,11 @@ describe('createCommands', () => {
     // The row being edited stays on screen when another page moves it to another list
     // (App.tsx): its rename, delete or toggle still carries the title the user saw.
     const { outbox, added } = fakeOutbox();
-    const list = () => [{ id: '3', title: 'milk', completed: false, listId: 'L1' }];
-    const rows = () => [...list(), { id: '5', title: 'report', completed: true, listId: 'L2' }];
-    const commands = createCommands(outbox, list, { listId: () => 'L1', rows });
+    const rows = () => [
+      { id: '3', title: 'milk', completed: false, listId: 'L1' },
+      { id: '5', title: 'report', completed: true, listId: 'L2' },
+    ];
+    const commands = createCommands(outbox, rows, { listId: () => 'L1' });
     await commands.renameTodo('5', 'final report');
     await commands.setCompleted('5', false);
     await commands.deleteTodo('5');
@@ -84,6 +86,32 @@ describe('createCommands', () => {
       // The list-wide edits keep to the list shown.
       { op: { type: 'toggleAll', completed: true, listId: 'L1', ids: ['3'] }, label: '' },
       { op: { type: 'clearCompleted', listId: 'L1', ids: [] }, label: '' },
+    ]);
+  });
+
+  it('keeps the list-wide intents to the rows of the list on screen as it switches', async () => {
+    // The page holds every list's rows; each list-wide edit names those of the list shown
+    // when it is made (and a row that names no list, as open mode's).
+    const { outbox, added } = fakeOutbox();
+    const rows = () => [
+      { id: '1', title: 'milk', completed: true, listId: 'home' },
+      { id: '2', title: 'passport', completed: true, listId: 'trip' },
+      { id: '3', title: 'bread', completed: false, listId: 'home' },
+      { id: '4', title: 'tickets', completed: false, listId: 'trip' },
+      { id: '5', title: 'new', completed: true },
+    ];
+    let listId = 'home';
+    const commands = createCommands(outbox, rows, { listId: () => listId });
+    await commands.toggleAll(true);
+    await commands.clearCompleted();
+    listId = 'trip';
+    await commands.toggleAll(false);
+    await commands.clearCompleted();
+    expect(added.map((a) => a.op)).toEqual([
+      { type: 'toggleAll', completed: true, listId: 'home', ids: ['1', '3', '5'] },
+      { type: 'clearCompleted', listId: 'home', ids: ['1', '5'] },
+      { type: 'toggleAll', completed: false, listId: 'trip', ids: ['2', '4', '5'] },
+      { type: 'clearCompleted', listId: 'trip', ids: ['2', '5'] },
     ]);
   });
 

@@ -33,26 +33,23 @@ export interface Commands {
 export interface CommandOptions {
   /**
    * AUTH=accounts: the list on screen, read at each intent so the commands follow the
-   * list switcher. A new todo joins it; "toggle all" and "clear completed" touch only it.
+   * list switcher. A new todo joins it; "toggle all" and "clear completed" touch only its
+   * rows among `shown` (and any that names no list, as open mode's rows).
    */
   listId?: () => string | undefined;
-  /**
-   * Every row the page may show, where a row's title is looked up for its messages: more
-   * than `shown` when that is one list's, for the row being edited stays on screen though
-   * another page moved it to another list (App.tsx). `shown` when not given.
-   */
-  rows?: () => readonly Todo[];
   newId?: () => string;
 }
 
 /**
- * `shown` is the list on screen, whose rows "toggle all" and "clear completed" name; an
- * edit keeps the title the user saw (from `rows`), for the message a rejection of it shows.
+ * `shown` is every row the page may show: an edit keeps the title the user saw there, for
+ * the message a rejection of it shows, though the row was moved meanwhile to another list
+ * (the row being edited stays on screen: App.tsx). "Toggle all" and "clear completed" name
+ * the rows of the list on screen (`listId`).
  */
 export function createCommands(
   outbox: Pick<Outbox, 'add'>,
   shown: () => readonly Todo[],
-  { listId = () => undefined, rows = shown, newId = () => crypto.randomUUID() }: CommandOptions = {},
+  { listId = () => undefined, newId = () => crypto.randomUUID() }: CommandOptions = {},
 ): Commands {
   let lastError: string | null = null;
   const listeners = new Set<() => void>();
@@ -63,7 +60,7 @@ export function createCommands(
     listeners.forEach((listener) => listener());
   };
 
-  const titleOf = (id: string) => rows().find((t) => t.id === id)?.title ?? '';
+  const titleOf = (id: string) => shown().find((t) => t.id === id)?.title ?? '';
 
   const queue = async (what: string, add: () => Promise<void>): Promise<boolean> => {
     try {
@@ -83,6 +80,12 @@ export function createCommands(
     return id === undefined ? {} : { listId: id };
   };
 
+  // The rows of the list on screen.
+  const listed = () => {
+    const id = listId();
+    return shown().filter((t) => id === undefined || t.listId === undefined || t.listId === id);
+  };
+
   return {
     createTodo: (title) =>
       queue('add the todo', () =>
@@ -100,12 +103,12 @@ export function createCommands(
     // touches those alone, not a row someone added meanwhile.
     toggleAll: (completed) =>
       queue('update the todos', () =>
-        outbox.add({ type: 'toggleAll', completed, ...list(), ids: shown().map((t) => t.id) }, ''),
+        outbox.add({ type: 'toggleAll', completed, ...list(), ids: listed().map((t) => t.id) }, ''),
       ),
     clearCompleted: () =>
       queue('clear completed todos', () =>
         outbox.add(
-          { type: 'clearCompleted', ...list(), ids: shown().filter((t) => t.completed).map((t) => t.id) },
+          { type: 'clearCompleted', ...list(), ids: listed().filter((t) => t.completed).map((t) => t.id) },
           '',
         ),
       ),
