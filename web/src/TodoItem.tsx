@@ -75,6 +75,13 @@ export function TodoItem({
 
   const startEditing = () => {
     if (readOnly) return;
+    // An edit's double-click whose first click fell on the delete button over the title's
+    // end and whose second beside it (the label's dblclick): the delete it left waiting
+    // is no delete (it deleted the row under the open editor).
+    if (pendingDelete.current !== null) {
+      clearTimeout(pendingDelete.current.timer);
+      pendingDelete.current = null;
+    }
     finished.current = false;
     setDraft(todo.title);
     onEdit(todo.id);
@@ -128,9 +135,8 @@ export function TodoItem({
   const destroy = (e: MouseEvent<HTMLButtonElement>) => {
     if (deleted.current) return;
     if (pendingDelete.current !== null) {
-      // The second click of a double-click on the title's end: an edit, not a delete.
-      clearTimeout(pendingDelete.current.timer);
-      pendingDelete.current = null;
+      // The second click of a double-click on the title's end: an edit, not a delete
+      // (startEditing drops the waiting one).
       startEditing();
     } else if (e.detail > 0 && (unseen.current || (e.detail > 1 && !byMouse.current))) {
       // A press (not a key: detail 0) on the button still transparent only shows it,
