@@ -72,10 +72,19 @@ export function pendingEdits(
   return [...applied, ...state.queued].sort((a, b) => a.seq - b.seq);
 }
 
-/** The rejections the page shows until dismissed, each with what the user should know. */
+/**
+ * The rejections the page shows until dismissed, each with what the user should know. A
+ * delete refused as not found is none: the row is gone, as asked (deleted meanwhile in
+ * another tab, by another person, or while the delete waited for a double-click's end).
+ */
 export function notices(state: OutboxState): { seq: number; text: string }[] {
   return state.settled
-    .filter((s) => s.verdict.verdict === 'REJECTED' && !s.dismissed)
+    .filter(
+      (s) =>
+        s.verdict.verdict === 'REJECTED' &&
+        !s.dismissed &&
+        !(s.verdict.code === 'NOT_FOUND' && s.entry.op.type === 'delete'),
+    )
     .map((s) => ({ seq: s.seq, text: describeRejection(s) }));
 }
 

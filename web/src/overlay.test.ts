@@ -213,6 +213,24 @@ describe('notices', () => {
     expect(describeRejection(long)).toBe(`Could not delete “${'y'.repeat(40)}…”: not yours`);
   });
 
+  it('say nothing of a delete refused as not found: the row is gone, as asked', () => {
+    const gone = settled(entry(7, { type: 'delete', id: 'x' }, 'milk'), {
+      verdict: 'REJECTED',
+      cursor: null,
+      code: 'NOT_FOUND',
+      message: 'no todo with id x',
+    });
+    const forbidden = settled(entry(8, { type: 'delete', id: 'y' }, 'bread'), {
+      verdict: 'REJECTED',
+      cursor: null,
+      code: 'FORBIDDEN',
+      message: 'not yours',
+    });
+    expect(notices({ queued: [], settled: [gone, forbidden] })).toEqual([
+      { seq: 8, text: 'Could not delete “bread”: not yours' },
+    ]);
+  });
+
   it('isolate right-to-left titles and list names (bidi.ts), so the sentence keeps its order', () => {
     const title = 'אבג 123';
     const edit = entry(7, { type: 'update', id: 'a', title: 'x' }, title);
