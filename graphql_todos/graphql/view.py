@@ -78,6 +78,9 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
+        # Each GraphQL socket's bound on queries and mutations in flight (the
+        # handlers read it at every open: strawberry_sockets.Limited).
+        self.requests_in_flight = settings.requests_in_flight
         # One intake of documents for every path but Strawberry's own.
         self.intake = Intake(schema)
         schema.definitions = self.intake.definition
