@@ -191,9 +191,11 @@ def ended_with_its_list(entry: Entry) -> bool:
 
 def member_of(entry: Entry) -> tuple[str, str, str]:
     """A member entry's person id, username and role (after the change; the
-    role they had, for a removal)."""
+    role they had, for a removal). A username the entry lacks (one written
+    before sql/023 for a person deleted by hand) is empty: both feeds'
+    usernames are non-null strings, and str(None) named them "None"."""
     detail = entry.detail or {}
-    return str(entry.person), str(detail.get("username")), str(detail.get("role_after") or detail.get("role_before"))
+    return str(entry.person), detail.get("username") or "", str(detail.get("role_after") or detail.get("role_before"))
 
 
 def legacy_change(entry: Entry, kind: Kind | None) -> Change | None:

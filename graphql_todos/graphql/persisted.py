@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from operator import itemgetter
 from typing import Any
 
@@ -40,6 +41,19 @@ from graphql_todos.core.errors import ErrorCode, RequestError
 # Verdicts kept: on the last texts judged, and on documents that parsed, by hash.
 JUDGED = 4
 VERDICTS = 256
+
+
+# The store, text and verdict last judged for the request being served (HTTP):
+# the fast path, the view's choice of media type and Strawberry's path each
+# decode a POST's body anew (an equal text, another string), and a document
+# that does not parse within MAX_TOKENS has no verdict kept by hash.
+_REQUEST: ContextVar[list[tuple[PersistedQueries, str, bool]] | None] = ContextVar("persisted_request", default=None)
+
+
+def judging() -> None:
+    """A request starts (in the task serving it, whose context ends with it): a
+    text equal to one judged in it is not judged again."""
+    _REQUEST.set([])
 
 
 def sha256(document: str) -> str:
@@ -101,10 +115,11 @@ class PersistedQueries:
         # path (a refusal 3 or 4 times a request), and putting it in order is
         # what costs (60 ms for 400 fields): kept by the text's identity (each
         # held, so its id is not reused), at no cost whatever its length, for
-        # the intake's asking; and, for Strawberry's own copy of the text, by
-        # hash for a document that parsed. (One that does not parse within
-        # MAX_TOKENS is judged anew there: a hash is what its parse stopped
-        # at the limit is not, linear in its length.)
+        # the intake's asking; for Strawberry's own copy of the text, by the
+        # text within the request the view serves (`judging`), and by hash
+        # for a document that parsed. (Outside a request, one that does not
+        # parse within MAX_TOKENS is judged anew: a hash is what its parse
+        # stopped at the limit is not, linear in its length.)
         self._judged: LRU[int, tuple[str, bool]] = LRU(JUDGED)
         self._verdicts: LRU[str, bool] = LRU(VERDICTS)
         self._learnt: LRU[str, str] = LRU(size)
@@ -152,6 +167,9 @@ class PersistedQueries:
         judged = self._judged.get(id(query))
         if judged is not None and judged[0] is query:
             return judged[1]
+        request = _REQUEST.get()
+        if request and request[0][0] is self and request[0][1] == query:
+            return request[0][2]
         digest = sha256(query)
         verdict = digest in self.trusted or self._verdicts.get(digest)
         if verdict is None:
@@ -160,6 +178,8 @@ class PersistedQueries:
             if text is not None:
                 self._verdicts.put(digest, verdict)
         self._judged.put(id(query), (query, verdict))
+        if request is not None:
+            request[:] = [(self, query, verdict)]
         return verdict
 
     def _check_trusted(self, query: str) -> None:

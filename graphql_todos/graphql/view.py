@@ -39,7 +39,7 @@ from graphql_todos.graphql.http import (
 )
 from graphql_todos.graphql.intake import Intake
 from graphql_todos.graphql.outcomes import QueryLimits
-from graphql_todos.graphql.persisted import PersistedQueries
+from graphql_todos.graphql.persisted import PersistedQueries, judging
 from graphql_todos.graphql.schema import Context, build_schema
 from graphql_todos.internals.strawberry_legacy_ws import GatedLegacyWs
 from graphql_todos.internals.strawberry_transport_ws import GatedTransportWs
@@ -63,6 +63,7 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
         self.access = access
         persisted = PersistedQueries(settings.persisted_queries_size, settings.trusted_documents, settings.max_tokens)
         schema = build_schema(settings.execution_cache_size, QueryLimits.of(settings), persisted)
+        self.trusted_only = persisted.trusted is not None
         super().__init__(
             schema,
             keep_alive=True,
@@ -77,6 +78,9 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.send_timeout_seconds = settings.send_timeout_seconds
+        # Each GraphQL socket's bound on queries and mutations in flight (the
+        # handlers read it at every open: strawberry_sockets.Limited).
+        self.requests_in_flight = settings.requests_in_flight
         # One intake of documents for every path but Strawberry's own.
         self.intake = Intake(schema)
         schema.definitions = self.intake.definition
@@ -127,6 +131,10 @@ class TodoGraphQL(JsonIntake, GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        if self.trusted_only:
+            # A POST's body is read anew by each path it tries: its document
+            # is judged trusted or not once (persisted.py).
+            judging()
         request = Request(scope, receive)
         parsed: ParsedBody | None = scope.get(PARSED_BODY)
         if parsed is not None:

@@ -227,8 +227,8 @@ class GatedLegacyWs(FanoutWSHandler, Revocable):
         # socket that never sends it held a place of MAX_SOCKETS_PER_CLIENT
         # forever. graphql-transport-ws's deadline, and its close.
         seconds = self.view.connection_init_wait_timeout.total_seconds()
-        # The server's REQUESTS_IN_FLIGHT (strawberry_sockets.Limited's).
-        self.requests_limit = websocket_of(self.websocket).scope["state"]["settings"].requests_in_flight
+        # The server's REQUESTS_IN_FLIGHT (strawberry_sockets.Limited's), the view's.
+        self.requests_limit = self.view.requests_in_flight  # type: ignore[attr-defined]
         timer = init_timer(seconds, self._connection_init_expired)
         try:
             await super().handle()

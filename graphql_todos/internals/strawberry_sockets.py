@@ -218,9 +218,9 @@ async def _serve_transport_ws(view: GraphQL[Any, Any], websocket: WebSocket) -> 
         connection_init_wait_timeout=view.connection_init_wait_timeout,
         max_subscriptions_per_connection=view.max_subscriptions_per_connection,
     )
-    # The server's REQUESTS_IN_FLIGHT (Limited's; the handler is ours:
-    # graphql/view.py's), read once a socket as get_context reads the state.
-    handler.requests_limit = websocket.scope["state"]["settings"].requests_in_flight  # type: ignore[attr-defined]
+    # The server's REQUESTS_IN_FLIGHT (Limited's; the handler and the view,
+    # which keeps the setting, are ours: graphql/view.py's).
+    handler.requests_limit = view.requests_in_flight  # type: ignore[attr-defined]
     await handler.handle()
 
 
