@@ -357,9 +357,11 @@ def malformed_operation(payload: object, query_required: bool) -> str | None:
 
 
 # One socket's limits (README, "One socket's limits"), on both protocols.
-# Strawberry's refusal of a subscription over MAX_SUBSCRIPTIONS.
+# Strawberry's refusal of a subscription over MAX_SUBSCRIPTIONS, its words
+# kept, with the code the queries' and mutations' bound gives (review22: a
+# client could not tell it by code).
 LIMIT_REACHED = "Subscription limit reached"
-LIMIT_REACHED_ERROR = {"message": LIMIT_REACHED}
+LIMIT_REACHED_ERROR = {"message": LIMIT_REACHED, "extensions": {"code": ErrorCode.TOO_MANY_REQUESTS.name}}
 # MAX_SUBSCRIPTIONS counts a socket's subscriptions alone: Apollo and urql
 # send an app's queries and mutations over the socket holding its
 # subscriptions, and one at the limit must still write. Queries and

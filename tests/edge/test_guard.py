@@ -428,12 +428,14 @@ def test_subscriptions_per_socket_are_limited(db_dsn: str) -> None:
             message = ws.recv()
             assert (message["type"], message["id"]) == ("error", op_id)
             assert message["payload"][0]["message"] == "Subscription limit reached"
+            assert message["payload"][0]["extensions"] == {"code": "TOO_MANY_REQUESTS"}
         legacy = LegacyWs(server.ws_url)
         try:
             for op_id in ("1", "2", "3"):
                 legacy.send({"id": op_id, "type": "start", "payload": {"query": "subscription { todoChanges { cursor } }"}})
             message = legacy.recv()
             assert (message["type"], message["id"]) == ("error", "3")
+            assert message["payload"] == {"message": "Subscription limit reached", "extensions": {"code": "TOO_MANY_REQUESTS"}}
         finally:
             legacy.close()
 

@@ -161,6 +161,7 @@ def test_the_limit_counts_both_kinds_of_operation_and_a_complete_frees_one(two_p
         ws.send({"id": "3", "type": "subscribe", "payload": {"query": CHANGES}})
         message = ws.recv()
         assert (message["id"], message["type"], message["payload"][0]["message"]) == ("3", "error", "Subscription limit reached")
+        assert message["payload"][0]["extensions"] == {"code": "TOO_MANY_REQUESTS"}
         ws.complete(broadcast)
         wait_until(lambda: _gauge() == before + 1)
         ws.send({"id": "3", "type": "subscribe", "payload": {"query": CHANGES}})
