@@ -27,7 +27,7 @@ from graphql_todos.core.setting_values import is_ip_literal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import PRINCIPAL, Access, authorization, first_values
 from graphql_todos.edge.error_handlers import close_reason, error_body, header_text
-from graphql_todos.edge.negotiation import accept_header, prefers_html
+from graphql_todos.edge.negotiation import PRIVATE, accept_header, prefers_html, stamped
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.internals.uvicorn_http import arrived, arrived_whole
 
@@ -180,11 +180,15 @@ class HostCheck:
 
 async def _refused(scope: Scope, receive: Receive, send: Send, code: ErrorCode, message: str) -> None:
     """The answer to a request or WebSocket handshake refused before any layer ran."""
-    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    # Outermost: no layer behind tells caches of it (negotiation.PRIVATE's headers).
+    response = JSONResponse(error_body(code, message), status_code=code.http_status, headers=_UNKEPT_HEADERS)
     if scope["type"] == "websocket":
         await WebSocket(scope, receive, send).send_denial_response(response)
     else:
         await response(scope, receive, send)
+
+
+_UNKEPT_HEADERS = {name.decode(): value.decode() for name, value in stamped((), PRIVATE)}
 
 
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
@@ -486,7 +490,10 @@ def _with_headers(send: Send, scope: Scope, vary_origin: bool = False) -> Send:
 def headed(start: Message, scope: Scope, vary_origin: bool = False) -> Message:
     """A response's start message to the request of `scope` with the guard's
     headers: the security headers, the page's policy on HTML (GraphiQL's on
-    its path), and (`vary_origin`) CORS's Vary."""
+    its path), (`vary_origin`) CORS's Vary, and on the answer to any method
+    but GET and HEAD (negotiation.Cached's) without a Cache-Control of its
+    own, negotiation.PRIVATE's Vary and Cache-Control: a refusal or a
+    change's answer is kept by no cache."""
     headers = list(start.get("headers", ()))
     media_type = _media_type(headers)
     headers += _HEADERS
@@ -494,7 +501,9 @@ def headed(start: Message, scope: Scope, vary_origin: bool = False) -> Message:
         policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
         headers.append((b"content-security-policy", policy.encode()))
     if vary_origin:
-        _vary_origin(headers)
+        _vary_origin(headers, scope)
+    elif scope["method"] not in _READS and b"cache-control" not in dict(headers):
+        headers = stamped(headers, PRIVATE)
     return {**start, "headers": headers}
 
 
@@ -508,23 +517,38 @@ def _media_type(headers: list[tuple[bytes, bytes]]) -> bytes:
 
 
 _name = itemgetter(0)
+_READS = ("GET", "HEAD")
 
 
-def _vary_origin(headers: list[tuple[bytes, bytes]]) -> None:
+def _vary_origin(headers: list[tuple[bytes, bytes]], scope: Scope) -> None:
     """What CORSMiddleware.send does to the answer to a request without
     Origin: "Origin" joined to the Vary values, into the first Vary header,
-    the others dropped (MutableHeaders.__setitem__), or a Vary appended."""
-    if b"vary" not in dict(headers):  # the common case, found in C
-        headers.append((b"vary", b"Origin"))
+    the others dropped (MutableHeaders.__setitem__), or a Vary appended;
+    and to the answer to a request of `scope` other than GET and HEAD
+    without a Cache-Control, negotiation.PRIVATE's too (`headed`). An answer
+    that says how it may be kept (GraphQL's) stands."""
+    found = dict(headers)
+    if b"vary" not in found:  # the common case, found in C
+        if b"cache-control" not in found and scope["method"] not in _READS:
+            headers += _UNKEPT_ORIGIN  # a REST change's, a refusal's: made once
+        else:
+            headers.append((b"vary", b"Origin"))
         return
-    found = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
-    value = b", ".join([*(headers[i][1] for i in found), b"Origin"])
-    for i in reversed(found[1:]):
+    if b"cache-control" not in found and scope["method"] not in _READS:  # stamped as `headed` would, then joined
+        headers[:] = stamped(headers, PRIVATE)
+    at = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
+    value = b", ".join([*(headers[i][1] for i in at), b"Origin"])
+    for i in reversed(at[1:]):
         del headers[i]
-    if found:
-        headers[found[0]] = (b"vary", value)
+    if at:
+        headers[at[0]] = (b"vary", value)
     else:
         headers.append((b"vary", value))
+
+
+# negotiation.PRIVATE's headers, and with CORS's Origin as _vary_origin joins it.
+_UNKEPT = tuple(stamped((), PRIVATE))
+_UNKEPT_ORIGIN = tuple(stamped(((b"vary", _UNKEPT[0][1] + b", Origin"),), PRIVATE))
 
 
 def stacked(app: ASGIApp, layers: Sequence[Middleware]) -> ASGIApp:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http
 import logging
 import re
 import types
@@ -28,16 +29,19 @@ from uvicorn.server import ServerState
 
 from graphql_todos.core import metrics
 from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS, BoundedClose, close_seconds, end_streams
-from graphql_todos.internals.uvicorn_websocket import WebSocketProtocol, asgi_version, upgrade_accept
+from graphql_todos.internals.uvicorn_websocket import (
+    WebSocketProtocol,
+    asgi_version,
+    error_json,
+    upgrade_accept,
+)
 
 # What uvicorn writes, before a response, to a client that asked for it.
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Far more than any browser sends; httptools itself takes heads of any size.
 MAX_HEAD_BYTES = 65536
-_HEAD_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-length: 0\r\nconnection: close\r\n\r\n"
-)
+# The HTTP versions a request may name; httptools parses 0.9 and 2.0 as well (a 505).
+VERSIONS = ("1.0", "1.1")
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -159,7 +163,11 @@ class HttpProtocol(HttpToolsProtocol):
             self._head_tail = data[-3:]
             if self._head_bytes > MAX_HEAD_BYTES:
                 metrics.refused("head_size")
-                self.transport.write(_HEAD_TOO_LARGE)
+                self._disarm()
+                self.transport.write(refusal(
+                    self.server_state.default_headers, http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    f"the request head is over {MAX_HEAD_BYTES} bytes",
+                ))
                 self.transport.close()
                 return
         # uvicorn's data_received, inline (its call and its
@@ -170,14 +178,36 @@ class HttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = None
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             self.logger.warning(INVALID_HTTP_REQUEST)
-            self.send_400_response(INVALID_HTTP_REQUEST)
+            self._refuse_unparsed(exc)
         except httptools.HttpParserUpgrade:
             if self._upgrade if self._upgrade_of is self.headers else self._should_upgrade():
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+
+    def _refuse_unparsed(self, exc: httptools.HttpParserError) -> None:
+        """uvicorn's send_400_response for a request httptools refused, in
+        JSON: 505 for an HTTP version other than VERSIONS, else 400 naming
+        what httptools found (an invalid request line, a control byte in a
+        header, Content-Length with Transfer-Encoding...). Assumes
+        (tests/internals/test_uvicorn_refusals.py pins it): uvicorn answers
+        every HttpParserError by send_400_response, whose answer is all the
+        connection gets (the transport closed after), and httptools raises
+        HttpParserCallbackError, the callback's exception its __context__,
+        for one a callback raised (on_headers_complete's UnsupportedVersion)."""
+        self._disarm()
+        cause = exc.__context__
+        if isinstance(cause, UnsupportedVersion) or str(exc) == "Invalid HTTP version":
+            status = http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
+            message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{cause}" if cause else "")
+        else:
+            status = http.HTTPStatus.BAD_REQUEST
+            message = f"invalid HTTP request: {exc}"
+        if not self.transport.is_closing():
+            self.transport.write(refusal(self.server_state.default_headers, status, message))
+            self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
@@ -227,6 +257,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        if self.parser.get_http_version() not in VERSIONS:
+            raise UnsupportedVersion(self.parser.get_http_version())
         earlier = self.cycle
         _uvicorns_headers_complete(self)
         cycle = self.cycle
@@ -389,6 +421,27 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
     if found is None:
         found = watches[seconds] = HeadWatch(loop, seconds)
     return found
+
+
+class UnsupportedVersion(Exception):
+    """A request in an HTTP version httptools parses but this server does
+    not speak (on_headers_complete's, raised through httptools)."""
+
+
+def refusal(default_headers: list[tuple[bytes, bytes]], status: http.HTTPStatus, message: str) -> bytes:
+    """A whole answer, before the app runs, in the app's Error shape (error_json):
+    the server's default headers, the connection closed after it."""
+    body = error_json(status, message)
+    head = [httptools_impl.STATUS_LINE[status.value]]
+    for name, value in default_headers:
+        head += (name, b": ", value, b"\r\n")
+    head += (_REFUSAL_HEADERS, str(len(body)).encode(), b"\r\n\r\n", body)
+    return b"".join(head)
+
+
+# No cache keeps a refusal (RFC 9111: 400 is not heuristically cacheable, but
+# a 505's or 431's reasons are the request's, so none is).
+_REFUSAL_HEADERS = b"content-type: application/json\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: "
 
 
 _LOGGER = logging.getLogger("uvicorn.error")

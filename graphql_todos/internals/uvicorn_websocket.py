@@ -1,14 +1,18 @@
 """uvicorn's `websockets-sansio` protocol, made to close with a reason on shutdown, refuse what
 it must quietly, let no close wait on a peer that stopped reading, keep an open WebSocket small and
-open one from the request httptools parsed; and the direct frame writer broadcasts use on it."""
+open one from the request httptools parsed, refuse a handshake in JSON (JsonRefusals); and the
+direct frame writer broadcasts use on it."""
 
 from __future__ import annotations
 
 import asyncio
 import binascii
 import contextvars
+import email.utils
 import functools
 import hashlib
+import http
+import json
 import logging
 import struct
 import uuid
@@ -23,9 +27,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.datastructures import Headers
 from websockets.exceptions import SecurityError
 from websockets.frames import CloseCode, Frame, apply_mask
-from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request, Response
 from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
@@ -198,6 +203,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # protocol upgrading the connection asked already.
         if config.ws_per_message_deflate or not config.loaded:
             super().__init__(config, server_state, app_state, _loop)
+            # uvicorn's ServerProtocol refusing in JSON (JsonRefusals keeps no state of its own).
+            self.conn.__class__ = JsonRefusals
         else:
             self._lean_init(config, server_state, app_state, _loop, opened)
         self.queue = LeanQueue()
@@ -228,7 +235,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn = (
             OpenedServer(config.ws_max_size, _LOGGER)
             if opened
-            else ServerProtocol(extensions=[], max_size=config.ws_max_size, logger=_LOGGER)
+            else JsonRefusals(extensions=[], max_size=config.ws_max_size, logger=_LOGGER)
         )
         self.ping_interval = config.ws_ping_interval
         self.ping_timeout = config.ws_ping_timeout
@@ -566,7 +573,38 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.close()
 
 
-class OpenedServer(ServerProtocol):
+class JsonRefusals(ServerProtocol):
+    """websockets' ServerProtocol, whose refusals of a handshake (its
+    `reject`: 400 naming the header at fault, 426 without an Upgrade, 500,
+    uvicorn's 403 for an app closing before it accepts, our 400 and 431 of
+    `_refuse_unparsed`) carry the app's Error body in JSON, not plain text.
+
+    Assumes (tests/internals/test_uvicorn_refusals.py pins it): every
+    refusal websockets and uvicorn make before the app answers is made by
+    `reject`, which they may change after (426 adds Upgrade) but whose
+    body they send as it is."""
+
+    def reject(self, status: http.HTTPStatus | int, text: str) -> Response:
+        status = http.HTTPStatus(status)
+        body = error_json(status, " ".join(text.split()) or status.phrase)
+        headers = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+                ("Content-Type", "application/json"),
+            ]
+        )
+        return Response(status.value, status.phrase, headers, body)
+
+
+def error_json(status: http.HTTPStatus, message: str) -> bytes:
+    """The app's Error body (edge/error_handlers.py's error_body), its code
+    the status's name, for an answer given before the app runs."""
+    return json.dumps({"error": {"code": status.name, "message": message}}, ensure_ascii=False).encode()
+
+
+class OpenedServer(JsonRefusals):
     """websockets' ServerProtocol for a connection whose handshake
     `open_upgraded` answers, as uvicorn makes it without per-message deflate
     (no origins, extensions or subprotocols of its own), made OPEN: its

@@ -117,8 +117,12 @@ def _error_coded(*codes: str) -> dict[str, Any]:
 # ShutdownCut): components.responses, each operation referring to those it
 # can meet (answered_at_the_door). The body is the Error shape throughout.
 FRONT_DOOR: dict[str, Any] = {
-    "SeveralHosts": _refused(
-        "BAD_REQUEST", "More than one Host header (BAD_REQUEST), refused before anything else runs (RFC 9112, 3.2)"
+    "BadRequest": _refused(
+        "BAD_REQUEST",
+        "A request HTTP/1.1 cannot read (an invalid request line; a control byte, NUL or DEL in a header's"
+        " name or value; a folded header line; Content-Length with Transfer-Encoding), the message naming what"
+        " was found, the connection closed; or more than one Host header (RFC 9112, 3.2): refused before"
+        " anything else runs (BAD_REQUEST)",
     ),
     "Unauthenticated": _refused(
         "UNAUTHENTICATED",
@@ -141,10 +145,15 @@ FRONT_DOOR: dict[str, Any] = {
         "MISDIRECTED_REQUEST",
         "A Host this server does not answer to (ALLOWED_HOSTS) (MISDIRECTED_REQUEST), refused before anything else runs",
     ),
-    "HeadTooLarge": {
-        "description": f"A request head (request line and headers) over {MAX_HEAD_BYTES // 1024} KiB: no body;"
-        " the connection is closed",
-    },
+    "HeadTooLarge": _refused(
+        "REQUEST_HEADER_FIELDS_TOO_LARGE",
+        f"A request head (request line and headers) over {MAX_HEAD_BYTES // 1024} KiB"
+        " (REQUEST_HEADER_FIELDS_TOO_LARGE); the connection is closed",
+    ),
+    "VersionNotSupported": _refused(
+        "HTTP_VERSION_NOT_SUPPORTED",
+        "A request in an HTTP version other than 1.0 and 1.1 (HTTP_VERSION_NOT_SUPPORTED); the connection is closed",
+    ),
     "Unavailable": json_content(
         _error_coded("DATABASE_UNAVAILABLE", "SHUTTING_DOWN"),
         "PostgreSQL could not be reached in time (DATABASE_UNAVAILABLE), or the request was still running when"
@@ -158,8 +167,9 @@ def door_refusals(path: str, method: str, operation: dict[str, Any]) -> dict[str
     """Status -> FRONT_DOOR response an operation can meet: every one for
     every operation, but a credential's where none is asked, a cookie's
     Origin on a change alone, a slow body where a body is read."""
-    door = {"400": "SeveralHosts", "401": "Unauthenticated", "403": "ForeignOrigin", "408": "BodyTooSlow",
-            "413": "BodyTooLarge", "421": "Misdirected", "431": "HeadTooLarge", "503": "Unavailable"}
+    door = {"400": "BadRequest", "401": "Unauthenticated", "403": "ForeignOrigin", "408": "BodyTooSlow",
+            "413": "BodyTooLarge", "421": "Misdirected", "431": "HeadTooLarge", "503": "Unavailable",
+            "505": "VersionNotSupported"}
     if method == "post" and path in SIGN_IN:
         del door["401"], door["403"]
     if method in _SAFE:

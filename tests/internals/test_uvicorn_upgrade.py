@@ -36,6 +36,7 @@ from graphql_todos.internals.uvicorn_close import close_seconds
 from graphql_todos.internals.uvicorn_http import HttpProtocol, http_protocol
 from graphql_todos.internals.uvicorn_websocket import (
     _EXTENSIONS,
+    JsonRefusals,
     LeanEvent,
     LeanQueue,
     OpenedServer,
@@ -364,8 +365,8 @@ def test_an_unreadable_upgrade_is_refused_through_uvicorns_path_too(caplog: pyte
             )]
 
     post, crowded = asyncio.run(scenario())
-    assert post.startswith(b"HTTP/1.1 400 ") and post.endswith(b"expected GET; got POST"), post
-    assert crowded.startswith(b"HTTP/1.1 431 ") and crowded.endswith(b"too many HTTP headers"), crowded
+    assert post.startswith(b"HTTP/1.1 400 ") and post.endswith(b'expected GET; got POST"}}'), post
+    assert crowded.startswith(b"HTTP/1.1 431 ") and crowded.endswith(b'too many HTTP headers"}}'), crowded
     assert _no_errors(caplog) == []
 
 
@@ -457,7 +458,8 @@ def test_our_protocol_starts_as_uvicorns_does(deflate: bool) -> None:
     assert set(ours) == set(theirs)
     own = {"queue", "writable", "conn", "close_timeout"}
     assert {k: v for k, v in ours.items() if k not in own} == {k: v for k, v in theirs.items() if k not in own}
-    assert type(ours["conn"]) is type(theirs["conn"])
+    # Ours refuses a handshake in JSON (JsonRefusals: tests/internals/test_uvicorn_refusals.py).
+    assert (type(ours["conn"]), type(theirs["conn"])) == (JsonRefusals, ServerProtocol)
     for attribute in ("max_message_size", "max_fragment_size", "state", "side", "logger", "available_subprotocols",
                       "origins"):
         assert getattr(ours["conn"], attribute) == getattr(theirs["conn"], attribute), attribute
@@ -531,7 +533,7 @@ def test_our_upgrade_makes_its_protocol_opened() -> None:
     finally:
         loop.close()
     assert type(made[True]) is OpenedServer and made[True].state is OPEN and made[True].max_message_size == 1234
-    assert type(made[False]) is ServerProtocol and made[False].state is CONNECTING
+    assert type(made[False]) is JsonRefusals and made[False].state is CONNECTING
     assert "max_size=self.config.ws_max_size" in inspect.getsource(WebSocketsSansIOProtocol.__init__)
     upgrade = inspect.getsource(HttpProtocol.handle_websocket_upgrade)
     assert "opened=True" in upgrade and "config.ws_per_message_deflate" in upgrade

@@ -1,0 +1,122 @@
+"""What the refusals made before the app runs (internals/uvicorn_http.py's
+`_refuse_unparsed` and `refusal`, uvicorn_websocket.py's JsonRefusals) assume
+of uvicorn, httptools and websockets."""
+
+from __future__ import annotations
+
+import http
+import inspect
+import json
+
+import httptools
+import pytest
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from graphql_todos.internals.uvicorn_http import VERSIONS, refusal
+from graphql_todos.internals.uvicorn_websocket import JsonRefusals, OpenedServer
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def test_uvicorn_answers_every_parser_error_by_its_400_and_closes() -> None:
+    """What HttpProtocol.data_received replaces: uvicorn's answer to any
+    HttpParserError is send_400_response, which writes once and closes."""
+    received = inspect.getsource(HttpToolsProtocol.data_received)
+    assert "except httptools.HttpParserError:" in received
+    assert "self.send_400_response(msg)" in received
+    sent = inspect.getsource(HttpToolsProtocol.send_400_response)
+    assert sent.count("self.transport.write(") == 1
+    assert sent.rstrip().endswith("self.transport.close()")
+
+
+class _Callbacks:
+    def __init__(self, raising: Exception | None = None) -> None:
+        self.raising = raising
+        self.versions: list[str] = []
+
+    def on_headers_complete(self) -> None:
+        if self.raising is not None:
+            raise self.raising
+
+
+@pytest.mark.parametrize("version", ["2.0", "0.9"])
+def test_httptools_parses_versions_we_do_not_speak(version: str) -> None:
+    """Why on_headers_complete looks at the version: httptools takes these."""
+    parser = httptools.HttpRequestParser(_Callbacks())
+    parser.feed_data(f"GET / HTTP/{version}\r\nHost: a\r\n\r\n".encode())
+    assert parser.get_http_version() == version
+    assert version not in VERSIONS
+
+
+def test_httptools_refuses_other_versions_by_this_message() -> None:
+    parser = httptools.HttpRequestParser(_Callbacks())
+    with pytest.raises(httptools.HttpParserError) as raised:
+        parser.feed_data(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
+    assert str(raised.value) == "Invalid HTTP version"
+
+
+def test_httptools_raises_a_callbacks_exception_as_the_context_of_its_own() -> None:
+    mine = ValueError("2.0")
+    parser = httptools.HttpRequestParser(_Callbacks(mine))
+    with pytest.raises(httptools.HttpParserCallbackError) as raised:
+        parser.feed_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert raised.value.__context__ is mine
+
+
+def test_a_refusal_is_the_error_shape_and_closes() -> None:
+    answer = refusal([(b"server", b"uvicorn")], http.HTTPStatus.BAD_REQUEST, "invalid HTTP request: x")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\nserver: uvicorn\r\n")
+    assert b"\r\ncontent-type: application/json\r\n" in head and b"\r\nconnection: close\r\n" in head
+    assert f"\r\ncontent-length: {len(body)}".encode() in head
+    assert json.loads(body) == {"error": {"code": "BAD_REQUEST", "message": "invalid HTTP request: x"}}
+
+
+def _handshake(**headers: str) -> Request:
+    return Request("/graphql", Headers({"Host": "a", **headers}))
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}, 400),
+        ({"Connection": "Upgrade", "Sec-WebSocket-Key": KEY, "Sec-WebSocket-Version": "13"}, 426),
+        ({"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": KEY, "Sec-WebSocket-Version": "8"}, 400),
+    ],
+)
+def test_websockets_refuses_a_handshake_by_reject_and_sends_its_body(headers: dict[str, str], status: int) -> None:
+    """JsonRefusals replaces `reject`: websockets' accept() makes each
+    refusal with it (426 adding Upgrade after), and sends its body as it is."""
+    conn = JsonRefusals(extensions=[])
+    response = conn.accept(_handshake(**headers))
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Connection"] == "close"
+    body = json.loads(response.body)
+    assert body["error"]["code"] == http.HTTPStatus(status).name
+    assert body["error"]["message"].startswith("Failed to open a WebSocket connection:")
+    if status == 426:
+        assert response.headers["Upgrade"] == "websocket"
+    conn.send_response(response)
+    assert b"".join(conn.data_to_send()).endswith(response.body)
+
+
+def test_uvicorns_own_refusals_of_a_handshake_are_made_by_reject() -> None:
+    """Its 500 (the app failed before accepting) and 403 (the app closed before accepting)."""
+    assert "self.conn.reject(500," in inspect.getsource(WebSocketsSansIOProtocol.send_500_response)
+    assert "self.conn.reject(HTTPStatus.FORBIDDEN," in inspect.getsource(WebSocketsSansIOProtocol.send)
+
+
+def test_an_empty_reason_is_the_status_phrase() -> None:
+    response = OpenedServer(None, __import__("logging").getLogger("x")).reject(http.HTTPStatus.FORBIDDEN, "")
+    assert json.loads(response.body) == {"error": {"code": "FORBIDDEN", "message": "Forbidden"}}
+
+
+def test_json_refusals_keep_no_state_of_their_own() -> None:
+    """Why a ServerProtocol uvicorn made may become one by its class (per-message deflate's path)."""
+    assert set(vars(JsonRefusals)) <= {"__module__", "__qualname__", "__doc__", "reject", "__firstlineno__", "__static_attributes__"}
+    assert issubclass(JsonRefusals, ServerProtocol)

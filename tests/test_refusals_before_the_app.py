@@ -1,0 +1,229 @@
+"""What the server answers before the app sees a request (uvicorn's httptools
+protocol, the only one `serve` runs: internals/uvicorn_http.py; websockets'
+handshake, internals/uvicorn_websocket.py), provoked from outside over raw
+sockets on a real server, on every operation of the OpenAPI document and
+every WebSocket route: the Error shape in JSON with the status the document
+gives, the connection closed after it. And every answer the GET/HEAD layer
+(negotiation.Cached) does not see says, as its answers do, that no cache may
+keep it: refusals and answers to changes (edge/guard.py `headed`), the Host
+check's."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from graphql_todos.core import paths
+from graphql_todos.edge.negotiation import PRIVATE
+from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
+from graphql_todos.rest.openapi import DOCUMENT
+from tests.helpers import Server
+from tests.rest import test_openapi_refusals as refusals
+from tests.rest.test_openapi_refusals import MAX_BODY, OPERATIONS, Answer, _answer, _described, _head
+from tests.test_auth_matrix import SOCKET_ROUTES, _table
+
+# Its module's fixtures: a server as its walk's (accounts, MAX_BODY, REQUEST_SECONDS), its caller and URLs.
+server, ann, bearer, urls = refusals.server, refusals.ann, refusals.bearer, refusals.urls
+
+ERROR = {**DOCUMENT["components"]["schemas"]["Error"], "components": DOCUMENT["components"]}
+
+# A request line or header HTTP/1.1 does not allow, each put in a request
+# that is otherwise sound (where: "line" replaces the request line's method,
+# "header" adds the header line).
+MALFORMED = {
+    "a DEL in a cookie": ("header", b"Cookie: todos_session=a\x7f"),
+    "a NUL in a header's value": ("header", b"X-Note: a\x00b"),
+    "a NUL in a header's name": ("header", b"X-No\x00te: a"),
+    "a control byte in a header's name": ("header", b"X-No\x01te: a"),
+    "a space before the colon": ("header", b"X-Note : a"),
+    "a folded header line (obs-fold)": ("header", b"X-Note: a\r\n b"),
+    "Content-Length with Transfer-Encoding": ("header", b"Content-Length: 1\r\nTransfer-Encoding: chunked"),
+    "two different Content-Lengths": ("header", b"Content-Length: 1\r\nContent-Length: 2"),
+    "a Content-Length that is no number": ("header", b"Content-Length: 1x"),
+    "a Transfer-Encoding that is not chunked last": ("header", b"Transfer-Encoding: chunked, gzip"),
+    "a method with a bad byte": ("line", b"G@T"),
+}
+VERSIONS = ("HTTP/1.2", "HTTP/2.0", "HTTP/3.0", "HTTP/0.9")
+
+
+def _exchange(server: Server, request: bytes) -> tuple[Answer, bytes]:
+    """The answer to `request`, and what the connection sent after it (b"": closed)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = _answer(sock)
+        sock.settimeout(5)
+        rest = b""
+        while data := sock.recv(65536):
+            rest += data
+        return answer, rest
+
+
+def _malformed(server: Server, method: str, url: str, where: str, part: bytes) -> bytes:
+    head = _head(server, method, url)
+    if where == "line":
+        return part + head[len(method) :]
+    return head[:-2] + part + b"\r\n\r\n"
+
+
+def _an_error(answer: Answer, status: int, code: str, where: str) -> None:
+    """A refusal before the app: the Error shape in JSON, kept by no cache, the connection closed."""
+    assert answer.status == status, (where, answer.status, answer.body)
+    assert answer.headers["content-type"] == "application/json", (where, answer.headers)
+    assert answer.headers["connection"] == "close", (where, answer.headers)
+    body = json.loads(answer.body)
+    assert [e.message for e in Draft202012Validator(ERROR).iter_errors(body)] == [], (where, body)
+    assert body["error"]["code"] == code, (where, body)
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_a_request_http_cannot_read_is_refused_as_described(
+    server: Server, urls: dict[str, str], path: str, method: str, kind: str
+) -> None:
+    answer, rest = _exchange(server, _malformed(server, method, urls[path], *MALFORMED[kind]))
+    _an_error(answer, 400, "BAD_REQUEST", kind)
+    assert json.loads(answer.body)["error"]["message"].startswith("invalid HTTP request: "), answer.body
+    _described(path, method, answer)
+    assert rest == b"", (kind, rest)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_a_request_in_another_http_version_is_refused_as_described(
+    server: Server, urls: dict[str, str], path: str, method: str, version: str
+) -> None:
+    request = _head(server, method, urls[path]).replace(b"HTTP/1.1", version.encode(), 1)
+    answer, rest = _exchange(server, request)
+    _an_error(answer, 505, "HTTP_VERSION_NOT_SUPPORTED", version)
+    _described(path, method, answer)
+    assert rest == b"", (version, rest)
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_a_head_over_the_limit_says_so_in_json(server: Server, urls: dict[str, str], path: str, method: str) -> None:
+    answer, _ = _exchange(server, _head(server, method, urls[path], ("X-Big", "x" * MAX_HEAD_BYTES)))
+    _an_error(answer, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE", path)
+    _described(path, method, answer)
+
+
+def test_the_first_request_on_a_connection_is_answered_before_a_malformed_second(server: Server) -> None:
+    """Pipelined: the sound request's answer, then the refusal of the one after it."""
+    sound = _head(server, "get", "/healthz").replace(b"Connection: close\r\n", b"")
+    bad = _malformed(server, "get", "/healthz", *MALFORMED["a DEL in a cookie"])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(sound)
+        assert _answer(sock).status == 200
+        sock.sendall(bad)
+        _an_error(_answer(sock), 400, "BAD_REQUEST", "second")
+
+
+# The WebSocket routes: the GraphQL socket and the RESTSockets.
+SOCKETS = sorted({paths.GRAPHQL, *SOCKET_ROUTES})
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+# A handshake websockets refuses, and how: each upgrade is one httptools reads
+# (Upgrade: websocket, Connection: Upgrade), so uvicorn hands it over.
+HANDSHAKES = {
+    "no Sec-WebSocket-Key": (400, (("Sec-WebSocket-Version", "13"),)),
+    "a key that is not 16 bytes": (400, (("Sec-WebSocket-Key", "c2hvcnQ="), ("Sec-WebSocket-Version", "13"))),
+    "a key that is not base64": (400, (("Sec-WebSocket-Key", "not base64!"), ("Sec-WebSocket-Version", "13"))),
+    "version 8": (400, (("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "8"))),
+    "no version": (400, (("Sec-WebSocket-Key", KEY),)),
+    "two Upgrade headers": (426, (("Upgrade", "websocket"), ("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "13"))),
+    "a body": (400, (("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "13"), ("Content-Length", "2"))),
+}
+
+
+def _upgrade(server: Server, url: str, method: str, version: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    head = _head(server, method, url, ("Upgrade", "websocket"), *headers).replace(b"Connection: close", b"Connection: Upgrade")
+    return head.replace(b"HTTP/1.1", version.encode(), 1)
+
+
+def test_the_sockets_walked_are_every_websocket_route(server: Server) -> None:
+    assert {path for kind, path, _ in _table(server.app.routes) if kind == "websocket"} == SOCKET_ROUTES
+
+
+@pytest.mark.parametrize("kind", HANDSHAKES)
+@pytest.mark.parametrize("path", SOCKETS)
+def test_a_handshake_websockets_refuses_is_refused_in_json(server: Server, urls: dict[str, str], path: str, kind: str) -> None:
+    status, headers = HANDSHAKES[kind]
+    answer, rest = _exchange(server, _upgrade(server, urls.get(path, path), "GET", "HTTP/1.1", headers))
+    _an_error(answer, status, {400: "BAD_REQUEST", 426: "UPGRADE_REQUIRED"}[status], kind)
+    if status == 426:
+        assert answer.headers["upgrade"] == "websocket"
+    assert rest == b"" or kind == "a body", (kind, rest)
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_a_handshake_websockets_cannot_read_is_refused_in_json(server: Server, urls: dict[str, str], path: str) -> None:
+    """A POST: websockets reads no request but a GET (`_refuse_unparsed`)."""
+    headers = (("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "13"))
+    answer, rest = _exchange(server, _upgrade(server, urls.get(path, path), "POST", "HTTP/1.1", headers))
+    _an_error(answer, 400, "BAD_REQUEST", path)
+    assert "invalid WebSocket handshake" in json.loads(answer.body)["error"]["message"]
+    assert rest == b""
+
+
+def _unkept(answer: Answer, where: object, origin: bool = False) -> None:
+    vary = {token.strip().lower() for token in answer.headers.get("vary", "").split(",")}
+    wanted = {name.decode().lower() for name in PRIVATE.vary} | ({"origin"} if origin else set())
+    assert wanted <= vary, (where, answer.status, answer.headers)
+    assert "no-store" in answer.headers.get("cache-control", ""), (where, answer.status, answer.headers)
+
+
+def _ask(server: Server, method: str, url: str, *headers: tuple[str, str], body: bytes = b"") -> Answer:
+    head = _head(server, method, url, *headers, ("Content-Length", str(len(body))))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        return _answer(sock)
+
+
+CHANGES = [(path, method) for path, method in OPERATIONS if method not in ("get", "head", "options")]
+
+
+@pytest.mark.parametrize(("path", "method"), CHANGES)
+def test_a_change_refused_at_the_door_is_kept_by_no_cache(
+    server: Server, urls: dict[str, str], ann: object, path: str, method: str
+) -> None:
+    """Without a credential (401), with the cookie from elsewhere (403), with
+    a body over the limit (413): the guard's refusals, each way in (the
+    write door's and the stack's), say what chose them and that none keeps them."""
+    nobody = _ask(server, method, urls[path])
+    _unkept(nobody, (path, method, "nobody"), origin=True)
+    cookie = "; ".join(f"{name}={value}" for name, value in ann.http.cookies.items())  # type: ignore[attr-defined]
+    foreign = _ask(server, method, urls[path], ("Cookie", cookie), ("Origin", "http://evil.example"))
+    _unkept(foreign, (path, method, "foreign"))
+    big = _head(server, method, urls[path], ("Content-Length", str(MAX_BODY + 1)))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(big)
+        _unkept(_answer(sock), (path, method, "too big"), origin=True)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", "/api/todos/", b'{"title": "kept by none"}'),
+        ("POST", "/graphql", b'{"query": "mutation { toggleAll(completed: false) { id } }"}'),
+        ("POST", "/api/lists/", b'{"name": "kept by none"}'),
+    ],
+)
+def test_a_changes_answer_is_kept_by_no_cache(server: Server, bearer: str, method: str, url: str, body: bytes) -> None:
+    """A write by the write door (REST's todo, a GraphQL mutation) and one by the stack (a list)."""
+    answer = _ask(server, method, url, ("Authorization", bearer), ("Content-Type", "application/json"), body=body)
+    assert answer.status in (200, 201), (url, answer.status, answer.body)
+    _unkept(answer, url, origin=True)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_the_host_checks_refusals_are_kept_by_no_cache(server: Server, method: str) -> None:
+    other = _head(server, method, "/api/todos/").replace(f"Host: 127.0.0.1:{server.port}".encode(), b"Host: evil.example")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(other)
+        answer = _answer(sock)
+    assert answer.status == 421
+    _unkept(answer, method)
+    two = _ask(server, method, "/api/todos/", ("Host", "127.0.0.1"))
+    assert two.status == 400
+    _unkept(two, method)
