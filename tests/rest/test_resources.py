@@ -353,6 +353,14 @@ def test_openapi_document_is_valid_and_served(client: httpx.Client) -> None:
     validate(served)
 
 
+def test_a_published_response_name_stays_when_its_response_is_renamed() -> None:
+    """The front door's 400 was published as SeveralHosts, then named BadRequest
+    when it came to cover requests HTTP cannot read: the old name still resolves."""
+    responses = DOCUMENT["components"]["responses"]
+    assert responses["SeveralHosts"] == {"$ref": "#/components/responses/BadRequest"}
+    assert responses["BadRequest"]["content"]["application/json"]
+
+
 def test_the_collection_comes_in_pages_of_at_most_max_list_rows(db_dsn: str) -> None:
     server = make_server(db_dsn, max_list_rows=3)
     server.start()
