@@ -35,12 +35,11 @@ def error_codes(body: Any) -> list[str]:
     return [e["extensions"]["code"] for e in body["errors"]]
 
 
+CREATE = f"mutation($t: String!, $c: Boolean) {{ createTodo(input: {{title: $t, completed: $c}}) {{ {TODO_FIELDS} }} }}"
+
+
 def create(client: httpx.Client, title: str, completed: bool = False) -> Any:
-    return data(
-        client,
-        f"mutation($t: String!, $c: Boolean) {{ createTodo(input: {{title: $t, completed: $c}}) {{ {TODO_FIELDS} }} }}",
-        {"t": title, "c": completed},
-    )["createTodo"]
+    return data(client, CREATE, {"t": title, "c": completed})["createTodo"]
 
 
 class TransportWs:
