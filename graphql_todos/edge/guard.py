@@ -500,9 +500,11 @@ def headed(start: Message, scope: Scope, vary_origin: bool = False) -> Message:
     if media_type.startswith(b"text/html"):
         policy = GRAPHIQL_CONTENT_SECURITY_POLICY if scope["path"] == paths.GRAPHQL else CONTENT_SECURITY_POLICY
         headers.append((b"content-security-policy", policy.encode()))
+    found = dict(headers)
+    unkept = b"cache-control" not in found and scope["method"] not in _READS
     if vary_origin:
-        _vary_origin(headers, scope)
-    elif scope["method"] not in _READS and b"cache-control" not in dict(headers):
+        _vary_origin(headers, found, unkept)
+    elif unkept:
         headers = stamped(headers, PRIVATE)
     return {**start, "headers": headers}
 
@@ -520,22 +522,21 @@ _name = itemgetter(0)
 _READS = ("GET", "HEAD")
 
 
-def _vary_origin(headers: list[tuple[bytes, bytes]], scope: Scope) -> None:
+def _vary_origin(headers: list[tuple[bytes, bytes]], found: dict[bytes, bytes], unkept: bool) -> None:
     """What CORSMiddleware.send does to the answer to a request without
     Origin: "Origin" joined to the Vary values, into the first Vary header,
     the others dropped (MutableHeaders.__setitem__), or a Vary appended;
-    and to the answer to a request of `scope` other than GET and HEAD
-    without a Cache-Control, negotiation.PRIVATE's too (`headed`). An answer
-    that says how it may be kept (GraphQL's) stands."""
-    found = dict(headers)
-    if b"vary" not in found:  # the common case, found in C
-        if b"cache-control" not in found and scope["method"] not in _READS:
-            headers += _UNKEPT_ORIGIN  # a REST change's, a refusal's: made once
-        else:
-            headers.append((b"vary", b"Origin"))
+    and to an `unkept` answer (`headed`), negotiation.PRIVATE's too, joined
+    before Origin. `found`: the headers as a dict, to look names up in C."""
+    if b"vary" not in found:  # the common case
+        headers += _UNKEPT_ORIGIN if unkept else _ORIGIN  # each made once
         return
-    if b"cache-control" not in found and scope["method"] not in _READS:  # stamped as `headed` would, then joined
+    if unkept:
         headers[:] = stamped(headers, PRIVATE)
+    _join_origin(headers)
+
+
+def _join_origin(headers: list[tuple[bytes, bytes]]) -> None:
     at = [i for i, (name, _) in enumerate(headers) if name == b"vary"]
     value = b", ".join([*(headers[i][1] for i in at), b"Origin"])
     for i in reversed(at[1:]):
@@ -546,9 +547,15 @@ def _vary_origin(headers: list[tuple[bytes, bytes]], scope: Scope) -> None:
         headers.append((b"vary", value))
 
 
-# negotiation.PRIVATE's headers, and with CORS's Origin as _vary_origin joins it.
-_UNKEPT = tuple(stamped((), PRIVATE))
-_UNKEPT_ORIGIN = tuple(stamped(((b"vary", _UNKEPT[0][1] + b", Origin"),), PRIVATE))
+def _unkept_origin() -> tuple[tuple[bytes, bytes], ...]:
+    """negotiation.PRIVATE's headers with CORS's Origin, as _vary_origin joins them."""
+    headers = stamped((), PRIVATE)
+    _join_origin(headers)
+    return tuple(headers)
+
+
+_ORIGIN = ((b"vary", b"Origin"),)
+_UNKEPT_ORIGIN = _unkept_origin()
 
 
 def stacked(app: ASGIApp, layers: Sequence[Middleware]) -> ASGIApp:
