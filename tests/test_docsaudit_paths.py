@@ -59,3 +59,23 @@ def test_every_test_named_exists(doc: str) -> None:
     named = {name for quoted in _quoted(doc) for name in re.findall(r"(?<![\w.])test_\w+(?![\w.*])", quoted)}
     assert named, doc
     assert sorted(named - TESTS - PLACEHOLDERS) == []
+
+
+def _anchors(doc: Path) -> set[str]:
+    """Its headings as GitHub links them: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", doc.read_text(), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_link_leads_to_a_file_and_heading(doc: str) -> None:
+    source = ROOT / doc
+    broken = []
+    for link in re.findall(r"\]\(([^)\s]+)\)", source.read_text()):
+        if link.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (source.parent / path) if path else source
+        if not target.exists() or (anchor and target.suffix == ".md" and anchor not in _anchors(target)):
+            broken.append(link)
+    assert broken == []
