@@ -23,7 +23,7 @@ PLACEHOLDERS = {"test_name"}
 
 
 def _files() -> set[str]:
-    found = set()
+    found: set[str] = set()
     for folder, subfolders, names in os.walk(ROOT):
         subfolders[:] = [s for s in subfolders if s not in NOT_SOURCE]
         found.update(Path(folder, name).relative_to(ROOT).as_posix() for name in names)
