@@ -1,5 +1,5 @@
 """WebSockets per client address, counted across the workers of one
-`serve --workers N` (security.SocketGate's MAX_SOCKETS_PER_CLIENT), in files
+`serve --workers N` (guard.SocketGate's MAX_SOCKETS_PER_CLIENT), in files
 the workers share in the directory the supervisor makes for them.
 
 Each worker publishes, in a file of its own, the places it has reserved: one

@@ -7,7 +7,7 @@ Every layer there stays on an open socket's stack for as long as it lives
 (a coroutine frame each, and a WebSocket object of their own for the two
 ExceptionMiddlewares and the view): memory that 10,000 subscribers pay
 10,000 times, and CPU at every handshake. This front does what those
-layers do for this one socket, with the same code: security.SocketGate's Origin and
+layers do for this one socket, with the same code: guard.SocketGate's Origin and
 sockets-per-client checks (security.HostCheck, outside it, has checked the
 Host; the upgrade's credential is found here, and one in connection_init's
 payload is checked there, see graphql/view.py),
