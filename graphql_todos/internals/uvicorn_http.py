@@ -107,6 +107,8 @@ class HttpProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _head_tail = b""
     _answered = False
+    # The refusal of a request pipelined behind others, written once they are answered.
+    _refusal: bytes | None = None
     # The headers _should_upgrade last looked at (a request's own list), and its answer.
     _upgrade_of: list[tuple[bytes, bytes]] | None = None
     _upgrade = False
@@ -155,20 +157,23 @@ class HttpProtocol(HttpToolsProtocol):
         self.pipeline = deque()
 
     def data_received(self, data: bytes) -> None:
-        if self._head_deadline is not None:
-            # Still reading a head: count it up to its blank line (which may
-            # straddle two reads), not the body that may follow.
+        cycle = self.cycle
+        # Still reading a head (awaited, or pipelined behind a request whose
+        # body is whole, still being answered: an event stream's for ever,
+        # and httptools takes heads of any size, so a pipelined head grew
+        # without bound): count it up to its blank line (which may straddle
+        # two reads), not the body that may follow.
+        if self._head_deadline is not None or (cycle is not None and not cycle.more_body):
             end = (self._head_tail + data).find(b"\r\n\r\n")
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
             if self._head_bytes > MAX_HEAD_BYTES:
                 metrics.refused("head_size")
                 self._disarm()
-                self.transport.write(refusal(
-                    self.server_state.default_headers, http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    f"the request head is over {MAX_HEAD_BYTES} bytes",
-                ))
-                self.transport.close()
+                self._refuse(
+                    http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
+                    behind=cycle is not None and self._unanswered(cycle),
+                )
                 return
         # uvicorn's data_received, inline (its call and its
         # `_unset_keepalive_if_required`'s, every read), an upgrade's
@@ -204,10 +209,32 @@ class HttpProtocol(HttpToolsProtocol):
             message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{cause}" if cause else "")
         else:
             status = http.HTTPStatus.BAD_REQUEST
-            message = f"invalid HTTP request: {exc}"
-        if not self.transport.is_closing():
-            self.transport.write(refusal(self.server_state.default_headers, status, message))
+            # A callback's refusal (uvicorn's of a target it cannot parse, as
+            # CONNECT's host:port) named by its own words, not httptools'
+            # "User callback error".
+            found = cause if isinstance(exc, httptools.HttpParserCallbackError) and cause is not None else exc
+            message = f"invalid HTTP request: {found}"
+        # A new request's head (not the body of the one `cycle` answers).
+        cycle = self.cycle
+        self._refuse(status, message, behind=cycle is not None and cycle.scope is not self.scope and self._unanswered(cycle))
+
+    def _refuse(self, status: http.HTTPStatus, message: str, behind: bool = False) -> None:
+        """`refusal`'s answer written, the connection closed after it; for a
+        request `behind` others not yet answered, once they are
+        (on_response_complete), nothing more read meanwhile. (uvicorn wrote
+        its 400 at once: the earlier answers were lost, cut off by the
+        close, a write's too, and the refusal read as the first request's.)"""
+        answer = refusal(self.server_state.default_headers, status, message)
+        if behind:
+            self._refusal = answer
+            self.transport.pause_reading()
+        elif not self.transport.is_closing():
+            self.transport.write(answer)
             self.transport.close()
+
+    def _unanswered(self, cycle: RequestResponseCycle) -> bool:
+        """A request read is not answered yet: `cycle`'s, the last one read, or one pipelined before it."""
+        return bool(self.pipeline) or not cycle.response_complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
@@ -257,6 +284,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        # The next head pipelined is counted from its start (data_received).
+        self._head_bytes, self._head_tail = 0, b""
         if self.parser.get_http_version() not in VERSIONS:
             raise UnsupportedVersion(self.parser.get_http_version())
         earlier = self.cycle
@@ -269,6 +298,17 @@ class HttpProtocol(HttpToolsProtocol):
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def handle_websocket_upgrade(self) -> None:
+        if self.scope["http_version"] != "1.1":
+            # RFC 6455 4.1: a handshake is made in HTTP/1.1 or higher. uvicorn
+            # hands websockets the request written as HTTP/1.1 whatever it
+            # was, so websockets, which refuses any other version as a request
+            # it cannot read (400), never saw an HTTP/1.0 one and upgraded it.
+            # 400 as its refusal, and RFC 6455 4.2.1's for an invalid
+            # handshake: 505 would say this server does not speak HTTP/1.0.
+            return self._refuse(
+                http.HTTPStatus.BAD_REQUEST,
+                f"a WebSocket handshake is made in HTTP/1.1 (RFC 6455, 4.1), not HTTP/{self.scope['http_version']}",
+            )
         # The head is in (on_headers_complete disarmed the watch, which
         # holds this protocol no longer: were it held for REQUEST_SECONDS,
         # its parser, flow control and scope would stay beside every socket
@@ -299,6 +339,13 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._answered = True
+        if self._refusal is not None and not self.pipeline:
+            # The last request before a refused one is answered: its refusal.
+            self.server_state.total_requests += 1
+            if not self.transport.is_closing():
+                self.transport.write(self._refusal)
+                self.transport.close()
+            return
         # A pipelined request waiting its turn has its head already.
         if not self.pipeline:
             self._arm()
