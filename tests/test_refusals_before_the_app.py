@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -343,3 +344,42 @@ def test_a_head_pipelined_behind_an_event_stream_is_not_read_past_the_limit(serv
                 sock.sendall(line)
                 sent += len(line)
         assert sent < 32 * 2**20, sent
+
+
+def _pipelined_upgrade(server: Server, bearer: str, path: str, version: str = "HTTP/1.1") -> bytes:
+    """A read of the database (answered after the upgrade behind it is read), then an upgrade to `path`."""
+    read = _head(server, "get", "/api/todos/", ("Authorization", bearer)).replace(b"Connection: close\r\n", b"")
+    return read + _upgrade(server, path, "GET", version, (*SOUND_HANDSHAKE, ("Authorization", bearer)))
+
+
+@pytest.mark.parametrize(
+    ("path", "version", "status"), [("/nope", "HTTP/1.1", 404), ("/api/feed/", "HTTP/1.0", 400)]
+)
+def test_a_handshake_refused_behind_a_request_is_answered_after_it(
+    server: Server, bearer: str, path: str, version: str, status: int
+) -> None:
+    """uvicorn upgraded at once: the refusal was written and the connection
+    closed before the request's answer, which was lost."""
+    answers = _answers(server, _pipelined_upgrade(server, bearer, path, version), 2)
+    assert answers[0].status == 200, answers[0].body
+    assert answers[1].status == status, answers[1].body
+
+
+def test_a_websocket_upgraded_behind_a_request_outlives_the_connections_timers(server: Server, bearer: str) -> None:
+    """The request's answer, then the 101; and the socket answers a ping
+    after REQUEST_SECONDS. The HTTP connection, upgraded already, armed its
+    wait for a next head as the answer completed, and closed the WebSocket
+    at its deadline."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_pipelined_upgrade(server, bearer, "/api/feed/"))
+        raw = b""
+        while raw.count(b"\r\n\r\n") < 2:
+            data = sock.recv(65536)
+            assert data, raw
+            raw += data
+        answer, _, rest = raw.partition(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 "), raw
+        assert rest[int(Answer(answer + b"\r\n\r\n").headers["content-length"]):].startswith(b"HTTP/1.1 101 "), raw
+        time.sleep(refusals.REQUEST_SECONDS * 3)
+        sock.sendall(bytes([0x89, 0x80]) + b"mask")  # a masked ping, no payload
+        assert sock.recv(2) == bytes([0x8A, 0x00])  # its pong

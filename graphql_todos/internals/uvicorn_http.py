@@ -109,6 +109,8 @@ class HttpProtocol(HttpToolsProtocol):
     _answered = False
     # The refusal of a request pipelined behind others, written once they are answered.
     _refusal: bytes | None = None
+    # A WebSocket upgrade read behind requests not yet answered, made once they are.
+    _upgrade_waits = False
     # The headers _should_upgrade last looked at (a request's own list), and its answer.
     _upgrade_of: list[tuple[bytes, bytes]] | None = None
     _upgrade = False
@@ -298,6 +300,15 @@ class HttpProtocol(HttpToolsProtocol):
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def handle_websocket_upgrade(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and self._unanswered(cycle):
+            # Pipelined behind requests not yet answered: made once they are
+            # (on_response_complete), nothing more read meanwhile. uvicorn
+            # upgraded at once, its 101 or refusal written among their
+            # answers, or in their stead (closing the connection).
+            self._upgrade_waits = True
+            self.transport.pause_reading()
+            return
         if self.scope["http_version"] != "1.1":
             # RFC 6455 4.1: a handshake is made in HTTP/1.1 or higher. uvicorn
             # hands websockets the request written as HTTP/1.1 whatever it
@@ -339,13 +350,20 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._answered = True
-        if self._refusal is not None and not self.pipeline:
-            # The last request before a refused one is answered: its refusal.
+        if not self.pipeline and (self._refusal is not None or self._upgrade_waits):
+            # The last request before a refused one, or an upgrade, is
+            # answered: the refusal, or the upgrade (uvicorn's keep-alive
+            # timer, armed here, would close the socket).
             self.server_state.total_requests += 1
-            if not self.transport.is_closing():
+            if self.transport.is_closing():
+                return
+            if self._refusal is not None:
                 self.transport.write(self._refusal)
                 self.transport.close()
-            return
+                return
+            self._upgrade_waits = False
+            self.transport.resume_reading()
+            return self.handle_websocket_upgrade()
         # A pipelined request waiting its turn has its head already.
         if not self.pipeline:
             self._arm()
