@@ -96,6 +96,15 @@ class HttpProtocol(HttpToolsProtocol):
       `connection_made` set no more than ours do, to values ours match; it
       asks `_should_upgrade` only once a request's head is complete, whose
       headers are a list of that request's own (`on_message_begin`).
+    - A request refused, or a WebSocket upgrade, read behind requests not
+      yet answered waits for their answers (`_refuse`'s `behind`,
+      `_upgrade_waits`), and a head read behind one whose body is whole
+      counts toward MAX_HEAD_BYTES. Assumes (tests/internals/
+      test_uvicorn_refusals.py pins it): `self.cycle` is the last request
+      read (its `scope` that request's), `pipeline` the ones read while
+      another is answered, `on_response_complete` starts the next or arms
+      the keep-alive timer, and a cycle's `more_body` is true until its
+      request's body is whole.
     - Each request's cycle is a LeanCycle, made by uvicorn's own
       `on_headers_complete` (`_uvicorns_headers_complete`). Assumes: it
       makes the cycle by the name RequestResponseCycle in its module."""

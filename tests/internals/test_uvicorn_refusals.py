@@ -10,7 +10,7 @@ import json
 
 import httptools
 import pytest
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.http11 import Request
@@ -120,3 +120,21 @@ def test_json_refusals_keep_no_state_of_their_own() -> None:
     """Why a ServerProtocol uvicorn made may become one by its class (per-message deflate's path)."""
     assert set(vars(JsonRefusals)) <= {"__module__", "__qualname__", "__doc__", "reject", "__firstlineno__", "__static_attributes__"}
     assert issubclass(JsonRefusals, ServerProtocol)
+
+
+def test_uvicorn_answers_pipelined_requests_in_order_and_marks_a_whole_body() -> None:
+    """What HttpProtocol's refusals and upgrades behind unanswered requests
+    (`_refuse`'s `behind`, `_upgrade_waits`) assume: uvicorn makes a cycle
+    per request whose head is read (`self.cycle` the last, its `scope` the
+    request's scope), queues one read while another is answered
+    (`pipeline`), starts the next as an answer completes or else arms its
+    keep-alive timer (which closes the transport); a cycle's `more_body`
+    stays true until its request's body is whole."""
+    headers = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "self.cycle = RequestResponseCycle(\n            scope=self.scope," in headers
+    assert "self.pipeline.appendleft((self.cycle, app))" in headers
+    complete = inspect.getsource(HttpToolsProtocol.on_response_complete)
+    assert "cycle, app = self.pipeline.pop()" in complete
+    assert "self.timeout_keep_alive_task = self.loop.call_later(" in complete
+    assert "self.cycle.more_body = False" in inspect.getsource(HttpToolsProtocol.on_message_complete)
+    assert "self.more_body = True" in inspect.getsource(RequestResponseCycle.__init__)
