@@ -383,3 +383,12 @@ def test_a_websocket_upgraded_behind_a_request_outlives_the_connections_timers(s
         time.sleep(refusals.REQUEST_SECONDS * 3)
         sock.sendall(bytes([0x89, 0x80]) + b"mask")  # a masked ping, no payload
         assert sock.recv(2) == bytes([0x8A, 0x00])  # its pong
+
+
+def test_http_2s_preface_is_refused_as_its_version(server: Server) -> None:
+    """A client speaking HTTP/2 from the start (h2c prior knowledge), as one
+    naming HTTP/2.0 in a request line is: 505, not a 400 "Pause on PRI/Upgrade"."""
+    answer, rest = _exchange(server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    _an_error(answer, 505, "HTTP_VERSION_NOT_SUPPORTED", "preface")
+    assert json.loads(answer.body)["error"]["message"].endswith("not HTTP/2.0"), answer.body
+    assert rest == b""

@@ -215,9 +215,10 @@ class HttpProtocol(HttpToolsProtocol):
         for one a callback raised (on_headers_complete's UnsupportedVersion)."""
         self._disarm()
         cause = exc.__context__
-        if isinstance(cause, UnsupportedVersion) or str(exc) == "Invalid HTTP version":
+        version = str(cause) if isinstance(cause, UnsupportedVersion) else "2.0" if str(exc) == H2_PREFACE else None
+        if version is not None or str(exc) == "Invalid HTTP version":
             status = http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
-            message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{cause}" if cause else "")
+            message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{version}" if version else "")
         else:
             status = http.HTTPStatus.BAD_REQUEST
             # A callback's refusal (uvicorn's of a target it cannot parse, as
@@ -495,6 +496,11 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
     if found is None:
         found = watches[seconds] = HeadWatch(loop, seconds)
     return found
+
+
+# httptools' error at HTTP/2's connection preface (PRI * HTTP/2.0: a client
+# speaking HTTP/2 from the start, h2c "prior knowledge").
+H2_PREFACE = "Pause on PRI/Upgrade"
 
 
 class UnsupportedVersion(Exception):

@@ -16,7 +16,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from graphql_todos.internals.uvicorn_http import VERSIONS, refusal
+from graphql_todos.internals.uvicorn_http import H2_PREFACE, VERSIONS, refusal
 from graphql_todos.internals.uvicorn_websocket import JsonRefusals, OpenedServer
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -57,6 +57,13 @@ def test_httptools_refuses_other_versions_by_this_message() -> None:
     with pytest.raises(httptools.HttpParserError) as raised:
         parser.feed_data(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
     assert str(raised.value) == "Invalid HTTP version"
+
+
+def test_httptools_refuses_http_2s_preface_by_this_message() -> None:
+    parser = httptools.HttpRequestParser(_Callbacks())
+    with pytest.raises(httptools.HttpParserError) as raised:
+        parser.feed_data(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert str(raised.value) == H2_PREFACE
 
 
 def test_httptools_raises_a_callbacks_exception_as_the_context_of_its_own() -> None:
