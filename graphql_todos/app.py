@@ -36,6 +36,7 @@ from graphql_todos.edge.access import Access
 from graphql_todos.edge.response_cache import ResponseCache
 from graphql_todos.edge.revocation import Revocations
 from graphql_todos.edge.shared_counts import SharedCounts
+from graphql_todos.edge.socket_routes import SocketRoutes
 from graphql_todos.graphql.fast.front import Reply, ResponseFront
 from graphql_todos.graphql.fast.write_door import WriteDoor
 from graphql_todos.graphql.socket import GraphQLSockets
@@ -250,6 +251,8 @@ def create_app(settings: Settings) -> TodoApp:
         front=[
             Middleware(guard.HostCheck, settings=settings),
             Middleware(GraphQLSockets, graphql=graphql, sockets=sockets, access=access),
+            # Any other handshake to a path no WebSocket route serves: 404 before the upgrade.
+            Middleware(SocketRoutes, routes=routes),
         ],
         routes=routes,
         lifespan=lifespan,

@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 from graphql_todos.app import TodoApp
 from graphql_todos.core import metrics, paths
 from graphql_todos.edge import error_handlers, guard, negotiation
+from graphql_todos.edge.socket_routes import SocketRoutes
 from graphql_todos.graphql.fast.front import ResponseFront
 from graphql_todos.graphql.feed import FeedKind
 from graphql_todos.graphql.persisted import sha256
@@ -86,7 +87,7 @@ FRONT_DOORS: dict[type, str] = {
 }
 # Middleware that hands every request on, or refuses it.
 PASSING = {
-    guard.HostCheck, error_handlers.ShutdownCut, metrics.MetricsMiddleware, CORSMiddleware, guard.Guard, negotiation.Cached,
+    guard.HostCheck, SocketRoutes, error_handlers.ShutdownCut, metrics.MetricsMiddleware, CORSMiddleware, guard.Guard, negotiation.Cached,
     *(m.cls for m in error_handlers.MIDDLEWARE),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -227,3 +228,167 @@ def test_the_host_checks_refusals_are_kept_by_no_cache(server: Server, method: s
     two = _ask(server, method, "/api/todos/", ("Host", "127.0.0.1"))
     assert two.status == 400
     _unkept(two, method)
+
+
+SOUND_HANDSHAKE = (("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "13"))
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_a_handshake_in_http_1_0_is_refused_in_json(server: Server, bearer: str, urls: dict[str, str], path: str) -> None:
+    """RFC 6455 4.1: HTTP/1.1 or higher. uvicorn hands websockets an upgrade
+    written as HTTP/1.1 whatever it was: an HTTP/1.0 one was upgraded."""
+    handshake = (*SOUND_HANDSHAKE, ("Authorization", bearer), ("Sec-WebSocket-Protocol", "graphql-transport-ws"))
+    answer, rest = _exchange(server, _upgrade(server, urls.get(path, path), "GET", "HTTP/1.0", handshake))
+    _an_error(answer, 400, "BAD_REQUEST", path)
+    assert "HTTP/1.1" in json.loads(answer.body)["error"]["message"], answer.body
+    assert rest == b""
+
+
+@pytest.mark.parametrize("credential", ["none", "bearer"])
+@pytest.mark.parametrize("path", ["/nope", "/api/nope/", "/api/todos/x/y/", "/assets/app.js", "/healthz", "/graphql/"])
+def test_a_handshake_to_a_path_no_socket_is_served_at_is_refused_before_the_upgrade(
+    server: Server, bearer: str, path: str, credential: str
+) -> None:
+    """As the HTTP request would be (404, the Error shape), with or without
+    a credential: not upgraded (101) only to be closed, nor uvicorn's bare 403."""
+    handshake = (*SOUND_HANDSHAKE, *((("Authorization", bearer),) if credential == "bearer" else ()))
+    answer, rest = _exchange(server, _upgrade(server, path, "GET", "HTTP/1.1", handshake))
+    assert answer.status == 404, (path, credential, answer.status, answer.body)
+    assert answer.headers["content-type"] == "application/json", answer.headers
+    body = json.loads(answer.body)
+    assert [e.message for e in Draft202012Validator(ERROR).iter_errors(body)] == [], body
+    assert body["error"]["code"] == "NOT_FOUND", body
+    _unkept(answer, path)
+    assert rest == b""
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_a_handshake_to_a_socket_route_is_still_upgraded(server: Server, bearer: str, urls: dict[str, str], path: str) -> None:
+    handshake = (*SOUND_HANDSHAKE, ("Authorization", bearer), ("Sec-WebSocket-Protocol", "graphql-transport-ws"))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_upgrade(server, urls.get(path, path), "GET", "HTTP/1.1", handshake))
+        assert _answer(sock).status == 101, path
+
+
+# Refused requests pipelined behind sound ones: the head at fault, the refusal's code.
+PIPELINED_REFUSALS = {
+    "a NUL in a header": (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Note: a\x00b\r\n\r\n", 400, "BAD_REQUEST"),
+    "HTTP/2.0": (b"GET /healthz HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", 505, "HTTP_VERSION_NOT_SUPPORTED"),
+}
+
+
+@pytest.mark.parametrize("kind", PIPELINED_REFUSALS)
+@pytest.mark.parametrize("before", [1, 3])
+def test_a_refused_request_pipelined_behind_sound_ones_is_answered_after_them(
+    server: Server, bearer: str, kind: str, before: int
+) -> None:
+    """Sent at once: every sound request's answer, in order, then the
+    refusal. uvicorn wrote the refusal at once and closed: the answers
+    before it were lost, a write's too (its todo made, its answer never
+    sent), and the refusal read as the first request's."""
+    bad, status, code = PIPELINED_REFUSALS[kind]
+    title = f"pipelined {kind} {before}"
+    body = json.dumps({"title": title}).encode()
+    write = _head(server, "post", "/api/todos/", ("Authorization", bearer), ("Content-Type", "application/json"),
+                  ("Content-Length", str(len(body)))).replace(b"Connection: close\r\n", b"") + body
+    read = _head(server, "get", "/healthz").replace(b"Connection: close\r\n", b"")
+    answers = _answers(server, write + read * (before - 1) + bad, before + 1)
+    assert (answers[0].status, json.loads(answers[0].body)["title"]) == (201, title), answers[0].body
+    assert [answer.status for answer in answers[1:-1]] == [200] * (before - 1)
+    _an_error(answers[-1], status, code, kind)
+
+
+def _answers(server: Server, request: bytes, count: int) -> list[Answer]:
+    """`request`'s bytes sent at once: `count` answers, each by its
+    Content-Length, all the connection sent before it closed."""
+    raw = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        while data := sock.recv(65536):
+            raw += data
+    found = []
+    for _ in range(count):
+        head, _, raw = raw.partition(b"\r\n\r\n")
+        answer = Answer(head + b"\r\n\r\n")
+        length = int(answer.headers["content-length"])
+        answer.body, raw = raw[:length], raw[length:]
+        found.append(answer)
+    assert raw == b"", raw
+    return found
+
+
+def test_a_target_uvicorn_cannot_parse_is_refused_by_name(server: Server) -> None:
+    """CONNECT's authority form (host:port): uvicorn's parse of the target
+    fails in httptools' callback, whose error said only "User callback error"."""
+    request = f"CONNECT 127.0.0.1:{server.port} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    answer, rest = _exchange(server, request)
+    _an_error(answer, 400, "BAD_REQUEST", "CONNECT")
+    assert json.loads(answer.body)["error"]["message"] == f"invalid HTTP request: invalid url b'127.0.0.1:{server.port}'"
+    assert rest == b""
+
+
+def test_a_head_pipelined_behind_an_event_stream_is_not_read_past_the_limit(server: Server, bearer: str) -> None:
+    """The stream is answered for ever, so the 431 waits for its end; but the
+    head is read no further: it grew in memory without bound (10 MB read
+    and kept in a second)."""
+    stream = _head(server, "get", "/api/feed/", ("Authorization", bearer), ("Accept", "text/event-stream"))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(stream.replace(b"Connection: close\r\n", b""))
+        assert _answer(sock).status == 200
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        line = b"X-Big: " + b"x" * 65536 + b"\r\n"
+        sock.settimeout(3)
+        sent = 0
+        with pytest.raises(TimeoutError):  # the server stopped reading: the buffers filled
+            for _ in range(1024):  # 64 MiB: more than the two ends' buffers hold
+                sock.sendall(line)
+                sent += len(line)
+        assert sent < 32 * 2**20, sent
+
+
+def _pipelined_upgrade(server: Server, bearer: str, path: str, version: str = "HTTP/1.1") -> bytes:
+    """A read of the database (answered after the upgrade behind it is read), then an upgrade to `path`."""
+    read = _head(server, "get", "/api/todos/", ("Authorization", bearer)).replace(b"Connection: close\r\n", b"")
+    return read + _upgrade(server, path, "GET", version, (*SOUND_HANDSHAKE, ("Authorization", bearer)))
+
+
+@pytest.mark.parametrize(
+    ("path", "version", "status"), [("/nope", "HTTP/1.1", 404), ("/api/feed/", "HTTP/1.0", 400)]
+)
+def test_a_handshake_refused_behind_a_request_is_answered_after_it(
+    server: Server, bearer: str, path: str, version: str, status: int
+) -> None:
+    """uvicorn upgraded at once: the refusal was written and the connection
+    closed before the request's answer, which was lost."""
+    answers = _answers(server, _pipelined_upgrade(server, bearer, path, version), 2)
+    assert answers[0].status == 200, answers[0].body
+    assert answers[1].status == status, answers[1].body
+
+
+def test_a_websocket_upgraded_behind_a_request_outlives_the_connections_timers(server: Server, bearer: str) -> None:
+    """The request's answer, then the 101; and the socket answers a ping
+    after REQUEST_SECONDS. The HTTP connection, upgraded already, armed its
+    wait for a next head as the answer completed, and closed the WebSocket
+    at its deadline."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_pipelined_upgrade(server, bearer, "/api/feed/"))
+        raw = b""
+        while raw.count(b"\r\n\r\n") < 2:
+            data = sock.recv(65536)
+            assert data, raw
+            raw += data
+        answer, _, rest = raw.partition(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 "), raw
+        assert rest[int(Answer(answer + b"\r\n\r\n").headers["content-length"]):].startswith(b"HTTP/1.1 101 "), raw
+        time.sleep(refusals.REQUEST_SECONDS * 3)
+        sock.sendall(bytes([0x89, 0x80]) + b"mask")  # a masked ping, no payload
+        assert sock.recv(2) == bytes([0x8A, 0x00])  # its pong
+
+
+def test_http_2s_preface_is_refused_as_its_version(server: Server) -> None:
+    """A client speaking HTTP/2 from the start (h2c prior knowledge), as one
+    naming HTTP/2.0 in a request line is: 505, not a 400 "Pause on PRI/Upgrade"."""
+    answer, rest = _exchange(server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    _an_error(answer, 505, "HTTP_VERSION_NOT_SUPPORTED", "preface")
+    assert json.loads(answer.body)["error"]["message"].endswith("not HTTP/2.0"), answer.body
+    assert rest == b""

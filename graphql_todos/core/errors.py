@@ -11,6 +11,7 @@ know their code and their facts (which todo, which field), never a status.
 
 from __future__ import annotations
 
+import http
 import uuid
 from collections.abc import Mapping
 from enum import Enum
@@ -90,6 +91,16 @@ class ErrorCode(Enum):
         return next((code for code in cls if code.http_status == status), cls.BAD_REQUEST)
 
 
+
+
+def error_body(
+    code: ErrorCode | http.HTTPStatus, message: str, details: Mapping[str, object] | None = None
+) -> dict[str, dict[str, object]]:
+    """The Error shape every answer outside GraphQL takes (REST's, a refused
+    handshake's, an event stream's error): the code's name, and an answer
+    given before the app runs (internals/, which has no ErrorCode for it)
+    names its HTTP status so."""
+    return {"error": {"code": code.name, "message": message, **(details or {})}}
 
 
 class DomainError(Exception):

@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from graphql_todos.core.errors import DomainError, ErrorCode, RequestError
+# error_body's home is core (the doors answer in its shape too); imported from here as well.
+from graphql_todos.core.errors import DomainError, ErrorCode, RequestError, error_body
 from graphql_todos.internals.starlette_endpoint import METHODS
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,6 @@ def header_text(value: str | bytes) -> str:
         return raw.decode()
     except UnicodeDecodeError:
         return raw.decode("latin-1")
-
-
-def error_body(
-    code: ErrorCode, message: str, details: Mapping[str, object] | None = None
-) -> dict[str, dict[str, object]]:
-    return {"error": {"code": code.name, "message": message, **(details or {})}}
 
 
 async def _answer(

@@ -96,6 +96,15 @@ class HttpProtocol(HttpToolsProtocol):
       `connection_made` set no more than ours do, to values ours match; it
       asks `_should_upgrade` only once a request's head is complete, whose
       headers are a list of that request's own (`on_message_begin`).
+    - A request refused, or a WebSocket upgrade, read behind requests not
+      yet answered waits for their answers (`_refuse`'s `behind`,
+      `_upgrade_waits`), and a head read behind one whose body is whole
+      counts toward MAX_HEAD_BYTES. Assumes (tests/internals/
+      test_uvicorn_refusals.py pins it): `self.cycle` is the last request
+      read (its `scope` that request's), `pipeline` the ones read while
+      another is answered, `on_response_complete` starts the next or arms
+      the keep-alive timer, and a cycle's `more_body` is true until its
+      request's body is whole.
     - Each request's cycle is a LeanCycle, made by uvicorn's own
       `on_headers_complete` (`_uvicorns_headers_complete`). Assumes: it
       makes the cycle by the name RequestResponseCycle in its module."""
@@ -107,6 +116,10 @@ class HttpProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _head_tail = b""
     _answered = False
+    # The refusal of a request pipelined behind others, written once they are answered.
+    _refusal: bytes | None = None
+    # A WebSocket upgrade read behind requests not yet answered, made once they are.
+    _upgrade_waits = False
     # The headers _should_upgrade last looked at (a request's own list), and its answer.
     _upgrade_of: list[tuple[bytes, bytes]] | None = None
     _upgrade = False
@@ -155,20 +168,23 @@ class HttpProtocol(HttpToolsProtocol):
         self.pipeline = deque()
 
     def data_received(self, data: bytes) -> None:
-        if self._head_deadline is not None:
-            # Still reading a head: count it up to its blank line (which may
-            # straddle two reads), not the body that may follow.
+        cycle = self.cycle
+        # Still reading a head (awaited, or pipelined behind a request whose
+        # body is whole, still being answered: an event stream's for ever,
+        # and httptools takes heads of any size, so a pipelined head grew
+        # without bound): count it up to its blank line (which may straddle
+        # two reads), not the body that may follow.
+        if self._head_deadline is not None or (cycle is not None and not cycle.more_body):
             end = (self._head_tail + data).find(b"\r\n\r\n")
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
             if self._head_bytes > MAX_HEAD_BYTES:
                 metrics.refused("head_size")
                 self._disarm()
-                self.transport.write(refusal(
-                    self.server_state.default_headers, http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    f"the request head is over {MAX_HEAD_BYTES} bytes",
-                ))
-                self.transport.close()
+                self._refuse(
+                    http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
+                    behind=cycle is not None and self._unanswered(cycle),
+                )
                 return
         # uvicorn's data_received, inline (its call and its
         # `_unset_keepalive_if_required`'s, every read), an upgrade's
@@ -199,15 +215,38 @@ class HttpProtocol(HttpToolsProtocol):
         for one a callback raised (on_headers_complete's UnsupportedVersion)."""
         self._disarm()
         cause = exc.__context__
-        if isinstance(cause, UnsupportedVersion) or str(exc) == "Invalid HTTP version":
+        version = str(cause) if isinstance(cause, UnsupportedVersion) else "2.0" if str(exc) == H2_PREFACE else None
+        if version is not None or str(exc) == "Invalid HTTP version":
             status = http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
-            message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{cause}" if cause else "")
+            message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{version}" if version else "")
         else:
             status = http.HTTPStatus.BAD_REQUEST
-            message = f"invalid HTTP request: {exc}"
-        if not self.transport.is_closing():
-            self.transport.write(refusal(self.server_state.default_headers, status, message))
+            # A callback's refusal (uvicorn's of a target it cannot parse, as
+            # CONNECT's host:port) named by its own words, not httptools'
+            # "User callback error".
+            found = cause if isinstance(exc, httptools.HttpParserCallbackError) and cause is not None else exc
+            message = f"invalid HTTP request: {found}"
+        # A new request's head (not the body of the one `cycle` answers).
+        cycle = self.cycle
+        self._refuse(status, message, behind=cycle is not None and cycle.scope is not self.scope and self._unanswered(cycle))
+
+    def _refuse(self, status: http.HTTPStatus, message: str, behind: bool = False) -> None:
+        """`refusal`'s answer written, the connection closed after it; for a
+        request `behind` others not yet answered, once they are
+        (on_response_complete), nothing more read meanwhile. (uvicorn wrote
+        its 400 at once: the earlier answers were lost, cut off by the
+        close, a write's too, and the refusal read as the first request's.)"""
+        answer = refusal(self.server_state.default_headers, status, message)
+        if behind:
+            self._refusal = answer
+            self.transport.pause_reading()
+        elif not self.transport.is_closing():
+            self.transport.write(answer)
             self.transport.close()
+
+    def _unanswered(self, cycle: RequestResponseCycle) -> bool:
+        """A request read is not answered yet: `cycle`'s, the last one read, or one pipelined before it."""
+        return bool(self.pipeline) or not cycle.response_complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """uvicorn's, on a BoundedClose (a WebSocket upgraded from here gets
@@ -257,6 +296,8 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        # The next head pipelined is counted from its start (data_received).
+        self._head_bytes, self._head_tail = 0, b""
         if self.parser.get_http_version() not in VERSIONS:
             raise UnsupportedVersion(self.parser.get_http_version())
         earlier = self.cycle
@@ -269,6 +310,26 @@ class HttpProtocol(HttpToolsProtocol):
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def handle_websocket_upgrade(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and self._unanswered(cycle):
+            # Pipelined behind requests not yet answered: made once they are
+            # (on_response_complete), nothing more read meanwhile. uvicorn
+            # upgraded at once, its 101 or refusal written among their
+            # answers, or in their stead (closing the connection).
+            self._upgrade_waits = True
+            self.transport.pause_reading()
+            return
+        if self.scope["http_version"] != "1.1":
+            # RFC 6455 4.1: a handshake is made in HTTP/1.1 or higher. uvicorn
+            # hands websockets the request written as HTTP/1.1 whatever it
+            # was, so websockets, which refuses any other version as a request
+            # it cannot read (400), never saw an HTTP/1.0 one and upgraded it.
+            # 400 as its refusal, and RFC 6455 4.2.1's for an invalid
+            # handshake: 505 would say this server does not speak HTTP/1.0.
+            return self._refuse(
+                http.HTTPStatus.BAD_REQUEST,
+                f"a WebSocket handshake is made in HTTP/1.1 (RFC 6455, 4.1), not HTTP/{self.scope['http_version']}",
+            )
         # The head is in (on_headers_complete disarmed the watch, which
         # holds this protocol no longer: were it held for REQUEST_SECONDS,
         # its parser, flow control and scope would stay beside every socket
@@ -299,6 +360,20 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._answered = True
+        if not self.pipeline and (self._refusal is not None or self._upgrade_waits):
+            # The last request before a refused one, or an upgrade, is
+            # answered: the refusal, or the upgrade (uvicorn's keep-alive
+            # timer, armed here, would close the socket).
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            if self._refusal is not None:
+                self.transport.write(self._refusal)
+                self.transport.close()
+                return
+            self._upgrade_waits = False
+            self.transport.resume_reading()
+            return self.handle_websocket_upgrade()
         # A pipelined request waiting its turn has its head already.
         if not self.pipeline:
             self._arm()
@@ -421,6 +496,11 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
     if found is None:
         found = watches[seconds] = HeadWatch(loop, seconds)
     return found
+
+
+# httptools' error at HTTP/2's connection preface (PRI * HTTP/2.0: a client
+# speaking HTTP/2 from the start, h2c "prior knowledge").
+H2_PREFACE = "Pause on PRI/Upgrade"
 
 
 class UnsupportedVersion(Exception):

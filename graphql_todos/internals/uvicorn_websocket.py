@@ -38,7 +38,7 @@ from websockets.utils import GUID
 
 from graphql_todos.core import metrics
 from graphql_todos.core.bounded import bounded_send
-from graphql_todos.core.errors import ClientStalled
+from graphql_todos.core.errors import ClientStalled, error_body
 from graphql_todos.internals.uvicorn_close import close_seconds, end_streams, reset
 from graphql_todos.internals.uvicorn_keepalive import Pinger, pinger
 
@@ -599,9 +599,9 @@ class JsonRefusals(ServerProtocol):
 
 
 def error_json(status: http.HTTPStatus, message: str) -> bytes:
-    """The app's Error body (edge/error_handlers.py's error_body), its code
-    the status's name, for an answer given before the app runs."""
-    return json.dumps({"error": {"code": status.name, "message": message}}, ensure_ascii=False).encode()
+    """The app's Error body (core/errors.py's error_body), its code the
+    status's name, for an answer given before the app runs."""
+    return json.dumps(error_body(status, message), ensure_ascii=False).encode()
 
 
 class OpenedServer(JsonRefusals):

@@ -10,13 +10,13 @@ import json
 
 import httptools
 import pytest
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from graphql_todos.internals.uvicorn_http import VERSIONS, refusal
+from graphql_todos.internals.uvicorn_http import H2_PREFACE, VERSIONS, refusal
 from graphql_todos.internals.uvicorn_websocket import JsonRefusals, OpenedServer
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -57,6 +57,13 @@ def test_httptools_refuses_other_versions_by_this_message() -> None:
     with pytest.raises(httptools.HttpParserError) as raised:
         parser.feed_data(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
     assert str(raised.value) == "Invalid HTTP version"
+
+
+def test_httptools_refuses_http_2s_preface_by_this_message() -> None:
+    parser = httptools.HttpRequestParser(_Callbacks())
+    with pytest.raises(httptools.HttpParserError) as raised:
+        parser.feed_data(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert str(raised.value) == H2_PREFACE
 
 
 def test_httptools_raises_a_callbacks_exception_as_the_context_of_its_own() -> None:
@@ -120,3 +127,21 @@ def test_json_refusals_keep_no_state_of_their_own() -> None:
     """Why a ServerProtocol uvicorn made may become one by its class (per-message deflate's path)."""
     assert set(vars(JsonRefusals)) <= {"__module__", "__qualname__", "__doc__", "reject", "__firstlineno__", "__static_attributes__"}
     assert issubclass(JsonRefusals, ServerProtocol)
+
+
+def test_uvicorn_answers_pipelined_requests_in_order_and_marks_a_whole_body() -> None:
+    """What HttpProtocol's refusals and upgrades behind unanswered requests
+    (`_refuse`'s `behind`, `_upgrade_waits`) assume: uvicorn makes a cycle
+    per request whose head is read (`self.cycle` the last, its `scope` the
+    request's scope), queues one read while another is answered
+    (`pipeline`), starts the next as an answer completes or else arms its
+    keep-alive timer (which closes the transport); a cycle's `more_body`
+    stays true until its request's body is whole."""
+    headers = inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    assert "self.cycle = RequestResponseCycle(\n            scope=self.scope," in headers
+    assert "self.pipeline.appendleft((self.cycle, app))" in headers
+    complete = inspect.getsource(HttpToolsProtocol.on_response_complete)
+    assert "cycle, app = self.pipeline.pop()" in complete
+    assert "self.timeout_keep_alive_task = self.loop.call_later(" in complete
+    assert "self.cycle.more_body = False" in inspect.getsource(HttpToolsProtocol.on_message_complete)
+    assert "self.more_body = True" in inspect.getsource(RequestResponseCycle.__init__)
