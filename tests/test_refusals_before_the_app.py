@@ -230,6 +230,24 @@ def test_the_host_checks_refusals_are_kept_by_no_cache(server: Server, method: s
     _unkept(two, method)
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+def test_a_request_without_host_is_refused_in_http_1_1_alone(server: Server, method: str) -> None:
+    """RFC 9112 section 3.2: an HTTP/1.1 request without Host is a 400; HTTP/1.0 has none to send."""
+    head = _head(server, method, "/healthz").replace(f"Host: 127.0.0.1:{server.port}\r\n".encode(), b"")
+    assert b"Host:" not in head
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = _answer(sock)
+    assert answer.status == 400, answer.body
+    _unkept(answer, method)
+    if method != "HEAD":
+        assert json.loads(answer.body)["error"] == {"code": "BAD_REQUEST", "message": "an HTTP/1.1 request must have a Host header"}
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1))
+        # Past the Host check: the health check's answer, or the guard's to a change without a credential.
+        assert _answer(sock).status == (401 if method == "POST" else 200)
+
+
 SOUND_HANDSHAKE = (("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "13"))
 
 

@@ -27,7 +27,7 @@ from graphql_todos.core.setting_values import is_ip_literal
 from graphql_todos.core.settings import Settings
 from graphql_todos.edge.access import PRINCIPAL, Access, authorization, first_values
 from graphql_todos.edge.error_handlers import close_reason, error_body, header_text
-from graphql_todos.edge.negotiation import PRIVATE, accept_header, prefers_html, stamped
+from graphql_todos.edge.negotiation import PRIVATE, accept_header, fresh_headers, prefers_html, stamped
 from graphql_todos.edge.shared_counts import SharedCounts
 from graphql_todos.internals.uvicorn_http import arrived, arrived_whole
 
@@ -145,7 +145,8 @@ class HostCheck:
     Host that is not one of ours (Hosts) gets 421 before anything else runs,
     the two front doors (graphql/fast/front.py, graphql/socket.py) included;
     one with two Host lines gets 400, as RFC 9112 section 3.2 requires (the
-    layers behind could each read a different one)."""
+    layers behind could each read a different one), as does an HTTP/1.1
+    request with none."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -166,6 +167,9 @@ class HostCheck:
                 if name == b"host":
                     raw = value
                     break
+            if raw is None and scope.get("http_version") != "1.0":
+                # RFC 9112 section 3.2: HTTP/1.1 requires one (1.0 predates it).
+                return _refused(scope, receive, send, ErrorCode.BAD_REQUEST, "an HTTP/1.1 request must have a Host header")
             allowed = self._verdicts.get(raw)
             if allowed is None:
                 allowed = self.hosts.allows(None if raw is None else raw.decode("latin-1"))
@@ -188,7 +192,7 @@ async def _refused(scope: Scope, receive: Receive, send: Send, code: ErrorCode, 
         await response(scope, receive, send)
 
 
-_UNKEPT_HEADERS = {name.decode(): value.decode() for name, value in stamped((), PRIVATE)}
+_UNKEPT_HEADERS = fresh_headers(PRIVATE)
 
 
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:

@@ -291,6 +291,12 @@ def _fresh(caching: Caching) -> tuple[tuple[bytes, bytes], ...]:
     return (*varies, (b"cache-control", control))
 
 
+def fresh_headers(caching: Caching) -> dict[str, str]:
+    """caching's headers for an answer that has neither, as Starlette's
+    responses take them (an answer made before any layer runs)."""
+    return {name.decode(): value.decode() for name, value in _fresh(caching)}
+
+
 def _joined(headers: list[tuple[bytes, bytes]], names: list[bytes]) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
     """Every Vary line as one, and every Cache-Control line, each where its first was."""
     kept: list[tuple[bytes, bytes]] = []

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from graphql_todos.core.errors import ErrorCode, error_body
-from graphql_todos.edge.negotiation import PRIVATE, stamped
+from graphql_todos.edge.negotiation import PRIVATE, fresh_headers
 
 NOT_SERVED = "no WebSocket is served at this path"
 
@@ -58,4 +58,4 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 # A refusal is kept by no cache (negotiation.PRIVATE's headers, as the guard's are).
-_UNKEPT = {name.decode(): value.decode() for name, value in stamped((), PRIVATE)}
+_UNKEPT = fresh_headers(PRIVATE)
