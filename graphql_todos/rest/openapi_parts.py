@@ -121,7 +121,7 @@ FRONT_DOOR: dict[str, Any] = {
         "BAD_REQUEST",
         "A request HTTP/1.1 cannot read (an invalid request line; a control byte, NUL or DEL in a header's"
         " name or value; a folded header line; Content-Length with Transfer-Encoding), the message naming what"
-        " was found, the connection closed; or more than one Host header (RFC 9112, 3.2): refused before"
+        " was found, the connection closed; or more than one Host header, or none in HTTP/1.1 (RFC 9112, 3.2): refused before"
         " anything else runs (BAD_REQUEST)",
     ),
     "Unauthenticated": _refused(
