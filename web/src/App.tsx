@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
 import type { Phase } from './machine';
-import type { Outbox } from './outbox';
+import type { ListFate, Outbox } from './outbox';
 import { OutboxStatus } from './OutboxStatus';
 import { useOptimisticToggle } from './optimistic';
 import { todosOf, type TodoList } from './lists';
@@ -52,9 +52,19 @@ interface Props {
   readOnly?: boolean;
   /** The person's other lists they may write in: each row's move menu offers them. */
   moveTargets?: readonly TodoList[];
+  /** What became of the person's lists, for the outbox's notices (AUTH=accounts). */
+  listFate?: ListFate;
 }
 
-export function App({ sync, commands, outbox, listId, readOnly = false, moveTargets = [] }: Props) {
+export function App({
+  sync,
+  commands,
+  outbox,
+  listId,
+  readOnly = false,
+  moveTargets = [],
+  listFate,
+}: Props) {
   const { list: synced, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
   const [editingId, setEditingId] = useState<string | null>(null);
   const list = listId === undefined ? synced : { ...synced, todos: todosOf(synced.todos, listId) };
@@ -143,7 +153,7 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
             </>
           )}
         </header>
-        <OutboxStatus outbox={outbox} />
+        <OutboxStatus outbox={outbox} listFate={listFate} />
         {error !== null && (
           <div className="error-banner" role="alert">
             <span>{error}</span>

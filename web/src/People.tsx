@@ -28,7 +28,7 @@ import {
   type Role,
   type TodoList,
 } from './lists';
-import type { Outbox } from './outbox';
+import type { ListFate, Outbox } from './outbox';
 import { ShareDialog } from './ShareDialog';
 import type { TodoSync } from './sync';
 
@@ -60,6 +60,8 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
   const shown = lists === null ? null : shownList(lists, wanted);
   const shownId = useRef<string | null>(null);
   shownId.current = shown?.id ?? null;
+  const shownName = useRef<string | null>(null);
+  shownName.current = shown?.name ?? null;
   // The todo edits of the list on screen, queued in the outbox: read at each intent, so
   // the commands follow the switcher without being made again. The page holds every list's
   // todos: the commands keep "toggle all" and "clear completed" to the list on screen.
@@ -67,6 +69,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
     () =>
       createCommands(outbox, () => sync.getSnapshot().list.todos, {
         listId: () => shownId.current ?? undefined,
+        listName: () => shownName.current ?? undefined,
       }),
     [outbox, sync],
   );
@@ -120,6 +123,9 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
     return <p className="lists-loading">Loading your lists…</p>;
   }
   const readOnly = !mayEdit(shown.role);
+  // Read at each render: the lists state changes whenever one goes.
+  const fate: ListFate = (id) =>
+    lists.some((l) => l.id === id) ? undefined : deleted.current.has(id) ? 'deleted' : 'unshared';
 
   return (
     <>
@@ -146,6 +152,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
           window.confirm(`Delete «${isolate(list.name)}» and its todos, for everyone it is shared with?`)
             ? act('delete the list', () => {
                 own.current.add(list.id);
+                deleted.current.add(list.id);
                 return send(DeleteListMutation, { id: list.id });
               })
             : Promise.resolve(false)
@@ -196,6 +203,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
         listId={shown.id}
         readOnly={readOnly}
         moveTargets={moveTargets(lists, shown.id)}
+        listFate={fate}
       />
     </>
   );

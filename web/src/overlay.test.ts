@@ -248,3 +248,47 @@ describe('notices', () => {
     expect(describeRejection(long)).toBe(`Could not delete “${FSI}${'ש'.repeat(40)}…${PDI}”: not yours`);
   });
 });
+
+describe('an edit made in a list the person lost meanwhile', () => {
+  const trip = { id: 't', name: 'trip' };
+  const inTrip = (seq: number, op: Op, label: string): Entry => ({ ...entry(seq, op, label), list: trip });
+  const notFound = { verdict: 'REJECTED', cursor: null, code: 'NOT_FOUND', message: 'no list with id t' } as const;
+  const edits = [
+    settled(inTrip(1, { type: 'create', id: 'c', title: 'passport', completed: false, listId: 't' }, 'passport'), notFound),
+    settled(inTrip(2, { type: 'update', id: 'a', completed: true }, 'tickets'), notFound),
+    settled(inTrip(3, { type: 'delete', id: 'b' }, 'visa'), notFound),
+    settled(inTrip(4, { type: 'clearCompleted', listId: 't', ids: ['a'] }, ''), notFound),
+  ];
+  const state: OutboxState = { queued: [], settled: edits };
+
+  it('unshared: each is refused for that reason, the delete too (the others still have the row)', () => {
+    expect(notices(state, () => 'unshared').map((n) => n.text)).toEqual([
+      'Could not add “passport”: «trip» is no longer shared with you',
+      'Could not change “tickets”: «trip» is no longer shared with you',
+      'Could not delete “visa”: «trip» is no longer shared with you',
+      'Could not clear completed todos: «trip» is no longer shared with you',
+    ]);
+  });
+
+  it('deleted: its rows went with it, so a delete needs no notice and a change was of a deleted row', () => {
+    expect(notices(state, () => 'deleted').map((n) => n.text)).toEqual([
+      'Could not add “passport”: «trip» was deleted',
+      '“tickets” was deleted, your change was not kept',
+      'Could not clear completed todos: «trip» was deleted',
+    ]);
+  });
+
+  it('still theirs (or an edit kept before lists were remembered): the server’s reason, as before', () => {
+    const before = ['Could not add “passport”: no list with id t', '“tickets” was deleted, your change was not kept'];
+    expect(notices(state, () => undefined).map((n) => n.text).slice(0, 2)).toEqual(before);
+    expect(notices(state).map((n) => n.text).slice(0, 2)).toEqual(before);
+    // A refusal for another reason keeps it, the list gone or not.
+    const blank = settled(inTrip(5, { type: 'update', id: 'a', title: ' ' }, 'tickets'), {
+      verdict: 'REJECTED',
+      cursor: null,
+      code: 'BAD_USER_INPUT',
+      message: 'title must not be blank',
+    });
+    expect(describeRejection(blank, () => 'unshared')).toBe('Could not change “tickets”: title must not be blank');
+  });
+});
