@@ -46,3 +46,41 @@ def test_edits_queued_by_a_member_removed_meanwhile_are_each_refused_for_that_re
     )
     expect(titles(ann)).to_have_text(["tickets", "visa"])
     expect(ann.locator(".todo-list li", has_text="tickets")).not_to_have_class("completed")
+
+
+def test_an_open_editor_whose_todo_another_person_deletes_keeps_the_draft_on_screen(
+    accounts: Server,  # noqa: F811
+    two: tuple[BrowserContext, BrowserContext],  # noqa: F811
+) -> None:
+    """Ann is rewording «tickets» when bob deletes it: her editor goes with the row, and
+    what she typed is shown with the reason rather than vanishing unseen."""
+    ann, bob = trip_shared(accounts, two)
+    add_todo(ann, "tickets")
+    add_todo(ann, "visa")
+    expect(titles(bob)).to_have_text(["tickets", "visa"], timeout=LIVE_MS)
+    ann.locator(".todo-list label", has_text="tickets").dblclick()
+    ann.locator(".todo-list .edit").fill("tickets for two, window seats")
+
+    bob.get_by_role("button", name='Delete "tickets"').click()
+    expect(ann.locator(".todo-list .edit")).to_have_count(0, timeout=LIVE_MS)
+    expect(titles(ann)).to_have_text(["visa"])
+    expect(ann.locator(".lost-draft")).to_have_text(
+        "“tickets” was deleted while you edited it, your change was not kept: “tickets for two, window seats”×"
+    )
+    ann.locator(".lost-draft .error-dismiss").click()
+    expect(ann.locator(".lost-draft")).to_have_count(0)
+
+    # Unchanged, an editor closed with its row loses nothing: no notice; nor does an
+    # edit saved (Enter), nor one cancelled (Escape), when the row goes later.
+    ann.locator(".todo-list label", has_text="visa").dblclick()
+    bob.get_by_role("button", name='Delete "visa"').click()
+    expect(titles(ann)).to_have_count(0, timeout=LIVE_MS)
+    add_todo(ann, "hotel")
+    ann.locator(".todo-list label", has_text="hotel").dblclick()
+    ann.locator(".todo-list .edit").fill("hotel by the sea")
+    ann.locator(".todo-list .edit").press("Escape")
+    expect(titles(bob)).to_have_text(["hotel"], timeout=LIVE_MS)
+    bob.get_by_role("button", name='Delete "hotel"').click()
+    expect(titles(ann)).to_have_count(0, timeout=LIVE_MS)
+    expect(ann.locator(".lost-draft")).to_have_count(0)
+

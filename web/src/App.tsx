@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
 import type { Phase } from './machine';
-import type { ListFate, Outbox } from './outbox';
+import { lostDraftNotice, type ListFate, type Outbox } from './outbox';
 import { OutboxStatus } from './OutboxStatus';
 import { useOptimisticToggle } from './optimistic';
 import { todosOf, type TodoList } from './lists';
@@ -75,6 +75,8 @@ export function App({
       ? list.todos
       : synced.todos.filter((t) => t.listId === listId || t.id === editingId);
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
+  // The draft of an editor whose row another page deleted, until dismissed.
+  const [lostDraft, setLostDraft] = useState<string | null>(null);
   const filter = useHashFilter();
   const newTodo = useRef<HTMLInputElement>(null);
   // A repeated Enter on the same text while the first is in flight would send the same
@@ -169,6 +171,19 @@ export function App({
             </button>
           </div>
         )}
+        {lostDraft !== null && (
+          <div className="error-banner lost-draft" role="alert">
+            <span>{lostDraft}</span>
+            <button
+              type="button"
+              className="error-dismiss"
+              aria-label="Dismiss"
+              onClick={() => setLostDraft(null)}
+            >
+              ×
+            </button>
+          </div>
+        )}
         {/* The TodoMVC template hides, rather than removes, what an empty list doesn't use. */}
         <section className="main" hidden={rows.length === 0}>
           <input
@@ -196,6 +211,7 @@ export function App({
                 readOnly={readOnly}
                 moveTargets={moveTargets}
                 onMove={(id, to) => void move(id, to)}
+                onDraftLost={(title, draft) => setLostDraft(lostDraftNotice(title, draft))}
               />
             ))}
           </ul>

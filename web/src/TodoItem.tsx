@@ -16,6 +16,8 @@ interface Props {
   /** The lists the row may move to (AUTH=accounts): none, no move control. */
   moveTargets: readonly TodoList[];
   onMove(id: string, list: TodoList): void;
+  /** The row left while its editor held a change (another page deleted it): the draft. */
+  onDraftLost?(title: string, draft: string): void;
 }
 
 export function TodoItem({
@@ -26,6 +28,7 @@ export function TodoItem({
   readOnly = false,
   moveTargets,
   onMove,
+  onDraftLost,
 }: Props) {
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
@@ -66,6 +69,21 @@ export function TodoItem({
 
   // The row leaving the screen meanwhile (another filter picked): the delete is not lost.
   useEffect(() => () => pendingDelete.current?.fire(), []);
+
+  // The row leaving with its editor open and changed, unsaved: it was deleted by another
+  // page (App keeps an edited row through a filter or a move, and a click elsewhere blurs
+  // the editor, which saves). What was typed would go unseen: handed up to be shown.
+  const unsaved = useRef({ editing, title: todo.title, draft });
+  unsaved.current = { editing, title: todo.title, draft };
+  const lost = useRef(onDraftLost);
+  lost.current = onDraftLost;
+  useEffect(
+    () => () => {
+      const { editing, title, draft } = unsaved.current;
+      if (editing && !finished.current && normalizeTitle(draft) !== title) lost.current?.(title, draft);
+    },
+    [],
+  );
 
   useEffect(() => {
     if (editing) input.current?.focus();

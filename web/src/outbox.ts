@@ -156,6 +156,11 @@ export function describeRejection(settled: Settled, fate?: ListFate): string {
   return `Could not ${what}: ${reason}`;
 }
 
+/** The notice for an open editor whose row another page deleted: the draft, to copy. */
+export function lostDraftNotice(title: string, draft: string): string {
+  return `“${cut(title)}” was deleted while you edited it, your change was not kept: “${isolate(draft)}”`;
+}
+
 export function startOutbox(deps: OutboxDeps): Outbox {
   const { store, channel } = deps;
   let state = emptyOutbox;
