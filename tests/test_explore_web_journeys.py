@@ -5,7 +5,7 @@ and /usr/bin/chromium, as tests/test_web.py."""
 
 from __future__ import annotations
 
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import BrowserContext, Dialog, expect
 
 from tests.helpers import Server
 from tests.test_web import LIVE_MS, add_todo, go_offline, titles
@@ -84,3 +84,33 @@ def test_an_open_editor_whose_todo_another_person_deletes_keeps_the_draft_on_scr
     expect(titles(ann)).to_have_count(0, timeout=LIVE_MS)
     expect(ann.locator(".lost-draft")).to_have_count(0)
 
+
+def test_signing_out_with_edits_not_sent_asks_first(
+    accounts: Server,  # noqa: F811
+    two: tuple[BrowserContext, BrowserContext],  # noqa: F811
+) -> None:
+    """Signing out keeps the unsent edits for the person's next sign-in on this browser:
+    the page says so and lets them stay to send them; nothing waiting, nothing asked."""
+    ann, bob = trip_shared(accounts, two)
+    go_offline(two[1])
+    add_todo(bob, "passport")
+    expect(bob.locator(".outbox-count")).to_have_text("1 change waiting")
+    asked: list[str] = []
+
+    def answer(dialog: Dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    bob.once("dialog", lambda dialog: answer(dialog, accept=False))
+    bob.locator(".sign-out").click()
+    expect(bob.locator(".account-name")).to_have_text("bob")
+    assert asked == ["1 change not sent yet: kept on this browser until you sign in here again. Sign out anyway?"]
+
+    # He stays, back online: it is sent; then signing out asks nothing.
+    two[1].set_offline(False)
+    expect(titles(ann)).to_have_text(["passport"], timeout=LIVE_MS)
+    expect(bob.locator(".outbox-count")).to_have_count(0, timeout=LIVE_MS)
+    bob.on("dialog", lambda dialog: answer(dialog, accept=True))
+    bob.locator(".sign-out").click()
+    expect(bob.locator(".sign-in-form")).to_be_visible(timeout=LIVE_MS)
+    assert len(asked) == 1

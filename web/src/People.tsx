@@ -30,6 +30,7 @@ import {
 } from './lists';
 import type { ListFate, Outbox } from './outbox';
 import { ShareDialog } from './ShareDialog';
+import { pluralize } from './todos';
 import type { TodoSync } from './sync';
 
 // Lists change rarely and by others (a share, an unshare, a rename): the feed's list events
@@ -133,7 +134,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
         <span>
           Signed in as <strong className="account-name"><bdi>{person.username}</bdi></strong>
         </span>
-        <button type="button" className="sign-out" onClick={onSignOut}>
+        <button type="button" className="sign-out" onClick={() => confirmSignOut(outbox) && onSignOut()}>
           Sign out
         </button>
       </header>
@@ -206,5 +207,17 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
         listFate={fate}
       />
     </>
+  );
+}
+
+// Edits still waiting are kept for this person's next sign-in on this browser, not sent
+// meanwhile: someone signing out of a borrowed computer must know, and may stay to send them.
+function confirmSignOut(outbox: Outbox): boolean {
+  const waiting = outbox.getSnapshot().queued.length;
+  return (
+    waiting === 0 ||
+    window.confirm(
+      `${waiting} ${pluralize(waiting, 'change')} not sent yet: kept on this browser until you sign in here again. Sign out anyway?`,
+    )
   );
 }
