@@ -114,3 +114,24 @@ def test_signing_out_with_edits_not_sent_asks_first(
     bob.locator(".sign-out").click()
     expect(bob.locator(".sign-in-form")).to_be_visible(timeout=LIVE_MS)
     assert len(asked) == 1
+
+
+def test_an_open_editor_in_a_list_unshared_meanwhile_keeps_the_draft_and_says_why(
+    accounts: Server,  # noqa: F811
+    two: tuple[BrowserContext, BrowserContext],  # noqa: F811
+) -> None:
+    """Bob is rewording «tickets» when ann removes him from «trip»: the row leaves his
+    page with the list; his draft is shown, as unshared, not as a row "deleted" (ann
+    still has it)."""
+    ann, bob = trip_shared(accounts, two)
+    add_todo(ann, "tickets")
+    expect(titles(bob)).to_have_text(["tickets"], timeout=LIVE_MS)
+    bob.locator(".todo-list label", has_text="tickets").dblclick()
+    bob.locator(".todo-list .edit").fill("tickets for two")
+
+    ann.get_by_role("button", name="Remove bob").click()
+    expect(bob.locator(".list-notice")).to_have_text("«trip» is no longer shared with you×", timeout=LIVE_MS)
+    expect(bob.locator(".lost-draft")).to_have_text(
+        "“tickets” is no longer shared with you, your change was not kept: “tickets for two”×", timeout=LIVE_MS
+    )
+    expect(titles(ann)).to_have_text(["tickets"])

@@ -15,6 +15,7 @@ import {
   pluralize,
   visibleTodos,
   type Filter,
+  type Todo,
 } from './todos';
 
 const FILTERS: readonly { filter: Filter; href: string; label: string }[] = [
@@ -75,8 +76,9 @@ export function App({
       ? list.todos
       : synced.todos.filter((t) => t.listId === listId || t.id === editingId);
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
-  // The draft of an editor whose row another page deleted, until dismissed.
-  const [lostDraft, setLostDraft] = useState<string | null>(null);
+  // The draft of an editor whose row left (deleted, or its list unshared), until dismissed.
+  // Told at each render: the lists that say which may be read after the row left.
+  const [lostDraft, setLostDraft] = useState<{ todo: Todo; draft: string } | null>(null);
   const filter = useHashFilter();
   const newTodo = useRef<HTMLInputElement>(null);
   // A repeated Enter on the same text while the first is in flight would send the same
@@ -173,7 +175,13 @@ export function App({
         )}
         {lostDraft !== null && (
           <div className="error-banner lost-draft" role="alert">
-            <span>{lostDraft}</span>
+            <span>
+              {lostDraftNotice(
+                lostDraft.todo.title,
+                lostDraft.draft,
+                lostDraft.todo.listId === undefined ? undefined : listFate?.(lostDraft.todo.listId),
+              )}
+            </span>
             <button
               type="button"
               className="error-dismiss"
@@ -211,7 +219,7 @@ export function App({
                 readOnly={readOnly}
                 moveTargets={moveTargets}
                 onMove={(id, to) => void move(id, to)}
-                onDraftLost={(title, draft) => setLostDraft(lostDraftNotice(title, draft))}
+                onDraftLost={(todo, draft) => setLostDraft({ todo, draft })}
               />
             ))}
           </ul>

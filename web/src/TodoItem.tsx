@@ -16,8 +16,8 @@ interface Props {
   /** The lists the row may move to (AUTH=accounts): none, no move control. */
   moveTargets: readonly TodoList[];
   onMove(id: string, list: TodoList): void;
-  /** The row left while its editor held a change (another page deleted it): the draft. */
-  onDraftLost?(title: string, draft: string): void;
+  /** The row left while its editor held a change (deleted, or its list unshared): the draft. */
+  onDraftLost?(todo: Todo, draft: string): void;
 }
 
 export function TodoItem({
@@ -71,16 +71,16 @@ export function TodoItem({
   useEffect(() => () => pendingDelete.current?.fire(), []);
 
   // The row leaving with its editor open and changed, unsaved: it was deleted by another
-  // page (App keeps an edited row through a filter or a move, and a click elsewhere blurs
+  // page, or its list unshared (App keeps an edited row through a filter or a move, and a click elsewhere blurs
   // the editor, which saves). What was typed would go unseen: handed up to be shown.
-  const unsaved = useRef({ editing, title: todo.title, draft });
-  unsaved.current = { editing, title: todo.title, draft };
+  const unsaved = useRef({ editing, todo, draft });
+  unsaved.current = { editing, todo, draft };
   const lost = useRef(onDraftLost);
   lost.current = onDraftLost;
   useEffect(
     () => () => {
-      const { editing, title, draft } = unsaved.current;
-      if (editing && !finished.current && normalizeTitle(draft) !== title) lost.current?.(title, draft);
+      const { editing, todo, draft } = unsaved.current;
+      if (editing && !finished.current && normalizeTitle(draft) !== todo.title) lost.current?.(todo, draft);
     },
     [],
   );

@@ -156,9 +156,13 @@ export function describeRejection(settled: Settled, fate?: ListFate): string {
   return `Could not ${what}: ${reason}`;
 }
 
-/** The notice for an open editor whose row another page deleted: the draft, to copy. */
-export function lostDraftNotice(title: string, draft: string): string {
-  return `“${cut(title)}” was deleted while you edited it, your change was not kept: “${isolate(draft)}”`;
+/**
+ * The notice for an open editor whose row left the page, with the draft to copy: deleted
+ * by another page, or its list no longer shared with the person (`gone`, ListFate's).
+ */
+export function lostDraftNotice(title: string, draft: string, gone?: 'deleted' | 'unshared'): string {
+  const why = gone === 'unshared' ? 'is no longer shared with you' : 'was deleted while you edited it';
+  return `“${cut(title)}” ${why}, your change was not kept: “${isolate(draft)}”`;
 }
 
 export function startOutbox(deps: OutboxDeps): Outbox {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FSI, PDI } from './bidi';
-import { describeRejection, notices, pendingEdits, type OutboxState } from './outbox';
+import { describeRejection, lostDraftNotice, notices, pendingEdits, type OutboxState } from './outbox';
 import type { Entry, Op, Settled, Verdict } from './outboxStore';
 import { todosOf } from './lists';
 import { applyOp, overlay, reached } from './overlay';
@@ -290,5 +290,22 @@ describe('an edit made in a list the person lost meanwhile', () => {
       message: 'title must not be blank',
     });
     expect(describeRejection(blank, () => 'unshared')).toBe('Could not change “tickets”: title must not be blank');
+  });
+});
+
+describe('an open editor whose row left the page', () => {
+  it('shows the draft, with the reason: deleted, or its list no longer shared', () => {
+    const draft = 'tickets for two';
+    expect(lostDraftNotice('tickets', draft)).toBe(
+      '“tickets” was deleted while you edited it, your change was not kept: “tickets for two”',
+    );
+    expect(lostDraftNotice('tickets', draft, 'deleted')).toBe(lostDraftNotice('tickets', draft));
+    expect(lostDraftNotice('tickets', draft, 'unshared')).toBe(
+      '“tickets” is no longer shared with you, your change was not kept: “tickets for two”',
+    );
+    // The draft whole (it is there to be copied), isolated; the title cut.
+    expect(lostDraftNotice('t'.repeat(41), 'אבג 123')).toBe(
+      `“${'t'.repeat(40)}…” was deleted while you edited it, your change was not kept: “${FSI}אבג 123${PDI}”`,
+    );
   });
 });
