@@ -8,7 +8,7 @@ from __future__ import annotations
 from playwright.sync_api import BrowserContext, Dialog, expect
 
 from tests.helpers import Server
-from tests.test_web import LIVE_MS, add_todo, go_offline, titles
+from tests.test_web import LIVE_MS, add_todo, go_offline, stored, titles
 from tests.test_web_people import accounts, browser, trip_shared, two  # noqa: F401 (fixtures)
 
 
@@ -135,3 +135,32 @@ def test_an_open_editor_in_a_list_unshared_meanwhile_keeps_the_draft_and_says_wh
         "“tickets” is no longer shared with you, your change was not kept: “tickets for two”×", timeout=LIVE_MS
     )
     expect(titles(ann)).to_have_text(["tickets"])
+
+
+def test_a_shared_session_survives_a_server_restart_with_edits_made_while_it_was_down(
+    accounts: Server,  # noqa: F811
+    two: tuple[BrowserContext, BrowserContext],  # noqa: F811
+) -> None:
+    """Both pages stay open across a restart of the server: bob's edits made while it is
+    down are queued, each applied once after, both are still signed in, and the pages
+    are live both ways again."""
+    ann, bob = trip_shared(accounts, two)
+    add_todo(ann, "tickets")
+    expect(titles(bob)).to_have_text(["tickets"], timeout=LIVE_MS)
+    stored(accounts, 1)
+
+    accounts.stop()
+    add_todo(bob, "passport")
+    bob.locator(".todo-list li", has_text="tickets").locator(".toggle").check()
+    expect(bob.locator(".outbox-count")).to_contain_text("waiting", timeout=LIVE_MS)
+    accounts.start()
+
+    expect(bob.locator(".outbox-count")).to_have_count(0, timeout=3 * LIVE_MS)
+    expect(titles(ann)).to_have_text(["tickets", "passport"], timeout=3 * LIVE_MS)
+    expect(ann.locator(".todo-list li", has_text="tickets")).to_have_class("completed", timeout=LIVE_MS)
+    add_todo(ann, "visa")
+    expect(titles(bob)).to_have_text(["tickets", "passport", "visa"], timeout=3 * LIVE_MS)
+    for page in (ann, bob):
+        expect(page.locator(".connection-status")).to_have_attribute("data-state", "live", timeout=LIVE_MS)
+        expect(page.locator(".rejection, .sign-in-form")).to_have_count(0)
+    stored(accounts, 3)
