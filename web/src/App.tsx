@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
 import type { Phase } from './machine';
-import type { Outbox } from './outbox';
+import { lostDraftNotice, type ListFate, type Outbox } from './outbox';
 import { OutboxStatus } from './OutboxStatus';
 import { useOptimisticToggle } from './optimistic';
 import { todosOf, type TodoList } from './lists';
@@ -15,6 +15,7 @@ import {
   pluralize,
   visibleTodos,
   type Filter,
+  type Todo,
 } from './todos';
 
 const FILTERS: readonly { filter: Filter; href: string; label: string }[] = [
@@ -52,9 +53,19 @@ interface Props {
   readOnly?: boolean;
   /** The person's other lists they may write in: each row's move menu offers them. */
   moveTargets?: readonly TodoList[];
+  /** What became of the person's lists, for the outbox's notices (AUTH=accounts). */
+  listFate?: ListFate;
 }
 
-export function App({ sync, commands, outbox, listId, readOnly = false, moveTargets = [] }: Props) {
+export function App({
+  sync,
+  commands,
+  outbox,
+  listId,
+  readOnly = false,
+  moveTargets = [],
+  listFate,
+}: Props) {
   const { list: synced, phase } = useSyncExternalStore(sync.subscribe, sync.getSnapshot);
   const [editingId, setEditingId] = useState<string | null>(null);
   const list = listId === undefined ? synced : { ...synced, todos: todosOf(synced.todos, listId) };
@@ -65,6 +76,9 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
       ? list.todos
       : synced.todos.filter((t) => t.listId === listId || t.id === editingId);
   const error = useSyncExternalStore(commands.errors.subscribe, commands.errors.getSnapshot);
+  // The draft of an editor whose row left (deleted, or its list unshared), until dismissed.
+  // Told at each render: the lists that say which may be read after the row left.
+  const [lostDraft, setLostDraft] = useState<{ todo: Todo; draft: string } | null>(null);
   const filter = useHashFilter();
   const newTodo = useRef<HTMLInputElement>(null);
   // A repeated Enter on the same text while the first is in flight would send the same
@@ -143,7 +157,7 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
             </>
           )}
         </header>
-        <OutboxStatus outbox={outbox} />
+        <OutboxStatus outbox={outbox} listFate={listFate} />
         {error !== null && (
           <div className="error-banner" role="alert">
             <span>{error}</span>
@@ -154,6 +168,25 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
               // Keep focus where it is: blurring an open editor would save it again.
               onMouseDown={(e) => e.preventDefault()}
               onClick={commands.errors.dismiss}
+            >
+              ×
+            </button>
+          </div>
+        )}
+        {lostDraft !== null && (
+          <div className="error-banner lost-draft" role="alert">
+            <span>
+              {lostDraftNotice(
+                lostDraft.todo.title,
+                lostDraft.draft,
+                lostDraft.todo.listId === undefined ? undefined : listFate?.(lostDraft.todo.listId),
+              )}
+            </span>
+            <button
+              type="button"
+              className="error-dismiss"
+              aria-label="Dismiss"
+              onClick={() => setLostDraft(null)}
             >
               ×
             </button>
@@ -186,6 +219,7 @@ export function App({ sync, commands, outbox, listId, readOnly = false, moveTarg
                 readOnly={readOnly}
                 moveTargets={moveTargets}
                 onMove={(id, to) => void move(id, to)}
+                onDraftLost={(todo, draft) => setLostDraft({ todo, draft })}
               />
             ))}
           </ul>

@@ -1,9 +1,9 @@
 import { useSyncExternalStore } from 'react';
-import { notices, type Outbox } from './outbox';
+import { notices, type ListFate, type Outbox } from './outbox';
 import { pluralize } from './todos';
 
 /** How many edits wait to be sent, and each rejection's notice until dismissed. */
-export function OutboxStatus({ outbox }: { outbox: Outbox }) {
+export function OutboxStatus({ outbox, listFate }: { outbox: Outbox; listFate?: ListFate }) {
   const state = useSyncExternalStore(outbox.subscribe, outbox.getSnapshot);
   const waiting = state.queued.length;
   return (
@@ -13,7 +13,7 @@ export function OutboxStatus({ outbox }: { outbox: Outbox }) {
           {waiting} {pluralize(waiting, 'change')} waiting
         </div>
       )}
-      {notices(state).map((notice) => (
+      {notices(state, listFate).map((notice) => (
         <div key={notice.seq} className="error-banner rejection" role="alert">
           <span>{notice.text}</span>
           <button

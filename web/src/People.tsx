@@ -28,8 +28,9 @@ import {
   type Role,
   type TodoList,
 } from './lists';
-import type { Outbox } from './outbox';
+import type { ListFate, Outbox } from './outbox';
 import { ShareDialog } from './ShareDialog';
+import { pluralize } from './todos';
 import type { TodoSync } from './sync';
 
 // Lists change rarely and by others (a share, an unshare, a rename): the feed's list events
@@ -60,6 +61,8 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
   const shown = lists === null ? null : shownList(lists, wanted);
   const shownId = useRef<string | null>(null);
   shownId.current = shown?.id ?? null;
+  const shownName = useRef<string | null>(null);
+  shownName.current = shown?.name ?? null;
   // The todo edits of the list on screen, queued in the outbox: read at each intent, so
   // the commands follow the switcher without being made again. The page holds every list's
   // todos: the commands keep "toggle all" and "clear completed" to the list on screen.
@@ -67,6 +70,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
     () =>
       createCommands(outbox, () => sync.getSnapshot().list.todos, {
         listId: () => shownId.current ?? undefined,
+        listName: () => shownName.current ?? undefined,
       }),
     [outbox, sync],
   );
@@ -120,6 +124,9 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
     return <p className="lists-loading">Loading your lists…</p>;
   }
   const readOnly = !mayEdit(shown.role);
+  // Read at each render: the lists state changes whenever one goes.
+  const fate: ListFate = (id) =>
+    lists.some((l) => l.id === id) ? undefined : deleted.current.has(id) ? 'deleted' : 'unshared';
 
   return (
     <>
@@ -127,7 +134,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
         <span>
           Signed in as <strong className="account-name"><bdi>{person.username}</bdi></strong>
         </span>
-        <button type="button" className="sign-out" onClick={onSignOut}>
+        <button type="button" className="sign-out" onClick={() => confirmSignOut(outbox) && onSignOut()}>
           Sign out
         </button>
       </header>
@@ -146,6 +153,7 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
           window.confirm(`Delete «${isolate(list.name)}» and its todos, for everyone it is shared with?`)
             ? act('delete the list', () => {
                 own.current.add(list.id);
+                deleted.current.add(list.id);
                 return send(DeleteListMutation, { id: list.id });
               })
             : Promise.resolve(false)
@@ -196,7 +204,20 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
         listId={shown.id}
         readOnly={readOnly}
         moveTargets={moveTargets(lists, shown.id)}
+        listFate={fate}
       />
     </>
+  );
+}
+
+// Edits still waiting are kept for this person's next sign-in on this browser, not sent
+// meanwhile: someone signing out of a borrowed computer must know, and may stay to send them.
+function confirmSignOut(outbox: Outbox): boolean {
+  const waiting = outbox.getSnapshot().queued.length;
+  return (
+    waiting === 0 ||
+    window.confirm(
+      `${waiting} ${pluralize(waiting, 'change')} not sent yet: kept on this browser until you sign in here again. Sign out anyway?`,
+    )
   );
 }

@@ -16,6 +16,8 @@ interface Props {
   /** The lists the row may move to (AUTH=accounts): none, no move control. */
   moveTargets: readonly TodoList[];
   onMove(id: string, list: TodoList): void;
+  /** The row left while its editor held a change (deleted, or its list unshared): the draft. */
+  onDraftLost?(todo: Todo, draft: string): void;
 }
 
 export function TodoItem({
@@ -26,6 +28,7 @@ export function TodoItem({
   readOnly = false,
   moveTargets,
   onMove,
+  onDraftLost,
 }: Props) {
   const [draft, setDraft] = useState(todo.title);
   const input = useRef<HTMLInputElement>(null);
@@ -66,6 +69,21 @@ export function TodoItem({
 
   // The row leaving the screen meanwhile (another filter picked): the delete is not lost.
   useEffect(() => () => pendingDelete.current?.fire(), []);
+
+  // The row leaving with its editor open and changed, unsaved: it was deleted by another
+  // page, or its list unshared (App keeps an edited row through a filter or a move, and a click elsewhere blurs
+  // the editor, which saves). What was typed would go unseen: handed up to be shown.
+  const unsaved = useRef({ editing, todo, draft });
+  unsaved.current = { editing, todo, draft };
+  const lost = useRef(onDraftLost);
+  lost.current = onDraftLost;
+  useEffect(
+    () => () => {
+      const { editing, todo, draft } = unsaved.current;
+      if (editing && !finished.current && normalizeTitle(draft) !== todo.title) lost.current?.(todo, draft);
+    },
+    [],
+  );
 
   useEffect(() => {
     if (editing) input.current?.focus();

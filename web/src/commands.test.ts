@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createCommands } from './commands';
-import type { Op } from './outboxStore';
+import type { ListSeen, Op } from './outboxStore';
 
 // A fake outbox that records what it was asked to queue and fails when told.
 function fakeOutbox(fail: () => boolean = () => false) {
@@ -44,6 +44,25 @@ describe('createCommands', () => {
       { op: { type: 'toggleAll', completed: false, ids: ['3', '4'] }, label: '' },
       { op: { type: 'clearCompleted', ids: ['4'] }, label: '' },
     ]);
+  });
+
+  it('keeps with each edit the list it was made in, for a refusal once that list is lost', async () => {
+    const lists: ListSeen[] = [];
+    const outbox = {
+      add: async (_op: Op, _label: string, list?: ListSeen) => void lists.push(list ?? { id: '-', name: '-' }),
+    };
+    const rows = () => [
+      { id: '3', title: 'milk', completed: false, listId: 'L1' },
+      // Moved to another list by another page while edited here (App.tsx keeps it on screen).
+      { id: '5', title: 'report', completed: true, listId: 'L2' },
+    ];
+    const commands = createCommands(outbox, rows, { listId: () => 'L1', listName: () => 'trip' });
+    await commands.createTodo('bread');
+    await commands.setCompleted('3', true);
+    await commands.renameTodo('5', 'final report');
+    await commands.clearCompleted();
+    const trip = { id: 'L1', name: 'trip' };
+    expect(lists).toEqual([trip, trip, { id: '-', name: '-' }, trip]);
   });
 
   it('puts a new todo in the list on screen and scopes the list-wide intents to it', async () => {

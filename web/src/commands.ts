@@ -2,6 +2,7 @@
 // from there (overlay.ts), online or not; the outbox sends it, numbered, when it can
 // (outbox.ts), and the server's events then show what it committed.
 import type { Outbox } from './outbox';
+import type { ListSeen } from './outboxStore';
 import type { Todo } from './todos';
 
 /**
@@ -37,6 +38,8 @@ export interface CommandOptions {
    * rows among `shown` (and any that names no list, as open mode's rows).
    */
   listId?: () => string | undefined;
+  /** The name of the list on screen, kept with each edit made there for its messages. */
+  listName?: () => string | undefined;
   newId?: () => string;
 }
 
@@ -49,7 +52,7 @@ export interface CommandOptions {
 export function createCommands(
   outbox: Pick<Outbox, 'add'>,
   shown: () => readonly Todo[],
-  { listId = () => undefined, newId = () => crypto.randomUUID() }: CommandOptions = {},
+  { listId = () => undefined, listName = () => undefined, newId = () => crypto.randomUUID() }: CommandOptions = {},
 ): Commands {
   let lastError: string | null = null;
   const listeners = new Set<() => void>();
@@ -80,6 +83,15 @@ export function createCommands(
     return id === undefined ? {} : { listId: id };
   };
 
+  // The list on screen as the user sees it, for an edit made there: a row's only while it
+  // is in it (the row being edited may have been moved to another list meanwhile).
+  const seen = (row?: string): ListSeen | undefined => {
+    const [id, name] = [listId(), listName()];
+    if (id === undefined || name === undefined) return undefined;
+    if (row !== undefined && shown().find((t) => t.id === row)?.listId !== id) return undefined;
+    return { id, name };
+  };
+
   // The rows of the list on screen.
   const listed = () => {
     const id = listId();
@@ -89,27 +101,28 @@ export function createCommands(
   return {
     createTodo: (title) =>
       queue('add the todo', () =>
-        outbox.add({ type: 'create', id: newId(), title, completed: false, ...list() }, title),
+        outbox.add({ type: 'create', id: newId(), title, completed: false, ...list() }, title, seen()),
       ),
     renameTodo: (id, title) =>
-      queue('rename the todo', () => outbox.add({ type: 'update', id, title }, titleOf(id))),
+      queue('rename the todo', () => outbox.add({ type: 'update', id, title }, titleOf(id), seen(id))),
     setCompleted: (id, completed) =>
-      queue('update the todo', () => outbox.add({ type: 'update', id, completed }, titleOf(id))),
+      queue('update the todo', () => outbox.add({ type: 'update', id, completed }, titleOf(id), seen(id))),
     deleteTodo: (id) =>
-      queue('delete the todo', () => outbox.add({ type: 'delete', id }, titleOf(id))),
+      queue('delete the todo', () => outbox.add({ type: 'delete', id }, titleOf(id), seen(id))),
     moveTodo: (id, listId, listName) =>
-      queue('move the todo', () => outbox.add({ type: 'move', id, listId, listName }, titleOf(id))),
+      queue('move the todo', () => outbox.add({ type: 'move', id, listId, listName }, titleOf(id), seen(id))),
     // The rows on screen go with a list-wide edit: sent later (after going offline), it
     // touches those alone, not a row someone added meanwhile.
     toggleAll: (completed) =>
       queue('update the todos', () =>
-        outbox.add({ type: 'toggleAll', completed, ...list(), ids: listed().map((t) => t.id) }, ''),
+        outbox.add({ type: 'toggleAll', completed, ...list(), ids: listed().map((t) => t.id) }, '', seen()),
       ),
     clearCompleted: () =>
       queue('clear completed todos', () =>
         outbox.add(
           { type: 'clearCompleted', ...list(), ids: listed().filter((t) => t.completed).map((t) => t.id) },
           '',
+          seen(),
         ),
       ),
     errors: {

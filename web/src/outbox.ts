@@ -5,7 +5,7 @@
 // again on a BroadcastChannel. Nothing here waits on a timer to settle an edit: an
 // applied edit leaves the overlay when the page's list reaches its verdict's cursor.
 import { isolate } from './bidi';
-import type { Entry, Op, OutboxStore, Settled, Verdict } from './outboxStore';
+import type { Entry, ListSeen, Op, OutboxStore, Settled, Verdict } from './outboxStore';
 import { reached } from './overlay';
 import { backoffMs } from './sync';
 
@@ -41,7 +41,7 @@ export interface OutboxState {
 
 export interface Outbox {
   /** Queues an edit; resolves once it is stored (it survives a reload from then on). */
-  add(op: Op, label: string): Promise<void>;
+  add(op: Op, label: string, list?: ListSeen): Promise<void>;
   getSnapshot(): OutboxState;
   subscribe(listener: () => void): () => void;
   dismiss(seq: number): Promise<void>;
@@ -73,19 +73,43 @@ export function pendingEdits(
 }
 
 /**
+ * What became of a list the person had (AUTH=accounts): undefined while it is still
+ * theirs (or not known), else deleted by its owner or no longer shared with them.
+ */
+export type ListFate = (listId: string) => 'deleted' | 'unshared' | undefined;
+
+// The server refuses an edit to a list the person lost as it refuses one to a row that
+// does not exist (NOT_FOUND: a non-member learns nothing of the list), or as FORBIDDEN
+// when the loss committed while the edit was being made.
+const LOST_CODES = new Set(['NOT_FOUND', 'FORBIDDEN']);
+
+/** Why `settled` was refused if it was for the loss of its list: the list's fate. */
+function lostList({ entry, verdict }: Settled, fate?: ListFate) {
+  if (fate === undefined || entry.list === undefined || !LOST_CODES.has(verdict.code ?? '')) return undefined;
+  const gone = fate(entry.list.id);
+  return gone && { gone, name: entry.list.name };
+}
+
+/**
  * The rejections the page shows until dismissed, each with what the user should know. A
  * delete refused as not found is none: the row is gone, as asked (deleted meanwhile in
- * another tab, by another person, or while the delete waited for a double-click's end).
+ * another tab, by another person, with its list, or while the delete waited for a
+ * double-click's end), unless its list was unshared meanwhile: the row is still there,
+ * for the others.
  */
-export function notices(state: OutboxState): { seq: number; text: string }[] {
+export function notices(state: OutboxState, fate?: ListFate): { seq: number; text: string }[] {
   return state.settled
     .filter(
       (s) =>
         s.verdict.verdict === 'REJECTED' &&
         !s.dismissed &&
-        !(s.verdict.code === 'NOT_FOUND' && s.entry.op.type === 'delete'),
+        !(
+          s.verdict.code === 'NOT_FOUND' &&
+          s.entry.op.type === 'delete' &&
+          lostList(s, fate)?.gone !== 'unshared'
+        ),
     )
-    .map((s) => ({ seq: s.seq, text: describeRejection(s) }));
+    .map((s) => ({ seq: s.seq, text: describeRejection(s, fate) }));
 }
 
 const WHAT: Record<Op['type'], string> = {
@@ -103,22 +127,42 @@ const LABEL_CHARS = 40;
 const cut = (text: string) =>
   isolate(text.length > LABEL_CHARS ? `${text.slice(0, LABEL_CHARS)}…` : text);
 
-export function describeRejection({ entry: { op, label: title }, verdict }: Settled): string {
+export function describeRejection(settled: Settled, fate?: ListFate): string {
+  const {
+    entry: { op, label: title },
+    verdict,
+  } = settled;
   const label = cut(title);
-  // A delete wins over an edit made meanwhile: the editor is told, in those words.
-  if (verdict.code === 'NOT_FOUND' && op.type === 'update') {
+  const lost = lostList(settled, fate);
+  // A delete wins over an edit made meanwhile: the editor is told, in those words (and
+  // a deleted list's rows went with it).
+  if (verdict.code === 'NOT_FOUND' && op.type === 'update' && lost?.gone !== 'unshared') {
     return `“${label}” was deleted, your change was not kept`;
   }
   const list = op.type === 'move' ? `«${cut(op.listName)}»` : '';
   // A move's not found is the row, or the list it was going to deleted or unshared
   // meanwhile: the server cannot say which, so the notice says neither.
-  if (verdict.code === 'NOT_FOUND' && op.type === 'move') {
+  if (verdict.code === 'NOT_FOUND' && op.type === 'move' && lost === undefined) {
     return `“${label}” or ${list} is gone, your move was not kept`;
   }
-  const reason = verdict.message ?? verdict.code ?? 'refused';
+  // The list the edit was made in went meanwhile: that is the reason, not the server's
+  // "no list with id …" nor a row "deleted" that others still have.
+  const reason =
+    lost === undefined
+      ? (verdict.message ?? verdict.code ?? 'refused')
+      : `«${cut(lost.name)}» ${lost.gone === 'deleted' ? 'was deleted' : 'is no longer shared with you'}`;
   const to = list === '' ? '' : ` to ${list}`;
   const what = label === '' ? WHAT[op.type] : `${WHAT[op.type]} “${label}”${to}`;
   return `Could not ${what}: ${reason}`;
+}
+
+/**
+ * The notice for an open editor whose row left the page, with the draft to copy: deleted
+ * by another page, or its list no longer shared with the person (`gone`, ListFate's).
+ */
+export function lostDraftNotice(title: string, draft: string, gone?: 'deleted' | 'unshared'): string {
+  const why = gone === 'unshared' ? 'is no longer shared with you' : 'was deleted while you edited it';
+  return `“${cut(title)}” ${why}, your change was not kept: “${isolate(draft)}”`;
 }
 
 export function startOutbox(deps: OutboxDeps): Outbox {
@@ -223,8 +267,8 @@ export function startOutbox(deps: OutboxDeps): Outbox {
   void deps.lock(sendAll).catch((error: unknown) => console.error('the outbox sender stopped', error));
 
   const outbox: Outbox = {
-    async add(op, label) {
-      await store.enqueue(op, label);
+    async add(op, label, list) {
+      await store.enqueue(op, label, list);
       await changed();
       queued();
     },

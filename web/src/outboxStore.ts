@@ -24,11 +24,22 @@ export type Op =
   | { type: 'toggleAll'; completed: boolean; listId?: string; ids?: string[] }
   | { type: 'clearCompleted'; listId?: string; ids?: string[] };
 
-/** A queued edit: `label` is the row's title as the user saw it, for messages. */
+/** A list as the user saw it when they made an edit there (AUTH=accounts), for messages. */
+export interface ListSeen {
+  id: string;
+  name: string;
+}
+
+/**
+ * A queued edit: `label` is the row's title as the user saw it, for messages; `list`, the
+ * list it was made in (none in open mode, and in edits stored before it), likewise: a
+ * refusal because that list was unshared meanwhile says so. Neither is sent.
+ */
 export interface Entry {
   seq: number;
   op: Op;
   label: string;
+  list?: ListSeen;
   queuedAt: number;
 }
 
@@ -69,7 +80,7 @@ export interface OutboxStore {
   /** This profile's client id, made once. */
   clientId(): Promise<string>;
   /** Takes the next sequence number and queues the edit, in one transaction. */
-  enqueue(op: Op, label: string): Promise<Entry>;
+  enqueue(op: Op, label: string, list?: ListSeen): Promise<Entry>;
   /** The queued edits, oldest first. */
   entries(): Promise<Entry[]>;
   /** The oldest queued edit. */
@@ -107,12 +118,12 @@ export async function openOutboxStore(name = 'graphql-todos'): Promise<OutboxSto
       return id;
     },
 
-    async enqueue(op, label) {
+    async enqueue(op, label, list) {
       const tx = db.transaction(['meta', 'outbox'], 'readwrite');
       const meta = tx.objectStore('meta');
       const seq = ((await meta.get('nextSeq')) as number | undefined) ?? 1;
       await meta.put(seq + 1, 'nextSeq');
-      const entry: Entry = { seq, op, label, queuedAt: Date.now() };
+      const entry: Entry = { seq, op, label, ...(list && { list }), queuedAt: Date.now() };
       await tx.objectStore('outbox').add(entry);
       await tx.done;
       return entry;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FSI, PDI } from './bidi';
-import { describeRejection, notices, pendingEdits, type OutboxState } from './outbox';
+import { describeRejection, lostDraftNotice, notices, pendingEdits, type OutboxState } from './outbox';
 import type { Entry, Op, Settled, Verdict } from './outboxStore';
 import { todosOf } from './lists';
 import { applyOp, overlay, reached } from './overlay';
@@ -246,5 +246,66 @@ describe('notices', () => {
     // Cut, the ellipsis inside the isolate: it ends the title, on the title's side.
     const long = settled(entry(9, { type: 'delete', id: 'x' }, 'ש'.repeat(41)), forbidden);
     expect(describeRejection(long)).toBe(`Could not delete “${FSI}${'ש'.repeat(40)}…${PDI}”: not yours`);
+  });
+});
+
+describe('an edit made in a list the person lost meanwhile', () => {
+  const trip = { id: 't', name: 'trip' };
+  const inTrip = (seq: number, op: Op, label: string): Entry => ({ ...entry(seq, op, label), list: trip });
+  const notFound = { verdict: 'REJECTED', cursor: null, code: 'NOT_FOUND', message: 'no list with id t' } as const;
+  const edits = [
+    settled(inTrip(1, { type: 'create', id: 'c', title: 'passport', completed: false, listId: 't' }, 'passport'), notFound),
+    settled(inTrip(2, { type: 'update', id: 'a', completed: true }, 'tickets'), notFound),
+    settled(inTrip(3, { type: 'delete', id: 'b' }, 'visa'), notFound),
+    settled(inTrip(4, { type: 'clearCompleted', listId: 't', ids: ['a'] }, ''), notFound),
+  ];
+  const state: OutboxState = { queued: [], settled: edits };
+
+  it('unshared: each is refused for that reason, the delete too (the others still have the row)', () => {
+    expect(notices(state, () => 'unshared').map((n) => n.text)).toEqual([
+      'Could not add “passport”: «trip» is no longer shared with you',
+      'Could not change “tickets”: «trip» is no longer shared with you',
+      'Could not delete “visa”: «trip» is no longer shared with you',
+      'Could not clear completed todos: «trip» is no longer shared with you',
+    ]);
+  });
+
+  it('deleted: its rows went with it, so a delete needs no notice and a change was of a deleted row', () => {
+    expect(notices(state, () => 'deleted').map((n) => n.text)).toEqual([
+      'Could not add “passport”: «trip» was deleted',
+      '“tickets” was deleted, your change was not kept',
+      'Could not clear completed todos: «trip» was deleted',
+    ]);
+  });
+
+  it('still theirs (or an edit kept before lists were remembered): the server’s reason, as before', () => {
+    const before = ['Could not add “passport”: no list with id t', '“tickets” was deleted, your change was not kept'];
+    expect(notices(state, () => undefined).map((n) => n.text).slice(0, 2)).toEqual(before);
+    expect(notices(state).map((n) => n.text).slice(0, 2)).toEqual(before);
+    // A refusal for another reason keeps it, the list gone or not.
+    const blank = settled(inTrip(5, { type: 'update', id: 'a', title: ' ' }, 'tickets'), {
+      verdict: 'REJECTED',
+      cursor: null,
+      code: 'BAD_USER_INPUT',
+      message: 'title must not be blank',
+    });
+    expect(describeRejection(blank, () => 'unshared')).toBe('Could not change “tickets”: title must not be blank');
+  });
+});
+
+describe('an open editor whose row left the page', () => {
+  it('shows the draft, with the reason: deleted, or its list no longer shared', () => {
+    const draft = 'tickets for two';
+    expect(lostDraftNotice('tickets', draft)).toBe(
+      '“tickets” was deleted while you edited it, your change was not kept: “tickets for two”',
+    );
+    expect(lostDraftNotice('tickets', draft, 'deleted')).toBe(lostDraftNotice('tickets', draft));
+    expect(lostDraftNotice('tickets', draft, 'unshared')).toBe(
+      '“tickets” is no longer shared with you, your change was not kept: “tickets for two”',
+    );
+    // The draft whole (it is there to be copied), isolated; the title cut.
+    expect(lostDraftNotice('t'.repeat(41), 'אבג 123')).toBe(
+      `“${'t'.repeat(40)}…” was deleted while you edited it, your change was not kept: “${FSI}אבג 123${PDI}”`,
+    );
   });
 });
