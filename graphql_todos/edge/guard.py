@@ -161,7 +161,7 @@ class HostCheck:
         if scope["type"] in ("http", "websocket"):
             # Counted in C: a Python loop to a second Host would walk every line.
             if countOf(map(_name, scope["headers"]), b"host") > 1:
-                return _refused(scope, receive, send, ErrorCode.BAD_REQUEST, "a request must have one Host header, not several")
+                return refused(scope, receive, send, ErrorCode.BAD_REQUEST, "a request must have one Host header, not several")
             raw = None
             for name, value in scope["headers"]:
                 if name == b"host":
@@ -169,7 +169,7 @@ class HostCheck:
                     break
             if raw is None and scope.get("http_version") != "1.0":
                 # RFC 9112 section 3.2: HTTP/1.1 requires one (1.0 predates it).
-                return _refused(scope, receive, send, ErrorCode.BAD_REQUEST, "an HTTP/1.1 request must have a Host header")
+                return refused(scope, receive, send, ErrorCode.BAD_REQUEST, "an HTTP/1.1 request must have a Host header")
             allowed = self._verdicts.get(raw)
             if allowed is None:
                 allowed = self.hosts.allows(None if raw is None else raw.decode("latin-1"))
@@ -178,12 +178,13 @@ class HostCheck:
             if not allowed:
                 host = _hostname("" if raw is None else header_text(raw))
                 message = f"this server does not answer to the host {host[:100]!r}: add it to ALLOWED_HOSTS"
-                return _refused(scope, receive, send, ErrorCode.MISDIRECTED_REQUEST, message)
+                return refused(scope, receive, send, ErrorCode.MISDIRECTED_REQUEST, message)
         return self.app(scope, receive, send)
 
 
-async def _refused(scope: Scope, receive: Receive, send: Send, code: ErrorCode, message: str) -> None:
-    """The answer to a request or WebSocket handshake refused before any layer ran."""
+async def refused(scope: Scope, receive: Receive, send: Send, code: ErrorCode, message: str) -> None:
+    """The answer to a request or WebSocket handshake refused before any layer
+    ran (the Host check's, edge/socket_routes.py's)."""
     # Outermost: no layer behind tells caches of it (negotiation.PRIVATE's headers).
     response = JSONResponse(error_body(code, message), status_code=code.http_status, headers=_UNKEPT_HEADERS)
     if scope["type"] == "websocket":

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 
-from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
-from graphql_todos.core.errors import ErrorCode, error_body
-from graphql_todos.edge.negotiation import PRIVATE, fresh_headers
+from graphql_todos.core.errors import ErrorCode
+from graphql_todos.edge.guard import refused
 
 NOT_SERVED = "no WebSocket is served at this path"
 
@@ -35,7 +33,7 @@ class SocketRoutes:
         # Not a coroutine: an HTTP request's stack gets no frame from it.
         if scope["type"] != "websocket" or served(self.routes, scope):
             return self.app(scope, receive, send)
-        return _not_found(scope, receive, send)
+        return refused(scope, receive, send, ErrorCode.NOT_FOUND, NOT_SERVED)
 
 
 def served(routes: Sequence[BaseRoute], scope: Scope) -> bool:
@@ -49,13 +47,3 @@ def served(routes: Sequence[BaseRoute], scope: Scope) -> bool:
             if served(route.routes, {**scope, **child}):
                 return True
     return False
-
-
-async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    code = ErrorCode.NOT_FOUND
-    response = JSONResponse(error_body(code, NOT_SERVED), status_code=code.http_status, headers=_UNKEPT)
-    await WebSocket(scope, receive, send).send_denial_response(response)
-
-
-# A refusal is kept by no cache (negotiation.PRIVATE's headers, as the guard's are).
-_UNKEPT = fresh_headers(PRIVATE)
