@@ -152,9 +152,15 @@ def _writing(
 
 def test_lists_deleted_while_their_members_write(journaled_db: Journaled) -> None:
     with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
-        # Look for deadlocks soon, past a write batch's 20 ms lock_timeout
-        # (trigger mode): the deletion is their victim as often as a writer.
-        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '50ms'")  # type: ignore[arg-type]
+        # PostgreSQL's default, which core/writes.py's batches count on: a
+        # batch holding the commit-order lock ends its own wait after 20 ms
+        # (lock_timeout, trigger mode), long before anyone looks for a
+        # deadlock. At 50 ms, a batch slowed 30 ms on a loaded machine (CI,
+        # three test processes on two cores) let the deletion find the
+        # cycle first and count a deadlock the app then resolved (the
+        # deletion runs again). A lock order broken (decoded) still
+        # deadlocks every round, found a second later.
+        conn.execute(f"ALTER DATABASE {conn.info.dbname} SET deadlock_timeout = '1s'")  # type: ignore[arg-type]
     with serving(journaled_db.dsn, auth="accounts", sign_up="open", journal=journaled_db.journal) as server, \
             psycopg.connect(journaled_db.dsn, autocommit=True) as conn, errors_logged() as errors:
         ann = _Person(server.url, "ann")

@@ -95,12 +95,20 @@ def test_reads_waiting_on_a_stuck_sequencer_share_one_look_and_leave_the_pool_to
         seen, taken = conn.execute(f"SELECT ({SELECT_POSITION}), {TAKEN}").fetchone()  # type: ignore[misc]
         answered, looks, others = asyncio.run(run(seen, taken))
     assert all(isinstance(answer, ReadLate) for answer, _ in answered), answered
-    assert all(timeout - 2 * LAST_PAUSE <= took < timeout + 0.15 for _, took in answered), [took for _, took in answered]
+    # What breaks shows in whole timeouts: a read that misses its deadline
+    # (waiting on the pool) takes the pool's 5 s, a wait that holds a pooled
+    # connection keeps the writes below waiting for its whole second. Half a
+    # timeout's slack leaves room for a loaded machine (CI: three test
+    # processes on two cores stalled a write 165 ms against 0.1 s before).
+    slack = timeout / 2
+    assert all(timeout - 2 * LAST_PAUSE <= took < timeout + slack for _, took in answered), [
+        took for _, took in answered
+    ]
     # The marks (one for the reads that asked together, one more for any
     # that asked while it was read) and one poller's looks: at one a
     # pause, growing to LAST_PAUSE; a look each per pause is some 2,000.
     assert looks <= 2 + timeout / LAST_PAUSE + 10, looks
-    assert max(others) < 0.1, others
+    assert max(others) < slack, others
     with psycopg.connect(journaled_db.dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM todos WHERE title = 'meanwhile'").fetchone() == (len(others),)
 
