@@ -77,16 +77,25 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
 
   // The last lists read, to tell what went away since.
   const known = useRef<readonly TodoList[] | null>(lists);
+  // Lists gone before this page's first read from the server (kept on this browser while it
+  // was closed): it did not see them go, so it cannot tell a deletion from an unsharing.
+  const unseen = useRef(new Set<string>());
+  const firstRead = useRef(true);
+  // Every list this page had: one it never had went before it could see.
+  const everHad = useRef(new Set<string>());
 
   const reload = useCallback(async () => {
     try {
       const { lists: read } = await send(ListsQueryDocument);
       const before = known.current;
+      const first = firstRead.current;
+      firstRead.current = false;
+      if (first) for (const l of before ?? []) if (!read.some((r) => r.id === l.id)) unseen.current.add(l.id);
       if (before !== null && sameLists(before, read)) return;
       known.current = read;
       setLists(read);
       keepLists(person.id, read);
-      const gone = before === null ? [] : goneMessages(before, read, own.current, deleted.current);
+      const gone = before === null ? [] : goneMessages(before, read, own.current, deleted.current, first);
       if (gone.length) setNotices((n) => [...n, ...gone]);
     } catch (error) {
       // The sync's status shows a lost connection; the next poll tries again.
@@ -120,13 +129,21 @@ export function People({ person, sync, outbox, send, follow, onSignOut }: Props)
     }
   };
 
+  for (const l of lists ?? []) everHad.current.add(l.id);
   if (lists === null || shown === null) {
     return <p className="lists-loading">Loading your lists…</p>;
   }
   const readOnly = !mayEdit(shown.role);
-  // Read at each render: the lists state changes whenever one goes.
+  // Read at each render: the lists state changes whenever one goes. A list this page never
+  // had (its edits queued before the lists kept here were) is gone, how unseen.
   const fate: ListFate = (id) =>
-    lists.some((l) => l.id === id) ? undefined : deleted.current.has(id) ? 'deleted' : 'unshared';
+    lists.some((l) => l.id === id)
+      ? undefined
+      : deleted.current.has(id)
+        ? 'deleted'
+        : unseen.current.has(id) || !everHad.current.has(id)
+          ? 'gone'
+          : 'unshared';
 
   return (
     <>

@@ -52,6 +52,13 @@ describe('where a row may move', () => {
 });
 
 describe('lists that went away', () => {
+  it('are told as gone, neither deleted nor unshared, when the page did not see them go', () => {
+    expect(goneMessages([home, shared, work], [home], new Set(), new Set(['w']), true)).toEqual([
+      '«groceries» is no longer among your lists',
+      '«work» was deleted',
+    ]);
+  });
+
   it('are told by name, except the ones this page deleted', () => {
     expect(goneMessages([home, shared, work], [home], new Set(['w']))).toEqual([
       '«groceries» is no longer shared with you',

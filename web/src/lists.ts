@@ -3,6 +3,7 @@
 import { isolate } from './bidi';
 import { graphql } from './gql';
 import type { ListsQuery } from './gql/graphql';
+import { FATE_WORDS } from './outbox';
 import type { Todo } from './todos';
 
 export type TodoList = ListsQuery['lists'][number];
@@ -106,21 +107,24 @@ export function todosOf(todos: readonly Todo[], listId: string): readonly Todo[]
 /**
  * What to tell the person about lists that went away between two reads of `lists`: each
  * one they did not delete themselves, "«name» was deleted" when the feed said so, else
- * "«name» is no longer shared with you". `own` are the ids this page deleted or left.
+ * "«name» is no longer shared with you", or, when `unseen` (the page did not see it go:
+ * the lists before were kept on this browser while it was closed), "«name» is no longer
+ * among your lists": a deletion and an unsharing then look alike. `own` are the ids this
+ * page deleted or left.
  */
 export function goneMessages(
   before: readonly TodoList[],
   after: readonly TodoList[],
   own: ReadonlySet<string>,
   deleted: ReadonlySet<string> = new Set(),
+  unseen = false,
 ): string[] {
   const still = new Set(after.map((l) => l.id));
   return before
     .filter((l) => !still.has(l.id) && !own.has(l.id))
-    .map((l) =>
-      deleted.has(l.id)
-        ? `«${isolate(l.name)}» was deleted`
-        : `«${isolate(l.name)}» is no longer shared with you`,
+    .map(
+      (l) =>
+        `«${isolate(l.name)}» ${FATE_WORDS[deleted.has(l.id) ? 'deleted' : unseen ? 'gone' : 'unshared']}`,
     );
 }
 

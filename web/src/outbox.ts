@@ -74,9 +74,18 @@ export function pendingEdits(
 
 /**
  * What became of a list the person had (AUTH=accounts): undefined while it is still
- * theirs (or not known), else deleted by its owner or no longer shared with them.
+ * theirs (or not known), else deleted by its owner, no longer shared with them, or gone
+ * from their lists while the page did not see it go (closed or just opened: the server
+ * refuses an edit to a deleted list and to an unshared one alike, so it cannot say which).
  */
-export type ListFate = (listId: string) => 'deleted' | 'unshared' | undefined;
+export type ListFate = (listId: string) => 'deleted' | 'unshared' | 'gone' | undefined;
+
+/** A lost list's fate in words, after its «name». */
+export const FATE_WORDS = {
+  deleted: 'was deleted',
+  unshared: 'is no longer shared with you',
+  gone: 'is no longer among your lists',
+} as const;
 
 // The server refuses an edit to a list the person lost as it refuses one to a row that
 // does not exist (NOT_FOUND: a non-member learns nothing of the list), or as FORBIDDEN
@@ -89,6 +98,10 @@ function lostList({ entry, verdict }: Settled, fate?: ListFate) {
   const gone = fate(entry.list.id);
   return gone && { gone, name: entry.list.name };
 }
+
+// A row refused as not found is gone (deleted, or with its list) unless its list may only
+// have been unshared: then the others still have it.
+const rowGone = (gone?: 'deleted' | 'unshared' | 'gone') => gone === undefined || gone === 'deleted';
 
 /**
  * The rejections the page shows until dismissed, each with what the user should know. A
@@ -106,7 +119,7 @@ export function notices(state: OutboxState, fate?: ListFate): { seq: number; tex
         !(
           s.verdict.code === 'NOT_FOUND' &&
           s.entry.op.type === 'delete' &&
-          lostList(s, fate)?.gone !== 'unshared'
+          rowGone(lostList(s, fate)?.gone)
         ),
     )
     .map((s) => ({ seq: s.seq, text: describeRejection(s, fate) }));
@@ -136,7 +149,7 @@ export function describeRejection(settled: Settled, fate?: ListFate): string {
   const lost = lostList(settled, fate);
   // A delete wins over an edit made meanwhile: the editor is told, in those words (and
   // a deleted list's rows went with it).
-  if (verdict.code === 'NOT_FOUND' && op.type === 'update' && lost?.gone !== 'unshared') {
+  if (verdict.code === 'NOT_FOUND' && op.type === 'update' && rowGone(lost?.gone)) {
     return `“${label}” was deleted, your change was not kept`;
   }
   const list = op.type === 'move' ? `«${cut(op.listName)}»` : '';
@@ -150,7 +163,7 @@ export function describeRejection(settled: Settled, fate?: ListFate): string {
   const reason =
     lost === undefined
       ? (verdict.message ?? verdict.code ?? 'refused')
-      : `«${cut(lost.name)}» ${lost.gone === 'deleted' ? 'was deleted' : 'is no longer shared with you'}`;
+      : `«${cut(lost.name)}» ${FATE_WORDS[lost.gone]}`;
   const to = list === '' ? '' : ` to ${list}`;
   const what = label === '' ? WHAT[op.type] : `${WHAT[op.type]} “${label}”${to}`;
   return `Could not ${what}: ${reason}`;
@@ -160,8 +173,8 @@ export function describeRejection(settled: Settled, fate?: ListFate): string {
  * The notice for an open editor whose row left the page, with the draft to copy: deleted
  * by another page, or its list no longer shared with the person (`gone`, ListFate's).
  */
-export function lostDraftNotice(title: string, draft: string, gone?: 'deleted' | 'unshared'): string {
-  const why = gone === 'unshared' ? 'is no longer shared with you' : 'was deleted while you edited it';
+export function lostDraftNotice(title: string, draft: string, gone?: 'deleted' | 'unshared' | 'gone'): string {
+  const why = gone === undefined || gone === 'deleted' ? 'was deleted while you edited it' : FATE_WORDS[gone];
   return `“${cut(title)}” ${why}, your change was not kept: “${isolate(draft)}”`;
 }
 

@@ -278,6 +278,20 @@ describe('an edit made in a list the person lost meanwhile', () => {
     ]);
   });
 
+  it('gone while the page was closed: neither deleted nor unshared is claimed, and the delete is told', () => {
+    // The server refuses both alike: "no longer shared" would send them asking for a list
+    // its owner deleted, "was deleted" would hide that the others still have the row.
+    expect(notices(state, () => 'gone').map((n) => n.text)).toEqual([
+      'Could not add “passport”: «trip» is no longer among your lists',
+      'Could not change “tickets”: «trip» is no longer among your lists',
+      'Could not delete “visa”: «trip» is no longer among your lists',
+      'Could not clear completed todos: «trip» is no longer among your lists',
+    ]);
+    expect(lostDraftNotice('tickets', 'tickets for two', 'gone')).toBe(
+      '“tickets” is no longer among your lists, your change was not kept: “tickets for two”',
+    );
+  });
+
   it('still theirs (or an edit kept before lists were remembered): the server’s reason, as before', () => {
     const before = ['Could not add “passport”: no list with id t', '“tickets” was deleted, your change was not kept'];
     expect(notices(state, () => undefined).map((n) => n.text).slice(0, 2)).toEqual(before);
