@@ -28,6 +28,7 @@ from graphql_todos.core.models import LOCAL_ID, Todo
 from graphql_todos.core.mutations import Key, Receipt, Verdict
 from graphql_todos.core.service import MAX_TITLE_LENGTH, TodoService
 from tests.core.test_database import _create
+from tests.helpers import wait_until
 
 T = TypeVar("T")
 
@@ -57,6 +58,18 @@ def _entries(dsn: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[int, 
 
 def _pool(dsn: str) -> GatedPool:
     return GatedPool(dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True})
+
+
+async def _waiting_for_the_lock(dsn: str) -> None:
+    """Until a session waits for the commit-order lock (sql/002): a batch
+    sent, seen, not assumed after a pause a loaded machine may outlast."""
+    def waiting(conn: psycopg.Connection[Any]) -> bool:
+        return conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone() == (1,)
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        await asyncio.to_thread(wait_until, lambda: waiting(conn), 10)
 
 
 def _run_closing(run: Callable[[], Coroutine[Any, Any, T]], *conns: psycopg.Connection[Any]) -> T:
@@ -229,7 +242,7 @@ def test_a_write_arriving_while_a_batch_runs_goes_in_the_next_in_commit_order(db
             service = TodoService(pool)
             receipts = [Receipt(), Receipt()]
             first = asyncio.create_task(service.create_todo("first", receipt=receipts[0]))
-            await asyncio.sleep(0.2)  # its batch sent, waiting for the lock
+            await _waiting_for_the_lock(db_dsn)  # its batch sent
             second = asyncio.create_task(service.create_todo("second", receipt=receipts[1]))
             await asyncio.sleep(0.2)
             assert not first.done() and not second.done()
@@ -287,7 +300,7 @@ def test_a_batch_whose_connection_is_lost_answers_each_write_database_unavailabl
         async with _pool(db_dsn) as pool:
             service = TodoService(pool)
             writes = asyncio.gather(service.create_todo("a"), service.create_todo("b"), return_exceptions=True)
-            await asyncio.sleep(0.3)  # the batch waits for the lock
+            await _waiting_for_the_lock(db_dsn)
             ended = await asyncio.to_thread(
                 lock.execute,
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
@@ -361,7 +374,7 @@ def test_a_write_whose_timeout_ends_behind_a_running_batch_is_answered_then_and_
             service = TodoService(pool)
             loop = asyncio.get_running_loop()
             first = asyncio.ensure_future(service.create_todo("first"))
-            await asyncio.sleep(0.1)  # its batch sent, waiting for the lock
+            await _waiting_for_the_lock(db_dsn)  # its batch sent
             queued = loop.time()
             second = asyncio.ensure_future(service.create_todo("second"))
             # Bounded: unanswered, it would wait for the lock the test holds.
@@ -472,7 +485,7 @@ def test_a_write_queued_with_less_time_left_than_those_before_it_is_answered_at_
         ) as pool:
             service = TodoService(pool)
             first = asyncio.ensure_future(service.create_todo("first"))
-            await asyncio.sleep(0.05)  # its batch sent, holding a connection, waiting for the lock
+            await _waiting_for_the_lock(db_dsn)  # its batch sent, holding a connection
             taken = asyncio.Event()
             holding = asyncio.ensure_future(_handed_on(pool, timeout * 0.8, taken))
             await asyncio.sleep(0)  # the other connection held
