@@ -184,6 +184,7 @@ class HttpProtocol(HttpToolsProtocol):
                 self._refuse(
                     http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
                     behind=cycle is not None and self._unanswered(cycle),
+                    unread=data,
                 )
                 return
         # uvicorn's data_received, inline (its call and its
@@ -230,19 +231,37 @@ class HttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         self._refuse(status, message, behind=cycle is not None and cycle.scope is not self.scope and self._unanswered(cycle))
 
-    def _refuse(self, status: http.HTTPStatus, message: str, behind: bool = False) -> None:
+    def _refuse(self, status: http.HTTPStatus, message: str, behind: bool = False, unread: bytes = b"") -> None:
         """`refusal`'s answer written, the connection closed after it; for a
         request `behind` others not yet answered, once they are
         (on_response_complete), nothing more read meanwhile. (uvicorn wrote
         its 400 at once: the earlier answers were lost, cut off by the
-        close, a write's too, and the refusal read as the first request's.)"""
-        answer = refusal(self.server_state.default_headers, status, message)
+        close, a write's too, and the refusal read as the first request's.)
+        `unread`: the read not parsed yet where the refused head may begin."""
+        answer = refusal(self.server_state.default_headers, status, message, self._asked_head(unread))
         if behind:
             self._refusal = answer
             self.transport.pause_reading()
         elif not self.transport.is_closing():
             self.transport.write(answer)
             self.transport.close()
+
+    def _asked_head(self, unread: bytes) -> bool:
+        """The request refused was asked by HEAD, as far as it was read. No
+        head begun since the last whole one (the scope's, with its method):
+        the refused one's begins in `unread` (a read not parsed yet), else
+        it is that one. A head begun: the parser's method once its target
+        has begun (a method cut short, the parser's is the last request's:
+        on_message_begin emptied the target). Assumes
+        (tests/internals/test_uvicorn_refusals.py pins it): httptools calls
+        on_message_begin before it reads a method, and on_url with the
+        target read so far at each read's end."""
+        scope = self.scope
+        if scope is None or "method" in scope:
+            if unread:
+                return unread.lstrip(b"\r\n").startswith(b"HEAD ")
+            return scope is not None and scope["method"] == "HEAD"
+        return bool(getattr(self, "url", b"")) and self.parser.get_method() == b"HEAD"
 
     def _unanswered(self, cycle: RequestResponseCycle) -> bool:
         """A request read is not answered yet: `cycle`'s, the last one read, or one pipelined before it."""
@@ -336,6 +355,10 @@ class HttpProtocol(HttpToolsProtocol):
         # opened in that time, for the collector to walk); the WebSocket has
         # its own deadlines.
         accept = upgrade_accept(self.scope["method"], self.scope["http_version"], self.url, self.headers)
+        if accept is None and self.scope["method"] == "HEAD":
+            # websockets' refusal of any method but GET, made here: its answer
+            # would carry a body, which the answer to HEAD has not.
+            return self._refuse(http.HTTPStatus.BAD_REQUEST, HEAD_HANDSHAKE)
         protocol_class = self.ws_protocol_class
         if (
             accept is None
@@ -503,19 +526,26 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
 H2_PREFACE = "Pause on PRI/Upgrade"
 
 
+# websockets' words for a handshake asked by HEAD (tests/internals/test_uvicorn_refusals.py pins them).
+HEAD_HANDSHAKE = "invalid WebSocket handshake: unsupported HTTP method; expected GET; got HEAD"
+
+
 class UnsupportedVersion(Exception):
     """A request in an HTTP version httptools parses but this server does
     not speak (on_headers_complete's, raised through httptools)."""
 
 
-def refusal(default_headers: list[tuple[bytes, bytes]], status: http.HTTPStatus, message: str) -> bytes:
+def refusal(
+    default_headers: list[tuple[bytes, bytes]], status: http.HTTPStatus, message: str, to_head: bool = False
+) -> bytes:
     """A whole answer, before the app runs, in the app's Error shape (error_json):
-    the server's default headers, the connection closed after it."""
+    the server's default headers, the connection closed after it. `to_head`:
+    a HEAD's, the GET's headers without the content (RFC 9110 9.3.2)."""
     body = error_json(status, message)
     head = [httptools_impl.STATUS_LINE[status.value]]
     for name, value in default_headers:
         head += (name, b": ", value, b"\r\n")
-    head += (_REFUSAL_HEADERS, str(len(body)).encode(), b"\r\n\r\n", body)
+    head += (_REFUSAL_HEADERS, str(len(body)).encode(), b"\r\n\r\n", b"" if to_head else body)
     return b"".join(head)
 
 
