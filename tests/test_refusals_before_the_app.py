@@ -493,3 +493,36 @@ def test_a_refusal_read_behind_a_head_is_not_taken_for_its(server: Server, kind:
     head, _, rest = raw.partition(b"\r\n\r\n")
     assert Answer(head + b"\r\n\r\n").status == 200, raw
     _an_error(Answer(rest), 400, "BAD_REQUEST", kind)
+
+
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize("body", [b"", b'{"title": "counted"}'])
+def test_a_head_begun_in_the_read_of_the_one_before_counts_from_its_first_byte(
+    server: Server, bearer: str, body: bytes, after: bool
+) -> None:
+    """One read: a whole request (a GET; a POST and its body), then a head
+    over the limit: its 431 after the first's answer; or (`after`) that
+    head's first 40 KB, the rest once the first is answered. The bytes of
+    the second head in that read were not counted, nor, once the first was
+    answered, the ones before: it stood below the limit, waiting until
+    REQUEST_SECONDS closed the connection."""
+    method = "post" if body else "get"
+    first = _head(server, method, "/api/todos/", ("Authorization", bearer), ("Content-Type", "application/json"),
+                  ("Content-Length", str(len(body)))).replace(b"Connection: close\r\n", b"") + body
+    second = _head(server, "get", "/healthz")[:-2] + b"X-Big: " + b"x" * MAX_HEAD_BYTES
+    split = 40_000 if after else len(second)
+    raw = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(first + second[:split])
+        if after:
+            assert _answer(sock).status == (201 if body else 200)
+            sock.sendall(second[split:])
+        while data := sock.recv(65536):
+            raw += data
+    if not after:
+        head, _, raw = raw.partition(b"\r\n\r\n")
+        answer = Answer(head + b"\r\n\r\n")
+        assert answer.status == (201 if body else 200), raw
+        raw = raw[int(answer.headers["content-length"]):]
+    assert raw, "closed at REQUEST_SECONDS, not refused"
+    _an_error(Answer(raw), 431, "REQUEST_HEADER_FIELDS_TOO_LARGE", method)

@@ -99,9 +99,11 @@ class HttpProtocol(HttpToolsProtocol):
     - A request refused, or a WebSocket upgrade, read behind requests not
       yet answered waits for their answers (`_refuse`'s `behind`,
       `_upgrade_waits`), and a head read behind one whose body is whole
-      counts toward MAX_HEAD_BYTES. Assumes (tests/internals/
+      counts toward MAX_HEAD_BYTES from its first byte (`_count_begun`:
+      that read's too). Assumes (tests/internals/
       test_uvicorn_refusals.py pins it): `self.cycle` is the last request
-      read (its `scope` that request's), `pipeline` the ones read while
+      read (its `scope` that request's, `on_message_begin` making the next
+      one's, its `body` what `on_body` added), `pipeline` the ones read while
       another is answered, `on_response_complete` starts the next or arms
       the keep-alive timer, and a cycle's `more_body` is true until its
       request's body is whole.
@@ -174,7 +176,8 @@ class HttpProtocol(HttpToolsProtocol):
         # and httptools takes heads of any size, so a pipelined head grew
         # without bound): count it up to its blank line (which may straddle
         # two reads), not the body that may follow.
-        if self._head_deadline is not None or (cycle is not None and not cycle.more_body):
+        counting = self._head_deadline is not None or (cycle is not None and not cycle.more_body)
+        if counting:
             end = (self._head_tail + data).find(b"\r\n\r\n")
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
@@ -187,6 +190,8 @@ class HttpProtocol(HttpToolsProtocol):
                     unread=data,
                 )
                 return
+        else:  # a body read: what of it the request holds already (_count_begun)
+            held = len(cycle.body)
         # uvicorn's data_received, inline (its call and its
         # `_unset_keepalive_if_required`'s, every read), an upgrade's
         # question answered from `_should_upgrade`'s memory of this head.
@@ -203,6 +208,31 @@ class HttpProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+        else:
+            last = self.cycle
+            # A head begun in this read, behind a request that ended in it
+            # (a head, or a body, counted no further than its end): not whole.
+            if last is not None and last.scope is not self.scope and (last is not cycle or not counting):
+                self._count_begun(data, held if last is cycle else 0)
+
+    def _count_begun(self, data: bytes, held: int) -> None:
+        """The bytes of the head begun in `data`, a read that ended the
+        request before it (the last cycle, whose body held `held` bytes
+        before this read), counted toward MAX_HEAD_BYTES: what follows the
+        last blank line, or the body read, whichever is fewer (no head has
+        a blank line before it is whole, and the body's bytes are the
+        request's). Either counts the head's bytes, and maybe more: a
+        blank line may end the body's last chunk, or the head before it."""
+        last = self.cycle
+        found = data.rfind(b"\r\n\r\n")
+        self._head_bytes = min(len(data) - (found + 4 if found >= 0 else 0), len(data) - (len(last.body) - held))
+        self._head_tail = data[-3:]
+        if self._head_bytes > MAX_HEAD_BYTES:
+            metrics.refused("head_size")
+            self._refuse(
+                http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
+                behind=self._unanswered(last),
+            )
 
     def _refuse_unparsed(self, exc: httptools.HttpParserError) -> None:
         """uvicorn's send_400_response for a request httptools refused, in
@@ -411,7 +441,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def _arm(self) -> None:
-        self._head_bytes, self._head_tail = 0, b""
+        # The count is left: on_headers_complete started it at the last head's
+        # end, so what it holds is the next head's, read while this was answered.
         if self._watch is None:
             self._watch = head_watch(self.server_state, self.loop, self.request_seconds)
         self._head_deadline = self._watch.arm(self)

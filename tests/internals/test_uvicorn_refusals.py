@@ -183,4 +183,6 @@ def test_uvicorn_answers_pipelined_requests_in_order_and_marks_a_whole_body() ->
     assert "cycle, app = self.pipeline.pop()" in complete
     assert "self.timeout_keep_alive_task = self.loop.call_later(" in complete
     assert "self.cycle.more_body = False" in inspect.getsource(HttpToolsProtocol.on_message_complete)
+    assert "self.scope = {" in inspect.getsource(HttpToolsProtocol.on_message_begin)
+    assert "self.cycle.body += body" in inspect.getsource(HttpToolsProtocol.on_body)
     assert "self.more_body = True" in inspect.getsource(RequestResponseCycle.__init__)
