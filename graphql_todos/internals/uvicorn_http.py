@@ -176,8 +176,7 @@ class HttpProtocol(HttpToolsProtocol):
         # and httptools takes heads of any size, so a pipelined head grew
         # without bound): count it up to its blank line (which may straddle
         # two reads), not the body that may follow.
-        counting = self._head_deadline is not None or (cycle is not None and not cycle.more_body)
-        if counting:
+        if self._head_deadline is not None or (cycle is not None and not cycle.more_body):
             end = (self._head_tail + data).find(b"\r\n\r\n")
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
@@ -190,8 +189,6 @@ class HttpProtocol(HttpToolsProtocol):
                     unread=data,
                 )
                 return
-        else:  # a body read: what of it the request holds already (_count_begun)
-            held = len(cycle.body)
         # uvicorn's data_received, inline (its call and its
         # `_unset_keepalive_if_required`'s, every read), an upgrade's
         # question answered from `_should_upgrade`'s memory of this head.
@@ -210,22 +207,24 @@ class HttpProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
         else:
             last = self.cycle
-            # A head begun in this read, behind a request that ended in it
-            # (a head, or a body, counted no further than its end): not whole.
-            if last is not None and last.scope is not self.scope and (last is not cycle or not counting):
-                self._count_begun(data, held if last is cycle else 0)
+            # A head begun, not whole, none of it counted: begun in this read,
+            # behind a request that ended in it (a head's count stops at its
+            # blank line, and a body is not counted).
+            if last is not None and last.scope is not self.scope and not self._head_bytes:
+                self._count_begun(data)
 
-    def _count_begun(self, data: bytes, held: int) -> None:
+    def _count_begun(self, data: bytes) -> None:
         """The bytes of the head begun in `data`, a read that ended the
-        request before it (the last cycle, whose body held `held` bytes
-        before this read), counted toward MAX_HEAD_BYTES: what follows the
-        last blank line, or the body read, whichever is fewer (no head has
-        a blank line before it is whole, and the body's bytes are the
-        request's). Either counts the head's bytes, and maybe more: a
-        blank line may end the body's last chunk, or the head before it."""
+        request before it (the last cycle), counted toward MAX_HEAD_BYTES:
+        what follows the last blank line, or what is not that request's
+        body, whichever is fewer (a head has no blank line before it is
+        whole). The first counts the head's bytes and maybe a body's tail,
+        the second the head's and maybe the head before it, less any body
+        the app had not taken before this read (a bound, and no body taken
+        for a head: no request's upload refused as one)."""
         last = self.cycle
         found = data.rfind(b"\r\n\r\n")
-        self._head_bytes = min(len(data) - (found + 4 if found >= 0 else 0), len(data) - (len(last.body) - held))
+        self._head_bytes = min(len(data) - (found + 4 if found >= 0 else 0), len(data) - len(last.body))
         self._head_tail = data[-3:]
         if self._head_bytes > MAX_HEAD_BYTES:
             metrics.refused("head_size")
