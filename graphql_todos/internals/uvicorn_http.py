@@ -348,6 +348,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_bytes, self._head_tail = 0, b""
         if self.parser.get_http_version() not in VERSIONS:
             raise UnsupportedVersion(self.parser.get_http_version())
+        if self.url[0] != 47:  # not b"/": the absolute form (or OPTIONS' "*", CONNECT's host:port)
+            self._absolute_target()
         earlier = self.cycle
         _uvicorns_headers_complete(self)
         cycle = self.cycle
@@ -356,6 +358,30 @@ class HttpProtocol(HttpToolsProtocol):
             cycle.flow = LettingGo(cycle, self.flow, self.transport)  # type: ignore[assignment]
             if self.scope["method"] != "HEAD":
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+
+    def _absolute_target(self) -> None:
+        """RFC 9112 3.2.2: a request whose target is in absolute form (`GET
+        http://host:port/path`, as to a proxy) is one for the target's
+        authority, whatever its Host says. Each Host line's value becomes
+        that authority (their number kept: HostCheck refuses none, in
+        HTTP/1.1, and several), so whatever reads Host (HostCheck, the
+        Origin checks, the URLs Starlette builds, the reply cache's key)
+        reads the authority; and the target its origin form, as uvicorn and
+        an upgrade read it. Assumes (tests/internals/test_uvicorn_http.py
+        pins it): uvicorn's on_headers_complete reads the target from `url`,
+        and the scope's headers are `headers`, each name in lower case."""
+        try:
+            parsed = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:  # uvicorn's to refuse, by its words
+            return
+        host = parsed.host
+        if host is None:  # "*"
+            return
+        if b":" in host:  # an IPv6 address, bracketed in an authority
+            host = b"[" + host + b"]"
+        authority = host if parsed.port is None else host + b":" + str(parsed.port).encode()
+        self.headers[:] = [(name, authority) if name == b"host" else (name, value) for name, value in self.headers]
+        self.url = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query is not None else b"")
 
     def handle_websocket_upgrade(self) -> None:
         cycle = self.cycle
