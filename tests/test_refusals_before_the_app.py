@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from graphql_todos.core import paths
 from graphql_todos.edge.negotiation import PRIVATE
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
+from graphql_todos.internals.uvicorn_websocket import REFUSAL_VARY
 from graphql_todos.rest.openapi import DOCUMENT
 from tests.helpers import Server
 from tests.rest import test_openapi_refusals as refusals
@@ -77,6 +78,8 @@ def _an_error(answer: Answer, status: int, code: str, where: str) -> None:
     body = json.loads(answer.body)
     assert [e.message for e in Draft202012Validator(ERROR).iter_errors(body)] == [], (where, body)
     assert body["error"]["code"] == code, (where, body)
+    # Its caching headers as the app's refusals': kept by none, varying alike.
+    _unkept(answer, where)
 
 
 @pytest.mark.parametrize("kind", MALFORMED)
@@ -526,3 +529,8 @@ def test_a_head_begun_in_the_read_of_the_one_before_counts_from_its_first_byte(
         raw = raw[int(answer.headers["content-length"]):]
     assert raw, "closed at REQUEST_SECONDS, not refused"
     _an_error(Answer(raw), 431, "REQUEST_HEADER_FIELDS_TOO_LARGE", method)
+
+
+def test_refusals_before_the_app_vary_as_the_apps_own() -> None:
+    """uvicorn_http's and websockets' refusals (internals, which may not import edge/) name PRIVATE's Vary."""
+    assert REFUSAL_VARY == b", ".join(PRIVATE.vary)

@@ -30,6 +30,7 @@ from uvicorn.server import ServerState
 from graphql_todos.core import metrics
 from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS, BoundedClose, close_seconds, end_streams
 from graphql_todos.internals.uvicorn_websocket import (
+    REFUSAL_VARY,
     WebSocketProtocol,
     asgi_version,
     error_json,
@@ -606,8 +607,12 @@ def refusal(
 
 
 # No cache keeps a refusal (RFC 9111: 400 is not heuristically cacheable, but
-# a 505's or 431's reasons are the request's, so none is).
-_REFUSAL_HEADERS = b"content-type: application/json\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: "
+# a 505's or 431's reasons are the request's, so none is), and it varies as
+# the app's refusals say theirs do (REFUSAL_VARY).
+_REFUSAL_HEADERS = (
+    b"content-type: application/json\r\ncache-control: no-store\r\nvary: " + REFUSAL_VARY
+    + b"\r\nconnection: close\r\ncontent-length: "
+)
 
 
 _LOGGER = logging.getLogger("uvicorn.error")
