@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -250,9 +251,12 @@ def create_app(settings: Settings) -> TodoApp:
         # door (graphql/socket.py), ahead of Starlette itself.
         front=[
             Middleware(guard.HostCheck, settings=settings),
-            Middleware(GraphQLSockets, graphql=graphql, sockets=sockets, access=access),
-            # Any other handshake to a path no WebSocket route serves: 404 before the upgrade.
-            Middleware(SocketRoutes, routes=routes),
+            # Any other handshake to a path no WebSocket route serves: 404
+            # before the upgrade (SocketRoutes, on sockets' way alone).
+            Middleware(
+                GraphQLSockets, graphql=graphql, sockets=sockets, access=access,
+                others=functools.partial(SocketRoutes, routes=routes),
+            ),
         ],
         routes=routes,
         lifespan=lifespan,

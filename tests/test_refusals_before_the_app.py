@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from graphql_todos.core import paths
 from graphql_todos.edge.negotiation import PRIVATE
 from graphql_todos.internals.uvicorn_http import MAX_HEAD_BYTES
+from graphql_todos.internals.uvicorn_websocket import REFUSAL_VARY
 from graphql_todos.rest.openapi import DOCUMENT
 from tests.helpers import Server
 from tests.rest import test_openapi_refusals as refusals
@@ -77,6 +78,8 @@ def _an_error(answer: Answer, status: int, code: str, where: str) -> None:
     body = json.loads(answer.body)
     assert [e.message for e in Draft202012Validator(ERROR).iter_errors(body)] == [], (where, body)
     assert body["error"]["code"] == code, (where, body)
+    # Its caching headers as the app's refusals': kept by none, varying alike.
+    _unkept(answer, where)
 
 
 @pytest.mark.parametrize("kind", MALFORMED)
@@ -410,3 +413,124 @@ def test_http_2s_preface_is_refused_as_its_version(server: Server) -> None:
     _an_error(answer, 505, "HTTP_VERSION_NOT_SUPPORTED", "preface")
     assert json.loads(answer.body)["error"]["message"].endswith("not HTTP/2.0"), answer.body
     assert rest == b""
+
+
+UPGRADE = b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + KEY.encode() + b"\r\nSec-WebSocket-Version: 13\r\n"
+
+
+def _swapped(old: bytes, new: bytes) -> object:
+    return lambda head: head.replace(old, new, 1)
+
+
+def _added(line: bytes) -> object:
+    return lambda head: head[:-2] + line + b"\r\n"
+
+
+def _to(path: bytes, *then: object) -> object:
+    def made(head: bytes) -> bytes:
+        head = head.replace(b" /healthz ", b" " + path + b" ", 1)
+        for change in then:
+            head = change(head)  # type: ignore[operator]
+        return head
+
+    return made
+
+
+# Each refusal made before the app (and before the route), asked by HEAD:
+# how it changes a sound, signed HEAD /healthz, and its status.
+HEAD_REFUSALS = {
+    "a NUL in a header": (_added(b"X-Note: a\x00b\r\n"), 400),
+    "a chunked body that is not": (_added(b"Transfer-Encoding: chunked\r\n\r\nzz"), 400),
+    "HTTP/2.0": (_swapped(b" HTTP/1.1", b" HTTP/2.0"), 505),
+    "a head over the limit": (_added(b"X-Big: " + b"x" * MAX_HEAD_BYTES + b"\r\n"), 431),
+    "two Host headers": (_added(b"Host: 127.0.0.1\r\n"), 400),
+    "no Host": (lambda head: b"".join(line for line in head.splitlines(keepends=True) if not line.startswith(b"Host:")), 400),
+    "a Host not ours": (lambda head: head.replace(b"Host: 127.0.0.1", b"Host: evil.example", 1), 421),
+    "a path not served": (_to(b"/nope"), 404),
+    "a method not allowed": (_to(paths.GRAPHQL.encode()), 405),
+    "no credential": (_to(b"/api/todos/", lambda head: b"".join(
+        line for line in head.splitlines(keepends=True) if not line.startswith(b"Authorization:"))), 401),
+    "a body over the limit": (_added(f"Content-Length: {MAX_BODY + 1}\r\n".encode()), 413),
+    "a handshake to a socket": (_to(b"/api/feed/", _added(UPGRADE)), 400),
+    "a handshake to no socket": (_to(b"/nope", _added(UPGRADE)), 400),
+    "a handshake in HTTP/1.0": (_to(b"/api/feed/", _swapped(b" HTTP/1.1", b" HTTP/1.0"), _added(UPGRADE)), 400),
+}
+
+
+@pytest.mark.parametrize("kind", HEAD_REFUSALS)
+def test_a_refusal_to_head_has_no_content(server: Server, bearer: str, kind: str) -> None:
+    """RFC 9110 9.3.2: the GET's headers (its Content-Length too), no
+    content. A GET follows on the connection: answered next where the
+    refusal keeps the connection, so no stray byte was taken for its
+    answer; nothing at all where it closes."""
+    made, status = HEAD_REFUSALS[kind]
+    sound = _head(server, "head", "/healthz", ("Authorization", bearer)).replace(b"Connection: close\r\n", b"")
+    then = _head(server, "get", "/healthz")
+    raw = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(made(sound) + then)  # type: ignore[operator]
+        while data := sock.recv(65536):
+            raw += data
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    answer = Answer(head + b"\r\n\r\n")
+    assert answer.status == status, (kind, raw)
+    assert answer.headers["content-type"] == "application/json", (kind, answer.headers)
+    assert int(answer.headers["content-length"]) > 0, (kind, answer.headers)
+    if answer.headers.get("connection") == "close":
+        assert rest == b"", (kind, rest)
+    else:
+        assert rest.startswith(b"HTTP/1.1 200 "), (kind, rest)
+        assert Answer(rest).body == b'{"status":"ok"}', (kind, rest)
+
+
+@pytest.mark.parametrize("kind", ["a method with a bad byte", "a NUL in a header's value"])
+def test_a_refusal_read_behind_a_head_is_not_taken_for_its(server: Server, kind: str) -> None:
+    """The parser still names the last request's method while the next's is
+    cut short: a GET refused behind a HEAD has its content."""
+    first = _head(server, "head", "/healthz").replace(b"Connection: close\r\n", b"")
+    raw = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(first + _malformed(server, "get", "/healthz", *MALFORMED[kind]))
+        while data := sock.recv(65536):
+            raw += data
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert Answer(head + b"\r\n\r\n").status == 200, raw
+    _an_error(Answer(rest), 400, "BAD_REQUEST", kind)
+
+
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize("body", [b"", b'{"title": "counted"}'])
+def test_a_head_begun_in_the_read_of_the_one_before_counts_from_its_first_byte(
+    server: Server, bearer: str, body: bytes, after: bool
+) -> None:
+    """One read: a whole request (a GET; a POST and its body), then a head
+    over the limit: its 431 after the first's answer; or (`after`) that
+    head's first 40 KB, the rest once the first is answered. The bytes of
+    the second head in that read were not counted, nor, once the first was
+    answered, the ones before: it stood below the limit, waiting until
+    REQUEST_SECONDS closed the connection."""
+    method = "post" if body else "get"
+    first = _head(server, method, "/api/todos/", ("Authorization", bearer), ("Content-Type", "application/json"),
+                  ("Content-Length", str(len(body)))).replace(b"Connection: close\r\n", b"") + body
+    second = _head(server, "get", "/healthz")[:-2] + b"X-Big: " + b"x" * MAX_HEAD_BYTES
+    split = 40_000 if after else len(second)
+    raw = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(first + second[:split])
+        if after:
+            assert _answer(sock).status == (201 if body else 200)
+            sock.sendall(second[split:])
+        while data := sock.recv(65536):
+            raw += data
+    if not after:
+        head, _, raw = raw.partition(b"\r\n\r\n")
+        answer = Answer(head + b"\r\n\r\n")
+        assert answer.status == (201 if body else 200), raw
+        raw = raw[int(answer.headers["content-length"]):]
+    assert raw, "closed at REQUEST_SECONDS, not refused"
+    _an_error(Answer(raw), 431, "REQUEST_HEADER_FIELDS_TOO_LARGE", method)
+
+
+def test_refusals_before_the_app_vary_as_the_apps_own() -> None:
+    """uvicorn_http's and websockets' refusals (internals, which may not import edge/) name PRIVATE's Vary."""
+    assert REFUSAL_VARY == b", ".join(PRIVATE.vary)

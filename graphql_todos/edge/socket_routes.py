@@ -21,9 +21,10 @@ NOT_SERVED = "no WebSocket is served at this path"
 
 
 class SocketRoutes:
-    """ASGI middleware, in the front (app.TodoApp) before the guard: a
-    WebSocket handshake whose path `routes` serve no WebSocket at is refused
-    with 404; anything else passes on."""
+    """ASGI app, on the way the GraphQL socket's front door (graphql/socket.py)
+    sends every other WebSocket, before the guard (app.py): a handshake whose
+    path `routes` serve no WebSocket at is refused with 404; anything else
+    passes on to `app`. Not a layer of the front: HTTP never comes here."""
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app

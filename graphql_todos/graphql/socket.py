@@ -17,7 +17,7 @@ socket, go through the stack as before.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -33,17 +33,25 @@ from graphql_todos.internals.strawberry_sockets import WEBSOCKET_PROTOCOLS, new_
 class GraphQLSockets:
     """ASGI middleware, outermost but the Host check: the /graphql WebSocket to `graphql`."""
 
-    def __init__(self, app: ASGIApp, graphql: TodoGraphQL, sockets: SocketGate, access: Access) -> None:
+    def __init__(
+        self, app: ASGIApp, graphql: TodoGraphQL, sockets: SocketGate, access: Access,
+        others: Callable[[ASGIApp], ASGIApp] | None = None,
+    ) -> None:
         self.app = app
         self.graphql = graphql
         self.sockets = sockets
         self.access = access
+        # Every other socket's way to `app` (app.py: edge/socket_routes.py's,
+        # which refuses a path no socket serves): no layer of its own on HTTP's.
+        self.others = app if others is None else others(app)
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine: what it lets through is the next layer's own
         # coroutine, so this layer adds no frame to every HTTP request.
-        if scope["type"] != "websocket" or scope["path"] != paths.GRAPHQL:
+        if scope["type"] != "websocket":
             return self.app(scope, receive, send)
+        if scope["path"] != paths.GRAPHQL:
+            return self.others(scope, receive, send)
         return self._socket(scope, receive, send)
 
     async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -30,6 +30,7 @@ from uvicorn.server import ServerState
 from graphql_todos.core import metrics
 from graphql_todos.internals.uvicorn_close import CLOSE_SECONDS, BoundedClose, close_seconds, end_streams
 from graphql_todos.internals.uvicorn_websocket import (
+    REFUSAL_VARY,
     WebSocketProtocol,
     asgi_version,
     error_json,
@@ -99,9 +100,11 @@ class HttpProtocol(HttpToolsProtocol):
     - A request refused, or a WebSocket upgrade, read behind requests not
       yet answered waits for their answers (`_refuse`'s `behind`,
       `_upgrade_waits`), and a head read behind one whose body is whole
-      counts toward MAX_HEAD_BYTES. Assumes (tests/internals/
+      counts toward MAX_HEAD_BYTES from its first byte (`_count_begun`:
+      that read's too). Assumes (tests/internals/
       test_uvicorn_refusals.py pins it): `self.cycle` is the last request
-      read (its `scope` that request's), `pipeline` the ones read while
+      read (its `scope` that request's, `on_message_begin` making the next
+      one's, its `body` what `on_body` added), `pipeline` the ones read while
       another is answered, `on_response_complete` starts the next or arms
       the keep-alive timer, and a cycle's `more_body` is true until its
       request's body is whole.
@@ -184,6 +187,7 @@ class HttpProtocol(HttpToolsProtocol):
                 self._refuse(
                     http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
                     behind=cycle is not None and self._unanswered(cycle),
+                    unread=data,
                 )
                 return
         # uvicorn's data_received, inline (its call and its
@@ -202,6 +206,33 @@ class HttpProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+        else:
+            last = self.cycle
+            # A head begun, not whole, none of it counted: begun in this read,
+            # behind a request that ended in it (a head's count stops at its
+            # blank line, and a body is not counted).
+            if last is not None and last.scope is not self.scope and not self._head_bytes:
+                self._count_begun(data)
+
+    def _count_begun(self, data: bytes) -> None:
+        """The bytes of the head begun in `data`, a read that ended the
+        request before it (the last cycle), counted toward MAX_HEAD_BYTES:
+        what follows the last blank line, or what is not that request's
+        body, whichever is fewer (a head has no blank line before it is
+        whole). The first counts the head's bytes and maybe a body's tail,
+        the second the head's and maybe the head before it, less any body
+        the app had not taken before this read (a bound, and no body taken
+        for a head: no request's upload refused as one)."""
+        last = self.cycle
+        found = data.rfind(b"\r\n\r\n")
+        self._head_bytes = min(len(data) - (found + 4 if found >= 0 else 0), len(data) - len(last.body))
+        self._head_tail = data[-3:]
+        if self._head_bytes > MAX_HEAD_BYTES:
+            metrics.refused("head_size")
+            self._refuse(
+                http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
+                behind=self._unanswered(last),
+            )
 
     def _refuse_unparsed(self, exc: httptools.HttpParserError) -> None:
         """uvicorn's send_400_response for a request httptools refused, in
@@ -230,19 +261,37 @@ class HttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         self._refuse(status, message, behind=cycle is not None and cycle.scope is not self.scope and self._unanswered(cycle))
 
-    def _refuse(self, status: http.HTTPStatus, message: str, behind: bool = False) -> None:
+    def _refuse(self, status: http.HTTPStatus, message: str, behind: bool = False, unread: bytes = b"") -> None:
         """`refusal`'s answer written, the connection closed after it; for a
         request `behind` others not yet answered, once they are
         (on_response_complete), nothing more read meanwhile. (uvicorn wrote
         its 400 at once: the earlier answers were lost, cut off by the
-        close, a write's too, and the refusal read as the first request's.)"""
-        answer = refusal(self.server_state.default_headers, status, message)
+        close, a write's too, and the refusal read as the first request's.)
+        `unread`: the read not parsed yet where the refused head may begin."""
+        answer = refusal(self.server_state.default_headers, status, message, self._asked_head(unread))
         if behind:
             self._refusal = answer
             self.transport.pause_reading()
         elif not self.transport.is_closing():
             self.transport.write(answer)
             self.transport.close()
+
+    def _asked_head(self, unread: bytes) -> bool:
+        """The request refused was asked by HEAD, as far as it was read. No
+        head begun since the last whole one (the scope's, with its method):
+        the refused one's begins in `unread` (a read not parsed yet), else
+        it is that one. A head begun: the parser's method once its target
+        has begun (a method cut short, the parser's is the last request's:
+        on_message_begin emptied the target). Assumes
+        (tests/internals/test_uvicorn_refusals.py pins it): httptools calls
+        on_message_begin before it reads a method, and on_url with the
+        target read so far at each read's end."""
+        scope = self.scope
+        if scope is None or "method" in scope:
+            if unread:
+                return unread.lstrip(b"\r\n").startswith(b"HEAD ")
+            return scope is not None and scope["method"] == "HEAD"
+        return bool(getattr(self, "url", b"")) and self.parser.get_method() == b"HEAD"
 
     def _unanswered(self, cycle: RequestResponseCycle) -> bool:
         """A request read is not answered yet: `cycle`'s, the last one read, or one pipelined before it."""
@@ -300,6 +349,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._head_bytes, self._head_tail = 0, b""
         if self.parser.get_http_version() not in VERSIONS:
             raise UnsupportedVersion(self.parser.get_http_version())
+        if self.url[0] != 47:  # not b"/": the absolute form (or OPTIONS' "*", CONNECT's host:port)
+            self._absolute_target()
         earlier = self.cycle
         _uvicorns_headers_complete(self)
         cycle = self.cycle
@@ -308,6 +359,30 @@ class HttpProtocol(HttpToolsProtocol):
             cycle.flow = LettingGo(cycle, self.flow, self.transport)  # type: ignore[assignment]
             if self.scope["method"] != "HEAD":
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+
+    def _absolute_target(self) -> None:
+        """RFC 9112 3.2.2: a request whose target is in absolute form (`GET
+        http://host:port/path`, as to a proxy) is one for the target's
+        authority, whatever its Host says. Each Host line's value becomes
+        that authority (their number kept: HostCheck refuses none, in
+        HTTP/1.1, and several), so whatever reads Host (HostCheck, the
+        Origin checks, the URLs Starlette builds, the reply cache's key)
+        reads the authority; and the target its origin form, as uvicorn and
+        an upgrade read it. Assumes (tests/internals/test_uvicorn_http.py
+        pins it): uvicorn's on_headers_complete reads the target from `url`,
+        and the scope's headers are `headers`, each name in lower case."""
+        try:
+            parsed = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:  # uvicorn's to refuse, by its words
+            return
+        host = parsed.host
+        if host is None:  # "*"
+            return
+        if b":" in host:  # an IPv6 address, bracketed in an authority
+            host = b"[" + host + b"]"
+        authority = host if parsed.port is None else host + b":" + str(parsed.port).encode()
+        self.headers[:] = [(name, authority) if name == b"host" else (name, value) for name, value in self.headers]
+        self.url = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query is not None else b"")
 
     def handle_websocket_upgrade(self) -> None:
         cycle = self.cycle
@@ -336,6 +411,10 @@ class HttpProtocol(HttpToolsProtocol):
         # opened in that time, for the collector to walk); the WebSocket has
         # its own deadlines.
         accept = upgrade_accept(self.scope["method"], self.scope["http_version"], self.url, self.headers)
+        if accept is None and self.scope["method"] == "HEAD":
+            # websockets' refusal of any method but GET, made here: its answer
+            # would carry a body, which the answer to HEAD has not.
+            return self._refuse(http.HTTPStatus.BAD_REQUEST, HEAD_HANDSHAKE)
         protocol_class = self.ws_protocol_class
         if (
             accept is None
@@ -388,7 +467,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def _arm(self) -> None:
-        self._head_bytes, self._head_tail = 0, b""
+        # The count is left: on_headers_complete started it at the last head's
+        # end, so what it holds is the next head's, read while this was answered.
         if self._watch is None:
             self._watch = head_watch(self.server_state, self.loop, self.request_seconds)
         self._head_deadline = self._watch.arm(self)
@@ -503,25 +583,36 @@ def head_watch(server: ServerState, loop: asyncio.AbstractEventLoop, seconds: fl
 H2_PREFACE = "Pause on PRI/Upgrade"
 
 
+# websockets' words for a handshake asked by HEAD (tests/internals/test_uvicorn_refusals.py pins them).
+HEAD_HANDSHAKE = "invalid WebSocket handshake: unsupported HTTP method; expected GET; got HEAD"
+
+
 class UnsupportedVersion(Exception):
     """A request in an HTTP version httptools parses but this server does
     not speak (on_headers_complete's, raised through httptools)."""
 
 
-def refusal(default_headers: list[tuple[bytes, bytes]], status: http.HTTPStatus, message: str) -> bytes:
+def refusal(
+    default_headers: list[tuple[bytes, bytes]], status: http.HTTPStatus, message: str, to_head: bool = False
+) -> bytes:
     """A whole answer, before the app runs, in the app's Error shape (error_json):
-    the server's default headers, the connection closed after it."""
+    the server's default headers, the connection closed after it. `to_head`:
+    a HEAD's, the GET's headers without the content (RFC 9110 9.3.2)."""
     body = error_json(status, message)
     head = [httptools_impl.STATUS_LINE[status.value]]
     for name, value in default_headers:
         head += (name, b": ", value, b"\r\n")
-    head += (_REFUSAL_HEADERS, str(len(body)).encode(), b"\r\n\r\n", body)
+    head += (_REFUSAL_HEADERS, str(len(body)).encode(), b"\r\n\r\n", b"" if to_head else body)
     return b"".join(head)
 
 
 # No cache keeps a refusal (RFC 9111: 400 is not heuristically cacheable, but
-# a 505's or 431's reasons are the request's, so none is).
-_REFUSAL_HEADERS = b"content-type: application/json\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: "
+# a 505's or 431's reasons are the request's, so none is), and it varies as
+# the app's refusals say theirs do (REFUSAL_VARY).
+_REFUSAL_HEADERS = (
+    b"content-type: application/json\r\ncache-control: no-store\r\nvary: " + REFUSAL_VARY
+    + b"\r\nconnection: close\r\ncontent-length: "
+)
 
 
 _LOGGER = logging.getLogger("uvicorn.error")

@@ -593,9 +593,17 @@ class JsonRefusals(ServerProtocol):
                 ("Connection", "close"),
                 ("Content-Length", str(len(body))),
                 ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+                ("Vary", REFUSAL_VARY.decode()),
             ]
         )
         return Response(status.value, status.phrase, headers, body)
+
+
+# The Vary of every refusal made before the app, as the app's own say
+# (edge/negotiation.py's PRIVATE; tests/test_refusals_before_the_app.py
+# checks they agree): what a cache would have to tell answers apart by.
+REFUSAL_VARY = b"Accept, Authorization, Cookie"
 
 
 def error_json(status: http.HTTPStatus, message: str) -> bytes:

@@ -540,3 +540,13 @@ def _plain_cycle(event: asyncio.Event) -> RequestResponseCycle:
     cycle = RequestResponseCycle.__new__(RequestResponseCycle)
     vars(cycle).update(vars(lean))
     return cycle
+
+
+def test_uvicorn_reads_a_target_from_url_and_headers_in_lower_case() -> None:
+    """What HttpProtocol._absolute_target rewrites before uvicorn's
+    on_headers_complete reads them: `url` (the target, parsed there) and
+    `headers` (the scope's own list, each name lowered by on_header)."""
+    assert "httptools.parse_url(self.url)" in inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    header = inspect.getsource(HttpToolsProtocol.on_header)
+    assert "name = name.lower()" in header and "self.headers.append((name, value))" in header
+    assert '"headers": self.headers,' in inspect.getsource(HttpToolsProtocol.on_message_begin)

@@ -16,7 +16,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from graphql_todos.internals.uvicorn_http import H2_PREFACE, VERSIONS, refusal
+from graphql_todos.internals.uvicorn_http import H2_PREFACE, HEAD_HANDSHAKE, VERSIONS, refusal
 from graphql_todos.internals.uvicorn_websocket import JsonRefusals, OpenedServer
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -83,6 +83,45 @@ def test_a_refusal_is_the_error_shape_and_closes() -> None:
     assert json.loads(body) == {"error": {"code": "BAD_REQUEST", "message": "invalid HTTP request: x"}}
 
 
+def test_a_refusal_to_head_has_the_gets_headers_and_no_content() -> None:
+    """RFC 9110 9.3.2: its Content-Length the GET's, and nothing after the head."""
+    get = refusal([], http.HTTPStatus.BAD_REQUEST, "invalid HTTP request: x")
+    head = refusal([], http.HTTPStatus.BAD_REQUEST, "invalid HTTP request: x", to_head=True)
+    assert head == get.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+
+
+class _Order:
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    def on_message_begin(self) -> None:
+        self.seen.append("begin")
+
+    def on_url(self, url: bytes) -> None:
+        self.seen.append(url)
+
+
+def test_httptools_begins_a_message_before_its_method_and_hands_a_target_at_each_reads_end() -> None:
+    """What HttpProtocol._asked_head reads: a target begun means the
+    method is read; a method cut short leaves the last request's."""
+    order = _Order()
+    parser = httptools.HttpRequestParser(order)
+    parser.feed_data(b"HEAD /a HTTP/1.1\r\nHost: a\r\n\r\nGE")
+    assert order.seen == ["begin", b"/a", "begin"]
+    assert parser.get_method() == b"HEAD"
+    parser.feed_data(b"T /b")
+    assert order.seen[-1] == b"/b"
+    assert parser.get_method() == b"GET"
+
+
+def test_websockets_refuses_a_handshake_by_head_in_these_words() -> None:
+    """HttpProtocol refuses one itself (HEAD_HANDSHAKE), as websockets would but with no content."""
+    conn = JsonRefusals()
+    conn.receive_data(b"HEAD /graphql HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert conn.handshake_exc is not None
+    assert f"invalid WebSocket handshake: {conn.handshake_exc.__cause__}" == HEAD_HANDSHAKE
+
+
 def _handshake(**headers: str) -> Request:
     return Request("/graphql", Headers({"Host": "a", **headers}))
 
@@ -144,4 +183,6 @@ def test_uvicorn_answers_pipelined_requests_in_order_and_marks_a_whole_body() ->
     assert "cycle, app = self.pipeline.pop()" in complete
     assert "self.timeout_keep_alive_task = self.loop.call_later(" in complete
     assert "self.cycle.more_body = False" in inspect.getsource(HttpToolsProtocol.on_message_complete)
+    assert "self.scope = {" in inspect.getsource(HttpToolsProtocol.on_message_begin)
+    assert "self.cycle.body += body" in inspect.getsource(HttpToolsProtocol.on_body)
     assert "self.more_body = True" in inspect.getsource(RequestResponseCycle.__init__)
