@@ -23,7 +23,8 @@ async def _unauthorized(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def test_the_read_ending_an_answered_body_is_not_counted_as_the_next_head() -> None:
     async def run() -> bytes:
         loop = asyncio.get_running_loop()
-        config = uvicorn.Config(_unauthorized, lifespan="off", http=http_protocol(5))
+        options: dict[str, Any] = {"http": http_protocol(5)}
+        config = uvicorn.Config(_unauthorized, lifespan="off", **options)
         config.load()
         client, server = socket.socketpair()
         transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, server)
