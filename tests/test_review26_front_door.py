@@ -152,3 +152,16 @@ def test_a_whole_head_over_the_limit_read_with_the_one_before_gets_431(server: S
     assert refused.status == 431, (refused.status, refused.body[:200])
     assert json.loads(refused.body)["error"]["code"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
     assert refused.headers["connection"] == "close"
+
+
+def test_a_whole_head_over_the_limit_asked_by_head_gets_431_without_content(server: Server) -> None:
+    host = f"Host: 127.0.0.1:{server.port}\r\n"
+    big = f"HEAD /healthz HTTP/1.1\r\n{host}X-Big: ".encode() + b"x" * MAX_HEAD_BYTES + b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\n{host}\r\n".encode() + big)
+        raw = _all(sock)
+    answer = Answer(raw)
+    assert answer.status == 200, raw[:300]
+    refused = Answer(answer.body[int(answer.headers["content-length"]):])
+    assert refused.status == 431, refused.body
+    assert int(refused.headers["content-length"]) > 0 and refused.body == b""
