@@ -478,8 +478,9 @@ def _client_host(websocket: WebSocket) -> str:
 
 
 async def _deny(websocket: WebSocket, code: ErrorCode, message: str) -> None:
-    """Refuse the handshake with code's HTTP status, before the upgrade."""
-    response = JSONResponse(error_body(code, message), status_code=code.http_status)
+    """Refuse the handshake with code's HTTP status, before the upgrade, kept
+    by no cache as every other refusal of a handshake is (`refused`'s)."""
+    response = JSONResponse(error_body(code, message), status_code=code.http_status, headers=_UNKEPT_HEADERS)
     await websocket.send_denial_response(response)
 
 

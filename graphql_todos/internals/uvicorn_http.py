@@ -176,8 +176,12 @@ class HttpProtocol(HttpToolsProtocol):
         # body is whole, still being answered: an event stream's for ever,
         # and httptools takes heads of any size, so a pipelined head grew
         # without bound): count it up to its blank line (which may straddle
-        # two reads), not the body that may follow.
-        if self._head_deadline is not None or (cycle is not None and not cycle.more_body):
+        # two reads), not the body that may follow, nor one still coming for
+        # a request answered before it was whole (on_response_complete armed
+        # the watch: its deadline bounds that body, which is no head). Such a
+        # request's `more_body` stays true (uvicorn's on_message_complete):
+        # a head begun after it has a scope of its own.
+        if cycle is None or not cycle.more_body or cycle.scope is not self.scope:
             end = (self._head_tail + data).find(b"\r\n\r\n")
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
@@ -225,7 +229,14 @@ class HttpProtocol(HttpToolsProtocol):
         for a head: no request's upload refused as one)."""
         last = self.cycle
         found = data.rfind(b"\r\n\r\n")
-        self._head_bytes = min(len(data) - (found + 4 if found >= 0 else 0), len(data) - len(last.body))
+        # A request answered before its body was whole takes no more of it
+        # (uvicorn's on_body): what this read held of it is not in `body`,
+        # so the head's bound is what the parser has of it (its whole lines).
+        taken = (
+            len(data) - len(last.body) if not last.response_complete
+            else len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        )
+        self._head_bytes = min(len(data) - (found + 4 if found >= 0 else 0), taken)
         self._head_tail = data[-3:]
         if self._head_bytes > MAX_HEAD_BYTES:
             metrics.refused("head_size")
@@ -247,7 +258,10 @@ class HttpProtocol(HttpToolsProtocol):
         self._disarm()
         cause = exc.__context__
         version = str(cause) if isinstance(cause, UnsupportedVersion) else "2.0" if str(exc) == H2_PREFACE else None
-        if version is not None or str(exc) == "Invalid HTTP version":
+        if isinstance(cause, HeadTooLarge):
+            status = http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+            message = f"the request head is over {MAX_HEAD_BYTES} bytes"
+        elif version is not None or str(exc) == "Invalid HTTP version":
             status = http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
             message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{version}" if version else "")
         else:
@@ -345,6 +359,10 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        if not self._head_bytes:
+            # Whole in the read that ended the request before it: none of it
+            # counted (data_received's count stopped at that one's blank line).
+            self._measure_head()
         # The next head pipelined is counted from its start (data_received).
         self._head_bytes, self._head_tail = 0, b""
         if self.parser.get_http_version() not in VERSIONS:
@@ -359,6 +377,13 @@ class HttpProtocol(HttpToolsProtocol):
             cycle.flow = LettingGo(cycle, self.flow, self.transport)  # type: ignore[assignment]
             if self.scope["method"] != "HEAD":
                 cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+
+    def _measure_head(self) -> None:
+        """HeadTooLarge for a head over MAX_HEAD_BYTES by what the parser
+        read of it (its target and header lines, less their spaces)."""
+        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEAD_BYTES:
+            metrics.refused("head_size")
+            raise HeadTooLarge
 
     def _absolute_target(self) -> None:
         """RFC 9112 3.2.2: a request whose target is in absolute form (`GET
@@ -378,10 +403,22 @@ class HttpProtocol(HttpToolsProtocol):
         host = parsed.host
         if host is None:  # "*"
             return
+        if parsed.userinfo is not None:
+            # RFC 9110 4.2.4: an error (it may mask the authority, as a phisher's).
+            raise InvalidTarget("a target's authority has no userinfo (RFC 9110, 4.2.4)")
+        if parsed.schema.lower() not in (b"http", b"https"):
+            raise InvalidTarget(f"a target's scheme is http or https, not {parsed.schema.decode('latin-1')[:20]!r}")
         if b":" in host:  # an IPv6 address, bracketed in an authority
             host = b"[" + host + b"]"
         authority = host if parsed.port is None else host + b":" + str(parsed.port).encode()
-        self.headers[:] = [(name, authority) if name == b"host" else (name, value) for name, value in self.headers]
+        headers = self.headers
+        hosts = [at for at, (name, _) in enumerate(headers) if name == b"host"]
+        for at in hosts:
+            headers[at] = (b"host", authority)
+        if not hosts and self.parser.get_http_version() == "1.0":
+            # HTTP/1.0 needs no Host: the target's authority is the request's,
+            # judged as a Host line's would be. (HTTP/1.1 without one: a 400.)
+            headers.append((b"host", authority))
         self.url = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query is not None else b"")
 
     def handle_websocket_upgrade(self) -> None:
@@ -585,6 +622,17 @@ H2_PREFACE = "Pause on PRI/Upgrade"
 
 # websockets' words for a handshake asked by HEAD (tests/internals/test_uvicorn_refusals.py pins them).
 HEAD_HANDSHAKE = "invalid WebSocket handshake: unsupported HTTP method; expected GET; got HEAD"
+
+
+class InvalidTarget(httptools.HttpParserInvalidURLError):
+    """An absolute-form target this server refuses (on_headers_complete's,
+    raised through httptools: a 400 by its words; the client's fault, as a
+    parser's refusal is, for edge/logs.py)."""
+
+
+class HeadTooLarge(httptools.HttpParserError):
+    """A head over MAX_HEAD_BYTES found whole (on_headers_complete's,
+    raised through httptools: a 431)."""
 
 
 class UnsupportedVersion(Exception):
