@@ -225,22 +225,21 @@ def test_a_person_deleted_and_made_again_with_the_same_id(journaled_db: Journale
 
 
 def test_a_member_removed_then_their_list_deleted_in_one_transaction(journaled_db: Journaled) -> None:
-    # A known gap, trigger mode's alone (decoded journals the todos' deletions at their
-    # statement, before the member entries of the commit), since 007, not 024/025's, and
-    # psql's alone: cy's member_removed is written at commit with the list gone
-    # ("list_deleted", no removals: 007 counts on the list's todo deletions coming first),
-    # but it was queued before them, so cy's view leaves the list first and the deletions
-    # are not cy's to see: cy's streams keep bob's rows. Fixed, this test fails: keep the
-    # decoded branch alone.
+    # cy's member_removed comes after the list's todos' deletions, which cy sees, and before its
+    # list_deleted. Before sql/027, in trigger mode, it was written first (queued first, the list
+    # gone at commit: "list_deleted", no removals) and cy's streams kept bob's rows.
     def run(w: World, tx: Conn) -> None:
         tx.execute("DELETE FROM list_members WHERE list_id = %s AND person_id = %s", (w.bob_list, w.cy))
         tx.execute("DELETE FROM lists WHERE id = %s", (w.bob_list,))
 
-    if journaled_db.journal == "trigger":
-        with pytest.raises(AssertionError, match="bob 1"):
-            _scenario(journaled_db, run)
-    else:
-        _scenario(journaled_db, run)
+    world, entries = _scenario(journaled_db, run)
+    of_list = [(e["op"], e["person_id"]) for e in entries if world.bob_list in (e["list_before"], e["list_after"])]
+    assert of_list[:2] == [("deleted", None), ("deleted", None)], _show(entries)
+    assert of_list[-1] == ("list_deleted", None)
+    assert ("member_removed", world.cy) in of_list[2:-1]
+    removed = [e for e in entries if e["op"] == "member_removed" and e["person_id"] == world.cy]
+    assert [(e["detail"]["reason"], e["detail"]["username"], e["detail"]["role_before"]) for e in removed] == [
+        ("list_deleted", "cy", "editor")]
 
 
 def test_owners_of_each_others_lists_deleted_in_one_statement_with_other_writes(journaled_db: Journaled) -> None:
