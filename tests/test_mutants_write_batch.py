@@ -76,3 +76,27 @@ def test_a_write_whose_caller_is_gone_before_its_batch_starts_is_never_applied(d
     _run_closing(run, lock)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert [title for (title,) in conn.execute("SELECT title FROM todos ORDER BY title")] == ["first", "kept"]
+
+
+def test_writes_whose_batch_was_sent_are_answered_though_a_caller_before_them_has_gone(db_dsn: str) -> None:
+    """Three writes in a batch waiting for the commit-order lock, the first
+    one's caller cancelled meanwhile: its write commits with the others
+    (it was sent), and the two after it are answered, not left waiting
+    behind an answer that could not be given."""
+    lock = psycopg.connect(db_dsn)
+    lock.execute(COMMIT_ORDER_LOCK)
+
+    async def run() -> list[str]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            writes = [asyncio.create_task(service.create_todo(title)) for title in ("gone", "second", "third")]
+            await _waiting_for_the_lock(db_dsn)  # the batch of three sent
+            writes[0].cancel()
+            await asyncio.gather(writes[0], return_exceptions=True)
+            await asyncio.to_thread(lock.commit)
+            answered = await asyncio.wait_for(asyncio.gather(*writes[1:]), 5)
+            return [todo.title for todo in answered]
+
+    assert _run_closing(run, lock) == ["second", "third"]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert [title for (title,) in conn.execute("SELECT title FROM todos ORDER BY title")] == ["gone", "second", "third"]
