@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from graphql_todos.core.database import GatedPool
 from graphql_todos.core.models import LOCAL_ID
 from graphql_todos.core.mutations import Key, Receipt
 from graphql_todos.core.service import TodoService
@@ -57,3 +58,33 @@ def test_toggle_all_answers_the_rows_it_changed_alone_in_list_order_up_to_the_li
     assert _titles(first) == ["oldest", "middle"]
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM todos WHERE completed").fetchone() == (0,)
+
+
+def test_a_list_wide_write_run_alone_after_its_batch_rolled_back_has_its_newest_entry_as_cursor(db_dsn: str) -> None:
+    """Its batch rolled back (a taken id beside it), toggleAll runs alone and
+    is told each entry's position by a NOTICE, one per row: its cursor is
+    the newest of them, so a read at it sees every row it changed."""
+    _made(db_dsn)
+    taken = _MADE[0][1]
+
+    async def run() -> tuple[Receipt, Any]:
+        # As the app's pool: the journal trigger tells a lone write its positions by NOTICE (app.py).
+        async with GatedPool(
+            db_dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True, "options": "-c app.cursor_notice=on"}
+        ) as pool:
+            service = TodoService(pool)
+            receipt = Receipt()
+            done = await asyncio.gather(
+                service.create_todo("taken again", todo_id=taken),
+                service.toggle_all(True, receipt),
+                return_exceptions=True,
+            )
+            return receipt, done
+
+    receipt, (again, changed) = asyncio.run(run())
+    assert type(again).__name__ == "TodoExists" and len(changed) == 3
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        positions = [row[0] for row in conn.execute(
+            "SELECT position FROM todo_changes WHERE op = 'updated' ORDER BY position"
+        )]
+    assert len(positions) == 3 and receipt.cursor == positions[-1]
