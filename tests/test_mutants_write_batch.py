@@ -9,6 +9,7 @@ import asyncio
 import psycopg
 
 from graphql_todos.core.models import Todo
+from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.service import TodoService
 from tests.core.test_write_batch import _entries, _pool, _run_closing, _waiting_for_the_lock
 
@@ -100,3 +101,26 @@ def test_writes_whose_batch_was_sent_are_answered_though_a_caller_before_them_ha
     assert _run_closing(run, lock) == ["second", "third"]
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert [title for (title,) in conn.execute("SELECT title FROM todos ORDER BY title")] == ["gone", "second", "third"]
+
+
+def test_two_writes_to_one_row_in_a_batch_each_have_their_own_entry_as_cursor(db_dsn: str) -> None:
+    """A batch naming a row twice: each write's cursor is its own entry's
+    position, read after its statement, not the row's last entry (which one
+    read of the batch's entries, keyed by row, would give both)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        row = conn.execute("INSERT INTO todos (title) VALUES ('a') RETURNING id").fetchone()
+        base = conn.execute("SELECT max(position) FROM todo_changes").fetchone()
+    assert row is not None and base is not None
+
+    async def run() -> list[Receipt]:
+        async with _pool(db_dsn) as pool:
+            service = TodoService(pool)
+            receipts = [Receipt(), Receipt()]
+            await asyncio.gather(
+                service.update_todo(str(row[0]), "b", receipt=receipts[0]),
+                service.update_todo(str(row[0]), "c", receipt=receipts[1]),
+            )
+            return receipts
+
+    receipts = asyncio.run(run())
+    assert [receipt.cursor for receipt in receipts] == [base[0] + 1, base[0] + 2]

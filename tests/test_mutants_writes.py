@@ -88,3 +88,19 @@ def test_a_list_wide_write_run_alone_after_its_batch_rolled_back_has_its_newest_
             "SELECT position FROM todo_changes WHERE op = 'updated' ORDER BY position"
         )]
     assert len(positions) == 3 and receipt.cursor == positions[-1]
+
+
+def test_toggle_all_of_ids_changes_those_rows_alone(db_dsn: str) -> None:
+    """`ids` (the rows a client saw, docs/design/offline.md section 3): the
+    others are left as they are."""
+    _made(db_dsn)
+    named = [_MADE[0][1], _MADE[3][1]]
+
+    async def run() -> list[Any]:
+        async with _pool(db_dsn) as pool:
+            return await TodoService(pool).toggle_all(True, ids=named)
+
+    assert _titles(asyncio.run(run())) == ["oldest", "newest"]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        done = conn.execute("SELECT title FROM todos WHERE completed ORDER BY title").fetchall()
+    assert [title for (title,) in done] == ["done before", "newest", "oldest"]
