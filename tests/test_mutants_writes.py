@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from graphql_todos.core.database import GatedPool
+from graphql_todos.core.errors import ErrorCode
 from graphql_todos.core.models import LOCAL_ID
 from graphql_todos.core.mutations import Key, Receipt
 from graphql_todos.core.service import TodoService
@@ -104,3 +105,23 @@ def test_toggle_all_of_ids_changes_those_rows_alone(db_dsn: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         done = conn.execute("SELECT title FROM todos WHERE completed ORDER BY title").fetchall()
     assert [title for (title,) in done] == ["done before", "newest", "oldest"]
+
+
+def test_a_numbered_create_naming_a_taken_id_is_rejected_as_a_conflict_and_recorded(db_dsn: str) -> None:
+    """Run alone (its batch rolled back), the id's unique violation is the
+    create's CONFLICT, recorded as its rejection; only a violation of the
+    verdicts' own key is a duplicate answered from its record."""
+    _made(db_dsn)
+    key = Key(LOCAL_ID, uuid.uuid4(), 1, b"create")
+
+    async def run() -> BaseException:
+        async with _pool(db_dsn) as pool:
+            with pytest.raises(Exception) as refused:
+                await TodoService(pool).create_todo("again", todo_id=_MADE[0][1], receipt=Receipt(key))
+            return refused.value
+
+    refused = asyncio.run(run())
+    assert getattr(refused, "code", None) is ErrorCode.CONFLICT, refused
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT verdict, result->>'code' FROM mutations WHERE client_id = %s", (key.client,)).fetchone()
+    assert row == ("rejected", "CONFLICT")
