@@ -1,7 +1,8 @@
 """uvicorn's HTTP protocol, made to bound a request head's size and time, end streams on
 shutdown, send a response's head with its body, let a connection go when the app gives up
-on a send, hand a WebSocket upgrade over as parsed, and check a response header's name
-or value once, not at every response (CleanHeaders)."""
+on a send, hand a WebSocket upgrade over as parsed, judge an absolute-form target by its
+authority, refuse HEAD without content, and check a response header's name or value
+once, not at every response (CleanHeaders)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ VERSIONS = ("1.0", "1.1")
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, with nine changes.
+    """uvicorn's HTTP protocol, with twelve changes.
 
     - A connection whose request head has not arrived within REQUEST_SECONDS
       is closed, and one whose head is over MAX_HEAD_BYTES gets 431. Assumes
@@ -101,13 +102,22 @@ class HttpProtocol(HttpToolsProtocol):
       yet answered waits for their answers (`_refuse`'s `behind`,
       `_upgrade_waits`), and a head read behind one whose body is whole
       counts toward MAX_HEAD_BYTES from its first byte (`_count_begun`:
-      that read's too). Assumes (tests/internals/
+      that read's too; a head read whole in that read is measured by
+      `_measure_head`), while a body still arriving after its request was
+      answered (uvicorn drops it) is not taken for a head. Assumes (tests/internals/
       test_uvicorn_refusals.py pins it): `self.cycle` is the last request
       read (its `scope` that request's, `on_message_begin` making the next
       one's, its `body` what `on_body` added), `pipeline` the ones read while
       another is answered, `on_response_complete` starts the next or arms
       the keep-alive timer, and a cycle's `more_body` is true until its
       request's body is whole.
+    - A refusal to a request asked by HEAD has the GET's headers and no
+      content (`refusal`, the method from `_asked_head`), a HEAD handshake
+      refused there too, in websockets' words.
+    - A target in absolute form is judged by its authority, its Host lines
+      rewritten to it and the target made origin-form (`_absolute_target`,
+      RFC 9112 3.2.2); one with userinfo or a scheme other than http(s) is
+      refused (InvalidTarget).
     - Each request's cycle is a LeanCycle, made by uvicorn's own
       `on_headers_complete` (`_uvicorns_headers_complete`). Assumes: it
       makes the cycle by the name RequestResponseCycle in its module."""
