@@ -42,6 +42,7 @@ from graphql_todos.internals.uvicorn_websocket import (
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Far more than any browser sends; httptools itself takes heads of any size.
 MAX_HEAD_BYTES = 65536
+HEAD_TOO_LARGE = f"the request head is over {MAX_HEAD_BYTES} bytes"
 # The HTTP versions a request may name; httptools parses 0.9 and 2.0 as well (a 505).
 VERSIONS = ("1.0", "1.1")
 
@@ -196,13 +197,8 @@ class HttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_tail = data[-3:]
             if self._head_bytes > MAX_HEAD_BYTES:
-                metrics.refused("head_size")
                 self._disarm()
-                self._refuse(
-                    http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
-                    behind=cycle is not None and self._unanswered(cycle),
-                    unread=data,
-                )
+                self._refuse_too_large(behind=cycle is not None and self._unanswered(cycle), unread=data)
                 return
         # uvicorn's data_received, inline (its call and its
         # `_unset_keepalive_if_required`'s, every read), an upgrade's
@@ -244,16 +240,17 @@ class HttpProtocol(HttpToolsProtocol):
         # so the head's bound is what the parser has of it (its whole lines).
         taken = (
             len(data) - len(last.body) if not last.response_complete
-            else len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            else self._parsed_head_size()
         )
         self._head_bytes = min(len(data) - (found + 4 if found >= 0 else 0), taken)
         self._head_tail = data[-3:]
         if self._head_bytes > MAX_HEAD_BYTES:
-            metrics.refused("head_size")
-            self._refuse(
-                http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"the request head is over {MAX_HEAD_BYTES} bytes",
-                behind=self._unanswered(last),
-            )
+            self._refuse_too_large(behind=self._unanswered(last))
+
+    def _refuse_too_large(self, behind: bool, unread: bytes = b"") -> None:
+        """The 431 of a head counted over MAX_HEAD_BYTES as it was read (`_refuse`'s arguments)."""
+        metrics.refused("head_size")
+        self._refuse(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, HEAD_TOO_LARGE, behind=behind, unread=unread)
 
     def _refuse_unparsed(self, exc: httptools.HttpParserError) -> None:
         """uvicorn's send_400_response for a request httptools refused, in
@@ -270,7 +267,7 @@ class HttpProtocol(HttpToolsProtocol):
         version = str(cause) if isinstance(cause, UnsupportedVersion) else "2.0" if str(exc) == H2_PREFACE else None
         if isinstance(cause, HeadTooLarge):
             status = http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
-            message = f"the request head is over {MAX_HEAD_BYTES} bytes"
+            message = HEAD_TOO_LARGE
         elif version is not None or str(exc) == "Invalid HTTP version":
             status = http.HTTPStatus.HTTP_VERSION_NOT_SUPPORTED
             message = f"this server speaks HTTP/{' and HTTP/'.join(VERSIONS)}" + (f", not HTTP/{version}" if version else "")
@@ -391,9 +388,14 @@ class HttpProtocol(HttpToolsProtocol):
     def _measure_head(self) -> None:
         """HeadTooLarge for a head over MAX_HEAD_BYTES by what the parser
         read of it (its target and header lines, less their spaces)."""
-        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEAD_BYTES:
+        if self._parsed_head_size() > MAX_HEAD_BYTES:
             metrics.refused("head_size")
             raise HeadTooLarge
+
+    def _parsed_head_size(self) -> int:
+        """What the parser read of the head so far: its target and whole
+        header lines (each name, value and their ': ' and CRLF)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _absolute_target(self) -> None:
         """RFC 9112 3.2.2: a request whose target is in absolute form (`GET
