@@ -90,7 +90,9 @@ def _secret(access: Access, cookie: str) -> str | None:
 def test_the_session_cookie_is_read_in_time_linear_in_the_header(name: str) -> None:
     access = Access(Settings(auth="accounts"))
     assert _secret(access, _backslashes(10)) == "a" * 5
-    assert growth(lambda n: _secret(access, _backslashes(n, name)), 4096) < GROWTH
+    # 16 KiB and the best of 7: at 4 KiB (0.35 ms of work) the best of 3
+    # once read 8.2 on a loaded machine, where this parse grows 3.9 to 4.1.
+    assert growth(lambda n: _secret(access, _backslashes(n, name)), 16384, repeats=7) < GROWTH
 
 
 @settings(max_examples=500, deadline=None)
