@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, type KeyboardEvent, type MouseEvent } from 'react';
 import { isolate } from './bidi';
 import type { Commands } from './commands';
+import { changedElsewhereNotice, renames, type Edited } from './editing';
 import type { TodoList } from './lists';
 import { MoveMenu } from './MoveMenu';
 import { useOptimisticToggle } from './optimistic';
@@ -31,6 +32,8 @@ export function TodoItem({
   onDraftLost,
 }: Props) {
   const [draft, setDraft] = useState(todo.title);
+  // The row as the editor opened on it: what another page changes meanwhile is told.
+  const [opened, setOpened] = useState<Edited>(todo);
   const input = useRef<HTMLInputElement>(null);
   const label = useRef<HTMLLabelElement>(null);
   const text = useRef<HTMLElement>(null);
@@ -102,19 +105,21 @@ export function TodoItem({
     }
     finished.current = false;
     setDraft(todo.title);
+    setOpened(todo);
     onEdit(todo.id);
   };
 
   // The editor stays open until the outbox stored the change, so a failure to store it
   // (shown in the page's alert) keeps the draft for another try; what the server then
-  // refuses is rolled back with a notice.
+  // refuses is rolled back with a notice. A draft the user changed while another page
+  // retitled the row (told in `changed`) overwrites theirs.
   const save = async () => {
     if (finished.current) return;
     finished.current = true;
     const title = normalizeTitle(draft);
     let ok = true;
     if (title === null) ok = await commands.deleteTodo(todo.id);
-    else if (title !== todo.title) ok = await commands.renameTodo(todo.id, title);
+    else if (renames(title, opened.title, todo.title)) ok = await commands.renameTodo(todo.id, title);
     if (ok) {
       onEdit(null);
     } else {
@@ -175,6 +180,8 @@ export function TodoItem({
   };
 
   const classes = [completed.checked && 'completed', editing && 'editing'].filter(Boolean);
+  const changed = editing ? changedElsewhereNotice(opened, todo, draft) : null;
+  const changedId = `changed-${todo.id}`;
 
   return (
     <li
@@ -223,12 +230,18 @@ export function TodoItem({
           className="edit"
           dir="auto"
           aria-label={`Edit "${isolate(todo.title)}"`}
+          aria-describedby={changed === null ? undefined : changedId}
           maxLength={MAX_TITLE_LENGTH}
           value={draft}
           onChange={(e) => setDraft(e.target.value)}
           onKeyDown={onEditKeyDown}
           onBlur={() => void save()}
         />
+      )}
+      {changed !== null && (
+        <div id={changedId} className="error-banner changed-elsewhere" role="alert">
+          <span>{changed}</span>
+        </div>
       )}
     </li>
   );

@@ -78,7 +78,7 @@ export function pendingEdits(
  * from their lists while the page did not see it go (closed or just opened: the server
  * refuses an edit to a deleted list and to an unshared one alike, so it cannot say which).
  */
-export type ListFate = (listId: string) => 'deleted' | 'unshared' | 'gone' | undefined;
+export type ListFate = (listId: string) => Fate | undefined;
 
 /** A lost list's fate in words, after its «name». */
 export const FATE_WORDS = {
@@ -86,6 +86,9 @@ export const FATE_WORDS = {
   unshared: 'is no longer shared with you',
   gone: 'is no longer among your lists',
 } as const;
+
+/** What became of a list the person lost: FATE_WORDS says each in words. */
+export type Fate = keyof typeof FATE_WORDS;
 
 // The server refuses an edit to a list the person lost as it refuses one to a row that
 // does not exist (NOT_FOUND: a non-member learns nothing of the list), or as FORBIDDEN
@@ -101,7 +104,7 @@ function lostList({ entry, verdict }: Settled, fate?: ListFate) {
 
 // A row refused as not found is gone (deleted, or with its list) unless its list may only
 // have been unshared: then the others still have it.
-const rowGone = (gone?: 'deleted' | 'unshared' | 'gone') => gone === undefined || gone === 'deleted';
+const rowGone = (gone?: Fate) => gone === undefined || gone === 'deleted';
 
 /**
  * The rejections the page shows until dismissed, each with what the user should know. A
@@ -173,7 +176,7 @@ export function describeRejection(settled: Settled, fate?: ListFate): string {
  * The notice for an open editor whose row left the page, with the draft to copy: deleted
  * by another page, or its list no longer shared with the person (`gone`, ListFate's).
  */
-export function lostDraftNotice(title: string, draft: string, gone?: 'deleted' | 'unshared' | 'gone'): string {
+export function lostDraftNotice(title: string, draft: string, gone?: Fate): string {
   const why = gone === undefined || gone === 'deleted' ? 'was deleted while you edited it' : FATE_WORDS[gone];
   return `“${cut(title)}” ${why}, your change was not kept: “${isolate(draft)}”`;
 }
