@@ -29,6 +29,82 @@
 -- list's creation looks for its id in one more (nothing found, nothing
 -- written). tests/test_list_journaled_exact.py,
 -- tests/test_list_journaled_growth.py.
+--
+-- And a member entry names the person it is of when a person deleted by
+-- hand and a person made with their id (psql's INSERT INTO people (id,
+-- username)) share a transaction. The entries, written at commit, read the
+-- username from people first, then the deleted one's kept by 023/026 (the
+-- last deleted of the id): a deleted person's removals named the one made
+-- with their id, and an id deleted, made again and deleted again named
+-- both by the second. The id's deletions are now kept in order, each an
+-- era of it (people_keep_username); a person made with a deleted id queues
+-- a deferred trigger (people_made_again, its WHEN true only then) which at
+-- commit, in the order the rows changed, moves the id to its next era; an
+-- entry names its era's deleted person, or the person standing if that era
+-- was not deleted. An entry waiting for its list's deletion (above) keeps
+-- its era. Another username on another id was named right already.
+-- tests/test_member_named_when_made_again.py.
+
+-- The setting keeping the username of `person`'s deletion number `era`
+-- (from 0) for a role without TEMPORARY (026): 023's name for the first.
+CREATE FUNCTION people_gone_setting(person uuid, era int) RETURNS text LANGUAGE sql AS $$
+    SELECT concat('app.gone_', replace(person::text, '-', ''), '_' || nullif(era, 0))
+$$;
+
+-- The username of `person`'s deletion number `era` in this transaction,
+-- NULL if none: 026's table, else its settings.
+CREATE FUNCTION people_deleted_name(person uuid, era int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    gone text := people_gone_setting(person, era);
+BEGIN
+    IF to_regclass('pg_temp.people_deleted_names') IS NOT NULL THEN
+        RETURN coalesce((SELECT username FROM pg_temp.people_deleted_names d WHERE d.id = person AND d.era = $2),
+                        nullif(current_setting(gone, true), ''));
+    END IF;
+    RETURN nullif(current_setting(gone, true), '');
+END
+$$;
+DROP FUNCTION people_deleted_name(uuid);
+
+-- As 026, each deletion of an id kept under its era.
+CREATE OR REPLACE FUNCTION people_keep_username() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    era int := 0;
+BEGIN
+    WHILE people_deleted_name(OLD.id, era) IS NOT NULL LOOP
+        era := era + 1;
+    END LOOP;
+    IF to_regclass('pg_temp.people_deleted_names') IS NULL THEN
+        IF NOT has_database_privilege(current_database(), 'TEMPORARY') THEN
+            PERFORM set_config(people_gone_setting(OLD.id, era), OLD.username, true);
+            RETURN OLD;
+        END IF;
+        CREATE TEMPORARY TABLE people_deleted_names (id uuid, era int, username text NOT NULL, PRIMARY KEY (id, era))
+            ON COMMIT DROP;
+    END IF;
+    INSERT INTO pg_temp.people_deleted_names VALUES (OLD.id, era, OLD.username);
+    RETURN OLD;
+END
+$$;
+
+-- The era of `person` the commit has reached (above).
+CREATE FUNCTION people_era(person uuid) RETURNS int LANGUAGE sql AS $$
+    SELECT coalesce(nullif(current_setting('app.made_again_' || replace(person::text, '-', ''), true), '')::int, 0)
+$$;
+
+-- The username an entry of `person` in `era` names (above).
+CREATE FUNCTION people_named(person uuid, era int) RETURNS text LANGUAGE sql AS $$
+    SELECT coalesce(people_deleted_name(person, era), (SELECT username FROM people WHERE id = person))
+$$;
+
+CREATE FUNCTION people_made_again() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('app.made_again_' || replace(NEW.id::text, '-', ''), (people_era(NEW.id) + 1)::text, true);
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER people_made_again AFTER INSERT ON people DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (people_deleted_name(NEW.id, 0) IS NOT NULL) EXECUTE FUNCTION people_made_again();
 
 CREATE OR REPLACE FUNCTION members_journal() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -59,11 +135,11 @@ BEGIN
         IF waits THEN
             PERFORM set_config(pending, concat(current_setting(pending, true),
                 m.list_id, ' ', m.person_id, ' ', TG_OP, ' ', CASE WHEN TG_OP <> 'INSERT' THEN OLD.role END,
-                ' ', CASE WHEN TG_OP <> 'DELETE' THEN NEW.role END, ';'), true);
+                ' ', CASE WHEN TG_OP <> 'DELETE' THEN NEW.role END, ' ', people_era(m.person_id), ';'), true);
             RETURN NULL;
         END IF;
     END IF;
-    who := coalesce((SELECT username FROM people WHERE id = m.person_id), people_deleted_name(m.person_id));
+    who := people_named(m.person_id, people_era(m.person_id));
     IF TG_OP = 'UPDATE' THEN
         detail := jsonb_build_object('role_before', OLD.role, 'role_after', NEW.role, 'username', who);
         PERFORM journal_write('member_updated', NULL, NULL, m.list_id, m.list_id, m.person_id, detail, NULL);
@@ -107,14 +183,14 @@ BEGIN
     IF TG_OP = 'DELETE' THEN
         pending := current_setting(waiting, true);
         IF pending <> '' AND position(OLD.id::text IN pending) > 0 THEN
-            -- list person op role_before role_after (empty when none)
+            -- list person op role_before role_after (empty when none) era
             FOREACH item IN ARRAY string_to_array(rtrim(pending, ';'), ';') LOOP
                 part := string_to_array(item, ' ');
                 IF part[1] <> OLD.id::text THEN
                     kept := kept || item || ';';
                     CONTINUE;
                 END IF;
-                who := coalesce((SELECT username FROM people WHERE id = part[2]::uuid), people_deleted_name(part[2]::uuid));
+                who := people_named(part[2]::uuid, part[6]::int);
                 PERFORM journal_write(
                     CASE part[3] WHEN 'INSERT' THEN 'member_added' WHEN 'UPDATE' THEN 'member_updated' ELSE 'member_removed' END,
                     NULL, NULL, OLD.id, OLD.id, part[2]::uuid,
