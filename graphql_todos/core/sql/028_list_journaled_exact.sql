@@ -42,7 +42,10 @@
 -- commit, in the order the rows changed, moves the id to its next era; an
 -- entry names its era's deleted person, or the person standing if that era
 -- was not deleted. An entry waiting for its list's deletion (above) keeps
--- its era. Another username on another id was named right already.
+-- its era. Another username on another id was named right already. The
+-- app's creation of a person and its member entries now look for the
+-- person's deletion in this transaction first (the table's name, a setting
+-- or two: nothing found); no todo trigger changes.
 -- tests/test_member_named_when_made_again.py.
 
 -- The setting keeping the username of `person`'s deletion number `era`
