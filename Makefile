@@ -38,7 +38,8 @@ DATABASE_TESTS := tests/core/test_migrations.py tests/core/test_journal.py tests
 	tests/live/test_retention.py tests/core/test_database.py tests/core/test_list_statements.py tests/graphql/fast/test_plans.py \
 	tests/edge/test_response_cache.py tests/live/test_sequencer.py tests/core/test_lists_journal.py \
 	tests/core/test_journal_truncate.py tests/internals/test_psycopg.py tests/core/test_write_batch.py tests/test_db_locks.py \
-	tests/test_peopledel_growth.py tests/test_gap_member_then_list.py
+	tests/test_peopledel_growth.py tests/test_gap_member_then_list.py tests/test_list_journaled_exact.py \
+	tests/test_list_journaled_growth.py tests/test_member_named_when_made_again.py
 
 # pytest in several processes (pytest-xdist): most tests wait on sockets and
 # timers, not on the CPU. Each file runs whole in one process (its module
