@@ -1,0 +1,161 @@
+"""Behaviour of the live fan-out (live/hub.py, broadcast.py, streams.py, ...)
+no other test held: each case kills a hand-made mutant that the rest of
+the suite let live (the mutation run's report names them). Where a real
+server cannot reach the state on demand (a group's task a step behind the
+hub, a queue full as the hub closes), the hub is driven by hand, as
+tests/live/test_hub.py's unit cases do: entries published, no listening."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from graphql_todos.core.journal import Journal
+from graphql_todos.core.models import Change, Entry, Todo
+from graphql_todos.core.settings import Settings
+from graphql_todos.core.visibility import View
+from graphql_todos.live.broadcast import Groups, Member
+from graphql_todos.live.hub import Hub
+
+_AT = datetime.now(UTC)
+
+
+def _created(position: int, title: str, row: uuid.UUID | None = None, op: str = "created") -> Entry:
+    row = uuid.uuid4() if row is None else row
+    list_id = uuid.uuid4()
+    return Entry(position, op, row, Todo(row, title, False, _AT, _AT, list_id), list_id, list_id, changed_at=_AT)
+
+
+def _hub(position: int = 0) -> Hub:
+    hub = Hub("", None, Settings())  # type: ignore[arg-type]  # no listening: entries published by hand
+    hub.position = position
+    return hub
+
+
+async def _render(change: Change) -> bytes:
+    assert change.todo is not None
+    return change.todo.title.encode()
+
+
+def test_a_member_joined_at_the_hubs_position_is_not_sent_that_entry_again_by_a_group_behind() -> None:
+    """A group's task may be a step behind the hub: the entry the hub has
+    just published waits in its queue. A member that subscribes at that
+    moment from the hub's position (a client resuming from the change it was
+    last sent) joins the group at once, ahead of it: the group's fan-out of
+    that entry skips it (sent it twice, with `<` for `<=` in Group._write)."""
+
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        hub = _hub(5)
+        groups = Groups(hub)
+        behind: list[bytes] = []
+        ahead: list[bytes] = []
+
+        def member(after: int, frames: list[bytes]) -> Member:
+            return Member(after, b"", b"", lambda frame: frames.append(frame) or True, _unused_send, View(None))
+
+        first = member(5, behind)
+        group = groups.attach("doc", lambda: _render, first)
+        assert group is not None
+        await asyncio.sleep(0)  # the group's task subscribes at 5
+        hub._publish(_created(6, "six"))
+        hub.position = 6
+        # Before the group's task runs: it has not fanned out 6.
+        second = member(6, ahead)
+        assert groups.attach("doc", lambda: _render, second) is group
+        hub._publish(_created(7, "seven"))
+        hub.position = 7
+        async with asyncio.timeout(5):
+            while len(behind) < 2:
+                await asyncio.sleep(0.01)
+        group.leave(first)
+        group.leave(second)
+        return behind, ahead
+
+    behind, ahead = asyncio.run(run())
+    assert behind == [b"six", b"seven"]
+    assert ahead == [b"seven"]
+
+
+async def _unused_send(frame: bytes) -> None:
+    raise AssertionError("a member with a direct write is never sent to")
+
+
+class _Sink:
+    """A row watcher's sink that writes every row's title."""
+
+    def __init__(self) -> None:
+        self.shares = object()
+        self.written: list[bytes] = []
+
+    def render(self, entry: Entry) -> bytes:
+        assert entry.todo is not None
+        return entry.todo.title.encode()
+
+    def write(self, body: bytes) -> bool:
+        self.written.append(body)
+        return True
+
+
+def test_a_row_sink_writes_nothing_its_watchers_snapshot_already_showed() -> None:
+    """A row watcher's first state is read at the row's position (its
+    snapshot, skip_through); the notification of that very entry may reach
+    the hub after the read: its sink writes it no second time, only what
+    comes after (`<` for `<=` in Subscriber.offer wrote it twice)."""
+    row = uuid.uuid4()
+
+    async def run() -> list[bytes]:
+        hub = _hub(5)
+        sink = _Sink()
+        async with hub.subscribe(todo_id=row, view=View(None)) as sub:
+            sub.sink = sink
+            sub.waiting = True  # as its task waits with nothing in hand
+            sub.skip_through(6)  # the snapshot read shows the row as entry 6 left it
+            hub._publish(_created(6, "shown", row))
+            hub._publish(_created(7, "next", row, op="updated"))
+        return sink.written
+
+    assert asyncio.run(run()) == [b"next"]
+
+
+def test_a_row_watcher_that_fell_behind_reads_back_its_row_alone(db_dsn: str) -> None:
+    """A row watcher whose queue overflowed reads what it missed from the
+    journal, where every row's entries are: it is given its own row's
+    changes alone, in order (Subscriber._accept without its todo_id filter
+    gave it the other row's too, as if they were its row's)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        watched, other = (
+            conn.execute("INSERT INTO todos (title) VALUES (%s) RETURNING id", (title,)).fetchone()[0]  # type: ignore[index]
+            for title in ("w", "o")
+        )
+
+    def write() -> int:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            for i in range(8):
+                for row in (watched, other):
+                    conn.execute("UPDATE todos SET title = %s WHERE id = %s", (f"{i}", row))
+            position: int = conn.execute("SELECT max(position) FROM todo_changes").fetchone()[0]  # type: ignore[index]
+            return position
+
+    async def run() -> list[tuple[uuid.UUID, str]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings(queue_size=3))
+            await hub.start()
+            try:
+                async with hub.subscribe(todo_id=watched) as sub:
+                    # 8 changes of its row into a queue of 3, unread: it overflows.
+                    last = await asyncio.to_thread(write)
+                    async with asyncio.timeout(10):
+                        while hub.position < last:
+                            await asyncio.sleep(0.01)
+                        changes = aiter(sub)
+                        taken = [await anext(changes) for _ in range(8)]
+                    assert hub.resyncs > 0
+                    return [(change.todo.id, change.todo.title) for change in taken if change.todo is not None]
+            finally:
+                await hub.stop()
+
+    assert asyncio.run(run()) == [(watched, f"{i}") for i in range(8)]
