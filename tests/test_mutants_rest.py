@@ -32,3 +32,15 @@ def test_the_feed_resumes_from_last_event_id_not_from_its_urls_after(server: Ser
     with events(server.url + "/api/feed/?after=0", {"last-event-id": seen}) as feed:
         event = feed.next()
     assert (event["event"], json.loads(event["data"])["todo"]["title"]) == ("todo_created", "next")
+
+
+def test_a_malformed_member_id_in_the_url_is_400_for_a_role_change_too(client: httpx.Client) -> None:
+    """PATCH /api/lists/{id}/members/{person_id}/ checks the person's id as
+    every id in a URL is checked: 400, where the same in a body is 422
+    (taken unchecked, it reached set_role, which answered 422)."""
+    made = client.post("/api/lists/", json={"name": "shared"})
+    assert made.status_code == 201, made.text
+    for method in ("PATCH", "DELETE"):
+        refused = client.request(method, f"/api/lists/{made.json()['id']}/members/nope/", json={"role": "viewer"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "BAD_USER_INPUT"), (method, refused.text)
+        assert "person_id" in refused.json()["error"]["message"]
