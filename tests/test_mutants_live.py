@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -20,6 +21,8 @@ from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
 from graphql_todos.live.broadcast import Groups, Member
 from graphql_todos.live.hub import Hub
+from tests.gql import TransportWs, create
+from tests.helpers import Server
 
 _AT = datetime.now(UTC)
 
@@ -159,3 +162,43 @@ def test_a_row_watcher_that_fell_behind_reads_back_its_row_alone(db_dsn: str) ->
                 await hub.stop()
 
     assert asyncio.run(run()) == [(watched, f"{i}") for i in range(8)]
+
+
+def test_a_subscriber_delivers_what_it_holds_and_ends_as_the_hub_closes() -> None:
+    """The hub closing (the server stopping): a subscriber with changes in
+    hand delivers them, then its stream ends (_batches returning at CLOSED
+    without its batch lost them); one whose queue is full as the hub closes
+    ends too, its queued changes left for its client to resume by cursor
+    (the overflow putting RESYNC for CLOSED left it waiting for good)."""
+
+    async def run(queue_size: int, published: int) -> list[str]:
+        hub = _hub()
+        hub.queue_size = queue_size
+        async with hub.subscribe() as sub:
+            for position in range(1, published + 1):
+                hub._publish(_created(position, str(position)))
+            hub.close_subscriptions()
+            async with asyncio.timeout(5):
+                return [change.todo.title async for change in sub if change.todo is not None]
+
+    assert asyncio.run(run(queue_size=5, published=2)) == ["1", "2"]
+    assert asyncio.run(run(queue_size=2, published=2)) == []
+
+
+LIVE = "subscription($c: Boolean) { todos(completed: $c) { title } }"
+
+
+def test_a_live_list_sends_no_version_equal_to_the_last(server: Server, client: httpx.Client) -> None:
+    """A change that leaves a filtered live list as it was (a row created
+    open, under completed: true) sends its watchers nothing: the next
+    version they get is the next that differs (_follow showing every batch's
+    rows sent the same list again)."""
+    with TransportWs(server.ws_url) as done, TransportWs(server.ws_url) as every:
+        done.subscribe(LIVE, {"c": True})
+        every.subscribe(LIVE, {"c": None})
+        assert done.next_data() == every.next_data() == {"todos": []}
+        create(client, "open")
+        # Seen by the unfiltered list: the filtered one has had it too.
+        assert every.next_data() == {"todos": [{"title": "open"}]}
+        create(client, "done", completed=True)
+        assert done.next_data() == {"todos": [{"title": "done"}]}
