@@ -58,7 +58,11 @@ def test_a_member_joined_at_the_hubs_position_is_not_sent_that_entry_again_by_a_
         ahead: list[bytes] = []
 
         def member(after: int, frames: list[bytes]) -> Member:
-            return Member(after, b"", b"", lambda frame: frames.append(frame) or True, _unused_send, View(None))
+            def write(frame: bytes) -> bool:
+                frames.append(frame)
+                return True
+
+            return Member(after, b"", b"", write, _unused_send, View(None))
 
         first = member(5, behind)
         group = groups.attach("doc", lambda: _render, first)

@@ -44,3 +44,13 @@ def test_a_malformed_member_id_in_the_url_is_400_for_a_role_change_too(client: h
         refused = client.request(method, f"/api/lists/{made.json()['id']}/members/nope/", json={"role": "viewer"})
         assert (refused.status_code, refused.json()["error"]["code"]) == (400, "BAD_USER_INPUT"), (method, refused.text)
         assert "person_id" in refused.json()["error"]["message"]
+
+
+def test_a_negative_page_is_told_its_range_not_that_it_is_no_integer(client: httpx.Client) -> None:
+    """?limit=-1 and ?offset=-1 are integers out of range: 400 with the range,
+    as GraphQL's limit and offset are told (int_param refusing a minus sign
+    called -1 no integer)."""
+    for name in ("limit", "offset"):
+        refused = client.get(f"/api/todos/?{name}=-1")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "BAD_USER_INPUT"), refused.text
+        assert "must be from 0 to" in refused.json()["error"]["message"], refused.text
