@@ -8,6 +8,7 @@ tests/live/test_hub.py's unit cases do: entries published, no listening."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -16,13 +17,16 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core.journal import Journal
-from graphql_todos.core.models import Change, Entry, Todo
+from graphql_todos.core.models import ALL, Change, Entry, Todo
+from graphql_todos.core.service import TodoService
 from graphql_todos.core.settings import Settings
 from graphql_todos.core.visibility import View
 from graphql_todos.live.broadcast import Groups, Member
 from graphql_todos.live.hub import Hub
+from graphql_todos.live.streams import LiveLists, _Watcher
 from tests.gql import TransportWs, create
 from tests.helpers import Server
+from tests.sse_client import events
 
 _AT = datetime.now(UTC)
 
@@ -182,11 +186,18 @@ def test_a_subscriber_delivers_what_it_holds_and_ends_as_the_hub_closes() -> Non
             for position in range(1, published + 1):
                 hub._publish(_created(position, str(position)))
             hub.close_subscriptions()
+            if not published:
+                hub._all.discard(sub)  # as if it subscribed after
+                async with hub.subscribe() as late, asyncio.timeout(5):
+                    return [change.todo.title async for change in late if change.todo is not None]
             async with asyncio.timeout(5):
                 return [change.todo.title async for change in sub if change.todo is not None]
 
     assert asyncio.run(run(queue_size=5, published=2)) == ["1", "2"]
     assert asyncio.run(run(queue_size=2, published=2)) == []
+    # Subscribed once it has closed: ended at once (without the CLOSED
+    # _subscribed queues then, it waited for good).
+    assert asyncio.run(run(queue_size=5, published=0)) == []
 
 
 LIVE = "subscription($c: Boolean) { todos(completed: $c) { title } }"
@@ -206,3 +217,46 @@ def test_a_live_list_sends_no_version_equal_to_the_last(server: Server, client: 
         assert every.next_data() == {"todos": [{"title": "open"}]}
         create(client, "done", completed=True)
         assert done.next_data() == {"todos": [{"title": "done"}]}
+
+
+def test_a_live_list_whose_task_ended_is_made_again_for_the_next_watcher(db_dsn: str) -> None:
+    """A live list's task ends with its hub (or a failure) before its
+    watchers have left: one joining then gets a list of its own, which ends
+    as the hub has (the newest version it is shown, coalesced: the end, or
+    the rows before it); joining the ended one, as LiveLists.join without
+    its task.done() check did, left it waiting for good."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO todos (title) VALUES ('one')")
+
+    async def run() -> list[list[str]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            lists = LiveLists(TodoService(pool), hub)
+            first = _Watcher()
+            lists.join(None, ALL, first)  # never leaves
+            async with asyncio.timeout(10):
+                while not first.changed.is_set():
+                    await first.changed.wait()
+                await hub.stop()
+                while first.latest is not None:
+                    first.changed.clear()
+                    await first.changed.wait()
+                return [[todo.title for todo in rows] async for rows in lists.watch(None)]
+
+    assert asyncio.run(run()) in ([], [["one"]])
+
+
+
+def test_a_watched_row_ends_its_stream_when_deleted(server: Server, client: httpx.Client) -> None:
+    """A row's event stream (streams.todo_states): the row, its deletion,
+    then the end (todo_states without its return after a deletion kept it
+    open; GraphQL's todo(id) over a WebSocket is fanout.py's RowStream)."""
+    row = create(client, "doomed")["id"]
+    with events(server.url + f"/api/todos/{row}/") as feed:
+        first = feed.next()
+        assert client.delete(f"/api/todos/{row}/").status_code == 204
+        second = feed.next()
+        rest = [event for event in feed if "comment" not in event]
+    assert [json.loads(event["data"]).get("op") for event in (first, second)][1] == "deleted", (first, second)
+    assert rest == []
