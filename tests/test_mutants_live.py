@@ -260,3 +260,26 @@ def test_a_watched_row_ends_its_stream_when_deleted(server: Server, client: http
         rest = [event for event in feed if "comment" not in event]
     assert [json.loads(event["data"]).get("op") for event in (first, second)][1] == "deleted", (first, second)
     assert rest == []
+
+
+def test_the_listeners_catch_up_reads_the_journal_batch_after_batch_to_its_end(db_dsn: str) -> None:
+    """Back from an outage (or sent to the journal by a gap), the listener
+    reads everything after its position, `journal_batch` entries a read,
+    until a read comes back short: its subscribers get every entry at once
+    (reading one batch alone left the rest for the next notification or
+    heartbeat; a whole outage's tail could wait that long)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        for i in range(12):
+            conn.execute("INSERT INTO todos (title) VALUES (%s)", (str(i),))
+        last: int = conn.execute("SELECT max(position) FROM todo_changes").fetchone()[0]  # type: ignore[index]
+
+    async def run() -> tuple[int, list[str]]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings(journal_batch=5))  # not listening: caught up by hand
+            async with hub.subscribe(after=0) as sub:
+                await hub._catch_up()
+                hub.close_subscriptions()
+                async with asyncio.timeout(5):
+                    return hub.position, [change.todo.title async for change in sub if change.todo is not None]
+
+    assert asyncio.run(run()) == (last, [str(i) for i in range(12)])
