@@ -283,3 +283,49 @@ def test_the_listeners_catch_up_reads_the_journal_batch_after_batch_to_its_end(d
                     return hub.position, [change.todo.title async for change in sub if change.todo is not None]
 
     assert asyncio.run(run()) == (last, [str(i) for i in range(12)])
+
+
+def test_a_live_list_over_the_cap_is_read_again_after_each_change(db_dsn: str) -> None:
+    """Over MAX_LIST_ROWS a live list holds its first MAX_LIST_ROWS + 1 rows
+    alone: a change cannot be applied to them (a row past them would be
+    missed), so the list is read again. Deleting the first two of four
+    under a cap of 2 shows the last two (applying the deletions to the
+    rows held showed one, the fourth missing)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        for title in "abcd":
+            conn.execute("INSERT INTO todos (title) VALUES (%s)", (title,))
+
+    async def run() -> list[str]:
+        async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}) as pool:
+            hub = Hub(db_dsn, Journal(pool), Settings())
+            await hub.start()
+            try:
+                watcher = _Watcher()
+                leave = LiveLists(TodoService(pool, max_list_rows=2), hub).join(None, ALL, watcher)
+                async with asyncio.timeout(10):
+                    while watcher.latest is None:
+                        watcher.changed.clear()
+                        await watcher.changed.wait()
+                    assert [todo.title for todo in watcher.latest] == ["a", "b", "c"]
+                    async with pool.connection() as conn:
+                        await conn.execute("DELETE FROM todos WHERE title IN ('a', 'b')")
+                    while watcher.latest is not None and len(watcher.latest) == 3:
+                        watcher.changed.clear()
+                        await watcher.changed.wait()
+                    assert watcher.latest is not None
+                    leave()
+                    return [todo.title for todo in watcher.latest]
+            finally:
+                await hub.stop()
+
+    assert asyncio.run(run()) == ["c", "d"]
+
+
+def test_a_row_no_one_sees_is_null_then_the_end_over_an_event_stream(server: Server) -> None:
+    """todo(id) of no row, over GraphQL's event stream (streams.todo_states):
+    null, then complete (without its return for a row the viewer does not
+    see, it stayed open for the row's changes)."""
+    body = {"query": "subscription($id: ID!) { todo(id: $id) { title } }", "variables": {"id": str(uuid.uuid4())}}
+    with events(server.url + "/graphql", json=body) as feed:
+        assert json.loads(feed.next()["data"]) == {"data": {"todo": None}}
+        assert feed.next()["event"] == "complete"
