@@ -329,3 +329,42 @@ def test_a_row_no_one_sees_is_null_then_the_end_over_an_event_stream(server: Ser
     with events(server.url + "/graphql", json=body) as feed:
         assert json.loads(feed.next()["data"]) == {"data": {"todo": None}}
         assert feed.next()["event"] == "complete"
+
+
+def test_a_member_that_leaves_while_a_change_renders_is_not_written_it() -> None:
+    """A group renders a change (awaited), then writes it: a member that left
+    meanwhile (its operation completed) is written nothing (Group._write
+    without its 'member not in self.members' wrote a frame after the end)."""
+
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        hub = _hub()
+        groups = Groups(hub)
+        rendering, rendered = asyncio.Event(), asyncio.Event()
+
+        async def slow(change: Change) -> bytes:
+            rendering.set()
+            await rendered.wait()
+            return await _render(change)
+
+        frames: tuple[list[bytes], list[bytes]] = ([], [])
+        members = []
+        for taken in frames:
+            def write(frame: bytes, taken: list[bytes] = taken) -> bool:
+                taken.append(frame)
+                return True
+
+            members.append(Member(0, b"", b"", write, _unused_send, View(None)))
+        group = groups.attach("doc", lambda: slow, members[0])
+        assert group is not None and groups.attach("doc", lambda: slow, members[1]) is group
+        await asyncio.sleep(0)  # the group's task subscribes
+        hub._publish(_created(1, "one"))
+        async with asyncio.timeout(5):
+            await rendering.wait()
+            group.leave(members[1])
+            rendered.set()
+            while not frames[0]:
+                await asyncio.sleep(0.01)
+        group.leave(members[0])
+        return frames
+
+    assert asyncio.run(run()) == ([b"one"], [])
