@@ -28,6 +28,12 @@ from tests.helpers import Server, errors_logged, make_server, wait_until
 # send buffer grows to 4 MiB here; the client's receive buffer is kept small).
 CHANGES = 10_000
 TCP_ESTABLISHED = 1  # tcp_info's tcpi_state (Linux)
+# How long keepalives alone may take to fill a stalled client's buffers and
+# then its send timeout to pass: thousands of them, one per wakeup of a 1 ms
+# timer, so as slow as the scheduler on a loaded machine (4.4-6 s at load 9,
+# over 10 s beside a parallel run). What breaks shows as never (a send that
+# waits for good), so the bound is generous.
+FILLED = 30
 
 
 @pytest.fixture
@@ -249,7 +255,7 @@ def test_a_stalled_restsocket_on_a_quiet_stream_is_closed_with_4408(chatty: Serv
     with _stalling(chatty, "/api/todos/?after=0") as stalled:
         wait_until(lambda: chatty.subscriber_count() == 1)
         _shrink_buffers(chatty, stalled.socket.getsockname()[1])
-        wait_until(lambda: chatty.subscriber_count() == 0, timeout=10)
+        wait_until(lambda: chatty.subscriber_count() == 0, timeout=FILLED)
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 assert json.loads(stalled.recv(timeout=10)) == {"op": "keepalive"}
@@ -301,7 +307,7 @@ def _stall_with_refusals(server: Server, protocol: str) -> None:
         for message in _refused_subscribes(protocol, 20):
             stalled.send(json.dumps(message))
         wait_until(lambda: _open_connections(server)[protocol] == before + 1)
-        wait_until(lambda: _open_connections(server)[protocol] == before, timeout=10)
+        wait_until(lambda: _open_connections(server)[protocol] == before, timeout=FILLED)
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 stalled.recv(timeout=10)

@@ -504,7 +504,9 @@ def test_a_connection_found_ended_while_the_database_refuses_new_ones_fails_at_o
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")  # type: ignore[arg-type]
-    assert took < 1.0
+    # What breaks waits out the pool's 5 s timeout: half of it, as a loaded
+    # machine may add a second to the refusal's trip.
+    assert took < 2.5
 
 
 def test_a_caller_cancelled_as_its_replacement_connection_arrives_gives_it_back(db_dsn: str) -> None:

@@ -309,7 +309,9 @@ def test_an_opening_refused_keeps_no_operation_waiting(server: Server, protocol:
             return len(errors) == 2
 
         assert ws.until(both, 5.0)
-        assert time.monotonic() - began < 1.0
+        # What breaks holds the mutation DATABASE_TIMEOUT_SECONDS (5 s here):
+        # half of it, as a loaded machine may add a second to the trip.
+        assert time.monotonic() - began < 2.5
         [refusal] = [message for message in errors if message is not None]
         # The refusal reaches the client as before: the protocol's error.
         assert refusal["type"] in ("error", "next", "data"), refusal

@@ -36,4 +36,7 @@ def test_a_write_committed_while_the_walsender_goes_to_sleep_is_answered_in_time
             released = time.monotonic()
         answer = reply.result(timeout=10)
         assert answer.status_code == 201, answer.text
-        assert time.monotonic() - released < 1.0
+        # A wakeup lost waits for good (the write's DATABASE_TIMEOUT_SECONDS,
+        # 5 s): half of it, as a loaded machine may add a second to the nudge's
+        # 50 ms and the answer's trip.
+        assert time.monotonic() - released < 2.5
