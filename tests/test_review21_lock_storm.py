@@ -53,9 +53,21 @@ def _gql(http: httpx.Client, query: str, **variables: Any) -> dict[str, Any]:
     return body
 
 
+def _read(http: httpx.Client, query: str, problems: list[str]) -> list[dict[str, Any]]:
+    """A read's rows; an error answered is a problem (a person deleted
+    meanwhile reads as UNAUTHENTICATED, and nothing)."""
+    body = _gql(http, query)
+    for error in body.get("errors") or []:
+        code = error.get("extensions", {}).get("code")
+        if code != "UNAUTHENTICATED":
+            problems.append(f"read {query}: {code} {error.get('message')}")
+    rows: list[dict[str, Any]] = [row for found in (body.get("data") or {}).values() for row in found or []]
+    return rows
+
+
 def _step(http: httpx.Client, names: list[str], rng: random.Random, problems: list[str]) -> None:
-    lists = (_gql(http, LISTS).get("data") or {}).get("lists") or []
-    todos = (_gql(http, TODOS).get("data") or {}).get("todos") or []
+    lists = _read(http, LISTS, problems)
+    todos = _read(http, TODOS, problems)
     if not lists:
         return
     owned = [item for item in lists if item["role"] == "OWNER"]
@@ -124,8 +136,9 @@ def _storm(journaled_db: Journaled, seconds: float, seed: int) -> tuple[list[str
                 http = _client(server, victim)
                 for name in rng.sample(names, 3):
                     owner = _client(server, name)
-                    lists = _gql(owner, LISTS)["data"]["lists"]
-                    _gql(owner, SHARE, id=rng.choice([x for x in lists if x["role"] == "OWNER"])["id"], u=victim)
+                    owned = [x for x in _read(owner, LISTS, problems) if x["role"] == "OWNER"]
+                    if owned:
+                        _gql(owner, SHARE, id=rng.choice(owned)["id"], u=victim)
                 for _ in range(3):
                     _gql(http, NEW_LIST)
                 for _ in range(6):

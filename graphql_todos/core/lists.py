@@ -45,6 +45,15 @@ class Member:
     role: str
 
 
+@dataclass(frozen=True, slots=True)
+class ListAndMembers(TodoList):
+    """A list and its members read in one statement: one snapshot, so a list
+    deleted (or a member changed) between reading the list and its members
+    cannot make them disagree."""
+
+    members_seen: tuple[Member, ...]
+
+
 class AlreadyMember(DomainError):
     code = ErrorCode.CONFLICT
 
@@ -64,6 +73,15 @@ _LIST_COLUMNS = "l.id, l.name, l.is_default, m.role, l.created_time, l.updated_t
 SELECT_LISTS = f"""
 SELECT {_LIST_COLUMNS} FROM list_members m JOIN lists l ON l.id = m.list_id
 WHERE m.person_id = %(person)s ORDER BY l.created_time, l.id
+"""
+# The members in SELECT_MEMBERS' order, as [person id, username, role] each.
+SELECT_LISTS_AND_MEMBERS = f"""
+SELECT {_LIST_COLUMNS}, (
+    SELECT coalesce(json_agg(json_build_array(o.person_id, p.username, o.role)
+                             ORDER BY (o.role = 'owner') DESC, p.username), '[]')
+    FROM list_members o JOIN people p ON p.id = o.person_id WHERE o.list_id = l.id
+) FROM list_members m JOIN lists l ON l.id = m.list_id
+WHERE m.person_id = %(person)s AND (%(list)s::uuid IS NULL OR l.id = %(list)s) ORDER BY l.created_time, l.id
 """
 SELECT_LIST = f"""
 SELECT {_LIST_COLUMNS} FROM list_members m JOIN lists l ON l.id = m.list_id
@@ -182,6 +200,21 @@ class Lists:
         async with connection(self.pool) as conn, conn.cursor(row_factory=class_row(TodoList)) as cur:
             await cur.execute(SELECT_LISTS, {"person": person.id})
             return await cur.fetchall()
+
+    async def lists_and_members(self, principal: Principal, list_id: str | None = None) -> list[ListAndMembers]:
+        """The caller's lists (or the one of `list_id`, if theirs) with their
+        members, in one statement: read apart, a list deleted between the
+        two reads made its members NOT_FOUND, and GraphQL's whole `lists`
+        an error."""
+        person, key = _person(principal), None if list_id is None else parse_id(list_id)
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(SELECT_LISTS_AND_MEMBERS, {"person": person.id, "list": key})
+            return [
+                ListAndMembers(key, name, is_default, role, created, updated, tuple(
+                    Member(key, Person(uuid.UUID(pid), username), member_role) for pid, username, member_role in members
+                ))
+                for key, name, is_default, role, created, updated, members in await cur.fetchall()
+            ]
 
     async def get(self, principal: Principal, list_id: str) -> TodoList:
         """The list, if the caller is a member (else NOT_FOUND)."""

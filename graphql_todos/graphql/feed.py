@@ -13,7 +13,7 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_todos.core.errors import NotFound
-from graphql_todos.core.lists import Lists
+from graphql_todos.core.lists import ListAndMembers, Lists
 from graphql_todos.core.models import Entry
 from graphql_todos.core.people import SERVICE, Principal
 from graphql_todos.core.visibility import Delivery, Kind, ended_with_its_list, feed_kind, feed_list, member_of
@@ -46,6 +46,10 @@ class TodoListInfo:
 
     @strawberry.field
     async def members(self, info: Info[Any, None]) -> list[Member]:
+        # Read with the list where `lists` and `list` read it (the same
+        # snapshot); a mutation's list reads them now.
+        if isinstance(seen := cast(object, self), ListAndMembers):
+            return cast(list[Member], list(seen.members_seen))
         return cast(list[Member], await lists_of(info).members(principal_of(info), str(self.id)))
 
 

@@ -181,14 +181,12 @@ class Query(PeopleQuery):
 
     @strawberry.field(description="The lists the caller is a member of, oldest first.")
     async def lists(self, info: Info[Context, None]) -> list[TodoListInfo]:
-        return cast(list[TodoListInfo], await lists_of(info).lists(principal_of(info)))
+        return cast(list[TodoListInfo], await lists_of(info).lists_and_members(principal_of(info)))
 
     @strawberry.field(name="list", description="Null when absent or not the caller's.")
     async def one_list(self, info: Info[Context, None], id: strawberry.ID) -> TodoListInfo | None:
-        try:
-            return cast(TodoListInfo, await lists_of(info).get(principal_of(info), id))
-        except NotFound:
-            return None
+        found = await lists_of(info).lists_and_members(principal_of(info), id)
+        return cast(TodoListInfo, found[0]) if found else None
 
     @strawberry.field(
         description="The verdicts of a client's numbered mutations after sequence number `after`, in order"
