@@ -52,3 +52,16 @@ def test_lists_read_while_their_owner_deletes_them_are_whole_or_absent(accounts:
     deleting.join()
     assert problems == [], (reads, problems[:3])
     assert seen == [] and found is None
+
+
+def test_a_deleted_list_is_answered_with_the_members_it_had(accounts: Server) -> None:
+    """deleteList's answer is the list as it was: its members too (read after
+    the deletion, they were NOT_FOUND)."""
+    ann, _ = Caller(accounts, "ann"), Caller(accounts, "bob")
+    key = ann.data(CREATE_LIST, name="gone")["createList"]["id"]
+    ann.data(SHARE, id=key, u="bob", r="EDITOR")
+    deleted = ann.data("mutation($id: ID!) { deleteList(id: $id) { id members { person { username } role } } }", id=key)
+    assert deleted["deleteList"] == {"id": key, "members": [
+        {"person": {"username": "ann"}, "role": "OWNER"}, {"person": {"username": "bob"}, "role": "EDITOR"},
+    ]}
+    assert ann.gql(ONE, id=key)["data"] == {"list": None}

@@ -208,13 +208,7 @@ class Lists:
         an error."""
         person, key = _person(principal), None if list_id is None else parse_id(list_id)
         async with connection(self.pool) as conn:
-            cur = await conn.execute(SELECT_LISTS_AND_MEMBERS, {"person": person.id, "list": key})
-            return [
-                ListAndMembers(key, name, is_default, role, created, updated, tuple(
-                    Member(key, Person(uuid.UUID(pid), username), member_role) for pid, username, member_role in members
-                ))
-                for key, name, is_default, role, created, updated, members in await cur.fetchall()
-            ]
+            return await _lists_and_members(conn, person, key)
 
     async def get(self, principal: Principal, list_id: str) -> TodoList:
         """The list, if the caller is a member (else NOT_FOUND)."""
@@ -247,7 +241,11 @@ class Lists:
         """Owner only; a default list stays. Its todos and members go with it."""
         person, key, floor = _person(principal), parse_id(list_id), self.service.floor()
         async with connection(self.pool) as conn:
-            seen = await _visible(conn, person, key)
+            # With its members as they were: read after, they are none (NOT_FOUND).
+            found = await _lists_and_members(conn, person, key)
+            if not found:
+                raise NotFound(key, "list")
+            seen = found[0]
             rows, mark = await self._write(conn, DELETE_LIST, {"person": person.id, "list": key})
             if not rows:
                 raise Forbidden("the default list cannot be deleted" if seen.is_default else "only the owner may delete a list")
@@ -344,6 +342,19 @@ async def _visible(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid
     if seen is None:
         raise NotFound(key, "list")
     return seen
+
+
+async def _lists_and_members(
+    conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.UUID | None
+) -> list[ListAndMembers]:
+    """The person's lists (or the one of `key`, if theirs) with their members (Lists.lists_and_members)."""
+    cur = await conn.execute(SELECT_LISTS_AND_MEMBERS, {"person": person.id, "list": key})
+    return [
+        ListAndMembers(found, name, is_default, role, created, updated, tuple(
+            Member(found, Person(uuid.UUID(pid), username), member_role) for pid, username, member_role in members
+        ))
+        for found, name, is_default, role, created, updated, members in await cur.fetchall()
+    ]
 
 
 async def _owned(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.UUID) -> TodoList:
