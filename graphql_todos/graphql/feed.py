@@ -46,8 +46,8 @@ class TodoListInfo:
 
     @strawberry.field
     async def members(self, info: Info[Any, None]) -> list[Member]:
-        # Read with the list where `lists` and `list` read it (the same
-        # snapshot); a mutation's list reads them now.
+        # Read with the list where `lists`, `list` and `deleteList` read it
+        # (the same snapshot); createList's and renameList's read them now.
         if isinstance(seen := cast(object, self), ListAndMembers):
             return cast(list[Member], list(seen.members_seen))
         return cast(list[Member], await lists_of(info).members(principal_of(info), str(self.id)))
