@@ -10,16 +10,19 @@ is). Found by review11; fixed by Hub.view_at's wait for the sequencer."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from graphql_todos.core.errors import ErrorCode
+from graphql_todos.core.read_cursors import CONFIRMED
 from tests.conftest import Journaled
 from tests.decoded import journaled
 from tests.helpers import TOKEN, Server, serving, wait_until
@@ -45,6 +48,33 @@ def _received(url: str, seconds: float) -> list[str]:
         except (TimeoutError, ConnectionClosed):
             pass
     return got
+
+
+def _view_read(server: Server, journal: str) -> Callable[[], bool]:
+    """Once true: a stream opened after this call has read the reader's lists
+    its view rests on (Hub.view_at). It then subscribes: the hub's
+    subscribers one more than at this call. Decoded, it first waits for the
+    sequencer, which looks at the slot (read_cursors.CONFIRMED) every few ms
+    meanwhile: a connection of the server running it since this call."""
+    before = _subscribers(server)
+    prefix = CONFIRMED.split("%")[0]  # the text before its parameter
+    since = time.time()
+
+    def waiting() -> bool:
+        # A connection of its own: one in a transaction sees the activity as at its first look.
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            return conn.execute(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE left(query, length(%s)) = %s"
+                " AND query_start > to_timestamp(%s)",
+                (prefix, prefix, since),
+            ).fetchone() == (True,)
+
+    return lambda: _subscribers(server) > before or (journal == "decoded" and waiting())
+
+
+def _subscribers(server: Server) -> float:
+    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+    return float(re.search(r"^graphql_todos_hub_subscribers (\S+)$", text, re.MULTILINE)[1])  # type: ignore[index]
 
 
 def _setting(server: Server, title: str) -> tuple[Caller, Caller, str, str, str]:
@@ -77,9 +107,10 @@ def _opened_while_held(
                 "SELECT count(*) FROM list_members WHERE list_id = %s AND person_id = %s", (shared, bob.id)
             ).fetchone() == (1 - members,))
         received: list[str] = []
+        read = _view_read(server, journaled_db.journal)
         reader = threading.Thread(target=lambda: received.extend(_received(url, 4)))
         reader.start()
-        time.sleep(1)  # the stream has opened and read its view
+        wait_until(read, timeout=10)
         side.execute("COMMIT")
     write.join(10)
     reader.join(10)
@@ -131,11 +162,12 @@ def test_a_stream_opened_from_now_gets_nothing_committed_before_a_share_it_sees_
                 (gone, shared, bob.id, members),
             ).fetchone() == (True,))
         received: list[str] = []
+        read = _view_read(accounts, journaled_db.journal)
         reader = threading.Thread(target=lambda: received.extend(
             _received(f"{accounts.ws_url}{path}?token={secret}", 4)
         ))
         reader.start()
-        time.sleep(1)
+        wait_until(read, timeout=10)
         side.execute("COMMIT")
     for thread in (*writes, reader):
         thread.join(10)
