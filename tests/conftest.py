@@ -18,7 +18,7 @@ from graphql_todos.core.embedded import embedded_postgres
 from graphql_todos.core.journal_mode import drop_slots
 from graphql_todos.core.migrations import migrate
 from tests.decoded import JOURNALS, Journaled, sequenced
-from tests.helpers import ROOT, TOKEN, Server, make_server
+from tests.helpers import ROOT, TOKEN, Server, make_server, serving
 from tests.pgserver import installed_postgres
 
 # test_bad_input proves its checks fail by running them in a pytest of their own.
@@ -119,6 +119,14 @@ def server(db_dsn: str) -> Iterator[Server]:
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def accounts(db_dsn: str) -> Iterator[Server]:
+    """A server with people (sign-up, sign-in, sessions) beside TOKEN.
+    Modules that need it on another database or with other settings define their own."""
+    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
+        yield srv
 
 
 @pytest.fixture

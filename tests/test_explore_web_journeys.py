@@ -9,11 +9,11 @@ from playwright.sync_api import BrowserContext, Dialog, expect
 
 from tests.helpers import Server
 from tests.test_web import LIVE_MS, add_todo, go_offline, stored, titles
-from tests.test_web_people import accounts, browser, trip_shared, two  # noqa: F401 (fixtures)
+from tests.test_web_people import browser, trip_shared, two  # noqa: F401 (fixtures)
 
 
 def test_edits_queued_by_a_member_removed_meanwhile_are_each_refused_for_that_reason(
-    accounts: Server,  # noqa: F811
+    accounts: Server,
     two: tuple[BrowserContext, BrowserContext],  # noqa: F811
 ) -> None:
     """Bob edits «trip» offline (an add, a toggle, a delete) while ann removes him from it:
@@ -49,7 +49,7 @@ def test_edits_queued_by_a_member_removed_meanwhile_are_each_refused_for_that_re
 
 
 def test_an_open_editor_whose_todo_another_person_deletes_keeps_the_draft_on_screen(
-    accounts: Server,  # noqa: F811
+    accounts: Server,
     two: tuple[BrowserContext, BrowserContext],  # noqa: F811
 ) -> None:
     """Ann is rewording «tickets» when bob deletes it: her editor goes with the row, and
@@ -86,7 +86,7 @@ def test_an_open_editor_whose_todo_another_person_deletes_keeps_the_draft_on_scr
 
 
 def test_signing_out_with_edits_not_sent_asks_first(
-    accounts: Server,  # noqa: F811
+    accounts: Server,
     two: tuple[BrowserContext, BrowserContext],  # noqa: F811
 ) -> None:
     """Signing out keeps the unsent edits for the person's next sign-in on this browser:
@@ -117,7 +117,7 @@ def test_signing_out_with_edits_not_sent_asks_first(
 
 
 def test_an_open_editor_in_a_list_unshared_meanwhile_keeps_the_draft_and_says_why(
-    accounts: Server,  # noqa: F811
+    accounts: Server,
     two: tuple[BrowserContext, BrowserContext],  # noqa: F811
 ) -> None:
     """Bob is rewording «tickets» when ann removes him from «trip»: the row leaves his
@@ -138,7 +138,7 @@ def test_an_open_editor_in_a_list_unshared_meanwhile_keeps_the_draft_and_says_wh
 
 
 def test_a_shared_session_survives_a_server_restart_with_edits_made_while_it_was_down(
-    accounts: Server,  # noqa: F811
+    accounts: Server,
     two: tuple[BrowserContext, BrowserContext],  # noqa: F811
 ) -> None:
     """Both pages stay open across a restart of the server: bob's edits made while it is

@@ -3,22 +3,14 @@ who may write where, and what each caller is told when they may not."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
-from tests.helpers import BEARER, TOKEN, Server, serving
+from tests.helpers import BEARER, Server
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
 
 
 class Caller:

@@ -7,21 +7,12 @@ What the caller may not see is NOT_FOUND, whatever the way."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from graphql_todos.core.models import LOCAL_LIST_ID
 from tests.helpers import BEARER, TOKEN, Server, serving
 from tests.test_lists import CREATE, CREATE_LIST, SHARE, Caller
-
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
-
 
 TODO_LIST = "{ todoList { todos { id listId } } }"
 

@@ -24,13 +24,6 @@ from tests.live_readers import READERS
 from tests.sse_client import Events
 from tests.test_lists import CREATE, CREATE_LIST, SHARE, Caller
 
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
-
-
 REMOVE = "mutation($l: ID!, $p: ID!) { removeMember(listId: $l, personId: $p) { role } }"
 RENAME = "mutation($id: ID!, $t: String!) { updateTodo(id: $id, input: {title: $t}) { id } }"
 

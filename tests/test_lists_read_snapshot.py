@@ -7,23 +7,14 @@ shared lists), or showed a list with no members, not even its owner."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
-
-from tests.helpers import TOKEN, Server, serving
+from tests.helpers import Server
 from tests.test_lists import CREATE_LIST, SHARE, Caller
 
 LISTS = "{ lists { id isDefault members { person { username } role } } }"
 ONE = "query($id: ID!) { list(id: $id) { id members { person { username } } } }"
 DROP_LIST = "mutation($id: ID!) { deleteList(id: $id) { id } }"
 SHARED = 40
-
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
 
 
 def test_lists_read_while_their_owner_deletes_them_are_whole_or_absent(accounts: Server) -> None:

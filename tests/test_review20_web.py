@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.helpers import Server, wait_until
 from tests.test_web import LIVE_MS, add_todo, browser, context, go_offline, open_app, stored, titles  # noqa: F401 - fixtures
 from tests.test_web_move import _ann_on_two_pages, ask, list_of, move
-from tests.test_web_people import PASSWORD, accounts, new_list, pick, share, sign_up, two  # noqa: F401 - fixtures
+from tests.test_web_people import PASSWORD, new_list, pick, share, sign_up, two  # noqa: F401 - fixtures
 from tests.test_web_polish import assert_aligned, count, direction, text_box
 
 
@@ -286,7 +286,7 @@ def test_mixed_direction_titles_on_a_phone_are_aligned_by_their_first_strong_let
 
 
 def test_a_right_to_left_title_stays_clear_of_the_move_and_delete_buttons_on_a_phone(
-    accounts: Server, phone: BrowserContext  # noqa: F811 - the fixture
+    accounts: Server, phone: BrowserContext
 ) -> None:
     ann = sign_up(phone, accounts, "ann")
     new_list(ann, "work")

@@ -8,11 +8,11 @@ from playwright.sync_api import BrowserContext, expect
 
 from tests.helpers import Server
 from tests.test_web import LIVE_MS, add_todo, go_offline, titles
-from tests.test_web_people import accounts, browser, new_list, pick, share, sign_up, trip_shared, two  # noqa: F401 (fixtures)
+from tests.test_web_people import browser, new_list, pick, share, sign_up, trip_shared, two  # noqa: F401 (fixtures)
 
 
 def test_edits_queued_in_a_list_deleted_while_the_page_was_closed_do_not_say_unshared(
-    accounts: Server,  # noqa: F811
+    accounts: Server,
     two: tuple[BrowserContext, BrowserContext],  # noqa: F811
 ) -> None:
     """Bob edits «trip» offline and closes the page; ann deletes «trip»; bob opens the app
@@ -41,7 +41,7 @@ def test_edits_queued_in_a_list_deleted_while_the_page_was_closed_do_not_say_uns
 
 
 def test_a_notice_for_a_list_of_a_long_unbroken_name_can_be_dismissed(
-    accounts: Server,  # noqa: F811
+    accounts: Server,
     two: tuple[BrowserContext, BrowserContext],  # noqa: F811
 ) -> None:
     """A list name is up to 200 characters, a word of them too: the notice that bob lost

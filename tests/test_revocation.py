@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,7 +24,7 @@ import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import TOKEN, Server, serving, wait_until
+from tests.helpers import Server, serving, wait_until
 from tests.leaks import Leaks, Wiretap, token
 from tests.subscribers import (
     TRANSPORTS,
@@ -42,12 +41,6 @@ from tests.subscribers import (
 PASSWORD = "correct horse battery"
 DEADLINE = 1.0  # the issue's: a revoked reader's streams end within a second
 SLACK = 2.0  # what a loaded 2-core machine may add to it
-
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
 
 
 class Person:

@@ -14,7 +14,7 @@ from graphql_todos.core.service import MAX_TITLE_LENGTH
 from tests.gql import gql
 from tests.helpers import Server
 from tests.test_web import LIVE_MS, add_todo, browser, context, open_app, titles  # noqa: F401 - fixtures
-from tests.test_web_people import accounts, share, sign_up, two  # noqa: F401 - fixtures
+from tests.test_web_people import share, sign_up, two  # noqa: F401 - fixtures
 
 FSI, PDI = "\u2068", "\u2069"
 

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from tests.helpers import Server, wait_until
 from tests.test_web import LIVE_MS, add_todo, browser, context, open_app, titles  # noqa: F401 - fixtures
-from tests.test_web_people import accounts, new_list, pick, sign_up  # noqa: F401 - fixtures
+from tests.test_web_people import new_list, pick, sign_up
 from tests.test_web_polish import count
 
 LONG = "Rindfleischetikettierungsüberwachungsaufgabenübertragungsgesetz"
@@ -165,7 +165,7 @@ def test_a_double_tap_on_a_shown_delete_button_over_a_long_title_edits_it(
 
 
 def test_a_tap_on_the_unseen_move_button_opens_its_menu_and_a_double_tap_moves_nothing(
-    accounts: Server, phone: BrowserContext  # noqa: F811 - the fixture
+    accounts: Server, phone: BrowserContext
 ) -> None:
     """The move button is transparent until hovered, as the delete button; unlike that
     one, a first tap on it opens its menu at once: opening a menu is seen and loses

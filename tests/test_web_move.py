@@ -15,7 +15,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
 
 from tests.helpers import Server, serving, wait_until
 from tests.test_web import LIVE_MS, add_todo, browser, context, go_offline, open_app, stored, titles  # noqa: F401 - fixtures
-from tests.test_web_people import PASSWORD, accounts, new_list, pick, share, sign_up, trip_shared, two  # noqa: F401 - fixtures
+from tests.test_web_people import PASSWORD, new_list, pick, share, sign_up, trip_shared, two  # noqa: F401 - fixtures
 
 
 def move_button(page: Page, title: str) -> Locator:

@@ -16,7 +16,7 @@ import pytest
 from playwright import sync_api
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.helpers import TOKEN, WEB_DIST, Server, serving
+from tests.helpers import WEB_DIST, Server
 from tests.test_web import CHROMIUM, CHROMIUM_ARGS, LIVE_MS, add_todo, go_offline, page_until, stored, titles
 
 PASSWORD = "a long enough password"
@@ -30,12 +30,6 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
 
 
 @pytest.fixture

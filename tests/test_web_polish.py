@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request,
 
 from tests.helpers import Server, wait_until
 from tests.test_web import LIVE_MS, add_todo, browser, context, open_app, stored, titles  # noqa: F401 - fixtures
-from tests.test_web_people import PASSWORD, accounts, new_list, pick, sign_up, two  # noqa: F401 - fixtures
+from tests.test_web_people import PASSWORD, new_list, pick, sign_up, two  # noqa: F401 - fixtures
 
 
 def sign_in(browsing: BrowserContext, server: Server, username: str) -> Page:

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +41,6 @@ UPDATE = "mutation($id: ID!, $t: String, $c: Boolean) { updateTodo(id: $id, inpu
 DELETE = "mutation($id: ID!) { deleteTodo(id: $id) { id title } }"
 TOGGLE = "mutation($c: Boolean!, $l: ID) { toggleAll(completed: $c, listId: $l) { id title completed } }"
 CLEAR = "mutation($l: ID) { clearCompleted(listId: $l) { id title } }"
-
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
 
 
 @dataclass
