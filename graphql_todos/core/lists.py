@@ -75,7 +75,7 @@ SELECT_LISTS = f"""
 SELECT {_LIST_COLUMNS} FROM list_members m JOIN lists l ON l.id = m.list_id
 WHERE m.person_id = %(person)s ORDER BY l.created_time, l.id
 """
-# The members of list `l` in SELECT_MEMBERS' order, as [person id, username, role] each.
+# The members of list `l`, the owner first, then by username, as [person id, username, role] each.
 _MEMBERS_COLUMN = """(
     SELECT coalesce(json_agg(json_build_array(o.person_id, p.username, o.role)
                              ORDER BY (o.role = 'owner') DESC, p.username), '[]')
@@ -108,10 +108,6 @@ FROM renamed l JOIN list_members m ON m.list_id = l.id AND m.person_id = %(perso
 """
 DELETE_LIST = """DELETE FROM lists WHERE id = %(list)s AND owner_id = %(person)s AND NOT is_default
 RETURNING pg_current_xact_id()::text"""
-SELECT_MEMBERS = """
-SELECT m.person_id, p.username, m.role FROM list_members m JOIN people p ON p.id = m.person_id
-WHERE m.list_id = %(list)s ORDER BY (m.role = 'owner') DESC, p.username
-"""
 _INSERT_MEMBER = """
 INSERT INTO list_members (list_id, person_id, role)
 SELECT %(list)s, id, %(role)s FROM people WHERE username = %(username)s{list_first}
@@ -389,15 +385,6 @@ async def _owned(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.U
     if seen.role != "owner":
         raise Forbidden("only the owner may change the members")
     return seen
-
-
-async def _members(conn: psycopg.AsyncConnection[Any], key: uuid.UUID) -> list[Member]:
-    cur = await conn.execute(SELECT_MEMBERS, {"list": key})
-    return [Member(key, Person(pid, name), role) for pid, name, role in await cur.fetchall()]
-
-
-async def _member(conn: psycopg.AsyncConnection[Any], key: uuid.UUID, member: uuid.UUID) -> Member:
-    return _member_in(await _members(conn, key), member)
 
 
 def _member_in(members: Iterable[Member], member: uuid.UUID) -> Member:
