@@ -7,6 +7,7 @@ removals."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,13 +75,14 @@ SELECT_LISTS = f"""
 SELECT {_LIST_COLUMNS} FROM list_members m JOIN lists l ON l.id = m.list_id
 WHERE m.person_id = %(person)s ORDER BY l.created_time, l.id
 """
-# The members in SELECT_MEMBERS' order, as [person id, username, role] each.
-SELECT_LISTS_AND_MEMBERS = f"""
-SELECT {_LIST_COLUMNS}, (
+# The members of list `l`, the owner first, then by username, as [person id, username, role] each.
+_MEMBERS_COLUMN = """(
     SELECT coalesce(json_agg(json_build_array(o.person_id, p.username, o.role)
                              ORDER BY (o.role = 'owner') DESC, p.username), '[]')
     FROM list_members o JOIN people p ON p.id = o.person_id WHERE o.list_id = l.id
-) FROM list_members m JOIN lists l ON l.id = m.list_id
+)"""
+SELECT_LISTS_AND_MEMBERS = f"""
+SELECT {_LIST_COLUMNS}, {_MEMBERS_COLUMN} FROM list_members m JOIN lists l ON l.id = m.list_id
 WHERE m.person_id = %(person)s AND (%(list)s::uuid IS NULL OR l.id = %(list)s) ORDER BY l.created_time, l.id
 """
 SELECT_LIST = f"""
@@ -101,15 +103,11 @@ WITH renamed AS (
       AND EXISTS (SELECT FROM list_members WHERE list_id = %(list)s AND person_id = %(person)s AND role <> 'viewer')
     RETURNING *
 )
-SELECT {_LIST_COLUMNS}, pg_current_xact_id()::text
+SELECT {_LIST_COLUMNS}, {_MEMBERS_COLUMN}, pg_current_xact_id()::text
 FROM renamed l JOIN list_members m ON m.list_id = l.id AND m.person_id = %(person)s
 """
 DELETE_LIST = """DELETE FROM lists WHERE id = %(list)s AND owner_id = %(person)s AND NOT is_default
 RETURNING pg_current_xact_id()::text"""
-SELECT_MEMBERS = """
-SELECT m.person_id, p.username, m.role FROM list_members m JOIN people p ON p.id = m.person_id
-WHERE m.list_id = %(list)s ORDER BY (m.role = 'owner') DESC, p.username
-"""
 _INSERT_MEMBER = """
 INSERT INTO list_members (list_id, person_id, role)
 SELECT %(list)s, id, %(role)s FROM people WHERE username = %(username)s{list_first}
@@ -216,17 +214,23 @@ class Lists:
         async with connection(self.pool) as conn:
             return await _visible(conn, person, key)
 
-    async def create(self, principal: Principal, name: object, receipt: Receipt | None = None) -> TodoList:
+    async def create(self, principal: Principal, name: object, receipt: Receipt | None = None) -> ListAndMembers:
+        """The list made, with its one member, the caller as owner (read
+        after, its members were NOT_FOUND if the list went meanwhile)."""
         person, clean, floor = _person(principal), clean_list_name(name), self.service.floor()
         async with connection(self.pool) as conn, made_for(person.id):
             rows, mark = await self._write(conn, INSERT_LIST, {"person": person.id, "name": clean})
         await self.service.settle(receipt, mark, floor)
-        return TodoList(*rows[0])
+        made = TodoList(*rows[0])
+        return ListAndMembers(
+            made.id, made.name, made.is_default, made.role, made.created_time, made.updated_time,
+            (Member(made.id, person, "owner"),),
+        )
 
     async def rename(
         self, principal: Principal, list_id: str, name: object, receipt: Receipt | None = None
-    ) -> TodoList:
-        """Owner or editor."""
+    ) -> ListAndMembers:
+        """Owner or editor; the list renamed, with its members read by the same statement."""
         person, key, clean = _person(principal), parse_id(list_id), clean_list_name(name)
         floor = self.service.floor()
         async with connection(self.pool) as conn:
@@ -235,17 +239,14 @@ class Lists:
                 seen = await _visible(conn, person, key)
                 raise Forbidden(f"a {seen.role} may not rename this list")
         await self.service.settle(receipt, mark, floor)
-        return TodoList(*rows[0])
+        return _list_and_members(rows[0])
 
-    async def delete(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> TodoList:
+    async def delete(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> ListAndMembers:
         """Owner only; a default list stays. Its todos and members go with it."""
         person, key, floor = _person(principal), parse_id(list_id), self.service.floor()
         async with connection(self.pool) as conn:
             # With its members as they were: read after, they are none (NOT_FOUND).
-            found = await _lists_and_members(conn, person, key)
-            if not found:
-                raise NotFound(key, "list")
-            seen = found[0]
+            seen = await _visible_with_members(conn, person, key)
             rows, mark = await self._write(conn, DELETE_LIST, {"person": person.id, "list": key})
             if not rows:
                 raise Forbidden("the default list cannot be deleted" if seen.is_default else "only the owner may delete a list")
@@ -253,10 +254,11 @@ class Lists:
         return seen
 
     async def members(self, principal: Principal, list_id: str) -> list[Member]:
+        """The list's members, read with the list (NOT_FOUND if not the
+        caller's): read apart, a list deleted between was no members at all."""
         person, key = _person(principal), parse_id(list_id)
         async with connection(self.pool) as conn:
-            await _visible(conn, person, key)
-            return await _members(conn, key)
+            return list((await _visible_with_members(conn, person, key)).members_seen)
 
     async def share(
         self, principal: Principal, list_id: str, username: object, role: object, receipt: Receipt | None = None
@@ -282,9 +284,9 @@ class Lists:
             if not rows:
                 await _person_named(conn, name)
                 raise AlreadyMember(name)
-            member = await _member(conn, key, rows[0][0])
         await self.service.settle(receipt, mark, floor)
-        return member
+        # As the write made it: read after, a list deleted meanwhile was no such member.
+        return Member(key, Person(rows[0][0], name), clean)
 
     async def set_role(
         self, principal: Principal, list_id: str, person_id: str, role: object, receipt: Receipt | None = None
@@ -293,11 +295,17 @@ class Lists:
         person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
         clean, floor = clean_role(role), self.service.floor()
         async with connection(self.pool) as conn:
-            await _owned(conn, person, key)
+            # The member as the list had it: read after the write, a list
+            # deleted meanwhile was no such member, a role changed or not.
+            found = _member_in((await _owned(conn, person, key)).members_seen, member)
             rows, mark = await self._write(conn, UPDATE_MEMBER, {"list": key, "member": member, "role": clean})
-            found = await _member(conn, key, member)
-            if not rows and found.role != clean:
+            if rows:
+                found = Member(key, found.person, clean)
+            elif found.role == "owner":
                 raise Forbidden(f"the owner's role cannot change (asked: {found.person.username})")
+            elif found.role != clean:
+                # Gone meanwhile (the list: NOT_FOUND; the member), or changed.
+                found = _member_in((await _visible_with_members(conn, person, key)).members_seen, member)
         await self.service.settle(receipt, mark, floor)
         return found
 
@@ -308,23 +316,27 @@ class Lists:
         person, key, member = _person(principal), parse_id(list_id, "listId"), parse_id(person_id, "personId")
         floor = self.service.floor()
         async with connection(self.pool) as conn:
-            if member != person.id:
-                await _owned(conn, person, key)
-            else:
-                await _visible(conn, person, key)
-            found = await _member(conn, key, member)
+            # The list with its members: read apart, a list deleted between was no such member.
+            seen = await (_visible_with_members if member == person.id else _owned)(conn, person, key)
+            found = _member_in(seen.members_seen, member)
             rows, mark = await self._write(
                 conn, DELETE_MEMBER[self.service.writes.decoded], {"list": key, "member": member}
             )
-            if not rows:
+            if not rows and found.role == "owner":
                 raise Forbidden("the owner cannot leave or be removed: delete the list instead")
+            if not rows:
+                # Gone meanwhile: the list (NOT_FOUND), or the member.
+                await _visible(conn, person, key)
+                raise NoSuchPerson(f"with id {member} in this list")
         await self.service.settle(receipt, mark, floor)
         return found
 
-    async def leave(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> TodoList:
-        """Any member but the owner."""
-        person = _person(principal)
-        seen = await self.get(principal, list_id)
+    async def leave(self, principal: Principal, list_id: str, receipt: Receipt | None = None) -> ListAndMembers:
+        """Any member but the owner. The list as it was, with its members:
+        read after, the caller sees it no more (NOT_FOUND)."""
+        person, key = _person(principal), parse_id(list_id)
+        async with connection(self.pool) as conn:
+            seen = await _visible_with_members(conn, person, key)
         await self.remove(principal, list_id, str(person.id), receipt)
         return seen
 
@@ -349,28 +361,34 @@ async def _lists_and_members(
 ) -> list[ListAndMembers]:
     """The person's lists (or the one of `key`, if theirs) with their members (Lists.lists_and_members)."""
     cur = await conn.execute(SELECT_LISTS_AND_MEMBERS, {"person": person.id, "list": key})
-    return [
-        ListAndMembers(found, name, is_default, role, created, updated, tuple(
-            Member(found, Person(uuid.UUID(pid), username), member_role) for pid, username, member_role in members
-        ))
-        for found, name, is_default, role, created, updated, members in await cur.fetchall()
-    ]
+    return [_list_and_members(row) for row in await cur.fetchall()]
 
 
-async def _owned(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.UUID) -> TodoList:
-    seen = await _visible(conn, person, key)
+async def _visible_with_members(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.UUID) -> ListAndMembers:
+    """The list with its members, if the person is one (else NOT_FOUND)."""
+    found = await _lists_and_members(conn, person, key)
+    if not found:
+        raise NotFound(key, "list")
+    return found[0]
+
+
+def _list_and_members(row: tuple[Any, ...]) -> ListAndMembers:
+    """A row of _LIST_COLUMNS and _MEMBERS_COLUMN."""
+    found, name, is_default, role, created, updated, members = row
+    return ListAndMembers(found, name, is_default, role, created, updated, tuple(
+        Member(found, Person(uuid.UUID(pid), username), member_role) for pid, username, member_role in members
+    ))
+
+
+async def _owned(conn: psycopg.AsyncConnection[Any], person: Person, key: uuid.UUID) -> ListAndMembers:
+    seen = await _visible_with_members(conn, person, key)
     if seen.role != "owner":
         raise Forbidden("only the owner may change the members")
     return seen
 
 
-async def _members(conn: psycopg.AsyncConnection[Any], key: uuid.UUID) -> list[Member]:
-    cur = await conn.execute(SELECT_MEMBERS, {"list": key})
-    return [Member(key, Person(pid, name), role) for pid, name, role in await cur.fetchall()]
-
-
-async def _member(conn: psycopg.AsyncConnection[Any], key: uuid.UUID, member: uuid.UUID) -> Member:
-    for found in await _members(conn, key):
+def _member_in(members: Iterable[Member], member: uuid.UUID) -> Member:
+    for found in members:
         if found.person.id == member:
             return found
     raise NoSuchPerson(f"with id {member} in this list")

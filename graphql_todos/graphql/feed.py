@@ -12,7 +12,6 @@ from typing import Any, cast
 import strawberry
 from strawberry.types import Info
 
-from graphql_todos.core.errors import NotFound
 from graphql_todos.core.lists import ListAndMembers, Lists
 from graphql_todos.core.models import Entry
 from graphql_todos.core.people import SERVICE, Principal
@@ -46,8 +45,8 @@ class TodoListInfo:
 
     @strawberry.field
     async def members(self, info: Info[Any, None]) -> list[Member]:
-        # Read with the list where `lists`, `list` and `deleteList` read it
-        # (the same snapshot); createList's and renameList's read them now.
+        # Read with the list wherever the core answers one (ListAndMembers:
+        # the same snapshot); a list read without them reads both again.
         if isinstance(seen := cast(object, self), ListAndMembers):
             return cast(list[Member], list(seen.members_seen))
         return cast(list[Member], await lists_of(info).members(principal_of(info), str(self.id)))
@@ -85,10 +84,10 @@ class FeedEvent:
     async def list_now(self, info: Info[Any, None]) -> TodoListInfo | None:
         if self.list_id is None:
             return None
-        try:
-            return cast(TodoListInfo, await lists_of(info).get(principal_of(info), str(self.list_id)))
-        except NotFound:
-            return None
+        # With its members, in one statement: read apart, a list deleted
+        # between was null with a NOT_FOUND, or a list with no members.
+        found = await lists_of(info).lists_and_members(principal_of(info), str(self.list_id))
+        return cast(TodoListInfo, found[0]) if found else None
 
 
 def feed_event(delivery: Delivery) -> FeedEvent:
