@@ -5,9 +5,17 @@ journal entries, and the statement that journals them: the sequencer's
 sql/011's journal_stage.
 
 Protocol 1 gives whole transactions in commit order: Begin, its changes
-and messages in WAL order (statement order), Commit. A message's LSN is its
-WAL record's; a multi-row record (COPY's) gives several changes one LSN,
-so an entry's source is its LSN and, after the first, "+n"."""
+and messages in WAL order (statement order), Commit. An entry's source is
+the LSN the server gives it, unique among the slot's entries: a row
+change's is where its WAL record starts, and a multi-row record (COPY's)
+gives several changes one LSN, so after the first "+n". A logical
+message's is where its record ends (decode.c queues messages at the
+record's end, changes at its start), which is where the next record
+starts, often another transaction's row change: so a staged entry's
+source is its LSN after "end ". Read as one, the second to be journaled
+met the first's source and was dropped as a batch streamed again (a
+write's entry lost, its writer answered JournalLate:
+tests/live/test_sequencer_sources.py)."""
 
 from __future__ import annotations
 
@@ -74,7 +82,7 @@ class Decoder:
         begun, key, xid, at, last, repeat = 0, None, 0, 0, -1, 0
         for lsn, data in messages:
             kind = data[:1]
-            if kind in (b"I", b"U", b"D", b"M"):
+            if kind in _OPS:
                 repeat = repeat + 1 if lsn == last else 0
                 last = lsn
                 source = f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}" + (f"+{repeat}" if repeat else "")
@@ -93,7 +101,8 @@ class Decoder:
                 elif prefix == ENTRY_PREFIX:
                     # Its JSON as written (journal_entry's fields), put into the batch's as is.
                     entry: dict[str, Any] = {
-                        "source": source, "xid": xid, "at": at, "entry": orjson.Fragment(data[end + 5 :])
+                        "source": f"end {lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}", "xid": xid, "at": at,
+                        "entry": orjson.Fragment(data[end + 5 :]),
                     }
                     if key is not None:
                         entry["mutation"] = key
