@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.helpers import TOKEN, Server, serving
-from tests.test_lists import CREATE_LIST, PASSWORD, SHARE, Caller
+from tests.helpers import Server
+from tests.test_lists import CREATE, CREATE_LIST, PASSWORD, SHARE, Caller
 from tests.test_lists_live import _messages, _token, _transport_ws
 from tests.test_lists_read_snapshot import DROP_LIST
 
@@ -28,12 +27,6 @@ FEED = """subscription($after: String) { feed(after: $after) {
 MEMBERS = "{ person { username } role }"
 MADE = f"mutation($name: String!) {{ createList(input: {{name: $name}}) {{ id members {MEMBERS} }} }}"
 RENAMED = f"mutation($id: ID!) {{ renameList(id: $id, name: \"r\") {{ id members {MEMBERS} }} }}"
-
-
-@pytest.fixture
-def accounts(db_dsn: str) -> Iterator[Server]:
-    with serving(db_dsn, auth="accounts", token=TOKEN) as srv:
-        yield srv
 
 
 def _shared_lists(ann: Caller) -> tuple[str, list[str]]:
@@ -104,6 +97,28 @@ def test_rest_members_are_the_list_s_or_a_404_while_its_owner_deletes_it(account
             if answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND":
                 break
             if answer.status_code != 200 or _names(answer.json()) != {"ann", "bob"}:
+                problems.append((answer.status_code, answer.text))
+    deleting.join()
+    assert problems == [], (reads, problems[:3])
+
+
+def test_rest_list_todos_are_the_list_s_or_a_404_while_its_owner_deletes_it(accounts: Server) -> None:
+    """GET /api/lists/<id>/todos/ asked whether the list was the caller's,
+    then read its todos: a list deleted between was 200 [], a list that never
+    stood empty."""
+    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
+    _, shared = _shared_lists(ann)
+    for key in shared:
+        ann.data(CREATE, t="milk", l=key)
+    deleting = _deleting(ann, shared)
+    reads, problems = 0, []
+    for key in shared:
+        while True:
+            reads += 1
+            answer = bob.http.get(f"/api/lists/{key}/todos/")
+            if answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND":
+                break
+            if answer.status_code != 200 or [todo["title"] for todo in answer.json()] != ["milk"]:
                 problems.append((answer.status_code, answer.text))
     deleting.join()
     assert problems == [], (reads, problems[:3])

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from graphql_todos.core.database import connection, statement_rows
 from graphql_todos.core.errors import BadUserInput, DomainError, ErrorCode, Forbidden, NotFound
+from graphql_todos.core.models import Page, Todo
 from graphql_todos.core.mutations import Receipt
 from graphql_todos.core.people import NotAPerson, Person, Principal, clean_username
 from graphql_todos.core.service import TodoService, made_for, parse_id, person_gone
@@ -213,6 +214,18 @@ class Lists:
         person, key = _person(principal), parse_id(list_id)
         async with connection(self.pool) as conn:
             return await _visible(conn, person, key)
+
+    async def todos(self, principal: Principal, list_id: str, completed: bool | None, page: Page) -> list[Todo]:
+        """A page of the list's todos, if the caller is a member (else
+        NOT_FOUND). Their read is the membership's too (SELECT_LIST_TODOS):
+        rows are of a list the caller sees, and only none asks whether the
+        list is there at all. Asked before the read, a list deleted between
+        the two was no todos (200 [] over REST)."""
+        _person(principal)
+        todos = await self.service.list_todos(principal.viewer, completed, page, parse_id(list_id))
+        if not todos:
+            await self.get(principal, list_id)
+        return todos
 
     async def create(self, principal: Principal, name: object, receipt: Receipt | None = None) -> ListAndMembers:
         """The list made, with its one member, the caller as owner (read

@@ -124,11 +124,8 @@ class ListTodos(Endpoint):
     member of: 404)."""
 
     async def get(self, request: Request) -> Response:
-        principal = principal_of(request.scope)
-        found = await _lists(request).get(principal, _path(request))
         completed, page = list_params(request)
-        todos = await _service(request).list_todos(principal.viewer, completed, page, found.id)
-        return _json(todos)
+        return _json(await _lists(request).todos(principal_of(request.scope), _path(request), completed, page))
 
     async def post(self, request: Request) -> Response:
         """A new todo in the list (editor or owner), numbered by an
