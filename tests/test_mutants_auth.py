@@ -1,0 +1,51 @@
+"""Behaviour of the REST sign-in and its parameters (rest/auth.py,
+rest/params.py) no other test held: each case kills a hand-made mutant
+that the rest of the suite let live (tests/test_mutants_seq.py's module
+docstring has the run's table)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.helpers import TOKEN, Server, serving
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def accounts(db_dsn: str) -> Iterator[Server]:
+    with serving(db_dsn, auth="accounts", token=TOKEN, sign_in_failures_per_account=3) as srv:
+        yield srv
+
+
+def _signed_up(server: Server, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=server.url, headers={"Origin": server.url}, timeout=10)
+    response = client.post("/api/auth/sign-up", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return client
+
+
+def test_a_token_never_used_says_so(accounts: Server) -> None:
+    """A new token's used_time is null, listed as when made, until its first
+    use (given its created_time, every token looked used at once)."""
+    client = _signed_up(accounts, "tina")
+    made = client.post("/api/tokens/", json={"name": "unused"})
+    assert made.status_code == 201, made.text
+    assert made.json()["token"]["used_time"] is None
+    assert [token["used_time"] for token in client.get("/api/tokens/").json()] == [None]
+
+
+def test_guessing_the_current_password_is_limited_and_told_when_to_retry(accounts: Server) -> None:
+    """A wrong current password counts against the account as a sign-in's
+    does: past the limit, 429 with Retry-After, as sign-in answers (without
+    change_password's except TooManyAttempts it was 429 with no Retry-After)."""
+    client = _signed_up(accounts, "uma")
+    wrong = {"current": "guessing-123", "new": "a new password"}
+    for _ in range(3):  # sign_in_failures_per_account
+        assert client.post("/api/auth/password", json=wrong).status_code == 401
+    refused = client.post("/api/auth/password", json={**wrong, "current": PASSWORD})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (429, "TOO_MANY_REQUESTS"), refused.text
+    assert 0 < int(refused.headers["retry-after"]) <= 900
