@@ -49,3 +49,12 @@ def test_guessing_the_current_password_is_limited_and_told_when_to_retry(account
     refused = client.post("/api/auth/password", json={**wrong, "current": PASSWORD})
     assert (refused.status_code, refused.json()["error"]["code"]) == (429, "TOO_MANY_REQUESTS"), refused.text
     assert 0 < int(refused.headers["retry-after"]) <= 900
+
+
+def test_a_malformed_token_id_in_the_url_is_400_as_a_session_s_is(accounts: Server) -> None:
+    """DELETE /api/tokens/{id}/ checks the id as every id in a URL is
+    checked: 400 (without TokenItem's in_url, the service's 422)."""
+    client = _signed_up(accounts, "vera")
+    for path in ("/api/tokens/nope/", "/api/sessions/nope/"):
+        refused = client.delete(path)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "BAD_USER_INPUT"), (path, refused.text)
