@@ -6,12 +6,13 @@ own is made (tests/pgserver.py)."""
 
 from __future__ import annotations
 
-import os
+import fcntl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -29,8 +30,12 @@ from tests.pgserver import POSTGRES_BIN_PATH, RestartablePostgres, restartable_p
 
 @contextmanager
 def _own_server(tmp_path: Path) -> Iterator[RestartablePostgres]:
-    os.chmod(tmp_path, 0o777)  # the server's system user makes its data directory here
-    with restartable_postgres(tmp_path) as server:
+    """A server of the test's own. Two made at once by two workers can fail
+    (initdb's PANIC: pg_control "Permission denied"): made one at a time."""
+    with ExitStack() as stack:
+        with open(Path(tempfile.gettempdir()) / "graphql_todos_own_server.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server = stack.enter_context(restartable_postgres(tmp_path))
         yield server
 
 
