@@ -85,3 +85,14 @@ def test_a_body_without_a_required_field_is_422_naming_it(accounts: Server) -> N
         refused = client.post(path, json=body)
         assert (refused.status_code, refused.json()["error"]["code"]) == (422, "BAD_USER_INPUT"), (path, refused.text)
         assert refused.json()["error"]["message"].startswith(f"{name} "), refused.text
+
+
+def test_completed_takes_true_and_false_alone(server: Server) -> None:
+    """?completed= is true or false, as written: the spellings other
+    servers take (1, 0, True, yes, empty) are 400, not read as false (a
+    "1" let through, `value == "true"` read it as false; only "maybe" was
+    tried)."""
+    for value in ("1", "0", "True", "FALSE", "yes", ""):
+        refused = httpx.get(f"{server.url}/api/todos/", params={"completed": value}, timeout=10)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "BAD_USER_INPUT"), (value, refused.text)
+        assert refused.json()["error"]["message"].startswith("completed "), refused.text
