@@ -19,6 +19,7 @@ from typing import Any, Self
 import psycopg
 import pytest
 
+from graphql_todos.core.journal_mode import journal_pending, slot_name
 from graphql_todos.core.migrations import migrate
 from graphql_todos.internals.psycopg2_replication import Stream
 from graphql_todos.live import sequencer as sequencer_module
@@ -226,3 +227,37 @@ def test_a_sequencer_without_the_lock_tries_for_it_once_an_idle_while(
         time.sleep(1.0)  # the span counted: a second of tries
         counted = len(tries) - before
     assert 1 <= counted <= 10, counted
+
+
+def test_a_key_sent_after_its_transactions_changes_is_in_each_of_their_entries(db_dsn: str) -> None:
+    """A writer's statement may send its mutation key (a logical message)
+    after the rows it changes, in WAL order: the decoder puts the key in the
+    transaction's entries before it too, not only in those after (without
+    that, the write's own entry had none, and its retry could not find it)."""
+    with sequenced(db_dsn), psycopg.connect(db_dsn, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("INSERT INTO todos (title) VALUES ('before')")
+            conn.execute("SELECT pg_logical_emit_message(true, 'graphql_todos', 'the-key')")
+            conn.execute("INSERT INTO todos (title) VALUES ('after')")
+        conn.execute("INSERT INTO todos (title) VALUES ('another')")
+        journaled(conn)
+        entries = conn.execute("SELECT todo->>'title', mutation FROM todo_changes ORDER BY position").fetchall()
+    assert entries == [("before", "the-key"), ("after", "the-key"), ("another", None)]
+
+
+def test_a_batch_streamed_again_takes_no_positions(db_dsn: str) -> None:
+    """A batch journaled but not confirmed (a crash between the two) is
+    streamed again: its entries are dropped before they draw a position, so
+    the next entry follows the last without a gap (with the index's
+    conflict alone as the guard, each dropped entry burned a position)."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        with sequenced(db_dsn):
+            journaled(conn)
+        conn.execute("INSERT INTO todos (title) VALUES ('a'), ('b')")
+        journal_pending(conn, slot_name(conn.info.dbname), confirm=False)
+        with sequenced(db_dsn):
+            journaled(conn)
+            conn.execute("INSERT INTO todos (title) VALUES ('c')")
+            journaled(conn)
+        entries = conn.execute("SELECT position, todo->>'title' FROM todo_changes ORDER BY position").fetchall()
+    assert entries == [(1, "a"), (2, "b"), (3, "c")]
