@@ -101,8 +101,10 @@ def test_completed_takes_true_and_false_alone(server: Server) -> None:
 def test_a_page_takes_ascii_digits_alone(server: Server) -> None:
     """?limit= and ?offset= are ASCII digits: other digits are 400 (without
     int_param's isascii, an Arabic-Indic "٢" was read as 2, and a
-    superscript "²", a digit to str.isdigit that int() refuses, was a 500)."""
-    for name, value in (("limit", "\u0662"), ("offset", "\u00b2"), ("offset", "\uff11")):
+    superscript "²", a digit to str.isdigit that int() refuses, was a 500);
+    and none at all, ?limit=, is no page size either (`not value` for
+    `value is None` read it as absent)."""
+    for name, value in (("limit", "\u0662"), ("offset", "\u00b2"), ("offset", "\uff11"), ("limit", "")):
         refused = httpx.get(f"{server.url}/api/todos/", params={name: value}, timeout=10)
         assert refused.status_code == 400, (value, refused.text)
         assert refused.json()["error"]["message"].startswith(f"{name} must be an integer"), refused.text
