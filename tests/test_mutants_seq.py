@@ -1,15 +1,97 @@
-"""Behaviour of JOURNAL=decoded's sequencer (live/sequencer.py) no other
+"""Behaviour of JOURNAL=decoded's sequencer (live/sequencer.py, its stream
+internals/psycopg2_replication.py, its decoder core/pgoutput.py) no other
 test held: each case kills a hand-made mutant that the rest of the suite
 let live. Where the state cannot be had on the suite's shared server (a
 slot the server invalidated, an xid epoch past 0), a server of the test's
-own is made (tests/pgserver.py)."""
+own is made (tests/pgserver.py).
+
+The run (2026-12-08, on 86f1b56's app code; each mutant applied alone,
+then tests/live/test_sequencer.py, tests/internals/test_psycopg2_replication.py,
+tests/live/test_sequencer_wakeup.py or tests/test_accounts.py and friends
+run, -x). K: killed by the suite; G: a gap, killed by the test named here
+or in tests/test_mutants_auth.py; E: equivalent (why). 63 mutants: 34 K,
+21 G, 8 E (Q24 not made).
+
+live/sequencer.py
+Q01 :138 Commit marked at b"B"                    K test_the_later_xid_committing_first...
+Q02 :139 done = len(pending) - 1                  K test_the_later_xid_committing_first...
+Q03 :140 done >= BATCH as >                       E BATCH is a soft cap (pending carries over): one read more
+Q04 :140 `not read` as `read` (a batch a read)    G test_transactions_read_in_pieces...
+Q05 :141 pending after the batch dropped          G test_transactions_read_in_pieces...
+Q06 :143 until_visible not called                 K test_the_sequencer_waits_for_a_batchs...
+Q07 :147 confirm(batch[0]) for batch[-1]          K test_the_later_xid_committing_first...
+Q08 :147 confirm before the journal INSERT        K test_databases_named_as_no_slot...
+Q09 :135 read timeouts swapped                    G test_a_lone_write_is_journaled_without...
+Q10 :109 no wait between tries for the lock       G test_a_sequencer_without_the_lock...
+Q11 :114 holding not reset after a failure        G test_a_sequencer_without_the_lock...
+Q12 :123 trigger mode: _stop not set              K test_a_sequencer_left_running_after...
+Q13 :157 a 'lost' slot taken as live              G test_a_slot_the_server_invalidated...
+Q14 :162 GAP before the slot's creation           K test_a_lost_slot_is_made_again... (a race it wins)
+Q15 :163 GAP not recorded                         K test_a_lost_slot_is_made_again...
+Q16 :69  deadline test inverted                   K test_a_batch_waits_until_no_snapshot...
+Q17 :175 WAL status gauge inverted                K test_the_slot_is_in_the_metrics
+Q18 :58  xid widened as epoch 0 (x::xid8)         G test_a_batch_waits_for_its_transactions_in_a_cluster...
+Q19 :160 a lost slot not dropped first            G test_a_slot_the_server_invalidated...
+Q20 :149 _report not called                       K test_the_slot_is_in_the_metrics
+Q21 :131 done starts at 1                         K test_one_entry_per_change... (IndexError, retried for good)
+Q22 :68  until_visible's while as if              K test_a_batch_waits_until_no_snapshot...
+Q23 :147 confirm only a batch with entries        K test_a_batch_journaled_but_not_confirmed... (journaled() waits)
+Q25 :152 stream.close() dropped                   K test_a_failed_batch_is_not_confirmed...
+Q26 :110 ReplicationLost left to `except Exception` E logged as ERROR with a traceback, retried alike
+
+internals/psycopg2_replication.py
+W1 :89  `messages or` dropped (waits out timeout)  G test_a_lone_write_is_journaled_without...
+W2 :91  no nudge                                  K test_a_quiet_stream_sends_status_updates..., test_sequencer_wakeup
+W3 :103 confirm without force=True                K test_a_confirmed_transaction_is_not_streamed_again...
+W4 :94  poll to the deadline, not the nudge        K test_a_quiet_stream_sends_status_updates...
+W5 :82  `<= limit` (limit + 1 messages)           E BATCH is a soft cap (Q03)
+
+core/pgoutput.py
+D1 :78  repeat always 0 (COPY's "+n" sources)     E no journaled table takes a multi-insert: each has a
+                                                    volatile default (gen_random_uuid), so COPY is row by row
+D2 :92  key not put in the entries before it      G test_a_key_sent_after_its_transactions_changes...
+D3 :121 an UPDATE that changed nothing journaled  K test_one_entry_per_change_with_its_key...
+D4 :165 NOT EXISTS dropped (conflict alone)       G test_a_batch_streamed_again_takes_no_positions
+
+rest/auth.py (tests/test_mutants_auth.py)
+A01 :70  accounts check inverted                  K test_sign_up_in_and_out
+A02 :41  session "current" inverted               K test_sessions_are_listed_and_revoked...
+A03 :54  used_time: created_time                  G test_a_token_never_used_says_so
+A04 :82  no Retry-After                           K test_failures_are_limited_per_account
+A05 :95  sign-in's TooManyAttempts uncaught       K test_failures_are_limited_per_account
+A06 :121 change_password's TooManyAttempts uncaught G test_guessing_the_current_password...
+A07 :101 sign-up 200                              K test_sign_up_in_and_out
+A08 :111 sign-out does not clear the cookie       K test_sign_up_in_and_out
+A09 :128 me's mode inverted                       K test_sign_up_in_and_out
+A10 :144 session id in the URL: 422               K test_sessions_are_listed_and_revoked...
+A11 :169 token id in the URL: 422                 G test_a_malformed_token_id_in_the_url...
+A12 :159 expires_field not passed                 E its default is the same name
+A13 :78  client address ""                        K test_failures_and_sign_ups_are_limited_per_address
+A14 :78  user agent None                          K test_sessions_are_listed_and_revoked...
+A15 :35  username lower-cased                     E usernames are lower-case by rule
+A16 :45  user agent cut at 64                     G test_every_token_and_a_session_s_whole_user_agent...
+A17 :152 tokens[:1] listed                        G test_every_token_and_a_session_s_whole_user_agent...
+A18 :157 a token's name not required (500)        G test_a_body_without_a_required_field_is_422...
+A19 :118 the new password not required (500)      G test_a_body_without_a_required_field_is_422...
+
+rest/params.py (tests/test_mutants_auth.py)
+P01 :15  in_url's 400 as 422                      K test_list_refuses_a_completed_filter...
+P02 :33  completed=1 taken (as false)             G test_completed_takes_true_and_false_alone
+P03 :35  `!= "false"` for `== "true"`             E the value is one of the two by then
+P04 :43  isascii dropped                          G test_a_page_takes_ascii_digits_alone
+P05 :43  lstrip("-") for removeprefix             K test_the_collection_comes_in_pages... (--1)
+P06 :43  length cap dropped (int() over 4,300 digits) K test_the_collection_comes_in_pages...
+P07 :40  `not value` for `value is None`          G test_a_page_takes_ascii_digits_alone (?limit=)
+P08 :23  field names swapped                      K test_the_collection_comes_in_pages... (message names)
+P09 :49  offset not refused on a stream           K test_the_event_stream_refuses_a_list_read_s_parameters[offset=0]
+P10 :21  completed_filter inside the try          E completed_filter raises in_url's RequestError, not BadUserInput
+"""
 
 from __future__ import annotations
 
 import fcntl
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -23,9 +105,9 @@ from graphql_todos.core.journal_mode import journal_pending, slot_name
 from graphql_todos.core.migrations import migrate
 from graphql_todos.internals.psycopg2_replication import Stream
 from graphql_todos.live import sequencer as sequencer_module
-from graphql_todos.live.sequencer import until_visible
 from tests.decoded import journaled, sequenced
 from tests.helpers import wait_until
+from tests.live import test_sequencer
 from tests.pgserver import POSTGRES_BIN_PATH, RestartablePostgres, restartable_postgres
 
 
@@ -58,19 +140,10 @@ def test_a_batch_waits_for_its_transactions_in_a_cluster_past_its_first_xid_epoc
     with _own_server(tmp_path) as server:
         _restart(server, "-e", "1")
         dsn = server.dsn()
-        with psycopg.connect(dsn) as running, psycopg.connect(dsn, autocommit=True) as conn:
-            (wide, xid) = running.execute(  # type: ignore[misc]
-                "SELECT pg_current_xact_id()::text::bigint, pg_current_xact_id()::text::bigint & 4294967295"
-            ).fetchone()
-            assert wide >> 32 == 1
-            done: list[bool] = []
-            waiting = threading.Thread(target=lambda: done.append(until_visible(conn, [xid])))
-            waiting.start()
-            waiting.join(0.5)
-            assert done == []
-            running.commit()
-            waiting.join(10)
-    assert done == [True]
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT pg_current_xact_id()::text::bigint >> 32").fetchone() == (1,)
+        # The suite's case of the wait (a transaction held open), in this cluster.
+        test_sequencer.test_a_batch_waits_until_no_snapshot_counts_its_transactions_as_running(dsn)
 
 
 def _wal_status(conn: psycopg.Connection[Any]) -> str | None:
