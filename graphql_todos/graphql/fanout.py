@@ -59,6 +59,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
 
+from graphql_todos.core.bounded import LRU
 from graphql_todos.core.errors import CursorExpired, DomainError, RequestError
 from graphql_todos.core.journal import Journal
 from graphql_todos.core.models import ALL, Change, Entry, Op, Todo, Viewer
@@ -327,6 +328,10 @@ class _Compiled:
     render: Callable[[Any], bytes]
 
 
+# `todo(id)` plans whose renders are kept (GraphQLFanout._row_renders): a
+# plan per document and @skip/@include values; subscribers share a few.
+ROW_RENDERS = 64
+
 # Built-in scalars a row's leaves may be, and the Python type of a value
 # orjson writes exactly as graphql-core serializes it (graphql/fast/
 # completion.py leaves these to orjson too; its test compares the bytes).
@@ -485,6 +490,10 @@ class GraphQLFanout:
         # The row streams' frames the hub writes as a statement's rows
         # arrive, written together at the end of each turn of the loop.
         self.burst = Burst()
+        # A `todo(id)` plan's renders, made once for every subscriber of it
+        # (its leaves' walk was a tenth of an open's bytecodes), by the
+        # plan's id: the entry holds its plan, so no other takes that id.
+        self._row_renders: LRU[int, _RowRenders] = LRU(ROW_RENDERS)
 
     @property
     def schema(self) -> TodoSchema:
@@ -675,8 +684,7 @@ class GraphQLFanout:
         state = websocket.scope["state"]
         service: TodoService = state["service"]
         groups: Groups = state["broadcast_groups"]
-        compiled = self._compiled(plan, coerced, None)
-        renders = None if compiled is None else _RowRenders.of(compiled.plan, compiled.render)
+        renders = self._renders_of_row(plan, coerced)
         # The plan is looked up once per subscriber: every render from it.
         render = (
             _awaiting(renders.row) if renders is not None
@@ -686,6 +694,19 @@ class GraphQLFanout:
             service, groups.hub, _viewer_of(context), key, render, renders, self._failure, write, send,
             self.burst.writer(websocket),
         )
+
+    def _renders_of_row(self, plan: _Plan, coerced: Variables) -> _RowRenders | None:
+        """A `todo(id)` subscription's renders by its compiled plan, the
+        same object for every subscriber of that plan; None: graphql-core
+        renders (no compiled plan)."""
+        compiled = None if plan.events is None else plan.events.plan(coerced.values)
+        if compiled is None:
+            return None
+        renders = self._row_renders.get(id(compiled))
+        if renders is None or renders.plan is not compiled:
+            renders = _RowRenders.of(compiled, self._compiled_render(compiled, None))
+            self._row_renders.put(id(compiled), renders)
+        return renders
 
     def _live(
         self, planned: tuple[_Plan, Variables], context: Any, conn: HTTPConnection, variables: dict[str, Any] | None,
@@ -732,7 +753,11 @@ class GraphQLFanout:
         compiled = None if plan.events is None else plan.events.plan(coerced.values)
         if compiled is None:
             return None
-        return _Compiled(compiled, lambda event: self._body(event, *execute_event(compiled, event), frame))
+        return _Compiled(compiled, self._compiled_render(compiled, frame))
+
+    def _compiled_render(self, compiled: Plan, frame: Frame | None) -> Callable[[Any], bytes]:
+        """The payload for each event by the compiled plan, in the transport's frame."""
+        return lambda event: self._body(event, *execute_event(compiled, event), frame)
 
     def _render(
         self, plan: _Plan, context: Any, coerced: Variables, variables: dict[str, Any] | None,
