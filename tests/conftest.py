@@ -19,7 +19,7 @@ from graphql_todos.core.journal_mode import drop_slots
 from graphql_todos.core.migrations import migrate
 from tests.decoded import JOURNALS, Journaled, sequenced
 from tests.helpers import ROOT, TOKEN, Server, make_server, serving
-from tests.pgserver import installed_postgres
+from tests.pgserver import installed_postgres, server_directory
 
 # test_bad_input proves its checks fail by running them in a pytest of their own.
 pytest_plugins = ["pytester"]
@@ -48,6 +48,14 @@ def _embedded_data_dir() -> Path:
     server's slots and backends, and name slots of their own)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     return ROOT / ".data" / ("test" if worker == "gw0" else f"test-{worker}")
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A DATA_DIR for an app that makes its embedded PostgreSQL there: not a
+    tmp_path (tests/pgserver.py's server_directory says why)."""
+    with server_directory() as path:
+        yield path
 
 
 def _admin(admin_dsn: str, sql: str) -> None:

@@ -2,19 +2,23 @@
 binaries in a temporary data directory, which a test may stop and start
 again (the machine's server, or the session's, is never restarted); and a
 throwaway cluster of an installed PostgreSQL (Debian's), for running the
-suite on another version than the embedded one."""
+suite on another version than the embedded one.
+
+Their data directories are never in a tmp_path (server_directory)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
@@ -49,13 +53,40 @@ class RestartablePostgres:
 
 
 @contextlib.contextmanager
-def restartable_postgres(data_dir: Path) -> Iterator[RestartablePostgres]:
-    server = get_server(data_dir / "pg", cleanup_mode="stop")
+def server_directory() -> Iterator[Path]:
+    """A directory for a server of a test's own, in TMPDIR but not in a
+    tmp_path; removed afterwards, with any server still running in it. Run
+    as root, the server runs as a user of its own, which must reach its data
+    directory through every directory above it, and pytest makes
+    $TMPDIR/pytest-of-<user> private again (0700) whenever a session starts
+    in that TMPDIR: a server in a tmp_path was then cut off (initdb's PANIC
+    on pg_control: Permission denied; pg_ctl: could not access directory)."""
+    directory = Path(tempfile.mkdtemp(prefix="gt-pg-"))
+    directory.chmod(0o755)
     try:
-        yield RestartablePostgres(server)
+        yield directory
     finally:
-        server.cleanup()
+        for pid_file in directory.rglob("postmaster.pid"):
+            _quit(pid_file)
+        shutil.rmtree(directory)
 
+
+def _quit(pid_file: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, psutil.NoSuchProcess):
+        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+        if postmaster.name() == "postgres":
+            postmaster.send_signal(signal.SIGQUIT)
+            postmaster.wait(30)
+
+
+@contextlib.contextmanager
+def restartable_postgres() -> Iterator[RestartablePostgres]:
+    with server_directory() as directory:
+        server = get_server(directory / "pg", cleanup_mode="stop")
+        try:
+            yield RestartablePostgres(server)
+        finally:
+            server.cleanup()
 
 
 @contextlib.contextmanager
@@ -88,23 +119,21 @@ def installed_postgres(bin_dir: Path) -> Iterator[str]:
     afterwards: its superuser's DSN. PostgreSQL will not run as root: root
     runs it as the `postgres` user its Debian package made."""
     user = "postgres" if os.getuid() == 0 else None
-    parent = Path(tempfile.mkdtemp(prefix="gt-pg-"))
-    parent.chmod(0o755)
-    data = parent / "data"
-    data.mkdir()
-    if user is not None:
-        shutil.chown(data, user)
 
     def run(*args: str) -> None:
         subprocess.run(args, check=True, capture_output=True, user=user, timeout=120)
 
-    port = free_port()
-    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
-    # wal_level = logical: the JOURNAL=decoded tests run on it too.
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off -c wal_level=logical"
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o", options, "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")
-        shutil.rmtree(parent)
+    with server_directory() as parent:
+        data = parent / "data"
+        data.mkdir()
+        if user is not None:
+            shutil.chown(data, user)
+        port = free_port()
+        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
+        # wal_level = logical: the JOURNAL=decoded tests run on it too.
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off -c wal_level=logical"
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o", options, "start")
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,15 +59,12 @@ def kill_if_running(serve: Serve) -> None:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir(server_dir: Path) -> Path:
     # Deeper than a unix socket path may be (107 bytes), as a CI checkout
     # can be: the server must still start.
-    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep = server_dir / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
-    yield deep
-    pid_file = deep / "pg" / "postmaster.pid"
-    if pid_file.exists() and alive(pid := postmaster_pid(deep)):
-        os.kill(pid, signal.SIGQUIT)
+    return deep
 
 
 def embedded(data_dir: Path) -> dict[str, str]:

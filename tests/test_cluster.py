@@ -608,8 +608,8 @@ def test_with_no_instance_up_nginx_answers_json_in_each_api_s_shape(running: Clu
     assert graphql.json()["errors"][0]["extensions"]["code"] == "NO_INSTANCE", graphql.text
 
 
-def test_make_cluster_runs_on_the_embedded_postgres_and_sigterm_stops_everything(tmp_path: Path) -> None:
-    env = {**embedded(tmp_path), "PORT": str(free_port()), "SHUTDOWN_SECONDS": "2"}
+def test_make_cluster_runs_on_the_embedded_postgres_and_sigterm_stops_everything(server_dir: Path) -> None:
+    env = {**embedded(server_dir), "PORT": str(free_port()), "SHUTDOWN_SECONDS": "2"}
     url = f"http://127.0.0.1:{env['PORT']}"
     process = subprocess.Popen(
         [sys.executable, "-m", "deploy.cluster"], env=env, cwd=ROOT, start_new_session=True,
@@ -619,8 +619,8 @@ def test_make_cluster_runs_on_the_embedded_postgres_and_sigterm_stops_everything
         wait_until(lambda: _answers(url, process), timeout=120, interval=0.2)
         # Instances, then nginx, then PostgreSQL: all to be stopped.
         children = [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
-        nginx_pid = int((tmp_path / "cluster" / "nginx" / "nginx.pid").read_text())
-        postgres = postmaster_pid(tmp_path)
+        nginx_pid = int((server_dir / "cluster" / "nginx" / "nginx.pid").read_text())
+        postgres = postmaster_pid(server_dir)
         assert nginx_pid in children and len(children) >= 4
         with connect_sync(url.replace("http", "ws") + "/api/todos/?after=0", open_timeout=10) as ws:
             assert httpx.post(url + "/api/todos/", json={"title": "through nginx"}).status_code == 201
@@ -632,8 +632,6 @@ def test_make_cluster_runs_on_the_embedded_postgres_and_sigterm_stops_everything
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         output = process.communicate(timeout=30)[0]
-        if (tmp_path / "pg" / "postmaster.pid").exists() and alive(pid := postmaster_pid(tmp_path)):
-            os.kill(pid, signal.SIGQUIT)
     assert "serving on " + url in output
 
 

@@ -89,13 +89,8 @@ P10 :21  completed_filter inside the try          E completed_filter raises in_u
 
 from __future__ import annotations
 
-import fcntl
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any, Self
 
 import psycopg
@@ -111,17 +106,6 @@ from tests.live import test_sequencer
 from tests.pgserver import POSTGRES_BIN_PATH, RestartablePostgres, restartable_postgres
 
 
-@contextmanager
-def _own_server(tmp_path: Path) -> Iterator[RestartablePostgres]:
-    """A server of the test's own. Two made at once by two workers can fail
-    (initdb's PANIC: pg_control "Permission denied"): made one at a time."""
-    with ExitStack() as stack:
-        with open(Path(tempfile.gettempdir()) / "graphql_todos_own_server.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            server = stack.enter_context(restartable_postgres(tmp_path))
-        yield server
-
-
 def _restart(server: RestartablePostgres, *resetwal: str) -> None:
     server.stop()
     if resetwal:
@@ -130,14 +114,14 @@ def _restart(server: RestartablePostgres, *resetwal: str) -> None:
     server.start()
 
 
-def test_a_batch_waits_for_its_transactions_in_a_cluster_past_its_first_xid_epoch(tmp_path: Path) -> None:
+def test_a_batch_waits_for_its_transactions_in_a_cluster_past_its_first_xid_epoch() -> None:
     """Decoded xids are 32 bits; the visibility check widens each to the
     xid8 nearest the snapshot's xmax. In a cluster whose epoch is past 0 (as
     every cluster is after 4 billion transactions; pg_resetwal -e makes one
     at once) a running transaction is still seen as running (the xid taken
     as of epoch 0, `x::xid8`, is long past and "visible": the batch went to
     the journal before its rows could be read)."""
-    with _own_server(tmp_path) as server:
+    with restartable_postgres() as server:
         _restart(server, "-e", "1")
         dsn = server.dsn()
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -151,13 +135,13 @@ def _wal_status(conn: psycopg.Connection[Any]) -> str | None:
     return None if found is None else str(found[0])
 
 
-def test_a_slot_the_server_invalidated_is_made_again_and_the_gap_recorded(tmp_path: Path) -> None:
+def test_a_slot_the_server_invalidated_is_made_again_and_the_gap_recorded() -> None:
     """A slot past max_slot_wal_keep_size is invalidated by the server
     (wal_status 'lost'), not dropped: it is still there, and streams no
     more. The next sequencer drops it, makes it again, and records the gap
     (cursors before the newest entry expire); taken as a live slot, every
     stream of it failed and nothing was journaled again."""
-    with _own_server(tmp_path) as server:
+    with restartable_postgres() as server:
         with psycopg.connect(server.dsn(), autocommit=True) as admin:
             admin.execute("ALTER SYSTEM SET wal_level = logical")
         _restart(server)

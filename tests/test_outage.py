@@ -33,8 +33,8 @@ LIST = "{ todos { title } }"
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePostgres]:
-    with restartable_postgres(tmp_path_factory.mktemp("restartable")) as pg:
+def postgres() -> Iterator[RestartablePostgres]:
+    with restartable_postgres() as pg:
         yield pg
 
 

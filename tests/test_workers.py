@@ -165,9 +165,9 @@ async def _two_ports(first: Serve, second: Serve, dsn: str) -> None:
         follower.task.cancel()
 
 
-def test_workers_share_one_embedded_postgres_that_sigterm_stops(tmp_path: Path) -> None:
-    serve = Serve(embedded(tmp_path), args=["--workers", "2"])
-    pid = postmaster_pid(tmp_path)
+def test_workers_share_one_embedded_postgres_that_sigterm_stops(server_dir: Path) -> None:
+    serve = Serve(embedded(server_dir), args=["--workers", "2"])
+    pid = postmaster_pid(server_dir)
     wait_until(lambda: len(psutil.Process(serve.process.pid).children()) >= 2, timeout=30)
     assert serve.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     wait_until(lambda: not alive(pid), timeout=10)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -298,9 +297,9 @@ def test_decoded_needs_a_replication_role(admin_dsn: str, db_dsn: str) -> None:
             admin.execute("DROP ROLE gt_plain")
 
 
-def test_decoded_needs_wal_level_logical(tmp_path: Path) -> None:
+def test_decoded_needs_wal_level_logical() -> None:
     """A server of its own at the default wal_level (replica)."""
-    with restartable_postgres(tmp_path) as server:
+    with restartable_postgres() as server:
         dsn = server.create_database("plain")
         migrate(dsn)
         with pytest.raises(JournalModeError, match=r"wal_level = logical \(the server's is replica"):
