@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { Commands } from './commands';
+import { refusalsOf } from './editing';
 import type { Phase } from './machine';
 import { lostDraftNotice, type ListFate, type Outbox } from './outbox';
 import { OutboxStatus } from './OutboxStatus';
@@ -79,6 +80,10 @@ export function App({
   // The draft of an editor whose row left (deleted, or its list unshared), until dismissed.
   // Told at each render: the lists that say which may be read after the row left.
   const [lostDraft, setLostDraft] = useState<{ todo: Todo; draft: string } | null>(null);
+  // The edited row's refused edits: its editor tells them as the user's, not another page's.
+  const outboxState = useSyncExternalStore(outbox.subscribe, outbox.getSnapshot);
+  const refusals = editingId === null ? [] : refusalsOf(outboxState, editingId);
+  const listName = (id: string) => moveTargets.find((l) => l.id === id)?.name;
   const filter = useHashFilter();
   const newTodo = useRef<HTMLInputElement>(null);
   // A repeated Enter on the same text while the first is in flight would send the same
@@ -220,6 +225,8 @@ export function App({
                 moveTargets={moveTargets}
                 onMove={(id, to) => void move(id, to)}
                 onDraftLost={(todo, draft) => setLostDraft({ todo, draft })}
+                refusals={todo.id === editingId ? refusals : undefined}
+                listName={listName}
               />
             ))}
           </ul>

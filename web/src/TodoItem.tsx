@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, type KeyboardEvent, type MouseEvent } from 'react';
 import { isolate } from './bidi';
 import type { Commands } from './commands';
-import { changedElsewhereNotice, renames, type Edited } from './editing';
+import { changedElsewhereNotice, renames, type Edited, type Refusal } from './editing';
 import type { TodoList } from './lists';
 import { MoveMenu } from './MoveMenu';
 import { useOptimisticToggle } from './optimistic';
@@ -19,6 +19,10 @@ interface Props {
   onMove(id: string, list: TodoList): void;
   /** The row left while its editor held a change (deleted, or its list unshared): the draft. */
   onDraftLost?(todo: Todo, draft: string): void;
+  /** The user's edits of the row the server refused (its editor's notice tells them as such). */
+  refusals?: readonly Refusal[];
+  /** A list's name, when the page knows it (a row moved meanwhile says where). */
+  listName?(id: string): string | undefined;
 }
 
 export function TodoItem({
@@ -30,10 +34,13 @@ export function TodoItem({
   moveTargets,
   onMove,
   onDraftLost,
+  refusals,
+  listName,
 }: Props) {
   const [draft, setDraft] = useState(todo.title);
-  // The row as the editor opened on it: what another page changes meanwhile is told.
-  const [opened, setOpened] = useState<Edited>(todo);
+  // The row as the editor opened on it, and when: what another page changes meanwhile is
+  // told, and the user's own edit refused since then as that (editing.ts).
+  const [opened, setOpened] = useState<{ row: Edited; at: number }>({ row: todo, at: 0 });
   const input = useRef<HTMLInputElement>(null);
   const label = useRef<HTMLLabelElement>(null);
   const text = useRef<HTMLElement>(null);
@@ -105,7 +112,7 @@ export function TodoItem({
     }
     finished.current = false;
     setDraft(todo.title);
-    setOpened(todo);
+    setOpened({ row: todo, at: Date.now() });
     onEdit(todo.id);
   };
 
@@ -119,7 +126,7 @@ export function TodoItem({
     const title = normalizeTitle(draft);
     let ok = true;
     if (title === null) ok = await commands.deleteTodo(todo.id);
-    else if (renames(title, opened.title, todo.title)) ok = await commands.renameTodo(todo.id, title);
+    else if (renames(title, opened.row.title, todo.title)) ok = await commands.renameTodo(todo.id, title);
     if (ok) {
       onEdit(null);
     } else {
@@ -180,7 +187,9 @@ export function TodoItem({
   };
 
   const classes = [completed.checked && 'completed', editing && 'editing'].filter(Boolean);
-  const changed = editing ? changedElsewhereNotice(opened, todo, draft) : null;
+  const changed = editing
+    ? changedElsewhereNotice(opened.row, todo, draft, { openedAt: opened.at, refusals, listName })
+    : null;
   const changedId = `changed-${todo.id}`;
 
   return (
