@@ -117,6 +117,10 @@ describe('an open editor whose row another page moved to another list', () => {
     );
   });
 
+  it('a row added to the default list, its id not known when the editor opened, is not moved by its id coming', () => {
+    expect(changedElsewhereNotice(opened, { ...opened, listId: 'home' }, 'milk')).toBeNull();
+  });
+
   it('a list whose name the page does not know is another list', () => {
     expect(changedElsewhereNotice(home, { ...home, listId: 'theirs' }, 'milk')).toBe(
       'Moved to another list elsewhere while you were editing',

@@ -83,7 +83,12 @@ export function changedElsewhereNotice(
   const what = [
     retitled && `changed to “${isolate(row.title)}”`,
     !completedBack && row.completed !== opened.completed && `marked ${row.completed ? 'completed' : 'active'}`,
-    !movedBack && row.listId !== opened.listId && `moved to ${list(row.listId) ?? 'another list'}`,
+    // A row the page added to the default list has no list id until the server's copy
+    // comes: its id arriving is no move.
+    !movedBack &&
+      opened.listId !== undefined &&
+      row.listId !== opened.listId &&
+      `moved to ${list(row.listId) ?? 'another list'}`,
   ].filter(Boolean);
   let elsewhere: string | undefined;
   if (what.length > 0) {
