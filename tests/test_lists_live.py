@@ -22,7 +22,7 @@ from websockets.typing import Subprotocol
 from tests.helpers import TOKEN, Server, serving, wait_until
 from tests.live_readers import READERS
 from tests.sse_client import Events
-from tests.test_lists import CREATE, CREATE_LIST, SHARE, Caller
+from tests.test_lists import CREATE, CREATE_LIST, DELETE, SHARE, Caller
 
 REMOVE = "mutation($l: ID!, $p: ID!) { removeMember(listId: $l, personId: $p) { role } }"
 RENAME = "mutation($id: ID!, $t: String!) { updateTodo(id: $id, input: {title: $t}) { id } }"
@@ -319,3 +319,30 @@ def test_the_rest_feed_is_a_stream_and_says_what_it_refuses(accounts: Server) ->
     ) as closed:
         ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+
+
+CHANGES_REMOVED = "subscription { todoChanges { op removed todo { title } } }"
+
+
+def test_todo_changes_tells_a_row_out_of_sight_from_a_deleted_one(accounts: Server) -> None:
+    """todoChanges' DELETED is both a deletion and a removal (the row left
+    the reader's sight): `removed` tells them apart, so a client need not say
+    "deleted" of a row moved where its reader cannot follow."""
+    story = Story(accounts)
+    story.ann.data(SHARE, id=story.list, u="bob", r="VIEWER")
+    other = story.ann.data(CREATE_LIST, name="ann's own")["createList"]["id"]
+    bread = story.ann.data(CREATE, t="bread", l=story.list)["createTodo"]["id"]
+    with _transport_ws(accounts, story.token) as ws:
+        before = accounts.subscriber_count()
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": CHANGES_REMOVED}}))
+        wait_until(lambda: accounts.subscriber_count() > before)
+        story.ann.data(MOVE, id=story.milk, l=other)
+        story.ann.data(DELETE, id=bread)
+        story.ann.data(CREATE, t="jam", l=story.list)
+        messages = _messages(ws)
+        events = [next(messages)["payload"]["data"]["todoChanges"] for _ in range(3)]
+    assert events == [
+        {"op": "DELETED", "removed": True, "todo": {"title": "milk"}},
+        {"op": "DELETED", "removed": False, "todo": {"title": "bread"}},
+        {"op": "CREATED", "removed": False, "todo": {"title": "jam"}},
+    ]

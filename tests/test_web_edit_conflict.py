@@ -14,7 +14,7 @@ from graphql_todos.core.service import MAX_TITLE_LENGTH
 from tests.helpers import Server
 from tests.test_web import LIVE_MS, add_todo, browser, go_offline, open_app, titles  # noqa: F401 - fixtures
 from tests.test_web_move import _ann_on_two_pages, list_of, move
-from tests.test_web_people import pick
+from tests.test_web_people import new_list, pick, trip_shared
 
 
 @pytest.fixture
@@ -158,3 +158,22 @@ def test_an_open_editor_tells_its_row_moved_to_another_list_elsewhere(
     assert list_of(two[0], accounts, "final report") == "work"
     pick(a, "work")
     expect(titles(a)).to_have_text(["final report"])
+
+
+def test_a_row_moved_out_of_sight_mid_edit_is_not_told_deleted(
+    accounts: Server, two: tuple[BrowserContext, BrowserContext]
+) -> None:
+    """Bob, editor of ann's «trip», moves the row ann is editing into his own list,
+    which she does not see: the row leaves her page with her draft (told, to copy),
+    but it was not deleted."""
+    ann, bob = trip_shared(accounts, two)
+    new_list(bob, "mine")
+    pick(bob, "trip")
+    add_todo(bob, "tickets")
+    expect(titles(ann)).to_have_text(["tickets"], timeout=LIVE_MS)
+    titles(ann).nth(0).dblclick()
+    ann.locator(".todo-list li.editing .edit").fill("train tickets")
+    move(bob, "tickets", "mine")
+    lost = ann.locator(".lost-draft")
+    expect(lost).to_contain_text("“train tickets”", timeout=LIVE_MS)
+    expect(lost).to_contain_text("“tickets” was moved to a list you do not see while you edited it")

@@ -34,6 +34,11 @@ class TodoChange:
     op: Op
     todo: Todo = strawberry.field(description="The row after the change; its last state for DELETED.")
     cursor: str
+    removed: bool = strawberry.field(
+        default=False,
+        description="DELETED for this reader only: the row left their sight (moved into a list they are"
+        " not a member of, or its list no longer theirs), it was not deleted.",
+    )
 
 
 @strawberry.type

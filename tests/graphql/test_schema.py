@@ -52,7 +52,7 @@ def test_contract_names_are_present() -> None:
     }
     assert fields == {
         "Todo": {"id", "title", "completed", "createdTime", "updatedTime", "listId"},
-        "TodoChange": {"op", "todo", "cursor"},
+        "TodoChange": {"op", "todo", "cursor", "removed"},
         "TodoList": {"todos", "cursor"},
         "Query": {"todos", "todo", "todoList", "lists", "list", "mutationVerdicts", "me", "sessions", "accessTokens"},
         "Mutation": {

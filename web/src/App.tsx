@@ -184,7 +184,8 @@ export function App({
               {lostDraftNotice(
                 lostDraft.todo.title,
                 lostDraft.draft,
-                lostDraft.todo.listId === undefined ? undefined : listFate?.(lostDraft.todo.listId),
+                (lostDraft.todo.listId === undefined ? undefined : listFate?.(lostDraft.todo.listId)) ??
+                  (list.outOfSight?.has(lostDraft.todo.id) ? 'moved' : undefined),
               )}
             </span>
             <button

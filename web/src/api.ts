@@ -31,6 +31,7 @@ export const TodoChangesSubscription = graphql(`
   subscription TodoChanges($after: String) {
     todoChanges(after: $after) {
       op
+      removed
       cursor
       todo {
         ...TodoFields

@@ -25,7 +25,7 @@ const at = (phase: Phase, more: Partial<SyncState> = {}): SyncState => ({
   ...more,
 });
 
-const created = (todo: Row, cursor: string): TodoChange => ({ op: 'CREATED', todo, cursor });
+const created = (todo: Row, cursor: string): TodoChange => ({ op: 'CREATED', removed: false, todo, cursor });
 const types = (effects: Effect[]) => effects.map((e) => e.type);
 const refused = (code: string) => [{ message: 'unknown cursor', extensions: { code } }];
 

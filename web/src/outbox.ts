@@ -174,10 +174,16 @@ export function describeRejection(settled: Settled, fate?: ListFate): string {
 
 /**
  * The notice for an open editor whose row left the page, with the draft to copy: deleted
- * by another page, or its list no longer shared with the person (`gone`, ListFate's).
+ * by another page, its list no longer shared with the person (`gone`, ListFate's), or the
+ * row moved by someone else into a list the person does not see (`gone` 'moved').
  */
-export function lostDraftNotice(title: string, draft: string, gone?: Fate): string {
-  const why = gone === undefined || gone === 'deleted' ? 'was deleted while you edited it' : FATE_WORDS[gone];
+export function lostDraftNotice(title: string, draft: string, gone?: Fate | 'moved'): string {
+  const why =
+    gone === 'moved'
+      ? 'was moved to a list you do not see while you edited it'
+      : gone === undefined || gone === 'deleted'
+        ? 'was deleted while you edited it'
+        : FATE_WORDS[gone];
   return `“${cut(title)}” ${why}, your change was not kept: “${isolate(draft)}”`;
 }
 

@@ -314,6 +314,9 @@ describe('an open editor whose row left the page', () => {
       '“tickets” was deleted while you edited it, your change was not kept: “tickets for two”',
     );
     expect(lostDraftNotice('tickets', draft, 'deleted')).toBe(lostDraftNotice('tickets', draft));
+    expect(lostDraftNotice('tickets', draft, 'moved')).toBe(
+      '“tickets” was moved to a list you do not see while you edited it, your change was not kept: “tickets for two”',
+    );
     expect(lostDraftNotice('tickets', draft, 'unshared')).toBe(
       '“tickets” is no longer shared with you, your change was not kept: “tickets for two”',
     );

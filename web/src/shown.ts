@@ -47,7 +47,7 @@ export function showWithOutbox(
     }
     const list = state.list.cursor === null && stored !== null ? stored : state.list;
     const todos = overlay(list.todos, pendingEdits(edits, list.cursor, loadedSince));
-    shown = { ...state, list: { todos, cursor: list.cursor } };
+    shown = { ...state, list: { ...list, todos } };
     from = [state, edits, loadedSince];
     return shown;
   };

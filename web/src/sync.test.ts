@@ -84,7 +84,7 @@ const list = (cursor: string, titles: string[] = []): TodoListQuery => ({
 
 const event = (cursor: string, id: string, title: string) => ({
   data: {
-    todoChanges: { op: 'CREATED' as const, cursor, todo: { id, title, completed: false, listId: 'l' } },
+    todoChanges: { op: 'CREATED' as const, removed: false, cursor, todo: { id, title, completed: false, listId: 'l' } },
   },
 });
 

@@ -20,8 +20,9 @@ const a: Row = { id: '1', title: 'a', completed: false, listId: 'l' };
 const b: Row = { id: '2', title: 'b', completed: true, listId: 'l' };
 const c: Row = { id: '3', title: 'c', completed: false, listId: 'l' };
 
-const change = (op: TodoChange['op'], todo: Row, cursor: string): TodoChange => ({
+const change = (op: TodoChange['op'], todo: Row, cursor: string, removed = false): TodoChange => ({
   op,
+  removed,
   todo,
   cursor,
 });
@@ -45,6 +46,17 @@ describe('applyChange', () => {
     const next = applyChange(start, change('DELETED', a, '11'));
     expect(next.todos).toEqual([b]);
     expect(next.cursor).toBe('11');
+  });
+
+  it('keeps the rows that left the person\'s sight apart from the deleted ones, until one comes back', () => {
+    const moved = applyChange(start, change('DELETED', a, '11', true));
+    expect(moved.todos).toEqual([b]);
+    expect(moved.outOfSight).toEqual(new Set([a.id]));
+    const deleted = applyChange(moved, change('DELETED', b, '12'));
+    expect(deleted.outOfSight).toEqual(new Set([a.id]));
+    const back = applyChange(deleted, change('CREATED', a, '13'));
+    expect(back.todos).toEqual([a]);
+    expect(back.outOfSight).toBeUndefined();
   });
 
   it('is idempotent: a replayed event leaves the state unchanged', () => {

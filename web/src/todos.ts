@@ -15,6 +15,11 @@ export type TodoChange = TodoChangesSubscription['todoChanges'];
 export interface TodoState {
   todos: readonly Todo[];
   cursor: string | null;
+  /**
+   * The rows that left because the person no longer sees them (moved into a list they are
+   * not a member of: `removed` on a DELETED), not deleted; by id, until one comes back.
+   */
+  outOfSight?: ReadonlySet<string>;
 }
 
 /** The server rejects longer titles; the build reads the limit from the schema (vite.config.ts). */
@@ -56,7 +61,10 @@ export function applyChange(state: TodoState, change: TodoChange): TodoState {
   } else {
     todos = state.todos.map((t, i) => (i === index ? todo : t));
   }
-  return { todos, cursor: change.cursor };
+  const outOfSight = new Set(state.outOfSight);
+  if (change.op === 'DELETED' && change.removed) outOfSight.add(todo.id);
+  else outOfSight.delete(todo.id);
+  return outOfSight.size === 0 ? { todos, cursor: change.cursor } : { todos, cursor: change.cursor, outOfSight };
 }
 
 export function applyChanges(state: TodoState, changes: readonly TodoChange[]): TodoState {
