@@ -84,22 +84,29 @@ def test_the_feed_s_list_is_whole_or_null_while_its_owner_deletes_it(accounts: S
     assert [event["list"] for seen in events.values() for event in seen[:SHARED]] == [None] * SHARED * FEEDS
 
 
-def test_rest_members_are_the_list_s_or_a_404_while_its_owner_deletes_it(accounts: Server) -> None:
-    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
-    _, shared = _shared_lists(ann)
+def _read_until_deleted(
+    ann: Caller, bob: Caller, shared: list[str], path: str, whole: Callable[[Any], bool]
+) -> None:
+    """bob reads each of the lists at `path` again and again while ann deletes
+    them (in the same order), until its 404: every answer before it whole."""
     deleting = _deleting(ann, shared)
     reads, problems = 0, []
-    # Each list read again and again until its deletion (in the same order) comes.
     for key in shared:
         while True:
             reads += 1
-            answer = bob.http.get(f"/api/lists/{key}/members/")
+            answer = bob.http.get(path.format(key))
             if answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND":
                 break
-            if answer.status_code != 200 or _names(answer.json()) != {"ann", "bob"}:
+            if answer.status_code != 200 or not whole(answer.json()):
                 problems.append((answer.status_code, answer.text))
     deleting.join()
     assert problems == [], (reads, problems[:3])
+
+
+def test_rest_members_are_the_list_s_or_a_404_while_its_owner_deletes_it(accounts: Server) -> None:
+    ann, bob = Caller(accounts, "ann"), Caller(accounts, "bob")
+    _, shared = _shared_lists(ann)
+    _read_until_deleted(ann, bob, shared, "/api/lists/{}/members/", lambda members: _names(members) == {"ann", "bob"})
 
 
 def test_rest_list_todos_are_the_list_s_or_a_404_while_its_owner_deletes_it(accounts: Server) -> None:
@@ -110,18 +117,9 @@ def test_rest_list_todos_are_the_list_s_or_a_404_while_its_owner_deletes_it(acco
     _, shared = _shared_lists(ann)
     for key in shared:
         ann.data(CREATE, t="milk", l=key)
-    deleting = _deleting(ann, shared)
-    reads, problems = 0, []
-    for key in shared:
-        while True:
-            reads += 1
-            answer = bob.http.get(f"/api/lists/{key}/todos/")
-            if answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND":
-                break
-            if answer.status_code != 200 or [todo["title"] for todo in answer.json()] != ["milk"]:
-                problems.append((answer.status_code, answer.text))
-    deleting.join()
-    assert problems == [], (reads, problems[:3])
+    _read_until_deleted(
+        ann, bob, shared, "/api/lists/{}/todos/", lambda todos: [todo["title"] for todo in todos] == ["milk"]
+    )
 
 
 def test_a_list_left_is_answered_with_the_members_it_had(accounts: Server) -> None:
