@@ -270,7 +270,10 @@ def test_a_row_moved_away_by_another_page_mid_edit_keeps_its_draft(
     expect(titles(b)).to_have_count(0)
     wait_until(lambda: list_of(here, accounts, "report") == "work", timeout=LIVE_MS / 1000,
                sleep=lambda seconds: b.wait_for_timeout(seconds * 1000))
-    a.wait_for_timeout(2000)  # the move reached this page (the shared outbox, then the stream)
+    # The move reached this page (the shared outbox, then the stream): its editor says so.
+    expect(a.locator(".todo-list li.editing .changed-elsewhere")).to_have_text(
+        "Moved to «work» elsewhere while you were editing", timeout=LIVE_MS
+    )
     expect(edit).to_have_value("final report")
     expect(edit).to_be_focused()
     edit.press("Enter")
